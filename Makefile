@@ -1,0 +1,36 @@
+# Thin wrapper over CMake so `make`, `make test` and `make run` work from a fresh clone.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: all build test unit e2e conformance run deps clean format asan
+
+all: build
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	./scripts/install-deps.sh
+
+# Runs the gateway on the embedded default config (fronts build/mcpgate-testserver).
+run: build
+	./$(BUILD)/mcpgate serve
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+e2e: build
+	./scripts/e2e.sh $(BUILD)
+
+test: build
+	./scripts/test.sh $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build-asan build CMAKE_EXTRA=-DMG_SANITIZE=ON
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,114 @@
+/*
+ * config.h - the configuration file, parsed and validated before anything starts.
+ *
+ * Input is the `mcpServers` JSON that Claude Desktop, Cursor and VS Code users already have
+ * (command, args, env, cwd, disabled; VS Code's top-level "servers" key is accepted too) plus an
+ * optional "gateway" object with mcpgate's own settings. Strings may contain ${env:NAME} and
+ * ${file:/path}; a missing or empty expansion is an error naming server, key and variable.
+ * Parsing never stops at the first problem: every problem is collected in mg_config_errors_t so
+ * `mcpgate check` can report them all at once. The runtime never re-reads the file.
+ * Read next: docs/configuration.md (the reference for every key below).
+ */
+#ifndef MG_CONFIG_H
+#define MG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum mg_isolation { MG_ISOLATION_SHARED = 0, MG_ISOLATION_SESSION } mg_isolation_t;
+
+typedef struct mg_kv {
+    char *key;
+    char *value;
+    /* Where the value came from: "literal", "env:NAME", "file:/path", "self_dir", or several joined
+     * by '+' for a mixed string ("literal+env:TOKEN"); never the value itself. */
+    char *source;
+} mg_kv_t;
+
+typedef struct mg_server_config {
+    char *name;    /* key in mcpServers */
+    char *command; /* executable; resolved with PATH by the spawner, never through a shell */
+    char **args;   /* argv[1..], NULL-terminated; nargs entries (never NULL after a parse) */
+    size_t nargs;
+    mg_kv_t *env; /* declared env only, in file order (NULL when nenv == 0) */
+    size_t nenv;
+    char *cwd;                   /* NULL = gateway's cwd */
+    int disabled;                /* "disabled": true -> parsed and checked, never started */
+    unsigned instances;          /* "instances": children in the shared pool, 1..64, default 1 */
+    mg_isolation_t isolation;    /* "isolation": "shared" (default) | "session" */
+    uint64_t request_timeout_ms; /* "timeoutMs": per-request timeout; the parser fills in
+                                    gateway.limits.requestTimeoutMs when absent */
+} mg_server_config_t;
+
+typedef struct mg_limits {
+    size_t max_body_bytes;              /* "maxBodyBytes", default 4 MiB */
+    unsigned max_json_depth;            /* "maxJsonDepth", default 64 */
+    unsigned max_sessions;              /* "maxSessions", default 10000 */
+    uint64_t session_ttl_ms;            /* "sessionIdleTtlMs", default 30 min */
+    unsigned max_inflight_per_session;  /* "maxInflightPerSession", default 64 */
+    unsigned max_inflight_per_upstream; /* "maxInflightPerUpstream", default 1024 */
+    unsigned sse_replay_events;         /* "sseReplayEvents", per stream, default 64 */
+    size_t sse_replay_bytes;            /* "sseReplayBytes", per stream, default 1 MiB */
+    size_t max_line_bytes;              /* "maxUpstreamLineBytes", default 16 MiB */
+    uint64_t request_timeout_ms;        /* "requestTimeoutMs", default 60 s (reset by progress) */
+    uint64_t max_request_ms;            /* "maxRequestMs", hard cap even with progress, default 10 min */
+    uint64_t shutdown_grace_ms;         /* "shutdownGraceMs", default 10 s */
+} mg_limits_t;
+
+typedef struct mg_config {
+    char *path;                /* file it came from, or "<embedded>" */
+    char *listen;              /* "gateway.listen", default "127.0.0.1:8080" */
+    int allow_unauthenticated; /* "gateway.allowUnauthenticated" (CLI flag also sets it) */
+    int auth_configured;       /* set when gateway.auth exists (auth lands in its own module) */
+    char **allowed_origins;    /* "gateway.allowedOrigins": extra allowed Origin values */
+    size_t nallowed_origins;
+    char **allowed_hosts; /* "gateway.allowedHosts": extra allowed Host values */
+    size_t nallowed_hosts;
+    char *log_level;             /* "gateway.logLevel", default "info" */
+    char *namespace_separator;   /* "gateway.namespaceSeparator", default "__" */
+    mg_limits_t limits;          /* "gateway.limits" */
+    mg_server_config_t *servers; /* in file order */
+    size_t nservers;
+} mg_config_t;
+
+typedef struct mg_config_errors {
+    char **msgs; /* each a full sentence naming server/key/variable */
+    size_t count;
+} mg_config_errors_t;
+
+/* Built-in configuration used by `mcpgate serve` without --config: fronts build/mcpgate-testserver
+ * found beside the running binary (argv0_dir). */
+const char *mg_config_embedded_json(void);
+
+/*
+ * Parses JSON text into *out. Returns 0 when valid; MG_ECONFIG when any problem was found, in which
+ * case errs lists every problem (caller frees with mg_config_errors_dispose) and *out is disposed.
+ * `origin` names the source in messages ("servers.json" or "<embedded>").
+ * `self_dir`: directory of the mcpgate binary; "${self_dir}" in strings expands to it.
+ * *out and *errs are overwritten (not freed) first; errs may be NULL (problems are then dropped).
+ * Comments and trailing commas (JSONC, as VS Code writes) are accepted. MG_ENOMEM when memory ran
+ * out (*out disposed; errs may be incomplete and must still be disposed); MG_EINVAL for NULL text/out.
+ * Every message starts with "<origin>: " and never contains the value of a variable or file.
+ */
+int mg_config_parse(const char *json_text, const char *origin, const char *self_dir, mg_config_t *out,
+                    mg_config_errors_t *errs);
+/* Reads the file then mg_config_parse(). A missing/unreadable file is one error in errs. */
+int mg_config_load(const char *path, const char *self_dir, mg_config_t *out, mg_config_errors_t *errs);
+
+/* Number of servers with disabled == 0. */
+size_t mg_config_enabled_count(const mg_config_t *cfg);
+
+void mg_config_dispose(mg_config_t *cfg);
+void mg_config_errors_dispose(mg_config_errors_t *errs);
+
+/* Defaults applied by the parser; exposed for tests and docs. */
+void mg_limits_default(mg_limits_t *l);
+
+/*
+ * Splits a listen address as validated by the parser ("127.0.0.1:8080", "[::1]:8080",
+ * "localhost:8080") into host (without brackets, NUL-terminated, must fit in hostcap) and port
+ * (1..65535). Returns 0 or MG_EINVAL.
+ */
+int mg_config_listen_parse(const char *listen, char *host, size_t hostcap, unsigned *port);
+
+#endif

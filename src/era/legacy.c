@@ -1,0 +1,574 @@
+/*
+ * legacy.c - HTTP semantics of the 2025 session era on /mcp (revisions 2025-03-26, 2025-06-18,
+ * 2025-11-25), and the exchange object through which calls answer.
+ *
+ * Phases of one request, in order (each failure answers at once and stops):
+ *   Host / Origin (403) -> method (405) -> shutdown (503) -> Accept (406) / Content-Type (415)
+ *   -> body parse and depth (400 -32700/-32600) -> initialize creates a session, or
+ *   Mcp-Session-Id required (400) and known (404) -> MCP-Protocol-Version (400)
+ *   -> notifications/responses only: 202 -> requests: dispatch, answer JSON, switching to SSE when
+ *   a related message arrives before the response.
+ * Read next: gateway/dispatch.c (what happens to each request).
+ */
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../gateway/gateway_int.h"
+#include "../http/origin.h"
+#include "../jsonrpc/jsonrpc.h"
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- small HTTP helpers ---- */
+
+static h2o_iovec_t header(h2o_req_t *req, const char *name, int *dup)
+{
+    size_t nlen = strlen(name);
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, nlen, -1);
+    if (dup != NULL)
+        *dup = i >= 0 && h2o_find_header_by_str(&req->headers, name, nlen, i) >= 0;
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+static void send_body(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len,
+                      const char **hdrs, size_t nhdrs)
+{
+    static h2o_generator_t gen = {NULL, NULL};
+    req->res.status = status;
+    req->res.reason = status == 200 ? "OK" : status == 202 ? "Accepted" : "Error";
+    if (ctype != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
+    for (size_t i = 0; i < nhdrs; i++)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, hdrs[2 * i], strlen(hdrs[2 * i]), 0, NULL,
+                              hdrs[2 * i + 1], strlen(hdrs[2 * i + 1]));
+    h2o_iovec_t b = h2o_strdup(&req->pool, body ? body : "", len);
+    req->res.content_length = len;
+    h2o_start_response(req, &gen);
+    h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs)
+{
+    size_t len = 0;
+    char *s = mg_rpc_dump(msg, &len);
+    if (s == NULL) {
+        send_body(req, 500, "text/plain", "out of memory\n", 14, NULL, 0);
+        return;
+    }
+    send_body(req, status, "application/json", s, len, hdrs, nhdrs);
+    free(s);
+}
+
+static void log_request(mg_gateway_t *gw, const char *http_method, const char *method, const char *upstream,
+                        const char *session, int status, uint64_t start_ms)
+{
+    if (!mg_log_enabled(MG_LOG_INFO))
+        return;
+    json_t *f = json_pack("{s:s,s:s,s:i,s:I}", "http", http_method, "method", method ? method : "", "status",
+                          status, "latency_ms", (json_int_t)(mg_gateway_now_ms() - start_ms));
+    if (upstream != NULL && upstream[0] != '\0')
+        json_object_set_new(f, "upstream", json_string(upstream));
+    if (session != NULL)
+        json_object_set_new(f, "session", json_string(session));
+    mg_log_json(MG_LOG_INFO, "request", f);
+}
+
+/* Answers with an HTTP error carrying an id-less JSON-RPC error body. */
+static void http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message,
+                       uint64_t start_ms)
+{
+    json_t *e = mg_rpc_error(NULL, code, message, NULL);
+    send_json(req, status, e, NULL, 0);
+    json_decref(e);
+    char m[16];
+    snprintf(m, sizeof m, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
+    log_request(gw, m, NULL, NULL, NULL, status, start_ms);
+}
+
+static int accepts(h2o_iovec_t accept, const char *type)
+{
+    if (accept.base == NULL)
+        return 0;
+    const char *slash = strchr(type, '/');
+    size_t major = (size_t)(slash - type);
+    const char *p = accept.base, *end = accept.base + accept.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
+        const char *q = p;
+        while (q < end && *q != ',' && *q != ';')
+            q++;
+        size_t n = (size_t)(q - p);
+        while (n > 0 && p[n - 1] == ' ')
+            n--;
+        if ((n == strlen(type) && strncasecmp(p, type, n) == 0) || (n == 3 && strncmp(p, "*/*", 3) == 0) ||
+            (n == major + 2 && strncasecmp(p, type, major) == 0 && p[major] == '/' && p[major + 1] == '*'))
+            return 1;
+        while (q < end && *q != ',')
+            q++;
+        p = q;
+    }
+    return 0;
+}
+
+int mg_version_rank(const char *v)
+{
+    if (v == NULL)
+        return 0;
+    if (strcmp(v, "2025-03-26") == 0)
+        return MG_VERSION_2025_03_26;
+    if (strcmp(v, "2025-06-18") == 0)
+        return MG_VERSION_2025_06_18;
+    if (strcmp(v, "2025-11-25") == 0)
+        return MG_VERSION_2025_11_25;
+    return 0;
+}
+
+/* ---- exchange ---- */
+
+typedef struct req_hook {
+    mg_exchange_t *x;
+} req_hook_t;
+
+static void exchange_free(mg_exchange_t *x)
+{
+    json_decref(x->results);
+    if (x->s != NULL)
+        mg__session_unref(x->s);
+    free(x);
+}
+
+void mg__exchange_ref(mg_exchange_t *x)
+{
+    x->refs++;
+}
+
+void mg__exchange_unref(mg_exchange_t *x)
+{
+    if (--x->refs == 0)
+        exchange_free(x);
+}
+
+static void req_disposed(void *p)
+{
+    req_hook_t *h = p;
+    h->x->req = NULL;
+    mg__exchange_unref(h->x);
+}
+
+static mg_exchange_t *exchange_new(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, uint64_t start_ms)
+{
+    mg_exchange_t *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    x->refs = 1; /* held by the h2o request until it is disposed */
+    x->gw = gw;
+    x->req = req;
+    x->s = s;
+    x->start_ms = start_ms;
+    mg__session_ref(s);
+    req_hook_t *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), req_disposed);
+    h->x = x;
+    return x;
+}
+
+static void exchange_log_done(mg_exchange_t *x, int status)
+{
+    if (x->logged)
+        return;
+    x->logged = 1;
+    log_request(x->gw, "POST", x->method, x->upstream, x->s ? x->s->hash : NULL, status, x->start_ms);
+}
+
+static int start_sse(mg_exchange_t *x)
+{
+    if (x->stream != NULL)
+        return 1;
+    if (x->req == NULL || !x->accept_sse || x->s == NULL || x->s->closing)
+        return 0;
+    mg_stream_t *st = mg__stream_new(x->s, 0);
+    if (st == NULL)
+        return 0;
+    st->pending = x->pending;
+    mg_sse_conn_t *c = mg_sse_conn_start(x->req, NULL, 0, mg__stream_conn_gone_cb, st);
+    if (c == NULL)
+        return 0;
+    mg__stream_attach(st, c);
+    x->stream = st;
+    mg__stream_prime(st);
+    /* Batch responses already collected go out first, in order. */
+    size_t i;
+    json_t *r;
+    json_array_foreach(x->results, i, r) mg__stream_push(st, r);
+    json_array_clear(x->results);
+    return 1;
+}
+
+void mg__exchange_related(mg_exchange_t *x, const json_t *msg)
+{
+    if (x->stream == NULL && !start_sse(x)) {
+        mg_log_json(MG_LOG_DEBUG, "related message dropped: client cannot receive it on this request",
+                    json_pack("{s:s}", "method", mg_rpc_method(msg) ? mg_rpc_method(msg) : ""));
+        return;
+    }
+    mg__stream_push(x->stream, msg);
+}
+
+void mg__exchange_respond(mg_exchange_t *x, const json_t *msg)
+{
+    if (x->pending > 0)
+        x->pending--;
+    if (x->stream != NULL) {
+        mg__stream_push(x->stream, msg);
+        mg__stream_response_done(x->stream);
+        if (x->pending == 0)
+            exchange_log_done(x, 200);
+        return;
+    }
+    if (x->batch) {
+        json_array_append(x->results, (json_t *)msg);
+        if (x->pending > 0)
+            return;
+        if (x->req != NULL)
+            send_json(x->req, 200, x->results, NULL, 0);
+    } else if (x->req != NULL) {
+        send_json(x->req, 200, msg, NULL, 0);
+    }
+    exchange_log_done(x, x->req != NULL ? 200 : 499);
+}
+
+/* ---- POST ---- */
+
+static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t start_ms)
+{
+    json_t *params = mg_rpc_params(msg);
+    const char *requested = json_string_value(json_object_get(params, "protocolVersion"));
+    if (!json_is_object(params) || requested == NULL) {
+        json_t *e = mg_rpc_error(mg_rpc_id(msg), -32602, "initialize needs params.protocolVersion (a string)", NULL);
+        send_json(req, 400, e, NULL, 0);
+        json_decref(e);
+        log_request(gw, "POST", "initialize", NULL, NULL, 400, start_ms);
+        return;
+    }
+    const char *version = mg_version_rank(requested) ? requested : MG_LATEST_VERSION;
+    mg_session_t *s;
+    json_t *caps = json_object_get(params, "capabilities");
+    int r = mg__session_create(gw, version, json_is_object(caps) ? caps : NULL, json_object_get(params, "clientInfo"),
+                               &s);
+    if (r != 0) {
+        const char *why = r == MG_EBUSY ? "session limit reached (gateway.limits.maxSessions); retry later or raise it"
+                                        : "out of memory";
+        json_t *e = mg_rpc_error(mg_rpc_id(msg), -32603, why, NULL);
+        const char *hdrs[] = {"retry-after", "5"};
+        send_json(req, 503, e, hdrs, 1);
+        json_decref(e);
+        log_request(gw, "POST", "initialize", NULL, NULL, 503, start_ms);
+        return;
+    }
+    json_t *resp = mg_rpc_result(mg_rpc_id(msg), mg__initialize_result(gw, version));
+    const char *hdrs[] = {"mcp-session-id", s->id};
+    send_json(req, 200, resp, hdrs, 1);
+    json_decref(resp);
+    mg_log_json(MG_LOG_INFO, "session created",
+                json_pack("{s:s,s:s,s:s,s:s}", "session", s->hash, "version", version, "requested", requested,
+                          "client", json_string_value(json_object_get(json_object_get(params, "clientInfo"), "name"))
+                                        ? json_string_value(json_object_get(json_object_get(params, "clientInfo"), "name"))
+                                        : ""));
+    log_request(gw, "POST", "initialize", NULL, s->hash, 200, start_ms);
+}
+
+/* Session lookup shared by POST, GET and DELETE. Answers and returns NULL on failure. */
+static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
+{
+    int dup = 0;
+    h2o_iovec_t sid = header(req, "mcp-session-id", &dup);
+    if (sid.base == NULL) {
+        http_error(gw, req, 400, -32600,
+                   "Bad Request: Mcp-Session-Id header is required (send initialize first to get one)", start_ms);
+        return NULL;
+    }
+    if (dup || sid.len == 0 || sid.len >= 64) {
+        http_error(gw, req, 400, -32600, "Bad Request: invalid Mcp-Session-Id header", start_ms);
+        return NULL;
+    }
+    char id[64];
+    memcpy(id, sid.base, sid.len);
+    id[sid.len] = '\0';
+    mg_session_t *s = mg__session_find(gw, id);
+    if (s == NULL) {
+        http_error(gw, req, 404, -32001, "Session not found: it expired or was deleted; send initialize again",
+                   start_ms);
+        return NULL;
+    }
+    h2o_iovec_t pv = header(req, "mcp-protocol-version", &dup);
+    if (pv.base != NULL) {
+        char v[32];
+        snprintf(v, sizeof v, "%.*s", (int)(pv.len < 31 ? pv.len : 31), pv.base);
+        if (dup || !mg_version_rank(v)) {
+            http_error(gw, req, 400, -32600,
+                       "Bad Request: unsupported MCP-Protocol-Version (supported: 2025-03-26, 2025-06-18, "
+                       "2025-11-25)",
+                       start_ms);
+            return NULL;
+        }
+        if (strcmp(v, s->version) != 0) {
+            char m[160];
+            snprintf(m, sizeof m, "Bad Request: MCP-Protocol-Version %s does not match the version negotiated for "
+                     "this session (%s)", v, s->version);
+            http_error(gw, req, 400, -32600, m, start_ms);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
+{
+    h2o_iovec_t ctype = header(req, "content-type", NULL);
+    if (ctype.base == NULL || ctype.len < 16 || strncasecmp(ctype.base, "application/json", 16) != 0) {
+        http_error(gw, req, 415, -32600, "Unsupported Media Type: Content-Type must be application/json", start_ms);
+        return;
+    }
+    h2o_iovec_t accept = header(req, "accept", NULL);
+    int accept_json = accepts(accept, "application/json");
+    int accept_sse = accepts(accept, "text/event-stream");
+    if (!accept_json || !accept_sse) {
+        http_error(gw, req, 406,
+                   -32600, "Not Acceptable: Accept must list both application/json and text/event-stream", start_ms);
+        return;
+    }
+    int perr = 0;
+    json_t *body = mg_rpc_parse(req->entity.base, req->entity.len, gw->cfg->limits.max_json_depth, &perr);
+    if (body == NULL) {
+        if (perr == MG_ETOODEEP)
+            http_error(gw, req, 400, -32600, "Invalid Request: JSON nesting is deeper than gateway.limits.maxJsonDepth",
+                       start_ms);
+        else
+            http_error(gw, req, 400, -32700, "Parse error: the body is not valid JSON (UTF-8, one value)", start_ms);
+        return;
+    }
+    int batch = json_is_array(body);
+    size_t n = batch ? json_array_size(body) : 1;
+    if (batch && n == 0) {
+        json_decref(body);
+        http_error(gw, req, 400, -32600, "Invalid Request: empty batch", start_ms);
+        return;
+    }
+    /* Classify everything first: a malformed message rejects the whole POST. */
+    size_t nreq = 0;
+    int has_init = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = batch ? json_array_get(body, i) : body;
+        const char *why = NULL;
+        mg_rpc_kind_t k = mg_rpc_classify(m, &why);
+        if (k == MG_RPC_INVALID) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "Invalid Request: %s", why);
+            json_t *e = mg_rpc_error(json_is_object(m) && (json_is_string(mg_rpc_id(m)) || json_is_integer(mg_rpc_id(m)))
+                                         ? mg_rpc_id(m)
+                                         : NULL,
+                                     -32600, msg, NULL);
+            send_json(req, 400, e, NULL, 0);
+            json_decref(e);
+            json_decref(body);
+            log_request(gw, "POST", NULL, NULL, NULL, 400, start_ms);
+            return;
+        }
+        if (k == MG_RPC_REQUEST)
+            nreq++;
+        const char *meth = mg_rpc_method(m);
+        if (meth != NULL && strcmp(meth, "initialize") == 0)
+            has_init = 1;
+    }
+    if (has_init) {
+        if (batch || mg_rpc_classify(body, NULL) != MG_RPC_REQUEST) {
+            json_decref(body);
+            http_error(gw, req, 400, -32600, "Invalid Request: initialize must be sent alone, as a request", start_ms);
+            return;
+        }
+        handle_initialize(gw, req, body, start_ms);
+        json_decref(body);
+        return;
+    }
+    mg_session_t *s = require_session(gw, req, start_ms);
+    if (s == NULL) {
+        json_decref(body);
+        return;
+    }
+    if (batch && s->rank != MG_VERSION_2025_03_26) {
+        json_decref(body);
+        http_error(gw, req, 400, -32600,
+                   "Invalid Request: JSON-RPC batches are only accepted on sessions that negotiated 2025-03-26",
+                   start_ms);
+        return;
+    }
+    if (nreq > 0 && s->ncalls + nreq > gw->cfg->limits.max_inflight_per_session) {
+        json_decref(body);
+        const char *hdrs[] = {"retry-after", "1"};
+        json_t *e = mg_rpc_error(NULL, -32603,
+                                 "too many requests in flight for this session (gateway.limits.maxInflightPerSession)",
+                                 NULL);
+        send_json(req, 429, e, hdrs, 1);
+        json_decref(e);
+        log_request(gw, "POST", NULL, NULL, s->hash, 429, start_ms);
+        return;
+    }
+    /* Notifications and responses first (they are answered by the 202 or ride along). */
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = batch ? json_array_get(body, i) : body;
+        if (mg_rpc_classify(m, NULL) == MG_RPC_REQUEST)
+            continue;
+        const char *why = NULL;
+        if (mg__dispatch_client_message(gw, s, m, &why) != 0 && !batch && nreq == 0) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "Bad Request: %s", why ? why : "message rejected");
+            json_decref(body);
+            http_error(gw, req, 400, -32600, msg, start_ms);
+            return;
+        }
+    }
+    if (nreq == 0) {
+        send_body(req, 202, NULL, "", 0, NULL, 0);
+        const char *meth = batch ? "batch" : mg_rpc_method(body);
+        log_request(gw, "POST", meth ? meth : "response", NULL, s->hash, 202, start_ms);
+        json_decref(body);
+        return;
+    }
+    mg_exchange_t *x = exchange_new(gw, req, s, start_ms);
+    if (x == NULL) {
+        json_decref(body);
+        http_error(gw, req, 500, -32603, "out of memory", start_ms);
+        return;
+    }
+    x->batch = batch;
+    x->accept_sse = accept_sse;
+    x->pending = (unsigned)nreq;
+    x->results = json_array();
+    if (batch)
+        snprintf(x->method, sizeof x->method, "batch");
+    mg__exchange_ref(x); /* hold while dispatching: a call may finish synchronously */
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = batch ? json_array_get(body, i) : body;
+        if (mg_rpc_classify(m, NULL) != MG_RPC_REQUEST)
+            continue;
+        if (!batch)
+            snprintf(x->method, sizeof x->method, "%s", mg_rpc_method(m));
+        mg__dispatch_request(gw, s, x, m);
+    }
+    mg__exchange_unref(x);
+    json_decref(body);
+}
+
+/* ---- GET (standalone stream or resumption) and DELETE ---- */
+
+static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
+{
+    if (!accepts(header(req, "accept", NULL), "text/event-stream")) {
+        http_error(gw, req, 406, -32600, "Not Acceptable: GET needs Accept: text/event-stream", start_ms);
+        return;
+    }
+    mg_session_t *s = require_session(gw, req, start_ms);
+    if (s == NULL)
+        return;
+    int dup = 0;
+    h2o_iovec_t lei = header(req, "last-event-id", &dup);
+    if (lei.base != NULL) {
+        unsigned stream_id = 0;
+        unsigned long long seq = 0;
+        char buf[48];
+        int ok = !dup && lei.len > 0 && lei.len < sizeof buf;
+        if (ok) {
+            memcpy(buf, lei.base, lei.len);
+            buf[lei.len] = '\0';
+            char tail;
+            ok = sscanf(buf, "%u-%llu%c", &stream_id, &seq, &tail) == 2;
+        }
+        mg_stream_t *st = ok ? mg__stream_find(s, stream_id) : NULL;
+        if (st == NULL) {
+            http_error(gw, req, 400, -32600,
+                       "Bad Request: Last-Event-ID does not name a stream of this session (it may have expired)",
+                       start_ms);
+            return;
+        }
+        mg_sse_conn_t *c = mg_sse_conn_start(req, NULL, 0, mg__stream_conn_gone_cb, st);
+        if (c == NULL)
+            return;
+        mg__stream_attach(st, c);
+        mg__stream_replay(st, seq);
+        log_request(gw, "GET", "resume", NULL, s->hash, 200, start_ms);
+        return;
+    }
+    if (s->get_stream != NULL && s->get_stream->conn != NULL) {
+        http_error(gw, req, 409, -32600, "Conflict: only one GET stream per session is allowed", start_ms);
+        return;
+    }
+    mg_stream_t *st = s->get_stream ? s->get_stream : mg__stream_new(s, 1);
+    if (st == NULL) {
+        http_error(gw, req, 500, -32603, "out of memory", start_ms);
+        return;
+    }
+    mg_sse_conn_t *c = mg_sse_conn_start(req, NULL, 0, mg__stream_conn_gone_cb, st);
+    if (c == NULL)
+        return;
+    mg__stream_attach(st, c);
+    mg__stream_prime(st);
+    log_request(gw, "GET", "stream", NULL, s->hash, 200, start_ms);
+}
+
+static void handle_delete(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
+{
+    mg_session_t *s = require_session(gw, req, start_ms);
+    if (s == NULL)
+        return;
+    char hash[16];
+    memcpy(hash, s->hash, sizeof hash);
+    mg__session_close(s, "deleted by client");
+    send_body(req, 200, NULL, "", 0, NULL, 0);
+    log_request(gw, "DELETE", NULL, NULL, hash, 200, start_ms);
+}
+
+int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
+{
+    uint64_t start_ms = mg_gateway_now_ms();
+    const mg_config_t *cfg = gw->cfg;
+    mg_origin_rules_t rules = {loopback_bound, (const char *const *)cfg->allowed_hosts, cfg->nallowed_hosts,
+                               (const char *const *)cfg->allowed_origins, cfg->nallowed_origins};
+    if (!mg_origin_host_allowed(&rules, req->authority.base, req->authority.len)) {
+        http_error(gw, req, 403, -32600,
+                   "Forbidden: Host header is not allowed (DNS-rebinding protection; see gateway.allowedHosts)",
+                   start_ms);
+        return 0;
+    }
+    int dup = 0;
+    h2o_iovec_t origin = header(req, "origin", &dup);
+    if (dup || !mg_origin_origin_allowed(&rules, origin.base, origin.len)) {
+        http_error(gw, req, 403, -32600, "Forbidden: Origin is not allowed (see gateway.allowedOrigins)", start_ms);
+        return 0;
+    }
+    if (gw->shutting_down) {
+        const char *hdrs[] = {"retry-after", "1", "connection", "close"};
+        json_t *e = mg_rpc_error(NULL, -32603, "gateway is shutting down; retry on another replica", NULL);
+        send_json(req, 503, e, hdrs, 2);
+        json_decref(e);
+        return 0;
+    }
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
+        handle_post(gw, req, start_ms);
+    else if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
+        handle_get(gw, req, start_ms);
+    else if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE")))
+        handle_delete(gw, req, start_ms);
+    else {
+        const char *hdrs[] = {"allow", "GET, POST, DELETE"};
+        json_t *e = mg_rpc_error(NULL, -32600, "Method Not Allowed: use POST, GET or DELETE", NULL);
+        send_json(req, 405, e, hdrs, 1);
+        json_decref(e);
+    }
+    return 0;
+}

@@ -1,0 +1,644 @@
+/*
+ * dispatch.c - what the gateway does with each MCP message of a session.
+ *
+ * Requests answered by the gateway itself: initialize (in era/legacy.c), ping, logging/setLevel,
+ * and the four list methods (merged from every upstream, namespaced, paginated). Requests routed
+ * to one upstream: tools/call and prompts/get (by exposed name), resources/read, subscribe,
+ * unsubscribe (by URI), completion/complete (by ref). Messages from upstreams related to a call go
+ * back on that call's exchange; server->client requests get a gateway id ("mg-N") and the client's
+ * answer is routed back to the child that asked. Every call ends in call_finish(), exactly once.
+ * Read next: catalog/catalog.c (lists, names, routes).
+ */
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../jsonrpc/jsonrpc.h"
+#include "gateway_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *log_levels[] = {"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"};
+
+static int log_rank(const char *level)
+{
+    for (int i = 0; i < 8; i++)
+        if (level != NULL && strcmp(level, log_levels[i]) == 0)
+            return i;
+    return -1;
+}
+
+json_t *mg__initialize_result(mg_gateway_t *gw, const char *version)
+{
+    json_t *caps = json_pack("{s:{s:b},s:{s:b},s:{s:b,s:b},s:{},s:{}}", "tools", "listChanged", 1, "prompts",
+                             "listChanged", 1, "resources", "subscribe", 1, "listChanged", 1, "logging",
+                             "completions");
+    /* Instructions: each ready upstream's, prefixed with its name when there are several. */
+    char *instr = NULL;
+    size_t ilen = 0;
+    for (size_t i = 0; i < gw->nservers; i++) {
+        mg_pool_t *p = gw->servers[i].shared;
+        json_t *ir = p ? mg_upstream_init_result(p->up) : NULL;
+        const char *text = json_string_value(json_object_get(ir, "instructions"));
+        if (text == NULL || text[0] == '\0')
+            continue;
+        size_t add = strlen(text) + strlen(gw->servers[i].cfg->name) + 8;
+        char *n = realloc(instr, ilen + add);
+        if (n == NULL)
+            break;
+        instr = n;
+        ilen += (size_t)sprintf(instr + ilen, gw->nservers > 1 ? "%s%s: %s" : "%s%.0s%s", ilen ? "\n\n" : "",
+                                gw->servers[i].cfg->name, text);
+    }
+    json_t *res = json_pack("{s:s,s:o,s:{s:s,s:s,s:s}}", "protocolVersion", version, "capabilities", caps,
+                            "serverInfo", "name", "mcpgate", "title", "mcpgate MCP gateway", "version", MG_VERSION);
+    if (instr != NULL) {
+        json_object_set_new(res, "instructions", json_string(instr));
+        free(instr);
+    }
+    return res;
+}
+
+/* ---- calls ---- */
+
+static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg)
+{
+    mg_call_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->gw = gw;
+    c->s = s;
+    c->x = x;
+    c->client_id = json_incref(mg_rpc_id(msg));
+    snprintf(c->method, sizeof c->method, "%s", mg_rpc_method(msg));
+    c->params = json_incref(mg_rpc_params(msg));
+    mg__exchange_ref(x);
+    mg__session_ref(s);
+    c->next = s->calls;
+    if (s->calls)
+        s->calls->prev = c;
+    s->calls = c;
+    s->ncalls++;
+    gw->live_calls++;
+    gw->calls_total++;
+    return c;
+}
+
+/* The one completion of a call: answers through its exchange and releases it. resp borrowed. */
+static void call_finish(mg_call_t *c, const json_t *resp)
+{
+    if (c->finished)
+        return;
+    c->finished = 1;
+    mg_session_t *s = c->s;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (s->calls == c)
+        s->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->ncalls--;
+    c->gw->live_calls--;
+    for (mg_outreq_t *o = s->outreqs; o != NULL; o = o->next)
+        if (o->call == c)
+            o->call = NULL;
+    mg__exchange_respond(c->x, resp);
+    mg__exchange_unref(c->x);
+    json_decref(c->client_id);
+    json_decref(c->params);
+    free(c);
+    mg__session_unref(s);
+}
+
+static void call_result(mg_call_t *c, json_t *result /* stolen */)
+{
+    json_t *r = mg_rpc_result(c->client_id, result);
+    call_finish(c, r);
+    json_decref(r);
+}
+
+static void call_error(mg_call_t *c, int code, const char *message, json_t *data /* stolen */)
+{
+    json_t *r = mg_rpc_error(c->client_id, code, message, data);
+    call_finish(c, r);
+    json_decref(r);
+}
+
+void mg__dispatch_session_gone(mg_session_t *s)
+{
+    while (s->calls != NULL) {
+        mg_call_t *c = s->calls;
+        if (c->ureq != NULL) {
+            mg_upstream_req_t *u = c->ureq;
+            c->ureq = NULL;
+            mg_upstream_cancel(u, "session closed"); /* done_cb sees ureq == NULL and ignores */
+        }
+        call_error(c, -32603, "session closed while this request was in flight", NULL);
+    }
+}
+
+/* ---- server -> client messages ---- */
+
+static void route_server_request(mg_gateway_t *gw, mg_session_t *s, mg_call_t *call, mg_pool_t *pool,
+                                 mg_upstream_origin_t origin, json_t *msg)
+{
+    const char *method = mg_rpc_method(msg);
+    json_t *up_id = mg_rpc_id(msg);
+    const char *need = NULL;
+    if (strcmp(method, "ping") == 0) {
+        json_t *r = mg_rpc_result(up_id, json_object());
+        mg_upstream_send(pool->up, origin, r);
+        json_decref(r);
+        return;
+    }
+    if (strcmp(method, "sampling/createMessage") == 0)
+        need = "sampling";
+    else if (strcmp(method, "elicitation/create") == 0)
+        need = "elicitation";
+    else if (strcmp(method, "roots/list") == 0)
+        need = "roots";
+    const char *refusal = NULL;
+    char buf[200];
+    if (s == NULL) {
+        snprintf(buf, sizeof buf,
+                 "mcpgate cannot tell which client session this %s request belongs to (shared upstream with "
+                 "several requests in flight); set \"isolation\": \"session\" for server '%s'",
+                 method, pool->srv->cfg->name);
+        refusal = buf;
+    } else if (need != NULL && json_object_get(s->caps, need) == NULL) {
+        snprintf(buf, sizeof buf, "the client did not declare the %s capability", need);
+        refusal = buf;
+    }
+    if (refusal != NULL) {
+        json_t *r = mg_rpc_error(up_id, -32601, refusal, NULL);
+        mg_upstream_send(pool->up, origin, r);
+        json_decref(r);
+        return;
+    }
+    mg_outreq_t *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return;
+    snprintf(o->down_id, sizeof o->down_id, "mg-%llu", (unsigned long long)++s->next_out);
+    o->pool = pool;
+    o->origin = origin;
+    o->up_id = json_incref(up_id);
+    o->call = call;
+    o->next = s->outreqs;
+    s->outreqs = o;
+    json_t *copy = json_copy(msg);
+    json_object_set_new(copy, "id", json_string(o->down_id));
+    if (call != NULL)
+        mg__exchange_related(call->x, copy);
+    else
+        mg__session_notify(s, copy);
+    json_decref(copy);
+}
+
+static int handle_global_notification(mg_gateway_t *gw, mg_pool_t *pool, const json_t *msg)
+{
+    const char *m = mg_rpc_method(msg);
+    mg_session_t *only = pool->owner;
+    if (strcmp(m, "notifications/tools/list_changed") == 0) {
+        mg__pool_invalidate(pool, MG_LIST_TOOLS);
+        mg__catalog_list_changed(gw, only, MG_LIST_TOOLS);
+        return 1;
+    }
+    if (strcmp(m, "notifications/prompts/list_changed") == 0) {
+        mg__pool_invalidate(pool, MG_LIST_PROMPTS);
+        mg__catalog_list_changed(gw, only, MG_LIST_PROMPTS);
+        return 1;
+    }
+    if (strcmp(m, "notifications/resources/list_changed") == 0) {
+        mg__pool_invalidate(pool, MG_LIST_RESOURCES);
+        mg__pool_invalidate(pool, MG_LIST_TEMPLATES);
+        mg__catalog_list_changed(gw, only, MG_LIST_RESOURCES);
+        return 1;
+    }
+    if (strcmp(m, "notifications/resources/updated") == 0) {
+        const char *uri = json_string_value(json_object_get(mg_rpc_params(msg), "uri"));
+        size_t pos = 0;
+        const char *key;
+        void *val;
+        while (uri != NULL && mg_map_next(&gw->sessions, &pos, &key, &val)) {
+            mg_session_t *s = val;
+            if ((only == NULL || only == s) && json_object_get(s->subs, uri) != NULL)
+                mg__session_notify(s, msg);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static int level_allows(mg_session_t *s, const json_t *msg)
+{
+    int r = log_rank(json_string_value(json_object_get(mg_rpc_params(msg), "level")));
+    return r < 0 || r >= s->log_rank;
+}
+
+/* Upstream message attributed to no call (from upstream hooks via catalog.c). */
+void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin, json_t *msg)
+{
+    if (mg_rpc_id(msg) != NULL && mg_rpc_method(msg) != NULL) {
+        route_server_request(gw, pool->owner, NULL, pool, origin, msg);
+        return;
+    }
+    if (mg_rpc_method(msg) == NULL || handle_global_notification(gw, pool, msg))
+        return;
+    mg_session_t *s = pool->owner;
+    if (s != NULL) {
+        if (strcmp(mg_rpc_method(msg), "notifications/message") != 0 || level_allows(s, msg))
+            mg__session_notify(s, msg);
+        return;
+    }
+    /* Shared upstream, no owner: log it rather than broadcast one client's data to every session. */
+    char *text = mg_rpc_dump(msg, NULL);
+    mg_log_json(MG_LOG_INFO, "upstream notification not attributable to a session; not forwarded",
+                json_pack("{s:s,s:s,s:s}", "upstream", pool->srv->cfg->name, "method", mg_rpc_method(msg),
+                          "message", text ? text : ""));
+    free(text);
+}
+
+static void related_cb(mg_upstream_req_t *ureq, mg_upstream_origin_t origin, json_t *msg, void *data)
+{
+    mg_call_t *c = data;
+    if (c->ureq == NULL)
+        return;
+    if (mg_rpc_id(msg) != NULL && mg_rpc_method(msg) != NULL) {
+        route_server_request(c->gw, c->s, c, c->pool, origin, msg);
+        return;
+    }
+    if (handle_global_notification(c->gw, c->pool, msg))
+        return;
+    const char *m = mg_rpc_method(msg);
+    if (m != NULL && strcmp(m, "notifications/progress") == 0)
+        mg_upstream_req_touch(ureq);
+    if (m != NULL && strcmp(m, "notifications/message") == 0 && !level_allows(c->s, msg))
+        return;
+    mg__exchange_related(c->x, msg);
+}
+
+static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message, void *data)
+{
+    mg_call_t *c = data;
+    if (c->ureq == NULL)
+        return; /* the call already finished (session closed) */
+    c->ureq = NULL;
+    if (err != 0) {
+        call_error(c, mg_err_jsonrpc_code(err), message ? message : mg_strerror(err),
+                   json_pack("{s:s}", "upstream", c->pool->srv->cfg->name));
+        return;
+    }
+    json_t *r = json_copy(response);
+    json_object_set(r, "id", c->client_id);
+    call_finish(c, r);
+    json_decref(r);
+}
+
+static void ignore_done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message, void *data)
+{
+}
+
+static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
+{
+    c->pool = pool;
+    snprintf(c->x->upstream, sizeof c->x->upstream, "%s", pool->srv->cfg->name);
+    json_t *msg = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", c->method, "params",
+                            params ? params : json_object());
+    int r = mg_upstream_request(pool->up, msg, 0, done_cb, related_cb, c, &c->ureq);
+    if (r != 0) {
+        c->ureq = NULL;
+        char m[200];
+        snprintf(m, sizeof m, "upstream '%s': %s", pool->srv->cfg->name, mg_strerror(r));
+        call_error(c, mg_err_jsonrpc_code(r), m, NULL);
+    }
+}
+
+/* ---- lists ---- */
+
+typedef struct list_job {
+    mg_call_t *call;
+    mg_list_kind_t kind;
+    json_t **parts; /* per server */
+    unsigned outstanding;
+    void (*then)(struct list_job *);
+    json_t *req_msg;
+} list_job_t;
+
+static void list_job_free(list_job_t *j)
+{
+    for (size_t i = 0; i < j->call->gw->nservers; i++)
+        json_decref(j->parts[i]);
+    free(j->parts);
+    json_decref(j->req_msg);
+    free(j);
+}
+
+static void merge_and_answer(list_job_t *j)
+{
+    mg_call_t *c = j->call;
+    mg_gateway_t *gw = c->gw;
+    json_t *all = json_array();
+    json_t *seen = json_object();
+    int named = j->kind == MG_LIST_TOOLS || j->kind == MG_LIST_PROMPTS;
+    for (size_t i = 0; i < gw->nservers; i++) {
+        size_t k;
+        json_t *item;
+        json_array_foreach(j->parts[i], k, item)
+        {
+            json_t *copy = json_copy(item);
+            if (named) {
+                const char *name = json_string_value(json_object_get(item, "name"));
+                char *exposed = mg__catalog_expose(&gw->servers[i], name ? name : "");
+                if (json_object_get(seen, exposed) != NULL) {
+                    /* Collision: keep the first, expose the later one with a numeric suffix. */
+                    char *alt = malloc(strlen(exposed) + 16);
+                    for (int n = 2;; n++) {
+                        sprintf(alt, "%s_%d", exposed, n);
+                        if (json_object_get(seen, alt) == NULL)
+                            break;
+                    }
+                    mg_log_json(MG_LOG_WARN, "name collision in merged catalog; exposing a suffixed name",
+                                json_pack("{s:s,s:s,s:s}", "upstream", gw->servers[i].cfg->name, "name", exposed,
+                                          "exposed", alt));
+                    free(exposed);
+                    exposed = alt;
+                }
+                json_object_set_new(seen, exposed, json_true());
+                json_object_set_new(copy, "name", json_string(exposed));
+                free(exposed);
+            }
+            json_array_append_new(all, copy);
+        }
+    }
+    json_decref(seen);
+    /* Downstream pagination. */
+    size_t offset = 0, page = 500;
+    const char *cursor = json_string_value(json_object_get(c->params, "cursor"));
+    if (json_object_get(c->params, "cursor") != NULL) {
+        char tail;
+        unsigned long off;
+        if (cursor == NULL || sscanf(cursor, "mg1.%lu%c", &off, &tail) != 1 || off > json_array_size(all)) {
+            json_decref(all);
+            list_job_free(j);
+            call_error(c, -32602, "Invalid params: unknown or expired cursor", NULL);
+            return;
+        }
+        offset = off;
+    }
+    json_t *items = json_array();
+    for (size_t k = offset; k < json_array_size(all) && k < offset + page; k++)
+        json_array_append(items, json_array_get(all, k));
+    json_t *res = json_object();
+    json_object_set_new(res, mg__list_key(j->kind), items);
+    if (offset + page < json_array_size(all)) {
+        char nc[40];
+        snprintf(nc, sizeof nc, "mg1.%zu", offset + page);
+        json_object_set_new(res, "nextCursor", json_string(nc));
+    }
+    json_decref(all);
+    list_job_free(j);
+    call_result(c, res);
+}
+
+static void part_cb(mg_pool_t *pool, mg_list_kind_t kind, json_t *items, void *data)
+{
+    list_job_t *j = data;
+    size_t i = pool->srv->index;
+    json_decref(j->parts[i]);
+    j->parts[i] = items ? json_incref(items) : json_array();
+    if (--j->outstanding == 0)
+        j->then(j);
+}
+
+static void gather(mg_call_t *c, mg_list_kind_t kind, void (*then)(list_job_t *), json_t *req_msg)
+{
+    mg_gateway_t *gw = c->gw;
+    list_job_t *j = calloc(1, sizeof(*j));
+    j->parts = calloc(gw->nservers ? gw->nservers : 1, sizeof(*j->parts));
+    j->call = c;
+    j->kind = kind;
+    j->then = then;
+    j->req_msg = json_incref(req_msg);
+    j->outstanding = 1; /* guard until every pool was asked */
+    for (size_t i = 0; i < gw->nservers; i++) {
+        mg_pool_t *p = mg__pool_for(gw, c->s, i);
+        j->parts[i] = json_array();
+        if (p == NULL)
+            continue;
+        j->outstanding++;
+        mg__pool_list(p, kind, part_cb, j);
+    }
+    if (--j->outstanding == 0)
+        then(j);
+}
+
+/* ---- routing by URI (resources) ---- */
+
+static void route_uri_then(list_job_t *j)
+{
+    mg_call_t *c = j->call;
+    const char *uri = json_string_value(json_object_get(c->params, "uri"));
+    long i = mg__catalog_route_uri(c->gw, c->s, uri);
+    list_job_free(j);
+    if (i < 0) {
+        if (strcmp(c->method, "resources/read") == 0)
+            call_error(c, -32002, "Resource not found", json_pack("{s:s}", "uri", uri ? uri : ""));
+        else
+            call_error(c, -32602, "Invalid params: no upstream serves this resource URI", NULL);
+        return;
+    }
+    mg_pool_t *p = mg__pool_for(c->gw, c->s, (size_t)i);
+    if (strcmp(c->method, "resources/subscribe") == 0)
+        json_object_set_new(c->s->subs, uri, json_true());
+    else if (strcmp(c->method, "resources/unsubscribe") == 0)
+        json_object_del(c->s->subs, uri);
+    forward(c, p, json_deep_copy(c->params));
+}
+
+static void templates_then(list_job_t *j)
+{
+    /* Resources are cached now; make sure templates are too, then route. */
+    mg_call_t *c = j->call;
+    json_t *m = json_incref(j->req_msg);
+    list_job_free(j);
+    gather(c, MG_LIST_TEMPLATES, route_uri_then, m);
+    json_decref(m);
+}
+
+static void dispatch_by_uri(mg_call_t *c, json_t *msg)
+{
+    const char *uri = json_string_value(json_object_get(c->params, "uri"));
+    if (uri == NULL) {
+        call_error(c, -32602, "Invalid params: \"uri\" (a string) is required", NULL);
+        return;
+    }
+    if (c->gw->nservers == 1) {
+        if (strcmp(c->method, "resources/subscribe") == 0)
+            json_object_set_new(c->s->subs, uri, json_true());
+        else if (strcmp(c->method, "resources/unsubscribe") == 0)
+            json_object_del(c->s->subs, uri);
+        mg_pool_t *p = mg__pool_for(c->gw, c->s, 0);
+        if (p == NULL) {
+            call_error(c, -32603, "upstream is not available", NULL);
+            return;
+        }
+        forward(c, p, json_deep_copy(c->params));
+        return;
+    }
+    gather(c, MG_LIST_RESOURCES, templates_then, msg);
+}
+
+static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
+{
+    const char *original = NULL;
+    long i = name ? mg__catalog_route_name(c->gw, name, &original) : -1;
+    if (i < 0) {
+        char m[300];
+        snprintf(m, sizeof m, "Invalid params: unknown %s '%s'", what, name ? name : "");
+        call_error(c, -32602, m, NULL);
+        return;
+    }
+    mg_pool_t *p = mg__pool_for(c->gw, c->s, (size_t)i);
+    if (p == NULL) {
+        call_error(c, -32603, "upstream is not available", NULL);
+        return;
+    }
+    json_t *params = json_deep_copy(c->params);
+    json_object_set_new(params, "name", json_string(original));
+    forward(c, p, params);
+}
+
+void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg)
+{
+    mg_call_t *c = call_new(gw, s, x, msg);
+    if (c == NULL) {
+        json_t *r = mg_rpc_error(mg_rpc_id(msg), -32603, "out of memory", NULL);
+        mg__exchange_respond(x, r);
+        json_decref(r);
+        return;
+    }
+    const char *m = c->method;
+    json_t *params = c->params;
+    if (params != NULL && !json_is_object(params)) {
+        call_error(c, -32602, "Invalid params: params must be an object", NULL);
+        return;
+    }
+    if (strcmp(m, "ping") == 0) {
+        call_result(c, json_object());
+    } else if (strcmp(m, "tools/list") == 0) {
+        gather(c, MG_LIST_TOOLS, merge_and_answer, msg);
+    } else if (strcmp(m, "prompts/list") == 0) {
+        gather(c, MG_LIST_PROMPTS, merge_and_answer, msg);
+    } else if (strcmp(m, "resources/list") == 0) {
+        gather(c, MG_LIST_RESOURCES, merge_and_answer, msg);
+    } else if (strcmp(m, "resources/templates/list") == 0) {
+        gather(c, MG_LIST_TEMPLATES, merge_and_answer, msg);
+    } else if (strcmp(m, "tools/call") == 0) {
+        dispatch_by_name(c, json_string_value(json_object_get(params, "name")), "tool");
+    } else if (strcmp(m, "prompts/get") == 0) {
+        dispatch_by_name(c, json_string_value(json_object_get(params, "name")), "prompt");
+    } else if (strcmp(m, "resources/read") == 0 || strcmp(m, "resources/subscribe") == 0 ||
+               strcmp(m, "resources/unsubscribe") == 0) {
+        dispatch_by_uri(c, msg);
+    } else if (strcmp(m, "completion/complete") == 0) {
+        json_t *ref = json_object_get(params, "ref");
+        const char *type = json_string_value(json_object_get(ref, "type"));
+        if (type != NULL && strcmp(type, "ref/prompt") == 0) {
+            const char *original = NULL;
+            long i = mg__catalog_route_name(gw, json_string_value(json_object_get(ref, "name")) ?: "", &original);
+            mg_pool_t *p = i >= 0 ? mg__pool_for(gw, s, (size_t)i) : NULL;
+            if (p == NULL) {
+                call_error(c, -32602, "Invalid params: unknown prompt in ref", NULL);
+                return;
+            }
+            json_t *np = json_deep_copy(params);
+            json_object_set_new(json_object_get(np, "ref"), "name", json_string(original));
+            forward(c, p, np);
+        } else if (type != NULL && strcmp(type, "ref/resource") == 0) {
+            const char *uri = json_string_value(json_object_get(ref, "uri"));
+            long i = gw->nservers == 1 ? 0 : mg__catalog_route_uri(gw, s, uri);
+            mg_pool_t *p = i >= 0 ? mg__pool_for(gw, s, (size_t)i) : NULL;
+            if (p == NULL) {
+                call_result(c, json_pack("{s:{s:[],s:i,s:b}}", "completion", "values", "total", 0, "hasMore", 0));
+                return;
+            }
+            forward(c, p, json_deep_copy(params));
+        } else {
+            call_error(c, -32602, "Invalid params: ref.type must be ref/prompt or ref/resource", NULL);
+        }
+    } else if (strcmp(m, "logging/setLevel") == 0) {
+        const char *level = json_string_value(json_object_get(params, "level"));
+        int r = log_rank(level);
+        if (r < 0) {
+            call_error(c, -32602, "Invalid params: level must be one of debug, info, notice, warning, error, "
+                                  "critical, alert, emergency",
+                       NULL);
+            return;
+        }
+        s->log_rank = r;
+        for (size_t i = 0; i < gw->nservers; i++) {
+            mg_pool_t *p = s->pools[i];
+            if (p == NULL)
+                continue;
+            json_t *fwd = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "logging/setLevel", "params",
+                                    "level", level);
+            /* Fire and forget: the answer is not needed; failures are logged by the upstream. */
+            mg_upstream_request(p->up, fwd, 0, ignore_done_cb, NULL, NULL, NULL);
+        }
+        call_result(c, json_object());
+    } else {
+        char msgbuf[200];
+        snprintf(msgbuf, sizeof msgbuf, "Method not found: %s", m);
+        call_error(c, -32601, msgbuf, NULL);
+    }
+}
+
+int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, const char **why)
+{
+    const char *m = mg_rpc_method(msg);
+    if (m == NULL) {
+        /* A response to a server->client request. */
+        json_t *id = mg_rpc_id(msg);
+        const char *sid = json_string_value(id);
+        for (mg_outreq_t **pp = &s->outreqs; *pp != NULL; pp = &(*pp)->next) {
+            mg_outreq_t *o = *pp;
+            if (sid == NULL || strcmp(o->down_id, sid) != 0)
+                continue;
+            *pp = o->next;
+            json_t *fwd = json_copy(msg);
+            json_object_set(fwd, "id", o->up_id);
+            if (mg_upstream_send(o->pool->up, o->origin, fwd) != 0)
+                mg_log_json(MG_LOG_WARN, "client answered a server request, but the upstream process that asked "
+                                         "has restarted; answer dropped",
+                            json_pack("{s:s,s:s}", "session", s->hash, "upstream", o->pool->srv->cfg->name));
+            json_decref(fwd);
+            json_decref(o->up_id);
+            free(o);
+            return 0;
+        }
+        *why = "response id does not match any request this gateway sent to the client";
+        return MG_ENOTFOUND;
+    }
+    if (strcmp(m, "notifications/initialized") == 0) {
+        s->initialized = 1;
+        return 0;
+    }
+    if (strcmp(m, "notifications/cancelled") == 0) {
+        json_t *rid = json_object_get(mg_rpc_params(msg), "requestId");
+        for (mg_call_t *c = s->calls; c != NULL; c = c->next) {
+            if (rid == NULL || !json_equal(rid, c->client_id))
+                continue;
+            if (c->ureq != NULL)
+                mg_upstream_cancel(c->ureq, json_string_value(json_object_get(mg_rpc_params(msg), "reason")));
+            break;
+        }
+        return 0; /* unknown ids are ignored (races are normal) */
+    }
+    if (strcmp(m, "notifications/roots/list_changed") == 0) {
+        for (size_t i = 0; i < gw->nservers; i++)
+            if (s->pools[i] != NULL)
+                mg_upstream_broadcast(s->pools[i]->up, msg);
+        return 0;
+    }
+    return 0; /* other notifications: accepted, nothing to do */
+}

@@ -1,0 +1,213 @@
+/*
+ * gateway.c - the runtime's lifetime: build servers and shared pools from the config, start
+ * them, the session sweeper and SSE keep-alives, /readyz, and graceful shutdown.
+ * Read next: era/legacy.c (the request path) and catalog/catalog.c (pools).
+ */
+#include "gateway_int.h"
+#include "../common/err.h"
+#include "../common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uv_loop_t *clock_loop;
+
+uint64_t mg_gateway_now_ms(void)
+{
+    return clock_loop ? uv_now(clock_loop) : 0;
+}
+
+int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
+{
+    mg_gateway_t *gw = calloc(1, sizeof(*gw));
+    if (gw == NULL)
+        return MG_ENOMEM;
+    clock_loop = loop;
+    gw->loop = loop;
+    gw->cfg = cfg;
+    mg_map_init(&gw->sessions);
+    gw->store = mg_store_memory_new(mg_gateway_now_ms);
+    size_t enabled = mg_config_enabled_count(cfg);
+    gw->servers = calloc(enabled ? enabled : 1, sizeof(*gw->servers));
+    if (gw->store == NULL || gw->servers == NULL) {
+        if (gw->store)
+            gw->store->ops->free(gw->store);
+        free(gw->servers);
+        free(gw);
+        return MG_ENOMEM;
+    }
+    const char *sep = cfg->namespace_separator ? cfg->namespace_separator : "__";
+    for (size_t i = 0; i < cfg->nservers; i++) {
+        const mg_server_config_t *sc = &cfg->servers[i];
+        if (sc->disabled)
+            continue;
+        mg_gw_server_t *srv = &gw->servers[gw->nservers];
+        srv->cfg = sc;
+        srv->index = gw->nservers++;
+        size_t n = strlen(sc->name) + strlen(sep) + 1;
+        srv->prefix = malloc(n);
+        if (enabled > 1)
+            snprintf(srv->prefix, n, "%s%s", sc->name, sep);
+        else
+            srv->prefix[0] = '\0';
+    }
+    uv_timer_init(loop, &gw->sweep_timer);
+    uv_timer_init(loop, &gw->debounce_timer);
+    uv_timer_init(loop, &gw->keepalive_timer);
+    uv_timer_init(loop, &gw->shutdown_timer);
+    gw->sweep_timer.data = gw->debounce_timer.data = gw->keepalive_timer.data = gw->shutdown_timer.data = gw;
+    *out = gw;
+    return 0;
+}
+
+static void sweep_cb(uv_timer_t *t)
+{
+    mg_gateway_t *gw = t->data;
+    mg__sessions_sweep(gw);
+    mg_store_memory_sweep(gw->store);
+}
+
+static void keepalive_cb(uv_timer_t *t)
+{
+    mg__sessions_keepalive(t->data);
+}
+
+void mg_gateway_start(mg_gateway_t *gw)
+{
+    for (size_t i = 0; i < gw->nservers; i++) {
+        mg_gw_server_t *srv = &gw->servers[i];
+        if (srv->cfg->isolation == MG_ISOLATION_SHARED && mg__pool_new(gw, srv, NULL, &srv->shared) != 0)
+            mg_log_json(MG_LOG_ERROR, "could not create upstream", json_pack("{s:s}", "upstream", srv->cfg->name));
+    }
+    uint64_t ttl = gw->cfg->limits.session_ttl_ms;
+    uint64_t every = ttl / 4 < 1000 ? 1000 : ttl / 4 > 30000 ? 30000 : ttl / 4;
+    uv_timer_start(&gw->sweep_timer, sweep_cb, every, every);
+    uv_timer_start(&gw->keepalive_timer, keepalive_cb, 15000, 15000);
+}
+
+json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
+{
+    json_t *ups = json_array();
+    size_t nready = 0, total = 0;
+    for (size_t i = 0; i < gw->nservers; i++) {
+        mg_gw_server_t *srv = &gw->servers[i];
+        json_t *u = json_pack("{s:s,s:s}", "name", srv->cfg->name, "isolation",
+                              srv->cfg->isolation == MG_ISOLATION_SESSION ? "session" : "shared");
+        if (srv->shared != NULL) {
+            mg_upstream_t *up = srv->shared->up;
+            mg_upstream_state_t st = mg_upstream_state(up);
+            total++;
+            nready += st == MG_UPSTREAM_READY;
+            json_object_set_new(u, "state", json_string(mg_upstream_state_name(st)));
+            json_object_set_new(u, "restarts", json_integer(mg_upstream_restarts(up)));
+            json_object_set_new(u, "inflight", json_integer(mg_upstream_inflight(up)));
+            if (mg_upstream_last_error(up) != NULL && st != MG_UPSTREAM_READY)
+                json_object_set_new(u, "error", json_string(mg_upstream_last_error(up)));
+        } else {
+            json_object_set_new(u, "state", json_string("per-session"));
+        }
+        json_array_append_new(ups, u);
+    }
+    const char *status = gw->shutting_down           ? "stopping"
+                         : total == 0 || nready == total ? "ok"
+                         : nready > 0                ? "degraded"
+                                                     : "down";
+    *ready = !gw->shutting_down && (total == 0 || nready > 0);
+    return json_pack("{s:b,s:s,s:I,s:o}", "ready", *ready, "status", status, "sessions",
+                     (json_int_t)gw->sessions.count, "upstreams", ups);
+}
+
+static void shutdown_tick(uv_timer_t *t);
+
+static void finish_shutdown(mg_gateway_t *gw)
+{
+    uv_timer_stop(&gw->shutdown_timer);
+    if (gw->shutdown_cb != NULL) {
+        void (*cb)(mg_gateway_t *, void *) = gw->shutdown_cb;
+        gw->shutdown_cb = NULL;
+        cb(gw, gw->shutdown_data);
+    }
+}
+
+static void stop_everything(mg_gateway_t *gw)
+{
+    /* Close every session: fails what is still in flight, ends streams, stops session pools. */
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&gw->sessions, &pos, &key, &val))
+        mg__session_close(val, "gateway shutting down");
+    for (size_t i = 0; i < gw->nservers; i++) {
+        if (gw->servers[i].shared != NULL) {
+            gw->pools_stopping++;
+            mg__pool_stop(gw->servers[i].shared);
+            gw->servers[i].shared = NULL;
+        }
+    }
+}
+
+static void shutdown_tick(uv_timer_t *t)
+{
+    mg_gateway_t *gw = t->data;
+    uint64_t now = uv_now(gw->loop);
+    if (gw->shutdown_deadline != 0 && (gw->live_calls == 0 || now >= gw->shutdown_deadline)) {
+        if (gw->live_calls > 0)
+            mg_log(MG_LOG_WARN, "shutdown grace period over; failing %u request(s) still in flight", gw->live_calls);
+        gw->shutdown_deadline = 0;
+        stop_everything(gw);
+    }
+    if (gw->shutdown_deadline == 0 && gw->pools_stopping == 0)
+        finish_shutdown(gw);
+}
+
+void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg_gateway_t *, void *), void *data)
+{
+    if (gw->shutting_down)
+        return;
+    gw->shutting_down = 1;
+    gw->shutdown_cb = done_cb;
+    gw->shutdown_data = data;
+    gw->shutdown_deadline = uv_now(gw->loop) + grace_ms;
+    uv_timer_stop(&gw->sweep_timer);
+    uv_timer_stop(&gw->keepalive_timer);
+    uv_timer_stop(&gw->debounce_timer);
+    /* Tell GET streams to reconnect elsewhere. */
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
+        mg_session_t *s = val;
+        if (s->get_stream != NULL && s->get_stream->conn != NULL) {
+            mg_sse_conn_t *c = s->get_stream->conn;
+            s->get_stream->conn = NULL;
+            mg_sse_conn_write(c, "retry: 1000\n\n", 13);
+            mg_sse_conn_abandon(c);
+        }
+    }
+    uv_timer_start(&gw->shutdown_timer, shutdown_tick, 0, 20);
+}
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+    mg_gateway_t *gw = h->data;
+    if (--gw->handles_closing == 0)
+        free(gw);
+}
+
+void mg_gateway_free(mg_gateway_t *gw)
+{
+    if (gw == NULL)
+        return;
+    for (size_t i = 0; i < gw->nservers; i++)
+        free(gw->servers[i].prefix);
+    free(gw->servers);
+    if (gw->store)
+        gw->store->ops->free(gw->store);
+    mg_map_dispose(&gw->sessions);
+    /* Timer handles are embedded: the struct is freed from the last close callback. */
+    gw->handles_closing = 4;
+    uv_close((uv_handle_t *)&gw->sweep_timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&gw->debounce_timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&gw->keepalive_timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&gw->shutdown_timer, handle_closed_cb);
+}

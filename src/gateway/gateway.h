@@ -1,0 +1,43 @@
+/*
+ * gateway.h - the gateway runtime: upstream pools, the merged catalog, sessions, and the MCP
+ * request path behind /mcp.
+ *
+ * One gateway per process, on one libuv loop. http/server.c owns sockets and routes; it hands every
+ * /mcp request to mg_gateway_handle_mcp() and asks for /readyz JSON. Everything after that (era
+ * semantics, sessions, dispatch to upstreams, responses as JSON or SSE) lives in this module's
+ * files: era/legacy.c (HTTP semantics of the 2025 session era), gateway/session.c (live sessions,
+ * streams, replay), gateway/dispatch.c (MCP methods), catalog/catalog.c (merge and routing).
+ * Read next: gateway_int.h for the structures and their ownership.
+ */
+#ifndef MG_GATEWAY_H
+#define MG_GATEWAY_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "../config/config.h"
+
+typedef struct mg_gateway mg_gateway_t;
+typedef struct st_h2o_req_t h2o_req_t;
+
+/* Creates the runtime for cfg (borrowed; must outlive the gateway). Returns 0 or MG_ENOMEM. */
+int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out);
+/* Spawns every enabled shared upstream and starts the session sweeper. */
+void mg_gateway_start(mg_gateway_t *gw);
+/* Handles one request on the MCP endpoint; always answers (now or later). Returns 0. */
+int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
+/* NEW reference: {"ready":bool,"status":"ok|degraded|down|stopping","upstreams":[...]} */
+json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready);
+/*
+ * Graceful stop: refuse new MCP requests (503), let in-flight calls finish for up to grace_ms,
+ * then fail the rest, end SSE streams with a retry hint, stop children. done_cb runs once all
+ * children are reaped.
+ */
+void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg_gateway_t *, void *),
+                         void *data);
+void mg_gateway_free(mg_gateway_t *gw);
+
+/* Milliseconds on the loop's monotonic clock (uv_now). */
+uint64_t mg_gateway_now_ms(void);
+
+#endif

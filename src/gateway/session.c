@@ -1,0 +1,400 @@
+/*
+ * session.c - live sessions of the 2025 session era: creation with a CSPRNG id, lookup, idle TTL,
+ * streams with bounded replay rings, the standalone GET stream, and deferred freeing.
+ *
+ * Contract: a session is created by initialize, found by id on every later request, closed by
+ * DELETE, idle expiry or shutdown. Closing fails its calls, ends its streams and stops its own
+ * pools; memory is released from an idle callback once nothing references it (STYLE: never free
+ * an object inside its own callback). Read next: era/legacy.c (who calls this).
+ */
+#include "gateway_int.h"
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../jsonrpc/jsonrpc.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void make_id(char *out, size_t outlen)
+{
+    unsigned char raw[32];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        abort(); /* no CSPRNG, no sessions: never fall back to a predictable id */
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < sizeof raw && o + 1 < outlen; i++) {
+        acc = (acc << 8) | raw[i];
+        bits += 8;
+        while (bits >= 6 && o + 1 < outlen) {
+            out[o++] = b64url[(acc >> (bits - 6)) & 63];
+            bits -= 6;
+        }
+    }
+    if (bits > 0 && o + 1 < outlen)
+        out[o++] = b64url[(acc << (6 - bits)) & 63];
+    out[o] = '\0';
+}
+
+static void make_hash(const char *id, char *out)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(id, strlen(id), md, &mdlen, EVP_sha256(), NULL);
+    for (int i = 0; i < 6; i++)
+        sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+static json_t *record_of(const mg_session_t *s)
+{
+    return json_pack("{s:s,s:s,s:O,s:O,s:I}", "id", s->id, "version", s->version, "caps", s->caps,
+                     "clientInfo", s->client_info, "created", (json_int_t)s->last_ms);
+}
+
+int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json_t *client_info,
+                       mg_session_t **out)
+{
+    if (gw->sessions.count >= gw->cfg->limits.max_sessions)
+        return MG_EBUSY;
+    mg_session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return MG_ENOMEM;
+    s->gw = gw;
+    make_id(s->id, sizeof s->id);
+    make_hash(s->id, s->hash);
+    snprintf(s->version, sizeof s->version, "%s", version);
+    s->rank = mg_version_rank(version);
+    s->caps = caps ? json_incref(caps) : json_object();
+    s->client_info = client_info ? json_incref(client_info) : json_object();
+    s->last_ms = mg_gateway_now_ms();
+    s->next_stream = 1;
+    s->subs = json_object();
+    s->pools = calloc(gw->nservers ? gw->nservers : 1, sizeof(*s->pools));
+    if (s->pools == NULL || mg_map_set(&gw->sessions, s->id, s) != 0) {
+        json_decref(s->caps);
+        json_decref(s->client_info);
+        json_decref(s->subs);
+        free(s->pools);
+        free(s);
+        return MG_ENOMEM;
+    }
+    json_t *rec = record_of(s);
+    gw->store->ops->put(gw->store, s->id, rec, gw->cfg->limits.session_ttl_ms, NULL, NULL);
+    json_decref(rec);
+    *out = s;
+    return 0;
+}
+
+mg_session_t *mg__session_find(mg_gateway_t *gw, const char *id)
+{
+    mg_session_t *s = mg_map_get(&gw->sessions, id);
+    if (s == NULL || s->closing)
+        return NULL;
+    s->last_ms = mg_gateway_now_ms();
+    return s;
+}
+
+static void stream_free(mg_stream_t *st)
+{
+    for (unsigned i = 0; i < st->count; i++)
+        free(st->ring[(st->head + i) % st->cap].bytes);
+    free(st->ring);
+    if (st->conn != NULL)
+        mg_sse_conn_abandon(st->conn);
+    free(st);
+}
+
+static void session_free(mg_session_t *s)
+{
+    while (s->streams != NULL) {
+        mg_stream_t *n = s->streams->next;
+        stream_free(s->streams);
+        s->streams = n;
+    }
+    while (s->outreqs != NULL) {
+        mg_outreq_t *n = s->outreqs->next;
+        json_decref(s->outreqs->up_id);
+        free(s->outreqs);
+        s->outreqs = n;
+    }
+    json_decref(s->caps);
+    json_decref(s->client_info);
+    json_decref(s->subs);
+    free(s->pools);
+    free(s);
+}
+
+void mg__session_ref(mg_session_t *s)
+{
+    s->refs++;
+}
+
+static void free_idle_cb(uv_idle_t *h)
+{
+    mg_session_t *s = h->data;
+    uv_idle_stop(h);
+    uv_close((uv_handle_t *)h, (uv_close_cb)free);
+    session_free(s);
+}
+
+static void maybe_free(mg_session_t *s)
+{
+    if (!s->closing || s->refs > 0)
+        return;
+    for (size_t i = 0; i < s->gw->nservers; i++)
+        if (s->pools[i] != NULL)
+            return; /* pool stop callbacks still pending; they clear the slot and call us again */
+    uv_idle_t *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        session_free(s);
+        return;
+    }
+    uv_idle_init(s->gw->loop, h);
+    h->data = s;
+    uv_idle_start(h, free_idle_cb);
+}
+
+void mg__session_unref(mg_session_t *s)
+{
+    s->refs--;
+    maybe_free(s);
+}
+
+void mg__session_pool_gone(mg_session_t *s, size_t i)
+{
+    s->pools[i] = NULL;
+    maybe_free(s);
+}
+
+void mg__session_close(mg_session_t *s, const char *why)
+{
+    if (s->closing)
+        return;
+    mg_gateway_t *gw = s->gw;
+    s->refs++; /* hold while tearing down */
+    s->closing = 1;
+    mg_map_del(&gw->sessions, s->id);
+    gw->store->ops->del(gw->store, s->id, NULL, NULL);
+    mg_log_json(MG_LOG_INFO, "session closed", json_pack("{s:s,s:s}", "session", s->hash, "reason", why));
+    mg__dispatch_session_gone(s);
+    for (mg_stream_t *st = s->streams; st != NULL; st = st->next) {
+        if (st->conn != NULL) {
+            mg_sse_conn_t *c = st->conn;
+            st->conn = NULL;
+            mg_sse_conn_abandon(c);
+        }
+    }
+    for (size_t i = 0; i < gw->nservers; i++)
+        if (s->pools[i] != NULL)
+            mg__pool_stop(s->pools[i]);
+    s->refs--;
+    maybe_free(s);
+}
+
+/* ---- streams ---- */
+
+mg_stream_t *mg__stream_new(mg_session_t *s, int is_get)
+{
+    mg_stream_t *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    st->cap = s->gw->cfg->limits.sse_replay_events ? s->gw->cfg->limits.sse_replay_events : 1;
+    st->ring = calloc(st->cap, sizeof(*st->ring));
+    if (st->ring == NULL) {
+        free(st);
+        return NULL;
+    }
+    st->s = s;
+    st->is_get = is_get;
+    st->id = s->next_stream++;
+    st->next_seq = 1;
+    st->next = s->streams;
+    s->streams = st;
+    s->nstreams++;
+    if (is_get)
+        s->get_stream = st;
+    /* Bound retained finished streams: drop the oldest finished ones beyond 32. */
+    unsigned kept = 0;
+    for (mg_stream_t **pp = &s->streams; *pp != NULL;) {
+        mg_stream_t *cur = *pp;
+        if (cur->done && cur->conn == NULL && ++kept > 32) {
+            *pp = cur->next;
+            s->nstreams--;
+            stream_free(cur);
+            continue;
+        }
+        pp = &cur->next;
+    }
+    return st;
+}
+
+mg_stream_t *mg__stream_find(mg_session_t *s, uint32_t id)
+{
+    for (mg_stream_t *st = s->streams; st != NULL; st = st->next)
+        if (st->id == id)
+            return st;
+    return NULL;
+}
+
+static void ring_add(mg_stream_t *st, uint64_t seq, char *bytes, size_t len)
+{
+    size_t max_bytes = st->s->gw->cfg->limits.sse_replay_bytes;
+    while (st->count > 0 && (st->count == st->cap || st->bytes + len > max_bytes)) {
+        mg_event_t *old = &st->ring[st->head];
+        st->bytes -= old->len;
+        free(old->bytes);
+        st->head = (st->head + 1) % st->cap;
+        st->count--;
+    }
+    if (len > max_bytes) { /* too big to keep: deliver live only */
+        free(bytes);
+        return;
+    }
+    mg_event_t *e = &st->ring[(st->head + st->count) % st->cap];
+    e->seq = seq;
+    e->bytes = bytes;
+    e->len = len;
+    st->bytes += len;
+    st->count++;
+}
+
+static void conn_gone_cb(mg_sse_conn_t *conn, void *data)
+{
+    mg_stream_t *st = data;
+    if (st->conn == conn)
+        st->conn = NULL;
+}
+
+static void write_conn(mg_stream_t *st, const char *bytes, size_t len)
+{
+    if (st->conn == NULL)
+        return;
+    int r = mg_sse_conn_write(st->conn, bytes, len);
+    if (r == MG_ETOOBIG) {
+        mg_log_json(MG_LOG_WARN, "SSE client too slow; connection dropped (it can resume with Last-Event-ID)",
+                    json_pack("{s:s,s:I}", "session", st->s->hash, "stream", (json_int_t)st->id));
+        mg_sse_conn_t *c = st->conn;
+        st->conn = NULL;
+        mg_sse_conn_abandon(c);
+    }
+}
+
+static int push_raw(mg_stream_t *st, const char *data, size_t dlen)
+{
+    char id[48];
+    uint64_t seq = st->next_seq++;
+    snprintf(id, sizeof id, "%u-%llu", st->id, (unsigned long long)seq);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (mg_sse_format(&buf, &len, &cap, id, data, dlen, 0) != 0) {
+        free(buf);
+        return MG_ENOMEM;
+    }
+    write_conn(st, buf, len);
+    ring_add(st, seq, buf, len);
+    return 0;
+}
+
+int mg__stream_push(mg_stream_t *st, const json_t *msg)
+{
+    size_t dlen;
+    char *data = mg_rpc_dump(msg, &dlen);
+    if (data == NULL)
+        return MG_ENOMEM;
+    int r = push_raw(st, data, dlen);
+    free(data);
+    return r;
+}
+
+void mg__stream_prime(mg_stream_t *st)
+{
+    if (st->s->rank >= MG_VERSION_2025_11_25)
+        push_raw(st, "", 0);
+}
+
+void mg__stream_attach(mg_stream_t *st, mg_sse_conn_t *conn)
+{
+    if (st->conn != NULL && st->conn != conn) {
+        mg_sse_conn_t *old = st->conn;
+        st->conn = NULL;
+        mg_sse_conn_abandon(old);
+    }
+    st->conn = conn;
+}
+
+void mg__stream_conn_gone_cb(mg_sse_conn_t *conn, void *data)
+{
+    conn_gone_cb(conn, data);
+}
+
+void mg__stream_replay(mg_stream_t *st, uint64_t after_seq)
+{
+    for (unsigned i = 0; i < st->count; i++) {
+        mg_event_t *e = &st->ring[(st->head + i) % st->cap];
+        if (e->seq > after_seq)
+            write_conn(st, e->bytes, e->len);
+    }
+    if (st->done && st->conn != NULL) {
+        mg_sse_conn_t *c = st->conn;
+        st->conn = NULL;
+        mg_sse_conn_abandon(c);
+    }
+}
+
+void mg__stream_response_done(mg_stream_t *st)
+{
+    if (st->pending > 0)
+        st->pending--;
+    if (st->pending == 0 && !st->is_get) {
+        st->done = 1;
+        st->done_ms = mg_gateway_now_ms();
+        if (st->conn != NULL) {
+            mg_sse_conn_t *c = st->conn;
+            st->conn = NULL;
+            mg_sse_conn_abandon(c);
+        }
+    }
+}
+
+void mg__session_notify(mg_session_t *s, const json_t *msg)
+{
+    if (s->closing)
+        return;
+    if (s->get_stream == NULL && mg__stream_new(s, 1) == NULL)
+        return;
+    mg__stream_push(s->get_stream, msg);
+}
+
+/* ---- timers ---- */
+
+void mg__sessions_sweep(mg_gateway_t *gw)
+{
+    uint64_t now = mg_gateway_now_ms();
+    uint64_t ttl = gw->cfg->limits.session_ttl_ms;
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
+        mg_session_t *s = val;
+        int attached = s->get_stream != NULL && s->get_stream->conn != NULL;
+        if (s->ncalls == 0 && !attached && now - s->last_ms > ttl)
+            mg__session_close(s, "idle timeout");
+    }
+}
+
+void mg__sessions_keepalive(mg_gateway_t *gw)
+{
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
+        mg_session_t *s = val;
+        for (mg_stream_t *st = s->streams; st != NULL; st = st->next)
+            write_conn(st, ": keep-alive\n\n", 14);
+    }
+}

@@ -1,0 +1,79 @@
+/*
+ * origin.c - Host/Origin checks (origin.h). Pure functions: unit-tested in test/unit/test_origin.c.
+ */
+#include "origin.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+/* Strips ":port" from host[0..len) and returns the host length (IPv6 literals keep brackets). */
+static size_t host_part(const char *h, size_t len)
+{
+    if (len > 0 && h[0] == '[') {
+        const char *close = memchr(h, ']', len);
+        return close ? (size_t)(close - h) + 1 : len;
+    }
+    const char *colon = memchr(h, ':', len);
+    return colon ? (size_t)(colon - h) : len;
+}
+
+static int eq_nocase(const char *a, size_t alen, const char *b)
+{
+    return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
+
+int mg_origin_is_loopback_host(const char *host, size_t len)
+{
+    size_t n = host_part(host, len);
+    if (eq_nocase(host, n, "localhost") || eq_nocase(host, n, "[::1]"))
+        return 1;
+    if (n > 4 && strncmp(host, "127.", 4) == 0) {
+        int dots = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (host[i] == '.')
+                dots++;
+            else if (!isdigit((unsigned char)host[i]))
+                return 0;
+        }
+        return dots == 3;
+    }
+    return 0;
+}
+
+int mg_origin_host_allowed(const mg_origin_rules_t *r, const char *host, size_t len)
+{
+    if (host == NULL || len == 0)
+        return r->loopback_bound;
+    size_t n = host_part(host, len);
+    for (size_t i = 0; i < r->nallowed_hosts; i++) {
+        if (eq_nocase(host, len, r->allowed_hosts[i]) || eq_nocase(host, n, r->allowed_hosts[i]))
+            return 1;
+    }
+    if (r->loopback_bound)
+        return mg_origin_is_loopback_host(host, len);
+    return r->nallowed_hosts == 0;
+}
+
+int mg_origin_origin_allowed(const mg_origin_rules_t *r, const char *origin, size_t len)
+{
+    if (origin == NULL)
+        return 1;
+    for (size_t i = 0; i < r->nallowed_origins; i++) {
+        if (eq_nocase(origin, len, r->allowed_origins[i]))
+            return 1;
+    }
+    if (!r->loopback_bound)
+        return 0;
+    const char *p = NULL;
+    if (len > 7 && strncasecmp(origin, "http://", 7) == 0)
+        p = origin + 7;
+    else if (len > 8 && strncasecmp(origin, "https://", 8) == 0)
+        p = origin + 8;
+    if (p == NULL)
+        return 0;
+    size_t rest = len - (size_t)(p - origin);
+    if (memchr(p, '/', rest) != NULL || memchr(p, '@', rest) != NULL)
+        return 0;
+    return mg_origin_is_loopback_host(p, rest);
+}

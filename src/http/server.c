@@ -1,0 +1,194 @@
+/*
+ * server.c - h2o on libuv: listener, accept, routing (server.h).
+ */
+#include "server.h"
+#include "../common/err.h"
+#include "../common/log.h"
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mg_server {
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    int listening;
+    mg_gateway_t *gw;
+    int loopback;
+    int port;
+};
+
+typedef struct handler {
+    h2o_handler_t super;
+    mg_server_t *srv;
+} handler_t;
+
+static void send_simple(h2o_req_t *req, int status, const char *ctype, const char *body)
+{
+    static h2o_generator_t gen = {NULL, NULL};
+    size_t len = strlen(body);
+    req->res.status = status;
+    req->res.reason = status == 200 ? "OK" : "Error";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_iovec_t b = h2o_strdup(&req->pool, body, len);
+    req->res.content_length = len;
+    h2o_start_response(req, &gen);
+    h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
+}
+
+static int path_is(h2o_req_t *req, const char *p)
+{
+    size_t n = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    return n == strlen(p) && memcmp(req->path.base, p, n) == 0;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    mg_server_t *srv = ((handler_t *)self)->srv;
+    if (path_is(req, "/mcp"))
+        return mg_gateway_handle_mcp(srv->gw, req, srv->loopback);
+    if (path_is(req, "/healthz")) {
+        send_simple(req, 200, "application/json", "{\"status\":\"ok\"}");
+        return 0;
+    }
+    if (path_is(req, "/readyz")) {
+        int ready = 0;
+        json_t *r = mg_gateway_readyz(srv->gw, &ready);
+        char *s = json_dumps(r, JSON_COMPACT);
+        json_decref(r);
+        send_simple(req, ready ? 200 : 503, "application/json", s ? s : "{}");
+        free(s);
+        return 0;
+    }
+    send_simple(req, 404, "application/json",
+                "{\"error\":\"not found\",\"hint\":\"the MCP endpoint is /mcp; health: /healthz, /readyz\"}");
+    return 0;
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    mg_server_t *srv = listener->data;
+    if (status != 0)
+        return;
+    uv_tcp_t *conn = malloc(sizeof(*conn));
+    if (conn == NULL)
+        return;
+    uv_tcp_init(listener->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(conn, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    h2o_accept(&srv->accept_ctx, sock);
+}
+
+int mg_server_resolve(const char *listen, struct sockaddr_storage *out, int *loopback, const char **why)
+{
+    char host[256];
+    const char *port;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (close == NULL || close[1] != ':') {
+            *why = "listen address must be host:port or [ipv6]:port";
+            return MG_EINVAL;
+        }
+        snprintf(host, sizeof host, "%.*s", (int)(close - listen - 1), listen + 1);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(listen, ':');
+        if (colon == NULL) {
+            *why = "listen address must be host:port or [ipv6]:port";
+            return MG_EINVAL;
+        }
+        snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+        port = colon + 1;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (getaddrinfo(host[0] ? host : NULL, port, &hints, &res) != 0 || res == NULL) {
+        *why = "cannot resolve the listen address";
+        return MG_EINVAL;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (out->ss_family == AF_INET) {
+        uint32_t a = ntohl(((struct sockaddr_in *)out)->sin_addr.s_addr);
+        *loopback = (a >> 24) == 127;
+    } else {
+        struct in6_addr *a = &((struct sockaddr_in6 *)out)->sin6_addr;
+        *loopback = IN6_IS_ADDR_LOOPBACK(a);
+    }
+    return 0;
+}
+
+int mg_server_start(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t *gw, const struct sockaddr *addr,
+                    int loopback, mg_server_t **out, const char **why)
+{
+    mg_server_t *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return MG_ENOMEM;
+    srv->gw = gw;
+    srv->loopback = loopback;
+    h2o_config_init(&srv->config);
+    srv->config.max_request_entity_size = cfg->limits.max_body_bytes;
+    srv->config.server_name = h2o_iovec_init(H2O_STRLIT("mcpgate"));
+    h2o_hostconf_t *hc = h2o_config_register_host(&srv->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);
+    handler_t *h = (handler_t *)h2o_create_handler(pc, sizeof(*h));
+    h->super.on_req = on_req;
+    h->srv = srv;
+    h2o_context_init(&srv->ctx, loop, &srv->config);
+    srv->accept_ctx.ctx = &srv->ctx;
+    srv->accept_ctx.hosts = srv->config.hosts;
+
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    int r = uv_tcp_bind(&srv->listener, addr, 0);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&srv->listener, 1024, on_accept);
+    if (r != 0) {
+        *why = uv_strerror(r);
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        *out = srv;
+        return r;
+    }
+    srv->listening = 1;
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
+    srv->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+                                                 : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    *out = srv;
+    return 0;
+}
+
+void mg_server_stop_accepting(mg_server_t *srv)
+{
+    if (srv->listening) {
+        srv->listening = 0;
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+    }
+    h2o_context_request_shutdown(&srv->ctx);
+}
+
+void mg_server_free(mg_server_t *srv)
+{
+    if (srv == NULL)
+        return;
+    /* h2o 2.2 keeps internal timers on the loop; the process exits right after this. */
+    free(srv);
+}
+
+int mg_server_port(const mg_server_t *srv)
+{
+    return srv->port;
+}

@@ -1,0 +1,34 @@
+/*
+ * server.h - the HTTP front: h2o (HTTP/1.1 and h2c) on the process's libuv loop.
+ *
+ * Routes: /mcp -> gateway (era/legacy.c), /healthz -> 200 "ok" while the process runs,
+ * /readyz -> gateway readiness JSON (200 ready / 503 not), anything else -> 404 JSON.
+ * Body size is capped by h2o (413) at limits.max_body_bytes. The listener is a uv_tcp_t.
+ * Read next: gateway/gateway.h.
+ */
+#ifndef MG_SERVER_H
+#define MG_SERVER_H
+
+#include <uv.h>
+
+#include "../config/config.h"
+#include "../gateway/gateway.h"
+
+typedef struct mg_server mg_server_t;
+
+/* Parses "host:port" / "[v6]:port" and resolves it (blocking getaddrinfo, at startup only).
+ * Sets *loopback when the address is 127/8 or ::1. Returns 0 or MG_EINVAL with *why set. */
+int mg_server_resolve(const char *listen, struct sockaddr_storage *out, int *loopback, const char **why);
+
+/* Binds and listens. Returns 0, or a negative libuv/MG error with a message in *why (static or
+ * from uv_strerror). */
+int mg_server_start(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t *gw, const struct sockaddr *addr,
+                    int loopback, mg_server_t **out, const char **why);
+/* Stops accepting new connections; idle keep-alive connections are closed. */
+void mg_server_stop_accepting(mg_server_t *srv);
+/* Closes everything and frees (after stop_accepting). */
+void mg_server_free(mg_server_t *srv);
+/* Bound port (useful with port 0). */
+int mg_server_port(const mg_server_t *srv);
+
+#endif

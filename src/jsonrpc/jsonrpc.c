@@ -1,0 +1,197 @@
+/*
+ * jsonrpc.c - JSON-RPC 2.0 classification, depth-limited parsing and message builders (jsonrpc.h).
+ */
+#include "jsonrpc.h"
+#include "../common/err.h"
+
+#include <string.h>
+
+static int id_valid(const json_t *id)
+{
+    return json_is_string(id) || json_is_integer(id);
+}
+
+mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why)
+{
+    const char *dummy;
+    if (why == NULL)
+        why = &dummy;
+    if (!json_is_object(msg)) {
+        *why = "a JSON-RPC message must be a JSON object";
+        return MG_RPC_INVALID;
+    }
+    const json_t *v = json_object_get(msg, "jsonrpc");
+    if (!json_is_string(v) || strcmp(json_string_value(v), "2.0") != 0) {
+        *why = "\"jsonrpc\" must be the string \"2.0\"";
+        return MG_RPC_INVALID;
+    }
+    const json_t *id = json_object_get(msg, "id");
+    const json_t *method = json_object_get(msg, "method");
+    if (method != NULL) {
+        if (!json_is_string(method)) {
+            *why = "\"method\" must be a string";
+            return MG_RPC_INVALID;
+        }
+        const json_t *params = json_object_get(msg, "params");
+        if (params != NULL && !json_is_object(params) && !json_is_array(params)) {
+            *why = "\"params\" must be an object or an array";
+            return MG_RPC_INVALID;
+        }
+        if (json_object_get(msg, "result") != NULL || json_object_get(msg, "error") != NULL) {
+            *why = "a request must not carry \"result\" or \"error\"";
+            return MG_RPC_INVALID;
+        }
+        if (id == NULL)
+            return MG_RPC_NOTIFICATION;
+        if (!id_valid(id)) {
+            *why = "\"id\" must be a string or an integer (never null)";
+            return MG_RPC_INVALID;
+        }
+        return MG_RPC_REQUEST;
+    }
+    const json_t *result = json_object_get(msg, "result");
+    const json_t *error = json_object_get(msg, "error");
+    if (result != NULL && error != NULL) {
+        *why = "a response must not carry both \"result\" and \"error\"";
+        return MG_RPC_INVALID;
+    }
+    if (result != NULL) {
+        if (!id_valid(id)) {
+            *why = "a response \"id\" must be a string or an integer";
+            return MG_RPC_INVALID;
+        }
+        return MG_RPC_RESPONSE;
+    }
+    if (error != NULL) {
+        if (!json_is_object(error) || !json_is_integer(json_object_get(error, "code"))) {
+            *why = "\"error\" must be an object with an integer \"code\"";
+            return MG_RPC_INVALID;
+        }
+        if (id != NULL && !json_is_null(id) && !id_valid(id)) {
+            *why = "an error \"id\" must be a string, an integer or null";
+            return MG_RPC_INVALID;
+        }
+        return MG_RPC_ERROR;
+    }
+    *why = "a message needs \"method\" (request/notification) or \"result\"/\"error\" (response)";
+    return MG_RPC_INVALID;
+}
+
+int mg_rpc_check_depth(const char *buf, size_t len, unsigned max_depth)
+{
+    unsigned depth = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+            continue;
+        }
+        switch (c) {
+        case '"':
+            in_str = 1;
+            break;
+        case '{':
+        case '[':
+            if (++depth > max_depth)
+                return MG_ETOODEEP;
+            break;
+        case '}':
+        case ']':
+            if (depth > 0)
+                depth--;
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+}
+
+json_t *mg_rpc_parse(const char *buf, size_t len, unsigned max_depth, int *err)
+{
+    if (mg_rpc_check_depth(buf, len, max_depth) != 0) {
+        *err = MG_ETOODEEP;
+        return NULL;
+    }
+    json_error_t jerr;
+    /* No JSON_ALLOW_NUL: an escaped \u0000 inside a string is rejected; raw NUL bytes end the text. */
+    if (memchr(buf, '\0', len) != NULL) {
+        *err = MG_EPARSE;
+        return NULL;
+    }
+    json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (v == NULL || (!json_is_object(v) && !json_is_array(v))) {
+        json_decref(v);
+        *err = MG_EPARSE;
+        return NULL;
+    }
+    *err = 0;
+    return v;
+}
+
+json_t *mg_rpc_result(const json_t *id, json_t *result)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "jsonrpc", json_string("2.0"));
+    json_object_set_new(m, "id", id ? json_deep_copy(id) : json_null());
+    json_object_set_new(m, "result", result ? result : json_object());
+    return m;
+}
+
+json_t *mg_rpc_error(const json_t *id, int code, const char *message, json_t *data)
+{
+    json_t *m = json_object();
+    json_t *e = json_object();
+    json_object_set_new(e, "code", json_integer(code));
+    json_object_set_new(e, "message", json_string(message ? message : "error"));
+    if (data != NULL)
+        json_object_set_new(e, "data", data);
+    json_object_set_new(m, "jsonrpc", json_string("2.0"));
+    json_object_set_new(m, "id", id ? json_deep_copy(id) : json_null());
+    json_object_set_new(m, "error", e);
+    return m;
+}
+
+json_t *mg_rpc_notification(const char *method, json_t *params)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "jsonrpc", json_string("2.0"));
+    json_object_set_new(m, "method", json_string(method));
+    if (params != NULL)
+        json_object_set_new(m, "params", params);
+    return m;
+}
+
+json_t *mg_rpc_request(const json_t *id, const char *method, json_t *params)
+{
+    json_t *m = mg_rpc_notification(method, params);
+    json_object_set_new(m, "id", json_deep_copy(id));
+    return m;
+}
+
+const char *mg_rpc_method(const json_t *msg)
+{
+    return json_string_value(json_object_get(msg, "method"));
+}
+
+json_t *mg_rpc_id(const json_t *msg)
+{
+    return json_object_get(msg, "id");
+}
+
+json_t *mg_rpc_params(const json_t *msg)
+{
+    return json_object_get(msg, "params");
+}
+
+char *mg_rpc_dump(const json_t *msg, size_t *len)
+{
+    char *s = json_dumps(msg, JSON_COMPACT);
+    if (s != NULL && len != NULL)
+        *len = strlen(s);
+    return s;
+}

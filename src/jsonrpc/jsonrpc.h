@@ -1,0 +1,60 @@
+/*
+ * jsonrpc.h - the only place that knows JSON-RPC 2.0 framing.
+ *
+ * Parse bytes into a classified message (request / notification / response), with a depth limit
+ * applied before jansson builds the tree; build results and errors; read and write ids.
+ * All json_t * returned are NEW references unless a comment says "borrowed".
+ * Read next: upstream/upstream.h (id remapping on the way to a child).
+ */
+#ifndef MG_JSONRPC_H
+#define MG_JSONRPC_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef enum mg_rpc_kind {
+    MG_RPC_INVALID = 0,
+    MG_RPC_REQUEST,      /* method + id */
+    MG_RPC_NOTIFICATION, /* method, no id */
+    MG_RPC_RESPONSE,     /* id + result */
+    MG_RPC_ERROR,        /* id (or null) + error */
+} mg_rpc_kind_t;
+
+/*
+ * Classifies one message object. Returns MG_RPC_INVALID for anything that is not a valid JSON-RPC
+ * 2.0 message: jsonrpc != "2.0", id null/bool/float/object on a request, method not a string, both
+ * result and error, params neither object nor array, error without integer code.
+ * When invalid and why != NULL, *why is a static sentence saying what is wrong.
+ */
+mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why);
+
+/*
+ * Checks nesting depth of raw JSON text without building it (strings and escapes handled).
+ * Returns 0 when depth <= max_depth, MG_ETOODEEP otherwise. Bytes are not validated as JSON.
+ */
+int mg_rpc_check_depth(const char *buf, size_t len, unsigned max_depth);
+
+/*
+ * Parses a body: depth check, then jansson (rejecting NUL bytes and invalid UTF-8).
+ * Returns a NEW reference (object or array) or NULL with *err = MG_EPARSE / MG_ETOODEEP.
+ */
+json_t *mg_rpc_parse(const char *buf, size_t len, unsigned max_depth, int *err);
+
+/* {"jsonrpc":"2.0","id":id,"result":result}. id borrowed (copied); result STOLEN. */
+json_t *mg_rpc_result(const json_t *id, json_t *result);
+/* {"jsonrpc":"2.0","id":id|null,"error":{code,message[,data]}}. id borrowed (NULL -> null); data STOLEN. */
+json_t *mg_rpc_error(const json_t *id, int code, const char *message, json_t *data);
+/* {"jsonrpc":"2.0","method":method[,"params":params]}. params STOLEN (may be NULL). */
+json_t *mg_rpc_notification(const char *method, json_t *params);
+/* {"jsonrpc":"2.0","id":id,"method":method[,"params":params]}. id borrowed; params STOLEN. */
+json_t *mg_rpc_request(const json_t *id, const char *method, json_t *params);
+
+/* Borrowed accessors; NULL when absent. */
+const char *mg_rpc_method(const json_t *msg);
+json_t *mg_rpc_id(const json_t *msg);
+json_t *mg_rpc_params(const json_t *msg);
+
+/* Serializes compactly; caller frees with free(). */
+char *mg_rpc_dump(const json_t *msg, size_t *len);
+
+#endif

@@ -1,0 +1,252 @@
+/*
+ * main.c - the mcpgate command line: serve, check, --version, --help.
+ *
+ * `serve` validates the config (every problem reported, exit 2), refuses a non-loopback bind
+ * without auth unless --allow-unauthenticated, listens, then starts upstreams in the background
+ * (visible in /readyz). SIGTERM/SIGINT: stop accepting, let in-flight requests finish
+ * (limits.shutdownGraceMs), stop children, exit 0.
+ * Read next: http/server.h, gateway/gateway.h, config/config.h.
+ */
+#include "common/err.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
+#include "http/server.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "mcpgate " MG_VERSION " - a production gateway for MCP servers\n"
+    "\n"
+    "Usage:\n"
+    "  mcpgate serve [--config FILE] [--listen HOST:PORT] [--allow-unauthenticated] [--log-level LEVEL]\n"
+    "  mcpgate check [--config FILE]\n"
+    "  mcpgate --version | --help\n"
+    "\n"
+    "serve   Serve every stdio MCP server of FILE (Claude Desktop / Cursor / VS Code \"mcpServers\" JSON)\n"
+    "        as one Streamable HTTP endpoint at http://HOST:PORT/mcp. Without --config, an embedded\n"
+    "        config fronts the bundled mcpgate-testserver. Default listen: 127.0.0.1:8080.\n"
+    "check   Validate FILE and report every problem at once (exit 1 when there are problems).\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE             config file (env MCPGATE_CONFIG)\n"
+    "  --listen HOST:PORT        listen address (env MCPGATE_LISTEN; overrides gateway.listen)\n"
+    "  --allow-unauthenticated   allow a non-loopback listen address without auth configured\n"
+    "  --log-level LEVEL         debug | info | warn | error (overrides gateway.logLevel)\n"
+    "\n"
+    "Endpoints: /mcp (MCP), /healthz (alive), /readyz (upstream states). Docs: docs/configuration.md\n";
+
+typedef struct opts {
+    const char *cmd;
+    const char *config;
+    const char *listen;
+    const char *log_level;
+    int allow_unauth;
+} opts_t;
+
+static uv_loop_t *loop;
+static mg_gateway_t *gateway;
+static mg_server_t *server;
+static uv_signal_t sig_term, sig_int;
+static int exit_code;
+
+static int parse_args(int argc, char **argv, opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->config = getenv("MCPGATE_CONFIG");
+    o->listen = getenv("MCPGATE_LISTEN");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("mcpgate %s\n", MG_VERSION);
+            exit(0);
+        }
+        if (strcmp(a, "--allow-unauthenticated") == 0) {
+            o->allow_unauth = 1;
+            continue;
+        }
+        const char *names[] = {"--config", "--listen", "--log-level"};
+        const char **slots[] = {&o->config, &o->listen, &o->log_level};
+        int matched = 0;
+        for (int k = 0; k < 3; k++) {
+            size_t n = strlen(names[k]);
+            if (strncmp(a, names[k], n) == 0 && (a[n] == '\0' || a[n] == '=')) {
+                if (a[n] == '=')
+                    val = a + n + 1;
+                else if (i + 1 < argc)
+                    val = argv[++i];
+                else {
+                    fprintf(stderr, "mcpgate: %s needs a value (see mcpgate --help)\n", names[k]);
+                    return 2;
+                }
+                *slots[k] = val;
+                matched = 1;
+                break;
+            }
+        }
+        if (matched)
+            continue;
+        if (a[0] != '-' && o->cmd == NULL) {
+            o->cmd = a;
+            continue;
+        }
+        fprintf(stderr, "mcpgate: unknown argument '%s' (see mcpgate --help)\n", a);
+        return 2;
+    }
+    if (o->cmd == NULL) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (strcmp(o->cmd, "serve") != 0 && strcmp(o->cmd, "check") != 0) {
+        fprintf(stderr, "mcpgate: unknown command '%s' (commands: serve, check; see mcpgate --help)\n", o->cmd);
+        return 2;
+    }
+    return 0;
+}
+
+static void self_dir(char *out, size_t n)
+{
+    char path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (len <= 0) {
+        snprintf(out, n, ".");
+        return;
+    }
+    path[len] = '\0';
+    snprintf(out, n, "%s", dirname(path));
+}
+
+static int load_config(const opts_t *o, mg_config_t *cfg)
+{
+    char dir[PATH_MAX];
+    self_dir(dir, sizeof dir);
+    mg_config_errors_t errs = {0};
+    int r = o->config ? mg_config_load(o->config, dir, cfg, &errs)
+                      : mg_config_parse(mg_config_embedded_json(), "<embedded>", dir, cfg, &errs);
+    if (r != 0) {
+        fprintf(stderr, "mcpgate: %s has %zu problem%s:\n", o->config ? o->config : "the embedded config",
+                errs.count, errs.count == 1 ? "" : "s");
+        for (size_t i = 0; i < errs.count; i++)
+            fprintf(stderr, "  - %s\n", errs.msgs[i]);
+        mg_config_errors_dispose(&errs);
+        return 1;
+    }
+    mg_config_errors_dispose(&errs);
+    return 0;
+}
+
+static int cmd_check(const opts_t *o)
+{
+    mg_config_t cfg;
+    if (load_config(o, &cfg) != 0)
+        return 1;
+    printf("%s: OK, %zu server%s (%zu enabled)\n", o->config ? o->config : "<embedded>", cfg.nservers,
+           cfg.nservers == 1 ? "" : "s", mg_config_enabled_count(&cfg));
+    for (size_t i = 0; i < cfg.nservers; i++) {
+        const mg_server_config_t *s = &cfg.servers[i];
+        printf("  %s: %s%s, isolation %s, instances %u\n", s->name, s->command, s->disabled ? " (disabled)" : "",
+               s->isolation == MG_ISOLATION_SESSION ? "session" : "shared", s->instances);
+        for (size_t k = 0; k < s->nenv; k++)
+            printf("    env %s: from %s, %zu bytes\n", s->env[k].key, s->env[k].source, strlen(s->env[k].value));
+    }
+    mg_config_dispose(&cfg);
+    return 0;
+}
+
+static void shutdown_done_cb(mg_gateway_t *gw, void *data)
+{
+    mg_log(MG_LOG_INFO, "stopped");
+    uv_stop(loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    static int count;
+    if (++count > 1) {
+        mg_log(MG_LOG_WARN, "second signal: exiting now");
+        exit(1);
+    }
+    mg_log_json(MG_LOG_INFO, "shutting down", json_pack("{s:s}", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+    mg_server_stop_accepting(server);
+    const mg_config_t *cfg = h->data;
+    mg_gateway_shutdown(gateway, cfg->limits.shutdown_grace_ms, shutdown_done_cb, NULL);
+}
+
+static int cmd_serve(const opts_t *o)
+{
+    mg_config_t cfg;
+    if (load_config(o, &cfg) != 0)
+        return 2;
+    if (o->log_level != NULL || cfg.log_level != NULL) {
+        mg_log_level_t lvl;
+        const char *l = o->log_level ? o->log_level : cfg.log_level;
+        if (mg_log_level_parse(l, &lvl) != 0) {
+            fprintf(stderr, "mcpgate: --log-level must be debug, info, warn or error (got '%s')\n", l);
+            return 2;
+        }
+        mg_log_set_level(lvl);
+    }
+    const char *listen = o->listen ? o->listen : cfg.listen ? cfg.listen : "127.0.0.1:8080";
+    struct sockaddr_storage addr;
+    int loopback = 0;
+    const char *why = NULL;
+    if (mg_server_resolve(listen, &addr, &loopback, &why) != 0) {
+        fprintf(stderr, "mcpgate: --listen %s: %s\n", listen, why);
+        return 2;
+    }
+    if (!loopback && !cfg.auth_configured && !o->allow_unauth && !cfg.allow_unauthenticated) {
+        fprintf(stderr,
+                "mcpgate: refusing to listen on %s without authentication: anyone who can reach it could call "
+                "every tool.\n  Configure gateway.auth, listen on 127.0.0.1, or pass --allow-unauthenticated if "
+                "something in front of mcpgate authenticates.\n",
+                listen);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    loop = uv_default_loop();
+    if (mg_gateway_new(loop, &cfg, &gateway) != 0) {
+        fprintf(stderr, "mcpgate: out of memory\n");
+        return 1;
+    }
+    int r = mg_server_start(loop, &cfg, gateway, (struct sockaddr *)&addr, loopback, &server, &why);
+    if (r != 0) {
+        fprintf(stderr, "mcpgate: cannot listen on %s: %s\n", listen, why);
+        return 1;
+    }
+    mg_log_json(MG_LOG_INFO, "listening",
+                json_pack("{s:s,s:i,s:s,s:I}", "address", listen, "port", mg_server_port(server), "endpoint", "/mcp",
+                          "upstreams", (json_int_t)mg_config_enabled_count(&cfg)));
+    mg_gateway_start(gateway);
+    uv_signal_init(loop, &sig_term);
+    uv_signal_init(loop, &sig_int);
+    sig_term.data = sig_int.data = &cfg;
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_run(loop, UV_RUN_DEFAULT);
+    fflush(stdout);
+    /* Children are reaped and every response is flushed; the process exits without tearing down
+     * h2o's internal state (it has no public dispose for a libuv context in this version). */
+    _exit(exit_code);
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o;
+    int r = parse_args(argc, argv, &o);
+    if (r != 0)
+        return r;
+    if (strcmp(o.cmd, "check") == 0)
+        return cmd_check(&o);
+    return cmd_serve(&o);
+}

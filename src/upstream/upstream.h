@@ -1,0 +1,132 @@
+/*
+ * upstream.h - one configured stdio MCP server: a pool of child processes behind one interface.
+ *
+ * Role in the request path: the last hop. The gateway hands a JSON-RPC request (no id) to
+ * mg_upstream_request(); this module assigns its own id, writes one line to a child's stdin and
+ * calls the completion callback exactly once: with the child's response, or with an error when the
+ * child exits, the request times out, is cancelled, or the upstream is stopped. Nothing hangs.
+ *
+ * Children are spawned without a shell (uv_spawn, own process group, UV_PROCESS_DETACHED), with
+ * only their declared env plus PATH/HOME/LANG copied from the gateway. The module sends
+ * `initialize` + `notifications/initialized` itself; requests wait in a bounded queue until a child
+ * is ready. A child that exits fails its in-flight requests at once (error names the server and the
+ * exit status) and is restarted with exponential backoff (100 ms doubling to 30 s; reset after 60 s
+ * up). Stderr lines are logged tagged with the server name. Progress tokens are remapped so two
+ * clients may use the same token on one child.
+ *
+ * This module knows nothing of HTTP or sessions. Read next: gateway/ (who calls this), and
+ * upstream_int.h for the wire framing (newline-delimited JSON, capped line length).
+ */
+#ifndef MG_UPSTREAM_H
+#define MG_UPSTREAM_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../config/config.h"
+
+typedef struct mg_upstream mg_upstream_t;
+typedef struct mg_upstream_req mg_upstream_req_t;
+
+typedef enum mg_upstream_state {
+    MG_UPSTREAM_STARTING = 0, /* spawning or initializing */
+    MG_UPSTREAM_READY,        /* at least one child initialized */
+    MG_UPSTREAM_BACKOFF,      /* all children down, a restart is scheduled */
+    MG_UPSTREAM_STOPPED,      /* mg_upstream_stop() was called */
+} mg_upstream_state_t;
+
+/* Identifies which child (and which incarnation of it) sent a message. */
+typedef struct mg_upstream_origin {
+    uint32_t child;      /* index in the pool */
+    uint32_t generation; /* bumped on every restart */
+} mg_upstream_origin_t;
+
+typedef struct mg_upstream_hooks {
+    /*
+     * A message from a child that is not a response and could not be attributed to one request:
+     * a notification (list_changed, resources/updated, message...) or a server->client request
+     * (has "id"). msg is borrowed. Optional.
+     */
+    void (*on_message_cb)(mg_upstream_t *up, mg_upstream_origin_t origin, json_t *msg, void *data);
+    /* Called on every state change, and when a child's initialize result changes. Optional. */
+    void (*on_state_cb)(mg_upstream_t *up, mg_upstream_state_t state, void *data);
+} mg_upstream_hooks_t;
+
+/*
+ * Completion: called exactly once per accepted request.
+ *   err == 0: `response` (borrowed) is the child's JSON-RPC response object, with "result" or
+ *             "error"; its "id" is the upstream id (callers put the client's id back).
+ *   err < 0:  `response` is NULL; `message` is a sentence for the client, e.g.
+ *             "upstream 'github' exited with status 1 while handling this request".
+ * Never called from inside mg_upstream_request() itself.
+ */
+typedef void (*mg_upstream_done_cb)(mg_upstream_req_t *req, int err, json_t *response, const char *message,
+                                    void *data);
+
+/*
+ * A message from the child attributed to one in-flight request: notifications/progress carrying
+ * that request's token (token already restored to the caller's), or any other notification or
+ * server->client request while this request is the only one in flight on that child.
+ * msg borrowed. Called zero or more times before done_cb.
+ */
+typedef void (*mg_upstream_related_cb)(mg_upstream_req_t *req, mg_upstream_origin_t origin, json_t *msg,
+                                       void *data);
+
+typedef struct mg_upstream_opts {
+    const mg_server_config_t *server; /* borrowed; must outlive the upstream */
+    const mg_limits_t *limits;        /* borrowed; max_line_bytes, max_inflight_per_upstream, timeouts */
+    const char *client_name;          /* clientInfo.name sent in initialize, e.g. "mcpgate" */
+    const char *client_version;
+} mg_upstream_opts_t;
+
+/* Creates the pool (no process started yet). Returns 0 or MG_ENOMEM/MG_EINVAL. */
+int mg_upstream_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_upstream_hooks_t *hooks,
+                    void *hooks_data, mg_upstream_t **out);
+/* Spawns `instances` children. Spawn failures are not returned: they show in state and last_error. */
+void mg_upstream_start(mg_upstream_t *up);
+
+/*
+ * Sends a request. `msg` is STOLEN: an object with "method" and optional "params" (any "id" is
+ * replaced). timeout_ms == 0 uses the configured default. On success returns 0 and, if out != NULL,
+ * a handle valid until done_cb returns. On error (MG_EBUSY queue full, MG_ECLOSED stopped) returns
+ * negative and NO callback is ever called.
+ */
+int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                        mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
+
+/* Cancels: sends notifications/cancelled to the child (if the request was sent) and calls done_cb
+ * with MG_ECANCELLED. `reason` may be NULL. No-op if already completed. */
+void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason);
+
+/* Progress seen: resets the request's idle timeout (bounded by limits->max_request_ms). */
+void mg_upstream_req_touch(mg_upstream_req_t *req);
+
+/* Sends a JSON-RPC response (to a server->client request) or a notification to the child that
+ * `origin` names. msg borrowed. Returns MG_ECLOSED when that child incarnation is gone. */
+int mg_upstream_send(mg_upstream_t *up, mg_upstream_origin_t origin, const json_t *msg);
+/* Sends a notification to every ready child. msg borrowed. */
+void mg_upstream_broadcast(mg_upstream_t *up, const json_t *msg);
+
+/*
+ * Stops: fails queued and in-flight requests with MG_ESHUTDOWN, SIGTERM to each child's process
+ * group, SIGKILL after grace_ms, and calls stopped_cb once every child is reaped.
+ */
+void mg_upstream_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_upstream_t *, void *),
+                      void *data);
+/* Frees a stopped upstream (call from stopped_cb or later). */
+void mg_upstream_free(mg_upstream_t *up);
+
+const char *mg_upstream_name(const mg_upstream_t *up);
+mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up);
+const char *mg_upstream_state_name(mg_upstream_state_t s);
+/* Borrowed InitializeResult of the first ready child (NULL until one is ready). */
+json_t *mg_upstream_init_result(const mg_upstream_t *up);
+/* Last failure sentence (NULL when none); never contains env values. */
+const char *mg_upstream_last_error(const mg_upstream_t *up);
+unsigned mg_upstream_restarts(const mg_upstream_t *up);
+unsigned mg_upstream_inflight(const mg_upstream_t *up);
+/* Pids of live children written to pids[0..n); returns count. */
+size_t mg_upstream_pids(const mg_upstream_t *up, int *pids, size_t n);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * test_jsonrpc.c - classification, depth limit, parse errors and builders (src/jsonrpc/).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "jsonrpc/jsonrpc.h"
+
+static mg_rpc_kind_t kind_of(const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    mg_rpc_kind_t k = mg_rpc_classify(j, NULL);
+    json_decref(j);
+    return k;
+}
+
+static void test_classify(void **state)
+{
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"), MG_RPC_REQUEST);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"x\",\"params\":{}}"), MG_RPC_REQUEST);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"), MG_RPC_NOTIFICATION);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}"), MG_RPC_RESPONSE);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-1,\"message\":\"x\"}}"),
+                     MG_RPC_ERROR);
+    /* invalid */
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"ping\"}"), MG_RPC_INVALID);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"ping\"}"), MG_RPC_INVALID);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":true,\"method\":\"ping\"}"), MG_RPC_INVALID);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}"), MG_RPC_INVALID);
+    assert_int_equal(kind_of("{\"id\":1,\"method\":\"ping\"}"), MG_RPC_INVALID);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}"), MG_RPC_INVALID);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":3}"), MG_RPC_INVALID);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{\"code\":1}}"),
+                     MG_RPC_INVALID);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":\"x\"}}"), MG_RPC_INVALID);
+    assert_int_equal(kind_of("[1]"), MG_RPC_INVALID);
+    const char *why = NULL;
+    json_t *j = json_loads("{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"ping\"}", 0, NULL);
+    mg_rpc_classify(j, &why);
+    assert_non_null(strstr(why, "never null"));
+    json_decref(j);
+}
+
+static void test_depth(void **state)
+{
+    char buf[300];
+    memset(buf, '[', 200);
+    memset(buf + 200, ']', 0);
+    assert_int_equal(mg_rpc_check_depth(buf, 64, 64), 0);
+    assert_int_equal(mg_rpc_check_depth(buf, 65, 64), MG_ETOODEEP);
+    /* brackets inside strings do not count, escaped quotes do not end strings */
+    const char *s = "{\"a\":\"[[[[\\\"[[[[\"}";
+    assert_int_equal(mg_rpc_check_depth(s, strlen(s), 1), 0);
+    int err = 0;
+    char deep[2100];
+    for (int i = 0; i < 1000; i++)
+        deep[i] = '[';
+    for (int i = 0; i < 1000; i++)
+        deep[1000 + i] = ']';
+    assert_null(mg_rpc_parse(deep, 2000, 64, &err));
+    assert_int_equal(err, MG_ETOODEEP);
+}
+
+static void test_parse_errors(void **state)
+{
+    int err = 0;
+    assert_null(mg_rpc_parse("{\"a\":", 5, 64, &err));
+    assert_int_equal(err, MG_EPARSE);
+    assert_null(mg_rpc_parse("{\"a\":\"\xff\"}", 9, 64, &err)); /* invalid UTF-8 */
+    assert_int_equal(err, MG_EPARSE);
+    assert_null(mg_rpc_parse("{\"a\":1}\0x", 9, 64, &err)); /* NUL byte */
+    assert_int_equal(err, MG_EPARSE);
+    assert_null(mg_rpc_parse("42", 2, 64, &err)); /* not an object/array */
+    assert_int_equal(err, MG_EPARSE);
+    assert_null(mg_rpc_parse("{\"a\":1,\"a\":2}", 13, 64, &err)); /* duplicate keys */
+    json_t *ok = mg_rpc_parse("[{\"x\":1}]", 9, 64, &err);
+    assert_non_null(ok);
+    assert_int_equal(err, 0);
+    json_decref(ok);
+}
+
+static void test_builders(void **state)
+{
+    json_t *id = json_string("abc");
+    json_t *r = mg_rpc_result(id, json_pack("{s:i}", "x", 1));
+    char *s = mg_rpc_dump(r, NULL);
+    assert_string_equal(s, "{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"result\":{\"x\":1}}");
+    free(s);
+    json_decref(r);
+    json_t *e = mg_rpc_error(NULL, -32600, "bad", NULL);
+    s = mg_rpc_dump(e, NULL);
+    assert_string_equal(s, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\"bad\"}}");
+    free(s);
+    json_decref(e);
+    json_t *n = mg_rpc_notification("notifications/x", NULL);
+    assert_int_equal(mg_rpc_classify(n, NULL), MG_RPC_NOTIFICATION);
+    json_decref(n);
+    json_t *q = mg_rpc_request(id, "ping", NULL);
+    assert_int_equal(mg_rpc_classify(q, NULL), MG_RPC_REQUEST);
+    assert_string_equal(mg_rpc_method(q), "ping");
+    json_decref(q);
+    json_decref(id);
+}
+
+static void test_err_table(void **state)
+{
+    assert_string_equal(mg_err_name(MG_ETIMEOUT), "MG_ETIMEOUT");
+    assert_int_equal(mg_err_jsonrpc_code(MG_EPARSE), -32700);
+    assert_int_equal(mg_err_jsonrpc_code(MG_EMETHOD), -32601);
+    assert_string_equal(mg_strerror(12345), "unknown error");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classify),     cmocka_unit_test(test_depth),     cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_builders),     cmocka_unit_test(test_err_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
