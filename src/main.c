@@ -205,7 +205,7 @@ static int cmd_serve(const opts_t *o)
         fprintf(stderr, "mcpgate: --listen %s: %s\n", listen, why);
         return 2;
     }
-    if (!loopback && !cfg.auth_configured && !o->allow_unauth && !cfg.allow_unauthenticated) {
+    if (!loopback && !o->allow_unauth && !cfg.allow_unauthenticated) {
         fprintf(stderr,
                 "mcpgate: refusing to listen on %s without authentication: anyone who can reach it could call "
                 "every tool.\n  Configure gateway.auth, listen on 127.0.0.1, or pass --allow-unauthenticated if "

@@ -1,0 +1,893 @@
+/*
+ * config.c - mg_config_parse()/mg_config_load(): walks the config file's JSON and fills mg_config_t.
+ *
+ * Order: JSONC pre-pass, jansson parse, top-level keys, the "gateway" object (first: the limits and
+ * the namespace separator are needed to check servers), every server in file order, then checks
+ * across servers. Every problem is reported and the walk goes on; the result is all or nothing.
+ * The key tables below are the one list of accepted keys; docs/configuration.md mirrors them.
+ * Read next: config_expand.c (${...} expansion), config_check.c (validators).
+ */
+#include "config.h"
+#include "config_int.h"
+
+#include "../common/err.h"
+#include "../common/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define KIB  1024ull
+#define MIB  (1024ull * 1024)
+#define GIB  (1024ull * 1024 * 1024)
+#define SEC  1000ull
+#define MIN  (60ull * 1000)
+#define HOUR (60ull * MIN)
+#define DAY  (24ull * HOUR)
+
+static const char embedded_json[] =
+    "{\"mcpServers\": {\"testserver\": {\"command\": \"${self_dir}/mcpgate-testserver\"}}}";
+
+/* ---------------------------------------------------------------- key tables */
+
+static const char *const top_keys[] = {"mcpServers", "servers", "gateway", NULL};
+/* Other programs' top-level keys found in files we read as they are: VS Code (inputs, $schema),
+ * Claude Desktop (globalShortcut, preferences). */
+static const char *const top_ignored[] = {"inputs", "$schema", "globalShortcut", "preferences", NULL};
+
+static const char *const gateway_keys[] = {
+    "listen",   "allowUnauthenticated", "allowedOrigins", "allowedHosts",
+    "logLevel", "namespaceSeparator",   "auth",           "limits",
+    NULL};
+
+/* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
+static const char *const server_keys[] = {
+    "command",     "args",      "env",   "cwd",           "disabled",    "instances",
+    "isolation",   "timeoutMs", "type",  "transportType", "description", "alwaysAllow",
+    "autoApprove", "timeout",   "trust", "watchPaths",    NULL};
+static const size_t server_ignored_from = 8; /* index of "type" */
+static const char *const server_remote_keys[] = {"url", "serverUrl", "httpUrl", NULL};
+static const char *const server_tool_filters[] = {"includeTools", "excludeTools", "disabledTools", NULL};
+
+typedef enum { LIM_SIZE, LIM_UNSIGNED, LIM_U64 } lim_kind_t;
+
+static const struct limit_spec {
+    const char *key;
+    size_t off;
+    lim_kind_t kind;
+    uint64_t lo, hi;
+    const char *range; /* lo..hi in words, for messages */
+} limit_specs[] = {
+    {"maxBodyBytes", offsetof(mg_limits_t, max_body_bytes), LIM_SIZE, KIB, GIB, "1 KiB..1 GiB"},
+    {"maxJsonDepth", offsetof(mg_limits_t, max_json_depth), LIM_UNSIGNED, 2, 1000, "2..1000"},
+    {"maxSessions", offsetof(mg_limits_t, max_sessions), LIM_UNSIGNED, 1, 10000000, "1..10000000"},
+    {"sessionIdleTtlMs", offsetof(mg_limits_t, session_ttl_ms), LIM_U64, SEC, 30 * DAY, "1 s..30 days"},
+    {"maxInflightPerSession", offsetof(mg_limits_t, max_inflight_per_session), LIM_UNSIGNED, 1, 100000,
+     "1..100000"},
+    {"maxInflightPerUpstream", offsetof(mg_limits_t, max_inflight_per_upstream), LIM_UNSIGNED, 1, 1000000,
+     "1..1000000"},
+    {"sseReplayEvents", offsetof(mg_limits_t, sse_replay_events), LIM_UNSIGNED, 0, 100000, "0..100000"},
+    {"sseReplayBytes", offsetof(mg_limits_t, sse_replay_bytes), LIM_SIZE, 0, GIB, "0..1 GiB"},
+    {"maxUpstreamLineBytes", offsetof(mg_limits_t, max_line_bytes), LIM_SIZE, KIB, GIB, "1 KiB..1 GiB"},
+    {"requestTimeoutMs", offsetof(mg_limits_t, request_timeout_ms), LIM_U64, 100, DAY, "100 ms..24 h"},
+    {"maxRequestMs", offsetof(mg_limits_t, max_request_ms), LIM_U64, 100, DAY, "100 ms..24 h"},
+    {"shutdownGraceMs", offsetof(mg_limits_t, shutdown_grace_ms), LIM_U64, 0, 10 * MIN, "0..10 min"},
+};
+#define NLIMITS (sizeof limit_specs / sizeof limit_specs[0])
+
+#define SERVER_TIMEOUT_MIN   100
+#define SERVER_TIMEOUT_MAX   DAY
+#define SERVER_INSTANCES_MAX 64
+
+void mg_limits_default(mg_limits_t *l)
+{
+    l->max_body_bytes = 4 * MIB;
+    l->max_json_depth = 64;
+    l->max_sessions = 10000;
+    l->session_ttl_ms = 30 * MIN;
+    l->max_inflight_per_session = 64;
+    l->max_inflight_per_upstream = 1024;
+    l->sse_replay_events = 64;
+    l->sse_replay_bytes = 1 * MIB;
+    l->max_line_bytes = 16 * MIB;
+    l->request_timeout_ms = 60 * SEC;
+    l->max_request_ms = 10 * MIN;
+    l->shutdown_grace_ms = 10 * SEC;
+}
+
+const char *mg_config_embedded_json(void)
+{
+    return embedded_json;
+}
+
+/* ---------------------------------------------------------------- small helpers */
+
+static int in_list(const char *key, const char *const *list)
+{
+    for (size_t i = 0; list[i] != NULL; i++) {
+        if (strcmp(key, list[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* "unknown key" with the nearest known key, or the list of known keys when none is near. */
+static void unknown_key(mg__config_ctx_t *ctx, const char *where, const char *key, const char *const *known,
+                        size_t nlisted)
+{
+    char q[80];
+    mg__config_quote(key, q, sizeof q);
+    const char *near = mg__config_suggest(key, known);
+    if (near != NULL) {
+        mg__config_errf(ctx, "%s: unknown key \"%s\"; did you mean \"%s\"?", where, q, near);
+        return;
+    }
+    char list[512];
+    size_t o = 0;
+    list[0] = '\0';
+    for (size_t i = 0; known[i] != NULL && i < nlisted && o < sizeof list; i++) {
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", known[i]);
+    }
+    mg__config_errf(ctx, "%s: unknown key \"%s\" (known keys: %s)", where, q, list);
+}
+
+static size_t list_len(const char *const *l)
+{
+    size_t n = 0;
+    while (l[n] != NULL) {
+        n++;
+    }
+    return n;
+}
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "something else";
+}
+
+/* Reads a whole number lo..hi. Returns 0 or -1 (reported). */
+static int get_uint(mg__config_ctx_t *ctx, const char *where, const json_t *v, uint64_t lo, uint64_t hi,
+                    const char *range, uint64_t *out)
+{
+    if (!json_is_integer(v)) {
+        mg__config_errf(ctx, "%s: must be a whole number, not %s%s", where, json_kind(v),
+                        json_is_string(v) ? " (remove the quotes)" : "");
+        return -1;
+    }
+    json_int_t x = json_integer_value(v);
+    if (x < 0 || (uint64_t)x < lo || (uint64_t)x > hi) {
+        mg__config_errf(
+            ctx, "%s: %" JSON_INTEGER_FORMAT " is out of range (allowed: %" PRIu64 "..%" PRIu64 "%s%s)",
+            where, x, lo, hi, range != NULL ? ", i.e. " : "", range != NULL ? range : "");
+        return -1;
+    }
+    *out = (uint64_t)x;
+    return 0;
+}
+
+/* Expands a string value into *dst (replacing what was there). Returns 0 or -1 (reported). */
+static int get_string(mg__config_ctx_t *ctx, const char *where, const json_t *v, int lenient, char **dst,
+                      char **source)
+{
+    if (!json_is_string(v)) {
+        mg__config_errf(ctx, "%s: must be a string, not %s", where, json_kind(v));
+        return -1;
+    }
+    char *val = NULL;
+    if (mg__config_expand(ctx, json_string_value(v), where, lenient, &val, source) != 0) {
+        return -1;
+    }
+    free(*dst);
+    *dst = val;
+    return 0;
+}
+
+/* Array of strings -> NULL-terminated vector (with *n entries). Returns 0 or -1 (reported). */
+static int get_string_array(mg__config_ctx_t *ctx, const char *where, const json_t *v, int lenient,
+                            char ***vec, size_t *n)
+{
+    if (!json_is_array(v)) {
+        mg__config_errf(ctx, "%s: must be an array of strings, not %s", where, json_kind(v));
+        return -1;
+    }
+    size_t count = json_array_size(v);
+    char **out = calloc(count + 1, sizeof *out);
+    if (out == NULL) {
+        ctx->nomem = 1;
+        return -1;
+    }
+    *vec = out;
+    *n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        char w[192];
+        snprintf(w, sizeof w, "%s[%zu]", where, i);
+        const json_t *item = json_array_get(v, i);
+        if (!json_is_string(item)) {
+            mg__config_errf(ctx, "%s: must be a string, not %s%s", w, json_kind(item),
+                            json_is_number(item) ? " (put it in quotes)" : "");
+            rc = -1;
+            continue;
+        }
+        char *s = NULL;
+        if (mg__config_expand(ctx, json_string_value(item), w, lenient, &s, NULL) != 0) {
+            rc = -1;
+            continue;
+        }
+        out[(*n)++] = s;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- gateway */
+
+static void parse_limits(mg__config_ctx_t *ctx, mg_limits_t *l, const json_t *obj)
+{
+    if (!json_is_object(obj)) {
+        mg__config_errf(ctx, "gateway.limits: must be an object, not %s", json_kind(obj));
+        return;
+    }
+    const char *names[NLIMITS + 1];
+    for (size_t i = 0; i < NLIMITS; i++) {
+        names[i] = limit_specs[i].key;
+    }
+    names[NLIMITS] = NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        const struct limit_spec *spec = NULL;
+        for (size_t i = 0; i < NLIMITS; i++) {
+            if (strcmp(key, limit_specs[i].key) == 0) {
+                spec = &limit_specs[i];
+            }
+        }
+        if (spec == NULL) {
+            unknown_key(ctx, "gateway.limits", key, names, NLIMITS);
+            continue;
+        }
+        char where[96];
+        snprintf(where, sizeof where, "gateway.limits.%s", spec->key);
+        uint64_t x;
+        if (get_uint(ctx, where, v, spec->lo, spec->hi, spec->range, &x) != 0) {
+            continue;
+        }
+        char *field = (char *)l + spec->off;
+        switch (spec->kind) {
+        case LIM_SIZE:
+            *(size_t *)(void *)field = (size_t)x;
+            break;
+        case LIM_UNSIGNED:
+            *(unsigned *)(void *)field = (unsigned)x;
+            break;
+        case LIM_U64:
+            *(uint64_t *)(void *)field = x;
+            break;
+        }
+    }
+    if (l->max_request_ms < l->request_timeout_ms) {
+        mg__config_errf(ctx,
+                        "gateway.limits: maxRequestMs (%" PRIu64 ") is below requestTimeoutMs (%" PRIu64
+                        "); the hard cap must be at least the idle timeout",
+                        l->max_request_ms, l->request_timeout_ms);
+    }
+}
+
+static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *gw)
+{
+    char q[80], why[160];
+    if (!json_is_object(gw)) {
+        mg__config_errf(ctx, "gateway: must be an object, not %s", json_kind(gw));
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)gw, key, v)
+    {
+        if (strcmp(key, "listen") == 0) {
+            if (get_string(ctx, "gateway.listen", v, 0, &cfg->listen, NULL) == 0 &&
+                mg__config_listen_check(cfg->listen, NULL, 0, NULL, why, sizeof why) != 0) {
+                mg__config_errf(ctx, "gateway.listen: '%s' is not host:port: %s",
+                                mg__config_quote(cfg->listen, q, sizeof q), why);
+            }
+        } else if (strcmp(key, "allowUnauthenticated") == 0) {
+            if (!json_is_boolean(v)) {
+                mg__config_errf(ctx, "gateway.allowUnauthenticated: must be true or false, not %s",
+                                json_kind(v));
+            } else {
+                cfg->allow_unauthenticated = json_is_true(v);
+            }
+        } else if (strcmp(key, "allowedOrigins") == 0 || strcmp(key, "allowedHosts") == 0) {
+            int origins = key[7] == 'O';
+            char where[48];
+            snprintf(where, sizeof where, "gateway.%s", key);
+            char ***vec = origins ? &cfg->allowed_origins : &cfg->allowed_hosts;
+            size_t *n = origins ? &cfg->nallowed_origins : &cfg->nallowed_hosts;
+            get_string_array(ctx, where, v, 0, vec, n);
+            for (size_t i = 0; i < *n; i++) {
+                const char *s = (*vec)[i];
+                int bad = origins ? mg__config_origin_check(s, why, sizeof why)
+                                  : mg__config_host_check(s, why, sizeof why);
+                if (bad) {
+                    mg__config_errf(ctx, "%s: '%s' is not valid: %s", where, mg__config_quote(s, q, sizeof q),
+                                    why);
+                }
+            }
+        } else if (strcmp(key, "logLevel") == 0) {
+            mg_log_level_t lvl;
+            if (get_string(ctx, "gateway.logLevel", v, 0, &cfg->log_level, NULL) == 0 &&
+                mg_log_level_parse(cfg->log_level, &lvl) != 0) {
+                mg__config_errf(ctx, "gateway.logLevel: '%s' is not one of debug, info, warn, error",
+                                mg__config_quote(cfg->log_level, q, sizeof q));
+            }
+        } else if (strcmp(key, "namespaceSeparator") == 0) {
+            if (get_string(ctx, "gateway.namespaceSeparator", v, 0, &cfg->namespace_separator, NULL) == 0) {
+                const char *s = cfg->namespace_separator;
+                size_t len = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
+                if (s[0] == '\0' || s[len] != '\0' || len > MG__CONFIG_MAX_SEPARATOR) {
+                    mg__config_errf(
+                        ctx,
+                        "gateway.namespaceSeparator: '%s' is not valid: use 1 to %d characters from "
+                        "A-Z a-z 0-9 _ . - (it joins server and tool names, e.g. github__create_issue)",
+                        mg__config_quote(s, q, sizeof q), MG__CONFIG_MAX_SEPARATOR);
+                }
+            }
+        } else if (strcmp(key, "auth") == 0) {
+            if (!json_is_object(v) || json_object_size(v) == 0) {
+                mg__config_errf(ctx, "gateway.auth: must be a non-empty object, not %s",
+                                json_is_object(v) ? "an empty object" : json_kind(v));
+            } else {
+                cfg->auth_configured = 1;
+            }
+        } else if (strcmp(key, "limits") == 0) {
+            parse_limits(ctx, &cfg->limits, v);
+        } else {
+            unknown_key(ctx, "gateway", key, gateway_keys, list_len(gateway_keys));
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- servers */
+
+static void parse_env(mg__config_ctx_t *ctx, mg_server_config_t *s, const char *sw, const json_t *env,
+                      int lenient)
+{
+    char q[80], where[192];
+    if (!json_is_object(env)) {
+        mg__config_errf(ctx, "%s: env: must be an object of NAME: \"value\" strings, not %s", sw,
+                        json_kind(env));
+        return;
+    }
+    s->env = calloc(json_object_size(env) + 1, sizeof *s->env);
+    if (s->env == NULL) {
+        ctx->nomem = 1;
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)env, key, v)
+    {
+        mg__config_quote(key, q, sizeof q);
+        snprintf(where, sizeof where, "%s: env %s", sw, q);
+        if (key[0] == '\0' || strchr(key, '=') != NULL) {
+            mg__config_errf(ctx, "%s: env \"%s\": a variable name must be non-empty and must not contain '='",
+                            sw, q);
+            continue;
+        }
+        if (!json_is_string(v)) {
+            const char *hint = json_is_null(v) ? " (remove the key or give it a value)"
+                               : json_is_number(v) || json_is_boolean(v) ? " (put the value in quotes)"
+                                                                         : "";
+            mg__config_errf(ctx, "%s: must be a string, not %s%s", where, json_kind(v), hint);
+            continue;
+        }
+        if (json_string_length(v) == 0 && !lenient) {
+            mg__config_errf(
+                ctx,
+                "%s: the value is an empty string: remove the key or give it a value (mcpgate never "
+                "starts a server with an empty credential)",
+                where);
+            continue;
+        }
+        mg_kv_t *kv = &s->env[s->nenv];
+        kv->key = mg__config_strdup(ctx, key);
+        if (kv->key == NULL) {
+            continue;
+        }
+        s->nenv++;
+        if (mg__config_expand(ctx, json_string_value(v), where, lenient, &kv->value, &kv->source) != 0) {
+            continue;
+        }
+    }
+}
+
+/* The entry describes a remote (HTTP/SSE) server: returns the key that says so, else NULL. */
+static const char *remote_marker(const json_t *obj)
+{
+    for (size_t i = 0; server_remote_keys[i] != NULL; i++) {
+        if (json_object_get(obj, server_remote_keys[i]) != NULL) {
+            return server_remote_keys[i];
+        }
+    }
+    static const char *const type_keys[] = {"type", "transportType", NULL};
+    for (size_t i = 0; type_keys[i] != NULL; i++) {
+        const json_t *t = json_object_get(obj, type_keys[i]);
+        if (json_is_string(t) && strcmp(json_string_value(t), "stdio") != 0) {
+            return type_keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* Parses one mcpServers entry into s (s->name already set). Returns 1 when it is disabled. */
+static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server_config_t *s,
+                        const json_t *obj)
+{
+    char q[80], sw[96], where[192];
+    snprintf(sw, sizeof sw, "server '%s'", mg__config_quote(s->name, q, sizeof q));
+    s->instances = 1;
+    s->isolation = MG_ISOLATION_SHARED;
+
+    if (!mg__config_name_ok(s->name)) {
+        mg__config_errf(ctx,
+                        "%s: a server name must be 1 to %d characters from A-Z a-z 0-9 _ . - (names become "
+                        "tool-name prefixes, e.g. github__create_issue, and clients reject other characters)",
+                        sw, MG__CONFIG_MAX_NAME);
+    } else if (cfg->namespace_separator != NULL && cfg->namespace_separator[0] != '\0' &&
+               strstr(s->name, cfg->namespace_separator) != NULL) {
+        mg__config_errf(
+            ctx,
+            "%s: the name contains the namespace separator '%s', so its tool names could not be split "
+            "back into server and tool: rename it or change gateway.namespaceSeparator",
+            sw, cfg->namespace_separator);
+    }
+    if (!json_is_object(obj)) {
+        mg__config_errf(ctx, "%s: must be an object like {\"command\": \"npx\", \"args\": [...]}, not %s", sw,
+                        json_kind(obj));
+        return 0;
+    }
+    const json_t *d = json_object_get(obj, "disabled");
+    if (d != NULL) {
+        if (json_is_boolean(d)) {
+            s->disabled = json_is_true(d);
+        } else {
+            mg__config_errf(ctx, "%s: disabled: must be true or false, not %s", sw, json_kind(d));
+        }
+    }
+    const char *remote = remote_marker(obj);
+    if (remote != NULL) {
+        mg__config_errf(
+            ctx,
+            "%s: remote upstreams are not supported yet (the entry has \"%s\"): mcpgate runs stdio "
+            "servers from command/args; remove the entry or bridge it through a stdio proxy",
+            sw, remote);
+        return s->disabled;
+    }
+    int lenient = s->disabled;
+    int have_command = 0;
+    uint64_t x;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        snprintf(where, sizeof where, "%s: %s", sw, mg__config_quote(key, q, sizeof q));
+        if (strcmp(key, "command") == 0) {
+            have_command = 1;
+            if (json_is_string(v) && json_string_length(v) == 0) {
+                mg__config_errf(ctx, "%s: is empty: give the executable to run, e.g. \"npx\" or /usr/bin/foo",
+                                where);
+            } else {
+                get_string(ctx, where, v, lenient, &s->command, NULL);
+            }
+        } else if (strcmp(key, "args") == 0) {
+            get_string_array(ctx, where, v, lenient, &s->args, &s->nargs);
+        } else if (strcmp(key, "env") == 0) {
+            parse_env(ctx, s, sw, v, lenient);
+        } else if (strcmp(key, "cwd") == 0) {
+            if (json_is_string(v) && json_string_length(v) == 0) {
+                mg__config_errf(ctx, "%s: is empty: remove it to run in the gateway's working directory",
+                                where);
+            } else {
+                get_string(ctx, where, v, lenient, &s->cwd, NULL);
+            }
+        } else if (strcmp(key, "disabled") == 0) {
+            /* read above: it decides how strictly the other values are checked */
+        } else if (strcmp(key, "instances") == 0) {
+            if (get_uint(ctx, where, v, 1, SERVER_INSTANCES_MAX, NULL, &x) == 0) {
+                s->instances = (unsigned)x;
+            }
+        } else if (strcmp(key, "isolation") == 0) {
+            const char *iso = json_string_value(v);
+            if (iso != NULL && strcmp(iso, "shared") == 0) {
+                s->isolation = MG_ISOLATION_SHARED;
+            } else if (iso != NULL && strcmp(iso, "session") == 0) {
+                s->isolation = MG_ISOLATION_SESSION;
+            } else {
+                mg__config_errf(ctx,
+                                "%s: must be \"shared\" (one pool for every client) or \"session\" (one "
+                                "child per client session)",
+                                where);
+            }
+        } else if (strcmp(key, "timeoutMs") == 0) {
+            if (get_uint(ctx, where, v, SERVER_TIMEOUT_MIN, SERVER_TIMEOUT_MAX, "100 ms..24 h", &x) == 0) {
+                s->request_timeout_ms = x;
+            }
+        } else if (strcmp(key, "type") == 0 || strcmp(key, "transportType") == 0) {
+            if (!json_is_string(v)) { /* a non-"stdio" string was caught by remote_marker() */
+                mg__config_errf(ctx, "%s: must be \"stdio\", not %s", where, json_kind(v));
+            }
+        } else if (in_list(key, server_keys + server_ignored_from)) {
+            /* a client-side setting (auto-approval, description...): nothing for a gateway to do */
+        } else if (strcmp(key, "envFile") == 0) {
+            mg__config_errf(
+                ctx,
+                "%s: is not supported: list the variables under \"env\" instead (use ${file:/path} for "
+                "secrets), so that no server starts without its credentials",
+                where);
+        } else if (in_list(key, server_tool_filters)) {
+            mg__config_errf(
+                ctx,
+                "%s: tool filters are not supported yet, and ignoring this one would expose tools you "
+                "meant to hide: remove it or remove the server",
+                where);
+        } else {
+            unknown_key(ctx, sw, key, server_keys, server_ignored_from);
+        }
+    }
+    if (!have_command) {
+        mg__config_errf(ctx, "%s: command is missing: give the executable to run, e.g. \"command\": \"npx\"",
+                        sw);
+    }
+    if (s->args == NULL) {
+        s->args = calloc(1, sizeof *s->args);
+        if (s->args == NULL) {
+            ctx->nomem = 1;
+        }
+    }
+    if (s->isolation == MG_ISOLATION_SESSION && s->instances > 1) {
+        mg__config_errf(
+            ctx,
+            "%s: instances %u cannot be combined with isolation \"session\" (each session gets its own "
+            "child): remove instances or use isolation \"shared\"",
+            sw, s->instances);
+    }
+    return s->disabled;
+}
+
+/* Parses every entry of one servers object (mcpServers or servers) into cfg->servers. */
+static void parse_servers(mg__config_ctx_t *ctx, mg_config_t *cfg, const char *what, const json_t *obj,
+                          size_t *entries, size_t *disabled)
+{
+    if (!json_is_object(obj)) {
+        mg__config_errf(
+            ctx, "%s: must be an object mapping server names to {\"command\": ..., \"args\": [...]}, not %s",
+            what, json_kind(obj));
+        return;
+    }
+    size_t n = json_object_size(obj);
+    if (cfg->nservers + n > MG__CONFIG_MAX_SERVERS) {
+        mg__config_errf(ctx, "%s: %zu servers is more than the %d one gateway may front", what,
+                        cfg->nservers + n, MG__CONFIG_MAX_SERVERS);
+        return;
+    }
+    mg_server_config_t *grown = realloc(cfg->servers, (cfg->nservers + n + 1) * sizeof *grown);
+    if (grown == NULL) {
+        ctx->nomem = 1;
+        return;
+    }
+    cfg->servers = grown;
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)obj, name, v)
+    {
+        mg_server_config_t *s = &cfg->servers[cfg->nservers];
+        memset(s, 0, sizeof *s);
+        s->name = mg__config_strdup(ctx, name);
+        if (s->name == NULL) {
+            return;
+        }
+        cfg->nservers++;
+        (*entries)++;
+        *disabled += (size_t)parse_server(ctx, cfg, s, v);
+    }
+}
+
+/* Checks that need every server: names equal but for case, timeouts against the limits. */
+static void check_servers(mg__config_ctx_t *ctx, mg_config_t *cfg)
+{
+    char q1[80], q2[80];
+    for (size_t i = 0; i < cfg->nservers; i++) {
+        mg_server_config_t *s = &cfg->servers[i];
+        for (size_t j = 0; j < i; j++) {
+            if (strcasecmp(s->name, cfg->servers[j].name) != 0) {
+                continue;
+            }
+            mg__config_quote(s->name, q1, sizeof q1);
+            mg__config_quote(cfg->servers[j].name, q2, sizeof q2);
+            if (strcmp(s->name, cfg->servers[j].name) == 0) {
+                mg__config_errf(ctx, "server '%s' is defined twice (under both mcpServers and servers)", q1);
+            } else {
+                mg__config_errf(
+                    ctx,
+                    "servers '%s' and '%s' differ only in case; their tool-name prefixes would clash "
+                    "for clients that ignore case: rename one",
+                    q2, q1);
+            }
+            break;
+        }
+        if (s->request_timeout_ms == 0) {
+            s->request_timeout_ms = cfg->limits.request_timeout_ms;
+        } else if (s->request_timeout_ms > cfg->limits.max_request_ms) {
+            mg__config_errf(
+                ctx,
+                "server '%s': timeoutMs (%" PRIu64 ") exceeds gateway.limits.maxRequestMs (%" PRIu64
+                "), which caps every request: lower it or raise maxRequestMs",
+                mg__config_quote(s->name, q1, sizeof q1), s->request_timeout_ms, cfg->limits.max_request_ms);
+        }
+    }
+}
+
+/* Formats a jansson error without its "near '...'" excerpt, which may quote a secret. */
+static void report_json_error(mg__config_ctx_t *ctx, const json_error_t *je)
+{
+    char text[JSON_ERROR_TEXT_LENGTH];
+    snprintf(text, sizeof text, "%s", je->text);
+    if (strncmp(text, "duplicate object key", 20) != 0) { /* a key is no secret: keep it */
+        char *near = strstr(text, " near '");
+        if (near != NULL) {
+            *near = '\0';
+        }
+    }
+    mg__config_errf(ctx, "line %d, column %d: invalid JSON: %s", je->line, je->column > 0 ? je->column : 1,
+                    text);
+}
+
+static int finish(mg__config_ctx_t *ctx, mg_config_t *out)
+{
+    mg__config_errs_finish(ctx);
+    if (ctx->nomem) {
+        mg_config_dispose(out);
+        return MG_ENOMEM;
+    }
+    if (ctx->errs->count > 0) {
+        mg_config_dispose(out);
+        return MG_ECONFIG;
+    }
+    return 0;
+}
+
+static int set_defaults(mg__config_ctx_t *ctx, mg_config_t *out, const char *origin)
+{
+    out->path = mg__config_strdup(ctx, origin);
+    out->listen = mg__config_strdup(ctx, "127.0.0.1:8080");
+    out->log_level = mg__config_strdup(ctx, "info");
+    out->namespace_separator = mg__config_strdup(ctx, "__");
+    mg_limits_default(&out->limits);
+    return ctx->nomem ? MG_ENOMEM : 0;
+}
+
+int mg_config_parse(const char *json_text, const char *origin, const char *self_dir, mg_config_t *out,
+                    mg_config_errors_t *errs)
+{
+    mg_config_errors_t scratch;
+    if (errs == NULL) {
+        errs = &scratch;
+    }
+    memset(errs, 0, sizeof *errs);
+    if (out == NULL || json_text == NULL) {
+        return MG_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    mg__config_ctx_t ctx = {
+        .origin = origin != NULL ? origin : "<config>", .self_dir = self_dir, .errs = errs};
+    int rc = set_defaults(&ctx, out, ctx.origin);
+    if (rc != 0) {
+        rc = finish(&ctx, out);
+        goto done;
+    }
+
+    size_t len = strlen(json_text);
+    char *text = malloc(len + 1);
+    if (text == NULL) {
+        ctx.nomem = 1;
+        rc = finish(&ctx, out);
+        goto done;
+    }
+    memcpy(text, json_text, len + 1);
+    int open_comment = mg__config_jsonc_strip(text, len);
+    if (open_comment != 0) {
+        mg__config_errf(&ctx, "line %d: a /* comment is never closed", open_comment);
+        free(text);
+        rc = finish(&ctx, out);
+        goto done;
+    }
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
+    if (root == NULL) {
+        report_json_error(&ctx, &je);
+        rc = finish(&ctx, out);
+        goto done;
+    }
+    if (!json_is_object(root)) {
+        mg__config_errf(&ctx, "the top level must be an object like {\"mcpServers\": {...}}, not %s",
+                        json_kind(root));
+        json_decref(root);
+        rc = finish(&ctx, out);
+        goto done;
+    }
+
+    const json_t *mcp_servers = NULL, *vs_servers = NULL, *gateway = NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v)
+    {
+        if (strcmp(key, "mcpServers") == 0) {
+            mcp_servers = v;
+        } else if (strcmp(key, "servers") == 0) {
+            vs_servers = v;
+        } else if (strcmp(key, "gateway") == 0) {
+            gateway = v;
+        } else if (!in_list(key, top_ignored)) {
+            unknown_key(&ctx, "top level", key, top_keys, list_len(top_keys));
+        }
+    }
+    if (mcp_servers != NULL && vs_servers != NULL) {
+        mg__config_errf(&ctx, "both \"mcpServers\" and \"servers\" are present: keep one (mcpServers is what "
+                              "Claude Desktop and Cursor write, servers what VS Code writes)");
+    }
+    if (gateway != NULL) {
+        parse_gateway(&ctx, out, gateway);
+    }
+    size_t entries = 0, disabled = 0;
+    if (mcp_servers != NULL) {
+        parse_servers(&ctx, out, "mcpServers", mcp_servers, &entries, &disabled);
+    }
+    if (vs_servers != NULL) {
+        parse_servers(&ctx, out, "servers", vs_servers, &entries, &disabled);
+    }
+    if (entries == 0 && (mcp_servers == NULL || json_is_object(mcp_servers)) &&
+        (vs_servers == NULL || json_is_object(vs_servers))) {
+        mg__config_errf(&ctx, "no servers configured: add an entry under mcpServers, e.g. "
+                              "\"mcpServers\": {\"fs\": {\"command\": \"npx\", \"args\": [\"-y\", "
+                              "\"@modelcontextprotocol/server-filesystem\", \"/data\"]}}");
+    } else if (entries > 0 && disabled == entries) {
+        mg__config_errf(&ctx, "every server is disabled: enable at least one (remove \"disabled\": true)");
+    }
+    check_servers(&ctx, out);
+    json_decref(root);
+    rc = finish(&ctx, out);
+done:
+    if (errs == &scratch) {
+        mg_config_errors_dispose(&scratch);
+    }
+    return rc;
+}
+
+int mg_config_load(const char *path, const char *self_dir, mg_config_t *out, mg_config_errors_t *errs)
+{
+    mg_config_errors_t scratch;
+    if (errs == NULL) {
+        errs = &scratch;
+    }
+    memset(errs, 0, sizeof *errs);
+    if (out == NULL || path == NULL) {
+        return MG_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    mg__config_ctx_t ctx = {.origin = path, .self_dir = self_dir, .errs = errs};
+    char *text = NULL;
+    size_t len = 0;
+    int err_no = 0;
+    int rc = mg__config_read_file(path, MG__CONFIG_MAX_FILE_BYTES, &text, &len, &err_no);
+    if (rc == MG_EIO) {
+        mg__config_errf(&ctx, "cannot read the config file: %s", strerror(err_no));
+    } else if (rc == MG_ETOOBIG) {
+        mg__config_errf(&ctx, "the config file is larger than 16 MiB");
+    } else if (rc == MG_ENOMEM) {
+        ctx.nomem = 1;
+    } else if (memchr(text, '\0', len) != NULL) {
+        mg__config_errf(&ctx, "the config file contains a NUL byte: it is not a JSON text file");
+    } else {
+        rc = mg_config_parse(text, path, self_dir, out, errs == &scratch ? NULL : errs);
+        free(text);
+        return rc;
+    }
+    free(text);
+    rc = ctx.nomem ? MG_ENOMEM : MG_ECONFIG;
+    if (errs == &scratch) {
+        mg_config_errors_dispose(&scratch);
+    }
+    return rc;
+}
+
+size_t mg_config_enabled_count(const mg_config_t *cfg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nservers; i++) {
+        n += cfg->servers[i].disabled == 0;
+    }
+    return n;
+}
+
+static void free_vec(char **v, size_t n)
+{
+    if (v == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+void mg_config_dispose(mg_config_t *cfg)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < cfg->nservers; i++) {
+        mg_server_config_t *s = &cfg->servers[i];
+        free(s->name);
+        free(s->command);
+        free_vec(s->args, s->nargs);
+        for (size_t j = 0; j < s->nenv; j++) {
+            free(s->env[j].key);
+            free(s->env[j].value);
+            free(s->env[j].source);
+        }
+        free(s->env);
+        free(s->cwd);
+    }
+    free(cfg->servers);
+    free(cfg->path);
+    free(cfg->listen);
+    free_vec(cfg->allowed_origins, cfg->nallowed_origins);
+    free_vec(cfg->allowed_hosts, cfg->nallowed_hosts);
+    free(cfg->log_level);
+    free(cfg->namespace_separator);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+void mg_config_errors_dispose(mg_config_errors_t *errs)
+{
+    if (errs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < errs->count; i++) {
+        free(errs->msgs[i]);
+    }
+    free(errs->msgs);
+    errs->msgs = NULL;
+    errs->count = 0;
+}
+
+int mg_config_listen_parse(const char *listen, char *host, size_t hostcap, unsigned *port)
+{
+    char why[160];
+    if (listen == NULL || host == NULL || hostcap == 0) {
+        return MG_EINVAL;
+    }
+    return mg__config_listen_check(listen, host, hostcap, port, why, sizeof why) == 0 ? 0 : MG_EINVAL;
+}

@@ -1,0 +1,95 @@
+/*
+ * config_int.h - shared by the config module's own files; nothing outside src/config includes it.
+ *
+ * config.c walks the JSON tree and fills mg_config_t; config_expand.c expands ${...} inside string
+ * values and reads ${file:} secrets; config_check.c holds the pure helpers: the problem collector,
+ * the validators (listen address, names, origins), the nearest-key suggestion and the JSONC
+ * pre-pass. A problem is reported with mg__config_errf() and the walk goes on: nothing here stops
+ * at the first problem. Read next: config.c (the walk), then config_expand.c.
+ */
+#ifndef MG_CONFIG_INT_H
+#define MG_CONFIG_INT_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+#define MG__CONFIG_MAX_ERRORS     100                 /* messages kept; the rest are counted */
+#define MG__CONFIG_MAX_FILE_BYTES (16u * 1024 * 1024) /* the config file itself */
+#define MG__CONFIG_MAX_SECRET     (64u * 1024)        /* one ${file:} after the newline is stripped */
+#define MG__CONFIG_MAX_VALUE      (1024u * 1024)      /* one string value after expansion */
+#define MG__CONFIG_MAX_SERVERS    1000
+#define MG__CONFIG_MAX_NAME       64 /* server name length */
+#define MG__CONFIG_MAX_SEPARATOR  8  /* namespaceSeparator length */
+
+/* One parse: where messages go and whether memory ran out. */
+typedef struct mg__config_ctx {
+    const char *origin;       /* prefix of every message ("servers.json", "<embedded>") */
+    const char *self_dir;     /* value of ${self_dir}; NULL makes ${self_dir} an error */
+    mg_config_errors_t *errs; /* never NULL */
+    size_t dropped;           /* problems beyond MG__CONFIG_MAX_ERRORS */
+    int nomem;                /* set by any failed allocation; the parse then returns MG_ENOMEM */
+} mg__config_ctx_t;
+
+/* Records "<origin>: <formatted text>" as one problem. Never fails (sets ctx->nomem instead). */
+void mg__config_errf(mg__config_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends "... and N more problems" when some were dropped. */
+void mg__config_errs_finish(mg__config_ctx_t *ctx);
+
+/* strdup that sets ctx->nomem on failure (returns NULL then). */
+char *mg__config_strdup(mg__config_ctx_t *ctx, const char *s);
+
+/*
+ * Copies user-controlled text (a key, a server name) into buf for a message: at most ~60 bytes
+ * (then "..."), control characters and quotes replaced by '?'. Returns buf. Never use it on a value
+ * that may be a secret: such values are never put in a message at all.
+ */
+const char *mg__config_quote(const char *s, char *buf, size_t cap);
+
+/* Nearest of `known` (NULL-terminated) to `key` by case-insensitive edit distance, or NULL when none
+ * is close enough to be a plausible typo. */
+const char *mg__config_suggest(const char *key, const char *const *known);
+
+/*
+ * Replaces // and block comments (outside strings) with spaces, keeping newlines so JSON error
+ * positions stay right, and turns a comma directly before '}' or ']' into a space (JSONC, as VS Code
+ * writes). In place; len bytes. Returns 0, or the 1-based line of an unterminated block comment.
+ */
+int mg__config_jsonc_strip(char *text, size_t len);
+
+/*
+ * Validates "host:port" (IPv4, [IPv6]:port, hostname:port; port 1..65535). Returns 0, or -1 with a
+ * reason (no trailing period) in why. host/port may be NULL; host receives the address without
+ * brackets when it fits in hostcap.
+ */
+int mg__config_listen_check(const char *s, char *host, size_t hostcap, unsigned *port, char *why,
+                            size_t whylen);
+
+/* 1 when name is 1..MG__CONFIG_MAX_NAME bytes of [A-Za-z0-9_.-]. */
+int mg__config_name_ok(const char *name);
+
+/* Checks an allowedOrigins entry: scheme "http" or "https", a host, an optional port, no path. */
+int mg__config_origin_check(const char *s, char *why, size_t whylen);
+/* Checks an allowedHosts entry: a hostname, IPv4 or [IPv6] address with an optional :port. */
+int mg__config_host_check(const char *s, char *why, size_t whylen);
+
+/*
+ * Reads a whole file of at most max bytes (the result is NUL-terminated; *len excludes the NUL).
+ * Returns 0; MG_EIO with *err_no set (directories give EISDIR); MG_ETOOBIG when larger than max;
+ * MG_ENOMEM.
+ */
+int mg__config_read_file(const char *path, size_t max, char **out, size_t *len, int *err_no);
+
+/*
+ * Expands ${env:NAME}, ${file:/path}, ${self_dir} and the $${ escape in `in`. `where` names the value
+ * in messages ("server 'github': env GITHUB_TOKEN"). On success returns 0 with *out and, when source
+ * is non-NULL, *source ("literal", "env:NAME", "file:/path", "self_dir", joined with '+' for mixed
+ * strings) newly allocated. A problem is reported through ctx and returns MG_ECONFIG (*out NULL);
+ * running out of memory returns MG_ENOMEM.
+ * lenient (disabled servers): a missing or empty variable or an unreadable file is not a problem and
+ * *out is the text as written; malformed ${...} is reported all the same.
+ */
+int mg__config_expand(mg__config_ctx_t *ctx, const char *in, const char *where, int lenient, char **out,
+                      char **source);
+
+#endif
