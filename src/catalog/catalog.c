@@ -73,6 +73,7 @@ int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, mg_
     p->gw = gw;
     p->srv = srv;
     p->owner = owner;
+    p->subs = json_object();
     static const mg_upstream_hooks_t hooks = {on_message_cb, on_state_cb};
     mg_upstream_opts_t opts = {srv->cfg, &gw->cfg->limits, "mcpgate", MG_VERSION};
     int r = mg_upstream_new(gw->loop, &opts, &hooks, p, &p->up);
@@ -108,6 +109,7 @@ static void pool_stopped_cb(mg_upstream_t *up, void *data)
     size_t idx = p->srv->index;
     for (int k = 0; k < MG_LIST_COUNT; k++)
         json_decref(p->lists[k]);
+    json_decref(p->subs);
     free(p);
     if (owner != NULL)
         mg__session_pool_gone(owner, idx);

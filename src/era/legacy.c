@@ -317,13 +317,8 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
                        start_ms);
             return NULL;
         }
-        if (strcmp(v, s->version) != 0) {
-            char m[160];
-            snprintf(m, sizeof m, "Bad Request: MCP-Protocol-Version %s does not match the version negotiated for "
-                     "this session (%s)", v, s->version);
-            http_error(gw, req, 400, -32600, m, start_ms);
-            return NULL;
-        }
+        /* A supported value that differs from the negotiated one is tolerated: SDKs and the
+         * conformance suite send it, and the session's negotiated version governs behaviour. */
     }
     return s;
 }

@@ -124,8 +124,39 @@ static void call_error(mg_call_t *c, int code, const char *message, json_t *data
     json_decref(r);
 }
 
+static void ignore_done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message, void *data)
+{
+}
+
+/* Releases a closing session's subscriptions on shared pools (unsubscribing the last one upstream). */
+static void release_subscriptions(mg_session_t *s)
+{
+    const char *uri;
+    json_t *v;
+    json_object_foreach(s->subs, uri, v)
+    {
+        size_t i = (size_t)json_integer_value(v);
+        if (i >= s->gw->nservers)
+            continue;
+        mg_pool_t *p = s->gw->servers[i].shared;
+        if (p == NULL || p->stopping)
+            continue;
+        json_int_t n = json_integer_value(json_object_get(p->subs, uri));
+        if (n > 1) {
+            json_object_set_new(p->subs, uri, json_integer(n - 1));
+            continue;
+        }
+        json_object_del(p->subs, uri);
+        json_t *m = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "resources/unsubscribe", "params",
+                              "uri", uri);
+        mg_upstream_request(p->up, m, 0, ignore_done_cb, NULL, NULL, NULL);
+    }
+    json_object_clear(s->subs);
+}
+
 void mg__dispatch_session_gone(mg_session_t *s)
 {
+    release_subscriptions(s);
     while (s->calls != NULL) {
         mg_call_t *c = s->calls;
         if (c->ureq != NULL) {
@@ -294,10 +325,6 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
     json_decref(r);
 }
 
-static void ignore_done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message, void *data)
-{
-}
-
 static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
 {
     c->pool = pool;
@@ -434,6 +461,50 @@ static void gather(mg_call_t *c, mg_list_kind_t kind, void (*then)(list_job_t *)
 
 /* ---- routing by URI (resources) ---- */
 
+/*
+ * Subscriptions are per session, but one shared child serves many sessions: the child is
+ * subscribed when the first session subscribes to a URI and unsubscribed when the last one leaves;
+ * the sessions in between are answered by the gateway.
+ */
+static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
+{
+    if (p == NULL) {
+        call_error(c, -32603, "upstream is not available", NULL);
+        return;
+    }
+    int sub = strcmp(c->method, "resources/subscribe") == 0;
+    int unsub = strcmp(c->method, "resources/unsubscribe") == 0;
+    if (sub || unsub) {
+        int had = json_object_get(c->s->subs, uri) != NULL;
+        json_int_t n = json_integer_value(json_object_get(p->subs, uri));
+        if (sub && had) {
+            call_result(c, json_object());
+            return;
+        }
+        if (unsub && !had) {
+            call_result(c, json_object());
+            return;
+        }
+        if (sub) {
+            json_object_set_new(c->s->subs, uri, json_integer((json_int_t)p->srv->index));
+            json_object_set_new(p->subs, uri, json_integer(n + 1));
+            if (n > 0) {
+                call_result(c, json_object());
+                return;
+            }
+        } else {
+            json_object_del(c->s->subs, uri);
+            if (n > 1) {
+                json_object_set_new(p->subs, uri, json_integer(n - 1));
+                call_result(c, json_object());
+                return;
+            }
+            json_object_del(p->subs, uri);
+        }
+    }
+    forward(c, p, json_deep_copy(c->params));
+}
+
 static void route_uri_then(list_job_t *j)
 {
     mg_call_t *c = j->call;
@@ -447,12 +518,7 @@ static void route_uri_then(list_job_t *j)
             call_error(c, -32602, "Invalid params: no upstream serves this resource URI", NULL);
         return;
     }
-    mg_pool_t *p = mg__pool_for(c->gw, c->s, (size_t)i);
-    if (strcmp(c->method, "resources/subscribe") == 0)
-        json_object_set_new(c->s->subs, uri, json_true());
-    else if (strcmp(c->method, "resources/unsubscribe") == 0)
-        json_object_del(c->s->subs, uri);
-    forward(c, p, json_deep_copy(c->params));
+    forward_uri(c, mg__pool_for(c->gw, c->s, (size_t)i), uri);
 }
 
 static void templates_then(list_job_t *j)
@@ -473,16 +539,7 @@ static void dispatch_by_uri(mg_call_t *c, json_t *msg)
         return;
     }
     if (c->gw->nservers == 1) {
-        if (strcmp(c->method, "resources/subscribe") == 0)
-            json_object_set_new(c->s->subs, uri, json_true());
-        else if (strcmp(c->method, "resources/unsubscribe") == 0)
-            json_object_del(c->s->subs, uri);
-        mg_pool_t *p = mg__pool_for(c->gw, c->s, 0);
-        if (p == NULL) {
-            call_error(c, -32603, "upstream is not available", NULL);
-            return;
-        }
-        forward(c, p, json_deep_copy(c->params));
+        forward_uri(c, mg__pool_for(c->gw, c->s, 0), uri);
         return;
     }
     gather(c, MG_LIST_RESOURCES, templates_then, msg);

@@ -74,6 +74,7 @@ struct mg_pool {
     mg_list_waiter_t *waiters[MG_LIST_COUNT]; /* non-NULL = fetch in progress */
     json_t *acc[MG_LIST_COUNT];              /* pages collected by the fetch in progress */
     unsigned pages[MG_LIST_COUNT];
+    json_t *subs; /* uri -> number of sessions subscribed through this pool */
     int was_ready;
     int stopping;
 };

@@ -102,6 +102,10 @@ void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason);
 /* Progress seen: resets the request's idle timeout (bounded by limits->max_request_ms). */
 void mg_upstream_req_touch(mg_upstream_req_t *req);
 
+/* Added: which child incarnation the request was written to (to pair server->client traffic with
+ * it, or for metrics). Returns 0, or MG_ENOTFOUND while it is still queued. */
+int mg_upstream_req_origin(const mg_upstream_req_t *req, mg_upstream_origin_t *out);
+
 /* Sends a JSON-RPC response (to a server->client request) or a notification to the child that
  * `origin` names. msg borrowed. Returns MG_ECLOSED when that child incarnation is gone. */
 int mg_upstream_send(mg_upstream_t *up, mg_upstream_origin_t origin, const json_t *msg);
@@ -125,7 +129,10 @@ json_t *mg_upstream_init_result(const mg_upstream_t *up);
 /* Last failure sentence (NULL when none); never contains env values. */
 const char *mg_upstream_last_error(const mg_upstream_t *up);
 unsigned mg_upstream_restarts(const mg_upstream_t *up);
+/* Requests queued + sent and not yet completed (what limits->max_inflight_per_upstream bounds). */
 unsigned mg_upstream_inflight(const mg_upstream_t *up);
+/* Added: children currently READY (for /readyz: "2/3 instances ready"). */
+unsigned mg_upstream_ready_count(const mg_upstream_t *up);
 /* Pids of live children written to pids[0..n); returns count. */
 size_t mg_upstream_pids(const mg_upstream_t *up, int *pids, size_t n);
 

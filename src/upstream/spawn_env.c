@@ -1,0 +1,142 @@
+/*
+ * spawn_env.c - what a child gets from us: its environment block and the path of its command.
+ *
+ * Contract: a child sees ONLY its declared env plus PATH, HOME and LANG copied from the gateway
+ * (never anything else: the gateway's own secrets stay in the gateway). A command without '/' is
+ * looked up here, before spawning, so "not found" is a clear sentence instead of a failed exec.
+ * Read next: child.c (mg__child_spawn, the only caller).
+ */
+#include "upstream_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/err.h"
+
+static const char *const inherited[] = {"PATH", "HOME", "LANG"};
+
+static int declared(const mg_server_config_t *s, const char *key)
+{
+    for (size_t i = 0; i < s->nenv; i++) {
+        if (s->env[i].key != NULL && strcmp(s->env[i].key, key) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static char *kv(const char *k, const char *v)
+{
+    size_t lk = strlen(k), lv = strlen(v);
+    char *s = malloc(lk + lv + 2);
+    if (s == NULL)
+        return NULL;
+    memcpy(s, k, lk);
+    s[lk] = '=';
+    memcpy(s + lk + 1, v, lv + 1);
+    return s;
+}
+
+int mg__env_build(const mg_server_config_t *server, char ***out)
+{
+    size_t n = server->nenv + sizeof inherited / sizeof inherited[0];
+    char **env = calloc(n + 1, sizeof *env);
+    if (env == NULL)
+        return MG_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < server->nenv; i++) {
+        if (server->env[i].key == NULL || server->env[i].value == NULL)
+            continue;
+        if ((env[k++] = kv(server->env[i].key, server->env[i].value)) == NULL)
+            goto nomem;
+    }
+    for (size_t i = 0; i < sizeof inherited / sizeof inherited[0]; i++) {
+        const char *v = getenv(inherited[i]);
+        if (v == NULL || declared(server, inherited[i]))
+            continue;
+        if ((env[k++] = kv(inherited[i], v)) == NULL)
+            goto nomem;
+    }
+    *out = env;
+    return 0;
+nomem:
+    mg__env_free(env);
+    return MG_ENOMEM;
+}
+
+void mg__env_free(char **env)
+{
+    if (env == NULL)
+        return;
+    for (char **p = env; *p != NULL; p++) {
+        /* Values may be secrets: clear before handing the memory back. */
+        memset(*p, 0, strlen(*p));
+        free(*p);
+    }
+    free(env);
+}
+
+static int executable_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+int mg__command_resolve(const mg_server_config_t *server, char **out)
+{
+    const char *cmd = server->command;
+    *out = NULL;
+    if (cmd == NULL || cmd[0] == '\0')
+        return MG_ENOTFOUND;
+    if (strchr(cmd, '/') != NULL) {
+        *out = strdup(cmd);
+        return *out ? 0 : MG_ENOMEM;
+    }
+    const char *path = NULL;
+    for (size_t i = 0; i < server->nenv; i++) {
+        if (server->env[i].key != NULL && strcmp(server->env[i].key, "PATH") == 0)
+            path = server->env[i].value;
+    }
+    if (path == NULL)
+        path = getenv("PATH");
+    if (path == NULL)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    size_t lc = strlen(cmd);
+    for (const char *p = path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t ld = end ? (size_t)(end - p) : strlen(p);
+        char cwd[4096];
+        const char *dir = p;
+        if (ld == 0 || p[0] != '/') { /* "" means "."; relative entries are the gateway's cwd */
+            if (getcwd(cwd, sizeof cwd) == NULL)
+                goto next;
+            size_t lw = strlen(cwd);
+            if (ld > 0 && lw + 1 + ld >= sizeof cwd)
+                goto next;
+            if (ld > 0) {
+                cwd[lw] = '/';
+                memcpy(cwd + lw + 1, p, ld);
+                cwd[lw + 1 + ld] = '\0';
+            }
+            dir = cwd;
+            ld = strlen(cwd);
+        }
+        char *cand = malloc(ld + 1 + lc + 1);
+        if (cand == NULL)
+            return MG_ENOMEM;
+        memcpy(cand, dir, ld);
+        cand[ld] = '/';
+        memcpy(cand + ld + 1, cmd, lc + 1);
+        if (executable_file(cand)) {
+            *out = cand;
+            return 0;
+        }
+        free(cand);
+    next:
+        if (end == NULL)
+            break;
+        p = end;
+    }
+    return MG_ENOTFOUND;
+}

@@ -1,0 +1,625 @@
+/*
+ * upstream.c - the pool behind one configured stdio server: its public API, the bounded FIFO of
+ * requests waiting for a ready child, request completion, timeouts, cancel and stop.
+ *
+ * Contract (upstream.h): every accepted request ends through mg__req_complete() exactly once, and
+ * done_cb never runs inside mg_upstream_request() or mg_upstream_start() (completions there are
+ * deferred to a 0 ms timer). The request states and the handle ownership are tables in
+ * upstream_int.h. Read next: child.c (what happens to a child), upstream_int.h (wire format).
+ */
+#include "upstream_int.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/err.h"
+#include "../common/log.h"
+
+static const char *const state_names[] = {"starting", "ready", "backoff", "stopped"};
+
+char *mg__fmt(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* SIGPIPE would kill the gateway when a child dies with bytes still queued for its stdin; libuv
+ * resets dispositions in children, so ignoring it here never leaks into them. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
+int mg_upstream_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_upstream_hooks_t *hooks,
+                    void *hooks_data, mg_upstream_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (loop == NULL || opts == NULL || opts->server == NULL || opts->limits == NULL || out == NULL ||
+        opts->server->name == NULL || opts->server->command == NULL)
+        return MG_EINVAL;
+    const mg_server_config_t *s = opts->server;
+    const mg_limits_t *l = opts->limits;
+    mg_upstream_t *up = calloc(1, sizeof *up);
+    if (up == NULL)
+        return MG_ENOMEM;
+    up->loop = loop;
+    up->server = s;
+    up->limits = l;
+    if (hooks != NULL)
+        up->hooks = *hooks;
+    up->hooks_data = hooks_data;
+    mg__list_init(&up->queue);
+    up->state = MG_UPSTREAM_STARTING;
+    up->nslots = s->instances ? s->instances : 1;
+    up->max_pending = l->max_inflight_per_upstream ? l->max_inflight_per_upstream : 1024;
+    up->default_timeout_ms = s->request_timeout_ms ? s->request_timeout_ms
+                             : l->request_timeout_ms ? l->request_timeout_ms
+                                                     : 60000;
+    up->init_timeout_ms = s->request_timeout_ms ? s->request_timeout_ms
+                          : l->request_timeout_ms ? l->request_timeout_ms
+                                                  : MG__INIT_TIMEOUT_MS;
+    up->max_request_ms = l->max_request_ms;
+    up->max_line = l->max_line_bytes ? l->max_line_bytes : MG__LINE_DEFAULT_MAX;
+    up->client_name = strdup(opts->client_name ? opts->client_name : "mcpgate");
+    up->client_version = strdup(opts->client_version ? opts->client_version : "0");
+    up->slots = calloc(up->nslots, sizeof *up->slots);
+    if (up->client_name == NULL || up->client_version == NULL || up->slots == NULL ||
+        mg__env_build(s, &up->env) != 0) {
+        free(up->client_name);
+        free(up->client_version);
+        free(up->slots);
+        free(up);
+        return MG_ENOMEM;
+    }
+    for (unsigned i = 0; i < up->nslots; i++) {
+        mg__slot_t *slot = &up->slots[i];
+        slot->up = up;
+        slot->index = i;
+        slot->backoff_ms = MG__BACKOFF_MIN_MS;
+        slot->next_id = 1;
+        uv_timer_init(loop, &slot->restart_timer);
+        slot->restart_timer.data = slot;
+        up->nhandles++;
+    }
+    ignore_sigpipe();
+    *out = up;
+    return 0;
+}
+
+void mg_upstream_start(mg_upstream_t *up)
+{
+    if (up == NULL || up->started || up->stopping)
+        return;
+    up->started = 1;
+    up->api_depth++;
+    for (unsigned i = 0; i < up->nslots && !up->stopping; i++)
+        mg__child_spawn(&up->slots[i]);
+    up->api_depth--;
+    mg__up_state_update(up, 0);
+}
+
+/* ---- state ---- */
+
+static mg_upstream_state_t compute_state(const mg_upstream_t *up)
+{
+    if (up->stopping)
+        return MG_UPSTREAM_STOPPED;
+    int starting = !up->started;
+    for (unsigned i = 0; i < up->nslots; i++) {
+        const mg__child_t *c = up->slots[i].child;
+        if (c == NULL)
+            continue;
+        if (c->state == MG__CHILD_READY)
+            return MG_UPSTREAM_READY;
+        if (c->state == MG__CHILD_INIT)
+            starting = 1;
+    }
+    return starting ? MG_UPSTREAM_STARTING : MG_UPSTREAM_BACKOFF;
+}
+
+void mg__up_state_update(mg_upstream_t *up, int force)
+{
+    mg_upstream_state_t s = compute_state(up);
+    if (s == up->state && !force)
+        return;
+    up->state = s;
+    if (up->hooks.on_state_cb != NULL)
+        up->hooks.on_state_cb(up, s, up->hooks_data);
+}
+
+void mg__up_set_error(mg_upstream_t *up, const char *message)
+{
+    char *m = dup_or_null(message);
+    if (m == NULL && message != NULL)
+        return; /* keep the previous sentence rather than none */
+    free(up->last_error);
+    up->last_error = m;
+}
+
+void mg__up_handle_closed(mg_upstream_t *up)
+{
+    up->nhandles--;
+    if (up->stopping && up->nhandles == 0 && !up->stopped_called) {
+        up->stopped_called = 1;
+        if (up->stopped_cb != NULL)
+            up->stopped_cb(up, up->stopped_data); /* may free up: nothing after this */
+    }
+}
+
+/* ---- requests ---- */
+
+static void req_close_cb(uv_handle_t *h)
+{
+    mg_upstream_req_t *req = h->data;
+    mg_upstream_t *up = req->up;
+    json_decref(req->msg);
+    json_decref(req->progress_token);
+    json_decref(req->d_response);
+    free(req->d_message);
+    free(req);
+    mg__up_handle_closed(up);
+}
+
+static void deliver(mg_upstream_req_t *req, int err, json_t *response, const char *message)
+{
+    if (err < 0 && message == NULL)
+        message = mg_strerror(err);
+    req->done_cb(req, err, err < 0 ? NULL : response, message, req->data);
+    uv_close((uv_handle_t *)&req->timer, req_close_cb);
+}
+
+static void deferred_cb(uv_timer_t *t)
+{
+    mg_upstream_req_t *req = t->data;
+    deliver(req, req->d_err, req->d_response, req->d_message);
+}
+
+void mg__req_complete(mg_upstream_req_t *req, int err, json_t *response, const char *message)
+{
+    req->state = MG__REQ_DONE;
+    req->child = NULL;
+    uv_timer_stop(&req->timer);
+    if (req->up->api_depth > 0) {
+        req->d_err = err;
+        req->d_response = json_incref(response);
+        req->d_message = dup_or_null(message);
+        uv_timer_start(&req->timer, deferred_cb, 0, 0);
+        return;
+    }
+    deliver(req, err, response, message);
+}
+
+void mg__req_detach(mg_upstream_req_t *req)
+{
+    mg_upstream_t *up = req->up;
+    if (req->state == MG__REQ_QUEUED) {
+        mg__list_remove(&req->link);
+        up->nqueued--;
+    } else if (req->state == MG__REQ_INFLIGHT) {
+        mg__child_t *c = req->child;
+        mg__idtable_del(&c->table, req->id);
+        mg__list_remove(&req->link);
+        c->ninflight--;
+        up->ninflight--;
+    }
+    req->state = MG__REQ_TAKEN;
+}
+
+void mg__child_take_inflight(mg__child_t *child, mg__list_t *out)
+{
+    mg_upstream_t *up = child->up;
+    for (mg__list_t *n = child->inflight.next; n != &child->inflight; n = n->next) {
+        mg_upstream_req_t *req = mg__container_of(n, mg_upstream_req_t, link);
+        req->state = MG__REQ_TAKEN;
+        req->child = NULL;
+    }
+    mg__list_splice(&child->inflight, out);
+    mg__idtable_clear(&child->table);
+    up->ninflight -= child->ninflight;
+    child->ninflight = 0;
+}
+
+static void take_queue(mg_upstream_t *up, mg__list_t *out)
+{
+    for (mg__list_t *n = up->queue.next; n != &up->queue; n = n->next)
+        mg__container_of(n, mg_upstream_req_t, link)->state = MG__REQ_TAKEN;
+    mg__list_splice(&up->queue, out);
+    up->nqueued = 0;
+}
+
+void mg__req_complete_list(mg__list_t *list, int err, const char *message)
+{
+    while (!mg__list_empty(list)) {
+        mg_upstream_req_t *req = mg__container_of(list->next, mg_upstream_req_t, link);
+        mg__list_remove(&req->link);
+        mg__req_complete(req, err, NULL, message);
+    }
+}
+
+/* Builds the line to send: caller's message with our id, "jsonrpc", and the progress token
+ * replaced. Consumes req->msg; returns a NEW reference or NULL on ENOMEM. Objects the caller may
+ * still share (refcount > 1) are copied, never modified. */
+static json_t *prepare(mg_upstream_req_t *req, int64_t id)
+{
+    json_t *msg = req->msg;
+    req->msg = NULL;
+    if (msg->refcount > 1) {
+        json_t *c = json_copy(msg);
+        json_decref(msg);
+        if ((msg = c) == NULL)
+            return NULL;
+    }
+    int bad = 0;
+    if (req->progress_token != NULL) {
+        json_t *params = json_copy(json_object_get(msg, "params"));
+        json_t *meta = json_copy(json_object_get(params, "_meta"));
+        bad |= params == NULL || meta == NULL;
+        bad |= json_object_set_new(meta, "progressToken", json_integer(id));
+        bad |= json_object_set_new(params, "_meta", meta);
+        bad |= json_object_set_new(msg, "params", params);
+    }
+    bad |= json_object_set_new(msg, "jsonrpc", json_string("2.0"));
+    bad |= json_object_set_new(msg, "id", json_integer(id));
+    if (bad) {
+        json_decref(msg);
+        return NULL;
+    }
+    return msg;
+}
+
+static void send_req(mg__child_t *child, mg_upstream_req_t *req)
+{
+    mg_upstream_t *up = child->up;
+    mg__slot_t *slot = &up->slots[child->slot];
+    int64_t id = slot->next_id++;
+    json_t *line = prepare(req, id);
+    if (line == NULL || mg__idtable_put(&child->table, id, req) != 0) {
+        json_decref(line);
+        req->state = MG__REQ_TAKEN;
+        char *m = mg__fmt("out of memory while sending to upstream '%s'", up->server->name);
+        mg__req_complete(req, MG_ENOMEM, NULL, m);
+        free(m);
+        return;
+    }
+    req->state = MG__REQ_INFLIGHT;
+    req->child = child;
+    req->id = id;
+    req->sent = 1;
+    req->origin = mg__child_origin(child);
+    mg__list_push(&child->inflight, &req->link);
+    child->ninflight++;
+    up->ninflight++;
+    /* A write failure makes the child DYING; this request then fails when it exits. */
+    mg__child_write(child, line);
+    json_decref(line);
+}
+
+static mg__child_t *pick_child(mg_upstream_t *up)
+{
+    mg__child_t *best = NULL;
+    for (unsigned i = 0; i < up->nslots; i++) {
+        mg__child_t *c = up->slots[i].child;
+        if (c != NULL && c->state == MG__CHILD_READY && (best == NULL || c->ninflight < best->ninflight))
+            best = c;
+    }
+    return best;
+}
+
+static void drain_queue(mg_upstream_t *up)
+{
+    while (!mg__list_empty(&up->queue) && !up->stopping) {
+        mg__child_t *c = pick_child(up);
+        if (c == NULL)
+            return;
+        mg_upstream_req_t *req = mg__container_of(up->queue.next, mg_upstream_req_t, link);
+        mg__list_remove(&req->link);
+        up->nqueued--;
+        send_req(c, req);
+    }
+}
+
+void mg__up_child_ready(mg_upstream_t *up, mg__child_t *child)
+{
+    int changed = 0;
+    if (child->init_result != NULL &&
+        (up->init_result == NULL || !json_equal(up->init_result, child->init_result))) {
+        json_decref(up->init_result);
+        up->init_result = json_incref(child->init_result);
+        changed = 1;
+    }
+    drain_queue(up);
+    mg__up_state_update(up, changed);
+}
+
+void mg__up_attempt_failed(mg_upstream_t *up, int err, const char *message)
+{
+    if (pick_child(up) != NULL)
+        return;
+    mg__list_t taken;
+    mg__list_init(&taken);
+    take_queue(up, &taken);
+    mg__req_complete_list(&taken, err, message);
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static void req_timer_cb(uv_timer_t *t)
+{
+    mg_upstream_req_t *req = t->data;
+    mg_upstream_t *up = req->up;
+    uint64_t now = uv_now(up->loop);
+    uint64_t idle_dl = req->touch_ms + req->timeout_ms;
+    uint64_t hard_dl = up->max_request_ms ? req->start_ms + up->max_request_ms : UINT64_MAX;
+    uint64_t dl = min_u64(idle_dl, hard_dl);
+    if (now < dl) {
+        uv_timer_start(t, req_timer_cb, dl - now, 0);
+        return;
+    }
+    const char *name = up->server->name;
+    char *m;
+    if (req->state == MG__REQ_QUEUED)
+        m = mg__fmt("upstream '%s' was not ready within %" PRIu64 " ms%s%s", name, req->timeout_ms,
+                    up->last_error ? "; last error: " : "", up->last_error ? up->last_error : "");
+    else if (hard_dl <= idle_dl)
+        m = mg__fmt("upstream '%s' did not finish within %" PRIu64 " ms (limits.maxRequestMs)", name,
+                    up->max_request_ms);
+    else
+        m = mg__fmt("upstream '%s' did not answer within %" PRIu64 " ms", name, req->timeout_ms);
+    if (req->state == MG__REQ_INFLIGHT)
+        mg__child_send_cancelled(req->child, req->id, "timeout");
+    json_t *f = json_pack("{s:s, s:I}", "upstream", name, "upstream_id", (json_int_t)req->id);
+    mg_log_json(MG_LOG_WARN, m ? m : "upstream request timed out", f);
+    mg__req_detach(req);
+    mg__req_complete(req, MG_ETIMEOUT, NULL, m);
+    free(m);
+}
+
+int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                        mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (up == NULL || done_cb == NULL || !json_is_object(msg) || !json_is_string(json_object_get(msg, "method"))) {
+        json_decref(msg);
+        return MG_EINVAL;
+    }
+    if (up->stopping) {
+        json_decref(msg);
+        return MG_ECLOSED;
+    }
+    if (up->nqueued + up->ninflight >= up->max_pending) {
+        json_decref(msg);
+        return MG_EBUSY;
+    }
+    mg_upstream_req_t *req = calloc(1, sizeof *req);
+    if (req == NULL) {
+        json_decref(msg);
+        return MG_ENOMEM;
+    }
+    req->up = up;
+    req->msg = msg;
+    req->done_cb = done_cb;
+    req->related_cb = related_cb;
+    req->data = data;
+    req->origin.child = UINT32_MAX;
+    mg__list_init(&req->link);
+    json_t *tok = json_object_get(json_object_get(json_object_get(msg, "params"), "_meta"), "progressToken");
+    if (json_is_string(tok) || json_is_integer(tok))
+        req->progress_token = json_incref(tok);
+    req->timeout_ms = timeout_ms ? timeout_ms : up->default_timeout_ms;
+    req->start_ms = req->touch_ms = uv_now(up->loop);
+    uv_timer_init(up->loop, &req->timer);
+    req->timer.data = req;
+    up->nhandles++;
+    uint64_t first = req->timeout_ms;
+    if (up->max_request_ms)
+        first = min_u64(first, up->max_request_ms);
+    uv_timer_start(&req->timer, req_timer_cb, first, 0);
+
+    up->api_depth++;
+    mg__child_t *c = mg__list_empty(&up->queue) ? pick_child(up) : NULL;
+    if (c != NULL) {
+        send_req(c, req);
+    } else {
+        req->state = MG__REQ_QUEUED;
+        mg__list_push(&up->queue, &req->link);
+        up->nqueued++;
+    }
+    up->api_depth--;
+    if (out != NULL)
+        *out = req;
+    return 0;
+}
+
+void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason)
+{
+    if (req == NULL || (req->state != MG__REQ_QUEUED && req->state != MG__REQ_INFLIGHT))
+        return;
+    if (req->state == MG__REQ_INFLIGHT)
+        mg__child_send_cancelled(req->child, req->id, reason);
+    mg__req_detach(req);
+    mg__req_complete(req, MG_ECANCELLED, NULL, "request cancelled");
+}
+
+void mg_upstream_req_touch(mg_upstream_req_t *req)
+{
+    if (req != NULL && req->state != MG__REQ_DONE)
+        req->touch_ms = uv_now(req->up->loop);
+}
+
+int mg_upstream_req_origin(const mg_upstream_req_t *req, mg_upstream_origin_t *out)
+{
+    if (req == NULL || !req->sent)
+        return MG_ENOTFOUND;
+    if (out != NULL)
+        *out = req->origin;
+    return 0;
+}
+
+/* ---- sending to children ---- */
+
+static mg__child_t *child_of(mg_upstream_t *up, mg_upstream_origin_t origin)
+{
+    if (origin.child >= up->nslots)
+        return NULL;
+    mg__child_t *c = up->slots[origin.child].child;
+    if (c == NULL || c->generation != origin.generation || c->exited ||
+        (c->state != MG__CHILD_INIT && c->state != MG__CHILD_READY))
+        return NULL;
+    return c;
+}
+
+int mg_upstream_send(mg_upstream_t *up, mg_upstream_origin_t origin, const json_t *msg)
+{
+    if (up == NULL || !json_is_object(msg))
+        return MG_EINVAL;
+    if (up->stopping)
+        return MG_ECLOSED;
+    mg__child_t *c = child_of(up, origin);
+    if (c == NULL)
+        return MG_ECLOSED;
+    return mg__child_write(c, msg);
+}
+
+void mg_upstream_broadcast(mg_upstream_t *up, const json_t *msg)
+{
+    if (up == NULL || up->stopping || !json_is_object(msg))
+        return;
+    for (unsigned i = 0; i < up->nslots; i++) {
+        mg__child_t *c = up->slots[i].child;
+        if (c != NULL && c->state == MG__CHILD_READY)
+            mg__child_write(c, msg);
+    }
+}
+
+/* ---- stop and free ---- */
+
+static void slot_timer_close_cb(uv_handle_t *h)
+{
+    mg__slot_t *slot = h->data;
+    mg__up_handle_closed(slot->up);
+}
+
+void mg_upstream_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_upstream_t *, void *),
+                      void *data)
+{
+    if (up == NULL || up->stopping)
+        return;
+    up->stopping = 1;
+    up->stopped_cb = stopped_cb;
+    up->stopped_data = data;
+    up->grace_ms = grace_ms ? grace_ms : up->limits->shutdown_grace_ms ? up->limits->shutdown_grace_ms : 10000;
+    mg_log_json(MG_LOG_INFO, "stopping upstream", json_pack("{s:s}", "upstream", up->server->name));
+    mg__list_t taken;
+    mg__list_init(&taken);
+    take_queue(up, &taken);
+    for (unsigned i = 0; i < up->nslots; i++) {
+        mg__slot_t *slot = &up->slots[i];
+        uv_close((uv_handle_t *)&slot->restart_timer, slot_timer_close_cb);
+        if (slot->child != NULL) {
+            mg__child_take_inflight(slot->child, &taken);
+            mg__child_terminate(slot->child, up->grace_ms);
+        }
+    }
+    mg__req_complete_list(&taken, MG_ESHUTDOWN, "gateway is shutting down");
+    mg__up_state_update(up, 0);
+}
+
+void mg_upstream_free(mg_upstream_t *up)
+{
+    if (up == NULL)
+        return;
+    if (!up->stopping || up->nhandles != 0) {
+        mg_log_json(MG_LOG_ERROR, "mg_upstream_free() before stopped_cb: upstream leaked",
+                    json_pack("{s:s}", "upstream", up->server->name));
+        return;
+    }
+    mg__env_free(up->env);
+    json_decref(up->init_result);
+    free(up->last_error);
+    free(up->client_name);
+    free(up->client_version);
+    free(up->slots);
+    free(up);
+}
+
+/* ---- accessors ---- */
+
+const char *mg_upstream_name(const mg_upstream_t *up)
+{
+    return up->server->name;
+}
+
+mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up)
+{
+    return up->state;
+}
+
+const char *mg_upstream_state_name(mg_upstream_state_t s)
+{
+    return (unsigned)s < sizeof state_names / sizeof state_names[0] ? state_names[s] : "unknown";
+}
+
+json_t *mg_upstream_init_result(const mg_upstream_t *up)
+{
+    return up->init_result;
+}
+
+const char *mg_upstream_last_error(const mg_upstream_t *up)
+{
+    return up->last_error;
+}
+
+unsigned mg_upstream_restarts(const mg_upstream_t *up)
+{
+    return up->restarts;
+}
+
+unsigned mg_upstream_inflight(const mg_upstream_t *up)
+{
+    return up->nqueued + up->ninflight;
+}
+
+unsigned mg_upstream_ready_count(const mg_upstream_t *up)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < up->nslots; i++) {
+        const mg__child_t *c = up->slots[i].child;
+        n += c != NULL && c->state == MG__CHILD_READY;
+    }
+    return n;
+}
+
+size_t mg_upstream_pids(const mg_upstream_t *up, int *pids, size_t n)
+{
+    size_t k = 0;
+    for (unsigned i = 0; i < up->nslots && k < n; i++) {
+        const mg__child_t *c = up->slots[i].child;
+        if (c != NULL && c->pid > 0 && !c->exited)
+            pids[k++] = c->pid;
+    }
+    return k;
+}
