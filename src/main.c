@@ -109,7 +109,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
         return 2;
     }
     if (strcmp(o->cmd, "serve") != 0 && strcmp(o->cmd, "check") != 0) {
-        fprintf(stderr, "mcpgate: unknown command '%s' (commands: serve, check; see mcpgate --help)\n", o->cmd);
+        fprintf(stderr, "mcpgate: unknown command '%s' (commands: serve, check; see mcpgate --help)\n",
+                o->cmd);
         return 2;
     }
     return 0;
@@ -155,10 +156,12 @@ static int cmd_check(const opts_t *o)
            cfg.nservers == 1 ? "" : "s", mg_config_enabled_count(&cfg));
     for (size_t i = 0; i < cfg.nservers; i++) {
         const mg_server_config_t *s = &cfg.servers[i];
-        printf("  %s: %s%s, isolation %s, instances %u\n", s->name, s->command, s->disabled ? " (disabled)" : "",
-               s->isolation == MG_ISOLATION_SESSION ? "session" : "shared", s->instances);
+        printf("  %s: %s%s, isolation %s, instances %u\n", s->name, s->command,
+               s->disabled ? " (disabled)" : "", s->isolation == MG_ISOLATION_SESSION ? "session" : "shared",
+               s->instances);
         for (size_t k = 0; k < s->nenv; k++)
-            printf("    env %s: from %s, %zu bytes\n", s->env[k].key, s->env[k].source, strlen(s->env[k].value));
+            printf("    env %s: from %s, %zu bytes\n", s->env[k].key, s->env[k].source,
+                   strlen(s->env[k].value));
     }
     mg_config_dispose(&cfg);
     return 0;
@@ -177,7 +180,8 @@ static void on_signal(uv_signal_t *h, int signum)
         mg_log(MG_LOG_WARN, "second signal: exiting now");
         exit(1);
     }
-    mg_log_json(MG_LOG_INFO, "shutting down", json_pack("{s:s}", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+    mg_log_json(MG_LOG_INFO, "shutting down",
+                json_pack("{s:s}", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
     mg_server_stop_accepting(server);
     const mg_config_t *cfg = h->data;
     mg_gateway_shutdown(gateway, cfg->limits.shutdown_grace_ms, shutdown_done_cb, NULL);
@@ -206,11 +210,12 @@ static int cmd_serve(const opts_t *o)
         return 2;
     }
     if (!loopback && !o->allow_unauth && !cfg.allow_unauthenticated) {
-        fprintf(stderr,
-                "mcpgate: refusing to listen on %s without authentication: anyone who can reach it could call "
-                "every tool.\n  Configure gateway.auth, listen on 127.0.0.1, or pass --allow-unauthenticated if "
-                "something in front of mcpgate authenticates.\n",
-                listen);
+        fprintf(
+            stderr,
+            "mcpgate: refusing to listen on %s without authentication: anyone who can reach it could call "
+            "every tool.\n  Configure gateway.auth, listen on 127.0.0.1, or pass --allow-unauthenticated if "
+            "something in front of mcpgate authenticates.\n",
+            listen);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -225,8 +230,8 @@ static int cmd_serve(const opts_t *o)
         return 1;
     }
     mg_log_json(MG_LOG_INFO, "listening",
-                json_pack("{s:s,s:i,s:s,s:I}", "address", listen, "port", mg_server_port(server), "endpoint", "/mcp",
-                          "upstreams", (json_int_t)mg_config_enabled_count(&cfg)));
+                json_pack("{s:s,s:i,s:s,s:I}", "address", listen, "port", mg_server_port(server), "endpoint",
+                          "/mcp", "upstreams", (json_int_t)mg_config_enabled_count(&cfg)));
     mg_gateway_start(gateway);
     uv_signal_init(loop, &sig_term);
     uv_signal_init(loop, &sig_int);

@@ -34,7 +34,8 @@ const char *mg__list_key(mg_list_kind_t k)
     return keys[k];
 }
 
-void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin, json_t *msg);
+void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin,
+                                   json_t *msg);
 
 /* ---- pools ---- */
 
@@ -61,8 +62,8 @@ static void on_state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data
         p->was_ready = 0;
     }
     mg_log_json(state == MG_UPSTREAM_READY ? MG_LOG_INFO : MG_LOG_WARN, "upstream state",
-                json_pack("{s:s,s:s,s:s?}", "upstream", p->srv->cfg->name, "state", mg_upstream_state_name(state),
-                          "error", mg_upstream_last_error(up)));
+                json_pack("{s:s,s:s,s:s?}", "upstream", p->srv->cfg->name, "state",
+                          mg_upstream_state_name(state), "error", mg_upstream_last_error(up)));
 }
 
 int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, mg_pool_t **out)
@@ -153,7 +154,9 @@ static void page_done_cb(mg_upstream_req_t *req, int err, json_t *response, cons
     if (err != 0 || !json_is_array(items)) {
         mg_log_json(MG_LOG_WARN, "upstream list failed; its entries are left out of the catalog",
                     json_pack("{s:s,s:s,s:s}", "upstream", p->srv->cfg->name, "method", methods[k], "error",
-                              message ? message : err ? mg_strerror(err) : "result has no list"));
+                              message ? message
+                              : err   ? mg_strerror(err)
+                                      : "result has no list"));
         fail_waiters(p, (int)k);
         return;
     }

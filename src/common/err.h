@@ -19,7 +19,7 @@
     X(EINTERNAL, -7, -32603, "internal error")                                                               \
     X(ENOTFOUND, -8, -32602, "not found")                                                                    \
     X(ETOOBIG, -9, -32600, "input exceeds a configured limit")                                               \
-    X(ETOODEEP, -10, -32600, "JSON nesting exceeds the configured depth limit")                             \
+    X(ETOODEEP, -10, -32600, "JSON nesting exceeds the configured depth limit")                              \
     X(EUPSTREAM, -11, -32603, "upstream server failed")                                                      \
     X(EUPSTREAMDOWN, -12, -32603, "upstream server is not running")                                          \
     X(ETIMEOUT, -13, -32001, "request timed out")                                                            \

@@ -250,7 +250,8 @@ static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uin
     json_t *params = mg_rpc_params(msg);
     const char *requested = json_string_value(json_object_get(params, "protocolVersion"));
     if (!json_is_object(params) || requested == NULL) {
-        json_t *e = mg_rpc_error(mg_rpc_id(msg), -32602, "initialize needs params.protocolVersion (a string)", NULL);
+        json_t *e =
+            mg_rpc_error(mg_rpc_id(msg), -32602, "initialize needs params.protocolVersion (a string)", NULL);
         send_json(req, 400, e, NULL, 0);
         json_decref(e);
         log_request(gw, "POST", "initialize", NULL, NULL, 400, start_ms);
@@ -259,11 +260,12 @@ static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uin
     const char *version = mg_version_rank(requested) ? requested : MG_LATEST_VERSION;
     mg_session_t *s;
     json_t *caps = json_object_get(params, "capabilities");
-    int r = mg__session_create(gw, version, json_is_object(caps) ? caps : NULL, json_object_get(params, "clientInfo"),
-                               &s);
+    int r = mg__session_create(gw, version, json_is_object(caps) ? caps : NULL,
+                               json_object_get(params, "clientInfo"), &s);
     if (r != 0) {
-        const char *why = r == MG_EBUSY ? "session limit reached (gateway.limits.maxSessions); retry later or raise it"
-                                        : "out of memory";
+        const char *why = r == MG_EBUSY
+                              ? "session limit reached (gateway.limits.maxSessions); retry later or raise it"
+                              : "out of memory";
         json_t *e = mg_rpc_error(mg_rpc_id(msg), -32603, why, NULL);
         const char *hdrs[] = {"retry-after", "5"};
         send_json(req, 503, e, hdrs, 1);
@@ -275,11 +277,13 @@ static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uin
     const char *hdrs[] = {"mcp-session-id", s->id};
     send_json(req, 200, resp, hdrs, 1);
     json_decref(resp);
-    mg_log_json(MG_LOG_INFO, "session created",
-                json_pack("{s:s,s:s,s:s,s:s}", "session", s->hash, "version", version, "requested", requested,
-                          "client", json_string_value(json_object_get(json_object_get(params, "clientInfo"), "name"))
-                                        ? json_string_value(json_object_get(json_object_get(params, "clientInfo"), "name"))
-                                        : ""));
+    mg_log_json(
+        MG_LOG_INFO, "session created",
+        json_pack("{s:s,s:s,s:s,s:s}", "session", s->hash, "version", version, "requested", requested,
+                  "client",
+                  json_string_value(json_object_get(json_object_get(params, "clientInfo"), "name"))
+                      ? json_string_value(json_object_get(json_object_get(params, "clientInfo"), "name"))
+                      : ""));
     log_request(gw, "POST", "initialize", NULL, s->hash, 200, start_ms);
 }
 
@@ -290,7 +294,8 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
     h2o_iovec_t sid = header(req, "mcp-session-id", &dup);
     if (sid.base == NULL) {
         http_error(gw, req, 400, -32600,
-                   "Bad Request: Mcp-Session-Id header is required (send initialize first to get one)", start_ms);
+                   "Bad Request: Mcp-Session-Id header is required (send initialize first to get one)",
+                   start_ms);
         return NULL;
     }
     if (dup || sid.len == 0 || sid.len >= 64) {
@@ -302,8 +307,8 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
     id[sid.len] = '\0';
     mg_session_t *s = mg__session_find(gw, id);
     if (s == NULL) {
-        http_error(gw, req, 404, -32001, "Session not found: it expired or was deleted; send initialize again",
-                   start_ms);
+        http_error(gw, req, 404, -32001,
+                   "Session not found: it expired or was deleted; send initialize again", start_ms);
         return NULL;
     }
     h2o_iovec_t pv = header(req, "mcp-protocol-version", &dup);
@@ -325,27 +330,34 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
 
 static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
 {
+    if (req->entity.len > gw->cfg->limits.max_body_bytes) {
+        http_error(gw, req, 413, -32600, "Payload Too Large: the body exceeds gateway.limits.maxBodyBytes",
+                   start_ms);
+        return;
+    }
     h2o_iovec_t ctype = header(req, "content-type", NULL);
     if (ctype.base == NULL || ctype.len < 16 || strncasecmp(ctype.base, "application/json", 16) != 0) {
-        http_error(gw, req, 415, -32600, "Unsupported Media Type: Content-Type must be application/json", start_ms);
+        http_error(gw, req, 415, -32600, "Unsupported Media Type: Content-Type must be application/json",
+                   start_ms);
         return;
     }
     h2o_iovec_t accept = header(req, "accept", NULL);
     int accept_json = accepts(accept, "application/json");
     int accept_sse = accepts(accept, "text/event-stream");
     if (!accept_json || !accept_sse) {
-        http_error(gw, req, 406,
-                   -32600, "Not Acceptable: Accept must list both application/json and text/event-stream", start_ms);
+        http_error(gw, req, 406, -32600,
+                   "Not Acceptable: Accept must list both application/json and text/event-stream", start_ms);
         return;
     }
     int perr = 0;
     json_t *body = mg_rpc_parse(req->entity.base, req->entity.len, gw->cfg->limits.max_json_depth, &perr);
     if (body == NULL) {
         if (perr == MG_ETOODEEP)
-            http_error(gw, req, 400, -32600, "Invalid Request: JSON nesting is deeper than gateway.limits.maxJsonDepth",
-                       start_ms);
+            http_error(gw, req, 400, -32600,
+                       "Invalid Request: JSON nesting is deeper than gateway.limits.maxJsonDepth", start_ms);
         else
-            http_error(gw, req, 400, -32700, "Parse error: the body is not valid JSON (UTF-8, one value)", start_ms);
+            http_error(gw, req, 400, -32700, "Parse error: the body is not valid JSON (UTF-8, one value)",
+                       start_ms);
         return;
     }
     int batch = json_is_array(body);
@@ -365,7 +377,8 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         if (k == MG_RPC_INVALID) {
             char msg[200];
             snprintf(msg, sizeof msg, "Invalid Request: %s", why);
-            json_t *e = mg_rpc_error(json_is_object(m) && (json_is_string(mg_rpc_id(m)) || json_is_integer(mg_rpc_id(m)))
+            json_t *e = mg_rpc_error(json_is_object(m) &&
+                                             (json_is_string(mg_rpc_id(m)) || json_is_integer(mg_rpc_id(m)))
                                          ? mg_rpc_id(m)
                                          : NULL,
                                      -32600, msg, NULL);
@@ -384,7 +397,8 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     if (has_init) {
         if (batch || mg_rpc_classify(body, NULL) != MG_RPC_REQUEST) {
             json_decref(body);
-            http_error(gw, req, 400, -32600, "Invalid Request: initialize must be sent alone, as a request", start_ms);
+            http_error(gw, req, 400, -32600, "Invalid Request: initialize must be sent alone, as a request",
+                       start_ms);
             return;
         }
         handle_initialize(gw, req, body, start_ms);
@@ -398,17 +412,18 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     }
     if (batch && s->rank != MG_VERSION_2025_03_26) {
         json_decref(body);
-        http_error(gw, req, 400, -32600,
-                   "Invalid Request: JSON-RPC batches are only accepted on sessions that negotiated 2025-03-26",
-                   start_ms);
+        http_error(
+            gw, req, 400, -32600,
+            "Invalid Request: JSON-RPC batches are only accepted on sessions that negotiated 2025-03-26",
+            start_ms);
         return;
     }
     if (nreq > 0 && s->ncalls + nreq > gw->cfg->limits.max_inflight_per_session) {
         json_decref(body);
         const char *hdrs[] = {"retry-after", "1"};
-        json_t *e = mg_rpc_error(NULL, -32603,
-                                 "too many requests in flight for this session (gateway.limits.maxInflightPerSession)",
-                                 NULL);
+        json_t *e = mg_rpc_error(
+            NULL, -32603,
+            "too many requests in flight for this session (gateway.limits.maxInflightPerSession)", NULL);
         send_json(req, 429, e, hdrs, 1);
         json_decref(e);
         log_request(gw, "POST", NULL, NULL, s->hash, 429, start_ms);
@@ -486,9 +501,10 @@ static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         }
         mg_stream_t *st = ok ? mg__stream_find(s, stream_id) : NULL;
         if (st == NULL) {
-            http_error(gw, req, 400, -32600,
-                       "Bad Request: Last-Event-ID does not name a stream of this session (it may have expired)",
-                       start_ms);
+            http_error(
+                gw, req, 400, -32600,
+                "Bad Request: Last-Event-ID does not name a stream of this session (it may have expired)",
+                start_ms);
             return;
         }
         mg_sse_conn_t *c = mg_sse_conn_start(req, NULL, 0, mg__stream_conn_gone_cb, st);
@@ -535,15 +551,17 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
     mg_origin_rules_t rules = {loopback_bound, (const char *const *)cfg->allowed_hosts, cfg->nallowed_hosts,
                                (const char *const *)cfg->allowed_origins, cfg->nallowed_origins};
     if (!mg_origin_host_allowed(&rules, req->authority.base, req->authority.len)) {
-        http_error(gw, req, 403, -32600,
-                   "Forbidden: Host header is not allowed (DNS-rebinding protection; see gateway.allowedHosts)",
-                   start_ms);
+        http_error(
+            gw, req, 403, -32600,
+            "Forbidden: Host header is not allowed (DNS-rebinding protection; see gateway.allowedHosts)",
+            start_ms);
         return 0;
     }
     int dup = 0;
     h2o_iovec_t origin = header(req, "origin", &dup);
     if (dup || !mg_origin_origin_allowed(&rules, origin.base, origin.len)) {
-        http_error(gw, req, 403, -32600, "Forbidden: Origin is not allowed (see gateway.allowedOrigins)", start_ms);
+        http_error(gw, req, 403, -32600, "Forbidden: Origin is not allowed (see gateway.allowedOrigins)",
+                   start_ms);
         return 0;
     }
     if (gw->shutting_down) {

@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *log_levels[] = {"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"};
+static const char *log_levels[] = {"debug", "info",     "notice", "warning",
+                                   "error", "critical", "alert",  "emergency"};
 
 static int log_rank(const char *level)
 {
@@ -30,9 +31,9 @@ static int log_rank(const char *level)
 
 json_t *mg__initialize_result(mg_gateway_t *gw, const char *version)
 {
-    json_t *caps = json_pack("{s:{s:b},s:{s:b},s:{s:b,s:b},s:{},s:{}}", "tools", "listChanged", 1, "prompts",
-                             "listChanged", 1, "resources", "subscribe", 1, "listChanged", 1, "logging",
-                             "completions");
+    json_t *caps =
+        json_pack("{s:{s:b},s:{s:b},s:{s:b,s:b},s:{},s:{}}", "tools", "listChanged", 1, "prompts",
+                  "listChanged", 1, "resources", "subscribe", 1, "listChanged", 1, "logging", "completions");
     /* Instructions: each ready upstream's, prefixed with its name when there are several. */
     char *instr = NULL;
     size_t ilen = 0;
@@ -50,8 +51,9 @@ json_t *mg__initialize_result(mg_gateway_t *gw, const char *version)
         ilen += (size_t)sprintf(instr + ilen, gw->nservers > 1 ? "%s%s: %s" : "%s%.0s%s", ilen ? "\n\n" : "",
                                 gw->servers[i].cfg->name, text);
     }
-    json_t *res = json_pack("{s:s,s:o,s:{s:s,s:s,s:s}}", "protocolVersion", version, "capabilities", caps,
-                            "serverInfo", "name", "mcpgate", "title", "mcpgate MCP gateway", "version", MG_VERSION);
+    json_t *res =
+        json_pack("{s:s,s:o,s:{s:s,s:s,s:s}}", "protocolVersion", version, "capabilities", caps, "serverInfo",
+                  "name", "mcpgate", "title", "mcpgate MCP gateway", "version", MG_VERSION);
     if (instr != NULL) {
         json_object_set_new(res, "instructions", json_string(instr));
         free(instr);
@@ -124,7 +126,8 @@ static void call_error(mg_call_t *c, int code, const char *message, json_t *data
     json_decref(r);
 }
 
-static void ignore_done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message, void *data)
+static void ignore_done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message,
+                           void *data)
 {
 }
 
@@ -147,8 +150,8 @@ static void release_subscriptions(mg_session_t *s)
             continue;
         }
         json_object_del(p->subs, uri);
-        json_t *m = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "resources/unsubscribe", "params",
-                              "uri", uri);
+        json_t *m = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "resources/unsubscribe",
+                              "params", "uri", uri);
         mg_upstream_request(p->up, m, 0, ignore_done_cb, NULL, NULL, NULL);
     }
     json_object_clear(s->subs);
@@ -267,7 +270,8 @@ static int level_allows(mg_session_t *s, const json_t *msg)
 }
 
 /* Upstream message attributed to no call (from upstream hooks via catalog.c). */
-void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin, json_t *msg)
+void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin,
+                                   json_t *msg)
 {
     if (mg_rpc_id(msg) != NULL && mg_rpc_method(msg) != NULL) {
         route_server_request(gw, pool->owner, NULL, pool, origin, msg);
@@ -385,8 +389,8 @@ static void merge_and_answer(list_job_t *j)
                             break;
                     }
                     mg_log_json(MG_LOG_WARN, "name collision in merged catalog; exposing a suffixed name",
-                                json_pack("{s:s,s:s,s:s}", "upstream", gw->servers[i].cfg->name, "name", exposed,
-                                          "exposed", alt));
+                                json_pack("{s:s,s:s,s:s}", "upstream", gw->servers[i].cfg->name, "name",
+                                          exposed, "exposed", alt));
                     free(exposed);
                     exposed = alt;
                 }
@@ -602,7 +606,8 @@ void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, j
         const char *type = json_string_value(json_object_get(ref, "type"));
         if (type != NULL && strcmp(type, "ref/prompt") == 0) {
             const char *original = NULL;
-            long i = mg__catalog_route_name(gw, json_string_value(json_object_get(ref, "name")) ?: "", &original);
+            long i =
+                mg__catalog_route_name(gw, json_string_value(json_object_get(ref, "name")) ?: "", &original);
             mg_pool_t *p = i >= 0 ? mg__pool_for(gw, s, (size_t)i) : NULL;
             if (p == NULL) {
                 call_error(c, -32602, "Invalid params: unknown prompt in ref", NULL);
@@ -616,7 +621,8 @@ void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, j
             long i = gw->nservers == 1 ? 0 : mg__catalog_route_uri(gw, s, uri);
             mg_pool_t *p = i >= 0 ? mg__pool_for(gw, s, (size_t)i) : NULL;
             if (p == NULL) {
-                call_result(c, json_pack("{s:{s:[],s:i,s:b}}", "completion", "values", "total", 0, "hasMore", 0));
+                call_result(
+                    c, json_pack("{s:{s:[],s:i,s:b}}", "completion", "values", "total", 0, "hasMore", 0));
                 return;
             }
             forward(c, p, json_deep_copy(params));
@@ -627,8 +633,9 @@ void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, j
         const char *level = json_string_value(json_object_get(params, "level"));
         int r = log_rank(level);
         if (r < 0) {
-            call_error(c, -32602, "Invalid params: level must be one of debug, info, notice, warning, error, "
-                                  "critical, alert, emergency",
+            call_error(c, -32602,
+                       "Invalid params: level must be one of debug, info, notice, warning, error, "
+                       "critical, alert, emergency",
                        NULL);
             return;
         }
@@ -637,8 +644,8 @@ void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, j
             mg_pool_t *p = s->pools[i];
             if (p == NULL)
                 continue;
-            json_t *fwd = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "logging/setLevel", "params",
-                                    "level", level);
+            json_t *fwd = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "logging/setLevel",
+                                    "params", "level", level);
             /* Fire and forget: the answer is not needed; failures are logged by the upstream. */
             mg_upstream_request(p->up, fwd, 0, ignore_done_cb, NULL, NULL, NULL);
         }
@@ -665,8 +672,9 @@ int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, 
             json_t *fwd = json_copy(msg);
             json_object_set(fwd, "id", o->up_id);
             if (mg_upstream_send(o->pool->up, o->origin, fwd) != 0)
-                mg_log_json(MG_LOG_WARN, "client answered a server request, but the upstream process that asked "
-                                         "has restarted; answer dropped",
+                mg_log_json(MG_LOG_WARN,
+                            "client answered a server request, but the upstream process that asked "
+                            "has restarted; answer dropped",
                             json_pack("{s:s,s:s}", "session", s->hash, "upstream", o->pool->srv->cfg->name));
             json_decref(fwd);
             json_decref(o->up_id);

@@ -77,7 +77,8 @@ void mg_gateway_start(mg_gateway_t *gw)
     for (size_t i = 0; i < gw->nservers; i++) {
         mg_gw_server_t *srv = &gw->servers[i];
         if (srv->cfg->isolation == MG_ISOLATION_SHARED && mg__pool_new(gw, srv, NULL, &srv->shared) != 0)
-            mg_log_json(MG_LOG_ERROR, "could not create upstream", json_pack("{s:s}", "upstream", srv->cfg->name));
+            mg_log_json(MG_LOG_ERROR, "could not create upstream",
+                        json_pack("{s:s}", "upstream", srv->cfg->name));
     }
     uint64_t ttl = gw->cfg->limits.session_ttl_ms;
     uint64_t every = ttl / 4 < 1000 ? 1000 : ttl / 4 > 30000 ? 30000 : ttl / 4;
@@ -108,10 +109,10 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
         }
         json_array_append_new(ups, u);
     }
-    const char *status = gw->shutting_down           ? "stopping"
+    const char *status = gw->shutting_down               ? "stopping"
                          : total == 0 || nready == total ? "ok"
-                         : nready > 0                ? "degraded"
-                                                     : "down";
+                         : nready > 0                    ? "degraded"
+                                                         : "down";
     *ready = !gw->shutting_down && (total == 0 || nready > 0);
     return json_pack("{s:b,s:s,s:I,s:o}", "ready", *ready, "status", status, "sessions",
                      (json_int_t)gw->sessions.count, "upstreams", ups);
@@ -152,7 +153,8 @@ static void shutdown_tick(uv_timer_t *t)
     uint64_t now = uv_now(gw->loop);
     if (gw->shutdown_deadline != 0 && (gw->live_calls == 0 || now >= gw->shutdown_deadline)) {
         if (gw->live_calls > 0)
-            mg_log(MG_LOG_WARN, "shutdown grace period over; failing %u request(s) still in flight", gw->live_calls);
+            mg_log(MG_LOG_WARN, "shutdown grace period over; failing %u request(s) still in flight",
+                   gw->live_calls);
         gw->shutdown_deadline = 0;
         stop_everything(gw);
     }
@@ -160,7 +162,8 @@ static void shutdown_tick(uv_timer_t *t)
         finish_shutdown(gw);
 }
 
-void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg_gateway_t *, void *), void *data)
+void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg_gateway_t *, void *),
+                         void *data)
 {
     if (gw->shutting_down)
         return;

@@ -34,7 +34,7 @@
 #define MG_VERSION_2025_03_26 1
 #define MG_VERSION_2025_06_18 2
 #define MG_VERSION_2025_11_25 3
-#define MG_LATEST_VERSION "2025-11-25"
+#define MG_LATEST_VERSION     "2025-11-25"
 
 /* Returns the rank (1..3) of a supported session-era revision, 0 when unsupported. */
 int mg_version_rank(const char *v);
@@ -70,9 +70,9 @@ struct mg_pool {
     mg_gw_server_t *srv;
     mg_session_t *owner;
     mg_upstream_t *up;
-    json_t *lists[MG_LIST_COUNT];            /* cached merged pages, NULL = not cached */
+    json_t *lists[MG_LIST_COUNT];             /* cached merged pages, NULL = not cached */
     mg_list_waiter_t *waiters[MG_LIST_COUNT]; /* non-NULL = fetch in progress */
-    json_t *acc[MG_LIST_COUNT];              /* pages collected by the fetch in progress */
+    json_t *acc[MG_LIST_COUNT];               /* pages collected by the fetch in progress */
     unsigned pages[MG_LIST_COUNT];
     json_t *subs; /* uri -> number of sessions subscribed through this pool */
     int was_ready;

@@ -139,7 +139,10 @@ int mg_server_start(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t *gw, c
     srv->gw = gw;
     srv->loopback = loopback;
     h2o_config_init(&srv->config);
-    srv->config.max_request_entity_size = cfg->limits.max_body_bytes;
+    /* h2o closes the connection as soon as a body passes its cap, which a client still writing sees
+     * as a reset, not a 413. So h2o's cap is twice ours: up to that, the body is read and the
+     * gateway answers 413 itself (era/legacy.c); beyond it, h2o cuts the connection to bound memory. */
+    srv->config.max_request_entity_size = cfg->limits.max_body_bytes * 2;
     srv->config.server_name = h2o_iovec_init(H2O_STRLIT("mcpgate"));
     h2o_hostconf_t *hc = h2o_config_register_host(&srv->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);

@@ -74,8 +74,8 @@ int mg_sse_format(char **buf, size_t *len, size_t *cap, const char *id, const ch
             size_t end = i;
             if (end > start && data[end - 1] == '\r')
                 end--;
-            if (buf_append(buf, len, cap, "data: ", 6) || buf_append(buf, len, cap, data + start, end - start) ||
-                buf_append(buf, len, cap, "\n", 1))
+            if (buf_append(buf, len, cap, "data: ", 6) ||
+                buf_append(buf, len, cap, data + start, end - start) || buf_append(buf, len, cap, "\n", 1))
                 return MG_ENOMEM;
             start = i + 1;
         }
@@ -142,7 +142,8 @@ mg_sse_conn_t *mg_sse_conn_start(h2o_req_t *req, const char **hdrs, size_t nhdrs
     c->data = data;
     req->res.status = 200;
     req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/event-stream"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
                           H2O_STRLIT("no"));

@@ -43,7 +43,8 @@ static const char *name_of(const mg__child_t *child)
 /* Context fields for a log line about this child. NEW reference. */
 static json_t *fields(const mg__child_t *child)
 {
-    return json_pack("{s:s, s:i, s:i}", "upstream", name_of(child), "child", (int)child->slot, "pid", child->pid);
+    return json_pack("{s:s, s:i, s:i}", "upstream", name_of(child), "child", (int)child->slot, "pid",
+                     child->pid);
 }
 
 static void signal_group(mg__child_t *child, int sig)
@@ -184,8 +185,8 @@ static void schedule_restart(mg__slot_t *slot)
     slot->backoff_ms = delay * 2 > MG__BACKOFF_MAX_MS ? MG__BACKOFF_MAX_MS : delay * 2;
     uv_timer_start(&slot->restart_timer, restart_cb, delay, 0);
     mg_log_json(MG_LOG_INFO, "upstream restart scheduled",
-                json_pack("{s:s, s:i, s:I}", "upstream", up->server->name, "child", (int)slot->index, "delay_ms",
-                          (json_int_t)delay));
+                json_pack("{s:s, s:i, s:I}", "upstream", up->server->name, "child", (int)slot->index,
+                          "delay_ms", (json_int_t)delay));
 }
 
 /* ---- exit and finalize ---- */
@@ -296,6 +297,10 @@ static void kill_timer_cb(uv_timer_t *t)
     if (child->state == MG__CHILD_STOPPING)
         mg_log_json(MG_LOG_WARN, "upstream did not exit after SIGTERM; sending SIGKILL to its process group",
                     fields(child));
+    else
+        mg_log_json(MG_LOG_WARN,
+                    "upstream closed its stdout but kept running; sending SIGKILL to its process group",
+                    fields(child));
     signal_group(child, SIGKILL);
 }
 
@@ -348,7 +353,6 @@ static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (child->state == MG__CHILD_INIT || child->state == MG__CHILD_READY) {
         /* Nothing it says can reach us any more. Usually exit_cb follows within microseconds;
          * if not, it is killed so its requests fail now rather than at their timeouts. */
-        mg_log_json(MG_LOG_WARN, "upstream closed its stdout", fields(child));
         child->state = MG__CHILD_DYING;
         uv_timer_start(&child->timer, kill_timer_cb, MG__EOF_KILL_MS, 0);
         mg__up_state_update(child->up, 0);
@@ -397,8 +401,9 @@ static void on_stdout_overlong(void *ctx, size_t len, int have_id, int64_t id)
     mg_upstream_req_t *req = have_id ? mg__idtable_get(&child->table, id) : NULL;
     if (req == NULL)
         return;
-    char *m = mg__fmt("upstream '%s' sent a response of %zu bytes, more than limits.maxUpstreamLineBytes (%zu)",
-                      name_of(child), len, up->max_line);
+    char *m =
+        mg__fmt("upstream '%s' sent a response of %zu bytes, more than limits.maxUpstreamLineBytes (%zu)",
+                name_of(child), len, up->max_line);
     mg__req_detach(req);
     mg__req_complete(req, MG_ETOOBIG, NULL, m);
     free(m);
@@ -436,7 +441,8 @@ static void on_init_response(mg__child_t *child, json_t *msg)
         json_t *em = json_object_get(json_object_get(msg, "error"), "message");
         const char *raw = json_is_string(em) ? json_string_value(em) : "no result object";
         char *clean = mg__utf8_clean(raw, strlen(raw), 300, NULL);
-        init_failed(child, mg__fmt("upstream '%s' rejected initialize: %s", name_of(child), clean ? clean : ""));
+        init_failed(child,
+                    mg__fmt("upstream '%s' rejected initialize: %s", name_of(child), clean ? clean : ""));
         free(clean);
         return;
     }
@@ -461,7 +467,8 @@ static void on_progress(mg__child_t *child, json_t *msg)
 {
     json_t *params = json_object_get(msg, "params");
     json_t *tok = json_object_get(params, "progressToken");
-    mg_upstream_req_t *req = json_is_integer(tok) ? mg__idtable_get(&child->table, json_integer_value(tok)) : NULL;
+    mg_upstream_req_t *req =
+        json_is_integer(tok) ? mg__idtable_get(&child->table, json_integer_value(tok)) : NULL;
     if (req == NULL || req->progress_token == NULL) {
         if (mg_log_enabled(MG_LOG_DEBUG))
             mg_log_json(MG_LOG_DEBUG, "progress for a token not in flight; dropped", fields(child));
@@ -514,7 +521,8 @@ static void dispatch(mg__child_t *child, json_t *msg)
         if (json_object_get(msg, "result") != NULL || json_object_get(msg, "error") != NULL)
             on_response(child, msg);
         else
-            mg_log_json(MG_LOG_WARN, "upstream sent a JSON object that is not JSON-RPC; ignored", fields(child));
+            mg_log_json(MG_LOG_WARN, "upstream sent a JSON object that is not JSON-RPC; ignored",
+                        fields(child));
         return;
     }
     const char *m = json_string_value(method);
@@ -556,10 +564,11 @@ static void on_stdout_line(void *ctx, const char *line, size_t len, int truncate
         char *ex = mg__utf8_clean(line, len, MG__EXCERPT_MAX, NULL);
         json_t *f = fields(child);
         json_object_set_new(f, "excerpt", json_string(ex ? ex : ""));
-        mg_log_json(MG_LOG_WARN,
-                    msg ? "upstream wrote JSON that is not an object on stdout (batches are not supported); ignored"
-                        : "upstream wrote a line that is not JSON on stdout; ignored",
-                    f);
+        mg_log_json(
+            MG_LOG_WARN,
+            msg ? "upstream wrote JSON that is not an object on stdout (batches are not supported); ignored"
+                : "upstream wrote a line that is not JSON on stdout; ignored",
+            f);
         free(ex);
         json_decref(msg);
         return;
@@ -645,9 +654,10 @@ void mg__child_spawn(mg__slot_t *slot)
     up->nhandles += 5;
     free(argv);
     if (rc != 0) {
-        char *m = s->cwd != NULL ? mg__fmt("upstream '%s': could not start '%s' (cwd '%s'): %s", s->name, path,
-                                           s->cwd, uv_strerror(rc))
-                                 : mg__fmt("upstream '%s': could not start '%s': %s", s->name, path, uv_strerror(rc));
+        char *m = s->cwd != NULL
+                      ? mg__fmt("upstream '%s': could not start '%s' (cwd '%s'): %s", s->name, path, s->cwd,
+                                uv_strerror(rc))
+                      : mg__fmt("upstream '%s': could not start '%s': %s", s->name, path, uv_strerror(rc));
         free(path);
         child->finalized = 1;
         close_handles(child);
@@ -664,11 +674,11 @@ void mg__child_spawn(mg__slot_t *slot)
     mg_log_json(MG_LOG_INFO, "upstream process started", f);
 
     child->init_id = slot->next_id++;
-    json_t *init = json_pack("{s:s, s:I, s:s, s:{s:s, s:{s:{}, s:{s:{}, s:{}}, s:{s:b}}, s:{s:s, s:s}}}", "jsonrpc",
-                             "2.0", "id", (json_int_t)child->init_id, "method", "initialize", "params",
-                             "protocolVersion", MG__PROTOCOL_VERSION, "capabilities", "sampling", "elicitation",
-                             "form", "url", "roots", "listChanged", 1, "clientInfo", "name", up->client_name,
-                             "version", up->client_version);
+    json_t *init = json_pack("{s:s, s:I, s:s, s:{s:s, s:{s:{}, s:{s:{}, s:{}}, s:{s:b}}, s:{s:s, s:s}}}",
+                             "jsonrpc", "2.0", "id", (json_int_t)child->init_id, "method", "initialize",
+                             "params", "protocolVersion", MG__PROTOCOL_VERSION, "capabilities", "sampling",
+                             "elicitation", "form", "url", "roots", "listChanged", 1, "clientInfo", "name",
+                             up->client_name, "version", up->client_version);
     if (init == NULL || mg__child_write(child, init) != 0) {
         json_decref(init);
         init_failed(child, mg__fmt("upstream '%s': could not send initialize", s->name));

@@ -72,10 +72,10 @@ int mg_upstream_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_up
     up->state = MG_UPSTREAM_STARTING;
     up->nslots = s->instances ? s->instances : 1;
     up->max_pending = l->max_inflight_per_upstream ? l->max_inflight_per_upstream : 1024;
-    up->default_timeout_ms = s->request_timeout_ms ? s->request_timeout_ms
+    up->default_timeout_ms = s->request_timeout_ms   ? s->request_timeout_ms
                              : l->request_timeout_ms ? l->request_timeout_ms
                                                      : 60000;
-    up->init_timeout_ms = s->request_timeout_ms ? s->request_timeout_ms
+    up->init_timeout_ms = s->request_timeout_ms   ? s->request_timeout_ms
                           : l->request_timeout_ms ? l->request_timeout_ms
                                                   : MG__INIT_TIMEOUT_MS;
     up->max_request_ms = l->max_request_ms;
@@ -402,7 +402,8 @@ int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_
 {
     if (out != NULL)
         *out = NULL;
-    if (up == NULL || done_cb == NULL || !json_is_object(msg) || !json_is_string(json_object_get(msg, "method"))) {
+    if (up == NULL || done_cb == NULL || !json_is_object(msg) ||
+        !json_is_string(json_object_get(msg, "method"))) {
         json_decref(msg);
         return MG_EINVAL;
     }
@@ -531,7 +532,9 @@ void mg_upstream_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(m
     up->stopping = 1;
     up->stopped_cb = stopped_cb;
     up->stopped_data = data;
-    up->grace_ms = grace_ms ? grace_ms : up->limits->shutdown_grace_ms ? up->limits->shutdown_grace_ms : 10000;
+    up->grace_ms = grace_ms                        ? grace_ms
+                   : up->limits->shutdown_grace_ms ? up->limits->shutdown_grace_ms
+                                                   : 10000;
     mg_log_json(MG_LOG_INFO, "stopping upstream", json_pack("{s:s}", "upstream", up->server->name));
     mg__list_t taken;
     mg__list_init(&taken);

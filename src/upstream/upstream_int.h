@@ -50,17 +50,17 @@
  * | child -> gateway requests | their ids are the child's; answered through mg_upstream_send()     |
  * |                           | ("ping" is answered here with {})                                  |
  */
-#define MG__LINE_DEFAULT_MAX  (16u * 1024u * 1024u)
-#define MG__STDERR_LINE_MAX   4096u
-#define MG__EXCERPT_MAX       120u
-#define MG__READ_BUF          (64u * 1024u)
-#define MG__BACKOFF_MIN_MS    100u
-#define MG__BACKOFF_MAX_MS    30000u
-#define MG__BACKOFF_RESET_MS  60000u /* READY this long before exiting -> backoff back to min */
-#define MG__DRAIN_MS          500u   /* after exit: wait this long for stdout/stderr EOF */
-#define MG__EOF_KILL_MS       500u   /* stdout EOF but still running: SIGKILL after this */
-#define MG__INIT_TIMEOUT_MS   30000u /* when neither server nor limits give a request timeout */
-#define MG__PROTOCOL_VERSION  "2025-11-25"
+#define MG__LINE_DEFAULT_MAX (16u * 1024u * 1024u)
+#define MG__STDERR_LINE_MAX  4096u
+#define MG__EXCERPT_MAX      120u
+#define MG__READ_BUF         (64u * 1024u)
+#define MG__BACKOFF_MIN_MS   100u
+#define MG__BACKOFF_MAX_MS   30000u
+#define MG__BACKOFF_RESET_MS 60000u /* READY this long before exiting -> backoff back to min */
+#define MG__DRAIN_MS         500u   /* after exit: wait this long for stdout/stderr EOF */
+#define MG__EOF_KILL_MS      500u   /* stdout EOF but still running: SIGKILL after this */
+#define MG__INIT_TIMEOUT_MS  30000u /* when neither server nor limits give a request timeout */
+#define MG__PROTOCOL_VERSION "2025-11-25"
 
 /* Intrusive circular doubly linked list (a head is a node pointing at itself when empty). */
 typedef struct mg__list {
@@ -212,7 +212,12 @@ int mg__command_resolve(const mg_server_config_t *server, char **out);
  * |          |                                    | 0 ms when completed inside an API call); then   |
  * |          |                                    | req->timer is closed and req freed in its close |
  */
-typedef enum mg__req_state { MG__REQ_QUEUED = 0, MG__REQ_INFLIGHT, MG__REQ_TAKEN, MG__REQ_DONE } mg__req_state_t;
+typedef enum mg__req_state {
+    MG__REQ_QUEUED = 0,
+    MG__REQ_INFLIGHT,
+    MG__REQ_TAKEN,
+    MG__REQ_DONE
+} mg__req_state_t;
 
 /*
  * Child lifecycle:

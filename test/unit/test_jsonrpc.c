@@ -25,8 +25,10 @@ static mg_rpc_kind_t kind_of(const char *text)
 static void test_classify(void **state)
 {
     assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"), MG_RPC_REQUEST);
-    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"x\",\"params\":{}}"), MG_RPC_REQUEST);
-    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"), MG_RPC_NOTIFICATION);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"x\",\"params\":{}}"),
+                     MG_RPC_REQUEST);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"),
+                     MG_RPC_NOTIFICATION);
     assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}"), MG_RPC_RESPONSE);
     assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-1,\"message\":\"x\"}}"),
                      MG_RPC_ERROR);
@@ -96,7 +98,8 @@ static void test_builders(void **state)
     json_decref(r);
     json_t *e = mg_rpc_error(NULL, -32600, "bad", NULL);
     s = mg_rpc_dump(e, NULL);
-    assert_string_equal(s, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\"bad\"}}");
+    assert_string_equal(s,
+                        "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\"bad\"}}");
     free(s);
     json_decref(e);
     json_t *n = mg_rpc_notification("notifications/x", NULL);
@@ -120,8 +123,9 @@ static void test_err_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify),     cmocka_unit_test(test_depth),     cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_builders),     cmocka_unit_test(test_err_table),
+        cmocka_unit_test(test_classify),     cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_builders),
+        cmocka_unit_test(test_err_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,7 +60,7 @@ static void test_origins(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_loopback_hosts), cmocka_unit_test(test_allowed_hosts),
-                                       cmocka_unit_test(test_origins)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_loopback_hosts),
+                                       cmocka_unit_test(test_allowed_hosts), cmocka_unit_test(test_origins)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -227,8 +227,8 @@ static void related_cb(mg_upstream_req_t *req, mg_upstream_origin_t origin, json
     const char *m = json_string_value(json_object_get(msg, "method"));
     if (c->answer_sampling && m != NULL && strcmp(m, "sampling/createMessage") == 0) {
         json_t *r = json_pack("{s:s, s:O, s:{s:s, s:{s:s, s:s}, s:s}}", "jsonrpc", "2.0", "id",
-                              json_object_get(msg, "id"), "result", "role", "assistant", "content", "type", "text",
-                              "text", "sampled!", "model", "test-model");
+                              json_object_get(msg, "id"), "result", "role", "assistant", "content", "type",
+                              "text", "text", "sampled!", "model", "test-model");
         assert_int_equal(mg_upstream_send(c->h->up, origin, r), 0);
         json_decref(r);
     }
@@ -261,13 +261,30 @@ static int submit(h_t *h, call_t *c, json_t *msg, uint64_t timeout_ms)
 
 static const char *result_text(const json_t *response)
 {
-    return json_string_value(
-        json_object_get(json_array_get(json_object_get(json_object_get(response, "result"), "content"), 0), "text"));
+    return json_string_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(response, "result"), "content"), 0), "text"));
 }
 
 static double ms_since(uint64_t t0, uint64_t t1)
 {
     return (double)(t1 - t0) / 1e6;
+}
+
+/* Dead: gone, or a zombie (an orphan waits for its reaper; this sandbox's PID 1 never reaps). */
+static int process_dead(int pid)
+{
+    if (kill(pid, 0) == -1 && errno == ESRCH)
+        return 1;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp != NULL && rp[1] == ' ' && rp[2] == 'Z';
 }
 
 static int file_contains(const char *path, const char *needle)
@@ -329,8 +346,8 @@ static void test_idscan(void **state)
     for (size_t chunk = 1; chunk <= 64; chunk *= 4) {
         assert_true(scan_id("{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"x\":\"aaaa", chunk, &id));
         assert_int_equal(id, 42);
-        assert_true(scan_id("{\"result\":{\"id\":7,\"s\":\"\\\"id\\\":9\"},\"jsonrpc\":\"2.0\", \"id\" : 1234}", chunk,
-                            &id));
+        assert_true(scan_id(
+            "{\"result\":{\"id\":7,\"s\":\"\\\"id\\\":9\"},\"jsonrpc\":\"2.0\", \"id\" : 1234}", chunk, &id));
         assert_int_equal(id, 1234);
         assert_true(scan_id("{\"result\":[1,{\"id\":3}],\"id\":-5", chunk, &id));
         assert_int_equal(id, -5);
@@ -390,7 +407,7 @@ static void test_linebuf(void **state)
         assert_string_equal(l.got[2], "short");
         assert_string_equal(l.got[3], "last");
         assert_int_equal(l.overlong, 1);
-        assert_int_equal(l.overlong_len, 48);
+        assert_int_equal(l.overlong_len, 47);
         assert_true(l.have_id);
         assert_int_equal(l.id, 77);
     }
@@ -414,8 +431,14 @@ static void test_linebuf(void **state)
 static void test_utf8_clean(void **state)
 {
     int cut = 0;
-    char *s = mg__utf8_clean("a\xff" "b\xc3\xa9" "c\0d\xed\xa0\x80", 12, 100, &cut);
-    assert_string_equal(s, "a\xEF\xBF\xBD" "b\xc3\xa9" "c\xEF\xBF\xBD" "d\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    char *s = mg__utf8_clean("a\xff"
+                             "b\xc3\xa9"
+                             "c\0d\xed\xa0\x80",
+                             11, 100, &cut);
+    assert_string_equal(s, "a\xEF\xBF\xBD"
+                           "b\xc3\xa9"
+                           "c\xEF\xBF\xBD"
+                           "d\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
     assert_false(cut);
     free(s);
     s = mg__utf8_clean("h\xc3\xa9llo", 6, 2, &cut); /* cut inside a sequence: replaced, never split */
@@ -460,7 +483,8 @@ static void test_echo_1000(void **state)
     for (int i = 0; i < N; i++) {
         snprintf(texts[i], sizeof texts[i], "message-%d", i);
         calls[i].expect_text = texts[i];
-        assert_int_equal(submit(&h, &calls[i], tool_call("echo", json_pack("{s:s}", "message", texts[i])), 0), 0);
+        assert_int_equal(submit(&h, &calls[i], tool_call("echo", json_pack("{s:s}", "message", texts[i])), 0),
+                         0);
     }
     assert_int_equal(mg_upstream_inflight(h.up), N);
     assert_int_equal(mg_upstream_state(h.up), MG_UPSTREAM_STARTING);
@@ -485,7 +509,8 @@ static void test_echo_1000(void **state)
     for (int i = N; i < 2 * N; i++) {
         snprintf(texts[i], sizeof texts[i], "second-%d \xc3\xa9\\\"", i);
         calls[i].expect_text = texts[i];
-        assert_int_equal(submit(&h, &calls[i], tool_call("echo", json_pack("{s:s}", "message", texts[i])), 0), 0);
+        assert_int_equal(submit(&h, &calls[i], tool_call("echo", json_pack("{s:s}", "message", texts[i])), 0),
+                         0);
     }
     deadline = uv_hrtime() + 20000000000ull;
     while (uv_hrtime() < deadline) {
@@ -538,6 +563,45 @@ static void test_echo_1000(void **state)
     h_finish(&h, 2000);
 }
 
+/* Messages far above the pipe buffer: partial uv_try_write + queued uv_write, line buffer growth. */
+static void test_large_messages(void **state)
+{
+    h_t h;
+    h_init(&h, "large", testserver, 1);
+    h_new(&h);
+    h_start(&h);
+    assert_true(run_until(&h, all_ready, &h, 10000));
+    enum { SIZE = 3 * 1024 * 1024, NCALLS = 4 };
+    static char big[SIZE + 1];
+    for (size_t i = 0; i < SIZE; i++)
+        big[i] = (char)('a' + i % 26);
+    big[SIZE] = '\0';
+    call_t c[NCALLS];
+    memset(c, 0, sizeof c);
+    for (int i = 0; i < NCALLS; i++) {
+        big[0] = (char)('A' + i);
+        assert_int_equal(submit(&h, &c[i], tool_call("echo", json_pack("{s:s}", "message", big)), 0), 0);
+    }
+    int n = 0;
+    for (int k = 0; k < 500 && n < NCALLS; k++) {
+        run_for(&h, 10);
+        n = 0;
+        for (int i = 0; i < NCALLS; i++)
+            n += c[i].done;
+    }
+    assert_int_equal(n, NCALLS);
+    for (int i = 0; i < NCALLS; i++) {
+        assert_int_equal(c[i].err, 0);
+        const char *t = result_text(c[i].response);
+        assert_non_null(t);
+        assert_int_equal(strlen(t), SIZE);
+        assert_int_equal(t[0], 'A' + i);
+        assert_memory_equal(t + 1, big + 1, SIZE - 1);
+        call_reset(&c[i]);
+    }
+    h_finish(&h, 2000);
+}
+
 static void test_sleep_timeout_and_progress(void **state)
 {
     char tee[] = "/tmp/mg-upstream-tee-XXXXXX";
@@ -564,22 +628,26 @@ static void test_sleep_timeout_and_progress(void **state)
     double el = ms_since(a.t_start, a.t_done);
     assert_true(el >= 190 && el < 1000);
     run_for(&h, 100);
-    assert_true(file_contains(tee, "\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":2,\"reason\":"
-                                   "\"timeout\"}"));
+    assert_true(file_contains(tee,
+                              "\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":2,\"reason\":"
+                              "\"timeout\"}"));
 
     /* 2. progress resets the idle timeout and comes back with the caller's token */
     call_t b = {0};
-    json_t *m = json_pack("{s:s, s:{s:s, s:{s:i, s:i}, s:{s:s}}}", "method", "tools/call", "params", "name", "sleep",
-                          "arguments", "ms", 700, "progressEveryMs", 100, "_meta", "progressToken", "tok-B");
+    json_t *m =
+        json_pack("{s:s, s:{s:s, s:{s:i, s:i}, s:{s:s}}}", "method", "tools/call", "params", "name", "sleep",
+                  "arguments", "ms", 700, "progressEveryMs", 100, "_meta", "progressToken", "tok-B");
     assert_int_equal(submit(&h, &b, m, 300), 0);
     assert_true(wait_int(&h, &b.done, 1, 3000));
     assert_int_equal(b.err, 0);
     assert_string_equal(result_text(b.response), "slept 700");
     assert_true(b.nrelated >= 3);
     for (int i = 0; i < b.nrelated && i < 16; i++) {
-        assert_string_equal(json_string_value(json_object_get(b.related[i], "method")), "notifications/progress");
-        assert_string_equal(json_string_value(json_object_get(json_object_get(b.related[i], "params"), "progressToken")),
-                            "tok-B");
+        assert_string_equal(json_string_value(json_object_get(b.related[i], "method")),
+                            "notifications/progress");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(b.related[i], "params"), "progressToken")),
+            "tok-B");
     }
     /* the child saw our token (its upstream id), not the caller's */
     assert_true(file_contains(tee, "\"progressToken\":3"));
@@ -598,25 +666,29 @@ static void test_sleep_timeout_and_progress(void **state)
 
     /* 4. the same caller token on two concurrent requests stays apart */
     call_t p1 = {0}, p2 = {0};
-    assert_int_equal(submit(&h, &p1,
-                            json_pack("{s:s, s:{s:s, s:{}, s:{s:s}}}", "method", "tools/call", "params", "name",
-                                      "test_tool_with_progress", "arguments", "_meta", "progressToken", "same"),
-                            0),
-                     0);
-    assert_int_equal(submit(&h, &p2,
-                            json_pack("{s:s, s:{s:s, s:{}, s:{s:s}}}", "method", "tools/call", "params", "name",
-                                      "test_tool_with_progress", "arguments", "_meta", "progressToken", "same"),
-                            0),
-                     0);
+    assert_int_equal(
+        submit(&h, &p1,
+               json_pack("{s:s, s:{s:s, s:{}, s:{s:s}}}", "method", "tools/call", "params", "name",
+                         "test_tool_with_progress", "arguments", "_meta", "progressToken", "same"),
+               0),
+        0);
+    assert_int_equal(
+        submit(&h, &p2,
+               json_pack("{s:s, s:{s:s, s:{}, s:{s:s}}}", "method", "tools/call", "params", "name",
+                         "test_tool_with_progress", "arguments", "_meta", "progressToken", "same"),
+               0),
+        0);
     assert_true(wait_int(&h, &p2.done, 1, 3000));
     assert_true(wait_int(&h, &p1.done, 1, 3000));
     assert_int_equal(p1.nrelated, 3);
     assert_int_equal(p2.nrelated, 3);
     for (int i = 0; i < 3; i++) {
         assert_string_equal(
-            json_string_value(json_object_get(json_object_get(p1.related[i], "params"), "progressToken")), "same");
+            json_string_value(json_object_get(json_object_get(p1.related[i], "params"), "progressToken")),
+            "same");
         assert_string_equal(
-            json_string_value(json_object_get(json_object_get(p2.related[i], "params"), "progressToken")), "same");
+            json_string_value(json_object_get(json_object_get(p2.related[i], "params"), "progressToken")),
+            "same");
     }
     call_reset(&a);
     call_reset(&b);
@@ -647,7 +719,8 @@ static void test_crash_then_restart(void **state)
     assert_string_equal(slow.message, "upstream 'crashy' exited with status 3 while handling this request");
     assert_string_equal(boom.message, slow.message);
     assert_true(ms_since(slow.t_start, slow.t_done) < 1000);
-    assert_true(mg_upstream_state(h.up) == MG_UPSTREAM_BACKOFF || mg_upstream_state(h.up) == MG_UPSTREAM_STARTING);
+    assert_true(mg_upstream_state(h.up) == MG_UPSTREAM_BACKOFF ||
+                mg_upstream_state(h.up) == MG_UPSTREAM_STARTING);
     assert_string_equal(mg_upstream_last_error(h.up), "upstream 'crashy' exited with status 3");
     assert_int_equal(kill(pids[0], 0), -1);
 
@@ -805,7 +878,9 @@ static void test_sigterm_ignored(void **state)
     double el = ms_since(t0, uv_hrtime());
     assert_true(el >= 290 && el < 2000);
     assert_int_equal(kill(pids[0], 0), -1);
-    assert_int_equal(kill(grandchild, 0), -1);
+    for (int i = 0; i < 100 && !process_dead(grandchild); i++)
+        usleep(10000);
+    assert_true(process_dead(grandchild));
     print_message("SIGTERM-ignoring child and grandchild killed after %.0f ms (grace 300 ms)\n", el);
     h_finish(&h, 0);
     unlink(pidfile);
@@ -831,7 +906,8 @@ static void test_env_isolation(void **state)
     json_t *v;
     json_object_foreach(env, k, v)
     {
-        int ok = !strcmp(k, "MG_DECLARED_TEST") || !strcmp(k, "PATH") || !strcmp(k, "HOME") || !strcmp(k, "LANG");
+        int ok =
+            !strcmp(k, "MG_DECLARED_TEST") || !strcmp(k, "PATH") || !strcmp(k, "HOME") || !strcmp(k, "LANG");
         if (!ok)
             print_error("unexpected variable in child env: %s\n", k);
         assert_true(ok);
@@ -880,13 +956,16 @@ static void test_busy_and_cancel(void **state)
     assert_true(wait_int(&h, &c[3].done, 1, 3000));
     assert_int_equal(c[3].err, 0);
     run_for(&h, 100);
-    assert_true(file_contains(tee, "\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":3,\"reason\":"
-                                   "\"user gave up\"}"));
+    assert_true(file_contains(tee,
+                              "\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":3,\"reason\":"
+                              "\"user gave up\"}"));
     assert_false(c[0].done);
+    h_finish(&h, 2000); /* fails c[0] and c[2] with MG_ESHUTDOWN */
+    assert_int_equal(c[0].err, MG_ESHUTDOWN);
+    assert_int_equal(c[2].err, MG_ESHUTDOWN);
     for (int i = 0; i < 4; i++)
         call_reset(&c[i]);
     call_reset(&q);
-    h_finish(&h, 2000);
     unlink(tee);
 }
 
@@ -918,10 +997,11 @@ static void test_server_requests(void **state)
     mg_upstream_origin_t stale = h.msg_origin[0];
     stale.generation++;
     assert_int_equal(mg_upstream_send(h.up, stale, h.msgs[0]), MG_ECLOSED);
+    h_finish(&h, 2000);
+    assert_true(s.done && b.done);
     call_reset(&a);
     call_reset(&s);
     call_reset(&b);
-    h_finish(&h, 2000);
 }
 
 /* ---- framing edge cases against a /bin/sh fake ---- */
@@ -934,13 +1014,15 @@ static const char fake_script[] =
     "    printf '{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"protocolVersion\":\"2025-11-25\","
     "\"capabilities\":{},\"serverInfo\":{\"name\":\"fake\",\"version\":\"1\"}}}\\n' \"$id\";;\n"
     "  *'\"method\":\"big\"'*)\n"
-    "    printf '{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"x\":\"' \"$id\"; head -c 200000 /dev/zero | tr '\\0' a;"
+    "    printf '{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"x\":\"' \"$id\"; head -c 200000 /dev/zero | tr "
+    "'\\0' a;"
     " printf '\"}}\\n';;\n"
     "  *'\"method\":\"bigtail\"'*)\n"
     "    printf '{\"result\":{\"x\":\"'; head -c 200000 /dev/zero | tr '\\0' a;"
     " printf '\"},\"jsonrpc\":\"2.0\",\"id\":%s}\\n' \"$id\";;\n"
     "  *'\"method\":\"junk\"'*)\n"
-    "    printf 'this is not json\\n[1,2]\\n\\n{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\\r\\n' \"$id\";;\n"
+    "    printf 'this is not "
+    "json\\n[1,2]\\n\\n{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\\r\\n' \"$id\";;\n"
     "  *'\"method\":\"notify\"'*)\n"
     "    printf '{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\","
     "\"data\":\"hi\"}}\\n{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{}}\\n' \"$id\";;\n"
@@ -949,7 +1031,8 @@ static const char fake_script[] =
     "    case \"$answer\" in *'\"id\":\"srv-1\",\"result\":{}'*) ok=true;; *) ok=false;; esac\n"
     "    printf '{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"pong\":%s}}\\n' \"$id\" \"$ok\";;\n"
     "  *'\"method\":\"stderr\"'*)\n"
-    "    printf 'line one\\nline \\377 two\\n' >&2; printf '{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{}}\\n' \"$id\";;\n"
+    "    printf 'line one\\nline \\377 two\\n' >&2; printf "
+    "'{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{}}\\n' \"$id\";;\n"
     "  *'\"method\":\"closeout\"'*)\n"
     "    exec >&-; sleep 100;;\n"
     "  esac\n"
@@ -1014,7 +1097,8 @@ static void test_fake_framing(void **state)
     close(saved);
     close(lfd);
     assert_true(e.done);
-    assert_true(file_contains(logf, "\"level\":\"info\",\"msg\":\"line one\",\"upstream\":\"fake\",\"stream\":\"stderr\""));
+    assert_true(file_contains(
+        logf, "\"level\":\"info\",\"msg\":\"line one\",\"upstream\":\"fake\",\"stream\":\"stderr\""));
     assert_true(file_contains(logf, "\"msg\":\"line \xEF\xBF\xBD two\""));
     unlink(logf);
 
@@ -1076,6 +1160,7 @@ int main(void)
         cmocka_unit_test(test_utf8_clean),
         cmocka_unit_test(test_command_resolve),
         cmocka_unit_test(test_echo_1000),
+        cmocka_unit_test(test_large_messages),
         cmocka_unit_test(test_sleep_timeout_and_progress),
         cmocka_unit_test(test_crash_then_restart),
         cmocka_unit_test(test_command_not_found),
