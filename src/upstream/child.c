@@ -47,9 +47,10 @@ static json_t *fields(const mg__child_t *child)
                      child->pid);
 }
 
+/* Signals the child's process group. Never after exit_cb: the reaped pid may be reused. */
 static void signal_group(mg__child_t *child, int sig)
 {
-    if (child->pid <= 0)
+    if (child->pid <= 0 || child->exited)
         return; /* kill(-0) would signal our own process group */
     if (kill(-child->pid, sig) != 0 && errno != ESRCH)
         mg_log_json(MG_LOG_WARN, "could not signal upstream process group",
@@ -255,7 +256,9 @@ static void finalize(mg__child_t *child)
             slot->backoff_ms = MG__BACKOFF_MIN_MS;
         schedule_restart(slot);
     } else {
-        mg_log_json(MG_LOG_INFO, what, fields(child));
+        char *m = mg__fmt("upstream '%s' %s", name, what);
+        mg_log_json(MG_LOG_INFO, m ? m : what, fields(child));
+        free(m);
     }
     mg__list_t taken;
     mg__list_init(&taken);
@@ -278,11 +281,16 @@ static void drain_timer_cb(uv_timer_t *t)
 static void exit_cb(uv_process_t *p, int64_t status, int sig)
 {
     mg__child_t *child = p->data;
+    /* The leader is gone: whatever it left in its group is an orphan of a dead server. Done at
+     * once, before the group id can be recycled. */
+    signal_group(child, SIGKILL);
     child->exited = 1;
     child->exit_status = status;
     child->term_signal = sig;
-    /* The leader is gone: whatever it left in its group is an orphan of a dead server. */
-    signal_group(child, SIGKILL);
+    if (child->state == MG__CHILD_INIT || child->state == MG__CHILD_READY) {
+        child->state = MG__CHILD_DYING; /* never picked again; lines still buffered are read */
+        mg__up_state_update(child->up, 0);
+    }
     if (child->out_eof && child->err_eof)
         finalize(child);
     else
@@ -435,6 +443,8 @@ static void init_timeout_cb(uv_timer_t *t)
 static void on_init_response(mg__child_t *child, json_t *msg)
 {
     mg_upstream_t *up = child->up;
+    if (child->exited)
+        return; /* read while draining a dead child: finalize reports the exit */
     uv_timer_stop(&child->timer);
     json_t *result = json_object_get(msg, "result");
     if (!json_is_object(result)) {

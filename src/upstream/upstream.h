@@ -80,23 +80,34 @@ typedef struct mg_upstream_opts {
     const char *client_version;
 } mg_upstream_opts_t;
 
-/* Creates the pool (no process started yet). Returns 0 or MG_ENOMEM/MG_EINVAL. */
+/* Creates the pool (no process started yet). Returns 0 or MG_ENOMEM/MG_EINVAL. The env block
+ * (declared env + PATH/HOME/LANG) is built here from the gateway's environment at this moment.
+ * Also sets SIGPIPE to SIG_IGN if it is still SIG_DFL (a dead child's stdin must not kill us;
+ * libuv resets signal dispositions in children). Must end with mg_upstream_stop() before free. */
 int mg_upstream_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_upstream_hooks_t *hooks,
                     void *hooks_data, mg_upstream_t **out);
-/* Spawns `instances` children. Spawn failures are not returned: they show in state and last_error. */
+/* Spawns `instances` children. Spawn failures are not returned: they show in state and last_error,
+ * fail the queued requests (deferred: never inside this call) and are retried with backoff. */
 void mg_upstream_start(mg_upstream_t *up);
 
 /*
  * Sends a request. `msg` is STOLEN: an object with "method" and optional "params" (any "id" is
  * replaced). timeout_ms == 0 uses the configured default. On success returns 0 and, if out != NULL,
- * a handle valid until done_cb returns. On error (MG_EBUSY queue full, MG_ECLOSED stopped) returns
- * negative and NO callback is ever called.
+ * a handle valid until done_cb returns. On error (MG_EBUSY queue full, MG_ECLOSED stopped,
+ * MG_EINVAL no "method", MG_ENOMEM) returns negative, msg is released, and NO callback is ever
+ * called. Objects inside msg that the caller still references are copied, never modified.
+ * The timeout runs from this call (queued time counts): idle timeout = timeout_ms, else
+ * server->request_timeout_ms, else limits->request_timeout_ms, reset by progress, never beyond
+ * limits->max_request_ms from this call. Completion errors: MG_EUPSTREAM (child exited), MG_ETIMEOUT,
+ * MG_ECANCELLED, MG_ESHUTDOWN, MG_ESPAWN / MG_EUPSTREAMDOWN (start attempt failed while queued),
+ * MG_ETOOBIG (response line over limits->max_line_bytes), MG_ENOMEM.
  */
 int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
                         mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
 
 /* Cancels: sends notifications/cancelled to the child (if the request was sent) and calls done_cb
- * with MG_ECANCELLED. `reason` may be NULL. No-op if already completed. */
+ * with MG_ECANCELLED synchronously, inside this call. `reason` may be NULL. No-op if already
+ * completed (only legal while the handle is valid: until done_cb returns). */
 void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason);
 
 /* Progress seen: resets the request's idle timeout (bounded by limits->max_request_ms). */
@@ -107,14 +118,18 @@ void mg_upstream_req_touch(mg_upstream_req_t *req);
 int mg_upstream_req_origin(const mg_upstream_req_t *req, mg_upstream_origin_t *out);
 
 /* Sends a JSON-RPC response (to a server->client request) or a notification to the child that
- * `origin` names. msg borrowed. Returns MG_ECLOSED when that child incarnation is gone. */
+ * `origin` names. msg borrowed, written as is (include "jsonrpc":"2.0"). Returns MG_ECLOSED when
+ * that child incarnation is gone or dying. The module itself answers a child's "ping". */
 int mg_upstream_send(mg_upstream_t *up, mg_upstream_origin_t origin, const json_t *msg);
 /* Sends a notification to every ready child. msg borrowed. */
 void mg_upstream_broadcast(mg_upstream_t *up, const json_t *msg);
 
 /*
- * Stops: fails queued and in-flight requests with MG_ESHUTDOWN, SIGTERM to each child's process
- * group, SIGKILL after grace_ms, and calls stopped_cb once every child is reaped.
+ * Stops: fails queued and in-flight requests with MG_ESHUTDOWN (their done_cb run inside this
+ * call), closes each child's stdin, SIGTERM to each child's process group, SIGKILL after grace_ms
+ * (0 = limits->shutdown_grace_ms), and calls stopped_cb once every child is reaped and every handle
+ * is closed (always from a later loop callback, never inside this call). No restart after this.
+ * A second call is ignored.
  */
 void mg_upstream_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_upstream_t *, void *),
                       void *data);
@@ -124,10 +139,13 @@ void mg_upstream_free(mg_upstream_t *up);
 const char *mg_upstream_name(const mg_upstream_t *up);
 mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up);
 const char *mg_upstream_state_name(mg_upstream_state_t s);
-/* Borrowed InitializeResult of the first ready child (NULL until one is ready). */
+/* Borrowed InitializeResult of the most recently initialized child (NULL until one is ready; kept
+ * across restarts). Replaced -- and on_state_cb called -- only when a child's result differs; do not
+ * hold the pointer across that callback. */
 json_t *mg_upstream_init_result(const mg_upstream_t *up);
 /* Last failure sentence (NULL when none); never contains env values. */
 const char *mg_upstream_last_error(const mg_upstream_t *up);
+/* Respawn attempts after the first start of each child (failed attempts included). */
 unsigned mg_upstream_restarts(const mg_upstream_t *up);
 /* Requests queued + sent and not yet completed (what limits->max_inflight_per_upstream bounds). */
 unsigned mg_upstream_inflight(const mg_upstream_t *up);

@@ -1118,6 +1118,26 @@ static void test_fake_framing(void **state)
     h_finish(&h, 1000);
 }
 
+/* Stop with nothing ever started: the queued request fails inside stop, stopped_cb comes from a
+ * later loop callback, the loop closes. */
+static void test_stop_before_start(void **state)
+{
+    h_t h;
+    h_init(&h, "idle", testserver, 3);
+    h_new(&h);
+    call_t a = {0};
+    assert_int_equal(submit(&h, &a, tool_call("echo", NULL), 0), 0);
+    mg_upstream_stop(h.up, 100, stopped_cb, &h);
+    assert_true(a.done);
+    assert_int_equal(a.err, MG_ESHUTDOWN);
+    assert_false(h.stopped);
+    mg_upstream_start(h.up); /* no-op after stop */
+    assert_int_equal(mg_upstream_pids(h.up, (int[4]){0}, 4), 0);
+    assert_true(run_until(&h, int_nonzero, &h.stopped, 1000));
+    call_reset(&a);
+    h_finish(&h, 0);
+}
+
 static void test_init_timeout(void **state)
 {
     h_t h;
@@ -1173,6 +1193,7 @@ int main(void)
         cmocka_unit_test(test_server_requests),
         cmocka_unit_test(test_fake_framing),
         cmocka_unit_test(test_init_timeout),
+        cmocka_unit_test(test_stop_before_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

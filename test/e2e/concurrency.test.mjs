@@ -1,0 +1,56 @@
+// Many concurrent SDK sessions through one gateway and one upstream child: no failures, no mix-ups.
+import assert from 'node:assert/strict';
+import { connect, textOf } from './lib/client.mjs';
+import { testserver } from './lib/gateway.mjs';
+import { test } from './lib/harness.mjs';
+
+const SESSIONS = Number(process.env.MG_E2E_SESSIONS || 200);
+const CALLS = Number(process.env.MG_E2E_CALLS || 20);
+
+test(`${SESSIONS} concurrent sessions x ${CALLS} echo calls, each result is its own argument`, async (t) => {
+  const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
+  const failures = [];
+  let ok = 0;
+  const clients = [];
+  t.defer(() => Promise.all(clients.map((c) => c.close())));
+  const t0 = Date.now();
+  const sessions = Array.from({ length: SESSIONS }, async (_, i) => {
+    let c;
+    try {
+      c = await connect(gw.url, { name: `e2e-conc-${i}` });
+      clients.push(c);
+    } catch (e) {
+      failures.push(`session ${i}: connect: ${e.message}`);
+      return;
+    }
+    for (let j = 0; j < CALLS; j++) {
+      const msg = `s${i}-c${j}-${Math.random().toString(36).slice(2)}`;
+      try {
+        const r = await c.client.callTool({ name: 'echo', arguments: { message: msg } });
+        const got = textOf(r);
+        if (r.isError || got !== msg) failures.push(`session ${i} call ${j}: sent ${msg}, got ${JSON.stringify(r).slice(0, 200)}`);
+        else ok++;
+      } catch (e) {
+        failures.push(`session ${i} call ${j}: ${e.message}`);
+      }
+    }
+  });
+  await Promise.all(sessions);
+  const ms = Date.now() - t0;
+  t.log(`${ok} calls ok in ${ms} ms (${Math.round((ok * 1000) / ms)} calls/s)`);
+  console.log(`     concurrency: ${ok} echo calls in ${ms} ms over ${SESSIONS} sessions`);
+  assert.equal(failures.length, 0, `${failures.length} failures, first: ${failures.slice(0, 5).join(' | ')}`);
+  assert.equal(ok, SESSIONS * CALLS);
+  // Sessions are all still valid; DELETE them all (close()) and the gateway stays healthy.
+  await Promise.all(clients.map((c) => c.close()));
+  assert.equal((await gw.healthz()).status, 200);
+}, { timeout: 120000 });
+
+test('one session, 100 echo calls in parallel', async (t) => {
+  const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
+  const c = await connect(gw.url);
+  t.defer(() => c.close());
+  const msgs = Array.from({ length: 100 }, (_, i) => `par-${i}-${Math.random()}`);
+  const res = await Promise.all(msgs.map((m) => c.client.callTool({ name: 'echo', arguments: { message: m } })));
+  res.forEach((r, i) => assert.equal(textOf(r), msgs[i]));
+}, { timeout: 30000 });
