@@ -7,6 +7,7 @@
  * (limits.shutdownGraceMs), stop children, exit 0.
  * Read next: http/server.h, gateway/gateway.h, config/config.h.
  */
+#include "cli/cli.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -66,6 +67,11 @@ static int parse_args(int argc, char **argv, opts_t *o)
         const char *val = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
+            if (mg_cli_commands[0].name != NULL) {
+                fputs("\nMore commands (mcpgate COMMAND --help):\n", stdout);
+                for (const mg_cli_command_t *c = mg_cli_commands; c->name != NULL; c++)
+                    printf("  %-8s %s\n", c->name, c->summary);
+            }
             exit(0);
         }
         if (strcmp(a, "--version") == 0) {
@@ -109,7 +115,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
         return 2;
     }
     if (strcmp(o->cmd, "serve") != 0 && strcmp(o->cmd, "check") != 0) {
-        fprintf(stderr, "mcpgate: unknown command '%s' (commands: serve, check; see mcpgate --help)\n",
+        fprintf(stderr, "mcpgate: unknown command '%s' (see mcpgate --help)\n",
                 o->cmd);
         return 2;
     }
@@ -247,6 +253,11 @@ static int cmd_serve(const opts_t *o)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1) {
+        for (const mg_cli_command_t *c = mg_cli_commands; c->name != NULL; c++)
+            if (strcmp(argv[1], c->name) == 0)
+                return c->run(argc - 1, argv + 1);
+    }
     opts_t o;
     int r = parse_args(argc, argv, &o);
     if (r != 0)
