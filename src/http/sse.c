@@ -151,9 +151,11 @@ mg_sse_conn_t *mg_sse_conn_start(h2o_req_t *req, const char **hdrs, size_t nhdrs
         h2o_add_header_by_str(&req->pool, &req->res.headers, hdrs[2 * i], strlen(hdrs[2 * i]), 0, NULL,
                               hdrs[2 * i + 1], strlen(hdrs[2 * i + 1]));
     h2o_start_response(req, &c->gen);
-    /* Push the headers out now so the client sees the stream open. */
-    c->sending = 1;
-    h2o_send(req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+    /* h2o 2.2 holds the headers back until there is body data, so the stream opens with an SSE
+     * comment (ignored by every SSE parser): the client sees status and headers at once, even on
+     * an idle GET stream of a revision that has no priming event. */
+    static const char opening[] = ": stream open\n\n";
+    mg_sse_conn_write(c, opening, sizeof opening - 1);
     return c;
 }
 

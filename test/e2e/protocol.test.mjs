@@ -303,13 +303,14 @@ test('GET stream receives list_changed from trigger_list_changed', async (t) => 
   // Only one GET stream per session: a second concurrent one is refused (409) or replaces the first.
 });
 
-test('Last-Event-ID: resume a POST SSE stream with GET and get the final result', async (t) => {
+for (const version of ['2025-11-25', '2025-06-18']) {
+test(`Last-Event-ID (${version}): resume a POST SSE stream with GET and get the final result`, async (t) => {
   const gw = await gateway(t);
-  const s = await initSession(gw.url);
+  const s = await initSession(gw.url, { protocolVersion: version });
   const req = rpc('tools/call', {
     name: 'sleep',
     arguments: { ms: 1500, progressEveryMs: 200 },
-    _meta: { progressToken: 'e2e-resume' },
+    _meta: { progressToken: `e2e-resume-${version}` },
   });
   const r = await request(gw.url, { headers: sessionHeaders(s), body: req });
   assert.equal(r.status, 200);
@@ -318,7 +319,7 @@ test('Last-Event-ID: resume a POST SSE stream with GET and get the final result'
   assert.ok(first, 'stream ended without any event');
   assert.ok(first.id, `first event has no id: ${JSON.stringify(first)}`);
   r.close(); // client disconnect: not a cancellation
-  await sleep(50);
+  await sleep(700); // progress notifications sent meanwhile must be replayed
   const g = await request(gw.url, {
     method: 'GET',
     headers: sessionHeaders(s, { Accept: 'text/event-stream', 'Last-Event-ID': first.id }),
@@ -329,6 +330,11 @@ test('Last-Event-ID: resume a POST SSE stream with GET and get the final result'
   assert.ok(result, `no final result after resumption; events: ${JSON.stringify(evs)}`);
   assert.ok(result.result && !result.result.isError, JSON.stringify(result));
   for (const ev of evs) assert.notEqual(ev.id, first.id, 'the event named in Last-Event-ID must not be replayed');
+  // Every progress notification arrives exactly once across the two connections, in order.
+  const progress = [first, ...evs].map(eventJson).filter((m) => m?.method === 'notifications/progress');
+  const values = progress.map((m) => m.params.progress);
+  assert.deepEqual(values, [200, 400, 600, 800, 1000, 1200, 1400], `progress seen: ${JSON.stringify(values)}`);
+  for (const m of progress) assert.equal(m.params.progressToken, `e2e-resume-${version}`);
   // Resuming with an id the session never issued is refused (or yields nothing), never other data.
   const bad = await request(gw.url, {
     method: 'GET',
@@ -343,6 +349,7 @@ test('Last-Event-ID: resume a POST SSE stream with GET and get the final result'
     assert.ok(bad.status >= 400 && bad.status < 500, `bogus Last-Event-ID: HTTP ${bad.status}`);
   }
 }, { timeout: 20000 });
+}
 
 async function sseEventsOfCall(gw, s) {
   const req = rpc('tools/call', {
@@ -377,15 +384,35 @@ test('priming event (id + empty data) only for 2025-11-25 sessions', async (t) =
     if (e2) {
       for (const ev of e2) assert.ok(ev.data, `${v}: event without data would crash old clients: ${JSON.stringify(ev)}`);
     }
-    // Nor on the GET stream.
-    const g = await request(gw.url, { method: 'GET', headers: sessionHeaders(s, { Accept: 'text/event-stream' }) });
-    if (g.status === 200) {
-      const ev = await g.next(300).catch(() => null);
-      g.close();
+    // Nor on the GET stream (opened here; its headers are checked in the next test).
+    const g = request(gw.url, { method: 'GET', headers: sessionHeaders(s, { Accept: 'text/event-stream' }) });
+    await call(gw.url, s, 'tools/call', { name: 'trigger_list_changed', arguments: {} });
+    const gr = await g;
+    if (gr.status === 200) {
+      const ev = await gr.next(2000).catch(() => null);
+      gr.close();
       assert.ok(!ev || ev.data, `${v}: GET stream sent an event without data: ${JSON.stringify(ev)}`);
     } else {
-      await g.text();
+      await gr.text();
     }
+  }
+});
+
+test('GET stream: status and headers are sent at once, for every protocol revision', async (t) => {
+  const gw = await gateway(t);
+  for (const v of ['2025-11-25', '2025-06-18', '2025-03-26']) {
+    const s = await initSession(gw.url, { protocolVersion: v });
+    let g;
+    try {
+      g = await request(gw.url, { method: 'GET', headers: sessionHeaders(s, { Accept: 'text/event-stream' }), timeout: 1000 });
+    } catch (e) {
+      // An idle stream whose headers wait for the first event looks dead to clients and proxies;
+      // an SSE comment line (": ok") is enough to flush them without sending an event.
+      assert.fail(`${v}: no response headers within 1 s on an idle GET stream (${e.message})`);
+    }
+    assert.equal(g.status, 200);
+    assert.ok(g.isSSE, g.contentType);
+    g.close();
   }
 });
 
