@@ -229,7 +229,9 @@ mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, size_t i)
     mg_gw_server_t *srv = &gw->servers[i];
     if (srv->shared != NULL)
         return srv->shared;
-    if (s == NULL || s->closing)
+    /* isolation "session" needs a session: stateless 2026-07-28 requests cannot get a child of
+     * their own, and sharing one between callers would defeat the isolation. */
+    if (s == NULL || s->closing || s == gw->stateless)
         return NULL;
     if (s->pools[i] == NULL && mg__pool_new(gw, srv, s, &s->pools[i]) != 0)
         return NULL;
@@ -331,6 +333,7 @@ static void notify_sessions(mg_gateway_t *gw, mg_session_t *only, unsigned bits)
         if (only != NULL) {
             mg__session_notify(only, n);
         } else {
+            mg__modern_listeners_notify(gw, 1u << k, NULL, n);
             size_t pos = 0;
             const char *key;
             void *val;

@@ -8,6 +8,7 @@
  * Read next: config_expand.c (${...} expansion), config_check.c (validators).
  */
 #include "config.h"
+#include "../era/seal.h"
 #include "config_int.h"
 
 #include "../common/err.h"
@@ -42,14 +43,14 @@ static const char *const top_ignored[] = {"inputs", "$schema", "globalShortcut",
 static const char *const gateway_keys[] = {
     "listen",   "allowUnauthenticated", "allowedOrigins", "allowedHosts",
     "logLevel", "namespaceSeparator",   "auth",           "limits",
-    NULL};
+    "requestStateKey", "tools", NULL};
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
 static const char *const server_keys[] = {
     "command",     "args",      "env",   "cwd",           "disabled",    "instances",
-    "isolation",   "timeoutMs", "type",  "transportType", "description", "alwaysAllow",
-    "autoApprove", "timeout",   "trust", "watchPaths",    NULL};
-static const size_t server_ignored_from = 8; /* index of "type" */
+    "isolation",   "timeoutMs", "tools", "type",          "transportType", "description",
+    "alwaysAllow", "autoApprove", "timeout", "trust",     "watchPaths",    NULL};
+static const size_t server_ignored_from = 9; /* index of "type" */
 static const char *const server_remote_keys[] = {"url", "serverUrl", "httpUrl", NULL};
 static const char *const server_tool_filters[] = {"includeTools", "excludeTools", "disabledTools", NULL};
 
@@ -353,6 +354,14 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
                         mg__config_quote(s, q, sizeof q), MG__CONFIG_MAX_SEPARATOR);
                 }
             }
+        } else if (strcmp(key, "requestStateKey") == 0) {
+            unsigned char k[MG_SEAL_KEY_BYTES];
+            if (get_string(ctx, "gateway.requestStateKey", v, 0, &cfg->request_state_key, NULL) == 0 &&
+                mg_seal_key_parse(cfg->request_state_key, k) != 0) {
+                /* never echo the value: it is a secret */
+                mg__config_errf(ctx, "gateway.requestStateKey: must be 32 bytes written as 64 hex digits or "
+                                     "base64; generate one with: openssl rand -base64 32");
+            }
         } else if (strcmp(key, "auth") == 0) {
             if (!json_is_object(v) || json_object_size(v) == 0) {
                 mg__config_errf(ctx, "gateway.auth: must be a non-empty object, not %s",
@@ -362,6 +371,8 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
             }
         } else if (strcmp(key, "limits") == 0) {
             parse_limits(ctx, &cfg->limits, v);
+        } else if (strcmp(key, "tools") == 0) {
+            mg__config_parse_tools(ctx, cfg, v);
         } else {
             unknown_key(ctx, "gateway", key, gateway_keys, list_len(gateway_keys));
         }
@@ -545,12 +556,8 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
                 "%s: is not supported: list the variables under \"env\" instead (use ${file:/path} for "
                 "secrets), so that no server starts without its credentials",
                 where);
-        } else if (in_list(key, server_tool_filters)) {
-            mg__config_errf(
-                ctx,
-                "%s: tool filters are not supported yet, and ignoring this one would expose tools you "
-                "meant to hide: remove it or remove the server",
-                where);
+        } else if (strcmp(key, "tools") == 0 || in_list(key, server_tool_filters)) {
+            mg__config_parse_server_tools(ctx, sw, key, v, &s->tools);
         } else {
             unknown_key(ctx, sw, key, server_keys, server_ignored_from);
         }
@@ -859,6 +866,7 @@ void mg_config_dispose(mg_config_t *cfg)
         }
         free(s->env);
         free(s->cwd);
+        mg__config_tool_filter_dispose(&s->tools);
     }
     free(cfg->servers);
     free(cfg->path);
@@ -867,6 +875,8 @@ void mg_config_dispose(mg_config_t *cfg)
     free_vec(cfg->allowed_hosts, cfg->nallowed_hosts);
     free(cfg->log_level);
     free(cfg->namespace_separator);
+    free(cfg->request_state_key);
+    mg__config_tools_dispose(&cfg->tools);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -25,6 +25,51 @@ typedef struct mg_kv {
     char *source;
 } mg_kv_t;
 
+/* Tool allow/deny globs ('*' any run of characters, '?' one character; case-sensitive). A name
+ * passes when allow is empty or one allow glob matches, and no deny glob matches (deny wins).
+ * See docs/tool-search.md. Vectors are NULL-terminated when non-NULL. */
+typedef struct mg_tool_filter {
+    char **allow;
+    size_t nallow;
+    char **deny;
+    size_t ndeny;
+} mg_tool_filter_t;
+
+typedef enum mg_tools_mode { MG_TOOLS_ALL = 0, MG_TOOLS_LAZY = 1, MG_TOOLS_INHERIT = -1 } mg_tools_mode_t;
+
+/* "gateway.tools.profiles.NAME": selected per session at initialize (docs/tool-search.md). */
+typedef struct mg_tool_profile {
+    char *name;
+    mg_tool_filter_t filter; /* on exposed names, on top of gateway.tools allow/deny */
+    mg_tools_mode_t mode;    /* MG_TOOLS_INHERIT = gateway.tools.mode */
+    char **always;           /* replaces gateway.tools.always when has_always */
+    size_t nalways;
+    int has_always;
+} mg_tool_profile_t;
+
+/* One entry of "gateway.tools.tenants" or "gateway.tools.scopes" (key "*" = tenants without one). */
+typedef struct mg_tool_rule {
+    char *key;
+    mg_tool_filter_t filter;
+} mg_tool_rule_t;
+
+/* "gateway.tools": what the catalog exposes and how (src/toolsearch/, docs/tool-search.md). */
+typedef struct mg_tools_config {
+    mg_tools_mode_t mode;    /* "mode": "all" (default) | "lazy" */
+    char **always;           /* "always": exposed-name globs listed from the start in lazy mode */
+    size_t nalways;          /*   (and marked anthropic/alwaysLoad in both modes) */
+    mg_tool_filter_t filter; /* "allow"/"deny" on exposed names */
+    int compact;             /* "compact": description compaction in lists and search results */
+    unsigned search_limit;   /* "searchLimit": default results per search, 1..50; 0 = 5 */
+    mg_tool_profile_t *profiles; /* "profiles" */
+    size_t nprofiles;
+    char *default_profile; /* "defaultProfile": profile of sessions that select none */
+    mg_tool_rule_t *tenants; /* "tenants": per-tenant filters (principal from gateway.auth) */
+    size_t ntenants;
+    mg_tool_rule_t *scopes; /* "scopes": a scope grants the tools its filter passes */
+    size_t nscopes;
+} mg_tools_config_t;
+
 typedef struct mg_server_config {
     char *name;    /* key in mcpServers */
     char *command; /* executable; resolved with PATH by the spawner, never through a shell */
@@ -38,6 +83,8 @@ typedef struct mg_server_config {
     mg_isolation_t isolation;    /* "isolation": "shared" (default) | "session" */
     uint64_t request_timeout_ms; /* "timeoutMs": per-request timeout; the parser fills in
                                     gateway.limits.requestTimeoutMs when absent */
+    mg_tool_filter_t tools;      /* "tools": {"allow","deny"} on the server's own tool names
+                                    (also "includeTools" / "excludeTools" / "disabledTools") */
 } mg_server_config_t;
 
 typedef struct mg_limits {
@@ -66,7 +113,10 @@ typedef struct mg_config {
     size_t nallowed_hosts;
     char *log_level;             /* "gateway.logLevel", default "info" */
     char *namespace_separator;   /* "gateway.namespaceSeparator", default "__" */
+    char *request_state_key;     /* "gateway.requestStateKey": 32-byte key sealing 2026-07-28 requestState
+                                    (hex or base64); NULL = random per process */
     mg_limits_t limits;          /* "gateway.limits" */
+    mg_tools_config_t tools;     /* "gateway.tools" */
     mg_server_config_t *servers; /* in file order */
     size_t nservers;
 } mg_config_t;

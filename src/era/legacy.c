@@ -139,6 +139,7 @@ typedef struct req_hook {
 static void exchange_free(mg_exchange_t *x)
 {
     json_decref(x->results);
+    json_decref(x->param_hdrs);
     if (x->s != NULL)
         mg__session_unref(x->s);
     free(x);
@@ -159,6 +160,9 @@ static void req_disposed(void *p)
 {
     req_hook_t *h = p;
     h->x->req = NULL;
+    /* 2026-07-28: the client closing the response stream cancels the request. */
+    if (h->x->modern && h->x->pending > 0)
+        mg__dispatch_exchange_gone(h->x);
     mg__exchange_unref(h->x);
 }
 
@@ -238,9 +242,9 @@ void mg__exchange_respond(mg_exchange_t *x, const json_t *msg)
         if (x->req != NULL)
             send_json(x->req, 200, x->results, NULL, 0);
     } else if (x->req != NULL) {
-        send_json(x->req, 200, msg, NULL, 0);
+        send_json(x->req, x->status ? x->status : 200, msg, NULL, 0);
     }
-    exchange_log_done(x, x->req != NULL ? 200 : 499);
+    exchange_log_done(x, x->req != NULL ? (x->status ? x->status : 200) : 499);
 }
 
 /* ---- POST ---- */
@@ -394,6 +398,11 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         if (meth != NULL && strcmp(meth, "initialize") == 0)
             has_init = 1;
     }
+    if (!batch && !has_init && mg__modern_detect(req, body)) {
+        mg__modern_post(gw, req, body, start_ms);
+        json_decref(body);
+        return;
+    }
     if (has_init) {
         if (batch || mg_rpc_classify(body, NULL) != MG_RPC_REQUEST) {
             json_decref(body);
@@ -477,8 +486,37 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
 
 /* ---- GET (standalone stream or resumption) and DELETE ---- */
 
+/* GET and DELETE belong to the session era: a request without a session whose
+ * MCP-Protocol-Version names a newer revision (2026-07-28) gets 405, as that revision prescribes. */
+static int refuse_sessionless(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
+{
+    if (header(req, "mcp-session-id", NULL).base != NULL)
+        return 0;
+    h2o_iovec_t pv = header(req, "mcp-protocol-version", NULL);
+    if (pv.base == NULL)
+        return 0; /* no revision named: session-era rules (400, session required) */
+    char v[32];
+    snprintf(v, sizeof v, "%.*s", (int)(pv.len < 31 ? pv.len : 31), pv.base);
+    if (mg_version_rank(v) != 0)
+        return 0; /* a session-era client that forgot its session: 400 below says so */
+    const char *hdrs[] = {"allow", "POST"};
+    json_t *e =
+        mg_rpc_error(NULL, -32600,
+                     "Method Not Allowed: 2026-07-28 has no GET stream or DELETE; use POST (session-era "
+                     "clients send Mcp-Session-Id)",
+                     NULL);
+    send_json(req, 405, e, hdrs, 1);
+    json_decref(e);
+    char m[16];
+    snprintf(m, sizeof m, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
+    log_request(gw, m, NULL, NULL, NULL, 405, start_ms);
+    return 1;
+}
+
 static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
 {
+    if (refuse_sessionless(gw, req, start_ms))
+        return;
     if (!accepts(header(req, "accept", NULL), "text/event-stream")) {
         http_error(gw, req, 406, -32600, "Not Acceptable: GET needs Accept: text/event-stream", start_ms);
         return;
@@ -534,6 +572,8 @@ static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
 
 static void handle_delete(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
 {
+    if (refuse_sessionless(gw, req, start_ms))
+        return;
     mg_session_t *s = require_session(gw, req, start_ms);
     if (s == NULL)
         return;
@@ -584,4 +624,31 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
         json_decref(e);
     }
     return 0;
+}
+
+/* ---- helpers shared with era/modern.c (gateway_int.h) ---- */
+
+void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs)
+{
+    send_json(req, status, msg, hdrs, nhdrs);
+}
+
+void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
+                    const json_t *id, uint64_t start_ms)
+{
+    json_t *e = mg_rpc_error(id, code, message, data);
+    send_json(req, status, e, NULL, 0);
+    json_decref(e);
+    log_request(gw, "POST", NULL, NULL, NULL, status, start_ms);
+}
+
+void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method, const char *upstream,
+                  const char *session, int status, uint64_t start_ms)
+{
+    log_request(gw, http_method, method, upstream, session, status, start_ms);
+}
+
+mg_exchange_t *mg__exchange_new(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, uint64_t start_ms)
+{
+    return exchange_new(gw, req, s, start_ms);
 }

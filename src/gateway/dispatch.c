@@ -14,6 +14,7 @@
 #include "../jsonrpc/jsonrpc.h"
 #include "gateway_int.h"
 
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,8 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
     c->client_id = json_incref(mg_rpc_id(msg));
     snprintf(c->method, sizeof c->method, "%s", mg_rpc_method(msg));
     c->params = json_incref(mg_rpc_params(msg));
+    c->caps = json_incref(s->caps);
+    c->log_rank = s->log_rank;
     mg__exchange_ref(x);
     mg__session_ref(s);
     c->next = s->calls;
@@ -104,10 +107,24 @@ static void call_finish(mg_call_t *c, const json_t *resp)
     for (mg_outreq_t *o = s->outreqs; o != NULL; o = o->next)
         if (o->call == c)
             o->call = NULL;
-    mg__exchange_respond(c->x, resp);
-    mg__exchange_unref(c->x);
+    if (c->park_key[0] != '\0')
+        mg_map_del(&c->gw->parked, c->park_key);
+    if (c->x != NULL) {
+        if (c->modern) {
+            json_t *d = json_deep_copy(resp);
+            mg__modern_decorate(c, d);
+            mg__exchange_respond(c->x, d);
+            json_decref(d);
+        } else {
+            mg__exchange_respond(c->x, resp);
+        }
+        mg__exchange_unref(c->x);
+    }
     json_decref(c->client_id);
     json_decref(c->params);
+    json_decref(c->caps);
+    json_decref(c->final);
+    json_decref(c->inputs);
     free(c);
     mg__session_unref(s);
 }
@@ -250,6 +267,8 @@ static int handle_global_notification(mg_gateway_t *gw, mg_pool_t *pool, const j
     }
     if (strcmp(m, "notifications/resources/updated") == 0) {
         const char *uri = json_string_value(json_object_get(mg_rpc_params(msg), "uri"));
+        if (uri != NULL && only == NULL)
+            mg__modern_listeners_notify(gw, 0, uri, msg);
         size_t pos = 0;
         const char *key;
         void *val;
@@ -263,10 +282,15 @@ static int handle_global_notification(mg_gateway_t *gw, mg_pool_t *pool, const j
     return 0;
 }
 
-static int level_allows(mg_session_t *s, const json_t *msg)
+static int rank_allows(int min_rank, const json_t *msg)
 {
     int r = log_rank(json_string_value(json_object_get(mg_rpc_params(msg), "level")));
-    return r < 0 || r >= s->log_rank;
+    return r < 0 ? min_rank < 8 : r >= min_rank;
+}
+
+static int level_allows(mg_session_t *s, const json_t *msg)
+{
+    return rank_allows(s->log_rank, msg);
 }
 
 /* Upstream message attributed to no call (from upstream hooks via catalog.c). */
@@ -293,13 +317,205 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
     free(text);
 }
 
+/* Answers the call's exchange without finishing the call (MRTR): the call stays parked. */
+static void detach_with(mg_call_t *c, json_t *resp /* borrowed */)
+{
+    mg_exchange_t *x = c->x;
+    c->x = NULL;
+    mg__exchange_respond(x, resp);
+    mg__exchange_unref(x);
+}
+
+/* Adds one input request under key; answers with every outstanding one when a client waits. */
+static void park(mg_call_t *c, json_t *req /* borrowed, may be NULL */, const char *key)
+{
+    mg_gateway_t *gw = c->gw;
+    if (c->inputs == NULL)
+        c->inputs = json_object();
+    if (req != NULL)
+        json_object_set(c->inputs, key, req);
+    if (c->park_key[0] == '\0') {
+        unsigned char raw[16];
+        RAND_bytes(raw, sizeof raw);
+        for (int i = 0; i < 16; i++)
+            sprintf(c->park_key + 2 * i, "%02x", raw[i]);
+        mg_map_set(&gw->parked, c->park_key, c);
+    }
+    c->park_expires = mg_gateway_now_ms() + gw->cfg->limits.request_timeout_ms;
+    if (c->x == NULL)
+        return; /* delivered when the client retries */
+    char *state = mg__modern_request_state(c);
+    json_t *result = json_pack("{s:s,s:O}", "resultType", "input_required", "inputRequests", c->inputs);
+    if (state != NULL)
+        json_object_set_new(result, "requestState", json_string(state));
+    free(state);
+    json_t *resp = mg_rpc_result(c->client_id, result);
+    json_t *d = json_deep_copy(resp);
+    mg__modern_decorate(c, d);
+    json_object_set_new(json_object_get(d, "result"), "resultType", json_string("input_required"));
+    detach_with(c, d);
+    json_decref(d);
+    json_decref(resp);
+}
+
+static void remove_outreqs(mg_call_t *c)
+{
+    for (mg_outreq_t **pp = &c->s->outreqs; *pp != NULL;) {
+        mg_outreq_t *o = *pp;
+        if (o->call == c) {
+            *pp = o->next;
+            json_decref(o->up_id);
+            free(o);
+            continue;
+        }
+        pp = &o->next;
+    }
+}
+
+void mg__dispatch_drop_parked(mg_call_t *c, const char *why)
+{
+    mg_log_json(MG_LOG_INFO, "suspended request dropped",
+                json_pack("{s:s,s:s}", "method", c->method, "reason", why));
+    remove_outreqs(c);
+    if (c->ureq != NULL) {
+        mg_upstream_req_t *u = c->ureq;
+        c->ureq = NULL;
+        mg_upstream_cancel(u, why);
+    }
+    call_error(c, -32603, why, NULL); /* no exchange: nobody hears it; frees the call */
+}
+
+void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json_t *responses)
+{
+    mg__exchange_ref(x);
+    c->x = x;
+    json_decref(c->client_id);
+    c->client_id = json_incref(mg_rpc_id(retry_msg));
+    if (c->pool != NULL)
+        snprintf(x->upstream, sizeof x->upstream, "%s", c->pool->srv->cfg->name);
+    const char *key;
+    json_t *val;
+    json_object_foreach(responses, key, val)
+    {
+        for (mg_outreq_t **pp = &c->s->outreqs; *pp != NULL; pp = &(*pp)->next) {
+            mg_outreq_t *o = *pp;
+            if (o->call != c || strcmp(o->down_id, key) != 0)
+                continue;
+            *pp = o->next;
+            json_t *r = mg_rpc_result(o->up_id, json_incref(val));
+            if (mg_upstream_send(o->pool->up, o->origin, r) != 0)
+                mg_log_json(MG_LOG_WARN, "input response dropped: the upstream process restarted",
+                            json_pack("{s:s}", "upstream", o->pool->srv->cfg->name));
+            json_decref(r);
+            json_decref(o->up_id);
+            free(o);
+            json_object_del(c->inputs, key);
+            break;
+        }
+    }
+    if (c->final != NULL) {
+        json_t *f = json_copy(c->final);
+        json_object_set(f, "id", c->client_id);
+        call_finish(c, f);
+        json_decref(f);
+        return;
+    }
+    if (c->ureq == NULL) {
+        call_error(c, -32603, "the suspended upstream request ended before it could be resumed; call again",
+                   NULL);
+        return;
+    }
+    if (json_object_size(c->inputs) > 0) {
+        park(c, NULL, NULL); /* still waiting for some answers, or new requests arrived */
+        return;
+    }
+    c->park_expires = 0;
+}
+
+void mg__dispatch_exchange_gone(mg_exchange_t *x)
+{
+    mg_session_t *s = x->gw->stateless;
+    for (mg_call_t *c = s->calls; c != NULL;) {
+        mg_call_t *next = c->next;
+        if (c->x == x && !c->finished) {
+            remove_outreqs(c);
+            if (c->ureq != NULL) {
+                mg_upstream_req_t *u = c->ureq;
+                c->ureq = NULL;
+                mg_upstream_cancel(u, "client closed the response stream");
+            }
+            call_error(c, -32800, "cancelled: the client closed the response stream", NULL);
+        }
+        c = next;
+    }
+}
+
+/*
+ * 2026-07-28 has no server->client requests: an upstream's sampling/elicitation/roots request
+ * during a modern call becomes an InputRequiredResult. The call is parked (its upstream request
+ * stays open) until the client retries with inputResponses and the sealed requestState.
+ */
+static void modern_server_request(mg_call_t *c, mg_upstream_origin_t origin, json_t *msg)
+{
+    const char *method = mg_rpc_method(msg);
+    json_t *up_id = mg_rpc_id(msg);
+    if (strcmp(method, "ping") == 0) {
+        json_t *r = mg_rpc_result(up_id, json_object());
+        mg_upstream_send(c->pool->up, origin, r);
+        json_decref(r);
+        return;
+    }
+    const char *need = strcmp(method, "sampling/createMessage") == 0 ? "sampling"
+                       : strcmp(method, "elicitation/create") == 0   ? "elicitation"
+                       : strcmp(method, "roots/list") == 0           ? "roots"
+                                                                     : NULL;
+    if (need == NULL) {
+        json_t *r = mg_rpc_error(up_id, -32601, "method not available to 2026-07-28 clients", NULL);
+        mg_upstream_send(c->pool->up, origin, r);
+        json_decref(r);
+        return;
+    }
+    if (json_object_get(c->caps, need) == NULL) {
+        /* The client cannot answer: tell the client (400 -32021) and end the upstream call. */
+        mg_upstream_req_t *u = c->ureq;
+        c->ureq = NULL;
+        if (u != NULL)
+            mg_upstream_cancel(u, "client lacks a required capability");
+        if (c->x != NULL)
+            c->x->status = 400;
+        char m[160];
+        snprintf(m, sizeof m, "Missing required client capability: %s", need);
+        call_error(c, -32021, m, json_pack("{s:{s:{}}}", "requiredCapabilities", need));
+        return;
+    }
+    /* Remember the upstream's id under a key the client will echo in inputResponses. */
+    mg_session_t *s = c->s;
+    mg_outreq_t *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return;
+    snprintf(o->down_id, sizeof o->down_id, "in-%llu", (unsigned long long)++s->next_out);
+    o->pool = c->pool;
+    o->origin = origin;
+    o->up_id = json_incref(up_id);
+    o->call = c;
+    o->next = s->outreqs;
+    s->outreqs = o;
+    json_t *req = json_pack("{s:s,s:O}", "method", method, "params",
+                            mg_rpc_params(msg) ? mg_rpc_params(msg) : json_object());
+    park(c, req, o->down_id);
+    json_decref(req);
+}
+
 static void related_cb(mg_upstream_req_t *ureq, mg_upstream_origin_t origin, json_t *msg, void *data)
 {
     mg_call_t *c = data;
     if (c->ureq == NULL)
         return;
     if (mg_rpc_id(msg) != NULL && mg_rpc_method(msg) != NULL) {
-        route_server_request(c->gw, c->s, c, c->pool, origin, msg);
+        if (c->modern)
+            modern_server_request(c, origin, msg);
+        else
+            route_server_request(c->gw, c->s, c, c->pool, origin, msg);
         return;
     }
     if (handle_global_notification(c->gw, c->pool, msg))
@@ -307,9 +523,10 @@ static void related_cb(mg_upstream_req_t *ureq, mg_upstream_origin_t origin, jso
     const char *m = mg_rpc_method(msg);
     if (m != NULL && strcmp(m, "notifications/progress") == 0)
         mg_upstream_req_touch(ureq);
-    if (m != NULL && strcmp(m, "notifications/message") == 0 && !level_allows(c->s, msg))
+    if (m != NULL && strcmp(m, "notifications/message") == 0 && !rank_allows(c->log_rank, msg))
         return;
-    mg__exchange_related(c->x, msg);
+    if (c->x != NULL)
+        mg__exchange_related(c->x, msg);
 }
 
 static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message, void *data)
@@ -318,6 +535,13 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
     if (c->ureq == NULL)
         return; /* the call already finished (session closed) */
     c->ureq = NULL;
+    if (c->x == NULL) {
+        /* Parked for an MRTR retry: keep the outcome for it. */
+        c->final = err != 0 ? mg_rpc_error(c->client_id, mg_err_jsonrpc_code(err),
+                                           message ? message : mg_strerror(err), NULL)
+                            : json_copy(response);
+        return;
+    }
     if (err != 0) {
         call_error(c, mg_err_jsonrpc_code(err), message ? message : mg_strerror(err),
                    json_pack("{s:s}", "upstream", c->pool->srv->cfg->name));
@@ -549,6 +773,34 @@ static void dispatch_by_uri(mg_call_t *c, json_t *msg)
     gather(c, MG_LIST_RESOURCES, templates_then, msg);
 }
 
+static void param_check_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, void *data)
+{
+    mg_call_t *c = data;
+    const char *original = NULL;
+    mg__catalog_route_name(c->gw, json_string_value(json_object_get(c->params, "name")), &original);
+    json_t *tool = NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t)
+    {
+        const char *n = json_string_value(json_object_get(t, "name"));
+        if (n != NULL && original != NULL && strcmp(n, original) == 0) {
+            tool = t;
+            break;
+        }
+    }
+    char why[300];
+    if (tool != NULL &&
+        mg__modern_check_params(c->x, tool, json_object_get(c->params, "arguments"), why, sizeof why) != 0) {
+        c->x->status = 400;
+        call_error(c, -32020, why, NULL);
+        return;
+    }
+    json_t *params = json_deep_copy(c->params);
+    json_object_set_new(params, "name", json_string(original));
+    forward(c, p, params);
+}
+
 static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
 {
     const char *original = NULL;
@@ -564,10 +816,17 @@ static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
         call_error(c, -32603, "upstream is not available", NULL);
         return;
     }
+    if (c->modern && strcmp(c->method, "tools/call") == 0) {
+        /* Mcp-Param-* headers must match the arguments the tool's schema mirrors: look it up. */
+        mg__pool_list(p, MG_LIST_TOOLS, param_check_cb, c);
+        return;
+    }
     json_t *params = json_deep_copy(c->params);
     json_object_set_new(params, "name", json_string(original));
     forward(c, p, params);
 }
+
+static void dispatch_call(mg_call_t *c, json_t *msg);
 
 void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg)
 {
@@ -578,6 +837,34 @@ void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, j
         json_decref(r);
         return;
     }
+    dispatch_call(c, msg);
+}
+
+void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t *caps, int log_rank)
+{
+    mg_call_t *c = call_new(gw, gw->stateless, x, msg);
+    if (c == NULL) {
+        json_t *r = mg_rpc_error(mg_rpc_id(msg), -32603, "out of memory", NULL);
+        mg__exchange_respond(x, r);
+        json_decref(r);
+        return;
+    }
+    c->modern = 1;
+    json_decref(c->caps);
+    c->caps = json_incref(caps);
+    c->log_rank = log_rank;
+    mg__modern_digest(c->method, c->params, c->digest);
+    if (strcmp(c->method, "server/discover") == 0) {
+        call_result(c, mg__modern_discover_result(gw));
+        return;
+    }
+    dispatch_call(c, msg);
+}
+
+static void dispatch_call(mg_call_t *c, json_t *msg)
+{
+    mg_gateway_t *gw = c->gw;
+    mg_session_t *s = c->s;
     const char *m = c->method;
     json_t *params = c->params;
     if (params != NULL && !json_is_object(params)) {

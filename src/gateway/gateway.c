@@ -51,6 +51,7 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
         else
             srv->prefix[0] = '\0';
     }
+    mg__modern_init(gw);
     uv_timer_init(loop, &gw->sweep_timer);
     uv_timer_init(loop, &gw->debounce_timer);
     uv_timer_init(loop, &gw->keepalive_timer);
@@ -70,6 +71,7 @@ static void sweep_cb(uv_timer_t *t)
 static void keepalive_cb(uv_timer_t *t)
 {
     mg__sessions_keepalive(t->data);
+    mg__modern_listeners_keepalive(t->data);
 }
 
 void mg_gateway_start(mg_gateway_t *gw)
@@ -138,6 +140,8 @@ static void stop_everything(mg_gateway_t *gw)
     void *val;
     while (mg_map_next(&gw->sessions, &pos, &key, &val))
         mg__session_close(val, "gateway shutting down");
+    mg__modern_dispose(gw);
+    mg__dispatch_session_gone(gw->stateless);
     for (size_t i = 0; i < gw->nservers; i++) {
         if (gw->servers[i].shared != NULL) {
             gw->pools_stopping++;
@@ -187,6 +191,7 @@ void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg
             mg_sse_conn_abandon(c);
         }
     }
+    mg__modern_listeners_close(gw);
     uv_timer_start(&gw->shutdown_timer, shutdown_tick, 0, 20);
 }
 
@@ -208,7 +213,8 @@ void mg_gateway_free(mg_gateway_t *gw)
         gw->store->ops->free(gw->store);
     mg_map_dispose(&gw->sessions);
     /* Timer handles are embedded: the struct is freed from the last close callback. */
-    gw->handles_closing = 4;
+    gw->handles_closing = 5;
+    uv_close((uv_handle_t *)&gw->park_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->sweep_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->debounce_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->keepalive_timer, handle_closed_cb);

@@ -35,6 +35,7 @@
 #define MG_VERSION_2025_06_18 2
 #define MG_VERSION_2025_11_25 3
 #define MG_LATEST_VERSION     "2025-11-25"
+#define MG_MODERN_VERSION     "2026-07-28"
 
 /* Returns the rank (1..3) of a supported session-era revision, 0 when unsupported. */
 int mg_version_rank(const char *v);
@@ -143,6 +144,9 @@ struct mg_session {
 
 struct mg_exchange {
     int refs;
+    int modern;         /* a 2026-07-28 stateless request */
+    int status;         /* HTTP status for a JSON answer (0 = 200) */
+    json_t *param_hdrs; /* modern: lowercased "mcp-param-*" name -> raw value */
     mg_gateway_t *gw;
     h2o_req_t *req; /* NULL once h2o disposed it */
     mg_session_t *s;
@@ -158,6 +162,14 @@ struct mg_exchange {
 };
 
 struct mg_call {
+    int modern;        /* 2026-07-28: per-request caps, MRTR instead of server requests */
+    json_t *caps;      /* client capabilities of this request (session's, or _meta's) */
+    int log_rank;      /* minimum logging level forwarded; 8 = none */
+    char park_key[40]; /* non-empty while parked for MRTR */
+    uint64_t park_expires;
+    char digest[68]; /* modern: SHA-256 of method + name/uri + arguments, hex */
+    json_t *final;   /* response that arrived while parked */
+    json_t *inputs;  /* input requests not yet sent to the client: key -> request */
     mg_gateway_t *gw;
     mg_session_t *s;
     mg_exchange_t *x;
@@ -172,8 +184,21 @@ struct mg_call {
     mg_call_t *next, *prev;
 };
 
+typedef struct mg_listener {
+    mg_gateway_t *gw;
+    mg_sse_conn_t *conn;
+    json_t *sub_id; /* id of the subscriptions/listen request */
+    json_t *filter; /* honoured SubscriptionFilter */
+    struct mg_listener *next;
+} mg_listener_t;
+
 struct mg_gateway {
     uv_loop_t *loop;
+    mg_session_t *stateless; /* owner of 2026-07-28 calls (never in the session table) */
+    mg_map_t parked;         /* park key -> mg_call_t waiting for an MRTR retry */
+    unsigned char seal_key[32];
+    uv_timer_t park_timer;
+    mg_listener_t *listeners; /* open subscriptions/listen streams */
     const mg_config_t *cfg;
     mg_gw_server_t *servers;
     size_t nservers;
@@ -229,9 +254,50 @@ void mg__exchange_related(mg_exchange_t *x, const json_t *msg);
 /* The response to one of x's requests. msg borrowed. */
 void mg__exchange_respond(mg_exchange_t *x, const json_t *msg);
 
+/* ---- modern.c (2026-07-28) ---- */
+/* Handles a POST that carries a 2026-07-28 request or notification. body borrowed. */
+void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *body, uint64_t start_ms);
+/* 1 when the message or the headers select the stateless era. */
+int mg__modern_detect(h2o_req_t *req, const json_t *msg);
+/* Adds resultType / cache hints / serverInfo to a modern response in place; maps errors. */
+void mg__modern_decorate(mg_call_t *c, json_t *resp);
+/* Sealed requestState for a parked call (malloc'd). */
+char *mg__modern_request_state(mg_call_t *c);
+/* SHA-256 hex of method + name/uri + arguments: binds requestState to the original request. */
+void mg__modern_digest(const char *method, const json_t *params, char out[68]);
+/* NEW reference: the DiscoverResult body. */
+json_t *mg__modern_discover_result(mg_gateway_t *gw);
+/* 0 when the Mcp-Param-* headers of x match the arguments mirrored by tool's x-mcp-header
+ * annotations; otherwise -1 with a sentence in why. */
+int mg__modern_check_params(mg_exchange_t *x, const json_t *tool, const json_t *arguments, char *why,
+                            size_t n);
+/* Notifications for listeners: kind bit (1<<mg_list_kind_t) or a resources/updated uri. */
+void mg__modern_listeners_notify(mg_gateway_t *gw, unsigned kinds, const char *updated_uri,
+                                 const json_t *msg);
+void mg__modern_listeners_close(mg_gateway_t *gw);
+void mg__modern_listeners_keepalive(mg_gateway_t *gw);
+void mg__modern_init(mg_gateway_t *gw);
+void mg__modern_dispose(mg_gateway_t *gw);
+
+/* ---- legacy.c helpers shared with modern.c ---- */
+void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs);
+void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
+                    const json_t *id, uint64_t start_ms);
+void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method, const char *upstream,
+                  const char *session, int status, uint64_t start_ms);
+mg_exchange_t *mg__exchange_new(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, uint64_t start_ms);
+
 /* ---- dispatch.c ---- */
 /* Handles one client request (method+id); replies through x. */
 void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg);
+/* Same for a 2026-07-28 request: caps from _meta, log level from _meta (-1 = none). */
+void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t *caps, int log_rank);
+/* Resumes a parked call with the retry's exchange; responses (borrowed) go upstream. */
+void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json_t *responses);
+/* Frees a parked call that expired or whose resumption failed (cancels upstream). */
+void mg__dispatch_drop_parked(mg_call_t *c, const char *why);
+/* Cancels the unfinished modern calls answering through x (client closed the stream). */
+void mg__dispatch_exchange_gone(mg_exchange_t *x);
 /* Handles a client notification or a response to a server->client request; returns 0 or an error. */
 int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, const char **why);
 /* Fails every call of a session (session deleted); calls finish with an error. */

@@ -1,0 +1,660 @@
+/*
+ * modern.c - the stateless 2026-07-28 revision on /mcp, served from the same upstreams as the
+ * session era (era/legacy.c).
+ *
+ * Phases of one modern POST (each failure answers at once):
+ *   MCP-Protocol-Version header == _meta protocolVersion (400 -32020) -> version supported
+ *   (400 -32022) -> Mcp-Method == method, Mcp-Name == name/uri after =?base64?…?= decoding
+ *   (400 -32020) -> clientCapabilities present (400 -32602) -> method known (404 -32601)
+ *   -> subscriptions/listen opens a listener stream; a retry carrying requestState resumes its
+ *   parked call; anything else is dispatched as a call with the request's own capabilities.
+ * Results get resultType, _meta serverInfo, and ttlMs/cacheScope where the revision asks.
+ * requestState (era/seal.h) binds: park key, method, digest of name/uri+arguments, expiry.
+ * Read next: gateway/dispatch.c (park/resume), era/seal.h.
+ */
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../gateway/gateway_int.h"
+#include "../jsonrpc/jsonrpc.h"
+#include "seal.h"
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define META_VERSION    "io.modelcontextprotocol/protocolVersion"
+#define META_CAPS       "io.modelcontextprotocol/clientCapabilities"
+#define META_LOGLEVEL   "io.modelcontextprotocol/logLevel"
+#define META_SERVERINFO "io.modelcontextprotocol/serverInfo"
+#define META_SUBID      "io.modelcontextprotocol/subscriptionId"
+#define LIST_TTL_MS     60000
+
+static const char *const modern_methods[] = {"server/discover",
+                                             "tools/list",
+                                             "tools/call",
+                                             "prompts/list",
+                                             "prompts/get",
+                                             "resources/list",
+                                             "resources/read",
+                                             "resources/templates/list",
+                                             "completion/complete",
+                                             "subscriptions/listen",
+                                             NULL};
+
+static h2o_iovec_t header(h2o_req_t *req, const char *name, int *dup)
+{
+    size_t nlen = strlen(name);
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, nlen, -1);
+    if (dup != NULL)
+        *dup = i >= 0 && h2o_find_header_by_str(&req->headers, name, nlen, i) >= 0;
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+static json_t *meta_of(const json_t *msg)
+{
+    return json_object_get(json_object_get(msg, "params"), "_meta");
+}
+
+int mg__modern_detect(h2o_req_t *req, const json_t *msg)
+{
+    if (json_object_get(meta_of(msg), META_VERSION) != NULL)
+        return 1;
+    if (header(req, "mcp-session-id", NULL).base != NULL)
+        return 0;
+    h2o_iovec_t pv = header(req, "mcp-protocol-version", NULL);
+    if (pv.base == NULL)
+        return 0;
+    char v[32];
+    snprintf(v, sizeof v, "%.*s", (int)(pv.len < 31 ? pv.len : 31), pv.base);
+    return mg_version_rank(v) == 0; /* a revision the session era does not know */
+}
+
+/* ---- header values: =?base64?…?= sentinel ---- */
+
+/* Decodes a header value into out (NUL-terminated). Returns 0, or -1 when the value is not a valid
+ * plain header value or sentinel. */
+static int header_value_decode(h2o_iovec_t v, char *out, size_t cap)
+{
+    if (v.len >= 11 && memcmp(v.base, "=?base64?", 9) == 0 && memcmp(v.base + v.len - 2, "?=", 2) == 0) {
+        size_t n = v.len - 11;
+        if (n % 4 != 0 || n / 4 * 3 + 1 > cap)
+            return -1;
+        int r = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)v.base + 9, (int)n);
+        if (r < 0)
+            return -1;
+        size_t len = (size_t)r;
+        if (n >= 1 && v.base[9 + n - 1] == '=')
+            len--;
+        if (n >= 2 && v.base[9 + n - 2] == '=')
+            len--;
+        out[len] = '\0';
+        if (memchr(out, '\0', len) != NULL)
+            return -1;
+        return 0;
+    }
+    if (v.len + 1 > cap)
+        return -1;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.base[i];
+        if ((c < 0x20 && c != '\t') || c > 0x7e)
+            return -1;
+    }
+    memcpy(out, v.base, v.len);
+    out[v.len] = '\0';
+    return 0;
+}
+
+/* ---- Mcp-Param-* checks ---- */
+
+typedef struct param_ctx {
+    mg_exchange_t *x;
+    char *why;
+    size_t n;
+    int bad;
+} param_ctx_t;
+
+static void check_value(param_ctx_t *pc, const char *hname, const json_t *value)
+{
+    char lname[160] = "mcp-param-";
+    size_t o = strlen(lname);
+    for (const char *p = hname; *p && o + 1 < sizeof lname; p++)
+        lname[o++] = (char)tolower((unsigned char)*p);
+    lname[o] = '\0';
+    const char *raw = json_string_value(json_object_get(pc->x->param_hdrs, lname));
+    if (value == NULL || json_is_null(value))
+        return; /* no value: the header is not expected */
+    if (raw == NULL) {
+        snprintf(pc->why, pc->n,
+                 "Header mismatch: Mcp-Param-%s is required because the arguments carry that value", hname);
+        pc->bad = 1;
+        return;
+    }
+    char dec[4096];
+    if (header_value_decode(h2o_iovec_init(raw, strlen(raw)), dec, sizeof dec) != 0) {
+        snprintf(pc->why, pc->n,
+                 "Header mismatch: Mcp-Param-%s has invalid characters or bad =?base64?…?= encoding", hname);
+        pc->bad = 1;
+        return;
+    }
+    int ok = 0;
+    if (json_is_string(value)) {
+        ok = strcmp(dec, json_string_value(value)) == 0;
+    } else if (json_is_integer(value) || json_is_real(value)) {
+        char *end;
+        double d = strtod(dec, &end);
+        ok = end != dec && *end == '\0' && d == json_number_value(value);
+    } else if (json_is_boolean(value)) {
+        ok = strcmp(dec, json_is_true(value) ? "true" : "false") == 0;
+    }
+    if (!ok) {
+        snprintf(pc->why, pc->n, "Header mismatch: Mcp-Param-%s does not match the argument value", hname);
+        pc->bad = 1;
+    }
+}
+
+/* Walks properties chains only (the revision forbids x-mcp-header anywhere else). */
+static void walk_schema(param_ctx_t *pc, const json_t *schema, const json_t *instance)
+{
+    const char *key;
+    json_t *prop;
+    json_object_foreach(json_object_get(schema, "properties"), key, prop)
+    {
+        if (pc->bad)
+            return;
+        const json_t *value = json_is_object(instance) ? json_object_get(instance, key) : NULL;
+        const char *h = json_string_value(json_object_get(prop, "x-mcp-header"));
+        if (h != NULL)
+            check_value(pc, h, value);
+        if (json_object_get(prop, "properties") != NULL && json_is_object(value))
+            walk_schema(pc, prop, value);
+    }
+}
+
+int mg__modern_check_params(mg_exchange_t *x, const json_t *tool, const json_t *arguments, char *why,
+                            size_t n)
+{
+    param_ctx_t pc = {x, why, n, 0};
+    walk_schema(&pc, json_object_get(tool, "inputSchema"), arguments);
+    return pc.bad ? -1 : 0;
+}
+
+/* ---- results ---- */
+
+void mg__modern_digest(const char *method, const json_t *params, char out[68])
+{
+    json_t *salient =
+        json_pack("{s:s,s:O?,s:O?,s:O?}", "m", method, "n", json_object_get(params, "name"), "u",
+                  json_object_get(params, "uri"), "a", json_object_get(params, "arguments"));
+    char *text = json_dumps(salient, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(salient);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(text ? text : "", text ? strlen(text) : 0, md, &mdlen, EVP_sha256(), NULL);
+    free(text);
+    for (unsigned i = 0; i < 32 && i < mdlen; i++)
+        sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+json_t *mg__modern_discover_result(mg_gateway_t *gw)
+{
+    json_t *init = mg__initialize_result(gw, MG_MODERN_VERSION);
+    json_t *caps = json_incref(json_object_get(init, "capabilities"));
+    json_object_del(caps, "logging"); /* logging/setLevel is gone; per-request logLevel remains */
+    json_t *r = json_pack("{s:s,s:[s,s,s,s],s:o,s:{s:{s:s,s:s}},s:I,s:s}", "resultType", "complete",
+                          "supportedVersions", MG_MODERN_VERSION, "2025-11-25", "2025-06-18", "2025-03-26",
+                          "capabilities", caps, "_meta", META_SERVERINFO, "name", "mcpgate", "version",
+                          MG_VERSION, "ttlMs", (json_int_t)LIST_TTL_MS, "cacheScope",
+                          gw->cfg->auth_configured ? "private" : "public");
+    json_t *instr = json_object_get(init, "instructions");
+    if (instr != NULL)
+        json_object_set(r, "instructions", instr);
+    json_decref(init);
+    return r;
+}
+
+void mg__modern_decorate(mg_call_t *c, json_t *resp)
+{
+    json_t *result = json_object_get(resp, "result");
+    json_t *error = json_object_get(resp, "error");
+    if (error != NULL) {
+        /* 2026-07-28: resource not found is -32602 (was -32002). */
+        if (strcmp(c->method, "resources/read") == 0 &&
+            json_integer_value(json_object_get(error, "code")) == -32002)
+            json_object_set_new(error, "code", json_integer(-32602));
+        return;
+    }
+    if (!json_is_object(result))
+        return;
+    if (json_object_get(result, "resultType") == NULL)
+        json_object_set_new(result, "resultType", json_string("complete"));
+    json_t *meta = json_object_get(result, "_meta");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(result, "_meta", meta);
+    }
+    if (json_object_get(meta, META_SERVERINFO) == NULL)
+        json_object_set_new(meta, META_SERVERINFO,
+                            json_pack("{s:s,s:s}", "name", "mcpgate", "version", MG_VERSION));
+    const char *m = c->method;
+    int list = strcmp(m, "tools/list") == 0 || strcmp(m, "prompts/list") == 0 ||
+               strcmp(m, "resources/list") == 0 || strcmp(m, "resources/templates/list") == 0;
+    int read = strcmp(m, "resources/read") == 0;
+    if ((list || read) && json_object_get(result, "ttlMs") == NULL) {
+        json_object_set_new(result, "ttlMs", json_integer(list ? LIST_TTL_MS : 0));
+        /* A catalog filtered per caller (auth) and resource contents are private. */
+        json_object_set_new(result, "cacheScope",
+                            json_string(read || c->gw->cfg->auth_configured ? "private" : "public"));
+    }
+}
+
+char *mg__modern_request_state(mg_call_t *c)
+{
+    json_t *p = json_pack("{s:i,s:s,s:s,s:s,s:I}", "v", 1, "k", c->park_key, "m", c->method, "d", c->digest,
+                          "exp", (json_int_t)(mg_gateway_now_ms() + c->gw->cfg->limits.request_timeout_ms));
+    char *s = mg_seal_json(c->gw->seal_key, p);
+    json_decref(p);
+    return s;
+}
+
+/* ---- listeners (subscriptions/listen) ---- */
+
+static void ignore_cb(mg_upstream_req_t *r, int err, json_t *resp, const char *m, void *d)
+{
+}
+
+static void listener_push(mg_listener_t *l, const json_t *msg)
+{
+    size_t dlen;
+    char *data = mg_rpc_dump(msg, &dlen);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (data != NULL && mg_sse_format(&buf, &len, &cap, NULL, data, dlen, 0) == 0 && l->conn != NULL)
+        mg_sse_conn_write(l->conn, buf, len);
+    free(buf);
+    free(data);
+}
+
+static void listener_release(mg_listener_t *l)
+{
+    mg_gateway_t *gw = l->gw;
+    for (mg_listener_t **pp = &gw->listeners; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    }
+    json_t *uris = json_object_get(l->filter, "resourceSubscriptions");
+    size_t i;
+    json_t *u;
+    json_array_foreach(uris, i, u)
+    {
+        const char *uri = json_string_value(u);
+        long si = gw->nservers == 1 ? 0 : mg__catalog_route_uri(gw, NULL, uri);
+        mg_pool_t *p = si >= 0 ? gw->servers[si].shared : NULL;
+        if (p == NULL || p->stopping)
+            continue;
+        json_int_t n = json_integer_value(json_object_get(p->subs, uri));
+        if (n > 1) {
+            json_object_set_new(p->subs, uri, json_integer(n - 1));
+        } else {
+            json_object_del(p->subs, uri);
+            json_t *m = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "resources/unsubscribe",
+                                  "params", "uri", uri);
+            mg_upstream_request(p->up, m, 0, ignore_cb, NULL, NULL, NULL);
+        }
+    }
+    json_decref(l->sub_id);
+    json_decref(l->filter);
+    free(l);
+}
+
+static void listener_gone_cb(mg_sse_conn_t *conn, void *data)
+{
+    mg_listener_t *l = data;
+    l->conn = NULL;
+    listener_release(l);
+}
+
+static void open_listener(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t start_ms)
+{
+    json_t *want = json_object_get(mg_rpc_params(msg), "notifications");
+    if (!json_is_object(want)) {
+        mg__http_error(gw, req, 400, -32602,
+                       "Invalid params: subscriptions/listen needs params.notifications (an object)", NULL,
+                       mg_rpc_id(msg), start_ms);
+        return;
+    }
+    json_t *honoured = json_object();
+    const char *flags[] = {"toolsListChanged", "promptsListChanged", "resourcesListChanged"};
+    for (int i = 0; i < 3; i++)
+        if (json_is_true(json_object_get(want, flags[i])))
+            json_object_set_new(honoured, flags[i], json_true());
+    json_t *uris = json_object_get(want, "resourceSubscriptions");
+    if (json_is_array(uris)) {
+        json_t *keep = json_array();
+        size_t i;
+        json_t *u;
+        json_array_foreach(uris, i, u)
+        {
+            const char *uri = json_string_value(u);
+            long si = uri == NULL ? -1 : gw->nservers == 1 ? 0 : mg__catalog_route_uri(gw, NULL, uri);
+            mg_pool_t *p = si >= 0 ? gw->servers[si].shared : NULL;
+            if (p == NULL)
+                continue;
+            json_array_append(keep, u);
+            json_int_t n = json_integer_value(json_object_get(p->subs, uri));
+            json_object_set_new(p->subs, uri, json_integer(n + 1));
+            if (n == 0) {
+                json_t *m = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "resources/subscribe",
+                                      "params", "uri", uri);
+                mg_upstream_request(p->up, m, 0, ignore_cb, NULL, NULL, NULL);
+            }
+        }
+        json_object_set_new(honoured, "resourceSubscriptions", keep);
+    }
+    mg_listener_t *l = calloc(1, sizeof(*l));
+    l->gw = gw;
+    l->sub_id = json_incref(mg_rpc_id(msg));
+    l->filter = honoured;
+    l->next = gw->listeners;
+    gw->listeners = l;
+    l->conn = mg_sse_conn_start(req, NULL, 0, listener_gone_cb, l);
+    json_t *ack = mg_rpc_notification(
+        "notifications/subscriptions/acknowledged",
+        json_pack("{s:O,s:{s:O}}", "notifications", honoured, "_meta", META_SUBID, l->sub_id));
+    listener_push(l, ack);
+    json_decref(ack);
+    mg__http_log(gw, "POST", "subscriptions/listen", NULL, NULL, 200, start_ms);
+}
+
+void mg__modern_listeners_notify(mg_gateway_t *gw, unsigned kinds, const char *updated_uri, const json_t *msg)
+{
+    static const char *flag_of[MG_LIST_COUNT] = {"toolsListChanged", "promptsListChanged",
+                                                 "resourcesListChanged", "resourcesListChanged"};
+    for (mg_listener_t *l = gw->listeners; l != NULL; l = l->next) {
+        int send = 0;
+        if (updated_uri != NULL) {
+            size_t i;
+            json_t *u;
+            json_array_foreach(json_object_get(l->filter, "resourceSubscriptions"), i,
+                               u) if (json_is_string(u) && strcmp(json_string_value(u), updated_uri) == 0)
+                send = 1;
+        } else {
+            for (int k = 0; k < MG_LIST_COUNT; k++)
+                if ((kinds & (1u << k)) && json_is_true(json_object_get(l->filter, flag_of[k])))
+                    send = 1;
+        }
+        if (!send)
+            continue;
+        json_t *n = json_deep_copy(msg);
+        json_t *params = json_object_get(n, "params");
+        if (!json_is_object(params)) {
+            params = json_object();
+            json_object_set_new(n, "params", params);
+        }
+        json_t *meta = json_object_get(params, "_meta");
+        if (!json_is_object(meta)) {
+            meta = json_object();
+            json_object_set_new(params, "_meta", meta);
+        }
+        json_object_set(meta, META_SUBID, l->sub_id);
+        listener_push(l, n);
+        json_decref(n);
+    }
+}
+
+void mg__modern_listeners_close(mg_gateway_t *gw)
+{
+    while (gw->listeners != NULL) {
+        mg_listener_t *l = gw->listeners;
+        json_t *r = mg_rpc_result(
+            l->sub_id, json_pack("{s:s,s:{s:O}}", "resultType", "complete", "_meta", META_SUBID, l->sub_id));
+        listener_push(l, r);
+        json_decref(r);
+        gw->listeners = l->next;
+        l->next = NULL;
+        mg_sse_conn_t *c = l->conn;
+        if (c != NULL) {
+            l->conn = NULL;
+            mg_sse_conn_abandon(c);
+        }
+        /* Re-link so release() can unlink it, then release subscriptions. */
+        l->next = gw->listeners;
+        gw->listeners = l;
+        listener_release(l);
+    }
+}
+
+void mg__modern_listeners_keepalive(mg_gateway_t *gw)
+{
+    for (mg_listener_t *l = gw->listeners; l != NULL; l = l->next)
+        if (l->conn != NULL)
+            mg_sse_conn_write(l->conn, ": keep-alive\n\n", 14);
+}
+
+/* ---- the POST ---- */
+
+static int rank_of(const char *level)
+{
+    static const char *levels[] = {"debug", "info",     "notice", "warning",
+                                   "error", "critical", "alert",  "emergency"};
+    for (int i = 0; i < 8; i++)
+        if (level != NULL && strcmp(level, levels[i]) == 0)
+            return i;
+    return -1;
+}
+
+static void resume(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, const char *state, uint64_t start_ms)
+{
+    json_t *p = mg_seal_open(gw->seal_key, state);
+    const char *why = NULL;
+    char digest[68];
+    mg__modern_digest(mg_rpc_method(msg), mg_rpc_params(msg), digest);
+    mg_call_t *c = NULL;
+    if (p == NULL)
+        why = "Invalid params: requestState failed verification (modified, or sealed with another key)";
+    else if ((uint64_t)json_integer_value(json_object_get(p, "exp")) < mg_gateway_now_ms())
+        why = "Invalid params: requestState has expired; send the request again without it";
+    else if (!json_is_string(json_object_get(p, "m")) ||
+             strcmp(json_string_value(json_object_get(p, "m")), mg_rpc_method(msg)) != 0 ||
+             !json_is_string(json_object_get(p, "d")) ||
+             strcmp(json_string_value(json_object_get(p, "d")), digest) != 0)
+        why =
+            "Invalid params: requestState belongs to a different request (method, name or arguments differ)";
+    else if ((c = mg_map_get(&gw->parked, json_string_value(json_object_get(p, "k")))) == NULL ||
+             c->x != NULL)
+        why = "Invalid params: the suspended request is no longer waiting (it timed out, its upstream "
+              "restarted, "
+              "or it is being resumed already); send the request again without requestState";
+    json_decref(p);
+    if (why != NULL) {
+        mg__http_error(gw, req, 400, -32602, why, NULL, mg_rpc_id(msg), start_ms);
+        return;
+    }
+    mg_exchange_t *x = mg__exchange_new(gw, req, gw->stateless, start_ms);
+    x->modern = 1;
+    x->accept_sse = 1;
+    x->pending = 1;
+    x->results = json_array();
+    snprintf(x->method, sizeof x->method, "%s", mg_rpc_method(msg));
+    json_t *responses = json_object_get(mg_rpc_params(msg), "inputResponses");
+    mg__dispatch_resume(c, x, msg, json_is_object(responses) ? responses : NULL);
+}
+
+void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t start_ms)
+{
+    json_t *id = mg_rpc_id(msg);
+    const char *method = mg_rpc_method(msg);
+    if (mg_rpc_classify(msg, NULL) == MG_RPC_NOTIFICATION) {
+        /* No client notifications are defined for this revision over HTTP; accepted and ignored. */
+        static h2o_generator_t gen = {NULL, NULL};
+        req->res.status = 202;
+        req->res.reason = "Accepted";
+        h2o_start_response(req, &gen);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        mg__http_log(gw, "POST", method, NULL, NULL, 202, start_ms);
+        return;
+    }
+    json_t *meta = meta_of(msg);
+    const char *version = json_string_value(json_object_get(meta, META_VERSION));
+    int dup = 0;
+    h2o_iovec_t hv = header(req, "mcp-protocol-version", &dup);
+    char hver[64], why[400];
+    if (hv.base == NULL || dup || header_value_decode(hv, hver, sizeof hver) != 0) {
+        mg__http_error(gw, req, 400, -32020, "Header mismatch: the MCP-Protocol-Version header is required",
+                       NULL, id, start_ms);
+        return;
+    }
+    if (version == NULL || strcmp(hver, version) != 0) {
+        snprintf(why, sizeof why,
+                 "Header mismatch: MCP-Protocol-Version header '%s' does not match _meta " META_VERSION
+                 " '%s'",
+                 hver, version ? version : "(missing)");
+        mg__http_error(gw, req, 400, -32020, why, NULL, id, start_ms);
+        return;
+    }
+    if (strcmp(version, MG_MODERN_VERSION) != 0) {
+        json_t *data = json_pack("{s:[s,s,s,s],s:s}", "supported", MG_MODERN_VERSION, "2025-11-25",
+                                 "2025-06-18", "2025-03-26", "requested", version);
+        mg__http_error(gw, req, 400, -32022,
+                       "Unsupported protocol version (session-era revisions start with initialize)", data, id,
+                       start_ms);
+        return;
+    }
+    h2o_iovec_t hm = header(req, "mcp-method", &dup);
+    char hmeth[128];
+    if (hm.base == NULL || dup || header_value_decode(hm, hmeth, sizeof hmeth) != 0 ||
+        strcmp(hmeth, method) != 0) {
+        snprintf(why, sizeof why, "Header mismatch: Mcp-Method header %s the body's method '%.100s'",
+                 hm.base == NULL ? "is missing; it must equal" : "does not match", method);
+        mg__http_error(gw, req, 400, -32020, why, NULL, id, start_ms);
+        return;
+    }
+    const char *name_key = strcmp(method, "resources/read") == 0                                     ? "uri"
+                           : strcmp(method, "tools/call") == 0 || strcmp(method, "prompts/get") == 0 ? "name"
+                                                                                                     : NULL;
+    if (name_key != NULL) {
+        const char *body_name = json_string_value(json_object_get(mg_rpc_params(msg), name_key));
+        h2o_iovec_t hn = header(req, "mcp-name", &dup);
+        char hname[4096];
+        if (hn.base == NULL || dup || header_value_decode(hn, hname, sizeof hname) != 0 ||
+            body_name == NULL || strcmp(hname, body_name) != 0) {
+            snprintf(why, sizeof why, "Header mismatch: Mcp-Name header %s params.%s",
+                     hn.base == NULL ? "is missing; it must equal" : "does not match", name_key);
+            mg__http_error(gw, req, 400, -32020, why, NULL, id, start_ms);
+            return;
+        }
+    }
+    json_t *caps = json_object_get(meta, META_CAPS);
+    if (!json_is_object(caps)) {
+        mg__http_error(gw, req, 400, -32602,
+                       "Invalid params: _meta " META_CAPS
+                       " (an object) is required on every 2026-07-28 request",
+                       NULL, id, start_ms);
+        return;
+    }
+    int known = 0;
+    for (int i = 0; modern_methods[i] != NULL; i++)
+        known |= strcmp(method, modern_methods[i]) == 0;
+    if (!known) {
+        snprintf(why, sizeof why, "Method not found: %.100s", method);
+        mg__http_error(gw, req, 404, -32601, why, NULL, id, start_ms);
+        return;
+    }
+    if (strcmp(method, "subscriptions/listen") == 0) {
+        open_listener(gw, req, msg, start_ms);
+        return;
+    }
+    const char *state = json_string_value(json_object_get(mg_rpc_params(msg), "requestState"));
+    if (state != NULL) {
+        resume(gw, req, msg, state, start_ms);
+        return;
+    }
+    const char *level = json_string_value(json_object_get(meta, META_LOGLEVEL));
+    int rank = level ? rank_of(level) : 8;
+    if (rank < 0) {
+        mg__http_error(gw, req, 400, -32602, "Invalid params: _meta " META_LOGLEVEL " is not a logging level",
+                       NULL, id, start_ms);
+        return;
+    }
+    mg_exchange_t *x = mg__exchange_new(gw, req, gw->stateless, start_ms);
+    if (x == NULL) {
+        mg__http_error(gw, req, 500, -32603, "out of memory", NULL, id, start_ms);
+        return;
+    }
+    x->modern = 1;
+    x->accept_sse = 1;
+    x->pending = 1;
+    x->results = json_array();
+    snprintf(x->method, sizeof x->method, "%s", method);
+    x->param_hdrs = json_object();
+    for (size_t i = 0; i < req->headers.size; i++) {
+        h2o_header_t *h = &req->headers.entries[i];
+        if (h->name->len > 10 && strncasecmp(h->name->base, "mcp-param-", 10) == 0) {
+            char n[160];
+            snprintf(n, sizeof n, "%.*s", (int)(h->name->len < 159 ? h->name->len : 159), h->name->base);
+            for (char *q = n; *q; q++)
+                *q = (char)tolower((unsigned char)*q);
+            json_object_set_new(x->param_hdrs, n, json_stringn(h->value.base, h->value.len));
+        }
+    }
+    mg__exchange_ref(x);
+    mg__dispatch_modern(gw, x, msg, caps, rank);
+    mg__exchange_unref(x);
+}
+
+/* ---- lifetime ---- */
+
+static void park_sweep_cb(uv_timer_t *t)
+{
+    mg_gateway_t *gw = t->data;
+    uint64_t now = mg_gateway_now_ms();
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&gw->parked, &pos, &key, &val)) {
+        mg_call_t *c = val;
+        if (c->x == NULL && c->park_expires != 0 && c->park_expires < now)
+            mg__dispatch_drop_parked(c, "no retry arrived before the suspended request expired");
+    }
+}
+
+void mg__modern_init(mg_gateway_t *gw)
+{
+    mg_map_init(&gw->parked);
+    if (gw->cfg->request_state_key == NULL ||
+        mg_seal_key_parse(gw->cfg->request_state_key, gw->seal_key) != 0)
+        mg_seal_key_random(gw->seal_key);
+    mg_session_t *s = calloc(1, sizeof(*s));
+    s->gw = gw;
+    snprintf(s->id, sizeof s->id, "stateless");
+    snprintf(s->hash, sizeof s->hash, "stateless");
+    snprintf(s->version, sizeof s->version, "%s", MG_MODERN_VERSION);
+    s->caps = json_object();
+    s->client_info = json_object();
+    s->subs = json_object();
+    s->pools = calloc(gw->nservers ? gw->nservers : 1, sizeof(*s->pools));
+    s->refs = 1; /* owned by the gateway: never freed by unref */
+    s->log_rank = 8;
+    gw->stateless = s;
+    uv_timer_init(gw->loop, &gw->park_timer);
+    gw->park_timer.data = gw;
+    uv_timer_start(&gw->park_timer, park_sweep_cb, 1000, 1000);
+}
+
+void mg__modern_dispose(mg_gateway_t *gw)
+{
+    uv_timer_stop(&gw->park_timer);
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&gw->parked, &pos, &key, &val))
+        mg__dispatch_drop_parked(val, "gateway shutting down");
+    mg__modern_listeners_close(gw);
+}
