@@ -34,3 +34,9 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# Benchmarks against the peers (bench/run.sh: mcpgate, mcp-proxy, supergateway, bare h2o; results in
+# bench/results/). QUICK=1 make bench is a smoke run under 2 minutes.
+.PHONY: bench
+bench:
+	BUILD=$(BUILD) ./bench/run.sh

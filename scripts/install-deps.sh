@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   libh2o-dev libuv1-dev libjansson-dev libssl-dev
+  libjose-dev libcurl4-openssl-dev
+  libsqlite3-dev
   libcmocka-dev
   nodejs npm
   clang-format valgrind procps

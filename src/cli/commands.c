@@ -3,9 +3,14 @@
  * implementation in its module's own file.
  */
 #include "cli.h"
+#include "../auth/auth.h"
+#include "../toolsearch/toolsearch.h"
 
 #include <stddef.h>
 
 const mg_cli_command_t mg_cli_commands[] = {
+    {"token", "create a static bearer token (prints it once) and its gateway.auth.tokens entry",
+     mg_cli_token},
+    {"tools", "list every upstream's tools with their estimated token cost (table or --json)", mg_cli_tools},
     {NULL, NULL, NULL},
 };

@@ -10,6 +10,10 @@
 #include "config.h"
 #include "../era/seal.h"
 #include "config_int.h"
+#include "../auth/auth_config.h"
+#include "../policy/envfile.h"
+#include "../policy/policy.h"
+#include "../upstream/sandbox.h"
 
 #include "../common/err.h"
 #include "../common/log.h"
@@ -43,14 +47,15 @@ static const char *const top_ignored[] = {"inputs", "$schema", "globalShortcut",
 static const char *const gateway_keys[] = {
     "listen",   "allowUnauthenticated", "allowedOrigins", "allowedHosts",
     "logLevel", "namespaceSeparator",   "auth",           "limits",
-    "requestStateKey", "tools", NULL};
+    "requestStateKey", "tools", "pinning", "lockFile", "scan", "cors", "rateLimits", NULL};
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
 static const char *const server_keys[] = {
-    "command",     "args",      "env",   "cwd",           "disabled",    "instances",
-    "isolation",   "timeoutMs", "tools", "type",          "transportType", "description",
-    "alwaysAllow", "autoApprove", "timeout", "trust",     "watchPaths",    NULL};
-static const size_t server_ignored_from = 9; /* index of "type" */
+    "command",     "args",        "env",     "cwd",   "disabled",      "instances",
+    "isolation",   "timeoutMs",   "tools",   "pinning", "scan",          "sandbox",
+    "type",        "transportType", "description", "alwaysAllow", "autoApprove", "timeout",
+    "trust",       "watchPaths",    NULL};
+static const size_t server_ignored_from = 12; /* index of "type" */
 static const char *const server_remote_keys[] = {"url", "serverUrl", "httpUrl", NULL};
 static const char *const server_tool_filters[] = {"includeTools", "excludeTools", "disabledTools", NULL};
 
@@ -77,6 +82,7 @@ static const struct limit_spec {
     {"requestTimeoutMs", offsetof(mg_limits_t, request_timeout_ms), LIM_U64, 100, DAY, "100 ms..24 h"},
     {"maxRequestMs", offsetof(mg_limits_t, max_request_ms), LIM_U64, 100, DAY, "100 ms..24 h"},
     {"shutdownGraceMs", offsetof(mg_limits_t, shutdown_grace_ms), LIM_U64, 0, 10 * MIN, "0..10 min"},
+    {"httpIdleTimeoutMs", offsetof(mg_limits_t, http_idle_timeout_ms), LIM_U64, 100, 10 * MIN, "100 ms..10 min"},
 };
 #define NLIMITS (sizeof limit_specs / sizeof limit_specs[0])
 
@@ -98,6 +104,7 @@ void mg_limits_default(mg_limits_t *l)
     l->request_timeout_ms = 60 * SEC;
     l->max_request_ms = 10 * MIN;
     l->shutdown_grace_ms = 10 * SEC;
+    l->http_idle_timeout_ms = 10 * SEC;
 }
 
 const char *mg_config_embedded_json(void)
@@ -295,8 +302,31 @@ static void parse_limits(mg__config_ctx_t *ctx, mg_limits_t *l, const json_t *ob
     }
 }
 
+/* gateway.auth is parsed by src/auth/auth_config.c through these two adapters. */
+static void auth_err(void *ctx, const char *msg)
+{
+    mg__config_errf(ctx, "%s", msg);
+}
+
+static int auth_expand(void *ctx, const char *in, const char *where, char **out)
+{
+    return mg__config_expand(ctx, in, where, 0, out, NULL);
+}
+
+/* The policy keys (pinning, scan, cors, rateLimits, sandbox) are parsed by src/policy/policy_config.c. */
+static void policy_err(void *ctx, const char *msg)
+{
+    mg__config_errf(ctx, "%s", msg);
+}
+
+static int policy_expand(void *ctx, const char *in, const char *where, int lenient, char **out)
+{
+    return mg__config_expand(ctx, in, where, lenient, out, NULL);
+}
+
 static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *gw)
 {
+    mg_policy_config_ops_t pops = {ctx, policy_err, policy_expand};
     char q[80], why[160];
     if (!json_is_object(gw)) {
         mg__config_errf(ctx, "gateway: must be an object, not %s", json_kind(gw));
@@ -363,16 +393,16 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
                                      "base64; generate one with: openssl rand -base64 32");
             }
         } else if (strcmp(key, "auth") == 0) {
-            if (!json_is_object(v) || json_object_size(v) == 0) {
-                mg__config_errf(ctx, "gateway.auth: must be a non-empty object, not %s",
-                                json_is_object(v) ? "an empty object" : json_kind(v));
-            } else {
-                cfg->auth_configured = 1;
-            }
+            mg_auth_config_ops_t ops = {ctx, auth_err, auth_expand};
+            mg_auth_config_free(cfg->auth);
+            cfg->auth = mg_auth_config_parse(v, &ops);
+            cfg->auth_configured = cfg->auth != NULL;
         } else if (strcmp(key, "limits") == 0) {
             parse_limits(ctx, &cfg->limits, v);
         } else if (strcmp(key, "tools") == 0) {
             mg__config_parse_tools(ctx, cfg, v);
+        } else if (mg_policy_config_gateway_key(&cfg->policy, key, v, &pops)) {
+            /* pinning, lockFile, scan, cors, rateLimits */
         } else {
             unknown_key(ctx, "gateway", key, gateway_keys, list_len(gateway_keys));
         }
@@ -497,6 +527,7 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
     }
     int lenient = s->disabled;
     int have_command = 0;
+    mg_policy_config_ops_t pops = {ctx, policy_err, policy_expand};
     uint64_t x;
     const char *key;
     json_t *v;
@@ -558,6 +589,8 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
                 where);
         } else if (strcmp(key, "tools") == 0 || in_list(key, server_tool_filters)) {
             mg__config_parse_server_tools(ctx, sw, key, v, &s->tools);
+        } else if (mg_policy_config_server_key(s, sw, key, v, lenient, &pops)) {
+            /* pinning, scan, sandbox */
         } else {
             unknown_key(ctx, sw, key, server_keys, server_ignored_from);
         }
@@ -697,6 +730,12 @@ static int set_defaults(mg__config_ctx_t *ctx, mg_config_t *out, const char *ori
 int mg_config_parse(const char *json_text, const char *origin, const char *self_dir, mg_config_t *out,
                     mg_config_errors_t *errs)
 {
+    return mg_config_parse_opts(json_text, origin, self_dir, NULL, out, errs);
+}
+
+int mg_config_parse_opts(const char *json_text, const char *origin, const char *self_dir,
+                         const mg_config_opts_t *opts, mg_config_t *out, mg_config_errors_t *errs)
+{
     mg_config_errors_t scratch;
     if (errs == NULL) {
         errs = &scratch;
@@ -709,6 +748,12 @@ int mg_config_parse(const char *json_text, const char *origin, const char *self_
     mg__config_ctx_t ctx = {
         .origin = origin != NULL ? origin : "<config>", .self_dir = self_dir, .errs = errs};
     int rc = set_defaults(&ctx, out, ctx.origin);
+    mg_envfile_t envfile = {0};
+    if (rc == 0 && opts != NULL && opts->env_file != NULL) { /* --env-file: read before any ${env:} */
+        out->env_file = mg__config_strdup(&ctx, opts->env_file);
+        mg_envfile_load(opts->env_file, &envfile, policy_err, &ctx);
+        ctx.envfile = &envfile;
+    }
     if (rc != 0) {
         rc = finish(&ctx, out);
         goto done;
@@ -782,10 +827,13 @@ int mg_config_parse(const char *json_text, const char *origin, const char *self_
     } else if (entries > 0 && disabled == entries) {
         mg__config_errf(&ctx, "every server is disabled: enable at least one (remove \"disabled\": true)");
     }
+    mg_envfile_apply(&envfile, out, policy_err, &ctx); /* {SERVICE}_MCP_{KEY} entries */
+    mg_policy_config_finish(out, NULL);
     check_servers(&ctx, out);
     json_decref(root);
     rc = finish(&ctx, out);
 done:
+    mg_envfile_dispose(&envfile);
     if (errs == &scratch) {
         mg_config_errors_dispose(&scratch);
     }
@@ -793,6 +841,12 @@ done:
 }
 
 int mg_config_load(const char *path, const char *self_dir, mg_config_t *out, mg_config_errors_t *errs)
+{
+    return mg_config_load_opts(path, self_dir, NULL, out, errs);
+}
+
+int mg_config_load_opts(const char *path, const char *self_dir, const mg_config_opts_t *opts, mg_config_t *out,
+                        mg_config_errors_t *errs)
 {
     mg_config_errors_t scratch;
     if (errs == NULL) {
@@ -817,7 +871,7 @@ int mg_config_load(const char *path, const char *self_dir, mg_config_t *out, mg_
     } else if (memchr(text, '\0', len) != NULL) {
         mg__config_errf(&ctx, "the config file contains a NUL byte: it is not a JSON text file");
     } else {
-        rc = mg_config_parse(text, path, self_dir, out, errs == &scratch ? NULL : errs);
+        rc = mg_config_parse_opts(text, path, self_dir, opts, out, errs == &scratch ? NULL : errs);
         free(text);
         return rc;
     }
@@ -867,6 +921,8 @@ void mg_config_dispose(mg_config_t *cfg)
         free(s->env);
         free(s->cwd);
         mg__config_tool_filter_dispose(&s->tools);
+        mg_server_policy_free(s->policy);
+        mg_sandbox_config_free(s->sandbox);
     }
     free(cfg->servers);
     free(cfg->path);
@@ -876,7 +932,10 @@ void mg_config_dispose(mg_config_t *cfg)
     free(cfg->log_level);
     free(cfg->namespace_separator);
     free(cfg->request_state_key);
+    mg_auth_config_free(cfg->auth);
     mg__config_tools_dispose(&cfg->tools);
+    mg_policy_config_free(cfg->policy);
+    free(cfg->env_file);
     memset(cfg, 0, sizeof *cfg);
 }
 

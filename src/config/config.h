@@ -55,15 +55,15 @@ typedef struct mg_tool_rule {
 
 /* "gateway.tools": what the catalog exposes and how (src/toolsearch/, docs/tool-search.md). */
 typedef struct mg_tools_config {
-    mg_tools_mode_t mode;    /* "mode": "all" (default) | "lazy" */
-    char **always;           /* "always": exposed-name globs listed from the start in lazy mode */
-    size_t nalways;          /*   (and marked anthropic/alwaysLoad in both modes) */
-    mg_tool_filter_t filter; /* "allow"/"deny" on exposed names */
-    int compact;             /* "compact": description compaction in lists and search results */
-    unsigned search_limit;   /* "searchLimit": default results per search, 1..50; 0 = 5 */
+    mg_tools_mode_t mode;        /* "mode": "all" (default) | "lazy" */
+    char **always;               /* "always": exposed-name globs listed from the start in lazy mode */
+    size_t nalways;              /*   (and marked anthropic/alwaysLoad in both modes) */
+    mg_tool_filter_t filter;     /* "allow"/"deny" on exposed names */
+    int compact;                 /* "compact": description compaction in lists and search results */
+    unsigned search_limit;       /* "searchLimit": default results per search, 1..50; 0 = 5 */
     mg_tool_profile_t *profiles; /* "profiles" */
     size_t nprofiles;
-    char *default_profile; /* "defaultProfile": profile of sessions that select none */
+    char *default_profile;   /* "defaultProfile": profile of sessions that select none */
     mg_tool_rule_t *tenants; /* "tenants": per-tenant filters (principal from gateway.auth) */
     size_t ntenants;
     mg_tool_rule_t *scopes; /* "scopes": a scope grants the tools its filter passes */
@@ -85,6 +85,8 @@ typedef struct mg_server_config {
                                     gateway.limits.requestTimeoutMs when absent */
     mg_tool_filter_t tools;      /* "tools": {"allow","deny"} on the server's own tool names
                                     (also "includeTools" / "excludeTools" / "disabledTools") */
+    struct mg_server_policy *policy;   /* "pinning" / "scan" overrides (src/policy/policy.h), NULL = none */
+    struct mg_sandbox_config *sandbox; /* "sandbox" (src/upstream/sandbox.h), NULL = none */
 } mg_server_config_t;
 
 typedef struct mg_limits {
@@ -100,13 +102,17 @@ typedef struct mg_limits {
     uint64_t request_timeout_ms;        /* "requestTimeoutMs", default 60 s (reset by progress) */
     uint64_t max_request_ms;            /* "maxRequestMs", hard cap even with progress, default 10 min */
     uint64_t shutdown_grace_ms;         /* "shutdownGraceMs", default 10 s */
+    uint64_t http_idle_timeout_ms;      /* "httpIdleTimeoutMs": a connection that has not sent a whole
+                                           request within this long is closed (slow or idle clients),
+                                           default 10 s */
 } mg_limits_t;
 
 typedef struct mg_config {
     char *path;                /* file it came from, or "<embedded>" */
     char *listen;              /* "gateway.listen", default "127.0.0.1:8080" */
     int allow_unauthenticated; /* "gateway.allowUnauthenticated" (CLI flag also sets it) */
-    int auth_configured;       /* set when gateway.auth exists (auth lands in its own module) */
+    int auth_configured;       /* set when gateway.auth is present and valid */
+    struct mg_auth_config *auth; /* "gateway.auth" parsed (src/auth/auth_config.h), NULL = none */
     char **allowed_origins;    /* "gateway.allowedOrigins": extra allowed Origin values */
     size_t nallowed_origins;
     char **allowed_hosts; /* "gateway.allowedHosts": extra allowed Host values */
@@ -119,6 +125,9 @@ typedef struct mg_config {
     mg_tools_config_t tools;     /* "gateway.tools" */
     mg_server_config_t *servers; /* in file order */
     size_t nservers;
+    struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (src/policy/policy.h); never NULL
+                                        after a successful parse */
+    char *env_file;                  /* --env-file given to the parse (mg_config_opts_t), NULL = none */
 } mg_config_t;
 
 typedef struct mg_config_errors {
@@ -144,6 +153,20 @@ int mg_config_parse(const char *json_text, const char *origin, const char *self_
                     mg_config_errors_t *errs);
 /* Reads the file then mg_config_parse(). A missing/unreadable file is one error in errs. */
 int mg_config_load(const char *path, const char *self_dir, mg_config_t *out, mg_config_errors_t *errs);
+
+/* Options of a parse beyond the file itself. */
+typedef struct mg_config_opts {
+    /* --env-file: KEY=VALUE lines (src/policy/envfile.h). ${env:NAME} falls back to it when NAME is
+     * unset in the gateway's environment, and {SERVICE}_MCP_{KEY} entries add KEY to that server's env.
+     * Precedence and errors: docs/configuration.md#credentials. NULL = none. */
+    const char *env_file;
+} mg_config_opts_t;
+
+/* mg_config_parse / mg_config_load with options (opts may be NULL). */
+int mg_config_parse_opts(const char *json_text, const char *origin, const char *self_dir,
+                         const mg_config_opts_t *opts, mg_config_t *out, mg_config_errors_t *errs);
+int mg_config_load_opts(const char *path, const char *self_dir, const mg_config_opts_t *opts, mg_config_t *out,
+                        mg_config_errors_t *errs);
 
 /* Number of servers with disabled == 0. */
 size_t mg_config_enabled_count(const mg_config_t *cfg);

@@ -11,6 +11,7 @@
 #include "config_int.h"
 
 #include "../common/err.h"
+#include "../policy/envfile.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -95,7 +96,9 @@ static int env_name_ok(const char *s)
  * unless lenient). */
 enum { REF_OK = 0, REF_SOFT, REF_HARD };
 
-static int ref_env(mg__config_ctx_t *ctx, const char *name, const char *where, int lenient, sbuf_t *val)
+/* Unset in the gateway's environment: the --env-file may have it (set-but-empty never falls back). */
+static int ref_env(mg__config_ctx_t *ctx, const char *name, const char *where, int lenient, sbuf_t *val,
+                   int *from_file)
 {
     char q[80];
     if (!env_name_ok(name)) {
@@ -106,10 +109,23 @@ static int ref_env(mg__config_ctx_t *ctx, const char *name, const char *where, i
         return REF_HARD;
     }
     const char *v = getenv(name);
+    mg_envfile_entry_t *fe = v == NULL && ctx->envfile != NULL ? mg_envfile_get(ctx->envfile, name) : NULL;
+    if (fe != NULL) {
+        v = fe->value;
+        fe->used = 1;
+        *from_file = 1;
+    }
     if (v == NULL || v[0] == '\0') {
         if (!lenient) {
             mg__config_errf(ctx, "%s: ${env:%s} is %s", where, name,
-                            v == NULL ? "not set in the gateway's environment" : "set but empty");
+                            fe != NULL    ? "empty in the --env-file"
+                            : v == NULL   ? (ctx->envfile != NULL ? "not set in the gateway's environment nor "
+                                                                    "in the --env-file"
+                                                                  : "not set in the gateway's environment")
+                            : ctx->envfile != NULL && mg_envfile_get(ctx->envfile, name) != NULL
+                                ? "set but empty in the gateway's environment (which wins over the --env-file: "
+                                  "unset it to use the file's value)"
+                                : "set but empty");
         }
         return REF_SOFT;
     }
@@ -220,8 +236,9 @@ int mg__config_expand(mg__config_ctx_t *ctx, const char *in, const char *where, 
             }
             int res;
             if (strncmp(r, "env:", 4) == 0) {
-                res = ref_env(ctx, r + 4, where, lenient, &val);
-                src_part(&src, "env", r + 4, n - 4);
+                int from_file = 0;
+                res = ref_env(ctx, r + 4, where, lenient, &val, &from_file);
+                src_part(&src, from_file ? "envfile" : "env", r + 4, n - 4);
             } else if (strncmp(r, "file:", 5) == 0) {
                 res = ref_file(ctx, r + 5, where, lenient, &val);
                 src_part(&src, "file", r + 5, n - 5);

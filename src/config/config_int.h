@@ -10,6 +10,7 @@
 #ifndef MG_CONFIG_INT_H
 #define MG_CONFIG_INT_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -29,6 +30,7 @@ typedef struct mg__config_ctx {
     mg_config_errors_t *errs; /* never NULL */
     size_t dropped;           /* problems beyond MG__CONFIG_MAX_ERRORS */
     int nomem;                /* set by any failed allocation; the parse then returns MG_ENOMEM */
+    struct mg_envfile *envfile; /* --env-file: ${env:NAME} falls back to it (src/policy/envfile.h) */
 } mg__config_ctx_t;
 
 /* Records "<origin>: <formatted text>" as one problem. Never fails (sets ctx->nomem instead). */
@@ -91,5 +93,15 @@ int mg__config_read_file(const char *path, size_t max, char **out, size_t *len, 
  */
 int mg__config_expand(mg__config_ctx_t *ctx, const char *in, const char *where, int lenient, char **out,
                       char **source);
+
+/* ---- config_tools.c ---- */
+/* "gateway.tools" into cfg->tools (including the defaultProfile check). */
+void mg__config_parse_tools(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *v);
+/* A server's "tools" object, or one of the aliases "includeTools" (allow), "excludeTools" and
+ * "disabledTools" (deny), given as `key`; sw names the server in messages. */
+void mg__config_parse_server_tools(mg__config_ctx_t *ctx, const char *sw, const char *key, const json_t *v,
+                                   mg_tool_filter_t *f);
+void mg__config_tool_filter_dispose(mg_tool_filter_t *f);
+void mg__config_tools_dispose(mg_tools_config_t *t);
 
 #endif

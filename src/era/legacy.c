@@ -13,6 +13,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../gateway/gateway_int.h"
+#include "../toolsearch/runtime.h"
 #include "../http/origin.h"
 #include "../jsonrpc/jsonrpc.h"
 
@@ -91,6 +92,30 @@ static void http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, c
     log_request(gw, m, NULL, NULL, NULL, status, start_ms);
 }
 
+/* Parses an SSE event id "<stream>-<seq>" (decimal, as session.c writes them) strictly: no sign, no
+ * space, no overflow. sscanf("%u-%llu") took "1--1" and wrapped "4294967297-1" onto stream 1. */
+static int parse_event_id(const char *p, size_t n, uint32_t *stream, uint64_t *seq)
+{
+    uint64_t v[2] = {0, 0};
+    size_t part = 0, digits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '-' && part == 0 && digits > 0) {
+            part = 1;
+            digits = 0;
+            continue;
+        }
+        if (p[i] < '0' || p[i] > '9' || digits == 19)
+            return 0;
+        v[part] = v[part] * 10 + (uint64_t)(p[i] - '0');
+        digits++;
+    }
+    if (part != 1 || digits == 0 || v[0] > UINT32_MAX)
+        return 0;
+    *stream = (uint32_t)v[0];
+    *seq = v[1];
+    return 1;
+}
+
 static int accepts(h2o_iovec_t accept, const char *type)
 {
     if (accept.base == NULL)
@@ -140,6 +165,7 @@ static void exchange_free(mg_exchange_t *x)
 {
     json_decref(x->results);
     json_decref(x->param_hdrs);
+    mg_principal_unref(x->principal);
     if (x->s != NULL)
         mg__session_unref(x->s);
     free(x);
@@ -176,6 +202,7 @@ static mg_exchange_t *exchange_new(mg_gateway_t *gw, h2o_req_t *req, mg_session_
     x->req = req;
     x->s = s;
     x->start_ms = start_ms;
+    x->principal = mg_principal_ref(mg_auth_principal_of(gw->auth, req));
     mg__session_ref(s);
     req_hook_t *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), req_disposed);
     h->x = x;
@@ -262,6 +289,22 @@ static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uin
         return;
     }
     const char *version = mg_version_rank(requested) ? requested : MG_LATEST_VERSION;
+    /* Tool profile (gateway.tools.profiles): Mcpgate-Profile header, else ?profile=NAME. */
+    char profile[72], pwhy[400];
+    int pdup = 0;
+    h2o_iovec_t ph = header(req, "mcpgate-profile", &pdup);
+    int has_q = req->query_at != SIZE_MAX;
+    if (pdup ||
+        mg_toolsearch_profile_select(gw, ph.base, ph.len, has_q ? req->path.base + req->query_at + 1 : NULL,
+                                     has_q ? req->path.len - req->query_at - 1 : 0, profile, sizeof profile,
+                                     pwhy, sizeof pwhy) != 0) {
+        json_t *e =
+            mg_rpc_error(mg_rpc_id(msg), -32602, pdup ? "Mcpgate-Profile header given twice" : pwhy, NULL);
+        send_json(req, 400, e, NULL, 0);
+        json_decref(e);
+        log_request(gw, "POST", "initialize", NULL, NULL, 400, start_ms);
+        return;
+    }
     mg_session_t *s;
     json_t *caps = json_object_get(params, "capabilities");
     int r = mg__session_create(gw, version, json_is_object(caps) ? caps : NULL,
@@ -277,7 +320,10 @@ static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uin
         log_request(gw, "POST", "initialize", NULL, NULL, 503, start_ms);
         return;
     }
+    mg_toolsearch_session_open(s, profile); /* out of memory: the defaults apply */
     json_t *resp = mg_rpc_result(mg_rpc_id(msg), mg__initialize_result(gw, version));
+    /* Bound to its creator: every later request must come from the same principal (auth). */
+    s->principal = mg_principal_ref(mg_auth_principal_of(gw->auth, req));
     const char *hdrs[] = {"mcp-session-id", s->id};
     send_json(req, 200, resp, hdrs, 1);
     json_decref(resp);
@@ -310,6 +356,9 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
     memcpy(id, sid.base, sid.len);
     id[sid.len] = '\0';
     mg_session_t *s = mg__session_find(gw, id);
+    /* Another principal's session answers exactly like an unknown one: no hint that it exists. */
+    if (s != NULL && !mg_principal_same(s->principal, mg_auth_principal_of(gw->auth, req)))
+        s = NULL;
     if (s == NULL) {
         http_error(gw, req, 404, -32001,
                    "Session not found: it expired or was deleted; send initialize again", start_ms);
@@ -340,7 +389,9 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         return;
     }
     h2o_iovec_t ctype = header(req, "content-type", NULL);
-    if (ctype.base == NULL || ctype.len < 16 || strncasecmp(ctype.base, "application/json", 16) != 0) {
+    /* The media type, then nothing or parameters: "application/jsonx" is not JSON. */
+    if (ctype.base == NULL || ctype.len < 16 || strncasecmp(ctype.base, "application/json", 16) != 0 ||
+        (ctype.len > 16 && ctype.base[16] != ';' && ctype.base[16] != ' ' && ctype.base[16] != '\t')) {
         http_error(gw, req, 415, -32600, "Unsupported Media Type: Content-Type must be application/json",
                    start_ms);
         return;
@@ -527,16 +578,9 @@ static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     int dup = 0;
     h2o_iovec_t lei = header(req, "last-event-id", &dup);
     if (lei.base != NULL) {
-        unsigned stream_id = 0;
-        unsigned long long seq = 0;
-        char buf[48];
-        int ok = !dup && lei.len > 0 && lei.len < sizeof buf;
-        if (ok) {
-            memcpy(buf, lei.base, lei.len);
-            buf[lei.len] = '\0';
-            char tail;
-            ok = sscanf(buf, "%u-%llu%c", &stream_id, &seq, &tail) == 2;
-        }
+        uint32_t stream_id = 0;
+        uint64_t seq = 0;
+        int ok = !dup && parse_event_id(lei.base, lei.len, &stream_id, &seq);
         mg_stream_t *st = ok ? mg__stream_find(s, stream_id) : NULL;
         if (st == NULL) {
             http_error(
@@ -584,6 +628,8 @@ static void handle_delete(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     log_request(gw, "DELETE", NULL, NULL, hash, 200, start_ms);
 }
 
+static void mcp_authed(void *data, h2o_req_t *req, mg_principal_t *principal);
+
 int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
 {
     uint64_t start_ms = mg_gateway_now_ms();
@@ -611,6 +657,18 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
         json_decref(e);
         return 0;
     }
+    /* Auth phase (src/auth/): answers 400/401/403/429/503 itself, else continues in mcp_authed,
+     * now or once keys or an introspection answer arrive. */
+    mg_auth_phase(gw->auth, req, mcp_authed, gw);
+    return 0;
+}
+
+/* After the auth phase: the principal (if any) is attached to req (mg_auth_principal_of). */
+static void mcp_authed(void *data, h2o_req_t *req, mg_principal_t *principal)
+{
+    mg_gateway_t *gw = data;
+    uint64_t start_ms = mg_gateway_now_ms();
+    (void)principal;
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
         handle_post(gw, req, start_ms);
     else if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
@@ -623,7 +681,6 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
         send_json(req, 405, e, hdrs, 1);
         json_decref(e);
     }
-    return 0;
 }
 
 /* ---- helpers shared with era/modern.c (gateway_int.h) ---- */
@@ -651,4 +708,9 @@ void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method,
 mg_exchange_t *mg__exchange_new(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, uint64_t start_ms)
 {
     return exchange_new(gw, req, s, start_ms);
+}
+
+int mg__exchange_stream(mg_exchange_t *x)
+{
+    return start_sse(x);
 }

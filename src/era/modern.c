@@ -468,7 +468,7 @@ static void resume(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, const char *st
         why =
             "Invalid params: requestState belongs to a different request (method, name or arguments differ)";
     else if ((c = mg_map_get(&gw->parked, json_string_value(json_object_get(p, "k")))) == NULL ||
-             c->x != NULL)
+             c->x != NULL || !mg_principal_same(c->principal, mg_auth_principal_of(gw->auth, req)))
         why = "Invalid params: the suspended request is no longer waiting (it timed out, its upstream "
               "restarted, "
               "or it is being resumed already); send the request again without requestState";
@@ -622,6 +622,20 @@ static void park_sweep_cb(uv_timer_t *t)
         mg_call_t *c = val;
         if (c->x == NULL && c->park_expires != 0 && c->park_expires < now)
             mg__dispatch_drop_parked(c, "no retry arrived before the suspended request expired");
+    }
+    /* 2026-07-28: closing the response stream is the cancellation, but h2o does not watch an idle
+     * connection while a request is in progress. So a modern call still running at a tick turns
+     * its answer into SSE (quick calls keep plain JSON and can still get a 400 such as -32021),
+     * and every later tick writes a heartbeat comment: a closed client is noticed within about
+     * two seconds and its call is cancelled upstream. */
+    for (mg_call_t *c = gw->stateless->calls; c != NULL; c = c->next) {
+        mg_exchange_t *x = c->x;
+        if (x == NULL || x->req == NULL)
+            continue;
+        if (x->stream == NULL)
+            mg__exchange_stream(x);
+        else if (x->stream->conn != NULL)
+            mg_sse_conn_write(x->stream->conn, ":\n\n", 3);
     }
 }
 

@@ -13,6 +13,8 @@
 #include "../common/log.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "gateway_int.h"
+#include "../auth/hooks.h"
+#include "../toolsearch/runtime.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -77,6 +79,7 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
     c->params = json_incref(mg_rpc_params(msg));
     c->caps = json_incref(s->caps);
     c->log_rank = s->log_rank;
+    c->principal = mg_principal_ref(x->principal); /* kept while parked (MRTR): resumes check it */
     mg__exchange_ref(x);
     mg__session_ref(s);
     c->next = s->calls;
@@ -122,6 +125,7 @@ static void call_finish(mg_call_t *c, const json_t *resp)
     }
     json_decref(c->client_id);
     json_decref(c->params);
+    mg_principal_unref(c->principal);
     json_decref(c->caps);
     json_decref(c->final);
     json_decref(c->inputs);
@@ -556,6 +560,7 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
 static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
 {
     c->pool = pool;
+
     snprintf(c->x->upstream, sizeof c->x->upstream, "%s", pool->srv->cfg->name);
     json_t *msg = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", c->method, "params",
                             params ? params : json_object());
@@ -622,10 +627,33 @@ static void merge_and_answer(list_job_t *j)
                 json_object_set_new(copy, "name", json_string(exposed));
                 free(exposed);
             }
+            if (j->kind == MG_LIST_TOOLS && /* gateway.tools and server filters (src/toolsearch/) */
+                !mg_toolsearch_allows(c, i, json_string_value(json_object_get(item, "name")) ?: "",
+                                      json_string_value(json_object_get(copy, "name")) ?: "")) {
+                json_decref(copy);
+                continue;
+            }
+            if (!mg__auth_item_allowed(c, j->kind, i, item)) { /* gateway.auth.rules (src/auth/) */
+                json_decref(copy);
+                continue;
+            }
             json_array_append_new(all, copy);
         }
     }
     json_decref(seen);
+    if (j->kind == MG_LIST_TOOLS) { /* lazy view and compaction, or the search tool's answer */
+        json_t *answer = NULL;
+        all = mg_toolsearch_tools(c, all, &answer);
+        if (answer != NULL || strcmp(c->method, "tools/call") == 0) {
+            json_decref(all);
+            list_job_free(j);
+            if (answer != NULL)
+                call_result(c, answer);
+            else
+                call_error(c, -32603, "out of memory", NULL);
+            return;
+        }
+    }
     /* Downstream pagination. */
     size_t offset = 0, page = 500;
     const char *cursor = json_string_value(json_object_get(c->params, "cursor"));
@@ -650,6 +678,8 @@ static void merge_and_answer(list_job_t *j)
         snprintf(nc, sizeof nc, "mg1.%zu", offset + page);
         json_object_set_new(res, "nextCursor", json_string(nc));
     }
+    if (j->kind == MG_LIST_TOOLS)
+        mg_toolsearch_list_hints(c, res);
     json_decref(all);
     list_job_free(j);
     call_result(c, res);
@@ -698,6 +728,11 @@ static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
 {
     if (p == NULL) {
         call_error(c, -32603, "upstream is not available", NULL);
+        return;
+    }
+    if (!mg__auth_name_allowed(c, p->srv->index, uri)) { /* outside the caller's policy: as if absent */
+        call_error(c, strcmp(c->method, "resources/read") == 0 ? -32002 : -32602, "Resource not found",
+                   json_pack("{s:s}", "uri", uri));
         return;
     }
     int sub = strcmp(c->method, "resources/subscribe") == 0;
@@ -805,6 +840,10 @@ static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
 {
     const char *original = NULL;
     long i = name ? mg__catalog_route_name(c->gw, name, &original) : -1;
+    if (i >= 0 && !mg__auth_name_allowed(c, (size_t)i, original))
+        i = -1; /* outside the caller's policy: answered as unknown, as tools/list never showed it */
+    if (i >= 0 && strcmp(what, "tool") == 0 && !mg_toolsearch_allows(c, (size_t)i, original, name))
+        i = -1; /* hidden by gateway.tools or the server's tool filter: unknown, as in tools/list */
     if (i < 0) {
         char m[300];
         snprintf(m, sizeof m, "Invalid params: unknown %s '%s'", what, name ? name : "");
@@ -813,7 +852,15 @@ static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
     }
     mg_pool_t *p = mg__pool_for(c->gw, c->s, (size_t)i);
     if (p == NULL) {
-        call_error(c, -32603, "upstream is not available", NULL);
+        char m[300];
+        if (c->modern)
+            snprintf(m, sizeof m,
+                     "server '%s' is configured with \"isolation\": \"session\", which needs a session: use a "
+                     "session-era client (initialize) for it",
+                     c->gw->servers[i].cfg->name);
+        else
+            snprintf(m, sizeof m, "upstream '%s' is not available", c->gw->servers[i].cfg->name);
+        call_error(c, -32603, m, NULL);
         return;
     }
     if (c->modern && strcmp(c->method, "tools/call") == 0) {
@@ -882,7 +929,11 @@ static void dispatch_call(mg_call_t *c, json_t *msg)
     } else if (strcmp(m, "resources/templates/list") == 0) {
         gather(c, MG_LIST_TEMPLATES, merge_and_answer, msg);
     } else if (strcmp(m, "tools/call") == 0) {
-        dispatch_by_name(c, json_string_value(json_object_get(params, "name")), "tool");
+        const char *tool = json_string_value(json_object_get(params, "name"));
+        if (mg_toolsearch_is_search(c, tool)) /* lazy mode: the gateway's search tool ranks the list */
+            gather(c, MG_LIST_TOOLS, merge_and_answer, msg);
+        else
+            dispatch_by_name(c, tool, "tool");
     } else if (strcmp(m, "prompts/get") == 0) {
         dispatch_by_name(c, json_string_value(json_object_get(params, "name")), "prompt");
     } else if (strcmp(m, "resources/read") == 0 || strcmp(m, "resources/subscribe") == 0 ||
@@ -895,7 +946,9 @@ static void dispatch_call(mg_call_t *c, json_t *msg)
             const char *original = NULL;
             long i =
                 mg__catalog_route_name(gw, json_string_value(json_object_get(ref, "name")) ?: "", &original);
-            mg_pool_t *p = i >= 0 ? mg__pool_for(gw, s, (size_t)i) : NULL;
+            mg_pool_t *p = i >= 0 && mg__auth_name_allowed(c, (size_t)i, original)
+                               ? mg__pool_for(gw, s, (size_t)i)
+                               : NULL;
             if (p == NULL) {
                 call_error(c, -32602, "Invalid params: unknown prompt in ref", NULL);
                 return;
@@ -906,7 +959,8 @@ static void dispatch_call(mg_call_t *c, json_t *msg)
         } else if (type != NULL && strcmp(type, "ref/resource") == 0) {
             const char *uri = json_string_value(json_object_get(ref, "uri"));
             long i = gw->nservers == 1 ? 0 : mg__catalog_route_uri(gw, s, uri);
-            mg_pool_t *p = i >= 0 ? mg__pool_for(gw, s, (size_t)i) : NULL;
+            mg_pool_t *p =
+                i >= 0 && mg__auth_name_allowed(c, (size_t)i, uri) ? mg__pool_for(gw, s, (size_t)i) : NULL;
             if (p == NULL) {
                 call_result(
                     c, json_pack("{s:{s:[],s:i,s:b}}", "completion", "values", "total", 0, "hasMore", 0));

@@ -4,6 +4,7 @@
  * Read next: era/legacy.c (the request path) and catalog/catalog.c (pools).
  */
 #include "gateway_int.h"
+#include "../toolsearch/runtime.h"
 #include "../common/err.h"
 #include "../common/log.h"
 
@@ -52,6 +53,10 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
             srv->prefix[0] = '\0';
     }
     mg__modern_init(gw);
+    if (mg_toolsearch_new(gw) != 0)
+        return MG_ENOMEM; /* startup only: the process exits */
+    if (cfg->auth != NULL && mg_auth_new(loop, cfg->auth, &gw->auth) != 0)
+        return MG_ENOMEM; /* never run unauthenticated when auth is configured (startup only: exits) */
     uv_timer_init(loop, &gw->sweep_timer);
     uv_timer_init(loop, &gw->debounce_timer);
     uv_timer_init(loop, &gw->keepalive_timer);
@@ -86,6 +91,7 @@ void mg_gateway_start(mg_gateway_t *gw)
     uint64_t every = ttl / 4 < 1000 ? 1000 : ttl / 4 > 30000 ? 30000 : ttl / 4;
     uv_timer_start(&gw->sweep_timer, sweep_cb, every, every);
     uv_timer_start(&gw->keepalive_timer, keepalive_cb, 15000, 15000);
+    mg_auth_start(gw->auth); /* issuer discovery and JWKS in the background */
 }
 
 json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
@@ -172,6 +178,7 @@ void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg
     if (gw->shutting_down)
         return;
     gw->shutting_down = 1;
+    mg_auth_stop(gw->auth);
     gw->shutdown_cb = done_cb;
     gw->shutdown_data = data;
     gw->shutdown_deadline = uv_now(gw->loop) + grace_ms;
@@ -212,6 +219,8 @@ void mg_gateway_free(mg_gateway_t *gw)
     if (gw->store)
         gw->store->ops->free(gw->store);
     mg_map_dispose(&gw->sessions);
+    mg_toolsearch_free(gw);
+    mg_auth_free(gw->auth);
     /* Timer handles are embedded: the struct is freed from the last close callback. */
     gw->handles_closing = 5;
     uv_close((uv_handle_t *)&gw->park_timer, handle_closed_cb);
@@ -219,4 +228,9 @@ void mg_gateway_free(mg_gateway_t *gw)
     uv_close((uv_handle_t *)&gw->debounce_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->keepalive_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->shutdown_timer, handle_closed_cb);
+}
+
+mg_auth_t *mg_gateway_auth(mg_gateway_t *gw)
+{
+    return gw->auth;
 }

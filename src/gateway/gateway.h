@@ -37,6 +37,10 @@ void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg
                          void *data);
 void mg_gateway_free(mg_gateway_t *gw);
 
+/* The auth runtime (gateway.auth), NULL when none is configured; http/server.c serves its
+ * /.well-known/ documents. */
+struct mg_auth *mg_gateway_auth(mg_gateway_t *gw);
+
 /* Milliseconds on the loop's monotonic clock (uv_now). */
 uint64_t mg_gateway_now_ms(void);
 

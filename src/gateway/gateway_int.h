@@ -20,6 +20,7 @@
 #ifndef MG_GATEWAY_INT_H
 #define MG_GATEWAY_INT_H
 
+#include "../auth/auth.h"
 #include "../common/map.h"
 #include "../config/config.h"
 #include "../http/sse.h"
@@ -140,6 +141,10 @@ struct mg_session {
     mg_pool_t **pools; /* [nservers], own pools for isolation "session" servers */
     int log_rank;      /* minimum logging level forwarded (0 = debug) */
     json_t *subs;      /* uri -> true */
+    /* Selected tool profile and tools added by search_tools (toolsearch/runtime.h). */
+    struct mg_toolsearch_session *ts;
+    /* who created it (auth); requests of anyone else get 404. NULL = no auth */
+    mg_principal_t *principal;
 };
 
 struct mg_exchange {
@@ -148,6 +153,8 @@ struct mg_exchange {
     int status;         /* HTTP status for a JSON answer (0 = 200) */
     json_t *param_hdrs; /* modern: lowercased "mcp-param-*" name -> raw value */
     mg_gateway_t *gw;
+    /* who sent the request (auth), NULL without auth */
+    mg_principal_t *principal;
     h2o_req_t *req; /* NULL once h2o disposed it */
     mg_session_t *s;
     mg_stream_t *stream; /* set once answered as SSE */
@@ -162,6 +169,8 @@ struct mg_exchange {
 };
 
 struct mg_call {
+    /* who sent it (auth), NULL without auth; an MRTR resume must come from the same principal */
+    mg_principal_t *principal;
     int modern;        /* 2026-07-28: per-request caps, MRTR instead of server requests */
     json_t *caps;      /* client capabilities of this request (session's, or _meta's) */
     int log_rank;      /* minimum logging level forwarded; 8 = none */
@@ -194,6 +203,10 @@ typedef struct mg_listener {
 
 struct mg_gateway {
     uv_loop_t *loop;
+    /* Tool search indexes and counters (toolsearch/runtime.h). */
+    struct mg_toolsearch *ts;
+    /* gateway.auth runtime, NULL without auth */
+    mg_auth_t *auth;
     mg_session_t *stateless; /* owner of 2026-07-28 calls (never in the session table) */
     mg_map_t parked;         /* park key -> mg_call_t waiting for an MRTR retry */
     unsigned char seal_key[32];
@@ -286,6 +299,8 @@ void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, cons
 void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method, const char *upstream,
                   const char *session, int status, uint64_t start_ms);
 mg_exchange_t *mg__exchange_new(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, uint64_t start_ms);
+/* Answers x as SSE from now on (returns 0 when the client is gone or cannot take SSE). */
+int mg__exchange_stream(mg_exchange_t *x);
 
 /* ---- dispatch.c ---- */
 /* Handles one client request (method+id); replies through x. */

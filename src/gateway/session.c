@@ -8,6 +8,7 @@
  * an object inside its own callback). Read next: era/legacy.c (who calls this).
  */
 #include "gateway_int.h"
+#include "../toolsearch/runtime.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../jsonrpc/jsonrpc.h"
@@ -125,6 +126,8 @@ static void session_free(mg_session_t *s)
     json_decref(s->caps);
     json_decref(s->client_info);
     json_decref(s->subs);
+    mg_principal_unref(s->principal);
+    mg_toolsearch_session_close(s);
     free(s->pools);
     free(s);
 }

@@ -23,9 +23,25 @@ static int eq_nocase(const char *a, size_t alen, const char *b)
     return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
 }
 
+/* 1 when what follows the host part is nothing or ":" and a decimal port (found by fuzz_origin.c:
+ * "[::1]x" and "localhost:evil" used to pass as loopback hosts). */
+static int port_ok(const char *h, size_t len, size_t n)
+{
+    if (n == len)
+        return 1;
+    if (h[n] != ':' || len - n > 6)
+        return 0;
+    for (size_t i = n + 1; i < len; i++)
+        if (!isdigit((unsigned char)h[i]))
+            return 0;
+    return 1;
+}
+
 int mg_origin_is_loopback_host(const char *host, size_t len)
 {
     size_t n = host_part(host, len);
+    if (!port_ok(host, len, n))
+        return 0;
     if (eq_nocase(host, n, "localhost") || eq_nocase(host, n, "[::1]"))
         return 1;
     if (n > 4 && strncmp(host, "127.", 4) == 0) {

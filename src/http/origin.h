@@ -23,7 +23,8 @@ typedef struct mg_origin_rules {
     size_t nallowed_origins;
 } mg_origin_rules_t;
 
-/* 1 when the host part (port stripped, brackets kept for IPv6) is localhost, 127/8 or [::1]. */
+/* 1 when the host part (port stripped, brackets kept for IPv6) is localhost, 127/8 or [::1] and what
+ * follows it is nothing or ":" and a decimal port. */
 int mg_origin_is_loopback_host(const char *host, size_t len);
 /* 1 when allowed. host may be NULL (HTTP/1.0 without Host: allowed only when loopback-bound). */
 int mg_origin_host_allowed(const mg_origin_rules_t *r, const char *host, size_t len);

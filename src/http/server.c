@@ -4,6 +4,8 @@
 #include "server.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../obs/metrics.h"
+#include "../auth/auth.h"
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
@@ -67,6 +69,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         free(s);
         return 0;
     }
+    if (path_is(req, "/metrics")) { /* Prometheus text; collectors register in obs/metrics.h */
+        char *text = mg_metrics_render(NULL);
+        send_simple(req, text ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8",
+                    text ? text : "out of memory\n");
+        free(text);
+        return 0;
+    }
+    /* RFC 9728 protected resource metadata and the issuer's metadata (src/auth/auth.c). */
+    if (req->path.len > 13 && memcmp(req->path.base, "/.well-known/", 13) == 0 &&
+        mg_auth_handle_well_known(mg_gateway_auth(srv->gw), req) == 0)
+        return 0;
     send_simple(req, 404, "application/json",
                 "{\"error\":\"not found\",\"hint\":\"the MCP endpoint is /mcp; health: /healthz, /readyz\"}");
     return 0;
@@ -143,6 +156,10 @@ int mg_server_start(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t *gw, c
      * as a reset, not a 413. So h2o's cap is twice ours: up to that, the body is read and the
      * gateway answers 413 itself (era/legacy.c); beyond it, h2o cuts the connection to bound memory. */
     srv->config.max_request_entity_size = cfg->limits.max_body_bytes * 2;
+    /* Slow and idle clients (slowloris, idle keep-alive): h2o closes an HTTP/1 connection whose
+     * request is not complete (headers and body) this long after it began, and an idle h2c one. */
+    srv->config.http1.req_timeout = cfg->limits.http_idle_timeout_ms;
+    srv->config.http2.idle_timeout = cfg->limits.http_idle_timeout_ms;
     srv->config.server_name = h2o_iovec_init(H2O_STRLIT("mcpgate"));
     h2o_hostconf_t *hc = h2o_config_register_host(&srv->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);

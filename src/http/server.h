@@ -2,7 +2,8 @@
  * server.h - the HTTP front: h2o (HTTP/1.1 and h2c) on the process's libuv loop.
  *
  * Routes: /mcp -> gateway (era/legacy.c), /healthz -> 200 "ok" while the process runs,
- * /readyz -> gateway readiness JSON (200 ready / 503 not), anything else -> 404 JSON.
+ * /readyz -> gateway readiness JSON (200 ready / 503 not), /metrics -> Prometheus text
+ * (obs/metrics.h), anything else -> 404 JSON.
  * Body size is capped by h2o (413) at limits.max_body_bytes. The listener is a uv_tcp_t.
  * Read next: gateway/gateway.h.
  */

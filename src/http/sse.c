@@ -68,15 +68,16 @@ int mg_sse_format(char **buf, size_t *len, size_t *cap, const char *id, const ch
         if (buf_append(buf, len, cap, tmp, (size_t)n))
             return MG_ENOMEM;
     }
+    /* Every line break a client's parser honours (LF, CRLF and a lone CR) starts a new data line:
+     * a payload can never end the event early or inject a field (found by fuzz/fuzz_sse.c). */
     size_t start = 0;
     for (size_t i = 0; i <= data_len; i++) {
-        if (i == data_len || data[i] == '\n') {
-            size_t end = i;
-            if (end > start && data[end - 1] == '\r')
-                end--;
+        if (i == data_len || data[i] == '\n' || data[i] == '\r') {
             if (buf_append(buf, len, cap, "data: ", 6) ||
-                buf_append(buf, len, cap, data + start, end - start) || buf_append(buf, len, cap, "\n", 1))
+                buf_append(buf, len, cap, data + start, i - start) || buf_append(buf, len, cap, "\n", 1))
                 return MG_ENOMEM;
+            if (i + 1 < data_len && data[i] == '\r' && data[i + 1] == '\n')
+                i++;
             start = i + 1;
         }
     }

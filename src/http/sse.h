@@ -20,7 +20,8 @@ typedef struct st_h2o_req_t h2o_req_t;
 typedef struct mg_sse_conn mg_sse_conn_t;
 
 /* Appends one formatted event to a malloc'd buffer (*buf, *len, *cap grow; returns 0/MG_ENOMEM).
- * id may be NULL (no id line); data may contain newlines; retry_ms 0 = no retry line. */
+ * id may be NULL (no id line) and never contains CR or LF; data may contain line breaks (LF, CRLF or a
+ * lone CR), each of which starts a new "data:" line; retry_ms 0 = no retry line. */
 int mg_sse_format(char **buf, size_t *len, size_t *cap, const char *id, const char *data, size_t data_len,
                   uint32_t retry_ms);
 

@@ -113,6 +113,10 @@ int mg_rpc_check_depth(const char *buf, size_t len, unsigned max_depth)
 
 json_t *mg_rpc_parse(const char *buf, size_t len, unsigned max_depth, int *err)
 {
+    if (buf == NULL || len == 0) { /* an empty POST body has no buffer at all (found by fuzz_http.c) */
+        *err = MG_EPARSE;
+        return NULL;
+    }
     if (mg_rpc_check_depth(buf, len, max_depth) != 0) {
         *err = MG_ETOODEEP;
         return NULL;

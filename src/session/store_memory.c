@@ -1,11 +1,14 @@
 /*
  * store_memory.c - the embedded session store: a jansson object id -> {record, expires}.
- * Callbacks run synchronously (allowed by store.h). Single-threaded: one loop per process.
+ * Callbacks run synchronously (allowed by store.h). Single-threaded: one loop per process. One
+ * process is the only replica, so an owner is always alive: load never marks one lost.
+ * Read next: store_redis.c (the same contract across replicas).
  */
 #include "store.h"
 #include "../common/err.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct mem_store {
     mg_store_t base;
@@ -77,7 +80,88 @@ static void mem_free(mg_store_t *st)
     free(m);
 }
 
-static const mg_store_ops_t mem_ops = {"memory", mem_put, mem_get, mem_touch, mem_del, mem_count, mem_free};
+static int mem_load(mg_store_t *st, const char *id, const mg_store_load_opts_t *o, mg_store_get_cb cb,
+                    void *data)
+{
+    mem_store_t *m = (mem_store_t *)st;
+    json_t *e = live(m, id);
+    if (e != NULL && o->ttl_ms > 0)
+        json_object_set_new(e, "exp", json_integer((json_int_t)(m->now_ms() + o->ttl_ms)));
+    json_t *r = e ? json_object_get(e, "r") : NULL;
+    if (r != NULL && o->replica != NULL && o->claim && json_object_get(r, "owner") == NULL)
+        json_object_set_new(r, "owner", json_string(o->replica));
+    cb(0, r, data);
+    return 0;
+}
+
+static int mem_patch(mg_store_t *st, const char *id, const json_t *patch, mg_store_done_cb cb, void *data)
+{
+    json_t *e = live((mem_store_t *)st, id);
+    json_t *r = e ? json_object_get(e, "r") : NULL;
+    if (r != NULL) {
+        json_t *lvl = json_object_get(patch, "logLevel");
+        if (json_is_integer(lvl))
+            json_object_set(r, "logLevel", lvl);
+        json_t *subs = json_object_get(patch, "subs");
+        if (json_is_object(subs)) {
+            json_t *cur = json_object_get(r, "subs");
+            if (!json_is_object(cur)) {
+                cur = json_object();
+                json_object_set_new(r, "subs", cur);
+            }
+            const char *uri;
+            json_t *v;
+            json_object_foreach(subs, uri, v)
+            {
+                if (json_is_null(v))
+                    json_object_del(cur, uri);
+                else
+                    json_object_set(cur, uri, v);
+            }
+        }
+    }
+    if (cb)
+        cb(r ? 0 : MG_ENOTFOUND, data);
+    return 0;
+}
+
+static int mem_owner_cas(mg_store_t *st, const char *id, const char *expect, const char *value,
+                         mg_store_done_cb cb, void *data)
+{
+    json_t *e = live((mem_store_t *)st, id);
+    json_t *r = e ? json_object_get(e, "r") : NULL;
+    int err = MG_ENOTFOUND;
+    if (r != NULL) {
+        const char *cur = json_string_value(json_object_get(r, "owner"));
+        if (strcmp(cur ? cur : "", expect ? expect : "") == 0) {
+            if (value == NULL || value[0] == '\0')
+                json_object_del(r, "owner");
+            else
+                json_object_set_new(r, "owner", json_string(value));
+            err = 0;
+        } else {
+            err = MG_EBUSY;
+        }
+    }
+    if (cb)
+        cb(err, data);
+    return 0;
+}
+
+static int mem_ready(mg_store_t *st)
+{
+    return 1;
+}
+
+static json_t *mem_status(mg_store_t *st)
+{
+    return json_pack("{s:s,s:b,s:I}", "backend", "memory", "ready", 1,
+                     "records", (json_int_t)json_object_size(((mem_store_t *)st)->map));
+}
+
+static const mg_store_ops_t mem_ops = {"memory",  mem_put,   mem_get,       mem_touch, mem_del,   mem_count,
+                                       mem_free,  mem_load,  mem_patch,     mem_owner_cas,
+                                       mem_ready, mem_status};
 
 mg_store_t *mg_store_memory_new(uint64_t (*now_ms)(void))
 {

@@ -225,8 +225,9 @@ static void test_unsupported_client_keys(void **state)
 {
     assert_one_error("{\"servers\": {\"a\": {\"command\": \"x\", \"envFile\": \"${workspaceFolder}/.env\"}}}",
                      "server 'a': envFile: is not supported");
-    assert_one_error("{\"mcpServers\": {\"a\": {\"command\": \"x\", \"excludeTools\": [\"rm\"]}}}",
-                     "server 'a': excludeTools: tool filters are not supported yet");
+    /* excludeTools (Gemini CLI) is a deny list now (config_tools.c); a wrong type is still an error. */
+    assert_one_error("{\"mcpServers\": {\"a\": {\"command\": \"x\", \"excludeTools\": \"rm\"}}}",
+                     "server 'a': excludeTools: must be an array of tool-name globs");
     assert_one_error("{\"mcpServers\": {\"a\": {\"command\": \"x\", \"type\": 3}}}",
                      "server 'a': type: must be \"stdio\"");
 }
@@ -602,7 +603,7 @@ static void test_unknown_key_suggestion(void **state)
     assert_one_error(
         "{\"mcpServers\": {\"a\": {\"command\": \"x\", \"zzzzzzzz\": 1}}}",
         "server 'a': unknown key \"zzzzzzzz\" (known keys: command, args, env, cwd, disabled, instances, "
-        "isolation, timeoutMs)");
+        "isolation, timeoutMs, tools, pinning, scan, sandbox)");
     /* "mcpServer" alone: the typo and the consequence are both reported. */
     mg_config_errors_t errs;
     assert_int_equal(parse_bad("{\"mcpServer\": {\"a\": {\"command\": \"x\"}}}", &errs), 2);
@@ -648,12 +649,14 @@ static void test_gateway_keys(void **state)
         " \"gateway\": {\"listen\": \"0.0.0.0:9090\", \"allowUnauthenticated\": true,\n"
         "   \"allowedOrigins\": [\"https://app.example.com\", \"http://localhost:3000\"],\n"
         "   \"allowedHosts\": [\"mcp.example.com\", \"[::1]:8080\", \"10.0.0.1\"],\n"
-        "   \"logLevel\": \"debug\", \"namespaceSeparator\": \"-\", \"auth\": {\"anything\": 1}}}";
+        "   \"logLevel\": \"debug\", \"namespaceSeparator\": \"-\", \"auth\": {\"tokens\": [{\"name\": \"ci\", \"sha256\": "
+        "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}]}}}";
     mg_config_t cfg;
     parse_ok(json, &cfg);
     assert_string_equal(cfg.listen, "0.0.0.0:9090");
     assert_int_equal(cfg.allow_unauthenticated, 1);
     assert_int_equal(cfg.auth_configured, 1);
+    assert_non_null(cfg.auth); /* parsed by src/auth/auth_config.c; its own tests: test_auth.c */
     assert_int_equal(cfg.nallowed_origins, 2);
     assert_string_equal(cfg.allowed_origins[1], "http://localhost:3000");
     assert_null(cfg.allowed_origins[2]);
@@ -709,6 +712,7 @@ static void test_limits_defaults_and_overrides(void **state)
     assert_int_equal(l.request_timeout_ms, 60000);
     assert_int_equal(l.max_request_ms, 600000);
     assert_int_equal(l.shutdown_grace_ms, 10000);
+    assert_int_equal(l.http_idle_timeout_ms, 10000);
 
     mg_config_t cfg;
     parse_ok("{\"mcpServers\": {\"a\": {\"command\": \"x\"}}}", &cfg);
@@ -720,8 +724,10 @@ static void test_limits_defaults_and_overrides(void **state)
         " \"gateway\": {\"limits\": {\"maxBodyBytes\": 1048576, \"maxJsonDepth\": 10, \"maxSessions\": 5,\n"
         "  \"sessionIdleTtlMs\": 60000, \"maxInflightPerSession\": 2, \"maxInflightPerUpstream\": 3,\n"
         "  \"sseReplayEvents\": 0, \"sseReplayBytes\": 0, \"maxUpstreamLineBytes\": 2048,\n"
-        "  \"requestTimeoutMs\": 5000, \"maxRequestMs\": 7000, \"shutdownGraceMs\": 0}}}",
+        "  \"requestTimeoutMs\": 5000, \"maxRequestMs\": 7000, \"shutdownGraceMs\": 0,\n"
+        "  \"httpIdleTimeoutMs\": 2500}}}",
         &cfg);
+    assert_int_equal(cfg.limits.http_idle_timeout_ms, 2500);
     assert_int_equal(cfg.limits.max_body_bytes, 1048576);
     assert_int_equal(cfg.limits.max_json_depth, 10);
     assert_int_equal(cfg.limits.max_sessions, 5);
@@ -742,12 +748,14 @@ static void test_limits_defaults_and_overrides(void **state)
     size_t n =
         parse_bad("{\"mcpServers\": {\"a\": {\"command\": \"x\", \"timeoutMs\": 900000}},\n"
                   " \"gateway\": {\"limits\": {\"maxBodyBytes\": 100, \"maxJsonDepth\": 1001,\n"
-                  "  \"maxSessions\": -1, \"maxUpstreamLineBytes\": 1.5, \"shutdownGraceMs\": \"10\"}}}",
+                  "  \"maxSessions\": -1, \"maxUpstreamLineBytes\": 1.5, \"shutdownGraceMs\": \"10\",\n"
+                  "  \"httpIdleTimeoutMs\": 99}}}",
                   &errs);
-    if (n != 6) {
+    if (n != 7) {
         dump(&errs);
     }
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 7);
+    assert_int_equal(count_with(&errs, "gateway.limits.httpIdleTimeoutMs: 99 is out of range", NULL), 1);
     assert_int_equal(
         count_with(&errs,
                    "gateway.limits.maxBodyBytes: 100 is out of range (allowed: 1024..1073741824, i.e. "

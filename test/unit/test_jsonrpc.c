@@ -82,6 +82,13 @@ static void test_parse_errors(void **state)
     assert_null(mg_rpc_parse("42", 2, 64, &err)); /* not an object/array */
     assert_int_equal(err, MG_EPARSE);
     assert_null(mg_rpc_parse("{\"a\":1,\"a\":2}", 13, 64, &err)); /* duplicate keys */
+    /* An empty POST body arrives as (NULL, 0): memchr(NULL, ...) was undefined behaviour, fatal
+     * under UBSan (found by fuzz/fuzz_http.c). */
+    err = 0;
+    assert_null(mg_rpc_parse(NULL, 0, 64, &err));
+    assert_int_equal(err, MG_EPARSE);
+    assert_null(mg_rpc_parse("", 0, 64, &err));
+    assert_int_equal(err, MG_EPARSE);
     json_t *ok = mg_rpc_parse("[{\"x\":1}]", 9, 64, &err);
     assert_non_null(ok);
     assert_int_equal(err, 0);

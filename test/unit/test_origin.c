@@ -58,9 +58,26 @@ static void test_origins(void **state)
     assert_true(ORIG(&remote, "https://app.example.com"));
 }
 
+/* Found by fuzz/fuzz_origin.c: junk after the host part used to be ignored. */
+static void test_junk_after_loopback_host(void **state)
+{
+    mg_origin_rules_t r = {1, NULL, 0, NULL, 0};
+    assert_false(HOST(&r, "[::1]["));
+    assert_false(HOST(&r, "[::1]evil.example"));
+    assert_false(HOST(&r, "localhost:evil.example"));
+    assert_false(HOST(&r, "127.0.0.1:80:80"));
+    assert_false(HOST(&r, "localhost:1234567"));
+    assert_true(HOST(&r, "[::1]:8080"));
+    assert_true(HOST(&r, "localhost:"));
+    assert_false(ORIG(&r, "http://[::1]x"));
+    assert_false(ORIG(&r, "http://localhost:3000x"));
+    assert_true(ORIG(&r, "http://[::1]:3000"));
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_loopback_hosts),
-                                       cmocka_unit_test(test_allowed_hosts), cmocka_unit_test(test_origins)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_loopback_hosts), cmocka_unit_test(test_allowed_hosts),
+                                       cmocka_unit_test(test_origins),
+                                       cmocka_unit_test(test_junk_after_loopback_host)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

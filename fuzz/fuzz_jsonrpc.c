@@ -1,0 +1,97 @@
+/*
+ * fuzz_jsonrpc.c - libFuzzer target: a client's POST body through the JSON-RPC layer
+ * (mg_rpc_parse with the default depth limit, then mg_rpc_classify and the accessors on every
+ * message, as era/legacy.c does), and the error builder echoing a client id.
+ * Oracles: a body that parses has real nesting depth <= the limit (the byte-level depth check
+ * and jansson agree); every classified message survives dump + reload; builders never fail.
+ * Read next: src/jsonrpc/jsonrpc.h, fuzz/README.md.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "jsonrpc/jsonrpc.h"
+
+#define MAX_DEPTH 64u /* gateway.limits.maxJsonDepth default */
+
+static unsigned depth_of(const json_t *v)
+{
+    unsigned d = 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+        {
+            unsigned c = depth_of(x);
+            d = c > d ? c : d;
+        }
+        return d + 1;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+        {
+            unsigned c = depth_of(x);
+            d = c > d ? c : d;
+        }
+        return d + 1;
+    }
+    return 0;
+}
+
+static void one_message(json_t *m)
+{
+    const char *why = NULL;
+    mg_rpc_kind_t k = mg_rpc_classify(m, &why);
+    if (k == MG_RPC_INVALID && why == NULL)
+        abort(); /* an invalid message always says why */
+    json_t *id = mg_rpc_id(m);
+    (void)mg_rpc_method(m);
+    (void)mg_rpc_params(m);
+    /* legacy.c echoes the id of an invalid message only when it is a string or an integer */
+    const json_t *echo = json_is_string(id) || json_is_integer(id) ? id : NULL;
+    json_t *e = mg_rpc_error(echo, -32600, why ? why : "ok", NULL);
+    size_t len = 0;
+    char *s = mg_rpc_dump(e, &len);
+    if (s == NULL || len != strlen(s))
+        abort();
+    json_t *back = json_loads(s, 0, NULL);
+    if (mg_rpc_classify(back, NULL) != MG_RPC_ERROR)
+        abort(); /* what we send back is itself a valid JSON-RPC error */
+    json_decref(back);
+    free(s);
+    json_decref(e);
+    if (k == MG_RPC_REQUEST) {
+        json_t *r = mg_rpc_result(id, json_object());
+        if (mg_rpc_classify(r, NULL) != MG_RPC_RESPONSE)
+            abort();
+        json_decref(r);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int err = 0;
+    json_t *body = mg_rpc_parse((const char *)data, size, MAX_DEPTH, &err);
+    int depth_ok = mg_rpc_check_depth((const char *)data, size, MAX_DEPTH) == 0;
+    if (body == NULL) {
+        if (err != MG_EPARSE && err != MG_ETOODEEP)
+            abort();
+        if (err == MG_ETOODEEP && depth_ok)
+            abort();
+        return 0;
+    }
+    if (!depth_ok || depth_of(body) > MAX_DEPTH)
+        abort(); /* the depth limit was bypassed */
+    if (json_is_array(body)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(body, i, m) one_message(m);
+    } else {
+        one_message(body);
+    }
+    json_decref(body);
+    return 0;
+}

@@ -1,0 +1,706 @@
+/*
+ * auth.c - the auth phase on /mcp, its challenges, requests waiting for keys or introspection,
+ * and the discovery documents under /.well-known/ (auth.h).
+ *
+ * Order for one request: token in the query string (400, with or without auth) -> client address
+ * blocked after repeated failures (429) -> Authorization: Bearer present (401 + challenge) ->
+ * static token -> JWT (keys cached; an unknown kid waits for one rate-limited JWKS refresh) ->
+ * introspection (cached by token hash) -> required scopes (403 insufficient_scope) -> cb.
+ * A waiting request is a waiter linked to the h2o request through a pool hook: when h2o disposes
+ * the request first, the waiter is dropped and cb never runs.
+ * Read next: jwt.c, jwks.c, docs/security.md (what each check defends against).
+ */
+#include "auth_int.h"
+#include "../common/err.h"
+#include "../common/log.h"
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct req_hook {
+    mg_auth_waiter_t *w;
+} req_hook_t;
+
+struct mg_auth_waiter {
+    mg_auth_t *a;
+    h2o_req_t *req;
+    req_hook_t *hook;
+    char *token;
+    size_t len;
+    char addr[48];
+    mg_auth_done_cb cb;
+    void *data;
+    int refreshed;          /* already waited for one JWKS refresh */
+    mg_fetch_req_t *ireq;   /* introspection in flight */
+    char hash[65];          /* token hash (introspection cache key) */
+    mg_auth_waiter_t *next; /* in a->key_waiters */
+};
+
+/* ---------------------------------------------------------------- principals by request */
+
+typedef struct principal_hook {
+    mg_auth_t *a;
+    mg_principal_t *p;
+    char key[24];
+} principal_hook_t;
+
+static void principal_hook_dispose(void *v)
+{
+    principal_hook_t *h = v;
+    if (h->a != NULL && mg_map_get(&h->a->by_req, h->key) == h)
+        mg_map_del(&h->a->by_req, h->key);
+    mg_principal_unref(h->p);
+}
+
+mg_principal_t *mg_auth_principal_of(mg_auth_t *a, h2o_req_t *req)
+{
+    if (a == NULL)
+        return NULL;
+    char key[24];
+    snprintf(key, sizeof key, "%p", (void *)req);
+    principal_hook_t *h = mg_map_get(&a->by_req, key);
+    return h != NULL ? h->p : NULL;
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static void add_header(h2o_req_t *req, const char *name, const char *value)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value, strlen(value));
+}
+
+static void send_text(h2o_req_t *req, int status, const char *ctype, const char *body)
+{
+    static h2o_generator_t gen = {NULL, NULL};
+    size_t len = strlen(body);
+    req->res.status = status;
+    req->res.reason = status == 200 ? "OK" : "Error";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
+    h2o_iovec_t b = h2o_strdup(&req->pool, body, len);
+    req->res.content_length = len;
+    h2o_start_response(req, &gen);
+    h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void send_error(h2o_req_t *req, int status, int code, const char *message, const char *oauth_error)
+{
+    json_t *e =
+        json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code", code, "message", message);
+    if (oauth_error != NULL)
+        json_object_set_new(json_object_get(e, "error"), "data", json_pack("{s:s}", "error", oauth_error));
+    char *s = json_dumps(e, JSON_COMPACT);
+    json_decref(e);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    send_text(req, status, "application/json", s ? s : "{}");
+    free(s);
+}
+
+/* "https://mcp.example/mcp" -> "https://mcp.example/.well-known/oauth-protected-resource/mcp" */
+static int prm_url(const mg_auth_config_t *cfg, char *out, size_t cap)
+{
+    const char *r = cfg->resource;
+    if (r == NULL || cfg->oauth == NULL)
+        return -1;
+    const char *s = strstr(r, "://");
+    if (s == NULL)
+        return -1;
+    size_t origin = (size_t)(s + 3 - r) + strcspn(s + 3, "/?#");
+    const char *path = r + origin;
+    size_t plen = strcspn(path, "?#");
+    if (plen == 1 && path[0] == '/')
+        plen = 0;
+    int n =
+        snprintf(out, cap, "%.*s/.well-known/oauth-protected-resource%.*s", (int)origin, r, (int)plen, path);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+static void append_scopes(char *buf, size_t cap, char *const *scopes, size_t n, int *first)
+{
+    size_t o = strlen(buf);
+    for (size_t i = 0; i < n && o < cap; i++) {
+        /* only RFC 6749 scope-tokens go into a header (a scope from a token is the IdP's text) */
+        int clean = scopes[i][0] != '\0';
+        for (const char *c = scopes[i]; *c && clean; c++)
+            clean = (unsigned char)*c >= 0x21 && (unsigned char)*c <= 0x7e && *c != '"' && *c != '\\';
+        if (!clean)
+            continue;
+        /* no duplicates */
+        char probe[300];
+        snprintf(probe, sizeof probe, " %s ", scopes[i]);
+        char padded[1200];
+        snprintf(padded, sizeof padded, " %s ", buf);
+        if (strstr(padded, probe) != NULL)
+            continue;
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", *first ? "" : " ", scopes[i]);
+        *first = 0;
+    }
+}
+
+/*
+ * Answers 401/403 with the challenge. error NULL = no credentials were sent (RFC 6750 3.1: no
+ * error code then). granted: the principal's scopes for insufficient_scope.
+ */
+static void challenge(mg_auth_t *a, h2o_req_t *req, int status, const char *error, const char *why,
+                      const mg_principal_t *granted)
+{
+    const mg_auth_config_t *cfg = a->cfg;
+    char hdr[2048], url[600], scopes[1024] = "";
+    int first = 1;
+    if (cfg->oauth != NULL)
+        append_scopes(scopes, sizeof scopes, cfg->oauth->required_scopes, cfg->oauth->nrequired, &first);
+    if (granted != NULL)
+        append_scopes(scopes, sizeof scopes, granted->scopes, granted->nscopes, &first);
+    size_t o = 0;
+#define APPEND(...)                                                                                          \
+    do {                                                                                                     \
+        if (o < sizeof hdr) {                                                                                \
+            int n_ = snprintf(hdr + o, sizeof hdr - o, __VA_ARGS__);                                         \
+            o = n_ < 0 ? sizeof hdr : o + (size_t)n_;                                                        \
+        }                                                                                                    \
+    } while (0)
+    APPEND("Bearer realm=\"mcpgate\"");
+    if (error != NULL)
+        APPEND(", error=\"%s\"", error);
+    if (why != NULL && error != NULL)
+        APPEND(", error_description=\"%s\"", why);
+    if (prm_url(cfg, url, sizeof url) == 0)
+        APPEND(", resource_metadata=\"%s\"", url);
+    if (scopes[0] != '\0')
+        APPEND(", scope=\"%s\"", scopes);
+#undef APPEND
+    add_header(req, "www-authenticate", hdr);
+    char msg[1600];
+    if (status == 403)
+        snprintf(msg, sizeof msg, "Forbidden: insufficient scope: this gateway needs the scopes \"%s\"",
+                 scopes);
+    else if (error == NULL)
+        snprintf(msg, sizeof msg, "Unauthorized: send Authorization: Bearer <token>%s",
+                 cfg->oauth ? " (the WWW-Authenticate header names the protected resource metadata)" : "");
+    else
+        snprintf(msg, sizeof msg, "Unauthorized: %s", why ? why : "invalid token");
+    send_error(req, status, -32001, msg, error ? error : "unauthorized");
+}
+
+static void client_addr(h2o_req_t *req, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    snprintf(out, cap, "?");
+    if (req->conn == NULL || req->conn->callbacks == NULL || req->conn->callbacks->get_peername == NULL)
+        return;
+    socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (n == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+}
+
+static void log_failure(const char *addr, int status, const char *why)
+{
+    mg_log_json(MG_LOG_INFO, "authentication failed",
+                json_pack("{s:s,s:i,s:s}", "client", addr, "status", status, "reason", why ? why : ""));
+}
+
+/* A presented credential failed: 401 and one more failure for the client address. */
+static void fail(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *why)
+{
+    uint64_t now = uv_now(a->loop);
+    if (mg__rate_fail(&a->rate, addr, now, a->cfg->fail_max, a->cfg->fail_window_s * 1000,
+                      a->cfg->fail_block_s * 1000))
+        mg_log_json(MG_LOG_WARN, "client blocked after repeated authentication failures",
+                    json_pack("{s:s,s:I}", "client", addr, "seconds", (json_int_t)a->cfg->fail_block_s));
+    log_failure(addr, 401, why);
+    challenge(a, req, 401, "invalid_token", why, NULL);
+}
+
+/* ---------------------------------------------------------------- query-string tokens */
+
+static const char *const query_token_names[] = {"access_token", "id_token",      "token",
+                                                "bearer",       "bearer_token",  "api_key",
+                                                "apikey",       "authorization", NULL};
+
+/* Name of a credential-looking query parameter, or NULL. */
+static const char *query_token(h2o_req_t *req)
+{
+    if (req->query_at == SIZE_MAX || req->query_at >= req->path.len)
+        return NULL;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        size_t n = (size_t)((eq ? eq : stop) - p);
+        for (size_t i = 0; query_token_names[i] != NULL; i++)
+            if (n == strlen(query_token_names[i]) && strncasecmp(p, query_token_names[i], n) == 0)
+                return query_token_names[i];
+        p = stop + 1;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- the phase */
+
+static void attach_and_go(mg_auth_t *a, h2o_req_t *req, mg_principal_t *p, mg_auth_done_cb cb, void *data)
+{
+    principal_hook_t *h = h2o_mem_alloc_shared(&req->pool, sizeof *h, principal_hook_dispose);
+    h->a = a;
+    h->p = mg_principal_ref(p);
+    snprintf(h->key, sizeof h->key, "%p", (void *)req);
+    if (mg_map_set(&a->by_req, h->key, h) != 0)
+        h->a = NULL; /* out of memory: the era sees no principal and refuses what needs one */
+    cb(data, req, p);
+}
+
+/* Required scopes; answers 403 and returns -1 when one is missing. */
+static int check_scopes(mg_auth_t *a, h2o_req_t *req, const char *addr, mg_principal_t *p)
+{
+    const mg_auth_oauth_config_t *o = a->cfg->oauth;
+    if (o == NULL || strcmp(p->source, "token") == 0)
+        return 0;
+    for (size_t i = 0; i < o->nrequired; i++) {
+        if (!mg_principal_has_scope(p, o->required_scopes[i])) {
+            log_failure(addr, 403, "insufficient scope");
+            challenge(a, req, 403, "insufficient_scope", "the token lacks a required scope", p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void succeed(mg_auth_t *a, h2o_req_t *req, const char *addr, mg_principal_t *p, mg_auth_done_cb cb,
+                    void *data)
+{
+    if (check_scopes(a, req, addr, p) != 0)
+        return;
+    attach_and_go(a, req, p, cb, data);
+}
+
+mg_principal_t *mg__auth_principal_from_claims(mg_auth_t *a, const json_t *claims, const char *source,
+                                               const char **why)
+{
+    const mg_auth_oauth_config_t *o = a->cfg->oauth;
+    const char *sub = json_string_value(json_object_get(claims, o->subject_claim));
+    if (sub == NULL || sub[0] == '\0' || strlen(sub) > 512) {
+        *why = "token has no subject claim";
+        return NULL;
+    }
+    const char *tenant = o->tenant;
+    if (o->tenant_claim != NULL) {
+        tenant = json_string_value(json_object_get(claims, o->tenant_claim));
+        if (tenant == NULL || tenant[0] == '\0' || strlen(tenant) > 128) {
+            *why = "token has no tenant claim";
+            return NULL;
+        }
+    }
+    const char *name = json_string_value(json_object_get(claims, "azp"));
+    if (name == NULL)
+        name = json_string_value(json_object_get(claims, "client_id"));
+    size_t n = 0;
+    char **scopes = mg__jwt_scopes(claims, o->scope_claim, &n);
+    mg_principal_t *p =
+        mg_principal_new(source, o->issuer, tenant, sub, name, (const char *const *)scopes, scopes ? n : 0);
+    for (size_t i = 0; scopes != NULL && i < n; i++)
+        free(scopes[i]);
+    free(scopes);
+    if (p == NULL)
+        *why = "out of memory";
+    return p;
+}
+
+/* Result of validating a JWT with the keys at hand: 0 done (answered or cb called), 1 = wait. */
+static int try_jwt(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *tok, size_t len, int refreshed,
+                   mg_auth_done_cb cb, void *data)
+{
+    const mg_auth_oauth_config_t *o = a->cfg->oauth;
+    mg_jwt_rules_t rules = {o->issuer,          (const char *const *)o->audiences,
+                            o->naudiences,      o->algorithms,
+                            o->clock_skew_s,    o->max_lifetime_s,
+                            (int64_t)time(NULL)};
+    json_t *claims = NULL;
+    const char *why = NULL;
+    int r = a->keys != NULL ? mg__jwt_validate(tok, len, a->keys, &rules, &claims, &why) : MG_ENOTFOUND;
+    if (r == 0) {
+        mg_principal_t *p = mg__auth_principal_from_claims(a, claims, "jwt", &why);
+        json_decref(claims);
+        if (p == NULL) {
+            fail(a, req, addr, why);
+            return 0;
+        }
+        succeed(a, req, addr, p, cb, data);
+        mg_principal_unref(p);
+        return 0;
+    }
+    if (r == MG_ENOTFOUND && !refreshed && !a->stopping && mg__jwks_refresh(a, 0))
+        return 1;
+    if (a->keys == NULL) {
+        log_failure(addr, 503, "the identity provider's keys are not available");
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
+        send_error(
+            req, 503, -32001,
+            "Service Unavailable: the identity provider's signing keys (JWKS) could not be fetched yet; "
+            "retry shortly",
+            NULL);
+        return 0;
+    }
+    fail(a, req, addr, why ? why : "token signed with an unknown key (kid)");
+    return 0;
+}
+
+/* ---- waiters ---- */
+
+static void hook_dispose(void *v)
+{
+    req_hook_t *h = v;
+    if (h->w != NULL) {
+        h->w->req = NULL;
+        h->w->hook = NULL;
+    }
+}
+
+static mg_auth_waiter_t *waiter_new(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *tok,
+                                    size_t len, mg_auth_done_cb cb, void *data)
+{
+    if (a->nwaiters >= MG_AUTH_MAX_WAITERS)
+        return NULL;
+    mg_auth_waiter_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->token = malloc(len + 1);
+    if (w->token == NULL) {
+        free(w);
+        return NULL;
+    }
+    memcpy(w->token, tok, len);
+    w->token[len] = '\0';
+    w->len = len;
+    w->a = a;
+    w->req = req;
+    w->cb = cb;
+    w->data = data;
+    snprintf(w->addr, sizeof w->addr, "%s", addr);
+    w->hook = h2o_mem_alloc_shared(&req->pool, sizeof *w->hook, hook_dispose);
+    w->hook->w = w;
+    a->nwaiters++;
+    return w;
+}
+
+static void waiter_free(mg_auth_waiter_t *w)
+{
+    if (w->hook != NULL)
+        w->hook->w = NULL;
+    /* An introspection in flight owns the waiter until its callback (which frees it). */
+    OPENSSL_cleanse(w->token, w->len);
+    free(w->token);
+    w->a->nwaiters--;
+    free(w);
+}
+
+static void unavailable(h2o_req_t *req, const char *what)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
+    send_error(req, 503, -32001, what, NULL);
+}
+
+void mg__auth_keys_settled(mg_auth_t *a)
+{
+    mg_auth_waiter_t *list = a->key_waiters;
+    a->key_waiters = NULL;
+    while (list != NULL) {
+        mg_auth_waiter_t *w = list;
+        list = w->next;
+        if (w->req != NULL) {
+            if (a->stopping)
+                unavailable(w->req, "Service Unavailable: the gateway is shutting down");
+            else if (try_jwt(a, w->req, w->addr, w->token, w->len, 1, w->cb, w->data) == 1)
+                fail(a, w->req, w->addr, "token signed with an unknown key (kid)"); /* cannot happen */
+        }
+        waiter_free(w);
+    }
+}
+
+static void introspect_done_cb(void *data, mg_principal_t *p, int unavail, const char *why)
+{
+    mg_auth_waiter_t *w = data;
+    w->ireq = NULL;
+    if (w->req != NULL) {
+        if (p != NULL)
+            succeed(w->a, w->req, w->addr, p, w->cb, w->data);
+        else if (unavail)
+            unavailable(w->req, "Service Unavailable: the token introspection endpoint could not be reached; "
+                                "retry shortly");
+        else
+            fail(w->a, w->req, w->addr, why);
+    }
+    waiter_free(w);
+}
+
+void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
+{
+    const char *qt = query_token(req);
+    if (qt != NULL) {
+        char msg[300];
+        snprintf(
+            msg, sizeof msg,
+            "Bad Request: a credential was sent in the URL query string (%s); URLs end up in logs and "
+            "histories. Send it in the Authorization header instead (Authorization: Bearer <token>), and "
+            "consider this token exposed",
+            qt);
+        if (a != NULL) {
+            char addr[48];
+            client_addr(req, addr, sizeof addr);
+            log_failure(addr, 400, "credential in the query string");
+        }
+        send_error(req, 400, -32600, msg, "invalid_request");
+        return;
+    }
+    /* No auth configured, or a CORS preflight (browsers never send credentials on it; it reaches no
+     * session and no upstream): continue without a principal. */
+    if (a == NULL || h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
+        cb(data, req, NULL);
+        return;
+    }
+    char addr[48];
+    client_addr(req, addr, sizeof addr);
+    uint64_t wait_s = mg__rate_blocked(&a->rate, addr, uv_now(a->loop));
+    if (wait_s > 0) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%llu", (unsigned long long)wait_s);
+        add_header(req, "retry-after", ra);
+        send_error(req, 429, -32001,
+                   "Too Many Requests: too many failed authentication attempts from this address; wait for "
+                   "Retry-After seconds",
+                   NULL);
+        return;
+    }
+    int dup = 0;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i >= 0)
+        dup = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i) >= 0;
+    if (i < 0) {
+        log_failure(addr, 401, "no credentials");
+        challenge(a, req, 401, NULL, NULL, NULL);
+        return;
+    }
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (dup) {
+        fail(a, req, addr, "more than one Authorization header");
+        return;
+    }
+    if (v.len < 7 || strncasecmp(v.base, "Bearer ", 7) != 0) {
+        log_failure(addr, 401, "not a Bearer credential");
+        challenge(a, req, 401, "invalid_request", "use the Bearer scheme: Authorization: Bearer <token>",
+                  NULL);
+        return;
+    }
+    const char *tok = v.base + 7;
+    size_t len = v.len - 7;
+    while (len > 0 && *tok == ' ')
+        tok++, len--;
+    while (len > 0 && tok[len - 1] == ' ')
+        len--;
+    if (len == 0 || len > MG_AUTH_MAX_TOKEN || memchr(tok, ' ', len) != NULL) {
+        fail(a, req, addr, len > MG_AUTH_MAX_TOKEN ? "token too long" : "malformed bearer token");
+        return;
+    }
+    const mg_auth_token_config_t *tc = mg__auth_token_find(a->cfg, tok, len);
+    if (tc != NULL) {
+        mg_principal_t *p = mg_principal_new("token", NULL, tc->tenant, tc->name, tc->name,
+                                             (const char *const *)tc->scopes, tc->nscopes);
+        if (p == NULL) {
+            send_error(req, 500, -32603, "out of memory", NULL);
+            return;
+        }
+        succeed(a, req, addr, p, cb, data);
+        mg_principal_unref(p);
+        return;
+    }
+    const mg_auth_oauth_config_t *o = a->cfg->oauth;
+    if (o != NULL && mg__jwt_shaped(tok, len)) {
+        if (try_jwt(a, req, addr, tok, len, 0, cb, data) == 0)
+            return;
+        mg_auth_waiter_t *w = waiter_new(a, req, addr, tok, len, cb, data);
+        if (w == NULL) {
+            unavailable(req, "Service Unavailable: too many requests waiting for the identity provider");
+            return;
+        }
+        w->next = a->key_waiters;
+        a->key_waiters = w;
+        return;
+    }
+    if (o != NULL && o->introspection) {
+        char hash[65];
+        mg__auth_sha256_hex(tok, len, hash);
+        mg_principal_t *p = mg__introspect_cached(a, hash);
+        if (p != NULL) {
+            succeed(a, req, addr, p, cb, data);
+            return;
+        }
+        mg_auth_waiter_t *w = waiter_new(a, req, addr, tok, len, cb, data);
+        if (w == NULL) {
+            unavailable(req, "Service Unavailable: too many requests waiting for the identity provider");
+            return;
+        }
+        memcpy(w->hash, hash, sizeof hash);
+        if (mg__introspect_start(a, w->token, w->len, w->hash, introspect_done_cb, w, &w->ireq) != 0) {
+            w->ireq = NULL;
+            waiter_free(w);
+            unavailable(req, "Service Unavailable: the token introspection endpoint is not known yet (issuer "
+                             "metadata not fetched); retry shortly");
+        }
+        return;
+    }
+    fail(a, req, addr, o != NULL ? "malformed token (not a JWT)" : "unknown token");
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+int mg_auth_new(uv_loop_t *loop, const mg_auth_config_t *cfg, mg_auth_t **out)
+{
+    mg_auth_t *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return MG_ENOMEM;
+    a->loop = loop;
+    a->cfg = cfg;
+    if (mg__rate_init(&a->rate, MG_AUTH_RATE_SLOTS) != 0 || mg_fetch_new(loop, &a->fetch) != 0) {
+        mg__rate_dispose(&a->rate);
+        free(a);
+        return MG_ENOMEM;
+    }
+    mg_map_init(&a->by_req);
+    uv_timer_init(loop, &a->refresh_timer);
+    a->refresh_timer.data = a;
+    if (cfg->oauth != NULL) {
+        if (cfg->oauth->jwks_uri != NULL)
+            a->jwks_uri = strdup(cfg->oauth->jwks_uri);
+        if (cfg->oauth->introspection_endpoint != NULL)
+            a->introspection_uri = strdup(cfg->oauth->introspection_endpoint);
+    }
+    *out = a;
+    return 0;
+}
+
+void mg_auth_start(mg_auth_t *a)
+{
+    if (a != NULL && a->cfg->oauth != NULL)
+        mg__jwks_start(a);
+}
+
+void mg_auth_stop(mg_auth_t *a)
+{
+    if (a == NULL || a->stopping)
+        return;
+    a->stopping = 1;
+    uv_timer_stop(&a->refresh_timer);
+    if (a->freq != NULL) {
+        mg_fetch_cancel(a->freq);
+        a->freq = NULL;
+        a->fetching = 0;
+    }
+    mg__auth_keys_settled(a); /* answers waiting requests 503 */
+}
+
+static void closed_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void mg_auth_free(mg_auth_t *a)
+{
+    if (a == NULL)
+        return;
+    mg_auth_stop(a);
+    mg_fetch_free(a->fetch);
+    mg__introspect_dispose(a);
+    mg__rate_dispose(&a->rate);
+    json_decref(a->metadata);
+    json_decref(a->keys);
+    free(a->jwks_uri);
+    free(a->introspection_uri);
+    /* Requests still holding a principal hook (process exit) must not reach back into a. */
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&a->by_req, &pos, &key, &val))
+        ((principal_hook_t *)val)->a = NULL;
+    mg_map_dispose(&a->by_req);
+    uv_close((uv_handle_t *)&a->refresh_timer, closed_cb);
+}
+
+/* ---------------------------------------------------------------- /.well-known/ */
+
+static int path_eq(h2o_req_t *req, const char *p)
+{
+    size_t n = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    return n == strlen(p) && memcmp(req->path.base, p, n) == 0;
+}
+
+static int path_prefix(h2o_req_t *req, const char *p)
+{
+    size_t n = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    size_t pl = strlen(p);
+    return n >= pl && memcmp(req->path.base, p, pl) == 0 && (n == pl || req->path.base[pl] == '/');
+}
+
+static void send_json_doc(h2o_req_t *req, const json_t *doc)
+{
+    char *s = json_dumps(doc, JSON_COMPACT);
+    add_header(req, "access-control-allow-origin", "*");
+    add_header(req, "cache-control", "max-age=300");
+    send_text(req, 200, "application/json", s ? s : "{}");
+    free(s);
+}
+
+int mg_auth_handle_well_known(mg_auth_t *a, h2o_req_t *req)
+{
+    if (a == NULL || a->cfg->oauth == NULL)
+        return -1;
+    const mg_auth_config_t *cfg = a->cfg;
+    if (path_prefix(req, "/.well-known/oauth-protected-resource")) {
+        /* Both /.well-known/oauth-protected-resource and .../<resource path> (RFC 9728 3.1). */
+        char url[600];
+        size_t n = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+        int ok = prm_url(cfg, url, sizeof url) == 0;
+        const char *suffix = strstr(url, "/.well-known/oauth-protected-resource");
+        size_t base = strlen("/.well-known/oauth-protected-resource");
+        if (!(n == base ||
+              (ok && suffix != NULL && n == strlen(suffix) && memcmp(req->path.base, suffix, n) == 0)))
+            return -1;
+        json_t *doc =
+            json_pack("{s:s,s:[s],s:[s],s:s}", "resource", cfg->resource, "authorization_servers",
+                      cfg->oauth->issuer, "bearer_methods_supported", "header", "resource_name", "mcpgate");
+        json_t *sc = json_array();
+        for (size_t i = 0; i < cfg->nscopes_supported; i++)
+            json_array_append_new(sc, json_string(cfg->scopes_supported[i]));
+        json_object_set_new(doc, "scopes_supported", sc);
+        send_json_doc(req, doc);
+        json_decref(doc);
+        return 0;
+    }
+    if (path_prefix(req, "/.well-known/oauth-authorization-server") ||
+        path_eq(req, "/.well-known/openid-configuration")) {
+        /* 2025-03-26 clients look for the authorization server's metadata on the MCP origin. */
+        if (a->metadata != NULL) {
+            send_json_doc(req, a->metadata);
+            return 0;
+        }
+        char loc[700];
+        const char *iss = cfg->oauth->issuer;
+        size_t il = strlen(iss);
+        if (il > 0 && iss[il - 1] == '/')
+            il--;
+        snprintf(loc, sizeof loc, "%.*s/.well-known/openid-configuration", (int)il, iss);
+        add_header(req, "location", loc);
+        add_header(req, "access-control-allow-origin", "*");
+        req->res.status = 302;
+        send_text(req, 302, "text/plain", "see the identity provider's metadata\n");
+        return 0;
+    }
+    return -1;
+}

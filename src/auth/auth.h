@@ -1,0 +1,87 @@
+/*
+ * auth.h - the auth phase of the request path: a bearer token becomes a principal {tenant,
+ * subject, scopes}, or the request is answered 400/401/403/429/503 here; and the policy that
+ * decides what a principal may see and call.
+ *
+ * Credentials, tried in order: a static token (its SHA-256 compared in constant time with every
+ * configured hash), a JWT access token (signature against the issuer's JWKS, iss, aud, exp/nbf,
+ * optional maximum lifetime), an opaque token through RFC 7662 introspection. JWKS, issuer
+ * metadata and introspection are fetched on the gateway's loop (fetch.h), never blocking it; a
+ * request that needs them waits and resumes. The client's token never leaves this module: it is
+ * not logged, not stored (only hashes of it, for caches), not forwarded upstream.
+ * Read next: auth_int.h (state), jwt.c (what a token must satisfy), docs/security.md.
+ */
+#ifndef MG_AUTH_H
+#define MG_AUTH_H
+
+#include <uv.h>
+
+#include "auth_config.h"
+
+typedef struct mg_auth mg_auth_t;
+typedef struct st_h2o_req_t h2o_req_t;
+
+/* Who is calling. Ref-counted: a session keeps the principal that created it. */
+typedef struct mg_principal {
+    int refs;
+    char *tenant;
+    char *subject; /* JWT `sub` (or introspection `sub`); the token's name for static tokens */
+    char *name;    /* for logs: the static token's name, or the JWT's client (azp/client_id); may be NULL */
+    char **scopes; /* NULL-terminated */
+    size_t nscopes;
+    const char *source; /* "token", "jwt" or "introspection" (static strings) */
+    char key[65];       /* hex SHA-256 over (source, issuer, tenant, subject): what sessions are bound to */
+} mg_principal_t;
+
+/* NEW principal with refs 1 (scopes copied). NULL when out of memory. */
+mg_principal_t *mg_principal_new(const char *source, const char *issuer, const char *tenant,
+                                 const char *subject, const char *name, const char *const *scopes,
+                                 size_t nscopes);
+mg_principal_t *mg_principal_ref(mg_principal_t *p);
+void mg_principal_unref(mg_principal_t *p);
+/* 1 when both are NULL or both name the same principal (constant-time on the key). */
+int mg_principal_same(const mg_principal_t *a, const mg_principal_t *b);
+int mg_principal_has_scope(const mg_principal_t *p, const char *scope);
+
+/* Creates the runtime for cfg (borrowed; must outlive it). Returns 0 or MG_ENOMEM. */
+int mg_auth_new(uv_loop_t *loop, const mg_auth_config_t *cfg, mg_auth_t **out);
+/* Starts issuer discovery and the first JWKS fetch in the background (oauth only). */
+void mg_auth_start(mg_auth_t *a);
+/* Shutdown: cancels fetches, answers waiting requests 503, stops timers. */
+void mg_auth_stop(mg_auth_t *a);
+/* After stop: closes handles; memory is released from the close callbacks. */
+void mg_auth_free(mg_auth_t *a);
+
+/* principal: borrowed for the duration of the call (ref it to keep it); NULL when a is NULL. */
+typedef void (*mg_auth_done_cb)(void *data, h2o_req_t *req, mg_principal_t *principal);
+
+/*
+ * The auth phase for one request to the MCP endpoint. a may be NULL (no auth configured): then only
+ * the query-string rule applies. Failures are answered here (400 token in the query string, 401
+ * with WWW-Authenticate, 403 insufficient_scope, 429 too many failures, 503 keys unavailable) and
+ * cb is never called. On success cb runs once, now or later (after a JWKS refresh or an
+ * introspection round trip); never if h2o disposed the request meanwhile.
+ */
+void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data);
+
+/* The principal the auth phase attached to req (borrowed; valid while req lives), NULL without auth. */
+mg_principal_t *mg_auth_principal_of(mg_auth_t *a, h2o_req_t *req);
+
+/* Answers /.well-known/oauth-protected-resource[/path] (RFC 9728) and, for 2025-03-26 clients,
+ * /.well-known/oauth-authorization-server and /.well-known/openid-configuration. Returns 0 when
+ * it answered, -1 when the path is not one of these (the caller answers 404). a may be NULL. */
+int mg_auth_handle_well_known(mg_auth_t *a, h2o_req_t *req);
+
+/*
+ * Policy: may principal p see and use `item` of upstream `server`? item is a tool or prompt name as
+ * the upstream names it, a resource URI or a resource template (NULL = the server as a whole).
+ * Without rules (or without auth) everything is allowed. With rules, an item is allowed when a rule
+ * matching p (tenant, scope) allows it and no matching rule denies it.
+ */
+int mg_auth_policy_allows(const mg_auth_config_t *cfg, const mg_principal_t *p, const char *server,
+                          const char *item);
+
+/* `mcpgate token ...` (cli.h): `token new --tenant T --scope S [--name N]`, `token hash`. */
+int mg_cli_token(int argc, char **argv);
+
+#endif

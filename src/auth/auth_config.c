@@ -1,0 +1,700 @@
+/*
+ * auth_config.c - parses and validates `gateway.auth` (auth_config.h).
+ *
+ * Every problem is reported and the walk goes on; any problem makes the result NULL. Plaintext
+ * tokens are refused outright (only SHA-256 hashes are accepted), `none` and HS* algorithms cannot
+ * be enabled, URLs must be https (http only to loopback). Secrets (client_secret) go through the
+ * config's ${env:}/${file:} expansion and never into a message.
+ * Read next: auth.c (the runtime), docs/configuration.md#authentication.
+ */
+#include "auth_config.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct pctx {
+    const mg_auth_config_ops_t *ops;
+    int bad;
+} pctx_t;
+
+static void errf(pctx_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void errf(pctx_t *p, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    p->bad = 1;
+    if (p->ops != NULL && p->ops->err != NULL)
+        p->ops->err(p->ops->ctx, buf);
+}
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} algs[] = {
+    {"RS256", MG_AUTH_ALG_RS256}, {"RS384", MG_AUTH_ALG_RS384}, {"RS512", MG_AUTH_ALG_RS512},
+    {"PS256", MG_AUTH_ALG_PS256}, {"PS384", MG_AUTH_ALG_PS384}, {"PS512", MG_AUTH_ALG_PS512},
+    {"ES256", MG_AUTH_ALG_ES256}, {"ES384", MG_AUTH_ALG_ES384}, {"ES512", MG_AUTH_ALG_ES512},
+    {"EdDSA", MG_AUTH_ALG_EDDSA},
+};
+
+unsigned mg_auth_alg_bit(const char *alg)
+{
+    for (size_t i = 0; alg != NULL && i < sizeof algs / sizeof algs[0]; i++)
+        if (strcmp(alg, algs[i].name) == 0)
+            return algs[i].bit;
+    return 0;
+}
+
+/* ---- URLs ---- */
+
+static int host_is_loopback(const char *h, size_t n)
+{
+    if (n == 9 && strncasecmp(h, "localhost", 9) == 0)
+        return 1;
+    if (n == 5 && memcmp(h, "[::1]", 5) == 0)
+        return 1;
+    if (n >= 4 && memcmp(h, "127.", 4) == 0) {
+        for (size_t i = 4; i < n; i++)
+            if (!isdigit((unsigned char)h[i]) && h[i] != '.')
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* Splits scheme://authority; sets host span (without port). Returns scheme length or -1. */
+static int url_parts(const char *url, const char **host, size_t *hlen)
+{
+    const char *sep = strstr(url, "://");
+    if (sep == NULL)
+        return -1;
+    const char *a = sep + 3;
+    size_t alen = strcspn(a, "/?#");
+    if (alen == 0 || memchr(a, '@', alen) != NULL)
+        return -1;
+    if (a[0] == '[') {
+        const char *close = memchr(a, ']', alen);
+        if (close == NULL)
+            return -1;
+        *host = a;
+        *hlen = (size_t)(close - a) + 1;
+    } else {
+        const char *colon = memchr(a, ':', alen);
+        *host = a;
+        *hlen = colon ? (size_t)(colon - a) : alen;
+    }
+    return *hlen == 0 ? -1 : (int)(sep - url);
+}
+
+int mg_auth_url_is_loopback(const char *url)
+{
+    const char *h;
+    size_t n;
+    return url != NULL && url_parts(url, &h, &n) >= 0 && host_is_loopback(h, n);
+}
+
+int mg_auth_url_check(const char *url, char *why, size_t whylen)
+{
+    const char *h;
+    size_t n;
+    int sl = url ? url_parts(url, &h, &n) : -1;
+    if (sl < 0) {
+        snprintf(why, whylen, "not an absolute URL (https://host/...)");
+        return -1;
+    }
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            snprintf(why, whylen, "URLs must not contain spaces or control characters");
+            return -1;
+        }
+    if (strchr(url, '#') != NULL) {
+        snprintf(why, whylen, "URLs must not contain a fragment (#)");
+        return -1;
+    }
+    if (sl == 5 && strncasecmp(url, "https", 5) == 0)
+        return 0;
+    if (sl == 4 && strncasecmp(url, "http", 4) == 0) {
+        if (host_is_loopback(h, n))
+            return 0;
+        snprintf(why, whylen, "must be https (http is accepted only for loopback hosts such as 127.0.0.1)");
+        return -1;
+    }
+    snprintf(why, whylen, "must be an https URL");
+    return -1;
+}
+
+/* ---- small readers ---- */
+
+static const char *kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* Copies a user-controlled key into a message-safe form. */
+static const char *q(const char *s, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (; *s && o + 4 < cap; s++)
+        buf[o++] = ((unsigned char)*s < 0x20 || *s == '"' || *s == 0x7f) ? '?' : *s;
+    if (*s)
+        memcpy(buf + o, "...", 3), o += 3;
+    buf[o] = '\0';
+    return buf;
+}
+
+static char *get_str(pctx_t *p, const json_t *v, const char *where, int expand)
+{
+    if (!json_is_string(v)) {
+        errf(p, "%s: must be a string, not %s", where, kind(v));
+        return NULL;
+    }
+    char *out = NULL;
+    if (expand && p->ops != NULL && p->ops->expand != NULL) {
+        if (p->ops->expand(p->ops->ctx, json_string_value(v), where, &out) != 0) {
+            p->bad = 1;
+            return NULL;
+        }
+    } else {
+        out = strdup(json_string_value(v));
+    }
+    if (out != NULL && out[0] == '\0') {
+        errf(p, "%s: must not be empty", where);
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Array of strings (a lone string is accepted too when lone_ok). NULL-terminated. */
+static char **get_strs(pctx_t *p, const json_t *v, const char *where, size_t *n, int lone_ok)
+{
+    *n = 0;
+    if (lone_ok && json_is_string(v)) {
+        char **out = calloc(2, sizeof *out);
+        if ((out[0] = get_str(p, v, where, 1)) != NULL)
+            *n = 1;
+        return out;
+    }
+    if (!json_is_array(v)) {
+        errf(p, "%s: must be an array of strings, not %s", where, kind(v));
+        return NULL;
+    }
+    char **out = calloc(json_array_size(v) + 1, sizeof *out);
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        char w[160];
+        snprintf(w, sizeof w, "%s[%zu]", where, i);
+        char *s = get_str(p, item, w, 1);
+        if (s != NULL)
+            out[(*n)++] = s;
+    }
+    return out;
+}
+
+static void free_strs(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int get_secs(pctx_t *p, const json_t *v, const char *where, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)lo ||
+        json_integer_value(v) > (json_int_t)hi) {
+        errf(p, "%s: must be a whole number of seconds from %llu to %llu", where, (unsigned long long)lo,
+             (unsigned long long)hi);
+        return -1;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int name_ok(const char *s)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
+    return n > 0 && n <= 64 && s[n] == '\0';
+}
+
+static int scope_ok(const char *s)
+{
+    /* RFC 6749 scope-token: %x21 / %x23-5B / %x5D-7E */
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x21 || *s == '"' || *s == '\\' || (unsigned char)*s > 0x7e)
+            return 0;
+    return 1;
+}
+
+static void unknown(pctx_t *p, const char *where, const char *key, const char *known)
+{
+    char b[80];
+    errf(p, "%s: unknown key \"%s\" (known keys: %s)", where, q(key, b, sizeof b), known);
+}
+
+/* ---- tokens ---- */
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
+{
+    if (!json_is_array(v)) {
+        errf(p, "gateway.auth.tokens: must be an array of {name, sha256, tenant, scopes}, not %s", kind(v));
+        return;
+    }
+    c->tokens = calloc(json_array_size(v) + 1, sizeof *c->tokens);
+    size_t i;
+    json_t *t;
+    json_array_foreach(v, i, t)
+    {
+        char w[96];
+        snprintf(w, sizeof w, "gateway.auth.tokens[%zu]", i);
+        if (!json_is_object(t)) {
+            errf(p, "%s: must be an object {name, sha256, tenant, scopes}, not %s", w, kind(t));
+            continue;
+        }
+        mg_auth_token_config_t *tc = &c->tokens[c->ntokens];
+        int ok = 1, have_hash = 0;
+        const char *key;
+        json_t *val;
+        json_object_foreach(t, key, val)
+        {
+            char ww[160];
+            snprintf(ww, sizeof ww, "%s.%s", w, key);
+            if (strcmp(key, "name") == 0) {
+                tc->name = get_str(p, val, ww, 0);
+                if (tc->name != NULL && !name_ok(tc->name)) {
+                    errf(p, "%s: use 1 to 64 characters from A-Z a-z 0-9 _ . -", ww);
+                    ok = 0;
+                }
+            } else if (strcmp(key, "sha256") == 0) {
+                const char *h = json_string_value(val);
+                size_t n = h ? strlen(h) : 0;
+                int good = n == 64;
+                for (size_t k = 0; good && k < 64; k++)
+                    good = hexval(h[k]) >= 0;
+                if (!good) {
+                    errf(p,
+                         "%s: must be the 64 hex digits of the token's SHA-256 (mcpgate token new prints it)",
+                         ww);
+                    ok = 0;
+                    continue;
+                }
+                for (size_t k = 0; k < 32; k++)
+                    tc->sha256[k] = (unsigned char)(hexval(h[2 * k]) << 4 | hexval(h[2 * k + 1]));
+                have_hash = 1;
+            } else if (strcmp(key, "tenant") == 0) {
+                tc->tenant = get_str(p, val, ww, 0);
+                if (tc->tenant != NULL && !name_ok(tc->tenant)) {
+                    errf(p, "%s: use 1 to 64 characters from A-Z a-z 0-9 _ . -", ww);
+                    ok = 0;
+                }
+            } else if (strcmp(key, "scopes") == 0) {
+                tc->scopes = get_strs(p, val, ww, &tc->nscopes, 0);
+                for (size_t k = 0; k < tc->nscopes; k++)
+                    if (!scope_ok(tc->scopes[k])) {
+                        errf(p, "%s[%zu]: a scope is printable ASCII without spaces, quotes or backslashes",
+                             ww, k);
+                        ok = 0;
+                    }
+            } else if (strcmp(key, "token") == 0 || strcmp(key, "value") == 0 || strcmp(key, "secret") == 0) {
+                errf(p,
+                     "%s: plaintext tokens are never accepted in the config; configure its SHA-256 as "
+                     "\"sha256\" (mcpgate token new prints a token and the entry to paste)",
+                     ww);
+                ok = 0;
+            } else {
+                unknown(p, w, key, "name, sha256, tenant, scopes");
+                ok = 0;
+            }
+        }
+        if (tc->name == NULL) {
+            errf(p, "%s: \"name\" is required (it names the token in logs)", w);
+            ok = 0;
+        }
+        if (!have_hash) {
+            if (json_object_get(t, "sha256") == NULL)
+                errf(p, "%s: \"sha256\" is required", w);
+            ok = 0;
+        }
+        if (tc->tenant == NULL && json_object_get(t, "tenant") == NULL)
+            tc->tenant = strdup("default");
+        if (tc->scopes == NULL && json_object_get(t, "scopes") == NULL)
+            tc->scopes = calloc(1, sizeof *tc->scopes);
+        for (size_t k = 0; ok && k < c->ntokens; k++) {
+            if (c->tokens[k].name != NULL && tc->name != NULL && strcmp(c->tokens[k].name, tc->name) == 0) {
+                errf(p, "%s: name \"%s\" is used twice", w, tc->name);
+                ok = 0;
+            } else if (memcmp(c->tokens[k].sha256, tc->sha256, 32) == 0) {
+                errf(p, "%s: the same sha256 is configured twice (tokens \"%s\" and \"%s\")", w,
+                     c->tokens[k].name, tc->name);
+                ok = 0;
+            }
+        }
+        c->ntokens++;
+        if (!ok)
+            p->bad = 1;
+    }
+}
+
+/* ---- oauth ---- */
+
+static const char oauth_keys[] =
+    "issuer, audience, jwks_uri, required_scopes, algorithms, clock_skew_s, max_token_lifetime_s, "
+    "tenant_claim, tenant, scope_claim, subject_claim, jwks_refresh_s, jwks_min_refresh_interval_s, "
+    "introspection";
+
+static void parse_introspection(pctx_t *p, mg_auth_oauth_config_t *o, const json_t *v)
+{
+    const char *w = "gateway.auth.oauth.introspection";
+    if (!json_is_object(v)) {
+        errf(p, "%s: must be an object {endpoint?, client_id, client_secret, cache_s?}, not %s", w, kind(v));
+        return;
+    }
+    o->introspection = 1;
+    const char *key;
+    json_t *val;
+    char ww[128], why[160];
+    json_object_foreach((json_t *)v, key, val)
+    {
+        snprintf(ww, sizeof ww, "%s.%s", w, key);
+        if (strcmp(key, "endpoint") == 0) {
+            o->introspection_endpoint = get_str(p, val, ww, 1);
+            if (o->introspection_endpoint &&
+                mg_auth_url_check(o->introspection_endpoint, why, sizeof why) != 0)
+                errf(p, "%s: %s", ww, why);
+        } else if (strcmp(key, "client_id") == 0) {
+            o->client_id = get_str(p, val, ww, 1);
+        } else if (strcmp(key, "client_secret") == 0) {
+            o->client_secret = get_str(p, val, ww, 1);
+        } else if (strcmp(key, "cache_s") == 0) {
+            get_secs(p, val, ww, 0, 3600, &o->introspection_cache_s);
+        } else {
+            unknown(p, w, key, "endpoint, client_id, client_secret, cache_s");
+        }
+    }
+    if (o->client_id == NULL || o->client_secret == NULL)
+        errf(p,
+             "%s: client_id and client_secret are required (the gateway authenticates to the introspection "
+             "endpoint; put the secret in a file: \"${file:/run/secrets/introspection}\")",
+             w);
+}
+
+static void parse_oauth(pctx_t *p, mg_auth_config_t *c, const json_t *v)
+{
+    const char *w = "gateway.auth.oauth";
+    if (!json_is_object(v)) {
+        errf(p, "%s: must be an object {issuer, audience, jwks_uri?, required_scopes?}, not %s", w, kind(v));
+        return;
+    }
+    mg_auth_oauth_config_t *o = calloc(1, sizeof *o);
+    c->oauth = o;
+    o->algorithms = MG_AUTH_ALG_ALL;
+    o->clock_skew_s = 60;
+    o->jwks_refresh_s = 3600;
+    o->jwks_min_interval_s = 30;
+    o->introspection_cache_s = 60;
+    const char *key;
+    json_t *val;
+    char ww[128], why[160];
+    json_object_foreach((json_t *)v, key, val)
+    {
+        snprintf(ww, sizeof ww, "%s.%s", w, key);
+        if (strcmp(key, "issuer") == 0) {
+            o->issuer = get_str(p, val, ww, 1);
+            if (o->issuer && mg_auth_url_check(o->issuer, why, sizeof why) != 0)
+                errf(p, "%s: %s", ww, why);
+        } else if (strcmp(key, "audience") == 0) {
+            o->audiences = get_strs(p, val, ww, &o->naudiences, 1);
+        } else if (strcmp(key, "jwks_uri") == 0) {
+            o->jwks_uri = get_str(p, val, ww, 1);
+            if (o->jwks_uri && mg_auth_url_check(o->jwks_uri, why, sizeof why) != 0)
+                errf(p, "%s: %s", ww, why);
+        } else if (strcmp(key, "required_scopes") == 0) {
+            o->required_scopes = get_strs(p, val, ww, &o->nrequired, 0);
+            for (size_t k = 0; k < o->nrequired; k++)
+                if (!scope_ok(o->required_scopes[k]))
+                    errf(p, "%s[%zu]: a scope is printable ASCII without spaces, quotes or backslashes", ww,
+                         k);
+        } else if (strcmp(key, "algorithms") == 0) {
+            size_t n = 0;
+            char **list = get_strs(p, val, ww, &n, 0);
+            o->algorithms = 0;
+            for (size_t k = 0; k < n; k++) {
+                unsigned bit = mg_auth_alg_bit(list[k]);
+                char b[40];
+                if (bit == 0)
+                    errf(p,
+                         "%s[%zu]: \"%s\" is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, "
+                         "ES256, ES384, ES512 or EdDSA; \"none\" and HMAC (HS*) are never accepted: an HMAC "
+                         "key would have to be shared with the gateway)",
+                         ww, k, q(list[k], b, sizeof b));
+                o->algorithms |= bit;
+            }
+            free_strs(list);
+            if (n == 0)
+                errf(p, "%s: must list at least one algorithm", ww);
+        } else if (strcmp(key, "clock_skew_s") == 0) {
+            get_secs(p, val, ww, 0, 300, &o->clock_skew_s);
+        } else if (strcmp(key, "max_token_lifetime_s") == 0) {
+            get_secs(p, val, ww, 1, 31 * 86400, &o->max_lifetime_s);
+        } else if (strcmp(key, "tenant_claim") == 0) {
+            o->tenant_claim = get_str(p, val, ww, 0);
+        } else if (strcmp(key, "tenant") == 0) {
+            o->tenant = get_str(p, val, ww, 1);
+            if (o->tenant && !name_ok(o->tenant))
+                errf(p, "%s: use 1 to 64 characters from A-Z a-z 0-9 _ . -", ww);
+        } else if (strcmp(key, "scope_claim") == 0) {
+            o->scope_claim = get_str(p, val, ww, 0);
+        } else if (strcmp(key, "subject_claim") == 0) {
+            o->subject_claim = get_str(p, val, ww, 0);
+        } else if (strcmp(key, "jwks_refresh_s") == 0) {
+            get_secs(p, val, ww, 10, 7 * 86400, &o->jwks_refresh_s);
+        } else if (strcmp(key, "jwks_min_refresh_interval_s") == 0) {
+            get_secs(p, val, ww, 0, 3600, &o->jwks_min_interval_s);
+        } else if (strcmp(key, "introspection") == 0) {
+            parse_introspection(p, o, val);
+        } else {
+            unknown(p, w, key, oauth_keys);
+        }
+    }
+    if (o->issuer == NULL && json_object_get(v, "issuer") == NULL)
+        errf(p,
+             "%s: \"issuer\" is required (the exact \"iss\" of the access tokens, e.g. "
+             "\"https://login.example.com/realms/acme\")",
+             w);
+    if (o->tenant == NULL)
+        o->tenant = strdup("default");
+    if (o->subject_claim == NULL)
+        o->subject_claim = strdup("sub");
+}
+
+/* ---- rules ---- */
+
+static int pattern_ok(const char *s)
+{
+    size_t n = strcspn(s, "/");
+    return n > 0 && (s[n] == '\0' || s[n + 1] != '\0');
+}
+
+static void parse_rules(pctx_t *p, mg_auth_config_t *c, const json_t *v)
+{
+    if (!json_is_array(v)) {
+        errf(p, "gateway.auth.rules: must be an array of {tenant?, scope?, allow, deny?}, not %s", kind(v));
+        return;
+    }
+    c->rules = calloc(json_array_size(v) + 1, sizeof *c->rules);
+    size_t i;
+    json_t *r;
+    json_array_foreach(v, i, r)
+    {
+        char w[96], ww[160];
+        snprintf(w, sizeof w, "gateway.auth.rules[%zu]", i);
+        if (!json_is_object(r)) {
+            errf(p, "%s: must be an object {tenant?, scope?, allow, deny?}, not %s", w, kind(r));
+            continue;
+        }
+        mg_auth_rule_t *rule = &c->rules[c->nrules++];
+        const char *key;
+        json_t *val;
+        json_object_foreach(r, key, val)
+        {
+            snprintf(ww, sizeof ww, "%s.%s", w, key);
+            if (strcmp(key, "tenant") == 0) {
+                rule->tenant = get_str(p, val, ww, 1);
+            } else if (strcmp(key, "scope") == 0) {
+                rule->scope = get_str(p, val, ww, 1);
+            } else if (strcmp(key, "allow") == 0 || strcmp(key, "deny") == 0) {
+                int allow = key[0] == 'a';
+                size_t n = 0;
+                char **list = get_strs(p, val, ww, &n, 0);
+                for (size_t k = 0; k < n; k++)
+                    if (!pattern_ok(list[k])) {
+                        char b[80];
+                        errf(p,
+                             "%s[%zu]: \"%s\" is not a pattern: use \"server\", \"server/tool\", "
+                             "\"server/prefix_*\" or \"*/name\"",
+                             ww, k, q(list[k], b, sizeof b));
+                    }
+                if (allow) {
+                    rule->allow = list;
+                    rule->nallow = n;
+                } else {
+                    rule->deny = list;
+                    rule->ndeny = n;
+                }
+            } else {
+                unknown(p, w, key, "tenant, scope, allow, deny");
+            }
+        }
+        if (rule->allow == NULL && rule->deny == NULL)
+            errf(p, "%s: needs \"allow\" or \"deny\" (a list of \"server\" / \"server/name\" patterns)", w);
+    }
+}
+
+/* ---- the auth object ---- */
+
+mg_auth_config_t *mg_auth_config_parse(const json_t *v, const mg_auth_config_ops_t *ops)
+{
+    pctx_t p = {ops, 0};
+    if (!json_is_object(v) || json_object_size(v) == 0) {
+        errf(&p, "gateway.auth: must be a non-empty object {tokens?, oauth?, resource?, rules?}, not %s",
+             json_is_object(v) ? "an empty object" : kind(v));
+        return NULL;
+    }
+    mg_auth_config_t *c = calloc(1, sizeof *c);
+    c->fail_max = 20;
+    c->fail_window_s = 60;
+    c->fail_block_s = 60;
+    const char *key;
+    json_t *val;
+    char ww[96], why[160];
+    json_object_foreach((json_t *)v, key, val)
+    {
+        snprintf(ww, sizeof ww, "gateway.auth.%s", key);
+        if (strcmp(key, "tokens") == 0) {
+            parse_tokens(&p, c, val);
+        } else if (strcmp(key, "oauth") == 0) {
+            parse_oauth(&p, c, val);
+        } else if (strcmp(key, "resource") == 0) {
+            c->resource = get_str(&p, val, ww, 1);
+            if (c->resource && mg_auth_url_check(c->resource, why, sizeof why) != 0)
+                errf(&p, "%s: %s", ww, why);
+        } else if (strcmp(key, "scopes_supported") == 0) {
+            c->scopes_supported = get_strs(&p, val, ww, &c->nscopes_supported, 0);
+        } else if (strcmp(key, "rules") == 0) {
+            parse_rules(&p, c, val);
+        } else if (strcmp(key, "failure_limit") == 0) {
+            if (!json_is_object(val)) {
+                errf(&p, "%s: must be an object {max, window_s, block_s}, not %s", ww, kind(val));
+                continue;
+            }
+            const char *k2;
+            json_t *v2;
+            json_object_foreach(val, k2, v2)
+            {
+                char w2[128];
+                uint64_t x = 0;
+                snprintf(w2, sizeof w2, "%s.%s", ww, k2);
+                if (strcmp(k2, "max") == 0) {
+                    if (get_secs(&p, v2, w2, 1, 1000000, &x) == 0)
+                        c->fail_max = (unsigned)x;
+                } else if (strcmp(k2, "window_s") == 0) {
+                    get_secs(&p, v2, w2, 1, 86400, &c->fail_window_s);
+                } else if (strcmp(k2, "block_s") == 0) {
+                    get_secs(&p, v2, w2, 1, 86400, &c->fail_block_s);
+                } else {
+                    unknown(&p, ww, k2, "max, window_s, block_s");
+                }
+            }
+        } else {
+            unknown(&p, "gateway.auth", key,
+                    "tokens, oauth, resource, scopes_supported, rules, failure_limit");
+        }
+    }
+    if (c->ntokens == 0 && c->oauth == NULL && json_object_get(v, "tokens") == NULL &&
+        json_object_get(v, "oauth") == NULL)
+        errf(&p,
+             "gateway.auth: configure \"tokens\" (static bearer tokens), \"oauth\" (an identity provider), "
+             "or both");
+    if (c->oauth != NULL) {
+        mg_auth_oauth_config_t *o = c->oauth;
+        if (c->resource == NULL && o->naudiences > 0 &&
+            mg_auth_url_check(o->audiences[0], why, sizeof why) == 0)
+            c->resource = strdup(o->audiences[0]);
+        if (o->naudiences == 0 && c->resource != NULL) {
+            o->audiences = calloc(2, sizeof *o->audiences);
+            o->audiences[0] = strdup(c->resource);
+            o->naudiences = 1;
+        }
+        if (o->naudiences == 0 && json_object_get(json_object_get(v, "oauth"), "audience") == NULL)
+            errf(&p,
+                 "gateway.auth: oauth needs \"audience\" or \"resource\" (the gateway's canonical URI, "
+                 "e.g. \"https://mcp.example.com/mcp\"): tokens issued for other services must be refused");
+        else if (c->resource == NULL && json_object_get(v, "resource") == NULL)
+            errf(&p, "gateway.auth.resource: required when oauth.audience is not an https URL (it is the "
+                     "resource advertised in the protected resource metadata)");
+    }
+    if (c->scopes_supported == NULL && c->oauth != NULL && c->oauth->nrequired > 0) {
+        c->scopes_supported = calloc(c->oauth->nrequired + 1, sizeof(char *));
+        for (size_t i = 0; i < c->oauth->nrequired; i++)
+            c->scopes_supported[i] = strdup(c->oauth->required_scopes[i]);
+        c->nscopes_supported = c->oauth->nrequired;
+    }
+    if (p.bad) {
+        mg_auth_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void mg_auth_config_free(mg_auth_config_t *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->ntokens; i++) {
+        free(c->tokens[i].name);
+        free(c->tokens[i].tenant);
+        free_strs(c->tokens[i].scopes);
+    }
+    free(c->tokens);
+    if (c->oauth != NULL) {
+        mg_auth_oauth_config_t *o = c->oauth;
+        free(o->issuer);
+        free_strs(o->audiences);
+        free(o->jwks_uri);
+        free_strs(o->required_scopes);
+        free(o->tenant_claim);
+        free(o->tenant);
+        free(o->scope_claim);
+        free(o->subject_claim);
+        free(o->introspection_endpoint);
+        free(o->client_id);
+        if (o->client_secret != NULL) {
+            memset(o->client_secret, 0, strlen(o->client_secret));
+            free(o->client_secret);
+        }
+        free(o);
+    }
+    free(c->resource);
+    free_strs(c->scopes_supported);
+    for (size_t i = 0; i < c->nrules; i++) {
+        free(c->rules[i].tenant);
+        free(c->rules[i].scope);
+        free_strs(c->rules[i].allow);
+        free_strs(c->rules[i].deny);
+    }
+    free(c->rules);
+    free(c);
+}

@@ -1,0 +1,362 @@
+/*
+ * config_tools.c - the tool keys of the config file: "gateway.tools" (mode, always, allow/deny,
+ * compact, searchLimit, profiles, defaultProfile, tenants, scopes) and a server's "tools"
+ * {allow, deny} with the other clients' spellings includeTools / excludeTools / disabledTools.
+ *
+ * Same rules as config.c: every problem is reported through mg__config_errf() and the walk goes
+ * on. Globs are taken as written (no ${...} expansion): 1..256 bytes, no control characters.
+ * What the values mean at runtime: src/toolsearch/toolsearch.h and docs/tool-search.md.
+ * Read next: config.c (the caller), toolsearch/policy.c (the consumer).
+ */
+#include "config.h"
+#include "config_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_GLOB         256
+#define MAX_GLOBS        10000
+#define MAX_SEARCH_LIMIT 50
+
+static const char *const tools_keys_all[] = {"mode",    "always",      "allow",    "deny",
+                                             "compact", "searchLimit", "profiles", "defaultProfile",
+                                             "tenants", "scopes",      NULL};
+static const char *const profile_keys[] = {"allow", "deny", "mode", "always", NULL};
+static const char *const filter_keys[] = {"allow", "deny", NULL};
+
+static void unknown(mg__config_ctx_t *ctx, const char *where, const char *key, const char *const *known)
+{
+    char q[80];
+    mg__config_quote(key, q, sizeof q);
+    const char *near = mg__config_suggest(key, known);
+    if (near != NULL) {
+        mg__config_errf(ctx, "%s: unknown key \"%s\"; did you mean \"%s\"?", where, q, near);
+        return;
+    }
+    char list[256];
+    size_t o = 0;
+    list[0] = '\0';
+    for (size_t i = 0; known[i] != NULL && o < sizeof list; i++) {
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", known[i]);
+    }
+    mg__config_errf(ctx, "%s: unknown key \"%s\" (known keys: %s)", where, q, list);
+}
+
+static void free_vec(char **v, size_t n)
+{
+    if (v == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+/* Appends the globs of array v to *vec (NULL-terminated, *n entries). Returns 0 or -1 (reported). */
+static int read_globs(mg__config_ctx_t *ctx, const char *where, const json_t *v, char ***vec, size_t *n)
+{
+    if (!json_is_array(v)) {
+        mg__config_errf(ctx, "%s: must be an array of tool-name globs like [\"github__get_*\"]", where);
+        return -1;
+    }
+    size_t add = json_array_size(v);
+    if (*n + add > MAX_GLOBS) {
+        mg__config_errf(ctx, "%s: more than %d globs", where, MAX_GLOBS);
+        return -1;
+    }
+    char **grown = realloc(*vec, (*n + add + 1) * sizeof *grown);
+    if (grown == NULL) {
+        ctx->nomem = 1;
+        return -1;
+    }
+    *vec = grown;
+    grown[*n] = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < add; i++) {
+        const char *g = json_string_value(json_array_get(v, i));
+        size_t len = g ? strlen(g) : 0;
+        int bad = g == NULL || len == 0 || len > MAX_GLOB;
+        for (size_t k = 0; !bad && k < len; k++) {
+            bad = (unsigned char)g[k] < 0x20 || g[k] == 0x7f;
+        }
+        if (bad) {
+            mg__config_errf(ctx,
+                            "%s[%zu]: must be a glob of 1 to %d characters without control characters "
+                            "('*' matches any run, '?' one character)",
+                            where, i, MAX_GLOB);
+            rc = -1;
+            continue;
+        }
+        char *copy = mg__config_strdup(ctx, g);
+        if (copy == NULL) {
+            return -1;
+        }
+        grown[(*n)++] = copy;
+        grown[*n] = NULL;
+    }
+    return rc;
+}
+
+/* {"allow": [...], "deny": [...]} (plus the profile keys when `known` allows them). */
+static void read_filter_key(mg__config_ctx_t *ctx, const char *where, const char *key, const json_t *v,
+                            mg_tool_filter_t *f)
+{
+    char w[192];
+    snprintf(w, sizeof w, "%s.%s", where, key);
+    if (strcmp(key, "allow") == 0) {
+        read_globs(ctx, w, v, &f->allow, &f->nallow);
+    } else {
+        read_globs(ctx, w, v, &f->deny, &f->ndeny);
+    }
+}
+
+static int read_mode(mg__config_ctx_t *ctx, const char *where, const json_t *v, mg_tools_mode_t *out)
+{
+    const char *m = json_string_value(v);
+    if (m != NULL && strcmp(m, "all") == 0) {
+        *out = MG_TOOLS_ALL;
+    } else if (m != NULL && strcmp(m, "lazy") == 0) {
+        *out = MG_TOOLS_LAZY;
+    } else {
+        mg__config_errf(ctx,
+                        "%s: must be \"all\" (every tool listed) or \"lazy\" (a search tool plus the "
+                        "\"always\" tools; searching adds tools to the session's list)",
+                        where);
+        return -1;
+    }
+    return 0;
+}
+
+static int name_ok(const char *k)
+{
+    size_t n = strlen(k);
+    return n > 0 && n <= 64 &&
+           strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+static void read_profiles(mg__config_ctx_t *ctx, mg_tools_config_t *t, const json_t *obj)
+{
+    char q[80], where[192];
+    if (!json_is_object(obj)) {
+        mg__config_errf(ctx, "gateway.tools.profiles: must be an object mapping profile names to "
+                             "{\"allow\": [...], \"deny\": [...], \"mode\": ..., \"always\": [...]}");
+        return;
+    }
+    size_t n = json_object_size(obj);
+    t->profiles = calloc(n ? n : 1, sizeof *t->profiles);
+    if (t->profiles == NULL) {
+        ctx->nomem = 1;
+        return;
+    }
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)obj, name, v)
+    {
+        snprintf(where, sizeof where, "gateway.tools.profiles.%s", mg__config_quote(name, q, sizeof q));
+        if (!name_ok(name)) {
+            mg__config_errf(ctx,
+                            "%s: a profile name must be 1 to 64 characters from A-Z a-z 0-9 _ . - (clients "
+                            "select it with ?profile=NAME or the Mcpgate-Profile header)",
+                            where);
+            continue;
+        }
+        if (!json_is_object(v)) {
+            mg__config_errf(ctx, "%s: must be an object like {\"allow\": [\"github__*\"]}", where);
+            continue;
+        }
+        mg_tool_profile_t *p = &t->profiles[t->nprofiles++];
+        p->mode = MG_TOOLS_INHERIT;
+        p->name = mg__config_strdup(ctx, name);
+        const char *key;
+        json_t *x;
+        json_object_foreach(v, key, x)
+        {
+            char w[224];
+            snprintf(w, sizeof w, "%s.%s", where, key);
+            if (strcmp(key, "allow") == 0 || strcmp(key, "deny") == 0) {
+                read_filter_key(ctx, where, key, x, &p->filter);
+            } else if (strcmp(key, "mode") == 0) {
+                read_mode(ctx, w, x, &p->mode);
+            } else if (strcmp(key, "always") == 0) {
+                p->has_always = 1;
+                read_globs(ctx, w, x, &p->always, &p->nalways);
+            } else {
+                unknown(ctx, where, key, profile_keys);
+            }
+        }
+    }
+}
+
+static void read_rules(mg__config_ctx_t *ctx, const char *what, const json_t *obj, mg_tool_rule_t **out,
+                       size_t *n)
+{
+    char q[80], where[192];
+    if (!json_is_object(obj)) {
+        mg__config_errf(ctx,
+                        "gateway.tools.%s: must be an object mapping each %s to {\"allow\": [...], "
+                        "\"deny\": [...]}",
+                        what, what[0] == 't' ? "tenant" : "scope");
+        return;
+    }
+    size_t count = json_object_size(obj);
+    *out = calloc(count ? count : 1, sizeof **out);
+    if (*out == NULL) {
+        ctx->nomem = 1;
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        snprintf(where, sizeof where, "gateway.tools.%s.%s", what, mg__config_quote(key, q, sizeof q));
+        if (key[0] == '\0' || strlen(key) > 256) {
+            mg__config_errf(ctx, "%s: must be 1 to 256 characters", where);
+            continue;
+        }
+        if (!json_is_object(v)) {
+            mg__config_errf(ctx, "%s: must be an object like {\"allow\": [\"github__*\"]}", where);
+            continue;
+        }
+        mg_tool_rule_t *r = &(*out)[(*n)++];
+        r->key = mg__config_strdup(ctx, key);
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x)
+        {
+            if (strcmp(k, "allow") == 0 || strcmp(k, "deny") == 0) {
+                read_filter_key(ctx, where, k, x, &r->filter);
+            } else {
+                unknown(ctx, where, k, filter_keys);
+            }
+        }
+    }
+}
+
+void mg__config_parse_tools(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj)
+{
+    mg_tools_config_t *t = &cfg->tools;
+    if (!json_is_object(obj)) {
+        mg__config_errf(ctx, "gateway.tools: must be an object like {\"mode\": \"lazy\", \"always\": [...]}");
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        char where[96];
+        snprintf(where, sizeof where, "gateway.tools.%s", key);
+        if (strcmp(key, "mode") == 0) {
+            read_mode(ctx, where, v, &t->mode);
+        } else if (strcmp(key, "always") == 0) {
+            read_globs(ctx, where, v, &t->always, &t->nalways);
+        } else if (strcmp(key, "allow") == 0 || strcmp(key, "deny") == 0) {
+            read_filter_key(ctx, "gateway.tools", key, v, &t->filter);
+        } else if (strcmp(key, "compact") == 0) {
+            if (!json_is_boolean(v)) {
+                mg__config_errf(ctx, "%s: must be true or false", where);
+            } else {
+                t->compact = json_is_true(v);
+            }
+        } else if (strcmp(key, "searchLimit") == 0) {
+            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+            if (x < 1 || x > MAX_SEARCH_LIMIT) {
+                mg__config_errf(ctx, "%s: must be a whole number from 1 to %d", where, MAX_SEARCH_LIMIT);
+            } else {
+                t->search_limit = (unsigned)x;
+            }
+        } else if (strcmp(key, "profiles") == 0) {
+            read_profiles(ctx, t, v);
+        } else if (strcmp(key, "defaultProfile") == 0) {
+            if (!json_is_string(v)) {
+                mg__config_errf(ctx, "%s: must be the name of a profile (a string)", where);
+            } else {
+                free(t->default_profile);
+                t->default_profile = mg__config_strdup(ctx, json_string_value(v));
+            }
+        } else if (strcmp(key, "tenants") == 0) {
+            read_rules(ctx, "tenants", v, &t->tenants, &t->ntenants);
+        } else if (strcmp(key, "scopes") == 0) {
+            read_rules(ctx, "scopes", v, &t->scopes, &t->nscopes);
+        } else {
+            unknown(ctx, "gateway.tools", key, tools_keys_all);
+        }
+    }
+    if (t->default_profile != NULL) {
+        int found = 0;
+        for (size_t i = 0; i < t->nprofiles; i++) {
+            found |= t->profiles[i].name != NULL && strcmp(t->profiles[i].name, t->default_profile) == 0;
+        }
+        if (!found) {
+            char q[80];
+            mg__config_errf(ctx, "gateway.tools.defaultProfile: '%s' is not one of gateway.tools.profiles",
+                            mg__config_quote(t->default_profile, q, sizeof q));
+        }
+    }
+}
+
+void mg__config_parse_server_tools(mg__config_ctx_t *ctx, const char *sw, const char *key, const json_t *v,
+                                   mg_tool_filter_t *f)
+{
+    char where[192];
+    snprintf(where, sizeof where, "%s: %s", sw, key);
+    if (strcmp(key, "includeTools") == 0) {
+        read_globs(ctx, where, v, &f->allow, &f->nallow);
+        return;
+    }
+    if (strcmp(key, "excludeTools") == 0 || strcmp(key, "disabledTools") == 0) {
+        read_globs(ctx, where, v, &f->deny, &f->ndeny);
+        return;
+    }
+    if (!json_is_object(v)) {
+        mg__config_errf(ctx, "%s: must be an object like {\"allow\": [\"get_*\"], \"deny\": [\"delete_*\"]}",
+                        where);
+        return;
+    }
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        if (strcmp(k, "allow") == 0 || strcmp(k, "deny") == 0) {
+            char w[224];
+            snprintf(w, sizeof w, "%s.%s", where, k);
+            read_globs(ctx, w, x, strcmp(k, "allow") == 0 ? &f->allow : &f->deny,
+                       strcmp(k, "allow") == 0 ? &f->nallow : &f->ndeny);
+        } else {
+            unknown(ctx, where, k, filter_keys);
+        }
+    }
+}
+
+void mg__config_tool_filter_dispose(mg_tool_filter_t *f)
+{
+    free_vec(f->allow, f->nallow);
+    free_vec(f->deny, f->ndeny);
+    memset(f, 0, sizeof *f);
+}
+
+void mg__config_tools_dispose(mg_tools_config_t *t)
+{
+    free_vec(t->always, t->nalways);
+    mg__config_tool_filter_dispose(&t->filter);
+    for (size_t i = 0; i < t->nprofiles; i++) {
+        free(t->profiles[i].name);
+        mg__config_tool_filter_dispose(&t->profiles[i].filter);
+        free_vec(t->profiles[i].always, t->profiles[i].nalways);
+    }
+    free(t->profiles);
+    free(t->default_profile);
+    for (size_t i = 0; i < t->ntenants; i++) {
+        free(t->tenants[i].key);
+        mg__config_tool_filter_dispose(&t->tenants[i].filter);
+    }
+    free(t->tenants);
+    for (size_t i = 0; i < t->nscopes; i++) {
+        free(t->scopes[i].key);
+        mg__config_tool_filter_dispose(&t->scopes[i].filter);
+    }
+    free(t->scopes);
+    memset(t, 0, sizeof *t);
+}

@@ -1,0 +1,73 @@
+/*
+ * hooks.h - where the gateway asks the policy module. Kept apart from policy.h because these take
+ * the gateway's own structures (gateway_int.h); policy.h knows nothing of the gateway.
+ *
+ * Phase by phase:
+ *   http      mg_policy_http_cors()        CORS headers; preflight answered (era/legacy.c)
+ *   dispatch  mg_policy_rate_take()        token buckets for limited methods (gateway/dispatch.c)
+ *   dispatch  mg_policy_gates_calls() +    tools/call and prompts/get only for definitions that
+ *             mg_policy_call_verified()    passed pinning/scanning, when either blocks
+ *   catalog   mg_policy_list_fetched()     a fresh list is compared with mcpgate.lock and scanned;
+ *                                          blocked entries are removed before it is cached
+ *   catalog   mg_policy_upstream_ready()   the same for the server's instructions
+ *   answers   mg_policy_instructions_allowed(), mg_policy_readyz()
+ * Read next: hooks.c.
+ */
+#ifndef MG_POLICY_HOOKS_H
+#define MG_POLICY_HOOKS_H
+
+#include "../gateway/gateway_int.h"
+
+typedef struct mg_policy mg_policy_t;
+
+/*
+ * Startup check of what would make the policy runtime refuse to start, with a sentence in why:
+ * pinning "block" configured with no lockfile, an unreadable or malformed lockfile, a rules file
+ * that does not load. Returns 0 or MG_ECONFIG. `mcpgate serve` calls it before mg_gateway_new().
+ */
+int mg_policy_validate(const mg_config_t *cfg, char *why, size_t n);
+
+/* Creates the runtime for gw (after gw->servers is built) and logs one "policy" line per server.
+ * Returns 0, MG_ENOMEM, or MG_ECONFIG (logged) when validation would have failed. */
+int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out);
+void mg_policy_free(mg_policy_t *pol);
+
+/* A list of pool p was fetched: compare, scan, log, and remove blocked entries from items (in place). */
+void mg_policy_list_fetched(mg_policy_t *pol, mg_pool_t *p, mg_list_kind_t kind, json_t *items);
+/* Pool p's upstream is ready (or its InitializeResult changed): check its instructions. */
+void mg_policy_upstream_ready(mg_policy_t *pol, mg_pool_t *p);
+/* 0 when server i's instructions are blocked (pinning or scanning), else 1. pol may be NULL. */
+int mg_policy_instructions_allowed(const mg_policy_t *pol, size_t i);
+
+/* 1 when calls to server i must name a verified entry (pinning or scanning is "block"). */
+int mg_policy_gates_calls(const mg_policy_t *pol, size_t i);
+/*
+ * items: the server's current (filtered) list of kind (NULL when it could not be fetched). 1 when
+ * `original` is in it; else 0 with a sentence in why and *data (NEW) for the JSON-RPC error.
+ */
+int mg_policy_call_verified(mg_policy_t *pol, size_t i, mg_list_kind_t kind, const json_t *items,
+                            const char *original, char *why, size_t n, json_t **data);
+/* JSON-RPC error code of a call refused by pinning or scanning. */
+#define MG_POLICY_BLOCKED_CODE -32040
+/* JSON-RPC error code of a call refused by a rate limit (HTTP 429 when the answer is plain JSON). */
+#define MG_POLICY_RATE_CODE -32029
+
+/* Adds "pinning" and "scan" details to upstream i's /readyz object u. */
+void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u);
+
+/*
+ * Rate limits for call c (msg: its request, borrowed; kept alive until done runs). Returns 1 when
+ * no limit applies (continue now, done is never called). Returns 0 when the policy took the call:
+ * done runs exactly once, maybe before this returns; allowed == 0 means refused, with message and
+ * data (NEW) for the JSON-RPC error; HTTP status 429 and Retry-After/RateLimit headers are already
+ * set on c's exchange when it answers with plain JSON.
+ */
+typedef void (*mg_policy_rate_done_cb)(mg_call_t *c, json_t *msg, int allowed, const char *message,
+                                       json_t *data);
+int mg_policy_rate_take(mg_call_t *c, json_t *msg, mg_policy_rate_done_cb done);
+
+/* CORS for one /mcp request, after the Host/Origin checks: adds the CORS response headers when
+ * the Origin is allowed; answers a preflight (OPTIONS) itself and returns 1. Returns 0 to go on. */
+int mg_policy_http_cors(mg_gateway_t *gw, h2o_req_t *req);
+
+#endif

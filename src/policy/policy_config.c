@@ -1,0 +1,706 @@
+/*
+ * policy_config.c - parses the policy keys of the config file: gateway.pinning, gateway.lockFile,
+ * gateway.scan, gateway.cors, gateway.rateLimits, and a server entry's "pinning", "scan" and
+ * "sandbox". config/config.c hands each of these keys here (policy.h); every problem is reported
+ * through ops->err and the walk goes on. Defaults are applied here; the runtime never re-reads.
+ * Read next: docs/configuration.md (the keys), docs/security.md (what they do).
+ */
+#include "policy.h"
+#include "../config/config.h"
+#include "../upstream/sandbox.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+const char *const mg_policy_gateway_keys[] = {"pinning", "lockFile", "scan", "cors", "rateLimits", NULL};
+const char *const mg_policy_server_keys[] = {"pinning", "scan", "sandbox", NULL};
+
+static const char *const sev_names[] = {"info", "low", "medium", "high", "critical"};
+
+const char *mg_severity_name(mg_severity_t s)
+{
+    return (unsigned)s < 5 ? sev_names[s] : "?";
+}
+
+int mg_severity_parse(const char *s, mg_severity_t *out)
+{
+    for (int i = 0; s != NULL && i < 5; i++) {
+        if (strcmp(s, sev_names[i]) == 0) {
+            *out = (mg_severity_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *mg_pin_mode_name(mg_pin_mode_t m)
+{
+    return m == MG_PIN_OFF ? "off" : m == MG_PIN_WARN ? "warn" : m == MG_PIN_BLOCK ? "block" : "default";
+}
+
+const char *mg_scan_mode_name(mg_scan_mode_t m)
+{
+    return m == MG_SCAN_OFF ? "off" : m == MG_SCAN_BLOCK ? "block" : "warn";
+}
+
+static void errf(const mg_policy_config_ops_t *ops, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void errf(const mg_policy_config_ops_t *ops, const char *fmt, ...)
+{
+    char m[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    ops->err(ops->ctx, m);
+}
+
+/* Key names and other user text in messages: printable ASCII only, at most ~60 bytes. */
+static const char *quote(const char *s, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (; *s && o + 4 < cap && o < 60; s++)
+        buf[o++] = (unsigned char)*s < 0x20 || *s == '"' || *s == '\'' || (unsigned char)*s >= 0x7f ? '?' : *s;
+    if (*s)
+        memcpy(buf + o, "...", 3), o += 3;
+    buf[o] = '\0';
+    return buf;
+}
+
+static const char *kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+static int in_list(const char *k, const char *const *l)
+{
+    for (size_t i = 0; l[i] != NULL; i++)
+        if (strcmp(k, l[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static void unknown(const mg_policy_config_ops_t *ops, const char *where, const char *key,
+                    const char *const *known)
+{
+    char q[80], list[300];
+    size_t o = 0;
+    list[0] = '\0';
+    for (size_t i = 0; known[i] != NULL && o < sizeof list; i++)
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", known[i]);
+    errf(ops, "%s: unknown key \"%s\" (known keys: %s)", where, quote(key, q, sizeof q), list);
+}
+
+static int get_uint(const mg_policy_config_ops_t *ops, const char *where, const json_t *v, uint64_t lo,
+                    uint64_t hi, uint64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < lo ||
+        (uint64_t)json_integer_value(v) > hi) {
+        errf(ops, "%s: must be a whole number from %" PRIu64 " to %" PRIu64 "%s", where, lo, hi,
+             json_is_string(v) ? " (remove the quotes)" : "");
+        return -1;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_bool(const mg_policy_config_ops_t *ops, const char *where, const json_t *v, int *out)
+{
+    if (!json_is_boolean(v)) {
+        errf(ops, "%s: must be true or false, not %s", where, kind(v));
+        return -1;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* A string, expanded. Returns malloc'd text or NULL (reported). */
+static char *get_str(const mg_policy_config_ops_t *ops, const char *where, const json_t *v, int lenient)
+{
+    if (!json_is_string(v)) {
+        errf(ops, "%s: must be a string, not %s", where, kind(v));
+        return NULL;
+    }
+    char *out = NULL;
+    if (ops->expand == NULL)
+        return strdup(json_string_value(v));
+    return ops->expand(ops->ctx, json_string_value(v), where, lenient, &out) == 0 ? out : NULL;
+}
+
+static int get_str_array(const mg_policy_config_ops_t *ops, const char *where, const json_t *v, int lenient,
+                         char ***vec, size_t *n)
+{
+    if (!json_is_array(v)) {
+        errf(ops, "%s: must be an array of strings, not %s", where, kind(v));
+        return -1;
+    }
+    char **out = calloc(json_array_size(v) + 1, sizeof *out);
+    if (out == NULL)
+        return -1;
+    *vec = out;
+    *n = 0;
+    size_t i;
+    const json_t *item;
+    int rc = 0;
+    json_array_foreach(v, i, item)
+    {
+        char w[160];
+        snprintf(w, sizeof w, "%s[%zu]", where, i);
+        char *s = get_str(ops, w, item, lenient);
+        if (s == NULL) {
+            rc = -1;
+            continue;
+        }
+        out[(*n)++] = s;
+    }
+    return rc;
+}
+
+static int parse_pin_mode(const mg_policy_config_ops_t *ops, const char *where, const json_t *v,
+                          mg_pin_mode_t *out)
+{
+    const char *s = json_string_value(v);
+    if (s != NULL && strcmp(s, "block") == 0)
+        *out = MG_PIN_BLOCK;
+    else if (s != NULL && strcmp(s, "warn") == 0)
+        *out = MG_PIN_WARN;
+    else if (s != NULL && strcmp(s, "off") == 0)
+        *out = MG_PIN_OFF;
+    else {
+        errf(ops,
+             "%s: must be \"block\" (refuse definitions that differ from mcpgate.lock), \"warn\" (log them) "
+             "or \"off\"",
+             where);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_scan_mode(const mg_policy_config_ops_t *ops, const char *where, const json_t *v,
+                           mg_scan_mode_t *out)
+{
+    const char *s = json_string_value(v);
+    if (s != NULL && strcmp(s, "block") == 0)
+        *out = MG_SCAN_BLOCK;
+    else if (s != NULL && strcmp(s, "warn") == 0)
+        *out = MG_SCAN_WARN;
+    else if (s != NULL && strcmp(s, "off") == 0)
+        *out = MG_SCAN_OFF;
+    else {
+        errf(ops, "%s: must be \"block\", \"warn\" or \"off\"", where);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- gateway.scan ---- */
+
+static void parse_scan(mg_policy_config_t *pc, const json_t *v, const mg_policy_config_ops_t *ops)
+{
+    static const char *const keys[] = {"mode", "blockSeverity", "rules", "disable", NULL};
+    if (json_is_string(v)) {
+        parse_scan_mode(ops, "gateway.scan", v, &pc->scan.mode);
+        return;
+    }
+    if (!json_is_object(v)) {
+        errf(ops, "gateway.scan: must be \"block\", \"warn\", \"off\" or an object, not %s", kind(v));
+        return;
+    }
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        char w[80];
+        snprintf(w, sizeof w, "gateway.scan.%s", k);
+        if (strcmp(k, "mode") == 0) {
+            parse_scan_mode(ops, w, x, &pc->scan.mode);
+        } else if (strcmp(k, "blockSeverity") == 0) {
+            if (mg_severity_parse(json_string_value(x), &pc->scan.block_at) != 0)
+                errf(ops, "%s: must be one of info, low, medium, high, critical", w);
+        } else if (strcmp(k, "rules") == 0) {
+            free(pc->scan.rules_file);
+            pc->scan.rules_file = get_str(ops, w, x, 0);
+            struct stat st;
+            if (pc->scan.rules_file != NULL && stat(pc->scan.rules_file, &st) != 0)
+                errf(ops, "%s: the rules file cannot be read", w);
+        } else if (strcmp(k, "disable") == 0) {
+            get_str_array(ops, w, x, 0, &pc->scan.disable, &pc->scan.ndisable);
+        } else {
+            unknown(ops, "gateway.scan", k, keys);
+        }
+    }
+}
+
+/* ---- gateway.cors ---- */
+
+static int origin_ok(const char *s)
+{
+    const char *p = strncasecmp(s, "https://", 8) == 0 ? s + 8 : strncasecmp(s, "http://", 7) == 0 ? s + 7 : NULL;
+    if (p == NULL || *p == '\0')
+        return 0;
+    for (; *p; p++)
+        if (*p == '/' || *p == '?' || *p == '#' || *p == ' ' || *p == '*')
+            return 0;
+    return 1;
+}
+
+static void parse_cors(mg_policy_config_t *pc, const json_t *v, const mg_policy_config_ops_t *ops)
+{
+    static const char *const keys[] = {"allowedOrigins", "allowCredentials", "maxAgeSeconds", NULL};
+    mg_cors_config_t *c = &pc->cors;
+    if (!json_is_object(v)) {
+        errf(ops, "gateway.cors: must be an object like {\"allowedOrigins\": [\"https://app.example.com\"]}, "
+                  "not %s",
+             kind(v));
+        return;
+    }
+    c->enabled = 1;
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        char w[80];
+        snprintf(w, sizeof w, "gateway.cors.%s", k);
+        if (strcmp(k, "allowedOrigins") == 0) {
+            get_str_array(ops, w, x, 0, &c->origins, &c->norigins);
+        } else if (strcmp(k, "allowCredentials") == 0) {
+            get_bool(ops, w, x, &c->allow_credentials);
+        } else if (strcmp(k, "maxAgeSeconds") == 0) {
+            uint64_t n;
+            if (get_uint(ops, w, x, 0, 86400, &n) == 0)
+                c->max_age_s = (unsigned)n;
+        } else {
+            unknown(ops, "gateway.cors", k, keys);
+        }
+    }
+    if (c->norigins == 0) {
+        errf(ops, "gateway.cors.allowedOrigins: list at least one origin (e.g. \"https://app.example.com\"); "
+                  "remove gateway.cors to keep CORS off");
+    }
+    for (size_t i = 0; i < c->norigins; i++) {
+        char q[80];
+        if (strcmp(c->origins[i], "*") == 0) {
+            c->any = 1;
+            if (c->allow_credentials)
+                errf(ops, "gateway.cors: \"*\" cannot be combined with allowCredentials: true (any site could "
+                          "make credentialed requests): list the origins");
+        } else if (!origin_ok(c->origins[i])) {
+            errf(ops, "gateway.cors.allowedOrigins[%zu]: '%s' is not an origin: use scheme://host[:port] with "
+                      "no path, e.g. https://app.example.com",
+                 i, quote(c->origins[i], q, sizeof q));
+        }
+    }
+}
+
+/* ---- gateway.rateLimits ---- */
+
+static int parse_rule(const mg_policy_config_ops_t *ops, const char *where, const json_t *v,
+                      mg_rate_rule_t *r)
+{
+    static const char *const keys[] = {"requests", "perSeconds", "burst", NULL};
+    if (!json_is_object(v)) {
+        errf(ops, "%s: must be an object like {\"requests\": 60, \"perSeconds\": 60}, not %s", where, kind(v));
+        return -1;
+    }
+    uint64_t per = 1;
+    int rc = 0;
+    r->requests = 0;
+    r->burst = 0;
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        char w[200];
+        snprintf(w, sizeof w, "%s.%s", where, k);
+        if (strcmp(k, "requests") == 0)
+            rc |= get_uint(ops, w, x, 1, 1000000, &r->requests);
+        else if (strcmp(k, "perSeconds") == 0)
+            rc |= get_uint(ops, w, x, 1, 86400, &per);
+        else if (strcmp(k, "burst") == 0)
+            rc |= get_uint(ops, w, x, 1, 1000000, &r->burst);
+        else {
+            unknown(ops, where, k, keys);
+            rc = -1;
+        }
+    }
+    if (r->requests == 0) {
+        errf(ops, "%s: \"requests\" is required (tokens per perSeconds)", where);
+        return -1;
+    }
+    r->per_ms = per * 1000;
+    if (r->burst == 0)
+        r->burst = r->requests;
+    return rc;
+}
+
+static void parse_rate(mg_policy_config_t *pc, const json_t *v, const mg_policy_config_ops_t *ops)
+{
+    static const char *const keys[] = {"methods", "principal", "tenant", "tools", "store", NULL};
+    mg_rate_config_t *rc = &pc->rate;
+    if (!json_is_object(v)) {
+        errf(ops, "gateway.rateLimits: must be an object, not %s", kind(v));
+        return;
+    }
+    rc->enabled = 1;
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        char w[80];
+        snprintf(w, sizeof w, "gateway.rateLimits.%s", k);
+        if (strcmp(k, "methods") == 0) {
+            get_str_array(ops, w, x, 0, &rc->methods, &rc->nmethods);
+        } else if (strcmp(k, "principal") == 0) {
+            rc->has_principal = parse_rule(ops, w, x, &rc->principal) == 0;
+        } else if (strcmp(k, "tenant") == 0) {
+            rc->has_tenant = parse_rule(ops, w, x, &rc->tenant) == 0;
+        } else if (strcmp(k, "tools") == 0) {
+            if (!json_is_object(x)) {
+                errf(ops, "%s: must be an object mapping tool-name globs to limits, e.g. {\"github__*\": "
+                          "{\"requests\": 30, \"perSeconds\": 60}}",
+                     w);
+                continue;
+            }
+            rc->tools = calloc(json_object_size(x) + 1, sizeof *rc->tools);
+            const char *glob;
+            json_t *r;
+            json_object_foreach(x, glob, r)
+            {
+                char w2[200], q[80];
+                snprintf(w2, sizeof w2, "%s.%s", w, quote(glob, q, sizeof q));
+                mg_rate_rule_t *t = &rc->tools[rc->ntools];
+                if (parse_rule(ops, w2, r, t) == 0) {
+                    t->glob = strdup(glob);
+                    rc->ntools++;
+                }
+            }
+        } else if (strcmp(k, "store") == 0) {
+            free(rc->store);
+            rc->store = get_str(ops, w, x, 0);
+            if (rc->store != NULL && strcmp(rc->store, "local") != 0)
+                errf(ops, "%s: only \"local\" exists in this version (the shared Redis store is not built yet; "
+                          "each replica counts on its own)",
+                     w);
+        } else {
+            unknown(ops, "gateway.rateLimits", k, keys);
+        }
+    }
+    if (rc->methods == NULL) {
+        rc->methods = calloc(2, sizeof *rc->methods);
+        if (rc->methods != NULL && (rc->methods[0] = strdup("tools/call")) != NULL)
+            rc->nmethods = 1;
+    }
+    if (!rc->has_principal && !rc->has_tenant && rc->ntools == 0)
+        errf(ops, "gateway.rateLimits: set at least one of principal, tenant, tools (or remove rateLimits)");
+}
+
+/* ---- entry points ---- */
+
+static mg_policy_config_t *alloc_pc(mg_policy_config_t **pc)
+{
+    if (*pc == NULL) {
+        *pc = calloc(1, sizeof **pc);
+        if (*pc != NULL) {
+            (*pc)->scan.mode = MG_SCAN_WARN;
+            (*pc)->scan.block_at = MG_SEV_HIGH;
+            (*pc)->cors.max_age_s = 600;
+        }
+    }
+    return *pc;
+}
+
+int mg_policy_config_gateway_key(mg_policy_config_t **pcp, const char *key, const json_t *v,
+                                 const mg_policy_config_ops_t *ops)
+{
+    if (!in_list(key, mg_policy_gateway_keys))
+        return 0;
+    mg_policy_config_t *pc = alloc_pc(pcp);
+    if (pc == NULL)
+        return 1;
+    if (strcmp(key, "pinning") == 0) {
+        parse_pin_mode(ops, "gateway.pinning", v, &pc->pinning);
+    } else if (strcmp(key, "lockFile") == 0) {
+        free(pc->lock_file);
+        pc->lock_file = get_str(ops, "gateway.lockFile", v, 0);
+        if (pc->lock_file != NULL && pc->lock_file[0] == '\0')
+            errf(ops, "gateway.lockFile: must not be empty (remove it to use mcpgate.lock beside the config)");
+    } else if (strcmp(key, "scan") == 0) {
+        parse_scan(pc, v, ops);
+    } else if (strcmp(key, "cors") == 0) {
+        parse_cors(pc, v, ops);
+    } else if (strcmp(key, "rateLimits") == 0) {
+        parse_rate(pc, v, ops);
+    }
+    return 1;
+}
+
+/* "user": a name (looked up now), "uid" or "uid:gid". */
+static int parse_user(const mg_policy_config_ops_t *ops, const char *where, const char *s, int lenient,
+                      mg_sandbox_config_t *sb)
+{
+    char q[80];
+    if (isdigit((unsigned char)s[0])) {
+        char *end;
+        unsigned long u = strtoul(s, &end, 10), g = u;
+        if (*end == ':')
+            g = strtoul(end + 1, &end, 10);
+        if (*end != '\0' || u > 0xfffffffeul || g > 0xfffffffeul) {
+            errf(ops, "%s: '%s' is not a user name, uid or uid:gid", where, quote(s, q, sizeof q));
+            return -1;
+        }
+        sb->uid = (unsigned)u;
+        sb->gid = (unsigned)g;
+        return 0;
+    }
+    struct passwd *pw = getpwnam(s);
+    if (pw == NULL) {
+        if (!lenient)
+            errf(ops, "%s: user '%s' does not exist on this machine (create it, or give uid:gid)", where,
+                 quote(s, q, sizeof q));
+        return -1;
+    }
+    sb->uid = pw->pw_uid;
+    sb->gid = pw->pw_gid;
+    return 0;
+}
+
+static void parse_sandbox(mg_server_config_t *s, const char *sw, const json_t *v, int lenient,
+                          const mg_policy_config_ops_t *ops)
+{
+    static const char *const keys[] = {"user", "noNewPrivileges", "rlimits", "landlock", "seccomp", NULL};
+    static const char *const ll_keys[] = {"read", "write", "systemPaths", "connectTcp", NULL};
+    char where[200];
+    snprintf(where, sizeof where, "%s: sandbox", sw);
+    if (!json_is_object(v)) {
+        errf(ops, "%s: must be an object, e.g. {\"user\": \"nobody\", \"rlimits\": {\"openFiles\": 256}}, not %s",
+             where, kind(v));
+        return;
+    }
+    mg_sandbox_config_t *sb = calloc(1, sizeof *sb);
+    if (sb == NULL)
+        return;
+    mg_sandbox_config_free(s->sandbox);
+    s->sandbox = sb;
+    sb->no_new_privs = 1;
+    int nnp_explicit = -1;
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        char w[240];
+        snprintf(w, sizeof w, "%s.%s", where, k);
+        if (strcmp(k, "user") == 0) {
+            sb->user = get_str(ops, w, x, lenient);
+            if (sb->user != NULL && parse_user(ops, w, sb->user, lenient, sb) != 0 && lenient) {
+                free(sb->user);
+                sb->user = NULL;
+            }
+        } else if (strcmp(k, "noNewPrivileges") == 0) {
+            if (get_bool(ops, w, x, &sb->no_new_privs) == 0)
+                nnp_explicit = sb->no_new_privs;
+        } else if (strcmp(k, "rlimits") == 0) {
+            if (!json_is_object(x)) {
+                errf(ops, "%s: must be an object, e.g. {\"openFiles\": 256, \"memoryBytes\": 1073741824}", w);
+                continue;
+            }
+            const char *rk;
+            json_t *rv;
+            json_object_foreach(x, rk, rv)
+            {
+                char w2[280], q[80];
+                snprintf(w2, sizeof w2, "%s.%s", w, quote(rk, q, sizeof q));
+                int found = -1;
+                for (int i = 0; i < MG_SANDBOX_NRLIMITS; i++)
+                    if (strcmp(rk, mg_sandbox_rlimit_keys[i]) == 0)
+                        found = i;
+                if (found < 0) {
+                    unknown(ops, w, rk, mg_sandbox_rlimit_keys);
+                    continue;
+                }
+                uint64_t lo = found == MG_SANDBOX_RL_MEMORY ? 1048576 : found == MG_SANDBOX_RL_CORE ? 0 : 1;
+                if (get_uint(ops, w2, rv, lo, (uint64_t)1 << 62, &sb->rlimit[found]) == 0)
+                    sb->has_rlimit[found] = 1;
+            }
+        } else if (strcmp(k, "landlock") == 0) {
+            if (!json_is_object(x)) {
+                errf(ops, "%s: must be an object, e.g. {\"read\": [\"/srv/data\"], \"write\": [\"/tmp/mcp\"]}", w);
+                continue;
+            }
+            sb->landlock = 1;
+            sb->system_paths = 1;
+            const char *lk;
+            json_t *lv;
+            json_object_foreach(x, lk, lv)
+            {
+                char w2[280];
+                snprintf(w2, sizeof w2, "%s.%s", w, lk);
+                if (strcmp(lk, "read") == 0 || strcmp(lk, "write") == 0) {
+                    int rw = lk[0] == 'w';
+                    char ***vec = rw ? &sb->rw : &sb->ro;
+                    size_t *n = rw ? &sb->nrw : &sb->nro;
+                    get_str_array(ops, w2, lv, lenient, vec, n);
+                    for (size_t i = 0; i < *n; i++)
+                        if ((*vec)[i][0] != '/')
+                            errf(ops, "%s[%zu]: must be an absolute path", w2, i);
+                } else if (strcmp(lk, "systemPaths") == 0) {
+                    get_bool(ops, w2, lv, &sb->system_paths);
+                } else if (strcmp(lk, "connectTcp") == 0) {
+                    if (!json_is_array(lv)) {
+                        errf(ops, "%s: must be an array of TCP ports ([] = no TCP at all)", w2);
+                        continue;
+                    }
+                    sb->has_connect = 1;
+                    sb->connect_ports = calloc(json_array_size(lv) + 1, sizeof *sb->connect_ports);
+                    size_t i;
+                    json_t *p;
+                    json_array_foreach(lv, i, p)
+                    {
+                        char w3[320];
+                        snprintf(w3, sizeof w3, "%s[%zu]", w2, i);
+                        uint64_t port;
+                        if (get_uint(ops, w3, p, 1, 65535, &port) == 0)
+                            sb->connect_ports[sb->nconnect++] = (unsigned)port;
+                    }
+                } else {
+                    unknown(ops, w, lk, ll_keys);
+                }
+            }
+        } else if (strcmp(k, "seccomp") == 0) {
+            if (json_is_string(x) && strcmp(json_string_value(x), "default") == 0) {
+                sb->seccomp = 1;
+            } else if (json_is_object(x)) {
+                sb->seccomp = 1;
+                const char *sk;
+                json_t *sv;
+                json_object_foreach(x, sk, sv)
+                {
+                    char w2[280];
+                    snprintf(w2, sizeof w2, "%s.%s", w, sk);
+                    if (strcmp(sk, "profile") == 0) {
+                        if (!json_is_string(sv) || strcmp(json_string_value(sv), "default") != 0)
+                            errf(ops, "%s: the only profile is \"default\"", w2);
+                    } else if (strcmp(sk, "denyNetwork") == 0) {
+                        get_bool(ops, w2, sv, &sb->deny_network);
+                    } else {
+                        static const char *const sc_keys[] = {"profile", "denyNetwork", NULL};
+                        unknown(ops, w, sk, sc_keys);
+                    }
+                }
+            } else {
+                errf(ops, "%s: must be \"default\" or {\"profile\": \"default\", \"denyNetwork\": true}", w);
+            }
+        } else {
+            unknown(ops, where, k, keys);
+        }
+    }
+    if (nnp_explicit == 0 && (sb->landlock || sb->seccomp))
+        errf(ops, "%s: noNewPrivileges false cannot be combined with landlock or seccomp (both need it)", where);
+}
+
+int mg_policy_config_server_key(mg_server_config_t *s, const char *sw, const char *key, const json_t *v,
+                                int lenient, const mg_policy_config_ops_t *ops)
+{
+    if (!in_list(key, mg_policy_server_keys))
+        return 0;
+    char where[200];
+    snprintf(where, sizeof where, "%s: %s", sw, key);
+    if (strcmp(key, "sandbox") == 0) {
+        parse_sandbox(s, sw, v, lenient, ops);
+        return 1;
+    }
+    if (s->policy == NULL && (s->policy = calloc(1, sizeof *s->policy)) == NULL)
+        return 1;
+    if (strcmp(key, "pinning") == 0)
+        parse_pin_mode(ops, where, v, &s->policy->pinning);
+    else
+        parse_scan_mode(ops, where, v, &s->policy->scan);
+    return 1;
+}
+
+void mg_policy_config_finish(mg_config_t *cfg, const mg_policy_config_ops_t *ops)
+{
+    (void)ops;
+    alloc_pc(&cfg->policy);
+}
+
+static void free_vec(char **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void mg_policy_config_free(mg_policy_config_t *pc)
+{
+    if (pc == NULL)
+        return;
+    free(pc->lock_file);
+    free(pc->scan.rules_file);
+    free_vec(pc->scan.disable, pc->scan.ndisable);
+    free_vec(pc->cors.origins, pc->cors.norigins);
+    free_vec(pc->rate.methods, pc->rate.nmethods);
+    for (size_t i = 0; i < pc->rate.ntools; i++)
+        free(pc->rate.tools[i].glob);
+    free(pc->rate.tools);
+    free(pc->rate.store);
+    free(pc);
+}
+
+void mg_server_policy_free(mg_server_policy_t *sp)
+{
+    free(sp);
+}
+
+mg_pin_mode_t mg_policy_pin_mode(const mg_config_t *cfg, const mg_server_config_t *s)
+{
+    if (s != NULL && s->policy != NULL && s->policy->pinning != MG_PIN_UNSET)
+        return s->policy->pinning;
+    return cfg->policy != NULL ? cfg->policy->pinning : MG_PIN_UNSET;
+}
+
+mg_scan_mode_t mg_policy_scan_mode(const mg_config_t *cfg, const mg_server_config_t *s)
+{
+    if (s != NULL && s->policy != NULL && s->policy->scan != MG_SCAN_UNSET)
+        return s->policy->scan;
+    return cfg->policy != NULL && cfg->policy->scan.mode != MG_SCAN_UNSET ? cfg->policy->scan.mode
+                                                                           : MG_SCAN_WARN;
+}
+
+char *mg_policy_lock_path(const mg_config_t *cfg)
+{
+    if (cfg->policy != NULL && cfg->policy->lock_file != NULL)
+        return strdup(cfg->policy->lock_file);
+    if (cfg->path == NULL || cfg->path[0] == '<')
+        return NULL;
+    const char *slash = strrchr(cfg->path, '/');
+    size_t dir = slash ? (size_t)(slash - cfg->path) + 1 : 0;
+    char *out = malloc(dir + sizeof "mcpgate.lock");
+    if (out == NULL)
+        return NULL;
+    memcpy(out, cfg->path, dir);
+    memcpy(out + dir, "mcpgate.lock", sizeof "mcpgate.lock");
+    return out;
+}

@@ -1,0 +1,141 @@
+/*
+ * toolsearch.h - the token cost of a tool catalog, and the means to cut it: estimates, allow/deny
+ * filters per upstream, tenant, scope and profile, description compaction, a BM25 search index
+ * (SQLite FTS5, in memory) and the lazy catalog mode (a search tool that adds its matches to the
+ * session's tools/list, followed by notifications/tools/list_changed).
+ *
+ * Pure parts (tokens.c, glob.c, compact.c, index.c, policy.c) know nothing of sessions or HTTP and
+ * are unit-tested alone. The runtime (runtime.c) plugs into the gateway at three points of
+ * gateway/dispatch.c: the tools/list merge (filter, then shape), tools/call routing (policy check
+ * and the search tool) and /metrics. The `mcpgate tools` command lives in cli_tools.c.
+ * All json_t * parameters are BORROWED unless a comment says "stolen"; returned ones are NEW.
+ * Read next: docs/tool-search.md (behaviour and config), runtime.c.
+ */
+#ifndef MG_TOOLSEARCH_H
+#define MG_TOOLSEARCH_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../config/config.h"
+
+/* Name of the gateway's own search tool in lazy mode. */
+#define MG_TOOLSEARCH_TOOL_NAME "search_tools"
+/* Most tools one session may have added by searches (bounded state); later matches are still returned. */
+#define MG_TOOLSEARCH_MAX_ADDED 256
+/* Largest `limit` a search accepts. */
+#define MG_TOOLSEARCH_MAX_LIMIT 50
+
+/* ---- tokens.c: the estimator ---- */
+
+/*
+ * Estimated BPE tokens of text (UTF-8, len bytes). A pre-tokenizer walk like GPT-style encoders:
+ * letter runs split at camelCase humps, one token per 10 letters of each hump; '_' or '-' between
+ * letters joins the next word; digit runs one token per 3 digits; each non-ASCII code point one
+ * token; the two characters "\n" (an escaped newline in JSON) one token; other punctuation runs one
+ * token per 4 characters; spaces are free (they ride on the next word). Calibrated against
+ * o200k_base on the recorded catalogs (bench/tokens/tokens.mjs reports the error).
+ */
+size_t mg_toolsearch_tokens_text(const char *text, size_t len);
+/* Tokens of v serialized as compact JSON (what a client sends its model). 0 for NULL. */
+size_t mg_toolsearch_tokens_json(const json_t *v);
+
+typedef struct mg_toolsearch_cost {
+    size_t total;       /* the whole tool object as compact JSON */
+    size_t name;        /* "name" (and "title") values */
+    size_t description; /* "description" value */
+    size_t schema;      /* inputSchema + outputSchema */
+    size_t desc_chars;  /* length of the description in bytes */
+} mg_toolsearch_cost_t;
+
+/* Fills *out for one tool definition object. */
+void mg_toolsearch_tokens_tool(const json_t *tool, mg_toolsearch_cost_t *out);
+
+/* ---- glob.c ---- */
+
+/* 1 when name matches pattern ('*' any run, including empty; '?' one byte; all else literal). */
+int mg_toolsearch_glob_match(const char *pattern, const char *name);
+/* 1 when any of the n patterns matches. */
+int mg_toolsearch_glob_any(char *const *patterns, size_t n, const char *name);
+
+/* ---- compact.c ---- */
+
+/*
+ * A compacted copy of a tool definition (NEW reference; NULL only when out of memory). Changes that
+ * never change meaning: whitespace in descriptions (trailing spaces, runs of blanks, 3+ newlines,
+ * leading/trailing blank lines) and lines repeated verbatim within one description (duplicated
+ * examples); in schemas, "$schema", "additionalProperties": true (the default), empty "required"
+ * arrays, a property "title" that only restates the property name, and a property description
+ * that repeats the tool's description word for word. Names, types, enums, defaults, constraints,
+ * required lists and every other keyword are kept as they are.
+ */
+json_t *mg_toolsearch_compact_tool(const json_t *tool);
+
+/* ---- index.c: BM25 over names, titles, descriptions, parameter names ---- */
+
+typedef struct mg_toolsearch_index mg_toolsearch_index_t;
+
+/*
+ * Builds an in-memory SQLite FTS5 index (porter stemming over unicode61) of the tool definitions in
+ * `tools` (an array; borrowed only during the call). Columns, with their BM25 weights: name (split
+ * at '_', '-', camelCase and the namespace separator), title, description, parameter names,
+ * parameter descriptions. Returns 0, MG_ENOMEM, or MG_EINTERNAL when SQLite fails.
+ */
+int mg_toolsearch_index_new(const json_t *tools, mg_toolsearch_index_t **out);
+/*
+ * Ranks the tools for a natural-language query: words (stop words dropped) are OR-ed, ranked by
+ * bm25(). Writes up to `cap` positions in the indexed array, best first, to out and returns how
+ * many (0 when nothing matches), or a negative MG_E* code.
+ */
+int mg_toolsearch_index_search(mg_toolsearch_index_t *ix, const char *query, size_t *out, size_t cap);
+size_t mg_toolsearch_index_size(const mg_toolsearch_index_t *ix);
+/* 64-bit FNV-1a over exactly what an index of `tools` holds (names, titles, descriptions, parameter
+ * names and descriptions, in order): equal keys, equal rankings. Never 0. */
+uint64_t mg_toolsearch_index_key(const json_t *tools);
+void mg_toolsearch_index_free(mg_toolsearch_index_t *ix);
+
+/* ---- policy.c: who may see and call which tool ---- */
+
+/* Who is asking: the tenant and scopes of the principal the auth phase attached to the call
+ * (runtime.c); without gateway.auth there is none and tenant/scope rules do not apply. */
+typedef struct mg_toolsearch_principal {
+    const char *tenant;        /* NULL = none */
+    const char *const *scopes; /* granted scopes */
+    size_t nscopes;
+} mg_toolsearch_principal_t;
+
+/* 1 when f lets name through (empty allow = all; deny wins). */
+int mg_toolsearch_filter_allows(const mg_tool_filter_t *f, const char *name);
+
+/*
+ * The one decision for listing and calling: 1 when the tool passes, in order, the server's own
+ * filter (original name), gateway.tools allow/deny (exposed name), the session's profile (exposed),
+ * the principal's tenant rule (its own, else "*", else none), and -- when scope rules exist and a
+ * principal is given -- at least one of the principal's scopes whose rule passes it.
+ * srv, profile and who may be NULL.
+ */
+int mg_toolsearch_policy_allows(const mg_tools_config_t *tc, const mg_server_config_t *srv,
+                                const mg_tool_profile_t *profile, const mg_toolsearch_principal_t *who,
+                                const char *original, const char *exposed);
+/* The profile called name, or NULL. */
+const mg_tool_profile_t *mg_toolsearch_profile_find(const mg_tools_config_t *tc, const char *name);
+/* Mode and always-globs in force for a profile (NULL = none). */
+mg_tools_mode_t mg_toolsearch_mode(const mg_tools_config_t *tc, const mg_tool_profile_t *profile);
+int mg_toolsearch_always(const mg_tools_config_t *tc, const mg_tool_profile_t *profile, const char *exposed);
+
+/* ---- runtime.c: the lazy catalog in the gateway ---- */
+
+/*
+ * The gateway's own search tool definition (NEW): name search_tools, arguments {query, limit?},
+ * a description that names the servers behind it (servers: array of {name, tools} objects or NULL),
+ * readOnlyHint, and _meta "anthropic/alwaysLoad": true.
+ */
+json_t *mg_toolsearch_tool_def(const json_t *servers, size_t total_tools);
+
+/* ---- cli_tools.c ---- */
+
+/* `mcpgate tools` (src/cli/cli.h): argv[0] is "tools". Returns the exit status. */
+int mg_cli_tools(int argc, char **argv);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * sandbox.h - least privilege for stdio children, without Docker: a server's optional "sandbox"
+ * (another user, no_new_privs, rlimits, Landlock filesystem and TCP rules, a seccomp profile).
+ *
+ * libuv's uv_spawn() has no hook between fork and exec, so a sandboxed child is started through
+ * the mcpgate binary itself: `mcpgate __sandbox-exec POLICY FILE -- ARGV...` applies POLICY (the
+ * JSON of mg_sandbox_policy_json()) to itself, in a fixed order, then execv()s FILE. Any control it
+ * cannot apply ends it with status 126 and one stderr line naming the control: it never runs the
+ * server with less than was configured. The gateway probes the kernel first (mg_sandbox_probe) and
+ * refuses to spawn when a configured control is unavailable, so the failure is a clear
+ * last_error in /readyz, not a crash loop.
+ *
+ * Order in the child: rlimits -> setgroups/setgid/setuid -> no_new_privs -> Landlock -> seccomp ->
+ * execv. What this is and is not: docs/security.md#sandbox. Read next: sandbox.c.
+ */
+#ifndef MG_SANDBOX_H
+#define MG_SANDBOX_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    MG_SANDBOX_RL_MEMORY = 0, /* "memoryBytes"   RLIMIT_AS */
+    MG_SANDBOX_RL_PROCESSES,  /* "processes"     RLIMIT_NPROC (counts every process of the user) */
+    MG_SANDBOX_RL_OPEN_FILES, /* "openFiles"     RLIMIT_NOFILE */
+    MG_SANDBOX_RL_CPU,        /* "cpuSeconds"    RLIMIT_CPU */
+    MG_SANDBOX_RL_FILE_SIZE,  /* "fileSizeBytes" RLIMIT_FSIZE */
+    MG_SANDBOX_RL_CORE,       /* "coreBytes"     RLIMIT_CORE */
+    MG_SANDBOX_NRLIMITS
+};
+
+/* A server entry's "sandbox" object, as parsed (src/policy/policy_config.c). */
+typedef struct mg_sandbox_config {
+    char *user; /* "user": name or "uid[:gid]"; NULL = stay who the gateway is */
+    unsigned uid, gid;
+    int no_new_privs; /* "noNewPrivileges" (default true; forced by landlock/seccomp) */
+    int has_rlimit[MG_SANDBOX_NRLIMITS];
+    uint64_t rlimit[MG_SANDBOX_NRLIMITS];
+    int landlock;      /* a "landlock" object is present */
+    char **ro;         /* "landlock.read": read + execute beneath these paths */
+    size_t nro;
+    char **rw;         /* "landlock.write": read + write + create + remove beneath these */
+    size_t nrw;
+    int system_paths;  /* "landlock.systemPaths" (default true): /usr /lib* /bin /sbin /etc /proc /sys /dev
+                          read-only, /dev/null writable */
+    int has_connect;   /* "landlock.connectTcp" present: TCP connect only to these ports, bind to none */
+    unsigned *connect_ports;
+    size_t nconnect;
+    int seccomp;      /* "seccomp": "default" (deny list of kernel-administration syscalls) */
+    int deny_network; /* "seccomp": {"denyNetwork": true}: socket(AF_INET/AF_INET6/AF_PACKET) fails */
+} mg_sandbox_config_t;
+
+extern const char *const mg_sandbox_rlimit_keys[MG_SANDBOX_NRLIMITS];
+
+void mg_sandbox_config_free(mg_sandbox_config_t *sb);
+
+/* Landlock ABI version of the running kernel (0 = unsupported or disabled). */
+int mg_sandbox_landlock_abi(void);
+/* 1 when seccomp filters can be installed (CONFIG_SECCOMP_FILTER). */
+int mg_sandbox_seccomp_available(void);
+
+/*
+ * Parent side, before spawning: 0 when every configured control can be applied here; otherwise
+ * MG_EINVAL with a sentence in why (e.g. "landlock.connectTcp needs Landlock ABI 4; this kernel has
+ * 3"). Never touches the calling process.
+ */
+int mg_sandbox_probe(const mg_sandbox_config_t *sb, char *why, size_t n);
+
+/* One line: what will be applied ("user nobody (65534:65534), no_new_privs, rlimits openFiles=64,
+ * landlock ABI 7 (read 9 paths, write 2), seccomp default"). malloc'd. */
+char *mg_sandbox_describe(const mg_sandbox_config_t *sb);
+
+/*
+ * Wraps a spawn: *out_file is this binary (/proc/self/exe), *out_argv is
+ * {"mcpgate", "__sandbox-exec", POLICY, file, "--", argv...} (NULL-terminated). Free with
+ * mg_sandbox_argv_free(). Returns 0 or MG_ENOMEM / MG_EIO (cannot find this binary).
+ */
+int mg_sandbox_wrap(const mg_sandbox_config_t *sb, const char *file, char *const *argv, char **out_file,
+                    char ***out_argv);
+void mg_sandbox_argv_free(char **argv);
+
+/* `mcpgate __sandbox-exec POLICY FILE -- ARGV...`: applies POLICY then execv(FILE, ARGV). Returns
+ * (126 or 127) only on failure. argv[0] is "__sandbox-exec". */
+int mg_sandbox_exec_main(int argc, char **argv);
+
+#endif
