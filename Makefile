@@ -2,12 +2,12 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test unit e2e conformance run deps clean format asan
+.PHONY: all build test unit e2e conformance run deps clean format asan asan-test fuzz
 
 all: build
 
 build:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_EXTRA) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 deps:
@@ -28,6 +28,15 @@ test: build
 
 asan:
 	$(MAKE) BUILD=build-asan build CMAKE_EXTRA=-DMG_SANITIZE=ON
+
+# Unit + e2e tests on the ASan/UBSan build, LeakSanitizer at the gateway's exit (docs/testing.md).
+asan-test:
+	./scripts/asan.sh build-asan
+
+# Every libFuzzer target for FUZZ_SECONDS each (clang; build-fuzz/). FUZZ_TARGETS="http sse" for some.
+FUZZ_SECONDS ?= 60
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

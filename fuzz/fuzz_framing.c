@@ -87,8 +87,7 @@ static void on_overlong(void *p, size_t len, int have_id, int64_t id)
         int single = memmem(first + 4, rlen - (size_t)(first + 4 - ref), "\"id\"", 4) == NULL &&
                      memchr(ref, '\\', rlen) == NULL;
         json_int_t want = json_integer_value(jid);
-        if (single && want > -100000000000000000LL && want < 100000000000000000LL &&
-            (!have_id || id != want))
+        if (single && want > -100000000000000000LL && want < 100000000000000000LL && (!have_id || id != want))
             abort(); /* the scanner missed or misread the id of an over-long response */
     }
     json_decref(v);

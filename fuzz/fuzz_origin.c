@@ -8,6 +8,7 @@
  * Read next: src/http/origin.h.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -40,14 +41,17 @@ static int names_loopback(const char *h, size_t n)
         return 1;
     if (end < 7 || strncmp(h, "127.", 4) != 0)
         return 0;
-    int dots = 0;
-    for (size_t i = 0; i < end; i++) {
-        if (h[i] == '.')
-            dots++;
-        else if (h[i] < '0' || h[i] > '9')
-            return 0;
-    }
-    return dots == 3;
+    unsigned o[4];
+    char tail;
+    char buf[32];
+    if (end >= sizeof buf)
+        return 0;
+    memcpy(buf, h, end);
+    buf[end] = '\0';
+    if (strspn(buf, "0123456789.") != end || strstr(buf, "..") || buf[end - 1] == '.' ||
+        sscanf(buf, "%3u.%3u.%3u.%3u%c", &o[0], &o[1], &o[2], &o[3], &tail) != 4)
+        return 0;
+    return o[0] == 127 && o[1] < 256 && o[2] < 256 && o[3] < 256;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (fuzz/fuzz_*.c) with clang into build-fuzz/ and runs each of them.
-#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 60 s, every target)
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 60 s, every target; 0 = only
+#                                                         replay the corpus and the committed seeds)
 # Env: FUZZ_BUILD (build dir, default build-fuzz), FUZZ_JOBS (parallel targets, default 1),
 #      FUZZ_ARGS (extra libFuzzer flags), FUZZ_CORPUS (working corpus root, default
 #      $FUZZ_BUILD/corpus: seeded from fuzz/corpus/<target>/, which is never written).
@@ -43,7 +44,9 @@ run_one() {
     local seeds=()
     [[ -d "fuzz/corpus/$name" ]] && seeds=("fuzz/corpus/$name")
     # -timeout: one input taking longer is a hang; -rss_limit_mb bounds a memory blow-up.
-    "$build/fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    local limit=(-max_total_time="$secs")
+    [[ "$secs" == 0 ]] && limit=(-runs=0)
+    "$build/fuzz/$t" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$art" "${dict[@]}" ${FUZZ_ARGS:-} "$work" "${seeds[@]}" >"$log" 2>&1
     local rc=$?
     local execs cov ft corp

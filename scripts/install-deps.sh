@@ -12,6 +12,7 @@ PACKAGES=(
   libcmocka-dev
   nodejs npm
   clang-format valgrind procps
+  clang libclang-rt-14-dev
 )
 
 missing=()

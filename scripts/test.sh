@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests (CTest), end-to-end tests with real clients, and the official
-# MCP conformance suite. Each prints its own closing summary; the script fails if any part fails.
+# The whole test suite: unit tests (CTest), end-to-end tests with real clients, the official MCP
+# conformance suites (0.1.16 and 0.2.0-alpha.12), then the unit and e2e tests again under ASan+UBSan+LSan (scripts/asan.sh) and
+# a fuzz smoke run (scripts/fuzz.sh). Each prints its own closing summary; the script fails if any
+# part fails. docs/testing.md describes every part.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -14,5 +16,27 @@ echo "== end-to-end tests"
 
 echo "== conformance suite"
 ./scripts/conformance.sh "$BUILD" || status=1
+
+echo "== conformance suite, next (0.2.0-alpha.12: 2025-11-25 and 2026-07-28 wires)"
+./scripts/conformance-next.sh "$BUILD" || status=1
+
+# Sanitizers: the unit tests and the e2e suite again on an ASan+UBSan build, LeakSanitizer checking
+# the gateway at every exit (MG_TEST_ASAN=0 skips it).
+if [[ "${MG_TEST_ASAN:-1}" != 0 ]]; then
+    echo "== sanitizers (ASan, UBSan, LSan): unit and end-to-end tests on build-asan"
+    ./scripts/asan.sh build-asan || status=1
+fi
+
+# Fuzz smoke: every libFuzzer target for a few seconds, committed seeds replayed first (needs clang;
+# MG_TEST_FUZZ_SECONDS sets the time per target, 0 skips it). The long run: make fuzz.
+fuzz_secs="${MG_TEST_FUZZ_SECONDS:-10}"
+if [[ "$fuzz_secs" != 0 ]]; then
+    if command -v clang >/dev/null; then
+        echo "== fuzz smoke (${fuzz_secs} s per target)"
+        ./scripts/fuzz.sh "$fuzz_secs" || status=1
+    else
+        echo "== fuzz smoke: skipped (clang not installed; scripts/install-deps.sh installs it)"
+    fi
+fi
 
 exit $status

@@ -14,6 +14,10 @@
 #include "config/config.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
+#include "session/redis.h"
+#include "policy/hooks.h"
+#include "policy/policy.h"
+#include "upstream/sandbox.h"
 
 #include <libgen.h>
 #ifdef MG_SANITIZE
@@ -31,7 +35,8 @@ static const char usage[] =
     "\n"
     "Usage:\n"
     "  mcpgate serve [--config FILE] [--listen HOST:PORT] [--allow-unauthenticated] [--log-level LEVEL]\n"
-    "  mcpgate check [--config FILE]\n"
+    "  mcpgate check [--config FILE] [--env-file FILE]\n"
+    "  mcpgate lock --config FILE [--diff | --update]\n"
     "  mcpgate --version | --help\n"
     "\n"
     "serve   Serve every stdio MCP server of FILE (Claude Desktop / Cursor / VS Code \"mcpServers\" JSON)\n"
@@ -44,6 +49,8 @@ static const char usage[] =
     "  --listen HOST:PORT        listen address (env MCPGATE_LISTEN; overrides gateway.listen)\n"
     "  --allow-unauthenticated   allow a non-loopback listen address without auth configured\n"
     "  --log-level LEVEL         debug | info | warn | error (overrides gateway.logLevel)\n"
+    "  --env-file FILE           KEY=VALUE credentials, e.g. .env.mcp (env MCPGATE_ENV_FILE): ${env:X} falls\n"
+    "                            back to it, GITHUB_MCP_TOKEN gives server github TOKEN (docs/configuration.md)\n"
     "\n"
     "Endpoints: /mcp (MCP), /healthz (alive), /readyz (upstream states). Docs: docs/configuration.md\n";
 
@@ -52,6 +59,7 @@ typedef struct opts {
     const char *config;
     const char *listen;
     const char *log_level;
+    const char *env_file;
     int allow_unauth;
 } opts_t;
 
@@ -66,6 +74,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
     memset(o, 0, sizeof(*o));
     o->config = getenv("MCPGATE_CONFIG");
     o->listen = getenv("MCPGATE_LISTEN");
+    o->env_file = getenv("MCPGATE_ENV_FILE");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -86,10 +95,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
             o->allow_unauth = 1;
             continue;
         }
-        const char *names[] = {"--config", "--listen", "--log-level"};
-        const char **slots[] = {&o->config, &o->listen, &o->log_level};
+        const char *names[] = {"--config", "--listen", "--log-level", "--env-file"};
+        const char **slots[] = {&o->config, &o->listen, &o->log_level, &o->env_file};
         int matched = 0;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             size_t n = strlen(names[k]);
             if (strncmp(a, names[k], n) == 0 && (a[n] == '\0' || a[n] == '=')) {
                 if (a[n] == '=')
@@ -143,8 +152,9 @@ static int load_config(const opts_t *o, mg_config_t *cfg)
     char dir[PATH_MAX];
     self_dir(dir, sizeof dir);
     mg_config_errors_t errs = {0};
-    int r = o->config ? mg_config_load(o->config, dir, cfg, &errs)
-                      : mg_config_parse(mg_config_embedded_json(), "<embedded>", dir, cfg, &errs);
+    mg_config_opts_t copts = {o->env_file};
+    int r = o->config ? mg_config_load_opts(o->config, dir, &copts, cfg, &errs)
+                      : mg_config_parse_opts(mg_config_embedded_json(), "<embedded>", dir, &copts, cfg, &errs);
     if (r != 0) {
         fprintf(stderr, "mcpgate: %s has %zu problem%s:\n", o->config ? o->config : "the embedded config",
                 errs.count, errs.count == 1 ? "" : "s");
@@ -179,8 +189,10 @@ static int cmd_check(const opts_t *o)
                cfg.auth->oauth ? cfg.auth->oauth->issuer : "",
                cfg.auth->oauth && cfg.auth->oauth->introspection ? " (+ introspection)" : "",
                cfg.auth->nrules, cfg.auth->nrules == 1 ? "" : "s");
+    /* Pinning, scanning, credential sources, sandbox, rate limits, CORS (src/policy/check.c). */
+    int problems = mg_policy_check_report(&cfg, o->env_file, stdout);
     mg_config_dispose(&cfg);
-    return 0;
+    return problems > 0 ? 1 : 0;
 }
 
 static void shutdown_done_cb(mg_gateway_t *gw, void *data)
@@ -213,6 +225,7 @@ static int cmd_serve(const opts_t *o)
         const char *l = o->log_level ? o->log_level : cfg.log_level;
         if (mg_log_level_parse(l, &lvl) != 0) {
             fprintf(stderr, "mcpgate: --log-level must be debug, info, warn or error (got '%s')\n", l);
+            mg_config_dispose(&cfg);
             return 2;
         }
         mg_log_set_level(lvl);
@@ -223,6 +236,7 @@ static int cmd_serve(const opts_t *o)
     const char *why = NULL;
     if (mg_server_resolve(listen, &addr, &loopback, &why) != 0) {
         fprintf(stderr, "mcpgate: --listen %s: %s\n", listen, why);
+        mg_config_dispose(&cfg); /* ASan builds report what is not freed at exit, and exit 1 */
         return 2;
     }
     /* A valid gateway.auth (checked by the config parser) authenticates every request. */
@@ -233,6 +247,25 @@ static int cmd_serve(const opts_t *o)
             "every tool.\n  Configure gateway.auth, listen on 127.0.0.1, or pass --allow-unauthenticated if "
             "something in front of mcpgate authenticates.\n",
             listen);
+        mg_config_dispose(&cfg);
+        return 2;
+    }
+    /* gateway.sessions.store, overridden by MCPGATE_SESSION_STORE: "memory" or a redis URL. */
+    const char *store = getenv("MCPGATE_SESSION_STORE");
+    if (store == NULL || store[0] == '\0')
+        store = cfg.sessions.store;
+    char swhy[400];
+    if (store != NULL && mg_session_store_check(store, swhy, sizeof swhy) != 0) {
+        fprintf(stderr, "mcpgate: %s: not a valid session store: %s\n",
+                getenv("MCPGATE_SESSION_STORE") && getenv("MCPGATE_SESSION_STORE")[0] ? "MCPGATE_SESSION_STORE"
+                                                                                     : "gateway.sessions.store",
+                swhy);
+        mg_config_dispose(&cfg);
+        return 2;
+    }
+    char pwhy[600];
+    if (mg_policy_validate(&cfg, pwhy, sizeof pwhy) != 0) { /* lockfile, scan rules (src/policy/) */
+        fprintf(stderr, "mcpgate: %s\n", pwhy);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -245,6 +278,13 @@ static int cmd_serve(const opts_t *o)
     if (r != 0) {
         fprintf(stderr, "mcpgate: cannot listen on %s: %s\n", listen, why);
         return 1;
+    }
+    char bound[300];
+    const char *colon = strrchr(listen, ':');
+    snprintf(bound, sizeof bound, "%.*s:%d", colon ? (int)(colon - listen) : 0, listen, mg_server_port(server));
+    if (mg_gateway_sessions_init(gateway, store, bound, swhy, sizeof swhy) != 0) { /* redis: shared sessions */
+        fprintf(stderr, "mcpgate: session store: %s\n", swhy);
+        return 2;
     }
     mg_log_json(MG_LOG_INFO, "listening",
                 json_pack("{s:s,s:i,s:s,s:I}", "address", listen, "port", mg_server_port(server), "endpoint",
@@ -271,6 +311,9 @@ static int cmd_serve(const opts_t *o)
 
 int main(int argc, char **argv)
 {
+    /* Internal: the exec wrapper of sandboxed children (src/upstream/sandbox.h), not a user command. */
+    if (argc > 1 && strcmp(argv[1], "__sandbox-exec") == 0)
+        return mg_sandbox_exec_main(argc - 1, argv + 1);
     if (argc > 1) {
         for (const mg_cli_command_t *c = mg_cli_commands; c->name != NULL; c++)
             if (strcmp(argv[1], c->name) == 0)

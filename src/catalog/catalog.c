@@ -14,6 +14,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../gateway/gateway_int.h"
+#include "../policy/hooks.h"
 #include "../jsonrpc/jsonrpc.h"
 
 #include <stdlib.h>
@@ -48,6 +49,8 @@ static void on_message_cb(mg_upstream_t *up, mg_upstream_origin_t origin, json_t
 static void on_state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data)
 {
     mg_pool_t *p = data;
+    if (state == MG_UPSTREAM_READY) /* instructions against mcpgate.lock and the scanner (src/policy/) */
+        mg_policy_upstream_ready(p->gw->policy, p);
     if (state == MG_UPSTREAM_READY && !p->was_ready) {
         p->was_ready = 1;
         int had = 0;
@@ -167,6 +170,8 @@ static void page_done_cb(mg_upstream_req_t *req, int err, json_t *response, cons
         return;
     }
     json_decref(p->lists[k]);
+    /* Pinning and scanning (src/policy/): blocked entries leave the list before it is cached. */
+    mg_policy_list_fetched(p->gw->policy, p, k, p->acc[k]);
     p->lists[k] = p->acc[k];
     p->acc[k] = NULL;
     mg_list_waiter_t *w = p->waiters[k];
@@ -232,6 +237,9 @@ mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, size_t i)
     /* isolation "session" needs a session: stateless 2026-07-28 requests cannot get a child of
      * their own, and sharing one between callers would defeat the isolation. */
     if (s == NULL || s->closing || s == gw->stateless)
+        return NULL;
+    /* cluster: only the replica the store names as owner runs the session's children */
+    if (s->pools[i] == NULL && gw->cluster != NULL && !mg__cluster_may_own(s))
         return NULL;
     if (s->pools[i] == NULL && mg__pool_new(gw, srv, s, &s->pools[i]) != 0)
         return NULL;
@@ -349,6 +357,10 @@ static void debounce_cb(uv_timer_t *t)
     mg_gateway_t *gw = t->data;
     unsigned bits = gw->list_changed_pending;
     gw->list_changed_pending = 0;
+    if (gw->cluster != NULL) { /* every replica's clients: cluster.c delivers it, here too */
+        mg__cluster_list_changed(gw, bits);
+        return;
+    }
     notify_sessions(gw, NULL, bits);
 }
 

@@ -47,7 +47,7 @@ static const char *const top_ignored[] = {"inputs", "$schema", "globalShortcut",
 static const char *const gateway_keys[] = {
     "listen",   "allowUnauthenticated", "allowedOrigins", "allowedHosts",
     "logLevel", "namespaceSeparator",   "auth",           "limits",
-    "requestStateKey", "tools", "pinning", "lockFile", "scan", "cors", "rateLimits", NULL};
+    "requestStateKey", "tools", "sessions", "pinning", "lockFile", "scan", "cors", "rateLimits", NULL};
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
 static const char *const server_keys[] = {
@@ -97,7 +97,7 @@ void mg_limits_default(mg_limits_t *l)
     l->max_sessions = 10000;
     l->session_ttl_ms = 30 * MIN;
     l->max_inflight_per_session = 64;
-    l->max_inflight_per_upstream = 1024;
+    l->max_inflight_per_upstream = 32768;
     l->sse_replay_events = 64;
     l->sse_replay_bytes = 1 * MIB;
     l->max_line_bytes = 16 * MIB;
@@ -324,6 +324,33 @@ static int policy_expand(void *ctx, const char *in, const char *where, int lenie
     return mg__config_expand(ctx, in, where, lenient, out, NULL);
 }
 
+/* What a message may show of a string value: the value when the file wrote it literally, else the
+ * text as written ("${env:BIND}"), never what a reference expanded to (fuzz/fuzz_config.c found
+ * gateway.listen echoing the value of ${env:...} and ${file:...}). */
+static const char *shown(const char *expanded, const json_t *raw)
+{
+    const char *r = json_string_value(raw);
+    return r != NULL && strstr(r, "${") != NULL ? r : expanded;
+}
+
+/* shown() for entry i of the n strings get_string_array() kept from the JSON array arr. */
+static const char *shown_entry(const char *s, const json_t *arr, size_t i, size_t n)
+{
+    size_t strings = 0, size = json_array_size(arr);
+    for (size_t j = 0; j < size; j++) {
+        const char *r = json_string_value(json_array_get(arr, j));
+        if (r != NULL && strstr(r, "${") == NULL && strcmp(r, s) == 0)
+            return s; /* written literally in the file */
+        strings += r != NULL;
+    }
+    for (size_t j = 0, k = 0; strings == n && j < size; j++) { /* no entry failed: the i-th string */
+        const json_t *item = json_array_get(arr, j);
+        if (json_is_string(item) && k++ == i)
+            return shown(s, item);
+    }
+    return "(an entry)";
+}
+
 static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *gw)
 {
     mg_policy_config_ops_t pops = {ctx, policy_err, policy_expand};
@@ -340,7 +367,7 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
             if (get_string(ctx, "gateway.listen", v, 0, &cfg->listen, NULL) == 0 &&
                 mg__config_listen_check(cfg->listen, NULL, 0, NULL, why, sizeof why) != 0) {
                 mg__config_errf(ctx, "gateway.listen: '%s' is not host:port: %s",
-                                mg__config_quote(cfg->listen, q, sizeof q), why);
+                                mg__config_quote(shown(cfg->listen, v), q, sizeof q), why);
             }
         } else if (strcmp(key, "allowUnauthenticated") == 0) {
             if (!json_is_boolean(v)) {
@@ -361,8 +388,8 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
                 int bad = origins ? mg__config_origin_check(s, why, sizeof why)
                                   : mg__config_host_check(s, why, sizeof why);
                 if (bad) {
-                    mg__config_errf(ctx, "%s: '%s' is not valid: %s", where, mg__config_quote(s, q, sizeof q),
-                                    why);
+                    mg__config_errf(ctx, "%s: '%s' is not valid: %s", where,
+                                    mg__config_quote(shown_entry(s, v, i, *n), q, sizeof q), why);
                 }
             }
         } else if (strcmp(key, "logLevel") == 0) {
@@ -370,7 +397,7 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
             if (get_string(ctx, "gateway.logLevel", v, 0, &cfg->log_level, NULL) == 0 &&
                 mg_log_level_parse(cfg->log_level, &lvl) != 0) {
                 mg__config_errf(ctx, "gateway.logLevel: '%s' is not one of debug, info, warn, error",
-                                mg__config_quote(cfg->log_level, q, sizeof q));
+                                mg__config_quote(shown(cfg->log_level, v), q, sizeof q));
             }
         } else if (strcmp(key, "namespaceSeparator") == 0) {
             if (get_string(ctx, "gateway.namespaceSeparator", v, 0, &cfg->namespace_separator, NULL) == 0) {
@@ -381,7 +408,7 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
                         ctx,
                         "gateway.namespaceSeparator: '%s' is not valid: use 1 to %d characters from "
                         "A-Z a-z 0-9 _ . - (it joins server and tool names, e.g. github__create_issue)",
-                        mg__config_quote(s, q, sizeof q), MG__CONFIG_MAX_SEPARATOR);
+                        mg__config_quote(shown(s, v), q, sizeof q), MG__CONFIG_MAX_SEPARATOR);
                 }
             }
         } else if (strcmp(key, "requestStateKey") == 0) {
@@ -401,6 +428,8 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
             parse_limits(ctx, &cfg->limits, v);
         } else if (strcmp(key, "tools") == 0) {
             mg__config_parse_tools(ctx, cfg, v);
+        } else if (strcmp(key, "sessions") == 0) {
+            mg__config_parse_sessions(ctx, cfg, v);
         } else if (mg_policy_config_gateway_key(&cfg->policy, key, v, &pops)) {
             /* pinning, lockFile, scan, cors, rateLimits */
         } else {
@@ -934,6 +963,7 @@ void mg_config_dispose(mg_config_t *cfg)
     free(cfg->request_state_key);
     mg_auth_config_free(cfg->auth);
     mg__config_tools_dispose(&cfg->tools);
+    mg__config_sessions_dispose(&cfg->sessions);
     mg_policy_config_free(cfg->policy);
     free(cfg->env_file);
     memset(cfg, 0, sizeof *cfg);

@@ -95,7 +95,7 @@ typedef struct mg_limits {
     unsigned max_sessions;              /* "maxSessions", default 10000 */
     uint64_t session_ttl_ms;            /* "sessionIdleTtlMs", default 30 min */
     unsigned max_inflight_per_session;  /* "maxInflightPerSession", default 64 */
-    unsigned max_inflight_per_upstream; /* "maxInflightPerUpstream", default 1024 */
+    unsigned max_inflight_per_upstream; /* "maxInflightPerUpstream", default 32768 */
     unsigned sse_replay_events;         /* "sseReplayEvents", per stream, default 64 */
     size_t sse_replay_bytes;            /* "sseReplayBytes", per stream, default 1 MiB */
     size_t max_line_bytes;              /* "maxUpstreamLineBytes", default 16 MiB */
@@ -106,6 +106,20 @@ typedef struct mg_limits {
                                            request within this long is closed (slow or idle clients),
                                            default 10 s */
 } mg_limits_t;
+
+/* "gateway.sessions": the session record store and replica-to-replica settings (docs/configuration.md,
+ * docs/operations.md). Strings are NULL when absent. */
+typedef struct mg_sessions_config {
+    char *store;             /* "store": "memory" (default) or a redis URL (src/session/redis.h);
+                                MCPGATE_SESSION_STORE overrides it */
+    char *password;          /* "password": Redis AUTH password (overrides the URL's) */
+    char *sentinel_password; /* "sentinelPassword": AUTH for the sentinels */
+    char *key_prefix;        /* "keyPrefix": default "mcpgate:" */
+    char *advertise;         /* "advertise": host:port other replicas use to reach this one
+                                (MCPGATE_ADVERTISE); default: listen, or this host's first address */
+    char *secret;            /* "secret": shared by the replicas; authenticates forwarded calls */
+    uint64_t timeout_ms;     /* "timeoutMs": connect and per-command deadline, default 2000 */
+} mg_sessions_config_t;
 
 typedef struct mg_config {
     char *path;                /* file it came from, or "<embedded>" */
@@ -123,6 +137,7 @@ typedef struct mg_config {
                                     (hex or base64); NULL = random per process */
     mg_limits_t limits;          /* "gateway.limits" */
     mg_tools_config_t tools;     /* "gateway.tools" */
+    mg_sessions_config_t sessions; /* "gateway.sessions" */
     mg_server_config_t *servers; /* in file order */
     size_t nservers;
     struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (src/policy/policy.h); never NULL

@@ -104,4 +104,11 @@ void mg__config_parse_server_tools(mg__config_ctx_t *ctx, const char *sw, const 
 void mg__config_tool_filter_dispose(mg_tool_filter_t *f);
 void mg__config_tools_dispose(mg_tools_config_t *t);
 
+/* ---- config_sessions.c ---- */
+/* "gateway.sessions" into cfg->sessions. */
+void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *v);
+/* Reports (and returns -1) when spec is not "memory" or a valid redis URL; where names it. */
+int mg__config_sessions_check(mg__config_ctx_t *ctx, const char *where, const char *spec);
+void mg__config_sessions_dispose(mg_sessions_config_t *s);
+
 #endif

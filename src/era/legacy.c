@@ -3,8 +3,8 @@
  * 2025-11-25), and the exchange object through which calls answer.
  *
  * Phases of one request, in order (each failure answers at once and stops):
- *   Host / Origin (403) -> method (405) -> shutdown (503) -> Accept (406) / Content-Type (415)
- *   -> body parse and depth (400 -32700/-32600) -> initialize creates a session, or
+ *   Host / Origin (403) -> CORS (preflight answered) -> method (405) -> shutdown (503)
+ *   -> Accept (406) / Content-Type (415) -> body parse and depth (400 -32700/-32600) -> initialize creates a session, or
  *   Mcp-Session-Id required (400) and known (404) -> MCP-Protocol-Version (400)
  *   -> notifications/responses only: 202 -> requests: dispatch, answer JSON, switching to SSE when
  *   a related message arrives before the response.
@@ -15,6 +15,7 @@
 #include "../gateway/gateway_int.h"
 #include "../toolsearch/runtime.h"
 #include "../http/origin.h"
+#include "../policy/hooks.h"
 #include "../jsonrpc/jsonrpc.h"
 
 #define H2O_USE_LIBUV 1
@@ -186,8 +187,9 @@ static void req_disposed(void *p)
 {
     req_hook_t *h = p;
     h->x->req = NULL;
-    /* 2026-07-28: the client closing the response stream cancels the request. */
-    if (h->x->modern && h->x->pending > 0)
+    /* 2026-07-28: the client closing the response stream cancels the request; so does a replica
+     * that forwarded a request here (cluster.c) going away. */
+    if ((h->x->modern || h->x->relay != NULL) && h->x->pending > 0)
         mg__dispatch_exchange_gone(h->x);
     mg__exchange_unref(h->x);
 }
@@ -243,6 +245,10 @@ static int start_sse(mg_exchange_t *x)
 
 void mg__exchange_related(mg_exchange_t *x, const json_t *msg)
 {
+    if (x->relay != NULL) { /* forwarded here by another replica: back to it */
+        mg__cluster_relay(x, msg, 0);
+        return;
+    }
     if (x->stream == NULL && !start_sse(x)) {
         mg_log_json(MG_LOG_DEBUG, "related message dropped: client cannot receive it on this request",
                     json_pack("{s:s}", "method", mg_rpc_method(msg) ? mg_rpc_method(msg) : ""));
@@ -255,6 +261,12 @@ void mg__exchange_respond(mg_exchange_t *x, const json_t *msg)
 {
     if (x->pending > 0)
         x->pending--;
+    if (x->relay != NULL) {
+        mg__cluster_relay(x, msg, 1);
+        if (x->pending == 0)
+            exchange_log_done(x, 200);
+        return;
+    }
     if (x->stream != NULL) {
         mg__stream_push(x->stream, msg);
         mg__stream_response_done(x->stream);
@@ -269,7 +281,10 @@ void mg__exchange_respond(mg_exchange_t *x, const json_t *msg)
         if (x->req != NULL)
             send_json(x->req, 200, x->results, NULL, 0);
     } else if (x->req != NULL) {
-        send_json(x->req, x->status ? x->status : 200, msg, NULL, 0);
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", x->retry_after);
+        const char *hdrs[] = {"retry-after", ra};
+        send_json(x->req, x->status ? x->status : 200, msg, hdrs, x->retry_after > 0 ? 1 : 0);
     }
     exchange_log_done(x, x->req != NULL ? (x->status ? x->status : 200) : 499);
 }
@@ -324,6 +339,12 @@ static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uin
     json_t *resp = mg_rpc_result(mg_rpc_id(msg), mg__initialize_result(gw, version));
     /* Bound to its creator: every later request must come from the same principal (auth). */
     s->principal = mg_principal_ref(mg_auth_principal_of(gw->auth, req));
+    if (gw->cluster != NULL) {
+        /* Shared store: answered once the record is written, so that any replica knows it. */
+        mg__cluster_session_put(s, req, resp, profile, start_ms);
+        json_decref(resp);
+        return;
+    }
     const char *hdrs[] = {"mcp-session-id", s->id};
     send_json(req, 200, resp, hdrs, 1);
     json_decref(resp);
@@ -337,8 +358,53 @@ static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uin
     log_request(gw, "POST", "initialize", NULL, s->hash, 200, start_ms);
 }
 
-/* Session lookup shared by POST, GET and DELETE. Answers and returns NULL on failure. */
-static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
+/*
+ * With a shared store (cluster.c) the session is loaded and verified asynchronously: the first
+ * require_session() starts the lookup and returns NULL; when it completes, the handler runs again
+ * from the top with the result here (the checks before require_session are repeated: they are pure).
+ */
+static h2o_req_t *verified_req;
+static mg_session_t *verified_s;
+static int verified_status;
+
+static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms);
+static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms);
+static void handle_delete(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms);
+
+typedef struct verify {
+    mg_gateway_t *gw;
+    uint64_t start_ms;
+} verify_t;
+
+static void session_verified_cb(void *data, h2o_req_t *req, mg_session_t *s, int status)
+{
+    verify_t *v = data;
+    mg_gateway_t *gw = v->gw;
+    uint64_t start_ms = v->start_ms;
+    free(v);
+    if (req == NULL)
+        return; /* the client went away meanwhile */
+    h2o_req_t *prev_req = verified_req;
+    mg_session_t *prev_s = verified_s;
+    int prev_status = verified_status;
+    verified_req = req;
+    verified_s = s;
+    verified_status = status;
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
+        handle_post(gw, req, start_ms);
+    else if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
+        handle_get(gw, req, start_ms);
+    else
+        handle_delete(gw, req, start_ms);
+    verified_req = prev_req;
+    verified_s = prev_s;
+    verified_status = prev_status;
+}
+
+/* Session lookup shared by POST, GET and DELETE. Answers and returns NULL on failure (and, with a
+ * shared store, while the lookup runs: the handler is then called again). claim: the request may
+ * need the session's isolation "session" children (cluster.c). */
+static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms, int claim)
 {
     int dup = 0;
     h2o_iovec_t sid = header(req, "mcp-session-id", &dup);
@@ -355,7 +421,36 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
     char id[64];
     memcpy(id, sid.base, sid.len);
     id[sid.len] = '\0';
-    mg_session_t *s = mg__session_find(gw, id);
+    mg_session_t *s;
+    if (gw->cluster != NULL) {
+        if (verified_req != req) {
+            verify_t *v = malloc(sizeof(*v));
+            if (v == NULL) {
+                http_error(gw, req, 500, -32603, "out of memory", start_ms);
+                return NULL;
+            }
+            v->gw = gw;
+            v->start_ms = start_ms;
+            mg__cluster_session_lookup(gw, req, id, claim, session_verified_cb, v);
+            return NULL; /* answered when the lookup completes: the handler runs again */
+        }
+        if (verified_status == 503) {
+            const char *hdrs[] = {"retry-after", "1"};
+            json_t *e = mg_rpc_error(NULL, -32603,
+                                     "session store unavailable: the session cannot be verified right now; "
+                                     "retry shortly",
+                                     NULL);
+            send_json(req, 503, e, hdrs, 1);
+            json_decref(e);
+            char hm[16];
+            snprintf(hm, sizeof hm, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
+            log_request(gw, hm, NULL, NULL, NULL, 503, start_ms);
+            return NULL;
+        }
+        s = verified_s;
+    } else {
+        s = mg__session_find(gw, id);
+    }
     /* Another principal's session answers exactly like an unknown one: no hint that it exists. */
     if (s != NULL && !mg_principal_same(s->principal, mg_auth_principal_of(gw->auth, req)))
         s = NULL;
@@ -449,7 +544,9 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         if (meth != NULL && strcmp(meth, "initialize") == 0)
             has_init = 1;
     }
-    if (!batch && !has_init && mg__modern_detect(req, body)) {
+    /* A 2026-07-28 request (even an initialize, which that revision removed: 404) goes to the
+     * stateless era; an initialize without 2026 markers starts a session. */
+    if (!batch && mg__modern_detect(req, body)) {
         mg__modern_post(gw, req, body, start_ms);
         json_decref(body);
         return;
@@ -465,7 +562,12 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         json_decref(body);
         return;
     }
-    mg_session_t *s = require_session(gw, req, start_ms);
+    int claim = 0; /* cluster: may this request need the session's own children? */
+    for (size_t i = 0; gw->cluster != NULL && i < n && !claim; i++) {
+        json_t *m = batch ? json_array_get(body, i) : body;
+        claim = mg_rpc_classify(m, NULL) == MG_RPC_REQUEST && mg__cluster_needs_children(gw, m);
+    }
+    mg_session_t *s = require_session(gw, req, start_ms, claim);
     if (s == NULL) {
         json_decref(body);
         return;
@@ -572,9 +674,13 @@ static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         http_error(gw, req, 406, -32600, "Not Acceptable: GET needs Accept: text/event-stream", start_ms);
         return;
     }
-    mg_session_t *s = require_session(gw, req, start_ms);
+    mg_session_t *s = require_session(gw, req, start_ms, 0);
     if (s == NULL)
         return;
+    if (gw->cluster != NULL) { /* the GET stream and resumable streams live in the store */
+        mg__cluster_get(s, req, start_ms);
+        return;
+    }
     int dup = 0;
     h2o_iovec_t lei = header(req, "last-event-id", &dup);
     if (lei.base != NULL) {
@@ -618,9 +724,13 @@ static void handle_delete(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
 {
     if (refuse_sessionless(gw, req, start_ms))
         return;
-    mg_session_t *s = require_session(gw, req, start_ms);
+    mg_session_t *s = require_session(gw, req, start_ms, 0);
     if (s == NULL)
         return;
+    if (gw->cluster != NULL) { /* deleted everywhere, then answered */
+        mg__cluster_session_delete(s, req, start_ms);
+        return;
+    }
     char hash[16];
     memcpy(hash, s->hash, sizeof hash);
     mg__session_close(s, "deleted by client");
@@ -650,6 +760,10 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
                    start_ms);
         return 0;
     }
+    /* gateway.cors (src/policy/): response headers for allowed origins; a preflight is answered here,
+     * before auth (browsers send preflights without credentials). Off: OPTIONS gets 405 below. */
+    if (mg_policy_http_cors(gw, req))
+        return 0;
     if (gw->shutting_down) {
         const char *hdrs[] = {"retry-after", "1", "connection", "close"};
         json_t *e = mg_rpc_error(NULL, -32603, "gateway is shutting down; retry on another replica", NULL);

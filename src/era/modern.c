@@ -81,6 +81,13 @@ int mg__modern_detect(h2o_req_t *req, const json_t *msg)
  * plain header value or sentinel. */
 static int header_value_decode(h2o_iovec_t v, char *out, size_t cap)
 {
+    /* Optional whitespace around a field value is not part of it (RFC 9110 section 5.5). */
+    while (v.len > 0 && (v.base[0] == ' ' || v.base[0] == '\t')) {
+        v.base++;
+        v.len--;
+    }
+    while (v.len > 0 && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t'))
+        v.len--;
     if (v.len >= 11 && memcmp(v.base, "=?base64?", 9) == 0 && memcmp(v.base + v.len - 2, "?=", 2) == 0) {
         size_t n = v.len - 11;
         if (n % 4 != 0 || n / 4 * 3 + 1 > cap)
@@ -511,7 +518,15 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
                        NULL, id, start_ms);
         return;
     }
-    if (version == NULL || strcmp(hver, version) != 0) {
+    json_t *caps = json_object_get(meta, META_CAPS);
+    if (!json_is_object(meta) || version == NULL || !json_is_object(caps)) {
+        mg__http_error(gw, req, 400, -32602,
+                       "Invalid params: every 2026-07-28 request needs params._meta with " META_VERSION
+                       " (a string) and " META_CAPS " (an object)",
+                       NULL, id, start_ms);
+        return;
+    }
+    if (strcmp(hver, version) != 0) {
         snprintf(why, sizeof why,
                  "Header mismatch: MCP-Protocol-Version header '%s' does not match _meta " META_VERSION
                  " '%s'",
@@ -551,14 +566,6 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
             return;
         }
     }
-    json_t *caps = json_object_get(meta, META_CAPS);
-    if (!json_is_object(caps)) {
-        mg__http_error(gw, req, 400, -32602,
-                       "Invalid params: _meta " META_CAPS
-                       " (an object) is required on every 2026-07-28 request",
-                       NULL, id, start_ms);
-        return;
-    }
     int known = 0;
     for (int i = 0; modern_methods[i] != NULL; i++)
         known |= strcmp(method, modern_methods[i]) == 0;
@@ -570,6 +577,20 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
     if (strcmp(method, "subscriptions/listen") == 0) {
         open_listener(gw, req, msg, start_ms);
         return;
+    }
+    json_t *responses = json_object_get(mg_rpc_params(msg), "inputResponses");
+    if (responses != NULL) {
+        int bad = !json_is_object(responses);
+        const char *k;
+        json_t *v;
+        if (!bad)
+            json_object_foreach(responses, k, v) bad |= !json_is_object(v);
+        if (bad) {
+            mg__http_error(gw, req, 400, -32602,
+                           "Invalid params: inputResponses must be an object whose values are result objects",
+                           NULL, id, start_ms);
+            return;
+        }
     }
     const char *state = json_string_value(json_object_get(mg_rpc_params(msg), "requestState"));
     if (state != NULL) {
@@ -639,6 +660,23 @@ static void park_sweep_cb(uv_timer_t *t)
     }
 }
 
+static void flush_cb(uv_timer_t *t)
+{
+    mg_gateway_t *gw = t->data;
+    for (mg_call_t *c = gw->stateless->calls; c != NULL;) {
+        mg_call_t *next = c->next; /* a flush may finish (and free) c */
+        if (c->flush_due)
+            mg__dispatch_flush_inputs(c);
+        c = next;
+    }
+}
+
+void mg__modern_schedule_flush(mg_gateway_t *gw)
+{
+    if (!uv_is_active((uv_handle_t *)&gw->flush_timer))
+        uv_timer_start(&gw->flush_timer, flush_cb, 15, 0);
+}
+
 void mg__modern_init(mg_gateway_t *gw)
 {
     mg_map_init(&gw->parked);
@@ -658,6 +696,8 @@ void mg__modern_init(mg_gateway_t *gw)
     s->log_rank = 8;
     gw->stateless = s;
     uv_timer_init(gw->loop, &gw->park_timer);
+    uv_timer_init(gw->loop, &gw->flush_timer);
+    gw->flush_timer.data = gw;
     gw->park_timer.data = gw;
     uv_timer_start(&gw->park_timer, park_sweep_cb, 1000, 1000);
 }
@@ -665,6 +705,7 @@ void mg__modern_init(mg_gateway_t *gw)
 void mg__modern_dispose(mg_gateway_t *gw)
 {
     uv_timer_stop(&gw->park_timer);
+    uv_timer_stop(&gw->flush_timer);
     size_t pos = 0;
     const char *key;
     void *val;

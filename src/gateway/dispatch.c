@@ -14,6 +14,7 @@
 #include "../jsonrpc/jsonrpc.h"
 #include "gateway_int.h"
 #include "../auth/hooks.h"
+#include "../policy/hooks.h"
 #include "../toolsearch/runtime.h"
 
 #include <openssl/rand.h>
@@ -44,7 +45,7 @@ json_t *mg__initialize_result(mg_gateway_t *gw, const char *version)
         mg_pool_t *p = gw->servers[i].shared;
         json_t *ir = p ? mg_upstream_init_result(p->up) : NULL;
         const char *text = json_string_value(json_object_get(ir, "instructions"));
-        if (text == NULL || text[0] == '\0')
+        if (text == NULL || text[0] == '\0' || !mg_policy_instructions_allowed(gw->policy, i))
             continue;
         size_t add = strlen(text) + strlen(gw->servers[i].cfg->name) + 8;
         char *n = realloc(instr, ilen + add);
@@ -98,6 +99,8 @@ static void call_finish(mg_call_t *c, const json_t *resp)
     if (c->finished)
         return;
     c->finished = 1;
+    if (c->fwd != NULL)
+        mg__cluster_call_done(c); /* forwarded to another replica: stop listening to it */
     mg_session_t *s = c->s;
     if (c->prev)
         c->prev->next = c->next;
@@ -129,6 +132,8 @@ static void call_finish(mg_call_t *c, const json_t *resp)
     json_decref(c->caps);
     json_decref(c->final);
     json_decref(c->inputs);
+    json_decref(c->missing);
+    json_decref(c->prefill);
     free(c);
     mg__session_unref(s);
 }
@@ -145,6 +150,16 @@ static void call_error(mg_call_t *c, int code, const char *message, json_t *data
     json_t *r = mg_rpc_error(c->client_id, code, message, data);
     call_finish(c, r);
     json_decref(r);
+}
+
+void mg__dispatch_finish(mg_call_t *c, const json_t *resp)
+{
+    call_finish(c, resp);
+}
+
+void mg__dispatch_fail(mg_call_t *c, int code, const char *message, json_t *data)
+{
+    call_error(c, code, message, data);
 }
 
 static void ignore_done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message,
@@ -233,7 +248,11 @@ static void route_server_request(mg_gateway_t *gw, mg_session_t *s, mg_call_t *c
     mg_outreq_t *o = calloc(1, sizeof(*o));
     if (o == NULL)
         return;
-    snprintf(o->down_id, sizeof o->down_id, "mg-%llu", (unsigned long long)++s->next_out);
+    if (gw->cluster != NULL) /* the client's answer may land on any replica: name the one that asked */
+        snprintf(o->down_id, sizeof o->down_id, "mg-%s-%llu", mg__cluster_replica(gw),
+                 (unsigned long long)++s->next_out);
+    else
+        snprintf(o->down_id, sizeof o->down_id, "mg-%llu", (unsigned long long)++s->next_out);
     o->pool = pool;
     o->origin = origin;
     o->up_id = json_incref(up_id);
@@ -346,6 +365,8 @@ static void park(mg_call_t *c, json_t *req /* borrowed, may be NULL */, const ch
         mg_map_set(&gw->parked, c->park_key, c);
     }
     c->park_expires = mg_gateway_now_ms() + gw->cfg->limits.request_timeout_ms;
+    if (c->ureq != NULL)
+        mg_upstream_req_set_waiting(c->ureq, 1);
     if (c->x == NULL)
         return; /* delivered when the client retries */
     char *state = mg__modern_request_state(c);
@@ -393,6 +414,8 @@ void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json
 {
     mg__exchange_ref(x);
     c->x = x;
+    if (c->ureq != NULL)
+        mg_upstream_req_set_waiting(c->ureq, 0);
     json_decref(c->client_id);
     c->client_id = json_incref(mg_rpc_id(retry_msg));
     if (c->pool != NULL)
@@ -438,7 +461,7 @@ void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json
 
 void mg__dispatch_exchange_gone(mg_exchange_t *x)
 {
-    mg_session_t *s = x->gw->stateless;
+    mg_session_t *s = x->relay != NULL && x->s != NULL ? x->s : x->gw->stateless;
     for (mg_call_t *c = s->calls; c != NULL;) {
         mg_call_t *next = c->next;
         if (c->x == x && !c->finished) {
@@ -459,6 +482,12 @@ void mg__dispatch_exchange_gone(mg_exchange_t *x)
  * during a modern call becomes an InputRequiredResult. The call is parked (its upstream request
  * stays open) until the client retries with inputResponses and the sealed requestState.
  */
+static int key_ok(const char *k)
+{
+    size_t n = k ? strlen(k) : 0;
+    return n > 0 && n <= 64 && strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
 static void modern_server_request(mg_call_t *c, mg_upstream_origin_t origin, json_t *msg)
 {
     const char *method = mg_rpc_method(msg);
@@ -479,35 +508,111 @@ static void modern_server_request(mg_call_t *c, mg_upstream_origin_t origin, jso
         json_decref(r);
         return;
     }
-    if (json_object_get(c->caps, need) == NULL) {
-        /* The client cannot answer: tell the client (400 -32021) and end the upstream call. */
-        mg_upstream_req_t *u = c->ureq;
-        c->ureq = NULL;
-        if (u != NULL)
-            mg_upstream_cancel(u, "client lacks a required capability");
-        if (c->x != NULL)
-            c->x->status = 400;
-        char m[160];
-        snprintf(m, sizeof m, "Missing required client capability: %s", need);
-        call_error(c, -32021, m, json_pack("{s:{s:{}}}", "requiredCapabilities", need));
+    /* The key the client answers under: the upstream may name it (documented mcpgate hint
+     * params._meta["io.mcpgate/inputKey"]); otherwise the gateway mints one. */
+    json_t *params = json_deep_copy(mg_rpc_params(msg) ? mg_rpc_params(msg) : json_object());
+    json_t *pmeta = json_object_get(params, "_meta");
+    const char *hint = json_string_value(json_object_get(pmeta, "io.mcpgate/inputKey"));
+    char key[72];
+    mg_session_t *s = c->s;
+    if (key_ok(hint) && json_object_get(c->inputs, hint) == NULL)
+        snprintf(key, sizeof key, "%s", hint);
+    else
+        snprintf(key, sizeof key, "in-%llu", (unsigned long long)++s->next_out);
+    if (json_is_object(pmeta)) { /* the hints are for the gateway, not the client */
+        json_object_del(pmeta, "io.mcpgate/inputKey");
+        json_object_del(pmeta, "io.mcpgate/relatedRequestId");
+        if (json_object_size(pmeta) == 0)
+            json_object_del(params, "_meta");
+    }
+    /* Answered up front: the request already carried inputResponses for this key. */
+    json_t *pre = json_object_get(c->prefill, key);
+    if (json_is_object(pre)) {
+        json_t *r = mg_rpc_result(up_id, json_incref(pre));
+        mg_upstream_send(c->pool->up, origin, r);
+        json_decref(r);
+        json_object_del(c->prefill, key);
+        json_decref(params);
         return;
     }
-    /* Remember the upstream's id under a key the client will echo in inputResponses. */
-    mg_session_t *s = c->s;
     mg_outreq_t *o = calloc(1, sizeof(*o));
-    if (o == NULL)
+    if (o == NULL) {
+        json_decref(params);
         return;
-    snprintf(o->down_id, sizeof o->down_id, "in-%llu", (unsigned long long)++s->next_out);
+    }
+    snprintf(o->down_id, sizeof o->down_id, "%s", key);
     o->pool = c->pool;
     o->origin = origin;
     o->up_id = json_incref(up_id);
     o->call = c;
     o->next = s->outreqs;
     s->outreqs = o;
-    json_t *req = json_pack("{s:s,s:O}", "method", method, "params",
-                            mg_rpc_params(msg) ? mg_rpc_params(msg) : json_object());
-    park(c, req, o->down_id);
-    json_decref(req);
+    if (c->ureq != NULL)
+        mg_upstream_req_set_waiting(c->ureq, 1);
+    if (json_object_get(c->caps, need) == NULL) {
+        /* The client cannot answer this one: decided when the turn's requests are all in. */
+        o->refused = 1;
+        if (c->missing == NULL)
+            c->missing = json_object();
+        json_object_set_new(c->missing, need, json_object());
+    } else {
+        json_t *req = json_pack("{s:s,s:o}", "method", method, "params", params);
+        params = NULL;
+        if (c->inputs == NULL)
+            c->inputs = json_object();
+        json_object_set_new(c->inputs, key, req);
+    }
+    json_decref(params);
+    /* An upstream often asks several things back to back: collect them for ~15 ms, then answer. */
+    c->flush_due = 1;
+    mg__modern_schedule_flush(c->gw);
+}
+
+/* End of a collection window (era/modern.c's timer): refuse what the client cannot answer, then
+ * answer input_required, or 400 -32021 when nothing could be asked. */
+void mg__dispatch_flush_inputs(mg_call_t *c)
+{
+    c->flush_due = 0;
+    int askable = json_object_size(c->inputs) > 0;
+    if (c->missing != NULL && !askable && c->x != NULL) {
+        json_t *missing = c->missing;
+        c->missing = NULL;
+        remove_outreqs(c);
+        if (c->ureq != NULL) {
+            mg_upstream_req_t *u = c->ureq;
+            c->ureq = NULL;
+            mg_upstream_cancel(u, "client lacks a required capability");
+        }
+        c->x->status = 400;
+        char m[200] = "Missing required client capability:";
+        const char *k;
+        json_t *v;
+        json_object_foreach(missing, k, v)
+        {
+            strncat(m, " ", sizeof m - strlen(m) - 1);
+            strncat(m, k, sizeof m - strlen(m) - 1);
+        }
+        call_error(c, -32021, m, json_pack("{s:o}", "requiredCapabilities", missing));
+        return;
+    }
+    /* Some can be asked (or nobody waits): the others get an error upstream. */
+    for (mg_outreq_t **pp = &c->s->outreqs; *pp != NULL;) {
+        mg_outreq_t *o = *pp;
+        if (o->call == c && o->refused) {
+            *pp = o->next;
+            json_t *r = mg_rpc_error(o->up_id, -32601, "the client did not declare this capability", NULL);
+            mg_upstream_send(o->pool->up, o->origin, r);
+            json_decref(r);
+            json_decref(o->up_id);
+            free(o);
+            continue;
+        }
+        pp = &o->next;
+    }
+    json_decref(c->missing);
+    c->missing = NULL;
+    if (askable && c->x != NULL)
+        park(c, NULL, NULL);
 }
 
 static void related_cb(mg_upstream_req_t *ureq, mg_upstream_origin_t origin, json_t *msg, void *data)
@@ -560,8 +665,11 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
 static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
 {
     c->pool = pool;
-
     snprintf(c->x->upstream, sizeof c->x->upstream, "%s", pool->srv->cfg->name);
+    if (c->modern && params != NULL) { /* MRTR fields are between the client and the gateway */
+        json_object_del(params, "inputResponses");
+        json_object_del(params, "requestState");
+    }
     json_t *msg = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", c->method, "params",
                             params ? params : json_object());
     int r = mg_upstream_request(pool->up, msg, 0, done_cb, related_cb, c, &c->ureq);
@@ -569,6 +677,12 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         c->ureq = NULL;
         char m[200];
         snprintf(m, sizeof m, "upstream '%s': %s", pool->srv->cfg->name, mg_strerror(r));
+        if (r == MG_EBUSY && c->x != NULL && !c->x->batch) {
+            /* Overload is an HTTP matter too: 503 + Retry-After lets clients and balancers back off
+             * (the JSON-RPC error still says what happened). */
+            c->x->status = 503;
+            c->x->retry_after = 1;
+        }
         call_error(c, mg_err_jsonrpc_code(r), m, NULL);
     }
 }
@@ -750,6 +864,8 @@ static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
         }
         if (sub) {
             json_object_set_new(c->s->subs, uri, json_integer((json_int_t)p->srv->index));
+            if (c->gw->cluster != NULL)
+                mg__cluster_record_patch(c->s, json_pack("{s:{s:I}}", "subs", uri, (json_int_t)p->srv->index));
             json_object_set_new(p->subs, uri, json_integer(n + 1));
             if (n > 0) {
                 call_result(c, json_object());
@@ -757,6 +873,8 @@ static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
             }
         } else {
             json_object_del(c->s->subs, uri);
+            if (c->gw->cluster != NULL)
+                mg__cluster_record_patch(c->s, json_pack("{s:{s:n}}", "subs", uri));
             if (n > 1) {
                 json_object_set_new(p->subs, uri, json_integer(n - 1));
                 call_result(c, json_object());
@@ -836,6 +954,36 @@ static void param_check_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, voi
     forward(c, p, params);
 }
 
+/* The end of dispatch_by_name: the call is allowed; forward it to pool p under its original name. */
+static void by_name_forward(mg_call_t *c, mg_pool_t *p)
+{
+    const char *original = NULL;
+    mg__catalog_route_name(c->gw, json_string_value(json_object_get(c->params, "name")), &original);
+    if (c->modern && strcmp(c->method, "tools/call") == 0) {
+        /* Mcp-Param-* headers must match the arguments the tool's schema mirrors: look it up. */
+        mg__pool_list(p, MG_LIST_TOOLS, param_check_cb, c);
+        return;
+    }
+    json_t *params = json_deep_copy(c->params);
+    json_object_set_new(params, "name", json_string(original));
+    forward(c, p, params);
+}
+
+/* gateway.pinning / gateway.scan "block" (src/policy/): items is the pool's filtered list. */
+static void verified_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *items, void *data)
+{
+    mg_call_t *c = data;
+    const char *original = NULL;
+    mg__catalog_route_name(c->gw, json_string_value(json_object_get(c->params, "name")), &original);
+    char why[600];
+    json_t *edata = NULL;
+    if (!mg_policy_call_verified(c->gw->policy, p->srv->index, kind, items, original, why, sizeof why, &edata)) {
+        call_error(c, MG_POLICY_BLOCKED_CODE, why, edata);
+        return;
+    }
+    by_name_forward(c, p);
+}
+
 static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
 {
     const char *original = NULL;
@@ -863,14 +1011,12 @@ static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
         call_error(c, -32603, m, NULL);
         return;
     }
-    if (c->modern && strcmp(c->method, "tools/call") == 0) {
-        /* Mcp-Param-* headers must match the arguments the tool's schema mirrors: look it up. */
-        mg__pool_list(p, MG_LIST_TOOLS, param_check_cb, c);
+    if (mg_policy_gates_calls(c->gw->policy, (size_t)i)) {
+        /* Pinning or scanning blocks: only an entry of the verified (filtered) list may be used. */
+        mg__pool_list(p, strcmp(what, "tool") == 0 ? MG_LIST_TOOLS : MG_LIST_PROMPTS, verified_cb, c);
         return;
     }
-    json_t *params = json_deep_copy(c->params);
-    json_object_set_new(params, "name", json_string(original));
-    forward(c, p, params);
+    by_name_forward(c, p);
 }
 
 static void dispatch_call(mg_call_t *c, json_t *msg);
@@ -884,6 +1030,8 @@ void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, j
         json_decref(r);
         return;
     }
+    if (gw->cluster != NULL && mg__cluster_forward(c, msg))
+        return; /* the session's isolated children run on another replica */
     dispatch_call(c, msg);
 }
 
@@ -901,6 +1049,9 @@ void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t
     c->caps = json_incref(caps);
     c->log_rank = log_rank;
     mg__modern_digest(c->method, c->params, c->digest);
+    json_t *pre = json_object_get(c->params, "inputResponses");
+    if (json_is_object(pre))
+        c->prefill = json_deep_copy(pre);
     if (strcmp(c->method, "server/discover") == 0) {
         call_result(c, mg__modern_discover_result(gw));
         return;
@@ -908,7 +1059,25 @@ void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t
     dispatch_call(c, msg);
 }
 
+static void dispatch_method(mg_call_t *c, json_t *msg);
+
+/* gateway.rateLimits (src/policy/): a refused call is answered here (HTTP 429 when plain JSON). */
+static void rate_done_cb(mg_call_t *c, json_t *msg, int allowed, const char *message, json_t *data)
+{
+    if (!allowed)
+        call_error(c, MG_POLICY_RATE_CODE, message, data);
+    else
+        dispatch_method(c, msg);
+}
+
 static void dispatch_call(mg_call_t *c, json_t *msg)
+{
+    if (mg_policy_rate_take(c, msg, rate_done_cb) == 0)
+        return; /* rate_done_cb continues (or refuses) the call */
+    dispatch_method(c, msg);
+}
+
+static void dispatch_method(mg_call_t *c, json_t *msg)
 {
     mg_gateway_t *gw = c->gw;
     mg_session_t *s = c->s;
@@ -981,6 +1150,8 @@ static void dispatch_call(mg_call_t *c, json_t *msg)
             return;
         }
         s->log_rank = r;
+        if (gw->cluster != NULL) /* every replica forwards at this level from now on */
+            mg__cluster_record_patch(s, json_pack("{s:i}", "logLevel", r));
         for (size_t i = 0; i < gw->nservers; i++) {
             mg_pool_t *p = s->pools[i];
             if (p == NULL)
@@ -1022,6 +1193,8 @@ int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, 
             free(o);
             return 0;
         }
+        if (gw->cluster != NULL && mg__cluster_route_response(s, msg))
+            return 0; /* asked by another replica: delivered to it */
         *why = "response id does not match any request this gateway sent to the client";
         return MG_ENOTFOUND;
     }
@@ -1029,6 +1202,8 @@ int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, 
         s->initialized = 1;
         return 0;
     }
+    if (gw->cluster != NULL)
+        mg__cluster_client_notification(s, msg); /* cancellations reach every replica */
     if (strcmp(m, "notifications/cancelled") == 0) {
         json_t *rid = json_object_get(mg_rpc_params(msg), "requestId");
         for (mg_call_t *c = s->calls; c != NULL; c = c->next) {

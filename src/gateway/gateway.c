@@ -4,6 +4,7 @@
  * Read next: era/legacy.c (the request path) and catalog/catalog.c (pools).
  */
 #include "gateway_int.h"
+#include "../policy/hooks.h"
 #include "../toolsearch/runtime.h"
 #include "../common/err.h"
 #include "../common/log.h"
@@ -55,6 +56,8 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     mg__modern_init(gw);
     if (mg_toolsearch_new(gw) != 0)
         return MG_ENOMEM; /* startup only: the process exits */
+    if (mg_policy_new(gw, &gw->policy) != 0) /* pinning, scanning, rate limits (src/policy/) */
+        return MG_ENOMEM;                   /* startup only; serve validated the policy before */
     if (cfg->auth != NULL && mg_auth_new(loop, cfg->auth, &gw->auth) != 0)
         return MG_ENOMEM; /* never run unauthenticated when auth is configured (startup only: exits) */
     uv_timer_init(loop, &gw->sweep_timer);
@@ -70,13 +73,23 @@ static void sweep_cb(uv_timer_t *t)
 {
     mg_gateway_t *gw = t->data;
     mg__sessions_sweep(gw);
-    mg_store_memory_sweep(gw->store);
+    if (gw->cluster == NULL) /* redis expires records itself */
+        mg_store_memory_sweep(gw->store);
 }
 
 static void keepalive_cb(uv_timer_t *t)
 {
     mg__sessions_keepalive(t->data);
     mg__modern_listeners_keepalive(t->data);
+    if (((mg_gateway_t *)t->data)->cluster != NULL)
+        mg__cluster_keepalive(t->data);
+}
+
+int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *listen, char *why, size_t whylen)
+{
+    if (store == NULL || strcmp(store, "memory") == 0)
+        return 0;
+    return mg__cluster_new(gw, store, listen, why, whylen);
 }
 
 void mg_gateway_start(mg_gateway_t *gw)
@@ -92,6 +105,8 @@ void mg_gateway_start(mg_gateway_t *gw)
     uv_timer_start(&gw->sweep_timer, sweep_cb, every, every);
     uv_timer_start(&gw->keepalive_timer, keepalive_cb, 15000, 15000);
     mg_auth_start(gw->auth); /* issuer discovery and JWKS in the background */
+    if (gw->cluster != NULL)
+        mg__cluster_start(gw); /* replica registry heartbeat, store sweeps */
 }
 
 json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
@@ -112,6 +127,7 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
             json_object_set_new(u, "inflight", json_integer(mg_upstream_inflight(up)));
             if (mg_upstream_last_error(up) != NULL && st != MG_UPSTREAM_READY)
                 json_object_set_new(u, "error", json_string(mg_upstream_last_error(up)));
+            mg_policy_readyz(gw->policy, i, u); /* pinning and scanning detail */
         } else {
             json_object_set_new(u, "state", json_string("per-session"));
         }
@@ -122,8 +138,16 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
                          : nready > 0                    ? "degraded"
                                                          : "down";
     *ready = !gw->shutting_down && (total == 0 || nready > 0);
-    return json_pack("{s:b,s:s,s:I,s:o}", "ready", *ready, "status", status, "sessions",
-                     (json_int_t)gw->sessions.count, "upstreams", ups);
+    /* The session store (gateway.sessions.store): without it no session can be verified. */
+    int store_ready = 1;
+    json_t *store = gw->cluster != NULL ? mg__cluster_status(gw, &store_ready) : gw->store->ops->status(gw->store);
+    if (!store_ready) {
+        *ready = 0;
+        if (!gw->shutting_down)
+            status = "down";
+    }
+    return json_pack("{s:b,s:s,s:I,s:o,s:o}", "ready", *ready, "status", status, "sessions",
+                     (json_int_t)gw->sessions.count, "upstreams", ups, "store", store);
 }
 
 static void shutdown_tick(uv_timer_t *t);
@@ -146,6 +170,8 @@ static void stop_everything(mg_gateway_t *gw)
     void *val;
     while (mg_map_next(&gw->sessions, &pos, &key, &val))
         mg__session_close(val, "gateway shutting down");
+    if (gw->cluster != NULL) /* the records stay; this replica leaves the registry */
+        mg__cluster_leave(gw);
     mg__modern_dispose(gw);
     mg__dispatch_session_gone(gw->stateless);
     for (size_t i = 0; i < gw->nservers; i++) {
@@ -198,7 +224,10 @@ void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg
             mg_sse_conn_abandon(c);
         }
     }
-    mg__modern_listeners_close(gw);
+    if (gw->cluster != NULL) /* leave the registry; SSE streams get a retry hint, to resume elsewhere */
+        mg__cluster_drain(gw);
+    /* Calls parked for an MRTR retry wait for a client, not for work: they end now. */
+    mg__modern_dispose(gw);
     uv_timer_start(&gw->shutdown_timer, shutdown_tick, 0, 20);
 }
 
@@ -216,13 +245,16 @@ void mg_gateway_free(mg_gateway_t *gw)
     for (size_t i = 0; i < gw->nservers; i++)
         free(gw->servers[i].prefix);
     free(gw->servers);
+    mg__cluster_free(gw);
     if (gw->store)
         gw->store->ops->free(gw->store);
     mg_map_dispose(&gw->sessions);
     mg_toolsearch_free(gw);
+    mg_policy_free(gw->policy);
     mg_auth_free(gw->auth);
     /* Timer handles are embedded: the struct is freed from the last close callback. */
-    gw->handles_closing = 5;
+    gw->handles_closing = 6;
+    uv_close((uv_handle_t *)&gw->flush_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->park_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->sweep_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->debounce_timer, handle_closed_cb);

@@ -24,6 +24,7 @@
 #include "../common/map.h"
 #include "../config/config.h"
 #include "../http/sse.h"
+#include "../session/bus.h"
 #include "../session/store.h"
 #include "../upstream/upstream.h"
 #include "gateway.h"
@@ -56,6 +57,10 @@ typedef struct mg_call mg_call_t;
 typedef struct mg_exchange mg_exchange_t;
 typedef struct mg_stream mg_stream_t;
 typedef struct mg_gw_server mg_gw_server_t;
+typedef struct mg_cluster mg_cluster_t; /* cluster.c: sessions shared by replicas (redis store) */
+typedef struct mg_follow mg_follow_t;   /* cluster.c: an SSE connection fed from a Redis log */
+typedef struct mg_fwd mg_fwd_t;         /* cluster.c: a call forwarded to another replica */
+typedef struct mg_relay mg_relay_t;     /* cluster.c: answering a call forwarded by another replica */
 
 typedef void (*mg_list_cb)(mg_pool_t *pool, mg_list_kind_t kind, json_t *items /* borrowed or NULL */,
                            void *data);
@@ -110,7 +115,8 @@ struct mg_stream {
 };
 
 typedef struct mg_outreq {
-    char down_id[32]; /* id the client sees */
+    char down_id[80]; /* id the client sees (2026-07-28: the inputRequests key) */
+    int refused;      /* 2026-07-28: the client lacks the capability; refused upstream at flush */
     mg_pool_t *pool;
     mg_upstream_origin_t origin;
     json_t *up_id;   /* id the upstream used */
@@ -145,12 +151,18 @@ struct mg_session {
     struct mg_toolsearch_session *ts;
     /* who created it (auth); requests of anyone else get 404. NULL = no auth */
     mg_principal_t *principal;
+    /* cluster (redis store) only: */
+    char scope[80];       /* tenant part of its store keys */
+    char owner[40];       /* replica running its isolation "session" children; "!id" once lost; "" none */
+    uint64_t seen_ms;     /* last request verified on this replica */
+    mg_follow_t *follows; /* SSE connections fed from its logs (GET stream, streams resumed here) */
 };
 
 struct mg_exchange {
     int refs;
     int modern;         /* a 2026-07-28 stateless request */
     int status;         /* HTTP status for a JSON answer (0 = 200) */
+    int retry_after;    /* seconds for a Retry-After header on that answer (0 = none) */
     json_t *param_hdrs; /* modern: lowercased "mcp-param-*" name -> raw value */
     mg_gateway_t *gw;
     /* who sent the request (auth), NULL without auth */
@@ -166,6 +178,7 @@ struct mg_exchange {
     char method[64];
     char upstream[64];
     int logged;
+    mg_relay_t *relay; /* cluster: answering a request forwarded by another replica */
 };
 
 struct mg_call {
@@ -178,7 +191,10 @@ struct mg_call {
     uint64_t park_expires;
     char digest[68]; /* modern: SHA-256 of method + name/uri + arguments, hex */
     json_t *final;   /* response that arrived while parked */
-    json_t *inputs;  /* input requests not yet sent to the client: key -> request */
+    json_t *inputs;     /* input requests not yet answered by the client: key -> request */
+    json_t *missing;    /* capabilities the upstream asked for that the client lacks: cap -> {} */
+    json_t *prefill;    /* inputResponses that came with a fresh request: key -> response */
+    int flush_due;      /* inputs arrived: answer at the end of the collection window */
     mg_gateway_t *gw;
     mg_session_t *s;
     mg_exchange_t *x;
@@ -191,6 +207,7 @@ struct mg_call {
     json_t *params;
     int finished;
     mg_call_t *next, *prev;
+    mg_fwd_t *fwd; /* cluster: forwarded to the replica that runs the session's children */
 };
 
 typedef struct mg_listener {
@@ -207,10 +224,12 @@ struct mg_gateway {
     struct mg_toolsearch *ts;
     /* gateway.auth runtime, NULL without auth */
     mg_auth_t *auth;
+    struct mg_policy *policy; /* pinning, scanning, rate limits, CORS (src/policy/hooks.h) */
     mg_session_t *stateless; /* owner of 2026-07-28 calls (never in the session table) */
     mg_map_t parked;         /* park key -> mg_call_t waiting for an MRTR retry */
     unsigned char seal_key[32];
     uv_timer_t park_timer;
+    uv_timer_t flush_timer;
     mg_listener_t *listeners; /* open subscriptions/listen streams */
     const mg_config_t *cfg;
     mg_gw_server_t *servers;
@@ -230,12 +249,17 @@ struct mg_gateway {
     uint64_t shutdown_deadline;
     unsigned pools_stopping;
     int handles_closing;
+    mg_cluster_t *cluster; /* NULL with the memory store (one process) */
+    mg_bus_t *bus;         /* cluster: cross-replica messages and event logs */
 };
 
 /* ---- session.c ---- */
 int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json_t *client_info,
                        mg_session_t **out);
 mg_session_t *mg__session_find(mg_gateway_t *gw, const char *id);
+/* A local copy of a session created on another replica (cluster.c): same as create, with its id. */
+int mg__session_adopt(mg_gateway_t *gw, const char *id, const char *version, json_t *caps, json_t *client_info,
+                      mg_session_t **out);
 void mg__session_close(mg_session_t *s, const char *why);
 void mg__session_ref(mg_session_t *s);
 void mg__session_unref(mg_session_t *s);
@@ -258,6 +282,56 @@ void mg__stream_replay(mg_stream_t *st, uint64_t after_seq);
 void mg__session_notify(mg_session_t *s, const json_t *msg);
 void mg__sessions_sweep(mg_gateway_t *gw);
 void mg__sessions_keepalive(mg_gateway_t *gw);
+
+/* ---- cluster.c (only with a shared store: gw->cluster != NULL) ---- */
+/* status 200 (s set), 404 (unknown, expired or another principal's) or 503 (store unavailable).
+ * req is NULL when h2o disposed the request meanwhile (then only release data). */
+typedef void (*mg_cluster_session_cb)(void *data, h2o_req_t *req, mg_session_t *s, int status);
+int mg__cluster_new(mg_gateway_t *gw, const char *store, const char *listen, char *why, size_t whylen);
+void mg__cluster_start(mg_gateway_t *gw);
+void mg__cluster_drain(mg_gateway_t *gw);
+/* End of a drain: leaves the replica registry (others then see this replica as gone). */
+void mg__cluster_leave(mg_gateway_t *gw);
+void mg__cluster_free(mg_gateway_t *gw);
+const char *mg__cluster_replica(mg_gateway_t *gw);
+/* Loads, verifies and materializes session id for req; claim: the request may need its children. */
+void mg__cluster_session_lookup(mg_gateway_t *gw, h2o_req_t *req, const char *id, int claim,
+                                mg_cluster_session_cb cb, void *data);
+/* initialize: writes the record, then answers resp (200 + Mcp-Session-Id) or 503. */
+void mg__cluster_session_put(mg_session_t *s, h2o_req_t *req, const json_t *resp, const char *profile,
+                             uint64_t start_ms);
+/* DELETE: removes the record, tells every replica, closes the copy, answers 200 (or 503). */
+void mg__cluster_session_delete(mg_session_t *s, h2o_req_t *req, uint64_t start_ms);
+void mg__cluster_record_patch(mg_session_t *s, json_t *patch /* stolen */);
+/* GET on /mcp for s: the GET stream or a resumption (Last-Event-ID), from any replica. */
+void mg__cluster_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms);
+/* A message for the session's GET stream (appended to its log, delivered where the GET is). */
+void mg__cluster_notify(mg_session_t *s, const json_t *msg);
+/* Event id "<replica>.<stream>-<seq>" of a local POST stream; its events go to its log too. */
+void mg__cluster_event_id(mg_gateway_t *gw, const mg_stream_t *st, uint64_t seq, char *out, size_t n);
+void mg__cluster_stream_event(mg_stream_t *st, uint64_t seq, const char *data, size_t len, int end);
+void mg__cluster_session_closing(mg_session_t *s);
+int mg__cluster_has_get(const mg_session_t *s);
+void mg__cluster_keepalive(mg_gateway_t *gw);
+/* Debounced list_changed of shared children: to every replica's GET streams and listeners. */
+void mg__cluster_list_changed(mg_gateway_t *gw, unsigned bits);
+/* A client's answer to "mg-<other replica>-N": sent to that replica; returns 1 when sent. */
+int mg__cluster_route_response(mg_session_t *s, const json_t *msg);
+/* Client notifications other replicas must see (cancellation; roots to the children's owner). */
+void mg__cluster_client_notification(mg_session_t *s, const json_t *msg);
+/* 1 when msg may need the session's isolation "session" children. */
+int mg__cluster_needs_children(mg_gateway_t *gw, const json_t *msg);
+/* Forwards c to the replica running the session's children, or fails it (owner lost). Returns 1
+ * when it took the call over. */
+int mg__cluster_forward(mg_call_t *c, const json_t *msg);
+/* From call_finish(): ends a forward. */
+void mg__cluster_call_done(mg_call_t *c);
+/* 1 when this replica may run s's isolation "session" children. */
+int mg__cluster_may_own(const mg_session_t *s);
+/* Writes a related message (final 0) or the answer (final 1) back to the forwarding replica. */
+void mg__cluster_relay(mg_exchange_t *x, const json_t *msg, int final);
+/* NEW reference: the store's /readyz object; *ready = the store can serve. */
+json_t *mg__cluster_status(mg_gateway_t *gw, int *ready);
 
 /* ---- exchange (era/legacy.c) ---- */
 void mg__exchange_ref(mg_exchange_t *x);
@@ -309,10 +383,16 @@ void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, j
 void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t *caps, int log_rank);
 /* Resumes a parked call with the retry's exchange; responses (borrowed) go upstream. */
 void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json_t *responses);
+/* Ends a 2026-07-28 call's input-collection window (see dispatch.c). */
+void mg__dispatch_flush_inputs(mg_call_t *c);
+void mg__modern_schedule_flush(mg_gateway_t *gw);
 /* Frees a parked call that expired or whose resumption failed (cancels upstream). */
 void mg__dispatch_drop_parked(mg_call_t *c, const char *why);
 /* Cancels the unfinished modern calls answering through x (client closed the stream). */
 void mg__dispatch_exchange_gone(mg_exchange_t *x);
+/* Ends call c with resp (borrowed) / with an error (data stolen): its one completion. */
+void mg__dispatch_finish(mg_call_t *c, const json_t *resp);
+void mg__dispatch_fail(mg_call_t *c, int code, const char *message, json_t *data);
 /* Handles a client notification or a response to a server->client request; returns 0 or an error. */
 int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, const char **why);
 /* Fails every call of a session (session deleted); calls finish with an error. */

@@ -57,8 +57,9 @@ static json_t *record_of(const mg_session_t *s)
                      "clientInfo", s->client_info, "created", (json_int_t)s->last_ms);
 }
 
-int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json_t *client_info,
-                       mg_session_t **out)
+/* id NULL: a new CSPRNG id; else a session created on another replica (cluster.c). */
+static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, json_t *caps,
+                         json_t *client_info, mg_session_t **out)
 {
     if (gw->sessions.count >= gw->cfg->limits.max_sessions)
         return MG_EBUSY;
@@ -66,7 +67,10 @@ int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json
     if (s == NULL)
         return MG_ENOMEM;
     s->gw = gw;
-    make_id(s->id, sizeof s->id);
+    if (id != NULL)
+        snprintf(s->id, sizeof s->id, "%s", id);
+    else
+        make_id(s->id, sizeof s->id);
     make_hash(s->id, s->hash);
     snprintf(s->version, sizeof s->version, "%s", version);
     s->rank = mg_version_rank(version);
@@ -84,11 +88,26 @@ int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json
         free(s);
         return MG_ENOMEM;
     }
-    json_t *rec = record_of(s);
-    gw->store->ops->put(gw->store, s->id, rec, gw->cfg->limits.session_ttl_ms, NULL, NULL);
-    json_decref(rec);
     *out = s;
     return 0;
+}
+
+int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json_t *client_info,
+                       mg_session_t **out)
+{
+    int r = session_alloc(gw, NULL, version, caps, client_info, out);
+    if (r != 0 || gw->cluster != NULL) /* cluster: the record is written by mg__cluster_session_put() */
+        return r;
+    json_t *rec = record_of(*out);
+    gw->store->ops->put(gw->store, (*out)->id, rec, gw->cfg->limits.session_ttl_ms, NULL, NULL);
+    json_decref(rec);
+    return 0;
+}
+
+int mg__session_adopt(mg_gateway_t *gw, const char *id, const char *version, json_t *caps, json_t *client_info,
+                      mg_session_t **out)
+{
+    return session_alloc(gw, id, version, caps, client_info, out);
 }
 
 mg_session_t *mg__session_find(mg_gateway_t *gw, const char *id)
@@ -182,7 +201,10 @@ void mg__session_close(mg_session_t *s, const char *why)
     s->refs++; /* hold while tearing down */
     s->closing = 1;
     mg_map_del(&gw->sessions, s->id);
-    gw->store->ops->del(gw->store, s->id, NULL, NULL);
+    if (gw->cluster == NULL) /* cluster: a local copy closes; the record stays (DELETE removes it) */
+        gw->store->ops->del(gw->store, s->id, NULL, NULL);
+    else
+        mg__cluster_session_closing(s);
     mg_log_json(MG_LOG_INFO, "session closed", json_pack("{s:s,s:s}", "session", s->hash, "reason", why));
     mg__dispatch_session_gone(s);
     for (mg_stream_t *st = s->streams; st != NULL; st = st->next) {
@@ -291,7 +313,10 @@ static int push_raw(mg_stream_t *st, const char *data, size_t dlen)
 {
     char id[48];
     uint64_t seq = st->next_seq++;
-    snprintf(id, sizeof id, "%u-%llu", st->id, (unsigned long long)seq);
+    if (st->s->gw->cluster != NULL)
+        mg__cluster_event_id(st->s->gw, st, seq, id, sizeof id); /* unique across replicas */
+    else
+        snprintf(id, sizeof id, "%u-%llu", st->id, (unsigned long long)seq);
     char *buf = NULL;
     size_t len = 0, cap = 0;
     if (mg_sse_format(&buf, &len, &cap, id, data, dlen, 0) != 0) {
@@ -300,6 +325,8 @@ static int push_raw(mg_stream_t *st, const char *data, size_t dlen)
     }
     write_conn(st, buf, len);
     ring_add(st, seq, buf, len);
+    if (st->s->gw->cluster != NULL) /* resumable on any replica */
+        mg__cluster_stream_event(st, seq, data, dlen, 0);
     return 0;
 }
 
@@ -356,6 +383,8 @@ void mg__stream_response_done(mg_stream_t *st)
     if (st->pending == 0 && !st->is_get) {
         st->done = 1;
         st->done_ms = mg_gateway_now_ms();
+        if (st->s->gw->cluster != NULL) /* followers on other replicas end here too */
+            mg__cluster_stream_event(st, st->next_seq++, "", 0, 1);
         if (st->conn != NULL) {
             mg_sse_conn_t *c = st->conn;
             st->conn = NULL;
@@ -368,6 +397,10 @@ void mg__session_notify(mg_session_t *s, const json_t *msg)
 {
     if (s->closing)
         return;
+    if (s->gw->cluster != NULL) { /* the GET stream lives in the store: any replica may hold it */
+        mg__cluster_notify(s, msg);
+        return;
+    }
     if (s->get_stream == NULL && mg__stream_new(s, 1) == NULL)
         return;
     mg__stream_push(s->get_stream, msg);
@@ -377,6 +410,8 @@ void mg__session_notify(mg_session_t *s, const json_t *msg)
 
 void mg__sessions_sweep(mg_gateway_t *gw)
 {
+    if (gw->cluster != NULL)
+        return; /* cluster.c sweeps copies against the store */
     uint64_t now = mg_gateway_now_ms();
     uint64_t ttl = gw->cfg->limits.session_ttl_ms;
     size_t pos = 0;

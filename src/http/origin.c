@@ -45,14 +45,20 @@ int mg_origin_is_loopback_host(const char *host, size_t len)
     if (eq_nocase(host, n, "localhost") || eq_nocase(host, n, "[::1]"))
         return 1;
     if (n > 4 && strncmp(host, "127.", 4) == 0) {
-        int dots = 0;
+        /* four octets of 1-3 digits, each <= 255 ("127..." passed before; fuzz_origin.c) */
+        int dots = 0, digits = 0, octet = 0;
         for (size_t i = 0; i < n; i++) {
-            if (host[i] == '.')
+            if (host[i] == '.') {
+                if (digits == 0)
+                    return 0;
                 dots++;
-            else if (!isdigit((unsigned char)host[i]))
+                digits = octet = 0;
+            } else if (!isdigit((unsigned char)host[i]) || ++digits > 3 ||
+                       (octet = octet * 10 + (host[i] - '0')) > 255) {
                 return 0;
+            }
         }
-        return dots == 3;
+        return dots == 3 && digits > 0;
     }
     return 0;
 }

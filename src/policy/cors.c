@@ -7,8 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
-const char mg_cors_allowed_headers[] = "accept, authorization, content-type, last-event-id, mcp-method, mcp-name, "
-                                       "mcp-protocol-version, mcp-session-id";
+const char mg_cors_allowed_headers[] =
+    "accept, authorization, content-type, last-event-id, mcp-method, mcp-name, "
+    "mcp-protocol-version, mcp-session-id";
 const char mg_cors_exposed_headers[] = "mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, "
                                        "ratelimit, ratelimit-policy";
 

@@ -16,7 +16,8 @@
 #define MAX_FILE    (1024u * 1024)
 #define MAX_ENTRIES 10000
 
-static void errf(mg_envfile_err_cb err, void *ctx, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(mg_envfile_err_cb err, void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void errf(mg_envfile_err_cb err, void *ctx, const char *fmt, ...)
 {
     char m[512];
@@ -93,8 +94,8 @@ static char *parse_value(const char *p, const char *end, const char **why)
     return out;
 }
 
-int mg_envfile_parse(const char *text, size_t len, const char *origin, mg_envfile_t *out, mg_envfile_err_cb err,
-                     void *ctx)
+int mg_envfile_parse(const char *text, size_t len, const char *origin, mg_envfile_t *out,
+                     mg_envfile_err_cb err, void *ctx)
 {
     memset(out, 0, sizeof *out);
     out->path = strdup(origin ? origin : "<env-file>");
@@ -119,8 +120,8 @@ int mg_envfile_parse(const char *text, size_t len, const char *origin, mg_envfil
         while (klen > 0 && (s[klen - 1] == ' ' || s[klen - 1] == '\t'))
             klen--;
         if (eq == NULL || !key_ok(s, klen)) {
-            errf(err, ctx, "%s: line %u: expected KEY=VALUE with KEY made of letters, digits and '_'", out->path,
-                 line);
+            errf(err, ctx, "%s: line %u: expected KEY=VALUE with KEY made of letters, digits and '_'",
+                 out->path, line);
             rc = -1;
             continue;
         }
@@ -236,7 +237,8 @@ void mg_envfile_apply(mg_envfile_t *ef, mg_config_t *cfg, mg_envfile_err_cb err,
         mg_server_config_t *s = &cfg->servers[best];
         if (tie >= 0) {
             errf(err, ctx,
-                 "%s: line %u: %s matches both server '%s' and server '%s' ({SERVICE}_MCP_{KEY} upper-cases the "
+                 "%s: line %u: %s matches both server '%s' and server '%s' ({SERVICE}_MCP_{KEY} upper-cases "
+                 "the "
                  "name and turns '-' and '.' into '_'): rename one server or set the variable under its env",
                  ef->path, en->line, en->key, s->name, cfg->servers[tie].name);
             continue;
@@ -254,7 +256,8 @@ void mg_envfile_apply(mg_envfile_t *ef, mg_config_t *cfg, mg_envfile_err_cb err,
             declared |= s->env[k].key != NULL && strcmp(s->env[k].key, key) == 0;
         if (declared) {
             errf(err, ctx,
-                 "server '%s': env %s is set both in the config and by %s (%s line %u): keep one, so the value "
+                 "server '%s': env %s is set both in the config and by %s (%s line %u): keep one, so the "
+                 "value "
                  "the server gets is never a surprise",
                  s->name, key, en->key, ef->path, en->line);
             continue;

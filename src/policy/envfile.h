@@ -33,8 +33,8 @@ typedef void (*mg_envfile_err_cb)(void *ctx, const char *msg);
 
 /* Parses text (len bytes). origin prefixes messages. Returns 0, or -1 when a problem was reported
  * through err (out then holds the entries that parsed). */
-int mg_envfile_parse(const char *text, size_t len, const char *origin, mg_envfile_t *out, mg_envfile_err_cb err,
-                     void *ctx);
+int mg_envfile_parse(const char *text, size_t len, const char *origin, mg_envfile_t *out,
+                     mg_envfile_err_cb err, void *ctx);
 /* Reads and parses path. */
 int mg_envfile_load(const char *path, mg_envfile_t *out, mg_envfile_err_cb err, void *ctx);
 void mg_envfile_dispose(mg_envfile_t *ef);

@@ -90,8 +90,8 @@ json_t *mg_lock_server_entry(const json_t *tools, const json_t *prompts, const j
 
 json_t *mg_lock_new(void)
 {
-    return json_pack("{s:i,s:s,s:{}}", "lockfileVersion", MG_LOCK_VERSION, "generatedBy", "mcpgate " MG_VERSION,
-                     "servers");
+    return json_pack("{s:i,s:s,s:{}}", "lockfileVersion", MG_LOCK_VERSION, "generatedBy",
+                     "mcpgate " MG_VERSION, "servers");
 }
 
 static int entry_ok(const json_t *e, char *why, size_t n, const char *server)
@@ -237,8 +237,8 @@ json_t *mg_lock_diff(const json_t *old_entry, const json_t *new_entry)
                 json_array_append_new(out, json_pack("{s:s,s:s,s:s}", "kind", mg_lock_kinds[k], "name", name,
                                                      "change", "added"));
             } else if (!json_equal(json_object_get(op, "sha256"), json_object_get(pin, "sha256"))) {
-                json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:o}", "kind", mg_lock_kinds[k], "name", name,
-                                                     "change", "changed", "fields",
+                json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:o}", "kind", mg_lock_kinds[k], "name",
+                                                     name, "change", "changed", "fields",
                                                      changed_fields(json_object_get(op, "definition"),
                                                                     json_object_get(pin, "definition"))));
             }
@@ -258,8 +258,8 @@ json_t *mg_lock_diff(const json_t *old_entry, const json_t *new_entry)
         if (change == NULL && !json_equal(json_object_get(oi, "sha256"), json_object_get(ni, "sha256")))
             change = "changed";
         if (change != NULL)
-            json_array_append_new(out, json_pack("{s:s,s:s,s:s}", "kind", "instructions", "name", "instructions",
-                                                 "change", change));
+            json_array_append_new(out, json_pack("{s:s,s:s,s:s}", "kind", "instructions", "name",
+                                                 "instructions", "change", change));
     }
     return out;
 }
@@ -269,9 +269,10 @@ void mg_lock_diff_summary(const json_t *change, char *buf, size_t n)
     const char *c = json_string_value(json_object_get(change, "change"));
     const json_t *fields = json_object_get(change, "fields");
     if (c == NULL || strcmp(c, "changed") != 0 || json_array_size(fields) == 0) {
-        snprintf(buf, n, "%s", c != NULL && strcmp(c, "added") == 0     ? "new, not in the lock"
-                               : c != NULL && strcmp(c, "removed") == 0 ? "removed since the lock"
-                                                                        : "changed");
+        snprintf(buf, n, "%s",
+                 c != NULL && strcmp(c, "added") == 0     ? "new, not in the lock"
+                 : c != NULL && strcmp(c, "removed") == 0 ? "removed since the lock"
+                                                          : "changed");
         return;
     }
     size_t o = 0;
@@ -329,12 +330,12 @@ void mg_lock_diff_print(FILE *f, const char *server, const json_t *diff, const j
             od = json_object_get(json_object_get(old_entry, "instructions"), "text");
             nd = json_object_get(json_object_get(new_entry, "instructions"), "text");
         } else {
-            od = json_object_get(json_object_get(json_object_get(json_object_get(old_entry, kind), name),
-                                                 "definition"),
-                                 "description");
-            nd = json_object_get(json_object_get(json_object_get(json_object_get(new_entry, kind), name),
-                                                 "definition"),
-                                 "description");
+            od = json_object_get(
+                json_object_get(json_object_get(json_object_get(old_entry, kind), name), "definition"),
+                "description");
+            nd = json_object_get(
+                json_object_get(json_object_get(json_object_get(new_entry, kind), name), "definition"),
+                "description");
         }
         if (json_is_string(od) && json_is_string(nd) && !json_equal(od, nd)) {
             print_text(f, "was:", json_string_value(od));

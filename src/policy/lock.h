@@ -37,8 +37,8 @@
 
 /* The three pinned lists, by their MCP result keys; MG_LOCK_KINDS entries. */
 #define MG_LOCK_KINDS 3
-extern const char *const mg_lock_kinds[MG_LOCK_KINDS];      /* "tools", "prompts", "resourceTemplates" */
-extern const char *const mg_lock_kind_item[MG_LOCK_KINDS];  /* "tool", "prompt", "resource template" */
+extern const char *const mg_lock_kinds[MG_LOCK_KINDS];     /* "tools", "prompts", "resourceTemplates" */
+extern const char *const mg_lock_kind_item[MG_LOCK_KINDS]; /* "tool", "prompt", "resource template" */
 /* Index in mg_lock_kinds of a list key, or -1 ("resources" is not pinned). */
 int mg_lock_kind_index(const char *list_key);
 /* The identifying field of an item of kind k ("name" or "uriTemplate"); NULL when it has none. */

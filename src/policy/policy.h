@@ -66,10 +66,10 @@ typedef struct mg_cors_config {
 
 /* "gateway.scan" */
 typedef struct mg_scan_config {
-    mg_scan_mode_t mode;      /* default warn */
-    mg_severity_t block_at;   /* "blockSeverity": findings at or above it block (mode block); default high */
-    char *rules_file;         /* "rules": extra rules (same format as src/policy/scan-rules.json) */
-    char **disable;           /* "disable": rule ids turned off */
+    mg_scan_mode_t mode;    /* default warn */
+    mg_severity_t block_at; /* "blockSeverity": findings at or above it block (mode block); default high */
+    char *rules_file;       /* "rules": extra rules (same format as src/policy/scan-rules.json) */
+    char **disable;         /* "disable": rule ids turned off */
     size_t ndisable;
 } mg_scan_config_t;
 

@@ -50,7 +50,8 @@ const char *mg_scan_mode_name(mg_scan_mode_t m)
     return m == MG_SCAN_OFF ? "off" : m == MG_SCAN_BLOCK ? "block" : "warn";
 }
 
-static void errf(const mg_policy_config_ops_t *ops, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void errf(const mg_policy_config_ops_t *ops, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void errf(const mg_policy_config_ops_t *ops, const char *fmt, ...)
 {
     char m[600];
@@ -66,7 +67,8 @@ static const char *quote(const char *s, char *buf, size_t cap)
 {
     size_t o = 0;
     for (; *s && o + 4 < cap && o < 60; s++)
-        buf[o++] = (unsigned char)*s < 0x20 || *s == '"' || *s == '\'' || (unsigned char)*s >= 0x7f ? '?' : *s;
+        buf[o++] =
+            (unsigned char)*s < 0x20 || *s == '"' || *s == '\'' || (unsigned char)*s >= 0x7f ? '?' : *s;
     if (*s)
         memcpy(buf + o, "...", 3), o += 3;
     buf[o] = '\0';
@@ -256,7 +258,9 @@ static void parse_scan(mg_policy_config_t *pc, const json_t *v, const mg_policy_
 
 static int origin_ok(const char *s)
 {
-    const char *p = strncasecmp(s, "https://", 8) == 0 ? s + 8 : strncasecmp(s, "http://", 7) == 0 ? s + 7 : NULL;
+    const char *p = strncasecmp(s, "https://", 8) == 0  ? s + 8
+                    : strncasecmp(s, "http://", 7) == 0 ? s + 7
+                                                        : NULL;
     if (p == NULL || *p == '\0')
         return 0;
     for (; *p; p++)
@@ -270,8 +274,9 @@ static void parse_cors(mg_policy_config_t *pc, const json_t *v, const mg_policy_
     static const char *const keys[] = {"allowedOrigins", "allowCredentials", "maxAgeSeconds", NULL};
     mg_cors_config_t *c = &pc->cors;
     if (!json_is_object(v)) {
-        errf(ops, "gateway.cors: must be an object like {\"allowedOrigins\": [\"https://app.example.com\"]}, "
-                  "not %s",
+        errf(ops,
+             "gateway.cors: must be an object like {\"allowedOrigins\": [\"https://app.example.com\"]}, "
+             "not %s",
              kind(v));
         return;
     }
@@ -303,11 +308,13 @@ static void parse_cors(mg_policy_config_t *pc, const json_t *v, const mg_policy_
         if (strcmp(c->origins[i], "*") == 0) {
             c->any = 1;
             if (c->allow_credentials)
-                errf(ops, "gateway.cors: \"*\" cannot be combined with allowCredentials: true (any site could "
-                          "make credentialed requests): list the origins");
+                errf(ops,
+                     "gateway.cors: \"*\" cannot be combined with allowCredentials: true (any site could "
+                     "make credentialed requests): list the origins");
         } else if (!origin_ok(c->origins[i])) {
-            errf(ops, "gateway.cors.allowedOrigins[%zu]: '%s' is not an origin: use scheme://host[:port] with "
-                      "no path, e.g. https://app.example.com",
+            errf(ops,
+                 "gateway.cors.allowedOrigins[%zu]: '%s' is not an origin: use scheme://host[:port] with "
+                 "no path, e.g. https://app.example.com",
                  i, quote(c->origins[i], q, sizeof q));
         }
     }
@@ -320,7 +327,8 @@ static int parse_rule(const mg_policy_config_ops_t *ops, const char *where, cons
 {
     static const char *const keys[] = {"requests", "perSeconds", "burst", NULL};
     if (!json_is_object(v)) {
-        errf(ops, "%s: must be an object like {\"requests\": 60, \"perSeconds\": 60}, not %s", where, kind(v));
+        errf(ops, "%s: must be an object like {\"requests\": 60, \"perSeconds\": 60}, not %s", where,
+             kind(v));
         return -1;
     }
     uint64_t per = 1;
@@ -377,8 +385,9 @@ static void parse_rate(mg_policy_config_t *pc, const json_t *v, const mg_policy_
             rc->has_tenant = parse_rule(ops, w, x, &rc->tenant) == 0;
         } else if (strcmp(k, "tools") == 0) {
             if (!json_is_object(x)) {
-                errf(ops, "%s: must be an object mapping tool-name globs to limits, e.g. {\"github__*\": "
-                          "{\"requests\": 30, \"perSeconds\": 60}}",
+                errf(ops,
+                     "%s: must be an object mapping tool-name globs to limits, e.g. {\"github__*\": "
+                     "{\"requests\": 30, \"perSeconds\": 60}}",
                      w);
                 continue;
             }
@@ -399,8 +408,9 @@ static void parse_rate(mg_policy_config_t *pc, const json_t *v, const mg_policy_
             free(rc->store);
             rc->store = get_str(ops, w, x, 0);
             if (rc->store != NULL && strcmp(rc->store, "local") != 0)
-                errf(ops, "%s: only \"local\" exists in this version (the shared Redis store is not built yet; "
-                          "each replica counts on its own)",
+                errf(ops,
+                     "%s: only \"local\" exists in this version (the shared Redis store is not built yet; "
+                     "each replica counts on its own)",
                      w);
         } else {
             unknown(ops, "gateway.rateLimits", k, keys);
@@ -444,7 +454,8 @@ int mg_policy_config_gateway_key(mg_policy_config_t **pcp, const char *key, cons
         free(pc->lock_file);
         pc->lock_file = get_str(ops, "gateway.lockFile", v, 0);
         if (pc->lock_file != NULL && pc->lock_file[0] == '\0')
-            errf(ops, "gateway.lockFile: must not be empty (remove it to use mcpgate.lock beside the config)");
+            errf(ops,
+                 "gateway.lockFile: must not be empty (remove it to use mcpgate.lock beside the config)");
     } else if (strcmp(key, "scan") == 0) {
         parse_scan(pc, v, ops);
     } else if (strcmp(key, "cors") == 0) {
@@ -493,7 +504,8 @@ static void parse_sandbox(mg_server_config_t *s, const char *sw, const json_t *v
     char where[200];
     snprintf(where, sizeof where, "%s: sandbox", sw);
     if (!json_is_object(v)) {
-        errf(ops, "%s: must be an object, e.g. {\"user\": \"nobody\", \"rlimits\": {\"openFiles\": 256}}, not %s",
+        errf(ops,
+             "%s: must be an object, e.g. {\"user\": \"nobody\", \"rlimits\": {\"openFiles\": 256}}, not %s",
              where, kind(v));
         return;
     }
@@ -544,7 +556,8 @@ static void parse_sandbox(mg_server_config_t *s, const char *sw, const json_t *v
             }
         } else if (strcmp(k, "landlock") == 0) {
             if (!json_is_object(x)) {
-                errf(ops, "%s: must be an object, e.g. {\"read\": [\"/srv/data\"], \"write\": [\"/tmp/mcp\"]}", w);
+                errf(ops,
+                     "%s: must be an object, e.g. {\"read\": [\"/srv/data\"], \"write\": [\"/tmp/mcp\"]}", w);
                 continue;
             }
             sb->landlock = 1;
@@ -615,7 +628,8 @@ static void parse_sandbox(mg_server_config_t *s, const char *sw, const json_t *v
         }
     }
     if (nnp_explicit == 0 && (sb->landlock || sb->seccomp))
-        errf(ops, "%s: noNewPrivileges false cannot be combined with landlock or seccomp (both need it)", where);
+        errf(ops, "%s: noNewPrivileges false cannot be combined with landlock or seccomp (both need it)",
+             where);
 }
 
 int mg_policy_config_server_key(mg_server_config_t *s, const char *sw, const char *key, const json_t *v,
@@ -686,7 +700,7 @@ mg_scan_mode_t mg_policy_scan_mode(const mg_config_t *cfg, const mg_server_confi
     if (s != NULL && s->policy != NULL && s->policy->scan != MG_SCAN_UNSET)
         return s->policy->scan;
     return cfg->policy != NULL && cfg->policy->scan.mode != MG_SCAN_UNSET ? cfg->policy->scan.mode
-                                                                           : MG_SCAN_WARN;
+                                                                          : MG_SCAN_WARN;
 }
 
 char *mg_policy_lock_path(const mg_config_t *cfg)

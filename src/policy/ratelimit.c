@@ -130,8 +130,8 @@ static lbucket_t *get_bucket(local_store_t *ls, const mg_rl_key_t *k, uint64_t n
     return lb;
 }
 
-static void local_take(mg_rl_store_t *st, const mg_rl_key_t *keys, size_t n, uint64_t now_ms, mg_rl_done_cb cb,
-                       void *data)
+static void local_take(mg_rl_store_t *st, const mg_rl_key_t *keys, size_t n, uint64_t now_ms,
+                       mg_rl_done_cb cb, void *data)
 {
     local_store_t *ls = (local_store_t *)st;
     mg_rl_result_t res = {1, 0, UINT64_MAX, 0, 0};

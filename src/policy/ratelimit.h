@@ -35,17 +35,17 @@ uint64_t mg_rl_bucket_full_ms(const mg_rl_bucket_t *b, const mg_rate_rule_t *r);
 
 /* One bucket of a take. */
 typedef struct mg_rl_key {
-    const char *key;           /* bucket identity, e.g. "p:3fa1..." */
+    const char *key; /* bucket identity, e.g. "p:3fa1..." */
     const mg_rate_rule_t *rule;
-    const char *label;         /* for headers and errors: "principal", "tenant", "tool" */
+    const char *label; /* for headers and errors: "principal", "tenant", "tool" */
 } mg_rl_key_t;
 
 typedef struct mg_rl_result {
     int allowed;
-    size_t limiting;          /* index of the bucket that refused (denied) or has the fewest tokens left */
-    uint64_t remaining;       /* tokens left in that bucket */
-    uint64_t retry_after_ms;  /* denied: until that bucket has a token */
-    uint64_t reset_ms;        /* until that bucket is full */
+    size_t limiting;         /* index of the bucket that refused (denied) or has the fewest tokens left */
+    uint64_t remaining;      /* tokens left in that bucket */
+    uint64_t retry_after_ms; /* denied: until that bucket has a token */
+    uint64_t reset_ms;       /* until that bucket is full */
 } mg_rl_result_t;
 
 typedef void (*mg_rl_done_cb)(void *data, const mg_rl_result_t *result);

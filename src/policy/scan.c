@@ -173,12 +173,12 @@ static unsigned parse_fields(const json_t *a, unsigned dflt)
         const char *s = json_string_value(v);
         if (s == NULL)
             continue;
-        f |= strcmp(s, "name") == 0          ? F_NAME
-             : strcmp(s, "title") == 0       ? F_TITLE
-             : strcmp(s, "description") == 0 ? F_DESC
+        f |= strcmp(s, "name") == 0           ? F_NAME
+             : strcmp(s, "title") == 0        ? F_TITLE
+             : strcmp(s, "description") == 0  ? F_DESC
              : strcmp(s, "instructions") == 0 ? F_INSTR
-             : strcmp(s, "schema") == 0      ? F_SCHEMA
-                                             : 0;
+             : strcmp(s, "schema") == 0       ? F_SCHEMA
+                                              : 0;
     }
     return f ? f : dflt;
 }
@@ -259,8 +259,9 @@ static int parse_rule(const json_t *j, rule_t *r, char *why, size_t n)
         r->kind = K_NAME;
         r->fields = F_NAME;
     } else {
-        snprintf(why, n, "rule '%s': unknown kind '%.40s' (regex, codepoints, base64, length, shadowing, name)",
-                 id, kind);
+        snprintf(why, n,
+                 "rule '%s': unknown kind '%.40s' (regex, codepoints, base64, length, shadowing, name)", id,
+                 kind);
         return MG_EINVAL;
     }
     return 0;
@@ -329,7 +330,8 @@ static int add_doc(mg_scanner_t *sc, const char *text, char *why, size_t n)
     return rc;
 }
 
-int mg_scanner_new_from_text(const char *rules_json, int base_builtin, mg_scanner_t **out, char *why, size_t n)
+int mg_scanner_new_from_text(const char *rules_json, int base_builtin, mg_scanner_t **out, char *why,
+                             size_t n)
 {
     mg_scanner_t *sc = calloc(1, sizeof *sc);
     if (sc == NULL)
@@ -345,8 +347,8 @@ int mg_scanner_new_from_text(const char *rules_json, int base_builtin, mg_scanne
     return 0;
 }
 
-int mg_scanner_new(const char *extra_file, char *const *disable, size_t ndisable, mg_scanner_t **out, char *why,
-                   size_t n)
+int mg_scanner_new(const char *extra_file, char *const *disable, size_t ndisable, mg_scanner_t **out,
+                   char *why, size_t n)
 {
     char *extra = NULL;
     if (extra_file != NULL) {
@@ -408,9 +410,9 @@ static void add_finding(scan_ctx_t *x, const rule_t *r, const char *field, const
 {
     char msg[300];
     snprintf(msg, sizeof msg, "%s%s", r->message, extra ? extra : "");
-    json_array_append_new(x->findings, json_pack("{s:s,s:s,s:s,s:s,s:s}", "rule", r->id, "severity",
-                                                 mg_severity_name(r->sev), "field", field, "excerpt", ex, "message",
-                                                 msg));
+    json_array_append_new(x->findings,
+                          json_pack("{s:s,s:s,s:s,s:s,s:s}", "rule", r->id, "severity",
+                                    mg_severity_name(r->sev), "field", field, "excerpt", ex, "message", msg));
 }
 
 static int distinctive(const char *name)
@@ -480,8 +482,8 @@ static void run_rule(scan_ctx_t *x, const rule_t *r, unsigned fclass, const char
             i += adv;
         }
         if (hits > 0) {
-            snprintf(ex, sizeof ex, "U+%04X at byte %zu (%zu such character%s)", (unsigned)first_cp, first, hits,
-                     hits == 1 ? "" : "s");
+            snprintf(ex, sizeof ex, "U+%04X at byte %zu (%zu such character%s)", (unsigned)first_cp, first,
+                     hits, hits == 1 ? "" : "s");
             add_finding(x, r, field, ex, NULL);
         }
         return;

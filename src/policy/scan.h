@@ -30,10 +30,11 @@ extern const char mg_scan_default_rules[];
  * the id of a built-in one replaces it), minus the ids in disable. Returns 0, or MG_EINVAL with a
  * sentence in why (bad rules file, bad regex, unknown kind) / MG_ENOMEM.
  */
-int mg_scanner_new(const char *extra_file, char *const *disable, size_t ndisable, mg_scanner_t **out, char *why,
-                   size_t n);
+int mg_scanner_new(const char *extra_file, char *const *disable, size_t ndisable, mg_scanner_t **out,
+                   char *why, size_t n);
 /* Same from rules JSON text (tests). base_builtin: start from the built-in rules first. */
-int mg_scanner_new_from_text(const char *rules_json, int base_builtin, mg_scanner_t **out, char *why, size_t n);
+int mg_scanner_new_from_text(const char *rules_json, int base_builtin, mg_scanner_t **out, char *why,
+                             size_t n);
 void mg_scanner_free(mg_scanner_t *sc);
 /* Number of active rules. */
 size_t mg_scanner_rule_count(const mg_scanner_t *sc);

@@ -61,8 +61,8 @@ typedef struct mg_bus_ops {
     /* cb is never called again after this returns. */
     void (*unsubscribe)(mg_bus_t *b, mg_bus_sub_t *sub);
     /* Appends one event to log `key` and publishes it on `channel` (see above). cb may be NULL. */
-    int (*append)(mg_bus_t *b, const char *key, const char *channel, uint64_t seq, const char *data, size_t len,
-                  int end, unsigned maxlen, uint64_t ttl_ms, mg_bus_append_cb cb, void *cbdata);
+    int (*append)(mg_bus_t *b, const char *key, const char *channel, uint64_t seq, const char *data,
+                  size_t len, int end, unsigned maxlen, uint64_t ttl_ms, mg_bus_append_cb cb, void *cbdata);
     /* Events with seq > after, at most max of them (oldest first). */
     int (*range)(mg_bus_t *b, const char *key, uint64_t after, unsigned max, mg_bus_range_cb cb, void *data);
     /* The newest seq of the log (0 when empty or absent): where a fresh follower starts. */

@@ -150,8 +150,9 @@ static json_t *live(mem_bus_t *m, json_t *map, const char *key)
     return e;
 }
 
-static int mem_append(mg_bus_t *b, const char *key, const char *channel, uint64_t seq, const char *data, size_t len,
-                      int end, unsigned maxlen, uint64_t ttl_ms, mg_bus_append_cb cb, void *cbdata)
+static int mem_append(mg_bus_t *b, const char *key, const char *channel, uint64_t seq, const char *data,
+                      size_t len, int end, unsigned maxlen, uint64_t ttl_ms, mg_bus_append_cb cb,
+                      void *cbdata)
 {
     mem_bus_t *m = (mem_bus_t *)b;
     json_t *log = live(m, m->logs, key);
@@ -186,7 +187,8 @@ static int mem_append(mg_bus_t *b, const char *key, const char *channel, uint64_
     return 0;
 }
 
-static int mem_range(mg_bus_t *b, const char *key, uint64_t after, unsigned max, mg_bus_range_cb cb, void *data)
+static int mem_range(mg_bus_t *b, const char *key, uint64_t after, unsigned max, mg_bus_range_cb cb,
+                     void *data)
 {
     mem_bus_t *m = (mem_bus_t *)b;
     json_t *log = live(m, m->logs, key);
@@ -219,7 +221,8 @@ static int mem_last(mg_bus_t *b, const char *key, mg_bus_append_cb cb, void *dat
     return 0;
 }
 
-static int mem_set(mg_bus_t *b, const char *key, const char *value, uint64_t ttl_ms, mg_bus_done_cb cb, void *data)
+static int mem_set(mg_bus_t *b, const char *key, const char *value, uint64_t ttl_ms, mg_bus_done_cb cb,
+                   void *data)
 {
     mem_bus_t *m = (mem_bus_t *)b;
     json_t *e = json_pack("{s:s,s:I}", "v", value, "exp", ttl_ms ? (json_int_t)(m->now_ms() + ttl_ms) : 0);
@@ -277,9 +280,9 @@ static void mem_free(mg_bus_t *b)
     free(m);
 }
 
-static const mg_bus_ops_t mem_ops = {"memory", mem_publish, mem_subscribe, mem_unsubscribe, mem_append,
-                                     mem_range, mem_last,   mem_set,       mem_get,         mem_del,
-                                     mem_ready, mem_free};
+static const mg_bus_ops_t mem_ops = {"memory",   mem_publish, mem_subscribe, mem_unsubscribe,
+                                     mem_append, mem_range,   mem_last,      mem_set,
+                                     mem_get,    mem_del,     mem_ready,     mem_free};
 
 mg_bus_t *mg_bus_memory_new(uv_loop_t *loop, uint64_t (*now_ms)(void))
 {

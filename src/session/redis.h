@@ -35,8 +35,8 @@
 #define MG_REDIS_MAX_HOSTS 16
 
 typedef struct mg_redis_target {
-    int sentinel;                     /* redis-sentinel:// */
-    char *hosts[MG_REDIS_MAX_HOSTS];  /* the server, or the sentinels */
+    int sentinel;                    /* redis-sentinel:// */
+    char *hosts[MG_REDIS_MAX_HOSTS]; /* the server, or the sentinels */
     unsigned ports[MG_REDIS_MAX_HOSTS];
     size_t nhosts;
     char *master;   /* sentinel: the master's name */

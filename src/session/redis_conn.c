@@ -136,12 +136,12 @@ static void rc_connect_addr(rconn_t *rc, const char *ip);
 static void rc_start(rconn_t *rc);
 static void probe_free(probe_t *p);
 
-static void set_error(mg_redis_t *r, const char *fmt, const char *a, const char *b)
+static void set_error(rconn_t *rc, const char *a, const char *b)
 {
-    char buf[sizeof r->error];
-    snprintf(buf, sizeof buf, fmt, a ? a : "", b ? b : "");
-    if (strcmp(buf, r->error) != 0) {
-        snprintf(r->error, sizeof r->error, "%s", buf);
+    mg_redis_t *r = rc->r;
+    snprintf(r->error, sizeof r->error, "%s connection: %s%s", rc->label, a ? a : "", b ? b : "");
+    if (strcmp(r->error, rc->last_error) != 0) {
+        snprintf(rc->last_error, sizeof rc->last_error, "%s", r->error);
         mg_log_json(MG_LOG_WARN, "session store: redis problem", json_pack("{s:s}", "error", r->error));
     }
 }
@@ -192,11 +192,8 @@ static uint64_t backoff(rconn_t *rc)
 static void rc_drop(rconn_t *rc, const char *why, const char *detail)
 {
     mg_redis_t *r = rc->r;
-    if (why != NULL) {
-        char fmt[160];
-        snprintf(fmt, sizeof fmt, "%s connection: %%s%%s", rc->label);
-        set_error(r, fmt, why, detail);
-    }
+    if (why != NULL)
+        set_error(rc, why, detail);
     if (rc->state == RC_READY)
         r->reconnects++;
     redisAsyncContext *ac = rc->ac;
@@ -271,7 +268,8 @@ int mg__redis_ready(const mg_redis_t *r)
     return r->cmd.state == RC_READY && r->subc.state == RC_READY;
 }
 
-int mg__redis_command(mg_redis_t *r, int argc, const char **argv, const size_t *lens, rc_reply_cb cb, void *data)
+int mg__redis_command(mg_redis_t *r, int argc, const char **argv, const size_t *lens, rc_reply_cb cb,
+                      void *data)
 {
     if (r->cmd.state != RC_READY)
         return MG_EIO;
@@ -325,8 +323,8 @@ static void eval_cb(mg_redis_t *r, redisReply *reply, void *data)
     evalreq_free(e);
 }
 
-int mg__redis_eval(mg_redis_t *r, int s, int nkeys, int nargs, const char **args, const size_t *lens, rc_reply_cb cb,
-                   void *data)
+int mg__redis_eval(mg_redis_t *r, int s, int nkeys, int nargs, const char **args, const size_t *lens,
+                   rc_reply_cb cb, void *data)
 {
     if (r->cmd.state != RC_READY)
         return MG_EIO;
@@ -378,10 +376,12 @@ static void rc_ready(rconn_t *rc)
     rc->since = now(r);
     rc->attempts = 0;
     rc->last_rx = now(r);
+    rc->last_error[0] = '\0';
     if (rc->sub)
         return;
-    mg_log_json(MG_LOG_INFO, "session store: redis connected",
-                json_pack("{s:s,s:s}", "connection", rc->label, "address", r->master[0] ? r->master : rc->host));
+    mg_log_json(
+        MG_LOG_INFO, "session store: redis connected",
+        json_pack("{s:s,s:s}", "connection", rc->label, "address", r->master[0] ? r->master : rc->host));
     if (mg__redis_ready(r))
         r->error[0] = '\0';
 }
@@ -397,7 +397,8 @@ static void handshake_cb(mg_redis_t *r, redisReply *reply, void *data)
         rc_drop(rc, "the server refused the handshake: ", reply->str);
         return;
     }
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 && reply->element[0]->type == REDIS_REPLY_STRING &&
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
         (strcmp(reply->element[0]->str, "slave") == 0 || strcmp(reply->element[0]->str, "sentinel") == 0)) {
         rc_drop(rc, "the address the sentinels gave is not a master (ROLE ", reply->element[0]->str);
         return;
@@ -478,7 +479,8 @@ static void sub_cb(redisAsyncContext *ac, void *rep, void *privdata)
 {
     redisReply *reply = rep;
     rconn_t *rc = ac->data;
-    if (reply == NULL || rc == NULL || rc->ac != ac || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+    if (reply == NULL || rc == NULL || rc->ac != ac || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements < 3)
         return;
     redisReply *kind = reply->element[0], *ch = reply->element[1], *payload = reply->element[2];
     if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
@@ -516,8 +518,9 @@ static void sub_send(rconn_t *rc, const char *verb, const char **channels, size_
             lens[i + 1] = strlen(channels[i]);
         }
         /* (UN)SUBSCRIBE replies go to the per-channel callback, not the reply queue: untracked. */
-        if (redisAsyncCommandArgv(rc->ac, strcasecmp(verb, "SUBSCRIBE") == 0 ? sub_cb : NULL, NULL, (int)n + 1,
-                                  argv, lens) != REDIS_OK && strcasecmp(verb, "SUBSCRIBE") == 0)
+        if (redisAsyncCommandArgv(rc->ac, strcasecmp(verb, "SUBSCRIBE") == 0 ? sub_cb : NULL, NULL,
+                                  (int)n + 1, argv, lens) != REDIS_OK &&
+            strcasecmp(verb, "SUBSCRIBE") == 0)
             rc_drop(rc, "could not subscribe", NULL);
     }
     free(argv);
@@ -727,8 +730,8 @@ static void probe_reply(redisAsyncContext *ac, void *rep, void *privdata)
         probe_fail_one(p, "", reply->str);
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_STRING) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_STRING) {
         probe_fail_one(p, "does not know the master ", p->rc->r->target.master);
         return;
     }
@@ -866,7 +869,12 @@ static void rc_tick(rconn_t *rc, uint64_t t)
             rc_drop(rc, "timed out while connecting", NULL);
         break;
     case RC_READY:
-        if (rc->sent_count > 0 && t - rc->sent[rc->sent_head] > r->timeout_ms) {
+        if (rc->sent_count > 0 && t - rc->sent[rc->sent_head] > r->timeout_ms && rc->ac != NULL) {
+            /* Timers run before I/O in a loop iteration: a busy loop may not have read a reply that
+             * is already here. Read what is there before calling the server late. */
+            redisAsyncHandleRead(rc->ac);
+        }
+        if (rc->state == RC_READY && rc->sent_count > 0 && t - rc->sent[rc->sent_head] > r->timeout_ms) {
             char d[48];
             snprintf(d, sizeof d, "%llu ms", (unsigned long long)r->timeout_ms);
             rc_drop(rc, "no reply within ", d);
@@ -891,7 +899,10 @@ static void tick_cb(uv_timer_t *t)
             r->last_ping_tx = n;
             mg__redis_command(r, 3, argv, NULL, ping_cb, NULL);
         }
-        if (n - r->subc.last_rx > PING_SILENT_MS && n - r->subc.since > PING_SILENT_MS)
+        if (n - r->subc.last_rx > PING_SILENT_MS && n - r->subc.since > PING_SILENT_MS && r->subc.ac != NULL)
+            redisAsyncHandleRead(r->subc.ac); /* a busy loop may not have read it yet */
+        if (r->subc.state == RC_READY && n - r->subc.last_rx > PING_SILENT_MS &&
+            n - r->subc.since > PING_SILENT_MS)
             rc_drop(&r->subc, "silent (no ping through pub/sub)", NULL);
     }
 }
@@ -908,8 +919,8 @@ int mg__redis_conn_init(mg_redis_t *r)
     if (RAND_bytes(rnd, sizeof rnd) != 1)
         return MG_EINTERNAL;
     srand((unsigned)(rnd[0] | rnd[1] << 8 | rnd[2] << 16)); /* backoff jitter only */
-    snprintf(r->ping_channel, sizeof r->ping_channel, "%sping:%02x%02x%02x%02x%02x%02x%02x%02x", r->prefix, rnd[0],
-             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    snprintf(r->ping_channel, sizeof r->ping_channel, "%sping:%02x%02x%02x%02x%02x%02x%02x%02x", r->prefix,
+             rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     r->tick = malloc(sizeof(*r->tick));
     if (r->tick == NULL)
         return MG_ENOMEM;
@@ -926,6 +937,8 @@ int mg__redis_conn_init(mg_redis_t *r)
 void mg__redis_conn_close(mg_redis_t *r)
 {
     r->closing = 1;
+    if (r->cmd.r == NULL)
+        return; /* never started */
     rc_drop(&r->cmd, NULL, NULL);
     rc_drop(&r->subc, NULL, NULL);
     free(r->cmd.sent);
@@ -955,9 +968,9 @@ json_t *mg__redis_status(mg_redis_t *r)
         n += snprintf(target + n, sizeof target - (size_t)n, "/%s", r->target.master);
     if (n < (int)sizeof target)
         snprintf(target + n, sizeof target - (size_t)n, "/%u", r->target.db);
-    json_t *s = json_pack("{s:s,s:b,s:s,s:s,s:s,s:I}", "backend", "redis", "ready", mg__redis_ready(r), "target",
-                          target, "command", state_name(r->cmd.state), "pubsub", state_name(r->subc.state),
-                          "reconnects", (json_int_t)r->reconnects);
+    json_t *s = json_pack("{s:s,s:b,s:s,s:s,s:s,s:I}", "backend", "redis", "ready", mg__redis_ready(r),
+                          "target", target, "command", state_name(r->cmd.state), "pubsub",
+                          state_name(r->subc.state), "reconnects", (json_int_t)r->reconnects);
     if (r->target.sentinel && r->master[0])
         json_object_set_new(s, "master", json_string(r->master));
     if (!mg__redis_ready(r) && r->error[0])

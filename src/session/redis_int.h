@@ -51,10 +51,11 @@ struct rconn {
     uv_getaddrinfo_t *gai; /* pending resolution (data cleared when abandoned) */
     probe_t *probe;        /* pending Sentinel lookup */
     unsigned handshake_left;
-    uint64_t last_rx; /* pub/sub: last message of our ping channel */
+    uint64_t last_rx;     /* pub/sub: last message of our ping channel */
+    char last_error[256]; /* logged once per distinct problem */
 };
 
-typedef struct rsub rsub_t; /* one subscriber (mg_bus_sub_t) */
+/* subscribers: struct mg_bus_sub (store_redis.c) */
 
 typedef struct script {
     const char *text;
@@ -66,7 +67,7 @@ enum { SCRIPT_PUT = 0, SCRIPT_LOAD, SCRIPT_PATCH, SCRIPT_CAS, SCRIPT_APPEND, SCR
 struct mg_redis {
     uv_loop_t *loop;
     mg_redis_target_t target;
-    char *password;          /* effective data-node password (NULL = none) */
+    char *password; /* effective data-node password (NULL = none) */
     char *sentinel_password;
     char *prefix;
     size_t prefix_len;
@@ -74,12 +75,12 @@ struct mg_redis {
     uint64_t (*now_ms)(void);
     rconn_t cmd, subc;
     uv_timer_t *tick;
-    char error[256];    /* last connection problem (no secrets) */
-    char master[300];   /* Sentinel: address of the master in use */
+    char error[256];  /* last connection problem (no secrets) */
+    char master[300]; /* Sentinel: address of the master in use */
     char ping_channel[96];
     uint64_t last_ping_tx;
-    mg_map_t channels; /* channel (prefixed) -> rsub_t list head */
-    rsub_t *confirm;   /* subscribers owed a deferred confirmation */
+    mg_map_t channels;          /* channel (prefixed) -> struct mg_bus_sub list head */
+    struct mg_bus_sub *confirm; /* subscribers owed a deferred confirmation */
     uv_idle_t *confirm_idle;
     int dispatching;
     int refs; /* store view + bus view */
@@ -92,10 +93,11 @@ struct mg_redis {
 int mg__redis_conn_init(mg_redis_t *r);
 /* Sends a command on the command connection. Returns 0 (cb runs exactly once, later) or MG_EIO
  * when the connection is not ready (cb never runs). argv/lens are copied. */
-int mg__redis_command(mg_redis_t *r, int argc, const char **argv, const size_t *lens, rc_reply_cb cb, void *data);
+int mg__redis_command(mg_redis_t *r, int argc, const char **argv, const size_t *lens, rc_reply_cb cb,
+                      void *data);
 /* EVALSHA of script s with the NOSCRIPT fallback to EVAL. args = keys then arguments. */
-int mg__redis_eval(mg_redis_t *r, int s, int nkeys, int nargs, const char **args, const size_t *lens, rc_reply_cb cb,
-                   void *data);
+int mg__redis_eval(mg_redis_t *r, int s, int nkeys, int nargs, const char **args, const size_t *lens,
+                   rc_reply_cb cb, void *data);
 int mg__redis_ready(const mg_redis_t *r);
 /* Pub/sub connection: (un)subscribes one prefixed channel when connected. */
 void mg__redis_sub_send(mg_redis_t *r, const char *channel, int subscribe);

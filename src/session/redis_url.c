@@ -179,7 +179,8 @@ int mg_redis_url_parse(const char *url, mg_redis_target_t *out, char *why, size_
             snprintf(why, whylen, "the user name has a malformed %%-escape");
             return MG_EINVAL;
         }
-        if (colon != NULL && at > colon + 1 && (out->password = pct_decode(colon + 1, (size_t)(at - colon - 1))) == NULL) {
+        if (colon != NULL && at > colon + 1 &&
+            (out->password = pct_decode(colon + 1, (size_t)(at - colon - 1))) == NULL) {
             snprintf(why, whylen, "the password has a malformed %%-escape (write %% as %%25)");
             return MG_EINVAL;
         }

@@ -70,7 +70,8 @@ typedef struct mg_store_ops {
      * owner becomes "!" + that id. With o->claim and no owner, the owner becomes o->replica. The
      * record passed to cb reflects both.
      */
-    int (*load)(mg_store_t *st, const char *id, const mg_store_load_opts_t *o, mg_store_get_cb cb, void *data);
+    int (*load)(mg_store_t *st, const char *id, const mg_store_load_opts_t *o, mg_store_get_cb cb,
+                void *data);
     /*
      * Updates the separately updatable fields of an existing record (a missing record stays
      * missing: MG_ENOTFOUND). patch: {"logLevel": n} replaces; {"subs": {uri: index | null}} sets
@@ -79,8 +80,8 @@ typedef struct mg_store_ops {
     int (*patch)(mg_store_t *st, const char *id, const json_t *patch, mg_store_done_cb cb, void *data);
     /* Compare-and-set of "owner": when it equals expect ("" = no owner), it becomes value (NULL or
      * "" = no owner). cb err 0 when swapped, MG_EBUSY when it held something else, MG_ENOTFOUND. */
-    int (*owner_cas)(mg_store_t *st, const char *id, const char *expect, const char *value, mg_store_done_cb cb,
-                     void *data);
+    int (*owner_cas)(mg_store_t *st, const char *id, const char *expect, const char *value,
+                     mg_store_done_cb cb, void *data);
     /* 1 when operations can succeed now (connected and authenticated). */
     int (*ready)(mg_store_t *st);
     /* NEW reference: {"backend", "ready", ...} for /readyz; never contains a secret. */

@@ -155,13 +155,12 @@ static int mem_ready(mg_store_t *st)
 
 static json_t *mem_status(mg_store_t *st)
 {
-    return json_pack("{s:s,s:b,s:I}", "backend", "memory", "ready", 1,
-                     "records", (json_int_t)json_object_size(((mem_store_t *)st)->map));
+    return json_pack("{s:s,s:b,s:I}", "backend", "memory", "ready", 1, "records",
+                     (json_int_t)json_object_size(((mem_store_t *)st)->map));
 }
 
-static const mg_store_ops_t mem_ops = {"memory",  mem_put,   mem_get,       mem_touch, mem_del,   mem_count,
-                                       mem_free,  mem_load,  mem_patch,     mem_owner_cas,
-                                       mem_ready, mem_status};
+static const mg_store_ops_t mem_ops = {"memory", mem_put,  mem_get,   mem_touch,     mem_del,   mem_count,
+                                       mem_free, mem_load, mem_patch, mem_owner_cas, mem_ready, mem_status};
 
 mg_store_t *mg_store_memory_new(uint64_t (*now_ms)(void))
 {

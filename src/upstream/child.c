@@ -10,6 +10,7 @@
  * The child state table is in upstream_int.h. Read next: upstream.c (requests and the queue).
  */
 #include "upstream_int.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,39 @@
 #include "../common/log.h"
 
 static void child_close_cb(uv_handle_t *h);
+/*
+ * Which in-flight request a notification or server->client request belongs to. stdio carries no
+ * relation, so: an explicit hint params._meta["io.mcpgate/relatedRequestId"] naming one of our
+ * upstream ids wins; otherwise the only request that is not waiting for client input; otherwise,
+ * when every request waits, the only one. NULL when that is ambiguous.
+ */
+static mg_upstream_req_t *attribute(mg__child_t *child, const json_t *msg)
+{
+    json_t *hint = json_object_get(json_object_get(json_object_get(msg, "params"), "_meta"),
+                                   "io.mcpgate/relatedRequestId");
+    mg_upstream_req_t *active = NULL, *waiting = NULL;
+    unsigned nactive = 0, nwaiting = 0;
+    for (mg__list_t *l = child->inflight.next; l != &child->inflight; l = l->next) {
+        mg_upstream_req_t *req = mg__container_of(l, mg_upstream_req_t, link);
+        if (json_is_integer(hint) && json_integer_value(hint) == req->id)
+            return req;
+        if (req->waiting) {
+            waiting = req;
+            nwaiting++;
+        } else {
+            active = req;
+            nactive++;
+        }
+    }
+    if (json_is_integer(hint))
+        return NULL; /* names a request that is not (or no longer) in flight */
+    if (nactive == 1)
+        return active;
+    if (nactive == 0 && nwaiting == 1)
+        return waiting;
+    return NULL;
+}
+
 static void on_stdout_line(void *ctx, const char *line, size_t len, int truncated);
 static void on_stdout_overlong(void *ctx, size_t len, int have_id, int64_t id);
 static void on_stderr_line(void *ctx, const char *line, size_t len, int truncated);
@@ -545,12 +579,10 @@ static void dispatch(mg__child_t *child, json_t *msg)
         return;
     }
     mg_upstream_origin_t origin = mg__child_origin(child);
-    if (child->ninflight == 1) {
-        mg_upstream_req_t *req = mg__container_of(child->inflight.next, mg_upstream_req_t, link);
-        if (req->related_cb != NULL) {
-            req->related_cb(req, origin, msg, req->data);
-            return;
-        }
+    mg_upstream_req_t *rel = attribute(child, msg);
+    if (rel != NULL && rel->related_cb != NULL) {
+        rel->related_cb(rel, origin, msg, rel->data);
+        return;
     }
     if (up->hooks.on_message_cb != NULL) {
         up->hooks.on_message_cb(up, origin, msg, up->hooks_data);
@@ -625,6 +657,23 @@ void mg__child_spawn(mg__slot_t *slot)
     argv[0] = s->command;
     for (size_t i = 0; i < s->nargs; i++)
         argv[i + 1] = s->args[i];
+    /* "sandbox" (sandbox.c): refused when a configured control cannot be applied on this machine;
+     * otherwise started through `mcpgate __sandbox-exec`, which applies it and then execs the server. */
+    char *sb_file = NULL, **sb_argv = NULL;
+    if (s->sandbox != NULL) {
+        char why[400];
+        int src = mg_sandbox_probe(s->sandbox, why, sizeof why);
+        if (src == 0 && mg_sandbox_wrap(s->sandbox, path, argv, &sb_file, &sb_argv) != 0)
+            snprintf(why, sizeof why, "cannot find the mcpgate binary to run the sandbox wrapper"), src = -1;
+        if (src != 0) {
+            free(argv);
+            free(child);
+            free(path);
+            spawn_failed(slot, mg__fmt("upstream '%s': sandbox: %s; the server is not started without it", s->name,
+                                       why));
+            return;
+        }
+    }
 
     child->up = up;
     child->slot = slot->index;
@@ -650,8 +699,8 @@ void mg__child_spawn(mg__slot_t *slot)
     uv_process_options_t opt;
     memset(&opt, 0, sizeof opt);
     opt.exit_cb = exit_cb;
-    opt.file = path;
-    opt.args = argv;
+    opt.file = sb_file != NULL ? sb_file : path;
+    opt.args = sb_argv != NULL ? sb_argv : argv;
     opt.env = up->env;
     opt.cwd = s->cwd;
     opt.flags = UV_PROCESS_DETACHED; /* setsid(): own session and process group */
@@ -663,6 +712,8 @@ void mg__child_spawn(mg__slot_t *slot)
     child->nopen = 5;
     up->nhandles += 5;
     free(argv);
+    free(sb_file);
+    mg_sandbox_argv_free(sb_argv);
     if (rc != 0) {
         char *m = s->cwd != NULL
                       ? mg__fmt("upstream '%s': could not start '%s' (cwd '%s'): %s", s->name, path, s->cwd,
@@ -681,6 +732,11 @@ void mg__child_spawn(mg__slot_t *slot)
     uv_read_start((uv_stream_t *)&child->err, alloc_cb, err_read_cb);
     json_t *f = fields(child);
     json_object_set_new(f, "generation", json_integer(child->generation));
+    if (s->sandbox != NULL) {
+        char *d = mg_sandbox_describe(s->sandbox);
+        json_object_set_new(f, "sandbox", json_string(d ? d : "?"));
+        free(d);
+    }
     mg_log_json(MG_LOG_INFO, "upstream process started", f);
 
     child->init_id = slot->next_id++;

@@ -31,12 +31,12 @@
 #include <unistd.h>
 
 const char *const mg_sandbox_rlimit_keys[MG_SANDBOX_NRLIMITS] = {"memoryBytes", "processes",     "openFiles",
-                                                                "cpuSeconds",  "fileSizeBytes", "coreBytes"};
+                                                                 "cpuSeconds",  "fileSizeBytes", "coreBytes"};
 static const int rlimit_res[MG_SANDBOX_NRLIMITS] = {RLIMIT_AS,  RLIMIT_NPROC, RLIMIT_NOFILE,
                                                     RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_CORE};
 
 /* System paths granted by landlock.systemPaths (read-only; missing ones are skipped). */
-static const char *const system_ro[] = {"/usr", "/lib",  "/lib32", "/lib64", "/libx32", "/bin",
+static const char *const system_ro[] = {"/usr",  "/lib", "/lib32", "/lib64", "/libx32", "/bin",
                                         "/sbin", "/etc", "/proc",  "/sys",   "/dev",    NULL};
 static const char *const system_rw[] = {"/dev/null", NULL};
 
@@ -118,8 +118,8 @@ static uint64_t rw_rights(int abi)
     return m | (fs_handled(abi) & (LL_FS_REFER | LL_FS_TRUNCATE | LL_FS_IOCTL_DEV));
 }
 
-static const uint64_t file_rights = LL_FS_EXECUTE | LL_FS_WRITE_FILE | LL_FS_READ_FILE | LL_FS_TRUNCATE |
-                                    LL_FS_IOCTL_DEV;
+static const uint64_t file_rights =
+    LL_FS_EXECUTE | LL_FS_WRITE_FILE | LL_FS_READ_FILE | LL_FS_TRUNCATE | LL_FS_IOCTL_DEV;
 
 /* ---- seccomp ---- */
 
@@ -147,7 +147,8 @@ static const long denied_syscalls[] = {
     __NR_ptrace,
 #endif
 #ifdef __NR_process_vm_readv
-    __NR_process_vm_readv, __NR_process_vm_writev,
+    __NR_process_vm_readv,
+    __NR_process_vm_writev,
 #endif
 #ifdef __NR_kexec_load
     __NR_kexec_load,
@@ -155,17 +156,40 @@ static const long denied_syscalls[] = {
 #ifdef __NR_kexec_file_load
     __NR_kexec_file_load,
 #endif
-    __NR_init_module, __NR_finit_module, __NR_delete_module, __NR_reboot, __NR_swapon, __NR_swapoff,
-    __NR_mount, __NR_umount2, __NR_pivot_root, __NR_chroot, __NR_unshare, __NR_setns,
+    __NR_init_module,
+    __NR_finit_module,
+    __NR_delete_module,
+    __NR_reboot,
+    __NR_swapon,
+    __NR_swapoff,
+    __NR_mount,
+    __NR_umount2,
+    __NR_pivot_root,
+    __NR_chroot,
+    __NR_unshare,
+    __NR_setns,
 #ifdef __NR_bpf
     __NR_bpf,
 #endif
 #ifdef __NR_perf_event_open
     __NR_perf_event_open,
 #endif
-    __NR_keyctl, __NR_add_key, __NR_request_key, __NR_acct, __NR_quotactl, __NR_syslog, __NR_settimeofday,
-    __NR_clock_settime, __NR_clock_adjtime, __NR_adjtimex, __NR_sethostname, __NR_setdomainname,
-    __NR_open_by_handle_at, __NR_name_to_handle_at, __NR_vhangup, __NR_fanotify_init,
+    __NR_keyctl,
+    __NR_add_key,
+    __NR_request_key,
+    __NR_acct,
+    __NR_quotactl,
+    __NR_syslog,
+    __NR_settimeofday,
+    __NR_clock_settime,
+    __NR_clock_adjtime,
+    __NR_adjtimex,
+    __NR_sethostname,
+    __NR_setdomainname,
+    __NR_open_by_handle_at,
+    __NR_name_to_handle_at,
+    __NR_vhangup,
+    __NR_fanotify_init,
 #ifdef __NR_userfaultfd
     __NR_userfaultfd,
 #endif
@@ -173,16 +197,24 @@ static const long denied_syscalls[] = {
     __NR_kcmp,
 #endif
 #ifdef __NR_iopl
-    __NR_iopl, __NR_ioperm,
+    __NR_iopl,
+    __NR_ioperm,
 #endif
 #ifdef __NR_lookup_dcookie
     __NR_lookup_dcookie,
 #endif
 #ifdef __NR_io_uring_setup
-    __NR_io_uring_setup, __NR_io_uring_enter, __NR_io_uring_register,
+    __NR_io_uring_setup,
+    __NR_io_uring_enter,
+    __NR_io_uring_register,
 #endif
 #ifdef __NR_open_tree
-    __NR_open_tree, __NR_move_mount, __NR_fsopen, __NR_fsconfig, __NR_fsmount, __NR_fspick,
+    __NR_open_tree,
+    __NR_move_mount,
+    __NR_fsopen,
+    __NR_fsconfig,
+    __NR_fsmount,
+    __NR_fspick,
 #endif
 #ifdef __NR_mount_setattr
     __NR_mount_setattr,
@@ -191,7 +223,8 @@ static const long denied_syscalls[] = {
 #define NDENIED (sizeof denied_syscalls / sizeof denied_syscalls[0])
 
 #define NS_FLAGS                                                                                             \
-    (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
+    (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |               \
+     CLONE_NEWCGROUP)
 
 #ifdef MG_AUDIT_ARCH
 static int seccomp_install(int deny_network, const char **why)
@@ -282,8 +315,9 @@ int mg_sandbox_probe(const mg_sandbox_config_t *sb, char *why, size_t n)
     }
     unsigned child_uid = sb->user != NULL ? sb->uid : (unsigned)geteuid();
     if (sb->has_rlimit[MG_SANDBOX_RL_PROCESSES] && child_uid == 0) {
-        snprintf(why, n, "sandbox.rlimits.processes is not enforced for root (the kernel exempts it): set "
-                         "sandbox.user to an unprivileged user");
+        snprintf(why, n,
+                 "sandbox.rlimits.processes is not enforced for root (the kernel exempts it): set "
+                 "sandbox.user to an unprivileged user");
         return MG_EINVAL;
     }
     for (int i = 0; i < MG_SANDBOX_NRLIMITS; i++) {
@@ -300,13 +334,16 @@ int mg_sandbox_probe(const mg_sandbox_config_t *sb, char *why, size_t n)
     if (sb->landlock) {
         int abi = mg_sandbox_landlock_abi();
         if (abi < 1) {
-            snprintf(why, n, "sandbox.landlock: this kernel has no Landlock (not built in, or not in the lsm= "
-                             "boot list); remove landlock or run on a kernel >= 5.13 with Landlock enabled");
+            snprintf(why, n,
+                     "sandbox.landlock: this kernel has no Landlock (not built in, or not in the lsm= "
+                     "boot list); remove landlock or run on a kernel >= 5.13 with Landlock enabled");
             return MG_EINVAL;
         }
         if (sb->has_connect && abi < 4) {
-            snprintf(why, n, "sandbox.landlock.connectTcp needs Landlock ABI 4 (kernel >= 6.7); this kernel has "
-                             "ABI %d", abi);
+            snprintf(why, n,
+                     "sandbox.landlock.connectTcp needs Landlock ABI 4 (kernel >= 6.7); this kernel has "
+                     "ABI %d",
+                     abi);
             return MG_EINVAL;
         }
         for (size_t i = 0; i < sb->nro + sb->nrw; i++) {
@@ -462,8 +499,8 @@ void mg_sandbox_argv_free(char **argv)
 
 static int die(const char *control, const char *detail)
 {
-    fprintf(stderr, "mcpgate-sandbox: cannot apply %s: %s; refusing to start the server without it\n", control,
-            detail);
+    fprintf(stderr, "mcpgate-sandbox: cannot apply %s: %s; refusing to start the server without it\n",
+            control, detail);
     return 126;
 }
 
@@ -540,7 +577,8 @@ int mg_sandbox_exec_main(int argc, char **argv)
 {
     /* argv: __sandbox-exec POLICY FILE -- ARGV0 ARGS... */
     if (argc < 5 || strcmp(argv[3], "--") != 0) {
-        fprintf(stderr, "mcpgate-sandbox: internal use only: mcpgate __sandbox-exec POLICY FILE -- ARGV...\n");
+        fprintf(stderr,
+                "mcpgate-sandbox: internal use only: mcpgate __sandbox-exec POLICY FILE -- ARGV...\n");
         return 127;
     }
     json_error_t je;

@@ -37,14 +37,14 @@ typedef struct mg_sandbox_config {
     int no_new_privs; /* "noNewPrivileges" (default true; forced by landlock/seccomp) */
     int has_rlimit[MG_SANDBOX_NRLIMITS];
     uint64_t rlimit[MG_SANDBOX_NRLIMITS];
-    int landlock;      /* a "landlock" object is present */
-    char **ro;         /* "landlock.read": read + execute beneath these paths */
+    int landlock; /* a "landlock" object is present */
+    char **ro;    /* "landlock.read": read + execute beneath these paths */
     size_t nro;
-    char **rw;         /* "landlock.write": read + write + create + remove beneath these */
+    char **rw; /* "landlock.write": read + write + create + remove beneath these */
     size_t nrw;
-    int system_paths;  /* "landlock.systemPaths" (default true): /usr /lib* /bin /sbin /etc /proc /sys /dev
-                          read-only, /dev/null writable */
-    int has_connect;   /* "landlock.connectTcp" present: TCP connect only to these ports, bind to none */
+    int system_paths; /* "landlock.systemPaths" (default true): /usr /lib* /bin /sbin /etc /proc /sys /dev
+                         read-only, /dev/null writable */
+    int has_connect;  /* "landlock.connectTcp" present: TCP connect only to these ports, bind to none */
     unsigned *connect_ports;
     size_t nconnect;
     int seccomp;      /* "seccomp": "default" (deny list of kernel-administration syscalls) */

@@ -626,3 +626,8 @@ size_t mg_upstream_pids(const mg_upstream_t *up, int *pids, size_t n)
     }
     return k;
 }
+
+void mg_upstream_req_set_waiting(mg_upstream_req_t *req, int waiting)
+{
+    req->waiting = waiting;
+}

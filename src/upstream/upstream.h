@@ -110,6 +110,10 @@ int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_
  * completed (only legal while the handle is valid: until done_cb returns). */
 void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason);
 
+/* Marks a request as waiting for its client's input (a 2026-07-28 call parked for MRTR): messages
+ * from the child are attributed to the requests that are not waiting first. */
+void mg_upstream_req_set_waiting(mg_upstream_req_t *req, int waiting);
+
 /* Progress seen: resets the request's idle timeout (bounded by limits->max_request_ms). */
 void mg_upstream_req_touch(mg_upstream_req_t *req);
 

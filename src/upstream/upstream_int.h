@@ -299,7 +299,8 @@ struct mg_upstream_req {
     mg_upstream_done_cb done_cb;
     mg_upstream_related_cb related_cb;
     void *data;
-    int d_err; /* deferred completion */
+    int waiting; /* the caller waits for client input on its behalf (mg_upstream_req_set_waiting) */
+    int d_err;   /* deferred completion */
     json_t *d_response;
     char *d_message;
 };

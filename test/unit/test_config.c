@@ -429,6 +429,25 @@ static void test_secrets_never_in_messages(void **state)
     assert_int_equal(count_with(&errs, "TOPSECRET", NULL), 0);
     assert_int_equal(count_with(&errs, "t.json: line 1, column ", "invalid JSON", NULL), 1);
     mg_config_errors_dispose(&errs);
+
+    /* Found by fuzz/fuzz_config.c: invalid gateway strings were quoted after expansion, so a
+     * reference in listen, allowedOrigins/allowedHosts, logLevel or namespaceSeparator put the
+     * variable's or the file's value in the message. They now show the text as written. */
+    snprintf(json, sizeof json,
+             "{\"mcpServers\": {\"a\": {\"command\": \"x\"}}, \"gateway\": {"
+             "\"listen\": \"x${env:MG_T_SECRET}\", \"allowedOrigins\": [\"${file:%s}\"],"
+             " \"allowedHosts\": [\"h/${env:MG_T_SECRET}\"], \"logLevel\": \"${env:MG_T_SECRET}\","
+             " \"namespaceSeparator\": \"${file:%s}\"}}",
+             path, path);
+    n = parse_bad(json, &errs);
+    if (n != 5) {
+        dump(&errs);
+    }
+    assert_int_equal(n, 5);
+    assert_int_equal(count_with(&errs, "TOPSECRET", NULL), 0);
+    assert_int_equal(count_with(&errs, "gateway.listen: 'x${env:MG_T_SECRET}' is not host:port", NULL), 1);
+    assert_int_equal(count_with(&errs, "gateway.logLevel: '${env:MG_T_SECRET}'", NULL), 1);
+    mg_config_errors_dispose(&errs);
     unlink(path);
     free(path);
     unsetenv("MG_T_SECRET");
@@ -705,7 +724,7 @@ static void test_limits_defaults_and_overrides(void **state)
     assert_int_equal(l.max_sessions, 10000);
     assert_int_equal(l.session_ttl_ms, 30 * 60 * 1000);
     assert_int_equal(l.max_inflight_per_session, 64);
-    assert_int_equal(l.max_inflight_per_upstream, 1024);
+    assert_int_equal(l.max_inflight_per_upstream, 32768);
     assert_int_equal(l.sse_replay_events, 64);
     assert_int_equal(l.sse_replay_bytes, 1024 * 1024);
     assert_int_equal(l.max_line_bytes, 16 * 1024 * 1024);

@@ -72,12 +72,19 @@ static void test_junk_after_loopback_host(void **state)
     assert_false(ORIG(&r, "http://[::1]x"));
     assert_false(ORIG(&r, "http://localhost:3000x"));
     assert_true(ORIG(&r, "http://[::1]:3000"));
+    /* also found by fuzz_origin.c: "127..." counted three dots and passed */
+    assert_false(HOST(&r, "127..."));
+    assert_false(HOST(&r, "127.0..1"));
+    assert_false(HOST(&r, "127.0.0."));
+    assert_false(HOST(&r, "127.0.0.256"));
+    assert_false(HOST(&r, "127.0.0.0001"));
+    assert_true(HOST(&r, "127.255.0.1:80"));
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_loopback_hosts), cmocka_unit_test(test_allowed_hosts),
-                                       cmocka_unit_test(test_origins),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_loopback_hosts),
+                                       cmocka_unit_test(test_allowed_hosts), cmocka_unit_test(test_origins),
                                        cmocka_unit_test(test_junk_after_loopback_host)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

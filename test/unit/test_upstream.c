@@ -985,8 +985,30 @@ static void test_server_requests(void **state)
     assert_true(a.nrelated >= 1);
     assert_string_equal(json_string_value(json_object_get(a.related[0], "method")), "sampling/createMessage");
     assert_non_null(json_object_get(a.response, "result"));
-    /* Two in flight: it cannot be attributed, so it goes to on_message_cb. */
+    /* Two in flight, and the child names the request it serves (io.mcpgate/relatedRequestId):
+     * attributed exactly. */
     call_t s = {0}, b = {0};
+    b.answer_sampling = 1;
+    assert_int_equal(submit(&h, &s, tool_call("sleep", json_pack("{s:i}", "ms", 10000)), 0), 0);
+    assert_int_equal(submit(&h, &b, tool_call("test_sampling", json_pack("{s:s}", "prompt", "hi")), 0), 0);
+    assert_true(wait_int(&h, &b.done, 1, 3000));
+    assert_true(b.nrelated >= 1);
+    assert_int_equal(s.nrelated, 0);
+    assert_int_equal(h.nmsg, 0);
+    h_finish(&h, 2000);
+    call_reset(&a);
+    call_reset(&s);
+    call_reset(&b);
+
+    /* A plain 2025 child gives no hint: with two in flight it cannot be attributed, so it goes to
+     * on_message_cb; a request marked as waiting for client input does not count. */
+    h_init(&h, "sampler", testserver, 1);
+    h_arg(&h, "--no-hints");
+    h_new(&h);
+    h_start(&h);
+    assert_true(run_until(&h, all_ready, &h, 10000));
+    memset(&s, 0, sizeof s);
+    memset(&b, 0, sizeof b);
     assert_int_equal(submit(&h, &s, tool_call("sleep", json_pack("{s:i}", "ms", 10000)), 0), 0);
     assert_int_equal(submit(&h, &b, tool_call("test_sampling", json_pack("{s:s}", "prompt", "hi")), 0), 0);
     assert_true(wait_int(&h, &h.nmsg, 1, 3000));

@@ -1,0 +1,880 @@
+/*
+ * hooks.c - the policy runtime inside the gateway (hooks.h): pinning and scanning state per
+ * upstream, rate-limit keys and answers, CORS headers and preflights, /readyz detail, metrics.
+ *
+ * Per upstream (index = gateway server index; every pool of a server shares it):
+ *   state[kind]  {name: {"pin": "added"|"changed"|"removed", "fields": [...], "findings": [...],
+ *                 "severity": "high", "blocked": bool}} for the entries of the latest fetched list
+ *                 that differ from the lock or have findings; rebuilt on every fetch, so an upstream
+ *                 that reverts a change is unblocked by its next list.
+ *   seen         "pin|scan/<kind>/<name>/<sha256>" -> logged once, counted once in the metrics.
+ * Read next: lock.h (what is compared), scan.h (findings), ratelimit.h (buckets).
+ */
+#include "hooks.h"
+#include "../auth/hooks.h"
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../obs/metrics.h"
+#include "../upstream/sandbox.h"
+#include "cors.h"
+#include "lock.h"
+#include "policy.h"
+#include "ratelimit.h"
+#include "scan.h"
+
+#define H2O_USE_LIBUV 1
+#include <arpa/inet.h>
+#include <fnmatch.h>
+#include <h2o.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BUCKETS 100000
+
+typedef struct pin_server {
+    const char *name;
+    mg_pin_mode_t pin;   /* effective: OFF, WARN or BLOCK */
+    mg_scan_mode_t scan; /* effective: OFF, WARN or BLOCK */
+    const json_t *lock;  /* this server's entry in the lockfile (borrowed), NULL = absent */
+    json_t *state[MG_LIST_COUNT];
+    json_t *tool_names; /* {"<name>": true}: this server's tools, for other servers' shadowing checks */
+    const char *instr;  /* instructions vs lock: "ok", "added", "changed", "removed", "none" */
+    int instr_blocked;
+    json_t *instr_findings;
+    uint64_t drift_total;
+} pin_server_t;
+
+struct mg_policy {
+    mg_gateway_t *gw;
+    const mg_config_t *cfg;
+    json_t *lock;
+    char *lock_path;
+    mg_scanner_t *scanner;
+    mg_severity_t block_at;
+    pin_server_t *servers;
+    size_t n;
+    json_t *seen;
+    mg_rl_store_t *rl;
+    uint64_t rl_rejected[3]; /* principal, tenant, tool */
+    uint64_t preflights[2];  /* allowed, refused */
+};
+
+/* ---- startup ---- */
+
+/* Loads the lockfile for cfg: *lock NEW or NULL (no file). Returns 0 or MG_ECONFIG with why. */
+static int load_lock(const mg_config_t *cfg, json_t **lock, char **path_out, char *why, size_t n)
+{
+    *lock = NULL;
+    char *path = mg_policy_lock_path(cfg);
+    int explicit_block = cfg->policy && cfg->policy->pinning == MG_PIN_BLOCK;
+    for (size_t i = 0; i < cfg->nservers; i++)
+        explicit_block |= cfg->servers[i].policy && cfg->servers[i].policy->pinning == MG_PIN_BLOCK &&
+                          !cfg->servers[i].disabled;
+    if (path == NULL) {
+        if (explicit_block) {
+            snprintf(why, n,
+                     "pinning is \"block\" but the embedded config has no lockfile: use --config FILE "
+                     "and run mcpgate lock --config FILE");
+            return MG_ECONFIG;
+        }
+        *path_out = NULL;
+        return 0;
+    }
+    int missing = 0;
+    char w[400];
+    *lock = mg_lock_load(path, &missing, w, sizeof w);
+    if (*lock == NULL && !missing) {
+        snprintf(why, n, "lockfile %s (fix it, or delete it and run mcpgate lock again)", w);
+        free(path);
+        return MG_ECONFIG;
+    }
+    if (*lock == NULL && explicit_block) {
+        snprintf(why, n,
+                 "pinning is \"block\" but %s does not exist: create it with mcpgate lock --config %s", path,
+                 cfg->path);
+        free(path);
+        return MG_ECONFIG;
+    }
+    *path_out = path;
+    return 0;
+}
+
+static int need_scanner(const mg_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->nservers; i++)
+        if (!cfg->servers[i].disabled && mg_policy_scan_mode(cfg, &cfg->servers[i]) != MG_SCAN_OFF)
+            return 1;
+    return 0;
+}
+
+static int make_scanner(const mg_config_t *cfg, mg_scanner_t **out, char *why, size_t n)
+{
+    *out = NULL;
+    if (!need_scanner(cfg))
+        return 0;
+    const mg_scan_config_t *s = cfg->policy ? &cfg->policy->scan : NULL;
+    int rc =
+        mg_scanner_new(s ? s->rules_file : NULL, s ? s->disable : NULL, s ? s->ndisable : 0, out, why, n);
+    return rc == 0 ? 0 : MG_ECONFIG;
+}
+
+int mg_policy_validate(const mg_config_t *cfg, char *why, size_t n)
+{
+    json_t *lock = NULL;
+    char *path = NULL;
+    if (load_lock(cfg, &lock, &path, why, n) != 0)
+        return MG_ECONFIG;
+    json_decref(lock);
+    free(path);
+    mg_scanner_t *sc = NULL;
+    if (make_scanner(cfg, &sc, why, n) != 0)
+        return MG_ECONFIG;
+    mg_scanner_free(sc);
+    return 0;
+}
+
+static void collect_cb(mg_metrics_out_t *out, void *data);
+
+int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
+{
+    mg_policy_t *pol = calloc(1, sizeof *pol);
+    if (pol == NULL)
+        return MG_ENOMEM;
+    pol->gw = gw;
+    pol->cfg = gw->cfg;
+    pol->seen = json_object();
+    pol->block_at = gw->cfg->policy ? gw->cfg->policy->scan.block_at : MG_SEV_HIGH;
+    char why[600];
+    if (load_lock(gw->cfg, &pol->lock, &pol->lock_path, why, sizeof why) != 0 ||
+        make_scanner(gw->cfg, &pol->scanner, why, sizeof why) != 0) {
+        mg_log_json(MG_LOG_ERROR, "policy cannot start", json_pack("{s:s}", "error", why));
+        mg_policy_free(pol);
+        return MG_ECONFIG;
+    }
+    pol->n = gw->nservers;
+    pol->servers = calloc(pol->n ? pol->n : 1, sizeof *pol->servers);
+    if (pol->servers == NULL) {
+        mg_policy_free(pol);
+        return MG_ENOMEM;
+    }
+    for (size_t i = 0; i < pol->n; i++) {
+        pin_server_t *ps = &pol->servers[i];
+        const mg_server_config_t *sc = gw->servers[i].cfg;
+        ps->name = sc->name;
+        mg_pin_mode_t m = mg_policy_pin_mode(gw->cfg, sc);
+        ps->pin = m == MG_PIN_UNSET ? (pol->lock ? MG_PIN_BLOCK : MG_PIN_OFF) : m;
+        if (pol->lock == NULL && ps->pin == MG_PIN_WARN)
+            ps->pin = MG_PIN_OFF; /* nothing to compare with; said in the log line below */
+        ps->scan = mg_policy_scan_mode(gw->cfg, sc);
+        ps->lock = pol->lock ? json_object_get(json_object_get(pol->lock, "servers"), sc->name) : NULL;
+        ps->tool_names = json_object();
+        ps->instr = "unchecked";
+        json_t *f =
+            json_pack("{s:s,s:s,s:s,s:s}", "upstream", sc->name, "pinning", mg_pin_mode_name(ps->pin), "lock",
+                      pol->lock == NULL  ? "no lockfile"
+                      : ps->lock != NULL ? pol->lock_path
+                                         : "not in the lock",
+                      "scan", mg_scan_mode_name(ps->scan));
+        if (sc->sandbox != NULL) {
+            char *d = mg_sandbox_describe(sc->sandbox);
+            json_object_set_new(f, "sandbox", json_string(d ? d : "?"));
+            free(d);
+        }
+        mg_log_json(
+            pol->lock != NULL && ps->lock == NULL && ps->pin == MG_PIN_BLOCK ? MG_LOG_WARN : MG_LOG_INFO,
+            pol->lock != NULL && ps->lock == NULL && ps->pin == MG_PIN_BLOCK
+                ? "upstream is not in the lockfile: every tool, prompt and template it lists is blocked "
+                  "until mcpgate lock --update"
+                : "policy",
+            f);
+    }
+    const mg_rate_config_t *rc = gw->cfg->policy ? &gw->cfg->policy->rate : NULL;
+    if (rc != NULL && rc->enabled && (pol->rl = mg_rl_store_local_new(MAX_BUCKETS)) == NULL) {
+        mg_policy_free(pol);
+        return MG_ENOMEM;
+    }
+    mg_metrics_register(collect_cb, pol);
+    *out = pol;
+    return 0;
+}
+
+void mg_policy_free(mg_policy_t *pol)
+{
+    if (pol == NULL)
+        return;
+    mg_metrics_unregister(collect_cb, pol);
+    for (size_t i = 0; i < pol->n; i++) {
+        for (int k = 0; k < MG_LIST_COUNT; k++)
+            json_decref(pol->servers[i].state[k]);
+        json_decref(pol->servers[i].tool_names);
+        json_decref(pol->servers[i].instr_findings);
+    }
+    free(pol->servers);
+    json_decref(pol->lock);
+    free(pol->lock_path);
+    mg_scanner_free(pol->scanner);
+    json_decref(pol->seen);
+    if (pol->rl != NULL)
+        pol->rl->ops->free(pol->rl);
+    free(pol);
+}
+
+/* ---- pinning and scanning of lists ---- */
+
+/* Other servers' tool names -> server, minus the names server i has itself. NEW. */
+static json_t *others_for(mg_policy_t *pol, size_t i)
+{
+    json_t *o = json_object();
+    for (size_t j = 0; j < pol->n; j++) {
+        if (j == i)
+            continue;
+        const char *name;
+        json_t *v;
+        json_object_foreach(pol->servers[j].tool_names, name, v)
+        {
+            if (json_object_get(pol->servers[i].tool_names, name) == NULL)
+                json_object_set_new(o, name, json_string(pol->servers[j].name));
+        }
+    }
+    return o;
+}
+
+/* Returns 1 the first time key is seen. */
+static int first_time(mg_policy_t *pol, const char *key)
+{
+    if (json_object_get(pol->seen, key) != NULL)
+        return 0;
+    if (json_object_size(pol->seen) > 100000)
+        json_object_clear(pol->seen); /* bounded: the worst case is a repeated log line */
+    json_object_set_new(pol->seen, key, json_true());
+    return 1;
+}
+
+static const char *kind_word(mg_list_kind_t k)
+{
+    return k == MG_LIST_TOOLS       ? "tool"
+           : k == MG_LIST_PROMPTS   ? "prompt"
+           : k == MG_LIST_RESOURCES ? "resource"
+                                    : "resource template";
+}
+
+static const char *item_id(mg_list_kind_t k, const json_t *item)
+{
+    return json_string_value(json_object_get(item, k == MG_LIST_TEMPLATES   ? "uriTemplate"
+                                                   : k == MG_LIST_RESOURCES ? "uri"
+                                                                            : "name"));
+}
+
+void mg_policy_list_fetched(mg_policy_t *pol, mg_pool_t *p, mg_list_kind_t kind, json_t *items)
+{
+    if (pol == NULL || p->srv->index >= pol->n || !json_is_array(items))
+        return;
+    size_t si = p->srv->index;
+    pin_server_t *ps = &pol->servers[si];
+    const char *key = mg__list_key(kind);
+    int lk = mg_lock_kind_index(key);
+    int pinning = lk >= 0 && ps->pin != MG_PIN_OFF;
+    int scanning = ps->scan != MG_SCAN_OFF && pol->scanner != NULL;
+    if (kind == MG_LIST_TOOLS) {
+        json_object_clear(ps->tool_names);
+        size_t i;
+        json_t *t;
+        json_array_foreach(items, i, t)
+        {
+            const char *n = json_string_value(json_object_get(t, "name"));
+            if (n != NULL)
+                json_object_set_new(ps->tool_names, n, json_true());
+        }
+    }
+    if (!pinning && !scanning) {
+        json_decref(ps->state[kind]);
+        ps->state[kind] = NULL;
+        return;
+    }
+    json_t *others = scanning ? others_for(pol, si) : NULL;
+    const json_t *pins = pinning ? json_object_get(ps->lock, key) : NULL;
+    json_t *state = json_object();
+    json_t *kept = json_array();
+    json_t *present = json_object();
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item)
+    {
+        const char *id = item_id(kind, item);
+        if (id == NULL) {
+            json_array_append(kept, item);
+            continue;
+        }
+        json_object_set_new(present, id, json_true());
+        json_t *problem = NULL;
+        int block = 0;
+        char sha[65] = "";
+        if (pinning || scanning)
+            mg_lock_hash(item, sha);
+        if (pinning) {
+            const json_t *pin = json_object_get(pins, id);
+            const char *change = pin == NULL ? "added"
+                                 : strcmp(json_string_value(json_object_get(pin, "sha256")) ?: "", sha) != 0
+                                     ? "changed"
+                                     : NULL;
+            if (change != NULL) {
+                problem = json_pack("{s:s}", "pin", change);
+                json_t *fields = json_array();
+                if (pin != NULL) { /* which fields changed: diff the lock's entry with this one */
+                    json_t *one = json_pack("[O]", item);
+                    json_t *old_e = json_pack("{s:{s:O}}", key, id, pin);
+                    json_t *new_e = mg_lock_server_entry(kind == MG_LIST_TOOLS ? one : NULL,
+                                                         kind == MG_LIST_PROMPTS ? one : NULL,
+                                                         kind == MG_LIST_TEMPLATES ? one : NULL, NULL);
+                    json_t *d = mg_lock_diff(old_e, new_e);
+                    json_t *c0 = json_array_get(d, 0);
+                    if (json_is_array(json_object_get(c0, "fields")))
+                        json_array_extend(fields, json_object_get(c0, "fields"));
+                    json_decref(d);
+                    json_decref(old_e);
+                    json_decref(new_e);
+                    json_decref(one);
+                }
+                json_object_set_new(problem, "fields", fields);
+                block = ps->pin == MG_PIN_BLOCK;
+                char seen[600];
+                snprintf(seen, sizeof seen, "pin|%s|%s|%s|%s", ps->name, key, id, sha);
+                if (first_time(pol, seen)) {
+                    ps->drift_total++;
+                    json_t *c = json_pack("{s:s,s:s,s:O}", "change", change, "name", id, "fields", fields);
+                    char summary[300];
+                    mg_lock_diff_summary(c, summary, sizeof summary);
+                    json_decref(c);
+                    mg_log_json(
+                        MG_LOG_WARN,
+                        block ? "upstream definition differs from mcpgate.lock: blocked (review with "
+                                "mcpgate lock --diff, accept with mcpgate lock --update)"
+                              : "upstream definition differs from mcpgate.lock (pinning: warn, still served)",
+                        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "upstream", ps->name, "kind", kind_word(kind),
+                                  "name", id, "change", change, "diff", summary, "sha256", sha));
+                }
+            }
+        }
+        if (scanning) {
+            json_t *f = mg_scan_item(pol->scanner, key, item, others);
+            if (json_array_size(f) > 0) {
+                int sev = mg_scan_max_severity(f);
+                if (problem == NULL)
+                    problem = json_object();
+                json_object_set(problem, "findings", f);
+                json_object_set_new(problem, "severity", json_string(mg_severity_name((mg_severity_t)sev)));
+                int sblock = ps->scan == MG_SCAN_BLOCK && sev >= (int)pol->block_at;
+                block |= sblock;
+                char seen[600];
+                snprintf(seen, sizeof seen, "scan|%s|%s|%s|%s", ps->name, key, id, sha);
+                if (first_time(pol, seen))
+                    mg_log_json(sblock                 ? MG_LOG_WARN
+                                : sev >= MG_SEV_MEDIUM ? MG_LOG_WARN
+                                                       : MG_LOG_INFO,
+                                sblock ? "description scan: blocked" : "description scan findings",
+                                json_pack("{s:s,s:s,s:s,s:s,s:O}", "upstream", ps->name, "kind",
+                                          kind_word(kind), "name", id, "severity",
+                                          mg_severity_name((mg_severity_t)sev), "findings", f));
+            }
+            json_decref(f);
+        }
+        if (problem != NULL) {
+            json_object_set_new(problem, "blocked", json_boolean(block));
+            json_object_set_new(state, id, problem);
+        }
+        if (!block)
+            json_array_append(kept, item);
+    }
+    /* Entries of the lock the upstream no longer lists: reported, nothing to block. */
+    const char *id;
+    json_t *pin;
+    json_object_foreach((json_t *)pins, id, pin)
+    {
+        if (json_object_get(present, id) != NULL)
+            continue;
+        json_object_set_new(state, id, json_pack("{s:s,s:b}", "pin", "removed", "blocked", 0));
+        char seen[600];
+        snprintf(seen, sizeof seen, "pin|%s|%s|%s|removed", ps->name, key, id);
+        if (first_time(pol, seen))
+            mg_log_json(
+                MG_LOG_INFO, "an entry of mcpgate.lock is no longer listed by its upstream",
+                json_pack("{s:s,s:s,s:s}", "upstream", ps->name, "kind", kind_word(kind), "name", id));
+    }
+    json_decref(present);
+    json_decref(others);
+    json_array_clear(items);
+    json_array_extend(items, kept);
+    json_decref(kept);
+    json_decref(ps->state[kind]);
+    ps->state[kind] = state;
+}
+
+void mg_policy_upstream_ready(mg_policy_t *pol, mg_pool_t *p)
+{
+    if (pol == NULL || p->srv->index >= pol->n)
+        return;
+    pin_server_t *ps = &pol->servers[p->srv->index];
+    const char *text = json_string_value(json_object_get(mg_upstream_init_result(p->up), "instructions"));
+    if (text != NULL && text[0] == '\0')
+        text = NULL;
+    ps->instr_blocked = 0;
+    ps->instr = "ok";
+    char sha[65] = "none";
+    if (text != NULL) {
+        json_t *s = json_string(text);
+        mg_lock_hash(s, sha);
+        json_decref(s);
+    }
+    if (ps->pin != MG_PIN_OFF) {
+        const json_t *li = json_object_get(ps->lock, "instructions");
+        const char *lsha = json_string_value(json_object_get(li, "sha256"));
+        ps->instr = text == NULL        ? (lsha != NULL ? "removed" : "none")
+                    : lsha == NULL      ? "added"
+                    : strcmp(lsha, sha) ? "changed"
+                                        : "ok";
+        int drift = strcmp(ps->instr, "added") == 0 || strcmp(ps->instr, "changed") == 0;
+        ps->instr_blocked = drift && ps->pin == MG_PIN_BLOCK;
+        char seen[300];
+        snprintf(seen, sizeof seen, "pin|%s|instructions|%s", ps->name, sha);
+        if ((drift || strcmp(ps->instr, "removed") == 0) && first_time(pol, seen)) {
+            if (drift)
+                ps->drift_total++;
+            mg_log_json(drift ? MG_LOG_WARN : MG_LOG_INFO,
+                        ps->instr_blocked
+                            ? "server instructions differ from mcpgate.lock: left out of initialize"
+                        : drift ? "server instructions differ from mcpgate.lock (pinning: warn)"
+                                : "server instructions in mcpgate.lock are no longer sent",
+                        json_pack("{s:s,s:s,s:s}", "upstream", ps->name, "change", ps->instr, "sha256", sha));
+        }
+    }
+    json_decref(ps->instr_findings);
+    ps->instr_findings = NULL;
+    if (text != NULL && ps->scan != MG_SCAN_OFF && pol->scanner != NULL) {
+        json_t *others = others_for(pol, p->srv->index);
+        json_t *f = mg_scan_instructions(pol->scanner, text, others);
+        json_decref(others);
+        if (json_array_size(f) > 0) {
+            int sev = mg_scan_max_severity(f);
+            int sblock = ps->scan == MG_SCAN_BLOCK && sev >= (int)pol->block_at;
+            ps->instr_blocked |= sblock;
+            char seen[300];
+            snprintf(seen, sizeof seen, "scan|%s|instructions|%s", ps->name, sha);
+            if (first_time(pol, seen))
+                mg_log_json(MG_LOG_WARN,
+                            sblock ? "description scan: server instructions blocked"
+                                   : "description scan findings in server instructions",
+                            json_pack("{s:s,s:s,s:O}", "upstream", ps->name, "severity",
+                                      mg_severity_name((mg_severity_t)sev), "findings", f));
+            ps->instr_findings = f;
+        } else {
+            json_decref(f);
+        }
+    }
+}
+
+int mg_policy_instructions_allowed(const mg_policy_t *pol, size_t i)
+{
+    return pol == NULL || i >= pol->n || !pol->servers[i].instr_blocked;
+}
+
+int mg_policy_gates_calls(const mg_policy_t *pol, size_t i)
+{
+    return pol != NULL && i < pol->n &&
+           (pol->servers[i].pin == MG_PIN_BLOCK || pol->servers[i].scan == MG_SCAN_BLOCK);
+}
+
+int mg_policy_call_verified(mg_policy_t *pol, size_t i, mg_list_kind_t kind, const json_t *items,
+                            const char *original, char *why, size_t n, json_t **data)
+{
+    *data = NULL;
+    pin_server_t *ps = &pol->servers[i];
+    size_t k;
+    const json_t *item;
+    json_array_foreach(items, k, item)
+    {
+        const char *id = item_id(kind, item);
+        if (id != NULL && original != NULL && strcmp(id, original) == 0)
+            return 1;
+    }
+    const json_t *st = json_object_get(ps->state[kind], original ? original : "");
+    const char *pin = json_string_value(json_object_get(st, "pin"));
+    const char *sev = json_string_value(json_object_get(st, "severity"));
+    if (items == NULL) {
+        snprintf(
+            why, n,
+            "%s '%s' of upstream '%s' cannot be verified: its %s list is unavailable (pinning/scanning is "
+            "\"block\")",
+            kind_word(kind), original ? original : "", ps->name, mg__list_key(kind));
+        *data = json_pack("{s:s,s:s,s:s}", "upstream", ps->name, "name", original ? original : "", "reason",
+                          "unverified");
+    } else if (json_is_true(json_object_get(st, "blocked")) && pin != NULL) {
+        json_t *c = json_pack("{s:s,s:s,s:O}", "change", pin, "name", original, "fields",
+                              json_object_get(st, "fields") ?: json_array());
+        char summary[300];
+        mg_lock_diff_summary(c, summary, sizeof summary);
+        json_decref(c);
+        snprintf(
+            why, n,
+            "%s '%s' of upstream '%s' is blocked: its definition differs from mcpgate.lock (%s). An operator "
+            "can review it with `mcpgate lock --diff` and accept it with `mcpgate lock --update`",
+            kind_word(kind), original, ps->name, summary);
+        *data = json_pack("{s:s,s:s,s:s,s:s}", "upstream", ps->name, "name", original, "reason", "pinning",
+                          "change", pin);
+    } else if (json_is_true(json_object_get(st, "blocked"))) {
+        const json_t *f0 = json_array_get(json_object_get(st, "findings"), 0);
+        snprintf(why, n, "%s '%s' of upstream '%s' is blocked by the description scanner (%s: %s)",
+                 kind_word(kind), original, ps->name, sev ? sev : "?",
+                 json_string_value(json_object_get(f0, "rule")) ?: "?");
+        *data = json_pack("{s:s,s:s,s:s,s:O}", "upstream", ps->name, "name", original, "reason", "scan",
+                          "findings", json_object_get(st, "findings"));
+    } else {
+        snprintf(why, n,
+                 "unknown %s '%s': upstream '%s' does not list it (only listed, verified %ss can be used "
+                 "while pinning or scanning is \"block\")",
+                 kind_word(kind), original ? original : "", ps->name, kind_word(kind));
+        *data = json_pack("{s:s,s:s,s:s}", "upstream", ps->name, "name", original ? original : "", "reason",
+                          "unlisted");
+    }
+    return 0;
+}
+
+void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u)
+{
+    if (pol == NULL || i >= pol->n)
+        return;
+    pin_server_t *ps = &pol->servers[i];
+    json_t *blocked = json_array(), *scan_blocked = json_array();
+    unsigned counts[3] = {0, 0, 0}; /* added, changed, removed */
+    unsigned findings = 0;
+    int maxsev = -1;
+    for (int k = 0; k < MG_LIST_COUNT; k++) {
+        const char *id;
+        json_t *st;
+        json_object_foreach(ps->state[k], id, st)
+        {
+            const char *pin = json_string_value(json_object_get(st, "pin"));
+            if (pin != NULL)
+                counts[pin[0] == 'a' ? 0 : pin[0] == 'c' ? 1 : 2]++;
+            const json_t *f = json_object_get(st, "findings");
+            if (f != NULL) {
+                findings += (unsigned)json_array_size(f);
+                int s = mg_scan_max_severity(f);
+                maxsev = s > maxsev ? s : maxsev;
+            }
+            if (json_is_true(json_object_get(st, "blocked"))) {
+                char e[300];
+                snprintf(e, sizeof e, "%s:%s", kind_word((mg_list_kind_t)k), id);
+                json_array_append_new(pin != NULL && pin[0] != 'r' ? blocked : scan_blocked, json_string(e));
+            }
+        }
+    }
+    if (ps->instr_findings != NULL) {
+        findings += (unsigned)json_array_size(ps->instr_findings);
+        int s = mg_scan_max_severity(ps->instr_findings);
+        maxsev = s > maxsev ? s : maxsev;
+    }
+    if (ps->instr_blocked)
+        json_array_append_new(blocked, json_string("instructions"));
+    if (ps->pin != MG_PIN_OFF) {
+        int drift =
+            counts[0] + counts[1] > 0 || strcmp(ps->instr, "added") == 0 || strcmp(ps->instr, "changed") == 0;
+        json_object_set_new(u, "pinning",
+                            json_pack("{s:s,s:s,s:i,s:i,s:i,s:s,s:o}", "mode", mg_pin_mode_name(ps->pin),
+                                      "lock",
+                                      ps->lock == NULL ? "not in lock"
+                                      : drift          ? "drift"
+                                                       : "ok",
+                                      "added", counts[0], "changed", counts[1], "removed", counts[2],
+                                      "instructions", ps->instr, "blocked", blocked));
+    } else {
+        json_decref(blocked);
+    }
+    if (ps->scan != MG_SCAN_OFF && pol->scanner != NULL) {
+        json_t *s = json_pack("{s:s,s:i,s:o}", "mode", mg_scan_mode_name(ps->scan), "findings", findings,
+                              "blocked", scan_blocked);
+        if (maxsev >= 0)
+            json_object_set_new(s, "maxSeverity", json_string(mg_severity_name((mg_severity_t)maxsev)));
+        json_object_set_new(u, "scan", s);
+    } else {
+        json_decref(scan_blocked);
+    }
+}
+
+/* ---- rate limits ---- */
+
+typedef struct rate_job {
+    mg_call_t *c;
+    json_t *msg;
+    mg_policy_rate_done_cb done;
+    mg_rl_key_t keys[3];
+    char *keybufs[3];
+    size_t n;
+} rate_job_t;
+
+static void peer_addr(h2o_req_t *req, char *out, size_t cap)
+{
+    snprintf(out, cap, "unknown");
+    if (req == NULL || req->conn == NULL || req->conn->callbacks == NULL ||
+        req->conn->callbacks->get_peername == NULL)
+        return;
+    struct sockaddr_storage ss;
+    socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (n == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+}
+
+static void add_header(h2o_req_t *req, const char *name, const char *value)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL,
+                          h2o_strdup(&req->pool, value, SIZE_MAX).base, strlen(value));
+}
+
+/* RateLimit-Policy / RateLimit (draft-ietf-httpapi-ratelimit-headers), plus Retry-After when refused. */
+static void rate_headers(mg_exchange_t *x, const mg_rl_key_t *k, const mg_rl_result_t *r)
+{
+    if (x == NULL || x->req == NULL || x->batch || x->stream != NULL)
+        return;
+    char v[160];
+    snprintf(v, sizeof v, "\"%s\";q=%llu;w=%llu", k->label, (unsigned long long)k->rule->burst,
+             (unsigned long long)(k->rule->per_ms / 1000));
+    add_header(x->req, "ratelimit-policy", v);
+    uint64_t t = r->allowed ? (r->reset_ms + 999) / 1000 : (r->retry_after_ms + 999) / 1000;
+    snprintf(v, sizeof v, "\"%s\";r=%llu;t=%llu", k->label, (unsigned long long)r->remaining,
+             (unsigned long long)t);
+    add_header(x->req, "ratelimit", v);
+    if (!r->allowed) {
+        snprintf(v, sizeof v, "%llu", (unsigned long long)(t ? t : 1));
+        add_header(x->req, "retry-after", v);
+        x->status = 429;
+    }
+}
+
+static void rate_done(void *data, const mg_rl_result_t *r)
+{
+    rate_job_t *j = data;
+    mg_call_t *c = j->c;
+    mg_policy_t *pol = c->gw->policy;
+    const mg_rl_key_t *k = &j->keys[r->limiting < j->n ? r->limiting : 0];
+    rate_headers(c->x, k, r);
+    if (r->allowed) {
+        j->done(c, j->msg, 1, NULL, NULL);
+    } else {
+        int which = strcmp(k->label, "tenant") == 0 ? 1 : strcmp(k->label, "tool") == 0 ? 2 : 0;
+        pol->rl_rejected[which]++;
+        char m[300];
+        uint64_t secs = (r->retry_after_ms + 999) / 1000;
+        snprintf(m, sizeof m,
+                 "Too Many Requests: the %s rate limit (%llu per %llu s) is used up; retry in %llu s",
+                 k->label, (unsigned long long)k->rule->requests,
+                 (unsigned long long)(k->rule->per_ms / 1000), (unsigned long long)(secs ? secs : 1));
+        mg_log_json(MG_LOG_INFO, "rate limited",
+                    json_pack("{s:s,s:s,s:I}", "limit", k->label, "method", c->method, "retry_after_ms",
+                              (json_int_t)r->retry_after_ms));
+        j->done(c, j->msg, 0, m,
+                json_pack("{s:s,s:I,s:I,s:I}", "limit", k->label, "retryAfterMs",
+                          (json_int_t)r->retry_after_ms, "requests", (json_int_t)k->rule->requests,
+                          "perSeconds", (json_int_t)(k->rule->per_ms / 1000)));
+    }
+    json_decref(j->msg);
+    for (size_t i = 0; i < j->n; i++)
+        free(j->keybufs[i]);
+    free(j);
+}
+
+static char *keyf(const char *prefix, const char *v)
+{
+    size_t n = strlen(prefix) + strlen(v) + 1;
+    char *s = malloc(n);
+    if (s != NULL)
+        snprintf(s, n, "%s%s", prefix, v);
+    return s;
+}
+
+int mg_policy_rate_take(mg_call_t *c, json_t *msg, mg_policy_rate_done_cb done)
+{
+    mg_policy_t *pol = c->gw->policy;
+    if (pol == NULL || pol->rl == NULL)
+        return 1;
+    const mg_rate_config_t *rc = &pol->cfg->policy->rate;
+    int limited = 0;
+    for (size_t i = 0; i < rc->nmethods && !limited; i++)
+        limited = strcmp(rc->methods[i], c->method) == 0;
+    if (!limited)
+        return 1;
+    rate_job_t *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return 1;
+    const mg_principal_t *p = mg__auth_call_principal(c);
+    if (rc->has_principal) {
+        char addr[64];
+        if (p == NULL)
+            peer_addr(c->x ? c->x->req : NULL, addr, sizeof addr);
+        j->keybufs[j->n] = p != NULL ? keyf("p:", p->key) : keyf("ip:", addr);
+        j->keys[j->n] = (mg_rl_key_t){j->keybufs[j->n], &rc->principal, p != NULL ? "principal" : "client"};
+        j->n++;
+    }
+    if (rc->has_tenant && p != NULL && p->tenant != NULL) {
+        j->keybufs[j->n] = keyf("t:", p->tenant);
+        j->keys[j->n] = (mg_rl_key_t){j->keybufs[j->n], &rc->tenant, "tenant"};
+        j->n++;
+    }
+    const char *tool = json_string_value(json_object_get(c->params, "name"));
+    if (rc->ntools > 0 && strcmp(c->method, "tools/call") == 0 && tool != NULL) {
+        for (size_t i = 0; i < rc->ntools; i++) {
+            if (fnmatch(rc->tools[i].glob, tool, 0) != 0)
+                continue;
+            j->keybufs[j->n] = keyf("tool:", tool);
+            j->keys[j->n] = (mg_rl_key_t){j->keybufs[j->n], &rc->tools[i], "tool"};
+            j->n++;
+            break;
+        }
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->keybufs[i] == NULL) { /* out of memory: do not limit */
+            for (size_t k = 0; k < j->n; k++)
+                free(j->keybufs[k]);
+            free(j);
+            return 1;
+        }
+    }
+    if (j->n == 0) {
+        free(j);
+        return 1;
+    }
+    j->c = c;
+    j->msg = json_incref(msg);
+    j->done = done;
+    pol->rl->ops->take(pol->rl, j->keys, j->n, uv_now(c->gw->loop), rate_done, j);
+    return 0;
+}
+
+/* ---- CORS ---- */
+
+static h2o_iovec_t req_header(h2o_req_t *req, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    return i < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+}
+
+int mg_policy_http_cors(mg_gateway_t *gw, h2o_req_t *req)
+{
+    const mg_cors_config_t *cc = gw->cfg->policy ? &gw->cfg->policy->cors : NULL;
+    if (cc == NULL || !cc->enabled)
+        return 0;
+    mg_policy_t *pol = gw->policy;
+    h2o_iovec_t origin = req_header(req, "origin");
+    int preflight = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")) &&
+                    req_header(req, "access-control-request-method").base != NULL;
+    add_header(req, "vary", "origin");
+    int allowed = mg_cors_origin_allowed(cc, origin.base, origin.len);
+    if (allowed) {
+        char *o = h2o_mem_alloc_pool(&req->pool, origin.len + 1);
+        memcpy(o, origin.base, origin.len);
+        o[origin.len] = '\0';
+        add_header(req, "access-control-allow-origin", cc->any && !cc->allow_credentials ? "*" : o);
+        if (cc->allow_credentials)
+            add_header(req, "access-control-allow-credentials", "true");
+        if (!preflight)
+            add_header(req, "access-control-expose-headers", mg_cors_exposed_headers);
+    }
+    if (!preflight)
+        return 0;
+    h2o_iovec_t m = req_header(req, "access-control-request-method");
+    h2o_iovec_t hs = req_header(req, "access-control-request-headers");
+    const char *refusal = !allowed                            ? "Origin is not in gateway.cors.allowedOrigins"
+                          : !mg_cors_method_ok(m.base, m.len) ? "method not allowed (GET, POST, DELETE)"
+                          : !mg_cors_request_headers_ok(hs.base, hs.len) ? "a requested header is not allowed"
+                                                                         : NULL;
+    static h2o_generator_t gen = {NULL, NULL};
+    if (refusal != NULL) {
+        pol->preflights[1]++;
+        char body[200];
+        snprintf(body, sizeof body, "{\"error\":\"CORS preflight refused: %s\"}", refusal);
+        size_t len = strlen(body);
+        req->res.status = 403;
+        req->res.reason = "Forbidden";
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("application/json"));
+        h2o_iovec_t b = h2o_strdup(&req->pool, body, len);
+        req->res.content_length = len;
+        h2o_start_response(req, &gen);
+        h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
+        return 1;
+    }
+    pol->preflights[0]++;
+    add_header(req, "access-control-allow-methods", "GET, POST, DELETE");
+    if (hs.base != NULL && hs.len > 0) {
+        char *h = h2o_mem_alloc_pool(&req->pool, hs.len + 1);
+        memcpy(h, hs.base, hs.len);
+        h[hs.len] = '\0';
+        add_header(req, "access-control-allow-headers", h);
+    }
+    char age[24];
+    snprintf(age, sizeof age, "%u", cc->max_age_s);
+    add_header(req, "access-control-max-age", age);
+    req->res.status = 204;
+    req->res.reason = "No Content";
+    req->res.content_length = 0;
+    h2o_start_response(req, &gen);
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    return 1;
+}
+
+/* ---- metrics ---- */
+
+static void collect_cb(mg_metrics_out_t *out, void *data)
+{
+    mg_policy_t *pol = data;
+    mg_metrics_family(out, "mcpgate_pinning_drift_total", "counter",
+                      "Distinct definitions (or instructions) seen that differ from mcpgate.lock");
+    for (size_t i = 0; i < pol->n; i++) {
+        const char *l[] = {"upstream", pol->servers[i].name, NULL};
+        mg_metrics_sample(out, "mcpgate_pinning_drift_total", l, (double)pol->servers[i].drift_total);
+    }
+    mg_metrics_family(out, "mcpgate_policy_blocked", "gauge",
+                      "Entries of the latest lists withheld by pinning or scanning (block mode)");
+    for (size_t i = 0; i < pol->n; i++) {
+        unsigned n = pol->servers[i].instr_blocked;
+        for (int k = 0; k < MG_LIST_COUNT; k++) {
+            const char *id;
+            json_t *st;
+            json_object_foreach(pol->servers[i].state[k], id, st) n +=
+                json_is_true(json_object_get(st, "blocked"));
+        }
+        const char *l[] = {"upstream", pol->servers[i].name, NULL};
+        mg_metrics_sample(out, "mcpgate_policy_blocked", l, n);
+    }
+    mg_metrics_family(out, "mcpgate_scan_findings", "gauge", "Description-scan findings in the latest lists");
+    for (size_t i = 0; i < pol->n; i++) {
+        unsigned n = (unsigned)json_array_size(pol->servers[i].instr_findings);
+        for (int k = 0; k < MG_LIST_COUNT; k++) {
+            const char *id;
+            json_t *st;
+            json_object_foreach(pol->servers[i].state[k], id, st) n +=
+                (unsigned)json_array_size(json_object_get(st, "findings"));
+        }
+        const char *l[] = {"upstream", pol->servers[i].name, NULL};
+        mg_metrics_sample(out, "mcpgate_scan_findings", l, n);
+    }
+    if (pol->rl != NULL) {
+        static const char *const names[3] = {"principal", "tenant", "tool"};
+        mg_metrics_family(out, "mcpgate_ratelimit_rejected_total", "counter",
+                          "Requests refused by a rate limit");
+        for (int i = 0; i < 3; i++) {
+            const char *l[] = {"limit", names[i], NULL};
+            mg_metrics_sample(out, "mcpgate_ratelimit_rejected_total", l, (double)pol->rl_rejected[i]);
+        }
+    }
+    if (pol->cfg->policy != NULL && pol->cfg->policy->cors.enabled) {
+        mg_metrics_family(out, "mcpgate_cors_preflights_total", "counter", "CORS preflights answered");
+        for (int i = 0; i < 2; i++) {
+            const char *l[] = {"result", i == 0 ? "allowed" : "refused", NULL};
+            mg_metrics_sample(out, "mcpgate_cors_preflights_total", l, (double)pol->preflights[i]);
+        }
+    }
+}

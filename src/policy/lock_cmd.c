@@ -1,0 +1,508 @@
+/*
+ * lock_cmd.c - `mcpgate lock --config F [--diff | --update]`: starts every enabled upstream of F
+ * (sandboxed as configured), lists its tools, prompts and resource templates (all pages) and reads
+ * its instructions, then compares with mcpgate.lock beside F.
+ *
+ *   (no flag)  no lockfile yet: write it. A lockfile that matches: "up to date". One that differs:
+ *              print the diff, write nothing, exit 1 (accepting a change is --update's job).
+ *   --diff     print what changed; exit 1 when anything did. Never writes.
+ *   --update   accept what the upstreams say now: write the lockfile, print what changed.
+ * A server that cannot be listed is an error (exit 1) and nothing is written, so its pins are never
+ * lost by accident. Entries of disabled servers are kept. Scanner findings are printed for review.
+ * Read next: lock.h (format), hooks.c (the runtime check).
+ */
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../config/config.h"
+#include "../upstream/upstream.h"
+#include "lock.h"
+#include "policy.h"
+#include "scan.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: mcpgate lock --config FILE [--diff | --update] [--lock FILE] [--env-file FILE] [--timeout MS]\n"
+    "                    [--log-level LEVEL]\n"
+    "\n"
+    "Starts every enabled server of FILE and pins what it says -- each tool, prompt and resource\n"
+    "template (SHA-256 of its canonical JSON) and its instructions -- in mcpgate.lock beside FILE\n"
+    "(or gateway.lockFile, or --lock). Commit the lockfile next to the config: at runtime a definition\n"
+    "that differs from it is blocked (gateway.pinning \"block\", the default once it exists) or logged.\n"
+    "\n"
+    "  (no flag)   write the lockfile if there is none; otherwise compare (exit 1 on changes)\n"
+    "  --diff      show what changed since the lockfile; exit 1 when something did\n"
+    "  --update    accept the current definitions and rewrite the lockfile\n"
+    "  --timeout   how long to wait for the servers, ms (default 60000)\n"
+    "Exit status: 0 written or up to date, 1 changes found or a server could not be listed, 2 usage\n"
+    "or config error.\n";
+
+static const char *const list_methods[MG_LOCK_KINDS] = {"tools/list", "prompts/list",
+                                                        "resources/templates/list"};
+static const char *const list_caps[MG_LOCK_KINDS] = {"tools", "prompts", "resources"};
+
+typedef struct lsrv {
+    const mg_server_config_t *cfg;
+    mg_upstream_t *up;
+    json_t *lists[MG_LOCK_KINDS];
+    char *instructions;
+    char *error;
+    unsigned pages[MG_LOCK_KINDS];
+    int outstanding, started, done;
+    struct lrun *run;
+} lsrv_t;
+
+typedef struct lrun {
+    uv_loop_t loop;
+    uv_timer_t timer;
+    lsrv_t *srv;
+    size_t n, pending, stopping;
+} lrun_t;
+
+typedef struct lfetch {
+    lsrv_t *s;
+    int k;
+} lfetch_t;
+
+static void finish(lsrv_t *s, const char *error)
+{
+    if (error != NULL && s->error == NULL)
+        s->error = strdup(error);
+    if (s->done)
+        return;
+    if (error == NULL && s->outstanding > 0)
+        return;
+    s->done = 1;
+    if (--s->run->pending == 0)
+        uv_stop(&s->run->loop);
+}
+
+static void fetch(lsrv_t *s, int k, const char *cursor);
+
+static void page_cb(mg_upstream_req_t *req, int err, json_t *response, const char *message, void *data)
+{
+    lfetch_t *f = data;
+    lsrv_t *s = f->s;
+    int k = f->k;
+    free(f);
+    if (s->done)
+        return;
+    json_t *result = response ? json_object_get(response, "result") : NULL;
+    json_t *items = json_object_get(result, mg_lock_kinds[k]);
+    if (err != 0 || !json_is_array(items)) {
+        char m[400];
+        const char *emsg = json_string_value(json_object_get(json_object_get(response, "error"), "message"));
+        snprintf(m, sizeof m, "%s failed: %s", list_methods[k],
+                 message ? message
+                 : emsg  ? emsg
+                 : err   ? mg_strerror(err)
+                         : "the result has no list");
+        s->outstanding--;
+        finish(s, m);
+        return;
+    }
+    json_array_extend(s->lists[k], items);
+    const char *next = json_string_value(json_object_get(result, "nextCursor"));
+    if (next != NULL && next[0] != '\0' && ++s->pages[k] < 1000) {
+        fetch(s, k, next);
+        return;
+    }
+    s->outstanding--;
+    finish(s, NULL);
+}
+
+static void fetch(lsrv_t *s, int k, const char *cursor)
+{
+    lfetch_t *f = malloc(sizeof *f);
+    f->s = s;
+    f->k = k;
+    json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
+    json_t *msg = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", list_methods[k], "params", params);
+    int r = mg_upstream_request(s->up, msg, 0, page_cb, NULL, f, NULL);
+    if (r != 0) {
+        free(f);
+        char m[200];
+        snprintf(m, sizeof m, "%s could not be sent: %s", list_methods[k], mg_strerror(r));
+        s->outstanding--;
+        finish(s, m);
+    }
+}
+
+static void state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data)
+{
+    lsrv_t *s = data;
+    if (s->done || s->started)
+        return;
+    if (state == MG_UPSTREAM_READY) {
+        s->started = 1;
+        json_t *ir = mg_upstream_init_result(up);
+        const char *in = json_string_value(json_object_get(ir, "instructions"));
+        if (in != NULL && in[0] != '\0')
+            s->instructions = strdup(in);
+        json_t *caps = json_object_get(ir, "capabilities");
+        s->outstanding = 1; /* guard */
+        for (int k = 0; k < MG_LOCK_KINDS; k++) {
+            if (json_object_get(caps, list_caps[k]) == NULL)
+                continue;
+            s->outstanding++;
+            fetch(s, k, NULL);
+        }
+        s->outstanding--;
+        finish(s, NULL);
+    } else if (state == MG_UPSTREAM_BACKOFF) {
+        const char *e = mg_upstream_last_error(up);
+        finish(s, e ? e : "the server failed to start");
+    }
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+    lrun_t *r = t->data;
+    for (size_t i = 0; i < r->n; i++)
+        if (!r->srv[i].done) {
+            r->srv[i].outstanding = 0;
+            finish(&r->srv[i], "did not answer its list requests before --timeout");
+        }
+}
+
+static void stopped_cb(mg_upstream_t *up, void *data)
+{
+    lsrv_t *s = data;
+    mg_upstream_free(up);
+    s->up = NULL;
+    s->run->stopping--;
+}
+
+static void collect(const mg_config_t *cfg, lrun_t *r, unsigned long timeout_ms)
+{
+    static const mg_upstream_hooks_t hooks = {NULL, state_cb};
+    uv_loop_init(&r->loop);
+    uv_timer_init(&r->loop, &r->timer);
+    r->timer.data = r;
+    for (size_t i = 0; i < r->n; i++) {
+        lsrv_t *s = &r->srv[i];
+        mg_upstream_opts_t uo = {s->cfg, &cfg->limits, "mcpgate-lock", MG_VERSION};
+        if (mg_upstream_new(&r->loop, &uo, &hooks, s, &s->up) != 0) {
+            s->up = NULL;
+            finish(s, "out of memory");
+            continue;
+        }
+        mg_upstream_start(s->up);
+    }
+    if (r->pending > 0) {
+        uv_timer_start(&r->timer, timeout_cb, timeout_ms, 0);
+        uv_run(&r->loop, UV_RUN_DEFAULT);
+    }
+    uv_timer_stop(&r->timer);
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->srv[i].up != NULL) {
+            r->stopping++;
+            mg_upstream_stop(r->srv[i].up, 2000, stopped_cb, &r->srv[i]);
+        }
+    }
+    while (r->stopping > 0 && uv_run(&r->loop, UV_RUN_ONCE) != 0) {
+    }
+    uv_close((uv_handle_t *)&r->timer, NULL);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r->loop);
+}
+
+static void self_dir(char *out, size_t n)
+{
+    char path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (len <= 0) {
+        snprintf(out, n, ".");
+        return;
+    }
+    path[len] = '\0';
+    snprintf(out, n, "%s", dirname(path));
+}
+
+/* Scanner findings over a server entry, printed for review. Returns the number of findings. */
+static size_t print_findings(FILE *f, const mg_scanner_t *sc, const char *server, const json_t *entry,
+                             const json_t *others)
+{
+    size_t count = 0;
+    for (int k = 0; k < MG_LOCK_KINDS; k++) {
+        const char *name;
+        json_t *pin;
+        json_object_foreach(json_object_get(entry, mg_lock_kinds[k]), name, pin)
+        {
+            json_t *fs = mg_scan_item(sc, mg_lock_kinds[k], json_object_get(pin, "definition"), others);
+            size_t i;
+            json_t *x;
+            json_array_foreach(fs, i, x)
+            {
+                fprintf(f, "  ! %s: %s %s: %s %s: %s (%s: \"%s\")\n", server, mg_lock_kind_item[k], name,
+                        json_string_value(json_object_get(x, "severity")),
+                        json_string_value(json_object_get(x, "rule")),
+                        json_string_value(json_object_get(x, "message")),
+                        json_string_value(json_object_get(x, "field")),
+                        json_string_value(json_object_get(x, "excerpt")));
+                count++;
+            }
+            json_decref(fs);
+        }
+    }
+    const char *text = json_string_value(json_object_get(json_object_get(entry, "instructions"), "text"));
+    if (text != NULL) {
+        json_t *fs = mg_scan_instructions(sc, text, others);
+        size_t i;
+        json_t *x;
+        json_array_foreach(fs, i, x)
+        {
+            fprintf(f, "  ! %s: instructions: %s %s: %s (\"%s\")\n", server,
+                    json_string_value(json_object_get(x, "severity")),
+                    json_string_value(json_object_get(x, "rule")),
+                    json_string_value(json_object_get(x, "message")),
+                    json_string_value(json_object_get(x, "excerpt")));
+            count++;
+        }
+        json_decref(fs);
+    }
+    return count;
+}
+
+/* Tool names of every server entry in servers but `self` (minus self's own names). NEW. */
+static json_t *others_of(const json_t *servers, const char *self)
+{
+    json_t *o = json_object();
+    const json_t *mine = json_object_get(json_object_get(servers, self), "tools");
+    const char *sname;
+    json_t *e;
+    json_object_foreach((json_t *)servers, sname, e)
+    {
+        if (strcmp(sname, self) == 0)
+            continue;
+        const char *tname;
+        json_t *pin;
+        json_object_foreach(json_object_get(e, "tools"), tname, pin)
+        {
+            if (json_object_get(mine, tname) == NULL)
+                json_object_set_new(o, tname, json_string(sname));
+        }
+    }
+    return o;
+}
+
+int mg_cli_lock(int argc, char **argv)
+{
+    const char *config = getenv("MCPGATE_CONFIG"), *lock_arg = NULL, *env_file = getenv("MCPGATE_ENV_FILE");
+    const char *log_level = NULL;
+    unsigned long timeout_ms = 60000;
+    int diff_only = 0, update = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--diff") == 0) {
+            diff_only = 1;
+            continue;
+        }
+        if (strcmp(a, "--update") == 0) {
+            update = 1;
+            continue;
+        }
+        static const char *const names[] = {"--config", "--lock", "--env-file", "--timeout", "--log-level"};
+        int k = -1;
+        const char *val = NULL;
+        for (int j = 0; j < 5 && k < 0; j++) {
+            size_t n = strlen(names[j]);
+            if (strncmp(a, names[j], n) == 0 && (a[n] == '\0' || a[n] == '=')) {
+                k = j;
+                val = a[n] == '=' ? a + n + 1 : i + 1 < argc ? argv[++i] : NULL;
+            }
+        }
+        if (k < 0 || val == NULL) {
+            fprintf(stderr, "mcpgate lock: %s '%s'\n%s", k < 0 ? "unknown argument" : "missing value for", a,
+                    usage);
+            return 2;
+        }
+        if (k == 0)
+            config = val;
+        else if (k == 1)
+            lock_arg = val;
+        else if (k == 2)
+            env_file = val;
+        else if (k == 3)
+            timeout_ms = strtoul(val, NULL, 10);
+        else
+            log_level = val;
+    }
+    if (diff_only && update) {
+        fprintf(stderr, "mcpgate lock: --diff and --update exclude each other\n");
+        return 2;
+    }
+    if (config == NULL) {
+        fprintf(stderr, "mcpgate lock: --config FILE is required (the lockfile is written beside it)\n");
+        return 2;
+    }
+    mg_log_level_t lvl = MG_LOG_WARN;
+    if (log_level != NULL && mg_log_level_parse(log_level, &lvl) != 0) {
+        fprintf(stderr, "mcpgate lock: --log-level must be debug, info, warn or error\n");
+        return 2;
+    }
+    mg_log_set_level(lvl);
+    char dir[PATH_MAX];
+    self_dir(dir, sizeof dir);
+    mg_config_t cfg;
+    mg_config_errors_t errs = {0};
+    mg_config_opts_t copts = {env_file};
+    if (mg_config_load_opts(config, dir, &copts, &cfg, &errs) != 0) {
+        fprintf(stderr, "mcpgate: %s has %zu problem%s:\n", config, errs.count, errs.count == 1 ? "" : "s");
+        for (size_t i = 0; i < errs.count; i++)
+            fprintf(stderr, "  - %s\n", errs.msgs[i]);
+        mg_config_errors_dispose(&errs);
+        return 2;
+    }
+    mg_config_errors_dispose(&errs);
+    char *path = lock_arg ? strdup(lock_arg) : mg_policy_lock_path(&cfg);
+    int missing = 0;
+    char why[600];
+    json_t *old = mg_lock_load(path, &missing, why, sizeof why);
+    if (old == NULL && !missing) {
+        fprintf(stderr, "mcpgate lock: %s\n", why);
+        free(path);
+        mg_config_dispose(&cfg);
+        return 2;
+    }
+
+    lrun_t run;
+    memset(&run, 0, sizeof run);
+    run.srv = calloc(cfg.nservers + 1, sizeof *run.srv);
+    for (size_t i = 0; i < cfg.nservers; i++) {
+        if (cfg.servers[i].disabled)
+            continue;
+        lsrv_t *s = &run.srv[run.n++];
+        s->cfg = &cfg.servers[i];
+        s->run = &run;
+        for (int k = 0; k < MG_LOCK_KINDS; k++)
+            s->lists[k] = json_array();
+    }
+    run.pending = run.n;
+    collect(&cfg, &run, timeout_ms);
+
+    /* The new document: entries of disabled servers are kept as they were. */
+    json_t *fresh = mg_lock_new();
+    json_t *servers = json_object_get(fresh, "servers");
+    const json_t *old_servers = json_object_get(old, "servers");
+    int failed = 0;
+    for (size_t i = 0; i < cfg.nservers; i++) {
+        const mg_server_config_t *sc = &cfg.servers[i];
+        if (sc->disabled && json_object_get(old_servers, sc->name) != NULL)
+            json_object_set(servers, sc->name, json_object_get(old_servers, sc->name));
+    }
+    for (size_t i = 0; i < run.n; i++) {
+        lsrv_t *s = &run.srv[i];
+        if (s->error != NULL) {
+            fprintf(stderr, "mcpgate lock: server '%s' could not be listed: %s\n", s->cfg->name, s->error);
+            failed = 1;
+            if (json_object_get(old_servers, s->cfg->name) != NULL)
+                json_object_set(servers, s->cfg->name, json_object_get(old_servers, s->cfg->name));
+            continue;
+        }
+        json_object_set_new(servers, s->cfg->name,
+                            mg_lock_server_entry(s->lists[0], s->lists[1], s->lists[2], s->instructions));
+    }
+
+    /* What changed. */
+    size_t changes = 0;
+    FILE *out = stdout;
+    const char *sname;
+    json_t *e;
+    json_object_foreach(servers, sname, e)
+    {
+        json_t *d = mg_lock_diff(json_object_get(old_servers, sname), e);
+        if (old != NULL && json_array_size(d) > 0) {
+            if (changes == 0)
+                fprintf(out, "%s: changes since it was written:\n", path);
+            mg_lock_diff_print(out, sname, d, json_object_get(old_servers, sname), e);
+        }
+        changes += old != NULL ? json_array_size(d) : 0;
+        json_decref(d);
+    }
+    json_object_foreach((json_t *)old_servers, sname, e)
+    {
+        if (json_object_get(servers, sname) == NULL) {
+            if (changes == 0)
+                fprintf(out, "%s: changes since it was written:\n", path);
+            fprintf(out, "  - %s: server removed from the config\n", sname);
+            changes++;
+        }
+    }
+
+    /* Scanner findings, for whoever reviews this lock. */
+    mg_scanner_t *sc = NULL;
+    if (mg_scanner_new(cfg.policy ? cfg.policy->scan.rules_file : NULL,
+                       cfg.policy ? cfg.policy->scan.disable : NULL,
+                       cfg.policy ? cfg.policy->scan.ndisable : 0, &sc, why, sizeof why) == 0) {
+        size_t nf = 0;
+        json_object_foreach(servers, sname, e)
+        {
+            json_t *others = others_of(servers, sname);
+            nf += print_findings(out, sc, sname, e, others);
+            json_decref(others);
+        }
+        if (nf > 0)
+            fprintf(out,
+                    "description scan: %zu finding%s above (see docs/security.md#description-scanning)\n", nf,
+                    nf == 1 ? "" : "s");
+        mg_scanner_free(sc);
+    } else {
+        fprintf(stderr, "mcpgate lock: scan rules: %s\n", why);
+    }
+
+    int rc = 0;
+    if (diff_only) {
+        if (old == NULL)
+            fprintf(out, "%s does not exist yet: run mcpgate lock --config %s to create it\n", path, config);
+        else if (changes == 0 && !failed)
+            fprintf(out, "%s: no changes\n", path);
+        rc = changes > 0 || failed || old == NULL ? 1 : 0;
+    } else if (failed) {
+        fprintf(stderr, "mcpgate lock: %s not written: every enabled server must be listed\n", path);
+        rc = 1;
+    } else if (old != NULL && changes > 0 && !update) {
+        fprintf(out,
+                "%s not written: review the changes above, then accept them with mcpgate lock --config %s "
+                "--update\n",
+                path, config);
+        rc = 1;
+    } else if (old != NULL && changes == 0) {
+        fprintf(out, "%s is up to date (%zu server%s)\n", path, json_object_size(servers),
+                json_object_size(servers) == 1 ? "" : "s");
+    } else if (mg_lock_write(path, fresh) != 0) {
+        fprintf(stderr, "mcpgate lock: cannot write %s\n", path);
+        rc = 1;
+    } else {
+        fprintf(out, "%s %s:\n", old ? "updated" : "wrote", path);
+        json_object_foreach(servers, sname, e)
+        {
+            fprintf(out, "  %s: %zu tools, %zu prompts, %zu resource templates, instructions: %s\n", sname,
+                    json_object_size(json_object_get(e, "tools")),
+                    json_object_size(json_object_get(e, "prompts")),
+                    json_object_size(json_object_get(e, "resourceTemplates")),
+                    json_is_object(json_object_get(e, "instructions")) ? "pinned" : "none");
+        }
+    }
+    for (size_t i = 0; i < run.n; i++) {
+        for (int k = 0; k < MG_LOCK_KINDS; k++)
+            json_decref(run.srv[i].lists[k]);
+        free(run.srv[i].instructions);
+        free(run.srv[i].error);
+    }
+    free(run.srv);
+    json_decref(fresh);
+    json_decref(old);
+    free(path);
+    mg_config_dispose(&cfg);
+    return rc;
+}
