@@ -5,11 +5,12 @@
  * MCP-Protocol-Version, Last-Event-ID), dispatch and the JSON or SSE answer.
  *
  * One gateway (config below: its one upstream cannot start, so calls to it wait in the upstream's
- * queue and routing, lists and errors are exercised without a child) serves one end of a socketpair handed to
- * h2o_accept(); the input is written to the other end, which is then half-closed. A session with
- * the fixed id FUZZ_SID exists during every input, so session paths are reachable; after the
- * bytes are processed every session is closed (that ends any SSE stream) and the connection must
- * close within HANG_MS. server.c is #included for its struct (h2o's unit-test style).
+ * queue, and routing, lists and errors are exercised without a child) serves one end of a
+ * socketpair handed to h2o_accept(); the input is written to the other end, which is then
+ * half-closed. A session with the fixed id FUZZ_SID exists during every input, so session paths
+ * are reachable. Once the bytes are processed, every session is closed and every stateless call
+ * failed (that ends any SSE stream), and the connection must close within HANG_MS. server.c is
+ * #included for its struct (h2o's unit-test style).
  * Oracles: no crash, no sanitizer report, no leak, no hang, never a 500.
  * Read next: src/http/server.c, src/era/legacy.c.
  */
@@ -132,6 +133,8 @@ static void close_sessions(void)
     void *val;
     while (mg_map_next(&gw->sessions, &pos, &key, &val))
         mg__session_close(val, "fuzz input done");
+    if (gw->stateless != NULL) /* 2026-07-28 calls (and listen streams) belong to no session */
+        mg__dispatch_session_gone(gw->stateless);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,7 +9,9 @@ PACKAGES=(
   libh2o-dev libuv1-dev libjansson-dev libssl-dev
   libjose-dev libcurl4-openssl-dev
   libsqlite3-dev
+  libhiredis-dev
   libcmocka-dev
+  redis-server nginx-light
   nodejs npm
   clang-format valgrind procps
   clang libclang-rt-14-dev

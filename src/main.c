@@ -49,8 +49,8 @@ static const char usage[] =
     "  --listen HOST:PORT        listen address (env MCPGATE_LISTEN; overrides gateway.listen)\n"
     "  --allow-unauthenticated   allow a non-loopback listen address without auth configured\n"
     "  --log-level LEVEL         debug | info | warn | error (overrides gateway.logLevel)\n"
-    "  --env-file FILE           KEY=VALUE credentials, e.g. .env.mcp (env MCPGATE_ENV_FILE): ${env:X} falls\n"
-    "                            back to it, GITHUB_MCP_TOKEN gives server github TOKEN (docs/configuration.md)\n"
+    "  --env-file FILE           KEY=VALUE credentials, e.g. .env.mcp (env MCPGATE_ENV_FILE):\n"
+    "                            ${env:X} falls back to it; GITHUB_MCP_TOKEN gives server github TOKEN\n"
     "\n"
     "Endpoints: /mcp (MCP), /healthz (alive), /readyz (upstream states). Docs: docs/configuration.md\n";
 
@@ -153,8 +153,9 @@ static int load_config(const opts_t *o, mg_config_t *cfg)
     self_dir(dir, sizeof dir);
     mg_config_errors_t errs = {0};
     mg_config_opts_t copts = {o->env_file};
-    int r = o->config ? mg_config_load_opts(o->config, dir, &copts, cfg, &errs)
-                      : mg_config_parse_opts(mg_config_embedded_json(), "<embedded>", dir, &copts, cfg, &errs);
+    int r = o->config
+                ? mg_config_load_opts(o->config, dir, &copts, cfg, &errs)
+                : mg_config_parse_opts(mg_config_embedded_json(), "<embedded>", dir, &copts, cfg, &errs);
     if (r != 0) {
         fprintf(stderr, "mcpgate: %s has %zu problem%s:\n", o->config ? o->config : "the embedded config",
                 errs.count, errs.count == 1 ? "" : "s");
@@ -257,8 +258,9 @@ static int cmd_serve(const opts_t *o)
     char swhy[400];
     if (store != NULL && mg_session_store_check(store, swhy, sizeof swhy) != 0) {
         fprintf(stderr, "mcpgate: %s: not a valid session store: %s\n",
-                getenv("MCPGATE_SESSION_STORE") && getenv("MCPGATE_SESSION_STORE")[0] ? "MCPGATE_SESSION_STORE"
-                                                                                     : "gateway.sessions.store",
+                getenv("MCPGATE_SESSION_STORE") && getenv("MCPGATE_SESSION_STORE")[0]
+                    ? "MCPGATE_SESSION_STORE"
+                    : "gateway.sessions.store",
                 swhy);
         mg_config_dispose(&cfg);
         return 2;
@@ -266,6 +268,7 @@ static int cmd_serve(const opts_t *o)
     char pwhy[600];
     if (mg_policy_validate(&cfg, pwhy, sizeof pwhy) != 0) { /* lockfile, scan rules (src/policy/) */
         fprintf(stderr, "mcpgate: %s\n", pwhy);
+        mg_config_dispose(&cfg);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -281,8 +284,10 @@ static int cmd_serve(const opts_t *o)
     }
     char bound[300];
     const char *colon = strrchr(listen, ':');
-    snprintf(bound, sizeof bound, "%.*s:%d", colon ? (int)(colon - listen) : 0, listen, mg_server_port(server));
-    if (mg_gateway_sessions_init(gateway, store, bound, swhy, sizeof swhy) != 0) { /* redis: shared sessions */
+    snprintf(bound, sizeof bound, "%.*s:%d", colon ? (int)(colon - listen) : 0, listen,
+             mg_server_port(server));
+    /* redis: sessions shared with other replicas (advertised at the bound address by default) */
+    if (mg_gateway_sessions_init(gateway, store, bound, swhy, sizeof swhy) != 0) {
         fprintf(stderr, "mcpgate: session store: %s\n", swhy);
         return 2;
     }

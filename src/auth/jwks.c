@@ -171,7 +171,9 @@ static void metadata_cb(void *data, int err, long status, const char *body, size
     } else if (status != 200) {
         snprintf(buf, sizeof buf, "HTTP %ld", status);
         problem = buf;
-    } else if (!json_is_object(m = json_loadb(body, len, 0, NULL))) {
+    } else if ((m = json_loadb(body, len, 0, NULL)) == NULL || !json_is_object(m)) {
+        /* Not json_is_object(m = json_loadb(...)): the macro evaluates its argument twice, which
+         * parsed the document twice and leaked the first copy (test_auth.c test_discovery_frees). */
         problem = "the metadata is not a JSON object";
     } else if (json_string_value(json_object_get(m, "issuer")) == NULL ||
                strcmp(json_string_value(json_object_get(m, "issuer")), o->issuer) != 0) {

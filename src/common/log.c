@@ -3,6 +3,7 @@
  */
 #include "log.h"
 #include "err.h"
+#include "json.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,37 +37,128 @@ int mg_log_enabled(mg_log_level_t level)
     return level >= min_level;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 bytes + NUL); the part before the milliseconds is computed
+ * once per second. */
+static void timestamp(char out[32])
+{
+    static time_t cached_sec = (time_t)-1;
+    static char cached[24];
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    if (tv.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        if (strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+            cached[0] = '\0';
+        cached_sec = tv.tv_sec;
+    }
+    size_t n = strlen(cached);
+    memcpy(out, cached, n);
+    unsigned ms = (unsigned)(tv.tv_usec / 1000);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + ms / 100);
+    out[n + 2] = (char)('0' + ms / 10 % 10);
+    out[n + 3] = (char)('0' + ms % 10);
+    out[n + 4] = 'Z';
+    out[n + 5] = '\0';
+}
+
+/* Writes b's line (plus "\n") with one write(2). */
+static void emit(mg_jbuf_t *b)
+{
+    mg_jbuf_put(b, "}\n", 2);
+    if (b->err == 0) {
+        ssize_t w = write(STDERR_FILENO, b->p, b->len);
+        (void)w;
+    }
+    mg_jbuf_dispose(b);
+}
+
+/* Opens a line: {"time":..,"level":..,"msg":.. as mg_log_json always wrote them. A value in
+ * `fields` under one of those keys takes its place (json_object_update semantics); a msg that is
+ * not valid UTF-8 is left out (json_string() refused it). */
+static void open_line(mg_jbuf_t *b, mg_log_level_t level, const char *msg, const json_t *fields)
+{
+    char ts[32];
+    timestamp(ts);
+    const json_t *f_time = fields ? json_object_get(fields, "time") : NULL;
+    const json_t *f_level = fields ? json_object_get(fields, "level") : NULL;
+    const json_t *f_msg = fields ? json_object_get(fields, "msg") : NULL;
+    mg_jbuf_put(b, "{\"time\":", 8);
+    if (f_time != NULL)
+        mg_jbuf_put_json(b, f_time);
+    else
+        mg_jbuf_put_str(b, ts, strlen(ts));
+    mg_jbuf_put(b, ",\"level\":", 9);
+    if (f_level != NULL)
+        mg_jbuf_put_json(b, f_level);
+    else
+        mg_jbuf_put_str(b, level_names[level], strlen(level_names[level]));
+    if (f_msg != NULL) {
+        mg_jbuf_put(b, ",\"msg\":", 7);
+        mg_jbuf_put_json(b, f_msg);
+    } else {
+        const char *m = msg ? msg : "";
+        size_t mlen = strlen(m);
+        if (mg_json_utf8_valid(m, mlen)) {
+            mg_jbuf_put(b, ",\"msg\":", 7);
+            mg_jbuf_put_str(b, m, mlen);
+        }
+    }
+}
+
 void mg_log_json(mg_log_level_t level, const char *msg, json_t *fields)
 {
     if (!mg_log_enabled(level)) {
         json_decref(fields);
         return;
     }
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[40];
-    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof ts - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
-
-    json_t *line = json_object();
-    json_object_set_new(line, "time", json_string(ts));
-    json_object_set_new(line, "level", json_string(level_names[level]));
-    json_object_set_new(line, "msg", json_string(msg ? msg : ""));
+    /* The same bytes as json_dumps(JSON_COMPACT) of {time, level, msg} updated with fields, built
+     * without a jansson tree (bench/results/2026-11-21-perf.md). */
+    char stack[1024];
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, stack, sizeof stack, 16u * 1024u * 1024u);
+    open_line(&b, level, msg, fields);
     if (fields != NULL) {
-        json_object_update(line, fields);
+        for (void *it = json_object_iter(fields); it != NULL; it = json_object_iter_next(fields, it)) {
+            const char *k = json_object_iter_key(it);
+            size_t klen = json_object_iter_key_len(it);
+            if ((klen == 4 && memcmp(k, "time", 4) == 0) || (klen == 5 && memcmp(k, "level", 5) == 0) ||
+                (klen == 3 && memcmp(k, "msg", 3) == 0))
+                continue; /* written in place above */
+            mg_jbuf_put(&b, ",", 1);
+            mg_jbuf_put_str(&b, k, klen);
+            mg_jbuf_put(&b, ":", 1);
+            mg_jbuf_put_json(&b, json_object_iter_value(it));
+        }
         json_decref(fields);
     }
-    char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(line);
-    if (s == NULL)
+    emit(&b);
+}
+
+void mg_log_fields(mg_log_level_t level, const char *msg, const mg_log_field_t *f, size_t n)
+{
+    if (!mg_log_enabled(level))
         return;
-    size_t len = strlen(s);
-    s[len] = '\n'; /* json_dumps allocates len+1; reuse the NUL slot for the newline */
-    ssize_t w = write(STDERR_FILENO, s, len + 1);
-    (void)w;
-    free(s);
+    char stack[512];
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, stack, sizeof stack, 16u * 1024u * 1024u);
+    open_line(&b, level, msg, NULL);
+    for (size_t i = 0; i < n; i++) {
+        mg_jbuf_put(&b, ",", 1);
+        mg_jbuf_put_str(&b, f[i].key, strlen(f[i].key));
+        mg_jbuf_put(&b, ":", 1);
+        if (f[i].str != NULL)
+            mg_jbuf_put_str(&b, f[i].str, strlen(f[i].str));
+        else
+            mg_jbuf_put_int(&b, f[i].num);
+    }
+    if (b.err == MG_EINVAL) { /* a value that is not UTF-8: json_pack() failed, the line had no fields */
+        mg_jbuf_dispose(&b);
+        mg_log_json(level, msg, NULL);
+        return;
+    }
+    emit(&b);
 }
 
 void mg_log(mg_log_level_t level, const char *fmt, ...)

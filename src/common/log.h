@@ -24,6 +24,19 @@ int mg_log_enabled(mg_log_level_t level);
  */
 void mg_log_json(mg_log_level_t level, const char *msg, json_t *fields);
 
+/* One field of mg_log_fields(): a string (str != NULL) or an integer (num). */
+typedef struct mg_log_field {
+    const char *key;
+    const char *str;
+    long long num;
+} mg_log_field_t;
+
+/*
+ * The line mg_log_json(level, msg, {f[0].key: value, ...}) writes, built without a jansson tree:
+ * for lines written on every request (the access log line). Keys must be plain ASCII.
+ */
+void mg_log_fields(mg_log_level_t level, const char *msg, const mg_log_field_t *f, size_t n);
+
 /* printf-style convenience without extra fields. */
 void mg_log(mg_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -47,7 +47,8 @@ static const char *const top_ignored[] = {"inputs", "$schema", "globalShortcut",
 static const char *const gateway_keys[] = {
     "listen",   "allowUnauthenticated", "allowedOrigins", "allowedHosts",
     "logLevel", "namespaceSeparator",   "auth",           "limits",
-    "requestStateKey", "tools", "sessions", "pinning", "lockFile", "scan", "cors", "rateLimits", NULL};
+    "requestStateKey", "tools", "sessions",
+    "pinning", "lockFile", "scan", "cors", "rateLimits", NULL}; /* policy keys: src/policy/policy_config.c */
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
 static const char *const server_keys[] = {
@@ -874,8 +875,8 @@ int mg_config_load(const char *path, const char *self_dir, mg_config_t *out, mg_
     return mg_config_load_opts(path, self_dir, NULL, out, errs);
 }
 
-int mg_config_load_opts(const char *path, const char *self_dir, const mg_config_opts_t *opts, mg_config_t *out,
-                        mg_config_errors_t *errs)
+int mg_config_load_opts(const char *path, const char *self_dir, const mg_config_opts_t *opts,
+                        mg_config_t *out, mg_config_errors_t *errs)
 {
     mg_config_errors_t scratch;
     if (errs == NULL) {

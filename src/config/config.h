@@ -137,7 +137,8 @@ typedef struct mg_config {
                                     (hex or base64); NULL = random per process */
     mg_limits_t limits;          /* "gateway.limits" */
     mg_tools_config_t tools;     /* "gateway.tools" */
-    mg_sessions_config_t sessions; /* "gateway.sessions" */
+    /* "gateway.sessions" */
+    mg_sessions_config_t sessions;
     mg_server_config_t *servers; /* in file order */
     size_t nservers;
     struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (src/policy/policy.h); never NULL
@@ -180,8 +181,8 @@ typedef struct mg_config_opts {
 /* mg_config_parse / mg_config_load with options (opts may be NULL). */
 int mg_config_parse_opts(const char *json_text, const char *origin, const char *self_dir,
                          const mg_config_opts_t *opts, mg_config_t *out, mg_config_errors_t *errs);
-int mg_config_load_opts(const char *path, const char *self_dir, const mg_config_opts_t *opts, mg_config_t *out,
-                        mg_config_errors_t *errs);
+int mg_config_load_opts(const char *path, const char *self_dir, const mg_config_opts_t *opts,
+                        mg_config_t *out, mg_config_errors_t *errs);
 
 /* Number of servers with disabled == 0. */
 size_t mg_config_enabled_count(const mg_config_t *cfg);

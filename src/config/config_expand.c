@@ -117,15 +117,16 @@ static int ref_env(mg__config_ctx_t *ctx, const char *name, const char *where, i
     }
     if (v == NULL || v[0] == '\0') {
         if (!lenient) {
-            mg__config_errf(ctx, "%s: ${env:%s} is %s", where, name,
-                            fe != NULL    ? "empty in the --env-file"
-                            : v == NULL   ? (ctx->envfile != NULL ? "not set in the gateway's environment nor "
-                                                                    "in the --env-file"
-                                                                  : "not set in the gateway's environment")
-                            : ctx->envfile != NULL && mg_envfile_get(ctx->envfile, name) != NULL
-                                ? "set but empty in the gateway's environment (which wins over the --env-file: "
-                                  "unset it to use the file's value)"
-                                : "set but empty");
+            mg__config_errf(
+                ctx, "%s: ${env:%s} is %s", where, name,
+                fe != NULL  ? "empty in the --env-file"
+                : v == NULL ? (ctx->envfile != NULL ? "not set in the gateway's environment nor "
+                                                      "in the --env-file"
+                                                    : "not set in the gateway's environment")
+                : ctx->envfile != NULL && mg_envfile_get(ctx->envfile, name) != NULL
+                    ? "set but empty in the gateway's environment (which wins over the --env-file: "
+                      "unset it to use the file's value)"
+                    : "set but empty");
         }
         return REF_SOFT;
     }

@@ -4,8 +4,9 @@
  *
  * Phases of one request, in order (each failure answers at once and stops):
  *   Host / Origin (403) -> CORS (preflight answered) -> method (405) -> shutdown (503)
- *   -> Accept (406) / Content-Type (415) -> body parse and depth (400 -32700/-32600) -> initialize creates a session, or
- *   Mcp-Session-Id required (400) and known (404) -> MCP-Protocol-Version (400)
+ *   -> Accept (406) / Content-Type (415) -> body parse and depth (400 -32700/-32600)
+ *   -> initialize creates a session, or Mcp-Session-Id required (400) and known (404)
+ *   -> MCP-Protocol-Version (400)
  *   -> notifications/responses only: 202 -> requests: dispatch, answer JSON, switching to SSE when
  *   a related message arrives before the response.
  * Read next: gateway/dispatch.c (what happens to each request).
@@ -72,13 +73,17 @@ static void log_request(mg_gateway_t *gw, const char *http_method, const char *m
 {
     if (!mg_log_enabled(MG_LOG_INFO))
         return;
-    json_t *f = json_pack("{s:s,s:s,s:i,s:I}", "http", http_method, "method", method ? method : "", "status",
-                          status, "latency_ms", (json_int_t)(mg_gateway_now_ms() - start_ms));
+    /* Once per request: the line mg_log_json() would write, without building a jansson tree. */
+    mg_log_field_t f[6] = {{"http", http_method, 0},
+                           {"method", method ? method : "", 0},
+                           {"status", NULL, status},
+                           {"latency_ms", NULL, (long long)(mg_gateway_now_ms() - start_ms)}};
+    size_t n = 4;
     if (upstream != NULL && upstream[0] != '\0')
-        json_object_set_new(f, "upstream", json_string(upstream));
+        f[n++] = (mg_log_field_t){"upstream", upstream, 0};
     if (session != NULL)
-        json_object_set_new(f, "session", json_string(session));
-    mg_log_json(MG_LOG_INFO, "request", f);
+        f[n++] = (mg_log_field_t){"session", session, 0};
+    mg_log_fields(MG_LOG_INFO, "request", f, n);
 }
 
 /* Answers with an HTTP error carrying an id-less JSON-RPC error body. */
@@ -443,7 +448,8 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
             send_json(req, 503, e, hdrs, 1);
             json_decref(e);
             char hm[16];
-            snprintf(hm, sizeof hm, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
+            snprintf(hm, sizeof hm, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15),
+                     req->method.base);
             log_request(gw, hm, NULL, NULL, NULL, 503, start_ms);
             return NULL;
         }
@@ -474,6 +480,104 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
          * conformance suite send it, and the session's negotiated version governs behaviour. */
     }
     return s;
+}
+
+/* handle_post() once the body parsed and every message was classified (kinds[i] for message i;
+ * nreq requests; has_init: one of them is initialize). Consumes body. */
+static void post_classified(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms, json_t *body, int batch,
+                            size_t n, const mg_rpc_kind_t *kinds, size_t nreq, int has_init, int accept_sse)
+{
+    /* A 2026-07-28 request (even an initialize, which that revision removed: 404) goes to the
+     * stateless era; an initialize without 2026 markers starts a session. */
+    if (!batch && mg__modern_detect(req, body)) {
+        mg__modern_post(gw, req, body, start_ms);
+        json_decref(body);
+        return;
+    }
+    if (has_init) {
+        if (batch || kinds[0] != MG_RPC_REQUEST) {
+            json_decref(body);
+            http_error(gw, req, 400, -32600, "Invalid Request: initialize must be sent alone, as a request",
+                       start_ms);
+            return;
+        }
+        handle_initialize(gw, req, body, start_ms);
+        json_decref(body);
+        return;
+    }
+    int claim = 0; /* cluster: may this request need the session's own children? */
+    for (size_t i = 0; gw->cluster != NULL && i < n && !claim; i++) {
+        json_t *m = batch ? json_array_get(body, i) : body;
+        claim = kinds[i] == MG_RPC_REQUEST && mg__cluster_needs_children(gw, m);
+    }
+    mg_session_t *s = require_session(gw, req, start_ms, claim);
+    if (s == NULL) {
+        json_decref(body);
+        return;
+    }
+    if (batch && s->rank != MG_VERSION_2025_03_26) {
+        json_decref(body);
+        http_error(
+            gw, req, 400, -32600,
+            "Invalid Request: JSON-RPC batches are only accepted on sessions that negotiated 2025-03-26",
+            start_ms);
+        return;
+    }
+    if (nreq > 0 && s->ncalls + nreq > gw->cfg->limits.max_inflight_per_session) {
+        json_decref(body);
+        const char *hdrs[] = {"retry-after", "1"};
+        json_t *e = mg_rpc_error(
+            NULL, -32603,
+            "too many requests in flight for this session (gateway.limits.maxInflightPerSession)", NULL);
+        send_json(req, 429, e, hdrs, 1);
+        json_decref(e);
+        log_request(gw, "POST", NULL, NULL, s->hash, 429, start_ms);
+        return;
+    }
+    /* Notifications and responses first (they are answered by the 202 or ride along). */
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = batch ? json_array_get(body, i) : body;
+        if (kinds[i] == MG_RPC_REQUEST)
+            continue;
+        const char *why = NULL;
+        if (mg__dispatch_client_message(gw, s, m, &why) != 0 && !batch && nreq == 0) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "Bad Request: %s", why ? why : "message rejected");
+            json_decref(body);
+            http_error(gw, req, 400, -32600, msg, start_ms);
+            return;
+        }
+    }
+    if (nreq == 0) {
+        send_body(req, 202, NULL, "", 0, NULL, 0);
+        const char *meth = batch ? "batch" : mg_rpc_method(body);
+        log_request(gw, "POST", meth ? meth : "response", NULL, s->hash, 202, start_ms);
+        json_decref(body);
+        return;
+    }
+    mg_exchange_t *x = exchange_new(gw, req, s, start_ms);
+    if (x == NULL) {
+        json_decref(body);
+        http_error(gw, req, 500, -32603, "out of memory", start_ms);
+        return;
+    }
+    x->batch = batch;
+    x->accept_sse = accept_sse;
+    x->pending = (unsigned)nreq;
+    x->results = json_array();
+    if (batch)
+        snprintf(x->method, sizeof x->method, "batch");
+    mg__exchange_ref(x); /* hold while dispatching: a call may finish synchronously */
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = batch ? json_array_get(body, i) : body;
+        if (kinds[i] != MG_RPC_REQUEST)
+            continue;
+        if (!batch)
+            snprintf(x->method, sizeof x->method, "%s", mg_rpc_method(m));
+        mg__dispatch_request(gw, s, x, m);
+    }
+    mg__exchange_unref(x);
+    json_decref(body);
 }
 
 static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
@@ -517,13 +621,21 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         http_error(gw, req, 400, -32600, "Invalid Request: empty batch", start_ms);
         return;
     }
-    /* Classify everything first: a malformed message rejects the whole POST. */
+    /* Classify everything first: a malformed message rejects the whole POST. Each message is
+     * classified once; the loops below read kinds[]. */
+    mg_rpc_kind_t kinds_stack[16];
+    mg_rpc_kind_t *kinds = n <= 16 ? kinds_stack : malloc(n * sizeof *kinds);
+    if (kinds == NULL) {
+        json_decref(body);
+        http_error(gw, req, 500, -32603, "out of memory", start_ms);
+        return;
+    }
     size_t nreq = 0;
     int has_init = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *m = batch ? json_array_get(body, i) : body;
         const char *why = NULL;
-        mg_rpc_kind_t k = mg_rpc_classify(m, &why);
+        mg_rpc_kind_t k = kinds[i] = mg_rpc_classify(m, &why);
         if (k == MG_RPC_INVALID) {
             char msg[200];
             snprintf(msg, sizeof msg, "Invalid Request: %s", why);
@@ -535,6 +647,8 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
             send_json(req, 400, e, NULL, 0);
             json_decref(e);
             json_decref(body);
+            if (kinds != kinds_stack)
+                free(kinds);
             log_request(gw, "POST", NULL, NULL, NULL, 400, start_ms);
             return;
         }
@@ -544,97 +658,9 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         if (meth != NULL && strcmp(meth, "initialize") == 0)
             has_init = 1;
     }
-    /* A 2026-07-28 request (even an initialize, which that revision removed: 404) goes to the
-     * stateless era; an initialize without 2026 markers starts a session. */
-    if (!batch && mg__modern_detect(req, body)) {
-        mg__modern_post(gw, req, body, start_ms);
-        json_decref(body);
-        return;
-    }
-    if (has_init) {
-        if (batch || mg_rpc_classify(body, NULL) != MG_RPC_REQUEST) {
-            json_decref(body);
-            http_error(gw, req, 400, -32600, "Invalid Request: initialize must be sent alone, as a request",
-                       start_ms);
-            return;
-        }
-        handle_initialize(gw, req, body, start_ms);
-        json_decref(body);
-        return;
-    }
-    int claim = 0; /* cluster: may this request need the session's own children? */
-    for (size_t i = 0; gw->cluster != NULL && i < n && !claim; i++) {
-        json_t *m = batch ? json_array_get(body, i) : body;
-        claim = mg_rpc_classify(m, NULL) == MG_RPC_REQUEST && mg__cluster_needs_children(gw, m);
-    }
-    mg_session_t *s = require_session(gw, req, start_ms, claim);
-    if (s == NULL) {
-        json_decref(body);
-        return;
-    }
-    if (batch && s->rank != MG_VERSION_2025_03_26) {
-        json_decref(body);
-        http_error(
-            gw, req, 400, -32600,
-            "Invalid Request: JSON-RPC batches are only accepted on sessions that negotiated 2025-03-26",
-            start_ms);
-        return;
-    }
-    if (nreq > 0 && s->ncalls + nreq > gw->cfg->limits.max_inflight_per_session) {
-        json_decref(body);
-        const char *hdrs[] = {"retry-after", "1"};
-        json_t *e = mg_rpc_error(
-            NULL, -32603,
-            "too many requests in flight for this session (gateway.limits.maxInflightPerSession)", NULL);
-        send_json(req, 429, e, hdrs, 1);
-        json_decref(e);
-        log_request(gw, "POST", NULL, NULL, s->hash, 429, start_ms);
-        return;
-    }
-    /* Notifications and responses first (they are answered by the 202 or ride along). */
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = batch ? json_array_get(body, i) : body;
-        if (mg_rpc_classify(m, NULL) == MG_RPC_REQUEST)
-            continue;
-        const char *why = NULL;
-        if (mg__dispatch_client_message(gw, s, m, &why) != 0 && !batch && nreq == 0) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "Bad Request: %s", why ? why : "message rejected");
-            json_decref(body);
-            http_error(gw, req, 400, -32600, msg, start_ms);
-            return;
-        }
-    }
-    if (nreq == 0) {
-        send_body(req, 202, NULL, "", 0, NULL, 0);
-        const char *meth = batch ? "batch" : mg_rpc_method(body);
-        log_request(gw, "POST", meth ? meth : "response", NULL, s->hash, 202, start_ms);
-        json_decref(body);
-        return;
-    }
-    mg_exchange_t *x = exchange_new(gw, req, s, start_ms);
-    if (x == NULL) {
-        json_decref(body);
-        http_error(gw, req, 500, -32603, "out of memory", start_ms);
-        return;
-    }
-    x->batch = batch;
-    x->accept_sse = accept_sse;
-    x->pending = (unsigned)nreq;
-    x->results = json_array();
-    if (batch)
-        snprintf(x->method, sizeof x->method, "batch");
-    mg__exchange_ref(x); /* hold while dispatching: a call may finish synchronously */
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = batch ? json_array_get(body, i) : body;
-        if (mg_rpc_classify(m, NULL) != MG_RPC_REQUEST)
-            continue;
-        if (!batch)
-            snprintf(x->method, sizeof x->method, "%s", mg_rpc_method(m));
-        mg__dispatch_request(gw, s, x, m);
-    }
-    mg__exchange_unref(x);
-    json_decref(body);
+    post_classified(gw, req, start_ms, body, batch, n, kinds, nreq, has_init, accept_sse);
+    if (kinds != kinds_stack)
+        free(kinds);
 }
 
 /* ---- GET (standalone stream or resumption) and DELETE ---- */

@@ -260,11 +260,23 @@ void mg__modern_decorate(mg_call_t *c, json_t *resp)
     }
 }
 
+/* The requestState sealing key: gateway.requestStateKey, else random, drawn on first use. */
+static const unsigned char *seal_key(mg_gateway_t *gw)
+{
+    if (!gw->seal_key_set) {
+        mg_seal_key_random(gw->seal_key);
+        gw->seal_key_set = 1;
+    }
+    return gw->seal_key;
+}
+
 char *mg__modern_request_state(mg_call_t *c)
 {
     json_t *p = json_pack("{s:i,s:s,s:s,s:s,s:I}", "v", 1, "k", c->park_key, "m", c->method, "d", c->digest,
                           "exp", (json_int_t)(mg_gateway_now_ms() + c->gw->cfg->limits.request_timeout_ms));
-    char *s = mg_seal_json(c->gw->seal_key, p);
+    if (c->gw->cluster != NULL) /* replicas: the retry is proxied to the one holding the parked call */
+        json_object_set_new(p, "r", json_string(mg__cluster_replica(c->gw)));
+    char *s = mg_seal_json(seal_key(c->gw), p);
     json_decref(p);
     return s;
 }
@@ -459,7 +471,12 @@ static int rank_of(const char *level)
 
 static void resume(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, const char *state, uint64_t start_ms)
 {
-    json_t *p = mg_seal_open(gw->seal_key, state);
+    json_t *p = mg_seal_open(seal_key(gw), state);
+    const char *owner = json_string_value(json_object_get(p, "r"));
+    if (owner != NULL && gw->cluster != NULL && mg__cluster_proxy_modern(gw, req, msg, owner, start_ms)) {
+        json_decref(p); /* parked on another replica: it answers, through this one */
+        return;
+    }
     const char *why = NULL;
     char digest[68];
     mg__modern_digest(mg_rpc_method(msg), mg_rpc_params(msg), digest);
@@ -653,8 +670,12 @@ static void park_sweep_cb(uv_timer_t *t)
         mg_exchange_t *x = c->x;
         if (x == NULL || x->req == NULL)
             continue;
-        if (x->stream == NULL)
-            mg__exchange_stream(x);
+        if (x->stream == NULL) {
+            /* Only calls already running for a second: a younger one may still need a plain
+             * status of its own (400 -32021 after its input-collection window). */
+            if (now - x->start_ms >= 1000)
+                mg__exchange_stream(x);
+        }
         else if (x->stream->conn != NULL)
             mg_sse_conn_write(x->stream->conn, ":\n\n", 3);
     }
@@ -680,9 +701,10 @@ void mg__modern_schedule_flush(mg_gateway_t *gw)
 void mg__modern_init(mg_gateway_t *gw)
 {
     mg_map_init(&gw->parked);
-    if (gw->cfg->request_state_key == NULL ||
-        mg_seal_key_parse(gw->cfg->request_state_key, gw->seal_key) != 0)
-        mg_seal_key_random(gw->seal_key);
+    /* A configured key now; a random one on first use (seal_key()): drawing it here was the first
+     * use of OpenSSL's DRBG, whose set-up (~6 M instructions) delayed listening. */
+    gw->seal_key_set = gw->cfg->request_state_key != NULL &&
+                       mg_seal_key_parse(gw->cfg->request_state_key, gw->seal_key) == 0;
     mg_session_t *s = calloc(1, sizeof(*s));
     s->gw = gw;
     snprintf(s->id, sizeof s->id, "stateless");

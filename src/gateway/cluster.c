@@ -29,6 +29,7 @@
 #include "../common/log.h"
 #include "../http/client.h"
 #include "../jsonrpc/jsonrpc.h"
+#include "../obs/metrics.h"
 #include "../session/redis.h"
 #include "../toolsearch/runtime.h"
 #include "gateway_int.h"
@@ -51,6 +52,7 @@
 #define CACHE_IDLE_MS   60000
 #define AFTER_END_MS    60000 /* a finished POST stream stays resumable this long */
 #define INTERNAL_PATH   "/mcpgate/internal/v1/forward"
+#define MODERN_PATH     "/mcpgate/internal/v1/modern"
 #define KEY_HEADER      "x-mcpgate-cluster-key"
 
 struct mg_cluster {
@@ -1576,7 +1578,7 @@ static void internal_load_cb(int err, json_t *rec, void *data)
     free(q);
 }
 
-int mg_gateway_handle_internal(mg_gateway_t *gw, h2o_req_t *req)
+int mg_gateway_handle_internal(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
 {
     mg_cluster_t *cl = CL(gw);
     if (cl == NULL || cl->secret == NULL) {
@@ -1592,6 +1594,12 @@ int mg_gateway_handle_internal(mg_gateway_t *gw, h2o_req_t *req)
         return 0;
     }
     size_t pl = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) && pl == strlen(MODERN_PATH) &&
+        memcmp(req->path.base, MODERN_PATH, pl) == 0) {
+        /* A 2026-07-28 MRTR retry that reached another replica: the client's own request (its
+         * headers and Authorization included), handled here as if it had come to /mcp. */
+        return mg_gateway_handle_mcp(gw, req, loopback_bound);
+    }
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) || pl != strlen(INTERNAL_PATH) ||
         memcmp(req->path.base, INTERNAL_PATH, pl) != 0) {
         internal_answer(req, 404, "not found");
@@ -1635,6 +1643,255 @@ int mg_gateway_handle_internal(mg_gateway_t *gw, h2o_req_t *req)
         internal_answer(req, 503, "session store unavailable");
     }
     return 0;
+}
+
+/* ---- 2026-07-28 MRTR retries: proxied to the replica that parked the call ---- */
+
+typedef struct proxy proxy_t;
+typedef struct proxy_hook {
+    proxy_t *p;
+} proxy_hook_t;
+
+struct proxy {
+    mg_cluster_t *cl;
+    h2o_req_t *req; /* NULL once h2o disposed it */
+    proxy_hook_t *hook;
+    mg_http_call_t *http;
+    mg_sse_conn_t *conn; /* an SSE answer, relayed as it arrives */
+    char owner[40];
+    json_t *id;
+    char ctype[96];
+    char retry_after[16];
+    int status;
+    char *body; /* a JSON answer, relayed whole */
+    size_t len, cap;
+    uint64_t start_ms;
+    int refs;
+};
+
+static void proxy_unref(proxy_t *p)
+{
+    if (--p->refs > 0)
+        return;
+    if (p->req != NULL)
+        p->hook->p = NULL;
+    json_decref(p->id);
+    free(p->body);
+    free(p);
+}
+
+static void proxy_disposed(void *d)
+{
+    proxy_hook_t *h = d;
+    proxy_t *p = h->p;
+    if (p == NULL)
+        return;
+    p->req = NULL;
+    if (p->http != NULL) { /* the client went away: so does the forwarded request (cancels there) */
+        mg_http_abort(p->http);
+        p->http = NULL;
+        proxy_unref(p);
+    }
+}
+
+static void proxy_gone_cb(mg_sse_conn_t *conn, void *data)
+{
+    proxy_t *p = data;
+    if (p->conn == conn)
+        p->conn = NULL;
+}
+
+static void proxy_fail(proxy_t *p, int status, int code, const char *why)
+{
+    if (p->req == NULL)
+        return;
+    mg__http_error(p->cl->gw, p->req, status, code, why, NULL, p->id, p->start_ms);
+}
+
+static void proxy_head_cb(void *data, int status, const char *headers, size_t len)
+{
+    proxy_t *p = data;
+    p->status = status;
+    for (const char *l = headers; l < headers + len;) {
+        const char *e = memchr(l, '\n', (size_t)(headers + len - l));
+        size_t n = (size_t)((e ? e : headers + len) - l);
+        while (n > 0 && (l[n - 1] == '\r' || l[n - 1] == ' '))
+            n--;
+        if (n > 13 && strncasecmp(l, "content-type:", 13) == 0)
+            snprintf(p->ctype, sizeof p->ctype, "%.*s", (int)(n - 13), l + 13 + (l[13] == ' '));
+        else if (n > 12 && strncasecmp(l, "retry-after:", 12) == 0)
+            snprintf(p->retry_after, sizeof p->retry_after, "%.*s", (int)(n - 12), l + 12 + (l[12] == ' '));
+        l = e ? e + 1 : headers + len;
+    }
+    if (p->req != NULL && status == 200 && strstr(p->ctype, "text/event-stream") != NULL)
+        p->conn = mg_sse_conn_start(p->req, NULL, 0, proxy_gone_cb, p);
+}
+
+static void proxy_body_cb(void *data, const char *bytes, size_t len)
+{
+    proxy_t *p = data;
+    if (p->conn != NULL) {
+        if (mg_sse_conn_write(p->conn, bytes, len) == MG_ETOOBIG) {
+            mg_sse_conn_t *c = p->conn;
+            p->conn = NULL;
+            mg_sse_conn_abandon(c);
+        }
+        return;
+    }
+    if (p->len + len > (8u << 20)) /* JSON answers are bounded like SSE backlogs */
+        return;
+    if (p->len + len + 1 > p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 4096;
+        while (ncap < p->len + len + 1)
+            ncap *= 2;
+        char *n = realloc(p->body, ncap);
+        if (n == NULL)
+            return;
+        p->body = n;
+        p->cap = ncap;
+    }
+    memcpy(p->body + p->len, bytes, len);
+    p->len += len;
+}
+
+static void proxy_done_cb(void *data, int err, int status)
+{
+    proxy_t *p = data;
+    p->http = NULL;
+    if (p->conn != NULL) {
+        mg_sse_conn_t *c = p->conn;
+        p->conn = NULL;
+        mg_sse_conn_end(c);
+        mg_sse_conn_abandon(c);
+    } else if (p->req != NULL && (err != 0 || status == 0)) {
+        proxy_fail(
+            p, 400, -32602,
+            "Invalid params: the suspended request is no longer waiting (the replica holding it is gone); "
+            "send the request again without requestState");
+    } else if (p->req != NULL) {
+        json_t *j = p->body ? json_loadb(p->body, p->len, 0, NULL) : NULL;
+        if (j == NULL) {
+            proxy_fail(p, 502, -32603,
+                       "the replica holding the suspended request answered something unreadable");
+        } else {
+            const char *hdrs[] = {"retry-after", p->retry_after};
+            mg__http_send_json(p->req, status, j, hdrs, p->retry_after[0] ? 1 : 0);
+            mg__http_log(p->cl->gw, "POST", "retry", p->owner, NULL, status, p->start_ms);
+        }
+        json_decref(j);
+    }
+    proxy_unref(p);
+}
+
+static void proxy_addr_cb(int err, const char *value, void *data)
+{
+    proxy_t *p = data;
+    mg_gateway_t *gw = p->cl->gw;
+    if (p->req == NULL) {
+        proxy_unref(p);
+        return;
+    }
+    if (err != 0 || value == NULL) {
+        if (err != 0)
+            proxy_fail(p, 503, -32603, "session store unavailable: retry shortly");
+        else
+            proxy_fail(
+                p, 400, -32602,
+                "Invalid params: the suspended request is no longer waiting (the replica holding it is "
+                "gone); send the request again without requestState");
+        proxy_unref(p);
+        return;
+    }
+    h2o_req_t *req = p->req;
+    /* The client's request as it came: its headers (Authorization, MCP-Protocol-Version, Mcp-*,
+     * Origin...) minus hop-by-hop ones, its Host, its body. */
+    size_t n = 0, cap = 2 * (req->headers.size + 3);
+    const char **hdrs = calloc(cap, sizeof(*hdrs));
+    char **own = calloc(req->headers.size + 2, sizeof(*own));
+    if (hdrs == NULL || own == NULL) {
+        free(hdrs);
+        free(own);
+        proxy_fail(p, 500, -32603, "out of memory");
+        proxy_unref(p);
+        return;
+    }
+    size_t k = 0;
+    own[k] = strndup(req->authority.base, req->authority.len);
+    hdrs[n++] = "host";
+    hdrs[n++] = own[k] ? own[k] : "";
+    k++;
+    for (size_t i = 0; i < req->headers.size; i++) {
+        h2o_header_t *h = &req->headers.entries[i];
+        const char *skip[] = {"host",    "content-length", "connection", "transfer-encoding",
+                              "expect",  "keep-alive",     "te",         "upgrade",
+                              KEY_HEADER};
+        int drop = 0;
+        for (size_t j = 0; j < sizeof skip / sizeof *skip; j++)
+            drop |= h->name->len == strlen(skip[j]) && strncasecmp(h->name->base, skip[j], h->name->len) == 0;
+        if (drop)
+            continue;
+        size_t nl = h->name->len, vl = h->value.len;
+        own[k] = malloc(nl + vl + 2);
+        if (own[k] == NULL)
+            continue;
+        memcpy(own[k], h->name->base, nl);
+        own[k][nl] = '\0';
+        memcpy(own[k] + nl + 1, h->value.base, vl);
+        own[k][nl + 1 + vl] = '\0';
+        hdrs[n++] = own[k];
+        hdrs[n++] = own[k] + nl + 1;
+        k++;
+    }
+    hdrs[n++] = KEY_HEADER;
+    hdrs[n++] = p->cl->secret;
+    mg_http_req_t hr = {value,
+                        MODERN_PATH,
+                        hdrs,
+                        n / 2,
+                        req->entity.base,
+                        req->entity.len,
+                        gw->cfg->limits.max_request_ms + 5000};
+    if (mg_http_post(gw->loop, &hr, proxy_head_cb, proxy_body_cb, proxy_done_cb, p, &p->http) == 0) {
+        p->refs++; /* the exchange's */
+    } else {
+        p->http = NULL;
+        proxy_fail(p, 502, -32603, "could not reach the replica holding the suspended request");
+    }
+    for (size_t i = 0; i < k; i++)
+        free(own[i]);
+    free(own);
+    free(hdrs);
+    proxy_unref(p);
+}
+
+int mg__cluster_proxy_modern(mg_gateway_t *gw, h2o_req_t *req, const json_t *msg, const char *replica,
+                             uint64_t start_ms)
+{
+    mg_cluster_t *cl = CL(gw);
+    if (cl == NULL || cl->secret == NULL || replica == NULL || strcmp(replica, cl->replica) == 0 ||
+        strlen(replica) >= sizeof(((proxy_t *)0)->owner))
+        return 0;
+    proxy_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return 0;
+    p->cl = cl;
+    p->req = req;
+    p->refs = 1; /* the registry lookup's */
+    p->start_ms = start_ms;
+    p->id = json_incref(mg_rpc_id(msg));
+    snprintf(p->owner, sizeof p->owner, "%s", replica);
+    p->hook = h2o_mem_alloc_shared(&req->pool, sizeof(proxy_hook_t), proxy_disposed);
+    p->hook->p = p;
+    char rk[64];
+    snprintf(rk, sizeof rk, "r:%s", replica);
+    if (gw->bus->ops->get(gw->bus, rk, proxy_addr_cb, p) != 0) {
+        p->hook->p = NULL;
+        p->req = NULL;
+        proxy_unref(p);
+        return 0;
+    }
+    cl->forwarded++;
+    return 1;
 }
 
 /* ---- sweep: evict idle copies, drop copies whose record is gone, keep GET holders alive ---- */
@@ -1772,6 +2029,44 @@ void mg__cluster_keepalive(mg_gateway_t *gw)
     }
 }
 
+/* ---- /metrics ---- */
+
+static void collect_cb(mg_metrics_out_t *out, void *data)
+{
+    mg_cluster_t *cl = data;
+    mg_gateway_t *gw = cl->gw;
+    json_t *st = gw->store->ops->status(gw->store);
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"mcpgate_session_store_up", "gauge",
+         "1 when the shared session store (Redis) is reachable and this replica registered"},
+        {"mcpgate_session_store_reconnects_total", "counter",
+         "Connections to the session store that were lost"},
+        {"mcpgate_session_loads_total", "counter",
+         "Session records loaded and verified (one per session request)"},
+        {"mcpgate_session_load_failures_total", "counter",
+         "Session loads that failed (store unavailable): answered 503"},
+        {"mcpgate_forwarded_requests_total", "counter",
+         "Requests forwarded to the replica running the session's children"},
+        {"mcpgate_upstream_state_lost_total", "counter",
+         "Explicit \"upstream state lost\" errors (a replica with children died)"},
+        {"mcpgate_session_copies", "gauge", "Sessions materialized in this replica's memory"},
+    };
+    double v[] = {gw->store->ops->ready(gw->store) && cl->registered,
+                  (double)json_integer_value(json_object_get(st, "reconnects")),
+                  (double)cl->loads,
+                  (double)cl->load_failures,
+                  (double)cl->forwarded,
+                  (double)cl->lost,
+                  (double)gw->sessions.count};
+    json_decref(st);
+    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
+        mg_metrics_family(out, fam[i].name, fam[i].type, fam[i].help);
+        mg_metrics_sample(out, fam[i].name, NULL, v[i]);
+    }
+}
+
 /* ---- lifetime ---- */
 
 static int default_advertise(const mg_config_t *cfg, const char *listen, char *out, size_t n)
@@ -1847,6 +2142,7 @@ int mg__cluster_new(mg_gateway_t *gw, const char *store, const char *listen, cha
     cl->beat = malloc(sizeof(*cl->beat));
     if (cl->beat == NULL)
         return MG_ENOMEM;
+    mg_metrics_register(collect_cb, cl);
     uv_timer_init(gw->loop, cl->beat);
     cl->beat->data = cl;
     int isolated = 0;
@@ -1941,6 +2237,7 @@ void mg__cluster_free(mg_gateway_t *gw)
         else
             fwd_detach(f);
     }
+    mg_metrics_unregister(collect_cb, cl);
     if (cl->inbox_sub)
         gw->bus->ops->unsubscribe(gw->bus, cl->inbox_sub);
     if (cl->all_sub)

@@ -656,7 +656,9 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
                    json_pack("{s:s}", "upstream", c->pool->srv->cfg->name));
         return;
     }
-    json_t *r = json_copy(response);
+    /* The client's id goes back in place of ours. Nobody else holds a response with one reference
+     * (upstream.c drops it after this callback): rewrite it in place rather than copy it. */
+    json_t *r = response->refcount == 1 ? json_incref(response) : json_copy(response);
     json_object_set(r, "id", c->client_id);
     call_finish(c, r);
     json_decref(r);
@@ -670,8 +672,19 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         json_object_del(params, "inputResponses");
         json_object_del(params, "requestState");
     }
-    json_t *msg = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", c->method, "params",
-                            params ? params : json_object());
+    /* {"jsonrpc":"2.0","method":method,"params":params}: json_pack("{s:s,s:s,s:o}") without parsing
+     * a format per call */
+    json_t *msg = json_object();
+    if (params == NULL)
+        params = json_object();
+    if (msg == NULL) {
+        json_decref(params);
+    } else if ((json_object_set_new_nocheck(msg, "jsonrpc", json_string_nocheck("2.0")) != 0) |
+               (json_object_set_new(msg, "method", json_string(c->method)) != 0) |
+               (json_object_set_new_nocheck(msg, "params", params) != 0)) { /* each consumes its value */
+        json_decref(msg);
+        msg = NULL; /* mg_upstream_request() answers MG_EINVAL, as it did when json_pack() failed */
+    }
     int r = mg_upstream_request(pool->up, msg, 0, done_cb, related_cb, c, &c->ureq);
     if (r != 0) {
         c->ureq = NULL;
@@ -863,9 +876,12 @@ static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
             return;
         }
         if (sub) {
+            if (c->s->subs == NULL) /* created on first use (session.c) */
+                c->s->subs = json_object();
             json_object_set_new(c->s->subs, uri, json_integer((json_int_t)p->srv->index));
             if (c->gw->cluster != NULL)
-                mg__cluster_record_patch(c->s, json_pack("{s:{s:I}}", "subs", uri, (json_int_t)p->srv->index));
+                mg__cluster_record_patch(c->s,
+                                         json_pack("{s:{s:I}}", "subs", uri, (json_int_t)p->srv->index));
             json_object_set_new(p->subs, uri, json_integer(n + 1));
             if (n > 0) {
                 call_result(c, json_object());
@@ -949,7 +965,7 @@ static void param_check_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, voi
         call_error(c, -32020, why, NULL);
         return;
     }
-    json_t *params = json_deep_copy(c->params);
+    json_t *params = json_copy(c->params); /* shallow: see by_name_forward() */
     json_object_set_new(params, "name", json_string(original));
     forward(c, p, params);
 }
@@ -964,7 +980,9 @@ static void by_name_forward(mg_call_t *c, mg_pool_t *p)
         mg__pool_list(p, MG_LIST_TOOLS, param_check_cb, c);
         return;
     }
-    json_t *params = json_deep_copy(c->params);
+    /* A shallow copy: only its "name" changes here, and upstream.c copies params/_meta before it
+     * replaces a progress token (objects shared with the client's request are never modified). */
+    json_t *params = json_copy(c->params);
     json_object_set_new(params, "name", json_string(original));
     forward(c, p, params);
 }
@@ -977,7 +995,8 @@ static void verified_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *items, void *
     mg__catalog_route_name(c->gw, json_string_value(json_object_get(c->params, "name")), &original);
     char why[600];
     json_t *edata = NULL;
-    if (!mg_policy_call_verified(c->gw->policy, p->srv->index, kind, items, original, why, sizeof why, &edata)) {
+    if (!mg_policy_call_verified(c->gw->policy, p->srv->index, kind, items, original, why, sizeof why,
+                                 &edata)) {
         call_error(c, MG_POLICY_BLOCKED_CODE, why, edata);
         return;
     }

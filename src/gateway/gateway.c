@@ -56,8 +56,9 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     mg__modern_init(gw);
     if (mg_toolsearch_new(gw) != 0)
         return MG_ENOMEM; /* startup only: the process exits */
-    if (mg_policy_new(gw, &gw->policy) != 0) /* pinning, scanning, rate limits (src/policy/) */
-        return MG_ENOMEM;                   /* startup only; serve validated the policy before */
+    /* Pinning, scanning, rate limits (src/policy/); startup only: serve validated the policy before. */
+    if (mg_policy_new(gw, &gw->policy) != 0)
+        return MG_ENOMEM;
     if (cfg->auth != NULL && mg_auth_new(loop, cfg->auth, &gw->auth) != 0)
         return MG_ENOMEM; /* never run unauthenticated when auth is configured (startup only: exits) */
     uv_timer_init(loop, &gw->sweep_timer);
@@ -85,7 +86,8 @@ static void keepalive_cb(uv_timer_t *t)
         mg__cluster_keepalive(t->data);
 }
 
-int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *listen, char *why, size_t whylen)
+int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *listen, char *why,
+                             size_t whylen)
 {
     if (store == NULL || strcmp(store, "memory") == 0)
         return 0;
@@ -140,7 +142,10 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
     *ready = !gw->shutting_down && (total == 0 || nready > 0);
     /* The session store (gateway.sessions.store): without it no session can be verified. */
     int store_ready = 1;
-    json_t *store = gw->cluster != NULL ? mg__cluster_status(gw, &store_ready) : gw->store->ops->status(gw->store);
+    json_t *store =
+        gw->cluster != NULL ? mg__cluster_status(gw, &store_ready) : gw->store->ops->status(gw->store);
+    if (gw->cluster == NULL) /* one process: the session table is the store (session.c) */
+        json_object_set_new(store, "records", json_integer((json_int_t)gw->sessions.count));
     if (!store_ready) {
         *ready = 0;
         if (!gw->shutting_down)

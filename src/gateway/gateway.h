@@ -28,10 +28,12 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out);
  * listen: the address served (the default advertise address). Call once, before start. Returns 0,
  * MG_EINVAL with a sentence in why, or MG_ENOMEM.
  */
-int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *listen, char *why, size_t whylen);
-/* POST /mcpgate/internal/v1/forward: requests forwarded by other replicas (gateway/cluster.c),
- * authenticated with gateway.sessions.secret; 404 without a shared store. Always answers. */
-int mg_gateway_handle_internal(mg_gateway_t *gw, h2o_req_t *req);
+int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *listen, char *why,
+                             size_t whylen);
+/* POST /mcpgate/internal/v1/forward and /modern: requests forwarded by other replicas
+ * (gateway/cluster.c), authenticated with gateway.sessions.secret; 404 without a shared store.
+ * Always answers. loopback_bound: as for mg_gateway_handle_mcp(). */
+int mg_gateway_handle_internal(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
 /* Spawns every enabled shared upstream and starts the session sweeper. */
 void mg_gateway_start(mg_gateway_t *gw);
 /* Handles one request on the MCP endpoint; always answers (now or later). Returns 0. */

@@ -14,6 +14,9 @@
  *
  * SSE event ids: "<stream>-<seq>" (decimal), unique within a session, encoding the stream so a
  * GET with Last-Event-ID resumes exactly that stream (spec: replay only the resumed stream).
+ * With a shared store (cluster.c) the stream part names the replica too, so ids are unique across
+ * replicas: "<replica>.<n>-<seq>" for a POST response stream, "0-<seq>" for the session's GET
+ * stream (its seqs are allocated in Redis, which holds its log).
  *
  * Catalog cursor (downstream pagination): "mg1." + decimal offset; anything else is -32602.
  */
@@ -228,6 +231,7 @@ struct mg_gateway {
     mg_session_t *stateless; /* owner of 2026-07-28 calls (never in the session table) */
     mg_map_t parked;         /* park key -> mg_call_t waiting for an MRTR retry */
     unsigned char seal_key[32];
+    int seal_key_set; /* 0 until the random key is drawn: on first use (modern.c), not at startup */
     uv_timer_t park_timer;
     uv_timer_t flush_timer;
     mg_listener_t *listeners; /* open subscriptions/listen streams */
@@ -258,8 +262,8 @@ int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json
                        mg_session_t **out);
 mg_session_t *mg__session_find(mg_gateway_t *gw, const char *id);
 /* A local copy of a session created on another replica (cluster.c): same as create, with its id. */
-int mg__session_adopt(mg_gateway_t *gw, const char *id, const char *version, json_t *caps, json_t *client_info,
-                      mg_session_t **out);
+int mg__session_adopt(mg_gateway_t *gw, const char *id, const char *version, json_t *caps,
+                      json_t *client_info, mg_session_t **out);
 void mg__session_close(mg_session_t *s, const char *why);
 void mg__session_ref(mg_session_t *s);
 void mg__session_unref(mg_session_t *s);
@@ -330,6 +334,10 @@ void mg__cluster_call_done(mg_call_t *c);
 int mg__cluster_may_own(const mg_session_t *s);
 /* Writes a related message (final 0) or the answer (final 1) back to the forwarding replica. */
 void mg__cluster_relay(mg_exchange_t *x, const json_t *msg, int final);
+/* A 2026-07-28 retry whose requestState names another replica: proxied there whole (that replica
+ * holds the parked call). Returns 1 when it took the request (it answers), 0 to handle it here. */
+int mg__cluster_proxy_modern(mg_gateway_t *gw, h2o_req_t *req, const json_t *msg, const char *replica,
+                             uint64_t start_ms);
 /* NEW reference: the store's /readyz object; *ready = the store can serve. */
 json_t *mg__cluster_status(mg_gateway_t *gw, int *ready);
 

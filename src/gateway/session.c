@@ -51,12 +51,6 @@ static void make_hash(const char *id, char *out)
         sprintf(out + 2 * i, "%02x", md[i]);
 }
 
-static json_t *record_of(const mg_session_t *s)
-{
-    return json_pack("{s:s,s:s,s:O,s:O,s:I}", "id", s->id, "version", s->version, "caps", s->caps,
-                     "clientInfo", s->client_info, "created", (json_int_t)s->last_ms);
-}
-
 /* id NULL: a new CSPRNG id; else a session created on another replica (cluster.c). */
 static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, json_t *caps,
                          json_t *client_info, mg_session_t **out)
@@ -74,11 +68,19 @@ static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, 
     make_hash(s->id, s->hash);
     snprintf(s->version, sizeof s->version, "%s", version);
     s->rank = mg_version_rank(version);
-    s->caps = caps ? json_incref(caps) : json_object();
-    s->client_info = client_info ? json_incref(client_info) : json_object();
+    /* Memory per idle session: sessions that declare no capability share one empty object (caps are
+     * never modified after initialize), and clientInfo is kept only for the shared store's record
+     * (cluster.c): one process never reads it again. */
+    static json_t *no_caps;
+    if (no_caps == NULL)
+        no_caps = json_object();
+    s->caps = caps != NULL && json_object_size(caps) > 0 ? json_incref(caps) : json_incref(no_caps);
+    if (gw->cluster != NULL)
+        s->client_info = client_info ? json_incref(client_info) : json_object();
     s->last_ms = mg_gateway_now_ms();
     s->next_stream = 1;
-    s->subs = json_object();
+    /* s->subs is created by the first resources/subscribe (dispatch.c): most sessions never
+     * subscribe, and an empty jansson object costs ~200 bytes per idle session. */
     s->pools = calloc(gw->nservers ? gw->nservers : 1, sizeof(*s->pools));
     if (s->pools == NULL || mg_map_set(&gw->sessions, s->id, s) != 0) {
         json_decref(s->caps);
@@ -95,17 +97,14 @@ static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, 
 int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json_t *client_info,
                        mg_session_t **out)
 {
-    int r = session_alloc(gw, NULL, version, caps, client_info, out);
-    if (r != 0 || gw->cluster != NULL) /* cluster: the record is written by mg__cluster_session_put() */
-        return r;
-    json_t *rec = record_of(*out);
-    gw->store->ops->put(gw->store, (*out)->id, rec, gw->cfg->limits.session_ttl_ms, NULL, NULL);
-    json_decref(rec);
-    return 0;
+    /* One process (memory store): the session table is the only reader of sessions, so no record
+     * is written (it was a ~1 KiB copy per session nobody read; /readyz counts the table).
+     * Cluster: the record is written by mg__cluster_session_put(). */
+    return session_alloc(gw, NULL, version, caps, client_info, out);
 }
 
-int mg__session_adopt(mg_gateway_t *gw, const char *id, const char *version, json_t *caps, json_t *client_info,
-                      mg_session_t **out)
+int mg__session_adopt(mg_gateway_t *gw, const char *id, const char *version, json_t *caps,
+                      json_t *client_info, mg_session_t **out)
 {
     return session_alloc(gw, id, version, caps, client_info, out);
 }
@@ -201,9 +200,7 @@ void mg__session_close(mg_session_t *s, const char *why)
     s->refs++; /* hold while tearing down */
     s->closing = 1;
     mg_map_del(&gw->sessions, s->id);
-    if (gw->cluster == NULL) /* cluster: a local copy closes; the record stays (DELETE removes it) */
-        gw->store->ops->del(gw->store, s->id, NULL, NULL);
-    else
+    if (gw->cluster != NULL) /* a local copy closes; the record stays (DELETE removes it) */
         mg__cluster_session_closing(s);
     mg_log_json(MG_LOG_INFO, "session closed", json_pack("{s:s,s:s}", "session", s->hash, "reason", why));
     mg__dispatch_session_gone(s);

@@ -228,8 +228,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         memcpy(tail, c->head + hend, rest);
         parse_head(c, hend - 2);
         c->in_body = 1;
-        if (!c->aborted && c->head_cb)
-            c->head_cb(c->data, c->status);
+        if (!c->aborted && c->head_cb) {
+            const char *lines = strstr(c->head, "\r\n");
+            lines = lines ? lines + 2 : c->head + (hend - 2);
+            c->head_cb(c->data, c->status, lines, (size_t)(c->head + hend - 2 - lines));
+        }
         int complete =
             c->remaining == 0 || (!c->aborted && !c->finished && rest > 0 && body_feed(c, tail, rest));
         free(tail);

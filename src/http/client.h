@@ -19,8 +19,9 @@
 
 typedef struct mg_http_call mg_http_call_t;
 
-/* status is known before the first body byte. */
-typedef void (*mg_http_head_cb)(void *data, int status);
+/* status is known before the first body byte; headers: the raw header lines ("Name: value\r\n"
+ * each, without the status line), borrowed for the call. */
+typedef void (*mg_http_head_cb)(void *data, int status, const char *headers, size_t len);
 typedef void (*mg_http_body_cb)(void *data, const char *bytes, size_t len);
 typedef void (*mg_http_done_cb)(void *data, int err, int status);
 

@@ -59,7 +59,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     /* Replica-to-replica forwarding (gateway/cluster.c): authenticated with the cluster secret;
      * keep it off public routes (deploy/nginx.conf only proxies /mcp and the probes). */
     if (req->path.len >= 19 && memcmp(req->path.base, "/mcpgate/internal/", 18) == 0)
-        return mg_gateway_handle_internal(srv->gw, req);
+        return mg_gateway_handle_internal(srv->gw, req, srv->loopback);
     if (path_is(req, "/healthz")) {
         send_simple(req, 200, "application/json", "{\"status\":\"ok\"}");
         return 0;

@@ -3,6 +3,7 @@
  */
 #include "jsonrpc.h"
 #include "../common/err.h"
+#include "../common/json.h"
 
 #include <string.h>
 
@@ -121,13 +122,13 @@ json_t *mg_rpc_parse(const char *buf, size_t len, unsigned max_depth, int *err)
         *err = MG_ETOODEEP;
         return NULL;
     }
-    json_error_t jerr;
     /* No JSON_ALLOW_NUL: an escaped \u0000 inside a string is rejected; raw NUL bytes end the text. */
     if (memchr(buf, '\0', len) != NULL) {
         *err = MG_EPARSE;
         return NULL;
     }
-    json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* json_loadb(JSON_REJECT_DUPLICATES), without its byte-at-a-time lexer (common/json.h). */
+    json_t *v = mg_json_loadb(buf, len, MG_JSON_REJECT_DUPLICATES);
     if (v == NULL || (!json_is_object(v) && !json_is_array(v))) {
         json_decref(v);
         *err = MG_EPARSE;
@@ -194,8 +195,5 @@ json_t *mg_rpc_params(const json_t *msg)
 
 char *mg_rpc_dump(const json_t *msg, size_t *len)
 {
-    char *s = json_dumps(msg, JSON_COMPACT);
-    if (s != NULL && len != NULL)
-        *len = strlen(s);
-    return s;
+    return mg_json_dump(msg, len); /* json_dumps(JSON_COMPACT)'s bytes (common/json.h) */
 }

@@ -50,7 +50,8 @@ struct mg_policy {
     const mg_config_t *cfg;
     json_t *lock;
     char *lock_path;
-    mg_scanner_t *scanner;
+    mg_scanner_t *scanner; /* use scanner(): with the built-in rules only, compiled on first use */
+    int scanner_lazy;      /* 1 until that first use */
     mg_severity_t block_at;
     pin_server_t *servers;
     size_t n;
@@ -119,6 +120,49 @@ static int make_scanner(const mg_config_t *cfg, mg_scanner_t **out, char *why, s
     return rc == 0 ? 0 : MG_ECONFIG;
 }
 
+/* The compiled scanner (NULL when scanning is off), compiling the built-in rules on first use. */
+static mg_scanner_t *scanner(mg_policy_t *pol)
+{
+    if (pol->scanner_lazy) {
+        pol->scanner_lazy = 0;
+        char why[600];
+        if (make_scanner(pol->cfg, &pol->scanner, why, sizeof why) != 0)
+            mg_log_json(MG_LOG_ERROR, "description scanner unavailable", json_pack("{s:s}", "error", why));
+    }
+    return pol->scanner;
+}
+
+/* The scanner mg_policy_validate() compiled, kept for mg_policy_new() with the same config: serve
+ * validates then starts at once, and compiling the rules' regexes is ~6 M instructions (about 2 ms
+ * before the gateway listens; bench/results/2026-11-21-perf.md). */
+static mg_scanner_t *validated_scanner;
+static char *validated_key; /* the scan settings it was compiled from (scan_key()) */
+
+/* 1 when scanning uses only the built-in rules (no rules file, nothing disabled): they cannot fail
+ * to compile, so their ~6 M instructions of regcomp wait for the first list to scan (after the
+ * gateway listens) instead of delaying the start. */
+static int builtin_rules_only(const mg_config_t *cfg)
+{
+    const mg_scan_config_t *s = cfg->policy ? &cfg->policy->scan : NULL;
+    return s == NULL || (s->rules_file == NULL && s->ndisable == 0);
+}
+
+/* The settings a scanner depends on, as one malloc'd string: rules file, then each disabled id. */
+static char *scan_key(const mg_config_t *cfg)
+{
+    const mg_scan_config_t *s = cfg->policy ? &cfg->policy->scan : NULL;
+    size_t len = 2 + (s && s->rules_file ? strlen(s->rules_file) : 0);
+    for (size_t i = 0; s && i < s->ndisable; i++)
+        len += strlen(s->disable[i]) + 1;
+    char *k = malloc(len);
+    if (k == NULL)
+        return NULL;
+    size_t o = (size_t)snprintf(k, len, "%s\n", s && s->rules_file ? s->rules_file : "");
+    for (size_t i = 0; s && i < s->ndisable && o < len; i++)
+        o += (size_t)snprintf(k + o, len - o, "%s\n", s->disable[i]);
+    return k;
+}
+
 int mg_policy_validate(const mg_config_t *cfg, char *why, size_t n)
 {
     json_t *lock = NULL;
@@ -127,11 +171,34 @@ int mg_policy_validate(const mg_config_t *cfg, char *why, size_t n)
         return MG_ECONFIG;
     json_decref(lock);
     free(path);
+    if (builtin_rules_only(cfg))
+        return 0; /* the built-in rules are compiled into the binary and by the unit tests */
     mg_scanner_t *sc = NULL;
     if (make_scanner(cfg, &sc, why, n) != 0)
         return MG_ECONFIG;
-    mg_scanner_free(sc);
+    mg_scanner_free(validated_scanner);
+    free(validated_key);
+    validated_key = sc != NULL ? scan_key(cfg) : NULL;
+    validated_scanner = validated_key != NULL ? sc : NULL;
+    if (validated_key == NULL)
+        mg_scanner_free(sc);
     return 0;
+}
+
+/* make_scanner(), or the one mg_policy_validate() compiled from the same scan settings. */
+static int take_scanner(const mg_config_t *cfg, mg_scanner_t **out, char *why, size_t n)
+{
+    char *key = validated_scanner != NULL && need_scanner(cfg) ? scan_key(cfg) : NULL;
+    int same = key != NULL && strcmp(key, validated_key) == 0;
+    free(key);
+    if (same) {
+        *out = validated_scanner;
+        validated_scanner = NULL;
+        free(validated_key);
+        validated_key = NULL;
+        return 0;
+    }
+    return make_scanner(cfg, out, why, n);
 }
 
 static void collect_cb(mg_metrics_out_t *out, void *data);
@@ -146,8 +213,9 @@ int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
     pol->seen = json_object();
     pol->block_at = gw->cfg->policy ? gw->cfg->policy->scan.block_at : MG_SEV_HIGH;
     char why[600];
+    pol->scanner_lazy = builtin_rules_only(gw->cfg) && need_scanner(gw->cfg); /* see scanner() */
     if (load_lock(gw->cfg, &pol->lock, &pol->lock_path, why, sizeof why) != 0 ||
-        make_scanner(gw->cfg, &pol->scanner, why, sizeof why) != 0) {
+        (!builtin_rules_only(gw->cfg) && take_scanner(gw->cfg, &pol->scanner, why, sizeof why) != 0)) {
         mg_log_json(MG_LOG_ERROR, "policy cannot start", json_pack("{s:s}", "error", why));
         mg_policy_free(pol);
         return MG_ECONFIG;
@@ -275,7 +343,7 @@ void mg_policy_list_fetched(mg_policy_t *pol, mg_pool_t *p, mg_list_kind_t kind,
     const char *key = mg__list_key(kind);
     int lk = mg_lock_kind_index(key);
     int pinning = lk >= 0 && ps->pin != MG_PIN_OFF;
-    int scanning = ps->scan != MG_SCAN_OFF && pol->scanner != NULL;
+    int scanning = ps->scan != MG_SCAN_OFF && scanner(pol) != NULL;
     if (kind == MG_LIST_TOOLS) {
         json_object_clear(ps->tool_names);
         size_t i;
@@ -357,7 +425,7 @@ void mg_policy_list_fetched(mg_policy_t *pol, mg_pool_t *p, mg_list_kind_t kind,
             }
         }
         if (scanning) {
-            json_t *f = mg_scan_item(pol->scanner, key, item, others);
+            json_t *f = mg_scan_item(scanner(pol), key, item, others);
             if (json_array_size(f) > 0) {
                 int sev = mg_scan_max_severity(f);
                 if (problem == NULL)
@@ -450,9 +518,9 @@ void mg_policy_upstream_ready(mg_policy_t *pol, mg_pool_t *p)
     }
     json_decref(ps->instr_findings);
     ps->instr_findings = NULL;
-    if (text != NULL && ps->scan != MG_SCAN_OFF && pol->scanner != NULL) {
+    if (text != NULL && ps->scan != MG_SCAN_OFF && scanner(pol) != NULL) {
         json_t *others = others_for(pol, p->srv->index);
-        json_t *f = mg_scan_instructions(pol->scanner, text, others);
+        json_t *f = mg_scan_instructions(scanner(pol), text, others);
         json_decref(others);
         if (json_array_size(f) > 0) {
             int sev = mg_scan_max_severity(f);
@@ -590,7 +658,7 @@ void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u)
     } else {
         json_decref(blocked);
     }
-    if (ps->scan != MG_SCAN_OFF && pol->scanner != NULL) {
+    if (ps->scan != MG_SCAN_OFF && (pol->scanner != NULL || pol->scanner_lazy)) {
         json_t *s = json_pack("{s:s,s:i,s:o}", "mode", mg_scan_mode_name(ps->scan), "findings", findings,
                               "blocked", scan_blocked);
         if (maxsev >= 0)

@@ -86,7 +86,7 @@ static int conf_cmp(const void *a, const void *b)
 static const confusable_t *conf_find(const mg_scanner_t *sc, uint32_t cp)
 {
     confusable_t key = {cp, ""};
-    return bsearch(&key, sc->conf, sc->nconf, sizeof key, conf_cmp);
+    return sc->nconf > 0 ? bsearch(&key, sc->conf, sc->nconf, sizeof key, conf_cmp) : NULL;
 }
 
 /* Invisible: dropped by normalisation (so hidden characters cannot split a phrase). */
@@ -295,7 +295,8 @@ static int add_doc(mg_scanner_t *sc, const char *text, char *why, size_t n)
         snprintf(sc->conf[sc->nconf].to, sizeof sc->conf[sc->nconf].to, "%s", to);
         sc->nconf++;
     }
-    qsort(sc->conf, sc->nconf, sizeof *sc->conf, conf_cmp);
+    if (sc->nconf > 1)
+        qsort(sc->conf, sc->nconf, sizeof *sc->conf, conf_cmp);
     const json_t *rules = json_object_get(doc, "rules");
     size_t i;
     const json_t *rj;
@@ -505,7 +506,7 @@ static void run_rule(scan_ctx_t *x, const rule_t *r, unsigned fclass, const char
             }
             if (run >= r->min_len && d && u && l) {
                 char e2[64];
-                excerpt(text + start, 40, e2, sizeof e2);
+                excerpt(text + start, run < 40 ? run : 40, e2, sizeof e2);
                 snprintf(ex, sizeof ex, "%s... (%zu characters)", e2, run);
                 add_finding(x, r, field, ex, NULL);
                 return;

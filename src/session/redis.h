@@ -17,8 +17,9 @@
  *
  * Behaviour: connects in the background; reconnects with backoff (100 ms doubling to 5 s, with
  * jitter) and, with Sentinel, asks the sentinels for the master before every attempt and checks
- * ROLE; every command has a deadline (timeout_ms): a connection whose oldest command is late is
- * dropped, which fails every command on it at once (MG_EIO) rather than letting callers hang.
+ * ROLE; every command has a deadline (timeout_ms): a command still unanswered then fails (MG_EIO)
+ * and its late reply is dropped, and a connection that answers nothing for three deadlines (at
+ * least 5 s) is replaced: callers never hang on a stalled or black-holed Redis.
  * While the command connection is not ready every operation fails at once with MG_EIO.
  * Read next: redis_int.h (connection internals), store_redis.c (the operations and Lua scripts).
  */

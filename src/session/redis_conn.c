@@ -146,16 +146,25 @@ static void set_error(rconn_t *rc, const char *a, const char *b)
     }
 }
 
+typedef struct cmdreq {
+    rconn_t *rc;
+    redisAsyncContext *ac; /* the context it was sent on */
+    rc_reply_cb cb;
+    void *data;
+    uint64_t sent;
+    int expired; /* answered MG_EIO already (late): its reply is dropped */
+} cmdreq_t;
+
 static void sent_reset(rconn_t *rc)
 {
     rc->sent_head = rc->sent_count = 0;
 }
 
-static int sent_push(rconn_t *rc, uint64_t t)
+static int sent_push(rconn_t *rc, cmdreq_t *q)
 {
     if (rc->sent_count == rc->sent_cap) {
         size_t ncap = rc->sent_cap ? rc->sent_cap * 2 : 64;
-        uint64_t *n = malloc(ncap * sizeof(*n));
+        cmdreq_t **n = malloc(ncap * sizeof(*n));
         if (n == NULL)
             return MG_ENOMEM;
         for (size_t i = 0; i < rc->sent_count; i++)
@@ -165,7 +174,7 @@ static int sent_push(rconn_t *rc, uint64_t t)
         rc->sent_cap = ncap;
         rc->sent_head = 0;
     }
-    rc->sent[(rc->sent_head + rc->sent_count) % rc->sent_cap] = t;
+    rc->sent[(rc->sent_head + rc->sent_count) % rc->sent_cap] = q;
     rc->sent_count++;
     return 0;
 }
@@ -222,22 +231,37 @@ static void on_disconnect(const redisAsyncContext *cac, int status);
 
 /* ---- commands ---- */
 
-typedef struct cmdreq {
-    rconn_t *rc;
-    redisAsyncContext *ac; /* the context it was sent on */
-    rc_reply_cb cb;
-    void *data;
-} cmdreq_t;
-
 static void cmd_trampoline(redisAsyncContext *ac, void *reply, void *privdata)
 {
     cmdreq_t *q = privdata;
     rconn_t *rc = q->rc;
-    if (reply != NULL && rc->ac == ac)
-        sent_pop(rc);
-    if (q->cb)
+    if (reply != NULL && rc->ac == ac) {
+        sent_pop(rc); /* replies come in order: q is the oldest */
+        rc->last_reply = now(rc->r);
+    }
+    if (q->cb && !q->expired)
         q->cb(rc->r, reply, q->data);
     free(q);
+}
+
+/* Answers MG_EIO (reply NULL) to the commands older than the deadline; their replies, if they
+ * ever come, are dropped by cmd_trampoline. */
+static void sent_expire(rconn_t *rc, uint64_t t)
+{
+    mg_redis_t *r = rc->r;
+    for (size_t i = 0; i < rc->sent_count; i++) {
+        cmdreq_t *q = rc->sent[(rc->sent_head + i) % rc->sent_cap];
+        if (t - q->sent <= r->timeout_ms)
+            break;
+        if (q->expired)
+            continue;
+        q->expired = 1;
+        r->ops_failed++;
+        if (q->cb)
+            q->cb(r, NULL, q->data);
+        if (rc->ac == NULL) /* the callback dropped the connection: the ring is gone */
+            break;
+    }
 }
 
 static int rc_send(rconn_t *rc, int argc, const char **argv, const size_t *lens, rc_reply_cb cb, void *data)
@@ -251,7 +275,9 @@ static int rc_send(rconn_t *rc, int argc, const char **argv, const size_t *lens,
     q->ac = rc->ac;
     q->cb = cb;
     q->data = data;
-    if (sent_push(rc, now(rc->r)) != 0) {
+    q->sent = now(rc->r);
+    q->expired = 0;
+    if (sent_push(rc, q) != 0) {
         free(q);
         return MG_ENOMEM;
     }
@@ -868,18 +894,28 @@ static void rc_tick(rconn_t *rc, uint64_t t)
         if (rc->state != RC_WAIT && rc->probe == NULL && t - rc->since > r->timeout_ms)
             rc_drop(rc, "timed out while connecting", NULL);
         break;
-    case RC_READY:
-        if (rc->sent_count > 0 && t - rc->sent[rc->sent_head] > r->timeout_ms && rc->ac != NULL) {
+    case RC_READY: {
+        if (rc->sent_count == 0)
+            break;
+        uint64_t age = t - rc->sent[rc->sent_head]->sent;
+        if (age > r->timeout_ms && rc->ac != NULL) {
             /* Timers run before I/O in a loop iteration: a busy loop may not have read a reply that
              * is already here. Read what is there before calling the server late. */
             redisAsyncHandleRead(rc->ac);
         }
-        if (rc->state == RC_READY && rc->sent_count > 0 && t - rc->sent[rc->sent_head] > r->timeout_ms) {
+        if (rc->state != RC_READY || rc->sent_count == 0)
+            break;
+        sent_expire(rc, t); /* no caller waits longer than the deadline */
+        uint64_t hard = r->timeout_ms * 3 < 5000 ? 5000 : r->timeout_ms * 3;
+        uint64_t quiet = t - (rc->last_reply > rc->since ? rc->last_reply : rc->since);
+        if (rc->state == RC_READY && rc->sent_count > 0 && t - rc->sent[rc->sent_head]->sent > hard &&
+            quiet > hard) {
             char d[48];
-            snprintf(d, sizeof d, "%llu ms", (unsigned long long)r->timeout_ms);
+            snprintf(d, sizeof d, "%llu ms", (unsigned long long)hard);
             rc_drop(rc, "no reply within ", d);
         }
         break;
+    }
     }
 }
 

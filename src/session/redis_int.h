@@ -9,8 +9,10 @@
  *   any failure or a late reply --> WAIT (backoff 100 ms doubling to 5 s, +-20 %)
  *
  * The command connection carries every store/bus command (pipelined; replies in order, so one
- * FIFO of send times gives each command's age). The pub/sub connection is subscribed to this
- * process's ping channel plus every channel someone subscribed to; the command connection
+ * FIFO of the commands sent gives each one's age). A command older than the deadline (timeoutMs)
+ * is answered MG_EIO at once and its late reply is dropped; a connection that has not replied at
+ * all for 3 deadlines (at least 5 s) while commands wait is dropped and replaced. The pub/sub connection is
+ * subscribed to this process's ping channel plus every channel someone subscribed to; the command connection
  * publishes a ping every second and a silent pub/sub connection is dropped after 3.5 s.
  *
  * hiredis 0.14's own libuv adapter ignores a poll error (status < 0), so a refused or reset
@@ -44,8 +46,9 @@ struct rconn {
     uint64_t since;    /* entered the current state */
     uint64_t retry_at; /* RC_WAIT: next attempt */
     unsigned attempts;
-    uint64_t *sent; /* ring of send times of commands awaiting replies */
+    struct cmdreq **sent; /* ring of the commands awaiting replies, oldest first */
     size_t sent_head, sent_count, sent_cap;
+    uint64_t last_reply; /* a reply (any) arrived: the connection is alive */
     char host[256];
     unsigned port;
     uv_getaddrinfo_t *gai; /* pending resolution (data cleared when abandoned) */

@@ -122,10 +122,9 @@ int mg_toolsearch_session_open(mg_session_t *s, const char *profile)
     mg_toolsearch_session_t *st = calloc(1, sizeof *st);
     if (st == NULL)
         return MG_ENOMEM;
-    st->added = json_object();
     st->profile = mg_toolsearch_profile_find(&s->gw->cfg->tools, profile);
-    s->ts = st;
-    return st->added != NULL ? 0 : MG_ENOMEM;
+    s->ts = st; /* st->added is created by the first search that adds a tool (memory per idle session) */
+    return 0;
 }
 
 void mg_toolsearch_session_close(mg_session_t *s)
@@ -338,6 +337,8 @@ static json_t *search(mg_call_t *c, const json_t *tools)
         const char *name = json_string_value(json_object_get(tool, "name"));
         if (st != NULL && name != NULL && json_object_get(st->added, name) == NULL &&
             json_object_size(st->added) < MG_TOOLSEARCH_MAX_ADDED) {
+            if (st->added == NULL)
+                st->added = json_object();
             json_object_set_new(st->added, name, json_true());
             added++;
         }

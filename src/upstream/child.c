@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../common/err.h"
+#include "../common/json.h"
 #include "../common/log.h"
 
 static void child_close_cb(uv_handle_t *h);
@@ -127,11 +128,11 @@ int mg__child_write(mg__child_t *child, const json_t *msg)
     uv_stream_t *in = (uv_stream_t *)&child->in;
     if (child->exited || uv_is_closing((uv_handle_t *)in) || child->state == MG__CHILD_DYING)
         return MG_ECLOSED;
-    char *s = json_dumps(msg, JSON_COMPACT);
+    size_t len = 0;
+    char *s = mg_json_dump(msg, &len); /* json_dumps(JSON_COMPACT)'s bytes, faster (common/json.h) */
     if (s == NULL)
         return MG_ENOMEM;
-    size_t len = strlen(s);
-    s[len++] = '\n'; /* json_dumps allocated len+1: the NUL slot becomes the newline */
+    s[len++] = '\n'; /* the NUL slot becomes the newline */
     uv_buf_t b = uv_buf_init(s, (unsigned)len);
     int n = uv_try_write(in, &b, 1);
     if (n >= 0 && (size_t)n == len) {
@@ -600,8 +601,7 @@ static void on_stdout_line(void *ctx, const char *line, size_t len, int truncate
         i++;
     if (i == len)
         return;
-    json_error_t e;
-    json_t *msg = json_loadb(line, len, 0, &e);
+    json_t *msg = mg_json_loadb(line, len, 0); /* json_loadb(0), faster (common/json.h) */
     if (!json_is_object(msg)) {
         char *ex = mg__utf8_clean(line, len, MG__EXCERPT_MAX, NULL);
         json_t *f = fields(child);
@@ -669,8 +669,8 @@ void mg__child_spawn(mg__slot_t *slot)
             free(argv);
             free(child);
             free(path);
-            spawn_failed(slot, mg__fmt("upstream '%s': sandbox: %s; the server is not started without it", s->name,
-                                       why));
+            spawn_failed(slot, mg__fmt("upstream '%s': sandbox: %s; the server is not started without it",
+                                       s->name, why));
             return;
         }
     }

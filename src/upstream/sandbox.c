@@ -30,8 +30,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-const char *const mg_sandbox_rlimit_keys[MG_SANDBOX_NRLIMITS] = {"memoryBytes", "processes",     "openFiles",
-                                                                 "cpuSeconds",  "fileSizeBytes", "coreBytes"};
+const char *const mg_sandbox_rlimit_keys[MG_SANDBOX_NRLIMITS + 1] = {
+    "memoryBytes", "processes", "openFiles", "cpuSeconds", "fileSizeBytes", "coreBytes", NULL};
 static const int rlimit_res[MG_SANDBOX_NRLIMITS] = {RLIMIT_AS,  RLIMIT_NPROC, RLIMIT_NOFILE,
                                                     RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_CORE};
 

@@ -51,7 +51,8 @@ typedef struct mg_sandbox_config {
     int deny_network; /* "seccomp": {"denyNetwork": true}: socket(AF_INET/AF_INET6/AF_PACKET) fails */
 } mg_sandbox_config_t;
 
-extern const char *const mg_sandbox_rlimit_keys[MG_SANDBOX_NRLIMITS];
+/* The "rlimits" keys in enum order, NULL-terminated. */
+extern const char *const mg_sandbox_rlimit_keys[MG_SANDBOX_NRLIMITS + 1];
 
 void mg_sandbox_config_free(mg_sandbox_config_t *sb);
 

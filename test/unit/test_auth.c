@@ -1,7 +1,9 @@
 /*
  * test_auth.c - the auth module's pure parts (src/auth/): gateway.auth parsing, static tokens,
  * JWT validation against keys generated here (RS256, PS256, ES256, EdDSA) including every refusal
- * the issue lists, scopes, policy rules and globs, the failure rate limiter, URL rules.
+ * the issue lists, scopes, policy rules and globs, the failure rate limiter, URL rules; then the
+ * runtime on a loop: discovery and JWKS against a small IdP served here, with every jansson block
+ * counted (json_set_alloc_funcs in main) so a leaked document fails without LeakSanitizer too.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <jose/jwk.h>
 #include <jose/jws.h>
 #include <openssl/evp.h>
+#include <arpa/inet.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -672,8 +675,187 @@ static void test_runtime_loop_closes(void **state)
     mg_auth_config_free(c);
 }
 
+/* ---------------------------------------------------------------- discovery against a local IdP */
+
+/* jansson blocks allocated and not yet freed: main() installs these before any JSON exists. */
+static long json_live;
+static void *counting_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p != NULL)
+        json_live++;
+    return p;
+}
+static void counting_free(void *p)
+{
+    if (p != NULL)
+        json_live--;
+    free(p);
+}
+
+/* A one-request-per-connection HTTP/1.0 IdP on the test loop: the OIDC path answers a JSON array
+ * (not metadata: discovery falls back to RFC 8414), the RFC 8414 path the metadata, /jwks a key. */
+typedef struct idp {
+    uv_tcp_t srv;
+    int port;
+    int metadata_hits, jwks_hits;
+} idp_t;
+
+typedef struct idp_conn {
+    uv_tcp_t tcp;
+    idp_t *idp;
+    char buf[2048];
+    size_t len;
+    uv_write_t wr;
+    char *out;
+} idp_conn_t;
+
+static void idp_conn_closed_cb(uv_handle_t *h)
+{
+    idp_conn_t *c = h->data;
+    free(c->out);
+    free(c);
+}
+
+static void idp_written_cb(uv_write_t *w, int status)
+{
+    (void)status;
+    uv_close((uv_handle_t *)w->handle, idp_conn_closed_cb);
+}
+
+static void idp_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    (void)hint;
+    idp_conn_t *c = h->data;
+    *b = uv_buf_init(c->buf + c->len, (unsigned)(sizeof c->buf - 1 - c->len));
+}
+
+static void idp_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    (void)b;
+    idp_conn_t *c = s->data;
+    if (n < 0 || (n == 0 && c->len == sizeof c->buf - 1)) {
+        uv_close((uv_handle_t *)s, idp_conn_closed_cb);
+        return;
+    }
+    c->len += (size_t)n;
+    c->buf[c->len] = '\0';
+    if (strstr(c->buf, "\r\n\r\n") == NULL)
+        return;
+    uv_read_stop(s);
+    char body[1024];
+    int port = c->idp->port;
+    if (strncmp(c->buf, "GET /.well-known/openid-configuration ", 38) == 0) {
+        c->idp->metadata_hits++;
+        snprintf(body, sizeof body, "[\"not\", \"metadata\"]");
+    } else if (strncmp(c->buf, "GET /.well-known/oauth-authorization-server ", 44) == 0) {
+        c->idp->metadata_hits++;
+        snprintf(body, sizeof body,
+                 "{\"issuer\": \"http://127.0.0.1:%d\", \"jwks_uri\": \"http://127.0.0.1:%d/jwks\", "
+                 "\"token_endpoint\": \"http://127.0.0.1:%d/token\", \"response_types_supported\": "
+                 "[\"code\"], \"grant_types_supported\": [\"authorization_code\", \"refresh_token\"]}",
+                 port, port, port);
+    } else if (strncmp(c->buf, "GET /jwks ", 10) == 0) {
+        c->idp->jwks_hits++;
+        snprintf(body, sizeof body,
+                 "{\"keys\": [{\"kty\": \"EC\", \"crv\": \"P-256\", \"kid\": \"k1\", \"x\": \"AA\", "
+                 "\"y\": \"AA\"}, {\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}");
+    } else {
+        snprintf(body, sizeof body, "{}");
+    }
+    size_t cap = strlen(body) + 200;
+    c->out = malloc(cap);
+    int len = snprintf(c->out, cap,
+                       "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                       "Connection: close\r\n\r\n%s",
+                       strlen(body), body);
+    uv_buf_t out = uv_buf_init(c->out, (unsigned)len);
+    if (uv_write(&c->wr, s, &out, 1, idp_written_cb) != 0)
+        uv_close((uv_handle_t *)s, idp_conn_closed_cb);
+}
+
+static void idp_connection_cb(uv_stream_t *srv, int status)
+{
+    if (status < 0)
+        return;
+    idp_conn_t *c = calloc(1, sizeof *c);
+    c->idp = srv->data;
+    uv_tcp_init(srv->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(srv, (uv_stream_t *)&c->tcp) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, idp_alloc_cb, idp_read_cb) != 0)
+        uv_close((uv_handle_t *)&c->tcp, idp_conn_closed_cb);
+}
+
+static void idp_start(uv_loop_t *loop, idp_t *idp)
+{
+    memset(idp, 0, sizeof *idp);
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    assert_int_equal(uv_tcp_init(loop, &idp->srv), 0);
+    idp->srv.data = idp;
+    assert_int_equal(uv_tcp_bind(&idp->srv, (const struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&idp->srv, 16, idp_connection_cb), 0);
+    struct sockaddr_in bound;
+    int blen = sizeof bound;
+    uv_tcp_getsockname(&idp->srv, (struct sockaddr *)&bound, &blen);
+    idp->port = ntohs(bound.sin_port);
+}
+
+typedef struct discovery {
+    mg_auth_t *a;
+    idp_t *idp;
+    uv_timer_t timer;
+    int ticks;
+} discovery_t;
+
+static void discovery_tick_cb(uv_timer_t *t)
+{
+    discovery_t *d = t->data;
+    if (d->a->keys == NULL && ++d->ticks < 500) /* up to 5 s */
+        return;
+    assert_non_null(d->a->keys);       /* the JWKS arrived: discovery went all the way */
+    assert_non_null(d->a->metadata);   /* the RFC 8414 document, kept for 2025-03-26 clients */
+    assert_int_equal(json_array_size(json_object_get(d->a->keys, "keys")), 1); /* secret key dropped */
+    mg_auth_free(d->a);
+    d->a = NULL;
+    uv_close((uv_handle_t *)&d->idp->srv, NULL);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_discovery_frees(void **state)
+{
+    /* Regression: metadata_cb parsed the issuer's metadata twice (json_is_object(m = json_loadb())
+     * evaluates its argument twice) and leaked the first copy: LeakSanitizer failed every
+     * auth-oauth e2e test. Every jansson block discovery allocates must be gone after free. */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    idp_t idp;
+    idp_start(&loop, &idp);
+    char cfg[300];
+    snprintf(cfg, sizeof cfg,
+             "{\"oauth\": {\"issuer\": \"http://127.0.0.1:%d\", \"audience\": \"http://127.0.0.1:2/mcp\"}}",
+             idp.port);
+    mg_auth_config_t *c = parse(cfg);
+    assert_non_null(c);
+    long before = json_live;
+    discovery_t d = {.idp = &idp};
+    assert_int_equal(mg_auth_new(&loop, c, &d.a), 0);
+    mg_auth_start(d.a);
+    uv_timer_init(&loop, &d.timer);
+    d.timer.data = &d;
+    uv_timer_start(&d.timer, discovery_tick_cb, 10, 10);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(idp.metadata_hits, 2); /* the OIDC path (an array), then RFC 8414 */
+    assert_int_equal(idp.jwks_hits, 1);
+    assert_int_equal(json_live - before, 0);
+    mg_auth_config_free(c);
+}
+
 int main(void)
 {
+    json_set_alloc_funcs(counting_malloc, counting_free); /* test_discovery_frees */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_valid), cmocka_unit_test(test_config_refusals),
         cmocka_unit_test(test_url_rules),    cmocka_unit_test(test_static_tokens),
@@ -682,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_jwt_rotation), cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_glob),         cmocka_unit_test(test_policy),
         cmocka_unit_test(test_rate_limit),   cmocka_unit_test(test_runtime_loop_closes),
+        cmocka_unit_test(test_discovery_frees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

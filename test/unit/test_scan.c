@@ -206,6 +206,12 @@ static void test_rules_extend_replace_disable(void **state)
     assert_true(has_rule(f, "acme-internal"));
     assert_true(has_rule(f, "base64-blob"));
     assert_int_equal(mg_scan_max_severity(f), MG_SEV_CRITICAL);
+    /* Regression: the excerpt of a blob shorter than 40 bytes at the end of the text read past it. */
+    size_t i;
+    json_t *x;
+    json_array_foreach(f, i, x) if (strcmp(json_string_value(json_object_get(x, "rule")), "base64-blob") == 0)
+        assert_string_equal(json_string_value(json_object_get(x, "excerpt")),
+                            "Zm9vYmFyQmF6MTIzNDU2Nzg5... (24 characters)");
     json_decref(f);
     json_decref(item);
     mg_scanner_free(sc);

@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "common/err.h"
+#include "config/config.h"
 #include "session/bus.h"
 #include "session/redis.h"
 #include "session/store.h"
@@ -88,6 +89,43 @@ static void test_url_parse(void **state)
     assert_null(strstr(why, "secret"));
     assert_int_equal(mg_session_store_check("memory", why, sizeof why), 0);
     assert_int_equal(mg_session_store_check("redis://127.0.0.1:6379/0", why, sizeof why), 0);
+}
+
+/* "gateway.sessions": valid keys, and every problem reported without the secret in it. */
+static void test_config_sessions(void **state)
+{
+    mg_config_t cfg;
+    mg_config_errors_t errs;
+    const char *ok =
+        "{\"mcpServers\": {\"a\": {\"command\": \"x\"}}, \"gateway\": {\"sessions\": {"
+        "\"store\": \"redis-sentinel://s1,s2:26380/mymaster/1\", \"password\": \"pw\", "
+        "\"sentinelPassword\": \"spw\", \"keyPrefix\": \"{mcp}:\", \"advertise\": \"10.0.0.5:8080\", "
+        "\"secret\": \"0123456789abcdef\", \"timeoutMs\": 500}}}";
+    assert_int_equal(mg_config_parse(ok, "t.json", "/", &cfg, &errs), 0);
+    assert_string_equal(cfg.sessions.store, "redis-sentinel://s1,s2:26380/mymaster/1");
+    assert_string_equal(cfg.sessions.key_prefix, "{mcp}:");
+    assert_string_equal(cfg.sessions.advertise, "10.0.0.5:8080");
+    assert_int_equal(cfg.sessions.timeout_ms, 500);
+    mg_config_dispose(&cfg);
+    mg_config_errors_dispose(&errs);
+
+    const char *bad =
+        "{\"mcpServers\": {\"a\": {\"command\": \"x\"}}, \"gateway\": {\"sessions\": {"
+        "\"store\": \"rediss://:hunter2@h/0\", \"secret\": \"short-hunter3\", \"advertise\": \"nohost\", "
+        "\"timeoutMs\": 5, \"keyPrefix\": \"a b\", \"stor\": 1}}}";
+    assert_int_not_equal(mg_config_parse(bad, "t.json", "/", &cfg, &errs), 0);
+    assert_int_equal(errs.count, 6);
+    for (size_t i = 0; i < errs.count; i++) {
+        assert_null(strstr(errs.msgs[i], "hunter2"));
+        assert_null(strstr(errs.msgs[i], "hunter3"));
+    }
+    int sidecar = 0, suggestion = 0;
+    for (size_t i = 0; i < errs.count; i++) {
+        sidecar |= strstr(errs.msgs[i], "sidecar") != NULL;
+        suggestion |= strstr(errs.msgs[i], "did you mean \"store\"") != NULL;
+    }
+    assert_true(sidecar && suggestion);
+    mg_config_errors_dispose(&errs);
 }
 
 /* ---- loop helpers ---- */
@@ -499,6 +537,27 @@ static void test_redis_backend(void **state)
     CALL(&loop, r, st->ops->load(st, "t1:own", &lo, get_cb, &r));
     assert_string_equal(json_string_value(json_object_get(r.rec, "owner")), "replB"); /* next call: fresh */
 
+    /* a stall shorter than the connection's hard deadline: waiting commands fail at the command
+     * deadline (1 s here), the connection stays, and the next commands work */
+    char pause[160];
+    snprintf(pause, sizeof pause,
+             "redis-cli -p %d -a s3cret --no-auth-warning CLIENT PAUSE 2500 ALL >/dev/null", port);
+    if (system(pause) == 0) {
+        uint64_t t0 = uv_now(&loop);
+        CALL(&loop, r, st->ops->get(st, "t1:own", get_cb, &r));
+        uint64_t waited = uv_now(&loop) - t0;
+        assert_int_equal(r.err, MG_EIO);
+        assert_true(waited >= 900 && waited < 2000);
+        int wait_pause = 0;
+        run_until(&loop, &wait_pause, 2000);
+        CALL(&loop, r, st->ops->get(st, "t1:own", get_cb, &r));
+        assert_int_equal(r.err, 0);
+        assert_non_null(r.rec);
+        json_t *stt = st->ops->status(st);
+        assert_int_equal(json_integer_value(json_object_get(stt, "reconnects")), 0);
+        json_decref(stt);
+    }
+
     /* a subscription survives a Redis restart; operations fail fast while it is down */
     inbox_t in = {json_array()};
     mg_bus_sub_t *sub = NULL;
@@ -550,6 +609,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_parse),
+        cmocka_unit_test(test_config_sessions),
         cmocka_unit_test(test_memory_backends),
         cmocka_unit_test(test_redis_backend),
     };

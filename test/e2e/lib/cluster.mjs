@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './gateway.mjs';
+import { REPO_DIR, freePort } from './gateway.mjs';
 import { sleep } from './harness.mjs';
 
 const SEARCH = [...(process.env.PATH || '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin'];
@@ -233,48 +233,22 @@ export async function startSentinel(t, { masterPort, name = 'mymaster', password
 }
 
 /*
- * nginx balancing round robin (no ip_hash, no affinity) over the given gateway ports, SSE
- * unbuffered: the same settings as deploy/nginx.conf, generated into a temp prefix.
+ * deploy/nginx.conf itself (round robin, no affinity, SSE unbuffered), with the upstream servers,
+ * the listen address and the writable paths substituted: what is tested is what is shipped.
  */
 export function nginxConf({ port, upstreams, dir }) {
-  return `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  upstream mcpgate {
-${upstreams.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`).join('\n')}
-    keepalive 256;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location = /mcp {
-      proxy_pass http://mcpgate;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $http_host;
-      proxy_buffering off;
-      proxy_request_buffering off;
-      proxy_cache off;
-      proxy_read_timeout 1h;
-      proxy_send_timeout 1h;
-      proxy_next_upstream error timeout;
-      proxy_next_upstream_tries 3;
-      client_max_body_size 8m;
-    }
-    location = /readyz { proxy_pass http://mcpgate; }
-    location = /healthz { proxy_pass http://mcpgate; }
-    location / { return 404; }
-  }
-}
-`;
+  const src = fs.readFileSync(path.join(REPO_DIR, 'deploy/nginx.conf'), 'utf8');
+  const servers = upstreams.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`).join('\n');
+  let out = src
+    .replace(/^\s*server gateway-\d+:8080[^\n]*\n/gm, '')
+    .replace(/(upstream mcpgate \{\n)/, `$1${servers}\n`)
+    .replace(/^worker_processes[^\n]*/m, 'worker_processes 1;')
+    .replace(/^pid [^\n]*/m, `pid ${dir}/nginx.pid;`)
+    .replace(/^error_log [^\n]*/m, `error_log ${dir}/error.log warn;`)
+    .replace(/\/tmp\/nginx-/g, `${dir}/`)
+    .replace(/listen 8080;/, `listen 127.0.0.1:${port};`);
+  if (out.includes('gateway-')) throw new Error('deploy/nginx.conf: could not substitute the upstream servers');
+  return out;
 }
 
 export async function startNginx(t, upstreams) {
@@ -282,7 +256,7 @@ export async function startNginx(t, upstreams) {
   const port = await freePort();
   const dir = tmpdir('mcpgate-nginx-');
   fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConf({ port, upstreams, dir }));
-  const p = launch(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf')]);
+  const p = launch(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;']);
   const end = Date.now() + 5000;
   for (;;) {
     const ok = await new Promise((res) => {

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# bench/profile.sh - instructions per tool call (valgrind callgrind: repeatable on a shared machine,
+# unlike wall-clock figures) in each process on the path of one call, and where they go.
+#
+# What is measured (the target under callgrind, everything else native):
+#   gateway      build/mcpgate fronting build/mcpgate-testserver (the bench/run.sh setup)
+#   testserver   build/mcpgate-testserver behind a native mcpgate (the upstream's own share)
+#   instant      build/mcpgate fronting build/mcpgate-instant (an upstream that costs ~nothing)
+#   bare         build/mcpgate-bare with --raw-post (no MCP, no upstream: the HTTP stack alone)
+# Method: warm up, then callgrind_control -z / -d around two closed-loop runs of SESSIONS sessions
+# x K1 and x K2 calls; Ir per call = (Ir(K2) - Ir(K1)) / (SESSIONS x (K2 - K1)), so session setup
+# and teardown cancel out. Prints one line per target, writes the profiles (flat, self and
+# inclusive, per call) to $OUT/<target>.txt and the raw callgrind files to $OUT/.
+# Usage: bench/profile.sh [gateway testserver instant bare]   (default: all four)
+#        BUILD=build-perf SESSIONS=10 K1=100 K2=300 LOG_LEVEL=info OUT=/tmp/prof bench/profile.sh
+# Needs valgrind and python3. Read next: bench/results/ (figures recorded with this script).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+[[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
+: "${SESSIONS:=10}" "${K1:=100}" "${K2:=300}" "${LOG_LEVEL:=info}" "${TOP:=30}"
+OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/mcpgate-profile.XXXXXX")}
+mkdir -p "$OUT"
+TARGETS=${*:-gateway testserver instant bare}
+VG=(valgrind --tool=callgrind --compress-strings=no --compress-pos=no)
+ARGS='{"message":"bench-{n}"}'
+PIDS=()
+
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+port() { echo $((20000 + RANDOM % 10000)); }
+
+wait_http() { # PORT PATH
+    for _ in $(seq 1 300); do
+        if curl -fs -o /dev/null "http://127.0.0.1:$1$2"; then return 0; fi
+        sleep 0.1
+    done
+    echo "profile.sh: nothing answers on port $1" >&2
+    return 1
+}
+
+load() { # URL CALLS [extra args]
+    local url=$1 calls=$2
+    shift 2
+    "$BUILD/mcpgate-bench" --url "$url" --sessions "$SESSIONS" --calls "$calls" --args "$ARGS" --timeout 120 "$@" \
+        >"$OUT/bench.log" 2>&1 || { cat "$OUT/bench.log" >&2; return 1; }
+}
+
+totals() { # callgrind file -> total Ir
+    awk '/^(totals|summary):/ {v=$2} END {print v}' "$1"
+}
+
+# measure NAME VGPID URL [bench args]: the two runs around zero/dump of callgrind process VGPID.
+measure() {
+    local name=$1 pid=$2 url=$3
+    shift 3
+    load "$url" 20 "$@"
+    callgrind_control -z "$pid" >/dev/null
+    load "$url" "$K1" "$@"
+    callgrind_control -d "k1" "$pid" >/dev/null
+    callgrind_control -z "$pid" >/dev/null
+    load "$url" "$K2" "$@"
+    callgrind_control -d "k2" "$pid" >/dev/null
+    local f1 f2 i1 i2
+    f1=$(ls -t "$OUT"/cg."$name"."$pid".* | sed -n 2p)
+    f2=$(ls -t "$OUT"/cg."$name"."$pid".* | sed -n 1p)
+    i1=$(totals "$f1")
+    i2=$(totals "$f2")
+    local per=$(((i2 - i1) / (SESSIONS * (K2 - K1))))
+    printf '%-11s %9d Ir per call   (%d calls: %d Ir, %d calls: %d Ir)\n' "$name" "$per" \
+        $((SESSIONS * K1)) "$i1" $((SESSIONS * K2)) "$i2" | tee -a "$OUT/summary.txt"
+    python3 "$ROOT/bench/cgflat.py" "$f2" --per $((SESSIONS * K2)) --top "$TOP" >"$OUT/$name.txt"
+}
+
+gateway_with() { # NAME UPSTREAM_COMMAND...
+    local name=$1
+    shift
+    local p cfg
+    p=$(port)
+    cfg=$OUT/$name.json
+    python3 -c 'import json,sys; print(json.dumps({"mcpServers": {"ts": {"command": sys.argv[1], "args": sys.argv[2:]}}}))' \
+        "$@" >"$cfg"
+    "${VG[@]}" --callgrind-out-file="$OUT/cg.$name.%p" "$BUILD/mcpgate" serve --config "$cfg" \
+        --listen "127.0.0.1:$p" --log-level "$LOG_LEVEL" >"$OUT/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_http "$p" /healthz
+    measure "$name" "$pid" "http://127.0.0.1:$p/mcp"
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+
+for t in $TARGETS; do
+    case $t in
+    gateway) gateway_with gateway "$BUILD/mcpgate-testserver" ;;
+    instant) gateway_with instant "$BUILD/mcpgate-instant" ;;
+    testserver)
+        p=$(port)
+        python3 -c 'import json,sys; print(json.dumps({"mcpServers": {"ts": {"command": sys.argv[1], "args": sys.argv[2:]}}}))' \
+            "$(command -v valgrind)" --tool=callgrind --compress-strings=no --compress-pos=no \
+            "--callgrind-out-file=$OUT/cg.testserver.%p" "$BUILD/mcpgate-testserver" >"$OUT/testserver.json"
+        "$BUILD/mcpgate" serve --config "$OUT/testserver.json" --listen "127.0.0.1:$p" --log-level warn \
+            >"$OUT/testserver.log" 2>&1 &
+        gpid=$!
+        PIDS+=("$gpid")
+        wait_http "$p" /healthz
+        load "http://127.0.0.1:$p/mcp" 5 # the child is spawned lazily or at start: make sure it runs
+        tpid=$(pgrep -f -- "--callgrind-out-file=$OUT/cg.testserver" | head -1)
+        measure testserver "$tpid" "http://127.0.0.1:$p/mcp"
+        kill -TERM "$gpid"
+        wait "$gpid" 2>/dev/null || true
+        ;;
+    bare)
+        p=$(port)
+        "${VG[@]}" --callgrind-out-file="$OUT/cg.bare.%p" "$BUILD/mcpgate-bare" --listen "127.0.0.1:$p" \
+            >"$OUT/bare.log" 2>&1 &
+        pid=$!
+        PIDS+=("$pid")
+        wait_http "$p" /
+        measure bare "$pid" "http://127.0.0.1:$p/mcp" --raw-post
+        kill -TERM "$pid"
+        wait "$pid" 2>/dev/null || true
+        ;;
+    *) echo "profile.sh: unknown target '$t' (gateway testserver instant bare)" >&2; exit 2 ;;
+    esac
+done
+echo "profiles: $OUT/<target>.txt"
