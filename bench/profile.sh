@@ -6,12 +6,13 @@
 #   gateway      build/mcpgate fronting build/mcpgate-testserver (the bench/run.sh setup)
 #   testserver   build/mcpgate-testserver behind a native mcpgate (the upstream's own share)
 #   instant      build/mcpgate fronting build/mcpgate-instant (an upstream that costs ~nothing)
+#   instant-child  build/mcpgate-instant itself, behind a native mcpgate
 #   bare         build/mcpgate-bare with --raw-post (no MCP, no upstream: the HTTP stack alone)
 # Method: warm up, then callgrind_control -z / -d around two closed-loop runs of SESSIONS sessions
 # x K1 and x K2 calls; Ir per call = (Ir(K2) - Ir(K1)) / (SESSIONS x (K2 - K1)), so session setup
 # and teardown cancel out. Prints one line per target, writes the profiles (flat, self and
 # inclusive, per call) to $OUT/<target>.txt and the raw callgrind files to $OUT/.
-# Usage: bench/profile.sh [gateway testserver instant bare]   (default: all four)
+# Usage: bench/profile.sh [gateway testserver instant instant-child bare]   (default: all five)
 #        BUILD=build-perf SESSIONS=10 K1=100 K2=300 LOG_LEVEL=info OUT=/tmp/prof bench/profile.sh
 # Needs valgrind and python3. Read next: bench/results/ (figures recorded with this script).
 set -euo pipefail
@@ -22,7 +23,7 @@ BUILD=${BUILD:-build}
 : "${SESSIONS:=10}" "${K1:=100}" "${K2:=300}" "${LOG_LEVEL:=info}" "${TOP:=30}"
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/mcpgate-profile.XXXXXX")}
 mkdir -p "$OUT"
-TARGETS=${*:-gateway testserver instant bare}
+TARGETS=${*:-gateway testserver instant instant-child bare}
 VG=(valgrind --tool=callgrind --compress-strings=no --compress-pos=no)
 ARGS='{"message":"bench-{n}"}'
 PIDS=()
@@ -94,26 +95,30 @@ gateway_with() { # NAME UPSTREAM_COMMAND...
     wait "$pid" 2>/dev/null || true
 }
 
+child_target() { # NAME BINARY: the upstream child under callgrind, behind a native mcpgate
+    local name=$1 bin=$2 p gpid tpid
+    p=$(port)
+    python3 -c 'import json,sys; print(json.dumps({"mcpServers": {"ts": {"command": sys.argv[1], "args": sys.argv[2:]}}}))' \
+        "$(command -v valgrind)" --tool=callgrind --compress-strings=no --compress-pos=no \
+        "--callgrind-out-file=$OUT/cg.$name.%p" "$bin" >"$OUT/$name.json"
+    "$BUILD/mcpgate" serve --config "$OUT/$name.json" --listen "127.0.0.1:$p" --log-level warn \
+        >"$OUT/$name.log" 2>&1 &
+    gpid=$!
+    PIDS+=("$gpid")
+    wait_http "$p" /healthz
+    load "http://127.0.0.1:$p/mcp" 5 # the child is running and initialized
+    tpid=$(pgrep -f -- "--callgrind-out-file=$OUT/cg.$name" | head -1)
+    measure "$name" "$tpid" "http://127.0.0.1:$p/mcp"
+    kill -TERM "$gpid"
+    wait "$gpid" 2>/dev/null || true
+}
+
 for t in $TARGETS; do
     case $t in
     gateway) gateway_with gateway "$BUILD/mcpgate-testserver" ;;
     instant) gateway_with instant "$BUILD/mcpgate-instant" ;;
-    testserver)
-        p=$(port)
-        python3 -c 'import json,sys; print(json.dumps({"mcpServers": {"ts": {"command": sys.argv[1], "args": sys.argv[2:]}}}))' \
-            "$(command -v valgrind)" --tool=callgrind --compress-strings=no --compress-pos=no \
-            "--callgrind-out-file=$OUT/cg.testserver.%p" "$BUILD/mcpgate-testserver" >"$OUT/testserver.json"
-        "$BUILD/mcpgate" serve --config "$OUT/testserver.json" --listen "127.0.0.1:$p" --log-level warn \
-            >"$OUT/testserver.log" 2>&1 &
-        gpid=$!
-        PIDS+=("$gpid")
-        wait_http "$p" /healthz
-        load "http://127.0.0.1:$p/mcp" 5 # the child is spawned lazily or at start: make sure it runs
-        tpid=$(pgrep -f -- "--callgrind-out-file=$OUT/cg.testserver" | head -1)
-        measure testserver "$tpid" "http://127.0.0.1:$p/mcp"
-        kill -TERM "$gpid"
-        wait "$gpid" 2>/dev/null || true
-        ;;
+    testserver) child_target testserver "$BUILD/mcpgate-testserver" ;;
+    instant-child) child_target instant-child "$BUILD/mcpgate-instant" ;;
     bare)
         p=$(port)
         "${VG[@]}" --callgrind-out-file="$OUT/cg.bare.%p" "$BUILD/mcpgate-bare" --listen "127.0.0.1:$p" \
@@ -125,7 +130,7 @@ for t in $TARGETS; do
         kill -TERM "$pid"
         wait "$pid" 2>/dev/null || true
         ;;
-    *) echo "profile.sh: unknown target '$t' (gateway testserver instant bare)" >&2; exit 2 ;;
+    *) echo "profile.sh: unknown target '$t' (gateway testserver instant instant-child bare)" >&2; exit 2 ;;
     esac
 done
 echo "profiles: $OUT/<target>.txt"

@@ -33,7 +33,7 @@ fuzz_secs="${MG_TEST_FUZZ_SECONDS:-10}"
 if [[ "$fuzz_secs" != 0 ]]; then
     if command -v clang >/dev/null; then
         echo "== fuzz smoke (${fuzz_secs} s per target)"
-        ./scripts/fuzz.sh "$fuzz_secs" || status=1
+        FUZZ_JOBS="${FUZZ_JOBS:-$(nproc)}" ./scripts/fuzz.sh "$fuzz_secs" || status=1
     else
         echo "== fuzz smoke: skipped (clang not installed; scripts/install-deps.sh installs it)"
     fi

@@ -67,6 +67,12 @@ static uv_loop_t *loop;
 static mg_gateway_t *gateway;
 static mg_server_t *server;
 static uv_signal_t sig_term, sig_int;
+static uv_prepare_t log_flusher; /* writes the deferred log lines before the loop blocks */
+
+static void log_flush_cb(uv_prepare_t *h)
+{
+    mg_log_flush();
+}
 static int exit_code;
 
 static int parse_args(int argc, char **argv, opts_t *o)
@@ -300,7 +306,15 @@ static int cmd_serve(const opts_t *o)
     sig_term.data = sig_int.data = &cfg;
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
+    /* Log lines of one loop iteration go out in one write(2) (common/log.h), flushed before the
+     * loop waits for events, at exit() and below. */
+    uv_prepare_init(loop, &log_flusher);
+    uv_prepare_start(&log_flusher, log_flush_cb);
+    uv_unref((uv_handle_t *)&log_flusher);
+    atexit(mg_log_flush);
+    mg_log_defer(1);
     uv_run(loop, UV_RUN_DEFAULT);
+    mg_log_defer(0);
     fflush(stdout);
 #ifdef MG_SANITIZE
     /* _exit() skips LeakSanitizer's atexit check: run it here. What is still reachable (h2o's

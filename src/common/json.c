@@ -154,6 +154,22 @@ void mg_jbuf_put_str(mg_jbuf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    /* Fast path: nothing to escape or validate (plain ASCII), one copy with its quotes. */
+    const unsigned char *q = p;
+    while (q < end && str_class[*q] == 1)
+        q++;
+    if (q == end) {
+        if (b->len + n + 4 > b->cap && grow(b, n + 2) != 0)
+            return;
+        if (b->err)
+            return;
+        char *o = b->p + b->len;
+        o[0] = '"';
+        memcpy(o + 1, s, n);
+        o[n + 1] = '"';
+        b->len += n + 2;
+        return;
+    }
     put_c(b, '"');
     while (p < end) {
         const unsigned char *run = p;

@@ -63,13 +63,55 @@ static void timestamp(char out[32])
     out[n + 5] = '\0';
 }
 
-/* Writes b's line (plus "\n") with one write(2). */
-static void emit(mg_jbuf_t *b)
+/* Deferred mode (mg_log_defer): whole lines wait here until mg_log_flush(), so that the lines of
+ * one loop iteration cost one write(2) instead of one each (the access log line was one syscall
+ * per request). */
+#define DEFER_CAP (64u * 1024u)
+static int deferred;
+static char pending[DEFER_CAP];
+static size_t npending;
+
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w <= 0)
+            return; /* stderr closed or full: the line is lost, as before */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+void mg_log_flush(void)
+{
+    size_t n = npending;
+    npending = 0;
+    if (n > 0)
+        write_all(pending, n);
+}
+
+void mg_log_defer(int on)
+{
+    if (!on)
+        mg_log_flush();
+    deferred = on;
+}
+
+/* Writes b's line (plus "\n"): with one write(2), or appended to the deferred lines (warnings
+ * and errors are written at once, after what waits, in order). */
+static void emit(mg_jbuf_t *b, mg_log_level_t level)
 {
     mg_jbuf_put(b, "}\n", 2);
     if (b->err == 0) {
-        ssize_t w = write(STDERR_FILENO, b->p, b->len);
-        (void)w;
+        if (deferred && level < MG_LOG_WARN && b->len <= DEFER_CAP) {
+            if (npending + b->len > DEFER_CAP)
+                mg_log_flush();
+            memcpy(pending + npending, b->p, b->len);
+            npending += b->len;
+        } else {
+            mg_log_flush();
+            write_all(b->p, b->len);
+        }
     }
     mg_jbuf_dispose(b);
 }
@@ -133,7 +175,7 @@ void mg_log_json(mg_log_level_t level, const char *msg, json_t *fields)
         }
         json_decref(fields);
     }
-    emit(&b);
+    emit(&b, level);
 }
 
 void mg_log_fields(mg_log_level_t level, const char *msg, const mg_log_field_t *f, size_t n)
@@ -158,7 +200,7 @@ void mg_log_fields(mg_log_level_t level, const char *msg, const mg_log_field_t *
         mg_log_json(level, msg, NULL);
         return;
     }
-    emit(&b);
+    emit(&b, level);
 }
 
 void mg_log(mg_log_level_t level, const char *fmt, ...)

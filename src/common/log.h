@@ -37,6 +37,15 @@ typedef struct mg_log_field {
  */
 void mg_log_fields(mg_log_level_t level, const char *msg, const mg_log_field_t *f, size_t n);
 
+/*
+ * Deferred mode (on: mcpgate serve; off by default): debug and info lines are kept in a 64 KiB
+ * buffer and written by mg_log_flush() (the server calls it once per loop iteration, before the
+ * loop blocks) or when the buffer is full; warnings and errors flush it and are written at once.
+ * Lines stay whole and in order. Turning it off flushes.
+ */
+void mg_log_defer(int on);
+void mg_log_flush(void);
+
 /* printf-style convenience without extra fields. */
 void mg_log(mg_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

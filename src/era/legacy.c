@@ -13,6 +13,7 @@
  */
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../common/str.h"
 #include "../gateway/gateway_int.h"
 #include "../toolsearch/runtime.h"
 #include "../http/origin.h"
@@ -286,8 +287,9 @@ void mg__exchange_respond(mg_exchange_t *x, const json_t *msg)
         if (x->req != NULL)
             send_json(x->req, 200, x->results, NULL, 0);
     } else if (x->req != NULL) {
-        char ra[16];
-        snprintf(ra, sizeof ra, "%d", x->retry_after);
+        char ra[16] = "";
+        if (x->retry_after > 0) /* the header is sent only then */
+            snprintf(ra, sizeof ra, "%d", x->retry_after);
         const char *hdrs[] = {"retry-after", ra};
         send_json(x->req, x->status ? x->status : 200, msg, hdrs, x->retry_after > 0 ? 1 : 0);
     }
@@ -468,7 +470,7 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
     h2o_iovec_t pv = header(req, "mcp-protocol-version", &dup);
     if (pv.base != NULL) {
         char v[32];
-        snprintf(v, sizeof v, "%.*s", (int)(pv.len < 31 ? pv.len : 31), pv.base);
+        mg_strlcpyn(v, sizeof v, pv.base, pv.len);
         if (dup || !mg_version_rank(v)) {
             http_error(gw, req, 400, -32600,
                        "Bad Request: unsupported MCP-Protocol-Version (supported: 2025-03-26, 2025-06-18, "
@@ -573,7 +575,7 @@ static void post_classified(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms,
         if (kinds[i] != MG_RPC_REQUEST)
             continue;
         if (!batch)
-            snprintf(x->method, sizeof x->method, "%s", mg_rpc_method(m));
+            mg_strlcpy(x->method, sizeof x->method, mg_rpc_method(m));
         mg__dispatch_request(gw, s, x, m);
     }
     mg__exchange_unref(x);

@@ -11,6 +11,7 @@
  */
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../common/str.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "gateway_int.h"
 #include "../auth/hooks.h"
@@ -76,7 +77,7 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
     c->s = s;
     c->x = x;
     c->client_id = json_incref(mg_rpc_id(msg));
-    snprintf(c->method, sizeof c->method, "%s", mg_rpc_method(msg));
+    mg_strlcpy(c->method, sizeof c->method, mg_rpc_method(msg));
     c->params = json_incref(mg_rpc_params(msg));
     c->caps = json_incref(s->caps);
     c->log_rank = s->log_rank;
@@ -99,6 +100,8 @@ static void call_finish(mg_call_t *c, const json_t *resp)
     if (c->finished)
         return;
     c->finished = 1;
+    if (c->rate_job != NULL)
+        mg_policy_rate_cancel(c); /* its shared-store answer is dropped */
     if (c->fwd != NULL)
         mg__cluster_call_done(c); /* forwarded to another replica: stop listening to it */
     mg_session_t *s = c->s;
@@ -667,7 +670,7 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
 static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
 {
     c->pool = pool;
-    snprintf(c->x->upstream, sizeof c->x->upstream, "%s", pool->srv->cfg->name);
+    mg_strlcpy(c->x->upstream, sizeof c->x->upstream, pool->srv->cfg->name);
     if (c->modern && params != NULL) { /* MRTR fields are between the client and the gateway */
         json_object_del(params, "inputResponses");
         json_object_del(params, "requestState");
@@ -679,9 +682,9 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         params = json_object();
     if (msg == NULL) {
         json_decref(params);
-    } else if ((json_object_set_new_nocheck(msg, "jsonrpc", json_string_nocheck("2.0")) != 0) |
-               (json_object_set_new(msg, "method", json_string(c->method)) != 0) |
-               (json_object_set_new_nocheck(msg, "params", params) != 0)) { /* each consumes its value */
+    } else if ((json_object_set_new_nocheck(msg, "jsonrpc", json_string_nocheck("2.0")) |
+                json_object_set_new(msg, "method", json_string(c->method)) |
+                json_object_set_new_nocheck(msg, "params", params)) != 0) { /* each consumes its value */
         json_decref(msg);
         msg = NULL; /* mg_upstream_request() answers MG_EINVAL, as it did when json_pack() failed */
     }

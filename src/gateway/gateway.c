@@ -89,9 +89,12 @@ static void keepalive_cb(uv_timer_t *t)
 int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *listen, char *why,
                              size_t whylen)
 {
-    if (store == NULL || strcmp(store, "memory") == 0)
-        return 0;
-    return mg__cluster_new(gw, store, listen, why, whylen);
+    int rc = 0;
+    if (store != NULL && strcmp(store, "memory") != 0)
+        rc = mg__cluster_new(gw, store, listen, why, whylen);
+    /* rate limits follow the session store to Redis unless told "local" (src/policy/hooks.h) */
+    return rc != 0 ? rc
+                   : mg_policy_rate_shared(gw->policy, gw->cluster != NULL ? gw->store : NULL, why, whylen);
 }
 
 void mg_gateway_start(mg_gateway_t *gw)

@@ -209,6 +209,7 @@ struct mg_call {
     mg_list_kind_t kind;
     json_t *params;
     int finished;
+    void *rate_job; /* a rate-limit take in flight (policy/hooks.c); call_finish cancels it */
     mg_call_t *next, *prev;
     mg_fwd_t *fwd; /* cluster: forwarded to the replica that runs the session's children */
 };

@@ -159,8 +159,11 @@ int mg_policy_check_report(const mg_config_t *cfg, const char *env_file, FILE *f
     if (pc == NULL || !pc->rate.enabled) {
         fprintf(f, "  rate limits: none\n");
     } else {
-        fprintf(f, "  rate limits (store %s: each replica counts on its own), methods:",
-                pc->rate.store ?: "local");
+        const char *st = pc->rate.store;
+        fprintf(f, "  rate limits (store %s), methods:",
+                st == NULL                 ? "unset: shared in Redis when sessions are, else per replica"
+                : strcmp(st, "redis") == 0 ? "redis: shared by every replica"
+                                           : "local: each replica counts on its own");
         for (size_t i = 0; i < pc->rate.nmethods; i++)
             fprintf(f, " %s", pc->rate.methods[i]);
         fputs("\n", f);

@@ -14,6 +14,7 @@
 #include "../auth/hooks.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../session/redis.h"
 #include "../obs/metrics.h"
 #include "../upstream/sandbox.h"
 #include "cors.h"
@@ -57,7 +58,10 @@ struct mg_policy {
     size_t n;
     json_t *seen;
     mg_rl_store_t *rl;
+    int rl_shared;           /* rl is the Redis store of every replica */
+    int rl_failing;          /* the shared store's last take failed (logged once per outage) */
     uint64_t rl_rejected[3]; /* principal, tenant, tool */
+    uint64_t rl_unavailable; /* refused with 503: the shared store did not answer */
     uint64_t preflights[2];  /* allowed, refused */
 };
 
@@ -264,6 +268,35 @@ int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
     }
     mg_metrics_register(collect_cb, pol);
     *out = pol;
+    return 0;
+}
+
+int mg_policy_rate_shared(mg_policy_t *pol, mg_store_t *session_store, char *why, size_t n)
+{
+    const mg_rate_config_t *rc = pol && pol->cfg->policy ? &pol->cfg->policy->rate : NULL;
+    if (rc == NULL || !rc->enabled)
+        return 0;
+    int want = rc->store != NULL ? strcmp(rc->store, "redis") == 0 : session_store != NULL;
+    if (want && session_store == NULL) {
+        snprintf(why, n,
+                 "gateway.rateLimits.store is \"redis\": it uses the session store's Redis, so set "
+                 "gateway.sessions.store (or MCPGATE_SESSION_STORE) to a redis:// URL, or use \"local\"");
+        return MG_ECONFIG;
+    }
+    if (want) {
+        mg_rl_store_t *shared = mg_redis_rl_new(session_store);
+        if (shared == NULL) {
+            snprintf(why, n, "gateway.rateLimits.store \"redis\": the session store is not a Redis store");
+            return MG_ECONFIG;
+        }
+        pol->rl->ops->free(pol->rl);
+        pol->rl = shared;
+        pol->rl_shared = 1;
+    }
+    mg_log_json(
+        MG_LOG_INFO, "rate limits",
+        json_pack("{s:s}", "store",
+                  want ? "redis (shared by every replica)" : "local (each replica counts on its own)"));
     return 0;
 }
 
@@ -672,7 +705,8 @@ void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u)
 /* ---- rate limits ---- */
 
 typedef struct rate_job {
-    mg_call_t *c;
+    mg_call_t *c; /* NULL once the call ended while the take was in flight (mg_policy_rate_cancel) */
+    mg_policy_t *pol;
     json_t *msg;
     mg_policy_rate_done_cb done;
     mg_rl_key_t keys[3];
@@ -722,11 +756,55 @@ static void rate_headers(mg_exchange_t *x, const mg_rl_key_t *k, const mg_rl_res
     }
 }
 
+static void rate_job_free(rate_job_t *j)
+{
+    json_decref(j->msg);
+    for (size_t i = 0; i < j->n; i++)
+        free(j->keybufs[i]);
+    free(j);
+}
+
+/* The shared store did not answer: refuse with 503 + Retry-After (fail closed, as sessions do). */
+static void rate_unavailable(rate_job_t *j)
+{
+    mg_call_t *c = j->c;
+    mg_policy_t *pol = j->pol;
+    pol->rl_unavailable++;
+    if (!pol->rl_failing) {
+        pol->rl_failing = 1;
+        mg_log_json(MG_LOG_WARN,
+                    "rate-limit store unavailable: limited calls get 503 until Redis answers again "
+                    "(see /readyz for the session store's state)",
+                    json_pack("{s:s}", "method", c->method));
+    }
+    if (c->x != NULL && c->x->req != NULL && !c->x->batch && c->x->stream == NULL) {
+        c->x->status = 503;
+        c->x->retry_after = 1;
+    }
+    j->done(c, j->msg, 0,
+            "Service Unavailable: the shared rate-limit store (Redis) did not answer; retry in 1 s",
+            json_pack("{s:s,s:I}", "limit", "store", "retryAfterMs", (json_int_t)1000));
+}
+
 static void rate_done(void *data, const mg_rl_result_t *r)
 {
     rate_job_t *j = data;
     mg_call_t *c = j->c;
-    mg_policy_t *pol = c->gw->policy;
+    if (c == NULL) { /* the call ended meanwhile: nothing to answer */
+        rate_job_free(j);
+        return;
+    }
+    c->rate_job = NULL;
+    mg_policy_t *pol = j->pol;
+    if (r->error != 0) {
+        rate_unavailable(j);
+        rate_job_free(j);
+        return;
+    }
+    if (pol->rl_failing) {
+        pol->rl_failing = 0;
+        mg_log_json(MG_LOG_INFO, "rate-limit store answers again", NULL);
+    }
     const mg_rl_key_t *k = &j->keys[r->limiting < j->n ? r->limiting : 0];
     rate_headers(c->x, k, r);
     if (r->allowed) {
@@ -748,10 +826,15 @@ static void rate_done(void *data, const mg_rl_result_t *r)
                           (json_int_t)r->retry_after_ms, "requests", (json_int_t)k->rule->requests,
                           "perSeconds", (json_int_t)(k->rule->per_ms / 1000)));
     }
-    json_decref(j->msg);
-    for (size_t i = 0; i < j->n; i++)
-        free(j->keybufs[i]);
-    free(j);
+    rate_job_free(j);
+}
+
+void mg_policy_rate_cancel(mg_call_t *c)
+{
+    rate_job_t *j = c->rate_job;
+    c->rate_job = NULL;
+    if (j != NULL)
+        j->c = NULL; /* rate_done frees the job when the store answers */
 }
 
 static char *keyf(const char *prefix, const char *v)
@@ -815,8 +898,10 @@ int mg_policy_rate_take(mg_call_t *c, json_t *msg, mg_policy_rate_done_cb done)
         return 1;
     }
     j->c = c;
+    j->pol = pol;
     j->msg = json_incref(msg);
     j->done = done;
+    c->rate_job = j; /* cleared by rate_done, which may run before take returns */
     pol->rl->ops->take(pol->rl, j->keys, j->n, uv_now(c->gw->loop), rate_done, j);
     return 0;
 }
@@ -937,6 +1022,10 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
             const char *l[] = {"limit", names[i], NULL};
             mg_metrics_sample(out, "mcpgate_ratelimit_rejected_total", l, (double)pol->rl_rejected[i]);
         }
+        mg_metrics_family(out, "mcpgate_ratelimit_store_unavailable_total", "counter",
+                          "Limited calls refused with 503 because the shared (Redis) store did not answer");
+        mg_metrics_sample(out, "mcpgate_ratelimit_store_unavailable_total", NULL,
+                          (double)pol->rl_unavailable);
     }
     if (pol->cfg->policy != NULL && pol->cfg->policy->cors.enabled) {
         mg_metrics_family(out, "mcpgate_cors_preflights_total", "counter", "CORS preflights answered");

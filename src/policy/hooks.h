@@ -65,6 +65,15 @@ void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u);
 typedef void (*mg_policy_rate_done_cb)(mg_call_t *c, json_t *msg, int allowed, const char *message,
                                        json_t *data);
 int mg_policy_rate_take(mg_call_t *c, json_t *msg, mg_policy_rate_done_cb done);
+/* Call c ends while its take is in flight (c->rate_job set): done will not be called. */
+void mg_policy_rate_cancel(mg_call_t *c);
+
+/*
+ * After the session store is chosen (session_store: the Redis store, NULL for memory): moves the
+ * buckets to Redis when gateway.rateLimits.store is "redis", or is unset and sessions use Redis.
+ * Returns 0, or MG_ECONFIG with a sentence in why ("redis" without a Redis session store).
+ */
+int mg_policy_rate_shared(mg_policy_t *pol, mg_store_t *session_store, char *why, size_t n);
 
 /* CORS for one /mcp request, after the Host/Origin checks: adds the CORS response headers when
  * the Origin is allowed; answers a preflight (OPTIONS) itself and returns 1. Returns 0 to go on. */

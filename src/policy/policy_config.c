@@ -407,10 +407,11 @@ static void parse_rate(mg_policy_config_t *pc, const json_t *v, const mg_policy_
         } else if (strcmp(k, "store") == 0) {
             free(rc->store);
             rc->store = get_str(ops, w, x, 0);
-            if (rc->store != NULL && strcmp(rc->store, "local") != 0)
+            if (rc->store != NULL && strcmp(rc->store, "local") != 0 && strcmp(rc->store, "redis") != 0)
                 errf(ops,
-                     "%s: only \"local\" exists in this version (the shared Redis store is not built yet; "
-                     "each replica counts on its own)",
+                     "%s: must be \"local\" (each replica counts on its own) or \"redis\" (buckets shared "
+                     "by every replica, in the Redis of gateway.sessions.store); unset = \"redis\" when "
+                     "sessions are in Redis, else \"local\"",
                      w);
         } else {
             unknown(ops, "gateway.rateLimits", k, keys);

@@ -5,7 +5,7 @@
  * that have refilled completely are dropped (forgetting a full bucket changes nothing); if none
  * has, the least recently used one is dropped, which can only make the limit more generous for
  * that key, never stricter. The shared store for several replicas (Redis: the same arithmetic in
- * one Lua script per take, so all-or-none holds across replicas) is not built yet.
+ * one Lua script per take, so all-or-none holds across replicas) is src/session/ratelimit_redis.c.
  * Read next: hooks.c (keys and answers).
  */
 #include "ratelimit.h"
@@ -134,7 +134,7 @@ static void local_take(mg_rl_store_t *st, const mg_rl_key_t *keys, size_t n, uin
                        mg_rl_done_cb cb, void *data)
 {
     local_store_t *ls = (local_store_t *)st;
-    mg_rl_result_t res = {1, 0, UINT64_MAX, 0, 0};
+    mg_rl_result_t res = {1, 0, UINT64_MAX, 0, 0, 0};
     lbucket_t *bs[8];
     if (n > 8)
         n = 8;

@@ -1,7 +1,7 @@
 /*
  * ratelimit.h - token buckets keyed by strings ("p:<principal>", "t:<tenant>", "tool:<name>",
- * "ip:<address>"), behind an asynchronous store interface so that a shared store (Redis, one
- * script per take) can replace the local one without touching callers.
+ * "ip:<address>"), behind an asynchronous store interface: the local store here, or the shared
+ * one of every replica (src/session/ratelimit_redis.c: one Lua script per take, same math).
  *
  * Bucket math is exact integer arithmetic: one token is `per_ms` units, a bucket holds at most
  * burst * per_ms units and gains `requests` units per millisecond. A new bucket is full. A take
@@ -46,6 +46,7 @@ typedef struct mg_rl_result {
     uint64_t remaining;      /* tokens left in that bucket */
     uint64_t retry_after_ms; /* denied: until that bucket has a token */
     uint64_t reset_ms;       /* until that bucket is full */
+    int error;               /* 0, or MG_EIO: the store did not answer (allowed is 0: fail closed) */
 } mg_rl_result_t;
 
 typedef void (*mg_rl_done_cb)(void *data, const mg_rl_result_t *result);
@@ -54,7 +55,9 @@ typedef struct mg_rl_store mg_rl_store_t;
 typedef struct mg_rl_store_ops {
     /*
      * Takes one token from every bucket of keys[0..n), all or none. cb is called exactly once:
-     * synchronously for the local store, later for a networked one (keys are copied if needed).
+     * synchronously for the local store, later for a networked one (keys are copied if needed),
+     * or synchronously with result.error set when the networked one is not connected. now_ms is
+     * the loop clock; the Redis store uses Redis's clock instead (one clock for every replica).
      */
     void (*take)(mg_rl_store_t *st, const mg_rl_key_t *keys, size_t n, uint64_t now_ms, mg_rl_done_cb cb,
                  void *data);

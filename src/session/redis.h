@@ -69,4 +69,11 @@ typedef struct mg_redis_opts {
 int mg_redis_new(uv_loop_t *loop, const mg_redis_opts_t *o, mg_store_t **store, mg_bus_t **bus, char *why,
                  size_t whylen);
 
+/*
+ * A third view of the client behind session_store (made by mg_redis_new): the shared rate-limit
+ * bucket store of src/policy/ratelimit.h (ratelimit_redis.c: one Lua script per take). It holds
+ * its own reference to the client. NULL when session_store is not a redis store, or out of memory.
+ */
+struct mg_rl_store *mg_redis_rl_new(mg_store_t *session_store);
+
 #endif

@@ -65,7 +65,19 @@ typedef struct script {
     char sha[41];
 } script_t;
 
-enum { SCRIPT_PUT = 0, SCRIPT_LOAD, SCRIPT_PATCH, SCRIPT_CAS, SCRIPT_APPEND, SCRIPT_LAST, SCRIPT_COUNT };
+enum {
+    SCRIPT_PUT = 0,
+    SCRIPT_LOAD,
+    SCRIPT_PATCH,
+    SCRIPT_CAS,
+    SCRIPT_APPEND,
+    SCRIPT_LAST,
+    SCRIPT_RATE, /* rate-limit take (ratelimit_redis.c) */
+    SCRIPT_COUNT
+};
+
+/* ratelimit_redis.c: the text of SCRIPT_RATE. */
+extern const char mg__redis_lua_rate[];
 
 struct mg_redis {
     uv_loop_t *loop;
@@ -108,5 +120,11 @@ void mg__redis_sub_send(mg_redis_t *r, const char *channel, int subscribe);
 void mg__redis_on_message(mg_redis_t *r, const char *channel, const char *payload, size_t len);
 void mg__redis_conn_close(mg_redis_t *r);
 json_t *mg__redis_status(mg_redis_t *r);
+
+/* ---- store_redis.c ---- */
+/* The client behind a store view made by mg_redis_new, with a new reference (drop it with
+ * mg__redis_release); NULL when st is another backend. */
+mg_redis_t *mg__redis_of_store(mg_store_t *st);
+void mg__redis_release(mg_redis_t *r);
 
 #endif

@@ -15,6 +15,8 @@
  *   | r:<replica>                   | string  | replica registry: advertise address; PX 3 s         |
  *   | i:<replica>, all              | channel | a replica's inbox; broadcast to every replica       |
  *   | ping:<random>                 | channel | this process's pub/sub liveness ping                |
+ *   | rl:<bucket>                   | hash    | rate-limit bucket (ratelimit_redis.c): u = units,   |
+ *   |                               |         | t = Redis ms, r = rule; PEXPIRE = until full again  |
  *
  * Every multi-step change is one Lua script (atomic, one round trip): put, load (touch + owner
  * liveness + claim + read), patch, owner compare-and-set, append (XADD + PEXPIRE + PUBLISH). The
@@ -506,6 +508,19 @@ static void rs_free(mg_store_t *st)
 static const mg_store_ops_t rstore_ops = {"redis", rs_put,  rs_get,   rs_touch,     rs_del,   rs_count,
                                           rs_free, rs_load, rs_patch, rs_owner_cas, rs_ready, rs_status};
 
+mg_redis_t *mg__redis_of_store(mg_store_t *st)
+{
+    if (st == NULL || st->ops != &rstore_ops)
+        return NULL;
+    R(st)->refs++;
+    return R(st);
+}
+
+void mg__redis_release(mg_redis_t *r)
+{
+    release(r);
+}
+
 /* ---- bus: subscriptions ---- */
 
 struct mg_bus_sub {
@@ -923,8 +938,8 @@ int mg_redis_new(uv_loop_t *loop, const mg_redis_opts_t *o, mg_store_t **store, 
     r->prefix = strdup(o->key_prefix ? o->key_prefix : "mcpgate:");
     r->prefix_len = r->prefix ? strlen(r->prefix) : 0;
     mg_map_init(&r->channels);
-    static const char *const texts[SCRIPT_COUNT] = {lua_put, lua_load,   lua_patch,
-                                                    lua_cas, lua_append, lua_last};
+    static const char *const texts[SCRIPT_COUNT] = {lua_put,    lua_load, lua_patch,         lua_cas,
+                                                    lua_append, lua_last, mg__redis_lua_rate};
     for (int i = 0; i < SCRIPT_COUNT; i++)
         r->scripts[i].text = texts[i];
     rstore_t *sv = calloc(1, sizeof(*sv));

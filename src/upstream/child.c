@@ -123,16 +123,11 @@ static void write_cb(uv_write_t *w, int status)
         child_broken(child, "writing to upstream stdin failed; killing it", status);
 }
 
-int mg__child_write(mg__child_t *child, const json_t *msg)
+/* Writes s[0..len) (a malloc'd buffer given to this function) to the child's stdin: what
+ * uv_try_write() cannot take now is queued with uv_write() (libuv keeps the order). */
+static int write_bytes(mg__child_t *child, char *s, size_t len)
 {
     uv_stream_t *in = (uv_stream_t *)&child->in;
-    if (child->exited || uv_is_closing((uv_handle_t *)in) || child->state == MG__CHILD_DYING)
-        return MG_ECLOSED;
-    size_t len = 0;
-    char *s = mg_json_dump(msg, &len); /* json_dumps(JSON_COMPACT)'s bytes, faster (common/json.h) */
-    if (s == NULL)
-        return MG_ENOMEM;
-    s[len++] = '\n'; /* the NUL slot becomes the newline */
     uv_buf_t b = uv_buf_init(s, (unsigned)len);
     int n = uv_try_write(in, &b, 1);
     if (n >= 0 && (size_t)n == len) {
@@ -162,6 +157,74 @@ int mg__child_write(mg__child_t *child, const json_t *msg)
         return MG_EIO;
     }
     return 0;
+}
+
+static int writable(mg__child_t *child)
+{
+    return !child->exited && !uv_is_closing((uv_handle_t *)&child->in) && child->state != MG__CHILD_DYING;
+}
+
+int mg__child_write(mg__child_t *child, const json_t *msg)
+{
+    if (!writable(child))
+        return MG_ECLOSED;
+    mg__child_flush(child); /* lines deferred before this one go first */
+    if (!writable(child))
+        return MG_ECLOSED;
+    size_t len = 0;
+    char *s = mg_json_dump(msg, &len); /* json_dumps(JSON_COMPACT)'s bytes, faster (common/json.h) */
+    if (s == NULL)
+        return MG_ENOMEM;
+    s[len++] = '\n'; /* the NUL slot becomes the newline */
+    return write_bytes(child, s, len);
+}
+
+int mg__child_write_deferred(mg__child_t *child, const json_t *msg)
+{
+    if (!writable(child))
+        return MG_ECLOSED;
+    size_t len = 0;
+    char *s = mg_json_dump(msg, &len);
+    if (s == NULL)
+        return MG_ENOMEM;
+    s[len++] = '\n';
+    if (child->wlen == 0 && child->wbuf == NULL) { /* the common case: one line, no copy */
+        child->wbuf = s;
+        child->wlen = child->wcap = len;
+    } else {
+        if (child->wlen + len > child->wcap) {
+            size_t ncap = child->wcap ? child->wcap : 4096;
+            while (ncap < child->wlen + len)
+                ncap *= 2;
+            char *nb = realloc(child->wbuf, ncap);
+            if (nb == NULL) {
+                free(s);
+                return mg__child_write(child, msg); /* flushes, then writes at once */
+            }
+            child->wbuf = nb;
+            child->wcap = ncap;
+        }
+        memcpy(child->wbuf + child->wlen, s, len);
+        child->wlen += len;
+        free(s);
+    }
+    mg__up_arm_flush(child->up);
+    return 0;
+}
+
+void mg__child_flush(mg__child_t *child)
+{
+    if (child->wlen == 0)
+        return;
+    char *s = child->wbuf;
+    size_t len = child->wlen;
+    child->wbuf = NULL;
+    child->wlen = child->wcap = 0;
+    if (!writable(child)) {
+        free(s); /* dropped, as mg__child_write() refuses: its requests fail when it exits */
+        return;
+    }
+    write_bytes(child, s, len); /* a failure makes the child DYING (child_broken) */
 }
 
 static int write_notification(mg__child_t *child, const char *method, json_t *params)
@@ -242,6 +305,7 @@ static void child_close_cb(uv_handle_t *h)
     mg__child_t *child = h->data;
     mg_upstream_t *up = child->up;
     if (--child->nopen == 0) {
+        free(child->wbuf);
         mg__idtable_dispose(&child->table);
         mg__linebuf_dispose(&child->outbuf);
         mg__linebuf_dispose(&child->errbuf);
@@ -349,6 +413,7 @@ static void kill_timer_cb(uv_timer_t *t)
 
 void mg__child_terminate(mg__child_t *child, uint64_t grace_ms)
 {
+    mg__child_flush(child); /* deferred lines go out before stdin closes */
     child->state = MG__CHILD_STOPPING;
     if (!uv_is_closing((uv_handle_t *)&child->in))
         uv_close((uv_handle_t *)&child->in, child_close_cb);

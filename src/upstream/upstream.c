@@ -101,6 +101,9 @@ int mg_upstream_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_up
         slot->restart_timer.data = slot;
         up->nhandles++;
     }
+    uv_prepare_init(loop, &up->flusher);
+    up->flusher.data = up;
+    up->nhandles++;
     ignore_sigpipe();
     *out = up;
     return 0;
@@ -154,6 +157,21 @@ void mg__up_set_error(mg_upstream_t *up, const char *message)
         return; /* keep the previous sentence rather than none */
     free(up->last_error);
     up->last_error = m;
+}
+
+static void flush_cb(uv_prepare_t *h)
+{
+    mg_upstream_t *up = h->data;
+    uv_prepare_stop(h);
+    for (unsigned i = 0; i < up->nslots; i++)
+        if (up->slots[i].child != NULL)
+            mg__child_flush(up->slots[i].child);
+}
+
+void mg__up_arm_flush(mg_upstream_t *up)
+{
+    if (!uv_is_active((uv_handle_t *)&up->flusher) && !uv_is_closing((uv_handle_t *)&up->flusher))
+        uv_prepare_start(&up->flusher, flush_cb);
 }
 
 void mg__up_handle_closed(mg_upstream_t *up)
@@ -309,8 +327,9 @@ static void send_req(mg__child_t *child, mg_upstream_req_t *req)
     mg__list_push(&child->inflight, &req->link);
     child->ninflight++;
     up->ninflight++;
-    /* A write failure makes the child DYING; this request then fails when it exits. */
-    mg__child_write(child, line);
+    /* Sent with the other requests of this loop iteration (mg__child_write_deferred). A write
+     * failure makes the child DYING; this request then fails when it exits. */
+    mg__child_write_deferred(child, line);
     json_decref(line);
 }
 
@@ -524,6 +543,11 @@ static void slot_timer_close_cb(uv_handle_t *h)
     mg__up_handle_closed(slot->up);
 }
 
+static void flusher_close_cb(uv_handle_t *h)
+{
+    mg__up_handle_closed(h->data);
+}
+
 void mg_upstream_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_upstream_t *, void *),
                       void *data)
 {
@@ -539,6 +563,7 @@ void mg_upstream_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(m
     mg__list_t taken;
     mg__list_init(&taken);
     take_queue(up, &taken);
+    uv_close((uv_handle_t *)&up->flusher, flusher_close_cb); /* children flush as they terminate */
     for (unsigned i = 0; i < up->nslots; i++) {
         mg__slot_t *slot = &up->slots[i];
         uv_close((uv_handle_t *)&slot->restart_timer, slot_timer_close_cb);

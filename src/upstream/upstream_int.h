@@ -281,6 +281,8 @@ struct mg__child {
     mg__list_t inflight; /* requests sent to this child, oldest first */
     unsigned ninflight;
     mg__linebuf_t outbuf, errbuf;
+    char *wbuf; /* lines written by mg__child_write_deferred(), not yet sent (malloc'd) */
+    size_t wlen, wcap;
     char readbuf[MG__READ_BUF]; /* shared by stdout and stderr: libuv reads one stream at a time */
 };
 
@@ -322,6 +324,7 @@ struct mg_upstream {
     mg_upstream_state_t state;
     int started, stopping, stopped_called;
     unsigned api_depth; /* > 0 inside mg_upstream_request/start: completions are deferred */
+    uv_prepare_t flusher; /* active while a child has deferred lines: sends them before the loop blocks */
     unsigned nhandles;
     json_t *init_result;
     char *last_error;
@@ -350,6 +353,8 @@ void mg__up_attempt_failed(mg_upstream_t *up, int err, const char *message);
 void mg__up_set_error(mg_upstream_t *up, const char *message);
 /* Recomputes up->state; calls on_state_cb when it changed or `force`. */
 void mg__up_state_update(mg_upstream_t *up, int force);
+/* Starts the flusher (idempotent): deferred child lines go out before the loop next waits. */
+void mg__up_arm_flush(mg_upstream_t *up);
 /* A handle owned by this upstream finished closing; may call stopped_cb (caller returns after). */
 void mg__up_handle_closed(mg_upstream_t *up);
 /* malloc'd printf (NULL on ENOMEM). */
@@ -360,9 +365,16 @@ char *mg__fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Starts the slot's next incarnation; on failure records it, fails the queue (no ready child) and
  * schedules a retry. */
 void mg__child_spawn(mg__slot_t *slot);
-/* Writes one message line. msg borrowed. 0, MG_ECLOSED (stdin gone), MG_ENOMEM or MG_EIO (the
- * child is then DYING; its requests fail when it exits). */
+/* Writes one message line (after any deferred ones). msg borrowed. 0, MG_ECLOSED (stdin gone),
+ * MG_ENOMEM or MG_EIO (the child is then DYING; its requests fail when it exits). */
 int mg__child_write(mg__child_t *child, const json_t *msg);
+/* Same line, sent with the other lines of this loop iteration in one write when the loop is about
+ * to wait (the upstream's flusher): requests that arrive together cost one write(2) and one wakeup
+ * of the child instead of one each. 0 or MG_ECLOSED / MG_ENOMEM; write errors surface at the flush
+ * (the child becomes DYING). */
+int mg__child_write_deferred(mg__child_t *child, const json_t *msg);
+/* Sends the deferred lines now (nothing when none). */
+void mg__child_flush(mg__child_t *child);
 /* Sends notifications/cancelled {requestId, reason?} (best effort). */
 void mg__child_send_cancelled(mg__child_t *child, int64_t id, const char *reason);
 /* mg_upstream_stop() for one child: close stdin, SIGTERM to its group, SIGKILL after grace_ms. */

@@ -72,7 +72,7 @@ test('rules filter tools, prompts and resources per tenant and scope; calls outs
   t.defer(() => s.close());
   assert.deepEqual((await s.client.listTools()).tools, []);
   await assert.rejects(s.client.callTool({ name: 'alpha__echo', arguments: { message: 'x' } }));
-  assert.ok(gw.logs().some((l) => l.msg === 'refused by gateway.auth.rules' && l.tenant === 'initech'));
+  await gw.waitLog((l) => l.msg === 'refused by gateway.auth.rules' && l.tenant === 'initech', { what: 'the refusal for initech' });
 });
 
 test('2026-07-28 stateless requests are authenticated and filtered the same way', async (t) => {

@@ -88,7 +88,7 @@ test('non-JSON lines, arrays, truncated objects and bare values on stdout are ig
   const ctx = await bothServers(t);
   const r = await timedCall(ctx.a.client, 'bad__garbage');
   assert.equal(r.text, 'after garbage', JSON.stringify(r));
-  assert.ok(ctx.gw.logs().some((l) => /not JSON|not an object|not JSON-RPC/.test(l.msg)), 'junk must be logged');
+  await ctx.gw.waitLog((l) => /not JSON|not an object|not JSON-RPC/.test(l.msg), { what: 'the junk (it must be logged)' });
   await stillFine(ctx);
 });
 
@@ -168,7 +168,7 @@ test('a response whose id has the wrong type is not taken for ours: timeout erro
   const ctx = await bothServers(t);
   const r = await timedCall(ctx.a.client, 'bad__wrong_type_id');
   assert.ok(r.error && /did not answer within/.test(r.error), JSON.stringify(r));
-  assert.ok(ctx.gw.logs().some((l) => /id the gateway never used/.test(l.msg)));
+  await ctx.gw.waitLog((l) => /id the gateway never used/.test(l.msg), { what: 'the wrongly typed id' });
   await stillFine(ctx);
 });
 

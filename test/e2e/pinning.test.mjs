@@ -100,7 +100,9 @@ test('pinning: a tool added at runtime (list_changed) is blocked and reported; t
   assert.ok(p.messages.length > 0);
   // Reported: once in the log, in /readyz and in /metrics.
   await s.client.listTools();
-  const lines = gw.logs().filter((l) => l.name === 'dynamic_tool' && /differs from mcpgate\.lock/.test(l.msg));
+  const changed = (l) => l.name === 'dynamic_tool' && /differs from mcpgate\.lock/.test(l.msg);
+  await gw.waitLog(changed, { what: 'the change of dynamic_tool' });
+  const lines = gw.logs().filter(changed);
   assert.equal(lines.length, 1, 'logged once per change');
   assert.equal(lines[0].change, 'added');
   const rz = (await gw.readyz()).json;
@@ -147,7 +149,7 @@ test('pinning: a changed description is blocked until lock --update; --diff show
   assert.equal(e.code, -32040);
   assert.match(e.message, /search_docs.*blocked.*description changed/);
   assert.match(await textOf(await s.client.callTool({ name: 'get_page', arguments: { id: '1' } })), /called get_page/);
-  const line = gw.logs().find((l) => l.name === 'search_docs' && /differs from mcpgate\.lock/.test(l.msg));
+  const line = await gw.waitLog((l) => l.name === 'search_docs' && /differs from mcpgate\.lock/.test(l.msg), { what: 'the change of search_docs' });
   assert.equal(line.change, 'changed');
   assert.equal(line.diff, 'description changed');
   await s.close();
@@ -177,8 +179,7 @@ test('pinning "warn" (per server): drift is reported but still served', async (t
   t.defer(() => s.close());
   assert.ok((await s.client.listTools()).tools.some((x) => x.name === 'search_docs'));
   assert.match(textOf(await s.client.callTool({ name: 'search_docs', arguments: {} })), /called search_docs/);
-  const line = gw.logs().find((l) => l.name === 'search_docs' && /pinning: warn/.test(l.msg));
-  assert.ok(line, 'warn line logged');
+  await gw.waitLog((l) => l.name === 'search_docs' && /pinning: warn/.test(l.msg), { what: 'the warn line' });
   const u = (await gw.readyz()).json.upstreams[0];
   assert.equal(u.pinning.mode, 'warn');
   assert.equal(u.pinning.lock, 'drift');
@@ -207,7 +208,7 @@ test('pinning: instructions that differ from the lock are left out of initialize
   t.defer(() => s.close());
   assert.equal(s.client.getInstructions(), undefined);
   assert.deepEqual((await gw.readyz()).json.upstreams[0].pinning.blocked, ['instructions']);
-  assert.ok(gw.logs().some((l) => /instructions differ from mcpgate\.lock/.test(l.msg)));
+  await gw.waitLog((l) => /instructions differ from mcpgate\.lock/.test(l.msg), { what: 'the instructions change' });
 }, { timeout: 30000 });
 
 test('pinning "block" without a lockfile, or a malformed lockfile, refuses to start', async (t) => {
@@ -242,7 +243,7 @@ test('scanning "block": a poisoned tool is withheld and refused; clean ones are 
   assert.equal(u.scan.mode, 'block');
   assert.equal(u.scan.maxSeverity, 'high');
   assert.deepEqual(u.scan.blocked, ['tool:search_docs']);
-  assert.ok(gw.logs().some((l) => l.msg === 'description scan: blocked' && l.name === 'search_docs'));
+  await gw.waitLog((l) => l.msg === 'description scan: blocked' && l.name === 'search_docs', { what: 'the scan block' });
 });
 
 test('scanning (default "warn") reports findings for a real server catalog without blocking', async (t) => {

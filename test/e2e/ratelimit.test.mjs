@@ -48,7 +48,7 @@ test('rate limit: exactly `burst` tools/call succeed under concurrent load; the 
   const l = await post(gw.url, sessions[0], rpc('tools/list', {}));
   assert.equal(l.status, 200);
   assert.ok(l.body.result.tools.length > 0);
-  assert.ok(gw.logs().some((x) => x.msg === 'rate limited' && x.limit === 'client'));
+  await gw.waitLog((x) => x.msg === 'rate limited' && x.limit === 'client', { what: 'the rate limit line' });
   const m = await request(`${gw.base}/metrics`, { method: 'GET' });
   assert.match(await m.text(), /mcpgate_ratelimit_rejected_total\{limit="principal"\} 53/);
 }, { timeout: 30000 });

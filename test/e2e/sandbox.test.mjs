@@ -100,7 +100,7 @@ test('sandbox: a sandboxed child is denied what its policy denies; an unsandboxe
   await waitFor(() => gw.logs().some((l) => l.upstream === 'box' && /mcpgate-sandbox: applied .*landlock ABI/.test(l.msg ?? l.line ?? '')), {
     what: 'the sandbox log line',
   });
-  assert.ok(gw.logs().some((l) => l.msg === 'upstream process started' && l.upstream === 'box' && /landlock/.test(l.sandbox)));
+  await gw.waitLog((l) => l.msg === 'upstream process started' && l.upstream === 'box' && /landlock/.test(l.sandbox), { what: 'the sandboxed start' });
 }, { timeout: 30000 });
 
 test('sandbox: rlimits.processes (as another user) limits how many processes the child may start', async (t) => {

@@ -4,7 +4,8 @@
  * port (skipped, with a message, when redis-server is not installed: scripts/install-deps.sh
  * installs it). The redis tests cover AUTH, the db index, record encoding, the Lua scripts (load
  * with owner liveness and claim, patch, compare-and-set, append/range/last), pub/sub, failing fast
- * while Redis is down and reconnecting by itself when it is back. Every test closes its loop.
+ * while Redis is down and reconnecting by itself when it is back, and the shared rate-limit
+ * buckets (ratelimit_redis.c) taken by two clients at once. Every test closes its loop.
  * Read next: src/session/store.h, src/session/bus.h.
  */
 #include <setjmp.h>
@@ -28,6 +29,7 @@
 
 #include "common/err.h"
 #include "config/config.h"
+#include "policy/ratelimit.h"
 #include "session/bus.h"
 #include "session/redis.h"
 #include "session/store.h"
@@ -604,14 +606,171 @@ static void test_redis_backend(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- the shared rate-limit store (ratelimit_redis.c) ---- */
+
+typedef struct rl_res {
+    int calls;
+    mg_rl_result_t r;
+} rl_res_t;
+
+static void rl_cb(void *data, const mg_rl_result_t *r)
+{
+    rl_res_t *t = data;
+    t->calls++;
+    t->r = *r;
+}
+
+static int rl_wait(uv_loop_t *loop, rl_res_t *t, size_t n, uint64_t ms)
+{
+    uv_timer_t tm;
+    uv_timer_init(loop, &tm);
+    uv_timer_start(&tm, wake_cb, 10, 10);
+    uint64_t end = uv_now(loop) + ms;
+    size_t got = 0;
+    while (uv_now(loop) < end) {
+        got = 0;
+        for (size_t i = 0; i < n; i++)
+            got += t[i].calls == 1;
+        if (got == n)
+            break;
+        uv_run(loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&tm, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return got == n;
+}
+
+static long long redis_cli_int(int port, const char *cmd)
+{
+    char line[256];
+    snprintf(line, sizeof line, "redis-cli -p %d -a s3cret --no-auth-warning -n 2 %s", port, cmd);
+    FILE *f = popen(line, "r");
+    if (f == NULL)
+        return -999;
+    long long v = -999;
+    if (fscanf(f, "%lld", &v) != 1)
+        v = -999;
+    pclose(f);
+    return v;
+}
+
+static void test_redis_ratelimit(void **state)
+{
+    if (redis_server() == NULL) {
+        fprintf(stderr, "test_redis_ratelimit: skipped: redis-server is not installed\n");
+        skip();
+    }
+    int port = free_port();
+    pid_t pid = start_redis(port, "s3cret");
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    cur_loop = &loop;
+    char url[128], why[300] = "";
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/2", port);
+    mg_redis_opts_t o = {url, "s3cret", NULL, "mgtest:", 1000, loop_now};
+    /* two replicas: two clients of one Redis */
+    mg_store_t *st[2] = {NULL, NULL};
+    mg_bus_t *b[2] = {NULL, NULL};
+    mg_rl_store_t *rl[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(mg_redis_new(&loop, &o, &st[i], &b[i], why, sizeof why), 0);
+        assert_true(wait_ready(&loop, st[i], 1, 5000));
+        rl[i] = mg_redis_rl_new(st[i]);
+        assert_non_null(rl[i]);
+    }
+    mg_store_t *mem = mg_store_memory_new(loop_now);
+    assert_null(mg_redis_rl_new(mem)); /* only over a redis store */
+    mem->ops->free(mem);
+
+    /* 40 takes in flight at once from both clients against 5 per hour: exactly 5 pass */
+    mg_rate_rule_t hourly = {NULL, 5, 3600000, 5};
+    rl_res_t t[40] = {{0}};
+    for (int i = 0; i < 40; i++) {
+        mg_rl_key_t k = {"p:shared", &hourly, "principal"};
+        rl[i % 2]->ops->take(rl[i % 2], &k, 1, 0, rl_cb, &t[i]);
+        assert_int_equal(t[i].calls, 0); /* asynchronous: the answer comes later */
+    }
+    assert_true(rl_wait(&loop, t, 40, 3000));
+    int allowed = 0;
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(t[i].r.error, 0);
+        allowed += t[i].r.allowed;
+        if (!t[i].r.allowed) {
+            assert_true(t[i].r.retry_after_ms > 719000 && t[i].r.retry_after_ms <= 720000); /* 1 h / 5 */
+            assert_int_equal(t[i].r.remaining, 0);
+        }
+    }
+    assert_int_equal(allowed, 5);
+    /* the bucket expires when it would be full again (5 tokens x 12 min) */
+    long long pttl = redis_cli_int(port, "PTTL mgtest:rl:p:shared");
+    if (pttl != -999)
+        assert_true(pttl > 3590000 && pttl <= 3601000);
+
+    /* all or none: a refusal by the tenant bucket spends no principal token */
+    mg_rate_rule_t per_principal = {NULL, 3, 60000, 3}, per_tenant = {NULL, 4, 60000, 4};
+    allowed = 0;
+    for (int i = 0; i < 10; i++) {
+        mg_rl_key_t keys[2] = {{i % 2 ? "p:alice" : "p:bob", &per_principal, "principal"},
+                               {"t:acme", &per_tenant, "tenant"}};
+        rl_res_t one = {0};
+        rl[i % 2]->ops->take(rl[i % 2], keys, 2, 0, rl_cb, &one);
+        assert_true(rl_wait(&loop, &one, 1, 3000));
+        allowed += one.r.allowed;
+        if (one.r.allowed) {
+            static const uint64_t left[4] = {2, 2, 1, 0}; /* min(principal, tenant) */
+            assert_int_equal(one.r.remaining, left[i]);
+        } else {
+            assert_int_equal(one.r.limiting, 1);
+            assert_true(one.r.retry_after_ms > 14000 && one.r.retry_after_ms <= 15000);
+        }
+    }
+    assert_int_equal(allowed, 4);
+    long long units = redis_cli_int(port, "HGET mgtest:rl:p:alice u"); /* 3 - 2 tokens, + a few ms x 3 */
+    if (units != -999)
+        assert_true(units >= 60000 && units < 61000);
+
+    /* the server lost its scripts: EVALSHA falls back to EVAL */
+    char flush[160];
+    snprintf(flush, sizeof flush, "redis-cli -p %d -a s3cret --no-auth-warning SCRIPT FLUSH >/dev/null",
+             port);
+    if (system(flush) == 0) {
+        mg_rl_key_t k = {"p:fresh", &hourly, "principal"};
+        rl_res_t one = {0};
+        rl[0]->ops->take(rl[0], &k, 1, 0, rl_cb, &one);
+        assert_true(rl_wait(&loop, &one, 1, 3000));
+        assert_int_equal(one.r.error, 0);
+        assert_true(one.r.allowed);
+        assert_int_equal(one.r.remaining, 4);
+    }
+
+    /* Redis down: the take fails closed, synchronously, exactly once */
+    stop_redis(pid);
+    assert_true(wait_ready(&loop, st[0], 0, 5000));
+    {
+        mg_rl_key_t k = {"p:fresh", &hourly, "principal"};
+        rl_res_t one = {0};
+        rl[0]->ops->take(rl[0], &k, 1, 0, rl_cb, &one);
+        assert_int_equal(one.calls, 1);
+        assert_int_equal(one.r.error, MG_EIO);
+        assert_false(one.r.allowed);
+    }
+    /* the views go in any order: the client goes with the last one */
+    for (int i = 0; i < 2; i++) {
+        st[i]->ops->free(st[i]);
+        b[i]->ops->free(b[i]);
+        rl[i]->ops->free(rl[i]);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_parse),
-        cmocka_unit_test(test_config_sessions),
-        cmocka_unit_test(test_memory_backends),
-        cmocka_unit_test(test_redis_backend),
+        cmocka_unit_test(test_url_parse),       cmocka_unit_test(test_config_sessions),
+        cmocka_unit_test(test_memory_backends), cmocka_unit_test(test_redis_backend),
+        cmocka_unit_test(test_redis_ratelimit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,6 +118,7 @@ export function processesInGroups(pgids, procs = listProcesses()) {
  * opts: config (object; written to a temp file), port, env (added to process.env), args (extra CLI
  *       args), binary, waitHealthy (default true), startTimeout (ms), onStart(gw).
  * Returns gw: {pid, port, base, url, proc, stderrLines(), stderrText(), logs() (parsed JSON lines),
+ *              waitLog(pred, {timeout, what}) (the first log line matching pred, waited for),
  *              stop({timeout, signal}), kill(), waitExit(ms), exited, exitStatus(),
  *              children() (live descendants), readyz(), healthz(), reapLeftovers()}.
  */
@@ -196,6 +197,18 @@ export async function startGateway(opts = {}) {
         }
       }
       return out;
+    },
+    // Log lines arrive on the gateway's stderr pipe, answers on a socket: nothing orders the two
+    // (and the gateway writes its info lines at the end of a loop turn, after the responses), so a
+    // line is awaited, never read right after the answer that follows it. Timeout scaled.
+    async waitLog(pred, { timeout = 5000, what = 'a matching line' } = {}) {
+      const end = Date.now() + timeout * SCALE;
+      for (;;) {
+        const line = gw.logs().find(pred);
+        if (line) return line;
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what} in the gateway log`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
     },
     exitStatus: () => (exitInfo ? (exitInfo.signal ? `signal ${exitInfo.signal}` : `status ${exitInfo.code}`) : 'running'),
     waitExit: (ms) =>
