@@ -19,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *want = json_loadb(text, size, dup ? JSON_REJECT_DUPLICATES : 0, NULL);
         json_t *got = mg_json_loadb(text, size, dup ? MG_JSON_REJECT_DUPLICATES : 0);
         if ((want == NULL) != (got == NULL)) {
-            fprintf(stderr, "accept mismatch (dup=%d): jansson %s, mg_json_loadb %s\n", dup, want ? "ok" : "fails",
-                    got ? "ok" : "fails");
+            fprintf(stderr, "accept mismatch (dup=%d): jansson %s, mg_json_loadb %s\n", dup,
+                    want ? "ok" : "fails", got ? "ok" : "fails");
             abort();
         }
         if (want != NULL) {

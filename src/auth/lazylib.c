@@ -52,7 +52,8 @@ static void *sym(lazy_lib_t *lib, const char *name)
         if (lib->handle == NULL) {
             lib->failed = 1;
             const char *e = dlerror();
-            mg_log_json(MG_LOG_ERROR, "cannot load a library needed by gateway.auth; install it (scripts/install-deps.sh)",
+            mg_log_json(MG_LOG_ERROR,
+                        "cannot load a library needed by gateway.auth; install it (scripts/install-deps.sh)",
                         json_pack("{s:s,s:s}", "library", lib->soname, "error", e ? e : "?"));
         }
     }
@@ -88,7 +89,7 @@ CURL *curl_easy_init(void)
 
 void curl_easy_cleanup(CURL *h)
 {
-    REAL(curl_lib, void (*)(CURL *), "curl_easy_cleanup", return);
+    REAL(curl_lib, void (*)(CURL *), "curl_easy_cleanup", return );
     fn(h);
 }
 
@@ -134,7 +135,7 @@ char *curl_easy_escape(CURL *h, const char *s, int len)
 
 void curl_free(void *p)
 {
-    REAL(curl_lib, void (*)(void *), "curl_free", return);
+    REAL(curl_lib, void (*)(void *), "curl_free", return );
     fn(p);
 }
 
@@ -147,7 +148,7 @@ struct curl_slist *curl_slist_append(struct curl_slist *list, const char *s)
 
 void curl_slist_free_all(struct curl_slist *list)
 {
-    REAL(curl_lib, void (*)(struct curl_slist *), "curl_slist_free_all", return);
+    REAL(curl_lib, void (*)(struct curl_slist *), "curl_slist_free_all", return );
     fn(list);
 }
 
@@ -222,7 +223,7 @@ size_t jose_b64_dec_buf(const void *i, size_t il, void *o, size_t ol)
 
 bool jose_jws_ver(jose_cfg_t *cfg, const json_t *jws, const json_t *sig, const json_t *jwk, bool all)
 {
-    REAL(jose_lib, bool (*)(jose_cfg_t *, const json_t *, const json_t *, const json_t *, bool), "jose_jws_ver",
-         return false);
+    REAL(jose_lib, bool (*)(jose_cfg_t *, const json_t *, const json_t *, const json_t *, bool),
+         "jose_jws_ver", return false);
     return fn(cfg, jws, sig, jwk, all);
 }

@@ -142,10 +142,12 @@ static inline void put_c(mg_jbuf_t *b, char c)
 static const unsigned char str_class[256] = {
 #define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
     R16(0), R16(0), /* 0x00-0x1F: controls */
-    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20-0x2F: '"' escaped */
-    R16(1), R16(1), /* 0x30-0x4F */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50-0x5F: '\\' escaped */
-    R16(1), R16(1), /* 0x60-0x7F (DEL is not escaped) */
+    1,      1,      0,      1,      1,      1,      1,      1,
+    1,      1,      1,      1,      1,      1,      1,      1, /* 0x20-0x2F: '"' escaped */
+    R16(1), R16(1),                                            /* 0x30-0x4F */
+    1,      1,      1,      1,      1,      1,      1,      1,
+    1,      1,      1,      1,      0,      1,      1,      1, /* 0x50-0x5F: '\\' escaped */
+    R16(1), R16(1),                                            /* 0x60-0x7F (DEL is not escaped) */
     R16(2), R16(2), R16(2), R16(2), R16(2), R16(2), R16(2), R16(2),
 #undef R16
 };
@@ -194,13 +196,27 @@ void mg_jbuf_put_str(mg_jbuf_t *b, const char *s, size_t n)
         char esc[6] = {'\\', 0, '0', '0', 0, 0};
         size_t elen = 2;
         switch (*p) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
         default:
             esc[1] = 'u';
             esc[4] = hex[*p >> 4];
@@ -464,7 +480,12 @@ static const char *parse_string(parser_t *ps, size_t *out_len, char *scratch, si
         }
         unsigned char e = q[1];
         if (e != 'u') {
-            out[o++] = e == 'b' ? '\b' : e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : (char)e;
+            out[o++] = e == 'b'   ? '\b'
+                       : e == 'f' ? '\f'
+                       : e == 'n' ? '\n'
+                       : e == 'r' ? '\r'
+                       : e == 't' ? '\t'
+                                  : (char)e;
             q += 2;
             continue;
         }
@@ -695,7 +716,8 @@ static json_t *parse_value(parser_t *ps)
         ps->depth--;
         /* jansson quirk, kept: the byte read ahead to end a number or a literal is pushed back into
          * a one-character buffer where a NUL reads as "empty", so one NUL right after one is skipped. */
-        if (!json_is_object(v) && !json_is_array(v) && !json_is_string(v) && ps->p < ps->end && *ps->p == '\0')
+        if (!json_is_object(v) && !json_is_array(v) && !json_is_string(v) && ps->p < ps->end &&
+            *ps->p == '\0')
             ps->p++;
     }
     return v;

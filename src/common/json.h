@@ -32,12 +32,12 @@
 #define MG_JSON_MAX_DEPTH 2048 /* dumper nesting limit (also catches cycles) */
 
 typedef struct mg_jbuf {
-    char *p;     /* malloc'd, or the caller's initial storage */
-    size_t len;  /* bytes written */
-    size_t cap;  /* bytes available at p */
-    size_t max;  /* hard cap on len */
-    int heap;    /* p was allocated here */
-    int err;     /* sticky: MG_ENOMEM, MG_ETOOBIG or MG_EINVAL (invalid UTF-8, bad value) */
+    char *p;    /* malloc'd, or the caller's initial storage */
+    size_t len; /* bytes written */
+    size_t cap; /* bytes available at p */
+    size_t max; /* hard cap on len */
+    int heap;   /* p was allocated here */
+    int err;    /* sticky: MG_ENOMEM, MG_ETOOBIG or MG_EINVAL (invalid UTF-8, bad value) */
 } mg_jbuf_t;
 
 /* Starts an empty buffer on caller storage (may be NULL/0), growing on the heap up to max bytes. */

@@ -323,7 +323,7 @@ struct mg_upstream {
     size_t max_line;
     mg_upstream_state_t state;
     int started, stopping, stopped_called;
-    unsigned api_depth; /* > 0 inside mg_upstream_request/start: completions are deferred */
+    unsigned api_depth;   /* > 0 inside mg_upstream_request/start: completions are deferred */
     uv_prepare_t flusher; /* active while a child has deferred lines: sends them before the loop blocks */
     unsigned nhandles;
     json_t *init_result;

@@ -8,7 +8,7 @@ import { CallToolResultSchema, LoggingMessageNotificationSchema, ToolListChanged
 import { Client, StreamableHTTPClientTransport, textOf } from './lib/client.mjs';
 import { requireBinaries, redisCmd, startNginx, startRedis, startReplicas, waitStore } from './lib/cluster.mjs';
 import { testserver } from './lib/gateway.mjs';
-import { sleep, test, waitFor, withTimeout } from './lib/harness.mjs';
+import { scaled, sleep, test, waitFor, withTimeout } from './lib/harness.mjs';
 import { ACCEPT_BOTH, call, eventJson, initSession, request, rpc, sessionHeaders } from './lib/http.mjs';
 
 // 300 x 20 as issue #7 asks; 50 under sanitizers (MG_E2E_TIMEOUT_SCALE > 1), which are ~5x slower.
@@ -151,8 +151,10 @@ async function runSession(url, i, tally, onCall) {
       tally.calls++;
       onCall?.();
     }
-    // the list_changed went to the GET stream; give it a moment to arrive
-    await waitFor(() => tally.listChanged > 0, { timeout: 8000, what: `session ${i}: tools/list_changed on the GET stream` });
+    // The list_changed went to the GET stream; give it a moment to arrive. When that stream lived
+    // on a killed replica, the SDK reconnects it (with Last-Event-ID, replayed from Redis) on its own
+    // backoff: slower under sanitizers, hence the scaled wait.
+    await waitFor(() => tally.listChanged > 0, { timeout: scaled(8000), what: `session ${i}: tools/list_changed on the GET stream` });
     await retried(tally, 'DELETE', () => transport.terminateSession());
   } finally {
     await client.close().catch(() => {});

@@ -29,8 +29,8 @@ static void check_load(const char *text, size_t len)
         json_t *got = mg_json_loadb(text, len, dup ? MG_JSON_REJECT_DUPLICATES : 0);
         checked++;
         if ((want == NULL) != (got == NULL)) {
-            fprintf(stderr, "accept mismatch (dup=%d): jansson %s, mg %s: '%.*s'\n", dup, want ? "ok" : "fail",
-                    got ? "ok" : "fail", (int)len, text);
+            fprintf(stderr, "accept mismatch (dup=%d): jansson %s, mg %s: '%.*s'\n", dup,
+                    want ? "ok" : "fail", got ? "ok" : "fail", (int)len, text);
             for (size_t i = 0; i < len; i++)
                 fprintf(stderr, "%02x ", (unsigned char)text[i]);
             fprintf(stderr, "\n");
@@ -76,28 +76,138 @@ static void check_dump(const json_t *v)
 static void test_load_edges(void **state)
 {
     static const char *cases[] = {
-        "{}", "[]", " {} ", "\t\r\n[\n]\r\n", "", " ", "1", "\"x\"", "true", "null", "{", "[", "}", "]", "[1,]",
-        "{\"a\":1,}", "{,}", "[,1]", "{\"a\" 1}", "{\"a\":}", "{a:1}", "{'a':1}", "[1 2]", "[1]]", "[1]x",
-        "[1] [2]", "{}{}", "[true,false,null]", "[tru]", "[truex]", "[nul]", "[nulll]", "[True]", "[NaN]",
-        "[Infinity]", "[-Infinity]", "[0]", "[-0]", "[-]", "[+1]", "[01]", "[-01]", "[00]", "[0.]", "[.5]",
-        "[0.5]", "[-0.0]", "[1e5]", "[1E5]", "[1e+5]", "[1e-5]", "[1e]", "[1e+]", "[1.5e3]", "[1.e3]",
-        "[9223372036854775807]", "[9223372036854775808]", "[-9223372036854775808]", "[-9223372036854775809]",
-        "[99999999999999999999999]", "[1e308]", "[1e309]", "[-1e309]", "[1e-400]", "[2.2250738585072014e-308]",
-        "[0.1]", "[1.7976931348623157e308]", "[123456789012345678901234567890.5]", "[5e-324]",
-        "[\"\"]", "[\"a\\\"b\"]", "[\"\\\\\"]", "[\"\\/\"]", "[\"\\b\\f\\n\\r\\t\"]", "[\"\\x\"]", "[\"\\u\"]",
-        "[\"\\u12\"]", "[\"\\u12g4\"]", "[\"\\u0041\"]", "[\"\\u00e9\"]", "[\"\\u00E9\"]", "[\"\\u0000\"]",
-        "{\"\\u0000\":1}", "[\"a\\u0000b\"]", "[\"\\ud83d\\ude00\"]", "[\"\\uD83D\\uDE00\"]", "[\"\\ud83d\"]",
-        "[\"\\ud83dx\"]", "[\"\\ud83d\\u0041\"]", "[\"\\ude00\"]", "[\"\\ude00\\ud83d\"]", "[\"\\uffff\"]",
-        "[\"\\ufffe\"]", "[\"\\u007f\"]", "[\"\\u001f\"]", "[\"\t\"]", "[\"\n\"]", "[\"\x01\"]", "[\"\x7f\"]",
-        "[\"caf\xc3\xa9\"]", "[\"\xc3\"]", "[\"\xc3\xc3\"]", "[\"\xc0\x80\"]", "[\"\xc1\xbf\"]",
-        "[\"\xe0\x80\x80\"]", "[\"\xe0\xa0\x80\"]", "[\"\xed\xa0\x80\"]", "[\"\xed\x9f\xbf\"]",
-        "[\"\xef\xbf\xbf\"]", "[\"\xf0\x80\x80\x80\"]", "[\"\xf0\x90\x80\x80\"]", "[\"\xf4\x8f\xbf\xbf\"]",
-        "[\"\xf4\x90\x80\x80\"]", "[\"\xf5\x80\x80\x80\"]", "[\"\xff\"]", "[\"\x80\"]", "[\xc3\xa9]",
-        "{\"a\":1,\"a\":2}", "{\"a\":1,\"b\":2,\"a\":3}", "{\"a\":{\"b\":1,\"b\":2}}", "{\"\\u0061\":1,\"a\":2}",
-        "{\"k\\n\":\"v\\t\"}", "[\"unterminated]", "[\"a\"", "{\"a\":1", "[1,", "[1,2", "{\"a\"",
+        "{}",
+        "[]",
+        " {} ",
+        "\t\r\n[\n]\r\n",
+        "",
+        " ",
+        "1",
+        "\"x\"",
+        "true",
+        "null",
+        "{",
+        "[",
+        "}",
+        "]",
+        "[1,]",
+        "{\"a\":1,}",
+        "{,}",
+        "[,1]",
+        "{\"a\" 1}",
+        "{\"a\":}",
+        "{a:1}",
+        "{'a':1}",
+        "[1 2]",
+        "[1]]",
+        "[1]x",
+        "[1] [2]",
+        "{}{}",
+        "[true,false,null]",
+        "[tru]",
+        "[truex]",
+        "[nul]",
+        "[nulll]",
+        "[True]",
+        "[NaN]",
+        "[Infinity]",
+        "[-Infinity]",
+        "[0]",
+        "[-0]",
+        "[-]",
+        "[+1]",
+        "[01]",
+        "[-01]",
+        "[00]",
+        "[0.]",
+        "[.5]",
+        "[0.5]",
+        "[-0.0]",
+        "[1e5]",
+        "[1E5]",
+        "[1e+5]",
+        "[1e-5]",
+        "[1e]",
+        "[1e+]",
+        "[1.5e3]",
+        "[1.e3]",
+        "[9223372036854775807]",
+        "[9223372036854775808]",
+        "[-9223372036854775808]",
+        "[-9223372036854775809]",
+        "[99999999999999999999999]",
+        "[1e308]",
+        "[1e309]",
+        "[-1e309]",
+        "[1e-400]",
+        "[2.2250738585072014e-308]",
+        "[0.1]",
+        "[1.7976931348623157e308]",
+        "[123456789012345678901234567890.5]",
+        "[5e-324]",
+        "[\"\"]",
+        "[\"a\\\"b\"]",
+        "[\"\\\\\"]",
+        "[\"\\/\"]",
+        "[\"\\b\\f\\n\\r\\t\"]",
+        "[\"\\x\"]",
+        "[\"\\u\"]",
+        "[\"\\u12\"]",
+        "[\"\\u12g4\"]",
+        "[\"\\u0041\"]",
+        "[\"\\u00e9\"]",
+        "[\"\\u00E9\"]",
+        "[\"\\u0000\"]",
+        "{\"\\u0000\":1}",
+        "[\"a\\u0000b\"]",
+        "[\"\\ud83d\\ude00\"]",
+        "[\"\\uD83D\\uDE00\"]",
+        "[\"\\ud83d\"]",
+        "[\"\\ud83dx\"]",
+        "[\"\\ud83d\\u0041\"]",
+        "[\"\\ude00\"]",
+        "[\"\\ude00\\ud83d\"]",
+        "[\"\\uffff\"]",
+        "[\"\\ufffe\"]",
+        "[\"\\u007f\"]",
+        "[\"\\u001f\"]",
+        "[\"\t\"]",
+        "[\"\n\"]",
+        "[\"\x01\"]",
+        "[\"\x7f\"]",
+        "[\"caf\xc3\xa9\"]",
+        "[\"\xc3\"]",
+        "[\"\xc3\xc3\"]",
+        "[\"\xc0\x80\"]",
+        "[\"\xc1\xbf\"]",
+        "[\"\xe0\x80\x80\"]",
+        "[\"\xe0\xa0\x80\"]",
+        "[\"\xed\xa0\x80\"]",
+        "[\"\xed\x9f\xbf\"]",
+        "[\"\xef\xbf\xbf\"]",
+        "[\"\xf0\x80\x80\x80\"]",
+        "[\"\xf0\x90\x80\x80\"]",
+        "[\"\xf4\x8f\xbf\xbf\"]",
+        "[\"\xf4\x90\x80\x80\"]",
+        "[\"\xf5\x80\x80\x80\"]",
+        "[\"\xff\"]",
+        "[\"\x80\"]",
+        "[\xc3\xa9]",
+        "{\"a\":1,\"a\":2}",
+        "{\"a\":1,\"b\":2,\"a\":3}",
+        "{\"a\":{\"b\":1,\"b\":2}}",
+        "{\"\\u0061\":1,\"a\":2}",
+        "{\"k\\n\":\"v\\t\"}",
+        "[\"unterminated]",
+        "[\"a\"",
+        "{\"a\":1",
+        "[1,",
+        "[1,2",
+        "{\"a\"",
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":"
         "{\"message\":\"hi\"}}}",
-        "[{\"a\":[{\"b\":[[],{}]},[1,2.5,-3e2,\"x\",true,false,null]]}]", "[1,\"\xe2\x82\xac\",{\"\xe2\x82\xac\":[]}]",
+        "[{\"a\":[{\"b\":[[],{}]},[1,2.5,-3e2,\"x\",true,false,null]]}]",
+        "[1,\"\xe2\x82\xac\",{\"\xe2\x82\xac\":[]}]",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_load_str(cases[i]);
@@ -154,7 +264,8 @@ static void test_dump_edges(void **state)
     json_object_set_new(o, "ascii", json_string(all));
     json_object_set_new(o, "nul", json_stringn("a\0b", 3));
     json_object_set_new(o, "utf8", json_string("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80/"));
-    json_object_set_new(o, "ints", json_pack("[I,I,I,i]", (json_int_t)INT64_MAX, (json_int_t)INT64_MIN, (json_int_t)0, -1));
+    json_object_set_new(
+        o, "ints", json_pack("[I,I,I,i]", (json_int_t)INT64_MAX, (json_int_t)INT64_MIN, (json_int_t)0, -1));
     json_object_set_new(o, "reals", json_pack("[f,f,f,f,f,f]", 0.0, -0.0, 1.0, 0.1, 1e300, 123456789.125));
     json_object_set_new(o, "empty", json_pack("[{},[],\"\"]"));
     json_object_setn_new(o, "key\0nul", 7, json_true());
@@ -192,9 +303,34 @@ static unsigned rnd(unsigned n)
 }
 
 static const char *atoms[] = {
-    "0", "-0", "1", "-1", "12", "1.5", "-2.25e3", "1e5", "1E-3", "9223372036854775807", "-9223372036854775808",
-    "9223372036854775808", "1e400", "true", "false", "null", "\"\"", "\"a\"", "\"\\n\"", "\"\\u00e9\"",
-    "\"\\ud83d\\ude00\"", "\"\xc3\xa9\"", "\"\\\"\"", "\"id\"", "\"\\u0000\"", "\"\\ud800\"", "\"\t\"", "01",
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "12",
+    "1.5",
+    "-2.25e3",
+    "1e5",
+    "1E-3",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "1e400",
+    "true",
+    "false",
+    "null",
+    "\"\"",
+    "\"a\"",
+    "\"\\n\"",
+    "\"\\u00e9\"",
+    "\"\\ud83d\\ude00\"",
+    "\"\xc3\xa9\"",
+    "\"\\\"\"",
+    "\"id\"",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
+    "\"\t\"",
+    "01",
 };
 
 static void gen(char *out, size_t *k, size_t cap, int depth)
@@ -237,7 +373,8 @@ static void gen(char *out, size_t *k, size_t cap, int depth)
 
 static void test_generated(void **state)
 {
-    static const char noise[] = "{}[]:,\"\\ u0123456789abcdefABCDEF.-+eEtrufalsn\t\n\r\x01\x7f\xc3\xa9\xed\xa0\xff\x00";
+    static const char noise[] =
+        "{}[]:,\"\\ u0123456789abcdefABCDEF.-+eEtrufalsn\t\n\r\x01\x7f\xc3\xa9\xed\xa0\xff\x00";
     char buf[4096];
     /* MG_JSON_ITERS / MG_JSON_SEED: a longer soak than the default run (e.g. 10000000). */
     long iters = getenv("MG_JSON_ITERS") ? atol(getenv("MG_JSON_ITERS")) : 200000;
@@ -356,8 +493,9 @@ static void test_log_lines(void **state)
         json_decref(cases[i]);
     }
     /* the access-log line */
-    mg_log_field_t f[] = {{"http", "POST", 0},   {"method", "tools/call", 0},   {"status", NULL, 200},
-                          {"latency_ms", NULL, 12}, {"upstream", "ts", 0}, {"session", "0123456789ab", 0}};
+    mg_log_field_t f[] = {{"http", "POST", 0},   {"method", "tools/call", 0},
+                          {"status", NULL, 200}, {"latency_ms", NULL, 12},
+                          {"upstream", "ts", 0}, {"session", "0123456789ab", 0}};
     json_t *jf = json_pack("{s:s,s:s,s:i,s:I,s:s,s:s}", "http", "POST", "method", "tools/call", "status", 200,
                            "latency_ms", (json_int_t)12, "upstream", "ts", "session", "0123456789ab");
     char *want = old_line("info", "request", jf);
@@ -397,8 +535,9 @@ static void test_log_lines(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_edges), cmocka_unit_test(test_load_depth), cmocka_unit_test(test_dump_edges),
-        cmocka_unit_test(test_generated),  cmocka_unit_test(test_log_lines),
+        cmocka_unit_test(test_load_edges), cmocka_unit_test(test_load_depth),
+        cmocka_unit_test(test_dump_edges), cmocka_unit_test(test_generated),
+        cmocka_unit_test(test_log_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

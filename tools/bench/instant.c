@@ -42,7 +42,8 @@ static span_t find_member(const char *s, size_t n, const char *key, int anywhere
             while (k < n && (s[k] == ' ' || s[k] == '\t'))
                 k++;
             int is_key = k < n && s[k] == ':';
-            if (is_key && (depth == 1 || anywhere) && j - start == klen && memcmp(s + start, key, klen) == 0) {
+            if (is_key && (depth == 1 || anywhere) && j - start == klen &&
+                memcmp(s + start, key, klen) == 0) {
                 k++;
                 while (k < n && (s[k] == ' ' || s[k] == '\t'))
                     k++;
