@@ -134,8 +134,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
         return 2;
     }
     if (strcmp(o->cmd, "serve") != 0 && strcmp(o->cmd, "check") != 0) {
-        fprintf(stderr, "mcpgate: unknown command '%s' (see mcpgate --help)\n",
-                o->cmd);
+        fprintf(stderr, "mcpgate: unknown command '%s' (see mcpgate --help)\n", o->cmd);
         return 2;
     }
     return 0;

@@ -44,18 +44,29 @@ static const char *const top_keys[] = {"mcpServers", "servers", "gateway", NULL}
  * Claude Desktop (globalShortcut, preferences). */
 static const char *const top_ignored[] = {"inputs", "$schema", "globalShortcut", "preferences", NULL};
 
-static const char *const gateway_keys[] = {
-    "listen",   "allowUnauthenticated", "allowedOrigins", "allowedHosts",
-    "logLevel", "namespaceSeparator",   "auth",           "limits",
-    "requestStateKey", "tools", "sessions",
-    "pinning", "lockFile", "scan", "cors", "rateLimits", NULL}; /* policy keys: src/policy/policy_config.c */
+static const char *const gateway_keys[] = {"listen",
+                                           "allowUnauthenticated",
+                                           "allowedOrigins",
+                                           "allowedHosts",
+                                           "logLevel",
+                                           "namespaceSeparator",
+                                           "auth",
+                                           "limits",
+                                           "requestStateKey",
+                                           "tools",
+                                           "sessions",
+                                           "pinning",
+                                           "lockFile",
+                                           "scan",
+                                           "cors",
+                                           "rateLimits",
+                                           NULL}; /* policy keys: src/policy/policy_config.c */
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
 static const char *const server_keys[] = {
-    "command",     "args",        "env",     "cwd",   "disabled",      "instances",
-    "isolation",   "timeoutMs",   "tools",   "pinning", "scan",          "sandbox",
-    "type",        "transportType", "description", "alwaysAllow", "autoApprove", "timeout",
-    "trust",       "watchPaths",    NULL};
+    "command",     "args",        "env",         "cwd",     "disabled", "instances",  "isolation",
+    "timeoutMs",   "tools",       "pinning",     "scan",    "sandbox",  "type",       "transportType",
+    "description", "alwaysAllow", "autoApprove", "timeout", "trust",    "watchPaths", NULL};
 static const size_t server_ignored_from = 12; /* index of "type" */
 static const char *const server_remote_keys[] = {"url", "serverUrl", "httpUrl", NULL};
 static const char *const server_tool_filters[] = {"includeTools", "excludeTools", "disabledTools", NULL};
@@ -83,7 +94,8 @@ static const struct limit_spec {
     {"requestTimeoutMs", offsetof(mg_limits_t, request_timeout_ms), LIM_U64, 100, DAY, "100 ms..24 h"},
     {"maxRequestMs", offsetof(mg_limits_t, max_request_ms), LIM_U64, 100, DAY, "100 ms..24 h"},
     {"shutdownGraceMs", offsetof(mg_limits_t, shutdown_grace_ms), LIM_U64, 0, 10 * MIN, "0..10 min"},
-    {"httpIdleTimeoutMs", offsetof(mg_limits_t, http_idle_timeout_ms), LIM_U64, 100, 10 * MIN, "100 ms..10 min"},
+    {"httpIdleTimeoutMs", offsetof(mg_limits_t, http_idle_timeout_ms), LIM_U64, 100, 10 * MIN,
+     "100 ms..10 min"},
 };
 #define NLIMITS (sizeof limit_specs / sizeof limit_specs[0])
 

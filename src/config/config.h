@@ -77,14 +77,14 @@ typedef struct mg_server_config {
     size_t nargs;
     mg_kv_t *env; /* declared env only, in file order (NULL when nenv == 0) */
     size_t nenv;
-    char *cwd;                   /* NULL = gateway's cwd */
-    int disabled;                /* "disabled": true -> parsed and checked, never started */
-    unsigned instances;          /* "instances": children in the shared pool, 1..64, default 1 */
-    mg_isolation_t isolation;    /* "isolation": "shared" (default) | "session" */
-    uint64_t request_timeout_ms; /* "timeoutMs": per-request timeout; the parser fills in
-                                    gateway.limits.requestTimeoutMs when absent */
-    mg_tool_filter_t tools;      /* "tools": {"allow","deny"} on the server's own tool names
-                                    (also "includeTools" / "excludeTools" / "disabledTools") */
+    char *cwd;                         /* NULL = gateway's cwd */
+    int disabled;                      /* "disabled": true -> parsed and checked, never started */
+    unsigned instances;                /* "instances": children in the shared pool, 1..64, default 1 */
+    mg_isolation_t isolation;          /* "isolation": "shared" (default) | "session" */
+    uint64_t request_timeout_ms;       /* "timeoutMs": per-request timeout; the parser fills in
+                                          gateway.limits.requestTimeoutMs when absent */
+    mg_tool_filter_t tools;            /* "tools": {"allow","deny"} on the server's own tool names
+                                          (also "includeTools" / "excludeTools" / "disabledTools") */
     struct mg_server_policy *policy;   /* "pinning" / "scan" overrides (src/policy/policy.h), NULL = none */
     struct mg_sandbox_config *sandbox; /* "sandbox" (src/upstream/sandbox.h), NULL = none */
 } mg_server_config_t;
@@ -122,21 +122,21 @@ typedef struct mg_sessions_config {
 } mg_sessions_config_t;
 
 typedef struct mg_config {
-    char *path;                /* file it came from, or "<embedded>" */
-    char *listen;              /* "gateway.listen", default "127.0.0.1:8080" */
-    int allow_unauthenticated; /* "gateway.allowUnauthenticated" (CLI flag also sets it) */
-    int auth_configured;       /* set when gateway.auth is present and valid */
+    char *path;                  /* file it came from, or "<embedded>" */
+    char *listen;                /* "gateway.listen", default "127.0.0.1:8080" */
+    int allow_unauthenticated;   /* "gateway.allowUnauthenticated" (CLI flag also sets it) */
+    int auth_configured;         /* set when gateway.auth is present and valid */
     struct mg_auth_config *auth; /* "gateway.auth" parsed (src/auth/auth_config.h), NULL = none */
-    char **allowed_origins;    /* "gateway.allowedOrigins": extra allowed Origin values */
+    char **allowed_origins;      /* "gateway.allowedOrigins": extra allowed Origin values */
     size_t nallowed_origins;
     char **allowed_hosts; /* "gateway.allowedHosts": extra allowed Host values */
     size_t nallowed_hosts;
-    char *log_level;             /* "gateway.logLevel", default "info" */
-    char *namespace_separator;   /* "gateway.namespaceSeparator", default "__" */
-    char *request_state_key;     /* "gateway.requestStateKey": 32-byte key sealing 2026-07-28 requestState
-                                    (hex or base64); NULL = random per process */
-    mg_limits_t limits;          /* "gateway.limits" */
-    mg_tools_config_t tools;     /* "gateway.tools" */
+    char *log_level;           /* "gateway.logLevel", default "info" */
+    char *namespace_separator; /* "gateway.namespaceSeparator", default "__" */
+    char *request_state_key;   /* "gateway.requestStateKey": 32-byte key sealing 2026-07-28 requestState
+                                  (hex or base64); NULL = random per process */
+    mg_limits_t limits;        /* "gateway.limits" */
+    mg_tools_config_t tools;   /* "gateway.tools" */
     /* "gateway.sessions" */
     mg_sessions_config_t sessions;
     mg_server_config_t *servers; /* in file order */

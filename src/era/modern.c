@@ -675,8 +675,7 @@ static void park_sweep_cb(uv_timer_t *t)
              * status of its own (400 -32021 after its input-collection window). */
             if (now - x->start_ms >= 1000)
                 mg__exchange_stream(x);
-        }
-        else if (x->stream->conn != NULL)
+        } else if (x->stream->conn != NULL)
             mg_sse_conn_write(x->stream->conn, ":\n\n", 3);
     }
 }

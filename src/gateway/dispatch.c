@@ -488,7 +488,8 @@ void mg__dispatch_exchange_gone(mg_exchange_t *x)
 static int key_ok(const char *k)
 {
     size_t n = k ? strlen(k) : 0;
-    return n > 0 && n <= 64 && strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+    return n > 0 && n <= 64 &&
+           strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
 }
 
 static void modern_server_request(mg_call_t *c, mg_upstream_origin_t origin, json_t *msg)
@@ -1024,10 +1025,11 @@ static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
     if (p == NULL) {
         char m[300];
         if (c->modern)
-            snprintf(m, sizeof m,
-                     "server '%s' is configured with \"isolation\": \"session\", which needs a session: use a "
-                     "session-era client (initialize) for it",
-                     c->gw->servers[i].cfg->name);
+            snprintf(
+                m, sizeof m,
+                "server '%s' is configured with \"isolation\": \"session\", which needs a session: use a "
+                "session-era client (initialize) for it",
+                c->gw->servers[i].cfg->name);
         else
             snprintf(m, sizeof m, "upstream '%s' is not available", c->gw->servers[i].cfg->name);
         call_error(c, -32603, m, NULL);

@@ -194,10 +194,10 @@ struct mg_call {
     uint64_t park_expires;
     char digest[68]; /* modern: SHA-256 of method + name/uri + arguments, hex */
     json_t *final;   /* response that arrived while parked */
-    json_t *inputs;     /* input requests not yet answered by the client: key -> request */
-    json_t *missing;    /* capabilities the upstream asked for that the client lacks: cap -> {} */
-    json_t *prefill;    /* inputResponses that came with a fresh request: key -> response */
-    int flush_due;      /* inputs arrived: answer at the end of the collection window */
+    json_t *inputs;  /* input requests not yet answered by the client: key -> request */
+    json_t *missing; /* capabilities the upstream asked for that the client lacks: cap -> {} */
+    json_t *prefill; /* inputResponses that came with a fresh request: key -> response */
+    int flush_due;   /* inputs arrived: answer at the end of the collection window */
     mg_gateway_t *gw;
     mg_session_t *s;
     mg_exchange_t *x;
@@ -229,8 +229,8 @@ struct mg_gateway {
     /* gateway.auth runtime, NULL without auth */
     mg_auth_t *auth;
     struct mg_policy *policy; /* pinning, scanning, rate limits, CORS (src/policy/hooks.h) */
-    mg_session_t *stateless; /* owner of 2026-07-28 calls (never in the session table) */
-    mg_map_t parked;         /* park key -> mg_call_t waiting for an MRTR retry */
+    mg_session_t *stateless;  /* owner of 2026-07-28 calls (never in the session table) */
+    mg_map_t parked;          /* park key -> mg_call_t waiting for an MRTR retry */
     unsigned char seal_key[32];
     int seal_key_set; /* 0 until the random key is drawn: on first use (modern.c), not at startup */
     uv_timer_t park_timer;

@@ -814,8 +814,8 @@ static void discovery_tick_cb(uv_timer_t *t)
     discovery_t *d = t->data;
     if (d->a->keys == NULL && ++d->ticks < 500) /* up to 5 s */
         return;
-    assert_non_null(d->a->keys);       /* the JWKS arrived: discovery went all the way */
-    assert_non_null(d->a->metadata);   /* the RFC 8414 document, kept for 2025-03-26 clients */
+    assert_non_null(d->a->keys);     /* the JWKS arrived: discovery went all the way */
+    assert_non_null(d->a->metadata); /* the RFC 8414 document, kept for 2025-03-26 clients */
     assert_int_equal(json_array_size(json_object_get(d->a->keys, "keys")), 1); /* secret key dropped */
     mg_auth_free(d->a);
     d->a = NULL;
@@ -857,13 +857,20 @@ int main(void)
 {
     json_set_alloc_funcs(counting_malloc, counting_free); /* test_discovery_frees */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_valid), cmocka_unit_test(test_config_refusals),
-        cmocka_unit_test(test_url_rules),    cmocka_unit_test(test_static_tokens),
-        cmocka_unit_test(test_principals),   cmocka_unit_test(test_jwt_accepts),
-        cmocka_unit_test(test_jwt_eddsa),    cmocka_unit_test(test_jwt_refusals),
-        cmocka_unit_test(test_jwt_rotation), cmocka_unit_test(test_scopes),
-        cmocka_unit_test(test_glob),         cmocka_unit_test(test_policy),
-        cmocka_unit_test(test_rate_limit),   cmocka_unit_test(test_runtime_loop_closes),
+        cmocka_unit_test(test_config_valid),
+        cmocka_unit_test(test_config_refusals),
+        cmocka_unit_test(test_url_rules),
+        cmocka_unit_test(test_static_tokens),
+        cmocka_unit_test(test_principals),
+        cmocka_unit_test(test_jwt_accepts),
+        cmocka_unit_test(test_jwt_eddsa),
+        cmocka_unit_test(test_jwt_refusals),
+        cmocka_unit_test(test_jwt_rotation),
+        cmocka_unit_test(test_scopes),
+        cmocka_unit_test(test_glob),
+        cmocka_unit_test(test_policy),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_runtime_loop_closes),
         cmocka_unit_test(test_discovery_frees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

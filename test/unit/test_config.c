@@ -668,7 +668,8 @@ static void test_gateway_keys(void **state)
         " \"gateway\": {\"listen\": \"0.0.0.0:9090\", \"allowUnauthenticated\": true,\n"
         "   \"allowedOrigins\": [\"https://app.example.com\", \"http://localhost:3000\"],\n"
         "   \"allowedHosts\": [\"mcp.example.com\", \"[::1]:8080\", \"10.0.0.1\"],\n"
-        "   \"logLevel\": \"debug\", \"namespaceSeparator\": \"-\", \"auth\": {\"tokens\": [{\"name\": \"ci\", \"sha256\": "
+        "   \"logLevel\": \"debug\", \"namespaceSeparator\": \"-\", \"auth\": {\"tokens\": [{\"name\": "
+        "\"ci\", \"sha256\": "
         "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}]}}}";
     mg_config_t cfg;
     parse_ok(json, &cfg);
