@@ -7,24 +7,38 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 status=0
+passed=0
+failed=0
+# Records one part's outcome: part NAME CMD... (the part's own summary is printed by CMD).
+part() {
+    local name=$1
+    shift
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        status=1
+        echo "== $name: FAILED"
+    fi
+}
 
 echo "== unit tests (ctest)"
-(cd "$BUILD" && ctest --output-on-failure -j "$(nproc)") || status=1
+part "unit tests" bash -c "cd '$BUILD' && ctest --output-on-failure -j $(nproc)"
 
 echo "== end-to-end tests"
-./scripts/e2e.sh "$BUILD" || status=1
+part "end-to-end tests" ./scripts/e2e.sh "$BUILD"
 
 echo "== conformance suite"
-./scripts/conformance.sh "$BUILD" || status=1
+part "conformance suite" ./scripts/conformance.sh "$BUILD"
 
 echo "== conformance suite, next (0.2.0-alpha.12: 2025-11-25 and 2026-07-28 wires)"
-./scripts/conformance-next.sh "$BUILD" || status=1
+part "conformance suite, next" ./scripts/conformance-next.sh "$BUILD"
 
 # Sanitizers: the unit tests and the e2e suite again on an ASan+UBSan build, LeakSanitizer checking
 # the gateway at every exit (MG_TEST_ASAN=0 skips it).
 if [[ "${MG_TEST_ASAN:-1}" != 0 ]]; then
     echo "== sanitizers (ASan, UBSan, LSan): unit and end-to-end tests on build-asan"
-    ./scripts/asan.sh build-asan || status=1
+    part "sanitizers" ./scripts/asan.sh build-asan
 fi
 
 # Fuzz smoke: every libFuzzer target for a few seconds, committed seeds replayed first (needs clang;
@@ -33,10 +47,13 @@ fuzz_secs="${MG_TEST_FUZZ_SECONDS:-10}"
 if [[ "$fuzz_secs" != 0 ]]; then
     if command -v clang >/dev/null; then
         echo "== fuzz smoke (${fuzz_secs} s per target)"
-        FUZZ_JOBS="${FUZZ_JOBS:-$(nproc)}" ./scripts/fuzz.sh "$fuzz_secs" || status=1
+        export FUZZ_JOBS="${FUZZ_JOBS:-$(nproc)}"
+        part "fuzz smoke" ./scripts/fuzz.sh "$fuzz_secs"
     else
         echo "== fuzz smoke: skipped (clang not installed; scripts/install-deps.sh installs it)"
     fi
 fi
 
+# One closing line for the whole run: each part above printed its own counts.
+echo "test parts: $passed passed, $failed failed"
 exit $status
