@@ -8,6 +8,7 @@
  * Read next: auth.c (the runtime), docs/configuration.md#authentication.
  */
 #include "auth_config.h"
+#include "../config/config.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -132,26 +133,6 @@ int mg_auth_url_check(const char *url, char *why, size_t whylen)
 
 /* ---- small readers ---- */
 
-static const char *kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 /* Copies a user-controlled key into a message-safe form. */
 static const char *q(const char *s, char *buf, size_t cap)
 {
@@ -167,7 +148,7 @@ static const char *q(const char *s, char *buf, size_t cap)
 static char *get_str(pctx_t *p, const json_t *v, const char *where, int expand)
 {
     if (!json_is_string(v)) {
-        errf(p, "%s: must be a string, not %s", where, kind(v));
+        errf(p, "%s: must be a string, not %s", where, mg_config_json_kind(v));
         return NULL;
     }
     char *out = NULL;
@@ -198,7 +179,7 @@ static char **get_strs(pctx_t *p, const json_t *v, const char *where, size_t *n,
         return out;
     }
     if (!json_is_array(v)) {
-        errf(p, "%s: must be an array of strings, not %s", where, kind(v));
+        errf(p, "%s: must be an array of strings, not %s", where, mg_config_json_kind(v));
         return NULL;
     }
     char **out = calloc(json_array_size(v) + 1, sizeof *out);
@@ -270,7 +251,8 @@ static int hexval(int c)
 static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 {
     if (!json_is_array(v)) {
-        errf(p, "gateway.auth.tokens: must be an array of {name, sha256, tenant, scopes}, not %s", kind(v));
+        errf(p, "gateway.auth.tokens: must be an array of {name, sha256, tenant, scopes}, not %s",
+             mg_config_json_kind(v));
         return;
     }
     c->tokens = calloc(json_array_size(v) + 1, sizeof *c->tokens);
@@ -281,7 +263,8 @@ static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
         char w[96];
         snprintf(w, sizeof w, "gateway.auth.tokens[%zu]", i);
         if (!json_is_object(t)) {
-            errf(p, "%s: must be an object {name, sha256, tenant, scopes}, not %s", w, kind(t));
+            errf(p, "%s: must be an object {name, sha256, tenant, scopes}, not %s", w,
+                 mg_config_json_kind(t));
             continue;
         }
         mg_auth_token_config_t *tc = &c->tokens[c->ntokens];
@@ -379,7 +362,8 @@ static void parse_introspection(pctx_t *p, mg_auth_oauth_config_t *o, const json
 {
     const char *w = "gateway.auth.oauth.introspection";
     if (!json_is_object(v)) {
-        errf(p, "%s: must be an object {endpoint?, client_id, client_secret, cache_s?}, not %s", w, kind(v));
+        errf(p, "%s: must be an object {endpoint?, client_id, client_secret, cache_s?}, not %s", w,
+             mg_config_json_kind(v));
         return;
     }
     o->introspection = 1;
@@ -415,7 +399,8 @@ static void parse_oauth(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 {
     const char *w = "gateway.auth.oauth";
     if (!json_is_object(v)) {
-        errf(p, "%s: must be an object {issuer, audience, jwks_uri?, required_scopes?}, not %s", w, kind(v));
+        errf(p, "%s: must be an object {issuer, audience, jwks_uri?, required_scopes?}, not %s", w,
+             mg_config_json_kind(v));
         return;
     }
     mg_auth_oauth_config_t *o = calloc(1, sizeof *o);
@@ -511,7 +496,8 @@ static int pattern_ok(const char *s)
 static void parse_rules(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 {
     if (!json_is_array(v)) {
-        errf(p, "gateway.auth.rules: must be an array of {tenant?, scope?, allow, deny?}, not %s", kind(v));
+        errf(p, "gateway.auth.rules: must be an array of {tenant?, scope?, allow, deny?}, not %s",
+             mg_config_json_kind(v));
         return;
     }
     c->rules = calloc(json_array_size(v) + 1, sizeof *c->rules);
@@ -522,7 +508,8 @@ static void parse_rules(pctx_t *p, mg_auth_config_t *c, const json_t *v)
         char w[96], ww[160];
         snprintf(w, sizeof w, "gateway.auth.rules[%zu]", i);
         if (!json_is_object(r)) {
-            errf(p, "%s: must be an object {tenant?, scope?, allow, deny?}, not %s", w, kind(r));
+            errf(p, "%s: must be an object {tenant?, scope?, allow, deny?}, not %s", w,
+                 mg_config_json_kind(r));
             continue;
         }
         mg_auth_rule_t *rule = &c->rules[c->nrules++];
@@ -570,7 +557,7 @@ mg_auth_config_t *mg_auth_config_parse(const json_t *v, const mg_auth_config_ops
     pctx_t p = {ops, 0};
     if (!json_is_object(v) || json_object_size(v) == 0) {
         errf(&p, "gateway.auth: must be a non-empty object {tokens?, oauth?, resource?, rules?}, not %s",
-             json_is_object(v) ? "an empty object" : kind(v));
+             json_is_object(v) ? "an empty object" : mg_config_json_kind(v));
         return NULL;
     }
     mg_auth_config_t *c = calloc(1, sizeof *c);
@@ -597,7 +584,8 @@ mg_auth_config_t *mg_auth_config_parse(const json_t *v, const mg_auth_config_ops
             parse_rules(&p, c, val);
         } else if (strcmp(key, "failure_limit") == 0) {
             if (!json_is_object(val)) {
-                errf(&p, "%s: must be an object {max, window_s, block_s}, not %s", ww, kind(val));
+                errf(&p, "%s: must be an object {max, window_s, block_s}, not %s", ww,
+                     mg_config_json_kind(val));
                 continue;
             }
             const char *k2;

@@ -166,33 +166,12 @@ static size_t list_len(const char *const *l)
     return n;
 }
 
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "something else";
-}
-
 /* Reads a whole number lo..hi. Returns 0 or -1 (reported). */
 static int get_uint(mg__config_ctx_t *ctx, const char *where, const json_t *v, uint64_t lo, uint64_t hi,
                     const char *range, uint64_t *out)
 {
     if (!json_is_integer(v)) {
-        mg__config_errf(ctx, "%s: must be a whole number, not %s%s", where, json_kind(v),
+        mg__config_errf(ctx, "%s: must be a whole number, not %s%s", where, mg_config_json_kind(v),
                         json_is_string(v) ? " (remove the quotes)" : "");
         return -1;
     }
@@ -212,7 +191,7 @@ static int get_string(mg__config_ctx_t *ctx, const char *where, const json_t *v,
                       char **source)
 {
     if (!json_is_string(v)) {
-        mg__config_errf(ctx, "%s: must be a string, not %s", where, json_kind(v));
+        mg__config_errf(ctx, "%s: must be a string, not %s", where, mg_config_json_kind(v));
         return -1;
     }
     char *val = NULL;
@@ -229,7 +208,7 @@ static int get_string_array(mg__config_ctx_t *ctx, const char *where, const json
                             char ***vec, size_t *n)
 {
     if (!json_is_array(v)) {
-        mg__config_errf(ctx, "%s: must be an array of strings, not %s", where, json_kind(v));
+        mg__config_errf(ctx, "%s: must be an array of strings, not %s", where, mg_config_json_kind(v));
         return -1;
     }
     size_t count = json_array_size(v);
@@ -246,7 +225,7 @@ static int get_string_array(mg__config_ctx_t *ctx, const char *where, const json
         snprintf(w, sizeof w, "%s[%zu]", where, i);
         const json_t *item = json_array_get(v, i);
         if (!json_is_string(item)) {
-            mg__config_errf(ctx, "%s: must be a string, not %s%s", w, json_kind(item),
+            mg__config_errf(ctx, "%s: must be a string, not %s%s", w, mg_config_json_kind(item),
                             json_is_number(item) ? " (put it in quotes)" : "");
             rc = -1;
             continue;
@@ -266,7 +245,7 @@ static int get_string_array(mg__config_ctx_t *ctx, const char *where, const json
 static void parse_limits(mg__config_ctx_t *ctx, mg_limits_t *l, const json_t *obj)
 {
     if (!json_is_object(obj)) {
-        mg__config_errf(ctx, "gateway.limits: must be an object, not %s", json_kind(obj));
+        mg__config_errf(ctx, "gateway.limits: must be an object, not %s", mg_config_json_kind(obj));
         return;
     }
     const char *names[NLIMITS + 1];
@@ -369,7 +348,7 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
     mg_policy_config_ops_t pops = {ctx, policy_err, policy_expand};
     char q[80], why[160];
     if (!json_is_object(gw)) {
-        mg__config_errf(ctx, "gateway: must be an object, not %s", json_kind(gw));
+        mg__config_errf(ctx, "gateway: must be an object, not %s", mg_config_json_kind(gw));
         return;
     }
     const char *key;
@@ -385,7 +364,7 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
         } else if (strcmp(key, "allowUnauthenticated") == 0) {
             if (!json_is_boolean(v)) {
                 mg__config_errf(ctx, "gateway.allowUnauthenticated: must be true or false, not %s",
-                                json_kind(v));
+                                mg_config_json_kind(v));
             } else {
                 cfg->allow_unauthenticated = json_is_true(v);
             }
@@ -459,7 +438,7 @@ static void parse_env(mg__config_ctx_t *ctx, mg_server_config_t *s, const char *
     char q[80], where[192];
     if (!json_is_object(env)) {
         mg__config_errf(ctx, "%s: env: must be an object of NAME: \"value\" strings, not %s", sw,
-                        json_kind(env));
+                        mg_config_json_kind(env));
         return;
     }
     s->env = calloc(json_object_size(env) + 1, sizeof *s->env);
@@ -482,7 +461,7 @@ static void parse_env(mg__config_ctx_t *ctx, mg_server_config_t *s, const char *
             const char *hint = json_is_null(v) ? " (remove the key or give it a value)"
                                : json_is_number(v) || json_is_boolean(v) ? " (put the value in quotes)"
                                                                          : "";
-            mg__config_errf(ctx, "%s: must be a string, not %s%s", where, json_kind(v), hint);
+            mg__config_errf(ctx, "%s: must be a string, not %s%s", where, mg_config_json_kind(v), hint);
             continue;
         }
         if (json_string_length(v) == 0 && !lenient) {
@@ -547,7 +526,7 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
     }
     if (!json_is_object(obj)) {
         mg__config_errf(ctx, "%s: must be an object like {\"command\": \"npx\", \"args\": [...]}, not %s", sw,
-                        json_kind(obj));
+                        mg_config_json_kind(obj));
         return 0;
     }
     const json_t *d = json_object_get(obj, "disabled");
@@ -555,7 +534,7 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
         if (json_is_boolean(d)) {
             s->disabled = json_is_true(d);
         } else {
-            mg__config_errf(ctx, "%s: disabled: must be true or false, not %s", sw, json_kind(d));
+            mg__config_errf(ctx, "%s: disabled: must be true or false, not %s", sw, mg_config_json_kind(d));
         }
     }
     const char *remote = remote_marker(obj);
@@ -619,7 +598,7 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
             }
         } else if (strcmp(key, "type") == 0 || strcmp(key, "transportType") == 0) {
             if (!json_is_string(v)) { /* a non-"stdio" string was caught by remote_marker() */
-                mg__config_errf(ctx, "%s: must be \"stdio\", not %s", where, json_kind(v));
+                mg__config_errf(ctx, "%s: must be \"stdio\", not %s", where, mg_config_json_kind(v));
             }
         } else if (in_list(key, server_keys + server_ignored_from)) {
             /* a client-side setting (auto-approval, description...): nothing for a gateway to do */
@@ -664,7 +643,7 @@ static void parse_servers(mg__config_ctx_t *ctx, mg_config_t *cfg, const char *w
     if (!json_is_object(obj)) {
         mg__config_errf(
             ctx, "%s: must be an object mapping server names to {\"command\": ..., \"args\": [...]}, not %s",
-            what, json_kind(obj));
+            what, mg_config_json_kind(obj));
         return;
     }
     size_t n = json_object_size(obj);
@@ -826,7 +805,7 @@ int mg_config_parse_opts(const char *json_text, const char *origin, const char *
     }
     if (!json_is_object(root)) {
         mg__config_errf(&ctx, "the top level must be an object like {\"mcpServers\": {...}}, not %s",
-                        json_kind(root));
+                        mg_config_json_kind(root));
         json_decref(root);
         rc = finish(&ctx, out);
         goto done;
@@ -1002,4 +981,24 @@ int mg_config_listen_parse(const char *listen, char *host, size_t hostcap, unsig
         return MG_EINVAL;
     }
     return mg__config_listen_check(listen, host, hostcap, port, why, sizeof why) == 0 ? 0 : MG_EINVAL;
+}
+
+const char *mg_config_json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
 }

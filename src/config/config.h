@@ -12,6 +12,7 @@
 #ifndef MG_CONFIG_H
 #define MG_CONFIG_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -199,5 +200,9 @@ void mg_limits_default(mg_limits_t *l);
  * (1..65535). Returns 0 or MG_EINVAL.
  */
 int mg_config_listen_parse(const char *listen, char *host, size_t hostcap, unsigned *port);
+
+/* "an object", "an array", "a string", "a number", "a boolean" or "null": the JSON type of v in
+ * words, for config error messages (shared by the config, auth and policy parsers). */
+const char *mg_config_json_kind(const json_t *v);
 
 #endif

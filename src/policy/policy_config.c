@@ -75,26 +75,6 @@ static const char *quote(const char *s, char *buf, size_t cap)
     return buf;
 }
 
-static const char *kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 static int in_list(const char *k, const char *const *l)
 {
     for (size_t i = 0; l[i] != NULL; i++)
@@ -130,7 +110,7 @@ static int get_uint(const mg_policy_config_ops_t *ops, const char *where, const 
 static int get_bool(const mg_policy_config_ops_t *ops, const char *where, const json_t *v, int *out)
 {
     if (!json_is_boolean(v)) {
-        errf(ops, "%s: must be true or false, not %s", where, kind(v));
+        errf(ops, "%s: must be true or false, not %s", where, mg_config_json_kind(v));
         return -1;
     }
     *out = json_is_true(v);
@@ -141,7 +121,7 @@ static int get_bool(const mg_policy_config_ops_t *ops, const char *where, const 
 static char *get_str(const mg_policy_config_ops_t *ops, const char *where, const json_t *v, int lenient)
 {
     if (!json_is_string(v)) {
-        errf(ops, "%s: must be a string, not %s", where, kind(v));
+        errf(ops, "%s: must be a string, not %s", where, mg_config_json_kind(v));
         return NULL;
     }
     char *out = NULL;
@@ -154,7 +134,7 @@ static int get_str_array(const mg_policy_config_ops_t *ops, const char *where, c
                          char ***vec, size_t *n)
 {
     if (!json_is_array(v)) {
-        errf(ops, "%s: must be an array of strings, not %s", where, kind(v));
+        errf(ops, "%s: must be an array of strings, not %s", where, mg_config_json_kind(v));
         return -1;
     }
     char **out = calloc(json_array_size(v) + 1, sizeof *out);
@@ -226,7 +206,8 @@ static void parse_scan(mg_policy_config_t *pc, const json_t *v, const mg_policy_
         return;
     }
     if (!json_is_object(v)) {
-        errf(ops, "gateway.scan: must be \"block\", \"warn\", \"off\" or an object, not %s", kind(v));
+        errf(ops, "gateway.scan: must be \"block\", \"warn\", \"off\" or an object, not %s",
+             mg_config_json_kind(v));
         return;
     }
     const char *k;
@@ -277,7 +258,7 @@ static void parse_cors(mg_policy_config_t *pc, const json_t *v, const mg_policy_
         errf(ops,
              "gateway.cors: must be an object like {\"allowedOrigins\": [\"https://app.example.com\"]}, "
              "not %s",
-             kind(v));
+             mg_config_json_kind(v));
         return;
     }
     c->enabled = 1;
@@ -328,7 +309,7 @@ static int parse_rule(const mg_policy_config_ops_t *ops, const char *where, cons
     static const char *const keys[] = {"requests", "perSeconds", "burst", NULL};
     if (!json_is_object(v)) {
         errf(ops, "%s: must be an object like {\"requests\": 60, \"perSeconds\": 60}, not %s", where,
-             kind(v));
+             mg_config_json_kind(v));
         return -1;
     }
     uint64_t per = 1;
@@ -367,7 +348,7 @@ static void parse_rate(mg_policy_config_t *pc, const json_t *v, const mg_policy_
     static const char *const keys[] = {"methods", "principal", "tenant", "tools", "store", NULL};
     mg_rate_config_t *rc = &pc->rate;
     if (!json_is_object(v)) {
-        errf(ops, "gateway.rateLimits: must be an object, not %s", kind(v));
+        errf(ops, "gateway.rateLimits: must be an object, not %s", mg_config_json_kind(v));
         return;
     }
     rc->enabled = 1;
@@ -507,7 +488,7 @@ static void parse_sandbox(mg_server_config_t *s, const char *sw, const json_t *v
     if (!json_is_object(v)) {
         errf(ops,
              "%s: must be an object, e.g. {\"user\": \"nobody\", \"rlimits\": {\"openFiles\": 256}}, not %s",
-             where, kind(v));
+             where, mg_config_json_kind(v));
         return;
     }
     mg_sandbox_config_t *sb = calloc(1, sizeof *sb);
