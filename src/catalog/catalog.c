@@ -252,6 +252,8 @@ char *mg__catalog_expose(const mg_gw_server_t *srv, const char *name)
 {
     size_t a = strlen(srv->prefix), b = strlen(name);
     char *out = malloc(a + b + 1);
+    if (out == NULL)
+        return NULL;
     memcpy(out, srv->prefix, a);
     memcpy(out + a, name, b + 1);
     return out;

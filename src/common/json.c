@@ -741,3 +741,24 @@ json_t *mg_json_loadb(const char *buf, size_t len, int flags)
     }
     return v;
 }
+
+json_t *mg_json_copy(json_t *v)
+{
+    json_t *c = json_copy(v); /* NOLINT(mg-json-copy): the checked wrapper itself */
+    if (c != NULL && ((json_is_object(v) && json_object_size(c) != json_object_size(v)) ||
+                      (json_is_array(v) && json_array_size(c) != json_array_size(v)))) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+json_t *mg_json_deep_copy(const json_t *v)
+{
+    json_t *c = json_deep_copy(v); /* NOLINT(mg-json-copy): the checked wrapper itself */
+    if (c != NULL && !json_equal(c, v)) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}

@@ -69,4 +69,10 @@ int mg_json_utf8_valid(const char *s, size_t n);
  * Returns a NEW reference, or NULL when jansson would have failed (or on ENOMEM). */
 json_t *mg_json_loadb(const char *buf, size_t len, int flags);
 
+/* json_copy / json_deep_copy that never return a partial value: jansson's copies skip members whose
+ * insertion failed for lack of memory. Returns a NEW reference, or NULL on ENOMEM. Use these, not
+ * jansson's, in the gateway (scripts/checksrc.sh). */
+json_t *mg_json_copy(json_t *v);
+json_t *mg_json_deep_copy(const json_t *v);
+
 #endif

@@ -13,6 +13,7 @@
  * Read next: gateway/dispatch.c (park/resume), era/seal.h.
  */
 #include "../common/err.h"
+#include "../common/json.h"
 #include "../common/log.h"
 #include "../gateway/gateway_int.h"
 #include "../jsonrpc/jsonrpc.h"
@@ -411,7 +412,7 @@ void mg__modern_listeners_notify(mg_gateway_t *gw, unsigned kinds, const char *u
         }
         if (!send)
             continue;
-        json_t *n = json_deep_copy(msg);
+        json_t *n = mg_json_deep_copy(msg);
         json_t *params = json_object_get(n, "params");
         if (!json_is_object(params)) {
             params = json_object();

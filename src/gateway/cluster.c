@@ -26,6 +26,7 @@
  * from a copy that was not verified by this request. Read next: session/store.h, session/bus.h.
  */
 #include "../common/err.h"
+#include "../common/json.h"
 #include "../common/log.h"
 #include "../http/client.h"
 #include "../jsonrpc/jsonrpc.h"
@@ -1278,7 +1279,7 @@ static void fwd_event(mg_fwd_t *f, const char *data, size_t len)
         mg__exchange_related(c->x, rel);
     } else if (c != NULL && json_is_object(fin)) {
         f->got_final = 1;
-        json_t *r = json_copy(fin);
+        json_t *r = mg_json_copy(fin);
         json_object_set(r, "id", c->client_id);
         mg__dispatch_finish(c, r); /* aborts f->http through mg__cluster_call_done */
         json_decref(r);

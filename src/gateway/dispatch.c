@@ -10,6 +10,7 @@
  * Read next: catalog/catalog.c (lists, names, routes).
  */
 #include "../common/err.h"
+#include "../common/json.h"
 #include "../common/log.h"
 #include "../common/str.h"
 #include "../jsonrpc/jsonrpc.h"
@@ -120,7 +121,7 @@ static void call_finish(mg_call_t *c, const json_t *resp)
         mg_map_del(&c->gw->parked, c->park_key);
     if (c->x != NULL) {
         if (c->modern) {
-            json_t *d = json_deep_copy(resp);
+            json_t *d = mg_json_deep_copy(resp);
             mg__modern_decorate(c, d);
             mg__exchange_respond(c->x, d);
             json_decref(d);
@@ -262,7 +263,7 @@ static void route_server_request(mg_gateway_t *gw, mg_session_t *s, mg_call_t *c
     o->call = call;
     o->next = s->outreqs;
     s->outreqs = o;
-    json_t *copy = json_copy(msg);
+    json_t *copy = mg_json_copy(msg);
     json_object_set_new(copy, "id", json_string(o->down_id));
     if (call != NULL)
         mg__exchange_related(call->x, copy);
@@ -275,6 +276,8 @@ static int handle_global_notification(mg_gateway_t *gw, mg_pool_t *pool, const j
 {
     const char *m = mg_rpc_method(msg);
     mg_session_t *only = pool->owner;
+    if (m == NULL)
+        return 0;
     if (strcmp(m, "notifications/tools/list_changed") == 0) {
         mg__pool_invalidate(pool, MG_LIST_TOOLS);
         mg__catalog_list_changed(gw, only, MG_LIST_TOOLS);
@@ -378,7 +381,7 @@ static void park(mg_call_t *c, json_t *req /* borrowed, may be NULL */, const ch
         json_object_set_new(result, "requestState", json_string(state));
     free(state);
     json_t *resp = mg_rpc_result(c->client_id, result);
-    json_t *d = json_deep_copy(resp);
+    json_t *d = mg_json_deep_copy(resp);
     mg__modern_decorate(c, d);
     json_object_set_new(json_object_get(d, "result"), "resultType", json_string("input_required"));
     detach_with(c, d);
@@ -444,7 +447,7 @@ void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json
         }
     }
     if (c->final != NULL) {
-        json_t *f = json_copy(c->final);
+        json_t *f = mg_json_copy(c->final);
         json_object_set(f, "id", c->client_id);
         call_finish(c, f);
         json_decref(f);
@@ -514,7 +517,7 @@ static void modern_server_request(mg_call_t *c, mg_upstream_origin_t origin, jso
     }
     /* The key the client answers under: the upstream may name it (documented mcpgate hint
      * params._meta["io.mcpgate/inputKey"]); otherwise the gateway mints one. */
-    json_t *params = json_deep_copy(mg_rpc_params(msg) ? mg_rpc_params(msg) : json_object());
+    json_t *params = mg_json_deep_copy(mg_rpc_params(msg) ? mg_rpc_params(msg) : json_object());
     json_t *pmeta = json_object_get(params, "_meta");
     const char *hint = json_string_value(json_object_get(pmeta, "io.mcpgate/inputKey"));
     char key[72];
@@ -652,7 +655,7 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
         /* Parked for an MRTR retry: keep the outcome for it. */
         c->final = err != 0 ? mg_rpc_error(c->client_id, mg_err_jsonrpc_code(err),
                                            message ? message : mg_strerror(err), NULL)
-                            : json_copy(response);
+                            : mg_json_copy(response);
         return;
     }
     if (err != 0) {
@@ -662,7 +665,7 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
     }
     /* The client's id goes back in place of ours. Nobody else holds a response with one reference
      * (upstream.c drops it after this callback): rewrite it in place rather than copy it. */
-    json_t *r = response->refcount == 1 ? json_incref(response) : json_copy(response);
+    json_t *r = response->refcount == 1 ? json_incref(response) : mg_json_copy(response);
     json_object_set(r, "id", c->client_id);
     call_finish(c, r);
     json_decref(r);
@@ -731,20 +734,37 @@ static void merge_and_answer(list_job_t *j)
     json_t *all = json_array();
     json_t *seen = json_object();
     int named = j->kind == MG_LIST_TOOLS || j->kind == MG_LIST_PROMPTS;
-    for (size_t i = 0; i < gw->nservers; i++) {
+    int oom = all == NULL || seen == NULL;
+    for (size_t i = 0; i < gw->nservers && !oom; i++) {
         size_t k;
         json_t *item;
         json_array_foreach(j->parts[i], k, item)
         {
-            json_t *copy = json_copy(item);
+            json_t *copy = mg_json_copy(item);
+            if (copy == NULL) {
+                oom = 1;
+                break;
+            }
             if (named) {
                 const char *name = json_string_value(json_object_get(item, "name"));
                 char *exposed = mg__catalog_expose(&gw->servers[i], name ? name : "");
+                if (exposed == NULL) {
+                    json_decref(copy);
+                    oom = 1;
+                    break;
+                }
                 if (json_object_get(seen, exposed) != NULL) {
                     /* Collision: keep the first, expose the later one with a numeric suffix. */
-                    char *alt = malloc(strlen(exposed) + 16);
+                    size_t altlen = strlen(exposed) + 16;
+                    char *alt = malloc(altlen);
+                    if (alt == NULL) {
+                        free(exposed);
+                        json_decref(copy);
+                        oom = 1;
+                        break;
+                    }
                     for (int n = 2;; n++) {
-                        sprintf(alt, "%s_%d", exposed, n);
+                        snprintf(alt, altlen, "%s_%d", exposed, n);
                         if (json_object_get(seen, alt) == NULL)
                             break;
                     }
@@ -754,8 +774,13 @@ static void merge_and_answer(list_job_t *j)
                     free(exposed);
                     exposed = alt;
                 }
-                json_object_set_new(seen, exposed, json_true());
-                json_object_set_new(copy, "name", json_string(exposed));
+                if (json_object_set_new(seen, exposed, json_true()) != 0 ||
+                    json_object_set_new(copy, "name", json_string(exposed)) != 0) {
+                    free(exposed);
+                    json_decref(copy);
+                    oom = 1;
+                    break;
+                }
                 free(exposed);
             }
             if (j->kind == MG_LIST_TOOLS && /* gateway.tools and server filters (src/toolsearch/) */
@@ -768,10 +793,19 @@ static void merge_and_answer(list_job_t *j)
                 json_decref(copy);
                 continue;
             }
-            json_array_append_new(all, copy);
+            if (json_array_append_new(all, copy) != 0) {
+                oom = 1;
+                break;
+            }
         }
     }
     json_decref(seen);
+    if (oom) {
+        json_decref(all);
+        list_job_free(j);
+        call_error(c, -32603, mg_strerror(MG_ENOMEM), NULL);
+        return;
+    }
     if (j->kind == MG_LIST_TOOLS) { /* lazy view and compaction, or the search tool's answer */
         json_t *answer = NULL;
         all = mg_toolsearch_tools(c, all, &answer);
@@ -830,7 +864,11 @@ static void gather(mg_call_t *c, mg_list_kind_t kind, void (*then)(list_job_t *)
 {
     mg_gateway_t *gw = c->gw;
     list_job_t *j = calloc(1, sizeof(*j));
-    j->parts = calloc(gw->nservers ? gw->nservers : 1, sizeof(*j->parts));
+    if (j == NULL || (j->parts = calloc(gw->nservers ? gw->nservers : 1, sizeof(*j->parts))) == NULL) {
+        free(j);
+        call_error(c, -32603, mg_strerror(MG_ENOMEM), NULL);
+        return;
+    }
     j->call = c;
     j->kind = kind;
     j->then = then;
@@ -903,7 +941,7 @@ static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
             json_object_del(p->subs, uri);
         }
     }
-    forward(c, p, json_deep_copy(c->params));
+    forward(c, p, mg_json_deep_copy(c->params));
 }
 
 static void route_uri_then(list_job_t *j)
@@ -969,7 +1007,7 @@ static void param_check_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, voi
         call_error(c, -32020, why, NULL);
         return;
     }
-    json_t *params = json_copy(c->params); /* shallow: see by_name_forward() */
+    json_t *params = mg_json_copy(c->params); /* shallow: see by_name_forward() */
     json_object_set_new(params, "name", json_string(original));
     forward(c, p, params);
 }
@@ -986,7 +1024,7 @@ static void by_name_forward(mg_call_t *c, mg_pool_t *p)
     }
     /* A shallow copy: only its "name" changes here, and upstream.c copies params/_meta before it
      * replaces a progress token (objects shared with the client's request are never modified). */
-    json_t *params = json_copy(c->params);
+    json_t *params = mg_json_copy(c->params);
     json_object_set_new(params, "name", json_string(original));
     forward(c, p, params);
 }
@@ -1075,7 +1113,7 @@ void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t
     mg__modern_digest(c->method, c->params, c->digest);
     json_t *pre = json_object_get(c->params, "inputResponses");
     if (json_is_object(pre))
-        c->prefill = json_deep_copy(pre);
+        c->prefill = mg_json_deep_copy(pre);
     if (strcmp(c->method, "server/discover") == 0) {
         call_result(c, mg__modern_discover_result(gw));
         return;
@@ -1146,7 +1184,7 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
                 call_error(c, -32602, "Invalid params: unknown prompt in ref", NULL);
                 return;
             }
-            json_t *np = json_deep_copy(params);
+            json_t *np = mg_json_deep_copy(params);
             json_object_set_new(json_object_get(np, "ref"), "name", json_string(original));
             forward(c, p, np);
         } else if (type != NULL && strcmp(type, "ref/resource") == 0) {
@@ -1159,7 +1197,7 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
                     c, json_pack("{s:{s:[],s:i,s:b}}", "completion", "values", "total", 0, "hasMore", 0));
                 return;
             }
-            forward(c, p, json_deep_copy(params));
+            forward(c, p, mg_json_deep_copy(params));
         } else {
             call_error(c, -32602, "Invalid params: ref.type must be ref/prompt or ref/resource", NULL);
         }
@@ -1205,7 +1243,7 @@ int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, 
             if (sid == NULL || strcmp(o->down_id, sid) != 0)
                 continue;
             *pp = o->next;
-            json_t *fwd = json_copy(msg);
+            json_t *fwd = mg_json_copy(msg);
             json_object_set(fwd, "id", o->up_id);
             if (mg_upstream_send(o->pool->up, o->origin, fwd) != 0)
                 mg_log_json(MG_LOG_WARN,

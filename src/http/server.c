@@ -208,7 +208,13 @@ void mg_server_free(mg_server_t *srv)
 {
     if (srv == NULL)
         return;
-    /* h2o 2.2 keeps internal timers on the loop; the process exits right after this. */
+    /* h2o's context owns timers and an async handle on the loop: closed here, so the loop can close
+     * once their close callbacks ran (every connection must be gone by now). */
+    if (h2o_timeout_is_linked(
+            &srv->ctx.http2._graceful_shutdown_timeout)) /* request_shutdown's GOAWAY resend */
+        h2o_timeout_unlink(&srv->ctx.http2._graceful_shutdown_timeout);
+    h2o_context_dispose(&srv->ctx);
+    h2o_config_dispose(&srv->config);
     free(srv);
 }
 

@@ -142,7 +142,7 @@ json_t *mg_rpc_result(const json_t *id, json_t *result)
 {
     json_t *m = json_object();
     json_object_set_new(m, "jsonrpc", json_string("2.0"));
-    json_object_set_new(m, "id", id ? json_deep_copy(id) : json_null());
+    json_object_set_new(m, "id", id ? mg_json_deep_copy(id) : json_null());
     json_object_set_new(m, "result", result ? result : json_object());
     return m;
 }
@@ -156,7 +156,7 @@ json_t *mg_rpc_error(const json_t *id, int code, const char *message, json_t *da
     if (data != NULL)
         json_object_set_new(e, "data", data);
     json_object_set_new(m, "jsonrpc", json_string("2.0"));
-    json_object_set_new(m, "id", id ? json_deep_copy(id) : json_null());
+    json_object_set_new(m, "id", id ? mg_json_deep_copy(id) : json_null());
     json_object_set_new(m, "error", e);
     return m;
 }
@@ -174,7 +174,7 @@ json_t *mg_rpc_notification(const char *method, json_t *params)
 json_t *mg_rpc_request(const json_t *id, const char *method, json_t *params)
 {
     json_t *m = mg_rpc_notification(method, params);
-    json_object_set_new(m, "id", json_deep_copy(id));
+    json_object_set_new(m, "id", mg_json_deep_copy(id));
     return m;
 }
 

@@ -25,6 +25,7 @@
  */
 #include "redis_int.h"
 #include "../common/err.h"
+#include "../common/json.h"
 #include "../common/log.h"
 
 #include <stdio.h>
@@ -276,7 +277,7 @@ static int rs_put(mg_store_t *st, const char *id, const json_t *record, uint64_t
                   void *data)
 {
     mg_redis_t *r = R(st);
-    json_t *core = json_deep_copy(record);
+    json_t *core = mg_json_deep_copy(record);
     if (core == NULL)
         return MG_ENOMEM;
     json_t *subs = json_incref(json_object_get(core, "subs"));

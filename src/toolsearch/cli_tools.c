@@ -11,6 +11,7 @@
  */
 #include "toolsearch.h"
 #include "../common/err.h"
+#include "../common/json.h"
 #include "../common/log.h"
 #include "../upstream/upstream.h"
 
@@ -364,7 +365,7 @@ int mg_cli_tools(int argc, char **argv)
             char exposed[512];
             snprintf(exposed, sizeof exposed, "%s%s%s", run.n > 1 ? s->cfg->name : "", run.n > 1 ? sep : "",
                      orig);
-            json_t *def = json_copy(tool);
+            json_t *def = mg_json_copy(tool);
             json_object_set_new(def, "name", json_string(exposed));
             json_t *small = mg_toolsearch_compact_tool(def);
             mg_toolsearch_cost_t cost;

@@ -11,6 +11,7 @@
  * never touched. Read next: runtime.c (applied when gateway.tools.compact is true), cli_tools.c (reported).
  */
 #include "toolsearch.h"
+#include "../common/json.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -280,7 +281,7 @@ static void drop_name_title(json_t *schema, const char *tool)
 
 json_t *mg_toolsearch_compact_tool(const json_t *tool)
 {
-    json_t *t = json_deep_copy(tool);
+    json_t *t = mg_json_deep_copy(tool);
     if (t == NULL || !json_is_object(t))
         return t;
     if (set_compacted(t, "description") != 0) {

@@ -12,6 +12,7 @@
  */
 #include "runtime.h"
 #include "../common/err.h"
+#include "../common/json.h"
 #include "../common/log.h"
 #include "../obs/metrics.h"
 
@@ -329,7 +330,7 @@ static json_t *search(mg_call_t *c, const json_t *tools)
     size_t added = 0;
     for (int i = 0; i < n; i++) {
         const json_t *tool = json_array_get(tools, pos[i]);
-        json_t *d = tc->compact ? mg_toolsearch_compact_tool(tool) : json_deep_copy(tool);
+        json_t *d = tc->compact ? mg_toolsearch_compact_tool(tool) : mg_json_deep_copy(tool);
         if (d == NULL)
             continue;
         json_object_del(d, "_meta");
@@ -380,7 +381,7 @@ static json_t *search(mg_call_t *c, const json_t *tools)
 static void set_meta(json_t *tool, const char *key, json_t *value /* stolen */)
 {
     json_t *meta = json_object_get(tool, "_meta");
-    meta = json_is_object(meta) ? json_deep_copy(meta) : json_object(); /* never touch the cached list */
+    meta = json_is_object(meta) ? mg_json_deep_copy(meta) : json_object(); /* never touch the cached list */
     json_object_set_new(meta, key, value);
     json_object_set_new(tool, "_meta", meta);
 }
@@ -435,7 +436,7 @@ json_t *mg_toolsearch_tools(mg_call_t *c, json_t *tools, json_t **answer)
         int found = lazy && !always && json_object_get(added, name) != NULL;
         if (lazy && !always && !found)
             continue;
-        json_t *t = tc->compact ? mg_toolsearch_compact_tool(tool) : json_copy(tool);
+        json_t *t = tc->compact ? mg_toolsearch_compact_tool(tool) : mg_json_copy(tool);
         if (t == NULL)
             continue;
         if (always || found)
@@ -499,7 +500,7 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
                 free(ex);
                 continue;
             }
-            json_t *named = json_copy(tool);
+            json_t *named = mg_json_copy(tool);
             json_object_set_new(named, "name", json_string(ex));
             json_t *small = mg_toolsearch_compact_tool(named);
             size_t tok = mg_toolsearch_tokens_json(named), ctok = mg_toolsearch_tokens_json(small);

@@ -587,8 +587,8 @@ static void on_progress(mg__child_t *child, json_t *msg)
     mg_upstream_req_touch(req); /* before the callback: it may complete and free req */
     if (req->related_cb == NULL)
         return;
-    json_t *copy = json_copy(msg);
-    json_t *p2 = json_copy(params);
+    json_t *copy = mg_json_copy(msg);
+    json_t *p2 = mg_json_copy(params);
     if (copy != NULL && p2 != NULL && json_object_set(p2, "progressToken", req->progress_token) == 0 &&
         json_object_set(copy, "params", p2) == 0)
         req->related_cb(req, mg__child_origin(child), copy, req->data);
@@ -658,6 +658,23 @@ static void dispatch(mg__child_t *child, json_t *msg)
         reply(child, id, NULL, -32601, "method not supported by the gateway");
 }
 
+/* A line that could not be parsed (malformed, or out of memory): when its top-level "id" names a
+ * request in flight, that request fails now rather than waiting for its timeout. */
+static void fail_unreadable(mg__child_t *child, const char *line, size_t len)
+{
+    mg__idscan_t scan;
+    int64_t id;
+    mg__idscan_init(&scan);
+    mg__idscan_feed(&scan, line, len);
+    mg_upstream_req_t *req = mg__idscan_result(&scan, &id) ? mg__idtable_get(&child->table, id) : NULL;
+    if (req == NULL)
+        return;
+    char *m = mg__fmt("upstream '%s' sent a response the gateway could not read", name_of(child));
+    mg__req_detach(req);
+    mg__req_complete(req, MG_EUPSTREAM, NULL, m);
+    free(m);
+}
+
 static void on_stdout_line(void *ctx, const char *line, size_t len, int truncated)
 {
     mg__child_t *child = ctx;
@@ -678,6 +695,8 @@ static void on_stdout_line(void *ctx, const char *line, size_t len, int truncate
             f);
         free(ex);
         json_decref(msg);
+        if (msg == NULL) /* unreadable (or no memory to read it): fail the request it answers, if any */
+            fail_unreadable(child, line, len);
         return;
     }
     dispatch(child, msg);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../common/err.h"
+#include "../common/json.h"
 #include "../common/log.h"
 
 static const char *const state_names[] = {"starting", "ready", "backoff", "stopped"};
@@ -282,15 +283,15 @@ static json_t *prepare(mg_upstream_req_t *req, int64_t id)
     json_t *msg = req->msg;
     req->msg = NULL;
     if (msg->refcount > 1) {
-        json_t *c = json_copy(msg);
+        json_t *c = mg_json_copy(msg);
         json_decref(msg);
         if ((msg = c) == NULL)
             return NULL;
     }
     int bad = 0;
     if (req->progress_token != NULL) {
-        json_t *params = json_copy(json_object_get(msg, "params"));
-        json_t *meta = json_copy(json_object_get(params, "_meta"));
+        json_t *params = mg_json_copy(json_object_get(msg, "params"));
+        json_t *meta = mg_json_copy(json_object_get(params, "_meta"));
         bad |= params == NULL || meta == NULL;
         bad |= json_object_set_new(meta, "progressToken", json_integer(id));
         bad |= json_object_set_new(params, "_meta", meta);
@@ -328,9 +329,16 @@ static void send_req(mg__child_t *child, mg_upstream_req_t *req)
     child->ninflight++;
     up->ninflight++;
     /* Sent with the other requests of this loop iteration (mg__child_write_deferred). A write
-     * failure makes the child DYING; this request then fails when it exits. */
-    mg__child_write_deferred(child, line);
+     * failure makes the child DYING; this request then fails when it exits. Out of memory leaves
+     * the child as it was: only this request fails. */
+    int r = mg__child_write_deferred(child, line);
     json_decref(line);
+    if (r == MG_ENOMEM) {
+        mg__req_detach(req);
+        char *m = mg__fmt("out of memory while sending to upstream '%s'", up->server->name);
+        mg__req_complete(req, MG_ENOMEM, NULL, m);
+        free(m);
+    }
 }
 
 static mg__child_t *pick_child(mg_upstream_t *up)
