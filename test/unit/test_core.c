@@ -539,8 +539,9 @@ static int fault_run(core_t *c, const fault_case_t *fc, unsigned long at)
         fail();
     }
     conn_close(k);
-    conn_t *p = roundtrip(c, fc->needs_session ? c->sid : NULL,
-                          fc->needs_session ? "{\"jsonrpc\":\"2.0\",\"id\":98,\"method\":\"ping\"}" : INIT_BODY);
+    conn_t *p =
+        roundtrip(c, fc->needs_session ? c->sid : NULL,
+                  fc->needs_session ? "{\"jsonrpc\":\"2.0\",\"id\":98,\"method\":\"ping\"}" : INIT_BODY);
     if (conn_status(p) != 200) {
         fprintf(stderr, "fault loop: after '%s' with allocation %lu failing, the gateway answered %d:\n%s\n",
                 fc->name, at, conn_status(p), p->buf ? p->buf : "");
