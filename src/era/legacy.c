@@ -873,6 +873,11 @@ void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const cha
     send_json(req, status, msg, hdrs, nhdrs);
 }
 
+void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype)
+{
+    send_body(req, status, ctype, "", 0, NULL, 0);
+}
+
 void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
                     const json_t *id, uint64_t start_ms)
 {

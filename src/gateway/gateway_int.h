@@ -381,6 +381,8 @@ void mg__modern_dispose(mg_gateway_t *gw);
 
 /* ---- legacy.c helpers shared with modern.c ---- */
 void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs);
+/* A response with no body (e.g. 204 to a resumption of a finished stream). */
+void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype);
 void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
                     const json_t *id, uint64_t start_ms);
 void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method, const char *upstream,
