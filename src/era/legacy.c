@@ -45,7 +45,10 @@ static void send_body(h2o_req_t *req, int status, const char *ctype, const char 
 {
     static h2o_generator_t gen = {NULL, NULL};
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : status == 202 ? "Accepted" : "Error";
+    req->res.reason = status == 200   ? "OK"
+                      : status == 202 ? "Accepted"
+                      : status == 204 ? "No Content"
+                                      : "Error";
     if (ctype != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
     for (size_t i = 0; i < nhdrs; i++)
@@ -294,6 +297,35 @@ void mg__exchange_respond(mg_exchange_t *x, const json_t *msg)
         send_json(x->req, x->status ? x->status : 200, msg, hdrs, x->retry_after > 0 ? 1 : 0);
     }
     exchange_log_done(x, x->req != NULL ? (x->status ? x->status : 200) : 499);
+}
+
+/*
+ * A request that ends without an answer: the client cancelled it (notifications/cancelled; the
+ * 2025-11-25 cancellation rules say the receiver SHOULD NOT respond) or went away. An SSE answer
+ * just ends (its stream is finished: a resumption gets 204). A POST still waiting for JSON gets a
+ * 200 text/event-stream with no events: the transport lets a request be answered with an SSE stream,
+ * and an empty one without an event id tells clients there is nothing to resume (a 202 is for
+ * notifications and responses only). A batch (2025-03-26) sends what the others answered.
+ */
+void mg__exchange_abandon(mg_exchange_t *x)
+{
+    if (x->pending > 0)
+        x->pending--;
+    if (x->stream != NULL) {
+        mg__stream_response_done(x->stream);
+        if (x->pending == 0)
+            exchange_log_done(x, 200);
+        return;
+    }
+    if (x->pending > 0)
+        return;
+    if (x->req != NULL) {
+        if (x->batch && json_array_size(x->results) > 0)
+            send_json(x->req, 200, x->results, NULL, 0);
+        else
+            send_body(x->req, 200, "text/event-stream", "", 0, NULL, 0);
+    }
+    exchange_log_done(x, x->req != NULL ? 200 : 499);
 }
 
 /* ---- POST ---- */
@@ -723,6 +755,14 @@ static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
                 start_ms);
             return;
         }
+        if (!mg__stream_resumable(st, seq)) {
+            /* A finished stream with nothing after that event: 204, no body. An empty 200 stream
+             * would look like a dropped GET stream to clients (the TypeScript SDK then opens a
+             * plain GET); with no body they stop resuming. */
+            send_body(req, 204, "text/event-stream", "", 0, NULL, 0);
+            log_request(gw, "GET", "resume", NULL, s->hash, 204, start_ms);
+            return;
+        }
         mg_sse_conn_t *c = mg_sse_conn_start(req, NULL, 0, mg__stream_conn_gone_cb, st);
         if (c == NULL)
             return;
@@ -731,10 +771,11 @@ static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         log_request(gw, "GET", "resume", NULL, s->hash, 200, start_ms);
         return;
     }
-    if (s->get_stream != NULL && s->get_stream->conn != NULL) {
-        http_error(gw, req, 409, -32600, "Conflict: only one GET stream per session is allowed", start_ms);
-        return;
-    }
+    /* One GET stream per session, fed through one connection: a new GET takes it over and the
+     * previous connection is ended (never 409). A client reconnects after a drop the gateway has
+     * not noticed yet (h2o does not read an idle streaming connection, so a closed one is found
+     * only by a failed write), and a refusal left it without a GET stream. Messages go to the
+     * newest connection only. */
     mg_stream_t *st = s->get_stream ? s->get_stream : mg__stream_new(s, 1);
     if (st == NULL) {
         http_error(gw, req, 500, -32603, "out of memory", start_ms);
@@ -830,6 +871,11 @@ static void mcp_authed(void *data, h2o_req_t *req, mg_principal_t *principal)
 void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs)
 {
     send_json(req, status, msg, hdrs, nhdrs);
+}
+
+void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype)
+{
+    send_body(req, status, ctype, "", 0, NULL, 0);
 }
 
 void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,

@@ -900,11 +900,10 @@ void mg__cluster_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms)
     mg_cluster_t *cl = CL(gw);
     ssize_t hi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
     if (hi < 0) {
-        if (get_follower(s) != NULL) {
-            answer(gw, req, "GET", 409, -32600, "Conflict: only one GET stream per session is allowed", 0,
-                   s->hash, start_ms);
-            return;
-        }
+        /* A new GET takes the stream over (era/legacy.c says why, never 409). */
+        mg_follow_t *old = get_follower(s);
+        if (old != NULL)
+            follow_close(old, 0);
         if (follow_start(cl, s, req, "0", 0, 1, NULL) == NULL)
             answer(gw, req, "GET", 500, -32603, "out of memory", 0, s->hash, start_ms);
         else
@@ -941,6 +940,11 @@ void mg__cluster_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms)
         char *end;
         unsigned long n = strtoul(dot + 1, &end, 10);
         mg_stream_t *st = *end == '\0' && n <= UINT32_MAX ? mg__stream_find(s, (uint32_t)n) : NULL;
+        if (st != NULL && !mg__stream_resumable(st, seq)) { /* finished, nothing left: 204 */
+            mg__http_send_empty(req, 204, "text/event-stream");
+            mg__http_log(gw, "GET", "resume", NULL, s->hash, 204, start_ms);
+            return;
+        }
         if (st != NULL) { /* still in this replica's memory: the local ring */
             mg_sse_conn_t *c = mg_sse_conn_start(req, NULL, 0, mg__stream_conn_gone_cb, st);
             if (c == NULL)

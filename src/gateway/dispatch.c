@@ -95,7 +95,8 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
     return c;
 }
 
-/* The one completion of a call: answers through its exchange and releases it. resp borrowed. */
+/* The one completion of a call: answers through its exchange and releases it. resp borrowed;
+ * NULL ends the call unanswered (call_drop). */
 static void call_finish(mg_call_t *c, const json_t *resp)
 {
     if (c->finished)
@@ -119,7 +120,10 @@ static void call_finish(mg_call_t *c, const json_t *resp)
             o->call = NULL;
     if (c->park_key[0] != '\0')
         mg_map_del(&c->gw->parked, c->park_key);
-    if (c->x != NULL) {
+    if (c->x != NULL && resp == NULL) {
+        mg__exchange_abandon(c->x); /* cancelled: no answer */
+        mg__exchange_unref(c->x);
+    } else if (c->x != NULL) {
         if (c->modern) {
             json_t *d = mg_json_deep_copy(resp);
             mg__modern_decorate(c, d);
@@ -154,6 +158,20 @@ static void call_error(mg_call_t *c, int code, const char *message, json_t *data
     json_t *r = mg_rpc_error(c->client_id, code, message, data);
     call_finish(c, r);
     json_decref(r);
+}
+
+/*
+ * Ends a cancelled call without answering it (2025-11-25 cancellation: the receiver SHOULD NOT
+ * respond; 2026-07-28: nothing more is sent once the client closed the stream). A call forwarded
+ * here by another replica still gets a final -32800 on its relay, which is how that replica learns
+ * it is over (it drops the answer when the cancellation reached it first).
+ */
+static void call_drop(mg_call_t *c, const char *why)
+{
+    if (c->x != NULL && c->x->relay != NULL)
+        call_error(c, -32800, why, NULL);
+    else
+        call_finish(c, NULL);
 }
 
 void mg__dispatch_finish(mg_call_t *c, const json_t *resp)
@@ -477,7 +495,7 @@ void mg__dispatch_exchange_gone(mg_exchange_t *x)
                 c->ureq = NULL;
                 mg_upstream_cancel(u, "client closed the response stream");
             }
-            call_error(c, -32800, "cancelled: the client closed the response stream", NULL);
+            call_drop(c, "cancelled: the client closed the response stream");
         }
         c = next;
     }
@@ -1267,12 +1285,22 @@ int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, 
     if (gw->cluster != NULL)
         mg__cluster_client_notification(s, msg); /* cancellations reach every replica */
     if (strcmp(m, "notifications/cancelled") == 0) {
+        /* The upstream is told (notifications/cancelled), the call is freed, and the client gets
+         * no response: its POST's SSE stream or HTTP response ends without one (exchange_abandon).
+         * Requests the gateway answers itself (lists, ping) are short and finish on their own. */
         json_t *rid = json_object_get(mg_rpc_params(msg), "requestId");
+        const char *reason = json_string_value(json_object_get(mg_rpc_params(msg), "reason"));
         for (mg_call_t *c = s->calls; c != NULL; c = c->next) {
-            if (rid == NULL || !json_equal(rid, c->client_id))
+            if (rid == NULL || c->finished || !json_equal(rid, c->client_id))
                 continue;
-            if (c->ureq != NULL)
-                mg_upstream_cancel(c->ureq, json_string_value(json_object_get(mg_rpc_params(msg), "reason")));
+            if (c->ureq == NULL && c->fwd == NULL && c->rate_job == NULL)
+                break;
+            if (c->ureq != NULL) {
+                mg_upstream_req_t *u = c->ureq;
+                c->ureq = NULL; /* done_cb sees NULL and ignores the cancellation's completion */
+                mg_upstream_cancel(u, reason != NULL ? reason : "cancelled by the client");
+            }
+            call_drop(c, "cancelled by the client");
             break;
         }
         return 0; /* unknown ids are ignored (races are normal) */

@@ -281,6 +281,8 @@ void mg__session_pool_gone(mg_session_t *s, size_t i);
 /* Marks one response delivered; ends the stream when nothing is owed. */
 void mg__stream_response_done(mg_stream_t *st);
 mg_stream_t *mg__stream_find(mg_session_t *s, uint32_t id);
+/* 0 when st is finished and holds no event after after_seq: a resumption has nothing to get. */
+int mg__stream_resumable(const mg_stream_t *st, uint64_t after_seq);
 /* Replays events with seq > after_seq on the attached conn. */
 void mg__stream_replay(mg_stream_t *st, uint64_t after_seq);
 /* Sends msg on the session's GET stream (kept for replay even while no GET is connected). */
@@ -349,6 +351,8 @@ void mg__exchange_unref(mg_exchange_t *x);
 void mg__exchange_related(mg_exchange_t *x, const json_t *msg);
 /* The response to one of x's requests. msg borrowed. */
 void mg__exchange_respond(mg_exchange_t *x, const json_t *msg);
+/* One of x's requests ends unanswered (cancelled): the stream or HTTP response ends without it. */
+void mg__exchange_abandon(mg_exchange_t *x);
 
 /* ---- modern.c (2026-07-28) ---- */
 /* Handles a POST that carries a 2026-07-28 request or notification. body borrowed. */
@@ -377,6 +381,8 @@ void mg__modern_dispose(mg_gateway_t *gw);
 
 /* ---- legacy.c helpers shared with modern.c ---- */
 void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs);
+/* A response with no body (e.g. 204 to a resumption of a finished stream). */
+void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype);
 void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
                     const json_t *id, uint64_t start_ms);
 void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method, const char *upstream,

@@ -373,6 +373,16 @@ void mg__stream_replay(mg_stream_t *st, uint64_t after_seq)
     }
 }
 
+int mg__stream_resumable(const mg_stream_t *st, uint64_t after_seq)
+{
+    if (!st->done)
+        return 1; /* still open (or the GET stream): the connection is attached and fed */
+    for (unsigned i = 0; i < st->count; i++)
+        if (st->ring[(st->head + i) % st->cap].seq > after_seq)
+            return 1;
+    return 0;
+}
+
 void mg__stream_response_done(mg_stream_t *st)
 {
     if (st->pending > 0)

@@ -279,7 +279,9 @@ for (const v of ['', 'abc', '1', '1-', '-1', '-1-1', '1--1', '1-+1', '+1-1', '1-
 }
 add('Last-Event-ID duplicated', buildPost(undefined, [['Mcp-Session-Id', SID], ['Accept', 'text/event-stream'], ['Last-Event-ID', '1-1'], ['Last-Event-ID', '1-1']], { method: 'GET' }), { ...INVALID, msg: /Last-Event-ID/ });
 add('Last-Event-ID naming no stream of this session', (ctx) => GET(`${ctx.otherStream}-1`), { ...INVALID, msg: /Last-Event-ID/ });
-add('Last-Event-ID seq beyond the end: stream, nothing replayed', (ctx) => GET(`${ctx.ownStream}-9999999999999999999`), { status: 200, code: 'none' });
+// A finished stream with nothing after the named event: 204, no body (a resumption that ends there;
+// an empty 200 stream made the TypeScript SDK fall back to a plain GET; see docs/eras.md).
+add('Last-Event-ID seq beyond the end of a finished stream: 204, nothing replayed', (ctx) => GET(`${ctx.ownStream}-9999999999999999999`), { status: 204, code: 'none' });
 
 // 12. Host / Origin (DNS rebinding).
 for (const h of ['evil.example', 'evil.example:8080', 'localhost.evil.example', '127.0.0.1.nip.io', '[::1]evil', 'localhost:evil', '0.0.0.0', '']) {

@@ -478,6 +478,35 @@ test('notifications/cancelled sent to another replica stops the call where it ru
   (await pending).close();
 });
 
+test('a new GET after a dropped one succeeds (no 409); a cancelled call is not answered and its stream resumes to 204', async (t) => {
+  requireBinaries(t, 'redis-server');
+  const redis = await startRedis(t);
+  const [a] = await startReplicas(t, 1, { redisUrl: redis.url(0), config: CONFIG });
+  await waitStore([a], true);
+  const s = await initSession(a.url);
+  const get = (extra = {}) => request(a.url, { method: 'GET', headers: sessionHeaders(s, { Accept: 'text/event-stream', ...extra }) });
+  const g1 = await get();
+  assert.equal(g1.status, 200);
+  g1.close();
+  const g2 = await get();
+  assert.equal(g2.status, 200, `second GET after a drop: HTTP ${g2.status}`);
+  g2.close();
+  const msg = rpc('tools/call', { name: 'test__sleep', arguments: { ms: 10000, progressEveryMs: 100 }, _meta: { progressToken: 'rc' } });
+  const r = await request(a.url, { headers: sessionHeaders(s), body: msg, timeout: 15000 });
+  assert.ok(r.isSSE);
+  const seen = [];
+  while (!seen.some((e) => eventJson(e)?.method === 'notifications/progress')) seen.push(await r.next(3000));
+  const n = await request(a.url, {
+    headers: sessionHeaders(s),
+    body: { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: msg.id, reason: 'e2e' } },
+  });
+  assert.equal(n.status, 202);
+  const all = [...seen, ...(await r.events({ timeout: 3000 }))];
+  assert.deepEqual(all.map(eventJson).filter((m) => m?.id === msg.id), [], 'the cancelled call was answered');
+  const res = await get({ 'Last-Event-ID': all.filter((e) => e.id).pop().id });
+  assert.equal(res.status, 204, `resume of the finished stream: HTTP ${res.status}`);
+});
+
 test('with auth: a session binds to its principal on every replica; another tenant or principal gets 404 everywhere', async (t) => {
   requireBinaries(t, 'redis-server');
   const { tokenNew, bearer } = await import('./lib/auth.mjs');
