@@ -9,7 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { connect, textOf } from './lib/client.mjs';
-import { REPO_DIR, testserver } from './lib/gateway.mjs';
+import { REPO_DIR, testserver, waitReadyz } from './lib/gateway.mjs';
 import { scaled, test, waitFor } from './lib/harness.mjs';
 import { configDir, mcpgate } from './lib/policy.mjs';
 
@@ -192,6 +192,10 @@ test('pinning: instructions that differ from the lock are left out of initialize
   let s = null;
   {
     const gw = await t.gateway({ args: ['--config', c.file] });
+    // initialize carries the instructions of the upstreams that are ready (and checked against the
+    // lock) when it is answered; /healthz answers before the child has started, so wait for it as a
+    // balancer would (/readyz), or a slow start (ASan) leaves the instructions out.
+    await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready' && j.upstreams[0].pinning?.instructions === 'ok');
     s = await connect(gw.url);
     assert.match(s.client.getInstructions() || '', /mcpgate test fixture/);
     await s.close();
