@@ -418,7 +418,8 @@ static int dirs_reachable(const char *path, unsigned uid, unsigned gid, char *ba
 
 int mg_sandbox_reachable(const mg_sandbox_config_t *sb, const char *path, int need_exec, char *why, size_t n)
 {
-    if (sb == NULL || sb->user == NULL || sb->uid == 0 || path == NULL)
+    /* Not root: the switch itself is refused first (mg_sandbox_probe), with its own sentence. */
+    if (sb == NULL || sb->user == NULL || sb->uid == 0 || path == NULL || geteuid() != 0)
         return 0;
     char bad[512];
     if (!dirs_reachable(path, sb->uid, sb->gid, bad, sizeof bad)) {

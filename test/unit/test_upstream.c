@@ -521,8 +521,8 @@ static void test_command_check(void **state)
     assert_non_null(strstr(why, "\"command\": \"npx\", \"args\": [\"-y\", \"pkg\"]"));
     s.args = NULL;
     s.nargs = 0;
-    /* sandbox.user: a command beneath a directory that user cannot search (checked as a mode-bit
-     * computation, so this holds whoever runs the test). */
+    /* sandbox.user: a command beneath a directory that user cannot search (a mode-bit computation;
+     * only as root: otherwise switching user is refused before any path matters). */
     mg_sandbox_config_t sb;
     memset(&sb, 0, sizeof sb);
     sb.user = (char *)"nobody";
@@ -531,6 +531,12 @@ static void test_command_check(void **state)
     s.sandbox = &sb;
     s.command = file;
     chmod(dir, 0700);
+    if (geteuid() != 0) {
+        assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), 0);
+        unlink(file);
+        rmdir(dir);
+        return;
+    }
     assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_EINVAL);
     char want[300];
     snprintf(want, sizeof want,
