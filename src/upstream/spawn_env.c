@@ -157,24 +157,20 @@ static int is_windows_shell(const char *s, size_t len)
     return (bl == 3 && strncasecmp(base, "cmd", 3) == 0) || (bl == 7 && strncasecmp(base, "cmd.exe", 7) == 0);
 }
 
-/* The words of s after the first, as a JSON array text ("[\"-y\", \"pkg\"]"), into buf. */
-static void args_hint(const char *rest, char *buf, size_t n)
+/* How many blank-separated words s has. The words themselves are never quoted in a message: an
+ * argument may carry a secret (a token, or an expanded ${env:}), and these sentences are logged and
+ * shown in /readyz. */
+static size_t count_words(const char *s)
 {
-    size_t o = 0;
-    int first = 1;
-    o += (size_t)snprintf(buf, n, "[");
-    for (const char *p = rest; *p != '\0' && o < n;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
+    size_t k = 0;
+    for (const char *p = s; *p != '\0';) {
+        p += strspn(p, " \t");
         if (*p == '\0')
             break;
-        size_t w = strcspn(p, " \t");
-        o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "%s\"%.*s\"", first ? "" : ", ", (int)w, p);
-        first = 0;
-        p += w;
+        k++;
+        p += strcspn(p, " \t");
     }
-    if (o < n)
-        snprintf(buf + o, n - o, "]");
+    return k;
 }
 
 int mg_upstream_command_check(const mg_server_config_t *s, char *why, size_t n)
@@ -195,30 +191,30 @@ int mg_upstream_command_check(const mg_server_config_t *s, char *why, size_t n)
         char *probe = NULL;
         if (inline_c || args_c || mg__command_resolve(s, &probe) != 0) {
             free(probe);
-            char prog[200], hint[300];
+            char prog[200], how[400];
+            size_t nrest = 0;
+            prog[0] = '\0';
             if (inline_c) {
                 rest += 2;
                 rest += strspn(rest, " \t");
                 size_t w = strcspn(rest, " \t");
                 snprintf(prog, sizeof prog, "%.*s", (int)w, rest);
-                args_hint(rest + w, hint, sizeof hint);
+                nrest = count_words(rest + w);
             } else if (args_c && s->nargs > 1) {
                 snprintf(prog, sizeof prog, "%s", s->args[1]);
-                size_t o = (size_t)snprintf(hint, sizeof hint, "[");
-                for (size_t i = 2; i < s->nargs && o < sizeof hint; i++)
-                    o += (size_t)snprintf(hint + o, sizeof hint - o, "%s\"%s\"", i > 2 ? ", " : "",
-                                          s->args[i]);
-                if (o < sizeof hint)
-                    snprintf(hint + o, sizeof hint - o, "]");
-            } else {
-                snprintf(prog, sizeof prog, "PROGRAM");
-                snprintf(hint, sizeof hint, "[ARGUMENTS]");
+                nrest = s->nargs - 2;
             }
+            if (prog[0] != '\0')
+                snprintf(how, sizeof how, "\"command\": \"%s\" and, as \"args\", the %zu argument%s after it",
+                         prog, nrest, nrest == 1 ? "" : "s");
+            else
+                snprintf(how, sizeof how, "the program itself in \"command\", its arguments in \"args\"");
             snprintf(
                 why, n,
-                "command '%s' is a Windows cmd.exe entry (from a Windows config?): there is no cmd here; "
-                "run the program directly: \"command\": \"%s\", \"args\": %s",
-                cmd, prog, hint);
+                "command '%.*s%s'%s is a Windows cmd.exe entry (from a Windows config?): there is no cmd "
+                "here; run the program directly: %s",
+                (int)w0, cmd, cmd[w0] != '\0' ? " /c ..." : "", args_c ? " with args [\"/c\", ...]" : "",
+                how);
             return MG_EINVAL;
         }
         free(probe);
@@ -249,12 +245,12 @@ int mg_upstream_command_check(const mg_server_config_t *s, char *why, size_t n)
     }
     if (rc != 0) {
         if (w0 < strlen(cmd)) {
-            char hint[300];
-            args_hint(cmd + w0, hint, sizeof hint);
+            size_t nw = count_words(cmd + w0);
             snprintf(why, n,
-                     "command '%s' has its arguments inside it (no program has that whole name): move the "
-                     "arguments into args (\"command\": \"%.*s\", \"args\": %s)",
-                     cmd, (int)w0, cmd, hint);
+                     "command '%.*s ...' has its arguments inside it (no program has that whole name): move "
+                     "the arguments into args: \"command\": \"%.*s\" and, as \"args\", the %zu word%s "
+                     "after it, one item each",
+                     (int)w0, cmd, (int)w0, cmd, nw, nw == 1 ? "" : "s");
         } else if (strchr(cmd, '/') != NULL) {
             snprintf(why, n, "command '%s' does not exist or is not an executable file%s%s%s", cmd,
                      cmd[0] != '/' ? " (relative to " : "",

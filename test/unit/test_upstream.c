@@ -488,11 +488,13 @@ static void test_command_check(void **state)
     assert_non_null(strstr(why, "(the PATH in its env)"));
     s.env = NULL;
     s.nenv = 0;
-    /* Arguments inside the command. */
-    s.command = (char *)"npx -y @modelcontextprotocol/server-memory";
+    /* Arguments inside the command (counted, never quoted: one may be a secret). */
+    s.command = (char *)"npx -y @modelcontextprotocol/server-memory --token=s3cr3t";
     assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_ENOTFOUND);
-    assert_non_null(strstr(why, "move the arguments into args (\"command\": \"npx\", \"args\": [\"-y\", "
-                                "\"@modelcontextprotocol/server-memory\"])"));
+    assert_non_null(strstr(why, "command 'npx ...' has its arguments inside it"));
+    assert_non_null(strstr(why, "move the arguments into args: \"command\": \"npx\" and, as \"args\", the 3 "
+                                "words after it"));
+    assert_null(strstr(why, "s3cr3t"));
     /* ... unless the whole string names an existing file. */
     char dir[] = "/tmp/mcpgate-cmdcheck-XXXXXX";
     assert_non_null(mkdtemp(dir));
@@ -509,16 +511,18 @@ static void test_command_check(void **state)
     assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_ENOTFOUND);
     assert_non_null(strstr(why, "does not exist or is not an executable file"));
     /* Windows entries: "cmd /c ..." in the command, or cmd.exe with "/c" in args. */
-    s.command = (char *)"cmd /c npx -y pkg";
+    s.command = (char *)"cmd /c npx -y pkg --key=s3cr3t";
     assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_EINVAL);
-    assert_non_null(strstr(why, "Windows cmd.exe entry"));
-    assert_non_null(strstr(why, "\"command\": \"npx\", \"args\": [\"-y\", \"pkg\"]"));
+    assert_non_null(strstr(why, "command 'cmd /c ...' is a Windows cmd.exe entry"));
+    assert_non_null(strstr(why, "\"command\": \"npx\" and, as \"args\", the 3 arguments after it"));
+    assert_null(strstr(why, "s3cr3t"));
     char *wargs[] = {(char *)"/c", (char *)"npx", (char *)"-y", (char *)"pkg", NULL};
     s.command = (char *)"cmd.exe";
     s.args = wargs;
     s.nargs = 4;
     assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_EINVAL);
-    assert_non_null(strstr(why, "\"command\": \"npx\", \"args\": [\"-y\", \"pkg\"]"));
+    assert_non_null(strstr(why, "command 'cmd.exe' with args [\"/c\", ...] is a Windows cmd.exe entry"));
+    assert_non_null(strstr(why, "\"command\": \"npx\" and, as \"args\", the 2 arguments after it"));
     s.args = NULL;
     s.nargs = 0;
     /* sandbox.user: a command beneath a directory that user cannot search (a mode-bit computation;
