@@ -18,6 +18,7 @@
 #include "policy/hooks.h"
 #include "policy/policy.h"
 #include "upstream/sandbox.h"
+#include "upstream/upstream.h"
 
 #include <libgen.h>
 #ifdef MG_SANITIZE
@@ -178,13 +179,22 @@ static int cmd_check(const opts_t *o)
     mg_config_t cfg;
     if (load_config(o, &cfg) != 0)
         return 1;
-    printf("%s: OK, %zu server%s (%zu enabled)\n", o->config ? o->config : "<embedded>", cfg.nservers,
-           cfg.nservers == 1 ? "" : "s", mg_config_enabled_count(&cfg));
+    const char *name = o->config ? o->config : "<embedded>";
+    printf("%s: parsed, %zu server%s (%zu enabled)\n", name, cfg.nservers, cfg.nservers == 1 ? "" : "s",
+           mg_config_enabled_count(&cfg));
+    int problems = 0;
     for (size_t i = 0; i < cfg.nservers; i++) {
         const mg_server_config_t *s = &cfg.servers[i];
         printf("  %s: %s%s, isolation %s, instances %u\n", s->name, s->command,
                s->disabled ? " (disabled)" : "", s->isolation == MG_ISOLATION_SESSION ? "session" : "shared",
                s->instances);
+        /* The command as the spawner will resolve it (src/upstream/spawn_env.c): an error here is an
+         * upstream that serve would not start (the others would). */
+        char cwhy[1200];
+        if (!s->disabled && mg_upstream_command_check(s, cwhy, sizeof cwhy) != 0) {
+            printf("    PROBLEM: server '%s': %s\n", s->name, cwhy);
+            problems++;
+        }
         for (size_t k = 0; k < s->nenv; k++)
             printf("    env %s: from %s, %zu bytes\n", s->env[k].key, s->env[k].source,
                    strlen(s->env[k].value));
@@ -196,7 +206,12 @@ static int cmd_check(const opts_t *o)
                cfg.auth->oauth && cfg.auth->oauth->introspection ? " (+ introspection)" : "",
                cfg.auth->nrules, cfg.auth->nrules == 1 ? "" : "s");
     /* Pinning, scanning, credential sources, sandbox, rate limits, CORS (src/policy/check.c). */
-    int problems = mg_policy_check_report(&cfg, o->env_file, stdout);
+    problems += mg_policy_check_report(&cfg, o->env_file, stdout);
+    if (problems > 0)
+        printf("%s: %d problem%s (the lines marked PROBLEM above)\n", name, problems,
+               problems == 1 ? "" : "s");
+    else
+        printf("%s: OK\n", name);
     mg_config_dispose(&cfg);
     return problems > 0 ? 1 : 0;
 }

@@ -13,7 +13,7 @@ const mg_cli_command_t mg_cli_commands[] = {
     {"token", "create a static bearer token (prints it once) and its gateway.auth.tokens entry",
      mg_cli_token},
     {"tools", "list every upstream's tools with their estimated token cost (table or --json)", mg_cli_tools},
-    {"lock", "pin each upstream's tools, prompts, templates, instructions in mcpgate.lock (--diff, --update)",
+    {"lock", "pin each upstream's tools, prompts, templates, instructions in CONFIG.lock (--diff, --update)",
      mg_cli_lock},
     {NULL, NULL, NULL},
 };

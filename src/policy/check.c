@@ -37,12 +37,13 @@ int mg_policy_check_report(const mg_config_t *cfg, const char *env_file, FILE *f
             env_file ? env_file : "an --env-file (none given)");
 
     /* Pinning. */
-    char *path = mg_policy_lock_path(cfg);
+    mg_lock_source_t src;
     int missing = 0;
-    json_t *lock = path ? mg_lock_load(path, &missing, why, sizeof why) : NULL;
+    json_t *lock = mg_lock_load_for(cfg, NULL, &src, &missing, why, sizeof why);
+    const char *path = src.path;
     int explicit_block = pc && pc->pinning == MG_PIN_BLOCK;
     if (path == NULL)
-        fprintf(f, "  pinning: no lockfile for the embedded config\n");
+        fprintf(f, "  pinning: no lockfile for the embedded config (nothing is pinned; use --config FILE)\n");
     else if (lock == NULL && !missing) {
         fprintf(f, "  pinning: PROBLEM: %s\n", why);
         problems++;
@@ -52,6 +53,12 @@ int mg_policy_check_report(const mg_config_t *cfg, const char *env_file, FILE *f
             "  pinning: %s does not exist: nothing is pinned (create it with mcpgate lock --config %s)%s\n",
             path, cfg->path, explicit_block ? "; PROBLEM: gateway.pinning is \"block\"" : "");
         problems += explicit_block;
+    } else if (src.legacy != NULL) {
+        fprintf(f,
+                "  pinning: %s does not exist: reading this config's servers from %s, the lockfile older "
+                "versions shared between every config of the directory (left as it is); write %s with "
+                "mcpgate lock --config %s\n",
+                path, src.legacy, path, cfg->path);
     } else {
         fprintf(f, "  pinning: %s\n", path);
     }
@@ -61,9 +68,13 @@ int mg_policy_check_report(const mg_config_t *cfg, const char *env_file, FILE *f
         if (s->disabled)
             continue;
         mg_pin_mode_t m = mg_policy_pin_mode(cfg, s);
-        mg_pin_mode_t eff = m == MG_PIN_UNSET ? (lock ? MG_PIN_BLOCK : MG_PIN_OFF) : m;
         const json_t *e = json_object_get(lservers, s->name);
-        if (lock == NULL) {
+        int locked = lock != NULL && (src.legacy == NULL || e != NULL); /* as in hooks.c */
+        mg_pin_mode_t eff = m == MG_PIN_UNSET ? (locked ? MG_PIN_BLOCK : MG_PIN_OFF) : m;
+        if (lock != NULL && !locked) {
+            fprintf(f, "    %s: %s, not in %s (written for another config)\n", s->name,
+                    m == MG_PIN_UNSET ? "off" : mg_pin_mode_name(eff), src.legacy);
+        } else if (lock == NULL) {
             fprintf(f, "    %s: %s\n", s->name,
                     m == MG_PIN_UNSET ? "off (no lockfile)" : mg_pin_mode_name(eff));
         } else if (e == NULL) {
@@ -130,7 +141,7 @@ int mg_policy_check_report(const mg_config_t *cfg, const char *env_file, FILE *f
         mg_scanner_free(sc);
     }
     json_decref(lock);
-    free(path);
+    mg_lock_source_dispose(&src);
 
     /* Sandbox. */
     int abi = mg_sandbox_landlock_abi();

@@ -51,6 +51,7 @@ struct mg_policy {
     const mg_config_t *cfg;
     json_t *lock;
     char *lock_path;
+    char *lock_legacy;     /* the pins came from this shared mcpgate.lock (lock_path does not exist yet) */
     mg_scanner_t *scanner; /* use scanner(): with the built-in rules only, compiled on first use */
     int scanner_lazy;      /* 1 until that first use */
     mg_severity_t block_at;
@@ -67,41 +68,45 @@ struct mg_policy {
 
 /* ---- startup ---- */
 
-/* Loads the lockfile for cfg: *lock NEW or NULL (no file). Returns 0 or MG_ECONFIG with why. */
-static int load_lock(const mg_config_t *cfg, json_t **lock, char **path_out, char *why, size_t n)
+/* Loads the lockfile for cfg: *lock NEW or NULL (no file). *path_out is the config's lockfile;
+ * *legacy_out, when set, the shared mcpgate.lock the pins were read from (mg_lock_load_for).
+ * Returns 0 or MG_ECONFIG with why. */
+static int load_lock(const mg_config_t *cfg, json_t **lock, char **path_out, char **legacy_out, char *why,
+                     size_t n)
 {
     *lock = NULL;
-    char *path = mg_policy_lock_path(cfg);
+    *path_out = *legacy_out = NULL;
     int explicit_block = cfg->policy && cfg->policy->pinning == MG_PIN_BLOCK;
     for (size_t i = 0; i < cfg->nservers; i++)
         explicit_block |= cfg->servers[i].policy && cfg->servers[i].policy->pinning == MG_PIN_BLOCK &&
                           !cfg->servers[i].disabled;
-    if (path == NULL) {
+    mg_lock_source_t src;
+    int missing = 0;
+    char w[400];
+    *lock = mg_lock_load_for(cfg, NULL, &src, &missing, w, sizeof w);
+    if (src.path == NULL) {
         if (explicit_block) {
             snprintf(why, n,
                      "pinning is \"block\" but the embedded config has no lockfile: use --config FILE "
                      "and run mcpgate lock --config FILE");
             return MG_ECONFIG;
         }
-        *path_out = NULL;
         return 0;
     }
-    int missing = 0;
-    char w[400];
-    *lock = mg_lock_load(path, &missing, w, sizeof w);
     if (*lock == NULL && !missing) {
         snprintf(why, n, "lockfile %s (fix it, or delete it and run mcpgate lock again)", w);
-        free(path);
+        mg_lock_source_dispose(&src);
         return MG_ECONFIG;
     }
     if (*lock == NULL && explicit_block) {
         snprintf(why, n,
-                 "pinning is \"block\" but %s does not exist: create it with mcpgate lock --config %s", path,
-                 cfg->path);
-        free(path);
+                 "pinning is \"block\" but %s does not exist: create it with mcpgate lock --config %s",
+                 src.path, cfg->path);
+        mg_lock_source_dispose(&src);
         return MG_ECONFIG;
     }
-    *path_out = path;
+    *path_out = src.path;
+    *legacy_out = src.legacy;
     return 0;
 }
 
@@ -170,11 +175,12 @@ static char *scan_key(const mg_config_t *cfg)
 int mg_policy_validate(const mg_config_t *cfg, char *why, size_t n)
 {
     json_t *lock = NULL;
-    char *path = NULL;
-    if (load_lock(cfg, &lock, &path, why, n) != 0)
+    char *path = NULL, *legacy = NULL;
+    if (load_lock(cfg, &lock, &path, &legacy, why, n) != 0)
         return MG_ECONFIG;
     json_decref(lock);
     free(path);
+    free(legacy);
     if (builtin_rules_only(cfg))
         return 0; /* the built-in rules are compiled into the binary and by the unit tests */
     mg_scanner_t *sc = NULL;
@@ -218,11 +224,23 @@ int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
     pol->block_at = gw->cfg->policy ? gw->cfg->policy->scan.block_at : MG_SEV_HIGH;
     char why[600];
     pol->scanner_lazy = builtin_rules_only(gw->cfg) && need_scanner(gw->cfg); /* see scanner() */
-    if (load_lock(gw->cfg, &pol->lock, &pol->lock_path, why, sizeof why) != 0 ||
+    if (load_lock(gw->cfg, &pol->lock, &pol->lock_path, &pol->lock_legacy, why, sizeof why) != 0 ||
         (!builtin_rules_only(gw->cfg) && take_scanner(gw->cfg, &pol->scanner, why, sizeof why) != 0)) {
         mg_log_json(MG_LOG_ERROR, "policy cannot start", json_pack("{s:s}", "error", why));
         mg_policy_free(pol);
         return MG_ECONFIG;
+    }
+    if (pol->lock_legacy != NULL) {
+        char m[1500];
+        snprintf(m, sizeof m,
+                 "lockfile %s does not exist: this config's pins are read from %s, the lockfile older "
+                 "versions shared between every config of the directory (left as it is); write this "
+                 "config's own with mcpgate lock --config %s",
+                 pol->lock_path, pol->lock_legacy, gw->cfg->path);
+        mg_log_json(MG_LOG_WARN, m,
+                    json_pack("{s:s,s:s,s:s,s:I}", "lockfile", pol->lock_path, "read_from", pol->lock_legacy,
+                              "config", gw->cfg->path ? gw->cfg->path : "", "servers_pinned",
+                              (json_int_t)json_object_size(json_object_get(pol->lock, "servers"))));
     }
     pol->n = gw->nservers;
     pol->servers = calloc(pol->n ? pol->n : 1, sizeof *pol->servers);
@@ -235,17 +253,20 @@ int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
         const mg_server_config_t *sc = gw->servers[i].cfg;
         ps->name = sc->name;
         mg_pin_mode_t m = mg_policy_pin_mode(gw->cfg, sc);
-        ps->pin = m == MG_PIN_UNSET ? (pol->lock ? MG_PIN_BLOCK : MG_PIN_OFF) : m;
+        ps->lock = pol->lock ? json_object_get(json_object_get(pol->lock, "servers"), sc->name) : NULL;
+        /* A shared legacy mcpgate.lock says nothing about a server it does not list (another
+         * config's lock run wrote it): such a server is unpinned, as without a lockfile. */
+        int locked = pol->lock != NULL && (pol->lock_legacy == NULL || ps->lock != NULL);
+        ps->pin = m == MG_PIN_UNSET ? (locked ? MG_PIN_BLOCK : MG_PIN_OFF) : m;
         if (pol->lock == NULL && ps->pin == MG_PIN_WARN)
             ps->pin = MG_PIN_OFF; /* nothing to compare with; said in the log line below */
         ps->scan = mg_policy_scan_mode(gw->cfg, sc);
-        ps->lock = pol->lock ? json_object_get(json_object_get(pol->lock, "servers"), sc->name) : NULL;
         ps->tool_names = json_object();
         ps->instr = "unchecked";
         json_t *f =
             json_pack("{s:s,s:s,s:s,s:s}", "upstream", sc->name, "pinning", mg_pin_mode_name(ps->pin), "lock",
                       pol->lock == NULL  ? "no lockfile"
-                      : ps->lock != NULL ? pol->lock_path
+                      : ps->lock != NULL ? (pol->lock_legacy ? pol->lock_legacy : pol->lock_path)
                                          : "not in the lock",
                       "scan", mg_scan_mode_name(ps->scan));
         if (sc->sandbox != NULL) {
@@ -314,6 +335,7 @@ void mg_policy_free(mg_policy_t *pol)
     free(pol->servers);
     json_decref(pol->lock);
     free(pol->lock_path);
+    free(pol->lock_legacy);
     mg_scanner_free(pol->scanner);
     json_decref(pol->seen);
     if (pol->rl != NULL)
@@ -449,9 +471,9 @@ void mg_policy_list_fetched(mg_policy_t *pol, mg_pool_t *p, mg_list_kind_t kind,
                     json_decref(c);
                     mg_log_json(
                         MG_LOG_WARN,
-                        block ? "upstream definition differs from mcpgate.lock: blocked (review with "
+                        block ? "upstream definition differs from the lockfile: blocked (review with "
                                 "mcpgate lock --diff, accept with mcpgate lock --update)"
-                              : "upstream definition differs from mcpgate.lock (pinning: warn, still served)",
+                              : "upstream definition differs from the lockfile (pinning: warn, still served)",
                         json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "upstream", ps->name, "kind", kind_word(kind),
                                   "name", id, "change", change, "diff", summary, "sha256", sha));
                 }
@@ -499,7 +521,7 @@ void mg_policy_list_fetched(mg_policy_t *pol, mg_pool_t *p, mg_list_kind_t kind,
         snprintf(seen, sizeof seen, "pin|%s|%s|%s|removed", ps->name, key, id);
         if (first_time(pol, seen))
             mg_log_json(
-                MG_LOG_INFO, "an entry of mcpgate.lock is no longer listed by its upstream",
+                MG_LOG_INFO, "an entry of the lockfile is no longer listed by its upstream",
                 json_pack("{s:s,s:s,s:s}", "upstream", ps->name, "kind", kind_word(kind), "name", id));
     }
     json_decref(present);
@@ -543,9 +565,9 @@ void mg_policy_upstream_ready(mg_policy_t *pol, mg_pool_t *p)
                 ps->drift_total++;
             mg_log_json(drift ? MG_LOG_WARN : MG_LOG_INFO,
                         ps->instr_blocked
-                            ? "server instructions differ from mcpgate.lock: left out of initialize"
-                        : drift ? "server instructions differ from mcpgate.lock (pinning: warn)"
-                                : "server instructions in mcpgate.lock are no longer sent",
+                            ? "server instructions differ from the lockfile: left out of initialize"
+                        : drift ? "server instructions differ from the lockfile (pinning: warn)"
+                                : "server instructions in the lockfile are no longer sent",
                         json_pack("{s:s,s:s,s:s}", "upstream", ps->name, "change", ps->instr, "sha256", sha));
         }
     }
@@ -617,7 +639,7 @@ int mg_policy_call_verified(mg_policy_t *pol, size_t i, mg_list_kind_t kind, con
         json_decref(c);
         snprintf(
             why, n,
-            "%s '%s' of upstream '%s' is blocked: its definition differs from mcpgate.lock (%s). An operator "
+            "%s '%s' of upstream '%s' is blocked: its definition differs from the lockfile (%s). An operator "
             "can review it with `mcpgate lock --diff` and accept it with `mcpgate lock --update`",
             kind_word(kind), original, ps->name, summary);
         *data = json_pack("{s:s,s:s,s:s,s:s}", "upstream", ps->name, "name", original, "reason", "pinning",
@@ -984,7 +1006,7 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
 {
     mg_policy_t *pol = data;
     mg_metrics_family(out, "mcpgate_pinning_drift_total", "counter",
-                      "Distinct definitions (or instructions) seen that differ from mcpgate.lock");
+                      "Distinct definitions (or instructions) seen that differ from the lockfile");
     for (size_t i = 0; i < pol->n; i++) {
         const char *l[] = {"upstream", pol->servers[i].name, NULL};
         mg_metrics_sample(out, "mcpgate_pinning_drift_total", l, (double)pol->servers[i].drift_total);

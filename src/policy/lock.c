@@ -1,10 +1,13 @@
 /*
- * lock.c - canonical hashing, the mcpgate.lock document, and diffs between two snapshots of an
- * upstream. Pure functions of JSON values and files; no loop. Format: lock.h.
+ * lock.c - canonical hashing, the lock document (CONFIG.lock), which file holds a config's pins
+ * (its own lock, or the shared mcpgate.lock of older versions), and diffs between two snapshots of
+ * an upstream. Pure functions of JSON values and files; no loop. Format: lock.h.
  * Read next: pin.c.
  */
 #include "lock.h"
 #include "../common/err.h"
+#include "../config/config.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -169,6 +172,53 @@ json_t *mg_lock_load(const char *path, int *missing, char *why, size_t n)
         }
     }
     return lock;
+}
+
+json_t *mg_lock_load_for(const mg_config_t *cfg, const char *explicit_path, mg_lock_source_t *src,
+                         int *missing, char *why, size_t n)
+{
+    src->path = explicit_path ? strdup(explicit_path) : mg_policy_lock_path(cfg);
+    src->legacy = NULL;
+    *missing = 0;
+    why[0] = '\0';
+    if (src->path == NULL) {
+        *missing = 1;
+        return NULL;
+    }
+    json_t *lock = mg_lock_load(src->path, missing, why, n);
+    if (lock != NULL || !*missing || explicit_path != NULL)
+        return lock;
+    char *legacy = mg_policy_lock_legacy_path(cfg);
+    if (legacy == NULL || access(legacy, F_OK) != 0) {
+        free(legacy);
+        return NULL; /* *missing and why are about src->path */
+    }
+    int lmissing = 0;
+    lock = mg_lock_load(legacy, &lmissing, why, n);
+    if (lock == NULL) {
+        *missing = lmissing;
+        free(legacy);
+        return NULL;
+    }
+    *missing = 0;
+    src->legacy = legacy;
+    /* Only this config's servers: the others' entries belong to the other configs. */
+    json_t *servers = json_object_get(lock, "servers");
+    json_t *mine = json_object();
+    for (size_t i = 0; i < cfg->nservers; i++) {
+        json_t *e = json_object_get(servers, cfg->servers[i].name);
+        if (e != NULL)
+            json_object_set(mine, cfg->servers[i].name, e);
+    }
+    json_object_set_new(lock, "servers", mine);
+    return lock;
+}
+
+void mg_lock_source_dispose(mg_lock_source_t *src)
+{
+    free(src->path);
+    free(src->legacy);
+    src->path = src->legacy = NULL;
 }
 
 int mg_lock_write(const char *path, const json_t *lock)

@@ -1,5 +1,6 @@
 /*
- * lock.h - mcpgate.lock: what each upstream said when someone reviewed it, pinned by hash.
+ * lock.h - the lockfile (CONFIG.lock beside CONFIG.json): what each upstream said when someone
+ * reviewed it, pinned by hash.
  *
  * Format (reviewable JSON, keys sorted, 2-space indent, meant to be committed beside the config):
  *
@@ -59,6 +60,25 @@ json_t *mg_lock_new(void);
  * why holds a sentence (unreadable, not JSON, wrong version, malformed entry).
  */
 json_t *mg_lock_load(const char *path, int *missing, char *why, size_t n);
+
+struct mg_config;
+
+/* Where the pins of a config were read from (mg_lock_load_for). Free with mg_lock_source_dispose. */
+typedef struct mg_lock_source {
+    char *path;   /* the config's own lockfile, which `mcpgate lock` writes; NULL = embedded config */
+    char *legacy; /* non-NULL: path did not exist and the pins came from this shared mcpgate.lock */
+} mg_lock_source_t;
+
+/*
+ * The lock of cfg: explicit (--lock) when given, else mg_policy_lock_path(cfg). When that file does
+ * not exist and an "mcpgate.lock" from before locks were named after their config sits beside the
+ * config (mg_policy_lock_legacy_path), it is read instead, keeping only the entries of cfg's servers;
+ * src->legacy names it. That file is never written or removed here: other configs of the directory
+ * may still read it. Returns a NEW lock or NULL, with *missing and why as mg_lock_load.
+ */
+json_t *mg_lock_load_for(const struct mg_config *cfg, const char *explicit_path, mg_lock_source_t *src,
+                         int *missing, char *why, size_t n);
+void mg_lock_source_dispose(mg_lock_source_t *src);
 
 /* Writes lock to path atomically (temporary file + rename), sorted keys, 2-space indent. 0 or MG_EIO. */
 int mg_lock_write(const char *path, const json_t *lock);

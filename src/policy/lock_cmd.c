@@ -1,7 +1,8 @@
 /*
  * lock_cmd.c - `mcpgate lock --config F [--diff | --update]`: starts every enabled upstream of F
  * (sandboxed as configured), lists its tools, prompts and resource templates (all pages) and reads
- * its instructions, then compares with mcpgate.lock beside F.
+ * its instructions, then compares with F's lockfile: F's name with ".lock" beside it (servers.json
+ * -> servers.lock), or gateway.lockFile, or --lock.
  *
  *   (no flag)  no lockfile yet: write it. A lockfile that matches: "up to date". One that differs:
  *              print the diff, write nothing, exit 1 (accepting a change is --update's job).
@@ -9,6 +10,10 @@
  *   --update   accept what the upstreams say now: write the lockfile, print what changed.
  * A server that cannot be listed is an error (exit 1) and nothing is written, so its pins are never
  * lost by accident. Entries of disabled servers are kept. Scanner findings are printed for review.
+ * Migration: when F's lockfile does not exist but the mcpgate.lock older versions shared between the
+ * configs of a directory does, F's servers' entries in it are the old pins (compared like a lockfile
+ * of F's; servers it does not list are pinned fresh) and F's own lockfile is written from them.
+ * mcpgate.lock itself is never changed or removed (other configs may still read it).
  * Read next: lock.h (format), hooks.c (the runtime check).
  */
 #include "../common/err.h"
@@ -31,9 +36,11 @@ static const char usage[] =
     "                    [--log-level LEVEL]\n"
     "\n"
     "Starts every enabled server of FILE and pins what it says -- each tool, prompt and resource\n"
-    "template (SHA-256 of its canonical JSON) and its instructions -- in mcpgate.lock beside FILE\n"
-    "(or gateway.lockFile, or --lock). Commit the lockfile next to the config: at runtime a definition\n"
-    "that differs from it is blocked (gateway.pinning \"block\", the default once it exists) or logged.\n"
+    "template (SHA-256 of its canonical JSON) and its instructions -- in FILE's lockfile: its name with\n"
+    "\".lock\" for the extension, beside it (servers.json -> servers.lock; or gateway.lockFile, or --lock).\n"
+    "Commit the lockfile next to the config: at runtime a definition that differs from it is blocked\n"
+    "(gateway.pinning \"block\", the default once it exists) or logged. A mcpgate.lock of an older\n"
+    "version in the same directory is read for FILE's servers until FILE's own lockfile is written.\n"
     "\n"
     "  (no flag)   write the lockfile if there is none; otherwise compare (exit 1 on changes)\n"
     "  --diff      show what changed since the lockfile; exit 1 when something did\n"
@@ -364,15 +371,30 @@ int mg_cli_lock(int argc, char **argv)
         return 2;
     }
     mg_config_errors_dispose(&errs);
-    char *path = lock_arg ? strdup(lock_arg) : mg_policy_lock_path(&cfg);
+    mg_lock_source_t src;
     int missing = 0;
     char why[600];
-    json_t *old = mg_lock_load(path, &missing, why, sizeof why);
-    if (old == NULL && !missing) {
-        fprintf(stderr, "mcpgate lock: %s\n", why);
-        free(path);
+    json_t *old = mg_lock_load_for(&cfg, lock_arg, &src, &missing, why, sizeof why);
+    char *path = src.path;
+    if (path == NULL || (old == NULL && !missing)) {
+        fprintf(stderr, "mcpgate lock: %s\n", path ? why : "out of memory");
+        mg_lock_source_dispose(&src);
         mg_config_dispose(&cfg);
         return 2;
+    }
+    if (src.legacy != NULL)
+        fprintf(stdout,
+                "%s does not exist yet: comparing with the pins of this config's servers in %s (the lockfile "
+                "older versions shared between the configs of this directory; it is left as it is)\n",
+                path, src.legacy);
+    if (lock_arg != NULL) {
+        char *served = mg_policy_lock_path(&cfg);
+        if (served != NULL && strcmp(served, lock_arg) != 0)
+            fprintf(stderr,
+                    "mcpgate lock: note: serve --config %s reads %s, not %s (set gateway.lockFile to use "
+                    "this one)\n",
+                    config, served, lock_arg);
+        free(served);
     }
 
     lrun_t run;
@@ -421,9 +443,11 @@ int mg_cli_lock(int argc, char **argv)
     json_object_foreach(servers, sname, e)
     {
         json_t *d = mg_lock_diff(json_object_get(old_servers, sname), e);
+        if (src.legacy != NULL && json_object_get(old_servers, sname) == NULL)
+            json_array_clear(d); /* not in the shared legacy lock: pinned for the first time */
         if (old != NULL && json_array_size(d) > 0) {
             if (changes == 0)
-                fprintf(out, "%s: changes since it was written:\n", path);
+                fprintf(out, "%s: changes since it was written:\n", src.legacy ? src.legacy : path);
             mg_lock_diff_print(out, sname, d, json_object_get(old_servers, sname), e);
         }
         changes += old != NULL ? json_array_size(d) : 0;
@@ -433,7 +457,7 @@ int mg_cli_lock(int argc, char **argv)
     {
         if (json_object_get(servers, sname) == NULL) {
             if (changes == 0)
-                fprintf(out, "%s: changes since it was written:\n", path);
+                fprintf(out, "%s: changes since it was written:\n", src.legacy ? src.legacy : path);
             fprintf(out, "  - %s: server removed from the config\n", sname);
             changes++;
         }
@@ -464,6 +488,9 @@ int mg_cli_lock(int argc, char **argv)
     if (diff_only) {
         if (old == NULL)
             fprintf(out, "%s does not exist yet: run mcpgate lock --config %s to create it\n", path, config);
+        else if (changes == 0 && !failed && src.legacy != NULL)
+            fprintf(out, "%s: no changes; write %s with mcpgate lock --config %s\n", src.legacy, path,
+                    config);
         else if (changes == 0 && !failed)
             fprintf(out, "%s: no changes\n", path);
         rc = changes > 0 || failed || old == NULL ? 1 : 0;
@@ -476,14 +503,22 @@ int mg_cli_lock(int argc, char **argv)
                 "--update\n",
                 path, config);
         rc = 1;
-    } else if (old != NULL && changes == 0) {
+    } else if (old != NULL && changes == 0 && src.legacy == NULL) {
         fprintf(out, "%s is up to date (%zu server%s)\n", path, json_object_size(servers),
                 json_object_size(servers) == 1 ? "" : "s");
     } else if (mg_lock_write(path, fresh) != 0) {
         fprintf(stderr, "mcpgate lock: cannot write %s\n", path);
         rc = 1;
     } else {
-        fprintf(out, "%s %s:\n", old ? "updated" : "wrote", path);
+        if (src.legacy != NULL)
+            fprintf(out,
+                    "wrote %s: the pins of %zu server%s carried over from %s, which is left as it is (other "
+                    "configs of this directory may still read it: delete it once each has its own "
+                    "lockfile):\n",
+                    path, json_object_size(old_servers), json_object_size(old_servers) == 1 ? "" : "s",
+                    src.legacy);
+        else
+            fprintf(out, "%s %s:\n", old ? "updated" : "wrote", path);
         json_object_foreach(servers, sname, e)
         {
             fprintf(out, "  %s: %zu tools, %zu prompts, %zu resource templates, instructions: %s\n", sname,
@@ -502,7 +537,7 @@ int mg_cli_lock(int argc, char **argv)
     free(run.srv);
     json_decref(fresh);
     json_decref(old);
-    free(path);
+    mg_lock_source_dispose(&src);
     mg_config_dispose(&cfg);
     return rc;
 }

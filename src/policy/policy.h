@@ -78,7 +78,7 @@ typedef struct mg_scan_config {
  * "gateway.rateLimits"). Always allocated by the config parser (defaults when absent). */
 typedef struct mg_policy_config {
     mg_pin_mode_t pinning;
-    char *lock_file; /* absolute or relative to the cwd; NULL = mcpgate.lock beside the config file */
+    char *lock_file; /* absolute or relative to the cwd; NULL = CONFIG.lock beside the config file */
     mg_scan_config_t scan;
     mg_cors_config_t cors;
     mg_rate_config_t rate;
@@ -130,9 +130,14 @@ void mg_server_policy_free(mg_server_policy_t *sp);
 mg_pin_mode_t mg_policy_pin_mode(const struct mg_config *cfg, const struct mg_server_config *s);
 mg_scan_mode_t mg_policy_scan_mode(const struct mg_config *cfg, const struct mg_server_config *s);
 
-/* The lockfile path for cfg (malloc'd): gateway.lockFile, else "mcpgate.lock" beside cfg->path;
- * NULL for the embedded config (no file to sit beside). */
+/* The lockfile path for cfg (malloc'd): gateway.lockFile, else the config's name with ".lock" for
+ * its extension, beside it (servers.json -> servers.lock, so configs sharing a directory never share
+ * a lock); NULL for the embedded config (no file to sit beside: nothing is pinned). */
 char *mg_policy_lock_path(const struct mg_config *cfg);
+/* Where the lockfile of cfg was before it was named after its config: "mcpgate.lock" beside it,
+ * shared by every config of the directory (malloc'd). NULL when gateway.lockFile is set, for the
+ * embedded config, and for mcpgate.json (whose lock keeps that name). See mg_lock_load_for(). */
+char *mg_policy_lock_legacy_path(const struct mg_config *cfg);
 
 const char *mg_pin_mode_name(mg_pin_mode_t m);
 const char *mg_scan_mode_name(mg_scan_mode_t m);

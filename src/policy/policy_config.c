@@ -436,8 +436,8 @@ int mg_policy_config_gateway_key(mg_policy_config_t **pcp, const char *key, cons
         free(pc->lock_file);
         pc->lock_file = get_str(ops, "gateway.lockFile", v, 0);
         if (pc->lock_file != NULL && pc->lock_file[0] == '\0')
-            errf(ops,
-                 "gateway.lockFile: must not be empty (remove it to use mcpgate.lock beside the config)");
+            errf(ops, "gateway.lockFile: must not be empty (remove it to use the lockfile named after the "
+                      "config, beside it)");
     } else if (strcmp(key, "scan") == 0) {
         parse_scan(pc, v, ops);
     } else if (strcmp(key, "cors") == 0) {
@@ -685,14 +685,43 @@ mg_scan_mode_t mg_policy_scan_mode(const mg_config_t *cfg, const mg_server_confi
                                                                           : MG_SCAN_WARN;
 }
 
+/* Directory part of cfg->path (with its '/') and the file name's stem: "a/servers.json" -> "a/",
+ * "servers". A name ending in ".lock" keeps it whole, so the lockfile never is the config itself. */
+static void split_config_path(const char *p, size_t *dir, size_t *stem_end)
+{
+    const char *slash = strrchr(p, '/');
+    *dir = slash ? (size_t)(slash - p) + 1 : 0;
+    const char *base = p + *dir;
+    const char *dot = strrchr(base, '.');
+    size_t bl = strlen(base);
+    int is_lock = bl >= 5 && strcmp(base + bl - 5, ".lock") == 0;
+    *stem_end = dot != NULL && dot != base && !is_lock ? (size_t)(dot - p) : *dir + bl;
+}
+
 char *mg_policy_lock_path(const mg_config_t *cfg)
 {
     if (cfg->policy != NULL && cfg->policy->lock_file != NULL)
         return strdup(cfg->policy->lock_file);
     if (cfg->path == NULL || cfg->path[0] == '<')
         return NULL;
-    const char *slash = strrchr(cfg->path, '/');
-    size_t dir = slash ? (size_t)(slash - cfg->path) + 1 : 0;
+    size_t dir, stem_end;
+    split_config_path(cfg->path, &dir, &stem_end);
+    char *out = malloc(stem_end + sizeof ".lock");
+    if (out == NULL)
+        return NULL;
+    memcpy(out, cfg->path, stem_end);
+    memcpy(out + stem_end, ".lock", sizeof ".lock");
+    return out;
+}
+
+char *mg_policy_lock_legacy_path(const mg_config_t *cfg)
+{
+    if ((cfg->policy != NULL && cfg->policy->lock_file != NULL) || cfg->path == NULL || cfg->path[0] == '<')
+        return NULL;
+    size_t dir, stem_end;
+    split_config_path(cfg->path, &dir, &stem_end);
+    if (stem_end - dir == strlen("mcpgate") && strncmp(cfg->path + dir, "mcpgate", 7) == 0)
+        return NULL; /* mcpgate.json: its lock has always been mcpgate.lock */
     char *out = malloc(dir + sizeof "mcpgate.lock");
     if (out == NULL)
         return NULL;

@@ -721,11 +721,16 @@ void mg__child_spawn(mg__slot_t *slot)
     mg_upstream_t *up = slot->up;
     const mg_server_config_t *s = up->server;
     slot->generation++;
+    /* Not on its PATH, arguments inside "command", a Windows cmd entry, out of sandbox.user's reach:
+     * the same sentence `mcpgate check` prints, and nothing is started. */
+    char cwhy[1200];
+    int rc = mg_upstream_command_check(s, cwhy, sizeof cwhy);
     char *path = NULL;
-    int rc = mg__command_resolve(s, &path);
+    if (rc == 0)
+        rc = mg__command_resolve(s, &path);
     if (rc != 0) {
-        spawn_failed(slot, rc == MG_ENOTFOUND
-                               ? mg__fmt("upstream '%s': command '%s' not found in PATH", s->name, s->command)
+        spawn_failed(slot, rc != MG_ENOMEM
+                               ? mg__fmt("upstream '%s': %s", s->name, cwhy)
                                : mg__fmt("upstream '%s': out of memory starting '%s'", s->name, s->command));
         return;
     }

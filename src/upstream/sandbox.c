@@ -362,6 +362,98 @@ int mg_sandbox_probe(const mg_sandbox_config_t *sb, char *why, size_t n)
     return 0;
 }
 
+/* May uid (with gid as its only group) do `bit` (1 search/execute, 4 read) on st? Mode bits only:
+ * the owner class applies to the owner even when "other" would allow more, as the kernel does. */
+static int may(const struct stat *st, unsigned uid, unsigned gid, unsigned bit)
+{
+    if (uid == 0) /* CAP_DAC_OVERRIDE: any directory; a file needs some execute bit */
+        return S_ISDIR(st->st_mode) || bit != 1 || (st->st_mode & 0111) != 0;
+    if (st->st_uid == uid)
+        return (st->st_mode >> 6 & bit) != 0;
+    if (st->st_gid == gid)
+        return (st->st_mode >> 3 & bit) != 0;
+    return (st->st_mode & bit) != 0;
+}
+
+/* Checks each directory above path (as written, then as resolved: symlinks). */
+static int dirs_reachable(const char *path, unsigned uid, unsigned gid, char *bad, size_t n)
+{
+    char *real = realpath(path, NULL);
+    const char *forms[2] = {path, real};
+    for (int f = 0; f < 2; f++) {
+        const char *p = forms[f];
+        if (p == NULL || p[0] != '/')
+            continue;
+        size_t len = strlen(p);
+        char *dir = malloc(len + 2);
+        if (dir == NULL)
+            break;
+        for (size_t i = 1; i <= len; i++) {
+            if (p[i] != '/' && p[i] != '\0')
+                continue;
+            if (p[i] == '\0')
+                break; /* the last component is the target itself */
+            memcpy(dir, p, i);
+            dir[i] = '\0';
+            struct stat st;
+            if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && !may(&st, uid, gid, 1)) {
+                snprintf(bad, n, "%s", dir);
+                free(dir);
+                free(real);
+                return 0;
+            }
+        }
+        struct stat root;
+        if (stat("/", &root) == 0 && !may(&root, uid, gid, 1)) {
+            snprintf(bad, n, "/");
+            free(dir);
+            free(real);
+            return 0;
+        }
+        free(dir);
+    }
+    free(real);
+    return 1;
+}
+
+int mg_sandbox_reachable(const mg_sandbox_config_t *sb, const char *path, int need_exec, char *why, size_t n)
+{
+    /* Not root: the switch itself is refused first (mg_sandbox_probe), with its own sentence. */
+    if (sb == NULL || sb->user == NULL || sb->uid == 0 || path == NULL || geteuid() != 0)
+        return 0;
+    char bad[512];
+    if (!dirs_reachable(path, sb->uid, sb->gid, bad, sizeof bad)) {
+        snprintf(why, n, "is not reachable by user %s (uid %u) (directory '%s' is not searchable)", sb->user,
+                 sb->uid, bad);
+        return MG_EINVAL;
+    }
+    struct stat st;
+    if (need_exec && stat(path, &st) == 0 && !S_ISDIR(st.st_mode) && !may(&st, sb->uid, sb->gid, 1)) {
+        snprintf(why, n, "is not executable by user %s (uid %u) (mode %04o, owner uid %u)", sb->user, sb->uid,
+                 (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+        return MG_EINVAL;
+    }
+    return 0;
+}
+
+int mg_sandbox_paths_reachable(const mg_sandbox_config_t *sb, char *why, size_t n)
+{
+    if (sb == NULL || !sb->landlock)
+        return 0;
+    for (int rw = 0; rw < 2; rw++) {
+        char **paths = rw ? sb->rw : sb->ro;
+        size_t np = rw ? sb->nrw : sb->nro;
+        for (size_t i = 0; i < np; i++) {
+            char w[700];
+            if (mg_sandbox_reachable(sb, paths[i], 0, w, sizeof w) != 0) {
+                snprintf(why, n, "landlock.%s path '%s' %s", rw ? "write" : "read", paths[i], w);
+                return MG_EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
 char *mg_sandbox_describe(const mg_sandbox_config_t *sb)
 {
     char buf[1024];

@@ -68,6 +68,20 @@ int mg_sandbox_seccomp_available(void);
  */
 int mg_sandbox_probe(const mg_sandbox_config_t *sb, char *why, size_t n);
 
+/*
+ * Parent side, before spawning: can the user the child runs as (sandbox.user) reach path? Every
+ * directory above it must be searchable by that uid (its gid as the only group, as the wrapper sets
+ * it), and with need_exec the file itself executable. Classic mode bits only (no ACLs); root, or no
+ * sandbox.user, reaches everything; so does any path when the gateway is not root (then the switch
+ * is refused by mg_sandbox_probe). 0, or MG_EINVAL with "is not reachable by user nobody (65534)
+ * (directory '/root' is not searchable)" (the caller names the path first) in why.
+ */
+int mg_sandbox_reachable(const mg_sandbox_config_t *sb, const char *path, int need_exec, char *why, size_t n);
+
+/* The same for each landlock.read / landlock.write path (the wrapper opens them after switching
+ * user): 0, or MG_EINVAL with "landlock path '...' is not reachable by user ..." in why. */
+int mg_sandbox_paths_reachable(const mg_sandbox_config_t *sb, char *why, size_t n);
+
 /* One line: what will be applied ("user nobody (65534:65534), no_new_privs, rlimits openFiles=64,
  * landlock ABI 7 (read 9 paths, write 2), seccomp default"). malloc'd. */
 char *mg_sandbox_describe(const mg_sandbox_config_t *sb);

@@ -3,17 +3,22 @@
  *
  * Contract: a child sees ONLY its declared env plus PATH, HOME and LANG copied from the gateway
  * (never anything else: the gateway's own secrets stay in the gateway). A command without '/' is
- * looked up here, before spawning, so "not found" is a clear sentence instead of a failed exec.
- * Read next: child.c (mg__child_spawn, the only caller).
+ * looked up here, before spawning, so "not found" is a clear sentence instead of a failed exec;
+ * mg_upstream_command_check() turns the usual mistakes (a typo, arguments inside "command", a
+ * Windows `cmd /c` entry, a command another sandbox user cannot reach) into that sentence.
+ * Read next: child.c (mg__child_spawn, the spawner), main.c (cmd_check, the other caller).
  */
 #include "upstream_int.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/err.h"
+#include "sandbox.h"
 
 static const char *const inherited[] = {"PATH", "HOME", "LANG"};
 
@@ -139,4 +144,131 @@ int mg__command_resolve(const mg_server_config_t *server, char **out)
         p = end;
     }
     return MG_ENOTFOUND;
+}
+
+/* "cmd", "cmd.exe", "C:\Windows\System32\cmd.exe" (any case) as the first word of s. */
+static int is_windows_shell(const char *s, size_t len)
+{
+    const char *base = s;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\\' || s[i] == '/')
+            base = s + i + 1;
+    size_t bl = len - (size_t)(base - s);
+    return (bl == 3 && strncasecmp(base, "cmd", 3) == 0) || (bl == 7 && strncasecmp(base, "cmd.exe", 7) == 0);
+}
+
+/* How many blank-separated words s has. The words themselves are never quoted in a message: an
+ * argument may carry a secret (a token, or an expanded ${env:}), and these sentences are logged and
+ * shown in /readyz. */
+static size_t count_words(const char *s)
+{
+    size_t k = 0;
+    for (const char *p = s; *p != '\0';) {
+        p += strspn(p, " \t");
+        if (*p == '\0')
+            break;
+        k++;
+        p += strcspn(p, " \t");
+    }
+    return k;
+}
+
+int mg_upstream_command_check(const mg_server_config_t *s, char *why, size_t n)
+{
+    const char *cmd = s->command;
+    if (cmd == NULL || cmd[0] == '\0') {
+        snprintf(why, n, "has no command");
+        return MG_EINVAL;
+    }
+    size_t w0 = strcspn(cmd, " \t");
+    /* Windows configs: "cmd /c npx -y pkg", or command "cmd" with args ["/c", "npx", ...]. */
+    if (is_windows_shell(cmd, w0)) {
+        const char *rest = cmd + w0;
+        rest += strspn(rest, " \t");
+        int inline_c = (rest[0] == '/' && strchr("cCkK", rest[1]) != NULL && rest[1] != '\0' &&
+                        (rest[2] == ' ' || rest[2] == '\t' || rest[2] == '\0'));
+        int args_c = rest[0] == '\0' && s->nargs > 0 && strcasecmp(s->args[0], "/c") == 0;
+        char *probe = NULL;
+        if (inline_c || args_c || mg__command_resolve(s, &probe) != 0) {
+            free(probe);
+            char prog[200], how[400];
+            size_t nrest = 0;
+            prog[0] = '\0';
+            if (inline_c) {
+                rest += 2;
+                rest += strspn(rest, " \t");
+                size_t w = strcspn(rest, " \t");
+                snprintf(prog, sizeof prog, "%.*s", (int)w, rest);
+                nrest = count_words(rest + w);
+            } else if (args_c && s->nargs > 1) {
+                snprintf(prog, sizeof prog, "%s", s->args[1]);
+                nrest = s->nargs - 2;
+            }
+            if (prog[0] != '\0')
+                snprintf(how, sizeof how, "\"command\": \"%s\" and, as \"args\", the %zu argument%s after it",
+                         prog, nrest, nrest == 1 ? "" : "s");
+            else
+                snprintf(how, sizeof how, "the program itself in \"command\", its arguments in \"args\"");
+            snprintf(
+                why, n,
+                "command '%.*s%s'%s is a Windows cmd.exe entry (from a Windows config?): there is no cmd "
+                "here; run the program directly: %s",
+                (int)w0, cmd, cmd[w0] != '\0' ? " /c ..." : "", args_c ? " with args [\"/c\", ...]" : "",
+                how);
+            return MG_EINVAL;
+        }
+        free(probe);
+    }
+    const char *declared_path = NULL;
+    for (size_t i = 0; i < s->nenv; i++)
+        if (s->env[i].key != NULL && strcmp(s->env[i].key, "PATH") == 0)
+            declared_path = s->env[i].value;
+    char *path = NULL;
+    int rc = mg__command_resolve(s, &path);
+    if (rc == MG_ENOMEM)
+        return rc;
+    if (rc == 0 && cmd[0] != '/' && strchr(cmd, '/') != NULL && s->cwd != NULL) {
+        /* a relative path runs from the server's cwd */
+        char *joined = malloc(strlen(s->cwd) + strlen(cmd) + 2);
+        if (joined == NULL) {
+            free(path);
+            return MG_ENOMEM;
+        }
+        sprintf(joined, "%s/%s", s->cwd, cmd);
+        free(path);
+        path = joined;
+    }
+    if (rc == 0 && strchr(cmd, '/') != NULL && !executable_file(path)) {
+        free(path);
+        path = NULL;
+        rc = MG_ENOTFOUND;
+    }
+    if (rc != 0) {
+        if (w0 < strlen(cmd)) {
+            size_t nw = count_words(cmd + w0);
+            snprintf(why, n,
+                     "command '%.*s ...' has its arguments inside it (no program has that whole name): move "
+                     "the arguments into args: \"command\": \"%.*s\" and, as \"args\", the %zu word%s "
+                     "after it, one item each",
+                     (int)w0, cmd, (int)w0, cmd, nw, nw == 1 ? "" : "s");
+        } else if (strchr(cmd, '/') != NULL) {
+            snprintf(why, n, "command '%s' does not exist or is not an executable file%s%s%s", cmd,
+                     cmd[0] != '/' ? " (relative to " : "",
+                     cmd[0] != '/' ? (s->cwd ? s->cwd : "the gateway's cwd") : "", cmd[0] != '/' ? ")" : "");
+        } else {
+            snprintf(why, n, "command '%s' is not on the PATH the server gets (%s)", cmd,
+                     declared_path ? "the PATH in its env" : "the gateway's PATH");
+        }
+        return MG_ENOTFOUND;
+    }
+    char w[700];
+    if (mg_sandbox_reachable(s->sandbox, path, 1, w, sizeof w) != 0) {
+        snprintf(why, n, "command '%s' %s", path, w);
+        free(path);
+        return MG_EINVAL;
+    }
+    free(path);
+    if (mg_sandbox_paths_reachable(s->sandbox, why, n) != 0)
+        return MG_EINVAL;
+    return 0;
 }

@@ -140,6 +140,16 @@ void mg_upstream_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(m
 /* Frees a stopped upstream (call from stopped_cb or later). */
 void mg_upstream_free(mg_upstream_t *up);
 
+/*
+ * Can server's command be started as configured? Resolved the way the spawner does (a name without
+ * '/' on the server's env PATH if it declares one, else the gateway's; a relative path from its
+ * cwd). 0 when it can; otherwise MG_ENOTFOUND (or MG_EINVAL) with a sentence that does not name the
+ * server in why (the caller does): not on that PATH; arguments inside "command" ("move the
+ * arguments into args"); a Windows `cmd /c` entry; with sandbox.user, a command or landlock path
+ * that user cannot reach. Used by `mcpgate check` and before every spawn.
+ */
+int mg_upstream_command_check(const mg_server_config_t *server, char *why, size_t n);
+
 const char *mg_upstream_name(const mg_upstream_t *up);
 mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up);
 const char *mg_upstream_state_name(mg_upstream_state_t s);

@@ -5,13 +5,18 @@
 // unsandboxed probe that may do all of it. A control this machine cannot apply refuses to start
 // the upstream with a clear error. A case is skipped, saying why, only when the kernel lacks the
 // feature or the test does not run as root (needed to switch user).
+//
+// Where the checkout lives does not matter: the user a sandboxed child runs as ("nobody") may not
+// be able to reach it (a 0700 home or `mktemp -d` directory), so each test runs a copy of the probe
+// staged in a fresh 0755 directory under /tmp, removed at the end. That an unreachable command is
+// reported (by check and at start, naming the server) has its own test below.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { connect, textOf } from './lib/client.mjs';
 import { waitReadyz } from './lib/gateway.mjs';
 import { test, waitFor } from './lib/harness.mjs';
-import { MG_PROBE, configDir, mcpgate } from './lib/policy.mjs';
+import { MG_PROBE, mcpgate } from './lib/policy.mjs';
 
 const EACCES = 13;
 const EPERM = 1;
@@ -31,18 +36,29 @@ async function probe(client, tool, args = {}) {
   return JSON.parse(textOf(r));
 }
 
-// A directory tree the probes can reach (world-readable; the write dir world-writable).
+// A fresh directory under /tmp (not $TMPDIR, which may be private), mode 0755, removed at the end.
+function sharedDir(t, prefix) {
+  const dir = fs.mkdtempSync(path.join('/tmp', prefix));
+  fs.chmodSync(dir, 0o755);
+  t.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// A directory tree the probes can reach (world-readable; the write dir world-writable), with a
+// copy of the probe any user can run: {dir, file, probe, allowed, writable, secret}.
 function tree(t) {
-  const c = configDir(t, undefined, 'mcpgate-sbx-');
-  fs.chmodSync(c.dir, 0o755);
-  const allowed = path.join(c.dir, 'allowed');
-  const writable = path.join(c.dir, 'writable');
+  const dir = sharedDir(t, 'mcpgate-sbx-');
+  const probe = path.join(dir, 'mcpgate-probe');
+  fs.copyFileSync(MG_PROBE, probe);
+  fs.chmodSync(probe, 0o755);
+  const allowed = path.join(dir, 'allowed');
+  const writable = path.join(dir, 'writable');
   fs.mkdirSync(allowed, { mode: 0o755 });
   fs.mkdirSync(writable, { mode: 0o777 });
   fs.chmodSync(writable, 0o777);
   fs.writeFileSync(path.join(allowed, 'ok.txt'), 'fine\n', { mode: 0o644 });
-  fs.writeFileSync(path.join(c.dir, 'secret.txt'), 'outside the allowlist\n', { mode: 0o644 });
-  return { ...c, allowed, writable, secret: path.join(c.dir, 'secret.txt') };
+  fs.writeFileSync(path.join(dir, 'secret.txt'), 'outside the allowlist\n', { mode: 0o644 });
+  return { dir, file: path.join(dir, 'config.json'), probe, allowed, writable, secret: path.join(dir, 'secret.txt') };
 }
 
 test('sandbox: a sandboxed child is denied what its policy denies; an unsandboxed one is not', async (t) => {
@@ -56,7 +72,7 @@ test('sandbox: a sandboxed child is denied what its policy denies; an unsandboxe
     landlock: { read: [d.allowed], write: [d.writable] },
     seccomp: { profile: 'default', denyNetwork: true },
   };
-  const config = { mcpServers: { box: { command: MG_PROBE, sandbox }, free: { command: MG_PROBE } } };
+  const config = { mcpServers: { box: { command: d.probe, sandbox }, free: { command: d.probe } } };
   fs.writeFileSync(d.file, JSON.stringify(config));
   const check = mcpgate(['check', '--config', d.file]);
   assert.equal(check.status, 0, check.stdout + check.stderr);
@@ -108,7 +124,7 @@ test('sandbox: rlimits.processes (as another user) limits how many processes the
   const d = tree(t);
   fs.writeFileSync(
     d.file,
-    JSON.stringify({ mcpServers: { box: { command: MG_PROBE, sandbox: { user: 'nobody', rlimits: { processes: 4 } } } } }),
+    JSON.stringify({ mcpServers: { box: { command: d.probe, sandbox: { user: 'nobody', rlimits: { processes: 4 } } } } }),
   );
   const gw = await t.gateway({ args: ['--config', d.file] });
   const s = await connect(gw.url);
@@ -124,7 +140,7 @@ test('sandbox: a control that cannot be applied here refuses to start the upstre
   // Not as root: switching user is impossible, so it is refused.
   const sandbox = isRoot ? { rlimits: { processes: 10 } } : { user: 'nobody' };
   const want = isRoot ? /not enforced for root/ : /needs the gateway to run as root/;
-  fs.writeFileSync(d.file, JSON.stringify({ mcpServers: { box: { command: MG_PROBE, sandbox }, ok: { command: MG_PROBE } } }));
+  fs.writeFileSync(d.file, JSON.stringify({ mcpServers: { box: { command: d.probe, sandbox }, ok: { command: d.probe } } }));
   const check = mcpgate(['check', '--config', d.file]);
   assert.equal(check.status, 1);
   assert.match(check.stdout, /box: PROBLEM: .*\(the server would not be started\)/);
@@ -146,4 +162,36 @@ test('sandbox: a control that cannot be applied here refuses to start the upstre
     err = e;
   }
   assert.ok(err, 'a call to the refused upstream fails');
+});
+
+test('sandbox: a command the sandbox user cannot reach is reported by check and at start, naming the server', async (t) => {
+  if (!isRoot) t.skip('switching user needs root (without it the sandbox is refused before any path is checked)');
+  const d = tree(t);
+  // The probe beneath a 0700 directory (what `mktemp -d` and many home directories are).
+  const hidden = path.join(d.dir, 'private');
+  fs.mkdirSync(hidden, { mode: 0o700 });
+  fs.chmodSync(hidden, 0o700);
+  const hiddenProbe = path.join(hidden, 'mcpgate-probe');
+  fs.copyFileSync(MG_PROBE, hiddenProbe);
+  fs.chmodSync(hiddenProbe, 0o755);
+  fs.writeFileSync(
+    d.file,
+    JSON.stringify({ mcpServers: { box: { command: hiddenProbe, sandbox: { user: 'nobody' } }, ok: { command: d.probe, sandbox: { user: 'nobody' } } } }),
+  );
+  const want = `command '${hiddenProbe}' is not reachable by user nobody (uid 65534) (directory '${hidden}' is not searchable)`;
+  const check = mcpgate(['check', '--config', d.file]);
+  assert.equal(check.status, 1, check.stdout + check.stderr);
+  assert.ok(check.stdout.includes(`PROBLEM: server 'box': ${want}`), check.stdout);
+  assert.ok(!/server 'ok'/.test(check.stdout), check.stdout);
+  const gw = await t.gateway({ args: ['--config', d.file] });
+  const rz = await waitReadyz(gw, (j) => j.upstreams.find((u) => u.name === 'box')?.error);
+  const box = rz.upstreams.find((u) => u.name === 'box');
+  assert.notEqual(box.state, 'ready');
+  assert.equal(box.error, `upstream 'box': ${want}`);
+  await gw.waitLog((l) => l.level === 'error' && l.msg === `upstream 'box': ${want}`, { what: 'the error line' });
+  // Never started (so no 126/127 from the wrapper); the other upstream works.
+  const s = await connect(gw.url);
+  t.defer(() => s.close());
+  assert.equal((await probe(s.client, 'ok__whoami')).uid, 65534);
+  assert.ok(!gw.logs().some((l) => l.msg === 'upstream process started' && l.upstream === 'box'));
 });

@@ -530,10 +530,110 @@ static void test_policy_config_ok(void **state)
     assert_false(cfg.policy->cors.enabled);
     assert_false(cfg.policy->rate.enabled);
     lp = mg_policy_lock_path(&cfg);
-    assert_string_equal(lp, "/etc/mcp/mcpgate.lock"); /* beside the config */
+    assert_string_equal(lp, "/etc/mcp/c.lock"); /* named after the config, beside it */
+    free(lp);
+    lp = mg_policy_lock_legacy_path(&cfg);
+    assert_string_equal(lp, "/etc/mcp/mcpgate.lock");
     free(lp);
     mg_config_dispose(&cfg);
     mg_config_errors_dispose(&errs);
+}
+
+/* The lockfile is named after its config; the shared mcpgate.lock of older versions is read for the
+ * config's own servers only while that file does not exist, and never written. */
+static void test_lock_per_config(void **state)
+{
+    static const struct {
+        const char *config, *lock, *legacy;
+    } names[] = {
+        {"/d/servers.json", "/d/servers.lock", "/d/mcpgate.lock"},
+        {"servers.json", "servers.lock", "mcpgate.lock"},
+        {"/d/a.b.jsonc", "/d/a.b.lock", "/d/mcpgate.lock"},
+        {"/d/servers", "/d/servers.lock", "/d/mcpgate.lock"},
+        {"/d/.mcp.json", "/d/.mcp.lock", "/d/mcpgate.lock"},
+        {"/d/.mcprc", "/d/.mcprc.lock", "/d/mcpgate.lock"},
+        {"/d.x/servers", "/d.x/servers.lock", "/d.x/mcpgate.lock"},
+        {"/d/x.lock", "/d/x.lock.lock", "/d/mcpgate.lock"}, /* never the config itself */
+        {"/d/mcpgate.json", "/d/mcpgate.lock", NULL},       /* its lock always had that name */
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        mg_config_t cfg;
+        mg_config_errors_t errs;
+        assert_int_equal(mg_config_parse("{\"mcpServers\": {\"a\": {\"command\": \"a\"}}}", names[i].config,
+                                         NULL, &cfg, &errs),
+                         0);
+        char *lp = mg_policy_lock_path(&cfg), *lg = mg_policy_lock_legacy_path(&cfg);
+        assert_string_equal(lp, names[i].lock);
+        if (names[i].legacy)
+            assert_string_equal(lg, names[i].legacy);
+        else
+            assert_null(lg);
+        free(lp);
+        free(lg);
+        mg_config_dispose(&cfg);
+        mg_config_errors_dispose(&errs);
+    }
+
+    /* Migration: a.json (servers a, c) beside a shared mcpgate.lock listing a, b and c. */
+    char dir[] = "/tmp/mcpgate-lockcfg-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cfgpath[128], legacy[128], own[128];
+    snprintf(cfgpath, sizeof cfgpath, "%s/a.json", dir);
+    snprintf(legacy, sizeof legacy, "%s/mcpgate.lock", dir);
+    snprintf(own, sizeof own, "%s/a.lock", dir);
+    json_t *doc = mg_lock_new();
+    json_t *tools = json_pack("[{s:s}]", "name", "t");
+    json_object_set_new(json_object_get(doc, "servers"), "a", mg_lock_server_entry(tools, NULL, NULL, NULL));
+    json_object_set_new(json_object_get(doc, "servers"), "b", mg_lock_server_entry(tools, NULL, NULL, NULL));
+    json_object_set_new(json_object_get(doc, "servers"), "c", mg_lock_server_entry(NULL, NULL, NULL, "hi"));
+    assert_int_equal(mg_lock_write(legacy, doc), 0);
+    mg_config_t cfg;
+    mg_config_errors_t errs;
+    assert_int_equal(mg_config_parse("{\"mcpServers\": {\"a\": {\"command\": \"a\"}, \"c\": {\"command\": "
+                                     "\"c\"}, \"d\": {\"command\": \"d\"}}}",
+                                     cfgpath, NULL, &cfg, &errs),
+                     0);
+    mg_lock_source_t src;
+    int missing = 0;
+    char why[600];
+    json_t *got = mg_lock_load_for(&cfg, NULL, &src, &missing, why, sizeof why);
+    assert_non_null(got);
+    assert_string_equal(src.path, own);
+    assert_string_equal(src.legacy, legacy);
+    json_t *servers = json_object_get(got, "servers");
+    assert_int_equal(json_object_size(servers), 2); /* a and c: b is another config's */
+    assert_non_null(json_object_get(servers, "a"));
+    assert_non_null(json_object_get(servers, "c"));
+    json_decref(got);
+    mg_lock_source_dispose(&src);
+    /* An explicit --lock never falls back. */
+    got = mg_lock_load_for(&cfg, own, &src, &missing, why, sizeof why);
+    assert_null(got);
+    assert_true(missing);
+    assert_null(src.legacy);
+    mg_lock_source_dispose(&src);
+    /* Once a.lock exists, it alone is read. */
+    json_t *mine = mg_lock_new();
+    assert_int_equal(mg_lock_write(own, mine), 0);
+    got = mg_lock_load_for(&cfg, NULL, &src, &missing, why, sizeof why);
+    assert_non_null(got);
+    assert_null(src.legacy);
+    assert_int_equal(json_object_size(json_object_get(got, "servers")), 0);
+    json_decref(got);
+    mg_lock_source_dispose(&src);
+    /* The shared file was never changed. */
+    int lmissing = 0;
+    json_t *still = mg_lock_load(legacy, &lmissing, why, sizeof why);
+    assert_true(json_equal(still, doc));
+    json_decref(still);
+    json_decref(mine);
+    json_decref(doc);
+    json_decref(tools);
+    mg_config_dispose(&cfg);
+    mg_config_errors_dispose(&errs);
+    unlink(own);
+    unlink(legacy);
+    rmdir(dir);
 }
 
 static void test_policy_config_errors(void **state)
@@ -668,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_credential_precedence),
         cmocka_unit_test(test_credential_errors),
         cmocka_unit_test(test_policy_config_ok),
+        cmocka_unit_test(test_lock_per_config),
         cmocka_unit_test(test_policy_config_errors),
         cmocka_unit_test(test_cors_helpers),
         cmocka_unit_test(test_sandbox_probe_and_wrap),

@@ -29,6 +29,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "upstream/upstream.h"
+#include "upstream/sandbox.h"
 #include "upstream/upstream_int.h"
 
 /* ---- harness ---- */
@@ -465,6 +466,111 @@ static void test_command_resolve(void **state)
     free(out);
 }
 
+/* What `mcpgate check` and the spawner say about a command (mg_upstream_command_check). */
+static void test_command_check(void **state)
+{
+    mg_server_config_t s;
+    memset(&s, 0, sizeof s);
+    char why[1200];
+    s.command = (char *)"sh";
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), 0);
+    /* A typo: not on the PATH the child gets. */
+    s.command = (char *)"npxx-mcpgate-test";
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_ENOTFOUND);
+    assert_non_null(
+        strstr(why, "command 'npxx-mcpgate-test' is not on the PATH the server gets (the gateway's PATH)"));
+    /* The server's env PATH is the one searched: sh is not in /nonexistent. */
+    mg_kv_t env = {(char *)"PATH", (char *)"/nonexistent", (char *)"literal"};
+    s.env = &env;
+    s.nenv = 1;
+    s.command = (char *)"sh";
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_ENOTFOUND);
+    assert_non_null(strstr(why, "(the PATH in its env)"));
+    s.env = NULL;
+    s.nenv = 0;
+    /* Arguments inside the command (counted, never quoted: one may be a secret). */
+    s.command = (char *)"npx -y @modelcontextprotocol/server-memory --token=s3cr3t";
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_ENOTFOUND);
+    assert_non_null(strstr(why, "command 'npx ...' has its arguments inside it"));
+    assert_non_null(strstr(why, "move the arguments into args: \"command\": \"npx\" and, as \"args\", the 3 "
+                                "words after it"));
+    assert_null(strstr(why, "s3cr3t"));
+    /* ... unless the whole string names an existing file. */
+    char dir[] = "/tmp/mcpgate-cmdcheck-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char file[128];
+    snprintf(file, sizeof file, "%s/my server", dir);
+    FILE *f = fopen(file, "w");
+    fputs("#!/bin/sh\n", f);
+    fclose(f);
+    chmod(file, 0755);
+    s.command = file;
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), 0);
+    /* A path that does not exist. */
+    s.command = (char *)"/nonexistent/server";
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_ENOTFOUND);
+    assert_non_null(strstr(why, "does not exist or is not an executable file"));
+    /* Windows entries: "cmd /c ..." in the command, or cmd.exe with "/c" in args. */
+    s.command = (char *)"cmd /c npx -y pkg --key=s3cr3t";
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_EINVAL);
+    assert_non_null(strstr(why, "command 'cmd /c ...' is a Windows cmd.exe entry"));
+    assert_non_null(strstr(why, "\"command\": \"npx\" and, as \"args\", the 3 arguments after it"));
+    assert_null(strstr(why, "s3cr3t"));
+    char *wargs[] = {(char *)"/c", (char *)"npx", (char *)"-y", (char *)"pkg", NULL};
+    s.command = (char *)"cmd.exe";
+    s.args = wargs;
+    s.nargs = 4;
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_EINVAL);
+    assert_non_null(strstr(why, "command 'cmd.exe' with args [\"/c\", ...] is a Windows cmd.exe entry"));
+    assert_non_null(strstr(why, "\"command\": \"npx\" and, as \"args\", the 2 arguments after it"));
+    s.args = NULL;
+    s.nargs = 0;
+    /* sandbox.user: a command beneath a directory that user cannot search (a mode-bit computation;
+     * only as root: otherwise switching user is refused before any path matters). */
+    mg_sandbox_config_t sb;
+    memset(&sb, 0, sizeof sb);
+    sb.user = (char *)"nobody";
+    sb.uid = 65534;
+    sb.gid = 65534;
+    s.sandbox = &sb;
+    s.command = file;
+    chmod(dir, 0700);
+    if (geteuid() != 0) {
+        assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), 0);
+        unlink(file);
+        rmdir(dir);
+        return;
+    }
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_EINVAL);
+    char want[300];
+    snprintf(want, sizeof want,
+             "is not reachable by user nobody (uid 65534) (directory '%s' is not searchable)", dir);
+    assert_non_null(strstr(why, want));
+    chmod(dir, 0755);
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), 0);
+    chmod(file, 0700); /* reachable, not executable by that user */
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_EINVAL);
+    assert_non_null(strstr(why, "is not executable by user nobody"));
+    chmod(file, 0755);
+    /* The landlock paths are opened after the switch too. */
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    char *ro[] = {sub};
+    sb.landlock = 1;
+    sb.ro = ro;
+    sb.nro = 1;
+    chmod(dir, 0700);
+    s.command = (char *)"sh";
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), MG_EINVAL);
+    assert_non_null(strstr(why, "landlock.read path"));
+    chmod(dir, 0755);
+    assert_int_equal(mg_upstream_command_check(&s, why, sizeof why), 0);
+    rmdir(sub);
+    unlink(file);
+    rmdir(dir);
+}
+
 /* ---- against the fixture ---- */
 
 static void test_echo_1000(void **state)
@@ -757,7 +863,9 @@ static void test_command_not_found(void **state)
     h_start(&h); /* fails inside start: completions are deferred, never inside the call */
     assert_false(a.done);
     assert_true(wait_int(&h, &b.done, 1, 1000));
-    const char *want = "upstream 'ghost': command 'mcpgate-no-such-command-xyz' not found in PATH";
+    const char *want =
+        "upstream 'ghost': command 'mcpgate-no-such-command-xyz' is not on the PATH the server gets "
+        "(the gateway's PATH)";
     assert_int_equal(a.err, MG_ESPAWN);
     assert_string_equal(a.message, want);
     assert_string_equal(b.message, want);
@@ -1201,6 +1309,7 @@ int main(void)
         cmocka_unit_test(test_linebuf),
         cmocka_unit_test(test_utf8_clean),
         cmocka_unit_test(test_command_resolve),
+        cmocka_unit_test(test_command_check),
         cmocka_unit_test(test_echo_1000),
         cmocka_unit_test(test_large_messages),
         cmocka_unit_test(test_sleep_timeout_and_progress),

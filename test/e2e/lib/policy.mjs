@@ -1,5 +1,6 @@
 // Helpers for the policy tests (pinning, scanning, credentials, sandbox, rate limits, CORS):
-// a config file in a temp dir of its own (mcpgate.lock goes beside it), and running a CLI command.
+// a config file in a temp dir of its own (its lockfile, config.lock, goes beside it), and running a
+// CLI command.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,7 +17,7 @@ export function configDir(t, config, prefix = 'mcpgate-pol-') {
   t.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'config.json');
   if (config !== undefined) fs.writeFileSync(file, JSON.stringify(config, null, 2));
-  return { dir, file, lock: path.join(dir, 'mcpgate.lock') };
+  return { dir, file, lock: path.join(dir, 'config.lock') };
 }
 
 // Runs `mcpgate ARGS` to completion: {status, stdout, stderr}.
