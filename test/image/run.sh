@@ -38,8 +38,15 @@ command -v node >/dev/null || die "node is missing (scripts/install-deps.sh)"
 mkdir -p "$CACHE"
 WORK=$(mktemp -d "$CACHE/run.XXXXXX")
 GW=""
+# Stops the running image: SIGKILL to its PID 1 (tini) ends every process of its PID namespace
+# (unshare's --kill-child does not reach it: the user switch clears the parent-death signal).
+stop_image() {
+    local p
+    for p in $(pgrep -P "$GW"); do kill -KILL "$p" 2>/dev/null || true; done
+    kill -KILL "$GW" 2>/dev/null || true
+}
 cleanup() {
-    [[ -n $GW ]] && kill -KILL "$GW" 2>/dev/null || true
+    [[ -n $GW ]] && stop_image
     wait 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -116,12 +123,28 @@ serve() {
     local script
     script=$(node test/image/dockerfile.mjs "$DOCKERFILE" "$target")
     eval "$script"
-    img_copy() { mkdir -p "$R$(dirname "$2/x")"; cp "$1" "$R$2"; }
+    img_copy() {
+        if [[ $2 == */ ]]; then mkdir -p "$R$2"; else mkdir -p "$(dirname "$R$2")"; fi
+        cp "$1" "$R$2"
+    }
     img_install_build
     [[ -n $config ]] && cp "$config" "$R/etc/mcpgate/config.json"
     local uid=${IMG_USER%%:*} gid=${IMG_USER##*:} home
     # Docker's environment: PATH, HOSTNAME, HOME from the user's passwd entry unless ENV sets it.
     home=$(awk -F: -v u="$uid" '$3 == u {print $6}' "$R/etc/passwd")
+    local e
+    for e in "${IMG_ENV[@]}"; do [[ $e == HOME=* ]] && home=${e#HOME=}; done
+    # A machine whose npm reaches the registry through a TLS-intercepting proxy trusts that proxy's
+    # CA through npm's cafile: the image's npm gets the same file, by $HOME/.npmrc (npx reads it;
+    # the gateway passes HOME to its children). A CA certificate, nothing secret.
+    local cafile
+    cafile=$(npm config get cafile 2>/dev/null || true)
+    if [[ -f $R/usr/bin/npm && -f $cafile && -d $R$home ]]; then
+        cp "$cafile" "$R/etc/ssl/certs/image-test-npm-ca.crt"
+        echo "cafile=/etc/ssl/certs/image-test-npm-ca.crt" >"$R$home/.npmrc"
+        chown "$uid:$gid" "$R$home/.npmrc"
+        echo "image-test: $target: npm's cafile $cafile given to the image's npm ($home/.npmrc)" >&2
+    fi
     PORT=$(free_port)
     local env=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOSTNAME=mcpgate-image-test
         "HOME=${home:-/}" "${IMG_ENV[@]}" "MCPGATE_LISTEN=127.0.0.1:$PORT")
@@ -176,6 +199,8 @@ check() {
     # itself ignores SIGTERM while it waits; it exits with PID 1's status.
     kill -TERM "$tini"
     local rc=0
+    for ((i = 0; i < 300; i++)); do kill -0 "$GW" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$GW" 2>/dev/null && fail "$target: still running 30 s after SIGTERM"
     wait "$GW" || rc=$?
     GW=""
     [[ $rc == 0 ]] || fail "$target: exit status $rc after SIGTERM (expected a drain and 0)"
