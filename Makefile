@@ -2,13 +2,25 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test unit e2e conformance run deps clean format asan asan-test fuzz
+.PHONY: all build test unit e2e conformance run deps clean format asan asan-test fuzz install image-test
 
 all: build
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_EXTRA) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# Installs bin/mcpgate (and bin/mcpgate-testserver), the systemd unit and the docs into PREFIX;
+# DESTDIR stages the tree elsewhere (packaging). README.md "Install and a first config".
+PREFIX ?= /usr/local
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The container image's targets built without Docker (mmdebstrap, chroot as uid 10001 under tini)
+# serving the bundled test server and a real npm server; slow (minutes, the root filesystems are
+# cached in /var/tmp/mcpgate-image-test). Needs root and Debian/npm network access. docs/testing.md.
+image-test: build
+	./test/image/run.sh $(BUILD) $(IMAGE_TARGETS)
 
 deps:
 	./scripts/install-deps.sh

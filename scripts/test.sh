@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests (CTest), end-to-end tests with real clients, the official MCP
+# The whole test suite: unit tests (CTest), the install test, end-to-end tests with real clients, the official MCP
 # conformance suites (0.1.16 and 0.2.0-alpha.12), then the unit and e2e tests again under ASan+UBSan+LSan (scripts/asan.sh) and
 # a fuzz smoke run (scripts/fuzz.sh). Each prints its own closing summary; the script fails if any
 # part fails. docs/testing.md describes every part.
@@ -24,6 +24,10 @@ part() {
 
 echo "== unit tests (ctest)"
 part "unit tests" bash -c "cd '$BUILD' && ctest --output-on-failure -j $(nproc)"
+
+# make install into a temporary DESTDIR, the installed binary, README.md's example config, the
+# systemd unit (test/install/run.sh, a few seconds).
+part "install test" ./test/install/run.sh "$BUILD"
 
 echo "== end-to-end tests"
 part "end-to-end tests" ./scripts/e2e.sh "$BUILD"

@@ -153,6 +153,30 @@ static void self_dir(char *out, size_t n)
     snprintf(out, n, "%s", dirname(path));
 }
 
+/* Why `serve` could not listen on LISTEN (a libuv error), and what to do about it. */
+static void print_listen_error(const char *listen, int err, const char *why)
+{
+    const char *colon = strrchr(listen, ':');
+    const char *port = colon ? colon + 1 : listen;
+    fprintf(stderr, "mcpgate: cannot listen on %s: %s", listen, why);
+    if (err == UV_EADDRINUSE)
+        fprintf(stderr,
+                " (another process listens there; `ss -ltnp 'sport = :%s'` shows which).\n"
+                "  Stop it, or give mcpgate another address: --listen 127.0.0.1:8081, "
+                "MCPGATE_LISTEN=127.0.0.1:8081 or \"gateway\": {\"listen\": ...}\n",
+                port);
+    else if (err == UV_EACCES)
+        fprintf(stderr,
+                " (ports below 1024 need privileges).\n  Use a port from 1024 up (--listen 127.0.0.1:8080), "
+                "or grant CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)\n");
+    else if (err == UV_EADDRNOTAVAIL)
+        fprintf(stderr,
+                " (no interface of this machine has that address).\n  Listen on 127.0.0.1, 0.0.0.0 or "
+                "an address `ip -brief address` lists (--listen or MCPGATE_LISTEN)\n");
+    else
+        fputc('\n', stderr);
+}
+
 static int load_config(const opts_t *o, mg_config_t *cfg)
 {
     char dir[PATH_MAX];
@@ -299,7 +323,7 @@ static int cmd_serve(const opts_t *o)
     }
     int r = mg_server_start(loop, &cfg, gateway, (struct sockaddr *)&addr, loopback, &server, &why);
     if (r != 0) {
-        fprintf(stderr, "mcpgate: cannot listen on %s: %s\n", listen, why);
+        print_listen_error(listen, r, why);
         return 1;
     }
     char bound[300];
