@@ -183,8 +183,7 @@ static int cmd_check(const opts_t *o)
     for (size_t i = 0; i < cfg.nservers; i++) {
         const mg_server_config_t *s = &cfg.servers[i];
         printf("  %s: %s%s, isolation %s, instances %u\n", s->name, s->command,
-               s->disabled ? " (disabled)" : "", s->isolation == MG_ISOLATION_SESSION ? "session" : "shared",
-               s->instances);
+               s->disabled ? " (disabled)" : "", mg_isolation_name(s->isolation), s->instances);
         for (size_t k = 0; k < s->nenv; k++)
             printf("    env %s: from %s, %zu bytes\n", s->env[k].key, s->env[k].source,
                    strlen(s->env[k].value));

@@ -79,7 +79,8 @@ int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, mg_
     p->owner = owner;
     p->subs = json_object();
     static const mg_upstream_hooks_t hooks = {on_message_cb, on_state_cb};
-    mg_upstream_opts_t opts = {srv->cfg, &gw->cfg->limits, "mcpgate", MG_VERSION};
+    /* a session's own pool serves one client: the only request in flight is evidence enough */
+    mg_upstream_opts_t opts = {srv->cfg, &gw->cfg->limits, "mcpgate", MG_VERSION, owner != NULL};
     int r = mg_upstream_new(gw->loop, &opts, &hooks, p, &p->up);
     if (r != 0) {
         free(p);

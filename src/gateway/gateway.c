@@ -121,7 +121,7 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
     for (size_t i = 0; i < gw->nservers; i++) {
         mg_gw_server_t *srv = &gw->servers[i];
         json_t *u = json_pack("{s:s,s:s}", "name", srv->cfg->name, "isolation",
-                              srv->cfg->isolation == MG_ISOLATION_SESSION ? "session" : "shared");
+                              mg_isolation_name(srv->cfg->isolation));
         if (srv->shared != NULL) {
             mg_upstream_t *up = srv->shared->up;
             mg_upstream_state_t st = mg_upstream_state(up);
@@ -132,6 +132,8 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
             json_object_set_new(u, "inflight", json_integer(mg_upstream_inflight(up)));
             if (mg_upstream_last_error(up) != NULL && st != MG_UPSTREAM_READY)
                 json_object_set_new(u, "error", json_string(mg_upstream_last_error(up)));
+            if (mg_upstream_last_stderr(up) != NULL && st != MG_UPSTREAM_READY) /* masked, bounded */
+                json_object_set(u, "stderr", mg_upstream_last_stderr(up));
             mg_policy_readyz(gw->policy, i, u); /* pinning and scanning detail */
         } else {
             json_object_set_new(u, "state", json_string("per-session"));
