@@ -357,7 +357,7 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
      * log line goes to the sessions that asked for its logs (logging/setLevel at or below its
      * level; of the pool's tenant only); anything else goes to no client: counted and logged. */
     if (strcmp(mg_rpc_method(msg), "notifications/message") == 0) {
-        size_t pos = 0;
+        size_t pos = 0, sent = 0;
         const char *key;
         void *val;
         while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
@@ -367,8 +367,10 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
             if (pool->tenant != NULL && strcmp(mg__tenant_of(t->principal), pool->tenant) != 0)
                 continue;
             mg__session_notify(t, msg);
+            sent++;
         }
-        return;
+        if (sent > 0)
+            return; /* else: nobody asked for it, counted and logged below */
     }
     pool->srv->unrouted_notes++;
     char *text = mg_rpc_dump(msg, NULL);

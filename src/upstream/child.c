@@ -931,16 +931,17 @@ void mg__child_spawn(mg__slot_t *slot)
     mg_log_json(MG_LOG_INFO, "upstream process started", f);
 
     child->init_id = slot->next_id++;
-    /* Capabilities the gateway can route (upstream.h, opts.exclusive): roots only to a child of one
-     * client; sampling and elicitation everywhere (asked inside a request: routed by evidence). */
+    /* Capabilities the gateway can route (upstream.h, opts.exclusive): sampling, elicitation and
+     * roots everywhere (on a shared child, routed by evidence: the relatedRequestId hint); roots
+     * listChanged only to a child of one client (whose roots list it is). */
     json_t *init =
         json_pack("{s:s, s:I, s:s, s:{s:s, s:{s:{}, s:{s:{}, s:{}}}, s:{s:s, s:s}}}", "jsonrpc", "2.0", "id",
                   (json_int_t)child->init_id, "method", "initialize", "params", "protocolVersion",
                   MG__PROTOCOL_VERSION, "capabilities", "sampling", "elicitation", "form", "url",
                   "clientInfo", "name", up->client_name, "version", up->client_version);
-    if (init != NULL && up->exclusive)
+    if (init != NULL)
         json_object_set_new(json_object_get(json_object_get(init, "params"), "capabilities"), "roots",
-                            json_pack("{s:b}", "listChanged", 1));
+                            up->exclusive ? json_pack("{s:b}", "listChanged", 1) : json_object());
     if (init == NULL || mg__child_write(child, init) != 0) {
         json_decref(init);
         init_failed(child, mg__fmt("upstream '%s': could not send initialize", s->name),

@@ -85,10 +85,11 @@ typedef struct mg_upstream_opts {
     const char *client_name;          /* clientInfo.name sent in initialize, e.g. "mcpgate" */
     const char *client_version;
     /* 1: every request on this pool comes from one client (a per-session pool). Unrelated messages
-     * may then be attributed to the only request in flight, and initialize declares the roots,
-     * sampling and elicitation capabilities. 0 (shared between clients): attribution on evidence
-     * only, and initialize declares sampling and elicitation (asked inside a request, routable by
-     * the relatedRequestId hint) but not roots (asked about no request: nobody to route it to). */
+     * may then be attributed to the only request in flight, and initialize declares roots with
+     * listChanged. 0 (shared between clients): attribution on evidence only, and roots without
+     * listChanged (no one client's roots list is the child's). Both declare sampling, elicitation
+     * and roots: asked inside a request they are routable (on a shared child by the
+     * relatedRequestId hint); asked about no request they are refused with a sentence saying so. */
     int exclusive;
 } mg_upstream_opts_t;
 

@@ -39,7 +39,7 @@ test('shared child: a log line no request asked for never reaches the session wh
   assert.deepEqual(bLogs.filter((l) => /^A /.test(l.data)), [], "B received A's log lines");
 });
 
-test('shared child: roots not declared; a roots/list with nothing in flight is refused with a true sentence', async (t) => {
+test('shared child: a roots/list with nothing in flight is refused with a true sentence; roots.listChanged only per session', async (t) => {
   const gw = await t.gateway({
     config: { mcpServers: { shared: noisy(['--roots-at-start']), own: noisy([], { isolation: 'session' }) } },
   });
@@ -56,7 +56,7 @@ test('shared child: roots not declared; a roots/list with nothing in flight is r
   t.defer(() => c.close());
   const shared = JSON.parse(textOf(await c.client.callTool({ name: 'shared__caps', arguments: {} })));
   const own = JSON.parse(textOf(await c.client.callTool({ name: 'own__caps', arguments: {} })));
-  assert.equal(shared.roots, undefined, 'roots declared to a shared child');
+  assert.deepEqual(shared.roots, {}, 'a shared child serves no one client\'s roots list');
   assert.ok(shared.sampling && shared.elicitation, JSON.stringify(shared));
   assert.deepEqual(own.roots, { listChanged: true }, 'roots not declared to a per-session child');
 });

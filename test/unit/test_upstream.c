@@ -1040,7 +1040,7 @@ static void test_server_requests(void **state)
 
 /* Without a hint, "the only request in flight" is evidence on an exclusive pool (one client) and
  * not on a shared one: there a timer in the server may speak for another client. Initialize
- * declares roots only where the gateway can route roots/list (an exclusive pool). */
+ * declares roots.listChanged only to an exclusive pool (one client's roots). */
 static void test_attribution_evidence(void **state)
 {
     for (int exclusive = 0; exclusive <= 1; exclusive++) {
@@ -1062,6 +1062,7 @@ static void test_attribution_evidence(void **state)
             run_for(&h, 20); /* tee writes the file after passing the line on */
         assert_true(file_contains(tee, "\"sampling\":{}"));
         assert_true(file_contains(tee, "\"elicitation\":{"));
+        assert_true(file_contains(tee, "\"roots\":{"));
         assert_int_equal(file_contains(tee, "\"roots\":{\"listChanged\":true}"), exclusive);
         call_t a = {0};
         a.answer_sampling = 1;
