@@ -210,8 +210,7 @@ static int cmd_check(const opts_t *o)
     for (size_t i = 0; i < cfg.nservers; i++) {
         const mg_server_config_t *s = &cfg.servers[i];
         printf("  %s: %s%s, isolation %s, instances %u\n", s->name, s->command,
-               s->disabled ? " (disabled)" : "", s->isolation == MG_ISOLATION_SESSION ? "session" : "shared",
-               s->instances);
+               s->disabled ? " (disabled)" : "", mg_isolation_name(s->isolation), s->instances);
         /* The command as the spawner will resolve it (src/upstream/spawn_env.c): an error here is an
          * upstream that serve would not start (the others would). */
         char cwhy[1200];

@@ -78,8 +78,10 @@ int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, mg_
     p->srv = srv;
     p->owner = owner;
     p->subs = json_object();
+    mg_log_limit_init(&p->lim_unrouted, 20, 10000);
     static const mg_upstream_hooks_t hooks = {on_message_cb, on_state_cb};
-    mg_upstream_opts_t opts = {srv->cfg, &gw->cfg->limits, "mcpgate", MG_VERSION};
+    /* a session's own pool serves one client: the only request in flight is evidence enough */
+    mg_upstream_opts_t opts = {srv->cfg, &gw->cfg->limits, "mcpgate", MG_VERSION, owner != NULL};
     int r = mg_upstream_new(gw->loop, &opts, &hooks, p, &p->up);
     if (r != 0) {
         free(p);
@@ -114,6 +116,7 @@ static void pool_stopped_cb(mg_upstream_t *up, void *data)
     for (int k = 0; k < MG_LIST_COUNT; k++)
         json_decref(p->lists[k]);
     json_decref(p->subs);
+    free(p->tenant);
     free(p);
     if (owner != NULL)
         mg__session_pool_gone(owner, idx);
@@ -229,11 +232,46 @@ void mg__pool_list(mg_pool_t *p, mg_list_kind_t kind, mg_list_cb cb, void *data)
     }
 }
 
-mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, size_t i)
+const char *mg__tenant_of(const mg_principal_t *p)
+{
+    return p != NULL && p->tenant != NULL ? p->tenant : "";
+}
+
+mg_pool_t *mg__pool_peek(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *p, size_t i)
 {
     mg_gw_server_t *srv = &gw->servers[i];
     if (srv->shared != NULL)
         return srv->shared;
+    if (srv->cfg->isolation == MG_ISOLATION_TENANT)
+        return mg_map_get(&srv->tenants, mg__tenant_of(p));
+    return s != NULL && s != gw->stateless ? s->pools[i] : NULL;
+}
+
+mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *pr, size_t i)
+{
+    mg_gw_server_t *srv = &gw->servers[i];
+    if (srv->shared != NULL)
+        return srv->shared;
+    if (srv->cfg->isolation == MG_ISOLATION_TENANT) {
+        /* one pool per tenant, shared by its sessions and its stateless requests */
+        if (gw->shutting_down && srv->tenants.count == 0)
+            return NULL;
+        const char *tenant = mg__tenant_of(pr);
+        mg_pool_t *p = mg_map_get(&srv->tenants, tenant);
+        if (p != NULL || gw->shutting_down)
+            return p;
+        if (mg__pool_new(gw, srv, NULL, &p) != 0)
+            return NULL;
+        p->tenant = strdup(tenant);
+        if (p->tenant == NULL || mg_map_set(&srv->tenants, tenant, p) != 0) {
+            mg__pool_stop(p); /* pool_stopped_cb frees it */
+            gw->pools_stopping++;
+            return NULL;
+        }
+        mg_log_json(MG_LOG_INFO, "tenant pool created",
+                    json_pack("{s:s,s:s}", "upstream", srv->cfg->name, "tenant", tenant));
+        return p;
+    }
     /* isolation "session" needs a session: stateless 2026-07-28 requests cannot get a child of
      * their own, and sharing one between callers would defeat the isolation. */
     if (s == NULL || s->closing || s == gw->stateless)
@@ -292,7 +330,7 @@ long mg__catalog_route_uri(mg_gateway_t *gw, mg_session_t *s, const char *uri)
     if (uri == NULL)
         return -1;
     for (size_t i = 0; i < gw->nservers; i++) {
-        mg_pool_t *p = gw->servers[i].shared ? gw->servers[i].shared : s ? s->pools[i] : NULL;
+        mg_pool_t *p = mg__pool_peek(gw, s, s ? s->principal : NULL, i);
         if (p == NULL)
             continue;
         size_t k;
@@ -307,7 +345,7 @@ long mg__catalog_route_uri(mg_gateway_t *gw, mg_session_t *s, const char *uri)
     long best = -1;
     size_t best_len = 0;
     for (size_t i = 0; i < gw->nservers; i++) {
-        mg_pool_t *p = gw->servers[i].shared ? gw->servers[i].shared : s ? s->pools[i] : NULL;
+        mg_pool_t *p = mg__pool_peek(gw, s, s ? s->principal : NULL, i);
         if (p == NULL)
             continue;
         size_t k;

@@ -214,3 +214,65 @@ void mg_log(mg_log_level_t level, const char *fmt, ...)
     va_end(ap);
     mg_log_json(level, buf, NULL);
 }
+
+/* ---- rate limit for noisy sources ---- */
+
+void mg_log_limit_init(mg_log_limit_t *l, unsigned burst, uint64_t interval_ms)
+{
+    memset(l, 0, sizeof *l);
+    l->burst = burst ? burst : 1;
+    l->interval_ms = interval_ms ? interval_ms : 1;
+}
+
+int mg_log_limit_take(mg_log_limit_t *l, uint64_t now_ms, uint64_t *suppressed)
+{
+    if (!l->started || now_ms < l->window_start || now_ms - l->window_start >= l->interval_ms) {
+        l->started = 1;
+        l->window_start = now_ms;
+        l->written = 0;
+    }
+    if (l->written >= l->burst) {
+        l->suppressed++;
+        return 0;
+    }
+    l->written++;
+    if (suppressed != NULL)
+        *suppressed = l->suppressed;
+    l->suppressed = 0;
+    return 1;
+}
+
+int mg_log_limited(mg_log_limit_t *l, uint64_t now_ms, mg_log_level_t level, const char *msg, json_t *fields)
+{
+    if (!mg_log_enabled(level)) {
+        json_decref(fields);
+        return 0;
+    }
+    uint64_t dropped = 0;
+    if (!mg_log_limit_take(l, now_ms, &dropped)) {
+        json_decref(fields);
+        return 0;
+    }
+    if (dropped > 0) {
+        if (fields == NULL)
+            fields = json_object();
+        json_object_set_new(fields, "suppressed", json_integer((json_int_t)dropped));
+        json_object_set_new(fields, "suppressed_ms", json_integer((json_int_t)l->interval_ms));
+    }
+    mg_log_json(level, msg, fields);
+    return 1;
+}
+
+void mg_log_limit_flush(mg_log_limit_t *l, mg_log_level_t level, const char *msg, json_t *fields)
+{
+    if (l->suppressed == 0 || !mg_log_enabled(level)) {
+        json_decref(fields);
+        return;
+    }
+    if (fields == NULL)
+        fields = json_object();
+    json_object_set_new(fields, "suppressed", json_integer((json_int_t)l->suppressed));
+    json_object_set_new(fields, "suppressed_ms", json_integer((json_int_t)l->interval_ms));
+    l->suppressed = 0;
+    mg_log_json(level, msg, fields);
+}

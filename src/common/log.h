@@ -9,6 +9,7 @@
 #define MG_LOG_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 typedef enum mg_log_level { MG_LOG_DEBUG = 0, MG_LOG_INFO, MG_LOG_WARN, MG_LOG_ERROR } mg_log_level_t;
 
@@ -45,6 +46,34 @@ void mg_log_fields(mg_log_level_t level, const char *msg, const mg_log_field_t *
  */
 void mg_log_defer(int on);
 void mg_log_flush(void);
+
+/*
+ * Rate limit for repeated lines from one noisy source (an upstream's stdout junk, its stderr, its
+ * unroutable notifications): at most `burst` lines per `interval_ms` window are written; the rest
+ * are counted. The first line written after a window that dropped lines carries the count
+ * ("suppressed": N, "suppressed_ms": window length); mg_log_limit_flush() writes it on its own when
+ * the source falls silent (e.g. the child exited). Time is given by the caller (ms, monotonic),
+ * so the limiter has no clock of its own. Zeroed memory is not valid: call mg_log_limit_init().
+ */
+typedef struct mg_log_limit {
+    unsigned burst;
+    uint64_t interval_ms;
+    uint64_t window_start;
+    unsigned written;    /* lines written in the current window */
+    uint64_t suppressed; /* lines dropped and not yet reported */
+    int started;
+} mg_log_limit_t;
+
+void mg_log_limit_init(mg_log_limit_t *l, unsigned burst, uint64_t interval_ms);
+/* 1 when a line may be written now (then *suppressed, if not NULL, gets the count of lines dropped
+ * since the last line written, to report with it); 0 when this line is to be dropped (counted). */
+int mg_log_limit_take(mg_log_limit_t *l, uint64_t now_ms, uint64_t *suppressed);
+/* mg_log_json() through the limiter: fields STOLEN either way; adds "suppressed"/"suppressed_ms"
+ * to the line when earlier lines were dropped. Returns 1 when the line was written. */
+int mg_log_limited(mg_log_limit_t *l, uint64_t now_ms, mg_log_level_t level, const char *msg, json_t *fields);
+/* Writes one line "<msg>" with "suppressed": N when lines were dropped and not yet reported;
+ * fields STOLEN (may be NULL). */
+void mg_log_limit_flush(mg_log_limit_t *l, mg_log_level_t level, const char *msg, json_t *fields);
 
 /* printf-style convenience without extra fields. */
 void mg_log(mg_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -34,6 +34,11 @@
 #define HOUR (60ull * MIN)
 #define DAY  (24ull * HOUR)
 
+const char *mg_isolation_name(mg_isolation_t iso)
+{
+    return iso == MG_ISOLATION_SESSION ? "session" : iso == MG_ISOLATION_TENANT ? "tenant" : "shared";
+}
+
 static const char embedded_json[] =
     "{\"mcpServers\": {\"testserver\": {\"command\": \"${self_dir}/mcpgate-testserver\"}}}";
 
@@ -586,10 +591,12 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
                 s->isolation = MG_ISOLATION_SHARED;
             } else if (iso != NULL && strcmp(iso, "session") == 0) {
                 s->isolation = MG_ISOLATION_SESSION;
+            } else if (iso != NULL && strcmp(iso, "tenant") == 0) {
+                s->isolation = MG_ISOLATION_TENANT;
             } else {
                 mg__config_errf(ctx,
-                                "%s: must be \"shared\" (one pool for every client) or \"session\" (one "
-                                "child per client session)",
+                                "%s: must be \"shared\" (one pool for every client), \"tenant\" (one pool "
+                                "per tenant of gateway.auth) or \"session\" (one child per client session)",
                                 where);
             }
         } else if (strcmp(key, "timeoutMs") == 0) {

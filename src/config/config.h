@@ -16,7 +16,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum mg_isolation { MG_ISOLATION_SHARED = 0, MG_ISOLATION_SESSION } mg_isolation_t;
+/* "isolation": who shares a server's children. "tenant": one pool per tenant (gateway.auth). */
+typedef enum mg_isolation {
+    MG_ISOLATION_SHARED = 0,
+    MG_ISOLATION_SESSION,
+    MG_ISOLATION_TENANT
+} mg_isolation_t;
+
+/* "shared" / "session" / "tenant". */
+const char *mg_isolation_name(mg_isolation_t iso);
 
 typedef struct mg_kv {
     char *key;
@@ -81,7 +89,7 @@ typedef struct mg_server_config {
     char *cwd;                         /* NULL = gateway's cwd */
     int disabled;                      /* "disabled": true -> parsed and checked, never started */
     unsigned instances;                /* "instances": children in the shared pool, 1..64, default 1 */
-    mg_isolation_t isolation;          /* "isolation": "shared" (default) | "session" */
+    mg_isolation_t isolation;          /* "isolation": "shared" (default) | "session" | "tenant" */
     uint64_t request_timeout_ms;       /* "timeoutMs": per-request timeout; the parser fills in
                                           gateway.limits.requestTimeoutMs when absent */
     mg_tool_filter_t tools;            /* "tools": {"allow","deny"} on the server's own tool names

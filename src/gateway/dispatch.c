@@ -250,13 +250,30 @@ static void route_server_request(mg_gateway_t *gw, mg_session_t *s, mg_call_t *c
     else if (strcmp(method, "roots/list") == 0)
         need = "roots";
     const char *refusal = NULL;
-    char buf[200];
+    char buf[400];
     if (s == NULL) {
-        snprintf(buf, sizeof buf,
-                 "mcpgate cannot tell which client session this %s request belongs to (shared upstream with "
-                 "several requests in flight); set \"isolation\": \"session\" for server '%s'",
-                 method, pool->srv->cfg->name);
+        /* No evidence of whose request this is (upstream.h): it goes to no client. Say what was
+         * really the case, to the upstream and (rate-limited) to the operator. */
+        unsigned inflight = mg_upstream_inflight(pool->up);
+        const char *name = pool->srv->cfg->name;
+        if (inflight == 0)
+            snprintf(buf, sizeof buf,
+                     "mcpgate sent this %s request to no client: no client request was in flight on server "
+                     "'%s', which is shared between clients; use \"isolation\": \"session\" for server "
+                     "'%s' to give each client its own child",
+                     method, name, name);
+        else
+            snprintf(buf, sizeof buf,
+                     "mcpgate sent this %s request to no client: server '%s' is shared between clients and "
+                     "the request does not name which of the %u requests in flight it serves "
+                     "(params._meta[\"io.mcpgate/relatedRequestId\"]); use \"isolation\": \"session\" for "
+                     "server '%s'",
+                     method, name, inflight, name);
         refusal = buf;
+        pool->srv->unrouted_reqs++;
+        mg_log_limited(
+            &pool->lim_unrouted, mg_gateway_now_ms(), MG_LOG_WARN, buf,
+            json_pack("{s:s,s:s,s:i}", "upstream", name, "method", method, "inflight", (int)inflight));
     } else if (need != NULL && json_object_get(s->caps, need) == NULL) {
         snprintf(buf, sizeof buf, "the client did not declare the %s capability", need);
         refusal = buf;
@@ -314,14 +331,15 @@ static int handle_global_notification(mg_gateway_t *gw, mg_pool_t *pool, const j
     }
     if (strcmp(m, "notifications/resources/updated") == 0) {
         const char *uri = json_string_value(json_object_get(mg_rpc_params(msg), "uri"));
-        if (uri != NULL && only == NULL)
+        if (uri != NULL && only == NULL && pool->tenant == NULL)
             mg__modern_listeners_notify(gw, 0, uri, msg);
         size_t pos = 0;
         const char *key;
         void *val;
         while (uri != NULL && mg_map_next(&gw->sessions, &pos, &key, &val)) {
             mg_session_t *s = val;
-            if ((only == NULL || only == s) && json_object_get(s->subs, uri) != NULL)
+            if ((only == NULL || only == s) && json_object_get(s->subs, uri) != NULL &&
+                (pool->tenant == NULL || strcmp(mg__tenant_of(s->principal), pool->tenant) == 0))
                 mg__session_notify(s, msg);
         }
         return 1;
@@ -356,11 +374,33 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
             mg__session_notify(s, msg);
         return;
     }
-    /* Shared upstream, no owner: log it rather than broadcast one client's data to every session. */
+    /* A pool shared between clients (or a tenant's), and no evidence of whose this is. A server's
+     * log line goes to the sessions that asked for its logs (logging/setLevel at or below its
+     * level; of the pool's tenant only); anything else goes to no client: counted and logged. */
+    if (strcmp(mg_rpc_method(msg), "notifications/message") == 0) {
+        size_t pos = 0, sent = 0;
+        const char *key;
+        void *val;
+        while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
+            mg_session_t *t = val;
+            if (!t->log_set || t->closing || !level_allows(t, msg))
+                continue;
+            if (pool->tenant != NULL && strcmp(mg__tenant_of(t->principal), pool->tenant) != 0)
+                continue;
+            mg__session_notify(t, msg);
+            sent++;
+        }
+        if (sent > 0)
+            return; /* else: nobody asked for it, counted and logged below */
+    }
+    pool->srv->unrouted_notes++;
     char *text = mg_rpc_dump(msg, NULL);
-    mg_log_json(MG_LOG_INFO, "upstream notification not attributable to a session; not forwarded",
-                json_pack("{s:s,s:s,s:s}", "upstream", pool->srv->cfg->name, "method", mg_rpc_method(msg),
-                          "message", text ? text : ""));
+    if (text != NULL && strlen(text) > 300)
+        strcpy(text + 297, "...");
+    mg_log_limited(&pool->lim_unrouted, mg_gateway_now_ms(), MG_LOG_INFO,
+                   "upstream notification not attributable to a client session; not forwarded",
+                   json_pack("{s:s,s:s,s:s}", "upstream", pool->srv->cfg->name, "method", mg_rpc_method(msg),
+                             "message", text ? text : ""));
     free(text);
 }
 
@@ -893,7 +933,7 @@ static void gather(mg_call_t *c, mg_list_kind_t kind, void (*then)(list_job_t *)
     j->req_msg = json_incref(req_msg);
     j->outstanding = 1; /* guard until every pool was asked */
     for (size_t i = 0; i < gw->nservers; i++) {
-        mg_pool_t *p = mg__pool_for(gw, c->s, i);
+        mg_pool_t *p = mg__pool_for(gw, c->s, c->principal, i);
         j->parts[i] = json_array();
         if (p == NULL)
             continue;
@@ -975,7 +1015,7 @@ static void route_uri_then(list_job_t *j)
             call_error(c, -32602, "Invalid params: no upstream serves this resource URI", NULL);
         return;
     }
-    forward_uri(c, mg__pool_for(c->gw, c->s, (size_t)i), uri);
+    forward_uri(c, mg__pool_for(c->gw, c->s, c->principal, (size_t)i), uri);
 }
 
 static void templates_then(list_job_t *j)
@@ -996,7 +1036,7 @@ static void dispatch_by_uri(mg_call_t *c, json_t *msg)
         return;
     }
     if (c->gw->nservers == 1) {
-        forward_uri(c, mg__pool_for(c->gw, c->s, 0), uri);
+        forward_uri(c, mg__pool_for(c->gw, c->s, c->principal, 0), uri);
         return;
     }
     gather(c, MG_LIST_RESOURCES, templates_then, msg);
@@ -1077,7 +1117,7 @@ static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
         call_error(c, -32602, m, NULL);
         return;
     }
-    mg_pool_t *p = mg__pool_for(c->gw, c->s, (size_t)i);
+    mg_pool_t *p = mg__pool_for(c->gw, c->s, c->principal, (size_t)i);
     if (p == NULL) {
         char m[300];
         if (c->modern)
@@ -1196,7 +1236,7 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
             long i =
                 mg__catalog_route_name(gw, json_string_value(json_object_get(ref, "name")) ?: "", &original);
             mg_pool_t *p = i >= 0 && mg__auth_name_allowed(c, (size_t)i, original)
-                               ? mg__pool_for(gw, s, (size_t)i)
+                               ? mg__pool_for(gw, s, c->principal, (size_t)i)
                                : NULL;
             if (p == NULL) {
                 call_error(c, -32602, "Invalid params: unknown prompt in ref", NULL);
@@ -1208,8 +1248,9 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
         } else if (type != NULL && strcmp(type, "ref/resource") == 0) {
             const char *uri = json_string_value(json_object_get(ref, "uri"));
             long i = gw->nservers == 1 ? 0 : mg__catalog_route_uri(gw, s, uri);
-            mg_pool_t *p =
-                i >= 0 && mg__auth_name_allowed(c, (size_t)i, uri) ? mg__pool_for(gw, s, (size_t)i) : NULL;
+            mg_pool_t *p = i >= 0 && mg__auth_name_allowed(c, (size_t)i, uri)
+                               ? mg__pool_for(gw, s, c->principal, (size_t)i)
+                               : NULL;
             if (p == NULL) {
                 call_result(
                     c, json_pack("{s:{s:[],s:i,s:b}}", "completion", "values", "total", 0, "hasMore", 0));
@@ -1230,6 +1271,7 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
             return;
         }
         s->log_rank = r;
+        s->log_set = 1;          /* asked for logs: gets a shared server's unrelated ones at this level */
         if (gw->cluster != NULL) /* every replica forwards at this level from now on */
             mg__cluster_record_patch(s, json_pack("{s:i}", "logLevel", r));
         for (size_t i = 0; i < gw->nservers; i++) {

@@ -8,6 +8,8 @@
 #include "../toolsearch/runtime.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../obs/metrics.h"
+#include "../auth/auth_config.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,7 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
         mg_gw_server_t *srv = &gw->servers[gw->nservers];
         srv->cfg = sc;
         srv->index = gw->nservers++;
+        mg_map_init(&srv->tenants);
         size_t n = strlen(sc->name) + strlen(sep) + 1;
         srv->prefix = malloc(n);
         if (enabled > 1)
@@ -97,14 +100,64 @@ int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *li
                    : mg_policy_rate_shared(gw->policy, gw->cluster != NULL ? gw->store : NULL, why, whylen);
 }
 
+/* Messages of shared children that reached no client (dispatch.c), per server. */
+static void collect_cb(mg_metrics_out_t *out, void *data)
+{
+    mg_gateway_t *gw = data;
+    mg_metrics_family(out, "mcpgate_upstream_unrouted_total", "counter",
+                      "Messages from an upstream shared between clients that no client got (no evidence of "
+                      "whose they were): notifications dropped, server->client requests refused");
+    for (size_t i = 0; i < gw->nservers; i++) {
+        const char *ln[] = {"upstream", gw->servers[i].cfg->name, "kind", "notification", NULL};
+        const char *lr[] = {"upstream", gw->servers[i].cfg->name, "kind", "request", NULL};
+        mg_metrics_sample(out, "mcpgate_upstream_unrouted_total", ln, (double)gw->servers[i].unrouted_notes);
+        mg_metrics_sample(out, "mcpgate_upstream_unrouted_total", lr, (double)gw->servers[i].unrouted_reqs);
+    }
+}
+
+/* Tenants gateway.auth can produce: "several" when an issuer takes the tenant from a claim. */
+static void tenants_of_auth(const mg_config_t *cfg, json_t *names, int *open)
+{
+    *open = 0;
+    if (cfg->auth == NULL)
+        return;
+    for (size_t i = 0; i < cfg->auth->ntokens; i++)
+        json_object_set_new(names, cfg->auth->tokens[i].tenant ? cfg->auth->tokens[i].tenant : "default",
+                            json_true());
+    if (cfg->auth->oauth != NULL) {
+        if (cfg->auth->oauth->tenant_claim != NULL)
+            *open = 1;
+        else
+            json_object_set_new(names, cfg->auth->oauth->tenant ? cfg->auth->oauth->tenant : "default",
+                                json_true());
+    }
+}
+
 void mg_gateway_start(mg_gateway_t *gw)
 {
+    json_t *tenants = json_object();
+    int open = 0;
+    tenants_of_auth(gw->cfg, tenants, &open);
     for (size_t i = 0; i < gw->nservers; i++) {
         mg_gw_server_t *srv = &gw->servers[i];
         if (srv->cfg->isolation == MG_ISOLATION_SHARED && mg__pool_new(gw, srv, NULL, &srv->shared) != 0)
             mg_log_json(MG_LOG_ERROR, "could not create upstream",
                         json_pack("{s:s}", "upstream", srv->cfg->name));
+        if (srv->cfg->isolation == MG_ISOLATION_SHARED && (open || json_object_size(tenants) > 1)) {
+            char m[400];
+            snprintf(m, sizeof m,
+                     "server '%s' is shared by every tenant of gateway.auth (%s): whatever state it keeps "
+                     "(files, memory, logging level) is common to them; set \"isolation\": \"tenant\" (one "
+                     "child pool per tenant) or \"session\" if it must not be",
+                     srv->cfg->name, open ? "tenants come from a token claim" : "several tenants configured");
+            json_t *f = json_pack("{s:s}", "upstream", srv->cfg->name);
+            if (!open)
+                json_object_set_new(f, "tenants", json_integer((json_int_t)json_object_size(tenants)));
+            mg_log_json(MG_LOG_WARN, m, f);
+        }
     }
+    json_decref(tenants);
+    mg_metrics_register(collect_cb, gw);
     uint64_t ttl = gw->cfg->limits.session_ttl_ms;
     uint64_t every = ttl / 4 < 1000 ? 1000 : ttl / 4 > 30000 ? 30000 : ttl / 4;
     uv_timer_start(&gw->sweep_timer, sweep_cb, every, every);
@@ -121,8 +174,19 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
     for (size_t i = 0; i < gw->nservers; i++) {
         mg_gw_server_t *srv = &gw->servers[i];
         json_t *u = json_pack("{s:s,s:s}", "name", srv->cfg->name, "isolation",
-                              srv->cfg->isolation == MG_ISOLATION_SESSION ? "session" : "shared");
-        if (srv->shared != NULL) {
+                              mg_isolation_name(srv->cfg->isolation));
+        if (srv->cfg->isolation == MG_ISOLATION_TENANT) {
+            /* one pool per tenant that used it: counted, not named (tenants are not public) */
+            unsigned nready_t = 0;
+            size_t pos = 0;
+            const char *key;
+            void *val;
+            while (mg_map_next(&srv->tenants, &pos, &key, &val))
+                nready_t += mg_upstream_state(((mg_pool_t *)val)->up) == MG_UPSTREAM_READY;
+            json_object_set_new(u, "state", json_string("per-tenant"));
+            json_object_set_new(u, "pools", json_integer((json_int_t)srv->tenants.count));
+            json_object_set_new(u, "pools_ready", json_integer(nready_t));
+        } else if (srv->shared != NULL) {
             mg_upstream_t *up = srv->shared->up;
             mg_upstream_state_t st = mg_upstream_state(up);
             total++;
@@ -132,6 +196,8 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
             json_object_set_new(u, "inflight", json_integer(mg_upstream_inflight(up)));
             if (mg_upstream_last_error(up) != NULL && st != MG_UPSTREAM_READY)
                 json_object_set_new(u, "error", json_string(mg_upstream_last_error(up)));
+            if (mg_upstream_last_stderr(up) != NULL && st != MG_UPSTREAM_READY) /* masked, bounded */
+                json_object_set(u, "stderr", mg_upstream_last_stderr(up));
             mg_policy_readyz(gw->policy, i, u); /* pinning and scanning detail */
         } else {
             json_object_set_new(u, "state", json_string("per-session"));
@@ -188,6 +254,15 @@ static void stop_everything(mg_gateway_t *gw)
             mg__pool_stop(gw->servers[i].shared);
             gw->servers[i].shared = NULL;
         }
+        size_t tpos = 0;
+        const char *tkey;
+        void *tval;
+        while (mg_map_next(&gw->servers[i].tenants, &tpos, &tkey, &tval)) {
+            gw->pools_stopping++;
+            mg__pool_stop(tval);
+        }
+        mg_map_dispose(&gw->servers[i].tenants);
+        mg_map_init(&gw->servers[i].tenants);
     }
 }
 
@@ -250,8 +325,11 @@ void mg_gateway_free(mg_gateway_t *gw)
 {
     if (gw == NULL)
         return;
-    for (size_t i = 0; i < gw->nservers; i++)
+    mg_metrics_unregister(collect_cb, gw);
+    for (size_t i = 0; i < gw->nservers; i++) {
         free(gw->servers[i].prefix);
+        mg_map_dispose(&gw->servers[i].tenants);
+    }
     free(gw->servers);
     mg__cluster_free(gw);
     if (gw->store)

@@ -4,7 +4,8 @@
  *
  * Ownership, top-down:
  *   mg_gateway_t   owns servers[] (one per enabled server), the session table and the store.
- *   mg_gw_server_t owns its shared pool (isolation "shared") or nothing (isolation "session").
+ *   mg_gw_server_t owns its shared pool (isolation "shared"), its tenants' pools (isolation "tenant",
+ *                  created on a tenant's first use, kept until shutdown) or nothing ("session").
  *   mg_session_t   owns its streams, its calls, its pending server->client requests and, for
  *                  isolation "session" servers, its own pools. Freed only when refs == 0 and
  *                  closing (never inside its own callbacks: a zero-delay idle pass frees it).
@@ -24,6 +25,7 @@
 #define MG_GATEWAY_INT_H
 
 #include "../auth/auth.h"
+#include "../common/log.h"
 #include "../common/map.h"
 #include "../config/config.h"
 #include "../http/sse.h"
@@ -74,11 +76,14 @@ typedef struct mg_list_waiter {
     struct mg_list_waiter *next;
 } mg_list_waiter_t;
 
-/* An upstream pool plus its cached lists: shared (owner NULL) or one session's own. */
+/* An upstream pool plus its cached lists: shared (owner NULL), one tenant's (owner NULL, tenant
+ * set) or one session's own. */
 struct mg_pool {
     mg_gateway_t *gw;
     mg_gw_server_t *srv;
     mg_session_t *owner;
+    char *tenant;                /* isolation "tenant": whose pool this is (owned), else NULL */
+    mg_log_limit_t lim_unrouted; /* messages no client gets (dispatch.c) */
     mg_upstream_t *up;
     json_t *lists[MG_LIST_COUNT];             /* cached merged pages, NULL = not cached */
     mg_list_waiter_t *waiters[MG_LIST_COUNT]; /* non-NULL = fetch in progress */
@@ -94,6 +99,9 @@ struct mg_gw_server {
     size_t index;
     char *prefix; /* "<name><sep>", or "" when only one server is enabled */
     mg_pool_t *shared;
+    mg_map_t tenants;        /* isolation "tenant": tenant -> mg_pool_t* */
+    uint64_t unrouted_notes; /* notifications from its children no client got (metrics) */
+    uint64_t unrouted_reqs;  /* server->client requests refused for want of evidence (metrics) */
 };
 
 typedef struct mg_event {
@@ -149,6 +157,7 @@ struct mg_session {
     uint64_t next_out;
     mg_pool_t **pools; /* [nservers], own pools for isolation "session" servers */
     int log_rank;      /* minimum logging level forwarded (0 = debug) */
+    int log_set;       /* the client sent logging/setLevel: it asked for the servers' logs */
     json_t *subs;      /* uri -> true */
     /* Selected tool profile and tools added by search_tools (toolsearch/runtime.h). */
     struct mg_toolsearch_session *ts;
@@ -421,8 +430,14 @@ void mg__pool_stop(mg_pool_t *p);
  * NULL when the pool is down or the fetch failed. */
 void mg__pool_list(mg_pool_t *p, mg_list_kind_t kind, mg_list_cb cb, void *data);
 void mg__pool_invalidate(mg_pool_t *p, int kind /* -1 = all */);
-/* Pool of server i for session s (creating a session pool on first use). */
-mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, size_t i);
+/* Pool of server i for session s and principal p (the caller's; s's own for a session request):
+ * the shared pool, the tenant's pool or the session's own, created on first use. NULL when none
+ * may serve (isolation "session" without a session, start failure). */
+mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *p, size_t i);
+/* The same without creating one (NULL when it does not exist yet). */
+mg_pool_t *mg__pool_peek(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *p, size_t i);
+/* Tenant key of a principal for isolation "tenant" ("" without auth: one pool). */
+const char *mg__tenant_of(const mg_principal_t *p);
 const char *mg__list_method(mg_list_kind_t k);
 const char *mg__list_key(mg_list_kind_t k);
 /* Exposed name for (server, original) and its reverse; reverse returns the server index or -1. */

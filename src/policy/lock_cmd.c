@@ -193,7 +193,7 @@ static void collect(const mg_config_t *cfg, lrun_t *r, unsigned long timeout_ms)
     r->timer.data = r;
     for (size_t i = 0; i < r->n; i++) {
         lsrv_t *s = &r->srv[i];
-        mg_upstream_opts_t uo = {s->cfg, &cfg->limits, "mcpgate-lock", MG_VERSION};
+        mg_upstream_opts_t uo = {s->cfg, &cfg->limits, "mcpgate-lock", MG_VERSION, 0};
         if (mg_upstream_new(&r->loop, &uo, &hooks, s, &s->up) != 0) {
             s->up = NULL;
             finish(s, "out of memory");

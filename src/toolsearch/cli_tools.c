@@ -257,7 +257,7 @@ static void collect(const mg_config_t *cfg, run_t *r, unsigned long timeout_ms)
     r->timer.data = r;
     for (size_t i = 0; i < r->n; i++) {
         srv_state_t *s = &r->srv[i];
-        mg_upstream_opts_t uo = {s->cfg, &cfg->limits, "mcpgate-tools", MG_VERSION};
+        mg_upstream_opts_t uo = {s->cfg, &cfg->limits, "mcpgate-tools", MG_VERSION, 0};
         if (mg_upstream_new(&r->loop, &uo, &hooks, s, &s->up) != 0) {
             s->up = NULL;
             finish_one(s, "out of memory");

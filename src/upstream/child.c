@@ -25,10 +25,12 @@
 
 static void child_close_cb(uv_handle_t *h);
 /*
- * Which in-flight request a notification or server->client request belongs to. stdio carries no
- * relation, so: an explicit hint params._meta["io.mcpgate/relatedRequestId"] naming one of our
- * upstream ids wins; otherwise the only request that is not waiting for client input; otherwise,
- * when every request waits, the only one. NULL when that is ambiguous.
+ * Which in-flight request a notification or server->client request belongs to, on evidence only.
+ * stdio carries no relation, so: an explicit hint params._meta["io.mcpgate/relatedRequestId"]
+ * naming one of our upstream ids wins. Without a hint, and only on an exclusive pool (one client:
+ * nobody else could be the addressee), the only request that is not waiting for client input,
+ * else, when every request waits, the only one. NULL otherwise: on a shared pool "the only request
+ * in flight" may be another client's (a server logs from a timer for whoever enabled it).
  */
 static mg_upstream_req_t *attribute(mg__child_t *child, const json_t *msg)
 {
@@ -50,6 +52,8 @@ static mg_upstream_req_t *attribute(mg__child_t *child, const json_t *msg)
     }
     if (json_is_integer(hint))
         return NULL; /* names a request that is not (or no longer) in flight */
+    if (!child->up->exclusive)
+        return NULL;
     if (nactive == 1)
         return active;
     if (nactive == 0 && nwaiting == 1)
@@ -80,6 +84,65 @@ static json_t *fields(const mg__child_t *child)
 {
     return json_pack("{s:s, s:i, s:i}", "upstream", name_of(child), "child", (int)child->slot, "pid",
                      child->pid);
+}
+
+static uint64_t now_ms(const mg__child_t *child)
+{
+    return uv_now(child->up->loop);
+}
+
+/* A protocol error of this child (not JSON-RPC, unknown ids, over-long lines): rate-limited. */
+static void log_proto(mg__child_t *child, mg_log_level_t level, const char *msg, json_t *f)
+{
+    mg_log_limited(&child->up->lim_proto, now_ms(child), level, msg, f);
+}
+
+/* Reports the noise of the upstream suppressed and not yet reported (a child exited). */
+static void flush_noise(mg_upstream_t *up)
+{
+    mg_log_limit_flush(&up->lim_junk, MG_LOG_WARN,
+                       "upstream wrote lines that are not JSON on stdout; ignored",
+                       json_pack("{s:s}", "upstream", up->server->name));
+    mg_log_limit_flush(&up->lim_stderr, MG_LOG_INFO, "upstream stderr lines not logged (rate limit)",
+                       json_pack("{s:s, s:s}", "upstream", up->server->name, "stream", "stderr"));
+    mg_log_limit_flush(&up->lim_proto, MG_LOG_WARN, "upstream protocol errors not logged (rate limit)",
+                       json_pack("{s:s}", "upstream", up->server->name));
+}
+
+/* The child's last stderr lines, oldest first: NEW array. */
+static json_t *tail_lines(const mg__child_t *child)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; i < child->tail_n; i++)
+        json_array_append_new(a, json_string(child->tail[(child->tail_head + i) % MG__TAIL_LINES]));
+    return a;
+}
+
+static void tail_push(mg__child_t *child, const char *line)
+{
+    size_t len = strlen(line);
+    char *copy = strndup(line, len > MG__TAIL_BYTES ? MG__TAIL_BYTES : len);
+    if (copy == NULL)
+        return;
+    if (child->tail_n == MG__TAIL_LINES) {
+        free(child->tail[child->tail_head]);
+        child->tail[child->tail_head] = NULL;
+        child->tail_head = (child->tail_head + 1) % MG__TAIL_LINES;
+        child->tail_n--;
+    }
+    child->tail[(child->tail_head + child->tail_n) % MG__TAIL_LINES] = copy;
+    child->tail_n++;
+    /* keep the newest lines within MG__TAIL_BYTES */
+    size_t total = 0;
+    for (unsigned i = 0; i < child->tail_n; i++)
+        total += strlen(child->tail[(child->tail_head + i) % MG__TAIL_LINES]);
+    while (child->tail_n > 1 && total > MG__TAIL_BYTES) {
+        total -= strlen(child->tail[child->tail_head]);
+        free(child->tail[child->tail_head]);
+        child->tail[child->tail_head] = NULL;
+        child->tail_head = (child->tail_head + 1) % MG__TAIL_LINES;
+        child->tail_n--;
+    }
 }
 
 /* Signals the child's process group. Never after exit_cb: the reaped pid may be reused. */
@@ -309,6 +372,8 @@ static void child_close_cb(uv_handle_t *h)
         mg__idtable_dispose(&child->table);
         mg__linebuf_dispose(&child->outbuf);
         mg__linebuf_dispose(&child->errbuf);
+        for (unsigned i = 0; i < MG__TAIL_LINES; i++)
+            free(child->tail[i]);
         json_decref(child->init_result);
         free(child);
     }
@@ -337,19 +402,41 @@ static void finalize(mg__child_t *child)
         slot->child = NULL;
     close_handles(child);
 
-    char what[64];
+    char what[64], status[48];
     describe_exit(child, what, sizeof what);
+    if (child->term_signal != 0)
+        snprintf(status, sizeof status, "killed by signal %d", child->term_signal);
+    else
+        snprintf(status, sizeof status, "exit status %" PRId64, child->exit_status);
+    flush_noise(up);
+    if (child->tail_n > 0) { /* kept for /readyz until a child exits again */
+        json_decref(up->last_stderr);
+        up->last_stderr = tail_lines(child);
+    }
     char *attempt = NULL;
     if (!up->stopping) {
         if (!child->ever_ready && !child->init_failed) {
-            attempt = mg__fmt("upstream '%s' %s during initialize; its stderr is logged above", name, what);
-            mg__up_set_error(up, attempt);
-            mg_log_json(MG_LOG_ERROR, attempt ? attempt : "upstream exited during initialize", fields(child));
+            char *op = mg__fmt("upstream '%s' %s during initialize", name, what);
+            /* the client has no log to look at: what happened, in its terms, and whom to ask */
+            attempt =
+                mg__fmt("the '%s' server failed to start (%s); ask the gateway's operator", name, status);
+            mg__up_set_error(up, op);
+            mg__up_set_client_error(up, attempt);
+            json_t *f = fields(child);
+            json_object_set_new(f, "stderr", tail_lines(child));
+            mg_log_json(MG_LOG_WARN, op ? op : "upstream exited during initialize", f);
+            free(op);
         } else if (child->ever_ready) {
             char *m = mg__fmt("upstream '%s' %s", name, what);
+            char *cm = mg__fmt("the '%s' server stopped (%s); it is being restarted", name, status);
             mg__up_set_error(up, m);
-            mg_log_json(MG_LOG_WARN, m ? m : "upstream exited", fields(child));
+            mg__up_set_client_error(up, cm);
+            json_t *f = fields(child);
+            if (child->tail_n > 0)
+                json_object_set_new(f, "stderr", tail_lines(child));
+            mg_log_json(MG_LOG_WARN, m ? m : "upstream exited", f);
             free(m);
+            free(cm);
         }
         if (child->ever_ready && uv_now(up->loop) - child->ready_at >= MG__BACKOFF_RESET_MS)
             slot->backoff_ms = MG__BACKOFF_MIN_MS;
@@ -486,15 +573,28 @@ static void err_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_stderr_line(void *ctx, const char *line, size_t len, int truncated)
 {
     mg__child_t *child = ctx;
+    mg_upstream_t *up = child->up;
     if (len == 0)
         return;
-    char *text = mg__utf8_clean(line, len, MG__STDERR_LINE_MAX, NULL);
+    /* Only the last lines of a flood matter (the exit report): cheap when the log limit is hit. */
+    uint64_t dropped = 0;
+    int log_it = mg_log_enabled(MG_LOG_INFO) && mg_log_limit_take(&up->lim_stderr, now_ms(child), &dropped);
+    char *raw = mg__utf8_clean(line, len, MG__STDERR_LINE_MAX, NULL);
+    char *text = raw ? mg__mask_secrets(up->server, raw) : NULL;
+    free(raw);
     if (text == NULL)
         return;
-    json_t *f = json_pack("{s:s, s:s}", "upstream", name_of(child), "stream", "stderr");
-    if (truncated)
-        json_object_set_new(f, "truncated", json_true());
-    mg_log_json(MG_LOG_INFO, text, f);
+    tail_push(child, text);
+    if (log_it) {
+        json_t *f = json_pack("{s:s, s:s}", "upstream", name_of(child), "stream", "stderr");
+        if (truncated)
+            json_object_set_new(f, "truncated", json_true());
+        if (dropped > 0) {
+            json_object_set_new(f, "suppressed", json_integer((json_int_t)dropped));
+            json_object_set_new(f, "suppressed_ms", json_integer(MG__NOISE_INTERVAL_MS));
+        }
+        mg_log_json(MG_LOG_INFO, text, f);
+    }
     free(text);
 }
 
@@ -505,7 +605,8 @@ static void on_stdout_overlong(void *ctx, size_t len, int have_id, int64_t id)
     json_t *f = fields(child);
     json_object_set_new(f, "bytes", json_integer((json_int_t)len));
     json_object_set_new(f, "max_line_bytes", json_integer((json_int_t)up->max_line));
-    mg_log_json(MG_LOG_ERROR, "upstream wrote a line longer than limits.maxUpstreamLineBytes; discarded", f);
+    log_proto(child, MG_LOG_ERROR, "upstream wrote a line longer than limits.maxUpstreamLineBytes; discarded",
+              f);
     mg_upstream_req_t *req = have_id ? mg__idtable_get(&child->table, id) : NULL;
     if (req == NULL)
         return;
@@ -519,16 +620,24 @@ static void on_stdout_overlong(void *ctx, size_t len, int have_id, int64_t id)
 
 /* ---- dispatch of one message from a child ---- */
 
-static void init_failed(mg__child_t *child, char *message)
+/* message: the operator's sentence (taken); why: the client's short reason. */
+static void init_failed(mg__child_t *child, char *message, const char *why)
 {
     mg_upstream_t *up = child->up;
     child->init_failed = 1;
     child->state = MG__CHILD_DYING;
     uv_timer_stop(&child->timer);
     mg__up_set_error(up, message);
-    mg_log_json(MG_LOG_ERROR, message ? message : "upstream initialize failed", fields(child));
+    char *cm =
+        mg__fmt("the '%s' server failed to start (%s); ask the gateway's operator", name_of(child), why);
+    mg__up_set_client_error(up, cm);
+    json_t *f = fields(child);
+    if (child->tail_n > 0)
+        json_object_set_new(f, "stderr", tail_lines(child));
+    mg_log_json(MG_LOG_ERROR, message ? message : "upstream initialize failed", f);
     signal_group(child, SIGKILL);
-    mg__up_attempt_failed(up, MG_EUPSTREAMDOWN, message);
+    mg__up_attempt_failed(up, MG_EUPSTREAMDOWN, cm ? cm : message);
+    free(cm);
     free(message);
     mg__up_state_update(up, 0);
 }
@@ -536,8 +645,12 @@ static void init_failed(mg__child_t *child, char *message)
 static void init_timeout_cb(uv_timer_t *t)
 {
     mg__child_t *child = t->data;
-    init_failed(child, mg__fmt("upstream '%s' did not answer initialize within %" PRIu64 " ms; killed it",
-                               name_of(child), child->up->init_timeout_ms));
+    char why[64];
+    snprintf(why, sizeof why, "no answer to initialize within %" PRIu64 " ms", child->up->init_timeout_ms);
+    init_failed(child,
+                mg__fmt("upstream '%s' did not answer initialize within %" PRIu64 " ms; killed it",
+                        name_of(child), child->up->init_timeout_ms),
+                why);
 }
 
 static void on_init_response(mg__child_t *child, json_t *msg)
@@ -552,7 +665,8 @@ static void on_init_response(mg__child_t *child, json_t *msg)
         const char *raw = json_is_string(em) ? json_string_value(em) : "no result object";
         char *clean = mg__utf8_clean(raw, strlen(raw), 300, NULL);
         init_failed(child,
-                    mg__fmt("upstream '%s' rejected initialize: %s", name_of(child), clean ? clean : ""));
+                    mg__fmt("upstream '%s' rejected initialize: %s", name_of(child), clean ? clean : ""),
+                    "it rejected initialize");
         free(clean);
         return;
     }
@@ -600,8 +714,8 @@ static void on_response(mg__child_t *child, json_t *msg)
 {
     json_t *id = json_object_get(msg, "id");
     if (!json_is_integer(id)) {
-        mg_log_json(MG_LOG_WARN, "upstream sent a response with an id the gateway never used; ignored",
-                    fields(child));
+        log_proto(child, MG_LOG_WARN, "upstream sent a response with an id the gateway never used; ignored",
+                  fields(child));
         return;
     }
     int64_t iid = json_integer_value(id);
@@ -631,8 +745,8 @@ static void dispatch(mg__child_t *child, json_t *msg)
         if (json_object_get(msg, "result") != NULL || json_object_get(msg, "error") != NULL)
             on_response(child, msg);
         else
-            mg_log_json(MG_LOG_WARN, "upstream sent a JSON object that is not JSON-RPC; ignored",
-                        fields(child));
+            log_proto(child, MG_LOG_WARN, "upstream sent a JSON object that is not JSON-RPC; ignored",
+                      fields(child));
         return;
     }
     const char *m = json_string_value(method);
@@ -685,15 +799,24 @@ static void on_stdout_line(void *ctx, const char *line, size_t len, int truncate
         return;
     json_t *msg = mg_json_loadb(line, len, 0); /* json_loadb(0), faster (common/json.h) */
     if (!json_is_object(msg)) {
-        char *ex = mg__utf8_clean(line, len, MG__EXCERPT_MAX, NULL);
-        json_t *f = fields(child);
-        json_object_set_new(f, "excerpt", json_string(ex ? ex : ""));
-        mg_log_json(
-            MG_LOG_WARN,
-            msg ? "upstream wrote JSON that is not an object on stdout (batches are not supported); ignored"
-                : "upstream wrote a line that is not JSON on stdout; ignored",
-            f);
-        free(ex);
+        uint64_t dropped = 0;
+        if (mg_log_enabled(MG_LOG_WARN) && mg_log_limit_take(&child->up->lim_junk, now_ms(child), &dropped)) {
+            char *ex = mg__utf8_clean(line, len, MG__EXCERPT_MAX, NULL);
+            char *masked = ex ? mg__mask_secrets(child->up->server, ex) : NULL;
+            json_t *f = fields(child);
+            json_object_set_new(f, "excerpt", json_string(masked ? masked : ""));
+            if (dropped > 0) {
+                json_object_set_new(f, "suppressed", json_integer((json_int_t)dropped));
+                json_object_set_new(f, "suppressed_ms", json_integer(MG__NOISE_INTERVAL_MS));
+            }
+            mg_log_json(MG_LOG_WARN,
+                        msg ? "upstream wrote JSON that is not an object on stdout (batches are not "
+                              "supported); ignored"
+                            : "upstream wrote a line that is not JSON on stdout; ignored",
+                        f);
+            free(masked);
+            free(ex);
+        }
         json_decref(msg);
         if (msg == NULL) /* unreadable (or no memory to read it): fail the request it answers, if any */
             fail_unreadable(child, line, len);
@@ -709,10 +832,13 @@ static void spawn_failed(mg__slot_t *slot, char *message)
 {
     mg_upstream_t *up = slot->up;
     mg__up_set_error(up, message);
+    char *cm = mg__fmt("the '%s' server could not be started; ask the gateway's operator", up->server->name);
+    mg__up_set_client_error(up, cm);
     mg_log_json(MG_LOG_ERROR, message ? message : "could not start upstream",
                 json_pack("{s:s, s:i}", "upstream", up->server->name, "child", (int)slot->index));
     schedule_restart(slot);
-    mg__up_attempt_failed(up, MG_ESPAWN, message);
+    mg__up_attempt_failed(up, MG_ESPAWN, cm ? cm : message);
+    free(cm);
     free(message);
 }
 
@@ -829,14 +955,21 @@ void mg__child_spawn(mg__slot_t *slot)
     mg_log_json(MG_LOG_INFO, "upstream process started", f);
 
     child->init_id = slot->next_id++;
-    json_t *init = json_pack("{s:s, s:I, s:s, s:{s:s, s:{s:{}, s:{s:{}, s:{}}, s:{s:b}}, s:{s:s, s:s}}}",
-                             "jsonrpc", "2.0", "id", (json_int_t)child->init_id, "method", "initialize",
-                             "params", "protocolVersion", MG__PROTOCOL_VERSION, "capabilities", "sampling",
-                             "elicitation", "form", "url", "roots", "listChanged", 1, "clientInfo", "name",
-                             up->client_name, "version", up->client_version);
+    /* Capabilities the gateway can route (upstream.h, opts.exclusive): sampling, elicitation and
+     * roots everywhere (on a shared child, routed by evidence: the relatedRequestId hint); roots
+     * listChanged only to a child of one client (whose roots list it is). */
+    json_t *init =
+        json_pack("{s:s, s:I, s:s, s:{s:s, s:{s:{}, s:{s:{}, s:{}}}, s:{s:s, s:s}}}", "jsonrpc", "2.0", "id",
+                  (json_int_t)child->init_id, "method", "initialize", "params", "protocolVersion",
+                  MG__PROTOCOL_VERSION, "capabilities", "sampling", "elicitation", "form", "url",
+                  "clientInfo", "name", up->client_name, "version", up->client_version);
+    if (init != NULL)
+        json_object_set_new(json_object_get(json_object_get(init, "params"), "capabilities"), "roots",
+                            up->exclusive ? json_pack("{s:b}", "listChanged", 1) : json_object());
     if (init == NULL || mg__child_write(child, init) != 0) {
         json_decref(init);
-        init_failed(child, mg__fmt("upstream '%s': could not send initialize", s->name));
+        init_failed(child, mg__fmt("upstream '%s': could not send initialize", s->name),
+                    "it could not be initialized");
         return;
     }
     json_decref(init);

@@ -272,3 +272,74 @@ int mg_upstream_command_check(const mg_server_config_t *s, char *why, size_t n)
         return MG_EINVAL;
     return 0;
 }
+
+/* ---- masking secrets in what a child prints ---- */
+
+static int token_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
+}
+
+static int b64url_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/* Length of a JWT-shaped string at p ("eyJ" + base64url '.' base64url '.' base64url), or 0. */
+static size_t jwt_at(const char *p)
+{
+    if (strncmp(p, "eyJ", 3) != 0)
+        return 0;
+    size_t i = 0;
+    int dots = 0;
+    while (b64url_char((unsigned char)p[i]) || (p[i] == '.' && dots < 2)) {
+        dots += p[i] == '.';
+        i++;
+    }
+    return dots == 2 && i >= 20 ? i : 0;
+}
+
+char *mg__mask_secrets(const mg_server_config_t *server, const char *text)
+{
+    size_t n = strlen(text);
+    /* "***" is never longer than what it replaces (values and tokens of 4+ bytes) */
+    char *out = malloc(n + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t skip = 0;
+        for (size_t k = 0; server != NULL && k < server->nenv && skip == 0; k++) {
+            const char *v = server->env[k].value;
+            size_t lv = v != NULL ? strlen(v) : 0;
+            if (lv >= 4 && lv <= n - i && memcmp(text + i, v, lv) == 0)
+                skip = lv;
+        }
+        if (skip == 0 && n - i > 7 && strncasecmp(text + i, "bearer ", 7) == 0) {
+            size_t j = i + 7;
+            while (text[j] == ' ')
+                j++;
+            size_t t = j;
+            while (token_char((unsigned char)text[t]))
+                t++;
+            if (t - j >= 4) {
+                memcpy(out + o, text + i, j - i); /* keep "Bearer " */
+                o += j - i;
+                skip = t - j;
+                i = j;
+            }
+        }
+        if (skip == 0)
+            skip = jwt_at(text + i);
+        if (skip > 0) {
+            memcpy(out + o, "***", 3);
+            o += 3;
+            i += skip;
+            continue;
+        }
+        out[o++] = text[i++];
+    }
+    out[o] = '\0';
+    return out;
+}

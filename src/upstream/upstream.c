@@ -69,6 +69,10 @@ int mg_upstream_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_up
     if (hooks != NULL)
         up->hooks = *hooks;
     up->hooks_data = hooks_data;
+    up->exclusive = opts->exclusive;
+    mg_log_limit_init(&up->lim_junk, MG__NOISE_BURST, MG__NOISE_INTERVAL_MS);
+    mg_log_limit_init(&up->lim_proto, MG__NOISE_BURST, MG__NOISE_INTERVAL_MS);
+    mg_log_limit_init(&up->lim_stderr, MG__STDERR_BURST, MG__NOISE_INTERVAL_MS);
     mg__list_init(&up->queue);
     up->state = MG_UPSTREAM_STARTING;
     up->nslots = s->instances ? s->instances : 1;
@@ -158,6 +162,15 @@ void mg__up_set_error(mg_upstream_t *up, const char *message)
         return; /* keep the previous sentence rather than none */
     free(up->last_error);
     up->last_error = m;
+}
+
+void mg__up_set_client_error(mg_upstream_t *up, const char *message)
+{
+    char *m = dup_or_null(message);
+    if (m == NULL && message != NULL)
+        return;
+    free(up->client_error);
+    up->client_error = m;
 }
 
 static void flush_cb(uv_prepare_t *h)
@@ -409,7 +422,7 @@ static void req_timer_cb(uv_timer_t *t)
     char *m;
     if (req->state == MG__REQ_QUEUED)
         m = mg__fmt("upstream '%s' was not ready within %" PRIu64 " ms%s%s", name, req->timeout_ms,
-                    up->last_error ? "; last error: " : "", up->last_error ? up->last_error : "");
+                    up->client_error ? ": " : "", up->client_error ? up->client_error : "");
     else if (hard_dl <= idle_dl)
         m = mg__fmt("upstream '%s' did not finish within %" PRIu64 " ms (limits.maxRequestMs)", name,
                     up->max_request_ms);
@@ -596,6 +609,8 @@ void mg_upstream_free(mg_upstream_t *up)
     mg__env_free(up->env);
     json_decref(up->init_result);
     free(up->last_error);
+    free(up->client_error);
+    json_decref(up->last_stderr);
     free(up->client_name);
     free(up->client_version);
     free(up->slots);
@@ -622,6 +637,16 @@ const char *mg_upstream_state_name(mg_upstream_state_t s)
 json_t *mg_upstream_init_result(const mg_upstream_t *up)
 {
     return up->init_result;
+}
+
+const char *mg_upstream_client_error(const mg_upstream_t *up)
+{
+    return up->client_error;
+}
+
+json_t *mg_upstream_last_stderr(const mg_upstream_t *up)
+{
+    return up->last_stderr;
 }
 
 const char *mg_upstream_last_error(const mg_upstream_t *up)

@@ -11,8 +11,9 @@
  * `initialize` + `notifications/initialized` itself; requests wait in a bounded queue until a child
  * is ready. A child that exits fails its in-flight requests at once (error names the server and the
  * exit status) and is restarted with exponential backoff (100 ms doubling to 30 s; reset after 60 s
- * up). Stderr lines are logged tagged with the server name. Progress tokens are remapped so two
- * clients may use the same token on one child.
+ * up). Stderr lines are logged tagged with the server name (secrets masked, rate-limited like every
+ * other kind of upstream noise); the last ones of a child that fails are kept for /readyz. Progress
+ * tokens are remapped so two clients may use the same token on one child.
  *
  * This module knows nothing of HTTP or sessions. Read next: gateway/ (who calls this), and
  * upstream_int.h for the wire framing (newline-delimited JSON, capped line length).
@@ -44,9 +45,10 @@ typedef struct mg_upstream_origin {
 
 typedef struct mg_upstream_hooks {
     /*
-     * A message from a child that is not a response and could not be attributed to one request:
-     * a notification (list_changed, resources/updated, message...) or a server->client request
-     * (has "id"). msg is borrowed. Optional.
+     * A message from a child that is not a response and could not be attributed to one request
+     * (see mg_upstream_related_cb for what counts as evidence): a notification (list_changed,
+     * resources/updated, message...) or a server->client request (has "id"). msg is borrowed.
+     * Optional; without it such a request is answered with -32601.
      */
     void (*on_message_cb)(mg_upstream_t *up, mg_upstream_origin_t origin, json_t *msg, void *data);
     /* Called on every state change, and when a child's initialize result changes. Optional. */
@@ -65,10 +67,14 @@ typedef void (*mg_upstream_done_cb)(mg_upstream_req_t *req, int err, json_t *res
                                     void *data);
 
 /*
- * A message from the child attributed to one in-flight request: notifications/progress carrying
- * that request's token (token already restored to the caller's), or any other notification or
- * server->client request while this request is the only one in flight on that child.
- * msg borrowed. Called zero or more times before done_cb.
+ * A message from the child attributed to one in-flight request, on evidence only:
+ * notifications/progress carrying that request's token (token already restored to the caller's);
+ * a message whose params._meta["io.mcpgate/relatedRequestId"] names the request's upstream id; or,
+ * on an exclusive pool only (opts.exclusive: every request comes from one client, so there is no
+ * one else to leak to), any other message while this request is the only one in flight on that
+ * child (the only one not waiting for client input, else the only one). On a pool shared between
+ * clients "the only request in flight" is no evidence (a timer in the server may log for another
+ * client): such messages go to on_message_cb. msg borrowed. Called zero or more times before done_cb.
  */
 typedef void (*mg_upstream_related_cb)(mg_upstream_req_t *req, mg_upstream_origin_t origin, json_t *msg,
                                        void *data);
@@ -78,6 +84,13 @@ typedef struct mg_upstream_opts {
     const mg_limits_t *limits;        /* borrowed; max_line_bytes, max_inflight_per_upstream, timeouts */
     const char *client_name;          /* clientInfo.name sent in initialize, e.g. "mcpgate" */
     const char *client_version;
+    /* 1: every request on this pool comes from one client (a per-session pool). Unrelated messages
+     * may then be attributed to the only request in flight, and initialize declares roots with
+     * listChanged. 0 (shared between clients): attribution on evidence only, and roots without
+     * listChanged (no one client's roots list is the child's). Both declare sampling, elicitation
+     * and roots: asked inside a request they are routable (on a shared child by the
+     * relatedRequestId hint); asked about no request they are refused with a sentence saying so. */
+    int exclusive;
 } mg_upstream_opts_t;
 
 /* Creates the pool (no process started yet). Returns 0 or MG_ENOMEM/MG_EINVAL. The env block
@@ -157,8 +170,15 @@ const char *mg_upstream_state_name(mg_upstream_state_t s);
  * across restarts). Replaced -- and on_state_cb called -- only when a child's result differs; do not
  * hold the pointer across that callback. */
 json_t *mg_upstream_init_result(const mg_upstream_t *up);
-/* Last failure sentence (NULL when none); never contains env values. */
+/* Last failure sentence for operators (NULL when none); never contains env values. */
 const char *mg_upstream_last_error(const mg_upstream_t *up);
+/* The same failure in a client's terms, e.g. "the 'github' server failed to start (exit status 3);
+ * ask the gateway's operator" (NULL when none). */
+const char *mg_upstream_client_error(const mg_upstream_t *up);
+/* Borrowed array of the last stderr lines (at most 10 lines, 2 KiB) of the child that last exited
+ * or failed to start, secrets masked (values of the server's declared env, bearer tokens, JWTs);
+ * NULL when none. */
+json_t *mg_upstream_last_stderr(const mg_upstream_t *up);
 /* Respawn attempts after the first start of each child (failed attempts included). */
 unsigned mg_upstream_restarts(const mg_upstream_t *up);
 /* Requests queued + sent and not yet completed (what limits->max_inflight_per_upstream bounds). */

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "upstream.h"
+#include "../common/log.h"
 
 /*
  * Stdio framing (the MCP stdio transport; we define the limits and the failure handling):
@@ -37,7 +38,11 @@
  * |                  |        | MG__EXCERPT_MAX-byte excerpt, line ignored                            |
  * | child -> gateway | stderr | each line logged at info: {"msg":line,"upstream":name,                |
  * |                  |        | "stream":"stderr"}; cut at MG__STDERR_LINE_MAX bytes with             |
- * |                  |        | "truncated":true; invalid UTF-8 and NUL become U+FFFD                 |
+ * |                  |        | "truncated":true; invalid UTF-8 and NUL become U+FFFD; secrets masked |
+ * |                  |        | (mg__mask_secrets); the last MG__TAIL_LINES kept for the exit report  |
+ * | child -> gateway | any    | noise (junk lines, stderr, protocol errors) is logged through one      |
+ * |                  |        | mg_log_limit_t per kind per upstream: MG__NOISE_BURST lines per        |
+ * |                  |        | MG__NOISE_INTERVAL_MS, then one line with the suppressed count         |
  *
  * Ids and tokens on the wire:
  *
@@ -50,17 +55,22 @@
  * | child -> gateway requests | their ids are the child's; answered through mg_upstream_send()     |
  * |                           | ("ping" is answered here with {})                                  |
  */
-#define MG__LINE_DEFAULT_MAX (16u * 1024u * 1024u)
-#define MG__STDERR_LINE_MAX  4096u
-#define MG__EXCERPT_MAX      120u
-#define MG__READ_BUF         (64u * 1024u)
-#define MG__BACKOFF_MIN_MS   100u
-#define MG__BACKOFF_MAX_MS   30000u
-#define MG__BACKOFF_RESET_MS 60000u /* READY this long before exiting -> backoff back to min */
-#define MG__DRAIN_MS         500u   /* after exit: wait this long for stdout/stderr EOF */
-#define MG__EOF_KILL_MS      500u   /* stdout EOF but still running: SIGKILL after this */
-#define MG__INIT_TIMEOUT_MS  30000u /* when neither server nor limits give a request timeout */
-#define MG__PROTOCOL_VERSION "2025-11-25"
+#define MG__LINE_DEFAULT_MAX  (16u * 1024u * 1024u)
+#define MG__STDERR_LINE_MAX   4096u
+#define MG__EXCERPT_MAX       120u
+#define MG__READ_BUF          (64u * 1024u)
+#define MG__BACKOFF_MIN_MS    100u
+#define MG__BACKOFF_MAX_MS    30000u
+#define MG__BACKOFF_RESET_MS  60000u /* READY this long before exiting -> backoff back to min */
+#define MG__DRAIN_MS          500u   /* after exit: wait this long for stdout/stderr EOF */
+#define MG__EOF_KILL_MS       500u   /* stdout EOF but still running: SIGKILL after this */
+#define MG__INIT_TIMEOUT_MS   30000u /* when neither server nor limits give a request timeout */
+#define MG__PROTOCOL_VERSION  "2025-11-25"
+#define MG__TAIL_LINES        10u   /* stderr lines kept per child for its exit report */
+#define MG__TAIL_BYTES        2048u /* ...and at most this many bytes of them */
+#define MG__NOISE_BURST       20u   /* log lines per kind of upstream noise per interval */
+#define MG__STDERR_BURST      100u  /* stderr lines per interval (servers say a lot at start) */
+#define MG__NOISE_INTERVAL_MS 10000u
 
 /* Intrusive circular doubly linked list (a head is a node pointing at itself when empty). */
 typedef struct mg__list {
@@ -191,6 +201,9 @@ char *mg__utf8_clean(const char *p, size_t n, size_t max, int *cut);
  * gateway's environment when set and not declared. Returns 0 or MG_ENOMEM. */
 int mg__env_build(const mg_server_config_t *server, char ***out);
 void mg__env_free(char **env);
+/* NEW malloc'd copy of text with secrets replaced by "***": values of the server's declared env
+ * (4 bytes or longer), "Bearer <token>" credentials and JWT-shaped strings. NULL on ENOMEM. */
+char *mg__mask_secrets(const mg_server_config_t *server, const char *text);
 /* Resolves server->command: a name with '/' is returned as is; otherwise the declared PATH (or
  * else the gateway's PATH) is searched for an executable regular file. *out is malloc'd.
  * Returns 0, MG_ENOTFOUND or MG_ENOMEM. */
@@ -281,6 +294,8 @@ struct mg__child {
     mg__list_t inflight; /* requests sent to this child, oldest first */
     unsigned ninflight;
     mg__linebuf_t outbuf, errbuf;
+    char *tail[MG__TAIL_LINES]; /* last stderr lines (masked, malloc'd), oldest at tail_head */
+    unsigned tail_head, tail_n;
     char *wbuf; /* lines written by mg__child_write_deferred(), not yet sent (malloc'd) */
     size_t wlen, wcap;
     char readbuf[MG__READ_BUF]; /* shared by stdout and stderr: libuv reads one stream at a time */
@@ -328,6 +343,10 @@ struct mg_upstream {
     unsigned nhandles;
     json_t *init_result;
     char *last_error;
+    char *client_error;  /* last_error in a client's terms */
+    json_t *last_stderr; /* array of the failed child's last stderr lines, or NULL */
+    int exclusive;       /* opts.exclusive */
+    mg_log_limit_t lim_junk, lim_stderr, lim_proto; /* noise from the children (framing table) */
     unsigned restarts;
     uint64_t grace_ms;
     void (*stopped_cb)(mg_upstream_t *, void *);
@@ -349,8 +368,9 @@ void mg__req_complete_list(mg__list_t *list, int err, const char *message);
 void mg__up_child_ready(mg_upstream_t *up, mg__child_t *child);
 /* A start attempt failed: fail the queue when no child is ready. */
 void mg__up_attempt_failed(mg_upstream_t *up, int err, const char *message);
-/* Replaces last_error (copied). */
+/* Replace last_error / client_error (copied). */
 void mg__up_set_error(mg_upstream_t *up, const char *message);
+void mg__up_set_client_error(mg_upstream_t *up, const char *message);
 /* Recomputes up->state; calls on_state_cb when it changed or `force`. */
 void mg__up_state_update(mg_upstream_t *up, int force);
 /* Starts the flusher (idempotent): deferred child lines go out before the loop next waits. */

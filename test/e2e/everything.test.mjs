@@ -8,10 +8,10 @@ import { test } from './lib/harness.mjs';
 
 const CONFIG = { mcpServers: { everything: everythingServer() } };
 
-async function setup(t, clientOpts = {}) {
+async function setup(t, clientOpts = {}, config = CONFIG) {
   if (!fs.existsSync(EVERYTHING_JS)) throw new Error(`${EVERYTHING_JS} missing: run npm ci in test/e2e`);
   // server-everything is a Node program: its first initialize takes a few hundred ms.
-  const gw = await t.gateway({ config: CONFIG });
+  const gw = await t.gateway({ config });
   const c = await connect(gw.url, clientOpts);
   t.defer(() => c.close());
   return { gw, client: c.client };
@@ -65,16 +65,22 @@ test('tools: invalid arguments are reported, not fatal', async (t) => {
   assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { message: 'still here' } })), 'Echo: still here');
 });
 
-test('sampling request from server-everything reaches the client', async (t) => {
-  const { client } = await setup(t, {
-    capabilities: { sampling: {} },
-    setup: (cl) =>
-      cl.setRequestHandler(CreateMessageRequestSchema, async () => ({
-        role: 'assistant',
-        content: { type: 'text', text: 'from-the-e2e-client' },
-        model: 'e2e',
-        stopReason: 'endTurn',
-      })),
+// server-everything names no request in its sampling/createMessage (stdio carries no relation):
+// only a child of one session may take "the call in flight" for evidence of whose it is.
+const samplingClient = {
+  capabilities: { sampling: {} },
+  setup: (cl) =>
+    cl.setRequestHandler(CreateMessageRequestSchema, async () => ({
+      role: 'assistant',
+      content: { type: 'text', text: 'from-the-e2e-client' },
+      model: 'e2e',
+      stopReason: 'endTurn',
+    })),
+};
+
+test('sampling request from server-everything reaches the client (isolation "session")', async (t) => {
+  const { client } = await setup(t, samplingClient, {
+    mcpServers: { everything: everythingServer({ isolation: 'session' }) },
   });
   const { tools } = await client.listTools();
   if (!tools.some((x) => x.name === 'trigger-sampling-request')) {
@@ -82,6 +88,18 @@ test('sampling request from server-everything reaches the client', async (t) => 
   }
   const r = await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 10 } });
   assert.ok(JSON.stringify(r.content).includes('from-the-e2e-client'), JSON.stringify(r));
+});
+
+test('sampling request from a shared server-everything: refused to the server with a sentence, never guessed', async (t) => {
+  const { client } = await setup(t, samplingClient);
+  const { tools } = await client.listTools();
+  if (!tools.some((x) => x.name === 'trigger-sampling-request')) {
+    t.skip('server-everything did not offer trigger-sampling-request (it registers it per client capability)');
+  }
+  const r = await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 10 } });
+  const text = JSON.stringify(r.content);
+  assert.ok(!text.includes('from-the-e2e-client'), text);
+  assert.match(text, /does not name which of the 1 requests in flight it serves/);
 });
 
 test('resources: list, read static, read templated text and blob', async (t) => {

@@ -1,5 +1,5 @@
 /*
- * test_common.c - the hash map, SSE framing and the memory session store.
+ * test_common.c - the hash map, SSE framing, the memory session store and the log rate limit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "common/map.h"
 #include "http/sse.h"
 #include "session/store.h"
@@ -103,9 +104,50 @@ static void test_store_memory(void **state)
     st->ops->free(st);
 }
 
+/* The log rate limit: `burst` lines per window, the rest counted and reported once. */
+static void test_log_limit(void **state)
+{
+    (void)state;
+    mg_log_limit_t l;
+    mg_log_limit_init(&l, 3, 1000);
+    uint64_t dropped = 99;
+    unsigned written = 0;
+    /* a flood of 100000 lines inside one window: 3 written */
+    for (int i = 0; i < 100000; i++)
+        written += (unsigned)mg_log_limit_take(&l, 5000 + (uint64_t)(i % 1000), &dropped);
+    assert_int_equal(written, 3);
+    assert_int_equal(dropped, 0); /* nothing dropped before the first three */
+    assert_int_equal(l.suppressed, 100000 - 3);
+    /* next window: the first line reports what the previous window dropped, once */
+    assert_int_equal(mg_log_limit_take(&l, 6000, &dropped), 1);
+    assert_int_equal(dropped, 100000 - 3);
+    assert_int_equal(mg_log_limit_take(&l, 6001, &dropped), 1);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(mg_log_limit_take(&l, 6002, &dropped), 1);
+    assert_int_equal(mg_log_limit_take(&l, 6003, &dropped), 0);
+    assert_int_equal(l.suppressed, 1);
+    /* flush reports and clears the count; a second flush writes nothing */
+    mg_log_limit_flush(&l, MG_LOG_ERROR, "test: lines suppressed", json_pack("{s:s}", "source", "unit"));
+    assert_int_equal(l.suppressed, 0);
+    /* a clock that goes backwards starts a new window rather than suppressing forever */
+    for (int i = 0; i < 10; i++)
+        mg_log_limit_take(&l, 6500, NULL);
+    assert_int_equal(mg_log_limit_take(&l, 100, &dropped), 1);
+    assert_int_equal(dropped, 10); /* the window of 6000 was full: all ten were dropped */
+    /* mg_log_limited: a level below the minimum is neither written nor counted */
+    mg_log_set_level(MG_LOG_ERROR);
+    mg_log_limit_init(&l, 1, 1000);
+    assert_int_equal(mg_log_limited(&l, 0, MG_LOG_INFO, "not shown", json_object()), 0);
+    assert_int_equal(l.suppressed, 0);
+    assert_int_equal(mg_log_limited(&l, 0, MG_LOG_ERROR, "test: shown once", json_object()), 1);
+    assert_int_equal(mg_log_limited(&l, 1, MG_LOG_ERROR, "test: dropped", json_object()), 0);
+    assert_int_equal(l.suppressed, 1);
+    mg_log_set_level(MG_LOG_INFO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_map), cmocka_unit_test(test_sse_format),
-                                       cmocka_unit_test(test_store_memory)};
+                                       cmocka_unit_test(test_store_memory), cmocka_unit_test(test_log_limit)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

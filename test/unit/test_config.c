@@ -664,7 +664,8 @@ static void test_gateway_keys(void **state)
 {
     const char *json =
         "{\"mcpServers\": {\"a\": {\"command\": \"x\", \"instances\": 4, \"timeoutMs\": 2500},\n"
-        "                 \"b\": {\"command\": \"x\", \"isolation\": \"session\"}},\n"
+        "                 \"b\": {\"command\": \"x\", \"isolation\": \"session\"},\n"
+        "                 \"c\": {\"command\": \"x\", \"isolation\": \"tenant\", \"instances\": 2}},\n"
         " \"gateway\": {\"listen\": \"0.0.0.0:9090\", \"allowUnauthenticated\": true,\n"
         "   \"allowedOrigins\": [\"https://app.example.com\", \"http://localhost:3000\"],\n"
         "   \"allowedHosts\": [\"mcp.example.com\", \"[::1]:8080\", \"10.0.0.1\"],\n"
@@ -687,6 +688,9 @@ static void test_gateway_keys(void **state)
     assert_int_equal(cfg.servers[0].instances, 4);
     assert_int_equal(cfg.servers[0].request_timeout_ms, 2500);
     assert_int_equal(cfg.servers[1].isolation, MG_ISOLATION_SESSION);
+    assert_int_equal(cfg.servers[2].isolation, MG_ISOLATION_TENANT);
+    assert_int_equal(cfg.servers[2].instances, 2);
+    assert_string_equal(mg_isolation_name(cfg.servers[2].isolation), "tenant");
     mg_config_dispose(&cfg);
 
     mg_config_errors_t errs;

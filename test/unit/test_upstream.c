@@ -49,6 +49,7 @@ typedef struct h {
     json_t *msgs[32];
     mg_upstream_origin_t msg_origin[32];
     int nstate;
+    int exclusive; /* opts.exclusive for h_new */
 } h_t;
 
 typedef struct call {
@@ -112,7 +113,7 @@ static void h_env(h_t *h, const char *k, const char *v)
 
 static void h_new(h_t *h)
 {
-    mg_upstream_opts_t o = {&h->srv, &h->lim, "mcpgate-test", "0.0.1"};
+    mg_upstream_opts_t o = {&h->srv, &h->lim, "mcpgate-test", "0.0.1", h->exclusive};
     mg_upstream_hooks_t hooks = {on_message_cb, on_state_cb};
     assert_int_equal(mg_upstream_new(&h->loop, &o, &hooks, h, &h->up), 0);
 }
@@ -863,13 +864,15 @@ static void test_command_not_found(void **state)
     h_start(&h); /* fails inside start: completions are deferred, never inside the call */
     assert_false(a.done);
     assert_true(wait_int(&h, &b.done, 1, 1000));
-    const char *want =
-        "upstream 'ghost': command 'mcpgate-no-such-command-xyz' is not on the PATH the server gets "
-        "(the gateway's PATH)";
+    /* the client is told in its terms; the operator's detail is in last_error (and the log) */
+    const char *want = "the 'ghost' server could not be started; ask the gateway's operator";
     assert_int_equal(a.err, MG_ESPAWN);
     assert_string_equal(a.message, want);
     assert_string_equal(b.message, want);
-    assert_string_equal(mg_upstream_last_error(h.up), want);
+    assert_string_equal(
+        mg_upstream_last_error(h.up),
+        "upstream 'ghost': command 'mcpgate-no-such-command-xyz' is not on the PATH the server "
+        "gets (the gateway's PATH)");
     assert_int_equal(mg_upstream_state(h.up), MG_UPSTREAM_BACKOFF);
     /* During backoff: queued until the next attempt (100 ms later) fails too. */
     assert_int_equal(submit(&h, &c, tool_call("echo", NULL), 0), 0);
@@ -895,7 +898,8 @@ static void test_bad_cwd(void **state)
     h_start(&h);
     assert_true(wait_int(&h, &a.done, 1, 1000));
     assert_int_equal(a.err, MG_ESPAWN);
-    assert_non_null(strstr(a.message, "(cwd '/nonexistent/dir')"));
+    assert_string_equal(a.message, "the 'nocwd' server could not be started; ask the gateway's operator");
+    assert_non_null(strstr(mg_upstream_last_error(h.up), "(cwd '/nonexistent/dir')"));
     call_reset(&a);
     h_finish(&h, 500);
 }
@@ -912,11 +916,19 @@ static void test_fail_init(void **state)
     h_start(&h);
     assert_true(wait_int(&h, &b.done, 1, 3000));
     assert_true(a.done);
-    const char *want = "upstream 'failer' exited with status 2 during initialize; its stderr is logged above";
+    /* the client hears what happened in its terms; the operator's sentence is in last_error */
+    const char *want = "the 'failer' server failed to start (exit status 2); ask the gateway's operator";
     assert_int_equal(a.err, MG_EUPSTREAMDOWN);
     assert_string_equal(a.message, want);
     assert_string_equal(b.message, want);
-    assert_string_equal(mg_upstream_last_error(h.up), want);
+    assert_string_equal(mg_upstream_client_error(h.up), want);
+    assert_string_equal(mg_upstream_last_error(h.up),
+                        "upstream 'failer' exited with status 2 during initialize");
+    /* its last stderr lines are kept for /readyz */
+    json_t *tail = mg_upstream_last_stderr(h.up);
+    assert_true(json_is_array(tail) && json_array_size(tail) >= 1);
+    assert_non_null(
+        strstr(json_string_value(json_array_get(tail, json_array_size(tail) - 1)), "--fail-init"));
     assert_null(mg_upstream_init_result(h.up));
     call_reset(&a);
     call_reset(&b);
@@ -1084,7 +1096,7 @@ static void test_server_requests(void **state)
     h_new(&h);
     h_start(&h);
     assert_true(run_until(&h, all_ready, &h, 10000));
-    /* Only one request in flight: its sampling request goes to its related_cb, which answers. */
+    /* The child names its request (relatedRequestId hint): its related_cb gets it and answers. */
     call_t a = {0};
     a.answer_sampling = 1;
     assert_int_equal(submit(&h, &a, tool_call("test_sampling", json_pack("{s:s}", "prompt", "hi")), 0), 0);
@@ -1134,6 +1146,72 @@ static void test_server_requests(void **state)
     call_reset(&b);
 }
 
+/* Without a hint, "the only request in flight" is evidence on an exclusive pool (one client) and
+ * not on a shared one: there a timer in the server may speak for another client. Initialize
+ * declares roots.listChanged only to an exclusive pool (one client's roots). */
+static void test_attribution_evidence(void **state)
+{
+    for (int exclusive = 0; exclusive <= 1; exclusive++) {
+        char tee[] = "/tmp/mg-upstream-tee-XXXXXX";
+        int fd = mkstemp(tee);
+        assert_true(fd >= 0);
+        close(fd);
+        h_t h;
+        h_init(&h, "sampler", "sh", 1);
+        h_arg(&h, "-c");
+        h_arg(&h, "tee \"$MG_TEE\" | exec \"$MG_TS\" --no-hints");
+        h_env(&h, "MG_TEE", tee);
+        h_env(&h, "MG_TS", testserver);
+        h.exclusive = exclusive;
+        h_new(&h);
+        h_start(&h);
+        assert_true(run_until(&h, all_ready, &h, 10000));
+        for (int i = 0; i < 50 && !file_contains(tee, "\"clientInfo\""); i++)
+            run_for(&h, 20); /* tee writes the file after passing the line on */
+        assert_true(file_contains(tee, "\"sampling\":{}"));
+        assert_true(file_contains(tee, "\"elicitation\":{"));
+        assert_true(file_contains(tee, "\"roots\":{"));
+        assert_int_equal(file_contains(tee, "\"roots\":{\"listChanged\":true}"), exclusive);
+        call_t a = {0};
+        a.answer_sampling = 1;
+        assert_int_equal(submit(&h, &a, tool_call("test_sampling", json_pack("{s:s}", "prompt", "hi")), 0),
+                         0);
+        if (exclusive) {
+            assert_true(wait_int(&h, &a.done, 1, 3000));
+            assert_true(a.nrelated >= 1);
+            assert_int_equal(h.nmsg, 0);
+        } else {
+            assert_true(wait_int(&h, &h.nmsg, 1, 3000));
+            assert_string_equal(json_string_value(json_object_get(h.msgs[0], "method")),
+                                "sampling/createMessage");
+            assert_int_equal(a.nrelated, 0);
+        }
+        h_finish(&h, 2000);
+        call_reset(&a);
+        unlink(tee);
+    }
+}
+
+/* Secrets never reach the log or /readyz through a child's stderr. */
+static void test_mask_secrets(void **state)
+{
+    mg_server_config_t srv;
+    memset(&srv, 0, sizeof srv);
+    mg_kv_t env[2] = {{(char *)"API_KEY", (char *)"s3cr3t-value", (char *)"literal"},
+                      {(char *)"DEBUG", (char *)"1", (char *)"literal"}};
+    srv.env = env;
+    srv.nenv = 2;
+    char *m = mg__mask_secrets(&srv, "key=s3cr3t-value debug=1 auth: Bearer abc.def-ghi x");
+    assert_string_equal(m, "key=*** debug=1 auth: Bearer *** x");
+    free(m);
+    m = mg__mask_secrets(&srv, "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl end");
+    assert_string_equal(m, "token *** end");
+    free(m);
+    m = mg__mask_secrets(NULL, "nothing secret here");
+    assert_string_equal(m, "nothing secret here");
+    free(m);
+}
+
 /* ---- framing edge cases against a /bin/sh fake ---- */
 
 static const char fake_script[] =
@@ -1175,6 +1253,7 @@ static void test_fake_framing(void **state)
     h_arg(&h, "-c");
     h_arg(&h, fake_script);
     h.lim.max_line_bytes = 65536;
+    h.exclusive = 1; /* one client: an unrelated notification goes to the only request in flight */
     h_new(&h);
     h_start(&h);
     assert_true(run_until(&h, all_ready, &h, 5000));
@@ -1281,7 +1360,11 @@ static void test_init_timeout(void **state)
     h_start(&h);
     assert_true(wait_int(&h, &a.done, 1, 3000));
     assert_int_equal(a.err, MG_EUPSTREAMDOWN);
-    assert_string_equal(a.message, "upstream 'mute' did not answer initialize within 200 ms; killed it");
+    assert_string_equal(a.message,
+                        "the 'mute' server failed to start (no answer to initialize within 200 ms); "
+                        "ask the gateway's operator");
+    assert_string_equal(mg_upstream_last_error(h.up),
+                        "upstream 'mute' did not answer initialize within 200 ms; killed it");
     call_reset(&a);
     h_finish(&h, 500);
 }
@@ -1322,6 +1405,8 @@ int main(void)
         cmocka_unit_test(test_env_isolation),
         cmocka_unit_test(test_busy_and_cancel),
         cmocka_unit_test(test_server_requests),
+        cmocka_unit_test(test_attribution_evidence),
+        cmocka_unit_test(test_mask_secrets),
         cmocka_unit_test(test_fake_framing),
         cmocka_unit_test(test_init_timeout),
         cmocka_unit_test(test_stop_before_start),
