@@ -13,6 +13,7 @@
 #include "auth_int.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../http/status.h"
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
@@ -80,7 +81,7 @@ static void send_text(h2o_req_t *req, int status, const char *ctype, const char 
     static h2o_generator_t gen = {NULL, NULL};
     size_t len = strlen(body);
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : "Error";
+    req->res.reason = mg_http_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
     h2o_iovec_t b = h2o_strdup(&req->pool, body, len);
     req->res.content_length = len;

@@ -13,6 +13,7 @@
  */
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../http/status.h"
 #include "../common/str.h"
 #include "../gateway/gateway_int.h"
 #include "../toolsearch/runtime.h"
@@ -45,7 +46,7 @@ static void send_body(h2o_req_t *req, int status, const char *ctype, const char 
 {
     static h2o_generator_t gen = {NULL, NULL};
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : status == 202 ? "Accepted" : "Error";
+    req->res.reason = mg_http_reason(status);
     if (ctype != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
     for (size_t i = 0; i < nhdrs; i++)

@@ -27,6 +27,7 @@
  */
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../http/status.h"
 #include "../http/client.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "../obs/metrics.h"
@@ -462,7 +463,7 @@ static void del_cb(int err, void *data)
     if (w->req != NULL) {
         static h2o_generator_t gen = {NULL, NULL};
         w->req->res.status = 200;
-        w->req->res.reason = "OK";
+        w->req->res.reason = mg_http_reason(200);
         w->req->res.content_length = 0;
         h2o_start_response(w->req, &gen);
         h2o_send(w->req, NULL, 0, H2O_SEND_STATE_FINAL);

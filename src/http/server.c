@@ -1,7 +1,12 @@
 /*
  * server.c - h2o on libuv: listener, accept, routing (server.h).
+ *
+ * Every request first passes the head check (head.h: framing and Host, answered 400 with the
+ * connection closed), then goes to its route. Read next: http/head.h, era/legacy.c.
  */
 #include "server.h"
+#include "head.h"
+#include "status.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../obs/metrics.h"
@@ -36,7 +41,7 @@ static void send_simple(h2o_req_t *req, int status, const char *ctype, const cha
     static h2o_generator_t gen = {NULL, NULL};
     size_t len = strlen(body);
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : "Error";
+    req->res.reason = mg_http_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_iovec_t b = h2o_strdup(&req->pool, body, len);
@@ -51,9 +56,40 @@ static int path_is(h2o_req_t *req, const char *p)
     return n == strlen(p) && memcmp(req->path.base, p, n) == 0;
 }
 
+/*
+ * The head check on HTTP/1.x (h2 frames its own messages; its :authority is one field). h2o 2.2
+ * leaves the request's head at the start of the connection's input buffer until the response is
+ * sent (the next pipelined request is parsed only then), so the bytes are the ones h2o parsed.
+ * Returns 0, or MG_EINVAL with *why.
+ */
+static int check_head(h2o_req_t *req, const char **why)
+{
+    if (req->version >= 0x200 || req->conn == NULL || req->conn->callbacks->get_socket == NULL)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL) {
+        *why = "Bad Request: the request head could not be read again";
+        return MG_EINVAL;
+    }
+    return mg_http_head_check(sock->input->bytes, sock->input->size, req->version == 0x101, why);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     mg_server_t *srv = ((handler_t *)self)->srv;
+    const char *why = NULL;
+    if (check_head(req, &why) != 0) {
+        /* Close after this answer: whatever follows on the connection may be a smuggled request. */
+        req->http1_is_persistent = 0;
+        mg_log_json(MG_LOG_INFO, "request refused: ambiguous head", json_pack("{s:s}", "reason", why));
+        json_t *e = json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code", -32600,
+                              "message", why);
+        char *body = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
+        json_decref(e);
+        send_simple(req, 400, "application/json", body != NULL ? body : "{}");
+        free(body);
+        return 0;
+    }
     if (path_is(req, "/mcp"))
         return mg_gateway_handle_mcp(srv->gw, req, srv->loopback);
     /* Replica-to-replica forwarding (gateway/cluster.c): authenticated with the cluster secret;
