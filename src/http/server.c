@@ -25,7 +25,6 @@ struct mg_server {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     uv_tcp_t listener;
-    int listening;
     mg_gateway_t *gw;
     int loopback;
     int port;
@@ -221,7 +220,6 @@ int mg_server_start(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t *gw, c
         *out = srv;
         return r;
     }
-    srv->listening = 1;
     struct sockaddr_storage bound;
     int blen = sizeof bound;
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
@@ -231,12 +229,10 @@ int mg_server_start(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t *gw, c
     return 0;
 }
 
-void mg_server_stop_accepting(mg_server_t *srv)
+void mg_server_drain(mg_server_t *srv)
 {
-    if (srv->listening) {
-        srv->listening = 0;
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-    }
+    /* The listener stays open until the process exits: a closed port reads as a dead pod
+     * (connection refused) to probes and clients, while /readyz 503 reads as "send no more". */
     h2o_context_request_shutdown(&srv->ctx);
 }
 
