@@ -212,7 +212,8 @@ add('empty batch', P([]), INVALID);
 add('batch on a 2025-06-18 session', P([ping(1), ping(2)]), { ...INVALID, msg: /batches/ });
 add('batch with one bad element', P([ping(1), { jsonrpc: '2.0', id: null, method: 'ping' }], { 'Mcp-Session-Id': '{SID03}', 'MCP-Protocol-Version': null }), INVALID);
 add('batch over maxInflightPerSession', P(Array.from({ length: 17 }, (_, i) => ping(i + 1)), { 'Mcp-Session-Id': '{SID03}', 'MCP-Protocol-Version': null }), { status: 429, code: -32603 });
-add('batch of 200 notifications', P(Array.from({ length: 200 }, () => ({ jsonrpc: '2.0', method: 'notifications/x' })), { 'Mcp-Session-Id': '{SID03}', 'MCP-Protocol-Version': null }), { status: 202, code: 'none' });
+add('batch of 100 notifications', P(Array.from({ length: 100 }, () => ({ jsonrpc: '2.0', method: 'notifications/x' })), { 'Mcp-Session-Id': '{SID03}', 'MCP-Protocol-Version': null }), { status: 202, code: 'none' });
+add('batch of 101 notifications (maxBatchItems)', P(Array.from({ length: 101 }, () => ({ jsonrpc: '2.0', method: 'notifications/x' })), { 'Mcp-Session-Id': '{SID03}', 'MCP-Protocol-Version': null }), { ...INVALID, msg: /maxBatchItems/ });
 
 // 8. Content-Type and Accept.
 const CT = (v) => P(ping(), { 'Content-Type': v });
