@@ -1817,10 +1817,12 @@ static void proxy_addr_cb(int err, const char *value, void *data)
         return;
     }
     size_t k = 0;
-    own[k] = strndup(req->authority.base, req->authority.len);
-    hdrs[n++] = "host";
-    hdrs[n++] = own[k] ? own[k] : "";
-    k++;
+    if (req->authority.len > 0) { /* without one, the HTTP client names the target (http/client.c) */
+        own[k] = strndup(req->authority.base, req->authority.len);
+        hdrs[n++] = "host";
+        hdrs[n++] = own[k] ? own[k] : "";
+        k++;
+    }
     for (size_t i = 0; i < req->headers.size; i++) {
         h2o_header_t *h = &req->headers.entries[i];
         const char *skip[] = {"host",    "content-length", "connection", "transfer-encoding",
