@@ -3,8 +3,9 @@
  *
  * `serve` validates the config (every problem reported, exit 2), refuses a non-loopback bind
  * without auth unless --allow-unauthenticated, listens, then starts upstreams in the background
- * (visible in /readyz). SIGTERM/SIGINT: stop accepting, let in-flight requests finish
- * (limits.shutdownGraceMs), stop children, exit 0.
+ * (visible in /readyz). SIGTERM/SIGINT: drain (the listener stays open: /readyz 503, /healthz 200,
+ * new /mcp requests 503 + Retry-After), let in-flight requests finish (limits.shutdownGraceMs), stop
+ * children, exit 0.
  * Read next: http/server.h, gateway/gateway.h, config/config.h.
  */
 #include "auth/auth_config.h"
@@ -254,7 +255,7 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     mg_log_json(MG_LOG_INFO, "shutting down",
                 json_pack("{s:s}", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
-    mg_server_stop_accepting(server);
+    mg_server_drain(server); /* keeps accepting: /readyz 503, /healthz 200, /mcp 503 until exit */
     const mg_config_t *cfg = h->data;
     mg_gateway_shutdown(gateway, cfg->limits.shutdown_grace_ms, shutdown_done_cb, NULL);
 }

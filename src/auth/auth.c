@@ -2,8 +2,9 @@
  * auth.c - the auth phase on /mcp, its challenges, requests waiting for keys or introspection,
  * and the discovery documents under /.well-known/ (auth.h).
  *
- * Order for one request: token in the query string (400, with or without auth) -> client address
- * blocked after repeated failures (429) -> Authorization: Bearer present (401 + challenge) ->
+ * Order for one request: query string (http/query.h: a credential-looking name or a parameter /mcp
+ * does not read -> 400, with or without auth) -> client address blocked after repeated failures
+ * (429) -> Authorization: Bearer present (401 + challenge) ->
  * static token -> JWT (keys cached; an unknown kid waits for one rate-limited JWKS refresh) ->
  * introspection (cached by token hash) -> required scopes (403 insufficient_scope) -> cb.
  * A waiting request is a waiter linked to the h2o request through a pool hook: when h2o disposes
@@ -13,6 +14,8 @@
 #include "auth_int.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../http/query.h"
+#include "../http/status.h"
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
@@ -80,7 +83,7 @@ static void send_text(h2o_req_t *req, int status, const char *ctype, const char 
     static h2o_generator_t gen = {NULL, NULL};
     size_t len = strlen(body);
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : "Error";
+    req->res.reason = mg_http_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
     h2o_iovec_t b = h2o_strdup(&req->pool, body, len);
     req->res.content_length = len;
@@ -220,29 +223,59 @@ static void fail(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *why
     challenge(a, req, 401, "invalid_token", why, NULL);
 }
 
-/* ---------------------------------------------------------------- query-string tokens */
+/* ---------------------------------------------------------------- query strings */
 
-static const char *const query_token_names[] = {"access_token", "id_token",      "token",
-                                                "bearer",       "bearer_token",  "api_key",
-                                                "apikey",       "authorization", NULL};
-
-/* Name of a credential-looking query parameter, or NULL. */
-static const char *query_token(h2o_req_t *req)
+/* The query string of /mcp (http/query.h): a credential-looking name or any parameter mcpgate does
+ * not read is refused with 400. Returns 0, or -1 after answering. */
+static int check_query(mg_auth_t *a, h2o_req_t *req)
 {
     if (req->query_at == SIZE_MAX || req->query_at >= req->path.len)
-        return NULL;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        size_t n = (size_t)((eq ? eq : stop) - p);
-        for (size_t i = 0; query_token_names[i] != NULL; i++)
-            if (n == strlen(query_token_names[i]) && strncasecmp(p, query_token_names[i], n) == 0)
-                return query_token_names[i];
-        p = stop + 1;
+        return 0;
+    const char *q = req->path.base + req->query_at + 1;
+    size_t qlen = req->path.len - req->query_at - 1;
+    char name[80], msg[600], list[200] = "";
+    mg_http_query_verdict_t v = mg_http_query_check(q, qlen, MG_HTTP_MCP_QUERY_PARAMS, name, sizeof name);
+    if (v == MG_HTTP_QUERY_OK)
+        return 0;
+    for (size_t i = 0, o = 0; MG_HTTP_MCP_QUERY_PARAMS[i] != NULL && o < sizeof list; i++)
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s=NAME", i ? ", " : "",
+                              MG_HTTP_MCP_QUERY_PARAMS[i]);
+    switch (v) {
+    case MG_HTTP_QUERY_CREDENTIAL:
+        snprintf(
+            msg, sizeof msg,
+            "Bad Request: a credential was sent in the URL query string (parameter '%s'); URLs end up in "
+            "logs and histories. Send it in the Authorization header instead (Authorization: Bearer "
+            "<token>), and consider this token exposed",
+            name);
+        break;
+    case MG_HTTP_QUERY_MALFORMED:
+        snprintf(msg, sizeof msg,
+                 "Bad Request: the URL query string has a parameter name that does not decode (a bad %%XX "
+                 "escape, a control character or no name); /mcp reads only %s",
+                 list);
+        break;
+    case MG_HTTP_QUERY_REPEATED:
+        snprintf(msg, sizeof msg,
+                 "Bad Request: query parameter '%s' is given more than once; /mcp reads only %s, once", name,
+                 list);
+        break;
+    default:
+        snprintf(msg, sizeof msg,
+                 "Bad Request: unknown query parameter '%s' on /mcp; it reads only %s (credentials go in the "
+                 "Authorization header)",
+                 name, list);
+        break;
     }
-    return NULL;
+    if (a != NULL) {
+        char addr[48];
+        client_addr(req, addr, sizeof addr);
+        log_failure(addr, 400,
+                    v == MG_HTTP_QUERY_CREDENTIAL ? "credential in the query string"
+                                                  : "query parameter refused");
+    }
+    send_error(req, 400, -32600, msg, "invalid_request");
+    return -1;
 }
 
 /* ---------------------------------------------------------------- the phase */
@@ -443,23 +476,8 @@ static void introspect_done_cb(void *data, mg_principal_t *p, int unavail, const
 
 void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
 {
-    const char *qt = query_token(req);
-    if (qt != NULL) {
-        char msg[300];
-        snprintf(
-            msg, sizeof msg,
-            "Bad Request: a credential was sent in the URL query string (%s); URLs end up in logs and "
-            "histories. Send it in the Authorization header instead (Authorization: Bearer <token>), and "
-            "consider this token exposed",
-            qt);
-        if (a != NULL) {
-            char addr[48];
-            client_addr(req, addr, sizeof addr);
-            log_failure(addr, 400, "credential in the query string");
-        }
-        send_error(req, 400, -32600, msg, "invalid_request");
+    if (check_query(a, req) != 0)
         return;
-    }
     /* No auth configured, or a CORS preflight (browsers never send credentials on it; it reaches no
      * session and no upstream): continue without a principal. */
     if (a == NULL || h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {

@@ -87,6 +87,8 @@ static const struct limit_spec {
 } limit_specs[] = {
     {"maxBodyBytes", offsetof(mg_limits_t, max_body_bytes), LIM_SIZE, KIB, GIB, "1 KiB..1 GiB"},
     {"maxJsonDepth", offsetof(mg_limits_t, max_json_depth), LIM_UNSIGNED, 2, 1000, "2..1000"},
+    {"maxBatchItems", offsetof(mg_limits_t, max_batch_items), LIM_UNSIGNED, 1, 100000, "1..100000"},
+    {"maxJsonValues", offsetof(mg_limits_t, max_json_values), LIM_UNSIGNED, 100, 100000000, "100..100000000"},
     {"maxSessions", offsetof(mg_limits_t, max_sessions), LIM_UNSIGNED, 1, 10000000, "1..10000000"},
     {"sessionIdleTtlMs", offsetof(mg_limits_t, session_ttl_ms), LIM_U64, SEC, 30 * DAY, "1 s..30 days"},
     {"maxInflightPerSession", offsetof(mg_limits_t, max_inflight_per_session), LIM_UNSIGNED, 1, 100000,
@@ -112,6 +114,8 @@ void mg_limits_default(mg_limits_t *l)
 {
     l->max_body_bytes = 4 * MIB;
     l->max_json_depth = 64;
+    l->max_batch_items = 100;
+    l->max_json_values = 100000;
     l->max_sessions = 10000;
     l->session_ttl_ms = 30 * MIN;
     l->max_inflight_per_session = 64;

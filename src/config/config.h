@@ -101,6 +101,9 @@ typedef struct mg_server_config {
 typedef struct mg_limits {
     size_t max_body_bytes;              /* "maxBodyBytes", default 4 MiB */
     unsigned max_json_depth;            /* "maxJsonDepth", default 64 */
+    unsigned max_batch_items;           /* "maxBatchItems": messages in one JSON-RPC batch, default 100 */
+    unsigned max_json_values;           /* "maxJsonValues": elements and members in one body, default
+                                           100000 (bounds the memory one request can make jansson use) */
     unsigned max_sessions;              /* "maxSessions", default 10000 */
     uint64_t session_ttl_ms;            /* "sessionIdleTtlMs", default 30 min */
     unsigned max_inflight_per_session;  /* "maxInflightPerSession", default 64 */

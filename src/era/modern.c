@@ -15,6 +15,7 @@
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
+#include "../http/status.h"
 #include "../gateway/gateway_int.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "seal.h"
@@ -520,7 +521,7 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
         /* No client notifications are defined for this revision over HTTP; accepted and ignored. */
         static h2o_generator_t gen = {NULL, NULL};
         req->res.status = 202;
-        req->res.reason = "Accepted";
+        req->res.reason = mg_http_reason(202);
         h2o_start_response(req, &gen);
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
         mg__http_log(gw, "POST", method, NULL, NULL, 202, start_ms);

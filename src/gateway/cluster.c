@@ -28,6 +28,7 @@
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
+#include "../http/status.h"
 #include "../http/client.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "../obs/metrics.h"
@@ -463,7 +464,7 @@ static void del_cb(int err, void *data)
     if (w->req != NULL) {
         static h2o_generator_t gen = {NULL, NULL};
         w->req->res.status = 200;
-        w->req->res.reason = "OK";
+        w->req->res.reason = mg_http_reason(200);
         w->req->res.content_length = 0;
         h2o_start_response(w->req, &gen);
         h2o_send(w->req, NULL, 0, H2O_SEND_STATE_FINAL);
@@ -1821,10 +1822,12 @@ static void proxy_addr_cb(int err, const char *value, void *data)
         return;
     }
     size_t k = 0;
-    own[k] = strndup(req->authority.base, req->authority.len);
-    hdrs[n++] = "host";
-    hdrs[n++] = own[k] ? own[k] : "";
-    k++;
+    if (req->authority.len > 0) { /* without one, the HTTP client names the target (http/client.c) */
+        own[k] = strndup(req->authority.base, req->authority.len);
+        hdrs[n++] = "host";
+        hdrs[n++] = own[k] ? own[k] : "";
+        k++;
+    }
     for (size_t i = 0; i < req->headers.size; i++) {
         h2o_header_t *h = &req->headers.entries[i];
         const char *skip[] = {"host",    "content-length", "connection", "transfer-encoding",

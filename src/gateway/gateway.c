@@ -11,6 +11,7 @@
 #include "../obs/metrics.h"
 #include "../auth/auth_config.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +69,10 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     uv_timer_init(loop, &gw->debounce_timer);
     uv_timer_init(loop, &gw->keepalive_timer);
     uv_timer_init(loop, &gw->shutdown_timer);
+    uv_timer_init(loop, &gw->trim_timer);
+    uv_unref((uv_handle_t *)&gw->trim_timer); /* never keeps the loop alive */
     gw->sweep_timer.data = gw->debounce_timer.data = gw->keepalive_timer.data = gw->shutdown_timer.data = gw;
+    gw->trim_timer.data = gw;
     *out = gw;
     return 0;
 }
@@ -314,6 +318,19 @@ void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg
     uv_timer_start(&gw->shutdown_timer, shutdown_tick, 0, 20);
 }
 
+static void trim_cb(uv_timer_t *t)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
+void mg__gateway_trim_soon(mg_gateway_t *gw)
+{
+    if (!uv_is_active((uv_handle_t *)&gw->trim_timer) && !uv_is_closing((uv_handle_t *)&gw->trim_timer))
+        uv_timer_start(&gw->trim_timer, trim_cb, 1000, 0);
+}
+
 static void handle_closed_cb(uv_handle_t *h)
 {
     mg_gateway_t *gw = h->data;
@@ -339,7 +356,8 @@ void mg_gateway_free(mg_gateway_t *gw)
     mg_policy_free(gw->policy);
     mg_auth_free(gw->auth);
     /* Timer handles are embedded: the struct is freed from the last close callback. */
-    gw->handles_closing = 6;
+    gw->handles_closing = 7;
+    uv_close((uv_handle_t *)&gw->trim_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->flush_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->park_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->sweep_timer, handle_closed_cb);

@@ -260,12 +260,18 @@ struct mg_gateway {
     void (*shutdown_cb)(mg_gateway_t *, void *);
     void *shutdown_data;
     uv_timer_t shutdown_timer;
+    uv_timer_t trim_timer; /* gives freed heap back after large requests (mg__gateway_trim_soon) */
     uint64_t shutdown_deadline;
     unsigned pools_stopping;
     int handles_closing;
     mg_cluster_t *cluster; /* NULL with the memory store (one process) */
     mg_bus_t *bus;         /* cluster: cross-replica messages and event logs */
 };
+
+/* ---- gateway.c ---- */
+/* A large request was freed (or is about to be): within a second, malloc_trim() gives the heap the
+ * allocator keeps back to the OS, so one spike does not stay in RSS. At most one trim per second. */
+void mg__gateway_trim_soon(mg_gateway_t *gw);
 
 /* ---- session.c ---- */
 int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json_t *client_info,

@@ -335,9 +335,14 @@ int mg_http_post(uv_loop_t *loop, const mg_http_req_t *r, mg_http_head_cb head_c
         free(c);
         return MG_ENOMEM;
     }
-    size_t n = (size_t)snprintf(
-        c->out, cap, "POST %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %zu\r\n", r->path,
-        hp, r->len);
+    /* One Host only: the caller's when it gives one (a forwarded client request keeps its Host for
+     * the receiver's Host check), else the target's. Two would be refused (http/head.h). */
+    int own_host = 0;
+    for (size_t i = 0; i < r->nheaders; i++)
+        own_host |= strcasecmp(r->headers[2 * i], "host") == 0;
+    size_t n = own_host ? (size_t)snprintf(c->out, cap, "POST %s HTTP/1.1\r\n", r->path)
+                        : (size_t)snprintf(c->out, cap, "POST %s HTTP/1.1\r\nHost: %s\r\n", r->path, hp);
+    n += (size_t)snprintf(c->out + n, cap - n, "Connection: close\r\nContent-Length: %zu\r\n", r->len);
     for (size_t i = 0; i < r->nheaders; i++)
         n += (size_t)snprintf(c->out + n, cap - n, "%s: %s\r\n", r->headers[2 * i], r->headers[2 * i + 1]);
     n += (size_t)snprintf(c->out + n, cap - n, "\r\n");

@@ -1,7 +1,12 @@
 /*
  * server.c - h2o on libuv: listener, accept, routing (server.h).
+ *
+ * Every request first passes the head check (head.h: framing and Host, answered 400 with the
+ * connection closed), then goes to its route. Read next: http/head.h, era/legacy.c.
  */
 #include "server.h"
+#include "head.h"
+#include "status.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../obs/metrics.h"
@@ -20,7 +25,6 @@ struct mg_server {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     uv_tcp_t listener;
-    int listening;
     mg_gateway_t *gw;
     int loopback;
     int port;
@@ -36,7 +40,7 @@ static void send_simple(h2o_req_t *req, int status, const char *ctype, const cha
     static h2o_generator_t gen = {NULL, NULL};
     size_t len = strlen(body);
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : "Error";
+    req->res.reason = mg_http_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_iovec_t b = h2o_strdup(&req->pool, body, len);
@@ -51,9 +55,40 @@ static int path_is(h2o_req_t *req, const char *p)
     return n == strlen(p) && memcmp(req->path.base, p, n) == 0;
 }
 
+/*
+ * The head check on HTTP/1.x (h2 frames its own messages; its :authority is one field). h2o 2.2
+ * leaves the request's head at the start of the connection's input buffer until the response is
+ * sent (the next pipelined request is parsed only then), so the bytes are the ones h2o parsed.
+ * Returns 0, or MG_EINVAL with *why.
+ */
+static int check_head(h2o_req_t *req, const char **why)
+{
+    if (req->version >= 0x200 || req->conn == NULL || req->conn->callbacks->get_socket == NULL)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL) {
+        *why = "Bad Request: the request head could not be read again";
+        return MG_EINVAL;
+    }
+    return mg_http_head_check(sock->input->bytes, sock->input->size, req->version == 0x101, why);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     mg_server_t *srv = ((handler_t *)self)->srv;
+    const char *why = NULL;
+    if (check_head(req, &why) != 0) {
+        /* Close after this answer: whatever follows on the connection may be a smuggled request. */
+        req->http1_is_persistent = 0;
+        mg_log_json(MG_LOG_INFO, "request refused: ambiguous head", json_pack("{s:s}", "reason", why));
+        json_t *e = json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code", -32600,
+                              "message", why);
+        char *body = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
+        json_decref(e);
+        send_simple(req, 400, "application/json", body != NULL ? body : "{}");
+        free(body);
+        return 0;
+    }
     if (path_is(req, "/mcp"))
         return mg_gateway_handle_mcp(srv->gw, req, srv->loopback);
     /* Replica-to-replica forwarding (gateway/cluster.c): authenticated with the cluster secret;
@@ -179,13 +214,11 @@ int mg_server_start(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t *gw, c
     int r = uv_tcp_bind(&srv->listener, addr, 0);
     if (r == 0)
         r = uv_listen((uv_stream_t *)&srv->listener, 1024, on_accept);
-    if (r != 0) {
+    if (r != 0) { /* the listener handle stays initialized: mg_server_free() closes it */
         *why = uv_strerror(r);
-        uv_close((uv_handle_t *)&srv->listener, NULL);
         *out = srv;
         return r;
     }
-    srv->listening = 1;
     struct sockaddr_storage bound;
     int blen = sizeof bound;
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
@@ -195,13 +228,16 @@ int mg_server_start(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t *gw, c
     return 0;
 }
 
-void mg_server_stop_accepting(mg_server_t *srv)
+void mg_server_drain(mg_server_t *srv)
 {
-    if (srv->listening) {
-        srv->listening = 0;
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-    }
+    /* The listener stays open until the process exits: a closed port reads as a dead pod
+     * (connection refused) to probes and clients, while /readyz 503 reads as "send no more". */
     h2o_context_request_shutdown(&srv->ctx);
+}
+
+static void listener_closed_cb(uv_handle_t *h)
+{
+    free(h->data);
 }
 
 void mg_server_free(mg_server_t *srv)
@@ -209,13 +245,13 @@ void mg_server_free(mg_server_t *srv)
     if (srv == NULL)
         return;
     /* h2o's context owns timers and an async handle on the loop: closed here, so the loop can close
-     * once their close callbacks ran (every connection must be gone by now). */
-    if (h2o_timeout_is_linked(
-            &srv->ctx.http2._graceful_shutdown_timeout)) /* request_shutdown's GOAWAY resend */
+     * once their close callbacks ran (every connection must be gone by now). The struct is freed
+     * from the listener's close callback (the handle is embedded). */
+    if (h2o_timeout_is_linked(&srv->ctx.http2._graceful_shutdown_timeout)) /* GOAWAY resend */
         h2o_timeout_unlink(&srv->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&srv->ctx);
     h2o_config_dispose(&srv->config);
-    free(srv);
+    uv_close((uv_handle_t *)&srv->listener, listener_closed_cb);
 }
 
 int mg_server_port(const mg_server_t *srv)

@@ -8,6 +8,7 @@
  */
 #include "sse.h"
 #include "../common/err.h"
+#include "status.h"
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
@@ -142,7 +143,7 @@ mg_sse_conn_t *mg_sse_conn_start(h2o_req_t *req, const char **hdrs, size_t nhdrs
     c->gone_cb = gone_cb;
     c->data = data;
     req->res.status = 200;
-    req->res.reason = "OK";
+    req->res.reason = mg_http_reason(200);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("text/event-stream"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));

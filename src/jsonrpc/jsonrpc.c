@@ -112,6 +112,56 @@ int mg_rpc_check_depth(const char *buf, size_t len, unsigned max_depth)
     return 0;
 }
 
+void mg_rpc_count(const char *buf, size_t len, size_t max_items, size_t max_values, size_t *items,
+                  size_t *values)
+{
+    size_t i = 0, depth = 0, nitems = 0, nvalues = 1;
+    int in_str = 0, array = 0;
+    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+        i++;
+    if (i < len && buf[i] == '[') {
+        array = 1;
+        size_t j = i + 1;
+        while (j < len && (buf[j] == ' ' || buf[j] == '\t' || buf[j] == '\r' || buf[j] == '\n'))
+            j++;
+        nitems = j < len && buf[j] != ']';
+    }
+    for (; i < len && nitems <= max_items && nvalues <= max_values; i++) {
+        char c = buf[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+            continue;
+        }
+        switch (c) {
+        case '"':
+            in_str = 1;
+            break;
+        case '{':
+        case '[':
+            depth++;
+            nvalues++;
+            break;
+        case '}':
+        case ']':
+            if (depth > 0)
+                depth--;
+            break;
+        case ',':
+            nvalues++;
+            if (array && depth == 1)
+                nitems++;
+            break;
+        default:
+            break;
+        }
+    }
+    *items = nitems;
+    *values = nvalues;
+}
+
 json_t *mg_rpc_parse(const char *buf, size_t len, unsigned max_depth, int *err)
 {
     if (buf == NULL || len == 0) { /* an empty POST body has no buffer at all (found by fuzz_http.c) */

@@ -35,6 +35,16 @@ mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why);
 int mg_rpc_check_depth(const char *buf, size_t len, unsigned max_depth);
 
 /*
+ * Sizes raw JSON text without building it (strings and escapes skipped), to refuse a body before
+ * jansson spends memory on it: *items = elements of a top-level array (0 when the text is not an
+ * array), *values = opening brackets + commas + 1, i.e. the elements and members at every depth (an
+ * array of N numbers counts N + 1). Counting stops once *items > max_items or *values > max_values.
+ * Bytes are not validated as JSON.
+ */
+void mg_rpc_count(const char *buf, size_t len, size_t max_items, size_t max_values, size_t *items,
+                  size_t *values);
+
+/*
  * Parses a body: depth check, then jansson (rejecting NUL bytes and invalid UTF-8).
  * Returns a NEW reference (object or array) or NULL with *err = MG_EPARSE / MG_ETOODEEP.
  */

@@ -14,6 +14,7 @@
 #include "../auth/hooks.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../http/status.h"
 #include "../session/redis.h"
 #include "../obs/metrics.h"
 #include "../upstream/sandbox.h"
@@ -972,7 +973,7 @@ int mg_policy_http_cors(mg_gateway_t *gw, h2o_req_t *req)
         snprintf(body, sizeof body, "{\"error\":\"CORS preflight refused: %s\"}", refusal);
         size_t len = strlen(body);
         req->res.status = 403;
-        req->res.reason = "Forbidden";
+        req->res.reason = mg_http_reason(403);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                        H2O_STRLIT("application/json"));
         h2o_iovec_t b = h2o_strdup(&req->pool, body, len);
@@ -993,7 +994,7 @@ int mg_policy_http_cors(mg_gateway_t *gw, h2o_req_t *req)
     snprintf(age, sizeof age, "%u", cc->max_age_s);
     add_header(req, "access-control-max-age", age);
     req->res.status = 204;
-    req->res.reason = "No Content";
+    req->res.reason = mg_http_reason(204);
     req->res.content_length = 0;
     h2o_start_response(req, &gen);
     h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);

@@ -14,6 +14,7 @@
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
+#include "../http/query.h"
 #include "../obs/metrics.h"
 
 #include <stdio.h>
@@ -69,33 +70,22 @@ void mg_toolsearch_free(mg_gateway_t *gw)
     gw->ts = NULL;
 }
 
-/* Value of key=... in a query string (no percent-decoding: profile names are [A-Za-z0-9_.-]). */
-static int query_param(const char *q, size_t len, const char *key, const char **val, size_t *vlen)
-{
-    size_t klen = strlen(key);
-    size_t i = 0;
-    while (q != NULL && i < len) {
-        size_t j = i;
-        while (j < len && q[j] != '&')
-            j++;
-        if (j - i > klen && memcmp(q + i, key, klen) == 0 && q[i + klen] == '=') {
-            *val = q + i + klen + 1;
-            *vlen = j - i - klen - 1;
-            return 1;
-        }
-        i = j + 1;
-    }
-    return 0;
-}
-
 int mg_toolsearch_profile_select(mg_gateway_t *gw, const char *header, size_t hlen, const char *query,
                                  size_t qlen, char *out, size_t outlen, char *why, size_t whylen)
 {
     const mg_tools_config_t *tc = &gw->cfg->tools;
     const char *v = header;
     size_t vlen = hlen;
-    if (v == NULL && !query_param(query, qlen, "profile", &v, &vlen))
-        v = NULL;
+    char qv[72];
+    if (v == NULL) { /* ?profile=NAME, percent-decoded (http/query.h) */
+        int r = mg_http_query_get(query, qlen, "profile", qv, sizeof qv);
+        if (r == MG_EINVAL) /* does not decode: an unknown profile, refused below */
+            qv[0] = '\0';
+        if (r != 0) {
+            v = qv;
+            vlen = r == MG_ETOOBIG ? sizeof qv : strlen(qv);
+        }
+    }
     if (v == NULL) {
         snprintf(out, outlen, "%s", tc->default_profile ? tc->default_profile : "");
         return 0;

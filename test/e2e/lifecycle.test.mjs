@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { connect, textOf } from './lib/client.mjs';
 import { MG_TESTSERVER, listProcesses, processesInGroups, testserver } from './lib/gateway.mjs';
 import { scaled, sleep, test, waitFor } from './lib/harness.mjs';
-import { eventJson, initSession, request, sessionHeaders } from './lib/http.mjs';
+import { ACCEPT_BOTH, call, eventJson, initSession, request, rpc, sessionHeaders } from './lib/http.mjs';
 
 // Processes still alive that were the gateway's children, or share their process groups.
 function leftovers(gw) {
@@ -44,6 +44,37 @@ test('SIGTERM with a 300 ms call in flight: the call completes, exit 0, no child
   await sleep(100);
   const left = leftovers(gw);
   assert.equal(left.length, 0, `processes left behind: ${JSON.stringify(left)}`);
+});
+
+// Kubernetes takes a pod out of its Service when readiness fails; a closed listener (connection
+// refused) looks like a dead pod to the kubelet and to clients alike. So during the drain the
+// gateway keeps accepting: /readyz 503, /healthz 200, new /mcp work 503 with Retry-After.
+test('SIGTERM with a long call in flight: during the drain /readyz is 503, /healthz 200, new sessions 503 + Retry-After', async (t) => {
+  const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
+  const s = await initSession(gw.url);
+  const inflight = call(gw.url, s, 'tools/call', { name: 'sleep', arguments: { ms: 2000 } }, { timeout: 15000 });
+  await sleep(200);
+  gw.proc.kill('SIGTERM');
+  await gw.waitLog((l) => l.msg === 'shutting down', { what: 'shutting down' });
+  const ready = await gw.readyz();
+  assert.equal(ready.status, 503, `readyz during the drain: ${ready.status} ${ready.body}`);
+  assert.equal(ready.json?.status, 'stopping');
+  assert.equal(ready.headers.connection, 'close', 'connections are not kept alive during the drain');
+  const health = await gw.healthz();
+  assert.equal(health.status, 200, 'the process is alive: liveness must not fail during the drain');
+  const init = await request(gw.url, {
+    headers: { Accept: ACCEPT_BOTH },
+    body: rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'late', version: '1' } }),
+  });
+  const body = await init.text();
+  assert.equal(init.status, 503, body);
+  assert.ok(Number(init.headers['retry-after']) >= 1, `Retry-After: ${init.headers['retry-after']}`);
+  assert.match(body, /shutting down/);
+  assert.ok(!gw.exited, 'the gateway exited before its call finished');
+  const r = await inflight;
+  assert.equal(r.response.result?.isError ?? false, false, JSON.stringify(r.response));
+  const exit = await gw.waitExit(10000);
+  assert.deepEqual(exit, { code: 0, signal: null });
 });
 
 test('SIGTERM while idle with an open GET stream: prompt exit 0, stream closed', async (t) => {

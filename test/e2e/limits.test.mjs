@@ -7,6 +7,7 @@ import { connect, textOf } from './lib/client.mjs';
 import { testserver } from './lib/gateway.mjs';
 import { scaled, sleep, test, waitFor } from './lib/harness.mjs';
 import { call, deleteSession, eventJson, initSession, request, rpc, sessionHeaders } from './lib/http.mjs';
+import { rssBound, rssKiB } from './lib/raw.mjs';
 
 const cfg = (limits, server = testserver()) => ({ mcpServers: { test: server }, gateway: { limits } });
 
@@ -49,6 +50,69 @@ test('maxJsonDepth: deeper bodies get 400 -32600 naming the limit', async (t) =>
   assert.equal(r.status, 400);
   assert.equal(r.json.error.code, -32600);
   assert.match(r.json.error.message, /maxJsonDepth/);
+});
+
+test('maxBatchItems: a batch over it gets 400 -32600 naming the limit; at it, every message is answered', async (t) => {
+  const gw = await t.gateway({ config: cfg({ maxBatchItems: 5 }) });
+  const s = await initSession(gw.url, { protocolVersion: '2025-03-26' });
+  const pings = (n) => Array.from({ length: n }, () => rpc('ping'));
+  const ok = await request(gw.url, { headers: sessionHeaders(s), body: pings(5) });
+  const answers = await ok.messages();
+  assert.equal(ok.status, 200);
+  assert.equal(answers.length, 5, JSON.stringify(answers));
+  const r = await status(gw.url, s, pings(6));
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.code, -32600);
+  assert.match(r.json.error.message, /maxBatchItems/);
+  // Notifications count too (each is work for the gateway).
+  const n = await status(gw.url, s, Array.from({ length: 6 }, () => ({ jsonrpc: '2.0', method: 'notifications/x' })));
+  assert.equal(n.status, 400);
+});
+
+// Issue 18: a 3.2 MB batch of 72,000 pings made the gateway parse it (~50 MB of heap) before any
+// limit applied, and the heap stayed in RSS; the default maxBatchItems (100) now refuses it from the
+// bytes, before parsing.
+test('a 72,000-ping batch, eight times: 400 before parsing, RSS does not grow', async (t) => {
+  const gw = await t.gateway({ config: cfg({}) });
+  const s = await initSession(gw.url, { protocolVersion: '2025-03-26' });
+  await call(gw.url, s, 'ping', {});
+  const body = JSON.stringify(Array.from({ length: 72000 }, (_, i) => ({ jsonrpc: '2.0', id: i + 1, method: 'ping' })));
+  const before = rssKiB(gw.pid);
+  let peak = before;
+  for (let i = 0; i < 8; i++) {
+    const r = await status(gw.url, s, body);
+    assert.equal(r.status, 400, JSON.stringify(r.json).slice(0, 200));
+    assert.match(r.json.error.message, /maxBatchItems/);
+    peak = Math.max(peak, rssKiB(gw.pid));
+  }
+  await sleep(1500);
+  const after = rssKiB(gw.pid);
+  t.log(`RSS ${before} KiB, peak ${peak} KiB, after ${after} KiB`);
+  assert.ok(peak - before < rssBound(20 * 1024), `RSS peaked ${peak - before} KiB above the start`);
+  assert.ok(after - before < rssBound(4 * 1024), `RSS kept ${after - before} KiB`);
+});
+
+test('maxJsonValues: 400 naming the limit; under a raised limit, the heap of big bodies goes back to the OS', async (t) => {
+  const numbers = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: Array(1900000).fill(0) } });
+  const strict = await t.gateway({ config: cfg({}) });
+  const s1 = await initSession(strict.url);
+  const refused = await status(strict.url, s1, numbers);
+  assert.equal(refused.status, 400);
+  assert.equal(refused.json.error.code, -32600);
+  assert.match(refused.json.error.message, /maxJsonValues/);
+  assert.equal((await status(strict.url, s1, rpc('ping', { pad: Array(1000).fill(0) }))).status, 200);
+  // Raised: 2 million numbers are parsed (~70 MB of heap each time), and given back afterwards.
+  const gw = await t.gateway({ config: cfg({ maxJsonValues: 10000000 }) });
+  const s = await initSession(gw.url);
+  await call(gw.url, s, 'ping', {});
+  const before = rssKiB(gw.pid);
+  let peak = before;
+  for (let i = 0; i < 4; i++) {
+    assert.equal((await status(gw.url, s, numbers)).status, 200);
+    peak = Math.max(peak, rssKiB(gw.pid));
+  }
+  const after = await waitFor(() => { const r = rssKiB(gw.pid); return r - before < rssBound(8 * 1024) ? r : null; }, { timeout: scaled(5000), what: `RSS back near ${before} KiB (peak ${peak} KiB, now ${rssKiB(gw.pid)} KiB)` });
+  t.log(`RSS ${before} KiB, peak ${peak} KiB, after ${after} KiB`);
 });
 
 test('maxSessions: the next initialize gets 503 + Retry-After; a DELETE frees a slot', async (t) => {

@@ -141,7 +141,7 @@ static void core_stop(core_t *c)
 {
     int was_armed = fault_armed;
     fault_armed = 0; /* teardown itself is not under test: the state it finds is */
-    mg_server_stop_accepting(c->srv);
+    mg_server_drain(c->srv);
     mg_gateway_shutdown(c->gw, 0, shutdown_done_cb, &c->down);
     uint64_t deadline = uv_now(&c->loop) + 10000;
     while (!c->down && uv_now(&c->loop) < deadline)

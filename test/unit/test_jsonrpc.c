@@ -127,12 +127,33 @@ static void test_err_table(void **state)
     assert_string_equal(mg_strerror(12345), "unknown error");
 }
 
+#define COUNT(s, mi, mv) mg_rpc_count(s, strlen(s), mi, mv, &items, &values)
+
+static void test_count(void **state)
+{
+    size_t items, values;
+    COUNT("{\"a\":1}", 100, 100);
+    assert_int_equal(items, 0); /* not a batch */
+    COUNT("  [ ]", 100, 100);
+    assert_int_equal(items, 0);
+    COUNT(" [{\"a\":[1,2]},{\"b\":\"x,y,[\"},3]", 100, 100);
+    assert_int_equal(items, 3); /* commas and brackets inside strings and nested arrays do not count */
+    COUNT("[1,2,3,4,5,6,7,8,9,10]", 100, 100);
+    assert_int_equal(values, 11);      /* N + 1 for an array of N */
+    COUNT("[\"a\\\",\",1]", 100, 100); /* an escaped quote does not end the string */
+    assert_int_equal(items, 2);
+    COUNT("[1,2,3,4,5,6,7,8,9,10]", 3, 100);
+    assert_int_equal(items, 4); /* stops just past the cap */
+    COUNT("{\"p\":[0,0,0,0,0,0,0,0]}", 100, 5);
+    assert_true(values > 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),     cmocka_unit_test(test_depth),
         cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_builders),
-        cmocka_unit_test(test_err_table),
+        cmocka_unit_test(test_err_table),    cmocka_unit_test(test_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

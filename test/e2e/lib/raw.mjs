@@ -150,3 +150,61 @@ export function rssKiB(pid) {
 export function rssBound(kib) {
   return kib + (Number(process.env.MG_E2E_RSS_SLACK_KIB) || 0);
 }
+
+/*
+ * Sends `bytes` on a new connection and reads every response that comes back until the server
+ * closes the connection or `timeout` ms pass (default 2000): for pipelined and smuggled requests.
+ * Resolves {responses: [{status, statusLine, headers, body}], closed (by the server, before the
+ * timeout), trailing (bytes after the last complete response)}. Responses are delimited by their
+ * Content-Length (every non-streaming answer of the gateway has one). `max`: resolve as soon as that
+ * many responses are complete (closed is then false unless the server had already closed).
+ */
+export function rawResponses(port, bytes, { timeout = 2000, max = Infinity } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    let done = false;
+    const parse = () => {
+      const responses = [];
+      let at = 0;
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n', at);
+        if (end < 0) break;
+        const lines = buf.subarray(at, end).toString('latin1').split('\r\n');
+        const headers = {};
+        for (const l of lines.slice(1)) {
+          const i = l.indexOf(':');
+          const k = l.slice(0, i).trim().toLowerCase();
+          const v = l.slice(i + 1).trim();
+          headers[k] = k in headers ? [].concat(headers[k], v) : v;
+        }
+        const len = Number(headers['content-length'] ?? 0);
+        if (buf.length < end + 4 + len) break;
+        const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+        responses.push({
+          status: m ? Number(m[1]) : 0,
+          statusLine: lines[0],
+          headers,
+          body: buf.subarray(end + 4, end + 4 + len).toString('utf8'),
+        });
+        at = end + 4 + len;
+      }
+      return { responses, trailing: buf.subarray(at).toString('latin1') };
+    };
+    const finish = (closed) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ ...parse(), closed });
+    };
+    const timer = setTimeout(() => finish(false), timeout);
+    sock.on('error', () => {});
+    sock.on('close', () => finish(true));
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (max !== Infinity && parse().responses.length >= max) finish(false);
+    });
+    sock.on('connect', () => sock.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes));
+  });
+}
