@@ -29,6 +29,7 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
         return MG_ENOMEM;
     clock_loop = loop;
     gw->loop = loop;
+    gw->sessions_source = &mg__sessions_local;
     gw->cfg = cfg;
     mg_map_init(&gw->sessions);
     gw->store = mg_store_memory_new(mg_gateway_now_ms);
@@ -99,6 +100,8 @@ int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *li
     int rc = 0;
     if (store != NULL && strcmp(store, "memory") != 0)
         rc = mg__cluster_new(gw, store, listen, why, whylen);
+    if (rc == 0 && gw->cluster != NULL)
+        gw->sessions_source = &mg__sessions_shared;
     /* rate limits follow the session store to Redis unless told "local" (src/policy/hooks.h) */
     return rc != 0 ? rc
                    : mg_policy_rate_shared(gw->policy, gw->cluster != NULL ? gw->store : NULL, why, whylen);

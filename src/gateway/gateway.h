@@ -3,11 +3,11 @@
  * request path behind /mcp.
  *
  * One gateway per process, on one libuv loop. http/server.c owns sockets and routes; it hands every
- * /mcp request to mg_gateway_handle_mcp() and asks for /readyz JSON. Everything after that (era
- * semantics, sessions, dispatch to upstreams, responses as JSON or SSE) lives in this module's
- * files: era/legacy.c (HTTP semantics of the 2025 session era), gateway/session.c (live sessions,
- * streams, replay), gateway/dispatch.c (MCP methods), catalog/catalog.c (merge and routing).
- * Read next: gateway_int.h for the structures and their ownership.
+ * /mcp request to mg_gateway_handle_mcp() and asks for /readyz JSON. Everything after that lives in
+ * this module: gateway/pipeline.c (the phase table every /mcp request runs through),
+ * gateway/session.c (live sessions, streams, replay, the session sources), gateway/reply.c (HTTP
+ * answers and the exchange), gateway/dispatch.c (MCP methods), and the eras' handlers in era/.
+ * Read next: gateway/pipeline.c, then gateway_int.h for the structures and their ownership.
  */
 #ifndef MG_GATEWAY_H
 #define MG_GATEWAY_H
@@ -36,7 +36,8 @@ int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *li
 int mg_gateway_handle_internal(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
 /* Spawns every enabled shared upstream and starts the session sweeper. */
 void mg_gateway_start(mg_gateway_t *gw);
-/* Handles one request on the MCP endpoint; always answers (now or later). Returns 0. */
+/* Handles one request on the MCP endpoint through the phase table (pipeline.c); always answers
+ * (now or later). Returns 0. */
 int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
 /* NEW reference: {"ready":bool,"status":"ok|degraded|down|stopping","upstreams":[...]} */
 json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready);

@@ -29,11 +29,13 @@
 #include "../common/map.h"
 #include "../config/config.h"
 #include "../http/sse.h"
+#include "../jsonrpc/jsonrpc.h"
 #include "../session/bus.h"
 #include "../session/store.h"
 #include "../upstream/upstream.h"
 #include "gateway.h"
 
+#include <h2o.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <uv.h>
@@ -62,6 +64,7 @@ typedef struct mg_call mg_call_t;
 typedef struct mg_exchange mg_exchange_t;
 typedef struct mg_stream mg_stream_t;
 typedef struct mg_gw_server mg_gw_server_t;
+typedef struct mg_session_source mg_session_source_t;
 typedef struct mg_cluster mg_cluster_t; /* cluster.c: sessions shared by replicas (redis store) */
 typedef struct mg_follow mg_follow_t;   /* cluster.c: an SSE connection fed from a Redis log */
 typedef struct mg_fwd mg_fwd_t;         /* cluster.c: a call forwarded to another replica */
@@ -264,14 +267,37 @@ struct mg_gateway {
     uint64_t shutdown_deadline;
     unsigned pools_stopping;
     int handles_closing;
-    mg_cluster_t *cluster; /* NULL with the memory store (one process) */
-    mg_bus_t *bus;         /* cluster: cross-replica messages and event logs */
+    mg_cluster_t *cluster;                      /* NULL with the memory store (one process) */
+    const mg_session_source_t *sessions_source; /* local table or shared store (session.c) */
+    mg_bus_t *bus;                              /* cluster: cross-replica messages and event logs */
 };
 
 /* ---- gateway.c ---- */
 /* A large request was freed (or is about to be): within a second, malloc_trim() gives the heap the
  * allocator keeps back to the OS, so one spike does not stay in RSS. At most one trim per second. */
 void mg__gateway_trim_soon(mg_gateway_t *gw);
+
+/* ---- session sources (session.c) ----
+ * The one way the pipeline finds, creates and removes sessions and opens their GET streams: the
+ * local table (one process) or the shared store (cluster.c), chosen once at start
+ * (gw->sessions_source). lookup calls cb exactly once, now (local) or later (shared), with status
+ * 200 (s set, borrowed), 404 (unknown or expired) or 503 (store unavailable); req is NULL in cb
+ * when h2o disposed the request meanwhile. claim: the request may need the session's isolation
+ * "session" children. publish answers an initialize (resp borrowed) once the session is known to
+ * every replica; remove answers a DELETE once it is gone everywhere; get answers a GET (the GET
+ * stream, or a resumption with Last-Event-ID). */
+typedef void (*mg_session_found_cb)(void *data, h2o_req_t *req, mg_session_t *s, int status);
+struct mg_session_source {
+    const char *name;
+    void (*lookup)(mg_gateway_t *gw, h2o_req_t *req, const char *id, int claim, mg_session_found_cb cb,
+                   void *data);
+    void (*publish)(mg_session_t *s, h2o_req_t *req, const json_t *resp, const char *profile,
+                    uint64_t start_ms);
+    void (*remove)(mg_session_t *s, h2o_req_t *req, uint64_t start_ms);
+    void (*get)(mg_session_t *s, h2o_req_t *req, uint64_t start_ms);
+};
+extern const mg_session_source_t mg__sessions_local;
+extern const mg_session_source_t mg__sessions_shared;
 
 /* ---- session.c ---- */
 int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json_t *client_info,
@@ -308,7 +334,7 @@ void mg__sessions_keepalive(mg_gateway_t *gw);
 /* ---- cluster.c (only with a shared store: gw->cluster != NULL) ---- */
 /* status 200 (s set), 404 (unknown, expired or another principal's) or 503 (store unavailable).
  * req is NULL when h2o disposed the request meanwhile (then only release data). */
-typedef void (*mg_cluster_session_cb)(void *data, h2o_req_t *req, mg_session_t *s, int status);
+typedef mg_session_found_cb mg_cluster_session_cb;
 int mg__cluster_new(mg_gateway_t *gw, const char *store, const char *listen, char *why, size_t whylen);
 void mg__cluster_start(mg_gateway_t *gw);
 void mg__cluster_drain(mg_gateway_t *gw);
@@ -359,15 +385,45 @@ int mg__cluster_proxy_modern(mg_gateway_t *gw, h2o_req_t *req, const json_t *msg
 /* NEW reference: the store's /readyz object; *ready = the store can serve. */
 json_t *mg__cluster_status(mg_gateway_t *gw, int *ready);
 
-/* ---- exchange (era/legacy.c) ---- */
+/* ---- reply.c: answering on /mcp, and the exchange ---- */
+/* Value of header name (lowercase) of req; *dup (may be NULL) set when it appears twice. */
+h2o_iovec_t mg__req_header(h2o_req_t *req, const char *name, int *dup);
+/* 1 when the Accept value lists type, its major type with a wildcard subtype, or any type. */
+int mg__accepts(h2o_iovec_t accept, const char *type);
+void mg__http_send_body(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len,
+                        const char **hdrs, size_t nhdrs);
+void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs);
+void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype);
+/* An HTTP error with an id-less JSON-RPC error body, and its log line. */
+void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message,
+                   uint64_t start_ms);
+/* Same with data (stolen) and an id (borrowed, may be NULL), logged as a POST. */
+void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
+                    const json_t *id, uint64_t start_ms);
+/* The one log line per request. */
+void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method, const char *upstream,
+                  const char *session, int status, uint64_t start_ms);
+/* One HTTP request answering calls; held by h2o's request and by each call replying through it. */
+mg_exchange_t *mg__exchange_new(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, uint64_t start_ms);
 void mg__exchange_ref(mg_exchange_t *x);
 void mg__exchange_unref(mg_exchange_t *x);
+/* Answers x as SSE from now on (returns 0 when the client is gone or cannot take SSE). */
+int mg__exchange_stream(mg_exchange_t *x);
 /* A message related to an in-flight request of x (switches x to SSE if it can). */
 void mg__exchange_related(mg_exchange_t *x, const json_t *msg);
 /* The response to one of x's requests. msg borrowed. */
 void mg__exchange_respond(mg_exchange_t *x, const json_t *msg);
 /* One of x's requests ends unanswered (cancelled): the stream or HTTP response ends without it. */
 void mg__exchange_abandon(mg_exchange_t *x);
+
+/* ---- era/legacy.c: the session era's handlers, called by the pipeline (pipeline.c) ---- */
+void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t start_ms);
+void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *body, int batch, size_t n,
+                     const mg_rpc_kind_t *kinds, size_t nreq, int accept_sse, uint64_t start_ms);
+/* 1 (and answered 405) when a GET or DELETE without a session names 2026-07-28. */
+int mg__legacy_refuse_sessionless(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms);
+/* The local GET: the session's GET stream or a resumption from its rings. */
+void mg__legacy_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms);
 
 /* ---- modern.c (2026-07-28) ---- */
 /* Handles a POST that carries a 2026-07-28 request or notification. body borrowed. */
@@ -393,18 +449,6 @@ void mg__modern_listeners_close(mg_gateway_t *gw);
 void mg__modern_listeners_keepalive(mg_gateway_t *gw);
 void mg__modern_init(mg_gateway_t *gw);
 void mg__modern_dispose(mg_gateway_t *gw);
-
-/* ---- legacy.c helpers shared with modern.c ---- */
-void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs);
-/* A response with no body (e.g. 204 to a resumption of a finished stream). */
-void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype);
-void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
-                    const json_t *id, uint64_t start_ms);
-void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method, const char *upstream,
-                  const char *session, int status, uint64_t start_ms);
-mg_exchange_t *mg__exchange_new(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, uint64_t start_ms);
-/* Answers x as SSE from now on (returns 0 when the client is gone or cannot take SSE). */
-int mg__exchange_stream(mg_exchange_t *x);
 
 /* ---- dispatch.c ---- */
 /* Handles one client request (method+id); replies through x. */

@@ -443,3 +443,38 @@ void mg__sessions_keepalive(mg_gateway_t *gw)
             write_conn(st, ": keep-alive\n\n", 14);
     }
 }
+
+/* ---- session sources (gateway_int.h): the local table, or the shared store (cluster.c) ---- */
+
+static void local_lookup(mg_gateway_t *gw, h2o_req_t *req, const char *id, int claim, mg_session_found_cb cb,
+                         void *data)
+{
+    (void)claim; /* one process: the session's children are here */
+    mg_session_t *s = mg__session_find(gw, id);
+    cb(data, req, s, s != NULL ? 200 : 404);
+}
+
+static void local_publish(mg_session_t *s, h2o_req_t *req, const json_t *resp, const char *profile,
+                          uint64_t start_ms)
+{
+    (void)profile; /* kept in the session's toolsearch state */
+    const char *hdrs[] = {"mcp-session-id", s->id};
+    mg__http_send_json(req, 200, resp, hdrs, 1);
+    mg__http_log(s->gw, "POST", "initialize", NULL, s->hash, 200, start_ms);
+}
+
+static void local_remove(mg_session_t *s, h2o_req_t *req, uint64_t start_ms)
+{
+    char hash[16];
+    memcpy(hash, s->hash, sizeof hash);
+    mg_gateway_t *gw = s->gw;
+    mg__session_close(s, "deleted by client");
+    mg__http_send_empty(req, 200, NULL);
+    mg__http_log(gw, "DELETE", NULL, NULL, hash, 200, start_ms);
+}
+
+const mg_session_source_t mg__sessions_local = {"local", local_lookup, local_publish, local_remove,
+                                                mg__legacy_get};
+const mg_session_source_t mg__sessions_shared = {"shared", mg__cluster_session_lookup,
+                                                 mg__cluster_session_put, mg__cluster_session_delete,
+                                                 mg__cluster_get};

@@ -1,0 +1,502 @@
+/*
+ * pipeline.c - the one way a request to /mcp is handled: a fixed table of phases, run in order on
+ * one request object (in the manner of nginx's phases).
+ *
+ *   phase     what it decides                                         answers on failure
+ *   origin    Host and Origin allowed (DNS rebinding)                 403
+ *   cors      gateway.cors: preflight answered, headers added         204/403 (preflight)
+ *   admit     the gateway is not draining                             503 + Retry-After
+ *   auth      principal from the bearer token (src/auth/), maybe      400/401/403/429/503
+ *             after a JWKS refresh or an introspection round trip
+ *   parse     method; POST: size, Content-Type, Accept, work bound,   405/406/413/415/400
+ *             JSON parse and depth, every message classified;
+ *             2026-07-28 requests and initialize end here (era/)
+ *   session   Mcp-Session-Id -> the session, through the session      400/404/503
+ *             source (local table at once, shared store later);
+ *             MCP-Protocol-Version
+ *   limit     batches only on 2025-03-26; in-flight bound per session 400/429
+ *   route     POST: client messages, 202 or dispatch of each request  (era/legacy.c, dispatch.c)
+ *             GET: GET stream or resumption; DELETE: session gone
+ *
+ * Each phase returns NEXT (go on), AGAIN (an asynchronous step was started: its callback calls
+ * resume(), which runs the same phase's continuation, never the handler from the top) or DONE (the
+ * request was answered, or handed to code that answers it). A request is parsed once.
+ * The per-call path after route (rate limits per principal/tenant/tool, routing by name or URI,
+ * pins and filters, forwarding, the answer) is gateway/dispatch.c.
+ * Read next: gateway_int.h (the request object's neighbours), era/legacy.c, gateway/dispatch.c.
+ */
+#include "../auth/auth.h"
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../common/str.h"
+#include "../http/origin.h"
+#include "../jsonrpc/jsonrpc.h"
+#include "../policy/hooks.h"
+#include "gateway_int.h"
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum phase_rc { NEXT, AGAIN, DONE } phase_rc_t;
+
+typedef enum http_method { M_POST, M_GET, M_DELETE } http_method_t;
+
+/* One request on /mcp, from accept to its hand-over. Lives while h2o's request lives and while an
+ * asynchronous step (auth, session lookup) is pending; its parsed body dies with it. */
+typedef struct mg_request {
+    mg_gateway_t *gw;
+    h2o_req_t *req; /* NULL once h2o disposed it */
+    int refs;       /* h2o's hold + one per pending lookup */
+    unsigned phase; /* index in phases[] of the phase to run, or resume */
+    int running;    /* inside run(): a callback that fires now only marks the phase done */
+    int waiting;    /* an asynchronous step of the current phase is pending */
+    int loopback_bound;
+    uint64_t start_ms;
+    http_method_t method;
+    /* parse (POST) */
+    json_t *body;
+    int batch;
+    size_t n, nreq;
+    mg_rpc_kind_t *kinds;
+    mg_rpc_kind_t kinds_stack[16];
+    int accept_sse;
+    int claim; /* shared store: the request may need the session's isolation "session" children */
+    /* session */
+    int looked_up;
+    int lookup_status; /* 200, 404 or 503 */
+    mg_session_t *s;   /* referenced */
+} mg_request_t;
+
+typedef phase_rc_t (*phase_fn)(mg_request_t *r);
+
+static void request_unref(mg_request_t *r)
+{
+    if (--r->refs > 0)
+        return;
+    json_decref(r->body);
+    if (r->kinds != r->kinds_stack)
+        free(r->kinds);
+    if (r->s != NULL)
+        mg__session_unref(r->s);
+    free(r);
+}
+
+static void request_disposed(void *p)
+{
+    mg_request_t *r = *(mg_request_t **)p;
+    r->req = NULL;
+    request_unref(r);
+}
+
+static const char *method_name(const mg_request_t *r)
+{
+    return r->method == M_POST ? "POST" : r->method == M_GET ? "GET" : "DELETE";
+}
+
+/* ---- phases ---- */
+
+static phase_rc_t phase_origin(mg_request_t *r)
+{
+    mg_gateway_t *gw = r->gw;
+    h2o_req_t *req = r->req;
+    const mg_config_t *cfg = gw->cfg;
+    mg_origin_rules_t rules = {r->loopback_bound, (const char *const *)cfg->allowed_hosts,
+                               cfg->nallowed_hosts, (const char *const *)cfg->allowed_origins,
+                               cfg->nallowed_origins};
+    if (!mg_origin_host_allowed(&rules, req->authority.base, req->authority.len)) {
+        mg__http_fail(
+            gw, req, 403, -32600,
+            "Forbidden: Host header is not allowed (DNS-rebinding protection; see gateway.allowedHosts)",
+            r->start_ms);
+        return DONE;
+    }
+    int dup = 0;
+    h2o_iovec_t origin = mg__req_header(req, "origin", &dup);
+    if (dup || !mg_origin_origin_allowed(&rules, origin.base, origin.len)) {
+        mg__http_fail(gw, req, 403, -32600, "Forbidden: Origin is not allowed (see gateway.allowedOrigins)",
+                      r->start_ms);
+        return DONE;
+    }
+    return NEXT;
+}
+
+/* gateway.cors (src/policy/): response headers for allowed origins; a preflight is answered here,
+ * before auth (browsers send preflights without credentials). Off: OPTIONS gets 405 in parse. */
+static phase_rc_t phase_cors(mg_request_t *r)
+{
+    return mg_policy_http_cors(r->gw, r->req) ? DONE : NEXT;
+}
+
+static phase_rc_t phase_admit(mg_request_t *r)
+{
+    if (!r->gw->shutting_down)
+        return NEXT;
+    const char *hdrs[] = {"retry-after", "1", "connection", "close"};
+    json_t *e = mg_rpc_error(NULL, -32603, "gateway is shutting down; retry on another replica", NULL);
+    mg__http_send_json(r->req, 503, e, hdrs, 2);
+    json_decref(e);
+    return DONE;
+}
+
+static void resume(mg_request_t *r);
+
+/* The auth phase answers its own failures and calls back only on success, and never once h2o
+ * disposed the request (auth/auth.h). */
+static void authed_cb(void *data, h2o_req_t *req, mg_principal_t *principal)
+{
+    mg_request_t *r = data;
+    (void)req;
+    (void)principal;                   /* attached to req: mg_auth_principal_of() */
+    r->start_ms = mg_gateway_now_ms(); /* logged latency: from the end of authentication */
+    r->phase++;
+    resume(r);
+}
+
+static phase_rc_t phase_auth(mg_request_t *r)
+{
+    r->waiting = 1;
+    mg_auth_phase(r->gw->auth, r->req, authed_cb, r);
+    return AGAIN; /* authed_cb moves past this phase (now or later), or auth answered a failure */
+}
+
+/* Bodies from this size on leave enough freed heap behind to be worth a malloc_trim(). */
+#define TRIM_BODY_BYTES (256 * 1024)
+
+static void trim_hook_dispose(void *p)
+{
+    mg__gateway_trim_soon(*(mg_gateway_t **)p);
+}
+
+static phase_rc_t parse_post(mg_request_t *r)
+{
+    mg_gateway_t *gw = r->gw;
+    h2o_req_t *req = r->req;
+    if (req->entity.len > gw->cfg->limits.max_body_bytes) {
+        mg__http_fail(gw, req, 413, -32600, "Payload Too Large: the body exceeds gateway.limits.maxBodyBytes",
+                      r->start_ms);
+        return DONE;
+    }
+    h2o_iovec_t ctype = mg__req_header(req, "content-type", NULL);
+    /* The media type, then nothing or parameters: "application/jsonx" is not JSON. */
+    if (ctype.base == NULL || ctype.len < 16 || strncasecmp(ctype.base, "application/json", 16) != 0 ||
+        (ctype.len > 16 && ctype.base[16] != ';' && ctype.base[16] != ' ' && ctype.base[16] != '\t')) {
+        mg__http_fail(gw, req, 415, -32600, "Unsupported Media Type: Content-Type must be application/json",
+                      r->start_ms);
+        return DONE;
+    }
+    h2o_iovec_t accept = mg__req_header(req, "accept", NULL);
+    int accept_json = mg__accepts(accept, "application/json");
+    r->accept_sse = mg__accepts(accept, "text/event-stream");
+    if (!accept_json || !r->accept_sse) {
+        mg__http_fail(gw, req, 406, -32600,
+                      "Not Acceptable: Accept must list both application/json and text/event-stream",
+                      r->start_ms);
+        return DONE;
+    }
+    /* Bound the work one POST can ask for before jansson builds anything: a 4 MiB batch of 72,000
+     * pings, or an array of 2 million numbers, cost 50-80 MB of heap to parse. */
+    const mg_limits_t *lim = &gw->cfg->limits;
+    size_t items = 0, values = 0;
+    mg_rpc_count(req->entity.base, req->entity.len, lim->max_batch_items, lim->max_json_values, &items,
+                 &values);
+    if (items > lim->max_batch_items || values > lim->max_json_values) {
+        char msg[300];
+        if (items > lim->max_batch_items)
+            snprintf(
+                msg, sizeof msg,
+                "Invalid Request: the batch has more than %u messages (gateway.limits.maxBatchItems); send "
+                "at most %u per POST",
+                lim->max_batch_items, lim->max_batch_items);
+        else
+            snprintf(msg, sizeof msg,
+                     "Invalid Request: the body has more than %u JSON values (gateway.limits.maxJsonValues); "
+                     "send less data per request",
+                     lim->max_json_values);
+        mg__http_fail(gw, req, 400, -32600, msg, r->start_ms);
+        return DONE;
+    }
+    if (req->entity.len >= TRIM_BODY_BYTES) { /* heap back to the OS once the request is gone */
+        mg_gateway_t **hook = h2o_mem_alloc_shared(&req->pool, sizeof *hook, trim_hook_dispose);
+        *hook = gw;
+    }
+    int perr = 0;
+    r->body = mg_rpc_parse(req->entity.base, req->entity.len, lim->max_json_depth, &perr);
+    if (r->body == NULL) {
+        if (perr == MG_ETOODEEP)
+            mg__http_fail(gw, req, 400, -32600,
+                          "Invalid Request: JSON nesting is deeper than gateway.limits.maxJsonDepth",
+                          r->start_ms);
+        else
+            mg__http_fail(gw, req, 400, -32700, "Parse error: the body is not valid JSON (UTF-8, one value)",
+                          r->start_ms);
+        return DONE;
+    }
+    r->batch = json_is_array(r->body);
+    r->n = r->batch ? json_array_size(r->body) : 1;
+    if (r->batch && r->n == 0) {
+        mg__http_fail(gw, req, 400, -32600, "Invalid Request: empty batch", r->start_ms);
+        return DONE;
+    }
+    /* Classify everything first: a malformed message rejects the whole POST. Each message is
+     * classified once; later phases read kinds[]. */
+    r->kinds = r->n <= 16 ? r->kinds_stack : malloc(r->n * sizeof *r->kinds);
+    if (r->kinds == NULL) {
+        r->kinds = r->kinds_stack;
+        mg__http_fail(gw, req, 500, -32603, "out of memory", r->start_ms);
+        return DONE;
+    }
+    int has_init = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        json_t *m = r->batch ? json_array_get(r->body, i) : r->body;
+        const char *why = NULL;
+        mg_rpc_kind_t k = r->kinds[i] = mg_rpc_classify(m, &why);
+        if (k == MG_RPC_INVALID) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "Invalid Request: %s", why);
+            json_t *e = mg_rpc_error(json_is_object(m) &&
+                                             (json_is_string(mg_rpc_id(m)) || json_is_integer(mg_rpc_id(m)))
+                                         ? mg_rpc_id(m)
+                                         : NULL,
+                                     -32600, msg, NULL);
+            mg__http_send_json(req, 400, e, NULL, 0);
+            json_decref(e);
+            mg__http_log(gw, "POST", NULL, NULL, NULL, 400, r->start_ms);
+            return DONE;
+        }
+        if (k == MG_RPC_REQUEST)
+            r->nreq++;
+        const char *meth = mg_rpc_method(m);
+        if (meth != NULL && strcmp(meth, "initialize") == 0)
+            has_init = 1;
+    }
+    /* A 2026-07-28 request (even an initialize, which that revision removed: 404) goes to the
+     * stateless era; an initialize without 2026 markers starts a session. */
+    if (!r->batch && mg__modern_detect(req, r->body)) {
+        mg__modern_post(gw, req, r->body, r->start_ms);
+        return DONE;
+    }
+    if (has_init) {
+        if (r->batch || r->kinds[0] != MG_RPC_REQUEST)
+            mg__http_fail(gw, req, 400, -32600,
+                          "Invalid Request: initialize must be sent alone, as a request", r->start_ms);
+        else
+            mg__legacy_initialize(gw, req, r->body, r->start_ms);
+        return DONE;
+    }
+    for (size_t i = 0; gw->cluster != NULL && i < r->n && !r->claim; i++) {
+        json_t *m = r->batch ? json_array_get(r->body, i) : r->body;
+        r->claim = r->kinds[i] == MG_RPC_REQUEST && mg__cluster_needs_children(gw, m);
+    }
+    return NEXT;
+}
+
+static phase_rc_t phase_parse(mg_request_t *r)
+{
+    h2o_req_t *req = r->req;
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        r->method = M_POST;
+        return parse_post(r);
+    }
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
+        r->method = M_GET;
+    else if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE")))
+        r->method = M_DELETE;
+    else {
+        const char *hdrs[] = {"allow", "GET, POST, DELETE"};
+        json_t *e = mg_rpc_error(NULL, -32600, "Method Not Allowed: use POST, GET or DELETE", NULL);
+        mg__http_send_json(req, 405, e, hdrs, 1);
+        json_decref(e);
+        return DONE;
+    }
+    if (mg__legacy_refuse_sessionless(r->gw, req, r->start_ms))
+        return DONE;
+    if (r->method == M_GET && !mg__accepts(mg__req_header(req, "accept", NULL), "text/event-stream")) {
+        mg__http_fail(r->gw, req, 406, -32600, "Not Acceptable: GET needs Accept: text/event-stream",
+                      r->start_ms);
+        return DONE;
+    }
+    return NEXT;
+}
+
+static void session_found_cb(void *data, h2o_req_t *req, mg_session_t *s, int status)
+{
+    mg_request_t *r = data;
+    r->looked_up = 1;
+    r->lookup_status = status;
+    r->s = s;
+    if (s != NULL)
+        mg__session_ref(s);
+    if (req == NULL) { /* h2o disposed the request meanwhile */
+        request_unref(r);
+        return;
+    }
+    request_unref(r); /* the lookup's hold; h2o's hold keeps r */
+    resume(r);
+}
+
+static phase_rc_t phase_session(mg_request_t *r)
+{
+    mg_gateway_t *gw = r->gw;
+    h2o_req_t *req = r->req;
+    if (!r->looked_up) {
+        int dup = 0;
+        h2o_iovec_t sid = mg__req_header(req, "mcp-session-id", &dup);
+        if (sid.base == NULL) {
+            mg__http_fail(gw, req, 400, -32600,
+                          "Bad Request: Mcp-Session-Id header is required (send initialize first to get one)",
+                          r->start_ms);
+            return DONE;
+        }
+        if (dup || sid.len == 0 || sid.len >= 64) {
+            mg__http_fail(gw, req, 400, -32600, "Bad Request: invalid Mcp-Session-Id header", r->start_ms);
+            return DONE;
+        }
+        char id[64];
+        memcpy(id, sid.base, sid.len);
+        id[sid.len] = '\0';
+        r->refs++; /* the lookup calls back exactly once, even after h2o disposed the request */
+        r->waiting = 1;
+        gw->sessions_source->lookup(gw, req, id, r->claim, session_found_cb, r);
+        if (r->waiting)
+            return AGAIN; /* session_found_cb resumes this phase */
+    }
+    if (r->lookup_status == 503) {
+        const char *hdrs[] = {"retry-after", "1"};
+        json_t *e = mg_rpc_error(NULL, -32603,
+                                 "session store unavailable: the session cannot be verified right now; "
+                                 "retry shortly",
+                                 NULL);
+        mg__http_send_json(req, 503, e, hdrs, 1);
+        json_decref(e);
+        mg__http_log(gw, method_name(r), NULL, NULL, NULL, 503, r->start_ms);
+        return DONE;
+    }
+    /* Another principal's session answers exactly like an unknown one: no hint that it exists. */
+    if (r->s != NULL && !mg_principal_same(r->s->principal, mg_auth_principal_of(gw->auth, req))) {
+        mg__session_unref(r->s);
+        r->s = NULL;
+    }
+    if (r->s == NULL) {
+        mg__http_fail(gw, req, 404, -32001,
+                      "Session not found: it expired or was deleted; send initialize again", r->start_ms);
+        return DONE;
+    }
+    int dup = 0;
+    h2o_iovec_t pv = mg__req_header(req, "mcp-protocol-version", &dup);
+    if (pv.base != NULL) {
+        char v[32];
+        mg_strlcpyn(v, sizeof v, pv.base, pv.len);
+        if (dup || !mg_version_rank(v)) {
+            mg__http_fail(gw, req, 400, -32600,
+                          "Bad Request: unsupported MCP-Protocol-Version (supported: 2025-03-26, 2025-06-18, "
+                          "2025-11-25)",
+                          r->start_ms);
+            return DONE;
+        }
+        /* A supported value that differs from the negotiated one is tolerated: SDKs and the
+         * conformance suite send it, and the session's negotiated version governs behaviour. */
+    }
+    return NEXT;
+}
+
+static phase_rc_t phase_limit(mg_request_t *r)
+{
+    if (r->method != M_POST)
+        return NEXT;
+    mg_gateway_t *gw = r->gw;
+    mg_session_t *s = r->s;
+    if (r->batch && s->rank != MG_VERSION_2025_03_26) {
+        mg__http_fail(
+            gw, r->req, 400, -32600,
+            "Invalid Request: JSON-RPC batches are only accepted on sessions that negotiated 2025-03-26",
+            r->start_ms);
+        return DONE;
+    }
+    if (r->nreq > 0 && s->ncalls + r->nreq > gw->cfg->limits.max_inflight_per_session) {
+        const char *hdrs[] = {"retry-after", "1"};
+        json_t *e = mg_rpc_error(
+            NULL, -32603,
+            "too many requests in flight for this session (gateway.limits.maxInflightPerSession)", NULL);
+        mg__http_send_json(r->req, 429, e, hdrs, 1);
+        json_decref(e);
+        mg__http_log(gw, "POST", NULL, NULL, s->hash, 429, r->start_ms);
+        return DONE;
+    }
+    return NEXT;
+}
+
+static phase_rc_t phase_route(mg_request_t *r)
+{
+    if (r->method == M_POST)
+        mg__legacy_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->accept_sse,
+                        r->start_ms);
+    else if (r->method == M_GET)
+        r->gw->sessions_source->get(r->s, r->req, r->start_ms);
+    else
+        r->gw->sessions_source->remove(r->s, r->req, r->start_ms);
+    return DONE;
+}
+
+static const struct {
+    const char *name;
+    phase_fn run;
+} phases[] = {
+    {"origin", phase_origin}, {"cors", phase_cors},       {"admit", phase_admit}, {"auth", phase_auth},
+    {"parse", phase_parse},   {"session", phase_session}, {"limit", phase_limit}, {"route", phase_route},
+};
+
+#define NPHASES (sizeof phases / sizeof phases[0])
+
+/* Runs phases from r->phase until one answers or waits. */
+static void run(mg_request_t *r)
+{
+    r->running = 1;
+    while (r->phase < NPHASES && r->req != NULL) {
+        r->waiting = 0;
+        phase_rc_t rc = phases[r->phase].run(r);
+        if (rc == AGAIN && r->waiting)
+            break; /* its callback calls resume() */
+        if (rc == DONE) {
+            r->phase = NPHASES;
+            break;
+        }
+        if (rc == NEXT)
+            r->phase++;
+        /* AGAIN whose callback already ran: the callback set the phase to go on from */
+    }
+    r->running = 0;
+}
+
+static void resume(mg_request_t *r)
+{
+    r->waiting = 0;
+    if (r->running)
+        return; /* called back from inside the phase: run() goes on */
+    r->refs++;  /* the phases may answer, and h2o dispose the request, while they run */
+    run(r);
+    request_unref(r);
+}
+
+int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
+{
+    mg_request_t *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        mg__http_send_body(req, 503, "text/plain", "out of memory\n", 14, NULL, 0);
+        return 0;
+    }
+    mg_request_t **hold = h2o_mem_alloc_shared(&req->pool, sizeof *hold, request_disposed);
+    *hold = r;
+    r->refs = 2; /* h2o's (dropped when it disposes req) and this call's */
+    r->gw = gw;
+    r->req = req;
+    r->loopback_bound = loopback_bound;
+    r->start_ms = mg_gateway_now_ms();
+    r->kinds = r->kinds_stack;
+    run(r);
+    request_unref(r);
+    return 0;
+}
