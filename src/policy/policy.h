@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../session/rl_store.h" /* mg_rate_rule_t */
+
 typedef enum mg_pin_mode {
     MG_PIN_UNSET = 0, /* not configured: "block" when a lockfile exists, else off */
     MG_PIN_OFF,
@@ -32,14 +34,6 @@ typedef enum mg_severity {
     MG_SEV_HIGH,
     MG_SEV_CRITICAL,
 } mg_severity_t;
-
-/* One token bucket: `requests` tokens per `per_ms`, holding at most `burst` (default: requests). */
-typedef struct mg_rate_rule {
-    char *glob; /* tools only: exposed-name glob (fnmatch); NULL otherwise */
-    uint64_t requests;
-    uint64_t per_ms;
-    uint64_t burst;
-} mg_rate_rule_t;
 
 /* "gateway.rateLimits" */
 typedef struct mg_rate_config {
