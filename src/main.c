@@ -8,7 +8,7 @@
  * children, exit 0.
  * Read next: http/server.h, gateway/gateway.h, config/config.h.
  */
-#include "auth/auth_config.h"
+#include "config/auth_config.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/log.h"

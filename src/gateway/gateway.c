@@ -9,7 +9,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../obs/metrics.h"
-#include "../auth/auth_config.h"
+#include "../config/auth_config.h"
 
 #include <malloc.h>
 #include <stdlib.h>

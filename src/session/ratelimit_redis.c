@@ -4,7 +4,7 @@
  *
  * One take = one EVALSHA of mg__redis_lua_rate (EVAL when the server lost its script cache), so the
  * all-or-none rule holds across replicas. The script does the bucket math of src/policy/ratelimit.c (exact:
- * every value stays below 2^53, the limits of policy_config.c keep them under 2^47) with Redis's
+ * every value stays below 2^53, the limits of src/config/policy_config.c keep them under 2^47) with Redis's
  * own clock (TIME), since each replica's loop clock starts at its own zero. Keys are
  * "<keyPrefix>rl:<bucket>" hashes (u = units, t = ms, r = rule "requests/per_ms/burst"; a bucket
  * seen with another rule starts full, as in the local store) that expire when they would be full
