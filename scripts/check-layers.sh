@@ -178,10 +178,12 @@ for k, why in sorted(exceptions.items()):
 # ---- cycles between directories
 cycles = sorted({tuple(sorted(p)) for p in edges if (p[1], p[0]) in edges})
 if cycles:
-    print("check-layers: include cycles between directories, kept through listed exceptions:")
+    print("check-layers: include cycles between directories:")
     for a, b in cycles:
         up = edges[(a, b)] if rank.get(b, 0) > rank.get(a, 0) else edges[(b, a)]
-        print("  %s <-> %s   (upward: %s)" % (a, b, ", ".join("%s -> %s" % (x[0], x[2]) for x in up)))
+        kept = all((x[0], 'includes', x[2]) in exceptions for x in up)
+        print("  %s <-> %s   %s (upward: %s)" % (a, b, "kept, listed exception" if kept else "NOT ALLOWED",
+                                              ", ".join("%s -> %s" % (x[0], x[2]) for x in up)))
 
 for p in problems:
     print("check-layers: " + p)

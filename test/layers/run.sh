@@ -2,7 +2,8 @@
 # test/layers/run.sh - proves scripts/check-layers.sh catches what it promises: on a copy of src/ and
 # docs/architecture.md, each planted violation alone must make it exit 1 with its message, and the
 # untouched copy must pass. Cases: an include of a higher layer, gateway_int.h outside gateway/, a
-# hand-written prototype of another directory's function, a stale exception, an unknown directory.
+# hand-written prototype of another directory's function, a stale exception, an unknown directory;
+# the cycle an upward include makes is reported as not allowed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -35,6 +36,7 @@ expect "clean tree passes" 0 "0 problems"
 fresh
 printf '#include "../gateway/gateway.h"\n' >>"$tmp/w/src/upstream/framing.c"
 expect "upstream includes a gateway header" 1 "src/upstream/framing.c:[0-9]+: includes gateway/gateway.h: layer 'gateway' is above 'upstream'"
+expect "the cycle it makes is reported" 1 "gateway <-> upstream +NOT ALLOWED"
 
 fresh
 printf '#include "../gateway/gateway_int.h"\n' >>"$tmp/w/src/cli/commands.c"
@@ -52,5 +54,5 @@ fresh
 mkdir -p "$tmp/w/src/newdir" && printf 'int x;\n' >"$tmp/w/src/newdir/a.c"
 expect "directory missing from the order" 1 "directory 'newdir' is not in the layer list"
 
-echo "layer check self-test: $((6 - fails)) passed, $fails failed"
+echo "layer check self-test: $((7 - fails)) passed, $fails failed"
 [[ $fails == 0 ]]
