@@ -105,8 +105,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     struct sockaddr_storage addr;
     int lo = 0;
     const char *why = NULL;
+    mg_server_opts_t sopts = mg_gateway_server_opts(gw, &cfg);
     if (mg_server_resolve("127.0.0.1:0", &addr, &lo, &why) != 0 ||
-        mg_server_start(&loop, &cfg, gw, (struct sockaddr *)&addr, lo, &srv, &why) != 0)
+        mg_server_start(&loop, &sopts, (struct sockaddr *)&addr, lo, &srv, &why) != 0)
         abort();
     mg_gateway_start(gw);
     uv_run(&loop, UV_RUN_NOWAIT);

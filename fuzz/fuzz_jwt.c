@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/auth_config.h"
+#include "config/auth_config.h"
 #include "auth/auth_int.h"
 #include "common/err.h"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests (CTest), the install test, end-to-end tests with real clients, the official MCP
-# conformance suites (0.1.16 and 0.2.0-alpha.12), then the unit and e2e tests again under ASan+UBSan+LSan (scripts/asan.sh) and
+# The whole test suite: the layer check (scripts/check-layers.sh), unit tests (CTest), the install
+# test, end-to-end tests with real clients, the official MCP conformance suites (0.1.16 and 0.2.0-alpha.12), then the unit and e2e tests again under ASan+UBSan+LSan (scripts/asan.sh) and
 # a fuzz smoke run (scripts/fuzz.sh). Each prints its own closing summary; the script fails if any
 # part fails. docs/testing.md describes every part.
 set -uo pipefail
@@ -21,6 +21,11 @@ part() {
         echo "== $name: FAILED"
     fi
 }
+
+# Source checks first (a second, no build needed): the layer order of src/ (docs/architecture.md "Layers").
+echo "== layer check"
+part "layer check" ./scripts/check-layers.sh
+part "layer check self-test" ./test/layers/run.sh
 
 echo "== unit tests (ctest)"
 part "unit tests" bash -c "cd '$BUILD' && ctest --output-on-failure -j $(nproc)"

@@ -8,7 +8,7 @@
  * children, exit 0.
  * Read next: http/server.h, gateway/gateway.h, config/config.h.
  */
-#include "auth/auth_config.h"
+#include "config/auth_config.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -321,7 +321,8 @@ static int cmd_serve(const opts_t *o)
         fprintf(stderr, "mcpgate: out of memory\n");
         return 1;
     }
-    int r = mg_server_start(loop, &cfg, gateway, (struct sockaddr *)&addr, loopback, &server, &why);
+    mg_server_opts_t sopts = mg_gateway_server_opts(gateway, &cfg);
+    int r = mg_server_start(loop, &sopts, (struct sockaddr *)&addr, loopback, &server, &why);
     if (r != 0) {
         print_listen_error(listen, r, why);
         return 1;

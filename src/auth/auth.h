@@ -16,7 +16,7 @@
 
 #include <uv.h>
 
-#include "auth_config.h"
+#include "../config/auth_config.h"
 
 typedef struct mg_auth mg_auth_t;
 typedef struct st_h2o_req_t h2o_req_t;

@@ -8,12 +8,12 @@
  * Read next: config_expand.c (${...} expansion), config_check.c (validators).
  */
 #include "config.h"
-#include "../era/seal.h"
+#include "../common/seal.h"
+#include "auth_config.h"
 #include "config_int.h"
-#include "../auth/auth_config.h"
-#include "../policy/envfile.h"
-#include "../policy/policy.h"
-#include "../upstream/sandbox.h"
+#include "envfile.h"
+#include "policy_config.h"
+#include "sandbox_config.h"
 
 #include "../common/err.h"
 #include "../common/log.h"
@@ -65,7 +65,7 @@ static const char *const gateway_keys[] = {"listen",
                                            "scan",
                                            "cors",
                                            "rateLimits",
-                                           NULL}; /* policy keys: src/policy/policy_config.c */
+                                           NULL}; /* policy keys: policy_config.c */
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
 static const char *const server_keys[] = {
@@ -303,7 +303,7 @@ static void parse_limits(mg__config_ctx_t *ctx, mg_limits_t *l, const json_t *ob
     }
 }
 
-/* gateway.auth is parsed by src/auth/auth_config.c through these two adapters. */
+/* gateway.auth is parsed by auth_config.c through these two adapters. */
 static void auth_err(void *ctx, const char *msg)
 {
     mg__config_errf(ctx, "%s", msg);
@@ -314,7 +314,7 @@ static int auth_expand(void *ctx, const char *in, const char *where, char **out)
     return mg__config_expand(ctx, in, where, 0, out, NULL);
 }
 
-/* The policy keys (pinning, scan, cors, rateLimits, sandbox) are parsed by src/policy/policy_config.c. */
+/* The policy keys (pinning, scan, cors, rateLimits, sandbox) are parsed by policy_config.c. */
 static void policy_err(void *ctx, const char *msg)
 {
     mg__config_errf(ctx, "%s", msg);

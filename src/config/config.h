@@ -94,8 +94,8 @@ typedef struct mg_server_config {
                                           gateway.limits.requestTimeoutMs when absent */
     mg_tool_filter_t tools;            /* "tools": {"allow","deny"} on the server's own tool names
                                           (also "includeTools" / "excludeTools" / "disabledTools") */
-    struct mg_server_policy *policy;   /* "pinning" / "scan" overrides (src/policy/policy.h), NULL = none */
-    struct mg_sandbox_config *sandbox; /* "sandbox" (src/upstream/sandbox.h), NULL = none */
+    struct mg_server_policy *policy;   /* "pinning" / "scan" overrides (policy_config.h), NULL = none */
+    struct mg_sandbox_config *sandbox; /* "sandbox" (sandbox_config.h), NULL = none */
 } mg_server_config_t;
 
 typedef struct mg_limits {
@@ -138,7 +138,7 @@ typedef struct mg_config {
     char *listen;                /* "gateway.listen", default "127.0.0.1:8080" */
     int allow_unauthenticated;   /* "gateway.allowUnauthenticated" (CLI flag also sets it) */
     int auth_configured;         /* set when gateway.auth is present and valid */
-    struct mg_auth_config *auth; /* "gateway.auth" parsed (src/auth/auth_config.h), NULL = none */
+    struct mg_auth_config *auth; /* "gateway.auth" parsed (auth_config.h), NULL = none */
     char **allowed_origins;      /* "gateway.allowedOrigins": extra allowed Origin values */
     size_t nallowed_origins;
     char **allowed_hosts; /* "gateway.allowedHosts": extra allowed Host values */
@@ -153,7 +153,7 @@ typedef struct mg_config {
     mg_sessions_config_t sessions;
     mg_server_config_t *servers; /* in file order */
     size_t nservers;
-    struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (src/policy/policy.h); never NULL
+    struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (policy_config.h); never NULL
                                         after a successful parse */
     char *env_file;                  /* --env-file given to the parse (mg_config_opts_t), NULL = none */
 } mg_config_t;
@@ -184,7 +184,7 @@ int mg_config_load(const char *path, const char *self_dir, mg_config_t *out, mg_
 
 /* Options of a parse beyond the file itself. */
 typedef struct mg_config_opts {
-    /* --env-file: KEY=VALUE lines (src/policy/envfile.h). ${env:NAME} falls back to it when NAME is
+    /* --env-file: KEY=VALUE lines (envfile.h). ${env:NAME} falls back to it when NAME is
      * unset in the gateway's environment, and {SERVICE}_MCP_{KEY} entries add KEY to that server's env.
      * Precedence and errors: docs/configuration.md#credentials. NULL = none. */
     const char *env_file;

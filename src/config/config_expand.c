@@ -11,7 +11,7 @@
 #include "config_int.h"
 
 #include "../common/err.h"
-#include "../policy/envfile.h"
+#include "envfile.h"
 
 #include <ctype.h>
 #include <stdlib.h>

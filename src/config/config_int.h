@@ -30,7 +30,7 @@ typedef struct mg__config_ctx {
     mg_config_errors_t *errs; /* never NULL */
     size_t dropped;           /* problems beyond MG__CONFIG_MAX_ERRORS */
     int nomem;                /* set by any failed allocation; the parse then returns MG_ENOMEM */
-    /* --env-file: ${env:NAME} falls back to it (src/policy/envfile.h); NULL = none */
+    /* --env-file: ${env:NAME} falls back to it (envfile.h); NULL = none */
     struct mg_envfile *envfile;
 } mg__config_ctx_t;
 

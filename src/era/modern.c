@@ -9,8 +9,8 @@
  *   -> subscriptions/listen opens a listener stream; a retry carrying requestState resumes its
  *   parked call; anything else is dispatched as a call with the request's own capabilities.
  * Results get resultType, _meta serverInfo, and ttlMs/cacheScope where the revision asks.
- * requestState (era/seal.h) binds: park key, method, digest of name/uri+arguments, expiry.
- * Read next: gateway/dispatch.c (park/resume), era/seal.h.
+ * requestState (common/seal.h) binds: park key, method, digest of name/uri+arguments, expiry.
+ * Read next: gateway/dispatch.c (park/resume), common/seal.h.
  */
 #include "../common/err.h"
 #include "../common/json.h"
@@ -18,7 +18,7 @@
 #include "../http/status.h"
 #include "../gateway/gateway_int.h"
 #include "../jsonrpc/jsonrpc.h"
-#include "seal.h"
+#include "../common/seal.h"
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>

@@ -15,7 +15,7 @@
 #include "../common/str.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "gateway_int.h"
-#include "../auth/hooks.h"
+#include "auth_hooks.h"
 #include "../policy/hooks.h"
 #include "../toolsearch/runtime.h"
 

@@ -9,7 +9,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../obs/metrics.h"
-#include "../auth/auth_config.h"
+#include "../config/auth_config.h"
 
 #include <malloc.h>
 #include <stdlib.h>
@@ -372,4 +372,38 @@ void mg_gateway_free(mg_gateway_t *gw)
 mg_auth_t *mg_gateway_auth(mg_gateway_t *gw)
 {
     return gw->auth;
+}
+
+/* ---- the routes http/server.c serves for the gateway (server.h's handlers take a void *) ---- */
+
+static int route_mcp(void *data, h2o_req_t *req, int loopback_bound)
+{
+    return mg_gateway_handle_mcp(data, req, loopback_bound);
+}
+
+static int route_internal(void *data, h2o_req_t *req, int loopback_bound)
+{
+    return mg_gateway_handle_internal(data, req, loopback_bound);
+}
+
+static json_t *route_readyz(void *data, int *ready)
+{
+    return mg_gateway_readyz(data, ready);
+}
+
+static int route_well_known(void *data, h2o_req_t *req)
+{
+    return mg_auth_handle_well_known(mg_gateway_auth(data), req);
+}
+
+mg_server_opts_t mg_gateway_server_opts(mg_gateway_t *gw, const mg_config_t *cfg)
+{
+    mg_server_opts_t o = {cfg->limits.max_body_bytes,
+                          cfg->limits.http_idle_timeout_ms,
+                          gw,
+                          route_mcp,
+                          route_internal,
+                          route_readyz,
+                          route_well_known};
+    return o;
 }

@@ -3,8 +3,9 @@
  * request path behind /mcp.
  *
  * One gateway per process, on one libuv loop. http/server.c owns sockets and routes; it hands every
- * /mcp request to mg_gateway_handle_mcp() and asks for /readyz JSON. Everything after that lives in
- * this module: gateway/pipeline.c (the phase table every /mcp request runs through),
+ * /mcp request to mg_gateway_handle_mcp() and asks for /readyz JSON, through the handlers that
+ * mg_gateway_server_opts() gives it (the transport knows nothing of the gateway). Everything after
+ * that lives in this module: gateway/pipeline.c (the phase table every /mcp request runs through),
  * gateway/session.c (live sessions, streams, replay, the session sources), gateway/reply.c (HTTP
  * answers and the exchange), gateway/dispatch.c (MCP methods), and the eras' handlers in era/.
  * Read next: gateway/pipeline.c, then gateway_int.h for the structures and their ownership.
@@ -16,9 +17,9 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "../http/server.h"
 
 typedef struct mg_gateway mg_gateway_t;
-typedef struct st_h2o_req_t h2o_req_t;
 
 /* Creates the runtime for cfg (borrowed; must outlive the gateway). Returns 0 or MG_ENOMEM. */
 int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out);
@@ -53,6 +54,11 @@ void mg_gateway_free(mg_gateway_t *gw);
 /* The auth runtime (gateway.auth), NULL when none is configured; http/server.c serves its
  * /.well-known/ documents. */
 struct mg_auth *mg_gateway_auth(mg_gateway_t *gw);
+
+/* What http/server.c needs to serve gw: cfg's body and idle limits and the handlers of /mcp,
+ * /mcpgate/internal/, /readyz and /.well-known/ (mg_gateway_handle_mcp(), mg_gateway_handle_internal(),
+ * mg_gateway_readyz(), the auth runtime's metadata). Pass the result to mg_server_start(). */
+mg_server_opts_t mg_gateway_server_opts(mg_gateway_t *gw, const mg_config_t *cfg);
 
 /* Milliseconds on the loop's monotonic clock (uv_now). */
 uint64_t mg_gateway_now_ms(void);

@@ -10,7 +10,6 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../obs/metrics.h"
-#include "../auth/auth.h"
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
@@ -25,7 +24,7 @@ struct mg_server {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     uv_tcp_t listener;
-    mg_gateway_t *gw;
+    mg_server_opts_t opts; /* the application behind the routes (server.h) */
     int loopback;
     int port;
 };
@@ -90,18 +89,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (path_is(req, "/mcp"))
-        return mg_gateway_handle_mcp(srv->gw, req, srv->loopback);
+        return srv->opts.mcp(srv->opts.data, req, srv->loopback);
     /* Replica-to-replica forwarding (gateway/cluster.c): authenticated with the cluster secret;
      * keep it off public routes (deploy/nginx.conf only proxies /mcp and the probes). */
     if (req->path.len >= 19 && memcmp(req->path.base, "/mcpgate/internal/", 18) == 0)
-        return mg_gateway_handle_internal(srv->gw, req, srv->loopback);
+        return srv->opts.internal(srv->opts.data, req, srv->loopback);
     if (path_is(req, "/healthz")) {
         send_simple(req, 200, "application/json", "{\"status\":\"ok\"}");
         return 0;
     }
     if (path_is(req, "/readyz")) {
         int ready = 0;
-        json_t *r = mg_gateway_readyz(srv->gw, &ready);
+        json_t *r = srv->opts.readyz(srv->opts.data, &ready);
         char *s = json_dumps(r, JSON_COMPACT);
         json_decref(r);
         send_simple(req, ready ? 200 : 503, "application/json", s ? s : "{}");
@@ -117,7 +116,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     /* RFC 9728 protected resource metadata and the issuer's metadata (src/auth/auth.c). */
     if (req->path.len > 13 && memcmp(req->path.base, "/.well-known/", 13) == 0 &&
-        mg_auth_handle_well_known(mg_gateway_auth(srv->gw), req) == 0)
+        srv->opts.well_known(srv->opts.data, req) == 0)
         return 0;
     send_simple(req, 404, "application/json",
                 "{\"error\":\"not found\",\"hint\":\"the MCP endpoint is /mcp; health: /healthz, /readyz\"}");
@@ -182,23 +181,23 @@ int mg_server_resolve(const char *listen, struct sockaddr_storage *out, int *loo
     return 0;
 }
 
-int mg_server_start(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t *gw, const struct sockaddr *addr,
-                    int loopback, mg_server_t **out, const char **why)
+int mg_server_start(uv_loop_t *loop, const mg_server_opts_t *opts, const struct sockaddr *addr, int loopback,
+                    mg_server_t **out, const char **why)
 {
     mg_server_t *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return MG_ENOMEM;
-    srv->gw = gw;
+    srv->opts = *opts;
     srv->loopback = loopback;
     h2o_config_init(&srv->config);
     /* h2o closes the connection as soon as a body passes its cap, which a client still writing sees
      * as a reset, not a 413. So h2o's cap is twice ours: up to that, the body is read and the
      * gateway answers 413 itself (era/legacy.c); beyond it, h2o cuts the connection to bound memory. */
-    srv->config.max_request_entity_size = cfg->limits.max_body_bytes * 2;
+    srv->config.max_request_entity_size = opts->max_body_bytes * 2;
     /* Slow and idle clients (slowloris, idle keep-alive): h2o closes an HTTP/1 connection whose
      * request is not complete (headers and body) this long after it began, and an idle h2c one. */
-    srv->config.http1.req_timeout = cfg->limits.http_idle_timeout_ms;
-    srv->config.http2.idle_timeout = cfg->limits.http_idle_timeout_ms;
+    srv->config.http1.req_timeout = opts->idle_timeout_ms;
+    srv->config.http2.idle_timeout = opts->idle_timeout_ms;
     srv->config.server_name = h2o_iovec_init(H2O_STRLIT("mcpgate"));
     h2o_hostconf_t *hc = h2o_config_register_host(&srv->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);

@@ -2,21 +2,40 @@
  * server.h - the HTTP front: h2o (HTTP/1.1 and h2c) on the process's libuv loop.
  *
  * Every request head is checked first (head.h: ambiguous framing or Host -> 400, connection closed).
- * Routes: /mcp -> gateway (era/legacy.c), /healthz -> 200 "ok" while the process runs (drain included),
- * /readyz -> gateway readiness JSON (200 ready / 503 not), /metrics -> Prometheus text
- * (obs/metrics.h), anything else -> 404 JSON.
- * Body size is capped by h2o (413) at limits.max_body_bytes. The listener is a uv_tcp_t.
+ * Routes: /mcp and /mcpgate/internal/ -> the handlers of mg_server_opts_t (the gateway's, given by
+ * mg_gateway_server_opts()), /healthz -> 200 "ok" while the process runs (drain included), /readyz
+ * -> the readiness JSON of opts (200 ready / 503 not), /metrics -> Prometheus text (obs/metrics.h),
+ * /.well-known/ -> opts' handler, anything else -> 404 JSON. Transport only: this layer knows no
+ * MCP, no config file and no gateway (docs/architecture.md "Layers").
+ * Body size is capped by h2o (413) at twice max_body_bytes. The listener is a uv_tcp_t.
  * Read next: gateway/gateway.h.
  */
 #ifndef MG_SERVER_H
 #define MG_SERVER_H
 
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
-#include "../config/config.h"
-#include "../gateway/gateway.h"
-
 typedef struct mg_server mg_server_t;
+typedef struct st_h2o_req_t h2o_req_t;
+
+/* What the server needs from the application behind it: limits and the handlers of its routes.
+ * Every handler gets `data`; each must be set. */
+typedef struct mg_server_opts {
+    size_t max_body_bytes;    /* limits.maxBodyBytes (h2o's own cap is twice this) */
+    uint64_t idle_timeout_ms; /* limits.httpIdleTimeoutMs */
+    void *data;
+    /* /mcp, and /mcpgate/internal/...: always answer (now or later); return 0. loopback_bound: the
+     * listener is on a loopback address. */
+    int (*mcp)(void *data, h2o_req_t *req, int loopback_bound);
+    int (*internal)(void *data, h2o_req_t *req, int loopback_bound);
+    /* /readyz: a NEW reference to the JSON body; *ready selects 200 or 503. */
+    json_t *(*readyz)(void *data, int *ready);
+    /* /.well-known/...: 0 when answered, else nonzero (the server answers 404). */
+    int (*well_known)(void *data, h2o_req_t *req);
+} mg_server_opts_t;
 
 /* Parses "host:port" / "[v6]:port" and resolves it (blocking getaddrinfo, at startup only).
  * Sets *loopback when the address is 127/8 or ::1. Returns 0 or MG_EINVAL with *why set. */
@@ -24,8 +43,8 @@ int mg_server_resolve(const char *listen, struct sockaddr_storage *out, int *loo
 
 /* Binds and listens. Returns 0, or a negative libuv/MG error with a message in *why (static or
  * from uv_strerror). */
-int mg_server_start(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t *gw, const struct sockaddr *addr,
-                    int loopback, mg_server_t **out, const char **why);
+int mg_server_start(uv_loop_t *loop, const mg_server_opts_t *opts, const struct sockaddr *addr, int loopback,
+                    mg_server_t **out, const char **why);
 /* Starts the drain (SIGTERM): the listener keeps accepting until the process exits, so /readyz can
  * answer 503 and /healthz 200 (the gateway answers /mcp 503 + Retry-After once mg_gateway_shutdown
  * has run); HTTP/1 connections are no longer kept alive (each closes after its response) and h2

@@ -11,7 +11,7 @@
  * Read next: lock.h (what is compared), scan.h (findings), ratelimit.h (buckets).
  */
 #include "hooks.h"
-#include "../auth/hooks.h"
+#include "../gateway/auth_hooks.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../http/status.h"

@@ -1,10 +1,10 @@
 /*
- * ratelimit_redis.c - the shared rate-limit bucket store (src/policy/ratelimit.h) over the session
+ * ratelimit_redis.c - the shared rate-limit bucket store (rl_store.h) over the session
  * store's Redis client: every replica takes tokens from the same buckets.
  *
  * One take = one EVALSHA of mg__redis_lua_rate (EVAL when the server lost its script cache), so the
- * all-or-none rule holds across replicas. The script does the bucket math of ratelimit.c (exact:
- * every value stays below 2^53, the limits of policy_config.c keep them under 2^47) with Redis's
+ * all-or-none rule holds across replicas. The script does the bucket math of src/policy/ratelimit.c (exact:
+ * every value stays below 2^53, the limits of src/config/policy_config.c keep them under 2^47) with Redis's
  * own clock (TIME), since each replica's loop clock starts at its own zero. Keys are
  * "<keyPrefix>rl:<bucket>" hashes (u = units, t = ms, r = rule "requests/per_ms/burst"; a bucket
  * seen with another rule starts full, as in the local store) that expire when they would be full
@@ -15,7 +15,7 @@
  * Read next: src/policy/hooks.c (rate_done), docs/security.md#rate-limits.
  */
 #include "../common/err.h"
-#include "../policy/ratelimit.h"
+#include "rl_store.h"
 #include "redis_int.h"
 
 #include <stdio.h>
@@ -24,7 +24,7 @@
 
 /*
  * KEYS: the buckets. ARGV: requests, per_ms, burst of each bucket in turn.
- * Returns {allowed, limiting index (0-based), remaining, retry_after_ms, reset_ms} (ratelimit.h).
+ * Returns {allowed, limiting index (0-based), remaining, retry_after_ms, reset_ms} (rl_store.h).
  */
 const char mg__redis_lua_rate[] =
     "local tm = redis.call('TIME')\n"

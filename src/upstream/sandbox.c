@@ -30,8 +30,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-const char *const mg_sandbox_rlimit_keys[MG_SANDBOX_NRLIMITS + 1] = {
-    "memoryBytes", "processes", "openFiles", "cpuSeconds", "fileSizeBytes", "coreBytes", NULL};
 static const int rlimit_res[MG_SANDBOX_NRLIMITS] = {RLIMIT_AS,  RLIMIT_NPROC, RLIMIT_NOFILE,
                                                     RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_CORE};
 
@@ -278,28 +276,6 @@ static int seccomp_install(int deny_network, const char **why)
     return 0;
 }
 #endif
-
-/* ---- config ---- */
-
-static void free_vec(char **v, size_t n)
-{
-    if (v == NULL)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-void mg_sandbox_config_free(mg_sandbox_config_t *sb)
-{
-    if (sb == NULL)
-        return;
-    free(sb->user);
-    free_vec(sb->ro, sb->nro);
-    free_vec(sb->rw, sb->nrw);
-    free(sb->connect_ports);
-    free(sb);
-}
 
 /* ---- parent side ---- */
 

@@ -677,7 +677,7 @@ static void test_gateway_keys(void **state)
     assert_string_equal(cfg.listen, "0.0.0.0:9090");
     assert_int_equal(cfg.allow_unauthenticated, 1);
     assert_int_equal(cfg.auth_configured, 1);
-    assert_non_null(cfg.auth); /* parsed by src/auth/auth_config.c; its own tests: test_auth.c */
+    assert_non_null(cfg.auth); /* parsed by src/config/auth_config.c; its own tests: test_auth.c */
     assert_int_equal(cfg.nallowed_origins, 2);
     assert_string_equal(cfg.allowed_origins[1], "http://localhost:3000");
     assert_null(cfg.allowed_origins[2]);

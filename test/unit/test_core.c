@@ -34,6 +34,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "gateway/gateway.h"
 
 /* ---- allocation faults ---- */
 
@@ -121,7 +122,8 @@ static void core_start(core_t *c, const char *gateway_json)
     int lo = 0;
     const char *w = NULL;
     assert_int_equal(mg_server_resolve("127.0.0.1:0", &addr, &lo, &w), 0);
-    assert_int_equal(mg_server_start(&c->loop, &c->cfg, c->gw, (struct sockaddr *)&addr, lo, &c->srv, &w), 0);
+    mg_server_opts_t sopts = mg_gateway_server_opts(c->gw, &c->cfg);
+    assert_int_equal(mg_server_start(&c->loop, &sopts, (struct sockaddr *)&addr, lo, &c->srv, &w), 0);
     mg_gateway_start(c->gw);
 }
 

@@ -21,7 +21,7 @@
 #include "common/err.h"
 #include "config/config.h"
 #include "policy/cors.h"
-#include "policy/envfile.h"
+#include "config/envfile.h"
 #include "policy/lock.h"
 #include "policy/policy.h"
 #include "policy/ratelimit.h"

@@ -1,5 +1,5 @@
 /*
- * test_seal.c - requestState sealing (src/era/seal.c): round trip, tamper, wrong key, key parsing.
+ * test_seal.c - requestState sealing (src/common/seal.c): round trip, tamper, wrong key, key parsing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "era/seal.h"
+#include "common/seal.h"
 
 static void test_round_trip(void **state)
 {

@@ -1,13 +1,14 @@
 /*
  * policy_config.c - parses the policy keys of the config file: gateway.pinning, gateway.lockFile,
  * gateway.scan, gateway.cors, gateway.rateLimits, and a server entry's "pinning", "scan" and
- * "sandbox". config/config.c hands each of these keys here (policy.h); every problem is reported
+ * "sandbox". config.c hands each of these keys here (policy_config.h); every problem is reported
  * through ops->err and the walk goes on. Defaults are applied here; the runtime never re-reads.
+ * The sandbox config's rlimit key names and its free are here too (sandbox_config.h).
  * Read next: docs/configuration.md (the keys), docs/security.md (what they do).
  */
-#include "policy.h"
-#include "../config/config.h"
-#include "../upstream/sandbox.h"
+#include "policy_config.h"
+#include "config.h"
+#include "sandbox_config.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -663,6 +664,24 @@ void mg_policy_config_free(mg_policy_config_t *pc)
     free(pc->rate.tools);
     free(pc->rate.store);
     free(pc);
+}
+
+const char *const mg_sandbox_rlimit_keys[MG_SANDBOX_NRLIMITS + 1] = {
+    "memoryBytes", "processes", "openFiles", "cpuSeconds", "fileSizeBytes", "coreBytes", NULL};
+
+void mg_sandbox_config_free(mg_sandbox_config_t *sb)
+{
+    if (sb == NULL)
+        return;
+    free(sb->user);
+    for (size_t i = 0; sb->ro != NULL && i < sb->nro; i++)
+        free(sb->ro[i]);
+    free(sb->ro);
+    for (size_t i = 0; sb->rw != NULL && i < sb->nrw; i++)
+        free(sb->rw[i]);
+    free(sb->rw);
+    free(sb->connect_ports);
+    free(sb);
 }
 
 void mg_server_policy_free(mg_server_policy_t *sp)

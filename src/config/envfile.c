@@ -4,7 +4,7 @@
  * (the ${env:} fallback), docs/configuration.md#credentials.
  */
 #include "envfile.h"
-#include "../config/config.h"
+#include "config.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,10 +1,10 @@
 /*
- * hooks.c - the gateway's calls into the auth policy (hooks.h). Logs every refusal with the
+ * auth_hooks.c - the gateway's calls into the auth policy (auth_hooks.h). Logs every refusal with the
  * principal's tenant and name (never a token) so operators can tell "hidden by policy" from
  * "does not exist", which clients cannot.
- * Read next: policy.c.
+ * Read next: src/auth/policy.c.
  */
-#include "hooks.h"
+#include "auth_hooks.h"
 #include "../common/log.h"
 
 #include <string.h>

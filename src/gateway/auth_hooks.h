@@ -1,16 +1,17 @@
 /*
- * hooks.h - where the gateway asks the auth module (gateway/dispatch.c and the era files). Kept apart from
- * auth.h because these take the gateway's own structures; auth.h knows nothing of the gateway.
+ * auth_hooks.h - where the gateway asks the auth module (dispatch.c, src/policy/hooks.c). The
+ * gateway's side of the boundary: these read the gateway's own structures and ask auth.h, which
+ * knows nothing of the gateway.
  *
  * The principal of a call is the one the auth phase attached to its HTTP request, stored on the
  * exchange (session era: always equal to the session's, which require_session() enforces).
- * Read next: policy.c (the rules), auth.h.
+ * Read next: src/auth/policy.c (the rules), src/auth/auth.h.
  */
-#ifndef MG_AUTH_HOOKS_H
-#define MG_AUTH_HOOKS_H
+#ifndef MG_GATEWAY_AUTH_HOOKS_H
+#define MG_GATEWAY_AUTH_HOOKS_H
 
-#include "../gateway/gateway_int.h"
-#include "auth.h"
+#include "../auth/auth.h"
+#include "gateway_int.h"
 
 /* The principal behind call c (borrowed), NULL without auth. */
 mg_principal_t *mg__auth_call_principal(const mg_call_t *c);

@@ -8,7 +8,7 @@
  * Read next: auth.c (the runtime), docs/configuration.md#authentication.
  */
 #include "auth_config.h"
-#include "../config/config.h"
+#include "config.h"
 
 #include <ctype.h>
 #include <stdarg.h>

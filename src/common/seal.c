@@ -2,7 +2,7 @@
  * seal.c - AES-256-GCM sealing of request state (seal.h), with OpenSSL's EVP interface.
  */
 #include "seal.h"
-#include "../common/err.h"
+#include "err.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
