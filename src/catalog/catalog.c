@@ -35,15 +35,12 @@ const char *mg__list_key(mg_list_kind_t k)
     return keys[k];
 }
 
-void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin,
-                                   json_t *msg);
-
 /* ---- pools ---- */
 
 static void on_message_cb(mg_upstream_t *up, mg_upstream_origin_t origin, json_t *msg, void *data)
 {
     mg_pool_t *p = data;
-    mg__dispatch_upstream_message(p->gw, p, origin, msg);
+    p->gw->pool_sink.message(p->gw, p, origin, msg); /* the sink the gateway registered */
 }
 
 static void on_state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data)

@@ -30,6 +30,7 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     clock_loop = loop;
     gw->loop = loop;
     gw->sessions_source = &mg__sessions_local;
+    gw->pool_sink.message = mg__dispatch_upstream_message;
     gw->cfg = cfg;
     mg_map_init(&gw->sessions);
     gw->store = mg_store_memory_new(mg_gateway_now_ms);

@@ -269,7 +269,11 @@ struct mg_gateway {
     int handles_closing;
     mg_cluster_t *cluster;                      /* NULL with the memory store (one process) */
     const mg_session_source_t *sessions_source; /* local table or shared store (session.c) */
-    mg_bus_t *bus;                              /* cluster: cross-replica messages and event logs */
+    /* Where the pools' upstream events go (catalog.c calls it; catalog/ never calls up by name). */
+    struct {
+        void (*message)(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin, json_t *msg);
+    } pool_sink;
+    mg_bus_t *bus; /* cluster: cross-replica messages and event logs */
 };
 
 /* ---- gateway.c ---- */
@@ -469,6 +473,10 @@ void mg__dispatch_finish(mg_call_t *c, const json_t *resp);
 void mg__dispatch_fail(mg_call_t *c, int code, const char *message, json_t *data);
 /* Handles a client notification or a response to a server->client request; returns 0 or an error. */
 int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, const char **why);
+/* A message of pool's upstream attributed to no call (msg borrowed): the pool sink's message
+ * handler, registered in gw->pool_sink by mg_gateway_new(). */
+void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin,
+                                   json_t *msg);
 /* Fails every call of a session (session deleted); calls finish with an error. */
 void mg__dispatch_session_gone(mg_session_t *s);
 json_t *mg__initialize_result(mg_gateway_t *gw, const char *version);
