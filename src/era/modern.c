@@ -725,6 +725,20 @@ void mg__modern_init(mg_gateway_t *gw)
     uv_timer_start(&gw->park_timer, park_sweep_cb, 1000, 1000);
 }
 
+void mg__modern_free(mg_gateway_t *gw)
+{
+    mg_session_t *s = gw->stateless;
+    if (s != NULL) { /* owned by the gateway: its calls ended in mg__modern_dispose() and shutdown */
+        json_decref(s->caps);
+        json_decref(s->client_info);
+        json_decref(s->subs);
+        free(s->pools);
+        free(s);
+        gw->stateless = NULL;
+    }
+    mg_map_dispose(&gw->parked);
+}
+
 void mg__modern_dispose(mg_gateway_t *gw)
 {
     uv_timer_stop(&gw->park_timer);

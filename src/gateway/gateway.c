@@ -356,6 +356,7 @@ void mg_gateway_free(mg_gateway_t *gw)
     if (gw->store)
         gw->store->ops->free(gw->store);
     mg_map_dispose(&gw->sessions);
+    mg__modern_free(gw);
     mg_toolsearch_free(gw);
     mg_policy_free(gw->policy);
     mg_auth_free(gw->auth);

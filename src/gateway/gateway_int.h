@@ -453,6 +453,8 @@ void mg__modern_listeners_close(mg_gateway_t *gw);
 void mg__modern_listeners_keepalive(mg_gateway_t *gw);
 void mg__modern_init(mg_gateway_t *gw);
 void mg__modern_dispose(mg_gateway_t *gw);
+/* Frees what mg__modern_init() made (from mg_gateway_free(), after shutdown). */
+void mg__modern_free(mg_gateway_t *gw);
 
 /* ---- dispatch.c ---- */
 /* Handles one client request (method+id); replies through x. */
