@@ -20,8 +20,6 @@
 #include "../common/json.h"
 #include "../common/log.h"
 
-static const char *const state_names[] = {"starting", "ready", "backoff", "stopped"};
-
 char *mg__fmt(const char *fmt, ...)
 {
     va_list ap;
@@ -50,8 +48,8 @@ static void ignore_sigpipe(void)
     }
 }
 
-int mg_upstream_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_upstream_hooks_t *hooks,
-                    void *hooks_data, mg_upstream_t **out)
+int mg__stdio_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_upstream_hooks_t *hooks,
+                  void *hooks_data, mg_upstream_t **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -63,6 +61,7 @@ int mg_upstream_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_up
     mg_upstream_t *up = calloc(1, sizeof *up);
     if (up == NULL)
         return MG_ENOMEM;
+    up->ops = &mg__stdio_ops;
     up->loop = loop;
     up->server = s;
     up->limits = l;
@@ -114,7 +113,7 @@ int mg_upstream_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_up
     return 0;
 }
 
-void mg_upstream_start(mg_upstream_t *up)
+static void stdio_start(mg_upstream_t *up)
 {
     if (up == NULL || up->started || up->stopping)
         return;
@@ -437,8 +436,8 @@ static void req_timer_cb(uv_timer_t *t)
     free(m);
 }
 
-int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
-                        mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+static int stdio_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                         mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -495,7 +494,7 @@ int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_
     return 0;
 }
 
-void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason)
+static void stdio_cancel(mg_upstream_req_t *req, const char *reason)
 {
     if (req == NULL || (req->state != MG__REQ_QUEUED && req->state != MG__REQ_INFLIGHT))
         return;
@@ -505,13 +504,13 @@ void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason)
     mg__req_complete(req, MG_ECANCELLED, NULL, "request cancelled");
 }
 
-void mg_upstream_req_touch(mg_upstream_req_t *req)
+static void stdio_req_touch(mg_upstream_req_t *req)
 {
     if (req != NULL && req->state != MG__REQ_DONE)
         req->touch_ms = uv_now(req->up->loop);
 }
 
-int mg_upstream_req_origin(const mg_upstream_req_t *req, mg_upstream_origin_t *out)
+static int stdio_req_origin(const mg_upstream_req_t *req, mg_upstream_origin_t *out)
 {
     if (req == NULL || !req->sent)
         return MG_ENOTFOUND;
@@ -533,7 +532,7 @@ static mg__child_t *child_of(mg_upstream_t *up, mg_upstream_origin_t origin)
     return c;
 }
 
-int mg_upstream_send(mg_upstream_t *up, mg_upstream_origin_t origin, const json_t *msg)
+static int stdio_send(mg_upstream_t *up, mg_upstream_origin_t origin, const json_t *msg)
 {
     if (up == NULL || !json_is_object(msg))
         return MG_EINVAL;
@@ -545,7 +544,7 @@ int mg_upstream_send(mg_upstream_t *up, mg_upstream_origin_t origin, const json_
     return mg__child_write(c, msg);
 }
 
-void mg_upstream_broadcast(mg_upstream_t *up, const json_t *msg)
+static void stdio_broadcast(mg_upstream_t *up, const json_t *msg)
 {
     if (up == NULL || up->stopping || !json_is_object(msg))
         return;
@@ -569,8 +568,8 @@ static void flusher_close_cb(uv_handle_t *h)
     mg__up_handle_closed(h->data);
 }
 
-void mg_upstream_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_upstream_t *, void *),
-                      void *data)
+static void stdio_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_upstream_t *, void *),
+                       void *data)
 {
     if (up == NULL || up->stopping)
         return;
@@ -597,7 +596,7 @@ void mg_upstream_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(m
     mg__up_state_update(up, 0);
 }
 
-void mg_upstream_free(mg_upstream_t *up)
+static void stdio_free(mg_upstream_t *up)
 {
     if (up == NULL)
         return;
@@ -617,64 +616,27 @@ void mg_upstream_free(mg_upstream_t *up)
     free(up);
 }
 
-/* ---- accessors ---- */
+/* ---- status ---- */
 
-const char *mg_upstream_name(const mg_upstream_t *up)
+static void stdio_status(const mg_upstream_t *up, mg_upstream_status_t *out)
 {
-    return up->server->name;
-}
-
-mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up)
-{
-    return up->state;
-}
-
-const char *mg_upstream_state_name(mg_upstream_state_t s)
-{
-    return (unsigned)s < sizeof state_names / sizeof state_names[0] ? state_names[s] : "unknown";
-}
-
-json_t *mg_upstream_init_result(const mg_upstream_t *up)
-{
-    return up->init_result;
-}
-
-const char *mg_upstream_client_error(const mg_upstream_t *up)
-{
-    return up->client_error;
-}
-
-json_t *mg_upstream_last_stderr(const mg_upstream_t *up)
-{
-    return up->last_stderr;
-}
-
-const char *mg_upstream_last_error(const mg_upstream_t *up)
-{
-    return up->last_error;
-}
-
-unsigned mg_upstream_restarts(const mg_upstream_t *up)
-{
-    return up->restarts;
-}
-
-unsigned mg_upstream_inflight(const mg_upstream_t *up)
-{
-    return up->nqueued + up->ninflight;
-}
-
-unsigned mg_upstream_ready_count(const mg_upstream_t *up)
-{
-    unsigned n = 0;
+    unsigned ready = 0;
     for (unsigned i = 0; i < up->nslots; i++) {
         const mg__child_t *c = up->slots[i].child;
-        n += c != NULL && c->state == MG__CHILD_READY;
+        ready += c != NULL && c->state == MG__CHILD_READY;
     }
-    return n;
+    *out = (mg_upstream_status_t){up->server->name,
+                                  up->state,
+                                  up->init_result,
+                                  up->last_error,
+                                  up->client_error,
+                                  up->last_stderr,
+                                  up->restarts,
+                                  up->nqueued + up->ninflight,
+                                  ready};
 }
 
-size_t mg_upstream_pids(const mg_upstream_t *up, int *pids, size_t n)
+static size_t stdio_pids(const mg_upstream_t *up, int *pids, size_t n)
 {
     size_t k = 0;
     for (unsigned i = 0; i < up->nslots && k < n; i++) {
@@ -685,7 +647,14 @@ size_t mg_upstream_pids(const mg_upstream_t *up, int *pids, size_t n)
     return k;
 }
 
-void mg_upstream_req_set_waiting(mg_upstream_req_t *req, int waiting)
+static void stdio_req_set_waiting(mg_upstream_req_t *req, int waiting)
 {
     req->waiting = waiting;
 }
+
+/* The stdio child pool as an implementation of the upstream interface (upstream.h). */
+const mg_upstream_ops_t mg__stdio_ops = {
+    "stdio",          stdio_start,  stdio_request, stdio_send,   stdio_broadcast, stdio_stop,
+    stdio_free,       stdio_status, stdio_pids,    stdio_cancel, stdio_req_touch, stdio_req_set_waiting,
+    stdio_req_origin,
+};

@@ -93,6 +93,43 @@ typedef struct mg_upstream_opts {
     int exclusive;
 } mg_upstream_opts_t;
 
+/*
+ * The upstream interface. Every kind of upstream implements these operations (the stdio child pool
+ * of upstream.c; a remote MCP server over HTTP is the next), and the functions below dispatch to
+ * them, so the gateway never knows which kind it holds. Contract for an implementation: its
+ * upstream struct begins with `const mg_upstream_ops_t *ops` and its request struct with its
+ * `mg_upstream_t *`; each operation keeps the contract written at its function below; its events
+ * (responses, related messages, unattributed messages, state changes) go only to the callbacks and
+ * hooks it was given (the sink its caller registered), never to a caller by name.
+ */
+typedef struct mg_upstream_status {
+    const char *name;
+    mg_upstream_state_t state;
+    json_t *init_result;      /* borrowed, see mg_upstream_init_result() */
+    const char *last_error;   /* see mg_upstream_last_error() */
+    const char *client_error; /* see mg_upstream_client_error() */
+    json_t *last_stderr;      /* borrowed, see mg_upstream_last_stderr() */
+    unsigned restarts, inflight, ready;
+} mg_upstream_status_t;
+
+typedef struct mg_upstream_ops {
+    const char *kind; /* "stdio" */
+    void (*start)(mg_upstream_t *up);
+    int (*request)(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                   mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
+    int (*send)(mg_upstream_t *up, mg_upstream_origin_t origin, const json_t *msg);
+    void (*broadcast)(mg_upstream_t *up, const json_t *msg);
+    void (*stop)(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_upstream_t *, void *),
+                 void *data);
+    void (*free)(mg_upstream_t *up);
+    void (*status)(const mg_upstream_t *up, mg_upstream_status_t *out);
+    size_t (*pids)(const mg_upstream_t *up, int *pids, size_t n);
+    void (*cancel)(mg_upstream_req_t *req, const char *reason);
+    void (*req_touch)(mg_upstream_req_t *req);
+    void (*req_set_waiting)(mg_upstream_req_t *req, int waiting);
+    int (*req_origin)(const mg_upstream_req_t *req, mg_upstream_origin_t *out);
+} mg_upstream_ops_t;
+
 /* Creates the pool (no process started yet). Returns 0 or MG_ENOMEM/MG_EINVAL. The env block
  * (declared env + PATH/HOME/LANG) is built here from the gateway's environment at this moment.
  * Also sets SIGPIPE to SIG_IGN if it is still SIG_DFL (a dead child's stdin must not kill us;
@@ -120,7 +157,7 @@ int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_
 
 /* Cancels: sends notifications/cancelled to the child (if the request was sent) and calls done_cb
  * with MG_ECANCELLED synchronously, inside this call. `reason` may be NULL. No-op if already
- * completed (only legal while the handle is valid: until done_cb returns). */
+ * completed (only legal while the handle is valid: until done_cb returns); req NULL is a no-op. */
 void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason);
 
 /* Marks a request as waiting for its client's input (a 2026-07-28 call parked for MRTR): messages
@@ -163,6 +200,8 @@ void mg_upstream_free(mg_upstream_t *up);
  */
 int mg_upstream_command_check(const mg_server_config_t *server, char *why, size_t n);
 
+/* Its kind ("stdio"), from its implementation. */
+const char *mg_upstream_kind(const mg_upstream_t *up);
 const char *mg_upstream_name(const mg_upstream_t *up);
 mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up);
 const char *mg_upstream_state_name(mg_upstream_state_t s);

@@ -302,7 +302,7 @@ struct mg__child {
 };
 
 struct mg_upstream_req {
-    mg_upstream_t *up;
+    mg_upstream_t *up; /* first, as the interface requires */
     mg__list_t link;
     mg__req_state_t state;
     json_t *msg;            /* QUEUED: message to send (owned); NULL once sent */
@@ -322,7 +322,9 @@ struct mg_upstream_req {
     char *d_message;
 };
 
+/* The stdio child pool: the first implementation of the upstream interface (upstream.h). */
 struct mg_upstream {
+    const mg_upstream_ops_t *ops; /* &mg__stdio_ops: first, as the interface requires */
     uv_loop_t *loop;
     const mg_server_config_t *server;
     const mg_limits_t *limits;
@@ -401,5 +403,11 @@ void mg__child_send_cancelled(mg__child_t *child, int64_t id, const char *reason
 void mg__child_terminate(mg__child_t *child, uint64_t grace_ms);
 /* Origin of a child's messages. */
 mg_upstream_origin_t mg__child_origin(const mg__child_t *child);
+
+/* upstream.c: the stdio implementation of the interface, and its constructor (mg_upstream_new's
+ * contract, for a server with a command). */
+extern const mg_upstream_ops_t mg__stdio_ops;
+int mg__stdio_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_upstream_hooks_t *hooks,
+                  void *hooks_data, mg_upstream_t **out);
 
 #endif
