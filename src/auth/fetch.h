@@ -1,13 +1,13 @@
 /*
- * fetch.h - outbound HTTP(S) on the gateway's libuv loop: libcurl's multi interface driven by
- * uv_poll (one per socket) and one uv_timer (curl_multi_socket_action), never blocking the loop.
+ * fetch.h - one bounded HTTP(S) response, whole, for the identity provider fetches: a thin user of
+ * the one outbound client (http/client.h: libcurl multi on the gateway's loop, never blocking it).
  *
  * Contract: mg_fetch_start() never calls its callback synchronously; the callback runs exactly
  * once unless the request is cancelled first (mg_fetch_cancel: then never). Bodies are capped
  * (max_bytes) and the whole exchange has a deadline (timeout_ms). Redirects are never followed
  * and only http/https are spoken (the caller checks URLs with mg_auth_url_check()). Used by the
- * JWKS / metadata fetcher and token introspection; written so remote upstreams can reuse it.
- * Read next: jwks.c (its first user).
+ * JWKS / metadata fetcher and token introspection. Environment proxies (https_proxy...) apply.
+ * Read next: jwks.c (its first user), http/client.h.
  */
 #ifndef MG_AUTH_FETCH_H
 #define MG_AUTH_FETCH_H

@@ -71,6 +71,8 @@ struct mg_cluster {
     int draining;
     int replaying; /* handling a message another replica sent: do not broadcast it again */
     mg_fwd_t *fwds;
+    mg_http_client_t *http; /* forwarding and MRTR proxying (NULL without gateway.sessions.secret) */
+    struct proxy *proxies;  /* MRTR retries in flight, whose HTTP calls end with the client */
     uint64_t forwarded, lost, loads, load_failures;
 };
 
@@ -1236,7 +1238,7 @@ void mg__cluster_call_done(mg_call_t *c)
     c->fwd = NULL;
     f->c = NULL;
     if (f->http != NULL) {
-        mg_http_abort(f->http);
+        mg_http_cancel(f->http);
         f->http = NULL;
     }
     fwd_detach(f);
@@ -1267,7 +1269,7 @@ static void fwd_lost(mg_fwd_t *f, const char *expect)
 {
     mg_gateway_t *gw = f->cl->gw;
     if (f->http != NULL) {
-        mg_http_abort(f->http);
+        mg_http_cancel(f->http);
         f->http = NULL;
     }
     f->refs++;
@@ -1346,7 +1348,7 @@ static void fwd_body_cb(void *data, const char *bytes, size_t len)
     fwd_unref(f);
 }
 
-static void fwd_done_cb(void *data, int err, int status)
+static void fwd_done_cb(void *data, int err, int status, const char *why)
 {
     mg_fwd_t *f = data;
     f->http = NULL;
@@ -1359,8 +1361,8 @@ static void fwd_done_cb(void *data, int err, int status)
     if (status == 409 || status == 404 || status == 410 || err != 0 || status == 200) {
         /* 200 without a final answer: the owner died mid-stream */
         mg_log_json(MG_LOG_WARN, "forwarded request failed: the owner replica is gone or refused",
-                    json_pack("{s:s,s:i,s:s}", "replica", f->owner, "status", status, "error",
-                              err ? mg_strerror(err) : ""));
+                    json_pack("{s:s,s:i,s:s,s:s}", "replica", f->owner, "status", status, "error",
+                              err ? mg_strerror(err) : "", "detail", why ? why : ""));
         fwd_lost(f, f->owner);
         return;
     }
@@ -1394,14 +1396,15 @@ static void addr_cb(int err, const char *value, void *data)
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     const char *hdrs[] = {KEY_HEADER, cl->secret ? cl->secret : "", "content-type", "application/json"};
-    mg_http_req_t hr = {value,
-                        INTERNAL_PATH,
-                        hdrs,
-                        2,
-                        text ? text : "",
-                        text ? strlen(text) : 0,
-                        gw->cfg->limits.max_request_ms + 5000};
-    if (text == NULL || mg_http_post(gw->loop, &hr, NULL, fwd_body_cb, fwd_done_cb, f, &f->http) != 0) {
+    char url[400];
+    snprintf(url, sizeof url, "http://%s%s", value, INTERNAL_PATH);
+    mg_http_req_t hr = {.url = url,
+                        .headers = hdrs,
+                        .nheaders = 2,
+                        .body = text ? text : "",
+                        .len = text ? strlen(text) : 0,
+                        .timeout_ms = (long)(gw->cfg->limits.max_request_ms + 5000)};
+    if (text == NULL || mg_http_request(cl->http, &hr, NULL, fwd_body_cb, fwd_done_cb, f, &f->http) != 0) {
         f->http = NULL;
         mg__dispatch_fail(c, -32603,
                           "could not forward the request to the replica that runs this session's "
@@ -1673,12 +1676,19 @@ struct proxy {
     size_t len, cap;
     uint64_t start_ms;
     int refs;
+    proxy_t *next, *prev;
 };
 
 static void proxy_unref(proxy_t *p)
 {
     if (--p->refs > 0)
         return;
+    if (p->prev)
+        p->prev->next = p->next;
+    else if (p->cl != NULL && p->cl->proxies == p)
+        p->cl->proxies = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
     if (p->req != NULL)
         p->hook->p = NULL;
     json_decref(p->id);
@@ -1694,7 +1704,7 @@ static void proxy_disposed(void *d)
         return;
     p->req = NULL;
     if (p->http != NULL) { /* the client went away: so does the forwarded request (cancels there) */
-        mg_http_abort(p->http);
+        mg_http_cancel(p->http);
         p->http = NULL;
         proxy_unref(p);
     }
@@ -1760,7 +1770,7 @@ static void proxy_body_cb(void *data, const char *bytes, size_t len)
     p->len += len;
 }
 
-static void proxy_done_cb(void *data, int err, int status)
+static void proxy_done_cb(void *data, int err, int status, const char *why)
 {
     proxy_t *p = data;
     p->http = NULL;
@@ -1822,7 +1832,7 @@ static void proxy_addr_cb(int err, const char *value, void *data)
         return;
     }
     size_t k = 0;
-    if (req->authority.len > 0) { /* without one, the HTTP client names the target (http/client.c) */
+    if (req->authority.len > 0) { /* without one, the HTTP client names the target (the URL's) */
         own[k] = strndup(req->authority.base, req->authority.len);
         hdrs[n++] = "host";
         hdrs[n++] = own[k] ? own[k] : "";
@@ -1852,14 +1862,15 @@ static void proxy_addr_cb(int err, const char *value, void *data)
     }
     hdrs[n++] = KEY_HEADER;
     hdrs[n++] = p->cl->secret;
-    mg_http_req_t hr = {value,
-                        MODERN_PATH,
-                        hdrs,
-                        n / 2,
-                        req->entity.base,
-                        req->entity.len,
-                        gw->cfg->limits.max_request_ms + 5000};
-    if (mg_http_post(gw->loop, &hr, proxy_head_cb, proxy_body_cb, proxy_done_cb, p, &p->http) == 0) {
+    char url[400];
+    snprintf(url, sizeof url, "http://%s%s", value, MODERN_PATH);
+    mg_http_req_t hr = {.url = url,
+                        .headers = hdrs,
+                        .nheaders = n / 2,
+                        .body = req->entity.base ? req->entity.base : "",
+                        .len = req->entity.len,
+                        .timeout_ms = (long)(gw->cfg->limits.max_request_ms + 5000)};
+    if (mg_http_request(p->cl->http, &hr, proxy_head_cb, proxy_body_cb, proxy_done_cb, p, &p->http) == 0) {
         p->refs++; /* the exchange's */
     } else {
         p->http = NULL;
@@ -1883,6 +1894,10 @@ int mg__cluster_proxy_modern(mg_gateway_t *gw, h2o_req_t *req, const json_t *msg
     if (p == NULL)
         return 0;
     p->cl = cl;
+    p->next = cl->proxies;
+    if (cl->proxies)
+        cl->proxies->prev = p;
+    cl->proxies = p;
     p->req = req;
     p->refs = 1; /* the registry lookup's */
     p->start_ms = start_ms;
@@ -2118,8 +2133,16 @@ int mg__cluster_new(mg_gateway_t *gw, const char *store, const char *listen, cha
                          sc->key_prefix, sc->timeout_ms, mg_gateway_now_ms};
     mg_store_t *st = NULL;
     mg_bus_t *bus = NULL;
+    if (sc->secret != NULL && mg_http_client_new(gw->loop, &cl->http) != 0) {
+        snprintf(why, whylen,
+                 "forwarding between replicas (gateway.sessions.secret) needs libcurl, which could not be "
+                 "loaded; install it (scripts/install-deps.sh)");
+        free(cl);
+        return MG_ECONFIG;
+    }
     int r = mg_redis_new(gw->loop, &o, &st, &bus, why, whylen);
     if (r != 0) {
+        mg_http_client_free(cl->http);
         free(cl);
         return r;
     }
@@ -2245,6 +2268,16 @@ void mg__cluster_free(mg_gateway_t *gw)
         else
             fwd_detach(f);
     }
+    for (proxy_t *p = cl->proxies, *next; p != NULL; p = next) {
+        next = p->next;
+        p->next = p->prev = NULL;
+        p->cl = NULL;
+        if (p->http != NULL) { /* ended silently; the client request is answered by h2o's teardown */
+            mg_http_cancel(p->http);
+            p->http = NULL;
+        }
+    }
+    mg_http_client_free(cl->http);
     mg_metrics_unregister(collect_cb, cl);
     if (cl->inbox_sub)
         gw->bus->ops->unsubscribe(gw->bus, cl->inbox_sub);

@@ -1,383 +1,529 @@
 /*
- * client.c - outbound HTTP/1.1 POST with a streamed response (client.h). States: resolving ->
- * connecting -> writing/reading headers -> body (content-length | chunked | until close) -> done.
- * The struct is freed from the TCP handle's close callback; `aborted` keeps callbacks from running
- * after mg_http_abort() (STYLE: never free inside one's own callback).
+ * client.c - libcurl multi on libuv (client.h).
+ *
+ * curl says which sockets to watch (CURLMOPT_SOCKETFUNCTION -> one uv_poll_t per socket, bound to
+ * it with curl_multi_assign) and when to call it back (CURLMOPT_TIMERFUNCTION -> one uv_timer_t).
+ * Both paths call curl_multi_socket_action() and then drain curl_multi_info_read() for finished
+ * transfers, whose done_cb runs from there. libcurl forbids adding or removing a transfer from
+ * inside its own callbacks (head/body are delivered from its header and write callbacks), so while
+ * `in_curl` is set, mg_http_request() only queues the call and mg_http_cancel() only marks it; the
+ * sweep after curl_multi_socket_action() returns does the rest. Idle connections stay in the
+ * multi's connection cache (keep-alive). libcurl itself is loaded on first use (common/lazylib.c).
+ * Handles are freed from their close callbacks; the client from the last one.
  */
 #include "client.h"
 #include "../common/err.h"
 
-#include <stdio.h>
+#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define MAX_HEAD (16u * 1024)
 
-struct mg_http_call {
+typedef struct sock_ctx sock_ctx_t;
+
+struct mg_http_client {
     uv_loop_t *loop;
-    uv_tcp_t tcp;
-    uv_connect_t connect;
-    uv_write_t write;
+    CURLM *multi;
     uv_timer_t timer;
-    uv_getaddrinfo_t *gai;
-    char *out; /* request bytes */
-    size_t outlen;
-    char host[256];
-    unsigned port;
+    mg_http_call_t *calls; /* every call not finished yet, queued ones included */
+    sock_ctx_t *socks;     /* polls not closing yet */
+    int handles;           /* open uv handles: the timer and the polls */
+    int in_curl;           /* inside curl_multi_socket_action: defer adds and removals */
+    int depth;             /* inside poll_cb / timer_cb: defer the teardown */
+    int closing;
+};
+
+struct mg_http_call {
+    mg_http_client_t *cl;
+    CURL *easy;
+    struct curl_slist *headers;
     mg_http_head_cb head_cb;
     mg_http_body_cb body_cb;
     mg_http_done_cb done_cb;
     void *data;
-    int aborted, finished, tcp_open, closing, handles;
-    int status;
-    /* response parsing */
-    char *head;
+    char *head; /* header lines of the current block */
     size_t headlen;
-    int in_body;
-    int chunked;
-    long long remaining; /* content-length left, -1 = until close */
-    /* chunked state */
-    int chunk_state; /* 0 size line, 1 data, 2 CRLF after data, 3 trailers */
-    char sizeline[32];
-    size_t sizelen;
-    unsigned long long chunk_left;
+    size_t got, max;
+    int added;     /* in the multi */
+    int cancelled; /* no callback runs any more; freed by the next sweep (or at once) */
+    int head_sent;
+    int head_too_big, body_too_big;
+    char errbuf[CURL_ERROR_SIZE];
+    mg_http_call_t *next, *prev;
 };
 
-static void closed_cb(uv_handle_t *h)
+struct sock_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    mg_http_client_t *cl;
+    sock_ctx_t *next, *prev;
+};
+
+static int curl_inited;
+
+/* ---- lists and lifetime ---- */
+
+static void call_unlink(mg_http_call_t *c)
 {
-    mg_http_call_t *c = h->data;
-    if (--c->handles == 0) {
-        free(c->out);
-        free(c->head);
-        free(c);
+    mg_http_client_t *cl = c->cl;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (cl->calls == c)
+        cl->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+}
+
+/* Removes the transfer from the multi (closing an unfinished exchange's connection) and frees it.
+ * Never from inside a curl callback. */
+static void call_free(mg_http_call_t *c)
+{
+    call_unlink(c);
+    if (c->added)
+        curl_multi_remove_handle(c->cl->multi, c->easy);
+    curl_easy_cleanup(c->easy);
+    curl_slist_free_all(c->headers);
+    free(c->head);
+    free(c);
+}
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+    mg_http_client_t *cl = h->data;
+    if (h != (uv_handle_t *)&cl->timer) {
+        sock_ctx_t *s = (sock_ctx_t *)h;
+        free(s);
     }
+    if (--cl->handles == 0)
+        free(cl);
 }
 
-static void teardown(mg_http_call_t *c)
+static void sock_close(sock_ctx_t *s)
 {
-    if (c->closing)
+    mg_http_client_t *cl = s->cl;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        cl->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    uv_poll_stop(&s->poll);
+    s->poll.data = cl;
+    uv_close((uv_handle_t *)&s->poll, handle_closed_cb);
+}
+
+static void teardown(mg_http_client_t *cl)
+{
+    while (cl->calls != NULL)
+        call_free(cl->calls);
+    curl_multi_cleanup(cl->multi); /* closes the cached connections (their polls: CURL_POLL_REMOVE) */
+    cl->multi = NULL;
+    while (cl->socks != NULL)
+        sock_close(cl->socks);
+    uv_timer_stop(&cl->timer);
+    uv_close((uv_handle_t *)&cl->timer, handle_closed_cb);
+}
+
+void mg_http_client_free(mg_http_client_t *cl)
+{
+    if (cl == NULL || cl->closing)
         return;
-    c->closing = 1;
-    if (c->gai != NULL) {
-        c->gai->data = NULL;
-        c->gai = NULL;
-    }
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, closed_cb);
-    if (c->tcp_open)
-        uv_close((uv_handle_t *)&c->tcp, closed_cb);
+    cl->closing = 1;
+    for (mg_http_call_t *c = cl->calls; c != NULL; c = c->next)
+        c->cancelled = 1;
+    if (cl->depth == 0)
+        teardown(cl);
 }
 
-static void finish(mg_http_call_t *c, int err)
-{
-    if (c->finished)
-        return;
-    c->finished = 1;
-    if (!c->aborted && c->done_cb)
-        c->done_cb(c->data, err, c->status);
-    teardown(c);
-}
+/* ---- finishing ---- */
 
-void mg_http_abort(mg_http_call_t *c)
+static void finish(mg_http_call_t *c, CURLcode rc)
 {
-    if (c == NULL)
-        return;
-    c->aborted = 1;
-    c->finished = 1;
-    teardown(c);
-}
-
-static void timeout_cb(uv_timer_t *t)
-{
-    finish(t->data, MG_ETIMEOUT);
-}
-
-static void deliver(mg_http_call_t *c, const char *p, size_t n)
-{
-    if (n > 0 && !c->aborted && c->body_cb)
-        c->body_cb(c->data, p, n);
-}
-
-/* Feeds body bytes; returns 1 when the body is complete. */
-static int body_feed(mg_http_call_t *c, const char *p, size_t n)
-{
-    if (!c->chunked) {
-        if (c->remaining < 0) {
-            deliver(c, p, n);
-            return 0;
+    long status = 0;
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    call_unlink(c);
+    curl_multi_remove_handle(c->cl->multi, c->easy); /* before the callback: it may start requests */
+    c->added = 0;
+    if (!c->cancelled) {
+        int err = 0;
+        const char *why = NULL;
+        if (c->head_too_big) {
+            err = MG_ETOOBIG;
+            why = "the response headers exceed 16 KiB";
+        } else if (c->body_too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+            err = MG_ETOOBIG;
+            why = "the response body exceeds the size limit";
+        } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+            err = MG_ETIMEOUT;
+            why = "timed out";
+        } else if (rc != CURLE_OK) {
+            err = MG_EIO;
+            why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
         }
-        size_t take = n < (size_t)c->remaining ? n : (size_t)c->remaining;
-        deliver(c, p, take);
-        c->remaining -= (long long)take;
-        return c->remaining == 0;
+        c->cancelled = 1;
+        c->done_cb(c->data, err, (int)status, why);
     }
-    size_t i = 0;
-    while (i < n && !c->finished && !c->aborted) {
-        switch (c->chunk_state) {
-        case 0: /* size line */
-            if (p[i] == '\n') {
-                c->sizeline[c->sizelen] = '\0';
-                c->chunk_left = strtoull(c->sizeline, NULL, 16);
-                c->sizelen = 0;
-                c->chunk_state = c->chunk_left == 0 ? 3 : 1;
-            } else if (p[i] != '\r' && c->sizelen + 1 < sizeof c->sizeline) {
-                c->sizeline[c->sizelen++] = p[i];
+    curl_easy_cleanup(c->easy);
+    curl_slist_free_all(c->headers);
+    free(c->head);
+    free(c);
+}
+
+/* Queued adds and cancelled calls, once libcurl has returned. */
+static void sweep(mg_http_client_t *cl)
+{
+    mg_http_call_t *c = cl->calls, *next;
+    for (; c != NULL && !cl->closing; c = next) {
+        next = c->next;
+        if (c->cancelled) {
+            call_free(c);
+        } else if (!c->added) {
+            if (curl_multi_add_handle(cl->multi, c->easy) == CURLM_OK) {
+                c->added = 1;
+            } else {
+                call_unlink(c);
+                c->cancelled = 1;
+                c->done_cb(c->data, MG_ENOMEM, 0, "could not start the request");
+                c->added = 0;
+                call_free(c);
+                next = cl->calls; /* the callback may have changed the list */
             }
-            i++;
-            break;
-        case 1: {
-            size_t take = n - i < c->chunk_left ? n - i : (size_t)c->chunk_left;
-            deliver(c, p + i, take);
-            i += take;
-            c->chunk_left -= take;
-            if (c->chunk_left == 0)
-                c->chunk_state = 2;
-            break;
         }
-        case 2:
-            if (p[i] == '\n')
-                c->chunk_state = 0;
-            i++;
-            break;
-        case 3: /* trailers end with an empty line; we only need the final CRLF */
-            if (p[i] == '\n')
-                return 1;
-            i++;
-            break;
+    }
+}
+
+static void check_done(mg_http_client_t *cl)
+{
+    CURLMsg *m;
+    int left;
+    while (!cl->closing && (m = curl_multi_info_read(cl->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        mg_http_call_t *c = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+        if (c != NULL)
+            finish(c, m->data.result);
+    }
+}
+
+static void action(mg_http_client_t *cl, curl_socket_t fd, int flags)
+{
+    int running = 0;
+    cl->depth++;
+    cl->in_curl = 1;
+    curl_multi_socket_action(cl->multi, fd, flags, &running);
+    cl->in_curl = 0;
+    sweep(cl);
+    check_done(cl);
+    sweep(cl);
+    if (--cl->depth == 0 && cl->closing)
+        teardown(cl);
+}
+
+/* ---- libcurl -> libuv ---- */
+
+static void poll_cb(uv_poll_t *h, int status, int events)
+{
+    sock_ctx_t *s = (sock_ctx_t *)h;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    action(s->cl, s->fd, flags);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    action(t->data, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    mg_http_client_t *cl = userp;
+    if (cl->closing)
+        return 0;
+    if (timeout_ms < 0)
+        uv_timer_stop(&cl->timer);
+    else
+        uv_timer_start(&cl->timer, timer_cb, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    mg_http_client_t *cl = userp;
+    sock_ctx_t *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            if (cl->multi != NULL)
+                curl_multi_assign(cl->multi, fd, NULL);
+            sock_close(s);
         }
+        return 0;
+    }
+    if (cl->closing)
+        return -1;
+    if (s == NULL) {
+        s = calloc(1, sizeof *s);
+        if (s == NULL)
+            return -1;
+        s->fd = fd;
+        s->cl = cl;
+        if (uv_poll_init_socket(cl->loop, &s->poll, fd) != 0) {
+            free(s);
+            return -1;
+        }
+        cl->handles++;
+        s->next = cl->socks;
+        if (cl->socks)
+            cl->socks->prev = s;
+        cl->socks = s;
+        curl_multi_assign(cl->multi, fd, s);
+    }
+    int events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&s->poll, events, poll_cb);
+    return 0;
+}
+
+/* ---- response ---- */
+
+/* One header line at a time, the status line and the empty line that ends the block included;
+ * 1xx blocks are skipped, and trailers after the body ignored. */
+static size_t header_cb(char *p, size_t size, size_t n, void *userp)
+{
+    mg_http_call_t *c = userp;
+    size_t len = size * n;
+    if (c->cancelled)
+        return 0;
+    if (c->head_sent)
+        return len;
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        c->headlen = 0;
+        return len;
+    }
+    if (len == 0 || p[0] == '\r' || p[0] == '\n') {
+        long status = 0;
+        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 100 && status < 200) {
+            c->headlen = 0;
+            return len;
+        }
+        c->head_sent = 1;
+        if (c->head_cb != NULL)
+            c->head_cb(c->data, (int)status, c->head ? c->head : "", c->headlen);
+        return c->cancelled ? 0 : len;
+    }
+    if (c->headlen + len > MAX_HEAD) {
+        c->head_too_big = 1;
+        return 0;
+    }
+    if (c->head == NULL) {
+        c->head = malloc(MAX_HEAD + 1);
+        if (c->head == NULL)
+            return 0;
+    }
+    memcpy(c->head + c->headlen, p, len);
+    c->headlen += len;
+    c->head[c->headlen] = '\0';
+    return len;
+}
+
+static size_t write_cb(char *p, size_t size, size_t n, void *userp)
+{
+    mg_http_call_t *c = userp;
+    size_t len = size * n;
+    if (c->cancelled)
+        return 0;
+    if (c->max > 0 && c->got + len > c->max) {
+        c->body_too_big = 1;
+        return 0;
+    }
+    c->got += len;
+    if (c->body_cb != NULL && len > 0)
+        c->body_cb(c->data, p, len);
+    return c->cancelled ? 0 : len;
+}
+
+/* ---- requests ---- */
+
+int mg_http_client_new(uv_loop_t *loop, mg_http_client_t **out)
+{
+    if (!curl_inited) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return MG_EIO;
+        curl_inited = 1;
+    }
+    mg_http_client_t *cl = calloc(1, sizeof *cl);
+    if (cl == NULL)
+        return MG_ENOMEM;
+    cl->loop = loop;
+    cl->multi = curl_multi_init();
+    if (cl->multi == NULL) {
+        free(cl);
+        return MG_ENOMEM;
+    }
+    curl_multi_setopt(cl->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+    curl_multi_setopt(cl->multi, CURLMOPT_SOCKETDATA, cl);
+    curl_multi_setopt(cl->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+    curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl);
+    uv_timer_init(loop, &cl->timer);
+    cl->timer.data = cl;
+    cl->handles = 1;
+    *out = cl;
+    return 0;
+}
+
+/* Appends "Name: value" (or "Name;" for an empty value: "Name:" would remove the header). */
+static int add_header(struct curl_slist **list, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    char *line = malloc(nl + vl + 3);
+    if (line == NULL)
+        return MG_ENOMEM;
+    if (vl == 0) {
+        memcpy(line, name, nl);
+        memcpy(line + nl, ";", 2);
+    } else {
+        memcpy(line, name, nl);
+        memcpy(line + nl, ": ", 2);
+        memcpy(line + nl + 2, value, vl + 1);
+    }
+    struct curl_slist *l = curl_slist_append(*list, line);
+    free(line);
+    if (l == NULL)
+        return MG_ENOMEM;
+    *list = l;
+    return 0;
+}
+
+static int has_header(const mg_http_req_t *r, const char *name)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (strcasecmp(r->headers[2 * i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static int set_headers(mg_http_call_t *c, const mg_http_req_t *r)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (add_header(&c->headers, r->headers[2 * i], r->headers[2 * i + 1]) != 0)
+            return MG_ENOMEM;
+    /* Only what the caller names goes out: none of libcurl's defaults (Accept: star/star, a form
+     * Content-Type on POST) and no "Expect: 100-continue" round trip for large bodies. */
+    const char *removed[] = {"Accept:", "Content-Type:", "Expect:"};
+    for (size_t i = 0; i < sizeof removed / sizeof *removed; i++) {
+        char name[16];
+        memcpy(name, removed[i], strlen(removed[i]) - 1);
+        name[strlen(removed[i]) - 1] = '\0';
+        if (has_header(r, name))
+            continue;
+        struct curl_slist *l = curl_slist_append(c->headers, removed[i]);
+        if (l == NULL)
+            return MG_ENOMEM;
+        c->headers = l;
     }
     return 0;
 }
 
-static void parse_head(mg_http_call_t *c, size_t end)
+int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_cb head_cb,
+                    mg_http_body_cb body_cb, mg_http_done_cb done_cb, void *data, mg_http_call_t **out)
 {
-    c->head[end] = '\0';
-    c->status = 0;
-    sscanf(c->head, "HTTP/%*d.%*d %d", &c->status);
-    c->remaining = -1;
-    char *line = strstr(c->head, "\r\n");
-    while (line != NULL && line[2] != '\0') {
-        line += 2;
-        char *next = strstr(line, "\r\n");
-        if (next)
-            *next = '\0';
-        if (strncasecmp(line, "content-length:", 15) == 0)
-            c->remaining = strtoll(line + 15, NULL, 10);
-        else if (strncasecmp(line, "transfer-encoding:", 18) == 0 && strstr(line + 18, "chunked") != NULL)
-            c->chunked = 1;
-        if (next == NULL)
-            break;
-        *next = '\r';
-        line = next;
-    }
-    if (c->chunked)
-        c->remaining = -1;
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    buf->base = malloc(65536);
-    buf->len = buf->base ? 65536 : 0;
-}
-
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    mg_http_call_t *c = s->data;
-    if (c->finished) {
-        free(buf->base);
-        return;
-    }
-    if (nread < 0) {
-        free(buf->base);
-        /* EOF ends an until-close body; anything else is a broken exchange */
-        finish(c, nread == UV_EOF && c->in_body && !c->chunked && c->remaining < 0 ? 0 : MG_EIO);
-        return;
-    }
-    const char *p = buf->base;
-    size_t n = (size_t)nread;
-    if (!c->in_body) {
-        if (c->headlen + n > MAX_HEAD) {
-            free(buf->base);
-            finish(c, MG_ETOOBIG);
-            return;
-        }
-        char *nh = realloc(c->head, c->headlen + n + 1);
-        if (nh == NULL) {
-            free(buf->base);
-            finish(c, MG_ENOMEM);
-            return;
-        }
-        c->head = nh;
-        memcpy(c->head + c->headlen, p, n);
-        c->headlen += n;
-        c->head[c->headlen] = '\0';
-        char *e = strstr(c->head, "\r\n\r\n");
-        if (e == NULL) {
-            free(buf->base);
-            return;
-        }
-        size_t hend = (size_t)(e - c->head) + 4;
-        size_t rest = c->headlen - hend;
-        char *tail = malloc(rest + 1);
-        if (tail == NULL) {
-            free(buf->base);
-            finish(c, MG_ENOMEM);
-            return;
-        }
-        memcpy(tail, c->head + hend, rest);
-        parse_head(c, hend - 2);
-        c->in_body = 1;
-        if (!c->aborted && c->head_cb) {
-            const char *lines = strstr(c->head, "\r\n");
-            lines = lines ? lines + 2 : c->head + (hend - 2);
-            c->head_cb(c->data, c->status, lines, (size_t)(c->head + hend - 2 - lines));
-        }
-        int complete =
-            c->remaining == 0 || (!c->aborted && !c->finished && rest > 0 && body_feed(c, tail, rest));
-        free(tail);
-        free(buf->base);
-        if (complete)
-            finish(c, 0);
-        return;
-    }
-    int complete = body_feed(c, p, n);
-    free(buf->base);
-    if (complete)
-        finish(c, 0);
-}
-
-static void write_cb(uv_write_t *w, int status)
-{
-    mg_http_call_t *c = w->data;
-    if (status != 0 && !c->finished)
-        finish(c, MG_EIO);
-}
-
-static void connect_cb(uv_connect_t *req, int status)
-{
-    mg_http_call_t *c = req->data;
-    if (c->finished)
-        return;
-    if (status != 0) {
-        finish(c, MG_EIO);
-        return;
-    }
-    uv_buf_t b = uv_buf_init(c->out, (unsigned)c->outlen);
-    c->write.data = c;
-    if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
-        finish(c, MG_EIO);
-}
-
-static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    mg_http_call_t *c = req->data;
-    free(req);
-    if (c == NULL) {
-        if (res)
-            uv_freeaddrinfo(res);
-        return;
-    }
-    c->gai = NULL;
-    if (status != 0 || res == NULL) {
-        if (res)
-            uv_freeaddrinfo(res);
-        finish(c, MG_EIO);
-        return;
-    }
-    uv_tcp_init(c->loop, &c->tcp);
-    c->tcp.data = c;
-    c->tcp_open = 1;
-    c->handles++;
-    uv_tcp_nodelay(&c->tcp, 1);
-    c->connect.data = c;
-    int r = uv_tcp_connect(&c->connect, &c->tcp, res->ai_addr, connect_cb);
-    uv_freeaddrinfo(res);
-    if (r != 0)
-        finish(c, MG_EIO);
-}
-
-int mg_http_post(uv_loop_t *loop, const mg_http_req_t *r, mg_http_head_cb head_cb, mg_http_body_cb body_cb,
-                 mg_http_done_cb done_cb, void *data, mg_http_call_t **out)
-{
-    mg_http_call_t *c = calloc(1, sizeof(*c));
+    if (cl == NULL || r == NULL || r->url == NULL || done_cb == NULL ||
+        (strncasecmp(r->url, "http://", 7) != 0 && strncasecmp(r->url, "https://", 8) != 0))
+        return MG_EINVAL;
+    if (cl->closing)
+        return MG_ECLOSED;
+    mg_http_call_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return MG_ENOMEM;
-    const char *hp = r->hostport, *port;
-    if (hp[0] == '[') {
-        const char *close = strchr(hp, ']');
-        if (close == NULL || close[1] != ':') {
-            free(c);
-            return MG_EINVAL;
-        }
-        snprintf(c->host, sizeof c->host, "%.*s", (int)(close - hp - 1), hp + 1);
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(hp, ':');
-        if (colon == NULL) {
-            free(c);
-            return MG_EINVAL;
-        }
-        snprintf(c->host, sizeof c->host, "%.*s", (int)(colon - hp), hp);
-        port = colon + 1;
-    }
-    c->port = (unsigned)atoi(port);
-    if (c->port == 0 || c->port > 65535) {
-        free(c);
-        return MG_EINVAL;
-    }
-    size_t cap = 256 + strlen(r->path) + strlen(hp) + r->len;
-    for (size_t i = 0; i < r->nheaders; i++)
-        cap += strlen(r->headers[2 * i]) + strlen(r->headers[2 * i + 1]) + 4;
-    c->out = malloc(cap);
-    if (c->out == NULL) {
-        free(c);
-        return MG_ENOMEM;
-    }
-    /* One Host only: the caller's when it gives one (a forwarded client request keeps its Host for
-     * the receiver's Host check), else the target's. Two would be refused (http/head.h). */
-    int own_host = 0;
-    for (size_t i = 0; i < r->nheaders; i++)
-        own_host |= strcasecmp(r->headers[2 * i], "host") == 0;
-    size_t n = own_host ? (size_t)snprintf(c->out, cap, "POST %s HTTP/1.1\r\n", r->path)
-                        : (size_t)snprintf(c->out, cap, "POST %s HTTP/1.1\r\nHost: %s\r\n", r->path, hp);
-    n += (size_t)snprintf(c->out + n, cap - n, "Connection: close\r\nContent-Length: %zu\r\n", r->len);
-    for (size_t i = 0; i < r->nheaders; i++)
-        n += (size_t)snprintf(c->out + n, cap - n, "%s: %s\r\n", r->headers[2 * i], r->headers[2 * i + 1]);
-    n += (size_t)snprintf(c->out + n, cap - n, "\r\n");
-    memcpy(c->out + n, r->body, r->len);
-    c->outlen = n + r->len;
-    c->loop = loop;
+    c->cl = cl;
     c->head_cb = head_cb;
     c->body_cb = body_cb;
     c->done_cb = done_cb;
     c->data = data;
-    uv_timer_init(loop, &c->timer);
-    c->timer.data = c;
-    c->handles = 1;
-    uv_timer_start(&c->timer, timeout_cb, r->timeout_ms ? r->timeout_ms : 30000, 0);
-    uv_getaddrinfo_t *g = malloc(sizeof(*g));
-    char ps[8];
-    snprintf(ps, sizeof ps, "%u", c->port);
-    struct addrinfo hints = {0};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if (g == NULL) {
-        c->finished = 1;
-        teardown(c);
+    c->max = r->max_body;
+    c->easy = curl_easy_init();
+    if (c->easy == NULL || set_headers(c, r) != 0) {
+        curl_easy_cleanup(c->easy);
+        curl_slist_free_all(c->headers);
+        free(c);
         return MG_ENOMEM;
     }
-    g->data = c;
-    c->gai = g;
-    if (uv_getaddrinfo(loop, g, resolved_cb, c->host, ps, &hints) != 0) {
-        free(g);
-        c->gai = NULL;
-        c->finished = 1;
-        teardown(c);
-        return MG_EINVAL;
+    CURL *e = c->easy;
+    long timeout = r->timeout_ms == 0 ? 30000L : r->timeout_ms < 0 ? 0L : r->timeout_ms;
+    long connect = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : timeout > 0 ? timeout : 30000L;
+    int bad = 0;
+    bad |= curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, c) != CURLE_OK;
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    if (!r->env_proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, ""); /* not even from the environment */
+    if (r->max_body > 0)
+        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body);
+    if (r->ca_file != NULL)
+        bad |= curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file) != CURLE_OK;
+    if (r->body != NULL) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
+        bad |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, r->body) != CURLE_OK;
     }
+    if (r->method != NULL && strcmp(r->method, r->body != NULL ? "POST" : "GET") != 0)
+        bad |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method) != CURLE_OK;
+    if (r->basic_user != NULL && r->basic_pass != NULL) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        bad |= curl_easy_setopt(e, CURLOPT_USERNAME, r->basic_user) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_PASSWORD, r->basic_pass) != CURLE_OK;
+    }
+    if (bad) {
+        curl_easy_cleanup(e);
+        curl_slist_free_all(c->headers);
+        free(c);
+        return MG_ENOMEM;
+    }
+    if (!cl->in_curl) {
+        if (curl_multi_add_handle(cl->multi, e) != CURLM_OK) {
+            curl_easy_cleanup(e);
+            curl_slist_free_all(c->headers);
+            free(c);
+            return MG_ENOMEM;
+        }
+        c->added = 1;
+    } /* else: added by the sweep once libcurl has returned */
+    c->next = cl->calls;
+    if (cl->calls)
+        cl->calls->prev = c;
+    cl->calls = c;
     if (out != NULL)
         *out = c;
     return 0;
+}
+
+void mg_http_cancel(mg_http_call_t *c)
+{
+    if (c == NULL || c->cancelled)
+        return;
+    c->cancelled = 1;
+    if (!c->cl->in_curl)
+        call_free(c);
 }

@@ -1,14 +1,17 @@
 /*
- * client.h - a minimal outbound HTTP/1.1 client on the process's libuv loop, for replica-to-replica
- * forwarding (gateway/cluster.c): one POST per connection (Connection: close), the response body
- * streamed to the caller as it arrives (Content-Length, chunked, or until close).
+ * client.h - the one outbound HTTP(S) client: libcurl's multi interface driven by the process's
+ * libuv loop (one uv_poll_t per socket, one uv_timer_t), never blocking it. Users: replica-to-replica
+ * forwarding (gateway/cluster.c) and the identity provider fetches (auth/fetch.c); remote upstreams
+ * next. A client keeps idle connections for reuse (keep-alive), per origin; TLS is verified.
  *
- * Contract: mg_http_post() returns 0 and then calls done_cb exactly once (after any number of
- * body_cb calls), or returns an error and calls nothing. mg_http_abort() ends the exchange: no
- * callback runs after it. err in done_cb: 0 when the whole response arrived; MG_EIO when the
- * connection failed or broke (a refused connection is MG_EIO before any body_cb); MG_ETIMEOUT when
- * the deadline passed; MG_ETOOBIG when the headers exceed 16 KiB. http/ knows nothing of MCP.
- * Read next: gateway/cluster.c (its user).
+ * Contract (libuv's): mg_http_request() returns 0 and then calls done_cb exactly once (after at
+ * most one head_cb and any number of body_cb calls, never from inside mg_http_request), or returns
+ * an error and calls nothing. mg_http_cancel() ends a call: no callback runs after it, and it may be
+ * called from any of the call's own callbacks (or another call's). A callback may start requests.
+ * err in done_cb: 0 when the whole response arrived (any status); MG_ETIMEOUT when the deadline
+ * passed; MG_ETOOBIG when the header block exceeds 16 KiB or the body exceeds max_body; MG_EIO when
+ * the connection failed or broke (a refused connection is MG_EIO before any head_cb). http/ knows
+ * nothing of MCP. Read next: client.c, then gateway/cluster.c and auth/fetch.c (its users).
  */
 #ifndef MG_HTTP_CLIENT_H
 #define MG_HTTP_CLIENT_H
@@ -17,26 +20,49 @@
 #include <stdint.h>
 #include <uv.h>
 
+typedef struct mg_http_client mg_http_client_t;
 typedef struct mg_http_call mg_http_call_t;
 
-/* status is known before the first body byte; headers: the raw header lines ("Name: value\r\n"
- * each, without the status line), borrowed for the call. */
+/* Once per call, before the first body byte, when the final (non-1xx) header block has arrived.
+ * headers: the raw header lines ("Name: value\r\n" each, without the status line), borrowed for
+ * the callback. */
 typedef void (*mg_http_head_cb)(void *data, int status, const char *headers, size_t len);
+/* Body bytes as they arrive (chunked framing already removed), borrowed for the callback. */
 typedef void (*mg_http_body_cb)(void *data, const char *bytes, size_t len);
-typedef void (*mg_http_done_cb)(void *data, int err, int status);
+/* status: the response's (0 when none arrived). why: NULL when err is 0, else a short text for
+ * logs (libcurl's message; it holds the URL's host at most, never a header). */
+typedef void (*mg_http_done_cb)(void *data, int err, int status, const char *why);
 
 typedef struct mg_http_req {
-    const char *hostport; /* "10.0.0.5:8080", "[::1]:8080" or "name:8080" */
-    const char *path;
-    const char **headers; /* name, value pairs */
+    const char *url;      /* "http://10.0.0.5:8080/path" or "https://..."; nothing else is spoken */
+    const char *method;   /* NULL: POST when body != NULL, else GET; or "DELETE", "PUT"... */
+    const char **headers; /* name, value pairs; a "host" pair replaces the URL's Host */
     size_t nheaders;
-    const char *body;
+    const char *body; /* copied; NULL = no body */
     size_t len;
-    uint64_t timeout_ms; /* the whole exchange; 0 = 30 s */
+    const char *basic_user; /* HTTP Basic authentication (both or neither) */
+    const char *basic_pass;
+    long timeout_ms;         /* the whole exchange; 0 = 30 s; < 0 = none (long-lived streams) */
+    long connect_timeout_ms; /* 0 = the same as timeout_ms (or 30 s when it is none) */
+    size_t max_body;         /* 0 = unbounded: the caller streams and bounds what it keeps */
+    const char *ca_file;     /* PEM CA bundle; NULL = the system's */
+    int env_proxy;           /* 1: honour http_proxy/https_proxy/no_proxy; 0: always direct */
 } mg_http_req_t;
 
-int mg_http_post(uv_loop_t *loop, const mg_http_req_t *r, mg_http_head_cb head_cb, mg_http_body_cb body_cb,
-                 mg_http_done_cb done_cb, void *data, mg_http_call_t **out);
-void mg_http_abort(mg_http_call_t *c);
+/* Returns 0, or MG_EIO when libcurl cannot be loaded (logged once), or MG_ENOMEM. */
+int mg_http_client_new(uv_loop_t *loop, mg_http_client_t **out);
+/* Cancels every call (no callback runs), closes the idle connections and the handles; memory goes
+ * from the last close callback, so run the loop afterwards. May be called from a callback. */
+void mg_http_client_free(mg_http_client_t *cl);
+
+/* Starts one request. Returns 0 (done_cb runs later, exactly once unless cancelled) or MG_EINVAL
+ * (no URL, a scheme other than http/https, no done_cb) / MG_ENOMEM / MG_ECLOSED (the client is
+ * being freed): then nothing is called. *out (may be NULL) is valid until done_cb starts or the
+ * call is cancelled. Everything in r is copied. */
+int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_cb head_cb,
+                    mg_http_body_cb body_cb, mg_http_done_cb done_cb, void *data, mg_http_call_t **out);
+/* Ends a call: its callbacks never run again; an unfinished exchange's connection is closed (the
+ * server sees the client go away). NULL is ignored. */
+void mg_http_cancel(mg_http_call_t *c);
 
 #endif

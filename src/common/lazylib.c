@@ -1,13 +1,14 @@
 /*
  * lazylib.c - libcurl and libjose, loaded on first use instead of at exec.
  *
- * Why: only gateway.auth uses them (fetch.c: JWKS, metadata, introspection; jwt.c: signatures),
- * but linked normally they cost every start: libcurl brings ~30 shared libraries (GnuTLS, Kerberos,
- * LDAP, SSH...) to map and relocate, and libjose's constructor seeds OpenSSL's DRBG; together ~5 ms
- * of the ~8 ms between exec and main() on the benchmark machine (bench/results/2026-11-21-perf.md).
- * mgcore therefore does not link them: this file defines the functions the gateway calls, with the
- * libraries' own names and prototypes, and each resolves the real one with dlopen()/dlsym() on
- * its first call (the library's SONAME, MG_CURL_SONAME / MG_JOSE_SONAME from CMake).
+ * Why: only some configurations use them (libcurl: the outbound HTTP client, http/client.c, for
+ * gateway.auth's JWKS, metadata and introspection and for shared sessions' replica forwarding;
+ * libjose: auth/jwt.c's signatures), but linked normally they cost every start: libcurl brings ~30 shared
+ * libraries (GnuTLS, Kerberos, LDAP, SSH...) to map and relocate, and libjose's constructor seeds OpenSSL's
+ * DRBG; together ~5 ms of the ~8 ms between exec and main() on the benchmark machine
+ * (bench/results/2026-11-21-perf.md). mgcore therefore does not link them: this file defines the functions
+ * the gateway calls, with the libraries' own names and prototypes, and each resolves the real one with
+ * dlopen()/dlsym() on its first call (the library's SONAME, MG_CURL_SONAME / MG_JOSE_SONAME from CMake).
  *
  * Contract: same behaviour as the library when it loads. When it cannot be loaded, each function
  * fails the way the library reports failure (curl_*_init: NULL; CURLcode/CURLMcode functions:
@@ -15,14 +16,14 @@
  * one error line says which library and why. Variadic setopt/getinfo forward their one argument
  * by the option's type range, as the libraries read it. Single loop thread (no locking).
  * Adding a curl or jose call elsewhere: add its forwarder here, or the link fails (on purpose).
- * Read next: fetch.c, jwt.c.
+ * Read next: http/client.c, auth/jwt.c.
  */
 #define CURL_DISABLE_TYPECHECK 1 /* the type-checking setopt macros would rename the definitions */
 #include <curl/curl.h>
 #include <jose/b64.h>
 #include <jose/jws.h>
 
-#include "../common/log.h"
+#include "log.h"
 
 #include <dlfcn.h>
 #include <stdarg.h>
@@ -53,7 +54,8 @@ static void *sym(lazy_lib_t *lib, const char *name)
             lib->failed = 1;
             const char *e = dlerror();
             mg_log_json(MG_LOG_ERROR,
-                        "cannot load a library needed by gateway.auth; install it (scripts/install-deps.sh)",
+                        "cannot load a library needed by gateway.auth or shared sessions; install it "
+                        "(scripts/install-deps.sh)",
                         json_pack("{s:s,s:s}", "library", lib->soname, "error", e ? e : "?"));
         }
     }
@@ -61,7 +63,7 @@ static void *sym(lazy_lib_t *lib, const char *name)
         return NULL;
     void *p = dlsym(lib->handle, name);
     if (p == NULL)
-        mg_log_json(MG_LOG_ERROR, "a library needed by gateway.auth lacks a function",
+        mg_log_json(MG_LOG_ERROR, "a library needed by gateway.auth or shared sessions lacks a function",
                     json_pack("{s:s,s:s}", "library", lib->soname, "function", name));
     return p;
 }

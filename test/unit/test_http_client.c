@@ -1,0 +1,698 @@
+/*
+ * test_http_client.c - the one outbound HTTP client (src/http/client.c) against a real server on
+ * loopback: a small scripted HTTP/1.1 server on the same libuv loop (this file), so each case can
+ * count connections, see the request as it arrived, and write a response in pieces. Covers the
+ * callback rule (never from inside mg_http_request, done exactly once, nothing after cancel),
+ * bodies by length, chunked and until-close, SSE read as it arrives, keep-alive reuse, deadline,
+ * refused connections and the size bounds. Every case ends with uv_loop_close() == 0.
+ * Read next: src/http/client.h.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "common/err.h"
+#include "http/client.h"
+
+/* ---- the scripted server ---- */
+
+typedef struct srv srv_t;
+typedef struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    srv_t *s;
+    char buf[65536];
+    size_t len;
+    int step; /* /sse: events written so far */
+    int handles;
+    int closing;
+    struct conn *next;
+} conn_t;
+
+struct srv {
+    uv_loop_t *loop;
+    uv_tcp_t tcp;
+    int port;
+    int accepts, requests, closed;
+    char last[8192]; /* the last request's head */
+    conn_t *conns;
+};
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    if (--c->handles == 0)
+        free(c);
+}
+
+static void conn_close(conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->s->closed++;
+    srv_t *s = c->s;
+    for (conn_t **p = &s->conns; *p != NULL; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, conn_closed_cb);
+    uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+}
+
+static void written_cb(uv_write_t *w, int status)
+{
+    free(w->data);
+    free(w);
+}
+
+static void send_bytes(conn_t *c, const char *p, size_t n)
+{
+    if (c->closing)
+        return;
+    uv_write_t *w = malloc(sizeof *w);
+    char *copy = malloc(n);
+    memcpy(copy, p, n);
+    w->data = copy;
+    uv_buf_t b = uv_buf_init(copy, (unsigned)n);
+    assert_int_equal(uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, written_cb), 0);
+}
+
+static void send_str(conn_t *c, const char *s)
+{
+    send_bytes(c, s, strlen(s));
+}
+
+static void close_after_write_cb(uv_write_t *w, int status)
+{
+    conn_t *c = w->data;
+    free(w);
+    conn_close(c);
+}
+
+/* Closes once everything queued before has been written. */
+static void close_after_writes(conn_t *c)
+{
+    uv_write_t *w = malloc(sizeof *w);
+    w->data = c;
+    uv_buf_t b = uv_buf_init("", 0);
+    assert_int_equal(uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, close_after_write_cb), 0);
+}
+
+static const char SSE1[] = "data: {\"n\":1}\n\n";
+static const char SSE2[] = "data: {\"n\":2}\n\n";
+
+static void sse_step_cb(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    char chunk[128];
+    if (c->step == 1) {
+        snprintf(chunk, sizeof chunk, "%zx\r\n%s\r\n", strlen(SSE2), SSE2);
+        send_str(c, chunk);
+        c->step = 2;
+        uv_timer_start(&c->timer, sse_step_cb, 30, 0);
+    } else if (c->step == 2) {
+        send_str(c, "0\r\n\r\n");
+        c->step = 3;
+    }
+}
+
+static void respond(conn_t *c, const char *path, const char *body, size_t blen)
+{
+    char head[512];
+    if (strcmp(path, "/json") == 0) {
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n", blen);
+        send_str(c, head);
+        send_bytes(c, body, blen);
+    } else if (strcmp(path, "/chunked") == 0) {
+        send_str(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n3\r\nlo "
+                    "\r\n5\r\nworld\r\n0\r\n\r\n");
+    } else if (strcmp(path, "/missing") == 0) {
+        send_str(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\ngone");
+    } else if (strcmp(path, "/close") == 0) {
+        send_str(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close");
+        close_after_writes(c);
+    } else if (strcmp(path, "/sse") == 0) {
+        char chunk[128];
+        send_str(c,
+                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+        snprintf(chunk, sizeof chunk, "%zx\r\n%s\r\n", strlen(SSE1), SSE1);
+        send_str(c, chunk);
+        c->step = 1;
+        uv_timer_start(&c->timer, sse_step_cb, 30, 0);
+    } else if (strcmp(path, "/big") == 0) {
+        size_t n = 100000;
+        char *b = malloc(n);
+        memset(b, 'x', n);
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+        send_str(c, head);
+        send_bytes(c, b, n);
+        free(b);
+    } else if (strcmp(path, "/bigchunked") == 0) {
+        send_str(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        char chunk[1100];
+        memset(chunk, 'y', sizeof chunk);
+        for (int i = 0; i < 50; i++) {
+            send_str(c, "400\r\n");
+            send_bytes(c, chunk, 1024);
+            send_str(c, "\r\n");
+        }
+        send_str(c, "0\r\n\r\n");
+    } else if (strcmp(path, "/bighead") == 0) {
+        send_str(c, "HTTP/1.1 200 OK\r\n");
+        char line[1100];
+        memset(line, 'h', sizeof line);
+        memcpy(line, "X-Filler: ", 10);
+        memcpy(line + 1020, "\r\n", 3);
+        for (int i = 0; i < 20; i++)
+            send_str(c, line);
+        send_str(c, "Content-Length: 0\r\n\r\n");
+    }
+    /* "/hang" and anything else: no answer */
+}
+
+/* Serves every complete request in the buffer (keep-alive: the connection stays open). */
+static void serve(conn_t *c)
+{
+    for (;;) {
+        c->buf[c->len] = '\0';
+        char *end = strstr(c->buf, "\r\n\r\n");
+        if (end == NULL)
+            return;
+        size_t hlen = (size_t)(end - c->buf) + 4;
+        size_t blen = 0;
+        const char *cl = strcasestr(c->buf, "\r\ncontent-length:");
+        if (cl != NULL && cl < end)
+            blen = strtoul(cl + 17, NULL, 10);
+        if (c->len < hlen + blen)
+            return;
+        char path[256] = "";
+        sscanf(c->buf, "%*s %255s", path);
+        snprintf(c->s->last, sizeof c->s->last, "%.*s", (int)hlen, c->buf);
+        c->s->requests++;
+        char *body = malloc(blen + 1);
+        memcpy(body, c->buf + hlen, blen);
+        memmove(c->buf, c->buf + hlen + blen, c->len - hlen - blen);
+        c->len -= hlen + blen;
+        respond(c, path, body, blen);
+        free(body);
+        if (c->closing)
+            return;
+    }
+}
+
+static void srv_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    conn_t *c = h->data;
+    b->base = c->buf + c->len;
+    b->len = sizeof c->buf - 1 - c->len;
+}
+
+static void srv_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    conn_t *c = st->data;
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    c->len += (size_t)n;
+    serve(c);
+}
+
+static void srv_accept_cb(uv_stream_t *l, int status)
+{
+    srv_t *s = l->data;
+    conn_t *c = calloc(1, sizeof *c);
+    c->s = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles = 2;
+    assert_int_equal(uv_accept(l, (uv_stream_t *)&c->tcp), 0);
+    c->next = s->conns;
+    s->conns = c;
+    s->accepts++;
+    uv_read_start((uv_stream_t *)&c->tcp, srv_alloc_cb, srv_read_cb);
+}
+
+static void srv_start(srv_t *s, uv_loop_t *loop)
+{
+    memset(s, 0, sizeof *s);
+    s->loop = loop;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(loop, &s->tcp);
+    s->tcp.data = s;
+    assert_int_equal(uv_tcp_bind(&s->tcp, (struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&s->tcp, 16, srv_accept_cb), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len);
+    s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void srv_stop(srv_t *s)
+{
+    while (s->conns != NULL)
+        conn_close(s->conns);
+    uv_close((uv_handle_t *)&s->tcp, NULL);
+}
+
+/* ---- the client side ---- */
+
+typedef struct got {
+    int heads, bodies, dones;
+    int status, done_status, err;
+    char head[20000];
+    char body[200000];
+    size_t len;
+    mg_http_call_t *call;
+    int cancel_on_body; /* cancel the call from its first body_cb */
+    srv_t *srv;
+    int server_step_at_first_body;
+    struct got *then; /* started from done_cb (keep-alive) or body_cb (request from a callback) */
+    const char *then_url;
+    mg_http_client_t *cl;
+} got_t;
+
+static void done_cb(void *data, int err, int status, const char *why);
+
+static void head_cb(void *data, int status, const char *headers, size_t len)
+{
+    got_t *g = data;
+    assert_int_equal(g->bodies, 0);
+    g->heads++;
+    g->status = status;
+    snprintf(g->head, sizeof g->head, "%.*s", (int)len, headers);
+}
+
+static void body_cb(void *data, const char *bytes, size_t len)
+{
+    got_t *g = data;
+    assert_int_equal(g->heads, 1);
+    assert_int_equal(g->dones, 0);
+    if (g->bodies == 0 && g->srv != NULL && g->srv->conns != NULL)
+        g->server_step_at_first_body = g->srv->conns->step;
+    g->bodies++;
+    assert_true(g->len + len < sizeof g->body);
+    memcpy(g->body + g->len, bytes, len);
+    g->len += len;
+    g->body[g->len] = '\0';
+    if (g->cancel_on_body) {
+        mg_http_cancel(g->call);
+        if (g->then != NULL) { /* a new request from inside a libcurl callback */
+            mg_http_req_t r = {.url = g->then_url};
+            assert_int_equal(mg_http_request(g->cl, &r, head_cb, body_cb, done_cb, g->then, &g->then->call),
+                             0);
+            assert_int_equal(g->then->dones, 0);
+        }
+    }
+}
+
+static void done_cb(void *data, int err, int status, const char *why)
+{
+    got_t *g = data;
+    g->dones++;
+    g->err = err;
+    g->done_status = status;
+    assert_true(err == 0 ? why == NULL : why != NULL);
+    if (g->then != NULL && !g->cancel_on_body) {
+        mg_http_req_t r = {.url = g->then_url};
+        assert_int_equal(mg_http_request(g->cl, &r, head_cb, body_cb, done_cb, g->then, &g->then->call), 0);
+        assert_int_equal(g->then->dones, 0);
+    }
+}
+
+static void start(mg_http_client_t *cl, const char *url, got_t *g, long timeout_ms, size_t max_body)
+{
+    mg_http_req_t r = {.url = url, .timeout_ms = timeout_ms, .max_body = max_body};
+    assert_int_equal(mg_http_request(cl, &r, head_cb, body_cb, done_cb, g, &g->call), 0);
+}
+
+static void guard_cb(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+/* Runs the loop until *flag is set (or 5 s pass: a failure). */
+static void run_until(uv_loop_t *loop, int *flag)
+{
+    int expired = 0;
+    uv_timer_t guard;
+    uv_timer_init(loop, &guard);
+    guard.data = &expired;
+    uv_timer_start(&guard, guard_cb, 5000, 0);
+    while (!*flag && !expired)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    assert_false(expired);
+}
+
+/* Lets the loop run for ms (to see that nothing more happens). */
+static void run_for(uv_loop_t *loop, uint64_t ms)
+{
+    int flag = 0;
+    uv_timer_t t;
+    uv_timer_init(loop, &t);
+    t.data = &flag;
+    uv_timer_start(&t, guard_cb, ms, 0);
+    while (!flag)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+typedef struct fixture {
+    uv_loop_t loop;
+    srv_t srv;
+    mg_http_client_t *cl;
+    char base[64];
+} fixture_t;
+
+static void setup(fixture_t *f)
+{
+    memset(f, 0, sizeof *f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    srv_start(&f->srv, &f->loop);
+    snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", f->srv.port);
+    assert_int_equal(mg_http_client_new(&f->loop, &f->cl), 0);
+}
+
+static void teardown(fixture_t *f)
+{
+    mg_http_client_free(f->cl);
+    srv_stop(&f->srv);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+}
+
+static void url(fixture_t *f, char *out, size_t n, const char *path)
+{
+    snprintf(out, n, "%s%s", f->base, path);
+}
+
+/* ---- cases ---- */
+
+static void test_json_post(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/json");
+    const char *hdrs[] = {"content-type", "application/json", "x-custom", "v1", "x-empty", ""};
+    const char *body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}";
+    mg_http_req_t r = {.url = u, .headers = hdrs, .nheaders = 3, .body = body, .len = strlen(body)};
+    got_t g = {0};
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &g, &g.call), 0);
+    assert_int_equal(g.heads + g.bodies + g.dones, 0); /* never from inside mg_http_request */
+    run_until(&f.loop, &g.dones);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.status, 200);
+    assert_int_equal(g.done_status, 200);
+    assert_int_equal(g.heads, 1);
+    assert_string_equal(g.body, body);
+    assert_non_null(strstr(g.head, "Content-Type: application/json\r\n"));
+    assert_null(strstr(g.head, "HTTP/1.1")); /* header lines only */
+    /* the request as sent: the caller's headers, an empty value kept, none of libcurl's extras */
+    assert_non_null(strstr(f.srv.last, "POST /json HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(f.srv.last, "\r\nx-custom: v1\r\n"));
+    assert_non_null(strcasestr(f.srv.last, "\r\nx-empty:"));
+    assert_non_null(strcasestr(f.srv.last, "\r\ncontent-type: application/json\r\n"));
+    assert_non_null(strcasestr(f.srv.last, "\r\nhost: 127.0.0.1:"));
+    assert_null(strcasestr(f.srv.last, "\r\naccept:"));
+    assert_null(strcasestr(f.srv.last, "\r\nexpect:"));
+    teardown(&f);
+}
+
+/* A large body goes at once (no "Expect: 100-continue" wait), with the caller's Host. */
+static void test_large_post_and_host(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/json");
+    size_t n = 20000;
+    char *body = malloc(n + 1);
+    memset(body, 'a', n);
+    body[n] = '\0';
+    const char *hdrs[] = {"host", "mcp.example.com"};
+    mg_http_req_t r = {.url = u, .headers = hdrs, .nheaders = 1, .body = body, .len = n, .timeout_ms = 900};
+    got_t g = {0};
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &g, NULL), 0);
+    free(body); /* copied */
+    run_until(&f.loop, &g.dones);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.len, n);
+    assert_non_null(strcasestr(f.srv.last, "\r\nhost: mcp.example.com\r\n"));
+    assert_null(strcasestr(f.srv.last, "\r\nhost: 127.0.0.1"));
+    assert_null(strcasestr(f.srv.last, "\r\nexpect:"));
+    teardown(&f);
+}
+
+static void test_chunked_length_and_close(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    got_t g = {0}, h = {0}, k = {0};
+    url(&f, u, sizeof u, "/chunked");
+    mg_http_req_t r = {.url = u};
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &g, NULL), 0);
+    run_until(&f.loop, &g.dones);
+    assert_int_equal(g.err, 0);
+    assert_string_equal(g.body, "hello world");
+    assert_non_null(strstr(f.srv.last, "GET /chunked HTTP/1.1\r\n"));
+
+    url(&f, u, sizeof u, "/missing"); /* a status is an answer, not an error */
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &h, NULL), 0);
+    run_until(&f.loop, &h.dones);
+    assert_int_equal(h.err, 0);
+    assert_int_equal(h.status, 404);
+    assert_string_equal(h.body, "gone");
+
+    url(&f, u, sizeof u, "/close"); /* no length, no chunks: the body ends with the connection */
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &k, NULL), 0);
+    run_until(&f.loop, &k.dones);
+    assert_int_equal(k.err, 0);
+    assert_string_equal(k.body, "until-close");
+    teardown(&f);
+}
+
+/* Each SSE event reaches body_cb as the server writes it, not when the stream ends. */
+static void test_sse_streamed(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/sse");
+    const char *hdrs[] = {"accept", "text/event-stream"};
+    mg_http_req_t r = {.url = u, .method = "POST", .headers = hdrs, .nheaders = 1, .body = "{}", .len = 2};
+    got_t g = {.srv = &f.srv};
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &g, NULL), 0);
+    run_until(&f.loop, &g.dones);
+    assert_int_equal(g.err, 0);
+    assert_non_null(strstr(g.head, "text/event-stream"));
+    assert_true(g.bodies >= 2);
+    assert_int_equal(g.server_step_at_first_body, 1); /* the second event was not written yet */
+    char want[128];
+    snprintf(want, sizeof want, "%s%s", SSE1, SSE2);
+    assert_string_equal(g.body, want);
+    assert_non_null(strcasestr(f.srv.last, "\r\naccept: text/event-stream\r\n"));
+    teardown(&f);
+}
+
+/* Two requests, one connection: the second starts from the first's done_cb. */
+static void test_keepalive_reuse(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128], u2[128];
+    url(&f, u, sizeof u, "/chunked");
+    url(&f, u2, sizeof u2, "/json");
+    got_t second = {0};
+    got_t first = {.then = &second, .then_url = u2, .cl = f.cl};
+    mg_http_req_t r = {.url = u};
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &first, NULL), 0);
+    run_until(&f.loop, &second.dones);
+    assert_int_equal(first.err, 0);
+    assert_int_equal(second.err, 0);
+    assert_int_equal(second.status, 200);
+    assert_int_equal(f.srv.requests, 2);
+    assert_int_equal(f.srv.accepts, 1);
+    teardown(&f);
+}
+
+static void test_deadline(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/hang");
+    got_t g = {0};
+    uint64_t t0 = uv_now(&f.loop);
+    start(f.cl, u, &g, 200, 0);
+    run_until(&f.loop, &g.dones);
+    uv_update_time(&f.loop);
+    assert_int_equal(g.err, MG_ETIMEOUT);
+    assert_int_equal(g.heads, 0);
+    assert_int_equal(g.done_status, 0);
+    assert_true(uv_now(&f.loop) - t0 >= 150);
+    assert_true(uv_now(&f.loop) - t0 < 3000);
+    teardown(&f);
+}
+
+/* Cancelled before anything happened: no callback ever; the loop still closes. */
+static void test_cancel_at_once(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/chunked");
+    got_t g = {0};
+    start(f.cl, u, &g, 0, 0);
+    mg_http_cancel(g.call);
+    run_for(&f.loop, 100);
+    assert_int_equal(g.heads + g.bodies + g.dones, 0);
+    teardown(&f);
+}
+
+/* Cancelled from its own body_cb mid-stream: nothing more arrives, the server sees the connection
+ * close, and a request started from that callback runs. */
+static void test_cancel_from_callback(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128], u2[128];
+    url(&f, u, sizeof u, "/sse");
+    url(&f, u2, sizeof u2, "/json");
+    got_t next = {0};
+    got_t g = {.cancel_on_body = 1, .then = &next, .then_url = u2, .cl = f.cl};
+    mg_http_req_t r = {.url = u};
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &g, &g.call), 0);
+    run_until(&f.loop, &next.dones);
+    run_for(&f.loop, 150); /* past the server's next events */
+    assert_int_equal(g.bodies, 1);
+    assert_int_equal(g.dones, 0);
+    assert_int_equal(next.err, 0);
+    assert_int_equal(next.status, 200);
+    assert_true(f.srv.closed >= 1); /* the SSE connection: closed by the client */
+    teardown(&f);
+}
+
+static void test_refused(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    /* a port nobody listens on: bind, read the port, close */
+    uv_tcp_t t;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&f.loop, &t);
+    assert_int_equal(uv_tcp_bind(&t, (struct sockaddr *)&a, 0), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    uv_tcp_getsockname(&t, (struct sockaddr *)&ss, &len);
+    int port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    char u[128];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/x", port);
+    got_t g = {0};
+    start(f.cl, u, &g, 0, 0);
+    assert_int_equal(g.dones, 0);
+    run_until(&f.loop, &g.dones);
+    assert_int_equal(g.dones, 1);
+    assert_int_equal(g.err, MG_EIO);
+    assert_int_equal(g.heads, 0);
+    teardown(&f);
+}
+
+static void test_size_bounds(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    got_t a = {0}, b = {0}, c = {0}, d = {0};
+    url(&f, u, sizeof u, "/big"); /* Content-Length over the bound */
+    start(f.cl, u, &a, 0, 1000);
+    run_until(&f.loop, &a.dones);
+    assert_int_equal(a.err, MG_ETOOBIG);
+    assert_true(a.len <= 1000);
+    url(&f, u, sizeof u, "/bigchunked"); /* no length: stopped when the bytes pass the bound */
+    start(f.cl, u, &b, 0, 1000);
+    run_until(&f.loop, &b.dones);
+    assert_int_equal(b.err, MG_ETOOBIG);
+    assert_true(b.len <= 1000);
+    url(&f, u, sizeof u, "/bighead"); /* headers over 16 KiB */
+    start(f.cl, u, &c, 0, 0);
+    run_until(&f.loop, &c.dones);
+    assert_int_equal(c.err, MG_ETOOBIG);
+    assert_int_equal(c.heads, 0);
+    url(&f, u, sizeof u, "/bigchunked"); /* unbounded when max_body is 0 */
+    start(f.cl, u, &d, 0, 0);
+    run_until(&f.loop, &d.dones);
+    assert_int_equal(d.err, 0);
+    assert_int_equal(d.len, 50 * 1024);
+    teardown(&f);
+}
+
+static void test_refused_arguments(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    got_t g = {0};
+    mg_http_req_t r = {.url = "ftp://127.0.0.1/x"};
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &g, NULL), MG_EINVAL);
+    r.url = NULL;
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &g, NULL), MG_EINVAL);
+    r.url = f.base;
+    assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, NULL, &g, NULL), MG_EINVAL);
+    run_for(&f.loop, 20);
+    assert_int_equal(g.heads + g.bodies + g.dones, 0);
+    teardown(&f);
+}
+
+/* Freeing the client with calls in flight: none of their callbacks run. */
+static void test_free_with_calls(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/hang");
+    got_t g = {0}, h = {0};
+    start(f.cl, u, &g, 0, 0);
+    start(f.cl, u, &h, 0, 0);
+    run_until(&f.loop, &f.srv.requests);
+    teardown(&f);
+    assert_int_equal(g.heads + g.bodies + g.dones + h.dones, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_post),
+        cmocka_unit_test(test_large_post_and_host),
+        cmocka_unit_test(test_chunked_length_and_close),
+        cmocka_unit_test(test_sse_streamed),
+        cmocka_unit_test(test_keepalive_reuse),
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_cancel_at_once),
+        cmocka_unit_test(test_cancel_from_callback),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_size_bounds),
+        cmocka_unit_test(test_refused_arguments),
+        cmocka_unit_test(test_free_with_calls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
