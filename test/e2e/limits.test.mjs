@@ -12,7 +12,7 @@ import { rssBound, rssKiB } from './lib/raw.mjs';
 const cfg = (limits, server = testserver()) => ({ mcpServers: { test: server }, gateway: { limits } });
 
 async function status(url, sess, body, headers = {}) {
-  const r = await request(url, { headers: sessionHeaders(sess, headers), body });
+  const r = await request(url, { headers: sessionHeaders(sess, headers), body, timeout: scaled(10000) }); // big bodies parse slowly under ASan
   let j;
   if (!r.isSSE) {
     const t = await r.text();
