@@ -88,11 +88,12 @@ static void log_request(mg_gateway_t *gw, const char *http_method, const char *m
     mg_log_fields(MG_LOG_INFO, "request", f, n);
 }
 
-/* Answers with an HTTP error carrying an id-less JSON-RPC error body. */
-static void http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message,
-                       uint64_t start_ms)
+/* Answers with an HTTP error carrying an id-less JSON-RPC error body: err (MG_E*) names both the
+ * status and the JSON-RPC code (common/err.h). */
+static void http_error(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, uint64_t start_ms)
 {
-    json_t *e = mg_rpc_error(NULL, code, message, NULL);
+    int status = mg_err_http_status(err);
+    json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(err), message, NULL);
     send_json(req, status, e, NULL, 0);
     json_decref(e);
     char m[16];
@@ -333,9 +334,9 @@ static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uin
     json_t *params = mg_rpc_params(msg);
     const char *requested = json_string_value(json_object_get(params, "protocolVersion"));
     if (!json_is_object(params) || requested == NULL) {
-        json_t *e =
-            mg_rpc_error(mg_rpc_id(msg), -32602, "initialize needs params.protocolVersion (a string)", NULL);
-        send_json(req, 400, e, NULL, 0);
+        json_t *e = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EPARAMS),
+                                 "initialize needs params.protocolVersion (a string)", NULL);
+        send_json(req, mg_err_http_status(MG_EPARAMS), e, NULL, 0);
         json_decref(e);
         log_request(gw, "POST", "initialize", NULL, NULL, 400, start_ms);
         return;
@@ -350,9 +351,9 @@ static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uin
         mg_toolsearch_profile_select(gw, ph.base, ph.len, has_q ? req->path.base + req->query_at + 1 : NULL,
                                      has_q ? req->path.len - req->query_at - 1 : 0, profile, sizeof profile,
                                      pwhy, sizeof pwhy) != 0) {
-        json_t *e =
-            mg_rpc_error(mg_rpc_id(msg), -32602, pdup ? "Mcpgate-Profile header given twice" : pwhy, NULL);
-        send_json(req, 400, e, NULL, 0);
+        json_t *e = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EPARAMS),
+                                 pdup ? "Mcpgate-Profile header given twice" : pwhy, NULL);
+        send_json(req, mg_err_http_status(MG_EPARAMS), e, NULL, 0);
         json_decref(e);
         log_request(gw, "POST", "initialize", NULL, NULL, 400, start_ms);
         return;
@@ -365,9 +366,9 @@ static void handle_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uin
         const char *why = r == MG_EBUSY
                               ? "session limit reached (gateway.limits.maxSessions); retry later or raise it"
                               : "out of memory";
-        json_t *e = mg_rpc_error(mg_rpc_id(msg), -32603, why, NULL);
+        json_t *e = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EBUSY), why, NULL);
         const char *hdrs[] = {"retry-after", "5"};
-        send_json(req, 503, e, hdrs, 1);
+        send_json(req, mg_err_http_status(MG_EBUSY), e, hdrs, 1);
         json_decref(e);
         log_request(gw, "POST", "initialize", NULL, NULL, 503, start_ms);
         return;
@@ -446,13 +447,13 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
     int dup = 0;
     h2o_iovec_t sid = header(req, "mcp-session-id", &dup);
     if (sid.base == NULL) {
-        http_error(gw, req, 400, -32600,
+        http_error(gw, req, MG_EREQUEST,
                    "Bad Request: Mcp-Session-Id header is required (send initialize first to get one)",
                    start_ms);
         return NULL;
     }
     if (dup || sid.len == 0 || sid.len >= 64) {
-        http_error(gw, req, 400, -32600, "Bad Request: invalid Mcp-Session-Id header", start_ms);
+        http_error(gw, req, MG_EREQUEST, "Bad Request: invalid Mcp-Session-Id header", start_ms);
         return NULL;
     }
     char id[64];
@@ -463,7 +464,7 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
         if (verified_req != req) {
             verify_t *v = malloc(sizeof(*v));
             if (v == NULL) {
-                http_error(gw, req, 500, -32603, "out of memory", start_ms);
+                http_error(gw, req, MG_ENOMEM, "out of memory", start_ms);
                 return NULL;
             }
             v->gw = gw;
@@ -473,11 +474,11 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
         }
         if (verified_status == 503) {
             const char *hdrs[] = {"retry-after", "1"};
-            json_t *e = mg_rpc_error(NULL, -32603,
+            json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_ESTOREDOWN),
                                      "session store unavailable: the session cannot be verified right now; "
                                      "retry shortly",
                                      NULL);
-            send_json(req, 503, e, hdrs, 1);
+            send_json(req, mg_err_http_status(MG_ESTOREDOWN), e, hdrs, 1);
             json_decref(e);
             char hm[16];
             snprintf(hm, sizeof hm, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15),
@@ -493,7 +494,7 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
     if (s != NULL && !mg_principal_same(s->principal, mg_auth_principal_of(gw->auth, req)))
         s = NULL;
     if (s == NULL) {
-        http_error(gw, req, 404, -32001,
+        http_error(gw, req, MG_ENOSESSION,
                    "Session not found: it expired or was deleted; send initialize again", start_ms);
         return NULL;
     }
@@ -502,7 +503,7 @@ static mg_session_t *require_session(mg_gateway_t *gw, h2o_req_t *req, uint64_t 
         char v[32];
         mg_strlcpyn(v, sizeof v, pv.base, pv.len);
         if (dup || !mg_version_rank(v)) {
-            http_error(gw, req, 400, -32600,
+            http_error(gw, req, MG_EREQUEST,
                        "Bad Request: unsupported MCP-Protocol-Version (supported: 2025-03-26, 2025-06-18, "
                        "2025-11-25)",
                        start_ms);
@@ -529,7 +530,7 @@ static void post_classified(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms,
     if (has_init) {
         if (batch || kinds[0] != MG_RPC_REQUEST) {
             json_decref(body);
-            http_error(gw, req, 400, -32600, "Invalid Request: initialize must be sent alone, as a request",
+            http_error(gw, req, MG_EREQUEST, "Invalid Request: initialize must be sent alone, as a request",
                        start_ms);
             return;
         }
@@ -550,7 +551,7 @@ static void post_classified(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms,
     if (batch && s->rank != MG_VERSION_2025_03_26) {
         json_decref(body);
         http_error(
-            gw, req, 400, -32600,
+            gw, req, MG_EREQUEST,
             "Invalid Request: JSON-RPC batches are only accepted on sessions that negotiated 2025-03-26",
             start_ms);
         return;
@@ -559,9 +560,9 @@ static void post_classified(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms,
         json_decref(body);
         const char *hdrs[] = {"retry-after", "1"};
         json_t *e = mg_rpc_error(
-            NULL, -32603,
+            NULL, mg_err_jsonrpc_code(MG_EINFLIGHT),
             "too many requests in flight for this session (gateway.limits.maxInflightPerSession)", NULL);
-        send_json(req, 429, e, hdrs, 1);
+        send_json(req, mg_err_http_status(MG_EINFLIGHT), e, hdrs, 1);
         json_decref(e);
         log_request(gw, "POST", NULL, NULL, s->hash, 429, start_ms);
         return;
@@ -576,7 +577,7 @@ static void post_classified(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms,
             char msg[200];
             snprintf(msg, sizeof msg, "Bad Request: %s", why ? why : "message rejected");
             json_decref(body);
-            http_error(gw, req, 400, -32600, msg, start_ms);
+            http_error(gw, req, MG_EREQUEST, msg, start_ms);
             return;
         }
     }
@@ -590,7 +591,7 @@ static void post_classified(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms,
     mg_exchange_t *x = exchange_new(gw, req, s, start_ms);
     if (x == NULL) {
         json_decref(body);
-        http_error(gw, req, 500, -32603, "out of memory", start_ms);
+        http_error(gw, req, MG_ENOMEM, "out of memory", start_ms);
         return;
     }
     x->batch = batch;
@@ -623,7 +624,7 @@ static void trim_hook_dispose(void *p)
 static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
 {
     if (req->entity.len > gw->cfg->limits.max_body_bytes) {
-        http_error(gw, req, 413, -32600, "Payload Too Large: the body exceeds gateway.limits.maxBodyBytes",
+        http_error(gw, req, MG_ETOOBIG, "Payload Too Large: the body exceeds gateway.limits.maxBodyBytes",
                    start_ms);
         return;
     }
@@ -631,7 +632,7 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     /* The media type, then nothing or parameters: "application/jsonx" is not JSON. */
     if (ctype.base == NULL || ctype.len < 16 || strncasecmp(ctype.base, "application/json", 16) != 0 ||
         (ctype.len > 16 && ctype.base[16] != ';' && ctype.base[16] != ' ' && ctype.base[16] != '\t')) {
-        http_error(gw, req, 415, -32600, "Unsupported Media Type: Content-Type must be application/json",
+        http_error(gw, req, MG_EMEDIATYPE, "Unsupported Media Type: Content-Type must be application/json",
                    start_ms);
         return;
     }
@@ -639,7 +640,7 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     int accept_json = accepts(accept, "application/json");
     int accept_sse = accepts(accept, "text/event-stream");
     if (!accept_json || !accept_sse) {
-        http_error(gw, req, 406, -32600,
+        http_error(gw, req, MG_ENOTACCEPTABLE,
                    "Not Acceptable: Accept must list both application/json and text/event-stream", start_ms);
         return;
     }
@@ -662,7 +663,7 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
                      "Invalid Request: the body has more than %u JSON values (gateway.limits.maxJsonValues); "
                      "send less data per request",
                      lim->max_json_values);
-        http_error(gw, req, 400, -32600, msg, start_ms);
+        http_error(gw, req, MG_EREQUEST, msg, start_ms);
         return;
     }
     if (req->entity.len >= TRIM_BODY_BYTES) { /* heap back to the OS once the request is gone */
@@ -673,10 +674,10 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     json_t *body = mg_rpc_parse(req->entity.base, req->entity.len, lim->max_json_depth, &perr);
     if (body == NULL) {
         if (perr == MG_ETOODEEP)
-            http_error(gw, req, 400, -32600,
+            http_error(gw, req, MG_ETOODEEP,
                        "Invalid Request: JSON nesting is deeper than gateway.limits.maxJsonDepth", start_ms);
         else
-            http_error(gw, req, 400, -32700, "Parse error: the body is not valid JSON (UTF-8, one value)",
+            http_error(gw, req, MG_EPARSE, "Parse error: the body is not valid JSON (UTF-8, one value)",
                        start_ms);
         return;
     }
@@ -684,7 +685,7 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     size_t n = batch ? json_array_size(body) : 1;
     if (batch && n == 0) {
         json_decref(body);
-        http_error(gw, req, 400, -32600, "Invalid Request: empty batch", start_ms);
+        http_error(gw, req, MG_EREQUEST, "Invalid Request: empty batch", start_ms);
         return;
     }
     /* Classify everything first: a malformed message rejects the whole POST. Each message is
@@ -693,7 +694,7 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     mg_rpc_kind_t *kinds = n <= 16 ? kinds_stack : malloc(n * sizeof *kinds);
     if (kinds == NULL) {
         json_decref(body);
-        http_error(gw, req, 500, -32603, "out of memory", start_ms);
+        http_error(gw, req, MG_ENOMEM, "out of memory", start_ms);
         return;
     }
     size_t nreq = 0;
@@ -709,8 +710,8 @@ static void handle_post(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
                                              (json_is_string(mg_rpc_id(m)) || json_is_integer(mg_rpc_id(m)))
                                          ? mg_rpc_id(m)
                                          : NULL,
-                                     -32600, msg, NULL);
-            send_json(req, 400, e, NULL, 0);
+                                     mg_err_jsonrpc_code(MG_EREQUEST), msg, NULL);
+            send_json(req, mg_err_http_status(MG_EREQUEST), e, NULL, 0);
             json_decref(e);
             json_decref(body);
             if (kinds != kinds_stack)
@@ -746,11 +747,11 @@ static int refuse_sessionless(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_m
         return 0; /* a session-era client that forgot its session: 400 below says so */
     const char *hdrs[] = {"allow", "POST"};
     json_t *e =
-        mg_rpc_error(NULL, -32600,
+        mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_EHTTPMETHOD),
                      "Method Not Allowed: 2026-07-28 has no GET stream or DELETE; use POST (session-era "
                      "clients send Mcp-Session-Id)",
                      NULL);
-    send_json(req, 405, e, hdrs, 1);
+    send_json(req, mg_err_http_status(MG_EHTTPMETHOD), e, hdrs, 1);
     json_decref(e);
     char m[16];
     snprintf(m, sizeof m, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
@@ -763,7 +764,8 @@ static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     if (refuse_sessionless(gw, req, start_ms))
         return;
     if (!accepts(header(req, "accept", NULL), "text/event-stream")) {
-        http_error(gw, req, 406, -32600, "Not Acceptable: GET needs Accept: text/event-stream", start_ms);
+        http_error(gw, req, MG_ENOTACCEPTABLE, "Not Acceptable: GET needs Accept: text/event-stream",
+                   start_ms);
         return;
     }
     mg_session_t *s = require_session(gw, req, start_ms, 0);
@@ -782,7 +784,7 @@ static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
         mg_stream_t *st = ok ? mg__stream_find(s, stream_id) : NULL;
         if (st == NULL) {
             http_error(
-                gw, req, 400, -32600,
+                gw, req, MG_EREQUEST,
                 "Bad Request: Last-Event-ID does not name a stream of this session (it may have expired)",
                 start_ms);
             return;
@@ -810,7 +812,7 @@ static void handle_get(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
      * newest connection only. */
     mg_stream_t *st = s->get_stream ? s->get_stream : mg__stream_new(s, 1);
     if (st == NULL) {
-        http_error(gw, req, 500, -32603, "out of memory", start_ms);
+        http_error(gw, req, MG_ENOMEM, "out of memory", start_ms);
         return;
     }
     mg_sse_conn_t *c = mg_sse_conn_start(req, NULL, 0, mg__stream_conn_gone_cb, st);
@@ -849,7 +851,7 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
                                (const char *const *)cfg->allowed_origins, cfg->nallowed_origins};
     if (!mg_origin_host_allowed(&rules, req->authority.base, req->authority.len)) {
         http_error(
-            gw, req, 403, -32600,
+            gw, req, MG_EORIGIN,
             "Forbidden: Host header is not allowed (DNS-rebinding protection; see gateway.allowedHosts)",
             start_ms);
         return 0;
@@ -857,7 +859,7 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
     int dup = 0;
     h2o_iovec_t origin = header(req, "origin", &dup);
     if (dup || !mg_origin_origin_allowed(&rules, origin.base, origin.len)) {
-        http_error(gw, req, 403, -32600, "Forbidden: Origin is not allowed (see gateway.allowedOrigins)",
+        http_error(gw, req, MG_EORIGIN, "Forbidden: Origin is not allowed (see gateway.allowedOrigins)",
                    start_ms);
         return 0;
     }
@@ -867,8 +869,9 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
         return 0;
     if (gw->shutting_down) {
         const char *hdrs[] = {"retry-after", "1", "connection", "close"};
-        json_t *e = mg_rpc_error(NULL, -32603, "gateway is shutting down; retry on another replica", NULL);
-        send_json(req, 503, e, hdrs, 2);
+        json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_ESHUTDOWN),
+                                 "gateway is shutting down; retry on another replica", NULL);
+        send_json(req, mg_err_http_status(MG_ESHUTDOWN), e, hdrs, 2);
         json_decref(e);
         return 0;
     }
@@ -892,8 +895,9 @@ static void mcp_authed(void *data, h2o_req_t *req, mg_principal_t *principal)
         handle_delete(gw, req, start_ms);
     else {
         const char *hdrs[] = {"allow", "GET, POST, DELETE"};
-        json_t *e = mg_rpc_error(NULL, -32600, "Method Not Allowed: use POST, GET or DELETE", NULL);
-        send_json(req, 405, e, hdrs, 1);
+        json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_EHTTPMETHOD),
+                                 "Method Not Allowed: use POST, GET or DELETE", NULL);
+        send_json(req, mg_err_http_status(MG_EHTTPMETHOD), e, hdrs, 1);
         json_decref(e);
     }
 }
@@ -910,10 +914,11 @@ void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype)
     send_body(req, status, ctype, "", 0, NULL, 0);
 }
 
-void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
+void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, json_t *data,
                     const json_t *id, uint64_t start_ms)
 {
-    json_t *e = mg_rpc_error(id, code, message, data);
+    int status = mg_err_http_status(err);
+    json_t *e = mg_rpc_error(id, mg_err_jsonrpc_code(err), message, data);
     send_json(req, status, e, NULL, 0);
     json_decref(e);
     log_request(gw, "POST", NULL, NULL, NULL, status, start_ms);

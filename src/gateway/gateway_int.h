@@ -398,7 +398,8 @@ void mg__modern_dispose(mg_gateway_t *gw);
 void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs);
 /* A response with no body (e.g. 204 to a resumption of a finished stream). */
 void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype);
-void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
+/* Answers req with the error err (MG_E*: status and JSON-RPC code from common/err.h); data stolen. */
+void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, json_t *data,
                     const json_t *id, uint64_t start_ms);
 void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method, const char *upstream,
                   const char *session, int status, uint64_t start_ms);
@@ -420,9 +421,9 @@ void mg__modern_schedule_flush(mg_gateway_t *gw);
 void mg__dispatch_drop_parked(mg_call_t *c, const char *why);
 /* Cancels the unfinished modern calls answering through x (client closed the stream). */
 void mg__dispatch_exchange_gone(mg_exchange_t *x);
-/* Ends call c with resp (borrowed) / with an error (data stolen): its one completion. */
+/* Ends call c with resp (borrowed) / with the error err (MG_E*; data stolen): its one completion. */
 void mg__dispatch_finish(mg_call_t *c, const json_t *resp);
-void mg__dispatch_fail(mg_call_t *c, int code, const char *message, json_t *data);
+void mg__dispatch_fail(mg_call_t *c, int err, const char *message, json_t *data);
 /* Handles a client notification or a response to a server->client request; returns 0 or an error. */
 int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, const char **why);
 /* Fails every call of a session (session deleted); calls finish with an error. */
