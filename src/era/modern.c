@@ -207,7 +207,7 @@ void mg__modern_digest(const char *method, const json_t *params, char out[68])
     EVP_Digest(text ? text : "", text ? strlen(text) : 0, md, &mdlen, EVP_sha256(), NULL);
     free(text);
     for (unsigned i = 0; i < 32 && i < mdlen; i++)
-        sprintf(out + 2 * i, "%02x", md[i]);
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 json_t *mg__modern_discover_result(mg_gateway_t *gw)

@@ -54,8 +54,8 @@ json_t *mg__initialize_result(mg_gateway_t *gw, const char *version)
         if (n == NULL)
             break;
         instr = n;
-        ilen += (size_t)sprintf(instr + ilen, gw->nservers > 1 ? "%s%s: %s" : "%s%.0s%s", ilen ? "\n\n" : "",
-                                gw->servers[i].cfg->name, text);
+        ilen += (size_t)snprintf(instr + ilen, add, gw->nservers > 1 ? "%s%s: %s" : "%s%.0s%s",
+                                 ilen ? "\n\n" : "", gw->servers[i].cfg->name, text);
     }
     json_t *res =
         json_pack("{s:s,s:o,s:{s:s,s:s,s:s}}", "protocolVersion", version, "capabilities", caps, "serverInfo",
@@ -397,7 +397,7 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
     pool->srv->unrouted_notes++;
     char *text = mg_rpc_dump(msg, NULL);
     if (text != NULL && strlen(text) > 300)
-        strcpy(text + 297, "...");
+        memcpy(text + 297, "...", 4);
     mg_log_limited(&pool->lim_unrouted, mg_gateway_now_ms(), MG_LOG_INFO,
                    "upstream notification not attributable to a client session; not forwarded",
                    json_pack("{s:s,s:s,s:s}", "upstream", pool->srv->cfg->name, "method", mg_rpc_method(msg),
@@ -426,7 +426,7 @@ static void park(mg_call_t *c, json_t *req /* borrowed, may be NULL */, const ch
         unsigned char raw[16];
         RAND_bytes(raw, sizeof raw);
         for (int i = 0; i < 16; i++)
-            sprintf(c->park_key + 2 * i, "%02x", raw[i]);
+            snprintf(c->park_key + 2 * i, 3, "%02x", raw[i]);
         mg_map_set(&gw->parked, c->park_key, c);
     }
     c->park_expires = mg_gateway_now_ms() + gw->cfg->limits.request_timeout_ms;
