@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests (CTest), the install test, end-to-end tests with real clients, the official MCP
+# The whole test suite: the source check (scripts/checksrc.sh, seconds, first), unit tests (CTest), the install test, end-to-end tests with real clients, the official MCP
 # conformance suites (0.1.16 and 0.2.0-alpha.12), then the unit and e2e tests again under ASan+UBSan+LSan (scripts/asan.sh) and
 # a fuzz smoke run (scripts/fuzz.sh). Each prints its own closing summary; the script fails if any
 # part fails. docs/testing.md describes every part.
@@ -21,6 +21,12 @@ part() {
         echo "== $name: FAILED"
     fi
 }
+
+# Source rules the compiler does not enforce (no literal -32xxx outside the error table, no sprintf
+# and friends, jansson's copies only through the checked wrappers), then checksrc's own self-test.
+echo "== source check (checksrc)"
+part "source check" ./scripts/checksrc.sh
+part "source check self-test" ./test/checksrc/run.sh
 
 echo "== unit tests (ctest)"
 part "unit tests" bash -c "cd '$BUILD' && ctest --output-on-failure -j $(nproc)"
