@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test unit e2e conformance run deps clean format asan asan-test fuzz install image-test
+.PHONY: all build test checksrc unit e2e conformance run deps clean format asan asan-test fuzz install image-test
 
 all: build
 
@@ -28,6 +28,10 @@ deps:
 # Runs the gateway on the embedded default config (fronts build/mcpgate-testserver).
 run: build
 	./$(BUILD)/mcpgate serve
+
+# Source rules (scripts/checksrc.sh: no literal -32xxx outside the error table, no sprintf...), no build.
+checksrc:
+	./scripts/checksrc.sh && ./test/checksrc/run.sh
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

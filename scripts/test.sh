@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: the layer check (scripts/check-layers.sh), unit tests (CTest), the install
-# test, end-to-end tests with real clients, the official MCP conformance suites (0.1.16 and 0.2.0-alpha.12), then the unit and e2e tests again under ASan+UBSan+LSan (scripts/asan.sh) and
+# The whole test suite: the source checks (scripts/checksrc.sh, scripts/check-layers.sh: seconds,
+# first), unit tests (CTest), the install test, end-to-end tests with real clients, the official MCP
+# conformance suites (0.1.16 and 0.2.0-alpha.12), then the unit and e2e tests again under ASan+UBSan+LSan (scripts/asan.sh) and
 # a fuzz smoke run (scripts/fuzz.sh). Each prints its own closing summary; the script fails if any
 # part fails. docs/testing.md describes every part.
 set -uo pipefail
@@ -22,7 +23,13 @@ part() {
     fi
 }
 
-# Source checks first (a second, no build needed): the layer order of src/ (docs/architecture.md "Layers").
+# Source rules the compiler does not enforce (no literal -32xxx outside the error table, no sprintf
+# and friends, jansson's copies only through the checked wrappers), then checksrc's own self-test.
+echo "== source check (checksrc)"
+part "source check" ./scripts/checksrc.sh
+part "source check self-test" ./test/checksrc/run.sh
+
+# The layer order of src/ (docs/architecture.md "Layers"), and its self-test.
 echo "== layer check"
 part "layer check" ./scripts/check-layers.sh
 part "layer check self-test" ./test/layers/run.sh

@@ -91,16 +91,17 @@ static void send_text(h2o_req_t *req, int status, const char *ctype, const char 
     h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
 }
 
-static void send_error(h2o_req_t *req, int status, int code, const char *message, const char *oauth_error)
+/* err (MG_E*) names the status and the JSON-RPC code (common/err.h). */
+static void send_error(h2o_req_t *req, int err, const char *message, const char *oauth_error)
 {
-    json_t *e =
-        json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code", code, "message", message);
+    json_t *e = json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code",
+                          mg_err_jsonrpc_code(err), "message", message);
     if (oauth_error != NULL)
         json_object_set_new(json_object_get(e, "error"), "data", json_pack("{s:s}", "error", oauth_error));
     char *s = json_dumps(e, JSON_COMPACT);
     json_decref(e);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    send_text(req, status, "application/json", s ? s : "{}");
+    send_text(req, mg_err_http_status(err), "application/json", s ? s : "{}");
     free(s);
 }
 
@@ -146,10 +147,10 @@ static void append_scopes(char *buf, size_t cap, char *const *scopes, size_t n, 
 }
 
 /*
- * Answers 401/403 with the challenge. error NULL = no credentials were sent (RFC 6750 3.1: no
- * error code then). granted: the principal's scopes for insufficient_scope.
+ * Answers MG_EUNAUTHORIZED (401) / MG_EFORBIDDEN (403) with the challenge. error NULL = no credentials were
+ * sent (RFC 6750 3.1: no error code then). granted: the principal's scopes for insufficient_scope.
  */
-static void challenge(mg_auth_t *a, h2o_req_t *req, int status, const char *error, const char *why,
+static void challenge(mg_auth_t *a, h2o_req_t *req, int err, const char *error, const char *why,
                       const mg_principal_t *granted)
 {
     const mg_auth_config_t *cfg = a->cfg;
@@ -179,7 +180,7 @@ static void challenge(mg_auth_t *a, h2o_req_t *req, int status, const char *erro
 #undef APPEND
     add_header(req, "www-authenticate", hdr);
     char msg[1600];
-    if (status == 403)
+    if (err == MG_EFORBIDDEN)
         snprintf(msg, sizeof msg, "Forbidden: insufficient scope: this gateway needs the scopes \"%s\"",
                  scopes);
     else if (error == NULL)
@@ -187,7 +188,7 @@ static void challenge(mg_auth_t *a, h2o_req_t *req, int status, const char *erro
                  cfg->oauth ? " (the WWW-Authenticate header names the protected resource metadata)" : "");
     else
         snprintf(msg, sizeof msg, "Unauthorized: %s", why ? why : "invalid token");
-    send_error(req, status, -32001, msg, error ? error : "unauthorized");
+    send_error(req, err, msg, error ? error : "unauthorized");
 }
 
 static void client_addr(h2o_req_t *req, char *out, size_t cap)
@@ -220,7 +221,7 @@ static void fail(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *why
         mg_log_json(MG_LOG_WARN, "client blocked after repeated authentication failures",
                     json_pack("{s:s,s:I}", "client", addr, "seconds", (json_int_t)a->cfg->fail_block_s));
     log_failure(addr, 401, why);
-    challenge(a, req, 401, "invalid_token", why, NULL);
+    challenge(a, req, MG_EUNAUTHORIZED, "invalid_token", why, NULL);
 }
 
 /* ---------------------------------------------------------------- query strings */
@@ -274,7 +275,7 @@ static int check_query(mg_auth_t *a, h2o_req_t *req)
                     v == MG_HTTP_QUERY_CREDENTIAL ? "credential in the query string"
                                                   : "query parameter refused");
     }
-    send_error(req, 400, -32600, msg, "invalid_request");
+    send_error(req, MG_EREQUEST, msg, "invalid_request");
     return -1;
 }
 
@@ -300,7 +301,7 @@ static int check_scopes(mg_auth_t *a, h2o_req_t *req, const char *addr, mg_princ
     for (size_t i = 0; i < o->nrequired; i++) {
         if (!mg_principal_has_scope(p, o->required_scopes[i])) {
             log_failure(addr, 403, "insufficient scope");
-            challenge(a, req, 403, "insufficient_scope", "the token lacks a required scope", p);
+            challenge(a, req, MG_EFORBIDDEN, "insufficient_scope", "the token lacks a required scope", p);
             return -1;
         }
     }
@@ -376,7 +377,7 @@ static int try_jwt(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *t
         log_failure(addr, 503, "the identity provider's keys are not available");
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
         send_error(
-            req, 503, -32001,
+            req, MG_EAUTHDOWN,
             "Service Unavailable: the identity provider's signing keys (JWKS) could not be fetched yet; "
             "retry shortly",
             NULL);
@@ -438,7 +439,7 @@ static void waiter_free(mg_auth_waiter_t *w)
 static void unavailable(h2o_req_t *req, const char *what)
 {
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
-    send_error(req, 503, -32001, what, NULL);
+    send_error(req, MG_EAUTHDOWN, what, NULL);
 }
 
 void mg__auth_keys_settled(mg_auth_t *a)
@@ -491,7 +492,7 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
         char ra[24];
         snprintf(ra, sizeof ra, "%llu", (unsigned long long)wait_s);
         add_header(req, "retry-after", ra);
-        send_error(req, 429, -32001,
+        send_error(req, MG_EAUTHBACKOFF,
                    "Too Many Requests: too many failed authentication attempts from this address; wait for "
                    "Retry-After seconds",
                    NULL);
@@ -503,7 +504,7 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
         dup = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i) >= 0;
     if (i < 0) {
         log_failure(addr, 401, "no credentials");
-        challenge(a, req, 401, NULL, NULL, NULL);
+        challenge(a, req, MG_EUNAUTHORIZED, NULL, NULL, NULL);
         return;
     }
     h2o_iovec_t v = req->headers.entries[i].value;
@@ -513,8 +514,8 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
     }
     if (v.len < 7 || strncasecmp(v.base, "Bearer ", 7) != 0) {
         log_failure(addr, 401, "not a Bearer credential");
-        challenge(a, req, 401, "invalid_request", "use the Bearer scheme: Authorization: Bearer <token>",
-                  NULL);
+        challenge(a, req, MG_EUNAUTHORIZED, "invalid_request",
+                  "use the Bearer scheme: Authorization: Bearer <token>", NULL);
         return;
     }
     const char *tok = v.base + 7;
@@ -532,7 +533,7 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
         mg_principal_t *p = mg_principal_new("token", NULL, tc->tenant, tc->name, tc->name,
                                              (const char *const *)tc->scopes, tc->nscopes);
         if (p == NULL) {
-            send_error(req, 500, -32603, "out of memory", NULL);
+            send_error(req, MG_ENOMEM, "out of memory", NULL);
             return;
         }
         succeed(a, req, addr, p, cb, data);

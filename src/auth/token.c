@@ -22,7 +22,7 @@ void mg__auth_sha256_hex(const char *s, size_t len, char out[65])
     unsigned int n = 0;
     EVP_Digest(s, len, md, &n, EVP_sha256(), NULL);
     for (unsigned i = 0; i < 32; i++)
-        sprintf(out + 2 * i, "%02x", md[i]);
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
     out[64] = '\0';
     OPENSSL_cleanse(md, sizeof md);
 }

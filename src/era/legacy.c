@@ -66,8 +66,8 @@ void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64
     const char *requested = json_string_value(json_object_get(params, "protocolVersion"));
     if (!json_is_object(params) || requested == NULL) {
         json_t *e =
-            mg_rpc_error(mg_rpc_id(msg), -32602, "initialize needs params.protocolVersion (a string)", NULL);
-        mg__http_send_json(req, 400, e, NULL, 0);
+            mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EPARAMS), "initialize needs params.protocolVersion (a string)", NULL);
+        mg__http_send_json(req, mg_err_http_status(MG_EPARAMS), e, NULL, 0);
         json_decref(e);
         mg__http_log(gw, "POST", "initialize", NULL, NULL, 400, start_ms);
         return;
@@ -83,8 +83,8 @@ void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64
                                      has_q ? req->path.len - req->query_at - 1 : 0, profile, sizeof profile,
                                      pwhy, sizeof pwhy) != 0) {
         json_t *e =
-            mg_rpc_error(mg_rpc_id(msg), -32602, pdup ? "Mcpgate-Profile header given twice" : pwhy, NULL);
-        mg__http_send_json(req, 400, e, NULL, 0);
+            mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EPARAMS), pdup ? "Mcpgate-Profile header given twice" : pwhy, NULL);
+        mg__http_send_json(req, mg_err_http_status(MG_EPARAMS), e, NULL, 0);
         json_decref(e);
         mg__http_log(gw, "POST", "initialize", NULL, NULL, 400, start_ms);
         return;
@@ -97,9 +97,9 @@ void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64
         const char *why = r == MG_EBUSY
                               ? "session limit reached (gateway.limits.maxSessions); retry later or raise it"
                               : "out of memory";
-        json_t *e = mg_rpc_error(mg_rpc_id(msg), -32603, why, NULL);
+        json_t *e = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EBUSY), why, NULL);
         const char *hdrs[] = {"retry-after", "5"};
-        mg__http_send_json(req, 503, e, hdrs, 1);
+        mg__http_send_json(req, mg_err_http_status(MG_EBUSY), e, hdrs, 1);
         json_decref(e);
         mg__http_log(gw, "POST", "initialize", NULL, NULL, 503, start_ms);
         return;
@@ -135,7 +135,7 @@ void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *
         if (mg__dispatch_client_message(gw, s, m, &why) != 0 && !batch && nreq == 0) {
             char msg[200];
             snprintf(msg, sizeof msg, "Bad Request: %s", why ? why : "message rejected");
-            mg__http_fail(gw, req, 400, -32600, msg, start_ms);
+            mg__http_fail(gw, req, MG_EREQUEST, msg, start_ms);
             return;
         }
     }
@@ -147,7 +147,7 @@ void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *
     }
     mg_exchange_t *x = mg__exchange_new(gw, req, s, start_ms);
     if (x == NULL) {
-        mg__http_fail(gw, req, 500, -32603, "out of memory", start_ms);
+        mg__http_fail(gw, req, MG_ENOMEM, "out of memory", start_ms);
         return;
     }
     x->batch = batch;
@@ -185,11 +185,11 @@ int mg__legacy_refuse_sessionless(mg_gateway_t *gw, h2o_req_t *req, uint64_t sta
         return 0; /* a session-era client that forgot its session: 400 below says so */
     const char *hdrs[] = {"allow", "POST"};
     json_t *e =
-        mg_rpc_error(NULL, -32600,
+        mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_EHTTPMETHOD),
                      "Method Not Allowed: 2026-07-28 has no GET stream or DELETE; use POST (session-era "
                      "clients send Mcp-Session-Id)",
                      NULL);
-    mg__http_send_json(req, 405, e, hdrs, 1);
+    mg__http_send_json(req, mg_err_http_status(MG_EHTTPMETHOD), e, hdrs, 1);
     json_decref(e);
     char m[16];
     snprintf(m, sizeof m, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
@@ -211,7 +211,7 @@ void mg__legacy_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms)
         mg_stream_t *st = ok ? mg__stream_find(s, stream_id) : NULL;
         if (st == NULL) {
             mg__http_fail(
-                gw, req, 400, -32600,
+                gw, req, MG_EREQUEST,
                 "Bad Request: Last-Event-ID does not name a stream of this session (it may have expired)",
                 start_ms);
             return;
@@ -239,7 +239,7 @@ void mg__legacy_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms)
      * newest connection only. */
     mg_stream_t *st = s->get_stream ? s->get_stream : mg__stream_new(s, 1);
     if (st == NULL) {
-        mg__http_fail(gw, req, 500, -32603, "out of memory", start_ms);
+        mg__http_fail(gw, req, MG_ENOMEM, "out of memory", start_ms);
         return;
     }
     mg_sse_conn_t *c = mg_sse_conn_start(req, NULL, 0, mg__stream_conn_gone_cb, st);

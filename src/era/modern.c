@@ -207,7 +207,7 @@ void mg__modern_digest(const char *method, const json_t *params, char out[68])
     EVP_Digest(text ? text : "", text ? strlen(text) : 0, md, &mdlen, EVP_sha256(), NULL);
     free(text);
     for (unsigned i = 0; i < 32 && i < mdlen; i++)
-        sprintf(out + 2 * i, "%02x", md[i]);
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 json_t *mg__modern_discover_result(mg_gateway_t *gw)
@@ -234,8 +234,8 @@ void mg__modern_decorate(mg_call_t *c, json_t *resp)
     if (error != NULL) {
         /* 2026-07-28: resource not found is -32602 (was -32002). */
         if (strcmp(c->method, "resources/read") == 0 &&
-            json_integer_value(json_object_get(error, "code")) == -32002)
-            json_object_set_new(error, "code", json_integer(-32602));
+            json_integer_value(json_object_get(error, "code")) == mg_err_jsonrpc_code(MG_ERESOURCE))
+            json_object_set_new(error, "code", json_integer(mg_err_jsonrpc_code(MG_EPARAMS)));
         return;
     }
     if (!json_is_object(result))
@@ -346,7 +346,7 @@ static void open_listener(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_
 {
     json_t *want = json_object_get(mg_rpc_params(msg), "notifications");
     if (!json_is_object(want)) {
-        mg__http_error(gw, req, 400, -32602,
+        mg__http_error(gw, req, MG_EPARAMS,
                        "Invalid params: subscriptions/listen needs params.notifications (an object)", NULL,
                        mg_rpc_id(msg), start_ms);
         return;
@@ -500,7 +500,7 @@ static void resume(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, const char *st
               "or it is being resumed already); send the request again without requestState";
     json_decref(p);
     if (why != NULL) {
-        mg__http_error(gw, req, 400, -32602, why, NULL, mg_rpc_id(msg), start_ms);
+        mg__http_error(gw, req, MG_EPARAMS, why, NULL, mg_rpc_id(msg), start_ms);
         return;
     }
     mg_exchange_t *x = mg__exchange_new(gw, req, gw->stateless, start_ms);
@@ -533,13 +533,13 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
     h2o_iovec_t hv = header(req, "mcp-protocol-version", &dup);
     char hver[64], why[400];
     if (hv.base == NULL || dup || header_value_decode(hv, hver, sizeof hver) != 0) {
-        mg__http_error(gw, req, 400, -32020, "Header mismatch: the MCP-Protocol-Version header is required",
-                       NULL, id, start_ms);
+        mg__http_error(gw, req, MG_EHEADERMISMATCH,
+                       "Header mismatch: the MCP-Protocol-Version header is required", NULL, id, start_ms);
         return;
     }
     json_t *caps = json_object_get(meta, META_CAPS);
     if (!json_is_object(meta) || version == NULL || !json_is_object(caps)) {
-        mg__http_error(gw, req, 400, -32602,
+        mg__http_error(gw, req, MG_EPARAMS,
                        "Invalid params: every 2026-07-28 request needs params._meta with " META_VERSION
                        " (a string) and " META_CAPS " (an object)",
                        NULL, id, start_ms);
@@ -550,13 +550,13 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
                  "Header mismatch: MCP-Protocol-Version header '%s' does not match _meta " META_VERSION
                  " '%s'",
                  hver, version ? version : "(missing)");
-        mg__http_error(gw, req, 400, -32020, why, NULL, id, start_ms);
+        mg__http_error(gw, req, MG_EHEADERMISMATCH, why, NULL, id, start_ms);
         return;
     }
     if (strcmp(version, MG_MODERN_VERSION) != 0) {
         json_t *data = json_pack("{s:[s,s,s,s],s:s}", "supported", MG_MODERN_VERSION, "2025-11-25",
                                  "2025-06-18", "2025-03-26", "requested", version);
-        mg__http_error(gw, req, 400, -32022,
+        mg__http_error(gw, req, MG_EVERSION,
                        "Unsupported protocol version (session-era revisions start with initialize)", data, id,
                        start_ms);
         return;
@@ -567,7 +567,7 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
         strcmp(hmeth, method) != 0) {
         snprintf(why, sizeof why, "Header mismatch: Mcp-Method header %s the body's method '%.100s'",
                  hm.base == NULL ? "is missing; it must equal" : "does not match", method);
-        mg__http_error(gw, req, 400, -32020, why, NULL, id, start_ms);
+        mg__http_error(gw, req, MG_EHEADERMISMATCH, why, NULL, id, start_ms);
         return;
     }
     const char *name_key = strcmp(method, "resources/read") == 0                                     ? "uri"
@@ -581,7 +581,7 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
             body_name == NULL || strcmp(hname, body_name) != 0) {
             snprintf(why, sizeof why, "Header mismatch: Mcp-Name header %s params.%s",
                      hn.base == NULL ? "is missing; it must equal" : "does not match", name_key);
-            mg__http_error(gw, req, 400, -32020, why, NULL, id, start_ms);
+            mg__http_error(gw, req, MG_EHEADERMISMATCH, why, NULL, id, start_ms);
             return;
         }
     }
@@ -590,7 +590,7 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
         known |= strcmp(method, modern_methods[i]) == 0;
     if (!known) {
         snprintf(why, sizeof why, "Method not found: %.100s", method);
-        mg__http_error(gw, req, 404, -32601, why, NULL, id, start_ms);
+        mg__http_error(gw, req, MG_EMETHOD, why, NULL, id, start_ms);
         return;
     }
     if (strcmp(method, "subscriptions/listen") == 0) {
@@ -605,7 +605,7 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
         if (!bad)
             json_object_foreach(responses, k, v) bad |= !json_is_object(v);
         if (bad) {
-            mg__http_error(gw, req, 400, -32602,
+            mg__http_error(gw, req, MG_EPARAMS,
                            "Invalid params: inputResponses must be an object whose values are result objects",
                            NULL, id, start_ms);
             return;
@@ -619,13 +619,13 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
     const char *level = json_string_value(json_object_get(meta, META_LOGLEVEL));
     int rank = level ? rank_of(level) : 8;
     if (rank < 0) {
-        mg__http_error(gw, req, 400, -32602, "Invalid params: _meta " META_LOGLEVEL " is not a logging level",
+        mg__http_error(gw, req, MG_EPARAMS, "Invalid params: _meta " META_LOGLEVEL " is not a logging level",
                        NULL, id, start_ms);
         return;
     }
     mg_exchange_t *x = mg__exchange_new(gw, req, gw->stateless, start_ms);
     if (x == NULL) {
-        mg__http_error(gw, req, 500, -32603, "out of memory", NULL, id, start_ms);
+        mg__http_error(gw, req, MG_ENOMEM, "out of memory", NULL, id, start_ms);
         return;
     }
     x->modern = 1;

@@ -223,10 +223,12 @@ static int principal_matches(const json_t *rec, const mg_principal_t *p)
 
 /* ---- small HTTP answers ---- */
 
-static void answer(mg_gateway_t *gw, h2o_req_t *req, const char *hm, int status, int code,
-                   const char *message, int retry_after, const char *session, uint64_t start_ms)
+/* err (MG_E*) names the status and the JSON-RPC code (common/err.h). */
+static void answer(mg_gateway_t *gw, h2o_req_t *req, const char *hm, int err, const char *message,
+                   int retry_after, const char *session, uint64_t start_ms)
 {
-    json_t *e = mg_rpc_error(NULL, code, message, NULL);
+    int status = mg_err_http_status(err);
+    json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(err), message, NULL);
     const char *hdrs[] = {"retry-after", "1"};
     mg__http_send_json(req, status, e, hdrs, retry_after ? 1 : 0);
     json_decref(e);
@@ -384,7 +386,7 @@ static void put_cb(int err, void *data)
     if (err != 0) {
         mg__session_close(s, "the session store did not take the record");
         if (w->req != NULL)
-            answer(gw, w->req, "POST", 503, -32603,
+            answer(gw, w->req, "POST", MG_ESTOREDOWN,
                    "session store unavailable: the session could not be created; retry shortly", 1, NULL,
                    w->start_ms);
     } else if (w->req != NULL && !s->closing) {
@@ -417,7 +419,7 @@ void mg__cluster_session_put(mg_session_t *s, h2o_req_t *req, const json_t *resp
             waiter_free(w);
         json_decref(rec);
         mg__session_close(s, "the session store is unavailable");
-        answer(gw, req, "POST", 503, -32603,
+        answer(gw, req, "POST", MG_ESTOREDOWN,
                "session store unavailable: the session could not be created; retry shortly", 1, NULL,
                start_ms);
         return;
@@ -449,7 +451,7 @@ static void del_cb(int err, void *data)
     mg_session_t *s = w->s;
     if (err != 0 && err != MG_ENOTFOUND) {
         if (w->req != NULL)
-            answer(gw, w->req, "DELETE", 503, -32603, "session store unavailable: retry the DELETE shortly",
+            answer(gw, w->req, "DELETE", MG_ESTOREDOWN, "session store unavailable: retry the DELETE shortly",
                    1, s->hash, w->start_ms);
         waiter_free(w);
         return;
@@ -484,7 +486,7 @@ void mg__cluster_session_delete(mg_session_t *s, h2o_req_t *req, uint64_t start_
     if (w == NULL || gw->store->ops->del(gw->store, key, del_cb, w) != 0) {
         if (w != NULL)
             waiter_free(w);
-        answer(gw, req, "DELETE", 503, -32603, "session store unavailable: retry the DELETE shortly", 1,
+        answer(gw, req, "DELETE", MG_ESTOREDOWN, "session store unavailable: retry the DELETE shortly", 1,
                s->hash, start_ms);
         return;
     }
@@ -908,7 +910,7 @@ void mg__cluster_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms)
         if (old != NULL)
             follow_close(old, 0);
         if (follow_start(cl, s, req, "0", 0, 1, NULL) == NULL)
-            answer(gw, req, "GET", 500, -32603, "out of memory", 0, s->hash, start_ms);
+            answer(gw, req, "GET", MG_ENOMEM, "out of memory", 0, s->hash, start_ms);
         else
             mg__http_log(gw, "GET", "stream", NULL, s->hash, 200, start_ms);
         return;
@@ -922,7 +924,7 @@ void mg__cluster_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms)
         dot = strchr(stream, '.');
     if (dup || (dot == NULL && strcmp(stream, "0") != 0) ||
         (dot != NULL && (dot == stream || dot[1] == '\0'))) {
-        answer(gw, req, "GET", 400, -32600,
+        answer(gw, req, "GET", MG_EREQUEST,
                "Bad Request: Last-Event-ID does not name a stream of this session (it may have expired)", 0,
                s->hash, start_ms);
         return;
@@ -932,7 +934,7 @@ void mg__cluster_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms)
         if (old != NULL)
             follow_close(old, 0); /* the client moved on: only the newest GET is fed */
         if (follow_start(cl, s, req, "0", seq, 0, NULL) == NULL)
-            answer(gw, req, "GET", 500, -32603, "out of memory", 0, s->hash, start_ms);
+            answer(gw, req, "GET", MG_ENOMEM, "out of memory", 0, s->hash, start_ms);
         else
             mg__http_log(gw, "GET", "resume", NULL, s->hash, 200, start_ms);
         return;
@@ -959,7 +961,7 @@ void mg__cluster_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms)
         }
     }
     if (follow_start(cl, s, req, stream, seq, 0, owner) == NULL)
-        answer(gw, req, "GET", 500, -32603, "out of memory", 0, s->hash, start_ms);
+        answer(gw, req, "GET", MG_ENOMEM, "out of memory", 0, s->hash, start_ms);
     else
         mg__http_log(gw, "GET", "resume", NULL, s->hash, 200, start_ms);
 }
@@ -972,7 +974,7 @@ static void owner_gone(mg_follow_t *f)
     json_array_foreach(f->ids, i, id)
     {
         json_t *e =
-            mg_rpc_error(id, -32603,
+            mg_rpc_error(id, mg_err_jsonrpc_code(MG_EREPLICA),
                          "the replica that was running this request stopped before answering; the request "
                          "may not have completed: send it again",
                          json_pack("{s:s,s:s}", "reason", "replica_gone", "replica", f->owner));
@@ -1210,10 +1212,10 @@ static void fwd_unref(mg_fwd_t *f)
 static void fail_unavailable(mg_call_t *c)
 {
     if (c->x != NULL && !c->x->batch && c->x->relay == NULL && c->x->stream == NULL) {
-        c->x->status = 503;
+        c->x->status = mg_err_http_status(MG_ESTOREDOWN);
         c->x->retry_after = 1;
     }
-    mg__dispatch_fail(c, -32603, "session store unavailable: retry shortly",
+    mg__dispatch_fail(c, MG_ESTOREDOWN, "session store unavailable: retry shortly",
                       json_pack("{s:s}", "reason", "store_unavailable"));
 }
 
@@ -1258,7 +1260,7 @@ static void lost_cas_cb(int err, void *data)
             "(their earlier state is gone)",
             f->owner);
         f->cl->lost++;
-        mg__dispatch_fail(c, -32603, m,
+        mg__dispatch_fail(c, MG_EREPLICA, m,
                           json_pack("{s:s,s:s}", "reason", "upstream_state_lost", "replica", f->owner));
     }
     fwd_unref(f);
@@ -1368,7 +1370,7 @@ static void fwd_done_cb(void *data, int err, int status, const char *why)
     }
     char m[200];
     snprintf(m, sizeof m, "forwarding to replica %s failed (HTTP %d)", f->owner, status);
-    mg__dispatch_fail(f->c, -32603, m, NULL);
+    mg__dispatch_fail(f->c, MG_EREPLICA, m, NULL);
 }
 
 static void addr_cb(int err, const char *value, void *data)
@@ -1406,7 +1408,7 @@ static void addr_cb(int err, const char *value, void *data)
                         .timeout_ms = (long)(gw->cfg->limits.max_request_ms + 5000)};
     if (text == NULL || mg_http_request(cl->http, &hr, NULL, fwd_body_cb, fwd_done_cb, f, &f->http) != 0) {
         f->http = NULL;
-        mg__dispatch_fail(c, -32603,
+        mg__dispatch_fail(c, MG_EREPLICA,
                           "could not forward the request to the replica that runs this session's "
                           "isolated upstream servers",
                           NULL);
@@ -1446,7 +1448,7 @@ int mg__cluster_forward(mg_call_t *c, const json_t *msg)
     }
     snprintf(f->owner, sizeof f->owner, "%s", s->owner);
     if (cl->secret == NULL) {
-        mg__dispatch_fail(c, -32603,
+        mg__dispatch_fail(c, MG_ECONFIG,
                           "this session's isolated upstream servers run on another replica, and "
                           "gateway.sessions.secret is not set, so requests cannot be forwarded to it",
                           NULL);
@@ -1717,11 +1719,11 @@ static void proxy_gone_cb(mg_sse_conn_t *conn, void *data)
         p->conn = NULL;
 }
 
-static void proxy_fail(proxy_t *p, int status, int code, const char *why)
+static void proxy_fail(proxy_t *p, int err, const char *why)
 {
     if (p->req == NULL)
         return;
-    mg__http_error(p->cl->gw, p->req, status, code, why, NULL, p->id, p->start_ms);
+    mg__http_error(p->cl->gw, p->req, err, why, NULL, p->id, p->start_ms);
 }
 
 static void proxy_head_cb(void *data, int status, const char *headers, size_t len)
@@ -1781,13 +1783,13 @@ static void proxy_done_cb(void *data, int err, int status, const char *why)
         mg_sse_conn_abandon(c);
     } else if (p->req != NULL && (err != 0 || status == 0)) {
         proxy_fail(
-            p, 400, -32602,
+            p, MG_EPARAMS,
             "Invalid params: the suspended request is no longer waiting (the replica holding it is gone); "
             "send the request again without requestState");
     } else if (p->req != NULL) {
         json_t *j = p->body ? json_loadb(p->body, p->len, 0, NULL) : NULL;
         if (j == NULL) {
-            proxy_fail(p, 502, -32603,
+            proxy_fail(p, MG_EREPLICA,
                        "the replica holding the suspended request answered something unreadable");
         } else {
             const char *hdrs[] = {"retry-after", p->retry_after};
@@ -1809,10 +1811,10 @@ static void proxy_addr_cb(int err, const char *value, void *data)
     }
     if (err != 0 || value == NULL) {
         if (err != 0)
-            proxy_fail(p, 503, -32603, "session store unavailable: retry shortly");
+            proxy_fail(p, MG_ESTOREDOWN, "session store unavailable: retry shortly");
         else
             proxy_fail(
-                p, 400, -32602,
+                p, MG_EPARAMS,
                 "Invalid params: the suspended request is no longer waiting (the replica holding it is "
                 "gone); send the request again without requestState");
         proxy_unref(p);
@@ -1827,7 +1829,7 @@ static void proxy_addr_cb(int err, const char *value, void *data)
     if (hdrs == NULL || own == NULL) {
         free(hdrs);
         free(own);
-        proxy_fail(p, 500, -32603, "out of memory");
+        proxy_fail(p, MG_ENOMEM, "out of memory");
         proxy_unref(p);
         return;
     }
@@ -1874,7 +1876,7 @@ static void proxy_addr_cb(int err, const char *value, void *data)
         p->refs++; /* the exchange's */
     } else {
         p->http = NULL;
-        proxy_fail(p, 502, -32603, "could not reach the replica holding the suspended request");
+        proxy_fail(p, MG_EREPLICA, "could not reach the replica holding the suspended request");
     }
     for (size_t i = 0; i < k; i++)
         free(own[i]);

@@ -54,8 +54,8 @@ json_t *mg__initialize_result(mg_gateway_t *gw, const char *version)
         if (n == NULL)
             break;
         instr = n;
-        ilen += (size_t)sprintf(instr + ilen, gw->nservers > 1 ? "%s%s: %s" : "%s%.0s%s", ilen ? "\n\n" : "",
-                                gw->servers[i].cfg->name, text);
+        ilen += (size_t)snprintf(instr + ilen, add, gw->nservers > 1 ? "%s%s: %s" : "%s%.0s%s",
+                                 ilen ? "\n\n" : "", gw->servers[i].cfg->name, text);
     }
     json_t *res =
         json_pack("{s:s,s:o,s:{s:s,s:s,s:s}}", "protocolVersion", version, "capabilities", caps, "serverInfo",
@@ -153,9 +153,10 @@ static void call_result(mg_call_t *c, json_t *result /* stolen */)
     json_decref(r);
 }
 
-static void call_error(mg_call_t *c, int code, const char *message, json_t *data /* stolen */)
+/* Fails call c with err (an MG_E* code: its JSON-RPC code comes from common/err.h). */
+static void call_error(mg_call_t *c, int err, const char *message, json_t *data /* stolen */)
 {
-    json_t *r = mg_rpc_error(c->client_id, code, message, data);
+    json_t *r = mg_rpc_error(c->client_id, mg_err_jsonrpc_code(err), message, data);
     call_finish(c, r);
     json_decref(r);
 }
@@ -169,7 +170,7 @@ static void call_error(mg_call_t *c, int code, const char *message, json_t *data
 static void call_drop(mg_call_t *c, const char *why)
 {
     if (c->x != NULL && c->x->relay != NULL)
-        call_error(c, -32800, why, NULL);
+        call_error(c, MG_ECANCELLED, why, NULL);
     else
         call_finish(c, NULL);
 }
@@ -179,9 +180,9 @@ void mg__dispatch_finish(mg_call_t *c, const json_t *resp)
     call_finish(c, resp);
 }
 
-void mg__dispatch_fail(mg_call_t *c, int code, const char *message, json_t *data)
+void mg__dispatch_fail(mg_call_t *c, int err, const char *message, json_t *data)
 {
-    call_error(c, code, message, data);
+    call_error(c, err, message, data);
 }
 
 static void ignore_done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message,
@@ -225,7 +226,7 @@ void mg__dispatch_session_gone(mg_session_t *s)
             c->ureq = NULL;
             mg_upstream_cancel(u, "session closed"); /* done_cb sees ureq == NULL and ignores */
         }
-        call_error(c, -32603, "session closed while this request was in flight", NULL);
+        call_error(c, MG_ECLOSED, "session closed while this request was in flight", NULL);
     }
 }
 
@@ -279,7 +280,7 @@ static void route_server_request(mg_gateway_t *gw, mg_session_t *s, mg_call_t *c
         refusal = buf;
     }
     if (refusal != NULL) {
-        json_t *r = mg_rpc_error(up_id, -32601, refusal, NULL);
+        json_t *r = mg_rpc_error(up_id, mg_err_jsonrpc_code(MG_EMETHOD), refusal, NULL);
         mg_upstream_send(pool->up, origin, r);
         json_decref(r);
         return;
@@ -396,7 +397,7 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
     pool->srv->unrouted_notes++;
     char *text = mg_rpc_dump(msg, NULL);
     if (text != NULL && strlen(text) > 300)
-        strcpy(text + 297, "...");
+        memcpy(text + 297, "...", 4);
     mg_log_limited(&pool->lim_unrouted, mg_gateway_now_ms(), MG_LOG_INFO,
                    "upstream notification not attributable to a client session; not forwarded",
                    json_pack("{s:s,s:s,s:s}", "upstream", pool->srv->cfg->name, "method", mg_rpc_method(msg),
@@ -425,7 +426,7 @@ static void park(mg_call_t *c, json_t *req /* borrowed, may be NULL */, const ch
         unsigned char raw[16];
         RAND_bytes(raw, sizeof raw);
         for (int i = 0; i < 16; i++)
-            sprintf(c->park_key + 2 * i, "%02x", raw[i]);
+            snprintf(c->park_key + 2 * i, 3, "%02x", raw[i]);
         mg_map_set(&gw->parked, c->park_key, c);
     }
     c->park_expires = mg_gateway_now_ms() + gw->cfg->limits.request_timeout_ms;
@@ -471,7 +472,7 @@ void mg__dispatch_drop_parked(mg_call_t *c, const char *why)
         c->ureq = NULL;
         mg_upstream_cancel(u, why);
     }
-    call_error(c, -32603, why, NULL); /* no exchange: nobody hears it; frees the call */
+    call_error(c, MG_EINTERNAL, why, NULL); /* no exchange: nobody hears it; frees the call */
 }
 
 void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json_t *responses)
@@ -512,8 +513,8 @@ void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json
         return;
     }
     if (c->ureq == NULL) {
-        call_error(c, -32603, "the suspended upstream request ended before it could be resumed; call again",
-                   NULL);
+        call_error(c, MG_EUPSTREAM,
+                   "the suspended upstream request ended before it could be resumed; call again", NULL);
         return;
     }
     if (json_object_size(c->inputs) > 0) {
@@ -568,7 +569,8 @@ static void modern_server_request(mg_call_t *c, mg_upstream_origin_t origin, jso
                        : strcmp(method, "roots/list") == 0           ? "roots"
                                                                      : NULL;
     if (need == NULL) {
-        json_t *r = mg_rpc_error(up_id, -32601, "method not available to 2026-07-28 clients", NULL);
+        json_t *r = mg_rpc_error(up_id, mg_err_jsonrpc_code(MG_EMETHOD),
+                                 "method not available to 2026-07-28 clients", NULL);
         mg_upstream_send(c->pool->up, origin, r);
         json_decref(r);
         return;
@@ -648,7 +650,7 @@ void mg__dispatch_flush_inputs(mg_call_t *c)
             c->ureq = NULL;
             mg_upstream_cancel(u, "client lacks a required capability");
         }
-        c->x->status = 400;
+        c->x->status = mg_err_http_status(MG_ECAPABILITY);
         char m[200] = "Missing required client capability:";
         const char *k;
         json_t *v;
@@ -657,7 +659,7 @@ void mg__dispatch_flush_inputs(mg_call_t *c)
             strncat(m, " ", sizeof m - strlen(m) - 1);
             strncat(m, k, sizeof m - strlen(m) - 1);
         }
-        call_error(c, -32021, m, json_pack("{s:o}", "requiredCapabilities", missing));
+        call_error(c, MG_ECAPABILITY, m, json_pack("{s:o}", "requiredCapabilities", missing));
         return;
     }
     /* Some can be asked (or nobody waits): the others get an error upstream. */
@@ -665,7 +667,8 @@ void mg__dispatch_flush_inputs(mg_call_t *c)
         mg_outreq_t *o = *pp;
         if (o->call == c && o->refused) {
             *pp = o->next;
-            json_t *r = mg_rpc_error(o->up_id, -32601, "the client did not declare this capability", NULL);
+            json_t *r = mg_rpc_error(o->up_id, mg_err_jsonrpc_code(MG_EMETHOD),
+                                     "the client did not declare this capability", NULL);
             mg_upstream_send(o->pool->up, o->origin, r);
             json_decref(r);
             json_decref(o->up_id);
@@ -717,7 +720,7 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
         return;
     }
     if (err != 0) {
-        call_error(c, mg_err_jsonrpc_code(err), message ? message : mg_strerror(err),
+        call_error(c, err, message ? message : mg_strerror(err),
                    json_pack("{s:s}", "upstream", c->pool->srv->cfg->name));
         return;
     }
@@ -758,10 +761,10 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         if (r == MG_EBUSY && c->x != NULL && !c->x->batch) {
             /* Overload is an HTTP matter too: 503 + Retry-After lets clients and balancers back off
              * (the JSON-RPC error still says what happened). */
-            c->x->status = 503;
+            c->x->status = mg_err_http_status(MG_EBUSY);
             c->x->retry_after = 1;
         }
-        call_error(c, mg_err_jsonrpc_code(r), m, NULL);
+        call_error(c, r, m, NULL);
     }
 }
 
@@ -861,7 +864,7 @@ static void merge_and_answer(list_job_t *j)
     if (oom) {
         json_decref(all);
         list_job_free(j);
-        call_error(c, -32603, mg_strerror(MG_ENOMEM), NULL);
+        call_error(c, MG_ENOMEM, mg_strerror(MG_ENOMEM), NULL);
         return;
     }
     if (j->kind == MG_LIST_TOOLS) { /* lazy view and compaction, or the search tool's answer */
@@ -873,7 +876,7 @@ static void merge_and_answer(list_job_t *j)
             if (answer != NULL)
                 call_result(c, answer);
             else
-                call_error(c, -32603, "out of memory", NULL);
+                call_error(c, MG_ENOMEM, "out of memory", NULL);
             return;
         }
     }
@@ -886,7 +889,7 @@ static void merge_and_answer(list_job_t *j)
         if (cursor == NULL || sscanf(cursor, "mg1.%lu%c", &off, &tail) != 1 || off > json_array_size(all)) {
             json_decref(all);
             list_job_free(j);
-            call_error(c, -32602, "Invalid params: unknown or expired cursor", NULL);
+            call_error(c, MG_EPARAMS, "Invalid params: unknown or expired cursor", NULL);
             return;
         }
         offset = off;
@@ -924,7 +927,7 @@ static void gather(mg_call_t *c, mg_list_kind_t kind, void (*then)(list_job_t *)
     list_job_t *j = calloc(1, sizeof(*j));
     if (j == NULL || (j->parts = calloc(gw->nservers ? gw->nservers : 1, sizeof(*j->parts))) == NULL) {
         free(j);
-        call_error(c, -32603, mg_strerror(MG_ENOMEM), NULL);
+        call_error(c, MG_ENOMEM, mg_strerror(MG_ENOMEM), NULL);
         return;
     }
     j->call = c;
@@ -954,12 +957,12 @@ static void gather(mg_call_t *c, mg_list_kind_t kind, void (*then)(list_job_t *)
 static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
 {
     if (p == NULL) {
-        call_error(c, -32603, "upstream is not available", NULL);
+        call_error(c, MG_EUPSTREAMDOWN, "upstream is not available", NULL);
         return;
     }
     if (!mg__auth_name_allowed(c, p->srv->index, uri)) { /* outside the caller's policy: as if absent */
-        call_error(c, strcmp(c->method, "resources/read") == 0 ? -32002 : -32602, "Resource not found",
-                   json_pack("{s:s}", "uri", uri));
+        call_error(c, strcmp(c->method, "resources/read") == 0 ? MG_ERESOURCE : MG_EPARAMS,
+                   "Resource not found", json_pack("{s:s}", "uri", uri));
         return;
     }
     int sub = strcmp(c->method, "resources/subscribe") == 0;
@@ -1010,9 +1013,9 @@ static void route_uri_then(list_job_t *j)
     list_job_free(j);
     if (i < 0) {
         if (strcmp(c->method, "resources/read") == 0)
-            call_error(c, -32002, "Resource not found", json_pack("{s:s}", "uri", uri ? uri : ""));
+            call_error(c, MG_ERESOURCE, "Resource not found", json_pack("{s:s}", "uri", uri ? uri : ""));
         else
-            call_error(c, -32602, "Invalid params: no upstream serves this resource URI", NULL);
+            call_error(c, MG_EPARAMS, "Invalid params: no upstream serves this resource URI", NULL);
         return;
     }
     forward_uri(c, mg__pool_for(c->gw, c->s, c->principal, (size_t)i), uri);
@@ -1032,7 +1035,7 @@ static void dispatch_by_uri(mg_call_t *c, json_t *msg)
 {
     const char *uri = json_string_value(json_object_get(c->params, "uri"));
     if (uri == NULL) {
-        call_error(c, -32602, "Invalid params: \"uri\" (a string) is required", NULL);
+        call_error(c, MG_EPARAMS, "Invalid params: \"uri\" (a string) is required", NULL);
         return;
     }
     if (c->gw->nservers == 1) {
@@ -1061,8 +1064,8 @@ static void param_check_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, voi
     char why[300];
     if (tool != NULL &&
         mg__modern_check_params(c->x, tool, json_object_get(c->params, "arguments"), why, sizeof why) != 0) {
-        c->x->status = 400;
-        call_error(c, -32020, why, NULL);
+        c->x->status = mg_err_http_status(MG_EHEADERMISMATCH);
+        call_error(c, MG_EHEADERMISMATCH, why, NULL);
         return;
     }
     json_t *params = mg_json_copy(c->params); /* shallow: see by_name_forward() */
@@ -1097,7 +1100,7 @@ static void verified_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *items, void *
     json_t *edata = NULL;
     if (!mg_policy_call_verified(c->gw->policy, p->srv->index, kind, items, original, why, sizeof why,
                                  &edata)) {
-        call_error(c, MG_POLICY_BLOCKED_CODE, why, edata);
+        call_error(c, MG_EBLOCKED, why, edata);
         return;
     }
     by_name_forward(c, p);
@@ -1114,7 +1117,7 @@ static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
     if (i < 0) {
         char m[300];
         snprintf(m, sizeof m, "Invalid params: unknown %s '%s'", what, name ? name : "");
-        call_error(c, -32602, m, NULL);
+        call_error(c, MG_EPARAMS, m, NULL);
         return;
     }
     mg_pool_t *p = mg__pool_for(c->gw, c->s, c->principal, (size_t)i);
@@ -1128,7 +1131,7 @@ static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
                 c->gw->servers[i].cfg->name);
         else
             snprintf(m, sizeof m, "upstream '%s' is not available", c->gw->servers[i].cfg->name);
-        call_error(c, -32603, m, NULL);
+        call_error(c, MG_EUPSTREAMDOWN, m, NULL);
         return;
     }
     if (mg_policy_gates_calls(c->gw->policy, (size_t)i)) {
@@ -1145,7 +1148,7 @@ void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, j
 {
     mg_call_t *c = call_new(gw, s, x, msg);
     if (c == NULL) {
-        json_t *r = mg_rpc_error(mg_rpc_id(msg), -32603, "out of memory", NULL);
+        json_t *r = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_ENOMEM), "out of memory", NULL);
         mg__exchange_respond(x, r);
         json_decref(r);
         return;
@@ -1159,7 +1162,7 @@ void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t
 {
     mg_call_t *c = call_new(gw, gw->stateless, x, msg);
     if (c == NULL) {
-        json_t *r = mg_rpc_error(mg_rpc_id(msg), -32603, "out of memory", NULL);
+        json_t *r = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_ENOMEM), "out of memory", NULL);
         mg__exchange_respond(x, r);
         json_decref(r);
         return;
@@ -1185,7 +1188,7 @@ static void dispatch_method(mg_call_t *c, json_t *msg);
 static void rate_done_cb(mg_call_t *c, json_t *msg, int allowed, const char *message, json_t *data)
 {
     if (!allowed)
-        call_error(c, MG_POLICY_RATE_CODE, message, data);
+        call_error(c, MG_ERATELIMIT, message, data);
     else
         dispatch_method(c, msg);
 }
@@ -1204,7 +1207,7 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
     const char *m = c->method;
     json_t *params = c->params;
     if (params != NULL && !json_is_object(params)) {
-        call_error(c, -32602, "Invalid params: params must be an object", NULL);
+        call_error(c, MG_EPARAMS, "Invalid params: params must be an object", NULL);
         return;
     }
     if (strcmp(m, "ping") == 0) {
@@ -1239,7 +1242,7 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
                                ? mg__pool_for(gw, s, c->principal, (size_t)i)
                                : NULL;
             if (p == NULL) {
-                call_error(c, -32602, "Invalid params: unknown prompt in ref", NULL);
+                call_error(c, MG_EPARAMS, "Invalid params: unknown prompt in ref", NULL);
                 return;
             }
             json_t *np = mg_json_deep_copy(params);
@@ -1258,13 +1261,13 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
             }
             forward(c, p, mg_json_deep_copy(params));
         } else {
-            call_error(c, -32602, "Invalid params: ref.type must be ref/prompt or ref/resource", NULL);
+            call_error(c, MG_EPARAMS, "Invalid params: ref.type must be ref/prompt or ref/resource", NULL);
         }
     } else if (strcmp(m, "logging/setLevel") == 0) {
         const char *level = json_string_value(json_object_get(params, "level"));
         int r = log_rank(level);
         if (r < 0) {
-            call_error(c, -32602,
+            call_error(c, MG_EPARAMS,
                        "Invalid params: level must be one of debug, info, notice, warning, error, "
                        "critical, alert, emergency",
                        NULL);
@@ -1287,7 +1290,7 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
     } else {
         char msgbuf[200];
         snprintf(msgbuf, sizeof msgbuf, "Method not found: %s", m);
-        call_error(c, -32601, msgbuf, NULL);
+        call_error(c, MG_EMETHOD, msgbuf, NULL);
     }
 }
 

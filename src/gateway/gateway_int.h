@@ -398,11 +398,11 @@ void mg__http_send_body(h2o_req_t *req, int status, const char *ctype, const cha
                         const char **hdrs, size_t nhdrs);
 void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs);
 void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype);
-/* An HTTP error with an id-less JSON-RPC error body, and its log line. */
-void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message,
-                   uint64_t start_ms);
+/* An HTTP error with an id-less JSON-RPC error body, and its log line: err (MG_E*) names the status
+ * and the JSON-RPC code (common/err.h). */
+void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, uint64_t start_ms);
 /* Same with data (stolen) and an id (borrowed, may be NULL), logged as a POST. */
-void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
+void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, json_t *data,
                     const json_t *id, uint64_t start_ms);
 /* The one log line per request. */
 void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method, const char *upstream,
@@ -470,9 +470,9 @@ void mg__modern_schedule_flush(mg_gateway_t *gw);
 void mg__dispatch_drop_parked(mg_call_t *c, const char *why);
 /* Cancels the unfinished modern calls answering through x (client closed the stream). */
 void mg__dispatch_exchange_gone(mg_exchange_t *x);
-/* Ends call c with resp (borrowed) / with an error (data stolen): its one completion. */
+/* Ends call c with resp (borrowed) / with the error err (MG_E*; data stolen): its one completion. */
 void mg__dispatch_finish(mg_call_t *c, const json_t *resp);
-void mg__dispatch_fail(mg_call_t *c, int code, const char *message, json_t *data);
+void mg__dispatch_fail(mg_call_t *c, int err, const char *message, json_t *data);
 /* Handles a client notification or a response to a server->client request; returns 0 or an error. */
 int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, const char **why);
 /* A message of pool's upstream attributed to no call (msg borrowed): the pool sink's message

@@ -109,7 +109,7 @@ static phase_rc_t phase_origin(mg_request_t *r)
                                cfg->nallowed_origins};
     if (!mg_origin_host_allowed(&rules, req->authority.base, req->authority.len)) {
         mg__http_fail(
-            gw, req, 403, -32600,
+            gw, req, MG_EORIGIN,
             "Forbidden: Host header is not allowed (DNS-rebinding protection; see gateway.allowedHosts)",
             r->start_ms);
         return DONE;
@@ -117,7 +117,7 @@ static phase_rc_t phase_origin(mg_request_t *r)
     int dup = 0;
     h2o_iovec_t origin = mg__req_header(req, "origin", &dup);
     if (dup || !mg_origin_origin_allowed(&rules, origin.base, origin.len)) {
-        mg__http_fail(gw, req, 403, -32600, "Forbidden: Origin is not allowed (see gateway.allowedOrigins)",
+        mg__http_fail(gw, req, MG_EORIGIN, "Forbidden: Origin is not allowed (see gateway.allowedOrigins)",
                       r->start_ms);
         return DONE;
     }
@@ -136,8 +136,8 @@ static phase_rc_t phase_admit(mg_request_t *r)
     if (!r->gw->shutting_down)
         return NEXT;
     const char *hdrs[] = {"retry-after", "1", "connection", "close"};
-    json_t *e = mg_rpc_error(NULL, -32603, "gateway is shutting down; retry on another replica", NULL);
-    mg__http_send_json(r->req, 503, e, hdrs, 2);
+    json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_ESHUTDOWN), "gateway is shutting down; retry on another replica", NULL);
+    mg__http_send_json(r->req, mg_err_http_status(MG_ESHUTDOWN), e, hdrs, 2);
     json_decref(e);
     return DONE;
 }
@@ -176,7 +176,7 @@ static phase_rc_t parse_post(mg_request_t *r)
     mg_gateway_t *gw = r->gw;
     h2o_req_t *req = r->req;
     if (req->entity.len > gw->cfg->limits.max_body_bytes) {
-        mg__http_fail(gw, req, 413, -32600, "Payload Too Large: the body exceeds gateway.limits.maxBodyBytes",
+        mg__http_fail(gw, req, MG_ETOOBIG, "Payload Too Large: the body exceeds gateway.limits.maxBodyBytes",
                       r->start_ms);
         return DONE;
     }
@@ -184,7 +184,7 @@ static phase_rc_t parse_post(mg_request_t *r)
     /* The media type, then nothing or parameters: "application/jsonx" is not JSON. */
     if (ctype.base == NULL || ctype.len < 16 || strncasecmp(ctype.base, "application/json", 16) != 0 ||
         (ctype.len > 16 && ctype.base[16] != ';' && ctype.base[16] != ' ' && ctype.base[16] != '\t')) {
-        mg__http_fail(gw, req, 415, -32600, "Unsupported Media Type: Content-Type must be application/json",
+        mg__http_fail(gw, req, MG_EMEDIATYPE, "Unsupported Media Type: Content-Type must be application/json",
                       r->start_ms);
         return DONE;
     }
@@ -192,7 +192,7 @@ static phase_rc_t parse_post(mg_request_t *r)
     int accept_json = mg__accepts(accept, "application/json");
     r->accept_sse = mg__accepts(accept, "text/event-stream");
     if (!accept_json || !r->accept_sse) {
-        mg__http_fail(gw, req, 406, -32600,
+        mg__http_fail(gw, req, MG_ENOTACCEPTABLE,
                       "Not Acceptable: Accept must list both application/json and text/event-stream",
                       r->start_ms);
         return DONE;
@@ -216,7 +216,7 @@ static phase_rc_t parse_post(mg_request_t *r)
                      "Invalid Request: the body has more than %u JSON values (gateway.limits.maxJsonValues); "
                      "send less data per request",
                      lim->max_json_values);
-        mg__http_fail(gw, req, 400, -32600, msg, r->start_ms);
+        mg__http_fail(gw, req, MG_EREQUEST, msg, r->start_ms);
         return DONE;
     }
     if (req->entity.len >= TRIM_BODY_BYTES) { /* heap back to the OS once the request is gone */
@@ -227,18 +227,18 @@ static phase_rc_t parse_post(mg_request_t *r)
     r->body = mg_rpc_parse(req->entity.base, req->entity.len, lim->max_json_depth, &perr);
     if (r->body == NULL) {
         if (perr == MG_ETOODEEP)
-            mg__http_fail(gw, req, 400, -32600,
+            mg__http_fail(gw, req, MG_ETOODEEP,
                           "Invalid Request: JSON nesting is deeper than gateway.limits.maxJsonDepth",
                           r->start_ms);
         else
-            mg__http_fail(gw, req, 400, -32700, "Parse error: the body is not valid JSON (UTF-8, one value)",
+            mg__http_fail(gw, req, MG_EPARSE, "Parse error: the body is not valid JSON (UTF-8, one value)",
                           r->start_ms);
         return DONE;
     }
     r->batch = json_is_array(r->body);
     r->n = r->batch ? json_array_size(r->body) : 1;
     if (r->batch && r->n == 0) {
-        mg__http_fail(gw, req, 400, -32600, "Invalid Request: empty batch", r->start_ms);
+        mg__http_fail(gw, req, MG_EREQUEST, "Invalid Request: empty batch", r->start_ms);
         return DONE;
     }
     /* Classify everything first: a malformed message rejects the whole POST. Each message is
@@ -246,7 +246,7 @@ static phase_rc_t parse_post(mg_request_t *r)
     r->kinds = r->n <= 16 ? r->kinds_stack : malloc(r->n * sizeof *r->kinds);
     if (r->kinds == NULL) {
         r->kinds = r->kinds_stack;
-        mg__http_fail(gw, req, 500, -32603, "out of memory", r->start_ms);
+        mg__http_fail(gw, req, MG_ENOMEM, "out of memory", r->start_ms);
         return DONE;
     }
     int has_init = 0;
@@ -261,8 +261,8 @@ static phase_rc_t parse_post(mg_request_t *r)
                                              (json_is_string(mg_rpc_id(m)) || json_is_integer(mg_rpc_id(m)))
                                          ? mg_rpc_id(m)
                                          : NULL,
-                                     -32600, msg, NULL);
-            mg__http_send_json(req, 400, e, NULL, 0);
+                                     mg_err_jsonrpc_code(MG_EREQUEST), msg, NULL);
+            mg__http_send_json(req, mg_err_http_status(MG_EREQUEST), e, NULL, 0);
             json_decref(e);
             mg__http_log(gw, "POST", NULL, NULL, NULL, 400, r->start_ms);
             return DONE;
@@ -281,7 +281,7 @@ static phase_rc_t parse_post(mg_request_t *r)
     }
     if (has_init) {
         if (r->batch || r->kinds[0] != MG_RPC_REQUEST)
-            mg__http_fail(gw, req, 400, -32600,
+            mg__http_fail(gw, req, MG_EREQUEST,
                           "Invalid Request: initialize must be sent alone, as a request", r->start_ms);
         else
             mg__legacy_initialize(gw, req, r->body, r->start_ms);
@@ -307,15 +307,15 @@ static phase_rc_t phase_parse(mg_request_t *r)
         r->method = M_DELETE;
     else {
         const char *hdrs[] = {"allow", "GET, POST, DELETE"};
-        json_t *e = mg_rpc_error(NULL, -32600, "Method Not Allowed: use POST, GET or DELETE", NULL);
-        mg__http_send_json(req, 405, e, hdrs, 1);
+        json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_EHTTPMETHOD), "Method Not Allowed: use POST, GET or DELETE", NULL);
+        mg__http_send_json(req, mg_err_http_status(MG_EHTTPMETHOD), e, hdrs, 1);
         json_decref(e);
         return DONE;
     }
     if (mg__legacy_refuse_sessionless(r->gw, req, r->start_ms))
         return DONE;
     if (r->method == M_GET && !mg__accepts(mg__req_header(req, "accept", NULL), "text/event-stream")) {
-        mg__http_fail(r->gw, req, 406, -32600, "Not Acceptable: GET needs Accept: text/event-stream",
+        mg__http_fail(r->gw, req, MG_ENOTACCEPTABLE, "Not Acceptable: GET needs Accept: text/event-stream",
                       r->start_ms);
         return DONE;
     }
@@ -346,13 +346,13 @@ static phase_rc_t phase_session(mg_request_t *r)
         int dup = 0;
         h2o_iovec_t sid = mg__req_header(req, "mcp-session-id", &dup);
         if (sid.base == NULL) {
-            mg__http_fail(gw, req, 400, -32600,
+            mg__http_fail(gw, req, MG_EREQUEST,
                           "Bad Request: Mcp-Session-Id header is required (send initialize first to get one)",
                           r->start_ms);
             return DONE;
         }
         if (dup || sid.len == 0 || sid.len >= 64) {
-            mg__http_fail(gw, req, 400, -32600, "Bad Request: invalid Mcp-Session-Id header", r->start_ms);
+            mg__http_fail(gw, req, MG_EREQUEST, "Bad Request: invalid Mcp-Session-Id header", r->start_ms);
             return DONE;
         }
         char id[64];
@@ -366,11 +366,11 @@ static phase_rc_t phase_session(mg_request_t *r)
     }
     if (r->lookup_status == 503) {
         const char *hdrs[] = {"retry-after", "1"};
-        json_t *e = mg_rpc_error(NULL, -32603,
+        json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_ESTOREDOWN),
                                  "session store unavailable: the session cannot be verified right now; "
                                  "retry shortly",
                                  NULL);
-        mg__http_send_json(req, 503, e, hdrs, 1);
+        mg__http_send_json(req, mg_err_http_status(MG_ESTOREDOWN), e, hdrs, 1);
         json_decref(e);
         mg__http_log(gw, method_name(r), NULL, NULL, NULL, 503, r->start_ms);
         return DONE;
@@ -381,7 +381,7 @@ static phase_rc_t phase_session(mg_request_t *r)
         r->s = NULL;
     }
     if (r->s == NULL) {
-        mg__http_fail(gw, req, 404, -32001,
+        mg__http_fail(gw, req, MG_ENOSESSION,
                       "Session not found: it expired or was deleted; send initialize again", r->start_ms);
         return DONE;
     }
@@ -391,7 +391,7 @@ static phase_rc_t phase_session(mg_request_t *r)
         char v[32];
         mg_strlcpyn(v, sizeof v, pv.base, pv.len);
         if (dup || !mg_version_rank(v)) {
-            mg__http_fail(gw, req, 400, -32600,
+            mg__http_fail(gw, req, MG_EREQUEST,
                           "Bad Request: unsupported MCP-Protocol-Version (supported: 2025-03-26, 2025-06-18, "
                           "2025-11-25)",
                           r->start_ms);
@@ -411,7 +411,7 @@ static phase_rc_t phase_limit(mg_request_t *r)
     mg_session_t *s = r->s;
     if (r->batch && s->rank != MG_VERSION_2025_03_26) {
         mg__http_fail(
-            gw, r->req, 400, -32600,
+            gw, r->req, MG_EREQUEST,
             "Invalid Request: JSON-RPC batches are only accepted on sessions that negotiated 2025-03-26",
             r->start_ms);
         return DONE;
@@ -419,9 +419,9 @@ static phase_rc_t phase_limit(mg_request_t *r)
     if (r->nreq > 0 && s->ncalls + r->nreq > gw->cfg->limits.max_inflight_per_session) {
         const char *hdrs[] = {"retry-after", "1"};
         json_t *e = mg_rpc_error(
-            NULL, -32603,
+            NULL, mg_err_jsonrpc_code(MG_EINFLIGHT),
             "too many requests in flight for this session (gateway.limits.maxInflightPerSession)", NULL);
-        mg__http_send_json(r->req, 429, e, hdrs, 1);
+        mg__http_send_json(r->req, mg_err_http_status(MG_EINFLIGHT), e, hdrs, 1);
         json_decref(e);
         mg__http_log(gw, "POST", NULL, NULL, s->hash, 429, r->start_ms);
         return DONE;

@@ -78,10 +78,10 @@ void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method,
     mg_log_fields(MG_LOG_INFO, "request", f, n);
 }
 
-void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message,
-                   uint64_t start_ms)
+void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, uint64_t start_ms)
 {
-    json_t *e = mg_rpc_error(NULL, code, message, NULL);
+    int status = mg_err_http_status(err);
+    json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(err), message, NULL);
     mg__http_send_json(req, status, e, NULL, 0);
     json_decref(e);
     char m[16];
@@ -120,10 +120,11 @@ void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype)
     mg__http_send_body(req, status, ctype, "", 0, NULL, 0);
 }
 
-void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int status, int code, const char *message, json_t *data,
+void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, json_t *data,
                     const json_t *id, uint64_t start_ms)
 {
-    json_t *e = mg_rpc_error(id, code, message, data);
+    int status = mg_err_http_status(err);
+    json_t *e = mg_rpc_error(id, mg_err_jsonrpc_code(err), message, data);
     mg__http_send_json(req, status, e, NULL, 0);
     json_decref(e);
     mg__http_log(gw, "POST", NULL, NULL, NULL, status, start_ms);

@@ -48,7 +48,7 @@ static void make_hash(const char *id, char *out)
     unsigned int mdlen = 0;
     EVP_Digest(id, strlen(id), md, &mdlen, EVP_sha256(), NULL);
     for (int i = 0; i < 6; i++)
-        sprintf(out + 2 * i, "%02x", md[i]);
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 /* id NULL: a new CSPRNG id; else a session created on another replica (cluster.c). */

@@ -80,8 +80,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         /* Close after this answer: whatever follows on the connection may be a smuggled request. */
         req->http1_is_persistent = 0;
         mg_log_json(MG_LOG_INFO, "request refused: ambiguous head", json_pack("{s:s}", "reason", why));
-        json_t *e = json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code", -32600,
-                              "message", why);
+        json_t *e = json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code",
+                              mg_err_jsonrpc_code(MG_EREQUEST), "message", why);
         char *body = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
         json_decref(e);
         send_simple(req, 400, "application/json", body != NULL ? body : "{}");

@@ -775,7 +775,7 @@ static void rate_headers(mg_exchange_t *x, const mg_rl_key_t *k, const mg_rl_res
     if (!r->allowed) {
         snprintf(v, sizeof v, "%llu", (unsigned long long)(t ? t : 1));
         add_header(x->req, "retry-after", v);
-        x->status = 429;
+        x->status = mg_err_http_status(MG_ERATELIMIT);
     }
 }
 

@@ -47,10 +47,8 @@ int mg_policy_gates_calls(const mg_policy_t *pol, size_t i);
  */
 int mg_policy_call_verified(mg_policy_t *pol, size_t i, mg_list_kind_t kind, const json_t *items,
                             const char *original, char *why, size_t n, json_t **data);
-/* JSON-RPC error code of a call refused by pinning or scanning. */
-#define MG_POLICY_BLOCKED_CODE -32040
-/* JSON-RPC error code of a call refused by a rate limit (HTTP 429 when the answer is plain JSON). */
-#define MG_POLICY_RATE_CODE -32029
+/* A call refused by pinning or scanning fails with MG_EBLOCKED, one refused by a rate limit with
+ * MG_ERATELIMIT (HTTP 429 when the answer is plain JSON): common/err.h. */
 
 /* Adds "pinning" and "scan" details to upstream i's /readyz object u. */
 void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u);

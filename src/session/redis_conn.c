@@ -126,7 +126,7 @@ static void sha1_hex(const char *text, char out[41])
     unsigned int n = 0;
     EVP_Digest(text, strlen(text), md, &n, EVP_sha1(), NULL);
     for (unsigned i = 0; i < 20 && i < n; i++)
-        sprintf(out + 2 * i, "%02x", md[i]);
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
     out[40] = '\0';
 }
 

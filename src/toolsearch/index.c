@@ -232,7 +232,8 @@ static int is_stop(const char *w)
 static char *match_expr(const char *query)
 {
     size_t qlen = strlen(query);
-    char *out = malloc(qlen * 2 + 16 + MAX_QUERY_WORDS * 8);
+    size_t cap = qlen * 2 + 16 + MAX_QUERY_WORDS * 8;
+    char *out = malloc(cap);
     if (out == NULL)
         return NULL;
     size_t o = 0;
@@ -254,7 +255,7 @@ static char *match_expr(const char *query)
         w[n] = '\0';
         if (n < 2 || is_stop(w))
             continue;
-        o += (size_t)sprintf(out + o, "%s\"%s\"", words ? " OR " : "", w);
+        o += (size_t)snprintf(out + o, cap - o, "%s\"%s\"", words ? " OR " : "", w);
         words++;
     }
     out[o] = '\0';

@@ -314,11 +314,12 @@ void mg__child_send_cancelled(mg__child_t *child, int64_t id, const char *reason
     write_notification(child, "notifications/cancelled", p);
 }
 
-static void reply(mg__child_t *child, json_t *id, json_t *result, int code, const char *message)
+/* Answers the child's request id with result (borrowed) or, when NULL, the error err (MG_E*). */
+static void reply(mg__child_t *child, json_t *id, json_t *result, int err, const char *message)
 {
     json_t *m = result != NULL ? json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result)
                                : json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id, "error",
-                                           "code", code, "message", message);
+                                           "code", mg_err_jsonrpc_code(err), "message", message);
     if (m != NULL) {
         mg__child_write(child, m);
         json_decref(m);
@@ -769,7 +770,7 @@ static void dispatch(mg__child_t *child, json_t *msg)
         return;
     }
     if (id != NULL) /* a request nobody will answer: say so rather than let the child wait */
-        reply(child, id, NULL, -32601, "method not supported by the gateway");
+        reply(child, id, NULL, MG_EMETHOD, "method not supported by the gateway");
 }
 
 /* A line that could not be parsed (malformed, or out of memory): when its top-level "id" names a

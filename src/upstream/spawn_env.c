@@ -229,12 +229,13 @@ int mg_upstream_command_check(const mg_server_config_t *s, char *why, size_t n)
         return rc;
     if (rc == 0 && cmd[0] != '/' && strchr(cmd, '/') != NULL && s->cwd != NULL) {
         /* a relative path runs from the server's cwd */
-        char *joined = malloc(strlen(s->cwd) + strlen(cmd) + 2);
+        size_t jn = strlen(s->cwd) + strlen(cmd) + 2;
+        char *joined = malloc(jn);
         if (joined == NULL) {
             free(path);
             return MG_ENOMEM;
         }
-        sprintf(joined, "%s/%s", s->cwd, cmd);
+        snprintf(joined, jn, "%s/%s", s->cwd, cmd);
         free(path);
         path = joined;
     }

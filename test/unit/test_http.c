@@ -81,6 +81,18 @@ static void test_reasons(void **state)
     assert_string_equal(mg_http_reason(599), "Server Error");
 }
 
+/* Every status in the error table (src/common/err.h) has its own standard reason phrase. */
+static void test_error_table_reasons(void **state)
+{
+#define ROW(name, value, code, status, text)                                                                 \
+    assert_string_not_equal(mg_http_reason(mg_err_http_status(value)), "Client Error");                      \
+    assert_string_not_equal(mg_http_reason(mg_err_http_status(value)), "Server Error");
+    MG_ERRNO_MAP(ROW)
+#undef ROW
+    assert_string_equal(mg_http_reason(mg_err_http_status(MG_EHEADERMISMATCH)), "Bad Request");
+    assert_string_equal(mg_http_reason(mg_err_http_status(MG_EINFLIGHT)), "Too Many Requests");
+}
+
 static mg_http_query_verdict_t qcheck(const char *q, char *name)
 {
     return mg_http_query_check(q, strlen(q), MG_HTTP_MCP_QUERY_PARAMS, name, 80);
@@ -134,8 +146,9 @@ static void test_query_get(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_head_framing), cmocka_unit_test(test_head_host),
-                                       cmocka_unit_test(test_reasons), cmocka_unit_test(test_query_check),
-                                       cmocka_unit_test(test_query_get)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_head_framing), cmocka_unit_test(test_head_host),
+        cmocka_unit_test(test_reasons),      cmocka_unit_test(test_error_table_reasons),
+        cmocka_unit_test(test_query_check),  cmocka_unit_test(test_query_get)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -125,6 +125,44 @@ static void test_err_table(void **state)
     assert_int_equal(mg_err_jsonrpc_code(MG_EPARSE), -32700);
     assert_int_equal(mg_err_jsonrpc_code(MG_EMETHOD), -32601);
     assert_string_equal(mg_strerror(12345), "unknown error");
+    assert_int_equal(mg_err_jsonrpc_code(12345), -32603);
+    assert_int_equal(mg_err_http_status(12345), 500);
+}
+
+/* The wire contract of every protocol error the gateway answers with: its JSON-RPC code and its HTTP
+ * status (the e2e and conformance suites assert the same pairs from outside). */
+static void test_err_wire(void **state)
+{
+    static const struct {
+        int err, code, status;
+    } wire[] = {
+        {MG_EPARSE, -32700, 400},      {MG_EREQUEST, -32600, 400},    {MG_ETOODEEP, -32600, 400},
+        {MG_ETOOBIG, -32600, 413},     {MG_EMEDIATYPE, -32600, 415},  {MG_ENOTACCEPTABLE, -32600, 406},
+        {MG_EORIGIN, -32600, 403},     {MG_EHTTPMETHOD, -32600, 405}, {MG_EMETHOD, -32601, 404},
+        {MG_EPARAMS, -32602, 400},     {MG_ENOMEM, -32603, 500},      {MG_ESHUTDOWN, -32603, 503},
+        {MG_ESTOREDOWN, -32603, 503},  {MG_EREPLICA, -32603, 502},    {MG_EINFLIGHT, -32603, 429},
+        {MG_EBUSY, -32603, 503},       {MG_ENOSESSION, -32001, 404},  {MG_EUNAUTHORIZED, -32001, 401},
+        {MG_EFORBIDDEN, -32001, 403},  {MG_EAUTHDOWN, -32001, 503},   {MG_EAUTHBACKOFF, -32001, 429},
+        {MG_ERESOURCE, -32002, 404},   {MG_ECANCELLED, -32800, 500},  {MG_EHEADERMISMATCH, -32020, 400},
+        {MG_ECAPABILITY, -32021, 400}, {MG_EVERSION, -32022, 400},    {MG_ERATELIMIT, -32029, 429},
+        {MG_EBLOCKED, -32040, 403},
+    };
+    for (size_t i = 0; i < sizeof wire / sizeof wire[0]; i++) {
+        assert_int_equal(mg_err_jsonrpc_code(wire[i].err), wire[i].code);
+        assert_int_equal(mg_err_http_status(wire[i].err), wire[i].status);
+    }
+    /* Every row: a distinct value and name, a code in JSON-RPC's reserved range (or -32800, cancelled), a
+     * status with a standard reason phrase (4xx/5xx). */
+#define ROW(name, value, code, status, text)                                                                 \
+    assert_int_equal(MG_##name, value);                                                                      \
+    assert_string_equal(mg_err_name(value), "MG_" #name);                                                    \
+    assert_string_equal(mg_strerror(value), text);                                                           \
+    assert_true((code) <= -32000 && (code) >= -32800);                                                       \
+    assert_true((status) >= 400 && (status) <= 599);                                                         \
+    assert_int_equal(mg_err_jsonrpc_code(value), code);                                                      \
+    assert_int_equal(mg_err_http_status(value), status);
+    MG_ERRNO_MAP(ROW)
+#undef ROW
 }
 
 #define COUNT(s, mi, mv) mg_rpc_count(s, strlen(s), mi, mv, &items, &values)
@@ -153,7 +191,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),     cmocka_unit_test(test_depth),
         cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_builders),
-        cmocka_unit_test(test_err_table),    cmocka_unit_test(test_count),
+        cmocka_unit_test(test_err_table),    cmocka_unit_test(test_err_wire),
+        cmocka_unit_test(test_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
