@@ -80,6 +80,7 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
     c->client_id = json_incref(mg_rpc_id(msg));
     mg_strlcpy(c->method, sizeof c->method, mg_rpc_method(msg));
     c->params = json_incref(mg_rpc_params(msg));
+    c->msg = json_incref(msg);
     c->caps = json_incref(s->caps);
     c->log_rank = s->log_rank;
     c->principal = mg_principal_ref(x->principal); /* kept while parked (MRTR): resumes check it */
@@ -136,6 +137,7 @@ static void call_finish(mg_call_t *c, const json_t *resp)
     }
     json_decref(c->client_id);
     json_decref(c->params);
+    json_decref(c->msg);
     mg_principal_unref(c->principal);
     json_decref(c->caps);
     json_decref(c->final);
@@ -1045,80 +1047,65 @@ static void dispatch_by_uri(mg_call_t *c, json_t *msg)
     gather(c, MG_LIST_RESOURCES, templates_then, msg);
 }
 
-static void param_check_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, void *data)
+/*
+ * ---- the call phases ----
+ *
+ *   phase    what it decides                                             ends the call with
+ *   rate     gateway.rateLimits: token buckets per principal, tenant,   -32029 (HTTP 429)
+ *            tool (src/policy/; may wait for the shared store)
+ *   route    gateway-answered methods answer here; lists are gathered   -32602 unknown name,
+ *            and merged; URIs and completions are routed and            -32603 upstream down
+ *            forwarded; a tool or prompt name is routed ONCE to its
+ *            server, its original name and pool (c->route_*), within
+ *            the caller's rules and the tool filters
+ *   verify   pinning / scanning "block": the name must be in the pool's -32040
+ *            verified list; 2026-07-28 tools/call: Mcp-Param-* headers  -32020 (HTTP 400)
+ *            match the arguments the tool's schema mirrors (both may
+ *            wait for the pool's list)
+ *   forward  the request goes to the pool under its original name; the  (the upstream's answer)
+ *            answer comes back through call_finish()
+ *
+ * A phase returns NEXT (go on), AGAIN (it started a step whose callback, run now or later, goes on
+ * with call_run() or ends the call) or DONE (the call ended or was handed to code that ends it).
+ * After AGAIN or DONE the call may already be freed: call_run() never touches it again.
+ */
+typedef enum call_rc { CALL_NEXT, CALL_AGAIN, CALL_DONE } call_rc_t;
+
+static void call_run(mg_call_t *c);
+
+/* gateway.rateLimits (src/policy/): a refused call is answered here (HTTP 429 when plain JSON). */
+static void rate_done_cb(mg_call_t *c, json_t *msg, int allowed, const char *message, json_t *data)
 {
-    mg_call_t *c = data;
-    const char *original = NULL;
-    mg__catalog_route_name(c->gw, json_string_value(json_object_get(c->params, "name")), &original);
-    json_t *tool = NULL;
-    size_t i;
-    json_t *t;
-    json_array_foreach(tools, i, t)
-    {
-        const char *n = json_string_value(json_object_get(t, "name"));
-        if (n != NULL && original != NULL && strcmp(n, original) == 0) {
-            tool = t;
-            break;
-        }
-    }
-    char why[300];
-    if (tool != NULL &&
-        mg__modern_check_params(c->x, tool, json_object_get(c->params, "arguments"), why, sizeof why) != 0) {
-        c->x->status = mg_err_http_status(MG_EHEADERMISMATCH);
-        call_error(c, MG_EHEADERMISMATCH, why, NULL);
+    if (!allowed) {
+        call_error(c, MG_ERATELIMIT, message, data);
         return;
     }
-    json_t *params = mg_json_copy(c->params); /* shallow: see by_name_forward() */
-    json_object_set_new(params, "name", json_string(original));
-    forward(c, p, params);
+    c->phase++;
+    call_run(c);
 }
 
-/* The end of dispatch_by_name: the call is allowed; forward it to pool p under its original name. */
-static void by_name_forward(mg_call_t *c, mg_pool_t *p)
+static call_rc_t phase_rate(mg_call_t *c)
 {
-    const char *original = NULL;
-    mg__catalog_route_name(c->gw, json_string_value(json_object_get(c->params, "name")), &original);
-    if (c->modern && strcmp(c->method, "tools/call") == 0) {
-        /* Mcp-Param-* headers must match the arguments the tool's schema mirrors: look it up. */
-        mg__pool_list(p, MG_LIST_TOOLS, param_check_cb, c);
-        return;
-    }
-    /* A shallow copy: only its "name" changes here, and upstream.c copies params/_meta before it
-     * replaces a progress token (objects shared with the client's request are never modified). */
-    json_t *params = mg_json_copy(c->params);
-    json_object_set_new(params, "name", json_string(original));
-    forward(c, p, params);
+    return mg_policy_rate_take(c, c->msg, rate_done_cb) == 0 ? CALL_AGAIN : CALL_NEXT;
 }
 
-/* gateway.pinning / gateway.scan "block" (src/policy/): items is the pool's filtered list. */
-static void verified_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *items, void *data)
-{
-    mg_call_t *c = data;
-    const char *original = NULL;
-    mg__catalog_route_name(c->gw, json_string_value(json_object_get(c->params, "name")), &original);
-    char why[600];
-    json_t *edata = NULL;
-    if (!mg_policy_call_verified(c->gw->policy, p->srv->index, kind, items, original, why, sizeof why,
-                                 &edata)) {
-        call_error(c, MG_EBLOCKED, why, edata);
-        return;
-    }
-    by_name_forward(c, p);
-}
+static void dispatch_method(mg_call_t *c, json_t *msg);
 
-static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
+/* Routes a tool or prompt name once: sets c->route_*; or ends the call (returns DONE). */
+static call_rc_t route_by_name(mg_call_t *c, const char *name, mg_list_kind_t kind)
 {
+    const char *what = kind == MG_LIST_TOOLS ? "tool" : "prompt";
     const char *original = NULL;
     long i = name ? mg__catalog_route_name(c->gw, name, &original) : -1;
     if (i >= 0 && !mg__auth_name_allowed(c, (size_t)i, original))
         i = -1; /* outside the caller's policy: answered as unknown, as tools/list never showed it */
-    if (i >= 0 && strcmp(what, "tool") == 0 && !mg_toolsearch_allows(c, (size_t)i, original, name))
+    if (i >= 0 && kind == MG_LIST_TOOLS && !mg_toolsearch_allows(c, (size_t)i, original, name))
         i = -1; /* hidden by gateway.tools or the server's tool filter: unknown, as in tools/list */
     if (i < 0) {
         char m[300];
         snprintf(m, sizeof m, "Invalid params: unknown %s '%s'", what, name ? name : "");
         call_error(c, MG_EPARAMS, m, NULL);
-        return;
+        return CALL_DONE;
     }
     mg_pool_t *p = mg__pool_for(c->gw, c->s, c->principal, (size_t)i);
     if (p == NULL) {
@@ -1132,17 +1119,120 @@ static void dispatch_by_name(mg_call_t *c, const char *name, const char *what)
         else
             snprintf(m, sizeof m, "upstream '%s' is not available", c->gw->servers[i].cfg->name);
         call_error(c, MG_EUPSTREAMDOWN, m, NULL);
-        return;
+        return CALL_DONE;
     }
-    if (mg_policy_gates_calls(c->gw->policy, (size_t)i)) {
-        /* Pinning or scanning blocks: only an entry of the verified (filtered) list may be used. */
-        mg__pool_list(p, strcmp(what, "tool") == 0 ? MG_LIST_TOOLS : MG_LIST_PROMPTS, verified_cb, c);
-        return;
-    }
-    by_name_forward(c, p);
+    c->route_index = (size_t)i;
+    c->route_kind = kind;
+    c->route_original = original; /* points into c->params' name: lives as long as the call */
+    c->route_pool = p;
+    return CALL_NEXT;
 }
 
-static void dispatch_call(mg_call_t *c, json_t *msg);
+static call_rc_t phase_route(mg_call_t *c)
+{
+    const char *m = c->method;
+    if (c->params != NULL && !json_is_object(c->params)) {
+        call_error(c, MG_EPARAMS, "Invalid params: params must be an object", NULL);
+        return CALL_DONE;
+    }
+    const char *name = json_string_value(json_object_get(c->params, "name"));
+    if (strcmp(m, "tools/call") == 0 && !mg_toolsearch_is_search(c, name))
+        return route_by_name(c, name, MG_LIST_TOOLS);
+    if (strcmp(m, "prompts/get") == 0)
+        return route_by_name(c, name, MG_LIST_PROMPTS);
+    dispatch_method(c, c->msg); /* answered by the gateway, or routed by URI / ref and forwarded */
+    return CALL_DONE;
+}
+
+/* gateway.pinning / gateway.scan "block" (src/policy/): items is the pool's filtered list. */
+static void verified_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *items, void *data)
+{
+    mg_call_t *c = data;
+    char why[600];
+    json_t *edata = NULL;
+    if (!mg_policy_call_verified(c->gw->policy, c->route_index, kind, items, c->route_original, why,
+                                 sizeof why, &edata)) {
+        call_error(c, MG_EBLOCKED, why, edata);
+        return;
+    }
+    c->verify_step = 1;
+    call_run(c);
+}
+
+/* 2026-07-28: the Mcp-Param-* headers must match the arguments the tool's schema mirrors. */
+static void param_check_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, void *data)
+{
+    mg_call_t *c = data;
+    json_t *tool = NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t)
+    {
+        const char *n = json_string_value(json_object_get(t, "name"));
+        if (n != NULL && strcmp(n, c->route_original) == 0) {
+            tool = t;
+            break;
+        }
+    }
+    char why[300];
+    if (tool != NULL &&
+        mg__modern_check_params(c->x, tool, json_object_get(c->params, "arguments"), why, sizeof why) != 0) {
+        c->x->status = mg_err_http_status(MG_EHEADERMISMATCH);
+        call_error(c, MG_EHEADERMISMATCH, why, NULL);
+        return;
+    }
+    c->verify_step = 2;
+    call_run(c);
+}
+
+static call_rc_t phase_verify(mg_call_t *c)
+{
+    if (c->verify_step == 0 && mg_policy_gates_calls(c->gw->policy, c->route_index)) {
+        /* Pinning or scanning blocks: only an entry of the verified (filtered) list may be used. */
+        mg__pool_list(c->route_pool, c->route_kind, verified_cb, c);
+        return CALL_AGAIN;
+    }
+    if (c->verify_step < 2 && c->modern && c->route_kind == MG_LIST_TOOLS) {
+        mg__pool_list(c->route_pool, MG_LIST_TOOLS, param_check_cb, c);
+        return CALL_AGAIN;
+    }
+    return CALL_NEXT;
+}
+
+static call_rc_t phase_forward(mg_call_t *c)
+{
+    /* A shallow copy: only its "name" changes here, and upstream.c copies params/_meta before it
+     * replaces a progress token (objects shared with the client's request are never modified). */
+    json_t *params = mg_json_copy(c->params);
+    if (params == NULL || json_object_set_new(params, "name", json_string(c->route_original)) != 0) {
+        json_decref(params);
+        call_error(c, MG_ENOMEM, mg_strerror(MG_ENOMEM), NULL);
+        return CALL_DONE;
+    }
+    forward(c, c->route_pool, params);
+    return CALL_DONE;
+}
+
+static const struct {
+    const char *name;
+    call_rc_t (*run)(mg_call_t *c);
+} call_phases[] = {
+    {"rate", phase_rate},
+    {"route", phase_route},
+    {"verify", phase_verify},
+    {"forward", phase_forward},
+};
+
+/* Runs c's phases from c->phase until one ends the call or waits. */
+static void call_run(mg_call_t *c)
+{
+    while (c->phase < sizeof call_phases / sizeof call_phases[0]) {
+        call_rc_t rc = call_phases[c->phase].run(c);
+        if (rc != CALL_NEXT)
+            return; /* c may be gone */
+        c->phase++;
+    }
+}
 
 void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg)
 {
@@ -1155,7 +1245,7 @@ void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, j
     }
     if (gw->cluster != NULL && mg__cluster_forward(c, msg))
         return; /* the session's isolated children run on another replica */
-    dispatch_call(c, msg);
+    call_run(c);
 }
 
 void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t *caps, int log_rank)
@@ -1179,25 +1269,7 @@ void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t
         call_result(c, mg__modern_discover_result(gw));
         return;
     }
-    dispatch_call(c, msg);
-}
-
-static void dispatch_method(mg_call_t *c, json_t *msg);
-
-/* gateway.rateLimits (src/policy/): a refused call is answered here (HTTP 429 when plain JSON). */
-static void rate_done_cb(mg_call_t *c, json_t *msg, int allowed, const char *message, json_t *data)
-{
-    if (!allowed)
-        call_error(c, MG_ERATELIMIT, message, data);
-    else
-        dispatch_method(c, msg);
-}
-
-static void dispatch_call(mg_call_t *c, json_t *msg)
-{
-    if (mg_policy_rate_take(c, msg, rate_done_cb) == 0)
-        return; /* rate_done_cb continues (or refuses) the call */
-    dispatch_method(c, msg);
+    call_run(c);
 }
 
 static void dispatch_method(mg_call_t *c, json_t *msg)
@@ -1206,10 +1278,6 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
     mg_session_t *s = c->s;
     const char *m = c->method;
     json_t *params = c->params;
-    if (params != NULL && !json_is_object(params)) {
-        call_error(c, MG_EPARAMS, "Invalid params: params must be an object", NULL);
-        return;
-    }
     if (strcmp(m, "ping") == 0) {
         call_result(c, json_object());
     } else if (strcmp(m, "tools/list") == 0) {
@@ -1220,14 +1288,8 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
         gather(c, MG_LIST_RESOURCES, merge_and_answer, msg);
     } else if (strcmp(m, "resources/templates/list") == 0) {
         gather(c, MG_LIST_TEMPLATES, merge_and_answer, msg);
-    } else if (strcmp(m, "tools/call") == 0) {
-        const char *tool = json_string_value(json_object_get(params, "name"));
-        if (mg_toolsearch_is_search(c, tool)) /* lazy mode: the gateway's search tool ranks the list */
-            gather(c, MG_LIST_TOOLS, merge_and_answer, msg);
-        else
-            dispatch_by_name(c, tool, "tool");
-    } else if (strcmp(m, "prompts/get") == 0) {
-        dispatch_by_name(c, json_string_value(json_object_get(params, "name")), "prompt");
+    } else if (strcmp(m, "tools/call") == 0) { /* lazy mode: the gateway's search tool ranks the list */
+        gather(c, MG_LIST_TOOLS, merge_and_answer, msg);
     } else if (strcmp(m, "resources/read") == 0 || strcmp(m, "resources/subscribe") == 0 ||
                strcmp(m, "resources/unsubscribe") == 0) {
         dispatch_by_uri(c, msg);

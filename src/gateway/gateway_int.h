@@ -220,6 +220,14 @@ struct mg_call {
     unsigned outstanding; /* list merges: pools still fetching */
     mg_list_kind_t kind;
     json_t *params;
+    json_t *msg; /* the client's request (referenced): the call phases read it (dispatch.c) */
+    /* The call phases (dispatch.c): where the call is, and its route once the route phase set it. */
+    unsigned phase;
+    int verify_step;            /* verify: 1 = pins checked, 2 = 2026 parameter headers checked */
+    size_t route_index;         /* server index */
+    mg_list_kind_t route_kind;  /* MG_LIST_TOOLS or MG_LIST_PROMPTS */
+    const char *route_original; /* the name the upstream knows (points into params' name) */
+    mg_pool_t *route_pool;
     int finished;
     void *rate_job; /* a rate-limit take in flight (policy/hooks.c); call_finish cancels it */
     mg_call_t *next, *prev;
