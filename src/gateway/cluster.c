@@ -25,6 +25,7 @@
  * Redis unreachable: session requests get 503 + Retry-After and /readyz fails; nothing is served
  * from a copy that was not verified by this request. Read next: session/store.h, session/bus.h.
  */
+#include "../common/codec.h"
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
@@ -137,11 +138,11 @@ static void scope_of(const mg_principal_t *p, char *out, size_t n)
         snprintf(out, n, "%s", t);
         return;
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(t, len, md, &mdlen, EVP_sha256(), NULL);
-    snprintf(out, n, "~%02x%02x%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3], md[4], md[5], md[6],
-             md[7]);
+    unsigned char md[MG_SHA256_BYTES];
+    char hex[17];
+    mg_sha256(t, len, md);
+    mg_hex_encode(md, 8, hex);
+    snprintf(out, n, "~%s", hex);
 }
 
 static void rec_key(const mg_session_t *s, char *out, size_t n)

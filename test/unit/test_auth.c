@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "auth/auth_int.h"
+#include "common/codec.h"
 #include "common/err.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -215,7 +216,7 @@ static void test_url_rules(void **state)
 static void test_static_tokens(void **state)
 {
     char hex[65];
-    mg__auth_sha256_hex("test", 4, hex);
+    mg_sha256_hex("test", 4, hex);
     assert_string_equal(hex, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
     mg_auth_config_t *c =
         parse("{\"tokens\": [{\"name\": \"a\", \"sha256\": "

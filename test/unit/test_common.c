@@ -1,5 +1,6 @@
 /*
- * test_common.c - the hash map, SSE framing, the memory session store and the log rate limit.
+ * test_common.c - the hash map, hex/SHA-256/base64 (codec.h), SSE framing, the memory session store and the
+ * log rate limit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/codec.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/map.h"
@@ -145,9 +147,74 @@ static void test_log_limit(void **state)
     mg_log_set_level(MG_LOG_INFO);
 }
 
+static void test_hex_sha256(void **state)
+{
+    char hex[MG_SHA256_HEX];
+    mg_hex_encode((const unsigned char *)"\x00\x01\xab\xff", 4, hex);
+    assert_string_equal(hex, "0001abff");
+    mg_hex_encode(NULL, 0, hex);
+    assert_string_equal(hex, "");
+    mg_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    mg_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    unsigned char md[MG_SHA256_BYTES];
+    mg_sha256("abc", 3, md);
+    assert_int_equal(md[0], 0xba);
+    assert_int_equal(md[31], 0xad);
+}
+
+/* RFC 4648 section 10 vectors, then each alphabet, padding rule and invalid input. */
+static void test_base64(void **state)
+{
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const url[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    static const char *const padded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    char enc[16];
+    unsigned char dec[16];
+    for (int i = 0; i < 7; i++) {
+        size_t n = strlen(plain[i]);
+        assert_int_equal(mg_base64url_encode((const unsigned char *)plain[i], n, enc), strlen(url[i]));
+        assert_int_equal(MG_BASE64URL_LEN(n), strlen(url[i]));
+        assert_string_equal(enc, url[i]);
+        /* unpadded: every mode */
+        assert_int_equal(mg_base64_decode(url[i], strlen(url[i]), dec, sizeof dec, MG_B64_URL), (long)n);
+        assert_memory_equal(dec, plain[i], n);
+        /* padded: only with MG_B64_PAD */
+        assert_int_equal(
+            mg_base64_decode(padded[i], strlen(padded[i]), dec, sizeof dec, MG_B64_STD | MG_B64_PAD),
+            (long)n);
+        assert_memory_equal(dec, plain[i], n);
+        if (strchr(padded[i], '=') != NULL)
+            assert_int_equal(mg_base64_decode(padded[i], strlen(padded[i]), dec, sizeof dec, MG_B64_URL), -1);
+    }
+    /* the two 62/63 characters per alphabet */
+    unsigned char ff[3] = {0xfb, 0xff, 0xbf};
+    assert_int_equal(mg_base64url_encode(ff, 3, enc), 4);
+    assert_string_equal(enc, "-_-_");
+    assert_int_equal(mg_base64_decode("-_-_", 4, dec, sizeof dec, MG_B64_URL), 3);
+    assert_memory_equal(dec, ff, 3);
+    assert_int_equal(mg_base64_decode("+/+/", 4, dec, sizeof dec, MG_B64_STD), 3);
+    assert_memory_equal(dec, ff, 3);
+    assert_int_equal(mg_base64_decode("+/+/", 4, dec, sizeof dec, MG_B64_URL), -1);
+    assert_int_equal(mg_base64_decode("-_-_", 4, dec, sizeof dec, MG_B64_STD), -1);
+    /* invalid: foreign characters, '=' inside, a lone last character, non-zero leftover bits */
+    assert_int_equal(mg_base64_decode("Zm9v.", 5, dec, sizeof dec, MG_B64_URL | MG_B64_STD), -1);
+    assert_int_equal(mg_base64_decode("Zm 9v", 5, dec, sizeof dec, MG_B64_URL | MG_B64_STD), -1);
+    assert_int_equal(mg_base64_decode("Zg=a", 4, dec, sizeof dec, MG_B64_STD | MG_B64_PAD), -1);
+    assert_int_equal(mg_base64_decode("Zm9vA", 5, dec, sizeof dec, MG_B64_URL), -1);
+    assert_int_equal(mg_base64_decode("Zh", 2, dec, sizeof dec, MG_B64_URL), -1);
+    assert_int_equal(mg_base64_decode("Zm9", 3, dec, sizeof dec, MG_B64_URL), -1);
+    /* the length bounds the input, not a NUL; cap bounds the output */
+    assert_int_equal(mg_base64_decode("Zm9vYmFy", 4, dec, sizeof dec, MG_B64_URL), 3);
+    assert_int_equal(mg_base64_decode("Zm9vYmFy", 8, dec, 5, MG_B64_URL), -1);
+    assert_int_equal(mg_base64_decode("Zm9vYmFy", 8, dec, 6, MG_B64_URL), 6);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_map), cmocka_unit_test(test_sse_format),
-                                       cmocka_unit_test(test_store_memory), cmocka_unit_test(test_log_limit)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_map),          cmocka_unit_test(test_sse_format),
+                                       cmocka_unit_test(test_store_memory), cmocka_unit_test(test_log_limit),
+                                       cmocka_unit_test(test_hex_sha256),   cmocka_unit_test(test_base64)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
