@@ -145,6 +145,5 @@ int mg__rate_fail(mg_auth_rate_t *r, const char *addr, uint64_t now_ms, unsigned
 
 /* ---- policy.c ---- */
 /* Glob match: '*' any run of characters, '?' one character. */
-int mg__auth_glob(const char *pat, const char *s);
 
 #endif

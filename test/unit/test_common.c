@@ -1,6 +1,6 @@
 /*
- * test_common.c - the hash map, hex/SHA-256/base64 (codec.h), SSE framing, the memory session store and the
- * log rate limit.
+ * test_common.c - the hash map, hex/SHA-256/base64 (codec.h), globs, SSE framing, the memory session store
+ * and the log rate limit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 
 #include "common/codec.h"
 #include "common/err.h"
+#include "common/glob.h"
 #include "common/log.h"
 #include "common/map.h"
 #include "http/sse.h"
@@ -147,6 +148,33 @@ static void test_log_limit(void **state)
     mg_log_set_level(MG_LOG_INFO);
 }
 
+/* The glob of tool filters and auth rules (docs/configuration.md "Globs"). */
+static void test_glob(void **state)
+{
+    assert_true(mg_glob_match("*", ""));
+    assert_true(mg_glob_match("*", "anything"));
+    assert_true(mg_glob_match("github__*", "github__create_issue"));
+    assert_false(mg_glob_match("github__*", "gitlab__create_issue"));
+    assert_true(mg_glob_match("*__create_*", "gitlab__create_issue"));
+    assert_true(mg_glob_match("get_?ssue", "get_issue"));
+    assert_false(mg_glob_match("get_?ssue", "get_ssue"));
+    assert_true(mg_glob_match("exact", "exact"));
+    assert_false(mg_glob_match("exact", "exactly"));
+    assert_false(mg_glob_match("Exact", "exact")); /* case-sensitive, like tool names */
+    assert_true(mg_glob_match("a*b*c", "a__b__c"));
+    assert_false(mg_glob_match("a*b*c", "a__c__b"));
+    assert_true(mg_glob_match("**x", "x"));
+    /* Pathological patterns stay linear-ish (one backtrack point). */
+    char s[4001];
+    memset(s, 'a', 4000);
+    s[4000] = '\0';
+    assert_false(mg_glob_match("*a*a*a*a*a*a*a*a*a*b", s));
+    char *pats[] = {"x_*", "get_*"};
+    assert_true(mg_glob_any(pats, 2, "get_me"));
+    assert_false(mg_glob_any(pats, 2, "put_me"));
+    assert_false(mg_glob_any(NULL, 0, "x"));
+}
+
 static void test_hex_sha256(void **state)
 {
     char hex[MG_SHA256_HEX];
@@ -215,6 +243,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_map),          cmocka_unit_test(test_sse_format),
                                        cmocka_unit_test(test_store_memory), cmocka_unit_test(test_log_limit),
-                                       cmocka_unit_test(test_hex_sha256),   cmocka_unit_test(test_base64)};
+                                       cmocka_unit_test(test_hex_sha256),   cmocka_unit_test(test_base64),
+                                       cmocka_unit_test(test_glob)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
