@@ -94,13 +94,6 @@ static int url_parts(const char *url, const char **host, size_t *hlen)
     return *hlen == 0 ? -1 : (int)(sep - url);
 }
 
-int mg_auth_url_is_loopback(const char *url)
-{
-    const char *h;
-    size_t n;
-    return url != NULL && url_parts(url, &h, &n) >= 0 && host_is_loopback(h, n);
-}
-
 int mg_auth_url_check(const char *url, char *why, size_t whylen)
 {
     const char *h;

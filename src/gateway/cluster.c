@@ -1023,11 +1023,6 @@ void mg__cluster_session_closing(mg_session_t *s)
         follow_close(s->follows, 1);
 }
 
-int mg__cluster_has_get(const mg_session_t *s)
-{
-    return get_follower((mg_session_t *)s) != NULL;
-}
-
 /* ---- list_changed from any replica's shared children ---- */
 
 static const char *changed_methods[MG_LIST_COUNT] = {
@@ -2141,7 +2136,6 @@ int mg__cluster_new(mg_gateway_t *gw, const char *store, const char *listen, cha
         snprintf(cl->advertise, sizeof cl->advertise, "%s", listen);
     cl->secret = sc->secret;
     snprintf(cl->inbox, sizeof cl->inbox, "i:%s", cl->replica);
-    gw->store->ops->free(gw->store); /* the memory store made by mg_gateway_new */
     gw->store = st;
     gw->bus = bus;
     gw->cluster = cl;

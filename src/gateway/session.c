@@ -82,7 +82,7 @@ static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, 
 int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json_t *client_info,
                        mg_session_t **out)
 {
-    /* One process (memory store): the session table is the only reader of sessions, so no record
+    /* One process (no shared store): the session table is the only reader of sessions, so no record
      * is written (it was a ~1 KiB copy per session nobody read; /readyz counts the table).
      * Cluster: the record is written by mg__cluster_session_put(). */
     return session_alloc(gw, NULL, version, caps, client_info, out);

@@ -619,11 +619,6 @@ void mg_upstream_free(mg_upstream_t *up)
 
 /* ---- accessors ---- */
 
-const char *mg_upstream_name(const mg_upstream_t *up)
-{
-    return up->server->name;
-}
-
 mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up)
 {
     return up->state;

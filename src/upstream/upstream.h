@@ -163,7 +163,6 @@ void mg_upstream_free(mg_upstream_t *up);
  */
 int mg_upstream_command_check(const mg_server_config_t *server, char *why, size_t n);
 
-const char *mg_upstream_name(const mg_upstream_t *up);
 mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up);
 const char *mg_upstream_state_name(mg_upstream_state_t s);
 /* Borrowed InitializeResult of the most recently initialized child (NULL until one is ready; kept

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/map.h"
 #include "http/sse.h"
+#include "memory_backends.h"
 #include "session/store.h"
 
 static void test_map(void **state)
