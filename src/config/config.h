@@ -212,8 +212,4 @@ void mg_limits_default(mg_limits_t *l);
  */
 int mg_config_listen_parse(const char *listen, char *host, size_t hostcap, unsigned *port);
 
-/* "an object", "an array", "a string", "a number", "a boolean" or "null": the JSON type of v in
- * words, for config error messages (shared by the config, auth and policy parsers). */
-const char *mg_config_json_kind(const json_t *v);
-
 #endif
