@@ -1,5 +1,6 @@
 /*
- * test_common.c - the hash map, hex/SHA-256/base64 (codec.h), globs, SSE framing, the memory session store
+ * test_common.c - the hash map, hex/SHA-256/base64 (codec.h), globs, the typed config
+ * readers (cfgval.h), SSE framing, the memory session store
  * and the log rate limit.
  */
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cfgval.h"
 #include "common/codec.h"
 #include "common/err.h"
 #include "common/glob.h"
@@ -240,11 +242,144 @@ static void test_base64(void **state)
     assert_int_equal(mg_base64_decode("Zm9vYmFy", 8, dec, 6, MG_B64_URL), 6);
 }
 
+/* ---- the typed config readers: every message as the parsers have always printed it ---- */
+
+static char cfg_msgs[8][256];
+static int cfg_nmsgs;
+
+static void cfg_err(void *ctx, const char *msg)
+{
+    if (cfg_nmsgs < 8)
+        snprintf(cfg_msgs[cfg_nmsgs++], sizeof cfg_msgs[0], "%s", msg);
+}
+
+/* ${X} expands to "ex"; "${bad}" fails (as if reported by the expander). */
+static int cfg_expand(void *ctx, const char *in, const char *where, int lenient, char **out)
+{
+    if (strcmp(in, "${bad}") == 0)
+        return -1;
+    *out = strdup(strcmp(in, "${X}") == 0 ? (lenient ? "lenient" : "ex") : in);
+    return 0;
+}
+
+static json_t *J(const char *text)
+{
+    return json_loads(text, JSON_DECODE_ANY, NULL);
+}
+
+#define CFG_EXPECT(msg)                                                                                      \
+    do {                                                                                                     \
+        assert_int_equal(cfg_nmsgs, 1);                                                                      \
+        assert_string_equal(cfg_msgs[0], msg);                                                               \
+        cfg_nmsgs = 0;                                                                                       \
+    } while (0)
+
+static void test_cfg_readers(void **state)
+{
+    mg_cfg_t c = {NULL, cfg_err, cfg_expand, NULL, 0, 0};
+    json_t *v;
+    char *s = NULL;
+    /* strings */
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("\"${X}\""), 0, &s), 0);
+    assert_string_equal(s, "ex");
+    json_decref(v);
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("\"${X}\""), MG_CFG_LENIENT, &s), 0);
+    assert_string_equal(s, "lenient");
+    json_decref(v);
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("\"${X}\""), MG_CFG_RAW, &s), 0);
+    assert_string_equal(s, "${X}");
+    json_decref(v);
+    assert_int_equal(c.bad, 0);
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("5"), 0, &s), -1);
+    CFG_EXPECT("a.b: must be a string, not a number");
+    assert_string_equal(s, "${X}"); /* untouched on failure */
+    json_decref(v);
+    assert_int_equal(c.bad, 1);
+    c.bad = 0;
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("\"${bad}\""), 0, &s), -1);
+    assert_int_equal(cfg_nmsgs, 0); /* the expander reported it */
+    assert_int_equal(c.bad, 1);
+    json_decref(v);
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("\"\""), MG_CFG_NONEMPTY, &s), -1);
+    CFG_EXPECT("a.b: must not be empty");
+    json_decref(v);
+    free(s);
+    /* arrays of strings */
+    char **vec = NULL;
+    size_t n = 0;
+    assert_int_equal(mg_cfg_string_array(&c, "l", v = J("[\"a\", 1, \"${X}\"]"), MG_CFG_HINT, &vec, &n), -1);
+    CFG_EXPECT("l[1]: must be a string, not a number (put it in quotes)");
+    assert_int_equal(n, 2);
+    assert_string_equal(vec[0], "a");
+    assert_string_equal(vec[1], "ex");
+    assert_null(vec[2]);
+    for (size_t i = 0; i < n; i++)
+        free(vec[i]);
+    free(vec);
+    json_decref(v);
+    assert_int_equal(mg_cfg_string_array(&c, "l", v = J("[1]"), 0, &vec, &n), -1);
+    CFG_EXPECT("l[0]: must be a string, not a number");
+    free(vec);
+    json_decref(v);
+    vec = NULL;
+    assert_int_equal(mg_cfg_string_array(&c, "l", v = J("{}"), 0, &vec, &n), -1);
+    CFG_EXPECT("l: must be an array of strings, not an object");
+    assert_null(vec);
+    json_decref(v);
+    assert_int_equal(mg_cfg_string_array(&c, "l", v = J("\"one\""), MG_CFG_LONE, &vec, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(vec[0], "one");
+    free(vec[0]);
+    free(vec);
+    json_decref(v);
+    /* whole numbers */
+    uint64_t x = 0;
+    assert_int_equal(mg_cfg_uint(&c, "n", v = J("7"), 1, 10, 0, &x), 0);
+    assert_int_equal(x, 7);
+    json_decref(v);
+    assert_int_equal(mg_cfg_uint(&c, "n", v = J("\"7\""), 1, 10, MG_CFG_HINT, &x), -1);
+    CFG_EXPECT("n: must be a whole number from 1 to 10 (remove the quotes)");
+    json_decref(v);
+    assert_int_equal(mg_cfg_uint(&c, "n", v = J("-1"), 0, 10, MG_CFG_SECONDS, &x), -1);
+    CFG_EXPECT("n: must be a whole number of seconds from 0 to 10");
+    json_decref(v);
+    assert_int_equal(mg_cfg_uint_range(&c, "n", v = J("11"), 1, 10, "1 ms..10 ms", &x), -1);
+    CFG_EXPECT("n: 11 is out of range (allowed: 1..10, i.e. 1 ms..10 ms)");
+    json_decref(v);
+    assert_int_equal(mg_cfg_uint_range(&c, "n", v = J("\"3\""), 1, 10, NULL, &x), -1);
+    CFG_EXPECT("n: must be a whole number, not a string (remove the quotes)");
+    json_decref(v);
+    assert_int_equal(mg_cfg_uint_range(&c, "n", v = J("1.5"), 1, 10, NULL, &x), -1);
+    CFG_EXPECT("n: must be a whole number, not a number");
+    json_decref(v);
+    /* booleans */
+    int b = 0;
+    assert_int_equal(mg_cfg_bool(&c, "f", v = J("true"), 0, &b), 0);
+    assert_int_equal(b, 1);
+    json_decref(v);
+    assert_int_equal(mg_cfg_bool(&c, "f", v = J("null"), MG_CFG_KIND, &b), -1);
+    CFG_EXPECT("f: must be true or false, not null");
+    json_decref(v);
+    assert_int_equal(mg_cfg_bool(&c, "f", v = J("1"), 0, &b), -1);
+    CFG_EXPECT("f: must be true or false");
+    json_decref(v);
+    /* unknown keys */
+    static const char *const known[] = {"limits", "listen", "logLevel", NULL};
+    mg_cfg_unknown_key(&c, "gateway", "limts", known, 3, 512, MG_CFG_SUGGEST);
+    CFG_EXPECT("gateway: unknown key \"limts\"; did you mean \"limits\"?");
+    mg_cfg_unknown_key(&c, "gateway", "limts", known, 3, 512, 0);
+    CFG_EXPECT("gateway: unknown key \"limts\" (known keys: limits, listen, logLevel)");
+    mg_cfg_unknown_key(&c, "gateway", "zz\"\n", known, 2, 512, MG_CFG_SUGGEST);
+    CFG_EXPECT("gateway: unknown key \"zz??\" (known keys: limits, listen)");
+    assert_string_equal(mg_cfg_kind(NULL), "null");
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_map),          cmocka_unit_test(test_sse_format),
-                                       cmocka_unit_test(test_store_memory), cmocka_unit_test(test_log_limit),
-                                       cmocka_unit_test(test_hex_sha256),   cmocka_unit_test(test_base64),
-                                       cmocka_unit_test(test_glob)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_map),          cmocka_unit_test(test_sse_format),
+        cmocka_unit_test(test_store_memory), cmocka_unit_test(test_log_limit),
+        cmocka_unit_test(test_hex_sha256),   cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_glob),         cmocka_unit_test(test_cfg_readers)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
