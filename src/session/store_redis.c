@@ -190,8 +190,14 @@ static json_t *record_from_hash(const redisReply *reply)
 /* ---- one command ---- */
 
 /* One operation in flight: the caller's callback (one of them, by operation) and its data. */
-typedef struct op {
+typedef struct op op_t;
+
+/* What to do with an operation's reply (reply NULL: the command failed or timed out). */
+typedef void (*op_reply_fn)(mg_redis_t *r, redisReply *reply, op_t *q);
+
+struct op {
     mg_redis_t *r;
+    op_reply_fn on_reply;
     mg_store_get_cb get_cb;
     mg_store_done_cb done_cb;
     mg_bus_append_cb seq_cb;
@@ -199,7 +205,7 @@ typedef struct op {
     mg_bus_value_cb value_cb;
     mg_bus_done_cb bus_done_cb;
     void *data;
-} op_t;
+};
 
 /* NEW op (calloc: every callback NULL), or NULL. */
 static op_t *op_new(mg_redis_t *r, void *data)
@@ -212,6 +218,18 @@ static op_t *op_new(mg_redis_t *r, void *data)
     return q;
 }
 
+/* Every reply arrives here: on_reply runs unless the connection is closing (the caller is being
+ * freed: no callback then), and the op is freed afterwards. */
+static void op_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+{
+    op_t *q = data;
+    if (q == NULL)
+        return; /* nobody waits (publish) */
+    if (!(reply == NULL && r->closing))
+        q->on_reply(r, reply, q);
+    free(q);
+}
+
 #define OP_MAX_ARGS 8
 
 /* Sends `verb <prefix><kind><name> args...` (verb NULL: runs script with that key as KEYS[1] and
@@ -220,7 +238,7 @@ static op_t *op_new(mg_redis_t *r, void *data)
  * MG_ENOMEM / MG_EIO (q freed, cb never called); q == NULL with a callback that needs it is
  * MG_ENOMEM (op_new failed). */
 static int op_send(mg_redis_t *r, const char *verb, int script, const char *kind, const char *name, int n,
-                   const char *const *args, const size_t *lens, rc_reply_cb cb, op_t *q, int need_q)
+                   const char *const *args, const size_t *lens, op_reply_fn fn, op_t *q, int need_q)
 {
     const char *argv[OP_MAX_ARGS + 2];
     size_t alen[OP_MAX_ARGS + 2];
@@ -238,8 +256,10 @@ static int op_send(mg_redis_t *r, const char *verb, int script, const char *kind
             argv[a] = args[i];
             alen[a++] = lens != NULL ? lens[i] : strlen(args[i]);
         }
-        e = verb != NULL ? mg__redis_command(r, a, argv, alen, cb, q)
-                         : mg__redis_eval(r, script, 1, a, argv, alen, cb, q);
+        if (q != NULL)
+            q->on_reply = fn;
+        e = verb != NULL ? mg__redis_command(r, a, argv, alen, op_reply_cb, q)
+                         : mg__redis_eval(r, script, 1, a, argv, alen, op_reply_cb, q);
     }
     if (e != 0)
         free(q);
@@ -254,53 +274,38 @@ static int reply_err(const redisReply *reply)
 
 /* ---- store operations ---- */
 
-static void record_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void record_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    op_t *q = data;
-    if (reply == NULL && r->closing) {
-        free(q);
-        return;
-    }
     int err = reply_err(reply);
     if (err != 0)
         r->ops_failed++;
     json_t *rec = err == 0 ? record_from_hash(reply) : NULL;
     q->get_cb(err, rec, q->data);
     json_decref(rec);
-    free(q);
 }
 
 /* Integer replies: 1 = done, 0 = not found (or CAS mismatch), -1 = not found for CAS. */
-static void int_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+/* Integer replies: 1 = done, 0 = not found (zero_err: or the CAS held something else), -1 = not
+ * found. count: failures count in the connection's ops_failed. */
+static void integer_reply(mg_redis_t *r, redisReply *reply, op_t *q, int zero_err, int count)
 {
-    op_t *q = data;
-    if (reply == NULL && r->closing) {
-        free(q);
-        return;
-    }
     int err = reply_err(reply);
     if (err == 0 && reply->type == REDIS_REPLY_INTEGER)
-        err = reply->integer == 1 ? 0 : reply->integer == 0 ? MG_ENOTFOUND : MG_ENOTFOUND;
-    if (err == MG_EIO || err == MG_EINTERNAL)
+        err = reply->integer == 1 ? 0 : reply->integer == 0 ? zero_err : MG_ENOTFOUND;
+    if (count && (err == MG_EIO || err == MG_EINTERNAL))
         r->ops_failed++;
     if (q->done_cb)
         q->done_cb(err, q->data);
-    free(q);
 }
 
-static void cas_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void int_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    op_t *q = data;
-    if (reply == NULL && r->closing) {
-        free(q);
-        return;
-    }
-    int err = reply_err(reply);
-    if (err == 0 && reply->type == REDIS_REPLY_INTEGER)
-        err = reply->integer == 1 ? 0 : reply->integer == 0 ? MG_EBUSY : MG_ENOTFOUND;
-    if (q->done_cb)
-        q->done_cb(err, q->data);
-    free(q);
+    integer_reply(r, reply, q, MG_ENOTFOUND, 1);
+}
+
+static void cas_reply(mg_redis_t *r, redisReply *reply, op_t *q)
+{
+    integer_reply(r, reply, q, MG_EBUSY, 0);
 }
 
 /* NEW op for a store operation answering through cb (get) or done (the others). */
@@ -316,20 +321,21 @@ static op_t *store_op(mg_redis_t *r, mg_store_get_cb get, mg_store_done_cb done,
 
 /* Sends script on the session's record key s:<id> with n arguments of up to OP_MAX_ARGS, or more
  * (put and patch: one pair per subscription) from a heap array. */
-static int store_eval(mg_redis_t *r, int script, const char *id, size_t n, const char **args, rc_reply_cb cb,
+static int store_eval(mg_redis_t *r, int script, const char *id, size_t n, const char **args, op_reply_fn fn,
                       op_t *q)
 {
     if (q == NULL)
         return MG_ENOMEM;
     if (n <= OP_MAX_ARGS)
-        return op_send(r, NULL, script, "s:", id, (int)n, args, NULL, cb, q, 1);
+        return op_send(r, NULL, script, "s:", id, (int)n, args, NULL, fn, q, 1);
     const char **argv = malloc((n + 1) * sizeof(*argv));
     char *k = key_of(r, "s:", id);
     int e = MG_ENOMEM;
     if (argv != NULL && k != NULL) {
         argv[0] = k;
         memcpy(argv + 1, args, n * sizeof(*args));
-        e = mg__redis_eval(r, script, 1, (int)n + 1, argv, NULL, cb, q);
+        q->on_reply = fn;
+        e = mg__redis_eval(r, script, 1, (int)n + 1, argv, NULL, op_reply_cb, q);
     }
     if (e != 0)
         free(q);
@@ -395,7 +401,7 @@ static int rs_put(mg_store_t *st, const char *id, const json_t *record, uint64_t
         const char *uri;
         json_t *v;
         json_object_foreach(subs, uri, v) add_sub(args, own, &n, uri, v);
-        e = store_eval(r, SCRIPT_PUT, id, n, args, int_reply_cb, store_op(r, NULL, cb, data));
+        e = store_eval(r, SCRIPT_PUT, id, n, args, int_reply, store_op(r, NULL, cb, data));
     }
     for (size_t i = 0; own != NULL && i < nargs; i++)
         free(own[i]);
@@ -411,7 +417,7 @@ static int rs_put(mg_store_t *st, const char *id, const json_t *record, uint64_t
 static int rs_get(mg_store_t *st, const char *id, mg_store_get_cb cb, void *data)
 {
     mg_redis_t *r = R(st);
-    return op_send(r, "HGETALL", 0, "s:", id, 0, NULL, NULL, record_reply_cb, store_op(r, cb, NULL, data), 1);
+    return op_send(r, "HGETALL", 0, "s:", id, 0, NULL, NULL, record_reply, store_op(r, cb, NULL, data), 1);
 }
 
 static int rs_touch(mg_store_t *st, const char *id, uint64_t ttl_ms, mg_store_done_cb cb, void *data)
@@ -420,13 +426,13 @@ static int rs_touch(mg_store_t *st, const char *id, uint64_t ttl_ms, mg_store_do
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
     const char *args[] = {ttl};
-    return op_send(r, "PEXPIRE", 0, "s:", id, 1, args, NULL, int_reply_cb, store_op(r, NULL, cb, data), 1);
+    return op_send(r, "PEXPIRE", 0, "s:", id, 1, args, NULL, int_reply, store_op(r, NULL, cb, data), 1);
 }
 
 static int rs_del(mg_store_t *st, const char *id, mg_store_done_cb cb, void *data)
 {
     mg_redis_t *r = R(st);
-    return op_send(r, "DEL", 0, "s:", id, 0, NULL, NULL, int_reply_cb, store_op(r, NULL, cb, data), 1);
+    return op_send(r, "DEL", 0, "s:", id, 0, NULL, NULL, int_reply, store_op(r, NULL, cb, data), 1);
 }
 
 static size_t rs_count(mg_store_t *st)
@@ -447,7 +453,7 @@ static int rs_load(mg_store_t *st, const char *id, const mg_store_load_opts_t *o
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)o->ttl_ms);
     const char *args[] = {ttl, o->replica ? o->replica : "", reg, o->claim ? "1" : "0"};
-    int e = store_eval(r, SCRIPT_LOAD, id, 4, args, record_reply_cb, q);
+    int e = store_eval(r, SCRIPT_LOAD, id, 4, args, record_reply, q);
     free(reg);
     return e;
 }
@@ -486,7 +492,7 @@ static int rs_patch(mg_store_t *st, const char *id, const json_t *patch, mg_stor
                 add_sub(args, own, &n, uri, NULL);
         }
         snprintf(nbuf, sizeof nbuf, "%zu", nset);
-        e = store_eval(r, SCRIPT_PATCH, id, n, args, int_reply_cb, store_op(r, NULL, cb, data));
+        e = store_eval(r, SCRIPT_PATCH, id, n, args, int_reply, store_op(r, NULL, cb, data));
     }
     for (size_t i = 0; own != NULL && i < cap; i++)
         free(own[i]);
@@ -500,7 +506,7 @@ static int rs_owner_cas(mg_store_t *st, const char *id, const char *expect, cons
 {
     mg_redis_t *r = R(st);
     const char *args[] = {expect ? expect : "", value ? value : ""};
-    return store_eval(r, SCRIPT_CAS, id, 2, args, cas_reply_cb, store_op(r, NULL, cb, data));
+    return store_eval(r, SCRIPT_CAS, id, 2, args, cas_reply, store_op(r, NULL, cb, data));
 }
 
 static int rs_ready(mg_store_t *st)
@@ -670,26 +676,20 @@ static void rb_unsubscribe(mg_bus_t *b, mg_bus_sub_t *sub)
 
 /* ---- bus: the rest ---- */
 
-static void ignore_cb(mg_redis_t *r, redisReply *reply, void *data)
-{
-}
-
 static int rb_publish(mg_bus_t *b, const char *channel, const char *payload, size_t len)
 {
     const char *args[] = {payload};
     size_t lens[] = {len};
-    return op_send(RB(b), "PUBLISH", 0, "", channel, 1, args, lens, ignore_cb, NULL, 0);
+    return op_send(RB(b), "PUBLISH", 0, "", channel, 1, args, lens, NULL, NULL, 0);
 }
 
-static void seq_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void seq_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    op_t *q = data;
-    if (!(reply == NULL && r->closing) && q->seq_cb != NULL) {
+    if (q->seq_cb != NULL) {
         int err = reply_err(reply);
         uint64_t seq = err == 0 && reply->type == REDIS_REPLY_INTEGER ? (uint64_t)reply->integer : 0;
         q->seq_cb(err, seq, q->data);
     }
-    free(q);
 }
 
 static int rb_append(mg_bus_t *b, const char *key, const char *channel, uint64_t seq, const char *data,
@@ -710,22 +710,16 @@ static int rb_append(mg_bus_t *b, const char *key, const char *channel, uint64_t
     snprintf(t, sizeof t, "%llu", (unsigned long long)ttl_ms);
     const char *args[] = {s, m, t, ch, data ? data : "", end ? "1" : "0"};
     size_t lens[] = {strlen(s), strlen(m), strlen(t), strlen(ch), data ? len : 0, 1};
-    int e = op_send(r, NULL, SCRIPT_APPEND, "", key, 6, args, lens, seq_reply_cb, q, 1);
+    int e = op_send(r, NULL, SCRIPT_APPEND, "", key, 6, args, lens, seq_reply, q, 1);
     free(ch);
     return e;
 }
 
-static void range_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void range_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    op_t *q = data;
-    if (reply == NULL && r->closing) {
-        free(q);
-        return;
-    }
     int err = reply_err(reply);
     if (err != 0 || reply->type != REDIS_REPLY_ARRAY) {
         q->range_cb(err ? err : MG_EINTERNAL, NULL, 0, q->data);
-        free(q);
         return;
     }
     mg_bus_event_t *ev = calloc(reply->elements ? reply->elements : 1, sizeof(*ev));
@@ -753,7 +747,6 @@ static void range_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
     }
     q->range_cb(ev ? 0 : MG_ENOMEM, ev, n, q->data);
     free(ev);
-    free(q);
 }
 
 static int rb_range(mg_bus_t *b, const char *key, uint64_t after, unsigned max, mg_bus_range_cb cb,
@@ -767,7 +760,7 @@ static int rb_range(mg_bus_t *b, const char *key, uint64_t after, unsigned max, 
     snprintf(start, sizeof start, "%llu-1", (unsigned long long)after); /* ids are "<seq>-0": > after */
     snprintf(cnt, sizeof cnt, "%u", max ? max : 100000);
     const char *args[] = {start, "+", "COUNT", cnt};
-    return op_send(r, "XRANGE", 0, "", key, 4, args, NULL, range_reply_cb, q, 1);
+    return op_send(r, "XRANGE", 0, "", key, 4, args, NULL, range_reply, q, 1);
 }
 
 static int rb_last(mg_bus_t *b, const char *key, mg_bus_append_cb cb, void *data)
@@ -776,15 +769,13 @@ static int rb_last(mg_bus_t *b, const char *key, mg_bus_append_cb cb, void *data
     op_t *q = op_new(r, data);
     if (q != NULL)
         q->seq_cb = cb;
-    return op_send(r, NULL, SCRIPT_LAST, "", key, 0, NULL, NULL, seq_reply_cb, q, 1);
+    return op_send(r, NULL, SCRIPT_LAST, "", key, 0, NULL, NULL, seq_reply, q, 1);
 }
 
-static void done_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void done_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    op_t *q = data;
-    if (!(reply == NULL && r->closing) && q->bus_done_cb != NULL)
+    if (q->bus_done_cb != NULL)
         q->bus_done_cb(reply_err(reply), q->data);
-    free(q);
 }
 
 static int rb_set(mg_bus_t *b, const char *key, const char *value, uint64_t ttl_ms, mg_bus_done_cb cb,
@@ -797,17 +788,13 @@ static int rb_set(mg_bus_t *b, const char *key, const char *value, uint64_t ttl_
     char t[24];
     snprintf(t, sizeof t, "%llu", (unsigned long long)ttl_ms);
     const char *args[] = {value, "PX", t};
-    return op_send(r, "SET", 0, "", key, ttl_ms ? 3 : 1, args, NULL, done_reply_cb, q, 1);
+    return op_send(r, "SET", 0, "", key, ttl_ms ? 3 : 1, args, NULL, done_reply, q, 1);
 }
 
-static void value_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void value_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    op_t *q = data;
-    if (!(reply == NULL && r->closing)) {
-        int err = reply_err(reply);
-        q->value_cb(err, err == 0 && reply->type == REDIS_REPLY_STRING ? reply->str : NULL, q->data);
-    }
-    free(q);
+    int err = reply_err(reply);
+    q->value_cb(err, err == 0 && reply->type == REDIS_REPLY_STRING ? reply->str : NULL, q->data);
 }
 
 static int rb_get(mg_bus_t *b, const char *key, mg_bus_value_cb cb, void *data)
@@ -816,7 +803,7 @@ static int rb_get(mg_bus_t *b, const char *key, mg_bus_value_cb cb, void *data)
     op_t *q = op_new(r, data);
     if (q != NULL)
         q->value_cb = cb;
-    return op_send(r, "GET", 0, "", key, 0, NULL, NULL, value_reply_cb, q, 1);
+    return op_send(r, "GET", 0, "", key, 0, NULL, NULL, value_reply, q, 1);
 }
 
 static int rb_del(mg_bus_t *b, const char *const *keys, size_t nkeys, mg_bus_done_cb cb, void *data)
@@ -835,7 +822,8 @@ static int rb_del(mg_bus_t *b, const char *const *keys, size_t nkeys, mg_bus_don
             ok = ok && own[i] != NULL;
         }
         q->bus_done_cb = cb;
-        e = ok ? mg__redis_command(r, (int)nkeys + 1, argv, NULL, done_reply_cb, q) : MG_ENOMEM;
+        q->on_reply = done_reply;
+        e = ok ? mg__redis_command(r, (int)nkeys + 1, argv, NULL, op_reply_cb, q) : MG_ENOMEM;
     }
     if (e != 0)
         free(q);
