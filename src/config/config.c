@@ -19,6 +19,9 @@
 #include "../common/log.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -884,6 +887,25 @@ void mg_config_dispose(mg_config_t *cfg)
     mg_policy_config_free(cfg->policy);
     free(cfg->env_file);
     memset(cfg, 0, sizeof *cfg);
+}
+
+void mg_config_errors_print(FILE *f, const char *prefix, const char *what, const mg_config_errors_t *errs)
+{
+    fprintf(f, "%s: %s has %zu problem%s:\n", prefix, what, errs->count, errs->count == 1 ? "" : "s");
+    for (size_t i = 0; i < errs->count; i++)
+        fprintf(f, "  - %s\n", errs->msgs[i]);
+}
+
+void mg_config_self_dir(char *out, size_t n)
+{
+    char path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (len <= 0) {
+        snprintf(out, n, ".");
+        return;
+    }
+    path[len] = '\0';
+    snprintf(out, n, "%s", dirname(path));
 }
 
 void mg_config_errors_dispose(mg_config_errors_t *errs)

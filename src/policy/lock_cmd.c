@@ -62,18 +62,6 @@ static const mg_upstream_list_opts_t list_opts = {
     "did not answer its list requests before --timeout",
 };
 
-static void self_dir(char *out, size_t n)
-{
-    char path[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (len <= 0) {
-        snprintf(out, n, ".");
-        return;
-    }
-    path[len] = '\0';
-    snprintf(out, n, "%s", dirname(path));
-}
-
 /* Scanner findings over a server entry, printed for review. Returns the number of findings. */
 static size_t print_findings(FILE *f, const mg_scanner_t *sc, const char *server, const json_t *entry,
                              const json_t *others)
@@ -202,14 +190,12 @@ int mg_cli_lock(int argc, char **argv)
     }
     mg_log_set_level(lvl);
     char dir[PATH_MAX];
-    self_dir(dir, sizeof dir);
+    mg_config_self_dir(dir, sizeof dir);
     mg_config_t cfg;
     mg_config_errors_t errs = {0};
     mg_config_opts_t copts = {env_file};
     if (mg_config_load_opts(config, dir, &copts, &cfg, &errs) != 0) {
-        fprintf(stderr, "mcpgate: %s has %zu problem%s:\n", config, errs.count, errs.count == 1 ? "" : "s");
-        for (size_t i = 0; i < errs.count; i++)
-            fprintf(stderr, "  - %s\n", errs.msgs[i]);
+        mg_config_errors_print(stderr, "mcpgate", config, &errs);
         mg_config_errors_dispose(&errs);
         return 2;
     }

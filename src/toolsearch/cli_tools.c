@@ -41,18 +41,6 @@ static const char usage[] =
     "  --max-description N warn about descriptions longer than N characters (default 1000)\n"
     "Exit status: 0 listed, 1 a server could not be listed, 2 usage or config error.\n";
 
-static void self_dir(char *out, size_t n)
-{
-    char path[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (len <= 0) {
-        snprintf(out, n, ".");
-        return;
-    }
-    path[len] = '\0';
-    snprintf(out, n, "%s", dirname(path));
-}
-
 /* "12,345" */
 static const char *num(size_t v, char *buf, size_t n)
 {
@@ -164,16 +152,13 @@ int mg_cli_tools(int argc, char **argv)
     }
     mg_log_set_level(lvl);
     char dir[PATH_MAX];
-    self_dir(dir, sizeof dir);
+    mg_config_self_dir(dir, sizeof dir);
     mg_config_t cfg;
     mg_config_errors_t errs = {0};
     int r = o.config ? mg_config_load(o.config, dir, &cfg, &errs)
                      : mg_config_parse(mg_config_embedded_json(), "<embedded>", dir, &cfg, &errs);
     if (r != 0) {
-        fprintf(stderr, "mcpgate tools: %s has %zu problem%s:\n", o.config ? o.config : "the embedded config",
-                errs.count, errs.count == 1 ? "" : "s");
-        for (size_t i = 0; i < errs.count; i++)
-            fprintf(stderr, "  - %s\n", errs.msgs[i]);
+        mg_config_errors_print(stderr, "mcpgate tools", o.config ? o.config : "the embedded config", &errs);
         mg_config_errors_dispose(&errs);
         return 2;
     }
