@@ -122,6 +122,15 @@ int mg_cfg_string_array(mg_cfg_t *c, const char *where, const json_t *v, int fla
     return rc;
 }
 
+void mg_cfg_strings_free(char **vec, size_t n)
+{
+    if (vec == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(vec[i]);
+    free(vec);
+}
+
 int mg_cfg_uint(mg_cfg_t *c, const char *where, const json_t *v, uint64_t lo, uint64_t hi, int flags,
                 uint64_t *out)
 {

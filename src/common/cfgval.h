@@ -60,6 +60,9 @@ int mg_cfg_string(mg_cfg_t *c, const char *where, const json_t *v, int flags, ch
  * when anything was reported (*vec untouched when v is not an array). */
 int mg_cfg_string_array(mg_cfg_t *c, const char *where, const json_t *v, int flags, char ***vec, size_t *n);
 
+/* Frees the n strings of vec (NULL entries allowed) and vec itself (NULL: nothing). */
+void mg_cfg_strings_free(char **vec, size_t n);
+
 /* A whole number lo..hi: "<where>: must be a whole number[ of seconds] from lo to hi" (flags
  * MG_CFG_SECONDS, MG_CFG_HINT). Returns 0 with *out, or -1. */
 int mg_cfg_uint(mg_cfg_t *c, const char *where, const json_t *v, uint64_t lo, uint64_t hi, int flags,

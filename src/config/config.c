@@ -841,17 +841,6 @@ size_t mg_config_enabled_count(const mg_config_t *cfg)
     return n;
 }
 
-static void free_vec(char **v, size_t n)
-{
-    if (v == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
-}
-
 void mg_config_dispose(mg_config_t *cfg)
 {
     if (cfg == NULL) {
@@ -861,7 +850,7 @@ void mg_config_dispose(mg_config_t *cfg)
         mg_server_config_t *s = &cfg->servers[i];
         free(s->name);
         free(s->command);
-        free_vec(s->args, s->nargs);
+        mg_cfg_strings_free(s->args, s->nargs);
         for (size_t j = 0; j < s->nenv; j++) {
             free(s->env[j].key);
             free(s->env[j].value);
@@ -876,8 +865,8 @@ void mg_config_dispose(mg_config_t *cfg)
     free(cfg->servers);
     free(cfg->path);
     free(cfg->listen);
-    free_vec(cfg->allowed_origins, cfg->nallowed_origins);
-    free_vec(cfg->allowed_hosts, cfg->nallowed_hosts);
+    mg_cfg_strings_free(cfg->allowed_origins, cfg->nallowed_origins);
+    mg_cfg_strings_free(cfg->allowed_hosts, cfg->nallowed_hosts);
     free(cfg->log_level);
     free(cfg->namespace_separator);
     free(cfg->request_state_key);

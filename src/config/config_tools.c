@@ -31,17 +31,6 @@ static void unknown(mg__config_ctx_t *ctx, const char *where, const char *key, c
     mg_cfg_unknown_key(&ctx->rd, where, key, known, (size_t)-1, 256, MG_CFG_SUGGEST);
 }
 
-static void free_vec(char **v, size_t n)
-{
-    if (v == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
-}
-
 /* Appends the globs of array v to *vec (NULL-terminated, *n entries). Returns 0 or -1 (reported). */
 static int read_globs(mg__config_ctx_t *ctx, const char *where, const json_t *v, char ***vec, size_t *n)
 {
@@ -313,19 +302,19 @@ void mg__config_parse_server_tools(mg__config_ctx_t *ctx, const char *sw, const 
 
 void mg__config_tool_filter_dispose(mg_tool_filter_t *f)
 {
-    free_vec(f->allow, f->nallow);
-    free_vec(f->deny, f->ndeny);
+    mg_cfg_strings_free(f->allow, f->nallow);
+    mg_cfg_strings_free(f->deny, f->ndeny);
     memset(f, 0, sizeof *f);
 }
 
 void mg__config_tools_dispose(mg_tools_config_t *t)
 {
-    free_vec(t->always, t->nalways);
+    mg_cfg_strings_free(t->always, t->nalways);
     mg__config_tool_filter_dispose(&t->filter);
     for (size_t i = 0; i < t->nprofiles; i++) {
         free(t->profiles[i].name);
         mg__config_tool_filter_dispose(&t->profiles[i].filter);
-        free_vec(t->profiles[i].always, t->profiles[i].nalways);
+        mg_cfg_strings_free(t->profiles[i].always, t->profiles[i].nalways);
     }
     free(t->profiles);
     free(t->default_profile);

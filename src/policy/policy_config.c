@@ -607,24 +607,15 @@ void mg_policy_config_finish(mg_config_t *cfg, const mg_policy_config_ops_t *ops
     alloc_pc(&cfg->policy);
 }
 
-static void free_vec(char **v, size_t n)
-{
-    if (v == NULL)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 void mg_policy_config_free(mg_policy_config_t *pc)
 {
     if (pc == NULL)
         return;
     free(pc->lock_file);
     free(pc->scan.rules_file);
-    free_vec(pc->scan.disable, pc->scan.ndisable);
-    free_vec(pc->cors.origins, pc->cors.norigins);
-    free_vec(pc->rate.methods, pc->rate.nmethods);
+    mg_cfg_strings_free(pc->scan.disable, pc->scan.ndisable);
+    mg_cfg_strings_free(pc->cors.origins, pc->cors.norigins);
+    mg_cfg_strings_free(pc->rate.methods, pc->rate.nmethods);
     for (size_t i = 0; i < pc->rate.ntools; i++)
         free(pc->rate.tools[i].glob);
     free(pc->rate.tools);
