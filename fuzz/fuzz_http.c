@@ -121,7 +121,7 @@ static void fixed_session(void)
     if (mg__session_create(gw, "2025-06-18", NULL, NULL, &s) != 0)
         abort();
     mg_map_del(&gw->sessions, s->id);
-    gw->store->ops->del(gw->store, s->id, NULL, NULL);
+    /* one process: the session table is the store (no shared store in this config) */
     snprintf(s->id, sizeof s->id, "%s", FUZZ_SID);
     if (mg_map_set(&gw->sessions, s->id, s) != 0)
         abort();

@@ -142,18 +142,6 @@ static int parse_args(int argc, char **argv, opts_t *o)
     return 0;
 }
 
-static void self_dir(char *out, size_t n)
-{
-    char path[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (len <= 0) {
-        snprintf(out, n, ".");
-        return;
-    }
-    path[len] = '\0';
-    snprintf(out, n, "%s", dirname(path));
-}
-
 /* Why `serve` could not listen on LISTEN (a libuv error), and what to do about it. */
 static void print_listen_error(const char *listen, int err, const char *why)
 {
@@ -181,17 +169,14 @@ static void print_listen_error(const char *listen, int err, const char *why)
 static int load_config(const opts_t *o, mg_config_t *cfg)
 {
     char dir[PATH_MAX];
-    self_dir(dir, sizeof dir);
+    mg_config_self_dir(dir, sizeof dir);
     mg_config_errors_t errs = {0};
     mg_config_opts_t copts = {o->env_file};
     int r = o->config
                 ? mg_config_load_opts(o->config, dir, &copts, cfg, &errs)
                 : mg_config_parse_opts(mg_config_embedded_json(), "<embedded>", dir, &copts, cfg, &errs);
     if (r != 0) {
-        fprintf(stderr, "mcpgate: %s has %zu problem%s:\n", o->config ? o->config : "the embedded config",
-                errs.count, errs.count == 1 ? "" : "s");
-        for (size_t i = 0; i < errs.count; i++)
-            fprintf(stderr, "  - %s\n", errs.msgs[i]);
+        mg_config_errors_print(stderr, "mcpgate", o->config ? o->config : "the embedded config", &errs);
         mg_config_errors_dispose(&errs);
         return 1;
     }

@@ -12,6 +12,7 @@
  * Read next: jwt.c, jwks.c, docs/security.md (what each check defends against).
  */
 #include "auth_int.h"
+#include "../common/codec.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../http/query.h"
@@ -555,7 +556,7 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
     }
     if (o != NULL && o->introspection) {
         char hash[65];
-        mg__auth_sha256_hex(tok, len, hash);
+        mg_sha256_hex(tok, len, hash);
         mg_principal_t *p = mg__introspect_cached(a, hash);
         if (p != NULL) {
             succeed(a, req, addr, p, cb, data);

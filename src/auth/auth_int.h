@@ -82,7 +82,6 @@ struct mg_auth {
 
 /* ---- token.c ---- */
 /* SHA-256 of s as 64 lowercase hex digits into out[65]. */
-void mg__auth_sha256_hex(const char *s, size_t len, char out[65]);
 /* The static token whose hash matches (constant time over every configured hash), or NULL. */
 const mg_auth_token_config_t *mg__auth_token_find(const mg_auth_config_t *cfg, const char *token, size_t len);
 
@@ -146,6 +145,5 @@ int mg__rate_fail(mg_auth_rate_t *r, const char *addr, uint64_t now_ms, unsigned
 
 /* ---- policy.c ---- */
 /* Glob match: '*' any run of characters, '?' one character. */
-int mg__auth_glob(const char *pat, const char *s);
 
 #endif

@@ -15,9 +15,9 @@
  * Read next: jwks.c (where keys come from), auth.c (what happens with the claims).
  */
 #include "auth_int.h"
+#include "../common/codec.h"
 #include "../common/err.h"
 
-#include <jose/b64.h>
 #include <jose/jws.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -47,13 +47,13 @@ static unsigned char *b64dec(const char *s, size_t n, size_t *outlen)
     unsigned char *o = malloc(cap);
     if (o == NULL)
         return NULL;
-    size_t r = jose_b64_dec_buf(s, n, o, cap - 1);
-    if (r == SIZE_MAX) {
+    long r = mg_base64_decode(s, n, o, cap - 1, MG_B64_URL);
+    if (r < 0) {
         free(o);
         return NULL;
     }
     o[r] = '\0';
-    *outlen = r;
+    *outlen = (size_t)r;
     return o;
 }
 

@@ -10,30 +10,9 @@
  * Read next: hooks.c (where the gateway asks), docs/security.md.
  */
 #include "auth_int.h"
+#include "../common/glob.h"
 
 #include <string.h>
-
-int mg__auth_glob(const char *pat, const char *s)
-{
-    const char *star = NULL, *retry = NULL;
-    while (*s) {
-        if (*pat == '*') {
-            star = pat++;
-            retry = s;
-        } else if (*pat == '?' || *pat == *s) {
-            pat++;
-            s++;
-        } else if (star != NULL) {
-            pat = star + 1;
-            s = ++retry;
-        } else {
-            return 0;
-        }
-    }
-    while (*pat == '*')
-        pat++;
-    return *pat == '\0';
-}
 
 /* Does pattern pat match (server, item)? item NULL = the server as a whole (only "server" or
  * "server/ *" patterns match then). */
@@ -46,13 +25,13 @@ static int pattern_matches(const char *pat, const char *server, const char *item
         return 0;
     memcpy(spat, pat, sl);
     spat[sl] = '\0';
-    if (!mg__auth_glob(spat, server))
+    if (!mg_glob_match(spat, server))
         return 0;
     if (slash == NULL)
         return 1;
     if (item == NULL)
         return strcmp(slash + 1, "*") == 0;
-    return mg__auth_glob(slash + 1, item);
+    return mg_glob_match(slash + 1, item);
 }
 
 static int rule_applies(const mg_auth_rule_t *r, const mg_principal_t *p)

@@ -7,6 +7,7 @@
  * characters (256 bits from the CSPRNG). Read next: auth.c (where they are checked).
  */
 #include "auth_int.h"
+#include "../common/codec.h"
 #include "../common/err.h"
 
 #include <openssl/crypto.h>
@@ -15,17 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void mg__auth_sha256_hex(const char *s, size_t len, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_Digest(s, len, md, &n, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    out[64] = '\0';
-    OPENSSL_cleanse(md, sizeof md);
-}
 
 const mg_auth_token_config_t *mg__auth_token_find(const mg_auth_config_t *cfg, const char *token, size_t len)
 {
@@ -76,7 +66,7 @@ mg_principal_t *mg_principal_new(const char *source, const char *issuer, const c
     int len =
         snprintf(buf, cap, "%zu:%s%zu:%s%zu:%s%zu:%s", strlen(source), source, issuer ? strlen(issuer) : 0,
                  issuer ? issuer : "", strlen(p->tenant), p->tenant, strlen(p->subject), p->subject);
-    mg__auth_sha256_hex(buf, (size_t)len, p->key);
+    mg_sha256_hex(buf, (size_t)len, p->key);
     free(buf);
     return p;
 }
@@ -180,25 +170,11 @@ static int token_new(int argc, char **argv)
         json_decref(scopes);
         return 1;
     }
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     char token[64] = "mgt_";
-    size_t o = 4;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < sizeof raw; i++) {
-        acc = (acc << 8) | raw[i];
-        bits += 8;
-        while (bits >= 6) {
-            token[o++] = b64[(acc >> (bits - 6)) & 63];
-            bits -= 6;
-        }
-    }
-    if (bits > 0)
-        token[o++] = b64[(acc << (6 - bits)) & 63];
-    token[o] = '\0';
+    size_t o = 4 + mg_base64url_encode(raw, sizeof raw, token + 4);
     OPENSSL_cleanse(raw, sizeof raw);
     char hex[65];
-    mg__auth_sha256_hex(token, o, hex);
+    mg_sha256_hex(token, o, hex);
     char autoname[32];
     if (name == NULL) {
         snprintf(autoname, sizeof autoname, "%s-%.8s", tenant, hex);
@@ -235,7 +211,7 @@ static int token_hash(void)
         return 2;
     }
     char hex[65];
-    mg__auth_sha256_hex(buf, n, hex);
+    mg_sha256_hex(buf, n, hex);
     OPENSSL_cleanse(buf, sizeof buf);
     printf("%s\n", hex);
     return 0;

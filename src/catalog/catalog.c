@@ -25,11 +25,6 @@ static const char *methods[MG_LIST_COUNT] = {"tools/list", "prompts/list", "reso
 static const char *keys[MG_LIST_COUNT] = {"tools", "prompts", "resources", "resourceTemplates"};
 static const char *cap_names[MG_LIST_COUNT] = {"tools", "prompts", "resources", "resources"};
 
-const char *mg__list_method(mg_list_kind_t k)
-{
-    return methods[k];
-}
-
 const char *mg__list_key(mg_list_kind_t k)
 {
     return keys[k];

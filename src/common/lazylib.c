@@ -12,7 +12,7 @@
  *
  * Contract: same behaviour as the library when it loads. When it cannot be loaded, each function
  * fails the way the library reports failure (curl_*_init: NULL; CURLcode/CURLMcode functions:
- * CURLE_FAILED_INIT / CURLM_INTERNAL_ERROR; jose_jws_ver: false; jose_b64_dec_buf: SIZE_MAX) and
+ * CURLE_FAILED_INIT / CURLM_INTERNAL_ERROR; jose_jws_ver: false) and
  * one error line says which library and why. Variadic setopt/getinfo forward their one argument
  * by the option's type range, as the libraries read it. Single loop thread (no locking).
  * Adding a curl or jose call elsewhere: add its forwarder here, or the link fails (on purpose).
@@ -20,7 +20,6 @@
  */
 #define CURL_DISABLE_TYPECHECK 1 /* the type-checking setopt macros would rename the definitions */
 #include <curl/curl.h>
-#include <jose/b64.h>
 #include <jose/jws.h>
 
 #include "log.h"
@@ -216,12 +215,6 @@ CURLMcode curl_multi_setopt(CURLM *m, CURLMoption option, ...)
 }
 
 /* ---- libjose ---- */
-
-size_t jose_b64_dec_buf(const void *i, size_t il, void *o, size_t ol)
-{
-    REAL(jose_lib, size_t(*)(const void *, size_t, void *, size_t), "jose_b64_dec_buf", return SIZE_MAX);
-    return fn(i, il, o, ol);
-}
 
 bool jose_jws_ver(jose_cfg_t *cfg, const json_t *jws, const json_t *sig, const json_t *jwk, bool all)
 {

@@ -2,6 +2,7 @@
  * seal.c - AES-256-GCM sealing of request state (seal.h), with OpenSSL's EVP interface.
  */
 #include "seal.h"
+#include "codec.h"
 #include "err.h"
 
 #include <openssl/evp.h>
@@ -14,75 +15,15 @@
 #define TAG        16
 #define MAX_SEALED 65536
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/* Sealed state and keys: base64 or base64url, padding optional. */
+#define B64_ANY (MG_B64_STD | MG_B64_URL | MG_B64_PAD)
 
 static char *b64url_encode(const unsigned char *in, size_t n)
 {
-    char *out = malloc(n * 4 / 3 + 4);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8) | in[i];
-        bits += 8;
-        while (bits >= 6) {
-            out[o++] = b64[(acc >> (bits - 6)) & 63];
-            bits -= 6;
-        }
-    }
-    if (bits > 0)
-        out[o++] = b64[(acc << (6 - bits)) & 63];
-    out[o] = '\0';
+    char *out = malloc(MG_BASE64URL_LEN(n) + 1);
+    if (out != NULL)
+        mg_base64url_encode(in, n, out);
     return out;
-}
-
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-' || c == '+')
-        return 62;
-    if (c == '_' || c == '/')
-        return 63;
-    return -1;
-}
-
-/* Decodes base64 or base64url (padding optional). Returns length or -1. */
-static long b64_decode(const char *in, unsigned char *out, size_t cap)
-{
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (const char *p = in; *p; p++) {
-        if (*p == '=') {
-            for (; *p == '='; p++)
-                ;
-            if (*p != '\0')
-                return -1;
-            break;
-        }
-        int v = b64val(*p);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            if (o >= cap)
-                return -1;
-            out[o++] = (unsigned char)((acc >> (bits - 8)) & 0xff);
-            bits -= 8;
-        }
-    }
-    /* Canonical form only: leftover bits must be zero, so no two strings decode alike. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
-        return -1;
-    return (long)o;
 }
 
 int mg_seal_key_parse(const char *text, unsigned char key[MG_SEAL_KEY_BYTES])
@@ -102,7 +43,7 @@ int mg_seal_key_parse(const char *text, unsigned char key[MG_SEAL_KEY_BYTES])
     }
 try_b64:;
     unsigned char buf[64];
-    long len = b64_decode(text, buf, sizeof buf);
+    long len = mg_base64_decode(text, n, buf, sizeof buf, B64_ANY);
     if (len != MG_SEAL_KEY_BYTES)
         return MG_EINVAL;
     memcpy(key, buf, MG_SEAL_KEY_BYTES);
@@ -151,7 +92,7 @@ json_t *mg_seal_open(const unsigned char key[MG_SEAL_KEY_BYTES], const char *tex
     unsigned char *buf = malloc(MAX_SEALED);
     if (buf == NULL)
         return NULL;
-    long n = b64_decode(text, buf, MAX_SEALED);
+    long n = mg_base64_decode(text, strlen(text), buf, MAX_SEALED, B64_ANY);
     json_t *res = NULL;
     if (n < 1 + NONCE + TAG + 2 || buf[0] != VERSION) {
         free(buf);

@@ -8,6 +8,7 @@
  * Read next: auth.c (the runtime), docs/configuration.md#authentication.
  */
 #include "auth_config.h"
+#include "../common/cfgval.h"
 #include "config.h"
 
 #include <ctype.h>
@@ -17,9 +18,10 @@
 #include <string.h>
 #include <strings.h>
 
+/* One parse: the typed readers' sink (common/cfgval.h) over the caller's ops; c.bad = a problem. */
 typedef struct pctx {
+    mg_cfg_t c;
     const mg_auth_config_ops_t *ops;
-    int bad;
 } pctx_t;
 
 static void errf(pctx_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -30,9 +32,20 @@ static void errf(pctx_t *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    p->bad = 1;
+    mg_cfg_errf(&p->c, "%s", buf);
+}
+
+static void sink_err(void *ctx, const char *msg)
+{
+    const pctx_t *p = ctx;
     if (p->ops != NULL && p->ops->err != NULL)
-        p->ops->err(p->ops->ctx, buf);
+        p->ops->err(p->ops->ctx, msg);
+}
+
+static int sink_expand(void *ctx, const char *in, const char *where, int lenient, char **out)
+{
+    const pctx_t *p = ctx;
+    return p->ops->expand(p->ops->ctx, in, where, out);
 }
 
 static const struct {
@@ -94,13 +107,6 @@ static int url_parts(const char *url, const char **host, size_t *hlen)
     return *hlen == 0 ? -1 : (int)(sep - url);
 }
 
-int mg_auth_url_is_loopback(const char *url)
-{
-    const char *h;
-    size_t n;
-    return url != NULL && url_parts(url, &h, &n) >= 0 && host_is_loopback(h, n);
-}
-
 int mg_auth_url_check(const char *url, char *why, size_t whylen)
 {
     const char *h;
@@ -145,54 +151,21 @@ static const char *q(const char *s, char *buf, size_t cap)
     return buf;
 }
 
+/* A non-empty string, expanded when `expand`. NEW, or NULL (reported). */
 static char *get_str(pctx_t *p, const json_t *v, const char *where, int expand)
 {
-    if (!json_is_string(v)) {
-        errf(p, "%s: must be a string, not %s", where, mg_config_json_kind(v));
-        return NULL;
-    }
     char *out = NULL;
-    if (expand && p->ops != NULL && p->ops->expand != NULL) {
-        if (p->ops->expand(p->ops->ctx, json_string_value(v), where, &out) != 0) {
-            p->bad = 1;
-            return NULL;
-        }
-    } else {
-        out = strdup(json_string_value(v));
-    }
-    if (out != NULL && out[0] == '\0') {
-        errf(p, "%s: must not be empty", where);
-        free(out);
-        return NULL;
-    }
+    mg_cfg_string(&p->c, where, v, MG_CFG_NONEMPTY | (expand ? 0 : MG_CFG_RAW), &out);
     return out;
 }
 
-/* Array of strings (a lone string is accepted too when lone_ok). NULL-terminated. */
+/* Array of non-empty strings, expanded (a lone string is accepted too when lone_ok).
+ * NULL-terminated, NULL when v is not one. */
 static char **get_strs(pctx_t *p, const json_t *v, const char *where, size_t *n, int lone_ok)
 {
+    char **out = NULL;
     *n = 0;
-    if (lone_ok && json_is_string(v)) {
-        char **out = calloc(2, sizeof *out);
-        if ((out[0] = get_str(p, v, where, 1)) != NULL)
-            *n = 1;
-        return out;
-    }
-    if (!json_is_array(v)) {
-        errf(p, "%s: must be an array of strings, not %s", where, mg_config_json_kind(v));
-        return NULL;
-    }
-    char **out = calloc(json_array_size(v) + 1, sizeof *out);
-    size_t i;
-    json_t *item;
-    json_array_foreach(v, i, item)
-    {
-        char w[160];
-        snprintf(w, sizeof w, "%s[%zu]", where, i);
-        char *s = get_str(p, item, w, 1);
-        if (s != NULL)
-            out[(*n)++] = s;
-    }
+    mg_cfg_string_array(&p->c, where, v, MG_CFG_NONEMPTY | (lone_ok ? MG_CFG_LONE : 0), &out, n);
     return out;
 }
 
@@ -205,14 +178,7 @@ static void free_strs(char **v)
 
 static int get_secs(pctx_t *p, const json_t *v, const char *where, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)lo ||
-        json_integer_value(v) > (json_int_t)hi) {
-        errf(p, "%s: must be a whole number of seconds from %llu to %llu", where, (unsigned long long)lo,
-             (unsigned long long)hi);
-        return -1;
-    }
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
+    return mg_cfg_uint(&p->c, where, v, lo, hi, MG_CFG_SECONDS, out);
 }
 
 static int name_ok(const char *s)
@@ -232,10 +198,9 @@ static int scope_ok(const char *s)
     return 1;
 }
 
-static void unknown(pctx_t *p, const char *where, const char *key, const char *known)
+static void unknown(pctx_t *p, const char *where, const char *key, const char *const *known)
 {
-    char b[80];
-    errf(p, "%s: unknown key \"%s\" (known keys: %s)", where, q(key, b, sizeof b), known);
+    mg_cfg_unknown_key(&p->c, where, key, known, (size_t)-1, 512, 0);
 }
 
 /* ---- tokens ---- */
@@ -252,7 +217,7 @@ static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 {
     if (!json_is_array(v)) {
         errf(p, "gateway.auth.tokens: must be an array of {name, sha256, tenant, scopes}, not %s",
-             mg_config_json_kind(v));
+             mg_cfg_kind(v));
         return;
     }
     c->tokens = calloc(json_array_size(v) + 1, sizeof *c->tokens);
@@ -263,8 +228,7 @@ static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
         char w[96];
         snprintf(w, sizeof w, "gateway.auth.tokens[%zu]", i);
         if (!json_is_object(t)) {
-            errf(p, "%s: must be an object {name, sha256, tenant, scopes}, not %s", w,
-                 mg_config_json_kind(t));
+            errf(p, "%s: must be an object {name, sha256, tenant, scopes}, not %s", w, mg_cfg_kind(t));
             continue;
         }
         mg_auth_token_config_t *tc = &c->tokens[c->ntokens];
@@ -318,7 +282,7 @@ static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
                      ww);
                 ok = 0;
             } else {
-                unknown(p, w, key, "name, sha256, tenant, scopes");
+                unknown(p, w, key, (const char *const[]){"name", "sha256", "tenant", "scopes", NULL});
                 ok = 0;
             }
         }
@@ -347,23 +311,34 @@ static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
         }
         c->ntokens++;
         if (!ok)
-            p->bad = 1;
+            p->c.bad = 1;
     }
 }
 
 /* ---- oauth ---- */
 
-static const char oauth_keys[] =
-    "issuer, audience, jwks_uri, required_scopes, algorithms, clock_skew_s, max_token_lifetime_s, "
-    "tenant_claim, tenant, scope_claim, subject_claim, jwks_refresh_s, jwks_min_refresh_interval_s, "
-    "introspection";
+static const char *const oauth_keys[] = {"issuer",
+                                         "audience",
+                                         "jwks_uri",
+                                         "required_scopes",
+                                         "algorithms",
+                                         "clock_skew_s",
+                                         "max_token_lifetime_s",
+                                         "tenant_claim",
+                                         "tenant",
+                                         "scope_claim",
+                                         "subject_claim",
+                                         "jwks_refresh_s",
+                                         "jwks_min_refresh_interval_s",
+                                         "introspection",
+                                         NULL};
 
 static void parse_introspection(pctx_t *p, mg_auth_oauth_config_t *o, const json_t *v)
 {
     const char *w = "gateway.auth.oauth.introspection";
     if (!json_is_object(v)) {
         errf(p, "%s: must be an object {endpoint?, client_id, client_secret, cache_s?}, not %s", w,
-             mg_config_json_kind(v));
+             mg_cfg_kind(v));
         return;
     }
     o->introspection = 1;
@@ -385,7 +360,8 @@ static void parse_introspection(pctx_t *p, mg_auth_oauth_config_t *o, const json
         } else if (strcmp(key, "cache_s") == 0) {
             get_secs(p, val, ww, 0, 3600, &o->introspection_cache_s);
         } else {
-            unknown(p, w, key, "endpoint, client_id, client_secret, cache_s");
+            unknown(p, w, key,
+                    (const char *const[]){"endpoint", "client_id", "client_secret", "cache_s", NULL});
         }
     }
     if (o->client_id == NULL || o->client_secret == NULL)
@@ -400,7 +376,7 @@ static void parse_oauth(pctx_t *p, mg_auth_config_t *c, const json_t *v)
     const char *w = "gateway.auth.oauth";
     if (!json_is_object(v)) {
         errf(p, "%s: must be an object {issuer, audience, jwks_uri?, required_scopes?}, not %s", w,
-             mg_config_json_kind(v));
+             mg_cfg_kind(v));
         return;
     }
     mg_auth_oauth_config_t *o = calloc(1, sizeof *o);
@@ -497,7 +473,7 @@ static void parse_rules(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 {
     if (!json_is_array(v)) {
         errf(p, "gateway.auth.rules: must be an array of {tenant?, scope?, allow, deny?}, not %s",
-             mg_config_json_kind(v));
+             mg_cfg_kind(v));
         return;
     }
     c->rules = calloc(json_array_size(v) + 1, sizeof *c->rules);
@@ -508,8 +484,7 @@ static void parse_rules(pctx_t *p, mg_auth_config_t *c, const json_t *v)
         char w[96], ww[160];
         snprintf(w, sizeof w, "gateway.auth.rules[%zu]", i);
         if (!json_is_object(r)) {
-            errf(p, "%s: must be an object {tenant?, scope?, allow, deny?}, not %s", w,
-                 mg_config_json_kind(r));
+            errf(p, "%s: must be an object {tenant?, scope?, allow, deny?}, not %s", w, mg_cfg_kind(r));
             continue;
         }
         mg_auth_rule_t *rule = &c->rules[c->nrules++];
@@ -542,7 +517,7 @@ static void parse_rules(pctx_t *p, mg_auth_config_t *c, const json_t *v)
                     rule->ndeny = n;
                 }
             } else {
-                unknown(p, w, key, "tenant, scope, allow, deny");
+                unknown(p, w, key, (const char *const[]){"tenant", "scope", "allow", "deny", NULL});
             }
         }
         if (rule->allow == NULL && rule->deny == NULL)
@@ -554,10 +529,13 @@ static void parse_rules(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 
 mg_auth_config_t *mg_auth_config_parse(const json_t *v, const mg_auth_config_ops_t *ops)
 {
-    pctx_t p = {ops, 0};
+    pctx_t p = {{NULL, sink_err, NULL, q, 0, 0}, ops};
+    p.c.ctx = &p;
+    if (ops != NULL && ops->expand != NULL)
+        p.c.expand = sink_expand;
     if (!json_is_object(v) || json_object_size(v) == 0) {
         errf(&p, "gateway.auth: must be a non-empty object {tokens?, oauth?, resource?, rules?}, not %s",
-             json_is_object(v) ? "an empty object" : mg_config_json_kind(v));
+             json_is_object(v) ? "an empty object" : mg_cfg_kind(v));
         return NULL;
     }
     mg_auth_config_t *c = calloc(1, sizeof *c);
@@ -584,8 +562,7 @@ mg_auth_config_t *mg_auth_config_parse(const json_t *v, const mg_auth_config_ops
             parse_rules(&p, c, val);
         } else if (strcmp(key, "failure_limit") == 0) {
             if (!json_is_object(val)) {
-                errf(&p, "%s: must be an object {max, window_s, block_s}, not %s", ww,
-                     mg_config_json_kind(val));
+                errf(&p, "%s: must be an object {max, window_s, block_s}, not %s", ww, mg_cfg_kind(val));
                 continue;
             }
             const char *k2;
@@ -603,12 +580,13 @@ mg_auth_config_t *mg_auth_config_parse(const json_t *v, const mg_auth_config_ops
                 } else if (strcmp(k2, "block_s") == 0) {
                     get_secs(&p, v2, w2, 1, 86400, &c->fail_block_s);
                 } else {
-                    unknown(&p, ww, k2, "max, window_s, block_s");
+                    unknown(&p, ww, k2, (const char *const[]){"max", "window_s", "block_s", NULL});
                 }
             }
         } else {
             unknown(&p, "gateway.auth", key,
-                    "tokens, oauth, resource, scopes_supported, rules, failure_limit");
+                    (const char *const[]){"tokens", "oauth", "resource", "scopes_supported", "rules",
+                                          "failure_limit", NULL});
         }
     }
     if (c->ntokens == 0 && c->oauth == NULL && json_object_get(v, "tokens") == NULL &&
@@ -640,7 +618,7 @@ mg_auth_config_t *mg_auth_config_parse(const json_t *v, const mg_auth_config_ops
             c->scopes_supported[i] = strdup(c->oauth->required_scopes[i]);
         c->nscopes_supported = c->oauth->nrequired;
     }
-    if (p.bad) {
+    if (p.c.bad) {
         mg_auth_config_free(c);
         return NULL;
     }

@@ -107,7 +107,5 @@ unsigned mg_auth_alg_bit(const char *alg);
  * host (127.0.0.0/8, [::1], localhost) for tests and sidecars. Returns 0 or -1 with a reason.
  */
 int mg_auth_url_check(const char *url, char *why, size_t whylen);
-/* 1 when url's host is loopback. */
-int mg_auth_url_is_loopback(const char *url);
 
 #endif

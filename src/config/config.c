@@ -19,6 +19,9 @@
 #include "../common/log.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -146,26 +149,6 @@ static int in_list(const char *key, const char *const *list)
     return 0;
 }
 
-/* "unknown key" with the nearest known key, or the list of known keys when none is near. */
-static void unknown_key(mg__config_ctx_t *ctx, const char *where, const char *key, const char *const *known,
-                        size_t nlisted)
-{
-    char q[80];
-    mg__config_quote(key, q, sizeof q);
-    const char *near = mg__config_suggest(key, known);
-    if (near != NULL) {
-        mg__config_errf(ctx, "%s: unknown key \"%s\"; did you mean \"%s\"?", where, q, near);
-        return;
-    }
-    char list[512];
-    size_t o = 0;
-    list[0] = '\0';
-    for (size_t i = 0; known[i] != NULL && i < nlisted && o < sizeof list; i++) {
-        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", known[i]);
-    }
-    mg__config_errf(ctx, "%s: unknown key \"%s\" (known keys: %s)", where, q, list);
-}
-
 static size_t list_len(const char *const *l)
 {
     size_t n = 0;
@@ -175,78 +158,14 @@ static size_t list_len(const char *const *l)
     return n;
 }
 
-/* Reads a whole number lo..hi. Returns 0 or -1 (reported). */
-static int get_uint(mg__config_ctx_t *ctx, const char *where, const json_t *v, uint64_t lo, uint64_t hi,
-                    const char *range, uint64_t *out)
-{
-    if (!json_is_integer(v)) {
-        mg__config_errf(ctx, "%s: must be a whole number, not %s%s", where, mg_config_json_kind(v),
-                        json_is_string(v) ? " (remove the quotes)" : "");
-        return -1;
-    }
-    json_int_t x = json_integer_value(v);
-    if (x < 0 || (uint64_t)x < lo || (uint64_t)x > hi) {
-        mg__config_errf(
-            ctx, "%s: %" JSON_INTEGER_FORMAT " is out of range (allowed: %" PRIu64 "..%" PRIu64 "%s%s)",
-            where, x, lo, hi, range != NULL ? ", i.e. " : "", range != NULL ? range : "");
-        return -1;
-    }
-    *out = (uint64_t)x;
-    return 0;
-}
+/* The typed readers (common/cfgval.h) on this parse's sink. */
+#define RD (&ctx->rd)
 
-/* Expands a string value into *dst (replacing what was there). Returns 0 or -1 (reported). */
-static int get_string(mg__config_ctx_t *ctx, const char *where, const json_t *v, int lenient, char **dst,
-                      char **source)
+/* "unknown key" with the nearest known key, or the first nlisted known keys when none is near. */
+static void unknown_key(mg__config_ctx_t *ctx, const char *where, const char *key, const char *const *known,
+                        size_t nlisted)
 {
-    if (!json_is_string(v)) {
-        mg__config_errf(ctx, "%s: must be a string, not %s", where, mg_config_json_kind(v));
-        return -1;
-    }
-    char *val = NULL;
-    if (mg__config_expand(ctx, json_string_value(v), where, lenient, &val, source) != 0) {
-        return -1;
-    }
-    free(*dst);
-    *dst = val;
-    return 0;
-}
-
-/* Array of strings -> NULL-terminated vector (with *n entries). Returns 0 or -1 (reported). */
-static int get_string_array(mg__config_ctx_t *ctx, const char *where, const json_t *v, int lenient,
-                            char ***vec, size_t *n)
-{
-    if (!json_is_array(v)) {
-        mg__config_errf(ctx, "%s: must be an array of strings, not %s", where, mg_config_json_kind(v));
-        return -1;
-    }
-    size_t count = json_array_size(v);
-    char **out = calloc(count + 1, sizeof *out);
-    if (out == NULL) {
-        ctx->nomem = 1;
-        return -1;
-    }
-    *vec = out;
-    *n = 0;
-    int rc = 0;
-    for (size_t i = 0; i < count; i++) {
-        char w[192];
-        snprintf(w, sizeof w, "%s[%zu]", where, i);
-        const json_t *item = json_array_get(v, i);
-        if (!json_is_string(item)) {
-            mg__config_errf(ctx, "%s: must be a string, not %s%s", w, mg_config_json_kind(item),
-                            json_is_number(item) ? " (put it in quotes)" : "");
-            rc = -1;
-            continue;
-        }
-        char *s = NULL;
-        if (mg__config_expand(ctx, json_string_value(item), w, lenient, &s, NULL) != 0) {
-            rc = -1;
-            continue;
-        }
-        out[(*n)++] = s;
-    }
-    return rc;
+    mg_cfg_unknown_key(RD, where, key, known, nlisted, 512, MG_CFG_SUGGEST);
 }
 
 /* ---------------------------------------------------------------- gateway */
@@ -254,7 +173,7 @@ static int get_string_array(mg__config_ctx_t *ctx, const char *where, const json
 static void parse_limits(mg__config_ctx_t *ctx, mg_limits_t *l, const json_t *obj)
 {
     if (!json_is_object(obj)) {
-        mg__config_errf(ctx, "gateway.limits: must be an object, not %s", mg_config_json_kind(obj));
+        mg__config_errf(ctx, "gateway.limits: must be an object, not %s", mg_cfg_kind(obj));
         return;
     }
     const char *names[NLIMITS + 1];
@@ -279,7 +198,7 @@ static void parse_limits(mg__config_ctx_t *ctx, mg_limits_t *l, const json_t *ob
         char where[96];
         snprintf(where, sizeof where, "gateway.limits.%s", spec->key);
         uint64_t x;
-        if (get_uint(ctx, where, v, spec->lo, spec->hi, spec->range, &x) != 0) {
+        if (mg_cfg_uint_range(RD, where, v, spec->lo, spec->hi, spec->range, &x) != 0) {
             continue;
         }
         char *field = (char *)l + spec->off;
@@ -357,7 +276,7 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
     mg_policy_config_ops_t pops = {ctx, policy_err, policy_expand};
     char q[80], why[160];
     if (!json_is_object(gw)) {
-        mg__config_errf(ctx, "gateway: must be an object, not %s", mg_config_json_kind(gw));
+        mg__config_errf(ctx, "gateway: must be an object, not %s", mg_cfg_kind(gw));
         return;
     }
     const char *key;
@@ -365,43 +284,38 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
     json_object_foreach((json_t *)gw, key, v)
     {
         if (strcmp(key, "listen") == 0) {
-            if (get_string(ctx, "gateway.listen", v, 0, &cfg->listen, NULL) == 0 &&
+            if (mg_cfg_string(RD, "gateway.listen", v, 0, &cfg->listen) == 0 &&
                 mg__config_listen_check(cfg->listen, NULL, 0, NULL, why, sizeof why) != 0) {
                 mg__config_errf(ctx, "gateway.listen: '%s' is not host:port: %s",
-                                mg__config_quote(shown(cfg->listen, v), q, sizeof q), why);
+                                mg_cfg_quote(shown(cfg->listen, v), q, sizeof q), why);
             }
         } else if (strcmp(key, "allowUnauthenticated") == 0) {
-            if (!json_is_boolean(v)) {
-                mg__config_errf(ctx, "gateway.allowUnauthenticated: must be true or false, not %s",
-                                mg_config_json_kind(v));
-            } else {
-                cfg->allow_unauthenticated = json_is_true(v);
-            }
+            mg_cfg_bool(RD, "gateway.allowUnauthenticated", v, MG_CFG_KIND, &cfg->allow_unauthenticated);
         } else if (strcmp(key, "allowedOrigins") == 0 || strcmp(key, "allowedHosts") == 0) {
             int origins = key[7] == 'O';
             char where[48];
             snprintf(where, sizeof where, "gateway.%s", key);
             char ***vec = origins ? &cfg->allowed_origins : &cfg->allowed_hosts;
             size_t *n = origins ? &cfg->nallowed_origins : &cfg->nallowed_hosts;
-            get_string_array(ctx, where, v, 0, vec, n);
+            mg_cfg_string_array(RD, where, v, MG_CFG_HINT, vec, n);
             for (size_t i = 0; i < *n; i++) {
                 const char *s = (*vec)[i];
                 int bad = origins ? mg__config_origin_check(s, why, sizeof why)
                                   : mg__config_host_check(s, why, sizeof why);
                 if (bad) {
                     mg__config_errf(ctx, "%s: '%s' is not valid: %s", where,
-                                    mg__config_quote(shown_entry(s, v, i, *n), q, sizeof q), why);
+                                    mg_cfg_quote(shown_entry(s, v, i, *n), q, sizeof q), why);
                 }
             }
         } else if (strcmp(key, "logLevel") == 0) {
             mg_log_level_t lvl;
-            if (get_string(ctx, "gateway.logLevel", v, 0, &cfg->log_level, NULL) == 0 &&
+            if (mg_cfg_string(RD, "gateway.logLevel", v, 0, &cfg->log_level) == 0 &&
                 mg_log_level_parse(cfg->log_level, &lvl) != 0) {
                 mg__config_errf(ctx, "gateway.logLevel: '%s' is not one of debug, info, warn, error",
-                                mg__config_quote(shown(cfg->log_level, v), q, sizeof q));
+                                mg_cfg_quote(shown(cfg->log_level, v), q, sizeof q));
             }
         } else if (strcmp(key, "namespaceSeparator") == 0) {
-            if (get_string(ctx, "gateway.namespaceSeparator", v, 0, &cfg->namespace_separator, NULL) == 0) {
+            if (mg_cfg_string(RD, "gateway.namespaceSeparator", v, 0, &cfg->namespace_separator) == 0) {
                 const char *s = cfg->namespace_separator;
                 size_t len = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
                 if (s[0] == '\0' || s[len] != '\0' || len > MG__CONFIG_MAX_SEPARATOR) {
@@ -409,12 +323,12 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
                         ctx,
                         "gateway.namespaceSeparator: '%s' is not valid: use 1 to %d characters from "
                         "A-Z a-z 0-9 _ . - (it joins server and tool names, e.g. github__create_issue)",
-                        mg__config_quote(shown(s, v), q, sizeof q), MG__CONFIG_MAX_SEPARATOR);
+                        mg_cfg_quote(shown(s, v), q, sizeof q), MG__CONFIG_MAX_SEPARATOR);
                 }
             }
         } else if (strcmp(key, "requestStateKey") == 0) {
             unsigned char k[MG_SEAL_KEY_BYTES];
-            if (get_string(ctx, "gateway.requestStateKey", v, 0, &cfg->request_state_key, NULL) == 0 &&
+            if (mg_cfg_string(RD, "gateway.requestStateKey", v, 0, &cfg->request_state_key) == 0 &&
                 mg_seal_key_parse(cfg->request_state_key, k) != 0) {
                 /* never echo the value: it is a secret */
                 mg__config_errf(ctx, "gateway.requestStateKey: must be 32 bytes written as 64 hex digits or "
@@ -447,7 +361,7 @@ static void parse_env(mg__config_ctx_t *ctx, mg_server_config_t *s, const char *
     char q[80], where[192];
     if (!json_is_object(env)) {
         mg__config_errf(ctx, "%s: env: must be an object of NAME: \"value\" strings, not %s", sw,
-                        mg_config_json_kind(env));
+                        mg_cfg_kind(env));
         return;
     }
     s->env = calloc(json_object_size(env) + 1, sizeof *s->env);
@@ -459,7 +373,7 @@ static void parse_env(mg__config_ctx_t *ctx, mg_server_config_t *s, const char *
     json_t *v;
     json_object_foreach((json_t *)env, key, v)
     {
-        mg__config_quote(key, q, sizeof q);
+        mg_cfg_quote(key, q, sizeof q);
         snprintf(where, sizeof where, "%s: env %s", sw, q);
         if (key[0] == '\0' || strchr(key, '=') != NULL) {
             mg__config_errf(ctx, "%s: env \"%s\": a variable name must be non-empty and must not contain '='",
@@ -470,7 +384,7 @@ static void parse_env(mg__config_ctx_t *ctx, mg_server_config_t *s, const char *
             const char *hint = json_is_null(v) ? " (remove the key or give it a value)"
                                : json_is_number(v) || json_is_boolean(v) ? " (put the value in quotes)"
                                                                          : "";
-            mg__config_errf(ctx, "%s: must be a string, not %s%s", where, mg_config_json_kind(v), hint);
+            mg__config_errf(ctx, "%s: must be a string, not %s%s", where, mg_cfg_kind(v), hint);
             continue;
         }
         if (json_string_length(v) == 0 && !lenient) {
@@ -516,7 +430,7 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
                         const json_t *obj)
 {
     char q[80], sw[96], where[192];
-    snprintf(sw, sizeof sw, "server '%s'", mg__config_quote(s->name, q, sizeof q));
+    snprintf(sw, sizeof sw, "server '%s'", mg_cfg_quote(s->name, q, sizeof q));
     s->instances = 1;
     s->isolation = MG_ISOLATION_SHARED;
 
@@ -535,16 +449,14 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
     }
     if (!json_is_object(obj)) {
         mg__config_errf(ctx, "%s: must be an object like {\"command\": \"npx\", \"args\": [...]}, not %s", sw,
-                        mg_config_json_kind(obj));
+                        mg_cfg_kind(obj));
         return 0;
     }
     const json_t *d = json_object_get(obj, "disabled");
     if (d != NULL) {
-        if (json_is_boolean(d)) {
-            s->disabled = json_is_true(d);
-        } else {
-            mg__config_errf(ctx, "%s: disabled: must be true or false, not %s", sw, mg_config_json_kind(d));
-        }
+        char dw[160];
+        snprintf(dw, sizeof dw, "%s: disabled", sw);
+        mg_cfg_bool(RD, dw, d, MG_CFG_KIND, &s->disabled);
     }
     const char *remote = remote_marker(obj);
     if (remote != NULL) {
@@ -563,17 +475,18 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
     json_t *v;
     json_object_foreach((json_t *)obj, key, v)
     {
-        snprintf(where, sizeof where, "%s: %s", sw, mg__config_quote(key, q, sizeof q));
+        snprintf(where, sizeof where, "%s: %s", sw, mg_cfg_quote(key, q, sizeof q));
         if (strcmp(key, "command") == 0) {
             have_command = 1;
             if (json_is_string(v) && json_string_length(v) == 0) {
                 mg__config_errf(ctx, "%s: is empty: give the executable to run, e.g. \"npx\" or /usr/bin/foo",
                                 where);
             } else {
-                get_string(ctx, where, v, lenient, &s->command, NULL);
+                mg_cfg_string(RD, where, v, lenient ? MG_CFG_LENIENT : 0, &s->command);
             }
         } else if (strcmp(key, "args") == 0) {
-            get_string_array(ctx, where, v, lenient, &s->args, &s->nargs);
+            mg_cfg_string_array(RD, where, v, MG_CFG_HINT | (lenient ? MG_CFG_LENIENT : 0), &s->args,
+                                &s->nargs);
         } else if (strcmp(key, "env") == 0) {
             parse_env(ctx, s, sw, v, lenient);
         } else if (strcmp(key, "cwd") == 0) {
@@ -581,12 +494,12 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
                 mg__config_errf(ctx, "%s: is empty: remove it to run in the gateway's working directory",
                                 where);
             } else {
-                get_string(ctx, where, v, lenient, &s->cwd, NULL);
+                mg_cfg_string(RD, where, v, lenient ? MG_CFG_LENIENT : 0, &s->cwd);
             }
         } else if (strcmp(key, "disabled") == 0) {
             /* read above: it decides how strictly the other values are checked */
         } else if (strcmp(key, "instances") == 0) {
-            if (get_uint(ctx, where, v, 1, SERVER_INSTANCES_MAX, NULL, &x) == 0) {
+            if (mg_cfg_uint_range(RD, where, v, 1, SERVER_INSTANCES_MAX, NULL, &x) == 0) {
                 s->instances = (unsigned)x;
             }
         } else if (strcmp(key, "isolation") == 0) {
@@ -604,12 +517,13 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
                                 where);
             }
         } else if (strcmp(key, "timeoutMs") == 0) {
-            if (get_uint(ctx, where, v, SERVER_TIMEOUT_MIN, SERVER_TIMEOUT_MAX, "100 ms..24 h", &x) == 0) {
+            if (mg_cfg_uint_range(RD, where, v, SERVER_TIMEOUT_MIN, SERVER_TIMEOUT_MAX, "100 ms..24 h", &x) ==
+                0) {
                 s->request_timeout_ms = x;
             }
         } else if (strcmp(key, "type") == 0 || strcmp(key, "transportType") == 0) {
             if (!json_is_string(v)) { /* a non-"stdio" string was caught by remote_marker() */
-                mg__config_errf(ctx, "%s: must be \"stdio\", not %s", where, mg_config_json_kind(v));
+                mg__config_errf(ctx, "%s: must be \"stdio\", not %s", where, mg_cfg_kind(v));
             }
         } else if (in_list(key, server_keys + server_ignored_from)) {
             /* a client-side setting (auto-approval, description...): nothing for a gateway to do */
@@ -654,7 +568,7 @@ static void parse_servers(mg__config_ctx_t *ctx, mg_config_t *cfg, const char *w
     if (!json_is_object(obj)) {
         mg__config_errf(
             ctx, "%s: must be an object mapping server names to {\"command\": ..., \"args\": [...]}, not %s",
-            what, mg_config_json_kind(obj));
+            what, mg_cfg_kind(obj));
         return;
     }
     size_t n = json_object_size(obj);
@@ -695,8 +609,8 @@ static void check_servers(mg__config_ctx_t *ctx, mg_config_t *cfg)
             if (strcasecmp(s->name, cfg->servers[j].name) != 0) {
                 continue;
             }
-            mg__config_quote(s->name, q1, sizeof q1);
-            mg__config_quote(cfg->servers[j].name, q2, sizeof q2);
+            mg_cfg_quote(s->name, q1, sizeof q1);
+            mg_cfg_quote(cfg->servers[j].name, q2, sizeof q2);
             if (strcmp(s->name, cfg->servers[j].name) == 0) {
                 mg__config_errf(ctx, "server '%s' is defined twice (under both mcpServers and servers)", q1);
             } else {
@@ -715,7 +629,7 @@ static void check_servers(mg__config_ctx_t *ctx, mg_config_t *cfg)
                 ctx,
                 "server '%s': timeoutMs (%" PRIu64 ") exceeds gateway.limits.maxRequestMs (%" PRIu64
                 "), which caps every request: lower it or raise maxRequestMs",
-                mg__config_quote(s->name, q1, sizeof q1), s->request_timeout_ms, cfg->limits.max_request_ms);
+                mg_cfg_quote(s->name, q1, sizeof q1), s->request_timeout_ms, cfg->limits.max_request_ms);
         }
     }
 }
@@ -737,6 +651,7 @@ static void report_json_error(mg__config_ctx_t *ctx, const json_error_t *je)
 
 static int finish(mg__config_ctx_t *ctx, mg_config_t *out)
 {
+    ctx->nomem |= ctx->rd.nomem;
     mg__config_errs_finish(ctx);
     if (ctx->nomem) {
         mg_config_dispose(out);
@@ -779,6 +694,7 @@ int mg_config_parse_opts(const char *json_text, const char *origin, const char *
     memset(out, 0, sizeof *out);
     mg__config_ctx_t ctx = {
         .origin = origin != NULL ? origin : "<config>", .self_dir = self_dir, .errs = errs};
+    mg__config_ctx_init(&ctx);
     int rc = set_defaults(&ctx, out, ctx.origin);
     mg_envfile_t envfile = {0};
     if (rc == 0 && opts != NULL && opts->env_file != NULL) { /* --env-file: read before any ${env:} */
@@ -816,7 +732,7 @@ int mg_config_parse_opts(const char *json_text, const char *origin, const char *
     }
     if (!json_is_object(root)) {
         mg__config_errf(&ctx, "the top level must be an object like {\"mcpServers\": {...}}, not %s",
-                        mg_config_json_kind(root));
+                        mg_cfg_kind(root));
         json_decref(root);
         rc = finish(&ctx, out);
         goto done;
@@ -890,6 +806,7 @@ int mg_config_load_opts(const char *path, const char *self_dir, const mg_config_
     }
     memset(out, 0, sizeof *out);
     mg__config_ctx_t ctx = {.origin = path, .self_dir = self_dir, .errs = errs};
+    mg__config_ctx_init(&ctx);
     char *text = NULL;
     size_t len = 0;
     int err_no = 0;
@@ -924,17 +841,6 @@ size_t mg_config_enabled_count(const mg_config_t *cfg)
     return n;
 }
 
-static void free_vec(char **v, size_t n)
-{
-    if (v == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
-}
-
 void mg_config_dispose(mg_config_t *cfg)
 {
     if (cfg == NULL) {
@@ -944,7 +850,7 @@ void mg_config_dispose(mg_config_t *cfg)
         mg_server_config_t *s = &cfg->servers[i];
         free(s->name);
         free(s->command);
-        free_vec(s->args, s->nargs);
+        mg_cfg_strings_free(s->args, s->nargs);
         for (size_t j = 0; j < s->nenv; j++) {
             free(s->env[j].key);
             free(s->env[j].value);
@@ -959,8 +865,8 @@ void mg_config_dispose(mg_config_t *cfg)
     free(cfg->servers);
     free(cfg->path);
     free(cfg->listen);
-    free_vec(cfg->allowed_origins, cfg->nallowed_origins);
-    free_vec(cfg->allowed_hosts, cfg->nallowed_hosts);
+    mg_cfg_strings_free(cfg->allowed_origins, cfg->nallowed_origins);
+    mg_cfg_strings_free(cfg->allowed_hosts, cfg->nallowed_hosts);
     free(cfg->log_level);
     free(cfg->namespace_separator);
     free(cfg->request_state_key);
@@ -970,6 +876,25 @@ void mg_config_dispose(mg_config_t *cfg)
     mg_policy_config_free(cfg->policy);
     free(cfg->env_file);
     memset(cfg, 0, sizeof *cfg);
+}
+
+void mg_config_errors_print(FILE *f, const char *prefix, const char *what, const mg_config_errors_t *errs)
+{
+    fprintf(f, "%s: %s has %zu problem%s:\n", prefix, what, errs->count, errs->count == 1 ? "" : "s");
+    for (size_t i = 0; i < errs->count; i++)
+        fprintf(f, "  - %s\n", errs->msgs[i]);
+}
+
+void mg_config_self_dir(char *out, size_t n)
+{
+    char path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (len <= 0) {
+        snprintf(out, n, ".");
+        return;
+    }
+    path[len] = '\0';
+    snprintf(out, n, "%s", dirname(path));
 }
 
 void mg_config_errors_dispose(mg_config_errors_t *errs)
@@ -992,24 +917,4 @@ int mg_config_listen_parse(const char *listen, char *host, size_t hostcap, unsig
         return MG_EINVAL;
     }
     return mg__config_listen_check(listen, host, hostcap, port, why, sizeof why) == 0 ? 0 : MG_EINVAL;
-}
-
-const char *mg_config_json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
 }

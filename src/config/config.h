@@ -13,6 +13,7 @@
 #define MG_CONFIG_H
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -201,6 +202,11 @@ size_t mg_config_enabled_count(const mg_config_t *cfg);
 
 void mg_config_dispose(mg_config_t *cfg);
 void mg_config_errors_dispose(mg_config_errors_t *errs);
+/* Prints "<prefix>: <what> has N problem(s):" and a "  - <problem>" line for each to f (the
+ * subcommands' report of a config that does not load). */
+void mg_config_errors_print(FILE *f, const char *prefix, const char *what, const mg_config_errors_t *errs);
+/* The directory of the running mcpgate binary (what ${self_dir} expands to); "." when unknown. */
+void mg_config_self_dir(char *out, size_t n);
 
 /* Defaults applied by the parser; exposed for tests and docs. */
 void mg_limits_default(mg_limits_t *l);
@@ -211,9 +217,5 @@ void mg_limits_default(mg_limits_t *l);
  * (1..65535). Returns 0 or MG_EINVAL.
  */
 int mg_config_listen_parse(const char *listen, char *host, size_t hostcap, unsigned *port);
-
-/* "an object", "an array", "a string", "a number", "a boolean" or "null": the JSON type of v in
- * words, for config error messages (shared by the config, auth and policy parsers). */
-const char *mg_config_json_kind(const json_t *v);
 
 #endif

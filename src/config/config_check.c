@@ -1,8 +1,8 @@
 /*
- * config_check.c - the config module's pure helpers: problem collector, message quoting, nearest-key
- * suggestion, JSONC pre-pass, and the validators for listen addresses, server names, origins and
- * hosts. Nothing here knows the shape of the config file; config.c does.
- * Contracts are in config_int.h. Read next: config_expand.c.
+ * config_check.c - the config module's pure helpers: problem collector (and the typed readers'
+ * sink over it), JSONC pre-pass, and the validators for listen addresses, server names, origins and
+ * hosts (message quoting and the nearest-key suggestion are in common/cfgval.c). Nothing here knows the shape
+ * of the config file; config.c does. Contracts are in config_int.h. Read next: config_expand.c.
  */
 #include "config_int.h"
 
@@ -32,6 +32,21 @@ static void push_msg(mg__config_ctx_t *ctx, char *msg)
     }
     e->msgs = grown;
     e->msgs[e->count++] = msg;
+}
+
+static void reader_err(void *ctx, const char *msg)
+{
+    mg__config_errf(ctx, "%s", msg);
+}
+
+static int reader_expand(void *ctx, const char *in, const char *where, int lenient, char **out)
+{
+    return mg__config_expand(ctx, in, where, lenient, out, NULL);
+}
+
+void mg__config_ctx_init(mg__config_ctx_t *ctx)
+{
+    ctx->rd = (mg_cfg_t){ctx, reader_err, reader_expand, mg_cfg_quote, 0, 0};
 }
 
 void mg__config_errf(mg__config_ctx_t *ctx, const char *fmt, ...)
@@ -80,85 +95,6 @@ char *mg__config_strdup(mg__config_ctx_t *ctx, const char *s)
         ctx->nomem = 1;
     }
     return d;
-}
-
-const char *mg__config_quote(const char *s, char *buf, size_t cap)
-{
-    const size_t keep = 60;
-    size_t o = 0;
-    if (cap == 0) {
-        return buf;
-    }
-    for (size_t i = 0; s[i] != '\0'; i++) {
-        unsigned char c = (unsigned char)s[i];
-        /* Stop before `keep` bytes, but never inside a UTF-8 sequence. */
-        if (i >= keep && (c & 0xC0) != 0x80) {
-            if (o + 4 <= cap) {
-                memcpy(buf + o, "...", 3);
-                o += 3;
-            }
-            break;
-        }
-        if (o + 1 >= cap) {
-            break;
-        }
-        buf[o++] = (c < 0x20 || c == 0x7f || c == '\'' || c == '"' || c == '\\') ? '?' : (char)c;
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-/* ---------------------------------------------------------------- suggestions */
-
-/* Case-insensitive Levenshtein distance; both strings at most 64 bytes (callers check). */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    size_t row[65];
-    for (size_t j = 0; j <= lb; j++) {
-        row[j] = j;
-    }
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-            size_t best = diag + cost;
-            if (up + 1 < best) {
-                best = up + 1;
-            }
-            if (row[j - 1] + 1 < best) {
-                best = row[j - 1] + 1;
-            }
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-const char *mg__config_suggest(const char *key, const char *const *known)
-{
-    const char *best = NULL;
-    size_t best_d = (size_t)-1;
-    if (strlen(key) > 64) {
-        return NULL;
-    }
-    for (size_t i = 0; known[i] != NULL; i++) {
-        size_t len = strlen(known[i]);
-        if (len > 64) {
-            continue;
-        }
-        size_t d = edit_distance(key, known[i]);
-        /* A plausible typo: few edits, and not a rewrite of a short word. */
-        size_t allowed = len / 3 > 2 ? len / 3 : 2;
-        if (d <= allowed && d < len && d < best_d) {
-            best = known[i];
-            best_d = d;
-        }
-    }
-    return best;
 }
 
 /* ---------------------------------------------------------------- JSONC */

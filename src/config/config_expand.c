@@ -105,7 +105,7 @@ static int ref_env(mg__config_ctx_t *ctx, const char *name, const char *where, i
         mg__config_errf(ctx,
                         "%s: ${env:%s}: not a valid environment variable name (letters, digits and '_', not "
                         "starting with a digit)",
-                        where, mg__config_quote(name, q, sizeof q));
+                        where, mg_cfg_quote(name, q, sizeof q));
         return REF_HARD;
     }
     const char *v = getenv(name);
@@ -137,7 +137,7 @@ static int ref_env(mg__config_ctx_t *ctx, const char *name, const char *where, i
 static int ref_file(mg__config_ctx_t *ctx, const char *path, const char *where, int lenient, sbuf_t *val)
 {
     char q[80];
-    mg__config_quote(path, q, sizeof q);
+    mg_cfg_quote(path, q, sizeof q);
     if (path[0] != '/') {
         mg__config_errf(ctx, "%s: ${file:%s}: the path must be absolute (start with '/')", where, q);
         return REF_HARD;
@@ -250,13 +250,13 @@ int mg__config_expand(mg__config_ctx_t *ctx, const char *in, const char *where, 
                 mg__config_errf(ctx,
                                 "%s: ${%s} is a VS Code input prompt, which a gateway cannot answer: use "
                                 "${env:NAME} or ${file:/path} instead",
-                                where, mg__config_quote(r, q, sizeof q));
+                                where, mg_cfg_quote(r, q, sizeof q));
                 res = REF_HARD;
             } else {
                 mg__config_errf(ctx,
                                 "%s: unknown reference ${%s}: use ${env:NAME}, ${file:/path} or ${self_dir} "
                                 "(write $${ for a literal ${)",
-                                where, mg__config_quote(r, q, sizeof q));
+                                where, mg_cfg_quote(r, q, sizeof q));
                 res = REF_HARD;
             }
             free(r);

@@ -3,9 +3,10 @@
  *
  * config.c walks the JSON tree and fills mg_config_t; config_expand.c expands ${...} inside string
  * values and reads ${file:} secrets; config_check.c holds the pure helpers: the problem collector,
- * the validators (listen address, names, origins), the nearest-key suggestion and the JSONC
- * pre-pass. A problem is reported with mg__config_errf() and the walk goes on: nothing here stops
- * at the first problem. Read next: config.c (the walk), then config_expand.c.
+ * the validators (listen address, names, origins) and the JSONC pre-pass. Values are read with the
+ * typed readers of common/cfgval.h on ctx->rd (as auth/ and policy/ read their keys). A problem is
+ * reported with mg__config_errf() and the walk goes on: nothing here stops at the first problem.
+ * Read next: config.c (the walk), then config_expand.c.
  */
 #ifndef MG_CONFIG_INT_H
 #define MG_CONFIG_INT_H
@@ -13,6 +14,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "../common/cfgval.h"
 #include "config.h"
 
 #define MG__CONFIG_MAX_ERRORS     100                 /* messages kept; the rest are counted */
@@ -32,7 +34,11 @@ typedef struct mg__config_ctx {
     int nomem;                /* set by any failed allocation; the parse then returns MG_ENOMEM */
     /* --env-file: ${env:NAME} falls back to it (envfile.h); NULL = none */
     struct mg_envfile *envfile;
+    mg_cfg_t rd; /* the typed readers' sink (common/cfgval.h): set by mg__config_ctx_init */
 } mg__config_ctx_t;
+
+/* Points ctx->rd at ctx: problems through mg__config_errf, strings through mg__config_expand. */
+void mg__config_ctx_init(mg__config_ctx_t *ctx);
 
 /* Records "<origin>: <formatted text>" as one problem. Never fails (sets ctx->nomem instead). */
 void mg__config_errf(mg__config_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -41,17 +47,6 @@ void mg__config_errs_finish(mg__config_ctx_t *ctx);
 
 /* strdup that sets ctx->nomem on failure (returns NULL then). */
 char *mg__config_strdup(mg__config_ctx_t *ctx, const char *s);
-
-/*
- * Copies user-controlled text (a key, a server name) into buf for a message: at most ~60 bytes
- * (then "..."), control characters and quotes replaced by '?'. Returns buf. Never use it on a value
- * that may be a secret: such values are never put in a message at all.
- */
-const char *mg__config_quote(const char *s, char *buf, size_t cap);
-
-/* Nearest of `known` (NULL-terminated) to `key` by case-insensitive edit distance, or NULL when none
- * is close enough to be a plausible typo. */
-const char *mg__config_suggest(const char *key, const char *const *known);
 
 /*
  * Replaces // and block comments (outside strings) with spaces, keeping newlines so JSON error

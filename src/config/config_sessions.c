@@ -21,32 +21,12 @@
 static const char *const sessions_keys[] = {"store",     "password", "sentinelPassword", "keyPrefix",
                                             "advertise", "secret",   "timeoutMs",        NULL};
 
-static const char *kind(const json_t *v)
-{
-    return json_is_object(v)    ? "an object"
-           : json_is_array(v)   ? "an array"
-           : json_is_string(v)  ? "a string"
-           : json_is_integer(v) ? "a number"
-           : json_is_boolean(v) ? "a boolean"
-           : json_is_null(v)    ? "null"
-                                : "a number";
-}
-
-/* Expanded string value into *dst; returns 0 or -1 (reported). */
+/* Expanded string value of gateway.sessions.<key> into *dst; returns 0 or -1 (reported). */
 static int str(mg__config_ctx_t *ctx, const char *key, const json_t *v, char **dst)
 {
     char where[64];
     snprintf(where, sizeof where, "gateway.sessions.%s", key);
-    if (!json_is_string(v)) {
-        mg__config_errf(ctx, "%s: must be a string, not %s", where, kind(v));
-        return -1;
-    }
-    char *out = NULL;
-    if (mg__config_expand(ctx, json_string_value(v), where, 0, &out, NULL) != 0)
-        return -1;
-    free(*dst);
-    *dst = out;
-    return 0;
+    return mg_cfg_string(&ctx->rd, where, v, 0, dst);
 }
 
 int mg__config_sessions_check(mg__config_ctx_t *ctx, const char *where, const char *spec)
@@ -64,7 +44,7 @@ void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const js
 {
     mg_sessions_config_t *s = &cfg->sessions;
     if (!json_is_object(obj)) {
-        mg__config_errf(ctx, "gateway.sessions: must be an object, not %s", kind(obj));
+        mg__config_errf(ctx, "gateway.sessions: must be an object, not %s", mg_cfg_kind(obj));
         return;
     }
     const char *key;
@@ -88,13 +68,13 @@ void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const js
                     mg__config_errf(ctx,
                                     "gateway.sessions.keyPrefix: '%s' is not valid: use 1 to 64 characters "
                                     "from A-Z a-z 0-9 : _ . - { }",
-                                    mg__config_quote(s->key_prefix, q, sizeof q));
+                                    mg_cfg_quote(s->key_prefix, q, sizeof q));
             }
         } else if (strcmp(key, "advertise") == 0) {
             if (str(ctx, key, v, &s->advertise) == 0 &&
                 mg__config_listen_check(s->advertise, NULL, 0, NULL, why, sizeof why) != 0)
                 mg__config_errf(ctx, "gateway.sessions.advertise: '%s' is not host:port: %s",
-                                mg__config_quote(s->advertise, q, sizeof q), why);
+                                mg_cfg_quote(s->advertise, q, sizeof q), why);
         } else if (strcmp(key, "secret") == 0) {
             if (str(ctx, key, v, &s->secret) == 0 && strlen(s->secret) < MIN_SECRET)
                 mg__config_errf(ctx,
@@ -102,15 +82,10 @@ void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const js
                                 "openssl rand -base64 32)",
                                 MIN_SECRET);
         } else if (strcmp(key, "timeoutMs") == 0) {
-            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
-            if (x < 100 || x > 60000)
-                mg__config_errf(ctx, "gateway.sessions.timeoutMs: must be a whole number from 100 to 60000");
-            else
-                s->timeout_ms = (uint64_t)x;
+            mg_cfg_uint(&ctx->rd, "gateway.sessions.timeoutMs", v, 100, 60000, 0, &s->timeout_ms);
         } else {
-            const char *near = mg__config_suggest(key, sessions_keys);
-            mg__config_errf(ctx, "gateway.sessions: unknown key \"%s\"%s%s%s",
-                            mg__config_quote(key, q, sizeof q),
+            const char *near = mg_cfg_suggest(key, sessions_keys);
+            mg__config_errf(ctx, "gateway.sessions: unknown key \"%s\"%s%s%s", mg_cfg_quote(key, q, sizeof q),
                             near ? "; did you mean \""
                                  : " (known: store, password, sentinelPassword, keyPrefix, "
                                    "advertise, secret, timeoutMs)",

@@ -28,31 +28,7 @@ static const char *const filter_keys[] = {"allow", "deny", NULL};
 
 static void unknown(mg__config_ctx_t *ctx, const char *where, const char *key, const char *const *known)
 {
-    char q[80];
-    mg__config_quote(key, q, sizeof q);
-    const char *near = mg__config_suggest(key, known);
-    if (near != NULL) {
-        mg__config_errf(ctx, "%s: unknown key \"%s\"; did you mean \"%s\"?", where, q, near);
-        return;
-    }
-    char list[256];
-    size_t o = 0;
-    list[0] = '\0';
-    for (size_t i = 0; known[i] != NULL && o < sizeof list; i++) {
-        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", known[i]);
-    }
-    mg__config_errf(ctx, "%s: unknown key \"%s\" (known keys: %s)", where, q, list);
-}
-
-static void free_vec(char **v, size_t n)
-{
-    if (v == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
+    mg_cfg_unknown_key(&ctx->rd, where, key, known, (size_t)-1, 256, MG_CFG_SUGGEST);
 }
 
 /* Appends the globs of array v to *vec (NULL-terminated, *n entries). Returns 0 or -1 (reported). */
@@ -155,7 +131,7 @@ static void read_profiles(mg__config_ctx_t *ctx, mg_tools_config_t *t, const jso
     json_t *v;
     json_object_foreach((json_t *)obj, name, v)
     {
-        snprintf(where, sizeof where, "gateway.tools.profiles.%s", mg__config_quote(name, q, sizeof q));
+        snprintf(where, sizeof where, "gateway.tools.profiles.%s", mg_cfg_quote(name, q, sizeof q));
         if (!name_ok(name)) {
             mg__config_errf(ctx,
                             "%s: a profile name must be 1 to 64 characters from A-Z a-z 0-9 _ . - (clients "
@@ -211,7 +187,7 @@ static void read_rules(mg__config_ctx_t *ctx, const char *what, const json_t *ob
     json_t *v;
     json_object_foreach((json_t *)obj, key, v)
     {
-        snprintf(where, sizeof where, "gateway.tools.%s.%s", what, mg__config_quote(key, q, sizeof q));
+        snprintf(where, sizeof where, "gateway.tools.%s.%s", what, mg_cfg_quote(key, q, sizeof q));
         if (key[0] == '\0' || strlen(key) > 256) {
             mg__config_errf(ctx, "%s: must be 1 to 256 characters", where);
             continue;
@@ -255,16 +231,10 @@ void mg__config_parse_tools(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_
         } else if (strcmp(key, "allow") == 0 || strcmp(key, "deny") == 0) {
             read_filter_key(ctx, "gateway.tools", key, v, &t->filter);
         } else if (strcmp(key, "compact") == 0) {
-            if (!json_is_boolean(v)) {
-                mg__config_errf(ctx, "%s: must be true or false", where);
-            } else {
-                t->compact = json_is_true(v);
-            }
+            mg_cfg_bool(&ctx->rd, where, v, 0, &t->compact);
         } else if (strcmp(key, "searchLimit") == 0) {
-            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
-            if (x < 1 || x > MAX_SEARCH_LIMIT) {
-                mg__config_errf(ctx, "%s: must be a whole number from 1 to %d", where, MAX_SEARCH_LIMIT);
-            } else {
+            uint64_t x;
+            if (mg_cfg_uint(&ctx->rd, where, v, 1, MAX_SEARCH_LIMIT, 0, &x) == 0) {
                 t->search_limit = (unsigned)x;
             }
         } else if (strcmp(key, "profiles") == 0) {
@@ -292,7 +262,7 @@ void mg__config_parse_tools(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_
         if (!found) {
             char q[80];
             mg__config_errf(ctx, "gateway.tools.defaultProfile: '%s' is not one of gateway.tools.profiles",
-                            mg__config_quote(t->default_profile, q, sizeof q));
+                            mg_cfg_quote(t->default_profile, q, sizeof q));
         }
     }
 }
@@ -332,19 +302,19 @@ void mg__config_parse_server_tools(mg__config_ctx_t *ctx, const char *sw, const 
 
 void mg__config_tool_filter_dispose(mg_tool_filter_t *f)
 {
-    free_vec(f->allow, f->nallow);
-    free_vec(f->deny, f->ndeny);
+    mg_cfg_strings_free(f->allow, f->nallow);
+    mg_cfg_strings_free(f->deny, f->ndeny);
     memset(f, 0, sizeof *f);
 }
 
 void mg__config_tools_dispose(mg_tools_config_t *t)
 {
-    free_vec(t->always, t->nalways);
+    mg_cfg_strings_free(t->always, t->nalways);
     mg__config_tool_filter_dispose(&t->filter);
     for (size_t i = 0; i < t->nprofiles; i++) {
         free(t->profiles[i].name);
         mg__config_tool_filter_dispose(&t->profiles[i].filter);
-        free_vec(t->profiles[i].always, t->profiles[i].nalways);
+        mg_cfg_strings_free(t->profiles[i].always, t->profiles[i].nalways);
     }
     free(t->profiles);
     free(t->default_profile);

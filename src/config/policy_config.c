@@ -9,6 +9,7 @@
 #include "policy_config.h"
 #include "config.h"
 #include "sandbox_config.h"
+#include "../common/cfgval.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -84,80 +85,46 @@ static int in_list(const char *k, const char *const *l)
     return 0;
 }
 
+/* The typed readers' sink (common/cfgval.h) over ops, for one read. */
+static mg_cfg_t reader(const mg_policy_config_ops_t *ops)
+{
+    return (mg_cfg_t){ops->ctx, ops->err, ops->expand, quote, 0, 0};
+}
+
 static void unknown(const mg_policy_config_ops_t *ops, const char *where, const char *key,
                     const char *const *known)
 {
-    char q[80], list[300];
-    size_t o = 0;
-    list[0] = '\0';
-    for (size_t i = 0; known[i] != NULL && o < sizeof list; i++)
-        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", known[i]);
-    errf(ops, "%s: unknown key \"%s\" (known keys: %s)", where, quote(key, q, sizeof q), list);
+    mg_cfg_t c = reader(ops);
+    mg_cfg_unknown_key(&c, where, key, known, (size_t)-1, 300, 0);
 }
 
 static int get_uint(const mg_policy_config_ops_t *ops, const char *where, const json_t *v, uint64_t lo,
                     uint64_t hi, uint64_t *out)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < lo ||
-        (uint64_t)json_integer_value(v) > hi) {
-        errf(ops, "%s: must be a whole number from %" PRIu64 " to %" PRIu64 "%s", where, lo, hi,
-             json_is_string(v) ? " (remove the quotes)" : "");
-        return -1;
-    }
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
+    mg_cfg_t c = reader(ops);
+    return mg_cfg_uint(&c, where, v, lo, hi, MG_CFG_HINT, out);
 }
 
 static int get_bool(const mg_policy_config_ops_t *ops, const char *where, const json_t *v, int *out)
 {
-    if (!json_is_boolean(v)) {
-        errf(ops, "%s: must be true or false, not %s", where, mg_config_json_kind(v));
-        return -1;
-    }
-    *out = json_is_true(v);
-    return 0;
+    mg_cfg_t c = reader(ops);
+    return mg_cfg_bool(&c, where, v, MG_CFG_KIND, out);
 }
 
 /* A string, expanded. Returns malloc'd text or NULL (reported). */
 static char *get_str(const mg_policy_config_ops_t *ops, const char *where, const json_t *v, int lenient)
 {
-    if (!json_is_string(v)) {
-        errf(ops, "%s: must be a string, not %s", where, mg_config_json_kind(v));
-        return NULL;
-    }
+    mg_cfg_t c = reader(ops);
     char *out = NULL;
-    if (ops->expand == NULL)
-        return strdup(json_string_value(v));
-    return ops->expand(ops->ctx, json_string_value(v), where, lenient, &out) == 0 ? out : NULL;
+    mg_cfg_string(&c, where, v, lenient ? MG_CFG_LENIENT : 0, &out);
+    return out;
 }
 
 static int get_str_array(const mg_policy_config_ops_t *ops, const char *where, const json_t *v, int lenient,
                          char ***vec, size_t *n)
 {
-    if (!json_is_array(v)) {
-        errf(ops, "%s: must be an array of strings, not %s", where, mg_config_json_kind(v));
-        return -1;
-    }
-    char **out = calloc(json_array_size(v) + 1, sizeof *out);
-    if (out == NULL)
-        return -1;
-    *vec = out;
-    *n = 0;
-    size_t i;
-    const json_t *item;
-    int rc = 0;
-    json_array_foreach(v, i, item)
-    {
-        char w[160];
-        snprintf(w, sizeof w, "%s[%zu]", where, i);
-        char *s = get_str(ops, w, item, lenient);
-        if (s == NULL) {
-            rc = -1;
-            continue;
-        }
-        out[(*n)++] = s;
-    }
-    return rc;
+    mg_cfg_t c = reader(ops);
+    return mg_cfg_string_array(&c, where, v, lenient ? MG_CFG_LENIENT : 0, vec, n);
 }
 
 static int parse_pin_mode(const mg_policy_config_ops_t *ops, const char *where, const json_t *v,
@@ -207,8 +174,7 @@ static void parse_scan(mg_policy_config_t *pc, const json_t *v, const mg_policy_
         return;
     }
     if (!json_is_object(v)) {
-        errf(ops, "gateway.scan: must be \"block\", \"warn\", \"off\" or an object, not %s",
-             mg_config_json_kind(v));
+        errf(ops, "gateway.scan: must be \"block\", \"warn\", \"off\" or an object, not %s", mg_cfg_kind(v));
         return;
     }
     const char *k;
@@ -259,7 +225,7 @@ static void parse_cors(mg_policy_config_t *pc, const json_t *v, const mg_policy_
         errf(ops,
              "gateway.cors: must be an object like {\"allowedOrigins\": [\"https://app.example.com\"]}, "
              "not %s",
-             mg_config_json_kind(v));
+             mg_cfg_kind(v));
         return;
     }
     c->enabled = 1;
@@ -310,7 +276,7 @@ static int parse_rule(const mg_policy_config_ops_t *ops, const char *where, cons
     static const char *const keys[] = {"requests", "perSeconds", "burst", NULL};
     if (!json_is_object(v)) {
         errf(ops, "%s: must be an object like {\"requests\": 60, \"perSeconds\": 60}, not %s", where,
-             mg_config_json_kind(v));
+             mg_cfg_kind(v));
         return -1;
     }
     uint64_t per = 1;
@@ -349,7 +315,7 @@ static void parse_rate(mg_policy_config_t *pc, const json_t *v, const mg_policy_
     static const char *const keys[] = {"methods", "principal", "tenant", "tools", "store", NULL};
     mg_rate_config_t *rc = &pc->rate;
     if (!json_is_object(v)) {
-        errf(ops, "gateway.rateLimits: must be an object, not %s", mg_config_json_kind(v));
+        errf(ops, "gateway.rateLimits: must be an object, not %s", mg_cfg_kind(v));
         return;
     }
     rc->enabled = 1;
@@ -489,7 +455,7 @@ static void parse_sandbox(mg_server_config_t *s, const char *sw, const json_t *v
     if (!json_is_object(v)) {
         errf(ops,
              "%s: must be an object, e.g. {\"user\": \"nobody\", \"rlimits\": {\"openFiles\": 256}}, not %s",
-             where, mg_config_json_kind(v));
+             where, mg_cfg_kind(v));
         return;
     }
     mg_sandbox_config_t *sb = calloc(1, sizeof *sb);
@@ -524,7 +490,8 @@ static void parse_sandbox(mg_server_config_t *s, const char *sw, const json_t *v
             json_object_foreach(x, rk, rv)
             {
                 char w2[280], q[80];
-                snprintf(w2, sizeof w2, "%s.%s", w, quote(rk, q, sizeof q));
+                if (snprintf(w2, sizeof w2, "%s.%s", w, quote(rk, q, sizeof q)) >= (int)sizeof w2)
+                    w2[sizeof w2 - 1] = '\0'; /* a long name is cut short in messages */
                 int found = -1;
                 for (int i = 0; i < MG_SANDBOX_NRLIMITS; i++)
                     if (strcmp(rk, mg_sandbox_rlimit_keys[i]) == 0)
@@ -641,24 +608,15 @@ void mg_policy_config_finish(mg_config_t *cfg, const mg_policy_config_ops_t *ops
     alloc_pc(&cfg->policy);
 }
 
-static void free_vec(char **v, size_t n)
-{
-    if (v == NULL)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 void mg_policy_config_free(mg_policy_config_t *pc)
 {
     if (pc == NULL)
         return;
     free(pc->lock_file);
     free(pc->scan.rules_file);
-    free_vec(pc->scan.disable, pc->scan.ndisable);
-    free_vec(pc->cors.origins, pc->cors.norigins);
-    free_vec(pc->rate.methods, pc->rate.nmethods);
+    mg_cfg_strings_free(pc->scan.disable, pc->scan.ndisable);
+    mg_cfg_strings_free(pc->cors.origins, pc->cors.norigins);
+    mg_cfg_strings_free(pc->rate.methods, pc->rate.nmethods);
     for (size_t i = 0; i < pc->rate.ntools; i++)
         free(pc->rate.tools[i].glob);
     free(pc->rate.tools);

@@ -12,6 +12,7 @@
  * requestState (common/seal.h) binds: park key, method, digest of name/uri+arguments, expiry.
  * Read next: gateway/dispatch.c (park/resume), common/seal.h.
  */
+#include "../common/codec.h"
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
@@ -202,12 +203,8 @@ void mg__modern_digest(const char *method, const json_t *params, char out[68])
                   json_object_get(params, "uri"), "a", json_object_get(params, "arguments"));
     char *text = json_dumps(salient, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(salient);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(text ? text : "", text ? strlen(text) : 0, md, &mdlen, EVP_sha256(), NULL);
+    mg_sha256_hex(text ? text : "", text ? strlen(text) : 0, out);
     free(text);
-    for (unsigned i = 0; i < 32 && i < mdlen; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 json_t *mg__modern_discover_result(mg_gateway_t *gw)

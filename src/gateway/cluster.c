@@ -25,6 +25,7 @@
  * Redis unreachable: session requests get 503 + Retry-After and /readyz fails; nothing is served
  * from a copy that was not verified by this request. Read next: session/store.h, session/bus.h.
  */
+#include "../common/codec.h"
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
@@ -139,11 +140,11 @@ static void scope_of(const mg_principal_t *p, char *out, size_t n)
         snprintf(out, n, "%s", t);
         return;
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(t, len, md, &mdlen, EVP_sha256(), NULL);
-    snprintf(out, n, "~%02x%02x%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3], md[4], md[5], md[6],
-             md[7]);
+    unsigned char md[MG_SHA256_BYTES];
+    char hex[17];
+    mg_sha256(t, len, md);
+    mg_hex_encode(md, 8, hex);
+    snprintf(out, n, "~%s", hex);
 }
 
 static void rec_key(const mg_session_t *s, char *out, size_t n)
@@ -1024,11 +1025,6 @@ void mg__cluster_session_closing(mg_session_t *s)
 {
     while (s->follows != NULL)
         follow_close(s->follows, 1);
-}
-
-int mg__cluster_has_get(const mg_session_t *s)
-{
-    return get_follower((mg_session_t *)s) != NULL;
 }
 
 /* ---- list_changed from any replica's shared children ---- */
@@ -2165,7 +2161,6 @@ int mg__cluster_new(mg_gateway_t *gw, const char *store, const char *listen, cha
         snprintf(cl->advertise, sizeof cl->advertise, "%s", listen);
     cl->secret = sc->secret;
     snprintf(cl->inbox, sizeof cl->inbox, "i:%s", cl->replica);
-    gw->store->ops->free(gw->store); /* the memory store made by mg_gateway_new */
     gw->store = st;
     gw->bus = bus;
     gw->cluster = cl;

@@ -9,6 +9,7 @@
  * answer is routed back to the child that asked. Every call ends in call_finish(), exactly once.
  * Read next: catalog/catalog.c (lists, names, routes).
  */
+#include "../common/codec.h"
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
@@ -427,8 +428,7 @@ static void park(mg_call_t *c, json_t *req /* borrowed, may be NULL */, const ch
     if (c->park_key[0] == '\0') {
         unsigned char raw[16];
         RAND_bytes(raw, sizeof raw);
-        for (int i = 0; i < 16; i++)
-            snprintf(c->park_key + 2 * i, 3, "%02x", raw[i]);
+        mg_hex_encode(raw, sizeof raw, c->park_key);
         mg_map_set(&gw->parked, c->park_key, c);
     }
     c->park_expires = mg_gateway_now_ms() + gw->cfg->limits.request_timeout_ms;

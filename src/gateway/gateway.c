@@ -33,13 +33,9 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     gw->pool_sink.message = mg__dispatch_upstream_message;
     gw->cfg = cfg;
     mg_map_init(&gw->sessions);
-    gw->store = mg_store_memory_new(mg_gateway_now_ms);
     size_t enabled = mg_config_enabled_count(cfg);
     gw->servers = calloc(enabled ? enabled : 1, sizeof(*gw->servers));
-    if (gw->store == NULL || gw->servers == NULL) {
-        if (gw->store)
-            gw->store->ops->free(gw->store);
-        free(gw->servers);
+    if (gw->servers == NULL) {
         free(gw);
         return MG_ENOMEM;
     }
@@ -83,8 +79,6 @@ static void sweep_cb(uv_timer_t *t)
 {
     mg_gateway_t *gw = t->data;
     mg__sessions_sweep(gw);
-    if (gw->cluster == NULL) /* redis expires records itself */
-        mg_store_memory_sweep(gw->store);
 }
 
 static void keepalive_cb(uv_timer_t *t)
@@ -219,10 +213,10 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
     *ready = !gw->shutting_down && (total == 0 || nready > 0);
     /* The session store (gateway.sessions.store): without it no session can be verified. */
     int store_ready = 1;
-    json_t *store =
-        gw->cluster != NULL ? mg__cluster_status(gw, &store_ready) : gw->store->ops->status(gw->store);
-    if (gw->cluster == NULL) /* one process: the session table is the store (session.c) */
-        json_object_set_new(store, "records", json_integer((json_int_t)gw->sessions.count));
+    json_t *store = gw->cluster != NULL /* one process: the session table is the store (session.c) */
+                        ? mg__cluster_status(gw, &store_ready)
+                        : json_pack("{s:s,s:b,s:I}", "backend", "memory", "ready", 1, "records",
+                                    (json_int_t)gw->sessions.count);
     if (!store_ready) {
         *ready = 0;
         if (!gw->shutting_down)

@@ -275,7 +275,7 @@ struct mg_gateway {
     uint64_t shutdown_deadline;
     unsigned pools_stopping;
     int handles_closing;
-    mg_cluster_t *cluster;                      /* NULL with the memory store (one process) */
+    mg_cluster_t *cluster;                      /* NULL in one process (no shared store) */
     const mg_session_source_t *sessions_source; /* local table or shared store (session.c) */
     /* Where the pools' upstream events go (catalog.c calls it; catalog/ never calls up by name). */
     struct {
@@ -371,7 +371,6 @@ void mg__cluster_notify(mg_session_t *s, const json_t *msg);
 void mg__cluster_event_id(mg_gateway_t *gw, const mg_stream_t *st, uint64_t seq, char *out, size_t n);
 void mg__cluster_stream_event(mg_stream_t *st, uint64_t seq, const char *data, size_t len, int end);
 void mg__cluster_session_closing(mg_session_t *s);
-int mg__cluster_has_get(const mg_session_t *s);
 void mg__cluster_keepalive(mg_gateway_t *gw);
 /* Debounced list_changed of shared children: to every replica's GET streams and listeners. */
 void mg__cluster_list_changed(mg_gateway_t *gw, unsigned bits);
@@ -506,7 +505,6 @@ mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t 
 mg_pool_t *mg__pool_peek(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *p, size_t i);
 /* Tenant key of a principal for isolation "tenant" ("" without auth: one pool). */
 const char *mg__tenant_of(const mg_principal_t *p);
-const char *mg__list_method(mg_list_kind_t k);
 const char *mg__list_key(mg_list_kind_t k);
 /* Exposed name for (server, original) and its reverse; reverse returns the server index or -1. */
 char *mg__catalog_expose(const mg_gw_server_t *srv, const char *name);

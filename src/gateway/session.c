@@ -9,46 +9,31 @@
  */
 #include "gateway_int.h"
 #include "../toolsearch/runtime.h"
+#include "../common/codec.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../jsonrpc/jsonrpc.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static void make_id(char *out, size_t outlen)
+/* 32 CSPRNG bytes as 43 base64url characters. */
+static void make_id(char out[MG_BASE64URL_LEN(32) + 1])
 {
     unsigned char raw[32];
     if (RAND_bytes(raw, sizeof raw) != 1)
         abort(); /* no CSPRNG, no sessions: never fall back to a predictable id */
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < sizeof raw && o + 1 < outlen; i++) {
-        acc = (acc << 8) | raw[i];
-        bits += 8;
-        while (bits >= 6 && o + 1 < outlen) {
-            out[o++] = b64url[(acc >> (bits - 6)) & 63];
-            bits -= 6;
-        }
-    }
-    if (bits > 0 && o + 1 < outlen)
-        out[o++] = b64url[(acc << (6 - bits)) & 63];
-    out[o] = '\0';
+    mg_base64url_encode(raw, sizeof raw, out);
 }
 
-static void make_hash(const char *id, char *out)
+/* The first 12 hex digits of SHA-256(id). */
+static void make_hash(const char *id, char out[13])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(id, strlen(id), md, &mdlen, EVP_sha256(), NULL);
-    for (int i = 0; i < 6; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    unsigned char md[MG_SHA256_BYTES];
+    mg_sha256(id, strlen(id), md);
+    mg_hex_encode(md, 6, out);
 }
 
 /* id NULL: a new CSPRNG id; else a session created on another replica (cluster.c). */
@@ -64,7 +49,7 @@ static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, 
     if (id != NULL)
         snprintf(s->id, sizeof s->id, "%s", id);
     else
-        make_id(s->id, sizeof s->id);
+        make_id(s->id);
     make_hash(s->id, s->hash);
     snprintf(s->version, sizeof s->version, "%s", version);
     s->rank = mg_version_rank(version);
@@ -97,7 +82,7 @@ static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, 
 int mg__session_create(mg_gateway_t *gw, const char *version, json_t *caps, json_t *client_info,
                        mg_session_t **out)
 {
-    /* One process (memory store): the session table is the only reader of sessions, so no record
+    /* One process (no shared store): the session table is the only reader of sessions, so no record
      * is written (it was a ~1 KiB copy per session nobody read; /readyz counts the table).
      * Cluster: the record is written by mg__cluster_session_put(). */
     return session_alloc(gw, NULL, version, caps, client_info, out);

@@ -186,8 +186,3 @@ void mg_sse_conn_abandon(mg_sse_conn_t *c)
     c->gone_cb = NULL;
     mg_sse_conn_end(c);
 }
-
-size_t mg_sse_conn_pending(const mg_sse_conn_t *c)
-{
-    return c->qlen + c->inlen;
-}

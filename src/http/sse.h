@@ -42,6 +42,5 @@ int mg_sse_conn_write(mg_sse_conn_t *conn, const char *bytes, size_t len);
 void mg_sse_conn_end(mg_sse_conn_t *conn);
 /* Detaches gone_cb (the owner forgets the conn; the response is ended). */
 void mg_sse_conn_abandon(mg_sse_conn_t *conn);
-size_t mg_sse_conn_pending(const mg_sse_conn_t *conn);
 
 #endif

@@ -221,13 +221,6 @@ json_t *mg_rpc_notification(const char *method, json_t *params)
     return m;
 }
 
-json_t *mg_rpc_request(const json_t *id, const char *method, json_t *params)
-{
-    json_t *m = mg_rpc_notification(method, params);
-    json_object_set_new(m, "id", mg_json_deep_copy(id));
-    return m;
-}
-
 const char *mg_rpc_method(const json_t *msg)
 {
     return json_string_value(json_object_get(msg, "method"));

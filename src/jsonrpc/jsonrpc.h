@@ -56,8 +56,6 @@ json_t *mg_rpc_result(const json_t *id, json_t *result);
 json_t *mg_rpc_error(const json_t *id, int code, const char *message, json_t *data);
 /* {"jsonrpc":"2.0","method":method[,"params":params]}. params STOLEN (may be NULL). */
 json_t *mg_rpc_notification(const char *method, json_t *params);
-/* {"jsonrpc":"2.0","id":id,"method":method[,"params":params]}. id borrowed; params STOLEN. */
-json_t *mg_rpc_request(const json_t *id, const char *method, json_t *params);
 
 /* Borrowed accessors; NULL when absent. */
 const char *mg_rpc_method(const json_t *msg);

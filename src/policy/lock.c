@@ -5,6 +5,7 @@
  * Read next: pin.c.
  */
 #include "lock.h"
+#include "../common/codec.h"
 #include "../common/err.h"
 #include "../config/config.h"
 #include "policy.h"
@@ -44,13 +45,8 @@ int mg_lock_hash(const json_t *v, char out[65])
             return MG_ENOMEM;
         len = strlen(text);
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(text ? text : json_string_value(v), len, md, &mdlen, EVP_sha256(), NULL);
+    mg_sha256_hex(text ? text : json_string_value(v), len, out);
     free(text);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    out[64] = '\0';
     return 0;
 }
 

@@ -19,7 +19,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../config/config.h"
-#include "../upstream/upstream.h"
+#include "../upstream/listall.h"
 #include "lock.h"
 #include "policy.h"
 #include "scan.h"
@@ -49,187 +49,18 @@ static const char usage[] =
     "Exit status: 0 written or up to date, 1 changes found or a server could not be listed, 2 usage\n"
     "or config error.\n";
 
-static const char *const list_methods[MG_LOCK_KINDS] = {"tools/list", "prompts/list",
-                                                        "resources/templates/list"};
-static const char *const list_caps[MG_LOCK_KINDS] = {"tools", "prompts", "resources"};
-
-typedef struct lsrv {
-    const mg_server_config_t *cfg;
-    mg_upstream_t *up;
-    json_t *lists[MG_LOCK_KINDS];
-    char *instructions;
-    char *error;
-    unsigned pages[MG_LOCK_KINDS];
-    int outstanding, started, done;
-    struct lrun *run;
-} lsrv_t;
-
-typedef struct lrun {
-    uv_loop_t loop;
-    uv_timer_t timer;
-    lsrv_t *srv;
-    size_t n, pending, stopping;
-} lrun_t;
-
-typedef struct lfetch {
-    lsrv_t *s;
-    int k;
-} lfetch_t;
-
-static void finish(lsrv_t *s, const char *error)
-{
-    if (error != NULL && s->error == NULL)
-        s->error = strdup(error);
-    if (s->done)
-        return;
-    if (error == NULL && s->outstanding > 0)
-        return;
-    s->done = 1;
-    if (--s->run->pending == 0)
-        uv_stop(&s->run->loop);
-}
-
-static void fetch(lsrv_t *s, int k, const char *cursor);
-
-static void page_cb(mg_upstream_req_t *req, int err, json_t *response, const char *message, void *data)
-{
-    lfetch_t *f = data;
-    lsrv_t *s = f->s;
-    int k = f->k;
-    free(f);
-    if (s->done)
-        return;
-    json_t *result = response ? json_object_get(response, "result") : NULL;
-    json_t *items = json_object_get(result, mg_lock_kinds[k]);
-    if (err != 0 || !json_is_array(items)) {
-        char m[400];
-        const char *emsg = json_string_value(json_object_get(json_object_get(response, "error"), "message"));
-        snprintf(m, sizeof m, "%s failed: %s", list_methods[k],
-                 message ? message
-                 : emsg  ? emsg
-                 : err   ? mg_strerror(err)
-                         : "the result has no list");
-        s->outstanding--;
-        finish(s, m);
-        return;
-    }
-    json_array_extend(s->lists[k], items);
-    const char *next = json_string_value(json_object_get(result, "nextCursor"));
-    if (next != NULL && next[0] != '\0' && ++s->pages[k] < 1000) {
-        fetch(s, k, next);
-        return;
-    }
-    s->outstanding--;
-    finish(s, NULL);
-}
-
-static void fetch(lsrv_t *s, int k, const char *cursor)
-{
-    lfetch_t *f = malloc(sizeof *f);
-    f->s = s;
-    f->k = k;
-    json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
-    json_t *msg = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", list_methods[k], "params", params);
-    int r = mg_upstream_request(s->up, msg, 0, page_cb, NULL, f, NULL);
-    if (r != 0) {
-        free(f);
-        char m[200];
-        snprintf(m, sizeof m, "%s could not be sent: %s", list_methods[k], mg_strerror(r));
-        s->outstanding--;
-        finish(s, m);
-    }
-}
-
-static void state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data)
-{
-    lsrv_t *s = data;
-    if (s->done || s->started)
-        return;
-    if (state == MG_UPSTREAM_READY) {
-        s->started = 1;
-        json_t *ir = mg_upstream_init_result(up);
-        const char *in = json_string_value(json_object_get(ir, "instructions"));
-        if (in != NULL && in[0] != '\0')
-            s->instructions = strdup(in);
-        json_t *caps = json_object_get(ir, "capabilities");
-        s->outstanding = 1; /* guard */
-        for (int k = 0; k < MG_LOCK_KINDS; k++) {
-            if (json_object_get(caps, list_caps[k]) == NULL)
-                continue;
-            s->outstanding++;
-            fetch(s, k, NULL);
-        }
-        s->outstanding--;
-        finish(s, NULL);
-    } else if (state == MG_UPSTREAM_BACKOFF) {
-        const char *e = mg_upstream_last_error(up);
-        finish(s, e ? e : "the server failed to start");
-    }
-}
-
-static void timeout_cb(uv_timer_t *t)
-{
-    lrun_t *r = t->data;
-    for (size_t i = 0; i < r->n; i++)
-        if (!r->srv[i].done) {
-            r->srv[i].outstanding = 0;
-            finish(&r->srv[i], "did not answer its list requests before --timeout");
-        }
-}
-
-static void stopped_cb(mg_upstream_t *up, void *data)
-{
-    lsrv_t *s = data;
-    mg_upstream_free(up);
-    s->up = NULL;
-    s->run->stopping--;
-}
-
-static void collect(const mg_config_t *cfg, lrun_t *r, unsigned long timeout_ms)
-{
-    static const mg_upstream_hooks_t hooks = {NULL, state_cb};
-    uv_loop_init(&r->loop);
-    uv_timer_init(&r->loop, &r->timer);
-    r->timer.data = r;
-    for (size_t i = 0; i < r->n; i++) {
-        lsrv_t *s = &r->srv[i];
-        mg_upstream_opts_t uo = {s->cfg, &cfg->limits, "mcpgate-lock", MG_VERSION, 0};
-        if (mg_upstream_new(&r->loop, &uo, &hooks, s, &s->up) != 0) {
-            s->up = NULL;
-            finish(s, "out of memory");
-            continue;
-        }
-        mg_upstream_start(s->up);
-    }
-    if (r->pending > 0) {
-        uv_timer_start(&r->timer, timeout_cb, timeout_ms, 0);
-        uv_run(&r->loop, UV_RUN_DEFAULT);
-    }
-    uv_timer_stop(&r->timer);
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->srv[i].up != NULL) {
-            r->stopping++;
-            mg_upstream_stop(r->srv[i].up, 2000, stopped_cb, &r->srv[i]);
-        }
-    }
-    while (r->stopping > 0 && uv_run(&r->loop, UV_RUN_ONCE) != 0) {
-    }
-    uv_close((uv_handle_t *)&r->timer, NULL);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&r->loop);
-}
-
-static void self_dir(char *out, size_t n)
-{
-    char path[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (len <= 0) {
-        snprintf(out, n, ".");
-        return;
-    }
-    path[len] = '\0';
-    snprintf(out, n, "%s", dirname(path));
-}
+/* What `lock` lists, in mg_lock_kinds order: tools, prompts, resource templates. */
+static const mg_upstream_list_opts_t list_opts = {
+    "mcpgate-lock",
+    MG_LOCK_KINDS,
+    {"tools/list", "prompts/list", "resources/templates/list"},
+    {"tools", "prompts", "resourceTemplates"},
+    {"tools", "prompts", "resources"},
+    1000,
+    60000,
+    "the result has no list",
+    "did not answer its list requests before --timeout",
+};
 
 /* Scanner findings over a server entry, printed for review. Returns the number of findings. */
 static size_t print_findings(FILE *f, const mg_scanner_t *sc, const char *server, const json_t *entry,
@@ -359,14 +190,12 @@ int mg_cli_lock(int argc, char **argv)
     }
     mg_log_set_level(lvl);
     char dir[PATH_MAX];
-    self_dir(dir, sizeof dir);
+    mg_config_self_dir(dir, sizeof dir);
     mg_config_t cfg;
     mg_config_errors_t errs = {0};
     mg_config_opts_t copts = {env_file};
     if (mg_config_load_opts(config, dir, &copts, &cfg, &errs) != 0) {
-        fprintf(stderr, "mcpgate: %s has %zu problem%s:\n", config, errs.count, errs.count == 1 ? "" : "s");
-        for (size_t i = 0; i < errs.count; i++)
-            fprintf(stderr, "  - %s\n", errs.msgs[i]);
+        mg_config_errors_print(stderr, "mcpgate", config, &errs);
         mg_config_errors_dispose(&errs);
         return 2;
     }
@@ -397,20 +226,17 @@ int mg_cli_lock(int argc, char **argv)
         free(served);
     }
 
-    lrun_t run;
-    memset(&run, 0, sizeof run);
-    run.srv = calloc(cfg.nservers + 1, sizeof *run.srv);
-    for (size_t i = 0; i < cfg.nservers; i++) {
-        if (cfg.servers[i].disabled)
-            continue;
-        lsrv_t *s = &run.srv[run.n++];
-        s->cfg = &cfg.servers[i];
-        s->run = &run;
-        for (int k = 0; k < MG_LOCK_KINDS; k++)
-            s->lists[k] = json_array();
+    mg_upstream_list_opts_t lo = list_opts;
+    lo.timeout_ms = timeout_ms;
+    mg_upstream_listing_t *srv = NULL;
+    size_t nsrv = 0;
+    if (mg_upstream_list_all(&cfg, &lo, &srv, &nsrv) != 0) {
+        fprintf(stderr, "mcpgate lock: out of memory\n");
+        json_decref(old);
+        mg_lock_source_dispose(&src);
+        mg_config_dispose(&cfg);
+        return 1;
     }
-    run.pending = run.n;
-    collect(&cfg, &run, timeout_ms);
 
     /* The new document: entries of disabled servers are kept as they were. */
     json_t *fresh = mg_lock_new();
@@ -422,8 +248,8 @@ int mg_cli_lock(int argc, char **argv)
         if (sc->disabled && json_object_get(old_servers, sc->name) != NULL)
             json_object_set(servers, sc->name, json_object_get(old_servers, sc->name));
     }
-    for (size_t i = 0; i < run.n; i++) {
-        lsrv_t *s = &run.srv[i];
+    for (size_t i = 0; i < nsrv; i++) {
+        const mg_upstream_listing_t *s = &srv[i];
         if (s->error != NULL) {
             fprintf(stderr, "mcpgate lock: server '%s' could not be listed: %s\n", s->cfg->name, s->error);
             failed = 1;
@@ -528,13 +354,7 @@ int mg_cli_lock(int argc, char **argv)
                     json_is_object(json_object_get(e, "instructions")) ? "pinned" : "none");
         }
     }
-    for (size_t i = 0; i < run.n; i++) {
-        for (int k = 0; k < MG_LOCK_KINDS; k++)
-            json_decref(run.srv[i].lists[k]);
-        free(run.srv[i].instructions);
-        free(run.srv[i].error);
-    }
-    free(run.srv);
+    mg_upstream_listings_free(srv, nsrv);
     json_decref(fresh);
     json_decref(old);
     mg_lock_source_dispose(&src);

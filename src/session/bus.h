@@ -1,8 +1,8 @@
 /*
  * bus.h - cross-replica messages: publish/subscribe, bounded per-stream event logs, small
  * expiring values (the replica registry). The companion of store.h: the redis backend serves both
- * over the same connections (store_redis.c); the memory backend (bus_memory.c) serves one process
- * and the unit tests.
+ * over the same connections (store_redis.c). A memory backend that pins this contract down in the
+ * unit tests lives in test/unit/support/bus_memory.c.
  *
  * Contract: every operation is asynchronous; a callback never runs inside the call that started
  * it for the redis backend, and may for memory (callers must allow both). When an operation
@@ -80,9 +80,5 @@ typedef struct mg_bus_ops {
 struct mg_bus {
     const mg_bus_ops_t *ops;
 };
-
-/* In-process backend on loop (messages are delivered from an idle callback, never re-entrantly).
- * now_ms: the caller's clock (expiry). */
-mg_bus_t *mg_bus_memory_new(uv_loop_t *loop, uint64_t (*now_ms)(void));
 
 #endif

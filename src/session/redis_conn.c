@@ -8,6 +8,7 @@
  * freeing the context). Read next: store_redis.c.
  */
 #include "redis_int.h"
+#include "../common/codec.h"
 #include "../common/err.h"
 #include "../common/log.h"
 
@@ -125,9 +126,7 @@ static void sha1_hex(const char *text, char out[41])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_Digest(text, strlen(text), md, &n, EVP_sha1(), NULL);
-    for (unsigned i = 0; i < 20 && i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    out[40] = '\0';
+    mg_hex_encode(md, 20, out);
 }
 
 /* ---- connection state ---- */
@@ -955,8 +954,9 @@ int mg__redis_conn_init(mg_redis_t *r)
     if (RAND_bytes(rnd, sizeof rnd) != 1)
         return MG_EINTERNAL;
     srand((unsigned)(rnd[0] | rnd[1] << 8 | rnd[2] << 16)); /* backoff jitter only */
-    snprintf(r->ping_channel, sizeof r->ping_channel, "%sping:%02x%02x%02x%02x%02x%02x%02x%02x", r->prefix,
-             rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    char rndhex[2 * sizeof rnd + 1];
+    mg_hex_encode(rnd, sizeof rnd, rndhex);
+    snprintf(r->ping_channel, sizeof r->ping_channel, "%sping:%s", r->prefix, rndhex);
     r->tick = malloc(sizeof(*r->tick));
     if (r->tick == NULL)
         return MG_ENOMEM;

@@ -8,8 +8,9 @@
  * Every operation completes through its callback, because a network backend (Redis) will. The
  * memory backend may call the callback before the operation function returns; callers must allow
  * that. libuv's rule holds: when an operation returns an error, its callback is never called.
- * Backends: memory (store_memory.c, one process) and redis (store_redis.c, shared by replicas).
- * Read next: session/bus.h (cross-replica messages), session/store_memory.c, docs/adr/0002.
+ * Backend: redis (store_redis.c, shared by replicas; one process needs no store: its session table
+ * is gateway/session.c). A memory backend that pins this contract down in the unit tests lives in
+ * test/unit/support/store_memory.c. Read next: session/bus.h (cross-replica messages), docs/adr/0002.
  *
  * Keys are chosen by the caller: gateway/cluster.c uses "<scope>:<session id>", where scope is the
  * tenant (sanitized) so that another tenant's session id never resolves. A backend may prefix them.
@@ -91,11 +92,5 @@ typedef struct mg_store_ops {
 struct mg_store {
     const mg_store_ops_t *ops;
 };
-
-/* Memory backend: records expire lazily on get and by mg_store_memory_sweep(). now_ms supplied by
- * the caller's clock function. Owners never expire (one process: the owner is always alive). */
-mg_store_t *mg_store_memory_new(uint64_t (*now_ms)(void));
-/* Removes expired records; returns how many. */
-size_t mg_store_memory_sweep(mg_store_t *st);
 
 #endif

@@ -187,25 +187,84 @@ static json_t *record_from_hash(const redisReply *reply)
     return rec;
 }
 
-/* ---- store operations ---- */
+/* ---- one command ---- */
 
-typedef struct sreq {
+/* One operation in flight: the caller's callback (one of them, by operation) and its data. */
+typedef struct op op_t;
+
+/* What to do with an operation's reply (reply NULL: the command failed or timed out). */
+typedef void (*op_reply_fn)(mg_redis_t *r, redisReply *reply, op_t *q);
+
+struct op {
     mg_redis_t *r;
+    op_reply_fn on_reply;
     mg_store_get_cb get_cb;
     mg_store_done_cb done_cb;
+    mg_bus_append_cb seq_cb;
+    mg_bus_range_cb range_cb;
+    mg_bus_value_cb value_cb;
+    mg_bus_done_cb bus_done_cb;
     void *data;
-} sreq_t;
+};
 
-static sreq_t *sreq_new(mg_redis_t *r, mg_store_get_cb g, mg_store_done_cb d, void *data)
+/* NEW op (calloc: every callback NULL), or NULL. */
+static op_t *op_new(mg_redis_t *r, void *data)
 {
-    sreq_t *q = malloc(sizeof(*q));
+    op_t *q = calloc(1, sizeof(*q));
     if (q != NULL) {
         q->r = r;
-        q->get_cb = g;
-        q->done_cb = d;
         q->data = data;
     }
     return q;
+}
+
+/* Every reply arrives here: on_reply runs unless the connection is closing (the caller is being
+ * freed: no callback then), and the op is freed afterwards. */
+static void op_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+{
+    op_t *q = data;
+    if (q == NULL)
+        return; /* nobody waits (publish) */
+    if (!(reply == NULL && r->closing))
+        q->on_reply(r, reply, q);
+    free(q);
+}
+
+#define OP_MAX_ARGS 8
+
+/* Sends `verb <prefix><kind><name> args...` (verb NULL: runs script with that key as KEYS[1] and
+ * args as ARGV) and has cb(reply, q) called once. lens NULL: each arg is NUL-terminated. q (may be
+ * NULL for a reply nobody waits for) is taken over: freed here when nothing was sent. Returns 0 or
+ * MG_ENOMEM / MG_EIO (q freed, cb never called); q == NULL with a callback that needs it is
+ * MG_ENOMEM (op_new failed). */
+static int op_send(mg_redis_t *r, const char *verb, int script, const char *kind, const char *name, int n,
+                   const char *const *args, const size_t *lens, op_reply_fn fn, op_t *q, int need_q)
+{
+    const char *argv[OP_MAX_ARGS + 2];
+    size_t alen[OP_MAX_ARGS + 2];
+    char *k = n <= OP_MAX_ARGS && (q != NULL || !need_q) ? key_of(r, kind, name) : NULL;
+    int e = MG_ENOMEM;
+    if (k != NULL) {
+        int a = 0;
+        if (verb != NULL) {
+            argv[a] = verb;
+            alen[a++] = strlen(verb);
+        }
+        argv[a] = k;
+        alen[a++] = strlen(k);
+        for (int i = 0; i < n; i++) {
+            argv[a] = args[i];
+            alen[a++] = lens != NULL ? lens[i] : strlen(args[i]);
+        }
+        if (q != NULL)
+            q->on_reply = fn;
+        e = verb != NULL ? mg__redis_command(r, a, argv, alen, op_reply_cb, q)
+                         : mg__redis_eval(r, script, 1, a, argv, alen, op_reply_cb, q);
+    }
+    if (e != 0)
+        free(q);
+    free(k);
+    return e;
 }
 
 static int reply_err(const redisReply *reply)
@@ -213,64 +272,94 @@ static int reply_err(const redisReply *reply)
     return reply == NULL ? MG_EIO : reply->type == REDIS_REPLY_ERROR ? MG_EINTERNAL : 0;
 }
 
-static void record_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+/* ---- store operations ---- */
+
+static void record_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    sreq_t *q = data;
-    if (reply == NULL && r->closing) {
-        free(q);
-        return;
-    }
     int err = reply_err(reply);
     if (err != 0)
         r->ops_failed++;
     json_t *rec = err == 0 ? record_from_hash(reply) : NULL;
     q->get_cb(err, rec, q->data);
     json_decref(rec);
-    free(q);
 }
 
 /* Integer replies: 1 = done, 0 = not found (or CAS mismatch), -1 = not found for CAS. */
-static void int_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+/* Integer replies: 1 = done, 0 = not found (zero_err: or the CAS held something else), -1 = not
+ * found. count: failures count in the connection's ops_failed. */
+static void integer_reply(mg_redis_t *r, redisReply *reply, op_t *q, int zero_err, int count)
 {
-    sreq_t *q = data;
-    if (reply == NULL && r->closing) {
-        free(q);
-        return;
-    }
     int err = reply_err(reply);
     if (err == 0 && reply->type == REDIS_REPLY_INTEGER)
-        err = reply->integer == 1 ? 0 : reply->integer == 0 ? MG_ENOTFOUND : MG_ENOTFOUND;
-    if (err == MG_EIO || err == MG_EINTERNAL)
+        err = reply->integer == 1 ? 0 : reply->integer == 0 ? zero_err : MG_ENOTFOUND;
+    if (count && (err == MG_EIO || err == MG_EINTERNAL))
         r->ops_failed++;
     if (q->done_cb)
         q->done_cb(err, q->data);
-    free(q);
 }
 
-static void cas_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void int_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    sreq_t *q = data;
-    if (reply == NULL && r->closing) {
-        free(q);
-        return;
-    }
-    int err = reply_err(reply);
-    if (err == 0 && reply->type == REDIS_REPLY_INTEGER)
-        err = reply->integer == 1 ? 0 : reply->integer == 0 ? MG_EBUSY : MG_ENOTFOUND;
-    if (q->done_cb)
-        q->done_cb(err, q->data);
-    free(q);
+    integer_reply(r, reply, q, MG_ENOTFOUND, 1);
 }
 
-static int run_eval(mg_redis_t *r, int script, int nargs, const char **args, const size_t *lens,
-                    rc_reply_cb cb, sreq_t *q)
+static void cas_reply(mg_redis_t *r, redisReply *reply, op_t *q)
+{
+    integer_reply(r, reply, q, MG_EBUSY, 0);
+}
+
+/* NEW op for a store operation answering through cb (get) or done (the others). */
+static op_t *store_op(mg_redis_t *r, mg_store_get_cb get, mg_store_done_cb done, void *data)
+{
+    op_t *q = op_new(r, data);
+    if (q != NULL) {
+        q->get_cb = get;
+        q->done_cb = done;
+    }
+    return q;
+}
+
+/* Sends script on the session's record key s:<id> with n arguments of up to OP_MAX_ARGS, or more
+ * (put and patch: one pair per subscription) from a heap array. */
+static int store_eval(mg_redis_t *r, int script, const char *id, size_t n, const char **args, op_reply_fn fn,
+                      op_t *q)
 {
     if (q == NULL)
         return MG_ENOMEM;
-    int e = mg__redis_eval(r, script, 1, nargs, args, lens, cb, q);
+    if (n <= OP_MAX_ARGS)
+        return op_send(r, NULL, script, "s:", id, (int)n, args, NULL, fn, q, 1);
+    const char **argv = malloc((n + 1) * sizeof(*argv));
+    char *k = key_of(r, "s:", id);
+    int e = MG_ENOMEM;
+    if (argv != NULL && k != NULL) {
+        argv[0] = k;
+        memcpy(argv + 1, args, n * sizeof(*args));
+        q->on_reply = fn;
+        e = mg__redis_eval(r, script, 1, (int)n + 1, argv, NULL, op_reply_cb, q);
+    }
     if (e != 0)
         free(q);
+    free(argv);
+    free(k);
     return e;
+}
+
+/* Appends the "u:<uri>" field and its server index to args (own[] keeps the copies). */
+static void add_sub(const char **args, char **own, size_t *n, const char *uri, const json_t *v)
+{
+    size_t fl = strlen(uri) + 3;
+    own[*n] = malloc(fl);
+    if (own[*n] != NULL)
+        snprintf(own[*n], fl, "u:%s", uri);
+    args[*n] = own[*n] ? own[*n] : "u:";
+    (*n)++;
+    if (v == NULL)
+        return;
+    own[*n] = malloc(24);
+    if (own[*n] != NULL)
+        snprintf(own[*n], 24, "%d", (int)json_integer_value(v));
+    args[*n] = own[*n] ? own[*n] : "0";
+    (*n)++;
 }
 
 static int rs_put(mg_store_t *st, const char *id, const json_t *record, uint64_t ttl_ms, mg_store_done_cb cb,
@@ -288,15 +377,12 @@ static int rs_put(mg_store_t *st, const char *id, const json_t *record, uint64_t
     json_object_del(core, "logLevel");
     char *text = json_dumps(core, JSON_COMPACT);
     json_decref(core);
-    size_t nargs = 4 + 2 * json_object_size(subs) + 4;
+    size_t nargs = 3 + 2 * json_object_size(subs) + 4;
     const char **args = calloc(nargs, sizeof(*args));
     char **own = calloc(nargs, sizeof(*own));
     int e = MG_ENOMEM;
     if (text != NULL && args != NULL && own != NULL) {
         size_t n = 0;
-        own[n] = key_of(r, "s:", id);
-        args[n] = own[n];
-        n++;
         char ttl[24];
         snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
         args[n++] = ttl;
@@ -314,22 +400,8 @@ static int rs_put(mg_store_t *st, const char *id, const json_t *record, uint64_t
         }
         const char *uri;
         json_t *v;
-        json_object_foreach(subs, uri, v)
-        {
-            size_t fl = strlen(uri) + 3;
-            own[n] = malloc(fl);
-            if (own[n] != NULL)
-                snprintf(own[n], fl, "u:%s", uri);
-            args[n] = own[n] ? own[n] : "u:";
-            n++;
-            own[n] = malloc(24);
-            if (own[n] != NULL)
-                snprintf(own[n], 24, "%d", (int)json_integer_value(v));
-            args[n] = own[n] ? own[n] : "0";
-            n++;
-        }
-        e = own[0] ? run_eval(r, SCRIPT_PUT, (int)n, args, NULL, int_reply_cb, sreq_new(r, NULL, cb, data))
-                   : MG_ENOMEM;
+        json_object_foreach(subs, uri, v) add_sub(args, own, &n, uri, v);
+        e = store_eval(r, SCRIPT_PUT, id, n, args, int_reply, store_op(r, NULL, cb, data));
     }
     for (size_t i = 0; own != NULL && i < nargs; i++)
         free(own[i]);
@@ -345,51 +417,22 @@ static int rs_put(mg_store_t *st, const char *id, const json_t *record, uint64_t
 static int rs_get(mg_store_t *st, const char *id, mg_store_get_cb cb, void *data)
 {
     mg_redis_t *r = R(st);
-    char *k = key_of(r, "s:", id);
-    sreq_t *q = sreq_new(r, cb, NULL, data);
-    int e = MG_ENOMEM;
-    if (k != NULL && q != NULL) {
-        const char *argv[] = {"HGETALL", k};
-        e = mg__redis_command(r, 2, argv, NULL, record_reply_cb, q);
-    }
-    if (e != 0)
-        free(q);
-    free(k);
-    return e;
+    return op_send(r, "HGETALL", 0, "s:", id, 0, NULL, NULL, record_reply, store_op(r, cb, NULL, data), 1);
 }
 
 static int rs_touch(mg_store_t *st, const char *id, uint64_t ttl_ms, mg_store_done_cb cb, void *data)
 {
     mg_redis_t *r = R(st);
-    char *k = key_of(r, "s:", id);
-    sreq_t *q = sreq_new(r, NULL, cb, data);
-    int e = MG_ENOMEM;
-    if (k != NULL && q != NULL) {
-        char ttl[24];
-        snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
-        const char *argv[] = {"PEXPIRE", k, ttl};
-        e = mg__redis_command(r, 3, argv, NULL, int_reply_cb, q);
-    }
-    if (e != 0)
-        free(q);
-    free(k);
-    return e;
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
+    const char *args[] = {ttl};
+    return op_send(r, "PEXPIRE", 0, "s:", id, 1, args, NULL, int_reply, store_op(r, NULL, cb, data), 1);
 }
 
 static int rs_del(mg_store_t *st, const char *id, mg_store_done_cb cb, void *data)
 {
     mg_redis_t *r = R(st);
-    char *k = key_of(r, "s:", id);
-    sreq_t *q = sreq_new(r, NULL, cb, data);
-    int e = MG_ENOMEM;
-    if (k != NULL && q != NULL) {
-        const char *argv[] = {"DEL", k};
-        e = mg__redis_command(r, 2, argv, NULL, int_reply_cb, q);
-    }
-    if (e != 0)
-        free(q);
-    free(k);
-    return e;
+    return op_send(r, "DEL", 0, "s:", id, 0, NULL, NULL, int_reply, store_op(r, NULL, cb, data), 1);
 }
 
 static size_t rs_count(mg_store_t *st)
@@ -401,16 +444,16 @@ static int rs_load(mg_store_t *st, const char *id, const mg_store_load_opts_t *o
                    void *data)
 {
     mg_redis_t *r = R(st);
-    char *k = key_of(r, "s:", id);
     char *reg = key_of(r, "r:", "");
-    int e = MG_ENOMEM;
-    if (k != NULL && reg != NULL) {
-        char ttl[24];
-        snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)o->ttl_ms);
-        const char *args[] = {k, ttl, o->replica ? o->replica : "", reg, o->claim ? "1" : "0"};
-        e = run_eval(r, SCRIPT_LOAD, 5, args, NULL, record_reply_cb, sreq_new(r, cb, NULL, data));
+    op_t *q = store_op(r, cb, NULL, data);
+    if (reg == NULL) {
+        free(q);
+        return MG_ENOMEM;
     }
-    free(k);
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)o->ttl_ms);
+    const char *args[] = {ttl, o->replica ? o->replica : "", reg, o->claim ? "1" : "0"};
+    int e = store_eval(r, SCRIPT_LOAD, id, 4, args, record_reply, q);
     free(reg);
     return e;
 }
@@ -419,13 +462,12 @@ static int rs_patch(mg_store_t *st, const char *id, const json_t *patch, mg_stor
 {
     mg_redis_t *r = R(st);
     json_t *subs = json_object_get(patch, "subs");
-    size_t cap = 3 + 2 * (json_object_size(subs) + 1);
+    size_t cap = 2 + 2 * (json_object_size(subs) + 1);
     const char **args = calloc(cap, sizeof(*args));
     char **own = calloc(cap, sizeof(*own));
     int e = MG_ENOMEM;
-    if (args != NULL && own != NULL && (own[0] = key_of(r, "s:", id)) != NULL) {
+    if (args != NULL && own != NULL) {
         size_t n = 0, nset = 0;
-        args[n++] = own[0];
         char nbuf[16], lr[16];
         args[n++] = nbuf;
         json_t *lvl = json_object_get(patch, "logLevel");
@@ -439,34 +481,18 @@ static int rs_patch(mg_store_t *st, const char *id, const json_t *patch, mg_stor
         json_t *v;
         json_object_foreach(subs, uri, v)
         {
-            if (json_is_null(v))
-                continue;
-            size_t fl = strlen(uri) + 3;
-            own[n] = malloc(fl);
-            if (own[n] != NULL)
-                snprintf(own[n], fl, "u:%s", uri);
-            args[n] = own[n] ? own[n] : "u:";
-            n++;
-            own[n] = malloc(24);
-            if (own[n] != NULL)
-                snprintf(own[n], 24, "%d", (int)json_integer_value(v));
-            args[n] = own[n] ? own[n] : "0";
-            n++;
-            nset++;
+            if (!json_is_null(v)) {
+                add_sub(args, own, &n, uri, v);
+                nset++;
+            }
         }
         json_object_foreach(subs, uri, v)
         {
-            if (!json_is_null(v))
-                continue;
-            size_t fl = strlen(uri) + 3;
-            own[n] = malloc(fl);
-            if (own[n] != NULL)
-                snprintf(own[n], fl, "u:%s", uri);
-            args[n] = own[n] ? own[n] : "u:";
-            n++;
+            if (json_is_null(v))
+                add_sub(args, own, &n, uri, NULL);
         }
         snprintf(nbuf, sizeof nbuf, "%zu", nset);
-        e = run_eval(r, SCRIPT_PATCH, (int)n, args, NULL, int_reply_cb, sreq_new(r, NULL, cb, data));
+        e = store_eval(r, SCRIPT_PATCH, id, n, args, int_reply, store_op(r, NULL, cb, data));
     }
     for (size_t i = 0; own != NULL && i < cap; i++)
         free(own[i]);
@@ -479,14 +505,8 @@ static int rs_owner_cas(mg_store_t *st, const char *id, const char *expect, cons
                         mg_store_done_cb cb, void *data)
 {
     mg_redis_t *r = R(st);
-    char *k = key_of(r, "s:", id);
-    int e = MG_ENOMEM;
-    if (k != NULL) {
-        const char *args[] = {k, expect ? expect : "", value ? value : ""};
-        e = run_eval(r, SCRIPT_CAS, 3, args, NULL, cas_reply_cb, sreq_new(r, NULL, cb, data));
-    }
-    free(k);
-    return e;
+    const char *args[] = {expect ? expect : "", value ? value : ""};
+    return store_eval(r, SCRIPT_CAS, id, 2, args, cas_reply, store_op(r, NULL, cb, data));
 }
 
 static int rs_ready(mg_store_t *st)
@@ -656,88 +676,50 @@ static void rb_unsubscribe(mg_bus_t *b, mg_bus_sub_t *sub)
 
 /* ---- bus: the rest ---- */
 
-typedef struct breq {
-    mg_redis_t *r;
-    mg_bus_append_cb seq_cb;
-    mg_bus_range_cb range_cb;
-    mg_bus_value_cb value_cb;
-    mg_bus_done_cb done_cb;
-    void *data;
-} breq_t;
-
-static breq_t *breq_new(mg_redis_t *r, void *data)
-{
-    breq_t *q = calloc(1, sizeof(*q));
-    if (q != NULL) {
-        q->r = r;
-        q->data = data;
-    }
-    return q;
-}
-
-static void ignore_cb(mg_redis_t *r, redisReply *reply, void *data)
-{
-}
-
 static int rb_publish(mg_bus_t *b, const char *channel, const char *payload, size_t len)
 {
-    mg_redis_t *r = RB(b);
-    char *ch = key_of(r, "", channel);
-    if (ch == NULL)
-        return MG_ENOMEM;
-    const char *argv[] = {"PUBLISH", ch, payload};
-    size_t lens[] = {7, strlen(ch), len};
-    int e = mg__redis_command(r, 3, argv, lens, ignore_cb, NULL);
-    free(ch);
-    return e;
+    const char *args[] = {payload};
+    size_t lens[] = {len};
+    return op_send(RB(b), "PUBLISH", 0, "", channel, 1, args, lens, NULL, NULL, 0);
 }
 
-static void seq_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void seq_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    breq_t *q = data;
-    if (!(reply == NULL && r->closing) && q->seq_cb != NULL) {
+    if (q->seq_cb != NULL) {
         int err = reply_err(reply);
         uint64_t seq = err == 0 && reply->type == REDIS_REPLY_INTEGER ? (uint64_t)reply->integer : 0;
         q->seq_cb(err, seq, q->data);
     }
-    free(q);
 }
 
 static int rb_append(mg_bus_t *b, const char *key, const char *channel, uint64_t seq, const char *data,
                      size_t len, int end, unsigned maxlen, uint64_t ttl_ms, mg_bus_append_cb cb, void *cbdata)
 {
     mg_redis_t *r = RB(b);
-    char *k = key_of(r, "", key), *ch = key_of(r, "", channel);
-    breq_t *q = breq_new(r, cbdata);
-    int e = MG_ENOMEM;
-    if (k != NULL && ch != NULL && q != NULL) {
-        char s[24], m[16], t[24];
-        snprintf(s, sizeof s, "%llu", (unsigned long long)seq);
-        snprintf(m, sizeof m, "%u", maxlen);
-        snprintf(t, sizeof t, "%llu", (unsigned long long)ttl_ms);
-        const char *args[] = {k, s, m, t, ch, data ? data : "", end ? "1" : "0"};
-        size_t lens[] = {strlen(k), strlen(s), strlen(m), strlen(t), strlen(ch), data ? len : 0, 1};
-        q->seq_cb = cb;
-        e = mg__redis_eval(r, SCRIPT_APPEND, 1, 7, args, lens, seq_reply_cb, q);
-    }
-    if (e != 0)
+    char *ch = key_of(r, "", channel);
+    op_t *q = op_new(r, cbdata);
+    if (ch == NULL || q == NULL) {
+        free(ch);
         free(q);
-    free(k);
+        return MG_ENOMEM;
+    }
+    q->seq_cb = cb;
+    char s[24], m[16], t[24];
+    snprintf(s, sizeof s, "%llu", (unsigned long long)seq);
+    snprintf(m, sizeof m, "%u", maxlen);
+    snprintf(t, sizeof t, "%llu", (unsigned long long)ttl_ms);
+    const char *args[] = {s, m, t, ch, data ? data : "", end ? "1" : "0"};
+    size_t lens[] = {strlen(s), strlen(m), strlen(t), strlen(ch), data ? len : 0, 1};
+    int e = op_send(r, NULL, SCRIPT_APPEND, "", key, 6, args, lens, seq_reply, q, 1);
     free(ch);
     return e;
 }
 
-static void range_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void range_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    breq_t *q = data;
-    if (reply == NULL && r->closing) {
-        free(q);
-        return;
-    }
     int err = reply_err(reply);
     if (err != 0 || reply->type != REDIS_REPLY_ARRAY) {
         q->range_cb(err ? err : MG_EINTERNAL, NULL, 0, q->data);
-        free(q);
         return;
     }
     mg_bus_event_t *ev = calloc(reply->elements ? reply->elements : 1, sizeof(*ev));
@@ -765,100 +747,63 @@ static void range_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
     }
     q->range_cb(ev ? 0 : MG_ENOMEM, ev, n, q->data);
     free(ev);
-    free(q);
 }
 
 static int rb_range(mg_bus_t *b, const char *key, uint64_t after, unsigned max, mg_bus_range_cb cb,
                     void *data)
 {
     mg_redis_t *r = RB(b);
-    char *k = key_of(r, "", key);
-    breq_t *q = breq_new(r, data);
-    int e = MG_ENOMEM;
-    if (k != NULL && q != NULL) {
-        char start[32], cnt[16];
-        snprintf(start, sizeof start, "%llu-1", (unsigned long long)after); /* ids are "<seq>-0": > after */
-        snprintf(cnt, sizeof cnt, "%u", max ? max : 100000);
-        const char *argv[] = {"XRANGE", k, start, "+", "COUNT", cnt};
+    op_t *q = op_new(r, data);
+    if (q != NULL)
         q->range_cb = cb;
-        e = mg__redis_command(r, 6, argv, NULL, range_reply_cb, q);
-    }
-    if (e != 0)
-        free(q);
-    free(k);
-    return e;
+    char start[32], cnt[16];
+    snprintf(start, sizeof start, "%llu-1", (unsigned long long)after); /* ids are "<seq>-0": > after */
+    snprintf(cnt, sizeof cnt, "%u", max ? max : 100000);
+    const char *args[] = {start, "+", "COUNT", cnt};
+    return op_send(r, "XRANGE", 0, "", key, 4, args, NULL, range_reply, q, 1);
 }
 
 static int rb_last(mg_bus_t *b, const char *key, mg_bus_append_cb cb, void *data)
 {
     mg_redis_t *r = RB(b);
-    char *k = key_of(r, "", key);
-    breq_t *q = breq_new(r, data);
-    int e = MG_ENOMEM;
-    if (k != NULL && q != NULL) {
-        const char *args[] = {k};
+    op_t *q = op_new(r, data);
+    if (q != NULL)
         q->seq_cb = cb;
-        e = mg__redis_eval(r, SCRIPT_LAST, 1, 1, args, NULL, seq_reply_cb, q);
-    }
-    if (e != 0)
-        free(q);
-    free(k);
-    return e;
+    return op_send(r, NULL, SCRIPT_LAST, "", key, 0, NULL, NULL, seq_reply, q, 1);
 }
 
-static void done_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void done_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    breq_t *q = data;
-    if (!(reply == NULL && r->closing) && q->done_cb != NULL)
-        q->done_cb(reply_err(reply), q->data);
-    free(q);
+    if (q->bus_done_cb != NULL)
+        q->bus_done_cb(reply_err(reply), q->data);
 }
 
 static int rb_set(mg_bus_t *b, const char *key, const char *value, uint64_t ttl_ms, mg_bus_done_cb cb,
                   void *data)
 {
     mg_redis_t *r = RB(b);
-    char *k = key_of(r, "", key);
-    breq_t *q = breq_new(r, data);
-    int e = MG_ENOMEM;
-    if (k != NULL && q != NULL) {
-        char t[24];
-        snprintf(t, sizeof t, "%llu", (unsigned long long)ttl_ms);
-        const char *argv[] = {"SET", k, value, "PX", t};
-        q->done_cb = cb;
-        e = mg__redis_command(r, ttl_ms ? 5 : 3, argv, NULL, done_reply_cb, q);
-    }
-    if (e != 0)
-        free(q);
-    free(k);
-    return e;
+    op_t *q = op_new(r, data);
+    if (q != NULL)
+        q->bus_done_cb = cb;
+    char t[24];
+    snprintf(t, sizeof t, "%llu", (unsigned long long)ttl_ms);
+    const char *args[] = {value, "PX", t};
+    return op_send(r, "SET", 0, "", key, ttl_ms ? 3 : 1, args, NULL, done_reply, q, 1);
 }
 
-static void value_reply_cb(mg_redis_t *r, redisReply *reply, void *data)
+static void value_reply(mg_redis_t *r, redisReply *reply, op_t *q)
 {
-    breq_t *q = data;
-    if (!(reply == NULL && r->closing)) {
-        int err = reply_err(reply);
-        q->value_cb(err, err == 0 && reply->type == REDIS_REPLY_STRING ? reply->str : NULL, q->data);
-    }
-    free(q);
+    int err = reply_err(reply);
+    q->value_cb(err, err == 0 && reply->type == REDIS_REPLY_STRING ? reply->str : NULL, q->data);
 }
 
 static int rb_get(mg_bus_t *b, const char *key, mg_bus_value_cb cb, void *data)
 {
     mg_redis_t *r = RB(b);
-    char *k = key_of(r, "", key);
-    breq_t *q = breq_new(r, data);
-    int e = MG_ENOMEM;
-    if (k != NULL && q != NULL) {
-        const char *argv[] = {"GET", k};
+    op_t *q = op_new(r, data);
+    if (q != NULL)
         q->value_cb = cb;
-        e = mg__redis_command(r, 2, argv, NULL, value_reply_cb, q);
-    }
-    if (e != 0)
-        free(q);
-    free(k);
-    return e;
+    return op_send(r, "GET", 0, "", key, 0, NULL, NULL, value_reply, q, 1);
 }
 
 static int rb_del(mg_bus_t *b, const char *const *keys, size_t nkeys, mg_bus_done_cb cb, void *data)
@@ -866,7 +811,7 @@ static int rb_del(mg_bus_t *b, const char *const *keys, size_t nkeys, mg_bus_don
     mg_redis_t *r = RB(b);
     const char **argv = calloc(nkeys + 1, sizeof(*argv));
     char **own = calloc(nkeys + 1, sizeof(*own));
-    breq_t *q = breq_new(r, data);
+    op_t *q = op_new(r, data);
     int e = MG_ENOMEM;
     if (argv != NULL && own != NULL && q != NULL) {
         argv[0] = "DEL";
@@ -876,8 +821,9 @@ static int rb_del(mg_bus_t *b, const char *const *keys, size_t nkeys, mg_bus_don
             argv[i + 1] = own[i];
             ok = ok && own[i] != NULL;
         }
-        q->done_cb = cb;
-        e = ok ? mg__redis_command(r, (int)nkeys + 1, argv, NULL, done_reply_cb, q) : MG_ENOMEM;
+        q->bus_done_cb = cb;
+        q->on_reply = done_reply;
+        e = ok ? mg__redis_command(r, (int)nkeys + 1, argv, NULL, op_reply_cb, q) : MG_ENOMEM;
     }
     if (e != 0)
         free(q);

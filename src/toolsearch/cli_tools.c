@@ -13,7 +13,7 @@
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
-#include "../upstream/upstream.h"
+#include "../upstream/listall.h"
 
 #include <libgen.h>
 #include <limits.h>
@@ -40,126 +40,6 @@ static const char usage[] =
     "  --max-tokens N      warn when a server or the catalog costs more tokens (default 10000)\n"
     "  --max-description N warn about descriptions longer than N characters (default 1000)\n"
     "Exit status: 0 listed, 1 a server could not be listed, 2 usage or config error.\n";
-
-typedef struct srv_state {
-    const mg_server_config_t *cfg;
-    mg_upstream_t *up;
-    json_t *tools; /* collected pages */
-    char *error;
-    int requested, done, stopped;
-    unsigned pages;
-    struct run *run;
-} srv_state_t;
-
-typedef struct run {
-    uv_loop_t loop;
-    uv_timer_t timer;
-    srv_state_t *srv;
-    size_t n;
-    size_t pending; /* servers not done */
-    size_t stopping;
-    int timer_closed;
-} run_t;
-
-static void fetch(srv_state_t *s, const char *cursor);
-
-static void finish_one(srv_state_t *s, const char *error)
-{
-    if (s->done)
-        return;
-    s->done = 1;
-    if (error != NULL && s->error == NULL)
-        s->error = strdup(error);
-    if (--s->run->pending == 0)
-        uv_stop(&s->run->loop);
-}
-
-static void page_cb(mg_upstream_req_t *req, int err, json_t *response, const char *message, void *data)
-{
-    srv_state_t *s = data;
-    if (s->done)
-        return;
-    json_t *result = response ? json_object_get(response, "result") : NULL;
-    json_t *items = json_object_get(result, "tools");
-    if (err != 0 || !json_is_array(items)) {
-        char m[400];
-        const char *emsg = json_string_value(json_object_get(json_object_get(response, "error"), "message"));
-        snprintf(m, sizeof m, "tools/list failed: %s",
-                 message ? message
-                 : emsg  ? emsg
-                 : err   ? mg_strerror(err)
-                         : "the result has no tools array");
-        finish_one(s, m);
-        return;
-    }
-    json_array_extend(s->tools, items);
-    const char *next = json_string_value(json_object_get(result, "nextCursor"));
-    if (next != NULL && next[0] != '\0' && ++s->pages < 100) {
-        fetch(s, next);
-        return;
-    }
-    finish_one(s, NULL);
-}
-
-static void fetch(srv_state_t *s, const char *cursor)
-{
-    json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : json_object();
-    json_t *msg = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", "tools/list", "params", params);
-    int r = mg_upstream_request(s->up, msg, 0, page_cb, NULL, s, NULL);
-    if (r != 0) {
-        char m[200];
-        snprintf(m, sizeof m, "tools/list could not be sent: %s", mg_strerror(r));
-        finish_one(s, m);
-    }
-}
-
-static void state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data)
-{
-    srv_state_t *s = data;
-    if (s->done || s->requested)
-        return;
-    if (state == MG_UPSTREAM_READY) {
-        s->requested = 1;
-        json_t *caps = json_object_get(mg_upstream_init_result(up), "capabilities");
-        if (json_object_get(caps, "tools") == NULL) {
-            finish_one(s, NULL); /* no tools capability: nothing to list */
-            return;
-        }
-        fetch(s, NULL);
-    } else if (state == MG_UPSTREAM_BACKOFF) {
-        const char *e = mg_upstream_last_error(up);
-        finish_one(s, e ? e : "the server failed to start");
-    }
-}
-
-static void timeout_cb(uv_timer_t *t)
-{
-    run_t *r = t->data;
-    for (size_t i = 0; i < r->n; i++)
-        if (!r->srv[i].done)
-            finish_one(&r->srv[i], "did not list its tools before --timeout");
-}
-
-static void stopped_cb(mg_upstream_t *up, void *data)
-{
-    srv_state_t *s = data;
-    mg_upstream_free(up);
-    s->up = NULL;
-    s->stopped = 1;
-    s->run->stopping--;
-}
-
-static void self_dir(char *out, size_t n)
-{
-    char path[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (len <= 0) {
-        snprintf(out, n, ".");
-        return;
-    }
-    path[len] = '\0';
-    snprintf(out, n, "%s", dirname(path));
-}
 
 /* "12,345" */
 static const char *num(size_t v, char *buf, size_t n)
@@ -248,41 +128,6 @@ static int parse(int argc, char **argv, opts_t *o)
     return 0;
 }
 
-/* Runs the servers until each listed its tools (or failed), then stops them. */
-static void collect(const mg_config_t *cfg, run_t *r, unsigned long timeout_ms)
-{
-    static const mg_upstream_hooks_t hooks = {NULL, state_cb};
-    uv_loop_init(&r->loop);
-    uv_timer_init(&r->loop, &r->timer);
-    r->timer.data = r;
-    for (size_t i = 0; i < r->n; i++) {
-        srv_state_t *s = &r->srv[i];
-        mg_upstream_opts_t uo = {s->cfg, &cfg->limits, "mcpgate-tools", MG_VERSION, 0};
-        if (mg_upstream_new(&r->loop, &uo, &hooks, s, &s->up) != 0) {
-            s->up = NULL;
-            finish_one(s, "out of memory");
-            continue;
-        }
-        mg_upstream_start(s->up);
-    }
-    if (r->pending > 0) {
-        uv_timer_start(&r->timer, timeout_cb, timeout_ms, 0);
-        uv_run(&r->loop, UV_RUN_DEFAULT);
-    }
-    uv_timer_stop(&r->timer);
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->srv[i].up != NULL) {
-            r->stopping++;
-            mg_upstream_stop(r->srv[i].up, 2000, stopped_cb, &r->srv[i]);
-        }
-    }
-    while (r->stopping > 0 && uv_run(&r->loop, UV_RUN_ONCE) != 0) {
-    }
-    uv_close((uv_handle_t *)&r->timer, NULL);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&r->loop);
-}
-
 static void warn(json_t *warnings, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(json_t *warnings, const char *fmt, ...)
 {
@@ -307,16 +152,13 @@ int mg_cli_tools(int argc, char **argv)
     }
     mg_log_set_level(lvl);
     char dir[PATH_MAX];
-    self_dir(dir, sizeof dir);
+    mg_config_self_dir(dir, sizeof dir);
     mg_config_t cfg;
     mg_config_errors_t errs = {0};
     int r = o.config ? mg_config_load(o.config, dir, &cfg, &errs)
                      : mg_config_parse(mg_config_embedded_json(), "<embedded>", dir, &cfg, &errs);
     if (r != 0) {
-        fprintf(stderr, "mcpgate tools: %s has %zu problem%s:\n", o.config ? o.config : "the embedded config",
-                errs.count, errs.count == 1 ? "" : "s");
-        for (size_t i = 0; i < errs.count; i++)
-            fprintf(stderr, "  - %s\n", errs.msgs[i]);
+        mg_config_errors_print(stderr, "mcpgate tools", o.config ? o.config : "the embedded config", &errs);
         mg_config_errors_dispose(&errs);
         return 2;
     }
@@ -331,19 +173,22 @@ int mg_cli_tools(int argc, char **argv)
     if (prof == NULL && tc->default_profile != NULL)
         prof = mg_toolsearch_profile_find(tc, tc->default_profile);
 
-    run_t run = {0};
-    size_t enabled = mg_config_enabled_count(&cfg);
-    run.srv = calloc(enabled ? enabled : 1, sizeof *run.srv);
-    for (size_t i = 0; i < cfg.nservers; i++) {
-        if (cfg.servers[i].disabled)
-            continue;
-        srv_state_t *s = &run.srv[run.n++];
-        s->cfg = &cfg.servers[i];
-        s->run = &run;
-        s->tools = json_array();
+    mg_upstream_list_opts_t lo = {"mcpgate-tools",
+                                  1,
+                                  {"tools/list"},
+                                  {"tools"},
+                                  {"tools"},
+                                  100,
+                                  o.timeout_ms,
+                                  "the result has no tools array",
+                                  "did not list its tools before --timeout"};
+    mg_upstream_listing_t *srv = NULL;
+    size_t nsrv = 0;
+    if (mg_upstream_list_all(&cfg, &lo, &srv, &nsrv) != 0) {
+        fprintf(stderr, "mcpgate tools: out of memory\n");
+        mg_config_dispose(&cfg);
+        return 1;
     }
-    run.pending = run.n;
-    collect(&cfg, &run, o.timeout_ms);
 
     /* Figures. */
     const char *sep = cfg.namespace_separator ? cfg.namespace_separator : "__";
@@ -351,19 +196,19 @@ int mg_cli_tools(int argc, char **argv)
     size_t tot_tools = 0, tot_hidden = 0, tot_compact = 0, always_tokens = 0;
     json_t *counts = json_array();
     int failed = 0;
-    for (size_t i = 0; i < run.n; i++) {
-        srv_state_t *s = &run.srv[i];
+    for (size_t i = 0; i < nsrv; i++) {
+        const mg_upstream_listing_t *s = &srv[i];
         json_t *jt = json_array();
         size_t n = 0, hidden = 0, tokens = 0, compact = 0;
         size_t k;
         json_t *tool;
-        json_array_foreach(s->tools, k, tool)
+        json_array_foreach(s->lists[0], k, tool)
         {
             const char *orig = json_string_value(json_object_get(tool, "name"));
             if (orig == NULL)
                 continue;
             char exposed[512];
-            snprintf(exposed, sizeof exposed, "%s%s%s", run.n > 1 ? s->cfg->name : "", run.n > 1 ? sep : "",
+            snprintf(exposed, sizeof exposed, "%s%s%s", nsrv > 1 ? s->cfg->name : "", nsrv > 1 ? sep : "",
                      orig);
             json_t *def = mg_json_copy(tool);
             json_object_set_new(def, "name", json_string(exposed));
@@ -447,7 +292,7 @@ int mg_cli_tools(int argc, char **argv)
     if (o.json) {
         json_t *doc = json_pack(
             "{s:s,s:s?,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:f},s:{s:I,s:o,s:f},s:o}", "mode", mode, "profile",
-            prof ? prof->name : NULL, "servers", out_servers, "totals", "servers", (json_int_t)run.n, "tools",
+            prof ? prof->name : NULL, "servers", out_servers, "totals", "servers", (json_int_t)nsrv, "tools",
             (json_int_t)tot_tools, "hidden", (json_int_t)tot_hidden, "tokens", (json_int_t)raw_tokens,
             "compactTokens", (json_int_t)tot_compact, "compactCutPercent", ccut, "lazy", "tokens",
             (json_int_t)lazy_tokens, "alwaysTools", always_names, "cutPercent", cut, "warnings", warnings);
@@ -489,7 +334,7 @@ int mg_cli_tools(int argc, char **argv)
         }
         printf("\nTOTAL: %zu tools from %zu servers (%zu hidden by filters): %s tokens; compacted %s "
                "(-%.1f%%)\n",
-               tot_tools, run.n, tot_hidden, num(raw_tokens, a, sizeof a), num(tot_compact, b, sizeof b),
+               tot_tools, nsrv, tot_hidden, num(raw_tokens, a, sizeof a), num(tot_compact, b, sizeof b),
                ccut);
         printf("Lazy mode, first tools/list: search_tools + %zu always-on tool%s = %s tokens (-%.1f%%)%s\n",
                json_array_size(always_names), json_array_size(always_names) == 1 ? "" : "s",
@@ -503,11 +348,7 @@ int mg_cli_tools(int argc, char **argv)
         json_decref(warnings);
         json_decref(always_names);
     }
-    for (size_t i = 0; i < run.n; i++) {
-        json_decref(run.srv[i].tools);
-        free(run.srv[i].error);
-    }
-    free(run.srv);
+    mg_upstream_listings_free(srv, nsrv);
     mg_config_dispose(&cfg);
     return failed ? 1 : 0;
 }

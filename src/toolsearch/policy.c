@@ -5,6 +5,7 @@
  * hidden by accident. Read next: runtime.c (where the decision is applied).
  */
 #include "toolsearch.h"
+#include "../common/glob.h"
 
 #include <string.h>
 
@@ -12,9 +13,9 @@ int mg_toolsearch_filter_allows(const mg_tool_filter_t *f, const char *name)
 {
     if (f == NULL)
         return 1;
-    if (f->nallow > 0 && !mg_toolsearch_glob_any(f->allow, f->nallow, name))
+    if (f->nallow > 0 && !mg_glob_any(f->allow, f->nallow, name))
         return 0;
-    return !mg_toolsearch_glob_any(f->deny, f->ndeny, name);
+    return !mg_glob_any(f->deny, f->ndeny, name);
 }
 
 static const mg_tool_rule_t *rule_find(const mg_tool_rule_t *rules, size_t n, const char *key)
@@ -75,6 +76,6 @@ mg_tools_mode_t mg_toolsearch_mode(const mg_tools_config_t *tc, const mg_tool_pr
 int mg_toolsearch_always(const mg_tools_config_t *tc, const mg_tool_profile_t *profile, const char *exposed)
 {
     if (profile != NULL && profile->has_always)
-        return mg_toolsearch_glob_any(profile->always, profile->nalways, exposed);
-    return tc != NULL && mg_toolsearch_glob_any(tc->always, tc->nalways, exposed);
+        return mg_glob_any(profile->always, profile->nalways, exposed);
+    return tc != NULL && mg_glob_any(tc->always, tc->nalways, exposed);
 }

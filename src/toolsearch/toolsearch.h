@@ -4,8 +4,8 @@
  * (SQLite FTS5, in memory) and the lazy catalog mode (a search tool that adds its matches to the
  * session's tools/list, followed by notifications/tools/list_changed).
  *
- * Pure parts (tokens.c, glob.c, compact.c, index.c, policy.c) know nothing of sessions or HTTP and
- * are unit-tested alone. The runtime (runtime.c) plugs into the gateway at three points of
+ * Pure parts (tokens.c, compact.c, index.c, policy.c; globs: common/glob.h) know nothing of sessions or HTTP
+ * and are unit-tested alone. The runtime (runtime.c) plugs into the gateway at three points of
  * gateway/dispatch.c: the tools/list merge (filter, then shape), tools/call routing (policy check
  * and the search tool) and /metrics. The `mcpgate tools` command lives in cli_tools.c.
  * All json_t * parameters are BORROWED unless a comment says "stolen"; returned ones are NEW.
@@ -51,13 +51,6 @@ typedef struct mg_toolsearch_cost {
 
 /* Fills *out for one tool definition object. */
 void mg_toolsearch_tokens_tool(const json_t *tool, mg_toolsearch_cost_t *out);
-
-/* ---- glob.c ---- */
-
-/* 1 when name matches pattern ('*' any run, including empty; '?' one byte; all else literal). */
-int mg_toolsearch_glob_match(const char *pattern, const char *name);
-/* 1 when any of the n patterns matches. */
-int mg_toolsearch_glob_any(char *const *patterns, size_t n, const char *name);
 
 /* ---- compact.c ---- */
 

@@ -98,11 +98,6 @@ static mg_upstream_status_t status_of(const mg_upstream_t *up)
     return st;
 }
 
-const char *mg_upstream_name(const mg_upstream_t *up)
-{
-    return status_of(up).name;
-}
-
 mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up)
 {
     return status_of(up).state;

@@ -202,7 +202,6 @@ int mg_upstream_command_check(const mg_server_config_t *server, char *why, size_
 
 /* Its kind ("stdio"), from its implementation. */
 const char *mg_upstream_kind(const mg_upstream_t *up);
-const char *mg_upstream_name(const mg_upstream_t *up);
 mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up);
 const char *mg_upstream_state_name(mg_upstream_state_t s);
 /* Borrowed InitializeResult of the most recently initialized child (NULL until one is ready; kept

@@ -1,5 +1,7 @@
 /*
- * test_common.c - the hash map, SSE framing, the memory session store and the log rate limit.
+ * test_common.c - the hash map, hex/SHA-256/base64 (codec.h), globs, the typed config
+ * readers (cfgval.h), SSE framing, the memory session store
+ * and the log rate limit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,10 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cfgval.h"
+#include "common/codec.h"
 #include "common/err.h"
+#include "common/glob.h"
 #include "common/log.h"
 #include "common/map.h"
 #include "http/sse.h"
+#include "memory_backends.h"
 #include "session/store.h"
 
 static void test_map(void **state)
@@ -145,9 +151,235 @@ static void test_log_limit(void **state)
     mg_log_set_level(MG_LOG_INFO);
 }
 
+/* The glob of tool filters and auth rules (docs/configuration.md "Globs"). */
+static void test_glob(void **state)
+{
+    assert_true(mg_glob_match("*", ""));
+    assert_true(mg_glob_match("*", "anything"));
+    assert_true(mg_glob_match("github__*", "github__create_issue"));
+    assert_false(mg_glob_match("github__*", "gitlab__create_issue"));
+    assert_true(mg_glob_match("*__create_*", "gitlab__create_issue"));
+    assert_true(mg_glob_match("get_?ssue", "get_issue"));
+    assert_false(mg_glob_match("get_?ssue", "get_ssue"));
+    assert_true(mg_glob_match("exact", "exact"));
+    assert_false(mg_glob_match("exact", "exactly"));
+    assert_false(mg_glob_match("Exact", "exact")); /* case-sensitive, like tool names */
+    assert_true(mg_glob_match("a*b*c", "a__b__c"));
+    assert_false(mg_glob_match("a*b*c", "a__c__b"));
+    assert_true(mg_glob_match("**x", "x"));
+    /* Pathological patterns stay linear-ish (one backtrack point). */
+    char s[4001];
+    memset(s, 'a', 4000);
+    s[4000] = '\0';
+    assert_false(mg_glob_match("*a*a*a*a*a*a*a*a*a*b", s));
+    char *pats[] = {"x_*", "get_*"};
+    assert_true(mg_glob_any(pats, 2, "get_me"));
+    assert_false(mg_glob_any(pats, 2, "put_me"));
+    assert_false(mg_glob_any(NULL, 0, "x"));
+}
+
+static void test_hex_sha256(void **state)
+{
+    char hex[MG_SHA256_HEX];
+    mg_hex_encode((const unsigned char *)"\x00\x01\xab\xff", 4, hex);
+    assert_string_equal(hex, "0001abff");
+    mg_hex_encode(NULL, 0, hex);
+    assert_string_equal(hex, "");
+    mg_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    mg_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    unsigned char md[MG_SHA256_BYTES];
+    mg_sha256("abc", 3, md);
+    assert_int_equal(md[0], 0xba);
+    assert_int_equal(md[31], 0xad);
+}
+
+/* RFC 4648 section 10 vectors, then each alphabet, padding rule and invalid input. */
+static void test_base64(void **state)
+{
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const url[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    static const char *const padded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    char enc[16];
+    unsigned char dec[16];
+    for (int i = 0; i < 7; i++) {
+        size_t n = strlen(plain[i]);
+        assert_int_equal(mg_base64url_encode((const unsigned char *)plain[i], n, enc), strlen(url[i]));
+        assert_int_equal(MG_BASE64URL_LEN(n), strlen(url[i]));
+        assert_string_equal(enc, url[i]);
+        /* unpadded: every mode */
+        assert_int_equal(mg_base64_decode(url[i], strlen(url[i]), dec, sizeof dec, MG_B64_URL), (long)n);
+        assert_memory_equal(dec, plain[i], n);
+        /* padded: only with MG_B64_PAD */
+        assert_int_equal(
+            mg_base64_decode(padded[i], strlen(padded[i]), dec, sizeof dec, MG_B64_STD | MG_B64_PAD),
+            (long)n);
+        assert_memory_equal(dec, plain[i], n);
+        if (strchr(padded[i], '=') != NULL)
+            assert_int_equal(mg_base64_decode(padded[i], strlen(padded[i]), dec, sizeof dec, MG_B64_URL), -1);
+    }
+    /* the two 62/63 characters per alphabet */
+    unsigned char ff[3] = {0xfb, 0xff, 0xbf};
+    assert_int_equal(mg_base64url_encode(ff, 3, enc), 4);
+    assert_string_equal(enc, "-_-_");
+    assert_int_equal(mg_base64_decode("-_-_", 4, dec, sizeof dec, MG_B64_URL), 3);
+    assert_memory_equal(dec, ff, 3);
+    assert_int_equal(mg_base64_decode("+/+/", 4, dec, sizeof dec, MG_B64_STD), 3);
+    assert_memory_equal(dec, ff, 3);
+    assert_int_equal(mg_base64_decode("+/+/", 4, dec, sizeof dec, MG_B64_URL), -1);
+    assert_int_equal(mg_base64_decode("-_-_", 4, dec, sizeof dec, MG_B64_STD), -1);
+    /* invalid: foreign characters, '=' inside, a lone last character, non-zero leftover bits */
+    assert_int_equal(mg_base64_decode("Zm9v.", 5, dec, sizeof dec, MG_B64_URL | MG_B64_STD), -1);
+    assert_int_equal(mg_base64_decode("Zm 9v", 5, dec, sizeof dec, MG_B64_URL | MG_B64_STD), -1);
+    assert_int_equal(mg_base64_decode("Zg=a", 4, dec, sizeof dec, MG_B64_STD | MG_B64_PAD), -1);
+    assert_int_equal(mg_base64_decode("Zm9vA", 5, dec, sizeof dec, MG_B64_URL), -1);
+    assert_int_equal(mg_base64_decode("Zh", 2, dec, sizeof dec, MG_B64_URL), -1);
+    assert_int_equal(mg_base64_decode("Zm9", 3, dec, sizeof dec, MG_B64_URL), -1);
+    /* the length bounds the input, not a NUL; cap bounds the output */
+    assert_int_equal(mg_base64_decode("Zm9vYmFy", 4, dec, sizeof dec, MG_B64_URL), 3);
+    assert_int_equal(mg_base64_decode("Zm9vYmFy", 8, dec, 5, MG_B64_URL), -1);
+    assert_int_equal(mg_base64_decode("Zm9vYmFy", 8, dec, 6, MG_B64_URL), 6);
+}
+
+/* ---- the typed config readers: every message as the parsers have always printed it ---- */
+
+static char cfg_msgs[8][256];
+static int cfg_nmsgs;
+
+static void cfg_err(void *ctx, const char *msg)
+{
+    if (cfg_nmsgs < 8)
+        snprintf(cfg_msgs[cfg_nmsgs++], sizeof cfg_msgs[0], "%s", msg);
+}
+
+/* ${X} expands to "ex"; "${bad}" fails (as if reported by the expander). */
+static int cfg_expand(void *ctx, const char *in, const char *where, int lenient, char **out)
+{
+    if (strcmp(in, "${bad}") == 0)
+        return -1;
+    *out = strdup(strcmp(in, "${X}") == 0 ? (lenient ? "lenient" : "ex") : in);
+    return 0;
+}
+
+static json_t *J(const char *text)
+{
+    return json_loads(text, JSON_DECODE_ANY, NULL);
+}
+
+#define CFG_EXPECT(msg)                                                                                      \
+    do {                                                                                                     \
+        assert_int_equal(cfg_nmsgs, 1);                                                                      \
+        assert_string_equal(cfg_msgs[0], msg);                                                               \
+        cfg_nmsgs = 0;                                                                                       \
+    } while (0)
+
+static void test_cfg_readers(void **state)
+{
+    mg_cfg_t c = {NULL, cfg_err, cfg_expand, NULL, 0, 0};
+    json_t *v;
+    char *s = NULL;
+    /* strings */
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("\"${X}\""), 0, &s), 0);
+    assert_string_equal(s, "ex");
+    json_decref(v);
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("\"${X}\""), MG_CFG_LENIENT, &s), 0);
+    assert_string_equal(s, "lenient");
+    json_decref(v);
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("\"${X}\""), MG_CFG_RAW, &s), 0);
+    assert_string_equal(s, "${X}");
+    json_decref(v);
+    assert_int_equal(c.bad, 0);
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("5"), 0, &s), -1);
+    CFG_EXPECT("a.b: must be a string, not a number");
+    assert_string_equal(s, "${X}"); /* untouched on failure */
+    json_decref(v);
+    assert_int_equal(c.bad, 1);
+    c.bad = 0;
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("\"${bad}\""), 0, &s), -1);
+    assert_int_equal(cfg_nmsgs, 0); /* the expander reported it */
+    assert_int_equal(c.bad, 1);
+    json_decref(v);
+    assert_int_equal(mg_cfg_string(&c, "a.b", v = J("\"\""), MG_CFG_NONEMPTY, &s), -1);
+    CFG_EXPECT("a.b: must not be empty");
+    json_decref(v);
+    free(s);
+    /* arrays of strings */
+    char **vec = NULL;
+    size_t n = 0;
+    assert_int_equal(mg_cfg_string_array(&c, "l", v = J("[\"a\", 1, \"${X}\"]"), MG_CFG_HINT, &vec, &n), -1);
+    CFG_EXPECT("l[1]: must be a string, not a number (put it in quotes)");
+    assert_int_equal(n, 2);
+    assert_string_equal(vec[0], "a");
+    assert_string_equal(vec[1], "ex");
+    assert_null(vec[2]);
+    for (size_t i = 0; i < n; i++)
+        free(vec[i]);
+    free(vec);
+    json_decref(v);
+    assert_int_equal(mg_cfg_string_array(&c, "l", v = J("[1]"), 0, &vec, &n), -1);
+    CFG_EXPECT("l[0]: must be a string, not a number");
+    free(vec);
+    json_decref(v);
+    vec = NULL;
+    assert_int_equal(mg_cfg_string_array(&c, "l", v = J("{}"), 0, &vec, &n), -1);
+    CFG_EXPECT("l: must be an array of strings, not an object");
+    assert_null(vec);
+    json_decref(v);
+    assert_int_equal(mg_cfg_string_array(&c, "l", v = J("\"one\""), MG_CFG_LONE, &vec, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(vec[0], "one");
+    free(vec[0]);
+    free(vec);
+    json_decref(v);
+    /* whole numbers */
+    uint64_t x = 0;
+    assert_int_equal(mg_cfg_uint(&c, "n", v = J("7"), 1, 10, 0, &x), 0);
+    assert_int_equal(x, 7);
+    json_decref(v);
+    assert_int_equal(mg_cfg_uint(&c, "n", v = J("\"7\""), 1, 10, MG_CFG_HINT, &x), -1);
+    CFG_EXPECT("n: must be a whole number from 1 to 10 (remove the quotes)");
+    json_decref(v);
+    assert_int_equal(mg_cfg_uint(&c, "n", v = J("-1"), 0, 10, MG_CFG_SECONDS, &x), -1);
+    CFG_EXPECT("n: must be a whole number of seconds from 0 to 10");
+    json_decref(v);
+    assert_int_equal(mg_cfg_uint_range(&c, "n", v = J("11"), 1, 10, "1 ms..10 ms", &x), -1);
+    CFG_EXPECT("n: 11 is out of range (allowed: 1..10, i.e. 1 ms..10 ms)");
+    json_decref(v);
+    assert_int_equal(mg_cfg_uint_range(&c, "n", v = J("\"3\""), 1, 10, NULL, &x), -1);
+    CFG_EXPECT("n: must be a whole number, not a string (remove the quotes)");
+    json_decref(v);
+    assert_int_equal(mg_cfg_uint_range(&c, "n", v = J("1.5"), 1, 10, NULL, &x), -1);
+    CFG_EXPECT("n: must be a whole number, not a number");
+    json_decref(v);
+    /* booleans */
+    int b = 0;
+    assert_int_equal(mg_cfg_bool(&c, "f", v = J("true"), 0, &b), 0);
+    assert_int_equal(b, 1);
+    json_decref(v);
+    assert_int_equal(mg_cfg_bool(&c, "f", v = J("null"), MG_CFG_KIND, &b), -1);
+    CFG_EXPECT("f: must be true or false, not null");
+    json_decref(v);
+    assert_int_equal(mg_cfg_bool(&c, "f", v = J("1"), 0, &b), -1);
+    CFG_EXPECT("f: must be true or false");
+    json_decref(v);
+    /* unknown keys */
+    static const char *const known[] = {"limits", "listen", "logLevel", NULL};
+    mg_cfg_unknown_key(&c, "gateway", "limts", known, 3, 512, MG_CFG_SUGGEST);
+    CFG_EXPECT("gateway: unknown key \"limts\"; did you mean \"limits\"?");
+    mg_cfg_unknown_key(&c, "gateway", "limts", known, 3, 512, 0);
+    CFG_EXPECT("gateway: unknown key \"limts\" (known keys: limits, listen, logLevel)");
+    mg_cfg_unknown_key(&c, "gateway", "zz\"\n", known, 2, 512, MG_CFG_SUGGEST);
+    CFG_EXPECT("gateway: unknown key \"zz??\" (known keys: limits, listen)");
+    assert_string_equal(mg_cfg_kind(NULL), "null");
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_map), cmocka_unit_test(test_sse_format),
-                                       cmocka_unit_test(test_store_memory), cmocka_unit_test(test_log_limit)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_map),          cmocka_unit_test(test_sse_format),
+        cmocka_unit_test(test_store_memory), cmocka_unit_test(test_log_limit),
+        cmocka_unit_test(test_hex_sha256),   cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_glob),         cmocka_unit_test(test_cfg_readers)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

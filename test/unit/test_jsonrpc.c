@@ -112,7 +112,7 @@ static void test_builders(void **state)
     json_t *n = mg_rpc_notification("notifications/x", NULL);
     assert_int_equal(mg_rpc_classify(n, NULL), MG_RPC_NOTIFICATION);
     json_decref(n);
-    json_t *q = mg_rpc_request(id, "ping", NULL);
+    json_t *q = json_pack("{s:s,s:O,s:s}", "jsonrpc", "2.0", "id", id, "method", "ping");
     assert_int_equal(mg_rpc_classify(q, NULL), MG_RPC_REQUEST);
     assert_string_equal(mg_rpc_method(q), "ping");
     json_decref(q);

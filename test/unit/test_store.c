@@ -32,6 +32,7 @@
 #include "policy/ratelimit.h"
 #include "session/bus.h"
 #include "session/redis.h"
+#include "memory_backends.h"
 #include "session/store.h"
 
 /* ---- spec parsing ---- */

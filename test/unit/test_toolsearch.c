@@ -1,5 +1,5 @@
 /*
- * test_toolsearch.c - src/toolsearch/: the token estimator, globs, the tool policy (server,
+ * test_toolsearch.c - src/toolsearch/: the token estimator, the tool policy (server,
  * gateway, profile, tenant, scopes), BM25 ranking over SQLite FTS5, description compaction, and
  * the gateway.tools / server "tools" config keys (src/config/config_tools.c).
  */
@@ -62,34 +62,6 @@ static void test_tokens_tool(void **state)
     mg_toolsearch_tokens_tool(NULL, &c);
     assert_int_equal(c.total, 0);
     assert_int_equal(mg_toolsearch_tokens_json(NULL), 0);
-}
-
-/* ---------------------------------------------------------------- globs */
-
-static void test_glob(void **state)
-{
-    assert_true(mg_toolsearch_glob_match("*", ""));
-    assert_true(mg_toolsearch_glob_match("*", "anything"));
-    assert_true(mg_toolsearch_glob_match("github__*", "github__create_issue"));
-    assert_false(mg_toolsearch_glob_match("github__*", "gitlab__create_issue"));
-    assert_true(mg_toolsearch_glob_match("*__create_*", "gitlab__create_issue"));
-    assert_true(mg_toolsearch_glob_match("get_?ssue", "get_issue"));
-    assert_false(mg_toolsearch_glob_match("get_?ssue", "get_ssue"));
-    assert_true(mg_toolsearch_glob_match("exact", "exact"));
-    assert_false(mg_toolsearch_glob_match("exact", "exactly"));
-    assert_false(mg_toolsearch_glob_match("Exact", "exact")); /* case-sensitive, like tool names */
-    assert_true(mg_toolsearch_glob_match("a*b*c", "a__b__c"));
-    assert_false(mg_toolsearch_glob_match("a*b*c", "a__c__b"));
-    assert_true(mg_toolsearch_glob_match("**x", "x"));
-    /* Pathological patterns stay linear-ish (one backtrack point). */
-    char s[4001];
-    memset(s, 'a', 4000);
-    s[4000] = '\0';
-    assert_false(mg_toolsearch_glob_match("*a*a*a*a*a*a*a*a*a*b", s));
-    char *pats[] = {"x_*", "get_*"};
-    assert_true(mg_toolsearch_glob_any(pats, 2, "get_me"));
-    assert_false(mg_toolsearch_glob_any(pats, 2, "put_me"));
-    assert_false(mg_toolsearch_glob_any(NULL, 0, "x"));
 }
 
 /* ---------------------------------------------------------------- config + policy */
@@ -391,15 +363,10 @@ static void test_search_tool_def(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tokens_text),
-        cmocka_unit_test(test_tokens_tool),
-        cmocka_unit_test(test_glob),
-        cmocka_unit_test(test_config_tools),
-        cmocka_unit_test(test_config_tools_errors),
-        cmocka_unit_test(test_index_ranking),
-        cmocka_unit_test(test_compact_text),
-        cmocka_unit_test(test_compact_schema),
-        cmocka_unit_test(test_search_tool_def),
+        cmocka_unit_test(test_tokens_text),    cmocka_unit_test(test_tokens_tool),
+        cmocka_unit_test(test_config_tools),   cmocka_unit_test(test_config_tools_errors),
+        cmocka_unit_test(test_index_ranking),  cmocka_unit_test(test_compact_text),
+        cmocka_unit_test(test_compact_schema), cmocka_unit_test(test_search_tool_def),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

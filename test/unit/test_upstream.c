@@ -28,6 +28,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "upstream/listall.h"
 #include "upstream/upstream.h"
 #include "upstream/sandbox.h"
 #include "upstream/upstream_int.h"
@@ -1369,6 +1370,47 @@ static void test_init_timeout(void **state)
     h_finish(&h, 500);
 }
 
+/* ---- listall.c: the runner of `mcpgate lock` and `mcpgate tools` ---- */
+
+static void test_list_all(void **state)
+{
+    char json[PATH_MAX + 512];
+    snprintf(
+        json, sizeof json,
+        "{\"mcpServers\": {\"ts\": {\"command\": \"%s\"}, \"off\": {\"command\": \"x\", \"disabled\": true},"
+        " \"bad\": {\"command\": \"/bin/false\"}, \"mute\": {\"command\": \"sh\", \"args\": [\"-c\", \"sleep "
+        "30\"]}}}",
+        testserver);
+    mg_config_t cfg;
+    mg_config_errors_t errs = {0};
+    assert_int_equal(mg_config_parse(json, "t.json", "/x", &cfg, &errs), 0);
+    mg_upstream_list_opts_t o = {"mcpgate-test",
+                                 3,
+                                 {"tools/list", "prompts/list", "resources/templates/list"},
+                                 {"tools", "prompts", "resourceTemplates"},
+                                 {"tools", "prompts", "resources"},
+                                 100,
+                                 1500,
+                                 "the result has no list",
+                                 "did not answer before the timeout"};
+    mg_upstream_listing_t *l = NULL;
+    size_t n = 0;
+    assert_int_equal(mg_upstream_list_all(&cfg, &o, &l, &n), 0);
+    assert_int_equal(n, 3); /* enabled servers only, in config order */
+    assert_string_equal(l[0].cfg->name, "ts");
+    assert_null(l[0].error);
+    assert_true(json_array_size(l[0].lists[0]) > 0);
+    assert_non_null(l[0].lists[1]);
+    assert_non_null(l[0].lists[2]);
+    assert_string_equal(l[1].cfg->name, "bad");
+    assert_non_null(l[1].error);
+    assert_true(l[1].error[0] != '\0'); /* why it did not start */
+    assert_string_equal(l[2].cfg->name, "mute");
+    assert_string_equal(l[2].error, "did not answer before the timeout");
+    mg_upstream_listings_free(l, n);
+    mg_config_dispose(&cfg);
+}
+
 int main(void)
 {
     const char *ts = getenv("MG_TESTSERVER");
@@ -1387,6 +1429,7 @@ int main(void)
     }
     mg_log_set_level(getenv("MG_TEST_DEBUG") ? MG_LOG_DEBUG : MG_LOG_WARN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_list_all),
         cmocka_unit_test(test_idtable),
         cmocka_unit_test(test_idscan),
         cmocka_unit_test(test_linebuf),

@@ -5,8 +5,8 @@
  * subscribers, as with Redis. Used by the unit tests to pin down the contract the redis backend
  * (store_redis.c) implements. Read next: store_redis.c.
  */
-#include "bus.h"
-#include "../common/err.h"
+#include "memory_backends.h"
+#include "common/err.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,11 +1,12 @@
 /*
- * store_memory.c - the embedded session store: a jansson object id -> {record, expires}.
+ * store_memory.c - the session store (store.h) in one process, for the unit tests: a jansson object
+ * id -> {record, expires}.
  * Callbacks run synchronously (allowed by store.h). Single-threaded: one loop per process. One
  * process is the only replica, so an owner is always alive: load never marks one lost.
  * Read next: store_redis.c (the same contract across replicas).
  */
-#include "store.h"
-#include "../common/err.h"
+#include "memory_backends.h"
+#include "common/err.h"
 
 #include <stdlib.h>
 #include <string.h>
