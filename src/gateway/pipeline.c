@@ -136,7 +136,8 @@ static phase_rc_t phase_admit(mg_request_t *r)
     if (!r->gw->shutting_down)
         return NEXT;
     const char *hdrs[] = {"retry-after", "1", "connection", "close"};
-    json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_ESHUTDOWN), "gateway is shutting down; retry on another replica", NULL);
+    json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_ESHUTDOWN),
+                             "gateway is shutting down; retry on another replica", NULL);
     mg__http_send_json(r->req, mg_err_http_status(MG_ESHUTDOWN), e, hdrs, 2);
     json_decref(e);
     return DONE;
@@ -201,8 +202,15 @@ static phase_rc_t parse_post(mg_request_t *r)
      * pings, or an array of 2 million numbers, cost 50-80 MB of heap to parse. */
     const mg_limits_t *lim = &gw->cfg->limits;
     size_t items = 0, values = 0;
-    mg_rpc_count(req->entity.base, req->entity.len, lim->max_batch_items, lim->max_json_values, &items,
-                 &values);
+    /* values <= bytes + 1 (each is counted at a bracket or comma), and items exist only in a
+     * top-level array: a short body that is not an array cannot exceed either bound. */
+    size_t lead = 0;
+    while (lead < req->entity.len && (req->entity.base[lead] == ' ' || req->entity.base[lead] == '\t' ||
+                                      req->entity.base[lead] == '\r' || req->entity.base[lead] == '\n'))
+        lead++;
+    if (req->entity.len >= lim->max_json_values || (lead < req->entity.len && req->entity.base[lead] == '['))
+        mg_rpc_count(req->entity.base, req->entity.len, lim->max_batch_items, lim->max_json_values, &items,
+                     &values);
     if (items > lim->max_batch_items || values > lim->max_json_values) {
         char msg[300];
         if (items > lim->max_batch_items)
@@ -307,7 +315,8 @@ static phase_rc_t phase_parse(mg_request_t *r)
         r->method = M_DELETE;
     else {
         const char *hdrs[] = {"allow", "GET, POST, DELETE"};
-        json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_EHTTPMETHOD), "Method Not Allowed: use POST, GET or DELETE", NULL);
+        json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_EHTTPMETHOD),
+                                 "Method Not Allowed: use POST, GET or DELETE", NULL);
         mg__http_send_json(req, mg_err_http_status(MG_EHTTPMETHOD), e, hdrs, 1);
         json_decref(e);
         return DONE;
