@@ -12,7 +12,7 @@
  * failed (that ends any SSE stream), and the connection must close within HANG_MS. server.c is
  * #included for its struct (h2o's unit-test style).
  * Oracles: no crash, no sanitizer report, no leak, no hang, never a 500.
- * Read next: src/http/server.c, src/era/legacy.c.
+ * Read next: src/http/server.c, src/gateway/era_legacy.c.
  */
 #include "../src/http/server.c"
 

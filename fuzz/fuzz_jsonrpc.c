@@ -1,7 +1,7 @@
 /*
  * fuzz_jsonrpc.c - libFuzzer target: a client's POST body through the JSON-RPC layer
  * (mg_rpc_parse with the default depth limit, then mg_rpc_classify and the accessors on every
- * message, as era/legacy.c does), and the error builder echoing a client id.
+ * message, as gateway/era_legacy.c does), and the error builder echoing a client id.
  * Oracles: a body that parses has real nesting depth <= the limit (the byte-level depth check
  * and jansson agree); every classified message survives dump + reload; builders never fail.
  * Read next: src/jsonrpc/jsonrpc.h, fuzz/README.md.

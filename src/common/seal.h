@@ -14,7 +14,7 @@
  *
  * The version byte is authenticated as associated data. Replicas that share the key accept each
  * other's state. Anything that fails to decode or authenticate is rejected as a whole.
- * Read next: era/modern.c (what goes in the payload and how it is checked).
+ * Read next: gateway/era_modern.c (what goes in the payload and how it is checked).
  */
 #ifndef MG_SEAL_H
 #define MG_SEAL_H

@@ -906,7 +906,7 @@ void mg__cluster_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms)
     mg_cluster_t *cl = CL(gw);
     ssize_t hi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
     if (hi < 0) {
-        /* A new GET takes the stream over (era/legacy.c says why, never 409). */
+        /* A new GET takes the stream over (gateway/era_legacy.c says why, never 409). */
         mg_follow_t *old = get_follower(s);
         if (old != NULL)
             follow_close(old, 0);

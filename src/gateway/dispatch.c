@@ -1,7 +1,7 @@
 /*
  * dispatch.c - what the gateway does with each MCP message of a session.
  *
- * Requests answered by the gateway itself: initialize (in era/legacy.c), ping, logging/setLevel,
+ * Requests answered by the gateway itself: initialize (in gateway/era_legacy.c), ping, logging/setLevel,
  * and the four list methods (merged from every upstream, namespaced, paginated). Requests routed
  * to one upstream: tools/call and prompts/get (by exposed name), resources/read, subscribe,
  * unsubscribe (by URI), completion/complete (by ref). Messages from upstreams related to a call go
@@ -637,7 +637,7 @@ static void modern_server_request(mg_call_t *c, mg_upstream_origin_t origin, jso
     mg__modern_schedule_flush(c->gw);
 }
 
-/* End of a collection window (era/modern.c's timer): refuse what the client cannot answer, then
+/* End of a collection window (gateway/era_modern.c's timer): refuse what the client cannot answer, then
  * answer input_required, or 400 -32021 when nothing could be asked. */
 void mg__dispatch_flush_inputs(mg_call_t *c)
 {

@@ -1,5 +1,5 @@
 /*
- * gateway_int.h - structures shared by the gateway's files (era/legacy.c, the gateway/ files,
+ * gateway_int.h - structures shared by the gateway's files (gateway/era_legacy.c, the gateway/ files,
  * catalog/catalog.c). Not a public contract.
  *
  * Ownership, top-down:
@@ -427,7 +427,7 @@ void mg__exchange_respond(mg_exchange_t *x, const json_t *msg);
 /* One of x's requests ends unanswered (cancelled): the stream or HTTP response ends without it. */
 void mg__exchange_abandon(mg_exchange_t *x);
 
-/* ---- era/legacy.c: the session era's handlers, called by the pipeline (pipeline.c) ---- */
+/* ---- gateway/era_legacy.c: the session era's handlers, called by the pipeline (pipeline.c) ---- */
 void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t start_ms);
 void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *body, int batch, size_t n,
                      const mg_rpc_kind_t *kinds, size_t nreq, int accept_sse, uint64_t start_ms);

@@ -15,7 +15,7 @@
  *             source (local table at once, shared store later);
  *             MCP-Protocol-Version
  *   limit     batches only on 2025-03-26; in-flight bound per session 400/429
- *   route     POST: client messages, 202 or dispatch of each request  (era/legacy.c, dispatch.c)
+ *   route     POST: client messages, 202 or dispatch of each request  (gateway/era_legacy.c, dispatch.c)
  *             GET: GET stream or resumption; DELETE: session gone
  *
  * Each phase returns NEXT (go on), AGAIN (an asynchronous step was started: its callback calls
@@ -23,7 +23,7 @@
  * request was answered, or handed to code that answers it). A request is parsed once.
  * The per-call path after route (rate limits per principal/tenant/tool, routing by name or URI,
  * pins and filters, forwarding, the answer) is gateway/dispatch.c.
- * Read next: gateway_int.h (the request object's neighbours), era/legacy.c, gateway/dispatch.c.
+ * Read next: gateway_int.h (the request object's neighbours), gateway/era_legacy.c, gateway/dispatch.c.
  */
 #include "../auth/auth.h"
 #include "../common/err.h"

@@ -5,7 +5,7 @@
  * Contract: a session is created by initialize, found by id on every later request, closed by
  * DELETE, idle expiry or shutdown. Closing fails its calls, ends its streams and stops its own
  * pools; memory is released from an idle callback once nothing references it (STYLE: never free
- * an object inside its own callback). Read next: era/legacy.c (who calls this).
+ * an object inside its own callback). Read next: gateway/era_legacy.c (who calls this).
  */
 #include "gateway_int.h"
 #include "../toolsearch/runtime.h"

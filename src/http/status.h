@@ -3,7 +3,7 @@
  *
  * Every place that sets h2o's req->res.reason takes it from mg_http_reason(), so a status line
  * reads "HTTP/1.1 409 Conflict", never a made-up word (clients print the phrase to users).
- * Read next: http/server.c (the simple answers), era/legacy.c (the /mcp answers).
+ * Read next: http/server.c (the simple answers), gateway/era_legacy.c (the /mcp answers).
  */
 #ifndef MG_HTTP_STATUS_H
 #define MG_HTTP_STATUS_H

@@ -3,7 +3,7 @@
  * the gateway's own structures (gateway_int.h); policy.h knows nothing of the gateway.
  *
  * Phase by phase:
- *   http      mg_policy_http_cors()        CORS headers; preflight answered (era/legacy.c)
+ *   http      mg_policy_http_cors()        CORS headers; preflight answered (gateway/era_legacy.c)
  *   dispatch  mg_policy_rate_take()        token buckets for limited methods (gateway/dispatch.c)
  *   dispatch  mg_policy_gates_calls() +    tools/call and prompts/get only for definitions that
  *             mg_policy_call_verified()    passed pinning/scanning, when either blocks

@@ -1,5 +1,5 @@
 /*
- * runtime.h - the lazy catalog inside the gateway: the hooks gateway/dispatch.c, era/legacy.c,
+ * runtime.h - the lazy catalog inside the gateway: the hooks gateway/dispatch.c, gateway/era_legacy.c,
  * gateway/session.c and gateway/gateway.c call. Not a public contract beyond those files.
  *
  * Per gateway: a small cache of search indexes keyed by a hash of the (filtered) tool list they

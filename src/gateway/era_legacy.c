@@ -10,7 +10,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../common/str.h"
-#include "../gateway/gateway_int.h"
+#include "gateway_int.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "../toolsearch/runtime.h"
 

@@ -1,6 +1,6 @@
 /*
  * modern.c - the stateless 2026-07-28 revision on /mcp, served from the same upstreams as the
- * session era (era/legacy.c).
+ * session era (gateway/era_legacy.c).
  *
  * Phases of one modern POST (each failure answers at once):
  *   MCP-Protocol-Version header == _meta protocolVersion (400 -32020) -> version supported
@@ -17,7 +17,7 @@
 #include "../common/json.h"
 #include "../common/log.h"
 #include "../http/status.h"
-#include "../gateway/gateway_int.h"
+#include "gateway_int.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "../common/seal.h"
 
