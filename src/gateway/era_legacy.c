@@ -65,8 +65,8 @@ void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64
     json_t *params = mg_rpc_params(msg);
     const char *requested = json_string_value(json_object_get(params, "protocolVersion"));
     if (!json_is_object(params) || requested == NULL) {
-        json_t *e =
-            mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EPARAMS), "initialize needs params.protocolVersion (a string)", NULL);
+        json_t *e = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EPARAMS),
+                                 "initialize needs params.protocolVersion (a string)", NULL);
         mg__http_send_json(req, mg_err_http_status(MG_EPARAMS), e, NULL, 0);
         json_decref(e);
         mg__http_log(gw, "POST", "initialize", NULL, NULL, 400, start_ms);
@@ -82,8 +82,8 @@ void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64
         mg_toolsearch_profile_select(gw, ph.base, ph.len, has_q ? req->path.base + req->query_at + 1 : NULL,
                                      has_q ? req->path.len - req->query_at - 1 : 0, profile, sizeof profile,
                                      pwhy, sizeof pwhy) != 0) {
-        json_t *e =
-            mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EPARAMS), pdup ? "Mcpgate-Profile header given twice" : pwhy, NULL);
+        json_t *e = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EPARAMS),
+                                 pdup ? "Mcpgate-Profile header given twice" : pwhy, NULL);
         mg__http_send_json(req, mg_err_http_status(MG_EPARAMS), e, NULL, 0);
         json_decref(e);
         mg__http_log(gw, "POST", "initialize", NULL, NULL, 400, start_ms);

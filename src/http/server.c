@@ -192,7 +192,8 @@ int mg_server_start(uv_loop_t *loop, const mg_server_opts_t *opts, const struct 
     h2o_config_init(&srv->config);
     /* h2o closes the connection as soon as a body passes its cap, which a client still writing sees
      * as a reset, not a 413. So h2o's cap is twice ours: up to that, the body is read and the
-     * gateway answers 413 itself (gateway/era_legacy.c); beyond it, h2o cuts the connection to bound memory. */
+     * gateway answers 413 itself (gateway/era_legacy.c); beyond it, h2o cuts the connection to bound memory.
+     */
     srv->config.max_request_entity_size = opts->max_body_bytes * 2;
     /* Slow and idle clients (slowloris, idle keep-alive): h2o closes an HTTP/1 connection whose
      * request is not complete (headers and body) this long after it began, and an idle h2c one. */
