@@ -8,7 +8,9 @@
  * they route to the server whose resources list holds the URI, else whose template's literal
  * prefix matches it. A list is fetched once per pool (following nextCursor, at most 100 pages) and
  * cached until that upstream says list_changed or restarts. Pools that are down are skipped, so a
- * dead upstream never empties the catalog.
+ * dead upstream never empties the catalog. What a pool's upstream reports (unattributed messages,
+ * a list that changed, the pool gone) goes to the sink the gateway registered (gw->pool_sink):
+ * which sessions hear of it is the gateway's business (gateway/pools.c), not the catalog's.
  * Read next: gateway/dispatch.c.
  */
 #include "../common/err.h"
@@ -52,7 +54,7 @@ static void on_state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data
         if (had || mg_upstream_restarts(up) > 0) /* came back: its tools may differ */
             for (int k = 0; k < MG_LIST_COUNT; k += 1)
                 if (k != MG_LIST_TEMPLATES)
-                    mg__catalog_list_changed(p->gw, p->owner, (mg_list_kind_t)k);
+                    p->gw->pool_sink.list_changed(p->gw, p->owner, (mg_list_kind_t)k);
     } else if (state != MG_UPSTREAM_READY) {
         p->was_ready = 0;
     }
@@ -111,7 +113,7 @@ static void pool_stopped_cb(mg_upstream_t *up, void *data)
     free(p->tenant);
     free(p);
     if (owner != NULL)
-        mg__session_pool_gone(owner, idx);
+        gw->pool_sink.gone(owner, idx); /* the owning session's slot is freed by the gateway */
     else if (gw->pools_stopping > 0)
         gw->pools_stopping--;
 }
@@ -224,6 +226,10 @@ void mg__pool_list(mg_pool_t *p, mg_list_kind_t kind, mg_list_cb cb, void *data)
     }
 }
 
+/* ---- names and routes ---- */
+
+/* ---- which pool (lookups only: creating one is the gateway's, gateway/pools.c) ---- */
+
 const char *mg__tenant_of(const mg_principal_t *p)
 {
     return p != NULL && p->tenant != NULL ? p->tenant : "";
@@ -237,43 +243,6 @@ mg_pool_t *mg__pool_peek(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t
     if (srv->cfg->isolation == MG_ISOLATION_TENANT)
         return mg_map_get(&srv->tenants, mg__tenant_of(p));
     return s != NULL && s != gw->stateless ? s->pools[i] : NULL;
-}
-
-mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *pr, size_t i)
-{
-    mg_gw_server_t *srv = &gw->servers[i];
-    if (srv->shared != NULL)
-        return srv->shared;
-    if (srv->cfg->isolation == MG_ISOLATION_TENANT) {
-        /* one pool per tenant, shared by its sessions and its stateless requests */
-        if (gw->shutting_down && srv->tenants.count == 0)
-            return NULL;
-        const char *tenant = mg__tenant_of(pr);
-        mg_pool_t *p = mg_map_get(&srv->tenants, tenant);
-        if (p != NULL || gw->shutting_down)
-            return p;
-        if (mg__pool_new(gw, srv, NULL, &p) != 0)
-            return NULL;
-        p->tenant = strdup(tenant);
-        if (p->tenant == NULL || mg_map_set(&srv->tenants, tenant, p) != 0) {
-            mg__pool_stop(p); /* pool_stopped_cb frees it */
-            gw->pools_stopping++;
-            return NULL;
-        }
-        mg_log_json(MG_LOG_INFO, "tenant pool created",
-                    json_pack("{s:s,s:s}", "upstream", srv->cfg->name, "tenant", tenant));
-        return p;
-    }
-    /* isolation "session" needs a session: stateless 2026-07-28 requests cannot get a child of
-     * their own, and sharing one between callers would defeat the isolation. */
-    if (s == NULL || s->closing || s == gw->stateless)
-        return NULL;
-    /* cluster: only the replica the store names as owner runs the session's children */
-    if (s->pools[i] == NULL && gw->cluster != NULL && !mg__cluster_may_own(s))
-        return NULL;
-    if (s->pools[i] == NULL && mg__pool_new(gw, srv, s, &s->pools[i]) != 0)
-        return NULL;
-    return s->pools[i];
 }
 
 /* ---- names and routes ---- */
@@ -356,55 +325,4 @@ long mg__catalog_route_uri(mg_gateway_t *gw, mg_session_t *s, const char *uri)
         }
     }
     return best;
-}
-
-/* ---- list_changed fan-out, debounced ---- */
-
-static const char *changed_methods[MG_LIST_COUNT] = {
-    "notifications/tools/list_changed", "notifications/prompts/list_changed",
-    "notifications/resources/list_changed", "notifications/resources/list_changed"};
-
-static void notify_sessions(mg_gateway_t *gw, mg_session_t *only, unsigned bits)
-{
-    for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
-        if (!(bits & (1u << k)))
-            continue;
-        json_t *n = mg_rpc_notification(changed_methods[k], NULL);
-        if (only != NULL) {
-            mg__session_notify(only, n);
-        } else {
-            mg__modern_listeners_notify(gw, 1u << k, NULL, n);
-            size_t pos = 0;
-            const char *key;
-            void *val;
-            while (mg_map_next(&gw->sessions, &pos, &key, &val))
-                mg__session_notify(val, n);
-        }
-        json_decref(n);
-    }
-}
-
-static void debounce_cb(uv_timer_t *t)
-{
-    mg_gateway_t *gw = t->data;
-    unsigned bits = gw->list_changed_pending;
-    gw->list_changed_pending = 0;
-    if (gw->cluster != NULL) { /* every replica's clients: cluster.c delivers it, here too */
-        mg__cluster_list_changed(gw, bits);
-        return;
-    }
-    notify_sessions(gw, NULL, bits);
-}
-
-void mg__catalog_list_changed(mg_gateway_t *gw, mg_session_t *only, mg_list_kind_t kind)
-{
-    if (kind == MG_LIST_TEMPLATES)
-        kind = MG_LIST_RESOURCES;
-    if (only != NULL) {
-        notify_sessions(gw, only, 1u << kind);
-        return;
-    }
-    if (gw->list_changed_pending == 0)
-        uv_timer_start(&gw->debounce_timer, debounce_cb, 50, 0);
-    gw->list_changed_pending |= 1u << kind;
 }

@@ -31,6 +31,8 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     gw->loop = loop;
     gw->sessions_source = &mg__sessions_local;
     gw->pool_sink.message = mg__dispatch_upstream_message;
+    gw->pool_sink.list_changed = mg__catalog_list_changed; /* gateway/pools.c */
+    gw->pool_sink.gone = mg__session_pool_gone;
     gw->cfg = cfg;
     mg_map_init(&gw->sessions);
     size_t enabled = mg_config_enabled_count(cfg);

@@ -280,6 +280,10 @@ struct mg_gateway {
     /* Where the pools' upstream events go (catalog.c calls it; catalog/ never calls up by name). */
     struct {
         void (*message)(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin, json_t *msg);
+        /* a list of a pool changed (only: the pool's owning session, NULL = every session) */
+        void (*list_changed)(mg_gateway_t *gw, mg_session_t *only, mg_list_kind_t kind);
+        /* a session's own pool finished stopping (slot i of its pools) */
+        void (*gone)(mg_session_t *s, size_t i);
     } pool_sink;
     mg_bus_t *bus; /* cluster: cross-replica messages and event logs */
 };
@@ -497,10 +501,6 @@ void mg__pool_stop(mg_pool_t *p);
  * NULL when the pool is down or the fetch failed. */
 void mg__pool_list(mg_pool_t *p, mg_list_kind_t kind, mg_list_cb cb, void *data);
 void mg__pool_invalidate(mg_pool_t *p, int kind /* -1 = all */);
-/* Pool of server i for session s and principal p (the caller's; s's own for a session request):
- * the shared pool, the tenant's pool or the session's own, created on first use. NULL when none
- * may serve (isolation "session" without a session, start failure). */
-mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *p, size_t i);
 /* The same without creating one (NULL when it does not exist yet). */
 mg_pool_t *mg__pool_peek(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *p, size_t i);
 /* Tenant key of a principal for isolation "tenant" ("" without auth: one pool). */
@@ -511,6 +511,14 @@ char *mg__catalog_expose(const mg_gw_server_t *srv, const char *name);
 long mg__catalog_route_name(mg_gateway_t *gw, const char *exposed, const char **original);
 /* Pool index serving uri for session s, or -1. */
 long mg__catalog_route_uri(mg_gateway_t *gw, mg_session_t *s, const char *uri);
+
+/* ---- pools.c ---- */
+/* Pool of server i for session s and principal p (the caller's; s's own for a session request):
+ * the shared pool, the tenant's pool or the session's own, created on first use. NULL when none
+ * may serve (isolation "session" without a session, start failure). */
+mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *p, size_t i);
+/* list_changed of kind to session only, or (debounced) to every session and listener; the pool
+ * sink's list_changed. */
 void mg__catalog_list_changed(mg_gateway_t *gw, mg_session_t *only, mg_list_kind_t kind);
 
 #endif

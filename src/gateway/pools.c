@@ -1,0 +1,102 @@
+/*
+ * pools.c - which pool serves a session (shared, per tenant, or the session's own, created on first
+ * use; with a shared store only on the replica that may own the session's children), and the
+ * list_changed fan-out to sessions and 2026-07-28 listeners (debounced 50 ms; with a shared store,
+ * to every replica through cluster.c). The catalog (catalog/catalog.c) reports into these through
+ * the pool sink (gw->pool_sink) and never calls them by name.
+ * Read next: catalog/catalog.c (pools and their lists), gateway/session.c (sessions).
+ */
+#include "../common/log.h"
+#include "../jsonrpc/jsonrpc.h"
+#include "gateway_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *pr, size_t i)
+{
+    mg_gw_server_t *srv = &gw->servers[i];
+    if (srv->shared != NULL)
+        return srv->shared;
+    if (srv->cfg->isolation == MG_ISOLATION_TENANT) {
+        /* one pool per tenant, shared by its sessions and its stateless requests */
+        if (gw->shutting_down && srv->tenants.count == 0)
+            return NULL;
+        const char *tenant = mg__tenant_of(pr);
+        mg_pool_t *p = mg_map_get(&srv->tenants, tenant);
+        if (p != NULL || gw->shutting_down)
+            return p;
+        if (mg__pool_new(gw, srv, NULL, &p) != 0)
+            return NULL;
+        p->tenant = strdup(tenant);
+        if (p->tenant == NULL || mg_map_set(&srv->tenants, tenant, p) != 0) {
+            mg__pool_stop(p); /* pool_stopped_cb frees it */
+            gw->pools_stopping++;
+            return NULL;
+        }
+        mg_log_json(MG_LOG_INFO, "tenant pool created",
+                    json_pack("{s:s,s:s}", "upstream", srv->cfg->name, "tenant", tenant));
+        return p;
+    }
+    /* isolation "session" needs a session: stateless 2026-07-28 requests cannot get a child of
+     * their own, and sharing one between callers would defeat the isolation. */
+    if (s == NULL || s->closing || s == gw->stateless)
+        return NULL;
+    /* cluster: only the replica the store names as owner runs the session's children */
+    if (s->pools[i] == NULL && gw->cluster != NULL && !mg__cluster_may_own(s))
+        return NULL;
+    if (s->pools[i] == NULL && mg__pool_new(gw, srv, s, &s->pools[i]) != 0)
+        return NULL;
+    return s->pools[i];
+}
+
+/* ---- list_changed fan-out, debounced ---- */
+
+static const char *changed_methods[MG_LIST_COUNT] = {
+    "notifications/tools/list_changed", "notifications/prompts/list_changed",
+    "notifications/resources/list_changed", "notifications/resources/list_changed"};
+
+static void notify_sessions(mg_gateway_t *gw, mg_session_t *only, unsigned bits)
+{
+    for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
+        if (!(bits & (1u << k)))
+            continue;
+        json_t *n = mg_rpc_notification(changed_methods[k], NULL);
+        if (only != NULL) {
+            mg__session_notify(only, n);
+        } else {
+            mg__modern_listeners_notify(gw, 1u << k, NULL, n);
+            size_t pos = 0;
+            const char *key;
+            void *val;
+            while (mg_map_next(&gw->sessions, &pos, &key, &val))
+                mg__session_notify(val, n);
+        }
+        json_decref(n);
+    }
+}
+
+static void debounce_cb(uv_timer_t *t)
+{
+    mg_gateway_t *gw = t->data;
+    unsigned bits = gw->list_changed_pending;
+    gw->list_changed_pending = 0;
+    if (gw->cluster != NULL) { /* every replica's clients: cluster.c delivers it, here too */
+        mg__cluster_list_changed(gw, bits);
+        return;
+    }
+    notify_sessions(gw, NULL, bits);
+}
+
+void mg__catalog_list_changed(mg_gateway_t *gw, mg_session_t *only, mg_list_kind_t kind)
+{
+    if (kind == MG_LIST_TEMPLATES)
+        kind = MG_LIST_RESOURCES;
+    if (only != NULL) {
+        notify_sessions(gw, only, 1u << kind);
+        return;
+    }
+    if (gw->list_changed_pending == 0)
+        uv_timer_start(&gw->debounce_timer, debounce_cb, 50, 0);
+    gw->list_changed_pending |= 1u << kind;
+}
