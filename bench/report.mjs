@@ -30,6 +30,26 @@ const table = (head, body) => {
   out.push('');
 };
 
+// The gateway's cost: calls/s through mcpgate (fronting the instant upstream, and the test server)
+// as a fraction of the bare HTTP stack's raw POSTs, in the same run (issue 12's speed target: >= 0.8
+// with the instant upstream).
+{
+  const body = [];
+  for (const scenario of ['load-small', 'sat', 'load-big']) {
+    const bare = runs.find((r) => r.target === 'bare' && r.scenario === scenario);
+    if (!bare || !(bare.calls.per_s > 0)) continue;
+    for (const t of ['mcpgate-instant', 'mcpgate']) {
+      const g = runs.find((r) => r.target === t && r.scenario === scenario);
+      if (g) body.push([scenario, t, f(g.calls.per_s, 0), f(bare.calls.per_s, 0), f(g.calls.per_s / bare.calls.per_s, 2)]);
+    }
+  }
+  if (body.length) {
+    out.push('### Gateway against the bare HTTP stack (same run)');
+    out.push('');
+    table(['scenario', 'target', 'calls/s', 'bare calls/s', 'fraction of bare'], body);
+  }
+}
+
 for (const [scenario, title] of [
   ['load-small', 'Closed loop, small'],
   ['sat', 'Closed loop, saturation (fixed duration)'],

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench/run.sh - mcpgate against its peers on this machine: throughput, latency, RSS per idle
 # session, cold start. Targets: mcpgate, mcp-proxy (punkpeye) and supergateway (stateful streamable
-# HTTP), each fronting build/mcpgate-testserver, plus build/mcpgate-bare (raw POST: the limit of
-# mcpgate's HTTP stack). Each target runs pinned to CPU 0, the load generator (build/mcpgate-bench)
+# HTTP), each fronting build/mcpgate-testserver, plus mcpgate-instant (mcpgate fronting
+# build/mcpgate-instant, an upstream that costs next to nothing: the gateway's own share) and
+# build/mcpgate-bare (raw POST: the limit of mcpgate's HTTP stack); the report gives calls/s of
+# both gateways as a fraction of bare's, measured in the same run. Each target runs pinned to CPU 0, the load generator (build/mcpgate-bench)
 # to CPU 1, traffic on 127.0.0.1 only. Sizes come from the environment (SIZES below); QUICK=1 is a
 # smoke run under 2 minutes, the full run stays under 15. Prints the tables and writes them, with
 # the machine, the exact commands and the raw JSON, to bench/results/<date>[-quick].md.
@@ -36,7 +38,7 @@ fi
 : "${HUGE_SESSIONS:=0}" "${HUGE_CALLS:=5}"
 # supergateway --stateful spawns one child per session (sh + the server): SG_MAX_SESSIONS caps its
 # session counts so memory stays bounded.
-: "${TARGETS:=mcpgate mcp-proxy supergateway bare}"
+: "${TARGETS:=mcpgate mcpgate-instant mcp-proxy supergateway bare}"
 : "${MCPGATE_LOG_LEVEL:=info}" # mcpgate's default: one access-log line per request (to a file here)
 : "${SG_LOG_LEVEL:=none}"      # supergateway's default "info" logs every message body (-15% calls/s)
 : "${TARGET_CPU:=0}" "${BENCH_CPU:=1}"
@@ -113,6 +115,9 @@ target_cmd() {
     case $1 in
     mcpgate)
         CMD=("$BUILD/mcpgate" serve --config "$WORK/mcpgate.json" --listen "127.0.0.1:$2" --log-level "$MCPGATE_LOG_LEVEL")
+        HEALTH=/healthz ;;
+    mcpgate-instant)
+        CMD=("$BUILD/mcpgate" serve --config "$WORK/mcpgate-instant.json" --listen "127.0.0.1:$2" --log-level "$MCPGATE_LOG_LEVEL")
         HEALTH=/healthz ;;
     mcp-proxy)
         CMD=("$NODEBIN/mcp-proxy" --port "$2" --host 127.0.0.1 --server stream -- "$TS")
@@ -203,6 +208,7 @@ cap_sessions() { # NAME N: N, or SG_MAX_SESSIONS for supergateway
 }
 
 printf '{"mcpServers": {"ts": {"command": "%s"}}}\n' "$TS" >"$WORK/mcpgate.json"
+printf '{"mcpServers": {"ts": {"command": "%s"}}}\n' "$BUILD/mcpgate-instant" >"$WORK/mcpgate-instant.json"
 ARGS='{"message":"bench-{n}"}'
 
 # ---- load: one instance per target for the closed- and open-loop runs ----
@@ -232,7 +238,7 @@ done
 
 # ---- memory per idle session: a fresh instance per measurement ----
 for t in $TARGETS; do
-    [[ $t = bare ]] && continue # no sessions
+    [[ $t = bare || $t = mcpgate-instant ]] && continue # no sessions / the same gateway as mcpgate
     available "$t" || continue
     done_n=""
     for n in $HOLD_SESSIONS; do
