@@ -1073,20 +1073,31 @@ typedef enum call_rc { CALL_NEXT, CALL_AGAIN, CALL_DONE } call_rc_t;
 
 static void call_run(mg_call_t *c);
 
-/* gateway.rateLimits (src/policy/): a refused call is answered here (HTTP 429 when plain JSON). */
-static void rate_done_cb(mg_call_t *c, json_t *msg, int allowed, const char *message, json_t *data)
+/* gateway.rateLimits (src/policy/): the decision's headers and status go into a plain JSON answer
+ * (429, or 503 when the shared store did not answer); a refused call is answered here. */
+static void rate_done_cb(mg_call_t *c, json_t *msg, mg_policy_rate_decision_t *d)
 {
-    if (!allowed) {
-        call_error(c, MG_ERATELIMIT, message, data);
+    mg_exchange_t *x = c->x;
+    if (x != NULL && x->req != NULL && !x->batch && x->stream == NULL) {
+        for (size_t i = 0; i < d->nheaders; i++)
+            mg__http_add_header(x->req, d->headers[i][0], d->headers[i][1]);
+        if (!d->allowed)
+            x->status = d->status;
+    }
+    if (!d->allowed) {
+        call_error(c, MG_ERATELIMIT, d->message, d->data);
         return;
     }
+    json_decref(d->data);
     c->phase++;
     call_run(c);
 }
 
 static call_rc_t phase_rate(mg_call_t *c)
 {
-    return mg_policy_rate_take(c, c->msg, rate_done_cb) == 0 ? CALL_AGAIN : CALL_NEXT;
+    char peer[64];
+    mg__req_peer(c->x != NULL ? c->x->req : NULL, peer, sizeof peer);
+    return mg_policy_rate_take(c, c->msg, peer, rate_done_cb) == 0 ? CALL_AGAIN : CALL_NEXT;
 }
 
 static void dispatch_method(mg_call_t *c, json_t *msg);

@@ -409,6 +409,10 @@ void mg__http_send_body(h2o_req_t *req, int status, const char *ctype, const cha
                         const char **hdrs, size_t nhdrs);
 void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs);
 void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype);
+/* Adds a response header (name and value copied into the request's pool). */
+void mg__http_add_header(h2o_req_t *req, const char *name, const char *value);
+/* The client's address as text into out ("unknown" when req is NULL or it cannot be read). */
+void mg__req_peer(h2o_req_t *req, char *out, size_t cap);
 /* An HTTP error with an id-less JSON-RPC error body, and its log line: err (MG_E*) names the status
  * and the JSON-RPC code (common/err.h). */
 void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, uint64_t start_ms);

@@ -128,7 +128,23 @@ static phase_rc_t phase_origin(mg_request_t *r)
  * before auth (browsers send preflights without credentials). Off: OPTIONS gets 405 in parse. */
 static phase_rc_t phase_cors(mg_request_t *r)
 {
-    return mg_policy_http_cors(r->gw, r->req) ? DONE : NEXT;
+    h2o_req_t *req = r->req;
+    h2o_iovec_t origin = mg__req_header(req, "origin", NULL);
+    h2o_iovec_t m = mg__req_header(req, "access-control-request-method", NULL);
+    h2o_iovec_t hs = mg__req_header(req, "access-control-request-headers", NULL);
+    mg_policy_cors_decision_t d;
+    int answer = mg_policy_cors(r->gw->policy, origin.base, origin.len,
+                                h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")), m.base,
+                                m.len, hs.base, hs.len, &d);
+    for (size_t i = 0; i < d.nheaders; i++)
+        mg__http_add_header(req, d.headers[i][0], d.headers[i][1]);
+    if (!answer)
+        return NEXT;
+    if (d.status == 204)
+        mg__http_send_body(req, 204, NULL, "", 0, NULL, 0);
+    else
+        mg__http_send_body(req, d.status, "application/json", d.body, strlen(d.body), NULL, 0);
+    return DONE;
 }
 
 static phase_rc_t phase_admit(mg_request_t *r)

@@ -12,6 +12,7 @@
 #include "gateway_int.h"
 
 #define H2O_USE_LIBUV 1
+#include <arpa/inet.h>
 #include <h2o.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +114,30 @@ int mg__accepts(h2o_iovec_t accept, const char *type)
         p = q;
     }
     return 0;
+}
+
+void mg__http_add_header(h2o_req_t *req, const char *name, const char *value)
+{
+    /* h2o keeps both pointers: name and value are copied into the request's pool */
+    h2o_iovec_t n = h2o_strdup(&req->pool, name, SIZE_MAX);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 0, NULL,
+                          h2o_strdup(&req->pool, value, SIZE_MAX).base, strlen(value));
+}
+
+void mg__req_peer(h2o_req_t *req, char *out, size_t cap)
+{
+    snprintf(out, cap, "unknown");
+    if (req == NULL || req->conn == NULL || req->conn->callbacks == NULL ||
+        req->conn->callbacks->get_peername == NULL)
+        return;
+    struct sockaddr_storage ss;
+    socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (n == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
 }
 
 void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype)

@@ -27,7 +27,6 @@
 #define H2O_USE_LIBUV 1
 #include <arpa/inet.h>
 #include <fnmatch.h>
-#include <h2o.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -737,45 +736,30 @@ typedef struct rate_job {
     size_t n;
 } rate_job_t;
 
-static void peer_addr(h2o_req_t *req, char *out, size_t cap)
+static void decision_header(mg_policy_rate_decision_t *d, const char *name, const char *value)
 {
-    snprintf(out, cap, "unknown");
-    if (req == NULL || req->conn == NULL || req->conn->callbacks == NULL ||
-        req->conn->callbacks->get_peername == NULL)
-        return;
-    struct sockaddr_storage ss;
-    socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (n == 0)
-        return;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
-    else if (ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
-}
-
-static void add_header(h2o_req_t *req, const char *name, const char *value)
-{
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL,
-                          h2o_strdup(&req->pool, value, SIZE_MAX).base, strlen(value));
+    if (d->nheaders < sizeof d->headers / sizeof d->headers[0]) {
+        snprintf(d->headers[d->nheaders][0], sizeof d->headers[0][0], "%s", name);
+        snprintf(d->headers[d->nheaders][1], sizeof d->headers[0][1], "%s", value);
+        d->nheaders++;
+    }
 }
 
 /* RateLimit-Policy / RateLimit (draft-ietf-httpapi-ratelimit-headers), plus Retry-After when refused. */
-static void rate_headers(mg_exchange_t *x, const mg_rl_key_t *k, const mg_rl_result_t *r)
+static void rate_headers(mg_policy_rate_decision_t *d, const mg_rl_key_t *k, const mg_rl_result_t *r)
 {
-    if (x == NULL || x->req == NULL || x->batch || x->stream != NULL)
-        return;
     char v[160];
     snprintf(v, sizeof v, "\"%s\";q=%llu;w=%llu", k->label, (unsigned long long)k->rule->burst,
              (unsigned long long)(k->rule->per_ms / 1000));
-    add_header(x->req, "ratelimit-policy", v);
+    decision_header(d, "ratelimit-policy", v);
     uint64_t t = r->allowed ? (r->reset_ms + 999) / 1000 : (r->retry_after_ms + 999) / 1000;
     snprintf(v, sizeof v, "\"%s\";r=%llu;t=%llu", k->label, (unsigned long long)r->remaining,
              (unsigned long long)t);
-    add_header(x->req, "ratelimit", v);
+    decision_header(d, "ratelimit", v);
     if (!r->allowed) {
         snprintf(v, sizeof v, "%llu", (unsigned long long)(t ? t : 1));
-        add_header(x->req, "retry-after", v);
-        x->status = mg_err_http_status(MG_ERATELIMIT);
+        decision_header(d, "retry-after", v);
+        d->status = mg_err_http_status(MG_ERATELIMIT);
     }
 }
 
@@ -800,13 +784,12 @@ static void rate_unavailable(rate_job_t *j)
                     "(see /readyz for the session store's state)",
                     json_pack("{s:s}", "method", c->method));
     }
-    if (c->x != NULL && c->x->req != NULL && !c->x->batch && c->x->stream == NULL) {
-        c->x->status = 503;
-        c->x->retry_after = 1;
-    }
-    j->done(c, j->msg, 0,
-            "Service Unavailable: the shared rate-limit store (Redis) did not answer; retry in 1 s",
-            json_pack("{s:s,s:I}", "limit", "store", "retryAfterMs", (json_int_t)1000));
+    mg_policy_rate_decision_t d = {0};
+    d.status = 503;
+    decision_header(&d, "retry-after", "1");
+    d.message = "Service Unavailable: the shared rate-limit store (Redis) did not answer; retry in 1 s";
+    d.data = json_pack("{s:s,s:I}", "limit", "store", "retryAfterMs", (json_int_t)1000);
+    j->done(c, j->msg, &d);
 }
 
 static void rate_done(void *data, const mg_rl_result_t *r)
@@ -829,9 +812,11 @@ static void rate_done(void *data, const mg_rl_result_t *r)
         mg_log_json(MG_LOG_INFO, "rate-limit store answers again", NULL);
     }
     const mg_rl_key_t *k = &j->keys[r->limiting < j->n ? r->limiting : 0];
-    rate_headers(c->x, k, r);
+    mg_policy_rate_decision_t d = {0};
+    rate_headers(&d, k, r);
     if (r->allowed) {
-        j->done(c, j->msg, 1, NULL, NULL);
+        d.allowed = 1;
+        j->done(c, j->msg, &d);
     } else {
         int which = strcmp(k->label, "tenant") == 0 ? 1 : strcmp(k->label, "tool") == 0 ? 2 : 0;
         pol->rl_rejected[which]++;
@@ -844,10 +829,11 @@ static void rate_done(void *data, const mg_rl_result_t *r)
         mg_log_json(MG_LOG_INFO, "rate limited",
                     json_pack("{s:s,s:s,s:I}", "limit", k->label, "method", c->method, "retry_after_ms",
                               (json_int_t)r->retry_after_ms));
-        j->done(c, j->msg, 0, m,
-                json_pack("{s:s,s:I,s:I,s:I}", "limit", k->label, "retryAfterMs",
-                          (json_int_t)r->retry_after_ms, "requests", (json_int_t)k->rule->requests,
-                          "perSeconds", (json_int_t)(k->rule->per_ms / 1000)));
+        d.message = m;
+        d.data = json_pack("{s:s,s:I,s:I,s:I}", "limit", k->label, "retryAfterMs",
+                           (json_int_t)r->retry_after_ms, "requests", (json_int_t)k->rule->requests,
+                           "perSeconds", (json_int_t)(k->rule->per_ms / 1000));
+        j->done(c, j->msg, &d);
     }
     rate_job_free(j);
 }
@@ -869,7 +855,7 @@ static char *keyf(const char *prefix, const char *v)
     return s;
 }
 
-int mg_policy_rate_take(mg_call_t *c, json_t *msg, mg_policy_rate_done_cb done)
+int mg_policy_rate_take(mg_call_t *c, json_t *msg, const char *peer, mg_policy_rate_done_cb done)
 {
     mg_policy_t *pol = c->gw->policy;
     if (pol == NULL || pol->rl == NULL)
@@ -885,10 +871,7 @@ int mg_policy_rate_take(mg_call_t *c, json_t *msg, mg_policy_rate_done_cb done)
         return 1;
     const mg_principal_t *p = mg__auth_call_principal(c);
     if (rc->has_principal) {
-        char addr[64];
-        if (p == NULL)
-            peer_addr(c->x ? c->x->req : NULL, addr, sizeof addr);
-        j->keybufs[j->n] = p != NULL ? keyf("p:", p->key) : keyf("ip:", addr);
+        j->keybufs[j->n] = p != NULL ? keyf("p:", p->key) : keyf("ip:", peer != NULL ? peer : "unknown");
         j->keys[j->n] = (mg_rl_key_t){j->keybufs[j->n], &rc->principal, p != NULL ? "principal" : "client"};
         j->n++;
     }
@@ -931,73 +914,58 @@ int mg_policy_rate_take(mg_call_t *c, json_t *msg, mg_policy_rate_done_cb done)
 
 /* ---- CORS ---- */
 
-static h2o_iovec_t req_header(h2o_req_t *req, const char *name)
+static void cors_header(mg_policy_cors_decision_t *d, const char *name, const char *value, size_t vlen)
 {
-    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
-    return i < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+    if (d->nheaders < sizeof d->headers / sizeof d->headers[0]) {
+        snprintf(d->headers[d->nheaders][0], sizeof d->headers[0][0], "%s", name);
+        snprintf(d->headers[d->nheaders][1], sizeof d->headers[0][1], "%.*s", (int)vlen, value);
+        d->nheaders++;
+    }
 }
 
-int mg_policy_http_cors(mg_gateway_t *gw, h2o_req_t *req)
+int mg_policy_cors(mg_policy_t *pol, const char *origin, size_t origin_len, int is_options,
+                   const char *acr_method, size_t acr_method_len, const char *acr_headers,
+                   size_t acr_headers_len, mg_policy_cors_decision_t *d)
 {
-    const mg_cors_config_t *cc = gw->cfg->policy ? &gw->cfg->policy->cors : NULL;
+    memset(d, 0, sizeof *d);
+    const mg_cors_config_t *cc = pol != NULL && pol->cfg->policy ? &pol->cfg->policy->cors : NULL;
     if (cc == NULL || !cc->enabled)
         return 0;
-    mg_policy_t *pol = gw->policy;
-    h2o_iovec_t origin = req_header(req, "origin");
-    int preflight = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")) &&
-                    req_header(req, "access-control-request-method").base != NULL;
-    add_header(req, "vary", "origin");
-    int allowed = mg_cors_origin_allowed(cc, origin.base, origin.len);
+    int preflight = is_options && acr_method != NULL;
+    cors_header(d, "vary", "origin", 6);
+    int allowed = mg_cors_origin_allowed(cc, origin, origin_len);
     if (allowed) {
-        char *o = h2o_mem_alloc_pool(&req->pool, origin.len + 1);
-        memcpy(o, origin.base, origin.len);
-        o[origin.len] = '\0';
-        add_header(req, "access-control-allow-origin", cc->any && !cc->allow_credentials ? "*" : o);
+        if (cc->any && !cc->allow_credentials)
+            cors_header(d, "access-control-allow-origin", "*", 1);
+        else
+            cors_header(d, "access-control-allow-origin", origin, origin_len);
         if (cc->allow_credentials)
-            add_header(req, "access-control-allow-credentials", "true");
+            cors_header(d, "access-control-allow-credentials", "true", 4);
         if (!preflight)
-            add_header(req, "access-control-expose-headers", mg_cors_exposed_headers);
+            cors_header(d, "access-control-expose-headers", mg_cors_exposed_headers,
+                        strlen(mg_cors_exposed_headers));
     }
     if (!preflight)
         return 0;
-    h2o_iovec_t m = req_header(req, "access-control-request-method");
-    h2o_iovec_t hs = req_header(req, "access-control-request-headers");
-    const char *refusal = !allowed                            ? "Origin is not in gateway.cors.allowedOrigins"
-                          : !mg_cors_method_ok(m.base, m.len) ? "method not allowed (GET, POST, DELETE)"
-                          : !mg_cors_request_headers_ok(hs.base, hs.len) ? "a requested header is not allowed"
-                                                                         : NULL;
-    static h2o_generator_t gen = {NULL, NULL};
+    const char *refusal =
+        !allowed                                         ? "Origin is not in gateway.cors.allowedOrigins"
+        : !mg_cors_method_ok(acr_method, acr_method_len) ? "method not allowed (GET, POST, DELETE)"
+        : !mg_cors_request_headers_ok(acr_headers, acr_headers_len) ? "a requested header is not allowed"
+                                                                    : NULL;
     if (refusal != NULL) {
         pol->preflights[1]++;
-        char body[200];
-        snprintf(body, sizeof body, "{\"error\":\"CORS preflight refused: %s\"}", refusal);
-        size_t len = strlen(body);
-        req->res.status = 403;
-        req->res.reason = mg_http_reason(403);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                       H2O_STRLIT("application/json"));
-        h2o_iovec_t b = h2o_strdup(&req->pool, body, len);
-        req->res.content_length = len;
-        h2o_start_response(req, &gen);
-        h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
+        d->status = 403;
+        snprintf(d->body, sizeof d->body, "{\"error\":\"CORS preflight refused: %s\"}", refusal);
         return 1;
     }
     pol->preflights[0]++;
-    add_header(req, "access-control-allow-methods", "GET, POST, DELETE");
-    if (hs.base != NULL && hs.len > 0) {
-        char *h = h2o_mem_alloc_pool(&req->pool, hs.len + 1);
-        memcpy(h, hs.base, hs.len);
-        h[hs.len] = '\0';
-        add_header(req, "access-control-allow-headers", h);
-    }
+    cors_header(d, "access-control-allow-methods", "GET, POST, DELETE", 17);
+    if (acr_headers != NULL && acr_headers_len > 0)
+        cors_header(d, "access-control-allow-headers", acr_headers, acr_headers_len);
     char age[24];
     snprintf(age, sizeof age, "%u", cc->max_age_s);
-    add_header(req, "access-control-max-age", age);
-    req->res.status = 204;
-    req->res.reason = mg_http_reason(204);
-    req->res.content_length = 0;
-    h2o_start_response(req, &gen);
-    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    cors_header(d, "access-control-max-age", age, strlen(age));
+    d->status = 204;
     return 1;
 }
 

@@ -3,8 +3,10 @@
  * the gateway's own structures (gateway_int.h); policy.h knows nothing of the gateway.
  *
  * Phase by phase:
- *   http      mg_policy_http_cors()        CORS headers; preflight answered (gateway/era_legacy.c)
- *   dispatch  mg_policy_rate_take()        token buckets for limited methods (gateway/dispatch.c)
+ *   cors      mg_policy_cors()             CORS headers and the preflight answer (gateway/pipeline.c
+ *                                          writes them)
+ *   rate      mg_policy_rate_take()        token buckets for limited methods: a decision that the
+ *                                          call phase writes into the answer (gateway/dispatch.c)
  *   dispatch  mg_policy_gates_calls() +    tools/call and prompts/get only for definitions that
  *             mg_policy_call_verified()    passed pinning/scanning, when either blocks
  *   catalog   mg_policy_list_fetched()     a fresh list is compared with mcpgate.lock and scanned;
@@ -54,15 +56,32 @@ int mg_policy_call_verified(mg_policy_t *pol, size_t i, mg_list_kind_t kind, con
 void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u);
 
 /*
- * Rate limits for call c (msg: its request, borrowed; kept alive until done runs). Returns 1 when
- * no limit applies (continue now, done is never called). Returns 0 when the policy took the call:
- * done runs exactly once, maybe before this returns; allowed == 0 means refused, with message and
- * data (NEW) for the JSON-RPC error; HTTP status 429 and Retry-After/RateLimit headers are already
- * set on c's exchange when it answers with plain JSON.
+ * What the policy decided about a call's rate, for the caller to write into its answer: the policy
+ * never writes into the HTTP response or the exchange itself.
+ *   allowed   1 = go on; 0 = refused with message and data (NEW, the caller owns it)
+ *   status    HTTP status of a plain JSON answer when refused: 429, or 503 when the shared store did
+ *             not answer (fail closed); 0 when allowed
+ *   headers   RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers), and
+ *             Retry-After when refused: nheaders name/value pairs (the caller copies them)
  */
-typedef void (*mg_policy_rate_done_cb)(mg_call_t *c, json_t *msg, int allowed, const char *message,
-                                       json_t *data);
-int mg_policy_rate_take(mg_call_t *c, json_t *msg, mg_policy_rate_done_cb done);
+typedef struct mg_policy_rate_decision {
+    int allowed;
+    int status;
+    const char *message;
+    json_t *data;
+    size_t nheaders;
+    char headers[3][2][160];
+} mg_policy_rate_decision_t;
+
+/*
+ * Rate limits for call c (msg: its request, borrowed; kept alive until done runs; peer: the
+ * client's address, the key when there is no principal). Returns 1 when no limit applies (continue
+ * now, done is never called). Returns 0 when the policy took the call: done runs exactly once,
+ * maybe before this returns, with the decision (borrowed for the callback's duration; data is the
+ * callback's).
+ */
+typedef void (*mg_policy_rate_done_cb)(mg_call_t *c, json_t *msg, mg_policy_rate_decision_t *d);
+int mg_policy_rate_take(mg_call_t *c, json_t *msg, const char *peer, mg_policy_rate_done_cb done);
 /* Call c ends while its take is in flight (c->rate_job set): done will not be called. */
 void mg_policy_rate_cancel(mg_call_t *c);
 
@@ -73,8 +92,22 @@ void mg_policy_rate_cancel(mg_call_t *c);
  */
 int mg_policy_rate_shared(mg_policy_t *pol, mg_store_t *session_store, char *why, size_t n);
 
-/* CORS for one /mcp request, after the Host/Origin checks: adds the CORS response headers when
- * the Origin is allowed; answers a preflight (OPTIONS) itself and returns 1. Returns 0 to go on. */
-int mg_policy_http_cors(mg_gateway_t *gw, h2o_req_t *req);
+/*
+ * CORS for one /mcp request, after the Host/Origin checks, from the request's Origin,
+ * method and preflight headers (plain strings, NULL when absent; origin with its length). Fills d:
+ * the response headers to add (when the Origin is allowed, and "Vary: origin" always), and for a
+ * preflight (OPTIONS with Access-Control-Request-Method) the answer to send: status 204, or 403
+ * with a JSON body naming the refusal. Returns 1 when the caller must answer with d->status and
+ * d->body (a preflight), 0 to go on. With gateway.cors off: 0 and no headers.
+ */
+typedef struct mg_policy_cors_decision {
+    size_t nheaders;
+    char headers[8][2][256];
+    int status;     /* preflight answer: 204 or 403 */
+    char body[240]; /* "" for 204 */
+} mg_policy_cors_decision_t;
+int mg_policy_cors(mg_policy_t *pol, const char *origin, size_t origin_len, int is_options,
+                   const char *acr_method, size_t acr_method_len, const char *acr_headers,
+                   size_t acr_headers_len, mg_policy_cors_decision_t *d);
 
 #endif
