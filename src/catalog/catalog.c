@@ -389,7 +389,7 @@ static void debounce_cb(uv_timer_t *t)
     mg_gateway_t *gw = t->data;
     unsigned bits = gw->list_changed_pending;
     gw->list_changed_pending = 0;
-    if (gw->cluster != NULL) { /* every replica's clients: cluster.c delivers it, here too */
+    if (gw->cluster != NULL) { /* every replica's clients: cluster_bus.c delivers it, here too */
         mg__cluster_list_changed(gw, bits);
         return;
     }
