@@ -4,7 +4,7 @@
  *
  * Same rules as config.c: every problem is reported through mg__config_errf() and the walk goes
  * on; strings are expanded (${env:...}, ${file:...}); secrets never appear in a message. What the
- * values mean at runtime: src/session/redis.h, gateway/cluster.c, docs/configuration.md.
+ * values mean at runtime: src/session/redis.h, gateway/cluster_int.h, docs/configuration.md.
  * Read next: config.c (the caller).
  */
 #include "config.h"

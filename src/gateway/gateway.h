@@ -32,7 +32,7 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out);
 int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *listen, char *why,
                              size_t whylen);
 /* POST /mcpgate/internal/v1/forward and /modern: requests forwarded by other replicas
- * (gateway/cluster.c), authenticated with gateway.sessions.secret; 404 without a shared store.
+ * (gateway/cluster_internal.c), authenticated with gateway.sessions.secret; 404 without a shared store.
  * Always answers. loopback_bound: as for mg_gateway_handle_mcp(). */
 int mg_gateway_handle_internal(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
 /* Spawns every enabled shared upstream and starts the session sweeper. */

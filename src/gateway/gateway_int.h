@@ -65,10 +65,10 @@ typedef struct mg_exchange mg_exchange_t;
 typedef struct mg_stream mg_stream_t;
 typedef struct mg_gw_server mg_gw_server_t;
 typedef struct mg_session_source mg_session_source_t;
-typedef struct mg_cluster mg_cluster_t; /* cluster.c: sessions shared by replicas (redis store) */
-typedef struct mg_follow mg_follow_t;   /* cluster.c: an SSE connection fed from a Redis log */
-typedef struct mg_fwd mg_fwd_t;         /* cluster.c: a call forwarded to another replica */
-typedef struct mg_relay mg_relay_t;     /* cluster.c: answering a call forwarded by another replica */
+typedef struct mg_cluster mg_cluster_t; /* cluster_int.h: sessions shared by replicas (redis store) */
+typedef struct mg_follow mg_follow_t;   /* cluster_follow.c: an SSE connection fed from a Redis log */
+typedef struct mg_fwd mg_fwd_t;         /* cluster_forward.c: a call forwarded to another replica */
+typedef struct mg_relay mg_relay_t;     /* cluster_internal.c: answering a call forwarded here */
 
 typedef void (*mg_list_cb)(mg_pool_t *pool, mg_list_kind_t kind, json_t *items /* borrowed or NULL */,
                            void *data);
@@ -347,7 +347,7 @@ void mg__session_notify(mg_session_t *s, const json_t *msg);
 void mg__sessions_sweep(mg_gateway_t *gw);
 void mg__sessions_keepalive(mg_gateway_t *gw);
 
-/* ---- cluster.c (only with a shared store: gw->cluster != NULL) ---- */
+/* ---- cluster*.c (only with a shared store: gw->cluster != NULL; cluster_int.h: which file) ---- */
 /* status 200 (s set), 404 (unknown, expired or another principal's) or 503 (store unavailable).
  * req is NULL when h2o disposed the request meanwhile (then only release data). */
 typedef mg_session_found_cb mg_cluster_session_cb;

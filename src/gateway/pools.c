@@ -2,7 +2,7 @@
  * pools.c - which pool serves a session (shared, per tenant, or the session's own, created on first
  * use; with a shared store only on the replica that may own the session's children), and the
  * list_changed fan-out to sessions and 2026-07-28 listeners (debounced 50 ms; with a shared store,
- * to every replica through cluster.c). The catalog (catalog/catalog.c) reports into these through
+ * to every replica through cluster_bus.c). The catalog (catalog/catalog.c) reports into these through
  * the pool sink (gw->pool_sink) and never calls them by name.
  * Read next: catalog/catalog.c (pools and their lists), gateway/session.c (sessions).
  */
@@ -81,7 +81,7 @@ static void debounce_cb(uv_timer_t *t)
     mg_gateway_t *gw = t->data;
     unsigned bits = gw->list_changed_pending;
     gw->list_changed_pending = 0;
-    if (gw->cluster != NULL) { /* every replica's clients: cluster.c delivers it, here too */
+    if (gw->cluster != NULL) { /* every replica's clients: cluster_bus.c delivers it, here too */
         mg__cluster_list_changed(gw, bits);
         return;
     }

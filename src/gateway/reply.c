@@ -187,7 +187,7 @@ static void req_disposed(void *p)
     req_hook_t *h = p;
     h->x->req = NULL;
     /* 2026-07-28: the client closing the response stream cancels the request; so does a replica
-     * that forwarded a request here (cluster.c) going away. */
+     * that forwarded a request here (cluster_internal.c) going away. */
     if ((h->x->modern || h->x->relay != NULL) && h->x->pending > 0)
         mg__dispatch_exchange_gone(h->x);
     mg__exchange_unref(h->x);

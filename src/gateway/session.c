@@ -36,7 +36,7 @@ static void make_hash(const char *id, char out[13])
     mg_hex_encode(md, 6, out);
 }
 
-/* id NULL: a new CSPRNG id; else a session created on another replica (cluster.c). */
+/* id NULL: a new CSPRNG id; else a session created on another replica (cluster_records.c). */
 static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, json_t *caps,
                          json_t *client_info, mg_session_t **out)
 {
@@ -55,7 +55,7 @@ static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, 
     s->rank = mg_version_rank(version);
     /* Memory per idle session: sessions that declare no capability share one empty object (caps are
      * never modified after initialize), and clientInfo is kept only for the shared store's record
-     * (cluster.c): one process never reads it again. */
+     * (cluster_records.c): one process never reads it again. */
     static json_t *no_caps;
     if (no_caps == NULL)
         no_caps = json_object();
@@ -403,7 +403,7 @@ void mg__session_notify(mg_session_t *s, const json_t *msg)
 void mg__sessions_sweep(mg_gateway_t *gw)
 {
     if (gw->cluster != NULL)
-        return; /* cluster.c sweeps copies against the store */
+        return; /* cluster_records.c sweeps copies against the store */
     uint64_t now = mg_gateway_now_ms();
     uint64_t ttl = gw->cfg->limits.session_ttl_ms;
     size_t pos = 0;
@@ -429,7 +429,7 @@ void mg__sessions_keepalive(mg_gateway_t *gw)
     }
 }
 
-/* ---- session sources (gateway_int.h): the local table, or the shared store (cluster.c) ---- */
+/* ---- session sources (gateway_int.h): the local table, or the shared store (cluster_records.c) ---- */
 
 static void local_lookup(mg_gateway_t *gw, h2o_req_t *req, const char *id, int claim, mg_session_found_cb cb,
                          void *data)

@@ -1,7 +1,7 @@
 /*
  * client.h - the one outbound HTTP(S) client: libcurl's multi interface driven by the process's
  * libuv loop (one uv_poll_t per socket, one uv_timer_t), never blocking it. Users: replica-to-replica
- * forwarding (gateway/cluster.c) and the identity provider fetches (auth/fetch.c); remote upstreams
+ * forwarding (gateway/cluster_forward.c) and the identity provider fetches (auth/fetch.c); remote upstreams
  * next. A client keeps idle connections for reuse (keep-alive), per origin; TLS is verified.
  *
  * Contract (libuv's): mg_http_request() returns 0 and then calls done_cb exactly once (after at
@@ -11,7 +11,7 @@
  * err in done_cb: 0 when the whole response arrived (any status); MG_ETIMEOUT when the deadline
  * passed; MG_ETOOBIG when the header block exceeds 16 KiB or the body exceeds max_body; MG_EIO when
  * the connection failed or broke (a refused connection is MG_EIO before any head_cb). http/ knows
- * nothing of MCP. Read next: client.c, then gateway/cluster.c and auth/fetch.c (its users).
+ * nothing of MCP. Read next: client.c, then gateway/cluster_forward.c and auth/fetch.c (its users).
  */
 #ifndef MG_HTTP_CLIENT_H
 #define MG_HTTP_CLIENT_H

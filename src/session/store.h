@@ -4,7 +4,7 @@
  * A record is what any replica needs to verify and serve a session: id, negotiated protocol
  * version, client capabilities and info, principal/tenant, tool profile, log level,
  * subscriptions, timestamps, and which replica runs its per-session children. Live, process-local
- * state (open streams, calls, children) is NOT here: see gateway/session.c and gateway/cluster.c.
+ * state (open streams, calls, children) is NOT here: see gateway/session.c and gateway/cluster_int.h.
  * Every operation completes through its callback, because a network backend (Redis) will. The
  * memory backend may call the callback before the operation function returns; callers must allow
  * that. libuv's rule holds: when an operation returns an error, its callback is never called.
@@ -12,7 +12,7 @@
  * is gateway/session.c). A memory backend that pins this contract down in the unit tests lives in
  * test/unit/support/store_memory.c. Read next: session/bus.h (cross-replica messages), docs/adr/0002.
  *
- * Keys are chosen by the caller: gateway/cluster.c uses "<scope>:<session id>", where scope is the
+ * Keys are chosen by the caller: gateway/cluster_records.c uses "<scope>:<session id>", where scope is the
  * tenant (sanitized) so that another tenant's session id never resolves. A backend may prefix them.
  *
  * Record (JSON object; every field but id optional):

@@ -1,0 +1,162 @@
+/*
+ * cluster_bus.c - messages between replicas over the bus (session/bus.h): broadcasts on "all"
+ * (a DELETE, a client's cancellation, list_changed of shared children) and messages for one
+ * replica on its inbox "i:<replica>" (the client's answer to a server->client request that
+ * replica issued, roots/list_changed for the owner of the session's children). A message another
+ * replica sent is applied with `replaying` set so that it is not sent on again. The formats:
+ * cluster_int.h. Read next: cluster_int.h, dispatch.c (mg__dispatch_client_message).
+ */
+#include "../jsonrpc/jsonrpc.h"
+#include "cluster_int.h"
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- broadcasts ---- */
+
+void mg__cluster_broadcast(mg_cluster_t *cl, json_t *m /* stolen */)
+{
+    json_object_set_new(m, "from", json_string(cl->replica));
+    char *text = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    if (text == NULL)
+        return;
+    cl->gw->bus->ops->publish(cl->gw->bus, "all", text, strlen(text));
+    free(text);
+}
+
+/* ---- list_changed from any replica's shared children ---- */
+
+static const char *changed_methods[MG_LIST_COUNT] = {
+    "notifications/tools/list_changed", "notifications/prompts/list_changed",
+    "notifications/resources/list_changed", "notifications/resources/list_changed"};
+
+void mg__cluster_list_changed(mg_gateway_t *gw, unsigned bits)
+{
+    mg__cluster_broadcast(CL(gw), json_pack("{s:s,s:i}", "t", "lc", "bits", (int)bits));
+}
+
+static void on_list_changed(mg_cluster_t *cl, unsigned bits)
+{
+    mg_gateway_t *gw = cl->gw;
+    for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
+        if (!(bits & (1u << k)))
+            continue;
+        json_t *n = mg_rpc_notification(changed_methods[k], NULL);
+        mg__modern_listeners_notify(gw, 1u << k, NULL, n);
+        size_t len;
+        char *text = mg_rpc_dump(n, &len);
+        json_decref(n);
+        char *buf = NULL;
+        size_t blen = 0, cap = 0;
+        if (text != NULL && mg_sse_format(&buf, &blen, &cap, NULL, text, len, 0) == 0) {
+            size_t pos = 0;
+            const char *key;
+            void *val;
+            while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
+                mg_follow_t *f = mg__cluster_get_follower(val);
+                if (f != NULL && f->synced)
+                    mg__cluster_follow_write(f, buf, blen);
+            }
+        }
+        free(buf);
+        free(text);
+    }
+}
+
+/* ---- messages for other replicas ---- */
+
+mg_session_t *mg__cluster_copy_of(mg_gateway_t *gw, const char *scope, const char *id)
+{
+    mg_session_t *s = id ? mg_map_get(&gw->sessions, id) : NULL;
+    return s != NULL && !s->closing && scope != NULL && strcmp(s->scope, scope) == 0 ? s : NULL;
+}
+
+static void send_to(mg_cluster_t *cl, const char *replica, json_t *m /* stolen */)
+{
+    char ch[48];
+    snprintf(ch, sizeof ch, "i:%s", replica);
+    json_object_set_new(m, "from", json_string(cl->replica));
+    char *text = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    if (text != NULL)
+        cl->gw->bus->ops->publish(cl->gw->bus, ch, text, strlen(text));
+    free(text);
+}
+
+int mg__cluster_route_response(mg_session_t *s, const json_t *msg)
+{
+    mg_cluster_t *cl = CL(s->gw);
+    const char *id = json_string_value(json_object_get(msg, "id"));
+    if (cl == NULL || cl->replaying || id == NULL || strncmp(id, "mg-", 3) != 0)
+        return 0;
+    const char *r = id + 3, *dash = strchr(r, '-');
+    if (dash == NULL || dash == r || (size_t)(dash - r) >= 16)
+        return 0;
+    char replica[16];
+    snprintf(replica, sizeof replica, "%.*s", (int)(dash - r), r);
+    if (strcmp(replica, cl->replica) == 0)
+        return 0;
+    send_to(cl, replica,
+            json_pack("{s:s,s:s,s:s,s:O}", "t", "msg", "scope", s->scope, "session", s->id, "msg", msg));
+    return 1;
+}
+
+void mg__cluster_client_notification(mg_session_t *s, const json_t *msg)
+{
+    mg_cluster_t *cl = CL(s->gw);
+    if (cl == NULL || cl->replaying)
+        return;
+    const char *m = mg_rpc_method(msg);
+    if (m != NULL && strcmp(m, "notifications/cancelled") == 0) {
+        mg__cluster_broadcast(cl, json_pack("{s:s,s:s,s:s,s:O}", "t", "cancel", "scope", s->scope, "session",
+                                            s->id, "msg", msg));
+    } else if (m != NULL && strcmp(m, "notifications/roots/list_changed") == 0 && s->owner[0] &&
+               s->owner[0] != '!' && strcmp(s->owner, cl->replica) != 0) {
+        send_to(cl, s->owner,
+                json_pack("{s:s,s:s,s:s,s:O}", "t", "msg", "scope", s->scope, "session", s->id, "msg", msg));
+    }
+}
+
+static void handle_bus_message(mg_cluster_t *cl, const char *payload, size_t len)
+{
+    mg_gateway_t *gw = cl->gw;
+    json_t *m = json_loadb(payload, len, 0, NULL);
+    const char *t = json_string_value(json_object_get(m, "t"));
+    const char *from = json_string_value(json_object_get(m, "from"));
+    if (t == NULL) {
+        json_decref(m);
+        return;
+    }
+    if (strcmp(t, "lc") == 0) {
+        on_list_changed(cl, (unsigned)json_integer_value(json_object_get(m, "bits")));
+        json_decref(m);
+        return;
+    }
+    if (from != NULL && strcmp(from, cl->replica) == 0) {
+        json_decref(m);
+        return; /* our own broadcast: already handled here */
+    }
+    mg_session_t *s = mg__cluster_copy_of(gw, json_string_value(json_object_get(m, "scope")),
+                                          json_string_value(json_object_get(m, "session")));
+    if (s != NULL) {
+        if (strcmp(t, "del") == 0) {
+            mg__session_close(s, "deleted through another replica");
+        } else if (strcmp(t, "cancel") == 0 || strcmp(t, "msg") == 0) {
+            const char *why = NULL;
+            cl->replaying = 1;
+            mg__dispatch_client_message(gw, s, json_object_get(m, "msg"), &why);
+            cl->replaying = 0;
+        }
+    }
+    json_decref(m);
+}
+
+void mg__cluster_bus_cb(const char *channel, const char *payload, size_t len, void *data)
+{
+    if (payload != NULL)
+        handle_bus_message(data, payload, len);
+}
