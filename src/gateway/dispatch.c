@@ -1095,7 +1095,9 @@ static void rate_done_cb(mg_call_t *c, json_t *msg, mg_policy_rate_decision_t *d
 
 static call_rc_t phase_rate(mg_call_t *c)
 {
-    char peer[64];
+    if (!mg_policy_rate_limited(c->gw->policy, c->method))
+        return CALL_NEXT;
+    char peer[64]; /* the key of a caller without a principal */
     mg__req_peer(c->x != NULL ? c->x->req : NULL, peer, sizeof peer);
     return mg_policy_rate_take(c, c->msg, peer, rate_done_cb) == 0 ? CALL_AGAIN : CALL_NEXT;
 }

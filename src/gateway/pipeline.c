@@ -128,6 +128,8 @@ static phase_rc_t phase_origin(mg_request_t *r)
  * before auth (browsers send preflights without credentials). Off: OPTIONS gets 405 in parse. */
 static phase_rc_t phase_cors(mg_request_t *r)
 {
+    if (!mg_policy_cors_enabled(r->gw->policy))
+        return NEXT; /* off: OPTIONS gets 405 in parse */
     h2o_req_t *req = r->req;
     h2o_iovec_t origin = mg__req_header(req, "origin", NULL);
     h2o_iovec_t m = mg__req_header(req, "access-control-request-method", NULL);

@@ -855,17 +855,23 @@ static char *keyf(const char *prefix, const char *v)
     return s;
 }
 
+int mg_policy_rate_limited(const mg_policy_t *pol, const char *method)
+{
+    if (pol == NULL || pol->rl == NULL)
+        return 0;
+    const mg_rate_config_t *rc = &pol->cfg->policy->rate;
+    for (size_t i = 0; i < rc->nmethods; i++)
+        if (strcmp(rc->methods[i], method) == 0)
+            return 1;
+    return 0;
+}
+
 int mg_policy_rate_take(mg_call_t *c, json_t *msg, const char *peer, mg_policy_rate_done_cb done)
 {
     mg_policy_t *pol = c->gw->policy;
-    if (pol == NULL || pol->rl == NULL)
+    if (!mg_policy_rate_limited(pol, c->method))
         return 1;
     const mg_rate_config_t *rc = &pol->cfg->policy->rate;
-    int limited = 0;
-    for (size_t i = 0; i < rc->nmethods && !limited; i++)
-        limited = strcmp(rc->methods[i], c->method) == 0;
-    if (!limited)
-        return 1;
     rate_job_t *j = calloc(1, sizeof *j);
     if (j == NULL)
         return 1;
@@ -914,6 +920,11 @@ int mg_policy_rate_take(mg_call_t *c, json_t *msg, const char *peer, mg_policy_r
 
 /* ---- CORS ---- */
 
+int mg_policy_cors_enabled(const mg_policy_t *pol)
+{
+    return pol != NULL && pol->cfg->policy != NULL && pol->cfg->policy->cors.enabled;
+}
+
 static void cors_header(mg_policy_cors_decision_t *d, const char *name, const char *value, size_t vlen)
 {
     if (d->nheaders < sizeof d->headers / sizeof d->headers[0]) {
@@ -927,10 +938,12 @@ int mg_policy_cors(mg_policy_t *pol, const char *origin, size_t origin_len, int 
                    const char *acr_method, size_t acr_method_len, const char *acr_headers,
                    size_t acr_headers_len, mg_policy_cors_decision_t *d)
 {
-    memset(d, 0, sizeof *d);
-    const mg_cors_config_t *cc = pol != NULL && pol->cfg->policy ? &pol->cfg->policy->cors : NULL;
-    if (cc == NULL || !cc->enabled)
+    d->nheaders = 0;
+    d->status = 0;
+    d->body[0] = '\0';
+    if (!mg_policy_cors_enabled(pol))
         return 0;
+    const mg_cors_config_t *cc = &pol->cfg->policy->cors;
     int preflight = is_options && acr_method != NULL;
     cors_header(d, "vary", "origin", 6);
     int allowed = mg_cors_origin_allowed(cc, origin, origin_len);

@@ -81,6 +81,8 @@ typedef struct mg_policy_rate_decision {
  * callback's).
  */
 typedef void (*mg_policy_rate_done_cb)(mg_call_t *c, json_t *msg, mg_policy_rate_decision_t *d);
+/* 1 when gateway.rateLimits limits method (the caller then gathers what mg_policy_rate_take needs). */
+int mg_policy_rate_limited(const mg_policy_t *pol, const char *method);
 int mg_policy_rate_take(mg_call_t *c, json_t *msg, const char *peer, mg_policy_rate_done_cb done);
 /* Call c ends while its take is in flight (c->rate_job set): done will not be called. */
 void mg_policy_rate_cancel(mg_call_t *c);
@@ -100,6 +102,8 @@ int mg_policy_rate_shared(mg_policy_t *pol, mg_store_t *session_store, char *why
  * with a JSON body naming the refusal. Returns 1 when the caller must answer with d->status and
  * d->body (a preflight), 0 to go on. With gateway.cors off: 0 and no headers.
  */
+/* 1 when gateway.cors is on (otherwise the CORS phase has nothing to do). */
+int mg_policy_cors_enabled(const mg_policy_t *pol);
 typedef struct mg_policy_cors_decision {
     size_t nheaders;
     char headers[8][2][256];
