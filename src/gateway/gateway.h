@@ -7,7 +7,8 @@
  * mg_gateway_server_opts() gives it (the transport knows nothing of the gateway). Everything after
  * that lives in this module: gateway/pipeline.c (the phase table every /mcp request runs through),
  * gateway/session.c (live sessions, streams, replay, the session sources), gateway/reply.c (HTTP
- * answers and the exchange), gateway/dispatch.c (MCP methods), and the eras' handlers in era/.
+ * answers and the exchange), gateway/dispatch.c (MCP methods and the call phases), and the two
+ * wires' handlers (gateway/era_legacy.c, gateway/era_modern.c).
  * Read next: gateway/pipeline.c, then gateway_int.h for the structures and their ownership.
  */
 #ifndef MG_GATEWAY_H

@@ -10,7 +10,7 @@
  *             after a JWKS refresh or an introspection round trip
  *   parse     method; POST: size, Content-Type, Accept, work bound,   405/406/413/415/400
  *             JSON parse and depth, every message classified;
- *             2026-07-28 requests and initialize end here (era/)
+ *             2026-07-28 requests and initialize end here (era_*.c)
  *   session   Mcp-Session-Id -> the session, through the session      400/404/503
  *             source (local table at once, shared store later);
  *             MCP-Protocol-Version
