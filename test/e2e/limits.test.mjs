@@ -111,6 +111,12 @@ test('maxJsonValues: 400 naming the limit; under a raised limit, the heap of big
     assert.equal((await status(gw.url, s, numbers)).status, 200);
     peak = Math.max(peak, rssKiB(gw.pid));
   }
+  if (process.env.ASAN_OPTIONS !== undefined) {
+    // Under the sanitizers the heap is ASan's allocator, which malloc_trim() does not reach: what is
+    // checked there is the bound and the answers above, not the return of freed heap to the OS.
+    t.log(`RSS ${before} KiB, peak ${peak} KiB (heap return not checked under ASan)`);
+    return;
+  }
   const after = await waitFor(() => { const r = rssKiB(gw.pid); return r - before < rssBound(8 * 1024) ? r : null; }, { timeout: scaled(5000), what: `RSS back near ${before} KiB (peak ${peak} KiB, now ${rssKiB(gw.pid)} KiB)` });
   t.log(`RSS ${before} KiB, peak ${peak} KiB, after ${after} KiB`);
 });
