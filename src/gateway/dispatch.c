@@ -1079,8 +1079,7 @@ static void rate_done_cb(mg_call_t *c, json_t *msg, mg_policy_rate_decision_t *d
 {
     mg_exchange_t *x = c->x;
     if (x != NULL && x->req != NULL && !x->batch && x->stream == NULL) {
-        for (size_t i = 0; i < d->nheaders; i++)
-            mg__http_add_header(x->req, d->headers[i][0], d->headers[i][1]);
+        mg__http_add_headers(x->req, &d->headers);
         if (!d->allowed)
             x->status = d->status;
     }

@@ -411,6 +411,9 @@ void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const cha
 void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype);
 /* Adds a response header (name and value copied into the request's pool). */
 void mg__http_add_header(h2o_req_t *req, const char *name, const char *value);
+/* Adds the headers of a policy decision (policy/hooks.h). */
+struct mg_policy_headers;
+void mg__http_add_headers(h2o_req_t *req, const struct mg_policy_headers *hs);
 /* The client's address as text into out ("unknown" when req is NULL or it cannot be read). */
 void mg__req_peer(h2o_req_t *req, char *out, size_t cap);
 /* An HTTP error with an id-less JSON-RPC error body, and its log line: err (MG_E*) names the status

@@ -138,8 +138,7 @@ static phase_rc_t phase_cors(mg_request_t *r)
     int answer = mg_policy_cors(r->gw->policy, origin.base, origin.len,
                                 h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")), m.base,
                                 m.len, hs.base, hs.len, &d);
-    for (size_t i = 0; i < d.nheaders; i++)
-        mg__http_add_header(req, d.headers[i][0], d.headers[i][1]);
+    mg__http_add_headers(req, &d.headers);
     if (!answer)
         return NEXT;
     if (d.status == 204)

@@ -9,6 +9,7 @@
 #include "../common/log.h"
 #include "../http/status.h"
 #include "../jsonrpc/jsonrpc.h"
+#include "../policy/hooks.h"
 #include "gateway_int.h"
 
 #define H2O_USE_LIBUV 1
@@ -79,15 +80,22 @@ void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method,
     mg_log_fields(MG_LOG_INFO, "request", f, n);
 }
 
-void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, uint64_t start_ms)
+/* The one way an HTTP error with a JSON-RPC body is answered and logged (http_method: as logged). */
+static void answer_error(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, json_t *data,
+                         const json_t *id, const char *http_method, uint64_t start_ms)
 {
     int status = mg_err_http_status(err);
-    json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(err), message, NULL);
+    json_t *e = mg_rpc_error(id, mg_err_jsonrpc_code(err), message, data);
     mg__http_send_json(req, status, e, NULL, 0);
     json_decref(e);
+    mg__http_log(gw, http_method, NULL, NULL, NULL, status, start_ms);
+}
+
+void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, uint64_t start_ms)
+{
     char m[16];
     snprintf(m, sizeof m, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
-    mg__http_log(gw, m, NULL, NULL, NULL, status, start_ms);
+    answer_error(gw, req, err, message, NULL, NULL, m, start_ms);
 }
 
 int mg__accepts(h2o_iovec_t accept, const char *type)
@@ -124,6 +132,12 @@ void mg__http_add_header(h2o_req_t *req, const char *name, const char *value)
                           h2o_strdup(&req->pool, value, SIZE_MAX).base, strlen(value));
 }
 
+void mg__http_add_headers(h2o_req_t *req, const mg_policy_headers_t *hs)
+{
+    for (size_t i = 0; i < hs->n; i++)
+        mg__http_add_header(req, hs->h[i][0], hs->h[i][1]);
+}
+
 void mg__req_peer(h2o_req_t *req, char *out, size_t cap)
 {
     snprintf(out, cap, "unknown");
@@ -148,11 +162,7 @@ void mg__http_send_empty(h2o_req_t *req, int status, const char *ctype)
 void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, json_t *data,
                     const json_t *id, uint64_t start_ms)
 {
-    int status = mg_err_http_status(err);
-    json_t *e = mg_rpc_error(id, mg_err_jsonrpc_code(err), message, data);
-    mg__http_send_json(req, status, e, NULL, 0);
-    json_decref(e);
-    mg__http_log(gw, "POST", NULL, NULL, NULL, status, start_ms);
+    answer_error(gw, req, err, message, data, id, "POST", start_ms);
 }
 
 /* ---- exchange ---- */

@@ -736,12 +736,13 @@ typedef struct rate_job {
     size_t n;
 } rate_job_t;
 
-static void decision_header(mg_policy_rate_decision_t *d, const char *name, const char *value)
+/* Appends one header to a decision's list (dropped past its capacity, cut at 255 bytes). */
+static void headers_add(mg_policy_headers_t *hs, const char *name, const char *value, size_t vlen)
 {
-    if (d->nheaders < sizeof d->headers / sizeof d->headers[0]) {
-        snprintf(d->headers[d->nheaders][0], sizeof d->headers[0][0], "%s", name);
-        snprintf(d->headers[d->nheaders][1], sizeof d->headers[0][1], "%s", value);
-        d->nheaders++;
+    if (hs->n < sizeof hs->h / sizeof hs->h[0]) {
+        snprintf(hs->h[hs->n][0], sizeof hs->h[0][0], "%s", name);
+        snprintf(hs->h[hs->n][1], sizeof hs->h[0][1], "%.*s", (int)vlen, value);
+        hs->n++;
     }
 }
 
@@ -751,14 +752,14 @@ static void rate_headers(mg_policy_rate_decision_t *d, const mg_rl_key_t *k, con
     char v[160];
     snprintf(v, sizeof v, "\"%s\";q=%llu;w=%llu", k->label, (unsigned long long)k->rule->burst,
              (unsigned long long)(k->rule->per_ms / 1000));
-    decision_header(d, "ratelimit-policy", v);
+    headers_add(&d->headers, "ratelimit-policy", v, strlen(v));
     uint64_t t = r->allowed ? (r->reset_ms + 999) / 1000 : (r->retry_after_ms + 999) / 1000;
     snprintf(v, sizeof v, "\"%s\";r=%llu;t=%llu", k->label, (unsigned long long)r->remaining,
              (unsigned long long)t);
-    decision_header(d, "ratelimit", v);
+    headers_add(&d->headers, "ratelimit", v, strlen(v));
     if (!r->allowed) {
         snprintf(v, sizeof v, "%llu", (unsigned long long)(t ? t : 1));
-        decision_header(d, "retry-after", v);
+        headers_add(&d->headers, "retry-after", v, strlen(v));
         d->status = mg_err_http_status(MG_ERATELIMIT);
     }
 }
@@ -786,7 +787,7 @@ static void rate_unavailable(rate_job_t *j)
     }
     mg_policy_rate_decision_t d = {0};
     d.status = 503;
-    decision_header(&d, "retry-after", "1");
+    headers_add(&d.headers, "retry-after", "1", 1);
     d.message = "Service Unavailable: the shared rate-limit store (Redis) did not answer; retry in 1 s";
     d.data = json_pack("{s:s,s:I}", "limit", "store", "retryAfterMs", (json_int_t)1000);
     j->done(c, j->msg, &d);
@@ -925,37 +926,28 @@ int mg_policy_cors_enabled(const mg_policy_t *pol)
     return pol != NULL && pol->cfg->policy != NULL && pol->cfg->policy->cors.enabled;
 }
 
-static void cors_header(mg_policy_cors_decision_t *d, const char *name, const char *value, size_t vlen)
-{
-    if (d->nheaders < sizeof d->headers / sizeof d->headers[0]) {
-        snprintf(d->headers[d->nheaders][0], sizeof d->headers[0][0], "%s", name);
-        snprintf(d->headers[d->nheaders][1], sizeof d->headers[0][1], "%.*s", (int)vlen, value);
-        d->nheaders++;
-    }
-}
-
 int mg_policy_cors(mg_policy_t *pol, const char *origin, size_t origin_len, int is_options,
                    const char *acr_method, size_t acr_method_len, const char *acr_headers,
                    size_t acr_headers_len, mg_policy_cors_decision_t *d)
 {
-    d->nheaders = 0;
+    d->headers.n = 0;
     d->status = 0;
     d->body[0] = '\0';
     if (!mg_policy_cors_enabled(pol))
         return 0;
     const mg_cors_config_t *cc = &pol->cfg->policy->cors;
     int preflight = is_options && acr_method != NULL;
-    cors_header(d, "vary", "origin", 6);
+    headers_add(&d->headers, "vary", "origin", 6);
     int allowed = mg_cors_origin_allowed(cc, origin, origin_len);
     if (allowed) {
         if (cc->any && !cc->allow_credentials)
-            cors_header(d, "access-control-allow-origin", "*", 1);
+            headers_add(&d->headers, "access-control-allow-origin", "*", 1);
         else
-            cors_header(d, "access-control-allow-origin", origin, origin_len);
+            headers_add(&d->headers, "access-control-allow-origin", origin, origin_len);
         if (cc->allow_credentials)
-            cors_header(d, "access-control-allow-credentials", "true", 4);
+            headers_add(&d->headers, "access-control-allow-credentials", "true", 4);
         if (!preflight)
-            cors_header(d, "access-control-expose-headers", mg_cors_exposed_headers,
+            headers_add(&d->headers, "access-control-expose-headers", mg_cors_exposed_headers,
                         strlen(mg_cors_exposed_headers));
     }
     if (!preflight)
@@ -972,12 +964,12 @@ int mg_policy_cors(mg_policy_t *pol, const char *origin, size_t origin_len, int 
         return 1;
     }
     pol->preflights[0]++;
-    cors_header(d, "access-control-allow-methods", "GET, POST, DELETE", 17);
+    headers_add(&d->headers, "access-control-allow-methods", "GET, POST, DELETE", 17);
     if (acr_headers != NULL && acr_headers_len > 0)
-        cors_header(d, "access-control-allow-headers", acr_headers, acr_headers_len);
+        headers_add(&d->headers, "access-control-allow-headers", acr_headers, acr_headers_len);
     char age[24];
     snprintf(age, sizeof age, "%u", cc->max_age_s);
-    cors_header(d, "access-control-max-age", age, strlen(age));
+    headers_add(&d->headers, "access-control-max-age", age, strlen(age));
     d->status = 204;
     return 1;
 }

@@ -55,6 +55,13 @@ int mg_policy_call_verified(mg_policy_t *pol, size_t i, mg_list_kind_t kind, con
 /* Adds "pinning" and "scan" details to upstream i's /readyz object u. */
 void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u);
 
+/* Response headers a decision asks the caller to add: n name/value pairs (the caller copies them;
+ * at most 8, values at most 255 bytes). */
+typedef struct mg_policy_headers {
+    size_t n;
+    char h[8][2][256];
+} mg_policy_headers_t;
+
 /*
  * What the policy decided about a call's rate, for the caller to write into its answer: the policy
  * never writes into the HTTP response or the exchange itself.
@@ -62,15 +69,14 @@ void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u);
  *   status    HTTP status of a plain JSON answer when refused: 429, or 503 when the shared store did
  *             not answer (fail closed); 0 when allowed
  *   headers   RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers), and
- *             Retry-After when refused: nheaders name/value pairs (the caller copies them)
+ *             Retry-After when refused
  */
 typedef struct mg_policy_rate_decision {
     int allowed;
     int status;
     const char *message;
     json_t *data;
-    size_t nheaders;
-    char headers[3][2][160];
+    mg_policy_headers_t headers;
 } mg_policy_rate_decision_t;
 
 /*
@@ -94,6 +100,13 @@ void mg_policy_rate_cancel(mg_call_t *c);
  */
 int mg_policy_rate_shared(mg_policy_t *pol, mg_store_t *session_store, char *why, size_t n);
 
+/* 1 when gateway.cors is on (otherwise the CORS phase has nothing to do). */
+int mg_policy_cors_enabled(const mg_policy_t *pol);
+typedef struct mg_policy_cors_decision {
+    mg_policy_headers_t headers;
+    int status;     /* preflight answer: 204 or 403 */
+    char body[240]; /* "" for 204 */
+} mg_policy_cors_decision_t;
 /*
  * CORS for one /mcp request, after the Host/Origin checks, from the request's Origin,
  * method and preflight headers (plain strings, NULL when absent; origin with its length). Fills d:
@@ -102,14 +115,6 @@ int mg_policy_rate_shared(mg_policy_t *pol, mg_store_t *session_store, char *why
  * with a JSON body naming the refusal. Returns 1 when the caller must answer with d->status and
  * d->body (a preflight), 0 to go on. With gateway.cors off: 0 and no headers.
  */
-/* 1 when gateway.cors is on (otherwise the CORS phase has nothing to do). */
-int mg_policy_cors_enabled(const mg_policy_t *pol);
-typedef struct mg_policy_cors_decision {
-    size_t nheaders;
-    char headers[8][2][256];
-    int status;     /* preflight answer: 204 or 403 */
-    char body[240]; /* "" for 204 */
-} mg_policy_cors_decision_t;
 int mg_policy_cors(mg_policy_t *pol, const char *origin, size_t origin_len, int is_options,
                    const char *acr_method, size_t acr_method_len, const char *acr_headers,
                    size_t acr_headers_len, mg_policy_cors_decision_t *d);
