@@ -74,8 +74,10 @@ static void one_message(json_t *m)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int err = 0;
-    json_t *body = mg_rpc_parse((const char *)data, size, MAX_DEPTH, &err);
-    int depth_ok = mg_rpc_check_depth((const char *)data, size, MAX_DEPTH) == 0;
+    const mg_rpc_limits_t lim = {MAX_DEPTH, (size_t)-1, (size_t)-1};
+    mg_rpc_size_t counted;
+    json_t *body = mg_rpc_parse((const char *)data, size, &lim, &err, NULL);
+    int depth_ok = mg_rpc_scan((const char *)data, size, &lim, &counted) == 0;
     if (body == NULL) {
         if (err != MG_EPARSE && err != MG_ETOODEEP)
             abort();

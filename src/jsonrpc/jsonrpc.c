@@ -78,55 +78,27 @@ mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why)
     return MG_RPC_INVALID;
 }
 
-int mg_rpc_check_depth(const char *buf, size_t len, unsigned max_depth)
+static int is_space(char c)
 {
-    unsigned depth = 0;
-    int in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = buf[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-            continue;
-        }
-        switch (c) {
-        case '"':
-            in_str = 1;
-            break;
-        case '{':
-        case '[':
-            if (++depth > max_depth)
-                return MG_ETOODEEP;
-            break;
-        case '}':
-        case ']':
-            if (depth > 0)
-                depth--;
-            break;
-        default:
-            break;
-        }
-    }
-    return 0;
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-void mg_rpc_count(const char *buf, size_t len, size_t max_items, size_t max_values, size_t *items,
-                  size_t *values)
+int mg_rpc_scan(const char *buf, size_t len, const mg_rpc_limits_t *lim, mg_rpc_size_t *out)
 {
-    size_t i = 0, depth = 0, nitems = 0, nvalues = 1;
+    size_t i = 0, nitems = 0, nvalues = 1;
+    unsigned depth = 0;
     int in_str = 0, array = 0;
-    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+    while (i < len && is_space(buf[i]))
         i++;
     if (i < len && buf[i] == '[') {
         array = 1;
         size_t j = i + 1;
-        while (j < len && (buf[j] == ' ' || buf[j] == '\t' || buf[j] == '\r' || buf[j] == '\n'))
+        while (j < len && is_space(buf[j]))
             j++;
         nitems = j < len && buf[j] != ']';
     }
-    for (; i < len && nitems <= max_items && nvalues <= max_values; i++) {
+    int err = 0;
+    for (; i < len; i++) {
         char c = buf[i];
         if (in_str) {
             if (c == '\\')
@@ -141,8 +113,9 @@ void mg_rpc_count(const char *buf, size_t len, size_t max_items, size_t max_valu
             break;
         case '{':
         case '[':
-            depth++;
             nvalues++;
+            if (++depth > lim->max_depth)
+                err = MG_ETOODEEP;
             break;
         case '}':
         case ']':
@@ -155,23 +128,32 @@ void mg_rpc_count(const char *buf, size_t len, size_t max_items, size_t max_valu
                 nitems++;
             break;
         default:
+            continue;
+        }
+        if (err != 0)
+            break;
+        if (nitems > lim->max_items || nvalues > lim->max_values) {
+            err = MG_EREQUEST;
             break;
         }
     }
-    *items = nitems;
-    *values = nvalues;
+    out->items = nitems;
+    out->values = nvalues;
+    return err;
 }
 
-json_t *mg_rpc_parse(const char *buf, size_t len, unsigned max_depth, int *err)
+json_t *mg_rpc_parse(const char *buf, size_t len, const mg_rpc_limits_t *lim, int *err, mg_rpc_size_t *size)
 {
+    mg_rpc_size_t local;
+    if (size == NULL)
+        size = &local;
+    size->items = size->values = 0;
     if (buf == NULL || len == 0) { /* an empty POST body has no buffer at all (found by fuzz_http.c) */
         *err = MG_EPARSE;
         return NULL;
     }
-    if (mg_rpc_check_depth(buf, len, max_depth) != 0) {
-        *err = MG_ETOODEEP;
+    if ((*err = mg_rpc_scan(buf, len, lim, size)) != 0)
         return NULL;
-    }
     /* No JSON_ALLOW_NUL: an escaped \u0000 inside a string is rejected; raw NUL bytes end the text. */
     if (memchr(buf, '\0', len) != NULL) {
         *err = MG_EPARSE;

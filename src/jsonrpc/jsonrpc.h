@@ -28,27 +28,33 @@ typedef enum mg_rpc_kind {
  */
 mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why);
 
-/*
- * Checks nesting depth of raw JSON text without building it (strings and escapes handled).
- * Returns 0 when depth <= max_depth, MG_ETOODEEP otherwise. Bytes are not validated as JSON.
- */
-int mg_rpc_check_depth(const char *buf, size_t len, unsigned max_depth);
+/* The bounds one body is measured against before jansson builds anything (gateway.limits). */
+typedef struct mg_rpc_limits {
+    unsigned max_depth; /* nesting of objects and arrays */
+    size_t max_items;   /* elements of a top-level array (a batch) */
+    size_t max_values;  /* elements and members at every depth */
+} mg_rpc_limits_t;
+
+/* What a scan counted: items = elements of a top-level array (0 when the text is not an array);
+ * values = opening brackets + commas + 1 (an array of N numbers counts N + 1). */
+typedef struct mg_rpc_size {
+    size_t items, values;
+} mg_rpc_size_t;
 
 /*
- * Sizes raw JSON text without building it (strings and escapes skipped), to refuse a body before
- * jansson spends memory on it: *items = elements of a top-level array (0 when the text is not an
- * array), *values = opening brackets + commas + 1, i.e. the elements and members at every depth (an
- * array of N numbers counts N + 1). Counting stops once *items > max_items or *values > max_values.
- * Bytes are not validated as JSON.
+ * One pass over raw JSON text without building it (strings and escapes skipped; bytes are not
+ * validated as JSON): depth, batch items and values together. Stops at the first bound passed.
+ * Returns 0 within every bound, MG_ETOODEEP when nesting passes max_depth, MG_EREQUEST when items
+ * or values pass their bound (*out says which: its count is just past the bound).
  */
-void mg_rpc_count(const char *buf, size_t len, size_t max_items, size_t max_values, size_t *items,
-                  size_t *values);
+int mg_rpc_scan(const char *buf, size_t len, const mg_rpc_limits_t *lim, mg_rpc_size_t *out);
 
 /*
- * Parses a body: depth check, then jansson (rejecting NUL bytes and invalid UTF-8).
- * Returns a NEW reference (object or array) or NULL with *err = MG_EPARSE / MG_ETOODEEP.
+ * Parses a body: mg_rpc_scan against lim, then jansson (rejecting NUL bytes, invalid UTF-8 and
+ * duplicate keys). Returns a NEW reference (object or array), or NULL with *err = MG_EPARSE,
+ * MG_ETOODEEP or MG_EREQUEST (then *size, when not NULL, holds the counts that passed a bound).
  */
-json_t *mg_rpc_parse(const char *buf, size_t len, unsigned max_depth, int *err);
+json_t *mg_rpc_parse(const char *buf, size_t len, const mg_rpc_limits_t *lim, int *err, mg_rpc_size_t *size);
 
 /* {"jsonrpc":"2.0","id":id,"result":result}. id borrowed (copied); result STOLEN. */
 json_t *mg_rpc_result(const json_t *id, json_t *result);

@@ -51,45 +51,50 @@ static void test_classify(void **state)
     json_decref(j);
 }
 
+static const mg_rpc_limits_t LIM64 = {64, 100, 100000};
+
 static void test_depth(void **state)
 {
     char buf[300];
     memset(buf, '[', 200);
-    assert_int_equal(mg_rpc_check_depth(buf, 64, 64), 0);
-    assert_int_equal(mg_rpc_check_depth(buf, 65, 64), MG_ETOODEEP);
+    mg_rpc_limits_t lim = {64, 1000, 1000};
+    mg_rpc_size_t size;
+    assert_int_equal(mg_rpc_scan(buf, 64, &lim, &size), 0);
+    assert_int_equal(mg_rpc_scan(buf, 65, &lim, &size), MG_ETOODEEP);
     /* brackets inside strings do not count, escaped quotes do not end strings */
     const char *s = "{\"a\":\"[[[[\\\"[[[[\"}";
-    assert_int_equal(mg_rpc_check_depth(s, strlen(s), 1), 0);
+    lim.max_depth = 1;
+    assert_int_equal(mg_rpc_scan(s, strlen(s), &lim, &size), 0);
     int err = 0;
     char deep[2100];
     for (int i = 0; i < 1000; i++)
         deep[i] = '[';
     for (int i = 0; i < 1000; i++)
         deep[1000 + i] = ']';
-    assert_null(mg_rpc_parse(deep, 2000, 64, &err));
+    assert_null(mg_rpc_parse(deep, 2000, &LIM64, &err, NULL));
     assert_int_equal(err, MG_ETOODEEP);
 }
 
 static void test_parse_errors(void **state)
 {
     int err = 0;
-    assert_null(mg_rpc_parse("{\"a\":", 5, 64, &err));
+    assert_null(mg_rpc_parse("{\"a\":", 5, &LIM64, &err, NULL));
     assert_int_equal(err, MG_EPARSE);
-    assert_null(mg_rpc_parse("{\"a\":\"\xff\"}", 9, 64, &err)); /* invalid UTF-8 */
+    assert_null(mg_rpc_parse("{\"a\":\"\xff\"}", 9, &LIM64, &err, NULL)); /* invalid UTF-8 */
     assert_int_equal(err, MG_EPARSE);
-    assert_null(mg_rpc_parse("{\"a\":1}\0x", 9, 64, &err)); /* NUL byte */
+    assert_null(mg_rpc_parse("{\"a\":1}\0x", 9, &LIM64, &err, NULL)); /* NUL byte */
     assert_int_equal(err, MG_EPARSE);
-    assert_null(mg_rpc_parse("42", 2, 64, &err)); /* not an object/array */
+    assert_null(mg_rpc_parse("42", 2, &LIM64, &err, NULL)); /* not an object/array */
     assert_int_equal(err, MG_EPARSE);
-    assert_null(mg_rpc_parse("{\"a\":1,\"a\":2}", 13, 64, &err)); /* duplicate keys */
+    assert_null(mg_rpc_parse("{\"a\":1,\"a\":2}", 13, &LIM64, &err, NULL)); /* duplicate keys */
     /* An empty POST body arrives as (NULL, 0): memchr(NULL, ...) was undefined behaviour, fatal
      * under UBSan (found by fuzz/fuzz_http.c). */
     err = 0;
-    assert_null(mg_rpc_parse(NULL, 0, 64, &err));
+    assert_null(mg_rpc_parse(NULL, 0, &LIM64, &err, NULL));
     assert_int_equal(err, MG_EPARSE);
-    assert_null(mg_rpc_parse("", 0, 64, &err));
+    assert_null(mg_rpc_parse("", 0, &LIM64, &err, NULL));
     assert_int_equal(err, MG_EPARSE);
-    json_t *ok = mg_rpc_parse("[{\"x\":1}]", 9, 64, &err);
+    json_t *ok = mg_rpc_parse("[{\"x\":1}]", 9, &LIM64, &err, NULL);
     assert_non_null(ok);
     assert_int_equal(err, 0);
     json_decref(ok);
@@ -165,12 +170,21 @@ static void test_err_wire(void **state)
 #undef ROW
 }
 
-#define COUNT(s, mi, mv) mg_rpc_count(s, strlen(s), mi, mv, &items, &values)
+#define COUNT(s, mi, mv)                                                                                     \
+    do {                                                                                                     \
+        mg_rpc_limits_t lim_ = {64, mi, mv};                                                                 \
+        mg_rpc_size_t size_;                                                                                 \
+        rc = mg_rpc_scan(s, strlen(s), &lim_, &size_);                                                       \
+        items = size_.items;                                                                                 \
+        values = size_.values;                                                                               \
+    } while (0)
 
 static void test_count(void **state)
 {
     size_t items, values;
+    int rc;
     COUNT("{\"a\":1}", 100, 100);
+    assert_int_equal(rc, 0);
     assert_int_equal(items, 0); /* not a batch */
     COUNT("  [ ]", 100, 100);
     assert_int_equal(items, 0);
@@ -182,8 +196,19 @@ static void test_count(void **state)
     assert_int_equal(items, 2);
     COUNT("[1,2,3,4,5,6,7,8,9,10]", 3, 100);
     assert_int_equal(items, 4); /* stops just past the cap */
+    assert_int_equal(rc, MG_EREQUEST);
     COUNT("{\"p\":[0,0,0,0,0,0,0,0]}", 100, 5);
     assert_true(values > 5);
+    assert_int_equal(rc, MG_EREQUEST);
+    /* One scan, the first bound passed wins: too deep before too many values, and the reverse. */
+    mg_rpc_limits_t lim = {2, 100, 4};
+    mg_rpc_size_t size;
+    assert_int_equal(mg_rpc_scan("[[[1]]]", 7, &lim, &size), MG_ETOODEEP);
+    assert_int_equal(mg_rpc_scan("[1,2,3,4,[[5]]]", 15, &lim, &size), MG_EREQUEST);
+    int err = 0;
+    assert_null(mg_rpc_parse("[1,2,3,4,5]", 11, &lim, &err, &size));
+    assert_int_equal(err, MG_EREQUEST);
+    assert_int_equal(size.values, 5);
 }
 
 int main(void)
