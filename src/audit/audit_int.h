@@ -85,7 +85,8 @@ typedef struct mg_audit_req {
     size_t nheaders;
     const char *token;
     long timeout_ms;    /* 0: the limits' */
-    int stream;         /* 1: an SSE stream: keep the first events and stop after stream_ms */
+    int stream;         /* 1: an SSE stream: keep what arrives and stop after stream_ms;
+                           2: the same, but stop at the first complete event */
     long stream_ms;
     int unmetered;      /* 1: not spaced by the rate (the burst probe) */
 } mg_audit_req_t;
@@ -104,11 +105,12 @@ uint64_t mg_audit_probe_elapsed(const mg_audit_probe_t *p);
 json_t *mg_audit_probe_do(mg_audit_probe_t *p, const mg_audit_req_t *r);
 /* Runs n exchanges at once (at most 16), unmetered; out[i] as mg_audit_probe_do. */
 void mg_audit_probe_many(mg_audit_probe_t *p, const mg_audit_req_t *r, size_t n, json_t **out);
-/* Starts a stream (r->stream) in the background; mg_audit_probe_collect() waits until its
- * stream_ms are over and returns its exchange (NEW). Exchanges done in between run alongside. */
+/* Starts a stream (r->stream) in the background; mg_audit_probe_collect() waits at most grace_ms
+ * more (or until it ended), ends it and returns its exchange (NEW). Exchanges done in between run
+ * alongside. */
 typedef struct mg_audit_bg mg_audit_bg_t;
 mg_audit_bg_t *mg_audit_probe_start(mg_audit_probe_t *p, const mg_audit_req_t *r);
-json_t *mg_audit_probe_collect(mg_audit_probe_t *p, mg_audit_bg_t *bg);
+json_t *mg_audit_probe_collect(mg_audit_probe_t *p, mg_audit_bg_t *bg, long grace_ms);
 
 /* ---- probe_url.c ---- */
 

@@ -166,9 +166,13 @@ static void head_cb(void *data, int status, const char *h, size_t len)
     }
 }
 
+static void finish(ex_t *e, const char *why);
+
 static void body_cb(void *data, const char *bytes, size_t len)
 {
     ex_t *e = data;
+    if (e->done)
+        return;
     if (e->len >= KEEP_CAP) {
         e->cut = 1;
         return;
@@ -183,6 +187,11 @@ static void body_cb(void *data, const char *bytes, size_t len)
     memcpy(e->body + e->len, bytes, take);
     e->len += take;
     e->body[e->len] = '\0';
+    /* A stream probed for its first event ends as soon as one is complete. */
+    if (e->stream == 2 && (strstr(e->body, "\n\n") || strstr(e->body, "\r\n\r\n"))) {
+        mg_http_cancel(e->call);
+        finish(e, NULL);
+    }
 }
 
 static void timer_close_cb(uv_handle_t *h)
@@ -378,12 +387,21 @@ mg_audit_bg_t *mg_audit_probe_start(mg_audit_probe_t *p, const mg_audit_req_t *r
     return bg;
 }
 
-json_t *mg_audit_probe_collect(mg_audit_probe_t *p, mg_audit_bg_t *bg)
+json_t *mg_audit_probe_collect(mg_audit_probe_t *p, mg_audit_bg_t *bg, long grace_ms)
 {
     if (bg == NULL)
         return NULL;
-    while (!bg->e->done)
+    uv_timer_t t;
+    uv_timer_init(&p->loop, &t);
+    uv_timer_start(&t, noop_cb, (uint64_t)grace_ms, 0);
+    while (!bg->e->done && uv_is_active((uv_handle_t *)&t))
         uv_run(&p->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    if (!bg->e->done) {
+        mg_http_cancel(bg->e->call);
+        finish(bg->e, NULL);
+    }
+    uv_run(&p->loop, UV_RUN_NOWAIT);
     json_t *rec = ex_end(bg->e);
     free(bg);
     return rec;

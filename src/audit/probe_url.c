@@ -424,7 +424,7 @@ static void probe_tenant(run_t *r, const char *sid_a, const char *proto)
     base_req(r, &q, NULL, NULL, sidb, proto);
     q.headers[2 * (q.nheaders - 3) + 1] = "text/event-stream"; /* Accept of a GET stream */
     q.stream = 1;
-    q.stream_ms = 1500;
+    q.stream_ms = 5000;
     mg_audit_bg_t *bg = mg_audit_probe_start(r->p, &q);
     int ids[3];
     for (int i = 0; i < 3; i++) {
@@ -434,7 +434,7 @@ static void probe_tenant(run_t *r, const char *sid_a, const char *proto)
         json_decref(mg_audit_probe_do(r->p, &qa));
         free(body);
     }
-    json_t *ex = mg_audit_probe_collect(r->p, bg);
+    json_t *ex = mg_audit_probe_collect(r->p, bg, 300);
     long st = (long)json_integer_value(json_object_get(ex, "status"));
     const char *ct = json_string_value(json_object_get(json_object_get(ex, "headers"), "content-type"));
     int stream = st == 200 && ct != NULL && strstr(ct, "text/event-stream") != NULL;
@@ -682,7 +682,7 @@ json_t *mg_audit_probe_url(const mg_audit_url_opts_t *o)
         mg_audit_req_t q;
         base_req(r, &q, surl, NULL, NULL, NULL);
         q.headers[2 * (q.nheaders - 1) + 1] = "text/event-stream";
-        q.stream = 1;
+        q.stream = 2;
         q.stream_ms = 1500;
         json_t *ex = mg_audit_probe_do(r->p, &q);
         json_object_set_new(ex, "url", json_string(surl));

@@ -682,7 +682,7 @@ static void robust(v_t *v)
 
     static const char *const names[] = {"init",           "noauth",          "host_foreign",  "origin_foreign",
                                         "query_token",    "unknown_session", "other_principal", "replica",
-                                        "oversize",       "malformed",       "burst429",      "modern_mismatch",
+                                        "malformed",       "burst429",      "modern_mismatch",
                                         "modern_state",   "other_audience",  "cors_post",     "discover",
                                         NULL};
     int errors = 0;
