@@ -41,7 +41,7 @@ const char *mg_audit_status_name(mg_audit_status_t s);
 
 /* A report under construction: results in order, one per (check, server). */
 typedef struct mg_audit_report {
-    char *target; /* the URL or the config path, owned */
+    char *target;   /* the URL or the config path, owned */
     json_t *checks; /* array of {"id","group","title","status","evidence","fix"[,"server"]} */
 } mg_audit_report_t;
 

@@ -67,11 +67,11 @@ int mg_audit_body_leaky(const char *body, size_t len);
 typedef struct mg_audit_probe mg_audit_probe_t;
 
 typedef struct mg_audit_limits {
-    unsigned max_requests; /* budget for the whole audit */
-    unsigned long time_ms; /* total time limit */
-    unsigned rate;         /* requests per second of our own (the burst probe excepted) */
+    unsigned max_requests;    /* budget for the whole audit */
+    unsigned long time_ms;    /* total time limit */
+    unsigned rate;            /* requests per second of our own (the burst probe excepted) */
     unsigned long timeout_ms; /* one exchange */
-    int progress;          /* print the progress line on stderr */
+    int progress;             /* print the progress line on stderr */
 } mg_audit_limits_t;
 
 /* One request. The token, when set, is sent as "Authorization: Bearer" to the given URL only (the
@@ -84,11 +84,11 @@ typedef struct mg_audit_req {
     const char *headers[24]; /* name, value pairs */
     size_t nheaders;
     const char *token;
-    long timeout_ms;    /* 0: the limits' */
-    int stream;         /* 1: an SSE stream: keep what arrives and stop after stream_ms;
-                           2: the same, but stop at the first complete event */
+    long timeout_ms; /* 0: the limits' */
+    int stream;      /* 1: an SSE stream: keep what arrives and stop after stream_ms;
+                        2: the same, but stop at the first complete event */
     long stream_ms;
-    int unmetered;      /* 1: not spaced by the rate (the burst probe) */
+    int unmetered; /* 1: not spaced by the rate (the burst probe) */
 } mg_audit_req_t;
 
 int mg_audit_probe_new(const mg_audit_limits_t *lim, mg_audit_probe_t **out);
@@ -118,7 +118,7 @@ typedef struct mg_audit_url_opts {
     const char *url;
     const char *token, *token2, *token_other_aud;
     const char *replica;
-    const char *call; /* --call TOOL: the only tool ever called */
+    const char *call;     /* --call TOOL: the only tool ever called */
     const char **headers; /* extra --header pairs (name, value), sent to the target only */
     size_t nheaders;
     unsigned burst; /* requests of the rate-limit probe */
@@ -148,8 +148,8 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
 /* Is the package spec pinned? "pkg@1.2.3" yes, "pkg", "pkg@latest", "pkg@^1" no. runner: "npx",
  * "uvx", "pipx", "docker"... Returns 1 pinned, 0 not, and names the package in pkg. -1 when argv
  * names no package (a plain command). */
-int mg_audit_package_of(const char *command, char *const *args, size_t nargs, char *pkg, size_t n,
-                        char *why, size_t whyn);
+int mg_audit_package_of(const char *command, char *const *args, size_t nargs, char *pkg, size_t n, char *why,
+                        size_t whyn);
 /* 1 when pkg (as mg_audit_package_of names it) is from one of the publishers (scope prefixes like
  * "@modelcontextprotocol/", or exact names). */
 int mg_audit_publisher_trusted(const char *pkg, char *const *publishers, size_t n);

@@ -19,11 +19,14 @@ static const char usage[] =
     "usage: mcpgate audit URL [--token T | --token-file F] [--header 'K: V']... [options]\n"
     "       mcpgate audit --config FILE [--env-file F] [options]\n"
     "\n"
-    "Runs the production checklist (transport, auth, sessions, context, env, tenant isolation, supply chain,\n"
+    "Runs the production checklist (transport, auth, sessions, context, env, tenant isolation, supply "
+    "chain,\n"
     "robustness, 2026-07-28) against a live MCP endpoint or every server of a config, and prints each check\n"
     "as pass / warn / fail / skip with its evidence and a one-line fix (docs/audit.md).\n"
-    "Probes are read-only and bounded: initialize, tools/list, ping, server/discover, DELETE of the sessions\n"
-    "it opened, and deliberate misbehaviour (foreign Host/Origin, a fake query credential, an unknown session,\n"
+    "Probes are read-only and bounded: initialize, tools/list, ping, server/discover, DELETE of the "
+    "sessions\n"
+    "it opened, and deliberate misbehaviour (foreign Host/Origin, a fake query credential, an unknown "
+    "session,\n"
     "an 8 MiB and a malformed body, a short burst). It never calls a tool. The token goes to URL (and\n"
     "--replica) only, in the Authorization header, never in a query string.\n"
     "\n"
@@ -74,7 +77,8 @@ static int parse_num(const char *s, unsigned long lo, unsigned long hi, unsigned
 
 int mg_cli_audit(int argc, char **argv)
 {
-    const char *url = NULL, *config = NULL, *env_file = NULL, *fail_on = "fail", *record = NULL, *replay = NULL;
+    const char *url = NULL, *config = NULL, *env_file = NULL, *fail_on = "fail", *record = NULL,
+               *replay = NULL;
     const char *token = getenv("MCPGATE_AUDIT_TOKEN"), *token2 = NULL, *other = NULL, *replica = NULL;
     char *owned[3] = {NULL, NULL, NULL};
     int json = 0, sarif = 0, progress = isatty(2);
@@ -166,14 +170,14 @@ int mg_cli_audit(int argc, char **argv)
         } else if (strcmp(a, "--replay") == 0) {
             TAKE();
             replay = val;
-        } else if (strcmp(a, "--max-requests") == 0 || strcmp(a, "--time-limit") == 0 || strcmp(a, "--rate") == 0 ||
-                   strcmp(a, "--burst") == 0 || strcmp(a, "--timeout") == 0) {
+        } else if (strcmp(a, "--max-requests") == 0 || strcmp(a, "--time-limit") == 0 ||
+                   strcmp(a, "--rate") == 0 || strcmp(a, "--burst") == 0 || strcmp(a, "--timeout") == 0) {
             TAKE();
             unsigned long *slot = strcmp(a, "--max-requests") == 0 ? &max_req
-                                  : strcmp(a, "--time-limit") == 0   ? &time_s
-                                  : strcmp(a, "--rate") == 0         ? &rate
-                                  : strcmp(a, "--burst") == 0        ? &burst
-                                                                     : &timeout;
+                                  : strcmp(a, "--time-limit") == 0 ? &time_s
+                                  : strcmp(a, "--rate") == 0       ? &rate
+                                  : strcmp(a, "--burst") == 0      ? &burst
+                                                                   : &timeout;
             unsigned long hi = slot == &burst ? 200 : slot == &max_req ? 5000 : 3600000;
             if (parse_num(val, slot == &timeout ? 100 : 1, hi, slot) != 0) {
                 fprintf(stderr, "mcpgate audit: %s needs a whole number from %d to %lu, got '%s'\n", a,
@@ -203,8 +207,9 @@ int mg_cli_audit(int argc, char **argv)
     if (url != NULL && strchr(url, '?') != NULL && token != NULL) {
         /* The query is sent as it is; a credential there would leak to logs: refuse to help that. */
         if (strstr(url, "token") || strstr(url, "key") || strstr(url, "auth")) {
-            fprintf(stderr, "mcpgate audit: the URL's query looks like it holds a credential: give it with --token "
-                            "instead\n");
+            fprintf(stderr,
+                    "mcpgate audit: the URL's query looks like it holds a credential: give it with --token "
+                    "instead\n");
             goto out;
         }
     }

@@ -59,7 +59,8 @@ int mg_audit_package_of(const char *command, char *const *args, size_t nargs, ch
     size_t i = 0;
     if (strcmp(cmd, "npx") == 0 || strcmp(cmd, "bunx") == 0 || strcmp(cmd, "pnpx") == 0 ||
         (strcmp(cmd, "pnpm") == 0 && nargs > 0 && strcmp(args[0], "dlx") == 0) ||
-        (strcmp(cmd, "npm") == 0 && nargs > 0 && (strcmp(args[0], "exec") == 0 || strcmp(args[0], "x") == 0))) {
+        (strcmp(cmd, "npm") == 0 && nargs > 0 &&
+         (strcmp(args[0], "exec") == 0 || strcmp(args[0], "x") == 0))) {
         if (strcmp(cmd, "pnpm") == 0 || strcmp(cmd, "npm") == 0)
             i = 1;
         for (; i < nargs; i++) {
@@ -126,7 +127,11 @@ int mg_audit_package_of(const char *command, char *const *args, size_t nargs, ch
             const char *colon = strrchr(a, ':');
             const char *slash = strrchr(a, '/');
             int tagged = colon && (!slash || colon > slash);
-            snprintf(pkg, n, "%.*s", (int)(dig ? (size_t)(dig - a) : tagged ? (size_t)(colon - a) : strlen(a)), a);
+            snprintf(pkg, n, "%.*s",
+                     (int)(dig      ? (size_t)(dig - a)
+                           : tagged ? (size_t)(colon - a)
+                                    : strlen(a)),
+                     a);
             if (dig) {
                 snprintf(why, whyn, "%s (digest)", a);
                 return 1;
@@ -154,9 +159,9 @@ int mg_audit_publisher_trusted(const char *pkg, char *const *publishers, size_t 
 
 int mg_audit_placeholder(const char *value)
 {
-    static const char *const words[] = {"changeme", "change-me", "change_me", "your-", "your_", "<your",
-                                        "replace", "todo", "fixme", "placeholder", "example", "dummy",
-                                        "insert", "xxx", "${", NULL};
+    static const char *const words[] = {
+        "changeme", "change-me",   "change_me", "your-", "your_",  "<your", "replace", "todo",
+        "fixme",    "placeholder", "example",   "dummy", "insert", "xxx",   "${",      NULL};
     if (value == NULL || *value == '\0')
         return 1;
     char low[256];
@@ -181,8 +186,8 @@ int mg_audit_placeholder(const char *value)
 /* Env keys that carry credentials. */
 static int secret_key(const char *k)
 {
-    static const char *const marks[] = {"KEY", "TOKEN", "SECRET", "PASSWORD", "PASS", "PAT", "CREDENTIAL", "AUTH",
-                                        NULL};
+    static const char *const marks[] = {"KEY", "TOKEN",      "SECRET", "PASSWORD", "PASS",
+                                        "PAT", "CREDENTIAL", "AUTH",   NULL};
     for (int i = 0; marks[i]; i++)
         if (strcasestr(k, marks[i]))
             return 1;
@@ -211,11 +216,12 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
     const char *why = NULL;
     const char *listen = cfg.listen ? cfg.listen : "127.0.0.1:8080";
     if (mg_server_resolve(listen, &addr, &loopback, &why) != 0)
-        mg_audit_add(rep, "transport.bind", NULL, MG_AUDIT_SKIP, "gateway.listen %s does not resolve: %s", listen,
-                     why ? why : "?");
+        mg_audit_add(rep, "transport.bind", NULL, MG_AUDIT_SKIP, "gateway.listen %s does not resolve: %s",
+                     listen, why ? why : "?");
     else if (loopback)
         mg_audit_add(rep, "transport.bind", NULL, MG_AUDIT_PASS,
-                     "gateway.listen %s: loopback only (in a container, bind 0.0.0.0 with gateway.auth)", listen);
+                     "gateway.listen %s: loopback only (in a container, bind 0.0.0.0 with gateway.auth)",
+                     listen);
     else
         mg_audit_add(rep, "transport.bind", NULL, cfg.auth_configured ? MG_AUDIT_PASS : MG_AUDIT_FAIL,
                      "gateway.listen %s: reachable beyond loopback, gateway.auth %s", listen,
@@ -242,10 +248,12 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
         }
     }
     if (bad[0])
-        mg_audit_add(rep, "env.credentials", NULL, MG_AUDIT_FAIL, "empty or placeholder values (not shown): %s", bad);
+        mg_audit_add(rep, "env.credentials", NULL, MG_AUDIT_FAIL,
+                     "empty or placeholder values (not shown): %s", bad);
     else
         mg_audit_add(rep, "env.credentials", NULL, MG_AUDIT_PASS,
-                     "%zu credential values present, none a placeholder (the parser refuses empty ones)", checked);
+                     "%zu credential values present, none a placeholder (the parser refuses empty ones)",
+                     checked);
 
     /* Lockfile. */
     mg_lock_source_t src = {0};
@@ -253,11 +261,14 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
     char lwhy[512];
     json_t *lock = mg_lock_load_for(&cfg, NULL, &src, &missing, lwhy, sizeof lwhy);
     if (lock != NULL)
-        mg_audit_add(rep, "supply.lockfile", NULL, MG_AUDIT_PASS, "%s pins %zu servers", src.legacy ? src.legacy : src.path,
-                     json_object_size(json_object_get(lock, "servers")) ? json_object_size(json_object_get(lock, "servers"))
-                                                                         : json_object_size(lock));
+        mg_audit_add(rep, "supply.lockfile", NULL, MG_AUDIT_PASS, "%s pins %zu servers",
+                     src.legacy ? src.legacy : src.path,
+                     json_object_size(json_object_get(lock, "servers"))
+                         ? json_object_size(json_object_get(lock, "servers"))
+                         : json_object_size(lock));
     else if (missing)
-        mg_audit_add(rep, "supply.lockfile", NULL, MG_AUDIT_WARN, "no lockfile (%s): tool definitions are not pinned",
+        mg_audit_add(rep, "supply.lockfile", NULL, MG_AUDIT_WARN,
+                     "no lockfile (%s): tool definitions are not pinned",
                      src.path ? src.path : "embedded config");
     else
         mg_audit_add(rep, "supply.lockfile", NULL, MG_AUDIT_FAIL, "lockfile unreadable: %s", lwhy);
@@ -274,18 +285,21 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
         char pkg[256], pw[512];
         int pinned = mg_audit_package_of(s->command, s->args, s->nargs, pkg, sizeof pkg, pw, sizeof pw);
         if (pinned < 0) {
-            mg_audit_add(rep, "supply.pinned", s->name, MG_AUDIT_SKIP,
-                         "%s is a local command, not a package runner (npx, uvx, docker): pin it by path/version "
-                         "yourself",
-                         base_name(s->command));
-            mg_audit_add(rep, "supply.publishers", s->name, MG_AUDIT_SKIP, "no package named on the command line");
+            mg_audit_add(
+                rep, "supply.pinned", s->name, MG_AUDIT_SKIP,
+                "%s is a local command, not a package runner (npx, uvx, docker): pin it by path/version "
+                "yourself",
+                base_name(s->command));
+            mg_audit_add(rep, "supply.publishers", s->name, MG_AUDIT_SKIP,
+                         "no package named on the command line");
             continue;
         }
         mg_audit_add(rep, "supply.pinned", s->name, pinned ? MG_AUDIT_PASS : MG_AUDIT_FAIL, "%s", pw);
         int ok = mg_audit_publisher_trusted(pkg, pubs, npubs);
         mg_audit_add(rep, "supply.publishers", s->name, ok ? MG_AUDIT_PASS : MG_AUDIT_WARN, "%s %s %s", pkg,
-                     ok ? "is from" : "is not from", cfg.audit_publishers ? "gateway.audit.trustedPublishers"
-                                                                          : "the official @modelcontextprotocol/ scope");
+                     ok ? "is from" : "is not from",
+                     cfg.audit_publishers ? "gateway.audit.trustedPublishers"
+                                          : "the official @modelcontextprotocol/ scope");
     }
 
     /* Servers over stdio: two listings of tools in one session each. */
@@ -315,7 +329,8 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
         big |= json_array_size(t1) > 30;
     }
     if (lazy)
-        mg_audit_add(rep, "context.lazy", NULL, MG_AUDIT_PASS, "gateway.tools.mode \"lazy\": clients see search_tools");
+        mg_audit_add(rep, "context.lazy", NULL, MG_AUDIT_PASS,
+                     "gateway.tools.mode \"lazy\": clients see search_tools");
     else
         mg_audit_add(rep, "context.lazy", NULL, big || total_tools > 30 ? MG_AUDIT_WARN : MG_AUDIT_PASS,
                      "gateway.tools.mode \"all\" with %zu tools in the catalog%s", total_tools,

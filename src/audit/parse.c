@@ -226,9 +226,10 @@ int mg_audit_auth_param(const char *header, const char *name, char *out, size_t 
 
 int mg_audit_body_leaky(const char *body, size_t len)
 {
-    static const char *const marks[] = {"<!doctype html", "<html", "<body", "traceback (most recent call",
-                                        "    at ",         ".js:",  "node_modules/", "exception in thread",
-                                        "goroutine ",      ".py\", line ", "stack trace:", NULL};
+    static const char *const marks[] = {
+        "<!doctype html", "<html",        "<body",         "traceback (most recent call",
+        "    at ",        ".js:",         "node_modules/", "exception in thread",
+        "goroutine ",     ".py\", line ", "stack trace:",  NULL};
     size_t n = len < 65536 ? len : 65536;
     char *low = malloc(n + 1);
     if (low == NULL)

@@ -287,7 +287,8 @@ static ex_t *ex_start(mg_audit_probe_t *p, const mg_audit_req_t *r)
         hdrs[nh++] = "Authorization";
         hdrs[nh++] = bearer;
     }
-    uint64_t left = p->lim.time_ms > mg_audit_probe_elapsed(p) ? p->lim.time_ms - mg_audit_probe_elapsed(p) : 1;
+    uint64_t left =
+        p->lim.time_ms > mg_audit_probe_elapsed(p) ? p->lim.time_ms - mg_audit_probe_elapsed(p) : 1;
     long to = r->timeout_ms > 0 ? r->timeout_ms : (long)p->lim.timeout_ms;
     if ((uint64_t)to > left)
         to = (long)left;

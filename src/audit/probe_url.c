@@ -167,8 +167,8 @@ static char *rpc(run_t *r, const char *method, json_t *params, int *id_out)
 
 static json_t *init_params(const char *version)
 {
-    return json_pack("{s:s,s:{},s:{s:s,s:s}}", "protocolVersion", version, "capabilities", "clientInfo", "name",
-                     "mcpgate-audit", "version", MG_VERSION);
+    return json_pack("{s:s,s:{},s:{s:s,s:s}}", "protocolVersion", version, "capabilities", "clientInfo",
+                     "name", "mcpgate-audit", "version", MG_VERSION);
 }
 
 /* The response of exchange ex to request id (borrowed from msgs_out, which the caller frees). */
@@ -208,14 +208,16 @@ static json_t *initialize(run_t *r, const char *url, const char *version, const 
         proto[0] = '\0';
         json_t *msgs;
         json_t *resp = response_of(ex, id, &msgs);
-        const char *v = json_string_value(json_object_get(json_object_get(resp, "result"), "protocolVersion"));
+        const char *v =
+            json_string_value(json_object_get(json_object_get(resp, "result"), "protocolVersion"));
         if (v != NULL)
             snprintf(proto, pn, "%s", v);
         json_decref(msgs);
     }
     const char *sid = sid_of(ex);
     if (sid != NULL && r->extra_sessions != NULL)
-        json_array_append_new(r->extra_sessions, json_pack("{s:s,s:b}", "id", sid, "mine", token == r->o->token));
+        json_array_append_new(r->extra_sessions,
+                              json_pack("{s:s,s:b}", "id", sid, "mine", token == r->o->token));
     return ex;
 }
 
@@ -275,8 +277,8 @@ static json_t *modern(run_t *r, const char *method, json_t *params, const char *
     if (params == NULL)
         params = json_object();
     json_object_set_new(params, "_meta",
-                        json_pack("{s:s,s:{},s:{s:s,s:s}}", "io.modelcontextprotocol/protocolVersion", V_MODERN,
-                                  "io.modelcontextprotocol/clientCapabilities",
+                        json_pack("{s:s,s:{},s:{s:s,s:s}}", "io.modelcontextprotocol/protocolVersion",
+                                  V_MODERN, "io.modelcontextprotocol/clientCapabilities",
                                   "io.modelcontextprotocol/clientInfo", "name", "mcpgate-audit", "version",
                                   MG_VERSION));
     char *body = rpc(r, method, params, id);
@@ -321,7 +323,8 @@ static int local_address(char *out, size_t n)
 static void probe_auth_metadata(run_t *r, const json_t *noauth)
 {
     char prm_url[2048] = "";
-    const char *wa = json_string_value(json_object_get(json_object_get(noauth, "headers"), "www-authenticate"));
+    const char *wa =
+        json_string_value(json_object_get(json_object_get(noauth, "headers"), "www-authenticate"));
     char rm[1536];
     if (wa != NULL && mg_audit_auth_param(wa, "resource_metadata", rm, sizeof rm) == 0 &&
         (strncmp(rm, "https://", 8) == 0 || strncmp(rm, "http://", 7) == 0))
@@ -481,7 +484,8 @@ json_t *mg_audit_probe_url(const mg_audit_url_opts_t *o)
             json_object_set_new(r->rec, "jwt2", jp);
     }
     if (mg_audit_probe_new(&o->limits, &r->p) != 0) {
-        json_object_set_new(r->rec, "error", json_string("the HTTP client could not start (libcurl missing?)"));
+        json_object_set_new(r->rec, "error",
+                            json_string("the HTTP client could not start (libcurl missing?)"));
         json_decref(r->extra_sessions);
         return r->rec;
     }
@@ -559,7 +563,8 @@ json_t *mg_audit_probe_url(const mg_audit_url_opts_t *o)
                 initialize(r, NULL, V_CURRENT, o->token_other_aud, 1, NULL, NULL, NULL, 0));
         {
             char qurl[4096], query[1200];
-            snprintf(query, sizeof query, "%s%saccess_token=" FAKE_CRED, r->u.query, r->u.query[0] ? "&" : "");
+            snprintf(query, sizeof query, "%s%saccess_token=" FAKE_CRED, r->u.query,
+                     r->u.query[0] ? "&" : "");
             url_with(&r->u, r->u.host, r->u.path, query, qurl, sizeof qurl);
             put(r, "query_token", initialize(r, qurl, V_CURRENT, o->token, 1, NULL, NULL, NULL, 0));
         }
@@ -635,7 +640,8 @@ json_t *mg_audit_probe_url(const mg_audit_url_opts_t *o)
             size_t big = 8 * 1024 * 1024 + 4096;
             char *body = malloc(big + 128);
             if (body != NULL) {
-                int n = snprintf(body, 128, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"ping\",\"params\":{\"pad\":\"",
+                int n = snprintf(body, 128,
+                                 "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"ping\",\"params\":{\"pad\":\"",
                                  ++r->next_id);
                 memset(body + n, 'a', big);
                 memcpy(body + n + big, "\"}}", 4);
@@ -661,8 +667,8 @@ json_t *mg_audit_probe_url(const mg_audit_url_opts_t *o)
                 json_t *ex = mg_audit_probe_do(r->p, &q);
                 json_object_set_new(r->rec, "bind",
                                     json_pack("{s:s,s:b,s:I}", "address", addr, "reachable",
-                                              json_integer_value(json_object_get(ex, "status")) != 0, "status",
-                                              json_integer_value(json_object_get(ex, "status"))));
+                                              json_integer_value(json_object_get(ex, "status")) != 0,
+                                              "status", json_integer_value(json_object_get(ex, "status"))));
                 json_decref(ex);
             }
         }

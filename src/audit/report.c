@@ -52,9 +52,9 @@ void mg_audit_add(mg_audit_report_t *rep, const char *id, const char *server, mg
         for (char *p = ev; *p; p++)
             if ((unsigned char)*p >= 0x80)
                 *p = '?';
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", c->id, "group", c->group, "title", c->title,
-                          "status", mg_audit_status_name(st), "evidence", ev, "fix",
-                          st == MG_AUDIT_PASS ? "" : c->fix);
+    json_t *o =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", c->id, "group", c->group, "title", c->title, "status",
+                  mg_audit_status_name(st), "evidence", ev, "fix", st == MG_AUDIT_PASS ? "" : c->fix);
     if (o != NULL && server != NULL)
         json_object_set_new(o, "server", json_string(server));
     if (o != NULL)
@@ -108,11 +108,11 @@ json_t *mg_audit_report_sarif(const mg_audit_report_t *rep)
     for (const mg_audit_check_t *c = mg_audit_checks; c->id != NULL; c++, nrules++) {
         char help[512];
         snprintf(help, sizeof help, "%s (%s)", c->fix, c->docs);
-        json_array_append_new(
-            rules, json_pack("{s:s,s:s,s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s,s:[s]}}", "id", c->id, "name",
-                             c->id, "shortDescription", "text", c->title, "fullDescription", "text", c->ref,
-                             "help", "text", help, "defaultConfiguration", "level", "warning", "properties",
-                             "group", c->group, "tags", "mcp"));
+        json_array_append_new(rules, json_pack("{s:s,s:s,s:{s:s},s:{s:s},s:{s:s},s:{s:s},s:{s:s,s:[s]}}",
+                                               "id", c->id, "name", c->id, "shortDescription", "text",
+                                               c->title, "fullDescription", "text", c->ref, "help", "text",
+                                               help, "defaultConfiguration", "level", "warning", "properties",
+                                               "group", c->group, "tags", "mcp"));
     }
     size_t i;
     json_t *o;
@@ -130,10 +130,10 @@ json_t *mg_audit_report_sarif(const mg_audit_report_t *rep)
         snprintf(msg, sizeof msg, "%s%s%s: %s%s%s", server ? "server " : "", server ? server : "",
                  server ? ": " : "", json_string_value(json_object_get(o, "evidence")),
                  fix && *fix ? ". Fix: " : "", fix ? fix : "");
-        json_t *r = json_pack("{s:s,s:I,s:s,s:s,s:{s:s},s:[{s:{s:{s:s}}}],s:{s:s}}", "ruleId", id, "ruleIndex",
-                              (json_int_t)idx, "kind", kinds[st], "level", levels[st], "message", "text", msg,
-                              "locations", "physicalLocation", "artifactLocation", "uri", rep->target,
-                              "properties", "status", mg_audit_status_name(st));
+        json_t *r = json_pack("{s:s,s:I,s:s,s:s,s:{s:s},s:[{s:{s:{s:s}}}],s:{s:s}}", "ruleId", id,
+                              "ruleIndex", (json_int_t)idx, "kind", kinds[st], "level", levels[st], "message",
+                              "text", msg, "locations", "physicalLocation", "artifactLocation", "uri",
+                              rep->target, "properties", "status", mg_audit_status_name(st));
         if (r != NULL)
             json_array_append_new(results, r);
     }

@@ -118,8 +118,8 @@ static void transport(v_t *v)
         add(v, "transport.streamable-http", MG_AUDIT_SKIP,
             "POST initialize: HTTP %ld: authentication needed (give --token)", s);
     else
-        add(v, "transport.streamable-http", MG_AUDIT_FAIL, "POST initialize: HTTP %ld, %s, no JSON-RPC result", s,
-            ct ? ct : "no Content-Type");
+        add(v, "transport.streamable-http", MG_AUDIT_FAIL,
+            "POST initialize: HTTP %ld, %s, no JSON-RPC result", s, ct ? ct : "no Content-Type");
 
     /* Revisions. */
     if (!v->mcp_ok) {
@@ -145,7 +145,8 @@ static void transport(v_t *v)
                 const char *sv = json_string_value(e);
                 if (sv == NULL)
                     continue;
-                o += (size_t)snprintf(disc + o, o < sizeof disc ? sizeof disc - o : 0, "%s%s", o ? ", " : "", sv);
+                o += (size_t)snprintf(disc + o, o < sizeof disc ? sizeof disc - o : 0, "%s%s", o ? ", " : "",
+                                      sv);
                 modern |= strcmp(sv, "2026-07-28") == 0;
             }
         } else if (st(v, "discover") > 0) {
@@ -162,9 +163,11 @@ static void transport(v_t *v)
     if (ls <= 0)
         add(v, "transport.legacy-sse", MG_AUDIT_SKIP, "GET %s: no answer (%s)", lurl ? lurl : "/sse",
             err(v, "legacy_sse"));
-    else if (ls == 200 && lct && strstr(lct, "text/event-stream") && strstr(body(v, "legacy_sse"), "endpoint"))
+    else if (ls == 200 && lct && strstr(lct, "text/event-stream") &&
+             strstr(body(v, "legacy_sse"), "endpoint"))
         add(v, "transport.legacy-sse", MG_AUDIT_WARN,
-            "GET %s: HTTP 200 text/event-stream with an endpoint event: the deprecated HTTP+SSE transport is on",
+            "GET %s: HTTP 200 text/event-stream with an endpoint event: the deprecated HTTP+SSE transport is "
+            "on",
             lurl);
     else
         add(v, "transport.legacy-sse", MG_AUDIT_PASS, "GET %s: HTTP %ld%s%s", lurl, ls, lct ? ", " : "",
@@ -177,8 +180,10 @@ static void transport(v_t *v)
     else if (is_true(v, "loopback"))
         add(v, "transport.plain-http", MG_AUDIT_PASS, "plain http on a loopback address (%s)", target);
     else
-        add(v, "transport.plain-http", MG_AUDIT_FAIL, "plain http to a non-loopback address (%s): tokens and data "
-                                                      "cross the network in clear", target);
+        add(v, "transport.plain-http", MG_AUDIT_FAIL,
+            "plain http to a non-loopback address (%s): tokens and data "
+            "cross the network in clear",
+            target);
 
     /* Reachability beyond loopback. */
     const json_t *b = json_object_get(v->rec, "bind");
@@ -214,11 +219,12 @@ static void transport(v_t *v)
             "http://rebind.mcpgate-audit.invalid -> HTTP %ld (accepted)",
             hs, os);
     else if (hs >= 400 && os >= 400 && hs < 500 && os < 500)
-        add(v, "transport.dns-rebinding", MG_AUDIT_PASS, "foreign Host -> HTTP %ld, foreign Origin -> HTTP %ld", hs,
-            os);
+        add(v, "transport.dns-rebinding", MG_AUDIT_PASS,
+            "foreign Host -> HTTP %ld, foreign Origin -> HTTP %ld", hs, os);
     else
         add(v, "transport.dns-rebinding", MG_AUDIT_WARN,
-            "foreign Host -> HTTP %ld, foreign Origin -> HTTP %ld (neither accepted nor refused with 4xx)", hs, os);
+            "foreign Host -> HTTP %ld, foreign Origin -> HTTP %ld (neither accepted nor refused with 4xx)",
+            hs, os);
 
     /* CORS. */
     const char *names[] = {"preflight", "cors_post"};
@@ -289,21 +295,23 @@ static void auth(v_t *v)
             "tools%s",
             s, loop ? "this loopback port" : "the endpoint", loop ? " (loopback only)" : "");
     else
-        add(v, "auth.required", MG_AUDIT_WARN, "initialize without a token -> HTTP %ld (neither 401 nor a result)", s);
+        add(v, "auth.required", MG_AUDIT_WARN,
+            "initialize without a token -> HTTP %ld (neither 401 nor a result)", s);
 
     /* WWW-Authenticate. */
     const char *wa = hdr(v, na, "www-authenticate");
     char rm[1024] = "";
     if (s != 401)
-        add(v, "auth.www-authenticate", MG_AUDIT_SKIP, "no 401 to look at (initialize without a token -> HTTP %ld)",
-            s);
+        add(v, "auth.www-authenticate", MG_AUDIT_SKIP,
+            "no 401 to look at (initialize without a token -> HTTP %ld)", s);
     else if (wa == NULL)
         add(v, "auth.www-authenticate", MG_AUDIT_FAIL, "401 without WWW-Authenticate");
     else if (mg_audit_auth_param(wa, "resource_metadata", rm, sizeof rm) == 0)
         add(v, "auth.www-authenticate", MG_AUDIT_PASS, "401 WWW-Authenticate: %.300s", wa);
     else
         add(v, "auth.www-authenticate", MG_AUDIT_WARN,
-            "401 WWW-Authenticate: %.300s (no resource_metadata: OAuth clients cannot discover the authorization "
+            "401 WWW-Authenticate: %.300s (no resource_metadata: OAuth clients cannot discover the "
+            "authorization "
             "server; fine only for tokens handed out by hand)",
             wa);
 
@@ -314,8 +322,9 @@ static void auth(v_t *v)
     if (prm == NULL) {
         add(v, "auth.metadata", MG_AUDIT_SKIP, "not run: authentication is not required");
     } else if (ps != 200) {
-        add(v, "auth.metadata", rm[0] ? MG_AUDIT_FAIL : MG_AUDIT_SKIP, "GET %s -> HTTP %ld%s", purl ? purl : "PRM",
-            ps, rm[0] ? " (the URL the 401 named)" : ": no OAuth metadata offered (static tokens?)");
+        add(v, "auth.metadata", rm[0] ? MG_AUDIT_FAIL : MG_AUDIT_SKIP, "GET %s -> HTTP %ld%s",
+            purl ? purl : "PRM", ps,
+            rm[0] ? " (the URL the 401 named)" : ": no OAuth metadata offered (static tokens?)");
     } else {
         const char *pb = body(v, "prm");
         json_t *doc = mg_json_loadb(pb, strlen(pb), 0);
@@ -343,15 +352,17 @@ static void auth(v_t *v)
             int s256 = 0;
             size_t i;
             json_t *e;
-            json_array_foreach(pk, i, e) s256 |= json_is_string(e) && strcmp(json_string_value(e), "S256") == 0;
+            json_array_foreach(pk, i, e) s256 |=
+                json_is_string(e) && strcmp(json_string_value(e), "S256") == 0;
             if (asm_ == NULL || as != 200)
-                snprintf(prob, sizeof prob, "authorization server metadata (RFC 8414 / OIDC) for %.200s: HTTP %ld",
+                snprintf(prob, sizeof prob,
+                         "authorization server metadata (RFC 8414 / OIDC) for %.200s: HTTP %ld",
                          issuer_expected ? issuer_expected : "?", as);
             else if (!json_is_object(adoc) || iss == NULL)
                 snprintf(prob, sizeof prob, "authorization server metadata has no issuer");
             else if (!json_str_eq_url(iss, issuer_expected))
-                snprintf(prob, sizeof prob, "authorization server metadata issuer %.200s differs from %.200s", iss,
-                         issuer_expected);
+                snprintf(prob, sizeof prob, "authorization server metadata issuer %.200s differs from %.200s",
+                         iss, issuer_expected);
             else if (json_object_get(adoc, "token_endpoint") == NULL)
                 snprintf(prob, sizeof prob, "authorization server metadata has no token_endpoint");
             else if (!s256) {
@@ -368,7 +379,8 @@ static void auth(v_t *v)
             add(v, "auth.metadata", MG_AUDIT_FAIL, "PRM %s: %s", purl, prob);
         else
             add(v, "auth.metadata", MG_AUDIT_PASS,
-                "PRM %s: resource = this URL, authorization server %s: issuer matches, token_endpoint, PKCE S256",
+                "PRM %s: resource = this URL, authorization server %s: issuer matches, token_endpoint, PKCE "
+                "S256",
                 purl, issuer_expected);
         json_decref(doc);
         json_decref(adoc);
@@ -377,7 +389,8 @@ lifetime:;
     /* Query string. */
     long qs = st(v, "query_token");
     if (qs <= 0)
-        add(v, "auth.query-token", MG_AUDIT_SKIP, "no answer to the query-credential probe (%s)", err(v, "query_token"));
+        add(v, "auth.query-token", MG_AUDIT_SKIP, "no answer to the query-credential probe (%s)",
+            err(v, "query_token"));
     else if (qs >= 400 && qs < 500)
         add(v, "auth.query-token", MG_AUDIT_PASS, "?access_token=<fake credential> -> HTTP %ld", qs);
     else
@@ -392,17 +405,19 @@ lifetime:;
         add(v, "auth.token-lifetime", MG_AUDIT_SKIP, "not run: needs --token");
         add(v, "auth.token-audience", MG_AUDIT_SKIP, "not run: needs --token");
     } else if (jwt == NULL) {
-        add(v, "auth.token-lifetime", MG_AUDIT_SKIP, "the token is opaque (not a JWT): its lifetime is not visible");
-        add(v, "auth.token-audience", MG_AUDIT_SKIP, "the token is opaque (not a JWT): its audience is not visible");
+        add(v, "auth.token-lifetime", MG_AUDIT_SKIP,
+            "the token is opaque (not a JWT): its lifetime is not visible");
+        add(v, "auth.token-audience", MG_AUDIT_SKIP,
+            "the token is opaque (not a JWT): its audience is not visible");
     } else {
         json_t *exp = json_object_get(jwt, "exp"), *iat = json_object_get(jwt, "iat");
         if (!json_is_number(exp))
             add(v, "auth.token-lifetime", MG_AUDIT_FAIL, "the token has no exp: it never expires");
         else {
-            double life = json_number_value(exp) - (json_is_number(iat) ? json_number_value(iat) : (double)time(NULL));
-            add(v, "auth.token-lifetime", life <= 3600 ? MG_AUDIT_PASS : MG_AUDIT_WARN,
-                "exp - %s = %.0f s%s", json_is_number(iat) ? "iat" : "now", life,
-                life <= 3600 ? "" : " (over 1 hour)");
+            double life =
+                json_number_value(exp) - (json_is_number(iat) ? json_number_value(iat) : (double)time(NULL));
+            add(v, "auth.token-lifetime", life <= 3600 ? MG_AUDIT_PASS : MG_AUDIT_WARN, "exp - %s = %.0f s%s",
+                json_is_number(iat) ? "iat" : "now", life, life <= 3600 ? "" : " (over 1 hour)");
         }
         json_t *aud = json_object_get(jwt, "aud");
         const char *pb = body(v, "prm");
@@ -414,14 +429,16 @@ lifetime:;
         else if (aud_has(aud, target) || (res && aud_has(aud, res)))
             add(v, "auth.token-audience", MG_AUDIT_PASS, "aud names this resource");
         else
-            add(v, "auth.token-audience", MG_AUDIT_WARN, "aud does not name this resource (%s)", res ? res : target);
+            add(v, "auth.token-audience", MG_AUDIT_WARN, "aud does not name this resource (%s)",
+                res ? res : target);
         json_decref(doc);
     }
     long oa = st(v, "other_audience");
     if (oa < 0)
         add(v, "auth.other-audience", MG_AUDIT_SKIP, "not run: needs --token-other-audience");
     else if (oa == 401 || oa == 403)
-        add(v, "auth.other-audience", MG_AUDIT_PASS, "initialize with a token for another audience -> HTTP %ld", oa);
+        add(v, "auth.other-audience", MG_AUDIT_PASS,
+            "initialize with a token for another audience -> HTTP %ld", oa);
     else if (oa >= 200 && oa < 300)
         add(v, "auth.other-audience", MG_AUDIT_FAIL,
             "initialize with a token for another audience -> HTTP %ld: accepted", oa);
@@ -448,19 +465,25 @@ static void sessions(v_t *v)
         add(v, "session.id-entropy", MG_AUDIT_SKIP, "no Mcp-Session-Id issued: stateless server");
         add(v, "session.unknown-404", MG_AUDIT_SKIP, "no Mcp-Session-Id issued: stateless server");
         add(v, "session.other-principal", MG_AUDIT_SKIP, "no Mcp-Session-Id issued: stateless server");
-        add(v, "session.replica", MG_AUDIT_PASS, "no Mcp-Session-Id issued: stateless, any replica can answer");
+        add(v, "session.replica", MG_AUDIT_PASS,
+            "no Mcp-Session-Id issued: stateless, any replica can answer");
         add(v, "tenant.cross-session", MG_AUDIT_SKIP, "no Mcp-Session-Id issued: no sessions to compare");
         return;
     }
     size_t n = json_array_size(ids);
     double bits = mg_audit_id_bits(ids);
-    size_t len = strlen(json_string_value(json_array_get(ids, 0)));
+    const char *first = json_string_value(json_array_get(ids, 0));
+    size_t len = first ? strlen(first) : 0;
     if (n < 2)
         add(v, "session.id-entropy", MG_AUDIT_SKIP, "only %zu session id collected", n);
     else if (bits == 0)
-        add(v, "session.id-entropy", MG_AUDIT_FAIL, "%zu session ids, two equal or no randomness between them", n);
+        add(v, "session.id-entropy", MG_AUDIT_FAIL,
+            "%zu session ids, two equal or no randomness between them", n);
     else
-        add(v, "session.id-entropy", bits >= 120 ? MG_AUDIT_PASS : bits >= 64 ? MG_AUDIT_WARN : MG_AUDIT_FAIL,
+        add(v, "session.id-entropy",
+            bits >= 120  ? MG_AUDIT_PASS
+            : bits >= 64 ? MG_AUDIT_WARN
+                         : MG_AUDIT_FAIL,
             "%zu ids of %zu characters: about %.0f bits of randomness each (estimate)", n, len, bits);
 
     long us = st(v, "unknown_session");
@@ -469,28 +492,35 @@ static void sessions(v_t *v)
     else if (us == 404)
         add(v, "session.unknown-404", MG_AUDIT_PASS, "tools/list with an unknown Mcp-Session-Id -> HTTP 404");
     else if (us >= 200 && us < 300)
-        add(v, "session.unknown-404", MG_AUDIT_FAIL, "tools/list with an unknown Mcp-Session-Id -> HTTP %ld: accepted",
-            us);
+        add(v, "session.unknown-404", MG_AUDIT_FAIL,
+            "tools/list with an unknown Mcp-Session-Id -> HTTP %ld: accepted", us);
     else
         add(v, "session.unknown-404", MG_AUDIT_WARN,
-            "tools/list with an unknown Mcp-Session-Id -> HTTP %ld (clients start a new session only on 404)", us);
+            "tools/list with an unknown Mcp-Session-Id -> HTTP %ld (clients start a new session only on 404)",
+            us);
 
     long op = st(v, "other_principal");
     if (op < 0)
-        add(v, "session.other-principal", MG_AUDIT_SKIP, "not run: needs --token and --token2 (two principals)");
+        add(v, "session.other-principal", MG_AUDIT_SKIP,
+            "not run: needs --token and --token2 (two principals)");
     else if (op == 401 || op == 403 || op == 404)
-        add(v, "session.other-principal", MG_AUDIT_PASS, "the session used with the second token -> HTTP %ld", op);
+        add(v, "session.other-principal", MG_AUDIT_PASS, "the session used with the second token -> HTTP %ld",
+            op);
     else if (op >= 200 && op < 300)
         add(v, "session.other-principal", MG_AUDIT_FAIL,
-            "the session used with the second token -> HTTP %ld: sessions are not bound to their principal", op);
+            "the session used with the second token -> HTTP %ld: sessions are not bound to their principal",
+            op);
     else
-        add(v, "session.other-principal", MG_AUDIT_WARN, "the session used with the second token -> HTTP %ld", op);
+        add(v, "session.other-principal", MG_AUDIT_WARN, "the session used with the second token -> HTTP %ld",
+            op);
 
     long rs = st(v, "replica");
     if (rs < 0)
-        add(v, "session.replica", MG_AUDIT_SKIP, "not run: needs --replica URL (another replica of the same service)");
+        add(v, "session.replica", MG_AUDIT_SKIP,
+            "not run: needs --replica URL (another replica of the same service)");
     else if (rs >= 200 && rs < 300 && has_result(v, "replica"))
-        add(v, "session.replica", MG_AUDIT_PASS, "the session used at the replica -> HTTP %ld with a result", rs);
+        add(v, "session.replica", MG_AUDIT_PASS, "the session used at the replica -> HTTP %ld with a result",
+            rs);
     else if (rs == 0)
         add(v, "session.replica", MG_AUDIT_SKIP, "the replica did not answer (%s)", err(v, "replica"));
     else
@@ -520,15 +550,18 @@ static void sessions(v_t *v)
 
 static int is_search_tool(const char *name)
 {
-    return name && (strstr(name, "search_tools") || strstr(name, "tool_search") || strstr(name, "find_tools"));
+    return name &&
+           (strstr(name, "search_tools") || strstr(name, "tool_search") || strstr(name, "find_tools"));
 }
 
 void mg__audit_context(mg_audit_report_t *rep, const char *server, const json_t *tools, const char *why,
                        int lazy_configured)
 {
     if (!json_is_array(tools)) {
-        mg_audit_add(rep, "context.tool-count", server, MG_AUDIT_SKIP, "tools not listed: %s", why ? why : "?");
-        mg_audit_add(rep, "context.token-cost", server, MG_AUDIT_SKIP, "tools not listed: %s", why ? why : "?");
+        mg_audit_add(rep, "context.tool-count", server, MG_AUDIT_SKIP, "tools not listed: %s",
+                     why ? why : "?");
+        mg_audit_add(rep, "context.token-cost", server, MG_AUDIT_SKIP, "tools not listed: %s",
+                     why ? why : "?");
         if (!lazy_configured)
             mg_audit_add(rep, "context.lazy", server, MG_AUDIT_SKIP, "tools not listed: %s", why ? why : "?");
         return;
@@ -553,8 +586,8 @@ void mg__audit_context(mg_audit_report_t *rep, const char *server, const json_t 
     mg_audit_add(rep, "context.tool-count", server, n <= 30 ? MG_AUDIT_PASS : MG_AUDIT_WARN, "%zu tools%s", n,
                  n <= 30 ? "" : " (over 30)");
     mg_audit_add(rep, "context.token-cost", server, total <= 10000 ? MG_AUDIT_PASS : MG_AUDIT_WARN,
-                 "%zu tokens of tool definitions in every request's context (estimate); largest %.100s: %zu", total,
-                 worst_name, worst);
+                 "%zu tokens of tool definitions in every request's context (estimate); largest %.100s: %zu",
+                 total, worst_name, worst);
     if (lazy_configured)
         return;
     if (search != NULL)
@@ -571,7 +604,8 @@ void mg__audit_supply(mg_audit_report_t *rep, const char *server, const json_t *
                       const char *why)
 {
     if (!json_is_array(tools)) {
-        mg_audit_add(rep, "supply.description-scan", server, MG_AUDIT_SKIP, "tools not listed: %s", why ? why : "?");
+        mg_audit_add(rep, "supply.description-scan", server, MG_AUDIT_SKIP, "tools not listed: %s",
+                     why ? why : "?");
         mg_audit_add(rep, "supply.definitions-stable", server, MG_AUDIT_SKIP, "tools not listed: %s",
                      why ? why : "?");
         return;
@@ -606,8 +640,9 @@ void mg__audit_supply(mg_audit_report_t *rep, const char *server, const json_t *
             mg_audit_add(rep, "supply.description-scan", server, MG_AUDIT_PASS, "%zu tools scanned: clean",
                          json_array_size(tools));
         else
-            mg_audit_add(rep, "supply.description-scan", server, max >= MG_SEV_HIGH ? MG_AUDIT_FAIL : MG_AUDIT_WARN,
-                         "%zu findings; first: %s", nf, first);
+            mg_audit_add(rep, "supply.description-scan", server,
+                         max >= MG_SEV_HIGH ? MG_AUDIT_FAIL : MG_AUDIT_WARN, "%zu findings; first: %s", nf,
+                         first);
     }
     if (!json_is_array(tools2))
         mg_audit_add(rep, "supply.definitions-stable", server, MG_AUDIT_SKIP, "the second listing failed");
@@ -658,10 +693,13 @@ static void robust(v_t *v)
     else if (ms == 0)
         add(v, "robust.malformed-json", MG_AUDIT_SKIP, "no answer (%s)", err(v, "malformed"));
     else if (ms == 400 && parse)
-        add(v, "robust.malformed-json", MG_AUDIT_PASS, "truncated JSON -> HTTP 400, JSON-RPC error %ld", code);
+        add(v, "robust.malformed-json", MG_AUDIT_PASS, "truncated JSON -> HTTP 400, JSON-RPC error %ld",
+            code);
     else if (ms >= 500 || mg_audit_body_leaky(body(v, "malformed"), strlen(body(v, "malformed"))))
         add(v, "robust.malformed-json", MG_AUDIT_FAIL, "truncated JSON -> HTTP %ld%s", ms,
-            mg_audit_body_leaky(body(v, "malformed"), strlen(body(v, "malformed"))) ? " with an HTML/trace body" : "");
+            mg_audit_body_leaky(body(v, "malformed"), strlen(body(v, "malformed")))
+                ? " with an HTML/trace body"
+                : "");
     else
         add(v, "robust.malformed-json", MG_AUDIT_WARN, "truncated JSON -> HTTP %ld, %s", ms,
             code ? "JSON-RPC error (not a parse error)" : "no JSON-RPC error body");
@@ -671,20 +709,22 @@ static void robust(v_t *v)
         add(v, "robust.rate-limit", MG_AUDIT_SKIP, SKIP_UNREACHED);
     else if (json_object_get(b, "first429") != NULL) {
         const char *ra = hdr(v, "burst429", "retry-after");
-        add(v, "robust.rate-limit", ra ? MG_AUDIT_PASS : MG_AUDIT_WARN, "HTTP 429 at request %lld of a burst%s%s%s",
+        add(v, "robust.rate-limit", ra ? MG_AUDIT_PASS : MG_AUDIT_WARN,
+            "HTTP 429 at request %lld of a burst%s%s%s",
             (long long)json_integer_value(json_object_get(b, "first429")), ra ? ", Retry-After: " : "",
             ra ? ra : " without Retry-After", "");
-    } else if (json_integer_value(json_object_get(b, "sent")) < json_integer_value(json_object_get(b, "limit")))
+    } else if (json_integer_value(json_object_get(b, "sent")) <
+               json_integer_value(json_object_get(b, "limit")))
         add(v, "robust.rate-limit", MG_AUDIT_SKIP, "burst cut short by the request budget or time limit");
     else
         add(v, "robust.rate-limit", MG_AUDIT_WARN, "no 429 within a burst of %lld requests",
             (long long)json_integer_value(json_object_get(b, "sent")));
 
-    static const char *const names[] = {"init",           "noauth",          "host_foreign",  "origin_foreign",
-                                        "query_token",    "unknown_session", "other_principal", "replica",
-                                        "malformed",       "burst429",      "modern_mismatch",
-                                        "modern_state",   "other_audience",  "cors_post",     "discover",
-                                        NULL};
+    static const char *const names[] = {
+        "init",           "noauth",          "host_foreign",    "origin_foreign",
+        "query_token",    "unknown_session", "other_principal", "replica",
+        "malformed",      "burst429",        "modern_mismatch", "modern_state",
+        "other_audience", "cors_post",       "discover",        NULL};
     int errors = 0;
     char leaky[256] = "", plain[256] = "";
     for (int i = 0; names[i]; i++) {
@@ -706,7 +746,8 @@ static void robust(v_t *v)
     if (errors == 0)
         add(v, "robust.error-bodies", MG_AUDIT_SKIP, "no error answers to look at");
     else if (leaky[0])
-        add(v, "robust.error-bodies", MG_AUDIT_FAIL, "HTML or stack traces in the error answers to: %s", leaky);
+        add(v, "robust.error-bodies", MG_AUDIT_FAIL, "HTML or stack traces in the error answers to: %s",
+            leaky);
     else if (plain[0])
         add(v, "robust.error-bodies", MG_AUDIT_WARN, "plain-text (not JSON-RPC) error answers to: %s", plain);
     else
@@ -717,8 +758,8 @@ static int offers_modern(const v_t *v)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(v->rec, "discover"), i, e) if (json_is_string(e) &&
-                                                                     strcmp(json_string_value(e), "2026-07-28") == 0) return 1;
+    json_array_foreach(json_object_get(v->rec, "discover"), i,
+                       e) if (json_is_string(e) && strcmp(json_string_value(e), "2026-07-28") == 0) return 1;
     return 0;
 }
 
@@ -726,8 +767,10 @@ static void modern(v_t *v)
 {
     if (!offers_modern(v)) {
         long d = st(v, "discover");
-        add(v, "modern.header-mismatch", MG_AUDIT_SKIP, "2026-07-28 not offered (server/discover -> HTTP %ld)", d);
-        add(v, "modern.request-state", MG_AUDIT_SKIP, "2026-07-28 not offered (server/discover -> HTTP %ld)", d);
+        add(v, "modern.header-mismatch", MG_AUDIT_SKIP,
+            "2026-07-28 not offered (server/discover -> HTTP %ld)", d);
+        add(v, "modern.request-state", MG_AUDIT_SKIP, "2026-07-28 not offered (server/discover -> HTTP %ld)",
+            d);
         add(v, "context.cache-scope", MG_AUDIT_SKIP, "2026-07-28 not offered: lists carry no cacheScope");
         return;
     }
@@ -736,8 +779,8 @@ static void modern(v_t *v)
     if (s <= 0)
         add(v, "modern.header-mismatch", MG_AUDIT_SKIP, "no answer (%s)", err(v, "modern_mismatch"));
     else if (s == 400 && code == want)
-        add(v, "modern.header-mismatch", MG_AUDIT_PASS, "tools/list with Mcp-Method: prompts/list -> HTTP 400, %ld",
-            code);
+        add(v, "modern.header-mismatch", MG_AUDIT_PASS,
+            "tools/list with Mcp-Method: prompts/list -> HTTP 400, %ld", code);
     else if (has_result(v, "modern_mismatch"))
         add(v, "modern.header-mismatch", MG_AUDIT_FAIL,
             "tools/list with Mcp-Method: prompts/list -> HTTP %ld with a result: headers not checked", s);
@@ -750,11 +793,12 @@ static void modern(v_t *v)
     if (s <= 0)
         add(v, "modern.request-state", MG_AUDIT_SKIP, "no answer (%s)", err(v, "modern_state"));
     else if (code != 0 && !has_result(v, "modern_state"))
-        add(v, "modern.request-state", MG_AUDIT_PASS, "tools/list with a forged requestState -> HTTP %ld, error %ld",
-            s, code);
+        add(v, "modern.request-state", MG_AUDIT_PASS,
+            "tools/list with a forged requestState -> HTTP %ld, error %ld", s, code);
     else
         add(v, "modern.request-state", MG_AUDIT_WARN,
-            "tools/list with a forged requestState -> HTTP %ld with a result: the forged state was ignored (the "
+            "tools/list with a forged requestState -> HTTP %ld with a result: the forged state was ignored "
+            "(the "
             "input-required retry path itself was not exercised)",
             s);
 
@@ -818,12 +862,14 @@ void mg_audit_verdict_url(const json_t *rec, mg_audit_report_t *rep)
     if (!v->mcp_ok)
         why = "the target did not complete initialize";
     mg__audit_context(rep, NULL, json_object_get(rec, "tools"), why, 0);
-    mg_audit_add(rep, "env.credentials", NULL, MG_AUDIT_SKIP, "config-level check: run mcpgate audit --config FILE");
+    mg_audit_add(rep, "env.credentials", NULL, MG_AUDIT_SKIP,
+                 "config-level check: run mcpgate audit --config FILE");
     mg__audit_supply(rep, NULL, json_object_get(rec, "tools"), json_object_get(rec, "tools2"), why);
     static const char *const cfg_only[] = {"supply.pinned", "supply.publishers", "supply.lockfile", NULL};
     for (int i = 0; cfg_only[i]; i++)
-        mg_audit_add(rep, cfg_only[i], NULL, MG_AUDIT_SKIP,
-                     "config-level check: the packages behind a URL are not visible (mcpgate audit --config FILE)");
+        mg_audit_add(
+            rep, cfg_only[i], NULL, MG_AUDIT_SKIP,
+            "config-level check: the packages behind a URL are not visible (mcpgate audit --config FILE)");
     robust(v);
     modern(v);
 }
