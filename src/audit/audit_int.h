@@ -24,11 +24,13 @@
  *   tenant         object   {"leaked": N, "seen": N, "stream": bool, "why": "..."}
  *   jwt            object   the --token's payload when it is a JWT (never the token itself)
  *   jwt2           object   the same for --token-other-audience
+ *   mrtr           object   --call: {"tool", "status", "why" (no input_required to tamper with)}
  *
  * Probe names in x: init (the first initialize), noauth (initialize without token; the same as
  * init without --token), host_foreign, origin_foreign, preflight, query_token, unknown_session,
  * other_principal, replica, oversize, malformed, prm, asm, legacy_sse, discover, modern_mismatch,
- * modern_state, other_audience, burst429.
+ * modern_state, modern_list, modern_list2, mrtr_tampered (--call), other_audience, burst429,
+ * cors_post.
  *
  * Read next: verdict.c (reads it), probe_url.c (writes it).
  */
@@ -118,8 +120,9 @@ typedef struct mg_audit_url_opts {
     const char *url;
     const char *token, *token2, *token_other_aud;
     const char *replica;
-    const char *call;     /* --call TOOL: the only tool ever called */
-    const char **headers; /* extra --header pairs (name, value), sent to the target only */
+    const char *call;      /* --call TOOL: the only tool ever called (2026-07-28 MRTR probe) */
+    const char *call_args; /* --call-args JSON object, NULL = {} */
+    const char **headers;  /* extra --header pairs (name, value), sent to the target only */
     size_t nheaders;
     unsigned burst; /* requests of the rate-limit probe */
     mg_audit_limits_t limits;

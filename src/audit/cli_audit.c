@@ -27,7 +27,8 @@ static const char usage[] =
     "sessions\n"
     "it opened, and deliberate misbehaviour (foreign Host/Origin, a fake query credential, an unknown "
     "session,\n"
-    "an 8 MiB and a malformed body, a short burst). It never calls a tool. The token goes to URL (and\n"
+    "a 5 MiB and a malformed body, a short burst). It calls no tool but --call's. The token goes to URL "
+    "(and\n"
     "--replica) only, in the Authorization header, never in a query string.\n"
     "\n"
     "  --token T | --token-file F   bearer token (or env MCPGATE_AUDIT_TOKEN; a file keeps it out of ps)\n"
@@ -35,6 +36,8 @@ static const char usage[] =
     "  --token-other-audience T     a token issued for another resource: must be refused\n"
     "  --header 'K: V'              extra header for the target (repeatable, at most 6)\n"
     "  --replica URL                another replica of the same service: sessions must work there\n"
+    "  --call TOOL [--call-args J]  the one tool the audit may call (2026-07-28, once or twice): a harmless\n"
+    "                               tool that asks for input; its requestState is tampered with\n"
     "  --json | --sarif             JSON report (target, checks, summary) or SARIF 2.1.0\n"
     "  --fail-on fail|warn|never    exit 1 when a check failed (default) / warned or failed / never\n"
     "  --max-requests N             request budget (default 300)\n"
@@ -80,6 +83,7 @@ int mg_cli_audit(int argc, char **argv)
     const char *url = NULL, *config = NULL, *env_file = NULL, *fail_on = "fail", *record = NULL,
                *replay = NULL;
     const char *token = getenv("MCPGATE_AUDIT_TOKEN"), *token2 = NULL, *other = NULL, *replica = NULL;
+    const char *call = NULL, *call_args = NULL;
     char *owned[3] = {NULL, NULL, NULL};
     int json = 0, sarif = 0, progress = isatty(2);
     unsigned long max_req = 300, time_s = 120, rate = 20, burst = 40, timeout = 0;
@@ -154,6 +158,12 @@ int mg_cli_audit(int argc, char **argv)
             hdrs[2 * nh] = hbuf[nh];
             hdrs[2 * nh + 1] = v;
             nh++;
+        } else if (strcmp(a, "--call") == 0) {
+            TAKE();
+            call = val;
+        } else if (strcmp(a, "--call-args") == 0) {
+            TAKE();
+            call_args = val;
         } else if (strcmp(a, "--replica") == 0) {
             TAKE();
             replica = val;
@@ -248,6 +258,8 @@ int mg_cli_audit(int argc, char **argv)
             o.token2 = token2;
             o.token_other_aud = other;
             o.replica = replica;
+            o.call = call;
+            o.call_args = call_args;
             o.headers = hdrs;
             o.nheaders = nh;
             o.burst = (unsigned)burst;

@@ -291,6 +291,68 @@ static json_t *modern(run_t *r, const char *method, json_t *params, const char *
     return ex;
 }
 
+/* --call TOOL: the one tools/call the audit ever makes, 2026-07-28, offering sampling and
+ * elicitation so the tool may answer input_required. When it does, its requestState is altered
+ * (one character) and the retry must be refused: recorded as x.mrtr_tampered. */
+static void probe_mrtr(run_t *r)
+{
+    const mg_audit_url_opts_t *o = r->o;
+    json_error_t je;
+    json_t *cargs = o->call_args ? json_loads(o->call_args, 0, &je) : json_object();
+    if (!json_is_object(cargs)) {
+        json_decref(cargs);
+        json_object_set_new(r->rec, "mrtr", json_pack("{s:s}", "why", "--call-args is not a JSON object"));
+        return;
+    }
+    json_t *meta =
+        json_pack("{s:s,s:{s:{},s:{}},s:{s:s,s:s}}", "io.modelcontextprotocol/protocolVersion", V_MODERN,
+                  "io.modelcontextprotocol/clientCapabilities", "sampling", "elicitation",
+                  "io.modelcontextprotocol/clientInfo", "name", "mcpgate-audit", "version", MG_VERSION);
+    int id;
+    json_t *params = json_pack("{s:s,s:O,s:O}", "name", o->call, "arguments", cargs, "_meta", meta);
+    char *body = rpc(r, "tools/call", params, &id);
+    mg_audit_req_t q;
+    base_req(r, &q, NULL, body, NULL, V_MODERN);
+    add_header(&q, "Mcp-Method", "tools/call");
+    add_header(&q, "Mcp-Name", o->call);
+    json_t *first = mg_audit_probe_do(r->p, &q);
+    free(body);
+    json_t *msgs;
+    json_t *resp = response_of(first, id, &msgs);
+    json_t *res = json_object_get(resp, "result");
+    const char *rt = json_string_value(json_object_get(res, "resultType"));
+    const char *state = json_string_value(json_object_get(res, "requestState"));
+    json_t *mrtr = json_pack("{s:s,s:I}", "tool", o->call, "status",
+                             json_integer_value(json_object_get(first, "status")));
+    json_object_set_new(r->rec, "mrtr", mrtr);
+    put(r, "mrtr_call", json_incref(first));
+    if (rt == NULL || strcmp(rt, "input_required") != 0 || state == NULL || strlen(state) < 2) {
+        json_object_set_new(mrtr, "why",
+                            json_string("the tool did not answer input_required with a requestState"));
+    } else {
+        char *bad = strdup(state);
+        if (bad != NULL) {
+            size_t mid = strlen(bad) / 2;
+            bad[mid] = bad[mid] == 'A' ? 'B' : 'A';
+            json_t *p2 = json_pack("{s:s,s:O,s:s,s:{},s:O}", "name", o->call, "arguments", cargs,
+                                   "requestState", bad, "inputResponses", "_meta", meta);
+            char *b2 = rpc(r, "tools/call", p2, &id);
+            base_req(r, &q, NULL, b2, NULL, V_MODERN);
+            add_header(&q, "Mcp-Method", "tools/call");
+            add_header(&q, "Mcp-Name", o->call);
+            json_t *ex = mg_audit_probe_do(r->p, &q);
+            json_object_set_new(ex, "id", json_integer(id));
+            put(r, "mrtr_tampered", ex);
+            free(b2);
+            free(bad);
+        }
+    }
+    json_decref(msgs);
+    json_decref(first);
+    json_decref(meta);
+    json_decref(cargs);
+}
+
 static void delete_session(run_t *r, const char *sid, const char *proto, const char *token)
 {
     mg_audit_req_t q;
@@ -633,11 +695,16 @@ json_t *mg_audit_probe_url(const mg_audit_url_opts_t *o)
                         NULL, o->token, &id);
             json_object_set_new(ex, "id", json_integer(id));
             put(r, "modern_state", ex);
+            if (o->call != NULL)
+                probe_mrtr(r);
         }
 
         mg_audit_probe_phase(r->p, "robustness");
         {
-            size_t big = 8 * 1024 * 1024 + 4096;
+            /* 5 MiB: over the common limits (nginx 1 MiB, Express 100 KiB, mcpgate 4 MiB) and under the
+             * size where servers stop reading and drop the connection (mcpgate: twice its limit),
+             * so a refusal arrives as a status rather than a reset. */
+            size_t big = 5 * 1024 * 1024;
             char *body = malloc(big + 128);
             if (body != NULL) {
                 int n = snprintf(body, 128,

@@ -675,14 +675,14 @@ static void robust(v_t *v)
     if (os < 0)
         add(v, "robust.body-limit", MG_AUDIT_SKIP, SKIP_UNREACHED);
     else if (os == 413)
-        add(v, "robust.body-limit", MG_AUDIT_PASS, "8 MiB body -> HTTP 413");
+        add(v, "robust.body-limit", MG_AUDIT_PASS, "5 MiB body -> HTTP 413");
     else if (os == 0)
-        add(v, "robust.body-limit", MG_AUDIT_WARN, "8 MiB body: the connection ended without a status (%s)",
+        add(v, "robust.body-limit", MG_AUDIT_WARN, "5 MiB body: the connection ended without a status (%s)",
             err(v, "oversize"));
     else if (os >= 500)
-        add(v, "robust.body-limit", MG_AUDIT_FAIL, "8 MiB body -> HTTP %ld", os);
+        add(v, "robust.body-limit", MG_AUDIT_FAIL, "5 MiB body -> HTTP %ld", os);
     else
-        add(v, "robust.body-limit", MG_AUDIT_WARN, "8 MiB body -> HTTP %ld, not 413%s", os,
+        add(v, "robust.body-limit", MG_AUDIT_WARN, "5 MiB body -> HTTP %ld, not 413%s", os,
             os < 300 ? " (accepted: no body limit, or a large one)" : "");
 
     long ms = st(v, "malformed");
@@ -790,17 +790,32 @@ static void modern(v_t *v)
 
     s = st(v, "modern_state");
     code = rpc_code(v, "modern_state");
-    if (s <= 0)
+    long ts = st(v, "mrtr_tampered"), tcode = rpc_code(v, "mrtr_tampered");
+    const json_t *mrtr = json_object_get(v->rec, "mrtr");
+    const char *tool = json_string_value(json_object_get(mrtr, "tool"));
+    if (ts > 0 && tcode != 0 && !has_result(v, "mrtr_tampered"))
+        add(v, "modern.request-state", MG_AUDIT_PASS,
+            "%.80s answered input_required; its requestState altered by one character -> HTTP %ld, error %ld",
+            tool, ts, tcode);
+    else if (ts > 0 && has_result(v, "mrtr_tampered"))
+        add(v, "modern.request-state", MG_AUDIT_FAIL,
+            "%.80s answered input_required; its requestState altered by one character was accepted (HTTP "
+            "%ld)",
+            tool, ts);
+    else if (s <= 0)
         add(v, "modern.request-state", MG_AUDIT_SKIP, "no answer (%s)", err(v, "modern_state"));
     else if (code != 0 && !has_result(v, "modern_state"))
         add(v, "modern.request-state", MG_AUDIT_PASS,
-            "tools/list with a forged requestState -> HTTP %ld, error %ld", s, code);
+            "tools/list with a forged requestState -> HTTP %ld, error %ld%s%s", s, code,
+            mrtr ? "; --call: " : "", mrtr ? json_string_value(json_object_get(mrtr, "why")) : "");
     else
         add(v, "modern.request-state", MG_AUDIT_WARN,
             "tools/list with a forged requestState -> HTTP %ld with a result: the forged state was ignored "
             "(the "
-            "input-required retry path itself was not exercised)",
-            s);
+            "input-required retry was not exercised: %s)",
+            s,
+            mrtr ? json_string_value(json_object_get(mrtr, "why"))
+                 : "give --call TOOL of a harmless tool that asks for input");
 
     /* cacheScope of a well-formed 2026-07-28 tools/list (modern_list; modern_list2 with --token2). */
     const char *b = body(v, "modern_list");

@@ -163,13 +163,16 @@ test('audit: mcpgate hardened (OAuth, lock, lazy, rate limits) passes every chec
   t.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.writeFileSync(path.join(dir, 'tok'), tok);
   const rec = path.join(dir, 'rec.json');
-  const { doc } = await auditJson([gw.url, '--token-file', path.join(dir, 'tok'), '--token2', tok2, '--token-other-audience', other, '--record', rec]);
+  const { doc } = await auditJson([gw.url, '--token-file', path.join(dir, 'tok'), '--token2', tok2, '--token-other-audience', other, '--record', rec,
+    '--call', 'test_elicitation', '--call-args', '{"message":"audit"}']);
   assert.deepEqual(bad(doc), []);
   const ran = doc.checks.filter((x) => x.status === 'pass').map((x) => x.id);
   for (const id of ['auth.required', 'auth.www-authenticate', 'auth.metadata', 'auth.query-token', 'auth.token-lifetime',
     'auth.token-audience', 'auth.other-audience', 'session.other-principal', 'robust.rate-limit', 'tenant.cross-session',
     'transport.dns-rebinding', 'modern.request-state'])
     assert.ok(ran.includes(id), `${id} did not pass: ${JSON.stringify(doc.checks.find((x) => x.id === id))}`);
+  // --call: the elicitation tool answered input_required and its altered requestState was refused.
+  assert.match(doc.checks.find((x) => x.id === 'modern.request-state').evidence, /test_elicitation answered input_required; its requestState altered .* -> HTTP 400/);
   // The recording never holds a token; replaying it gives the same verdicts without a target.
   const recText = fs.readFileSync(rec, 'utf8');
   for (const secret of [tok, tok2, other]) assert.ok(!recText.includes(secret), 'a token leaked into the recording');

@@ -318,6 +318,30 @@ static void test_modern(void **state)
         MG_AUDIT_FAIL);
 }
 
+static void test_mrtr_call(void **state)
+{
+    /* --call: the altered requestState of a real input_required answer. */
+    const char *top = "\"discover\":[\"2026-07-28\"],\"mrtr\":{\"tool\":\"ask\"}";
+    assert_int_equal(
+        v(rec(top, "\"modern_state\":{\"status\":200,\"body\":\"{\\\"id\\\":6,\\\"result\\\":{}}\"},"
+                   "\"mrtr_tampered\":{\"status\":200,\"body\":\"{\\\"id\\\":9,\\\"result\\\":{}}\"}"),
+          "modern.request-state"),
+        MG_AUDIT_FAIL);
+    assert_int_equal(
+        v(rec(top, "\"mrtr_tampered\":{\"status\":400,\"body\":\"{\\\"id\\\":9,\\\"error\\\":{\\\"code\\\":"
+                   "-32602}}\"}"),
+          "modern.request-state"),
+        MG_AUDIT_PASS);
+    /* the tool asked nothing: the forged-state probe decides, and says why */
+    char ev[1024];
+    assert_int_equal(
+        verdict(rec("\"discover\":[\"2026-07-28\"],\"mrtr\":{\"tool\":\"ask\",\"why\":\"no input\"}",
+                    "\"modern_state\":{\"status\":200,\"body\":\"{\\\"id\\\":6,\\\"result\\\":{}}\"}"),
+                "modern.request-state", ev, sizeof ev),
+        MG_AUDIT_WARN);
+    assert_non_null(strstr(ev, "no input"));
+}
+
 static void test_unreachable_never_passes(void **state)
 {
     json_t *rec_ = json_pack("{s:s,s:b,s:{s:{s:i,s:s}}}", "target", "http://10.9.9.9:1/mcp", "loopback", 0,
@@ -507,17 +531,12 @@ static void test_renderings(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cors),
-        cmocka_unit_test(test_dns_rebinding),
-        cmocka_unit_test(test_auth),
-        cmocka_unit_test(test_token_claims),
-        cmocka_unit_test(test_sessions),
-        cmocka_unit_test(test_context_and_supply),
-        cmocka_unit_test(test_robustness),
-        cmocka_unit_test(test_modern),
-        cmocka_unit_test(test_unreachable_never_passes),
-        cmocka_unit_test(test_parsers),
-        cmocka_unit_test(test_packages),
+        cmocka_unit_test(test_cors),       cmocka_unit_test(test_dns_rebinding),
+        cmocka_unit_test(test_auth),       cmocka_unit_test(test_token_claims),
+        cmocka_unit_test(test_sessions),   cmocka_unit_test(test_context_and_supply),
+        cmocka_unit_test(test_robustness), cmocka_unit_test(test_modern),
+        cmocka_unit_test(test_mrtr_call),  cmocka_unit_test(test_unreachable_never_passes),
+        cmocka_unit_test(test_parsers),    cmocka_unit_test(test_packages),
         cmocka_unit_test(test_renderings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
