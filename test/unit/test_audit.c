@@ -17,6 +17,7 @@
 
 #include "audit/audit_int.h"
 #include "common/codec.h"
+#include "config/config.h"
 
 #define OK_INIT                                                                                              \
     "\"init\":{\"status\":200,\"headers\":{\"content-type\":\"application/json\",\"mcp-session-id\":"        \
@@ -528,6 +529,29 @@ static void test_renderings(void **state)
     }
 }
 
+static void test_config_key(void **state)
+{
+    mg_config_t cfg;
+    mg_config_errors_t errs = {0};
+    assert_int_equal(mg_config_parse("{\"mcpServers\":{\"a\":{\"command\":\"sh\"}},\"gateway\":{\"audit\":{"
+                                     "\"trustedPublishers\":[\"@acme/\",\"mcp-server-fetch\"]}}}",
+                                     "t.json", "/tmp", &cfg, &errs),
+                     0);
+    assert_int_equal(cfg.naudit_publishers, 2);
+    assert_string_equal(cfg.audit_publishers[0], "@acme/");
+    assert_true(mg_audit_publisher_trusted("@acme/server", cfg.audit_publishers, cfg.naudit_publishers));
+    mg_config_dispose(&cfg);
+    mg_config_errors_dispose(&errs);
+    assert_int_not_equal(
+        mg_config_parse("{\"mcpServers\":{\"a\":{\"command\":\"sh\"}},\"gateway\":{\"audit\":{"
+                        "\"trustedPublishers\":\"@acme/\",\"x\":1}}}",
+                        "t.json", "/tmp", &cfg, &errs),
+        0);
+    assert_int_equal(errs.count, 2);
+    assert_non_null(strstr(errs.msgs[1], "gateway.audit: unknown key \"x\""));
+    mg_config_errors_dispose(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -537,7 +561,7 @@ int main(void)
         cmocka_unit_test(test_robustness), cmocka_unit_test(test_modern),
         cmocka_unit_test(test_mrtr_call),  cmocka_unit_test(test_unreachable_never_passes),
         cmocka_unit_test(test_parsers),    cmocka_unit_test(test_packages),
-        cmocka_unit_test(test_renderings),
+        cmocka_unit_test(test_renderings), cmocka_unit_test(test_config_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
