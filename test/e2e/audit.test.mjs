@@ -6,7 +6,8 @@
 // - hostile targets (garbage, hangs, floods, dropped connections): the audit ends, within its
 //   limits, with a report;
 // - --json keeps its shape, --sarif validates against the SARIF 2.1.0 schema, --config audits
-//   pins, publishers, the lockfile, credentials and the stdio servers' tools.
+//   pins, publishers, the lockfile, credentials and the stdio servers' tools; --replica against
+//   two independent gateways (fail) and two replicas sharing Redis (pass).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -17,6 +18,7 @@ import { E2E_DIR, MG_BINARY, freePort, testserver } from './lib/gateway.mjs';
 import { scaled, test } from './lib/harness.mjs';
 import { configDir, mcpgate } from './lib/policy.mjs';
 import { startIdp } from './lib/idp.mjs';
+import { requireBinaries, startRedis, startReplicas, waitStore } from './lib/cluster.mjs';
 
 // Runs the audit without blocking this process's loop (targets may live in it).
 // --rate 100 unless the test sets one: the default 20/s pacing is exercised by the first test.
@@ -248,3 +250,18 @@ test('audit --config: pins, publishers, lockfile, credentials, lazy mode, and th
   assert.equal(get('context.tool-count', 'pinned').status, 'skip'); // could not start here: skip with the reason
   assert.ok(get('context.tool-count', 'pinned').evidence.length > 10);
 }, { timeout: 120000 });
+
+test('audit --replica: two independent gateways break sessions; replicas sharing a Redis store keep them', async (t) => {
+  const a = await t.gateway({});
+  const b = await t.gateway({});
+  const apart = await auditJson([a.url, '--replica', b.url]);
+  assert.equal(apart.byId['session.replica'].status, 'fail', apart.byId['session.replica'].evidence);
+  assert.match(apart.byId['session.replica'].evidence, /HTTP 404/);
+  requireBinaries(t, 'redis-server');
+  const redis = await startRedis(t);
+  const config = { mcpServers: { test: testserver() } };
+  const [r1, r2] = await startReplicas(t, 2, { redisUrl: redis.url(0), config });
+  await waitStore([r1, r2], true);
+  const shared = await auditJson([r1.url, '--replica', r2.url]);
+  assert.equal(shared.byId['session.replica'].status, 'pass', shared.byId['session.replica'].evidence);
+}, { timeout: 60000 });
