@@ -162,8 +162,10 @@ void mg_audit_report_print(const mg_audit_report_t *rep, FILE *f)
             }
             mg_audit_status_t st = status_of(o);
             const char *server = json_string_value(json_object_get(o, "server"));
-            fprintf(f, "  %s  %-26s %s%s%s\n", marks[st], c->id, server ? "[" : "", server ? server : "",
-                    server ? "] " : "");
+            if (server != NULL)
+                fprintf(f, "  %s  %-26s [%s]\n", marks[st], c->id, server);
+            else
+                fprintf(f, "  %s  %s\n", marks[st], c->id);
             fprintf(f, "        %s\n", json_string_value(json_object_get(o, "evidence")));
             if (st == MG_AUDIT_WARN || st == MG_AUDIT_FAIL)
                 fprintf(f, "        fix: %s (%s)\n", c->fix, c->docs);

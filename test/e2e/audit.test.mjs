@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Ajv from 'ajv';
 import { startAuditTarget } from './fixtures/audit-target.mjs';
@@ -161,7 +162,7 @@ test('audit: mcpgate hardened (OAuth, lock, lazy, rate limits) passes every chec
   const tok = await idp.mint({ claims: { sub: 'alice', scope: 'mcp' }, expiresIn: '30m' });
   const tok2 = await idp.mint({ claims: { sub: 'bob', scope: 'mcp' }, expiresIn: '30m' });
   const other = await idp.mint({ claims: { sub: 'alice', scope: 'mcp', aud: 'https://other.example/mcp' }, expiresIn: '30m' });
-  const dir = fs.mkdtempSync(path.join(E2E_DIR, '.audit-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpgate-audit-'));
   t.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.writeFileSync(path.join(dir, 'tok'), tok);
   const rec = path.join(dir, 'rec.json');
