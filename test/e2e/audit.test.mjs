@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Ajv from 'ajv';
 import { startAuditTarget } from './fixtures/audit-target.mjs';
-import { E2E_DIR, MG_BINARY, freePort, testserver } from './lib/gateway.mjs';
+import { E2E_DIR, MG_BINARY, REPO_DIR, freePort, testserver } from './lib/gateway.mjs';
 import { scaled, test } from './lib/harness.mjs';
 import { configDir, mcpgate } from './lib/policy.mjs';
 import { startIdp } from './lib/idp.mjs';
@@ -52,6 +52,8 @@ test('audit: the JSON report keeps its shape, every check has evidence, skips sa
   const target = await startAuditTarget();
   t.defer(() => target.stop());
   const { doc } = await auditJson([target.url, '--rate', '20']);
+  const validate = new Ajv({ allErrors: true }).compile(JSON.parse(fs.readFileSync(path.join(REPO_DIR, 'docs/schemas/audit-report.schema.json'), 'utf8')));
+  assert.ok(validate(doc), JSON.stringify(validate.errors?.slice(0, 5)));
   assert.deepEqual(Object.keys(doc).sort(), ['checks', 'summary', 'target']);
   assert.equal(doc.target, target.url);
   for (const c of doc.checks) {
@@ -232,6 +234,8 @@ test('audit --config: pins, publishers, lockfile, credentials, lazy mode, and th
   const r = await audit(['--config', c.file, '--json', '--fail-on', 'never', '--timeout', String(scaled(8000))]);
   assert.equal(r.status, 0, r.stderr + r.stdout);
   const doc = JSON.parse(r.stdout);
+  const validate = new Ajv({ allErrors: true }).compile(JSON.parse(fs.readFileSync(path.join(REPO_DIR, 'docs/schemas/audit-report.schema.json'), 'utf8')));
+  assert.ok(validate(doc), JSON.stringify(validate.errors?.slice(0, 5)));
   const get = (id, server) => doc.checks.find((x) => x.id === id && x.server === server);
   assert.equal(get('supply.pinned', 'latest').status, 'fail');
   assert.equal(get('supply.pinned', 'pinned').status, 'pass');
