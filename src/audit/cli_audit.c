@@ -214,14 +214,14 @@ int mg_cli_audit(int argc, char **argv)
         fprintf(stderr, "mcpgate audit: %s is not an http:// or https:// URL\n", url);
         goto out;
     }
-    if (url != NULL && strchr(url, '?') != NULL && token != NULL) {
-        /* The query is sent as it is; a credential there would leak to logs: refuse to help that. */
-        if (strstr(url, "token") || strstr(url, "key") || strstr(url, "auth")) {
-            fprintf(stderr,
-                    "mcpgate audit: the URL's query looks like it holds a credential: give it with --token "
-                    "instead\n");
-            goto out;
-        }
+    if (url != NULL && strchr(url, '?') != NULL &&
+        (strcasestr(url, "token") || strcasestr(url, "key") || strcasestr(url, "auth") ||
+         strcasestr(url, "secret") || strcasestr(url, "password"))) {
+        /* The query is sent with every probe; a credential there would leak to logs. */
+        fprintf(stderr,
+                "mcpgate audit: the URL's query looks like it holds a credential: give it with --token "
+                "(or --header) instead\n");
+        goto out;
     }
     mg_log_set_level(MG_LOG_ERROR);
 

@@ -217,6 +217,9 @@ test('audit: --sarif validates against the SARIF 2.1.0 schema; --fail-on sets th
   assert.match(fine.stdout, /fix: require a bearer token .*docs\/audit\.md#auth/);
   assert.equal((await audit([ok.url, '--fail-on', 'warn'])).status, 1);
   assert.equal((await audit(['ftp://x'])).status, 2);
+  const q = await audit(['http://127.0.0.1:1/mcp?access_token=secret']);
+  assert.equal(q.status, 2);
+  assert.match(q.stderr, /query looks like it holds a credential/);
 });
 
 test('audit --config: pins, publishers, lockfile, credentials, lazy mode, and the stdio servers\' tools', async (t) => {
