@@ -767,11 +767,15 @@ static void modern(v_t *v)
 {
     if (!offers_modern(v)) {
         long d = st(v, "discover");
-        add(v, "modern.header-mismatch", MG_AUDIT_SKIP,
-            "2026-07-28 not offered (server/discover -> HTTP %ld)", d);
-        add(v, "modern.request-state", MG_AUDIT_SKIP, "2026-07-28 not offered (server/discover -> HTTP %ld)",
-            d);
-        add(v, "context.cache-scope", MG_AUDIT_SKIP, "2026-07-28 not offered: lists carry no cacheScope");
+        char why[160];
+        if (d < 0)
+            snprintf(why, sizeof why, "%s", SKIP_UNREACHED);
+        else
+            snprintf(why, sizeof why, "2026-07-28 not offered (server/discover -> HTTP %ld)", d);
+        add(v, "modern.header-mismatch", MG_AUDIT_SKIP, "%s", why);
+        add(v, "modern.request-state", MG_AUDIT_SKIP, "%s", why);
+        add(v, "context.cache-scope", MG_AUDIT_SKIP, "%s",
+            d < 0 ? why : "2026-07-28 not offered: lists carry no cacheScope");
         return;
     }
     long s = st(v, "modern_mismatch"), code = rpc_code(v, "modern_mismatch");
