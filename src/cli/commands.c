@@ -3,6 +3,7 @@
  * implementation in its module's own file.
  */
 #include "cli.h"
+#include "../audit/audit.h"
 #include "../auth/auth.h"
 #include "../policy/policy.h"
 #include "../toolsearch/toolsearch.h"
@@ -15,5 +16,7 @@ const mg_cli_command_t mg_cli_commands[] = {
     {"tools", "list every upstream's tools with their estimated token cost (table or --json)", mg_cli_tools},
     {"lock", "pin each upstream's tools, prompts, templates, instructions in CONFIG.lock (--diff, --update)",
      mg_cli_lock},
+    {"audit", "run the production checklist against an MCP endpoint URL or a config (table, --json, --sarif)",
+     mg_cli_audit},
     {NULL, NULL, NULL},
 };

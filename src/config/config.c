@@ -68,6 +68,7 @@ static const char *const gateway_keys[] = {"listen",
                                            "scan",
                                            "cors",
                                            "rateLimits",
+                                           "audit",
                                            NULL}; /* policy keys: policy_config.c */
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
@@ -306,6 +307,21 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
                     mg__config_errf(ctx, "%s: '%s' is not valid: %s", where,
                                     mg_cfg_quote(shown_entry(s, v, i, *n), q, sizeof q), why);
                 }
+            }
+        } else if (strcmp(key, "audit") == 0) { /* `mcpgate audit --config` (src/audit/) */
+            static const char *const audit_keys[] = {"trustedPublishers", NULL};
+            const char *ak;
+            json_t *av;
+            if (!json_is_object(v))
+                mg__config_errf(ctx, "gateway.audit: must be an object like {\"trustedPublishers\": "
+                                     "[\"@modelcontextprotocol/\"]}");
+            json_object_foreach(v, ak, av)
+            {
+                if (strcmp(ak, "trustedPublishers") == 0)
+                    mg_cfg_string_array(RD, "gateway.audit.trustedPublishers", av, MG_CFG_HINT,
+                                        &cfg->audit_publishers, &cfg->naudit_publishers);
+                else
+                    unknown_key(ctx, "gateway.audit", ak, audit_keys, 1);
             }
         } else if (strcmp(key, "logLevel") == 0) {
             mg_log_level_t lvl;
@@ -867,6 +883,7 @@ void mg_config_dispose(mg_config_t *cfg)
     free(cfg->listen);
     mg_cfg_strings_free(cfg->allowed_origins, cfg->nallowed_origins);
     mg_cfg_strings_free(cfg->allowed_hosts, cfg->nallowed_hosts);
+    mg_cfg_strings_free(cfg->audit_publishers, cfg->naudit_publishers);
     free(cfg->log_level);
     free(cfg->namespace_separator);
     free(cfg->request_state_key);

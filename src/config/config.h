@@ -157,6 +157,9 @@ typedef struct mg_config {
     struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (policy_config.h); never NULL
                                         after a successful parse */
     char *env_file;                  /* --env-file given to the parse (mg_config_opts_t), NULL = none */
+    char **audit_publishers;         /* "gateway.audit.trustedPublishers": package scopes/names
+                                        `mcpgate audit --config` trusts; NULL = the default list */
+    size_t naudit_publishers;
 } mg_config_t;
 
 typedef struct mg_config_errors {
