@@ -23,6 +23,7 @@ struct mg_toolsearch_index {
     sqlite3 *db;
     sqlite3_stmt *query;
     size_t count;
+    size_t bytes;
 };
 
 /* Column weights for bm25(): name, title, description, parameter names, parameter descriptions. */
@@ -153,8 +154,10 @@ static void index_dispose(mg_toolsearch_index_t *ix)
     free(ix);
 }
 
-int mg_toolsearch_index_new(const json_t *tools, mg_toolsearch_index_t **out)
+int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_toolsearch_index_t **out)
 {
+    (void)servers;
+    sqlite3_int64 mem0 = sqlite3_memory_used();
     *out = NULL;
     mg_toolsearch_index_t *ix = calloc(1, sizeof *ix);
     if (ix == NULL)
@@ -207,6 +210,7 @@ int mg_toolsearch_index_new(const json_t *tools, mg_toolsearch_index_t **out)
         return rc;
     }
     ix->count = json_array_size(tools);
+    ix->bytes = (size_t)(sqlite3_memory_used() - mem0);
     *out = ix;
     return 0;
 }
@@ -297,6 +301,11 @@ int mg_toolsearch_index_search(mg_toolsearch_index_t *ix, const char *query, siz
 size_t mg_toolsearch_index_size(const mg_toolsearch_index_t *ix)
 {
     return ix ? ix->count : 0;
+}
+
+size_t mg_toolsearch_index_bytes(const mg_toolsearch_index_t *ix)
+{
+    return ix ? ix->bytes : 0;
 }
 
 void mg_toolsearch_index_free(mg_toolsearch_index_t *ix)

@@ -265,7 +265,7 @@ static mg_toolsearch_index_t *index_for(mg_toolsearch_t *ts, const json_t *tools
             victim = e;
     }
     mg_toolsearch_index_t *ix = NULL;
-    int r = mg_toolsearch_index_new(tools, &ix);
+    int r = mg_toolsearch_index_new(tools, NULL, &ix);
     if (r != 0) {
         mg_log_json(MG_LOG_ERROR, "tool search index could not be built",
                     json_pack("{s:s}", "error", mg_strerror(r)));

@@ -75,7 +75,8 @@ typedef struct mg_toolsearch_index mg_toolsearch_index_t;
  * at '_', '-', camelCase and the namespace separator), title, description, parameter names,
  * parameter descriptions. Returns 0, MG_ENOMEM, or MG_EINTERNAL when SQLite fails.
  */
-int mg_toolsearch_index_new(const json_t *tools, mg_toolsearch_index_t **out);
+int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_toolsearch_index_t **out);
+size_t mg_toolsearch_index_bytes(const mg_toolsearch_index_t *ix);
 /*
  * Ranks the tools for a natural-language query: words (stop words dropped) are OR-ed, ranked by
  * bm25(). Writes up to `cap` positions in the indexed array, best first, to out and returns how

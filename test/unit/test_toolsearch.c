@@ -223,7 +223,7 @@ static void test_index_ranking(void **state)
 {
     json_t *tools = sample_tools();
     mg_toolsearch_index_t *ix = NULL;
-    assert_int_equal(mg_toolsearch_index_new(tools, &ix), 0);
+    assert_int_equal(mg_toolsearch_index_new(tools, NULL, &ix), 0);
     assert_int_equal(mg_toolsearch_index_size(ix), 6);
     size_t pos[10];
     /* Name words weigh most; words are OR-ed. */
@@ -254,7 +254,7 @@ static void test_index_ranking(void **state)
     mg_toolsearch_index_free(ix);
     /* An empty catalog is a valid index that finds nothing. */
     json_t *none = json_array();
-    assert_int_equal(mg_toolsearch_index_new(none, &ix), 0);
+    assert_int_equal(mg_toolsearch_index_new(none, NULL, &ix), 0);
     assert_int_equal(rank(ix, "anything", pos, 10), 0);
     mg_toolsearch_index_free(ix);
     json_decref(none);

@@ -1,0 +1,328 @@
+/*
+ * searchbench.c - mcpgate-searchbench: the quality and cost of the tool search index
+ * (src/toolsearch/index.c) in process, on the recorded catalogs of test/fixture/catalogs/.
+ *
+ *   mcpgate-searchbench [--catalogs DIR] [--scale N] [--runs N] [--json] [--check] [--verbose]
+ *
+ * Loads every recorded catalog (files with a "tools" array; tools exposed as <server>__<tool>, as a
+ * gateway fronting all of them lists them), then scores the query sets: queries.json ("project",
+ * 85 queries) and phrasings.json ("tune" and "heldout"): top-5 and top-1 hit rates. Misses are
+ * printed for "project" and "tune" only: the held-out half is scored in aggregate, never studied.
+ * Then the cost: index build time (median and worst of --runs builds), index memory, and the
+ * latency of each search (p50, p99, max over every query of every set, --runs rounds).
+ * --scale N adds N-tool figures: the recorded catalogs repeated under other server names
+ * (<server>-2, <server>-3, ...) until N tools, as a gateway fronting several instances of the same
+ * servers would list them (timing and memory only: duplicates make the hit rate meaningless).
+ * --check: exit 1 unless the held-out half reaches MIN_TOP5 / MIN_TOP1 (CTest toolsearch_quality).
+ * Exit status: 0, 1 (check failed), 2 (usage or unreadable fixture).
+ */
+#include "toolsearch/toolsearch.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MIN_TOP5 90.0
+#define MIN_TOP1 60.0
+#define TOPK 5
+
+typedef struct qset {
+    const char *name;
+    json_t *queries; /* [{q, expect:[...]}] borrowed from the loaded file */
+    int studied;     /* misses may be printed */
+    size_t top5, top1, n;
+} qset_t;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The recorded catalogs of dir as one exposed list; servers[i] is tools[i]'s server (NEW refs). */
+static int load_catalogs(const char *dir, json_t **tools_out, json_t **servers_out)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        fprintf(stderr, "searchbench: cannot open %s\n", dir);
+        return -1;
+    }
+    char *names[256];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 256) {
+        size_t l = strlen(e->d_name);
+        if (l > 5 && strcmp(e->d_name + l - 5, ".json") == 0)
+            names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    json_t *tools = json_array(), *servers = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        json_t *cat = json_load_file(path, 0, NULL);
+        const char *server = json_string_value(json_object_get(cat, "server"));
+        size_t k;
+        json_t *t;
+        json_array_foreach(json_object_get(cat, "tools"), k, t)
+        {
+            if (server == NULL)
+                break;
+            json_t *c = json_deep_copy(t);
+            char exposed[512];
+            snprintf(exposed, sizeof exposed, "%s__%s", server, json_string_value(json_object_get(t, "name")));
+            json_object_set_new(c, "name", json_string(exposed));
+            json_array_append_new(tools, c);
+            json_array_append_new(servers, json_string(server));
+        }
+        json_decref(cat);
+        free(names[i]);
+    }
+    *tools_out = tools;
+    *servers_out = servers;
+    return 0;
+}
+
+/* tools repeated under <server>-2, -3, ... until n tools (NEW refs). */
+static void scale_catalog(const json_t *tools, const json_t *servers, size_t n, json_t **t_out, json_t **s_out)
+{
+    json_t *t = json_array(), *s = json_array();
+    size_t base = json_array_size(tools);
+    for (size_t i = 0; i < n && base > 0; i++) {
+        size_t copy = i / base, k = i % base;
+        const char *server = json_string_value(json_array_get(servers, k));
+        const char *name = json_string_value(json_object_get(json_array_get(tools, k), "name"));
+        char srv[256], exposed[512];
+        if (copy == 0)
+            snprintf(srv, sizeof srv, "%s", server);
+        else
+            snprintf(srv, sizeof srv, "%s-%zu", server, copy + 1);
+        snprintf(exposed, sizeof exposed, "%s%s", srv, name + strlen(server));
+        json_t *c = json_deep_copy(json_array_get(tools, k));
+        json_object_set_new(c, "name", json_string(exposed));
+        json_array_append_new(t, c);
+        json_array_append_new(s, json_string(srv));
+    }
+    *t_out = t;
+    *s_out = s;
+}
+
+static int expected(const json_t *expect, const char *name)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach((json_t *)expect, i, e)
+    {
+        if (name != NULL && strcmp(json_string_value(e), name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void score(mg_toolsearch_index_t *ix, const json_t *tools, qset_t *qs, int verbose)
+{
+    size_t i;
+    json_t *q;
+    json_array_foreach(qs->queries, i, q)
+    {
+        const char *text = json_string_value(json_object_get(q, "q"));
+        const json_t *expect = json_object_get(q, "expect");
+        size_t pos[TOPK];
+        int n = mg_toolsearch_index_search(ix, text, pos, TOPK);
+        int hit = 0, first = 0;
+        for (int k = 0; k < n; k++) {
+            const char *name = json_string_value(json_object_get(json_array_get(tools, pos[k]), "name"));
+            if (expected(expect, name)) {
+                hit = 1;
+                first |= k == 0;
+            }
+        }
+        qs->n++;
+        qs->top5 += hit;
+        qs->top1 += first;
+        if (qs->studied && (verbose || !hit)) {
+            printf("  %s %-4s \"%s\" ->", qs->name, hit ? (first ? "TOP1" : "HIT") : "MISS", text);
+            for (int k = 0; k < n; k++)
+                printf(" %s", json_string_value(json_object_get(json_array_get(tools, pos[k]), "name")));
+            printf("%s\n", n == 0 ? " (nothing)" : "");
+        }
+    }
+}
+
+typedef struct cost {
+    size_t tools;
+    double build_med, build_max, p50, p99, max;
+    size_t bytes;
+} cost_t;
+
+static int measure(const json_t *tools, const json_t *servers, qset_t *sets, size_t nsets, int runs,
+                   cost_t *c)
+{
+    double *builds = calloc((size_t)runs, sizeof *builds);
+    mg_toolsearch_index_t *ix = NULL;
+    for (int r = 0; r < runs; r++) {
+        double t0 = now_ms();
+        if (mg_toolsearch_index_new(tools, servers, &ix) != 0)
+            return -1;
+        builds[r] = now_ms() - t0;
+        if (r + 1 < runs)
+            mg_toolsearch_index_free(ix);
+    }
+    qsort(builds, (size_t)runs, sizeof *builds, cmp_double);
+    c->tools = json_array_size(tools);
+    c->build_med = builds[runs / 2];
+    c->build_max = builds[runs - 1];
+    c->bytes = mg_toolsearch_index_bytes(ix);
+    size_t total = 0;
+    for (size_t s = 0; s < nsets; s++)
+        total += json_array_size(sets[s].queries);
+    double *lat = calloc(total * (size_t)runs + 1, sizeof *lat);
+    size_t m = 0;
+    for (int r = 0; r < runs; r++)
+        for (size_t s = 0; s < nsets; s++) {
+            size_t i;
+            json_t *q;
+            json_array_foreach(sets[s].queries, i, q)
+            {
+                size_t pos[TOPK];
+                double t0 = now_ms();
+                mg_toolsearch_index_search(ix, json_string_value(json_object_get(q, "q")), pos, TOPK);
+                lat[m++] = now_ms() - t0;
+            }
+        }
+    qsort(lat, m, sizeof *lat, cmp_double);
+    c->p50 = m ? lat[m / 2] : 0;
+    c->p99 = m ? lat[(m * 99) / 100] : 0;
+    c->max = m ? lat[m - 1] : 0;
+    mg_toolsearch_index_free(ix);
+    free(lat);
+    free(builds);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = "test/fixture/catalogs";
+    size_t scale = 0;
+    int runs = 20, as_json = 0, check = 0, verbose = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--catalogs") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc)
+            scale = strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--json") == 0)
+            as_json = 1;
+        else if (strcmp(argv[i], "--check") == 0)
+            check = 1;
+        else if (strcmp(argv[i], "--verbose") == 0)
+            verbose = 1;
+        else {
+            fprintf(stderr, "usage: mcpgate-searchbench [--catalogs DIR] [--scale N] [--runs N] [--json] "
+                            "[--check] [--verbose]\n");
+            return 2;
+        }
+    }
+    if (runs < 1)
+        runs = 1;
+    json_t *tools, *servers;
+    if (load_catalogs(dir, &tools, &servers) != 0 || json_array_size(tools) == 0) {
+        fprintf(stderr, "searchbench: no recorded catalog in %s\n", dir);
+        return 2;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/queries.json", dir);
+    json_t *project = json_load_file(path, 0, NULL);
+    snprintf(path, sizeof path, "%s/phrasings.json", dir);
+    json_t *phr = json_load_file(path, 0, NULL);
+    if (phr == NULL || !json_is_array(json_object_get(phr, "heldout"))) {
+        fprintf(stderr, "searchbench: %s is missing or has no \"heldout\" array\n", path);
+        return 2;
+    }
+    qset_t sets[] = {
+        {"project", json_object_get(project, "queries"), 1, 0, 0, 0},
+        {"tune", json_object_get(phr, "tune"), 1, 0, 0, 0},
+        {"heldout", json_object_get(phr, "heldout"), 0, 0, 0, 0},
+    };
+    size_t nsets = sizeof sets / sizeof *sets;
+    mg_toolsearch_index_t *ix = NULL;
+    if (mg_toolsearch_index_new(tools, servers, &ix) != 0) {
+        fprintf(stderr, "searchbench: the index could not be built\n");
+        return 2;
+    }
+    for (size_t s = 0; s < nsets; s++)
+        if (sets[s].queries != NULL)
+            score(ix, tools, &sets[s], verbose && !as_json);
+    mg_toolsearch_index_free(ix);
+    cost_t costs[2] = {{0}};
+    size_t ncosts = 0;
+    if (measure(tools, servers, sets, nsets, runs, &costs[ncosts++]) != 0)
+        return 2;
+    if (scale > 0) {
+        json_t *st, *ss;
+        scale_catalog(tools, servers, scale, &st, &ss);
+        if (measure(st, ss, sets, nsets, runs, &costs[ncosts++]) != 0)
+            return 2;
+        json_decref(st);
+        json_decref(ss);
+    }
+    const qset_t *held = &sets[2];
+    double h5 = held->n ? 100.0 * (double)held->top5 / (double)held->n : 0,
+           h1 = held->n ? 100.0 * (double)held->top1 / (double)held->n : 0;
+    int ok = h5 >= MIN_TOP5 && h1 >= MIN_TOP1;
+    if (as_json) {
+        json_t *out = json_object(), *q = json_object(), *cs = json_array();
+        for (size_t s = 0; s < nsets; s++)
+            json_object_set_new(q, sets[s].name,
+                                json_pack("{s:I,s:I,s:I,s:f,s:f}", "queries", (json_int_t)sets[s].n, "top5",
+                                          (json_int_t)sets[s].top5, "top1", (json_int_t)sets[s].top1,
+                                          "top5Percent", sets[s].n ? 100.0 * (double)sets[s].top5 / (double)sets[s].n : 0.0,
+                                          "top1Percent", sets[s].n ? 100.0 * (double)sets[s].top1 / (double)sets[s].n : 0.0));
+        for (size_t i = 0; i < ncosts; i++)
+            json_array_append_new(cs, json_pack("{s:I,s:f,s:f,s:I,s:f,s:f,s:f}", "tools", (json_int_t)costs[i].tools,
+                                                "buildMedianMs", costs[i].build_med, "buildMaxMs", costs[i].build_max,
+                                                "indexBytes", (json_int_t)costs[i].bytes, "searchP50Ms", costs[i].p50,
+                                                "searchP99Ms", costs[i].p99, "searchMaxMs", costs[i].max));
+        json_object_set_new(out, "quality", q);
+        json_object_set_new(out, "cost", cs);
+        json_object_set_new(out, "heldoutTarget", json_pack("{s:f,s:f,s:b}", "top5", MIN_TOP5, "top1", MIN_TOP1, "met", ok));
+        char *s = json_dumps(out, JSON_INDENT(2));
+        puts(s);
+        free(s);
+        json_decref(out);
+    } else {
+        for (size_t s = 0; s < nsets; s++)
+            printf("%-8s %3zu queries: top-5 %3zu (%5.1f%%)  top-1 %3zu (%5.1f%%)\n", sets[s].name, sets[s].n,
+                   sets[s].top5, sets[s].n ? 100.0 * (double)sets[s].top5 / (double)sets[s].n : 0.0, sets[s].top1,
+                   sets[s].n ? 100.0 * (double)sets[s].top1 / (double)sets[s].n : 0.0);
+        for (size_t i = 0; i < ncosts; i++)
+            printf("%5zu tools: build %.2f ms (median of %d, worst %.2f), index %.2f MB, search p50 %.3f ms, "
+                   "p99 %.3f ms, max %.3f ms\n",
+                   costs[i].tools, costs[i].build_med, runs, costs[i].build_max,
+                   (double)costs[i].bytes / (1024.0 * 1024.0), costs[i].p50, costs[i].p99, costs[i].max);
+        printf("held-out half: top-5 %.1f%% (target %.0f%%), top-1 %.1f%% (target %.0f%%): %s\n", h5, MIN_TOP5,
+               h1, MIN_TOP1, ok ? "MET" : "NOT MET");
+    }
+    json_decref(project);
+    json_decref(phr);
+    json_decref(tools);
+    json_decref(servers);
+    return check && !ok ? 1 : 0;
+}
