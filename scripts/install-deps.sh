@@ -9,6 +9,7 @@ PACKAGES=(
   libh2o-dev libuv1-dev libjansson-dev libssl-dev
   libjose-dev libcurl4-openssl-dev
   libsqlite3-dev
+  libstemmer-dev
   libhiredis-dev
   libcmocka-dev
   redis-server nginx-light

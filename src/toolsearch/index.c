@@ -1,87 +1,235 @@
 /*
- * index.c - the tool search index (toolsearch.h): SQLite FTS5 in an in-memory database, ranked by
- * FTS5's built-in BM25 with per-column weights.
+ * index.c - the tool search index (toolsearch.h): BM25F over the fields of tool definitions, in
+ * memory, with Snowball stemming, query analysis and thesaurus expansion (query.c, thesaurus.c),
+ * server narrowing and a fallback that never leaves a query without an answer.
  *
- * One row per tool, rowid = position in the array it was built from. Text is split the way tool
- * names are written (snake_case and kebab-case by the unicode61 tokenizer, camelCase here) and
- * stemmed (porter), so "list issues" finds list_issues and "issue listing" too. A query is reduced
- * to its content words, OR-ed: BM25 rewards tools matching more and rarer words.
- * The index is immutable: the runtime builds a new one when the catalog changes.
- * Read next: runtime.c (when indexes are built and reused).
+ * Build: each tool is cut into fields (below), each field into stemmed words (toolsearch_int.h).
+ * For each term, a posting list holds per tool the field-weighted, length-normalised frequency
+ *     tf~ = sum over fields f of  w_f * tf_f / (1 - b + b * len_f / avglen_f)
+ * Search: score(tool) = sum over query terms t of  q_t * idf(t) * tf~ (k1 + 1) / (tf~ + k1), where
+ * q_t is the term's weight from the query analysis (typed word 1, context clause or path less,
+ * thesaurus expansion less), idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)).
+ * Server narrowing: a query naming a server ("in slack", "on github", "maps:") multiplies the
+ * scores of that server's tools by 1 + SERVER_BOOST. A server is named by its whole name, its
+ * words in order ("google maps"), or one of its words that (nearly) only its tools use.
+ * Fallback, when no term matches: words close in spelling to the index's vocabulary (a shared
+ * prefix of 4+ letters, or one edit for words of 5+), then, if still nothing, a sample of each
+ * server's tools; the caller is told which (mg_toolsearch_how_t) and gives the user a hint.
+ * The index is immutable once built; searches keep their state on the stack and the heap, but
+ * share the index's stemmer: one search at a time per index (the gateway's loop is one thread).
+ * Read next: query.c (query analysis), runtime.c (when indexes are built and reused).
  */
 #include "toolsearch.h"
+#include "toolsearch_int.h"
 #include "../common/err.h"
 
-#include <ctype.h>
-#include <sqlite3.h>
+#include <libstemmer.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_QUERY_WORDS 32
+/* Fields and their BM25F weights. */
+enum { F_NAME, F_SERVER, F_TITLE, F_DHEAD, F_DREST, F_PNAME, F_PDESC, NFIELDS };
+static const float field_weight[NFIELDS] = {3.0f, 1.0f, 2.0f, 1.5f, 0.4f, 0.6f, 0.25f};
+static const float field_b[NFIELDS] = {0.5f, 0.0f, 0.5f, 0.75f, 0.75f, 0.5f, 0.75f};
+#define K1 1.2f
+#define SERVER_BOOST 1.0f
+/* A description's first sentence, cut at this many bytes, is its own field (what a tool does). */
+#define HEAD_MAX 240
+/* Share of a word's tools that must belong to one server for the word alone to name the server. */
+#define SERVER_WORD_SHARE 0.8f
+#define FUZZY_WEIGHT 0.5f
+
+typedef struct posting {
+    uint32_t doc;
+    float tf; /* tf~ above */
+} posting_t;
+
+typedef struct term {
+    char *stem;   /* in the arena; NULL = empty slot */
+    uint32_t off; /* first posting */
+    uint32_t df;  /* postings (tools containing the term) */
+} term_t;
+
+typedef struct server {
+    char name[MG__TS_WORD_MAX];
+    char words[4][MG__TS_WORD_MAX]; /* stems of the name's words */
+    size_t nwords;
+    uint32_t tools;
+} server_t;
 
 struct mg_toolsearch_index {
-    sqlite3 *db;
-    sqlite3_stmt *query;
-    size_t count;
+    size_t count; /* tools */
+    term_t *terms;
+    size_t nslots; /* power of two */
+    size_t nterms;
+    posting_t *post;
+    size_t npost;
+    char *arena;
+    size_t arena_len, arena_cap;
+    uint16_t *doc_server; /* server of each tool, UINT16_MAX = none */
+    server_t *servers;
+    size_t nservers;
+    struct sb_stemmer *st;
+    mg__ts_thesaurus_t *th;
     size_t bytes;
 };
 
-/* Column weights for bm25(): name, title, description, parameter names, parameter descriptions. */
-static const char rank_sql[] = "SELECT rowid FROM tools WHERE tools MATCH ?1 "
-                               "ORDER BY bm25(tools, 6.0, 4.0, 1.5, 1.5, 0.5) LIMIT ?2";
+/* ---- building ---- */
 
-typedef struct text {
-    char *p;
-    size_t len, cap;
-    int oom;
-} text_t;
-
-static void add(text_t *t, const char *s, size_t n)
+static int isalnum_ascii(char c)
 {
-    if (t->oom || s == NULL)
-        return;
-    if (t->len + n + 2 > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        while (cap < t->len + n + 2)
-            cap *= 2;
-        char *g = realloc(t->p, cap);
-        if (g == NULL) {
-            t->oom = 1;
-            return;
-        }
-        t->p = g;
-        t->cap = cap;
-    }
-    /* camelCase -> "camel Case": the tokenizer does not split humps itself. */
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && isupper((unsigned char)s[i]) && islower((unsigned char)s[i - 1])) {
-            if (t->len + (n - i) + 3 > t->cap) {
-                size_t cap = t->cap * 2;
-                char *g = realloc(t->p, cap);
-                if (g == NULL) {
-                    t->oom = 1;
-                    return;
-                }
-                t->p = g;
-                t->cap = cap;
-            }
-            t->p[t->len++] = ' ';
-        }
-        t->p[t->len++] = s[i];
-    }
-    t->p[t->len++] = ' ';
-    t->p[t->len] = '\0';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-static void add_str(text_t *t, const json_t *v)
+static uint64_t hash_bytes(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static term_t *slot_of(const mg_toolsearch_index_t *ix, const char *stem)
+{
+    size_t mask = ix->nslots - 1, i = (size_t)hash_bytes(stem) & mask;
+    while (ix->terms[i].stem != NULL && strcmp(ix->terms[i].stem, stem) != 0)
+        i = (i + 1) & mask;
+    return &ix->terms[i];
+}
+
+static const term_t *term_find(const mg_toolsearch_index_t *ix, const char *stem)
+{
+    if (ix->nslots == 0)
+        return NULL;
+    const term_t *t = slot_of(ix, stem);
+    return t->stem != NULL ? t : NULL;
+}
+
+/* One occurrence of a term in a field of the tool being read. */
+typedef struct occ {
+    uint32_t term;
+    uint8_t field;
+} occ_t;
+
+typedef struct builder {
+    mg_toolsearch_index_t *ix;
+    term_t **ids; /* term id -> slot */
+    size_t nids, ids_cap;
+    occ_t *occ; /* the current tool's occurrences */
+    size_t nocc, occ_cap;
+    int field, oom;
+} builder_t;
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 64;
+    while (c < need)
+        c *= 2;
+    void *g = realloc(*p, c * size);
+    if (g == NULL)
+        return -1;
+    *p = g;
+    *cap = c;
+    return 0;
+}
+
+static int rehash(mg_toolsearch_index_t *ix, size_t nslots)
+{
+    term_t *old = ix->terms;
+    size_t oldn = ix->nslots;
+    ix->terms = calloc(nslots, sizeof *ix->terms);
+    if (ix->terms == NULL) {
+        ix->terms = old;
+        return -1;
+    }
+    ix->nslots = nslots;
+    for (size_t i = 0; i < oldn; i++)
+        if (old[i].stem != NULL)
+            *slot_of(ix, old[i].stem) = old[i];
+    free(old);
+    return 0;
+}
+
+/* The id of stem, interned. UINT32_MAX when out of memory. */
+static uint32_t intern(builder_t *b, const char *stem)
+{
+    mg_toolsearch_index_t *ix = b->ix;
+    if ((ix->nterms + 1) * 2 > ix->nslots && rehash(ix, ix->nslots ? ix->nslots * 2 : 1024) != 0)
+        return UINT32_MAX;
+    term_t *t = slot_of(ix, stem);
+    if (t->stem != NULL)
+        return t->off; /* during the build, off holds the term's id */
+    size_t n = strlen(stem) + 1;
+    if (ix->arena_len + n > ix->arena_cap) {
+        /* Terms point into the arena: it is allocated once, large enough for any vocabulary of the
+         * catalog (the builder sized it from the text it indexes), and never moves. */
+        return UINT32_MAX;
+    }
+    if (grow((void **)&b->ids, &b->ids_cap, b->nids + 1, sizeof *b->ids) != 0)
+        return UINT32_MAX;
+    t->stem = ix->arena + ix->arena_len;
+    memcpy(t->stem, stem, n);
+    ix->arena_len += n;
+    t->off = (uint32_t)b->nids;
+    b->ids[b->nids++] = NULL; /* slots move on rehash: resolved by stem after the build */
+    ix->nterms++;
+    return t->off;
+}
+
+static int word_cb(void *arg, const char *word, size_t n)
+{
+    builder_t *b = arg;
+    char stem[MG__TS_WORD_MAX];
+    if (n < 2 && !(word[0] >= '0' && word[0] <= '9'))
+        return 0;
+    mg__ts_stem(b->ix->st, word, n, stem);
+    uint32_t id = intern(b, stem);
+    if (id == UINT32_MAX || grow((void **)&b->occ, &b->occ_cap, b->nocc + 1, sizeof *b->occ) != 0) {
+        b->oom = 1;
+        return 1;
+    }
+    b->occ[b->nocc++] = (occ_t){id, (uint8_t)b->field};
+    return 0;
+}
+
+static void add_text(builder_t *b, int field, const char *s, size_t n)
+{
+    if (s != NULL && !b->oom) {
+        b->field = field;
+        mg__ts_words(s, n, word_cb, b);
+    }
+}
+
+static void add_str(builder_t *b, int field, const json_t *v)
 {
     const char *s = json_string_value(v);
     if (s != NULL)
-        add(t, s, strlen(s));
+        add_text(b, field, s, strlen(s));
 }
 
-/* Parameter names and descriptions of a schema, nested objects and array items included. */
-static void add_params(text_t *names, text_t *descs, const json_t *schema, int depth)
+/* The description: its first sentence (what the tool does) apart from the rest. */
+static void add_description(builder_t *b, const char *d)
+{
+    if (d == NULL)
+        return;
+    size_t len = strlen(d), head = 0;
+    while (head < len && head < HEAD_MAX) {
+        if ((d[head] == '.' || d[head] == '\n') && (head + 1 >= len || d[head + 1] == ' ' || d[head + 1] == '\n'))
+            break;
+        head++;
+    }
+    add_text(b, F_DHEAD, d, head);
+    if (head < len)
+        add_text(b, F_DREST, d + head, len - head);
+}
+
+static void add_params(builder_t *b, const json_t *schema, int depth)
 {
     if (!json_is_object(schema) || depth > 8)
         return;
@@ -89,13 +237,480 @@ static void add_params(text_t *names, text_t *descs, const json_t *schema, int d
     json_t *sub;
     json_object_foreach((json_t *)json_object_get(schema, "properties"), k, sub)
     {
-        add(names, k, strlen(k));
-        add_str(descs, json_object_get(sub, "description"));
-        add_str(descs, json_object_get(sub, "title"));
-        add_params(names, descs, sub, depth + 1);
-        add_params(names, descs, json_object_get(sub, "items"), depth + 1);
+        add_text(b, F_PNAME, k, strlen(k));
+        add_str(b, F_PDESC, json_object_get(sub, "description"));
+        add_str(b, F_PDESC, json_object_get(sub, "title"));
+        add_params(b, sub, depth + 1);
+        add_params(b, json_object_get(sub, "items"), depth + 1);
     }
 }
+
+static size_t text_bytes(const json_t *tools)
+{
+    char *s = json_dumps(tools, JSON_COMPACT);
+    size_t n = s ? strlen(s) : 0;
+    free(s);
+    return n;
+}
+
+static int occ_cmp(const void *a, const void *b)
+{
+    const occ_t *x = a, *y = b;
+    return x->term < y->term ? -1 : x->term > y->term;
+}
+
+/* Accumulated per (tool, term) during the build, before normalisation. */
+typedef struct raw {
+    uint32_t doc, term;
+    uint16_t tf[NFIELDS];
+} raw_t;
+
+static const char *server_of(const json_t *servers, size_t i)
+{
+    return json_string_value(json_array_get(servers, i));
+}
+
+static int server_words_cb(void *arg, const char *word, size_t n)
+{
+    server_t *s = arg;
+    (void)n;
+    if (s->nwords < 4)
+        snprintf(s->words[s->nwords++], MG__TS_WORD_MAX, "%s", word);
+    return 0;
+}
+
+static int servers_build(mg_toolsearch_index_t *ix, const json_t *servers, size_t count)
+{
+    ix->doc_server = malloc((count ? count : 1) * sizeof *ix->doc_server);
+    ix->servers = calloc(count ? count : 1, sizeof *ix->servers);
+    if (ix->doc_server == NULL || ix->servers == NULL)
+        return MG_ENOMEM;
+    ix->bytes += count * (sizeof *ix->doc_server + sizeof *ix->servers);
+    for (size_t i = 0; i < count; i++) {
+        const char *name = server_of(servers, i);
+        ix->doc_server[i] = UINT16_MAX;
+        if (name == NULL)
+            continue;
+        size_t k = 0;
+        while (k < ix->nservers && strcmp(ix->servers[k].name, name) != 0)
+            k++;
+        if (k == ix->nservers) {
+            if (k >= UINT16_MAX)
+                continue;
+            server_t *s = &ix->servers[ix->nservers++];
+            snprintf(s->name, sizeof s->name, "%s", name);
+            mg__ts_words(name, strlen(name), server_words_cb, s);
+            for (size_t w = 0; w < s->nwords; w++) {
+                char stem[MG__TS_WORD_MAX];
+                mg__ts_stem(ix->st, s->words[w], strlen(s->words[w]), stem);
+                memcpy(s->words[w], stem, sizeof stem);
+            }
+        }
+        ix->servers[k].tools++;
+        ix->doc_server[i] = (uint16_t)k;
+    }
+    return 0;
+}
+
+int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_toolsearch_index_t **out)
+{
+    *out = NULL;
+    mg_toolsearch_index_t *ix = calloc(1, sizeof *ix);
+    if (ix == NULL)
+        return MG_ENOMEM;
+    size_t count = json_array_size(tools), thbytes = 0;
+    builder_t b = {ix, NULL, 0, 0, NULL, 0, 0, 0, 0};
+    raw_t *raw = NULL;
+    size_t nraw = 0, raw_cap = 0;
+    uint32_t *len = NULL; /* per tool per field */
+    int rc = 0;
+    ix->st = sb_stemmer_new("english", "UTF_8");
+    ix->th = mg__ts_thesaurus_new(ix->st, &thbytes);
+    ix->arena_cap = text_bytes(tools) + 2 * count + 64; /* no vocabulary is larger than its text */
+    ix->arena = malloc(ix->arena_cap);
+    len = calloc(count * NFIELDS + 1, sizeof *len);
+    if (ix->st == NULL || ix->th == NULL || ix->arena == NULL || len == NULL ||
+        servers_build(ix, servers, count) != 0) {
+        rc = MG_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        const json_t *tool = json_array_get(tools, i);
+        const char *name = json_string_value(json_object_get(tool, "name"));
+        b.nocc = 0;
+        if (name != NULL) {
+            /* The server's part of an exposed name ("github__") is the server field, not the name. */
+            const char *srv = ix->doc_server[i] != UINT16_MAX ? ix->servers[ix->doc_server[i]].name : NULL;
+            size_t sl = srv ? strlen(srv) : 0;
+            const char *own = name;
+            if (srv != NULL && strncmp(name, srv, sl) == 0 && name[sl] != '\0' && !isalnum_ascii(name[sl]))
+                own = name + sl;
+            add_text(&b, F_NAME, own, strlen(own));
+            if (srv != NULL)
+                add_text(&b, F_SERVER, srv, sl);
+        }
+        add_str(&b, F_TITLE, json_object_get(tool, "title"));
+        add_str(&b, F_TITLE, json_object_get(json_object_get(tool, "annotations"), "title"));
+        add_description(&b, json_string_value(json_object_get(tool, "description")));
+        add_params(&b, json_object_get(tool, "inputSchema"), 0);
+        if (b.oom) {
+            rc = MG_ENOMEM;
+            break;
+        }
+        qsort(b.occ, b.nocc, sizeof *b.occ, occ_cmp);
+        for (size_t k = 0; k < b.nocc; k++) {
+            len[i * NFIELDS + b.occ[k].field]++;
+            if (k == 0 || b.occ[k].term != b.occ[k - 1].term) {
+                if (grow((void **)&raw, &raw_cap, nraw + 1, sizeof *raw) != 0) {
+                    rc = MG_ENOMEM;
+                    break;
+                }
+                memset(&raw[nraw], 0, sizeof *raw);
+                raw[nraw].doc = (uint32_t)i;
+                raw[nraw].term = b.occ[k].term;
+                nraw++;
+            }
+            if (raw[nraw - 1].tf[b.occ[k].field] < UINT16_MAX)
+                raw[nraw - 1].tf[b.occ[k].field]++;
+        }
+    }
+    if (rc != 0)
+        goto done;
+    /* Average field lengths, then postings grouped by term (a counting sort on the term id). */
+    double avg[NFIELDS] = {0};
+    for (int f = 0; f < NFIELDS; f++) {
+        size_t sum = 0, with = 0;
+        for (size_t i = 0; i < count; i++) {
+            sum += len[i * NFIELDS + f];
+            with += len[i * NFIELDS + f] > 0;
+        }
+        avg[f] = with ? (double)sum / (double)with : 1.0;
+    }
+    uint32_t *start = calloc(b.nids + 1, sizeof *start);
+    ix->post = malloc((nraw ? nraw : 1) * sizeof *ix->post);
+    if (start == NULL || ix->post == NULL) {
+        free(start);
+        rc = MG_ENOMEM;
+        goto done;
+    }
+    for (size_t r = 0; r < nraw; r++)
+        start[raw[r].term + 1]++;
+    for (size_t t = 0; t < b.nids; t++)
+        start[t + 1] += start[t];
+    for (size_t t = 0; t < ix->nslots; t++) /* id -> first posting and df */
+        if (ix->terms[t].stem != NULL) {
+            uint32_t id = ix->terms[t].off;
+            ix->terms[t].off = start[id];
+            ix->terms[t].df = start[id + 1] - start[id];
+        }
+    for (size_t r = 0; r < nraw; r++) { /* raw is in tool order, so each list is too */
+        double tf = 0;
+        for (int f = 0; f < NFIELDS; f++)
+            if (raw[r].tf[f] > 0) {
+                double l = len[raw[r].doc * NFIELDS + f];
+                tf += field_weight[f] * raw[r].tf[f] / (1.0 - field_b[f] + field_b[f] * l / avg[f]);
+            }
+        ix->post[start[raw[r].term]++] = (posting_t){raw[r].doc, (float)tf};
+    }
+    free(start);
+    ix->npost = nraw;
+    ix->count = count;
+    ix->bytes += sizeof *ix + ix->nslots * sizeof *ix->terms + nraw * sizeof *ix->post + ix->arena_cap + thbytes;
+done:
+    free(b.ids);
+    free(b.occ);
+    free(raw);
+    free(len);
+    if (rc != 0) {
+        mg_toolsearch_index_free(ix);
+        return rc;
+    }
+    *out = ix;
+    return 0;
+}
+
+/* ---- searching ---- */
+
+typedef struct scored {
+    float score;
+    uint64_t matched; /* bit i: query term i matched (first 63 terms) */
+    uint8_t server;   /* tool of a server the query names */
+} scored_t;
+
+static int has_word(const mg__ts_query_t *q, const char *stem)
+{
+    for (size_t i = 0; i < q->nwords; i++)
+        if (strcmp(q->words[i], stem) == 0)
+            return 1;
+    return 0;
+}
+
+/* Servers the query names, as flags (1 per server of ix->servers). */
+static size_t named_servers(const mg_toolsearch_index_t *ix, const mg__ts_query_t *q, unsigned char *named)
+{
+    size_t n = 0;
+    for (size_t s = 0; s < ix->nservers; s++) {
+        const server_t *sv = &ix->servers[s];
+        int all = sv->nwords > 0, one = 0;
+        for (size_t w = 0; w < sv->nwords; w++) {
+            if (!has_word(q, sv->words[w])) {
+                all = 0;
+                continue;
+            }
+            /* One word alone names the server when the tools using it are nearly all this server's. */
+            const term_t *t = term_find(ix, sv->words[w]);
+            if (t == NULL || sv->nwords == 1) {
+                one |= sv->nwords == 1;
+                continue;
+            }
+            uint32_t mine = 0;
+            for (uint32_t p = t->off; p < t->off + t->df; p++)
+                mine += ix->doc_server[ix->post[p].doc] == s;
+            one |= (float)mine >= SERVER_WORD_SHARE * (float)t->df;
+        }
+        named[s] = (unsigned char)(all || one);
+        n += named[s];
+    }
+    return n;
+}
+
+static float idf(const mg_toolsearch_index_t *ix, uint32_t df)
+{
+    double n = (double)ix->count;
+    return (float)log(1.0 + (n - df + 0.5) / (df + 0.5));
+}
+
+static size_t score_terms(const mg_toolsearch_index_t *ix, const mg__ts_query_t *q, scored_t *sc)
+{
+    size_t touched = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        const term_t *t = term_find(ix, q->t[i].stem);
+        if (t == NULL)
+            continue;
+        float w = q->t[i].weight * idf(ix, t->df);
+        for (uint32_t p = t->off; p < t->off + t->df; p++) {
+            scored_t *s = &sc[ix->post[p].doc];
+            float tf = ix->post[p].tf;
+            touched += s->score == 0;
+            s->score += w * tf * (K1 + 1) / (tf + K1);
+            if (i < 63)
+                s->matched |= 1ull << i;
+        }
+    }
+    return touched;
+}
+
+/* Edit distance of at most one (substitution, insertion or deletion). */
+static int one_edit(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la < lb) {
+        const char *t = a;
+        a = b;
+        b = t;
+        size_t tl = la;
+        la = lb;
+        lb = tl;
+    }
+    if (la - lb > 1)
+        return 0;
+    size_t i = 0, j = 0, edits = 0;
+    while (i < la && j < lb) {
+        if (a[i] == b[j]) {
+            i++;
+            j++;
+            continue;
+        }
+        if (++edits > 1)
+            return 0;
+        if (la == lb)
+            j++;
+        i++;
+    }
+    return edits + (la - i) <= 1;
+}
+
+/* Fallback 1: the vocabulary's words close to the query's in spelling, added to q. */
+static void fuzzy_terms(const mg_toolsearch_index_t *ix, mg__ts_query_t *q)
+{
+    size_t typed = q->nwords;
+    for (size_t w = 0; w < typed; w++) {
+        const char *word = q->words[w];
+        size_t lw = strlen(word);
+        if (lw < 4)
+            continue;
+        for (size_t s = 0; s < ix->nslots && q->n < MG__TS_QTERMS_MAX; s++) {
+            const char *v = ix->terms[s].stem;
+            if (v == NULL || strcmp(v, word) == 0)
+                continue;
+            size_t lv = strlen(v), common = 0;
+            while (common < lw && common < lv && word[common] == v[common])
+                common++;
+            if ((common >= 4 && (common == lw || common == lv)) || (lw >= 5 && lv >= 4 && one_edit(word, v))) {
+                mg__ts_qterm_t *t = &q->t[q->n++];
+                snprintf(t->stem, sizeof t->stem, "%s", v);
+                snprintf(t->word, sizeof t->word, "%.23s~%.23s", word, v);
+                t->weight = FUZZY_WEIGHT;
+                t->expanded = 1;
+            }
+        }
+    }
+}
+
+static void explain(const mg_toolsearch_index_t *ix, const mg__ts_query_t *q, const scored_t *s, size_t doc,
+                    char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < q->n && i < 63 && o + 1 < cap; i++) {
+        if (!(s->matched & (1ull << i)))
+            continue;
+        const char *w = q->t[i].word;
+        const char *gt = strchr(w, '>'), *tl = strchr(w, '~');
+        int r;
+        if (gt != NULL)
+            r = snprintf(out + o, cap - o, "%s%.*s\xe2\x86\x92%s", o ? ", " : "", (int)(gt - w), w, gt + 1);
+        else if (tl != NULL)
+            r = snprintf(out + o, cap - o, "%s%.*s~%s", o ? ", " : "", (int)(tl - w), w, tl + 1);
+        else
+            r = snprintf(out + o, cap - o, "%s%s", o ? ", " : "", w);
+        if (r < 0 || (size_t)r >= cap - o) {
+            out[o] = '\0';
+            break;
+        }
+        o += (size_t)r;
+    }
+    if (s->server && o + 1 < cap && ix->doc_server[doc] != UINT16_MAX)
+        snprintf(out + o, cap - o, "%sserver %s", o ? ", " : "", ix->servers[ix->doc_server[doc]].name);
+}
+
+/* The best cap tools by score (ties: catalog order) into hits; returns how many. */
+static size_t top(const mg_toolsearch_index_t *ix, const mg__ts_query_t *q, const scored_t *sc,
+                  mg_toolsearch_hit_t *hits, size_t cap)
+{
+    size_t n = 0;
+    for (size_t d = 0; d < ix->count; d++) {
+        if (sc[d].score <= 0)
+            continue;
+        size_t at = n < cap ? n : cap;
+        while (at > 0 && sc[hits[at - 1].pos].score < sc[d].score)
+            at--;
+        if (at >= cap)
+            continue;
+        size_t last = n < cap ? n : cap - 1;
+        memmove(&hits[at + 1], &hits[at], (last - at) * sizeof *hits);
+        hits[at].pos = d;
+        if (n < cap)
+            n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hits[i].score = sc[hits[i].pos].score;
+        explain(ix, q, &sc[hits[i].pos], hits[i].pos, hits[i].matched, sizeof hits[i].matched);
+    }
+    return n;
+}
+
+int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_toolsearch_hit_t *hits, size_t cap,
+                             mg_toolsearch_how_t *how)
+{
+    if (how != NULL)
+        *how = MG_TOOLSEARCH_MATCHED;
+    if (ix == NULL || query == NULL || cap == 0 || ix->count == 0)
+        return 0;
+    mg__ts_query_t *q = malloc(sizeof *q);
+    scored_t *sc = calloc(ix->count, sizeof *sc);
+    unsigned char *named = calloc(ix->nservers + 1, 1);
+    if (q == NULL || sc == NULL || named == NULL) {
+        free(q);
+        free(sc);
+        free(named);
+        return MG_ENOMEM;
+    }
+    mg__ts_query_analyse(query, ix->st, ix->th, q);
+    size_t nnamed = named_servers(ix, q, named);
+    size_t touched = score_terms(ix, q, sc);
+    if (touched == 0 && q->nwords > 0) {
+        fuzzy_terms(ix, q);
+        memset(sc, 0, ix->count * sizeof *sc);
+        touched = score_terms(ix, q, sc);
+        if (touched > 0 && how != NULL)
+            *how = MG_TOOLSEARCH_FUZZY;
+    }
+    if (nnamed > 0)
+        for (size_t d = 0; d < ix->count; d++)
+            if (ix->doc_server[d] != UINT16_MAX && named[ix->doc_server[d]]) {
+                sc[d].server = 1;
+                /* A named server's tools rank above the rest; with no other word, in catalog order. */
+                sc[d].score = sc[d].score > 0 ? sc[d].score * (1 + SERVER_BOOST) : 1e-6f * (float)(ix->count - d);
+            }
+    size_t n = top(ix, q, sc, hits, cap);
+    if (n == 0) {
+        /* Fallback 2: nothing matched at all. A sample of every server's tools, round robin, so the
+         * caller sees what kinds of tools exist (runtime.c adds a hint). */
+        if (how != NULL)
+            *how = MG_TOOLSEARCH_BROWSE;
+        size_t *cursor = calloc(ix->nservers + 1, sizeof *cursor);
+        for (int progress = 1; cursor != NULL && progress && n < cap;) {
+            progress = 0;
+            for (size_t s = 0; s <= ix->nservers && n < cap; s++) {
+                size_t d = cursor[s];
+                while (d < ix->count && (ix->doc_server[d] == UINT16_MAX ? ix->nservers : ix->doc_server[d]) != s)
+                    d++;
+                cursor[s] = d < ix->count ? d + 1 : ix->count;
+                if (d < ix->count) {
+                    hits[n].pos = d;
+                    hits[n].score = 0;
+                    hits[n].matched[0] = '\0';
+                    n++;
+                    progress = 1;
+                }
+            }
+        }
+        free(cursor);
+    }
+    free(q);
+    free(sc);
+    free(named);
+    return (int)n;
+}
+
+int mg_toolsearch_index_search(mg_toolsearch_index_t *ix, const char *query, size_t *out, size_t cap)
+{
+    mg_toolsearch_hit_t hits[MG_TOOLSEARCH_MAX_LIMIT];
+    if (cap > MG_TOOLSEARCH_MAX_LIMIT)
+        cap = MG_TOOLSEARCH_MAX_LIMIT;
+    int n = mg_toolsearch_index_find(ix, query, hits, cap, NULL);
+    for (int i = 0; i < n; i++)
+        out[i] = hits[i].pos;
+    return n;
+}
+
+size_t mg_toolsearch_index_size(const mg_toolsearch_index_t *ix)
+{
+    return ix ? ix->count : 0;
+}
+
+size_t mg_toolsearch_index_bytes(const mg_toolsearch_index_t *ix)
+{
+    return ix ? ix->bytes : 0;
+}
+
+void mg_toolsearch_index_free(mg_toolsearch_index_t *ix)
+{
+    if (ix == NULL)
+        return;
+    if (ix->st != NULL)
+        sb_stemmer_delete(ix->st);
+    mg__ts_thesaurus_free(ix->th);
+    free(ix->terms);
+    free(ix->post);
+    free(ix->arena);
+    free(ix->doc_server);
+    free(ix->servers);
+    free(ix);
+}
+
+/* ---- the cache key ---- */
 
 static void hash_cstr(uint64_t *h, const char *s)
 {
@@ -128,7 +743,7 @@ static void hash_params(uint64_t *h, const json_t *schema, int depth)
     }
 }
 
-uint64_t mg_toolsearch_index_key(const json_t *tools)
+uint64_t mg_toolsearch_index_key(const json_t *tools, const json_t *servers)
 {
     uint64_t h = 1469598103934665603ull;
     size_t i;
@@ -136,6 +751,7 @@ uint64_t mg_toolsearch_index_key(const json_t *tools)
     json_array_foreach((json_t *)tools, i, tool)
     {
         hash_str(&h, json_object_get(tool, "name"));
+        hash_cstr(&h, server_of(servers, i));
         hash_str(&h, json_object_get(tool, "title"));
         hash_str(&h, json_object_get(json_object_get(tool, "annotations"), "title"));
         hash_str(&h, json_object_get(tool, "description"));
@@ -145,171 +761,4 @@ uint64_t mg_toolsearch_index_key(const json_t *tools)
     }
     h ^= json_array_size(tools);
     return h ? h : 1;
-}
-
-static void index_dispose(mg_toolsearch_index_t *ix)
-{
-    sqlite3_finalize(ix->query);
-    sqlite3_close(ix->db);
-    free(ix);
-}
-
-int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_toolsearch_index_t **out)
-{
-    (void)servers;
-    sqlite3_int64 mem0 = sqlite3_memory_used();
-    *out = NULL;
-    mg_toolsearch_index_t *ix = calloc(1, sizeof *ix);
-    if (ix == NULL)
-        return MG_ENOMEM;
-    sqlite3_stmt *ins = NULL;
-    if (sqlite3_open_v2(":memory:", &ix->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
-        sqlite3_exec(ix->db,
-                     "CREATE VIRTUAL TABLE tools USING fts5(name, title, description, params, pdesc, "
-                     "tokenize = 'porter unicode61 remove_diacritics 2');"
-                     "BEGIN;",
-                     NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ix->db,
-                           "INSERT INTO tools(rowid, name, title, description, params, pdesc) "
-                           "VALUES (?, ?, ?, ?, ?, ?)",
-                           -1, &ins, NULL) != SQLITE_OK) {
-        sqlite3_finalize(ins);
-        index_dispose(ix);
-        return MG_EINTERNAL;
-    }
-    int rc = 0;
-    size_t i;
-    json_t *tool;
-    json_array_foreach((json_t *)tools, i, tool)
-    {
-        text_t f[5] = {{0}};
-        add_str(&f[0], json_object_get(tool, "name"));
-        add_str(&f[1], json_object_get(tool, "title"));
-        add_str(&f[1], json_object_get(json_object_get(tool, "annotations"), "title"));
-        add_str(&f[2], json_object_get(tool, "description"));
-        add_params(&f[3], &f[4], json_object_get(tool, "inputSchema"), 0);
-        sqlite3_bind_int64(ins, 1, (sqlite3_int64)i);
-        for (int k = 0; k < 5; k++) {
-            rc = rc ? rc : f[k].oom ? MG_ENOMEM : 0;
-            sqlite3_bind_text(ins, k + 2, f[k].p ? f[k].p : "", -1, SQLITE_TRANSIENT);
-        }
-        if (rc == 0 && sqlite3_step(ins) != SQLITE_DONE)
-            rc = MG_EINTERNAL;
-        sqlite3_reset(ins);
-        for (int k = 0; k < 5; k++)
-            free(f[k].p);
-        if (rc != 0)
-            break;
-    }
-    sqlite3_finalize(ins);
-    if (rc == 0 && (sqlite3_exec(ix->db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK ||
-                    sqlite3_prepare_v2(ix->db, rank_sql, -1, &ix->query, NULL) != SQLITE_OK))
-        rc = MG_EINTERNAL;
-    if (rc != 0) {
-        index_dispose(ix);
-        return rc;
-    }
-    ix->count = json_array_size(tools);
-    ix->bytes = (size_t)(sqlite3_memory_used() - mem0);
-    *out = ix;
-    return 0;
-}
-
-/* Words that say nothing about which tool is wanted. */
-static const char *const stop_words[] = {
-    "a",     "about", "all",  "an",    "and",   "any",  "are",  "as",    "at",   "be",    "by",    "can",
-    "could", "do",    "does", "for",   "from",  "have", "how",  "i",     "if",   "in",    "into",  "is",
-    "it",    "its",   "let",  "me",    "my",    "need", "of",   "on",    "one",  "or",    "our",   "please",
-    "so",    "some",  "that", "the",   "their", "them", "then", "there", "this", "those", "to",    "tool",
-    "tools", "up",    "us",   "use",   "using", "want", "was",  "we",    "what", "when",  "where", "which",
-    "who",   "will",  "with", "would", "you",   "your", NULL};
-
-static int is_stop(const char *w)
-{
-    for (size_t i = 0; stop_words[i] != NULL; i++)
-        if (strcmp(stop_words[i], w) == 0)
-            return 1;
-    return 0;
-}
-
-/* Builds the MATCH expression: "w1" OR "w2" ... from the query's content words. */
-static char *match_expr(const char *query)
-{
-    size_t qlen = strlen(query);
-    size_t cap = qlen * 2 + 16 + MAX_QUERY_WORDS * 8;
-    char *out = malloc(cap);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    unsigned words = 0;
-    char w[64];
-    const unsigned char *p = (const unsigned char *)query;
-    while (*p != '\0' && words < MAX_QUERY_WORDS) {
-        while (*p != '\0' && !isalnum(*p))
-            p++;
-        size_t n = 0;
-        while (*p != '\0' && isalnum(*p)) {
-            /* camelCase in a query too ("getFileContents") */
-            if (n > 0 && isupper(*p) && islower(p[-1]))
-                break;
-            if (n + 1 < sizeof w)
-                w[n++] = (char)tolower(*p);
-            p++;
-        }
-        w[n] = '\0';
-        if (n < 2 || is_stop(w))
-            continue;
-        o += (size_t)snprintf(out + o, cap - o, "%s\"%s\"", words ? " OR " : "", w);
-        words++;
-    }
-    out[o] = '\0';
-    if (words == 0) {
-        free(out);
-        return strdup("");
-    }
-    return out;
-}
-
-int mg_toolsearch_index_search(mg_toolsearch_index_t *ix, const char *query, size_t *out, size_t cap)
-{
-    if (ix == NULL || query == NULL || cap == 0)
-        return 0;
-    char *expr = match_expr(query);
-    if (expr == NULL)
-        return MG_ENOMEM;
-    if (expr[0] == '\0') {
-        free(expr);
-        return 0;
-    }
-    sqlite3_bind_text(ix->query, 1, expr, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(ix->query, 2, (sqlite3_int64)cap);
-    free(expr);
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(ix->query)) == SQLITE_ROW && n < cap) {
-        sqlite3_int64 id = sqlite3_column_int64(ix->query, 0);
-        if (id >= 0 && (size_t)id < ix->count)
-            out[n++] = (size_t)id;
-    }
-    sqlite3_reset(ix->query);
-    sqlite3_clear_bindings(ix->query);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return MG_EINTERNAL;
-    return (int)n;
-}
-
-size_t mg_toolsearch_index_size(const mg_toolsearch_index_t *ix)
-{
-    return ix ? ix->count : 0;
-}
-
-size_t mg_toolsearch_index_bytes(const mg_toolsearch_index_t *ix)
-{
-    return ix ? ix->bytes : 0;
-}
-
-void mg_toolsearch_index_free(mg_toolsearch_index_t *ix)
-{
-    if (ix != NULL)
-        index_dispose(ix);
 }
