@@ -33,6 +33,7 @@
 enum { F_NAME, F_SERVER, F_TITLE, F_DHEAD, F_DREST, F_PNAME, F_PDESC, NFIELDS };
 static const float field_weight[NFIELDS] = {3.0f, 1.0f, 2.0f, 1.5f, 0.4f, 0.6f, 0.25f};
 static const float field_b[NFIELDS] = {0.5f, 0.0f, 0.5f, 0.75f, 0.75f, 0.5f, 0.75f};
+mg__ts_parts_t mg__ts_parts = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 #define K1 1.2f
 #define SERVER_BOOST 1.0f
 /* A description's first sentence, cut at this many bytes, is its own field (what a tool does). */
@@ -40,6 +41,8 @@ static const float field_b[NFIELDS] = {0.5f, 0.0f, 0.5f, 0.75f, 0.75f, 0.5f, 0.7
 /* Share of a word's tools that must belong to one server for the word alone to name the server. */
 #define SERVER_WORD_SHARE 0.8f
 #define FUZZY_WEIGHT 0.5f
+/* A typed word's exact form, on top of its stem. */
+#define EXACT_WEIGHT (getenv("XW") ? (float)atof(getenv("XW")) : 0.5f)
 
 typedef struct posting {
     uint32_t doc;
@@ -122,6 +125,8 @@ typedef struct builder {
     occ_t *occ; /* the current tool's occurrences */
     size_t nocc, occ_cap;
     int field, oom;
+    struct seen *seen; /* words already stemmed, open addressing */
+    size_t nseen, nseen_slots;
 } builder_t;
 
 static int grow(void **p, size_t *cap, size_t need, size_t size)
@@ -182,19 +187,49 @@ static uint32_t intern(builder_t *b, const char *stem)
     return t->off;
 }
 
+/* A word already seen in this build: its two term ids (stemming is the build's main cost). */
+typedef struct seen {
+    char word[MG__TS_WORD_MAX];
+    uint32_t stem, exact;
+} seen_t;
+
 static int word_cb(void *arg, const char *word, size_t n)
 {
     builder_t *b = arg;
-    char stem[MG__TS_WORD_MAX];
     if (n < 2 && !(word[0] >= '0' && word[0] <= '9'))
         return 0;
-    mg__ts_stem(b->ix->st, word, n, stem);
-    uint32_t id = intern(b, stem);
-    if (id == UINT32_MAX || grow((void **)&b->occ, &b->occ_cap, b->nocc + 1, sizeof *b->occ) != 0) {
+    size_t mask = b->nseen_slots - 1, i = (size_t)hash_bytes(word) & mask;
+    while (b->seen[i].word[0] != '\0' && strcmp(b->seen[i].word, word) != 0)
+        i = (i + 1) & mask;
+    seen_t *e = &b->seen[i];
+    if (e->word[0] == '\0') {
+        if ((b->nseen + 1) * 2 > b->nseen_slots) { /* full enough: stop caching, keep indexing */
+            char stem[MG__TS_WORD_MAX], exact[MG__TS_WORD_MAX + 1];
+            mg__ts_stem(b->ix->st, word, n, stem);
+            snprintf(exact, sizeof exact, "=%s", word);
+            seen_t tmp = {{0}, intern(b, stem), mg__ts_parts.exact ? intern(b, exact) : UINT32_MAX - 1};
+            e = &tmp;
+            goto add;
+        }
+        char stem[MG__TS_WORD_MAX], exact[MG__TS_WORD_MAX + 1];
+        mg__ts_stem(b->ix->st, word, n, stem);
+        snprintf(exact, sizeof exact, "=%s", word);
+        memcpy(e->word, word, n + 1);
+        e->stem = intern(b, stem);
+        e->exact = mg__ts_parts.exact ? intern(b, exact) : UINT32_MAX - 1;
+        b->nseen++;
+    }
+    seen_t cur;
+add:
+    cur = *e;
+    if (cur.stem == UINT32_MAX || cur.exact == UINT32_MAX ||
+        grow((void **)&b->occ, &b->occ_cap, b->nocc + 2, sizeof *b->occ) != 0) {
         b->oom = 1;
         return 1;
     }
-    b->occ[b->nocc++] = (occ_t){id, (uint8_t)b->field};
+    b->occ[b->nocc++] = (occ_t){cur.stem, (uint8_t)b->field};
+    if (cur.exact != UINT32_MAX - 1 && cur.exact != cur.stem)
+        b->occ[b->nocc++] = (occ_t){cur.exact, (uint8_t)b->field};
     return 0;
 }
 
@@ -224,6 +259,8 @@ static void add_description(builder_t *b, const char *d)
             break;
         head++;
     }
+    if (!mg__ts_parts.fields)
+        head = len; /* one description field */
     add_text(b, F_DHEAD, d, head);
     if (head < len)
         add_text(b, F_DREST, d + head, len - head);
@@ -319,17 +356,20 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
     if (ix == NULL)
         return MG_ENOMEM;
     size_t count = json_array_size(tools), thbytes = 0;
-    builder_t b = {ix, NULL, 0, 0, NULL, 0, 0, 0, 0};
+    builder_t b = {ix, NULL, 0, 0, NULL, 0, 0, 0, 0, NULL, 0, 1024};
     raw_t *raw = NULL;
     size_t nraw = 0, raw_cap = 0;
     uint32_t *len = NULL; /* per tool per field */
     int rc = 0;
-    ix->st = sb_stemmer_new("english", "UTF_8");
+    ix->st = mg__ts_parts.stem ? sb_stemmer_new("english", "UTF_8") : NULL;
     ix->th = mg__ts_thesaurus_new(ix->st, &thbytes);
     ix->arena_cap = text_bytes(tools) + 2 * count + 64; /* no vocabulary is larger than its text */
     ix->arena = malloc(ix->arena_cap);
+    while (b.nseen_slots < ix->arena_cap / 4) /* at least twice the distinct words the text can hold */
+        b.nseen_slots *= 2;
+    b.seen = calloc(b.nseen_slots, sizeof *b.seen);
     len = calloc(count * NFIELDS + 1, sizeof *len);
-    if (ix->st == NULL || ix->th == NULL || ix->arena == NULL || len == NULL ||
+    if ((ix->st == NULL && mg__ts_parts.stem) || ix->th == NULL || b.seen == NULL || ix->arena == NULL || len == NULL ||
         servers_build(ix, servers, count) != 0) {
         rc = MG_ENOMEM;
         goto done;
@@ -408,7 +448,8 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
         for (int f = 0; f < NFIELDS; f++)
             if (raw[r].tf[f] > 0) {
                 double l = len[raw[r].doc * NFIELDS + f];
-                tf += field_weight[f] * raw[r].tf[f] / (1.0 - field_b[f] + field_b[f] * l / avg[f]);
+                double w = mg__ts_parts.fields ? field_weight[f] : 1.0, bf = mg__ts_parts.fields ? field_b[f] : 0.75;
+                tf += w * raw[r].tf[f] / (1.0 - bf + bf * l / avg[f]);
             }
         ix->post[start[raw[r].term]++] = (posting_t){raw[r].doc, (float)tf};
     }
@@ -419,6 +460,7 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
 done:
     free(b.ids);
     free(b.occ);
+    free(b.seen);
     free(raw);
     free(len);
     if (rc != 0) {
@@ -483,18 +525,26 @@ static float idf(const mg_toolsearch_index_t *ix, uint32_t df)
 static size_t score_terms(const mg_toolsearch_index_t *ix, const mg__ts_query_t *q, scored_t *sc)
 {
     size_t touched = 0;
-    for (size_t i = 0; i < q->n; i++) {
-        const term_t *t = term_find(ix, q->t[i].stem);
+    for (size_t i = 0; i < 2 * q->n; i++) {
+        /* Each term by its stem, then a typed word once more by its exact form: "issues" finds
+         * create_issue, and list_issues first. */
+        const mg__ts_qterm_t *qt = &q->t[i / 2];
+        char exact[MG__TS_WORD_MAX + 1];
+        if (i % 2 == 1 && (qt->expanded || !mg__ts_parts.exact))
+            continue;
+        if (i % 2 == 1)
+            snprintf(exact, sizeof exact, "=%s", qt->word);
+        const term_t *t = term_find(ix, i % 2 ? exact : qt->stem);
         if (t == NULL)
             continue;
-        float w = q->t[i].weight * idf(ix, t->df);
+        float w = (i % 2 ? EXACT_WEIGHT : 1.0f) * qt->weight * idf(ix, t->df);
         for (uint32_t p = t->off; p < t->off + t->df; p++) {
             scored_t *s = &sc[ix->post[p].doc];
             float tf = ix->post[p].tf;
             touched += s->score == 0;
             s->score += w * tf * (K1 + 1) / (tf + K1);
-            if (i < 63)
-                s->matched |= 1ull << i;
+            if (i / 2 < 63)
+                s->matched |= 1ull << (i / 2);
         }
     }
     return touched;
@@ -626,10 +676,10 @@ int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_to
         free(named);
         return MG_ENOMEM;
     }
-    mg__ts_query_analyse(query, ix->st, ix->th, q);
-    size_t nnamed = named_servers(ix, q, named);
+    mg__ts_query_analyse(query, ix->st, mg__ts_parts.thesaurus ? ix->th : NULL, q);
+    size_t nnamed = mg__ts_parts.server ? named_servers(ix, q, named) : 0;
     size_t touched = score_terms(ix, q, sc);
-    if (touched == 0 && q->nwords > 0) {
+    if (touched == 0 && q->nwords > 0 && mg__ts_parts.fallback) {
         fuzzy_terms(ix, q);
         memset(sc, 0, ix->count * sizeof *sc);
         touched = score_terms(ix, q, sc);
@@ -644,7 +694,7 @@ int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_to
                 sc[d].score = sc[d].score > 0 ? sc[d].score * (1 + SERVER_BOOST) : 1e-6f * (float)(ix->count - d);
             }
     size_t n = top(ix, q, sc, hits, cap);
-    if (n == 0) {
+    if (n == 0 && mg__ts_parts.fallback) {
         /* Fallback 2: nothing matched at all. A sample of every server's tools, round robin, so the
          * caller sees what kinds of tools exist (runtime.c adds a hint). */
         if (how != NULL)

@@ -115,6 +115,13 @@ static const char *const subordinators[] = {"after",   "although", "as",    "bec
                                             "if",      "once",     "since", "though",  "unless", "until",
                                             "whenever", "while",   "when",  "whereas", NULL};
 
+/* A query opening with one of these is a question. */
+static const char *const question_words[] = {"what", "whats", "who", "whos", "which", "where", "wheres", "when",
+                                             "how", "hows", "is", "are", "was", "were", "do", "does", "did",
+                                             "any", "anyone", "has", "have", NULL};
+/* What a question asks tools to do (stems). */
+static const char *const read_verbs[] = {"get", "list", "search", "read", NULL};
+
 static int in_list(const char *const *list, const char *w)
 {
     for (size_t i = 0; list[i] != NULL; i++)
@@ -272,6 +279,14 @@ static void add_term(mg__ts_query_t *q, const char *stem, const char *word, cons
     t->expanded = (unsigned char)expanded;
 }
 
+/* A typed term's weight lowered to at most w (an idiom's word). */
+static void demote(mg__ts_query_t *q, const char *stem, float w)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (!q->t[i].expanded && strcmp(q->t[i].stem, stem) == 0 && q->t[i].weight > w)
+            q->t[i].weight = w;
+}
+
 static void expand(mg__ts_query_t *q, const entry_t *e, const char *word, float weight)
 {
     for (unsigned k = 0; k < e->nexp; k++)
@@ -287,7 +302,7 @@ void mg__ts_query_analyse(const char *query, struct sb_stemmer *st, const mg__ts
         return;
     a->st = st;
     a->first = 1;
-    int shellish = 0;
+    int shellish = 0, quoted = 0;
     const char *p = query;
     while (*p != '\0') {
         while (*p != '\0' && isspace((unsigned char)*p))
@@ -311,29 +326,41 @@ void mg__ts_query_analyse(const char *query, struct sb_stemmer *st, const mg__ts
         if (flag || path || memchr(s, '\'', n) || memchr(s, '"', n) || memchr(s, '`', n) || memchr(s, '|', n) ||
             memchr(s, '>', n))
             shellish = 1;
+        if (!mg__ts_parts.shell)
+            flag = path = ext = 0;
         if (flag) {
             a->first = 0;
             continue;
         }
-        if (n == 1 && (s[0] == '>' || s[0] == '|')) {
+        if (mg__ts_parts.shell && n == 1 && (s[0] == '>' || s[0] == '|')) {
             if (s[0] == '>') {
                 add_term(q, "write", ">", "write", 1.0f, 1);
                 add_term(q, "file", ">", "file", 1.0f, 1);
             }
             continue;
         }
-        if (s[0] == '#' && n > 1)
+        if (mg__ts_parts.shell && s[0] == '#' && n > 1)
             add_term(q, "channel", "#", "channel", MG__TS_EXPANSION_WEIGHT, 1);
         if (ext)
             add_term(q, "file", "path", "file", MG__TS_EXPANSION_WEIGHT, 1);
-        a->weight = path ? MG__TS_PATH_WEIGHT : 1.0f;
+        /* Quoted text is data the tool will get ("wait until 'Done' shows"), not what is asked. An
+         * apostrophe inside a word ("Dana's") opens nothing. */
+        int opens = mg__ts_parts.quotes && (s[0] == '\'' || s[0] == '"' || s[0] == '`');
+        int closes = n > 1 && (last == '\'' || last == '"' || last == '`' ||
+                               ((last == ',' || last == '.' || last == ')') && n > 2 &&
+                                (s[n - 2] == '\'' || s[n - 2] == '"')));
+        if (opens)
+            quoted = 1;
+        a->weight = path || quoted ? MG__TS_PATH_WEIGHT : 1.0f;
         mg__ts_words(s, n, word_cb, a);
+        if (closes)
+            quoted = 0;
         if (last == ',' || last == ';' || last == ':' || last == '?' || last == '!' ||
             (last == '.' && *p != '\0'))
             a->clause++;
     }
     /* Clauses: context ones weigh less when another starts with a verb. */
-    if (a->clause > 0) {
+    if (a->clause > 0 && mg__ts_parts.clauses) {
         unsigned char imperative[256] = {0}, context[256] = {0};
         for (size_t i = 0; i < a->n; i++) {
             qword_t *w = &a->w[i];
@@ -371,6 +398,18 @@ void mg__ts_query_analyse(const char *query, struct sb_stemmer *st, const mg__ts
         if (q->nwords < sizeof q->words / sizeof q->words[0])
             snprintf(q->words[q->nwords++], MG__TS_WORD_MAX, "%s", w->stem);
     }
+    /* A question ("what did people say", "who's in our slack", "is there ...?") asks to read:
+     * the reading verbs tools use, at a low weight. */
+    if (mg__ts_parts.questions && a->n > 0) {
+        size_t len = strlen(query);
+        while (len > 0 && isspace((unsigned char)query[len - 1]))
+            len--;
+        int question = len > 0 && query[len - 1] == '?';
+        question |= in_list(question_words, a->w[0].word);
+        if (question)
+            for (size_t k = 0; read_verbs[k] != NULL; k++)
+                add_term(q, read_verbs[k], "?", read_verbs[k], MG__TS_QUESTION_WEIGHT, 1);
+    }
     /* Thesaurus: single words, adjacent pairs (stop words included: "pull up") and adjacent content
      * words ("file a bug" -> "file bug"). */
     for (size_t i = 0; th != NULL && i < a->n; i++) {
@@ -385,7 +424,7 @@ void mg__ts_query_analyse(const char *query, struct sb_stemmer *st, const mg__ts
             if (e->key[1][0] == '\0') {
                 if (w->stop)
                     continue;
-                if (e->shell && !(w->first && (shellish || content <= 2)))
+                if (e->shell && !(mg__ts_parts.shell && w->first && (shellish || content <= 2)))
                     continue;
                 expand(q, e, w->word, w->weight);
                 continue;
@@ -395,6 +434,12 @@ void mg__ts_query_analyse(const char *query, struct sb_stemmer *st, const mg__ts
                 b = &a->w[next];
             else if (!w->stop && next_content < a->n && strcmp(e->key[1], a->w[next_content].stem) == 0)
                 b = &a->w[next_content];
+            if (b != NULL && mg__ts_parts.phrases) {
+                /* An idiom means something else than its words ("pull up" is not a pull request,
+                 * "file a bug" not a file): its typed words weigh as much as an expansion. */
+                demote(q, w->stem, w->weight * MG__TS_EXPANSION_WEIGHT);
+                demote(q, b->stem, b->weight * MG__TS_EXPANSION_WEIGHT);
+            }
             if (b != NULL) {
                 char both[MG__TS_WORD_MAX];
                 snprintf(both, sizeof both, "%.22s %.22s", w->word, b->word);

@@ -63,6 +63,25 @@ const char *const *mg__ts_thesaurus_lines(void);
 mg__ts_thesaurus_t *mg__ts_thesaurus_new(struct sb_stemmer *st, size_t *bytes);
 void mg__ts_thesaurus_free(mg__ts_thesaurus_t *th);
 
+/*
+ * Switches for measuring what each part of the search contributes (mcpgate-searchbench --without
+ * NAME). The gateway never changes them: every part is on.
+ */
+typedef struct mg__ts_parts {
+    int stem;      /* Snowball stemming (off: words as typed) */
+    int thesaurus; /* thesaurus expansion */
+    int fields;    /* field weights (off: every field 1, b 0.75, the description one field) */
+    int server;    /* server narrowing */
+    int clauses;   /* context clauses weigh less */
+    int shell;     /* flags, paths, redirections and "$" shell entries */
+    int fallback;  /* spelling and browse fallbacks */
+    int exact;     /* a typed word's exact form counts on top of its stem */
+    int quotes;    /* quoted words weigh as little as paths */
+    int questions; /* a question adds reading verbs */
+    int phrases;   /* the words of a two-word thesaurus idiom weigh as expansions */
+} mg__ts_parts_t;
+extern mg__ts_parts_t mg__ts_parts;
+
 /* Weight of a thesaurus expansion relative to the word it expands (query.c; searchbench tunes it
  * through MG_TOOLSEARCH_TUNE only in builds made for that, never at run time). */
 #define MG__TS_EXPANSION_WEIGHT 0.6f
@@ -70,5 +89,7 @@ void mg__ts_thesaurus_free(mg__ts_thesaurus_t *th);
 #define MG__TS_CONTEXT_WEIGHT 0.35f
 /* Weight of the words inside a path or file name ("notes.md"). */
 #define MG__TS_PATH_WEIGHT 0.3f
+/* Weight of the reading verbs a question adds ("what did people say in #random"). */
+#define MG__TS_QUESTION_WEIGHT 0.3f
 
 #endif

@@ -13,10 +13,14 @@
  * --scale N adds N-tool figures: the recorded catalogs repeated under other server names
  * (<server>-2, <server>-3, ...) until N tools, as a gateway fronting several instances of the same
  * servers would list them (timing and memory only: duplicates make the hit rate meaningless).
+ * --without PART (stem, exact, thesaurus, fields, server, clauses, shell, quotes, questions,
+ * phrases, fallback; repeatable): the same
+ * with one part of the search off, to measure what it contributes.
  * --check: exit 1 unless the held-out half reaches MIN_TOP5 / MIN_TOP1 (CTest toolsearch_quality).
  * Exit status: 0, 1 (check failed), 2 (usage or unreadable fixture).
  */
 #include "toolsearch/toolsearch.h"
+#include "toolsearch/toolsearch_int.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -234,9 +238,30 @@ int main(int argc, char **argv)
             check = 1;
         else if (strcmp(argv[i], "--verbose") == 0)
             verbose = 1;
+        else if (strcmp(argv[i], "--without") == 0 && i + 1 < argc) {
+            /* Ablation: turn one part of the search off (toolsearch_int.h). */
+            const char *w = argv[++i];
+            int *part = strcmp(w, "stem") == 0        ? &mg__ts_parts.stem
+                        : strcmp(w, "thesaurus") == 0 ? &mg__ts_parts.thesaurus
+                        : strcmp(w, "fields") == 0    ? &mg__ts_parts.fields
+                        : strcmp(w, "server") == 0    ? &mg__ts_parts.server
+                        : strcmp(w, "clauses") == 0   ? &mg__ts_parts.clauses
+                        : strcmp(w, "shell") == 0     ? &mg__ts_parts.shell
+                        : strcmp(w, "fallback") == 0  ? &mg__ts_parts.fallback
+                        : strcmp(w, "exact") == 0     ? &mg__ts_parts.exact
+                        : strcmp(w, "quotes") == 0    ? &mg__ts_parts.quotes
+                        : strcmp(w, "questions") == 0 ? &mg__ts_parts.questions
+                        : strcmp(w, "phrases") == 0   ? &mg__ts_parts.phrases
+                                                      : NULL;
+            if (part == NULL) {
+                fprintf(stderr, "searchbench: --without stem|exact|thesaurus|fields|server|clauses|shell|quotes|questions|phrases|fallback\n");
+                return 2;
+            }
+            *part = 0;
+        }
         else {
             fprintf(stderr, "usage: mcpgate-searchbench [--catalogs DIR] [--scale N] [--runs N] [--json] "
-                            "[--check] [--verbose]\n");
+                            "[--check] [--verbose] [--without PART]...\n");
             return 2;
         }
     }
