@@ -50,7 +50,8 @@ typedef struct posting {
 } posting_t;
 
 typedef struct term {
-    char *stem;   /* in the arena; NULL = empty slot */
+    char *stem;    /* in the arena; NULL = empty slot */
+    uint32_t hash; /* low bits of the stem's hash: most probes end without strcmp */
     uint32_t off; /* first posting */
     uint32_t df;  /* postings (tools containing the term) */
 } term_t;
@@ -98,8 +99,9 @@ static uint64_t hash_bytes(const char *s)
 
 static term_t *slot_of(const mg_toolsearch_index_t *ix, const char *stem)
 {
-    size_t mask = ix->nslots - 1, i = (size_t)hash_bytes(stem) & mask;
-    while (ix->terms[i].stem != NULL && strcmp(ix->terms[i].stem, stem) != 0)
+    uint64_t h = hash_bytes(stem);
+    size_t mask = ix->nslots - 1, i = (size_t)h & mask;
+    while (ix->terms[i].stem != NULL && (ix->terms[i].hash != (uint32_t)h || strcmp(ix->terms[i].stem, stem) != 0))
         i = (i + 1) & mask;
     return &ix->terms[i];
 }
@@ -120,13 +122,14 @@ typedef struct occ {
 
 typedef struct builder {
     mg_toolsearch_index_t *ix;
-    term_t **ids; /* term id -> slot */
-    size_t nids, ids_cap;
+    size_t nids; /* terms interned: ids 0..nids-1 (a slot's off holds its id until the end) */
     occ_t *occ; /* the current tool's occurrences */
     size_t nocc, occ_cap;
     int field, oom;
-    struct seen *seen; /* words already stemmed, open addressing */
+    struct seen *seen; /* words already stemmed */
     size_t nseen, nseen_slots;
+    char *words;
+    size_t words_len, words_cap;
 } builder_t;
 
 static int grow(void **p, size_t *cap, size_t need, size_t size)
@@ -176,60 +179,81 @@ static uint32_t intern(builder_t *b, const char *stem)
          * catalog (the builder sized it from the text it indexes), and never moves. */
         return UINT32_MAX;
     }
-    if (grow((void **)&b->ids, &b->ids_cap, b->nids + 1, sizeof *b->ids) != 0)
-        return UINT32_MAX;
     t->stem = ix->arena + ix->arena_len;
+    t->hash = (uint32_t)hash_bytes(stem);
     memcpy(t->stem, stem, n);
     ix->arena_len += n;
     t->off = (uint32_t)b->nids;
-    b->ids[b->nids++] = NULL; /* slots move on rehash: resolved by stem after the build */
+    b->nids++;
     ix->nterms++;
     return t->off;
 }
 
-/* A word already seen in this build: its two term ids (stemming is the build's main cost). */
+/* A word already seen in this build and its two term ids (stemming is the build's main cost):
+ * open addressing over the words, kept in the builder's own buffer. */
 typedef struct seen {
-    char word[MG__TS_WORD_MAX];
+    uint64_t hash; /* 0 = empty slot */
+    uint32_t word; /* offset in builder.words */
     uint32_t stem, exact;
 } seen_t;
+
+static int seen_grow(builder_t *b)
+{
+    size_t n = b->nseen_slots ? b->nseen_slots * 2 : 4096;
+    seen_t *g = calloc(n, sizeof *g);
+    if (g == NULL)
+        return -1;
+    for (size_t i = 0; i < b->nseen_slots; i++)
+        if (b->seen[i].hash != 0) {
+            size_t k = (size_t)b->seen[i].hash & (n - 1);
+            while (g[k].hash != 0)
+                k = (k + 1) & (n - 1);
+            g[k] = b->seen[i];
+        }
+    free(b->seen);
+    b->seen = g;
+    b->nseen_slots = n;
+    return 0;
+}
 
 static int word_cb(void *arg, const char *word, size_t n)
 {
     builder_t *b = arg;
     if (n < 2 && !(word[0] >= '0' && word[0] <= '9'))
         return 0;
-    size_t mask = b->nseen_slots - 1, i = (size_t)hash_bytes(word) & mask;
-    while (b->seen[i].word[0] != '\0' && strcmp(b->seen[i].word, word) != 0)
+    if ((b->nseen + 1) * 2 > b->nseen_slots && seen_grow(b) != 0) {
+        b->oom = 1;
+        return 1;
+    }
+    uint64_t h = hash_bytes(word) | 1;
+    size_t mask = b->nseen_slots - 1, i = (size_t)h & mask;
+    while (b->seen[i].hash != 0 && (b->seen[i].hash != h || strcmp(b->words + b->seen[i].word, word) != 0))
         i = (i + 1) & mask;
     seen_t *e = &b->seen[i];
-    if (e->word[0] == '\0') {
-        if ((b->nseen + 1) * 2 > b->nseen_slots) { /* full enough: stop caching, keep indexing */
-            char stem[MG__TS_WORD_MAX], exact[MG__TS_WORD_MAX + 1];
-            mg__ts_stem(b->ix->st, word, n, stem);
-            snprintf(exact, sizeof exact, "=%s", word);
-            seen_t tmp = {{0}, intern(b, stem), mg__ts_parts.exact ? intern(b, exact) : UINT32_MAX - 1};
-            e = &tmp;
-            goto add;
-        }
+    if (e->hash == 0) {
         char stem[MG__TS_WORD_MAX], exact[MG__TS_WORD_MAX + 1];
         mg__ts_stem(b->ix->st, word, n, stem);
         snprintf(exact, sizeof exact, "=%s", word);
-        memcpy(e->word, word, n + 1);
+        if (grow((void **)&b->words, &b->words_cap, b->words_len + n + 1, 1) != 0) {
+            b->oom = 1;
+            return 1;
+        }
+        memcpy(b->words + b->words_len, word, n + 1);
+        e->word = (uint32_t)b->words_len;
+        b->words_len += n + 1;
+        e->hash = h;
         e->stem = intern(b, stem);
-        e->exact = mg__ts_parts.exact ? intern(b, exact) : UINT32_MAX - 1;
+        e->exact = mg__ts_parts.exact ? intern(b, exact) : e->stem;
         b->nseen++;
     }
-    seen_t cur;
-add:
-    cur = *e;
-    if (cur.stem == UINT32_MAX || cur.exact == UINT32_MAX ||
+    if (e->stem == UINT32_MAX || e->exact == UINT32_MAX ||
         grow((void **)&b->occ, &b->occ_cap, b->nocc + 2, sizeof *b->occ) != 0) {
         b->oom = 1;
         return 1;
     }
-    b->occ[b->nocc++] = (occ_t){cur.stem, (uint8_t)b->field};
-    if (cur.exact != UINT32_MAX - 1 && cur.exact != cur.stem)
-        b->occ[b->nocc++] = (occ_t){cur.exact, (uint8_t)b->field};
+    b->occ[b->nocc++] = (occ_t){e->stem, (uint8_t)b->field};
+    if (e->exact != e->stem)
+        b->occ[b->nocc++] = (occ_t){e->exact, (uint8_t)b->field};
     return 0;
 }
 
@@ -282,11 +306,36 @@ static void add_params(builder_t *b, const json_t *schema, int depth)
     }
 }
 
-static size_t text_bytes(const json_t *tools)
+/* Bytes of the text an index of schema's parameters reads. */
+static size_t params_bytes(const json_t *schema, int depth)
 {
-    char *s = json_dumps(tools, JSON_COMPACT);
-    size_t n = s ? strlen(s) : 0;
-    free(s);
+    size_t n = 0;
+    if (!json_is_object(schema) || depth > 8)
+        return 0;
+    const char *k;
+    json_t *sub;
+    json_object_foreach((json_t *)json_object_get(schema, "properties"), k, sub)
+    {
+        n += strlen(k) + 1 + json_string_length(json_object_get(sub, "description")) + 1 +
+             json_string_length(json_object_get(sub, "title")) + 1;
+        n += params_bytes(sub, depth + 1) + params_bytes(json_object_get(sub, "items"), depth + 1);
+    }
+    return n;
+}
+
+/* Bytes of the text an index of tools reads (bounds the vocabulary's size). */
+static size_t text_bytes(const json_t *tools, const json_t *servers)
+{
+    size_t n = 0, i;
+    json_t *t;
+    json_array_foreach((json_t *)tools, i, t)
+    {
+        n += json_string_length(json_object_get(t, "name")) + json_string_length(json_object_get(t, "title")) +
+             json_string_length(json_object_get(json_object_get(t, "annotations"), "title")) +
+             json_string_length(json_object_get(t, "description")) + 8;
+        n += params_bytes(json_object_get(t, "inputSchema"), 0);
+        n += json_string_length(json_array_get(servers, i)) + 1;
+    }
     return n;
 }
 
@@ -349,6 +398,42 @@ static int servers_build(mg_toolsearch_index_t *ix, const json_t *servers, size_
     return 0;
 }
 
+/* The parsed thesaurus, shared by every index (parsing stems ~2,000 words): made by the first
+ * index, freed with the last. Not locked: indexes are built and freed on the gateway's one loop. */
+static mg__ts_thesaurus_t *shared_th;
+static size_t shared_th_refs, shared_th_bytes;
+static int shared_th_stemmed;
+
+static mg__ts_thesaurus_t *thesaurus_ref(size_t *bytes)
+{
+    if (shared_th != NULL && shared_th_stemmed != mg__ts_parts.stem && shared_th_refs == 0) {
+        mg__ts_thesaurus_free(shared_th); /* ablation runs switch stemming between builds */
+        shared_th = NULL;
+    }
+    if (shared_th == NULL) {
+        struct sb_stemmer *st = mg__ts_parts.stem ? sb_stemmer_new("english", "UTF_8") : NULL;
+        if (st == NULL && mg__ts_parts.stem)
+            return NULL;
+        shared_th = mg__ts_thesaurus_new(st, &shared_th_bytes);
+        shared_th_stemmed = mg__ts_parts.stem;
+        if (st != NULL)
+            sb_stemmer_delete(st);
+        if (shared_th == NULL)
+            return NULL;
+    }
+    shared_th_refs++;
+    *bytes = shared_th_bytes;
+    return shared_th;
+}
+
+static void thesaurus_unref(mg__ts_thesaurus_t *th)
+{
+    if (th == NULL || th != shared_th || --shared_th_refs > 0)
+        return;
+    mg__ts_thesaurus_free(shared_th);
+    shared_th = NULL;
+}
+
 int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_toolsearch_index_t **out)
 {
     *out = NULL;
@@ -356,20 +441,19 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
     if (ix == NULL)
         return MG_ENOMEM;
     size_t count = json_array_size(tools), thbytes = 0;
-    builder_t b = {ix, NULL, 0, 0, NULL, 0, 0, 0, 0, NULL, 0, 1024};
+    builder_t b = {0};
+    b.ix = ix;
     raw_t *raw = NULL;
     size_t nraw = 0, raw_cap = 0;
     uint32_t *len = NULL; /* per tool per field */
     int rc = 0;
     ix->st = mg__ts_parts.stem ? sb_stemmer_new("english", "UTF_8") : NULL;
-    ix->th = mg__ts_thesaurus_new(ix->st, &thbytes);
-    ix->arena_cap = text_bytes(tools) + 2 * count + 64; /* no vocabulary is larger than its text */
+    ix->th = thesaurus_ref(&thbytes);
+    /* A word of n bytes adds at most two terms (its stem, "=word"): 2n + 3 bytes, 3.5 per byte. */
+    ix->arena_cap = 4 * text_bytes(tools, servers) + 64;
     ix->arena = malloc(ix->arena_cap);
-    while (b.nseen_slots < ix->arena_cap / 4) /* at least twice the distinct words the text can hold */
-        b.nseen_slots *= 2;
-    b.seen = calloc(b.nseen_slots, sizeof *b.seen);
     len = calloc(count * NFIELDS + 1, sizeof *len);
-    if ((ix->st == NULL && mg__ts_parts.stem) || ix->th == NULL || b.seen == NULL || ix->arena == NULL || len == NULL ||
+    if ((ix->st == NULL && mg__ts_parts.stem) || ix->th == NULL || seen_grow(&b) != 0 || ix->arena == NULL || len == NULL ||
         servers_build(ix, servers, count) != 0) {
         rc = MG_ENOMEM;
         goto done;
@@ -454,13 +538,24 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
         ix->post[start[raw[r].term]++] = (posting_t){raw[r].doc, (float)tf};
     }
     free(start);
+    /* The arena was sized for the worst case (the whole text); keep only the vocabulary. */
+    char *small = malloc(ix->arena_len ? ix->arena_len : 1);
+    if (small != NULL) {
+        memcpy(small, ix->arena, ix->arena_len);
+        for (size_t t = 0; t < ix->nslots; t++)
+            if (ix->terms[t].stem != NULL)
+                ix->terms[t].stem = small + (ix->terms[t].stem - ix->arena);
+        free(ix->arena);
+        ix->arena = small;
+        ix->arena_cap = ix->arena_len;
+    }
     ix->npost = nraw;
     ix->count = count;
     ix->bytes += sizeof *ix + ix->nslots * sizeof *ix->terms + nraw * sizeof *ix->post + ix->arena_cap + thbytes;
 done:
-    free(b.ids);
     free(b.occ);
     free(b.seen);
+    free(b.words);
     free(raw);
     free(len);
     if (rc != 0) {
@@ -751,7 +846,7 @@ void mg_toolsearch_index_free(mg_toolsearch_index_t *ix)
         return;
     if (ix->st != NULL)
         sb_stemmer_delete(ix->st);
-    mg__ts_thesaurus_free(ix->th);
+    thesaurus_unref(ix->th);
     free(ix->terms);
     free(ix->post);
     free(ix->arena);

@@ -9,7 +9,8 @@
  * 85 queries) and phrasings.json ("tune" and "heldout"): top-5 and top-1 hit rates. Misses are
  * printed for "project" and "tune" only: the held-out half is scored in aggregate, never studied.
  * Then the cost: index build time (median and worst of --runs builds), index memory, and the
- * latency of each search (p50, p99, max over every query of every set, --runs rounds).
+ * latency of each search (p50, p99, max over every query of every set, --runs rounds), all in
+ * CPU time of the thread (the machine's load does not count).
  * --scale N adds N-tool figures: the recorded catalogs repeated under other server names
  * (<server>-2, <server>-3, ...) until N tools, as a gateway fronting several instances of the same
  * servers would list them (timing and memory only: duplicates make the hit rate meaningless).
@@ -40,10 +41,11 @@ typedef struct qset {
     size_t top5, top1, n;
 } qset_t;
 
+/* CPU time of this thread: on a shared, loaded machine wall time measures the neighbours. */
 static double now_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
@@ -171,7 +173,7 @@ static void score(mg_toolsearch_index_t *ix, const json_t *tools, qset_t *qs, in
 
 typedef struct cost {
     size_t tools;
-    double build_med, build_max, p50, p99, max;
+    double build_cold, build_med, build_max, p50, p99, max;
     size_t bytes;
 } cost_t;
 
@@ -179,7 +181,12 @@ static int measure(const json_t *tools, const json_t *servers, qset_t *sets, siz
                    cost_t *c)
 {
     double *builds = calloc((size_t)runs, sizeof *builds);
-    mg_toolsearch_index_t *ix = NULL;
+    mg_toolsearch_index_t *ix = NULL, *warm = NULL;
+    /* The first index of a process also parses the thesaurus (shared by later ones): timed apart. */
+    double t_cold = now_ms();
+    if (mg_toolsearch_index_new(tools, servers, &warm) != 0)
+        return -1;
+    c->build_cold = now_ms() - t_cold;
     for (int r = 0; r < runs; r++) {
         double t0 = now_ms();
         if (mg_toolsearch_index_new(tools, servers, &ix) != 0)
@@ -215,6 +222,7 @@ static int measure(const json_t *tools, const json_t *servers, qset_t *sets, siz
     c->p99 = m ? lat[(m * 99) / 100] : 0;
     c->max = m ? lat[m - 1] : 0;
     mg_toolsearch_index_free(ix);
+    mg_toolsearch_index_free(warm);
     free(lat);
     free(builds);
     return 0;
@@ -321,7 +329,8 @@ int main(int argc, char **argv)
                                           "top5Percent", sets[s].n ? 100.0 * (double)sets[s].top5 / (double)sets[s].n : 0.0,
                                           "top1Percent", sets[s].n ? 100.0 * (double)sets[s].top1 / (double)sets[s].n : 0.0));
         for (size_t i = 0; i < ncosts; i++)
-            json_array_append_new(cs, json_pack("{s:I,s:f,s:f,s:I,s:f,s:f,s:f}", "tools", (json_int_t)costs[i].tools,
+            json_array_append_new(cs, json_pack("{s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f}", "tools", (json_int_t)costs[i].tools,
+                                                "buildFirstMs", costs[i].build_cold,
                                                 "buildMedianMs", costs[i].build_med, "buildMaxMs", costs[i].build_max,
                                                 "indexBytes", (json_int_t)costs[i].bytes, "searchP50Ms", costs[i].p50,
                                                 "searchP99Ms", costs[i].p99, "searchMaxMs", costs[i].max));
@@ -338,9 +347,9 @@ int main(int argc, char **argv)
                    sets[s].top5, sets[s].n ? 100.0 * (double)sets[s].top5 / (double)sets[s].n : 0.0, sets[s].top1,
                    sets[s].n ? 100.0 * (double)sets[s].top1 / (double)sets[s].n : 0.0);
         for (size_t i = 0; i < ncosts; i++)
-            printf("%5zu tools: build %.2f ms (median of %d, worst %.2f), index %.2f MB, search p50 %.3f ms, "
-                   "p99 %.3f ms, max %.3f ms\n",
-                   costs[i].tools, costs[i].build_med, runs, costs[i].build_max,
+            printf("%5zu tools: build %.2f ms (median of %d, worst %.2f; first of the process %.2f), index %.2f MB, "
+                   "search p50 %.3f ms, p99 %.3f ms, max %.3f ms (CPU time)\n",
+                   costs[i].tools, costs[i].build_med, runs, costs[i].build_max, costs[i].build_cold,
                    (double)costs[i].bytes / (1024.0 * 1024.0), costs[i].p50, costs[i].p99, costs[i].max);
         printf("held-out half: top-5 %.1f%% (target %.0f%%), top-1 %.1f%% (target %.0f%%): %s\n", h5, MIN_TOP5,
                h1, MIN_TOP1, ok ? "MET" : "NOT MET");
