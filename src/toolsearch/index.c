@@ -339,12 +339,6 @@ static size_t text_bytes(const json_t *tools, const json_t *servers)
     return n;
 }
 
-static int occ_cmp(const void *a, const void *b)
-{
-    const occ_t *x = a, *y = b;
-    return x->term < y->term ? -1 : x->term > y->term;
-}
-
 /* Accumulated per (tool, term) during the build, before normalisation. */
 typedef struct raw {
     uint32_t doc, term;
@@ -446,6 +440,7 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
     raw_t *raw = NULL;
     size_t nraw = 0, raw_cap = 0;
     uint32_t *len = NULL; /* per tool per field */
+    size_t *where = NULL, where_cap = 0;
     int rc = 0;
     ix->st = mg__ts_parts.stem ? sb_stemmer_new("english", "UTF_8") : NULL;
     ix->th = thesaurus_ref(&thbytes);
@@ -481,21 +476,29 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
             rc = MG_ENOMEM;
             break;
         }
-        qsort(b.occ, b.nocc, sizeof *b.occ, occ_cmp);
+        /* One raw row per (tool, term): where[term] is the term's row when it was already seen in
+         * this tool (rows of this tool start at first). */
+        if (grow((void **)&where, &where_cap, b.nids, sizeof *where) != 0) {
+            rc = MG_ENOMEM;
+            break;
+        }
+        size_t first = nraw;
         for (size_t k = 0; k < b.nocc; k++) {
+            uint32_t term = b.occ[k].term;
             len[i * NFIELDS + b.occ[k].field]++;
-            if (k == 0 || b.occ[k].term != b.occ[k - 1].term) {
+            size_t row = where[term];
+            if (row < first || row >= nraw || raw[row].term != term) {
                 if (grow((void **)&raw, &raw_cap, nraw + 1, sizeof *raw) != 0) {
                     rc = MG_ENOMEM;
                     break;
                 }
                 memset(&raw[nraw], 0, sizeof *raw);
                 raw[nraw].doc = (uint32_t)i;
-                raw[nraw].term = b.occ[k].term;
-                nraw++;
+                raw[nraw].term = term;
+                row = where[term] = nraw++;
             }
-            if (raw[nraw - 1].tf[b.occ[k].field] < UINT16_MAX)
-                raw[nraw - 1].tf[b.occ[k].field]++;
+            if (raw[row].tf[b.occ[k].field] < UINT16_MAX)
+                raw[row].tf[b.occ[k].field]++;
         }
     }
     if (rc != 0)
@@ -558,6 +561,7 @@ done:
     free(b.words);
     free(raw);
     free(len);
+    free(where);
     if (rc != 0) {
         mg_toolsearch_index_free(ix);
         return rc;

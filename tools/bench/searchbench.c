@@ -11,9 +11,12 @@
  * Then the cost: index build time (median and worst of --runs builds), index memory, and the
  * latency of each search (p50, p99, max over every query of every set, --runs rounds), all in
  * CPU time of the thread (the machine's load does not count).
- * --scale N adds N-tool figures: the recorded catalogs repeated under other server names
- * (<server>-2, <server>-3, ...) until N tools, as a gateway fronting several instances of the same
- * servers would list them (timing and memory only: duplicates make the hit rate meaningless).
+ * --scale N adds N-tool figures. The scale set is the recorded catalogs plus the real catalogs of
+ * DIR/more/ (recorded the same way: record-catalogs.mjs --more); the query sets are scored on it
+ * too (strict: only the expected tools count, though a distractor may do the job as well). When
+ * that is fewer than N tools, copies under other server names (<server>-2, ...) fill the rest, as a
+ * gateway fronting several instances of the same servers would list them: for timing and memory
+ * only (duplicates make hit rates meaningless).
  * --without PART (stem, exact, thesaurus, fields, server, clauses, shell, quotes, questions,
  * phrases, fallback; repeatable): the same
  * with one part of the search off, to measure what it contributes.
@@ -60,8 +63,8 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The recorded catalogs of dir as one exposed list; servers[i] is tools[i]'s server (NEW refs). */
-static int load_catalogs(const char *dir, json_t **tools_out, json_t **servers_out)
+/* Appends the recorded catalogs of dir to tools (exposed names) and servers (tools[i]'s server). */
+static int load_catalogs(const char *dir, json_t *tools, json_t *servers)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -78,7 +81,6 @@ static int load_catalogs(const char *dir, json_t **tools_out, json_t **servers_o
     }
     closedir(d);
     qsort(names, n, sizeof *names, cmp_str);
-    json_t *tools = json_array(), *servers = json_array();
     for (size_t i = 0; i < n; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
@@ -100,12 +102,10 @@ static int load_catalogs(const char *dir, json_t **tools_out, json_t **servers_o
         json_decref(cat);
         free(names[i]);
     }
-    *tools_out = tools;
-    *servers_out = servers;
     return 0;
 }
 
-/* tools repeated under <server>-2, -3, ... until n tools (NEW refs). */
+/* tools repeated under <server>-2, -3, ... until n tools, or cut to n (NEW refs). */
 static void scale_catalog(const json_t *tools, const json_t *servers, size_t n, json_t **t_out, json_t **s_out)
 {
     json_t *t = json_array(), *s = json_array();
@@ -275,8 +275,8 @@ int main(int argc, char **argv)
     }
     if (runs < 1)
         runs = 1;
-    json_t *tools, *servers;
-    if (load_catalogs(dir, &tools, &servers) != 0 || json_array_size(tools) == 0) {
+    json_t *tools = json_array(), *servers = json_array();
+    if (load_catalogs(dir, tools, servers) != 0 || json_array_size(tools) == 0) {
         fprintf(stderr, "searchbench: no recorded catalog in %s\n", dir);
         return 2;
     }
@@ -308,9 +308,31 @@ int main(int argc, char **argv)
     size_t ncosts = 0;
     if (measure(tools, servers, sets, nsets, runs, &costs[ncosts++]) != 0)
         return 2;
+    json_t *real = NULL, *real_servers = NULL;
+    qset_t wide[3];
+    size_t nreal = 0;
     if (scale > 0) {
+        /* The scale set: the recorded catalogs plus the real ones of DIR/more/, then, only if that
+         * is not yet N tools, copies under other server names. */
+        char more[4096];
+        snprintf(more, sizeof more, "%s/more", dir);
+        real = json_deep_copy(tools);
+        real_servers = json_deep_copy(servers);
+        load_catalogs(more, real, real_servers);
+        nreal = json_array_size(real);
+        /* Quality with the real distractors (strict: only the expected names count). */
+        if (mg_toolsearch_index_new(real, real_servers, &ix) != 0)
+            return 2;
+        for (size_t s = 0; s < nsets; s++) {
+            wide[s] = sets[s];
+            wide[s].studied = 0;
+            wide[s].top5 = wide[s].top1 = wide[s].n = 0;
+            if (wide[s].queries != NULL)
+                score(ix, real, &wide[s], 0);
+        }
+        mg_toolsearch_index_free(ix);
         json_t *st, *ss;
-        scale_catalog(tools, servers, scale, &st, &ss);
+        scale_catalog(real, real_servers, scale, &st, &ss);
         if (measure(st, ss, sets, nsets, runs, &costs[ncosts++]) != 0)
             return 2;
         json_decref(st);
@@ -335,6 +357,15 @@ int main(int argc, char **argv)
                                                 "indexBytes", (json_int_t)costs[i].bytes, "searchP50Ms", costs[i].p50,
                                                 "searchP99Ms", costs[i].p99, "searchMaxMs", costs[i].max));
         json_object_set_new(out, "quality", q);
+        if (real != NULL) {
+            json_t *w = json_object();
+            for (size_t s = 0; s < nsets; s++)
+                json_object_set_new(w, wide[s].name,
+                                    json_pack("{s:I,s:I,s:I}", "queries", (json_int_t)wide[s].n, "top5",
+                                              (json_int_t)wide[s].top5, "top1", (json_int_t)wide[s].top1));
+            json_object_set_new(out, "qualityWithDistractors",
+                                json_pack("{s:I,s:o}", "tools", (json_int_t)nreal, "sets", w));
+        }
         json_object_set_new(out, "cost", cs);
         json_object_set_new(out, "heldoutTarget", json_pack("{s:f,s:f,s:b}", "top5", MIN_TOP5, "top1", MIN_TOP1, "met", ok));
         char *s = json_dumps(out, JSON_INDENT(2));
@@ -346,6 +377,14 @@ int main(int argc, char **argv)
             printf("%-8s %3zu queries: top-5 %3zu (%5.1f%%)  top-1 %3zu (%5.1f%%)\n", sets[s].name, sets[s].n,
                    sets[s].top5, sets[s].n ? 100.0 * (double)sets[s].top5 / (double)sets[s].n : 0.0, sets[s].top1,
                    sets[s].n ? 100.0 * (double)sets[s].top1 / (double)sets[s].n : 0.0);
+        if (real != NULL)
+            for (size_t s = 0; s < nsets; s++)
+                printf("%-8s with the %zu real tools of %s and %s/more: top-5 %5.1f%%  top-1 %5.1f%%\n", wide[s].name,
+                       nreal, dir, dir, wide[s].n ? 100.0 * (double)wide[s].top5 / (double)wide[s].n : 0.0,
+                       wide[s].n ? 100.0 * (double)wide[s].top1 / (double)wide[s].n : 0.0);
+        if (real != NULL)
+            printf("scale set: %zu real tools%s\n", nreal < scale ? nreal : scale,
+                   nreal < scale ? ", the rest copies of them under other server names" : "");
         for (size_t i = 0; i < ncosts; i++)
             printf("%5zu tools: build %.2f ms (median of %d, worst %.2f; first of the process %.2f), index %.2f MB, "
                    "search p50 %.3f ms, p99 %.3f ms, max %.3f ms (CPU time)\n",
@@ -358,5 +397,7 @@ int main(int argc, char **argv)
     json_decref(phr);
     json_decref(tools);
     json_decref(servers);
+    json_decref(real);
+    json_decref(real_servers);
     return check && !ok ? 1 : 0;
 }
