@@ -42,7 +42,7 @@ mg__ts_parts_t mg__ts_parts = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 #define SERVER_WORD_SHARE 0.8f
 #define FUZZY_WEIGHT 0.5f
 /* A typed word's exact form, on top of its stem. */
-#define EXACT_WEIGHT (getenv("XW") ? (float)atof(getenv("XW")) : 0.5f)
+#define EXACT_WEIGHT 0.5f
 
 typedef struct posting {
     uint32_t doc;
@@ -440,7 +440,7 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
     raw_t *raw = NULL;
     size_t nraw = 0, raw_cap = 0;
     uint32_t *len = NULL; /* per tool per field */
-    size_t *where = NULL, where_cap = 0;
+    size_t *where = NULL, where_cap = 0, where_len = 0;
     int rc = 0;
     ix->st = mg__ts_parts.stem ? sb_stemmer_new("english", "UTF_8") : NULL;
     ix->th = thesaurus_ref(&thbytes);
@@ -482,6 +482,8 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
             rc = MG_ENOMEM;
             break;
         }
+        for (; where_len < b.nids; where_len++)
+            where[where_len] = SIZE_MAX;
         size_t first = nraw;
         for (size_t k = 0; k < b.nocc; k++) {
             uint32_t term = b.occ[k].term;
@@ -679,25 +681,31 @@ static int one_edit(const char *a, const char *b)
     return edits + (la - i) <= 1;
 }
 
-/* Fallback 1: the vocabulary's words close to the query's in spelling, added to q. */
+/* Fallback 1: the index's words close in spelling to the words typed, added to q: a shared prefix
+ * of 4+ letters covering the shorter word ("navig" / "navigate"), or one edit for words of 5+
+ * letters ("drections"). Compared on the words as written (the "=word" terms). */
 static void fuzzy_terms(const mg_toolsearch_index_t *ix, mg__ts_query_t *q)
 {
-    size_t typed = q->nwords;
+    size_t typed = q->n;
     for (size_t w = 0; w < typed; w++) {
-        const char *word = q->words[w];
+        if (q->t[w].expanded)
+            continue;
+        char word[MG__TS_WORD_MAX];
+        snprintf(word, sizeof word, "%s", q->t[w].word);
         size_t lw = strlen(word);
         if (lw < 4)
             continue;
         for (size_t s = 0; s < ix->nslots && q->n < MG__TS_QTERMS_MAX; s++) {
             const char *v = ix->terms[s].stem;
-            if (v == NULL || strcmp(v, word) == 0)
+            if (v == NULL || v[0] != '=' || strcmp(v + 1, word) == 0)
                 continue;
+            v++;
             size_t lv = strlen(v), common = 0;
             while (common < lw && common < lv && word[common] == v[common])
                 common++;
             if ((common >= 4 && (common == lw || common == lv)) || (lw >= 5 && lv >= 4 && one_edit(word, v))) {
                 mg__ts_qterm_t *t = &q->t[q->n++];
-                snprintf(t->stem, sizeof t->stem, "%s", v);
+                snprintf(t->stem, sizeof t->stem, "=%s", v);
                 snprintf(t->word, sizeof t->word, "%.23s~%.23s", word, v);
                 t->weight = FUZZY_WEIGHT;
                 t->expanded = 1;

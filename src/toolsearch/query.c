@@ -110,10 +110,9 @@ static const char *const verbs[] = {
     "toggle", "type",    "update",  "upload",   "view",     "visit",   "wait",    "watch",    "wipe",
     "write",  "zip",     NULL};
 
-/* Words that open a clause giving circumstances, not the request. */
-static const char *const subordinators[] = {"after",   "although", "as",    "because", "before", "for",
-                                            "if",      "once",     "since", "though",  "unless", "until",
-                                            "whenever", "while",   "when",  "whereas", NULL};
+/* Words that may open an imperative clause before its verb. */
+static const char *const fillers[] = {"please", "now", "then", "also", "and", "so", "ok", "okay", "just",
+                                      "pls", "kindly", "quickly", NULL};
 
 /* A query opening with one of these is a question. */
 static const char *const question_words[] = {"what", "whats", "who", "whos", "which", "where", "wheres", "when",
@@ -366,8 +365,10 @@ void mg__ts_query_analyse(const char *query, struct sb_stemmer *st, const mg__ts
             qword_t *w = &a->w[i];
             if (i > 0 && a->w[i - 1].clause == w->clause)
                 continue; /* not the clause's first word */
+            /* Skip "please", "now", "then"...; a clause opening with "the", "my", "I"... is a
+             * statement (context), whatever verb follows. */
             size_t j = i;
-            while (j < a->n && a->w[j].clause == w->clause && a->w[j].stop && !in_list(subordinators, a->w[j].word))
+            while (j < a->n && a->w[j].clause == w->clause && in_list(fillers, a->w[j].word))
                 j++;
             if (j < a->n && a->w[j].clause == w->clause) {
                 if (in_list(verbs, a->w[j].word))

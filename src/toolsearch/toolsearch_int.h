@@ -86,7 +86,7 @@ extern mg__ts_parts_t mg__ts_parts;
  * through MG_TOOLSEARCH_TUNE only in builds made for that, never at run time). */
 #define MG__TS_EXPANSION_WEIGHT 0.6f
 /* Weight of the words of a clause that only gives context ("the save button crashes, file a bug"). */
-#define MG__TS_CONTEXT_WEIGHT 0.35f
+#define MG__TS_CONTEXT_WEIGHT 0.2f
 /* Weight of the words inside a path or file name ("notes.md"). */
 #define MG__TS_PATH_WEIGHT 0.3f
 /* Weight of the reading verbs a question adds ("what did people say in #random"). */
