@@ -141,7 +141,7 @@ static int expected(const json_t *expect, const char *name)
     return 0;
 }
 
-static void score(mg_toolsearch_index_t *ix, const json_t *tools, qset_t *qs, int verbose)
+static void score(mg_toolsearch_index_t *ix, const json_t *tools, qset_t *qs, int print, int verbose)
 {
     size_t i;
     json_t *q;
@@ -162,7 +162,7 @@ static void score(mg_toolsearch_index_t *ix, const json_t *tools, qset_t *qs, in
         qs->n++;
         qs->top5 += hit;
         qs->top1 += first;
-        if (qs->studied && (verbose || !hit)) {
+        if (print && qs->studied && (verbose || !hit)) {
             printf("  %s %-4s \"%s\" ->", qs->name, hit ? (first ? "TOP1" : "HIT") : "MISS", text);
             for (int k = 0; k < n; k++)
                 printf(" %s", json_string_value(json_object_get(json_array_get(tools, pos[k]), "name")));
@@ -302,7 +302,7 @@ int main(int argc, char **argv)
     }
     for (size_t s = 0; s < nsets; s++)
         if (sets[s].queries != NULL)
-            score(ix, tools, &sets[s], verbose && !as_json);
+            score(ix, tools, &sets[s], !as_json, verbose);
     mg_toolsearch_index_free(ix);
     cost_t costs[2] = {{0}};
     size_t ncosts = 0;
@@ -328,7 +328,7 @@ int main(int argc, char **argv)
             wide[s].studied = 0;
             wide[s].top5 = wide[s].top1 = wide[s].n = 0;
             if (wide[s].queries != NULL)
-                score(ix, real, &wide[s], 0);
+                score(ix, real, &wide[s], 0, 0);
         }
         mg_toolsearch_index_free(ix);
         json_t *st, *ss;
