@@ -72,6 +72,13 @@ const fake = {
   MYSQL_USER: 'fake',
   MYSQL_DB: 'db',
   SENTRY_ACCESS_TOKEN: 'fake',
+  DIGITALOCEAN_API_TOKEN: 'fake',
+  AIRTABLE_API_KEY: 'patfake',
+  PINECONE_API_KEY: 'fake',
+  ATLASSIAN_SITE_NAME: 'fake',
+  ATLASSIAN_USER_EMAIL: 'fake@example.com',
+  ATLASSIAN_API_TOKEN: 'fake',
+  CLOUDFLARE_API_TOKEN: 'fake',
   MCP_TRANSPORT_TYPE: 'stdio',
 };
 // server -> [package, entry file inside the package, ...args]
@@ -120,6 +127,17 @@ const moreServers = {
   hubspot: ['@hubspot/mcp-server', 'dist/index.js'],
   mapbox: ['@mapbox/mcp-server', 'dist/index.js'],
   datadog: ['@winor30/mcp-server-datadog', 'build/index.js'],
+  'azure-devops': ['@azure-devops/mcp', 'dist/index.js', 'fakeorg'],
+  'gitlab-community': ['@zereight/mcp-gitlab', 'build/index.js'],
+  digitalocean: ['@digitalocean/mcp', 'index.js'],
+  upstash: ['@upstash/mcp-server', 'dist/index.js', 'run', 'fake@example.com', 'fake'],
+  airtable: ['airtable-mcp-server', 'dist/main.js'],
+  railway: ['@railway/mcp-server', 'index.js'],
+  netlify: ['@netlify/mcp', 'dist/netlify-mcp.js'],
+  'browser-tools': ['@agentdeskai/browser-tools-mcp', 'dist/mcp-server.js'],
+  pinecone: ['@pinecone-database/mcp', 'dist/index.js'],
+  cloudflare: ['@cloudflare/mcp-server-cloudflare', 'dist/index.js', 'run', 'fakeaccount'],
+  jira: ['@aashari/mcp-server-atlassian-jira', 'dist/index.js'],
 };
 const recording = more ? moreServers : servers;
 if (more) out = path.join(out, 'more');

@@ -325,10 +325,10 @@ int main(int argc, char **argv)
             return 2;
         for (size_t s = 0; s < nsets; s++) {
             wide[s] = sets[s];
-            wide[s].studied = 0;
+            wide[s].studied = sets[s].studied; /* with --verbose, the studied sets' misses */
             wide[s].top5 = wide[s].top1 = wide[s].n = 0;
             if (wide[s].queries != NULL)
-                score(ix, real, &wide[s], 0, 0);
+                score(ix, real, &wide[s], verbose && !as_json && wide[s].studied, 0);
         }
         mg_toolsearch_index_free(ix);
         json_t *st, *ss;
