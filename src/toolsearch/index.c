@@ -34,13 +34,13 @@ enum { F_NAME, F_SERVER, F_TITLE, F_DHEAD, F_DREST, F_PNAME, F_PDESC, NFIELDS };
 static const float field_weight[NFIELDS] = {3.0f, 1.0f, 2.0f, 1.5f, 0.4f, 0.6f, 0.25f};
 static const float field_b[NFIELDS] = {0.5f, 0.0f, 0.5f, 0.75f, 0.75f, 0.5f, 0.75f};
 mg__ts_parts_t mg__ts_parts = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-#define K1 1.2f
+#define K1           1.2f
 #define SERVER_BOOST 1.0f
 /* A description's first sentence, cut at this many bytes, is its own field (what a tool does). */
 #define HEAD_MAX 240
 /* Share of a word's tools that must belong to one server for the word alone to name the server. */
 #define SERVER_WORD_SHARE 0.8f
-#define FUZZY_WEIGHT 0.5f
+#define FUZZY_WEIGHT      0.5f
 /* A typed word's exact form, on top of its stem. */
 #define EXACT_WEIGHT 0.5f
 
@@ -52,8 +52,8 @@ typedef struct posting {
 typedef struct term {
     char *stem;    /* in the arena; NULL = empty slot */
     uint32_t hash; /* low bits of the stem's hash: most probes end without strcmp */
-    uint32_t off; /* first posting */
-    uint32_t df;  /* postings (tools containing the term) */
+    uint32_t off;  /* first posting */
+    uint32_t df;   /* postings (tools containing the term) */
 } term_t;
 
 typedef struct server {
@@ -101,7 +101,8 @@ static term_t *slot_of(const mg_toolsearch_index_t *ix, const char *stem)
 {
     uint64_t h = hash_bytes(stem);
     size_t mask = ix->nslots - 1, i = (size_t)h & mask;
-    while (ix->terms[i].stem != NULL && (ix->terms[i].hash != (uint32_t)h || strcmp(ix->terms[i].stem, stem) != 0))
+    while (ix->terms[i].stem != NULL &&
+           (ix->terms[i].hash != (uint32_t)h || strcmp(ix->terms[i].stem, stem) != 0))
         i = (i + 1) & mask;
     return &ix->terms[i];
 }
@@ -123,7 +124,7 @@ typedef struct occ {
 typedef struct builder {
     mg_toolsearch_index_t *ix;
     size_t nids; /* terms interned: ids 0..nids-1 (a slot's off holds its id until the end) */
-    occ_t *occ; /* the current tool's occurrences */
+    occ_t *occ;  /* the current tool's occurrences */
     size_t nocc, occ_cap;
     int field, oom;
     struct seen *seen; /* words already stemmed */
@@ -279,7 +280,8 @@ static void add_description(builder_t *b, const char *d)
         return;
     size_t len = strlen(d), head = 0;
     while (head < len && head < HEAD_MAX) {
-        if ((d[head] == '.' || d[head] == '\n') && (head + 1 >= len || d[head + 1] == ' ' || d[head + 1] == '\n'))
+        if ((d[head] == '.' || d[head] == '\n') &&
+            (head + 1 >= len || d[head + 1] == ' ' || d[head + 1] == '\n'))
             break;
         head++;
     }
@@ -330,7 +332,8 @@ static size_t text_bytes(const json_t *tools, const json_t *servers)
     json_t *t;
     json_array_foreach((json_t *)tools, i, t)
     {
-        n += json_string_length(json_object_get(t, "name")) + json_string_length(json_object_get(t, "title")) +
+        n += json_string_length(json_object_get(t, "name")) +
+             json_string_length(json_object_get(t, "title")) +
              json_string_length(json_object_get(json_object_get(t, "annotations"), "title")) +
              json_string_length(json_object_get(t, "description")) + 8;
         n += params_bytes(json_object_get(t, "inputSchema"), 0);
@@ -448,8 +451,8 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
     ix->arena_cap = 4 * text_bytes(tools, servers) + 64;
     ix->arena = malloc(ix->arena_cap);
     len = calloc(count * NFIELDS + 1, sizeof *len);
-    if ((ix->st == NULL && mg__ts_parts.stem) || ix->th == NULL || seen_grow(&b) != 0 || ix->arena == NULL || len == NULL ||
-        servers_build(ix, servers, count) != 0) {
+    if ((ix->st == NULL && mg__ts_parts.stem) || ix->th == NULL || seen_grow(&b) != 0 || ix->arena == NULL ||
+        len == NULL || servers_build(ix, servers, count) != 0) {
         rc = MG_ENOMEM;
         goto done;
     }
@@ -537,7 +540,8 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
         for (int f = 0; f < NFIELDS; f++)
             if (raw[r].tf[f] > 0) {
                 double l = len[raw[r].doc * NFIELDS + f];
-                double w = mg__ts_parts.fields ? field_weight[f] : 1.0, bf = mg__ts_parts.fields ? field_b[f] : 0.75;
+                double w = mg__ts_parts.fields ? field_weight[f] : 1.0,
+                       bf = mg__ts_parts.fields ? field_b[f] : 0.75;
                 tf += w * raw[r].tf[f] / (1.0 - bf + bf * l / avg[f]);
             }
         ix->post[start[raw[r].term]++] = (posting_t){raw[r].doc, (float)tf};
@@ -556,7 +560,8 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
     }
     ix->npost = nraw;
     ix->count = count;
-    ix->bytes += sizeof *ix + ix->nslots * sizeof *ix->terms + nraw * sizeof *ix->post + ix->arena_cap + thbytes;
+    ix->bytes +=
+        sizeof *ix + ix->nslots * sizeof *ix->terms + nraw * sizeof *ix->post + ix->arena_cap + thbytes;
 done:
     free(b.occ);
     free(b.seen);
@@ -703,7 +708,8 @@ static void fuzzy_terms(const mg_toolsearch_index_t *ix, mg__ts_query_t *q)
             size_t lv = strlen(v), common = 0;
             while (common < lw && common < lv && word[common] == v[common])
                 common++;
-            if ((common >= 4 && (common == lw || common == lv)) || (lw >= 5 && lv >= 4 && one_edit(word, v))) {
+            if ((common >= 4 && (common == lw || common == lv)) ||
+                (lw >= 5 && lv >= 4 && one_edit(word, v))) {
                 mg__ts_qterm_t *t = &q->t[q->n++];
                 snprintf(t->stem, sizeof t->stem, "=%s", v);
                 snprintf(t->word, sizeof t->word, "%.23s~%.23s", word, v);
@@ -767,8 +773,8 @@ static size_t top(const mg_toolsearch_index_t *ix, const mg__ts_query_t *q, cons
     return n;
 }
 
-int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_toolsearch_hit_t *hits, size_t cap,
-                             mg_toolsearch_how_t *how)
+int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_toolsearch_hit_t *hits,
+                             size_t cap, mg_toolsearch_how_t *how)
 {
     if (how != NULL)
         *how = MG_TOOLSEARCH_MATCHED;
@@ -798,7 +804,8 @@ int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_to
             if (ix->doc_server[d] != UINT16_MAX && named[ix->doc_server[d]]) {
                 sc[d].server = 1;
                 /* A named server's tools rank above the rest; with no other word, in catalog order. */
-                sc[d].score = sc[d].score > 0 ? sc[d].score * (1 + SERVER_BOOST) : 1e-6f * (float)(ix->count - d);
+                sc[d].score =
+                    sc[d].score > 0 ? sc[d].score * (1 + SERVER_BOOST) : 1e-6f * (float)(ix->count - d);
             }
     size_t n = top(ix, q, sc, hits, cap);
     if (n == 0 && mg__ts_parts.fallback) {
@@ -811,7 +818,8 @@ int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_to
             progress = 0;
             for (size_t s = 0; s <= ix->nservers && n < cap; s++) {
                 size_t d = cursor[s];
-                while (d < ix->count && (ix->doc_server[d] == UINT16_MAX ? ix->nservers : ix->doc_server[d]) != s)
+                while (d < ix->count &&
+                       (ix->doc_server[d] == UINT16_MAX ? ix->nservers : ix->doc_server[d]) != s)
                     d++;
                 cursor[s] = d < ix->count ? d + 1 : ix->count;
                 if (d < ix->count) {

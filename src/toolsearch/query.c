@@ -71,16 +71,16 @@ size_t mg__ts_stem(struct sb_stemmer *st, const char *word, size_t n, char *out)
 }
 
 static const char *const stop_words[] = {
-    "a",    "about", "all",   "am",    "an",    "and",   "any",   "are",   "as",   "at",    "be",    "been",
-    "but",  "by",    "can",   "could", "did",   "do",    "does",  "for",   "from", "had",   "has",   "have",
-    "he",   "her",   "him",   "his",   "how",   "i",     "if",    "in",    "into", "is",    "it",    "its",
-    "just", "let",   "like",  "me",    "might", "mine",  "my",    "need",  "now",  "of",    "off",   "on",
-    "one",  "onto",  "or",    "our",   "out",   "over",  "please", "s",    "she",  "should", "so",   "some",
-    "that", "the",   "their", "them",  "then",  "there", "these", "they",  "this", "those", "to",    "tool",
-    "tools", "up",   "us",    "use",   "using", "very",  "via",   "want",  "was",  "we",    "were",  "what",
-    "when", "whose", "will",  "with",  "would", "you",   "your",  "yours", "ll",   "re",    "ve",    "t",
-    "d",    "m",     "im",    "ive",   "dont",  "its",   "thats", "whats", "there", "here",  "also",  "again",
-    NULL};
+    "a",     "about", "all",    "am",    "an",    "and",   "any",   "are",   "as",    "at",   "be",
+    "been",  "but",   "by",     "can",   "could", "did",   "do",    "does",  "for",   "from", "had",
+    "has",   "have",  "he",     "her",   "him",   "his",   "how",   "i",     "if",    "in",   "into",
+    "is",    "it",    "its",    "just",  "let",   "like",  "me",    "might", "mine",  "my",   "need",
+    "now",   "of",    "off",    "on",    "one",   "onto",  "or",    "our",   "out",   "over", "please",
+    "s",     "she",   "should", "so",    "some",  "that",  "the",   "their", "them",  "then", "there",
+    "these", "they",  "this",   "those", "to",    "tool",  "tools", "up",    "us",    "use",  "using",
+    "very",  "via",   "want",   "was",   "we",    "were",  "what",  "when",  "whose", "will", "with",
+    "would", "you",   "your",   "yours", "ll",    "re",    "ve",    "t",     "d",     "m",    "im",
+    "ive",   "dont",  "its",    "thats", "whats", "there", "here",  "also",  "again", NULL};
 
 int mg__ts_stop(const char *word)
 {
@@ -92,32 +92,32 @@ int mg__ts_stop(const char *word)
 
 /* Imperative verbs that start the clause a request is in ("..., file a bug on github"). */
 static const char *const verbs[] = {
-    "accept", "add",     "analyse", "analyze",  "answer",   "append",  "approve", "archive",  "ask",
-    "block",  "break",   "browse",  "bump",     "calculate", "cancel", "capture", "cat",      "change",
-    "check",  "choose",  "click",   "clone",    "close",    "commit",  "compare", "compress", "compute",
-    "connect", "convert", "copy",   "count",    "create",   "delete",  "describe", "dismiss", "download",
-    "drag",   "draw",    "drop",    "dump",     "edit",     "email",   "enter",   "erase",    "evaluate",
-    "execute", "fetch",  "file",    "fill",     "find",     "fix",     "fork",    "forget",   "generate",
-    "get",    "give",    "go",      "grab",     "hit",      "hover",   "inspect", "jot",      "kill",
-    "land",   "link",    "list",    "load",     "locate",   "log",     "look",    "make",     "mark",
-    "merge",  "message", "modify",  "move",     "navigate", "note",    "notify",  "nuke",     "open",
-    "paint",  "pick",    "ping",    "plan",     "post",     "press",   "print",   "pull",     "push",
-    "put",    "query",   "raise",   "react",    "read",     "recall",  "record",  "refresh",  "reload",
-    "remember", "remove", "rename", "reopen",   "reply",    "report",  "resize",  "resolve",  "retrieve",
-    "review", "run",     "save",    "say",      "scan",     "scroll",  "search",  "select",   "send",
-    "set",    "share",   "ship",    "show",     "sketch",   "snap",    "sort",    "spin",     "start",
-    "stash",  "stop",    "store",   "submit",   "summarize", "switch", "take",    "tell",     "think",
-    "toggle", "type",    "update",  "upload",   "view",     "visit",   "wait",    "watch",    "wipe",
-    "write",  "zip",     NULL};
+    "accept",   "add",     "analyse", "analyze", "answer",    "append", "approve",  "archive",  "ask",
+    "block",    "break",   "browse",  "bump",    "calculate", "cancel", "capture",  "cat",      "change",
+    "check",    "choose",  "click",   "clone",   "close",     "commit", "compare",  "compress", "compute",
+    "connect",  "convert", "copy",    "count",   "create",    "delete", "describe", "dismiss",  "download",
+    "drag",     "draw",    "drop",    "dump",    "edit",      "email",  "enter",    "erase",    "evaluate",
+    "execute",  "fetch",   "file",    "fill",    "find",      "fix",    "fork",     "forget",   "generate",
+    "get",      "give",    "go",      "grab",    "hit",       "hover",  "inspect",  "jot",      "kill",
+    "land",     "link",    "list",    "load",    "locate",    "log",    "look",     "make",     "mark",
+    "merge",    "message", "modify",  "move",    "navigate",  "note",   "notify",   "nuke",     "open",
+    "paint",    "pick",    "ping",    "plan",    "post",      "press",  "print",    "pull",     "push",
+    "put",      "query",   "raise",   "react",   "read",      "recall", "record",   "refresh",  "reload",
+    "remember", "remove",  "rename",  "reopen",  "reply",     "report", "resize",   "resolve",  "retrieve",
+    "review",   "run",     "save",    "say",     "scan",      "scroll", "search",   "select",   "send",
+    "set",      "share",   "ship",    "show",    "sketch",    "snap",   "sort",     "spin",     "start",
+    "stash",    "stop",    "store",   "submit",  "summarize", "switch", "take",     "tell",     "think",
+    "toggle",   "type",    "update",  "upload",  "view",      "visit",  "wait",     "watch",    "wipe",
+    "write",    "zip",     NULL};
 
 /* Words that may open an imperative clause before its verb. */
-static const char *const fillers[] = {"please", "now", "then", "also", "and", "so", "ok", "okay", "just",
-                                      "pls", "kindly", "quickly", NULL};
+static const char *const fillers[] = {"please", "now",  "then", "also",   "and",     "so", "ok",
+                                      "okay",   "just", "pls",  "kindly", "quickly", NULL};
 
 /* A query opening with one of these is a question. */
-static const char *const question_words[] = {"what", "whats", "who", "whos", "which", "where", "wheres", "when",
-                                             "how", "hows", "is", "are", "was", "were", "do", "does", "did",
-                                             "any", "anyone", "has", "have", NULL};
+static const char *const question_words[] = {
+    "what", "whats", "who",  "whos", "which", "where", "wheres", "when",   "how", "hows", "is",
+    "are",  "was",   "were", "do",   "does",  "did",   "any",    "anyone", "has", "have", NULL};
 /* What a question asks tools to do (stems). */
 static const char *const read_verbs[] = {"get", "list", "search", "read", NULL};
 
@@ -322,8 +322,8 @@ void mg__ts_query_analyse(const char *query, struct sb_stemmer *st, const mg__ts
                 isalpha((unsigned char)s[i + 1]))
                 path = ext = 1;
         }
-        if (flag || path || memchr(s, '\'', n) || memchr(s, '"', n) || memchr(s, '`', n) || memchr(s, '|', n) ||
-            memchr(s, '>', n))
+        if (flag || path || memchr(s, '\'', n) || memchr(s, '"', n) || memchr(s, '`', n) ||
+            memchr(s, '|', n) || memchr(s, '>', n))
             shellish = 1;
         if (!mg__ts_parts.shell)
             flag = path = ext = 0;
@@ -345,9 +345,10 @@ void mg__ts_query_analyse(const char *query, struct sb_stemmer *st, const mg__ts
         /* Quoted text is data the tool will get ("wait until 'Done' shows"), not what is asked. An
          * apostrophe inside a word ("Dana's") opens nothing. */
         int opens = mg__ts_parts.quotes && (s[0] == '\'' || s[0] == '"' || s[0] == '`');
-        int closes = n > 1 && (last == '\'' || last == '"' || last == '`' ||
-                               ((last == ',' || last == '.' || last == ')') && n > 2 &&
-                                (s[n - 2] == '\'' || s[n - 2] == '"')));
+        int closes =
+            n > 1 &&
+            (last == '\'' || last == '"' || last == '`' ||
+             ((last == ',' || last == '.' || last == ')') && n > 2 && (s[n - 2] == '\'' || s[n - 2] == '"')));
         if (opens)
             quoted = 1;
         a->weight = path || quoted ? MG__TS_PATH_WEIGHT : 1.0f;

@@ -412,10 +412,11 @@ static json_t *search(mg_call_t *c, const json_t *tools)
         text[0] = '\0';
     char head[1400];
     if (browse)
-        snprintf(head, sizeof head,
-                 "No tool matches \"%.300s\". Some of the %zu tools, a few per server, to show what exists; "
-                 "search again with the action and the service, e.g. \"send slack message\", \"read file\":\n",
-                 query, json_array_size(tools));
+        snprintf(
+            head, sizeof head,
+            "No tool matches \"%.300s\". Some of the %zu tools, a few per server, to show what exists; "
+            "search again with the action and the service, e.g. \"send slack message\", \"read file\":\n",
+            query, json_array_size(tools));
     else
         snprintf(head, sizeof head, "%d tool%s for \"%.300s\"%s%s:\n", n, n == 1 ? "" : "s", query,
                  how == MG_TOOLSEARCH_FUZZY ? " (no tool uses these words; these are close in spelling)" : "",
@@ -430,8 +431,8 @@ static json_t *search(mg_call_t *c, const json_t *tools)
         char line[700];
         snprintf(line, sizeof line, "- %s%s%s%s: %s%s%s%s\n", json_string_value(json_object_get(sum, "name")),
                  title ? " (" : "", title ? title : "", title ? ")" : "",
-                 json_string_value(json_object_get(sum, "description")), why ? " [matched: " : "", why ? why : "",
-                 why ? "]" : "");
+                 json_string_value(json_object_get(sum, "description")), why ? " [matched: " : "",
+                 why ? why : "", why ? "]" : "");
         append(&text, &len, &cap, line);
         json_array_append_new(results, sum);
         if (browse)
@@ -463,9 +464,13 @@ static json_t *search(mg_call_t *c, const json_t *tools)
          * browse answer); structuredContent: the summaries as data. */
         r = json_pack("{s:[{s:s,s:s}],s:{s:s,s:s,s:O}}", "content", "type", "text", "text", text,
                       "structuredContent", "query", query, "match",
-                      browse ? "none" : how == MG_TOOLSEARCH_FUZZY ? "spelling" : "words", "tools", results);
+                      browse                       ? "none"
+                      : how == MG_TOOLSEARCH_FUZZY ? "spelling"
+                                                   : "words",
+                      "tools", results);
         if (r != NULL && !browse)
-            json_array_append_new(json_object_get(r, "content"), json_pack("{s:s,s:s}", "type", "text", "text", list));
+            json_array_append_new(json_object_get(r, "content"),
+                                  json_pack("{s:s,s:s}", "type", "text", "text", list));
         if (r == NULL)
             r = text_result("out of memory", 1);
     }
@@ -475,8 +480,10 @@ static json_t *search(mg_call_t *c, const json_t *tools)
     json_decref(results);
     mg_log_json(MG_LOG_DEBUG, "tool search",
                 json_pack("{s:s,s:i,s:s,s:I}", "session", c->s ? c->s->hash : "", "results", n, "match",
-                          browse ? "none" : how == MG_TOOLSEARCH_FUZZY ? "spelling" : "words", "added",
-                          (json_int_t)added));
+                          browse                       ? "none"
+                          : how == MG_TOOLSEARCH_FUZZY ? "spelling"
+                                                       : "words",
+                          "added", (json_int_t)added));
     return r;
 }
 

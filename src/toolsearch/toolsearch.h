@@ -1,15 +1,16 @@
 /*
  * toolsearch.h - the token cost of a tool catalog, and the means to cut it: estimates, allow/deny
  * filters per upstream, tenant, scope and profile, description compaction, a BM25F search index
- * (in memory, Snowball stemming, query analysis and a thesaurus: index.c, query.c, thesaurus.c) and the lazy catalog mode (a search tool that adds its matches to the
- * session's tools/list, followed by notifications/tools/list_changed).
+ * (in memory, Snowball stemming, query analysis and a thesaurus: index.c, query.c, thesaurus.c) and the lazy
+ * catalog mode (a search tool that adds its matches to the session's tools/list, followed by
+ * notifications/tools/list_changed).
  *
- * Pure parts (tokens.c, compact.c, index.c, query.c, thesaurus.c, policy.c; globs: common/glob.h) know nothing of sessions or HTTP
- * and are unit-tested alone. The runtime (runtime.c) plugs into the gateway at three points of
- * gateway/dispatch.c: the tools/list merge (filter, then shape), tools/call routing (policy check
- * and the search tool) and /metrics. The `mcpgate tools` command lives in cli_tools.c.
- * All json_t * parameters are BORROWED unless a comment says "stolen"; returned ones are NEW.
- * Read next: docs/tool-search.md (behaviour and config), runtime.c.
+ * Pure parts (tokens.c, compact.c, index.c, query.c, thesaurus.c, policy.c; globs: common/glob.h) know
+ * nothing of sessions or HTTP and are unit-tested alone. The runtime (runtime.c) plugs into the gateway at
+ * three points of gateway/dispatch.c: the tools/list merge (filter, then shape), tools/call routing (policy
+ * check and the search tool) and /metrics. The `mcpgate tools` command lives in cli_tools.c. All json_t *
+ * parameters are BORROWED unless a comment says "stolen"; returned ones are NEW. Read next:
+ * docs/tool-search.md (behaviour and config), runtime.c.
  */
 #ifndef MG_TOOLSEARCH_H
 #define MG_TOOLSEARCH_H
@@ -98,8 +99,8 @@ typedef struct mg_toolsearch_hit {
  * hits, best first, and returns how many, or MG_ENOMEM. Never 0 when the index holds a tool and
  * cap > 0: with no match it falls back (*how, may be NULL). One search at a time per index.
  */
-int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_toolsearch_hit_t *hits, size_t cap,
-                             mg_toolsearch_how_t *how);
+int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_toolsearch_hit_t *hits,
+                             size_t cap, mg_toolsearch_how_t *how);
 /* The same, positions only (cap at most MG_TOOLSEARCH_MAX_LIMIT). */
 int mg_toolsearch_index_search(mg_toolsearch_index_t *ix, const char *query, size_t *out, size_t cap);
 /* Tools indexed. */

@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#define MG__TS_WORD_MAX 48   /* longer words are cut (stems compare on the cut form) */
+#define MG__TS_WORD_MAX   48 /* longer words are cut (stems compare on the cut form) */
 #define MG__TS_QTERMS_MAX 96 /* terms of one analysed query, expansions included */
 
 struct sb_stemmer;

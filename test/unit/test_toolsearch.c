@@ -211,8 +211,8 @@ static json_t *sample_tools(void)
     json_array_append_new(a, tool("maps__getDirections", "Get directions between two points", "travelMode",
                                   "driving, walking, bicycling or transit"));
     json_array_append_new(a, tool("redis__set", "Set a Redis key-value pair", "expireSeconds", "Expiration"));
-    json_array_append_new(a, tool("playwright__browser_click", "Perform click on a button of a web page", "element",
-                                  "The button to click"));
+    json_array_append_new(a, tool("playwright__browser_click", "Perform click on a button of a web page",
+                                  "element", "The button to click"));
     json_array_append_new(a, tool("alpha__make_report", "Make a report", "text", "Report text"));
     json_array_append_new(a, tool("beta__make_report", "Make a report", "text", "Report text"));
     return a;
@@ -220,8 +220,8 @@ static json_t *sample_tools(void)
 
 static json_t *sample_servers(void)
 {
-    return json_pack("[s,s,s,s,s,s,s,s,s]", "github", "github", "slack", "filesystem", "maps", "redis", "playwright",
-                     "alpha", "beta");
+    return json_pack("[s,s,s,s,s,s,s,s,s]", "github", "github", "slack", "filesystem", "maps", "redis",
+                     "playwright", "alpha", "beta");
 }
 
 static int rank(mg_toolsearch_index_t *ix, const char *q, size_t *pos, size_t cap)
@@ -230,7 +230,8 @@ static int rank(mg_toolsearch_index_t *ix, const char *q, size_t *pos, size_t ca
 }
 
 /* Position of the first hit of query, or -1; *how and the hit's matched terms for checks. */
-static long first(mg_toolsearch_index_t *ix, const char *q, mg_toolsearch_how_t *how, char *why, size_t whylen)
+static long first(mg_toolsearch_index_t *ix, const char *q, mg_toolsearch_how_t *how, char *why,
+                  size_t whylen)
 {
     mg_toolsearch_hit_t hits[5];
     int n = mg_toolsearch_index_find(ix, q, hits, 5, how);
@@ -298,7 +299,8 @@ static void test_index_phrasings(void **state)
     /* ... but "cat" in a sentence is a cat. */
     assert_int_not_equal(first(ix, "post a photo of my cat in the team channel", &how, NULL, 0), 3);
     /* Context clause: the request is "file a bug", not the button or the click. */
-    assert_int_equal(first(ix, "the save button crashes when I click it twice, file a bug", &how, NULL, 0), 0);
+    assert_int_equal(first(ix, "the save button crashes when I click it twice, file a bug", &how, NULL, 0),
+                     0);
     /* Without the clause rule the click tool would win: the rule is what this checks. */
     assert_int_equal(first(ix, "the save button crashes when I click it twice and a bug", &how, NULL, 0), 6);
     /* The server named narrows: equal tools, the named server's first. */
@@ -431,10 +433,11 @@ static void test_search_tool_def(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tokens_text),    cmocka_unit_test(test_tokens_tool),
-        cmocka_unit_test(test_config_tools),   cmocka_unit_test(test_config_tools_errors),
-        cmocka_unit_test(test_index_ranking),  cmocka_unit_test(test_index_phrasings), cmocka_unit_test(test_compact_text),
-        cmocka_unit_test(test_compact_schema), cmocka_unit_test(test_search_tool_def),
+        cmocka_unit_test(test_tokens_text),     cmocka_unit_test(test_tokens_tool),
+        cmocka_unit_test(test_config_tools),    cmocka_unit_test(test_config_tools_errors),
+        cmocka_unit_test(test_index_ranking),   cmocka_unit_test(test_index_phrasings),
+        cmocka_unit_test(test_compact_text),    cmocka_unit_test(test_compact_schema),
+        cmocka_unit_test(test_search_tool_def),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,7 +35,7 @@
 
 #define MIN_TOP5 90.0
 #define MIN_TOP1 60.0
-#define TOPK 5
+#define TOPK     5
 
 typedef struct qset {
     const char *name;
@@ -94,7 +94,8 @@ static int load_catalogs(const char *dir, json_t *tools, json_t *servers)
                 break;
             json_t *c = json_deep_copy(t);
             char exposed[512];
-            snprintf(exposed, sizeof exposed, "%s__%s", server, json_string_value(json_object_get(t, "name")));
+            snprintf(exposed, sizeof exposed, "%s__%s", server,
+                     json_string_value(json_object_get(t, "name")));
             json_object_set_new(c, "name", json_string(exposed));
             json_array_append_new(tools, c);
             json_array_append_new(servers, json_string(server));
@@ -106,7 +107,8 @@ static int load_catalogs(const char *dir, json_t *tools, json_t *servers)
 }
 
 /* tools repeated under <server>-2, -3, ... until n tools, or cut to n (NEW refs). */
-static void scale_catalog(const json_t *tools, const json_t *servers, size_t n, json_t **t_out, json_t **s_out)
+static void scale_catalog(const json_t *tools, const json_t *servers, size_t n, json_t **t_out,
+                          json_t **s_out)
 {
     json_t *t = json_array(), *s = json_array();
     size_t base = json_array_size(tools);
@@ -262,12 +264,14 @@ int main(int argc, char **argv)
                         : strcmp(w, "phrases") == 0   ? &mg__ts_parts.phrases
                                                       : NULL;
             if (part == NULL) {
-                fprintf(stderr, "searchbench: --without stem|exact|thesaurus|fields|server|clauses|shell|quotes|questions|phrases|fallback\n");
+                fprintf(
+                    stderr,
+                    "searchbench: --without "
+                    "stem|exact|thesaurus|fields|server|clauses|shell|quotes|questions|phrases|fallback\n");
                 return 2;
             }
             *part = 0;
-        }
-        else {
+        } else {
             fprintf(stderr, "usage: mcpgate-searchbench [--catalogs DIR] [--scale N] [--runs N] [--json] "
                             "[--check] [--verbose] [--without PART]...\n");
             return 2;
@@ -345,16 +349,18 @@ int main(int argc, char **argv)
     if (as_json) {
         json_t *out = json_object(), *q = json_object(), *cs = json_array();
         for (size_t s = 0; s < nsets; s++)
-            json_object_set_new(q, sets[s].name,
-                                json_pack("{s:I,s:I,s:I,s:f,s:f}", "queries", (json_int_t)sets[s].n, "top5",
-                                          (json_int_t)sets[s].top5, "top1", (json_int_t)sets[s].top1,
-                                          "top5Percent", sets[s].n ? 100.0 * (double)sets[s].top5 / (double)sets[s].n : 0.0,
-                                          "top1Percent", sets[s].n ? 100.0 * (double)sets[s].top1 / (double)sets[s].n : 0.0));
+            json_object_set_new(
+                q, sets[s].name,
+                json_pack("{s:I,s:I,s:I,s:f,s:f}", "queries", (json_int_t)sets[s].n, "top5",
+                          (json_int_t)sets[s].top5, "top1", (json_int_t)sets[s].top1, "top5Percent",
+                          sets[s].n ? 100.0 * (double)sets[s].top5 / (double)sets[s].n : 0.0, "top1Percent",
+                          sets[s].n ? 100.0 * (double)sets[s].top1 / (double)sets[s].n : 0.0));
         for (size_t i = 0; i < ncosts; i++)
-            json_array_append_new(cs, json_pack("{s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f}", "tools", (json_int_t)costs[i].tools,
-                                                "buildFirstMs", costs[i].build_cold,
-                                                "buildMedianMs", costs[i].build_med, "buildMaxMs", costs[i].build_max,
-                                                "indexBytes", (json_int_t)costs[i].bytes, "searchP50Ms", costs[i].p50,
+            json_array_append_new(cs, json_pack("{s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f}", "tools",
+                                                (json_int_t)costs[i].tools, "buildFirstMs",
+                                                costs[i].build_cold, "buildMedianMs", costs[i].build_med,
+                                                "buildMaxMs", costs[i].build_max, "indexBytes",
+                                                (json_int_t)costs[i].bytes, "searchP50Ms", costs[i].p50,
                                                 "searchP99Ms", costs[i].p99, "searchMaxMs", costs[i].max));
         json_object_set_new(out, "quality", q);
         if (real != NULL) {
@@ -367,7 +373,8 @@ int main(int argc, char **argv)
                                 json_pack("{s:I,s:o}", "tools", (json_int_t)nreal, "sets", w));
         }
         json_object_set_new(out, "cost", cs);
-        json_object_set_new(out, "heldoutTarget", json_pack("{s:f,s:f,s:b}", "top5", MIN_TOP5, "top1", MIN_TOP1, "met", ok));
+        json_object_set_new(out, "heldoutTarget",
+                            json_pack("{s:f,s:f,s:b}", "top5", MIN_TOP5, "top1", MIN_TOP1, "met", ok));
         char *s = json_dumps(out, JSON_INDENT(2));
         puts(s);
         free(s);
@@ -375,23 +382,25 @@ int main(int argc, char **argv)
     } else {
         for (size_t s = 0; s < nsets; s++)
             printf("%-8s %3zu queries: top-5 %3zu (%5.1f%%)  top-1 %3zu (%5.1f%%)\n", sets[s].name, sets[s].n,
-                   sets[s].top5, sets[s].n ? 100.0 * (double)sets[s].top5 / (double)sets[s].n : 0.0, sets[s].top1,
-                   sets[s].n ? 100.0 * (double)sets[s].top1 / (double)sets[s].n : 0.0);
+                   sets[s].top5, sets[s].n ? 100.0 * (double)sets[s].top5 / (double)sets[s].n : 0.0,
+                   sets[s].top1, sets[s].n ? 100.0 * (double)sets[s].top1 / (double)sets[s].n : 0.0);
         if (real != NULL)
             for (size_t s = 0; s < nsets; s++)
-                printf("%-8s with the %zu real tools of %s and %s/more: top-5 %5.1f%%  top-1 %5.1f%%\n", wide[s].name,
-                       nreal, dir, dir, wide[s].n ? 100.0 * (double)wide[s].top5 / (double)wide[s].n : 0.0,
+                printf("%-8s with the %zu real tools of %s and %s/more: top-5 %5.1f%%  top-1 %5.1f%%\n",
+                       wide[s].name, nreal, dir, dir,
+                       wide[s].n ? 100.0 * (double)wide[s].top5 / (double)wide[s].n : 0.0,
                        wide[s].n ? 100.0 * (double)wide[s].top1 / (double)wide[s].n : 0.0);
         if (real != NULL)
             printf("scale set: %zu real tools%s\n", nreal < scale ? nreal : scale,
                    nreal < scale ? ", the rest copies of them under other server names" : "");
         for (size_t i = 0; i < ncosts; i++)
-            printf("%5zu tools: build %.2f ms (median of %d, worst %.2f; first of the process %.2f), index %.2f MB, "
+            printf("%5zu tools: build %.2f ms (median of %d, worst %.2f; first of the process %.2f), index "
+                   "%.2f MB, "
                    "search p50 %.3f ms, p99 %.3f ms, max %.3f ms (CPU time)\n",
                    costs[i].tools, costs[i].build_med, runs, costs[i].build_max, costs[i].build_cold,
                    (double)costs[i].bytes / (1024.0 * 1024.0), costs[i].p50, costs[i].p99, costs[i].max);
-        printf("held-out half: top-5 %.1f%% (target %.0f%%), top-1 %.1f%% (target %.0f%%): %s\n", h5, MIN_TOP5,
-               h1, MIN_TOP1, ok ? "MET" : "NOT MET");
+        printf("held-out half: top-5 %.1f%% (target %.0f%%), top-1 %.1f%% (target %.0f%%): %s\n", h5,
+               MIN_TOP5, h1, MIN_TOP1, ok ? "MET" : "NOT MET");
     }
     json_decref(project);
     json_decref(phr);
