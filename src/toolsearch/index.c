@@ -41,6 +41,9 @@ mg__ts_parts_t mg__ts_parts = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 /* Share of a word's tools that must belong to one server for the word alone to name the server. */
 #define SERVER_WORD_SHARE 0.8f
 #define FUZZY_WEIGHT      0.5f
+/* The fallback looks at most at this many typed words, and adds at most this many per word. */
+#define FUZZY_WORDS    8
+#define FUZZY_PER_WORD 4
 /* A typed word's exact form, on top of its stem. */
 #define EXACT_WEIGHT 0.5f
 
@@ -77,6 +80,8 @@ struct mg_toolsearch_index {
     size_t nservers;
     struct sb_stemmer *st;
     mg__ts_thesaurus_t *th;
+    uint32_t *spelled; /* slots of the "=word" terms (the words as written), for the fuzzy fallback */
+    size_t nspelled;
     size_t bytes;
 };
 
@@ -558,6 +563,15 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
         ix->arena = small;
         ix->arena_cap = ix->arena_len;
     }
+    ix->spelled = malloc((ix->nterms ? ix->nterms : 1) * sizeof *ix->spelled);
+    if (ix->spelled == NULL) {
+        rc = MG_ENOMEM;
+        goto done;
+    }
+    for (size_t t = 0; t < ix->nslots; t++)
+        if (ix->terms[t].stem != NULL && ix->terms[t].stem[0] == '=')
+            ix->spelled[ix->nspelled++] = (uint32_t)t;
+    ix->bytes += ix->nterms * sizeof *ix->spelled;
     ix->npost = nraw;
     ix->count = count;
     ix->bytes +=
@@ -691,31 +705,39 @@ static int one_edit(const char *a, const char *b)
  * letters ("drections"). Compared on the words as written (the "=word" terms). */
 static void fuzzy_terms(const mg_toolsearch_index_t *ix, mg__ts_query_t *q)
 {
-    size_t typed = q->n;
-    for (size_t w = 0; w < typed; w++) {
+    size_t typed = q->n, tried = 0;
+    for (size_t w = 0; w < typed && tried < FUZZY_WORDS; w++) {
         if (q->t[w].expanded)
             continue;
         char word[MG__TS_WORD_MAX];
         snprintf(word, sizeof word, "%s", q->t[w].word);
-        size_t lw = strlen(word);
+        size_t lw = strlen(word), added = 0;
         if (lw < 4)
             continue;
-        for (size_t s = 0; s < ix->nslots && q->n < MG__TS_QTERMS_MAX; s++) {
-            const char *v = ix->terms[s].stem;
-            if (v == NULL || v[0] != '=' || strcmp(v + 1, word) == 0)
+        tried++;
+        for (size_t k = 0; k < ix->nspelled && added < FUZZY_PER_WORD && q->n < MG__TS_QTERMS_MAX; k++) {
+            const char *v = ix->terms[ix->spelled[k]].stem + 1;
+            int prefix = strncmp(v, word, 4) == 0; /* word has 4+ letters: so has v then */
+            if (!prefix && lw < 5)
                 continue;
-            v++;
-            size_t lv = strlen(v), common = 0;
-            while (common < lw && common < lv && word[common] == v[common])
-                common++;
-            if ((common >= 4 && (common == lw || common == lv)) ||
-                (lw >= 5 && lv >= 4 && one_edit(word, v))) {
-                mg__ts_qterm_t *t = &q->t[q->n++];
-                snprintf(t->stem, sizeof t->stem, "=%s", v);
-                snprintf(t->word, sizeof t->word, "%.23s~%.23s", word, v);
-                t->weight = FUZZY_WEIGHT;
-                t->expanded = 1;
-            }
+            size_t lv = strlen(v);
+            if (lv == lw && memcmp(v, word, lw) == 0)
+                continue;
+            size_t common = 0;
+            if (prefix)
+                while (common < lw && common < lv && word[common] == v[common])
+                    common++;
+            int close = prefix && (common == lw || common == lv);
+            if (!close && lw >= 5 && lv >= 4 && (lv > lw ? lv - lw : lw - lv) <= 1)
+                close = one_edit(word, v);
+            if (!close)
+                continue;
+            mg__ts_qterm_t *t = &q->t[q->n++];
+            snprintf(t->stem, sizeof t->stem, "=%s", v);
+            snprintf(t->word, sizeof t->word, "%.23s~%.23s", word, v);
+            t->weight = FUZZY_WEIGHT;
+            t->expanded = 1;
+            added++;
         }
     }
 }
@@ -872,6 +894,7 @@ void mg_toolsearch_index_free(mg_toolsearch_index_t *ix)
     free(ix->arena);
     free(ix->doc_server);
     free(ix->servers);
+    free(ix->spelled);
     free(ix);
 }
 
