@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "config/config.h"
 #include "toolsearch/toolsearch.h"
+#include "toolsearch/toolsearch_int.h"
 
 static size_t est(const char *s)
 {
@@ -331,6 +332,35 @@ static void test_index_phrasings(void **state)
     json_decref(servers);
 }
 
+/* Every thesaurus line parses: a key of one or two words, one to six expansion words, lower case. */
+static void test_thesaurus_lines(void **state)
+{
+    const char *const *lines = mg__ts_thesaurus_lines();
+    size_t n = 0;
+    for (; lines[n] != NULL; n++) {
+        const char *l = lines[n], *eq = strchr(l, '=');
+        assert_non_null(eq);
+        size_t keys = 0, exps = 0;
+        int in = 0;
+        for (const char *p = l[0] == '$' ? l + 1 : l; *p != '\0'; p++) {
+            if (*p >= 'A' && *p <= 'Z')
+                fail_msg("upper case in thesaurus line \"%s\"", l);
+            int alnum = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9');
+            if (alnum && !in)
+                *(p < eq ? &keys : &exps) += 1;
+            in = alnum;
+        }
+        if (keys < 1 || keys > 2 || exps < 1 || exps > 6)
+            fail_msg("thesaurus line \"%s\": %zu key words, %zu expansions", l, keys, exps);
+    }
+    assert_true(n > 500);
+    size_t bytes = 0;
+    mg__ts_thesaurus_t *th = mg__ts_thesaurus_new(NULL, &bytes);
+    assert_non_null(th);
+    assert_true(bytes > 0);
+    mg__ts_thesaurus_free(th);
+}
+
 /* ---------------------------------------------------------------- compaction */
 
 static void test_compact_text(void **state)
@@ -436,8 +466,8 @@ int main(void)
         cmocka_unit_test(test_tokens_text),     cmocka_unit_test(test_tokens_tool),
         cmocka_unit_test(test_config_tools),    cmocka_unit_test(test_config_tools_errors),
         cmocka_unit_test(test_index_ranking),   cmocka_unit_test(test_index_phrasings),
-        cmocka_unit_test(test_compact_text),    cmocka_unit_test(test_compact_schema),
-        cmocka_unit_test(test_search_tool_def),
+        cmocka_unit_test(test_thesaurus_lines), cmocka_unit_test(test_compact_text),
+        cmocka_unit_test(test_compact_schema),  cmocka_unit_test(test_search_tool_def),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
