@@ -33,7 +33,7 @@
 enum { F_NAME, F_SERVER, F_TITLE, F_DHEAD, F_DREST, F_PNAME, F_PDESC, NFIELDS };
 static const float field_weight[NFIELDS] = {3.0f, 1.0f, 2.0f, 1.5f, 0.4f, 0.6f, 0.25f};
 static const float field_b[NFIELDS] = {0.5f, 0.0f, 0.5f, 0.75f, 0.75f, 0.5f, 0.75f};
-mg__ts_parts_t mg__ts_parts = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+mg__ts_parts_t mg__ts_parts = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};
 #define K1           1.2f
 #define SERVER_BOOST 1.0f
 /* A description's first sentence, cut at this many bytes, is its own field (what a tool does). */
@@ -44,6 +44,8 @@ mg__ts_parts_t mg__ts_parts = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 /* The fallback looks at most at this many typed words, and adds at most this many per word. */
 #define FUZZY_WORDS    8
 #define FUZZY_PER_WORD 4
+#define PRF_DOCS       3
+#define PRF_WEIGHT     0.3f
 /* A typed word's exact form, on top of its stem. */
 #define EXACT_WEIGHT 0.5f
 
@@ -80,7 +82,9 @@ struct mg_toolsearch_index {
     size_t nservers;
     struct sb_stemmer *st;
     mg__ts_thesaurus_t *th;
-    uint32_t *spelled; /* slots of the "=word" terms (the words as written), for the fuzzy fallback */
+    uint32_t *name_off;   /* tool i's name terms are name_terms[name_off[i] .. name_off[i + 1]) */
+    uint32_t *name_terms; /* slots of the stems of each tool's name (pseudo-relevance feedback) */
+    uint32_t *spelled;    /* slots of the "=word" terms (the words as written), for the fuzzy fallback */
     size_t nspelled;
     size_t bytes;
 };
@@ -534,12 +538,34 @@ int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_tools
         start[raw[r].term + 1]++;
     for (size_t t = 0; t < b.nids; t++)
         start[t + 1] += start[t];
+    uint32_t *id_slot = malloc((b.nids ? b.nids : 1) * sizeof *id_slot);
+    ix->name_off = calloc(count + 1, sizeof *ix->name_off);
+    ix->name_terms = malloc((nraw ? nraw : 1) * sizeof *ix->name_terms);
+    if (id_slot == NULL || ix->name_off == NULL || ix->name_terms == NULL) {
+        free(id_slot);
+        free(start);
+        rc = MG_ENOMEM;
+        goto done;
+    }
     for (size_t t = 0; t < ix->nslots; t++) /* id -> first posting and df */
         if (ix->terms[t].stem != NULL) {
             uint32_t id = ix->terms[t].off;
+            id_slot[id] = (uint32_t)t;
             ix->terms[t].off = start[id];
             ix->terms[t].df = start[id + 1] - start[id];
         }
+    size_t nnames = 0;
+    for (size_t r = 0; r < nraw; r++) { /* the stems in each tool's name, in tool order */
+        const term_t *t = &ix->terms[id_slot[raw[r].term]];
+        if (raw[r].tf[F_NAME] > 0 && t->stem[0] != '=')
+            ix->name_terms[nnames++] = id_slot[raw[r].term];
+        ix->name_off[raw[r].doc + 1] = (uint32_t)nnames;
+    }
+    for (size_t d = 1; d <= count; d++)
+        if (ix->name_off[d] < ix->name_off[d - 1])
+            ix->name_off[d] = ix->name_off[d - 1];
+    ix->bytes += (count + 1 + nnames) * sizeof(uint32_t);
+    free(id_slot);
     for (size_t r = 0; r < nraw; r++) { /* raw is in tool order, so each list is too */
         double tf = 0;
         for (int f = 0; f < NFIELDS; f++)
@@ -795,6 +821,38 @@ static size_t top(const mg_toolsearch_index_t *ix, const mg__ts_query_t *q, cons
     return n;
 }
 
+/* Pseudo-relevance feedback (measured, off: docs/tool-search.md): the stems of the names of the
+ * best PRF_DOCS tools that at least two of them share are added at PRF_WEIGHT, then rescored. */
+static void feedback(const mg_toolsearch_index_t *ix, mg__ts_query_t *q, scored_t *sc,
+                     mg_toolsearch_hit_t *hits, size_t cap)
+{
+    size_t k = top(ix, q, sc, hits, cap < PRF_DOCS ? cap : PRF_DOCS);
+    size_t added = 0;
+    for (size_t i = 0; i < k; i++)
+        for (uint32_t a = ix->name_off[hits[i].pos]; a < ix->name_off[hits[i].pos + 1]; a++) {
+            const char *stem = ix->terms[ix->name_terms[a]].stem;
+            size_t shared = 0;
+            for (size_t j = 0; j < k; j++)
+                for (uint32_t c = ix->name_off[hits[j].pos]; c < ix->name_off[hits[j].pos + 1]; c++)
+                    shared += ix->name_terms[c] == ix->name_terms[a];
+            int have = 0;
+            for (size_t t = 0; t < q->n; t++)
+                have |= strcmp(q->t[t].stem, stem) == 0;
+            if (shared < 2 || have || q->n >= MG__TS_QTERMS_MAX)
+                continue;
+            mg__ts_qterm_t *t = &q->t[q->n++];
+            snprintf(t->stem, sizeof t->stem, "%s", stem);
+            snprintf(t->word, sizeof t->word, "related>%.30s", stem);
+            t->weight = PRF_WEIGHT;
+            t->expanded = 1;
+            added++;
+        }
+    if (added > 0) {
+        memset(sc, 0, ix->count * sizeof *sc);
+        score_terms(ix, q, sc);
+    }
+}
+
 int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_toolsearch_hit_t *hits,
                              size_t cap, mg_toolsearch_how_t *how)
 {
@@ -821,6 +879,8 @@ int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_to
         if (touched > 0 && how != NULL)
             *how = MG_TOOLSEARCH_FUZZY;
     }
+    if (mg__ts_parts.prf && touched > 0)
+        feedback(ix, q, sc, hits, cap);
     if (nnamed > 0)
         for (size_t d = 0; d < ix->count; d++)
             if (ix->doc_server[d] != UINT16_MAX && named[ix->doc_server[d]]) {
@@ -895,6 +955,8 @@ void mg_toolsearch_index_free(mg_toolsearch_index_t *ix)
     free(ix->doc_server);
     free(ix->servers);
     free(ix->spelled);
+    free(ix->name_off);
+    free(ix->name_terms);
     free(ix);
 }
 

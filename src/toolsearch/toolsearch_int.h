@@ -65,7 +65,7 @@ void mg__ts_thesaurus_free(mg__ts_thesaurus_t *th);
 
 /*
  * Switches for measuring what each part of the search contributes (mcpgate-searchbench --without
- * NAME). The gateway never changes them: every part is on.
+ * NAME, --with NAME). The gateway never changes them: every part is on but `prf`.
  */
 typedef struct mg__ts_parts {
     int stem;      /* Snowball stemming (off: words as typed) */
@@ -79,6 +79,7 @@ typedef struct mg__ts_parts {
     int quotes;    /* quoted words weigh as little as paths */
     int questions; /* a question adds reading verbs */
     int phrases;   /* the words of a two-word thesaurus idiom weigh as expansions */
+    int prf;       /* pseudo-relevance feedback from the best tools' names (measured; off) */
 } mg__ts_parts_t;
 extern mg__ts_parts_t mg__ts_parts;
 

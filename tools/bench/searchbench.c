@@ -19,7 +19,8 @@
  * only (duplicates make hit rates meaningless).
  * --without PART (stem, exact, thesaurus, fields, server, clauses, shell, quotes, questions,
  * phrases, fallback; repeatable): the same
- * with one part of the search off, to measure what it contributes.
+ * with one part of the search off, to measure what it contributes. --with prf turns on the one part
+ * that is off by default (pseudo-relevance feedback, measured and not kept).
  * --check: exit 1 unless the held-out half reaches MIN_TOP5 / MIN_TOP1 (CTest toolsearch_quality).
  * Exit status: 0, 1 (check failed), 2 (usage or unreadable fixture).
  */
@@ -267,7 +268,8 @@ int main(int argc, char **argv)
             check = 1;
         else if (strcmp(argv[i], "--verbose") == 0)
             verbose = 1;
-        else if (strcmp(argv[i], "--without") == 0 && i + 1 < argc) {
+        else if ((strcmp(argv[i], "--without") == 0 || strcmp(argv[i], "--with") == 0) && i + 1 < argc) {
+            int on = strcmp(argv[i], "--with") == 0;
             /* Ablation: turn one part of the search off (toolsearch_int.h). */
             const char *w = argv[++i];
             int *part = strcmp(w, "stem") == 0        ? &mg__ts_parts.stem
@@ -281,15 +283,15 @@ int main(int argc, char **argv)
                         : strcmp(w, "quotes") == 0    ? &mg__ts_parts.quotes
                         : strcmp(w, "questions") == 0 ? &mg__ts_parts.questions
                         : strcmp(w, "phrases") == 0   ? &mg__ts_parts.phrases
+                        : strcmp(w, "prf") == 0       ? &mg__ts_parts.prf
                                                       : NULL;
             if (part == NULL) {
-                fprintf(
-                    stderr,
-                    "searchbench: --without "
-                    "stem|exact|thesaurus|fields|server|clauses|shell|quotes|questions|phrases|fallback\n");
+                fprintf(stderr, "searchbench: --without|--with "
+                                "stem|exact|thesaurus|fields|server|clauses|shell|quotes|questions|phrases|"
+                                "fallback|prf\n");
                 return 2;
             }
-            *part = 0;
+            *part = on;
         } else {
             fprintf(stderr, "usage: mcpgate-searchbench [--catalogs DIR] [--scale N] [--runs N] [--json] "
                             "[--check] [--verbose] [--without PART]...\n");
