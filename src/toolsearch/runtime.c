@@ -411,14 +411,22 @@ static json_t *search(mg_call_t *c, const json_t *tools)
     if (text != NULL)
         text[0] = '\0';
     char head[1400];
+    /* The query as echoed: at most 300 bytes, cut between UTF-8 characters (the text must stay
+     * valid UTF-8 for the JSON answer). */
+    int qlen = (int)strlen(query);
+    if (qlen > 300) {
+        qlen = 300;
+        while (qlen > 0 && ((unsigned char)query[qlen] & 0xC0) == 0x80)
+            qlen--;
+    }
     if (browse)
         snprintf(
             head, sizeof head,
-            "No tool matches \"%.300s\". Some of the %zu tools, a few per server, to show what exists; "
+            "No tool matches \"%.*s\". Some of the %zu tools, a few per server, to show what exists; "
             "search again with the action and the service, e.g. \"send slack message\", \"read file\":\n",
-            query, json_array_size(tools));
+            qlen, query, json_array_size(tools));
     else
-        snprintf(head, sizeof head, "%d tool%s for \"%.300s\"%s%s:\n", n, n == 1 ? "" : "s", query,
+        snprintf(head, sizeof head, "%d tool%s for \"%.*s\"%s%s:\n", n, n == 1 ? "" : "s", qlen, query,
                  how == MG_TOOLSEARCH_FUZZY ? " (no tool uses these words; these are close in spelling)" : "",
                  st != NULL ? "; now in your tool list, call them by name"
                             : "; call them by name with the definitions that follow");

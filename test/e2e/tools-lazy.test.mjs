@@ -135,6 +135,10 @@ test('search_tools: summaries with matched terms, the same in both eras; a fallb
   await new Promise((res) => setTimeout(res, 200));
   assert.equal(c.changes.length, seen);
   assert.deepEqual(names((await c.client.listTools()).tools), listed);
+  // A long query echoed in the hint is cut between UTF-8 characters, not inside one.
+  const wide = await c.client.callTool({ name: 'search_tools', arguments: { query: 'a' + 'é'.repeat(200) } });
+  assert.ok(!wide.isError, textOf(wide));
+  assert.match(textOf(wide), /^No tool matches "aé+"\. /);
   // A typo is corrected by spelling.
   const typo = await c.client.callTool({ name: 'search_tools', arguments: { query: 'drectory', limit: 3 } });
   assert.equal(typo.structuredContent.match, 'spelling');
