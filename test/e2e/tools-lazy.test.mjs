@@ -118,6 +118,9 @@ test('search_tools: summaries with matched terms, the same in both eras; a fallb
   // Shell idioms and synonyms reach the right tool.
   const ls = await c.client.callTool({ name: 'search_tools', arguments: { query: 'ls -la ~/src', limit: 3 } });
   assert.match(ls.structuredContent.tools[0].name, /^filesystem__list_directory/, JSON.stringify(ls.structuredContent));
+  const title = ls.structuredContent.tools[0].title; // the filesystem server titles its tools
+  assert.ok(title, JSON.stringify(ls.structuredContent.tools[0]));
+  assert.ok(textOf(ls).split('\n')[1].startsWith(`- ${ls.structuredContent.tools[0].name} (${title}): `), textOf(ls));
   // The 2026-07-28 path runs the same search.
   const m = await modern(gw.url, 'tools/call', { name: 'search_tools', arguments: q });
   assert.deepEqual(m.result.structuredContent.tools, sum.tools);
