@@ -116,7 +116,7 @@ test('search_tools: summaries with matched terms, the same in both eras; a fallb
   assert.match(lines[1], /^- github__create_issue: Create a new issue in a GitHub repository \[matched: .*ticket→issue.*\]$/);
   assert.deepEqual(names(found(r)), names(sum.tools), 'the definitions follow, in the same order');
   // Shell idioms and synonyms reach the right tool.
-  const ls = await c.client.callTool({ name: 'search_tools', arguments: { query: 'ls -la ~/src', limit: 3 } });
+  const ls = await c.client.callTool({ name: 'search_tools', arguments: { query: 'ls -l ~/projects/app', limit: 3 } });
   assert.match(ls.structuredContent.tools[0].name, /^filesystem__list_directory/, JSON.stringify(ls.structuredContent));
   const title = ls.structuredContent.tools[0].title; // the filesystem server titles its tools
   assert.ok(title, JSON.stringify(ls.structuredContent.tools[0]));
