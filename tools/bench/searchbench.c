@@ -199,7 +199,8 @@ static int measure(const json_t *tools, const json_t *servers, qset_t *sets, siz
             return -1;
         builds[r] = now_ms() - t0;
         /* The heap the index holds, allocator overhead included (glibc; not under ASan). */
-        c->heap = mallinfo2().uordblks - heap0;
+        size_t heap1 = mallinfo2().uordblks;
+        c->heap = heap1 > heap0 ? heap1 - heap0 : 0;
         if (r + 1 < runs)
             mg_toolsearch_index_free(ix);
     }
