@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   libh2o-dev libuv1-dev libjansson-dev libssl-dev
   libjose-dev libcurl4-openssl-dev
-  libsqlite3-dev
+  libstemmer-dev
   libhiredis-dev
   libcmocka-dev
   redis-server nginx-light

@@ -249,11 +249,26 @@ static json_t *server_counts(mg_gateway_t *gw, const json_t *tools)
     return out;
 }
 
+/* The server name of each tool of the list (NEW array, parallel to tools). */
+static json_t *servers_of(mg_gateway_t *gw, const json_t *tools)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach((json_t *)tools, i, t)
+    {
+        const char *orig = NULL;
+        long s = mg__catalog_route_name(gw, json_string_value(json_object_get(t, "name")) ?: "", &orig);
+        json_array_append_new(out, s >= 0 ? json_string(gw->servers[s].cfg->name) : json_null());
+    }
+    return out;
+}
+
 /* The index of exactly this list: cached by content hash (a changed upstream list, a restart or
  * another filter is another key), the least recently used of INDEX_CACHE slots rebuilt. */
-static mg_toolsearch_index_t *index_for(mg_toolsearch_t *ts, const json_t *tools)
+static mg_toolsearch_index_t *index_for(mg_toolsearch_t *ts, const json_t *tools, const json_t *servers)
 {
-    uint64_t key = mg_toolsearch_index_key(tools);
+    uint64_t key = mg_toolsearch_index_key(tools, servers);
     cached_index_t *victim = &ts->cache[0];
     for (int i = 0; i < INDEX_CACHE; i++) {
         cached_index_t *e = &ts->cache[i];
@@ -265,7 +280,7 @@ static mg_toolsearch_index_t *index_for(mg_toolsearch_t *ts, const json_t *tools
             victim = e;
     }
     mg_toolsearch_index_t *ix = NULL;
-    int r = mg_toolsearch_index_new(tools, &ix);
+    int r = mg_toolsearch_index_new(tools, servers, &ix);
     if (r != 0) {
         mg_log_json(MG_LOG_ERROR, "tool search index could not be built",
                     json_pack("{s:s}", "error", mg_strerror(r)));
@@ -287,6 +302,74 @@ static json_t *text_result(const char *text, int is_error)
     return r;
 }
 
+/* A tool's description as one line: its first sentence, at most ~160 bytes (cut between UTF-8
+ * characters, "..." added), blanks folded. */
+static void one_line(const char *d, char *out, size_t cap)
+{
+    size_t o = 0;
+    int space = 0;
+    for (const char *p = d ? d : ""; *p != '\0' && o + 4 < cap; p++) {
+        if ((*p == '.' && (p[1] == ' ' || p[1] == '\n' || p[1] == '\0')) || (*p == '\n' && p[1] == '\n')) {
+            if (*p == '.')
+                out[o++] = '.';
+            break;
+        }
+        if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') {
+            space = o > 0;
+            continue;
+        }
+        if (space)
+            out[o++] = ' ';
+        space = 0;
+        out[o++] = *p;
+    }
+    if (o + 4 >= cap) {
+        while (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0x80)
+            o--; /* inside a character: drop it whole */
+        if (o > 0 && ((unsigned char)out[o - 1] & 0x80))
+            o--;
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
+/* What an agent needs to choose: name, title, one line, why it matched (NEW). */
+static json_t *summary_of(const json_t *tool, const mg_toolsearch_hit_t *h)
+{
+    char line[168];
+    one_line(json_string_value(json_object_get(tool, "description")), line, sizeof line);
+    json_t *r = json_pack("{s:O,s:s}", "name", json_object_get(tool, "name"), "description", line);
+    const json_t *title = json_object_get(tool, "title");
+    if (!json_is_string(title))
+        title = json_object_get(json_object_get(tool, "annotations"), "title");
+    if (json_is_string(title))
+        json_object_set(r, "title", (json_t *)title);
+    if (h->matched[0] != '\0')
+        json_object_set_new(r, "matched", json_string(h->matched));
+    return r;
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (*buf == NULL)
+        return;
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap * 2 + n + 1;
+        char *g = realloc(*buf, c);
+        if (g == NULL) {
+            free(*buf);
+            *buf = NULL;
+            return;
+        }
+        *buf = g;
+        *cap = c;
+    }
+    memcpy(*buf + *len, s, n + 1);
+    *len += n;
+}
+
 static json_t *search(mg_call_t *c, const json_t *tools)
 {
     mg_gateway_t *gw = c->gw;
@@ -306,20 +389,62 @@ static json_t *search(mg_call_t *c, const json_t *tools)
             return text_result("search_tools: \"limit\" must be a whole number from 1 to 50", 1);
         limit = (size_t)l;
     }
-    mg_toolsearch_index_t *ix = ts ? index_for(ts, tools) : NULL;
-    size_t pos[MG_TOOLSEARCH_MAX_LIMIT];
-    int n = ix ? mg_toolsearch_index_search(ix, query, pos, limit) : MG_EINTERNAL;
+    json_t *servers = servers_of(gw, tools);
+    mg_toolsearch_index_t *ix = ts ? index_for(ts, tools, servers) : NULL;
+    json_decref(servers);
+    mg_toolsearch_hit_t hits[MG_TOOLSEARCH_MAX_LIMIT];
+    mg_toolsearch_how_t how = MG_TOOLSEARCH_MATCHED;
+    int n = ix ? mg_toolsearch_index_find(ix, query, hits, limit, &how) : MG_EINTERNAL;
     if (n < 0)
         return text_result("search_tools: the search index is not available; try again", 1);
     if (ts != NULL) {
         ts->searches++;
-        ts->empty_searches += n == 0;
+        ts->empty_searches += n == 0 || how == MG_TOOLSEARCH_BROWSE;
     }
-    json_t *defs = json_array();
+    /* A browse answer only shows what exists: nothing is added, no definitions are sent. */
+    int browse = how == MG_TOOLSEARCH_BROWSE;
+    json_t *defs = json_array(), *results = json_array();
     mg_toolsearch_session_t *st = c->modern ? NULL : c->s->ts;
     size_t added = 0;
+    size_t cap = 1024, len = 0;
+    char *text = malloc(cap);
+    if (text != NULL)
+        text[0] = '\0';
+    char head[1400];
+    /* The query as echoed: at most 300 bytes, cut between UTF-8 characters (the text must stay
+     * valid UTF-8 for the JSON answer). */
+    int qlen = (int)strlen(query);
+    if (qlen > 300) {
+        qlen = 300;
+        while (qlen > 0 && ((unsigned char)query[qlen] & 0xC0) == 0x80)
+            qlen--;
+    }
+    if (browse)
+        snprintf(
+            head, sizeof head,
+            "No tool matches \"%.*s\". Some of the %zu tools, a few per server, to show what exists; "
+            "search again with the action and the service, e.g. \"send slack message\", \"read file\":\n",
+            qlen, query, json_array_size(tools));
+    else
+        snprintf(head, sizeof head, "%d tool%s for \"%.*s\"%s%s:\n", n, n == 1 ? "" : "s", qlen, query,
+                 how == MG_TOOLSEARCH_FUZZY ? " (no tool uses these words; these are close in spelling)" : "",
+                 st != NULL ? "; now in your tool list, call them by name"
+                            : "; call them by name with the definitions that follow");
+    append(&text, &len, &cap, head);
     for (int i = 0; i < n; i++) {
-        const json_t *tool = json_array_get(tools, pos[i]);
+        const json_t *tool = json_array_get(tools, hits[i].pos);
+        json_t *sum = summary_of(tool, &hits[i]);
+        const char *title = json_string_value(json_object_get(sum, "title"));
+        const char *why = json_string_value(json_object_get(sum, "matched"));
+        char line[700];
+        snprintf(line, sizeof line, "- %s%s%s%s: %s%s%s%s\n", json_string_value(json_object_get(sum, "name")),
+                 title ? " (" : "", title ? title : "", title ? ")" : "",
+                 json_string_value(json_object_get(sum, "description")), why ? " [matched: " : "",
+                 why ? why : "", why ? "]" : "");
+        append(&text, &len, &cap, line);
+        json_array_append_new(results, sum);
+        if (browse)
+            continue;
         json_t *d = tc->compact ? mg_toolsearch_compact_tool(tool) : mg_json_deep_copy(tool);
         if (d == NULL)
             continue;
@@ -339,30 +464,34 @@ static json_t *search(mg_call_t *c, const json_t *tools)
     if (added > 0) /* this session only, at once: its next tools/list has them */
         mg__catalog_list_changed(gw, c->s, MG_LIST_TOOLS);
     char *list = json_dumps(defs, JSON_COMPACT);
-    size_t need = (list ? strlen(list) : 0) + strlen(query) + 300;
-    char *text = malloc(need);
     json_t *r;
-    if (text == NULL || list == NULL) {
+    if (text == NULL || list == NULL || results == NULL) {
         r = text_result("out of memory", 1);
-    } else if (n == 0) {
-        snprintf(text, need,
-                 "No tool matches \"%s\". Try other words: the action and the service, e.g. \"send slack "
-                 "message\" or \"read file\".",
-                 query);
-        r = text_result(text, 0);
     } else {
-        snprintf(text, need, "%d tool%s for \"%s\"%s:\n%s", n, n == 1 ? "" : "s", query,
-                 st != NULL ? "; now in your tool list, call them by name"
-                            : "; call them by name with these definitions",
-                 list);
-        r = text_result(text, 0);
+        /* content[0]: the summary lines; content[1]: the full definitions (JSON array, absent for a
+         * browse answer); structuredContent: the summaries as data. */
+        r = json_pack("{s:[{s:s,s:s}],s:{s:s,s:s,s:O}}", "content", "type", "text", "text", text,
+                      "structuredContent", "query", query, "match",
+                      browse                       ? "none"
+                      : how == MG_TOOLSEARCH_FUZZY ? "spelling"
+                                                   : "words",
+                      "tools", results);
+        if (r != NULL && !browse)
+            json_array_append_new(json_object_get(r, "content"),
+                                  json_pack("{s:s,s:s}", "type", "text", "text", list));
+        if (r == NULL)
+            r = text_result("out of memory", 1);
     }
     free(text);
     free(list);
     json_decref(defs);
+    json_decref(results);
     mg_log_json(MG_LOG_DEBUG, "tool search",
-                json_pack("{s:s,s:i,s:I}", "session", c->s ? c->s->hash : "", "results", n, "added",
-                          (json_int_t)added));
+                json_pack("{s:s,s:i,s:s,s:I}", "session", c->s ? c->s->hash : "", "results", n, "match",
+                          browse                       ? "none"
+                          : how == MG_TOOLSEARCH_FUZZY ? "spelling"
+                                                       : "words",
+                          "added", (json_int_t)added));
     return r;
 }
 

@@ -1,15 +1,16 @@
 /*
  * toolsearch.h - the token cost of a tool catalog, and the means to cut it: estimates, allow/deny
- * filters per upstream, tenant, scope and profile, description compaction, a BM25 search index
- * (SQLite FTS5, in memory) and the lazy catalog mode (a search tool that adds its matches to the
- * session's tools/list, followed by notifications/tools/list_changed).
+ * filters per upstream, tenant, scope and profile, description compaction, a BM25F search index
+ * (in memory, Snowball stemming, query analysis and a thesaurus: index.c, query.c, thesaurus.c) and the lazy
+ * catalog mode (a search tool that adds its matches to the session's tools/list, followed by
+ * notifications/tools/list_changed).
  *
- * Pure parts (tokens.c, compact.c, index.c, policy.c; globs: common/glob.h) know nothing of sessions or HTTP
- * and are unit-tested alone. The runtime (runtime.c) plugs into the gateway at three points of
- * gateway/dispatch.c: the tools/list merge (filter, then shape), tools/call routing (policy check
- * and the search tool) and /metrics. The `mcpgate tools` command lives in cli_tools.c.
- * All json_t * parameters are BORROWED unless a comment says "stolen"; returned ones are NEW.
- * Read next: docs/tool-search.md (behaviour and config), runtime.c.
+ * Pure parts (tokens.c, compact.c, index.c, query.c, thesaurus.c, policy.c; globs: common/glob.h) know
+ * nothing of sessions or HTTP and are unit-tested alone. The runtime (runtime.c) plugs into the gateway at
+ * three points of gateway/dispatch.c: the tools/list merge (filter, then shape), tools/call routing (policy
+ * check and the search tool) and /metrics. The `mcpgate tools` command lives in cli_tools.c. All json_t *
+ * parameters are BORROWED unless a comment says "stolen"; returned ones are NEW. Read next:
+ * docs/tool-search.md (behaviour and config), runtime.c.
  */
 #ifndef MG_TOOLSEARCH_H
 #define MG_TOOLSEARCH_H
@@ -65,27 +66,50 @@ void mg_toolsearch_tokens_tool(const json_t *tool, mg_toolsearch_cost_t *out);
  */
 json_t *mg_toolsearch_compact_tool(const json_t *tool);
 
-/* ---- index.c: BM25 over names, titles, descriptions, parameter names ---- */
+/* ---- index.c: BM25F over names, servers, titles, descriptions, parameters ---- */
 
 typedef struct mg_toolsearch_index mg_toolsearch_index_t;
 
 /*
- * Builds an in-memory SQLite FTS5 index (porter stemming over unicode61) of the tool definitions in
- * `tools` (an array; borrowed only during the call). Columns, with their BM25 weights: name (split
- * at '_', '-', camelCase and the namespace separator), title, description, parameter names,
- * parameter descriptions. Returns 0, MG_ENOMEM, or MG_EINTERNAL when SQLite fails.
+ * Builds the in-memory search index of the tool definitions in `tools` (an array; borrowed only
+ * during the call). servers (may be NULL) is a parallel array of the server name of each tool: it
+ * lets a query that names a server narrow to its tools, and keeps the server's prefix of an exposed
+ * name out of the name field. Fields, weighed by BM25F: the tool's own name (split at '_', '-' and
+ * camelCase), its server, title, the description's first sentence, the rest of the description,
+ * parameter names, parameter descriptions. Words are Snowball-stemmed (English).
+ * Returns 0, or MG_ENOMEM.
  */
-int mg_toolsearch_index_new(const json_t *tools, mg_toolsearch_index_t **out);
+int mg_toolsearch_index_new(const json_t *tools, const json_t *servers, mg_toolsearch_index_t **out);
+
+/* How a search found its answer. */
+typedef enum mg_toolsearch_how {
+    MG_TOOLSEARCH_MATCHED, /* query words (or their thesaurus expansions) matched */
+    MG_TOOLSEARCH_FUZZY,   /* nothing matched; words close in spelling did */
+    MG_TOOLSEARCH_BROWSE,  /* nothing matched at all: a sample of each server's tools */
+} mg_toolsearch_how_t;
+
+typedef struct mg_toolsearch_hit {
+    size_t pos;        /* position in the indexed array */
+    double score;      /* 0 for a browse answer */
+    char matched[160]; /* why: "bug→issue, github, server github" (UTF-8), "" when browsing */
+} mg_toolsearch_hit_t;
+
 /*
- * Ranks the tools for a natural-language query: words (stop words dropped) are OR-ed, ranked by
- * bm25(). Writes up to `cap` positions in the indexed array, best first, to out and returns how
- * many (0 when nothing matches), or a negative MG_E* code.
+ * Ranks the tools for a natural-language query (query.c says how it is read). Writes up to cap
+ * hits, best first, and returns how many, or MG_ENOMEM. Never 0 when the index holds a tool and
+ * cap > 0: with no match it falls back (*how, may be NULL). One search at a time per index.
  */
+int mg_toolsearch_index_find(mg_toolsearch_index_t *ix, const char *query, mg_toolsearch_hit_t *hits,
+                             size_t cap, mg_toolsearch_how_t *how);
+/* The same, positions only (cap at most MG_TOOLSEARCH_MAX_LIMIT). */
 int mg_toolsearch_index_search(mg_toolsearch_index_t *ix, const char *query, size_t *out, size_t cap);
+/* Tools indexed. */
 size_t mg_toolsearch_index_size(const mg_toolsearch_index_t *ix);
-/* 64-bit FNV-1a over exactly what an index of `tools` holds (names, titles, descriptions, parameter
- * names and descriptions, in order): equal keys, equal rankings. Never 0. */
-uint64_t mg_toolsearch_index_key(const json_t *tools);
+/* Bytes of memory the index holds. */
+size_t mg_toolsearch_index_bytes(const mg_toolsearch_index_t *ix);
+/* 64-bit FNV-1a over exactly what an index of `tools` and `servers` holds (names, servers, titles,
+ * descriptions, parameter names and descriptions, in order): equal keys, equal rankings. Never 0. */
+uint64_t mg_toolsearch_index_key(const json_t *tools, const json_t *servers);
 void mg_toolsearch_index_free(mg_toolsearch_index_t *ix);
 
 /* ---- policy.c: who may see and call which tool ---- */

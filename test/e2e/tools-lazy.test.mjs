@@ -27,11 +27,10 @@ function config(tools = {}, servers = {}) {
 
 const names = (tools) => tools.map((t) => t.name);
 
-// The definitions a search_tools result carries (text: one line, then a JSON array).
+// The definitions a search_tools result carries: content[1], a JSON array (content[0] is the
+// summary: one line per match; a fallback "browse" answer has no definitions).
 function found(result) {
-  const text = textOf(result);
-  const nl = text.indexOf('\n');
-  return nl < 0 ? [] : JSON.parse(text.slice(nl + 1));
+  return result.content.length > 1 ? JSON.parse(result.content[1].text) : [];
 }
 
 async function connectWatching(url, opts = {}) {
@@ -97,6 +96,58 @@ test('lazy mode: any allowed tool can be called directly, listed or not', async 
   assert.match(textOf(none), /No tool matches/);
 });
 
+// Issue #15: what a search answers, in both eras: name, title, one line and why it matched; a query
+// that matches nothing still gets candidates (never an empty answer), with a hint, and adds nothing.
+test('search_tools: summaries with matched terms, the same in both eras; a fallback instead of nothing', async (t) => {
+  const gw = await t.gateway({ config: config({ mode: 'lazy' }) });
+  const c = await connectWatching(gw.url);
+  t.defer(() => c.close());
+  const q = { query: 'the save button crashes when I click it twice, file a ticket on github', limit: 3 };
+  const r = await c.client.callTool({ name: 'search_tools', arguments: q });
+  const sum = r.structuredContent;
+  assert.equal(sum.match, 'words');
+  assert.equal(sum.tools[0].name, 'github__create_issue', JSON.stringify(sum.tools));
+  assert.match(sum.tools[0].matched, /ticket→issue/);
+  assert.match(sum.tools[0].matched, /server github/);
+  for (const x of sum.tools) {
+    assert.ok(x.description.length > 0 && x.description.length <= 170 && !x.description.includes('\n'), x.description);
+  }
+  const lines = textOf(r).split('\n');
+  assert.match(lines[1], /^- github__create_issue: Create a new issue in a GitHub repository \[matched: .*ticket→issue.*\]$/);
+  assert.deepEqual(names(found(r)), names(sum.tools), 'the definitions follow, in the same order');
+  // Shell idioms and synonyms reach the right tool.
+  const ls = await c.client.callTool({ name: 'search_tools', arguments: { query: 'ls -l ~/projects/app', limit: 3 } });
+  assert.match(ls.structuredContent.tools[0].name, /^filesystem__list_directory/, JSON.stringify(ls.structuredContent));
+  const title = ls.structuredContent.tools[0].title; // the filesystem server titles its tools
+  assert.ok(title, JSON.stringify(ls.structuredContent.tools[0]));
+  assert.ok(textOf(ls).split('\n')[1].startsWith(`- ${ls.structuredContent.tools[0].name} (${title}): `), textOf(ls));
+  // The 2026-07-28 path runs the same search.
+  const m = await modern(gw.url, 'tools/call', { name: 'search_tools', arguments: q });
+  assert.deepEqual(m.result.structuredContent.tools, sum.tools);
+  // Nothing matches: a sample of each server's tools and a hint; nothing added, no definitions.
+  await waitFor(() => c.changes.length > 0, { what: 'list_changed after the first search' });
+  const seen = c.changes.length;
+  const listed = names((await c.client.listTools()).tools);
+  const none = await c.client.callTool({ name: 'search_tools', arguments: { query: 'qqqxz zzvvk' } });
+  assert.ok(!none.isError);
+  assert.equal(none.structuredContent.match, 'none');
+  const servers = new Set(none.structuredContent.tools.map((x) => x.name.split('__')[0]));
+  assert.deepEqual([...servers].sort(), ['filesystem', 'github', 'slack'], 'one of each server first');
+  assert.match(textOf(none), /No tool matches "qqqxz zzvvk"\. Some of the \d+ tools.*search again with the action and the service/);
+  assert.equal(none.content.length, 1, 'no definitions for a browse answer');
+  await new Promise((res) => setTimeout(res, 200));
+  assert.equal(c.changes.length, seen);
+  assert.deepEqual(names((await c.client.listTools()).tools), listed);
+  // A long query echoed in the hint is cut between UTF-8 characters, not inside one.
+  const wide = await c.client.callTool({ name: 'search_tools', arguments: { query: 'a' + 'é'.repeat(200) } });
+  assert.ok(!wide.isError, textOf(wide));
+  assert.match(textOf(wide), /^No tool matches "aé+"\. /);
+  // A typo is corrected by spelling.
+  const typo = await c.client.callTool({ name: 'search_tools', arguments: { query: 'drectory', limit: 3 } });
+  assert.equal(typo.structuredContent.match, 'spelling');
+  assert.match(typo.structuredContent.tools[0].name, /directory/);
+});
+
 // One stateless 2026-07-28 request (no session): _meta carries version, capabilities and our hints.
 async function modern(url, method, params = {}, metaExtra = {}) {
   const V = '2026-07-28';
@@ -124,7 +175,7 @@ test('lazy mode for 2026-07-28 clients: per-request loaded tools and profile, pr
   const s = await modern(gw.url, 'tools/call', { name: 'search_tools', arguments: { query: 'create a github issue', limit: 2 } });
   const defs = found(s.result);
   assert.ok(names(defs).includes('github__create_issue'), names(defs).join(', '));
-  assert.match(textOf(s.result), /call them by name with these definitions/);
+  assert.match(textOf(s.result), /call them by name with the definitions that follow/);
   // Nothing was added to any shared list: the next request still sees only the search tool...
   assert.deepEqual(names((await modern(gw.url, 'tools/list')).result.tools), ['search_tools']);
   // ...unless it names the tools it holds; such a list is private to that request.

@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "config/config.h"
 #include "toolsearch/toolsearch.h"
+#include "toolsearch/toolsearch_int.h"
 
 static size_t est(const char *s)
 {
@@ -211,7 +212,17 @@ static json_t *sample_tools(void)
     json_array_append_new(a, tool("maps__getDirections", "Get directions between two points", "travelMode",
                                   "driving, walking, bicycling or transit"));
     json_array_append_new(a, tool("redis__set", "Set a Redis key-value pair", "expireSeconds", "Expiration"));
+    json_array_append_new(a, tool("playwright__browser_click", "Perform click on a button of a web page",
+                                  "element", "The button to click"));
+    json_array_append_new(a, tool("alpha__make_report", "Make a report", "text", "Report text"));
+    json_array_append_new(a, tool("beta__make_report", "Make a report", "text", "Report text"));
     return a;
+}
+
+static json_t *sample_servers(void)
+{
+    return json_pack("[s,s,s,s,s,s,s,s,s]", "github", "github", "slack", "filesystem", "maps", "redis",
+                     "playwright", "alpha", "beta");
 }
 
 static int rank(mg_toolsearch_index_t *ix, const char *q, size_t *pos, size_t cap)
@@ -219,17 +230,31 @@ static int rank(mg_toolsearch_index_t *ix, const char *q, size_t *pos, size_t ca
     return mg_toolsearch_index_search(ix, q, pos, cap);
 }
 
+/* Position of the first hit of query, or -1; *how and the hit's matched terms for checks. */
+static long first(mg_toolsearch_index_t *ix, const char *q, mg_toolsearch_how_t *how, char *why,
+                  size_t whylen)
+{
+    mg_toolsearch_hit_t hits[5];
+    int n = mg_toolsearch_index_find(ix, q, hits, 5, how);
+    if (n <= 0)
+        return -1;
+    if (why != NULL)
+        snprintf(why, whylen, "%s", hits[0].matched);
+    return (long)hits[0].pos;
+}
+
 static void test_index_ranking(void **state)
 {
-    json_t *tools = sample_tools();
+    json_t *tools = sample_tools(), *servers = sample_servers();
     mg_toolsearch_index_t *ix = NULL;
-    assert_int_equal(mg_toolsearch_index_new(tools, &ix), 0);
-    assert_int_equal(mg_toolsearch_index_size(ix), 6);
+    assert_int_equal(mg_toolsearch_index_new(tools, servers, &ix), 0);
+    assert_int_equal(mg_toolsearch_index_size(ix), 9);
+    assert_true(mg_toolsearch_index_bytes(ix) > 0);
     size_t pos[10];
     /* Name words weigh most; words are OR-ed. */
     assert_true(rank(ix, "create an issue", pos, 10) >= 1);
     assert_int_equal(pos[0], 0);
-    /* Stemming: "issues listing" finds list_issues first. */
+    /* Stemming, and the exact form on top: "issues listing" finds list_issues first. */
     assert_true(rank(ix, "listing the issues", pos, 10) >= 2);
     assert_int_equal(pos[0], 1);
     /* Description words. */
@@ -243,22 +268,97 @@ static void test_index_ranking(void **state)
     /* Parameter names count ("expire"). */
     assert_true(rank(ix, "expire seconds", pos, 10) >= 1);
     assert_int_equal(pos[0], 5);
-    /* Limits, nothing matching, only stop words, punctuation and quotes (FTS5 syntax is never passed
-     * through). */
+    /* Limits; punctuation and quotes are never syntax. */
     assert_int_equal(rank(ix, "issue", pos, 1), 1);
-    assert_int_equal(rank(ix, "zzzz qqqq", pos, 10), 0);
-    assert_int_equal(rank(ix, "the a of to", pos, 10), 0);
-    assert_int_equal(rank(ix, "", pos, 10), 0);
     assert_true(rank(ix, "\"file\" AND (NEAR OR * ^:", pos, 10) >= 1);
     assert_int_equal(pos[0], 3);
     mg_toolsearch_index_free(ix);
     /* An empty catalog is a valid index that finds nothing. */
     json_t *none = json_array();
-    assert_int_equal(mg_toolsearch_index_new(none, &ix), 0);
+    assert_int_equal(mg_toolsearch_index_new(none, NULL, &ix), 0);
     assert_int_equal(rank(ix, "anything", pos, 10), 0);
     mg_toolsearch_index_free(ix);
     json_decref(none);
     json_decref(tools);
+    json_decref(servers);
+}
+
+/* The ways people ask: synonyms, shell idioms, context clauses, the server named, typos, nothing. */
+static void test_index_phrasings(void **state)
+{
+    json_t *tools = sample_tools(), *servers = sample_servers();
+    mg_toolsearch_index_t *ix = NULL;
+    assert_int_equal(mg_toolsearch_index_new(tools, servers, &ix), 0);
+    mg_toolsearch_how_t how;
+    char why[160];
+    /* Thesaurus: "ticket" is an issue, and the answer says so. */
+    assert_int_equal(first(ix, "raise a ticket", &how, why, sizeof why), 0);
+    assert_int_equal(how, MG_TOOLSEARCH_MATCHED);
+    assert_non_null(strstr(why, "ticket\xe2\x86\x92issue"));
+    /* Shell idioms: a command line reads as what it does. */
+    assert_int_equal(first(ix, "cat notes.md", &how, NULL, 0), 3);
+    /* ... but "cat" in a sentence is a cat. */
+    assert_int_not_equal(first(ix, "post a photo of my cat in the team channel", &how, NULL, 0), 3);
+    /* Context clause: the request is "file a bug", not the button or the click. */
+    assert_int_equal(first(ix, "the save button crashes when I click it twice, file a bug", &how, NULL, 0),
+                     0);
+    /* Without the clause rule the click tool would win: the rule is what this checks. */
+    assert_int_equal(first(ix, "the save button crashes when I click it twice and a bug", &how, NULL, 0), 6);
+    /* The server named narrows: equal tools, the named server's first. */
+    assert_int_equal(first(ix, "make a report", &how, NULL, 0), 7);
+    assert_int_equal(first(ix, "make a report in beta", &how, why, sizeof why), 8);
+    assert_non_null(strstr(why, "server beta"));
+    /* A typo: close in spelling. */
+    assert_int_equal(first(ix, "drections", &how, why, sizeof why), 4);
+    assert_int_equal(how, MG_TOOLSEARCH_FUZZY);
+    /* Nothing matches: never an empty answer; a sample, one tool per server first. */
+    mg_toolsearch_hit_t hits[5];
+    int n = mg_toolsearch_index_find(ix, "zzzz qqqq", hits, 5, &how);
+    assert_int_equal(n, 5);
+    assert_int_equal(how, MG_TOOLSEARCH_BROWSE);
+    assert_int_equal(hits[0].pos, 0); /* github */
+    assert_int_equal(hits[1].pos, 2); /* slack: github's second tool waits for the next round */
+    assert_string_equal(hits[0].matched, "");
+    assert_int_equal(mg_toolsearch_index_find(ix, "the a of to", hits, 5, &how), 5);
+    assert_int_equal(how, MG_TOOLSEARCH_BROWSE);
+    mg_toolsearch_index_free(ix);
+    /* The cache key covers the servers. */
+    json_t *other = json_pack("[s,s,s,s,s,s,s,s,s]", "x", "github", "slack", "filesystem", "maps", "redis",
+                              "playwright", "alpha", "beta");
+    assert_true(mg_toolsearch_index_key(tools, servers) != mg_toolsearch_index_key(tools, other));
+    assert_true(mg_toolsearch_index_key(tools, servers) == mg_toolsearch_index_key(tools, servers));
+    json_decref(other);
+    json_decref(tools);
+    json_decref(servers);
+}
+
+/* Every thesaurus line parses: a key of one or two words, one to six expansion words, lower case. */
+static void test_thesaurus_lines(void **state)
+{
+    const char *const *lines = mg__ts_thesaurus_lines();
+    size_t n = 0;
+    for (; lines[n] != NULL; n++) {
+        const char *l = lines[n], *eq = strchr(l, '=');
+        assert_non_null(eq);
+        size_t keys = 0, exps = 0;
+        int in = 0;
+        for (const char *p = l[0] == '$' ? l + 1 : l; *p != '\0'; p++) {
+            if (*p >= 'A' && *p <= 'Z')
+                fail_msg("upper case in thesaurus line \"%s\"", l);
+            int alnum = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9');
+            if (alnum && !in)
+                *(p < eq ? &keys : &exps) += 1;
+            in = alnum;
+        }
+        if (keys < 1 || keys > 2 || exps < 1 || exps > 6)
+            fail_msg("thesaurus line \"%s\": %zu key words, %zu expansions", l, keys, exps);
+    }
+    assert_true(n > 500);
+    size_t bytes = 0;
+    mg__ts_thesaurus_t *th = mg__ts_thesaurus_new(NULL, &bytes);
+    assert_non_null(th);
+    assert_true(bytes > 0);
+    mg__ts_thesaurus_free(th);
 }
 
 /* ---------------------------------------------------------------- compaction */
@@ -363,10 +463,11 @@ static void test_search_tool_def(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tokens_text),    cmocka_unit_test(test_tokens_tool),
-        cmocka_unit_test(test_config_tools),   cmocka_unit_test(test_config_tools_errors),
-        cmocka_unit_test(test_index_ranking),  cmocka_unit_test(test_compact_text),
-        cmocka_unit_test(test_compact_schema), cmocka_unit_test(test_search_tool_def),
+        cmocka_unit_test(test_tokens_text),     cmocka_unit_test(test_tokens_tool),
+        cmocka_unit_test(test_config_tools),    cmocka_unit_test(test_config_tools_errors),
+        cmocka_unit_test(test_index_ranking),   cmocka_unit_test(test_index_phrasings),
+        cmocka_unit_test(test_thesaurus_lines), cmocka_unit_test(test_compact_text),
+        cmocka_unit_test(test_compact_schema),  cmocka_unit_test(test_search_tool_def),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
