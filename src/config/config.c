@@ -68,6 +68,7 @@ static const char *const gateway_keys[] = {"listen",
                                            "scan",
                                            "cors",
                                            "rateLimits",
+                                           "legacySse",
                                            NULL}; /* policy keys: policy_config.c */
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
@@ -289,6 +290,8 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
                 mg__config_errf(ctx, "gateway.listen: '%s' is not host:port: %s",
                                 mg_cfg_quote(shown(cfg->listen, v), q, sizeof q), why);
             }
+        } else if (strcmp(key, "legacySse") == 0) {
+            mg_cfg_bool(RD, "gateway.legacySse", v, MG_CFG_KIND, &cfg->legacy_sse);
         } else if (strcmp(key, "allowUnauthenticated") == 0) {
             mg_cfg_bool(RD, "gateway.allowUnauthenticated", v, MG_CFG_KIND, &cfg->allow_unauthenticated);
         } else if (strcmp(key, "allowedOrigins") == 0 || strcmp(key, "allowedHosts") == 0) {

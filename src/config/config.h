@@ -139,6 +139,8 @@ typedef struct mg_config {
     char *listen;                /* "gateway.listen", default "127.0.0.1:8080" */
     int allow_unauthenticated;   /* "gateway.allowUnauthenticated" (CLI flag also sets it) */
     int auth_configured;         /* set when gateway.auth is present and valid */
+    int legacy_sse;              /* "gateway.legacySse": serve the 2024-11-05 HTTP+SSE transport on
+                                    /sse and /messages (gateway/era_sse.c); default off */
     struct mg_auth_config *auth; /* "gateway.auth" parsed (auth_config.h), NULL = none */
     char **allowed_origins;      /* "gateway.allowedOrigins": extra allowed Origin values */
     size_t nallowed_origins;

@@ -984,7 +984,7 @@ static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
             if (c->s->subs == NULL) /* created on first use (session.c) */
                 c->s->subs = json_object();
             json_object_set_new(c->s->subs, uri, json_integer((json_int_t)p->srv->index));
-            if (c->gw->cluster != NULL)
+            if (mg__session_shared(c->s))
                 mg__cluster_record_patch(c->s,
                                          json_pack("{s:{s:I}}", "subs", uri, (json_int_t)p->srv->index));
             json_object_set_new(p->subs, uri, json_integer(n + 1));
@@ -994,7 +994,7 @@ static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
             }
         } else {
             json_object_del(c->s->subs, uri);
-            if (c->gw->cluster != NULL)
+            if (mg__session_shared(c->s))
                 mg__cluster_record_patch(c->s, json_pack("{s:{s:n}}", "subs", uri));
             if (n > 1) {
                 json_object_set_new(p->subs, uri, json_integer(n - 1));
@@ -1348,8 +1348,8 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
             return;
         }
         s->log_rank = r;
-        s->log_set = 1;          /* asked for logs: gets a shared server's unrelated ones at this level */
-        if (gw->cluster != NULL) /* every replica forwards at this level from now on */
+        s->log_set = 1;            /* asked for logs: gets a shared server's unrelated ones at this level */
+        if (mg__session_shared(s)) /* every replica forwards at this level from now on */
             mg__cluster_record_patch(s, json_pack("{s:i}", "logLevel", r));
         for (size_t i = 0; i < gw->nservers; i++) {
             mg_pool_t *p = s->pools[i];

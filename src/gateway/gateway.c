@@ -384,6 +384,11 @@ static int route_internal(void *data, h2o_req_t *req, int loopback_bound)
     return mg_gateway_handle_internal(data, req, loopback_bound);
 }
 
+static int route_legacy_sse(void *data, h2o_req_t *req, int loopback_bound)
+{
+    return mg_gateway_handle_sse(data, req, loopback_bound);
+}
+
 static json_t *route_readyz(void *data, int *ready)
 {
     return mg_gateway_readyz(data, ready);
@@ -401,6 +406,7 @@ mg_server_opts_t mg_gateway_server_opts(mg_gateway_t *gw, const mg_config_t *cfg
                           gw,
                           route_mcp,
                           route_internal,
+                          route_legacy_sse,
                           route_readyz,
                           route_well_known};
     return o;

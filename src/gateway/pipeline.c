@@ -30,6 +30,7 @@
 #include "../common/log.h"
 #include "../common/str.h"
 #include "../http/origin.h"
+#include "../http/query.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "../policy/hooks.h"
 #include "gateway_int.h"
@@ -45,6 +46,10 @@ typedef enum phase_rc { NEXT, AGAIN, DONE } phase_rc_t;
 
 typedef enum http_method { M_POST, M_GET, M_DELETE } http_method_t;
 
+/* Which endpoint the request came to: /mcp, or the 2024-11-05 HTTP+SSE transport's two
+ * (gateway.legacySse, era_sse.c): GET /sse opens a session, POST /messages?sessionId= talks to it. */
+typedef enum transport { T_MCP, T_SSE_OPEN, T_SSE_POST } transport_t;
+
 /* One request on /mcp, from accept to its hand-over. Lives while h2o's request lives and while an
  * asynchronous step (auth, session lookup) is pending; its parsed body dies with it. */
 typedef struct mg_request {
@@ -57,6 +62,7 @@ typedef struct mg_request {
     int loopback_bound;
     uint64_t start_ms;
     http_method_t method;
+    transport_t transport;
     /* parse (POST) */
     json_t *body;
     int batch;
@@ -209,7 +215,8 @@ static phase_rc_t parse_post(mg_request_t *r)
     h2o_iovec_t accept = mg__req_header(req, "accept", NULL);
     int accept_json = mg__accepts(accept, "application/json");
     r->accept_sse = mg__accepts(accept, "text/event-stream");
-    if (!accept_json || !r->accept_sse) {
+    /* /messages answers 202 whatever the client accepts: its answers go out on the /sse stream. */
+    if (r->transport == T_MCP && (!accept_json || !r->accept_sse)) {
         mg__http_fail(gw, req, MG_ENOTACCEPTABLE,
                       "Not Acceptable: Accept must list both application/json and text/event-stream",
                       r->start_ms);
@@ -298,6 +305,15 @@ static phase_rc_t parse_post(mg_request_t *r)
         if (meth != NULL && strcmp(meth, "initialize") == 0)
             has_init = 1;
     }
+    if (r->transport == T_SSE_POST) {
+        /* The session exists (GET /sse made it): initialize is answered on it in the route phase. */
+        if (has_init && (r->batch || r->kinds[0] != MG_RPC_REQUEST)) {
+            mg__http_fail(gw, req, MG_EREQUEST,
+                          "Invalid Request: initialize must be sent alone, as a request", r->start_ms);
+            return DONE;
+        }
+        return NEXT;
+    }
     /* A 2026-07-28 request (even an initialize, which that revision removed: 404) goes to the
      * stateless era; an initialize without 2026 markers starts a session. */
     if (!r->batch && mg__modern_detect(req, r->body)) {
@@ -319,9 +335,42 @@ static phase_rc_t parse_post(mg_request_t *r)
     return NEXT;
 }
 
+/* The legacy transport's methods: GET on /sse, POST on /messages; nothing else. */
+static phase_rc_t parse_sse(mg_request_t *r)
+{
+    h2o_req_t *req = r->req;
+    int open = r->transport == T_SSE_OPEN;
+    if (!h2o_memis(req->method.base, req->method.len, open ? "GET" : "POST", open ? 3 : 4)) {
+        const char *hdrs[] = {"allow", open ? "GET" : "POST"};
+        json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_EHTTPMETHOD),
+                                 open ? "Method Not Allowed: /sse takes GET (the legacy HTTP+SSE transport); "
+                                        "send messages with POST to the endpoint its first event names"
+                                      : "Method Not Allowed: /messages takes POST (the legacy HTTP+SSE "
+                                        "transport); open the stream with GET /sse",
+                                 NULL);
+        mg__http_send_json(req, mg_err_http_status(MG_EHTTPMETHOD), e, hdrs, 1);
+        json_decref(e);
+        return DONE;
+    }
+    if (!open) {
+        r->method = M_POST;
+        return parse_post(r);
+    }
+    r->method = M_GET;
+    h2o_iovec_t accept = mg__req_header(req, "accept", NULL);
+    if (accept.base != NULL && !mg__accepts(accept, "text/event-stream")) {
+        mg__http_fail(r->gw, req, MG_ENOTACCEPTABLE,
+                      "Not Acceptable: GET /sse needs Accept: text/event-stream", r->start_ms);
+        return DONE;
+    }
+    return NEXT;
+}
+
 static phase_rc_t phase_parse(mg_request_t *r)
 {
     h2o_req_t *req = r->req;
+    if (r->transport != T_MCP)
+        return parse_sse(r);
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
         r->method = M_POST;
         return parse_post(r);
@@ -364,10 +413,52 @@ static void session_found_cb(void *data, h2o_req_t *req, mg_session_t *s, int st
     resume(r);
 }
 
+/* POST /messages: the session named by ?sessionId=, in this process's table only (a legacy
+ * session lives on the replica holding its /sse stream), of this principal. */
+static phase_rc_t session_sse(mg_request_t *r)
+{
+    mg_gateway_t *gw = r->gw;
+    h2o_req_t *req = r->req;
+    char id[64] = "";
+    int got = req->query_at == SIZE_MAX
+                  ? 0
+                  : mg_http_query_get(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1,
+                                      "sessionId", id, sizeof id);
+    if (got != 1 || id[0] == '\0') {
+        mg__http_fail(gw, req, MG_EREQUEST,
+                      got == 0 ? "Bad Request: /messages needs ?sessionId= (the endpoint event of GET /sse "
+                                 "names the URL to post to)"
+                               : "Bad Request: invalid sessionId",
+                      r->start_ms);
+        return DONE;
+    }
+    mg_session_t *s = mg__session_find(gw, id);
+    /* Another principal's session, or a /mcp session, answers exactly like an unknown one. */
+    if (s == NULL || s->sse == NULL ||
+        !mg_principal_same(s->principal, mg_auth_principal_of(gw->auth, req))) {
+        mg__http_fail(gw, req, MG_ENOSESSION,
+                      gw->cluster != NULL
+                          ? "Session not found: its /sse stream closed, or it is held by another replica (a "
+                            "legacy HTTP+SSE session lives on the replica that holds its stream: route /sse "
+                            "and /messages of one client to the same replica); open GET /sse again"
+                          : "Session not found: its /sse stream closed or it never existed; open GET /sse "
+                            "again",
+                      r->start_ms);
+        return DONE;
+    }
+    mg__session_ref(s);
+    r->s = s;
+    return NEXT;
+}
+
 static phase_rc_t phase_session(mg_request_t *r)
 {
     mg_gateway_t *gw = r->gw;
     h2o_req_t *req = r->req;
+    if (r->transport == T_SSE_OPEN)
+        return NEXT; /* the route phase makes the session */
+    if (r->transport == T_SSE_POST)
+        return session_sse(r);
     if (!r->looked_up) {
         int dup = 0;
         h2o_iovec_t sid = mg__req_header(req, "mcp-session-id", &dup);
@@ -401,8 +492,10 @@ static phase_rc_t phase_session(mg_request_t *r)
         mg__http_log(gw, method_name(r), NULL, NULL, NULL, 503, r->start_ms);
         return DONE;
     }
-    /* Another principal's session answers exactly like an unknown one: no hint that it exists. */
-    if (r->s != NULL && !mg_principal_same(r->s->principal, mg_auth_principal_of(gw->auth, req))) {
+    /* Another principal's session answers exactly like an unknown one: no hint that it exists; so
+     * does a legacy HTTP+SSE session's id (it is used on /messages only). */
+    if (r->s != NULL &&
+        (r->s->sse != NULL || !mg_principal_same(r->s->principal, mg_auth_principal_of(gw->auth, req)))) {
         mg__session_unref(r->s);
         r->s = NULL;
     }
@@ -435,7 +528,7 @@ static phase_rc_t phase_limit(mg_request_t *r)
         return NEXT;
     mg_gateway_t *gw = r->gw;
     mg_session_t *s = r->s;
-    if (r->batch && s->rank != MG_VERSION_2025_03_26) {
+    if (r->batch && strcmp(s->version, "2025-03-26") != 0) {
         mg__http_fail(
             gw, r->req, MG_EREQUEST,
             "Invalid Request: JSON-RPC batches are only accepted on sessions that negotiated 2025-03-26",
@@ -457,7 +550,11 @@ static phase_rc_t phase_limit(mg_request_t *r)
 
 static phase_rc_t phase_route(mg_request_t *r)
 {
-    if (r->method == M_POST)
+    if (r->transport == T_SSE_OPEN)
+        mg__sse_open(r->gw, r->req, r->start_ms);
+    else if (r->transport == T_SSE_POST)
+        mg__sse_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->start_ms);
+    else if (r->method == M_POST)
         mg__legacy_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->accept_sse,
                         r->start_ms);
     else if (r->method == M_GET)
@@ -507,7 +604,7 @@ static void resume(mg_request_t *r)
     request_unref(r);
 }
 
-int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
+static int handle(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound, transport_t transport)
 {
     mg_request_t *r = calloc(1, sizeof *r);
     if (r == NULL) {
@@ -520,9 +617,35 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
     r->gw = gw;
     r->req = req;
     r->loopback_bound = loopback_bound;
+    r->transport = transport;
     r->start_ms = mg_gateway_now_ms();
     r->kinds = r->kinds_stack;
     run(r);
     request_unref(r);
     return 0;
+}
+
+int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
+{
+    return handle(gw, req, loopback_bound, T_MCP);
+}
+
+int mg_gateway_handle_sse(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
+{
+    size_t n = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    int open = n == 4; /* "/sse"; http/server.c routes only "/sse" and "/messages" here */
+    if (!gw->cfg->legacy_sse) {
+        static const char body[] =
+            "{\"error\":\"not found\",\"message\":\"the legacy HTTP+SSE transport (2024-11-05: GET /sse, "
+            "POST /messages) is disabled on this gateway; connect to /mcp with Streamable HTTP, or ask the "
+            "operator to enable it for old clients with \\\"legacySse\\\": true in the gateway section of "
+            "the "
+            "config (docs/configuration.md)\"}";
+        mg__http_send_body(req, 404, "application/json", body, sizeof body - 1, NULL, 0);
+        mg__http_log(gw, open ? "GET" : "POST", open ? "sse" : "messages", NULL, NULL, 404,
+                     mg_gateway_now_ms());
+        return 0;
+    }
+    mg__sse_deprecation_headers(req);
+    return handle(gw, req, loopback_bound, open ? T_SSE_OPEN : T_SSE_POST);
 }
