@@ -69,6 +69,7 @@ static const char *const gateway_keys[] = {"listen",
                                            "cors",
                                            "rateLimits",
                                            "legacySse",
+                                           "tracing",
                                            NULL}; /* policy keys: policy_config.c */
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
@@ -348,6 +349,8 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
             mg__config_parse_tools(ctx, cfg, v);
         } else if (strcmp(key, "sessions") == 0) {
             mg__config_parse_sessions(ctx, cfg, v);
+        } else if (strcmp(key, "tracing") == 0) {
+            mg__config_parse_tracing(ctx, cfg, v);
         } else if (mg_policy_config_gateway_key(&cfg->policy, key, v, &pops)) {
             /* pinning, lockFile, scan, cors, rateLimits */
         } else {
@@ -875,6 +878,7 @@ void mg_config_dispose(mg_config_t *cfg)
     free(cfg->request_state_key);
     mg_auth_config_free(cfg->auth);
     mg__config_tools_dispose(&cfg->tools);
+    mg__config_tracing_dispose(&cfg->tracing);
     mg__config_sessions_dispose(&cfg->sessions);
     mg_policy_config_free(cfg->policy);
     free(cfg->env_file);

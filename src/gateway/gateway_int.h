@@ -32,6 +32,7 @@
 #include "../jsonrpc/jsonrpc.h"
 #include "../session/bus.h"
 #include "../session/store.h"
+#include "../trace/trace.h"
 #include "../upstream/upstream.h"
 #include "gateway.h"
 
@@ -198,6 +199,9 @@ struct mg_exchange {
     char upstream[64];
     int logged;
     mg_relay_t *relay; /* cluster: answering a request forwarded by another replica */
+    /* gateway.tracing: the HTTP request's span as the parent of this exchange's calls (owned), NULL
+     * when not traced. A copy: calls may outlive the HTTP request's span. */
+    mg_trace_ctx_t *trace_parent;
 };
 
 struct mg_call {
@@ -236,6 +240,11 @@ struct mg_call {
     void *rate_job; /* a rate-limit take in flight (policy/hooks.c); call_finish cancels it */
     mg_call_t *next, *prev;
     mg_fwd_t *fwd; /* cluster: forwarded to the replica that runs the session's children */
+    /* gateway.tracing (NULL when not traced): the call's server span, the span of the call phase
+     * running (span_phase: its index), the upstream request's client span, the MRTR round waiting. */
+    mg_span_t *span, *phase_span, *up_span, *round_span;
+    unsigned span_phase;
+    unsigned rounds;
 };
 
 typedef struct mg_listener {
@@ -290,6 +299,10 @@ struct mg_gateway {
         void (*gone)(mg_session_t *s, size_t i);
     } pool_sink;
     mg_bus_t *bus; /* cluster: cross-replica messages and event logs */
+    /* gateway.tracing (src/trace/): NULL when off. trace_ambient: the span of the HTTP request whose
+     * phase is running (pipeline.c sets it around each phase), the parent of exchanges made then. */
+    mg_trace_t *trace;
+    mg_span_t *trace_ambient;
     /* era_sse.c: notices legacy HTTP+SSE clients that went away; exists while such sessions do */
     struct mg_sse_probe *sse_probe;
 };

@@ -31,6 +31,7 @@
 #include "../common/str.h"
 #include "../http/origin.h"
 #include "../http/query.h"
+#include "../http/status.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "../policy/hooks.h"
 #include "gateway_int.h"
@@ -75,6 +76,10 @@ typedef struct mg_request {
     int looked_up;
     int lookup_status; /* 200, 404 or 503 */
     mg_session_t *s;   /* referenced */
+    /* gateway.tracing: the request's server span and the span of the phase running (span_phase);
+     * NULL when not traced. */
+    mg_span_t *span, *phase_span;
+    unsigned span_phase;
 } mg_request_t;
 
 typedef phase_rc_t (*phase_fn)(mg_request_t *r);
@@ -83,6 +88,8 @@ static void request_unref(mg_request_t *r)
 {
     if (--r->refs > 0)
         return;
+    mg_span_end(r->phase_span);
+    mg_span_end(r->span);
     json_decref(r->body);
     if (r->kinds != r->kinds_stack)
         free(r->kinds);
@@ -94,6 +101,16 @@ static void request_unref(mg_request_t *r)
 static void request_disposed(void *p)
 {
     mg_request_t *r = *(mg_request_t **)p;
+    if (r->span != NULL) { /* the HTTP request is over: its span ends with its status */
+        int status = r->req->res.status;
+        mg_span_set_int(r->span, "http.response.status_code", status);
+        if (status >= 500)
+            mg_span_set_error(r->span, mg_http_reason(status));
+        mg_span_end(r->phase_span);
+        r->phase_span = NULL;
+        mg_span_end(r->span);
+        r->span = NULL;
+    }
     r->req = NULL;
     request_unref(r);
 }
@@ -564,23 +581,47 @@ static phase_rc_t phase_route(mg_request_t *r)
     return DONE;
 }
 
+/* span: the name of the child span that covers the phase (from its start until the request moves
+ * past it, waits included), NULL for none (gateway.tracing). */
 static const struct {
     const char *name;
     phase_fn run;
+    const char *span;
 } phases[] = {
-    {"origin", phase_origin}, {"cors", phase_cors},       {"admit", phase_admit}, {"auth", phase_auth},
-    {"parse", phase_parse},   {"session", phase_session}, {"limit", phase_limit}, {"route", phase_route},
+    {"origin", phase_origin, NULL}, {"cors", phase_cors, NULL},
+    {"admit", phase_admit, NULL},   {"auth", phase_auth, "mcpgate.auth"},
+    {"parse", phase_parse, NULL},   {"session", phase_session, "mcpgate.session"},
+    {"limit", phase_limit, NULL},   {"route", phase_route, NULL},
 };
 
 #define NPHASES (sizeof phases / sizeof phases[0])
 
+/* Ends the phase span once the request moved past its phase; starts the span of the phase about
+ * to run (gateway.tracing). */
+static void phase_spans(mg_request_t *r)
+{
+    if (r->phase_span != NULL && r->span_phase != r->phase) {
+        mg_span_end(r->phase_span);
+        r->phase_span = NULL;
+    }
+    if (r->span != NULL && r->phase_span == NULL && r->phase < NPHASES && phases[r->phase].span != NULL) {
+        r->phase_span = mg_span_start(r->gw->trace, phases[r->phase].span, MG_SPAN_INTERNAL, r->span, NULL);
+        r->span_phase = r->phase;
+    }
+}
+
 /* Runs phases from r->phase until one answers or waits. */
 static void run(mg_request_t *r)
 {
+    mg_gateway_t *gw = r->gw;
     r->running = 1;
     while (r->phase < NPHASES && r->req != NULL) {
         r->waiting = 0;
+        phase_spans(r);
+        mg_span_t *outer = gw->trace_ambient; /* exchanges made by this phase take this span as parent */
+        gw->trace_ambient = r->span;
         phase_rc_t rc = phases[r->phase].run(r);
+        gw->trace_ambient = outer;
         if (rc == AGAIN && r->waiting)
             break; /* its callback calls resume() */
         if (rc == DONE) {
@@ -591,6 +632,8 @@ static void run(mg_request_t *r)
             r->phase++;
         /* AGAIN whose callback already ran: the callback set the phase to go on from */
     }
+    if (r->phase >= NPHASES)
+        phase_spans(r);
     r->running = 0;
 }
 
@@ -602,6 +645,33 @@ static void resume(mg_request_t *r)
     r->refs++;  /* the phases may answer, and h2o dispose the request, while they run */
     run(r);
     request_unref(r);
+}
+
+/* The request's server span (gateway.tracing), child of the caller's traceparent header if any. */
+static void request_span(mg_request_t *r)
+{
+    h2o_req_t *req = r->req;
+    int dup = 0, sdup = 0;
+    h2o_iovec_t tp = mg__req_header(req, "traceparent", &dup);
+    h2o_iovec_t ts = mg__req_header(req, "tracestate", &sdup);
+    mg_trace_ctx_t ctx;
+    int remote = tp.base != NULL && !dup &&
+                 mg_trace_ctx_parse(tp.base, tp.len, sdup ? NULL : ts.base, ts.len, &ctx) == 0;
+    const char *path = r->transport == T_SSE_OPEN   ? "/sse"
+                       : r->transport == T_SSE_POST ? "/messages"
+                                                    : "/mcp";
+    char method[9], name[32];
+    snprintf(method, sizeof method, "%.*s", (int)(req->method.len < 8 ? req->method.len : 8),
+             req->method.base);
+    snprintf(name, sizeof name, "%s %s", method, path);
+    r->span = mg_span_start(r->gw->trace, name, MG_SPAN_SERVER, NULL, remote ? &ctx : NULL);
+    if (r->span == NULL)
+        return;
+    mg_span_set_str(r->span, "http.request.method", method);
+    mg_span_set_str(r->span, "url.path", path);
+    mg_span_set_str(r->span, "http.route", path);
+    mg_span_set_str(r->span, "network.protocol.name", "http");
+    mg_span_set_str(r->span, "network.protocol.version", req->version >= 0x200 ? "2" : "1.1");
 }
 
 static int handle(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound, transport_t transport)
@@ -619,6 +689,8 @@ static int handle(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound, transpor
     r->loopback_bound = loopback_bound;
     r->transport = transport;
     r->start_ms = mg_gateway_now_ms();
+    if (gw->trace != NULL)
+        request_span(r);
     r->kinds = r->kinds_stack;
     run(r);
     request_unref(r);

@@ -1,0 +1,167 @@
+/*
+ * export.c - ended spans to the collector: a bounded queue, drained every second (or as soon as a
+ * batch is full) by one OTLP/HTTP JSON POST at a time through the outbound client (http/client.h:
+ * libcurl on the loop). A request never waits for it: a full queue drops the span and counts it; a
+ * failed export (collector down, timeout, non-2xx) drops its batch and counts it. Nothing is
+ * retried: traces are best effort, memory is bounded.
+ * Metrics: mcpgate_trace_spans_total{outcome="exported|dropped|failed"},
+ * mcpgate_trace_exports_failed_total, mcpgate_trace_queue_spans.
+ * Read next: trace_int.h (the body's format), trace.c.
+ */
+#include "trace_int.h"
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../obs/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void export_now(mg_trace_t *t);
+
+static void collect_cb(mg_metrics_out_t *out, void *data)
+{
+    mg_trace_t *t = data;
+    mg_metrics_family(out, "mcpgate_trace_spans_total", "counter",
+                      "Spans ended, by outcome: exported to the collector, dropped because the export queue "
+                      "was full, or lost in a failed export");
+    const char *ex[] = {"outcome", "exported", NULL};
+    const char *dr[] = {"outcome", "dropped", NULL};
+    const char *fa[] = {"outcome", "failed", NULL};
+    mg_metrics_sample(out, "mcpgate_trace_spans_total", ex, (double)t->spans_exported);
+    mg_metrics_sample(out, "mcpgate_trace_spans_total", dr, (double)t->spans_dropped);
+    mg_metrics_sample(out, "mcpgate_trace_spans_total", fa, (double)t->spans_failed);
+    mg_metrics_family(out, "mcpgate_trace_exports_failed_total", "counter",
+                      "OTLP export requests that failed (collector unreachable, timeout, non-2xx answer)");
+    mg_metrics_sample(out, "mcpgate_trace_exports_failed_total", NULL, (double)t->exports_failed);
+    mg_metrics_family(out, "mcpgate_trace_queue_spans", "gauge", "Ended spans waiting for export");
+    mg_metrics_sample(out, "mcpgate_trace_queue_spans", NULL, (double)json_array_size(t->queue));
+}
+
+static void timer_cb(uv_timer_t *h)
+{
+    export_now(h->data);
+}
+
+int mg__trace_export_init(mg_trace_t *t)
+{
+    t->queue = json_array();
+    if (t->queue == NULL)
+        return MG_ENOMEM;
+    uv_timer_init(t->loop, &t->timer);
+    t->timer.data = t;
+    uv_unref((uv_handle_t *)&t->timer); /* never keeps the loop alive */
+    uv_timer_start(&t->timer, timer_cb, MG__TRACE_FLUSH_MS, MG__TRACE_FLUSH_MS);
+    mg_metrics_register(collect_cb, t);
+    return 0;
+}
+
+void mg__trace_queue(mg_trace_t *t, json_t *span)
+{
+    if (t->freeing || json_array_size(t->queue) >= MG__TRACE_QUEUE_MAX) {
+        t->spans_dropped++;
+        json_decref(span);
+        return;
+    }
+    json_array_append_new(t->queue, span);
+    if (json_array_size(t->queue) >= MG__TRACE_BATCH_MAX && t->call == NULL)
+        uv_timer_start(&t->timer, timer_cb, 0, MG__TRACE_FLUSH_MS); /* a full batch: on the next turn */
+}
+
+static void done_cb(void *data, int err, int status, const char *why)
+{
+    mg_trace_t *t = data;
+    t->call = NULL;
+    if (err == 0 && status >= 200 && status < 300) {
+        t->spans_exported += t->inflight;
+    } else {
+        t->spans_failed += t->inflight;
+        if (t->exports_failed++ % 60 == 0) /* the first failure, then one line a minute at most */
+            mg_log_json(MG_LOG_WARN, "trace export failed; spans of this batch are dropped",
+                        json_pack("{s:i,s:s,s:I}", "status", status, "error",
+                                  err ? (why ? why : mg_strerror(err)) : "collector answered non-2xx",
+                                  "failures", (json_int_t)t->exports_failed));
+    }
+    t->inflight = 0;
+    if (json_array_size(t->queue) >= MG__TRACE_BATCH_MAX)
+        export_now(t);
+}
+
+static json_t *body_for(json_t *spans /* stolen */)
+{
+    return json_pack("{s:[{s:{s:[{s:s,s:{s:s}},{s:s,s:{s:s}}]},s:[{s:{s:s,s:s},s:o}]}]}", "resourceSpans",
+                     "resource", "attributes", "key", "service.name", "value", "stringValue", "mcpgate",
+                     "key", "service.version", "value", "stringValue", MG_VERSION, "scopeSpans", "scope",
+                     "name", "mcpgate", "version", MG_VERSION, "spans", spans);
+}
+
+static void export_now(mg_trace_t *t)
+{
+    size_t n = json_array_size(t->queue);
+    if (t->call != NULL || n == 0 || t->freeing)
+        return;
+    if (t->http == NULL && mg_http_client_new(t->loop, &t->http) != 0) {
+        t->http = NULL; /* libcurl missing (logged by the client): nothing can be sent */
+        t->spans_failed += n;
+        t->exports_failed++;
+        json_array_clear(t->queue);
+        return;
+    }
+    if (n > MG__TRACE_BATCH_MAX)
+        n = MG__TRACE_BATCH_MAX;
+    json_t *batch = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append(batch, json_array_get(t->queue, i));
+    for (size_t i = 0; i < n; i++)
+        json_array_remove(t->queue, 0);
+    json_t *body = body_for(batch);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    const char *hdrs[] = {"content-type", "application/json", "user-agent", "mcpgate/" MG_VERSION};
+    mg_http_req_t r = {.url = t->endpoint,
+                       .headers = hdrs,
+                       .nheaders = 2,
+                       .body = text,
+                       .len = text ? strlen(text) : 0,
+                       .timeout_ms = MG__TRACE_TIMEOUT_MS,
+                       .connect_timeout_ms = 2000,
+                       .max_body = 64 * 1024};
+    int rc = text != NULL ? mg_http_request(t->http, &r, NULL, NULL, done_cb, t, &t->call) : MG_ENOMEM;
+    free(text);
+    if (rc != 0) {
+        t->call = NULL;
+        t->spans_failed += n;
+        t->exports_failed++;
+        return;
+    }
+    t->inflight = n;
+}
+
+void mg_trace_flush(mg_trace_t *t)
+{
+    if (t != NULL)
+        export_now(t);
+}
+
+static void closed_cb(uv_handle_t *h)
+{
+    mg_trace_t *t = h->data;
+    free(t->endpoint);
+    free(t);
+}
+
+void mg__trace_export_dispose(mg_trace_t *t)
+{
+    t->freeing = 1;
+    mg_metrics_unregister(collect_cb, t);
+    if (t->call != NULL) {
+        mg_http_cancel(t->call);
+        t->call = NULL;
+    }
+    mg_http_client_free(t->http);
+    t->http = NULL;
+    json_decref(t->queue);
+    t->queue = NULL;
+    uv_timer_stop(&t->timer);
+    uv_close((uv_handle_t *)&t->timer, closed_cb);
+}

@@ -1,0 +1,193 @@
+// gateway.tracing: W3C trace context in (HTTP traceparent or params._meta), spans out over OTLP/HTTP
+// JSON to a receiver built with the official OpenTelemetry JS packages (lib/otlp.mjs): parentage,
+// names, MCP semantic-convention attributes, the context the upstream receives, sampling, and an
+// unreachable collector costing only a counter.
+import assert from 'node:assert/strict';
+import { bearer, readRecord, recordFile, recordedTestserver, tokenNew } from './lib/auth.mjs';
+import { spawnSync } from 'node:child_process';
+import { MG_BINARY, freePort, testserver, writeConfig } from './lib/gateway.mjs';
+import { sleep, test } from './lib/harness.mjs';
+import { call, initSession } from './lib/http.mjs';
+import { clientSpan, startReceiver } from './lib/otlp.mjs';
+
+const SECRET_ARG = 'arg-value-that-must-never-be-traced-7731';
+
+function byName(spans, name, kind) {
+  return spans.filter((s) => s.name === name && (kind === undefined || s.kind === kind));
+}
+
+async function metric(gw, name, labels = '') {
+  const r = await fetch(`${gw.base}/metrics`);
+  const text = await r.text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels}`));
+  return line ? Number(line.trim().split(/\s+/).pop()) : NaN;
+}
+
+test('a tools/call yields a server span under the caller, child spans for phases and the upstream, and the upstream gets the context', async (t) => {
+  const rcv = await startReceiver(t);
+  const rec = recordFile(t);
+  const tok = tokenNew(['--tenant', 'acme', '--name', 'tracer']);
+  const gw = await t.gateway({
+    config: {
+      mcpServers: { test: recordedTestserver(rec) },
+      gateway: {
+        auth: { tokens: [tok.entry] },
+        rateLimits: { principal: { requests: 100, perSeconds: 60 } },
+        tracing: { endpoint: rcv.url, sampleRatio: 1 },
+      },
+    },
+  });
+  const client = clientSpan(rcv.url);
+  const headers = { ...bearer(tok.token), ...client.headers };
+  const sess = await initSession(gw.url, { headers });
+  const { response } = await call(gw.url, sess, 'tools/call', { name: 'echo', arguments: { message: SECRET_ARG } }, { headers });
+  assert.equal(response.result.content[0].text, SECRET_ARG);
+  await client.end(); // the SDK exports its own span to the same receiver
+
+  const spans = await rcv.waitSpans(
+    (s) => byName(s, 'tools/call echo', 3).length === 1 && s.some((x) => x.spanId === client.spanId),
+    'the tools/call spans and the client span',
+  );
+  const mine = spans.filter((s) => s.traceId === client.traceId);
+  const clientS = mine.find((s) => s.spanId === client.spanId);
+  assert.ok(clientS, 'the span of the SDK exporter reached the same receiver');
+  // The HTTP request span of the tools/call POST: child of the client's span.
+  const httpSpans = mine.filter((s) => s.name === 'POST /mcp' && s.kind === 2);
+  assert.ok(httpSpans.length >= 2, `POST /mcp spans (initialize, initialized, call): ${mine.map((s) => s.name)}`);
+  for (const h of httpSpans) {
+    assert.equal(h.parentSpanId, client.spanId, 'an HTTP span is a child of the caller');
+    assert.equal(h.service, 'mcpgate');
+    assert.equal(h.attrs['http.request.method'], 'POST');
+  }
+  const server = byName(mine, 'tools/call echo', 2);
+  assert.equal(server.length, 1, `one MCP server span: ${mine.map((s) => `${s.name}/${s.kind}`)}`);
+  const srv = server[0];
+  const callHttp = httpSpans.find((h) => h.spanId === srv.parentSpanId);
+  assert.ok(callHttp, 'the MCP server span is a child of its HTTP request span');
+  assert.equal(callHttp.attrs['http.response.status_code'], 200);
+  assert.equal(srv.attrs['mcp.method.name'], 'tools/call');
+  assert.equal(srv.attrs['gen_ai.tool.name'], 'echo');
+  assert.equal(srv.attrs['gen_ai.operation.name'], 'execute_tool');
+  assert.equal(srv.attrs['mcp.protocol.version'], '2025-11-25');
+  assert.equal(srv.attrs['mcpgate.server'], 'test');
+  assert.equal(srv.attrs['mcpgate.tenant'], 'acme');
+  assert.match(srv.attrs['mcpgate.principal.hash'], /^[0-9a-f]{12}$/);
+  assert.match(srv.attrs['mcp.session.id'], /^[0-9a-f]{12}$/, 'the session id is hashed');
+  assert.notEqual(srv.attrs['mcp.session.id'], sess.sessionId);
+  assert.ok(srv.attrs['jsonrpc.request.id'] !== undefined);
+  assert.equal(srv.status, undefined, 'a successful call has no error status');
+  // Children of the server span: the rate limit phase and the upstream request.
+  const rate = mine.find((s) => s.name === 'mcpgate.rate_limit' && s.parentSpanId === srv.spanId);
+  assert.ok(rate, 'a rate limit span under the call');
+  const up = byName(mine, 'tools/call echo', 3)[0];
+  assert.equal(up.parentSpanId, srv.spanId, 'the upstream span is a child of the call');
+  assert.equal(up.attrs['network.transport'], 'pipe');
+  assert.equal(up.attrs['mcpgate.server'], 'test');
+  // The auth phase span under the HTTP span.
+  assert.ok(mine.some((s) => s.name === 'mcpgate.auth' && s.parentSpanId === callHttp.spanId), 'an auth span');
+  // The upstream received the context of the upstream span in params._meta.
+  const line = readRecord(rec)
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .find((m) => m.method === 'tools/call');
+  assert.equal(line.params._meta.traceparent, `00-${client.traceId}-${up.spanId}-01`);
+  // Never argument values, tokens or the session id in what was exported.
+  const all = rcv.bodies.map((b) => b.body).join('\n');
+  assert.ok(!all.includes(SECRET_ARG), 'an argument value was exported');
+  assert.ok(!all.includes(tok.token), 'the bearer token was exported');
+  assert.ok(!all.includes(sess.sessionId), 'the raw session id was exported');
+  assert.ok(rcv.bodies.every((b) => !b.error && b.contentType === 'application/json'), JSON.stringify(rcv.bodies.map((b) => b.error)));
+});
+
+test('_meta.traceparent parents the call; errors carry the JSON-RPC code; sampleRatio 0 follows the caller only', async (t) => {
+  const rcv = await startReceiver(t);
+  const gw = await t.gateway({
+    config: { mcpServers: { test: testserver() }, gateway: { tracing: { endpoint: rcv.url, sampleRatio: 0 } } },
+  });
+  // No context at all: ratio 0 records nothing.
+  const plain = await initSession(gw.url);
+  await call(gw.url, plain, 'tools/call', { name: 'echo', arguments: { message: 'untraced' } });
+  // A sampled context in _meta only (the 2026 way): the call is traced under it.
+  const metaTrace = '0af7651916cd43dd8448eb211c80319c';
+  const metaParent = 'b7ad6b7169203331';
+  await call(gw.url, plain, 'tools/call', {
+    name: 'echo',
+    arguments: { message: 'traced by meta' },
+    _meta: { traceparent: `00-${metaTrace}-${metaParent}-01`, tracestate: 'vendor=abc' },
+  });
+  // An unknown tool: the error code on the span.
+  await call(gw.url, plain, 'tools/call', {
+    name: 'no_such_tool',
+    arguments: {},
+    _meta: { traceparent: `00-${metaTrace}-${metaParent}-01` },
+  });
+  // A context whose sampled flag is off: nothing.
+  await call(gw.url, plain, 'tools/call', {
+    name: 'echo',
+    arguments: { message: 'not sampled' },
+    _meta: { traceparent: `00-${'1'.repeat(32)}-${'2'.repeat(16)}-00` },
+  });
+  const spans = await rcv.waitSpans((s) => byName(s, 'tools/call no_such_tool', 2).length === 1 && byName(s, 'tools/call echo', 3).length >= 1);
+  await sleep(1500); // one more export period: nothing else may arrive
+  const server = byName(spans, 'tools/call echo', 2);
+  assert.equal(server.length, 1, `only the _meta-sampled call is traced: ${spans.map((s) => `${s.name}/${s.traceId}`)}`);
+  assert.equal(server[0].traceId, metaTrace);
+  assert.equal(server[0].parentSpanId, metaParent);
+  assert.equal(server[0].traceState, 'vendor=abc', 'tracestate passed on');
+  assert.ok(spans.every((s) => s.traceId === metaTrace), 'no span of an unsampled or context-less request');
+  const bad = byName(spans, 'tools/call no_such_tool', 2)[0];
+  assert.equal(bad.status?.code, 2);
+  assert.equal(bad.attrs['rpc.response.status_code'], '-32602');
+  assert.equal(bad.attrs['error.type'], '-32602');
+  // Invalid contexts are ignored, not trusted.
+  const before = spans.length;
+  await call(gw.url, plain, 'tools/call', {
+    name: 'echo',
+    arguments: { message: 'x' },
+    _meta: { traceparent: `00-${'0'.repeat(32)}-${metaParent}-01` },
+  });
+  await sleep(1500);
+  assert.equal(spans.length, before, 'an all-zero trace id started a trace');
+});
+
+test('an unreachable collector costs a counter, never a call', async (t) => {
+  const dead = `http://127.0.0.1:${await freePort()}/v1/traces`;
+  const gw = await t.gateway({
+    config: { mcpServers: { test: testserver() }, gateway: { tracing: { endpoint: dead, sampleRatio: 1 } } },
+  });
+  const sess = await initSession(gw.url);
+  for (let i = 0; i < 20; i++) {
+    const { response } = await call(gw.url, sess, 'tools/call', { name: 'echo', arguments: { message: `m${i}` } });
+    assert.equal(response.result.content[0].text, `m${i}`);
+  }
+  let failed = NaN;
+  const end = Date.now() + 8000;
+  while (Date.now() < end) {
+    failed = await metric(gw, 'mcpgate_trace_exports_failed_total');
+    if (failed > 0) break;
+    await sleep(200);
+  }
+  assert.ok(failed > 0, `mcpgate_trace_exports_failed_total: ${failed}`);
+  assert.ok((await metric(gw, 'mcpgate_trace_spans_total', '{outcome="failed"}')) > 0);
+  await gw.waitLog((l) => l.msg === 'trace export failed; spans of this batch are dropped', { what: 'one warn line' });
+});
+
+test('config: tracing needs an http(s) endpoint and a ratio in 0..1', async (t) => {
+  const bad = [
+    [{ sampleRatio: 1 }, /"endpoint" is required/],
+    [{ endpoint: 'ftp://collector/v1/traces' }, /must be an http:\/\/ or https:\/\/ URL/],
+    [{ endpoint: 'http://collector/v1/traces', sampleRatio: 2 }, /sampleRatio: must be a number from 0 to 1/],
+    [{ endpoint: 'http://collector/v1/traces', sampleRatoi: 1 }, /did you mean "sampleRatio"/],
+  ];
+  for (const [tracing, want] of bad) {
+    const c = writeConfig({ mcpServers: { test: testserver() }, gateway: { tracing } });
+    t.defer(c.remove);
+    const r = spawnSync(MG_BINARY, ['check', '--config', c.file], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0, `accepted: ${JSON.stringify(tracing)}`);
+    assert.match(r.stdout + r.stderr, want);
+  }
+  const ok = writeConfig({ mcpServers: { test: testserver() }, gateway: { tracing: { endpoint: 'https://c:4318/v1/traces', sampleRatio: 0.25 } } });
+  t.defer(ok.remove);
+  assert.equal(spawnSync(MG_BINARY, ['check', '--config', ok.file], { encoding: 'utf8' }).status, 0);
+});
