@@ -1374,30 +1374,44 @@ static call_rc_t phase_forward(mg_call_t *c)
     return CALL_DONE;
 }
 
-/* span: the name of the child span that covers the phase (from its start until the call moves
- * past it, waits for the shared store or the pool's list included), NULL for none
- * (gateway.tracing). The upstream request's own span starts in forward(). */
+static int rate_applies(mg_call_t *c)
+{
+    return mg_policy_rate_limited(c->gw->policy, c->method);
+}
+
+static int verify_applies(mg_call_t *c)
+{
+    return mg_policy_gates_calls(c->gw->policy, c->route_index) ||
+           (c->modern && c->route_kind == MG_LIST_TOOLS);
+}
+
+/* span: the name of the child span of a phase (gateway.tracing), from its start until the call moves
+ * past it (waits for the shared store or the pool's list included), made when traced(c) says the
+ * phase has work for this call; NULL for none. The upstream request's own span starts in forward(). */
 static const struct {
     const char *name;
     call_rc_t (*run)(mg_call_t *c);
     const char *span;
+    int (*traced)(mg_call_t *c);
 } call_phases[] = {
-    {"rate", phase_rate, "mcpgate.rate_limit"},
-    {"route", phase_route, NULL},
-    {"verify", phase_verify, "mcpgate.verify"},
-    {"forward", phase_forward, NULL},
+    {"rate", phase_rate, "mcpgate.rate_limit", rate_applies},
+    {"route", phase_route, NULL, NULL},
+    {"verify", phase_verify, "mcpgate.verify", verify_applies},
+    {"forward", phase_forward, NULL, NULL},
 };
 
 #define NCALL_PHASES (sizeof call_phases / sizeof call_phases[0])
 
-/* Ends the phase span once the call moved past its phase; starts the next phase's. */
-static void call_phase_spans(mg_call_t *c)
+/* Ends the phase span once the call moved past its phase; starts the span of the phase about to
+ * run when it has work for this call. */
+static void call_phase_span(mg_call_t *c)
 {
     if (c->phase_span != NULL && c->span_phase != c->phase) {
         mg_span_end(c->phase_span);
         c->phase_span = NULL;
     }
-    if (c->span != NULL && c->phase_span == NULL && c->phase < NCALL_PHASES && call_phases[c->phase].span) {
+    if (c->span != NULL && c->phase_span == NULL && call_phases[c->phase].span != NULL &&
+        call_phases[c->phase].traced(c)) {
         c->phase_span =
             mg_span_start(c->gw->trace, call_phases[c->phase].span, MG_SPAN_INTERNAL, c->span, NULL);
         c->span_phase = c->phase;
@@ -1408,7 +1422,7 @@ static void call_phase_spans(mg_call_t *c)
 static void call_run(mg_call_t *c)
 {
     while (c->phase < NCALL_PHASES) {
-        call_phase_spans(c);
+        call_phase_span(c);
         call_rc_t rc = call_phases[c->phase].run(c);
         if (rc != CALL_NEXT)
             return; /* c may be gone */

@@ -581,8 +581,9 @@ static phase_rc_t phase_route(mg_request_t *r)
     return DONE;
 }
 
-/* span: the name of the child span that covers the phase (from its start until the request moves
- * past it, waits included), NULL for none (gateway.tracing). */
+/* span: the name of the child span of a phase that waited (JWKS or introspection for auth, the
+ * shared store for session): from the phase's start until the request moves past it; NULL for none
+ * (gateway.tracing). A phase that answers at once costs no span. */
 static const struct {
     const char *name;
     phase_fn run;
@@ -596,17 +597,12 @@ static const struct {
 
 #define NPHASES (sizeof phases / sizeof phases[0])
 
-/* Ends the phase span once the request moved past its phase; starts the span of the phase about
- * to run (gateway.tracing). */
-static void phase_spans(mg_request_t *r)
+/* Ends the phase span once the request moved past its phase (gateway.tracing). */
+static void phase_span_end(mg_request_t *r)
 {
     if (r->phase_span != NULL && r->span_phase != r->phase) {
         mg_span_end(r->phase_span);
         r->phase_span = NULL;
-    }
-    if (r->span != NULL && r->phase_span == NULL && r->phase < NPHASES && phases[r->phase].span != NULL) {
-        r->phase_span = mg_span_start(r->gw->trace, phases[r->phase].span, MG_SPAN_INTERNAL, r->span, NULL);
-        r->span_phase = r->phase;
     }
 }
 
@@ -617,13 +613,21 @@ static void run(mg_request_t *r)
     r->running = 1;
     while (r->phase < NPHASES && r->req != NULL) {
         r->waiting = 0;
-        phase_spans(r);
+        phase_span_end(r);
+        uint64_t t0 =
+            r->span != NULL && r->phase_span == NULL && phases[r->phase].span ? mg_trace_now_ns() : 0;
         mg_span_t *outer = gw->trace_ambient; /* exchanges made by this phase take this span as parent */
         gw->trace_ambient = r->span;
         phase_rc_t rc = phases[r->phase].run(r);
         gw->trace_ambient = outer;
-        if (rc == AGAIN && r->waiting)
+        if (rc == AGAIN && r->waiting) {
+            if (t0 != 0 && r->phase_span == NULL) { /* it waits: worth a span, from its start */
+                r->phase_span =
+                    mg_span_start_at(gw->trace, phases[r->phase].span, MG_SPAN_INTERNAL, r->span, NULL, t0);
+                r->span_phase = r->phase;
+            }
             break; /* its callback calls resume() */
+        }
         if (rc == DONE) {
             r->phase = NPHASES;
             break;
@@ -633,7 +637,7 @@ static void run(mg_request_t *r)
         /* AGAIN whose callback already ran: the callback set the phase to go on from */
     }
     if (r->phase >= NPHASES)
-        phase_spans(r);
+        phase_span_end(r);
     r->running = 0;
 }
 

@@ -35,7 +35,7 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
                       "OTLP export requests that failed (collector unreachable, timeout, non-2xx answer)");
     mg_metrics_sample(out, "mcpgate_trace_exports_failed_total", NULL, (double)t->exports_failed);
     mg_metrics_family(out, "mcpgate_trace_queue_spans", "gauge", "Ended spans waiting for export");
-    mg_metrics_sample(out, "mcpgate_trace_queue_spans", NULL, (double)json_array_size(t->queue));
+    mg_metrics_sample(out, "mcpgate_trace_queue_spans", NULL, (double)t->count);
 }
 
 static void timer_cb(uv_timer_t *h)
@@ -45,8 +45,8 @@ static void timer_cb(uv_timer_t *h)
 
 int mg__trace_export_init(mg_trace_t *t)
 {
-    t->queue = json_array();
-    if (t->queue == NULL)
+    t->ring = calloc(MG__TRACE_QUEUE_MAX, sizeof *t->ring);
+    if (t->ring == NULL)
         return MG_ENOMEM;
     uv_timer_init(t->loop, &t->timer);
     t->timer.data = t;
@@ -56,15 +56,17 @@ int mg__trace_export_init(mg_trace_t *t)
     return 0;
 }
 
-void mg__trace_queue(mg_trace_t *t, json_t *span)
+void mg__trace_queue(mg_trace_t *t, char *text, size_t len)
 {
-    if (t->freeing || json_array_size(t->queue) >= MG__TRACE_QUEUE_MAX) {
+    if (text == NULL || t->freeing || t->count >= MG__TRACE_QUEUE_MAX) {
         t->spans_dropped++;
-        json_decref(span);
+        free(text);
         return;
     }
-    json_array_append_new(t->queue, span);
-    if (json_array_size(t->queue) >= MG__TRACE_BATCH_MAX && t->call == NULL)
+    mg__trace_item_t *it = &t->ring[(t->head + t->count++) % MG__TRACE_QUEUE_MAX];
+    it->text = text;
+    it->len = len;
+    if (t->count >= MG__TRACE_BATCH_MAX && t->call == NULL)
         uv_timer_start(&t->timer, timer_cb, 0, MG__TRACE_FLUSH_MS); /* a full batch: on the next turn */
 }
 
@@ -83,46 +85,61 @@ static void done_cb(void *data, int err, int status, const char *why)
                                   "failures", (json_int_t)t->exports_failed));
     }
     t->inflight = 0;
-    if (json_array_size(t->queue) >= MG__TRACE_BATCH_MAX)
+    if (t->count >= MG__TRACE_BATCH_MAX)
         export_now(t);
 }
 
-static json_t *body_for(json_t *spans /* stolen */)
+/* Frees the n oldest spans of the queue. */
+static void queue_drop(mg_trace_t *t, size_t n)
 {
-    return json_pack("{s:[{s:{s:[{s:s,s:{s:s}},{s:s,s:{s:s}}]},s:[{s:{s:s,s:s},s:o}]}]}", "resourceSpans",
-                     "resource", "attributes", "key", "service.name", "value", "stringValue", "mcpgate",
-                     "key", "service.version", "value", "stringValue", MG_VERSION, "scopeSpans", "scope",
-                     "name", "mcpgate", "version", MG_VERSION, "spans", spans);
+    for (size_t i = 0; i < n; i++) {
+        free(t->ring[t->head].text);
+        t->ring[t->head].text = NULL;
+        t->head = (t->head + 1) % MG__TRACE_QUEUE_MAX;
+        t->count--;
+    }
 }
 
 static void export_now(mg_trace_t *t)
 {
-    size_t n = json_array_size(t->queue);
+    size_t n = t->count;
     if (t->call != NULL || n == 0 || t->freeing)
         return;
     if (t->http == NULL && mg_http_client_new(t->loop, &t->http) != 0) {
         t->http = NULL; /* libcurl missing (logged by the client): nothing can be sent */
         t->spans_failed += n;
         t->exports_failed++;
-        json_array_clear(t->queue);
+        queue_drop(t, n);
         return;
     }
     if (n > MG__TRACE_BATCH_MAX)
         n = MG__TRACE_BATCH_MAX;
-    json_t *batch = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append(batch, json_array_get(t->queue, i));
-    for (size_t i = 0; i < n; i++)
-        json_array_remove(t->queue, 0);
-    json_t *body = body_for(batch);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
+    /* The body around the spans' own text (trace_int.h). */
+    static const char head[] =
+        "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
+        "\"value\":{\"stringValue\":\"mcpgate\"}},{\"key\":\"service.version\",\"value\":"
+        "{\"stringValue\":\"" MG_VERSION "\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":"
+        "\"mcpgate\",\"version\":\"" MG_VERSION "\"},\"spans\":[";
+    static const char tail[] = "]}]}]}";
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, NULL, 0, (size_t)MG__TRACE_BATCH_MAX * MG__TRACE_SPAN_MAX + sizeof head + sizeof tail);
+    mg_jbuf_put(&b, head, sizeof head - 1);
+    for (size_t i = 0; i < n; i++) {
+        const mg__trace_item_t *it = &t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX];
+        if (i > 0)
+            mg_jbuf_put(&b, ",", 1);
+        mg_jbuf_put(&b, it->text, it->len);
+    }
+    mg_jbuf_put(&b, tail, sizeof tail - 1);
+    queue_drop(t, n);
+    size_t len = 0;
+    char *text = mg_jbuf_steal(&b, &len);
     const char *hdrs[] = {"content-type", "application/json", "user-agent", "mcpgate/" MG_VERSION};
     mg_http_req_t r = {.url = t->endpoint,
                        .headers = hdrs,
                        .nheaders = 2,
                        .body = text,
-                       .len = text ? strlen(text) : 0,
+                       .len = len,
                        .timeout_ms = MG__TRACE_TIMEOUT_MS,
                        .connect_timeout_ms = 2000,
                        .max_body = 64 * 1024};
@@ -160,8 +177,9 @@ void mg__trace_export_dispose(mg_trace_t *t)
     }
     mg_http_client_free(t->http);
     t->http = NULL;
-    json_decref(t->queue);
-    t->queue = NULL;
+    queue_drop(t, t->count);
+    free(t->ring);
+    t->ring = NULL;
     uv_timer_stop(&t->timer);
     uv_close((uv_handle_t *)&t->timer, closed_cb);
 }

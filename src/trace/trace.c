@@ -10,7 +10,6 @@
 #include "trace_int.h"
 #include "../common/codec.h"
 #include "../common/err.h"
-#include "../common/json.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -116,22 +115,34 @@ void mg_trace_free(mg_trace_t *t)
 
 /* ---- spans ---- */
 
-static uint64_t now_ns(void)
+uint64_t mg_trace_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static json_t *u64_string(uint64_t v)
+static void put_lit(mg_jbuf_t *b, const char *lit)
 {
-    char b[24];
-    snprintf(b, sizeof b, "%llu", (unsigned long long)v);
-    return json_string(b);
+    mg_jbuf_put(b, lit, strlen(lit));
 }
 
-mg_span_t *mg_span_start(mg_trace_t *t, const char *name, mg_span_kind_t kind, const mg_span_t *parent,
-                         const mg_trace_ctx_t *remote)
+static void put_hex(mg_jbuf_t *b, const uint8_t *id, size_t n)
+{
+    char h[33];
+    mg_hex_encode(id, n, h);
+    mg_jbuf_put_str(b, h, 2 * n);
+}
+
+static void put_nanos(mg_jbuf_t *b, uint64_t ns)
+{
+    mg_jbuf_put(b, "\"", 1);
+    mg_jbuf_put_int(b, (int64_t)ns);
+    mg_jbuf_put(b, "\"", 1);
+}
+
+mg_span_t *mg_span_start_at(mg_trace_t *t, const char *name, mg_span_kind_t kind, const mg_span_t *parent,
+                            const mg_trace_ctx_t *remote, uint64_t start_ns)
 {
     if (t == NULL || t->freeing)
         return NULL;
@@ -139,14 +150,14 @@ mg_span_t *mg_span_start(mg_trace_t *t, const char *name, mg_span_kind_t kind, c
         return NULL; /* the caller decided not to sample this trace */
     if (parent == NULL && remote == NULL && !t->ratio_all && next_rand(t) >= t->ratio_bound)
         return NULL;
-    mg_span_t *s = calloc(1, sizeof(*s));
+    mg_span_t *s = malloc(sizeof(*s));
     if (s == NULL)
         return NULL;
     s->t = t;
-    uint64_t id = next_rand(t);
+    s->nattrs = 0;
+    s->state = s->error = NULL;
+    uint64_t id = next_rand(t) | 1; /* never all zero */
     memcpy(s->span_id, &id, 8);
-    if (s->span_id[0] == 0 && id == 0)
-        s->span_id[0] = 1;
     const uint8_t *pid = NULL;
     const char *state = NULL;
     if (parent != NULL) {
@@ -162,71 +173,89 @@ mg_span_t *mg_span_start(mg_trace_t *t, const char *name, mg_span_kind_t kind, c
         memcpy(s->trace_id, &a, 8);
         memcpy(s->trace_id + 8, &b, 8);
     }
-    char tid[33], sid[17], psid[17];
-    mg_hex_encode(s->trace_id, 16, tid);
-    mg_hex_encode(s->span_id, 8, sid);
-    s->json = json_object();
-    s->attrs = json_array();
-    if (s->json == NULL || s->attrs == NULL) {
-        json_decref(s->json);
-        json_decref(s->attrs);
-        free(s);
-        return NULL;
-    }
-    json_object_set_new(s->json, "traceId", json_string(tid));
-    json_object_set_new(s->json, "spanId", json_string(sid));
+    mg_jbuf_t *b = &s->b;
+    mg_jbuf_init(b, s->inl, sizeof s->inl, MG__TRACE_SPAN_MAX);
+    put_lit(b, "{\"traceId\":");
+    put_hex(b, s->trace_id, 16);
+    put_lit(b, ",\"spanId\":");
+    put_hex(b, s->span_id, 8);
     if (pid != NULL) {
-        mg_hex_encode(pid, 8, psid);
-        json_object_set_new(s->json, "parentSpanId", json_string(psid));
+        put_lit(b, ",\"parentSpanId\":");
+        put_hex(b, pid, 8);
     }
     if (state != NULL) {
         s->state = strdup(state);
-        json_object_set_new(s->json, "traceState", json_string(state));
+        put_lit(b, ",\"traceState\":");
+        mg_jbuf_put_str(b, state, strlen(state));
     }
-    json_object_set_new(s->json, "name", json_string(name ? name : ""));
-    json_object_set_new(s->json, "kind", json_integer(kind));
-    json_object_set_new(s->json, "startTimeUnixNano", u64_string(now_ns()));
-    json_object_set_new(s->json, "attributes", s->attrs);
+    put_lit(b, ",\"name\":");
+    mg_jbuf_put_str(b, name ? name : "", name ? strlen(name) : 0);
+    put_lit(b, ",\"kind\":");
+    mg_jbuf_put_int(b, kind);
+    put_lit(b, ",\"startTimeUnixNano\":");
+    put_nanos(b, start_ns ? start_ns : mg_trace_now_ns());
+    put_lit(b, ",\"attributes\":[");
     t->spans_started++;
     return s;
+}
+
+mg_span_t *mg_span_start(mg_trace_t *t, const char *name, mg_span_kind_t kind, const mg_span_t *parent,
+                         const mg_trace_ctx_t *remote)
+{
+    return mg_span_start_at(t, name, kind, parent, remote, 0);
+}
+
+static void attr_key(mg_span_t *s, const char *key)
+{
+    put_lit(&s->b, s->nattrs++ ? ",{\"key\":" : "{\"key\":");
+    mg_jbuf_put_str(&s->b, key, strlen(key));
 }
 
 void mg_span_set_str(mg_span_t *s, const char *key, const char *value)
 {
     if (s == NULL || key == NULL || value == NULL)
         return;
-    json_t *v = json_string(value);
-    if (v == NULL) /* not UTF-8: say so rather than drop the key */
-        v = json_string("(not UTF-8)");
-    json_array_append_new(s->attrs, json_pack("{s:s,s:{s:o}}", "key", key, "value", "stringValue", v));
+    attr_key(s, key);
+    put_lit(&s->b, ",\"value\":{\"stringValue\":");
+    mg_jbuf_put_str(&s->b, value, strlen(value)); /* not UTF-8: the span is dropped at its end */
+    put_lit(&s->b, "}}");
 }
 
 void mg_span_set_int(mg_span_t *s, const char *key, long long value)
 {
     if (s == NULL || key == NULL)
         return;
-    char b[24];
-    snprintf(b, sizeof b, "%lld", value);
-    json_array_append_new(s->attrs, json_pack("{s:s,s:{s:s}}", "key", key, "value", "intValue", b));
+    attr_key(s, key);
+    put_lit(&s->b, ",\"value\":{\"intValue\":");
+    put_nanos(&s->b, (uint64_t)value); /* int64 as a decimal string (OTLP/JSON) */
+    put_lit(&s->b, "}}");
 }
 
 void mg_span_set_error(mg_span_t *s, const char *description)
 {
     if (s == NULL)
         return;
-    json_t *st = json_pack("{s:i}", "code", 2);
-    json_t *m = description != NULL ? json_string(description) : NULL;
-    if (m != NULL)
-        json_object_set_new(st, "message", m);
-    json_object_set_new(s->json, "status", st);
+    free(s->error);
+    s->error = strdup(description ? description : "");
 }
 
 void mg_span_end(mg_span_t *s)
 {
     if (s == NULL)
         return;
-    json_object_set_new(s->json, "endTimeUnixNano", u64_string(now_ns()));
-    mg__trace_queue(s->t, s->json);
+    mg_jbuf_t *b = &s->b;
+    put_lit(b, "],\"endTimeUnixNano\":");
+    put_nanos(b, mg_trace_now_ns());
+    if (s->error != NULL) {
+        put_lit(b, ",\"status\":{\"code\":2,\"message\":");
+        mg_jbuf_put_str(b, s->error, strlen(s->error));
+        put_lit(b, "}");
+    }
+    put_lit(b, "}");
+    size_t len = 0;
+    char *text = mg_jbuf_steal(b, &len); /* NULL: too long, not UTF-8 or no memory */
+    mg__trace_queue(s->t, text, len);
+    free(s->error);
     free(s->state);
     free(s);
 }

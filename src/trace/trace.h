@@ -63,6 +63,12 @@ void mg_trace_free(mg_trace_t *t);
  * NULL when t is NULL, the trace is not sampled, or memory ran out. */
 mg_span_t *mg_span_start(mg_trace_t *t, const char *name, mg_span_kind_t kind, const mg_span_t *parent,
                          const mg_trace_ctx_t *remote);
+/* The same with a start time taken earlier (mg_trace_now_ns(); 0 = now): a span made once it is
+ * known to be worth recording (a phase that waited). */
+mg_span_t *mg_span_start_at(mg_trace_t *t, const char *name, mg_span_kind_t kind, const mg_span_t *parent,
+                            const mg_trace_ctx_t *remote, uint64_t start_ns);
+/* Wall-clock nanoseconds since the epoch, as spans record them. */
+uint64_t mg_trace_now_ns(void);
 void mg_span_set_str(mg_span_t *s, const char *key, const char *value);
 void mg_span_set_int(mg_span_t *s, const char *key, long long value);
 /* Status ERROR with a description (copied; CR/LF and the rest are as given: never a secret). */
