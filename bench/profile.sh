@@ -11,6 +11,7 @@
 #   instant-traced, gateway-traced
 #                instant / gateway with gateway.tracing at sampleRatio 1 exporting to a local OTLP
 #                receiver (python3, answers 200): the cost of tracing is the difference per call
+#                (TRACE_RATIO=0.1 bench/profile.sh instant-traced: another ratio)
 # Method: warm up, then callgrind_control -z / -d around two closed-loop runs of SESSIONS sessions
 # x K1 and x K2 calls; Ir per call = (Ir(K2) - Ir(K1)) / (SESSIONS x (K2 - K1)), so session setup
 # and teardown cancel out. Prints one line per target, writes the profiles (flat, self and
@@ -131,7 +132,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$p" >/dev/null 2>&1 &
     PIDS+=("$!")
-    GW_EXTRA="{\"tracing\": {\"endpoint\": \"http://127.0.0.1:$p/v1/traces\", \"sampleRatio\": 1}}"
+    GW_EXTRA="{\"tracing\": {\"endpoint\": \"http://127.0.0.1:$p/v1/traces\", \"sampleRatio\": ${TRACE_RATIO:-1}}}"
 }
 
 for t in $TARGETS; do

@@ -76,13 +76,40 @@ json_t *mg__initialize_result(mg_gateway_t *gw, const char *version)
  * upstream in params._meta (traceparent, tracestate), and each MRTR round is a span. Never argument
  * values, tokens or the session id itself (its hash). */
 
-/* Decimal or string form of a JSON-RPC id into out. */
+/* Decimal or string form of a JSON-RPC id into out (n >= 24). */
 static const char *id_text(const json_t *id, char *out, size_t n)
 {
-    if (json_is_integer(id))
-        snprintf(out, n, "%lld", (long long)json_integer_value(id));
-    else
-        snprintf(out, n, "%s", json_string_value(id) ? json_string_value(id) : "");
+    if (!json_is_integer(id)) {
+        mg_strlcpy(out, n, json_string_value(id) ? json_string_value(id) : "");
+        return out;
+    }
+    json_int_t v = json_integer_value(id);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char tmp[24], *q = tmp + sizeof tmp;
+    *--q = '\0';
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--q = '-';
+    mg_strlcpy(out, n, q);
+    return out;
+}
+
+/* "{method}" or "{method} {target}" (target cut at 120 bytes) into out: a span name. */
+static const char *span_name(const char *method, const char *target, char *out, size_t n)
+{
+    size_t m = strlen(method), t = target ? strnlen(target, 120) : 0;
+    if (m + 1 + t + 1 > n)
+        t = 0;
+    memcpy(out, method, m);
+    if (t > 0) {
+        out[m] = ' ';
+        memcpy(out + m + 1, target, t);
+        m += 1 + t;
+    }
+    out[m] = '\0';
     return out;
 }
 
@@ -107,7 +134,7 @@ static void call_span_start(mg_call_t *c)
         return; /* the HTTP request was not sampled */
     const char *target = span_target(c);
     char name[192], idb[80];
-    snprintf(name, sizeof name, "%s%s%.120s", c->method, target ? " " : "", target ? target : "");
+    span_name(c->method, target, name, sizeof name);
     mg_span_t *sp = c->span = mg_span_start(c->gw->trace, name, MG_SPAN_SERVER, NULL, parent);
     if (sp == NULL)
         return;
@@ -118,8 +145,9 @@ static void call_span_start(mg_call_t *c)
         mg_span_set_str(sp, "gen_ai.operation.name", "execute_tool");
     if (c->client_id != NULL)
         mg_span_set_str(sp, "jsonrpc.request.id", id_text(c->client_id, idb, sizeof idb));
-    mg_span_set_str(sp, "mcp.protocol.version", c->modern ? MG_MODERN_VERSION : c->s->version);
-    if (!c->modern)
+    int modern = c->s == c->gw->stateless; /* c->modern is set after call_new() */
+    mg_span_set_str(sp, "mcp.protocol.version", modern ? MG_MODERN_VERSION : c->s->version);
+    if (!modern)
         mg_span_set_str(sp, "mcp.session.id", c->s->hash); /* a hash: the id is a credential */
     if (c->principal != NULL) {
         char ph[13];
@@ -176,7 +204,7 @@ static void up_span_start(mg_call_t *c, mg_pool_t *pool, json_t *params)
 {
     const char *target = span_target(c) != NULL ? json_string_value(json_object_get(params, "name")) : NULL;
     char name[192], tp[MG_TRACEPARENT_LEN + 1];
-    snprintf(name, sizeof name, "%s%s%.120s", c->method, target ? " " : "", target ? target : "");
+    span_name(c->method, target, name, sizeof name);
     mg_span_t *sp = c->up_span = mg_span_start(c->gw->trace, name, MG_SPAN_CLIENT, c->span, NULL);
     if (sp == NULL)
         return;

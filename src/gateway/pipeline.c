@@ -665,14 +665,16 @@ static void request_span(mg_request_t *r)
                        : r->transport == T_SSE_POST ? "/messages"
                                                     : "/mcp";
     char method[9], name[32];
-    snprintf(method, sizeof method, "%.*s", (int)(req->method.len < 8 ? req->method.len : 8),
-             req->method.base);
-    snprintf(name, sizeof name, "%s %s", method, path);
+    size_t ml = req->method.len < 8 ? req->method.len : 8, pl = strlen(path);
+    memcpy(method, req->method.base, ml);
+    method[ml] = '\0';
+    memcpy(name, method, ml); /* "METHOD /path" */
+    name[ml] = ' ';
+    memcpy(name + ml + 1, path, pl + 1);
     r->span = mg_span_start(r->gw->trace, name, MG_SPAN_SERVER, NULL, remote ? &ctx : NULL);
     if (r->span == NULL)
         return;
     mg_span_set_str(r->span, "http.request.method", method);
-    mg_span_set_str(r->span, "url.path", path);
     mg_span_set_str(r->span, "http.route", path);
     mg_span_set_str(r->span, "network.protocol.name", "http");
     mg_span_set_str(r->span, "network.protocol.version", req->version >= 0x200 ? "2" : "1.1");

@@ -127,11 +127,14 @@ static void put_lit(mg_jbuf_t *b, const char *lit)
     mg_jbuf_put(b, lit, strlen(lit));
 }
 
+/* An id as a quoted lowercase hex string (ASCII: no escaping to check). */
 static void put_hex(mg_jbuf_t *b, const uint8_t *id, size_t n)
 {
-    char h[33];
-    mg_hex_encode(id, n, h);
-    mg_jbuf_put_str(b, h, 2 * n);
+    char h[36];
+    h[0] = '"';
+    mg_hex_encode(id, n, h + 1);
+    h[2 * n + 1] = '"';
+    mg_jbuf_put(b, h, 2 * n + 2);
 }
 
 static void put_nanos(mg_jbuf_t *b, uint64_t ns)
@@ -205,10 +208,12 @@ mg_span_t *mg_span_start(mg_trace_t *t, const char *name, mg_span_kind_t kind, c
     return mg_span_start_at(t, name, kind, parent, remote, 0);
 }
 
+/* Keys are the callers' ASCII constants (semantic-convention names): written as they are. */
 static void attr_key(mg_span_t *s, const char *key)
 {
-    put_lit(&s->b, s->nattrs++ ? ",{\"key\":" : "{\"key\":");
-    mg_jbuf_put_str(&s->b, key, strlen(key));
+    put_lit(&s->b, s->nattrs++ ? ",{\"key\":\"" : "{\"key\":\"");
+    put_lit(&s->b, key);
+    mg_jbuf_put(&s->b, "\"", 1);
 }
 
 void mg_span_set_str(mg_span_t *s, const char *key, const char *value)
@@ -264,10 +269,11 @@ int mg_span_traceparent(const mg_span_t *s, char *out, size_t cap)
 {
     if (s == NULL || cap < MG_TRACEPARENT_LEN + 1)
         return 0;
-    char tid[33], sid[17];
-    mg_hex_encode(s->trace_id, 16, tid);
-    mg_hex_encode(s->span_id, 8, sid);
-    snprintf(out, cap, "00-%s-%s-01", tid, sid);
+    memcpy(out, "00-", 3);
+    mg_hex_encode(s->trace_id, 16, out + 3);
+    out[35] = '-';
+    mg_hex_encode(s->span_id, 8, out + 36);
+    memcpy(out + 52, "-01", 4);
     return 1;
 }
 

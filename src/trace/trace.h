@@ -69,6 +69,8 @@ mg_span_t *mg_span_start_at(mg_trace_t *t, const char *name, mg_span_kind_t kind
                             const mg_trace_ctx_t *remote, uint64_t start_ns);
 /* Wall-clock nanoseconds since the epoch, as spans record them. */
 uint64_t mg_trace_now_ns(void);
+/* Attributes: key is an ASCII name without quotes or backslashes (a semantic-convention name);
+ * value any UTF-8 (a span with a value that is not UTF-8 is dropped when it ends). */
 void mg_span_set_str(mg_span_t *s, const char *key, const char *value);
 void mg_span_set_int(mg_span_t *s, const char *key, long long value);
 /* Status ERROR with a description (copied; CR/LF and the rest are as given: never a secret). */

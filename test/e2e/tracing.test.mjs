@@ -7,7 +7,7 @@ import { bearer, readRecord, recordFile, recordedTestserver, tokenNew } from './
 import { spawnSync } from 'node:child_process';
 import { MG_BINARY, freePort, testserver, writeConfig } from './lib/gateway.mjs';
 import { sleep, test } from './lib/harness.mjs';
-import { call, initSession } from './lib/http.mjs';
+import { ACCEPT_BOTH, call, initSession, request, rpc } from './lib/http.mjs';
 import { clientSpan, startReceiver } from './lib/otlp.mjs';
 
 const SECRET_ARG = 'arg-value-that-must-never-be-traced-7731';
@@ -149,6 +149,51 @@ test('_meta.traceparent parents the call; errors carry the JSON-RPC code; sample
   });
   await sleep(1500);
   assert.equal(spans.length, before, 'an all-zero trace id started a trace');
+});
+
+test('2026-07-28: _meta carries the context; an MRTR round is a span under the call', async (t) => {
+  const rcv = await startReceiver(t);
+  const gw = await t.gateway({
+    config: { mcpServers: { test: testserver() }, gateway: { tracing: { endpoint: rcv.url, sampleRatio: 0 } } },
+  });
+  const V = '2026-07-28';
+  const traceId = '5b8aa5a2d2c872e8321cf37308d69df2';
+  const send = async (params) => {
+    const body = rpc('tools/call', {
+      ...params,
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': V,
+        'io.modelcontextprotocol/clientCapabilities': { sampling: {} },
+        'io.modelcontextprotocol/clientInfo': { name: 'e2e-trace', version: '1' },
+        traceparent: `00-${traceId}-051581bf3cb55c13-01`,
+      },
+    });
+    const r = await request(gw.url, {
+      headers: { Accept: ACCEPT_BOTH, 'MCP-Protocol-Version': V, 'Mcp-Method': 'tools/call', 'Mcp-Name': params.name },
+      body,
+    });
+    return (await r.messages()).find((m) => m && m.id === body.id);
+  };
+  const params = { name: 'test_sampling', arguments: { prompt: 'capital?' } };
+  const first = await send(params);
+  assert.equal(first.result.resultType, 'input_required', JSON.stringify(first));
+  const [key] = Object.keys(first.result.inputRequests);
+  const answer = { role: 'assistant', content: { type: 'text', text: 'Paris' }, model: 'e2e' };
+  const second = await send({ ...params, requestState: first.result.requestState, inputResponses: { [key]: answer } });
+  assert.equal(second.result.resultType, 'complete');
+  const spans = await rcv.waitSpans((s) => byName(s, 'tools/call test_sampling', 2).length === 1, 'the MRTR call span');
+  const call = byName(spans, 'tools/call test_sampling', 2)[0];
+  assert.equal(call.traceId, traceId);
+  assert.equal(call.parentSpanId, '051581bf3cb55c13');
+  assert.equal(call.attrs['mcp.protocol.version'], V);
+  assert.equal(call.attrs['mcp.session.id'], undefined, 'no session in 2026-07-28');
+  const round = spans.find((s) => s.name === 'mcpgate.mrtr_round');
+  assert.ok(round, `an MRTR round span: ${spans.map((s) => s.name)}`);
+  assert.equal(round.parentSpanId, call.spanId);
+  assert.equal(round.attrs['mcpgate.mrtr.round'], 1);
+  const up = byName(spans, 'tools/call test_sampling', 3)[0];
+  assert.equal(up.parentSpanId, call.spanId);
+  assert.ok(BigInt(round.endTimeUnixNano) <= BigInt(call.endTimeUnixNano));
 });
 
 test('an unreachable collector costs a counter, never a call', async (t) => {
