@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { bearer, readRecord, recordFile, recordedTestserver, tokenNew } from './lib/auth.mjs';
 import { spawnSync } from 'node:child_process';
 import { MG_BINARY, freePort, testserver, writeConfig } from './lib/gateway.mjs';
-import { sleep, test } from './lib/harness.mjs';
+import { sleep, test, waitFor } from './lib/harness.mjs';
+import { startIdp } from './lib/idp.mjs';
 import { ACCEPT_BOTH, call, initSession, request, rpc } from './lib/http.mjs';
 import { clientSpan, startReceiver } from './lib/otlp.mjs';
 
@@ -194,6 +195,45 @@ test('2026-07-28: _meta carries the context; an MRTR round is a span under the c
   const up = byName(spans, 'tools/call test_sampling', 3)[0];
   assert.equal(up.parentSpanId, call.spanId);
   assert.ok(BigInt(round.endTimeUnixNano) <= BigInt(call.endTimeUnixNano));
+});
+
+test('an auth phase that waits (token introspection) gets its span under the HTTP request', async (t) => {
+  const rcv = await startReceiver(t);
+  const port = await freePort();
+  const resource = `http://127.0.0.1:${port}/mcp`;
+  const idp = await startIdp({ audience: resource });
+  t.defer(() => idp.stop());
+  await idp.addKey('RS256');
+  const gw = await t.gateway({
+    port,
+    config: {
+      mcpServers: { test: testserver() },
+      gateway: {
+        auth: {
+          oauth: {
+            issuer: idp.issuer,
+            audience: resource,
+            required_scopes: ['mcp'],
+            introspection: { client_id: 'mcpgate', client_secret: 'gateway-secret', cache_s: 0 },
+          },
+          resource,
+        },
+        tracing: { endpoint: rcv.url, sampleRatio: 1 },
+      },
+    },
+  });
+  await waitFor(() => idp.stats.metadata > 0 && idp.stats.jwks > 0, { what: 'discovery' });
+  const token = idp.opaque({ sub: 'carol' });
+  const client = clientSpan(rcv.url);
+  const headers = { ...bearer(token), ...client.headers };
+  const sess = await initSession(gw.url, { headers });
+  await call(gw.url, sess, 'tools/call', { name: 'echo', arguments: { message: 'x' } }, { headers });
+  const spans = await rcv.waitSpans((s) => byName(s, 'tools/call echo', 2).length === 1, 'the call span');
+  const callSpan = byName(spans, 'tools/call echo', 2)[0];
+  const auth = spans.find((s) => s.name === 'mcpgate.auth' && s.parentSpanId === callSpan.parentSpanId);
+  assert.ok(auth, `an auth span beside the call, under its HTTP span: ${spans.map((s) => s.name)}`);
+  assert.equal(auth.traceId, client.traceId);
+  assert.ok(!rcv.bodies.some((b) => b.body.includes(token)), 'the token was exported');
 });
 
 test('an unreachable collector costs a counter, never a call', async (t) => {
