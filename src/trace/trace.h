@@ -80,7 +80,10 @@ void mg_span_end(mg_span_t *s);
 
 /* The traceparent that makes the receiver a child of s, into out (MG_TRACEPARENT_LEN + 1 bytes).
  * Returns 1, or 0 when s is NULL (nothing written): for params._meta of requests to upstreams and
- * for the traceparent header of requests to remote upstreams. */
+ * for the traceparent header of requests to remote upstreams. The gateway already writes it into
+ * the request it gives an upstream (params._meta.traceparent / tracestate, gateway/dispatch.c
+ * forward()), so a remote upstream's transport can copy those two values into its HTTP headers
+ * without holding a span. */
 int mg_span_traceparent(const mg_span_t *s, char *out, size_t cap);
 /* The tracestate to send along (the remote parent's, passed on), or NULL when none / s is NULL. */
 const char *mg_span_tracestate(const mg_span_t *s);
