@@ -61,7 +61,8 @@ void mg__sse_deprecation_headers(h2o_req_t *req)
  * h2o does not read an HTTP/1 connection while it streams a response, so a client that closed its
  * /sse stream would be noticed only when a write fails (the 15 s keep-alive, twice). Once a second,
  * while legacy sessions exist, each stream's socket is peeked (http/sse.h) and a closed one ends
- * its session: its calls are cancelled upstream and its own children stopped. */
+ * its session: its calls are cancelled upstream and its own children stopped. So does a stream the
+ * gateway dropped itself (a client too slow to read, whose connection was abandoned). */
 #define PROBE_MS 1000
 
 typedef struct mg_sse_probe {
@@ -98,8 +99,12 @@ static void probe_cb(uv_timer_t *t)
     void *val;
     while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
         mg_session_t *s = val;
-        mg_stream_t *st = s->sse != NULL ? s->get_stream : NULL;
-        if (st != NULL && st->conn != NULL && mg_sse_conn_peer_closed(st->conn))
+        if (s->sse == NULL)
+            continue;
+        /* Gone, or dropped by the gateway (a client too slow to read: session.c write_conn): a
+         * legacy session cannot outlive its one stream. */
+        mg_stream_t *st = s->get_stream;
+        if (st == NULL || st->conn == NULL || mg_sse_conn_peer_closed(st->conn))
             queue_close(s);
     }
 }
