@@ -272,7 +272,14 @@ test('config: tracing needs an http(s) endpoint and a ratio in 0..1', async (t) 
     assert.notEqual(r.status, 0, `accepted: ${JSON.stringify(tracing)}`);
     assert.match(r.stdout + r.stderr, want);
   }
-  const ok = writeConfig({ mcpServers: { test: testserver() }, gateway: { tracing: { endpoint: 'https://c:4318/v1/traces', sampleRatio: 0.25 } } });
+  const ok = writeConfig({
+    mcpServers: { test: testserver() },
+    gateway: { legacySse: true, tracing: { endpoint: 'https://user:s3cret@c:4318/v1/traces', sampleRatio: 0.25 } },
+  });
   t.defer(ok.remove);
-  assert.equal(spawnSync(MG_BINARY, ['check', '--config', ok.file], { encoding: 'utf8' }).status, 0);
+  const r = spawnSync(MG_BINARY, ['check', '--config', ok.file], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /tracing: OTLP\/HTTP JSON to https:\/\/c:4318\/v1\/traces, sampleRatio 0.25/);
+  assert.ok(!r.stdout.includes('s3cret'), 'check printed the endpoint credentials');
+  assert.match(r.stdout, /transports: \/mcp \(Streamable HTTP\) and the deprecated 2024-11-05 HTTP\+SSE/);
 });
