@@ -7,6 +7,7 @@ import { bearer, readRecord, recordFile, recordedTestserver, tokenNew } from './
 import { spawnSync } from 'node:child_process';
 import { MG_BINARY, freePort, testserver, writeConfig } from './lib/gateway.mjs';
 import { sleep, test, waitFor } from './lib/harness.mjs';
+import { requireBinaries, startRedis, startReplicas, waitStore } from './lib/cluster.mjs';
 import { startIdp } from './lib/idp.mjs';
 import { ACCEPT_BOTH, call, initSession, request, rpc } from './lib/http.mjs';
 import { clientSpan, startReceiver } from './lib/otlp.mjs';
@@ -234,6 +235,29 @@ test('an auth phase that waits (token introspection) gets its span under the HTT
   assert.ok(auth, `an auth span beside the call, under its HTTP span: ${spans.map((s) => s.name)}`);
   assert.equal(auth.traceId, client.traceId);
   assert.ok(!rcv.bodies.some((b) => b.body.includes(token)), 'the token was exported');
+});
+
+test('two replicas: a call forwarded to the replica running the session\'s children continues the trace there', async (t) => {
+  requireBinaries(t, 'redis-server');
+  const rcv = await startReceiver(t);
+  const redis = await startRedis(t);
+  const config = {
+    mcpServers: { iso: testserver([], { isolation: 'session' }) },
+    gateway: { tracing: { endpoint: rcv.url, sampleRatio: 1 } },
+  };
+  const [a, b] = await startReplicas(t, 2, { redisUrl: redis.url(0), config });
+  await waitStore([a, b], true);
+  const client = clientSpan(rcv.url);
+  const s = await initSession(a.url, { headers: client.headers });
+  await call(b.url, s, 'tools/list', {}, { headers: client.headers }); // b runs the children now
+  const { response } = await call(a.url, s, 'tools/call', { name: 'echo', arguments: { message: 'via a' } }, { headers: client.headers });
+  assert.equal(response.result?.content?.[0]?.text, 'via a', JSON.stringify(response));
+  const spans = await rcv.waitSpans((x) => byName(x, 'tools/call echo', 2).length === 2, 'both replicas\' call spans');
+  const calls = byName(spans, 'tools/call echo', 2).filter((x) => x.traceId === client.traceId);
+  assert.equal(calls.length, 2, `one call span per replica in the client's trace: ${spans.map((x) => x.name)}`);
+  const [onA, onB] = calls[0].parentSpanId === calls[1].spanId ? [calls[1], calls[0]] : [calls[0], calls[1]];
+  assert.equal(onB.parentSpanId, onA.spanId, 'the owner replica\'s call span is a child of the forwarding one');
+  assert.ok(byName(spans, 'tools/call echo', 3).some((x) => x.parentSpanId === onB.spanId), 'the upstream span is on the owner');
 });
 
 test('an unreachable collector costs a counter, never a call', async (t) => {
