@@ -258,6 +258,9 @@ test('two replicas: a call forwarded to the replica running the session\'s child
   const [onA, onB] = calls[0].parentSpanId === calls[1].spanId ? [calls[1], calls[0]] : [calls[0], calls[1]];
   assert.equal(onB.parentSpanId, onA.spanId, 'the owner replica\'s call span is a child of the forwarding one');
   assert.ok(byName(spans, 'tools/call echo', 3).some((x) => x.parentSpanId === onB.spanId), 'the upstream span is on the owner');
+  // The session phase waits for Redis on every replica: its span sits under the HTTP span.
+  const httpIds = new Set(spans.filter((x) => x.name === 'POST /mcp').map((x) => x.spanId));
+  assert.ok(spans.some((x) => x.name === 'mcpgate.session' && httpIds.has(x.parentSpanId)), 'a session lookup span');
 });
 
 test('an unreachable collector costs a counter, never a call', async (t) => {
