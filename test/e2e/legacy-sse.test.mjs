@@ -177,6 +177,39 @@ test('rate limits apply to legacy calls: the -32029 error arrives on the stream'
   assert.ok((await client.listTools()).tools.length > 0, 'unlimited methods still work');
 });
 
+test('CORS and tenants: a browser preflight is answered before auth; another tenant cannot use a session', async (t) => {
+  const APP = 'https://app.example.com';
+  const a = tokenNew(['--tenant', 'acme', '--name', 'a']);
+  const g = tokenNew(['--tenant', 'globex', '--name', 'g']);
+  const gw = await t.gateway({
+    config: {
+      ...CONFIG,
+      gateway: {
+        legacySse: true,
+        allowedOrigins: [APP],
+        cors: { allowedOrigins: [APP], allowCredentials: true },
+        auth: { tokens: [a.entry, g.entry] },
+      },
+    },
+  });
+  const pre = await request(`${gw.base}/messages?sessionId=x`, {
+    method: 'OPTIONS',
+    headers: { origin: APP, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, authorization' },
+  });
+  await pre.text();
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers['access-control-allow-origin'], APP);
+  const s = await openRaw(gw.base, { ...bearer(a.token), origin: APP });
+  t.defer(() => s.r.close());
+  assert.equal(s.r.headers['access-control-allow-origin'], APP, 'the stream carries the CORS answer');
+  const init = rpc('initialize', { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 'x', version: '1' } });
+  const other = await post(s.endpoint, init, bearer(g.token));
+  assert.equal(other.status, 404, "another tenant's token on acme's session");
+  await other.text();
+  assert.equal((await post(s.endpoint, init, bearer(a.token))).status, 202);
+  assert.ok(eventJson(await s.r.next(5000)).result);
+});
+
 test('disabled (the default): /sse and /messages answer 404 saying how to enable the legacy transport', async (t) => {
   const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
   for (const [method, path] of [['GET', '/sse'], ['POST', '/messages?sessionId=abc']]) {
