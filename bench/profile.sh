@@ -8,11 +8,16 @@
 #   instant      build/mcpgate fronting build/mcpgate-instant (an upstream that costs ~nothing)
 #   instant-child  build/mcpgate-instant itself, behind a native mcpgate
 #   bare         build/mcpgate-bare with --raw-post (no MCP, no upstream: the HTTP stack alone)
+#   instant-traced, gateway-traced
+#                instant / gateway with gateway.tracing at sampleRatio 1 exporting to a local OTLP
+#                receiver (python3, answers 200): the cost of tracing is the difference per call
+#                (TRACE_RATIO=0.1 bench/profile.sh instant-traced: another ratio)
 # Method: warm up, then callgrind_control -z / -d around two closed-loop runs of SESSIONS sessions
 # x K1 and x K2 calls; Ir per call = (Ir(K2) - Ir(K1)) / (SESSIONS x (K2 - K1)), so session setup
 # and teardown cancel out. Prints one line per target, writes the profiles (flat, self and
 # inclusive, per call) to $OUT/<target>.txt and the raw callgrind files to $OUT/.
-# Usage: bench/profile.sh [gateway testserver instant instant-child bare]   (default: all five)
+# Usage: bench/profile.sh [gateway testserver instant instant-child bare instant-traced gateway-traced]
+#        (default: the first five)
 #        BUILD=build-perf SESSIONS=10 K1=100 K2=300 LOG_LEVEL=info OUT=/tmp/prof bench/profile.sh
 # Needs valgrind and python3. Read next: bench/results/ (figures recorded with this script).
 set -euo pipefail
@@ -24,6 +29,7 @@ BUILD=${BUILD:-build}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/mcpgate-profile.XXXXXX")}
 mkdir -p "$OUT"
 TARGETS=${*:-gateway testserver instant instant-child bare}
+GW_EXTRA='{}' # the config's "gateway" object (gateway_with)
 VG=(valgrind --tool=callgrind --compress-strings=no --compress-pos=no)
 ARGS='{"message":"bench-{n}"}'
 PIDS=()
@@ -83,7 +89,7 @@ gateway_with() { # NAME UPSTREAM_COMMAND...
     local p cfg
     p=$(port)
     cfg=$OUT/$name.json
-    python3 -c 'import json,sys; print(json.dumps({"mcpServers": {"ts": {"command": sys.argv[1], "args": sys.argv[2:]}}}))' \
+    GW_EXTRA=$GW_EXTRA python3 -c 'import json,os,sys; print(json.dumps({"mcpServers": {"ts": {"command": sys.argv[1], "args": sys.argv[2:]}}, "gateway": json.loads(os.environ["GW_EXTRA"])}))' \
         "$@" >"$cfg"
     "${VG[@]}" --callgrind-out-file="$OUT/cg.$name.%p" "$BUILD/mcpgate" serve --config "$cfg" \
         --listen "127.0.0.1:$p" --log-level "$LOG_LEVEL" >"$OUT/$name.log" 2>&1 &
@@ -113,8 +119,27 @@ child_target() { # NAME BINARY: the upstream child under callgrind, behind a nat
     wait "$gpid" 2>/dev/null || true
 }
 
+# A local OTLP/HTTP receiver that answers 200 to every POST (the *-traced targets).
+receiver() {
+    local p
+    p=$(port)
+    python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200); self.send_header("content-length", "2"); self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$p" >/dev/null 2>&1 &
+    PIDS+=("$!")
+    GW_EXTRA="{\"tracing\": {\"endpoint\": \"http://127.0.0.1:$p/v1/traces\", \"sampleRatio\": ${TRACE_RATIO:-1}}}"
+}
+
 for t in $TARGETS; do
+    GW_EXTRA='{}'
     case $t in
+    instant-traced) receiver; gateway_with instant-traced "$BUILD/mcpgate-instant" ;;
+    gateway-traced) receiver; gateway_with gateway-traced "$BUILD/mcpgate-testserver" ;;
     gateway) gateway_with gateway "$BUILD/mcpgate-testserver" ;;
     instant) gateway_with instant "$BUILD/mcpgate-instant" ;;
     testserver) child_target testserver "$BUILD/mcpgate-testserver" ;;
@@ -130,7 +155,7 @@ for t in $TARGETS; do
         kill -TERM "$pid"
         wait "$pid" 2>/dev/null || true
         ;;
-    *) echo "profile.sh: unknown target '$t' (gateway testserver instant instant-child bare)" >&2; exit 2 ;;
+    *) echo "profile.sh: unknown target '$t' (gateway testserver instant instant-child bare instant-traced gateway-traced)" >&2; exit 2 ;;
     esac
 done
 echo "profiles: $OUT/<target>.txt"

@@ -214,6 +214,18 @@ static int cmd_check(const opts_t *o)
                cfg.auth->oauth ? cfg.auth->oauth->issuer : "",
                cfg.auth->oauth && cfg.auth->oauth->introspection ? " (+ introspection)" : "",
                cfg.auth->nrules, cfg.auth->nrules == 1 ? "" : "s");
+    printf("  transports: /mcp (Streamable HTTP)%s\n",
+           cfg.legacy_sse ? " and the deprecated 2024-11-05 HTTP+SSE on /sse + /messages (gateway.legacySse)"
+                          : "");
+    if (cfg.tracing.endpoint != NULL) { /* the endpoint without any user:password@ part */
+        const char *e = cfg.tracing.endpoint, *sep = strstr(e, "://");
+        int scheme = sep ? (int)(sep - e) + 3 : 0;
+        const char *host = e + scheme, *at = strchr(host, '@'), *slash = strchr(host, '/');
+        if (at != NULL && (slash == NULL || at < slash))
+            host = at + 1;
+        printf("  tracing: OTLP/HTTP JSON to %.*s%s, sampleRatio %g\n", scheme, e, host,
+               cfg.tracing.sample_ratio);
+    }
     /* Pinning, scanning, credential sources, sandbox, rate limits, CORS (src/policy/check.c). */
     problems += mg_policy_check_report(&cfg, o->env_file, stdout);
     if (problems > 0)

@@ -227,21 +227,31 @@ static void fail(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *why
 
 /* ---------------------------------------------------------------- query strings */
 
-/* The query string of /mcp (http/query.h): a credential-looking name or any parameter mcpgate does
- * not read is refused with 400. Returns 0, or -1 after answering. */
+/* The query string of /mcp, /sse or /messages (http/query.h): a credential-looking name or any
+ * parameter mcpgate does not read on that path is refused with 400. Returns 0, or -1 after
+ * answering. */
 static int check_query(mg_auth_t *a, h2o_req_t *req)
 {
     if (req->query_at == SIZE_MAX || req->query_at >= req->path.len)
         return 0;
     const char *q = req->path.base + req->query_at + 1;
     size_t qlen = req->path.len - req->query_at - 1;
+    const char *route = "/mcp";
+    const char *const *allowed = MG_HTTP_MCP_QUERY_PARAMS;
+    if (req->query_at == 9 && memcmp(req->path.base, "/messages", 9) == 0) {
+        route = "/messages";
+        allowed = MG_HTTP_MESSAGES_QUERY_PARAMS;
+    } else if (req->query_at == 4 && memcmp(req->path.base, "/sse", 4) == 0) {
+        route = "/sse";
+        allowed = MG_HTTP_SSE_QUERY_PARAMS;
+    }
     char name[80], msg[600], list[200] = "";
-    mg_http_query_verdict_t v = mg_http_query_check(q, qlen, MG_HTTP_MCP_QUERY_PARAMS, name, sizeof name);
+    mg_http_query_verdict_t v = mg_http_query_check(q, qlen, allowed, name, sizeof name);
     if (v == MG_HTTP_QUERY_OK)
         return 0;
-    for (size_t i = 0, o = 0; MG_HTTP_MCP_QUERY_PARAMS[i] != NULL && o < sizeof list; i++)
-        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s=NAME", i ? ", " : "",
-                              MG_HTTP_MCP_QUERY_PARAMS[i]);
+    for (size_t i = 0, o = 0; allowed[i] != NULL && o < sizeof list; i++)
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s=%s", i ? ", " : "", allowed[i],
+                              allowed == MG_HTTP_MESSAGES_QUERY_PARAMS ? "ID" : "NAME");
     switch (v) {
     case MG_HTTP_QUERY_CREDENTIAL:
         snprintf(
@@ -254,19 +264,19 @@ static int check_query(mg_auth_t *a, h2o_req_t *req)
     case MG_HTTP_QUERY_MALFORMED:
         snprintf(msg, sizeof msg,
                  "Bad Request: the URL query string has a parameter name that does not decode (a bad %%XX "
-                 "escape, a control character or no name); /mcp reads only %s",
-                 list);
+                 "escape, a control character or no name); %s reads only %s",
+                 route, list);
         break;
     case MG_HTTP_QUERY_REPEATED:
         snprintf(msg, sizeof msg,
-                 "Bad Request: query parameter '%s' is given more than once; /mcp reads only %s, once", name,
-                 list);
+                 "Bad Request: query parameter '%s' is given more than once; %s reads only %s, once", name,
+                 route, list);
         break;
     default:
         snprintf(msg, sizeof msg,
-                 "Bad Request: unknown query parameter '%s' on /mcp; it reads only %s (credentials go in the "
+                 "Bad Request: unknown query parameter '%s' on %s; it reads only %s (credentials go in the "
                  "Authorization header)",
-                 name, list);
+                 name, route, list);
         break;
     }
     if (a != NULL) {

@@ -69,6 +69,8 @@ static const char *const gateway_keys[] = {"listen",
                                            "cors",
                                            "rateLimits",
                                            "audit",
+                                           "legacySse",
+                                           "tracing",
                                            NULL}; /* policy keys: policy_config.c */
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
@@ -290,6 +292,8 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
                 mg__config_errf(ctx, "gateway.listen: '%s' is not host:port: %s",
                                 mg_cfg_quote(shown(cfg->listen, v), q, sizeof q), why);
             }
+        } else if (strcmp(key, "legacySse") == 0) {
+            mg_cfg_bool(RD, "gateway.legacySse", v, MG_CFG_KIND, &cfg->legacy_sse);
         } else if (strcmp(key, "allowUnauthenticated") == 0) {
             mg_cfg_bool(RD, "gateway.allowUnauthenticated", v, MG_CFG_KIND, &cfg->allow_unauthenticated);
         } else if (strcmp(key, "allowedOrigins") == 0 || strcmp(key, "allowedHosts") == 0) {
@@ -361,6 +365,8 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
             mg__config_parse_tools(ctx, cfg, v);
         } else if (strcmp(key, "sessions") == 0) {
             mg__config_parse_sessions(ctx, cfg, v);
+        } else if (strcmp(key, "tracing") == 0) {
+            mg__config_parse_tracing(ctx, cfg, v);
         } else if (mg_policy_config_gateway_key(&cfg->policy, key, v, &pops)) {
             /* pinning, lockFile, scan, cors, rateLimits */
         } else {
@@ -889,6 +895,7 @@ void mg_config_dispose(mg_config_t *cfg)
     free(cfg->request_state_key);
     mg_auth_config_free(cfg->auth);
     mg__config_tools_dispose(&cfg->tools);
+    mg__config_tracing_dispose(&cfg->tracing);
     mg__config_sessions_dispose(&cfg->sessions);
     mg_policy_config_free(cfg->policy);
     free(cfg->env_file);

@@ -134,11 +134,19 @@ typedef struct mg_sessions_config {
     uint64_t timeout_ms;     /* "timeoutMs": connect and per-command deadline, default 2000 */
 } mg_sessions_config_t;
 
+/* "gateway.tracing": OpenTelemetry traces over OTLP/HTTP (src/trace/trace.h). endpoint NULL = off. */
+typedef struct mg_tracing_config {
+    char *endpoint;      /* "endpoint": the collector's OTLP/HTTP traces URL */
+    double sample_ratio; /* "sampleRatio": 0..1, share of new traces recorded; default 1 */
+} mg_tracing_config_t;
+
 typedef struct mg_config {
     char *path;                  /* file it came from, or "<embedded>" */
     char *listen;                /* "gateway.listen", default "127.0.0.1:8080" */
     int allow_unauthenticated;   /* "gateway.allowUnauthenticated" (CLI flag also sets it) */
     int auth_configured;         /* set when gateway.auth is present and valid */
+    int legacy_sse;              /* "gateway.legacySse": serve the 2024-11-05 HTTP+SSE transport on
+                                    /sse and /messages (gateway/era_sse.c); default off */
     struct mg_auth_config *auth; /* "gateway.auth" parsed (auth_config.h), NULL = none */
     char **allowed_origins;      /* "gateway.allowedOrigins": extra allowed Origin values */
     size_t nallowed_origins;
@@ -152,6 +160,7 @@ typedef struct mg_config {
     mg_tools_config_t tools;   /* "gateway.tools" */
     /* "gateway.sessions" */
     mg_sessions_config_t sessions;
+    mg_tracing_config_t tracing; /* "gateway.tracing" */
     mg_server_config_t *servers; /* in file order */
     size_t nservers;
     struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (policy_config.h); never NULL

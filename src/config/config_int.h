@@ -107,4 +107,8 @@ void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const js
 int mg__config_sessions_check(mg__config_ctx_t *ctx, const char *where, const char *spec);
 void mg__config_sessions_dispose(mg_sessions_config_t *s);
 
+/* "gateway.tracing" (config_tracing.c). */
+void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj);
+void mg__config_tracing_dispose(mg_tracing_config_t *t);
+
 #endif

@@ -49,7 +49,6 @@ static void on_list_changed(mg_cluster_t *cl, unsigned bits)
         mg__modern_listeners_notify(gw, 1u << k, NULL, n);
         size_t len;
         char *text = mg_rpc_dump(n, &len);
-        json_decref(n);
         char *buf = NULL;
         size_t blen = 0, cap = 0;
         if (text != NULL && mg_sse_format(&buf, &blen, &cap, NULL, text, len, 0) == 0) {
@@ -57,11 +56,16 @@ static void on_list_changed(mg_cluster_t *cl, unsigned bits)
             const char *key;
             void *val;
             while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
+                if (!mg__session_shared(val)) { /* a legacy HTTP+SSE session: its own stream */
+                    mg__session_notify(val, n);
+                    continue;
+                }
                 mg_follow_t *f = mg__cluster_get_follower(val);
                 if (f != NULL && f->synced)
                     mg__cluster_follow_write(f, buf, blen);
             }
         }
+        json_decref(n);
         free(buf);
         free(text);
     }
@@ -72,7 +76,9 @@ static void on_list_changed(mg_cluster_t *cl, unsigned bits)
 mg_session_t *mg__cluster_copy_of(mg_gateway_t *gw, const char *scope, const char *id)
 {
     mg_session_t *s = id ? mg_map_get(&gw->sessions, id) : NULL;
-    return s != NULL && !s->closing && scope != NULL && strcmp(s->scope, scope) == 0 ? s : NULL;
+    return s != NULL && !s->closing && mg__session_shared(s) && scope != NULL && strcmp(s->scope, scope) == 0
+               ? s
+               : NULL;
 }
 
 static void send_to(mg_cluster_t *cl, const char *replica, json_t *m /* stolen */)

@@ -268,12 +268,19 @@ static void addr_cb(int err, const char *value, void *data)
                              mg__cluster_principal_json(c->principal), "msg", f->msg);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    const char *hdrs[] = {KEY_HEADER, cl->secret ? cl->secret : "", "content-type", "application/json"};
+    char tp[MG_TRACEPARENT_LEN + 1];
+    const char *ts = mg_span_tracestate(c->span);
+    const char *hdrs[] = {KEY_HEADER,     cl->secret ? cl->secret : "",
+                          "content-type", "application/json",
+                          "traceparent",  tp,
+                          "tracestate",   ts ? ts : ""};
+    /* name/value pairs; traced: the owner's call span becomes a child of this call's */
+    size_t nh = mg_span_traceparent(c->span, tp, sizeof tp) ? (ts != NULL ? 4 : 3) : 2;
     char url[400];
     snprintf(url, sizeof url, "http://%s%s", value, INTERNAL_PATH);
     mg_http_req_t hr = {.url = url,
                         .headers = hdrs,
-                        .nheaders = 2,
+                        .nheaders = nh,
                         .body = text ? text : "",
                         .len = text ? strlen(text) : 0,
                         .timeout_ms = (long)(gw->cfg->limits.max_request_ms + 5000)};

@@ -85,6 +85,9 @@
  *   |                                       | retry, its headers minus hop-by-  |                   |
  *   |                                       | hop ones                          |                   |
  *
+ * With gateway.tracing, a forward carries the asking call's span as a W3C `traceparent` (and
+ * `tracestate`) header: the owner's call span is its child.
+ *
  * forward refusals: 400 bad forward, 403 key, 404 no session / another principal, 409 not the
  * owner, 410 draining, 503 store down. The asking side: 503 -> the client gets 503 + Retry-After
  * (the owner's children are fine); 404, 409, 410, no answer, or a 200 stream without "f" -> the

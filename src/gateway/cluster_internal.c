@@ -92,6 +92,20 @@ static void internal_answer(h2o_req_t *req, int status, const char *why)
     json_decref(e);
 }
 
+/* The traceparent header of a forward (gateway.tracing), parsed into a new context; NULL when
+ * absent or malformed. */
+static mg_trace_ctx_t *forwarded_trace(h2o_req_t *req)
+{
+    int dup = 0, sdup = 0;
+    h2o_iovec_t tp = mg__req_header(req, "traceparent", &dup);
+    h2o_iovec_t ts = mg__req_header(req, "tracestate", &sdup);
+    mg_trace_ctx_t *ctx = tp.base != NULL && !dup ? malloc(sizeof *ctx) : NULL;
+    if (ctx != NULL && mg_trace_ctx_parse(tp.base, tp.len, sdup ? NULL : ts.base, ts.len, ctx) != 0) {
+        free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
 static void internal_load_cb(int err, json_t *rec, void *data)
 {
     inreq_t *q = data;
@@ -119,6 +133,8 @@ static void internal_load_cb(int err, json_t *rec, void *data)
             mg_exchange_t *x = mg__exchange_new(gw, req, s, q->start_ms);
             mg_relay_t *r = h2o_mem_alloc_pool(&req->pool, sizeof(*r));
             r->conn = NULL;
+            if (x != NULL && gw->trace != NULL) /* the asking replica's call span (cluster_int.h) */
+                x->trace_parent = forwarded_trace(req);
             if (x != NULL) {
                 mg_principal_unref(x->principal);
                 x->principal = mg__cluster_principal_from(json_object_get(q->body, "principal"));

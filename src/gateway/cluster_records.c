@@ -184,7 +184,7 @@ mg_session_t *mg__cluster_adopt(mg_cluster_t *cl, const char *scope, const char 
 {
     mg_gateway_t *gw = cl->gw;
     mg_session_t *s = mg_map_get(&gw->sessions, id);
-    if (s != NULL && (s->closing || strcmp(s->scope, scope) != 0))
+    if (s != NULL && (s->closing || !mg__session_shared(s) || strcmp(s->scope, scope) != 0))
         return NULL;
     if (s == NULL) {
         if (gw->sessions.count >= gw->cfg->limits.max_sessions)
@@ -213,7 +213,7 @@ mg_session_t *mg__cluster_adopt(mg_cluster_t *cl, const char *scope, const char 
 static void drop_copy(mg_gateway_t *gw, const char *scope, const char *id, const char *why)
 {
     mg_session_t *s = mg_map_get(&gw->sessions, id);
-    if (s != NULL && !s->closing && strcmp(s->scope, scope) == 0)
+    if (s != NULL && !s->closing && mg__session_shared(s) && strcmp(s->scope, scope) == 0)
         mg__session_close(s, why);
 }
 
@@ -413,7 +413,7 @@ static void evict_idle(mg_gateway_t *gw, unsigned want)
     unsigned n = 0;
     while (n < want && mg_map_next(&gw->sessions, &pos, &key, &val)) {
         mg_session_t *s = val;
-        if (!s->closing && !pinned(s) && now - s->seen_ms > 1000) {
+        if (!s->closing && mg__session_shared(s) && !pinned(s) && now - s->seen_ms > 1000) {
             mg__session_close(s, "evicted from this replica's cache (the session lives on in the store)");
             n++;
         }
@@ -456,8 +456,8 @@ void mg__cluster_sweep(mg_cluster_t *cl)
     void *val;
     while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
         mg_session_t *s = val;
-        if (s->closing)
-            continue;
+        if (s->closing || !mg__session_shared(s))
+            continue; /* a legacy HTTP+SSE session has no record: it ends with its /sse stream */
         if (!pinned(s)) {
             if (now - s->seen_ms > idle)
                 mg__session_close(s, "evicted from this replica's cache (the session lives on in the store)");

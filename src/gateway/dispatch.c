@@ -68,6 +68,165 @@ json_t *mg__initialize_result(mg_gateway_t *gw, const char *version)
     return res;
 }
 
+/* ---- traces (gateway.tracing; docs/operations.md#tracing) ----
+ * A call is one MCP server span, named "{method} {tool or prompt}" with the OpenTelemetry MCP
+ * attributes, child of the request's params._meta traceparent when it carries one, else of its
+ * HTTP request's span; a request that is not traced gets no span. Its call phases may have child
+ * spans (call_phases[].span), each upstream request is a client span whose context goes to the
+ * upstream in params._meta (traceparent, tracestate), and each MRTR round is a span. Never argument
+ * values, tokens or the session id itself (its hash). */
+
+/* Decimal or string form of a JSON-RPC id into out (n >= 24). */
+static const char *id_text(const json_t *id, char *out, size_t n)
+{
+    if (!json_is_integer(id)) {
+        mg_strlcpy(out, n, json_string_value(id) ? json_string_value(id) : "");
+        return out;
+    }
+    json_int_t v = json_integer_value(id);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char tmp[24], *q = tmp + sizeof tmp;
+    *--q = '\0';
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--q = '-';
+    mg_strlcpy(out, n, q);
+    return out;
+}
+
+/* "{method}" or "{method} {target}" (target cut at 120 bytes) into out: a span name. */
+static const char *span_name(const char *method, const char *target, char *out, size_t n)
+{
+    size_t m = strlen(method), t = target ? strnlen(target, 120) : 0;
+    if (m + 1 + t + 1 > n)
+        t = 0;
+    memcpy(out, method, m);
+    if (t > 0) {
+        out[m] = ' ';
+        memcpy(out + m + 1, target, t);
+        m += 1 + t;
+    }
+    out[m] = '\0';
+    return out;
+}
+
+/* The target of the span name: the tool or prompt name, else nothing (low cardinality only). */
+static const char *span_target(const mg_call_t *c)
+{
+    if (strcmp(c->method, "tools/call") == 0 || strcmp(c->method, "prompts/get") == 0)
+        return json_string_value(json_object_get(c->params, "name"));
+    return NULL;
+}
+
+static void call_span_start(mg_call_t *c)
+{
+    mg_trace_ctx_t meta_ctx;
+    const mg_trace_ctx_t *parent = c->x != NULL ? c->x->trace_parent : NULL;
+    json_t *meta = json_object_get(c->params, "_meta");
+    const char *tp = json_string_value(json_object_get(meta, "traceparent"));
+    const char *ts = json_string_value(json_object_get(meta, "tracestate"));
+    if (tp != NULL && mg_trace_ctx_parse(tp, strlen(tp), ts, ts ? strlen(ts) : 0, &meta_ctx) == 0)
+        parent = &meta_ctx; /* the MCP convention: _meta first */
+    if (parent == NULL)
+        return; /* the HTTP request was not sampled */
+    const char *target = span_target(c);
+    char name[192], idb[80];
+    span_name(c->method, target, name, sizeof name);
+    mg_span_t *sp = c->span = mg_span_start(c->gw->trace, name, MG_SPAN_SERVER, NULL, parent);
+    if (sp == NULL)
+        return;
+    mg_span_set_str(sp, "mcp.method.name", c->method);
+    if (target != NULL)
+        mg_span_set_str(sp, c->method[0] == 't' ? "gen_ai.tool.name" : "gen_ai.prompt.name", target);
+    if (strcmp(c->method, "tools/call") == 0)
+        mg_span_set_str(sp, "gen_ai.operation.name", "execute_tool");
+    if (c->client_id != NULL)
+        mg_span_set_str(sp, "jsonrpc.request.id", id_text(c->client_id, idb, sizeof idb));
+    int modern = c->s == c->gw->stateless; /* c->modern is set after call_new() */
+    mg_span_set_str(sp, "mcp.protocol.version", modern ? MG_MODERN_VERSION : c->s->version);
+    if (!modern)
+        mg_span_set_str(sp, "mcp.session.id", c->s->hash); /* a hash: the id is a credential */
+    if (c->principal != NULL) {
+        char ph[13];
+        mg_strlcpy(ph, sizeof ph, c->principal->key);
+        mg_span_set_str(sp, "mcpgate.principal.hash", ph);
+        if (c->principal->tenant != NULL && c->principal->tenant[0])
+            mg_span_set_str(sp, "mcpgate.tenant", c->principal->tenant);
+    }
+    mg_span_set_str(sp, "network.transport", "tcp");
+}
+
+/* Outcome attributes of a span from the answer resp (NULL: cancelled). */
+static void span_outcome(mg_span_t *sp, const json_t *resp)
+{
+    if (sp == NULL)
+        return;
+    json_t *err = json_object_get(resp, "error");
+    char code[24];
+    if (resp == NULL) {
+        mg_span_set_str(sp, "error.type", "cancelled");
+        mg_span_set_error(sp, "cancelled");
+    } else if (err != NULL) {
+        /* The code only: an upstream's message may quote the arguments. */
+        snprintf(code, sizeof code, "%lld", (long long)json_integer_value(json_object_get(err, "code")));
+        mg_span_set_str(sp, "rpc.response.status_code", code);
+        mg_span_set_str(sp, "error.type", code);
+        mg_span_set_error(sp, code);
+    } else if (json_is_true(json_object_get(json_object_get(resp, "result"), "isError"))) {
+        mg_span_set_str(sp, "error.type", "tool_error");
+        mg_span_set_error(sp, "tool_error");
+    }
+}
+
+static void call_spans_end(mg_call_t *c, const json_t *resp)
+{
+    mg_span_end(c->phase_span);
+    span_outcome(c->up_span, resp);
+    mg_span_end(c->up_span);
+    mg_span_end(c->round_span);
+    c->phase_span = c->up_span = c->round_span = NULL;
+    if (c->span == NULL)
+        return;
+    const mg_pool_t *p = c->pool != NULL ? c->pool : c->route_pool;
+    if (p != NULL)
+        mg_span_set_str(c->span, "mcpgate.server", p->srv->cfg->name);
+    span_outcome(c->span, resp);
+    mg_span_end(c->span);
+    c->span = NULL;
+}
+
+/* The upstream request's client span; its context goes into params._meta (params owned by the
+ * caller, _meta copied: it may be shared with the client's request). */
+static void up_span_start(mg_call_t *c, mg_pool_t *pool, json_t *params)
+{
+    const char *target = span_target(c) != NULL ? json_string_value(json_object_get(params, "name")) : NULL;
+    char name[192], tp[MG_TRACEPARENT_LEN + 1];
+    span_name(c->method, target, name, sizeof name);
+    mg_span_t *sp = c->up_span = mg_span_start(c->gw->trace, name, MG_SPAN_CLIENT, c->span, NULL);
+    if (sp == NULL)
+        return;
+    mg_span_set_str(sp, "mcp.method.name", c->method);
+    if (target != NULL)
+        mg_span_set_str(sp, c->method[0] == 't' ? "gen_ai.tool.name" : "gen_ai.prompt.name", target);
+    mg_span_set_str(sp, "mcpgate.server", pool->srv->cfg->name);
+    mg_span_set_str(sp, "network.transport", "pipe");
+    json_t *meta = json_object_get(params, "_meta");
+    json_t *m = json_is_object(meta) ? mg_json_copy(meta) : json_object();
+    if (m == NULL || !mg_span_traceparent(sp, tp, sizeof tp)) {
+        json_decref(m);
+        return;
+    }
+    json_object_set_new(m, "traceparent", json_string(tp));
+    if (mg_span_tracestate(sp) != NULL)
+        json_object_set_new(m, "tracestate", json_string(mg_span_tracestate(sp)));
+    else
+        json_object_del(m, "tracestate");
+    json_object_set_new(params, "_meta", m);
+}
+
 /* ---- calls ---- */
 
 static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg)
@@ -85,6 +244,8 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
     c->caps = json_incref(s->caps);
     c->log_rank = s->log_rank;
     c->principal = mg_principal_ref(x->principal); /* kept while parked (MRTR): resumes check it */
+    if (gw->trace != NULL)
+        call_span_start(c);
     mg__exchange_ref(x);
     mg__session_ref(s);
     c->next = s->calls;
@@ -104,6 +265,7 @@ static void call_finish(mg_call_t *c, const json_t *resp)
     if (c->finished)
         return;
     c->finished = 1;
+    call_spans_end(c, resp);
     if (c->rate_job != NULL)
         mg_policy_rate_cancel(c); /* its shared-store answer is dropped */
     if (c->fwd != NULL)
@@ -432,6 +594,10 @@ static void park(mg_call_t *c, json_t *req /* borrowed, may be NULL */, const ch
         mg_map_set(&gw->parked, c->park_key, c);
     }
     c->park_expires = mg_gateway_now_ms() + gw->cfg->limits.request_timeout_ms;
+    if (c->span != NULL && c->round_span == NULL) { /* one span per MRTR round: until the retry */
+        c->round_span = mg_span_start(gw->trace, "mcpgate.mrtr_round", MG_SPAN_INTERNAL, c->span, NULL);
+        mg_span_set_int(c->round_span, "mcpgate.mrtr.round", ++c->rounds);
+    }
     if (c->ureq != NULL)
         mg_upstream_req_set_waiting(c->ureq, 1);
     if (c->x == NULL)
@@ -479,6 +645,8 @@ void mg__dispatch_drop_parked(mg_call_t *c, const char *why)
 
 void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json_t *responses)
 {
+    mg_span_end(c->round_span);
+    c->round_span = NULL;
     mg__exchange_ref(x);
     c->x = x;
     if (c->ureq != NULL)
@@ -714,6 +882,13 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
     if (c->ureq == NULL)
         return; /* the call already finished (session closed) */
     c->ureq = NULL;
+    if (c->up_span != NULL) { /* the upstream answered: its client span ends here */
+        json_t *e = err != 0 ? mg_rpc_error(NULL, mg_err_jsonrpc_code(err), "", NULL) : NULL;
+        span_outcome(c->up_span, e != NULL ? e : response);
+        json_decref(e);
+        mg_span_end(c->up_span);
+        c->up_span = NULL;
+    }
     if (c->x == NULL) {
         /* Parked for an MRTR retry: keep the outcome for it. */
         c->final = err != 0 ? mg_rpc_error(c->client_id, mg_err_jsonrpc_code(err),
@@ -755,6 +930,8 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         json_decref(msg);
         msg = NULL; /* mg_upstream_request() answers MG_EINVAL, as it did when json_pack() failed */
     }
+    if (c->span != NULL && msg != NULL)
+        up_span_start(c, pool, params);
     int r = mg_upstream_request(pool->up, msg, 0, done_cb, related_cb, c, &c->ureq);
     if (r != 0) {
         c->ureq = NULL;
@@ -984,7 +1161,7 @@ static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
             if (c->s->subs == NULL) /* created on first use (session.c) */
                 c->s->subs = json_object();
             json_object_set_new(c->s->subs, uri, json_integer((json_int_t)p->srv->index));
-            if (c->gw->cluster != NULL)
+            if (mg__session_shared(c->s))
                 mg__cluster_record_patch(c->s,
                                          json_pack("{s:{s:I}}", "subs", uri, (json_int_t)p->srv->index));
             json_object_set_new(p->subs, uri, json_integer(n + 1));
@@ -994,7 +1171,7 @@ static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
             }
         } else {
             json_object_del(c->s->subs, uri);
-            if (c->gw->cluster != NULL)
+            if (mg__session_shared(c->s))
                 mg__cluster_record_patch(c->s, json_pack("{s:{s:n}}", "subs", uri));
             if (n > 1) {
                 json_object_set_new(p->subs, uri, json_integer(n - 1));
@@ -1225,20 +1402,55 @@ static call_rc_t phase_forward(mg_call_t *c)
     return CALL_DONE;
 }
 
+static int rate_applies(mg_call_t *c)
+{
+    return mg_policy_rate_limited(c->gw->policy, c->method);
+}
+
+static int verify_applies(mg_call_t *c)
+{
+    return mg_policy_gates_calls(c->gw->policy, c->route_index) ||
+           (c->modern && c->route_kind == MG_LIST_TOOLS);
+}
+
+/* span: the name of the child span of a phase (gateway.tracing), from its start until the call moves
+ * past it (waits for the shared store or the pool's list included), made when traced(c) says the
+ * phase has work for this call; NULL for none. The upstream request's own span starts in forward(). */
 static const struct {
     const char *name;
     call_rc_t (*run)(mg_call_t *c);
+    const char *span;
+    int (*traced)(mg_call_t *c);
 } call_phases[] = {
-    {"rate", phase_rate},
-    {"route", phase_route},
-    {"verify", phase_verify},
-    {"forward", phase_forward},
+    {"rate", phase_rate, "mcpgate.rate_limit", rate_applies},
+    {"route", phase_route, NULL, NULL},
+    {"verify", phase_verify, "mcpgate.verify", verify_applies},
+    {"forward", phase_forward, NULL, NULL},
 };
+
+#define NCALL_PHASES (sizeof call_phases / sizeof call_phases[0])
+
+/* Ends the phase span once the call moved past its phase; starts the span of the phase about to
+ * run when it has work for this call. */
+static void call_phase_span(mg_call_t *c)
+{
+    if (c->phase_span != NULL && c->span_phase != c->phase) {
+        mg_span_end(c->phase_span);
+        c->phase_span = NULL;
+    }
+    if (c->span != NULL && c->phase_span == NULL && call_phases[c->phase].span != NULL &&
+        call_phases[c->phase].traced(c)) {
+        c->phase_span =
+            mg_span_start(c->gw->trace, call_phases[c->phase].span, MG_SPAN_INTERNAL, c->span, NULL);
+        c->span_phase = c->phase;
+    }
+}
 
 /* Runs c's phases from c->phase until one ends the call or waits. */
 static void call_run(mg_call_t *c)
 {
-    while (c->phase < sizeof call_phases / sizeof call_phases[0]) {
+    while (c->phase < NCALL_PHASES) {
+        call_phase_span(c);
         call_rc_t rc = call_phases[c->phase].run(c);
         if (rc != CALL_NEXT)
             return; /* c may be gone */
@@ -1348,8 +1560,8 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
             return;
         }
         s->log_rank = r;
-        s->log_set = 1;          /* asked for logs: gets a shared server's unrelated ones at this level */
-        if (gw->cluster != NULL) /* every replica forwards at this level from now on */
+        s->log_set = 1;            /* asked for logs: gets a shared server's unrelated ones at this level */
+        if (mg__session_shared(s)) /* every replica forwards at this level from now on */
             mg__cluster_record_patch(s, json_pack("{s:i}", "logLevel", r));
         for (size_t i = 0; i < gw->nservers; i++) {
             mg_pool_t *p = s->pools[i];

@@ -65,6 +65,10 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
         return MG_ENOMEM;
     if (cfg->auth != NULL && mg_auth_new(loop, cfg->auth, &gw->auth) != 0)
         return MG_ENOMEM; /* never run unauthenticated when auth is configured (startup only: exits) */
+    /* gateway.tracing (src/trace/): spans exported over OTLP/HTTP; off when absent. */
+    if (cfg->tracing.endpoint != NULL &&
+        mg_trace_new(loop, cfg->tracing.endpoint, cfg->tracing.sample_ratio, &gw->trace) != 0)
+        return MG_ENOMEM; /* startup only: the process exits */
     uv_timer_init(loop, &gw->sweep_timer);
     uv_timer_init(loop, &gw->debounce_timer);
     uv_timer_init(loop, &gw->keepalive_timer);
@@ -292,6 +296,7 @@ void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg
         return;
     gw->shutting_down = 1;
     mg_auth_stop(gw->auth);
+    mg_trace_flush(gw->trace); /* what is queued goes now, best effort */
     gw->shutdown_cb = done_cb;
     gw->shutdown_data = data;
     gw->shutdown_deadline = uv_now(gw->loop) + grace_ms;
@@ -356,6 +361,7 @@ void mg_gateway_free(mg_gateway_t *gw)
     mg_toolsearch_free(gw);
     mg_policy_free(gw->policy);
     mg_auth_free(gw->auth);
+    mg_trace_free(gw->trace);
     /* Timer handles are embedded: the struct is freed from the last close callback. */
     gw->handles_closing = 7;
     uv_close((uv_handle_t *)&gw->trim_timer, handle_closed_cb);
@@ -384,6 +390,11 @@ static int route_internal(void *data, h2o_req_t *req, int loopback_bound)
     return mg_gateway_handle_internal(data, req, loopback_bound);
 }
 
+static int route_legacy_sse(void *data, h2o_req_t *req, int loopback_bound)
+{
+    return mg_gateway_handle_sse(data, req, loopback_bound);
+}
+
 static json_t *route_readyz(void *data, int *ready)
 {
     return mg_gateway_readyz(data, ready);
@@ -401,6 +412,7 @@ mg_server_opts_t mg_gateway_server_opts(mg_gateway_t *gw, const mg_config_t *cfg
                           gw,
                           route_mcp,
                           route_internal,
+                          route_legacy_sse,
                           route_readyz,
                           route_well_known};
     return o;

@@ -41,6 +41,10 @@ void mg_gateway_start(mg_gateway_t *gw);
 /* Handles one request on the MCP endpoint through the phase table (pipeline.c); always answers
  * (now or later). Returns 0. */
 int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
+/* GET /sse and POST /messages: the 2024-11-05 HTTP+SSE transport (gateway/era_sse.c) through the
+ * same phases as /mcp when gateway.legacySse is on; 404 saying how to enable it when off. Always
+ * answers (now or later). Returns 0. */
+int mg_gateway_handle_sse(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
 /* NEW reference: {"ready":bool,"status":"ok|degraded|down|stopping","upstreams":[...]} */
 json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready);
 /*

@@ -32,6 +32,7 @@
 #include "../jsonrpc/jsonrpc.h"
 #include "../session/bus.h"
 #include "../session/store.h"
+#include "../trace/trace.h"
 #include "../upstream/upstream.h"
 #include "gateway.h"
 
@@ -166,6 +167,10 @@ struct mg_session {
     struct mg_toolsearch_session *ts;
     /* who created it (auth); requests of anyone else get 404. NULL = no auth */
     mg_principal_t *principal;
+    /* The 2024-11-05 HTTP+SSE transport (era_sse.c): opened by GET /sse, its GET stream is that SSE
+     * response, every answer goes there, and it closes when that response ends. Kept on this
+     * replica only (never in the shared store): see mg__session_shared(). */
+    struct mg_sse_session *sse;
     /* cluster (redis store) only: */
     char scope[80];       /* tenant part of its store keys */
     char owner[40];       /* replica running its isolation "session" children; "!id" once lost; "" none */
@@ -194,6 +199,9 @@ struct mg_exchange {
     char upstream[64];
     int logged;
     mg_relay_t *relay; /* cluster: answering a request forwarded by another replica */
+    /* gateway.tracing: the HTTP request's span as the parent of this exchange's calls (owned), NULL
+     * when not traced. A copy: calls may outlive the HTTP request's span. */
+    mg_trace_ctx_t *trace_parent;
 };
 
 struct mg_call {
@@ -232,6 +240,11 @@ struct mg_call {
     void *rate_job; /* a rate-limit take in flight (policy/hooks.c); call_finish cancels it */
     mg_call_t *next, *prev;
     mg_fwd_t *fwd; /* cluster: forwarded to the replica that runs the session's children */
+    /* gateway.tracing (NULL when not traced): the call's server span, the span of the call phase
+     * running (span_phase: its index), the upstream request's client span, the MRTR round waiting. */
+    mg_span_t *span, *phase_span, *up_span, *round_span;
+    unsigned span_phase;
+    unsigned rounds;
 };
 
 typedef struct mg_listener {
@@ -286,7 +299,21 @@ struct mg_gateway {
         void (*gone)(mg_session_t *s, size_t i);
     } pool_sink;
     mg_bus_t *bus; /* cluster: cross-replica messages and event logs */
+    /* gateway.tracing (src/trace/): NULL when off. trace_ambient: the span of the HTTP request whose
+     * phase is running (pipeline.c sets it around each phase), the parent of exchanges made then. */
+    mg_trace_t *trace;
+    mg_span_t *trace_ambient;
+    /* era_sse.c: notices legacy HTTP+SSE clients that went away; exists while such sessions do */
+    struct mg_sse_probe *sse_probe;
 };
+
+/* 1 when s lives in the shared store (gateway.sessions.store): its GET stream, event logs and
+ * record are the cluster's. A legacy HTTP+SSE session (s->sse) is local to the replica that holds
+ * its /sse stream, like a session without a shared store. */
+static inline int mg__session_shared(const mg_session_t *s)
+{
+    return s->gw->cluster != NULL && s->sse == NULL;
+}
 
 /* ---- gateway.c ---- */
 /* A large request was freed (or is about to be): within a second, malloc_trim() gives the heap the
@@ -446,6 +473,20 @@ void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *
 int mg__legacy_refuse_sessionless(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms);
 /* The local GET: the session's GET stream or a resumption from its rings. */
 void mg__legacy_get(mg_session_t *s, h2o_req_t *req, uint64_t start_ms);
+
+/* ---- gateway/era_sse.c: the 2024-11-05 HTTP+SSE transport (gateway.legacySse), called by the
+ * pipeline's phases (pipeline.c) ---- */
+/* GET /sse after the origin, CORS, admit and auth phases: a new session whose GET stream is this
+ * response; the first event names the POST endpoint. Answers. */
+void mg__sse_open(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms);
+/* POST /messages?sessionId= on legacy session s, parsed and admitted like a POST on /mcp: answers
+ * 202 and every answer goes out on s's SSE stream (initialize included). */
+void mg__sse_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *body, int batch, size_t n,
+                  const mg_rpc_kind_t *kinds, size_t nreq, uint64_t start_ms);
+/* Adds the Deprecation and Link headers every legacy-transport response carries. */
+void mg__sse_deprecation_headers(h2o_req_t *req);
+/* Frees s->sse (session.c, when the session is freed). */
+void mg__sse_session_free(mg_session_t *s);
 
 /* ---- modern.c (2026-07-28) ---- */
 /* Handles a POST that carries a 2026-07-28 request or notification. body borrowed. */

@@ -30,6 +30,8 @@
 #include "../common/log.h"
 #include "../common/str.h"
 #include "../http/origin.h"
+#include "../http/query.h"
+#include "../http/status.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "../policy/hooks.h"
 #include "gateway_int.h"
@@ -45,6 +47,10 @@ typedef enum phase_rc { NEXT, AGAIN, DONE } phase_rc_t;
 
 typedef enum http_method { M_POST, M_GET, M_DELETE } http_method_t;
 
+/* Which endpoint the request came to: /mcp, or the 2024-11-05 HTTP+SSE transport's two
+ * (gateway.legacySse, era_sse.c): GET /sse opens a session, POST /messages?sessionId= talks to it. */
+typedef enum transport { T_MCP, T_SSE_OPEN, T_SSE_POST } transport_t;
+
 /* One request on /mcp, from accept to its hand-over. Lives while h2o's request lives and while an
  * asynchronous step (auth, session lookup) is pending; its parsed body dies with it. */
 typedef struct mg_request {
@@ -57,6 +63,7 @@ typedef struct mg_request {
     int loopback_bound;
     uint64_t start_ms;
     http_method_t method;
+    transport_t transport;
     /* parse (POST) */
     json_t *body;
     int batch;
@@ -69,6 +76,10 @@ typedef struct mg_request {
     int looked_up;
     int lookup_status; /* 200, 404 or 503 */
     mg_session_t *s;   /* referenced */
+    /* gateway.tracing: the request's server span and the span of the phase running (span_phase);
+     * NULL when not traced. */
+    mg_span_t *span, *phase_span;
+    unsigned span_phase;
 } mg_request_t;
 
 typedef phase_rc_t (*phase_fn)(mg_request_t *r);
@@ -77,6 +88,8 @@ static void request_unref(mg_request_t *r)
 {
     if (--r->refs > 0)
         return;
+    mg_span_end(r->phase_span);
+    mg_span_end(r->span);
     json_decref(r->body);
     if (r->kinds != r->kinds_stack)
         free(r->kinds);
@@ -88,6 +101,16 @@ static void request_unref(mg_request_t *r)
 static void request_disposed(void *p)
 {
     mg_request_t *r = *(mg_request_t **)p;
+    if (r->span != NULL) { /* the HTTP request is over: its span ends with its status */
+        int status = r->req->res.status;
+        mg_span_set_int(r->span, "http.response.status_code", status);
+        if (status >= 500)
+            mg_span_set_error(r->span, mg_http_reason(status));
+        mg_span_end(r->phase_span);
+        r->phase_span = NULL;
+        mg_span_end(r->span);
+        r->span = NULL;
+    }
     r->req = NULL;
     request_unref(r);
 }
@@ -209,7 +232,8 @@ static phase_rc_t parse_post(mg_request_t *r)
     h2o_iovec_t accept = mg__req_header(req, "accept", NULL);
     int accept_json = mg__accepts(accept, "application/json");
     r->accept_sse = mg__accepts(accept, "text/event-stream");
-    if (!accept_json || !r->accept_sse) {
+    /* /messages answers 202 whatever the client accepts: its answers go out on the /sse stream. */
+    if (r->transport == T_MCP && (!accept_json || !r->accept_sse)) {
         mg__http_fail(gw, req, MG_ENOTACCEPTABLE,
                       "Not Acceptable: Accept must list both application/json and text/event-stream",
                       r->start_ms);
@@ -285,6 +309,15 @@ static phase_rc_t parse_post(mg_request_t *r)
         if (meth != NULL && strcmp(meth, "initialize") == 0)
             has_init = 1;
     }
+    if (r->transport == T_SSE_POST) {
+        /* The session exists (GET /sse made it): initialize is answered on it in the route phase. */
+        if (has_init && (r->batch || r->kinds[0] != MG_RPC_REQUEST)) {
+            mg__http_fail(gw, req, MG_EREQUEST,
+                          "Invalid Request: initialize must be sent alone, as a request", r->start_ms);
+            return DONE;
+        }
+        return NEXT;
+    }
     /* A 2026-07-28 request (even an initialize, which that revision removed: 404) goes to the
      * stateless era; an initialize without 2026 markers starts a session. */
     if (!r->batch && mg__modern_detect(req, r->body)) {
@@ -306,9 +339,42 @@ static phase_rc_t parse_post(mg_request_t *r)
     return NEXT;
 }
 
+/* The legacy transport's methods: GET on /sse, POST on /messages; nothing else. */
+static phase_rc_t parse_sse(mg_request_t *r)
+{
+    h2o_req_t *req = r->req;
+    int open = r->transport == T_SSE_OPEN;
+    if (!h2o_memis(req->method.base, req->method.len, open ? "GET" : "POST", open ? 3 : 4)) {
+        const char *hdrs[] = {"allow", open ? "GET" : "POST"};
+        json_t *e = mg_rpc_error(NULL, mg_err_jsonrpc_code(MG_EHTTPMETHOD),
+                                 open ? "Method Not Allowed: /sse takes GET (the legacy HTTP+SSE transport); "
+                                        "send messages with POST to the endpoint its first event names"
+                                      : "Method Not Allowed: /messages takes POST (the legacy HTTP+SSE "
+                                        "transport); open the stream with GET /sse",
+                                 NULL);
+        mg__http_send_json(req, mg_err_http_status(MG_EHTTPMETHOD), e, hdrs, 1);
+        json_decref(e);
+        return DONE;
+    }
+    if (!open) {
+        r->method = M_POST;
+        return parse_post(r);
+    }
+    r->method = M_GET;
+    h2o_iovec_t accept = mg__req_header(req, "accept", NULL);
+    if (accept.base != NULL && !mg__accepts(accept, "text/event-stream")) {
+        mg__http_fail(r->gw, req, MG_ENOTACCEPTABLE,
+                      "Not Acceptable: GET /sse needs Accept: text/event-stream", r->start_ms);
+        return DONE;
+    }
+    return NEXT;
+}
+
 static phase_rc_t phase_parse(mg_request_t *r)
 {
     h2o_req_t *req = r->req;
+    if (r->transport != T_MCP)
+        return parse_sse(r);
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
         r->method = M_POST;
         return parse_post(r);
@@ -351,10 +417,52 @@ static void session_found_cb(void *data, h2o_req_t *req, mg_session_t *s, int st
     resume(r);
 }
 
+/* POST /messages: the session named by ?sessionId=, in this process's table only (a legacy
+ * session lives on the replica holding its /sse stream), of this principal. */
+static phase_rc_t session_sse(mg_request_t *r)
+{
+    mg_gateway_t *gw = r->gw;
+    h2o_req_t *req = r->req;
+    char id[64] = "";
+    int got = req->query_at == SIZE_MAX
+                  ? 0
+                  : mg_http_query_get(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1,
+                                      "sessionId", id, sizeof id);
+    if (got != 1 || id[0] == '\0') {
+        mg__http_fail(gw, req, MG_EREQUEST,
+                      got == 0 ? "Bad Request: /messages needs ?sessionId= (the endpoint event of GET /sse "
+                                 "names the URL to post to)"
+                               : "Bad Request: invalid sessionId",
+                      r->start_ms);
+        return DONE;
+    }
+    mg_session_t *s = mg__session_find(gw, id);
+    /* Another principal's session, or a /mcp session, answers exactly like an unknown one. */
+    if (s == NULL || s->sse == NULL ||
+        !mg_principal_same(s->principal, mg_auth_principal_of(gw->auth, req))) {
+        mg__http_fail(gw, req, MG_ENOSESSION,
+                      gw->cluster != NULL
+                          ? "Session not found: its /sse stream closed, or it is held by another replica (a "
+                            "legacy HTTP+SSE session lives on the replica that holds its stream: route /sse "
+                            "and /messages of one client to the same replica); open GET /sse again"
+                          : "Session not found: its /sse stream closed or it never existed; open GET /sse "
+                            "again",
+                      r->start_ms);
+        return DONE;
+    }
+    mg__session_ref(s);
+    r->s = s;
+    return NEXT;
+}
+
 static phase_rc_t phase_session(mg_request_t *r)
 {
     mg_gateway_t *gw = r->gw;
     h2o_req_t *req = r->req;
+    if (r->transport == T_SSE_OPEN)
+        return NEXT; /* the route phase makes the session */
+    if (r->transport == T_SSE_POST)
+        return session_sse(r);
     if (!r->looked_up) {
         int dup = 0;
         h2o_iovec_t sid = mg__req_header(req, "mcp-session-id", &dup);
@@ -388,8 +496,10 @@ static phase_rc_t phase_session(mg_request_t *r)
         mg__http_log(gw, method_name(r), NULL, NULL, NULL, 503, r->start_ms);
         return DONE;
     }
-    /* Another principal's session answers exactly like an unknown one: no hint that it exists. */
-    if (r->s != NULL && !mg_principal_same(r->s->principal, mg_auth_principal_of(gw->auth, req))) {
+    /* Another principal's session answers exactly like an unknown one: no hint that it exists; so
+     * does a legacy HTTP+SSE session's id (it is used on /messages only). */
+    if (r->s != NULL &&
+        (r->s->sse != NULL || !mg_principal_same(r->s->principal, mg_auth_principal_of(gw->auth, req)))) {
         mg__session_unref(r->s);
         r->s = NULL;
     }
@@ -422,7 +532,7 @@ static phase_rc_t phase_limit(mg_request_t *r)
         return NEXT;
     mg_gateway_t *gw = r->gw;
     mg_session_t *s = r->s;
-    if (r->batch && s->rank != MG_VERSION_2025_03_26) {
+    if (r->batch && strcmp(s->version, "2025-03-26") != 0) {
         mg__http_fail(
             gw, r->req, MG_EREQUEST,
             "Invalid Request: JSON-RPC batches are only accepted on sessions that negotiated 2025-03-26",
@@ -444,7 +554,11 @@ static phase_rc_t phase_limit(mg_request_t *r)
 
 static phase_rc_t phase_route(mg_request_t *r)
 {
-    if (r->method == M_POST)
+    if (r->transport == T_SSE_OPEN)
+        mg__sse_open(r->gw, r->req, r->start_ms);
+    else if (r->transport == T_SSE_POST)
+        mg__sse_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->start_ms);
+    else if (r->method == M_POST)
         mg__legacy_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->accept_sse,
                         r->start_ms);
     else if (r->method == M_GET)
@@ -454,25 +568,53 @@ static phase_rc_t phase_route(mg_request_t *r)
     return DONE;
 }
 
+/* span: the name of the child span of a phase that waited (JWKS or introspection for auth, the
+ * shared store for session): from the phase's start until the request moves past it; NULL for none
+ * (gateway.tracing). A phase that answers at once costs no span. */
 static const struct {
     const char *name;
     phase_fn run;
+    const char *span;
 } phases[] = {
-    {"origin", phase_origin}, {"cors", phase_cors},       {"admit", phase_admit}, {"auth", phase_auth},
-    {"parse", phase_parse},   {"session", phase_session}, {"limit", phase_limit}, {"route", phase_route},
+    {"origin", phase_origin, NULL}, {"cors", phase_cors, NULL},
+    {"admit", phase_admit, NULL},   {"auth", phase_auth, "mcpgate.auth"},
+    {"parse", phase_parse, NULL},   {"session", phase_session, "mcpgate.session"},
+    {"limit", phase_limit, NULL},   {"route", phase_route, NULL},
 };
 
 #define NPHASES (sizeof phases / sizeof phases[0])
 
+/* Ends the phase span once the request moved past its phase (gateway.tracing). */
+static void phase_span_end(mg_request_t *r)
+{
+    if (r->phase_span != NULL && r->span_phase != r->phase) {
+        mg_span_end(r->phase_span);
+        r->phase_span = NULL;
+    }
+}
+
 /* Runs phases from r->phase until one answers or waits. */
 static void run(mg_request_t *r)
 {
+    mg_gateway_t *gw = r->gw;
     r->running = 1;
     while (r->phase < NPHASES && r->req != NULL) {
         r->waiting = 0;
+        phase_span_end(r);
+        uint64_t t0 =
+            r->span != NULL && r->phase_span == NULL && phases[r->phase].span ? mg_trace_now_ns() : 0;
+        mg_span_t *outer = gw->trace_ambient; /* exchanges made by this phase take this span as parent */
+        gw->trace_ambient = r->span;
         phase_rc_t rc = phases[r->phase].run(r);
-        if (rc == AGAIN && r->waiting)
+        gw->trace_ambient = outer;
+        if (rc == AGAIN && r->waiting) {
+            if (t0 != 0 && r->phase_span == NULL) { /* it waits: worth a span, from its start */
+                r->phase_span =
+                    mg_span_start_at(gw->trace, phases[r->phase].span, MG_SPAN_INTERNAL, r->span, NULL, t0);
+                r->span_phase = r->phase;
+            }
             break; /* its callback calls resume() */
+        }
         if (rc == DONE) {
             r->phase = NPHASES;
             break;
@@ -481,6 +623,8 @@ static void run(mg_request_t *r)
             r->phase++;
         /* AGAIN whose callback already ran: the callback set the phase to go on from */
     }
+    if (r->phase >= NPHASES)
+        phase_span_end(r);
     r->running = 0;
 }
 
@@ -494,7 +638,36 @@ static void resume(mg_request_t *r)
     request_unref(r);
 }
 
-int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
+/* The request's server span (gateway.tracing), child of the caller's traceparent header if any. */
+static void request_span(mg_request_t *r)
+{
+    h2o_req_t *req = r->req;
+    int dup = 0, sdup = 0;
+    h2o_iovec_t tp = mg__req_header(req, "traceparent", &dup);
+    h2o_iovec_t ts = mg__req_header(req, "tracestate", &sdup);
+    mg_trace_ctx_t ctx;
+    int remote = tp.base != NULL && !dup &&
+                 mg_trace_ctx_parse(tp.base, tp.len, sdup ? NULL : ts.base, ts.len, &ctx) == 0;
+    const char *path = r->transport == T_SSE_OPEN   ? "/sse"
+                       : r->transport == T_SSE_POST ? "/messages"
+                                                    : "/mcp";
+    char method[9], name[32];
+    size_t ml = req->method.len < 8 ? req->method.len : 8, pl = strlen(path);
+    memcpy(method, req->method.base, ml);
+    method[ml] = '\0';
+    memcpy(name, method, ml); /* "METHOD /path" */
+    name[ml] = ' ';
+    memcpy(name + ml + 1, path, pl + 1);
+    r->span = mg_span_start(r->gw->trace, name, MG_SPAN_SERVER, NULL, remote ? &ctx : NULL);
+    if (r->span == NULL)
+        return;
+    mg_span_set_str(r->span, "http.request.method", method);
+    mg_span_set_str(r->span, "http.route", path);
+    mg_span_set_str(r->span, "network.protocol.name", "http");
+    mg_span_set_str(r->span, "network.protocol.version", req->version >= 0x200 ? "2" : "1.1");
+}
+
+static int handle(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound, transport_t transport)
 {
     mg_request_t *r = calloc(1, sizeof *r);
     if (r == NULL) {
@@ -507,9 +680,37 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
     r->gw = gw;
     r->req = req;
     r->loopback_bound = loopback_bound;
+    r->transport = transport;
     r->start_ms = mg_gateway_now_ms();
+    if (gw->trace != NULL)
+        request_span(r);
     r->kinds = r->kinds_stack;
     run(r);
     request_unref(r);
     return 0;
+}
+
+int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
+{
+    return handle(gw, req, loopback_bound, T_MCP);
+}
+
+int mg_gateway_handle_sse(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound)
+{
+    size_t n = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    int open = n == 4; /* "/sse"; http/server.c routes only "/sse" and "/messages" here */
+    if (!gw->cfg->legacy_sse) {
+        static const char body[] =
+            "{\"error\":\"not found\",\"message\":\"the legacy HTTP+SSE transport (2024-11-05: GET /sse, "
+            "POST /messages) is disabled on this gateway; connect to /mcp with Streamable HTTP, or ask the "
+            "operator to enable it for old clients with \\\"legacySse\\\": true in the gateway section of "
+            "the "
+            "config (docs/configuration.md)\"}";
+        mg__http_send_body(req, 404, "application/json", body, sizeof body - 1, NULL, 0);
+        mg__http_log(gw, open ? "GET" : "POST", open ? "sse" : "messages", NULL, NULL, 404,
+                     mg_gateway_now_ms());
+        return 0;
+    }
+    mg__sse_deprecation_headers(req);
+    return handle(gw, req, loopback_bound, open ? T_SSE_OPEN : T_SSE_POST);
 }

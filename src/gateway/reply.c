@@ -175,6 +175,7 @@ static void exchange_free(mg_exchange_t *x)
 {
     json_decref(x->results);
     json_decref(x->param_hdrs);
+    free(x->trace_parent);
     mg_principal_unref(x->principal);
     if (x->s != NULL)
         mg__session_unref(x->s);
@@ -214,6 +215,8 @@ mg_exchange_t *mg__exchange_new(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *
     x->s = s;
     x->start_ms = start_ms;
     x->principal = mg_principal_ref(mg_auth_principal_of(gw->auth, req));
+    if (gw->trace_ambient != NULL && (x->trace_parent = malloc(sizeof *x->trace_parent)) != NULL)
+        mg_span_context(gw->trace_ambient, x->trace_parent); /* the HTTP request's span (pipeline.c) */
     mg__session_ref(s);
     req_hook_t *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), req_disposed);
     h->x = x;

@@ -131,6 +131,7 @@ static void session_free(mg_session_t *s)
     json_decref(s->subs);
     mg_principal_unref(s->principal);
     mg_toolsearch_session_close(s);
+    mg__sse_session_free(s);
     free(s->pools);
     free(s);
 }
@@ -295,7 +296,7 @@ static int push_raw(mg_stream_t *st, const char *data, size_t dlen)
 {
     char id[48];
     uint64_t seq = st->next_seq++;
-    if (st->s->gw->cluster != NULL)
+    if (mg__session_shared(st->s))
         mg__cluster_event_id(st->s->gw, st, seq, id, sizeof id); /* unique across replicas */
     else
         snprintf(id, sizeof id, "%u-%llu", st->id, (unsigned long long)seq);
@@ -307,7 +308,7 @@ static int push_raw(mg_stream_t *st, const char *data, size_t dlen)
     }
     write_conn(st, buf, len);
     ring_add(st, seq, buf, len);
-    if (st->s->gw->cluster != NULL) /* resumable on any replica */
+    if (mg__session_shared(st->s)) /* resumable on any replica */
         mg__cluster_stream_event(st, seq, data, dlen, 0);
     return 0;
 }
@@ -375,7 +376,7 @@ void mg__stream_response_done(mg_stream_t *st)
     if (st->pending == 0 && !st->is_get) {
         st->done = 1;
         st->done_ms = mg_gateway_now_ms();
-        if (st->s->gw->cluster != NULL) /* followers on other replicas end here too */
+        if (mg__session_shared(st->s)) /* followers on other replicas end here too */
             mg__cluster_stream_event(st, st->next_seq++, "", 0, 1);
         if (st->conn != NULL) {
             mg_sse_conn_t *c = st->conn;
@@ -389,7 +390,7 @@ void mg__session_notify(mg_session_t *s, const json_t *msg)
 {
     if (s->closing)
         return;
-    if (s->gw->cluster != NULL) { /* the GET stream lives in the store: any replica may hold it */
+    if (mg__session_shared(s)) { /* the GET stream lives in the store: any replica may hold it */
         mg__cluster_notify(s, msg);
         return;
     }

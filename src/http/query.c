@@ -9,6 +9,8 @@
 #include <string.h>
 
 const char *const MG_HTTP_MCP_QUERY_PARAMS[] = {"profile", NULL};
+const char *const MG_HTTP_SSE_QUERY_PARAMS[] = {"profile", NULL};
+const char *const MG_HTTP_MESSAGES_QUERY_PARAMS[] = {"sessionId", NULL};
 
 /* Names (normalised: lower case, "-" " " "." as "_") that carry credentials as a whole... */
 static const char *const credential_names[] = {

@@ -16,6 +16,11 @@
 
 /* NULL-terminated list of the query parameters /mcp reads. */
 extern const char *const MG_HTTP_MCP_QUERY_PARAMS[];
+/* The same for the 2024-11-05 HTTP+SSE transport (gateway.legacySse): GET /sse reads profile, POST
+ * /messages reads sessionId (the session the endpoint event named; not a credential: the bearer
+ * token stays in the Authorization header and the session is bound to its principal). */
+extern const char *const MG_HTTP_SSE_QUERY_PARAMS[];
+extern const char *const MG_HTTP_MESSAGES_QUERY_PARAMS[];
 
 typedef enum mg_http_query_verdict {
     MG_HTTP_QUERY_OK = 0,

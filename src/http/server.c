@@ -90,6 +90,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (path_is(req, "/mcp"))
         return srv->opts.mcp(srv->opts.data, req, srv->loopback);
+    if (path_is(req, "/sse") || path_is(req, "/messages"))
+        return srv->opts.legacy_sse(srv->opts.data, req, srv->loopback);
     /* Replica-to-replica forwarding (gateway/cluster_internal.c): authenticated with the cluster secret;
      * keep it off public routes (deploy/nginx.conf only proxies /mcp and the probes). */
     if (req->path.len >= 19 && memcmp(req->path.base, "/mcpgate/internal/", 18) == 0)

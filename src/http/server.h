@@ -2,8 +2,9 @@
  * server.h - the HTTP front: h2o (HTTP/1.1 and h2c) on the process's libuv loop.
  *
  * Every request head is checked first (head.h: ambiguous framing or Host -> 400, connection closed).
- * Routes: /mcp and /mcpgate/internal/ -> the handlers of mg_server_opts_t (the gateway's, given by
- * mg_gateway_server_opts()), /healthz -> 200 "ok" while the process runs (drain included), /readyz
+ * Routes: /mcp, /sse and /messages, and /mcpgate/internal/ -> the handlers of mg_server_opts_t (the
+ * gateway's, given by mg_gateway_server_opts()), /healthz -> 200 "ok" while the process runs (drain
+ * included), /readyz
  * -> the readiness JSON of opts (200 ready / 503 not), /metrics -> Prometheus text (obs/metrics.h),
  * /.well-known/ -> opts' handler, anything else -> 404 JSON. Transport only: this layer knows no
  * MCP, no config file and no gateway (docs/architecture.md "Layers").
@@ -31,6 +32,9 @@ typedef struct mg_server_opts {
      * listener is on a loopback address. */
     int (*mcp)(void *data, h2o_req_t *req, int loopback_bound);
     int (*internal)(void *data, h2o_req_t *req, int loopback_bound);
+    /* /sse and /messages (the 2024-11-05 HTTP+SSE transport): always answer (404 when the
+     * application does not serve it); return 0. */
+    int (*legacy_sse)(void *data, h2o_req_t *req, int loopback_bound);
     /* /readyz: a NEW reference to the JSON body; *ready selects 200 or 503. */
     json_t *(*readyz)(void *data, int *ready);
     /* /.well-known/...: 0 when answered, else nonzero (the server answers 404). */

@@ -12,8 +12,10 @@
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define MAX_PENDING (8u << 20) /* slow-client cap per SSE response */
 
@@ -185,4 +187,19 @@ void mg_sse_conn_abandon(mg_sse_conn_t *c)
 {
     c->gone_cb = NULL;
     mg_sse_conn_end(c);
+}
+
+int mg_sse_conn_peer_closed(mg_sse_conn_t *c)
+{
+    h2o_req_t *req = c->req;
+    if (req == NULL || c->ended || req->version >= 0x200 || req->conn == NULL ||
+        req->conn->callbacks->get_socket == NULL)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    int fd = sock != NULL ? h2o_socket_get_fd(sock) : -1;
+    if (fd < 0)
+        return 0;
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT); /* reads nothing: h2o's bytes stay */
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }

@@ -40,6 +40,11 @@ mg_sse_conn_t *mg_sse_conn_start(h2o_req_t *req, const char **hdrs, size_t nhdrs
 int mg_sse_conn_write(mg_sse_conn_t *conn, const char *bytes, size_t len);
 /* Flushes what is queued and ends the response. */
 void mg_sse_conn_end(mg_sse_conn_t *conn);
+/* 1 when the client closed its end of an HTTP/1 connection (EOF or an error is waiting on the
+ * socket, peeked without reading). h2o does not read a connection while it streams a response, so
+ * a client that went away is otherwise found only by a failed write; h2 streams learn it from
+ * h2o (gone_cb). 0 otherwise, and for h2. */
+int mg_sse_conn_peer_closed(mg_sse_conn_t *conn);
 /* Detaches gone_cb (the owner forgets the conn; the response is ended). */
 void mg_sse_conn_abandon(mg_sse_conn_t *conn);
 

@@ -1,0 +1,185 @@
+/*
+ * export.c - ended spans to the collector: a bounded queue, drained every second (or as soon as a
+ * batch is full) by one OTLP/HTTP JSON POST at a time through the outbound client (http/client.h:
+ * libcurl on the loop). A request never waits for it: a full queue drops the span and counts it; a
+ * failed export (collector down, timeout, non-2xx) drops its batch and counts it. Nothing is
+ * retried: traces are best effort, memory is bounded.
+ * Metrics: mcpgate_trace_spans_total{outcome="exported|dropped|failed"},
+ * mcpgate_trace_exports_failed_total, mcpgate_trace_queue_spans.
+ * Read next: trace_int.h (the body's format), trace.c.
+ */
+#include "trace_int.h"
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../obs/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void export_now(mg_trace_t *t);
+
+static void collect_cb(mg_metrics_out_t *out, void *data)
+{
+    mg_trace_t *t = data;
+    mg_metrics_family(out, "mcpgate_trace_spans_total", "counter",
+                      "Spans ended, by outcome: exported to the collector, dropped because the export queue "
+                      "was full, or lost in a failed export");
+    const char *ex[] = {"outcome", "exported", NULL};
+    const char *dr[] = {"outcome", "dropped", NULL};
+    const char *fa[] = {"outcome", "failed", NULL};
+    mg_metrics_sample(out, "mcpgate_trace_spans_total", ex, (double)t->spans_exported);
+    mg_metrics_sample(out, "mcpgate_trace_spans_total", dr, (double)t->spans_dropped);
+    mg_metrics_sample(out, "mcpgate_trace_spans_total", fa, (double)t->spans_failed);
+    mg_metrics_family(out, "mcpgate_trace_exports_failed_total", "counter",
+                      "OTLP export requests that failed (collector unreachable, timeout, non-2xx answer)");
+    mg_metrics_sample(out, "mcpgate_trace_exports_failed_total", NULL, (double)t->exports_failed);
+    mg_metrics_family(out, "mcpgate_trace_queue_spans", "gauge", "Ended spans waiting for export");
+    mg_metrics_sample(out, "mcpgate_trace_queue_spans", NULL, (double)t->count);
+}
+
+static void timer_cb(uv_timer_t *h)
+{
+    export_now(h->data);
+}
+
+int mg__trace_export_init(mg_trace_t *t)
+{
+    t->ring = calloc(MG__TRACE_QUEUE_MAX, sizeof *t->ring);
+    if (t->ring == NULL)
+        return MG_ENOMEM;
+    uv_timer_init(t->loop, &t->timer);
+    t->timer.data = t;
+    uv_unref((uv_handle_t *)&t->timer); /* never keeps the loop alive */
+    uv_timer_start(&t->timer, timer_cb, MG__TRACE_FLUSH_MS, MG__TRACE_FLUSH_MS);
+    mg_metrics_register(collect_cb, t);
+    return 0;
+}
+
+void mg__trace_queue(mg_trace_t *t, char *text, size_t len)
+{
+    if (text == NULL || t->freeing || t->count >= MG__TRACE_QUEUE_MAX) {
+        t->spans_dropped++;
+        free(text);
+        return;
+    }
+    mg__trace_item_t *it = &t->ring[(t->head + t->count++) % MG__TRACE_QUEUE_MAX];
+    it->text = text;
+    it->len = len;
+    if (t->count >= MG__TRACE_BATCH_MAX && t->call == NULL)
+        uv_timer_start(&t->timer, timer_cb, 0, MG__TRACE_FLUSH_MS); /* a full batch: on the next turn */
+}
+
+static void done_cb(void *data, int err, int status, const char *why)
+{
+    mg_trace_t *t = data;
+    t->call = NULL;
+    if (err == 0 && status >= 200 && status < 300) {
+        t->spans_exported += t->inflight;
+    } else {
+        t->spans_failed += t->inflight;
+        if (t->exports_failed++ % 60 == 0) /* the first failure, then one line a minute at most */
+            mg_log_json(MG_LOG_WARN, "trace export failed; spans of this batch are dropped",
+                        json_pack("{s:i,s:s,s:I}", "status", status, "error",
+                                  err ? (why ? why : mg_strerror(err)) : "collector answered non-2xx",
+                                  "failures", (json_int_t)t->exports_failed));
+    }
+    t->inflight = 0;
+    if (t->count >= MG__TRACE_BATCH_MAX)
+        export_now(t);
+}
+
+/* Frees the n oldest spans of the queue. */
+static void queue_drop(mg_trace_t *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(t->ring[t->head].text);
+        t->ring[t->head].text = NULL;
+        t->head = (t->head + 1) % MG__TRACE_QUEUE_MAX;
+        t->count--;
+    }
+}
+
+static void export_now(mg_trace_t *t)
+{
+    size_t n = t->count;
+    if (t->call != NULL || n == 0 || t->freeing)
+        return;
+    if (t->http == NULL && mg_http_client_new(t->loop, &t->http) != 0) {
+        t->http = NULL; /* libcurl missing (logged by the client): nothing can be sent */
+        t->spans_failed += n;
+        t->exports_failed++;
+        queue_drop(t, n);
+        return;
+    }
+    if (n > MG__TRACE_BATCH_MAX)
+        n = MG__TRACE_BATCH_MAX;
+    /* The body around the spans' own text (trace_int.h). */
+    static const char head[] =
+        "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
+        "\"value\":{\"stringValue\":\"mcpgate\"}},{\"key\":\"service.version\",\"value\":"
+        "{\"stringValue\":\"" MG_VERSION "\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":"
+        "\"mcpgate\",\"version\":\"" MG_VERSION "\"},\"spans\":[";
+    static const char tail[] = "]}]}]}";
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, NULL, 0, (size_t)MG__TRACE_BATCH_MAX * MG__TRACE_SPAN_MAX + sizeof head + sizeof tail);
+    mg_jbuf_put(&b, head, sizeof head - 1);
+    for (size_t i = 0; i < n; i++) {
+        const mg__trace_item_t *it = &t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX];
+        if (i > 0)
+            mg_jbuf_put(&b, ",", 1);
+        mg_jbuf_put(&b, it->text, it->len);
+    }
+    mg_jbuf_put(&b, tail, sizeof tail - 1);
+    queue_drop(t, n);
+    size_t len = 0;
+    char *text = mg_jbuf_steal(&b, &len);
+    const char *hdrs[] = {"content-type", "application/json", "user-agent", "mcpgate/" MG_VERSION};
+    mg_http_req_t r = {.url = t->endpoint,
+                       .headers = hdrs,
+                       .nheaders = 2,
+                       .body = text,
+                       .len = len,
+                       .timeout_ms = MG__TRACE_TIMEOUT_MS,
+                       .connect_timeout_ms = 2000,
+                       .max_body = 64 * 1024};
+    int rc = text != NULL ? mg_http_request(t->http, &r, NULL, NULL, done_cb, t, &t->call) : MG_ENOMEM;
+    free(text);
+    if (rc != 0) {
+        t->call = NULL;
+        t->spans_failed += n;
+        t->exports_failed++;
+        return;
+    }
+    t->inflight = n;
+}
+
+void mg_trace_flush(mg_trace_t *t)
+{
+    if (t != NULL)
+        export_now(t);
+}
+
+static void closed_cb(uv_handle_t *h)
+{
+    mg_trace_t *t = h->data;
+    free(t->endpoint);
+    free(t);
+}
+
+void mg__trace_export_dispose(mg_trace_t *t)
+{
+    t->freeing = 1;
+    mg_metrics_unregister(collect_cb, t);
+    if (t->call != NULL) {
+        mg_http_cancel(t->call);
+        t->call = NULL;
+    }
+    mg_http_client_free(t->http);
+    t->http = NULL;
+    queue_drop(t, t->count);
+    free(t->ring);
+    t->ring = NULL;
+    uv_timer_stop(&t->timer);
+    uv_close((uv_handle_t *)&t->timer, closed_cb);
+}

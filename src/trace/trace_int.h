@@ -1,0 +1,75 @@
+/*
+ * trace_int.h - the tracer's state, shared by trace.c (context, spans, sampling) and export.c (the
+ * queue and its export). Not a public contract.
+ *
+ * A span is written directly as the text of its OTLP/JSON object (opentelemetry-proto, trace/v1,
+ * JSON mapping), in this order, no jansson tree on the way (tracing at ratio 1 must stay cheap):
+ *
+ *   field               value
+ *   traceId, spanId     lowercase hex (32, 16)
+ *   parentSpanId        lowercase hex (16); absent on a root
+ *   traceState          the remote parent's tracestate, passed on; absent when none
+ *   name                as given
+ *   kind                1 internal, 2 server, 3 client
+ *   startTimeUnixNano   decimal string (uint64 nanoseconds since the epoch)
+ *   attributes          [{"key": k, "value": {"stringValue": v} | {"intValue": "decimal"}}]
+ *   endTimeUnixNano     decimal string
+ *   status              {"code": 2, "message": m} on error; absent (unset) otherwise
+ *
+ * The export body is {"resourceSpans": [{"resource": {"attributes": [service.name = "mcpgate",
+ * service.version]}, "scopeSpans": [{"scope": {"name": "mcpgate", "version"}, "spans": [...]}]}]}.
+ */
+#ifndef MG_TRACE_INT_H
+#define MG_TRACE_INT_H
+
+#include "../common/json.h"
+#include "../http/client.h"
+#include "trace.h"
+
+#define MG__TRACE_QUEUE_MAX  2048        /* ended spans waiting for export; beyond: dropped, counted */
+#define MG__TRACE_BATCH_MAX  512         /* spans per export request */
+#define MG__TRACE_FLUSH_MS   1000        /* export period */
+#define MG__TRACE_TIMEOUT_MS 5000        /* one export request, whole */
+#define MG__TRACE_SPAN_MAX   (16 * 1024) /* text of one span; a longer one is dropped */
+
+typedef struct mg__trace_item {
+    char *text; /* one span's JSON object (malloc'd) */
+    size_t len;
+} mg__trace_item_t;
+
+struct mg_trace {
+    uv_loop_t *loop;
+    char *endpoint;
+    uint64_t ratio_bound; /* a new trace is sampled when a random uint64 < this (ratio * 2^64) */
+    int ratio_all;        /* ratio 1.0: every new trace */
+    uint64_t rng[2];      /* xorshift128+ state for ids, seeded from the CSPRNG */
+    /* export.c: a ring of ended spans */
+    mg__trace_item_t *ring;
+    size_t head, count;
+    uv_timer_t timer;
+    mg_http_client_t *http; /* created at the first export */
+    mg_http_call_t *call;   /* the export in flight, or NULL */
+    size_t inflight;        /* spans in the export in flight */
+    int freeing;
+    /* counters (metrics: export.c) */
+    uint64_t spans_started, spans_exported, spans_dropped, spans_failed, exports_failed;
+};
+
+struct mg_span {
+    mg_trace_t *t;
+    uint8_t trace_id[16];
+    uint8_t span_id[8];
+    unsigned nattrs;
+    mg_jbuf_t b;   /* the span's JSON text so far: up to the attributes written */
+    char *state;   /* tracestate passed on (malloc'd) or NULL */
+    char *error;   /* status message (malloc'd) when the status is ERROR, else NULL */
+    char inl[640]; /* b's first storage */
+};
+
+/* export.c */
+/* Takes text (a span's JSON object, malloc'd) into the queue, or frees it and counts a drop. */
+void mg__trace_queue(mg_trace_t *t, char *text, size_t len);
+int mg__trace_export_init(mg_trace_t *t);
+void mg__trace_export_dispose(mg_trace_t *t);
+
+#endif

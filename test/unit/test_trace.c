@@ -1,0 +1,148 @@
+/*
+ * test_trace.c - src/trace/: W3C traceparent parsing (what is refused), the sampler (ratio and
+ * parent flags), span ids and parentage in the OTLP JSON a span becomes, the traceparent given to
+ * upstreams, and the bounded export queue (full = dropped and counted, never blocking). Ends with a
+ * clean loop close. Read next: test/e2e/tracing.test.mjs (the same through a real collector).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "trace/trace_int.h"
+
+#define TP "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+static int parse(const char *tp)
+{
+    mg_trace_ctx_t c;
+    return mg_trace_ctx_parse(tp, strlen(tp), NULL, 0, &c);
+}
+
+static void test_parse(void **state)
+{
+    mg_trace_ctx_t c;
+    assert_int_equal(mg_trace_ctx_parse(TP, strlen(TP), "rojo=00f067aa0ba902b7", 21, &c), 0);
+    assert_int_equal(c.trace_id[0], 0x4b);
+    assert_int_equal(c.span_id[7], 0xb7);
+    assert_int_equal(c.flags, 1);
+    assert_string_equal(c.state, "rojo=00f067aa0ba902b7");
+    /* refused: uppercase, zero ids, lengths, version ff, 00 with extra fields, junk separators */
+    assert_int_not_equal(parse("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"), 0);
+    assert_int_not_equal(parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), 0);
+    assert_int_not_equal(parse("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"), 0);
+    assert_int_not_equal(parse("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"), 0);
+    assert_int_not_equal(parse("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), 0);
+    assert_int_not_equal(parse(TP "-extra"), 0);
+    assert_int_not_equal(parse("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), 0);
+    assert_int_not_equal(parse(""), 0);
+    /* a later version may carry more fields */
+    assert_int_equal(parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future"), 0);
+    /* a tracestate with a control character is dropped, the context kept */
+    assert_int_equal(mg_trace_ctx_parse(TP, strlen(TP), "a=1\n", 4, &c), 0);
+    assert_string_equal(c.state, "");
+}
+
+static const char *attr(json_t *span, const char *key)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(span, "attributes"), i, a)
+    {
+        if (strcmp(json_string_value(json_object_get(a, "key")), key) == 0)
+            return json_string_value(json_object_get(json_object_get(a, "value"), "stringValue"));
+    }
+    return NULL;
+}
+
+static void test_spans(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_trace_t *t;
+    assert_int_equal(mg_trace_new(&loop, "http://127.0.0.1:9/v1/traces", 0.0, &t), 0);
+    /* ratio 0: no new trace; a sampled remote parent is followed, an unsampled one is not */
+    assert_null(mg_span_start(t, "x", MG_SPAN_SERVER, NULL, NULL));
+    mg_trace_ctx_t c;
+    assert_int_equal(mg_trace_ctx_parse(TP, strlen(TP), "v=1", 3, &c), 0);
+    c.flags = 0;
+    assert_null(mg_span_start(t, "x", MG_SPAN_SERVER, NULL, &c));
+    c.flags = 1;
+    mg_span_t *root = mg_span_start(t, "tools/call echo", MG_SPAN_SERVER, NULL, &c);
+    assert_non_null(root);
+    mg_span_t *child = mg_span_start(t, "up", MG_SPAN_CLIENT, root, NULL);
+    assert_non_null(child);
+    char tp[MG_TRACEPARENT_LEN + 1];
+    assert_int_equal(mg_span_traceparent(child, tp, sizeof tp), 1);
+    assert_int_equal(strncmp(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36), 0);
+    assert_string_equal(tp + 52, "-01");
+    assert_string_equal(mg_span_tracestate(child), "v=1");
+    mg_span_set_str(child, "mcp.method.name", "tools/call");
+    mg_span_set_int(child, "n", 7);
+    mg_span_set_error(child, "-32602");
+    char child_id[17];
+    memcpy(child_id, tp + 36, 16);
+    child_id[16] = '\0';
+    mg_span_end(child);
+    mg_span_end(root);
+    /* NULL spans are accepted everywhere */
+    mg_span_set_str(NULL, "k", "v");
+    mg_span_end(NULL);
+    assert_int_equal(mg_span_traceparent(NULL, tp, sizeof tp), 0);
+    /* the queue holds the child first, then the root, each the text of its OTLP JSON object */
+    assert_int_equal(t->count, 2);
+    json_t *cj = json_loads(t->ring[t->head].text, 0, NULL);
+    json_t *rj = json_loads(t->ring[(t->head + 1) % MG__TRACE_QUEUE_MAX].text, 0, NULL);
+    assert_non_null(cj);
+    assert_non_null(rj);
+    assert_string_equal(json_string_value(json_object_get(cj, "spanId")), child_id);
+    assert_string_equal(json_string_value(json_object_get(cj, "parentSpanId")),
+                        json_string_value(json_object_get(rj, "spanId")));
+    assert_string_equal(json_string_value(json_object_get(rj, "parentSpanId")), "00f067aa0ba902b7");
+    assert_string_equal(json_string_value(json_object_get(rj, "traceId")),
+                        "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_int_equal(json_integer_value(json_object_get(cj, "kind")), MG_SPAN_CLIENT);
+    assert_string_equal(attr(cj, "mcp.method.name"), "tools/call");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(cj, "status"), "code")), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(cj, "attributes"), 1), "value"), "intValue")),
+        "7");
+    assert_non_null(json_object_get(cj, "endTimeUnixNano"));
+    assert_null(json_object_get(rj, "status"));
+    json_decref(cj);
+    json_decref(rj);
+    mg_trace_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_queue_bound(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_trace_t *t;
+    assert_int_equal(mg_trace_new(&loop, "http://127.0.0.1:9/v1/traces", 1.0, &t), 0);
+    /* No loop turn: nothing is exported, the queue fills and then drops. */
+    for (int i = 0; i < MG__TRACE_QUEUE_MAX + 100; i++) {
+        mg_span_t *s = mg_span_start(t, "s", MG_SPAN_INTERNAL, NULL, NULL);
+        assert_non_null(s); /* ratio 1: every new trace */
+        mg_span_end(s);
+    }
+    assert_int_equal(t->count, MG__TRACE_QUEUE_MAX);
+    assert_int_equal(t->spans_dropped, 100);
+    mg_trace_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_parse), cmocka_unit_test(test_spans),
+                                       cmocka_unit_test(test_queue_bound)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
