@@ -15,5 +15,6 @@ const mg_cli_command_t mg_cli_commands[] = {
     {"tools", "list every upstream's tools with their estimated token cost (table or --json)", mg_cli_tools},
     {"lock", "pin each upstream's tools, prompts, templates, instructions in CONFIG.lock (--diff, --update)",
      mg_cli_lock},
+    {"store", "create or upgrade the PostgreSQL session store's schema (store migrate)", mg_cli_store},
     {NULL, NULL, NULL},
 };
