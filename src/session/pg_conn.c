@@ -33,7 +33,8 @@ struct pgq {
     pg_result_cb cb; /* NULL once answered (deadline): the late result is dropped */
     void *data;
     uint64_t queued;
-    int conn; /* the command connection it must run on (ordering), -1 = any */
+    uint64_t sent; /* in the pipeline since */
+    int conn;      /* the command connection it must run on (ordering), -1 = any */
     pgq_t *next;
 };
 
@@ -153,6 +154,11 @@ static void pc_drop(pgconn_t *c, const char *why, const char *detail)
     }
     free(c->lcmd);
     c->lcmd = NULL;
+    if (c->listener) { /* the new connection listens to every channel afresh */
+        for (size_t i = 0; i < p->lq_len; i++)
+            free(p->lq[i]);
+        p->lq_len = 0;
+    }
     c->busy = 0;
     c->state = PC_WAIT;
     c->since = now(p);
@@ -164,10 +170,15 @@ static void pc_drop(pgconn_t *c, const char *why, const char *detail)
             if (w->conn == idx)
                 w->conn = -1;
     }
-    pgq_t *q = c->cur;
-    c->cur = NULL;
-    if (q != NULL)
+    pgq_t *q = c->fhead;
+    c->fhead = c->ftail = NULL;
+    c->nflight = 0;
+    c->phase = 0;
+    while (q != NULL) { /* the caller may retry on another connection */
+        pgq_t *n = q->next;
         q_finish(p, q, NULL);
+        q = n;
+    }
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events);
@@ -335,6 +346,10 @@ static void pc_step(pgconn_t *c, PGresult *res)
         pc_sent(c, ok);
         return;
     }
+    if (PQenterPipelineMode(c->conn) != 1) {
+        pc_drop(c, "cannot enter pipeline mode: ", PQerrorMessage(c->conn));
+        return;
+    }
     c->state = PC_READY;
     c->attempts = 0;
     c->since = now(p);
@@ -363,6 +378,15 @@ static void pc_step_failed(pgconn_t *c, PGresult *res)
 
 /* ---- results ---- */
 
+/* 1 when an UNLISTEN of ident waits in the listener's queue. */
+static int unlisten_waiting(mg_pg_t *p, const char *ident)
+{
+    for (size_t i = 0; i < p->lq_len; i++)
+        if (strncmp(p->lq[i], "UNLISTEN \"", 10) == 0 && strncmp(p->lq[i] + 10, ident, PG_IDENT_LEN - 1) == 0)
+            return 1;
+    return 0;
+}
+
 /* Everything sent on c has its results: hand them on. */
 static void pc_complete(pgconn_t *c)
 {
@@ -390,7 +414,10 @@ static void pc_complete(pgconn_t *c)
         if (cmd != NULL && strncmp(cmd, "LISTEN \"", 8) == 0) {
             char ident[PG_IDENT_LEN];
             snprintf(ident, sizeof ident, "%s", cmd + 8);
-            mg__pg_on_listening(p, ident);
+            /* An UNLISTEN of the channel still waiting (its subscribers left, others came) undoes
+             * this LISTEN: the LISTEN queued after it confirms the newcomers, not this one. */
+            if (!unlisten_waiting(p, ident))
+                mg__pg_on_listening(p, ident);
         }
         free(cmd);
         PQclear(res);
@@ -398,28 +425,65 @@ static void pc_complete(pgconn_t *c)
             pc_send_listen(c);
         return;
     }
-    pgq_t *q = c->cur;
-    c->cur = NULL;
+    PQclear(res); /* not reached: READY command connections use the pipeline below */
+}
+
+/* The oldest operation in the pipeline has all its results (c->res): hand them on. */
+static void pipe_finish_head(pgconn_t *c)
+{
+    mg_pg_t *p = c->p;
+    pgq_t *q = c->fhead;
+    PGresult *res = c->res;
+    c->res = NULL;
+    c->fhead = q->next;
+    if (c->fhead == NULL)
+        c->ftail = NULL;
+    c->nflight--;
+    q->next = NULL;
+    int drop = 0;
     if (res != NULL && !mg__pg_ok(res)) {
-        const char *msg = PQresultErrorMessage(res);
-        set_error(c, "statement failed: ", msg);
+        set_error(c, "statement failed: ", PQresultErrorMessage(res));
         const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         /* read-only (a standby after failover), the schema vanished, the prepared statement is
-         * gone (connection pooler): a new connection sorts it out */
+         * gone (a connection pooler): a new connection sorts it out */
         if (code != NULL && (strcmp(code, "25006") == 0 || strcmp(code, "26000") == 0 ||
                              strcmp(code, "42883") == 0 || strcmp(code, "42P01") == 0)) {
             if (strcmp(code, "42883") == 0 || strcmp(code, "42P01") == 0)
                 p->schema = 0;
-            if (q != NULL)
-                q_finish(p, q, res);
-            PQclear(res);
-            pc_drop(c, NULL, NULL);
-            return;
+            drop = 1;
         }
     }
-    if (q != NULL)
-        q_finish(p, q, res);
+    q_finish(p, q, res);
     PQclear(res);
+    if (drop && c->state == PC_READY)
+        pc_drop(c, NULL, NULL);
+}
+
+/* Takes the pipeline's results: per statement its result, NULL, then the sync's result. */
+static void pipe_results(pgconn_t *c)
+{
+    while (c->state == PC_READY && c->nflight > 0 && !PQisBusy(c->conn)) {
+        PGresult *r = PQgetResult(c->conn);
+        if (r == NULL) {
+            if (c->phase == 0 && c->res != NULL) {
+                c->phase = 1;
+                continue;
+            }
+            break;
+        }
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            c->phase = 0;
+            pipe_finish_head(c);
+            continue;
+        }
+        if (c->res != NULL && !mg__pg_ok(c->res)) { /* keep the first error */
+            PQclear(r);
+        } else {
+            PQclear(c->res);
+            c->res = r;
+        }
+    }
     if (c->state == PC_READY)
         pc_next(c);
 }
@@ -446,6 +510,10 @@ static void pc_read(pgconn_t *c)
     c->last_rx = now(c->p);
     if (c->listener)
         pc_notifies(c);
+    if (!c->listener && c->state == PC_READY) {
+        pipe_results(c);
+        return;
+    }
     while (c->conn != NULL && c->busy && !PQisBusy(c->conn)) {
         PGresult *r = PQgetResult(c->conn);
         if (r == NULL) {
@@ -560,19 +628,19 @@ static void pc_start(pgconn_t *c)
 
 /* ---- the pool ---- */
 
-/* An idle READY command connection takes the oldest waiting operation it may run. */
+/* A READY command connection fills its pipeline with the oldest waiting operations it may run. */
 static void pc_next(pgconn_t *c)
 {
     mg_pg_t *p = c->p;
-    int idx = (int)(c - p->cmd);
-    while (c->state == PC_READY && !c->busy) {
+    int idx = (int)(c - p->cmd), sent = 0;
+    while (c->state == PC_READY && c->nflight < PG_PIPELINE) {
         pgq_t *q = p->qhead, *prev = NULL;
         while (q != NULL && q->conn != -1 && q->conn != idx && q->cb != NULL) {
             prev = q;
             q = q->next;
         }
         if (q == NULL)
-            return;
+            break;
         if (prev != NULL)
             prev->next = q->next;
         else
@@ -587,10 +655,23 @@ static void pc_next(pgconn_t *c)
         }
         char name[16];
         snprintf(name, sizeof name, "mg%d", q->stmt);
-        c->cur = q;
-        pc_sent(c, PQsendQueryPrepared(c->conn, name, q->n, (const char *const *)q->vals, NULL, NULL, 0));
-        return;
+        if (PQsendQueryPrepared(c->conn, name, q->n, (const char *const *)q->vals, NULL, NULL, 0) != 1 ||
+            PQpipelineSync(c->conn) != 1) {
+            q_finish(p, q, NULL);
+            pc_drop(c, "cannot send: ", PQerrorMessage(c->conn));
+            return;
+        }
+        q->sent = now(p);
+        if (c->ftail != NULL)
+            c->ftail->next = q;
+        else
+            c->fhead = q;
+        c->ftail = q;
+        c->nflight++;
+        sent = 1;
     }
+    if (sent)
+        pc_flush(c);
 }
 
 int mg__pg_ready(const mg_pg_t *p)
@@ -647,13 +728,13 @@ int mg__pg_query_keyed(mg_pg_t *p, const char *order, int stmt, int n, const cha
     p->qlen++;
     if (q->conn >= 0) {
         pc_next(&p->cmd[q->conn]);
-    } else {
-        for (int i = 0; i < PG_POOL; i++) {
-            if (p->cmd[i].state == PC_READY && !p->cmd[i].busy) {
-                pc_next(&p->cmd[i]);
-                break;
-            }
-        }
+    } else { /* the ready connection with the fewest statements in flight */
+        pgconn_t *best = NULL;
+        for (int i = 0; i < PG_POOL; i++)
+            if (p->cmd[i].state == PC_READY && (best == NULL || p->cmd[i].nflight < best->nflight))
+                best = &p->cmd[i];
+        if (best != NULL)
+            pc_next(best);
     }
     return 0;
 }
@@ -748,27 +829,40 @@ static void pc_tick(pgconn_t *c, uint64_t t)
         if (t - c->since > p->timeout_ms)
             pc_drop(c, "timed out while preparing", NULL);
         break;
-    case PC_READY:
-        if (!c->busy)
+    case PC_READY: {
+        if (c->listener) {
+            if (c->busy && t - c->sent > hard_deadline(p) && t - c->last_rx > hard_deadline(p))
+                pc_drop(c, "no reply within the hard deadline", NULL);
             break;
-        if (t - c->sent > p->timeout_ms && c->conn != NULL) {
+        }
+        if (c->nflight == 0)
+            break;
+        if (t - c->fhead->sent > p->timeout_ms && c->conn != NULL) {
             pc_read(c); /* timers run before I/O: read what may already be here */
-            if (c->state != PC_READY || !c->busy)
+            if (c->state != PC_READY || c->nflight == 0)
                 break;
         }
-        if (c->cur != NULL && c->cur->cb != NULL && t - c->sent > p->timeout_ms) {
-            pg_result_cb cb = c->cur->cb;
-            c->cur->cb = NULL; /* the late result is dropped */
+        for (;;) { /* no caller waits longer than the deadline; late results are dropped */
+            pgq_t *q = c->fhead;
+            while (q != NULL && (q->cb == NULL || t - q->sent <= p->timeout_ms))
+                q = q->next;
+            if (q == NULL)
+                break;
+            pg_result_cb cb = q->cb;
+            q->cb = NULL;
             p->ops_failed++;
-            cb(p, NULL, c->cur->data);
+            cb(p, NULL, q->data);
+            if (c->state != PC_READY)
+                break;
         }
-        if (c->state == PC_READY && c->busy && t - c->sent > hard_deadline(p) &&
+        if (c->state == PC_READY && c->nflight > 0 && t - c->fhead->sent > hard_deadline(p) &&
             t - c->last_rx > hard_deadline(p)) {
             char d[48];
             snprintf(d, sizeof d, "%llu ms", (unsigned long long)hard_deadline(p));
             pc_drop(c, "no reply within ", d);
         }
         break;
+    }
     }
 }
 

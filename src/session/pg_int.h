@@ -13,11 +13,13 @@
  *   any failure, a lost connection or a silence past the hard deadline --> WAIT (backoff 100 ms
  *   doubling to 5 s, +-20 %)
  *
- * A command connection runs one prepared statement at a time (PQsendQueryPrepared, nonblocking
- * writes flushed on POLLOUT); operations wait in one FIFO for the next idle connection. An
- * operation older than the deadline (timeoutMs), waiting or in flight, is answered with a NULL
- * result at once; a late result is dropped. statement_timeout is the hard deadline (3 x timeoutMs,
- * at least 5 s), so the server gives up too.
+ * A READY command connection is in libpq's pipeline mode: up to PG_PIPELINE prepared statements in
+ * flight (PQsendQueryPrepared + PQpipelineSync each, so each is its own transaction and an error
+ * ends only its own statement; nonblocking writes flushed on POLLOUT), results taken in order.
+ * Operations wait in one FIFO for the connection with the fewest in flight, or for the one their
+ * order key names. An operation older than the deadline (timeoutMs), waiting or in flight, is
+ * answered with a NULL result at once; a late result is dropped. statement_timeout is the hard deadline (3 x
+ * timeoutMs, at least 5 s), so the server gives up too.
  *
  * Liveness of the listener: every second a command connection notifies this process's ping channel;
  * a listener that has heard nothing for 3.5 s is replaced (a half-open TCP connection says nothing).
@@ -34,6 +36,7 @@
 #include "pg.h"
 
 #define PG_POOL          4    /* command connections per process */
+#define PG_PIPELINE      64   /* statements in flight per command connection */
 #define PG_NOTIFY_INLINE 7900 /* longer messages go through mcpgate_payloads */
 #define PG_SCHEMA_LATEST 1    /* the schema version this build creates (pg_schema.c) */
 #define PG_IDENT_LEN     43   /* "mg" + 40 hex + NUL */
@@ -80,9 +83,11 @@ typedef struct pgconn {
     pc_state_t state;
     uint64_t since, retry_at;
     unsigned attempts;
-    int step;      /* SCHEMA / SETUP progress */
-    int busy;      /* something was sent; its results are being collected */
-    pgq_t *cur;    /* READY command connection: the operation in flight */
+    int step;             /* SCHEMA / SETUP progress */
+    int busy;             /* SCHEMA, SETUP, listener: something was sent; its results are being collected */
+    pgq_t *fhead, *ftail; /* READY command connection: the operations in the pipeline, oldest first */
+    unsigned nflight;
+    int phase;     /* pipeline: 0 collecting the oldest operation's results, 1 waiting for its sync */
     char *lcmd;    /* listener: the LISTEN/UNLISTEN in flight (owned) */
     PGresult *res; /* the result being collected */
     uint64_t sent; /* when the current command was sent */

@@ -10,7 +10,7 @@
  * Channels: "mg" + hex SHA-1 of "<prefix><channel>" (pg_int.h). A log's appends and a channel's
  * publishes run on one connection (mg__pg_query_keyed by channel), so a single writer's events
  * arrive in order; the GET log's seqs are allocated under the log row's lock and NOTIFY delivers
- * in commit order. Read next: pg_schema.c, docs/adr/0005-postgresql-session-store.md.
+ * in commit order. Read next: pg_schema.c, docs/adr/0003-postgresql-session-store.md.
  */
 #include "pg_int.h"
 #include "../common/err.h"

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { requireBinaries, startNginx, startReplicas, waitStore } from './lib/cluster.mjs';
-import { MCPGATE, testserver } from './lib/gateway.mjs';
+import { MG_BINARY, testserver } from './lib/gateway.mjs';
 import { sleep, test, waitFor } from './lib/harness.mjs';
 import { call, initSession, request, rpc, sessionHeaders } from './lib/http.mjs';
 import { requirePostgres, startPostgres } from './lib/postgres.mjs';
@@ -58,7 +58,7 @@ test('PostgreSQL restarted under load: replicas report not-ready and answer 503 
         await r.text?.().catch(() => {});
         await sleep(50);
       } else {
-        seen.other.push(`HTTP ${r.status} ${r.e?.message || ''}`);
+        seen.other.push(`HTTP ${r.status} ${r.e?.message || (await r.text?.().catch(() => ''))} at ${Date.now()}`);
       }
     }
   });
@@ -132,7 +132,7 @@ test('postgres: MCPGATE_SESSION_STORE selects it; with migrate false an unmigrat
   assert.equal(rz.status, 503);
   assert.equal(rz.json.store.backend, 'postgres');
   assert.match(rz.json.store.error, /mcpgate store migrate/);
-  const m = spawnSync(MCPGATE, ['store', 'migrate', '--store', pg.url('later')], { encoding: 'utf8' });
+  const m = spawnSync(MG_BINARY, ['store', 'migrate', '--store', pg.url('later')], { encoding: 'utf8' });
   assert.equal(m.status, 0, m.stderr);
   assert.match(m.stdout, /schema at version 1 \(was 0\)/);
   await waitStore([gw], true, 15000);

@@ -101,13 +101,8 @@ static void pg_start(void)
     snprintf(data, sizeof data, "%s/data", pgdir);
     snprintf(port, sizeof port, "%d", pgport);
     snprintf(exe, sizeof exe, "%s/postgres", bindir);
-    char *argv[] = {exe,         "-D",
-                    data,        "-k",
-                    pgdir,       "-p",
-                    port,        "-h",
-                    "127.0.0.1", "-F",
-                    "-c",        "full_page_writes=off",
-                    "-c",        "synchronous_commit=off",
+    char *argv[] = {exe,  "-D", data,        "-k", pgdir, "-p",
+                    port, "-h", "127.0.0.1", "-F", "-c",  "full_page_writes=off",
                     NULL};
     pgpid = spawn(argv);
     char ci[200];

@@ -6,7 +6,8 @@
 //
 // initdb and postgres refuse to run as root: as root both run as the unprivileged user "nobody"
 // (its uid/gid; the data dir is chowned to it). initdb takes seconds, so one template cluster is
-// made per test process and copied for each server. A test calls requirePostgres(t) first: it skips
+// made per test process and copied for each server. fsync is off (-F: only an OS crash would lose
+// data) but commits stay synchronous: a SIGKILLed server keeps every committed session. A test calls requirePostgres(t) first: it skips
 // with a clear message when the binaries are missing (scripts/install-deps.sh installs postgresql).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -113,7 +114,7 @@ export async function startPostgres(t) {
     async start() {
       p = spawn(
         path.join(bindir(), 'postgres'),
-        ['-D', path.join(dir, 'data'), '-k', dir, '-p', String(port), '-h', '127.0.0.1', '-F', '-c', 'max_connections=200', '-c', 'synchronous_commit=off'],
+        ['-D', path.join(dir, 'data'), '-k', dir, '-p', String(port), '-h', '127.0.0.1', '-F', '-c', 'max_connections=200'],
         { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...ids }, // own group: kill() takes the backends too
       );
       const keep = (c) => {
