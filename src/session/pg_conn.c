@@ -25,6 +25,7 @@
 #define PING_SILENT_MS 3500
 #define SWEEP_EVERY_MS 10000
 #define MAX_PARAMS     8
+#define LISTEN_BATCH   128 /* LISTEN/UNLISTEN commands sent in one round trip */
 
 struct pgq {
     int stmt;
@@ -411,13 +412,20 @@ static void pc_complete(pgconn_t *c)
             PQclear(res);
             return;
         }
-        if (cmd != NULL && strncmp(cmd, "LISTEN \"", 8) == 0) {
-            char ident[PG_IDENT_LEN];
-            snprintf(ident, sizeof ident, "%s", cmd + 8);
-            /* An UNLISTEN of the channel still waiting (its subscribers left, others came) undoes
-             * this LISTEN: the LISTEN queued after it confirms the newcomers, not this one. */
-            if (!unlisten_waiting(p, ident))
-                mg__pg_on_listening(p, ident);
+        /* cmd: the batch "LISTEN \"mg..\";\nUNLISTEN \"mg..\";\n...". Each LISTEN confirms its
+         * channel's subscribers, unless an UNLISTEN of it comes later (in this batch or still
+         * waiting: its subscribers left and others came): the LISTEN after that confirms those. */
+        for (const char *at = cmd; at != NULL && *at != '\0';) {
+            const char *next = strstr(at, ";\n");
+            if (strncmp(at, "LISTEN \"", 8) == 0) {
+                char ident[PG_IDENT_LEN];
+                snprintf(ident, sizeof ident, "%s", at + 8);
+                char un[PG_IDENT_LEN + 16];
+                snprintf(un, sizeof un, "UNLISTEN \"%s", ident);
+                if ((next == NULL || strstr(next, un) == NULL) && !unlisten_waiting(p, ident))
+                    mg__pg_on_listening(p, ident);
+            }
+            at = next != NULL ? next + 2 : NULL;
         }
         free(cmd);
         PQclear(res);
@@ -687,8 +695,12 @@ int mg__pg_ready(const mg_pg_t *p)
 int mg__pg_query_keyed(mg_pg_t *p, const char *order, int stmt, int n, const char *const *vals,
                        pg_result_cb cb, void *data)
 {
-    /* not ready (no command connection, the listener down, the schema unchecked): fail at once */
-    if (!mg__pg_ready(p) || p->closing)
+    /* no command connection ready (or the schema unchecked): fail at once. The listener's own
+     * reconnect does not stop operations; readiness (/readyz) waits for it. */
+    int any = 0;
+    for (int i = 0; i < PG_POOL; i++)
+        any |= p->cmd[i].state == PC_READY;
+    if (!any || p->schema != 1 || p->closing)
         return MG_EIO;
     if (n > MAX_PARAMS)
         return MG_EINVAL;
@@ -751,9 +763,24 @@ static void pc_send_listen(pgconn_t *c)
     mg_pg_t *p = c->p;
     if (c->state != PC_READY || c->busy || p->lq_len == 0)
         return;
-    c->lcmd = p->lq[0];
-    memmove(p->lq, p->lq + 1, (p->lq_len - 1) * sizeof(*p->lq));
-    p->lq_len--;
+    /* One round trip for many: the backend delivers notifications only between commands, so a
+     * stream of single LISTENs would hold them back. */
+    size_t n = p->lq_len < LISTEN_BATCH ? p->lq_len : LISTEN_BATCH, len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(p->lq[i]) + 2;
+    char *batch = malloc(len);
+    if (batch == NULL) {
+        pc_drop(c, "out of memory", NULL);
+        return;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        off += (size_t)snprintf(batch + off, len - off, "%s;\n", p->lq[i]);
+        free(p->lq[i]);
+    }
+    memmove(p->lq, p->lq + n, (p->lq_len - n) * sizeof(*p->lq));
+    p->lq_len -= n;
+    c->lcmd = batch;
     pc_sent(c, PQsendQuery(c->conn, c->lcmd));
 }
 
@@ -793,6 +820,7 @@ static void expire_queue(mg_pg_t *p, uint64_t t)
             pg_result_cb cb = q->cb;
             q->cb = NULL; /* freed when a connection takes it */
             p->ops_failed++;
+            p->timeouts++;
             cb(p, NULL, q->data);
         }
     }
@@ -844,13 +872,14 @@ static void pc_tick(pgconn_t *c, uint64_t t)
         }
         for (;;) { /* no caller waits longer than the deadline; late results are dropped */
             pgq_t *q = c->fhead;
-            while (q != NULL && (q->cb == NULL || t - q->sent <= p->timeout_ms))
+            while (q != NULL && (q->cb == NULL || t - q->queued <= p->timeout_ms))
                 q = q->next;
             if (q == NULL)
                 break;
             pg_result_cb cb = q->cb;
             q->cb = NULL;
             p->ops_failed++;
+            p->timeouts++;
             cb(p, NULL, q->data);
             if (c->state != PC_READY)
                 break;
@@ -884,6 +913,13 @@ static void tick_cb(uv_timer_t *tm)
         pc_tick(&p->cmd[i], t);
     pc_tick(&p->lis, t);
     expire_queue(p, t);
+    if (p->timeouts > p->timeouts_logged && t - p->last_timeout_log >= 10000) {
+        mg_log_json(MG_LOG_WARN, "session store: postgresql operations failed their deadline (timeoutMs)",
+                    json_pack("{s:I,s:I,s:I}", "count", (json_int_t)(p->timeouts - p->timeouts_logged),
+                              "total", (json_int_t)p->timeouts, "waiting", (json_int_t)p->qlen));
+        p->timeouts_logged = p->timeouts;
+        p->last_timeout_log = t;
+    }
     if (!mg__pg_ready(p))
         return;
     if (t - p->last_ping_tx >= PING_EVERY_MS) {
@@ -983,11 +1019,11 @@ json_t *mg__pg_status(mg_pg_t *p)
             }
         }
     }
-    json_t *s =
-        json_pack("{s:s,s:b,s:i,s:i,s:s,s:I,s:I,s:I,s:i}", "backend", "postgres", "ready", mg__pg_ready(p),
-                  "pool", PG_POOL, "poolReady", ready_conns, "listen", state_name(p->lis.state), "reconnects",
-                  (json_int_t)p->reconnects, "waiting", (json_int_t)p->qlen, "sweeps", (json_int_t)p->sweeps,
-                  "schema", p->schema == 1 ? PG_SCHEMA_LATEST : 0);
+    json_t *s = json_pack("{s:s,s:b,s:i,s:i,s:s,s:I,s:I,s:I,s:I,s:i}", "backend", "postgres", "ready",
+                          mg__pg_ready(p), "pool", PG_POOL, "poolReady", ready_conns, "listen",
+                          state_name(p->lis.state), "reconnects", (json_int_t)p->reconnects, "waiting",
+                          (json_int_t)p->qlen, "timeouts", (json_int_t)p->timeouts, "sweeps",
+                          (json_int_t)p->sweeps, "schema", p->schema == 1 ? PG_SCHEMA_LATEST : 0);
     if (host != NULL) {
         char target[400];
         snprintf(target, sizeof target, "%s:%s/%s", host, port ? port : "", db ? db : "");

@@ -88,7 +88,7 @@ typedef struct pgconn {
     pgq_t *fhead, *ftail; /* READY command connection: the operations in the pipeline, oldest first */
     unsigned nflight;
     int phase;     /* pipeline: 0 collecting the oldest operation's results, 1 waiting for its sync */
-    char *lcmd;    /* listener: the LISTEN/UNLISTEN in flight (owned) */
+    char *lcmd;    /* listener: the LISTEN/UNLISTEN batch in flight (owned) */
     PGresult *res; /* the result being collected */
     uint64_t sent; /* when the current command was sent */
     uint64_t last_rx;
@@ -122,6 +122,7 @@ struct mg_pg {
     int refs;  /* views: store, bus, rate limits */
     int closing;
     uint64_t ops_ok, ops_failed, reconnects, sweeps;
+    uint64_t timeouts, timeouts_logged, last_timeout_log; /* operations past their deadline */
 };
 
 /* ---- pg_schema.c ---- */
