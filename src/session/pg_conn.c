@@ -542,6 +542,13 @@ static void pc_read(pgconn_t *c)
 
 static void pc_connect_poll(pgconn_t *c)
 {
+    /* libpq may close the socket and open another (the next host, or a retry without TLS), and
+     * the new one may get the same number: stop watching first, start again afterwards, so
+     * libuv registers whatever socket it is then (the kernel dropped the closed one). */
+    if (c->poll != NULL) {
+        uv_poll_stop(c->poll);
+        c->events = 0;
+    }
     PostgresPollingStatusType st = PQconnectPoll(c->conn);
     switch (st) {
     case PGRES_POLLING_READING:
