@@ -3,8 +3,8 @@
 // team without Redis runs several replicas with the same guarantees. To keep CI time, the big run
 // is the harder variant only (a replica SIGKILLed midway); the rest is what differs by backend:
 // the schema step, records keyed by tenant, owner liveness through the registry, PostgreSQL
-// restarted under load (503 + Retry-After, recovery without restarting a replica), and rate-limit
-// buckets shared exactly. Infrastructure: lib/postgres.mjs, lib/cluster.mjs, lib/replica-run.mjs.
+// restarted under load (503 + Retry-After, recovery without restarting a replica), failover to a
+// promoted standby followed through a multi-host spec, and rate-limit buckets shared exactly. Infrastructure: lib/postgres.mjs, lib/cluster.mjs, lib/replica-run.mjs.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { requireBinaries, startNginx, startReplicas, waitStore } from './lib/cluster.mjs';
@@ -84,6 +84,31 @@ test('PostgreSQL restarted under load: replicas report not-ready and answer 503 
   const reconnects = (await gws[0].readyz()).json.store.reconnects;
   assert.ok(reconnects >= 1, `reconnects ${reconnects}`);
 }, { timeout: 90000 });
+
+test('postgres failover: the primary dies, the standby is promoted, replicas with a multi-host spec follow it and the sessions go on', async (t) => {
+  requirePostgres(t);
+  const primary = await startPostgres(t);
+  const standby = await startPostgres(t, { standbyOf: primary });
+  const spec = `postgresql://mcpgate@127.0.0.1:${primary.port},127.0.0.1:${standby.port}/mcpgate?target_session_attrs=read-write&connect_timeout=2`;
+  const gws = await startReplicas(t, 2, { redisUrl: spec, config: CONFIG });
+  await waitStore(gws, true);
+  const sessions = [];
+  for (let i = 0; i < 6; i++) sessions.push(await initSession(gws[i % 2].url));
+  // the records reached the standby (streaming replication is asynchronous)
+  await waitFor(async () => Number(await standby.sql('SELECT count(*) FROM mcpgate_sessions')) === 6, {
+    timeout: 10000,
+    what: 'the sessions on the standby',
+  });
+  await primary.kill();
+  await waitStore(gws, false, 8000);
+  await standby.promote();
+  await waitStore(gws, true, 20000);
+  for (const [i, s] of sessions.entries()) {
+    const { response } = await call(gws[(i + 1) % 2].url, s, 'tools/call', { name: 'test__echo', arguments: { message: `after ${i}` } });
+    assert.equal(response.result?.content?.[0]?.text, `after ${i}`, JSON.stringify(response));
+  }
+  assert.match((await gws[0].readyz()).json.store.server, new RegExp(`:${standby.port}/`));
+}, { timeout: 60000 });
 
 test('postgres: records keyed by tenant and bound to the principal; a dead owner is marked lost through the registry', async (t) => {
   requirePostgres(t);

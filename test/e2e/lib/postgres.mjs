@@ -3,6 +3,7 @@
 // /usr/lib/postgresql/<version>/bin: found with `pg_config --bindir`, else that glob.
 //
 //   const pg = await startPostgres(t);   // {port, url(db), sql(query, db), stop(), start(), kill()}
+//   const standby = await startPostgres(t, { standbyOf: pg });   // streaming replica; promote()
 //
 // initdb and postgres refuse to run as root: as root both run as the unprivileged user "nobody"
 // (its uid/gid; the data dir is chowned to it). initdb takes seconds, so one template cluster is
@@ -95,11 +96,25 @@ export function psql(port, query, db = 'postgres') {
  * Returns {port, url(db), sql(query, db), start(), stop() (fast shutdown), kill() (SIGKILL: crash
  * recovery at the next start), logs()}.
  */
-export async function startPostgres(t) {
+export async function startPostgres(t, { standbyOf } = {}) {
   const data0 = await makeTemplate();
   const ids = runAs();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpgate-pg-'));
-  fs.cpSync(data0, path.join(dir, 'data'), { recursive: true });
+  if (standbyOf) {
+    // a streaming standby of another server of this helper (initdb's pg_hba trusts replication
+    // from 127.0.0.1): pg_basebackup -R writes standby.signal and primary_conninfo
+    chownTree(dir, ids);
+    await new Promise((resolve, reject) =>
+      execFile(
+        path.join(bindir(), 'pg_basebackup'),
+        ['-h', '127.0.0.1', '-p', String(standbyOf.port), '-U', 'mcpgate', '-D', path.join(dir, 'data'), '-R', '-X', 'stream', '-c', 'fast', '--no-sync'],
+        { ...ids, timeout: 30000 },
+        (e, _o, err) => (e ? reject(new Error(`pg_basebackup failed: ${err}`)) : resolve()),
+      ),
+    );
+  } else {
+    fs.cpSync(data0, path.join(dir, 'data'), { recursive: true });
+  }
   chownTree(dir, ids);
   fs.chmodSync(path.join(dir, 'data'), 0o700);
   const port = await freePort();
@@ -158,6 +173,10 @@ export async function startPostgres(t) {
     kill() {
       return pg.stop('SIGKILL');
     },
+    /* a standby becomes the primary (waits until it accepts writes) */
+    promote() {
+      return psql(port, 'SELECT pg_promote(true, 30)');
+    },
     get pid() {
       return p?.pid;
     },
@@ -167,6 +186,6 @@ export async function startPostgres(t) {
     fs.rmSync(dir, { recursive: true, force: true });
   });
   await pg.start();
-  await psql(port, 'CREATE DATABASE mcpgate');
+  if (!standbyOf) await psql(port, 'CREATE DATABASE mcpgate');
   return pg;
 }
