@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # bench/replicas.sh - scale-out on this machine, in one run: throughput and p99 latency of one
-# replica vs three replicas behind nginx (sessions in Redis), and the per-request cost of the
-# Redis session lookup, reported as ratios. Not a timed test: numbers depend on the machine.
+# replica vs three replicas behind nginx (sessions in Redis, and in PostgreSQL), and the
+# per-request cost of the session lookup in each store, reported as ratios. Not a timed test:
+# numbers depend on the machine.
 #
 # Targets, each fronting build/mcpgate-testserver (echo), loaded by build/mcpgate-bench:
 #   mem-1          one replica, sessions in memory, direct           (the baseline)
 #   redis-1        one replica, sessions in Redis, direct            (+ one Redis round trip/request)
 #   redis-1-nginx  one replica, sessions in Redis, behind nginx      (+ the proxy hop)
 #   redis-3-nginx  three replicas, sessions in Redis, behind nginx   (round robin, no affinity)
+#   pg-1           one replica, sessions in PostgreSQL, direct       (+ one statement/request)
+#   pg-3-nginx     three replicas, sessions in PostgreSQL, behind nginx
+# PostgreSQL: initdb in the work dir and postgres on a free port (fsync off, as Redis runs without
+# persistence here); as root both run as "nobody". Skipped (with a line saying so) when the
+# server binaries are missing; PG=0 skips it too.
 # For each: saturation (SESSIONS sessions, closed loop, DURATION s) and latency (1 session,
 # LAT_CALLS sequential calls). Nothing is pinned: on a 2-core machine the replicas, Redis, nginx
 # and the load generator share the cores, which bounds what three replicas can add.
@@ -16,7 +22,8 @@
 # (other load on the machine only ever makes a round worse).
 # Usage: bench/replicas.sh        (BUILD=dir, SESSIONS=64, DURATION=5, LAT_CALLS=3000, ROUNDS=2,
 #                                  MCPGATE_LOG_LEVEL=info, NO_BUILD=1)
-# Needs redis-server and nginx (scripts/install-deps.sh). Writes bench/results/replicas-<date>.md.
+# Needs redis-server and nginx, and postgresql (scripts/install-deps.sh). Writes
+# bench/results/replicas-<date>.md.
 # Read next: tools/bench/README.md (the load generator), docs/operations.md (sizing).
 set -euo pipefail
 
@@ -72,6 +79,28 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --d
 PIDS+=($!)
 until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
 
+# ---- PostgreSQL ----
+PG_BIN=$(pg_config --bindir 2>/dev/null || true)
+[[ -x $PG_BIN/initdb ]] || PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PG_PORT=
+if [[ ${PG:-1} = 1 && -x $PG_BIN/initdb && -x $PG_BIN/postgres ]]; then
+    AS=()
+    if [[ $(id -u) = 0 ]]; then
+        chown nobody "$WORK"
+        AS=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+    fi
+    PG_PORT=$(free_port)
+    "${AS[@]}" "$PG_BIN/initdb" -D "$WORK/pgdata" -A trust -U mcpgate -E UTF8 --no-sync >"$WORK/initdb.log" 2>&1 \
+        || die "initdb failed: $(tail -3 "$WORK/initdb.log")"
+    "${AS[@]}" "$PG_BIN/postgres" -D "$WORK/pgdata" -k "$WORK" -p "$PG_PORT" -h 127.0.0.1 -F \
+        -c max_connections=200 >"$WORK/postgres.log" 2>&1 &
+    PIDS+=($!)
+    until "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U mcpgate -d postgres -Atc 'SELECT 1' >/dev/null 2>&1; do sleep 0.1; done
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U mcpgate -d postgres -Atc 'CREATE DATABASE mcpgate' >/dev/null
+else
+    log "PostgreSQL: skipped (PG=0, or initdb/postgres not installed: scripts/install-deps.sh)"
+fi
+
 write_config() { # file store
     cat >"$1" <<EOF
 {"mcpServers": {"test": {"command": "$TS"}},
@@ -81,6 +110,7 @@ EOF
 }
 write_config "$WORK/mem.json" memory
 write_config "$WORK/redis.json" "redis://127.0.0.1:$REDIS_PORT/0"
+[[ -z $PG_PORT ]] || write_config "$WORK/pg.json" "postgres://mcpgate@127.0.0.1:$PG_PORT/mcpgate"
 
 TARGET_PIDS=()
 PORT_OUT=
@@ -118,6 +148,8 @@ stop_targets() {
     for p in "${TARGET_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     TARGET_PIDS=()
     redis-cli -p "$REDIS_PORT" flushall >/dev/null
+    [[ -z $PG_PORT ]] || "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U mcpgate -d mcpgate -Atc \
+        'TRUNCATE mcpgate_sessions, mcpgate_values, mcpgate_logs, mcpgate_events' >/dev/null 2>&1 || true
 }
 
 measure() { # label url
@@ -156,6 +188,21 @@ start_nginx "${ports[@]}"
 warm "http://127.0.0.1:$PORT_OUT/mcp"
 measure redis-3-nginx "http://127.0.0.1:$PORT_OUT/mcp"
 stop_targets
+if [[ -n $PG_PORT ]]; then
+    start_gw "$WORK/pg.json"
+    warm "http://127.0.0.1:$PORT_OUT/mcp"
+    measure pg-1 "http://127.0.0.1:$PORT_OUT/mcp"
+    stop_targets
+    ports=()
+    for _ in 1 2 3; do
+        start_gw "$WORK/pg.json"
+        ports+=("$PORT_OUT")
+    done
+    start_nginx "${ports[@]}"
+    warm "http://127.0.0.1:$PORT_OUT/mcp"
+    measure pg-3-nginx "http://127.0.0.1:$PORT_OUT/mcp"
+    stop_targets
+fi
 done
 
 # ---- report ----
@@ -172,13 +219,13 @@ const get = (t, k) =>
   rows
     .filter((r) => r.target === t && r.kind === k)
     .sort((a, b) => (k === 'sat' ? b.calls.per_s - a.calls.per_s : a.calls.latency_ms.p50 - b.calls.latency_ms.p50))[0];
-const targets = ['mem-1', 'redis-1', 'redis-1-nginx', 'redis-3-nginx'];
+const targets = ['mem-1', 'redis-1', 'redis-1-nginx', 'redis-3-nginx', 'pg-1', 'pg-3-nginx'].filter((t) => rows.some((r) => r.target === t));
 const f = (x, d = 0) => (x === undefined || x === null ? '-' : Number(x).toFixed(d));
 const us = (ms) => (ms * 1000).toFixed(0);
 let md = `# Replicas benchmark ${new Date().toISOString()}\n\n`;
 md += `Machine: ${os.cpus().length} x ${os.cpus()[0].model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.release()}. `;
 md += `Saturation: ${sessions} sessions, closed loop, ${duration} s. Latency: 1 session, ${latCalls} sequential echo calls. `;
-md += `Best of ${rows.length / 8} rounds per target. Gateway logLevel ${logLevel}. Nothing pinned: replicas, Redis, nginx and the load generator share the cores. Load average before/after: ${loadStart} / ${loadEnd} (other work on the machine counts against every target).\n\n`;
+md += `Best of ${rows.length / (2 * targets.length)} rounds per target. Gateway logLevel ${logLevel}. Nothing pinned: replicas, Redis, nginx and the load generator share the cores. Load average before/after: ${loadStart} / ${loadEnd} (other work on the machine counts against every target).\n\n`;
 md += '| target | calls/s | p50 ms | p99 ms | errors | 1-session p50 µs | 1-session p99 µs |\n|---|---:|---:|---:|---:|---:|---:|\n';
 for (const t of targets) {
   const s = get(t, 'sat'), l = get(t, 'lat');
@@ -197,6 +244,13 @@ md += `| throughput, Redis session store / memory (1 replica, direct) | ${r(sat(
 md += `| 1-session latency, Redis / memory (p50) | ${r(lat('redis-1'), lat('mem-1'))} |\n`;
 md += `| Redis session lookup, added per request (1-session p50 difference) | ${us((lat('redis-1') ?? 0) - (lat('mem-1') ?? 0))} µs |\n`;
 md += `| nginx hop, added per request (1-session p50 difference, Redis store) | ${us((lat('redis-1-nginx') ?? 0) - (lat('redis-1') ?? 0))} µs |\n`;
+if (targets.includes('pg-1')) {
+  md += `| throughput, PostgreSQL session store / memory (1 replica, direct) | ${r(sat('pg-1'), sat('mem-1'))} |\n`;
+  md += `| throughput, PostgreSQL / Redis session store (1 replica, direct) | ${r(sat('pg-1'), sat('redis-1'))} |\n`;
+  md += `| throughput, 3 replicas behind nginx, PostgreSQL / Redis | ${r(sat('pg-3-nginx'), sat('redis-3-nginx'))} |\n`;
+  md += `| 1-session latency, PostgreSQL / memory (p50) | ${r(lat('pg-1'), lat('mem-1'))} |\n`;
+  md += `| PostgreSQL session lookup, added per request (1-session p50 difference) | ${us((lat('pg-1') ?? 0) - (lat('mem-1') ?? 0))} µs |\n`;
+}
 md += '\n<details><summary>raw JSON (mcpgate-bench --json)</summary>\n\n```\n' + rows.map((x) => JSON.stringify(x)).join('\n') + '\n```\n</details>\n';
 fs.writeFileSync(out, md);
 process.stdout.write(md.split('<details>')[0]);

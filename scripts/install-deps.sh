@@ -10,8 +10,9 @@ PACKAGES=(
   libjose-dev libcurl4-openssl-dev
   libstemmer-dev
   libhiredis-dev
+  libpq-dev
   libcmocka-dev
-  redis-server nginx-light
+  redis-server postgresql nginx-light
   nodejs npm
   clang-format valgrind procps
   clang libclang-rt-14-dev

@@ -15,7 +15,7 @@
 #include "config/config.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
-#include "session/redis.h"
+#include "session/shared.h"
 #include "policy/hooks.h"
 #include "policy/policy.h"
 #include "upstream/sandbox.h"
@@ -292,7 +292,8 @@ static int cmd_serve(const opts_t *o)
         mg_config_dispose(&cfg);
         return 2;
     }
-    /* gateway.sessions.store, overridden by MCPGATE_SESSION_STORE: "memory" or a redis URL. */
+    /* gateway.sessions.store, overridden by MCPGATE_SESSION_STORE: "memory", a redis URL or a
+     * PostgreSQL spec (session/shared.h). */
     const char *store = getenv("MCPGATE_SESSION_STORE");
     if (store == NULL || store[0] == '\0')
         store = cfg.sessions.store;
@@ -328,7 +329,7 @@ static int cmd_serve(const opts_t *o)
     const char *colon = strrchr(listen, ':');
     snprintf(bound, sizeof bound, "%.*s:%d", colon ? (int)(colon - listen) : 0, listen,
              mg_server_port(server));
-    /* redis: sessions shared with other replicas (advertised at the bound address by default) */
+    /* a shared store: sessions shared with other replicas (advertised at the bound address by default) */
     if (mg_gateway_sessions_init(gateway, store, bound, swhy, sizeof swhy) != 0) {
         fprintf(stderr, "mcpgate: session store: %s\n", swhy);
         mg_config_dispose(&cfg); /* a refusal exits 2, leak-free (LeakSanitizer would make it 1) */

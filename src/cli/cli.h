@@ -16,6 +16,9 @@ typedef struct mg_cli_command {
     int (*run)(int argc, char **argv);
 } mg_cli_command_t;
 
+/* `mcpgate store migrate` (store_cmd.c): the PostgreSQL session store's schema. */
+int mg_cli_store(int argc, char **argv);
+
 /* NULL-terminated table of extra subcommands (src/cli/commands.c). */
 extern const mg_cli_command_t mg_cli_commands[];
 

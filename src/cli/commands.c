@@ -18,5 +18,6 @@ const mg_cli_command_t mg_cli_commands[] = {
      mg_cli_lock},
     {"audit", "run the production checklist against an MCP endpoint URL or a config (table, --json, --sarif)",
      mg_cli_audit},
+    {"store", "create or upgrade the PostgreSQL session store's schema (store migrate)", mg_cli_store},
     {NULL, NULL, NULL},
 };

@@ -123,15 +123,17 @@ typedef struct mg_limits {
 /* "gateway.sessions": the session record store and replica-to-replica settings (docs/configuration.md,
  * docs/operations.md). Strings are NULL when absent. */
 typedef struct mg_sessions_config {
-    char *store;             /* "store": "memory" (default) or a redis URL (src/session/redis.h);
-                                MCPGATE_SESSION_STORE overrides it */
-    char *password;          /* "password": Redis AUTH password (overrides the URL's) */
+    char *store;             /* "store": "memory" (default), a redis URL or a PostgreSQL spec
+                                (src/session/shared.h); MCPGATE_SESSION_STORE overrides it */
+    char *password;          /* "password": Redis AUTH / PostgreSQL password (overrides the spec's) */
     char *sentinel_password; /* "sentinelPassword": AUTH for the sentinels */
     char *key_prefix;        /* "keyPrefix": default "mcpgate:" */
     char *advertise;         /* "advertise": host:port other replicas use to reach this one
                                 (MCPGATE_ADVERTISE); default: listen, or this host's first address */
     char *secret;            /* "secret": shared by the replicas; authenticates forwarded calls */
     uint64_t timeout_ms;     /* "timeoutMs": connect and per-command deadline, default 2000 */
+    int no_migrate;          /* "migrate": false (PostgreSQL: only check the schema version; create
+                                and upgrade it with `mcpgate store migrate`); default true */
 } mg_sessions_config_t;
 
 /* "gateway.tracing": OpenTelemetry traces over OTLP/HTTP (src/trace/trace.h). endpoint NULL = off. */

@@ -103,7 +103,7 @@ void mg__config_tools_dispose(mg_tools_config_t *t);
 /* ---- config_sessions.c ---- */
 /* "gateway.sessions" into cfg->sessions. */
 void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *v);
-/* Reports (and returns -1) when spec is not "memory" or a valid redis URL; where names it. */
+/* Reports (and returns -1) when spec is not "memory" or a valid shared store spec; where names it. */
 int mg__config_sessions_check(mg__config_ctx_t *ctx, const char *where, const char *spec);
 void mg__config_sessions_dispose(mg_sessions_config_t *s);
 

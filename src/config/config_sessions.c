@@ -1,15 +1,15 @@
 /*
  * config_sessions.c - "gateway.sessions": where session records live and how replicas reach each
- * other (store, password, sentinelPassword, keyPrefix, advertise, secret, timeoutMs).
+ * other (store, password, sentinelPassword, keyPrefix, advertise, secret, timeoutMs, migrate).
  *
  * Same rules as config.c: every problem is reported through mg__config_errf() and the walk goes
  * on; strings are expanded (${env:...}, ${file:...}); secrets never appear in a message. What the
- * values mean at runtime: src/session/redis.h, gateway/cluster_int.h, docs/configuration.md.
+ * values mean at runtime: src/session/shared.h, redis.h, pg.h, gateway/cluster_int.h, docs/configuration.md.
  * Read next: config.c (the caller).
  */
 #include "config.h"
 #include "config_int.h"
-#include "../session/redis.h"
+#include "../session/shared.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -18,8 +18,9 @@
 
 #define MIN_SECRET 16
 
-static const char *const sessions_keys[] = {"store",     "password", "sentinelPassword", "keyPrefix",
-                                            "advertise", "secret",   "timeoutMs",        NULL};
+static const char *const sessions_keys[] = {"store",     "password",  "sentinelPassword",
+                                            "keyPrefix", "advertise", "secret",
+                                            "timeoutMs", "migrate",   NULL};
 
 /* Expanded string value of gateway.sessions.<key> into *dst; returns 0 or -1 (reported). */
 static int str(mg__config_ctx_t *ctx, const char *key, const json_t *v, char **dst)
@@ -83,12 +84,16 @@ void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const js
                                 MIN_SECRET);
         } else if (strcmp(key, "timeoutMs") == 0) {
             mg_cfg_uint(&ctx->rd, "gateway.sessions.timeoutMs", v, 100, 60000, 0, &s->timeout_ms);
+        } else if (strcmp(key, "migrate") == 0) {
+            int on = 1;
+            if (mg_cfg_bool(&ctx->rd, "gateway.sessions.migrate", v, 0, &on) == 0)
+                s->no_migrate = !on;
         } else {
             const char *near = mg_cfg_suggest(key, sessions_keys);
             mg__config_errf(ctx, "gateway.sessions: unknown key \"%s\"%s%s%s", mg_cfg_quote(key, q, sizeof q),
                             near ? "; did you mean \""
                                  : " (known: store, password, sentinelPassword, keyPrefix, "
-                                   "advertise, secret, timeoutMs)",
+                                   "advertise, secret, timeoutMs, migrate)",
                             near ? near : "", near ? "\"?" : "");
         }
     }

@@ -355,11 +355,12 @@ static void parse_rate(mg_policy_config_t *pc, const json_t *v, const mg_policy_
         } else if (strcmp(k, "store") == 0) {
             free(rc->store);
             rc->store = get_str(ops, w, x, 0);
-            if (rc->store != NULL && strcmp(rc->store, "local") != 0 && strcmp(rc->store, "redis") != 0)
+            if (rc->store != NULL && strcmp(rc->store, "local") != 0 && strcmp(rc->store, "redis") != 0 &&
+                strcmp(rc->store, "shared") != 0)
                 errf(ops,
-                     "%s: must be \"local\" (each replica counts on its own) or \"redis\" (buckets shared "
-                     "by every replica, in the Redis of gateway.sessions.store); unset = \"redis\" when "
-                     "sessions are in Redis, else \"local\"",
+                     "%s: must be \"local\" (each replica counts on its own) or \"shared\" (buckets shared "
+                     "by every replica, in the Redis or PostgreSQL of gateway.sessions.store; \"redis\" is "
+                     "the same); unset = \"shared\" when sessions are shared, else \"local\"",
                      w);
         } else {
             unknown(ops, "gateway.rateLimits", k, keys);

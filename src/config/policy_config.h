@@ -41,8 +41,9 @@ typedef struct mg_rate_config {
     mg_rate_rule_t tenant;    /* per tenant (auth only) */
     mg_rate_rule_t *tools;    /* per exposed tool name, first matching glob wins */
     size_t ntools;
-    char *store; /* "local", "redis" (the session store's Redis, shared by every replica), or NULL:
-                  * "redis" when gateway.sessions.store is Redis, else "local" (hooks.c) */
+    char *store; /* "local", "shared" (alias "redis": the session store's Redis or PostgreSQL, shared
+                  * by every replica), or NULL: "shared" when gateway.sessions.store is a shared
+                  * store, else "local" (hooks.c) */
 } mg_rate_config_t;
 
 /* "gateway.cors" */

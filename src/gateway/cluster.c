@@ -1,14 +1,15 @@
 /*
- * cluster.c - the lifetime of the shared-session cluster (gateway.sessions.store = redis://...):
- * mg__cluster_new() names this replica, finds its advertise address, connects to Redis and
- * subscribes to its inbox; drain (SIGTERM: followers and POST streams told to reconnect), the
- * store's status for /readyz, /metrics, free. What each cluster_*.c file owns, the Redis keys and
- * the messages between replicas: cluster_int.h. Read next: cluster_int.h, cluster_records.c.
+ * cluster.c - the lifetime of the shared-session cluster (gateway.sessions.store = redis://... or
+ * postgres://..., session/shared.h): mg__cluster_new() names this replica, finds its advertise
+ * address, connects to the store and subscribes to its inbox; drain (SIGTERM: followers and POST
+ * streams told to reconnect), the store's status for /readyz, /metrics, free. What each cluster_*.c
+ * file owns, the keys and the messages between replicas: cluster_int.h. Read next: cluster_int.h,
+ * cluster_records.c.
  */
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../obs/metrics.h"
-#include "../session/redis.h"
+#include "../session/shared.h"
 #include "cluster_int.h"
 
 #define H2O_USE_LIBUV 1
@@ -36,7 +37,7 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
         const char *name, *type, *help;
     } fam[] = {
         {"mcpgate_session_store_up", "gauge",
-         "1 when the shared session store (Redis) is reachable and this replica registered"},
+         "1 when the shared session store (Redis or PostgreSQL) is reachable and this replica registered"},
         {"mcpgate_session_store_reconnects_total", "counter",
          "Connections to the session store that were lost"},
         {"mcpgate_session_loads_total", "counter",
@@ -102,8 +103,8 @@ int mg__cluster_new(mg_gateway_t *gw, const char *store, const char *listen, cha
     mg_cluster_t *cl = calloc(1, sizeof(*cl));
     if (cl == NULL)
         return MG_ENOMEM;
-    mg_redis_opts_t o = {store,          sc->password,   sc->sentinel_password,
-                         sc->key_prefix, sc->timeout_ms, mg_gateway_now_ms};
+    mg_shared_opts_t o = {store,          sc->password,    sc->sentinel_password, sc->key_prefix,
+                          sc->timeout_ms, !sc->no_migrate, mg_gateway_now_ms};
     mg_store_t *st = NULL;
     mg_bus_t *bus = NULL;
     if (sc->secret != NULL && mg_http_client_new(gw->loop, &cl->http) != 0) {
@@ -113,7 +114,7 @@ int mg__cluster_new(mg_gateway_t *gw, const char *store, const char *listen, cha
         free(cl);
         return MG_ECONFIG;
     }
-    int r = mg_redis_new(gw->loop, &o, &st, &bus, why, whylen);
+    int r = mg_shared_store_new(gw->loop, &o, &st, &bus, why, whylen);
     if (r != 0) {
         mg_http_client_free(cl->http);
         free(cl);
@@ -151,9 +152,9 @@ int mg__cluster_new(mg_gateway_t *gw, const char *store, const char *listen, cha
     int isolated = 0;
     for (size_t i = 0; i < gw->nservers; i++)
         isolated |= gw->servers[i].cfg->isolation == MG_ISOLATION_SESSION;
-    mg_log_json(MG_LOG_INFO, "sessions shared through redis",
-                json_pack("{s:s,s:s,s:b}", "replica", cl->replica, "advertise", cl->advertise, "forwarding",
-                          cl->secret != NULL));
+    mg_log_json(MG_LOG_INFO, "sessions shared",
+                json_pack("{s:s,s:s,s:s,s:b}", "store", st->ops->name, "replica", cl->replica, "advertise",
+                          cl->advertise, "forwarding", cl->secret != NULL));
     if (isolated && cl->secret == NULL)
         mg_log_json(MG_LOG_WARN,
                     "gateway.sessions.secret is not set: requests for isolation \"session\" servers whose "

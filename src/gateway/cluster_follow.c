@@ -212,6 +212,18 @@ static void last_cb(int err, uint64_t seq, void *data)
     if (!f->closed) {
         if (!f->primed) {
             f->primed = 1;
+            /* "Now" is when the subscription took effect, not when the log was read: events that
+             * came live in between (held) are after the GET arrived and go to the client. */
+            uint64_t lo = seq;
+            size_t i;
+            json_t *e;
+            json_array_foreach(f->held, i, e)
+            {
+                uint64_t h = (uint64_t)json_integer_value(json_array_get(e, 0));
+                if (h > 0 && h - 1 < lo)
+                    lo = h - 1;
+            }
+            seq = lo;
             f->last = seq;
             if (f->s->rank >= MG_VERSION_2025_11_25) {
                 char id[80];

@@ -172,8 +172,8 @@ int mg_policy_check_report(const mg_config_t *cfg, const char *env_file, FILE *f
     } else {
         const char *st = pc->rate.store;
         fprintf(f, "  rate limits (store %s), methods:",
-                st == NULL                 ? "unset: shared in Redis when sessions are, else per replica"
-                : strcmp(st, "redis") == 0 ? "redis: shared by every replica"
+                st == NULL ? "unset: shared in the session store when sessions are, else per replica"
+                : strcmp(st, "local") != 0 ? "shared: by every replica, in the session store"
                                            : "local: each replica counts on its own");
         for (size_t i = 0; i < pc->rate.nmethods; i++)
             fprintf(f, " %s", pc->rate.methods[i]);

@@ -15,7 +15,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../http/status.h"
-#include "../session/redis.h"
+#include "../session/shared.h"
 #include "../obs/metrics.h"
 #include "../upstream/sandbox.h"
 #include "cors.h"
@@ -297,27 +297,30 @@ int mg_policy_rate_shared(mg_policy_t *pol, mg_store_t *session_store, char *why
     const mg_rate_config_t *rc = pol && pol->cfg->policy ? &pol->cfg->policy->rate : NULL;
     if (rc == NULL || !rc->enabled)
         return 0;
-    int want = rc->store != NULL ? strcmp(rc->store, "redis") == 0 : session_store != NULL;
+    int want = rc->store != NULL ? strcmp(rc->store, "local") != 0 : session_store != NULL;
     if (want && session_store == NULL) {
         snprintf(why, n,
-                 "gateway.rateLimits.store is \"redis\": it uses the session store's Redis, so set "
-                 "gateway.sessions.store (or MCPGATE_SESSION_STORE) to a redis:// URL, or use \"local\"");
+                 "gateway.rateLimits.store is \"%s\": it uses the session store, so set "
+                 "gateway.sessions.store (or MCPGATE_SESSION_STORE) to a redis:// or postgres:// URL, or use "
+                 "\"local\"",
+                 rc->store);
         return MG_ECONFIG;
     }
     if (want) {
-        mg_rl_store_t *shared = mg_redis_rl_new(session_store);
+        mg_rl_store_t *shared = mg_shared_rl_new(session_store);
         if (shared == NULL) {
-            snprintf(why, n, "gateway.rateLimits.store \"redis\": the session store is not a Redis store");
+            snprintf(why, n, "gateway.rateLimits.store \"%s\": the session store is not a shared store",
+                     rc->store ? rc->store : "shared");
             return MG_ECONFIG;
         }
         pol->rl->ops->free(pol->rl);
         pol->rl = shared;
         pol->rl_shared = 1;
     }
-    mg_log_json(
-        MG_LOG_INFO, "rate limits",
-        json_pack("{s:s}", "store",
-                  want ? "redis (shared by every replica)" : "local (each replica counts on its own)"));
+    char what[80];
+    snprintf(what, sizeof what, "%s (shared by every replica)", want ? session_store->ops->name : "");
+    mg_log_json(MG_LOG_INFO, "rate limits",
+                json_pack("{s:s}", "store", want ? what : "local (each replica counts on its own)"));
     return 0;
 }
 

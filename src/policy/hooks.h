@@ -94,9 +94,10 @@ int mg_policy_rate_take(mg_call_t *c, json_t *msg, const char *peer, mg_policy_r
 void mg_policy_rate_cancel(mg_call_t *c);
 
 /*
- * After the session store is chosen (session_store: the Redis store, NULL for memory): moves the
- * buckets to Redis when gateway.rateLimits.store is "redis", or is unset and sessions use Redis.
- * Returns 0, or MG_ECONFIG with a sentence in why ("redis" without a Redis session store).
+ * After the session store is chosen (session_store: the shared store, Redis or PostgreSQL; NULL for
+ * memory): moves the buckets to it when gateway.rateLimits.store is "shared" (or "redis"), or is
+ * unset and sessions are shared. Returns 0, or MG_ECONFIG with a sentence in why ("shared" without
+ * a shared session store).
  */
 int mg_policy_rate_shared(mg_policy_t *pol, mg_store_t *session_store, char *why, size_t n);
 

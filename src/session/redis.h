@@ -50,8 +50,6 @@ typedef struct mg_redis_target {
  * the password). out is zeroed first; dispose it in both cases. */
 int mg_redis_url_parse(const char *url, mg_redis_target_t *out, char *why, size_t whylen);
 void mg_redis_target_dispose(mg_redis_target_t *t);
-/* "memory" or a valid redis spec: 0; else MG_EINVAL with why (config checks). */
-int mg_session_store_check(const char *spec, char *why, size_t whylen);
 
 typedef struct mg_redis_opts {
     const char *url;

@@ -157,8 +157,8 @@ int mg_redis_url_parse(const char *url, mg_redis_target_t *out, char *why, size_
         out->sentinel = 1;
     } else {
         snprintf(why, whylen,
-                 "must be \"memory\", redis://host:port/db, valkey://host:port/db or "
-                 "redis-sentinel://host:port[,host:port]/master/db");
+                 "must be \"memory\", redis://host:port/db, valkey://host:port/db, "
+                 "redis-sentinel://host:port[,host:port]/master/db or postgres://user@host:port/db");
         return MG_EINVAL;
     }
     if (strpbrk(p, "?#") != NULL) {
@@ -240,14 +240,4 @@ int mg_redis_url_parse(const char *url, mg_redis_target_t *out, char *why, size_
             return r;
     }
     return 0;
-}
-
-int mg_session_store_check(const char *spec, char *why, size_t whylen)
-{
-    if (spec != NULL && strcmp(spec, "memory") == 0)
-        return 0;
-    mg_redis_target_t t;
-    int r = mg_redis_url_parse(spec, &t, why, whylen);
-    mg_redis_target_dispose(&t);
-    return r == 0 ? 0 : MG_EINVAL;
 }
