@@ -306,6 +306,11 @@ static int cmd_serve(const opts_t *o)
         fprintf(stderr, "mcpgate: out of memory\n");
         return 1;
     }
+    char jwhy[600];
+    if (mg_gateway_journal_open(gateway, jwhy, sizeof jwhy) != 0) { /* gateway.journal */
+        fprintf(stderr, "mcpgate: gateway.journal: %s\n", jwhy);
+        return 2;
+    }
     mg_server_opts_t sopts = mg_gateway_server_opts(gateway, &cfg);
     int r = mg_server_start(loop, &sopts, (struct sockaddr *)&addr, loopback, &server, &why);
     if (r != 0) {

@@ -16,6 +16,9 @@ typedef struct mg_cli_command {
     int (*run)(int argc, char **argv);
 } mg_cli_command_t;
 
+/* `mcpgate journal verify` (cli/journal_cmd.c). */
+int mg_cli_journal(int argc, char **argv);
+
 /* NULL-terminated table of extra subcommands (src/cli/commands.c). */
 extern const mg_cli_command_t mg_cli_commands[];
 

@@ -15,5 +15,7 @@ const mg_cli_command_t mg_cli_commands[] = {
     {"tools", "list every upstream's tools with their estimated token cost (table or --json)", mg_cli_tools},
     {"lock", "pin each upstream's tools, prompts, templates, instructions in CONFIG.lock (--diff, --update)",
      mg_cli_lock},
+    {"journal", "verify the call journal's hash chain and HMAC checkpoints (journal verify FILE)",
+     mg_cli_journal},
     {NULL, NULL, NULL},
 };

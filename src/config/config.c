@@ -68,7 +68,11 @@ static const char *const gateway_keys[] = {"listen",
                                            "scan",
                                            "cors",
                                            "rateLimits",
-                                           NULL}; /* policy keys: policy_config.c */
+                                           "journal",
+                                           "metrics",
+                                           "watchConfig",
+                                           NULL}; /* policy keys: policy_config.c; journal, metrics,
+                                                     watchConfig: config_ops.c */
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
 static const char *const server_keys[] = {
@@ -345,6 +349,8 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
             mg__config_parse_tools(ctx, cfg, v);
         } else if (strcmp(key, "sessions") == 0) {
             mg__config_parse_sessions(ctx, cfg, v);
+        } else if (strcmp(key, "journal") == 0 || strcmp(key, "metrics") == 0 || strcmp(key, "watchConfig") == 0) {
+            mg__config_parse_ops(ctx, cfg, key, v);
         } else if (mg_policy_config_gateway_key(&cfg->policy, key, v, &pops)) {
             /* pinning, lockFile, scan, cors, rateLimits */
         } else {
@@ -875,6 +881,7 @@ void mg_config_dispose(mg_config_t *cfg)
     mg__config_sessions_dispose(&cfg->sessions);
     mg_policy_config_free(cfg->policy);
     free(cfg->env_file);
+    mg__config_ops_dispose(cfg);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -134,6 +134,17 @@ typedef struct mg_sessions_config {
     uint64_t timeout_ms;     /* "timeoutMs": connect and per-command deadline, default 2000 */
 } mg_sessions_config_t;
 
+/* "gateway.journal": the tamper-evident call journal (obs/journal.h, docs/operations.md). */
+typedef struct mg_journal_config {
+    char *path;                /* "path": the live file; NULL = no journal */
+    int arguments;             /* "arguments": write each call's arguments (default false: only their hash) */
+    char *hmac_key;            /* "hmacKey": checkpoint HMAC key, >= 16 bytes (a secret; use ${file:...}) */
+    uint64_t max_bytes;        /* "maxBytes": rotate the live file past this, default 100 MiB; 0 = never */
+    unsigned checkpoint_every; /* "checkpointEvery": lines between checkpoints, default 1000 */
+    uint64_t checkpoint_ms;    /* "checkpointIntervalMs": a checkpoint this long after a line, default 10 s */
+    uint64_t queue_bytes;      /* "queueBytes": lines waiting for the disk, default 16 MiB */
+} mg_journal_config_t;
+
 typedef struct mg_config {
     char *path;                  /* file it came from, or "<embedded>" */
     char *listen;                /* "gateway.listen", default "127.0.0.1:8080" */
@@ -157,6 +168,10 @@ typedef struct mg_config {
     struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (policy_config.h); never NULL
                                         after a successful parse */
     char *env_file;                  /* --env-file given to the parse (mg_config_opts_t), NULL = none */
+    mg_journal_config_t journal;     /* "gateway.journal" (config_ops.c) */
+    char *metrics_listen;            /* "gateway.metrics.listen": /metrics and /status on their own
+                                        address (host:port), NULL = on the main listener */
+    int watch_config;                /* "gateway.watchConfig": reload when the file changes */
 } mg_config_t;
 
 typedef struct mg_config_errors {

@@ -107,4 +107,9 @@ void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const js
 int mg__config_sessions_check(mg__config_ctx_t *ctx, const char *where, const char *spec);
 void mg__config_sessions_dispose(mg_sessions_config_t *s);
 
+/* ---- config_ops.c ---- */
+/* "gateway.journal", "gateway.metrics", "gateway.watchConfig": key is the gateway key, v its value. */
+void mg__config_parse_ops(mg__config_ctx_t *ctx, mg_config_t *cfg, const char *key, const json_t *v);
+void mg__config_ops_dispose(mg_config_t *cfg);
+
 #endif

@@ -8,6 +8,7 @@
 #include "../toolsearch/runtime.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../obs/journal.h"
 #include "../obs/metrics.h"
 #include "../config/auth_config.h"
 
@@ -230,9 +231,25 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
 
 static void shutdown_tick(uv_timer_t *t);
 
+static void journal_closed_cb(void *data)
+{
+    mg_gateway_t *gw = data;
+    if (gw->shutdown_cb != NULL) {
+        void (*cb)(mg_gateway_t *, void *) = gw->shutdown_cb;
+        gw->shutdown_cb = NULL;
+        cb(gw, gw->shutdown_data);
+    }
+}
+
 static void finish_shutdown(mg_gateway_t *gw)
 {
     uv_timer_stop(&gw->shutdown_timer);
+    if (gw->journal != NULL) { /* its last checkpoint reaches the disk before done_cb */
+        struct mg_journal *j = gw->journal;
+        gw->journal = NULL;
+        mg_journal_close(j, 5000, journal_closed_cb, gw);
+        return;
+    }
     if (gw->shutdown_cb != NULL) {
         void (*cb)(mg_gateway_t *, void *) = gw->shutdown_cb;
         gw->shutdown_cb = NULL;

@@ -36,6 +36,10 @@ int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *li
  * (gateway/cluster_internal.c), authenticated with gateway.sessions.secret; 404 without a shared store.
  * Always answers. loopback_bound: as for mg_gateway_handle_mcp(). */
 int mg_gateway_handle_internal(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
+/* Opens gateway.journal (obs/journal.h) when configured: at startup, after mg_gateway_new. Returns 0,
+ * or an MG_E* error with a sentence in why (serve then exits). Shutdown closes it (written to disk
+ * before done_cb runs). */
+int mg_gateway_journal_open(mg_gateway_t *gw, char *why, size_t whylen);
 /* Spawns every enabled shared upstream and starts the session sweeper. */
 void mg_gateway_start(mg_gateway_t *gw);
 /* Handles one request on the MCP endpoint through the phase table (pipeline.c); always answers

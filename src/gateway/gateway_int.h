@@ -232,6 +232,10 @@ struct mg_call {
     void *rate_job; /* a rate-limit take in flight (policy/hooks.c); call_finish cancels it */
     mg_call_t *next, *prev;
     mg_fwd_t *fwd; /* cluster: forwarded to the replica that runs the session's children */
+    /* The call journal (journal_hooks.c), set only when gateway.journal is on: */
+    uint64_t start_ns;   /* uv_hrtime() at call_new */
+    char trace_id[33];   /* W3C trace id of the request (traceparent), "" when none */
+    const char *refusal; /* the rule that refused the call (static), NULL = none */
 };
 
 typedef struct mg_listener {
@@ -286,6 +290,7 @@ struct mg_gateway {
         void (*gone)(mg_session_t *s, size_t i);
     } pool_sink;
     mg_bus_t *bus; /* cluster: cross-replica messages and event logs */
+    struct mg_journal *journal; /* gateway.journal (obs/journal.h), NULL = off */
 };
 
 /* ---- gateway.c ---- */
@@ -500,6 +505,13 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
 /* Fails every call of a session (session deleted); calls finish with an error. */
 void mg__dispatch_session_gone(mg_session_t *s);
 json_t *mg__initialize_result(mg_gateway_t *gw, const char *version);
+
+/* ---- journal_hooks.c: the call journal's records (obs/journal.h) ---- */
+/* From call_new(): notes the start time and the request's trace id (journal on only). */
+void mg__journal_call_start(mg_call_t *c);
+/* From call_finish(): one "call" record for tools/call, prompts/get, resources/read and
+ * completion/complete (resp borrowed; NULL = cancelled). */
+void mg__journal_call_end(mg_call_t *c, const json_t *resp);
 
 /* ---- catalog.c ---- */
 int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, mg_pool_t **out);
