@@ -207,11 +207,12 @@ int mg_journal_verify(const char *path, const mg_journal_verify_opts_t *o)
         snprintf(name, sizeof name, "%s.%012" PRIu64, path, rot[i]);
         rc = verify_file(&v, name);
         files++;
-        /* a rotated file starts at the seq in its name */
+        /* a rotated file starts at the seq in its name: the end of the one before it is missing */
         if (rc == 0 && i + 1 < nrot && v.seq + 1 != rot[i + 1]) {
             fprintf(o->out,
-                    "%s: broken: ends at seq %" PRIu64 " but the next file starts at seq %" PRIu64 "\n", name,
-                    v.seq, rot[i + 1]);
+                    "%s.%012" PRIu64 ":1: broken: the file before it (%s) ends at seq %" PRIu64
+                    ": lines at its end are missing\n",
+                    path, rot[i + 1], name, v.seq);
             rc = 1;
         }
     }
