@@ -12,6 +12,7 @@ PACKAGES=(
   libhiredis-dev
   libcmocka-dev
   redis-server nginx-light
+  chromium fonts-dejavu-core
   nodejs npm
   clang-format valgrind procps
   clang libclang-rt-14-dev

@@ -54,7 +54,9 @@ static const char usage[] =
     "  --env-file FILE           KEY=VALUE credentials, e.g. .env.mcp (env MCPGATE_ENV_FILE):\n"
     "                            ${env:X} falls back to it; GITHUB_MCP_TOKEN gives server github TOKEN\n"
     "\n"
-    "Endpoints: /mcp (MCP), /healthz (alive), /readyz (upstream states). Docs: docs/configuration.md\n";
+    "Endpoints: /mcp (MCP), /healthz (alive), /readyz (upstream states), /metrics and /status (scope\n"
+    "mcpgate:admin with auth, loopback clients without; gateway.metrics.listen moves them). Docs:\n"
+    "docs/configuration.md, docs/operations.md\n";
 
 typedef struct opts {
     const char *cmd;
@@ -68,6 +70,7 @@ typedef struct opts {
 static uv_loop_t *loop;
 static mg_gateway_t *gateway;
 static mg_server_t *server;
+static mg_server_t *admin_server; /* gateway.metrics.listen: /metrics and /status, NULL = on server */
 static uv_signal_t sig_term, sig_int;
 static uv_prepare_t log_flusher; /* writes the deferred log lines before the loop blocks */
 
@@ -241,6 +244,8 @@ static void on_signal(uv_signal_t *h, int signum)
     mg_log_json(MG_LOG_INFO, "shutting down",
                 json_pack("{s:s}", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
     mg_server_drain(server); /* keeps accepting: /readyz 503, /healthz 200, /mcp 503 until exit */
+    if (admin_server != NULL)
+        mg_server_drain(admin_server);
     const mg_config_t *cfg = h->data;
     mg_gateway_shutdown(gateway, cfg->limits.shutdown_grace_ms, shutdown_done_cb, NULL);
 }
@@ -312,6 +317,26 @@ static int cmd_serve(const opts_t *o)
         return 2;
     }
     mg_server_opts_t sopts = mg_gateway_server_opts(gateway, &cfg);
+    if (cfg.metrics_listen != NULL) { /* gateway.metrics.listen: the admin routes move there */
+        struct sockaddr_storage aaddr;
+        int aloop = 0;
+        if (mg_server_resolve(cfg.metrics_listen, &aaddr, &aloop, &why) != 0) {
+            fprintf(stderr, "mcpgate: gateway.metrics.listen %s: %s\n", cfg.metrics_listen, why);
+            mg_config_dispose(&cfg);
+            return 2;
+        }
+        mg_server_opts_t aopts = sopts;
+        aopts.routes = MG_SERVER_ROUTES_ADMIN;
+        sopts.routes = MG_SERVER_ROUTES_PUBLIC;
+        int ar = mg_server_start(loop, &aopts, (struct sockaddr *)&aaddr, aloop, &admin_server, &why);
+        if (ar != 0) {
+            print_listen_error(cfg.metrics_listen, ar, why);
+            return 1;
+        }
+        mg_log_json(MG_LOG_INFO, "admin listener",
+                    json_pack("{s:s,s:i,s:s}", "address", cfg.metrics_listen, "port",
+                              mg_server_port(admin_server), "routes", "/metrics /status /healthz /readyz"));
+    }
     int r = mg_server_start(loop, &sopts, (struct sockaddr *)&addr, loopback, &server, &why);
     if (r != 0) {
         print_listen_error(listen, r, why);

@@ -106,6 +106,7 @@ static void call_finish(mg_call_t *c, const json_t *resp)
         return;
     c->finished = 1;
     mg__journal_call_end(c, resp);
+    mg__status_call_end(c, resp);
     if (c->rate_job != NULL)
         mg_policy_rate_cancel(c); /* its shared-store answer is dropped */
     if (c->fwd != NULL)

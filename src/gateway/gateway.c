@@ -66,6 +66,8 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
         return MG_ENOMEM;
     if (cfg->auth != NULL && mg_auth_new(loop, cfg->auth, &gw->auth) != 0)
         return MG_ENOMEM; /* never run unauthenticated when auth is configured (startup only: exits) */
+    if (mg__status_new(gw) != 0)
+        return MG_ENOMEM;
     uv_timer_init(loop, &gw->sweep_timer);
     uv_timer_init(loop, &gw->debounce_timer);
     uv_timer_init(loop, &gw->keepalive_timer);
@@ -360,6 +362,7 @@ void mg_gateway_free(mg_gateway_t *gw)
     if (gw == NULL)
         return;
     mg_metrics_unregister(collect_cb, gw);
+    mg__status_free(gw);
     for (size_t i = 0; i < gw->nservers; i++) {
         free(gw->servers[i].prefix);
         mg_map_dispose(&gw->servers[i].tenants);
@@ -411,6 +414,11 @@ static int route_well_known(void *data, h2o_req_t *req)
     return mg_auth_handle_well_known(mg_gateway_auth(data), req);
 }
 
+static int route_admin(void *data, h2o_req_t *req)
+{
+    return mg_gateway_handle_admin(data, req);
+}
+
 mg_server_opts_t mg_gateway_server_opts(mg_gateway_t *gw, const mg_config_t *cfg)
 {
     mg_server_opts_t o = {cfg->limits.max_body_bytes,
@@ -419,6 +427,8 @@ mg_server_opts_t mg_gateway_server_opts(mg_gateway_t *gw, const mg_config_t *cfg
                           route_mcp,
                           route_internal,
                           route_readyz,
-                          route_well_known};
+                          route_well_known,
+                          route_admin,
+                          MG_SERVER_ROUTES_ALL};
     return o;
 }

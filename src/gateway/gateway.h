@@ -45,6 +45,9 @@ void mg_gateway_start(mg_gateway_t *gw);
 /* Handles one request on the MCP endpoint through the phase table (pipeline.c); always answers
  * (now or later). Returns 0. */
 int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
+/* GET /metrics and /status (gateway/admin.c): scope mcpgate:admin with gateway.auth, loopback clients
+ * only without it. Always answers (now or later). Returns 0. */
+int mg_gateway_handle_admin(mg_gateway_t *gw, h2o_req_t *req);
 /* NEW reference: {"ready":bool,"status":"ok|degraded|down|stopping","upstreams":[...]} */
 json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready);
 /*

@@ -289,8 +289,10 @@ struct mg_gateway {
         /* a session's own pool finished stopping (slot i of its pools) */
         void (*gone)(mg_session_t *s, size_t i);
     } pool_sink;
-    mg_bus_t *bus; /* cluster: cross-replica messages and event logs */
+    mg_bus_t *bus;              /* cluster: cross-replica messages and event logs */
     struct mg_journal *journal; /* gateway.journal (obs/journal.h), NULL = off */
+    struct mg_status *status;   /* call statistics and last errors for /status, /metrics (status.c) */
+    char config_digest[20];     /* first 16 hex of the config file's SHA-256 ("" = unknown) */
 };
 
 /* ---- gateway.c ---- */
@@ -506,8 +508,30 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
 void mg__dispatch_session_gone(mg_session_t *s);
 json_t *mg__initialize_result(mg_gateway_t *gw, const char *version);
 
+/* ---- status.c: call statistics, /status and its metrics ---- */
+typedef enum mg__outcome {
+    MG__OUTCOME_RESULT = 0,
+    MG__OUTCOME_TOOL_ERROR, /* a result with isError */
+    MG__OUTCOME_ERROR,      /* a JSON-RPC error (*code) */
+    MG__OUTCOME_REFUSED,    /* an error from a rule of the gateway (c->refusal) */
+    MG__OUTCOME_CANCELLED,  /* ended unanswered */
+    MG__OUTCOME_COUNT
+} mg__outcome_t;
+/* How call c ended with resp (borrowed; NULL = cancelled); *code: the JSON-RPC error code or 0. */
+mg__outcome_t mg__call_outcome(const mg_call_t *c, const json_t *resp, int *code);
+const char *mg__outcome_name(mg__outcome_t o);
+/* The server c was routed to ("" before routing). */
+const char *mg__call_server(const mg_call_t *c);
+int mg__status_new(mg_gateway_t *gw);
+void mg__status_free(mg_gateway_t *gw);
+/* From call_finish() for the calls mg__journal_call_start() timed. */
+void mg__status_call_end(mg_call_t *c, const json_t *resp);
+/* The /status page (NEW, *len bytes) and its Content-Security-Policy into csp; NULL when too big. */
+char *mg__status_html(mg_gateway_t *gw, size_t *len, char *csp, size_t csplen);
+
 /* ---- journal_hooks.c: the call journal's records (obs/journal.h) ---- */
-/* From call_new(): notes the start time and the request's trace id (journal on only). */
+/* From call_new(): notes the start time of the calls below (status.c times them) and, with the
+ * journal on, the request's trace id. */
 void mg__journal_call_start(mg_call_t *c);
 /* From call_finish(): one "call" record for tools/call, prompts/get, resources/read and
  * completion/complete (resp borrowed; NULL = cancelled). */

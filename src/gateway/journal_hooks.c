@@ -56,9 +56,11 @@ static void trace_of(const char *tp, size_t len, char out[33])
 
 void mg__journal_call_start(mg_call_t *c)
 {
-    if (c->gw->journal == NULL || !journaled(c->method))
+    if (!journaled(c->method))
         return;
     c->start_ns = uv_hrtime();
+    if (c->gw->journal == NULL)
+        return;
     json_t *meta = json_object_get(c->params, "_meta");
     const char *tp = json_string_value(json_object_get(meta, "traceparent"));
     if (tp != NULL) {
@@ -99,10 +101,7 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
     if (r == NULL)
         return;
     json_object_set_new(r, "method", json_string(c->method));
-    const char *server = c->pool != NULL         ? c->pool->srv->cfg->name
-                         : c->route_pool != NULL ? c->route_pool->srv->cfg->name
-                                                 : "";
-    json_object_set_new(r, "server", json_string(server));
+    json_object_set_new(r, "server", json_string(mg__call_server(c)));
     json_object_set_new(r, "name", json_string(name_of(c)));
     const json_t *args = arguments_of(c);
     char *text = args != NULL ? json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
@@ -112,19 +111,13 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
     json_object_set_new(r, "argsSha256", json_string(hex));
     if (gw->cfg->journal.arguments && args != NULL)
         json_object_set_new(r, "arguments", mg_json_deep_copy(args));
-    json_t *err = json_object_get(resp, "error");
-    json_t *res = json_object_get(resp, "result");
-    if (resp == NULL) {
-        json_object_set_new(r, "outcome", json_string("cancelled"));
-    } else if (err != NULL) {
-        json_object_set_new(r, "outcome", json_string(c->refusal ? "refused" : "error"));
-        json_object_set_new(r, "code", json_integer(json_integer_value(json_object_get(err, "code"))));
-        if (c->refusal)
-            json_object_set_new(r, "rule", json_string(c->refusal));
-    } else {
-        int tool_err = json_is_true(json_object_get(res, "isError"));
-        json_object_set_new(r, "outcome", json_string(tool_err ? "toolError" : "result"));
-    }
+    int code;
+    mg__outcome_t o = mg__call_outcome(c, resp, &code);
+    json_object_set_new(r, "outcome", json_string(mg__outcome_name(o)));
+    if (o == MG__OUTCOME_ERROR || o == MG__OUTCOME_REFUSED)
+        json_object_set_new(r, "code", json_integer(code));
+    if (o == MG__OUTCOME_REFUSED)
+        json_object_set_new(r, "rule", json_string(c->refusal));
     json_object_set_new(r, "us", json_integer((json_int_t)((uv_hrtime() - c->start_ns) / 1000)));
     mg_principal_t *p = c->principal;
     if (p != NULL) {
