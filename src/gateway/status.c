@@ -410,11 +410,14 @@ static void upstream_rows(mg_gateway_t *gw, page_t *pg)
              (unsigned long long)(s ? s->count : 0), (unsigned long long)errors, p50, p99);
         if (strcmp(pin, "off") == 0)
             puts_(pg, "<td class=\"muted\">off</td>");
-        else
-            putf(pg, "<td class=\"%s\">%s: %s</td>", drift ? "bad" : "ok", pin,
-                 lock     ? lock
-                 : locked ? "ok"
-                          : "not in lock");
+        else {
+            const char *what = lock ? lock : locked ? "ok" : "not in lock";
+            putf(pg, "<td class=\"%s\">%s: %s</td>",
+                 drift                     ? "bad"
+                 : strcmp(what, "ok") == 0 ? "ok"
+                                           : "warn",
+                 pin, what);
+        }
         json_decref(pj);
         puts_(pg, "<td class=\"desc\">");
         const char *le = up != NULL ? mg_upstream_last_error(up) : NULL;
@@ -433,50 +436,53 @@ static void catalog_rows(mg_gateway_t *gw, page_t *pg)
     puts_(pg, "<h2>Tool catalog</h2><table><tr><th>tool</th><th>server</th><th>tokens</th><th>pin</th>"
               "<th>description</th></tr>");
     size_t shown = 0, total_tokens = 0;
-    for (size_t i = 0; i < gw->nservers; i++) {
-        mg_gw_server_t *srv = &gw->servers[i];
-        json_t *tools = srv->shared != NULL ? srv->shared->lists[MG_LIST_TOOLS] : NULL;
-        if (tools == NULL && srv->shared != NULL && !srv->shared->stopping &&
-            srv->shared->waiters[MG_LIST_TOOLS] == NULL &&
-            mg_upstream_state(srv->shared->up) == MG_UPSTREAM_READY) /* cached for the next refresh */
-            mg__pool_list(srv->shared, MG_LIST_TOOLS, list_fetched_cb, NULL);
-        size_t k;
-        json_t *t;
-        json_array_foreach(tools, k, t)
-        {
-            const char *name = json_string_value(json_object_get(t, "name"));
-            if (name == NULL)
-                continue;
-            mg_toolsearch_cost_t cost;
-            mg_toolsearch_tokens_tool(t, &cost);
-            total_tokens += cost.total;
-            const char *pin;
-            int blocked;
-            unsigned findings;
-            mg_policy_item_state(gw->policy, i, MG_LIST_TOOLS, name, &pin, &blocked, &findings);
-            putf(pg, "<tr%s><td><code>", pin != NULL ? " class=\"drift\"" : "");
-            esc(pg, srv->prefix, 0);
-            esc(pg, name, 200);
-            puts_(pg, "</code></td><td>");
-            esc(pg, srv->cfg->name, 0);
-            putf(pg, "</td><td class=\"n\">%zu</td>", cost.total);
-            if (pin != NULL)
-                putf(pg, "<td class=\"bad\">drift: %s%s</td>",
-                     pin[0] == 'a'   ? "added"
-                     : pin[0] == 'c' ? "changed"
-                                     : "removed",
-                     blocked ? ", blocked" : "");
-            else if (findings > 0)
-                putf(pg, "<td class=\"warn\">%u scan finding(s)%s</td>", findings,
-                     blocked ? ", blocked" : "");
-            else
-                puts_(pg, "<td class=\"muted\">ok</td>");
-            puts_(pg, "<td class=\"desc\">");
-            esc(pg, json_string_value(json_object_get(t, "description")), DESC_SHOWN);
-            puts_(pg, "</td></tr>");
-            shown++;
+    for (int pass = 0; pass < 2; pass++) /* drifted and flagged tools first */
+        for (size_t i = 0; i < gw->nservers; i++) {
+            mg_gw_server_t *srv = &gw->servers[i];
+            json_t *tools = srv->shared != NULL ? srv->shared->lists[MG_LIST_TOOLS] : NULL;
+            if (pass == 0 && tools == NULL && srv->shared != NULL && !srv->shared->stopping &&
+                srv->shared->waiters[MG_LIST_TOOLS] == NULL &&
+                mg_upstream_state(srv->shared->up) == MG_UPSTREAM_READY) /* cached for the next refresh */
+                mg__pool_list(srv->shared, MG_LIST_TOOLS, list_fetched_cb, NULL);
+            size_t k;
+            json_t *t;
+            json_array_foreach(tools, k, t)
+            {
+                const char *name = json_string_value(json_object_get(t, "name"));
+                if (name == NULL)
+                    continue;
+                const char *pin;
+                int blocked;
+                unsigned findings;
+                mg_policy_item_state(gw->policy, i, MG_LIST_TOOLS, name, &pin, &blocked, &findings);
+                if ((pin != NULL || findings > 0) != (pass == 0))
+                    continue;
+                mg_toolsearch_cost_t cost;
+                mg_toolsearch_tokens_tool(t, &cost);
+                total_tokens += cost.total;
+                putf(pg, "<tr%s><td><code>", pin != NULL ? " class=\"drift\"" : "");
+                esc(pg, srv->prefix, 0);
+                esc(pg, name, 200);
+                puts_(pg, "</code></td><td>");
+                esc(pg, srv->cfg->name, 0);
+                putf(pg, "</td><td class=\"n\">%zu</td>", cost.total);
+                if (pin != NULL)
+                    putf(pg, "<td class=\"bad\">drift: %s%s</td>",
+                         pin[0] == 'a'   ? "added"
+                         : pin[0] == 'c' ? "changed"
+                                         : "removed",
+                         blocked ? ", blocked" : "");
+                else if (findings > 0)
+                    putf(pg, "<td class=\"warn\">%u scan finding(s)%s</td>", findings,
+                         blocked ? ", blocked" : "");
+                else
+                    puts_(pg, "<td class=\"muted\">ok</td>");
+                puts_(pg, "<td class=\"desc\">");
+                esc(pg, json_string_value(json_object_get(t, "description")), DESC_SHOWN);
+                puts_(pg, "</td></tr>");
+                shown++;
+            }
         }
-    }
     if (shown == 0)
         puts_(pg, "<tr><td colspan=\"5\" class=\"muted\">no tool list fetched yet (asked for now: it shows "
                   "on the next "
