@@ -17,5 +17,7 @@ const mg_cli_command_t mg_cli_commands[] = {
      mg_cli_lock},
     {"journal", "verify the call journal's hash chain and HMAC checkpoints (journal verify FILE)",
      mg_cli_journal},
+    {"reload", "ask the running gateway to re-read its config (SIGHUP; --pid-file FILE or --listen ADDR)",
+     mg_cli_reload},
     {NULL, NULL, NULL},
 };

@@ -66,8 +66,9 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
         return MG_ENOMEM;
     if (cfg->auth != NULL && mg_auth_new(loop, cfg->auth, &gw->auth) != 0)
         return MG_ENOMEM; /* never run unauthenticated when auth is configured (startup only: exits) */
-    if (mg__status_new(gw) != 0)
+    if (mg__status_new(gw) != 0 || mg__reload_new(gw) != 0)
         return MG_ENOMEM;
+    memcpy(gw->config_digest, cfg->digest, sizeof gw->config_digest);
     uv_timer_init(loop, &gw->sweep_timer);
     uv_timer_init(loop, &gw->debounce_timer);
     uv_timer_init(loop, &gw->keepalive_timer);
@@ -227,8 +228,10 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
         if (!gw->shutting_down)
             status = "down";
     }
-    return json_pack("{s:b,s:s,s:I,s:o,s:o}", "ready", *ready, "status", status, "sessions",
-                     (json_int_t)gw->sessions.count, "upstreams", ups, "store", store);
+    json_t *out = json_pack("{s:b,s:s,s:I,s:o,s:o}", "ready", *ready, "status", status, "sessions",
+                            (json_int_t)gw->sessions.count, "upstreams", ups, "store", store);
+    mg__reload_readyz(gw, out); /* the config digest: a rollout can check every replica runs it */
+    return out;
 }
 
 static void shutdown_tick(uv_timer_t *t);
@@ -271,6 +274,7 @@ static void stop_everything(mg_gateway_t *gw)
         mg__cluster_leave(gw);
     mg__modern_dispose(gw);
     mg__dispatch_session_gone(gw->stateless);
+    mg__reload_shutdown(gw);
     for (size_t i = 0; i < gw->nservers; i++) {
         if (gw->servers[i].shared != NULL) {
             gw->pools_stopping++;
@@ -363,6 +367,7 @@ void mg_gateway_free(mg_gateway_t *gw)
         return;
     mg_metrics_unregister(collect_cb, gw);
     mg__status_free(gw);
+    mg__reload_free(gw);
     for (size_t i = 0; i < gw->nservers; i++) {
         free(gw->servers[i].prefix);
         mg_map_dispose(&gw->servers[i].tenants);

@@ -293,6 +293,7 @@ struct mg_gateway {
     struct mg_journal *journal; /* gateway.journal (obs/journal.h), NULL = off */
     struct mg_status *status;   /* call statistics and last errors for /status, /metrics (status.c) */
     char config_digest[20];     /* first 16 hex of the config file's SHA-256 ("" = unknown) */
+    struct mg_reload *reload;   /* reloads: counters, draining pools, what needs a restart (reload.c) */
 };
 
 /* ---- gateway.c ---- */
@@ -528,6 +529,14 @@ void mg__status_free(mg_gateway_t *gw);
 void mg__status_call_end(mg_call_t *c, const json_t *resp);
 /* The /status page (NEW, *len bytes) and its Content-Security-Policy into csp; NULL when too big. */
 char *mg__status_html(mg_gateway_t *gw, size_t *len, char *csp, size_t csplen);
+
+/* ---- reload.c ---- */
+int mg__reload_new(mg_gateway_t *gw);
+/* Adds {"config": {digest, reloads, reloadFailures, restartNeeded}} to the /readyz object. */
+void mg__reload_readyz(mg_gateway_t *gw, json_t *out);
+/* Shutdown: the pools still draining after a reload stop now (counted in pools_stopping). */
+void mg__reload_shutdown(mg_gateway_t *gw);
+void mg__reload_free(mg_gateway_t *gw);
 
 /* ---- journal_hooks.c: the call journal's records (obs/journal.h) ---- */
 /* From call_new(): notes the start time of the calls below (status.c times them) and, with the
