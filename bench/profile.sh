@@ -4,6 +4,7 @@
 #
 # What is measured (the target under callgrind, everything else native):
 #   gateway      build/mcpgate fronting build/mcpgate-testserver (the bench/run.sh setup)
+#   journal      the same with gateway.journal on (compare with gateway: the journal's cost per call)
 #   testserver   build/mcpgate-testserver behind a native mcpgate (the upstream's own share)
 #   instant      build/mcpgate fronting build/mcpgate-instant (an upstream that costs ~nothing)
 #   instant-child  build/mcpgate-instant itself, behind a native mcpgate
@@ -77,13 +78,13 @@ measure() {
     python3 "$ROOT/bench/cgflat.py" "$f2" --per $((SESSIONS * K2)) --top "$TOP" >"$OUT/$name.txt"
 }
 
-gateway_with() { # NAME UPSTREAM_COMMAND...
+gateway_with() { # NAME UPSTREAM_COMMAND...   (GATEWAY_JSON: the config's "gateway" object, default {})
     local name=$1
     shift
     local p cfg
     p=$(port)
     cfg=$OUT/$name.json
-    python3 -c 'import json,sys; print(json.dumps({"mcpServers": {"ts": {"command": sys.argv[1], "args": sys.argv[2:]}}}))' \
+    GATEWAY_JSON=${GATEWAY_JSON:-{\}} python3 -c 'import json,os,sys; print(json.dumps({"mcpServers": {"ts": {"command": sys.argv[1], "args": sys.argv[2:]}}, "gateway": json.loads(os.environ["GATEWAY_JSON"])}))' \
         "$@" >"$cfg"
     "${VG[@]}" --callgrind-out-file="$OUT/cg.$name.%p" "$BUILD/mcpgate" serve --config "$cfg" \
         --listen "127.0.0.1:$p" --log-level "$LOG_LEVEL" >"$OUT/$name.log" 2>&1 &
@@ -116,6 +117,10 @@ child_target() { # NAME BINARY: the upstream child under callgrind, behind a nat
 for t in $TARGETS; do
     case $t in
     gateway) gateway_with gateway "$BUILD/mcpgate-testserver" ;;
+    journal) # the gateway target with the call journal on (HMAC checkpoints; its writer thread counts)
+        head -c 32 /dev/urandom | base64 >"$OUT/journal.key"
+        GATEWAY_JSON="{\"journal\": {\"path\": \"$OUT/journal.jsonl\", \"hmacKey\": \"\${file:$OUT/journal.key}\"}}" \
+            gateway_with journal "$BUILD/mcpgate-testserver" ;;
     instant) gateway_with instant "$BUILD/mcpgate-instant" ;;
     testserver) child_target testserver "$BUILD/mcpgate-testserver" ;;
     instant-child) child_target instant-child "$BUILD/mcpgate-instant" ;;
@@ -130,7 +135,7 @@ for t in $TARGETS; do
         kill -TERM "$pid"
         wait "$pid" 2>/dev/null || true
         ;;
-    *) echo "profile.sh: unknown target '$t' (gateway testserver instant instant-child bare)" >&2; exit 2 ;;
+    *) echo "profile.sh: unknown target '$t' (gateway journal testserver instant instant-child bare)" >&2; exit 2 ;;
     esac
 done
 echo "profiles: $OUT/<target>.txt"

@@ -8,7 +8,8 @@
  *   server     the upstream it was routed to ("" when refused or unknown before routing)
  *   name       the tool or prompt name as the client called it, the resource URI, or the
  *              completion ref's name or URI
- *   argsSha256 SHA-256 of the arguments (compact JSON, keys sorted); "arguments" itself only with
+ *   argsSha256 SHA-256 of the arguments as compact JSON, keys in the order the client sent them
+ *              (completion/complete: its "argument"); "arguments" itself only with
  *              gateway.journal.arguments
  *   outcome    "result" | "toolError" (a tools/call result with isError) | "error" (with "code",
  *              the JSON-RPC error code) | "refused" (with "code" and "rule": rateLimit, pinning,
@@ -92,58 +93,92 @@ static const json_t *arguments_of(const mg_call_t *c)
     return json_object_get(c->params, "arguments");
 }
 
+static void put_key(mg_jbuf_t *b, const char *key)
+{
+    if (b->len > 0)
+        mg_jbuf_put(b, ",", 1);
+    mg_jbuf_put_str(b, key, strlen(key));
+    mg_jbuf_put(b, ":", 1);
+}
+
+static void put_kv(mg_jbuf_t *b, const char *key, const char *value)
+{
+    put_key(b, key);
+    mg_jbuf_put_str(b, value, strlen(value));
+}
+
+/* The record is written as JSON text directly (no jansson tree): it is built on every call. */
 void mg__journal_call_end(mg_call_t *c, const json_t *resp)
 {
     mg_gateway_t *gw = c->gw;
     if (gw->journal == NULL || c->start_ns == 0)
         return;
-    json_t *r = json_object();
-    if (r == NULL)
-        return;
-    json_object_set_new(r, "method", json_string(c->method));
-    json_object_set_new(r, "server", json_string(mg__call_server(c)));
-    json_object_set_new(r, "name", json_string(name_of(c)));
+    char storage[1536];
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, storage, sizeof storage, 64u * 1024 * 1024);
+    put_kv(&b, "method", c->method);
+    put_kv(&b, "server", mg__call_server(c));
+    put_kv(&b, "name", name_of(c));
+    /* arguments as compact JSON in the client's key order: hashed, and written only when asked */
     const json_t *args = arguments_of(c);
-    char *text = args != NULL ? json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    mg_jbuf_t ab;
+    char astorage[1024];
+    mg_jbuf_init(&ab, astorage, sizeof astorage, 64u * 1024 * 1024);
+    if (args != NULL)
+        mg_jbuf_put_json(&ab, args);
     char hex[MG_SHA256_HEX];
-    mg_sha256_hex(text ? text : "", text ? strlen(text) : 0, hex);
-    free(text);
-    json_object_set_new(r, "argsSha256", json_string(hex));
-    if (gw->cfg->journal.arguments && args != NULL)
-        json_object_set_new(r, "arguments", mg_json_deep_copy(args));
+    mg_sha256_hex(ab.p != NULL ? ab.p : "", ab.err == 0 ? ab.len : 0, hex);
+    put_kv(&b, "argsSha256", hex);
+    if (gw->cfg->journal.arguments && args != NULL && ab.err == 0) {
+        put_key(&b, "arguments");
+        mg_jbuf_put(&b, ab.p, ab.len);
+    }
+    mg_jbuf_dispose(&ab);
     int code;
     mg__outcome_t o = mg__call_outcome(c, resp, &code);
-    json_object_set_new(r, "outcome", json_string(mg__outcome_name(o)));
-    if (o == MG__OUTCOME_ERROR || o == MG__OUTCOME_REFUSED)
-        json_object_set_new(r, "code", json_integer(code));
+    put_kv(&b, "outcome", mg__outcome_name(o));
+    if (o == MG__OUTCOME_ERROR || o == MG__OUTCOME_REFUSED) {
+        put_key(&b, "code");
+        mg_jbuf_put_int(&b, code);
+    }
     if (o == MG__OUTCOME_REFUSED)
-        json_object_set_new(r, "rule", json_string(c->refusal));
-    json_object_set_new(r, "us", json_integer((json_int_t)((uv_hrtime() - c->start_ns) / 1000)));
+        put_kv(&b, "rule", c->refusal);
+    put_key(&b, "us");
+    mg_jbuf_put_int(&b, (int64_t)((uv_hrtime() - c->start_ns) / 1000));
     mg_principal_t *p = c->principal;
     if (p != NULL) {
-        json_object_set_new(r, "principal", json_string(p->subject ? p->subject : ""));
-        json_object_set_new(r, "tenant", json_string(p->tenant ? p->tenant : ""));
+        put_kv(&b, "principal", p->subject ? p->subject : "");
+        put_kv(&b, "tenant", p->tenant ? p->tenant : "");
     }
     mg_session_t *s = c->s;
-    if (s != NULL && s != gw->stateless) {
-        json_object_set_new(r, "session", json_string(s->hash));
-    }
+    if (s != NULL && s != gw->stateless)
+        put_kv(&b, "session", s->hash);
     const json_t *ci = s != NULL ? s->client_info : NULL;
-    const char *cname = json_string_value(json_object_get(ci, "name"));
-    const char *cver = json_string_value(json_object_get(ci, "version"));
     if (c->modern) { /* 2026-07-28: clientInfo travels in each request's _meta */
         json_t *mci =
             json_object_get(json_object_get(c->params, "_meta"), "io.modelcontextprotocol/clientInfo");
-        if (json_is_object(mci)) {
-            cname = json_string_value(json_object_get(mci, "name"));
-            cver = json_string_value(json_object_get(mci, "version"));
-        }
+        if (json_is_object(mci))
+            ci = mci;
     }
-    if (cname != NULL)
-        json_object_set_new(r, "client", json_pack("{s:s,s:s}", "name", cname, "version", cver ? cver : ""));
-    json_object_set_new(r, "trace", json_string(c->trace_id));
-    mg_journal_append(gw->journal, "call", r);
-    json_decref(r);
+    const char *cname = json_string_value(json_object_get(ci, "name"));
+    const char *cver = json_string_value(json_object_get(ci, "version"));
+    if (cname != NULL) {
+        put_key(&b, "client");
+        mg_jbuf_put(&b, "{\"name\":", 8);
+        mg_jbuf_put_str(&b, cname, strlen(cname));
+        mg_jbuf_put(&b, ",", 1);
+        mg_jbuf_put_str(&b, "version", 7);
+        mg_jbuf_put(&b, ":", 1);
+        mg_jbuf_put_str(&b, cver ? cver : "", cver ? strlen(cver) : 0);
+        mg_jbuf_put(&b, "}", 1);
+    }
+    put_kv(&b, "trace", c->trace_id);
+    if (b.err == 0)
+        mg_journal_append_text(gw->journal, "call", b.p, b.len);
+    else
+        mg_log_json(MG_LOG_WARN, "call journal: a record could not be written (too large, or not UTF-8)",
+                    json_pack("{s:s,s:s}", "method", c->method, "server", mg__call_server(c)));
+    mg_jbuf_dispose(&b);
 }
 
 int mg_gateway_journal_open(mg_gateway_t *gw, char *why, size_t whylen)

@@ -81,6 +81,8 @@ struct mg_journal {
     /* close */
     int closing;
     int finished;
+    time_t time_sec; /* format_time's cache */
+    char time_prefix[40];
     uint64_t close_deadline;
     void (*done_cb)(void *);
     void *done_data;
@@ -344,15 +346,28 @@ static int queue_put(mg_journal_t *j, const char *s, size_t n)
     return 0;
 }
 
-static void format_time(char *out, size_t n)
+/* UTC with milliseconds; the date and time part is formatted once per second. */
+static void format_time(mg_journal_t *j, char *out, size_t n)
 {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
-             (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100,
-             (int)(ts.tv_nsec / 1000000) % 1000);
+    if (ts.tv_sec != j->time_sec || j->time_prefix[0] == '\0') {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(j->time_prefix, sizeof j->time_prefix, "%04d-%02d-%02dT%02d:%02d:%02d",
+                 (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100,
+                 tm.tm_min % 100, tm.tm_sec % 100);
+        j->time_sec = ts.tv_sec;
+    }
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000) % 1000;
+    char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '\0'};
+    size_t pl = strlen(j->time_prefix);
+    if (n > pl + sizeof frac) {
+        memcpy(out, j->time_prefix, pl);
+        memcpy(out + pl, frac, sizeof frac);
+    } else if (n > 0) {
+        out[0] = '\0';
+    }
 }
 
 static void checkpoint(mg_journal_t *j, const char *reason);
@@ -362,23 +377,28 @@ static void checkpoint(mg_journal_t *j, const char *reason);
  * force: bypasses the queue bound (checkpoints, gaps: small and needed for the chain to say what
  * happened). Returns 0, MG_EBUSY (dropped) or MG_ENOMEM.
  */
+static int emit_text(mg_journal_t *j, const char *kind, const char *members, size_t mlen, int force);
+
 static int emit(mg_journal_t *j, const char *kind, const json_t *fields, int force)
 {
     char *body = fields != NULL ? json_dumps(fields, JSON_COMPACT) : NULL;
     if (fields != NULL && body == NULL)
         return MG_ENOMEM;
     size_t blen = body != NULL ? strlen(body) : 0;
-    /* body is "{...}": its members follow ours after a comma; "{}" adds nothing */
-    const char *members = blen > 2 ? body + 1 : "}";
-    size_t mlen = blen > 2 ? blen - 1 : 1;
+    /* body is "{...}": its members follow ours; "{}" adds nothing */
+    int r = emit_text(j, kind, blen > 2 ? body + 1 : "", blen > 2 ? blen - 2 : 0, force);
+    free(body);
+    return r;
+}
+
+static int emit_text(mg_journal_t *j, const char *kind, const char *members, size_t mlen, int force)
+{
     char head[256], when[40];
-    format_time(when, sizeof when);
-    int hn =
-        snprintf(head, sizeof head, "{\"seq\":%" PRIu64 ",\"prev\":\"%s\",\"time\":\"%s\",\"kind\":\"%s\"%s",
-                 j->seq + 1, j->prev, when, kind, blen > 2 ? "," : "");
-    size_t len = (size_t)hn + mlen;
+    format_time(j, when, sizeof when);
+    int hn = snprintf(head, sizeof head, "{\"seq\":%" PRIu64 ",\"prev\":\"%s\",\"time\":\"%s\",\"kind\":\"%s\"%s",
+                      j->seq + 1, j->prev, when, kind, mlen > 0 ? "," : "");
+    size_t len = (size_t)hn + mlen + 1; /* the closing brace */
     if (!force && j->queued + len + 1 > j->queue_cap) {
-        free(body);
         j->st.dropped++;
         j->dropped_unreported++;
         mg_log_limited(&j->lim, uv_now(j->loop), MG_LOG_WARN,
@@ -388,15 +408,14 @@ static int emit(mg_journal_t *j, const char *kind, const json_t *fields, int for
                                  "dropped_total", (json_int_t)j->st.dropped));
         return MG_EBUSY;
     }
-    char *line = malloc(len + 1);
-    if (line == NULL) {
-        free(body);
+    char stack[2048];
+    char *line = len + 1 <= sizeof stack ? stack : malloc(len + 1);
+    if (line == NULL)
         return MG_ENOMEM;
-    }
     memcpy(line, head, (size_t)hn);
     memcpy(line + hn, members, mlen);
+    line[len - 1] = '}';
     line[len] = '\n';
-    free(body);
     int r = queue_put(j, line, len + 1);
     if (r == 0) {
         mg_sha256_hex(line, len, j->prev);
@@ -407,7 +426,8 @@ static int emit(mg_journal_t *j, const char *kind, const json_t *fields, int for
         if (strcmp(kind, "checkpoint") != 0)
             j->since_cp++;
     }
-    free(line);
+    if (line != stack)
+        free(line);
     if (r != 0)
         return r;
     if (!j->closing && !j->busy && !j->retry_wait)
@@ -457,23 +477,41 @@ static void cp_timer_cb(uv_timer_t *h)
         checkpoint(j, "interval");
 }
 
+/* After drops: the "gap" line first (MG_EBUSY while the queue is still full: this record is dropped
+ * too). */
+static int gap_first(mg_journal_t *j)
+{
+    if (j->dropped_unreported == 0)
+        return 0;
+    if (j->queued >= j->queue_cap) {
+        j->st.dropped++;
+        j->dropped_unreported++;
+        return MG_EBUSY;
+    }
+    json_t *g = json_pack("{s:I}", "dropped", (json_int_t)j->dropped_unreported);
+    int r = emit(j, "gap", g, 1);
+    json_decref(g);
+    if (r == 0)
+        j->dropped_unreported = 0;
+    return 0;
+}
+
 int mg_journal_append(mg_journal_t *j, const char *kind, const json_t *fields)
 {
     if (j == NULL || j->closing)
         return MG_ECLOSED;
-    if (j->dropped_unreported > 0) {
-        if (j->queued >= j->queue_cap) { /* still full: this one is dropped too */
-            j->st.dropped++;
-            j->dropped_unreported++;
-            return MG_EBUSY;
-        }
-        json_t *g = json_pack("{s:I}", "dropped", (json_int_t)j->dropped_unreported);
-        int r = emit(j, "gap", g, 1);
-        json_decref(g);
-        if (r == 0)
-            j->dropped_unreported = 0;
-    }
+    if (gap_first(j) != 0)
+        return MG_EBUSY;
     return emit(j, kind, fields, 0);
+}
+
+int mg_journal_append_text(mg_journal_t *j, const char *kind, const char *members, size_t len)
+{
+    if (j == NULL || j->closing)
+        return MG_ECLOSED;
+    if (gap_first(j) != 0)
+        return MG_EBUSY;
+    return emit_text(j, kind, members, len, 0);
 }
 
 void mg_journal_get_stats(const mg_journal_t *j, mg_journal_stats_t *out)

@@ -81,6 +81,9 @@ int mg_journal_open(uv_loop_t *loop, const mg_journal_opts_t *opts, json_t *open
  * MG_ECLOSED after mg_journal_close, MG_ENOMEM.
  */
 int mg_journal_append(mg_journal_t *j, const char *kind, const json_t *fields);
+/* The same with the members already written as JSON text: `"a":1,"b":"x"` (len bytes, no braces;
+ * the caller guarantees valid JSON). The cheap path for a record per call. */
+int mg_journal_append_text(mg_journal_t *j, const char *kind, const char *members, size_t len);
 void mg_journal_get_stats(const mg_journal_t *j, mg_journal_stats_t *out);
 /*
  * Writes a "close" checkpoint, waits for the queue to reach the disk (at most wait_ms while writes
