@@ -360,7 +360,8 @@ static void format_time(mg_journal_t *j, char *out, size_t n)
         j->time_sec = ts.tv_sec;
     }
     unsigned ms = (unsigned)(ts.tv_nsec / 1000000) % 1000;
-    char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '\0'};
+    char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z',
+                    '\0'};
     size_t pl = strlen(j->time_prefix);
     if (n > pl + sizeof frac) {
         memcpy(out, j->time_prefix, pl);
@@ -395,8 +396,9 @@ static int emit_text(mg_journal_t *j, const char *kind, const char *members, siz
 {
     char head[256], when[40];
     format_time(j, when, sizeof when);
-    int hn = snprintf(head, sizeof head, "{\"seq\":%" PRIu64 ",\"prev\":\"%s\",\"time\":\"%s\",\"kind\":\"%s\"%s",
-                      j->seq + 1, j->prev, when, kind, mlen > 0 ? "," : "");
+    int hn =
+        snprintf(head, sizeof head, "{\"seq\":%" PRIu64 ",\"prev\":\"%s\",\"time\":\"%s\",\"kind\":\"%s\"%s",
+                 j->seq + 1, j->prev, when, kind, mlen > 0 ? "," : "");
     size_t len = (size_t)hn + mlen + 1; /* the closing brace */
     if (!force && j->queued + len + 1 > j->queue_cap) {
         j->st.dropped++;
