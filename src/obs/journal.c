@@ -36,6 +36,8 @@
 #define DEFAULT_CP_MS  10000
 #define DEFAULT_QUEUE  (16u * 1024 * 1024)
 #define ROTATED_DIGITS 12
+#define FLUSH_MS       10          /* lines wait at most this long for a write to start... */
+#define FLUSH_BYTES    (64 * 1024) /* ...or until this many are queued: few wakeups per second */
 
 typedef struct chunk {
     struct chunk *next;
@@ -74,7 +76,7 @@ struct mg_journal {
     int fd;
     uv_work_t work;
     uv_prepare_t kick;
-    uv_timer_t cp_timer, retry_timer;
+    uv_timer_t cp_timer, retry_timer, flush_timer;
     int retry_wait;
     mg_journal_stats_t st;
     mg_log_limit_t lim;
@@ -185,6 +187,7 @@ static void work_cb(uv_work_t *w)
 
 static void kick_cb(uv_prepare_t *h);
 static void retry_cb(uv_timer_t *h);
+static void schedule(mg_journal_t *j);
 
 static void handle_closed_cb(uv_handle_t *h)
 {
@@ -225,6 +228,7 @@ static void maybe_finish(mg_journal_t *j)
     uv_close((uv_handle_t *)&j->kick, handle_closed_cb);
     uv_close((uv_handle_t *)&j->cp_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&j->retry_timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&j->flush_timer, handle_closed_cb);
 }
 
 static void after_work_cb(uv_work_t *w, int status)
@@ -276,7 +280,7 @@ static void after_work_cb(uv_work_t *w, int status)
                 json_pack("{s:s,s:I}", "path", j->path, "write_errors", (json_int_t)j->st.write_errors));
         j->st.failing = 0;
         if (j->head != NULL)
-            uv_prepare_start(&j->kick, kick_cb);
+            schedule(j);
     }
     maybe_finish(j);
 }
@@ -300,6 +304,24 @@ static void kick_cb(uv_prepare_t *h)
         j->retry_wait = 1;
         uv_timer_start(&j->retry_timer, retry_cb, RETRY_MS, 0);
     }
+}
+
+static void flush_cb(uv_timer_t *h)
+{
+    mg_journal_t *j = h->data;
+    if (!j->busy && !j->retry_wait && j->head != NULL)
+        uv_prepare_start(&j->kick, kick_cb);
+}
+
+/* A write soon: at once when much is queued or the journal closes, else within FLUSH_MS. */
+static void schedule(mg_journal_t *j)
+{
+    if (j->busy || j->retry_wait || j->head == NULL)
+        return;
+    if (j->closing || j->queued >= FLUSH_BYTES)
+        uv_prepare_start(&j->kick, kick_cb);
+    else if (!uv_is_active((uv_handle_t *)&j->flush_timer))
+        uv_timer_start(&j->flush_timer, flush_cb, FLUSH_MS, 0);
 }
 
 static void retry_cb(uv_timer_t *h)
@@ -432,8 +454,8 @@ static int emit_text(mg_journal_t *j, const char *kind, const char *members, siz
         free(line);
     if (r != 0)
         return r;
-    if (!j->closing && !j->busy && !j->retry_wait)
-        uv_prepare_start(&j->kick, kick_cb);
+    if (!j->closing)
+        schedule(j);
     if (j->rotating)
         return 0;
     if (j->max_bytes > 0 && j->file_bytes >= j->max_bytes && !j->closing) {
@@ -732,8 +754,9 @@ int mg_journal_open(uv_loop_t *loop, const mg_journal_opts_t *o, json_t *open_fi
     uv_prepare_init(loop, &j->kick);
     uv_timer_init(loop, &j->cp_timer);
     uv_timer_init(loop, &j->retry_timer);
-    j->kick.data = j->cp_timer.data = j->retry_timer.data = j;
-    j->handles = 3;
+    uv_timer_init(loop, &j->flush_timer);
+    j->kick.data = j->cp_timer.data = j->retry_timer.data = j->flush_timer.data = j;
+    j->handles = 4;
     uv_unref((uv_handle_t *)&j->cp_timer);
     uv_timer_start(&j->cp_timer, cp_timer_cb, j->cp_ms, j->cp_ms);
     mg_metrics_register(metrics_cb, j);
