@@ -107,6 +107,15 @@ static void put_kv(mg_jbuf_t *b, const char *key, const char *value)
     mg_jbuf_put_str(b, value, strlen(value));
 }
 
+/* A value known to need no escaping (hex digits, the method names and words of this file). */
+static void put_kv_plain(mg_jbuf_t *b, const char *key, const char *value)
+{
+    put_key(b, key);
+    mg_jbuf_put(b, "\"", 1);
+    mg_jbuf_put(b, value, strlen(value));
+    mg_jbuf_put(b, "\"", 1);
+}
+
 /* The record is written as JSON text directly (no jansson tree): it is built on every call. */
 void mg__journal_call_end(mg_call_t *c, const json_t *resp)
 {
@@ -116,7 +125,7 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
     char storage[1536];
     mg_jbuf_t b;
     mg_jbuf_init(&b, storage, sizeof storage, 64u * 1024 * 1024);
-    put_kv(&b, "method", c->method);
+    put_kv_plain(&b, "method", c->method);
     put_kv(&b, "server", mg__call_server(c));
     put_kv(&b, "name", name_of(c));
     /* arguments as compact JSON in the client's key order: hashed, and written only when asked */
@@ -128,7 +137,7 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
         mg_jbuf_put_json(&ab, args);
     char hex[MG_SHA256_HEX];
     mg_sha256_hex(ab.p != NULL ? ab.p : "", ab.err == 0 ? ab.len : 0, hex);
-    put_kv(&b, "argsSha256", hex);
+    put_kv_plain(&b, "argsSha256", hex);
     if (gw->cfg->journal.arguments && args != NULL && ab.err == 0) {
         put_key(&b, "arguments");
         mg_jbuf_put(&b, ab.p, ab.len);
@@ -136,13 +145,13 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
     mg_jbuf_dispose(&ab);
     int code;
     mg__outcome_t o = mg__call_outcome(c, resp, &code);
-    put_kv(&b, "outcome", mg__outcome_name(o));
+    put_kv_plain(&b, "outcome", mg__outcome_name(o));
     if (o == MG__OUTCOME_ERROR || o == MG__OUTCOME_REFUSED) {
         put_key(&b, "code");
         mg_jbuf_put_int(&b, code);
     }
     if (o == MG__OUTCOME_REFUSED)
-        put_kv(&b, "rule", c->refusal);
+        put_kv_plain(&b, "rule", c->refusal);
     put_key(&b, "us");
     mg_jbuf_put_int(&b, (int64_t)((uv_hrtime() - c->start_ns) / 1000));
     mg_principal_t *p = c->principal;
@@ -152,7 +161,7 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
     }
     mg_session_t *s = c->s;
     if (s != NULL && s != gw->stateless)
-        put_kv(&b, "session", s->hash);
+        put_kv_plain(&b, "session", s->hash);
     const json_t *ci = s != NULL ? s->client_info : NULL;
     if (c->modern) { /* 2026-07-28: clientInfo travels in each request's _meta */
         json_t *mci =
@@ -172,7 +181,7 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
         mg_jbuf_put_str(&b, cver ? cver : "", cver ? strlen(cver) : 0);
         mg_jbuf_put(&b, "}", 1);
     }
-    put_kv(&b, "trace", c->trace_id);
+    put_kv_plain(&b, "trace", c->trace_id);
     if (b.err == 0)
         mg_journal_append_text(gw->journal, "call", b.p, b.len);
     else

@@ -416,12 +416,35 @@ static int emit(mg_journal_t *j, const char *kind, const json_t *fields, int for
 
 static int emit_text(mg_journal_t *j, const char *kind, const char *members, size_t mlen, int force)
 {
-    char head[256], when[40];
+    char head[256], when[40], seqs[24];
     format_time(j, when, sizeof when);
-    int hn =
-        snprintf(head, sizeof head, "{\"seq\":%" PRIu64 ",\"prev\":\"%s\",\"time\":\"%s\",\"kind\":\"%s\"%s",
-                 j->seq + 1, j->prev, when, kind, mlen > 0 ? "," : "");
-    size_t len = (size_t)hn + mlen + 1; /* the closing brace */
+    /* {"seq":N,"prev":"<hex>","time":"<when>","kind":"<kind>"[,]  (no printf: built on every call) */
+    size_t sl = 0;
+    for (uint64_t v = j->seq + 1; v > 0; v /= 10)
+        seqs[sl++] = (char)('0' + v % 10);
+    size_t kl = strlen(kind), wl = strlen(when), hn;
+    if (kl > 64)
+        return MG_EINVAL;
+    memcpy(head, "{\"seq\":", 7);
+    hn = 7;
+    while (sl > 0)
+        head[hn++] = seqs[--sl];
+    memcpy(head + hn, ",\"prev\":\"", 9);
+    hn += 9;
+    memcpy(head + hn, j->prev, 64);
+    hn += 64;
+    memcpy(head + hn, "\",\"time\":\"", 10);
+    hn += 10;
+    memcpy(head + hn, when, wl);
+    hn += wl;
+    memcpy(head + hn, "\",\"kind\":\"", 10);
+    hn += 10;
+    memcpy(head + hn, kind, kl);
+    hn += kl;
+    head[hn++] = '"';
+    if (mlen > 0)
+        head[hn++] = ',';
+    size_t len = hn + mlen + 1; /* the closing brace */
     if (!force && j->queued + len + 1 > j->queue_cap) {
         j->st.dropped++;
         j->dropped_unreported++;
@@ -436,7 +459,7 @@ static int emit_text(mg_journal_t *j, const char *kind, const char *members, siz
     char *line = len + 1 <= sizeof stack ? stack : malloc(len + 1);
     if (line == NULL)
         return MG_ENOMEM;
-    memcpy(line, head, (size_t)hn);
+    memcpy(line, head, hn);
     memcpy(line + hn, members, mlen);
     line[len - 1] = '}';
     line[len] = '\n';
