@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { MG_BINARY, testserver } from './lib/gateway.mjs';
 import { scaled, sleep, test, waitFor } from './lib/harness.mjs';
-import { initSession, sessionHeaders } from './lib/http.mjs';
+import { eventJson, initSession, request, sessionHeaders } from './lib/http.mjs';
 import { configDir } from './lib/policy.mjs';
 
 const SESSIONS = 50;
@@ -48,6 +48,9 @@ test(`reload under load: ${SESSIONS} sessions calling while the config changes 1
   await waitFor(() => servers().length === 2, { what: 'both servers running' });
   const before = servers();
   const sessions = await Promise.all(Array.from({ length: SESSIONS }, () => initSession(gw.url)));
+  // One session listens on its GET stream: a changed server's catalog means list_changed.
+  const get = await request(gw.url, { method: 'GET', headers: sessionHeaders(sessions[0]) });
+  assert.equal(get.status, 200);
   const failures = { steady: [], moving: [] };
   let calls = 0;
   let stop = false;
@@ -103,6 +106,8 @@ test(`reload under load: ${SESSIONS} sessions calling while the config changes 1
   assert.match(m, /mcpgate_config_reloads_total\{result="ok"\} 10/);
   assert.match(m, /mcpgate_config_reloads_total\{result="failed"\} 1/);
   assert.match(m, new RegExp(`mcpgate_config_info\\{digest="${digest}"\\} 1`));
+  const evs = await get.events({ until: (ev) => eventJson(ev)?.method === 'notifications/tools/list_changed', timeout: scaled(5000) });
+  assert.ok(evs.some((ev) => eventJson(ev)?.method === 'notifications/tools/list_changed'), 'no list_changed after a reload');
   const reloaded = gw.logs().filter((l) => l.msg === 'configuration reloaded');
   assert.equal(reloaded.length, 10);
   for (const l of reloaded) {
