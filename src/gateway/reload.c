@@ -10,8 +10,12 @@
  *              it is stopped when its calls in flight are done, or after limits.shutdownGraceMs.
  *              Tenant pools likewise; a session's own pools (isolation "session") keep serving
  *              that session, new sessions get the new entry. Sessions get list_changed.
- *   added, removed, a changed isolation or pinning/scan of a server, and gateway.* keys other
- *              than logLevel: reported in the log and in /readyz ("restartNeeded"), not applied.
+ *   gateway.tools and gateway.limits (but maxBodyBytes and httpIdleTimeoutMs, which the HTTP
+ *              front holds) are read per request through gw->cfg: they apply to the next request
+ *              by switching gw->cfg to the new configuration, when no other gateway key changed.
+ *   added, removed, a changed isolation or pinning/scan of a server, and the other gateway.* keys
+ *              (and logLevel, applied by main.c): reported in the log and in /readyz
+ *              ("restartNeeded"), not applied.
  * Every configuration ever applied is kept until exit (the running pools point into it).
  * Read next: gateway.c (readyz), main.c (the triggers).
  */
@@ -215,8 +219,11 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
             json_array_append_new(needed, json_string(what));
         }
     }
-    /* gateway keys: every key of either side */
+    /* gateway keys: every key of either side. tools and limits are read per request through
+     * gw->cfg, so they apply by switching gw->cfg (below) -- but only when nothing else of gateway
+     * changed, since the other keys live in runtime state built at start (auth, policy, store...). */
     const json_t *ga = gw->cfg->raw_gateway, *gb = next->raw_gateway;
+    json_t *hot = json_array();
     for (int side = 0; side < 2; side++) {
         const char *key;
         json_t *v;
@@ -228,10 +235,25 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
                 continue; /* applied by main.c */
             char what[120];
             snprintf(what, sizeof what, "gateway.%s", key);
-            json_array_append_new(needed, json_string(what));
+            int is_hot = strcmp(key, "tools") == 0 ||
+                         (strcmp(key, "limits") == 0 &&
+                          gw->cfg->limits.max_body_bytes == next->limits.max_body_bytes &&
+                          gw->cfg->limits.http_idle_timeout_ms == next->limits.http_idle_timeout_ms);
+            json_array_append_new(is_hot ? hot : needed, json_string(what));
         }
     }
-    if (json_array_size(restarted) > 0) /* their catalogs may have changed: every session re-lists */
+    int gateway_needed = 0;
+    size_t ni;
+    json_t *nv;
+    json_array_foreach(needed, ni, nv) gateway_needed |= strncmp(json_string_value(nv), "gateway.", 8) == 0;
+    if (!gateway_needed) {
+        gw->cfg = next; /* tools filters, profiles, modes and the request-time limits: next request */
+    } else {
+        json_array_extend(needed, hot); /* not applied either: they would mix two configurations */
+        json_array_clear(hot);
+    }
+    json_t *applied = hot;
+    if (json_array_size(restarted) > 0 || json_array_size(applied) > 0) /* catalogs may have changed */
         for (int kind = 0; kind < MG_LIST_COUNT; kind++)
             if (kind != MG_LIST_TEMPLATES)
                 mg__catalog_list_changed(gw, NULL, (mg_list_kind_t)kind);
@@ -240,8 +262,8 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
     r->restart_needed = json_incref(needed);
     r->ok++;
     mg_log_json(MG_LOG_INFO, "configuration reloaded",
-                json_pack("{s:s,s:o,s:o,s:O}", "digest", next->digest, "unchanged", unchanged, "restarted",
-                          restarted, "restartNeeded", needed));
+                json_pack("{s:s,s:o,s:o,s:o,s:O}", "digest", next->digest, "unchanged", unchanged,
+                          "restarted", restarted, "applied", applied, "restartNeeded", needed));
     if (json_array_size(needed) > 0) {
         char m[600];
         size_t n =

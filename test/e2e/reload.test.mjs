@@ -116,23 +116,48 @@ test(`reload under load: ${SESSIONS} sessions calling while the config changes 1
   }
 }, { timeout: 120000 });
 
-test('reload: added servers and gateway keys are listed as needing a restart; watchConfig reloads on change', async (t) => {
+test('reload: gateway.tools and limits apply to the next request; added servers and other gateway keys wait for a restart; watchConfig', async (t) => {
   const c = configDir(t, undefined, 'mcpgate-reload-');
   const base = { mcpServers: { one: testserver() }, gateway: { watchConfig: true } };
   fs.writeFileSync(c.file, JSON.stringify(base));
   const gw = await t.gateway({ args: ['--config', c.file] });
-  // An editor's save: a new file renamed over the old one.
-  const tmp = c.file + '.tmp';
-  fs.writeFileSync(tmp, JSON.stringify({
+  const s = await initSession(gw.url);
+  const names = async () => {
+    const r = await fetch(gw.url, {
+      method: 'POST',
+      headers: { ...sessionHeaders(s), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    return (await r.json()).result.tools.map((x) => x.name);
+  };
+  assert.ok((await names()).includes('sleep'));
+  // An editor's save: a new file renamed over the old one. A tool filter, a limit, an added server.
+  const save = (obj) => {
+    fs.writeFileSync(c.file + '.tmp', JSON.stringify(obj));
+    fs.renameSync(c.file + '.tmp', c.file);
+  };
+  save({
     mcpServers: { one: testserver(), two: testserver() },
-    gateway: { watchConfig: true, limits: { maxSessions: 5 } },
-  }));
-  fs.renameSync(tmp, c.file);
-  const rz = await waitFor(async () => {
+    gateway: { watchConfig: true, limits: { maxSessions: 5 }, tools: { deny: ['sleep'] } },
+  });
+  let rz = await waitFor(async () => {
     const j = await readyz(gw);
     return j.config.reloads === 1 && j;
   }, { timeout: scaled(10000), what: 'the watched file reloaded' });
-  assert.deepEqual(rz.config.restartNeeded.sort(), ['gateway.limits', 'mcpServers.two (added)']);
+  assert.deepEqual(rz.config.restartNeeded, ['mcpServers.two (added)']);
   await gw.waitLog((l) => /need a restart/.test(l.msg) && /mcpServers\.two/.test(l.msg), { what: 'the restart-needed line' });
   assert.equal(rz.ready, true);
+  assert.ok(!(await names()).includes('sleep'), 'gateway.tools.deny did not apply to the next tools/list');
+  assert.equal(await callTool(gw.url, s, 'sleep', 'x', 7) !== null, true, 'a denied tool could still be called');
+  // A key held in runtime state (auth) changes: listed, and then nothing of gateway.* is switched.
+  save({
+    mcpServers: { one: testserver() },
+    gateway: { watchConfig: true, tools: { deny: ['echo'] }, allowedHosts: ['mcp.example.com'] },
+  });
+  rz = await waitFor(async () => {
+    const j = await readyz(gw);
+    return j.config.reloads === 2 && j;
+  }, { timeout: scaled(10000), what: 'the second reload' });
+  assert.deepEqual(rz.config.restartNeeded.sort(), ['gateway.allowedHosts', 'gateway.limits', 'gateway.tools']);
+  assert.ok((await names()).includes('echo'), 'a half-applied gateway section');
 });
