@@ -67,7 +67,8 @@ static uint64_t *rotated_seqs(const char *path, size_t *n)
         v[(*n)++] = strtoull(nm + blen + 1, NULL, 10);
     }
     closedir(d);
-    qsort(v, *n, sizeof *v, cmp_u64);
+    if (*n > 1)
+        qsort(v, *n, sizeof *v, cmp_u64);
     return v;
 }
 

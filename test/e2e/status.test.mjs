@@ -122,7 +122,9 @@ test('/status and /metrics: 401 without a token, 403 without mcpgate:admin, 200 
     r = await get(gw.base + p, bearer(admin.token));
     assert.equal(r.status, 200, p);
   }
-  assert.match((await get(gw.base + '/metrics', bearer(admin.token))).body, /mcpgate_upstream_up\{upstream="test"\} 1/);
+  await waitFor(async () => /mcpgate_upstream_up\{upstream="test"\} 1/.test((await get(gw.base + '/metrics', bearer(admin.token))).body), {
+    timeout: scaled(10000), what: 'mcpgate_upstream_up 1 for the ready upstream',
+  });
   const post = await fetch(gw.base + '/status', { method: 'POST', headers: bearer(admin.token) });
   assert.equal(post.status, 405);
 });
@@ -140,7 +142,7 @@ test('gateway.metrics.listen: /metrics and /status move to the admin address; th
     assert.equal((await get(admin + p)).status, 200, p);
   }
   assert.equal((await get(admin + '/healthz')).status, 200);
-  assert.equal((await get(admin + '/readyz')).status, 200);
+  await waitFor(async () => (await get(admin + '/readyz')).status === 200, { timeout: scaled(10000), what: '/readyz 200 on the admin listener' });
   assert.equal((await get(admin + '/mcp')).status, 404, 'the MCP endpoint is not on the admin listener');
   // Calls show in the metrics: outcome and latency per upstream.
   const { initSession, call } = await import('./lib/http.mjs');
