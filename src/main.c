@@ -409,12 +409,16 @@ static int cmd_serve(const opts_t *o)
     loop = uv_default_loop();
     if (mg_gateway_new(loop, &cfg, &gateway) != 0) {
         fprintf(stderr, "mcpgate: out of memory\n");
+        if (o->pid_file != NULL)
+            unlink(o->pid_file);
         return 1;
     }
     char jwhy[600];
     if (mg_gateway_journal_open(gateway, jwhy, sizeof jwhy) != 0) { /* gateway.journal */
         fprintf(stderr, "mcpgate: gateway.journal: %s\n", jwhy);
         mg_config_dispose(&cfg); /* a refusal exits 2, leak-free (LeakSanitizer would make it 1) */
+        if (o->pid_file != NULL)
+            unlink(o->pid_file);
         return 2;
     }
     mg_server_opts_t sopts = mg_gateway_server_opts(gateway, &cfg);
@@ -424,6 +428,8 @@ static int cmd_serve(const opts_t *o)
         if (mg_server_resolve(cfg.metrics_listen, &aaddr, &aloop, &why) != 0) {
             fprintf(stderr, "mcpgate: gateway.metrics.listen %s: %s\n", cfg.metrics_listen, why);
             mg_config_dispose(&cfg);
+            if (o->pid_file != NULL)
+                unlink(o->pid_file);
             return 2;
         }
         mg_server_opts_t aopts = sopts;
@@ -432,6 +438,8 @@ static int cmd_serve(const opts_t *o)
         int ar = mg_server_start(loop, &aopts, (struct sockaddr *)&aaddr, aloop, &admin_server, &why);
         if (ar != 0) {
             print_listen_error(cfg.metrics_listen, ar, why);
+            if (o->pid_file != NULL)
+                unlink(o->pid_file);
             return 1;
         }
         mg_log_json(MG_LOG_INFO, "admin listener",
@@ -441,6 +449,8 @@ static int cmd_serve(const opts_t *o)
     int r = mg_server_start(loop, &sopts, (struct sockaddr *)&addr, loopback, &server, &why);
     if (r != 0) {
         print_listen_error(listen, r, why);
+        if (o->pid_file != NULL)
+            unlink(o->pid_file);
         return 1;
     }
     char bound[300];
@@ -451,6 +461,8 @@ static int cmd_serve(const opts_t *o)
     if (mg_gateway_sessions_init(gateway, store, bound, swhy, sizeof swhy) != 0) {
         fprintf(stderr, "mcpgate: session store: %s\n", swhy);
         mg_config_dispose(&cfg); /* a refusal exits 2, leak-free (LeakSanitizer would make it 1) */
+        if (o->pid_file != NULL)
+            unlink(o->pid_file);
         return 2;
     }
     mg_log_json(MG_LOG_INFO, "listening",
