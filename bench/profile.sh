@@ -4,6 +4,7 @@
 #
 # What is measured (the target under callgrind, everything else native):
 #   gateway      build/mcpgate fronting build/mcpgate-testserver (the bench/run.sh setup)
+#   journal      the same with gateway.journal on (compare with gateway: the journal's cost per call)
 #   testserver   build/mcpgate-testserver behind a native mcpgate (the upstream's own share)
 #   instant      build/mcpgate fronting build/mcpgate-instant (an upstream that costs ~nothing)
 #   instant-child  build/mcpgate-instant itself, behind a native mcpgate
@@ -83,7 +84,7 @@ measure() {
     python3 "$ROOT/bench/cgflat.py" "$f2" --per $((SESSIONS * K2)) --top "$TOP" >"$OUT/$name.txt"
 }
 
-gateway_with() { # NAME UPSTREAM_COMMAND...
+gateway_with() { # NAME UPSTREAM_COMMAND...   (GW_EXTRA: the config's "gateway" object, default {})
     local name=$1
     shift
     local p cfg
@@ -141,6 +142,10 @@ for t in $TARGETS; do
     instant-traced) receiver; gateway_with instant-traced "$BUILD/mcpgate-instant" ;;
     gateway-traced) receiver; gateway_with gateway-traced "$BUILD/mcpgate-testserver" ;;
     gateway) gateway_with gateway "$BUILD/mcpgate-testserver" ;;
+    journal) # the gateway target with the call journal on (HMAC checkpoints; its writer thread counts)
+        head -c 32 /dev/urandom | base64 >"$OUT/journal.key"
+        GW_EXTRA="{\"journal\": {\"path\": \"$OUT/journal.jsonl\", \"hmacKey\": \"\${file:$OUT/journal.key}\"}}"
+        gateway_with journal "$BUILD/mcpgate-testserver" ;;
     instant) gateway_with instant "$BUILD/mcpgate-instant" ;;
     testserver) child_target testserver "$BUILD/mcpgate-testserver" ;;
     instant-child) child_target instant-child "$BUILD/mcpgate-instant" ;;
@@ -155,7 +160,7 @@ for t in $TARGETS; do
         kill -TERM "$pid"
         wait "$pid" 2>/dev/null || true
         ;;
-    *) echo "profile.sh: unknown target '$t' (gateway testserver instant instant-child bare instant-traced gateway-traced)" >&2; exit 2 ;;
+    *) echo "profile.sh: unknown target '$t' (gateway journal testserver instant instant-child bare instant-traced gateway-traced)" >&2; exit 2 ;;
     esac
 done
 echo "profiles: $OUT/<target>.txt"

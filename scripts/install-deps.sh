@@ -13,6 +13,7 @@ PACKAGES=(
   libpq-dev
   libcmocka-dev
   redis-server postgresql nginx-light
+  chromium fonts-dejavu-core
   nodejs npm
   clang-format valgrind procps
   clang libclang-rt-14-dev

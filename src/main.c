@@ -37,6 +37,7 @@ static const char usage[] =
     "\n"
     "Usage:\n"
     "  mcpgate serve [--config FILE] [--listen HOST:PORT] [--allow-unauthenticated] [--log-level LEVEL]\n"
+    "                [--pid-file FILE]\n"
     "  mcpgate check [--config FILE] [--env-file FILE]\n"
     "  mcpgate lock --config FILE [--diff | --update]\n"
     "  mcpgate --version | --help\n"
@@ -45,16 +46,20 @@ static const char usage[] =
     "        as one Streamable HTTP endpoint at http://HOST:PORT/mcp. Without --config, an embedded\n"
     "        config fronts the bundled mcpgate-testserver. Default listen: 127.0.0.1:8080.\n"
     "check   Validate FILE and report every problem at once (exit 1 when there are problems).\n"
+    "SIGHUP (or `mcpgate reload`) re-reads FILE: see docs/operations.md \"Reload\".\n"
     "\n"
     "Options:\n"
     "  --config FILE             config file (env MCPGATE_CONFIG)\n"
     "  --listen HOST:PORT        listen address (env MCPGATE_LISTEN; overrides gateway.listen)\n"
     "  --allow-unauthenticated   allow a non-loopback listen address without auth configured\n"
     "  --log-level LEVEL         debug | info | warn | error (overrides gateway.logLevel)\n"
+    "  --pid-file FILE           write the process id there (for `mcpgate reload --pid-file FILE`)\n"
     "  --env-file FILE           KEY=VALUE credentials, e.g. .env.mcp (env MCPGATE_ENV_FILE):\n"
     "                            ${env:X} falls back to it; GITHUB_MCP_TOKEN gives server github TOKEN\n"
     "\n"
-    "Endpoints: /mcp (MCP), /healthz (alive), /readyz (upstream states). Docs: docs/configuration.md\n";
+    "Endpoints: /mcp (MCP), /healthz (alive), /readyz (upstream states), /metrics and /status (scope\n"
+    "mcpgate:admin with auth, loopback clients without; gateway.metrics.listen moves them). Docs:\n"
+    "docs/configuration.md, docs/operations.md\n";
 
 typedef struct opts {
     const char *cmd;
@@ -62,13 +67,19 @@ typedef struct opts {
     const char *listen;
     const char *log_level;
     const char *env_file;
+    const char *pid_file;
     int allow_unauth;
 } opts_t;
 
 static uv_loop_t *loop;
 static mg_gateway_t *gateway;
 static mg_server_t *server;
-static uv_signal_t sig_term, sig_int;
+static mg_server_t *admin_server; /* gateway.metrics.listen: /metrics and /status, NULL = on server */
+static uv_signal_t sig_term, sig_int, sig_hup;
+static const opts_t *serve_opts;   /* what `serve` was started with: a reload reads the same file */
+static uv_fs_event_t config_watch; /* gateway.watchConfig */
+static uv_timer_t config_settle;   /* a burst of file events becomes one reload */
+static int watching;
 static uv_prepare_t log_flusher; /* writes the deferred log lines before the loop blocks */
 
 static void log_flush_cb(uv_prepare_t *h)
@@ -103,10 +114,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
             o->allow_unauth = 1;
             continue;
         }
-        const char *names[] = {"--config", "--listen", "--log-level", "--env-file"};
-        const char **slots[] = {&o->config, &o->listen, &o->log_level, &o->env_file};
+        const char *names[] = {"--config", "--listen", "--log-level", "--env-file", "--pid-file"};
+        const char **slots[] = {&o->config, &o->listen, &o->log_level, &o->env_file, &o->pid_file};
         int matched = 0;
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 5; k++) {
             size_t n = strlen(names[k]);
             if (strncmp(a, names[k], n) == 0 && (a[n] == '\0' || a[n] == '=')) {
                 if (a[n] == '=')
@@ -237,9 +248,86 @@ static int cmd_check(const opts_t *o)
     return problems > 0 ? 1 : 0;
 }
 
+/* SIGHUP, `mcpgate reload`, gateway.watchConfig: the file is read and validated whole; on any problem
+ * the running configuration stays (gateway/reload.c logs and counts it). */
+static void reload_config(const char *trigger)
+{
+    mg_log_json(MG_LOG_INFO, "reloading the configuration", json_pack("{s:s}", "trigger", trigger));
+    mg_config_t *next = calloc(1, sizeof *next);
+    char dir[PATH_MAX];
+    mg_config_self_dir(dir, sizeof dir);
+    mg_config_errors_t errs = {0};
+    mg_config_opts_t copts = {serve_opts->env_file};
+    int r = next == NULL ? MG_ENOMEM
+            : serve_opts->config
+                ? mg_config_load_opts(serve_opts->config, dir, &copts, next, &errs)
+                : mg_config_parse_opts(mg_config_embedded_json(), "<embedded>", dir, &copts, next, &errs);
+    const char *path = serve_opts->config ? serve_opts->config : "<embedded>";
+    if (r != 0) {
+        mg_gateway_reload_failed(gateway, path, &errs, r == MG_ENOMEM ? "out of memory" : NULL);
+        mg_config_errors_dispose(&errs);
+        free(next);
+        return;
+    }
+    mg_config_errors_dispose(&errs);
+    char pwhy[600];
+    if (mg_policy_validate(next, pwhy, sizeof pwhy) != 0) { /* lockfile, scan rules */
+        mg_gateway_reload_failed(gateway, path, NULL, pwhy);
+        mg_config_dispose(next);
+        free(next);
+        return;
+    }
+    mg_log_level_t lvl;
+    if (serve_opts->log_level == NULL && next->log_level != NULL &&
+        mg_log_level_parse(next->log_level, &lvl) == 0)
+        mg_log_set_level(lvl);
+    mg_gateway_reload(gateway, next);
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+    reload_config("SIGHUP");
+}
+
+static void settle_cb(uv_timer_t *t)
+{
+    reload_config("file changed");
+}
+
+static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    const char *base = strrchr(serve_opts->config, '/');
+    base = base ? base + 1 : serve_opts->config;
+    if (status == 0 && filename != NULL && strcmp(filename, base) != 0)
+        return; /* another file of the directory */
+    uv_timer_start(&config_settle, settle_cb, 300, 0);
+}
+
+/* gateway.watchConfig: the config's directory is watched (editors replace the file by renaming). */
+static void watch_config(uv_loop_t *l)
+{
+    char dirbuf[PATH_MAX];
+    snprintf(dirbuf, sizeof dirbuf, "%s", serve_opts->config);
+    const char *dir = dirname(dirbuf);
+    uv_timer_init(l, &config_settle);
+    uv_unref((uv_handle_t *)&config_settle);
+    uv_fs_event_init(l, &config_watch);
+    int r = uv_fs_event_start(&config_watch, watch_cb, dir, 0);
+    if (r != 0) {
+        mg_log_json(MG_LOG_WARN,
+                    "gateway.watchConfig: cannot watch the config's directory; reload with SIGHUP",
+                    json_pack("{s:s,s:s}", "directory", dir, "error", uv_strerror(r)));
+        return;
+    }
+    uv_unref((uv_handle_t *)&config_watch);
+    watching = 1;
+}
+
 static void shutdown_done_cb(mg_gateway_t *gw, void *data)
 {
     mg_log(MG_LOG_INFO, "stopped");
+    if (serve_opts != NULL && serve_opts->pid_file != NULL)
+        unlink(serve_opts->pid_file);
     uv_stop(loop);
 }
 
@@ -252,7 +340,12 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     mg_log_json(MG_LOG_INFO, "shutting down",
                 json_pack("{s:s}", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+    uv_signal_stop(&sig_hup); /* no reload while stopping */
+    if (watching)
+        uv_fs_event_stop(&config_watch);
     mg_server_drain(server); /* keeps accepting: /readyz 503, /healthz 200, /mcp 503 until exit */
+    if (admin_server != NULL)
+        mg_server_drain(admin_server);
     const mg_config_t *cfg = h->data;
     mg_gateway_shutdown(gateway, cfg->limits.shutdown_grace_ms, shutdown_done_cb, NULL);
 }
@@ -313,16 +406,64 @@ static int cmd_serve(const opts_t *o)
         mg_config_dispose(&cfg);
         return 2;
     }
+    if (o->pid_file != NULL) { /* for `mcpgate reload --pid-file`; removed at exit */
+        FILE *pf = fopen(o->pid_file, "w");
+        int bad = pf == NULL || fprintf(pf, "%d\n", (int)getpid()) < 0;
+        if (pf != NULL && fclose(pf) != 0)
+            bad = 1;
+        if (bad) {
+            fprintf(stderr, "mcpgate: --pid-file %s: cannot write it (does its directory exist?)\n",
+                    o->pid_file);
+            mg_config_dispose(&cfg);
+            return 2;
+        }
+    }
     signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
     if (mg_gateway_new(loop, &cfg, &gateway) != 0) {
         fprintf(stderr, "mcpgate: out of memory\n");
+        if (o->pid_file != NULL)
+            unlink(o->pid_file);
         return 1;
     }
+    char jwhy[600];
+    if (mg_gateway_journal_open(gateway, jwhy, sizeof jwhy) != 0) { /* gateway.journal */
+        fprintf(stderr, "mcpgate: gateway.journal: %s\n", jwhy);
+        mg_config_dispose(&cfg); /* a refusal exits 2, leak-free (LeakSanitizer would make it 1) */
+        if (o->pid_file != NULL)
+            unlink(o->pid_file);
+        return 2;
+    }
     mg_server_opts_t sopts = mg_gateway_server_opts(gateway, &cfg);
+    if (cfg.metrics_listen != NULL) { /* gateway.metrics.listen: the admin routes move there */
+        struct sockaddr_storage aaddr;
+        int aloop = 0;
+        if (mg_server_resolve(cfg.metrics_listen, &aaddr, &aloop, &why) != 0) {
+            fprintf(stderr, "mcpgate: gateway.metrics.listen %s: %s\n", cfg.metrics_listen, why);
+            mg_config_dispose(&cfg);
+            if (o->pid_file != NULL)
+                unlink(o->pid_file);
+            return 2;
+        }
+        mg_server_opts_t aopts = sopts;
+        aopts.routes = MG_SERVER_ROUTES_ADMIN;
+        sopts.routes = MG_SERVER_ROUTES_PUBLIC;
+        int ar = mg_server_start(loop, &aopts, (struct sockaddr *)&aaddr, aloop, &admin_server, &why);
+        if (ar != 0) {
+            print_listen_error(cfg.metrics_listen, ar, why);
+            if (o->pid_file != NULL)
+                unlink(o->pid_file);
+            return 1;
+        }
+        mg_log_json(MG_LOG_INFO, "admin listener",
+                    json_pack("{s:s,s:i,s:s}", "address", cfg.metrics_listen, "port",
+                              mg_server_port(admin_server), "routes", "/metrics /status /healthz /readyz"));
+    }
     int r = mg_server_start(loop, &sopts, (struct sockaddr *)&addr, loopback, &server, &why);
     if (r != 0) {
         print_listen_error(listen, r, why);
+        if (o->pid_file != NULL)
+            unlink(o->pid_file);
         return 1;
     }
     char bound[300];
@@ -333,6 +474,8 @@ static int cmd_serve(const opts_t *o)
     if (mg_gateway_sessions_init(gateway, store, bound, swhy, sizeof swhy) != 0) {
         fprintf(stderr, "mcpgate: session store: %s\n", swhy);
         mg_config_dispose(&cfg); /* a refusal exits 2, leak-free (LeakSanitizer would make it 1) */
+        if (o->pid_file != NULL)
+            unlink(o->pid_file);
         return 2;
     }
     mg_log_json(MG_LOG_INFO, "listening",
@@ -344,6 +487,13 @@ static int cmd_serve(const opts_t *o)
     sig_term.data = sig_int.data = &cfg;
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
+    serve_opts = o;
+    uv_signal_init(loop, &sig_hup);
+    uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    uv_unref((uv_handle_t *)&sig_hup);
+    if (cfg.watch_config && o->config != NULL)
+        watch_config(loop);
+
     /* Log lines of one loop iteration go out in one write(2) (common/log.h), flushed before the
      * loop waits for events, at exit() and below. */
     uv_prepare_init(loop, &log_flusher);

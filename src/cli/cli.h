@@ -18,6 +18,10 @@ typedef struct mg_cli_command {
 
 /* `mcpgate store migrate` (store_cmd.c): the PostgreSQL session store's schema. */
 int mg_cli_store(int argc, char **argv);
+/* `mcpgate journal verify` (cli/journal_cmd.c). */
+int mg_cli_journal(int argc, char **argv);
+/* `mcpgate reload` (cli/reload_cmd.c). */
+int mg_cli_reload(int argc, char **argv);
 
 /* NULL-terminated table of extra subcommands (src/cli/commands.c). */
 extern const mg_cli_command_t mg_cli_commands[];

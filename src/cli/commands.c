@@ -19,5 +19,9 @@ const mg_cli_command_t mg_cli_commands[] = {
     {"audit", "run the production checklist against an MCP endpoint URL or a config (table, --json, --sarif)",
      mg_cli_audit},
     {"store", "create or upgrade the PostgreSQL session store's schema (store migrate)", mg_cli_store},
+    {"journal", "verify the call journal's hash chain and HMAC checkpoints (journal verify FILE)",
+     mg_cli_journal},
+    {"reload", "ask the running gateway to re-read its config (SIGHUP; --pid-file FILE or --listen ADDR)",
+     mg_cli_reload},
     {NULL, NULL, NULL},
 };

@@ -15,6 +15,7 @@
 #include "policy_config.h"
 #include "sandbox_config.h"
 
+#include "../common/codec.h"
 #include "../common/err.h"
 #include "../common/log.h"
 
@@ -71,7 +72,11 @@ static const char *const gateway_keys[] = {"listen",
                                            "audit",
                                            "legacySse",
                                            "tracing",
-                                           NULL}; /* policy keys: policy_config.c */
+                                           "journal",
+                                           "metrics",
+                                           "watchConfig",
+                                           NULL}; /* policy keys: policy_config.c; journal, metrics,
+                                                     watchConfig: config_ops.c */
 
 /* Server keys: ours first, then client keys we accept and ignore ("type" only when "stdio"). */
 static const char *const server_keys[] = {
@@ -367,6 +372,9 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
             mg__config_parse_sessions(ctx, cfg, v);
         } else if (strcmp(key, "tracing") == 0) {
             mg__config_parse_tracing(ctx, cfg, v);
+        } else if (strcmp(key, "journal") == 0 || strcmp(key, "metrics") == 0 ||
+                   strcmp(key, "watchConfig") == 0) {
+            mg__config_parse_ops(ctx, cfg, key, v);
         } else if (mg_policy_config_gateway_key(&cfg->policy, key, v, &pops)) {
             /* pinning, lockFile, scan, cors, rateLimits */
         } else {
@@ -617,6 +625,7 @@ static void parse_servers(mg__config_ctx_t *ctx, mg_config_t *cfg, const char *w
         }
         cfg->nservers++;
         (*entries)++;
+        s->raw = json_incref(v);
         *disabled += (size_t)parse_server(ctx, cfg, s, v);
     }
 }
@@ -737,6 +746,10 @@ int mg_config_parse_opts(const char *json_text, const char *origin, const char *
         goto done;
     }
     memcpy(text, json_text, len + 1);
+    char hex[MG_SHA256_HEX];
+    mg_sha256_hex(text, len, hex);
+    memcpy(out->digest, hex, 16);
+    out->digest[16] = '\0';
     int open_comment = mg__config_jsonc_strip(text, len);
     if (open_comment != 0) {
         mg__config_errf(&ctx, "line %d: a /* comment is never closed", open_comment);
@@ -781,6 +794,7 @@ int mg_config_parse_opts(const char *json_text, const char *origin, const char *
     }
     if (gateway != NULL) {
         parse_gateway(&ctx, out, gateway);
+        out->raw_gateway = json_incref((json_t *)gateway);
     }
     size_t entries = 0, disabled = 0;
     if (mcp_servers != NULL) {
@@ -881,6 +895,7 @@ void mg_config_dispose(mg_config_t *cfg)
         free(s->env);
         free(s->cwd);
         mg__config_tool_filter_dispose(&s->tools);
+        json_decref(s->raw);
         mg_server_policy_free(s->policy);
         mg_sandbox_config_free(s->sandbox);
     }
@@ -899,7 +914,28 @@ void mg_config_dispose(mg_config_t *cfg)
     mg__config_sessions_dispose(&cfg->sessions);
     mg_policy_config_free(cfg->policy);
     free(cfg->env_file);
+    json_decref(cfg->raw_gateway);
+    mg__config_ops_dispose(cfg);
     memset(cfg, 0, sizeof *cfg);
+}
+
+static int str_same(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int mg_config_server_same(const mg_server_config_t *a, const mg_server_config_t *b)
+{
+    if (!json_equal(a->raw, b->raw) || !str_same(a->command, b->command) || !str_same(a->cwd, b->cwd) ||
+        a->nargs != b->nargs || a->nenv != b->nenv)
+        return 0;
+    for (size_t i = 0; i < a->nargs; i++)
+        if (!str_same(a->args[i], b->args[i]))
+            return 0;
+    for (size_t i = 0; i < a->nenv; i++)
+        if (!str_same(a->env[i].key, b->env[i].key) || !str_same(a->env[i].value, b->env[i].value))
+            return 0;
+    return 1;
 }
 
 void mg_config_errors_print(FILE *f, const char *prefix, const char *what, const mg_config_errors_t *errs)

@@ -97,6 +97,8 @@ typedef struct mg_server_config {
                                           (also "includeTools" / "excludeTools" / "disabledTools") */
     struct mg_server_policy *policy;   /* "pinning" / "scan" overrides (policy_config.h), NULL = none */
     struct mg_sandbox_config *sandbox; /* "sandbox" (sandbox_config.h), NULL = none */
+    json_t *raw; /* the entry as written (a reference into the parsed file): what a reload compares,
+                    whatever keys it has (mg_config_server_same) */
 } mg_server_config_t;
 
 typedef struct mg_limits {
@@ -141,6 +143,16 @@ typedef struct mg_tracing_config {
     char *endpoint;      /* "endpoint": the collector's OTLP/HTTP traces URL */
     double sample_ratio; /* "sampleRatio": 0..1, share of new traces recorded; default 1 */
 } mg_tracing_config_t;
+/* "gateway.journal": the tamper-evident call journal (obs/journal.h, docs/operations.md). */
+typedef struct mg_journal_config {
+    char *path;                /* "path": the live file; NULL = no journal */
+    int arguments;             /* "arguments": write each call's arguments (default false: only their hash) */
+    char *hmac_key;            /* "hmacKey": checkpoint HMAC key, >= 16 bytes (a secret; use ${file:...}) */
+    uint64_t max_bytes;        /* "maxBytes": rotate the live file past this, default 100 MiB; 0 = never */
+    unsigned checkpoint_every; /* "checkpointEvery": lines between checkpoints, default 1000 */
+    uint64_t checkpoint_ms;    /* "checkpointIntervalMs": a checkpoint this long after a line, default 10 s */
+    uint64_t queue_bytes;      /* "queueBytes": lines waiting for the disk, default 16 MiB */
+} mg_journal_config_t;
 
 typedef struct mg_config {
     char *path;                  /* file it came from, or "<embedded>" */
@@ -171,6 +183,12 @@ typedef struct mg_config {
     char **audit_publishers;         /* "gateway.audit.trustedPublishers": package scopes/names
                                         `mcpgate audit --config` trusts; NULL = the default list */
     size_t naudit_publishers;
+    mg_journal_config_t journal;     /* "gateway.journal" (config_ops.c) */
+    char *metrics_listen;            /* "gateway.metrics.listen": /metrics and /status on their own
+                                        address (host:port), NULL = on the main listener */
+    int watch_config;                /* "gateway.watchConfig": reload when the file changes */
+    json_t *raw_gateway;             /* the "gateway" object as written (a reference), NULL = none */
+    char digest[20];                 /* first 16 hex digits of SHA-256 of the text parsed */
 } mg_config_t;
 
 typedef struct mg_config_errors {
@@ -210,6 +228,10 @@ int mg_config_parse_opts(const char *json_text, const char *origin, const char *
                          const mg_config_opts_t *opts, mg_config_t *out, mg_config_errors_t *errs);
 int mg_config_load_opts(const char *path, const char *self_dir, const mg_config_opts_t *opts,
                         mg_config_t *out, mg_config_errors_t *errs);
+
+/* 1 when a and b are the same server entry for a reload: the entries as written are equal (any key,
+ * any order) and so are the values their ${...} references expanded to (command, args, env, cwd). */
+int mg_config_server_same(const mg_server_config_t *a, const mg_server_config_t *b);
 
 /* Number of servers with disabled == 0. */
 size_t mg_config_enabled_count(const mg_config_t *cfg);

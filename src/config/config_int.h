@@ -110,5 +110,9 @@ void mg__config_sessions_dispose(mg_sessions_config_t *s);
 /* "gateway.tracing" (config_tracing.c). */
 void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj);
 void mg__config_tracing_dispose(mg_tracing_config_t *t);
+/* ---- config_ops.c ---- */
+/* "gateway.journal", "gateway.metrics", "gateway.watchConfig": key is the gateway key, v its value. */
+void mg__config_parse_ops(mg__config_ctx_t *ctx, mg_config_t *cfg, const char *key, const json_t *v);
+void mg__config_ops_dispose(mg_config_t *cfg);
 
 #endif

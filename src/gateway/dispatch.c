@@ -255,6 +255,7 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
     s->ncalls++;
     gw->live_calls++;
     gw->calls_total++;
+    mg__journal_call_start(c);
     return c;
 }
 
@@ -266,6 +267,8 @@ static void call_finish(mg_call_t *c, const json_t *resp)
         return;
     c->finished = 1;
     call_spans_end(c, resp);
+    mg__journal_call_end(c, resp);
+    mg__status_call_end(c, resp);
     if (c->rate_job != NULL)
         mg_policy_rate_cancel(c); /* its shared-store answer is dropped */
     if (c->fwd != NULL)
@@ -1140,6 +1143,7 @@ static void forward_uri(mg_call_t *c, mg_pool_t *p, const char *uri)
         return;
     }
     if (!mg__auth_name_allowed(c, p->srv->index, uri)) { /* outside the caller's policy: as if absent */
+        c->refusal = "authRules";
         call_error(c, strcmp(c->method, "resources/read") == 0 ? MG_ERESOURCE : MG_EPARAMS,
                    "Resource not found", json_pack("{s:s}", "uri", uri));
         return;
@@ -1261,6 +1265,7 @@ static void rate_done_cb(mg_call_t *c, json_t *msg, mg_policy_rate_decision_t *d
             x->status = d->status;
     }
     if (!d->allowed) {
+        c->refusal = "rateLimit";
         call_error(c, MG_ERATELIMIT, d->message, d->data);
         return;
     }
@@ -1286,10 +1291,14 @@ static call_rc_t route_by_name(mg_call_t *c, const char *name, mg_list_kind_t ki
     const char *what = kind == MG_LIST_TOOLS ? "tool" : "prompt";
     const char *original = NULL;
     long i = name ? mg__catalog_route_name(c->gw, name, &original) : -1;
-    if (i >= 0 && !mg__auth_name_allowed(c, (size_t)i, original))
+    if (i >= 0 && !mg__auth_name_allowed(c, (size_t)i, original)) {
         i = -1; /* outside the caller's policy: answered as unknown, as tools/list never showed it */
-    if (i >= 0 && kind == MG_LIST_TOOLS && !mg_toolsearch_allows(c, (size_t)i, original, name))
+        c->refusal = "authRules";
+    }
+    if (i >= 0 && kind == MG_LIST_TOOLS && !mg_toolsearch_allows(c, (size_t)i, original, name)) {
         i = -1; /* hidden by gateway.tools or the server's tool filter: unknown, as in tools/list */
+        c->refusal = "toolFilter";
+    }
     if (i < 0) {
         char m[300];
         snprintf(m, sizeof m, "Invalid params: unknown %s '%s'", what, name ? name : "");
@@ -1341,6 +1350,7 @@ static void verified_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *items, void *
     json_t *edata = NULL;
     if (!mg_policy_call_verified(c->gw->policy, c->route_index, kind, items, c->route_original, why,
                                  sizeof why, &edata)) {
+        c->refusal = "pinning";
         call_error(c, MG_EBLOCKED, why, edata);
         return;
     }
@@ -1367,6 +1377,7 @@ static void param_check_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, voi
     if (tool != NULL &&
         mg__modern_check_params(c->x, tool, json_object_get(c->params, "arguments"), why, sizeof why) != 0) {
         c->x->status = mg_err_http_status(MG_EHEADERMISMATCH);
+        c->refusal = "paramHeaders";
         call_error(c, MG_EHEADERMISMATCH, why, NULL);
         return;
     }

@@ -8,6 +8,7 @@
 #include "../toolsearch/runtime.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../obs/journal.h"
 #include "../obs/metrics.h"
 #include "../config/auth_config.h"
 
@@ -69,6 +70,9 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     if (cfg->tracing.endpoint != NULL &&
         mg_trace_new(loop, cfg->tracing.endpoint, cfg->tracing.sample_ratio, &gw->trace) != 0)
         return MG_ENOMEM; /* startup only: the process exits */
+    if (mg__status_new(gw) != 0 || mg__reload_new(gw) != 0)
+        return MG_ENOMEM;
+    memcpy(gw->config_digest, cfg->digest, sizeof gw->config_digest);
     uv_timer_init(loop, &gw->sweep_timer);
     uv_timer_init(loop, &gw->debounce_timer);
     uv_timer_init(loop, &gw->keepalive_timer);
@@ -228,15 +232,33 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
         if (!gw->shutting_down)
             status = "down";
     }
-    return json_pack("{s:b,s:s,s:I,s:o,s:o}", "ready", *ready, "status", status, "sessions",
-                     (json_int_t)gw->sessions.count, "upstreams", ups, "store", store);
+    json_t *out = json_pack("{s:b,s:s,s:I,s:o,s:o}", "ready", *ready, "status", status, "sessions",
+                            (json_int_t)gw->sessions.count, "upstreams", ups, "store", store);
+    mg__reload_readyz(gw, out); /* the config digest: a rollout can check every replica runs it */
+    return out;
 }
 
 static void shutdown_tick(uv_timer_t *t);
 
+static void journal_closed_cb(void *data)
+{
+    mg_gateway_t *gw = data;
+    if (gw->shutdown_cb != NULL) {
+        void (*cb)(mg_gateway_t *, void *) = gw->shutdown_cb;
+        gw->shutdown_cb = NULL;
+        cb(gw, gw->shutdown_data);
+    }
+}
+
 static void finish_shutdown(mg_gateway_t *gw)
 {
     uv_timer_stop(&gw->shutdown_timer);
+    if (gw->journal != NULL) { /* its last checkpoint reaches the disk before done_cb */
+        struct mg_journal *j = gw->journal;
+        gw->journal = NULL;
+        mg_journal_close(j, 5000, journal_closed_cb, gw);
+        return;
+    }
     if (gw->shutdown_cb != NULL) {
         void (*cb)(mg_gateway_t *, void *) = gw->shutdown_cb;
         gw->shutdown_cb = NULL;
@@ -256,6 +278,7 @@ static void stop_everything(mg_gateway_t *gw)
         mg__cluster_leave(gw);
     mg__modern_dispose(gw);
     mg__dispatch_session_gone(gw->stateless);
+    mg__reload_shutdown(gw);
     for (size_t i = 0; i < gw->nservers; i++) {
         if (gw->servers[i].shared != NULL) {
             gw->pools_stopping++;
@@ -348,6 +371,8 @@ void mg_gateway_free(mg_gateway_t *gw)
     if (gw == NULL)
         return;
     mg_metrics_unregister(collect_cb, gw);
+    mg__status_free(gw);
+    mg__reload_free(gw);
     for (size_t i = 0; i < gw->nservers; i++) {
         free(gw->servers[i].prefix);
         mg_map_dispose(&gw->servers[i].tenants);
@@ -405,6 +430,11 @@ static int route_well_known(void *data, h2o_req_t *req)
     return mg_auth_handle_well_known(mg_gateway_auth(data), req);
 }
 
+static int route_admin(void *data, h2o_req_t *req)
+{
+    return mg_gateway_handle_admin(data, req);
+}
+
 mg_server_opts_t mg_gateway_server_opts(mg_gateway_t *gw, const mg_config_t *cfg)
 {
     mg_server_opts_t o = {cfg->limits.max_body_bytes,
@@ -414,6 +444,8 @@ mg_server_opts_t mg_gateway_server_opts(mg_gateway_t *gw, const mg_config_t *cfg
                           route_internal,
                           route_legacy_sse,
                           route_readyz,
-                          route_well_known};
+                          route_well_known,
+                          route_admin,
+                          MG_SERVER_ROUTES_ALL};
     return o;
 }

@@ -36,6 +36,22 @@ int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *li
  * (gateway/cluster_internal.c), authenticated with gateway.sessions.secret; 404 without a shared store.
  * Always answers. loopback_bound: as for mg_gateway_handle_mcp(). */
 int mg_gateway_handle_internal(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
+/* Opens gateway.journal (obs/journal.h) when configured: at startup, after mg_gateway_new. Returns 0,
+ * or an MG_E* error with a sentence in why (serve then exits). Shutdown closes it (written to disk
+ * before done_cb runs). */
+int mg_gateway_journal_open(mg_gateway_t *gw, char *why, size_t whylen);
+/*
+ * Applies next (validated whole by the caller; the gateway keeps it until exit) to the running
+ * gateway: unchanged servers are untouched, changed ones restart after their calls in flight,
+ * what cannot change at runtime is logged and listed in /readyz (gateway/reload.c). Never fails:
+ * problems are logged.
+ */
+void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next);
+/* A reload that did not get that far: logs every problem of errs (may be NULL) and why (may be
+ * NULL) and counts it (mcpgate_config_reloads_total{result="failed"}); the running config stays. */
+struct mg_config_errors;
+void mg_gateway_reload_failed(mg_gateway_t *gw, const char *path, const struct mg_config_errors *errs,
+                              const char *why);
 /* Spawns every enabled shared upstream and starts the session sweeper. */
 void mg_gateway_start(mg_gateway_t *gw);
 /* Handles one request on the MCP endpoint through the phase table (pipeline.c); always answers
@@ -45,6 +61,9 @@ int mg_gateway_handle_mcp(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
  * same phases as /mcp when gateway.legacySse is on; 404 saying how to enable it when off. Always
  * answers (now or later). Returns 0. */
 int mg_gateway_handle_sse(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound);
+/* GET /metrics and /status (gateway/admin.c): scope mcpgate:admin with gateway.auth, loopback clients
+ * only without it. Always answers (now or later). Returns 0. */
+int mg_gateway_handle_admin(mg_gateway_t *gw, h2o_req_t *req);
 /* NEW reference: {"ready":bool,"status":"ok|degraded|down|stopping","upstreams":[...]} */
 json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready);
 /*

@@ -245,6 +245,10 @@ struct mg_call {
     mg_span_t *span, *phase_span, *up_span, *round_span;
     unsigned span_phase;
     unsigned rounds;
+    /* The call journal (journal_hooks.c), set only when gateway.journal is on: */
+    uint64_t start_ns;   /* uv_hrtime() at call_new */
+    char trace_id[33];   /* W3C trace id of the request (traceparent), "" when none */
+    const char *refusal; /* the rule that refused the call (static), NULL = none */
 };
 
 typedef struct mg_listener {
@@ -305,6 +309,10 @@ struct mg_gateway {
     mg_span_t *trace_ambient;
     /* era_sse.c: notices legacy HTTP+SSE clients that went away; exists while such sessions do */
     struct mg_sse_probe *sse_probe;
+    struct mg_journal *journal; /* gateway.journal (obs/journal.h), NULL = off */
+    struct mg_status *status;   /* call statistics and last errors for /status, /metrics (status.c) */
+    char config_digest[20];     /* first 16 hex of the config file's SHA-256 ("" = unknown) */
+    struct mg_reload *reload;   /* reloads: counters, draining pools, what needs a restart (reload.c) */
 };
 
 /* 1 when s lives in the shared store (gateway.sessions.store): its GET stream, event logs and
@@ -541,6 +549,43 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
 /* Fails every call of a session (session deleted); calls finish with an error. */
 void mg__dispatch_session_gone(mg_session_t *s);
 json_t *mg__initialize_result(mg_gateway_t *gw, const char *version);
+
+/* ---- status.c: call statistics, /status and its metrics ---- */
+typedef enum mg__outcome {
+    MG__OUTCOME_RESULT = 0,
+    MG__OUTCOME_TOOL_ERROR, /* a result with isError */
+    MG__OUTCOME_ERROR,      /* a JSON-RPC error (*code) */
+    MG__OUTCOME_REFUSED,    /* an error from a rule of the gateway (c->refusal) */
+    MG__OUTCOME_CANCELLED,  /* ended unanswered */
+    MG__OUTCOME_COUNT
+} mg__outcome_t;
+/* How call c ended with resp (borrowed; NULL = cancelled); *code: the JSON-RPC error code or 0. */
+mg__outcome_t mg__call_outcome(const mg_call_t *c, const json_t *resp, int *code);
+const char *mg__outcome_name(mg__outcome_t o);
+/* The server c was routed to ("" before routing). */
+const char *mg__call_server(const mg_call_t *c);
+int mg__status_new(mg_gateway_t *gw);
+void mg__status_free(mg_gateway_t *gw);
+/* From call_finish() for the calls mg__journal_call_start() timed. */
+void mg__status_call_end(mg_call_t *c, const json_t *resp);
+/* The /status page (NEW, *len bytes) and its Content-Security-Policy into csp; NULL when too big. */
+char *mg__status_html(mg_gateway_t *gw, size_t *len, char *csp, size_t csplen);
+
+/* ---- reload.c ---- */
+int mg__reload_new(mg_gateway_t *gw);
+/* Adds {"config": {digest, reloads, reloadFailures, restartNeeded}} to the /readyz object. */
+void mg__reload_readyz(mg_gateway_t *gw, json_t *out);
+/* Shutdown: the pools still draining after a reload stop now (counted in pools_stopping). */
+void mg__reload_shutdown(mg_gateway_t *gw);
+void mg__reload_free(mg_gateway_t *gw);
+
+/* ---- journal_hooks.c: the call journal's records (obs/journal.h) ---- */
+/* From call_new(): notes the start time of the calls below (status.c times them) and, with the
+ * journal on, the request's trace id. */
+void mg__journal_call_start(mg_call_t *c);
+/* From call_finish(): one "call" record for tools/call, prompts/get, resources/read and
+ * completion/complete (resp borrowed; NULL = cancelled). */
+void mg__journal_call_end(mg_call_t *c, const json_t *resp);
 
 /* ---- catalog.c ---- */
 int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, mg_pool_t **out);

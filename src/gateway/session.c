@@ -55,12 +55,12 @@ static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, 
     s->rank = mg_version_rank(version);
     /* Memory per idle session: sessions that declare no capability share one empty object (caps are
      * never modified after initialize), and clientInfo is kept only for the shared store's record
-     * (cluster_records.c): one process never reads it again. */
+     * (cluster_records.c) and the call journal (journal_hooks.c). */
     static json_t *no_caps;
     if (no_caps == NULL)
         no_caps = json_object();
     s->caps = caps != NULL && json_object_size(caps) > 0 ? json_incref(caps) : json_incref(no_caps);
-    if (gw->cluster != NULL)
+    if (gw->cluster != NULL || gw->journal != NULL)
         s->client_info = client_info ? json_incref(client_info) : json_object();
     s->last_ms = mg_gateway_now_ms();
     s->next_stream = 1;

@@ -9,7 +9,6 @@
 #include "status.h"
 #include "../common/err.h"
 #include "../common/log.h"
-#include "../obs/metrics.h"
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
@@ -88,6 +87,22 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         free(body);
         return 0;
     }
+    int admin_path = path_is(req, "/metrics") || path_is(req, "/status");
+    if (admin_path && srv->opts.routes != MG_SERVER_ROUTES_PUBLIC)
+        return srv->opts.admin(srv->opts.data, req);
+    if (srv->opts.routes == MG_SERVER_ROUTES_ADMIN && !path_is(req, "/healthz") && !path_is(req, "/readyz")) {
+        send_simple(
+            req, 404, "application/json",
+            "{\"error\":\"not found\",\"hint\":\"this is the admin listener (gateway.metrics.listen): "
+            "/metrics, /status, /healthz, /readyz\"}");
+        return 0;
+    }
+    if (admin_path) {
+        send_simple(req, 404, "application/json",
+                    "{\"error\":\"not found\",\"hint\":\"/metrics and /status are served on "
+                    "gateway.metrics.listen\"}");
+        return 0;
+    }
     if (path_is(req, "/mcp"))
         return srv->opts.mcp(srv->opts.data, req, srv->loopback);
     if (path_is(req, "/sse") || path_is(req, "/messages"))
@@ -107,13 +122,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         json_decref(r);
         send_simple(req, ready ? 200 : 503, "application/json", s ? s : "{}");
         free(s);
-        return 0;
-    }
-    if (path_is(req, "/metrics")) { /* Prometheus text; collectors register in obs/metrics.h */
-        char *text = mg_metrics_render(NULL);
-        send_simple(req, text ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8",
-                    text ? text : "out of memory\n");
-        free(text);
         return 0;
     }
     /* RFC 9728 protected resource metadata and the issuer's metadata (src/auth/auth.c). */

@@ -4,11 +4,11 @@
  * Every request head is checked first (head.h: ambiguous framing or Host -> 400, connection closed).
  * Routes: /mcp, /sse and /messages, and /mcpgate/internal/ -> the handlers of mg_server_opts_t (the
  * gateway's, given by mg_gateway_server_opts()), /healthz -> 200 "ok" while the process runs (drain
- * included), /readyz
- * -> the readiness JSON of opts (200 ready / 503 not), /metrics -> Prometheus text (obs/metrics.h),
- * /.well-known/ -> opts' handler, anything else -> 404 JSON. Transport only: this layer knows no
- * MCP, no config file and no gateway (docs/architecture.md "Layers").
- * Body size is capped by h2o (413) at twice max_body_bytes. The listener is a uv_tcp_t.
+ * included), /readyz -> the readiness JSON of opts (200 ready / 503 not), /metrics and /status ->
+ * opts' admin handler (it renders obs/metrics.h's text), /.well-known/ -> opts' handler, anything
+ * else -> 404 JSON; opts.routes may leave the admin routes out, or serve only them and the probes.
+ * Transport only: this layer knows no MCP, no config file and no gateway (docs/architecture.md
+ * "Layers"). Body size is capped by h2o (413) at twice max_body_bytes. The listener is a uv_tcp_t.
  * Read next: gateway/gateway.h.
  */
 #ifndef MG_SERVER_H
@@ -21,6 +21,14 @@
 
 typedef struct mg_server mg_server_t;
 typedef struct st_h2o_req_t h2o_req_t;
+
+/* Which routes a listener serves: everything (the default), everything but the admin routes
+ * (/metrics, /status: when they have a listener of their own), or only those and the probes. */
+typedef enum mg_server_routes {
+    MG_SERVER_ROUTES_ALL = 0,
+    MG_SERVER_ROUTES_PUBLIC,
+    MG_SERVER_ROUTES_ADMIN
+} mg_server_routes_t;
 
 /* What the server needs from the application behind it: limits and the handlers of its routes.
  * Every handler gets `data`; each must be set. */
@@ -39,6 +47,9 @@ typedef struct mg_server_opts {
     json_t *(*readyz)(void *data, int *ready);
     /* /.well-known/...: 0 when answered, else nonzero (the server answers 404). */
     int (*well_known)(void *data, h2o_req_t *req);
+    /* /metrics and /status: always answers (now or later; access rules are the application's). */
+    int (*admin)(void *data, h2o_req_t *req);
+    mg_server_routes_t routes;
 } mg_server_opts_t;
 
 /* Parses "host:port" / "[v6]:port" and resolves it (blocking getaddrinfo, at startup only).

@@ -665,6 +665,29 @@ int mg_policy_call_verified(mg_policy_t *pol, size_t i, mg_list_kind_t kind, con
     return 0;
 }
 
+void mg_policy_item_state(const mg_policy_t *pol, size_t i, mg_list_kind_t kind, const char *name,
+                          const char **pin, int *blocked, unsigned *findings)
+{
+    *pin = NULL;
+    *blocked = 0;
+    *findings = 0;
+    if (pol == NULL || i >= pol->n || name == NULL)
+        return;
+    const json_t *st = json_object_get(pol->servers[i].state[kind], name);
+    *pin = json_string_value(json_object_get(st, "pin"));
+    *blocked = json_is_true(json_object_get(st, "blocked"));
+    *findings = (unsigned)json_array_size(json_object_get(st, "findings"));
+}
+
+const char *mg_policy_pin_state(const mg_policy_t *pol, size_t i, int *locked)
+{
+    *locked = 0;
+    if (pol == NULL || i >= pol->n)
+        return "off";
+    *locked = pol->servers[i].lock != NULL;
+    return pol->servers[i].pin == MG_PIN_OFF ? "off" : mg_pin_mode_name(pol->servers[i].pin);
+}
+
 void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u)
 {
     if (pol == NULL || i >= pol->n)

@@ -54,6 +54,13 @@ int mg_policy_call_verified(mg_policy_t *pol, size_t i, mg_list_kind_t kind, con
 
 /* Adds "pinning" and "scan" details to upstream i's /readyz object u. */
 void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u);
+/* The pin and scan state of one entry of upstream i's latest list (the status page): *pin
+ * "added" | "changed" | "removed" or NULL (matches the lock, or pinning off), *blocked 1 when calls
+ * to it are refused, *findings the number of scan findings. */
+void mg_policy_item_state(const mg_policy_t *pol, size_t i, mg_list_kind_t kind, const char *name,
+                          const char **pin, int *blocked, unsigned *findings);
+/* "off", "warn" or "block": upstream i's pinning mode; *locked 0 when the lock has no entry for it. */
+const char *mg_policy_pin_state(const mg_policy_t *pol, size_t i, int *locked);
 
 /* Response headers a decision asks the caller to add: n name/value pairs (the caller copies them;
  * at most 8, values at most 255 bytes). */

@@ -884,9 +884,58 @@ static void test_error_count_is_bounded(void **state)
     free(json);
 }
 
+/* gateway.journal, gateway.metrics, gateway.watchConfig (config_ops.c) and the reload diff's
+ * mg_config_server_same. */
+static void test_ops_keys(void **state)
+{
+    mg_config_t cfg;
+    parse_ok(
+        "{\"mcpServers\":{\"a\":{\"command\":\"x\"}},\"gateway\":{\"watchConfig\":true,"
+        "\"metrics\":{\"listen\":\"127.0.0.1:9090\"},\"journal\":{\"path\":\"/var/j.jsonl\","
+        "\"arguments\":true,\"hmacKey\":\"0123456789abcdef0123\",\"maxBytes\":0,\"checkpointEvery\":5}}}",
+        &cfg);
+    assert_int_equal(cfg.watch_config, 1);
+    assert_string_equal(cfg.metrics_listen, "127.0.0.1:9090");
+    assert_string_equal(cfg.journal.path, "/var/j.jsonl");
+    assert_int_equal(cfg.journal.arguments, 1);
+    assert_int_equal(cfg.journal.max_bytes, 0);
+    assert_int_equal(cfg.journal.checkpoint_every, 5);
+    assert_int_equal(cfg.journal.checkpoint_ms, 10000);
+    assert_int_equal(cfg.journal.queue_bytes, 16u * 1024 * 1024);
+    assert_int_equal(strlen(cfg.digest), 16);
+    mg_config_dispose(&cfg);
+
+    mg_config_errors_t errs;
+    parse_bad(
+        "{\"mcpServers\":{\"a\":{\"command\":\"x\"}},\"gateway\":{\"journal\":{\"hmacKey\":\"short-secret\","
+        "\"maxBytes\":10,\"pth\":1},\"metrics\":{\"listen\":\"nope\"},\"watchConfig\":\"yes\"}}",
+        &errs);
+    assert_int_equal(count_with(&errs, "gateway.journal.hmacKey", "16 to 1024 bytes", NULL), 1);
+    assert_int_equal(count_with(&errs, "short-secret", NULL), 0); /* a secret is never echoed */
+    assert_int_equal(count_with(&errs, "gateway.journal.maxBytes", NULL), 1);
+    assert_int_equal(count_with(&errs, "gateway.journal", "\"pth\"", "path", NULL), 1);
+    assert_int_equal(count_with(&errs, "gateway.journal", "\"path\" is required", NULL), 1);
+    assert_int_equal(count_with(&errs, "gateway.metrics.listen", "host:port", NULL), 1);
+    assert_int_equal(count_with(&errs, "gateway.watchConfig", NULL), 1);
+    mg_config_errors_dispose(&errs);
+
+    /* reload: entries compared whole, whatever their keys; order of keys does not matter */
+    mg_config_t a, b, c;
+    parse_ok("{\"mcpServers\":{\"s\":{\"command\":\"x\",\"args\":[\"1\"],\"timeoutMs\":5000}}}", &a);
+    parse_ok("{\"mcpServers\":{\"s\":{\"timeoutMs\":5000,\"args\":[\"1\"],\"command\":\"x\"}}}", &b);
+    parse_ok("{\"mcpServers\":{\"s\":{\"command\":\"x\",\"args\":[\"1\"],\"timeoutMs\":6000}}}", &c);
+    assert_true(mg_config_server_same(&a.servers[0], &b.servers[0]));
+    assert_false(mg_config_server_same(&a.servers[0], &c.servers[0]));
+    assert_string_not_equal(a.digest, b.digest);
+    mg_config_dispose(&a);
+    mg_config_dispose(&b);
+    mg_config_dispose(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ops_keys),
         cmocka_unit_test(test_claude_desktop_example),
         cmocka_unit_test(test_vscode_servers),
         cmocka_unit_test(test_remote_rejected),

@@ -1,0 +1,214 @@
+/*
+ * journal_hooks.c - what the call journal records about a call (the writer and the chain are
+ * obs/journal.c): one "call" line per tools/call, prompts/get, resources/read and
+ * completion/complete that reached the call phases, written where the call ends (call_finish()).
+ *
+ * Record members (after journal.h's seq, prev, time, kind):
+ *   method     the JSON-RPC method
+ *   server     the upstream it was routed to ("" when refused or unknown before routing)
+ *   name       the tool or prompt name as the client called it, the resource URI, or the
+ *              completion ref's name or URI
+ *   argsSha256 SHA-256 of the arguments as compact JSON, keys in the order the client sent them
+ *              (completion/complete: its "argument"); "arguments" itself only with
+ *              gateway.journal.arguments
+ *   outcome    "result" | "toolError" (a tools/call result with isError) | "error" (with "code",
+ *              the JSON-RPC error code) | "refused" (with "code" and "rule": rateLimit, pinning,
+ *              paramHeaders, authRules, toolFilter) | "cancelled"
+ *   us         duration in microseconds (from the call's start to its end)
+ *   principal, tenant   the caller's subject and tenant (gateway.auth), absent without auth
+ *   client     clientInfo name and version of the session; session: its hash (never its id)
+ *   trace      the W3C trace id of the request's traceparent (header, or params._meta), "" when
+ *              none (the call span's trace id when gateway.tracing is on)
+ * Never a token, never an argument value unless asked. Read next: obs/journal.h.
+ */
+#include "gateway_int.h"
+#include "../common/codec.h"
+#include "../common/err.h"
+#include "../common/json.h"
+#include "../common/log.h"
+#include "../common/str.h"
+#include "../obs/journal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int journaled(const char *m)
+{
+    return strcmp(m, "tools/call") == 0 || strcmp(m, "prompts/get") == 0 ||
+           strcmp(m, "resources/read") == 0 || strcmp(m, "completion/complete") == 0;
+}
+
+/* The trace id of a W3C traceparent "00-<32 hex>-<16 hex>-<2 hex>" into out, or "". */
+static void trace_of(const char *tp, size_t len, char out[33])
+{
+    out[0] = '\0';
+    if (tp == NULL || len < 55 || tp[2] != '-' || tp[35] != '-')
+        return;
+    for (size_t i = 3; i < 35; i++)
+        if (!((tp[i] >= '0' && tp[i] <= '9') || (tp[i] >= 'a' && tp[i] <= 'f')))
+            return;
+    if (strspn(tp + 3, "0") >= 32)
+        return; /* all zeros: invalid */
+    memcpy(out, tp + 3, 32);
+    out[32] = '\0';
+}
+
+void mg__journal_call_start(mg_call_t *c)
+{
+    if (!journaled(c->method))
+        return;
+    c->start_ns = uv_hrtime();
+    if (c->gw->journal == NULL)
+        return;
+    if (mg_span_trace_id(c->span, c->trace_id))
+        return; /* traced: the call's own trace (the caller's, or a new one) */
+    json_t *meta = json_object_get(c->params, "_meta");
+    const char *tp = json_string_value(json_object_get(meta, "traceparent"));
+    if (tp != NULL) {
+        trace_of(tp, strlen(tp), c->trace_id);
+    } else if (c->x != NULL && c->x->req != NULL) {
+        h2o_iovec_t h = mg__req_header(c->x->req, "traceparent", NULL);
+        trace_of(h.base, h.len, c->trace_id);
+    }
+}
+
+/* The journal's name of what was called (borrowed from params), "" when none. */
+static const char *name_of(const mg_call_t *c)
+{
+    const char *m = c->method;
+    if (strcmp(m, "resources/read") == 0)
+        return json_string_value(json_object_get(c->params, "uri")) ?: "";
+    if (strcmp(m, "completion/complete") == 0) {
+        json_t *ref = json_object_get(c->params, "ref");
+        const char *n = json_string_value(json_object_get(ref, "name"));
+        return n ? n : json_string_value(json_object_get(ref, "uri")) ?: "";
+    }
+    return json_string_value(json_object_get(c->params, "name")) ?: "";
+}
+
+static const json_t *arguments_of(const mg_call_t *c)
+{
+    if (strcmp(c->method, "completion/complete") == 0)
+        return json_object_get(c->params, "argument");
+    return json_object_get(c->params, "arguments");
+}
+
+static void put_key(mg_jbuf_t *b, const char *key)
+{
+    if (b->len > 0)
+        mg_jbuf_put(b, ",", 1);
+    mg_jbuf_put_str(b, key, strlen(key));
+    mg_jbuf_put(b, ":", 1);
+}
+
+static void put_kv(mg_jbuf_t *b, const char *key, const char *value)
+{
+    put_key(b, key);
+    mg_jbuf_put_str(b, value, strlen(value));
+}
+
+/* A value known to need no escaping (hex digits, the method names and words of this file). */
+static void put_kv_plain(mg_jbuf_t *b, const char *key, const char *value)
+{
+    put_key(b, key);
+    mg_jbuf_put(b, "\"", 1);
+    mg_jbuf_put(b, value, strlen(value));
+    mg_jbuf_put(b, "\"", 1);
+}
+
+/* The record is written as JSON text directly (no jansson tree): it is built on every call. */
+void mg__journal_call_end(mg_call_t *c, const json_t *resp)
+{
+    mg_gateway_t *gw = c->gw;
+    if (gw->journal == NULL || c->start_ns == 0)
+        return;
+    char storage[1536];
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, storage, sizeof storage, 64u * 1024 * 1024);
+    put_kv_plain(&b, "method", c->method);
+    put_kv(&b, "server", mg__call_server(c));
+    put_kv(&b, "name", name_of(c));
+    /* arguments as compact JSON in the client's key order: hashed, and written only when asked */
+    const json_t *args = arguments_of(c);
+    mg_jbuf_t ab;
+    char astorage[1024];
+    mg_jbuf_init(&ab, astorage, sizeof astorage, 64u * 1024 * 1024);
+    if (args != NULL)
+        mg_jbuf_put_json(&ab, args);
+    char hex[MG_SHA256_HEX];
+    mg_sha256_hex(ab.p != NULL ? ab.p : "", ab.err == 0 ? ab.len : 0, hex);
+    put_kv_plain(&b, "argsSha256", hex);
+    if (gw->cfg->journal.arguments && args != NULL && ab.err == 0) {
+        put_key(&b, "arguments");
+        mg_jbuf_put(&b, ab.p, ab.len);
+    }
+    mg_jbuf_dispose(&ab);
+    int code;
+    mg__outcome_t o = mg__call_outcome(c, resp, &code);
+    put_kv_plain(&b, "outcome", mg__outcome_name(o));
+    if (o == MG__OUTCOME_ERROR || o == MG__OUTCOME_REFUSED) {
+        put_key(&b, "code");
+        mg_jbuf_put_int(&b, code);
+    }
+    if (o == MG__OUTCOME_REFUSED)
+        put_kv_plain(&b, "rule", c->refusal);
+    put_key(&b, "us");
+    mg_jbuf_put_int(&b, (int64_t)((uv_hrtime() - c->start_ns) / 1000));
+    mg_principal_t *p = c->principal;
+    if (p != NULL) {
+        put_kv(&b, "principal", p->subject ? p->subject : "");
+        put_kv(&b, "tenant", p->tenant ? p->tenant : "");
+    }
+    mg_session_t *s = c->s;
+    if (s != NULL && s != gw->stateless)
+        put_kv_plain(&b, "session", s->hash);
+    const json_t *ci = s != NULL ? s->client_info : NULL;
+    if (c->modern) { /* 2026-07-28: clientInfo travels in each request's _meta */
+        json_t *mci =
+            json_object_get(json_object_get(c->params, "_meta"), "io.modelcontextprotocol/clientInfo");
+        if (json_is_object(mci))
+            ci = mci;
+    }
+    const char *cname = json_string_value(json_object_get(ci, "name"));
+    const char *cver = json_string_value(json_object_get(ci, "version"));
+    if (cname != NULL) {
+        put_key(&b, "client");
+        mg_jbuf_put(&b, "{\"name\":", 8);
+        mg_jbuf_put_str(&b, cname, strlen(cname));
+        mg_jbuf_put(&b, ",", 1);
+        mg_jbuf_put_str(&b, "version", 7);
+        mg_jbuf_put(&b, ":", 1);
+        mg_jbuf_put_str(&b, cver ? cver : "", cver ? strlen(cver) : 0);
+        mg_jbuf_put(&b, "}", 1);
+    }
+    put_kv_plain(&b, "trace", c->trace_id);
+    if (b.err == 0)
+        mg_journal_append_text(gw->journal, "call", b.p, b.len);
+    else
+        mg_log_json(MG_LOG_WARN, "call journal: a record could not be written (too large, or not UTF-8)",
+                    json_pack("{s:s,s:s}", "method", c->method, "server", mg__call_server(c)));
+    mg_jbuf_dispose(&b);
+}
+
+int mg_gateway_journal_open(mg_gateway_t *gw, char *why, size_t whylen)
+{
+    const mg_journal_config_t *jc = &gw->cfg->journal;
+    if (jc->path == NULL)
+        return 0;
+    mg_journal_opts_t o = {
+        .path = jc->path,
+        .key = (const unsigned char *)jc->hmac_key,
+        .keylen = jc->hmac_key ? strlen(jc->hmac_key) : 0,
+        .max_bytes = jc->max_bytes,
+        .checkpoint_every = jc->checkpoint_every,
+        .checkpoint_ms = jc->checkpoint_ms,
+        .queue_bytes = (size_t)jc->queue_bytes,
+    };
+    json_t *f = json_pack("{s:s,s:I,s:b,s:b}", "version", MG_VERSION, "pid", (json_int_t)getpid(),
+                          "arguments", jc->arguments, "keyed", jc->hmac_key != NULL);
+    int r = mg_journal_open(gw->loop, &o, f, &gw->journal, why, whylen);
+    json_decref(f);
+    return r;
+}

@@ -1,0 +1,342 @@
+/*
+ * reload.c - applying a new configuration to the running gateway (SIGHUP, `mcpgate reload`,
+ * gateway.watchConfig; main.c loads and validates the file first, and a file with problems never
+ * reaches this module: mg_gateway_reload_failed() logs and counts it).
+ *
+ * The diff is per server name, on whole entries (mg_config_server_same: the entry as written and
+ * what its references expanded to), so any key a server entry has or gains is covered:
+ *   unchanged  keeps its children, sessions and calls in flight (nothing is touched)
+ *   changed    new calls go to a new pool started with the new entry at once; the old pool drains:
+ *              it is stopped when its calls in flight are done, or after limits.shutdownGraceMs.
+ *              Tenant pools likewise; a session's own pools (isolation "session") keep serving
+ *              that session, new sessions get the new entry. Sessions get list_changed.
+ *   gateway.tools and gateway.limits (but maxBodyBytes and httpIdleTimeoutMs, which the HTTP
+ *              front holds) are read per request through gw->cfg: they apply to the next request
+ *              by switching gw->cfg to the new configuration, when no other gateway key changed.
+ *   added, removed, a changed isolation or pinning/scan of a server, and the other gateway.* keys
+ *              (and logLevel, applied by main.c): reported in the log and in /readyz
+ *              ("restartNeeded"), not applied.
+ * Every configuration ever applied is kept until exit (the running pools point into it).
+ * Read next: gateway.c (readyz), main.c (the triggers).
+ */
+#include "gateway_int.h"
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../common/str.h"
+#include "../obs/metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DRAIN_TICK_MS 100
+
+typedef struct drain {
+    mg_pool_t *pool;
+    uint64_t deadline;
+    struct drain *next;
+} drain_t;
+
+struct kept {
+    mg_config_t *cfg;
+    struct kept *next;
+};
+
+/* Every configuration applied, newest first: reachable until exit (pools point into them). */
+typedef struct kept kept_t;
+static kept_t *kept;
+
+struct mg_reload {
+    mg_gateway_t *gw;
+    uint64_t ok, failed;
+    json_t *restart_needed; /* what the running process has not applied */
+    drain_t *drains;
+    uv_timer_t timer;
+    int closed;
+};
+
+static void collect_cb(mg_metrics_out_t *out, void *data)
+{
+    mg_gateway_t *gw = data;
+    struct mg_reload *r = gw->reload;
+    mg_metrics_family(out, "mcpgate_config_reloads_total", "counter",
+                      "Configuration reloads (SIGHUP, mcpgate reload, gateway.watchConfig) by result");
+    const char *lok[] = {"result", "ok", NULL}, *lf[] = {"result", "failed", NULL};
+    mg_metrics_sample(out, "mcpgate_config_reloads_total", lok, (double)r->ok);
+    mg_metrics_sample(out, "mcpgate_config_reloads_total", lf, (double)r->failed);
+    mg_metrics_family(out, "mcpgate_config_info", "gauge",
+                      "1, labelled with the digest of the configuration file this replica runs");
+    const char *ld[] = {"digest", gw->config_digest, NULL};
+    mg_metrics_sample(out, "mcpgate_config_info", ld, 1);
+}
+
+int mg__reload_new(mg_gateway_t *gw)
+{
+    struct mg_reload *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return MG_ENOMEM;
+    r->gw = gw;
+    r->restart_needed = json_array();
+    uv_timer_init(gw->loop, &r->timer);
+    r->timer.data = r;
+    gw->reload = r;
+    return mg_metrics_register(collect_cb, gw);
+}
+
+static void drain_tick_cb(uv_timer_t *t)
+{
+    struct mg_reload *r = t->data;
+    uint64_t now = uv_now(r->gw->loop);
+    for (drain_t **pp = &r->drains; *pp != NULL;) {
+        drain_t *d = *pp;
+        if (mg_upstream_inflight(d->pool->up) > 0 && now < d->deadline) {
+            pp = &d->next;
+            continue;
+        }
+        if (mg_upstream_inflight(d->pool->up) > 0)
+            mg_log_json(MG_LOG_WARN, "reload: grace time over; stopping the old children of a changed server",
+                        json_pack("{s:s,s:i}", "upstream", d->pool->srv->cfg->name, "inflight",
+                                  (int)mg_upstream_inflight(d->pool->up)));
+        *pp = d->next;
+        r->gw->pools_stopping++; /* pool_stopped_cb (catalog.c) takes it back */
+        mg__pool_stop(d->pool);
+        free(d);
+    }
+    if (r->drains == NULL)
+        uv_timer_stop(&r->timer);
+}
+
+static void drain_add(struct mg_reload *r, mg_pool_t *p)
+{
+    drain_t *d = calloc(1, sizeof *d);
+    if (d == NULL) { /* cannot wait for it: stop it now (its calls fail) */
+        r->gw->pools_stopping++;
+        mg__pool_stop(p);
+        return;
+    }
+    d->pool = p;
+    d->deadline = uv_now(r->gw->loop) + r->gw->cfg->limits.shutdown_grace_ms;
+    d->next = r->drains;
+    r->drains = d;
+    if (!uv_is_active((uv_handle_t *)&r->timer))
+        uv_timer_start(&r->timer, drain_tick_cb, DRAIN_TICK_MS, DRAIN_TICK_MS);
+}
+
+static void ignore_done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message,
+                           void *data)
+{
+}
+
+/* Server srv gets entry sc: a new shared pool for new calls (the URIs its sessions subscribed to
+ * carried over), the old pools drain. */
+static void restart_server(struct mg_reload *r, mg_gw_server_t *srv, const mg_server_config_t *sc)
+{
+    mg_gateway_t *gw = r->gw;
+    mg_pool_t *old = srv->shared;
+    srv->cfg = sc;
+    if (old != NULL) {
+        srv->shared = NULL;
+        if (mg__pool_new(gw, srv, NULL, &srv->shared) != 0) {
+            srv->shared = NULL;
+            mg_log_json(MG_LOG_ERROR, "reload: could not start the new children of a changed server",
+                        json_pack("{s:s}", "upstream", sc->name));
+        } else if (json_object_size(old->subs) > 0) {
+            json_decref(srv->shared->subs);
+            srv->shared->subs = old->subs;
+            old->subs = json_object();
+            const char *uri;
+            json_t *v;
+            json_object_foreach(srv->shared->subs, uri, v)
+            {
+                json_t *m = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "resources/subscribe",
+                                      "params", "uri", uri);
+                mg_upstream_request(srv->shared->up, m, 0, ignore_done_cb, NULL, NULL, NULL);
+            }
+        }
+        drain_add(r, old);
+    }
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&srv->tenants, &pos, &key, &val))
+        drain_add(r, val);
+    mg_map_dispose(&srv->tenants);
+    mg_map_init(&srv->tenants);
+}
+
+static int key_differs(const json_t *a, const json_t *b, const char *key)
+{
+    const json_t *x = json_object_get(a, key), *y = json_object_get(b, key);
+    return (x == NULL) != (y == NULL) || (x != NULL && !json_equal(x, y));
+}
+
+void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
+{
+    struct mg_reload *r = gw->reload;
+    kept_t *k = calloc(1, sizeof *k);
+    if (k == NULL) {
+        mg_gateway_reload_failed(gw, next->path, NULL, "out of memory");
+        mg_config_dispose(next);
+        free(next);
+        return;
+    }
+    k->cfg = next;
+    k->next = kept;
+    kept = k;
+    json_t *unchanged = json_array(), *restarted = json_array(), *needed = json_array();
+    /* servers: by name */
+    for (size_t i = 0; i < next->nservers; i++) {
+        const mg_server_config_t *sc = &next->servers[i];
+        if (sc->disabled)
+            continue;
+        mg_gw_server_t *srv = NULL;
+        for (size_t j = 0; j < gw->nservers && srv == NULL; j++)
+            if (strcmp(gw->servers[j].cfg->name, sc->name) == 0)
+                srv = &gw->servers[j];
+        char what[200];
+        if (srv == NULL) {
+            snprintf(what, sizeof what, "mcpServers.%s (added)", sc->name);
+            json_array_append_new(needed, json_string(what));
+        } else if (mg_config_server_same(srv->cfg, sc)) {
+            srv->cfg = sc; /* the same entry: the new config's copy, so the old one is not needed */
+            json_array_append_new(unchanged, json_string(sc->name));
+        } else if (sc->isolation != srv->cfg->isolation || key_differs(srv->cfg->raw, sc->raw, "pinning") ||
+                   key_differs(srv->cfg->raw, sc->raw, "scan")) {
+            snprintf(what, sizeof what, "mcpServers.%s (isolation, pinning or scan changed)", sc->name);
+            json_array_append_new(needed, json_string(what));
+        } else {
+            restart_server(r, srv, sc);
+            json_array_append_new(restarted, json_string(sc->name));
+        }
+    }
+    for (size_t j = 0; j < gw->nservers; j++) {
+        int found = 0;
+        for (size_t i = 0; i < next->nservers && !found; i++)
+            found =
+                !next->servers[i].disabled && strcmp(next->servers[i].name, gw->servers[j].cfg->name) == 0;
+        if (!found) {
+            char what[200];
+            snprintf(what, sizeof what, "mcpServers.%s (removed)", gw->servers[j].cfg->name);
+            json_array_append_new(needed, json_string(what));
+        }
+    }
+    /* gateway keys: every key of either side. tools and limits are read per request through
+     * gw->cfg, so they apply by switching gw->cfg (below) -- but only when nothing else of gateway
+     * changed, since the other keys live in runtime state built at start (auth, policy, store...). */
+    const json_t *ga = gw->cfg->raw_gateway, *gb = next->raw_gateway;
+    json_t *hot = json_array();
+    for (int side = 0; side < 2; side++) {
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)(side ? gb : ga), key, v)
+        {
+            if ((side == 1 && json_object_get(ga, key) != NULL) || !key_differs(ga, gb, key))
+                continue;
+            if (strcmp(key, "logLevel") == 0 || strcmp(key, "watchConfig") == 0)
+                continue; /* applied by main.c */
+            char what[120];
+            snprintf(what, sizeof what, "gateway.%s", key);
+            int is_hot = strcmp(key, "tools") == 0 ||
+                         (strcmp(key, "limits") == 0 &&
+                          gw->cfg->limits.max_body_bytes == next->limits.max_body_bytes &&
+                          gw->cfg->limits.http_idle_timeout_ms == next->limits.http_idle_timeout_ms);
+            json_array_append_new(is_hot ? hot : needed, json_string(what));
+        }
+    }
+    int gateway_needed = 0;
+    size_t ni;
+    json_t *nv;
+    json_array_foreach(needed, ni, nv) gateway_needed |= strncmp(json_string_value(nv), "gateway.", 8) == 0;
+    if (!gateway_needed) {
+        gw->cfg = next; /* tools filters, profiles, modes and the request-time limits: next request */
+    } else {
+        json_array_extend(needed, hot); /* not applied either: they would mix two configurations */
+        json_array_clear(hot);
+    }
+    json_t *applied = hot;
+    if (json_array_size(restarted) > 0 || json_array_size(applied) > 0) /* catalogs may have changed */
+        for (int kind = 0; kind < MG_LIST_COUNT; kind++)
+            if (kind != MG_LIST_TEMPLATES)
+                mg__catalog_list_changed(gw, NULL, (mg_list_kind_t)kind);
+    mg_strlcpy(gw->config_digest, sizeof gw->config_digest, next->digest);
+    json_decref(r->restart_needed);
+    r->restart_needed = json_incref(needed);
+    r->ok++;
+    mg_log_json(MG_LOG_INFO, "configuration reloaded",
+                json_pack("{s:s,s:o,s:o,s:o,s:O}", "digest", next->digest, "unchanged", unchanged,
+                          "restarted", restarted, "applied", applied, "restartNeeded", needed));
+    if (json_array_size(needed) > 0) {
+        char m[600];
+        size_t n =
+            (size_t)snprintf(m, sizeof m, "reload: these changes need a restart of the gateway to apply:");
+        size_t i;
+        json_t *w;
+        json_array_foreach(needed, i, w)
+        {
+            if (n < sizeof m)
+                n += (size_t)snprintf(m + n, sizeof m - n, "%s %s", i ? "," : "", json_string_value(w));
+        }
+        mg_log_json(MG_LOG_WARN, m, json_pack("{s:O}", "restartNeeded", needed));
+    }
+    json_decref(needed);
+}
+
+void mg_gateway_reload_failed(mg_gateway_t *gw, const char *path, const mg_config_errors_t *errs,
+                              const char *why)
+{
+    struct mg_reload *r = gw->reload;
+    r->failed++;
+    json_t *problems = json_array();
+    for (size_t i = 0; errs != NULL && i < errs->count; i++)
+        json_array_append_new(problems, json_string(errs->msgs[i]));
+    if (why != NULL)
+        json_array_append_new(problems, json_string(why));
+    mg_log_json(
+        MG_LOG_ERROR,
+        "reload failed: the running configuration stays; fix the problems (`mcpgate check` lists them) "
+        "and reload again",
+        json_pack("{s:s,s:o,s:s}", "config", path ? path : "", "problems", problems, "running",
+                  gw->config_digest));
+}
+
+void mg__reload_readyz(mg_gateway_t *gw, json_t *out)
+{
+    struct mg_reload *r = gw->reload;
+    if (r == NULL)
+        return;
+    json_object_set_new(out, "config",
+                        json_pack("{s:s,s:I,s:I,s:O}", "digest", gw->config_digest, "reloads",
+                                  (json_int_t)r->ok, "reloadFailures", (json_int_t)r->failed, "restartNeeded",
+                                  r->restart_needed));
+}
+
+void mg__reload_shutdown(mg_gateway_t *gw)
+{
+    struct mg_reload *r = gw->reload;
+    if (r == NULL)
+        return;
+    uv_timer_stop(&r->timer);
+    while (r->drains != NULL) {
+        drain_t *d = r->drains;
+        r->drains = d->next;
+        gw->pools_stopping++;
+        mg__pool_stop(d->pool);
+        free(d);
+    }
+}
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void mg__reload_free(mg_gateway_t *gw)
+{
+    struct mg_reload *r = gw->reload;
+    if (r == NULL)
+        return;
+    mg_metrics_unregister(collect_cb, gw);
+    json_decref(r->restart_needed);
+    /* the kept configurations stay reachable until exit: pools of this process pointed into them */
+    gw->reload = NULL;
+    uv_close((uv_handle_t *)&r->timer, timer_closed_cb);
+}

@@ -1,0 +1,795 @@
+/*
+ * journal.c - the journal writer (journal.h): the chain on the loop, the writes on libuv's
+ * threadpool, one work item at a time.
+ *
+ * Ownership: `pending` (chunks of formatted lines) belongs to the loop; while `busy`, `work_list`
+ * and the file descriptor belong to the work item, and the loop touches neither until its
+ * after-work callback. A chunk may end with a rotation (rotate_after): the worker renames the live
+ * file and opens a new one right after writing it. Read next: journal_verify.c.
+ */
+#include "journal.h"
+#include "metrics.h"
+#include "../common/codec.h"
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../common/str.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK_MIN      (64u * 1024)
+#define MAX_KEY        1024
+#define RETRY_MS       1000
+#define TAIL_MAX       (64u * 1024 * 1024) /* longest last line read back at open */
+#define DEFAULT_EVERY  1000
+#define DEFAULT_CP_MS  10000
+#define DEFAULT_QUEUE  (16u * 1024 * 1024)
+#define ROTATED_DIGITS 12
+#define FLUSH_MS       10          /* lines wait at most this long for a write to start... */
+#define FLUSH_BYTES    (64 * 1024) /* ...or until this many are queued: few wakeups per second */
+
+typedef struct chunk {
+    struct chunk *next;
+    char *buf;
+    size_t len, cap, done; /* done: bytes written so far */
+    int rotate_after;      /* then rename PATH to PATH.<rotate_seq> and open a new PATH */
+    uint64_t rotate_seq;   /* first seq of the file being closed */
+} chunk_t;
+
+struct mg_journal {
+    uv_loop_t *loop;
+    char *path;
+    unsigned char key[MAX_KEY];
+    size_t keylen;
+    uint64_t max_bytes;
+    unsigned cp_every;
+    uint64_t cp_ms;
+    size_t queue_cap;
+    /* the chain (loop) */
+    uint64_t seq;
+    char prev[MG_SHA256_HEX];
+    uint64_t file_bytes;     /* the live file's size once everything queued is written */
+    uint64_t file_first_seq; /* seq of its first line */
+    unsigned since_cp;       /* lines since the last checkpoint */
+    int rotating;
+    uint64_t dropped_unreported; /* for the next "gap" line */
+    /* the queue */
+    chunk_t *head, *tail; /* loop-owned */
+    chunk_t *work_list;   /* the work item's while busy */
+    size_t queued;
+    int busy;
+    int work_err; /* errno of the work item's failure, 0 = none */
+    const char *work_what;
+    uint64_t work_written;
+    int work_rotated;
+    int fd;
+    uv_work_t work;
+    uv_prepare_t kick;
+    uv_timer_t cp_timer, retry_timer, flush_timer;
+    int retry_wait;
+    mg_journal_stats_t st;
+    mg_log_limit_t lim;
+    /* close */
+    int closing;
+    int finished;
+    time_t time_sec; /* format_time's cache */
+    char time_prefix[40];
+    uint64_t close_deadline;
+    void (*done_cb)(void *);
+    void *done_data;
+    int handles;
+};
+
+static void metrics_cb(mg_metrics_out_t *out, void *data)
+{
+    mg_journal_t *j = data;
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } rows[] = {
+        {"mcpgate_journal_records_total", "counter", "Lines appended to the call journal's chain.",
+         offsetof(mg_journal_stats_t, records)},
+        {"mcpgate_journal_dropped_total", "counter",
+         "Journal records dropped because the write queue was full (slow or full disk).",
+         offsetof(mg_journal_stats_t, dropped)},
+        {"mcpgate_journal_write_errors_total", "counter", "Failed journal write attempts (retried).",
+         offsetof(mg_journal_stats_t, write_errors)},
+        {"mcpgate_journal_rotations_total", "counter", "Journal files rotated.",
+         offsetof(mg_journal_stats_t, rotations)},
+        {"mcpgate_journal_written_bytes_total", "counter", "Bytes written to the journal.",
+         offsetof(mg_journal_stats_t, bytes_written)},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        mg_metrics_family(out, rows[i].name, rows[i].type, rows[i].help);
+        mg_metrics_sample(out, rows[i].name, NULL, (double)*(uint64_t *)((char *)&j->st + rows[i].off));
+    }
+    mg_metrics_family(out, "mcpgate_journal_queue_bytes", "gauge",
+                      "Journal bytes formatted, not yet written.");
+    mg_metrics_sample(out, "mcpgate_journal_queue_bytes", NULL, (double)j->queued);
+    mg_metrics_family(out, "mcpgate_journal_failing", "gauge",
+                      "1 while journal writes fail (being retried).");
+    mg_metrics_sample(out, "mcpgate_journal_failing", NULL, j->st.failing);
+}
+
+/* ---- the worker (threadpool): touches only work_list, fd and the work_* fields ---- */
+
+static int open_live(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+static void rotated_name(const char *path, uint64_t seq, char *out, size_t n)
+{
+    snprintf(out, n, "%s.%0*" PRIu64, path, ROTATED_DIGITS, seq);
+}
+
+/* Called with the path in data (read-only while busy). */
+static void work_cb(uv_work_t *w)
+{
+    mg_journal_t *j = w->data;
+    j->work_err = 0;
+    j->work_written = 0;
+    j->work_rotated = 0;
+    if (j->fd < 0 && (j->fd = open_live(j->path)) < 0) {
+        j->work_err = errno;
+        j->work_what = "open";
+        return;
+    }
+    for (chunk_t *c = j->work_list; c != NULL; c = c->next) {
+        while (c->done < c->len) {
+            ssize_t n = write(j->fd, c->buf + c->done, c->len - c->done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                j->work_err = n < 0 ? errno : EIO;
+                j->work_what = "write";
+                return;
+            }
+            c->done += (size_t)n;
+            j->work_written += (uint64_t)n;
+        }
+        if (c->rotate_after) {
+            char to[PATH_MAX];
+            rotated_name(j->path, c->rotate_seq, to, sizeof to);
+            fsync(j->fd);
+            close(j->fd);
+            int r = rename(j->path, to);
+            int e = errno;
+            c->rotate_after = 0; /* done or given up: the chain continues either way */
+            j->fd = open_live(j->path);
+            if (r != 0) {
+                j->work_err = e;
+                j->work_what = "rename";
+                return;
+            }
+            j->work_rotated++;
+            if (j->fd < 0) {
+                j->work_err = errno;
+                j->work_what = "open";
+                return;
+            }
+        }
+    }
+}
+
+/* ---- the loop side ---- */
+
+static void kick_cb(uv_prepare_t *h);
+static void retry_cb(uv_timer_t *h);
+static void schedule(mg_journal_t *j);
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+    mg_journal_t *j = h->data;
+    if (--j->handles > 0)
+        return;
+    void (*cb)(void *) = j->done_cb;
+    void *data = j->done_data;
+    OPENSSL_cleanse(j->key, sizeof j->key);
+    free(j->path);
+    free(j);
+    if (cb != NULL)
+        cb(data);
+}
+
+/* Closing, and everything written (or the deadline passed while writes fail): close and free. */
+static void maybe_finish(mg_journal_t *j)
+{
+    if (!j->closing || j->finished || j->busy)
+        return;
+    if (j->head != NULL && uv_now(j->loop) < j->close_deadline)
+        return;
+    if (j->head != NULL)
+        mg_log_json(MG_LOG_ERROR, "call journal: closed with records not written",
+                    json_pack("{s:s,s:I}", "path", j->path, "queued_bytes", (json_int_t)j->queued));
+    while (j->head != NULL) {
+        chunk_t *c = j->head;
+        j->head = c->next;
+        free(c->buf);
+        free(c);
+    }
+    j->tail = NULL;
+    if (j->fd >= 0)
+        close(j->fd);
+    j->fd = -1;
+    j->finished = 1;
+    mg_metrics_unregister(metrics_cb, j);
+    uv_close((uv_handle_t *)&j->kick, handle_closed_cb);
+    uv_close((uv_handle_t *)&j->cp_timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&j->retry_timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&j->flush_timer, handle_closed_cb);
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+    mg_journal_t *j = w->data;
+    j->busy = 0;
+    j->st.bytes_written += j->work_written;
+    j->queued -= j->work_written;
+    j->st.rotations += (uint64_t)j->work_rotated;
+    /* What was not written goes back in front of the queue, in order. */
+    chunk_t *rest = NULL, *rest_tail = NULL;
+    for (chunk_t *c = j->work_list; c != NULL;) {
+        chunk_t *next = c->next;
+        if (c->done == c->len && !c->rotate_after) {
+            free(c->buf);
+            free(c);
+        } else {
+            c->next = NULL;
+            if (rest_tail != NULL)
+                rest_tail->next = c;
+            else
+                rest = c;
+            rest_tail = c;
+        }
+        c = next;
+    }
+    j->work_list = NULL;
+    if (rest != NULL) {
+        rest_tail->next = j->head;
+        if (j->head == NULL)
+            j->tail = rest_tail;
+        j->head = rest;
+    }
+    if (j->work_err != 0) {
+        j->st.write_errors++;
+        j->st.failing = 1;
+        mg_log_limited(
+            &j->lim, uv_now(j->loop), MG_LOG_ERROR,
+            "call journal: writing failed; retrying every second (records queue until the queue is "
+            "full, then are dropped and counted)",
+            json_pack("{s:s,s:s,s:s,s:I}", "path", j->path, "action", j->work_what, "error",
+                      strerror(j->work_err), "queued_bytes", (json_int_t)j->queued));
+        j->retry_wait = 1;
+        uv_timer_start(&j->retry_timer, retry_cb, RETRY_MS, 0);
+    } else {
+        if (j->st.failing)
+            mg_log_json(
+                MG_LOG_WARN, "call journal: writing works again",
+                json_pack("{s:s,s:I}", "path", j->path, "write_errors", (json_int_t)j->st.write_errors));
+        j->st.failing = 0;
+        if (j->head != NULL)
+            schedule(j);
+    }
+    maybe_finish(j);
+}
+
+static void kick_cb(uv_prepare_t *h)
+{
+    mg_journal_t *j = h->data;
+    uv_prepare_stop(h);
+    if (j->busy || j->retry_wait || j->head == NULL)
+        return;
+    j->work_list = j->head;
+    j->head = j->tail = NULL;
+    j->busy = 1;
+    j->work.data = j;
+    if (uv_queue_work(j->loop, &j->work, work_cb, after_work_cb) != 0) {
+        j->busy = 0;
+        j->head = j->work_list;
+        for (j->tail = j->head; j->tail->next != NULL; j->tail = j->tail->next)
+            ;
+        j->work_list = NULL;
+        j->retry_wait = 1;
+        uv_timer_start(&j->retry_timer, retry_cb, RETRY_MS, 0);
+    }
+}
+
+static void flush_cb(uv_timer_t *h)
+{
+    mg_journal_t *j = h->data;
+    if (!j->busy && !j->retry_wait && j->head != NULL)
+        uv_prepare_start(&j->kick, kick_cb);
+}
+
+/* A write soon: at once when much is queued or the journal closes, else within FLUSH_MS. */
+static void schedule(mg_journal_t *j)
+{
+    if (j->busy || j->retry_wait || j->head == NULL)
+        return;
+    if (j->closing || j->queued >= FLUSH_BYTES)
+        uv_prepare_start(&j->kick, kick_cb);
+    else if (!uv_is_active((uv_handle_t *)&j->flush_timer))
+        uv_timer_start(&j->flush_timer, flush_cb, FLUSH_MS, 0);
+}
+
+static void retry_cb(uv_timer_t *h)
+{
+    mg_journal_t *j = h->data;
+    j->retry_wait = 0;
+    if (j->closing && uv_now(j->loop) >= j->close_deadline) {
+        maybe_finish(j);
+        return;
+    }
+    if (j->head != NULL)
+        uv_prepare_start(&j->kick, kick_cb);
+}
+
+/* Appends bytes to the queue's last chunk (a new one when it ends with a rotation). */
+static int queue_put(mg_journal_t *j, const char *s, size_t n)
+{
+    chunk_t *t = j->tail;
+    if (t == NULL || t->rotate_after || t->len + n > t->cap) {
+        size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
+        if (t != NULL && !t->rotate_after && t->len + n <= 4 * CHUNK_MIN) {
+            char *g = realloc(t->buf, t->len + n > 2 * t->cap ? t->len + n : 2 * t->cap);
+            if (g == NULL)
+                return MG_ENOMEM;
+            t->buf = g;
+            t->cap = t->len + n > 2 * t->cap ? t->len + n : 2 * t->cap;
+        } else {
+            chunk_t *c = calloc(1, sizeof(*c));
+            if (c == NULL || (c->buf = malloc(cap)) == NULL) {
+                free(c);
+                return MG_ENOMEM;
+            }
+            c->cap = cap;
+            if (t != NULL)
+                t->next = c;
+            else
+                j->head = c;
+            j->tail = t = c;
+        }
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    j->queued += n;
+    return 0;
+}
+
+/* UTC with milliseconds; the date and time part is formatted once per second. */
+static void format_time(mg_journal_t *j, char *out, size_t n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != j->time_sec || j->time_prefix[0] == '\0') {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(j->time_prefix, sizeof j->time_prefix, "%04d-%02d-%02dT%02d:%02d:%02d",
+                 (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100,
+                 tm.tm_min % 100, tm.tm_sec % 100);
+        j->time_sec = ts.tv_sec;
+    }
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000) % 1000;
+    char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z',
+                    '\0'};
+    size_t pl = strlen(j->time_prefix);
+    if (n > pl + sizeof frac) {
+        memcpy(out, j->time_prefix, pl);
+        memcpy(out + pl, frac, sizeof frac);
+    } else if (n > 0) {
+        out[0] = '\0';
+    }
+}
+
+static void checkpoint(mg_journal_t *j, const char *reason);
+
+/*
+ * Formats one line (seq, prev, time, kind, then fields' members), chains it and queues it.
+ * force: bypasses the queue bound (checkpoints, gaps: small and needed for the chain to say what
+ * happened). Returns 0, MG_EBUSY (dropped) or MG_ENOMEM.
+ */
+static int emit_text(mg_journal_t *j, const char *kind, const char *members, size_t mlen, int force);
+
+static int emit(mg_journal_t *j, const char *kind, const json_t *fields, int force)
+{
+    char *body = fields != NULL ? json_dumps(fields, JSON_COMPACT) : NULL;
+    if (fields != NULL && body == NULL)
+        return MG_ENOMEM;
+    size_t blen = body != NULL ? strlen(body) : 0;
+    /* body is "{...}": its members follow ours; "{}" adds nothing */
+    int r = emit_text(j, kind, blen > 2 ? body + 1 : "", blen > 2 ? blen - 2 : 0, force);
+    free(body);
+    return r;
+}
+
+static int emit_text(mg_journal_t *j, const char *kind, const char *members, size_t mlen, int force)
+{
+    char head[256], when[40], seqs[24];
+    format_time(j, when, sizeof when);
+    /* {"seq":N,"prev":"<hex>","time":"<when>","kind":"<kind>"[,]  (no printf: built on every call) */
+    size_t sl = 0;
+    for (uint64_t v = j->seq + 1; v > 0; v /= 10)
+        seqs[sl++] = (char)('0' + v % 10);
+    size_t kl = strlen(kind), wl = strlen(when), hn;
+    if (kl > 64)
+        return MG_EINVAL;
+    memcpy(head, "{\"seq\":", 7);
+    hn = 7;
+    while (sl > 0)
+        head[hn++] = seqs[--sl];
+    memcpy(head + hn, ",\"prev\":\"", 9);
+    hn += 9;
+    memcpy(head + hn, j->prev, 64);
+    hn += 64;
+    memcpy(head + hn, "\",\"time\":\"", 10);
+    hn += 10;
+    memcpy(head + hn, when, wl);
+    hn += wl;
+    memcpy(head + hn, "\",\"kind\":\"", 10);
+    hn += 10;
+    memcpy(head + hn, kind, kl);
+    hn += kl;
+    head[hn++] = '"';
+    if (mlen > 0)
+        head[hn++] = ',';
+    size_t len = hn + mlen + 1; /* the closing brace */
+    if (!force && j->queued + len + 1 > j->queue_cap) {
+        j->st.dropped++;
+        j->dropped_unreported++;
+        mg_log_limited(&j->lim, uv_now(j->loop), MG_LOG_WARN,
+                       "call journal: write queue full (the disk is slow or failing); record dropped and "
+                       "counted, a \"gap\" line will say how many",
+                       json_pack("{s:s,s:I,s:I}", "path", j->path, "queued_bytes", (json_int_t)j->queued,
+                                 "dropped_total", (json_int_t)j->st.dropped));
+        return MG_EBUSY;
+    }
+    char stack[2048];
+    char *line = len + 1 <= sizeof stack ? stack : malloc(len + 1);
+    if (line == NULL)
+        return MG_ENOMEM;
+    memcpy(line, head, hn);
+    memcpy(line + hn, members, mlen);
+    line[len - 1] = '}';
+    line[len] = '\n';
+    int r = queue_put(j, line, len + 1);
+    if (r == 0) {
+        mg_sha256_hex(line, len, j->prev);
+        j->seq++;
+        j->st.seq = j->seq;
+        j->st.records++;
+        j->file_bytes += len + 1;
+        if (strcmp(kind, "checkpoint") != 0)
+            j->since_cp++;
+    }
+    if (line != stack)
+        free(line);
+    if (r != 0)
+        return r;
+    if (!j->closing)
+        schedule(j);
+    if (j->rotating)
+        return 0;
+    if (j->max_bytes > 0 && j->file_bytes >= j->max_bytes && !j->closing) {
+        j->rotating = 1;
+        checkpoint(j, "rotate"); /* the last line of the file being closed */
+        j->rotating = 0;
+        if (j->tail != NULL) {
+            j->tail->rotate_after = 1;
+            j->tail->rotate_seq = j->file_first_seq;
+        }
+        j->file_first_seq = j->seq + 1;
+        j->file_bytes = 0;
+    } else if (j->since_cp >= j->cp_every) {
+        checkpoint(j, "count");
+    }
+    return 0;
+}
+
+void mg_journal_checkpoint_mac(const unsigned char *key, size_t keylen, uint64_t seq, const char *prev_hex,
+                               char out[65]);
+
+static void checkpoint(mg_journal_t *j, const char *reason)
+{
+    json_t *f = json_object();
+    json_object_set_new(f, "reason", json_string(reason));
+    if (j->keylen > 0) {
+        char mac[65];
+        mg_journal_checkpoint_mac(j->key, j->keylen, j->seq + 1, j->prev, mac);
+        json_object_set_new(f, "hmac", json_string(mac));
+    }
+    int was = j->rotating;
+    j->rotating = 1; /* a checkpoint never triggers another */
+    emit(j, "checkpoint", f, 1);
+    j->rotating = was;
+    j->since_cp = 0;
+    json_decref(f);
+}
+
+static void cp_timer_cb(uv_timer_t *h)
+{
+    mg_journal_t *j = h->data;
+    if (j->since_cp > 0 && !j->closing)
+        checkpoint(j, "interval");
+}
+
+/* After drops: the "gap" line first (MG_EBUSY while the queue is still full: this record is dropped
+ * too). */
+static int gap_first(mg_journal_t *j)
+{
+    if (j->dropped_unreported == 0)
+        return 0;
+    if (j->queued >= j->queue_cap) {
+        j->st.dropped++;
+        j->dropped_unreported++;
+        return MG_EBUSY;
+    }
+    json_t *g = json_pack("{s:I}", "dropped", (json_int_t)j->dropped_unreported);
+    int r = emit(j, "gap", g, 1);
+    json_decref(g);
+    if (r == 0)
+        j->dropped_unreported = 0;
+    return 0;
+}
+
+int mg_journal_append(mg_journal_t *j, const char *kind, const json_t *fields)
+{
+    if (j == NULL || j->closing)
+        return MG_ECLOSED;
+    if (gap_first(j) != 0)
+        return MG_EBUSY;
+    return emit(j, kind, fields, 0);
+}
+
+int mg_journal_append_text(mg_journal_t *j, const char *kind, const char *members, size_t len)
+{
+    if (j == NULL || j->closing)
+        return MG_ECLOSED;
+    if (gap_first(j) != 0)
+        return MG_EBUSY;
+    return emit_text(j, kind, members, len, 0);
+}
+
+void mg_journal_get_stats(const mg_journal_t *j, mg_journal_stats_t *out)
+{
+    *out = j->st;
+    out->queued_bytes = j->queued;
+}
+
+void mg_journal_close(mg_journal_t *j, uint64_t wait_ms, void (*done_cb)(void *data), void *data)
+{
+    if (j->since_cp > 0 || j->seq > 0)
+        checkpoint(j, "close");
+    j->closing = 1;
+    j->done_cb = done_cb;
+    j->done_data = data;
+    j->close_deadline = uv_now(j->loop) + wait_ms;
+    uv_timer_stop(&j->cp_timer);
+    if (!j->busy && !j->retry_wait && j->head != NULL)
+        uv_prepare_start(&j->kick, kick_cb);
+    if (j->retry_wait) /* writes fail: give them until the deadline */
+        uv_timer_start(&j->retry_timer, retry_cb, wait_ms < RETRY_MS ? wait_ms : RETRY_MS, 0);
+    maybe_finish(j);
+}
+
+/* ---- open: find where the chain stands ---- */
+
+/* The highest seq among the rotated siblings PATH.N (0 when none). */
+static uint64_t newest_rotated(const char *path)
+{
+    char dbuf[PATH_MAX], bbuf[PATH_MAX];
+    mg_strlcpy(dbuf, sizeof dbuf, path);
+    mg_strlcpy(bbuf, sizeof bbuf, path);
+    const char *dir = dirname(dbuf), *base = basename(bbuf);
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    uint64_t best = 0;
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, blen) != 0 || n[blen] != '.' || n[blen + 1] == '\0' ||
+            strspn(n + blen + 1, "0123456789") != strlen(n + blen + 1))
+            continue;
+        uint64_t v = strtoull(n + blen + 1, NULL, 10);
+        if (v > best)
+            best = v;
+    }
+    closedir(d);
+    return best;
+}
+
+/*
+ * The last complete line of the file at path (NEW, without '\n') into *line and *len; *cut when the
+ * file ends inside a line (a write cut short). Returns 0 (an empty file gives *line NULL), or -1
+ * with errno.
+ */
+static int last_line(const char *path, char **line, size_t *len, int *cut, uint64_t *size)
+{
+    *line = NULL;
+    *len = 0;
+    *cut = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    *size = (uint64_t)st.st_size;
+    uint64_t want = 64 * 1024;
+    for (;;) {
+        uint64_t from = *size > want ? *size - want : 0, n = *size - from;
+        if (n == 0)
+            break;
+        char *buf = malloc(n);
+        if (buf == NULL) {
+            close(fd);
+            errno = ENOMEM;
+            return -1;
+        }
+        size_t got = 0;
+        while (got < n) {
+            ssize_t r = pread(fd, buf + got, n - got, (off_t)(from + got));
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        size_t end = got;
+        *cut = end > 0 && buf[end - 1] != '\n';
+        while (end > 0 && buf[end - 1] != '\n') /* a line cut short is not a line */
+            end--;
+        if (end > 0) {
+            size_t stop = end - 1, start = stop;
+            while (start > 0 && buf[start - 1] != '\n')
+                start--;
+            if (start > 0 || from == 0 || want >= TAIL_MAX) {
+                *len = stop - start;
+                *line = malloc(*len + 1);
+                if (*line != NULL) {
+                    memcpy(*line, buf + start, *len);
+                    (*line)[*len] = '\0';
+                }
+                free(buf);
+                break;
+            }
+        }
+        free(buf);
+        if (from == 0 || want >= TAIL_MAX)
+            break;
+        want *= 4;
+    }
+    close(fd);
+    return 0;
+}
+
+/* seq of the first line of path, 0 when empty or unreadable. */
+static uint64_t first_seq(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    char buf[64];
+    uint64_t seq = 0;
+    if (fgets(buf, sizeof buf, f) != NULL && strncmp(buf, "{\"seq\":", 7) == 0)
+        seq = strtoull(buf + 7, NULL, 10);
+    fclose(f);
+    return seq;
+}
+
+int mg_journal_open(uv_loop_t *loop, const mg_journal_opts_t *o, json_t *open_fields, mg_journal_t **out,
+                    char *why, size_t whylen)
+{
+    *out = NULL;
+    if (o->path == NULL || o->path[0] == '\0' || o->keylen > MAX_KEY) {
+        snprintf(why, whylen, "the journal needs a path, and a key of at most %d bytes", MAX_KEY);
+        return MG_EINVAL;
+    }
+    mg_journal_t *j = calloc(1, sizeof(*j));
+    if (j == NULL || (j->path = strdup(o->path)) == NULL) {
+        free(j);
+        snprintf(why, whylen, "out of memory");
+        return MG_ENOMEM;
+    }
+    j->loop = loop;
+    j->fd = -1;
+    if (o->key != NULL && o->keylen > 0) {
+        memcpy(j->key, o->key, o->keylen);
+        j->keylen = o->keylen;
+    }
+    j->max_bytes = o->max_bytes;
+    j->cp_every = o->checkpoint_every ? o->checkpoint_every : DEFAULT_EVERY;
+    j->cp_ms = o->checkpoint_ms ? o->checkpoint_ms : DEFAULT_CP_MS;
+    j->queue_cap = o->queue_bytes ? o->queue_bytes : DEFAULT_QUEUE;
+    memset(j->prev, '0', 64);
+    j->prev[64] = '\0';
+    mg_log_limit_init(&j->lim, 5, 10000);
+
+    /* Where the chain stands: the live file's last line, else the newest rotated file's. */
+    char *line = NULL;
+    size_t len = 0;
+    int cut = 0;
+    uint64_t size = 0;
+    const char *from = o->path;
+    char rot[PATH_MAX];
+    if (last_line(o->path, &line, &len, &cut, &size) != 0 && errno != ENOENT) {
+        snprintf(why, whylen, "cannot read the journal %s: %s", o->path, strerror(errno));
+        goto fail;
+    }
+    if (line == NULL && !cut) {
+        uint64_t r = newest_rotated(o->path);
+        uint64_t rsize;
+        int rcut;
+        if (r > 0) {
+            rotated_name(o->path, r, rot, sizeof rot);
+            from = rot;
+            if (last_line(rot, &line, &len, &rcut, &rsize) != 0) {
+                snprintf(why, whylen, "cannot read the journal %s: %s", rot, strerror(errno));
+                goto fail;
+            }
+        }
+    }
+    if (line != NULL) {
+        json_t *v = json_loadb(line, len, 0, NULL);
+        json_int_t seq = json_integer_value(json_object_get(v, "seq"));
+        json_decref(v);
+        if (seq <= 0)
+            mg_log_json(
+                MG_LOG_WARN,
+                "call journal: the last line is damaged; the chain continues after it and `mcpgate journal "
+                "verify` will report it",
+                json_pack("{s:s}", "path", from));
+        j->seq = seq > 0 ? (uint64_t)seq : 0;
+        mg_sha256_hex(line, len, j->prev);
+        free(line);
+    }
+    j->file_bytes = size;
+    j->file_first_seq = size > 0 ? first_seq(o->path) : j->seq + 1;
+    if (j->file_first_seq == 0)
+        j->file_first_seq = j->seq + 1;
+    j->fd = open_live(o->path);
+    if (j->fd < 0) {
+        snprintf(why, whylen, "cannot open the journal %s for appending: %s", o->path, strerror(errno));
+        goto fail;
+    }
+    if (cut) { /* end the line cut short, so ours start on a line of their own */
+        mg_log_json(
+            MG_LOG_WARN,
+            "call journal: the file ends inside a line (a write was cut short); `mcpgate journal verify` "
+            "will report that line",
+            json_pack("{s:s}", "path", o->path));
+        if (write(j->fd, "\n", 1) == 1)
+            j->file_bytes++;
+    }
+    uv_prepare_init(loop, &j->kick);
+    uv_timer_init(loop, &j->cp_timer);
+    uv_timer_init(loop, &j->retry_timer);
+    uv_timer_init(loop, &j->flush_timer);
+    j->kick.data = j->cp_timer.data = j->retry_timer.data = j->flush_timer.data = j;
+    j->handles = 4;
+    uv_unref((uv_handle_t *)&j->cp_timer);
+    uv_timer_start(&j->cp_timer, cp_timer_cb, j->cp_ms, j->cp_ms);
+    mg_metrics_register(metrics_cb, j);
+    emit(j, "open", open_fields, 1);
+    *out = j;
+    return 0;
+fail:
+    free(line);
+    free(j->path);
+    OPENSSL_cleanse(j->key, sizeof j->key);
+    free(j);
+    return MG_EIO;
+}
