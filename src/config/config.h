@@ -134,6 +134,16 @@ typedef struct mg_sessions_config {
     uint64_t timeout_ms;     /* "timeoutMs": connect and per-command deadline, default 2000 */
 } mg_sessions_config_t;
 
+/* "gateway.tasks": long tool calls run as tasks (docs/tasks.md, gateway/tasks.c). */
+typedef struct mg_tasks_config {
+    int enabled;                /* "enabled", default true: the gateway offers tasks to clients */
+    uint64_t ttl_ms;            /* "ttlMs": how long a task and its outcome stay readable, default 1 h */
+    uint64_t poll_interval_ms;  /* "pollIntervalMs": suggested polling interval, default 1000 */
+    unsigned max_per_principal; /* "maxPerPrincipal": unfinished tasks per principal, default 16 */
+    size_t max_result_bytes;    /* "maxResultBytes": largest outcome kept, default 1 MiB */
+    uint64_t max_duration_ms;   /* "maxDurationMs": a task's call ends failed after this, default 1 h */
+} mg_tasks_config_t;
+
 typedef struct mg_config {
     char *path;                  /* file it came from, or "<embedded>" */
     char *listen;                /* "gateway.listen", default "127.0.0.1:8080" */
@@ -152,6 +162,7 @@ typedef struct mg_config {
     mg_tools_config_t tools;   /* "gateway.tools" */
     /* "gateway.sessions" */
     mg_sessions_config_t sessions;
+    mg_tasks_config_t tasks;     /* "gateway.tasks" */
     mg_server_config_t *servers; /* in file order */
     size_t nservers;
     struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (policy_config.h); never NULL

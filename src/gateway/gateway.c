@@ -58,6 +58,9 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
             srv->prefix[0] = '\0';
     }
     mg__modern_init(gw);
+    mg__tasks_init(gw);
+    if (gw->task_store == NULL)
+        return MG_ENOMEM; /* startup only: the process exits */
     if (mg_toolsearch_new(gw) != 0)
         return MG_ENOMEM; /* startup only: the process exits */
     /* Pinning, scanning, rate limits (src/policy/); startup only: serve validated the policy before. */
@@ -97,8 +100,10 @@ int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *li
     int rc = 0;
     if (store != NULL && strcmp(store, "memory") != 0)
         rc = mg__cluster_new(gw, store, listen, why, whylen);
-    if (rc == 0 && gw->cluster != NULL)
+    if (rc == 0 && gw->cluster != NULL) {
         gw->sessions_source = &mg__sessions_shared;
+        mg__tasks_shared(gw); /* task records follow the sessions to Redis */
+    }
     /* rate limits follow the session store to Redis unless told "local" (src/policy/hooks.h) */
     return rc != 0 ? rc
                    : mg_policy_rate_shared(gw->policy, gw->cluster != NULL ? gw->store : NULL, why, whylen);
@@ -251,6 +256,7 @@ static void stop_everything(mg_gateway_t *gw)
     if (gw->cluster != NULL) /* the records stay; this replica leaves the registry */
         mg__cluster_leave(gw);
     mg__modern_dispose(gw);
+    mg__tasks_dispose(gw);
     mg__dispatch_session_gone(gw->stateless);
     for (size_t i = 0; i < gw->nservers; i++) {
         if (gw->servers[i].shared != NULL) {
@@ -348,6 +354,7 @@ void mg_gateway_free(mg_gateway_t *gw)
         mg_map_dispose(&gw->servers[i].tenants);
     }
     free(gw->servers);
+    mg__tasks_free(gw);
     mg__cluster_free(gw);
     if (gw->store)
         gw->store->ops->free(gw->store);
@@ -357,7 +364,8 @@ void mg_gateway_free(mg_gateway_t *gw)
     mg_policy_free(gw->policy);
     mg_auth_free(gw->auth);
     /* Timer handles are embedded: the struct is freed from the last close callback. */
-    gw->handles_closing = 7;
+    gw->handles_closing = 8;
+    uv_close((uv_handle_t *)&gw->task_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->trim_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->flush_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->park_timer, handle_closed_cb);
