@@ -386,6 +386,18 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
             mg__session_notify(s, msg);
         return;
     }
+    if (strcmp(mg_rpc_method(msg), "notifications/tasks/status") == 0) {
+        /* The upstream's own task behind a gateway task (up_task): its status message is the task's.
+         * The id names it; it is never shown to a client. */
+        const char *tid = json_string_value(json_object_get(mg_rpc_params(msg), "taskId"));
+        for (mg_call_t *c = gw->stateless->calls; c != NULL && tid != NULL; c = c->next) {
+            if (c->pool == pool && c->up_task == 2 && strcmp(c->up_task_id, tid) == 0) {
+                if (c->task != NULL)
+                    mg__task_note(c, msg);
+                return;
+            }
+        }
+    }
     /* A pool shared between clients (or a tenant's), and no evidence of whose this is. A server's
      * log line goes to the sessions that asked for its logs (logging/setLevel at or below its
      * level; of the pool's tenant only); anything else goes to no client: counted and logged. */

@@ -63,6 +63,7 @@ struct mg_task {
     int writing;     /* an update is in flight */
     int dirty;       /* rec changed meanwhile: write again */
     int ended;       /* the call ended before the record existed: pending is its outcome */
+    int settled;     /* the store's record is terminal and rec is it: nothing more to write */
     json_t *pending; /* ... (NULL = cancelled), or the upstream's answer held during creation */
 };
 
@@ -180,9 +181,13 @@ static void written_cb(void *data, int err, json_t *stored)
          * gone): that stays; the call here has nothing more to do. */
         json_decref(t->rec);
         t->rec = mg_json_deep_copy(stored);
-        t->dirty = 0;
-        if (t->call != NULL)
+        t->settled = 1;
+        if (t->call != NULL) {
+            t->writing = 1; /* holds t while its call ends (task_outcome writes nothing now) */
             mg__dispatch_cancel(t->call, "the task was ended elsewhere");
+            t->writing = 0;
+        }
+        t->dirty = 0;
     } else if (err != 0) {
         mg_log_json(MG_LOG_WARN, "task record not written; the next change retries",
                     json_pack("{s:s,s:s}", "task", t->id, "error", mg_strerror(err)));
@@ -214,7 +219,8 @@ static void task_outcome(mg_task_t *t, const json_t *resp)
 {
     json_t *rec = t->rec;
     if (mg_task_status_terminal(str(rec, "status"))) {
-        task_write(t); /* cancelled here: make sure it is stored */
+        if (!t->settled)
+            task_write(t); /* cancelled here: make sure it is stored */
         return;
     }
     json_object_del(rec, "inputRequests");
@@ -534,6 +540,14 @@ void mg__task_note(mg_call_t *c, const json_t *msg)
         if (strcmp(str(t->rec, "status"), "working") == 0)
             json_object_set_new(t->rec, "statusMessage", json_string(text));
     }
+    if (m != NULL && strcmp(m, "notifications/tasks/status") == 0) {
+        /* the upstream's task (up_task): only its sentence; its id and times are its own */
+        if (str(p, "statusMessage")[0] != '\0' && strcmp(str(t->rec, "status"), "working") == 0) {
+            json_object_set_new(t->rec, "statusMessage", json_string(str(p, "statusMessage")));
+            task_write(t);
+        }
+        return;
+    }
     json_t *notes = json_object_get(t->rec, "notes");
     if (!json_is_array(notes)) {
         notes = json_array();
@@ -645,14 +659,12 @@ static void do_cancel(mg_call_t *c, json_t *rec /* borrowed */)
         json_object_set_new(t->rec, "status", json_string("cancelled"));
         json_object_set_new(t->rec, "statusMessage", json_string("cancelled by the client"));
         json_object_del(t->rec, "inputRequests");
+        json_t *ack = c->modern ? json_object() : task_fields(t->rec, 0); /* t may go with the write */
         if (t->call != NULL)
             mg__dispatch_cancel(t->call, "the task was cancelled by the client"); /* writes the record */
         else
             task_write(t);
-        if (c->modern)
-            answer(c, json_object());
-        else
-            answer(c, task_fields(t->rec, 0));
+        answer(c, ack);
         return;
     }
     /* rec is the store's: an update may free it, so what is needed afterwards is copied first */
