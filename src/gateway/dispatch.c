@@ -821,7 +821,7 @@ static int up_task_step(mg_call_t *c, int err, json_t *response)
     c->up_task = 2;
     json_t *msg =
         json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "tasks/result", "params", "taskId", tid);
-    int r = mg_upstream_request(c->pool->up, msg, c->gw->cfg->tasks.max_duration_ms, done_cb, related_cb, c,
+    int r = mg_upstream_request(c->pool->up, msg, c->gw->cfg->tasks.call_timeout_ms, done_cb, related_cb, c,
                                 &c->ureq);
     if (r != 0) {
         c->ureq = NULL;
@@ -880,7 +880,7 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         mg_strlcpy(c->x->upstream, sizeof c->x->upstream, pool->srv->cfg->name);
     uint64_t timeout = 0;
     if (c->task != NULL || c->task_want || c->task_support > 0)
-        timeout = c->gw->cfg->tasks.max_duration_ms; /* a long call (still capped by maxRequestMs) */
+        timeout = c->gw->cfg->tasks.call_timeout_ms; /* a long call (still capped by maxRequestMs) */
     if (params != NULL && strcmp(c->method, "tools/call") == 0) {
         json_object_del(params, "task"); /* the client's task request is the gateway's business */
         if (c->task_support > 0 && (c->task != NULL || c->task_want || c->task_support == 2) &&

@@ -188,6 +188,13 @@ static void written_cb(void *data, int err, json_t *stored)
             t->writing = 0;
         }
         t->dirty = 0;
+    } else if (err == 0 && stored == NULL && t->call != NULL) {
+        /* The record expired (its TTL) while the call ran: nobody can read the outcome any more. */
+        t->settled = 1;
+        t->writing = 1;
+        mg__dispatch_cancel(t->call, "the task expired (gateway.tasks.ttlMs) before its call finished");
+        t->writing = 0;
+        t->dirty = 0;
     } else if (err != 0) {
         mg_log_json(MG_LOG_WARN, "task record not written; the next change retries",
                     json_pack("{s:s,s:s}", "task", t->id, "error", mg_strerror(err)));
