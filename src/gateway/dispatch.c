@@ -237,7 +237,11 @@ void mg__dispatch_session_gone(mg_session_t *s)
             c->ureq = NULL;
             mg_upstream_cancel(u, "session closed"); /* done_cb sees ureq == NULL and ignores */
         }
-        call_error(c, MG_ECLOSED, "session closed while this request was in flight", NULL);
+        call_error(c, MG_ECLOSED,
+                   c->task != NULL ? "the gateway replica running this task shut down before it finished; call the "
+                                     "tool again"
+                                   : "session closed while this request was in flight",
+                   NULL);
     }
 }
 
