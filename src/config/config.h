@@ -141,7 +141,8 @@ typedef struct mg_tasks_config {
     uint64_t poll_interval_ms;  /* "pollIntervalMs": suggested polling interval, default 1000 */
     unsigned max_per_principal; /* "maxPerPrincipal": unfinished tasks per principal, default 16 */
     size_t max_result_bytes;    /* "maxResultBytes": largest outcome kept, default 1 MiB */
-    uint64_t call_timeout_ms;   /* "callTimeoutMs": a task's call ends failed after this, default 1 h */
+    uint64_t call_timeout_ms;   /* "callTimeoutMs": a task's call's idle timeout, default 1 h */
+    size_t max_stored_bytes;    /* "maxStoredBytes": one process's records, default 256 MiB */
 } mg_tasks_config_t;
 
 typedef struct mg_config {

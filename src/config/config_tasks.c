@@ -1,6 +1,6 @@
 /*
  * config_tasks.c - "gateway.tasks": long tool calls run as tasks (enabled, ttlMs, pollIntervalMs,
- * maxPerPrincipal, maxResultBytes, callTimeoutMs).
+ * maxPerPrincipal, maxResultBytes, callTimeoutMs, maxStoredBytes).
  *
  * Same rules as config.c: every problem is reported through mg__config_errf() and the walk goes
  * on. What the values mean at runtime: gateway/tasks.c, docs/tasks.md, docs/configuration.md.
@@ -17,7 +17,8 @@
 #define MIB (1024ULL * 1024ULL)
 
 static const char *const tasks_keys[] = {
-    "enabled", "ttlMs", "pollIntervalMs", "maxPerPrincipal", "maxResultBytes", "callTimeoutMs", NULL};
+    "enabled",        "ttlMs",         "pollIntervalMs", "maxPerPrincipal",
+    "maxResultBytes", "callTimeoutMs", "maxStoredBytes", NULL};
 
 void mg__config_tasks_default(mg_tasks_config_t *t)
 {
@@ -27,6 +28,7 @@ void mg__config_tasks_default(mg_tasks_config_t *t)
     t->max_per_principal = 16;
     t->max_result_bytes = 1 * MIB;
     t->call_timeout_ms = 3600 * SEC;
+    t->max_stored_bytes = 256 * MIB;
 }
 
 void mg__config_parse_tasks(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj)
@@ -54,6 +56,10 @@ void mg__config_parse_tasks(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_
         } else if (strcmp(key, "maxResultBytes") == 0) {
             if (mg_cfg_uint(&ctx->rd, "gateway.tasks.maxResultBytes", v, 1024, 256 * MIB, 0, &n) == 0)
                 t->max_result_bytes = (size_t)n;
+        } else if (strcmp(key, "maxStoredBytes") == 0) {
+            if (mg_cfg_uint(&ctx->rd, "gateway.tasks.maxStoredBytes", v, 1 * MIB, 64 * 1024 * MIB, 0, &n) ==
+                0)
+                t->max_stored_bytes = (size_t)n;
         } else if (strcmp(key, "callTimeoutMs") == 0) {
             mg_cfg_uint(&ctx->rd, "gateway.tasks.callTimeoutMs", v, 1 * SEC, 7 * 24 * 3600 * SEC, 0,
                         &t->call_timeout_ms);
@@ -62,7 +68,7 @@ void mg__config_parse_tasks(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_
             mg__config_errf(ctx, "gateway.tasks: unknown key \"%s\"%s%s%s", mg_cfg_quote(key, q, sizeof q),
                             near ? "; did you mean \""
                                  : " (known: enabled, ttlMs, pollIntervalMs, maxPerPrincipal, "
-                                   "maxResultBytes, callTimeoutMs)",
+                                   "maxResultBytes, callTimeoutMs, maxStoredBytes)",
                             near ? near : "", near ? "\"?" : "");
         }
     }

@@ -41,14 +41,15 @@
 #include <string.h>
 #include <time.h>
 
-#define EXT_TASKS    "io.modelcontextprotocol/tasks"
-#define META_CAPS    "io.modelcontextprotocol/clientCapabilities"
-#define META_RELATED "io.modelcontextprotocol/related-task"
-#define META_NOTES   "io.mcpgate/notifications"
-#define PROMOTE_MS   100 /* a required tool's call that asked nothing this long becomes a task */
-#define TICK_MS      50
-#define WAIT_POLL_MS 250 /* 2025-11-25 tasks/result: how often a waiter reads the record */
-#define NOTES_MAX    16  /* related notifications kept per task */
+#define EXT_TASKS      "io.modelcontextprotocol/tasks"
+#define META_CAPS      "io.modelcontextprotocol/clientCapabilities"
+#define META_RELATED   "io.modelcontextprotocol/related-task"
+#define META_NOTES     "io.mcpgate/notifications"
+#define PROMOTE_MS     100 /* a required tool's call that asked nothing this long becomes a task */
+#define TICK_MS        50
+#define WAIT_POLL_MS   250  /* 2025-11-25 tasks/result: how often a waiter reads the record */
+#define NOTES_MAX      16   /* related notifications kept per task */
+#define NOTE_MAX_BYTES 4096 /* a larger one is kept as {method, truncated} */
 #define WHY_OWNER_GONE                                                                                       \
     "the gateway replica running this task stopped before it finished; its outcome is lost: call "           \
     "the tool again"
@@ -562,6 +563,12 @@ void mg__task_note(mg_call_t *c, const json_t *msg)
     }
     json_t *copy = mg_json_deep_copy(msg);
     json_object_del(copy, "id");
+    char *text = json_dumps(copy, JSON_COMPACT);
+    if (text == NULL || strlen(text) > NOTE_MAX_BYTES) { /* kept as what it was, not its content */
+        json_decref(copy);
+        copy = json_pack("{s:s,s:b}", "method", m ? m : "", "truncated", 1);
+    }
+    free(text);
     json_array_append_new(notes, copy);
     while (json_array_size(notes) > NOTES_MAX)
         json_array_remove(notes, 0);
@@ -924,7 +931,7 @@ static uint64_t wall_clock(void)
 void mg__tasks_init(mg_gateway_t *gw)
 {
     mg_map_init(&gw->tasks);
-    gw->task_store = mg_task_store_mem_new(wall_clock);
+    gw->task_store = mg_task_store_mem_new(wall_clock, gw->cfg->tasks.max_stored_bytes);
     uv_timer_init(gw->loop, &gw->task_timer);
     gw->task_timer.data = gw;
 }

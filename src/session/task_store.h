@@ -64,9 +64,10 @@ struct mg_task_store {
 /* 1 for completed, failed and cancelled. */
 int mg_task_status_terminal(const char *status);
 
-/* The process's own store (one replica). now_ms: the wall clock in ms (expiry). NULL when out of
+/* The process's own store (one replica). now_ms: the wall clock in ms (expiry); max_bytes: bound
+ * on the records' JSON, kept by dropping finished records that expire first. NULL when out of
  * memory. */
-mg_task_store_t *mg_task_store_mem_new(uint64_t (*now_ms)(void));
+mg_task_store_t *mg_task_store_mem_new(uint64_t (*now_ms)(void), size_t max_bytes);
 
 /* The shared store over the session store's Redis client (made by mg_redis_new; redis.h); it
  * holds its own reference to the client. NULL when session_store is not a Redis store. */

@@ -79,20 +79,21 @@ static void cb(void *data, int err, json_t *record)
 }
 
 /* Runs one operation to its callback; returns its err. */
-#define OP(loop, r, expr)                                                                          \
-    do {                                                                                           \
-        (r).done = 0;                                                                              \
-        assert_int_equal((expr), 0);                                                               \
-        run_for((loop), &(r).done, 5000);                                                          \
-        assert_true((r).done);                                                                     \
+#define OP(loop, r, expr)                                                                                    \
+    do {                                                                                                     \
+        (r).done = 0;                                                                                        \
+        assert_int_equal((expr), 0);                                                                         \
+        run_for((loop), &(r).done, 5000);                                                                    \
+        assert_true((r).done);                                                                               \
     } while (0)
 
 static json_t *record(const char *id, const char *principal, const char *status, const char *owner)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:{s:[{s:s,s:s}],s:{}}}", "id", id, "principal", principal,
-                     "owner", owner, "status", status, "createdAt", (json_int_t)1700000000000, "updatedAt",
-                     (json_int_t)1700000000000, "ttlMs", (json_int_t)60000, "pollIntervalMs", (json_int_t)1000,
-                     "result", "content", "type", "text", "text", "hi", "structuredContent");
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:{s:[{s:s,s:s}],s:{}}}", "id", id, "principal",
+                     principal, "owner", owner, "status", status, "createdAt", (json_int_t)1700000000000,
+                     "updatedAt", (json_int_t)1700000000000, "ttlMs", (json_int_t)60000, "pollIntervalMs",
+                     (json_int_t)1000, "result", "content", "type", "text", "text", "hi",
+                     "structuredContent");
 }
 
 static void contract(uv_loop_t *loop, mg_task_store_t *st, const char *owner)
@@ -157,9 +158,30 @@ static void contract(uv_loop_t *loop, mg_task_store_t *st, const char *owner)
 
 static void test_memory_store(void **state)
 {
-    mg_task_store_t *st = mg_task_store_mem_new(fake_now);
+    mg_task_store_t *st = mg_task_store_mem_new(fake_now, 1 << 20);
     assert_non_null(st);
     contract(NULL, st, "");
+    st->ops->free(st);
+
+    /* the bytes bound: finished records go first (those expiring first), unfinished ones stay */
+    st = mg_task_store_mem_new(fake_now, 600);
+    res_t r = {0};
+    json_t *done = record("f0000000000000000000000000000001", "erin", "completed", "");
+    json_t *run = record("f0000000000000000000000000000002", "erin", "working", "");
+    json_t *run2 = record("f0000000000000000000000000000003", "erin", "working", "");
+    OP(NULL, r, st->ops->create(st, done, 9, 60000, cb, &r));
+    OP(NULL, r, st->ops->create(st, run, 9, 60000, cb, &r));
+    OP(NULL, r, st->ops->create(st, run2, 9, 60000, cb, &r)); /* 3 x ~254 bytes: over 600 */
+    OP(NULL, r, st->ops->get(st, "f0000000000000000000000000000001", "", cb, &r));
+    assert_null(r.rec); /* the finished one made room */
+    OP(NULL, r, st->ops->get(st, "f0000000000000000000000000000002", "", cb, &r));
+    assert_non_null(r.rec);
+    OP(NULL, r, st->ops->get(st, "f0000000000000000000000000000003", "", cb, &r));
+    assert_non_null(r.rec);
+    json_decref(done);
+    json_decref(run);
+    json_decref(run2);
+    json_decref(r.rec);
     st->ops->free(st);
     assert_int_equal(mg_task_status_terminal("failed"), 1);
     assert_int_equal(mg_task_status_terminal("input_required"), 0);
@@ -199,7 +221,8 @@ static void set_cb(int err, void *data)
 static void test_redis_store(void **state)
 {
     if (redis_server() == NULL) {
-        fprintf(stderr, "test_redis_store: skipped: redis-server is not installed (scripts/install-deps.sh)\n");
+        fprintf(stderr,
+                "test_redis_store: skipped: redis-server is not installed (scripts/install-deps.sh)\n");
         skip();
     }
     int port = free_port();
@@ -210,8 +233,8 @@ static void test_redis_store(void **state)
         int devnull = open("/dev/null", 1);
         dup2(devnull, 1);
         dup2(devnull, 2);
-        execl(redis_server(), "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-              "no", (char *)NULL);
+        execl(redis_server(), "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
+              "--appendonly", "no", (char *)NULL);
         _exit(127);
     }
     uv_loop_t loop;
