@@ -219,40 +219,62 @@ test("server-everything: simulate-research-query (taskSupport required) through 
   assert.equal(got.result._meta?.['io.modelcontextprotocol/related-task'], undefined, "the upstream's task id leaked");
 });
 
-test('3 replicas + Redis: a task is read and cancelled on any replica; its owner SIGKILLed, it ends failed with the reason everywhere', async (t) => {
+test('3 replicas + Redis: a task is read, answered and cancelled on any replica; its owner SIGKILLed, it ends failed with the reason everywhere', async (t) => {
   requireBinaries(t, 'redis-server');
   const redis = await startRedis(t);
+  const tok = tokenNew(['--tenant', 'acme', '--name', 'replicas']);
   const gws = await startReplicas(t, 3, {
     redisUrl: redis.url(),
-    config: { mcpServers: { test: testserver() }, gateway: { logLevel: 'warn' } },
+    config: { mcpServers: { test: testserver() }, gateway: { logLevel: 'warn', auth: { tokens: [tok.entry] } } },
   });
   await waitStore(gws, true);
   const [a, b, c] = gws;
+  const auth = { headers: bearer(tok.token) };
+  const ask = (g, method, params, caps) => modern(g.url, method, params, { ...auth, ...(caps ? { caps } : {}) });
   // Created on a, read on b and c.
-  const made = await modern(a.url, 'tools/call', { name: 'slow_compute', arguments: { seconds: 60, label: 'owned-by-a' } });
+  const made = await ask(a, 'tools/call', { name: 'slow_compute', arguments: { seconds: 60, label: 'owned-by-a' } });
   const id = made.response.result.taskId;
-  for (const g of [b, c]) assert.equal((await modern(g.url, 'tasks/get', { taskId: id })).response.result.status, 'working');
-  // Cancelled on b: the call on c stops (its upstream's inflight drops), c reports cancelled.
-  const onC = await modern(c.url, 'tools/call', { name: 'slow_compute', arguments: { seconds: 60, label: 'owned-by-c' } });
+  assert.ok(id, JSON.stringify(made.response));
+  for (const g of [b, c]) assert.equal((await ask(g, 'tasks/get', { taskId: id })).response.result.status, 'working');
+  // Input asked by the call on c, answered through b (the owner's inbox).
+  const withInput = { elicitation: {}, extensions: { [EXT]: {} } };
+  const q = await ask(c, 'tools/call', { name: 'confirm_delete', arguments: { filename: 'x.txt' } }, withInput);
+  const idQ = q.response.result.taskId;
+  let st;
+  await waitFor(async () => (st = (await ask(b, 'tasks/get', { taskId: idQ })).response.result).status === 'input_required', {
+    what: 'the task on c to ask for input',
+  });
+  const key = Object.keys(st.inputRequests)[0];
+  assert.equal(st.inputRequests[key].method, 'elicitation/create');
+  await ask(b, 'tasks/update', { taskId: idQ, inputResponses: { [key]: { action: 'accept', content: { confirm: true } } } });
+  await waitFor(async () => (st = (await ask(a, 'tasks/get', { taskId: idQ })).response.result).status === 'completed', {
+    what: 'the answered task to complete',
+  });
+  assert.match(st.result.content[0].text, /x\.txt/);
+  // Cancelled on b: the call on c stops (its upstream's inflight drops), a reports cancelled.
+  const onC = await ask(c, 'tools/call', { name: 'slow_compute', arguments: { seconds: 60, label: 'owned-by-c' } });
   const idC = onC.response.result.taskId;
   const inflight = async (g) => Object.values((await g.readyz()).json?.upstreams || {}).reduce((n, u) => n + (u?.inflight || 0), 0);
   await waitFor(async () => (await inflight(c)) === 1, { what: 'the call on c' });
-  await modern(b.url, 'tasks/cancel', { taskId: idC });
+  await ask(b, 'tasks/cancel', { taskId: idC });
   await waitFor(async () => (await inflight(c)) === 0, { what: 'the cancellation to reach c and its upstream' });
-  assert.equal((await modern(a.url, 'tasks/get', { taskId: idC })).response.result.status, 'cancelled');
+  assert.equal((await ask(a, 'tasks/get', { taskId: idC })).response.result.status, 'cancelled');
   // a dies: once its registry entry expires, every replica reports the task failed, with why.
   a.kill();
   let got;
-  await waitFor(async () => (got = (await modern(b.url, 'tasks/get', { taskId: id })).response.result).status !== 'working', {
+  await waitFor(async () => (got = (await ask(b, 'tasks/get', { taskId: id })).response.result).status !== 'working', {
     timeout: scaled(10000),
     interval: 200,
     what: "the dead owner's task to end",
   });
   assert.equal(got.status, 'failed');
   assert.match(got.error.message, /replica running this task stopped/);
-  assert.equal((await modern(c.url, 'tasks/get', { taskId: id })).response.result.status, 'failed');
-  // The store never holds a token or a session: only the record fields.
-  const keys = (await redisCmd(redis.port, ['KEYS', '*t:*'])) || [];
-  assert.ok(keys.some((k) => k.endsWith(`t:${id}`)), `no record key for the task in ${JSON.stringify(keys)}`);
-  await sleep(10);
+  assert.equal((await ask(c, 'tasks/get', { taskId: id })).response.result.status, 'failed');
+  // The store holds the record, never the token.
+  const rec = await redisCmd(redis.port, ['GET', `mcpgate:t:${id}`]);
+  assert.ok(typeof rec === 'string' && rec.includes(id), `no record for the task: ${rec}`);
+  for (const k of [id, idQ, idC]) {
+    const v = String(await redisCmd(redis.port, ['GET', `mcpgate:t:${k}`]));
+    assert.ok(!v.includes(tok.token) && !v.includes(tok.token.slice(4)), 'a task record contains the token');
+  }
 });
