@@ -447,7 +447,9 @@ int mg__task_phase(mg_call_t *c)
         mg__pool_list(c->route_pool, MG_LIST_TOOLS, support_cb, c);
         return 1;
     }
-    int wants = c->modern ? ext_declared(c) : json_is_object(json_object_get(c->params, "task"));
+    int wants =
+        c->modern ? ext_declared(c)
+                  : c->s->rank >= MG_VERSION_2025_11_25 && json_is_object(json_object_get(c->params, "task"));
     if (c->modern && c->task_support == 2 && !wants) {
         if (c->x != NULL)
             c->x->status = mg_err_http_status(MG_ECAPABILITY);
@@ -582,6 +584,8 @@ int mg__task_is_method(const mg_call_t *c)
     const char *m = c->method;
     if (!c->gw->cfg->tasks.enabled || strncmp(m, "tasks/", 6) != 0)
         return 0;
+    if (!c->modern && c->s->rank < MG_VERSION_2025_11_25)
+        return 0; /* tasks came with 2025-11-25 */
     if (strcmp(m, "tasks/get") == 0 || strcmp(m, "tasks/cancel") == 0)
         return 1;
     return c->modern ? strcmp(m, "tasks/update") == 0 : strcmp(m, "tasks/result") == 0;

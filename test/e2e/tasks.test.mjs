@@ -84,6 +84,13 @@ test('SDK task API: a slow call as a task outlives its client; a new connection 
   // A tool without taskSupport ignores the task request and answers at once.
   const plain = await b.client.callTool({ name: 'echo', arguments: { message: 'plain' } });
   assert.equal(textOf(plain), 'plain');
+  // A 2025-06-18 session has no tasks: params.task is ignored, tasks/* are unknown.
+  const old = await initSession(gw.url, { protocolVersion: '2025-06-18' });
+  assert.equal(old.result.capabilities.tasks, undefined);
+  const r = await call(gw.url, old, 'tools/call', { name: 'slow_compute', arguments: { seconds: 0, label: 'old' }, task: { ttl: 1000 } });
+  assert.equal(r.response.result?.content?.[0]?.text, 'slow_compute old finished after 0 s', JSON.stringify(r.response));
+  const g = await call(gw.url, old, 'tasks/get', { taskId }).catch((e) => ({ error: e }));
+  assert.equal(g.response?.error?.code, -32601, JSON.stringify(g.response || String(g.error)));
 });
 
 test('another principal gets not-found for the task and cannot cancel it; its owner can, and the upstream hears it', async (t) => {
