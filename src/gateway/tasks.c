@@ -412,9 +412,9 @@ static int task_create(mg_call_t *c, int forward)
 
 /* ---- the call phase ---- */
 
-static void support_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, void *data)
+/* The routed tool's execution.taskSupport in tools (its pool's list; NULL = unknown: none). */
+static void support_of(mg_call_t *c, const json_t *tools)
 {
-    mg_call_t *c = data;
     c->task_support = 0;
     size_t i;
     json_t *tool;
@@ -426,6 +426,12 @@ static void support_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, void *d
         c->task_support = strcmp(ts, "required") == 0 ? 2 : strcmp(ts, "optional") == 0 ? 1 : 0;
         break;
     }
+}
+
+static void support_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, void *data)
+{
+    mg_call_t *c = data;
+    support_of(c, tools);
     mg__dispatch_run(c, 0);
 }
 
@@ -443,13 +449,15 @@ int mg__task_phase(mg_call_t *c)
     if (strcmp(c->method, "tools/call") != 0 || !gw->cfg->tasks.enabled || c->task != NULL ||
         gw->shutting_down)
         return 0;
-    if (c->task_support < 0) {
-        mg__pool_list(c->route_pool, MG_LIST_TOOLS, support_cb, c);
-        return 1;
-    }
     int wants =
         c->modern ? ext_declared(c)
                   : c->s->rank >= MG_VERSION_2025_11_25 && json_is_object(json_object_get(c->params, "task"));
+    if (c->task_support < 0 && (wants || c->modern)) {
+        mg__pool_list(c->route_pool, MG_LIST_TOOLS, support_cb, c); /* modern: verify fetched it */
+        return 1;
+    }
+    if (c->task_support < 0) /* a plain session call: only a list already at hand (no fetch, no wait) */
+        support_of(c, c->route_pool->lists[MG_LIST_TOOLS]);
     if (c->modern && c->task_support == 2 && !wants) {
         if (c->x != NULL)
             c->x->status = mg_err_http_status(MG_ECAPABILITY);
