@@ -48,6 +48,7 @@
 #define PROMOTE_MS     100 /* a required tool's call that asked nothing this long becomes a task */
 #define TICK_MS        50
 #define WAIT_POLL_MS   250  /* 2025-11-25 tasks/result: how often a waiter reads the record */
+#define RETRY_MS       1000 /* a failed record write is tried again this much later */
 #define NOTES_MAX      16   /* related notifications kept per task */
 #define NOTE_MAX_BYTES 4096 /* a larger one is kept as {method, truncated} */
 #define WHY_OWNER_GONE                                                                                       \
@@ -57,15 +58,16 @@
 struct mg_task {
     mg_gateway_t *gw;
     char id[33];
-    json_t *rec;     /* this replica's copy of the record: the newest state */
-    mg_call_t *call; /* NULL once the call ended */
-    int created;     /* the store accepted the record */
-    int forward;     /* at creation: the call is still to be forwarded (phase "forward") */
-    int writing;     /* an update is in flight */
-    int dirty;       /* rec changed meanwhile: write again */
-    int ended;       /* the call ended before the record existed: pending is its outcome */
-    int settled;     /* the store's record is terminal and rec is it: nothing more to write */
-    json_t *pending; /* ... (NULL = cancelled), or the upstream's answer held during creation */
+    json_t *rec;       /* this replica's copy of the record: the newest state */
+    mg_call_t *call;   /* NULL once the call ended */
+    int created;       /* the store accepted the record */
+    int forward;       /* at creation: the call is still to be forwarded (phase "forward") */
+    int writing;       /* an update is in flight */
+    int dirty;         /* rec changed meanwhile: write again */
+    int ended;         /* the call ended before the record existed: pending is its outcome */
+    int settled;       /* the store's record is terminal and rec is it: nothing more to write */
+    uint64_t retry_at; /* a write failed (store unreachable): written again then (loop clock) */
+    json_t *pending;   /* ... (NULL = cancelled), or the upstream's answer held during creation */
 };
 
 typedef struct mg_task_waiter {
@@ -164,12 +166,14 @@ static void task_free(mg_task_t *t)
     free(t);
 }
 
-/* Frees t once nothing refers to it: no call, no write in flight or due. */
+/* Frees t once nothing refers to it: no call, no write in flight, due or to retry. */
 static void task_maybe_free(mg_task_t *t)
 {
-    if (t->call == NULL && !t->writing && !t->dirty && t->created)
+    if (t->call == NULL && !t->writing && !t->dirty && t->created && t->retry_at == 0)
         task_free(t);
 }
+
+static void timer_need(mg_gateway_t *gw);
 
 static void task_write(mg_task_t *t);
 
@@ -197,8 +201,19 @@ static void written_cb(void *data, int err, json_t *stored)
         t->writing = 0;
         t->dirty = 0;
     } else if (err != 0) {
-        mg_log_json(MG_LOG_WARN, "task record not written; the next change retries",
-                    json_pack("{s:s,s:s}", "task", t->id, "error", mg_strerror(err)));
+        /* Kept and written again every second until it is stored or the task's TTL passed: an
+         * outcome is never lost to a short store outage, nor left "working" in the store. */
+        uint64_t end = (uint64_t)json_integer_value(json_object_get(t->rec, "createdAt")) +
+                       (uint64_t)json_integer_value(json_object_get(t->rec, "ttlMs"));
+        if (wall_ms() < end) {
+            if (t->retry_at == 0)
+                mg_log_json(MG_LOG_WARN, "task record not written; retrying every second",
+                            json_pack("{s:s,s:s}", "task", t->id, "error", mg_strerror(err)));
+            t->retry_at = mg_gateway_now_ms() + RETRY_MS;
+            t->dirty = 0;
+            timer_need(t->gw);
+            return;
+        }
     }
     if (t->dirty && !(err != 0 && t->call == NULL)) {
         t->dirty = 0;
@@ -211,6 +226,7 @@ static void written_cb(void *data, int err, json_t *stored)
 
 static void task_write(mg_task_t *t)
 {
+    t->retry_at = 0;
     if (t->writing) {
         t->dirty = 1;
         return;
@@ -905,6 +921,17 @@ static void tick_cb(uv_timer_t *timer)
                 mg__task_promote(c);
         }
         c = next;
+    }
+    size_t pos = 0;
+    const char *k;
+    void *v;
+    while (mg_map_next(&gw->tasks, &pos, &k, &v)) { /* writes to retry (task_write may free t) */
+        mg_task_t *t = v;
+        if (t->retry_at == 0)
+            continue;
+        busy = 1;
+        if (now >= t->retry_at && !t->writing)
+            task_write(t);
     }
     for (mg_task_waiter_t **pp = &gw->task_waiters; *pp != NULL;) {
         mg_task_waiter_t *w = *pp;
