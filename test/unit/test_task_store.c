@@ -5,6 +5,7 @@
  * principal's limit (MG_EBUSY past it; a terminal record frees its slot), get, update that never
  * replaces a terminal record (MG_EBUSY with the stored one), expiry by TTL. Redis only: a record
  * whose owner replica has no registry key is reported failed, with the reason, by get.
+ * Also: gateway.tasks in the configuration (config/config_tasks.c).
  * Read next: src/session/task_store.h, src/gateway/tasks.c.
  */
 #include <setjmp.h>
@@ -27,6 +28,7 @@
 #include <uv.h>
 
 #include "common/err.h"
+#include "config/config.h"
 #include "session/bus.h"
 #include "session/redis.h"
 #include "session/store.h"
@@ -290,10 +292,67 @@ static void test_redis_store(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* gateway.tasks: defaults, values, and every kind of mistake named with its key. */
+static void test_config_tasks(void **state)
+{
+    const char *servers = "\"mcpServers\": {\"a\": {\"command\": \"/bin/true\"}}";
+    char json[600];
+    mg_config_t cfg;
+    mg_config_errors_t errs;
+    snprintf(json, sizeof json, "{%s}", servers);
+    assert_int_equal(mg_config_parse(json, "t.json", "/opt/mg", &cfg, &errs), 0);
+    assert_int_equal(cfg.tasks.enabled, 1);
+    assert_int_equal(cfg.tasks.ttl_ms, 3600000);
+    assert_int_equal(cfg.tasks.poll_interval_ms, 1000);
+    assert_int_equal(cfg.tasks.max_per_principal, 16);
+    assert_int_equal(cfg.tasks.max_result_bytes, 1048576);
+    assert_int_equal(cfg.tasks.call_timeout_ms, 3600000);
+    assert_int_equal(cfg.tasks.max_stored_bytes, 256u << 20);
+    mg_config_errors_dispose(&errs);
+    mg_config_dispose(&cfg);
+
+    snprintf(json, sizeof json,
+             "{%s, \"gateway\": {\"tasks\": {\"enabled\": false, \"ttlMs\": 5000, \"pollIntervalMs\": 250, "
+             "\"maxPerPrincipal\": 3, \"maxResultBytes\": 4096, \"callTimeoutMs\": 2000, "
+             "\"maxStoredBytes\": 2097152}}}",
+             servers);
+    assert_int_equal(mg_config_parse(json, "t.json", "/opt/mg", &cfg, &errs), 0);
+    assert_int_equal(cfg.tasks.enabled, 0);
+    assert_int_equal(cfg.tasks.ttl_ms, 5000);
+    assert_int_equal(cfg.tasks.poll_interval_ms, 250);
+    assert_int_equal(cfg.tasks.max_per_principal, 3);
+    assert_int_equal(cfg.tasks.max_result_bytes, 4096);
+    assert_int_equal(cfg.tasks.call_timeout_ms, 2000);
+    assert_int_equal(cfg.tasks.max_stored_bytes, 2097152);
+    mg_config_errors_dispose(&errs);
+    mg_config_dispose(&cfg);
+
+    snprintf(
+        json, sizeof json,
+        "{%s, \"gateway\": {\"tasks\": {\"ttl\": 5, \"maxPerPrincipal\": 0, \"maxResultBytes\": \"1\"}}}",
+        servers);
+    assert_int_equal(mg_config_parse(json, "t.json", "/opt/mg", &cfg, &errs), MG_ECONFIG);
+    assert_int_equal(errs.count, 3);
+    char all[2000] = "";
+    for (size_t i = 0; i < errs.count; i++) {
+        strncat(all, errs.msgs[i], sizeof all - strlen(all) - 2);
+        strcat(all, "\n");
+    }
+    assert_non_null(strstr(all, "gateway.tasks: unknown key \"ttl\"; did you mean \"ttlMs\"?"));
+    assert_non_null(strstr(all, "gateway.tasks.maxPerPrincipal"));
+    assert_non_null(strstr(all, "gateway.tasks.maxResultBytes"));
+    mg_config_errors_dispose(&errs);
+    snprintf(json, sizeof json, "{%s, \"gateway\": {\"tasks\": []}}", servers);
+    assert_int_equal(mg_config_parse(json, "t.json", "/opt/mg", &cfg, &errs), MG_ECONFIG);
+    assert_non_null(strstr(errs.msgs[0], "gateway.tasks: must be an object"));
+    mg_config_errors_dispose(&errs);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_tasks),
         cmocka_unit_test(test_memory_store),
         cmocka_unit_test(test_redis_store),
     };
