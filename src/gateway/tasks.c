@@ -67,6 +67,8 @@ struct mg_task {
     int ended;         /* the call ended before the record existed: pending is its outcome */
     int settled;       /* the store's record is terminal and rec is it: nothing more to write */
     uint64_t retry_at; /* a write failed (store unreachable): written again then (loop clock) */
+    char session[64];  /* 2025-11-25: the session that created it (status notifications), or "" */
+    char told[16];     /* the last status that session was told */
     json_t *pending;   /* ... (NULL = cancelled), or the upstream's answer held during creation */
 };
 
@@ -224,9 +226,26 @@ static void written_cb(void *data, int err, json_t *stored)
     task_maybe_free(t);
 }
 
+/* 2025-11-25: notifications/tasks/status to the creating session's GET stream when the status
+ * changed (the Task, as tasks/get gives it; optional in the spec, clients still poll). */
+static void tell_status(mg_task_t *t)
+{
+    const char *st = str(t->rec, "status");
+    if (t->session[0] == '\0' || strcmp(st, t->told) == 0)
+        return;
+    mg_strlcpy(t->told, sizeof t->told, st);
+    mg_session_t *s = mg__session_find(t->gw, t->session);
+    if (s == NULL)
+        return; /* gone, or held by another replica only: polling still works */
+    json_t *n = mg_rpc_notification("notifications/tasks/status", task_fields(t->rec, 0));
+    mg__session_notify(s, n);
+    json_decref(n);
+}
+
 static void task_write(mg_task_t *t)
 {
     t->retry_at = 0;
+    tell_status(t);
     if (t->writing) {
         t->dirty = 1;
         return;
@@ -369,6 +388,10 @@ static void created_cb(void *data, int err, json_t *rec)
         return;
     }
     answer_created(c, t);
+    if (!c->modern && c->s != gw->stateless) {
+        mg_strlcpy(t->session, sizeof t->session, c->s->id);
+        mg_strlcpy(t->told, sizeof t->told, "working");
+    }
     if (c->s != gw->stateless)
         mg__dispatch_adopt(c, gw->stateless); /* outlives the session that started it */
     if (t->forward) {

@@ -93,6 +93,28 @@ test('SDK task API: a slow call as a task outlives its client; a new connection 
   assert.equal(g.response?.error?.code, -32601, JSON.stringify(g.response || String(g.error)));
 });
 
+test('2025-11-25: the session that created a task hears notifications/tasks/status on its GET stream', async (t) => {
+  const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
+  const seen = [];
+  const c = await connect(gw.url, {
+    setup(client) {
+      client.fallbackNotificationHandler = async (n) => {
+        if (n.method === 'notifications/tasks/status') seen.push(n.params);
+      };
+    },
+  });
+  t.defer(() => c.close());
+  await c.client.listTools();
+  const taskId = await startTask(c.client, 'slow_compute', { seconds: 1, label: 'heard' });
+  await waitFor(() => seen.some((p) => p.taskId === taskId && p.status === 'completed'), {
+    timeout: scaled(8000),
+    what: 'a completed status notification',
+  });
+  const last = seen.filter((p) => p.taskId === taskId).pop();
+  assert.equal(typeof last.ttl, 'number');
+  assert.ok(last.lastUpdatedAt >= last.createdAt);
+});
+
 test('another principal gets not-found for the task and cannot cancel it; its owner can, and the upstream hears it', async (t) => {
   // Same tenant (one shared upstream), two principals.
   const alice = tokenNew(['--tenant', 'acme', '--name', 'alice']);
