@@ -306,6 +306,7 @@ struct mg_gateway {
     mg_map_t tasks;
     struct mg_task_waiter *task_waiters;
     uv_timer_t task_timer;
+    uint64_t tasks_created, tasks_refused, tasks_ended[3]; /* metrics: ended completed/failed/cancelled */
 };
 
 /* ---- gateway.c ---- */

@@ -33,6 +33,7 @@
 #include "../common/log.h"
 #include "../common/str.h"
 #include "../jsonrpc/jsonrpc.h"
+#include "../obs/metrics.h"
 #include "gateway_int.h"
 
 #include <openssl/rand.h>
@@ -257,11 +258,18 @@ static void task_write(mg_task_t *t)
         written_cb(t, MG_EIO, NULL);
 }
 
+static void count_end(mg_task_t *t)
+{
+    const char *st = str(t->rec, "status");
+    t->gw->tasks_ended[strcmp(st, "completed") == 0 ? 0 : strcmp(st, "failed") == 0 ? 1 : 2]++;
+}
+
 /* The call's outcome: resp is its JSON-RPC response (borrowed), NULL when it was cancelled. */
 static void task_outcome(mg_task_t *t, const json_t *resp)
 {
     json_t *rec = t->rec;
     if (mg_task_status_terminal(str(rec, "status"))) {
+        count_end(t);
         if (!t->settled)
             task_write(t); /* cancelled here: make sure it is stored */
         return;
@@ -313,6 +321,7 @@ static void task_outcome(mg_task_t *t, const json_t *resp)
         json_object_set_new(rec, "statusMessage", json_string(str(e, "message")));
         json_object_set_new(rec, "error", e);
     }
+    count_end(t);
     task_write(t);
 }
 
@@ -350,6 +359,7 @@ static void created_cb(void *data, int err, json_t *rec)
         c->task = NULL;
         c->task_want = 0;
         if (err == MG_EBUSY) {
+            gw->tasks_refused++;
             unsigned limit = gw->cfg->tasks.max_per_principal;
             if (c->x != NULL && !c->x->batch) {
                 c->x->status = mg_err_http_status(MG_ERATELIMIT);
@@ -380,6 +390,7 @@ static void created_cb(void *data, int err, json_t *rec)
         return;
     }
     t->created = 1;
+    gw->tasks_created++;
     if (t->ended) { /* the call ended during creation (shutdown, session gone) */
         json_t *p = t->pending;
         t->pending = NULL;
@@ -977,6 +988,30 @@ static void tick_cb(uv_timer_t *timer)
 
 /* ---- lifetime ---- */
 
+static void collect_cb(mg_metrics_out_t *out, void *data)
+{
+    mg_gateway_t *gw = data;
+    mg_metrics_family(out, "mcpgate_tasks_created_total", "counter",
+                      "Tool calls that became tasks on this replica");
+    mg_metrics_sample(out, "mcpgate_tasks_created_total", NULL, (double)gw->tasks_created);
+    mg_metrics_family(out, "mcpgate_tasks_refused_total", "counter",
+                      "Tasks refused because their principal had gateway.tasks.maxPerPrincipal unfinished");
+    mg_metrics_sample(out, "mcpgate_tasks_refused_total", NULL, (double)gw->tasks_refused);
+    mg_metrics_family(out, "mcpgate_tasks_ended_total", "counter", "Tasks run here that ended, by status");
+    static const char *const names[3] = {"completed", "failed", "cancelled"};
+    for (int i = 0; i < 3; i++) {
+        const char *l[] = {"status", names[i], NULL};
+        mg_metrics_sample(out, "mcpgate_tasks_ended_total", l, (double)gw->tasks_ended[i]);
+    }
+    size_t running = 0, pos = 0;
+    const char *k;
+    void *v;
+    while (mg_map_next(&gw->tasks, &pos, &k, &v))
+        running += ((mg_task_t *)v)->call != NULL;
+    mg_metrics_family(out, "mcpgate_tasks_running", "gauge", "Tasks whose call runs on this replica now");
+    mg_metrics_sample(out, "mcpgate_tasks_running", NULL, (double)running);
+}
+
 json_t *mg__tasks_legacy_caps(mg_gateway_t *gw)
 {
     if (!gw->cfg->tasks.enabled)
@@ -996,6 +1031,7 @@ void mg__tasks_init(mg_gateway_t *gw)
     gw->task_store = mg_task_store_mem_new(wall_clock, gw->cfg->tasks.max_stored_bytes);
     uv_timer_init(gw->loop, &gw->task_timer);
     gw->task_timer.data = gw;
+    mg_metrics_register(collect_cb, gw);
 }
 
 int mg__tasks_shared(mg_gateway_t *gw)
@@ -1024,6 +1060,7 @@ void mg__tasks_dispose(mg_gateway_t *gw)
 
 void mg__tasks_free(mg_gateway_t *gw)
 {
+    mg_metrics_unregister(collect_cb, gw);
     while (gw->task_waiters != NULL) {
         mg_task_waiter_t *w = gw->task_waiters;
         gw->task_waiters = w->next;

@@ -181,6 +181,12 @@ test('limits: unfinished tasks per principal (429 + Retry-After), results over m
   assert.match(got.error.message, /over the gateway's limit for task results.*maxResultBytes/);
   assert.equal(got.error.data.maxResultBytes, 2048);
   await modern(gw.url, 'tasks/cancel', { taskId: ids[1] });
+  const m = await (await fetch(`${gw.base}/metrics`)).text();
+  assert.match(m, /^mcpgate_tasks_created_total 3$/m);
+  assert.match(m, /^mcpgate_tasks_refused_total 1$/m);
+  assert.match(m, /^mcpgate_tasks_ended_total\{status="failed"\} 1$/m);
+  assert.match(m, /^mcpgate_tasks_ended_total\{status="cancelled"\} 2$/m);
+  assert.match(m, /^mcpgate_tasks_running 0$/m);
 });
 
 test('2026-07-28: discover names the extension; a required tool without it is -32021; with it, a tool error completes the task', async (t) => {
