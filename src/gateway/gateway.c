@@ -321,6 +321,7 @@ void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg
         mg__cluster_drain(gw);
     /* Calls parked for an MRTR retry wait for a client, not for work: they end now. */
     mg__modern_dispose(gw);
+    mg__tasks_drain(gw); /* so do 2025-11-25 tasks/result waiters */
     uv_timer_start(&gw->shutdown_timer, shutdown_tick, 0, 20);
 }
 

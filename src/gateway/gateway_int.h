@@ -542,7 +542,10 @@ void mg__dispatch_adopt(mg_call_t *c, mg_session_t *to);
 void mg__tasks_init(mg_gateway_t *gw);
 /* With a shared store: task records move to Redis (after mg__cluster_new). Returns 0. */
 int mg__tasks_shared(mg_gateway_t *gw);
-/* Shutdown: the tasks/result waiters are answered; running tasks end with their calls. */
+/* Drain starts: the tasks/result waiters are answered at once (they wait for a client, not for
+ * work). Running tasks go on for the grace period. */
+void mg__tasks_drain(mg_gateway_t *gw);
+/* Shutdown: timers stop, waiters answered; running tasks end with their calls. */
 void mg__tasks_dispose(mg_gateway_t *gw);
 void mg__tasks_free(mg_gateway_t *gw);
 /* The call phase "task" (after verify): decides whether a tools/call runs as a task. Returns 0

@@ -1044,9 +1044,8 @@ int mg__tasks_shared(mg_gateway_t *gw)
     return 0;
 }
 
-void mg__tasks_dispose(mg_gateway_t *gw)
+void mg__tasks_drain(mg_gateway_t *gw)
 {
-    uv_timer_stop(&gw->task_timer);
     for (mg_task_waiter_t *w = gw->task_waiters; w != NULL; w = w->next) {
         mg_call_t *c = w->call;
         if (c == NULL)
@@ -1056,6 +1055,12 @@ void mg__tasks_dispose(mg_gateway_t *gw)
         mg__dispatch_fail(c, MG_ESHUTDOWN, "the gateway is shutting down; ask again (tasks/result) elsewhere",
                           NULL);
     }
+}
+
+void mg__tasks_dispose(mg_gateway_t *gw)
+{
+    uv_timer_stop(&gw->task_timer);
+    mg__tasks_drain(gw);
 }
 
 void mg__tasks_free(mg_gateway_t *gw)

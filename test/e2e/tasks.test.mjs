@@ -115,6 +115,27 @@ test('2025-11-25: the session that created a task hears notifications/tasks/stat
   assert.ok(last.lastUpdatedAt >= last.createdAt);
 });
 
+test('SIGTERM: a waiting tasks/result is answered at once; a running task does not keep the gateway past its grace period', async (t) => {
+  const gw = await t.gateway({
+    config: { mcpServers: { test: testserver() }, gateway: { limits: { shutdownGraceMs: 1500 } } },
+  });
+  const c = await connect(gw.url);
+  await c.client.listTools();
+  const taskId = await startTask(c.client, 'slow_compute', { seconds: 60, label: 'drained' });
+  const sess = await initSession(gw.url);
+  const waiting = call(gw.url, sess, 'tasks/result', { taskId }, { timeout: scaled(10000) });
+  await sleep(300); // the tasks/result is waiting
+  const t0 = Date.now();
+  const stopped = gw.stop({ timeout: scaled(10000) });
+  const r = await waiting;
+  assert.ok(Date.now() - t0 < scaled(1000), 'tasks/result waited for the grace period');
+  assert.equal(r.response.error?.code, -32603);
+  assert.match(r.response.error.message, /shutting down; ask again/);
+  const exit = await stopped;
+  assert.equal(exit.code, 0, JSON.stringify(exit));
+  await c.client.close().catch(() => {});
+});
+
 test('another principal gets not-found for the task and cannot cancel it; its owner can, and the upstream hears it', async (t) => {
   // Same tenant (one shared upstream), two principals.
   const alice = tokenNew(['--tenant', 'acme', '--name', 'alice']);
