@@ -681,6 +681,13 @@ static void answer_result(mg_call_t *c, const json_t *rec)
         json_t *r = mg_json_copy(json_object_get(rec, "result"));
         if (r == NULL)
             r = json_object();
+        json_t *had = json_object_get(r, "_meta");
+        if (json_is_object(had)) { /* the tool's own _meta stays, with the task's id added */
+            json_t *merged = mg_json_copy(had);
+            json_object_update(merged, meta);
+            json_decref(meta);
+            meta = merged;
+        }
         json_object_set_new(r, "_meta", meta);
         answer(c, r);
         return;
