@@ -454,6 +454,7 @@ static int task_create(mg_call_t *c, int forward)
     }
     c->task = t;
     c->task_want = 0;
+    timer_need(gw); /* watches its TTL */
     mg_task_store_t *st = gw->task_store;
     if (st->ops->create(st, t->rec, tc->max_per_principal, tc->ttl_ms, created_cb, t) != 0)
         created_cb(t, MG_EIO, NULL);
@@ -966,8 +967,20 @@ static void tick_cb(uv_timer_t *timer)
     size_t pos = 0;
     const char *k;
     void *v;
-    while (mg_map_next(&gw->tasks, &pos, &k, &v)) { /* writes to retry (task_write may free t) */
+    uint64_t wall = wall_ms();
+    while (mg_map_next(&gw->tasks, &pos, &k, &v)) { /* (task_write and a cancel may free t) */
         mg_task_t *t = v;
+        if (t->call != NULL && t->created) {
+            busy = 1; /* a running task: its TTL is watched */
+            uint64_t end = (uint64_t)json_integer_value(json_object_get(t->rec, "createdAt")) +
+                           (uint64_t)json_integer_value(json_object_get(t->rec, "ttlMs"));
+            if (wall >= end) { /* expired: nobody can read its outcome any more */
+                t->settled = 1;
+                mg__dispatch_cancel(t->call,
+                                    "the task expired (gateway.tasks.ttlMs) before its call finished");
+                continue;
+            }
+        }
         if (t->retry_at == 0)
             continue;
         busy = 1;

@@ -210,6 +210,17 @@ test('limits: unfinished tasks per principal (429 + Retry-After), results over m
   assert.match(m, /^mcpgate_tasks_running 0$/m);
 });
 
+test('TTL: a task is gone after gateway.tasks.ttlMs, and a call still running then is cancelled upstream', async (t) => {
+  const gw = await t.gateway({ config: { mcpServers: { test: testserver() }, gateway: { tasks: { ttlMs: 1000 } } } });
+  const r = await modern(gw.url, 'tools/call', { name: 'slow_compute', arguments: { seconds: 60, label: 'expires' } });
+  assert.equal(r.response.result.ttlMs, 1000);
+  const id = r.response.result.taskId;
+  assert.equal((await modern(gw.url, 'tasks/get', { taskId: id })).response.result.status, 'working');
+  const inflight = async () => Object.values((await gw.readyz()).json?.upstreams || {}).reduce((n, u) => n + (u?.inflight || 0), 0);
+  await waitFor(async () => (await inflight()) === 0, { timeout: scaled(5000), what: 'the expired task\'s call to be cancelled' });
+  assert.equal((await modern(gw.url, 'tasks/get', { taskId: id })).response.error?.code, -32602);
+});
+
 test('2026-07-28: discover names the extension; a required tool without it is -32021; with it, a tool error completes the task', async (t) => {
   const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
   const r = await modern(gw.url, 'tools/call', { name: 'failing_job', arguments: {} }, { caps: {} });
