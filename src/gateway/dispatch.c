@@ -238,9 +238,10 @@ void mg__dispatch_session_gone(mg_session_t *s)
             mg_upstream_cancel(u, "session closed"); /* done_cb sees ureq == NULL and ignores */
         }
         call_error(c, MG_ECLOSED,
-                   c->task != NULL ? "the gateway replica running this task shut down before it finished; call the "
-                                     "tool again"
-                                   : "session closed while this request was in flight",
+                   c->task != NULL
+                       ? "the gateway replica running this task shut down before it finished; call the "
+                         "tool again"
+                       : "session closed while this request was in flight",
                    NULL);
     }
 }
@@ -573,14 +574,22 @@ void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json
         mg__task_promote(c);
 }
 
+/* The upstream runs c as its own task (up_task): cancelling the request is not enough, its task
+ * is cancelled too (fire and forget). */
+static void up_task_cancel(mg_call_t *c)
+{
+    if (c->up_task != 2 || c->pool == NULL)
+        return;
+    c->up_task = 0;
+    json_t *m = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "tasks/cancel", "params", "taskId",
+                          c->up_task_id);
+    mg_upstream_request(c->pool->up, m, 0, ignore_done_cb, NULL, NULL, NULL);
+}
+
 void mg__dispatch_cancel(mg_call_t *c, const char *why)
 {
     remove_outreqs(c);
-    if (c->up_task == 2 && c->pool != NULL) { /* the upstream runs it as its task: cancel that too */
-        json_t *m = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "tasks/cancel", "params",
-                              "taskId", c->up_task_id);
-        mg_upstream_request(c->pool->up, m, 0, ignore_done_cb, NULL, NULL, NULL);
-    }
+    up_task_cancel(c);
     if (c->ureq != NULL) {
         mg_upstream_req_t *u = c->ureq;
         c->ureq = NULL;
@@ -619,6 +628,7 @@ void mg__dispatch_exchange_gone(mg_exchange_t *x)
         mg_call_t *next = c->next;
         if (c->x == x && !c->finished) {
             remove_outreqs(c);
+            up_task_cancel(c);
             if (c->ureq != NULL) {
                 mg_upstream_req_t *u = c->ureq;
                 c->ureq = NULL;
@@ -1589,6 +1599,7 @@ int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, 
                 continue;
             if (c->ureq == NULL && c->fwd == NULL && c->rate_job == NULL)
                 break;
+            up_task_cancel(c);
             if (c->ureq != NULL) {
                 mg_upstream_req_t *u = c->ureq;
                 c->ureq = NULL; /* done_cb sees NULL and ignores the cancellation's completion */

@@ -10,7 +10,7 @@ import { connect, textOf } from './lib/client.mjs';
 import { redisCmd, requireBinaries, startRedis, startReplicas, waitStore } from './lib/cluster.mjs';
 import { everythingServer, testserver } from './lib/gateway.mjs';
 import { scaled, sleep, test, waitFor } from './lib/harness.mjs';
-import { ACCEPT_BOTH, call, initSession, request, rpc } from './lib/http.mjs';
+import { ACCEPT_BOTH, call, initSession, notification, request, rpc, sessionHeaders } from './lib/http.mjs';
 
 const V = '2026-07-28';
 const EXT = 'io.modelcontextprotocol/tasks';
@@ -284,6 +284,32 @@ test("server-everything: simulate-research-query (taskSupport required) through 
   assert.equal(got.status, 'completed', JSON.stringify(got));
   assert.match(got.result.content[0].text, /Research Report: modern/);
   assert.equal(got.result._meta?.['io.modelcontextprotocol/related-task'], undefined, "the upstream's task id leaked");
+});
+
+test("server-everything: cancelling a bridged call cancels the upstream's own task too", async (t) => {
+  const rec = recordFile(t);
+  const ev = everythingServer();
+  const gw = await t.gateway({
+    config: {
+      mcpServers: {
+        everything: {
+          command: '/bin/sh',
+          args: ['-c', 'tee -a "$MG_REC" | "$MG_NODE" "$MG_EV" stdio'],
+          env: { MG_REC: rec, MG_NODE: ev.command, MG_EV: ev.args[0] },
+        },
+      },
+    },
+  });
+  const sess = await initSession(gw.url);
+  await call(gw.url, sess, 'tools/list', {}, { timeout: scaled(20000) }); // the gateway learns taskSupport
+  const req = rpc('tools/call', { name: 'simulate-research-query', arguments: { topic: 'cancelled' } });
+  const pending = request(gw.url, { headers: sessionHeaders(sess), body: req, timeout: scaled(20000) });
+  await waitFor(() => /"method":"tasks\/result"/.test(readRecord(rec)), { timeout: scaled(10000), what: 'the bridged upstream task' });
+  const n = await request(gw.url, { headers: sessionHeaders(sess), body: notification('notifications/cancelled', { requestId: req.id }) });
+  assert.equal(n.status, 202);
+  await waitFor(() => /"method":"tasks\/cancel"/.test(readRecord(rec)), { what: "tasks/cancel for the upstream's task" });
+  assert.match(readRecord(rec), /"method":"notifications\/cancelled"/);
+  await (await pending).text();
 });
 
 test('3 replicas + Redis: a task is read, answered and cancelled on any replica; its owner SIGKILLed, it ends failed with the reason everywhere', async (t) => {
