@@ -64,6 +64,7 @@ static const char *const gateway_keys[] = {"listen",
                                            "requestStateKey",
                                            "tools",
                                            "sessions",
+                                           "tasks",
                                            "pinning",
                                            "lockFile",
                                            "scan",
@@ -375,6 +376,8 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
         } else if (strcmp(key, "journal") == 0 || strcmp(key, "metrics") == 0 ||
                    strcmp(key, "watchConfig") == 0) {
             mg__config_parse_ops(ctx, cfg, key, v);
+        } else if (strcmp(key, "tasks") == 0) {
+            mg__config_parse_tasks(ctx, cfg, v);
         } else if (mg_policy_config_gateway_key(&cfg->policy, key, v, &pops)) {
             /* pinning, lockFile, scan, cors, rateLimits */
         } else {
@@ -702,6 +705,7 @@ static int set_defaults(mg__config_ctx_t *ctx, mg_config_t *out, const char *ori
     out->log_level = mg__config_strdup(ctx, "info");
     out->namespace_separator = mg__config_strdup(ctx, "__");
     mg_limits_default(&out->limits);
+    mg__config_tasks_default(&out->tasks);
     return ctx->nomem ? MG_ENOMEM : 0;
 }
 

@@ -153,6 +153,16 @@ typedef struct mg_journal_config {
     uint64_t checkpoint_ms;    /* "checkpointIntervalMs": a checkpoint this long after a line, default 10 s */
     uint64_t queue_bytes;      /* "queueBytes": lines waiting for the disk, default 16 MiB */
 } mg_journal_config_t;
+/* "gateway.tasks": long tool calls run as tasks (docs/tasks.md, gateway/tasks.c). */
+typedef struct mg_tasks_config {
+    int enabled;                /* "enabled", default true: the gateway offers tasks to clients */
+    uint64_t ttl_ms;            /* "ttlMs": how long a task and its outcome stay readable, default 1 h */
+    uint64_t poll_interval_ms;  /* "pollIntervalMs": suggested polling interval, default 1000 */
+    unsigned max_per_principal; /* "maxPerPrincipal": unfinished tasks per principal, default 16 */
+    size_t max_result_bytes;    /* "maxResultBytes": largest outcome kept, default 1 MiB */
+    uint64_t call_timeout_ms;   /* "callTimeoutMs": a task's call's idle timeout, default 1 h */
+    size_t max_stored_bytes;    /* "maxStoredBytes": one process's records, default 256 MiB */
+} mg_tasks_config_t;
 
 typedef struct mg_config {
     char *path;                  /* file it came from, or "<embedded>" */
@@ -175,6 +185,7 @@ typedef struct mg_config {
     /* "gateway.sessions" */
     mg_sessions_config_t sessions;
     mg_tracing_config_t tracing; /* "gateway.tracing" */
+    mg_tasks_config_t tasks;     /* "gateway.tasks" */
     mg_server_config_t *servers; /* in file order */
     size_t nservers;
     struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (policy_config.h); never NULL

@@ -106,6 +106,9 @@ void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const js
 /* Reports (and returns -1) when spec is not "memory" or a valid shared store spec; where names it. */
 int mg__config_sessions_check(mg__config_ctx_t *ctx, const char *where, const char *spec);
 void mg__config_sessions_dispose(mg_sessions_config_t *s);
+/* config_tasks.c: "gateway.tasks" (defaults, then the object's keys). */
+void mg__config_tasks_default(mg_tasks_config_t *t);
+void mg__config_parse_tasks(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *v);
 
 /* "gateway.tracing" (config_tracing.c). */
 void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj);

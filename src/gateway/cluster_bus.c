@@ -2,7 +2,8 @@
  * cluster_bus.c - messages between replicas over the bus (session/bus.h): broadcasts on "all"
  * (a DELETE, a client's cancellation, list_changed of shared children) and messages for one
  * replica on its inbox "i:<replica>" (the client's answer to a server->client request that
- * replica issued, roots/list_changed for the owner of the session's children). A message another
+ * replica issued, roots/list_changed for the owner of the session's children, a task's cancellation
+ * or input for the replica running it). A message another
  * replica sent is applied with `replaying` set so that it is not sent on again. The formats:
  * cluster_int.h. Read next: cluster_int.h, dispatch.c (mg__dispatch_client_message).
  */
@@ -127,6 +128,17 @@ void mg__cluster_client_notification(mg_session_t *s, const json_t *msg)
     }
 }
 
+void mg__cluster_task_send(mg_gateway_t *gw, const char *replica, json_t *m)
+{
+    mg_cluster_t *cl = CL(gw);
+    if (cl == NULL || replica == NULL || replica[0] == '\0') {
+        json_decref(m);
+        return;
+    }
+    json_object_set_new(m, "t", json_string("task"));
+    send_to(cl, replica, m);
+}
+
 static void handle_bus_message(mg_cluster_t *cl, const char *payload, size_t len)
 {
     mg_gateway_t *gw = cl->gw;
@@ -145,6 +157,11 @@ static void handle_bus_message(mg_cluster_t *cl, const char *payload, size_t len
     if (from != NULL && strcmp(from, cl->replica) == 0) {
         json_decref(m);
         return; /* our own broadcast: already handled here */
+    }
+    if (strcmp(t, "task") == 0) { /* for a task running here (tasks.c checks it) */
+        mg__task_remote(gw, m);
+        json_decref(m);
+        return;
     }
     mg_session_t *s = mg__cluster_copy_of(gw, json_string_value(json_object_get(m, "scope")),
                                           json_string_value(json_object_get(m, "session")));

@@ -41,6 +41,9 @@ json_t *mg__initialize_result(mg_gateway_t *gw, const char *version)
     json_t *caps =
         json_pack("{s:{s:b},s:{s:b},s:{s:b,s:b},s:{},s:{}}", "tools", "listChanged", 1, "prompts",
                   "listChanged", 1, "resources", "subscribe", 1, "listChanged", 1, "logging", "completions");
+    json_t *tasks = strcmp(version, "2025-11-25") == 0 ? mg__tasks_legacy_caps(gw) : NULL;
+    if (tasks != NULL) /* 2025-11-25 experimental tasks (tasks.c); 2026-07-28 has the extension */
+        json_object_set_new(caps, "tasks", tasks);
     /* Instructions: each ready upstream's, prefixed with its name when there are several. */
     char *instr = NULL;
     size_t ilen = 0;
@@ -244,6 +247,7 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
     c->caps = json_incref(s->caps);
     c->log_rank = s->log_rank;
     c->principal = mg_principal_ref(x->principal); /* kept while parked (MRTR): resumes check it */
+    c->task_support = -1;
     if (gw->trace != NULL)
         call_span_start(c);
     mg__exchange_ref(x);
@@ -273,6 +277,10 @@ static void call_finish(mg_call_t *c, const json_t *resp)
         mg_policy_rate_cancel(c); /* its shared-store answer is dropped */
     if (c->fwd != NULL)
         mg__cluster_call_done(c); /* forwarded to another replica: stop listening to it */
+    if (c->task != NULL)
+        mg__task_call_ended(c, resp); /* the task's outcome (tasks.c); the call goes on ending */
+    if (c->task_waiting)
+        mg__task_unwait(c); /* a 2025-11-25 tasks/result that no longer waits */
     mg_session_t *s = c->s;
     if (c->prev)
         c->prev->next = c->next;
@@ -394,7 +402,12 @@ void mg__dispatch_session_gone(mg_session_t *s)
             c->ureq = NULL;
             mg_upstream_cancel(u, "session closed"); /* done_cb sees ureq == NULL and ignores */
         }
-        call_error(c, MG_ECLOSED, "session closed while this request was in flight", NULL);
+        call_error(c, MG_ECLOSED,
+                   c->task != NULL
+                       ? "the gateway replica running this task shut down before it finished; call the "
+                         "tool again"
+                       : "session closed while this request was in flight",
+                   NULL);
     }
 }
 
@@ -543,6 +556,18 @@ void mg__dispatch_upstream_message(mg_gateway_t *gw, mg_pool_t *pool, mg_upstrea
             mg__session_notify(s, msg);
         return;
     }
+    if (strcmp(mg_rpc_method(msg), "notifications/tasks/status") == 0) {
+        /* The upstream's own task behind a gateway task (up_task): its status message is the task's.
+         * The id names it; it is never shown to a client. */
+        const char *tid = json_string_value(json_object_get(mg_rpc_params(msg), "taskId"));
+        for (mg_call_t *c = gw->stateless->calls; c != NULL && tid != NULL; c = c->next) {
+            if (c->pool == pool && c->up_task == 2 && strcmp(c->up_task_id, tid) == 0) {
+                if (c->task != NULL)
+                    mg__task_note(c, msg);
+                return;
+            }
+        }
+    }
     /* A pool shared between clients (or a tenant's), and no evidence of whose this is. A server's
      * log line goes to the sessions that asked for its logs (logging/setLevel at or below its
      * level; of the pool's tenant only); anything else goes to no client: counted and logged. */
@@ -580,6 +605,17 @@ static void detach_with(mg_call_t *c, json_t *resp /* borrowed */)
     c->x = NULL;
     mg__exchange_respond(x, resp);
     mg__exchange_unref(x);
+}
+
+void mg__dispatch_detach(mg_call_t *c, const json_t *resp)
+{
+    if (c->x == NULL)
+        return;
+    json_t *d = mg_json_deep_copy(resp);
+    if (c->modern)
+        mg__modern_decorate(c, d);
+    detach_with(c, d);
+    json_decref(d);
 }
 
 /* Adds one input request under key; answers with every outstanding one when a client waits. */
@@ -646,21 +682,12 @@ void mg__dispatch_drop_parked(mg_call_t *c, const char *why)
     call_error(c, MG_EINTERNAL, why, NULL); /* no exchange: nobody hears it; frees the call */
 }
 
-void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json_t *responses)
+int mg__dispatch_deliver_inputs(mg_call_t *c, const json_t *responses)
 {
-    mg_span_end(c->round_span);
-    c->round_span = NULL;
-    mg__exchange_ref(x);
-    c->x = x;
-    if (c->ureq != NULL)
-        mg_upstream_req_set_waiting(c->ureq, 0);
-    json_decref(c->client_id);
-    c->client_id = json_incref(mg_rpc_id(retry_msg));
-    if (c->pool != NULL)
-        snprintf(x->upstream, sizeof x->upstream, "%s", c->pool->srv->cfg->name);
+    int n = 0;
     const char *key;
     json_t *val;
-    json_object_foreach(responses, key, val)
+    json_object_foreach((json_t *)responses, key, val)
     {
         for (mg_outreq_t **pp = &c->s->outreqs; *pp != NULL; pp = &(*pp)->next) {
             mg_outreq_t *o = *pp;
@@ -675,9 +702,28 @@ void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json
             json_decref(o->up_id);
             free(o);
             json_object_del(c->inputs, key);
+            n++;
             break;
         }
     }
+    if (n > 0 && json_object_size(c->inputs) == 0 && c->ureq != NULL)
+        mg_upstream_req_set_waiting(c->ureq, 0);
+    return n;
+}
+
+void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json_t *responses)
+{
+    mg_span_end(c->round_span);
+    c->round_span = NULL;
+    mg__exchange_ref(x);
+    c->x = x;
+    if (c->ureq != NULL)
+        mg_upstream_req_set_waiting(c->ureq, 0);
+    json_decref(c->client_id);
+    c->client_id = json_incref(mg_rpc_id(retry_msg));
+    if (c->pool != NULL)
+        snprintf(x->upstream, sizeof x->upstream, "%s", c->pool->srv->cfg->name);
+    mg__dispatch_deliver_inputs(c, responses);
     if (c->final != NULL) {
         json_t *f = mg_json_copy(c->final);
         json_object_set(f, "id", c->client_id);
@@ -695,6 +741,55 @@ void mg__dispatch_resume(mg_call_t *c, mg_exchange_t *x, json_t *retry_msg, json
         return;
     }
     c->park_expires = 0;
+    if (c->task_want) /* a tool that requires a task: its input is in, the rest runs as a task */
+        mg__task_promote(c);
+}
+
+/* The upstream runs c as its own task (up_task): cancelling the request is not enough, its task
+ * is cancelled too (fire and forget). */
+static void up_task_cancel(mg_call_t *c)
+{
+    if (c->up_task != 2 || c->pool == NULL)
+        return;
+    c->up_task = 0;
+    json_t *m = json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "tasks/cancel", "params", "taskId",
+                          c->up_task_id);
+    mg_upstream_request(c->pool->up, m, 0, ignore_done_cb, NULL, NULL, NULL);
+}
+
+void mg__dispatch_cancel(mg_call_t *c, const char *why)
+{
+    remove_outreqs(c);
+    up_task_cancel(c);
+    if (c->ureq != NULL) {
+        mg_upstream_req_t *u = c->ureq;
+        c->ureq = NULL;
+        mg_upstream_cancel(u, why);
+    }
+    call_finish(c, NULL);
+}
+
+void mg__dispatch_adopt(mg_call_t *c, mg_session_t *to)
+{
+    mg_session_t *s = c->s;
+    if (s == to)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (s->calls == c)
+        s->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->ncalls--;
+    c->prev = NULL;
+    c->next = to->calls;
+    if (to->calls)
+        to->calls->prev = c;
+    to->calls = c;
+    to->ncalls++;
+    c->s = to;
+    mg__session_ref(to);
+    mg__session_unref(s);
 }
 
 void mg__dispatch_exchange_gone(mg_exchange_t *x)
@@ -704,6 +799,7 @@ void mg__dispatch_exchange_gone(mg_exchange_t *x)
         mg_call_t *next = c->next;
         if (c->x == x && !c->finished) {
             remove_outreqs(c);
+            up_task_cancel(c);
             if (c->ureq != NULL) {
                 mg_upstream_req_t *u = c->ureq;
                 c->ureq = NULL;
@@ -854,6 +950,8 @@ void mg__dispatch_flush_inputs(mg_call_t *c)
     c->missing = NULL;
     if (askable && c->x != NULL)
         park(c, NULL, NULL);
+    else if (askable && c->task != NULL)
+        mg__task_inputs_changed(c); /* a task asks through tasks/get (input_required) */
 }
 
 static void related_cb(mg_upstream_req_t *ureq, mg_upstream_origin_t origin, json_t *msg, void *data)
@@ -862,7 +960,16 @@ static void related_cb(mg_upstream_req_t *ureq, mg_upstream_origin_t origin, jso
     if (c->ureq == NULL)
         return;
     if (mg_rpc_id(msg) != NULL && mg_rpc_method(msg) != NULL) {
-        if (c->modern)
+        if (c->task != NULL && !c->modern) {
+            /* A 2025-11-25 task has no way to ask its client (tasks/result would block forever on
+             * it): the upstream gets an error it can act on. */
+            json_t *r = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EMETHOD),
+                                     "this call runs as a gateway task for a 2025-11-25 client, which "
+                                     "cannot answer requests during a task; run it without a task to ask",
+                                     NULL);
+            mg_upstream_send(c->pool->up, origin, r);
+            json_decref(r);
+        } else if (c->modern)
             modern_server_request(c, origin, msg);
         else
             route_server_request(c->gw, c->s, c, c->pool, origin, msg);
@@ -873,10 +980,39 @@ static void related_cb(mg_upstream_req_t *ureq, mg_upstream_origin_t origin, jso
     const char *m = mg_rpc_method(msg);
     if (m != NULL && strcmp(m, "notifications/progress") == 0)
         mg_upstream_req_touch(ureq);
+    if (c->task != NULL && c->x == NULL) {
+        mg__task_note(c, msg); /* kept with the task: nobody waits on a stream for it */
+        return;
+    }
     if (m != NULL && strcmp(m, "notifications/message") == 0 && !rank_allows(c->log_rank, msg))
         return;
     if (c->x != NULL)
         mg__exchange_related(c->x, msg);
+}
+
+static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message, void *data);
+
+/* The upstream runs the call as its own task (2025-11-25 tasks): after its CreateTaskResult the
+ * outcome is asked with tasks/result (which waits for it). Returns 1 when it took the response. */
+static int up_task_step(mg_call_t *c, int err, json_t *response)
+{
+    if (c->up_task != 1 || err != 0)
+        return 0;
+    const char *tid = json_string_value(
+        json_object_get(json_object_get(json_object_get(response, "result"), "task"), "taskId"));
+    if (tid == NULL || strlen(tid) >= sizeof c->up_task_id)
+        return 0; /* answered without a task: that is the outcome */
+    mg_strlcpy(c->up_task_id, sizeof c->up_task_id, tid);
+    c->up_task = 2;
+    json_t *msg =
+        json_pack("{s:s,s:s,s:{s:s}}", "jsonrpc", "2.0", "method", "tasks/result", "params", "taskId", tid);
+    int r = mg_upstream_request(c->pool->up, msg, c->gw->cfg->tasks.call_timeout_ms, done_cb, related_cb, c,
+                                &c->ureq);
+    if (r != 0) {
+        c->ureq = NULL;
+        call_error(c, r, "the upstream accepted the call as a task, but asking for its outcome failed", NULL);
+    }
+    return 1;
 }
 
 static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const char *message, void *data)
@@ -892,7 +1028,15 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
         mg_span_end(c->up_span);
         c->up_span = NULL;
     }
-    if (c->x == NULL) {
+    if (up_task_step(c, err, response))
+        return;
+    if (c->up_task == 2 && err == 0) { /* the upstream's task id stays between it and the gateway */
+        json_t *meta = json_object_get(json_object_get(response, "result"), "_meta");
+        json_object_del(meta, "io.modelcontextprotocol/related-task");
+    }
+    if (c->task != NULL && mg__task_hold(c, err, response, message))
+        return; /* the task is still being created: its outcome is written once it exists */
+    if (c->x == NULL && c->task == NULL) {
         /* Parked for an MRTR retry: keep the outcome for it. */
         c->final = err != 0 ? mg_rpc_error(c->client_id, mg_err_jsonrpc_code(err),
                                            message ? message : mg_strerror(err), NULL)
@@ -912,10 +1056,33 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
     json_decref(r);
 }
 
+/* 1 when pool's upstream runs tools/call as tasks (2025-11-25 capability tasks.requests.tools.call). */
+static int upstream_takes_tasks(mg_pool_t *pool)
+{
+    json_t *caps = json_object_get(mg_upstream_init_result(pool->up), "capabilities");
+    return json_object_get(
+               json_object_get(json_object_get(json_object_get(caps, "tasks"), "requests"), "tools"),
+               "call") != NULL;
+}
+
 static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
 {
     c->pool = pool;
-    mg_strlcpy(c->x->upstream, sizeof c->x->upstream, pool->srv->cfg->name);
+    if (c->x != NULL)
+        mg_strlcpy(c->x->upstream, sizeof c->x->upstream, pool->srv->cfg->name);
+    uint64_t timeout = 0;
+    if (c->task != NULL || c->task_want || c->task_support > 0)
+        timeout = c->gw->cfg->tasks.call_timeout_ms; /* a long call (still capped by maxRequestMs) */
+    if (params != NULL && strcmp(c->method, "tools/call") == 0) {
+        json_object_del(params, "task"); /* the client's task request is the gateway's business */
+        if (c->task_support > 0 && (c->task != NULL || c->task_want || c->task_support == 2) &&
+            upstream_takes_tasks(pool)) {
+            /* The upstream runs it as its task; the gateway asks for the outcome (up_task_step). */
+            json_object_set_new(params, "task",
+                                json_pack("{s:I}", "ttl", (json_int_t)c->gw->cfg->tasks.ttl_ms));
+            c->up_task = 1;
+        }
+    }
     if (c->modern && params != NULL) { /* MRTR fields are between the client and the gateway */
         json_object_del(params, "inputResponses");
         json_object_del(params, "requestState");
@@ -935,7 +1102,7 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
     }
     if (c->span != NULL && msg != NULL)
         up_span_start(c, pool, params);
-    int r = mg_upstream_request(pool->up, msg, 0, done_cb, related_cb, c, &c->ureq);
+    int r = mg_upstream_request(pool->up, msg, timeout, done_cb, related_cb, c, &c->ureq);
     if (r != 0) {
         c->ureq = NULL;
         char m[200];
@@ -1243,6 +1410,10 @@ static void dispatch_by_uri(mg_call_t *c, json_t *msg)
  *            verified list; 2026-07-28 tools/call: Mcp-Param-* headers  -32020 (HTTP 400)
  *            match the arguments the tool's schema mirrors (both may
  *            wait for the pool's list)
+ *   task     tools/call: by the tool's execution.taskSupport and the     -32021 (HTTP 400),
+ *            client's task capability, the call becomes a task: a        -32029 (HTTP 429 +
+ *            record in the task store, CreateTaskResult answered, the     Retry-After: too many
+ *            call goes on without the client (gateway/tasks.c)            unfinished tasks)
  *   forward  the request goes to the pool under its original name; the  (the upstream's answer)
  *            answer comes back through call_finish()
  *
@@ -1399,6 +1570,13 @@ static call_rc_t phase_verify(mg_call_t *c)
     return CALL_NEXT;
 }
 
+/* Tasks (tasks.c): a tools/call may run as a task; decided once the tool's taskSupport is known. */
+static call_rc_t phase_task(mg_call_t *c)
+{
+    int r = mg__task_phase(c);
+    return r == 0 ? CALL_NEXT : r == 1 ? CALL_AGAIN : CALL_DONE;
+}
+
 static call_rc_t phase_forward(mg_call_t *c)
 {
     /* A shallow copy: only its "name" changes here, and upstream.c copies params/_meta before it
@@ -1436,6 +1614,7 @@ static const struct {
     {"rate", phase_rate, "mcpgate.rate_limit", rate_applies},
     {"route", phase_route, NULL, NULL},
     {"verify", phase_verify, "mcpgate.verify", verify_applies},
+    {"task", phase_task, NULL, NULL},
     {"forward", phase_forward, NULL, NULL},
 };
 
@@ -1467,6 +1646,13 @@ static void call_run(mg_call_t *c)
             return; /* c may be gone */
         c->phase++;
     }
+}
+
+void mg__dispatch_run(mg_call_t *c, int advance)
+{
+    if (advance)
+        c->phase++;
+    call_run(c);
 }
 
 void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg)
@@ -1515,6 +1701,8 @@ static void dispatch_method(mg_call_t *c, json_t *msg)
     json_t *params = c->params;
     if (strcmp(m, "ping") == 0) {
         call_result(c, json_object());
+    } else if (mg__task_is_method(c)) {
+        mg__task_method(c); /* tasks/get, tasks/update, tasks/cancel, tasks/result (tasks.c) */
     } else if (strcmp(m, "tools/list") == 0) {
         gather(c, MG_LIST_TOOLS, merge_and_answer, msg);
     } else if (strcmp(m, "prompts/list") == 0) {
@@ -1637,6 +1825,7 @@ int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, 
                 continue;
             if (c->ureq == NULL && c->fwd == NULL && c->rate_job == NULL)
                 break;
+            up_task_cancel(c);
             if (c->ureq != NULL) {
                 mg_upstream_req_t *u = c->ureq;
                 c->ureq = NULL; /* done_cb sees NULL and ignores the cancellation's completion */

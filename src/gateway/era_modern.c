@@ -46,6 +46,9 @@ static const char *const modern_methods[] = {"server/discover",
                                              "resources/templates/list",
                                              "completion/complete",
                                              "subscriptions/listen",
+                                             "tasks/get", /* the tasks extension (tasks.c) */
+                                             "tasks/update",
+                                             "tasks/cancel",
                                              NULL};
 
 static h2o_iovec_t header(h2o_req_t *req, const char *name, int *dup)
@@ -212,6 +215,9 @@ json_t *mg__modern_discover_result(mg_gateway_t *gw)
     json_t *init = mg__initialize_result(gw, MG_MODERN_VERSION);
     json_t *caps = json_incref(json_object_get(init, "capabilities"));
     json_object_del(caps, "logging"); /* logging/setLevel is gone; per-request logLevel remains */
+    json_object_del(caps, "tasks");   /* 2025-11-25 tasks; 2026-07-28 has the extension */
+    if (gw->cfg->tasks.enabled)
+        json_object_set_new(caps, "extensions", json_pack("{s:{}}", "io.modelcontextprotocol/tasks"));
     json_t *r = json_pack("{s:s,s:[s,s,s,s],s:o,s:{s:{s:s,s:s}},s:I,s:s}", "resultType", "complete",
                           "supportedVersions", MG_MODERN_VERSION, "2025-11-25", "2025-06-18", "2025-03-26",
                           "capabilities", caps, "_meta", META_SERVERINFO, "name", "mcpgate", "version",
@@ -569,7 +575,10 @@ void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t sta
     }
     const char *name_key = strcmp(method, "resources/read") == 0                                     ? "uri"
                            : strcmp(method, "tools/call") == 0 || strcmp(method, "prompts/get") == 0 ? "name"
-                                                                                                     : NULL;
+                           : strcmp(method, "tasks/get") == 0 || strcmp(method, "tasks/update") == 0 ||
+                                   strcmp(method, "tasks/cancel") == 0
+                               ? "taskId"
+                               : NULL;
     if (name_key != NULL) {
         const char *body_name = json_string_value(json_object_get(mg_rpc_params(msg), name_key));
         h2o_iovec_t hn = header(req, "mcp-name", &dup);

@@ -59,6 +59,9 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
             srv->prefix[0] = '\0';
     }
     mg__modern_init(gw);
+    mg__tasks_init(gw);
+    if (gw->task_store == NULL)
+        return MG_ENOMEM; /* startup only: the process exits */
     if (mg_toolsearch_new(gw) != 0)
         return MG_ENOMEM; /* startup only: the process exits */
     /* Pinning, scanning, rate limits (src/policy/); startup only: serve validated the policy before. */
@@ -105,8 +108,10 @@ int mg_gateway_sessions_init(mg_gateway_t *gw, const char *store, const char *li
     int rc = 0;
     if (store != NULL && strcmp(store, "memory") != 0)
         rc = mg__cluster_new(gw, store, listen, why, whylen);
-    if (rc == 0 && gw->cluster != NULL)
+    if (rc == 0 && gw->cluster != NULL) {
         gw->sessions_source = &mg__sessions_shared;
+        mg__tasks_shared(gw); /* task records follow the sessions to Redis */
+    }
     /* rate limits follow the session store to Redis unless told "local" (src/policy/hooks.h) */
     return rc != 0 ? rc
                    : mg_policy_rate_shared(gw->policy, gw->cluster != NULL ? gw->store : NULL, why, whylen);
@@ -277,6 +282,7 @@ static void stop_everything(mg_gateway_t *gw)
     if (gw->cluster != NULL) /* the records stay; this replica leaves the registry */
         mg__cluster_leave(gw);
     mg__modern_dispose(gw);
+    mg__tasks_dispose(gw);
     mg__dispatch_session_gone(gw->stateless);
     mg__reload_shutdown(gw);
     for (size_t i = 0; i < gw->nservers; i++) {
@@ -343,6 +349,7 @@ void mg_gateway_shutdown(mg_gateway_t *gw, uint64_t grace_ms, void (*done_cb)(mg
         mg__cluster_drain(gw);
     /* Calls parked for an MRTR retry wait for a client, not for work: they end now. */
     mg__modern_dispose(gw);
+    mg__tasks_drain(gw); /* so do 2025-11-25 tasks/result waiters */
     uv_timer_start(&gw->shutdown_timer, shutdown_tick, 0, 20);
 }
 
@@ -378,6 +385,7 @@ void mg_gateway_free(mg_gateway_t *gw)
         mg_map_dispose(&gw->servers[i].tenants);
     }
     free(gw->servers);
+    mg__tasks_free(gw);
     mg__cluster_free(gw);
     if (gw->store)
         gw->store->ops->free(gw->store);
@@ -388,7 +396,8 @@ void mg_gateway_free(mg_gateway_t *gw)
     mg_auth_free(gw->auth);
     mg_trace_free(gw->trace);
     /* Timer handles are embedded: the struct is freed from the last close callback. */
-    gw->handles_closing = 7;
+    gw->handles_closing = 8;
+    uv_close((uv_handle_t *)&gw->task_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->trim_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->flush_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&gw->park_timer, handle_closed_cb);

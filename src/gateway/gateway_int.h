@@ -33,6 +33,7 @@
 #include "../session/bus.h"
 #include "../session/store.h"
 #include "../trace/trace.h"
+#include "../session/task_store.h"
 #include "../upstream/upstream.h"
 #include "gateway.h"
 
@@ -70,6 +71,7 @@ typedef struct mg_cluster mg_cluster_t; /* cluster_int.h: sessions shared by rep
 typedef struct mg_follow mg_follow_t;   /* cluster_follow.c: an SSE connection fed from a Redis log */
 typedef struct mg_fwd mg_fwd_t;         /* cluster_forward.c: a call forwarded to another replica */
 typedef struct mg_relay mg_relay_t;     /* cluster_internal.c: answering a call forwarded here */
+typedef struct mg_task mg_task_t;       /* tasks.c: a task this replica runs */
 
 typedef void (*mg_list_cb)(mg_pool_t *pool, mg_list_kind_t kind, json_t *items /* borrowed or NULL */,
                            void *data);
@@ -249,6 +251,18 @@ struct mg_call {
     uint64_t start_ns;   /* uv_hrtime() at call_new */
     char trace_id[33];   /* W3C trace id of the request (traceparent), "" when none */
     const char *refusal; /* the rule that refused the call (static), NULL = none */
+    /* Tasks (tasks.c): the tool's execution.taskSupport once looked up (-1 = not yet, 0 = none or
+     * forbidden, 1 = optional, 2 = required); the task the call runs for (NULL = a plain call);
+     * task_want: becomes a task at promote_at (ms, loop clock) unless it asked for input first;
+     * up_task: the upstream runs the call as its own task: 1 = tools/call sent with "task",
+     * 2 = tasks/result sent for up_task_id (never shown to a client). */
+    int task_support;
+    int task_want;
+    uint64_t promote_at;
+    mg_task_t *task;
+    int up_task;
+    char up_task_id[128];
+    int task_waiting; /* a 2025-11-25 tasks/result waiting for its task (tasks.c) */
 };
 
 typedef struct mg_listener {
@@ -313,6 +327,13 @@ struct mg_gateway {
     struct mg_status *status;   /* call statistics and last errors for /status, /metrics (status.c) */
     char config_digest[20];     /* first 16 hex of the config file's SHA-256 ("" = unknown) */
     struct mg_reload *reload;   /* reloads: counters, draining pools, what needs a restart (reload.c) */
+    /* Tasks (tasks.c): records in the task store (memory, or Redis with a cluster); the tasks this
+     * replica runs (id -> mg_task_t); promotion of calls and tasks/result waiters. */
+    mg_task_store_t *task_store;
+    mg_map_t tasks;
+    struct mg_task_waiter *task_waiters;
+    uv_timer_t task_timer;
+    uint64_t tasks_created, tasks_refused, tasks_ended[3]; /* metrics: ended completed/failed/cancelled */
 };
 
 /* 1 when s lives in the shared store (gateway.sessions.store): its GET stream, event logs and
@@ -413,6 +434,8 @@ void mg__cluster_session_closing(mg_session_t *s);
 void mg__cluster_keepalive(mg_gateway_t *gw);
 /* Debounced list_changed of shared children: to every replica's GET streams and listeners. */
 void mg__cluster_list_changed(mg_gateway_t *gw, unsigned bits);
+/* A task message (stolen) for the replica running the task (its inbox; cluster_bus.c). */
+void mg__cluster_task_send(mg_gateway_t *gw, const char *replica, json_t *m);
 /* A client's answer to "mg-<other replica>-N": sent to that replica; returns 1 when sent. */
 int mg__cluster_route_response(mg_session_t *s, const json_t *msg);
 /* Client notifications other replicas must see (cancellation; roots to the children's owner). */
@@ -586,6 +609,53 @@ void mg__journal_call_start(mg_call_t *c);
 /* From call_finish(): one "call" record for tools/call, prompts/get, resources/read and
  * completion/complete (resp borrowed; NULL = cancelled). */
 void mg__journal_call_end(mg_call_t *c, const json_t *resp);
+/* Runs c's call phases again from the current one (advance 0) or the next (advance 1): how an
+ * asynchronous step of a phase outside dispatch.c (tasks.c) goes on. */
+void mg__dispatch_run(mg_call_t *c, int advance);
+/* Sends the client's inputResponses (borrowed) for c's outstanding input requests upstream;
+ * unknown keys are ignored. Returns how many were delivered. */
+int mg__dispatch_deliver_inputs(mg_call_t *c, const json_t *responses);
+/* Answers c's exchange with resp (borrowed; decorated for 2026-07-28) without ending the call. */
+void mg__dispatch_detach(mg_call_t *c, const json_t *resp);
+/* Cancels c: its input requests, its upstream request (and the upstream's own task), then ends
+ * it unanswered (call_finish with NULL). */
+void mg__dispatch_cancel(mg_call_t *c, const char *why);
+/* Moves c to session to (a task outlives the session that started it). */
+void mg__dispatch_adopt(mg_call_t *c, mg_session_t *to);
+
+/* ---- tasks.c: tools/call as a task (docs/tasks.md) ---- */
+void mg__tasks_init(mg_gateway_t *gw);
+/* With a shared store: task records move to Redis (after mg__cluster_new). Returns 0. */
+int mg__tasks_shared(mg_gateway_t *gw);
+/* Drain starts: the tasks/result waiters are answered at once (they wait for a client, not for
+ * work). Running tasks go on for the grace period. */
+void mg__tasks_drain(mg_gateway_t *gw);
+/* Shutdown: timers stop, waiters answered; running tasks end with their calls. */
+void mg__tasks_dispose(mg_gateway_t *gw);
+void mg__tasks_free(mg_gateway_t *gw);
+/* The call phase "task" (after verify): decides whether a tools/call runs as a task. Returns 0
+ * (go on), 1 (waiting: tasks.c goes on with mg__dispatch_run) or 2 (the call ended). */
+int mg__task_phase(mg_call_t *c);
+/* tasks/get, tasks/update, tasks/cancel, tasks/result (route phase; answers c). */
+void mg__task_method(mg_call_t *c);
+/* 1 when method is one of the task methods of c's era. */
+int mg__task_is_method(const mg_call_t *c);
+/* done_cb of c (with c->task): 1 when the task is still being created and kept the outcome. */
+int mg__task_hold(mg_call_t *c, int err, const json_t *response, const char *message);
+/* A tasks/result call (task_waiting) ends: it leaves the waiters. */
+void mg__task_unwait(mg_call_t *c);
+/* c (with c->task) ended: resp is its JSON-RPC response (borrowed), NULL when cancelled. */
+void mg__task_call_ended(mg_call_t *c, const json_t *resp);
+/* c's upstream asked for input (c->inputs): the task is input_required. */
+void mg__task_inputs_changed(mg_call_t *c);
+/* A related notification of c's upstream (progress, log) kept for the task. */
+void mg__task_note(mg_call_t *c, const json_t *msg);
+/* c resumed after MRTR input with task_want: becomes a task now. */
+void mg__task_promote(mg_call_t *c);
+/* Capabilities to add: the 2025-11-25 "tasks" object (NEW reference, NULL when disabled). */
+json_t *mg__tasks_legacy_caps(mg_gateway_t *gw);
+/* cluster: a task message from another replica (cancel or input for a task running here). */
+void mg__task_remote(mg_gateway_t *gw, const json_t *m);
 
 /* ---- catalog.c ---- */
 int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, mg_pool_t **out);

@@ -72,12 +72,17 @@ enum {
     SCRIPT_CAS,
     SCRIPT_APPEND,
     SCRIPT_LAST,
-    SCRIPT_RATE, /* rate-limit take (ratelimit_redis.c) */
+    SCRIPT_RATE,        /* rate-limit take (ratelimit_redis.c) */
+    SCRIPT_TASK_CREATE, /* task records (task_store_redis.c) */
+    SCRIPT_TASK_GET,
+    SCRIPT_TASK_UPDATE,
     SCRIPT_COUNT
 };
 
 /* ratelimit_redis.c: the text of SCRIPT_RATE. */
 extern const char mg__redis_lua_rate[];
+/* task_store_redis.c: the texts of SCRIPT_TASK_*. */
+extern const char mg__redis_lua_task_create[], mg__redis_lua_task_get[], mg__redis_lua_task_update[];
 
 struct mg_redis {
     uv_loop_t *loop;

@@ -17,6 +17,8 @@
  *   | ping:<random>                 | channel | this process's pub/sub liveness ping                |
  *   | rl:<bucket>                   | hash    | rate-limit bucket (ratelimit_redis.c): u = units,   |
  *   |                               |         | t = Redis ms, r = rule; PEXPIRE = until full again  |
+ *   | t:<task>, tp:<principal>      | string, | task record JSON; a principal's unfinished tasks    |
+ *   |                               | zset    | (task_store_redis.c)                                |
  *
  * Every multi-step change is one Lua script (atomic, one round trip): put, load (touch + owner
  * liveness + claim + read), patch, owner compare-and-set, append (XADD + PEXPIRE + PUBLISH). The
@@ -885,8 +887,16 @@ int mg_redis_new(uv_loop_t *loop, const mg_redis_opts_t *o, mg_store_t **store, 
     r->prefix = strdup(o->key_prefix ? o->key_prefix : "mcpgate:");
     r->prefix_len = r->prefix ? strlen(r->prefix) : 0;
     mg_map_init(&r->channels);
-    static const char *const texts[SCRIPT_COUNT] = {lua_put,    lua_load, lua_patch,         lua_cas,
-                                                    lua_append, lua_last, mg__redis_lua_rate};
+    static const char *const texts[SCRIPT_COUNT] = {lua_put,
+                                                    lua_load,
+                                                    lua_patch,
+                                                    lua_cas,
+                                                    lua_append,
+                                                    lua_last,
+                                                    mg__redis_lua_rate,
+                                                    mg__redis_lua_task_create,
+                                                    mg__redis_lua_task_get,
+                                                    mg__redis_lua_task_update};
     for (int i = 0; i < SCRIPT_COUNT; i++)
         r->scripts[i].text = texts[i];
     rstore_t *sv = calloc(1, sizeof(*sv));
