@@ -97,6 +97,8 @@ typedef struct mg_server_config {
                                           (also "includeTools" / "excludeTools" / "disabledTools") */
     struct mg_server_policy *policy;   /* "pinning" / "scan" overrides (policy_config.h), NULL = none */
     struct mg_sandbox_config *sandbox; /* "sandbox" (sandbox_config.h), NULL = none */
+    struct mg_remote_config *remote;   /* "url" & co. (remote_config.h): a remote server, reached over
+                                          HTTP (command is then NULL); NULL = a stdio server */
 } mg_server_config_t;
 
 typedef struct mg_limits {
@@ -157,6 +159,12 @@ typedef struct mg_config {
     struct mg_policy_config *policy; /* pinning, scan, cors, rateLimits (policy_config.h); never NULL
                                         after a successful parse */
     char *env_file;                  /* --env-file given to the parse (mg_config_opts_t), NULL = none */
+    /* "gateway.egress" (remote_config.h): where remote upstreams may connect */
+    struct mg_egress_config {
+        struct mg_cidr *allow; /* "allowCidrs" parsed */
+        size_t nallow;
+        char **allow_text;
+    } egress;
 } mg_config_t;
 
 typedef struct mg_config_errors {

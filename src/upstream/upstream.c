@@ -633,7 +633,9 @@ static void stdio_status(const mg_upstream_t *up, mg_upstream_status_t *out)
                                   up->last_stderr,
                                   up->restarts,
                                   up->nqueued + up->ninflight,
-                                  ready};
+                                  ready,
+                                  NULL,
+                                  NULL};
 }
 
 static size_t stdio_pids(const mg_upstream_t *up, int *pids, size_t n)

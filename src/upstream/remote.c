@@ -1,0 +1,1419 @@
+/*
+ * remote.c - a remote MCP server over Streamable HTTP: the second implementation of the upstream
+ * interface (upstream.h), so the gateway holds it like a stdio pool.
+ *
+ * One remote upstream is one upstream session (Mcp-Session-Id) on its own HTTP client (a
+ * keep-alive connection pool, libcurl multi on the loop, http/client.h). Start: the URL's host is
+ * resolved (uv_getaddrinfo), the SSRF guard picks an allowed address and every request is pinned to
+ * it (CURLOPT_RESOLVE); then initialize, notifications/initialized, and the GET stream for messages
+ * that belong to no request. Each request is one POST whose answer is JSON, or an SSE stream of
+ * related messages (given to the request's related_cb) ending with the response. Server->client
+ * requests are answered by POSTing the response (mg_upstream_send). A 404 on the session fails the
+ * call ("lost its session") and starts a new session; transport failures (refused, 5xx, timeouts)
+ * count towards the circuit breaker: after MG__BREAKER_FAILS in a row the upstream is down
+ * (BACKOFF, requests fail at once) until a new initialize succeeds, tried with backoff. Requests
+ * that are safe to repeat (lists, reads, ping) are retried on a transport failure. Redirects are
+ * never followed. Stop: queued and in-flight requests fail, DELETE ends the session, then the
+ * client is freed and stopped_cb runs from a timer.
+ * Wire table: remote_int.h. Read next: remote_conn.c (guard, SSE parser), http/client.h.
+ */
+#include "../common/err.h"
+#include "../common/json.h"
+#include "../common/log.h"
+#include "../config/remote_config.h"
+#include "../http/client.h"
+#include "remote_int.h"
+#include "upstream.h"
+
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PROTOCOL_VERSION  "2025-11-25"
+#define MG__BREAKER_FAILS 5
+#define BACKOFF_MIN_MS    200
+#define BACKOFF_MAX_MS    30000
+#define GET_RETRY_MS      1000
+#define MAX_RETRIES       2
+#define QUEUE_MAX         1024
+#define DELETE_TIMEOUT_MS 2000
+
+typedef enum { PH_IDLE = 0, PH_RESOLVING, PH_INIT, PH_READY, PH_BACKOFF, PH_FAILED, PH_STOPPED } phase_t;
+
+typedef struct remote remote_t;
+typedef struct rreq rreq_t;
+
+/* One HTTP exchange of a request (its POST), or of the initialize / the GET stream. */
+typedef enum { X_REQ = 0, X_INIT, X_GET } xkind_t;
+
+typedef struct xchg {
+    remote_t *r;
+    xkind_t kind;
+    rreq_t *req; /* X_REQ */
+    mg_http_call_t *call;
+    int status, sse, got_head;
+    char *buf; /* JSON body */
+    size_t len, cap;
+    mg__sse_parser_t sse_p;
+    int answered; /* the response arrived (X_REQ / X_INIT) */
+    int busy;     /* inside one of its callbacks: xchg_free() only marks it dead */
+    int dead;
+} xchg_t;
+
+struct rreq {
+    mg_upstream_t *up; /* first, as the interface requires */
+    rreq_t *next, *prev;
+    remote_t *r;
+    json_t *msg; /* owned, without id */
+    int64_t id;
+    int sent, done, safe, tries, waiting;
+    uint32_t generation;
+    uint64_t timeout_ms, start_ms;
+    uv_timer_t timer; /* timeout; 0-ms deferral of completions and retries */
+    xchg_t *x;
+    mg_upstream_done_cb done_cb;
+    mg_upstream_related_cb related_cb;
+    void *data;
+    int d_err; /* deferred completion */
+    json_t *d_response;
+    char *d_message;
+    int retry_pending;
+};
+
+struct remote {
+    const mg_upstream_ops_t *ops; /* first, as the interface requires */
+    uv_loop_t *loop;
+    const mg_server_config_t *server;
+    const mg_remote_config_t *rc;
+    const mg_limits_t *limits;
+    const struct mg_egress_config *egress;
+    char *tenant; /* the pool's tenant (isolation "tenant"), or NULL */
+    char *client_name, *client_version;
+    int exclusive;
+    mg_upstream_hooks_t hooks;
+    void *hooks_data;
+    mg_http_client_t *http;
+    mg__url_t url;
+    char pin[320];     /* "host:port:address" for CURLOPT_RESOLVE, "" for an IP literal */
+    const char **hdrs; /* static headers then the tenant's, name/value pairs (values borrowed) */
+    size_t nhdrs;
+    phase_t phase;
+    mg_upstream_state_t state;
+    int started, stopping, stopped_called, failures, breaker_open, get_unsupported;
+    uint32_t generation;
+    char *session_id, *protocol, *era;
+    json_t *init_result;
+    char *last_error, *client_error;
+    unsigned restarts;
+    rreq_t *queue, *inflight; /* doubly linked lists */
+    unsigned nqueued, ninflight;
+    int64_t next_id;
+    uint64_t backoff_ms;
+    uv_getaddrinfo_t gai;
+    int gai_active;
+    uv_timer_t timer;     /* backoff / restart */
+    uv_timer_t get_timer; /* GET stream reconnect */
+    xchg_t *init_x, *get_x;
+    char *last_event_id;
+    unsigned nhandles;
+    int delete_pending;
+    void (*stopped_cb)(mg_upstream_t *, void *);
+    void *stopped_data;
+    mg_log_limit_t lim;
+};
+
+extern const mg_upstream_ops_t mg__remote_ops;
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *s = NULL;
+    int n = vasprintf(&s, f, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}
+
+static void set_str(char **dst, char *s) /* takes s */
+{
+    free(*dst);
+    *dst = s;
+}
+
+static void list_add(rreq_t **head, rreq_t *q)
+{
+    q->prev = NULL;
+    q->next = *head;
+    if (*head)
+        (*head)->prev = q;
+    *head = q;
+}
+
+static void list_del(rreq_t **head, rreq_t *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else if (*head == q)
+        *head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    q->next = q->prev = NULL;
+}
+
+static void state_update(remote_t *r)
+{
+    mg_upstream_state_t st = r->phase == PH_STOPPED                            ? MG_UPSTREAM_STOPPED
+                             : r->phase == PH_READY                            ? MG_UPSTREAM_READY
+                             : r->phase == PH_BACKOFF || r->phase == PH_FAILED ? MG_UPSTREAM_BACKOFF
+                                                                               : MG_UPSTREAM_STARTING;
+    if (st == r->state)
+        return;
+    r->state = st;
+    if (r->hooks.on_state_cb != NULL)
+        r->hooks.on_state_cb((mg_upstream_t *)r, st, r->hooks_data);
+}
+
+static void handle_closed_cb(uv_handle_t *h);
+
+/* ---- completion ---- */
+
+static void req_free_cb(uv_handle_t *h)
+{
+    rreq_t *q = h->data;
+    remote_t *r = q->r;
+    json_decref(q->msg);
+    json_decref(q->d_response);
+    free(q->d_message);
+    free(q);
+    handle_closed_cb((uv_handle_t *)&r->timer); /* counts one of r's handles */
+}
+
+/* Ends the exchange (its HTTP call is cancelled) and frees it, or, inside one of its callbacks,
+ * marks it dead: the callback frees it on the way out (xchg_leave). */
+static void xchg_free(xchg_t *x)
+{
+    if (x == NULL)
+        return;
+    mg_http_cancel(x->call);
+    x->call = NULL;
+    x->req = NULL;
+    if (x->busy > 0) {
+        x->dead = 1;
+        return;
+    }
+    mg__sse_dispose(&x->sse_p);
+    free(x->buf);
+    free(x);
+}
+
+static void xchg_enter(xchg_t *x)
+{
+    x->busy++;
+}
+
+/* Returns 1 when x was freed (the caller must not touch it). */
+static int xchg_leave(xchg_t *x)
+{
+    if (--x->busy > 0 || !x->dead)
+        return 0;
+    xchg_free(x);
+    return 1;
+}
+
+/* Takes q out of its list and ends its exchange. */
+static void req_detach(rreq_t *q)
+{
+    remote_t *r = q->r;
+    if (q->sent) {
+        list_del(&r->inflight, q);
+        r->ninflight--;
+    } else {
+        list_del(&r->queue, q);
+        r->nqueued--;
+    }
+    if (q->x != NULL) {
+        q->x->req = NULL;
+        xchg_t *x = q->x;
+        q->x = NULL;
+        xchg_free(x);
+    }
+}
+
+/* Calls done_cb now (response borrowed) and frees q from its timer's close callback. */
+static void req_finish(rreq_t *q, int err, json_t *response, const char *message)
+{
+    if (q->done)
+        return;
+    q->done = 1;
+    req_detach(q);
+    uv_timer_stop(&q->timer);
+    q->done_cb((mg_upstream_req_t *)q, err, err == 0 ? response : NULL,
+               err == 0 ? NULL : (message ? message : mg_strerror(err)), q->data);
+    uv_close((uv_handle_t *)&q->timer, req_free_cb);
+}
+
+static void deferred_cb(uv_timer_t *t);
+
+/* Completes q from a 0-ms timer: for completions inside an API call (never inside request()). */
+static void req_finish_later(rreq_t *q, int err, json_t *response, const char *message)
+{
+    if (q->done || q->d_err != 0 || q->d_response != NULL)
+        return;
+    q->d_err = err;
+    q->d_response = response ? json_incref(response) : NULL;
+    q->d_message = message ? strdup(message) : NULL;
+    if (q->d_err == 0 && q->d_response == NULL)
+        q->d_err = MG_EINTERNAL;
+    uv_timer_start(&q->timer, deferred_cb, 0, 0);
+}
+
+static void send_req(rreq_t *q);
+
+static void deferred_cb(uv_timer_t *t)
+{
+    rreq_t *q = t->data;
+    if (q->retry_pending) {
+        q->retry_pending = 0;
+        send_req(q);
+        return;
+    }
+    json_t *resp = q->d_response;
+    q->d_response = NULL;
+    char *m = q->d_message;
+    q->d_message = NULL;
+    req_finish(q, q->d_err, resp, m);
+    json_decref(resp);
+    free(m);
+}
+
+/* ---- headers and posts ---- */
+
+/* Builds the header vector of one request. Returns the count (pairs) written into h (cap pairs). */
+static size_t headers_for(remote_t *r, const char **h, size_t cap, int get, int with_session)
+{
+    size_t n = 0;
+    h[2 * n] = "accept";
+    h[2 * n + 1] = get ? "text/event-stream" : "application/json, text/event-stream";
+    n++;
+    if (!get) {
+        h[2 * n] = "content-type";
+        h[2 * n + 1] = "application/json";
+        n++;
+    }
+    if (with_session && r->session_id != NULL) {
+        h[2 * n] = "mcp-session-id";
+        h[2 * n + 1] = r->session_id;
+        n++;
+    }
+    if (with_session && r->protocol != NULL) {
+        h[2 * n] = "mcp-protocol-version";
+        h[2 * n + 1] = r->protocol;
+        n++;
+    }
+    if (get && r->last_event_id != NULL) {
+        h[2 * n] = "last-event-id";
+        h[2 * n + 1] = r->last_event_id;
+        n++;
+    }
+    for (size_t i = 0; i < r->nhdrs && n < cap; i++, n++) {
+        h[2 * n] = r->hdrs[2 * i];
+        h[2 * n + 1] = r->hdrs[2 * i + 1];
+    }
+    return n;
+}
+
+#define MAX_HDRS 80
+
+static void fill_req(remote_t *r, mg_http_req_t *hr, const char **h, int get, long timeout_ms)
+{
+    memset(hr, 0, sizeof *hr);
+    hr->url = r->rc->url;
+    hr->headers = h;
+    hr->nheaders = headers_for(r, h, MAX_HDRS, get, 1);
+    hr->timeout_ms = timeout_ms;
+    hr->connect_timeout_ms = (long)r->rc->connect_timeout_ms;
+    hr->ca_file = r->rc->ca;
+    hr->resolve = r->pin[0] ? r->pin : NULL;
+}
+
+static void post_done_cb(void *data, int err, int status, const char *why)
+{
+    remote_t *r = data;
+    if (err != 0 || status >= 300)
+        mg_log_limited(&r->lim, uv_now(r->loop), MG_LOG_WARN, "remote upstream did not take a message",
+                       json_pack("{s:s,s:i,s:s}", "upstream", r->server->name, "status", status, "error",
+                                 err ? (why ? why : mg_strerror(err)) : "HTTP status"));
+}
+
+/* POSTs a notification or a response (fire and forget; the answer is 202). msg borrowed. */
+static int post_message(remote_t *r, const json_t *msg)
+{
+    if (r->http == NULL || r->phase == PH_STOPPED)
+        return MG_ECLOSED;
+    char *body = json_dumps(msg, JSON_COMPACT);
+    if (body == NULL)
+        return MG_ENOMEM;
+    const char *h[2 * MAX_HDRS];
+    mg_http_req_t hr;
+    fill_req(r, &hr, h, 0, 30000);
+    hr.body = body;
+    hr.len = strlen(body);
+    hr.max_body = 64 * 1024;
+    int rc = mg_http_request(r->http, &hr, NULL, NULL, post_done_cb, r, NULL);
+    free(body);
+    return rc;
+}
+
+static void send_cancelled(remote_t *r, int64_t id, const char *reason)
+{
+    json_t *n = json_pack("{s:s,s:s,s:{s:I}}", "jsonrpc", "2.0", "method", "notifications/cancelled",
+                          "params", "requestId", (json_int_t)id);
+    if (n == NULL)
+        return;
+    if (reason != NULL)
+        json_object_set_new(json_object_get(n, "params"), "reason", json_string(reason));
+    post_message(r, n);
+    json_decref(n);
+}
+
+/* ---- session lifecycle ---- */
+
+static void start_session(remote_t *r);
+static void fail_queue(remote_t *r, int err, const char *message);
+
+static void timer_start_cb(uv_timer_t *t)
+{
+    remote_t *r = t->data;
+    start_session(r);
+}
+
+/* A start attempt or the session failed: record, fail the queue, retry with backoff (or never,
+ * for a configuration problem). */
+static void session_failed(remote_t *r, char *log_msg, char *client_msg, int permanent)
+{
+    if (log_msg != NULL)
+        mg_log_json(MG_LOG_WARN, "remote upstream unavailable",
+                    json_pack("{s:s,s:s}", "upstream", r->server->name, "error", log_msg));
+    set_str(&r->last_error, log_msg);
+    set_str(&r->client_error, client_msg);
+    free(r->session_id);
+    r->session_id = NULL;
+    xchg_free(r->init_x);
+    r->init_x = NULL;
+    xchg_free(r->get_x);
+    r->get_x = NULL;
+    uv_timer_stop(&r->get_timer);
+    r->generation++;
+    r->phase = permanent ? PH_FAILED : PH_BACKOFF;
+    r->breaker_open = !permanent;
+    state_update(r);
+    fail_queue(r, MG_EUPSTREAMDOWN, r->client_error);
+    if (!permanent) {
+        r->backoff_ms = r->backoff_ms == 0 ? BACKOFF_MIN_MS : r->backoff_ms * 2;
+        if (r->backoff_ms > BACKOFF_MAX_MS)
+            r->backoff_ms = BACKOFF_MAX_MS;
+        uv_timer_start(&r->timer, timer_start_cb, r->backoff_ms, 0);
+    }
+}
+
+static void fail_queue(remote_t *r, int err, const char *message)
+{
+    while (r->queue != NULL)
+        req_finish(r->queue, err, NULL, message);
+}
+
+/* A transport failure of one request: the breaker counts it. */
+static void transport_failure(remote_t *r, const char *what)
+{
+    if (++r->failures < MG__BREAKER_FAILS || r->phase != PH_READY)
+        return;
+    session_failed(r,
+                   fmt("upstream '%s': %d requests in a row failed (last: %s); the circuit breaker is open "
+                       "until a new session starts",
+                       r->server->name, r->failures, what),
+                   fmt("the '%s' server is not answering; ask the gateway's operator", r->server->name), 0);
+}
+
+static void get_start(remote_t *r);
+
+static void get_timer_cb(uv_timer_t *t)
+{
+    get_start(t->data);
+}
+
+static void dispatch_unrelated(remote_t *r, json_t *msg);
+
+/* One message from the server (a POST stream or the GET stream). */
+static void on_message(xchg_t *x, json_t *msg)
+{
+    remote_t *r = x->r;
+    if (!json_is_object(msg))
+        return;
+    json_t *id = json_object_get(msg, "id");
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    if (method == NULL && id != NULL) { /* a response */
+        if (x->kind == X_INIT) {
+            x->answered = 1;
+            json_t *res = json_object_get(msg, "result");
+            if (!json_is_object(res)) {
+                json_t *e = json_object_get(msg, "error");
+                const char *em = json_string_value(json_object_get(e, "message"));
+                session_failed(
+                    r,
+                    fmt("upstream '%s': initialize was refused: %s", r->server->name, em ? em : "no result"),
+                    fmt("the '%s' server refused to start a session; ask the gateway's operator",
+                        r->server->name),
+                    0);
+                return;
+            }
+            json_decref(r->init_result);
+            r->init_result = mg_json_deep_copy(res);
+            const char *pv = json_string_value(json_object_get(res, "protocolVersion"));
+            set_str(&r->protocol, strdup(pv ? pv : PROTOCOL_VERSION));
+            set_str(&r->era, fmt("%s (Streamable HTTP)", r->protocol ? r->protocol : PROTOCOL_VERSION));
+            return;
+        }
+        if (x->req != NULL && json_is_integer(id) && json_integer_value(id) == x->req->id) {
+            x->answered = 1;
+            r->failures = 0;
+            req_finish(x->req, 0, msg, NULL);
+        }
+        return; /* a response to nothing of ours: ignored */
+    }
+    if (method != NULL && strcmp(method, "ping") == 0 && id != NULL) { /* answered here */
+        json_t *pong = json_pack("{s:s,s:O,s:{}}", "jsonrpc", "2.0", "id", id, "result");
+        if (pong != NULL)
+            post_message(r, pong);
+        json_decref(pong);
+        return;
+    }
+    if (x->kind == X_REQ && x->req != NULL && x->req->related_cb != NULL) {
+        mg_upstream_origin_t o = {0, x->req->generation};
+        x->req->related_cb((mg_upstream_req_t *)x->req, o, msg, x->req->data);
+        return;
+    }
+    dispatch_unrelated(r, msg);
+}
+
+static void dispatch_unrelated(remote_t *r, json_t *msg)
+{
+    json_t *id = json_object_get(msg, "id");
+    if (r->hooks.on_message_cb != NULL) {
+        mg_upstream_origin_t o = {0, r->generation};
+        r->hooks.on_message_cb((mg_upstream_t *)r, o, msg, r->hooks_data);
+    } else if (id != NULL) {
+        json_t *e = json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id, "error", "code",
+                              mg_err_jsonrpc_code(MG_EMETHOD), "message", "method not found");
+        if (e != NULL)
+            post_message(r, e);
+        json_decref(e);
+    }
+}
+
+static void on_payload(xchg_t *x, const char *p, size_t len)
+{
+    json_error_t je;
+    json_t *v = json_loadb(p, len, 0, &je);
+    if (v == NULL) {
+        mg_log_limited(&x->r->lim, uv_now(x->r->loop), MG_LOG_WARN,
+                       "remote upstream sent a body that is not JSON",
+                       json_pack("{s:s}", "upstream", x->r->server->name));
+        return;
+    }
+    if (json_is_array(v)) { /* a batch (2025-03-26) */
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m)
+        {
+            on_message(x, m);
+            if (x->dead || (x->answered && x->kind == X_REQ))
+                break;
+        }
+    } else {
+        on_message(x, v);
+    }
+    json_decref(v);
+}
+
+static void sse_event_cb(void *data, const char *id, const char *event, const char *payload, size_t len)
+{
+    xchg_t *x = data;
+    if (x->kind == X_GET && id != NULL)
+        set_str(&x->r->last_event_id, strdup(id));
+    if (event != NULL && strcmp(event, "message") != 0)
+        return;
+    if (len == 0)
+        return; /* a priming event */
+    if (x->answered || x->dead)
+        return;
+    on_payload(x, payload, len);
+}
+
+static size_t max_response(const remote_t *r)
+{
+    return r->rc->max_response_bytes ? r->rc->max_response_bytes : r->limits->max_line_bytes;
+}
+
+/* Header block of an exchange: status, content type, the session id of initialize. */
+static void head_cb(void *data, int status, const char *headers, size_t len)
+{
+    xchg_t *x = data;
+    if (x->dead)
+        return;
+    x->status = status;
+    x->got_head = 1;
+    const char *p = headers, *end = headers + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon != NULL) {
+            size_t nl = (size_t)(colon - p);
+            const char *v = colon + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
+                ve--;
+            if (nl == 12 && strncasecmp(p, "content-type", 12) == 0)
+                x->sse = (size_t)(ve - v) >= 17 && strncasecmp(v, "text/event-stream", 17) == 0;
+            else if (nl == 14 && strncasecmp(p, "mcp-session-id", 14) == 0 && x->kind == X_INIT &&
+                     status < 300 && ve > v && (size_t)(ve - v) < 1024)
+                set_str(&x->r->session_id, strndup(v, (size_t)(ve - v)));
+        }
+        p = eol + 1;
+    }
+    if (x->sse)
+        mg__sse_init(&x->sse_p, max_response(x->r));
+    if (x->kind == X_REQ && x->req != NULL && status < 300)
+        uv_timer_again(&x->req->timer); /* the first byte arrived: the idle timeout runs from here */
+}
+
+static void body_part(xchg_t *x, const char *bytes, size_t len);
+
+static void body_cb(void *data, const char *bytes, size_t len)
+{
+    xchg_t *x = data;
+    xchg_enter(x);
+    if (!x->dead)
+        body_part(x, bytes, len);
+    xchg_leave(x);
+}
+
+static void body_part(xchg_t *x, const char *bytes, size_t len)
+{
+    remote_t *r = x->r;
+    if (x->status >= 300 && x->status != 0) { /* an error page: kept short, never parsed */
+        return;
+    }
+    if (x->sse) {
+        int rc = mg__sse_feed(&x->sse_p, bytes, len, sse_event_cb, x);
+        if (rc != 0 && x->kind == X_REQ && x->req != NULL && !x->req->done) {
+            char *m =
+                fmt("the '%s' server sent an event larger than %zu bytes", r->server->name, max_response(r));
+            req_finish_later(x->req, MG_ETOOBIG, NULL, m);
+            free(m);
+            mg_http_cancel(x->call);
+            x->call = NULL;
+        } else if (rc != 0 && x->kind == X_GET) {
+            mg_http_cancel(x->call);
+            x->call = NULL;
+            uv_timer_start(&r->get_timer, get_timer_cb, GET_RETRY_MS, 0);
+        }
+        if (x->kind == X_REQ && x->req != NULL)
+            uv_timer_again(&x->req->timer);
+        return;
+    }
+    if (x->len + len > max_response(r)) {
+        if (x->kind == X_REQ && x->req != NULL && !x->req->done) {
+            char *m = fmt("the '%s' server's response exceeds %zu bytes (maxResponseBytes)", r->server->name,
+                          max_response(r));
+            req_finish_later(x->req, MG_ETOOBIG, NULL, m);
+            free(m);
+        }
+        mg_http_cancel(x->call);
+        x->call = NULL;
+        return;
+    }
+    if (x->len + len + 1 > x->cap) {
+        size_t c = x->cap ? x->cap : 4096;
+        while (c < x->len + len + 1)
+            c *= 2;
+        char *n = realloc(x->buf, c);
+        if (n == NULL)
+            return;
+        x->buf = n;
+        x->cap = c;
+    }
+    memcpy(x->buf + x->len, bytes, len);
+    x->len += len;
+}
+
+static int safe_method(const char *m)
+{
+    static const char *const safe[] = {"tools/list",
+                                       "prompts/list",
+                                       "resources/list",
+                                       "resources/templates/list",
+                                       "resources/read",
+                                       "prompts/get",
+                                       "ping",
+                                       "completion/complete",
+                                       NULL};
+    for (size_t i = 0; m && safe[i]; i++)
+        if (strcmp(m, safe[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static void req_done_cb(void *data, int err, int status, const char *why)
+{
+    xchg_t *x = data;
+    remote_t *r = x->r;
+    rreq_t *q = x->req;
+    x->call = NULL; /* done: nothing left to cancel */
+    if (q == NULL || q->done) {
+        if (q == NULL)
+            xchg_free(x);
+        return;
+    }
+    if (q->d_err != 0 || q->d_response != NULL) /* already completing (size cap) */
+        return;
+    if (!x->sse && err == 0 && status >= 200 && status < 300 && x->len > 0) {
+        x->buf[x->len] = '\0';
+        xchg_enter(x);
+        on_payload(x, x->buf, x->len);
+        if (xchg_leave(x) || q->done)
+            return;
+    }
+    const char *name = r->server->name;
+    char *m = NULL;
+    int e = MG_EUPSTREAM, transport = 0;
+    if (status == 404 && r->session_id != NULL && q->generation == r->generation) {
+        m = fmt("the '%s' server lost its session (HTTP 404 on its session id) while handling this request; "
+                "a new session has been started: retry the request",
+                name);
+        mg_log_json(MG_LOG_WARN, "remote upstream session lost", json_pack("{s:s}", "upstream", name));
+        q->generation = r->generation + 1;
+        req_finish(q, e, NULL, m);
+        free(m);
+        /* a new session: the old one is gone on the server */
+        free(r->session_id);
+        r->session_id = NULL;
+        xchg_free(r->get_x);
+        r->get_x = NULL;
+        uv_timer_stop(&r->get_timer);
+        r->generation++;
+        r->phase = PH_INIT;
+        state_update(r);
+        start_session(r);
+        return;
+    }
+    if (err == MG_ETIMEOUT) {
+        e = MG_ETIMEOUT;
+        transport = 1;
+        m = fmt("the '%s' server did not answer in time", name);
+    } else if (err != 0 && !x->got_head) {
+        transport = 1;
+        m = fmt("the '%s' server could not be reached (%s)", name, why ? why : mg_strerror(err));
+    } else if (err != 0) {
+        transport = 1;
+        m = fmt("the connection to the '%s' server broke while it answered (%s)", name,
+                why ? why : mg_strerror(err));
+    } else if (status >= 300 && status < 400) {
+        m = fmt(
+            "the '%s' server answered with a redirect (HTTP %d); redirects are not followed: the operator "
+            "must configure the final URL",
+            name, status);
+    } else if (status == 401 || status == 403) {
+        m = fmt("the '%s' server refused the gateway's credential (HTTP %d); ask the gateway's operator",
+                name, status);
+    } else if (status >= 500 || status == 429) {
+        transport = 1;
+        m = fmt("the '%s' server failed (HTTP %d)", name, status);
+    } else if (status >= 400) {
+        m = fmt("the '%s' server rejected the request (HTTP %d)", name, status);
+    } else {
+        m = fmt("the '%s' server ended its answer without a response to this request", name);
+    }
+    if (transport) {
+        transport_failure(r, m ? m : "?");
+        if (q->done) { /* the breaker failed it */
+            free(m);
+            return;
+        }
+        if (q->safe && q->tries < MAX_RETRIES && err != MG_ETIMEOUT && r->phase == PH_READY) {
+            q->tries++;
+            list_del(&r->inflight, q);
+            r->ninflight--;
+            q->sent = 0;
+            list_add(&r->queue, q);
+            r->nqueued++;
+            xchg_t *old = q->x;
+            q->x = NULL;
+            old->req = NULL;
+            xchg_free(old);
+            q->retry_pending = 1;
+            uv_timer_start(&q->timer, deferred_cb, 100u << q->tries, 0);
+            free(m);
+            return;
+        }
+    }
+    req_finish(q, e, NULL, m);
+    free(m);
+}
+
+static void req_timeout_cb(uv_timer_t *t)
+{
+    rreq_t *q = t->data;
+    if (q->sent)
+        send_cancelled(q->r, q->id, "timed out at the gateway");
+    char *m = fmt("the '%s' server did not answer within %llu ms", q->r->server->name,
+                  (unsigned long long)q->timeout_ms);
+    req_finish(q, MG_ETIMEOUT, NULL, m);
+    free(m);
+}
+
+static void send_req(rreq_t *q)
+{
+    remote_t *r = q->r;
+    xchg_t *x = calloc(1, sizeof *x);
+    json_t *m = mg_json_copy(q->msg);
+    if (x == NULL || m == NULL) {
+        free(x);
+        json_decref(m);
+        req_finish(q, MG_ENOMEM, NULL, NULL);
+        return;
+    }
+    q->id = r->next_id++;
+    json_object_set_new(m, "jsonrpc", json_string("2.0"));
+    json_object_set_new(m, "id", json_integer(q->id));
+    char *body = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    x->r = r;
+    x->kind = X_REQ;
+    x->req = q;
+    const char *h[2 * MAX_HDRS];
+    mg_http_req_t hr;
+    uint64_t total = r->limits->max_request_ms;
+    fill_req(r, &hr, h, 0, (long)total);
+    hr.body = body;
+    hr.len = body ? strlen(body) : 0;
+    int rc = body ? mg_http_request(r->http, &hr, head_cb, body_cb, req_done_cb, x, &x->call) : MG_ENOMEM;
+    free(body);
+    if (rc != 0) {
+        free(x);
+        req_finish(q, rc, NULL, NULL);
+        return;
+    }
+    if (!q->sent) {
+        list_del(&r->queue, q);
+        r->nqueued--;
+        list_add(&r->inflight, q);
+        r->ninflight++;
+    }
+    q->sent = 1;
+    q->x = x;
+    q->generation = r->generation;
+    uint64_t idle = r->rc->first_byte_ms ? r->rc->first_byte_ms : q->timeout_ms;
+    /* first byte, then idle (reset by every byte, by progress) */
+    uv_timer_start(&q->timer, req_timeout_cb, idle, q->timeout_ms);
+}
+
+static void drain_queue(remote_t *r)
+{
+    /* oldest first: the queue is pushed at its head */
+    rreq_t *last = r->queue;
+    while (last != NULL && last->next != NULL)
+        last = last->next;
+    while (last != NULL && r->phase == PH_READY) {
+        rreq_t *prev = last->prev;
+        if (!last->retry_pending && !last->done && last->d_err == 0)
+            send_req(last);
+        last = prev;
+    }
+}
+
+/* ---- the GET stream ---- */
+
+static void get_head_cb(void *data, int status, const char *headers, size_t len)
+{
+    head_cb(data, status, headers, len);
+}
+
+static void get_done_cb(void *data, int err, int status, const char *why)
+{
+    xchg_t *x = data;
+    remote_t *r = x->r;
+    x->call = NULL;
+    if (r->get_x == x)
+        r->get_x = NULL;
+    long retry = x->sse && x->sse_p.retry_ms >= 0 ? x->sse_p.retry_ms : GET_RETRY_MS;
+    xchg_free(x);
+    if (r->phase != PH_READY)
+        return;
+    if (status == 405 || (status >= 400 && status < 500 && status != 404 && status != 429)) {
+        r->get_unsupported = 1; /* the server offers no GET stream: fine */
+        return;
+    }
+    (void)err;
+    (void)why;
+    uv_timer_start(&r->get_timer, get_timer_cb, (uint64_t)(retry < 100 ? 100 : retry), 0);
+}
+
+static void get_start(remote_t *r)
+{
+    if (r->phase != PH_READY || r->get_x != NULL || r->get_unsupported)
+        return;
+    xchg_t *x = calloc(1, sizeof *x);
+    if (x == NULL)
+        return;
+    x->r = r;
+    x->kind = X_GET;
+    const char *h[2 * MAX_HDRS];
+    mg_http_req_t hr;
+    fill_req(r, &hr, h, 1, -1);
+    hr.method = "GET";
+    hr.idle_ms = (long)r->rc->idle_stream_ms;
+    if (mg_http_request(r->http, &hr, get_head_cb, body_cb, get_done_cb, x, &x->call) != 0) {
+        free(x);
+        return;
+    }
+    r->get_x = x;
+}
+
+/* ---- initialize ---- */
+
+static void initialized(remote_t *r)
+{
+    json_t *n = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method", "notifications/initialized");
+    post_message(r, n);
+    json_decref(n);
+    r->phase = PH_READY;
+    r->failures = 0;
+    r->breaker_open = 0;
+    r->backoff_ms = 0;
+    set_str(&r->last_error, NULL);
+    set_str(&r->client_error, NULL);
+    mg_log_json(MG_LOG_INFO, "remote upstream ready",
+                json_pack("{s:s,s:s,s:b}", "upstream", r->server->name, "era", r->era ? r->era : "?",
+                          "session", r->session_id != NULL));
+    state_update(r);
+    if (r->hooks.on_state_cb != NULL) /* the initialize result may have changed */
+        r->hooks.on_state_cb((mg_upstream_t *)r, r->state, r->hooks_data);
+    get_start(r);
+    drain_queue(r);
+}
+
+static void init_done_cb(void *data, int err, int status, const char *why)
+{
+    xchg_t *x = data;
+    remote_t *r = x->r;
+    x->call = NULL;
+    r->init_x = NULL;
+    if (!x->sse && err == 0 && status >= 200 && status < 300 && x->len > 0) {
+        x->buf[x->len] = '\0';
+        xchg_enter(x);
+        on_payload(x, x->buf, x->len);
+        x->busy--;
+    }
+    int answered = x->answered;
+    xchg_free(x);
+    if (r->phase != PH_INIT)
+        return; /* on_payload failed it */
+    const char *name = r->server->name;
+    char *cm = fmt("the '%s' server could not be reached; ask the gateway's operator", name);
+    if (answered && r->init_result != NULL) {
+        free(cm);
+        initialized(r);
+    } else if (err != 0) {
+        session_failed(
+            r,
+            fmt("upstream '%s': %s: initialize failed: %s", name, r->rc->url, why ? why : mg_strerror(err)),
+            cm, 0);
+    } else if (status >= 300 && status < 400) {
+        session_failed(
+            r,
+            fmt("upstream '%s': %s answered initialize with a redirect (HTTP %d); redirects are not "
+                "followed: configure the final URL",
+                name, r->rc->url, status),
+            cm, 0);
+    } else if (status == 401 || status == 403) {
+        session_failed(
+            r,
+            fmt("upstream '%s': %s refused the credential (HTTP %d): check the server's headers or "
+                "tenantCredentials",
+                name, r->rc->url, status),
+            cm, 0);
+    } else if (status >= 300 || status < 200) {
+        session_failed(
+            r,
+            fmt("upstream '%s': %s answered initialize with HTTP %d (is this the server's MCP endpoint, "
+                "and does it speak Streamable HTTP?)",
+                name, r->rc->url, status),
+            cm, 0);
+    } else {
+        session_failed(r, fmt("upstream '%s': %s answered initialize without a result", name, r->rc->url), cm,
+                       0);
+    }
+}
+
+static void send_initialize(remote_t *r)
+{
+    xchg_t *x = calloc(1, sizeof *x);
+    json_t *init =
+        json_pack("{s:s,s:I,s:s,s:{s:s,s:{s:{},s:{s:{},s:{}}},s:{s:s,s:s}}}", "jsonrpc", "2.0", "id",
+                  (json_int_t)r->next_id++, "method", "initialize", "params", "protocolVersion",
+                  PROTOCOL_VERSION, "capabilities", "sampling", "elicitation", "form", "url", "clientInfo",
+                  "name", r->client_name, "version", r->client_version);
+    char *body = NULL;
+    if (init != NULL) {
+        json_object_set_new(json_object_get(json_object_get(init, "params"), "capabilities"), "roots",
+                            r->exclusive ? json_pack("{s:b}", "listChanged", 1) : json_object());
+        body = json_dumps(init, JSON_COMPACT);
+    }
+    json_decref(init);
+    if (x == NULL || body == NULL) {
+        free(x);
+        free(body);
+        session_failed(r, fmt("upstream '%s': out of memory", r->server->name), NULL, 0);
+        return;
+    }
+    x->r = r;
+    x->kind = X_INIT;
+    const char *h[2 * MAX_HDRS];
+    mg_http_req_t hr;
+    fill_req(r, &hr, h, 0, (long)r->server->request_timeout_ms);
+    hr.body = body;
+    hr.len = strlen(body);
+    int rc = mg_http_request(r->http, &hr, head_cb, body_cb, init_done_cb, x, &x->call);
+    free(body);
+    if (rc != 0) {
+        free(x);
+        session_failed(r,
+                       fmt("upstream '%s': could not send initialize: %s", r->server->name, mg_strerror(rc)),
+                       NULL, 0);
+        return;
+    }
+    r->init_x = x;
+}
+
+static void resolved_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
+{
+    remote_t *r = g->data;
+    r->gai_active = 0;
+    if (r->phase != PH_RESOLVING) { /* stopped meanwhile */
+        uv_freeaddrinfo(ai);
+        handle_closed_cb((uv_handle_t *)&r->timer);
+        return;
+    }
+    handle_closed_cb((uv_handle_t *)&r->timer);
+    const char *name = r->server->name;
+    if (status != 0) {
+        session_failed(r, fmt("upstream '%s': cannot resolve %s: %s", name, r->url.host, uv_strerror(status)),
+                       fmt("the '%s' server could not be reached; ask the gateway's operator", name), 0);
+        return;
+    }
+    char addr[64], why[512];
+    int rc = mg__egress_pick(ai, r->egress, addr, sizeof addr, why, sizeof why);
+    uv_freeaddrinfo(ai);
+    if (rc != 0) {
+        session_failed(
+            r, fmt("upstream '%s': %s: refused: %s", name, r->url.host, why),
+            fmt("the '%s' server is not reachable from the gateway (its address is not allowed); ask "
+                "the gateway's operator",
+                name),
+            rc == MG_EFORBIDDEN);
+        return;
+    }
+    /* pinned: every connection of this session goes to this address (DNS rebinding cannot move it) */
+    snprintf(r->pin, sizeof r->pin, strchr(addr, ':') ? "%s:%u:[%s]" : "%s:%u:%s", r->url.host, r->url.port,
+             addr);
+    r->phase = PH_INIT;
+    send_initialize(r);
+}
+
+static void start_session(remote_t *r)
+{
+    if (r->stopping)
+        return;
+    if (r->started > 1)
+        r->restarts++;
+    r->started++;
+    r->phase = PH_RESOLVING;
+    state_update(r);
+    free(r->session_id);
+    r->session_id = NULL;
+    json_decref(r->init_result);
+    r->init_result = NULL;
+    if (r->url.literal) {
+        struct addrinfo hints = {0}, *ai = NULL;
+        hints.ai_flags = AI_NUMERICHOST;
+        char port[8];
+        snprintf(port, sizeof port, "%u", r->url.port);
+        if (getaddrinfo(r->url.host, port, &hints, &ai) != 0) {
+            session_failed(r, fmt("upstream '%s': bad address %s", r->server->name, r->url.host), NULL, 1);
+            return;
+        }
+        char addr[64], why[512];
+        int rc = mg__egress_pick(ai, r->egress, addr, sizeof addr, why, sizeof why);
+        freeaddrinfo(ai);
+        if (rc != 0) {
+            session_failed(
+                r, fmt("upstream '%s': %s: refused: %s", r->server->name, r->rc->url, why),
+                fmt("the '%s' server is not reachable from the gateway (its address is not allowed); "
+                    "ask the gateway's operator",
+                    r->server->name),
+                1);
+            return;
+        }
+        r->pin[0] = '\0';
+        r->phase = PH_INIT;
+        send_initialize(r);
+        return;
+    }
+    struct addrinfo hints = {0};
+    hints.ai_socktype = SOCK_STREAM;
+    r->gai.data = r;
+    char port[8];
+    snprintf(port, sizeof port, "%u", r->url.port);
+    if (uv_getaddrinfo(r->loop, &r->gai, resolved_cb, r->url.host, port, &hints) != 0) {
+        session_failed(r, fmt("upstream '%s': cannot resolve %s", r->server->name, r->url.host), NULL, 0);
+        return;
+    }
+    r->gai_active = 1;
+    r->nhandles++; /* the lookup counts as a handle until its callback */
+}
+
+/* ---- operations ---- */
+
+static void op_start(mg_upstream_t *up)
+{
+    remote_t *r = (remote_t *)up;
+    if (r->started || r->stopping)
+        return;
+    if (r->phase == PH_FAILED) /* a tenant without a credential: stays refused */
+        return;
+    start_session(r);
+}
+
+static int op_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                      mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+{
+    remote_t *r = (remote_t *)up;
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    if (r->stopping) {
+        json_decref(msg);
+        return MG_ECLOSED;
+    }
+    if (method == NULL || done_cb == NULL) {
+        json_decref(msg);
+        return MG_EINVAL;
+    }
+    if (r->nqueued + r->ninflight >= r->limits->max_inflight_per_upstream || r->nqueued >= QUEUE_MAX) {
+        json_decref(msg);
+        return MG_EBUSY;
+    }
+    rreq_t *q = calloc(1, sizeof *q);
+    json_t *m = msg ? mg_json_copy(msg) : NULL; /* the caller may still hold objects inside */
+    json_decref(msg);
+    if (q == NULL || m == NULL) {
+        free(q);
+        json_decref(m);
+        return MG_ENOMEM;
+    }
+    json_object_del(m, "id");
+    q->up = up;
+    q->r = r;
+    q->msg = m;
+    q->safe = safe_method(method);
+    q->done_cb = done_cb;
+    q->related_cb = related_cb;
+    q->data = data;
+    q->timeout_ms = timeout_ms                      ? timeout_ms
+                    : r->server->request_timeout_ms ? r->server->request_timeout_ms
+                                                    : r->limits->request_timeout_ms;
+    q->start_ms = uv_now(r->loop);
+    uv_timer_init(r->loop, &q->timer);
+    q->timer.data = q;
+    r->nhandles++;
+    list_add(&r->queue, q);
+    r->nqueued++;
+    if (out != NULL)
+        *out = (mg_upstream_req_t *)q;
+    if (r->phase == PH_READY) {
+        q->retry_pending = 1; /* sent from the loop: done_cb never runs inside this call */
+        uv_timer_start(&q->timer, deferred_cb, 0, 0);
+    } else if (r->phase == PH_BACKOFF || r->phase == PH_FAILED) {
+        req_finish_later(q, MG_EUPSTREAMDOWN, NULL,
+                         r->client_error ? r->client_error : "the server is not available; retry shortly");
+    } else {
+        uv_timer_start(&q->timer, req_timeout_cb, q->timeout_ms, 0);
+    }
+    return 0;
+}
+
+static int op_send(mg_upstream_t *up, mg_upstream_origin_t origin, const json_t *msg)
+{
+    remote_t *r = (remote_t *)up;
+    if (origin.generation != r->generation || r->phase != PH_READY)
+        return MG_ECLOSED;
+    return post_message(r, msg);
+}
+
+static void op_broadcast(mg_upstream_t *up, const json_t *msg)
+{
+    remote_t *r = (remote_t *)up;
+    if (r->phase == PH_READY)
+        post_message(r, msg);
+}
+
+static void maybe_stopped(remote_t *r);
+
+/* One of r's handles closed (its timers; a request's timer and the address lookup count here too). */
+static void handle_closed_cb(uv_handle_t *h)
+{
+    remote_t *r = h->data;
+    r->nhandles--;
+    maybe_stopped(r);
+}
+
+static void maybe_stopped(remote_t *r)
+{
+    if (!r->stopping || r->nhandles > 0 || r->delete_pending || r->stopped_called)
+        return;
+    r->stopped_called = 1;
+    if (r->stopped_cb != NULL)
+        r->stopped_cb((mg_upstream_t *)r, r->stopped_data);
+}
+
+static void delete_done_cb(void *data, int err, int status, const char *why)
+{
+    remote_t *r = data;
+    (void)err;
+    (void)status;
+    (void)why;
+    r->delete_pending = 0;
+    mg_http_client_free(r->http); /* from its own callback: allowed (client.h) */
+    r->http = NULL;
+    uv_close((uv_handle_t *)&r->timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&r->get_timer, handle_closed_cb);
+}
+
+static void op_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_upstream_t *, void *),
+                    void *data)
+{
+    remote_t *r = (remote_t *)up;
+    if (r->stopping)
+        return;
+    r->stopping = 1;
+    r->stopped_cb = stopped_cb;
+    r->stopped_data = data;
+    while (r->inflight != NULL) {
+        rreq_t *q = r->inflight;
+        send_cancelled(r, q->id, "the gateway is stopping");
+        req_finish(q, MG_ESHUTDOWN, NULL, NULL);
+    }
+    while (r->queue != NULL)
+        req_finish(r->queue, MG_ESHUTDOWN, NULL, NULL);
+    xchg_free(r->init_x);
+    r->init_x = NULL;
+    xchg_free(r->get_x);
+    r->get_x = NULL;
+    uv_timer_stop(&r->timer);
+    uv_timer_stop(&r->get_timer);
+    int had_session = r->session_id != NULL && r->phase == PH_READY;
+    r->phase = PH_STOPPED;
+    state_update(r);
+    if (r->gai_active)
+        uv_cancel((uv_req_t *)&r->gai); /* its callback still runs (UV_ECANCELED) */
+    if (had_session && r->http != NULL) {
+        const char *h[2 * MAX_HDRS];
+        mg_http_req_t hr;
+        fill_req(r, &hr, h, 1,
+                 (long)(grace_ms && grace_ms < DELETE_TIMEOUT_MS ? grace_ms : DELETE_TIMEOUT_MS));
+        hr.method = "DELETE";
+        hr.headers = h + 2; /* no Accept */
+        hr.nheaders--;
+        if (mg_http_request(r->http, &hr, NULL, NULL, delete_done_cb, r, NULL) == 0) {
+            r->delete_pending = 1;
+            return;
+        }
+    }
+    r->delete_pending = 1;
+    delete_done_cb(r, 0, 0, NULL); /* stopped_cb runs from the timers' close callbacks */
+}
+
+static void op_free(mg_upstream_t *up)
+{
+    remote_t *r = (remote_t *)up;
+    json_decref(r->init_result);
+    free(r->session_id);
+    free(r->protocol);
+    free(r->era);
+    free(r->last_error);
+    free(r->client_error);
+    free(r->last_event_id);
+    free(r->tenant);
+    free(r->client_name);
+    free(r->client_version);
+    free(r->hdrs);
+    free(r);
+}
+
+static void op_status(const mg_upstream_t *up, mg_upstream_status_t *out)
+{
+    const remote_t *r = (const remote_t *)up;
+    memset(out, 0, sizeof *out);
+    out->name = r->server->name;
+    out->state = r->state;
+    out->init_result = r->init_result;
+    out->last_error = r->last_error;
+    out->client_error = r->client_error;
+    out->restarts = r->restarts;
+    out->inflight = r->nqueued + r->ninflight;
+    out->ready = r->phase == PH_READY;
+    out->era = r->era;
+    out->breaker = r->phase == PH_FAILED ? "refused" : r->breaker_open ? "open" : "closed";
+}
+
+static size_t op_pids(const mg_upstream_t *up, int *pids, size_t n)
+{
+    (void)up;
+    (void)pids;
+    (void)n;
+    return 0;
+}
+
+static void op_cancel(mg_upstream_req_t *req, const char *reason)
+{
+    rreq_t *q = (rreq_t *)req;
+    if (q->done)
+        return;
+    if (q->sent)
+        send_cancelled(q->r, q->id, reason);
+    req_finish(q, MG_ECANCELLED, NULL, reason);
+}
+
+static void op_touch(mg_upstream_req_t *req)
+{
+    rreq_t *q = (rreq_t *)req;
+    if (!q->done && q->sent && uv_now(q->r->loop) - q->start_ms < q->r->limits->max_request_ms)
+        uv_timer_again(&q->timer);
+}
+
+static void op_set_waiting(mg_upstream_req_t *req, int waiting)
+{
+    ((rreq_t *)req)->waiting = waiting;
+}
+
+static int op_origin(const mg_upstream_req_t *req, mg_upstream_origin_t *out)
+{
+    const rreq_t *q = (const rreq_t *)req;
+    if (!q->sent)
+        return MG_ENOTFOUND;
+    out->child = 0;
+    out->generation = q->generation;
+    return 0;
+}
+
+const mg_upstream_ops_t mg__remote_ops = {
+    "remote",  op_start, op_request, op_send,  op_broadcast,   op_stop,   op_free,
+    op_status, op_pids,  op_cancel,  op_touch, op_set_waiting, op_origin,
+};
+
+/* The header vector: static headers, then the tenant's (a tenant's header replaces a static one of
+ * the same name). */
+static int build_headers(remote_t *r)
+{
+    const mg_remote_config_t *rc = r->rc;
+    const mg_remote_tenant_t *t = mg_remote_config_tenant(rc, r->tenant);
+    size_t n = rc->nheaders + (t ? t->nheaders : 0);
+    if (n > MAX_HDRS - 6)
+        n = MAX_HDRS - 6;
+    r->hdrs = calloc(2 * n + 2, sizeof *r->hdrs);
+    if (r->hdrs == NULL)
+        return MG_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < rc->nheaders && k < n; i++) {
+        int replaced = 0;
+        for (size_t j = 0; t && j < t->nheaders; j++)
+            replaced |= strcasecmp(t->headers[j].key, rc->headers[i].key) == 0;
+        if (replaced)
+            continue;
+        r->hdrs[2 * k] = rc->headers[i].key;
+        r->hdrs[2 * k + 1] = rc->headers[i].value;
+        k++;
+    }
+    for (size_t j = 0; t && j < t->nheaders && k < n; j++, k++) {
+        r->hdrs[2 * k] = t->headers[j].key;
+        r->hdrs[2 * k + 1] = t->headers[j].value;
+    }
+    r->nhdrs = k;
+    return 0;
+}
+
+int mg__remote_new(uv_loop_t *loop, const struct mg_upstream_opts *opts,
+                   const struct mg_upstream_hooks *hooks, void *hooks_data, struct mg_upstream **out)
+{
+    const mg_server_config_t *s = opts->server;
+    if (s == NULL || s->remote == NULL || s->remote->url == NULL || opts->limits == NULL)
+        return MG_EINVAL;
+    remote_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return MG_ENOMEM;
+    r->ops = &mg__remote_ops;
+    r->loop = loop;
+    r->server = s;
+    r->rc = s->remote;
+    r->limits = opts->limits;
+    r->egress = opts->egress;
+    r->exclusive = opts->exclusive;
+    r->tenant = opts->tenant ? strdup(opts->tenant) : NULL;
+    r->client_name = strdup(opts->client_name ? opts->client_name : "mcpgate");
+    r->client_version = strdup(opts->client_version ? opts->client_version : "0");
+    r->next_id = 1;
+    if (hooks != NULL)
+        r->hooks = *hooks;
+    r->hooks_data = hooks_data;
+    mg_log_limit_init(&r->lim, 20, 10000);
+    if (r->client_name == NULL || r->client_version == NULL || (opts->tenant && r->tenant == NULL) ||
+        build_headers(r) != 0) {
+        op_free((mg_upstream_t *)r);
+        return MG_ENOMEM;
+    }
+    if (mg__url_parse(r->rc->url, &r->url) != 0) {
+        op_free((mg_upstream_t *)r);
+        return MG_EINVAL;
+    }
+    int rc = mg_http_client_new(loop, &r->http);
+    if (rc != 0) {
+        op_free((mg_upstream_t *)r);
+        return rc;
+    }
+    uv_timer_init(loop, &r->timer);
+    uv_timer_init(loop, &r->get_timer);
+    r->timer.data = r;
+    r->get_timer.data = r;
+    r->nhandles = 2;
+    r->state = MG_UPSTREAM_STARTING;
+    if (r->rc->ntenants > 0 && mg_remote_config_tenant(r->rc, r->tenant) == NULL) {
+        /* a tenant without a credential is refused, never served with a default */
+        r->phase = PH_FAILED;
+        r->state = MG_UPSTREAM_BACKOFF;
+        r->last_error =
+            fmt("upstream '%s': tenant '%s' has no entry in tenantCredentials: its calls are refused",
+                s->name, r->tenant ? r->tenant : "(none)");
+        r->client_error =
+            fmt("the '%s' server has no credential for your tenant; ask the gateway's operator", s->name);
+        mg_log_json(MG_LOG_WARN, "remote upstream refused for tenant",
+                    json_pack("{s:s,s:s}", "upstream", s->name, "tenant", r->tenant ? r->tenant : ""));
+    }
+    *out = (mg_upstream_t *)r;
+    return 0;
+}
