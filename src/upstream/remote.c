@@ -625,9 +625,7 @@ static void body_part(xchg_t *x, const char *bytes, size_t len)
             x->call = NULL;
             uv_timer_start(&r->get_timer, get_timer_cb, GET_RETRY_MS, 0);
         }
-        if (x->kind == X_REQ && x->req != NULL)
-            uv_timer_again(&x->req->timer);
-        return;
+        return; /* bytes alone (comments, keep-alives) do not reset the timeout: progress does */
     }
     if (x->len + len > max_response(r)) {
         if (x->kind == X_REQ && x->req != NULL && !x->req->done) {

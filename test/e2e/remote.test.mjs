@@ -1,0 +1,272 @@
+// Remote upstreams: servers reached over Streamable HTTP (url/serverUrl/httpUrl), the SSRF guard,
+// credentials (static headers, per tenant, never the client's token), TLS with a test CA, faults.
+// The upstream is fixtures/remote-upstream.mjs (in this process; it records every request it
+// receives) or @modelcontextprotocol/server-everything in its streamableHttp mode.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ElicitRequestSchema, CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
+import { bearer } from './lib/auth.mjs';
+import { connect, textOf } from './lib/client.mjs';
+import { EVERYTHING_JS, MG_BINARY, freePort, testserver, waitReadyz, writeConfig } from './lib/gateway.mjs';
+import { sleep, test, waitFor } from './lib/harness.mjs';
+
+const LOOPBACK = { egress: { allowCidrs: ['127.0.0.0/8'] } };
+
+async function upstream(t, opts) {
+  const u = await startRemoteUpstream(opts);
+  t.defer(() => u.close());
+  return u;
+}
+
+async function client(t, gw, opts = {}) {
+  const c = await connect(gw.url, opts);
+  t.defer(() => c.close());
+  return c.client;
+}
+
+async function callError(cl, name, args = {}) {
+  try {
+    const r = await cl.callTool({ name, arguments: args });
+    return r.isError ? textOf(r) : `no error: ${JSON.stringify(r).slice(0, 200)}`;
+  } catch (e) {
+    return e.message;
+  }
+}
+
+function mkToken(tenant, name) {
+  const token = 'mgt_' + crypto.randomBytes(24).toString('base64url');
+  return { token, entry: { name, sha256: crypto.createHash('sha256').update(token).digest('hex'), tenant, scopes: ['tools'] } };
+}
+
+test('a remote Streamable HTTP server: tools, progress on an SSE answer, elicitation round trip, static header, readyz era', async (t) => {
+  const u = await upstream(t);
+  const gw = await t.gateway({
+    config: {
+      mcpServers: { r: { url: u.url, headers: { 'X-Api-Key': '${env:R_KEY}' } } },
+      gateway: LOOPBACK,
+    },
+    env: { R_KEY: 'static-key-123' },
+  });
+  const cl = await client(t, gw, {
+    capabilities: { elicitation: {} },
+    setup: (c) => c.setRequestHandler(ElicitRequestSchema, async (r) => ({ action: 'accept', content: { name: `Ada (${r.params.message})` } })),
+  });
+  const names = (await cl.listTools()).tools.map((x) => x.name);
+  assert.ok(names.includes('echo') && names.includes('ask'), names.join(','));
+  assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'through' } })), 'through');
+  const progress = [];
+  const r = await cl.request({ method: 'tools/call', params: { name: 'progress', arguments: { steps: 3 } } }, CallToolResultSchema, {
+    onprogress: (p) => progress.push(p.progress),
+  });
+  assert.equal(textOf(r), 'done');
+  assert.deepEqual(progress, [1, 2, 3]);
+  assert.match(textOf(await cl.callTool({ name: 'ask', arguments: {} })), /Ada \(Your name\?\)/);
+  // every request carried the static header; the secret is not in the gateway's log
+  const posts = u.log.filter((x) => x.method === 'POST');
+  assert.ok(posts.length >= 5 && posts.every((x) => x.headers['x-api-key'] === 'static-key-123'));
+  assert.ok(posts.slice(1).every((x) => x.headers['mcp-session-id']), 'session id kept after initialize');
+  const rz = await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready');
+  assert.equal(rz.upstreams[0].kind, 'remote');
+  assert.equal(rz.upstreams[0].breaker, 'closed');
+  assert.match(rz.upstreams[0].era, /^2025-11-25 \(Streamable HTTP\)$/);
+  assert.ok(!gw.stderrText().includes('static-key-123'), 'a header value reached the log');
+  // stopping the gateway ends the upstream session with DELETE
+  await gw.stop();
+  assert.ok(u.log.some((x) => x.method === 'DELETE' && x.headers['mcp-session-id']), 'DELETE on stop');
+});
+
+test('the client\'s bearer token never reaches a remote upstream; tenant A\'s key for A, never B\'s; a tenant without one is refused', async (t) => {
+  const u = await upstream(t);
+  const a = mkToken('acme', 'alice');
+  const b = mkToken('globex', 'bob');
+  const c = mkToken('initech', 'carol');
+  const gw = await t.gateway({
+    config: {
+      mcpServers: {
+        r: {
+          url: u.url,
+          isolation: 'tenant',
+          tenantCredentials: {
+            acme: { headers: { Authorization: 'Bearer key-for-acme' } },
+            globex: { headers: { Authorization: 'Bearer ${env:GLOBEX_KEY}' } },
+          },
+        },
+      },
+      gateway: { ...LOOPBACK, auth: { tokens: [a.entry, b.entry, c.entry] } },
+    },
+    env: { GLOBEX_KEY: 'key-for-globex' },
+  });
+  const ca = await client(t, gw, { requestInit: { headers: bearer(a.token) } });
+  const cb = await client(t, gw, { requestInit: { headers: bearer(b.token) } });
+  assert.equal(textOf(await ca.callTool({ name: 'whoami', arguments: {} })), 'Bearer key-for-acme');
+  assert.equal(textOf(await cb.callTool({ name: 'whoami', arguments: {} })), 'Bearer key-for-globex');
+  assert.equal(textOf(await ca.callTool({ name: 'whoami', arguments: {} })), 'Bearer key-for-acme');
+  const cc = await client(t, gw, { requestInit: { headers: bearer(c.token) } });
+  assert.match(await callError(cc, 'whoami'), /no credential for your tenant/);
+  const seen = JSON.stringify(u.log);
+  for (const tok of [a.token, b.token, c.token]) assert.ok(!seen.includes(tok), 'a client token reached the upstream');
+  // no request of initech's ever left the gateway with some other tenant's key
+  assert.ok(u.log.every((x) => ['Bearer key-for-acme', 'Bearer key-for-globex'].includes(x.headers.authorization)));
+});
+
+test('SSRF guard: loopback by name or address is refused without gateway.egress.allowCidrs; redirects are not followed', async (t) => {
+  const u = await upstream(t);
+  const port = u.port;
+  const gw = await t.gateway({
+    config: {
+      mcpServers: {
+        byname: { url: `http://localhost:${port}/mcp` },
+        byaddr: { url: `http://127.0.0.1:${port}/mcp` },
+        meta: { url: 'http://169.254.169.254/latest/meta-data' },
+      },
+    },
+  });
+  const rz = await waitReadyz(gw, (j) => j.upstreams.every((x) => x.breaker === 'refused'));
+  const err = Object.fromEntries(rz.upstreams.map((x) => [x.name, x.error]));
+  assert.match(err.byname, /resolves to (127\.0\.0\.1|::1) \(loopback\).*gateway\.egress\.allowCidrs/);
+  assert.match(err.byaddr, /127\.0\.0\.1 \(loopback\)/);
+  assert.match(err.meta, /169\.254\.169\.254 \(metadata\)/);
+  assert.equal(u.log.length, 0, 'nothing reached the loopback server');
+  const cl = await client(t, gw);
+  assert.match(await callError(cl, 'byname__echo'), /unknown tool|not reachable|not available/);
+
+  // allowed loopback, but the endpoint redirects to the metadata address: not followed
+  const gw2 = await t.gateway({
+    config: { mcpServers: { r: { url: `http://127.0.0.1:${port}/redirect` } }, gateway: LOOPBACK },
+  });
+  const rz2 = await waitReadyz(gw2, (j) => j.upstreams[0].error);
+  assert.match(rz2.upstreams[0].error, /redirect \(HTTP 302\).*not followed/);
+  assert.ok(u.log.every((x) => x.path === '/redirect'));
+});
+
+test('faults: upstream down at start then up, 5xx, slow first byte, endless SSE, 100 MB body, dying mid-stream, 404 on the session', async (t) => {
+  const port = await freePort();
+  const gw = await t.gateway({
+    config: {
+      mcpServers: { r: { url: `http://127.0.0.1:${port}/mcp`, timeoutMs: 3000, firstByteTimeoutMs: 1500, maxResponseBytes: 1048576 } },
+      gateway: LOOPBACK,
+    },
+  });
+  const down = await waitReadyz(gw, (j) => j.upstreams[0].state === 'backoff');
+  assert.match(down.upstreams[0].error, /initialize failed/);
+  const u = await upstream(t, { port });
+  await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready', 40000);
+  const cl = await client(t, gw);
+  assert.match(await callError(cl, 'fail', { status: 503 }), /'r' server failed \(HTTP 503\)/);
+  assert.match(await callError(cl, 'slow', { ms: 4000 }), /did not answer/);
+  assert.match(await callError(cl, 'endless'), /did not answer|in time/);
+  const rss0 = Number(fs.readFileSync(`/proc/${gw.pid}/statm`, 'utf8').split(' ')[1]) * 4;
+  assert.match(await callError(cl, 'big', { mb: 100 }), /exceeds 1048576 bytes/);
+  const rss1 = Number(fs.readFileSync(`/proc/${gw.pid}/statm`, 'utf8').split(' ')[1]) * 4;
+  assert.ok(rss1 - rss0 < 64 * 1024, `RSS grew by ${rss1 - rss0} KiB on a 100 MB answer`);
+  assert.match(await callError(cl, 'die'), /connection to the 'r' server broke|ended its answer/);
+  // the server forgets its sessions: the lost call says so, the next one gets a new session
+  await fetch(`http://127.0.0.1:${port}/_control`, { method: 'POST', body: JSON.stringify({ dropSessions: true }) });
+  assert.match(await callError(cl, 'echo', { text: 'x' }), /lost its session/);
+  await waitFor(async () => (await cl.callTool({ name: 'echo', arguments: { text: 'again' } })).content?.[0]?.text === 'again', {
+    what: 'a call on the new upstream session',
+  });
+  const inits = u.log.filter((x) => x.body.includes('"initialize"'));
+  assert.ok(inits.length >= 2, 'a new session was initialized');
+});
+
+test('notifications on the upstream GET stream reach clients (tools list_changed)', async (t) => {
+  const u = await upstream(t);
+  const gw = await t.gateway({ config: { mcpServers: { r: { url: u.url } }, gateway: LOOPBACK } });
+  let changed = 0;
+  const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+  const cl = await client(t, gw, { setup: (c) => c.setNotificationHandler(ToolListChangedNotificationSchema, () => changed++) });
+  await cl.listTools();
+  await waitFor(() => u.log.some((x) => x.method === 'GET'), { what: 'the upstream GET stream' });
+  await sleep(100);
+  await fetch(u.url.replace('/mcp', '/_control'), {
+    method: 'POST',
+    body: JSON.stringify({ notify: { jsonrpc: '2.0', method: 'notifications/tools/list_changed' } }),
+  });
+  await waitFor(() => changed > 0, { what: 'list_changed at the client' });
+});
+
+test('a mixed config: a stdio server and server-everything over Streamable HTTP served as one endpoint; check --probe', async (t) => {
+  if (!fs.existsSync(EVERYTHING_JS)) throw new Error(`${EVERYTHING_JS} missing: run npm ci in test/e2e`);
+  const port = await freePort();
+  const ev = spawn(process.execPath, [EVERYTHING_JS, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
+  t.defer(() => ev.kill('SIGKILL'));
+  await waitFor(
+    () =>
+      new Promise((res) => {
+        const s = net.connect(port, '127.0.0.1', () => (s.destroy(), res(true)));
+        s.on('error', () => res(false));
+      }),
+    { timeout: 15000, what: 'server-everything listening' },
+  );
+  const config = {
+    mcpServers: { local: testserver(), everything: { type: 'streamable-http', serverUrl: `http://127.0.0.1:${port}/mcp` } },
+    gateway: LOOPBACK,
+  };
+  const gw = await t.gateway({ config });
+  const cl = await client(t, gw);
+  const names = (await cl.listTools()).tools.map((x) => x.name);
+  assert.ok(names.includes('everything__echo') && names.some((n) => n.startsWith('local__')), names.join(','));
+  assert.equal(textOf(await cl.callTool({ name: 'everything__echo', arguments: { message: 'hi' } })), 'Echo: hi');
+  assert.match(textOf(await cl.callTool({ name: 'everything__get-sum', arguments: { a: 2, b: 40 } })), /42/);
+  const cfg = writeConfig(config);
+  t.defer(() => cfg.remove());
+  const out = execFileSync(MG_BINARY, ['check', '--config', cfg.file, '--probe'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  assert.match(out, /everything: remote, state ready, era 2025-\d\d-\d\d \(Streamable HTTP\), \d+ tools/);
+  assert.match(out, /local: stdio, state ready, era [0-9-]+ \(stdio\), \d+ tools/);
+});
+
+test('TLS: a test CA given as "ca" verifies the server; without it the certificate is refused', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mg-tls-'));
+  t.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sh = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  sh(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=mcpgate test CA', '-keyout', 'ca.key', '-out', 'ca.pem']);
+  sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-keyout', 'srv.key', '-out', 'srv.csr']);
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  sh(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem']);
+  const u = await upstream(t, { tls: { cert: fs.readFileSync(path.join(dir, 'srv.pem')), key: fs.readFileSync(path.join(dir, 'srv.key')) } });
+  const gw = await t.gateway({
+    config: {
+      mcpServers: { good: { url: u.url, ca: path.join(dir, 'ca.pem') }, bad: { url: u.url } },
+      gateway: LOOPBACK,
+    },
+  });
+  const rz = await waitReadyz(gw, (j) => j.upstreams.find((x) => x.name === 'good').state === 'ready' && j.upstreams.find((x) => x.name === 'bad').error);
+  assert.match(rz.upstreams.find((x) => x.name === 'bad').error, /certificate|SSL|issuer/i);
+  const cl = await client(t, gw);
+  assert.equal(textOf(await cl.callTool({ name: 'good__echo', arguments: { text: 'tls' } })), 'tls');
+});
+
+test('config: remote entries are checked (bad type, stdio keys, URL credentials, tenantCredentials without tenant isolation, bad CIDR)', async () => {
+  const cfg = writeConfig({
+    mcpServers: {
+      a: { url: 'http://x.example/mcp', type: 'websocket' },
+      b: { url: 'http://x.example/mcp', command: 'npx' },
+      c: { url: 'http://user:pw@x.example/mcp' },
+      d: { url: 'http://x.example/mcp', tenantCredentials: { t: { headers: { Authorization: 'x' } } } },
+      e: { httpUrl: 'ftp://x.example/' },
+      f: { url: 'https://x.example/mcp', headers: { Host: 'evil' } },
+    },
+    gateway: { egress: { allowCidrs: ['10.0.0.0/33'] } },
+  });
+  let out = '';
+  try {
+    execFileSync(MG_BINARY, ['check', '--config', cfg.file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    out = e.stdout + e.stderr;
+  }
+  cfg.remove();
+  assert.match(out, /server 'a': type: must be "http"/);
+  assert.match(out, /server 'b': command: belongs to a stdio server/);
+  assert.match(out, /server 'c': url: credentials in the URL/);
+  assert.match(out, /server 'd': tenantCredentials needs "isolation": "tenant"/);
+  assert.match(out, /server 'e': httpUrl: must be an http:\/\/ or https:\/\/ URL/);
+  assert.match(out, /server 'f': headers "Host": is set by the gateway itself/);
+  assert.match(out, /allowCidrs\[0\]: the prefix length/);
+});
