@@ -268,9 +268,9 @@ int mg__config_parse_remote(mg__config_ctx_t *ctx, mg_server_config_t *s, const 
                             where);
         } else if (in_list(key, stdio_only)) {
             mg__config_errf(ctx,
-                            "%s: belongs to a stdio server (command/args); a server with \"%s\" is reached "
-                            "over HTTP: remove one or the other",
-                            where, r->url_key != NULL ? r->url_key : "url");
+                            "%s: belongs to a stdio server (command/args); this entry is a remote server "
+                            "(url/type), reached over HTTP: remove one or the other",
+                            where);
         }
         /* the other keys are the common ones config.c reads, or unknown (config.c reports them) */
     }
