@@ -47,7 +47,7 @@ typedef struct remote remote_t;
 typedef struct rreq rreq_t;
 
 /* One HTTP exchange of a request (its POST), or of the initialize / the GET stream. */
-typedef enum { X_REQ = 0, X_INIT, X_GET } xkind_t;
+typedef enum { X_REQ = 0, X_INIT, X_GET, X_DISCOVER } xkind_t;
 
 typedef struct xchg {
     remote_t *r;
@@ -93,6 +93,9 @@ struct remote {
     char *tenant; /* the pool's tenant (isolation "tenant"), or NULL */
     char *client_name, *client_version;
     int exclusive;
+    int modern;     /* 2026-07-28: stateless, no session, no GET stream, _meta on every request */
+    int sse_mode;   /* 2024-11-05 HTTP+SSE: answers arrive on the GET stream, POSTs go to endpoint */
+    char *endpoint; /* sse_mode: the POST URL the endpoint event announced (same origin) */
     mg_upstream_hooks_t hooks;
     void *hooks_data;
     mg_http_client_t *http;
@@ -111,6 +114,7 @@ struct remote {
     rreq_t *queue, *inflight; /* doubly linked lists */
     unsigned nqueued, ninflight;
     int64_t next_id;
+    int64_t init_id; /* the id of the initialize in flight (its answer may come on the GET stream) */
     uint64_t backoff_ms;
     uv_getaddrinfo_t gai;
     int gai_active;
@@ -304,6 +308,7 @@ static size_t headers_for(remote_t *r, const char **h, size_t cap, int get, int 
         h[2 * n + 1] = "application/json";
         n++;
     }
+    with_session &= !r->sse_mode; /* 2024-11-05 has no session or version headers */
     if (with_session && r->session_id != NULL) {
         h[2 * n] = "mcp-session-id";
         h[2 * n + 1] = r->session_id;
@@ -331,13 +336,76 @@ static size_t headers_for(remote_t *r, const char **h, size_t cap, int get, int 
 static void fill_req(remote_t *r, mg_http_req_t *hr, const char **h, int get, long timeout_ms)
 {
     memset(hr, 0, sizeof *hr);
-    hr->url = r->rc->url;
+    hr->url = !get && r->endpoint != NULL ? r->endpoint : r->rc->url;
     hr->headers = h;
     hr->nheaders = headers_for(r, h, MAX_HDRS, get, 1);
     hr->timeout_ms = timeout_ms;
     hr->connect_timeout_ms = (long)r->rc->connect_timeout_ms;
     hr->ca_file = r->rc->ca;
     hr->resolve = r->pin[0] ? r->pin : NULL;
+}
+
+/* Appends one header pair to a vector fill_req() made. */
+static void add_hdr(mg_http_req_t *hr, const char **h, const char *name, const char *value)
+{
+    if (hr->nheaders < MAX_HDRS) {
+        h[2 * hr->nheaders] = name;
+        h[2 * hr->nheaders + 1] = value;
+        hr->nheaders++;
+    }
+}
+
+#define MODERN_VERSION "2026-07-28"
+
+/* 2026-07-28: the _meta every request carries (protocol version, client capabilities and info). */
+static void modern_meta(remote_t *r, json_t *m)
+{
+    json_t *params = json_object_get(m, "params");
+    if (!json_is_object(params)) {
+        params = json_object();
+        json_object_set_new(m, "params", params);
+    }
+    json_t *meta = json_object_get(params, "_meta");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(params, "_meta", meta);
+    } else { /* the caller's _meta stays untouched: ours is a copy */
+        meta = mg_json_copy(meta);
+        json_object_set_new(params, "_meta", meta);
+    }
+    json_object_set_new(meta, "io.modelcontextprotocol/protocolVersion", json_string(MODERN_VERSION));
+    json_object_set_new(meta, "io.modelcontextprotocol/clientCapabilities", json_object());
+    json_object_set_new(meta, "io.modelcontextprotocol/clientInfo",
+                        json_pack("{s:s,s:s}", "name", r->client_name, "version", r->client_version));
+}
+
+/* An Mcp-Name value: as is when it is printable ASCII, else "=?base64?...?=". NEW malloc'd. */
+static char *header_value(const char *v)
+{
+    int plain = 1;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        plain &= *p >= 0x20 && *p < 0x7f;
+    if (plain && v[0] != ' ' && (v[0] == '\0' || v[strlen(v) - 1] != ' '))
+        return strdup(v);
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(v);
+    char *out = malloc(4 * ((n + 2) / 3) + 16);
+    if (out == NULL)
+        return NULL;
+    size_t k = 0;
+    memcpy(out, "=?base64?", 9);
+    k = 9;
+    const unsigned char *u = (const unsigned char *)v;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned x =
+            (unsigned)u[i] << 16 | (i + 1 < n ? (unsigned)u[i + 1] << 8 : 0) | (i + 2 < n ? u[i + 2] : 0);
+        out[k++] = b64[(x >> 18) & 63];
+        out[k++] = b64[(x >> 12) & 63];
+        out[k++] = i + 1 < n ? b64[(x >> 6) & 63] : '=';
+        out[k++] = i + 2 < n ? b64[x & 63] : '=';
+    }
+    memcpy(out + k, "?=", 3);
+    return out;
 }
 
 static void post_done_cb(void *data, int err, int status, const char *why)
@@ -354,6 +422,8 @@ static int post_message(remote_t *r, const json_t *msg)
 {
     if (r->http == NULL || r->phase == PH_STOPPED)
         return MG_ECLOSED;
+    if (r->modern) /* 2026-07-28 takes no notifications or responses: cancellation closes the stream */
+        return 0;
     char *body = json_dumps(msg, JSON_COMPACT);
     if (body == NULL)
         return MG_ENOMEM;
@@ -447,6 +517,41 @@ static void get_timer_cb(uv_timer_t *t)
 
 static void dispatch_unrelated(remote_t *r, json_t *msg);
 
+static rreq_t *find_inflight(remote_t *r, int64_t id)
+{
+    for (rreq_t *q = r->inflight; q != NULL; q = q->next)
+        if (q->sent && !q->done && q->id == id)
+            return q;
+    return NULL;
+}
+
+/* A message on the GET stream attributed to a request in flight, on evidence only (upstream.h):
+ * its progress token, the relatedRequestId hint, or, on an exclusive upstream, being the only one. */
+static rreq_t *related_on_stream(remote_t *r, json_t *msg)
+{
+    json_t *params = json_object_get(msg, "params");
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    json_t *tok = json_object_get(params, "progressToken");
+    if (method != NULL && strcmp(method, "notifications/progress") == 0 && tok != NULL) {
+        for (rreq_t *q = r->inflight; q != NULL; q = q->next) {
+            json_t *mine =
+                json_object_get(json_object_get(json_object_get(q->msg, "params"), "_meta"), "progressToken");
+            if (mine != NULL && json_equal(mine, tok))
+                return q;
+        }
+        return NULL;
+    }
+    json_t *hint = json_object_get(json_object_get(params, "_meta"), "io.mcpgate/relatedRequestId");
+    if (json_is_integer(hint))
+        return find_inflight(r, json_integer_value(hint));
+    if (r->exclusive && r->ninflight == 1)
+        return r->inflight;
+    return NULL;
+}
+
+static int discovered(remote_t *r, json_t *result);
+static void initialized(remote_t *r);
+
 /* One message from the server (a POST stream or the GET stream). */
 static void on_message(xchg_t *x, json_t *msg)
 {
@@ -456,7 +561,12 @@ static void on_message(xchg_t *x, json_t *msg)
     json_t *id = json_object_get(msg, "id");
     const char *method = json_string_value(json_object_get(msg, "method"));
     if (method == NULL && id != NULL) { /* a response */
-        if (x->kind == X_INIT) {
+        if (x->kind == X_DISCOVER) {
+            x->answered = discovered(r, json_object_get(msg, "result"));
+            return;
+        }
+        if (x->kind == X_INIT || (x->kind == X_GET && r->sse_mode && r->phase == PH_INIT &&
+                                  json_is_integer(id) && json_integer_value(id) == r->init_id)) {
             x->answered = 1;
             json_t *res = json_object_get(msg, "result");
             if (!json_is_object(res)) {
@@ -474,13 +584,22 @@ static void on_message(xchg_t *x, json_t *msg)
             r->init_result = mg_json_deep_copy(res);
             const char *pv = json_string_value(json_object_get(res, "protocolVersion"));
             set_str(&r->protocol, strdup(pv ? pv : PROTOCOL_VERSION));
-            set_str(&r->era, fmt("%s (Streamable HTTP)", r->protocol ? r->protocol : PROTOCOL_VERSION));
+            set_str(&r->era, fmt("%s (%s)", r->protocol ? r->protocol : PROTOCOL_VERSION,
+                                 r->sse_mode ? "HTTP+SSE" : "Streamable HTTP"));
+            if (x->kind == X_GET) /* HTTP+SSE: the answer came on the stream */
+                initialized(r);
             return;
         }
         if (x->req != NULL && json_is_integer(id) && json_integer_value(id) == x->req->id) {
             x->answered = 1;
             r->failures = 0;
             req_finish(x->req, 0, msg, NULL);
+        } else if (x->kind == X_GET && json_is_integer(id)) { /* HTTP+SSE: answers come here */
+            rreq_t *q = find_inflight(r, json_integer_value(id));
+            if (q != NULL) {
+                r->failures = 0;
+                req_finish(q, 0, msg, NULL);
+            }
         }
         return; /* a response to nothing of ours: ignored */
     }
@@ -491,9 +610,10 @@ static void on_message(xchg_t *x, json_t *msg)
         json_decref(pong);
         return;
     }
-    if (x->kind == X_REQ && x->req != NULL && x->req->related_cb != NULL) {
-        mg_upstream_origin_t o = {0, x->req->generation};
-        x->req->related_cb((mg_upstream_req_t *)x->req, o, msg, x->req->data);
+    rreq_t *rel = x->kind == X_REQ ? x->req : related_on_stream(r, msg);
+    if (rel != NULL && rel->related_cb != NULL) {
+        mg_upstream_origin_t o = {0, rel->generation};
+        rel->related_cb((mg_upstream_req_t *)rel, o, msg, rel->data);
         return;
     }
     dispatch_unrelated(r, msg);
@@ -539,16 +659,24 @@ static void on_payload(xchg_t *x, const char *p, size_t len)
     json_decref(v);
 }
 
+static void sse_endpoint(remote_t *r, const char *uri, size_t len);
+
 static void sse_event_cb(void *data, const char *id, const char *event, const char *payload, size_t len)
 {
     xchg_t *x = data;
+    if (x->dead)
+        return;
     if (x->kind == X_GET && id != NULL)
         set_str(&x->r->last_event_id, strdup(id));
+    if (x->kind == X_GET && x->r->sse_mode && event != NULL && strcmp(event, "endpoint") == 0) {
+        sse_endpoint(x->r, payload, len);
+        return;
+    }
     if (event != NULL && strcmp(event, "message") != 0)
         return;
     if (len == 0)
-        return; /* a priming event */
-    if (x->answered || x->dead)
+        return;                          /* a priming event */
+    if (x->answered && x->kind != X_GET) /* a GET stream carries many answers */
         return;
     on_payload(x, payload, len);
 }
@@ -682,6 +810,11 @@ static void req_done_cb(void *data, int err, int status, const char *why)
     }
     if (q->d_err != 0 || q->d_response != NULL) /* already completing (size cap) */
         return;
+    if (r->sse_mode && err == 0 && status >= 200 && status < 300) {
+        q->x = NULL; /* HTTP+SSE: accepted; the answer comes on the GET stream */
+        xchg_free(x);
+        return;
+    }
     if (!x->sse && err == 0 && status >= 200 && status < 300 && x->len > 0) {
         x->buf[x->len] = '\0';
         xchg_enter(x);
@@ -692,7 +825,7 @@ static void req_done_cb(void *data, int err, int status, const char *why)
     const char *name = r->server->name;
     char *m = NULL;
     int e = MG_EUPSTREAM, transport = 0;
-    if (status == 404 && r->session_id != NULL && q->generation == r->generation) {
+    if (status == 404 && r->session_id != NULL && !r->modern && q->generation == r->generation) {
         m = fmt("the '%s' server lost its session (HTTP 404 on its session id) while handling this request; "
                 "a new session has been started: retry the request",
                 name);
@@ -791,8 +924,9 @@ static void send_req(rreq_t *q)
     q->id = r->next_id++;
     json_object_set_new(m, "jsonrpc", json_string("2.0"));
     json_object_set_new(m, "id", json_integer(q->id));
+    if (r->modern)
+        modern_meta(r, m);
     char *body = json_dumps(m, JSON_COMPACT);
-    json_decref(m);
     x->r = r;
     x->kind = X_REQ;
     x->req = q;
@@ -802,7 +936,23 @@ static void send_req(rreq_t *q)
     fill_req(r, &hr, h, 0, (long)total);
     hr.body = body;
     hr.len = body ? strlen(body) : 0;
+    char *name = NULL;
+    if (r->modern) { /* Mcp-Method, and Mcp-Name for the methods that name something */
+        const char *method = json_string_value(json_object_get(m, "method"));
+        json_t *params = json_object_get(m, "params");
+        const char *nm = method == NULL ? NULL
+                         : strcmp(method, "resources/read") == 0
+                             ? json_string_value(json_object_get(params, "uri"))
+                         : strcmp(method, "tools/call") == 0 || strcmp(method, "prompts/get") == 0
+                             ? json_string_value(json_object_get(params, "name"))
+                             : NULL;
+        add_hdr(&hr, h, "mcp-method", method ? method : "");
+        if (nm != NULL && (name = header_value(nm)) != NULL)
+            add_hdr(&hr, h, "mcp-name", name);
+    }
     int rc = body ? mg_http_request(r->http, &hr, head_cb, body_cb, req_done_cb, x, &x->call) : MG_ENOMEM;
+    json_decref(m);
+    free(name);
     free(body);
     if (rc != 0) {
         free(x);
@@ -853,6 +1003,19 @@ static void get_done_cb(void *data, int err, int status, const char *why)
         r->get_x = NULL;
     long retry = x->sse && x->sse_p.retry_ms >= 0 ? x->sse_p.retry_ms : GET_RETRY_MS;
     xchg_free(x);
+    if (r->sse_mode && (r->phase == PH_READY || r->phase == PH_INIT)) {
+        /* HTTP+SSE: the stream is the session; its end loses every answer still due on it */
+        char *m = fmt("the connection to the '%s' server broke while it answered", r->server->name);
+        while (r->inflight != NULL)
+            req_finish(r->inflight, MG_EUPSTREAM, NULL, m);
+        free(m);
+        session_failed(
+            r,
+            fmt("upstream '%s': %s: the HTTP+SSE stream %s (HTTP %d)", r->server->name, r->rc->url,
+                err ? (why ? why : mg_strerror(err)) : "ended", status),
+            fmt("the '%s' server could not be reached; ask the gateway's operator", r->server->name), 0);
+        return;
+    }
     if (r->phase != PH_READY)
         return;
     if (status == 405 || (status >= 400 && status < 500 && status != 404 && status != 429)) {
@@ -889,6 +1052,7 @@ static void get_start(remote_t *r)
 
 static void initialized(remote_t *r)
 {
+    uv_timer_stop(&r->timer); /* the handshake's */
     json_t *n = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method", "notifications/initialized");
     post_message(r, n);
     json_decref(n);
@@ -908,6 +1072,8 @@ static void initialized(remote_t *r)
     drain_queue(r);
 }
 
+static void sse_connect(remote_t *r);
+
 static void init_done_cb(void *data, int err, int status, const char *why)
 {
     xchg_t *x = data;
@@ -923,7 +1089,14 @@ static void init_done_cb(void *data, int err, int status, const char *why)
     int answered = x->answered;
     xchg_free(x);
     if (r->phase != PH_INIT)
-        return; /* on_payload failed it */
+        return; /* on_payload failed it, or the answer came on the GET stream (HTTP+SSE) */
+    if (r->sse_mode && err == 0 && status >= 200 && status < 300)
+        return; /* HTTP+SSE: the answer comes on the GET stream */
+    if (!r->sse_mode && r->rc->transport == MG_REMOTE_AUTO && err == 0 &&
+        (status == 400 || status == 404 || status == 405)) {
+        sse_connect(r); /* the fallback table's last step: the 2024-11-05 HTTP+SSE transport */
+        return;
+    }
     const char *name = r->server->name;
     char *cm = fmt("the '%s' server could not be reached; ask the gateway's operator", name);
     if (answered && r->init_result != NULL) {
@@ -966,9 +1139,9 @@ static void send_initialize(remote_t *r)
     xchg_t *x = calloc(1, sizeof *x);
     json_t *init =
         json_pack("{s:s,s:I,s:s,s:{s:s,s:{s:{},s:{s:{},s:{}}},s:{s:s,s:s}}}", "jsonrpc", "2.0", "id",
-                  (json_int_t)r->next_id++, "method", "initialize", "params", "protocolVersion",
-                  PROTOCOL_VERSION, "capabilities", "sampling", "elicitation", "form", "url", "clientInfo",
-                  "name", r->client_name, "version", r->client_version);
+                  (json_int_t)(r->init_id = r->next_id++), "method", "initialize", "params",
+                  "protocolVersion", PROTOCOL_VERSION, "capabilities", "sampling", "elicitation", "form",
+                  "url", "clientInfo", "name", r->client_name, "version", r->client_version);
     char *body = NULL;
     if (init != NULL) {
         json_object_set_new(json_object_get(json_object_get(init, "params"), "capabilities"), "roots",
@@ -999,6 +1172,180 @@ static void send_initialize(remote_t *r)
         return;
     }
     r->init_x = x;
+}
+
+/* ---- era detection: server/discover (2026-07-28), then initialize, then HTTP+SSE ---- */
+
+/* A server/discover result: 1 when it names 2026-07-28 (the upstream is then stateless). */
+static int discovered(remote_t *r, json_t *result)
+{
+    json_t *versions = json_object_get(result, "supportedVersions");
+    size_t i;
+    json_t *v;
+    int found = 0;
+    json_array_foreach(versions, i, v) found |=
+        json_is_string(v) && strcmp(json_string_value(v), MODERN_VERSION) == 0;
+    if (!found)
+        return 0;
+    json_t *caps = json_object_get(result, "capabilities");
+    json_t *info = json_object_get(json_object_get(result, "_meta"), "io.modelcontextprotocol/serverInfo");
+    json_t *ir = json_pack(
+        "{s:s,s:O,s:O}", "protocolVersion", MODERN_VERSION, "capabilities",
+        json_is_object(caps) ? caps : json_object(), "serverInfo",
+        json_is_object(info) ? info : json_pack("{s:s,s:s}", "name", r->server->name, "version", "?"));
+    if (ir == NULL)
+        return 0;
+    json_t *instr = json_object_get(result, "instructions");
+    if (json_is_string(instr))
+        json_object_set(ir, "instructions", instr);
+    json_decref(r->init_result);
+    r->init_result = ir;
+    r->modern = 1;
+    r->get_unsupported = 1; /* no GET stream in 2026-07-28 */
+    set_str(&r->protocol, strdup(MODERN_VERSION));
+    set_str(&r->era, strdup(MODERN_VERSION " (stateless)"));
+    return 1;
+}
+
+static void discover_done_cb(void *data, int err, int status, const char *why)
+{
+    xchg_t *x = data;
+    remote_t *r = x->r;
+    x->call = NULL;
+    r->init_x = NULL;
+    if (!x->sse && err == 0 && status >= 200 && status < 300 && x->len > 0) {
+        x->buf[x->len] = '\0';
+        xchg_enter(x);
+        on_payload(x, x->buf, x->len);
+        x->busy--;
+    }
+    int answered = x->answered;
+    xchg_free(x);
+    if (r->phase != PH_INIT)
+        return;
+    if (answered) {
+        initialized(r);
+    } else if (err != 0 && status == 0) { /* nothing answered at all: the next step would not either */
+        session_failed(
+            r,
+            fmt("upstream '%s': %s: cannot connect: %s", r->server->name, r->rc->url,
+                why ? why : mg_strerror(err)),
+            fmt("the '%s' server could not be reached; ask the gateway's operator", r->server->name), 0);
+    } else {
+        send_initialize(r); /* a session-era server: initialize */
+    }
+}
+
+static void send_discover(remote_t *r)
+{
+    xchg_t *x = calloc(1, sizeof *x);
+    json_t *m = json_pack("{s:s,s:I,s:s}", "jsonrpc", "2.0", "id", (json_int_t)r->next_id++, "method",
+                          "server/discover");
+    char *body = NULL;
+    if (m != NULL) {
+        modern_meta(r, m);
+        body = json_dumps(m, JSON_COMPACT);
+    }
+    json_decref(m);
+    if (x == NULL || body == NULL) {
+        free(x);
+        free(body);
+        session_failed(r, fmt("upstream '%s': out of memory", r->server->name), NULL, 0);
+        return;
+    }
+    x->r = r;
+    x->kind = X_DISCOVER;
+    const char *h[2 * MAX_HDRS];
+    mg_http_req_t hr;
+    fill_req(r, &hr, h, 0, (long)r->server->request_timeout_ms);
+    add_hdr(&hr, h, "mcp-protocol-version", MODERN_VERSION);
+    add_hdr(&hr, h, "mcp-method", "server/discover");
+    hr.body = body;
+    hr.len = strlen(body);
+    int rc = mg_http_request(r->http, &hr, head_cb, body_cb, discover_done_cb, x, &x->call);
+    free(body);
+    if (rc != 0) {
+        free(x);
+        session_failed(
+            r, fmt("upstream '%s': could not send server/discover: %s", r->server->name, mg_strerror(rc)),
+            NULL, 0);
+        return;
+    }
+    r->init_x = x;
+}
+
+/* HTTP+SSE (2024-11-05): GET the URL; its "endpoint" event names where to POST. */
+static void sse_connect(remote_t *r)
+{
+    r->sse_mode = 1;
+    xchg_t *x = calloc(1, sizeof *x);
+    if (x == NULL) {
+        session_failed(r, fmt("upstream '%s': out of memory", r->server->name), NULL, 0);
+        return;
+    }
+    x->r = r;
+    x->kind = X_GET;
+    const char *h[2 * MAX_HDRS];
+    mg_http_req_t hr;
+    fill_req(r, &hr, h, 1, -1);
+    hr.method = "GET";
+    hr.idle_ms = (long)r->rc->idle_stream_ms;
+    if (mg_http_request(r->http, &hr, head_cb, body_cb, get_done_cb, x, &x->call) != 0) {
+        free(x);
+        session_failed(r, fmt("upstream '%s': could not open the HTTP+SSE stream", r->server->name), NULL, 0);
+        return;
+    }
+    r->get_x = x;
+}
+
+/* The endpoint event: a path ("/messages?sessionId=...") or a URL of the same origin. Another
+ * origin is refused: the guard's pinned address is for this origin only. */
+static void sse_endpoint(remote_t *r, const char *uri, size_t len)
+{
+    if (r->endpoint != NULL || r->phase != PH_INIT)
+        return;
+    const char *base = r->rc->url;
+    const char *path = strstr(base, "://") + 3;
+    size_t origin_len = (size_t)(path - base) + strcspn(path, "/?#");
+    char *ep = NULL;
+    if (len > 0 && uri[0] == '/' && (len < 2 || uri[1] != '/'))
+        ep = fmt("%.*s%.*s", (int)origin_len, base, (int)len, uri);
+    else if (len > origin_len && strncasecmp(uri, base, origin_len) == 0 &&
+             strchr("/?", uri[origin_len]) != NULL)
+        ep = fmt("%.*s", (int)len, uri);
+    if (ep == NULL || strpbrk(ep, " \r\n") != NULL) {
+        free(ep);
+        session_failed(
+            r,
+            fmt("upstream '%s': %s: the HTTP+SSE endpoint event names another origin or no path; "
+                "it is not followed",
+                r->server->name, r->rc->url),
+            fmt("the '%s' server could not be reached; ask the gateway's operator", r->server->name), 0);
+        return;
+    }
+    r->endpoint = ep;
+    send_initialize(r);
+}
+
+static void handshake_timeout_cb(uv_timer_t *t)
+{
+    remote_t *r = t->data;
+    session_failed(r,
+                   fmt("upstream '%s': %s did not complete the handshake within %llu ms", r->server->name,
+                       r->rc->url, (unsigned long long)r->server->request_timeout_ms),
+                   fmt("the '%s' server could not be reached; ask the gateway's operator", r->server->name),
+                   0);
+}
+
+/* The address is pinned: find the era (the transport when "type" names it). */
+static void begin_handshake(remote_t *r)
+{
+    r->phase = PH_INIT;
+    uv_timer_start(&r->timer, handshake_timeout_cb, r->server->request_timeout_ms, 0);
+    if (r->rc->transport == MG_REMOTE_SSE)
+        sse_connect(r);
+    else
+        send_discover(r);
 }
 
 static void resolved_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
@@ -1032,8 +1379,7 @@ static void resolved_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
     /* pinned: every connection of this session goes to this address (DNS rebinding cannot move it) */
     snprintf(r->pin, sizeof r->pin, strchr(addr, ':') ? "%s:%u:[%s]" : "%s:%u:%s", r->url.host, r->url.port,
              addr);
-    r->phase = PH_INIT;
-    send_initialize(r);
+    begin_handshake(r);
 }
 
 static void start_session(remote_t *r)
@@ -1049,6 +1395,11 @@ static void start_session(remote_t *r)
     r->session_id = NULL;
     json_decref(r->init_result);
     r->init_result = NULL;
+    r->modern = r->sse_mode = r->get_unsupported = 0;
+    free(r->endpoint);
+    r->endpoint = NULL;
+    free(r->last_event_id);
+    r->last_event_id = NULL;
     if (r->url.literal) {
         struct addrinfo hints = {0}, *ai = NULL;
         hints.ai_flags = AI_NUMERICHOST;
@@ -1071,8 +1422,7 @@ static void start_session(remote_t *r)
             return;
         }
         r->pin[0] = '\0';
-        r->phase = PH_INIT;
-        send_initialize(r);
+        begin_handshake(r);
         return;
     }
     struct addrinfo hints = {0};
@@ -1257,6 +1607,7 @@ static void op_free(mg_upstream_t *up)
     free(r->last_error);
     free(r->client_error);
     free(r->last_event_id);
+    free(r->endpoint);
     free(r->tenant);
     free(r->client_name);
     free(r->client_version);

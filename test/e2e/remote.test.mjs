@@ -70,7 +70,8 @@ test('a remote Streamable HTTP server: tools, progress on an SSE answer, elicita
   // every request carried the static header; the secret is not in the gateway's log
   const posts = u.log.filter((x) => x.method === 'POST');
   assert.ok(posts.length >= 5 && posts.every((x) => x.headers['x-api-key'] === 'static-key-123'));
-  assert.ok(posts.slice(1).every((x) => x.headers['mcp-session-id']), 'session id kept after initialize');
+  assert.ok(posts[0].body.includes('"server/discover"') && posts[1].body.includes('"initialize"'), 'the fallback table: discover, then initialize');
+  assert.ok(posts.slice(2).every((x) => x.headers['mcp-session-id']), 'session id kept after initialize');
   const rz = await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready');
   assert.equal(rz.upstreams[0].kind, 'remote');
   assert.equal(rz.upstreams[0].breaker, 'closed');
@@ -154,7 +155,7 @@ test('faults: upstream down at start then up, 5xx, slow first byte, endless SSE,
     },
   });
   const down = await waitReadyz(gw, (j) => j.upstreams[0].state === 'backoff');
-  assert.match(down.upstreams[0].error, /initialize failed/);
+  assert.match(down.upstreams[0].error, /cannot connect/);
   const u = await upstream(t, { port });
   await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready', 40000);
   const cl = await client(t, gw);
@@ -269,4 +270,60 @@ test('config: remote entries are checked (bad type, stdio keys, URL credentials,
   assert.match(out, /server 'e': httpUrl: must be an http:\/\/ or https:\/\/ URL/);
   assert.match(out, /server 'f': headers "Host": is set by the gateway itself/);
   assert.match(out, /allowCidrs\[0\]: the prefix length/);
+});
+
+test('era detection: a 2026-07-28-only server is found by server/discover and served statelessly to a 2025 client', async (t) => {
+  const u = await upstream(t, { modern: true });
+  const gw = await t.gateway({ config: { mcpServers: { m: { url: u.url, headers: { Authorization: 'Bearer upstream-key' } } }, gateway: LOOPBACK } });
+  const rz = await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready');
+  assert.equal(rz.upstreams[0].era, '2026-07-28 (stateless)');
+  const cl = await client(t, gw);
+  assert.deepEqual((await cl.listTools()).tools.map((x) => x.name).sort(), ['echo', 'whoami']);
+  assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'hi' } })), 'modern: hi');
+  assert.equal(textOf(await cl.callTool({ name: 'whoami', arguments: {} })), 'Bearer upstream-key');
+  // never initialize, never a session, GET or DELETE; every POST carried the headers the server checks
+  assert.ok(!u.log.some((x) => x.body.includes('"initialize"')), 'initialize sent to a 2026-only server');
+  assert.ok(u.log.every((x) => x.method === 'POST' && !x.headers['mcp-session-id']));
+  assert.ok(u.log.every((x) => x.headers['mcp-protocol-version'] === '2026-07-28' && x.headers['mcp-method']));
+  await gw.stop();
+  assert.ok(!u.log.some((x) => x.method === 'DELETE'));
+});
+
+async function startEverything(t, mode) {
+  if (!fs.existsSync(EVERYTHING_JS)) throw new Error(`${EVERYTHING_JS} missing: run npm ci in test/e2e`);
+  const port = await freePort();
+  const ev = spawn(process.execPath, [EVERYTHING_JS, mode], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
+  t.defer(() => ev.kill('SIGKILL'));
+  await waitFor(
+    () =>
+      new Promise((res) => {
+        const s = net.connect(port, '127.0.0.1', () => (s.destroy(), res(true)));
+        s.on('error', () => res(false));
+      }),
+    { timeout: 15000, what: `server-everything ${mode} listening` },
+  );
+  return port;
+}
+
+test('server-everything in its sse mode: type "sse", and found by the fallback (initialize refused, then HTTP+SSE)', async (t) => {
+  const port = await startEverything(t, 'sse');
+  const gw = await t.gateway({
+    config: {
+      mcpServers: { typed: { type: 'sse', url: `http://127.0.0.1:${port}/sse` }, probed: { url: `http://127.0.0.1:${port}/sse` } },
+      gateway: LOOPBACK,
+    },
+  });
+  const rz = await waitReadyz(gw, (j) => j.upstreams.every((x) => x.state === 'ready'), 20000);
+  for (const u of rz.upstreams) assert.match(u.era, /\(HTTP\+SSE\)$/, JSON.stringify(u));
+  const progress = [];
+  const cl = await client(t, gw);
+  assert.equal(textOf(await cl.callTool({ name: 'typed__echo', arguments: { message: 'old' } })), 'Echo: old');
+  assert.equal(textOf(await cl.callTool({ name: 'probed__echo', arguments: { message: 'probed' } })), 'Echo: probed');
+  const r = await cl.request(
+    { method: 'tools/call', params: { name: 'typed__trigger-long-running-operation', arguments: { duration: 1, steps: 3 } } },
+    CallToolResultSchema,
+    { onprogress: (p) => progress.push(p.progress) },
+  );
+  assert.match(textOf(r), /completed/i);
+  assert.deepEqual(progress, [1, 2, 3]);
 });
