@@ -117,6 +117,18 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
         mg_metrics_sample(out, "mcpgate_upstream_unrouted_total", ln, (double)gw->servers[i].unrouted_notes);
         mg_metrics_sample(out, "mcpgate_upstream_unrouted_total", lr, (double)gw->servers[i].unrouted_reqs);
     }
+    /* Remote servers shared by every client: the circuit breaker (src/upstream/remote.c). */
+    mg_metrics_family(out, "mcpgate_upstream_breaker_open", "gauge",
+                      "1 while a remote upstream's circuit breaker is open (down after failures, or refused: "
+                      "SSRF guard, no credential), else 0");
+    for (size_t i = 0; i < gw->nservers; i++) {
+        mg_pool_t *p = gw->servers[i].shared;
+        const char *b = p != NULL ? mg_upstream_breaker(p->up) : NULL;
+        if (b == NULL)
+            continue;
+        const char *l[] = {"upstream", gw->servers[i].cfg->name, "state", b, NULL};
+        mg_metrics_sample(out, "mcpgate_upstream_breaker_open", l, strcmp(b, "closed") != 0);
+    }
 }
 
 /* Tenants gateway.auth can produce: "several" when an issuer takes the tenant from a claim. */

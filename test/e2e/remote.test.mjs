@@ -134,6 +134,8 @@ test('SSRF guard: loopback by name or address is refused without gateway.egress.
   assert.match(err.byaddr, /127\.0\.0\.1 \(loopback\)/);
   assert.match(err.meta, /169\.254\.169\.254 \(metadata\)/);
   assert.equal(u.log.length, 0, 'nothing reached the loopback server');
+  const metrics = await (await fetch(`${gw.base}/metrics`)).text();
+  assert.match(metrics, /mcpgate_upstream_breaker_open\{upstream="byname",state="refused"\} 1/);
   const cl = await client(t, gw);
   assert.match(await callError(cl, 'byname__echo'), /unknown tool|not reachable|not available/);
 
