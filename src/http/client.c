@@ -379,6 +379,9 @@ int mg_http_client_new(uv_loop_t *loop, mg_http_client_t **out)
     curl_multi_setopt(cl->multi, CURLMOPT_SOCKETDATA, cl);
     curl_multi_setopt(cl->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
     curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl);
+    /* keep-alive: libcurl's default cache holds 4 connections per transfer *currently added*, so
+     * with transfers added and removed one by one every burst closed its connections */
+    curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, 256L);
     uv_timer_init(loop, &cl->timer);
     cl->timer.data = cl;
     cl->handles = 1;
