@@ -47,6 +47,9 @@ part "end-to-end tests" ./scripts/e2e.sh "$BUILD"
 echo "== conformance suite"
 part "conformance suite" ./scripts/conformance.sh "$BUILD"
 
+echo "== conformance suite through a remote upstream (the test server behind a second mcpgate, reached by url)"
+part "conformance suite, remote upstream" ./scripts/conformance.sh "$BUILD" --remote --jobs 2
+
 echo "== conformance suite, next (0.2.0-alpha.12: 2025-11-25 and 2026-07-28 wires)"
 part "conformance suite, next" ./scripts/conformance-next.sh "$BUILD"
 

@@ -1182,10 +1182,18 @@ static int discovered(remote_t *r, json_t *result)
     json_t *versions = json_object_get(result, "supportedVersions");
     size_t i;
     json_t *v;
-    int found = 0;
-    json_array_foreach(versions, i, v) found |=
-        json_is_string(v) && strcmp(json_string_value(v), MODERN_VERSION) == 0;
-    if (!found)
+    int found = 0, session_era = 0;
+    json_array_foreach(versions, i, v)
+    {
+        const char *sv = json_string_value(v);
+        found |= sv != NULL && strcmp(sv, MODERN_VERSION) == 0;
+        session_era |= sv != NULL && strncmp(sv, "2025-", 5) == 0;
+    }
+    /* A server that speaks both eras gets a session (initialize): the gateway does not yet turn
+     * input_required results into elicitation or subscriptions into subscriptions/listen for the
+     * clients of a stateless upstream, while a session carries server->client requests, logging
+     * and subscriptions as they are (docs/eras.md, "Remote upstreams"). */
+    if (!found || session_era)
         return 0;
     json_t *caps = json_object_get(result, "capabilities");
     json_t *info = json_object_get(json_object_get(result, "_meta"), "io.modelcontextprotocol/serverInfo");
