@@ -254,6 +254,12 @@ static int cmd_check(const opts_t *o)
                     printf("    tenant %s header %s: from %s, %zu bytes\n", r->tenants[t].tenant,
                            r->tenants[t].headers[k].key, r->tenants[t].headers[k].source,
                            strlen(r->tenants[t].headers[k].value));
+            if (r->auth != NULL) /* the secret: its source and length only */
+                printf("    auth client_credentials, token from %s, client %s, clientSecret from %s, %zu "
+                       "bytes\n",
+                       r->auth->token_url ? r->auth->token_url : r->auth->issuer, r->auth->client_id,
+                       r->auth->secret_source ? r->auth->secret_source : "?",
+                       r->auth->client_secret ? strlen(r->auth->client_secret) : 0);
             if (r->ca != NULL)
                 printf("    ca %s\n", r->ca);
             continue;

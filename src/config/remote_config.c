@@ -176,6 +176,84 @@ static void parse_tenants(mg__config_ctx_t *ctx, mg_remote_config_t *r, const ch
     }
 }
 
+/* "auth": {"type": "client_credentials", "tokenUrl" | "issuer", "clientId", "clientSecret", "scope",
+ * "resource"}. */
+static void parse_auth(mg__config_ctx_t *ctx, mg_remote_config_t *r, const char *sw, const json_t *v,
+                       int lenient)
+{
+    char where[200];
+    const char *type = json_string_value(json_object_get(v, "type"));
+    if (!json_is_object(v) || type == NULL) {
+        mg__config_errf(
+            ctx,
+            "%s: auth must be {\"type\": \"client_credentials\", \"tokenUrl\": ..., \"clientId\": ..., "
+            "\"clientSecret\": ...}",
+            sw);
+        return;
+    }
+    if (strcmp(type, "token_exchange") == 0) {
+        mg__config_errf(
+            ctx,
+            "%s: auth: type \"token_exchange\" (RFC 8693, on behalf of the caller) is not supported yet: "
+            "use \"client_credentials\", static headers or tenantCredentials",
+            sw);
+        return;
+    }
+    if (strcmp(type, "client_credentials") != 0) {
+        mg__config_errf(ctx, "%s: auth: type must be \"client_credentials\"", sw);
+        return;
+    }
+    mg_remote_auth_t *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        ctx->nomem = 1;
+        return;
+    }
+    r->auth = a;
+    static const char *const known[] = {"type",         "tokenUrl", "issuer",   "clientId",
+                                        "clientSecret", "scope",    "resource", NULL};
+    const char *key;
+    json_t *x;
+    json_object_foreach((json_t *)v, key, x)
+    {
+        snprintf(where, sizeof where, "%s: auth.%s", sw, key);
+        int fl = MG_CFG_NONEMPTY | (lenient ? MG_CFG_LENIENT : 0);
+        if (strcmp(key, "type") == 0) {
+            continue;
+        } else if (strcmp(key, "tokenUrl") == 0) {
+            mg_cfg_string(RD, where, x, fl, &a->token_url);
+        } else if (strcmp(key, "issuer") == 0) {
+            mg_cfg_string(RD, where, x, fl, &a->issuer);
+        } else if (strcmp(key, "clientId") == 0) {
+            mg_cfg_string(RD, where, x, fl, &a->client_id);
+        } else if (strcmp(key, "clientSecret") == 0) {
+            if (!json_is_string(x))
+                mg__config_errf(ctx, "%s: must be a string", where);
+            else
+                mg__config_expand(ctx, json_string_value(x), where, lenient, &a->client_secret,
+                                  &a->secret_source);
+        } else if (strcmp(key, "scope") == 0) {
+            mg_cfg_string(RD, where, x, fl, &a->scope);
+        } else if (strcmp(key, "resource") == 0) {
+            mg_cfg_string(RD, where, x, fl, &a->resource);
+        } else {
+            snprintf(where, sizeof where, "%s: auth", sw);
+            mg_cfg_unknown_key(RD, where, key, known, 7, 512, MG_CFG_SUGGEST);
+        }
+    }
+    const char *urls[] = {a->token_url, a->issuer};
+    for (int i = 0; i < 2; i++)
+        if (urls[i] != NULL && strncasecmp(urls[i], "https://", 8) != 0 &&
+            strncasecmp(urls[i], "http://", 7) != 0)
+            mg__config_errf(ctx, "%s: auth.%s: must be an http:// or https:// URL", sw,
+                            i ? "issuer" : "tokenUrl");
+    if ((a->token_url == NULL) == (a->issuer == NULL))
+        mg__config_errf(ctx,
+                        "%s: auth: give either tokenUrl (the token endpoint) or issuer (discovered), not %s",
+                        sw, a->token_url ? "both" : "neither");
+    if (a->client_id == NULL || a->client_secret == NULL)
+        mg__config_errf(ctx, "%s: auth: clientId and clientSecret are required for client_credentials", sw);
+}
+
 static void parse_url(mg__config_ctx_t *ctx, mg_remote_config_t *r, const char *sw, const char *key,
                       const json_t *v, int lenient)
 {
@@ -261,11 +339,7 @@ int mg__config_parse_remote(mg__config_ctx_t *ctx, mg_server_config_t *s, const 
             if (mg_cfg_uint_range(RD, where, v, 1024, (uint64_t)1 << 30, "1 KiB..1 GiB", &x) == 0)
                 r->max_response_bytes = (size_t)x;
         } else if (strcmp(key, "auth") == 0) {
-            mg__config_errf(ctx,
-                            "%s: OAuth client credentials and token exchange towards upstreams are not "
-                            "supported yet: give the credential in \"headers\" (e.g. \"Authorization\": "
-                            "\"Bearer ${env:TOKEN}\") or per tenant in \"tenantCredentials\"",
-                            where);
+            parse_auth(ctx, r, sw, v, lenient);
         } else if (in_list(key, stdio_only)) {
             mg__config_errf(ctx,
                             "%s: belongs to a stdio server (command/args); this entry is a remote server "
@@ -274,6 +348,12 @@ int mg__config_parse_remote(mg__config_ctx_t *ctx, mg_server_config_t *s, const 
         }
         /* the other keys are the common ones config.c reads, or unknown (config.c reports them) */
     }
+    for (size_t i = 0; r->auth != NULL && i < r->nheaders; i++)
+        if (strcasecmp(r->headers[i].key, "authorization") == 0)
+            mg__config_errf(ctx, "%s: headers \"Authorization\" and auth both give the credential: keep one",
+                            sw);
+    if (r->auth != NULL && r->ntenants > 0)
+        mg__config_errf(ctx, "%s: auth and tenantCredentials both give the credential: keep one", sw);
     if (r->url == NULL)
         mg__config_errf(
             ctx, "%s: a remote server needs \"url\" (its MCP endpoint, e.g. https://mcp.example.com/mcp)",
@@ -356,6 +436,16 @@ void mg_remote_config_free(mg_remote_config_t *r)
         kv_free(r->tenants[i].headers, r->tenants[i].nheaders);
     }
     free(r->tenants);
+    if (r->auth != NULL) {
+        free(r->auth->token_url);
+        free(r->auth->issuer);
+        free(r->auth->client_id);
+        free(r->auth->client_secret);
+        free(r->auth->secret_source);
+        free(r->auth->scope);
+        free(r->auth->resource);
+        free(r->auth);
+    }
     free(r->ca);
     free(r);
 }

@@ -30,6 +30,17 @@ typedef struct mg_remote_tenant {
     size_t nheaders;
 } mg_remote_tenant_t;
 
+/* "auth": how the gateway gets its own token for this server (never the client's). */
+typedef struct mg_remote_auth {
+    char *token_url;     /* "tokenUrl": the token endpoint; NULL = from issuer discovery */
+    char *issuer;        /* "issuer": RFC 8414 / OIDC discovery gives the token endpoint */
+    char *client_id;     /* "clientId" */
+    char *client_secret; /* "clientSecret" (a secret: expanded, never logged) */
+    char *secret_source; /* where clientSecret came from ("env:X"...), for check */
+    char *scope;         /* "scope", or NULL */
+    char *resource;      /* "resource" (RFC 8707), default: the server's url */
+} mg_remote_auth_t;
+
 typedef struct mg_remote_config {
     char *url;                       /* http:// or https:// URL of the MCP endpoint */
     const char *url_key;             /* which key gave it ("url", "serverUrl", "httpUrl"); static */
@@ -46,6 +57,7 @@ typedef struct mg_remote_config {
                                     reconnected (GET) or failed (POST), default 5 min */
     size_t max_response_bytes;   /* "maxResponseBytes": one response body or one SSE event,
                                     default gateway.limits.maxUpstreamLineBytes */
+    mg_remote_auth_t *auth;      /* "auth": {"type": "client_credentials", ...}, or NULL */
 } mg_remote_config_t;
 
 /* "gateway.egress" (struct mg_egress_config in config.h): allowCidrs, the blocks upstream URLs may

@@ -81,6 +81,7 @@ struct rreq {
     json_t *d_response;
     char *d_message;
     int retry_pending;
+    int auth_retried; /* a 401 made the gateway fetch a new token and send this once more */
 };
 
 struct remote {
@@ -127,6 +128,13 @@ struct remote {
     void (*stopped_cb)(mg_upstream_t *, void *);
     void *stopped_data;
     mg_log_limit_t lim;
+    /* auth (client credentials): the token as a header value, when to refresh it */
+    char *auth_hdr, *token_endpoint, *tok_buf;
+    size_t tok_len;
+    uint64_t token_refresh_ms;
+    unsigned tokens_fetched;
+    int token_fetching, wait_token, tried_oidc;
+    mg_http_call_t *token_call;
 };
 
 extern const mg_upstream_ops_t mg__remote_ops;
@@ -276,6 +284,9 @@ static void req_finish_later(rreq_t *q, int err, json_t *response, const char *m
 }
 
 static void send_req(rreq_t *q);
+static void req_timeout_cb(uv_timer_t *t);
+static int token_ready(const remote_t *r);
+static void token_fetch(remote_t *r);
 
 static void deferred_cb(uv_timer_t *t)
 {
@@ -322,6 +333,11 @@ static size_t headers_for(remote_t *r, const char **h, size_t cap, int get, int 
     if (get && r->last_event_id != NULL) {
         h[2 * n] = "last-event-id";
         h[2 * n + 1] = r->last_event_id;
+        n++;
+    }
+    if (r->auth_hdr != NULL && n < cap) {
+        h[2 * n] = "authorization";
+        h[2 * n + 1] = r->auth_hdr;
         n++;
     }
     for (size_t i = 0; i < r->nhdrs && n < cap; i++, n++) {
@@ -861,6 +877,21 @@ static void req_done_cb(void *data, int err, int status, const char *why)
             "the '%s' server answered with a redirect (HTTP %d); redirects are not followed: the operator "
             "must configure the final URL",
             name, status);
+    } else if (status == 401 && r->rc->auth != NULL && !q->auth_retried && r->phase == PH_READY) {
+        /* the token expired early or was revoked: a new one, and this request once more */
+        q->auth_retried = 1;
+        free(r->auth_hdr);
+        r->auth_hdr = NULL;
+        list_del(&r->inflight, q);
+        r->ninflight--;
+        q->sent = 0;
+        list_add(&r->queue, q);
+        r->nqueued++;
+        q->x = NULL;
+        xchg_free(x);
+        uv_timer_start(&q->timer, req_timeout_cb, q->timeout_ms, 0);
+        token_fetch(r);
+        return;
     } else if (status == 401 || status == 403) {
         m = fmt("the '%s' server refused the gateway's credential (HTTP %d); ask the gateway's operator",
                 name, status);
@@ -913,6 +944,11 @@ static void req_timeout_cb(uv_timer_t *t)
 static void send_req(rreq_t *q)
 {
     remote_t *r = q->r;
+    if (!token_ready(r)) { /* stays queued (its timeout runs) until a token is there */
+        uv_timer_start(&q->timer, req_timeout_cb, q->timeout_ms, 0);
+        token_fetch(r);
+        return;
+    }
     xchg_t *x = calloc(1, sizeof *x);
     json_t *m = mg_json_copy(q->msg);
     if (x == NULL || m == NULL) {
@@ -1346,10 +1382,193 @@ static void handshake_timeout_cb(uv_timer_t *t)
 }
 
 /* The address is pinned: find the era (the transport when "type" names it). */
+/* ---- the gateway's own token for this server: OAuth client credentials (config "auth") ----
+ *
+ * Fetched before the handshake and whenever it is about to expire (refreshed when less than a tenth
+ * of its lifetime, at most 60 s, is left); a 401 on a request drops it, fetches a new one and sends
+ * that request once more. The token endpoint is "tokenUrl", or found from "issuer" (RFC 8414, then
+ * OpenID discovery; it must be of the issuer's origin). The request carries "resource" (RFC 8707),
+ * the server's URL unless configured. Never logged. */
+
+static int token_ready(const remote_t *r)
+{
+    return r->rc->auth == NULL || (r->auth_hdr != NULL && uv_now(r->loop) < r->token_refresh_ms);
+}
+
+static void token_fetch(remote_t *r);
+static void begin_handshake(remote_t *r);
+
+/* The token arrived (err 0) or could not be had: whoever waits goes on or fails. */
+static void token_settled(remote_t *r, char *failure)
+{
+    r->token_fetching = 0;
+    if (failure != NULL) {
+        mg_log_json(MG_LOG_WARN, "remote upstream token not obtained",
+                    json_pack("{s:s,s:s}", "upstream", r->server->name, "error", failure));
+        char *cm = fmt("the gateway could not get a token for the '%s' server; ask the gateway's operator",
+                       r->server->name);
+        if (r->wait_token) {
+            r->wait_token = 0;
+            session_failed(r, failure, cm, 0);
+            return;
+        }
+        free(failure);
+        fail_queue(r, MG_EUPSTREAMDOWN, cm);
+        free(cm);
+        return;
+    }
+    if (r->wait_token) {
+        r->wait_token = 0;
+        begin_handshake(r);
+        return;
+    }
+    drain_queue(r);
+}
+
+static void token_body_cb(void *data, const char *bytes, size_t len)
+{
+    remote_t *r = data;
+    if (r->tok_len + len > 64 * 1024)
+        return;
+    char *n = realloc(r->tok_buf, r->tok_len + len + 1);
+    if (n == NULL)
+        return;
+    r->tok_buf = n;
+    memcpy(r->tok_buf + r->tok_len, bytes, len);
+    r->tok_len += len;
+    r->tok_buf[r->tok_len] = '\0';
+}
+
+static void token_done_cb(void *data, int err, int status, const char *why)
+{
+    remote_t *r = data;
+    r->token_call = NULL;
+    json_t *j = err == 0 && r->tok_buf != NULL ? json_loads(r->tok_buf, 0, NULL) : NULL;
+    free(r->tok_buf);
+    r->tok_buf = NULL;
+    r->tok_len = 0;
+    const char *name = r->server->name;
+    if (r->token_endpoint == NULL) { /* a discovery document */
+        const char *te = json_string_value(json_object_get(j, "token_endpoint"));
+        const char *iss = r->rc->auth->issuer;
+        size_t ol = (size_t)(strstr(iss, "://") + 3 - iss);
+        ol += strcspn(iss + ol, "/?#");
+        if (status == 200 && te != NULL && strncasecmp(te, iss, ol) == 0 && strchr("/?", te[ol]) != NULL) {
+            r->token_endpoint = strdup(te);
+            json_decref(j);
+            r->token_fetching = 0;
+            token_fetch(r);
+            return;
+        }
+        json_decref(j);
+        if (!r->tried_oidc && err == 0) { /* RFC 8414 first, then OpenID discovery */
+            r->tried_oidc = 1;
+            r->token_fetching = 0;
+            token_fetch(r);
+            return;
+        }
+        r->tried_oidc = 0;
+        token_settled(
+            r, fmt("upstream '%s': auth: no token_endpoint of the issuer's origin in %s's metadata (%s)",
+                   name, iss, err ? (why ? why : mg_strerror(err)) : "HTTP status or document"));
+        return;
+    }
+    const char *tok = json_string_value(json_object_get(j, "access_token"));
+    if (err != 0 || status != 200 || tok == NULL || tok[0] == '\0' || strpbrk(tok, "\r\n") != NULL) {
+        const char *oe = json_string_value(json_object_get(j, "error"));
+        token_settled(r, fmt("upstream '%s': auth: the token endpoint %s answered %s%d%s%s", name,
+                             r->token_endpoint, err ? (why ? why : mg_strerror(err)) : "HTTP ",
+                             err ? 0 : status, oe ? ": " : "", oe ? oe : ""));
+        json_decref(j);
+        return;
+    }
+    json_int_t ttl_s = json_integer_value(json_object_get(j, "expires_in"));
+    uint64_t ttl = (uint64_t)(ttl_s > 0 ? ttl_s : 300) * 1000;
+    uint64_t margin = ttl / 10 < 60000 ? ttl / 10 : 60000;
+    set_str(&r->auth_hdr, fmt("Bearer %s", tok));
+    r->token_refresh_ms = uv_now(r->loop) + ttl - margin;
+    r->tokens_fetched++;
+    mg_log_json(MG_LOG_INFO, "remote upstream token obtained",
+                json_pack("{s:s,s:I}", "upstream", name, "expires_in_s", (json_int_t)(ttl / 1000)));
+    json_decref(j);
+    token_settled(r, NULL);
+}
+
+/* application/x-www-form-urlencoded value of s appended to b (cap bytes). */
+static void form_add(char *b, size_t cap, const char *name, const char *s)
+{
+    size_t n = strlen(b);
+    if (s == NULL || n + strlen(name) + 3 >= cap)
+        return;
+    n += (size_t)snprintf(b + n, cap - n, "%s%s=", n ? "&" : "", name);
+    for (const unsigned char *p = (const unsigned char *)s; *p && n + 4 < cap; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p))
+            b[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(b + n, cap - n, "%%%02X", *p);
+    }
+    b[n] = '\0';
+}
+
+static void token_fetch(remote_t *r)
+{
+    if (r->token_fetching || r->http == NULL)
+        return;
+    const mg_remote_auth_t *a = r->rc->auth;
+    mg_http_req_t hr;
+    memset(&hr, 0, sizeof hr);
+    hr.timeout_ms = 10000;
+    hr.connect_timeout_ms = (long)r->rc->connect_timeout_ms;
+    hr.ca_file = r->rc->ca;
+    hr.max_body = 64 * 1024;
+    const char *h[4] = {"accept", "application/json", "content-type", "application/x-www-form-urlencoded"};
+    hr.headers = h;
+    hr.nheaders = 1;
+    char url[2048];
+    char body[4096] = "";
+    if (r->token_endpoint == NULL) {
+        const char *iss = a->issuer;
+        size_t ol = (size_t)(strstr(iss, "://") + 3 - iss);
+        ol += strcspn(iss + ol, "/?#");
+        const char *path = iss + ol;
+        size_t pl = strlen(path);
+        while (pl > 0 && path[pl - 1] == '/')
+            pl--;
+        if (!r->tried_oidc) /* RFC 8414: /.well-known/oauth-authorization-server inserted before the path */
+            snprintf(url, sizeof url, "%.*s/.well-known/oauth-authorization-server%.*s", (int)ol, iss,
+                     (int)pl, path);
+        else
+            snprintf(url, sizeof url, "%.*s%.*s/.well-known/openid-configuration", (int)ol, iss, (int)pl,
+                     path);
+        hr.url = url;
+    } else {
+        hr.url = r->token_endpoint;
+        hr.nheaders = 2;
+        form_add(body, sizeof body, "grant_type", "client_credentials");
+        form_add(body, sizeof body, "scope", a->scope);
+        form_add(body, sizeof body, "resource", a->resource ? a->resource : r->rc->url);
+        hr.body = body;
+        hr.len = strlen(body);
+        hr.basic_user = a->client_id; /* client_secret_basic */
+        hr.basic_pass = a->client_secret;
+    }
+    r->token_fetching = 1;
+    if (mg_http_request(r->http, &hr, NULL, token_body_cb, token_done_cb, r, &r->token_call) != 0) {
+        r->token_fetching = 0;
+        token_settled(r, fmt("upstream '%s': auth: could not send the token request", r->server->name));
+    }
+}
+
 static void begin_handshake(remote_t *r)
 {
     r->phase = PH_INIT;
     uv_timer_start(&r->timer, handshake_timeout_cb, r->server->request_timeout_ms, 0);
+    if (!token_ready(r)) { /* the gateway's own token first (client credentials) */
+        r->wait_token = 1;
+        token_fetch(r);
+        return;
+    }
     if (r->rc->transport == MG_REMOTE_SSE)
         sse_connect(r);
     else
@@ -1581,6 +1800,8 @@ static void op_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_
     r->init_x = NULL;
     xchg_free(r->get_x);
     r->get_x = NULL;
+    mg_http_cancel(r->token_call);
+    r->token_call = NULL;
     uv_timer_stop(&r->timer);
     uv_timer_stop(&r->get_timer);
     int had_session = r->session_id != NULL && r->phase == PH_READY;
@@ -1616,6 +1837,9 @@ static void op_free(mg_upstream_t *up)
     free(r->client_error);
     free(r->last_event_id);
     free(r->endpoint);
+    free(r->auth_hdr);
+    free(r->token_endpoint);
+    free(r->tok_buf);
     free(r->tenant);
     free(r->client_name);
     free(r->client_version);
@@ -1741,6 +1965,11 @@ int mg__remote_new(uv_loop_t *loop, const struct mg_upstream_opts *opts,
     mg_log_limit_init(&r->lim, 20, 10000);
     if (r->client_name == NULL || r->client_version == NULL || (opts->tenant && r->tenant == NULL) ||
         build_headers(r) != 0) {
+        op_free((mg_upstream_t *)r);
+        return MG_ENOMEM;
+    }
+    if (r->rc->auth != NULL && r->rc->auth->token_url != NULL &&
+        (r->token_endpoint = strdup(r->rc->auth->token_url)) == NULL) {
         op_free((mg_upstream_t *)r);
         return MG_ENOMEM;
     }

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { ElicitRequestSchema, CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
 import { bearer } from './lib/auth.mjs';
+import { startIdp } from './lib/idp.mjs';
 import { connect, textOf } from './lib/client.mjs';
 import { EVERYTHING_JS, MG_BINARY, freePort, testserver, waitReadyz, writeConfig } from './lib/gateway.mjs';
 import { sleep, test, waitFor } from './lib/harness.mjs';
@@ -328,4 +329,50 @@ test('server-everything in its sse mode: type "sse", and found by the fallback (
   );
   assert.match(textOf(r), /completed/i);
   assert.deepEqual(progress, [1, 2, 3]);
+});
+
+test("OAuth client credentials: the gateway's own token (resource = the server URL), cached, refreshed near expiry and once on a 401; never the client's", async (t) => {
+  const idp = await startIdp({ audience: 'unused', clientId: 'gw-client', clientSecret: 'gw-secret' });
+  t.defer(() => idp.stop());
+  idp.tokenTtl = 3600;
+  const u = await upstream(t, { checkAuth: (req) => idp.issued.has((req.headers.authorization || '').replace(/^Bearer /, '')) });
+  const client = mkToken('acme', 'alice');
+  const cfg = (auth) => ({
+    mcpServers: { r: { url: u.url, auth: { type: 'client_credentials', clientId: 'gw-client', clientSecret: '${env:CC_SECRET}', scope: 'mcp:tools', ...auth } } },
+    gateway: { ...LOOPBACK, auth: { tokens: [client.entry] } },
+  });
+  const gw = await t.gateway({ config: cfg({ issuer: idp.issuer }), env: { CC_SECRET: 'gw-secret' } });
+  const cl = await (async () => {
+    const c = await connect(gw.url, { requestInit: { headers: bearer(client.token) } });
+    t.defer(() => c.close());
+    return c.client;
+  })();
+  assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'a' } })), 'a');
+  assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'b' } })), 'b');
+  assert.equal(idp.stats.tokenRequests.length, 1, 'the token is cached');
+  const tr = idp.stats.tokenRequests[0];
+  assert.equal(tr.grant_type, 'client_credentials');
+  assert.equal(tr.resource, u.url, 'RFC 8707 resource = the server URL');
+  assert.equal(tr.scope, 'mcp:tools');
+  // revoked at the IdP: the upstream answers 401, the gateway gets a new token and the call succeeds
+  idp.issued.clear();
+  assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'c' } })), 'c');
+  assert.equal(idp.stats.tokenRequests.length, 2, 'one new token after the 401');
+  const seen = JSON.stringify(u.log);
+  assert.ok(!seen.includes(client.token), "the client's token reached the upstream");
+  assert.ok(!gw.stderrText().includes('gw-secret') && ![...idp.issued.keys()].some((k) => gw.stderrText().includes(k)), 'a secret in the log');
+
+  // short-lived tokens are refreshed before they expire; a wrong secret is a clear error
+  idp.tokenTtl = 2;
+  const gw2 = await t.gateway({ config: cfg({ tokenUrl: `${idp.base}/token` }), env: { CC_SECRET: 'gw-secret' } });
+  const c2 = await connect(gw2.url, { requestInit: { headers: bearer(client.token) } });
+  t.defer(() => c2.close());
+  const before = idp.stats.tokenRequests.length;
+  await c2.client.callTool({ name: 'echo', arguments: { text: 'x' } });
+  await sleep(2100);
+  assert.equal(textOf(await c2.client.callTool({ name: 'echo', arguments: { text: 'y' } })), 'y');
+  assert.ok(idp.stats.tokenRequests.length >= before + 1, 'refreshed before expiry');
+  const gw3 = await t.gateway({ config: cfg({ tokenUrl: `${idp.base}/token` }), env: { CC_SECRET: 'wrong' } });
+  const rz = await waitReadyz(gw3, (j) => j.upstreams[0].error);
+  assert.match(rz.upstreams[0].error, /token endpoint .* answered HTTP 401: invalid_client/);
 });

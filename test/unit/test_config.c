@@ -235,8 +235,18 @@ static void test_remote_entries(void **state)
         "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"headers\": {\"X\": \"${env:MG_T_RKEY}\\n\"}}}}",
         "server 'r': headers \"X\": the value (from env:MG_T_RKEY+literal) is empty or holds a line break");
     assert_one_error(
-        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"auth\": {\"type\": \"client_credentials\"}}}}",
-        "server 'r': auth: OAuth client credentials");
+        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"auth\": {\"type\": \"token_exchange\"}}}}",
+        "server 'r': auth: type \"token_exchange\" (RFC 8693");
+    assert_one_error(
+        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"auth\": {\"type\": \"client_credentials\", "
+        "\"tokenUrl\": \"https://idp/token\", \"issuer\": \"https://idp\", \"clientId\": \"c\", "
+        "\"clientSecret\": \"s\"}}}}",
+        "server 'r': auth: give either tokenUrl", "not both");
+    assert_one_error(
+        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"headers\": {\"Authorization\": \"x\"}, "
+        "\"auth\": {\"type\": \"client_credentials\", \"tokenUrl\": \"https://idp/token\", "
+        "\"clientId\": \"c\", \"clientSecret\": \"s\"}}}}",
+        "server 'r': headers \"Authorization\" and auth both give the credential");
     assert_one_error(
         "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\"}}, \"gateway\": {\"egress\": {\"allowCidrs\": "
         "[\"localhost\"]}}}",
