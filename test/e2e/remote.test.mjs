@@ -376,3 +376,38 @@ test("OAuth client credentials: the gateway's own token (resource = the server U
   const rz = await waitReadyz(gw3, (j) => j.upstreams[0].error);
   assert.match(rz.upstreams[0].error, /token endpoint .* answered HTTP 401: invalid_client/);
 });
+
+test('isolation "session": an upstream session per client session, DELETE when the client deletes; cancellation forwarded; the GET stream resumes with Last-Event-ID', async (t) => {
+  const u = await upstream(t);
+  const gw = await t.gateway({ config: { mcpServers: { r: { url: u.url, isolation: 'session' } }, gateway: LOOPBACK } });
+  const a = await connect(gw.url);
+  const b = await connect(gw.url);
+  await a.client.callTool({ name: 'echo', arguments: { text: 'a' } });
+  await b.client.callTool({ name: 'echo', arguments: { text: 'b' } });
+  const sids = new Set(u.log.filter((x) => x.headers['mcp-session-id']).map((x) => x.headers['mcp-session-id']));
+  assert.equal(sids.size, 2, 'one upstream session per client session');
+  // a cancelled call: notifications/cancelled reaches the upstream with the upstream's request id
+  const ac = new AbortController();
+  const p = a.client.callTool({ name: 'slow', arguments: { ms: 3000 } }, undefined, { signal: ac.signal }).catch((e) => e);
+  await waitFor(() => u.log.some((x) => x.body.includes('"slow"')), { what: 'the slow call upstream' });
+  const slowId = JSON.parse(u.log.find((x) => x.body.includes('"slow"')).body).id;
+  ac.abort('user gave up');
+  await p;
+  await waitFor(() => u.log.some((x) => x.body.includes('notifications/cancelled') && JSON.parse(x.body).params?.requestId === slowId), {
+    what: 'notifications/cancelled upstream',
+  });
+  // the upstream drops its GET streams: the gateway reconnects naming the last event it got
+  await waitFor(() => u.log.filter((x) => x.method === 'GET').length >= 2, { what: 'two GET streams' });
+  await fetch(u.url.replace('/mcp', '/_control'), { method: 'POST', body: JSON.stringify({ notify: { jsonrpc: '2.0', method: 'notifications/tools/list_changed' } }) });
+  await sleep(200);
+  await fetch(u.url.replace('/mcp', '/_control'), { method: 'POST', body: JSON.stringify({ closeStreams: true }) });
+  await waitFor(() => u.log.some((x) => x.method === 'GET' && /^ev-\d+$/.test(x.headers['last-event-id'] || '')), {
+    timeout: 10000,
+    what: 'a GET with Last-Event-ID',
+  });
+  // the client deletes its session: its upstream session is deleted too
+  const sa = u.log.find((x) => x.body.includes('"text":"a"')).headers['mcp-session-id'];
+  await a.close();
+  await waitFor(() => u.log.some((x) => x.method === 'DELETE' && x.headers['mcp-session-id'] === sa), { what: 'DELETE upstream' });
+  await b.close();
+});
