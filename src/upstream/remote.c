@@ -82,6 +82,7 @@ struct rreq {
     char *d_message;
     int retry_pending;
     int auth_retried; /* a 401 made the gateway fetch a new token and send this once more */
+    int with_session; /* sent with an Mcp-Session-Id: a 404 means that session is gone */
 };
 
 struct remote {
@@ -813,6 +814,21 @@ static int safe_method(const char *m)
     return 0;
 }
 
+/* The server answered 404 to the session id: the session is gone there; start a new one. */
+static void session_lost(remote_t *r)
+{
+    mg_log_json(MG_LOG_WARN, "remote upstream session lost", json_pack("{s:s}", "upstream", r->server->name));
+    free(r->session_id);
+    r->session_id = NULL;
+    xchg_free(r->get_x);
+    r->get_x = NULL;
+    uv_timer_stop(&r->get_timer);
+    r->generation++;
+    r->phase = PH_INIT;
+    state_update(r);
+    start_session(r);
+}
+
 static void req_done_cb(void *data, int err, int status, const char *why)
 {
     xchg_t *x = data;
@@ -841,24 +857,15 @@ static void req_done_cb(void *data, int err, int status, const char *why)
     const char *name = r->server->name;
     char *m = NULL;
     int e = MG_EUPSTREAM, transport = 0;
-    if (status == 404 && r->session_id != NULL && !r->modern && q->generation == r->generation) {
+    if (status == 404 && q->with_session) {
         m = fmt("the '%s' server lost its session (HTTP 404 on its session id) while handling this request; "
                 "a new session has been started: retry the request",
                 name);
-        mg_log_json(MG_LOG_WARN, "remote upstream session lost", json_pack("{s:s}", "upstream", name));
-        q->generation = r->generation + 1;
+        int current = q->generation == r->generation && r->phase == PH_READY;
         req_finish(q, e, NULL, m);
         free(m);
-        /* a new session: the old one is gone on the server */
-        free(r->session_id);
-        r->session_id = NULL;
-        xchg_free(r->get_x);
-        r->get_x = NULL;
-        uv_timer_stop(&r->get_timer);
-        r->generation++;
-        r->phase = PH_INIT;
-        state_update(r);
-        start_session(r);
+        if (current) /* the first to learn it: a new session (the others of the old one fail alike) */
+            session_lost(r);
         return;
     }
     if (err == MG_ETIMEOUT) {
@@ -1004,6 +1011,7 @@ static void send_req(rreq_t *q)
     q->sent = 1;
     q->x = x;
     q->generation = r->generation;
+    q->with_session = r->session_id != NULL && !r->modern && !r->sse_mode;
     uint64_t idle = r->rc->first_byte_ms ? r->rc->first_byte_ms : q->timeout_ms;
     /* first byte, then idle (reset by every byte, by progress) */
     uv_timer_start(&q->timer, req_timeout_cb, idle, q->timeout_ms);
@@ -1054,6 +1062,10 @@ static void get_done_cb(void *data, int err, int status, const char *why)
     }
     if (r->phase != PH_READY)
         return;
+    if (status == 404 && r->session_id != NULL) { /* the session is gone there */
+        session_lost(r);
+        return;
+    }
     if (status == 405 || (status >= 400 && status < 500 && status != 404 && status != 429)) {
         r->get_unsupported = 1; /* the server offers no GET stream: fine */
         return;
