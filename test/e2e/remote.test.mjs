@@ -411,3 +411,18 @@ test('isolation "session": an upstream session per client session, DELETE when t
   await waitFor(() => u.log.some((x) => x.method === 'DELETE' && x.headers['mcp-session-id'] === sa), { what: 'DELETE upstream' });
   await b.close();
 });
+
+test('a list is retried after a 5xx; five failures in a row open the circuit breaker until a new session starts', async (t) => {
+  const u = await upstream(t);
+  const gw = await t.gateway({ config: { mcpServers: { r: { url: u.url } }, gateway: LOOPBACK } });
+  await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready');
+  await fetch(u.url.replace('/mcp', '/_control'), { method: 'POST', body: JSON.stringify({ failLists: 1 }) });
+  const cl = await client(t, gw);
+  assert.ok((await cl.listTools()).tools.length > 0, 'the list after one 503');
+  const lists = u.log.filter((x) => x.body.includes('"tools/list"'));
+  assert.ok(lists.length >= 2, `tools/list sent ${lists.length} times`);
+  for (let i = 0; i < 5; i++) assert.match(await callError(cl, 'fail', { status: 502 }), /HTTP 502/);
+  await gw.waitLog((l) => l.msg === 'remote upstream unavailable' && /circuit breaker is open/.test(l.error), { what: 'the breaker opening' });
+  await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready' && j.upstreams[0].breaker === 'closed');
+  assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'back' } })), 'back');
+});
