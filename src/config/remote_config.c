@@ -191,16 +191,8 @@ static void parse_auth(mg__config_ctx_t *ctx, mg_remote_config_t *r, const char 
             sw);
         return;
     }
-    if (strcmp(type, "token_exchange") == 0) {
-        mg__config_errf(
-            ctx,
-            "%s: auth: type \"token_exchange\" (RFC 8693, on behalf of the caller) is not supported yet: "
-            "use \"client_credentials\", static headers or tenantCredentials",
-            sw);
-        return;
-    }
-    if (strcmp(type, "client_credentials") != 0) {
-        mg__config_errf(ctx, "%s: auth: type must be \"client_credentials\"", sw);
+    if (strcmp(type, "client_credentials") != 0 && strcmp(type, "token_exchange") != 0) {
+        mg__config_errf(ctx, "%s: auth: type must be \"client_credentials\" or \"token_exchange\"", sw);
         return;
     }
     mg_remote_auth_t *a = calloc(1, sizeof *a);
@@ -209,6 +201,7 @@ static void parse_auth(mg__config_ctx_t *ctx, mg_remote_config_t *r, const char 
         return;
     }
     r->auth = a;
+    a->exchange = strcmp(type, "token_exchange") == 0;
     static const char *const known[] = {"type",         "tokenUrl", "issuer",   "clientId",
                                         "clientSecret", "scope",    "resource", NULL};
     const char *key;
@@ -251,7 +244,8 @@ static void parse_auth(mg__config_ctx_t *ctx, mg_remote_config_t *r, const char 
                         "%s: auth: give either tokenUrl (the token endpoint) or issuer (discovered), not %s",
                         sw, a->token_url ? "both" : "neither");
     if (a->client_id == NULL || a->client_secret == NULL)
-        mg__config_errf(ctx, "%s: auth: clientId and clientSecret are required for client_credentials", sw);
+        mg__config_errf(ctx, "%s: auth: clientId and clientSecret are required (the gateway's own client)",
+                        sw);
 }
 
 static void parse_url(mg__config_ctx_t *ctx, mg_remote_config_t *r, const char *sw, const char *key,

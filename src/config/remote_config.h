@@ -39,6 +39,8 @@ typedef struct mg_remote_auth {
     char *secret_source; /* where clientSecret came from ("env:X"...), for check */
     char *scope;         /* "scope", or NULL */
     char *resource;      /* "resource" (RFC 8707), default: the server's url */
+    int exchange;        /* type "token_exchange" (RFC 8693): each call carries a token exchanged for
+                            the caller's; the session's own requests the client-credentials token */
 } mg_remote_auth_t;
 
 typedef struct mg_remote_config {

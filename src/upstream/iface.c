@@ -34,6 +34,15 @@ int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_
     return OPS(up)->request(up, msg, timeout_ms, done_cb, related_cb, data, out);
 }
 
+int mg_upstream_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg,
+                           uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                           mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+{
+    if (OPS(up)->request_as == NULL) /* this kind has no use for the caller */
+        return OPS(up)->request(up, msg, timeout_ms, done_cb, related_cb, data, out);
+    return OPS(up)->request_as(up, caller, msg, timeout_ms, done_cb, related_cb, data, out);
+}
+
 void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason)
 {
     if (req != NULL) /* NULL is a no-op, as the contract says */

@@ -17,6 +17,7 @@
  * client is freed and stopped_cb runs from a timer.
  * Wire table: remote_int.h. Read next: remote_conn.c (guard, SSE parser), http/client.h.
  */
+#include "../common/codec.h"
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
@@ -45,6 +46,7 @@ typedef enum { PH_IDLE = 0, PH_RESOLVING, PH_INIT, PH_READY, PH_BACKOFF, PH_FAIL
 
 typedef struct remote remote_t;
 typedef struct rreq rreq_t;
+typedef struct te_entry te_entry_t;
 
 /* One HTTP exchange of a request (its POST), or of the initialize / the GET stream. */
 typedef enum { X_REQ = 0, X_INIT, X_GET, X_DISCOVER } xkind_t;
@@ -83,6 +85,8 @@ struct rreq {
     int retry_pending;
     int auth_retried; /* a 401 made the gateway fetch a new token and send this once more */
     int with_session; /* sent with an Mcp-Session-Id: a 404 means that session is gone */
+    char *subject;    /* token exchange: the caller's token (owned), or NULL */
+    te_entry_t *te;   /* token exchange: the entry this request waits for or used */
 };
 
 struct remote {
@@ -136,7 +140,24 @@ struct remote {
     unsigned tokens_fetched;
     int token_fetching, wait_token, tried_oidc;
     mg_http_call_t *token_call;
+    te_entry_t *te; /* token exchange: exchanged tokens by caller */
 };
+
+/* token exchange: one caller's exchanged token (see "token exchange" below) */
+struct te_entry {
+    remote_t *r;
+    char key[MG_SHA256_HEX];
+    char *subject; /* the caller's token while the exchange runs (freed after) */
+    char *hdr;     /* "Bearer <exchanged>" or NULL */
+    uint64_t refresh_ms;
+    mg_http_call_t *call;
+    char *buf;
+    size_t len;
+    te_entry_t *next;
+};
+
+static void drain_queue(remote_t *r);
+static void form_add(char *b, size_t cap, const char *name, const char *s);
 
 extern const mg_upstream_ops_t mg__remote_ops;
 
@@ -201,6 +222,7 @@ static void req_free_cb(uv_handle_t *h)
     json_decref(q->msg);
     json_decref(q->d_response);
     free(q->d_message);
+    free(q->subject);
     free(q);
     handle_closed_cb((uv_handle_t *)&r->timer); /* counts one of r's handles */
 }
@@ -887,8 +909,13 @@ static void req_done_cb(void *data, int err, int status, const char *why)
     } else if (status == 401 && r->rc->auth != NULL && !q->auth_retried && r->phase == PH_READY) {
         /* the token expired early or was revoked: a new one, and this request once more */
         q->auth_retried = 1;
-        free(r->auth_hdr);
-        r->auth_hdr = NULL;
+        if (q->te != NULL) { /* the exchanged token of this caller */
+            free(q->te->hdr);
+            q->te->hdr = NULL;
+        } else {
+            free(r->auth_hdr);
+            r->auth_hdr = NULL;
+        }
         list_del(&r->inflight, q);
         r->ninflight--;
         q->sent = 0;
@@ -948,6 +975,143 @@ static void req_timeout_cb(uv_timer_t *t)
     free(m);
 }
 
+/* ---- token exchange (RFC 8693): a token of this server's own for each caller ----
+ *
+ * auth type "token_exchange": the session's own requests (discover, initialize, the GET stream,
+ * notifications, DELETE) carry the gateway's client-credentials token; each call carries a token
+ * the token endpoint issued in exchange for the caller's (subject_token = the caller's bearer,
+ * resource = this server). Exchanged tokens are kept per caller token (by its SHA-256, at most
+ * TE_MAX, the oldest dropped first) until near expiry. A call without a caller token is refused. */
+
+#define TE_MAX 256
+
+static te_entry_t *te_lookup(remote_t *r, const char *subject)
+{
+    char key[MG_SHA256_HEX];
+    mg_sha256_hex(subject, strlen(subject), key);
+    te_entry_t **pp = &r->te, *e;
+    size_t n = 0;
+    for (e = r->te; e != NULL; e = e->next, n++)
+        if (strcmp(e->key, key) == 0)
+            return e;
+    if (n >= TE_MAX) { /* drop the oldest idle entry (the list's tail end) */
+        te_entry_t **victim = NULL;
+        for (pp = &r->te; *pp != NULL; pp = &(*pp)->next)
+            if ((*pp)->call == NULL)
+                victim = pp;
+        if (victim != NULL) {
+            te_entry_t *v = *victim;
+            *victim = v->next;
+            free(v->hdr);
+            free(v->subject);
+            free(v->buf);
+            free(v);
+        }
+    }
+    e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    e->r = r;
+    memcpy(e->key, key, sizeof key);
+    e->next = r->te;
+    r->te = e;
+    return e;
+}
+
+static void te_free_all(remote_t *r)
+{
+    while (r->te != NULL) {
+        te_entry_t *e = r->te;
+        r->te = e->next;
+        mg_http_cancel(e->call);
+        free(e->hdr);
+        free(e->subject);
+        free(e->buf);
+        free(e);
+    }
+}
+
+static void te_body_cb(void *data, const char *bytes, size_t len)
+{
+    te_entry_t *e = data;
+    if (e->len + len > 64 * 1024)
+        return;
+    char *n = realloc(e->buf, e->len + len + 1);
+    if (n == NULL)
+        return;
+    e->buf = n;
+    memcpy(e->buf + e->len, bytes, len);
+    e->len += len;
+    e->buf[e->len] = '\0';
+}
+
+static void te_done_cb(void *data, int err, int status, const char *why)
+{
+    te_entry_t *e = data;
+    remote_t *r = e->r;
+    e->call = NULL;
+    json_t *j = err == 0 && e->buf != NULL ? json_loads(e->buf, 0, NULL) : NULL;
+    free(e->buf);
+    e->buf = NULL;
+    e->len = 0;
+    free(e->subject);
+    e->subject = NULL;
+    const char *tok = json_string_value(json_object_get(j, "access_token"));
+    if (err == 0 && status == 200 && tok != NULL && tok[0] != '\0' && strpbrk(tok, "\r\n") == NULL) {
+        json_int_t ttl_s = json_integer_value(json_object_get(j, "expires_in"));
+        uint64_t ttl = (uint64_t)(ttl_s > 0 ? ttl_s : 300) * 1000;
+        set_str(&e->hdr, fmt("Bearer %s", tok));
+        e->refresh_ms = uv_now(r->loop) + ttl - (ttl / 10 < 60000 ? ttl / 10 : 60000);
+        json_decref(j);
+        drain_queue(r);
+        return;
+    }
+    const char *oe = json_string_value(json_object_get(j, "error"));
+    char *m =
+        fmt("the token exchange for the '%s' server refused the caller's token (%s%s%s)", r->server->name,
+            err ? (why ? why : mg_strerror(err)) : "HTTP status", oe ? ": " : "", oe ? oe : "");
+    mg_log_limited(&r->lim, uv_now(r->loop), MG_LOG_WARN, "remote upstream token exchange failed",
+                   json_pack("{s:s,s:i,s:s}", "upstream", r->server->name, "status", status, "error",
+                             oe ? oe : (why ? why : "")));
+    json_decref(j);
+    /* the calls that waited for this caller's token fail; the entry stays empty (next call retries) */
+    for (rreq_t *q = r->queue, *next; q != NULL; q = next) {
+        next = q->next;
+        if (q->te == e)
+            req_finish(q, MG_EFORBIDDEN, NULL, m);
+    }
+    free(m);
+}
+
+static void te_fetch(remote_t *r, te_entry_t *e, const char *subject)
+{
+    if (e->call != NULL || r->http == NULL || r->token_endpoint == NULL)
+        return;
+    const mg_remote_auth_t *a = r->rc->auth;
+    char body[8192] = "";
+    form_add(body, sizeof body, "grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
+    form_add(body, sizeof body, "subject_token", subject);
+    form_add(body, sizeof body, "subject_token_type", "urn:ietf:params:oauth:token-type:access_token");
+    form_add(body, sizeof body, "resource", a->resource ? a->resource : r->rc->url);
+    form_add(body, sizeof body, "scope", a->scope);
+    const char *h[4] = {"accept", "application/json", "content-type", "application/x-www-form-urlencoded"};
+    mg_http_req_t hr;
+    memset(&hr, 0, sizeof hr);
+    hr.url = r->token_endpoint;
+    hr.headers = h;
+    hr.nheaders = 2;
+    hr.body = body;
+    hr.len = strlen(body);
+    hr.timeout_ms = 10000;
+    hr.connect_timeout_ms = (long)r->rc->connect_timeout_ms;
+    hr.ca_file = r->rc->ca;
+    hr.max_body = 64 * 1024;
+    hr.basic_user = a->client_id;
+    hr.basic_pass = a->client_secret;
+    if (mg_http_request(r->http, &hr, NULL, te_body_cb, te_done_cb, e, &e->call) != 0)
+        e->call = NULL;
+}
+
 static void send_req(rreq_t *q)
 {
     remote_t *r = q->r;
@@ -955,6 +1119,34 @@ static void send_req(rreq_t *q)
         uv_timer_start(&q->timer, req_timeout_cb, q->timeout_ms, 0);
         token_fetch(r);
         return;
+    }
+    const char *te_hdr = NULL;
+    if (r->rc->auth != NULL && r->rc->auth->exchange) {
+        if (q->subject == NULL) {
+            char *m =
+                fmt("the '%s' server acts on behalf of the caller (token exchange) and this request carried "
+                    "no bearer token",
+                    r->server->name);
+            req_finish(q, MG_EFORBIDDEN, NULL, m);
+            free(m);
+            return;
+        }
+        te_entry_t *e = q->te != NULL ? q->te : te_lookup(r, q->subject);
+        if (e == NULL) {
+            req_finish(q, MG_ENOMEM, NULL, NULL);
+            return;
+        }
+        q->te = e;
+        if (e->hdr == NULL || uv_now(r->loop) >= e->refresh_ms) { /* stays queued until exchanged */
+            uv_timer_start(&q->timer, req_timeout_cb, q->timeout_ms, 0);
+            if (e->call == NULL) {
+                free(e->subject);
+                e->subject = strdup(q->subject);
+                te_fetch(r, e, q->subject);
+            }
+            return;
+        }
+        te_hdr = e->hdr;
     }
     xchg_t *x = calloc(1, sizeof *x);
     json_t *m = mg_json_copy(q->msg);
@@ -979,6 +1171,9 @@ static void send_req(rreq_t *q)
     fill_req(r, &hr, h, 0, (long)total);
     hr.body = body;
     hr.len = body ? strlen(body) : 0;
+    for (size_t i = 0; te_hdr != NULL && i < hr.nheaders; i++) /* this caller's token, not the gateway's */
+        if (strcmp(h[2 * i], "authorization") == 0)
+            h[2 * i + 1] = te_hdr;
     char *name = NULL;
     if (r->modern) { /* Mcp-Method, and Mcp-Name for the methods that name something */
         const char *method = json_string_value(json_object_get(m, "method"));
@@ -1679,6 +1874,26 @@ static void start_session(remote_t *r)
 
 /* ---- operations ---- */
 
+static int op_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                      mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
+
+/* op_request() keeping the caller's token when this server exchanges it (the send is deferred to
+ * the loop, so the request is complete before it goes). */
+static int op_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg,
+                         uint64_t timeout_ms, mg_upstream_done_cb done_cb, mg_upstream_related_cb related_cb,
+                         void *data, mg_upstream_req_t **out)
+{
+    remote_t *r = (remote_t *)up;
+    mg_upstream_req_t *req = NULL;
+    int rc = op_request(up, msg, timeout_ms, done_cb, related_cb, data, &req);
+    if (rc == 0 && caller != NULL && caller->subject_token != NULL && r->rc->auth != NULL &&
+        r->rc->auth->exchange)
+        ((rreq_t *)req)->subject = strdup(caller->subject_token); /* NULL on ENOMEM: refused as tokenless */
+    if (out != NULL)
+        *out = req;
+    return rc;
+}
+
 static void op_start(mg_upstream_t *up)
 {
     remote_t *r = (remote_t *)up;
@@ -1814,6 +2029,10 @@ static void op_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_
     r->get_x = NULL;
     mg_http_cancel(r->token_call);
     r->token_call = NULL;
+    for (te_entry_t *e = r->te; e != NULL; e = e->next) {
+        mg_http_cancel(e->call);
+        e->call = NULL;
+    }
     uv_timer_stop(&r->timer);
     uv_timer_stop(&r->get_timer);
     int had_session = r->session_id != NULL && r->phase == PH_READY;
@@ -1849,6 +2068,7 @@ static void op_free(mg_upstream_t *up)
     free(r->client_error);
     free(r->last_event_id);
     free(r->endpoint);
+    te_free_all(r);
     free(r->auth_hdr);
     free(r->token_endpoint);
     free(r->tok_buf);
@@ -1917,7 +2137,7 @@ static int op_origin(const mg_upstream_req_t *req, mg_upstream_origin_t *out)
 
 const mg_upstream_ops_t mg__remote_ops = {
     "remote",  op_start, op_request, op_send,  op_broadcast,   op_stop,   op_free,
-    op_status, op_pids,  op_cancel,  op_touch, op_set_waiting, op_origin,
+    op_status, op_pids,  op_cancel,  op_touch, op_set_waiting, op_origin, op_request_as,
 };
 
 /* The header vector: static headers, then the tenant's (a tenant's header replaces a static one of

@@ -122,6 +122,16 @@ typedef struct mg_upstream_status {
     const char *breaker; /* remote: the circuit breaker, "closed" | "open" | "refused"; NULL for stdio */
 } mg_upstream_status_t;
 
+/*
+ * Who a request is for, when the upstream needs to know (a remote server with auth type
+ * "token_exchange" exchanges the caller's token for one of its own, RFC 8693). Everything is
+ * borrowed for the duration of the call that takes it and copied when kept. A request without a
+ * caller context (NULL, or subject_token NULL) is the gateway's own.
+ */
+typedef struct mg_upstream_caller {
+    const char *subject_token; /* the caller's bearer token as it reached the gateway, or NULL */
+} mg_upstream_caller_t;
+
 typedef struct mg_upstream_ops {
     const char *kind; /* "stdio" | "remote" */
     void (*start)(mg_upstream_t *up);
@@ -138,6 +148,10 @@ typedef struct mg_upstream_ops {
     void (*req_touch)(mg_upstream_req_t *req);
     void (*req_set_waiting)(mg_upstream_req_t *req, int waiting);
     int (*req_origin)(const mg_upstream_req_t *req, mg_upstream_origin_t *out);
+    /* request() on behalf of a caller; NULL when the kind has no use for one (stdio). */
+    int (*request_as)(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg, uint64_t timeout_ms,
+                      mg_upstream_done_cb done_cb, mg_upstream_related_cb related_cb, void *data,
+                      mg_upstream_req_t **out);
 } mg_upstream_ops_t;
 
 /* Creates the pool (no process started yet). Returns 0 or MG_ENOMEM/MG_EINVAL. The env block
@@ -164,6 +178,13 @@ void mg_upstream_start(mg_upstream_t *up);
  */
 int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
                         mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
+
+/* mg_upstream_request() on behalf of caller (may be NULL): same contract. Only what the upstream's
+ * configuration needs of the caller is used (today: the subject token, by remote servers with
+ * token exchange); the caller's token is never sent upstream as it is. */
+int mg_upstream_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg,
+                           uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                           mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
 
 /* Cancels: sends notifications/cancelled to the child (if the request was sent) and calls done_cb
  * with MG_ECANCELLED synchronously, inside this call. `reason` may be NULL. No-op if already

@@ -426,3 +426,35 @@ test('a list is retried after a 5xx; five failures in a row open the circuit bre
   await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready' && j.upstreams[0].breaker === 'closed');
   assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'back' } })), 'back');
 });
+
+test("RFC 8693 token exchange: each caller's call carries a token exchanged for its own, never the raw token; a refused exchange fails that caller only", async (t) => {
+  const idp = await startIdp({ audience: 'unused', clientId: 'gw-client', clientSecret: 'gw-secret' });
+  t.defer(() => idp.stop());
+  const u = await upstream(t, { checkAuth: (req) => idp.issued.has((req.headers.authorization || '').replace(/^Bearer /, '')) });
+  const alice = mkToken('acme', 'alice');
+  const bob = mkToken('acme', 'bob');
+  const gw = await t.gateway({
+    config: {
+      mcpServers: { r: { url: u.url, auth: { type: 'token_exchange', tokenUrl: `${idp.base}/token`, clientId: 'gw-client', clientSecret: 'gw-secret' } } },
+      gateway: { ...LOOPBACK, auth: { tokens: [alice.entry, bob.entry] } },
+    },
+  });
+  const ca = await connect(gw.url, { requestInit: { headers: bearer(alice.token) } });
+  t.defer(() => ca.close());
+  const cb = await connect(gw.url, { requestInit: { headers: bearer(bob.token) } });
+  t.defer(() => cb.close());
+  const wa = textOf(await ca.client.callTool({ name: 'whoami', arguments: {} }));
+  const wb = textOf(await cb.client.callTool({ name: 'whoami', arguments: {} }));
+  assert.match(wa, /^Bearer te_/);
+  assert.equal(idp.issued.get(wa.slice(7)).subject, alice.token, "alice's call carries the token exchanged for alice's");
+  assert.equal(idp.issued.get(wb.slice(7)).subject, bob.token);
+  assert.equal(idp.issued.get(wa.slice(7)).resource, u.url);
+  assert.equal(textOf(await ca.client.callTool({ name: 'whoami', arguments: {} })), wa, 'cached per caller');
+  const seen = JSON.stringify(u.log);
+  assert.ok(!seen.includes(alice.token) && !seen.includes(bob.token), 'a raw client token reached the upstream');
+  // the IdP refuses to exchange bob's token from now on: bob's new calls fail, alice's go on
+  idp.refuseSubjects.add(bob.token);
+  idp.issued.delete(wb.slice(7));
+  assert.match(await callError(cb.client, 'whoami'), /token exchange .* refused the caller's token/);
+  assert.equal(textOf(await ca.client.callTool({ name: 'whoami', arguments: {} })), wa);
+});

@@ -235,8 +235,8 @@ static void test_remote_entries(void **state)
         "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"headers\": {\"X\": \"${env:MG_T_RKEY}\\n\"}}}}",
         "server 'r': headers \"X\": the value (from env:MG_T_RKEY+literal) is empty or holds a line break");
     assert_one_error(
-        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"auth\": {\"type\": \"token_exchange\"}}}}",
-        "server 'r': auth: type \"token_exchange\" (RFC 8693");
+        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"auth\": {\"type\": \"password\"}}}}",
+        "server 'r': auth: type must be \"client_credentials\" or \"token_exchange\"");
     assert_one_error(
         "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"auth\": {\"type\": \"client_credentials\", "
         "\"tokenUrl\": \"https://idp/token\", \"issuer\": \"https://idp\", \"clientId\": \"c\", "

@@ -12,7 +12,8 @@
 //   idp.jwksDelayMs = 500                                slow JWKS answers
 //   idp.stats: {metadata, jwks, introspect}              request counters
 //   POST /token (client_credentials, client_secret_basic) -> opaque tokens in idp.issued (Map token ->
-//   {resource, scope}; delete one to revoke it), idp.tokenTtl (expires_in, s), stats.tokenRequests
+//   {resource, scope, subject}; delete one to revoke it), idp.tokenTtl (expires_in, s), stats.tokenRequests;
+//   RFC 8693 token exchange on the same endpoint (subject = the exchanged token; idp.refuseSubjects)
 //   await idp.stop()
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -24,7 +25,7 @@ export async function startIdp({ audience, clientId = 'mcpgate', clientSecret = 
   const keys = new Map(); // kid -> {alg, privateKey, publicJwk, published}
   const opaque = new Map(); // token -> introspection answer
   const stats = { metadata: 0, jwks: 0, introspect: 0, lastIntrospectAuth: null, tokenRequests: [] };
-  const state = { down: false, delayMs: 0, tokenTtl: 3600 };
+  const state = { down: false, delayMs: 0, tokenTtl: 3600, refuseSubjects: new Set() };
   const issued = new Map(); // access token (client credentials) -> {resource, scope}
   let issuer;
 
@@ -70,9 +71,13 @@ export async function startIdp({ audience, clientId = 'mcpgate', clientSecret = 
         const form = Object.fromEntries(new URLSearchParams(body));
         stats.tokenRequests.push({ auth: req.headers.authorization || '', ...form });
         if ((req.headers.authorization || '') !== want) return send(401, { error: 'invalid_client' });
-        if (form.grant_type !== 'client_credentials') return send(400, { error: 'unsupported_grant_type' });
-        const token = 'cc_' + crypto.randomBytes(16).toString('hex');
-        issued.set(token, { resource: form.resource, scope: form.scope });
+        const exchange = form.grant_type === 'urn:ietf:params:oauth:grant-type:token-exchange';
+        if (form.grant_type !== 'client_credentials' && !exchange) return send(400, { error: 'unsupported_grant_type' });
+        if (exchange && (!form.subject_token || form.subject_token_type !== 'urn:ietf:params:oauth:token-type:access_token'))
+          return send(400, { error: 'invalid_request' });
+        if (exchange && state.refuseSubjects.has(form.subject_token)) return send(400, { error: 'invalid_grant' });
+        const token = (exchange ? 'te_' : 'cc_') + crypto.randomBytes(16).toString('hex');
+        issued.set(token, { resource: form.resource, scope: form.scope, subject: exchange ? form.subject_token : null });
         return send(200, { access_token: token, token_type: 'Bearer', expires_in: state.tokenTtl });
       });
       return;
@@ -121,6 +126,7 @@ export async function startIdp({ audience, clientId = 'mcpgate', clientSecret = 
       state.tokenTtl = v;
     },
     issued,
+    refuseSubjects: state.refuseSubjects, // token exchange: these subject tokens get invalid_grant
     keys,
 
     async addKey(alg = 'RS256', kid = `${alg.toLowerCase()}-${crypto.randomBytes(4).toString('hex')}`) {
