@@ -255,8 +255,9 @@ static int cmd_check(const opts_t *o)
                            r->tenants[t].headers[k].key, r->tenants[t].headers[k].source,
                            strlen(r->tenants[t].headers[k].value));
             if (r->auth != NULL) /* the secret: its source and length only */
-                printf("    auth client_credentials, token from %s, client %s, clientSecret from %s, %zu "
+                printf("    auth %s, token from %s, client %s, clientSecret from %s, %zu "
                        "bytes\n",
+                       r->auth->exchange ? "token_exchange" : "client_credentials",
                        r->auth->token_url ? r->auth->token_url : r->auth->issuer, r->auth->client_id,
                        r->auth->secret_source ? r->auth->secret_source : "?",
                        r->auth->client_secret ? strlen(r->auth->client_secret) : 0);
