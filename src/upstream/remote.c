@@ -418,6 +418,43 @@ static void modern_meta(remote_t *r, json_t *m)
                         json_pack("{s:s,s:s}", "name", r->client_name, "version", r->client_version));
 }
 
+/* A session-era upstream: the 2026-07-28 request _meta a translated client request may carry
+ * (io.modelcontextprotocol/protocolVersion, clientCapabilities, clientInfo...) is dropped, or a server
+ * that speaks both eras would take the call for a stateless one and refuse it for its session
+ * headers. The caller's objects are not modified: params and _meta are copied when touched. */
+static void strip_modern_meta(json_t *m)
+{
+    json_t *params = json_object_get(m, "params");
+    json_t *meta = json_object_get(params, "_meta");
+    if (!json_is_object(meta))
+        return;
+    int found = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(meta, k, v) found |= strncmp(k, "io.modelcontextprotocol/", 24) == 0;
+    if (!found)
+        return;
+    params = mg_json_copy(params);
+    meta = mg_json_copy(meta);
+    if (params == NULL || meta == NULL) {
+        json_decref(params);
+        json_decref(meta);
+        return;
+    }
+    void *tmp;
+    json_object_foreach_safe(meta, tmp, k, v)
+    {
+        if (strncmp(k, "io.modelcontextprotocol/", 24) == 0)
+            json_object_del(meta, k);
+    }
+    if (json_object_size(meta) == 0)
+        json_object_del(params, "_meta");
+    else
+        json_object_set(params, "_meta", meta);
+    json_decref(meta);
+    json_object_set_new(m, "params", params);
+}
+
 /* An Mcp-Name value: as is when it is printable ASCII, else "=?base64?...?=". NEW malloc'd. */
 static char *header_value(const char *v)
 {
@@ -1161,6 +1198,8 @@ static void send_req(rreq_t *q)
     json_object_set_new(m, "id", json_integer(q->id));
     if (r->modern)
         modern_meta(r, m);
+    else
+        strip_modern_meta(m);
     char *body = json_dumps(m, JSON_COMPACT);
     x->r = r;
     x->kind = X_REQ;
