@@ -5,8 +5,10 @@
  * One remote upstream is one upstream session (Mcp-Session-Id) on its own HTTP client (a
  * keep-alive connection pool, libcurl multi on the loop, http/client.h). Start: the URL's host is
  * resolved (uv_getaddrinfo), the SSRF guard picks an allowed address and every request is pinned to
- * it (CURLOPT_RESOLVE); then initialize, notifications/initialized, and the GET stream for messages
- * that belong to no request. Each request is one POST whose answer is JSON, or an SSE stream of
+ * it (CURLOPT_RESOLVE); then the era is found (server/discover: a 2026-07-28-only server is served
+ * statelessly; initialize: a session, notifications/initialized and the GET stream for messages that
+ * belong to no request; or the 2024-11-05 HTTP+SSE transport), with the gateway's own OAuth token
+ * first when "auth" asks for one (client credentials; token exchange per caller, see below). Each request is one POST whose answer is JSON, or an SSE stream of
  * related messages (given to the request's related_cb) ending with the response. Server->client
  * requests are answered by POSTing the response (mg_upstream_send). A 404 on the session fails the
  * call ("lost its session") and starts a new session; transport failures (refused, 5xx, timeouts)
@@ -15,7 +17,10 @@
  * that are safe to repeat (lists, reads, ping) are retried on a transport failure. Redirects are
  * never followed. Stop: queued and in-flight requests fail, DELETE ends the session, then the
  * client is freed and stopped_cb runs from a timer.
- * Wire table: remote_int.h. Read next: remote_conn.c (guard, SSE parser), http/client.h.
+ * Sections, in order: completion, headers and posts, session lifecycle and messages, requests, the
+ * GET stream, initialize, era detection, the gateway's token (client credentials), token exchange,
+ * operations. Wire table: remote_int.h. Read next: remote_conn.c (guard, SSE parser),
+ * http/client.h, docs/adr/0003-remote-upstreams.md.
  */
 #include "../common/codec.h"
 #include "../common/err.h"
