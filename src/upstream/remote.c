@@ -8,18 +8,17 @@
  * it (CURLOPT_RESOLVE); then the era is found (server/discover: a 2026-07-28-only server is served
  * statelessly; initialize: a session, notifications/initialized and the GET stream for messages that
  * belong to no request; or the 2024-11-05 HTTP+SSE transport), with the gateway's own OAuth token
- * first when "auth" asks for one (client credentials; token exchange per caller, see below). Each request is one POST whose answer is JSON, or an SSE stream of
- * related messages (given to the request's related_cb) ending with the response. Server->client
- * requests are answered by POSTing the response (mg_upstream_send). A 404 on the session fails the
- * call ("lost its session") and starts a new session; transport failures (refused, 5xx, timeouts)
- * count towards the circuit breaker: after MG__BREAKER_FAILS in a row the upstream is down
- * (BACKOFF, requests fail at once) until a new initialize succeeds, tried with backoff. Requests
- * that are safe to repeat (lists, reads, ping) are retried on a transport failure. Redirects are
- * never followed. Stop: queued and in-flight requests fail, DELETE ends the session, then the
- * client is freed and stopped_cb runs from a timer.
- * Sections, in order: completion, headers and posts, session lifecycle and messages, requests, the
- * GET stream, initialize, era detection, the gateway's token (client credentials), token exchange,
- * operations. Wire table: remote_int.h. Read next: remote_conn.c (guard, SSE parser),
+ * first when "auth" asks for one (client credentials; token exchange per caller, see below). Each request is
+ * one POST whose answer is JSON, or an SSE stream of related messages (given to the request's related_cb)
+ * ending with the response. Server->client requests are answered by POSTing the response (mg_upstream_send).
+ * A 404 on the session fails the call ("lost its session") and starts a new session; transport failures
+ * (refused, 5xx, timeouts) count towards the circuit breaker: after MG__BREAKER_FAILS in a row the upstream
+ * is down (BACKOFF, requests fail at once) until a new initialize succeeds, tried with backoff. Requests that
+ * are safe to repeat (lists, reads, ping) are retried on a transport failure. Redirects are never followed.
+ * Stop: queued and in-flight requests fail, DELETE ends the session, then the client is freed and stopped_cb
+ * runs from a timer. Sections ("---- name ----"): completion, headers and posts, session lifecycle and
+ * messages, requests, the GET stream, initialize, era detection, the gateway's token (client credentials),
+ * token exchange, operations. Wire table: remote_int.h. Read next: remote_conn.c (guard, SSE parser),
  * http/client.h, docs/adr/0003-remote-upstreams.md.
  */
 #include "../common/codec.h"
