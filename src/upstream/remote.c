@@ -16,10 +16,10 @@
  * is down (BACKOFF, requests fail at once) until a new initialize succeeds, tried with backoff. Requests that
  * are safe to repeat (lists, reads, ping) are retried on a transport failure. Redirects are never followed.
  * Stop: queued and in-flight requests fail, DELETE ends the session, then the client is freed and stopped_cb
- * runs from a timer. Sections ("---- name ----"): completion, headers and posts, session lifecycle and
- * messages, requests, the GET stream, initialize, era detection, the gateway's token (client credentials),
- * token exchange, operations. Wire table: remote_int.h. Read next: remote_conn.c (guard, SSE parser),
- * http/client.h, docs/adr/0003-remote-upstreams.md.
+ * runs from the last close callback of its handles. Sections ("---- name ----"): completion, headers and
+ * posts, session lifecycle and messages, requests, the GET stream, initialize, era detection, the gateway's
+ * token (client credentials), token exchange, operations. Wire table: remote_int.h. Read next: remote_conn.c
+ * (guard, SSE parser), http/client.h, docs/adr/0003-remote-upstreams.md.
  */
 #include "../common/codec.h"
 #include "../common/err.h"
