@@ -17,9 +17,10 @@
  * are safe to repeat (lists, reads, ping) are retried on a transport failure. Redirects are never followed.
  * Stop: queued and in-flight requests fail, DELETE ends the session, then the client is freed and stopped_cb
  * runs from the last close callback of its handles. Sections ("---- name ----"): completion, headers and
- * posts, session lifecycle and messages, requests, the GET stream, initialize, era detection, the gateway's
- * token (client credentials), token exchange, operations. Wire table: remote_int.h. Read next: remote_conn.c
- * (guard, SSE parser), http/client.h, docs/adr/0003-remote-upstreams.md.
+ * posts, session lifecycle and messages, requests, the GET stream, initialize, era detection,
+ * operations. Tokens (client credentials, token exchange) are remote_auth.c's. Wire table and records:
+ * remote_int.h. Read next: remote_conn.c (guard, SSE parser), remote_auth.c, http/client.h,
+ * docs/adr/0003-remote-upstreams.md.
  */
 #include "../common/codec.h"
 #include "../common/err.h"
@@ -45,123 +46,6 @@
 #define MAX_RETRIES       2
 #define QUEUE_MAX         1024
 #define DELETE_TIMEOUT_MS 2000
-
-typedef enum { PH_IDLE = 0, PH_RESOLVING, PH_INIT, PH_READY, PH_BACKOFF, PH_FAILED, PH_STOPPED } phase_t;
-
-typedef struct remote remote_t;
-typedef struct rreq rreq_t;
-typedef struct te_entry te_entry_t;
-
-/* One HTTP exchange of a request (its POST), or of the initialize / the GET stream. */
-typedef enum { X_REQ = 0, X_INIT, X_GET, X_DISCOVER } xkind_t;
-
-typedef struct xchg {
-    remote_t *r;
-    xkind_t kind;
-    rreq_t *req; /* X_REQ */
-    mg_http_call_t *call;
-    int status, sse, got_head;
-    char *buf; /* JSON body */
-    size_t len, cap;
-    mg__sse_parser_t sse_p;
-    int answered; /* the response arrived (X_REQ / X_INIT) */
-    int busy;     /* inside one of its callbacks: xchg_free() only marks it dead */
-    int dead;
-} xchg_t;
-
-struct rreq {
-    mg_upstream_t *up; /* first, as the interface requires */
-    rreq_t *next, *prev;
-    remote_t *r;
-    json_t *msg; /* owned, without id */
-    int64_t id;
-    int sent, done, safe, tries, waiting;
-    uint32_t generation;
-    uint64_t timeout_ms, start_ms;
-    uv_timer_t timer; /* timeout; 0-ms deferral of completions and retries */
-    xchg_t *x;
-    mg_upstream_done_cb done_cb;
-    mg_upstream_related_cb related_cb;
-    void *data;
-    int d_err; /* deferred completion */
-    json_t *d_response;
-    char *d_message;
-    int retry_pending;
-    int auth_retried; /* a 401 made the gateway fetch a new token and send this once more */
-    int with_session; /* sent with an Mcp-Session-Id: a 404 means that session is gone */
-    char *subject;    /* token exchange: the caller's token (owned), or NULL */
-    te_entry_t *te;   /* token exchange: the entry this request waits for or used */
-};
-
-struct remote {
-    const mg_upstream_ops_t *ops; /* first, as the interface requires */
-    uv_loop_t *loop;
-    const mg_server_config_t *server;
-    const mg_remote_config_t *rc;
-    const mg_limits_t *limits;
-    const struct mg_egress_config *egress;
-    char *tenant; /* the pool's tenant (isolation "tenant"), or NULL */
-    char *client_name, *client_version;
-    int exclusive;
-    int modern;     /* 2026-07-28: stateless, no session, no GET stream, _meta on every request */
-    int sse_mode;   /* 2024-11-05 HTTP+SSE: answers arrive on the GET stream, POSTs go to endpoint */
-    char *endpoint; /* sse_mode: the POST URL the endpoint event announced (same origin) */
-    mg_upstream_hooks_t hooks;
-    void *hooks_data;
-    mg_http_client_t *http;
-    mg__url_t url;
-    char pin[320];     /* "host:port:address" for CURLOPT_RESOLVE, "" for an IP literal */
-    const char **hdrs; /* static headers then the tenant's, name/value pairs (values borrowed) */
-    size_t nhdrs;
-    phase_t phase;
-    mg_upstream_state_t state;
-    int started, stopping, stopped_called, failures, breaker_open, get_unsupported;
-    uint32_t generation;
-    char *session_id, *protocol, *era;
-    json_t *init_result;
-    char *last_error, *client_error;
-    unsigned restarts;
-    rreq_t *queue, *inflight; /* doubly linked lists */
-    unsigned nqueued, ninflight;
-    int64_t next_id;
-    int64_t init_id; /* the id of the initialize in flight (its answer may come on the GET stream) */
-    uint64_t backoff_ms;
-    uv_getaddrinfo_t gai;
-    int gai_active;
-    uv_timer_t timer;     /* backoff / restart */
-    uv_timer_t get_timer; /* GET stream reconnect */
-    xchg_t *init_x, *get_x;
-    char *last_event_id;
-    unsigned nhandles;
-    int delete_pending;
-    void (*stopped_cb)(mg_upstream_t *, void *);
-    void *stopped_data;
-    mg_log_limit_t lim;
-    /* auth (client credentials): the token as a header value, when to refresh it */
-    char *auth_hdr, *token_endpoint, *tok_buf;
-    size_t tok_len;
-    uint64_t token_refresh_ms;
-    unsigned tokens_fetched;
-    int token_fetching, wait_token, tried_oidc;
-    mg_http_call_t *token_call;
-    te_entry_t *te; /* token exchange: exchanged tokens by caller */
-};
-
-/* token exchange: one caller's exchanged token (see "token exchange" below) */
-struct te_entry {
-    remote_t *r;
-    char key[MG_SHA256_HEX];
-    char *subject; /* the caller's token while the exchange runs (freed after) */
-    char *hdr;     /* "Bearer <exchanged>" or NULL */
-    uint64_t refresh_ms;
-    mg_http_call_t *call;
-    char *buf;
-    size_t len;
-    te_entry_t *next;
-};
-
-static void drain_queue(remote_t *r);
-static void form_add(char *b, size_t cap, const char *name, const char *s);
 
 extern const mg_upstream_ops_t mg__remote_ops;
 
@@ -283,7 +167,7 @@ static void req_detach(rreq_t *q)
 }
 
 /* Calls done_cb now (response borrowed) and frees q from its timer's close callback. */
-static void req_finish(rreq_t *q, int err, json_t *response, const char *message)
+void mg__remote_req_finish(rreq_t *q, int err, json_t *response, const char *message)
 {
     if (q->done)
         return;
@@ -312,8 +196,6 @@ static void req_finish_later(rreq_t *q, int err, json_t *response, const char *m
 
 static void send_req(rreq_t *q);
 static void req_timeout_cb(uv_timer_t *t);
-static int token_ready(const remote_t *r);
-static void token_fetch(remote_t *r);
 
 static void deferred_cb(uv_timer_t *t)
 {
@@ -327,7 +209,7 @@ static void deferred_cb(uv_timer_t *t)
     q->d_response = NULL;
     char *m = q->d_message;
     q->d_message = NULL;
-    req_finish(q, q->d_err, resp, m);
+    mg__remote_req_finish(q, q->d_err, resp, m);
     json_decref(resp);
     free(m);
 }
@@ -533,7 +415,6 @@ static void send_cancelled(remote_t *r, int64_t id, const char *reason)
 /* ---- session lifecycle ---- */
 
 static void start_session(remote_t *r);
-static void fail_queue(remote_t *r, int err, const char *message);
 
 static void timer_start_cb(uv_timer_t *t)
 {
@@ -543,7 +424,7 @@ static void timer_start_cb(uv_timer_t *t)
 
 /* A start attempt or the session failed: record, fail the queue, retry with backoff (or never,
  * for a configuration problem). */
-static void session_failed(remote_t *r, char *log_msg, char *client_msg, int permanent)
+void mg__remote_session_failed(remote_t *r, char *log_msg, char *client_msg, int permanent)
 {
     if (log_msg != NULL)
         mg_log_json(MG_LOG_WARN, "remote upstream unavailable",
@@ -561,7 +442,7 @@ static void session_failed(remote_t *r, char *log_msg, char *client_msg, int per
     r->phase = permanent ? PH_FAILED : PH_BACKOFF;
     r->breaker_open = !permanent;
     state_update(r);
-    fail_queue(r, MG_EUPSTREAMDOWN, r->client_error);
+    mg__remote_fail_queue(r, MG_EUPSTREAMDOWN, r->client_error);
     if (!permanent) {
         r->backoff_ms = r->backoff_ms == 0 ? BACKOFF_MIN_MS : r->backoff_ms * 2;
         if (r->backoff_ms > BACKOFF_MAX_MS)
@@ -570,10 +451,10 @@ static void session_failed(remote_t *r, char *log_msg, char *client_msg, int per
     }
 }
 
-static void fail_queue(remote_t *r, int err, const char *message)
+void mg__remote_fail_queue(remote_t *r, int err, const char *message)
 {
     while (r->queue != NULL)
-        req_finish(r->queue, err, NULL, message);
+        mg__remote_req_finish(r->queue, err, NULL, message);
 }
 
 /* A transport failure of one request: the breaker counts it. */
@@ -581,11 +462,12 @@ static void transport_failure(remote_t *r, const char *what)
 {
     if (++r->failures < MG__BREAKER_FAILS || r->phase != PH_READY)
         return;
-    session_failed(r,
-                   fmt("upstream '%s': %d requests in a row failed (last: %s); the circuit breaker is open "
-                       "until a new session starts",
-                       r->server->name, r->failures, what),
-                   fmt("the '%s' server is not answering; ask the gateway's operator", r->server->name), 0);
+    mg__remote_session_failed(
+        r,
+        fmt("upstream '%s': %d requests in a row failed (last: %s); the circuit breaker is open "
+            "until a new session starts",
+            r->server->name, r->failures, what),
+        fmt("the '%s' server is not answering; ask the gateway's operator", r->server->name), 0);
 }
 
 static void get_start(remote_t *r);
@@ -652,7 +534,7 @@ static void on_message(xchg_t *x, json_t *msg)
             if (!json_is_object(res)) {
                 json_t *e = json_object_get(msg, "error");
                 const char *em = json_string_value(json_object_get(e, "message"));
-                session_failed(
+                mg__remote_session_failed(
                     r,
                     fmt("upstream '%s': initialize was refused: %s", r->server->name, em ? em : "no result"),
                     fmt("the '%s' server refused to start a session; ask the gateway's operator",
@@ -673,12 +555,12 @@ static void on_message(xchg_t *x, json_t *msg)
         if (x->req != NULL && json_is_integer(id) && json_integer_value(id) == x->req->id) {
             x->answered = 1;
             r->failures = 0;
-            req_finish(x->req, 0, msg, NULL);
+            mg__remote_req_finish(x->req, 0, msg, NULL);
         } else if (x->kind == X_GET && json_is_integer(id)) { /* HTTP+SSE: answers come here */
             rreq_t *q = find_inflight(r, json_integer_value(id));
             if (q != NULL) {
                 r->failures = 0;
-                req_finish(q, 0, msg, NULL);
+                mg__remote_req_finish(q, 0, msg, NULL);
             }
         }
         return; /* a response to nothing of ours: ignored */
@@ -925,7 +807,7 @@ static void req_done_cb(void *data, int err, int status, const char *why)
                 "a new session has been started: retry the request",
                 name);
         int current = q->generation == r->generation && r->phase == PH_READY;
-        req_finish(q, e, NULL, m);
+        mg__remote_req_finish(q, e, NULL, m);
         free(m);
         if (current) /* the first to learn it: a new session (the others of the old one fail alike) */
             session_lost(r);
@@ -965,7 +847,7 @@ static void req_done_cb(void *data, int err, int status, const char *why)
         q->x = NULL;
         xchg_free(x);
         uv_timer_start(&q->timer, req_timeout_cb, q->timeout_ms, 0);
-        token_fetch(r);
+        mg__remote_token_fetch(r);
         return;
     } else if (status == 401 || status == 403) {
         m = fmt("the '%s' server refused the gateway's credential (HTTP %d); ask the gateway's operator",
@@ -1001,7 +883,7 @@ static void req_done_cb(void *data, int err, int status, const char *why)
             return;
         }
     }
-    req_finish(q, e, NULL, m);
+    mg__remote_req_finish(q, e, NULL, m);
     free(m);
 }
 
@@ -1012,153 +894,16 @@ static void req_timeout_cb(uv_timer_t *t)
         send_cancelled(q->r, q->id, "timed out at the gateway");
     char *m = fmt("the '%s' server did not answer within %llu ms", q->r->server->name,
                   (unsigned long long)q->timeout_ms);
-    req_finish(q, MG_ETIMEOUT, NULL, m);
+    mg__remote_req_finish(q, MG_ETIMEOUT, NULL, m);
     free(m);
-}
-
-/* ---- token exchange (RFC 8693): a token of this server's own for each caller ----
- *
- * auth type "token_exchange": the session's own requests (discover, initialize, the GET stream,
- * notifications, DELETE) carry the gateway's client-credentials token; each call carries a token
- * the token endpoint issued in exchange for the caller's (subject_token = the caller's bearer,
- * resource = this server). Exchanged tokens are kept per caller token (by its SHA-256, at most
- * TE_MAX, the oldest dropped first) until near expiry. A call without a caller token is refused. */
-
-#define TE_MAX 256
-
-static te_entry_t *te_lookup(remote_t *r, const char *subject)
-{
-    char key[MG_SHA256_HEX];
-    mg_sha256_hex(subject, strlen(subject), key);
-    te_entry_t **pp = &r->te, *e;
-    size_t n = 0;
-    for (e = r->te; e != NULL; e = e->next, n++)
-        if (strcmp(e->key, key) == 0)
-            return e;
-    if (n >= TE_MAX) { /* drop the oldest idle entry (the list's tail end) */
-        te_entry_t **victim = NULL;
-        for (pp = &r->te; *pp != NULL; pp = &(*pp)->next)
-            if ((*pp)->call == NULL)
-                victim = pp;
-        if (victim != NULL) {
-            te_entry_t *v = *victim;
-            *victim = v->next;
-            free(v->hdr);
-            free(v->subject);
-            free(v->buf);
-            free(v);
-        }
-    }
-    e = calloc(1, sizeof *e);
-    if (e == NULL)
-        return NULL;
-    e->r = r;
-    memcpy(e->key, key, sizeof key);
-    e->next = r->te;
-    r->te = e;
-    return e;
-}
-
-static void te_free_all(remote_t *r)
-{
-    while (r->te != NULL) {
-        te_entry_t *e = r->te;
-        r->te = e->next;
-        mg_http_cancel(e->call);
-        free(e->hdr);
-        free(e->subject);
-        free(e->buf);
-        free(e);
-    }
-}
-
-static void te_body_cb(void *data, const char *bytes, size_t len)
-{
-    te_entry_t *e = data;
-    if (e->len + len > 64 * 1024)
-        return;
-    char *n = realloc(e->buf, e->len + len + 1);
-    if (n == NULL)
-        return;
-    e->buf = n;
-    memcpy(e->buf + e->len, bytes, len);
-    e->len += len;
-    e->buf[e->len] = '\0';
-}
-
-static void te_done_cb(void *data, int err, int status, const char *why)
-{
-    te_entry_t *e = data;
-    remote_t *r = e->r;
-    e->call = NULL;
-    json_t *j = err == 0 && e->buf != NULL ? json_loads(e->buf, 0, NULL) : NULL;
-    free(e->buf);
-    e->buf = NULL;
-    e->len = 0;
-    free(e->subject);
-    e->subject = NULL;
-    const char *tok = json_string_value(json_object_get(j, "access_token"));
-    if (err == 0 && status == 200 && tok != NULL && tok[0] != '\0' && strpbrk(tok, "\r\n") == NULL) {
-        json_int_t ttl_s = json_integer_value(json_object_get(j, "expires_in"));
-        uint64_t ttl = (uint64_t)(ttl_s > 0 ? ttl_s : 300) * 1000;
-        set_str(&e->hdr, fmt("Bearer %s", tok));
-        e->refresh_ms = uv_now(r->loop) + ttl - (ttl / 10 < 60000 ? ttl / 10 : 60000);
-        json_decref(j);
-        drain_queue(r);
-        return;
-    }
-    const char *oe = json_string_value(json_object_get(j, "error"));
-    char *m =
-        fmt("the token exchange for the '%s' server refused the caller's token (%s%s%s)", r->server->name,
-            err ? (why ? why : mg_strerror(err)) : "HTTP status", oe ? ": " : "", oe ? oe : "");
-    mg_log_limited(&r->lim, uv_now(r->loop), MG_LOG_WARN, "remote upstream token exchange failed",
-                   json_pack("{s:s,s:i,s:s}", "upstream", r->server->name, "status", status, "error",
-                             oe ? oe : (why ? why : "")));
-    json_decref(j);
-    /* the calls that waited for this caller's token fail; the entry stays empty (next call retries) */
-    for (rreq_t *q = r->queue, *next; q != NULL; q = next) {
-        next = q->next;
-        if (q->te == e)
-            req_finish(q, MG_EFORBIDDEN, NULL, m);
-    }
-    free(m);
-}
-
-static void te_fetch(remote_t *r, te_entry_t *e, const char *subject)
-{
-    if (e->call != NULL || r->http == NULL || r->token_endpoint == NULL)
-        return;
-    const mg_remote_auth_t *a = r->rc->auth;
-    char body[8192] = "";
-    form_add(body, sizeof body, "grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
-    form_add(body, sizeof body, "subject_token", subject);
-    form_add(body, sizeof body, "subject_token_type", "urn:ietf:params:oauth:token-type:access_token");
-    form_add(body, sizeof body, "resource", a->resource ? a->resource : r->rc->url);
-    form_add(body, sizeof body, "scope", a->scope);
-    const char *h[4] = {"accept", "application/json", "content-type", "application/x-www-form-urlencoded"};
-    mg_http_req_t hr;
-    memset(&hr, 0, sizeof hr);
-    hr.url = r->token_endpoint;
-    hr.headers = h;
-    hr.nheaders = 2;
-    hr.body = body;
-    hr.len = strlen(body);
-    hr.timeout_ms = 10000;
-    hr.connect_timeout_ms = (long)r->rc->connect_timeout_ms;
-    hr.ca_file = r->rc->ca;
-    hr.max_body = 64 * 1024;
-    hr.basic_user = a->client_id;
-    hr.basic_pass = a->client_secret;
-    if (mg_http_request(r->http, &hr, NULL, te_body_cb, te_done_cb, e, &e->call) != 0)
-        e->call = NULL;
 }
 
 static void send_req(rreq_t *q)
 {
     remote_t *r = q->r;
-    if (!token_ready(r)) { /* stays queued (its timeout runs) until a token is there */
+    if (!mg__remote_token_ready(r)) { /* stays queued (its timeout runs) until a token is there */
         uv_timer_start(&q->timer, req_timeout_cb, q->timeout_ms, 0);
-        token_fetch(r);
+        mg__remote_token_fetch(r);
         return;
     }
     const char *te_hdr = NULL;
@@ -1168,13 +913,13 @@ static void send_req(rreq_t *q)
                 fmt("the '%s' server acts on behalf of the caller (token exchange) and this request carried "
                     "no bearer token",
                     r->server->name);
-            req_finish(q, MG_EFORBIDDEN, NULL, m);
+            mg__remote_req_finish(q, MG_EFORBIDDEN, NULL, m);
             free(m);
             return;
         }
-        te_entry_t *e = q->te != NULL ? q->te : te_lookup(r, q->subject);
+        te_entry_t *e = q->te != NULL ? q->te : mg__remote_te_lookup(r, q->subject);
         if (e == NULL) {
-            req_finish(q, MG_ENOMEM, NULL, NULL);
+            mg__remote_req_finish(q, MG_ENOMEM, NULL, NULL);
             return;
         }
         q->te = e;
@@ -1183,7 +928,7 @@ static void send_req(rreq_t *q)
             if (e->call == NULL) {
                 free(e->subject);
                 e->subject = strdup(q->subject);
-                te_fetch(r, e, q->subject);
+                mg__remote_te_fetch(r, e, q->subject);
             }
             return;
         }
@@ -1194,7 +939,7 @@ static void send_req(rreq_t *q)
     if (x == NULL || m == NULL) {
         free(x);
         json_decref(m);
-        req_finish(q, MG_ENOMEM, NULL, NULL);
+        mg__remote_req_finish(q, MG_ENOMEM, NULL, NULL);
         return;
     }
     q->id = r->next_id++;
@@ -1237,7 +982,7 @@ static void send_req(rreq_t *q)
     free(body);
     if (rc != 0) {
         free(x);
-        req_finish(q, rc, NULL, NULL);
+        mg__remote_req_finish(q, rc, NULL, NULL);
         return;
     }
     if (!q->sent) {
@@ -1255,7 +1000,7 @@ static void send_req(rreq_t *q)
     uv_timer_start(&q->timer, req_timeout_cb, idle, q->timeout_ms);
 }
 
-static void drain_queue(remote_t *r)
+void mg__remote_drain_queue(remote_t *r)
 {
     /* oldest first: the queue is pushed at its head */
     rreq_t *last = r->queue;
@@ -1289,9 +1034,9 @@ static void get_done_cb(void *data, int err, int status, const char *why)
         /* HTTP+SSE: the stream is the session; its end loses every answer still due on it */
         char *m = fmt("the connection to the '%s' server broke while it answered", r->server->name);
         while (r->inflight != NULL)
-            req_finish(r->inflight, MG_EUPSTREAM, NULL, m);
+            mg__remote_req_finish(r->inflight, MG_EUPSTREAM, NULL, m);
         free(m);
-        session_failed(
+        mg__remote_session_failed(
             r,
             fmt("upstream '%s': %s: the HTTP+SSE stream %s (HTTP %d)", r->server->name, r->rc->url,
                 err ? (why ? why : mg_strerror(err)) : "ended", status),
@@ -1355,7 +1100,7 @@ static void initialized(remote_t *r)
     if (r->hooks.on_state_cb != NULL) /* the initialize result may have changed */
         r->hooks.on_state_cb((mg_upstream_t *)r, r->state, r->hooks_data);
     get_start(r);
-    drain_queue(r);
+    mg__remote_drain_queue(r);
 }
 
 static void sse_connect(remote_t *r);
@@ -1389,34 +1134,34 @@ static void init_done_cb(void *data, int err, int status, const char *why)
         free(cm);
         initialized(r);
     } else if (err != 0) {
-        session_failed(
+        mg__remote_session_failed(
             r,
             fmt("upstream '%s': %s: initialize failed: %s", name, r->rc->url, why ? why : mg_strerror(err)),
             cm, 0);
     } else if (status >= 300 && status < 400) {
-        session_failed(
+        mg__remote_session_failed(
             r,
             fmt("upstream '%s': %s answered initialize with a redirect (HTTP %d); redirects are not "
                 "followed: configure the final URL",
                 name, r->rc->url, status),
             cm, 0);
     } else if (status == 401 || status == 403) {
-        session_failed(
+        mg__remote_session_failed(
             r,
             fmt("upstream '%s': %s refused the credential (HTTP %d): check the server's headers or "
                 "tenantCredentials",
                 name, r->rc->url, status),
             cm, 0);
     } else if (status >= 300 || status < 200) {
-        session_failed(
+        mg__remote_session_failed(
             r,
             fmt("upstream '%s': %s answered initialize with HTTP %d (is this the server's MCP endpoint, "
                 "and does it speak Streamable HTTP?)",
                 name, r->rc->url, status),
             cm, 0);
     } else {
-        session_failed(r, fmt("upstream '%s': %s answered initialize without a result", name, r->rc->url), cm,
-                       0);
+        mg__remote_session_failed(
+            r, fmt("upstream '%s': %s answered initialize without a result", name, r->rc->url), cm, 0);
     }
 }
 
@@ -1438,7 +1183,7 @@ static void send_initialize(remote_t *r)
     if (x == NULL || body == NULL) {
         free(x);
         free(body);
-        session_failed(r, fmt("upstream '%s': out of memory", r->server->name), NULL, 0);
+        mg__remote_session_failed(r, fmt("upstream '%s': out of memory", r->server->name), NULL, 0);
         return;
     }
     x->r = r;
@@ -1452,9 +1197,9 @@ static void send_initialize(remote_t *r)
     free(body);
     if (rc != 0) {
         free(x);
-        session_failed(r,
-                       fmt("upstream '%s': could not send initialize: %s", r->server->name, mg_strerror(rc)),
-                       NULL, 0);
+        mg__remote_session_failed(
+            r, fmt("upstream '%s': could not send initialize: %s", r->server->name, mg_strerror(rc)), NULL,
+            0);
         return;
     }
     r->init_x = x;
@@ -1520,7 +1265,7 @@ static void discover_done_cb(void *data, int err, int status, const char *why)
     if (answered) {
         initialized(r);
     } else if (err != 0 && status == 0) { /* nothing answered at all: the next step would not either */
-        session_failed(
+        mg__remote_session_failed(
             r,
             fmt("upstream '%s': %s: cannot connect: %s", r->server->name, r->rc->url,
                 why ? why : mg_strerror(err)),
@@ -1544,7 +1289,7 @@ static void send_discover(remote_t *r)
     if (x == NULL || body == NULL) {
         free(x);
         free(body);
-        session_failed(r, fmt("upstream '%s': out of memory", r->server->name), NULL, 0);
+        mg__remote_session_failed(r, fmt("upstream '%s': out of memory", r->server->name), NULL, 0);
         return;
     }
     x->r = r;
@@ -1560,7 +1305,7 @@ static void send_discover(remote_t *r)
     free(body);
     if (rc != 0) {
         free(x);
-        session_failed(
+        mg__remote_session_failed(
             r, fmt("upstream '%s': could not send server/discover: %s", r->server->name, mg_strerror(rc)),
             NULL, 0);
         return;
@@ -1574,7 +1319,7 @@ static void sse_connect(remote_t *r)
     r->sse_mode = 1;
     xchg_t *x = calloc(1, sizeof *x);
     if (x == NULL) {
-        session_failed(r, fmt("upstream '%s': out of memory", r->server->name), NULL, 0);
+        mg__remote_session_failed(r, fmt("upstream '%s': out of memory", r->server->name), NULL, 0);
         return;
     }
     x->r = r;
@@ -1586,7 +1331,8 @@ static void sse_connect(remote_t *r)
     hr.idle_ms = (long)r->rc->idle_stream_ms;
     if (mg_http_request(r->http, &hr, head_cb, body_cb, get_done_cb, x, &x->call) != 0) {
         free(x);
-        session_failed(r, fmt("upstream '%s': could not open the HTTP+SSE stream", r->server->name), NULL, 0);
+        mg__remote_session_failed(
+            r, fmt("upstream '%s': could not open the HTTP+SSE stream", r->server->name), NULL, 0);
         return;
     }
     r->get_x = x;
@@ -1609,7 +1355,7 @@ static void sse_endpoint(remote_t *r, const char *uri, size_t len)
         ep = fmt("%.*s", (int)len, uri);
     if (ep == NULL || strpbrk(ep, " \r\n") != NULL) {
         free(ep);
-        session_failed(
+        mg__remote_session_failed(
             r,
             fmt("upstream '%s': %s: the HTTP+SSE endpoint event names another origin or no path; "
                 "it is not followed",
@@ -1624,199 +1370,22 @@ static void sse_endpoint(remote_t *r, const char *uri, size_t len)
 static void handshake_timeout_cb(uv_timer_t *t)
 {
     remote_t *r = t->data;
-    session_failed(r,
-                   fmt("upstream '%s': %s did not complete the handshake within %llu ms", r->server->name,
-                       r->rc->url, (unsigned long long)r->server->request_timeout_ms),
-                   fmt("the '%s' server could not be reached; ask the gateway's operator", r->server->name),
-                   0);
+    mg__remote_session_failed(
+        r,
+        fmt("upstream '%s': %s did not complete the handshake within %llu ms", r->server->name, r->rc->url,
+            (unsigned long long)r->server->request_timeout_ms),
+        fmt("the '%s' server could not be reached; ask the gateway's operator", r->server->name), 0);
 }
 
 /* The address is pinned: find the era (the transport when "type" names it). */
-/* ---- the gateway's own token for this server: OAuth client credentials (config "auth") ----
- *
- * Fetched before the handshake and whenever it is about to expire (refreshed when less than a tenth
- * of its lifetime, at most 60 s, is left); a 401 on a request drops it, fetches a new one and sends
- * that request once more. The token endpoint is "tokenUrl", or found from "issuer" (RFC 8414, then
- * OpenID discovery; it must be of the issuer's origin). The request carries "resource" (RFC 8707),
- * the server's URL unless configured. Never logged. */
 
-static int token_ready(const remote_t *r)
-{
-    return r->rc->auth == NULL || (r->auth_hdr != NULL && uv_now(r->loop) < r->token_refresh_ms);
-}
-
-static void token_fetch(remote_t *r);
-static void begin_handshake(remote_t *r);
-
-/* The token arrived (err 0) or could not be had: whoever waits goes on or fails. */
-static void token_settled(remote_t *r, char *failure)
-{
-    r->token_fetching = 0;
-    if (failure != NULL) {
-        mg_log_json(MG_LOG_WARN, "remote upstream token not obtained",
-                    json_pack("{s:s,s:s}", "upstream", r->server->name, "error", failure));
-        char *cm = fmt("the gateway could not get a token for the '%s' server; ask the gateway's operator",
-                       r->server->name);
-        if (r->wait_token) {
-            r->wait_token = 0;
-            session_failed(r, failure, cm, 0);
-            return;
-        }
-        free(failure);
-        fail_queue(r, MG_EUPSTREAMDOWN, cm);
-        free(cm);
-        return;
-    }
-    if (r->wait_token) {
-        r->wait_token = 0;
-        begin_handshake(r);
-        return;
-    }
-    drain_queue(r);
-}
-
-static void token_body_cb(void *data, const char *bytes, size_t len)
-{
-    remote_t *r = data;
-    if (r->tok_len + len > 64 * 1024)
-        return;
-    char *n = realloc(r->tok_buf, r->tok_len + len + 1);
-    if (n == NULL)
-        return;
-    r->tok_buf = n;
-    memcpy(r->tok_buf + r->tok_len, bytes, len);
-    r->tok_len += len;
-    r->tok_buf[r->tok_len] = '\0';
-}
-
-static void token_done_cb(void *data, int err, int status, const char *why)
-{
-    remote_t *r = data;
-    r->token_call = NULL;
-    json_t *j = err == 0 && r->tok_buf != NULL ? json_loads(r->tok_buf, 0, NULL) : NULL;
-    free(r->tok_buf);
-    r->tok_buf = NULL;
-    r->tok_len = 0;
-    const char *name = r->server->name;
-    if (r->token_endpoint == NULL) { /* a discovery document */
-        const char *te = json_string_value(json_object_get(j, "token_endpoint"));
-        const char *iss = r->rc->auth->issuer;
-        size_t ol = (size_t)(strstr(iss, "://") + 3 - iss);
-        ol += strcspn(iss + ol, "/?#");
-        if (status == 200 && te != NULL && strncasecmp(te, iss, ol) == 0 && strchr("/?", te[ol]) != NULL) {
-            r->token_endpoint = strdup(te);
-            json_decref(j);
-            r->token_fetching = 0;
-            token_fetch(r);
-            return;
-        }
-        json_decref(j);
-        if (!r->tried_oidc && err == 0) { /* RFC 8414 first, then OpenID discovery */
-            r->tried_oidc = 1;
-            r->token_fetching = 0;
-            token_fetch(r);
-            return;
-        }
-        r->tried_oidc = 0;
-        token_settled(
-            r, fmt("upstream '%s': auth: no token_endpoint of the issuer's origin in %s's metadata (%s)",
-                   name, iss, err ? (why ? why : mg_strerror(err)) : "HTTP status or document"));
-        return;
-    }
-    const char *tok = json_string_value(json_object_get(j, "access_token"));
-    if (err != 0 || status != 200 || tok == NULL || tok[0] == '\0' || strpbrk(tok, "\r\n") != NULL) {
-        const char *oe = json_string_value(json_object_get(j, "error"));
-        token_settled(r, fmt("upstream '%s': auth: the token endpoint %s answered %s%d%s%s", name,
-                             r->token_endpoint, err ? (why ? why : mg_strerror(err)) : "HTTP ",
-                             err ? 0 : status, oe ? ": " : "", oe ? oe : ""));
-        json_decref(j);
-        return;
-    }
-    json_int_t ttl_s = json_integer_value(json_object_get(j, "expires_in"));
-    uint64_t ttl = (uint64_t)(ttl_s > 0 ? ttl_s : 300) * 1000;
-    uint64_t margin = ttl / 10 < 60000 ? ttl / 10 : 60000;
-    set_str(&r->auth_hdr, fmt("Bearer %s", tok));
-    r->token_refresh_ms = uv_now(r->loop) + ttl - margin;
-    r->tokens_fetched++;
-    mg_log_json(MG_LOG_INFO, "remote upstream token obtained",
-                json_pack("{s:s,s:I}", "upstream", name, "expires_in_s", (json_int_t)(ttl / 1000)));
-    json_decref(j);
-    token_settled(r, NULL);
-}
-
-/* application/x-www-form-urlencoded value of s appended to b (cap bytes). */
-static void form_add(char *b, size_t cap, const char *name, const char *s)
-{
-    size_t n = strlen(b);
-    if (s == NULL || n + strlen(name) + 3 >= cap)
-        return;
-    n += (size_t)snprintf(b + n, cap - n, "%s%s=", n ? "&" : "", name);
-    for (const unsigned char *p = (const unsigned char *)s; *p && n + 4 < cap; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            strchr("-._~", *p))
-            b[n++] = (char)*p;
-        else
-            n += (size_t)snprintf(b + n, cap - n, "%%%02X", *p);
-    }
-    b[n] = '\0';
-}
-
-static void token_fetch(remote_t *r)
-{
-    if (r->token_fetching || r->http == NULL)
-        return;
-    const mg_remote_auth_t *a = r->rc->auth;
-    mg_http_req_t hr;
-    memset(&hr, 0, sizeof hr);
-    hr.timeout_ms = 10000;
-    hr.connect_timeout_ms = (long)r->rc->connect_timeout_ms;
-    hr.ca_file = r->rc->ca;
-    hr.max_body = 64 * 1024;
-    const char *h[4] = {"accept", "application/json", "content-type", "application/x-www-form-urlencoded"};
-    hr.headers = h;
-    hr.nheaders = 1;
-    char url[2048];
-    char body[4096] = "";
-    if (r->token_endpoint == NULL) {
-        const char *iss = a->issuer;
-        size_t ol = (size_t)(strstr(iss, "://") + 3 - iss);
-        ol += strcspn(iss + ol, "/?#");
-        const char *path = iss + ol;
-        size_t pl = strlen(path);
-        while (pl > 0 && path[pl - 1] == '/')
-            pl--;
-        if (!r->tried_oidc) /* RFC 8414: /.well-known/oauth-authorization-server inserted before the path */
-            snprintf(url, sizeof url, "%.*s/.well-known/oauth-authorization-server%.*s", (int)ol, iss,
-                     (int)pl, path);
-        else
-            snprintf(url, sizeof url, "%.*s%.*s/.well-known/openid-configuration", (int)ol, iss, (int)pl,
-                     path);
-        hr.url = url;
-    } else {
-        hr.url = r->token_endpoint;
-        hr.nheaders = 2;
-        form_add(body, sizeof body, "grant_type", "client_credentials");
-        form_add(body, sizeof body, "scope", a->scope);
-        form_add(body, sizeof body, "resource", a->resource ? a->resource : r->rc->url);
-        hr.body = body;
-        hr.len = strlen(body);
-        hr.basic_user = a->client_id; /* client_secret_basic */
-        hr.basic_pass = a->client_secret;
-    }
-    r->token_fetching = 1;
-    if (mg_http_request(r->http, &hr, NULL, token_body_cb, token_done_cb, r, &r->token_call) != 0) {
-        r->token_fetching = 0;
-        token_settled(r, fmt("upstream '%s': auth: could not send the token request", r->server->name));
-    }
-}
-
-static void begin_handshake(remote_t *r)
+void mg__remote_begin_handshake(remote_t *r)
 {
     r->phase = PH_INIT;
     uv_timer_start(&r->timer, handshake_timeout_cb, r->server->request_timeout_ms, 0);
-    if (!token_ready(r)) { /* the gateway's own token first (client credentials) */
+    if (!mg__remote_token_ready(r)) { /* the gateway's own token first (client credentials) */
         r->wait_token = 1;
-        token_fetch(r);
+        mg__remote_token_fetch(r);
         return;
     }
     if (r->rc->transport == MG_REMOTE_SSE)
@@ -1837,15 +1406,16 @@ static void resolved_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
     handle_closed_cb((uv_handle_t *)&r->timer);
     const char *name = r->server->name;
     if (status != 0) {
-        session_failed(r, fmt("upstream '%s': cannot resolve %s: %s", name, r->url.host, uv_strerror(status)),
-                       fmt("the '%s' server could not be reached; ask the gateway's operator", name), 0);
+        mg__remote_session_failed(
+            r, fmt("upstream '%s': cannot resolve %s: %s", name, r->url.host, uv_strerror(status)),
+            fmt("the '%s' server could not be reached; ask the gateway's operator", name), 0);
         return;
     }
     char addr[64], why[512];
     int rc = mg__egress_pick(ai, r->egress, addr, sizeof addr, why, sizeof why);
     uv_freeaddrinfo(ai);
     if (rc != 0) {
-        session_failed(
+        mg__remote_session_failed(
             r, fmt("upstream '%s': %s: refused: %s", name, r->url.host, why),
             fmt("the '%s' server is not reachable from the gateway (its address is not allowed); ask "
                 "the gateway's operator",
@@ -1856,7 +1426,7 @@ static void resolved_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
     /* pinned: every connection of this session goes to this address (DNS rebinding cannot move it) */
     snprintf(r->pin, sizeof r->pin, strchr(addr, ':') ? "%s:%u:[%s]" : "%s:%u:%s", r->url.host, r->url.port,
              addr);
-    begin_handshake(r);
+    mg__remote_begin_handshake(r);
 }
 
 static void start_session(remote_t *r)
@@ -1883,14 +1453,15 @@ static void start_session(remote_t *r)
         char port[8];
         snprintf(port, sizeof port, "%u", r->url.port);
         if (getaddrinfo(r->url.host, port, &hints, &ai) != 0) {
-            session_failed(r, fmt("upstream '%s': bad address %s", r->server->name, r->url.host), NULL, 1);
+            mg__remote_session_failed(r, fmt("upstream '%s': bad address %s", r->server->name, r->url.host),
+                                      NULL, 1);
             return;
         }
         char addr[64], why[512];
         int rc = mg__egress_pick(ai, r->egress, addr, sizeof addr, why, sizeof why);
         freeaddrinfo(ai);
         if (rc != 0) {
-            session_failed(
+            mg__remote_session_failed(
                 r, fmt("upstream '%s': %s: refused: %s", r->server->name, r->rc->url, why),
                 fmt("the '%s' server is not reachable from the gateway (its address is not allowed); "
                     "ask the gateway's operator",
@@ -1899,7 +1470,7 @@ static void start_session(remote_t *r)
             return;
         }
         r->pin[0] = '\0';
-        begin_handshake(r);
+        mg__remote_begin_handshake(r);
         return;
     }
     struct addrinfo hints = {0};
@@ -1908,7 +1479,8 @@ static void start_session(remote_t *r)
     char port[8];
     snprintf(port, sizeof port, "%u", r->url.port);
     if (uv_getaddrinfo(r->loop, &r->gai, resolved_cb, r->url.host, port, &hints) != 0) {
-        session_failed(r, fmt("upstream '%s': cannot resolve %s", r->server->name, r->url.host), NULL, 0);
+        mg__remote_session_failed(r, fmt("upstream '%s': cannot resolve %s", r->server->name, r->url.host),
+                                  NULL, 0);
         return;
     }
     r->gai_active = 1;
@@ -2062,10 +1634,10 @@ static void op_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_
     while (r->inflight != NULL) {
         rreq_t *q = r->inflight;
         send_cancelled(r, q->id, "the gateway is stopping");
-        req_finish(q, MG_ESHUTDOWN, NULL, NULL);
+        mg__remote_req_finish(q, MG_ESHUTDOWN, NULL, NULL);
     }
     while (r->queue != NULL)
-        req_finish(r->queue, MG_ESHUTDOWN, NULL, NULL);
+        mg__remote_req_finish(r->queue, MG_ESHUTDOWN, NULL, NULL);
     xchg_free(r->init_x);
     r->init_x = NULL;
     xchg_free(r->get_x);
@@ -2111,7 +1683,7 @@ static void op_free(mg_upstream_t *up)
     free(r->client_error);
     free(r->last_event_id);
     free(r->endpoint);
-    te_free_all(r);
+    mg__remote_te_free_all(r);
     free(r->auth_hdr);
     free(r->token_endpoint);
     free(r->tok_buf);
@@ -2153,7 +1725,7 @@ static void op_cancel(mg_upstream_req_t *req, const char *reason)
         return;
     if (q->sent)
         send_cancelled(q->r, q->id, reason);
-    req_finish(q, MG_ECANCELLED, NULL, reason);
+    mg__remote_req_finish(q, MG_ECANCELLED, NULL, reason);
 }
 
 static void op_touch(mg_upstream_req_t *req)
