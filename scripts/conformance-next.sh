@@ -2,7 +2,7 @@
 # Runs @modelcontextprotocol/conformance 0.2.0-alpha.12 (server mode; every scenario at each wire it
 # applies to: 2025-11-25 and 2026-07-28) against the gateway in BUILD_DIR fronting
 # BUILD_DIR/mcpgate-testserver, with the Node 22 pinned in test/conformance-next.
-#   scripts/conformance-next.sh [BUILD_DIR] [run.mjs args: --scenario NAME[@WIRE]... --wire V --jobs N --verbose --keep DIR]
+#   scripts/conformance-next.sh [BUILD_DIR] [run.mjs args: --scenario NAME[@WIRE]... --wire V --jobs N --verbose --keep DIR --remote]
 # Installs test/conformance-next/node_modules with `npm ci` when it is missing or package-lock.json
 # changed. Expected failures (extension scenarios only) are listed in test/conformance-next/baseline.json.
 set -euo pipefail

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the official MCP conformance suite (server mode, every scenario) against the gateway in
 # BUILD_DIR fronting BUILD_DIR/mcpgate-testserver, with the Node 22 from test/e2e/node_modules.
-#   scripts/conformance.sh [BUILD_DIR] [conformance.mjs args: --scenario NAME... --url URL --jobs N --verbose]
+#   scripts/conformance.sh [BUILD_DIR] [conformance.mjs args: --scenario NAME... --url URL --jobs N --verbose --remote]
 # Installs test/e2e/node_modules with `npm ci` when it is missing or package-lock.json changed.
 set -euo pipefail
 

@@ -19,6 +19,8 @@
 #include "policy/hooks.h"
 #include "policy/policy.h"
 #include "upstream/sandbox.h"
+#include "config/remote_config.h"
+#include "upstream/listall.h"
 #include "upstream/upstream.h"
 
 #include <libgen.h>
@@ -38,14 +40,16 @@ static const char usage[] =
     "Usage:\n"
     "  mcpgate serve [--config FILE] [--listen HOST:PORT] [--allow-unauthenticated] [--log-level LEVEL]\n"
     "                [--pid-file FILE]\n"
-    "  mcpgate check [--config FILE] [--env-file FILE]\n"
+    "  mcpgate check [--config FILE] [--env-file FILE] [--probe]\n"
     "  mcpgate lock --config FILE [--diff | --update]\n"
     "  mcpgate --version | --help\n"
     "\n"
-    "serve   Serve every stdio MCP server of FILE (Claude Desktop / Cursor / VS Code \"mcpServers\" JSON)\n"
+    "serve   Serve every MCP server of FILE (stdio and remote; Claude Desktop / Cursor / VS Code JSON)\n"
     "        as one Streamable HTTP endpoint at http://HOST:PORT/mcp. Without --config, an embedded\n"
     "        config fronts the bundled mcpgate-testserver. Default listen: 127.0.0.1:8080.\n"
     "check   Validate FILE and report every problem at once (exit 1 when there are problems).\n"
+    "        --probe also starts every enabled server (children, remote sessions) and prints its\n"
+    "        state, protocol era and tools count.\n"
     "SIGHUP (or `mcpgate reload`) re-reads FILE: see docs/operations.md \"Reload\".\n"
     "\n"
     "Options:\n"
@@ -69,6 +73,7 @@ typedef struct opts {
     const char *env_file;
     const char *pid_file;
     int allow_unauth;
+    int probe; /* check --probe */
 } opts_t;
 
 static uv_loop_t *loop;
@@ -112,6 +117,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
         }
         if (strcmp(a, "--allow-unauthenticated") == 0) {
             o->allow_unauth = 1;
+            continue;
+        }
+        if (strcmp(a, "--probe") == 0) {
+            o->probe = 1;
             continue;
         }
         const char *names[] = {"--config", "--listen", "--log-level", "--env-file", "--pid-file"};
@@ -195,6 +204,41 @@ static int load_config(const opts_t *o, mg_config_t *cfg)
     return 0;
 }
 
+/* check --probe: starts every enabled server (listall.c), lists its tools, prints what it found.
+ * Returns the number of servers that could not be listed. */
+static int probe_servers(const mg_config_t *cfg)
+{
+    mg_upstream_list_opts_t lo = {"mcpgate-check",
+                                  1,
+                                  {"tools/list"},
+                                  {"tools"},
+                                  {"tools"},
+                                  20,
+                                  30000,
+                                  "the result has no tools array",
+                                  "did not answer within 30 s"};
+    mg_upstream_listing_t *l = NULL;
+    size_t n = 0;
+    if (mg_upstream_list_all(cfg, &lo, &l, &n) != 0) {
+        printf("  probe: out of memory\n");
+        return 1;
+    }
+    int failed = 0;
+    printf("  probe:\n");
+    for (size_t i = 0; i < n; i++) {
+        const char *kind = l[i].cfg->remote != NULL ? "remote" : "stdio";
+        if (l[i].error != NULL) {
+            printf("    %s: %s, state down: PROBLEM: %s\n", l[i].cfg->name, kind, l[i].error);
+            failed++;
+        } else {
+            printf("    %s: %s, state ready, era %s, %zu tools\n", l[i].cfg->name, kind,
+                   l[i].era ? l[i].era : "unknown", json_array_size(l[i].lists[0]));
+        }
+    }
+    mg_upstream_listings_free(l, n);
+    return failed;
+}
+
 static int cmd_check(const opts_t *o)
 {
     mg_config_t cfg;
@@ -206,6 +250,32 @@ static int cmd_check(const opts_t *o)
     int problems = 0;
     for (size_t i = 0; i < cfg.nservers; i++) {
         const mg_server_config_t *s = &cfg.servers[i];
+        if (s->remote != NULL) { /* header values are secrets: their source and length only */
+            const mg_remote_config_t *r = s->remote;
+            printf("  %s: remote %s%s, %s, isolation %s\n", s->name, r->url, s->disabled ? " (disabled)" : "",
+                   r->transport == MG_REMOTE_SSE    ? "HTTP+SSE (2024-11-05)"
+                   : r->transport == MG_REMOTE_HTTP ? "Streamable HTTP"
+                                                    : "transport probed",
+                   mg_isolation_name(s->isolation));
+            for (size_t k = 0; k < r->nheaders; k++)
+                printf("    header %s: from %s, %zu bytes\n", r->headers[k].key, r->headers[k].source,
+                       strlen(r->headers[k].value));
+            for (size_t t = 0; t < r->ntenants; t++)
+                for (size_t k = 0; k < r->tenants[t].nheaders; k++)
+                    printf("    tenant %s header %s: from %s, %zu bytes\n", r->tenants[t].tenant,
+                           r->tenants[t].headers[k].key, r->tenants[t].headers[k].source,
+                           strlen(r->tenants[t].headers[k].value));
+            if (r->auth != NULL) /* the secret: its source and length only */
+                printf("    auth %s, token from %s, client %s, clientSecret from %s, %zu "
+                       "bytes\n",
+                       r->auth->exchange ? "token_exchange" : "client_credentials",
+                       r->auth->token_url ? r->auth->token_url : r->auth->issuer, r->auth->client_id,
+                       r->auth->secret_source ? r->auth->secret_source : "?",
+                       r->auth->client_secret ? strlen(r->auth->client_secret) : 0);
+            if (r->ca != NULL)
+                printf("    ca %s\n", r->ca);
+            continue;
+        }
         printf("  %s: %s%s, isolation %s, instances %u\n", s->name, s->command,
                s->disabled ? " (disabled)" : "", mg_isolation_name(s->isolation), s->instances);
         /* The command as the spawner will resolve it (src/upstream/spawn_env.c): an error here is an
@@ -237,8 +307,16 @@ static int cmd_check(const opts_t *o)
         printf("  tracing: OTLP/HTTP JSON to %.*s%s, sampleRatio %g\n", scheme, e, host,
                cfg.tracing.sample_ratio);
     }
+    if (cfg.egress.nallow > 0) {
+        printf("  egress: upstreams may reach");
+        for (size_t k = 0; k < cfg.egress.nallow; k++)
+            printf(" %s", cfg.egress.allow_text[k]);
+        printf(" besides public addresses\n");
+    }
     /* Pinning, scanning, credential sources, sandbox, rate limits, CORS (src/policy/check.c). */
     problems += mg_policy_check_report(&cfg, o->env_file, stdout);
+    if (o->probe)
+        problems += probe_servers(&cfg);
     if (problems > 0)
         printf("%s: %d problem%s (the lines marked PROBLEM above)\n", name, problems,
                problems == 1 ? "" : "s");

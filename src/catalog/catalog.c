@@ -63,7 +63,8 @@ static void on_state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data
                           mg_upstream_state_name(state), "error", mg_upstream_last_error(up)));
 }
 
-int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, mg_pool_t **out)
+int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, const char *tenant,
+                 mg_pool_t **out)
 {
     mg_pool_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
@@ -75,7 +76,8 @@ int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, mg_
     mg_log_limit_init(&p->lim_unrouted, 20, 10000);
     static const mg_upstream_hooks_t hooks = {on_message_cb, on_state_cb};
     /* a session's own pool serves one client: the only request in flight is evidence enough */
-    mg_upstream_opts_t opts = {srv->cfg, &gw->cfg->limits, "mcpgate", MG_VERSION, owner != NULL};
+    mg_upstream_opts_t opts = {srv->cfg,      &gw->cfg->limits, "mcpgate", MG_VERSION,
+                               owner != NULL, &gw->cfg->egress, tenant};
     int r = mg_upstream_new(gw->loop, &opts, &hooks, p, &p->up);
     if (r != 0) {
         free(p);

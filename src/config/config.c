@@ -14,6 +14,7 @@
 #include "envfile.h"
 #include "policy_config.h"
 #include "sandbox_config.h"
+#include "remote_config.h"
 
 #include "../common/codec.h"
 #include "../common/err.h"
@@ -76,6 +77,7 @@ static const char *const gateway_keys[] = {"listen",
                                            "journal",
                                            "metrics",
                                            "watchConfig",
+                                           "egress",
                                            NULL}; /* policy keys: policy_config.c; journal, metrics,
                                                      watchConfig: config_ops.c */
 
@@ -378,6 +380,8 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
             mg__config_parse_ops(ctx, cfg, key, v);
         } else if (strcmp(key, "tasks") == 0) {
             mg__config_parse_tasks(ctx, cfg, v);
+        } else if (strcmp(key, "egress") == 0) {
+            mg__config_parse_egress(ctx, cfg, v);
         } else if (mg_policy_config_gateway_key(&cfg->policy, key, v, &pops)) {
             /* pinning, lockFile, scan, cors, rateLimits */
         } else {
@@ -491,15 +495,8 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
         snprintf(dw, sizeof dw, "%s: disabled", sw);
         mg_cfg_bool(RD, dw, d, MG_CFG_KIND, &s->disabled);
     }
+    /* a remote server (url & co., remote_config.c): its own keys are read after the common ones */
     const char *remote = remote_marker(obj);
-    if (remote != NULL) {
-        mg__config_errf(
-            ctx,
-            "%s: remote upstreams are not supported yet (the entry has \"%s\"): mcpgate runs stdio "
-            "servers from command/args; remove the entry or bridge it through a stdio proxy",
-            sw, remote);
-        return s->disabled;
-    }
     int lenient = s->disabled;
     int have_command = 0;
     mg_policy_config_ops_t pops = {ctx, policy_err, policy_expand};
@@ -509,6 +506,9 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
     json_object_foreach((json_t *)obj, key, v)
     {
         snprintf(where, sizeof where, "%s: %s", sw, mg_cfg_quote(key, q, sizeof q));
+        if (remote != NULL && mg__config_remote_key(key)) {
+            continue; /* mg__config_parse_remote() below */
+        }
         if (strcmp(key, "command") == 0) {
             have_command = 1;
             if (json_is_string(v) && json_string_length(v) == 0) {
@@ -574,7 +574,9 @@ static int parse_server(mg__config_ctx_t *ctx, const mg_config_t *cfg, mg_server
             unknown_key(ctx, sw, key, server_keys, server_ignored_from);
         }
     }
-    if (!have_command) {
+    if (remote != NULL) {
+        mg__config_parse_remote(ctx, s, sw, obj, lenient);
+    } else if (!have_command) {
         mg__config_errf(ctx, "%s: command is missing: give the executable to run, e.g. \"command\": \"npx\"",
                         sw);
     }
@@ -902,6 +904,7 @@ void mg_config_dispose(mg_config_t *cfg)
         json_decref(s->raw);
         mg_server_policy_free(s->policy);
         mg_sandbox_config_free(s->sandbox);
+        mg_remote_config_free(s->remote);
     }
     free(cfg->servers);
     free(cfg->path);
@@ -920,6 +923,7 @@ void mg_config_dispose(mg_config_t *cfg)
     free(cfg->env_file);
     json_decref(cfg->raw_gateway);
     mg__config_ops_dispose(cfg);
+    mg_egress_config_dispose(&cfg->egress);
     memset(cfg, 0, sizeof *cfg);
 }
 

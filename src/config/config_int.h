@@ -118,4 +118,14 @@ void mg__config_tracing_dispose(mg_tracing_config_t *t);
 void mg__config_parse_ops(mg__config_ctx_t *ctx, mg_config_t *cfg, const char *key, const json_t *v);
 void mg__config_ops_dispose(mg_config_t *cfg);
 
+/* ---- remote_config.c ---- */
+/* A remote server entry's own keys (remote_config.h) into s->remote (allocated here); sw names the
+ * server in messages; s->isolation must already be parsed. Returns 0, or -1 when out of memory. */
+int mg__config_parse_remote(mg__config_ctx_t *ctx, mg_server_config_t *s, const char *sw, const json_t *obj,
+                            int lenient);
+/* 1 when key is read by mg__config_parse_remote (remote keys, and stdio keys it refuses there). */
+int mg__config_remote_key(const char *key);
+/* "gateway.egress" into cfg->egress. */
+void mg__config_parse_egress(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *v);
+
 #endif

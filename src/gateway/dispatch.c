@@ -1100,9 +1100,22 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         json_decref(msg);
         msg = NULL; /* mg_upstream_request() answers MG_EINVAL, as it did when json_pack() failed */
     }
+    /* the caller's token, for upstreams that act on its behalf (token exchange); never sent as is */
+    mg_upstream_caller_t caller = {NULL};
+    char *bearer = NULL;
+    if (c->x != NULL && c->x->req != NULL) {
+        ssize_t hi = h2o_find_header(&c->x->req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+        if (hi >= 0) {
+            h2o_iovec_t v = c->x->req->headers.entries[hi].value;
+            if (v.len > 7 && strncasecmp(v.base, "Bearer ", 7) == 0)
+                bearer = strndup(v.base + 7, v.len - 7);
+        }
+    }
+    caller.subject_token = bearer;
     if (c->span != NULL && msg != NULL)
         up_span_start(c, pool, params);
-    int r = mg_upstream_request(pool->up, msg, timeout, done_cb, related_cb, c, &c->ureq);
+    int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);
+    free(bearer);
     if (r != 0) {
         c->ureq = NULL;
         char m[200];

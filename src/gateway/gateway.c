@@ -130,6 +130,18 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
         mg_metrics_sample(out, "mcpgate_upstream_unrouted_total", ln, (double)gw->servers[i].unrouted_notes);
         mg_metrics_sample(out, "mcpgate_upstream_unrouted_total", lr, (double)gw->servers[i].unrouted_reqs);
     }
+    /* Remote servers shared by every client: the circuit breaker (src/upstream/remote.c). */
+    mg_metrics_family(out, "mcpgate_upstream_breaker_open", "gauge",
+                      "1 while a remote upstream's circuit breaker is open (down after failures, or refused: "
+                      "SSRF guard, no credential), else 0");
+    for (size_t i = 0; i < gw->nservers; i++) {
+        mg_pool_t *p = gw->servers[i].shared;
+        const char *b = p != NULL ? mg_upstream_breaker(p->up) : NULL;
+        if (b == NULL)
+            continue;
+        const char *l[] = {"upstream", gw->servers[i].cfg->name, "state", b, NULL};
+        mg_metrics_sample(out, "mcpgate_upstream_breaker_open", l, strcmp(b, "closed") != 0);
+    }
 }
 
 /* Tenants gateway.auth can produce: "several" when an issuer takes the tenant from a claim. */
@@ -157,7 +169,8 @@ void mg_gateway_start(mg_gateway_t *gw)
     tenants_of_auth(gw->cfg, tenants, &open);
     for (size_t i = 0; i < gw->nservers; i++) {
         mg_gw_server_t *srv = &gw->servers[i];
-        if (srv->cfg->isolation == MG_ISOLATION_SHARED && mg__pool_new(gw, srv, NULL, &srv->shared) != 0)
+        if (srv->cfg->isolation == MG_ISOLATION_SHARED &&
+            mg__pool_new(gw, srv, NULL, NULL, &srv->shared) != 0)
             mg_log_json(MG_LOG_ERROR, "could not create upstream",
                         json_pack("{s:s}", "upstream", srv->cfg->name));
         if (srv->cfg->isolation == MG_ISOLATION_SHARED && (open || json_object_size(tenants) > 1)) {
@@ -211,6 +224,12 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
             json_object_set_new(u, "state", json_string(mg_upstream_state_name(st)));
             json_object_set_new(u, "restarts", json_integer(mg_upstream_restarts(up)));
             json_object_set_new(u, "inflight", json_integer(mg_upstream_inflight(up)));
+            if (mg_upstream_breaker(up) != NULL) { /* a remote server: its era and circuit breaker */
+                json_object_set_new(u, "kind", json_string(mg_upstream_kind(up)));
+                json_object_set_new(u, "breaker", json_string(mg_upstream_breaker(up)));
+                if (mg_upstream_era(up) != NULL)
+                    json_object_set_new(u, "era", json_string(mg_upstream_era(up)));
+            }
             if (mg_upstream_last_error(up) != NULL && st != MG_UPSTREAM_READY)
                 json_object_set_new(u, "error", json_string(mg_upstream_last_error(up)));
             if (mg_upstream_last_stderr(up) != NULL && st != MG_UPSTREAM_READY) /* masked, bounded */

@@ -658,7 +658,8 @@ json_t *mg__tasks_legacy_caps(mg_gateway_t *gw);
 void mg__task_remote(mg_gateway_t *gw, const json_t *m);
 
 /* ---- catalog.c ---- */
-int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, mg_pool_t **out);
+int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, const char *tenant,
+                 mg_pool_t **out);
 void mg__pool_stop(mg_pool_t *p);
 /* Gets one list of one pool (cached or fetched). cb always called, maybe synchronously; items
  * NULL when the pool is down or the fetch failed. */

@@ -26,7 +26,7 @@ mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t 
         mg_pool_t *p = mg_map_get(&srv->tenants, tenant);
         if (p != NULL || gw->shutting_down)
             return p;
-        if (mg__pool_new(gw, srv, NULL, &p) != 0)
+        if (mg__pool_new(gw, srv, NULL, tenant, &p) != 0)
             return NULL;
         p->tenant = strdup(tenant);
         if (p->tenant == NULL || mg_map_set(&srv->tenants, tenant, p) != 0) {
@@ -45,7 +45,7 @@ mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t 
     /* cluster: only the replica the store names as owner runs the session's children */
     if (s->pools[i] == NULL && gw->cluster != NULL && !mg__cluster_may_own(s))
         return NULL;
-    if (s->pools[i] == NULL && mg__pool_new(gw, srv, s, &s->pools[i]) != 0)
+    if (s->pools[i] == NULL && mg__pool_new(gw, srv, s, NULL, &s->pools[i]) != 0)
         return NULL;
     return s->pools[i];
 }

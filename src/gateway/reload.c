@@ -135,7 +135,7 @@ static void restart_server(struct mg_reload *r, mg_gw_server_t *srv, const mg_se
     srv->cfg = sc;
     if (old != NULL) {
         srv->shared = NULL;
-        if (mg__pool_new(gw, srv, NULL, &srv->shared) != 0) {
+        if (mg__pool_new(gw, srv, NULL, NULL, &srv->shared) != 0) {
             srv->shared = NULL;
             mg_log_json(MG_LOG_ERROR, "reload: could not start the new children of a changed server",
                         json_pack("{s:s}", "upstream", sc->name));

@@ -39,6 +39,7 @@ struct mg_http_call {
     mg_http_client_t *cl;
     CURL *easy;
     struct curl_slist *headers;
+    struct curl_slist *resolve; /* the pinned address (CURLOPT_RESOLVE), or NULL */
     mg_http_head_cb head_cb;
     mg_http_body_cb body_cb;
     mg_http_done_cb done_cb;
@@ -86,6 +87,7 @@ static void call_free(mg_http_call_t *c)
         curl_multi_remove_handle(c->cl->multi, c->easy);
     curl_easy_cleanup(c->easy);
     curl_slist_free_all(c->headers);
+    curl_slist_free_all(c->resolve);
     free(c->head);
     free(c);
 }
@@ -168,6 +170,7 @@ static void finish(mg_http_call_t *c, CURLcode rc)
     }
     curl_easy_cleanup(c->easy);
     curl_slist_free_all(c->headers);
+    curl_slist_free_all(c->resolve);
     free(c->head);
     free(c);
 }
@@ -376,6 +379,9 @@ int mg_http_client_new(uv_loop_t *loop, mg_http_client_t **out)
     curl_multi_setopt(cl->multi, CURLMOPT_SOCKETDATA, cl);
     curl_multi_setopt(cl->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
     curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl);
+    /* keep-alive: libcurl's default cache holds 4 connections per transfer *currently added*, so
+     * with transfers added and removed one by one every burst closed its connections */
+    curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, 256L);
     uv_timer_init(loop, &cl->timer);
     cl->timer.data = cl;
     cl->handles = 1;
@@ -457,6 +463,7 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
     if (c->easy == NULL || set_headers(c, r) != 0) {
         curl_easy_cleanup(c->easy);
         curl_slist_free_all(c->headers);
+        curl_slist_free_all(c->resolve);
         free(c);
         return MG_ENOMEM;
     }
@@ -484,6 +491,14 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body);
     if (r->ca_file != NULL)
         bad |= curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file) != CURLE_OK;
+    if (r->resolve != NULL) {
+        c->resolve = curl_slist_append(NULL, r->resolve);
+        bad |= c->resolve == NULL || curl_easy_setopt(e, CURLOPT_RESOLVE, c->resolve) != CURLE_OK;
+    }
+    if (r->idle_ms > 0) {
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (r->idle_ms + 999) / 1000);
+    }
     if (r->body != NULL) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
         bad |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, r->body) != CURLE_OK;
@@ -498,6 +513,7 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
     if (bad) {
         curl_easy_cleanup(e);
         curl_slist_free_all(c->headers);
+        curl_slist_free_all(c->resolve);
         free(c);
         return MG_ENOMEM;
     }
@@ -505,6 +521,7 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
         if (curl_multi_add_handle(cl->multi, e) != CURLM_OK) {
             curl_easy_cleanup(e);
             curl_slist_free_all(c->headers);
+            curl_slist_free_all(c->resolve);
             free(c);
             return MG_ENOMEM;
         }

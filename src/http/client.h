@@ -47,6 +47,10 @@ typedef struct mg_http_req {
     size_t max_body;         /* 0 = unbounded: the caller streams and bounds what it keeps */
     const char *ca_file;     /* PEM CA bundle; NULL = the system's */
     int env_proxy;           /* 1: honour http_proxy/https_proxy/no_proxy; 0: always direct */
+    const char *resolve;     /* "host:port:address": connect to address for the URL's host:port and
+                                nothing else (a pinned DNS answer); NULL = the system resolver */
+    long idle_ms;            /* > 0: fail with MG_ETIMEOUT when no byte arrived for this long (rounded
+                                up to whole seconds); 0 = no bound besides timeout_ms */
 } mg_http_req_t;
 
 /* Returns 0, or MG_EIO when libcurl cannot be loaded (logged once), or MG_ENOMEM. */

@@ -152,6 +152,10 @@ int mg_policy_check_report(const mg_config_t *cfg, const char *env_file, FILE *f
         const mg_server_config_t *s = &cfg->servers[i];
         if (s->disabled)
             continue;
+        if (s->remote != NULL) { /* nothing runs here: reached over HTTP */
+            fprintf(f, "    %s: not applicable (a remote server)\n", s->name);
+            continue;
+        }
         if (s->sandbox == NULL) {
             fprintf(f, "    %s: none (runs as the gateway's user, with its limits)\n", s->name);
             continue;

@@ -2,10 +2,11 @@
  * iface.c - the upstream interface (upstream.h): creation picks the implementation for a server's
  * configuration, and every other function dispatches to the implementation's operations. Nothing
  * here knows how an upstream works.
- * Read next: upstream.h (the contract), upstream.c (the stdio child pool).
+ * Read next: upstream.h (the contract), upstream.c (the stdio child pool), remote.c (a remote server).
  */
 #include "upstream.h"
 #include "../common/err.h"
+#include "remote_int.h"
 #include "upstream_int.h"
 
 #define OPS(up)     (*(const mg_upstream_ops_t *const *)(up))
@@ -16,7 +17,9 @@ static const char *const state_names[] = {"starting", "ready", "backoff", "stopp
 int mg_upstream_new(uv_loop_t *loop, const mg_upstream_opts_t *opts, const mg_upstream_hooks_t *hooks,
                     void *hooks_data, mg_upstream_t **out)
 {
-    /* A server with a command is a stdio child pool (the only kind the configuration accepts today). */
+    /* A server with a url is a remote MCP server (remote.c); one with a command a stdio child pool. */
+    if (opts != NULL && opts->server != NULL && opts->server->remote != NULL)
+        return mg__remote_new(loop, opts, hooks, hooks_data, out);
     return mg__stdio_new(loop, opts, hooks, hooks_data, out);
 }
 
@@ -29,6 +32,15 @@ int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_
                         mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
 {
     return OPS(up)->request(up, msg, timeout_ms, done_cb, related_cb, data, out);
+}
+
+int mg_upstream_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg,
+                           uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                           mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+{
+    if (OPS(up)->request_as == NULL) /* this kind has no use for the caller */
+        return OPS(up)->request(up, msg, timeout_ms, done_cb, related_cb, data, out);
+    return OPS(up)->request_as(up, caller, msg, timeout_ms, done_cb, related_cb, data, out);
 }
 
 void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason)
@@ -136,4 +148,14 @@ unsigned mg_upstream_inflight(const mg_upstream_t *up)
 unsigned mg_upstream_ready_count(const mg_upstream_t *up)
 {
     return status_of(up).ready;
+}
+
+const char *mg_upstream_era(const mg_upstream_t *up)
+{
+    return status_of(up).era;
+}
+
+const char *mg_upstream_breaker(const mg_upstream_t *up)
+{
+    return status_of(up).breaker;
 }

@@ -7,6 +7,7 @@
 #include "listall.h"
 #include "../common/err.h"
 #include "upstream.h"
+#include "upstream_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,11 @@ static void state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data)
         const char *in = json_string_value(json_object_get(ir, "instructions"));
         if (in != NULL && in[0] != '\0')
             s->out->instructions = strdup(in);
+        const char *pv = json_string_value(json_object_get(ir, "protocolVersion"));
+        if (mg_upstream_era(up) != NULL)
+            s->out->era = strdup(mg_upstream_era(up));
+        else if (pv != NULL)
+            s->out->era = mg__fmt("%s (stdio)", pv);
         json_t *caps = json_object_get(ir, "capabilities");
         s->outstanding = 1; /* guard: finish only after every method was sent */
         for (int k = 0; k < o->nmethods; k++) {
@@ -153,7 +159,8 @@ static void run_all(const mg_config_t *cfg, lrun_t *r)
     r->timer.data = r;
     for (size_t i = 0; i < r->n; i++) {
         lsrv_t *s = &r->srv[i];
-        mg_upstream_opts_t uo = {s->out->cfg, &cfg->limits, r->o->client_name, MG_VERSION, 0};
+        mg_upstream_opts_t uo = {s->out->cfg,  &cfg->limits, r->o->client_name, MG_VERSION, 0,
+                                 &cfg->egress, NULL};
         if (mg_upstream_new(&r->loop, &uo, &hooks, s, &s->up) != 0) {
             s->up = NULL;
             finish(s, "out of memory");
@@ -222,6 +229,7 @@ void mg_upstream_listings_free(mg_upstream_listing_t *l, size_t n)
         for (int k = 0; k < MG_UPSTREAM_LIST_MAX; k++)
             json_decref(l[i].lists[k]);
         free(l[i].instructions);
+        free(l[i].era);
         free(l[i].error);
     }
     free(l);

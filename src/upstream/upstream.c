@@ -633,7 +633,9 @@ static void stdio_status(const mg_upstream_t *up, mg_upstream_status_t *out)
                                   up->last_stderr,
                                   up->restarts,
                                   up->nqueued + up->ninflight,
-                                  ready};
+                                  ready,
+                                  NULL,
+                                  NULL};
 }
 
 static size_t stdio_pids(const mg_upstream_t *up, int *pids, size_t n)
@@ -656,5 +658,5 @@ static void stdio_req_set_waiting(mg_upstream_req_t *req, int waiting)
 const mg_upstream_ops_t mg__stdio_ops = {
     "stdio",          stdio_start,  stdio_request, stdio_send,   stdio_broadcast, stdio_stop,
     stdio_free,       stdio_status, stdio_pids,    stdio_cancel, stdio_req_touch, stdio_req_set_waiting,
-    stdio_req_origin,
+    stdio_req_origin, NULL, /* no request_as: a child needs nothing of the caller */
 };

@@ -15,8 +15,11 @@
  * other kind of upstream noise); the last ones of a child that fails are kept for /readyz. Progress
  * tokens are remapped so two clients may use the same token on one child.
  *
- * This module knows nothing of HTTP or sessions. Read next: gateway/ (who calls this), and
- * upstream_int.h for the wire framing (newline-delimited JSON, capped line length).
+ * A server with a "url" is the other implementation: a remote MCP server over Streamable HTTP
+ * (remote.c, remote_int.h), with the same contract.
+ *
+ * This module knows nothing of client HTTP requests or sessions. Read next: gateway/ (who calls
+ * this), upstream_int.h for the wire framing (newline-delimited JSON, capped line length).
  */
 #ifndef MG_UPSTREAM_H
 #define MG_UPSTREAM_H
@@ -91,6 +94,11 @@ typedef struct mg_upstream_opts {
      * and roots: asked inside a request they are routable (on a shared child by the
      * relatedRequestId hint); asked about no request they are refused with a sentence saying so. */
     int exclusive;
+    /* Remote servers (server->remote) only: where they may connect (gateway.egress, borrowed; NULL =
+     * nothing private), and the pool's tenant (isolation "tenant"; NULL otherwise), whose entry of
+     * tenantCredentials is the credential sent. */
+    const struct mg_egress_config *egress;
+    const char *tenant;
 } mg_upstream_opts_t;
 
 /*
@@ -110,10 +118,22 @@ typedef struct mg_upstream_status {
     const char *client_error; /* see mg_upstream_client_error() */
     json_t *last_stderr;      /* borrowed, see mg_upstream_last_stderr() */
     unsigned restarts, inflight, ready;
+    const char *era;     /* remote: the protocol era found, e.g. "2025-11-25 (Streamable HTTP)"; NULL */
+    const char *breaker; /* remote: the circuit breaker, "closed" | "open" | "refused"; NULL for stdio */
 } mg_upstream_status_t;
 
+/*
+ * Who a request is for, when the upstream needs to know (a remote server with auth type
+ * "token_exchange" exchanges the caller's token for one of its own, RFC 8693). Everything is
+ * borrowed for the duration of the call that takes it and copied when kept. A request without a
+ * caller context (NULL, or subject_token NULL) is the gateway's own.
+ */
+typedef struct mg_upstream_caller {
+    const char *subject_token; /* the caller's bearer token as it reached the gateway, or NULL */
+} mg_upstream_caller_t;
+
 typedef struct mg_upstream_ops {
-    const char *kind; /* "stdio" */
+    const char *kind; /* "stdio" | "remote" */
     void (*start)(mg_upstream_t *up);
     int (*request)(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
                    mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
@@ -128,6 +148,10 @@ typedef struct mg_upstream_ops {
     void (*req_touch)(mg_upstream_req_t *req);
     void (*req_set_waiting)(mg_upstream_req_t *req, int waiting);
     int (*req_origin)(const mg_upstream_req_t *req, mg_upstream_origin_t *out);
+    /* request() on behalf of a caller; NULL when the kind has no use for one (stdio). */
+    int (*request_as)(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg, uint64_t timeout_ms,
+                      mg_upstream_done_cb done_cb, mg_upstream_related_cb related_cb, void *data,
+                      mg_upstream_req_t **out);
 } mg_upstream_ops_t;
 
 /* Creates the pool (no process started yet). Returns 0 or MG_ENOMEM/MG_EINVAL. The env block
@@ -154,6 +178,13 @@ void mg_upstream_start(mg_upstream_t *up);
  */
 int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
                         mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
+
+/* mg_upstream_request() on behalf of caller (may be NULL): same contract. Only what the upstream's
+ * configuration needs of the caller is used (today: the subject token, by remote servers with
+ * token exchange); the caller's token is never sent upstream as it is. */
+int mg_upstream_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg,
+                           uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                           mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
 
 /* Cancels: sends notifications/cancelled to the child (if the request was sent) and calls done_cb
  * with MG_ECANCELLED synchronously, inside this call. `reason` may be NULL. No-op if already
@@ -200,8 +231,13 @@ void mg_upstream_free(mg_upstream_t *up);
  */
 int mg_upstream_command_check(const mg_server_config_t *server, char *why, size_t n);
 
-/* Its kind ("stdio"), from its implementation. */
+/* Its kind ("stdio" or "remote"), from its implementation. */
 const char *mg_upstream_kind(const mg_upstream_t *up);
+/* Remote upstreams: the era found ("2025-11-25 (Streamable HTTP)") once a session started, and the
+ * circuit breaker's state ("closed", "open" while down after failures, "refused" when it may not
+ * start at all: SSRF guard, a tenant without a credential). NULL for stdio. */
+const char *mg_upstream_era(const mg_upstream_t *up);
+const char *mg_upstream_breaker(const mg_upstream_t *up);
 mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up);
 const char *mg_upstream_state_name(mg_upstream_state_t s);
 /* Borrowed InitializeResult of the most recently initialized child (NULL until one is ready; kept

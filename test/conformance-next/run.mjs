@@ -9,6 +9,7 @@
 //                [--verbose] [--keep DIR]
 //
 //   --url URL / MG_CONFORMANCE_URL   test this server instead of starting the gateway
+//   --remote / MG_CONFORMANCE_REMOTE=1  through a remote upstream (the test server behind a second mcpgate)
 //   --scenario NAME[@WIRE]           only these scenarios (repeatable; default: all); NAME alone
 //                                    runs it on every wire it applies to
 //   --wire VERSION                   only runs at this wire (extension scenarios count as 2026-07-28)
@@ -37,7 +38,15 @@ const MODERN = '2026-07-28';
 const BASELINE_ALLOWED = /^(tasks-|sep-2640-)/;
 
 const argv = process.argv.slice(2);
-const opt = { url: process.env.MG_CONFORMANCE_URL || '', only: [], wire: '', jobs: 1, verbose: false, keep: '' };
+const opt = {
+  url: process.env.MG_CONFORMANCE_URL || '',
+  only: [],
+  wire: '',
+  jobs: 1,
+  verbose: false,
+  keep: '',
+  remote: process.env.MG_CONFORMANCE_REMOTE === '1',
+};
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (a === '--url') opt.url = argv[++i];
@@ -45,6 +54,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--wire') opt.wire = argv[++i];
   else if (a === '--jobs') opt.jobs = Math.max(1, Number(argv[++i]) || 1);
   else if (a === '--verbose') opt.verbose = true;
+  else if (a === '--remote') opt.remote = true;
   else if (a === '--keep') opt.keep = path.resolve(argv[++i]);
   else if (!a.startsWith('-')) opt.only.push(a);
   else {
@@ -175,11 +185,23 @@ for (const k of Object.keys(baseline)) {
 const expectedReason = (run) => baseline[idOf(run)] ?? baseline[run.scenario];
 
 let gw = null;
+let upstreamGw = null;
 let url = opt.url;
 if (!url) {
   let started = null;
   try {
-    gw = await startGateway({ config: { mcpServers: { testserver: testserver() } }, onStart: (g) => (started = g) });
+    let config = { mcpServers: { testserver: testserver() } };
+    if (opt.remote) {
+      // --remote: the test server behind a second mcpgate, reached by url (src/upstream/remote.c)
+      upstreamGw = await startGateway({ config: { mcpServers: { testserver: testserver([], { isolation: 'session' }) } } });
+      config = {
+        // shared: 2026-07-28 requests have no session of their own to isolate by
+        mcpServers: { testserver: { url: upstreamGw.url, type: 'http' } },
+        gateway: { egress: { allowCidrs: ['127.0.0.0/8'] } },
+      };
+      console.log(`conformance-next: through a remote upstream at ${upstreamGw.url}`);
+    }
+    gw = await startGateway({ config, onStart: (g) => (started = g) });
   } catch (e) {
     console.log(`conformance-next: gateway ${MG_BINARY}, testserver ${MG_TESTSERVER}`);
     if (started) {
@@ -269,6 +291,7 @@ const secs = ((Date.now() - t0) / 1000).toFixed(1);
 
 if (gw) {
   try {
+    if (upstreamGw) await upstreamGw.stop({ timeout: 10000 }).catch(() => {});
     const { code, signal } = await gw.stop({ timeout: 10000 });
     if (code !== 0 || signal) {
       failed++;

@@ -6,6 +6,10 @@
 //   node conformance.mjs [--url URL] [--scenario NAME]... [--jobs N] [--verbose] [--keep DIR]
 //
 //   --url URL / MG_CONFORMANCE_URL   test this server instead of starting the gateway
+//   --remote / MG_CONFORMANCE_REMOTE=1  the gateway fronts the test server as a *remote* upstream:
+//                                    a second mcpgate serves build/mcpgate-testserver over
+//                                    Streamable HTTP and the gateway under test reaches it by
+//                                    {"url": ...} (src/upstream/remote.c)
 //   --scenario NAME                  run only these scenarios (repeatable; default: all)
 //   --jobs N                         scenarios run in parallel (default 1: with a shared upstream
 //                                    child, a sampling/elicitation request cannot be attributed to
@@ -24,13 +28,21 @@ import path from 'node:path';
 import { E2E_DIR, MG_BINARY, MG_TESTSERVER, startGateway, testserver } from './lib/gateway.mjs';
 
 const argv = process.argv.slice(2);
-const opt = { url: process.env.MG_CONFORMANCE_URL || '', scenarios: [], jobs: 1, verbose: false, keep: '' };
+const opt = {
+  url: process.env.MG_CONFORMANCE_URL || '',
+  scenarios: [],
+  jobs: 1,
+  verbose: false,
+  keep: '',
+  remote: process.env.MG_CONFORMANCE_REMOTE === '1',
+};
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (a === '--url') opt.url = argv[++i];
   else if (a === '--scenario') opt.scenarios.push(argv[++i]);
   else if (a === '--jobs') opt.jobs = Math.max(1, Number(argv[++i]) || 1);
   else if (a === '--verbose') opt.verbose = true;
+  else if (a === '--remote') opt.remote = true;
   else if (a === '--keep') opt.keep = path.resolve(argv[++i]);
   else if (!a.startsWith('-')) opt.scenarios.push(a);
   else {
@@ -119,11 +131,23 @@ const scenarios = opt.scenarios.length ? opt.scenarios : all;
 for (const s of scenarios) if (!all.includes(s)) die(`unknown scenario ${s}; known: ${all.join(', ')}`);
 
 let gw = null;
+let upstreamGw = null;
 let url = opt.url;
 if (!url) {
   let started = null;
   try {
-    gw = await startGateway({ config: { mcpServers: { testserver: testserver() } }, onStart: (g) => (started = g) });
+    let config = { mcpServers: { testserver: testserver() } };
+    if (opt.remote) {
+      // the test server behind another mcpgate, reached as a remote Streamable HTTP server
+      // (one child per upstream session there: what a session-era server with per-client state is)
+      upstreamGw = await startGateway({ config: { mcpServers: { testserver: testserver([], { isolation: 'session' }) } } });
+      config = {
+        mcpServers: { testserver: { url: upstreamGw.url, type: 'http', isolation: 'session' } },
+        gateway: { egress: { allowCidrs: ['127.0.0.0/8'] } },
+      };
+      console.log(`conformance: through a remote upstream at ${upstreamGw.url}`);
+    }
+    gw = await startGateway({ config, onStart: (g) => (started = g) });
   } catch (e) {
     console.log(`conformance: gateway ${MG_BINARY}, testserver ${MG_TESTSERVER}`);
     if (started) {
@@ -201,6 +225,7 @@ if (gw) {
     failed++;
     console.log(`FAIL gateway-shutdown: ${e.message}`);
   }
+  if (upstreamGw) await upstreamGw.stop({ timeout: 10000 }).catch(() => {});
   const logFile = path.join(outRoot, 'gateway.stderr.log');
   fs.writeFileSync(logFile, gw.stderrText() + '\n');
   if (failed) {

@@ -209,16 +209,48 @@ static void test_vscode_servers(void **state)
     unsetenv("MG_T_VSC");
 }
 
-static void test_remote_rejected(void **state)
+/* Remote entries (remote_config.c): accepted with their keys; stdio keys and bad values refused. */
+static void test_remote_entries(void **state)
 {
-    assert_one_error("{\"mcpServers\": {\"ok\": {\"command\": \"x\"}, \"r\": {\"url\": \"https://x/mcp\"}}}",
-                     "server 'r': remote upstreams are not supported yet", "\"url\"");
+    setenv("MG_T_RKEY", "rk-secret-1", 1);
+    mg_config_t cfg;
+    parse_ok("{\"mcpServers\": {\"ok\": {\"command\": \"x\"}, \"r\": {\"url\": \"https://x/mcp\", \"type\": "
+             "\"http\", \"headers\": {\"X-Key\": \"${env:MG_T_RKEY}\"}, \"connectTimeoutMs\": 2000}, "
+             "\"s\": {\"serverUrl\": \"http://y/sse\", \"type\": \"sse\"}}, "
+             "\"gateway\": {\"egress\": {\"allowCidrs\": [\"10.1.0.0/16\", \"fd00::/8\"]}}}",
+             &cfg);
+    assert_int_equal(cfg.nservers, 3);
+    assert_null(cfg.servers[0].remote);
+    const struct mg_server_config *r = &cfg.servers[1];
+    assert_non_null(r->remote);
+    assert_null(r->command);
+    assert_int_equal(cfg.egress.nallow, 2);
+    mg_config_dispose(&cfg);
+    assert_one_error("{\"servers\": {\"ok\": {\"command\": \"x\"}, \"r\": {\"type\": \"sse\", \"url\": "
+                     "\"http://x/sse\", \"command\": \"x\"}}}",
+                     "server 'r': command: belongs to a stdio server");
+    assert_one_error("{\"servers\": {\"r\": {\"type\": \"http\"}}}",
+                     "server 'r': a remote server needs \"url\"");
     assert_one_error(
-        "{\"servers\": {\"ok\": {\"command\": \"x\"}, \"r\": {\"type\": \"http\", \"url\": \"https://x\"}}}",
-        "server 'r': remote upstreams are not supported yet");
+        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"headers\": {\"X\": \"${env:MG_T_RKEY}\\n\"}}}}",
+        "server 'r': headers \"X\": the value (from env:MG_T_RKEY+literal) is empty or holds a line break");
     assert_one_error(
-        "{\"servers\": {\"ok\": {\"command\": \"x\"}, \"r\": {\"type\": \"sse\", \"command\": \"x\"}}}",
-        "server 'r': remote upstreams are not supported yet", "\"type\"");
+        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"auth\": {\"type\": \"password\"}}}}",
+        "server 'r': auth: type must be \"client_credentials\" or \"token_exchange\"");
+    assert_one_error(
+        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"auth\": {\"type\": \"client_credentials\", "
+        "\"tokenUrl\": \"https://idp/token\", \"issuer\": \"https://idp\", \"clientId\": \"c\", "
+        "\"clientSecret\": \"s\"}}}}",
+        "server 'r': auth: give either tokenUrl", "not both");
+    assert_one_error(
+        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"headers\": {\"Authorization\": \"x\"}, "
+        "\"auth\": {\"type\": \"client_credentials\", \"tokenUrl\": \"https://idp/token\", "
+        "\"clientId\": \"c\", \"clientSecret\": \"s\"}}}}",
+        "server 'r': headers \"Authorization\" and auth both give the credential");
+    assert_one_error(
+        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\"}}, \"gateway\": {\"egress\": {\"allowCidrs\": "
+        "[\"localhost\"]}}}",
+        "gateway.egress.allowCidrs[0]: 'localhost' is not an IPv4 or IPv6 address");
 }
 
 static void test_unsupported_client_keys(void **state)
@@ -938,7 +970,7 @@ int main(void)
         cmocka_unit_test(test_ops_keys),
         cmocka_unit_test(test_claude_desktop_example),
         cmocka_unit_test(test_vscode_servers),
-        cmocka_unit_test(test_remote_rejected),
+        cmocka_unit_test(test_remote_entries),
         cmocka_unit_test(test_unsupported_client_keys),
         cmocka_unit_test(test_env_expansion_ok),
         cmocka_unit_test(test_env_missing),

@@ -114,7 +114,7 @@ static void h_env(h_t *h, const char *k, const char *v)
 
 static void h_new(h_t *h)
 {
-    mg_upstream_opts_t o = {&h->srv, &h->lim, "mcpgate-test", "0.0.1", h->exclusive};
+    mg_upstream_opts_t o = {&h->srv, &h->lim, "mcpgate-test", "0.0.1", h->exclusive, NULL, NULL};
     mg_upstream_hooks_t hooks = {on_message_cb, on_state_cb};
     assert_int_equal(mg_upstream_new(&h->loop, &o, &hooks, h, &h->up), 0);
 }

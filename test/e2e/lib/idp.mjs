@@ -11,6 +11,9 @@
 //   idp.down = true                                      answers 503 to everything
 //   idp.jwksDelayMs = 500                                slow JWKS answers
 //   idp.stats: {metadata, jwks, introspect}              request counters
+//   POST /token (client_credentials, client_secret_basic) -> opaque tokens in idp.issued (Map token ->
+//   {resource, scope, subject}; delete one to revoke it), idp.tokenTtl (expires_in, s), stats.tokenRequests;
+//   RFC 8693 token exchange on the same endpoint (subject = the exchanged token; idp.refuseSubjects)
 //   await idp.stop()
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -21,8 +24,9 @@ const b64url = (buf) => Buffer.from(buf).toString('base64url');
 export async function startIdp({ audience, clientId = 'mcpgate', clientSecret = 'gateway-secret', issuerPath = '' } = {}) {
   const keys = new Map(); // kid -> {alg, privateKey, publicJwk, published}
   const opaque = new Map(); // token -> introspection answer
-  const stats = { metadata: 0, jwks: 0, introspect: 0, lastIntrospectAuth: null };
-  const state = { down: false, delayMs: 0 };
+  const stats = { metadata: 0, jwks: 0, introspect: 0, lastIntrospectAuth: null, tokenRequests: [] };
+  const state = { down: false, delayMs: 0, tokenTtl: 3600, refuseSubjects: new Set() };
+  const issued = new Map(); // access token (client credentials) -> {resource, scope}
   let issuer;
 
   const server = http.createServer((req, res) => {
@@ -58,6 +62,26 @@ export async function startIdp({ audience, clientId = 'mcpgate', clientSecret = 
       });
       return;
     }
+    if (url.pathname === '/token' && req.method === 'POST') {
+      // OAuth client credentials (client_secret_basic): an opaque token, recorded with its request
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const want = 'Basic ' + Buffer.from(`${clientId}:${clientSecret}`).toString('base64');
+        const form = Object.fromEntries(new URLSearchParams(body));
+        stats.tokenRequests.push({ auth: req.headers.authorization || '', ...form });
+        if ((req.headers.authorization || '') !== want) return send(401, { error: 'invalid_client' });
+        const exchange = form.grant_type === 'urn:ietf:params:oauth:grant-type:token-exchange';
+        if (form.grant_type !== 'client_credentials' && !exchange) return send(400, { error: 'unsupported_grant_type' });
+        if (exchange && (!form.subject_token || form.subject_token_type !== 'urn:ietf:params:oauth:token-type:access_token'))
+          return send(400, { error: 'invalid_request' });
+        if (exchange && state.refuseSubjects.has(form.subject_token)) return send(400, { error: 'invalid_grant' });
+        const token = (exchange ? 'te_' : 'cc_') + crypto.randomBytes(16).toString('hex');
+        issued.set(token, { resource: form.resource, scope: form.scope, subject: exchange ? form.subject_token : null });
+        return send(200, { access_token: token, token_type: 'Bearer', expires_in: state.tokenTtl });
+      });
+      return;
+    }
     send(404, { error: 'not_found' });
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -72,7 +96,7 @@ export async function startIdp({ audience, clientId = 'mcpgate', clientSecret = 
       jwks_uri: `${base}/jwks`,
       introspection_endpoint: `${base}/introspect`,
       response_types_supported: ['code'],
-      grant_types_supported: ['authorization_code', 'refresh_token'],
+      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
       code_challenge_methods_supported: ['S256'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'none'],
     };
@@ -97,6 +121,12 @@ export async function startIdp({ audience, clientId = 'mcpgate', clientSecret = 
     set jwksDelayMs(v) {
       state.delayMs = v;
     },
+    // client credentials (/token): lifetime of the next tokens, the live ones, revocation
+    set tokenTtl(v) {
+      state.tokenTtl = v;
+    },
+    issued,
+    refuseSubjects: state.refuseSubjects, // token exchange: these subject tokens get invalid_grant
     keys,
 
     async addKey(alg = 'RS256', kid = `${alg.toLowerCase()}-${crypto.randomBytes(4).toString('hex')}`) {

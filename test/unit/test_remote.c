@@ -1,0 +1,265 @@
+/*
+ * test_remote.c - unit tests of the remote upstream's pure parts: CIDR blocks and the SSRF guard's
+ * address classes (common/cidr.c), the guard over a resolved address list and URL splitting
+ * (upstream/remote_conn.c), and the SSE event parser fed in pieces. The remote upstream itself runs
+ * against real servers in test/e2e/remote.test.mjs. Read next: src/upstream/remote_int.h.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/cidr.h"
+#include "common/err.h"
+#include "config/remote_config.h"
+#include "upstream/remote_int.h"
+
+static int addr_of(const char *text, int *family, uint8_t *a)
+{
+    if (inet_pton(AF_INET, text, a) == 1) {
+        *family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, a) == 1) {
+        *family = AF_INET6;
+        return 0;
+    }
+    return -1;
+}
+
+static const char *klass(const char *text)
+{
+    int f = 0;
+    uint8_t a[16];
+    assert_int_equal(addr_of(text, &f, a), 0);
+    return mg_cidr_forbidden(f, a);
+}
+
+static void test_forbidden_classes(void **state)
+{
+    (void)state;
+    assert_string_equal(klass("127.0.0.1"), "loopback");
+    assert_string_equal(klass("127.255.0.9"), "loopback");
+    assert_string_equal(klass("::1"), "loopback");
+    assert_string_equal(klass("::ffff:127.0.0.1"), "loopback"); /* IPv4-mapped */
+    assert_string_equal(klass("10.2.3.4"), "private");
+    assert_string_equal(klass("172.31.255.255"), "private");
+    assert_string_equal(klass("192.168.1.1"), "private");
+    assert_string_equal(klass("169.254.169.254"), "metadata");
+    assert_string_equal(klass("fd00:ec2::254"), "metadata");
+    assert_string_equal(klass("169.254.1.1"), "link-local");
+    assert_string_equal(klass("fe80::1"), "link-local");
+    assert_string_equal(klass("fd12:3456::1"), "unique-local");
+    assert_string_equal(klass("0.0.0.0"), "unspecified");
+    assert_string_equal(klass("::"), "unspecified");
+    assert_string_equal(klass("100.64.0.1"), "shared");
+    assert_string_equal(klass("224.0.0.1"), "multicast");
+    assert_null(klass("8.8.8.8"));
+    assert_null(klass("172.32.0.1"));
+    assert_null(klass("2606:4700::1111"));
+}
+
+static void test_cidr_parse_match(void **state)
+{
+    (void)state;
+    mg_cidr_t c;
+    char why[200];
+    int f = 0;
+    uint8_t a[16];
+    assert_int_equal(mg_cidr_parse("10.1.2.3/16", &c, why, sizeof why), 0); /* host bits cleared */
+    assert_int_equal(c.prefix, 16);
+    addr_of("10.1.200.7", &f, a);
+    assert_true(mg_cidr_match(&c, f, a));
+    addr_of("10.2.0.1", &f, a);
+    assert_false(mg_cidr_match(&c, f, a));
+    addr_of("::ffff:10.1.0.1", &f, a);
+    assert_true(mg_cidr_match(&c, f, a));
+    assert_int_equal(mg_cidr_parse("fd00::/8", &c, why, sizeof why), 0);
+    addr_of("fdab::1", &f, a);
+    assert_true(mg_cidr_match(&c, f, a));
+    addr_of("10.1.0.1", &f, a);
+    assert_false(mg_cidr_match(&c, f, a));
+    assert_int_equal(mg_cidr_parse("127.0.0.1", &c, why, sizeof why), 0);
+    assert_int_equal(c.prefix, 32);
+    assert_int_equal(mg_cidr_parse("0.0.0.0/0", &c, why, sizeof why), 0);
+    addr_of("1.2.3.4", &f, a);
+    assert_true(mg_cidr_match(&c, f, a));
+    assert_int_equal(mg_cidr_parse("10.0.0.0/33", &c, why, sizeof why), -1);
+    assert_non_null(strstr(why, "0..32"));
+    assert_int_equal(mg_cidr_parse("10.0.0.0/", &c, why, sizeof why), -1);
+    assert_int_equal(mg_cidr_parse("example.com/8", &c, why, sizeof why), -1);
+    assert_int_equal(mg_cidr_parse("", &c, why, sizeof why), -1);
+}
+
+/* A resolved list built by getaddrinfo on numeric hosts. */
+static struct addrinfo *resolved(const char *a, const char *b)
+{
+    struct addrinfo hints = {0}, *x = NULL, *y = NULL;
+    hints.ai_flags = AI_NUMERICHOST;
+    hints.ai_socktype = SOCK_STREAM;
+    assert_int_equal(getaddrinfo(a, "80", &hints, &x), 0);
+    if (b != NULL) {
+        assert_int_equal(getaddrinfo(b, "80", &hints, &y), 0);
+        struct addrinfo *t = x;
+        while (t->ai_next)
+            t = t->ai_next;
+        t->ai_next = y;
+    }
+    return x;
+}
+
+static void free_resolved(struct addrinfo *ai)
+{
+    while (ai != NULL) { /* two lists joined: free one node at a time */
+        struct addrinfo *n = ai->ai_next;
+        ai->ai_next = NULL;
+        freeaddrinfo(ai);
+        ai = n;
+    }
+}
+
+static void test_egress_pick(void **state)
+{
+    (void)state;
+    char addr[64], why[512];
+    struct mg_egress_config none = {0};
+    struct addrinfo *ai = resolved("127.0.0.1", NULL);
+    assert_int_equal(mg__egress_pick(ai, &none, addr, sizeof addr, why, sizeof why), MG_EFORBIDDEN);
+    assert_non_null(strstr(why, "127.0.0.1 (loopback)"));
+    assert_non_null(strstr(why, "gateway.egress.allowCidrs"));
+    mg_cidr_t allow[1];
+    char w[64];
+    assert_int_equal(mg_cidr_parse("127.0.0.0/8", &allow[0], w, sizeof w), 0);
+    struct mg_egress_config some = {allow, 1, NULL};
+    assert_int_equal(mg__egress_pick(ai, &some, addr, sizeof addr, why, sizeof why), 0);
+    assert_string_equal(addr, "127.0.0.1");
+    free_resolved(ai);
+    /* a name with a private and a public address: the public one is pinned */
+    ai = resolved("10.0.0.1", "93.184.215.14");
+    assert_int_equal(mg__egress_pick(ai, &none, addr, sizeof addr, why, sizeof why), 0);
+    assert_string_equal(addr, "93.184.215.14");
+    free_resolved(ai);
+    /* metadata over IPv6, allowed loopback does not help */
+    ai = resolved("fd00:ec2::254", NULL);
+    assert_int_equal(mg__egress_pick(ai, &some, addr, sizeof addr, why, sizeof why), MG_EFORBIDDEN);
+    assert_non_null(strstr(why, "(metadata)"));
+    assert_non_null(strstr(why, "/128"));
+    free_resolved(ai);
+}
+
+static void test_url_parse(void **state)
+{
+    (void)state;
+    mg__url_t u;
+    assert_int_equal(mg__url_parse("https://mcp.example.com/mcp", &u), 0);
+    assert_string_equal(u.host, "mcp.example.com");
+    assert_int_equal(u.port, 443);
+    assert_false(u.literal);
+    assert_int_equal(mg__url_parse("http://127.0.0.1:8080/x?y", &u), 0);
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 8080);
+    assert_true(u.literal);
+    assert_int_equal(mg__url_parse("http://[::1]:9/mcp", &u), 0);
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 9);
+    assert_int_equal(mg__url_parse("http://u:p@h/", &u), MG_EINVAL);
+    assert_int_equal(mg__url_parse("http://h:0/", &u), MG_EINVAL);
+    assert_int_equal(mg__url_parse("http://h:99999/", &u), MG_EINVAL);
+    assert_int_equal(mg__url_parse("ftp://h/", &u), MG_EINVAL);
+}
+
+typedef struct {
+    char got[8][128];
+    char ids[8][32];
+    int n;
+} events_t;
+
+static void on_event(void *data, const char *id, const char *event, const char *payload, size_t len)
+{
+    events_t *e = data;
+    (void)event;
+    if (e->n < 8) {
+        snprintf(e->got[e->n], sizeof e->got[0], "%.*s", (int)len, payload);
+        snprintf(e->ids[e->n], sizeof e->ids[0], "%s", id ? id : "-");
+        e->n++;
+    }
+}
+
+static void test_sse_parser(void **state)
+{
+    (void)state;
+    const char *stream = ": comment\r\nid: 7\r\nevent: message\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n"
+                         "retry: 250\n\ndata: second\n\nid: 9\ndata:third\n\n";
+    /* every split point gives the same events */
+    for (size_t cut = 0; cut <= strlen(stream); cut++) {
+        mg__sse_parser_t p;
+        events_t e = {0};
+        mg__sse_init(&p, 1024);
+        assert_int_equal(mg__sse_feed(&p, stream, cut, on_event, &e), 0);
+        assert_int_equal(mg__sse_feed(&p, stream + cut, strlen(stream) - cut, on_event, &e), 0);
+        assert_int_equal(e.n, 3);
+        assert_string_equal(e.got[0], "{\"a\":\n1}");
+        assert_string_equal(e.ids[0], "7");
+        assert_string_equal(e.got[1], "second");
+        assert_string_equal(e.ids[1], "7"); /* the last event id persists */
+        assert_string_equal(e.got[2], "third");
+        assert_string_equal(e.ids[2], "9");
+        assert_int_equal(p.retry_ms, 250);
+        mg__sse_dispose(&p);
+    }
+    /* bounded: a line or an event over the cap fails */
+    mg__sse_parser_t p;
+    events_t e = {0};
+    mg__sse_init(&p, 64);
+    char big[200];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(mg__sse_feed(&p, "data: ", 6, on_event, &e), 0);
+    assert_int_equal(mg__sse_feed(&p, big, sizeof big, on_event, &e), MG_ETOOBIG);
+    mg__sse_dispose(&p);
+    mg__sse_init(&p, 64);
+    for (int i = 0; i < 5; i++) {
+        int r = mg__sse_feed(&p, "data: 0123456789abcdef\n", 23, on_event, &e);
+        if (i < 2)
+            assert_int_equal(r, 0);
+        if (r != 0) {
+            assert_int_equal(r, MG_ETOOBIG);
+            break;
+        }
+        assert_true(i < 3);
+    }
+    mg__sse_dispose(&p);
+}
+
+static void test_tenant_lookup(void **state)
+{
+    (void)state;
+    mg_kv_t h = {"Authorization", "Bearer a", "literal"};
+    mg_remote_tenant_t t[2] = {{"acme", &h, 1}, {"globex", NULL, 0}};
+    mg_remote_config_t r = {0};
+    r.tenants = t;
+    r.ntenants = 2;
+    assert_ptr_equal(mg_remote_config_tenant(&r, "acme"), &t[0]);
+    assert_ptr_equal(mg_remote_config_tenant(&r, "globex"), &t[1]);
+    assert_null(mg_remote_config_tenant(&r, "ACME"));
+    assert_null(mg_remote_config_tenant(&r, NULL));
+    assert_null(mg_remote_config_tenant(NULL, "acme"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forbidden_classes), cmocka_unit_test(test_cidr_parse_match),
+        cmocka_unit_test(test_egress_pick),       cmocka_unit_test(test_url_parse),
+        cmocka_unit_test(test_sse_parser),        cmocka_unit_test(test_tenant_lookup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
