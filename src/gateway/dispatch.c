@@ -1112,6 +1112,10 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         }
     }
     caller.subject_token = bearer;
+    /* A 2026-07-28 upstream learns what this client can be asked; a session client gets the
+     * upstream's input_required as server->client requests on its stream (docs/eras.md). */
+    caller.client_capabilities = c->caps;
+    caller.translate_inputs = !c->modern;
     if (c->span != NULL && msg != NULL)
         up_span_start(c, pool, params);
     int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);

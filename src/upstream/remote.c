@@ -111,6 +111,8 @@ static void req_free_cb(uv_handle_t *h)
     json_decref(q->d_response);
     free(q->d_message);
     free(q->subject);
+    json_decref(q->caps);
+    mg__remote_mrtr_free(q->mrtr);
     free(q);
     handle_closed_cb((uv_handle_t *)&r->timer); /* counts one of r's handles */
 }
@@ -283,7 +285,7 @@ static void add_hdr(mg_http_req_t *hr, const char **h, const char *name, const c
 #define MODERN_VERSION "2026-07-28"
 
 /* 2026-07-28: the _meta every request carries (protocol version, client capabilities and info). */
-static void modern_meta(remote_t *r, json_t *m)
+static void modern_meta(remote_t *r, json_t *m, json_t *caps)
 {
     json_t *params = json_object_get(m, "params");
     if (!json_is_object(params)) {
@@ -299,7 +301,8 @@ static void modern_meta(remote_t *r, json_t *m)
         json_object_set_new(params, "_meta", meta);
     }
     json_object_set_new(meta, "io.modelcontextprotocol/protocolVersion", json_string(MODERN_VERSION));
-    json_object_set_new(meta, "io.modelcontextprotocol/clientCapabilities", json_object());
+    json_object_set_new(meta, "io.modelcontextprotocol/clientCapabilities",
+                        caps != NULL ? mg_json_deep_copy(caps) : json_object());
     json_object_set_new(meta, "io.modelcontextprotocol/clientInfo",
                         json_pack("{s:s,s:s}", "name", r->client_name, "version", r->client_version));
 }
@@ -555,6 +558,8 @@ static void on_message(xchg_t *x, json_t *msg)
         if (x->req != NULL && json_is_integer(id) && json_integer_value(id) == x->req->id) {
             x->answered = 1;
             r->failures = 0;
+            if (x->req->translate && r->modern && mg__remote_mrtr_take(x->req, msg))
+                return; /* input_required, relayed to the caller */
             mg__remote_req_finish(x->req, 0, msg, NULL);
         } else if (x->kind == X_GET && json_is_integer(id)) { /* HTTP+SSE: answers come here */
             rreq_t *q = find_inflight(r, json_integer_value(id));
@@ -946,7 +951,7 @@ static void send_req(rreq_t *q)
     json_object_set_new(m, "jsonrpc", json_string("2.0"));
     json_object_set_new(m, "id", json_integer(q->id));
     if (r->modern)
-        modern_meta(r, m);
+        modern_meta(r, m, q->caps);
     else
         strip_modern_meta(m);
     char *body = json_dumps(m, JSON_COMPACT);
@@ -998,6 +1003,23 @@ static void send_req(rreq_t *q)
     uint64_t idle = r->rc->first_byte_ms ? r->rc->first_byte_ms : q->timeout_ms;
     /* first byte, then idle (reset by every byte, by progress) */
     uv_timer_start(&q->timer, req_timeout_cb, idle, q->timeout_ms);
+}
+
+void mg__remote_req_wait_input(rreq_t *q)
+{
+    if (q->x != NULL) {
+        xchg_t *x = q->x;
+        q->x = NULL;
+        x->req = NULL;
+        xchg_free(x);
+    }
+    uv_timer_start(&q->timer, req_timeout_cb, q->timeout_ms, 0);
+}
+
+void mg__remote_req_resend(rreq_t *q)
+{
+    q->retry_pending = 1;
+    uv_timer_start(&q->timer, deferred_cb, 0, 0);
 }
 
 void mg__remote_drain_queue(remote_t *r)
@@ -1282,7 +1304,7 @@ static void send_discover(remote_t *r)
                           "server/discover");
     char *body = NULL;
     if (m != NULL) {
-        modern_meta(r, m);
+        modern_meta(r, m, NULL);
         body = json_dumps(m, JSON_COMPACT);
     }
     json_decref(m);
@@ -1504,6 +1526,19 @@ static int op_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, 
     if (rc == 0 && caller != NULL && caller->subject_token != NULL && r->rc->auth != NULL &&
         r->rc->auth->exchange)
         ((rreq_t *)req)->subject = strdup(caller->subject_token); /* NULL on ENOMEM: refused as tokenless */
+    if (rc == 0 && caller != NULL) { /* what a 2026-07-28 upstream may ask of this client, and how */
+        rreq_t *q = (rreq_t *)req;
+        q->translate = caller->translate_inputs;
+        if (json_is_object(caller->client_capabilities)) {
+            static const char *const kinds[] = {"sampling", "elicitation", "roots"};
+            q->caps = json_object();
+            for (size_t i = 0; q->caps != NULL && i < 3; i++) {
+                json_t *v = json_object_get(caller->client_capabilities, kinds[i]);
+                if (v != NULL)
+                    json_object_set_new(q->caps, kinds[i], mg_json_deep_copy(v));
+            }
+        }
+    }
     if (out != NULL)
         *out = req;
     return rc;
@@ -1578,6 +1613,8 @@ static int op_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_up
 static int op_send(mg_upstream_t *up, mg_upstream_origin_t origin, const json_t *msg)
 {
     remote_t *r = (remote_t *)up;
+    if (r->modern && mg__remote_mrtr_answer(r, msg))
+        return 0;
     if (origin.generation != r->generation || r->phase != PH_READY)
         return MG_ECLOSED;
     return post_message(r, msg);

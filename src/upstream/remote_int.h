@@ -128,10 +128,13 @@ struct rreq {
     json_t *d_response;
     char *d_message;
     int retry_pending;
-    int auth_retried; /* a 401 made the gateway fetch a new token and send this once more */
-    int with_session; /* sent with an Mcp-Session-Id: a 404 means that session is gone */
-    char *subject;    /* token exchange: the caller's token (owned), or NULL */
-    te_entry_t *te;   /* token exchange: the entry this request waits for or used */
+    int auth_retried;      /* a 401 made the gateway fetch a new token and send this once more */
+    int with_session;      /* sent with an Mcp-Session-Id: a 404 means that session is gone */
+    char *subject;         /* token exchange: the caller's token (owned), or NULL */
+    te_entry_t *te;        /* token exchange: the entry this request waits for or used */
+    json_t *caps;          /* 2026-07-28: the clientCapabilities declared for the caller (owned), or NULL */
+    int translate;         /* 2026-07-28: input_required is relayed to the caller (remote_mrtr.c) */
+    struct mg__mrtr *mrtr; /* the input rounds of a translated request (remote_mrtr.c), or NULL */
 };
 
 struct remote {
@@ -218,6 +221,25 @@ void mg__remote_fail_queue(remote_t *r, int err, const char *message);
 void mg__remote_drain_queue(remote_t *r);
 /* The address is pinned: fetch the token if needed, then find the era. */
 void mg__remote_begin_handshake(remote_t *r);
+
+/* Ends q's exchange and waits for its caller's input: the request stays in flight, its timeout runs. */
+void mg__remote_req_wait_input(rreq_t *q);
+/* Sends q again (its msg as it is now) from the loop, under a new id. */
+void mg__remote_req_resend(rreq_t *q);
+
+/* ---- remote_mrtr.c: input_required relayed to a 2025 caller (mg_upstream_caller_t.translate_inputs) ----
+ *
+ * A response to a translated request on a 2026-07-28 upstream whose result is input_required: each
+ * of its inputRequests becomes a server->client request (a new id of the upstream's id space) given
+ * to the request's related_cb; the answers come back through op_send; when the round is answered,
+ * the request is sent again with inputResponses and the round's requestState. Returns 1 when the
+ * response was taken (relayed, or q finished with an error response saying why), 0 otherwise. */
+int mg__remote_mrtr_take(rreq_t *q, json_t *response);
+/* A message the caller sends to the upstream (op_send): 1 when it answers a relayed input request
+ * (taken), 0 otherwise. */
+int mg__remote_mrtr_answer(remote_t *r, const json_t *msg);
+/* Frees q's rounds (q->mrtr may be NULL). */
+void mg__remote_mrtr_free(struct mg__mrtr *m);
 
 /* ---- remote_auth.c: the gateway's token (client credentials) and token exchange (RFC 8693) ---- */
 /* 1 when no token is needed or the current one is not due for renewal. */

@@ -130,6 +130,15 @@ typedef struct mg_upstream_status {
  */
 typedef struct mg_upstream_caller {
     const char *subject_token; /* the caller's bearer token as it reached the gateway, or NULL */
+    /* The client's capabilities; sampling, elicitation and roots of them are declared as
+     * clientCapabilities to a 2026-07-28 upstream (NULL: none). */
+    const json_t *client_capabilities;
+    /* 1: the caller cannot take an input_required result (a 2025 session client). A 2026-07-28
+     * upstream's input_required is then turned into server->client requests given to related_cb
+     * (answered through mg_upstream_send()) and the request is sent again with inputResponses and
+     * requestState, for as many rounds as the upstream asks (bounded); a request whose capability
+     * client_capabilities lacks fails with -32021 at once. 0: the result is passed through. */
+    int translate_inputs;
 } mg_upstream_caller_t;
 
 typedef struct mg_upstream_ops {

@@ -1,0 +1,110 @@
+// 2025 session clients onto a 2026-07-28-only remote upstream: the upstream's input_required results
+// become elicitation requests on the client's session stream, the gateway retries the upstream with
+// inputResponses and the requestState it was given (two rounds here), a client without the
+// capability gets a clear -32021 error, and cancelling while the client is asked ends the call
+// without a retry reaching the upstream. The upstream is fixtures/remote-upstream.mjs (modern mode:
+// tool "ask"), which records every request it receives.
+import assert from 'node:assert/strict';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
+import { connect, textOf } from './lib/client.mjs';
+import { waitReadyz } from './lib/gateway.mjs';
+import { sleep, test } from './lib/harness.mjs';
+
+const LOOPBACK = { egress: { allowCidrs: ['127.0.0.0/8'] } };
+
+async function setup(t) {
+  const u = await startRemoteUpstream({ modern: true });
+  t.defer(() => u.close());
+  const gw = await t.gateway({ config: { mcpServers: { m: { url: u.url } }, gateway: LOOPBACK } });
+  await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready' && j.upstreams[0].era === '2026-07-28 (stateless)');
+  return { u, gw };
+}
+
+async function client(t, gw, opts = {}) {
+  const c = await connect(gw.url, opts);
+  t.defer(() => c.close());
+  return c.client;
+}
+
+const askCalls = (u) =>
+  u.log.filter((x) => x.method === 'POST' && x.body.includes('"tools/call"')).map((x) => JSON.parse(x.body)).filter((m) => m.params?.name === 'ask');
+
+test('a 2025 client answers a 2026-only upstream\'s input_required as elicitation, two rounds', async (t) => {
+  const { u, gw } = await setup(t);
+  const asked = [];
+  const cl = await client(t, gw, {
+    capabilities: { elicitation: {} },
+    setup: (c) =>
+      c.setRequestHandler(ElicitRequestSchema, async (r) => {
+        asked.push(r.params.message);
+        return r.params.message === 'your name?' ? { action: 'accept', content: { name: 'Ada' } } : { action: 'accept', content: {} };
+      }),
+  });
+  const r = await cl.callTool({ name: 'ask', arguments: { x: 1 } });
+  assert.equal(textOf(r), 'modern ask: Ada accept');
+  assert.deepEqual(asked, ['your name?', 'confirm Ada?']);
+  const calls = askCalls(u);
+  assert.equal(calls.length, 3);
+  // the client's capabilities were declared upstream; each retry carries the state it was given,
+  // the answers of its round only, and the same arguments
+  assert.deepEqual(calls[0].params._meta['io.modelcontextprotocol/clientCapabilities'], { elicitation: {} });
+  assert.equal(calls[0].params.inputResponses, undefined);
+  assert.equal(calls[1].params.requestState, 'r1');
+  assert.deepEqual(calls[1].params.inputResponses, { name: { action: 'accept', content: { name: 'Ada' } } });
+  assert.equal(calls[2].params.requestState, 'r2:Ada');
+  assert.deepEqual(Object.keys(calls[2].params.inputResponses), ['confirm']);
+  for (const c of calls) assert.deepEqual(c.params.arguments, { x: 1 });
+  // and the session goes on
+  assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'after' } })), 'modern: after');
+});
+
+test('a 2025 client without the elicitation capability gets a clear -32021 error, not a hang', async (t) => {
+  const { u, gw } = await setup(t);
+  const cl = await client(t, gw);
+  let err;
+  try {
+    await cl.callTool({ name: 'ask', arguments: {} });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err, 'the call did not fail');
+  assert.equal(err.code, -32021);
+  assert.match(err.message, /server needs elicitation \(elicitation\/create\).*did not declare it/);
+  assert.equal(askCalls(u).length, 1, 'no retry without answers');
+  assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'still' } })), 'modern: still');
+});
+
+test('an error answer from the client ends the call with a sentence naming it', async (t) => {
+  const { u, gw } = await setup(t);
+  const cl = await client(t, gw, {
+    capabilities: { elicitation: {} },
+    setup: (c) =>
+      c.setRequestHandler(ElicitRequestSchema, async () => {
+        throw new Error('user closed the dialog');
+      }),
+  });
+  await assert.rejects(cl.callTool({ name: 'ask', arguments: {} }), /answered the 'm' server's request for input \(name\) with an error: .*user closed the dialog/);
+  assert.equal(askCalls(u).length, 1);
+});
+
+test('cancelling a call while its client is asked ends it: no retry reaches the upstream', async (t) => {
+  const { u, gw } = await setup(t);
+  const ac = new AbortController();
+  let release;
+  const held = new Promise((r) => (release = r));
+  const cl = await client(t, gw, {
+    capabilities: { elicitation: {} },
+    setup: (c) =>
+      c.setRequestHandler(ElicitRequestSchema, async () => {
+        ac.abort('the user went away');
+        await held;
+        return { action: 'accept', content: { name: 'late' } };
+      }),
+  });
+  await assert.rejects(cl.callTool({ name: 'ask', arguments: {} }, undefined, { signal: ac.signal }));
+  release();
+  await sleep(300);
+  assert.equal(askCalls(u).length, 1, 'the late answer reached the upstream as a retry');
+  assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'ok' } })), 'modern: ok');
+});
