@@ -1112,10 +1112,12 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         }
     }
     caller.subject_token = bearer;
-    /* A 2026-07-28 upstream learns what this client can be asked; a session client gets the
-     * upstream's input_required as server->client requests on its stream (docs/eras.md). */
+    /* A 2026-07-28 upstream learns what this client can be asked, and its input_required comes
+     * back as server->client requests (docs/eras.md): on a session client's stream, or as the
+     * gateway's own input_required with its sealed requestState for a 2026-07-28 client (whose
+     * retry reaches this parked call, not the upstream). */
     caller.client_capabilities = c->caps;
-    caller.translate_inputs = !c->modern;
+    caller.translate_inputs = 1;
     if (c->span != NULL && msg != NULL)
         up_span_start(c, pool, params);
     int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);

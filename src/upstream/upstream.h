@@ -133,11 +133,12 @@ typedef struct mg_upstream_caller {
     /* The client's capabilities; sampling, elicitation and roots of them are declared as
      * clientCapabilities to a 2026-07-28 upstream (NULL: none). */
     const json_t *client_capabilities;
-    /* 1: the caller cannot take an input_required result (a 2025 session client). A 2026-07-28
-     * upstream's input_required is then turned into server->client requests given to related_cb
-     * (answered through mg_upstream_send()) and the request is sent again with inputResponses and
-     * requestState, for as many rounds as the upstream asks (bounded); a request whose capability
-     * client_capabilities lacks fails with -32021 at once. 0: the result is passed through. */
+    /* 1: a 2026-07-28 upstream's input_required result is turned into server->client requests
+     * given to related_cb, as a session-era upstream would send them (answered through
+     * mg_upstream_send()), and the request is sent again with inputResponses and requestState, for
+     * as many rounds as the upstream asks (bounded); a round asking for a capability that
+     * client_capabilities lacks fails the request with -32021 at once. 0: the result is passed
+     * through as it is. */
     int translate_inputs;
 } mg_upstream_caller_t;
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
 import { connect, textOf } from './lib/client.mjs';
+import { ACCEPT_BOTH, request, rpc } from './lib/http.mjs';
 import { waitReadyz } from './lib/gateway.mjs';
 import { sleep, test } from './lib/harness.mjs';
 
@@ -107,4 +108,31 @@ test('cancelling a call while its client is asked ends it: no retry reaches the 
   await sleep(300);
   assert.equal(askCalls(u).length, 1, 'the late answer reached the upstream as a retry');
   assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'ok' } })), 'modern: ok');
+});
+
+test('a 2026-07-28 client gets the gateway\'s own input_required for each round; its retries reach the parked upstream call', async (t) => {
+  const { u, gw } = await setup(t);
+  const V = '2026-07-28';
+  const caps = { elicitation: {} };
+  const call = async (extra = {}, c = caps) => {
+    const body = rpc('tools/call', { name: 'ask', arguments: { y: 2 }, ...extra, _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': c, 'io.modelcontextprotocol/clientInfo': { name: 'e2e', version: '1' } } });
+    const r = await request(gw.url, { headers: { Accept: ACCEPT_BOTH, 'MCP-Protocol-Version': V, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'ask' }, body });
+    const msgs = await r.messages({ timeout: 10000 });
+    return { status: r.status, response: msgs.find((m) => m && m.id === body.id) };
+  };
+  const first = (await call()).response.result;
+  assert.equal(first.resultType, 'input_required', JSON.stringify(first));
+  const [k1, r1] = Object.entries(first.inputRequests)[0];
+  assert.equal(r1.params.message, 'your name?');
+  assert.notEqual(first.requestState, 'r1', 'the upstream\'s state reached the client');
+  const second = (await call({ requestState: first.requestState, inputResponses: { [k1]: { action: 'accept', content: { name: 'Grace' } } } })).response.result;
+  assert.equal(second.resultType, 'input_required', JSON.stringify(second));
+  const [k2, r2] = Object.entries(second.inputRequests)[0];
+  assert.equal(r2.params.message, 'confirm Grace?');
+  const third = (await call({ requestState: second.requestState, inputResponses: { [k2]: { action: 'decline' } } })).response.result;
+  assert.equal(third.resultType, 'complete');
+  assert.equal(third.content[0].text, 'modern ask: Grace decline');
+  assert.equal(askCalls(u).length, 3);
+  const none = await call({}, {});
+  assert.equal(none.response.error.code, -32021, JSON.stringify(none.response));
 });
