@@ -1118,6 +1118,8 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
      * retry reaches this parked call, not the upstream). */
     caller.client_capabilities = c->caps;
     caller.translate_inputs = 1;
+    if (!c->modern && c->s != NULL && c->s->log_set && c->s->log_rank >= 0 && c->s->log_rank < 8)
+        caller.log_level = log_levels[c->s->log_rank]; /* for upstreams without logging/setLevel */
     if (c->span != NULL && msg != NULL)
         up_span_start(c, pool, params);
     int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);

@@ -112,6 +112,7 @@ static void req_free_cb(uv_handle_t *h)
     free(q->d_message);
     free(q->subject);
     json_decref(q->caps);
+    free(q->log_level);
     mg__remote_mrtr_free(q->mrtr);
     free(q);
     handle_closed_cb((uv_handle_t *)&r->timer); /* counts one of r's handles */
@@ -285,7 +286,7 @@ static void add_hdr(mg_http_req_t *hr, const char **h, const char *name, const c
 #define MODERN_VERSION "2026-07-28"
 
 /* 2026-07-28: the _meta every request carries (protocol version, client capabilities and info). */
-static void modern_meta(remote_t *r, json_t *m, json_t *caps)
+static void modern_meta(remote_t *r, json_t *m, json_t *caps, const char *log_level)
 {
     json_t *params = json_object_get(m, "params");
     if (!json_is_object(params)) {
@@ -305,6 +306,8 @@ static void modern_meta(remote_t *r, json_t *m, json_t *caps)
                         caps != NULL ? mg_json_deep_copy(caps) : json_object());
     json_object_set_new(meta, "io.modelcontextprotocol/clientInfo",
                         json_pack("{s:s,s:s}", "name", r->client_name, "version", r->client_version));
+    if (log_level != NULL && json_object_get(meta, "io.modelcontextprotocol/logLevel") == NULL)
+        json_object_set_new(meta, "io.modelcontextprotocol/logLevel", json_string(log_level));
 }
 
 /* A session-era upstream: the 2026-07-28 request _meta a translated client request may carry
@@ -951,7 +954,7 @@ static void send_req(rreq_t *q)
     json_object_set_new(m, "jsonrpc", json_string("2.0"));
     json_object_set_new(m, "id", json_integer(q->id));
     if (r->modern)
-        modern_meta(r, m, q->caps);
+        modern_meta(r, m, q->caps, q->log_level);
     else
         strip_modern_meta(m);
     char *body = json_dumps(m, JSON_COMPACT);
@@ -1304,7 +1307,7 @@ static void send_discover(remote_t *r)
                           "server/discover");
     char *body = NULL;
     if (m != NULL) {
-        modern_meta(r, m, NULL);
+        modern_meta(r, m, NULL, NULL);
         body = json_dumps(m, JSON_COMPACT);
     }
     json_decref(m);
@@ -1529,6 +1532,8 @@ static int op_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, 
     if (rc == 0 && caller != NULL) { /* what a 2026-07-28 upstream may ask of this client, and how */
         rreq_t *q = (rreq_t *)req;
         q->translate = caller->translate_inputs;
+        if (caller->log_level != NULL)
+            q->log_level = strdup(caller->log_level); /* NULL on ENOMEM: no logs asked */
         if (json_is_object(caller->client_capabilities)) {
             static const char *const kinds[] = {"sampling", "elicitation", "roots"};
             q->caps = json_object();
@@ -1598,7 +1603,13 @@ static int op_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_up
     r->nqueued++;
     if (out != NULL)
         *out = (mg_upstream_req_t *)q;
-    if (r->phase == PH_READY) {
+    if (r->modern && (strcmp(method, "ping") == 0 || strcmp(method, "logging/setLevel") == 0)) {
+        /* 2026-07-28 removed both (a 404 there): the gateway answers, and the level travels in each
+         * request's _meta instead (mg_upstream_caller_t.log_level) */
+        json_t *ok = json_pack("{s:s,s:I,s:{}}", "jsonrpc", "2.0", "id", (json_int_t)0, "result");
+        req_finish_later(q, ok != NULL ? 0 : MG_ENOMEM, ok, NULL);
+        json_decref(ok);
+    } else if (r->phase == PH_READY) {
         q->retry_pending = 1; /* sent from the loop: done_cb never runs inside this call */
         uv_timer_start(&q->timer, deferred_cb, 0, 0);
     } else if (r->phase == PH_BACKOFF || r->phase == PH_FAILED) {

@@ -134,6 +134,7 @@ struct rreq {
     te_entry_t *te;        /* token exchange: the entry this request waits for or used */
     json_t *caps;          /* 2026-07-28: the clientCapabilities declared for the caller (owned), or NULL */
     int translate;         /* 2026-07-28: input_required is relayed to the caller (remote_mrtr.c) */
+    char *log_level;       /* 2026-07-28: the caller's logging level for _meta (owned), or NULL */
     struct mg__mrtr *mrtr; /* the input rounds of a translated request (remote_mrtr.c), or NULL */
 };
 
@@ -227,7 +228,8 @@ void mg__remote_req_wait_input(rreq_t *q);
 /* Sends q again (its msg as it is now) from the loop, under a new id. */
 void mg__remote_req_resend(rreq_t *q);
 
-/* ---- remote_mrtr.c: input_required relayed to a 2025 caller (mg_upstream_caller_t.translate_inputs) ----
+/* ---- remote_mrtr.c: input_required relayed as server->client requests
+ * (mg_upstream_caller_t.translate_inputs) ----
  *
  * A response to a translated request on a 2026-07-28 upstream whose result is input_required: each
  * of its inputRequests becomes a server->client request (a new id of the upstream's id space) given

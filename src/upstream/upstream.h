@@ -140,6 +140,10 @@ typedef struct mg_upstream_caller {
      * client_capabilities lacks fails the request with -32021 at once. 0: the result is passed
      * through as it is. */
     int translate_inputs;
+    /* The logging level the client asked for with logging/setLevel (a 2025 session), or NULL: sent
+     * as _meta["io.modelcontextprotocol/logLevel"] to a 2026-07-28 upstream, which has no
+     * logging/setLevel and sends log messages only to requests that carry a level. */
+    const char *log_level;
 } mg_upstream_caller_t;
 
 typedef struct mg_upstream_ops {

@@ -5,7 +5,7 @@
 // without a retry reaching the upstream. The upstream is fixtures/remote-upstream.mjs (modern mode:
 // tool "ask"), which records every request it receives.
 import assert from 'node:assert/strict';
-import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
 import { connect, textOf } from './lib/client.mjs';
 import { ACCEPT_BOTH, request, rpc } from './lib/http.mjs';
@@ -135,4 +135,18 @@ test('a 2026-07-28 client gets the gateway\'s own input_required for each round;
   assert.equal(askCalls(u).length, 3);
   const none = await call({}, {});
   assert.equal(none.response.error.code, -32021, JSON.stringify(none.response));
+});
+
+test('ping and logging/setLevel of a 2025 client are answered by the gateway; the level reaches the 2026-only upstream in each request', async (t) => {
+  const { u, gw } = await setup(t);
+  const logs = [];
+  const cl = await client(t, gw, { setup: (c) => c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n.params)) });
+  await cl.ping();
+  assert.equal(textOf(await cl.callTool({ name: 'logs', arguments: {} })), 'no level');
+  await cl.setLoggingLevel('warning');
+  assert.equal(textOf(await cl.callTool({ name: 'logs', arguments: {} })), 'level warning');
+  assert.deepEqual(logs.map((l) => l.data), ['logged at warning']);
+  assert.ok(!u.log.some((x) => /"(ping|logging\/setLevel)"/.test(x.body)), 'ping or logging/setLevel reached a 2026-only upstream');
+  const err = gw.logs().filter((l) => l.level === 'warn' || l.level === 'error');
+  assert.deepEqual(err.filter((l) => /logging|ping/.test(JSON.stringify(l))), []);
 });
