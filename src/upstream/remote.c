@@ -18,7 +18,9 @@
  * Stop: queued and in-flight requests fail, DELETE ends the session, then the client is freed and stopped_cb
  * runs from the last close callback of its handles. Sections ("---- name ----"): completion, headers and
  * posts, session lifecycle and messages, requests, the GET stream, initialize, era detection,
- * operations. Tokens (client credentials, token exchange) are remote_auth.c's. Wire table and records:
+ * operations. Over a 2026-07-28 upstream, input_required results are relayed as server->client requests
+ * by remote_mrtr.c, and ping / logging/setLevel are answered here (the revision has neither).
+ * Tokens (client credentials, token exchange) are remote_auth.c's. Wire table and records:
  * remote_int.h. Read next: remote_conn.c (guard, SSE parser), remote_auth.c, http/client.h,
  * docs/adr/0009-remote-upstreams.md.
  */
@@ -1246,9 +1248,9 @@ static int discovered(remote_t *r, json_t *result)
         session_era |= sv != NULL && strncmp(sv, "2025-", 5) == 0;
     }
     /* A server that speaks both eras gets a session (initialize): the gateway does not yet turn
-     * input_required results into elicitation or subscriptions into subscriptions/listen for the
-     * clients of a stateless upstream, while a session carries server->client requests, logging
-     * and subscriptions as they are (docs/eras.md, "Remote upstreams"). */
+     * subscriptions into subscriptions/listen for the clients of a stateless upstream, while a
+     * session carries server->client requests, logging and subscriptions as they are (docs/eras.md,
+     * "Remote upstreams"; input_required is relayed by remote_mrtr.c). */
     if (!found || session_era)
         return 0;
     json_t *caps = json_object_get(result, "capabilities");
