@@ -19,7 +19,8 @@
  * runs from the last close callback of its handles. Sections ("---- name ----"): completion, headers and
  * posts, session lifecycle and messages, requests, the GET stream, initialize, era detection,
  * operations. Over a 2026-07-28 upstream, input_required results are relayed as server->client requests
- * by remote_mrtr.c, and ping / logging/setLevel are answered here (the revision has neither).
+ * by remote_mrtr.c; ping, logging/setLevel and resources/(un)subscribe are answered here (the revision
+ * has none of them) and the subscriptions/listen stream takes the GET stream's place.
  * Tokens (client credentials, token exchange) are remote_auth.c's. Wire table and records:
  * remote_int.h. Read next: remote_conn.c (guard, SSE parser), remote_auth.c, http/client.h,
  * docs/adr/0009-remote-upstreams.md.
@@ -582,6 +583,8 @@ static void on_message(xchg_t *x, json_t *msg)
         json_decref(pong);
         return;
     }
+    if (x->kind == X_GET && method != NULL && strcmp(method, "notifications/subscriptions/acknowledged") == 0)
+        return; /* 2026-07-28: the listen stream's first event, for the gateway only */
     rreq_t *rel = x->kind == X_REQ ? x->req : related_on_stream(r, msg);
     if (rel != NULL && rel->related_cb != NULL) {
         mg_upstream_origin_t o = {0, rel->generation};
@@ -908,9 +911,13 @@ static void req_timeout_cb(uv_timer_t *t)
     free(m);
 }
 
+static int modern_local(remote_t *r, rreq_t *q);
+
 static void send_req(rreq_t *q)
 {
     remote_t *r = q->r;
+    if (r->modern && !q->sent && modern_local(r, q))
+        return;
     if (!mg__remote_token_ready(r)) { /* stays queued (its timeout runs) until a token is there */
         uv_timer_start(&q->timer, req_timeout_cb, q->timeout_ms, 0);
         mg__remote_token_fetch(r);
@@ -1096,14 +1103,80 @@ static void get_start(remote_t *r)
     x->kind = X_GET;
     const char *h[2 * MAX_HDRS];
     mg_http_req_t hr;
-    fill_req(r, &hr, h, 1, -1);
-    hr.method = "GET";
+    char *body = NULL;
+    if (r->modern) { /* 2026-07-28: the stream of unrelated notifications is a subscriptions/listen */
+        json_t *uris = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(r->subs, k, v) json_array_append_new(uris, json_string(k));
+        json_t *m = uris == NULL
+                        ? NULL
+                        : json_pack("{s:s,s:I,s:s,s:{s:{s:b,s:b,s:b,s:o}}}", "jsonrpc", "2.0", "id",
+                                    (json_int_t)r->next_id++, "method", "subscriptions/listen", "params",
+                                    "notifications", "toolsListChanged", 1, "promptsListChanged", 1,
+                                    "resourcesListChanged", 1, "resourceSubscriptions", uris);
+        if (m != NULL) {
+            modern_meta(r, m, NULL, NULL);
+            body = json_dumps(m, JSON_COMPACT);
+        }
+        json_decref(m);
+        if (body == NULL) {
+            free(x);
+            return;
+        }
+        fill_req(r, &hr, h, 0, -1);
+        hr.body = body;
+        hr.len = strlen(body);
+        add_hdr(&hr, h, "mcp-method", "subscriptions/listen");
+    } else {
+        fill_req(r, &hr, h, 1, -1);
+        hr.method = "GET";
+    }
     hr.idle_ms = (long)r->rc->idle_stream_ms;
-    if (mg_http_request(r->http, &hr, get_head_cb, body_cb, get_done_cb, x, &x->call) != 0) {
+    int rc = mg_http_request(r->http, &hr, get_head_cb, body_cb, get_done_cb, x, &x->call);
+    free(body);
+    if (rc != 0) {
         free(x);
         return;
     }
     r->get_x = x;
+}
+
+/* 2026-07-28: the subscriptions changed: a new listen stream asks for the new set. */
+static void listen_restart(remote_t *r)
+{
+    xchg_free(r->get_x);
+    r->get_x = NULL;
+    uv_timer_stop(&r->get_timer);
+    get_start(r);
+}
+
+/* 2026-07-28 removed ping, logging/setLevel and resources/(un)subscribe: answered here ({}); the
+ * level travels in each request's _meta instead (mg_upstream_caller_t.log_level), subscriptions in
+ * the listen stream's resourceSubscriptions. Returns 1 when q was answered. */
+static int modern_local(remote_t *r, rreq_t *q)
+{
+    const char *method = json_string_value(json_object_get(q->msg, "method"));
+    int sub = strcmp(method, "resources/subscribe") == 0,
+        unsub = strcmp(method, "resources/unsubscribe") == 0;
+    if (!sub && !unsub && strcmp(method, "ping") != 0 && strcmp(method, "logging/setLevel") != 0)
+        return 0;
+    const char *uri = json_string_value(json_object_get(json_object_get(q->msg, "params"), "uri"));
+    if ((sub || unsub) && uri != NULL) {
+        if (r->subs == NULL)
+            r->subs = json_object();
+        int had = json_object_get(r->subs, uri) != NULL;
+        if (sub && !had)
+            json_object_set_new(r->subs, uri, json_true());
+        else if (unsub && had)
+            json_object_del(r->subs, uri);
+        if (sub != had)
+            listen_restart(r);
+    }
+    json_t *ok = json_pack("{s:s,s:I,s:{}}", "jsonrpc", "2.0", "id", (json_int_t)0, "result");
+    mg__remote_req_finish(q, ok != NULL ? 0 : MG_ENOMEM, ok, NULL);
+    json_decref(ok);
+    return 1;
 }
 
 /* ---- initialize ---- */
@@ -1267,7 +1340,7 @@ static int discovered(remote_t *r, json_t *result)
     json_decref(r->init_result);
     r->init_result = ir;
     r->modern = 1;
-    r->get_unsupported = 1; /* no GET stream in 2026-07-28 */
+    /* no GET stream in 2026-07-28: get_start() opens subscriptions/listen instead */
     set_str(&r->protocol, strdup(MODERN_VERSION));
     set_str(&r->era, strdup(MODERN_VERSION " (stateless)"));
     return 1;
@@ -1605,13 +1678,7 @@ static int op_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_up
     r->nqueued++;
     if (out != NULL)
         *out = (mg_upstream_req_t *)q;
-    if (r->modern && (strcmp(method, "ping") == 0 || strcmp(method, "logging/setLevel") == 0)) {
-        /* 2026-07-28 removed both (a 404 there): the gateway answers, and the level travels in each
-         * request's _meta instead (mg_upstream_caller_t.log_level) */
-        json_t *ok = json_pack("{s:s,s:I,s:{}}", "jsonrpc", "2.0", "id", (json_int_t)0, "result");
-        req_finish_later(q, ok != NULL ? 0 : MG_ENOMEM, ok, NULL);
-        json_decref(ok);
-    } else if (r->phase == PH_READY) {
+    if (r->phase == PH_READY) {
         q->retry_pending = 1; /* sent from the loop: done_cb never runs inside this call */
         uv_timer_start(&q->timer, deferred_cb, 0, 0);
     } else if (r->phase == PH_BACKOFF || r->phase == PH_FAILED) {
@@ -1725,6 +1792,7 @@ static void op_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_
 static void op_free(mg_upstream_t *up)
 {
     remote_t *r = (remote_t *)up;
+    json_decref(r->subs);
     json_decref(r->init_result);
     free(r->session_id);
     free(r->protocol);

@@ -190,6 +190,8 @@ struct remote {
     int token_fetching, wait_token, tried_oidc;
     mg_http_call_t *token_call;
     te_entry_t *te; /* token exchange: exchanged tokens by caller */
+    json_t *subs;   /* 2026-07-28: the URIs subscribed through resources/subscribe (uri -> true), which
+                       the subscriptions/listen stream (get_x) asks for; NULL when none yet */
 };
 
 /* token exchange: one caller's exchanged token (see "token exchange" below) */

@@ -5,12 +5,12 @@
 // without a retry reaching the upstream. The upstream is fixtures/remote-upstream.mjs (modern mode:
 // tool "ask"), which records every request it receives.
 import assert from 'node:assert/strict';
-import { ElicitRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
 import { connect, textOf } from './lib/client.mjs';
 import { ACCEPT_BOTH, request, rpc } from './lib/http.mjs';
 import { waitReadyz } from './lib/gateway.mjs';
-import { sleep, test } from './lib/harness.mjs';
+import { sleep, test, waitFor } from './lib/harness.mjs';
 
 const LOOPBACK = { egress: { allowCidrs: ['127.0.0.0/8'] } };
 
@@ -149,4 +149,29 @@ test('ping and logging/setLevel of a 2025 client are answered by the gateway; th
   assert.ok(!u.log.some((x) => /"(ping|logging\/setLevel)"/.test(x.body)), 'ping or logging/setLevel reached a 2026-only upstream');
   const err = gw.logs().filter((l) => l.level === 'warn' || l.level === 'error');
   assert.deepEqual(err.filter((l) => /logging|ping/.test(JSON.stringify(l))), []);
+});
+
+test('resources/subscribe of a 2025 client becomes the 2026-only upstream\'s subscriptions/listen; updates reach the subscribed session only', async (t) => {
+  const { u, gw } = await setup(t);
+  const updates = [[], []];
+  const mk = (i) => client(t, gw, { setup: (c) => c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => updates[i].push(n.params.uri)) });
+  const a = await mk(0);
+  const b = await mk(1);
+  assert.deepEqual((await a.listResources()).resources.map((r) => r.uri), ['test://doc']);
+  await a.subscribeResource({ uri: 'test://doc' });
+  const control = (body) => fetch(u.url.replace('/mcp', '/_control'), { method: 'POST', body: JSON.stringify(body) });
+  const listens = () => u.log.filter((x) => x.body.includes('"subscriptions/listen"')).map((x) => JSON.parse(x.body));
+  await waitFor(() => listens().some((m) => m.params.notifications.resourceSubscriptions.includes('test://doc')), { what: 'a listen stream for test://doc' });
+  await sleep(200); // the stream is open at the upstream
+  await control({ updated: 'test://doc' });
+  await waitFor(() => updates[0].length === 1, { what: 'the update' });
+  assert.deepEqual(updates, [['test://doc'], []]);
+  assert.ok(!u.log.some((x) => /"resources\/(un)?subscribe"/.test(x.body)), 'resources/subscribe reached a 2026-only upstream');
+  await a.unsubscribeResource({ uri: 'test://doc' });
+  await waitFor(() => listens().at(-1).params.notifications.resourceSubscriptions.length === 0, { what: 'a listen stream without test://doc' });
+  await sleep(200);
+  await control({ updated: 'test://doc' });
+  await sleep(300);
+  assert.deepEqual(updates, [['test://doc'], []]);
+  void b;
 });
