@@ -1083,8 +1083,9 @@ static void get_done_cb(void *data, int err, int status, const char *why)
         session_lost(r);
         return;
     }
-    if (status == 405 || (status >= 400 && status < 500 && status != 404 && status != 429)) {
-        r->get_unsupported = 1; /* the server offers no GET stream: fine */
+    if (status == 405 || (r->modern && status == 404) ||
+        (status >= 400 && status < 500 && status != 404 && status != 429)) {
+        r->get_unsupported = 1; /* the server offers no GET stream (2026-07-28: no listen): fine */
         return;
     }
     (void)err;
