@@ -5,7 +5,7 @@
 // without a retry reaching the upstream. The upstream is fixtures/remote-upstream.mjs (modern mode:
 // tool "ask"), which records every request it receives.
 import assert from 'node:assert/strict';
-import { ElicitRequestSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
 import { connect, textOf } from './lib/client.mjs';
 import { ACCEPT_BOTH, request, rpc } from './lib/http.mjs';
@@ -174,4 +174,38 @@ test('resources/subscribe of a 2025 client becomes the 2026-only upstream\'s sub
   await sleep(300);
   assert.deepEqual(updates, [['test://doc'], []]);
   void b;
+});
+
+test('one round asking two things (elicitation and roots) is answered whole; progress of the final round reaches the client', async (t) => {
+  const { u, gw } = await setup(t);
+  const cl = await client(t, gw, {
+    capabilities: { elicitation: {}, roots: {} },
+    setup: (c) => {
+      c.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { name: 'Lin' } }));
+      c.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: 'file:///work', name: 'work' }] }));
+    },
+  });
+  const progress = [];
+  const r = await cl.callTool({ name: 'askboth', arguments: {} }, undefined, { onprogress: (p) => progress.push(p.progress) });
+  assert.equal(textOf(r), 'Lin at file:///work');
+  assert.deepEqual(progress, [1]);
+  const calls = u.log.filter((x) => x.body.includes('"askboth"')).map((x) => JSON.parse(x.body));
+  assert.equal(calls.length, 2);
+  assert.deepEqual(Object.keys(calls[1].params.inputResponses).sort(), ['where', 'who']);
+  assert.deepEqual(calls[0].params._meta['io.modelcontextprotocol/clientCapabilities'], { elicitation: {}, roots: {} });
+  // a client that declared only one of the two gets -32021 naming the other
+  const half = await client(t, gw, { capabilities: { elicitation: {} }, setup: (c) => c.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: {} })) });
+  await assert.rejects(half.callTool({ name: 'askboth', arguments: {} }), (e) => e.code === -32021 && /roots \(roots\/list\)/.test(e.message));
+});
+
+test('an upstream that never stops asking is cut off after 16 rounds with an error saying so', async (t) => {
+  const { u, gw } = await setup(t);
+  let asked = 0;
+  const cl = await client(t, gw, {
+    capabilities: { elicitation: {} },
+    setup: (c) => c.setRequestHandler(ElicitRequestSchema, async () => (asked++, { action: 'accept', content: {} })),
+  });
+  await assert.rejects(cl.callTool({ name: 'askloop', arguments: {} }), /asked the client for input more than 16 times/);
+  assert.equal(asked, 16);
+  assert.equal(u.log.filter((x) => x.body.includes('"askloop"')).length, 17);
 });

@@ -281,7 +281,7 @@ test('era detection: a 2026-07-28-only server is found by server/discover and se
   const rz = await waitReadyz(gw, (j) => j.upstreams[0].state === 'ready');
   assert.equal(rz.upstreams[0].era, '2026-07-28 (stateless)');
   const cl = await client(t, gw);
-  assert.deepEqual((await cl.listTools()).tools.map((x) => x.name).sort(), ['ask', 'echo', 'logs', 'whoami']);
+  assert.deepEqual((await cl.listTools()).tools.map((x) => x.name).sort(), ['ask', 'askboth', 'askloop', 'echo', 'logs', 'whoami']);
   assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text: 'hi' } })), 'modern: hi');
   assert.equal(textOf(await cl.callTool({ name: 'whoami', arguments: {} })), 'Bearer upstream-key');
   // never initialize, never a session, GET or DELETE; every POST carried the headers the server checks
