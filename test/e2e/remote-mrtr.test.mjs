@@ -5,7 +5,7 @@
 // without a retry reaching the upstream. The upstream is fixtures/remote-upstream.mjs (modern mode:
 // tool "ask"), which records every request it receives.
 import assert from 'node:assert/strict';
-import { ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
 import { connect, textOf } from './lib/client.mjs';
 import { ACCEPT_BOTH, request, rpc } from './lib/http.mjs';
@@ -208,4 +208,15 @@ test('an upstream that never stops asking is cut off after 16 rounds with an err
   await assert.rejects(cl.callTool({ name: 'askloop', arguments: {} }), /asked the client for input more than 16 times/);
   assert.equal(asked, 16);
   assert.equal(u.log.filter((x) => x.body.includes('"askloop"')).length, 17);
+});
+
+test('tools/list_changed on the 2026-only upstream\'s listen stream reaches 2025 sessions', async (t) => {
+  const { u, gw } = await setup(t);
+  let changed = 0;
+  const cl = await client(t, gw, { setup: (c) => c.setNotificationHandler(ToolListChangedNotificationSchema, () => changed++) });
+  await cl.listTools();
+  await waitFor(() => u.log.some((x) => x.body.includes('"subscriptions/listen"')), { what: 'the listen stream' });
+  await sleep(200);
+  await fetch(u.url.replace('/mcp', '/_control'), { method: 'POST', body: JSON.stringify({ listChanged: true }) });
+  await waitFor(() => changed > 0, { what: 'notifications/tools/list_changed' });
 });
