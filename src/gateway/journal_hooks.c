@@ -144,8 +144,13 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
     mg_jbuf_init(&ab, astorage, sizeof astorage, 64u * 1024 * 1024);
     if (args != NULL)
         mg_jbuf_put_json(&ab, args);
+    /* SHA-256 of nothing, when there are no arguments (or they cannot be written): a constant */
+    static const char empty_sha[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     char hex[MG_SHA256_HEX];
-    mg_sha256_hex(ab.p != NULL ? ab.p : "", ab.err == 0 ? ab.len : 0, hex);
+    if (ab.err == 0 && ab.len > 0)
+        mg_sha256_hex(ab.p, ab.len, hex);
+    else
+        memcpy(hex, empty_sha, sizeof empty_sha);
     put_kv_plain(&b, K("argsSha256"), hex);
     if (gw->cfg->journal.arguments && args != NULL && ab.err == 0) {
         put_key(&b, K("arguments"));

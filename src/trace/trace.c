@@ -134,7 +134,8 @@ uint64_t mg_trace_now_ns(void)
  */
 #define LIT(o, s) (memcpy((o), (s), sizeof(s) - 1), (o) + sizeof(s) - 1)
 
-static char hexpair[256][2]; /* "00".."ff", filled by mg_trace_new() */
+static char hexpair[256][2];     /* "00".."ff", filled by mg_trace_new() */
+static unsigned char plain[256]; /* 1: printable ASCII other than '"' and '\\' (copied as is) */
 
 static void hexpair_init(void)
 {
@@ -142,6 +143,7 @@ static void hexpair_init(void)
     for (int i = 0; i < 256; i++) {
         hexpair[i][0] = d[i >> 4];
         hexpair[i][1] = d[i & 15];
+        plain[i] = i >= 0x20 && i < 0x80 && i != '"' && i != '\\';
     }
 }
 
@@ -169,15 +171,26 @@ static inline char *put_hex(char *o, const uint8_t *id, size_t n)
     return o;
 }
 
-/* A uint64 as a quoted decimal string (OTLP/JSON's int64 and fixed64). */
+/* A uint64 as a quoted decimal string (OTLP/JSON's int64 and fixed64), two digits at a time. */
 static inline char *put_u64(char *o, uint64_t v)
 {
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
     char tmp[20];
     size_t n = 0;
-    do {
-        tmp[sizeof tmp - ++n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    while (v >= 100) {
+        n += 2;
+        memcpy(tmp + sizeof tmp - n, pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        n += 2;
+        memcpy(tmp + sizeof tmp - n, pairs + 2 * v, 2);
+    } else {
+        tmp[sizeof tmp - ++n] = (char)('0' + v);
+    }
     *o++ = '"';
     memcpy(o, tmp + sizeof tmp - n, n);
     o += n;
@@ -192,8 +205,7 @@ static void put_str(mg_jbuf_t *b, const char *v, size_t n)
     char *o = room(b, n + 2);
     if (o != NULL) {
         size_t i = 0;
-        while (i < n && (unsigned char)v[i] >= 0x20 && (unsigned char)v[i] < 0x80 && v[i] != '"' &&
-               v[i] != '\\')
+        while (i < n && plain[(unsigned char)v[i]])
             i++;
         if (i == n) {
             *o++ = '"';
