@@ -8,6 +8,8 @@
 # mcpgate-instant, an upstream that costs ~nothing), bare (mcpgate-bare, --raw-post).
 # Usage: bench/cpu.sh [gateway gateway-instant bare]   (default: all three)
 #        BUILD=build SESSIONS=50 CALLS=800 LOG_LEVEL=info REPS=1 bench/cpu.sh
+#        GATEWAY_JSON='{"journal": {"path": "/tmp/j.jsonl"}}' bench/cpu.sh gateway-instant
+#        (GATEWAY_JSON: the config's "gateway" object for the gateway targets, default {})
 # Needs perf (software events only: works where hardware counters do not). The user/kernel split
 # comes from /proc/PID/stat (10 ms ticks: indicative). Read next: bench/profile.sh (instructions).
 set -euo pipefail
@@ -15,7 +17,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 [[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
-: "${SESSIONS:=50}" "${CALLS:=800}" "${LOG_LEVEL:=info}" "${REPS:=1}"
+: "${SESSIONS:=50}" "${CALLS:=800}" "${LOG_LEVEL:=info}" "${REPS:=1}" "${GATEWAY_JSON:={\}}"
 TARGETS=${*:-gateway gateway-instant bare}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpgate-cpu.XXXXXX")
 TPID=""
@@ -34,7 +36,7 @@ for rep in $(seq 1 "$REPS"); do
         gateway | gateway-instant)
             up=$BUILD/mcpgate-testserver
             [[ $t = gateway-instant ]] && up=$BUILD/mcpgate-instant
-            printf '{"mcpServers": {"ts": {"command": "%s"}}}\n' "$up" >"$WORK/config.json"
+            printf '{"mcpServers": {"ts": {"command": "%s"}}, "gateway": %s}\n' "$up" "$GATEWAY_JSON" >"$WORK/config.json"
             cmd=("$BUILD/mcpgate" serve --config "$WORK/config.json" --listen "127.0.0.1:$port" --log-level "$LOG_LEVEL")
             health=/healthz ;;
         bare)

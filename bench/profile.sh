@@ -13,6 +13,7 @@
 #                instant / gateway with gateway.tracing at sampleRatio 1 exporting to a local OTLP
 #                receiver (python3, answers 200): the cost of tracing is the difference per call
 #                (TRACE_RATIO=0.1 bench/profile.sh instant-traced: another ratio)
+#   traced-journal the gateway target with tracing (as gateway-traced) and the journal both on
 # Method: warm up, then callgrind_control -z / -d around two closed-loop runs of SESSIONS sessions
 # x K1 and x K2 calls; Ir per call = (Ir(K2) - Ir(K1)) / (SESSIONS x (K2 - K1)), so session setup
 # and teardown cancel out. Prints one line per target, writes the profiles (flat, self and
@@ -67,6 +68,7 @@ measure() {
     local name=$1 pid=$2 url=$3
     shift 3
     load "$url" 20 "$@"
+    sleep 1.5 # periodic work that starts once (the first trace export creates its HTTP client) is done
     callgrind_control -z "$pid" >/dev/null
     load "$url" "$K1" "$@"
     callgrind_control -d "k1" "$pid" >/dev/null
@@ -142,6 +144,11 @@ for t in $TARGETS; do
     instant-traced) receiver; gateway_with instant-traced "$BUILD/mcpgate-instant" ;;
     gateway-traced) receiver; gateway_with gateway-traced "$BUILD/mcpgate-testserver" ;;
     gateway) gateway_with gateway "$BUILD/mcpgate-testserver" ;;
+    traced-journal) # the gateway target with tracing (TRACE_RATIO, default 1) and the journal both on
+        receiver
+        head -c 32 /dev/urandom | base64 >"$OUT/journal.key"
+        GW_EXTRA="${GW_EXTRA%\}}, \"journal\": {\"path\": \"$OUT/journal.jsonl\", \"hmacKey\": \"\${file:$OUT/journal.key}\"}}"
+        gateway_with traced-journal "$BUILD/mcpgate-testserver" ;;
     journal) # the gateway target with the call journal on (HMAC checkpoints; its writer thread counts)
         head -c 32 /dev/urandom | base64 >"$OUT/journal.key"
         GW_EXTRA="{\"journal\": {\"path\": \"$OUT/journal.jsonl\", \"hmacKey\": \"\${file:$OUT/journal.key}\"}}"
@@ -160,7 +167,7 @@ for t in $TARGETS; do
         kill -TERM "$pid"
         wait "$pid" 2>/dev/null || true
         ;;
-    *) echo "profile.sh: unknown target '$t' (gateway journal testserver instant instant-child bare instant-traced gateway-traced)" >&2; exit 2 ;;
+    *) echo "profile.sh: unknown target '$t' (gateway journal traced-journal testserver instant instant-child bare instant-traced gateway-traced)" >&2; exit 2 ;;
     esac
 done
 echo "profiles: $OUT/<target>.txt"

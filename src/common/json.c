@@ -129,6 +129,13 @@ void mg_jbuf_put(mg_jbuf_t *b, const char *p, size_t n)
     b->len += n;
 }
 
+int mg_jbuf_reserve(mg_jbuf_t *b, size_t n)
+{
+    if (b->len + n + 2 > b->cap && grow(b, n) != 0)
+        return -1;
+    return b->err ? -1 : 0;
+}
+
 static inline void put_c(mg_jbuf_t *b, char c)
 {
     if (b->len + 3 > b->cap && grow(b, 1) != 0)

@@ -46,6 +46,9 @@ void mg_jbuf_init(mg_jbuf_t *b, char *storage, size_t n, size_t max);
 void mg_jbuf_dispose(mg_jbuf_t *b);
 /* Appends raw bytes. */
 void mg_jbuf_put(mg_jbuf_t *b, const char *p, size_t n);
+/* Makes room for n more bytes at b->p + b->len (written by the caller, who then adds n to b->len,
+ * keeping the spare bytes mg_jbuf_steal needs). Returns 0, or -1 with b->err set. */
+int mg_jbuf_reserve(mg_jbuf_t *b, size_t n);
 /* Appends a JSON string literal (quotes, escapes) of s[0..n); invalid UTF-8 sets err MG_EINVAL. */
 void mg_jbuf_put_str(mg_jbuf_t *b, const char *s, size_t n);
 /* Appends a decimal integer. */

@@ -95,27 +95,34 @@ static const json_t *arguments_of(const mg_call_t *c)
     return json_object_get(c->params, "arguments");
 }
 
-static void put_key(mg_jbuf_t *b, const char *key)
+/* Member names are literals written with their quotes, colon and comma in one copy: K("name")
+ * gives the text and its length. The record's first member ("method") has no comma before it. */
+#define K(name) ",\"" name "\":", sizeof(",\"" name "\":") - 1
+
+static void put_key(mg_jbuf_t *b, const char *k, size_t kl)
 {
-    if (b->len > 0)
-        mg_jbuf_put(b, ",", 1);
-    mg_jbuf_put_str(b, key, strlen(key));
-    mg_jbuf_put(b, ":", 1);
+    mg_jbuf_put(b, k, kl);
 }
 
-static void put_kv(mg_jbuf_t *b, const char *key, const char *value)
+static void put_kv(mg_jbuf_t *b, const char *k, size_t kl, const char *value)
 {
-    put_key(b, key);
+    mg_jbuf_put(b, k, kl);
     mg_jbuf_put_str(b, value, strlen(value));
 }
 
-/* A value known to need no escaping (hex digits, the method names and words of this file). */
-static void put_kv_plain(mg_jbuf_t *b, const char *key, const char *value)
+/* A value known to need no escaping (hex digits, the method names and words of this file): the
+ * member in one reserved run. */
+static void put_kv_plain(mg_jbuf_t *b, const char *k, size_t kl, const char *value)
 {
-    put_key(b, key);
-    mg_jbuf_put(b, "\"", 1);
-    mg_jbuf_put(b, value, strlen(value));
-    mg_jbuf_put(b, "\"", 1);
+    size_t vl = strlen(value);
+    if (mg_jbuf_reserve(b, kl + vl + 2) != 0)
+        return;
+    char *o = b->p + b->len;
+    memcpy(o, k, kl);
+    o[kl] = '"';
+    memcpy(o + kl + 1, value, vl);
+    o[kl + 1 + vl] = '"';
+    b->len += kl + vl + 2;
 }
 
 /* The record is written as JSON text directly (no jansson tree): it is built on every call. */
@@ -127,9 +134,9 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
     char storage[1536];
     mg_jbuf_t b;
     mg_jbuf_init(&b, storage, sizeof storage, 64u * 1024 * 1024);
-    put_kv_plain(&b, "method", c->method);
-    put_kv(&b, "server", mg__call_server(c));
-    put_kv(&b, "name", name_of(c));
+    put_kv_plain(&b, "\"method\":", sizeof "\"method\":" - 1, c->method); /* first: no comma */
+    put_kv(&b, K("server"), mg__call_server(c));
+    put_kv(&b, K("name"), name_of(c));
     /* arguments as compact JSON in the client's key order: hashed, and written only when asked */
     const json_t *args = arguments_of(c);
     mg_jbuf_t ab;
@@ -137,33 +144,38 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
     mg_jbuf_init(&ab, astorage, sizeof astorage, 64u * 1024 * 1024);
     if (args != NULL)
         mg_jbuf_put_json(&ab, args);
+    /* SHA-256 of nothing, when there are no arguments (or they cannot be written): a constant */
+    static const char empty_sha[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     char hex[MG_SHA256_HEX];
-    mg_sha256_hex(ab.p != NULL ? ab.p : "", ab.err == 0 ? ab.len : 0, hex);
-    put_kv_plain(&b, "argsSha256", hex);
+    if (ab.err == 0 && ab.len > 0)
+        mg_sha256_hex(ab.p, ab.len, hex);
+    else
+        memcpy(hex, empty_sha, sizeof empty_sha);
+    put_kv_plain(&b, K("argsSha256"), hex);
     if (gw->cfg->journal.arguments && args != NULL && ab.err == 0) {
-        put_key(&b, "arguments");
+        put_key(&b, K("arguments"));
         mg_jbuf_put(&b, ab.p, ab.len);
     }
     mg_jbuf_dispose(&ab);
     int code;
     mg__outcome_t o = mg__call_outcome(c, resp, &code);
-    put_kv_plain(&b, "outcome", mg__outcome_name(o));
+    put_kv_plain(&b, K("outcome"), mg__outcome_name(o));
     if (o == MG__OUTCOME_ERROR || o == MG__OUTCOME_REFUSED) {
-        put_key(&b, "code");
+        put_key(&b, K("code"));
         mg_jbuf_put_int(&b, code);
     }
     if (o == MG__OUTCOME_REFUSED)
-        put_kv_plain(&b, "rule", c->refusal);
-    put_key(&b, "us");
+        put_kv_plain(&b, K("rule"), c->refusal);
+    put_key(&b, K("us"));
     mg_jbuf_put_int(&b, (int64_t)((uv_hrtime() - c->start_ns) / 1000));
     mg_principal_t *p = c->principal;
     if (p != NULL) {
-        put_kv(&b, "principal", p->subject ? p->subject : "");
-        put_kv(&b, "tenant", p->tenant ? p->tenant : "");
+        put_kv(&b, K("principal"), p->subject ? p->subject : "");
+        put_kv(&b, K("tenant"), p->tenant ? p->tenant : "");
     }
     mg_session_t *s = c->s;
     if (s != NULL && s != gw->stateless)
-        put_kv_plain(&b, "session", s->hash);
+        put_kv_plain(&b, K("session"), s->hash);
     const json_t *ci = s != NULL ? s->client_info : NULL;
     if (c->modern) { /* 2026-07-28: clientInfo travels in each request's _meta */
         json_t *mci =
@@ -174,16 +186,14 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
     const char *cname = json_string_value(json_object_get(ci, "name"));
     const char *cver = json_string_value(json_object_get(ci, "version"));
     if (cname != NULL) {
-        put_key(&b, "client");
+        put_key(&b, K("client"));
         mg_jbuf_put(&b, "{\"name\":", 8);
         mg_jbuf_put_str(&b, cname, strlen(cname));
-        mg_jbuf_put(&b, ",", 1);
-        mg_jbuf_put_str(&b, "version", 7);
-        mg_jbuf_put(&b, ":", 1);
+        mg_jbuf_put(&b, K("version"));
         mg_jbuf_put_str(&b, cver ? cver : "", cver ? strlen(cver) : 0);
         mg_jbuf_put(&b, "}", 1);
     }
-    put_kv_plain(&b, "trace", c->trace_id);
+    put_kv_plain(&b, K("trace"), c->trace_id);
     if (b.err == 0)
         mg_journal_append_text(gw->journal, "call", b.p, b.len);
     else

@@ -56,16 +56,43 @@ int mg__trace_export_init(mg_trace_t *t)
     return 0;
 }
 
-void mg__trace_queue(mg_trace_t *t, char *text, size_t len)
+/* Room for n bytes in the block being filled (a fresh one when it is full), or NULL. */
+static char *block_room(mg_trace_t *t, size_t n)
 {
-    if (text == NULL || t->freeing || t->count >= MG__TRACE_QUEUE_MAX) {
+    mg__trace_block_t *b = t->blk;
+    if (b != NULL && b->used + n <= MG__TRACE_BLOCK)
+        return b->data + b->used;
+    if (n > MG__TRACE_BLOCK)
+        return NULL;
+    if (b != NULL && b->refs == 0) { /* nothing queued in it: start it over */
+        b->used = 0;
+        return b->data;
+    }
+    b = t->spare != NULL ? t->spare : malloc(sizeof *b);
+    if (b == NULL)
+        return NULL;
+    t->spare = NULL;
+    b->refs = b->used = 0;
+    t->blk = b; /* the previous one is freed when its last span leaves (queue_drop) */
+    return b->data;
+}
+
+void mg__trace_queue(mg_trace_t *t, const char *text, size_t len)
+{
+    char *copy;
+    if (text == NULL || t->freeing || t->count >= MG__TRACE_QUEUE_MAX ||
+        (copy = block_room(t, len + 1)) == NULL) {
         t->spans_dropped++;
-        free(text);
         return;
     }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    t->blk->used += len + 1;
+    t->blk->refs++;
     mg__trace_item_t *it = &t->ring[(t->head + t->count++) % MG__TRACE_QUEUE_MAX];
-    it->text = text;
+    it->text = copy;
     it->len = len;
+    it->blk = t->blk;
     if (t->count >= MG__TRACE_BATCH_MAX && t->call == NULL)
         uv_timer_start(&t->timer, timer_cb, 0, MG__TRACE_FLUSH_MS); /* a full batch: on the next turn */
 }
@@ -89,12 +116,22 @@ static void done_cb(void *data, int err, int status, const char *why)
         export_now(t);
 }
 
-/* Frees the n oldest spans of the queue. */
+/* Releases the n oldest spans of the queue (and the blocks that held only them). */
 static void queue_drop(mg_trace_t *t, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        free(t->ring[t->head].text);
-        t->ring[t->head].text = NULL;
+        mg__trace_item_t *it = &t->ring[t->head];
+        mg__trace_block_t *b = it->blk;
+        it->text = NULL;
+        it->blk = NULL;
+        if (--b->refs == 0) {
+            if (b == t->blk)
+                b->used = 0;
+            else if (t->spare == NULL)
+                t->spare = b;
+            else
+                free(b);
+        }
         t->head = (t->head + 1) % MG__TRACE_QUEUE_MAX;
         t->count--;
     }
@@ -121,19 +158,24 @@ static void export_now(mg_trace_t *t)
         "{\"stringValue\":\"" MG_VERSION "\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":"
         "\"mcpgate\",\"version\":\"" MG_VERSION "\"},\"spans\":[";
     static const char tail[] = "]}]}]}";
-    mg_jbuf_t b;
-    mg_jbuf_init(&b, NULL, 0, (size_t)MG__TRACE_BATCH_MAX * MG__TRACE_SPAN_MAX + sizeof head + sizeof tail);
-    mg_jbuf_put(&b, head, sizeof head - 1);
-    for (size_t i = 0; i < n; i++) {
-        const mg__trace_item_t *it = &t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX];
-        if (i > 0)
-            mg_jbuf_put(&b, ",", 1);
-        mg_jbuf_put(&b, it->text, it->len);
+    /* One allocation of the body's exact size, then one copy per span. */
+    size_t len = sizeof head - 1 + sizeof tail - 1 + (n - 1);
+    for (size_t i = 0; i < n; i++)
+        len += t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].len;
+    char *text = malloc(len + 1), *o = text;
+    if (text != NULL) {
+        memcpy(o, head, sizeof head - 1);
+        o += sizeof head - 1;
+        for (size_t i = 0; i < n; i++) {
+            const mg__trace_item_t *it = &t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX];
+            if (i > 0)
+                *o++ = ',';
+            memcpy(o, it->text, it->len);
+            o += it->len;
+        }
+        memcpy(o, tail, sizeof tail);
     }
-    mg_jbuf_put(&b, tail, sizeof tail - 1);
     queue_drop(t, n);
-    size_t len = 0;
-    char *text = mg_jbuf_steal(&b, &len);
     const char *hdrs[] = {"content-type", "application/json", "user-agent", "mcpgate/" MG_VERSION};
     mg_http_req_t r = {.url = t->endpoint,
                        .headers = hdrs,
@@ -180,6 +222,10 @@ void mg__trace_export_dispose(mg_trace_t *t)
     queue_drop(t, t->count);
     free(t->ring);
     t->ring = NULL;
+    free(t->blk);
+    free(t->spare);
+    t->blk = t->spare = NULL;
+    mg__trace_free_spans(t);
     uv_timer_stop(&t->timer);
     uv_close((uv_handle_t *)&t->timer, closed_cb);
 }

@@ -72,6 +72,8 @@ int mg_trace_ctx_parse(const char *tp, size_t len, const char *ts, size_t slen, 
 
 /* ---- the tracer ---- */
 
+static void hexpair_init(void);
+
 static uint64_t next_rand(mg_trace_t *t)
 {
     uint64_t s1 = t->rng[0];
@@ -90,6 +92,7 @@ int mg_trace_new(uv_loop_t *loop, const char *endpoint, double ratio, mg_trace_t
         return MG_ENOMEM;
     }
     t->loop = loop;
+    hexpair_init();
     if (RAND_bytes((unsigned char *)t->rng, sizeof t->rng) != 1 || (t->rng[0] | t->rng[1]) == 0)
         t->rng[0] = (uint64_t)time(NULL) | 1;
     t->ratio_all = ratio >= 1.0;
@@ -122,26 +125,136 @@ uint64_t mg_trace_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void put_lit(mg_jbuf_t *b, const char *lit)
+/*
+ * Writing a span's text. Spans are written on every sampled call, so the common case takes a fast
+ * path: the fixed parts are literals of known length copied into room reserved once (room()), ids
+ * go through a byte-pair hex table, numbers are formatted by hand, and a value that is plain ASCII
+ * is copied without going through the escaper. Anything else (a value to escape or validate as
+ * UTF-8, text beyond the span's inline storage) takes mg_jbuf's general path.
+ */
+#define LIT(o, s) (memcpy((o), (s), sizeof(s) - 1), (o) + sizeof(s) - 1)
+
+static char hexpair[256][2];     /* "00".."ff", filled by mg_trace_new() */
+static unsigned char plain[256]; /* 1: printable ASCII other than '"' and '\\' (copied as is) */
+
+static void hexpair_init(void)
 {
-    mg_jbuf_put(b, lit, strlen(lit));
+    static const char d[] = "0123456789abcdef";
+    for (int i = 0; i < 256; i++) {
+        hexpair[i][0] = d[i >> 4];
+        hexpair[i][1] = d[i & 15];
+        plain[i] = i >= 0x20 && i < 0x80 && i != '"' && i != '\\';
+    }
 }
 
-/* An id as a quoted lowercase hex string (ASCII: no escaping to check). */
-static void put_hex(mg_jbuf_t *b, const uint8_t *id, size_t n)
+/* Direct room for n more bytes at the end of b's text (its own spare bytes kept), grown when needed;
+ * NULL when it cannot be (b->err is set: the span is dropped at its end). */
+static inline char *room(mg_jbuf_t *b, size_t n)
 {
-    char h[36];
-    h[0] = '"';
-    mg_hex_encode(id, n, h + 1);
-    h[2 * n + 1] = '"';
-    mg_jbuf_put(b, h, 2 * n + 2);
+    if (b->err == 0 && b->len + n + 2 <= b->cap && b->len + n <= b->max)
+        return b->p + b->len;
+    return mg_jbuf_reserve(b, n) == 0 ? b->p + b->len : NULL; /* NULL: err set (too long, no memory) */
 }
 
-static void put_nanos(mg_jbuf_t *b, uint64_t ns)
+static inline void done(mg_jbuf_t *b, const char *o)
 {
-    mg_jbuf_put(b, "\"", 1);
-    mg_jbuf_put_int(b, (int64_t)ns);
-    mg_jbuf_put(b, "\"", 1);
+    b->len = (size_t)(o - b->p);
+}
+
+/* An id as a quoted lowercase hex string. */
+static inline char *put_hex(char *o, const uint8_t *id, size_t n)
+{
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++, o += 2)
+        memcpy(o, hexpair[id[i]], 2);
+    *o++ = '"';
+    return o;
+}
+
+/* A uint64 as a quoted decimal string (OTLP/JSON's int64 and fixed64), two digits at a time. */
+static inline char *put_u64(char *o, uint64_t v)
+{
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    char tmp[20];
+    size_t n = 0;
+    while (v >= 100) {
+        n += 2;
+        memcpy(tmp + sizeof tmp - n, pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        n += 2;
+        memcpy(tmp + sizeof tmp - n, pairs + 2 * v, 2);
+    } else {
+        tmp[sizeof tmp - ++n] = (char)('0' + v);
+    }
+    *o++ = '"';
+    memcpy(o, tmp + sizeof tmp - n, n);
+    o += n;
+    *o++ = '"';
+    return o;
+}
+
+/* A JSON string: copied with its quotes when plain printable ASCII without '"' or '\\' and room
+ * remains, else through the escaper (which also validates UTF-8). */
+static void put_str(mg_jbuf_t *b, const char *v, size_t n)
+{
+    char *o = room(b, n + 2);
+    if (o != NULL) {
+        size_t i = 0;
+        while (i < n && plain[(unsigned char)v[i]])
+            i++;
+        if (i == n) {
+            *o++ = '"';
+            memcpy(o, v, n);
+            o[n] = '"';
+            done(b, o + n + 1);
+            return;
+        }
+    }
+    mg_jbuf_put_str(b, v, n);
+}
+
+/* The most bytes start() writes besides name and tracestate. */
+#define START_FIXED 200
+
+/* A span from the tracer's free list (spans are reused: one is started per phase of every sampled
+ * call), else the heap. */
+static mg_span_t *span_alloc(mg_trace_t *t)
+{
+    mg_span_t *s = t->free_spans;
+    if (s != NULL) {
+        t->free_spans = s->next_free;
+        t->nfree--;
+        return s;
+    }
+    return malloc(sizeof(*s));
+}
+
+static void span_release(mg_span_t *s)
+{
+    mg_trace_t *t = s->t;
+    mg_jbuf_dispose(&s->b);
+    if (t->nfree < MG__TRACE_FREE_SPANS && !t->freeing) {
+        s->next_free = t->free_spans;
+        t->free_spans = s;
+        t->nfree++;
+    } else {
+        free(s);
+    }
+}
+
+void mg__trace_free_spans(mg_trace_t *t)
+{
+    while (t->free_spans != NULL) {
+        mg_span_t *s = t->free_spans;
+        t->free_spans = s->next_free;
+        free(s);
+    }
+    t->nfree = 0;
 }
 
 mg_span_t *mg_span_start_at(mg_trace_t *t, const char *name, mg_span_kind_t kind, const mg_span_t *parent,
@@ -153,7 +266,7 @@ mg_span_t *mg_span_start_at(mg_trace_t *t, const char *name, mg_span_kind_t kind
         return NULL; /* the caller decided not to sample this trace */
     if (parent == NULL && remote == NULL && !t->ratio_all && next_rand(t) >= t->ratio_bound)
         return NULL;
-    mg_span_t *s = malloc(sizeof(*s));
+    mg_span_t *s = span_alloc(t);
     if (s == NULL)
         return NULL;
     s->t = t;
@@ -178,26 +291,36 @@ mg_span_t *mg_span_start_at(mg_trace_t *t, const char *name, mg_span_kind_t kind
     }
     mg_jbuf_t *b = &s->b;
     mg_jbuf_init(b, s->inl, sizeof s->inl, MG__TRACE_SPAN_MAX);
-    put_lit(b, "{\"traceId\":");
-    put_hex(b, s->trace_id, 16);
-    put_lit(b, ",\"spanId\":");
-    put_hex(b, s->span_id, 8);
+    char *o = b->p; /* inline storage: room for START_FIXED */
+    o = LIT(o, "{\"traceId\":");
+    o = put_hex(o, s->trace_id, 16);
+    o = LIT(o, ",\"spanId\":");
+    o = put_hex(o, s->span_id, 8);
     if (pid != NULL) {
-        put_lit(b, ",\"parentSpanId\":");
-        put_hex(b, pid, 8);
+        o = LIT(o, ",\"parentSpanId\":");
+        o = put_hex(o, pid, 8);
     }
     if (state != NULL) {
         s->state = strdup(state);
-        put_lit(b, ",\"traceState\":");
-        mg_jbuf_put_str(b, state, strlen(state));
+        o = LIT(o, ",\"traceState\":");
     }
-    put_lit(b, ",\"name\":");
-    mg_jbuf_put_str(b, name ? name : "", name ? strlen(name) : 0);
-    put_lit(b, ",\"kind\":");
-    mg_jbuf_put_int(b, kind);
-    put_lit(b, ",\"startTimeUnixNano\":");
-    put_nanos(b, start_ns ? start_ns : mg_trace_now_ns());
-    put_lit(b, ",\"attributes\":[");
+    done(b, o);
+    if (state != NULL)
+        put_str(b, state, strlen(state));
+    size_t nlen = name ? strlen(name) : 0;
+    if ((o = room(b, 9)) != NULL) {
+        o = LIT(o, ",\"name\":");
+        done(b, o);
+    }
+    put_str(b, name ? name : "", nlen);
+    if ((o = room(b, 80)) != NULL) {
+        o = LIT(o, ",\"kind\":");
+        *o++ = (char)('0' + kind % 10);
+        o = LIT(o, ",\"startTimeUnixNano\":");
+        o = put_u64(o, start_ns ? start_ns : mg_trace_now_ns());
+        o = LIT(o, ",\"attributes\":[");
+        done(b, o);
+    }
     t->spans_started++;
     return s;
 }
@@ -208,32 +331,49 @@ mg_span_t *mg_span_start(mg_trace_t *t, const char *name, mg_span_kind_t kind, c
     return mg_span_start_at(t, name, kind, parent, remote, 0);
 }
 
-/* Keys are the callers' ASCII constants (semantic-convention names): written as they are. */
-static void attr_key(mg_span_t *s, const char *key)
+/* Keys are the callers' ASCII constants (semantic-convention names): written as they are, with the
+ * value's opening (kind: "stringValue" or "intValue"). NULL when there is no room (err set). */
+static char *attr_open(mg_span_t *s, const char *key, size_t extra, int is_int)
 {
-    put_lit(&s->b, s->nattrs++ ? ",{\"key\":\"" : "{\"key\":\"");
-    put_lit(&s->b, key);
-    mg_jbuf_put(&s->b, "\"", 1);
+    size_t klen = strlen(key);
+    char *o = room(&s->b, klen + 40 + extra);
+    if (o == NULL)
+        return NULL;
+    if (s->nattrs++)
+        *o++ = ',';
+    o = LIT(o, "{\"key\":\"");
+    memcpy(o, key, klen);
+    o += klen;
+    if (is_int)
+        o = LIT(o, "\",\"value\":{\"intValue\":");
+    else
+        o = LIT(o, "\",\"value\":{\"stringValue\":");
+    return o;
 }
 
 void mg_span_set_str(mg_span_t *s, const char *key, const char *value)
 {
     if (s == NULL || key == NULL || value == NULL)
         return;
-    attr_key(s, key);
-    put_lit(&s->b, ",\"value\":{\"stringValue\":");
-    mg_jbuf_put_str(&s->b, value, strlen(value)); /* not UTF-8: the span is dropped at its end */
-    put_lit(&s->b, "}}");
+    mg_jbuf_t *b = &s->b;
+    char *o = attr_open(s, key, 0, 0);
+    if (o == NULL)
+        return;
+    done(b, o);
+    put_str(b, value, strlen(value)); /* not UTF-8: the span is dropped at its end */
+    if ((o = room(b, 2)) != NULL)
+        done(b, LIT(o, "}}"));
 }
 
 void mg_span_set_int(mg_span_t *s, const char *key, long long value)
 {
     if (s == NULL || key == NULL)
         return;
-    attr_key(s, key);
-    put_lit(&s->b, ",\"value\":{\"intValue\":");
-    put_nanos(&s->b, (uint64_t)value); /* int64 as a decimal string (OTLP/JSON) */
-    put_lit(&s->b, "}}");
+    char *o = attr_open(s, key, 24, 1);
+    if (o == NULL)
+        return;
+    o = put_u64(o, (uint64_t)value); /* int64 as a decimal string (OTLP/JSON) */
+    done(&s->b, LIT(o, "}}"));
 }
 
 void mg_span_set_error(mg_span_t *s, const char *description)
@@ -249,20 +389,24 @@ void mg_span_end(mg_span_t *s)
     if (s == NULL)
         return;
     mg_jbuf_t *b = &s->b;
-    put_lit(b, "],\"endTimeUnixNano\":");
-    put_nanos(b, mg_trace_now_ns());
-    if (s->error != NULL) {
-        put_lit(b, ",\"status\":{\"code\":2,\"message\":");
-        mg_jbuf_put_str(b, s->error, strlen(s->error));
-        put_lit(b, "}");
+    char *o = room(b, 48);
+    if (o != NULL) {
+        o = LIT(o, "],\"endTimeUnixNano\":");
+        o = put_u64(o, mg_trace_now_ns());
+        done(b, o);
     }
-    put_lit(b, "}");
-    size_t len = 0;
-    char *text = mg_jbuf_steal(b, &len); /* NULL: too long, not UTF-8 or no memory */
-    mg__trace_queue(s->t, text, len);
+    if (s->error != NULL) {
+        static const char st[] = ",\"status\":{\"code\":2,\"message\":";
+        mg_jbuf_put(b, st, sizeof st - 1);
+        put_str(b, s->error, strlen(s->error));
+        mg_jbuf_put(b, "}", 1);
+    }
+    mg_jbuf_put(b, "}", 1);
+    /* b->err: too long, not UTF-8 or no memory (dropped and counted) */
+    mg__trace_queue(s->t, b->err ? NULL : b->p, b->len);
     free(s->error);
     free(s->state);
-    free(s);
+    span_release(s);
 }
 
 int mg_span_traceparent(const mg_span_t *s, char *out, size_t cap)
@@ -297,6 +441,10 @@ int mg_span_context(const mg_span_t *s, mg_trace_ctx_t *out)
     memcpy(out->trace_id, s->trace_id, 16);
     memcpy(out->span_id, s->span_id, 8);
     out->flags = 1;
-    snprintf(out->state, sizeof out->state, "%s", s->state ? s->state : "");
+    size_t n = s->state ? strlen(s->state) : 0; /* a remote tracestate: at most MG_TRACESTATE_MAX */
+    if (n >= sizeof out->state)
+        n = 0;
+    memcpy(out->state, s->state ? s->state : "", n);
+    out->state[n] = '\0';
     return 1;
 }

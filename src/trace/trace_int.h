@@ -31,10 +31,22 @@
 #define MG__TRACE_FLUSH_MS   1000        /* export period */
 #define MG__TRACE_TIMEOUT_MS 5000        /* one export request, whole */
 #define MG__TRACE_SPAN_MAX   (16 * 1024) /* text of one span; a longer one is dropped */
+#define MG__TRACE_FREE_SPANS 64          /* ended spans kept for reuse (trace.c) */
+
+/* Queued span texts live in blocks of MG__TRACE_BLOCK bytes, appended in order and released in
+ * order (export.c): a block is freed (or kept as the spare) when its last span leaves the queue. */
+#define MG__TRACE_BLOCK (64 * 1024)
+
+typedef struct mg__trace_block {
+    size_t refs; /* queued spans whose text is here */
+    size_t used;
+    char data[MG__TRACE_BLOCK];
+} mg__trace_block_t;
 
 typedef struct mg__trace_item {
-    char *text; /* one span's JSON object (malloc'd) */
+    char *text; /* one span's JSON object, NUL-terminated, in blk */
     size_t len;
+    mg__trace_block_t *blk;
 } mg__trace_item_t;
 
 struct mg_trace {
@@ -46,11 +58,15 @@ struct mg_trace {
     /* export.c: a ring of ended spans */
     mg__trace_item_t *ring;
     size_t head, count;
+    mg__trace_block_t *blk, *spare; /* the block being filled; an empty one kept for reuse */
     uv_timer_t timer;
     mg_http_client_t *http; /* created at the first export */
     mg_http_call_t *call;   /* the export in flight, or NULL */
     size_t inflight;        /* spans in the export in flight */
     int freeing;
+    /* trace.c: ended spans kept for reuse */
+    struct mg_span *free_spans;
+    unsigned nfree;
     /* counters (metrics: export.c) */
     uint64_t spans_started, spans_exported, spans_dropped, spans_failed, exports_failed;
 };
@@ -60,15 +76,20 @@ struct mg_span {
     uint8_t trace_id[16];
     uint8_t span_id[8];
     unsigned nattrs;
-    mg_jbuf_t b;   /* the span's JSON text so far: up to the attributes written */
-    char *state;   /* tracestate passed on (malloc'd) or NULL */
-    char *error;   /* status message (malloc'd) when the status is ERROR, else NULL */
-    char inl[640]; /* b's first storage */
+    mg_jbuf_t b;               /* the span's JSON text so far: up to the attributes written */
+    char *state;               /* tracestate passed on (malloc'd) or NULL */
+    char *error;               /* status message (malloc'd) when the status is ERROR, else NULL */
+    struct mg_span *next_free; /* on the tracer's free list */
+    char inl[2048];            /* b's first storage: a span's whole text, usually */
 };
 
+/* trace.c: frees the spans kept for reuse. */
+void mg__trace_free_spans(mg_trace_t *t);
+
 /* export.c */
-/* Takes text (a span's JSON object, malloc'd) into the queue, or frees it and counts a drop. */
-void mg__trace_queue(mg_trace_t *t, char *text, size_t len);
+/* Copies text (a span's JSON object; NULL: the span could not be written) into the queue, or counts
+ * a drop. */
+void mg__trace_queue(mg_trace_t *t, const char *text, size_t len);
 int mg__trace_export_init(mg_trace_t *t);
 void mg__trace_export_dispose(mg_trace_t *t);
 

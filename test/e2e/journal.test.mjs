@@ -138,6 +138,8 @@ test(`${SESSIONS} sessions x ${CALLS} calls: the chain verifies across rotated f
   assert.equal(echo.server, 'test');
   assert.equal(echo.client.name, 'mcpgate-e2e-raw');
   assert.match(echo.argsSha256, /^[0-9a-f]{64}$/);
+  const read = calls.find((r) => r.method === 'resources/read');
+  assert.equal(read.argsSha256, crypto.createHash('sha256').update('').digest('hex'), 'no arguments: the hash of nothing');
   assert.ok(Number.isInteger(echo.us));
   const traced = calls.filter((r) => r.trace === trace);
   assert.deepEqual(

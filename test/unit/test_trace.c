@@ -140,9 +140,70 @@ static void test_queue_bound(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A root span (no parent, no tracestate) through every path of its writer: integers of every
+ * width, a value to escape, one not UTF-8, one beyond the inline storage, reuse of ended spans. */
+static void test_span_text(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_trace_t *t;
+    assert_int_equal(mg_trace_new(&loop, "http://127.0.0.1:9/v1/traces", 1.0, &t), 0);
+    static const long long ints[] = {0, 9, 10, 99, 100, 12345, -1, 9223372036854775807LL};
+    static char big[6000];
+    memset(big, 'x', sizeof big - 1);
+    for (int round = 0; round < 3; round++) { /* rounds 2 and 3 reuse ended spans */
+        mg_span_t *s = mg_span_start(t, round ? "again" : "root \"quoted\"", MG_SPAN_INTERNAL, NULL, NULL);
+        assert_non_null(s);
+        for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+            mg_span_set_int(s, "n", ints[i]);
+        mg_span_set_str(s, "esc", "a\"b\\c\n\xc3\xa9");
+        mg_span_set_str(s, "big", big);
+        mg_span_set_error(s, "boom");
+        mg_span_end(s);
+    }
+    mg_span_t *bad = mg_span_start(t, "bad", MG_SPAN_INTERNAL, NULL, NULL);
+    mg_span_set_str(bad, "v", "\xff");
+    mg_span_end(bad); /* not UTF-8: dropped and counted */
+    assert_int_equal(t->spans_dropped, 1);
+    assert_int_equal(t->count, 3);
+    for (size_t k = 0; k < 3; k++) {
+        const mg__trace_item_t *it = &t->ring[(t->head + k) % MG__TRACE_QUEUE_MAX];
+        assert_int_equal(strlen(it->text), it->len);
+        json_t *j = json_loads(it->text, 0, NULL);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "name")), k ? "again" : "root \"quoted\"");
+        assert_null(json_object_get(j, "parentSpanId"));
+        assert_int_equal(strlen(json_string_value(json_object_get(j, "traceId"))), 32);
+        assert_int_equal(strlen(json_string_value(json_object_get(j, "spanId"))), 16);
+        json_t *attrs = json_object_get(j, "attributes");
+        char want[24];
+        for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+            snprintf(want, sizeof want, "%lld", ints[i] < 0 ? 0 : ints[i]);
+            const char *got = json_string_value(
+                json_object_get(json_object_get(json_array_get(attrs, i), "value"), "intValue"));
+            if (ints[i] >= 0)
+                assert_string_equal(got, want);
+            else
+                assert_string_equal(got, "18446744073709551615"); /* as the writer always did: unsigned */
+        }
+        assert_string_equal(attr(j, "esc"), "a\"b\\c\n\xc3\xa9");
+        assert_string_equal(attr(j, "big"), big);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "status"), "message")),
+                            "boom");
+        const char *start = json_string_value(json_object_get(j, "startTimeUnixNano"));
+        const char *end = json_string_value(json_object_get(j, "endTimeUnixNano"));
+        assert_true(strlen(start) == 19 && strlen(end) == 19 && strcmp(start, end) <= 0);
+        json_decref(j);
+    }
+    mg_trace_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_parse), cmocka_unit_test(test_spans),
-                                       cmocka_unit_test(test_queue_bound)};
+                                       cmocka_unit_test(test_queue_bound), cmocka_unit_test(test_span_text)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
