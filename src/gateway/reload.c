@@ -132,7 +132,8 @@ static void drain_tick_cb(uv_timer_t *t)
             continue;
         }
         if (mg_upstream_inflight(d->pool->up) > 0)
-            mg_log_json(MG_LOG_WARN, "reload: grace time over; stopping the old children of a changed or removed server",
+            mg_log_json(MG_LOG_WARN,
+                        "reload: grace time over; stopping the old children of a changed or removed server",
                         json_pack("{s:s,s:i}", "upstream", d->pool->srv->cfg->name, "inflight",
                                   (int)mg_upstream_inflight(d->pool->up)));
         *pp = d->next;

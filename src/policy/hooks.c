@@ -241,13 +241,12 @@ static void server_init(mg_policy_t *pol, mg_gateway_t *gw, size_t i)
         json_object_set_new(f, "sandbox", json_string(d ? d : "?"));
         free(d);
     }
-    mg_log_json(
-        pol->lock != NULL && ps->lock == NULL && ps->pin == MG_PIN_BLOCK ? MG_LOG_WARN : MG_LOG_INFO,
-        pol->lock != NULL && ps->lock == NULL && ps->pin == MG_PIN_BLOCK
-            ? "upstream is not in the lockfile: every tool, prompt and template it lists is blocked "
-              "until mcpgate lock --update"
-            : "policy",
-        f);
+    mg_log_json(pol->lock != NULL && ps->lock == NULL && ps->pin == MG_PIN_BLOCK ? MG_LOG_WARN : MG_LOG_INFO,
+                pol->lock != NULL && ps->lock == NULL && ps->pin == MG_PIN_BLOCK
+                    ? "upstream is not in the lockfile: every tool, prompt and template it lists is blocked "
+                      "until mcpgate lock --update"
+                    : "policy",
+                f);
 }
 
 int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
