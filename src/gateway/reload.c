@@ -9,14 +9,22 @@
  *   changed    new calls go to a new pool started with the new entry at once; the old pool drains:
  *              it is stopped when its calls in flight are done, or after limits.shutdownGraceMs.
  *              Tenant pools likewise; a session's own pools (isolation "session") keep serving
- *              that session, new sessions get the new entry. Sessions get list_changed.
- *   gateway.tools and gateway.limits (but maxBodyBytes and httpIdleTimeoutMs, which the HTTP
- *              front holds) are read per request through gw->cfg: they apply to the next request
- *              by switching gw->cfg to the new configuration, when no other gateway key changed.
- *   added, removed, a changed isolation or pinning/scan of a server, and the other gateway.* keys
- *              (and logLevel, applied by main.c): reported in the log and in /readyz
- *              ("restartNeeded"), not applied.
- * Every configuration ever applied is kept until exit (the running pools point into it).
+ *              that session, new sessions get the new entry.
+ *   added      takes the next spare slot of gw->servers (slots never move nor are reused: see
+ *              gateway_int.h and docs/adr/0010), gets its policy state and its shared pool.
+ *   removed    its slot is marked removed: routes and lists skip it at once; its pools drain (the
+ *              sessions' own pools of it too, stopped when idle or at the grace time).
+ *   isolation, pinning or scan changed: removed and added under the same name (a new slot).
+ *   Sessions get list_changed when any of these happened.
+ *   gateway.tools, gateway.limits (but maxBodyBytes and httpIdleTimeoutMs, which the HTTP front
+ *              holds), gateway.rateLimits (same on/off and store) and gateway.auth.rules (nothing
+ *              else of auth changed) are read per request through gw->cfg and the policy's cfg:
+ *              they apply to the next request by switching both to the new configuration, when
+ *              no other gateway key changed.
+ *   the other gateway.* keys (and logLevel, applied by main.c), and servers past the spare slots:
+ *              reported in the log and in /readyz ("restartNeeded"), not applied.
+ * Every configuration ever applied is kept until exit (pools and calls in flight point into it),
+ * and so is every tool-name prefix replaced.
  * Read next: gateway.c (readyz), main.c (the triggers).
  */
 #include "gateway_int.h"

@@ -321,3 +321,43 @@ test('reload: a changed rate limit and auth rule apply to the next request', asy
   }, { timeout: scaled(10000), what: 'the second reload' });
   assert.deepEqual(rz2.config.restartNeeded, ['gateway.auth']);
 });
+
+test('reload: a changed isolation takes fresh children; a removed session-isolated server stops each session\'s own child', async (t) => {
+  const c = configDir(t, undefined, 'mcpgate-reload-');
+  const write = (servers) => fs.writeFileSync(c.file, JSON.stringify({ mcpServers: servers, gateway: { limits: { shutdownGraceMs: scaled(10000) } } }));
+  const steady = testserver(['--name', 'steady']);
+  write({ steady, iso: testserver(['--name', 'iso'], { isolation: 'session' }) });
+  const gw = await t.gateway({ args: ['--config', c.file] });
+  const servers = () => gw.children().filter((p) => p.comm.startsWith('mcpgate-tests')).map((p) => p.pid);
+  const [a, b] = await Promise.all([initSession(gw.url), initSession(gw.url)]);
+  assert.equal(await callTool(gw.url, a, 'iso__echo', 'a1', 1), null);
+  assert.equal(await callTool(gw.url, b, 'iso__echo', 'b1', 1), null);
+  await waitFor(() => servers().length === 3, { what: 'steady and one iso child per session' });
+  const own = servers();
+  // isolation "session" -> "shared": both sessions now share one new child; their own ones stop.
+  write({ steady, iso: testserver(['--name', 'iso'], { isolation: 'shared' }) });
+  gw.proc.kill('SIGHUP');
+  const rz = await waitFor(async () => {
+    const j = await readyz(gw);
+    return j.config.reloads === 1 && j;
+  }, { timeout: scaled(10000), what: 'the reload' });
+  assert.deepEqual(rz.config.restartNeeded, []);
+  assert.deepEqual(gw.logs().find((l) => l.msg === 'configuration reloaded').restarted, ['iso']);
+  assert.equal(rz.upstreams.find((u) => u.name === 'iso').isolation, 'shared');
+  assert.equal(await callTool(gw.url, a, 'iso__echo', 'a2', 2), null);
+  assert.equal(await callTool(gw.url, b, 'iso__echo', 'b2', 2), null);
+  await waitFor(() => servers().length === 2, { timeout: scaled(10000), what: 'the sessions\' own children stopped' });
+  assert.equal(servers().filter((p) => own.includes(p)).length, 1, 'only steady should have kept its child');
+  // Back to "session", then removed: each session's own child stops, the tools are gone.
+  write({ steady, iso: testserver(['--name', 'iso'], { isolation: 'session' }) });
+  gw.proc.kill('SIGHUP');
+  await waitFor(async () => (await readyz(gw)).config.reloads === 2, { what: 'the second reload' });
+  assert.equal(await callTool(gw.url, a, 'iso__echo', 'a3', 3), null);
+  await waitFor(() => servers().length === 2, { timeout: scaled(10000), what: 'the shared iso child stopped, a\'s own one running' });
+  write({ steady, other: testserver(['--name', 'other']) });
+  gw.proc.kill('SIGHUP');
+  await waitFor(async () => (await readyz(gw)).config.reloads === 3, { what: 'the third reload' });
+  assert.match((await callTool(gw.url, a, 'iso__echo', 'a4', 4)) ?? '', /unknown tool/);
+  assert.equal(await callTool(gw.url, a, 'other__echo', 'a5', 5), null);
+  await waitFor(() => servers().length === 2, { timeout: scaled(10000), what: 'a\'s own iso child stopped (steady and other remain)' });
+});
