@@ -17,7 +17,7 @@
  *   isolation, pinning or scan changed: removed and added under the same name (a new slot).
  *   Sessions get list_changed when any of these happened.
  *   gateway.tools, gateway.limits (but maxBodyBytes and httpIdleTimeoutMs, which the HTTP front
- *              holds), gateway.rateLimits (same on/off and store) and gateway.auth.rules (nothing
+ *              holds), gateway.rateLimits (unless its store kind changes) and gateway.auth.rules (nothing
  *              else of auth changed) are read per request through gw->cfg and the policy's cfg:
  *              they apply to the next request by switching both to the new configuration, when
  *              no other gateway key changed.
@@ -281,19 +281,6 @@ static int key_differs(const json_t *a, const json_t *b, const char *key)
     return (x == NULL) != (y == NULL) || (x != NULL && !json_equal(x, y));
 }
 
-/* gateway.rateLimits applies by switching the config when the rate store built at start fits the
- * new one: limits on both sides (or on neither), the same store. */
-static int rate_hot(const mg_config_t *a, const mg_config_t *b)
-{
-    int ea = a->policy != NULL && a->policy->rate.enabled, eb = b->policy != NULL && b->policy->rate.enabled;
-    if (ea != eb)
-        return 0;
-    if (!ea)
-        return 1;
-    const char *sa = a->policy->rate.store, *sb = b->policy->rate.store;
-    return (sa == NULL) == (sb == NULL) && (sa == NULL || strcmp(sa, sb) == 0);
-}
-
 /* gateway.auth applies by switching the config when only its rules changed (they are read per
  * request); tokens, OAuth and the rest live in the auth runtime built at start. */
 static int auth_rules_only(const json_t *ga, const json_t *gb)
@@ -398,7 +385,8 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
                          (strcmp(key, "limits") == 0 &&
                           gw->cfg->limits.max_body_bytes == next->limits.max_body_bytes &&
                           gw->cfg->limits.http_idle_timeout_ms == next->limits.http_idle_timeout_ms) ||
-                         (strcmp(key, "rateLimits") == 0 && rate_hot(gw->cfg, next)) ||
+                         (strcmp(key, "rateLimits") == 0 &&
+                          mg_policy_rate_reloadable(gw->policy, next, gw->cluster != NULL)) ||
                          (strcmp(key, "auth") == 0 && auth_rules_only(ga, gb));
             json_array_append_new(is_hot ? hot : needed, json_string(what));
         }
@@ -409,8 +397,12 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
     json_array_foreach(needed, ni, nv) gateway_needed |= strncmp(json_string_value(nv), "gateway.", 8) == 0;
     if (!gateway_needed) {
         /* tool filters, profiles, modes, request-time limits, auth rules: next request */
-        gw->cfg = next;
-        mg_policy_set_config(gw->policy, next); /* rate limits and CORS: next request */
+        if (mg_policy_set_config(gw->policy, next) != 0) { /* rate limits and CORS: next request */
+            json_array_extend(needed, hot); /* out of memory for the rate store: nothing switched */
+            json_array_clear(hot);
+        } else {
+            gw->cfg = next;
+        }
     } else {
         json_array_extend(needed, hot); /* not applied either: they would mix two configurations */
         json_array_clear(hot);

@@ -307,10 +307,34 @@ int mg_policy_server_added(mg_policy_t *pol, size_t i)
     return 0;
 }
 
-void mg_policy_set_config(mg_policy_t *pol, const mg_config_t *cfg)
+/* "local" or "shared": where next's rate limits would count (cluster: a shared session store). */
+static int rate_wants_shared(const mg_rate_config_t *rc, int cluster)
 {
-    if (pol != NULL)
-        pol->cfg = cfg;
+    return rc->store != NULL ? strcmp(rc->store, "local") != 0 : cluster;
+}
+
+int mg_policy_rate_reloadable(const mg_policy_t *pol, const mg_config_t *next, int cluster)
+{
+    if (pol == NULL)
+        return 0;
+    const mg_rate_config_t *rc = next->policy ? &next->policy->rate : NULL;
+    if (rc == NULL || !rc->enabled)
+        return 1;        /* off from the next request */
+    if (pol->rl == NULL) /* turned on: a local store can be made now, a shared one is built at start */
+        return !rate_wants_shared(rc, cluster);
+    return rate_wants_shared(rc, cluster) == pol->rl_shared;
+}
+
+int mg_policy_set_config(mg_policy_t *pol, const mg_config_t *cfg)
+{
+    if (pol == NULL)
+        return 0;
+    const mg_rate_config_t *rc = cfg->policy ? &cfg->policy->rate : NULL;
+    if (rc != NULL && rc->enabled && pol->rl == NULL &&
+        (pol->rl = mg_rl_store_local_new(MAX_BUCKETS)) == NULL)
+        return MG_ENOMEM;
+    pol->cfg = cfg;
+    return 0;
 }
 
 int mg_policy_rate_shared(mg_policy_t *pol, mg_store_t *session_store, char *why, size_t n)
@@ -905,8 +929,8 @@ static char *keyf(const char *prefix, const char *v)
 
 int mg_policy_rate_limited(const mg_policy_t *pol, const char *method)
 {
-    if (pol == NULL || pol->rl == NULL)
-        return 0;
+    if (pol == NULL || pol->rl == NULL || pol->cfg->policy == NULL || !pol->cfg->policy->rate.enabled)
+        return 0; /* off, or turned off by a reload (the store stays for a reload turning it on) */
     const mg_rate_config_t *rc = &pol->cfg->policy->rate;
     for (size_t i = 0; i < rc->nmethods; i++)
         if (strcmp(rc->methods[i], method) == 0)

@@ -302,6 +302,24 @@ test('reload: a changed rate limit and auth rule apply to the next request', asy
   const limited = await call('alpha__echo', 5);
   assert.equal(limited.status, 429, JSON.stringify(limited.msg));
   assert.equal(limited.msg.error?.code, -32029);
+  // Rate limits turned off, then on again with another rule: each applies to the next request.
+  const writeRaw = (gateway) =>
+    fs.writeFileSync(c.file, JSON.stringify({ mcpServers: { alpha: testserver(['--name', 'alpha']), beta: testserver(['--name', 'beta']) }, gateway }));
+  const auth = { tokens: [{ name: 'ci', sha256, tenant: 'acme', scopes: [] }], rules: [{ tenant: 'acme', allow: ['alpha/echo', 'beta/echo'] }] };
+  const reloadTo = async (gateway, n) => {
+    writeRaw(gateway);
+    gw.proc.kill('SIGHUP');
+    const j = await waitFor(async () => {
+      const r = await readyz(gw);
+      return r.config.reloads === n && r;
+    }, { timeout: scaled(10000), what: `reload ${n}` });
+    assert.deepEqual(j.config.restartNeeded, []);
+  };
+  await reloadTo({ auth }, 2);
+  for (let i = 0; i < 4; i++) assert.equal((await call('alpha__echo', 10 + i)).status, 200, 'rate limits still on after they were removed');
+  await reloadTo({ auth, rateLimits: { principal: { requests: 1, perSeconds: 3600, burst: 1 } } }, 3);
+  assert.equal((await call('beta__echo', 20)).status, 200);
+  assert.equal((await call('beta__echo', 21)).status, 429, 'rate limits turned on by a reload did not apply');
   // A token change is not a rules-only change: said, and nothing of gateway.* switched.
   const other = crypto.createHash('sha256').update('x').digest('hex');
   fs.writeFileSync(
@@ -317,9 +335,9 @@ test('reload: a changed rate limit and auth rule apply to the next request', asy
   gw.proc.kill('SIGHUP');
   const rz2 = await waitFor(async () => {
     const j = await readyz(gw);
-    return j.config.reloads === 2 && j;
-  }, { timeout: scaled(10000), what: 'the second reload' });
-  assert.deepEqual(rz2.config.restartNeeded, ['gateway.auth']);
+    return j.config.reloads === 4 && j;
+  }, { timeout: scaled(10000), what: 'the token change reload' });
+  assert.deepEqual(rz2.config.restartNeeded.sort(), ['gateway.auth', 'gateway.rateLimits']);
 });
 
 test('reload: a changed isolation takes fresh children; a removed session-isolated server stops each session\'s own child', async (t) => {
