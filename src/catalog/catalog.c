@@ -240,6 +240,8 @@ const char *mg__tenant_of(const mg_principal_t *p)
 mg_pool_t *mg__pool_peek(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *p, size_t i)
 {
     mg_gw_server_t *srv = &gw->servers[i];
+    if (srv->removed)
+        return NULL;
     if (srv->shared != NULL)
         return srv->shared;
     if (srv->cfg->isolation == MG_ISOLATION_TENANT)
@@ -265,6 +267,8 @@ long mg__catalog_route_name(mg_gateway_t *gw, const char *exposed, const char **
     long best = -1;
     size_t best_len = 0;
     for (size_t i = 0; i < gw->nservers; i++) {
+        if (gw->servers[i].removed)
+            continue;
         size_t n = strlen(gw->servers[i].prefix);
         if (strncmp(exposed, gw->servers[i].prefix, n) == 0 && (best < 0 || n > best_len)) {
             best = (long)i;

@@ -1143,7 +1143,8 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
 typedef struct list_job {
     mg_call_t *call;
     mg_list_kind_t kind;
-    json_t **parts; /* per server */
+    json_t **parts; /* per server, [n] */
+    size_t n;
     unsigned outstanding;
     void (*then)(struct list_job *);
     json_t *req_msg;
@@ -1151,7 +1152,7 @@ typedef struct list_job {
 
 static void list_job_free(list_job_t *j)
 {
-    for (size_t i = 0; i < j->call->gw->nservers; i++)
+    for (size_t i = 0; i < j->n; i++)
         json_decref(j->parts[i]);
     free(j->parts);
     json_decref(j->req_msg);
@@ -1166,7 +1167,7 @@ static void merge_and_answer(list_job_t *j)
     json_t *seen = json_object();
     int named = j->kind == MG_LIST_TOOLS || j->kind == MG_LIST_PROMPTS;
     int oom = all == NULL || seen == NULL;
-    for (size_t i = 0; i < gw->nservers && !oom; i++) {
+    for (size_t i = 0; i < j->n && !oom; i++) {
         size_t k;
         json_t *item;
         json_array_foreach(j->parts[i], k, item)
@@ -1301,11 +1302,12 @@ static void gather(mg_call_t *c, mg_list_kind_t kind, void (*then)(list_job_t *)
         return;
     }
     j->call = c;
+    j->n = gw->nservers; /* a reload may add servers while the pools answer */
     j->kind = kind;
     j->then = then;
     j->req_msg = json_incref(req_msg);
     j->outstanding = 1; /* guard until every pool was asked */
-    for (size_t i = 0; i < gw->nservers; i++) {
+    for (size_t i = 0; i < j->n; i++) {
         mg_pool_t *p = mg__pool_for(gw, c->s, c->principal, i);
         j->parts[i] = json_array();
         if (p == NULL)

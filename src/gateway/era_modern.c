@@ -720,7 +720,7 @@ void mg__modern_init(mg_gateway_t *gw)
     s->caps = json_object();
     s->client_info = json_object();
     s->subs = json_object();
-    s->pools = calloc(gw->nservers ? gw->nservers : 1, sizeof(*s->pools));
+    s->pools = calloc(gw->server_cap ? gw->server_cap : 1, sizeof(*s->pools));
     s->refs = 1; /* owned by the gateway: never freed by unref */
     s->log_rank = 8;
     gw->stateless = s;

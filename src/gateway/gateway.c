@@ -23,6 +23,49 @@ uint64_t mg_gateway_now_ms(void)
     return clock_loop ? uv_now(clock_loop) : 0;
 }
 
+mg_gw_server_t *mg__server_slot_add(mg_gateway_t *gw, const mg_server_config_t *sc)
+{
+    if (gw->nservers >= gw->server_cap)
+        return NULL;
+    mg_gw_server_t *srv = &gw->servers[gw->nservers];
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = sc;
+    srv->index = gw->nservers++;
+    mg_map_init(&srv->tenants);
+    return srv;
+}
+
+int mg__server_prefixes(mg_gateway_t *gw, void (*keep)(mg_gateway_t *, char *))
+{
+    const char *sep = gw->cfg->namespace_separator ? gw->cfg->namespace_separator : "__";
+    size_t live = 0;
+    for (size_t i = 0; i < gw->nservers; i++)
+        live += !gw->servers[i].removed;
+    for (size_t i = 0; i < gw->nservers; i++) {
+        mg_gw_server_t *srv = &gw->servers[i];
+        if (srv->removed)
+            continue;
+        size_t n = strlen(srv->cfg->name) + strlen(sep) + 1;
+        char *p = malloc(n);
+        if (p == NULL)
+            return MG_ENOMEM;
+        if (live > 1)
+            snprintf(p, n, "%s%s", srv->cfg->name, sep);
+        else
+            p[0] = '\0';
+        if (srv->prefix != NULL && strcmp(srv->prefix, p) == 0) {
+            free(p);
+            continue;
+        }
+        if (keep != NULL && srv->prefix != NULL)
+            keep(gw, srv->prefix);
+        else
+            free(srv->prefix);
+        srv->prefix = p;
+    }
+    return 0;
+}
+
 int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
 {
     mg_gateway_t *gw = calloc(1, sizeof(*gw));
@@ -37,27 +80,17 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     gw->cfg = cfg;
     mg_map_init(&gw->sessions);
     size_t enabled = mg_config_enabled_count(cfg);
-    gw->servers = calloc(enabled ? enabled : 1, sizeof(*gw->servers));
+    gw->server_cap = enabled + MG_SERVER_SPARE_SLOTS;
+    gw->servers = calloc(gw->server_cap, sizeof(*gw->servers));
     if (gw->servers == NULL) {
         free(gw);
         return MG_ENOMEM;
     }
-    const char *sep = cfg->namespace_separator ? cfg->namespace_separator : "__";
-    for (size_t i = 0; i < cfg->nservers; i++) {
-        const mg_server_config_t *sc = &cfg->servers[i];
-        if (sc->disabled)
-            continue;
-        mg_gw_server_t *srv = &gw->servers[gw->nservers];
-        srv->cfg = sc;
-        srv->index = gw->nservers++;
-        mg_map_init(&srv->tenants);
-        size_t n = strlen(sc->name) + strlen(sep) + 1;
-        srv->prefix = malloc(n);
-        if (enabled > 1)
-            snprintf(srv->prefix, n, "%s%s", sc->name, sep);
-        else
-            srv->prefix[0] = '\0';
-    }
+    for (size_t i = 0; i < cfg->nservers; i++)
+        if (!cfg->servers[i].disabled && mg__server_slot_add(gw, &cfg->servers[i]) == NULL)
+            return MG_ENOMEM; /* startup only: the process exits */
+    if (mg__server_prefixes(gw, NULL) != 0)
+        return MG_ENOMEM;
     mg__modern_init(gw);
     mg__tasks_init(gw);
     if (gw->task_store == NULL)
@@ -125,6 +158,8 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
                       "Messages from an upstream shared between clients that no client got (no evidence of "
                       "whose they were): notifications dropped, server->client requests refused");
     for (size_t i = 0; i < gw->nservers; i++) {
+        if (gw->servers[i].removed) /* a reload removed it */
+            continue;
         const char *ln[] = {"upstream", gw->servers[i].cfg->name, "kind", "notification", NULL};
         const char *lr[] = {"upstream", gw->servers[i].cfg->name, "kind", "request", NULL};
         mg_metrics_sample(out, "mcpgate_upstream_unrouted_total", ln, (double)gw->servers[i].unrouted_notes);
@@ -135,6 +170,8 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
                       "1 while a remote upstream's circuit breaker is open (down after failures, or refused: "
                       "SSRF guard, no credential), else 0");
     for (size_t i = 0; i < gw->nservers; i++) {
+        if (gw->servers[i].removed) /* a reload removed it */
+            continue;
         mg_pool_t *p = gw->servers[i].shared;
         const char *b = p != NULL ? mg_upstream_breaker(p->up) : NULL;
         if (b == NULL)
@@ -203,6 +240,8 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
     size_t nready = 0, total = 0;
     for (size_t i = 0; i < gw->nservers; i++) {
         mg_gw_server_t *srv = &gw->servers[i];
+        if (srv->removed) /* a reload removed it */
+            continue;
         json_t *u = json_pack("{s:s,s:s}", "name", srv->cfg->name, "isolation",
                               mg_isolation_name(srv->cfg->isolation));
         if (srv->cfg->isolation == MG_ISOLATION_TENANT) {

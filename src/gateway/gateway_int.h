@@ -3,7 +3,10 @@
  * catalog/catalog.c). Not a public contract.
  *
  * Ownership, top-down:
- *   mg_gateway_t   owns servers[] (one per enabled server), the session table and the store.
+ *   mg_gateway_t   owns servers[] (one slot per enabled server, and spare slots for servers a reload
+ *                  adds: slots never move and are never reused, so a slot's index and address stay
+ *                  valid for the process's life; a server a reload removed keeps its slot, marked
+ *                  removed), the session table and the store.
  *   mg_gw_server_t owns its shared pool (isolation "shared"), its tenants' pools (isolation "tenant",
  *                  created on a tenant's first use, kept until shutdown) or nothing ("session").
  *   mg_session_t   owns its streams, its calls, its pending server->client requests and, for
@@ -108,7 +111,11 @@ struct mg_gw_server {
     mg_map_t tenants;        /* isolation "tenant": tenant -> mg_pool_t* */
     uint64_t unrouted_notes; /* notifications from its children no client got (metrics) */
     uint64_t unrouted_reqs;  /* server->client requests refused for want of evidence (metrics) */
+    int removed;             /* a reload removed it: no pool serves it, routes skip it (reload.c) */
 };
+
+/* Slots servers[] has beyond the servers enabled at start, for servers reloads add (reload.c). */
+#define MG_SERVER_SPARE_SLOTS 32
 
 typedef struct mg_event {
     uint64_t seq;
@@ -161,7 +168,7 @@ struct mg_session {
     mg_stream_t *get_stream;
     mg_outreq_t *outreqs;
     uint64_t next_out;
-    mg_pool_t **pools; /* [nservers], own pools for isolation "session" servers */
+    mg_pool_t **pools; /* [server_cap], own pools for isolation "session" servers */
     int log_rank;      /* minimum logging level forwarded (0 = debug) */
     int log_set;       /* the client sent logging/setLevel: it asked for the servers' logs */
     json_t *subs;      /* uri -> true */
@@ -289,7 +296,8 @@ struct mg_gateway {
     mg_listener_t *listeners; /* open subscriptions/listen streams */
     const mg_config_t *cfg;
     mg_gw_server_t *servers;
-    size_t nservers;
+    size_t nservers;   /* slots in use (removed servers included); indexes below it are valid */
+    size_t server_cap; /* slots allocated: sessions size their pools[] to it */
     mg_map_t sessions;
     mg_store_t *store;
     uv_timer_t sweep_timer;
@@ -601,6 +609,13 @@ void mg__reload_readyz(mg_gateway_t *gw, json_t *out);
 /* Shutdown: the pools still draining after a reload stop now (counted in pools_stopping). */
 void mg__reload_shutdown(mg_gateway_t *gw);
 void mg__reload_free(mg_gateway_t *gw);
+/* Fills the next free slot of servers[] for entry sc (gateway.c; reload.c for added servers).
+ * Returns the slot or NULL (no slot left, out of memory). */
+mg_gw_server_t *mg__server_slot_add(mg_gateway_t *gw, const mg_server_config_t *sc);
+/* Sets every live server's tool-name prefix ("<name><sep>", "" when only one server is live). A
+ * prefix that changes hands its previous string to keep (reload.c keeps it until exit, as calls in
+ * flight may point into it); with keep NULL it is freed. Returns 0 or MG_ENOMEM. */
+int mg__server_prefixes(mg_gateway_t *gw, void (*keep)(mg_gateway_t *, char *));
 
 /* ---- journal_hooks.c: the call journal's records (obs/journal.h) ---- */
 /* From call_new(): notes the start time of the calls below (status.c times them) and, with the

@@ -16,6 +16,8 @@
 mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *pr, size_t i)
 {
     mg_gw_server_t *srv = &gw->servers[i];
+    if (srv->removed) /* a reload removed it: its pools drain, no new call reaches them */
+        return NULL;
     if (srv->shared != NULL)
         return srv->shared;
     if (srv->cfg->isolation == MG_ISOLATION_TENANT) {

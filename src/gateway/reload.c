@@ -9,35 +9,50 @@
  *   changed    new calls go to a new pool started with the new entry at once; the old pool drains:
  *              it is stopped when its calls in flight are done, or after limits.shutdownGraceMs.
  *              Tenant pools likewise; a session's own pools (isolation "session") keep serving
- *              that session, new sessions get the new entry. Sessions get list_changed.
- *   gateway.tools and gateway.limits (but maxBodyBytes and httpIdleTimeoutMs, which the HTTP
- *              front holds) are read per request through gw->cfg: they apply to the next request
- *              by switching gw->cfg to the new configuration, when no other gateway key changed.
- *   added, removed, a changed isolation or pinning/scan of a server, and the other gateway.* keys
- *              (and logLevel, applied by main.c): reported in the log and in /readyz
- *              ("restartNeeded"), not applied.
- * Every configuration ever applied is kept until exit (the running pools point into it).
+ *              that session, new sessions get the new entry.
+ *   added      takes the next spare slot of gw->servers (slots never move nor are reused: see
+ *              gateway_int.h and docs/adr/0010), gets its policy state and its shared pool.
+ *   removed    its slot is marked removed: routes and lists skip it at once; its pools drain (the
+ *              sessions' own pools of it too, stopped when idle or at the grace time).
+ *   isolation, pinning or scan changed: removed and added under the same name (a new slot).
+ *   Sessions get list_changed when any of these happened.
+ *   gateway.tools, gateway.limits (but maxBodyBytes and httpIdleTimeoutMs, which the HTTP front
+ *              holds), gateway.rateLimits (unless its store kind changes) and gateway.auth.rules (nothing
+ *              else of auth changed) are read per request through gw->cfg and the policy's cfg:
+ *              they apply to the next request by switching both to the new configuration, when
+ *              no other gateway key changed.
+ *   the other gateway.* keys (and logLevel, applied by main.c), and servers past the spare slots:
+ *              reported in the log and in /readyz ("restartNeeded"), not applied.
+ * Every configuration ever applied is kept until exit (pools and calls in flight point into it),
+ * and so is every tool-name prefix replaced.
  * Read next: gateway.c (readyz), main.c (the triggers).
  */
 #include "gateway_int.h"
 #include "../common/err.h"
+#include "../common/json.h"
+#include "../config/policy_config.h"
 #include "../common/log.h"
 #include "../common/str.h"
 #include "../obs/metrics.h"
+#include "../policy/hooks.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define DRAIN_TICK_MS 100
 
+/* A pool draining: a shared or tenant pool (pool set), or the sessions' own pools of a removed
+ * server (pool NULL, slot set): each is stopped once it has no call in flight, or at the deadline. */
 typedef struct drain {
     mg_pool_t *pool;
+    size_t slot;
     uint64_t deadline;
     struct drain *next;
 } drain_t;
 
 struct kept {
     mg_config_t *cfg;
+    char *prefix; /* or a server's previous tool-name prefix (calls in flight may point into it) */
     struct kept *next;
 };
 
@@ -82,18 +97,51 @@ int mg__reload_new(mg_gateway_t *gw)
     return mg_metrics_register(collect_cb, gw);
 }
 
+/* Stops the own pools of sessions for removed slot d->slot that are idle (all at the deadline).
+ * Returns 1 while some still run calls. The session keeps its pool in s->pools until the pool is
+ * stopped (pool_sink.gone), so a session closing meanwhile stops it itself. */
+static int drain_session_pools(mg_gateway_t *gw, drain_t *d, uint64_t now)
+{
+    int busy = 0;
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
+        mg_session_t *s = val;
+        mg_pool_t *p = s->pools[d->slot];
+        if (p == NULL || p->stopping)
+            continue;
+        if (mg_upstream_inflight(p->up) > 0 && now < d->deadline) {
+            busy = 1;
+            continue;
+        }
+        mg__pool_stop(p); /* pool_stopped_cb hands the slot back to the session */
+    }
+    return busy;
+}
+
 static void drain_tick_cb(uv_timer_t *t)
 {
     struct mg_reload *r = t->data;
     uint64_t now = uv_now(r->gw->loop);
     for (drain_t **pp = &r->drains; *pp != NULL;) {
         drain_t *d = *pp;
+        if (d->pool == NULL) {
+            if (drain_session_pools(r->gw, d, now))
+                pp = &d->next;
+            else {
+                *pp = d->next;
+                free(d);
+            }
+            continue;
+        }
         if (mg_upstream_inflight(d->pool->up) > 0 && now < d->deadline) {
             pp = &d->next;
             continue;
         }
         if (mg_upstream_inflight(d->pool->up) > 0)
-            mg_log_json(MG_LOG_WARN, "reload: grace time over; stopping the old children of a changed server",
+            mg_log_json(MG_LOG_WARN,
+                        "reload: grace time over; stopping the old children of a changed or removed server",
                         json_pack("{s:s,s:i}", "upstream", d->pool->srv->cfg->name, "inflight",
                                   (int)mg_upstream_inflight(d->pool->up)));
         *pp = d->next;
@@ -105,15 +153,22 @@ static void drain_tick_cb(uv_timer_t *t)
         uv_timer_stop(&r->timer);
 }
 
-static void drain_add(struct mg_reload *r, mg_pool_t *p)
+/* Drains p, or with p NULL the sessions' own pools of removed slot. */
+static void drain_add(struct mg_reload *r, mg_pool_t *p, size_t slot)
 {
     drain_t *d = calloc(1, sizeof *d);
     if (d == NULL) { /* cannot wait for it: stop it now (its calls fail) */
+        if (p == NULL) {
+            drain_t now = {.slot = slot};
+            drain_session_pools(r->gw, &now, 0);
+            return;
+        }
         r->gw->pools_stopping++;
         mg__pool_stop(p);
         return;
     }
     d->pool = p;
+    d->slot = slot;
     d->deadline = uv_now(r->gw->loop) + r->gw->cfg->limits.shutdown_grace_ms;
     d->next = r->drains;
     r->drains = d;
@@ -152,21 +207,97 @@ static void restart_server(struct mg_reload *r, mg_gw_server_t *srv, const mg_se
                 mg_upstream_request(srv->shared->up, m, 0, ignore_done_cb, NULL, NULL, NULL);
             }
         }
-        drain_add(r, old);
+        drain_add(r, old, 0);
     }
     size_t pos = 0;
     const char *key;
     void *val;
     while (mg_map_next(&srv->tenants, &pos, &key, &val))
-        drain_add(r, val);
+        drain_add(r, val, 0);
     mg_map_dispose(&srv->tenants);
     mg_map_init(&srv->tenants);
+}
+
+/* A reload removed srv (or replaces it by a new slot): it leaves the catalog and routes at once
+ * (mg__pool_for and the routes skip removed slots); its pools drain. The slot is never reused. */
+static void remove_server(struct mg_reload *r, mg_gw_server_t *srv)
+{
+    srv->removed = 1;
+    if (srv->shared != NULL) {
+        drain_add(r, srv->shared, 0);
+        srv->shared = NULL;
+    }
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&srv->tenants, &pos, &key, &val))
+        drain_add(r, val, 0);
+    mg_map_dispose(&srv->tenants);
+    mg_map_init(&srv->tenants);
+    if (srv->cfg->isolation == MG_ISOLATION_SESSION)
+        drain_add(r, NULL, srv->index);
+}
+
+/* A reload added entry sc: a new slot, its policy state, and its shared children started.
+ * Returns 0, or MG_ENOMEM when no slot is left (the caller says a restart is needed). */
+static int add_server(struct mg_reload *r, const mg_server_config_t *sc)
+{
+    mg_gateway_t *gw = r->gw;
+    mg_gw_server_t *srv = mg__server_slot_add(gw, sc);
+    if (srv == NULL)
+        return MG_ENOMEM;
+    if (mg_policy_server_added(gw->policy, srv->index) != 0)
+        mg_log_json(MG_LOG_ERROR, "reload: the policy has no room for an added server",
+                    json_pack("{s:s}", "upstream", sc->name));
+    if (sc->isolation == MG_ISOLATION_SHARED && mg__pool_new(gw, srv, NULL, NULL, &srv->shared) != 0) {
+        srv->shared = NULL;
+        mg_log_json(MG_LOG_ERROR, "reload: could not start the children of an added server",
+                    json_pack("{s:s}", "upstream", sc->name));
+    }
+    return 0;
+}
+
+static void keep_prefix(mg_gateway_t *gw, char *prefix)
+{
+    kept_t *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return; /* leaked rather than freed under a call that may point into it */
+    k->prefix = prefix;
+    k->next = kept;
+    kept = k;
+}
+
+static mg_gw_server_t *live_server(mg_gateway_t *gw, const char *name)
+{
+    for (size_t j = 0; j < gw->nservers; j++)
+        if (!gw->servers[j].removed && strcmp(gw->servers[j].cfg->name, name) == 0)
+            return &gw->servers[j];
+    return NULL;
 }
 
 static int key_differs(const json_t *a, const json_t *b, const char *key)
 {
     const json_t *x = json_object_get(a, key), *y = json_object_get(b, key);
     return (x == NULL) != (y == NULL) || (x != NULL && !json_equal(x, y));
+}
+
+/* gateway.auth applies by switching the config when only its rules changed (they are read per
+ * request); tokens, OAuth and the rest live in the auth runtime built at start. */
+static int auth_rules_only(const json_t *ga, const json_t *gb)
+{
+    const json_t *a = json_object_get(ga, "auth"), *b = json_object_get(gb, "auth");
+    if (!json_is_object(a) || !json_is_object(b))
+        return 0;
+    json_t *ca = mg_json_copy((json_t *)a), *cb = mg_json_copy((json_t *)b);
+    int same = ca != NULL && cb != NULL;
+    if (same) {
+        json_object_del(ca, "rules");
+        json_object_del(cb, "rules");
+        same = json_equal(ca, cb);
+    }
+    json_decref(ca);
+    json_decref(cb);
+    return same;
 }
 
 void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
@@ -183,42 +314,57 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
     k->next = kept;
     kept = k;
     json_t *unchanged = json_array(), *restarted = json_array(), *needed = json_array();
-    /* servers: by name */
+    json_t *added = json_array(), *removed = json_array();
+    /* servers, by name. Removed first, so a replaced entry's old slot is gone before its new one. */
+    for (size_t j = 0; j < gw->nservers; j++) {
+        mg_gw_server_t *srv = &gw->servers[j];
+        if (srv->removed)
+            continue;
+        const mg_server_config_t *sc = NULL;
+        for (size_t i = 0; i < next->nservers && sc == NULL; i++)
+            if (!next->servers[i].disabled && strcmp(next->servers[i].name, srv->cfg->name) == 0)
+                sc = &next->servers[i];
+        if (sc == NULL) {
+            json_array_append_new(removed, json_string(srv->cfg->name));
+            remove_server(r, srv);
+        }
+    }
     for (size_t i = 0; i < next->nservers; i++) {
         const mg_server_config_t *sc = &next->servers[i];
         if (sc->disabled)
             continue;
-        mg_gw_server_t *srv = NULL;
-        for (size_t j = 0; j < gw->nservers && srv == NULL; j++)
-            if (strcmp(gw->servers[j].cfg->name, sc->name) == 0)
-                srv = &gw->servers[j];
-        char what[200];
-        if (srv == NULL) {
-            snprintf(what, sizeof what, "mcpServers.%s (added)", sc->name);
-            json_array_append_new(needed, json_string(what));
-        } else if (mg_config_server_same(srv->cfg, sc)) {
+        mg_gw_server_t *srv = live_server(gw, sc->name);
+        if (srv != NULL && mg_config_server_same(srv->cfg, sc)) {
             srv->cfg = sc; /* the same entry: the new config's copy, so the old one is not needed */
             json_array_append_new(unchanged, json_string(sc->name));
-        } else if (sc->isolation != srv->cfg->isolation || key_differs(srv->cfg->raw, sc->raw, "pinning") ||
-                   key_differs(srv->cfg->raw, sc->raw, "scan")) {
-            snprintf(what, sizeof what, "mcpServers.%s (isolation, pinning or scan changed)", sc->name);
-            json_array_append_new(needed, json_string(what));
-        } else {
+            continue;
+        }
+        if (srv != NULL && sc->isolation == srv->cfg->isolation &&
+            !key_differs(srv->cfg->raw, sc->raw, "pinning") && !key_differs(srv->cfg->raw, sc->raw, "scan")) {
             restart_server(r, srv, sc);
             json_array_append_new(restarted, json_string(sc->name));
+            continue;
         }
-    }
-    for (size_t j = 0; j < gw->nservers; j++) {
-        int found = 0;
-        for (size_t i = 0; i < next->nservers && !found; i++)
-            found =
-                !next->servers[i].disabled && strcmp(next->servers[i].name, gw->servers[j].cfg->name) == 0;
-        if (!found) {
+        /* added, or its isolation, pinning or scan changed: a new slot (fresh pools and policy
+         * state under the same name); the old one, if any, drains as a removed server. */
+        if (gw->nservers >= gw->server_cap) {
             char what[200];
-            snprintf(what, sizeof what, "mcpServers.%s (removed)", gw->servers[j].cfg->name);
+            snprintf(what, sizeof what, "mcpServers.%s (%s; every spare server slot is used)", sc->name,
+                     srv ? "isolation, pinning or scan changed" : "added");
             json_array_append_new(needed, json_string(what));
+            continue;
         }
+        if (srv != NULL) {
+            remove_server(r, srv);
+            json_array_append_new(restarted, json_string(sc->name));
+        } else {
+            json_array_append_new(added, json_string(sc->name));
+        }
+        add_server(r, sc);
     }
+    /* new slots get theirs; a gateway going from one server to two (or back) renames tools */
+    if (mg__server_prefixes(gw, keep_prefix) != 0)
+        mg_log_json(MG_LOG_ERROR, "reload: out of memory naming the servers' tools", NULL);
     /* gateway keys: every key of either side. tools and limits are read per request through
      * gw->cfg, so they apply by switching gw->cfg (below) -- but only when nothing else of gateway
      * changed, since the other keys live in runtime state built at start (auth, policy, store...). */
@@ -238,7 +384,10 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
             int is_hot = strcmp(key, "tools") == 0 ||
                          (strcmp(key, "limits") == 0 &&
                           gw->cfg->limits.max_body_bytes == next->limits.max_body_bytes &&
-                          gw->cfg->limits.http_idle_timeout_ms == next->limits.http_idle_timeout_ms);
+                          gw->cfg->limits.http_idle_timeout_ms == next->limits.http_idle_timeout_ms) ||
+                         (strcmp(key, "rateLimits") == 0 &&
+                          mg_policy_rate_reloadable(gw->policy, next, gw->cluster != NULL)) ||
+                         (strcmp(key, "auth") == 0 && auth_rules_only(ga, gb));
             json_array_append_new(is_hot ? hot : needed, json_string(what));
         }
     }
@@ -247,13 +396,20 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
     json_t *nv;
     json_array_foreach(needed, ni, nv) gateway_needed |= strncmp(json_string_value(nv), "gateway.", 8) == 0;
     if (!gateway_needed) {
-        gw->cfg = next; /* tools filters, profiles, modes and the request-time limits: next request */
+        /* tool filters, profiles, modes, request-time limits, auth rules: next request */
+        if (mg_policy_set_config(gw->policy, next) != 0) { /* rate limits and CORS: next request */
+            json_array_extend(needed, hot); /* out of memory for the rate store: nothing switched */
+            json_array_clear(hot);
+        } else {
+            gw->cfg = next;
+        }
     } else {
         json_array_extend(needed, hot); /* not applied either: they would mix two configurations */
         json_array_clear(hot);
     }
     json_t *applied = hot;
-    if (json_array_size(restarted) > 0 || json_array_size(applied) > 0) /* catalogs may have changed */
+    if (json_array_size(restarted) > 0 || json_array_size(applied) > 0 || json_array_size(added) > 0 ||
+        json_array_size(removed) > 0) /* catalogs may have changed */
         for (int kind = 0; kind < MG_LIST_COUNT; kind++)
             if (kind != MG_LIST_TEMPLATES)
                 mg__catalog_list_changed(gw, NULL, (mg_list_kind_t)kind);
@@ -262,8 +418,9 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
     r->restart_needed = json_incref(needed);
     r->ok++;
     mg_log_json(MG_LOG_INFO, "configuration reloaded",
-                json_pack("{s:s,s:o,s:o,s:o,s:O}", "digest", next->digest, "unchanged", unchanged,
-                          "restarted", restarted, "applied", applied, "restartNeeded", needed));
+                json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:O}", "digest", next->digest, "unchanged", unchanged,
+                          "restarted", restarted, "added", added, "removed", removed, "applied", applied,
+                          "restartNeeded", needed));
     if (json_array_size(needed) > 0) {
         char m[600];
         size_t n =

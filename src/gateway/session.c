@@ -66,7 +66,7 @@ static int session_alloc(mg_gateway_t *gw, const char *id, const char *version, 
     s->next_stream = 1;
     /* s->subs is created by the first resources/subscribe (dispatch.c): most sessions never
      * subscribe, and an empty jansson object costs ~200 bytes per idle session. */
-    s->pools = calloc(gw->nservers ? gw->nservers : 1, sizeof(*s->pools));
+    s->pools = calloc(gw->server_cap ? gw->server_cap : 1, sizeof(*s->pools));
     if (s->pools == NULL || mg_map_set(&gw->sessions, s->id, s) != 0) {
         json_decref(s->caps);
         json_decref(s->client_info);

@@ -177,6 +177,8 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
                       "Restarts of a server's shared children");
     for (size_t i = 0; i < gw->nservers; i++) {
         mg_gw_server_t *srv = &gw->servers[i];
+        if (srv->removed) /* a reload removed it */
+            continue;
         const char *l[] = {"upstream", srv->cfg->name, NULL};
         int up = 1;
         if (srv->cfg->isolation == MG_ISOLATION_SHARED)
@@ -185,6 +187,8 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
     }
     for (size_t i = 0; i < gw->nservers; i++) {
         mg_gw_server_t *srv = &gw->servers[i];
+        if (srv->removed) /* a reload removed it */
+            continue;
         const char *l[] = {"upstream", srv->cfg->name, NULL};
         mg_metrics_sample(out, "mcpgate_upstream_restarts_total", l,
                           srv->shared != NULL ? mg_upstream_restarts(srv->shared->up) : 0);
@@ -379,6 +383,8 @@ static void upstream_rows(mg_gateway_t *gw, page_t *pg)
               "<th>pinning</th><th>last error</th></tr>");
     for (size_t i = 0; i < gw->nservers; i++) {
         mg_gw_server_t *srv = &gw->servers[i];
+        if (srv->removed) /* a reload removed it */
+            continue;
         srv_stats_t *s = mg_map_get(&gw->status->servers, srv->cfg->name);
         mg_upstream_t *up = srv->shared != NULL ? srv->shared->up : NULL;
         const char *state = srv->cfg->isolation == MG_ISOLATION_SESSION  ? "per-session"
@@ -439,6 +445,8 @@ static void catalog_rows(mg_gateway_t *gw, page_t *pg)
     for (int pass = 0; pass < 2; pass++) /* drifted and flagged tools first */
         for (size_t i = 0; i < gw->nservers; i++) {
             mg_gw_server_t *srv = &gw->servers[i];
+            if (srv->removed) /* a reload removed it */
+                continue;
             json_t *tools = srv->shared != NULL ? srv->shared->lists[MG_LIST_TOOLS] : NULL;
             if (pass == 0 && tools == NULL && srv->shared != NULL && !srv->shared->stopping &&
                 srv->shared->waiters[MG_LIST_TOOLS] == NULL &&

@@ -213,6 +213,42 @@ static int take_scanner(const mg_config_t *cfg, mg_scanner_t **out, char *why, s
 
 static void collect_cb(mg_metrics_out_t *out, void *data);
 
+/* Fills pol->servers[i] for the gateway's server i and logs its policy line. */
+static void server_init(mg_policy_t *pol, mg_gateway_t *gw, size_t i)
+{
+    pin_server_t *ps = &pol->servers[i];
+    const mg_server_config_t *sc = gw->servers[i].cfg;
+    ps->name = sc->name;
+    mg_pin_mode_t m = mg_policy_pin_mode(gw->cfg, sc);
+    ps->lock = pol->lock ? json_object_get(json_object_get(pol->lock, "servers"), sc->name) : NULL;
+    /* A shared legacy mcpgate.lock says nothing about a server it does not list (another
+     * config's lock run wrote it): such a server is unpinned, as without a lockfile. */
+    int locked = pol->lock != NULL && (pol->lock_legacy == NULL || ps->lock != NULL);
+    ps->pin = m == MG_PIN_UNSET ? (locked ? MG_PIN_BLOCK : MG_PIN_OFF) : m;
+    if (pol->lock == NULL && ps->pin == MG_PIN_WARN)
+        ps->pin = MG_PIN_OFF; /* nothing to compare with; said in the log line below */
+    ps->scan = mg_policy_scan_mode(gw->cfg, sc);
+    ps->tool_names = json_object();
+    ps->instr = "unchecked";
+    json_t *f =
+        json_pack("{s:s,s:s,s:s,s:s}", "upstream", sc->name, "pinning", mg_pin_mode_name(ps->pin), "lock",
+                  pol->lock == NULL  ? "no lockfile"
+                  : ps->lock != NULL ? (pol->lock_legacy ? pol->lock_legacy : pol->lock_path)
+                                     : "not in the lock",
+                  "scan", mg_scan_mode_name(ps->scan));
+    if (sc->sandbox != NULL) {
+        char *d = mg_sandbox_describe(sc->sandbox);
+        json_object_set_new(f, "sandbox", json_string(d ? d : "?"));
+        free(d);
+    }
+    mg_log_json(pol->lock != NULL && ps->lock == NULL && ps->pin == MG_PIN_BLOCK ? MG_LOG_WARN : MG_LOG_INFO,
+                pol->lock != NULL && ps->lock == NULL && ps->pin == MG_PIN_BLOCK
+                    ? "upstream is not in the lockfile: every tool, prompt and template it lists is blocked "
+                      "until mcpgate lock --update"
+                    : "policy",
+                f);
+}
+
 int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
 {
     mg_policy_t *pol = calloc(1, sizeof *pol);
@@ -243,45 +279,13 @@ int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
                               (json_int_t)json_object_size(json_object_get(pol->lock, "servers"))));
     }
     pol->n = gw->nservers;
-    pol->servers = calloc(pol->n ? pol->n : 1, sizeof *pol->servers);
+    pol->servers = calloc(gw->server_cap ? gw->server_cap : 1, sizeof *pol->servers); /* reloads add */
     if (pol->servers == NULL) {
         mg_policy_free(pol);
         return MG_ENOMEM;
     }
-    for (size_t i = 0; i < pol->n; i++) {
-        pin_server_t *ps = &pol->servers[i];
-        const mg_server_config_t *sc = gw->servers[i].cfg;
-        ps->name = sc->name;
-        mg_pin_mode_t m = mg_policy_pin_mode(gw->cfg, sc);
-        ps->lock = pol->lock ? json_object_get(json_object_get(pol->lock, "servers"), sc->name) : NULL;
-        /* A shared legacy mcpgate.lock says nothing about a server it does not list (another
-         * config's lock run wrote it): such a server is unpinned, as without a lockfile. */
-        int locked = pol->lock != NULL && (pol->lock_legacy == NULL || ps->lock != NULL);
-        ps->pin = m == MG_PIN_UNSET ? (locked ? MG_PIN_BLOCK : MG_PIN_OFF) : m;
-        if (pol->lock == NULL && ps->pin == MG_PIN_WARN)
-            ps->pin = MG_PIN_OFF; /* nothing to compare with; said in the log line below */
-        ps->scan = mg_policy_scan_mode(gw->cfg, sc);
-        ps->tool_names = json_object();
-        ps->instr = "unchecked";
-        json_t *f =
-            json_pack("{s:s,s:s,s:s,s:s}", "upstream", sc->name, "pinning", mg_pin_mode_name(ps->pin), "lock",
-                      pol->lock == NULL  ? "no lockfile"
-                      : ps->lock != NULL ? (pol->lock_legacy ? pol->lock_legacy : pol->lock_path)
-                                         : "not in the lock",
-                      "scan", mg_scan_mode_name(ps->scan));
-        if (sc->sandbox != NULL) {
-            char *d = mg_sandbox_describe(sc->sandbox);
-            json_object_set_new(f, "sandbox", json_string(d ? d : "?"));
-            free(d);
-        }
-        mg_log_json(
-            pol->lock != NULL && ps->lock == NULL && ps->pin == MG_PIN_BLOCK ? MG_LOG_WARN : MG_LOG_INFO,
-            pol->lock != NULL && ps->lock == NULL && ps->pin == MG_PIN_BLOCK
-                ? "upstream is not in the lockfile: every tool, prompt and template it lists is blocked "
-                  "until mcpgate lock --update"
-                : "policy",
-            f);
-    }
+    for (size_t i = 0; i < pol->n; i++)
+        server_init(pol, gw, i);
     const mg_rate_config_t *rc = gw->cfg->policy ? &gw->cfg->policy->rate : NULL;
     if (rc != NULL && rc->enabled && (pol->rl = mg_rl_store_local_new(MAX_BUCKETS)) == NULL) {
         mg_policy_free(pol);
@@ -289,6 +293,47 @@ int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
     }
     mg_metrics_register(collect_cb, pol);
     *out = pol;
+    return 0;
+}
+
+int mg_policy_server_added(mg_policy_t *pol, size_t i)
+{
+    if (pol == NULL)
+        return 0;
+    if (i != pol->n || i >= pol->gw->server_cap)
+        return MG_EINVAL;
+    server_init(pol, pol->gw, i);
+    pol->n = i + 1;
+    return 0;
+}
+
+/* "local" or "shared": where next's rate limits would count (cluster: a shared session store). */
+static int rate_wants_shared(const mg_rate_config_t *rc, int cluster)
+{
+    return rc->store != NULL ? strcmp(rc->store, "local") != 0 : cluster;
+}
+
+int mg_policy_rate_reloadable(const mg_policy_t *pol, const mg_config_t *next, int cluster)
+{
+    if (pol == NULL)
+        return 0;
+    const mg_rate_config_t *rc = next->policy ? &next->policy->rate : NULL;
+    if (rc == NULL || !rc->enabled)
+        return 1;        /* off from the next request */
+    if (pol->rl == NULL) /* turned on: a local store can be made now, a shared one is built at start */
+        return !rate_wants_shared(rc, cluster);
+    return rate_wants_shared(rc, cluster) == pol->rl_shared;
+}
+
+int mg_policy_set_config(mg_policy_t *pol, const mg_config_t *cfg)
+{
+    if (pol == NULL)
+        return 0;
+    const mg_rate_config_t *rc = cfg->policy ? &cfg->policy->rate : NULL;
+    if (rc != NULL && rc->enabled && pol->rl == NULL &&
+        (pol->rl = mg_rl_store_local_new(MAX_BUCKETS)) == NULL)
+        return MG_ENOMEM;
+    pol->cfg = cfg;
     return 0;
 }
 
@@ -353,7 +398,7 @@ static json_t *others_for(mg_policy_t *pol, size_t i)
 {
     json_t *o = json_object();
     for (size_t j = 0; j < pol->n; j++) {
-        if (j == i)
+        if (j == i || pol->gw->servers[j].removed)
             continue;
         const char *name;
         json_t *v;
@@ -884,8 +929,8 @@ static char *keyf(const char *prefix, const char *v)
 
 int mg_policy_rate_limited(const mg_policy_t *pol, const char *method)
 {
-    if (pol == NULL || pol->rl == NULL)
-        return 0;
+    if (pol == NULL || pol->rl == NULL || pol->cfg->policy == NULL || !pol->cfg->policy->rate.enabled)
+        return 0; /* off, or turned off by a reload (the store stays for a reload turning it on) */
     const mg_rate_config_t *rc = &pol->cfg->policy->rate;
     for (size_t i = 0; i < rc->nmethods; i++)
         if (strcmp(rc->methods[i], method) == 0)
@@ -1008,12 +1053,16 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
     mg_metrics_family(out, "mcpgate_pinning_drift_total", "counter",
                       "Distinct definitions (or instructions) seen that differ from the lockfile");
     for (size_t i = 0; i < pol->n; i++) {
+        if (pol->gw->servers[i].removed) /* a reload removed it */
+            continue;
         const char *l[] = {"upstream", pol->servers[i].name, NULL};
         mg_metrics_sample(out, "mcpgate_pinning_drift_total", l, (double)pol->servers[i].drift_total);
     }
     mg_metrics_family(out, "mcpgate_policy_blocked", "gauge",
                       "Entries of the latest lists withheld by pinning or scanning (block mode)");
     for (size_t i = 0; i < pol->n; i++) {
+        if (pol->gw->servers[i].removed) /* a reload removed it */
+            continue;
         unsigned n = pol->servers[i].instr_blocked;
         for (int k = 0; k < MG_LIST_COUNT; k++) {
             const char *id;
@@ -1026,6 +1075,8 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
     }
     mg_metrics_family(out, "mcpgate_scan_findings", "gauge", "Description-scan findings in the latest lists");
     for (size_t i = 0; i < pol->n; i++) {
+        if (pol->gw->servers[i].removed) /* a reload removed it */
+            continue;
         unsigned n = (unsigned)json_array_size(pol->servers[i].instr_findings);
         for (int k = 0; k < MG_LIST_COUNT; k++) {
             const char *id;

@@ -33,6 +33,15 @@ int mg_policy_validate(const mg_config_t *cfg, char *why, size_t n);
  * Returns 0, MG_ENOMEM, or MG_ECONFIG (logged) when validation would have failed. */
 int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out);
 void mg_policy_free(mg_policy_t *pol);
+/* A reload added the gateway's server i (reload.c): its pinning and scanning state, from the pins
+ * loaded at start and the running config. i must be the next slot (pol->n). 0 or MG_EINVAL. */
+int mg_policy_server_added(mg_policy_t *pol, size_t i);
+/* 1 when next's gateway.rateLimits can apply by mg_policy_set_config: turned off, turned on with a
+ * local store, or kept with the same kind of store (cluster: the gateway has a shared session store). */
+int mg_policy_rate_reloadable(const mg_policy_t *pol, const mg_config_t *next, int cluster);
+/* A reload switched the running config to cfg (kept until exit): rate limits (a local store made if
+ * they were off) and CORS read it from the next request. 0 or MG_ENOMEM (pol unchanged). */
+int mg_policy_set_config(mg_policy_t *pol, const mg_config_t *cfg);
 
 /* A list of pool p was fetched: compare, scan, log, and remove blocked entries from items (in place). */
 void mg_policy_list_fetched(mg_policy_t *pol, mg_pool_t *p, mg_list_kind_t kind, json_t *items);

@@ -679,6 +679,8 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
     }
     json_t *servers = json_array();
     for (size_t i = 0; i < gw->nservers; i++) {
+        if (gw->servers[i].removed) /* a reload removed it; the name may be in use again */
+            continue;
         json_int_t n = 0;
         size_t k;
         json_t *row;
