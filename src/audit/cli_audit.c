@@ -232,7 +232,9 @@ int mg_cli_audit(int argc, char **argv)
         goto out;
     }
     if (config != NULL) {
-        rc = mg_audit_config(config, env_file, timeout ? timeout : 60000, &rep);
+        mg_audit_limits_t lim = {(unsigned)max_req, time_s * 1000, (unsigned)rate, timeout ? timeout : 10000,
+                                 progress};
+        rc = mg_audit_config(config, env_file, timeout ? timeout : 60000, &lim, (unsigned)burst, &rep);
         if (rc != 0) {
             mg_audit_report_dispose(&rep);
             goto out;
