@@ -241,11 +241,12 @@ int mg_audit_remote_egress(mg_audit_report_t *rep, const mg_server_config_t *s, 
 }
 
 /* Checks the gateway's own listing answers for a remote server (config_audit.c), or that the
- * config judged already: the probe's are dropped. */
+ * config judged already (or judges for the whole config): the probe's are dropped. */
 static int listing_check(const char *id)
 {
-    return strncmp(id, "context.", 8) == 0 || strncmp(id, "supply.", 7) == 0 ||
-           strcmp(id, "transport.plain-http") == 0;
+    return strncmp(id, "context.", 8) == 0 || strncmp(id, "supply.", 7) == 0 || strncmp(id, "env.", 4) == 0 ||
+           strcmp(id, "transport.plain-http") == 0 || strcmp(id, "transport.egress") == 0 ||
+           strcmp(id, "auth.upstream-credentials") == 0;
 }
 
 int mg_audit_remote_probe(mg_audit_report_t *rep, const mg_server_config_t *s, const mg_audit_limits_t *lim,

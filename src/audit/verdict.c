@@ -889,6 +889,10 @@ void mg_audit_verdict_url(const json_t *rec, mg_audit_report_t *rep)
         mg_audit_add(
             rep, cfg_only[i], NULL, MG_AUDIT_SKIP,
             "config-level check: the packages behind a URL are not visible (mcpgate audit --config FILE)");
+    static const char *const remote_only[] = {"transport.egress", "auth.upstream-credentials", NULL};
+    for (int i = 0; remote_only[i]; i++)
+        mg_audit_add(rep, remote_only[i], NULL, MG_AUDIT_SKIP,
+                     "config-level check of a remote server entry (mcpgate audit --config FILE)");
     robust(v);
     modern(v);
 }
