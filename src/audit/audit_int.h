@@ -161,6 +161,18 @@ int mg_audit_publisher_trusted(const char *pkg, char *const *publishers, size_t 
 /* 1 when a credential value looks like a placeholder ("xxx", "<your-token>", "changeme", ...). */
 int mg_audit_placeholder(const char *value);
 
+/* ---- stdio_probe.c: the robustness probes over stdio ---- */
+
+struct mg_server_config;
+
+/* Starts s (rawspawn: as serve does), initializes it, then sends a malformed line, an unknown method
+ * and one 2 MiB line, each followed by a ping; every wait at most timeout_ms. Returns a NEW
+ * recording: {"malformed": {"answered", "code", "alive"}, "unknown": {"answered", "code"},
+ * "oversize": {"bytes", "sent", "answered", "code", "alive"}} or {"error": "why not probed"}. */
+json_t *mg_audit_probe_stdio(const struct mg_server_config *s, unsigned long timeout_ms);
+/* robust.malformed-json, robust.unknown-method and robust.body-limit for server from that recording. */
+void mg_audit_stdio_verdict(mg_audit_report_t *rep, const char *server, const json_t *rec);
+
 /* ---- config_remote.c: a remote (url) entry of a config ---- */
 
 struct mg_server_config;

@@ -364,6 +364,14 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
         mg__audit_supply(rep, l[i].cfg->name, t1, t2, err);
         total_tools += json_array_size(t1);
         big |= json_array_size(t1) > 30;
+        if (l[i].cfg->remote != NULL)
+            continue;
+        /* Robustness over stdio: a fresh child, raw lines (stdio_probe.c). */
+        json_t *srec =
+            err ? json_pack("{s:s}", "error", err) : mg_audit_probe_stdio(l[i].cfg, probe_lim->timeout_ms);
+        if (srec != NULL)
+            mg_audit_stdio_verdict(rep, l[i].cfg->name, srec);
+        json_decref(srec);
     }
     if (lazy)
         mg_audit_add(rep, "context.lazy", NULL, MG_AUDIT_PASS,

@@ -246,7 +246,7 @@ static int listing_check(const char *id)
 {
     return strncmp(id, "context.", 8) == 0 || strncmp(id, "supply.", 7) == 0 || strncmp(id, "env.", 4) == 0 ||
            strcmp(id, "transport.plain-http") == 0 || strcmp(id, "transport.egress") == 0 ||
-           strcmp(id, "auth.upstream-credentials") == 0;
+           strcmp(id, "auth.upstream-credentials") == 0 || strcmp(id, "robust.unknown-method") == 0;
 }
 
 int mg_audit_remote_probe(mg_audit_report_t *rep, const mg_server_config_t *s, const mg_audit_limits_t *lim,
