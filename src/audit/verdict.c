@@ -930,6 +930,13 @@ void mg_audit_stdio_verdict(mg_audit_report_t *rep, const char *server, const js
         mg_audit_add(rep, ids[0], server, MG_AUDIT_WARN,
                      "a malformed line -> no parse error (dropped silently); ping answered after it");
 
+    if (json_is_object(m) && !alive) {
+        /* Nobody left to ask: the other two would only measure the crash. */
+        for (int i = 1; ids[i]; i++)
+            mg_audit_add(rep, ids[i], server, MG_AUDIT_SKIP,
+                         "not judged: the server did not survive the malformed line");
+        return;
+    }
     const json_t *u = json_object_get(rec, "unknown");
     code = json_object_get(u, "code");
     if (!json_is_object(u))

@@ -343,3 +343,28 @@ test('audit --config: remote entries: the entry\'s own checks, the SSRF guard, t
   assert.match(eg.evidence, /127\.0\.0\.1 \(loopback\).*SSRF/);
   assert.equal(up.log.length, before, 'a refused entry was probed');
 }, { timeout: 180000 });
+
+test('audit --config: robustness over stdio: malformed line, unknown method, oversized line', async (t) => {
+  const fixture = path.join(E2E_DIR, 'fixtures', 'stdio-robust.mjs');
+  const modes = ['', 'silent-parse', 'die-on-parse', 'wrong-unknown', 'mute-unknown', 'die-on-big'];
+  const mcpServers = Object.fromEntries(modes.map((m) => [m || 'good', { command: process.execPath, args: [fixture, ...(m ? [m] : [])] }]));
+  const c = configDir(t, { mcpServers });
+  const r = await audit(['--config', c.file, '--json', '--fail-on', 'never', '--timeout', String(scaled(3000))]);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const doc = JSON.parse(r.stdout);
+  const get = (id, server) => doc.checks.find((x) => x.id === id && x.server === server) || { status: 'absent' };
+  const want = {
+    good: ['pass', 'pass', 'pass'],
+    'silent-parse': ['warn', 'pass', 'pass'],
+    'die-on-parse': ['fail', 'skip', 'skip'], // dead after the first probe: the rest has nobody to ask
+    'wrong-unknown': ['pass', 'warn', 'pass'],
+    'mute-unknown': ['pass', 'fail', 'pass'],
+    'die-on-big': ['pass', 'pass', 'fail'],
+  };
+  for (const [server, [mal, unk, big]] of Object.entries(want)) {
+    const got = [get('robust.malformed-json', server), get('robust.unknown-method', server), get('robust.body-limit', server)];
+    assert.deepEqual(got.map((x) => x.status), [mal, unk, big], `${server}: ${got.map((x) => x.evidence).join(' | ')}`);
+  }
+  assert.match(get('robust.malformed-json', 'good').evidence, /parse error -32700/);
+  assert.match(get('robust.body-limit', 'die-on-big').evidence, /2097152 bytes/);
+}, { timeout: 120000 });

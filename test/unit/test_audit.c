@@ -669,6 +669,68 @@ static void test_remote_entries(void **state)
     mg_config_dispose(&cfg);
 }
 
+/* robust.* over stdio from a recording given as JSON text: the three statuses in out. */
+static void stdio_verdicts(const char *text, int out[3], char *ev, size_t n)
+{
+    json_t *rec = json_loads(text, 0, NULL);
+    assert_non_null(rec);
+    mg_audit_report_t rep;
+    assert_int_equal(mg_audit_report_init(&rep, "t.json"), 0);
+    mg_audit_stdio_verdict(&rep, "s", rec);
+    const char *ids[] = {"robust.malformed-json", "robust.unknown-method", "robust.body-limit"};
+    for (int i = 0; i < 3; i++) {
+        const char *e = NULL;
+        out[i] = status_for(&rep, ids[i], "s", &e);
+        if (i == 0 && ev != NULL)
+            snprintf(ev, n, "%s", e ? e : "");
+    }
+    json_decref(rec);
+    mg_audit_report_dispose(&rep);
+}
+
+static void test_stdio_robustness(void **state)
+{
+    (void)state;
+    int st[3];
+    char ev[1024];
+    stdio_verdicts("{\"malformed\":{\"answered\":true,\"code\":-32700,\"alive\":true},"
+                   "\"unknown\":{\"answered\":true,\"code\":-32601},"
+                   "\"oversize\":{\"bytes\":2097152,\"sent\":true,\"answered\":true,\"alive\":true}}",
+                   st, ev, sizeof ev);
+    assert_int_equal(st[0], MG_AUDIT_PASS);
+    assert_int_equal(st[1], MG_AUDIT_PASS);
+    assert_int_equal(st[2], MG_AUDIT_PASS);
+    /* Silent drop: warn; another code: warn; a result to an unknown method: warn; no answer: fail. */
+    stdio_verdicts("{\"malformed\":{\"answered\":false,\"alive\":true},\"unknown\":{\"answered\":true},"
+                   "\"oversize\":{\"bytes\":2097152,\"sent\":false,\"answered\":false,\"alive\":false}}",
+                   st, ev, sizeof ev);
+    assert_int_equal(st[0], MG_AUDIT_WARN);
+    assert_non_null(strstr(ev, "dropped silently"));
+    assert_int_equal(st[1], MG_AUDIT_WARN);
+    assert_int_equal(st[2], MG_AUDIT_FAIL);
+    stdio_verdicts(
+        "{\"malformed\":{\"answered\":true,\"code\":-32600,\"alive\":true},\"unknown\":{\"answered\":"
+        "false},\"oversize\":{\"bytes\":1,\"sent\":true,\"answered\":true,\"code\":-32600,\"alive\":"
+        "true}}",
+        st, ev, sizeof ev);
+    assert_int_equal(st[0], MG_AUDIT_WARN);
+    assert_int_equal(st[1], MG_AUDIT_FAIL);
+    assert_int_equal(st[2], MG_AUDIT_PASS);
+    /* Dead after the malformed line: fail, and nobody left for the others. */
+    stdio_verdicts("{\"malformed\":{\"answered\":false,\"alive\":false},\"unknown\":{\"answered\":false}}",
+                   st, ev, sizeof ev);
+    assert_int_equal(st[0], MG_AUDIT_FAIL);
+    assert_int_equal(st[1], MG_AUDIT_SKIP);
+    assert_int_equal(st[2], MG_AUDIT_SKIP);
+    /* Not started: every one skips with the reason; hostile shapes never pass. */
+    stdio_verdicts("{\"error\":\"no initialize result before --timeout\"}", st, ev, sizeof ev);
+    assert_int_equal(st[0], MG_AUDIT_SKIP);
+    assert_non_null(strstr(ev, "--timeout"));
+    stdio_verdicts("{\"malformed\":[],\"unknown\":\"x\",\"oversize\":1}", st, ev, sizeof ev);
+    for (int i = 0; i < 3; i++)
+        assert_int_not_equal(st[i], MG_AUDIT_PASS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -679,7 +741,7 @@ int main(void)
         cmocka_unit_test(test_mrtr_call),      cmocka_unit_test(test_unreachable_never_passes),
         cmocka_unit_test(test_parsers),        cmocka_unit_test(test_packages),
         cmocka_unit_test(test_renderings),     cmocka_unit_test(test_config_key),
-        cmocka_unit_test(test_remote_entries),
+        cmocka_unit_test(test_remote_entries), cmocka_unit_test(test_stdio_robustness),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
