@@ -1,9 +1,12 @@
 /*
  * config_audit.c - `mcpgate audit --config FILE`: the checks a config answers by itself (listen
  * address, gateway.auth, credentials, package pins and publishers, lockfile, lazy mode) and, for
- * every enabled stdio server, the ones its tools answer: each server is started the way `serve`
- * starts it (sandbox rules apply; upstream/listall.h), its tools are listed twice in one session
- * (definitions stable?), scanned and costed, and it is stopped.
+ * every enabled server, the ones its tools answer: each server is started the way `serve` starts it
+ * (sandbox rules apply; upstream/listall.h), its tools are listed twice in one session (definitions
+ * stable?), scanned and costed, and it is stopped. Then every stdio server that listed gets the
+ * robustness probes over stdio (stdio_probe.c), and every remote entry its own checks, the SSRF
+ * guard (both before the listing: an entry that must not be reached is disabled in this private
+ * copy of the config) and the URL probes (config_remote.c).
  * The package rules (mg_audit_package_of, mg_audit_publisher_trusted, mg_audit_placeholder) are
  * pure and unit-tested. Read next: verdict.c (context and supply verdicts), docs/audit.md.
  */
