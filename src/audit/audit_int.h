@@ -21,7 +21,7 @@
  *   tools_error    string   why the tools could not be listed
  *   burst          object   {"sent": N, "limit": N, "first429": K (absent: none), "retryAfter": "v"}
  *   bind           object   {"address": "10.0.0.5", "reachable": bool} (local targets only)
- *   tenant         object   {"leaked": N, "seen": N, "stream": bool, "why": "..."}
+ *   tenant         object   {"leaked": N (answers), "notes": N (notifications naming A's progress tokens), "seen": N, "stream": bool, "why"}
  *   jwt            object   the --token's payload when it is a JWT (never the token itself)
  *   jwt2           object   the same for --token-other-audience
  *   mrtr           object   --call: {"tool", "status", "why" (no input_required to tamper with)}

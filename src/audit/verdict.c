@@ -536,13 +536,20 @@ static void sessions(v_t *v)
         add(v, "tenant.cross-session", MG_AUDIT_FAIL,
             "%lld answers to session A's requests arrived on session B's GET stream",
             (long long)json_integer_value(json_object_get(t, "leaked")));
+    else if (json_integer_value(json_object_get(t, "notes")) > 0)
+        add(v, "tenant.cross-session", MG_AUDIT_FAIL,
+            "%lld notifications about session A's requests (their progress tokens) arrived on session B's "
+            "GET stream",
+            (long long)json_integer_value(json_object_get(t, "notes")));
     else if (!json_is_true(json_object_get(t, "stream")))
         add(v, "tenant.cross-session", MG_AUDIT_SKIP,
             "session B's GET stream not offered (HTTP %lld): nothing to observe",
             (long long)json_integer_value(json_object_get(t, "streamStatus")));
     else
         add(v, "tenant.cross-session", MG_AUDIT_PASS,
-            "3 requests on session A; session B's GET stream got none of their answers (%lld messages seen)",
+            "3 requests on session A (with progress tokens); session B's GET stream got none of their "
+            "answers "
+            "or notifications (%lld messages seen)",
             (long long)json_integer_value(json_object_get(t, "seen")));
 }
 

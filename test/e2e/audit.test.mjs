@@ -90,6 +90,7 @@ const BREAKS = {
   'header-mismatch': ['modern.header-mismatch', 'fail'],
   'request-state': ['modern.request-state', 'warn'],
   tenant: ['tenant.cross-session', 'fail'],
+  'tenant-notify': ['tenant.cross-session', 'fail'],
 };
 
 test('audit: a server that breaks one behaviour fails exactly that check', async (t) => {

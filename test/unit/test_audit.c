@@ -218,6 +218,10 @@ static void test_sessions(void **state)
     assert_int_equal(
         v(rec("\"tenant\":{\"stream\":false,\"leaked\":0,\"streamStatus\":405}", ""), "tenant.cross-session"),
         MG_AUDIT_SKIP);
+    /* A's progress notifications on B's stream: a leak even when no answer leaked. */
+    assert_int_equal(v(rec("\"tenant\":{\"stream\":true,\"leaked\":0,\"notes\":2,\"seen\":2}", ""),
+                       "tenant.cross-session"),
+                     MG_AUDIT_FAIL);
     /* Stateless: no session id. */
     const char *sl =
         "{\"target\":\"http://127.0.0.1:1/mcp\",\"x\":{\"init\":{\"status\":200,\"headers\":{},\"body\":"
