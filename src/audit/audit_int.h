@@ -21,7 +21,8 @@
  *   tools_error    string   why the tools could not be listed
  *   burst          object   {"sent": N, "limit": N, "first429": K (absent: none), "retryAfter": "v"}
  *   bind           object   {"address": "10.0.0.5", "reachable": bool} (local targets only)
- *   tenant         object   {"leaked": N (answers), "notes": N (notifications naming A's progress tokens), "seen": N, "stream": bool, "why"}
+ *   tenant         object   {"leaked": N (answers), "notes": N (notifications naming A's
+ *                           progress tokens), "seen": N, "stream": bool, "why": "..."}
  *   jwt            object   the --token's payload when it is a JWT (never the token itself)
  *   jwt2           object   the same for --token-other-audience
  *   mrtr           object   --call: {"tool", "status", "why" (no input_required to tamper with)}
@@ -188,7 +189,8 @@ int mg_audit_host_loopback(const char *host);
  * address, or one inside egress's allowCidrs), else the refused class ("loopback", "private", ...). */
 const char *mg_audit_egress_refused(int family, const uint8_t *addr, const struct mg_egress_config *eg);
 /* The entry's own checks: transport.plain-http, auth.query-token (fail only: a URL that carries a
- * credential), auth.upstream-credentials. *probe: 0 when the entry must not be probed. */
+ * credential in its query; the parser refuses user:password@), auth.upstream-credentials. *probe: 0 when the
+ * entry must not be probed. */
 void mg_audit_remote_config(mg_audit_report_t *rep, const struct mg_server_config *s, int *probe);
 /* transport.egress: resolves the URL's host and judges its addresses. 0 when the gateway may connect
  * (then the entry may be probed), -1 otherwise. */

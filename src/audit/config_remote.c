@@ -154,7 +154,7 @@ void mg_audit_remote_config(mg_audit_report_t *rep, const mg_server_config_t *s,
         /* Every probe would send it again: the entry is judged here and not probed. */
         mg_audit_add(rep, "auth.query-token", s->name, MG_AUDIT_FAIL,
                      "the URL's query carries \"%s\" (value not shown): it ends up in logs and proxies; "
-                     "not probed",
+                     "move it to \"headers\" with ${env:NAME}; not probed",
                      qname);
         *probe = 0;
     }
