@@ -21,7 +21,8 @@
  *   tools_error    string   why the tools could not be listed
  *   burst          object   {"sent": N, "limit": N, "first429": K (absent: none), "retryAfter": "v"}
  *   bind           object   {"address": "10.0.0.5", "reachable": bool} (local targets only)
- *   tenant         object   {"leaked": N, "seen": N, "stream": bool, "why": "..."}
+ *   tenant         object   {"leaked": N (answers), "notes": N (notifications naming A's
+ *                           progress tokens), "seen": N, "stream": bool, "why": "..."}
  *   jwt            object   the --token's payload when it is a JWT (never the token itself)
  *   jwt2           object   the same for --token-other-audience
  *   mrtr           object   --call: {"tool", "status", "why" (no input_required to tamper with)}
@@ -143,9 +144,11 @@ void mg__audit_supply(mg_audit_report_t *rep, const char *server, const json_t *
 
 /* ---- config_audit.c ---- */
 
-/* Audits a config file into rep (stdio servers started and listed twice). Returns 0, or 2 when the
- * config does not load (errors printed on stderr). */
-int mg_audit_config(const char *path, const char *env_file, unsigned long timeout_ms, mg_audit_report_t *rep);
+/* Audits a config file into rep (stdio servers started and listed twice; remote ones judged, then
+ * probed over HTTP within probe_lim, burst as --burst). Returns 0, or 2 when the config does not load (errors
+ * printed on stderr). */
+int mg_audit_config(const char *path, const char *env_file, unsigned long timeout_ms,
+                    const mg_audit_limits_t *probe_lim, unsigned burst, mg_audit_report_t *rep);
 
 /* Pure config verdicts (unit-tested): packages of one server's command line. */
 /* Is the package spec pinned? "pkg@1.2.3" yes, "pkg", "pkg@latest", "pkg@^1" no. runner: "npx",
@@ -158,5 +161,45 @@ int mg_audit_package_of(const char *command, char *const *args, size_t nargs, ch
 int mg_audit_publisher_trusted(const char *pkg, char *const *publishers, size_t n);
 /* 1 when a credential value looks like a placeholder ("xxx", "<your-token>", "changeme", ...). */
 int mg_audit_placeholder(const char *value);
+
+/* ---- stdio_probe.c: the robustness probes over stdio ---- */
+
+struct mg_server_config;
+
+/* Starts s (rawspawn: as serve does), initializes it, then sends a malformed line, an unknown method
+ * and one 2 MiB line, each followed by a ping; every wait at most timeout_ms. Returns a NEW
+ * recording: {"malformed": {"answered", "code", "alive"}, "unknown": {"answered", "code"},
+ * "oversize": {"bytes", "sent", "answered", "code", "alive"}} or {"error": "why not probed"}. */
+json_t *mg_audit_probe_stdio(const struct mg_server_config *s, unsigned long timeout_ms);
+/* robust.malformed-json, robust.unknown-method and robust.body-limit for server from that recording. */
+void mg_audit_stdio_verdict(mg_audit_report_t *rep, const char *server, const json_t *rec);
+
+/* ---- config_remote.c: a remote (url) entry of a config ---- */
+
+struct mg_server_config;
+struct mg_egress_config;
+/* 1 when the URL's query has a parameter whose name looks like a credential (token, key, secret,
+ * auth, sig, ...); its name (never its value) goes to name. 0 otherwise. */
+int mg_audit_url_query_secret(const char *url, char *name, size_t n);
+/* The host of an http(s) URL (no brackets, no userinfo, no port) and whether it is https. 0 or -1. */
+int mg_audit_url_host(const char *url, char *host, size_t n, int *https);
+/* 1 for "localhost", 127.0.0.0/8 and ::1. */
+int mg_audit_host_loopback(const char *host);
+/* The SSRF guard's verdict on one resolved address: NULL when the gateway may connect (a public
+ * address, or one inside egress's allowCidrs), else the refused class ("loopback", "private", ...). */
+const char *mg_audit_egress_refused(int family, const uint8_t *addr, const struct mg_egress_config *eg);
+/* The entry's own checks: transport.plain-http, auth.query-token (fail only: a URL that carries a
+ * credential in its query; the parser refuses user:password@), auth.upstream-credentials. *probe: 0 when the
+ * entry must not be probed. */
+void mg_audit_remote_config(mg_audit_report_t *rep, const struct mg_server_config *s, int *probe);
+/* transport.egress: resolves the URL's host and judges its addresses. 0 when the gateway may connect
+ * (then the entry may be probed), -1 otherwise. */
+int mg_audit_remote_egress(mg_audit_report_t *rep, const struct mg_server_config *s,
+                           const struct mg_egress_config *eg);
+/* The URL probes against the entry with its static headers (an Authorization bearer as the token);
+ * their verdicts join rep with "server", but for the context and supply checks (the gateway's own
+ * listing answers those) and transport.plain-http (the config answered it). 0 or MG_ENOMEM. */
+int mg_audit_remote_probe(mg_audit_report_t *rep, const struct mg_server_config *s,
+                          const mg_audit_limits_t *lim, unsigned burst);
 
 #endif

@@ -30,6 +30,9 @@ static const char usage[] =
     "a 5 MiB and a malformed body, a short burst). It calls no tool but --call's. The token goes to URL "
     "(and\n"
     "--replica) only, in the Authorization header, never in a query string.\n"
+    "With --config, stdio servers also get a malformed line, an unknown method and a 2 MiB line over\n"
+    "stdio, and remote (url) entries are judged (TLS, query credentials, header sources, the SSRF guard)\n"
+    "and then probed like a URL with their own static headers, sent to their URL only.\n"
     "\n"
     "  --token T | --token-file F   bearer token (or env MCPGATE_AUDIT_TOKEN; a file keeps it out of ps)\n"
     "  --token2 T | --token2-file F a second principal's token: session binding, per-user lists\n"
@@ -40,11 +43,12 @@ static const char usage[] =
     "                               tool that asks for input; its requestState is tampered with\n"
     "  --json | --sarif             JSON report (target, checks, summary) or SARIF 2.1.0\n"
     "  --fail-on fail|warn|never    exit 1 when a check failed (default) / warned or failed / never\n"
-    "  --max-requests N             request budget (default 300)\n"
+    "  --max-requests N             request budget (default 300; --config: per remote entry)\n"
     "  --time-limit S               total time limit in seconds (default 120)\n"
     "  --rate N                     own request rate per second, the burst excepted (default 20)\n"
     "  --burst N                    requests of the rate-limit burst (default 40, at most 200)\n"
-    "  --timeout MS                 one exchange (default 10000); --config: listing servers (default 60000)\n"
+    "  --timeout MS                 one exchange (default 10000); --config: also listing servers (default\n"
+    "                               60000)\n"
     "  --progress | --no-progress   progress line on stderr (default: when stderr is a terminal)\n"
     "  --record FILE                write what was observed (never the token) to FILE\n"
     "  --replay FILE                judge a recording instead of probing (URL audits)\n"
@@ -232,7 +236,9 @@ int mg_cli_audit(int argc, char **argv)
         goto out;
     }
     if (config != NULL) {
-        rc = mg_audit_config(config, env_file, timeout ? timeout : 60000, &rep);
+        mg_audit_limits_t lim = {(unsigned)max_req, time_s * 1000, (unsigned)rate, timeout ? timeout : 10000,
+                                 progress};
+        rc = mg_audit_config(config, env_file, timeout ? timeout : 60000, &lim, (unsigned)burst, &rep);
         if (rc != 0) {
             mg_audit_report_dispose(&rep);
             goto out;

@@ -1,15 +1,19 @@
 /*
  * config_audit.c - `mcpgate audit --config FILE`: the checks a config answers by itself (listen
  * address, gateway.auth, credentials, package pins and publishers, lockfile, lazy mode) and, for
- * every enabled stdio server, the ones its tools answer: each server is started the way `serve`
- * starts it (sandbox rules apply; upstream/listall.h), its tools are listed twice in one session
- * (definitions stable?), scanned and costed, and it is stopped.
+ * every enabled server, the ones its tools answer: each server is started the way `serve` starts it
+ * (sandbox rules apply; upstream/listall.h), its tools are listed twice in one session (definitions
+ * stable?), scanned and costed, and it is stopped. Then every stdio server that listed gets the
+ * robustness probes over stdio (stdio_probe.c), and every remote entry its own checks, the SSRF
+ * guard (both before the listing: an entry that must not be reached is disabled in this private
+ * copy of the config) and the URL probes (config_remote.c).
  * The package rules (mg_audit_package_of, mg_audit_publisher_trusted, mg_audit_placeholder) are
  * pure and unit-tested. Read next: verdict.c (context and supply verdicts), docs/audit.md.
  */
 #include "audit_int.h"
 #include "../common/err.h"
 #include "../config/config.h"
+#include "../config/remote_config.h"
 #include "../http/server.h"
 #include "../policy/lock.h"
 #include "../upstream/listall.h"
@@ -196,7 +200,8 @@ static int secret_key(const char *k)
 
 static char *const default_publishers[] = {"@modelcontextprotocol/"};
 
-int mg_audit_config(const char *path, const char *env_file, unsigned long timeout_ms, mg_audit_report_t *rep)
+int mg_audit_config(const char *path, const char *env_file, unsigned long timeout_ms,
+                    const mg_audit_limits_t *probe_lim, unsigned burst, mg_audit_report_t *rep)
 {
     char dir[PATH_MAX];
     mg_config_self_dir(dir, sizeof dir);
@@ -246,6 +251,18 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
                 snprintf(bad + o, sizeof bad - o, "%s%s.env.%s", o ? ", " : "", s->name, s->env[k].key);
             }
         }
+        for (size_t k = 0; s->remote != NULL && k < s->remote->nheaders; k++) {
+            const mg_kv_t *h = &s->remote->headers[k];
+            if (!secret_key(h->key))
+                continue;
+            checked++;
+            /* "Bearer <your-token>": the scheme word is not the credential */
+            const char *v = strncasecmp(h->value, "Bearer ", 7) == 0 ? h->value + 7 : h->value;
+            if (mg_audit_placeholder(v)) {
+                size_t o = strlen(bad);
+                snprintf(bad + o, sizeof bad - o, "%s%s.headers.%s", o ? ", " : "", s->name, h->key);
+            }
+        }
     }
     if (bad[0])
         mg_audit_add(rep, "env.credentials", NULL, MG_AUDIT_FAIL,
@@ -282,6 +299,12 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
         const mg_server_config_t *s = &cfg.servers[i];
         if (s->disabled)
             continue;
+        if (s->remote != NULL) {
+            mg_audit_add(rep, "supply.pinned", s->name, MG_AUDIT_SKIP,
+                         "a remote server: what it runs is its operator's (the lockfile pins its tools)");
+            mg_audit_add(rep, "supply.publishers", s->name, MG_AUDIT_SKIP, "a remote server: no package");
+            continue;
+        }
         char pkg[256], pw[512];
         int pinned = mg_audit_package_of(s->command, s->args, s->nargs, pkg, sizeof pkg, pw, sizeof pw);
         if (pinned < 0) {
@@ -302,7 +325,24 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
                                           : "the official @modelcontextprotocol/ scope");
     }
 
-    /* Servers over stdio: two listings of tools in one session each. */
+    /* Remote servers: the entry itself and the SSRF guard. One that must not be reached (a credential
+     * in its URL's query, an address the gateway refuses) is neither listed nor probed: it is
+     * disabled in this private copy of the config. */
+    for (size_t i = 0; i < cfg.nservers; i++) {
+        mg_server_config_t *s = &cfg.servers[i];
+        if (s->disabled || s->remote == NULL)
+            continue;
+        int probe = 1;
+        mg_audit_remote_config(rep, s, &probe);
+        int refused = mg_audit_remote_egress(rep, s, &cfg.egress) != 0;
+        if (!probe || refused) {
+            mg_audit_add(rep, "transport.streamable-http", s->name, MG_AUDIT_SKIP,
+                         "not reached: see transport.egress or auth.query-token");
+            s->disabled = 1;
+        }
+    }
+
+    /* Servers over stdio and remote ones: two listings of tools in one session each. */
     int lazy = cfg.tools.mode == MG_TOOLS_LAZY;
     mg_upstream_list_opts_t lo = {"mcpgate-audit",
                                   2,
@@ -327,6 +367,14 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
         mg__audit_supply(rep, l[i].cfg->name, t1, t2, err);
         total_tools += json_array_size(t1);
         big |= json_array_size(t1) > 30;
+        if (l[i].cfg->remote != NULL)
+            continue;
+        /* Robustness over stdio: a fresh child, raw lines (stdio_probe.c). */
+        json_t *srec =
+            err ? json_pack("{s:s}", "error", err) : mg_audit_probe_stdio(l[i].cfg, probe_lim->timeout_ms);
+        if (srec != NULL)
+            mg_audit_stdio_verdict(rep, l[i].cfg->name, srec);
+        json_decref(srec);
     }
     if (lazy)
         mg_audit_add(rep, "context.lazy", NULL, MG_AUDIT_PASS,
@@ -336,6 +384,17 @@ int mg_audit_config(const char *path, const char *env_file, unsigned long timeou
                      "gateway.tools.mode \"all\" with %zu tools in the catalog%s", total_tools,
                      big || total_tools > 30 ? "" : " (not needed at this size)");
     mg_upstream_listings_free(l, nl);
+
+    /* Remote servers the checks above allow: the URL probes. */
+    for (size_t i = 0; i < cfg.nservers; i++) {
+        const mg_server_config_t *s = &cfg.servers[i];
+        if (s->disabled || s->remote == NULL)
+            continue;
+        if (mg_audit_remote_probe(rep, s, probe_lim, burst) != 0) {
+            mg_config_dispose(&cfg);
+            return 1;
+        }
+    }
     mg_config_dispose(&cfg);
     return 0;
 }

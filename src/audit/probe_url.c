@@ -19,11 +19,12 @@
 #include <string.h>
 #include <strings.h>
 
-#define V_CURRENT "2025-11-25"
-#define V_MODERN  "2026-07-28"
-#define ACCEPT    "application/json, text/event-stream"
-#define FOREIGN   "rebind.mcpgate-audit.invalid"
-#define FAKE_CRED "mcpgate-audit-fake-credential"
+#define V_CURRENT   "2025-11-25"
+#define V_MODERN    "2026-07-28"
+#define ACCEPT      "application/json, text/event-stream"
+#define FOREIGN     "rebind.mcpgate-audit.invalid"
+#define FAKE_CRED   "mcpgate-audit-fake-credential"
+#define TENANT_MARK "mcpgate-audit-session-a-"
 
 typedef struct url {
     char scheme[8];
@@ -493,7 +494,11 @@ static void probe_tenant(run_t *r, const char *sid_a, const char *proto)
     mg_audit_bg_t *bg = mg_audit_probe_start(r->p, &q);
     int ids[3];
     for (int i = 0; i < 3; i++) {
-        char *body = rpc(r, i == 1 ? "ping" : "tools/list", NULL, &ids[i]);
+        /* Each carries a progress token of session A: progress about it belongs to A only. */
+        char tok[48];
+        snprintf(tok, sizeof tok, TENANT_MARK "%d", i);
+        char *body = rpc(r, i == 1 ? "ping" : "tools/list",
+                         json_pack("{s:{s:s}}", "_meta", "progressToken", tok), &ids[i]);
         mg_audit_req_t qa;
         base_req(r, &qa, NULL, body, sid_a, proto);
         json_decref(mg_audit_probe_do(r->p, &qa));
@@ -507,10 +512,20 @@ static void probe_tenant(run_t *r, const char *sid_a, const char *proto)
     json_object_set_new(ten, "streamStatus", json_integer(st));
     const char *body = json_string_value(json_object_get(ex, "body"));
     json_t *msgs = mg_audit_messages("text/event-stream", body, body ? strlen(body) : 0);
-    int leaked = 0;
+    int leaked = 0, notes = 0;
     for (int i = 0; i < 3; i++)
         leaked += mg_audit_find_id(msgs, ids[i]) != NULL;
+    size_t k;
+    json_t *m;
+    json_array_foreach(msgs, k, m)
+    {
+        /* A notification naming A's progress tokens (or anything else of A's) that is not an answer. */
+        char *text = json_object_get(m, "id") == NULL ? json_dumps(m, JSON_COMPACT) : NULL;
+        notes += text != NULL && strstr(text, TENANT_MARK) != NULL;
+        free(text);
+    }
     json_object_set_new(ten, "leaked", json_integer(leaked));
+    json_object_set_new(ten, "notes", json_integer(notes));
     json_object_set_new(ten, "seen", json_integer((json_int_t)json_array_size(msgs)));
     json_decref(msgs);
     json_decref(ex);

@@ -536,13 +536,20 @@ static void sessions(v_t *v)
         add(v, "tenant.cross-session", MG_AUDIT_FAIL,
             "%lld answers to session A's requests arrived on session B's GET stream",
             (long long)json_integer_value(json_object_get(t, "leaked")));
+    else if (json_integer_value(json_object_get(t, "notes")) > 0)
+        add(v, "tenant.cross-session", MG_AUDIT_FAIL,
+            "%lld notifications about session A's requests (their progress tokens) arrived on session B's "
+            "GET stream",
+            (long long)json_integer_value(json_object_get(t, "notes")));
     else if (!json_is_true(json_object_get(t, "stream")))
         add(v, "tenant.cross-session", MG_AUDIT_SKIP,
             "session B's GET stream not offered (HTTP %lld): nothing to observe",
             (long long)json_integer_value(json_object_get(t, "streamStatus")));
     else
         add(v, "tenant.cross-session", MG_AUDIT_PASS,
-            "3 requests on session A; session B's GET stream got none of their answers (%lld messages seen)",
+            "3 requests on session A (with progress tokens); session B's GET stream got none of their "
+            "answers "
+            "or notifications (%lld messages seen)",
             (long long)json_integer_value(json_object_get(t, "seen")));
 }
 
@@ -889,6 +896,87 @@ void mg_audit_verdict_url(const json_t *rec, mg_audit_report_t *rep)
         mg_audit_add(
             rep, cfg_only[i], NULL, MG_AUDIT_SKIP,
             "config-level check: the packages behind a URL are not visible (mcpgate audit --config FILE)");
+    mg_audit_add(rep, "robust.unknown-method", NULL, MG_AUDIT_SKIP,
+                 "checked over stdio: mcpgate audit --config FILE audits each stdio server");
+    static const char *const remote_only[] = {"transport.egress", "auth.upstream-credentials", NULL};
+    for (int i = 0; remote_only[i]; i++)
+        mg_audit_add(rep, remote_only[i], NULL, MG_AUDIT_SKIP,
+                     "config-level check of a remote server entry (mcpgate audit --config FILE)");
     robust(v);
     modern(v);
+}
+
+void mg_audit_stdio_verdict(mg_audit_report_t *rep, const char *server, const json_t *rec)
+{
+    static const char *const ids[] = {"robust.malformed-json", "robust.unknown-method", "robust.body-limit",
+                                      NULL};
+    const char *err = json_string_value(json_object_get(rec, "error"));
+    if (err != NULL) {
+        for (int i = 0; ids[i]; i++)
+            mg_audit_add(rep, ids[i], server, MG_AUDIT_SKIP, "not probed over stdio: %s", err);
+        return;
+    }
+    const json_t *m = json_object_get(rec, "malformed");
+    const json_t *code = json_object_get(m, "code");
+    int alive = json_is_true(json_object_get(m, "alive"));
+    if (!json_is_object(m))
+        mg_audit_add(rep, ids[0], server, MG_AUDIT_SKIP, "not probed");
+    else if (!alive)
+        mg_audit_add(rep, ids[0], server, MG_AUDIT_FAIL,
+                     "a malformed line -> %s; then ping unanswered: one bad line takes the server down",
+                     json_is_true(json_object_get(m, "answered")) ? "an answer" : "no answer");
+    else if (json_integer_value(code) == mg_err_jsonrpc_code(MG_EPARSE))
+        mg_audit_add(rep, ids[0], server, MG_AUDIT_PASS,
+                     "a malformed line -> JSON-RPC parse error %lld; ping answered after it",
+                     (long long)json_integer_value(code));
+    else if (json_is_integer(code))
+        mg_audit_add(rep, ids[0], server, MG_AUDIT_WARN,
+                     "a malformed line -> error %lld, not the parse error %d; ping answered after it",
+                     (long long)json_integer_value(code), mg_err_jsonrpc_code(MG_EPARSE));
+    else
+        mg_audit_add(rep, ids[0], server, MG_AUDIT_WARN,
+                     "a malformed line -> no parse error (dropped silently); ping answered after it");
+
+    if (json_is_object(m) && !alive) {
+        /* Nobody left to ask: the other two would only measure the crash. */
+        for (int i = 1; ids[i]; i++)
+            mg_audit_add(rep, ids[i], server, MG_AUDIT_SKIP,
+                         "not judged: the server did not survive the malformed line");
+        return;
+    }
+    const json_t *u = json_object_get(rec, "unknown");
+    code = json_object_get(u, "code");
+    if (!json_is_object(u))
+        mg_audit_add(rep, ids[1], server, MG_AUDIT_SKIP, "not probed");
+    else if (!json_is_true(json_object_get(u, "answered")))
+        mg_audit_add(rep, ids[1], server, MG_AUDIT_FAIL,
+                     "an unknown method -> no answer before the timeout: a client waits forever");
+    else if (json_integer_value(code) == mg_err_jsonrpc_code(MG_EMETHOD))
+        mg_audit_add(rep, ids[1], server, MG_AUDIT_PASS, "an unknown method -> error %lld",
+                     (long long)json_integer_value(code));
+    else if (json_is_integer(code))
+        mg_audit_add(rep, ids[1], server, MG_AUDIT_WARN, "an unknown method -> error %lld, not %d",
+                     (long long)json_integer_value(code), mg_err_jsonrpc_code(MG_EMETHOD));
+    else
+        mg_audit_add(rep, ids[1], server, MG_AUDIT_WARN, "an unknown method -> a result, not error %d",
+                     mg_err_jsonrpc_code(MG_EMETHOD));
+
+    const json_t *o = json_object_get(rec, "oversize");
+    if (!json_is_object(o)) {
+        mg_audit_add(rep, ids[2], server, MG_AUDIT_SKIP, "not probed");
+        return;
+    }
+    long long bytes = json_integer_value(json_object_get(o, "bytes"));
+    code = json_object_get(o, "code");
+    const char *got = json_is_integer(code)                          ? "an error"
+                      : json_is_true(json_object_get(o, "answered")) ? "an answer"
+                      : json_is_true(json_object_get(o, "sent"))     ? "no answer"
+                                                                     : "not read (the write stalled)";
+    if (json_is_true(json_object_get(o, "alive")))
+        mg_audit_add(rep, ids[2], server, MG_AUDIT_PASS, "a line of %lld bytes -> %s; ping answered after it",
+                     bytes, got);
+    else
+        mg_audit_add(rep, ids[2], server, MG_AUDIT_FAIL,
+                     "a line of %lld bytes -> %s; then ping unanswered: one big line takes the server down",
+                     bytes, got);
 }

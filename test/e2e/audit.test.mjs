@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Ajv from 'ajv';
 import { startAuditTarget } from './fixtures/audit-target.mjs';
+import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
 import { E2E_DIR, MG_BINARY, REPO_DIR, freePort, testserver } from './lib/gateway.mjs';
 import { scaled, test } from './lib/harness.mjs';
 import { configDir, mcpgate } from './lib/policy.mjs';
@@ -89,6 +90,7 @@ const BREAKS = {
   'header-mismatch': ['modern.header-mismatch', 'fail'],
   'request-state': ['modern.request-state', 'warn'],
   tenant: ['tenant.cross-session', 'fail'],
+  'tenant-notify': ['tenant.cross-session', 'fail'],
 };
 
 test('audit: a server that breaks one behaviour fails exactly that check', async (t) => {
@@ -273,3 +275,97 @@ test('audit --replica: two independent gateways break sessions; replicas sharing
   const shared = await auditJson([r1.url, '--replica', r2.url]);
   assert.equal(shared.byId['session.replica'].status, 'pass', shared.byId['session.replica'].evidence);
 }, { timeout: 60000 });
+
+test('audit --config: remote entries: the entry\'s own checks, the SSRF guard, then the URL probes with its headers', async (t) => {
+  const SECRET = 'remote-audit-secret-4f1c9a';
+  const up = await startRemoteUpstream({ checkAuth: (req) => req.headers.authorization === `Bearer ${SECRET}` });
+  t.defer(() => up.close());
+  const tok = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mg-audit-remote-')), 'tok');
+  fs.writeFileSync(tok, SECRET);
+  const u = new URL(up.url);
+  const mcpServers = {
+    good: { url: up.url, headers: { Authorization: `Bearer \${file:${tok}}` } },
+    literal: { url: up.url, headers: { 'X-Api-Key': 'literal-key-77e2b0' } },
+    plain: { url: 'http://192.0.2.10/mcp' }, // TEST-NET-1: beyond loopback, not reachable, never probed
+    private: { url: 'https://10.1.2.3/mcp' },
+    qtoken: { url: `http://127.0.0.1:${u.port}/mcp?api_key=query-secret-31d7` },
+    oauth: { url: 'https://192.0.2.11/mcp', auth: { type: 'client_credentials', tokenUrl: 'https://192.0.2.11/token', clientId: 'gw', clientSecret: `\${file:${tok}}` } },
+  };
+  const c = configDir(t, { mcpServers, gateway: { egress: { allowCidrs: ['127.0.0.1/32'] } } });
+  const r = await audit(['--config', c.file, '--json', '--fail-on', 'never', '--timeout', String(scaled(4000)), '--rate', '100']);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const doc = JSON.parse(r.stdout);
+  const validate = new Ajv({ allErrors: true }).compile(JSON.parse(fs.readFileSync(path.join(REPO_DIR, 'docs/schemas/audit-report.schema.json'), 'utf8')));
+  assert.ok(validate(doc), JSON.stringify(validate.errors?.slice(0, 5)));
+  const get = (id, server) => doc.checks.find((x) => x.id === id && x.server === server) || { status: 'absent' };
+  // Secrets are never printed: the header values, the query credential.
+  for (const s of [SECRET, 'literal-key-77e2b0', 'query-secret-31d7']) assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), s);
+  // The entry's own checks.
+  assert.equal(get('transport.plain-http', 'good').status, 'pass'); // http to loopback
+  assert.equal(get('transport.plain-http', 'plain').status, 'fail');
+  assert.equal(get('transport.plain-http', 'private').status, 'pass');
+  assert.equal(get('auth.query-token', 'qtoken').status, 'fail');
+  assert.match(get('auth.query-token', 'qtoken').evidence, /api_key/);
+  assert.equal(get('auth.upstream-credentials', 'good').status, 'pass');
+  assert.match(get('auth.upstream-credentials', 'good').evidence, /Authorization \(literal\+file:/);
+  assert.equal(get('auth.upstream-credentials', 'literal').status, 'warn');
+  assert.match(get('auth.upstream-credentials', 'literal').evidence, /X-Api-Key \(literal\)/);
+  assert.equal(get('auth.upstream-credentials', 'oauth').status, 'pass');
+  assert.match(get('auth.upstream-credentials', 'oauth').evidence, /client_credentials/);
+  assert.equal(get('auth.upstream-credentials', 'plain').status, 'skip');
+  // The SSRF guard: loopback allowed by allowCidrs; a private or reserved address refused, not probed.
+  assert.equal(get('transport.egress', 'good').status, 'pass');
+  assert.match(get('transport.egress', 'good').evidence, /allowCidrs/);
+  assert.equal(get('transport.egress', 'private').status, 'fail');
+  assert.match(get('transport.egress', 'private').evidence, /10\.1\.2\.3 \(private\).*not probed/);
+  assert.equal(get('transport.streamable-http', 'private').status, 'skip');
+  assert.equal(get('transport.streamable-http', 'qtoken').status, 'skip');
+  // Probed with its credential: served, and refused without it.
+  assert.equal(get('transport.streamable-http', 'good').status, 'pass');
+  assert.equal(get('auth.required', 'good').status, 'pass');
+  assert.equal(get('transport.streamable-http', 'literal').status, 'skip'); // 401: its header is not the credential
+  // The gateway's own listing answers the context checks of a remote server.
+  assert.equal(get('context.tool-count', 'good').status, 'pass');
+  // Where the credential went: to the entry's URL only, in the Authorization header, never in a query.
+  assert.ok(up.log.length > 10);
+  for (const e of up.log) {
+    assert.ok(!(e.path + JSON.stringify(e.headers)).includes('query-secret'), 'the query credential was sent');
+    if (e.headers.authorization) assert.equal(e.headers.authorization, `Bearer ${SECRET}`);
+  }
+  assert.ok(up.log.some((e) => e.method === 'POST' && !e.headers.authorization), 'no unauthenticated probe');
+
+  // Without allowCidrs the gateway refuses loopback: the audit says so and sends nothing.
+  const before = up.log.length;
+  const c2 = configDir(t, { mcpServers: { good: mcpServers.good } });
+  const r2 = await audit(['--config', c2.file, '--json', '--fail-on', 'never', '--timeout', String(scaled(4000))]);
+  const doc2 = JSON.parse(r2.stdout);
+  const eg = doc2.checks.find((x) => x.id === 'transport.egress' && x.server === 'good');
+  assert.equal(eg.status, 'fail');
+  assert.match(eg.evidence, /127\.0\.0\.1 \(loopback\).*SSRF/);
+  assert.equal(up.log.length, before, 'a refused entry was probed');
+}, { timeout: 180000 });
+
+test('audit --config: robustness over stdio: malformed line, unknown method, oversized line', async (t) => {
+  const fixture = path.join(E2E_DIR, 'fixtures', 'stdio-robust.mjs');
+  const modes = ['', 'silent-parse', 'die-on-parse', 'wrong-unknown', 'mute-unknown', 'die-on-big'];
+  const mcpServers = Object.fromEntries(modes.map((m) => [m || 'good', { command: process.execPath, args: [fixture, ...(m ? [m] : [])] }]));
+  const c = configDir(t, { mcpServers });
+  const r = await audit(['--config', c.file, '--json', '--fail-on', 'never', '--timeout', String(scaled(3000))]);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const doc = JSON.parse(r.stdout);
+  const get = (id, server) => doc.checks.find((x) => x.id === id && x.server === server) || { status: 'absent' };
+  const want = {
+    good: ['pass', 'pass', 'pass'],
+    'silent-parse': ['warn', 'pass', 'pass'],
+    'die-on-parse': ['fail', 'skip', 'skip'], // dead after the first probe: the rest has nobody to ask
+    'wrong-unknown': ['pass', 'warn', 'pass'],
+    'mute-unknown': ['pass', 'fail', 'pass'],
+    'die-on-big': ['pass', 'pass', 'fail'],
+  };
+  for (const [server, [mal, unk, big]] of Object.entries(want)) {
+    const got = [get('robust.malformed-json', server), get('robust.unknown-method', server), get('robust.body-limit', server)];
+    assert.deepEqual(got.map((x) => x.status), [mal, unk, big], `${server}: ${got.map((x) => x.evidence).join(' | ')}`);
+  }
+  assert.match(get('robust.malformed-json', 'good').evidence, /parse error -32700/);
+  assert.match(get('robust.body-limit', 'die-on-big').evidence, /2097152 bytes/);
+}, { timeout: 120000 });

@@ -17,7 +17,11 @@
 
 #include "audit/audit_int.h"
 #include "common/codec.h"
+#include "common/cidr.h"
 #include "config/config.h"
+#include "config/remote_config.h"
+
+#include <sys/socket.h>
 
 #define OK_INIT                                                                                              \
     "\"init\":{\"status\":200,\"headers\":{\"content-type\":\"application/json\",\"mcp-session-id\":"        \
@@ -214,6 +218,10 @@ static void test_sessions(void **state)
     assert_int_equal(
         v(rec("\"tenant\":{\"stream\":false,\"leaked\":0,\"streamStatus\":405}", ""), "tenant.cross-session"),
         MG_AUDIT_SKIP);
+    /* A's progress notifications on B's stream: a leak even when no answer leaked. */
+    assert_int_equal(v(rec("\"tenant\":{\"stream\":true,\"leaked\":0,\"notes\":2,\"seen\":2}", ""),
+                       "tenant.cross-session"),
+                     MG_AUDIT_FAIL);
     /* Stateless: no session id. */
     const char *sl =
         "{\"target\":\"http://127.0.0.1:1/mcp\",\"x\":{\"init\":{\"status\":200,\"headers\":{},\"body\":"
@@ -552,16 +560,192 @@ static void test_config_key(void **state)
     mg_config_errors_dispose(&errs);
 }
 
+/* Status and evidence of id for server in rep (-1: absent). */
+static int status_for(const mg_audit_report_t *rep, const char *id, const char *server, const char **ev)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(rep->checks, i, o)
+    {
+        if (strcmp(json_string_value(json_object_get(o, "id")), id) != 0 ||
+            strcmp(json_string_value(json_object_get(o, "server")), server) != 0)
+            continue;
+        if (ev != NULL)
+            *ev = json_string_value(json_object_get(o, "evidence"));
+        const char *st = json_string_value(json_object_get(o, "status"));
+        return strcmp(st, "pass") == 0   ? MG_AUDIT_PASS
+               : strcmp(st, "warn") == 0 ? MG_AUDIT_WARN
+               : strcmp(st, "fail") == 0 ? MG_AUDIT_FAIL
+                                         : MG_AUDIT_SKIP;
+    }
+    return -1;
+}
+
+static void test_remote_entries(void **state)
+{
+    (void)state;
+    char name[64];
+    /* A credential in the query: named, the value never copied. */
+    assert_int_equal(mg_audit_url_query_secret("https://h/mcp?x=1&api_key=s3cr3t", name, sizeof name), 1);
+    assert_string_equal(name, "api_key");
+    assert_int_equal(mg_audit_url_query_secret("https://h/mcp?access_token=a#f", name, sizeof name), 1);
+    assert_int_equal(mg_audit_url_query_secret("https://h/mcp?Sig=a", name, sizeof name), 1);
+    assert_int_equal(mg_audit_url_query_secret("https://h/mcp?tenant=a&region=eu", name, sizeof name), 0);
+    assert_int_equal(mg_audit_url_query_secret("https://h/mcp#token=a", name, sizeof name), 0);
+    assert_int_equal(mg_audit_url_query_secret("https://h/mcp", name, sizeof name), 0);
+    /* Hosts, schemes, loopback. */
+    char host[64];
+    int https = -1;
+    assert_int_equal(mg_audit_url_host("https://user:pw@[::1]:8443/mcp", host, sizeof host, &https), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(https, 1);
+    assert_true(mg_audit_host_loopback(host));
+    assert_int_equal(mg_audit_url_host("http://mcp.example.com?x", host, sizeof host, &https), 0);
+    assert_string_equal(host, "mcp.example.com");
+    assert_int_equal(https, 0);
+    assert_false(mg_audit_host_loopback(host));
+    assert_true(mg_audit_host_loopback("127.8.0.1"));
+    assert_true(mg_audit_host_loopback("LocalHost"));
+    assert_false(mg_audit_host_loopback("10.0.0.1"));
+    assert_int_equal(mg_audit_url_host("ftp://h/", host, sizeof host, &https), -1);
+    assert_int_equal(mg_audit_url_host("http:///mcp", host, sizeof host, &https), -1);
+    /* The SSRF guard's verdict, with and without allowCidrs. */
+    uint8_t ten[4] = {10, 1, 2, 3}, pub[4] = {93, 184, 216, 34}, md[4] = {169, 254, 169, 254};
+    mg_cidr_t allow;
+    char why[64];
+    assert_int_equal(mg_cidr_parse("10.0.0.0/8", &allow, why, sizeof why), 0);
+    mg_egress_config_t none = {0}, eg = {&allow, 1, NULL};
+    assert_string_equal(mg_audit_egress_refused(AF_INET, ten, &none), "private");
+    assert_null(mg_audit_egress_refused(AF_INET, ten, &eg));
+    assert_null(mg_audit_egress_refused(AF_INET, pub, &none));
+    assert_non_null(mg_audit_egress_refused(AF_INET, md, &eg));
+
+    /* The entry's own checks, on parsed entries (header values are secrets: never in evidence). */
+    setenv("MG_TEST_AUDIT_TOK", "env-secret-value", 1);
+    mg_config_t cfg;
+    mg_config_errors_t errs = {0};
+    const char *text =
+        "{\"mcpServers\":{"
+        "\"envhdr\":{\"url\":\"http://127.0.0.1:9/mcp\",\"headers\":{\"Authorization\":\"Bearer "
+        "${env:MG_TEST_AUDIT_TOK}\"}},"
+        "\"lithdr\":{\"url\":\"https://mcp.example.com/"
+        "mcp\",\"headers\":{\"X-Api-Key\":\"lit-secret-value\"}},"
+        "\"plain\":{\"serverUrl\":\"http://mcp.example.com/mcp\"},"
+        "\"query\":{\"url\":\"https://mcp.example.com/mcp?token=q-secret-value\"},"
+        "\"cc\":{\"url\":\"https://mcp.example.com/mcp\",\"auth\":{\"type\":\"client_credentials\","
+        "\"tokenUrl\":\"https://idp.example.com/token\",\"clientId\":\"gw\",\"clientSecret\":"
+        "\"${env:MG_TEST_AUDIT_TOK}\"}},"
+        "\"tx\":{\"url\":\"https://mcp.example.com/mcp\",\"auth\":{\"type\":\"token_exchange\","
+        "\"tokenUrl\":\"https://idp.example.com/token\",\"clientId\":\"gw\",\"clientSecret\":"
+        "\"${env:MG_TEST_AUDIT_TOK}\"}}"
+        "}}";
+    if (mg_config_parse(text, "t.json", "/tmp", &cfg, &errs) != 0)
+        fail_msg("config: %s", errs.count ? errs.msgs[0] : "?");
+    mg_config_errors_dispose(&errs);
+    mg_audit_report_t rep;
+    assert_int_equal(mg_audit_report_init(&rep, "t.json"), 0);
+    int probe[8] = {0};
+    for (size_t i = 0; i < cfg.nservers; i++)
+        mg_audit_remote_config(&rep, &cfg.servers[i], &probe[i]);
+    const char *ev = NULL;
+    assert_int_equal(status_for(&rep, "transport.plain-http", "envhdr", NULL), MG_AUDIT_PASS);
+    assert_int_equal(status_for(&rep, "transport.plain-http", "lithdr", NULL), MG_AUDIT_PASS);
+    assert_int_equal(status_for(&rep, "transport.plain-http", "plain", &ev), MG_AUDIT_FAIL);
+    assert_non_null(strstr(ev, "mcp.example.com"));
+    assert_int_equal(status_for(&rep, "auth.query-token", "query", &ev), MG_AUDIT_FAIL);
+    assert_non_null(strstr(ev, "\"token\""));
+    assert_int_equal(status_for(&rep, "auth.query-token", "plain", NULL), -1); /* the probe judges it */
+    assert_int_equal(status_for(&rep, "auth.upstream-credentials", "envhdr", &ev), MG_AUDIT_PASS);
+    assert_non_null(strstr(ev, "env:MG_TEST_AUDIT_TOK"));
+    assert_int_equal(status_for(&rep, "auth.upstream-credentials", "lithdr", &ev), MG_AUDIT_WARN);
+    assert_non_null(strstr(ev, "X-Api-Key (literal)"));
+    assert_int_equal(status_for(&rep, "auth.upstream-credentials", "cc", &ev), MG_AUDIT_PASS);
+    assert_non_null(strstr(ev, "client_credentials"));
+    assert_int_equal(status_for(&rep, "auth.upstream-credentials", "tx", &ev), MG_AUDIT_PASS);
+    assert_non_null(strstr(ev, "token_exchange"));
+    assert_int_equal(status_for(&rep, "auth.upstream-credentials", "plain", NULL), MG_AUDIT_SKIP);
+    for (size_t i = 0; i < cfg.nservers; i++)
+        assert_int_equal(probe[i], strcmp(cfg.servers[i].name, "query") != 0);
+    char *all = json_dumps(rep.checks, 0);
+    assert_null(strstr(all, "secret-value"));
+    free(all);
+    mg_audit_report_dispose(&rep);
+    mg_config_dispose(&cfg);
+}
+
+/* robust.* over stdio from a recording given as JSON text: the three statuses in out. */
+static void stdio_verdicts(const char *text, int out[3], char *ev, size_t n)
+{
+    json_t *rec = json_loads(text, 0, NULL);
+    assert_non_null(rec);
+    mg_audit_report_t rep;
+    assert_int_equal(mg_audit_report_init(&rep, "t.json"), 0);
+    mg_audit_stdio_verdict(&rep, "s", rec);
+    const char *ids[] = {"robust.malformed-json", "robust.unknown-method", "robust.body-limit"};
+    for (int i = 0; i < 3; i++) {
+        const char *e = NULL;
+        out[i] = status_for(&rep, ids[i], "s", &e);
+        if (i == 0 && ev != NULL)
+            snprintf(ev, n, "%s", e ? e : "");
+    }
+    json_decref(rec);
+    mg_audit_report_dispose(&rep);
+}
+
+static void test_stdio_robustness(void **state)
+{
+    (void)state;
+    int st[3];
+    char ev[1024];
+    stdio_verdicts("{\"malformed\":{\"answered\":true,\"code\":-32700,\"alive\":true},"
+                   "\"unknown\":{\"answered\":true,\"code\":-32601},"
+                   "\"oversize\":{\"bytes\":2097152,\"sent\":true,\"answered\":true,\"alive\":true}}",
+                   st, ev, sizeof ev);
+    assert_int_equal(st[0], MG_AUDIT_PASS);
+    assert_int_equal(st[1], MG_AUDIT_PASS);
+    assert_int_equal(st[2], MG_AUDIT_PASS);
+    /* Silent drop: warn; another code: warn; a result to an unknown method: warn; no answer: fail. */
+    stdio_verdicts("{\"malformed\":{\"answered\":false,\"alive\":true},\"unknown\":{\"answered\":true},"
+                   "\"oversize\":{\"bytes\":2097152,\"sent\":false,\"answered\":false,\"alive\":false}}",
+                   st, ev, sizeof ev);
+    assert_int_equal(st[0], MG_AUDIT_WARN);
+    assert_non_null(strstr(ev, "dropped silently"));
+    assert_int_equal(st[1], MG_AUDIT_WARN);
+    assert_int_equal(st[2], MG_AUDIT_FAIL);
+    stdio_verdicts(
+        "{\"malformed\":{\"answered\":true,\"code\":-32600,\"alive\":true},\"unknown\":{\"answered\":"
+        "false},\"oversize\":{\"bytes\":1,\"sent\":true,\"answered\":true,\"code\":-32600,\"alive\":"
+        "true}}",
+        st, ev, sizeof ev);
+    assert_int_equal(st[0], MG_AUDIT_WARN);
+    assert_int_equal(st[1], MG_AUDIT_FAIL);
+    assert_int_equal(st[2], MG_AUDIT_PASS);
+    /* Dead after the malformed line: fail, and nobody left for the others. */
+    stdio_verdicts("{\"malformed\":{\"answered\":false,\"alive\":false},\"unknown\":{\"answered\":false}}",
+                   st, ev, sizeof ev);
+    assert_int_equal(st[0], MG_AUDIT_FAIL);
+    assert_int_equal(st[1], MG_AUDIT_SKIP);
+    assert_int_equal(st[2], MG_AUDIT_SKIP);
+    /* Not started: every one skips with the reason; hostile shapes never pass. */
+    stdio_verdicts("{\"error\":\"no initialize result before --timeout\"}", st, ev, sizeof ev);
+    assert_int_equal(st[0], MG_AUDIT_SKIP);
+    assert_non_null(strstr(ev, "--timeout"));
+    stdio_verdicts("{\"malformed\":[],\"unknown\":\"x\",\"oversize\":1}", st, ev, sizeof ev);
+    for (int i = 0; i < 3; i++)
+        assert_int_not_equal(st[i], MG_AUDIT_PASS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cors),       cmocka_unit_test(test_dns_rebinding),
-        cmocka_unit_test(test_auth),       cmocka_unit_test(test_token_claims),
-        cmocka_unit_test(test_sessions),   cmocka_unit_test(test_context_and_supply),
-        cmocka_unit_test(test_robustness), cmocka_unit_test(test_modern),
-        cmocka_unit_test(test_mrtr_call),  cmocka_unit_test(test_unreachable_never_passes),
-        cmocka_unit_test(test_parsers),    cmocka_unit_test(test_packages),
-        cmocka_unit_test(test_renderings), cmocka_unit_test(test_config_key),
+        cmocka_unit_test(test_cors),           cmocka_unit_test(test_dns_rebinding),
+        cmocka_unit_test(test_auth),           cmocka_unit_test(test_token_claims),
+        cmocka_unit_test(test_sessions),       cmocka_unit_test(test_context_and_supply),
+        cmocka_unit_test(test_robustness),     cmocka_unit_test(test_modern),
+        cmocka_unit_test(test_mrtr_call),      cmocka_unit_test(test_unreachable_never_passes),
+        cmocka_unit_test(test_parsers),        cmocka_unit_test(test_packages),
+        cmocka_unit_test(test_renderings),     cmocka_unit_test(test_config_key),
+        cmocka_unit_test(test_remote_entries), cmocka_unit_test(test_stdio_robustness),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
