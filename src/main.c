@@ -252,7 +252,9 @@ static int cmd_check(const opts_t *o)
         const mg_server_config_t *s = &cfg.servers[i];
         if (s->remote != NULL) { /* header values are secrets: their source and length only */
             const mg_remote_config_t *r = s->remote;
-            printf("  %s: remote %s%s, %s, isolation %s\n", s->name, r->url, s->disabled ? " (disabled)" : "",
+            int shown = (int)strcspn(r->url, "?#"); /* a query may hold a key: never printed */
+            printf("  %s: remote %.*s%s%s, %s, isolation %s\n", s->name, shown, r->url,
+                   r->url[shown] != '\0' ? "?..." : "", s->disabled ? " (disabled)" : "",
                    r->transport == MG_REMOTE_SSE    ? "HTTP+SSE (2024-11-05)"
                    : r->transport == MG_REMOTE_HTTP ? "Streamable HTTP"
                                                     : "transport probed",

@@ -1072,7 +1072,7 @@ static void get_done_cb(void *data, int err, int status, const char *why)
         free(m);
         mg__remote_session_failed(
             r,
-            fmt("upstream '%s': %s: the HTTP+SSE stream %s (HTTP %d)", r->server->name, r->rc->url,
+            fmt("upstream '%s': %s: the HTTP+SSE stream %s (HTTP %d)", r->server->name, r->shown,
                 err ? (why ? why : mg_strerror(err)) : "ended", status),
             fmt("the '%s' server could not be reached; ask the gateway's operator", r->server->name), 0);
         return;
@@ -1236,33 +1236,32 @@ static void init_done_cb(void *data, int err, int status, const char *why)
         initialized(r);
     } else if (err != 0) {
         mg__remote_session_failed(
-            r,
-            fmt("upstream '%s': %s: initialize failed: %s", name, r->rc->url, why ? why : mg_strerror(err)),
+            r, fmt("upstream '%s': %s: initialize failed: %s", name, r->shown, why ? why : mg_strerror(err)),
             cm, 0);
     } else if (status >= 300 && status < 400) {
         mg__remote_session_failed(
             r,
             fmt("upstream '%s': %s answered initialize with a redirect (HTTP %d); redirects are not "
                 "followed: configure the final URL",
-                name, r->rc->url, status),
+                name, r->shown, status),
             cm, 0);
     } else if (status == 401 || status == 403) {
         mg__remote_session_failed(
             r,
             fmt("upstream '%s': %s refused the credential (HTTP %d): check the server's headers or "
                 "tenantCredentials",
-                name, r->rc->url, status),
+                name, r->shown, status),
             cm, 0);
     } else if (status >= 300 || status < 200) {
         mg__remote_session_failed(
             r,
             fmt("upstream '%s': %s answered initialize with HTTP %d (is this the server's MCP endpoint, "
                 "and does it speak Streamable HTTP?)",
-                name, r->rc->url, status),
+                name, r->shown, status),
             cm, 0);
     } else {
         mg__remote_session_failed(
-            r, fmt("upstream '%s': %s answered initialize without a result", name, r->rc->url), cm, 0);
+            r, fmt("upstream '%s': %s answered initialize without a result", name, r->shown), cm, 0);
     }
 }
 
@@ -1368,7 +1367,7 @@ static void discover_done_cb(void *data, int err, int status, const char *why)
     } else if (err != 0 && status == 0) { /* nothing answered at all: the next step would not either */
         mg__remote_session_failed(
             r,
-            fmt("upstream '%s': %s: cannot connect: %s", r->server->name, r->rc->url,
+            fmt("upstream '%s': %s: cannot connect: %s", r->server->name, r->shown,
                 why ? why : mg_strerror(err)),
             fmt("the '%s' server could not be reached; ask the gateway's operator", r->server->name), 0);
     } else {
@@ -1460,7 +1459,7 @@ static void sse_endpoint(remote_t *r, const char *uri, size_t len)
             r,
             fmt("upstream '%s': %s: the HTTP+SSE endpoint event names another origin or no path; "
                 "it is not followed",
-                r->server->name, r->rc->url),
+                r->server->name, r->shown),
             fmt("the '%s' server could not be reached; ask the gateway's operator", r->server->name), 0);
         return;
     }
@@ -1473,7 +1472,7 @@ static void handshake_timeout_cb(uv_timer_t *t)
     remote_t *r = t->data;
     mg__remote_session_failed(
         r,
-        fmt("upstream '%s': %s did not complete the handshake within %llu ms", r->server->name, r->rc->url,
+        fmt("upstream '%s': %s did not complete the handshake within %llu ms", r->server->name, r->shown,
             (unsigned long long)r->server->request_timeout_ms),
         fmt("the '%s' server could not be reached; ask the gateway's operator", r->server->name), 0);
 }
@@ -1563,7 +1562,7 @@ static void start_session(remote_t *r)
         freeaddrinfo(ai);
         if (rc != 0) {
             mg__remote_session_failed(
-                r, fmt("upstream '%s': %s: refused: %s", r->server->name, r->rc->url, why),
+                r, fmt("upstream '%s': %s: refused: %s", r->server->name, r->shown, why),
                 fmt("the '%s' server is not reachable from the gateway (its address is not allowed); "
                     "ask the gateway's operator",
                     r->server->name),
@@ -1802,6 +1801,7 @@ static void op_free(mg_upstream_t *up)
     free(r->client_error);
     free(r->last_event_id);
     free(r->endpoint);
+    free(r->shown);
     mg__remote_te_free_all(r);
     free(r->auth_hdr);
     free(r->token_endpoint);
@@ -1943,6 +1943,18 @@ int mg__remote_new(uv_loop_t *loop, const struct mg_upstream_opts *opts,
         op_free((mg_upstream_t *)r);
         return MG_EINVAL;
     }
+    /* The URL as messages, logs and /status show it: without its query and fragment, where a
+     * credential may sit (a key in the query string is the server's, never for the log). */
+    size_t shown_len = strcspn(r->rc->url, "?#");
+    if ((r->shown = malloc(shown_len + 5)) == NULL) {
+        op_free((mg_upstream_t *)r);
+        return MG_ENOMEM;
+    }
+    memcpy(r->shown, r->rc->url, shown_len);
+    if (r->rc->url[shown_len] != '\0')
+        memcpy(r->shown + shown_len, "?...", 5);
+    else
+        r->shown[shown_len] = '\0';
     int rc = mg_http_client_new(loop, &r->http);
     if (rc != 0) {
         op_free((mg_upstream_t *)r);

@@ -151,6 +151,7 @@ struct remote {
     int modern;     /* 2026-07-28: stateless, no session, no GET stream, _meta on every request */
     int sse_mode;   /* 2024-11-05 HTTP+SSE: answers arrive on the GET stream, POSTs go to endpoint */
     char *endpoint; /* sse_mode: the POST URL the endpoint event announced (same origin) */
+    char *shown;    /* the URL for messages: without query and fragment ("?..." in their place) */
     mg_upstream_hooks_t hooks;
     void *hooks_data;
     mg_http_client_t *http;

@@ -458,3 +458,24 @@ test("RFC 8693 token exchange: each caller's call carries a token exchanged for 
   assert.match(await callError(cb.client, 'whoami'), /token exchange .* refused the caller's token/);
   assert.equal(textOf(await ca.client.callTool({ name: 'whoami', arguments: {} })), wa);
 });
+
+test("a key in a remote server's URL query never shows: not in the log, /readyz, /status or `mcpgate check`", async (t) => {
+  const port = await freePort(); // nothing listens: every attempt fails and is logged
+  const secret = 'qk_' + crypto.randomBytes(12).toString('hex');
+  const config = { mcpServers: { q: { url: `http://127.0.0.1:${port}/mcp?api_key=${secret}` } }, gateway: LOOPBACK };
+  const gw = await t.gateway({ config });
+  const down = await waitReadyz(gw, (j) => j.upstreams[0].state === 'backoff');
+  assert.match(down.upstreams[0].error, /cannot connect/);
+  assert.match(down.upstreams[0].error, /\/mcp\?\.\.\./, 'the URL is shown without its query');
+  const status = await (await fetch(`${gw.base}/status`)).text();
+  const cfg = writeConfig(config);
+  t.defer(() => cfg.remove());
+  let out = '';
+  try {
+    out = execFileSync(MG_BINARY, ['check', '--config', cfg.file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    out = String(e.stdout) + String(e.stderr);
+  }
+  for (const [where, text] of [['log', gw.stderrText()], ['/readyz', JSON.stringify(down)], ['/status', status], ['check', out]])
+    assert.ok(!text.includes(secret), `${where} shows the URL's key`);
+});
