@@ -30,7 +30,7 @@ test(`${SESSIONS} SDK sessions through nginx over 3 replicas + postgres, one rep
   };
   await bigRun(t, { kill: true, store, config: CONFIG });
   // the events went through the logs table and NOTIFY; nothing was left waiting for a payload row
-  assert.ok(Number(await pg.sql('SELECT count(*) FROM mcpgate_schema')) === 1);
+  assert.ok(Number(await pg.sql('SELECT count(*) FROM mcpgate_schema')) === 2);
 }, { timeout: 150000 });
 
 test('PostgreSQL restarted under load: replicas report not-ready and answer 503 + Retry-After, then recover by themselves', async (t) => {
