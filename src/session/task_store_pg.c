@@ -4,7 +4,9 @@
  * PostgreSQL twin of task_store_redis.c, with the same contract.
  *
  * Table mcpgate_tasks (schema version 2, pg_schema.c): k = "<keyPrefix>t:<task>", pk =
- * "<keyPrefix>tp:<principal>", rec (the record JSON as written, text), status, owner, fin (the
+ * "<keyPrefix>tp:<principal>", rec (the record JSON as written, text; never parsed by the database:
+ * a result may hold \u0000, which its JSON types refuse), head (the record's scalar fields: what a
+ * failed record of a gone owner keeps), status, owner, fin (the
  * status is terminal), expires (creation + the task's TTL; the sweep deletes expired rows, reads
  * ignore them). One statement per operation, each a PL/pgSQL function (its own transaction):
  *   mcpgate_task_create  takes the principal's advisory lock (1835492202, hashtext(pk)), counts its
@@ -44,6 +46,23 @@ static const char *field(const json_t *rec, const char *k)
 {
     const char *v = json_string_value(json_object_get(rec, k));
     return v != NULL ? v : "";
+}
+
+/* The record's scalar fields (what a failed record of a gone owner keeps), as JSON; NULL when out
+ * of memory. */
+static char *head_of(const json_t *rec)
+{
+    static const char *const keys[] = {"id",    "principal",      "owner", "createdAt",
+                                       "ttlMs", "pollIntervalMs", "legacy"};
+    json_t *h = json_object();
+    for (size_t i = 0; h != NULL && i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(rec, keys[i]);
+        if (v != NULL && !json_is_object(v) && !json_is_array(v))
+            json_object_set(h, keys[i], v);
+    }
+    char *text = h != NULL ? json_dumps(h, JSON_COMPACT) : NULL;
+    json_decref(h);
+    return text;
 }
 
 static void op_end(op_t *o, int err, json_t *rec)
@@ -152,13 +171,13 @@ static int tp_create(mg_task_store_t *st, const json_t *record, unsigned limit, 
     snprintf(lim, sizeof lim, "%u", limit);
     const char *status = field(record, "status");
     int e = MG_ENOMEM;
-    if (text != NULL && k != NULL && pk != NULL) {
-        const char *v[] = {
-            k,   pk, text, status, field(record, "owner"), mg_task_status_terminal(status) ? "true" : "false",
-            ttl, lim};
+    char *head = head_of(record);
+    if (text != NULL && head != NULL && k != NULL && pk != NULL) {
+        const char *v[] = {k, pk, text, head, status, field(record, "owner"), ttl, lim};
         e = run(t, S_TCREATE, 8, v, create_cb, cb, data, record);
     }
     free(text);
+    free(head);
     free(k);
     free(pk);
     return e;
@@ -188,12 +207,13 @@ static int tp_update(mg_task_store_t *st, const json_t *record, mg_task_store_cb
     char *k = key(t->p, "t:", field(record, "id"));
     const char *status = field(record, "status");
     int e = MG_ENOMEM;
-    if (text != NULL && k != NULL) {
-        const char *v[] = {k, text, status, field(record, "owner"),
-                           mg_task_status_terminal(status) ? "true" : "false"};
+    char *head = head_of(record);
+    if (text != NULL && head != NULL && k != NULL) {
+        const char *v[] = {k, text, head, status, field(record, "owner")};
         e = run(t, S_TUPDATE, 5, v, update_cb, cb, data, record);
     }
     free(text);
+    free(head);
     free(k);
     return e;
 }

@@ -431,9 +431,9 @@ static void test_pg_schema(void **state)
     assert_non_null(strstr(out, "up to date"));
     /* a database left at version 1 (before the task records) is upgraded to 2 */
     PGconn *c = sync_conn("fresh");
-    PQclear(PQexec(
-        c, "DROP TABLE mcpgate_tasks; DROP FUNCTION mcpgate_task_create, mcpgate_task_get,"
-           " mcpgate_task_update, mcpgate_task_owner_alive; DELETE FROM mcpgate_schema WHERE version = 2"));
+    PQclear(PQexec(c, "DROP TABLE mcpgate_tasks; DROP FUNCTION mcpgate_task_create, mcpgate_task_get,"
+                      " mcpgate_task_update, mcpgate_task_owner_alive, mcpgate_task_final; DELETE FROM "
+                      "mcpgate_schema WHERE version = 2"));
     assert_int_equal(sql_int(c, "SELECT max(version) FROM mcpgate_schema"), 1);
     assert_int_equal(mg_pg_migrate(conninfo(ci, sizeof ci, "fresh"), NULL, out, sizeof out, why, sizeof why),
                      0);
@@ -603,6 +603,19 @@ static void test_pg_tasks(void **state)
     assert_string_equal(json_string_value(json_object_get(tr.rec, "status")), "completed");
     /* a gone owner: failed with the reason, for good */
     task_contract_dead_owner(&loop, ts[1]);
+    /* ... also when its result holds a NUL character (jsonb would refuse the record) */
+    json_t *nul = task_contract_record("d0000000000000000000000000000009", "nul", "working", "dead");
+    json_object_set_new(json_array_get(json_object_get(json_object_get(nul, "result"), "content"), 0), "text",
+                        json_stringn("a\0b", 3));
+    OP(&loop, tr, ts[0]->ops->create(ts[0], nul, 1, 60000, task_contract_cb, &tr));
+    assert_int_equal(tr.err, 0);
+    OP(&loop, tr,
+       ts[1]->ops->get(ts[1], "d0000000000000000000000000000009", "its replica stopped", task_contract_cb,
+                       &tr));
+    assert_int_equal(tr.err, 0);
+    assert_string_equal(json_string_value(json_object_get(tr.rec, "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(tr.rec, "principal")), "nul");
+    json_decref(nul);
 
     /* 24 creates in flight at once from both clients, limit 5: exactly 5 pass */
     task_res_t many[24];
