@@ -122,7 +122,7 @@ struct mg_pg {
     char ping_ident[PG_IDENT_LEN];
     uint64_t last_ping_tx, last_ping_rx, last_sweep;
     void *bus; /* store_pg.c's subscriber state */
-    int refs;  /* views: store, bus, rate limits */
+    int refs;  /* views: store, bus, rate limits, task records */
     int closing;
     uint64_t ops_ok, ops_failed, reconnects, sweeps;
     uint64_t timeouts, timeouts_logged, last_timeout_log; /* operations past their deadline */

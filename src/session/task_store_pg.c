@@ -6,8 +6,8 @@
  * Table mcpgate_tasks (schema version 2, pg_schema.c): k = "<keyPrefix>t:<task>", pk =
  * "<keyPrefix>tp:<principal>", rec (the record JSON as written, text; never parsed by the database:
  * a result may hold \u0000, which its JSON types refuse), head (the record's scalar fields: what a
- * failed record of a gone owner keeps), status, owner, fin (the
- * status is terminal), expires (creation + the task's TTL; the sweep deletes expired rows, reads
+ * failed record of a gone owner keeps), status, owner, fin (the status is terminal:
+ * mcpgate_task_final), expires (creation + the task's TTL; the sweep deletes expired rows, reads
  * ignore them). One statement per operation, each a PL/pgSQL function (its own transaction):
  *   mcpgate_task_create  takes the principal's advisory lock (1835492202, hashtext(pk)), counts its
  *                        unfinished unexpired rows and inserts only below the limit: exact under
