@@ -34,6 +34,7 @@
 #include "../common/str.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "../obs/metrics.h"
+#include "../session/shared.h"
 #include "gateway_int.h"
 
 #include <openssl/rand.h>
@@ -1056,7 +1057,7 @@ void mg__tasks_init(mg_gateway_t *gw)
 
 int mg__tasks_shared(mg_gateway_t *gw)
 {
-    mg_task_store_t *r = gw->store != NULL ? mg_redis_task_store_new(gw->store) : NULL;
+    mg_task_store_t *r = gw->store != NULL ? mg_shared_task_new(gw->store) : NULL;
     if (r != NULL) {
         gw->task_store->ops->free(gw->task_store);
         gw->task_store = r;

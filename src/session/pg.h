@@ -1,8 +1,8 @@
 /*
- * pg.h - the PostgreSQL backend of store.h, bus.h and rl_store.h: one process-wide client on the
- * gateway's libuv loop (a small pool of command connections plus one LISTEN connection), shared by
- * the three interfaces. The Redis backend (redis.h) keeps the same contracts; session/shared.h
- * chooses between them by the spec.
+ * pg.h - the PostgreSQL backend of store.h, bus.h and rl_store.h (and task_store.h:
+ * mg_pg_task_store_new, task_store_pg.c): one process-wide client on the gateway's libuv loop (a
+ * small pool of command connections plus one LISTEN connection), shared by the interfaces. The Redis backend
+ * (redis.h) keeps the same contracts; session/shared.h chooses between them by the spec.
  *
  * Store specs ("gateway.sessions.store" / MCPGATE_SESSION_STORE) that select it:
  *

@@ -1,7 +1,7 @@
 /*
  * pg_int.h - internals shared by pg_conn.c (connections, pool, deadlines, LISTEN), pg_schema.c (the
- * SQL: migrations and prepared statements), store_pg.c (store and bus operations) and
- * ratelimit_pg.c. Nothing outside src/session includes it.
+ * SQL: migrations and prepared statements), store_pg.c (store and bus operations),
+ * ratelimit_pg.c and task_store_pg.c. Nothing outside src/session includes it.
  *
  * Connections: PG_POOL command connections and one listener, each a pgconn_t:
  *
@@ -38,7 +38,7 @@
 #define PG_POOL          4    /* command connections per process */
 #define PG_PIPELINE      64   /* statements in flight per command connection */
 #define PG_NOTIFY_INLINE 7900 /* longer messages go through mcpgate_payloads */
-#define PG_SCHEMA_LATEST 1    /* the schema version this build creates (pg_schema.c) */
+#define PG_SCHEMA_LATEST 2    /* the schema version this build creates (pg_schema.c) */
 #define PG_IDENT_LEN     43   /* "mg" + 40 hex + NUL */
 
 /* The prepared statements (pg_schema.c has their text; names "mg<index>"). */
@@ -60,6 +60,9 @@ enum {
     S_PAYLOAD,
     S_RLTAKE,
     S_SWEEP,
+    S_TCREATE,
+    S_TGET,
+    S_TUPDATE,
     S_COUNT
 };
 
@@ -119,7 +122,7 @@ struct mg_pg {
     char ping_ident[PG_IDENT_LEN];
     uint64_t last_ping_tx, last_ping_rx, last_sweep;
     void *bus; /* store_pg.c's subscriber state */
-    int refs;  /* views: store, bus, rate limits */
+    int refs;  /* views: store, bus, rate limits, task records */
     int closing;
     uint64_t ops_ok, ops_failed, reconnects, sweeps;
     uint64_t timeouts, timeouts_logged, last_timeout_log; /* operations past their deadline */

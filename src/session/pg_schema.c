@@ -15,6 +15,9 @@
  *   | mcpgate_events   | k, seq    | data, fin: the SSE event logs, trimmed to maxlen per append |
  *   | mcpgate_payloads | id        | NOTIFY messages too long to send inline (kept 2 minutes)    |
  *   | mcpgate_buckets  | k         | rate-limit bucket: units, t (database ms), rule, expires    |
+ *   | mcpgate_tasks    | k         | task record (rec; head: its scalar fields), pk (principal's |
+ *   |                  |           | key), status, owner, fin (terminal), expires (the task's    |
+ *   |                  |           | TTL); since version 2                                       |
  *
  * Every multi-step change is one statement (a function runs in its statement's transaction):
  * mcpgate_load (owner liveness + claim + expiry, touching the row only when something changes or
@@ -22,8 +25,9 @@
  * (counter, event, trim, NOTIFY), mcpgate_rl_take (advisory locks on the buckets in key order, then
  * the bucket math of ratelimit.c with clock_timestamp()), mcpgate_sweep (expiry: any replica calls
  * it every 10 s; pg_try_advisory_xact_lock lets one at a time work, in batches).
+ * mcpgate_task_create/get/update (version 2, task_store_pg.c): the task records.
  * Advisory lock keys: (1835492200, 0) migrations, (1835492200, 1) the sweep, (1835492201, hash)
- * rate-limit buckets.
+ * rate-limit buckets, (1835492202, hash) a principal's tasks.
  * A new schema version: append a migration below, raise PG_SCHEMA_LATEST (pg_int.h); never edit one
  * that shipped. Read next: store_pg.c.
  */
@@ -224,7 +228,103 @@ static const char migration_1[] =
     "  RETURN n;\n"
     "END $f$";
 
-const char *const mg__pg_migrations[PG_SCHEMA_LATEST + 1] = {NULL, migration_1};
+/* Version 2: the task records (task_store_pg.c); the sweep learns the new table. */
+static const char migration_2[] =
+    "CREATE TABLE mcpgate_tasks (k text PRIMARY KEY, pk text NOT NULL, rec text NOT NULL,"
+    " head text NOT NULL, status text NOT NULL, owner text NOT NULL DEFAULT '', fin boolean NOT NULL,"
+    " expires timestamptz NOT NULL);\n"
+    "CREATE INDEX mcpgate_tasks_expires ON mcpgate_tasks (expires);\n"
+    "CREATE INDEX mcpgate_tasks_unfinished ON mcpgate_tasks (pk) WHERE NOT fin;\n"
+    /* true for the terminal statuses (task_store.h) */
+    "CREATE FUNCTION mcpgate_task_final(s text) RETURNS boolean\n"
+    "LANGUAGE sql IMMUTABLE AS $f$ SELECT s IN ('completed', 'failed', 'cancelled') $f$;\n"
+    /* true: the owner replica has a live registry row (or the task has no owner) */
+    "CREATE FUNCTION mcpgate_task_owner_alive(o text, reg text) RETURNS boolean\n"
+    "LANGUAGE sql STABLE AS $f$\n"
+    "  SELECT o = '' OR EXISTS (SELECT 1 FROM mcpgate_values v\n"
+    "    WHERE v.k = reg || o AND (v.expires IS NULL OR v.expires > now()))\n"
+    "$f$;\n"
+    /* false at the limit: the principal's advisory lock makes count-then-insert exact */
+    "CREATE FUNCTION mcpgate_task_create(p_k text, p_pk text, p_rec text, p_head text, p_status text,\n"
+    "  p_owner text, p_ttl bigint, p_limit int) RETURNS boolean\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE n bigint;\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(1835492202, hashtext(p_pk));\n"
+    "  SELECT count(*) INTO n FROM mcpgate_tasks x\n"
+    "    WHERE x.pk = p_pk AND NOT x.fin AND x.expires > now();\n"
+    "  IF n >= p_limit THEN RETURN false; END IF;\n"
+    "  INSERT INTO mcpgate_tasks AS x (k, pk, rec, head, status, owner, fin, expires)\n"
+    "    VALUES (p_k, p_pk, p_rec, p_head, p_status, p_owner, mcpgate_task_final(p_status),\n"
+    "      now() + p_ttl * interval '1 millisecond')\n"
+    "    ON CONFLICT (k) DO UPDATE SET pk = excluded.pk, rec = excluded.rec, head = excluded.head,\n"
+    "      status = excluded.status, owner = excluded.owner, fin = excluded.fin,\n"
+    "      expires = excluded.expires;\n"
+    "  RETURN true;\n"
+    "END $f$;\n"
+    /* the record (NULL: absent or expired); an unfinished one of a gone owner becomes failed, built
+     * from head (the record's scalar fields): rec is never parsed here, since a result may hold
+     * \u0000, which PostgreSQL's JSON functions refuse */
+    "CREATE FUNCTION mcpgate_task_get(p_k text, p_reg text, p_why text, p_code int) RETURNS text\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE t mcpgate_tasks%ROWTYPE; d jsonb; v text;\n"
+    "BEGIN\n"
+    "  SELECT * INTO t FROM mcpgate_tasks x WHERE x.k = p_k AND x.expires > now();\n"
+    "  IF NOT FOUND THEN RETURN NULL; END IF;\n"
+    "  IF t.fin OR mcpgate_task_owner_alive(t.owner, p_reg) THEN RETURN t.rec; END IF;\n"
+    "  SELECT * INTO t FROM mcpgate_tasks x WHERE x.k = p_k AND x.expires > now() FOR UPDATE;\n"
+    "  IF NOT FOUND THEN RETURN NULL; END IF;\n"
+    "  IF t.fin OR mcpgate_task_owner_alive(t.owner, p_reg) THEN RETURN t.rec; END IF;\n"
+    "  d := t.head::jsonb;\n"
+    "  v := jsonb_strip_nulls(jsonb_build_object('id', d->'id', 'principal', d->'principal',\n"
+    "    'owner', d->'owner', 'status', 'failed', 'statusMessage', p_why, 'createdAt', d->'createdAt',\n"
+    "    'updatedAt', floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint, 'ttlMs', d->'ttlMs',\n"
+    "    'pollIntervalMs', d->'pollIntervalMs', 'legacy', d->'legacy',\n"
+    "    'error', jsonb_build_object('code', p_code, 'message', p_why)))::text;\n"
+    "  UPDATE mcpgate_tasks x SET rec = v, status = 'failed', fin = true WHERE x.k = p_k;\n"
+    "  RETURN v;\n"
+    "END $f$;\n"
+    /* r_code 1 replaced, 0 absent, 2 the stored record (r_rec) is terminal */
+    "CREATE FUNCTION mcpgate_task_update(p_k text, p_rec text, p_head text, p_status text, p_owner text,\n"
+    "  OUT r_code int, OUT r_rec text)\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE f boolean; old text;\n"
+    "BEGIN\n"
+    "  SELECT x.fin, x.rec INTO f, old FROM mcpgate_tasks x\n"
+    "    WHERE x.k = p_k AND x.expires > now() FOR UPDATE;\n"
+    "  IF NOT FOUND THEN r_code := 0; RETURN; END IF;\n"
+    "  IF f THEN r_code := 2; r_rec := old; RETURN; END IF;\n"
+    "  UPDATE mcpgate_tasks x SET rec = p_rec, head = p_head, status = p_status, owner = p_owner,\n"
+    "    fin = mcpgate_task_final(p_status) WHERE x.k = p_k;\n"
+    "  r_code := 1;\n"
+    "END $f$;\n"
+    "CREATE OR REPLACE FUNCTION mcpgate_sweep() RETURNS int\n"
+    "LANGUAGE plpgsql AS $f$\n"
+    "DECLARE n int := 0; m int;\n"
+    "BEGIN\n"
+    "  IF NOT pg_try_advisory_xact_lock(1835492200, 1) THEN RETURN -1; END IF;\n"
+    "  DELETE FROM mcpgate_sessions WHERE k IN\n"
+    "    (SELECT x.k FROM mcpgate_sessions x WHERE x.expires <= now() LIMIT 10000);\n"
+    "  GET DIAGNOSTICS m = ROW_COUNT; n := n + m;\n"
+    "  DELETE FROM mcpgate_values WHERE k IN\n"
+    "    (SELECT x.k FROM mcpgate_values x WHERE x.expires <= now() LIMIT 10000);\n"
+    "  GET DIAGNOSTICS m = ROW_COUNT; n := n + m;\n"
+    "  WITH d AS (DELETE FROM mcpgate_logs WHERE k IN\n"
+    "      (SELECT x.k FROM mcpgate_logs x WHERE x.expires <= now() LIMIT 2000) RETURNING k)\n"
+    "    DELETE FROM mcpgate_events e USING d WHERE e.k = d.k;\n"
+    "  GET DIAGNOSTICS m = ROW_COUNT; n := n + m;\n"
+    "  DELETE FROM mcpgate_buckets WHERE k IN\n"
+    "    (SELECT x.k FROM mcpgate_buckets x WHERE x.expires <= now() LIMIT 10000);\n"
+    "  GET DIAGNOSTICS m = ROW_COUNT; n := n + m;\n"
+    "  DELETE FROM mcpgate_tasks WHERE k IN\n"
+    "    (SELECT x.k FROM mcpgate_tasks x WHERE x.expires <= now() LIMIT 10000);\n"
+    "  GET DIAGNOSTICS m = ROW_COUNT; n := n + m;\n"
+    "  DELETE FROM mcpgate_payloads WHERE created < now() - interval '2 minutes';\n"
+    "  GET DIAGNOSTICS m = ROW_COUNT; n := n + m;\n"
+    "  RETURN n;\n"
+    "END $f$";
+
+const char *const mg__pg_migrations[PG_SCHEMA_LATEST + 1] = {NULL, migration_1, migration_2};
 
 #define MS "* interval '1 millisecond'"
 
@@ -261,6 +361,9 @@ const char *const mg__pg_stmt_sql[S_COUNT] = {
     [S_PAYLOAD] = "SELECT data FROM mcpgate_payloads WHERE id = $1::bigint",
     [S_RLTAKE] = "SELECT * FROM mcpgate_rl_take($1::jsonb)",
     [S_SWEEP] = "SELECT mcpgate_sweep()",
+    [S_TCREATE] = "SELECT mcpgate_task_create($1, $2, $3, $4, $5, $6, $7::bigint, $8::int)",
+    [S_TGET] = "SELECT mcpgate_task_get($1, $2, $3, $4::int)",
+    [S_TUPDATE] = "SELECT * FROM mcpgate_task_update($1, $2, $3, $4, $5)",
 };
 
 /* ---- mcpgate store migrate (blocking: a command, not the loop) ---- */

@@ -6,6 +6,7 @@
 #include "../common/err.h"
 #include "pg.h"
 #include "redis.h"
+#include "task_store.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -38,4 +39,10 @@ struct mg_rl_store *mg_shared_rl_new(mg_store_t *session_store)
 {
     struct mg_rl_store *rl = mg_redis_rl_new(session_store);
     return rl != NULL ? rl : mg_pg_rl_new(session_store);
+}
+
+struct mg_task_store *mg_shared_task_new(mg_store_t *session_store)
+{
+    mg_task_store_t *t = mg_redis_task_store_new(session_store);
+    return t != NULL ? t : mg_pg_task_store_new(session_store);
 }

@@ -1,8 +1,8 @@
 /*
  * shared.h - the shared session store chosen by its spec ("gateway.sessions.store" /
  * MCPGATE_SESSION_STORE): Redis/Valkey (redis.h) or PostgreSQL (pg.h). Both keep the contracts of
- * store.h, bus.h and rl_store.h, so the gateway (gateway/cluster*.c, policy/hooks.c) creates its store
- * here and never asks which backend it has.
+ * store.h, bus.h, rl_store.h and task_store.h, so the gateway (gateway/cluster*.c, policy/hooks.c) creates
+ * its store here and never asks which backend it has (gateway/tasks.c its task store).
  *
  *   | spec                                              | backend                             |
  *   |---------------------------------------------------|-------------------------------------|
@@ -23,6 +23,7 @@
 #include "store.h"
 
 struct mg_rl_store;
+struct mg_task_store;
 
 /* "memory" or a valid spec of a backend: 0; else MG_EINVAL with why (config checks; no secret). */
 int mg_session_store_check(const char *spec, char *why, size_t whylen);
@@ -45,5 +46,9 @@ int mg_shared_store_new(uv_loop_t *loop, const mg_shared_opts_t *o, mg_store_t *
 /* The shared rate-limit bucket store over the same backend as session_store (a reference of its own);
  * NULL when session_store is not a shared store, or out of memory. */
 struct mg_rl_store *mg_shared_rl_new(mg_store_t *session_store);
+
+/* The shared task record store (task_store.h) over the same backend as session_store (a reference
+ * of its own); NULL when session_store is not a shared store, or out of memory. */
+struct mg_task_store *mg_shared_task_new(mg_store_t *session_store);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * task_store.h - where task records live: an asynchronous interface with two backends, the
- * process's own (task_store_mem.c, one replica) and Redis (task_store_redis.c, every replica
- * reads the same records). A PostgreSQL backend implements the same operations.
+ * process's own (task_store_mem.c, one replica), Redis (task_store_redis.c) and PostgreSQL
+ * (task_store_pg.c): with either shared one every replica reads the same records
+ * (session/shared.h: mg_shared_task_new picks it by the session store).
  *
  * A record is what any replica needs to answer tasks/get and tasks/cancel for a task; the call
  * itself (the upstream request) lives only on the replica that owns it (gateway/tasks.c). The
@@ -73,5 +74,9 @@ mg_task_store_t *mg_task_store_mem_new(uint64_t (*now_ms)(void), size_t max_byte
  * holds its own reference to the client. NULL when session_store is not a Redis store. */
 struct mg_store;
 mg_task_store_t *mg_redis_task_store_new(struct mg_store *session_store);
+
+/* The same over the session store's PostgreSQL client (made by mg_pg_new; pg.h; table
+ * mcpgate_tasks of schema version 2). NULL when session_store is not a PostgreSQL store. */
+mg_task_store_t *mg_pg_task_store_new(struct mg_store *session_store);
 
 #endif

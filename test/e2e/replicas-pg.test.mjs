@@ -30,7 +30,7 @@ test(`${SESSIONS} SDK sessions through nginx over 3 replicas + postgres, one rep
   };
   await bigRun(t, { kill: true, store, config: CONFIG });
   // the events went through the logs table and NOTIFY; nothing was left waiting for a payload row
-  assert.ok(Number(await pg.sql('SELECT count(*) FROM mcpgate_schema')) === 1);
+  assert.ok(Number(await pg.sql('SELECT count(*) FROM mcpgate_schema')) === 2);
 }, { timeout: 150000 });
 
 test('PostgreSQL restarted under load: replicas report not-ready and answer 503 + Retry-After, then recover by themselves', async (t) => {
@@ -159,7 +159,7 @@ test('postgres: MCPGATE_SESSION_STORE selects it; with migrate false an unmigrat
   assert.match(rz.json.store.error, /mcpgate store migrate/);
   const m = spawnSync(MG_BINARY, ['store', 'migrate', '--store', pg.url('later')], { encoding: 'utf8' });
   assert.equal(m.status, 0, m.stderr);
-  assert.match(m.stdout, /schema at version 1 \(was 0\)/);
+  assert.match(m.stdout, /schema at version 2 \(was 0\)/);
   await waitStore([gw], true, 15000);
   const s = await initSession(gw.url);
   const { response } = await call(gw.url, s, 'tools/call', { name: 'test__echo', arguments: { message: 'hi' } });

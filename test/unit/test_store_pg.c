@@ -8,8 +8,9 @@
  * limit, deadlines (a locked table), expiry and the sweep, the schema step (migrate at start,
  * refusing an unmigrated database, `mcpgate store migrate`), a multi-host spec whose first host
  * refuses (the socket changes while connecting), a server restart under a subscription,
- * and the shared rate-limit buckets taken by two clients at once. Every test closes its loop.
- * Read next: src/session/pg.h, test/unit/support/store_contract.h.
+ * the shared rate-limit buckets taken by two clients at once, and the task records
+ * (task_contract.h, the dead-owner case, the per-principal limit under concurrency, the sweep). Every test
+ * closes its loop. Read next: src/session/pg.h, test/unit/support/store_contract.h.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,7 +36,9 @@
 #include "session/pg.h"
 #include "session/rl_store.h"
 #include "session/shared.h"
+#include "session/task_store.h"
 #include "store_contract.h"
+#include "task_contract.h"
 
 /* ---- a real postgres ---- */
 
@@ -257,7 +260,7 @@ static void test_pg_backend(void **state)
     assert_true(wait_ready(&loop, st, 1, 10000));
     json_t *status = st->ops->status(st);
     assert_true(json_is_true(json_object_get(status, "ready")));
-    assert_int_equal(json_integer_value(json_object_get(status, "schema")), 1);
+    assert_int_equal(json_integer_value(json_object_get(status, "schema")), 2);
     json_decref(status);
 
     store_contract(&loop, st);
@@ -426,6 +429,18 @@ static void test_pg_schema(void **state)
     assert_int_equal(mg_pg_migrate(conninfo(ci, sizeof ci, "fresh"), NULL, out, sizeof out, why, sizeof why),
                      0);
     assert_non_null(strstr(out, "up to date"));
+    /* a database left at version 1 (before the task records) is upgraded to 2 */
+    PGconn *c = sync_conn("fresh");
+    PQclear(PQexec(c, "DROP TABLE mcpgate_tasks; DROP FUNCTION mcpgate_task_create, mcpgate_task_get,"
+                      " mcpgate_task_update, mcpgate_task_owner_alive, mcpgate_task_final; DELETE FROM "
+                      "mcpgate_schema WHERE version = 2"));
+    assert_int_equal(sql_int(c, "SELECT max(version) FROM mcpgate_schema"), 1);
+    assert_int_equal(mg_pg_migrate(conninfo(ci, sizeof ci, "fresh"), NULL, out, sizeof out, why, sizeof why),
+                     0);
+    assert_non_null(strstr(out, "schema at version 2 (was 1)"));
+    assert_int_equal(sql_int(c, "SELECT count(*) FROM mcpgate_tasks"), 0);
+    assert_true(sql_int(c, "SELECT mcpgate_sweep()") >= 0);
+    PQfinish(c);
     /* the client notices by itself */
     assert_true(wait_ready(&loop, st, 1, 10000));
     st->ops->free(st);
@@ -558,13 +573,106 @@ static void test_pg_ratelimit(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void test_pg_tasks(void **state)
+{
+    NEED_PG();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    cur_loop = &loop;
+    mg_store_t *st[2] = {NULL, NULL};
+    mg_bus_t *b[2] = {NULL, NULL};
+    mg_task_store_t *ts[2];
+    for (int i = 0; i < 2; i++) { /* two replicas: two clients of one database */
+        new_client(&loop, "t", 1, &st[i], &b[i]);
+        assert_true(wait_ready(&loop, st[i], 1, 10000));
+        ts[i] = mg_shared_task_new(st[i]);
+        assert_non_null(ts[i]);
+    }
+    assert_null(mg_pg_task_store_new(NULL));
+
+    /* an alive owner (registry row present): the contract of every task store */
+    res_t r = {0};
+    CALL(&loop, r, b[0]->ops->set(b[0], "r:alive", "127.0.0.1:1", 60000, done_cb, &r));
+    assert_int_equal(r.err, 0);
+    res_reset(&r);
+    task_contract(&loop, ts[0], "alive", NULL);
+    /* the other client reads what the first wrote */
+    task_res_t tr = {0};
+    OP(&loop, tr, ts[1]->ops->get(ts[1], "a0000000000000000000000000000001", "gone", task_contract_cb, &tr));
+    assert_int_equal(tr.err, 0);
+    assert_string_equal(json_string_value(json_object_get(tr.rec, "status")), "completed");
+    /* a gone owner: failed with the reason, for good */
+    task_contract_dead_owner(&loop, ts[1]);
+    /* ... also when its result holds a NUL character (jsonb would refuse the record) */
+    json_t *nul = task_contract_record("d0000000000000000000000000000009", "nul", "working", "dead");
+    json_object_set_new(json_array_get(json_object_get(json_object_get(nul, "result"), "content"), 0), "text",
+                        json_stringn("a\0b", 3));
+    OP(&loop, tr, ts[0]->ops->create(ts[0], nul, 1, 60000, task_contract_cb, &tr));
+    assert_int_equal(tr.err, 0);
+    OP(&loop, tr,
+       ts[1]->ops->get(ts[1], "d0000000000000000000000000000009", "its replica stopped", task_contract_cb,
+                       &tr));
+    assert_int_equal(tr.err, 0);
+    assert_string_equal(json_string_value(json_object_get(tr.rec, "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(tr.rec, "principal")), "nul");
+    json_decref(nul);
+
+    /* 24 creates in flight at once from both clients, limit 5: exactly 5 pass */
+    task_res_t many[24];
+    memset(many, 0, sizeof many);
+    for (int i = 0; i < 24; i++) {
+        char id[40];
+        snprintf(id, sizeof id, "%032x", 0x7000 + i);
+        json_t *rec = task_contract_record(id, "zed", "working", "alive");
+        assert_int_equal(ts[i % 2]->ops->create(ts[i % 2], rec, 5, 60000, task_contract_cb, &many[i]), 0);
+        json_decref(rec);
+    }
+    int created = 0, busy = 0;
+    for (int i = 0; i < 24; i++) {
+        task_contract_run_for(&loop, &many[i].done, 5000);
+        assert_true(many[i].done);
+        created += many[i].err == 0;
+        busy += many[i].err == MG_EBUSY;
+        json_decref(many[i].rec);
+    }
+    assert_int_equal(created, 5);
+    assert_int_equal(busy, 19);
+
+    /* the sweep removes expired records (the contract left one of 200 ms) */
+    PGconn *c = sync_conn("t");
+    assert_true(sql_int(c, "SELECT count(*) FROM mcpgate_tasks WHERE expires <= now()") >= 1);
+    assert_true(sql_int(c, "SELECT mcpgate_sweep()") >= 1);
+    assert_int_equal(sql_int(c, "SELECT count(*) FROM mcpgate_tasks WHERE expires <= now()"), 0);
+    /* no token, only what the record holds: the principal's key */
+    assert_int_equal(sql_int(c, "SELECT count(*) FROM mcpgate_tasks WHERE pk = 'mgtest:tp:zed'"), 5);
+    PQfinish(c);
+
+    /* the database down: an operation fails at once (MG_EIO), its callback never runs */
+    pg_kill(SIGKILL);
+    assert_true(wait_ready(&loop, st[0], 0, 5000));
+    assert_true(wait_pool_down(&loop, st[0], 5000));
+    tr.done = 0;
+    assert_int_equal(
+        ts[0]->ops->get(ts[0], "a0000000000000000000000000000001", "gone", task_contract_cb, &tr), MG_EIO);
+    assert_false(tr.done);
+    json_decref(tr.rec);
+    pg_start();
+    for (int i = 0; i < 2; i++) {
+        ts[i]->ops->free(ts[i]);
+        st[i]->ops->free(st[i]);
+        b[i]->ops->free(b[i]);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pg_spec),      cmocka_unit_test(test_pg_backend),
         cmocka_unit_test(test_pg_schema),    cmocka_unit_test(test_pg_multihost),
-        cmocka_unit_test(test_pg_ratelimit),
+        cmocka_unit_test(test_pg_ratelimit), cmocka_unit_test(test_pg_tasks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

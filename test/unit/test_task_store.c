@@ -33,6 +33,7 @@
 #include "session/redis.h"
 #include "session/store.h"
 #include "session/task_store.h"
+#include "task_contract.h"
 
 static uv_loop_t *cur_loop;
 static uint64_t fake_ms = 1000000;
@@ -47,138 +48,27 @@ static uint64_t loop_now(void)
     return uv_now(cur_loop);
 }
 
-static void wake_cb(uv_timer_t *t)
-{
-}
-
-static void run_for(uv_loop_t *loop, volatile int *flag, uint64_t ms)
-{
-    if (loop == NULL)
-        return; /* the memory store answers at once */
-    uv_timer_t t;
-    uv_timer_init(loop, &t);
-    uv_timer_start(&t, wake_cb, 10, 10);
-    uint64_t end = uv_now(loop) + ms;
-    while ((flag == NULL || !*flag) && uv_now(loop) < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-}
-
-typedef struct res {
-    int done;
-    int err;
-    json_t *rec;
-} res_t;
-
-static void cb(void *data, int err, json_t *record)
-{
-    res_t *r = data;
-    r->err = err;
-    json_decref(r->rec);
-    r->rec = record != NULL ? json_deep_copy(record) : NULL;
-    r->done = 1;
-}
-
-/* Runs one operation to its callback; returns its err. */
-#define OP(loop, r, expr)                                                                                    \
-    do {                                                                                                     \
-        (r).done = 0;                                                                                        \
-        assert_int_equal((expr), 0);                                                                         \
-        run_for((loop), &(r).done, 5000);                                                                    \
-        assert_true((r).done);                                                                               \
-    } while (0)
-
-static json_t *record(const char *id, const char *principal, const char *status, const char *owner)
-{
-    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:{s:[{s:s,s:s}],s:{}}}", "id", id, "principal",
-                     principal, "owner", owner, "status", status, "createdAt", (json_int_t)1700000000000,
-                     "updatedAt", (json_int_t)1700000000000, "ttlMs", (json_int_t)60000, "pollIntervalMs",
-                     (json_int_t)1000, "result", "content", "type", "text", "text", "hi",
-                     "structuredContent");
-}
-
-static void contract(uv_loop_t *loop, mg_task_store_t *st, const char *owner)
-{
-    res_t r = {0};
-    json_t *a = record("a0000000000000000000000000000001", "alice", "working", owner);
-    json_t *b = record("a0000000000000000000000000000002", "alice", "working", owner);
-    json_t *c = record("a0000000000000000000000000000003", "alice", "working", owner);
-    json_t *d = record("b0000000000000000000000000000001", "bob", "working", owner);
-    OP(loop, r, st->ops->create(st, a, 2, 60000, cb, &r));
-    assert_int_equal(r.err, 0);
-    assert_string_equal(json_string_value(json_object_get(r.rec, "id")), "a0000000000000000000000000000001");
-    OP(loop, r, st->ops->create(st, b, 2, 60000, cb, &r));
-    assert_int_equal(r.err, 0);
-    OP(loop, r, st->ops->create(st, c, 2, 60000, cb, &r));
-    assert_int_equal(r.err, MG_EBUSY); /* alice has 2 unfinished */
-    OP(loop, r, st->ops->create(st, d, 2, 60000, cb, &r));
-    assert_int_equal(r.err, 0); /* bob has his own count */
-
-    OP(loop, r, st->ops->get(st, "a0000000000000000000000000000001", "gone", cb, &r));
-    assert_int_equal(r.err, 0);
-    assert_string_equal(json_string_value(json_object_get(r.rec, "status")), "working");
-    assert_string_equal(json_string_value(json_object_get(r.rec, "principal")), "alice");
-    /* an empty object inside the result survives the round trip */
-    assert_true(json_is_object(json_object_get(json_object_get(r.rec, "result"), "structuredContent")));
-    OP(loop, r, st->ops->get(st, "ffffffffffffffffffffffffffffffff", "gone", cb, &r));
-    assert_int_equal(r.err, 0);
-    assert_null(r.rec);
-
-    /* a terminal record frees its slot, and is never replaced */
-    json_object_set_new(a, "status", json_string("completed"));
-    OP(loop, r, st->ops->update(st, a, cb, &r));
-    assert_int_equal(r.err, 0);
-    OP(loop, r, st->ops->create(st, c, 2, 60000, cb, &r));
-    assert_int_equal(r.err, 0);
-    json_object_set_new(a, "status", json_string("cancelled"));
-    OP(loop, r, st->ops->update(st, a, cb, &r));
-    assert_int_equal(r.err, MG_EBUSY);
-    assert_string_equal(json_string_value(json_object_get(r.rec, "status")), "completed");
-    json_t *ghost = record("c0000000000000000000000000000001", "alice", "working", owner);
-    OP(loop, r, st->ops->update(st, ghost, cb, &r));
-    assert_int_equal(r.err, 0);
-    assert_null(r.rec); /* absent stays absent */
-
-    /* expiry */
-    json_t *e = record("e0000000000000000000000000000001", "carol", "working", owner);
-    OP(loop, r, st->ops->create(st, e, 5, 200, cb, &r));
-    assert_int_equal(r.err, 0);
-    fake_ms += 300;
-    run_for(loop, NULL, 300);
-    OP(loop, r, st->ops->get(st, "e0000000000000000000000000000001", "gone", cb, &r));
-    assert_null(r.rec);
-
-    json_decref(a);
-    json_decref(b);
-    json_decref(c);
-    json_decref(d);
-    json_decref(e);
-    json_decref(ghost);
-    json_decref(r.rec);
-}
-
 static void test_memory_store(void **state)
 {
     mg_task_store_t *st = mg_task_store_mem_new(fake_now, 1 << 20);
     assert_non_null(st);
-    contract(NULL, st, "");
+    task_contract(NULL, st, "", &fake_ms);
     st->ops->free(st);
 
     /* the bytes bound: finished records go first (those expiring first), unfinished ones stay */
     st = mg_task_store_mem_new(fake_now, 600);
-    res_t r = {0};
-    json_t *done = record("f0000000000000000000000000000001", "erin", "completed", "");
-    json_t *run = record("f0000000000000000000000000000002", "erin", "working", "");
-    json_t *run2 = record("f0000000000000000000000000000003", "erin", "working", "");
-    OP(NULL, r, st->ops->create(st, done, 9, 60000, cb, &r));
-    OP(NULL, r, st->ops->create(st, run, 9, 60000, cb, &r));
-    OP(NULL, r, st->ops->create(st, run2, 9, 60000, cb, &r)); /* 3 x ~254 bytes: over 600 */
-    OP(NULL, r, st->ops->get(st, "f0000000000000000000000000000001", "", cb, &r));
+    task_res_t r = {0};
+    json_t *done = task_contract_record("f0000000000000000000000000000001", "erin", "completed", "");
+    json_t *run = task_contract_record("f0000000000000000000000000000002", "erin", "working", "");
+    json_t *run2 = task_contract_record("f0000000000000000000000000000003", "erin", "working", "");
+    OP(NULL, r, st->ops->create(st, done, 9, 60000, task_contract_cb, &r));
+    OP(NULL, r, st->ops->create(st, run, 9, 60000, task_contract_cb, &r));
+    OP(NULL, r, st->ops->create(st, run2, 9, 60000, task_contract_cb, &r)); /* 3 x ~254 bytes: over 600 */
+    OP(NULL, r, st->ops->get(st, "f0000000000000000000000000000001", "", task_contract_cb, &r));
     assert_null(r.rec); /* the finished one made room */
-    OP(NULL, r, st->ops->get(st, "f0000000000000000000000000000002", "", cb, &r));
+    OP(NULL, r, st->ops->get(st, "f0000000000000000000000000000002", "", task_contract_cb, &r));
     assert_non_null(r.rec);
-    OP(NULL, r, st->ops->get(st, "f0000000000000000000000000000003", "", cb, &r));
+    OP(NULL, r, st->ops->get(st, "f0000000000000000000000000000003", "", task_contract_cb, &r));
     assert_non_null(r.rec);
     json_decref(done);
     json_decref(run);
@@ -215,7 +105,7 @@ static const char *redis_server(void)
 
 static void set_cb(int err, void *data)
 {
-    res_t *r = data;
+    task_res_t *r = data;
     r->err = err;
     r->done = 1;
 }
@@ -250,44 +140,24 @@ static void test_redis_store(void **state)
     assert_int_equal(mg_redis_new(&loop, &o, &sess, &bus, why, sizeof why), 0);
     uint64_t end = uv_now(&loop) + 5000;
     while (!sess->ops->ready(sess) && uv_now(&loop) < end)
-        run_for(&loop, NULL, 20);
+        task_contract_run_for(&loop, NULL, 20);
     assert_true(sess->ops->ready(sess));
     mg_task_store_t *st = mg_redis_task_store_new(sess);
     assert_non_null(st);
     assert_null(mg_redis_task_store_new(NULL) /* not a redis store */);
 
     /* an alive owner (registry key present): the contract as in one process */
-    res_t r = {0};
+    task_res_t r = {0};
     OP(&loop, r, bus->ops->set(bus, "r:alive", "127.0.0.1:1", 60000, set_cb, &r));
-    contract(&loop, st, "alive");
+    task_contract(&loop, st, "alive", &fake_ms);
 
-    /* an owner without a registry key: get reports the task failed, with the reason, for good */
-    json_t *lost = record("d0000000000000000000000000000001", "dave", "working", "dead");
-    OP(&loop, r, st->ops->create(st, lost, 1, 60000, cb, &r));
-    assert_int_equal(r.err, 0);
-    OP(&loop, r, st->ops->get(st, "d0000000000000000000000000000001", "its replica stopped", cb, &r));
-    assert_string_equal(json_string_value(json_object_get(r.rec, "status")), "failed");
-    assert_string_equal(json_string_value(json_object_get(r.rec, "statusMessage")), "its replica stopped");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(r.rec, "error"), "code")),
-                     mg_err_jsonrpc_code(MG_EREPLICA));
-    assert_int_equal(json_integer_value(json_object_get(r.rec, "createdAt")), 1700000000000);
-    json_object_set_new(lost, "status", json_string("completed"));
-    OP(&loop, r, st->ops->update(st, lost, cb, &r));
-    assert_int_equal(r.err, MG_EBUSY); /* the late outcome of a lost task does not overwrite it */
-    /* ... and its slot is free again */
-    json_object_set_new(lost, "id", json_string("d0000000000000000000000000000002"));
-    json_object_set_new(lost, "status", json_string("working"));
-    OP(&loop, r, st->ops->create(st, lost, 1, 60000, cb, &r));
-    assert_int_equal(r.err, 0);
-    json_decref(lost);
-    json_decref(r.rec);
-
+    task_contract_dead_owner(&loop, st);
     st->ops->free(st);
     bus->ops->free(bus);
     sess->ops->free(sess);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    run_for(&loop, NULL, 50);
+    task_contract_run_for(&loop, NULL, 50);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
