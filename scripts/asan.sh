@@ -41,7 +41,7 @@ if [[ $# -eq 0 ]]; then
     files=()
     for f in test/e2e/*.test.mjs; do
         case "$(basename "$f")" in
-        replicas.test.mjs | replicas-pg.test.mjs | sentinel.test.mjs | ratelimit-replicas.test.mjs)
+        replicas.test.mjs | replicas-pg.test.mjs | tasks-pg.test.mjs | sentinel.test.mjs | ratelimit-replicas.test.mjs)
             [[ "${MG_ASAN_ALL:-0}" == 1 ]] && files+=("$(basename "$f")") || echo "asan: skipping $(basename "$f") (multi-replica load test; runs in the release phase)"
             ;;
         *) files+=("$(basename "$f")") ;;
