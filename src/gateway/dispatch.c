@@ -1072,7 +1072,7 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         mg_strlcpy(c->x->upstream, sizeof c->x->upstream, pool->srv->cfg->name);
     uint64_t timeout = 0;
     if (c->task != NULL || c->task_want || c->task_support > 0)
-        timeout = c->gw->cfg->tasks.call_timeout_ms; /* a long call (still capped by maxRequestMs) */
+        timeout = c->gw->cfg->tasks.call_timeout_ms; /* a long call: idle timeout; its cap is below */
     if (params != NULL && strcmp(c->method, "tools/call") == 0) {
         json_object_del(params, "task"); /* the client's task request is the gateway's business */
         if (c->task_support > 0 && (c->task != NULL || c->task_want || c->task_support == 2) &&
@@ -1120,6 +1120,11 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
     caller.translate_inputs = 1;
     if (!c->modern && c->s != NULL && c->s->log_set && c->s->log_rank >= 0 && c->s->log_rank < 8)
         caller.log_level = log_levels[c->s->log_rank]; /* for upstreams without logging/setLevel */
+    /* A call the gateway runs as a task lives as long as the task may (its TTL ends it), not
+     * limits.maxRequestMs: that cap is for calls a client waits on. */
+    uint64_t ttl = c->gw->cfg->tasks.ttl_ms;
+    if ((c->task != NULL || c->task_want) && ttl > c->gw->cfg->limits.max_request_ms)
+        caller.max_ms = ttl;
     if (c->span != NULL && msg != NULL)
         up_span_start(c, pool, params);
     int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);

@@ -972,7 +972,7 @@ static void send_req(rreq_t *q)
     x->req = q;
     const char *h[2 * MAX_HDRS];
     mg_http_req_t hr;
-    uint64_t total = r->limits->max_request_ms;
+    uint64_t total = q->max_ms;
     fill_req(r, &hr, h, 0, (long)total);
     hr.body = body;
     hr.len = body ? strlen(body) : 0;
@@ -1606,6 +1606,8 @@ static int op_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, 
         ((rreq_t *)req)->subject = strdup(caller->subject_token); /* NULL on ENOMEM: refused as tokenless */
     if (rc == 0 && caller != NULL) { /* what a 2026-07-28 upstream may ask of this client, and how */
         rreq_t *q = (rreq_t *)req;
+        if (caller->max_ms != 0)
+            q->max_ms = caller->max_ms; /* read when the request is sent (deferred to the loop) */
         q->translate = caller->translate_inputs;
         if (caller->log_level != NULL)
             q->log_level = strdup(caller->log_level); /* NULL on ENOMEM: no logs asked */
@@ -1671,6 +1673,7 @@ static int op_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_up
                     : r->server->request_timeout_ms ? r->server->request_timeout_ms
                                                     : r->limits->request_timeout_ms;
     q->start_ms = uv_now(r->loop);
+    q->max_ms = r->limits->max_request_ms;
     uv_timer_init(r->loop, &q->timer);
     q->timer.data = q;
     r->nhandles++;
@@ -1850,7 +1853,7 @@ static void op_cancel(mg_upstream_req_t *req, const char *reason)
 static void op_touch(mg_upstream_req_t *req)
 {
     rreq_t *q = (rreq_t *)req;
-    if (!q->done && q->sent && uv_now(q->r->loop) - q->start_ms < q->r->limits->max_request_ms)
+    if (!q->done && q->sent && uv_now(q->r->loop) - q->start_ms < q->max_ms)
         uv_timer_again(&q->timer);
 }
 

@@ -119,6 +119,7 @@ struct rreq {
     int sent, done, safe, tries, waiting;
     uint32_t generation;
     uint64_t timeout_ms, start_ms;
+    uint64_t max_ms;  /* hard cap of the whole request: limits.maxRequestMs or the caller's max_ms */
     uv_timer_t timer; /* timeout; 0-ms deferral of completions and retries */
     xchg_t *x;
     mg_upstream_done_cb done_cb;

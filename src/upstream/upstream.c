@@ -411,7 +411,7 @@ static void req_timer_cb(uv_timer_t *t)
     mg_upstream_t *up = req->up;
     uint64_t now = uv_now(up->loop);
     uint64_t idle_dl = req->touch_ms + req->timeout_ms;
-    uint64_t hard_dl = up->max_request_ms ? req->start_ms + up->max_request_ms : UINT64_MAX;
+    uint64_t hard_dl = req->max_ms ? req->start_ms + req->max_ms : UINT64_MAX;
     uint64_t dl = min_u64(idle_dl, hard_dl);
     if (now < dl) {
         uv_timer_start(t, req_timer_cb, dl - now, 0);
@@ -423,8 +423,8 @@ static void req_timer_cb(uv_timer_t *t)
         m = mg__fmt("upstream '%s' was not ready within %" PRIu64 " ms%s%s", name, req->timeout_ms,
                     up->client_error ? ": " : "", up->client_error ? up->client_error : "");
     else if (hard_dl <= idle_dl)
-        m = mg__fmt("upstream '%s' did not finish within %" PRIu64 " ms (limits.maxRequestMs)", name,
-                    up->max_request_ms);
+        m = mg__fmt("upstream '%s' did not finish within %" PRIu64 " ms (%s)", name, req->max_ms,
+                    req->max_ms == up->max_request_ms ? "limits.maxRequestMs" : "the task's ttl");
     else
         m = mg__fmt("upstream '%s' did not answer within %" PRIu64 " ms", name, req->timeout_ms);
     if (req->state == MG__REQ_INFLIGHT)
@@ -470,6 +470,7 @@ static int stdio_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg
     if (json_is_string(tok) || json_is_integer(tok))
         req->progress_token = json_incref(tok);
     req->timeout_ms = timeout_ms ? timeout_ms : up->default_timeout_ms;
+    req->max_ms = up->max_request_ms;
     req->start_ms = req->touch_ms = uv_now(up->loop);
     uv_timer_init(up->loop, &req->timer);
     req->timer.data = req;
@@ -654,9 +655,25 @@ static void stdio_req_set_waiting(mg_upstream_req_t *req, int waiting)
     req->waiting = waiting;
 }
 
+/* A child needs nothing of the caller but the request's own hard cap (caller->max_ms). */
+static int stdio_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg,
+                            uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                            mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+{
+    mg_upstream_req_t *req = NULL;
+    int rc = stdio_request(up, msg, timeout_ms, done_cb, related_cb, data, &req);
+    if (rc == 0 && caller != NULL && caller->max_ms != 0) {
+        req->max_ms = caller->max_ms; /* the timer re-arms for whichever deadline comes first */
+        uv_timer_start(&req->timer, req_timer_cb, min_u64(req->timeout_ms, req->max_ms), 0);
+    }
+    if (out != NULL)
+        *out = req;
+    return rc;
+}
+
 /* The stdio child pool as an implementation of the upstream interface (upstream.h). */
 const mg_upstream_ops_t mg__stdio_ops = {
-    "stdio",          stdio_start,  stdio_request, stdio_send,   stdio_broadcast, stdio_stop,
-    stdio_free,       stdio_status, stdio_pids,    stdio_cancel, stdio_req_touch, stdio_req_set_waiting,
-    stdio_req_origin, NULL, /* no request_as: a child needs nothing of the caller */
+    "stdio",          stdio_start,      stdio_request, stdio_send,   stdio_broadcast, stdio_stop,
+    stdio_free,       stdio_status,     stdio_pids,    stdio_cancel, stdio_req_touch, stdio_req_set_waiting,
+    stdio_req_origin, stdio_request_as,
 };

@@ -144,6 +144,9 @@ typedef struct mg_upstream_caller {
      * as _meta["io.modelcontextprotocol/logLevel"] to a 2026-07-28 upstream, which has no
      * logging/setLevel and sends log messages only to requests that carry a level. */
     const char *log_level;
+    /* This request's hard cap in ms instead of limits.maxRequestMs (0: that one): a call the
+     * gateway runs as a task is bounded by the task's TTL, not by the cap of plain calls. */
+    uint64_t max_ms;
 } mg_upstream_caller_t;
 
 typedef struct mg_upstream_ops {

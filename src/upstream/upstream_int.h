@@ -312,6 +312,7 @@ struct mg_upstream_req {
     int sent;
     int64_t id; /* upstream id once sent */
     uint64_t timeout_ms, start_ms, touch_ms;
+    uint64_t max_ms; /* hard cap from start_ms (the pool's max_request_ms unless the caller set one) */
     uv_timer_t timer;
     mg_upstream_done_cb done_cb;
     mg_upstream_related_cb related_cb;

@@ -93,6 +93,24 @@ test('SDK task API: a slow call as a task outlives its client; a new connection 
   assert.equal(g.response?.error?.code, -32601, JSON.stringify(g.response || String(g.error)));
 });
 
+test("a task's call outlives limits.maxRequestMs (the cap of calls a client waits on); its TTL bounds it instead", async (t) => {
+  const gw = await t.gateway({
+    config: { mcpServers: { test: testserver() }, gateway: { limits: { requestTimeoutMs: 1000, maxRequestMs: 1000 } } },
+  });
+  const a = await connect(gw.url);
+  t.defer(() => a.close());
+  await a.client.listTools();
+  // the same call made plainly is cut at the cap
+  const plain = await a.client.callTool({ name: 'slow_compute', arguments: { seconds: 3, label: 'plain' } }).catch((e) => ({ error: e }));
+  const said = plain.error ? plain.error.message : textOf(plain);
+  assert.match(said, /did not (finish|answer) within 1000 ms/, said);
+  // as a task it runs to its end
+  const taskId = await startTask(a.client, 'slow_compute', { seconds: 3, label: 'long' });
+  const res = await a.client.experimental.tasks.getTaskResult(taskId, CallToolResultSchema);
+  assert.equal(textOf(res), 'slow_compute long finished after 3 s');
+  assert.equal((await a.client.experimental.tasks.getTask(taskId)).status, 'completed');
+});
+
 test('2025-11-25: the session that created a task hears notifications/tasks/status on its GET stream', async (t) => {
   const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
   const seen = [];
