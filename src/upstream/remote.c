@@ -286,6 +286,18 @@ static void add_hdr(mg_http_req_t *hr, const char **h, const char *name, const c
     }
 }
 
+/* 1 when v may go out as a trace context header: 1..max printable ASCII bytes, no leading space. */
+static int trace_header_ok(const char *v, size_t max)
+{
+    if (v == NULL || v[0] == '\0' || v[0] == ' ')
+        return 0;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++, n++)
+        if (*p < 0x20 || *p >= 0x7f || n >= max)
+            return 0;
+    return 1;
+}
+
 #define MODERN_VERSION "2026-07-28"
 
 /* 2026-07-28: the _meta every request carries (protocol version, client capabilities and info). */
@@ -992,6 +1004,16 @@ static void send_req(rreq_t *q)
         add_hdr(&hr, h, "mcp-method", method ? method : "");
         if (nm != NULL && (name = header_value(nm)) != NULL)
             add_hdr(&hr, h, "mcp-name", name);
+    }
+    /* W3C trace context (gateway.tracing writes it into _meta; a client may have): also as headers,
+     * where an HTTP server's tracing looks for it. Only printable values of sane length go out. */
+    json_t *tmeta = json_object_get(json_object_get(m, "params"), "_meta");
+    const char *tp = json_string_value(json_object_get(tmeta, "traceparent"));
+    const char *ts = json_string_value(json_object_get(tmeta, "tracestate"));
+    if (trace_header_ok(tp, 55)) {
+        add_hdr(&hr, h, "traceparent", tp);
+        if (trace_header_ok(ts, 512))
+            add_hdr(&hr, h, "tracestate", ts);
     }
     int rc = body ? mg_http_request(r->http, &hr, head_cb, body_cb, req_done_cb, x, &x->call) : MG_ENOMEM;
     json_decref(m);

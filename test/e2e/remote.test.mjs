@@ -479,3 +479,24 @@ test("a key in a remote server's URL query never shows: not in the log, /readyz,
   for (const [where, text] of [['log', gw.stderrText()], ['/readyz', JSON.stringify(down)], ['/status', status], ['check', out]])
     assert.ok(!text.includes(secret), `${where} shows the URL's key`);
 });
+
+test('a call carries its W3C trace context to a remote upstream as traceparent/tracestate headers (and in _meta)', async (t) => {
+  const u = await upstream(t);
+  const gw = await t.gateway({ config: { mcpServers: { r: { url: u.url } }, gateway: LOOPBACK } });
+  const cl = await client(t, gw);
+  const trace = crypto.randomBytes(16).toString('hex');
+  const parent = crypto.randomBytes(8).toString('hex');
+  const tp = `00-${trace}-${parent}-01`;
+  const r = await cl.callTool({ name: 'echo', arguments: { text: 'traced' }, _meta: { traceparent: tp, tracestate: 'vendor=abc' } });
+  assert.equal(textOf(r), 'traced');
+  const post = u.log.find((x) => x.method === 'POST' && x.body.includes('"traced"'));
+  assert.ok(post, 'the call reached the upstream');
+  assert.equal(post.headers.traceparent, tp, 'the header carries the context the call has');
+  assert.equal(post.headers.tracestate, 'vendor=abc');
+  assert.equal(JSON.parse(post.body).params._meta.traceparent, tp);
+  // a value that could split a header line never becomes one
+  await cl.callTool({ name: 'echo', arguments: { text: 'bad' }, _meta: { traceparent: `00-${trace}-${parent}-01\r\nx-injected: 1` } });
+  const bad = u.log.find((x) => x.method === 'POST' && x.body.includes('"bad"'));
+  assert.equal(bad.headers.traceparent, undefined);
+  assert.equal(bad.headers['x-injected'], undefined);
+});
