@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *m = mg_audit_messages(ctypes[data[0] & 3], body, len);
     size_t i;
     json_t *e;
-    json_array_foreach(m, i, e) (void)mg_audit_find_id(m, (json_int_t)i);
+    json_array_foreach(m, i, e)(void) mg_audit_find_id(m, (json_int_t)i);
     json_decref(m);
     (void)mg_audit_body_leaky(body, len);
 

@@ -99,8 +99,8 @@ typedef struct mg_server_config {
     struct mg_sandbox_config *sandbox; /* "sandbox" (sandbox_config.h), NULL = none */
     json_t *raw; /* the entry as written (a reference into the parsed file): what a reload compares,
                     whatever keys it has (mg_config_server_same) */
-    struct mg_remote_config *remote;   /* "url" & co. (remote_config.h): a remote server, reached over
-                                          HTTP (command is then NULL); NULL = a stdio server */
+    struct mg_remote_config *remote; /* "url" & co. (remote_config.h): a remote server, reached over
+                                        HTTP (command is then NULL); NULL = a stdio server */
 } mg_server_config_t;
 
 typedef struct mg_limits {
@@ -196,12 +196,12 @@ typedef struct mg_config {
     char **audit_publishers;         /* "gateway.audit.trustedPublishers": package scopes/names
                                         `mcpgate audit --config` trusts; NULL = the default list */
     size_t naudit_publishers;
-    mg_journal_config_t journal;     /* "gateway.journal" (config_ops.c) */
-    char *metrics_listen;            /* "gateway.metrics.listen": /metrics and /status on their own
-                                        address (host:port), NULL = on the main listener */
-    int watch_config;                /* "gateway.watchConfig": reload when the file changes */
-    json_t *raw_gateway;             /* the "gateway" object as written (a reference), NULL = none */
-    char digest[20];                 /* first 16 hex digits of SHA-256 of the text parsed */
+    mg_journal_config_t journal; /* "gateway.journal" (config_ops.c) */
+    char *metrics_listen;        /* "gateway.metrics.listen": /metrics and /status on their own
+                                    address (host:port), NULL = on the main listener */
+    int watch_config;            /* "gateway.watchConfig": reload when the file changes */
+    json_t *raw_gateway;         /* the "gateway" object as written (a reference), NULL = none */
+    char digest[20];             /* first 16 hex digits of SHA-256 of the text parsed */
     /* "gateway.egress" (remote_config.h): where remote upstreams may connect */
     struct mg_egress_config {
         struct mg_cidr *allow; /* "allowCidrs" parsed */
