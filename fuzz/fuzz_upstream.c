@@ -85,7 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mg_limits_t limits;
     mg_limits_default(&limits);
     limits.max_line_bytes = 2048; /* small, so over-long lines are reachable */
-    mg_upstream_opts_t opts = {&server, &limits, "mcpgate-fuzz", "0", 0};
+    mg_upstream_opts_t opts = {
+        .server = &server, .limits = &limits, .client_name = "mcpgate-fuzz", .client_version = "0"};
     mg_upstream_hooks_t hooks = {fz_message_cb, NULL};
     mg_upstream_t *up = NULL;
     if (mg_upstream_new(&loop, &opts, &hooks, NULL, &up) != 0)

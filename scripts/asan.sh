@@ -37,12 +37,18 @@ if [[ $# -eq 0 ]]; then
     # ASan's 5-10x slowdown on a shared 2-core machine their timing assumptions (e.g. an SDK client's
     # GET stream being open before a notification is sent) stop holding, and they then measure the
     # machine, not the gateway. They run in the release e2e phase; their C code runs under ASan in
-    # test_store and every other e2e file. MG_ASAN_ALL=1 runs them here too.
+    # test_store and every other e2e file. Two long files run in the release phase only because
+    # their C code is under ASan elsewhere at a fraction of the time (keeping `make test` within its
+    # budget): audit.test.mjs (test_audit and fuzz_audit) and journal.test.mjs (test_journal). MG_ASAN_ALL=1
+    # runs all of them here too.
     files=()
     for f in test/e2e/*.test.mjs; do
         case "$(basename "$f")" in
         replicas.test.mjs | replicas-pg.test.mjs | tasks-pg.test.mjs | sentinel.test.mjs | ratelimit-replicas.test.mjs)
             [[ "${MG_ASAN_ALL:-0}" == 1 ]] && files+=("$(basename "$f")") || echo "asan: skipping $(basename "$f") (multi-replica load test; runs in the release phase)"
+            ;;
+        audit.test.mjs | journal.test.mjs)
+            [[ "${MG_ASAN_ALL:-0}" == 1 ]] && files+=("$(basename "$f")") || echo "asan: skipping $(basename "$f") (long; its C code runs under ASan in its unit test and fuzz target; runs in the release phase)"
             ;;
         *) files+=("$(basename "$f")") ;;
         esac

@@ -1101,7 +1101,7 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         msg = NULL; /* mg_upstream_request() answers MG_EINVAL, as it did when json_pack() failed */
     }
     /* the caller's token, for upstreams that act on its behalf (token exchange); never sent as is */
-    mg_upstream_caller_t caller = {NULL};
+    mg_upstream_caller_t caller = {.subject_token = NULL};
     char *bearer = NULL;
     if (c->x != NULL && c->x->req != NULL) {
         ssize_t hi = h2o_find_header(&c->x->req->headers, H2O_TOKEN_AUTHORIZATION, -1);

@@ -176,7 +176,7 @@ static void export_now(mg_trace_t *t)
         memcpy(o, tail, sizeof tail);
     }
     queue_drop(t, n);
-    const char *hdrs[] = {"content-type", "application/json", "user-agent", "mcpgate/" MG_VERSION};
+    const char *hdrs[] = {"content-type", "application/json", "user-agent", ("mcpgate/" MG_VERSION)};
     mg_http_req_t r = {.url = t->endpoint,
                        .headers = hdrs,
                        .nheaders = 2,
