@@ -433,8 +433,7 @@ static void test_parsers(void **state)
     assert_true(LEAKY("<!DOCTYPE html><html>"));
     assert_true(LEAKY("Traceback (most recent call last):\n  File \"a.py\", line 3"));
     assert_true(LEAKY("{\"error\":\"at x (/app/node_modules/y.js:1:2)\"}"));
-    assert_false(
-        LEAKY("{\"jsonrpc\":\"2.0\",\"error\":{\"message\":\"<html> is not JSON\"}}"));
+    assert_false(LEAKY("{\"jsonrpc\":\"2.0\",\"error\":{\"message\":\"<html> is not JSON\"}}"));
     assert_false(LEAKY("Not Found"));
 }
 
