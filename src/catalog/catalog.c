@@ -24,13 +24,7 @@
 
 static const char *methods[MG_LIST_COUNT] = {"tools/list", "prompts/list", "resources/list",
                                              "resources/templates/list"};
-static const char *keys[MG_LIST_COUNT] = {"tools", "prompts", "resources", "resourceTemplates"};
 static const char *cap_names[MG_LIST_COUNT] = {"tools", "prompts", "resources", "resources"};
-
-const char *mg__list_key(mg_list_kind_t k)
-{
-    return keys[k];
-}
 
 /* ---- pools ---- */
 
@@ -44,7 +38,7 @@ static void on_state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data
 {
     mg_pool_t *p = data;
     if (state == MG_UPSTREAM_READY) /* instructions against mcpgate.lock and the scanner (src/policy/) */
-        mg_policy_upstream_ready(p->gw->policy, p);
+        mg_policy_upstream_ready(p->gw->policy, p->srv->index, mg_upstream_init_result(p->up));
     if (state == MG_UPSTREAM_READY && !p->was_ready) {
         p->was_ready = 1;
         int had = 0;
@@ -152,7 +146,7 @@ static void page_done_cb(mg_upstream_req_t *req, int err, json_t *response, cons
     mg_list_kind_t k = f->kind;
     free(f);
     json_t *result = response ? json_object_get(response, "result") : NULL;
-    json_t *items = json_object_get(result, keys[k]);
+    json_t *items = json_object_get(result, mg_list_key(k));
     if (err != 0 || !json_is_array(items)) {
         mg_log_json(MG_LOG_WARN, "upstream list failed; its entries are left out of the catalog",
                     json_pack("{s:s,s:s,s:s}", "upstream", p->srv->cfg->name, "method", methods[k], "error",
@@ -170,7 +164,7 @@ static void page_done_cb(mg_upstream_req_t *req, int err, json_t *response, cons
     }
     json_decref(p->lists[k]);
     /* Pinning and scanning (src/policy/): blocked entries leave the list before it is cached. */
-    mg_policy_list_fetched(p->gw->policy, p, k, p->acc[k]);
+    mg_policy_list_fetched(p->gw->policy, p->srv->index, k, p->acc[k]);
     p->lists[k] = p->acc[k];
     p->acc[k] = NULL;
     mg_list_waiter_t *w = p->waiters[k];

@@ -12,7 +12,7 @@
 #include "../common/err.h"
 #include "../http/status.h"
 #include "../jsonrpc/jsonrpc.h"
-#include "../toolsearch/runtime.h"
+#include "toolsearch_hooks.h"
 #include "cluster_int.h"
 
 #define H2O_USE_LIBUV 1
@@ -198,7 +198,7 @@ mg_session_t *mg__cluster_adopt(mg_cluster_t *cl, const char *scope, const char 
         snprintf(s->scope, sizeof s->scope, "%s", scope);
         s->principal = mg__cluster_principal_from(json_object_get(rec, "principal"));
         const char *profile = json_string_value(json_object_get(rec, "profile"));
-        mg_toolsearch_session_open(s, profile ? profile : "");
+        mg__toolsearch_session_open(s, profile ? profile : "");
         s->initialized = 1;
     }
     json_t *lvl = json_object_get(rec, "logLevel");

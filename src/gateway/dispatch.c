@@ -18,7 +18,7 @@
 #include "gateway_int.h"
 #include "auth_hooks.h"
 #include "../policy/hooks.h"
-#include "../toolsearch/runtime.h"
+#include "toolsearch_hooks.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -274,7 +274,7 @@ static void call_finish(mg_call_t *c, const json_t *resp)
     mg__journal_call_end(c, resp);
     mg__status_call_end(c, resp);
     if (c->rate_job != NULL)
-        mg_policy_rate_cancel(c); /* its shared-store answer is dropped */
+        mg_policy_rate_cancel(&c->rate_job); /* its shared-store answer is dropped */
     if (c->fwd != NULL)
         mg__cluster_call_done(c); /* forwarded to another replica: stop listening to it */
     if (c->task != NULL)
@@ -1221,8 +1221,8 @@ static void merge_and_answer(list_job_t *j)
                 free(exposed);
             }
             if (j->kind == MG_LIST_TOOLS && /* gateway.tools and server filters (src/toolsearch/) */
-                !mg_toolsearch_allows(c, i, json_string_value(json_object_get(item, "name")) ?: "",
-                                      json_string_value(json_object_get(copy, "name")) ?: "")) {
+                !mg__toolsearch_allows(c, i, json_string_value(json_object_get(item, "name")) ?: "",
+                                       json_string_value(json_object_get(copy, "name")) ?: "")) {
                 json_decref(copy);
                 continue;
             }
@@ -1245,7 +1245,7 @@ static void merge_and_answer(list_job_t *j)
     }
     if (j->kind == MG_LIST_TOOLS) { /* lazy view and compaction, or the search tool's answer */
         json_t *answer = NULL;
-        all = mg_toolsearch_tools(c, all, &answer);
+        all = mg__toolsearch_tools(c, all, &answer);
         if (answer != NULL || strcmp(c->method, "tools/call") == 0) {
             json_decref(all);
             list_job_free(j);
@@ -1274,14 +1274,14 @@ static void merge_and_answer(list_job_t *j)
     for (size_t k = offset; k < json_array_size(all) && k < offset + page; k++)
         json_array_append(items, json_array_get(all, k));
     json_t *res = json_object();
-    json_object_set_new(res, mg__list_key(j->kind), items);
+    json_object_set_new(res, mg_list_key(j->kind), items);
     if (offset + page < json_array_size(all)) {
         char nc[40];
         snprintf(nc, sizeof nc, "mg1.%zu", offset + page);
         json_object_set_new(res, "nextCursor", json_string(nc));
     }
     if (j->kind == MG_LIST_TOOLS)
-        mg_toolsearch_list_hints(c, res);
+        mg__toolsearch_list_hints(c, res);
     json_decref(all);
     list_job_free(j);
     call_result(c, res);
@@ -1455,8 +1455,9 @@ static void call_run(mg_call_t *c);
 
 /* gateway.rateLimits (src/policy/): the decision's headers and status go into a plain JSON answer
  * (429, or 503 when the shared store did not answer); a refused call is answered here. */
-static void rate_done_cb(mg_call_t *c, json_t *msg, mg_policy_rate_decision_t *d)
+static void rate_done_cb(void *data, mg_policy_rate_decision_t *d)
 {
+    mg_call_t *c = data;
     mg_exchange_t *x = c->x;
     if (x != NULL && x->req != NULL && !x->batch && x->stream == NULL) {
         mg__http_add_headers(x->req, &d->headers);
@@ -1465,7 +1466,7 @@ static void rate_done_cb(mg_call_t *c, json_t *msg, mg_policy_rate_decision_t *d
     }
     if (!d->allowed) {
         c->refusal = "rateLimit";
-        call_error(c, MG_ERATELIMIT, d->message, d->data);
+        call_error(c, d->err, d->message, d->data);
         return;
     }
     json_decref(d->data);
@@ -1479,7 +1480,18 @@ static call_rc_t phase_rate(mg_call_t *c)
         return CALL_NEXT;
     char peer[64]; /* the key of a caller without a principal */
     mg__req_peer(c->x != NULL ? c->x->req : NULL, peer, sizeof peer);
-    return mg_policy_rate_take(c, c->msg, peer, rate_done_cb) == 0 ? CALL_AGAIN : CALL_NEXT;
+    const mg_principal_t *p = mg__auth_call_principal(c);
+    mg_policy_rate_call_t rc = {
+        .method = c->method,
+        .tool = strcmp(c->method, "tools/call") == 0 ? json_string_value(json_object_get(c->params, "name"))
+                                                     : NULL,
+        .principal = p != NULL ? p->key : NULL,
+        .tenant = p != NULL ? p->tenant : NULL,
+        .peer = peer,
+        .now_ms = uv_now(c->gw->loop),
+    };
+    return mg_policy_rate_take(c->gw->policy, &rc, rate_done_cb, c, &c->rate_job) == 0 ? CALL_AGAIN
+                                                                                       : CALL_NEXT;
 }
 
 static void dispatch_method(mg_call_t *c, json_t *msg);
@@ -1494,7 +1506,7 @@ static call_rc_t route_by_name(mg_call_t *c, const char *name, mg_list_kind_t ki
         i = -1; /* outside the caller's policy: answered as unknown, as tools/list never showed it */
         c->refusal = "authRules";
     }
-    if (i >= 0 && kind == MG_LIST_TOOLS && !mg_toolsearch_allows(c, (size_t)i, original, name)) {
+    if (i >= 0 && kind == MG_LIST_TOOLS && !mg__toolsearch_allows(c, (size_t)i, original, name)) {
         i = -1; /* hidden by gateway.tools or the server's tool filter: unknown, as in tools/list */
         c->refusal = "toolFilter";
     }
@@ -1533,7 +1545,7 @@ static call_rc_t phase_route(mg_call_t *c)
         return CALL_DONE;
     }
     const char *name = json_string_value(json_object_get(c->params, "name"));
-    if (strcmp(m, "tools/call") == 0 && !mg_toolsearch_is_search(c, name))
+    if (strcmp(m, "tools/call") == 0 && !mg__toolsearch_is_search(c, name))
         return route_by_name(c, name, MG_LIST_TOOLS);
     if (strcmp(m, "prompts/get") == 0)
         return route_by_name(c, name, MG_LIST_PROMPTS);

@@ -12,7 +12,7 @@
 #include "../common/str.h"
 #include "gateway_int.h"
 #include "../jsonrpc/jsonrpc.h"
-#include "../toolsearch/runtime.h"
+#include "toolsearch_hooks.h"
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
@@ -78,10 +78,10 @@ void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64
     int pdup = 0;
     h2o_iovec_t ph = mg__req_header(req, "mcpgate-profile", &pdup);
     int has_q = req->query_at != SIZE_MAX;
-    if (pdup ||
-        mg_toolsearch_profile_select(gw, ph.base, ph.len, has_q ? req->path.base + req->query_at + 1 : NULL,
-                                     has_q ? req->path.len - req->query_at - 1 : 0, profile, sizeof profile,
-                                     pwhy, sizeof pwhy) != 0) {
+    if (pdup || mg_toolsearch_profile_select(&gw->cfg->tools, ph.base, ph.len,
+                                             has_q ? req->path.base + req->query_at + 1 : NULL,
+                                             has_q ? req->path.len - req->query_at - 1 : 0, profile,
+                                             sizeof profile, pwhy, sizeof pwhy) != 0) {
         json_t *e = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_EPARAMS),
                                  pdup ? "Mcpgate-Profile header given twice" : pwhy, NULL);
         mg__http_send_json(req, mg_err_http_status(MG_EPARAMS), e, NULL, 0);
@@ -104,7 +104,7 @@ void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64
         mg__http_log(gw, "POST", "initialize", NULL, NULL, 503, start_ms);
         return;
     }
-    mg_toolsearch_session_open(s, profile); /* out of memory: the defaults apply */
+    mg__toolsearch_session_open(s, profile); /* out of memory: the defaults apply */
     json_t *resp = mg_rpc_result(mg_rpc_id(msg), mg__initialize_result(gw, version));
     /* Bound to its creator: every later request must come from the same principal (auth). */
     s->principal = mg_principal_ref(mg_auth_principal_of(gw->auth, req));

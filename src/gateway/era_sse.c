@@ -27,7 +27,7 @@
 #include "../common/log.h"
 #include "../common/str.h"
 #include "../jsonrpc/jsonrpc.h"
-#include "../toolsearch/runtime.h"
+#include "toolsearch_hooks.h"
 #include "gateway_int.h"
 
 #define H2O_USE_LIBUV 1
@@ -170,10 +170,10 @@ void mg__sse_open(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms)
     int pdup = 0;
     h2o_iovec_t ph = mg__req_header(req, "mcpgate-profile", &pdup);
     int has_q = req->query_at != SIZE_MAX;
-    if (pdup ||
-        mg_toolsearch_profile_select(gw, ph.base, ph.len, has_q ? req->path.base + req->query_at + 1 : NULL,
-                                     has_q ? req->path.len - req->query_at - 1 : 0, profile, sizeof profile,
-                                     why, sizeof why) != 0) {
+    if (pdup || mg_toolsearch_profile_select(&gw->cfg->tools, ph.base, ph.len,
+                                             has_q ? req->path.base + req->query_at + 1 : NULL,
+                                             has_q ? req->path.len - req->query_at - 1 : 0, profile,
+                                             sizeof profile, why, sizeof why) != 0) {
         mg__http_fail(gw, req, MG_EPARAMS, pdup ? "Mcpgate-Profile header given twice" : why, start_ms);
         return;
     }
@@ -245,7 +245,7 @@ static void sse_initialize(mg_gateway_t *gw, mg_session_t *s, const json_t *msg)
             json_decref(s->caps);
             s->caps = json_incref(caps);
         }
-        mg_toolsearch_session_open(s, s->sse->profile); /* out of memory: the defaults apply */
+        mg__toolsearch_session_open(s, s->sse->profile); /* out of memory: the defaults apply */
         s->sse->initialized = 1;
         out = mg_rpc_result(mg_rpc_id(msg), mg__initialize_result(gw, version));
         json_t *ci = json_object_get(params, "clientInfo");

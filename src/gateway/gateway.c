@@ -5,7 +5,7 @@
  */
 #include "gateway_int.h"
 #include "../policy/hooks.h"
-#include "../toolsearch/runtime.h"
+#include "toolsearch_hooks.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../obs/journal.h"
@@ -95,11 +95,14 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     mg__tasks_init(gw);
     if (gw->task_store == NULL)
         return MG_ENOMEM; /* startup only: the process exits */
-    if (mg_toolsearch_new(gw) != 0)
+    if (mg__toolsearch_start(gw) != 0)
         return MG_ENOMEM; /* startup only: the process exits */
     /* Pinning, scanning, rate limits (src/policy/); startup only: serve validated the policy before. */
-    if (mg_policy_new(gw, &gw->policy) != 0)
+    if (mg_policy_new(cfg, gw->server_cap, &gw->policy) != 0)
         return MG_ENOMEM;
+    for (size_t i = 0; i < gw->nservers; i++)
+        if (mg_policy_server_added(gw->policy, i, gw->servers[i].cfg) != 0)
+            return MG_ENOMEM;
     if (cfg->auth != NULL && mg_auth_new(loop, cfg->auth, &gw->auth) != 0)
         return MG_ENOMEM; /* never run unauthenticated when auth is configured (startup only: exits) */
     /* gateway.tracing (src/trace/): spans exported over OTLP/HTTP; off when absent. */
@@ -449,7 +452,7 @@ void mg_gateway_free(mg_gateway_t *gw)
         gw->store->ops->free(gw->store);
     mg_map_dispose(&gw->sessions);
     mg__modern_free(gw);
-    mg_toolsearch_free(gw);
+    mg__toolsearch_stop(gw);
     mg_policy_free(gw->policy);
     mg_auth_free(gw->auth);
     mg_trace_free(gw->trace);

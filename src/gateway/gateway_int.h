@@ -30,6 +30,7 @@
 #include "../auth/auth.h"
 #include "../common/log.h"
 #include "../common/map.h"
+#include "../common/mcp_list.h"
 #include "../config/config.h"
 #include "../http/sse.h"
 #include "../jsonrpc/jsonrpc.h"
@@ -53,14 +54,6 @@
 
 /* Returns the rank (1..3) of a supported session-era revision, 0 when unsupported. */
 int mg_version_rank(const char *v);
-
-typedef enum mg_list_kind {
-    MG_LIST_TOOLS = 0,
-    MG_LIST_PROMPTS,
-    MG_LIST_RESOURCES,
-    MG_LIST_TEMPLATES,
-    MG_LIST_COUNT
-} mg_list_kind_t;
 
 typedef struct mg_gateway mg_gateway_t;
 typedef struct mg_session mg_session_t;
@@ -172,7 +165,8 @@ struct mg_session {
     int log_rank;      /* minimum logging level forwarded (0 = debug) */
     int log_set;       /* the client sent logging/setLevel: it asked for the servers' logs */
     json_t *subs;      /* uri -> true */
-    /* Selected tool profile and tools added by search_tools (toolsearch/runtime.h). */
+    /* Selected tool profile and tools added by search_tools (toolsearch/runtime.h,
+     * gateway/toolsearch_hooks.h). */
     struct mg_toolsearch_session *ts;
     /* who created it (auth); requests of anyone else get 404. NULL = no auth */
     mg_principal_t *principal;
@@ -246,7 +240,8 @@ struct mg_call {
     const char *route_original; /* the name the upstream knows (points into params' name) */
     mg_pool_t *route_pool;
     int finished;
-    void *rate_job; /* a rate-limit take in flight (policy/hooks.c); call_finish cancels it */
+    struct mg_policy_rate_job *rate_job; /* a rate-limit take in flight (policy/hooks.h); call_finish
+                                          * cancels it */
     mg_call_t *next, *prev;
     mg_fwd_t *fwd; /* cluster: forwarded to the replica that runs the session's children */
     /* gateway.tracing (NULL when not traced): the call's server span, the span of the call phase
@@ -282,7 +277,7 @@ typedef struct mg_listener {
 
 struct mg_gateway {
     uv_loop_t *loop;
-    /* Tool search indexes and counters (toolsearch/runtime.h). */
+    /* Tool search indexes and counters (toolsearch/runtime.h, gateway/toolsearch_hooks.h). */
     struct mg_toolsearch *ts;
     /* gateway.auth runtime, NULL without auth */
     mg_auth_t *auth;
@@ -684,7 +679,6 @@ void mg__pool_invalidate(mg_pool_t *p, int kind /* -1 = all */);
 mg_pool_t *mg__pool_peek(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *p, size_t i);
 /* Tenant key of a principal for isolation "tenant" ("" without auth: one pool). */
 const char *mg__tenant_of(const mg_principal_t *p);
-const char *mg__list_key(mg_list_kind_t k);
 /* Exposed name for (server, original) and its reverse; reverse returns the server index or -1. */
 char *mg__catalog_expose(const mg_gw_server_t *srv, const char *name);
 long mg__catalog_route_name(mg_gateway_t *gw, const char *exposed, const char **original);

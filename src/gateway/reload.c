@@ -223,6 +223,7 @@ static void restart_server(struct mg_reload *r, mg_gw_server_t *srv, const mg_se
 static void remove_server(struct mg_reload *r, mg_gw_server_t *srv)
 {
     srv->removed = 1;
+    mg_policy_server_removed(r->gw->policy, srv->index);
     if (srv->shared != NULL) {
         drain_add(r, srv->shared, 0);
         srv->shared = NULL;
@@ -246,7 +247,7 @@ static int add_server(struct mg_reload *r, const mg_server_config_t *sc)
     mg_gw_server_t *srv = mg__server_slot_add(gw, sc);
     if (srv == NULL)
         return MG_ENOMEM;
-    if (mg_policy_server_added(gw->policy, srv->index) != 0)
+    if (mg_policy_server_added(gw->policy, srv->index, sc) != 0)
         mg_log_json(MG_LOG_ERROR, "reload: the policy has no room for an added server",
                     json_pack("{s:s}", "upstream", sc->name));
     if (sc->isolation == MG_ISOLATION_SHARED && mg__pool_new(gw, srv, NULL, NULL, &srv->shared) != 0) {

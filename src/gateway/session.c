@@ -8,7 +8,7 @@
  * an object inside its own callback). Read next: gateway/era_legacy.c (who calls this).
  */
 #include "gateway_int.h"
-#include "../toolsearch/runtime.h"
+#include "toolsearch_hooks.h"
 #include "../common/codec.h"
 #include "../common/err.h"
 #include "../common/log.h"
@@ -130,7 +130,7 @@ static void session_free(mg_session_t *s)
     json_decref(s->client_info);
     json_decref(s->subs);
     mg_principal_unref(s->principal);
-    mg_toolsearch_session_close(s);
+    mg__toolsearch_session_close(s);
     mg__sse_session_free(s);
     free(s->pools);
     free(s);

@@ -6,7 +6,7 @@
  * across collectors). Collectors run on the loop, synchronously, and must be cheap: read state,
  * never wait. Label values are escaped here; names are the caller's (use mcpgate_<noun>_<unit>).
  * Nothing here may carry a secret: metrics are readable by anyone who can reach the port.
- * Read next: http/server.c (the route), toolsearch/runtime.c (a collector).
+ * Read next: http/server.c (the route), gateway/toolsearch_hooks.c (a collector).
  */
 #ifndef MG_METRICS_H
 #define MG_METRICS_H

@@ -11,7 +11,6 @@
  * Read next: lock.h (what is compared), scan.h (findings), ratelimit.h (buckets).
  */
 #include "hooks.h"
-#include "../gateway/auth_hooks.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../http/status.h"
@@ -44,10 +43,10 @@ typedef struct pin_server {
     int instr_blocked;
     json_t *instr_findings;
     uint64_t drift_total;
+    int removed; /* a reload removed the server: no shadowing, no metrics */
 } pin_server_t;
 
 struct mg_policy {
-    mg_gateway_t *gw;
     const mg_config_t *cfg;
     json_t *lock;
     char *lock_path;
@@ -56,7 +55,7 @@ struct mg_policy {
     int scanner_lazy;      /* 1 until that first use */
     mg_severity_t block_at;
     pin_server_t *servers;
-    size_t n;
+    size_t n, cap;
     json_t *seen;
     mg_rl_store_t *rl;
     int rl_shared;           /* rl is the Redis store of every replica */
@@ -213,13 +212,12 @@ static int take_scanner(const mg_config_t *cfg, mg_scanner_t **out, char *why, s
 
 static void collect_cb(mg_metrics_out_t *out, void *data);
 
-/* Fills pol->servers[i] for the gateway's server i and logs its policy line. */
-static void server_init(mg_policy_t *pol, mg_gateway_t *gw, size_t i)
+/* Fills pol->servers[i] for server entry sc and logs its policy line. */
+static void server_init(mg_policy_t *pol, size_t i, const mg_server_config_t *sc)
 {
     pin_server_t *ps = &pol->servers[i];
-    const mg_server_config_t *sc = gw->servers[i].cfg;
     ps->name = sc->name;
-    mg_pin_mode_t m = mg_policy_pin_mode(gw->cfg, sc);
+    mg_pin_mode_t m = mg_policy_pin_mode(pol->cfg, sc);
     ps->lock = pol->lock ? json_object_get(json_object_get(pol->lock, "servers"), sc->name) : NULL;
     /* A shared legacy mcpgate.lock says nothing about a server it does not list (another
      * config's lock run wrote it): such a server is unpinned, as without a lockfile. */
@@ -227,7 +225,7 @@ static void server_init(mg_policy_t *pol, mg_gateway_t *gw, size_t i)
     ps->pin = m == MG_PIN_UNSET ? (locked ? MG_PIN_BLOCK : MG_PIN_OFF) : m;
     if (pol->lock == NULL && ps->pin == MG_PIN_WARN)
         ps->pin = MG_PIN_OFF; /* nothing to compare with; said in the log line below */
-    ps->scan = mg_policy_scan_mode(gw->cfg, sc);
+    ps->scan = mg_policy_scan_mode(pol->cfg, sc);
     ps->tool_names = json_object();
     ps->instr = "unchecked";
     json_t *f =
@@ -249,19 +247,18 @@ static void server_init(mg_policy_t *pol, mg_gateway_t *gw, size_t i)
                 f);
 }
 
-int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
+int mg_policy_new(const mg_config_t *cfg, size_t cap, mg_policy_t **out)
 {
     mg_policy_t *pol = calloc(1, sizeof *pol);
     if (pol == NULL)
         return MG_ENOMEM;
-    pol->gw = gw;
-    pol->cfg = gw->cfg;
+    pol->cfg = cfg;
     pol->seen = json_object();
-    pol->block_at = gw->cfg->policy ? gw->cfg->policy->scan.block_at : MG_SEV_HIGH;
+    pol->block_at = cfg->policy ? cfg->policy->scan.block_at : MG_SEV_HIGH;
     char why[600];
-    pol->scanner_lazy = builtin_rules_only(gw->cfg) && need_scanner(gw->cfg); /* see scanner() */
-    if (load_lock(gw->cfg, &pol->lock, &pol->lock_path, &pol->lock_legacy, why, sizeof why) != 0 ||
-        (!builtin_rules_only(gw->cfg) && take_scanner(gw->cfg, &pol->scanner, why, sizeof why) != 0)) {
+    pol->scanner_lazy = builtin_rules_only(cfg) && need_scanner(cfg); /* see scanner() */
+    if (load_lock(cfg, &pol->lock, &pol->lock_path, &pol->lock_legacy, why, sizeof why) != 0 ||
+        (!builtin_rules_only(cfg) && take_scanner(cfg, &pol->scanner, why, sizeof why) != 0)) {
         mg_log_json(MG_LOG_ERROR, "policy cannot start", json_pack("{s:s}", "error", why));
         mg_policy_free(pol);
         return MG_ECONFIG;
@@ -272,21 +269,19 @@ int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
                  "lockfile %s does not exist: this config's pins are read from %s, the lockfile older "
                  "versions shared between every config of the directory (left as it is); write this "
                  "config's own with mcpgate lock --config %s",
-                 pol->lock_path, pol->lock_legacy, gw->cfg->path);
+                 pol->lock_path, pol->lock_legacy, cfg->path);
         mg_log_json(MG_LOG_WARN, m,
                     json_pack("{s:s,s:s,s:s,s:I}", "lockfile", pol->lock_path, "read_from", pol->lock_legacy,
-                              "config", gw->cfg->path ? gw->cfg->path : "", "servers_pinned",
+                              "config", cfg->path ? cfg->path : "", "servers_pinned",
                               (json_int_t)json_object_size(json_object_get(pol->lock, "servers"))));
     }
-    pol->n = gw->nservers;
-    pol->servers = calloc(gw->server_cap ? gw->server_cap : 1, sizeof *pol->servers); /* reloads add */
+    pol->cap = cap ? cap : 1;
+    pol->servers = calloc(pol->cap, sizeof *pol->servers); /* mg_policy_server_added fills them */
     if (pol->servers == NULL) {
         mg_policy_free(pol);
         return MG_ENOMEM;
     }
-    for (size_t i = 0; i < pol->n; i++)
-        server_init(pol, gw, i);
-    const mg_rate_config_t *rc = gw->cfg->policy ? &gw->cfg->policy->rate : NULL;
+    const mg_rate_config_t *rc = cfg->policy ? &cfg->policy->rate : NULL;
     if (rc != NULL && rc->enabled && (pol->rl = mg_rl_store_local_new(MAX_BUCKETS)) == NULL) {
         mg_policy_free(pol);
         return MG_ENOMEM;
@@ -296,15 +291,21 @@ int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out)
     return 0;
 }
 
-int mg_policy_server_added(mg_policy_t *pol, size_t i)
+int mg_policy_server_added(mg_policy_t *pol, size_t i, const mg_server_config_t *sc)
 {
     if (pol == NULL)
         return 0;
-    if (i != pol->n || i >= pol->gw->server_cap)
+    if (i != pol->n || i >= pol->cap || sc == NULL)
         return MG_EINVAL;
-    server_init(pol, pol->gw, i);
+    server_init(pol, i, sc);
     pol->n = i + 1;
     return 0;
+}
+
+void mg_policy_server_removed(mg_policy_t *pol, size_t i)
+{
+    if (pol != NULL && i < pol->n)
+        pol->servers[i].removed = 1;
 }
 
 /* "local" or "shared": where next's rate limits would count (cluster: a shared session store). */
@@ -398,7 +399,7 @@ static json_t *others_for(mg_policy_t *pol, size_t i)
 {
     json_t *o = json_object();
     for (size_t j = 0; j < pol->n; j++) {
-        if (j == i || pol->gw->servers[j].removed)
+        if (j == i || pol->servers[j].removed)
             continue;
         const char *name;
         json_t *v;
@@ -437,13 +438,12 @@ static const char *item_id(mg_list_kind_t k, const json_t *item)
                                                                             : "name"));
 }
 
-void mg_policy_list_fetched(mg_policy_t *pol, mg_pool_t *p, mg_list_kind_t kind, json_t *items)
+void mg_policy_list_fetched(mg_policy_t *pol, size_t si, mg_list_kind_t kind, json_t *items)
 {
-    if (pol == NULL || p->srv->index >= pol->n || !json_is_array(items))
+    if (pol == NULL || si >= pol->n || !json_is_array(items))
         return;
-    size_t si = p->srv->index;
     pin_server_t *ps = &pol->servers[si];
-    const char *key = mg__list_key(kind);
+    const char *key = mg_list_key(kind);
     int lk = mg_lock_kind_index(key);
     int pinning = lk >= 0 && ps->pin != MG_PIN_OFF;
     int scanning = ps->scan != MG_SCAN_OFF && scanner(pol) != NULL;
@@ -581,12 +581,12 @@ void mg_policy_list_fetched(mg_policy_t *pol, mg_pool_t *p, mg_list_kind_t kind,
     ps->state[kind] = state;
 }
 
-void mg_policy_upstream_ready(mg_policy_t *pol, mg_pool_t *p)
+void mg_policy_upstream_ready(mg_policy_t *pol, size_t si, const json_t *init_result)
 {
-    if (pol == NULL || p->srv->index >= pol->n)
+    if (pol == NULL || si >= pol->n)
         return;
-    pin_server_t *ps = &pol->servers[p->srv->index];
-    const char *text = json_string_value(json_object_get(mg_upstream_init_result(p->up), "instructions"));
+    pin_server_t *ps = &pol->servers[si];
+    const char *text = json_string_value(json_object_get(init_result, "instructions"));
     if (text != NULL && text[0] == '\0')
         text = NULL;
     ps->instr_blocked = 0;
@@ -622,7 +622,7 @@ void mg_policy_upstream_ready(mg_policy_t *pol, mg_pool_t *p)
     json_decref(ps->instr_findings);
     ps->instr_findings = NULL;
     if (text != NULL && ps->scan != MG_SCAN_OFF && scanner(pol) != NULL) {
-        json_t *others = others_for(pol, p->srv->index);
+        json_t *others = others_for(pol, si);
         json_t *f = mg_scan_instructions(scanner(pol), text, others);
         json_decref(others);
         if (json_array_size(f) > 0) {
@@ -676,7 +676,7 @@ int mg_policy_call_verified(mg_policy_t *pol, size_t i, mg_list_kind_t kind, con
             why, n,
             "%s '%s' of upstream '%s' cannot be verified: its %s list is unavailable (pinning/scanning is "
             "\"block\")",
-            kind_word(kind), original ? original : "", ps->name, mg__list_key(kind));
+            kind_word(kind), original ? original : "", ps->name, mg_list_key(kind));
         *data = json_pack("{s:s,s:s,s:s}", "upstream", ps->name, "name", original ? original : "", "reason",
                           "unverified");
     } else if (json_is_true(json_object_get(st, "blocked")) && pin != NULL) {
@@ -797,11 +797,12 @@ void mg_policy_readyz(mg_policy_t *pol, size_t i, json_t *u)
 
 /* ---- rate limits ---- */
 
-typedef struct rate_job {
-    mg_call_t *c; /* NULL once the call ended while the take was in flight (mg_policy_rate_cancel) */
+typedef struct mg_policy_rate_job {
+    mg_policy_rate_job_t **slot; /* the caller's handle; NULL once cancelled (mg_policy_rate_cancel) */
     mg_policy_t *pol;
-    json_t *msg;
+    char *method; /* for the log lines */
     mg_policy_rate_done_cb done;
+    void *data;
     mg_rl_key_t keys[3];
     char *keybufs[3];
     size_t n;
@@ -837,7 +838,7 @@ static void rate_headers(mg_policy_rate_decision_t *d, const mg_rl_key_t *k, con
 
 static void rate_job_free(rate_job_t *j)
 {
-    json_decref(j->msg);
+    free(j->method);
     for (size_t i = 0; i < j->n; i++)
         free(j->keybufs[i]);
     free(j);
@@ -846,7 +847,6 @@ static void rate_job_free(rate_job_t *j)
 /* The shared store did not answer: refuse with 503 + Retry-After (fail closed, as sessions do). */
 static void rate_unavailable(rate_job_t *j)
 {
-    mg_call_t *c = j->c;
     mg_policy_t *pol = j->pol;
     pol->rl_unavailable++;
     if (!pol->rl_failing) {
@@ -854,25 +854,25 @@ static void rate_unavailable(rate_job_t *j)
         mg_log_json(MG_LOG_WARN,
                     "rate-limit store unavailable: limited calls get 503 until Redis answers again "
                     "(see /readyz for the session store's state)",
-                    json_pack("{s:s}", "method", c->method));
+                    json_pack("{s:s}", "method", j->method));
     }
     mg_policy_rate_decision_t d = {0};
+    d.err = MG_ERATELIMIT;
     d.status = 503;
     headers_add(&d.headers, "retry-after", "1", 1);
     d.message = "Service Unavailable: the shared rate-limit store (Redis) did not answer; retry in 1 s";
     d.data = json_pack("{s:s,s:I}", "limit", "store", "retryAfterMs", (json_int_t)1000);
-    j->done(c, j->msg, &d);
+    j->done(j->data, &d);
 }
 
 static void rate_done(void *data, const mg_rl_result_t *r)
 {
     rate_job_t *j = data;
-    mg_call_t *c = j->c;
-    if (c == NULL) { /* the call ended meanwhile: nothing to answer */
+    if (j->slot == NULL) { /* the caller ended meanwhile: nothing to answer */
         rate_job_free(j);
         return;
     }
-    c->rate_job = NULL;
+    *j->slot = NULL;
     mg_policy_t *pol = j->pol;
     if (r->error != 0) {
         rate_unavailable(j);
@@ -888,7 +888,7 @@ static void rate_done(void *data, const mg_rl_result_t *r)
     rate_headers(&d, k, r);
     if (r->allowed) {
         d.allowed = 1;
-        j->done(c, j->msg, &d);
+        j->done(j->data, &d);
     } else {
         int which = strcmp(k->label, "tenant") == 0 ? 1 : strcmp(k->label, "tool") == 0 ? 2 : 0;
         pol->rl_rejected[which]++;
@@ -899,23 +899,24 @@ static void rate_done(void *data, const mg_rl_result_t *r)
                  k->label, (unsigned long long)k->rule->requests,
                  (unsigned long long)(k->rule->per_ms / 1000), (unsigned long long)(secs ? secs : 1));
         mg_log_json(MG_LOG_INFO, "rate limited",
-                    json_pack("{s:s,s:s,s:I}", "limit", k->label, "method", c->method, "retry_after_ms",
+                    json_pack("{s:s,s:s,s:I}", "limit", k->label, "method", j->method, "retry_after_ms",
                               (json_int_t)r->retry_after_ms));
+        d.err = MG_ERATELIMIT;
         d.message = m;
         d.data = json_pack("{s:s,s:I,s:I,s:I}", "limit", k->label, "retryAfterMs",
                            (json_int_t)r->retry_after_ms, "requests", (json_int_t)k->rule->requests,
                            "perSeconds", (json_int_t)(k->rule->per_ms / 1000));
-        j->done(c, j->msg, &d);
+        j->done(j->data, &d);
     }
     rate_job_free(j);
 }
 
-void mg_policy_rate_cancel(mg_call_t *c)
+void mg_policy_rate_cancel(mg_policy_rate_job_t **job)
 {
-    rate_job_t *j = c->rate_job;
-    c->rate_job = NULL;
+    rate_job_t *j = *job;
+    *job = NULL;
     if (j != NULL)
-        j->c = NULL; /* rate_done frees the job when the store answers */
+        j->slot = NULL; /* rate_done frees the job when the store answers */
 }
 
 static char *keyf(const char *prefix, const char *v)
@@ -938,28 +939,28 @@ int mg_policy_rate_limited(const mg_policy_t *pol, const char *method)
     return 0;
 }
 
-int mg_policy_rate_take(mg_call_t *c, json_t *msg, const char *peer, mg_policy_rate_done_cb done)
+int mg_policy_rate_take(mg_policy_t *pol, const mg_policy_rate_call_t *call, mg_policy_rate_done_cb done,
+                        void *data, mg_policy_rate_job_t **job)
 {
-    mg_policy_t *pol = c->gw->policy;
-    if (!mg_policy_rate_limited(pol, c->method))
+    if (!mg_policy_rate_limited(pol, call->method))
         return 1;
     const mg_rate_config_t *rc = &pol->cfg->policy->rate;
     rate_job_t *j = calloc(1, sizeof *j);
     if (j == NULL)
         return 1;
-    const mg_principal_t *p = mg__auth_call_principal(c);
+    const char *who = call->principal, *peer = call->peer;
     if (rc->has_principal) {
-        j->keybufs[j->n] = p != NULL ? keyf("p:", p->key) : keyf("ip:", peer != NULL ? peer : "unknown");
-        j->keys[j->n] = (mg_rl_key_t){j->keybufs[j->n], &rc->principal, p != NULL ? "principal" : "client"};
+        j->keybufs[j->n] = who != NULL ? keyf("p:", who) : keyf("ip:", peer != NULL ? peer : "unknown");
+        j->keys[j->n] = (mg_rl_key_t){j->keybufs[j->n], &rc->principal, who != NULL ? "principal" : "client"};
         j->n++;
     }
-    if (rc->has_tenant && p != NULL && p->tenant != NULL) {
-        j->keybufs[j->n] = keyf("t:", p->tenant);
+    if (rc->has_tenant && who != NULL && call->tenant != NULL) {
+        j->keybufs[j->n] = keyf("t:", call->tenant);
         j->keys[j->n] = (mg_rl_key_t){j->keybufs[j->n], &rc->tenant, "tenant"};
         j->n++;
     }
-    const char *tool = json_string_value(json_object_get(c->params, "name"));
-    if (rc->ntools > 0 && strcmp(c->method, "tools/call") == 0 && tool != NULL) {
+    const char *tool = call->tool;
+    if (rc->ntools > 0 && strcmp(call->method, "tools/call") == 0 && tool != NULL) {
         for (size_t i = 0; i < rc->ntools; i++) {
             if (fnmatch(rc->tools[i].glob, tool, 0) != 0)
                 continue;
@@ -977,16 +978,18 @@ int mg_policy_rate_take(mg_call_t *c, json_t *msg, const char *peer, mg_policy_r
             return 1;
         }
     }
-    if (j->n == 0) {
+    if (j->n == 0 || (j->method = strdup(call->method)) == NULL) { /* out of memory: do not limit */
+        for (size_t k = 0; k < j->n; k++)
+            free(j->keybufs[k]);
         free(j);
         return 1;
     }
-    j->c = c;
     j->pol = pol;
-    j->msg = json_incref(msg);
     j->done = done;
-    c->rate_job = j; /* cleared by rate_done, which may run before take returns */
-    pol->rl->ops->take(pol->rl, j->keys, j->n, uv_now(c->gw->loop), rate_done, j);
+    j->data = data;
+    j->slot = job;
+    *job = j; /* cleared by rate_done, which may run before take returns */
+    pol->rl->ops->take(pol->rl, j->keys, j->n, call->now_ms, rate_done, j);
     return 0;
 }
 
@@ -1053,7 +1056,7 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
     mg_metrics_family(out, "mcpgate_pinning_drift_total", "counter",
                       "Distinct definitions (or instructions) seen that differ from the lockfile");
     for (size_t i = 0; i < pol->n; i++) {
-        if (pol->gw->servers[i].removed) /* a reload removed it */
+        if (pol->servers[i].removed) /* a reload removed it */
             continue;
         const char *l[] = {"upstream", pol->servers[i].name, NULL};
         mg_metrics_sample(out, "mcpgate_pinning_drift_total", l, (double)pol->servers[i].drift_total);
@@ -1061,7 +1064,7 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
     mg_metrics_family(out, "mcpgate_policy_blocked", "gauge",
                       "Entries of the latest lists withheld by pinning or scanning (block mode)");
     for (size_t i = 0; i < pol->n; i++) {
-        if (pol->gw->servers[i].removed) /* a reload removed it */
+        if (pol->servers[i].removed) /* a reload removed it */
             continue;
         unsigned n = pol->servers[i].instr_blocked;
         for (int k = 0; k < MG_LIST_COUNT; k++) {
@@ -1075,7 +1078,7 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
     }
     mg_metrics_family(out, "mcpgate_scan_findings", "gauge", "Description-scan findings in the latest lists");
     for (size_t i = 0; i < pol->n; i++) {
-        if (pol->gw->servers[i].removed) /* a reload removed it */
+        if (pol->servers[i].removed) /* a reload removed it */
             continue;
         unsigned n = (unsigned)json_array_size(pol->servers[i].instr_findings);
         for (int k = 0; k < MG_LIST_COUNT; k++) {

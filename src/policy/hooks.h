@@ -1,6 +1,8 @@
 /*
- * hooks.h - where the gateway asks the policy module. Kept apart from policy.h because these take
- * the gateway's own structures (gateway_int.h); policy.h knows nothing of the gateway.
+ * hooks.h - where the gateway asks the policy module at run time. Plain data in (server indexes
+ * and configs, list items, method, tool name, principal key, tenant, peer), decisions out (allowed
+ * or an MG_E* code with a message, an HTTP status and the headers to add): the policy never sees
+ * the gateway's structures nor writes into an HTTP response; gateway/ writes what it decides.
  *
  * Phase by phase:
  *   cors      mg_policy_cors()             CORS headers and the preflight answer (gateway/pipeline.c
@@ -18,7 +20,13 @@
 #ifndef MG_POLICY_HOOKS_H
 #define MG_POLICY_HOOKS_H
 
-#include "../gateway/gateway_int.h"
+#include "../common/mcp_list.h"
+#include "../config/config.h"
+#include "../session/store.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef struct mg_policy mg_policy_t;
 
@@ -29,13 +37,17 @@ typedef struct mg_policy mg_policy_t;
  */
 int mg_policy_validate(const mg_config_t *cfg, char *why, size_t n);
 
-/* Creates the runtime for gw (after gw->servers is built) and logs one "policy" line per server.
- * Returns 0, MG_ENOMEM, or MG_ECONFIG (logged) when validation would have failed. */
-int mg_policy_new(mg_gateway_t *gw, mg_policy_t **out);
+/* Creates the runtime for cfg with room for cap servers (the gateway's server slots; a reload adds
+ * up to cap); the servers are then announced in slot order with mg_policy_server_added(). Returns
+ * 0, MG_ENOMEM, or MG_ECONFIG (logged) when validation would have failed. */
+int mg_policy_new(const mg_config_t *cfg, size_t cap, mg_policy_t **out);
 void mg_policy_free(mg_policy_t *pol);
-/* A reload added the gateway's server i (reload.c): its pinning and scanning state, from the pins
- * loaded at start and the running config. i must be the next slot (pol->n). 0 or MG_EINVAL. */
-int mg_policy_server_added(mg_policy_t *pol, size_t i);
+/* The gateway's server slot i holds entry sc (at start, and when a reload adds one): its pinning
+ * and scanning state from the pins loaded at start and the running config; logs its "policy" line.
+ * sc is borrowed and must outlive pol. i must be the next slot (0, 1, ...) below cap. 0 or MG_EINVAL. */
+int mg_policy_server_added(mg_policy_t *pol, size_t i, const mg_server_config_t *sc);
+/* A reload removed server slot i: its tools no longer shadow others, its metrics are not reported. */
+void mg_policy_server_removed(mg_policy_t *pol, size_t i);
 /* 1 when next's gateway.rateLimits can apply by mg_policy_set_config: turned off, turned on with a
  * local store, or kept with the same kind of store (cluster: the gateway has a shared session store). */
 int mg_policy_rate_reloadable(const mg_policy_t *pol, const mg_config_t *next, int cluster);
@@ -43,10 +55,12 @@ int mg_policy_rate_reloadable(const mg_policy_t *pol, const mg_config_t *next, i
  * they were off) and CORS read it from the next request. 0 or MG_ENOMEM (pol unchanged). */
 int mg_policy_set_config(mg_policy_t *pol, const mg_config_t *cfg);
 
-/* A list of pool p was fetched: compare, scan, log, and remove blocked entries from items (in place). */
-void mg_policy_list_fetched(mg_policy_t *pol, mg_pool_t *p, mg_list_kind_t kind, json_t *items);
-/* Pool p's upstream is ready (or its InitializeResult changed): check its instructions. */
-void mg_policy_upstream_ready(mg_policy_t *pol, mg_pool_t *p);
+/* A list of server i was fetched (by any of its pools): compare, scan, log, and remove blocked
+ * entries from items (in place). */
+void mg_policy_list_fetched(mg_policy_t *pol, size_t i, mg_list_kind_t kind, json_t *items);
+/* An upstream of server i is ready (or its InitializeResult changed): check the instructions of
+ * init_result (borrowed; NULL = none). */
+void mg_policy_upstream_ready(mg_policy_t *pol, size_t i, const json_t *init_result);
 /* 0 when server i's instructions are blocked (pinning or scanning), else 1. pol may be NULL. */
 int mg_policy_instructions_allowed(const mg_policy_t *pol, size_t i);
 
@@ -81,7 +95,8 @@ typedef struct mg_policy_headers {
 /*
  * What the policy decided about a call's rate, for the caller to write into its answer: the policy
  * never writes into the HTTP response or the exchange itself.
- *   allowed   1 = go on; 0 = refused with message and data (NEW, the caller owns it)
+ *   allowed   1 = go on; 0 = refused: err (MG_ERATELIMIT) with message and data (NEW, the caller
+ *             owns it)
  *   status    HTTP status of a plain JSON answer when refused: 429, or 503 when the shared store did
  *             not answer (fail closed); 0 when allowed
  *   headers   RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers), and
@@ -89,25 +104,36 @@ typedef struct mg_policy_headers {
  */
 typedef struct mg_policy_rate_decision {
     int allowed;
+    int err;
     int status;
     const char *message;
     json_t *data;
     mg_policy_headers_t headers;
 } mg_policy_rate_decision_t;
 
-/*
- * Rate limits for call c (msg: its request, borrowed; kept alive until done runs; peer: the
- * client's address, the key when there is no principal). Returns 1 when no limit applies (continue
- * now, done is never called). Returns 0 when the policy took the call: done runs exactly once,
- * maybe before this returns, with the decision (borrowed for the callback's duration; data is the
- * callback's).
- */
-typedef void (*mg_policy_rate_done_cb)(mg_call_t *c, json_t *msg, mg_policy_rate_decision_t *d);
+/* One call as the rate limits see it (every string borrowed for the take's call only). */
+typedef struct mg_policy_rate_call {
+    const char *method;    /* the JSON-RPC method */
+    const char *tool;      /* tools/call: the tool name the client sent; NULL otherwise */
+    const char *principal; /* the principal's key; NULL without auth */
+    const char *tenant;    /* the principal's tenant; NULL when none */
+    const char *peer;      /* the client's address: the key when there is no principal */
+    uint64_t now_ms;       /* the loop's clock */
+} mg_policy_rate_call_t;
+typedef struct mg_policy_rate_job mg_policy_rate_job_t;
+typedef void (*mg_policy_rate_done_cb)(void *data, mg_policy_rate_decision_t *d);
 /* 1 when gateway.rateLimits limits method (the caller then gathers what mg_policy_rate_take needs). */
 int mg_policy_rate_limited(const mg_policy_t *pol, const char *method);
-int mg_policy_rate_take(mg_call_t *c, json_t *msg, const char *peer, mg_policy_rate_done_cb done);
-/* Call c ends while its take is in flight (c->rate_job set): done will not be called. */
-void mg_policy_rate_cancel(mg_call_t *c);
+/*
+ * Rate limits for one call. Returns 1 when no limit applies (continue now, done is never called).
+ * Returns 0 when the policy took the call: *job is set (the caller keeps it to cancel) and done
+ * runs exactly once with data, maybe before this returns, with the decision (borrowed for the
+ * callback's duration; d->data is the callback's); *job is NULL again before done runs.
+ */
+int mg_policy_rate_take(mg_policy_t *pol, const mg_policy_rate_call_t *call, mg_policy_rate_done_cb done,
+                        void *data, mg_policy_rate_job_t **job);
+/* The caller ends while its take is in flight (*job set): done will not be called; *job = NULL. */
+void mg_policy_rate_cancel(mg_policy_rate_job_t **job);
 
 /*
  * After the session store is chosen (session_store: the shared store, Redis or PostgreSQL; NULL for

@@ -1,21 +1,14 @@
 /*
- * runtime.c - the lazy catalog in the request path (runtime.h).
- *
- * tools/list: dispatch.c merges every upstream's tools, drops what mg_toolsearch_allows() refuses
- * and hands the rest to mg_toolsearch_tools(), which answers with the view of the session's mode:
- * all of them, or the search tool + "always" tools + what this session's searches added.
- * tools/call search_tools: the same merged, filtered list reaches mg_toolsearch_tools() with an
- * answer slot; the query is ranked by the index of that exact list (cached by content hash), the
- * matches are added to the session's set and notifications/tools/list_changed goes to that session
- * only, before the result. Any allowed tool stays callable whether listed or not (dispatch.c).
- * Read next: index.c (ranking), policy.c (the filter), docs/tool-search.md.
+ * runtime.c - the lazy catalog on plain data (runtime.h): the index cache, session state, the
+ * search tool's answer and the tools/list view. The gateway's side (gateway/toolsearch_hooks.c)
+ * gathers the inputs from a call.
+ * Read next: index.c (the search), policy.c (filters), docs/tool-search.md.
  */
 #include "runtime.h"
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
 #include "../http/query.h"
-#include "../obs/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +25,6 @@ typedef struct cached_index {
 } cached_index_t;
 
 struct mg_toolsearch {
-    mg_gateway_t *gw;
     cached_index_t cache[INDEX_CACHE];
     uint64_t tick;
     uint64_t searches, empty_searches, added, index_builds;
@@ -43,37 +35,41 @@ struct mg_toolsearch_session {
     json_t *added; /* exposed name -> true, in the order searches added them */
 };
 
-static void collect_cb(mg_metrics_out_t *out, void *data);
-
 /* ---- lifetime ---- */
 
-int mg_toolsearch_new(mg_gateway_t *gw)
+mg_toolsearch_t *mg_toolsearch_new(void)
 {
-    mg_toolsearch_t *ts = calloc(1, sizeof *ts);
-    if (ts == NULL)
-        return MG_ENOMEM;
-    ts->gw = gw;
-    gw->ts = ts;
-    mg_metrics_register(collect_cb, gw);
-    return 0;
+    return calloc(1, sizeof(mg_toolsearch_t));
 }
 
-void mg_toolsearch_free(mg_gateway_t *gw)
+void mg_toolsearch_free(mg_toolsearch_t *ts)
 {
-    mg_toolsearch_t *ts = gw->ts;
     if (ts == NULL)
         return;
-    mg_metrics_unregister(collect_cb, gw);
     for (int i = 0; i < INDEX_CACHE; i++)
         mg_toolsearch_index_free(ts->cache[i].ix);
     free(ts);
-    gw->ts = NULL;
 }
 
-int mg_toolsearch_profile_select(mg_gateway_t *gw, const char *header, size_t hlen, const char *query,
-                                 size_t qlen, char *out, size_t outlen, char *why, size_t whylen)
+void mg_toolsearch_collect(const mg_toolsearch_t *ts, mg_metrics_out_t *out)
 {
-    const mg_tools_config_t *tc = &gw->cfg->tools;
+    mg_metrics_family(out, "mcpgate_tool_searches_total", "counter", "search_tools calls answered");
+    mg_metrics_sample(out, "mcpgate_tool_searches_total", NULL, ts ? (double)ts->searches : 0);
+    mg_metrics_family(out, "mcpgate_tool_searches_empty_total", "counter",
+                      "search_tools calls with no match");
+    mg_metrics_sample(out, "mcpgate_tool_searches_empty_total", NULL, ts ? (double)ts->empty_searches : 0);
+    mg_metrics_family(out, "mcpgate_tool_search_added_total", "counter",
+                      "Tools added to sessions' tools/list by searches");
+    mg_metrics_sample(out, "mcpgate_tool_search_added_total", NULL, ts ? (double)ts->added : 0);
+    mg_metrics_family(out, "mcpgate_tool_search_index_builds_total", "counter",
+                      "Search indexes built (a catalog or filter changed)");
+    mg_metrics_sample(out, "mcpgate_tool_search_index_builds_total", NULL, ts ? (double)ts->index_builds : 0);
+}
+
+int mg_toolsearch_profile_select(const mg_tools_config_t *tc, const char *header, size_t hlen,
+                                 const char *query, size_t qlen, char *out, size_t outlen, char *why,
+                                 size_t whylen)
+{
     const char *v = header;
     size_t vlen = hlen;
     char qv[72];
@@ -108,85 +104,31 @@ int mg_toolsearch_profile_select(mg_gateway_t *gw, const char *header, size_t hl
     return 0;
 }
 
-int mg_toolsearch_session_open(mg_session_t *s, const char *profile)
+mg_toolsearch_session_t *mg_toolsearch_session_new(const mg_tools_config_t *tc, const char *profile)
 {
     mg_toolsearch_session_t *st = calloc(1, sizeof *st);
     if (st == NULL)
-        return MG_ENOMEM;
-    st->profile = mg_toolsearch_profile_find(&s->gw->cfg->tools, profile);
-    s->ts = st; /* st->added is created by the first search that adds a tool (memory per idle session) */
-    return 0;
+        return NULL;
+    st->profile = mg_toolsearch_profile_find(tc, profile);
+    return st; /* st->added is created by the first search that adds a tool (memory per idle session) */
 }
 
-void mg_toolsearch_session_close(mg_session_t *s)
+void mg_toolsearch_session_free(mg_toolsearch_session_t *st)
 {
-    mg_toolsearch_session_t *st = s->ts;
     if (st == NULL)
         return;
     json_decref(st->added);
     free(st);
-    s->ts = NULL;
 }
 
-/* ---- per call: profile, principal, mode ---- */
-
-static const json_t *request_meta(const mg_call_t *c, const char *key)
+const mg_tool_profile_t *mg_toolsearch_session_profile(const mg_toolsearch_session_t *st)
 {
-    return json_object_get(json_object_get(c->params, "_meta"), key);
+    return st != NULL ? st->profile : NULL;
 }
 
-/* The profile in force for c. *unknown set when a 2026-07-28 request named a profile that does not
- * exist: such a request sees no tool (fail closed) rather than more than it asked for. */
-static const mg_tool_profile_t *profile_of(const mg_call_t *c, int *unknown)
+const json_t *mg_toolsearch_session_added(const mg_toolsearch_session_t *st)
 {
-    const mg_tools_config_t *tc = &c->gw->cfg->tools;
-    *unknown = 0;
-    if (c->modern) {
-        const json_t *p = request_meta(c, MG_TOOLSEARCH_META_PROFILE);
-        const char *name = json_string_value(p);
-        if (p == NULL)
-            return mg_toolsearch_profile_find(tc, tc->default_profile);
-        const mg_tool_profile_t *found = mg_toolsearch_profile_find(tc, name);
-        *unknown = found == NULL;
-        return found;
-    }
-    if (c->s != NULL && c->s->ts != NULL)
-        return c->s->ts->profile;
-    return mg_toolsearch_profile_find(tc, tc->default_profile);
-}
-
-/* The caller's tenant and scopes, from the principal the auth phase attached to the call (the
- * session's creator in the session era, the request's sender in 2026-07-28); NULL without auth. */
-static const mg_toolsearch_principal_t *principal_of(const mg_call_t *c, mg_toolsearch_principal_t *buf)
-{
-    const mg_principal_t *p = c->principal;
-    if (p == NULL)
-        return NULL;
-    buf->tenant = p->tenant;
-    buf->scopes = (const char *const *)p->scopes;
-    buf->nscopes = p->nscopes;
-    return buf;
-}
-
-int mg_toolsearch_allows(const mg_call_t *c, size_t server, const char *original, const char *exposed)
-{
-    int unknown;
-    const mg_tool_profile_t *prof = profile_of(c, &unknown);
-    if (unknown)
-        return 0;
-    const mg_server_config_t *sc = server < c->gw->nservers ? c->gw->servers[server].cfg : NULL;
-    mg_toolsearch_principal_t who;
-    return mg_toolsearch_policy_allows(&c->gw->cfg->tools, sc, prof, principal_of(c, &who), original,
-                                       exposed);
-}
-
-int mg_toolsearch_is_search(const mg_call_t *c, const char *name)
-{
-    int unknown;
-    if (name == NULL || strcmp(name, MG_TOOLSEARCH_TOOL_NAME) != 0)
-        return 0;
-    const mg_tool_profile_t *prof = profile_of(c, &unknown);
-    return mg_toolsearch_mode(&c->gw->cfg->tools, prof) == MG_TOOLS_LAZY;
+    return st != NULL ? st->added : NULL;
 }
 
 /* ---- the search tool ---- */
@@ -221,47 +163,6 @@ json_t *mg_toolsearch_tool_def(const json_t *servers, size_t total_tools)
                      "maximum", MG_TOOLSEARCH_MAX_LIMIT, "description", "Most tools to return (default 5)",
                      "required", "query", "annotations", "readOnlyHint", 1, "openWorldHint", 0, "_meta",
                      MG_TOOLSEARCH_META_ALWAYS, 1);
-}
-
-/* [{name, tools}] per server, counted from exposed names. */
-static json_t *server_counts(mg_gateway_t *gw, const json_t *tools)
-{
-    size_t *n = calloc(gw->nservers ? gw->nservers : 1, sizeof *n);
-    json_t *out = json_array();
-    if (n == NULL || out == NULL) {
-        free(n);
-        return out;
-    }
-    size_t i;
-    json_t *t;
-    json_array_foreach((json_t *)tools, i, t)
-    {
-        const char *orig = NULL;
-        long s = mg__catalog_route_name(gw, json_string_value(json_object_get(t, "name")) ?: "", &orig);
-        if (s >= 0)
-            n[s]++;
-    }
-    for (size_t k = 0; k < gw->nservers; k++)
-        if (n[k] > 0)
-            json_array_append_new(
-                out, json_pack("{s:s,s:I}", "name", gw->servers[k].cfg->name, "tools", (json_int_t)n[k]));
-    free(n);
-    return out;
-}
-
-/* The server name of each tool of the list (NEW array, parallel to tools). */
-static json_t *servers_of(mg_gateway_t *gw, const json_t *tools)
-{
-    json_t *out = json_array();
-    size_t i;
-    json_t *t;
-    json_array_foreach((json_t *)tools, i, t)
-    {
-        const char *orig = NULL;
-        long s = mg__catalog_route_name(gw, json_string_value(json_object_get(t, "name")) ?: "", &orig);
-        json_array_append_new(out, s >= 0 ? json_string(gw->servers[s].cfg->name) : json_null());
-    }
-    return out;
 }
 
 /* The index of exactly this list: cached by content hash (a changed upstream list, a restart or
@@ -370,12 +271,13 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s)
     *len += n;
 }
 
-static json_t *search(mg_call_t *c, const json_t *tools)
+json_t *mg_toolsearch_search(mg_toolsearch_t *ts, const mg_tools_config_t *tc, const json_t *args,
+                             const json_t *tools, const json_t *servers, mg_toolsearch_session_t *st,
+                             mg_toolsearch_search_info_t *info)
 {
-    mg_gateway_t *gw = c->gw;
-    mg_toolsearch_t *ts = gw->ts;
-    const mg_tools_config_t *tc = &gw->cfg->tools;
-    const json_t *args = json_object_get(c->params, "arguments");
+    info->results = 0;
+    info->match = "none";
+    info->added = 0;
     const char *query = json_string_value(json_object_get(args, "query"));
     const json_t *lim = json_object_get(args, "limit");
     if (query == NULL || query[0] == '\0' || strlen(query) > MAX_QUERY)
@@ -389,9 +291,7 @@ static json_t *search(mg_call_t *c, const json_t *tools)
             return text_result("search_tools: \"limit\" must be a whole number from 1 to 50", 1);
         limit = (size_t)l;
     }
-    json_t *servers = servers_of(gw, tools);
     mg_toolsearch_index_t *ix = ts ? index_for(ts, tools, servers) : NULL;
-    json_decref(servers);
     mg_toolsearch_hit_t hits[MG_TOOLSEARCH_MAX_LIMIT];
     mg_toolsearch_how_t how = MG_TOOLSEARCH_MATCHED;
     int n = ix ? mg_toolsearch_index_find(ix, query, hits, limit, &how) : MG_EINTERNAL;
@@ -404,7 +304,6 @@ static json_t *search(mg_call_t *c, const json_t *tools)
     /* A browse answer only shows what exists: nothing is added, no definitions are sent. */
     int browse = how == MG_TOOLSEARCH_BROWSE;
     json_t *defs = json_array(), *results = json_array();
-    mg_toolsearch_session_t *st = c->modern ? NULL : c->s->ts;
     size_t added = 0;
     size_t cap = 1024, len = 0;
     char *text = malloc(cap);
@@ -461,8 +360,6 @@ static json_t *search(mg_call_t *c, const json_t *tools)
     }
     if (ts != NULL)
         ts->added += added;
-    if (added > 0) /* this session only, at once: its next tools/list has them */
-        mg__catalog_list_changed(gw, c->s, MG_LIST_TOOLS);
     char *list = json_dumps(defs, JSON_COMPACT);
     json_t *r;
     if (text == NULL || list == NULL || results == NULL) {
@@ -486,12 +383,9 @@ static json_t *search(mg_call_t *c, const json_t *tools)
     free(list);
     json_decref(defs);
     json_decref(results);
-    mg_log_json(MG_LOG_DEBUG, "tool search",
-                json_pack("{s:s,s:i,s:s,s:I}", "session", c->s ? c->s->hash : "", "results", n, "match",
-                          browse                       ? "none"
-                          : how == MG_TOOLSEARCH_FUZZY ? "spelling"
-                                                       : "words",
-                          "added", (json_int_t)added));
+    info->results = n;
+    info->match = browse ? "none" : how == MG_TOOLSEARCH_FUZZY ? "spelling" : "words";
+    info->added = added;
     return r;
 }
 
@@ -505,11 +399,9 @@ static void set_meta(json_t *tool, const char *key, json_t *value /* stolen */)
     json_object_set_new(tool, "_meta", meta);
 }
 
-/* The tools a 2026-07-28 request says it holds (its first MG_TOOLSEARCH_MAX_ADDED names), as a set. */
-static json_t *loaded_by_request(const mg_call_t *c)
+json_t *mg_toolsearch_loaded_set(const json_t *l)
 {
     json_t *set = json_object();
-    const json_t *l = request_meta(c, MG_TOOLSEARCH_META_LOADED);
     size_t i;
     json_t *v;
     json_array_foreach((json_t *)l, i, v)
@@ -522,28 +414,20 @@ static json_t *loaded_by_request(const mg_call_t *c)
     return set;
 }
 
-json_t *mg_toolsearch_tools(mg_call_t *c, json_t *tools, json_t **answer)
+int mg_toolsearch_lazy(const mg_tools_config_t *tc, const mg_tool_profile_t *prof)
 {
-    mg_gateway_t *gw = c->gw;
-    const mg_tools_config_t *tc = &gw->cfg->tools;
-    int unknown;
-    const mg_tool_profile_t *prof = profile_of(c, &unknown);
-    int lazy = mg_toolsearch_mode(tc, prof) == MG_TOOLS_LAZY;
-    *answer = NULL;
-    if (strcmp(c->method, "tools/call") == 0) {
-        *answer = search(c, tools);
-        return tools;
-    }
+    return mg_toolsearch_mode(tc, prof) == MG_TOOLS_LAZY;
+}
+
+json_t *mg_toolsearch_list(const mg_tools_config_t *tc, const mg_tool_profile_t *prof, json_t *tools,
+                           const json_t *added, const json_t *server_counts)
+{
+    int lazy = mg_toolsearch_lazy(tc, prof);
     json_t *out = json_array();
     if (out == NULL)
         return tools;
-    if (lazy) {
-        json_t *servers = server_counts(gw, tools);
-        json_array_append_new(out, mg_toolsearch_tool_def(servers, json_array_size(tools)));
-        json_decref(servers);
-    }
-    json_t *loaded = c->modern && lazy ? loaded_by_request(c) : NULL;
-    const json_t *added = c->modern ? loaded : c->s != NULL && c->s->ts != NULL ? c->s->ts->added : NULL;
+    if (lazy)
+        json_array_append_new(out, mg_toolsearch_tool_def(server_counts, json_array_size(tools)));
     size_t i;
     json_t *tool;
     json_array_foreach(tools, i, tool)
@@ -564,151 +448,6 @@ json_t *mg_toolsearch_tools(mg_call_t *c, json_t *tools, json_t **answer)
             set_meta(t, MG_TOOLSEARCH_META_FOUND, json_string(MG_TOOLSEARCH_TOOL_NAME));
         json_array_append_new(out, t);
     }
-    json_decref(loaded);
     json_decref(tools);
     return out;
-}
-
-void mg_toolsearch_list_hints(const mg_call_t *c, json_t *result)
-{
-    if (!c->modern || !json_is_object(result))
-        return;
-    if (request_meta(c, MG_TOOLSEARCH_META_LOADED) == NULL &&
-        request_meta(c, MG_TOOLSEARCH_META_PROFILE) == NULL)
-        return;
-    /* The list depends on this request's _meta: nobody else may reuse it. */
-    json_object_set_new(result, "ttlMs", json_integer(0));
-    json_object_set_new(result, "cacheScope", json_string("private"));
-}
-
-/* ---- /metrics ---- */
-
-static void noop_list_cb(mg_pool_t *pool, mg_list_kind_t kind, json_t *items, void *data)
-{
-}
-
-/* Per upstream and per tool, what the deployment exposes (server and gateway filters; profiles,
- * tenants and scopes are per caller and not applied): tools, tokens as listed and compacted, and
- * the initial tools/list of both modes. Shared pools only; a pool not yet fetched is asked now and
- * shows up on the next scrape. */
-static void collect_cb(mg_metrics_out_t *out, void *data)
-{
-    mg_gateway_t *gw = data;
-    mg_toolsearch_t *ts = gw->ts;
-    const mg_tools_config_t *tc = &gw->cfg->tools;
-    json_t *rows = json_array(); /* [server, original, tokens, compact] */
-    size_t all_tokens = 0, always_tokens = 0, exposed = 0;
-    for (size_t i = 0; i < gw->nservers; i++) {
-        mg_pool_t *p = gw->servers[i].shared;
-        if (p == NULL)
-            continue;
-        if (p->lists[MG_LIST_TOOLS] == NULL) {
-            if (!p->stopping && p->waiters[MG_LIST_TOOLS] == NULL)
-                mg__pool_list(p, MG_LIST_TOOLS, noop_list_cb, NULL);
-            continue;
-        }
-        size_t k;
-        json_t *tool;
-        json_array_foreach(p->lists[MG_LIST_TOOLS], k, tool)
-        {
-            const char *orig = json_string_value(json_object_get(tool, "name"));
-            if (orig == NULL)
-                continue;
-            char *ex = mg__catalog_expose(&gw->servers[i], orig);
-            if (!mg_toolsearch_policy_allows(tc, gw->servers[i].cfg, NULL, NULL, orig, ex)) {
-                free(ex);
-                continue;
-            }
-            json_t *named = mg_json_copy(tool);
-            json_object_set_new(named, "name", json_string(ex));
-            json_t *small = mg_toolsearch_compact_tool(named);
-            size_t tok = mg_toolsearch_tokens_json(named), ctok = mg_toolsearch_tokens_json(small);
-            all_tokens += tc->compact ? ctok : tok;
-            exposed++;
-            if (mg_toolsearch_always(tc, NULL, ex)) {
-                always_tokens += tc->compact ? ctok : tok;
-            }
-            json_array_append_new(rows, json_pack("{s:s,s:s,s:I,s:I}", "u", gw->servers[i].cfg->name, "t",
-                                                  orig, "n", (json_int_t)tok, "c", (json_int_t)ctok));
-            json_decref(small);
-            json_decref(named);
-            free(ex);
-        }
-    }
-    struct {
-        const char *name, *help, *key;
-    } fam[] = {
-        {"mcpgate_tool_tokens", "Estimated tokens of one tool definition as upstreams list it", "n"},
-        {"mcpgate_tool_compact_tokens", "Estimated tokens of one tool definition after compaction", "c"},
-    };
-    for (int f = 0; f < 2; f++) {
-        mg_metrics_family(out, fam[f].name, "gauge", fam[f].help);
-        size_t k;
-        json_t *row;
-        json_array_foreach(rows, k, row)
-        {
-            const char *labels[] = {"upstream", json_string_value(json_object_get(row, "u")), "tool",
-                                    json_string_value(json_object_get(row, "t")), NULL};
-            mg_metrics_sample(out, fam[f].name, labels,
-                              (double)json_integer_value(json_object_get(row, fam[f].key)));
-        }
-    }
-    const char *ufam[][2] = {
-        {"mcpgate_upstream_tools", "Tools an upstream exposes through the gateway filters"},
-        {"mcpgate_upstream_tool_tokens", "Estimated tokens of an upstream's exposed tools"},
-        {"mcpgate_upstream_tool_compact_tokens",
-         "Estimated tokens of an upstream's exposed tools after compaction"}};
-    for (int f = 0; f < 3; f++) {
-        mg_metrics_family(out, ufam[f][0], "gauge", ufam[f][1]);
-        for (size_t i = 0; i < gw->nservers; i++) {
-            mg_pool_t *p = gw->servers[i].shared;
-            if (p == NULL || p->lists[MG_LIST_TOOLS] == NULL)
-                continue;
-            double sum = 0;
-            size_t k;
-            json_t *row;
-            json_array_foreach(rows, k, row)
-            {
-                if (strcmp(json_string_value(json_object_get(row, "u")), gw->servers[i].cfg->name) != 0)
-                    continue;
-                sum += f == 0 ? 1 : (double)json_integer_value(json_object_get(row, f == 1 ? "n" : "c"));
-            }
-            const char *labels[] = {"upstream", gw->servers[i].cfg->name, NULL};
-            mg_metrics_sample(out, ufam[f][0], labels, sum);
-        }
-    }
-    json_t *servers = json_array();
-    for (size_t i = 0; i < gw->nservers; i++) {
-        if (gw->servers[i].removed) /* a reload removed it; the name may be in use again */
-            continue;
-        json_int_t n = 0;
-        size_t k;
-        json_t *row;
-        json_array_foreach(rows, k, row) n +=
-            strcmp(json_string_value(json_object_get(row, "u")), gw->servers[i].cfg->name) == 0;
-        if (n > 0)
-            json_array_append_new(servers,
-                                  json_pack("{s:s,s:I}", "name", gw->servers[i].cfg->name, "tools", n));
-    }
-    json_t *def = mg_toolsearch_tool_def(servers, exposed);
-    json_decref(servers);
-    size_t lazy_tokens = mg_toolsearch_tokens_json(def) + always_tokens;
-    json_decref(def);
-    mg_metrics_family(out, "mcpgate_tools_list_tokens", "gauge",
-                      "Estimated tokens of the initial tools/list (default profile) in each mode");
-    const char *la[] = {"mode", "all", NULL}, *lz[] = {"mode", "lazy", NULL};
-    mg_metrics_sample(out, "mcpgate_tools_list_tokens", la, (double)all_tokens);
-    mg_metrics_sample(out, "mcpgate_tools_list_tokens", lz, (double)lazy_tokens);
-    mg_metrics_family(out, "mcpgate_tool_searches_total", "counter", "search_tools calls answered");
-    mg_metrics_sample(out, "mcpgate_tool_searches_total", NULL, ts ? (double)ts->searches : 0);
-    mg_metrics_family(out, "mcpgate_tool_searches_empty_total", "counter",
-                      "search_tools calls with no match");
-    mg_metrics_sample(out, "mcpgate_tool_searches_empty_total", NULL, ts ? (double)ts->empty_searches : 0);
-    mg_metrics_family(out, "mcpgate_tool_search_added_total", "counter",
-                      "Tools added to sessions' tools/list by searches");
-    mg_metrics_sample(out, "mcpgate_tool_search_added_total", NULL, ts ? (double)ts->added : 0);
-    mg_metrics_family(out, "mcpgate_tool_search_index_builds_total", "counter",
-                      "Search indexes built (a catalog or filter changed)");
-    mg_metrics_sample(out, "mcpgate_tool_search_index_builds_total", NULL, ts ? (double)ts->index_builds : 0);
-    json_decref(rows);
 }

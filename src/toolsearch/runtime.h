@@ -1,20 +1,21 @@
 /*
- * runtime.h - the lazy catalog inside the gateway: the hooks gateway/dispatch.c, gateway/era_legacy.c,
- * gateway/session.c and gateway/gateway.c call. Not a public contract beyond those files.
+ * runtime.h - the lazy catalog's state and answers, on plain data: the gateway's side
+ * (gateway/toolsearch_hooks.c) reads a call (profile, principal, _meta, the merged list and the
+ * server of each tool) and asks these; nothing here knows a session, a call or a pool.
  *
- * Per gateway: a small cache of search indexes keyed by a hash of the (filtered) tool list they
- * were built from, so an upstream's list_changed, a restart or a different filter simply yields a
- * new key and a rebuilt index; search and add counters; the /metrics collector.
- * Per session (2025 era): the selected profile and the tools its searches added to its tools/list.
- * Tenant and scopes come from the principal the auth phase attached to each call (src/auth/).
- * 2026-07-28 calls share no state: their profile and loaded tools travel in each request's _meta
- * (docs/tool-search.md), and such lists are cacheScope private.
- * Read next: runtime.c, docs/tool-search.md.
+ * Per gateway (mg_toolsearch_t): a small cache of search indexes keyed by a hash of the (filtered)
+ * tool list and its servers, so an upstream's list_changed, a restart or another filter simply
+ * yields a new key and a rebuilt index; the search counters and their /metrics samples.
+ * Per session (mg_toolsearch_session_t, 2025 era): the selected profile and the tools its searches
+ * added to its tools/list. 2026-07-28 calls share no state: their profile and loaded tools travel
+ * in each request's _meta (docs/tool-search.md).
+ * All json_t * parameters are BORROWED unless a comment says "stolen"; returned ones are NEW.
+ * Read next: runtime.c, gateway/toolsearch_hooks.h (who calls these), docs/tool-search.md.
  */
 #ifndef MG_TOOLSEARCH_RUNTIME_H
 #define MG_TOOLSEARCH_RUNTIME_H
 
-#include "../gateway/gateway_int.h"
+#include "../obs/metrics.h"
 #include "toolsearch.h"
 
 /* _meta keys. */
@@ -26,36 +27,63 @@
 typedef struct mg_toolsearch mg_toolsearch_t;
 typedef struct mg_toolsearch_session mg_toolsearch_session_t;
 
-/* Creates the gateway's state (gw->ts) and registers its /metrics collector. 0 or MG_ENOMEM. */
-int mg_toolsearch_new(mg_gateway_t *gw);
-void mg_toolsearch_free(mg_gateway_t *gw);
+/* The gateway's index cache and counters. NULL when out of memory. */
+mg_toolsearch_t *mg_toolsearch_new(void);
+void mg_toolsearch_free(mg_toolsearch_t *ts);
+/* Writes the search counters to /metrics (ts may be NULL: zeros). */
+void mg_toolsearch_collect(const mg_toolsearch_t *ts, mg_metrics_out_t *out);
 
 /*
  * The profile a new session asked for: the Mcpgate-Profile header (header, hlen; NULL when absent)
  * else the "profile" parameter of the query string (query after '?', qlen; NULL when none), else
- * gateway.tools.defaultProfile. Copies its name to out ("" = none). Returns 0, or MG_ENOTFOUND with
- * a sentence in why (unknown profile: the session must not be created).
+ * tc's defaultProfile. Copies its name to out ("" = none). Returns 0, or MG_ENOTFOUND with a
+ * sentence in why (unknown profile: the session must not be created).
  */
-int mg_toolsearch_profile_select(mg_gateway_t *gw, const char *header, size_t hlen, const char *query,
-                                 size_t qlen, char *out, size_t outlen, char *why, size_t whylen);
-/* Attaches toolsearch state to a new session (s->ts). profile "" or NULL = none. 0 or MG_ENOMEM. */
-int mg_toolsearch_session_open(mg_session_t *s, const char *profile);
-/* Releases s->ts (from the session's free). */
-void mg_toolsearch_session_close(mg_session_t *s);
-/* Policy for one tool of server index `server` as seen by call c (tools/list and tools/call). */
-int mg_toolsearch_allows(const mg_call_t *c, size_t server, const char *original, const char *exposed);
-/* 1 when c is a tools/call of the gateway's search tool (lazy mode for c's profile). */
-int mg_toolsearch_is_search(const mg_call_t *c, const char *name);
+int mg_toolsearch_profile_select(const mg_tools_config_t *tc, const char *header, size_t hlen,
+                                 const char *query, size_t qlen, char *out, size_t outlen, char *why,
+                                 size_t whylen);
+
+/* A session's state: profile "" or NULL = none (tc's profile of that name, borrowed from tc).
+ * NULL when out of memory. */
+mg_toolsearch_session_t *mg_toolsearch_session_new(const mg_tools_config_t *tc, const char *profile);
+void mg_toolsearch_session_free(mg_toolsearch_session_t *st);
+/* The session's profile (NULL = none). st may be NULL. */
+const mg_tool_profile_t *mg_toolsearch_session_profile(const mg_toolsearch_session_t *st);
+/* {exposed name: true} of the tools its searches added (borrowed; NULL = none yet). st may be NULL. */
+const json_t *mg_toolsearch_session_added(const mg_toolsearch_session_t *st);
+
+/* The set {name: true} of the tools a 2026-07-28 request says it holds: its _meta
+ * io.mcpgate/loadedTools array `loaded` (first MG_TOOLSEARCH_MAX_ADDED strings). NEW. */
+json_t *mg_toolsearch_loaded_set(const json_t *loaded);
+
+/* What one search did, for the caller's log line and notifications. */
+typedef struct mg_toolsearch_search_info {
+    int results;       /* hits shown (0 for an error answer) */
+    const char *match; /* "words", "spelling" or "none" (a browse answer) */
+    size_t added;      /* tools added to the session's list (then its tools/list changed) */
+} mg_toolsearch_search_info_t;
 
 /*
- * The tools array c answers with, from the merged list of every tool c may use (`tools` STOLEN;
- * returns the NEW array to answer with). Mode "all": every tool. Mode "lazy": the search tool, the
- * "always" tools and the tools c's session added by searching (2026-07-28: those named in
- * _meta io.mcpgate/loadedTools). Compaction and _meta hints applied. When c is a tools/call of the
- * search tool, *answer receives the CallToolResult instead (the caller answers with it).
+ * Answers one call of the search tool: args its "arguments" object, tools the merged list it
+ * searches (exposed names), servers the server name of each tool (array parallel to tools, null
+ * when unknown), st the session whose list the hits join (NULL: 2026-07-28, definitions are sent
+ * and nothing is kept). Returns the CallToolResult (NEW; an isError result for a bad query or no
+ * index), and fills *info.
  */
-json_t *mg_toolsearch_tools(mg_call_t *c, json_t *tools, json_t **answer);
-/* Adds caching hints to a tools/list result of c where the list depends on the request. */
-void mg_toolsearch_list_hints(const mg_call_t *c, json_t *result);
+json_t *mg_toolsearch_search(mg_toolsearch_t *ts, const mg_tools_config_t *tc, const json_t *args,
+                             const json_t *tools, const json_t *servers, mg_toolsearch_session_t *st,
+                             mg_toolsearch_search_info_t *info);
+
+/*
+ * The tools/list view of the merged list `tools` (STOLEN; returns the NEW array to answer with)
+ * for profile prof (NULL = none). Mode "all": every tool. Mode "lazy": the search tool (described
+ * with server_counts: [{name, tools}], built only in lazy mode, see mg_toolsearch_lazy()), the
+ * "always" tools and those in added ({name: true}: the session's, or the request's loaded set).
+ * Compaction and _meta hints applied.
+ */
+json_t *mg_toolsearch_list(const mg_tools_config_t *tc, const mg_tool_profile_t *prof, json_t *tools,
+                           const json_t *added, const json_t *server_counts);
+/* 1 when prof's mode is lazy (the list then needs server_counts). */
+int mg_toolsearch_lazy(const mg_tools_config_t *tc, const mg_tool_profile_t *prof);
 
 #endif

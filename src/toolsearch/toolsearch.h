@@ -6,8 +6,9 @@
  * notifications/tools/list_changed).
  *
  * Pure parts (tokens.c, compact.c, index.c, query.c, thesaurus.c, policy.c; globs: common/glob.h) know
- * nothing of sessions or HTTP and are unit-tested alone. The runtime (runtime.c) plugs into the gateway at
- * three points of gateway/dispatch.c: the tools/list merge (filter, then shape), tools/call routing (policy
+ * nothing of sessions or HTTP and are unit-tested alone. So does the runtime (runtime.h: index cache,
+ * session state, the search answer, the tools/list view), which gateway/toolsearch_hooks.c feeds at three
+ * points of gateway/dispatch.c: the tools/list merge (filter, then shape), tools/call routing (policy
  * check and the search tool) and /metrics. The `mcpgate tools` command lives in cli_tools.c. All json_t *
  * parameters are BORROWED unless a comment says "stolen"; returned ones are NEW. Read next:
  * docs/tool-search.md (behaviour and config), runtime.c.
@@ -141,7 +142,7 @@ const mg_tool_profile_t *mg_toolsearch_profile_find(const mg_tools_config_t *tc,
 mg_tools_mode_t mg_toolsearch_mode(const mg_tools_config_t *tc, const mg_tool_profile_t *profile);
 int mg_toolsearch_always(const mg_tools_config_t *tc, const mg_tool_profile_t *profile, const char *exposed);
 
-/* ---- runtime.c: the lazy catalog in the gateway ---- */
+/* ---- runtime.c: the lazy catalog (its state and answers: runtime.h) ---- */
 
 /*
  * The gateway's own search tool definition (NEW): name search_tools, arguments {query, limit?},

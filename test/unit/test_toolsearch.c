@@ -15,6 +15,7 @@
 
 #include "common/err.h"
 #include "config/config.h"
+#include "toolsearch/runtime.h"
 #include "toolsearch/toolsearch.h"
 #include "toolsearch/toolsearch_int.h"
 
@@ -460,14 +461,101 @@ static void test_search_tool_def(void **state)
     json_decref(servers);
 }
 
+/* toolsearch/runtime.h on plain data: a session's profile and added set, the search tool's answer
+ * from a list and its servers, and the lazy tools/list view. */
+static void test_runtime_plain_data(void **state)
+{
+    mg_config_t cfg;
+    mg_config_errors_t errs;
+    assert_int_equal(parse("{\"mcpServers\": {\"gh\": {\"command\": \"x\"}},"
+                           " \"gateway\": {\"tools\": {\"mode\": \"lazy\", \"always\": [\"gh__get_me\"],"
+                           "   \"profiles\": {\"ro\": {\"mode\": \"all\"}}}}}",
+                           &cfg, &errs),
+                     0);
+    const mg_tools_config_t *tc = &cfg.tools;
+    char prof[72], why[300];
+    assert_int_equal(mg_toolsearch_profile_select(tc, "ro", 2, NULL, 0, prof, sizeof prof, why, sizeof why),
+                     0);
+    assert_string_equal(prof, "ro");
+    assert_int_equal(
+        mg_toolsearch_profile_select(tc, NULL, 0, "profile=nope", 12, prof, sizeof prof, why, sizeof why),
+        MG_ENOTFOUND);
+    assert_non_null(strstr(why, "unknown tool profile 'nope'"));
+
+    mg_toolsearch_t *ts = mg_toolsearch_new();
+    mg_toolsearch_session_t *st = mg_toolsearch_session_new(tc, "");
+    assert_null(mg_toolsearch_session_profile(st));
+    assert_null(mg_toolsearch_session_added(st));
+    json_t *tools = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "name", "gh__create_issue", "description",
+                              "Create a new issue in a GitHub repository.", "name", "gh__get_me",
+                              "description", "Get the authenticated user.", "name", "gh__list_commits",
+                              "description", "List commits of a branch.");
+    json_t *servers = json_pack("[s,s,s]", "gh", "gh", "gh");
+
+    mg_toolsearch_search_info_t info;
+    json_t *args = json_pack("{s:s,s:i}", "query", "create an issue", "limit", 1);
+    json_t *r = mg_toolsearch_search(ts, tc, args, tools, servers, st, &info);
+    assert_int_equal(info.results, 1);
+    assert_string_equal(info.match, "words");
+    assert_int_equal(info.added, 1);
+    assert_non_null(json_object_get(mg_toolsearch_session_added(st), "gh__create_issue"));
+    assert_null(json_object_get(r, "isError"));
+    json_decref(r);
+    json_decref(args);
+    args = json_pack("{s:s}", "query", ""); /* a bad query: an error result, nothing added */
+    r = mg_toolsearch_search(ts, tc, args, tools, servers, st, &info);
+    assert_true(json_is_true(json_object_get(r, "isError")));
+    assert_int_equal(info.added, 0);
+    json_decref(r);
+    json_decref(args);
+
+    /* lazy view: the search tool, the "always" tool and what the session added */
+    assert_true(mg_toolsearch_lazy(tc, NULL));
+    json_t *counts = json_pack("[{s:s,s:i}]", "name", "gh", "tools", 3);
+    json_t *view = mg_toolsearch_list(tc, NULL, json_incref(tools), mg_toolsearch_session_added(st), counts);
+    assert_int_equal(json_array_size(view), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(view, 0), "name")),
+                        MG_TOOLSEARCH_TOOL_NAME);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(view, 1), "name")),
+                        "gh__create_issue");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(view, 2), "name")), "gh__get_me");
+    json_decref(view);
+    /* 2026-07-28: the request's loaded set instead of a session's */
+    json_t *names = json_pack("[s,i]", "gh__list_commits", 7);
+    json_t *loaded = mg_toolsearch_loaded_set(names);
+    assert_int_equal(json_object_size(loaded), 1);
+    view = mg_toolsearch_list(tc, NULL, json_incref(tools), loaded, counts);
+    assert_int_equal(json_array_size(view), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(view, 2), "name")),
+                        "gh__list_commits");
+    json_decref(view);
+    /* profile "ro" is mode all: every tool, no search tool */
+    const mg_tool_profile_t *ro = mg_toolsearch_profile_find(tc, "ro");
+    assert_false(mg_toolsearch_lazy(tc, ro));
+    view = mg_toolsearch_list(tc, ro, json_incref(tools), NULL, NULL);
+    assert_int_equal(json_array_size(view), 3);
+    json_decref(view);
+
+    json_decref(loaded);
+    json_decref(names);
+    json_decref(counts);
+    json_decref(servers);
+    json_decref(tools);
+    mg_toolsearch_session_free(st);
+    mg_toolsearch_free(ts);
+    mg_config_dispose(&cfg);
+    mg_config_errors_dispose(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tokens_text),     cmocka_unit_test(test_tokens_tool),
-        cmocka_unit_test(test_config_tools),    cmocka_unit_test(test_config_tools_errors),
-        cmocka_unit_test(test_index_ranking),   cmocka_unit_test(test_index_phrasings),
-        cmocka_unit_test(test_thesaurus_lines), cmocka_unit_test(test_compact_text),
-        cmocka_unit_test(test_compact_schema),  cmocka_unit_test(test_search_tool_def),
+        cmocka_unit_test(test_tokens_text),        cmocka_unit_test(test_tokens_tool),
+        cmocka_unit_test(test_config_tools),       cmocka_unit_test(test_config_tools_errors),
+        cmocka_unit_test(test_index_ranking),      cmocka_unit_test(test_index_phrasings),
+        cmocka_unit_test(test_thesaurus_lines),    cmocka_unit_test(test_compact_text),
+        cmocka_unit_test(test_compact_schema),     cmocka_unit_test(test_search_tool_def),
+        cmocka_unit_test(test_runtime_plain_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
