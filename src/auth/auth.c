@@ -92,18 +92,24 @@ static void send_text(h2o_req_t *req, int status, const char *ctype, const char 
     h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
 }
 
-/* err (MG_E*) names the status and the JSON-RPC code (common/err.h). */
-static void send_error(h2o_req_t *req, int err, const char *message, const char *oauth_error)
+/* A refusal into d: err (MG_E*) names the status and the JSON-RPC code (common/err.h); the gateway
+ * answers it (auth.h). */
+static void refusal(mg_auth_decision_t *d, int err, const char *message, const char *oauth_error)
 {
-    json_t *e = json_pack("{s:s,s:n,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", "error", "code",
-                          mg_err_jsonrpc_code(err), "message", message);
-    if (oauth_error != NULL)
-        json_object_set_new(json_object_get(e, "error"), "data", json_pack("{s:s}", "error", oauth_error));
-    char *s = json_dumps(e, JSON_COMPACT);
-    json_decref(e);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    send_text(req, mg_err_http_status(err), "application/json", s ? s : "{}");
-    free(s);
+    memset(d, 0, sizeof *d);
+    d->err = err;
+    d->oauth_error = oauth_error;
+    snprintf(d->message, sizeof d->message, "%s", message);
+}
+
+/* Gives cb a refusal of err with a Retry-After of seconds. */
+static void refuse_later(h2o_req_t *req, int err, const char *message, unsigned seconds, mg_auth_done_cb cb,
+                         void *data)
+{
+    mg_auth_decision_t d;
+    refusal(&d, err, message, NULL);
+    d.retry_after_s = seconds;
+    cb(data, req, &d);
 }
 
 /* "https://mcp.example/mcp" -> "https://mcp.example/.well-known/oauth-protected-resource/mcp" */
@@ -147,49 +153,62 @@ static void append_scopes(char *buf, size_t cap, char *const *scopes, size_t n, 
     }
 }
 
-/*
- * Answers MG_EUNAUTHORIZED (401) / MG_EFORBIDDEN (403) with the challenge. error NULL = no credentials were
- * sent (RFC 6750 3.1: no error code then). granted: the principal's scopes for insufficient_scope.
- */
-static void challenge(mg_auth_t *a, h2o_req_t *req, int err, const char *error, const char *why,
-                      const mg_principal_t *granted)
+void mg_auth_challenge(const mg_auth_decision_t *d, char *hdr, size_t cap)
 {
-    const mg_auth_config_t *cfg = a->cfg;
-    char hdr[2048], url[600], scopes[1024] = "";
-    int first = 1;
-    if (cfg->oauth != NULL)
-        append_scopes(scopes, sizeof scopes, cfg->oauth->required_scopes, cfg->oauth->nrequired, &first);
-    if (granted != NULL)
-        append_scopes(scopes, sizeof scopes, granted->scopes, granted->nscopes, &first);
     size_t o = 0;
 #define APPEND(...)                                                                                          \
     do {                                                                                                     \
-        if (o < sizeof hdr) {                                                                                \
-            int n_ = snprintf(hdr + o, sizeof hdr - o, __VA_ARGS__);                                         \
-            o = n_ < 0 ? sizeof hdr : o + (size_t)n_;                                                        \
+        if (o < cap) {                                                                                       \
+            int n_ = snprintf(hdr + o, cap - o, __VA_ARGS__);                                                \
+            o = n_ < 0 ? cap : o + (size_t)n_;                                                               \
         }                                                                                                    \
     } while (0)
+    if (cap == 0)
+        return;
+    hdr[0] = '\0';
     APPEND("Bearer realm=\"mcpgate\"");
-    if (error != NULL)
-        APPEND(", error=\"%s\"", error);
-    if (why != NULL && error != NULL)
-        APPEND(", error_description=\"%s\"", why);
-    if (prm_url(cfg, url, sizeof url) == 0)
-        APPEND(", resource_metadata=\"%s\"", url);
-    if (scopes[0] != '\0')
-        APPEND(", scope=\"%s\"", scopes);
+    if (d->error != NULL)
+        APPEND(", error=\"%s\"", d->error);
+    if (d->error_description[0] != '\0' && d->error != NULL)
+        APPEND(", error_description=\"%s\"", d->error_description);
+    if (d->resource_metadata[0] != '\0')
+        APPEND(", resource_metadata=\"%s\"", d->resource_metadata);
+    if (d->scope[0] != '\0')
+        APPEND(", scope=\"%s\"", d->scope);
 #undef APPEND
-    add_header(req, "www-authenticate", hdr);
-    char msg[1600];
+}
+
+/*
+ * A refusal MG_EUNAUTHORIZED (401) / MG_EFORBIDDEN (403) with the challenge into d. error NULL = no
+ * credentials were sent (RFC 6750 3.1: no error code then). granted: the principal's scopes for
+ * insufficient_scope.
+ */
+static void challenge(mg_auth_t *a, mg_auth_decision_t *d, int err, const char *error, const char *why,
+                      const mg_principal_t *granted)
+{
+    const mg_auth_config_t *cfg = a->cfg;
+    memset(d, 0, sizeof *d);
+    int first = 1;
+    if (cfg->oauth != NULL)
+        append_scopes(d->scope, sizeof d->scope, cfg->oauth->required_scopes, cfg->oauth->nrequired, &first);
+    if (granted != NULL)
+        append_scopes(d->scope, sizeof d->scope, granted->scopes, granted->nscopes, &first);
+    d->challenge = 1;
+    d->error = error;
+    if (why != NULL)
+        snprintf(d->error_description, sizeof d->error_description, "%s", why);
+    if (prm_url(cfg, d->resource_metadata, sizeof d->resource_metadata) != 0)
+        d->resource_metadata[0] = '\0';
     if (err == MG_EFORBIDDEN)
-        snprintf(msg, sizeof msg, "Forbidden: insufficient scope: this gateway needs the scopes \"%s\"",
-                 scopes);
+        snprintf(d->message, sizeof d->message,
+                 "Forbidden: insufficient scope: this gateway needs the scopes \"%s\"", d->scope);
     else if (error == NULL)
-        snprintf(msg, sizeof msg, "Unauthorized: send Authorization: Bearer <token>%s",
+        snprintf(d->message, sizeof d->message, "Unauthorized: send Authorization: Bearer <token>%s",
                  cfg->oauth ? " (the WWW-Authenticate header names the protected resource metadata)" : "");
     else
-        snprintf(msg, sizeof msg, "Unauthorized: %s", why ? why : "invalid token");
-    send_error(req, err, msg, error ? error : "unauthorized");
+        snprintf(d->message, sizeof d->message, "Unauthorized: %s", why ? why : "invalid token");
+    d->err = err;
+    d->oauth_error = error ? error : "unauthorized";
 }
 
 static void client_addr(h2o_req_t *req, char *out, size_t cap)
@@ -214,7 +233,8 @@ static void log_failure(const char *addr, int status, const char *why)
 }
 
 /* A presented credential failed: 401 and one more failure for the client address. */
-static void fail(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *why)
+static void fail(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *why, mg_auth_done_cb cb,
+                 void *data)
 {
     uint64_t now = uv_now(a->loop);
     if (mg__rate_fail(&a->rate, addr, now, a->cfg->fail_max, a->cfg->fail_window_s * 1000,
@@ -222,15 +242,17 @@ static void fail(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *why
         mg_log_json(MG_LOG_WARN, "client blocked after repeated authentication failures",
                     json_pack("{s:s,s:I}", "client", addr, "seconds", (json_int_t)a->cfg->fail_block_s));
     log_failure(addr, 401, why);
-    challenge(a, req, MG_EUNAUTHORIZED, "invalid_token", why, NULL);
+    mg_auth_decision_t d;
+    challenge(a, &d, MG_EUNAUTHORIZED, "invalid_token", why, NULL);
+    cb(data, req, &d);
 }
 
 /* ---------------------------------------------------------------- query strings */
 
 /* The query string of /mcp, /sse or /messages (http/query.h): a credential-looking name or any
- * parameter mcpgate does not read on that path is refused with 400. Returns 0, or -1 after
- * answering. */
-static int check_query(mg_auth_t *a, h2o_req_t *req)
+ * parameter mcpgate does not read on that path is refused with 400. Returns 0, or -1 with the
+ * refusal in d. */
+static int check_query(mg_auth_t *a, h2o_req_t *req, mg_auth_decision_t *d)
 {
     if (req->query_at == SIZE_MAX || req->query_at >= req->path.len)
         return 0;
@@ -286,11 +308,20 @@ static int check_query(mg_auth_t *a, h2o_req_t *req)
                     v == MG_HTTP_QUERY_CREDENTIAL ? "credential in the query string"
                                                   : "query parameter refused");
     }
-    send_error(req, MG_EREQUEST, msg, "invalid_request");
+    refusal(d, MG_EREQUEST, msg, "invalid_request");
     return -1;
 }
 
 /* ---------------------------------------------------------------- the phase */
+
+/* Success: cb with the principal (only err and principal are read then). */
+static void go_on(h2o_req_t *req, mg_principal_t *p, mg_auth_done_cb cb, void *data)
+{
+    mg_auth_decision_t d;
+    d.err = 0;
+    d.principal = p;
+    cb(data, req, &d);
+}
 
 static void attach_and_go(mg_auth_t *a, h2o_req_t *req, mg_principal_t *p, mg_auth_done_cb cb, void *data)
 {
@@ -300,11 +331,11 @@ static void attach_and_go(mg_auth_t *a, h2o_req_t *req, mg_principal_t *p, mg_au
     snprintf(h->key, sizeof h->key, "%p", (void *)req);
     if (mg_map_set(&a->by_req, h->key, h) != 0)
         h->a = NULL; /* out of memory: the era sees no principal and refuses what needs one */
-    cb(data, req, p);
+    go_on(req, p, cb, data);
 }
 
-/* Required scopes; answers 403 and returns -1 when one is missing. */
-static int check_scopes(mg_auth_t *a, h2o_req_t *req, const char *addr, mg_principal_t *p)
+/* Required scopes; returns -1 with the 403 refusal in d when one is missing. */
+static int check_scopes(mg_auth_t *a, mg_auth_decision_t *d, const char *addr, mg_principal_t *p)
 {
     const mg_auth_oauth_config_t *o = a->cfg->oauth;
     if (o == NULL || strcmp(p->source, "token") == 0)
@@ -312,7 +343,7 @@ static int check_scopes(mg_auth_t *a, h2o_req_t *req, const char *addr, mg_princ
     for (size_t i = 0; i < o->nrequired; i++) {
         if (!mg_principal_has_scope(p, o->required_scopes[i])) {
             log_failure(addr, 403, "insufficient scope");
-            challenge(a, req, MG_EFORBIDDEN, "insufficient_scope", "the token lacks a required scope", p);
+            challenge(a, d, MG_EFORBIDDEN, "insufficient_scope", "the token lacks a required scope", p);
             return -1;
         }
     }
@@ -322,8 +353,11 @@ static int check_scopes(mg_auth_t *a, h2o_req_t *req, const char *addr, mg_princ
 static void succeed(mg_auth_t *a, h2o_req_t *req, const char *addr, mg_principal_t *p, mg_auth_done_cb cb,
                     void *data)
 {
-    if (check_scopes(a, req, addr, p) != 0)
+    mg_auth_decision_t d;
+    if (check_scopes(a, &d, addr, p) != 0) {
+        cb(data, req, &d);
         return;
+    }
     attach_and_go(a, req, p, cb, data);
 }
 
@@ -375,7 +409,7 @@ static int try_jwt(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *t
         mg_principal_t *p = mg__auth_principal_from_claims(a, claims, "jwt", &why);
         json_decref(claims);
         if (p == NULL) {
-            fail(a, req, addr, why);
+            fail(a, req, addr, why, cb, data);
             return 0;
         }
         succeed(a, req, addr, p, cb, data);
@@ -386,15 +420,13 @@ static int try_jwt(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *t
         return 1;
     if (a->keys == NULL) {
         log_failure(addr, 503, "the identity provider's keys are not available");
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
-        send_error(
-            req, MG_EAUTHDOWN,
-            "Service Unavailable: the identity provider's signing keys (JWKS) could not be fetched yet; "
-            "retry shortly",
-            NULL);
+        refuse_later(req, MG_EAUTHDOWN,
+                     "Service Unavailable: the identity provider's signing keys (JWKS) could not be fetched "
+                     "yet; retry shortly",
+                     5, cb, data);
         return 0;
     }
-    fail(a, req, addr, why ? why : "token signed with an unknown key (kid)");
+    fail(a, req, addr, why ? why : "token signed with an unknown key (kid)", cb, data);
     return 0;
 }
 
@@ -447,10 +479,9 @@ static void waiter_free(mg_auth_waiter_t *w)
     free(w);
 }
 
-static void unavailable(h2o_req_t *req, const char *what)
+static void unavailable(h2o_req_t *req, const char *what, mg_auth_done_cb cb, void *data)
 {
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
-    send_error(req, MG_EAUTHDOWN, what, NULL);
+    refuse_later(req, MG_EAUTHDOWN, what, 5, cb, data);
 }
 
 void mg__auth_keys_settled(mg_auth_t *a)
@@ -462,9 +493,10 @@ void mg__auth_keys_settled(mg_auth_t *a)
         list = w->next;
         if (w->req != NULL) {
             if (a->stopping)
-                unavailable(w->req, "Service Unavailable: the gateway is shutting down");
+                unavailable(w->req, "Service Unavailable: the gateway is shutting down", w->cb, w->data);
             else if (try_jwt(a, w->req, w->addr, w->token, w->len, 1, w->cb, w->data) == 1)
-                fail(a, w->req, w->addr, "token signed with an unknown key (kid)"); /* cannot happen */
+                fail(a, w->req, w->addr, "token signed with an unknown key (kid)", w->cb,
+                     w->data); /* cannot happen */
         }
         waiter_free(w);
     }
@@ -478,35 +510,37 @@ static void introspect_done_cb(void *data, mg_principal_t *p, int unavail, const
         if (p != NULL)
             succeed(w->a, w->req, w->addr, p, w->cb, w->data);
         else if (unavail)
-            unavailable(w->req, "Service Unavailable: the token introspection endpoint could not be reached; "
-                                "retry shortly");
+            unavailable(w->req,
+                        "Service Unavailable: the token introspection endpoint could not be reached; retry "
+                        "shortly",
+                        w->cb, w->data);
         else
-            fail(w->a, w->req, w->addr, why);
+            fail(w->a, w->req, w->addr, why, w->cb, w->data);
     }
     waiter_free(w);
 }
 
 void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
 {
-    if (check_query(a, req) != 0)
+    mg_auth_decision_t d;
+    if (check_query(a, req, &d) != 0) {
+        cb(data, req, &d);
         return;
+    }
     /* No auth configured, or a CORS preflight (browsers never send credentials on it; it reaches no
      * session and no upstream): continue without a principal. */
     if (a == NULL || h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
-        cb(data, req, NULL);
+        go_on(req, NULL, cb, data);
         return;
     }
     char addr[48];
     client_addr(req, addr, sizeof addr);
     uint64_t wait_s = mg__rate_blocked(&a->rate, addr, uv_now(a->loop));
     if (wait_s > 0) {
-        char ra[24];
-        snprintf(ra, sizeof ra, "%llu", (unsigned long long)wait_s);
-        add_header(req, "retry-after", ra);
-        send_error(req, MG_EAUTHBACKOFF,
-                   "Too Many Requests: too many failed authentication attempts from this address; wait for "
-                   "Retry-After seconds",
-                   NULL);
+        refuse_later(req, MG_EAUTHBACKOFF,
+                     "Too Many Requests: too many failed authentication attempts from this address; wait for "
+                     "Retry-After seconds",
+                     wait_s > UINT32_MAX ? UINT32_MAX : (unsigned)wait_s, cb, data);
         return;
     }
     int dup = 0;
@@ -515,18 +549,20 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
         dup = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i) >= 0;
     if (i < 0) {
         log_failure(addr, 401, "no credentials");
-        challenge(a, req, MG_EUNAUTHORIZED, NULL, NULL, NULL);
+        challenge(a, &d, MG_EUNAUTHORIZED, NULL, NULL, NULL);
+        cb(data, req, &d);
         return;
     }
     h2o_iovec_t v = req->headers.entries[i].value;
     if (dup) {
-        fail(a, req, addr, "more than one Authorization header");
+        fail(a, req, addr, "more than one Authorization header", cb, data);
         return;
     }
     if (v.len < 7 || strncasecmp(v.base, "Bearer ", 7) != 0) {
         log_failure(addr, 401, "not a Bearer credential");
-        challenge(a, req, MG_EUNAUTHORIZED, "invalid_request",
+        challenge(a, &d, MG_EUNAUTHORIZED, "invalid_request",
                   "use the Bearer scheme: Authorization: Bearer <token>", NULL);
+        cb(data, req, &d);
         return;
     }
     const char *tok = v.base + 7;
@@ -536,7 +572,7 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
     while (len > 0 && tok[len - 1] == ' ')
         len--;
     if (len == 0 || len > MG_AUTH_MAX_TOKEN || memchr(tok, ' ', len) != NULL) {
-        fail(a, req, addr, len > MG_AUTH_MAX_TOKEN ? "token too long" : "malformed bearer token");
+        fail(a, req, addr, len > MG_AUTH_MAX_TOKEN ? "token too long" : "malformed bearer token", cb, data);
         return;
     }
     const mg_auth_token_config_t *tc = mg__auth_token_find(a->cfg, tok, len);
@@ -544,7 +580,8 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
         mg_principal_t *p = mg_principal_new("token", NULL, tc->tenant, tc->name, tc->name,
                                              (const char *const *)tc->scopes, tc->nscopes);
         if (p == NULL) {
-            send_error(req, MG_ENOMEM, "out of memory", NULL);
+            refusal(&d, MG_ENOMEM, "out of memory", NULL);
+            cb(data, req, &d);
             return;
         }
         succeed(a, req, addr, p, cb, data);
@@ -557,7 +594,8 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
             return;
         mg_auth_waiter_t *w = waiter_new(a, req, addr, tok, len, cb, data);
         if (w == NULL) {
-            unavailable(req, "Service Unavailable: too many requests waiting for the identity provider");
+            unavailable(req, "Service Unavailable: too many requests waiting for the identity provider", cb,
+                        data);
             return;
         }
         w->next = a->key_waiters;
@@ -574,19 +612,23 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
         }
         mg_auth_waiter_t *w = waiter_new(a, req, addr, tok, len, cb, data);
         if (w == NULL) {
-            unavailable(req, "Service Unavailable: too many requests waiting for the identity provider");
+            unavailable(req, "Service Unavailable: too many requests waiting for the identity provider", cb,
+                        data);
             return;
         }
         memcpy(w->hash, hash, sizeof hash);
         if (mg__introspect_start(a, w->token, w->len, w->hash, introspect_done_cb, w, &w->ireq) != 0) {
             w->ireq = NULL;
             waiter_free(w);
-            unavailable(req, "Service Unavailable: the token introspection endpoint is not known yet (issuer "
-                             "metadata not fetched); retry shortly");
+            unavailable(
+                req,
+                "Service Unavailable: the token introspection endpoint is not known yet (issuer metadata "
+                "not fetched); retry shortly",
+                cb, data);
         }
         return;
     }
-    fail(a, req, addr, o != NULL ? "malformed token (not a JWT)" : "unknown token");
+    fail(a, req, addr, o != NULL ? "malformed token (not a JWT)" : "unknown token", cb, data);
 }
 
 /* ---------------------------------------------------------------- lifetime */

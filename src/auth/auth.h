@@ -1,7 +1,7 @@
 /*
  * auth.h - the auth phase of the request path: a bearer token becomes a principal {tenant,
- * subject, scopes}, or the request is answered 400/401/403/429/503 here; and the policy that
- * decides what a principal may see and call.
+ * subject, scopes}, or a refusal (400/401/403/429/503 with its challenge) that the gateway answers;
+ * and the policy that decides what a principal may see and call.
  *
  * Credentials, tried in order: a static token (its SHA-256 compared in constant time with every
  * configured hash), a JWT access token (signature against the issuer's JWKS, iss, aud, exp/nbf,
@@ -52,15 +52,43 @@ void mg_auth_stop(mg_auth_t *a);
 /* After stop: closes handles; memory is released from the close callbacks. */
 void mg_auth_free(mg_auth_t *a);
 
-/* principal: borrowed for the duration of the call (ref it to keep it); NULL when a is NULL. */
-typedef void (*mg_auth_done_cb)(void *data, h2o_req_t *req, mg_principal_t *principal);
+/*
+ * What the auth phase decided about one request: go on with a principal, or a refusal for the
+ * gateway to answer (the phase never writes the response itself). A refusal is answered with the
+ * HTTP status and JSON-RPC code of err (common/err.h), an id-less JSON-RPC error whose message is
+ * `message` and, when oauth_error is set, data {"error": oauth_error}; with Cache-Control:
+ * no-store, Retry-After when retry_after_s > 0, and WWW-Authenticate when challenge is set
+ * (mg_auth_challenge() writes its value from the parameters below).
+ */
+typedef struct mg_auth_decision {
+    int err;                     /* 0 = go on; else MG_EREQUEST (400), MG_EUNAUTHORIZED (401),
+                                    MG_EFORBIDDEN (403), MG_EAUTHBACKOFF (429), MG_EAUTHDOWN (503),
+                                    MG_ENOMEM */
+    mg_principal_t *principal;   /* err 0: borrowed for the callback (ref it to keep it); NULL without
+                                    auth */
+    const char *oauth_error;     /* static: "invalid_token", "invalid_request", ...; NULL = no data */
+    unsigned retry_after_s;      /* 0 = no Retry-After */
+    int challenge;               /* 1 = send WWW-Authenticate (RFC 6750 3) */
+    const char *error;           /* its error="...": static; NULL when no credentials were sent */
+    char error_description[256]; /* "" = none */
+    char resource_metadata[600]; /* RFC 9728 metadata URL, "" = none */
+    char scope[1024];            /* space-separated scope-tokens, "" = none */
+    char message[1600];
+} mg_auth_decision_t;
+
+/* The WWW-Authenticate value of decision d into out (cap bytes): `Bearer realm="mcpgate"` and the
+ * parameters d carries. */
+void mg_auth_challenge(const mg_auth_decision_t *d, char *out, size_t cap);
+
+/* d: borrowed for the duration of the call. */
+typedef void (*mg_auth_done_cb)(void *data, h2o_req_t *req, const mg_auth_decision_t *d);
 
 /*
  * The auth phase for one request to the MCP endpoint. a may be NULL (no auth configured): then only
- * the query-string rule applies. Failures are answered here (400 token in the query string, 401
- * with WWW-Authenticate, 403 insufficient_scope, 429 too many failures, 503 keys unavailable) and
- * cb is never called. On success cb runs once, now or later (after a JWKS refresh or an
- * introspection round trip); never if h2o disposed the request meanwhile.
+ * the query-string rule applies. cb runs exactly once with the decision, now or later (after a JWKS
+ * refresh or an introspection round trip), and never if h2o disposed the request meanwhile. A
+ * refusal: 400 token in the query string, 401 with a challenge, 403 insufficient_scope, 429 too many
+ * failures, 503 keys unavailable; the caller answers it.
  */
 void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data);
 

@@ -81,9 +81,14 @@ static void answer(mg_gateway_t *gw, h2o_req_t *req)
     free(html);
 }
 
-static void authed_cb(void *data, h2o_req_t *req, mg_principal_t *p)
+static void authed_cb(void *data, h2o_req_t *req, const mg_auth_decision_t *d)
 {
     mg_gateway_t *gw = data;
+    if (d->err != 0) { /* the auth phase refused: its answer, as on /mcp */
+        mg__http_refuse(gw, req, d);
+        return;
+    }
+    const mg_principal_t *p = d->principal;
     if (p == NULL || !mg_principal_has_scope(p, ADMIN_SCOPE)) {
         mg__http_add_header(req, "www-authenticate",
                             "Bearer error=\"insufficient_scope\", scope=\"" ADMIN_SCOPE "\", "
@@ -103,7 +108,7 @@ int mg_gateway_handle_admin(mg_gateway_t *gw, h2o_req_t *req)
         return 0;
     }
     if (gw->auth != NULL) {
-        mg_auth_phase(gw->auth, req, authed_cb, gw); /* answers failures itself */
+        mg_auth_phase(gw->auth, req, authed_cb, gw); /* a refusal comes back to authed_cb */
         return 0;
     }
     if (!peer_is_loopback(req)) {

@@ -480,6 +480,9 @@ void mg__req_peer(h2o_req_t *req, char *out, size_t cap);
 /* An HTTP error with an id-less JSON-RPC error body, and its log line: err (MG_E*) names the status
  * and the JSON-RPC code (common/err.h). */
 void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, uint64_t start_ms);
+/* The auth phase's refusal d (auth/auth.h): its status, JSON-RPC error, WWW-Authenticate,
+ * Retry-After and Cache-Control: no-store. Not logged again (auth logged it). */
+void mg__http_refuse(mg_gateway_t *gw, h2o_req_t *req, const mg_auth_decision_t *d);
 /* Same with data (stolen) and an id (borrowed, may be NULL), logged as a POST. */
 void mg__http_error(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, json_t *data,
                     const json_t *id, uint64_t start_ms);

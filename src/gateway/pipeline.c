@@ -184,14 +184,21 @@ static phase_rc_t phase_admit(mg_request_t *r)
 }
 
 static void resume(mg_request_t *r);
+static void answered(mg_request_t *r);
 
-/* The auth phase answers its own failures and calls back only on success, and never once h2o
- * disposed the request (auth/auth.h). */
-static void authed_cb(void *data, h2o_req_t *req, mg_principal_t *principal)
+/* The auth phase decides, once, and never once h2o disposed the request (auth/auth.h): a refusal
+ * is answered here, through the one error reply (reply.c). */
+static void authed_cb(void *data, h2o_req_t *req, const mg_auth_decision_t *d)
 {
     mg_request_t *r = data;
-    (void)req;
-    (void)principal;                   /* attached to req: mg_auth_principal_of() */
+    if (d->err != 0) {
+        r->refs++; /* h2o may dispose the request while it is answered */
+        mg__http_refuse(r->gw, req, d);
+        answered(r); /* no phase runs after this one */
+        request_unref(r);
+        return;
+    }
+    /* d->principal is attached to req: mg_auth_principal_of() */
     r->start_ms = mg_gateway_now_ms(); /* logged latency: from the end of authentication */
     r->phase++;
     resume(r);
@@ -201,7 +208,7 @@ static phase_rc_t phase_auth(mg_request_t *r)
 {
     r->waiting = 1;
     mg_auth_phase(r->gw->auth, r->req, authed_cb, r);
-    return AGAIN; /* authed_cb moves past this phase (now or later), or auth answered a failure */
+    return AGAIN; /* authed_cb moves past this phase (now or later), or answers the refusal */
 }
 
 /* Bodies from this size on leave enough freed heap behind to be worth a malloc_trim(). */
@@ -626,6 +633,13 @@ static void run(mg_request_t *r)
     if (r->phase >= NPHASES)
         phase_span_end(r);
     r->running = 0;
+}
+
+/* A phase's callback answered the request: the phases end there (as a phase returning DONE). */
+static void answered(mg_request_t *r)
+{
+    r->phase = NPHASES;
+    resume(r);
 }
 
 static void resume(mg_request_t *r)

@@ -80,15 +80,46 @@ void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method,
     mg_log_fields(MG_LOG_INFO, "request", f, n);
 }
 
-/* The one way an HTTP error with a JSON-RPC body is answered and logged (http_method: as logged). */
-static void answer_error(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, json_t *data,
-                         const json_t *id, const char *http_method, uint64_t start_ms)
+/* The one way an HTTP error with a JSON-RPC body is answered (hdrs: nhdrs name/value pairs to add)
+ * and logged (http_method: as logged; NULL = the phase that refused logged it already). */
+static void answer_error_with(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, json_t *data,
+                              const json_t *id, const char **hdrs, size_t nhdrs, const char *http_method,
+                              uint64_t start_ms)
 {
     int status = mg_err_http_status(err);
     json_t *e = mg_rpc_error(id, mg_err_jsonrpc_code(err), message, data);
-    mg__http_send_json(req, status, e, NULL, 0);
+    mg__http_send_json(req, status, e, hdrs, nhdrs);
     json_decref(e);
-    mg__http_log(gw, http_method, NULL, NULL, NULL, status, start_ms);
+    if (http_method != NULL)
+        mg__http_log(gw, http_method, NULL, NULL, NULL, status, start_ms);
+}
+
+static void answer_error(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, json_t *data,
+                         const json_t *id, const char *http_method, uint64_t start_ms)
+{
+    answer_error_with(gw, req, err, message, data, id, NULL, 0, http_method, start_ms);
+}
+
+void mg__http_refuse(mg_gateway_t *gw, h2o_req_t *req, const mg_auth_decision_t *d)
+{
+    char challenge[2048], retry[24];
+    const char *hdrs[6];
+    size_t n = 0;
+    if (d->challenge) {
+        mg_auth_challenge(d, challenge, sizeof challenge);
+        hdrs[2 * n] = "www-authenticate";
+        hdrs[2 * n++ + 1] = challenge;
+    }
+    if (d->retry_after_s > 0) {
+        snprintf(retry, sizeof retry, "%u", d->retry_after_s);
+        hdrs[2 * n] = "retry-after";
+        hdrs[2 * n++ + 1] = retry;
+    }
+    hdrs[2 * n] = "cache-control";
+    hdrs[2 * n++ + 1] = "no-store";
+    json_t *data = d->oauth_error != NULL ? json_pack("{s:s}", "error", d->oauth_error) : NULL;
+    /* auth logged the refusal ("authentication failed", without the token) */
+    answer_error_with(gw, req, d->err, d->message, data, NULL, hdrs, n, NULL, 0);
 }
 
 void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int err, const char *message, uint64_t start_ms)
