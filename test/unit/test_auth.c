@@ -855,6 +855,31 @@ static void test_discovery_frees(void **state)
     mg_auth_config_free(c);
 }
 
+/* The WWW-Authenticate value of a refusal, from the decision's parameters (the gateway writes it). */
+static void test_challenge_format(void **state)
+{
+    mg_auth_decision_t d;
+    memset(&d, 0, sizeof d);
+    char h[2048];
+    d.challenge = 1;
+    mg_auth_challenge(&d, h, sizeof h); /* no credentials: no error code (RFC 6750 3.1) */
+    assert_string_equal(h, "Bearer realm=\"mcpgate\"");
+    snprintf(d.error_description, sizeof d.error_description, "%s", "token expired");
+    mg_auth_challenge(&d, h, sizeof h); /* a description only goes with an error code */
+    assert_string_equal(h, "Bearer realm=\"mcpgate\"");
+    d.error = "invalid_token";
+    snprintf(d.resource_metadata, sizeof d.resource_metadata, "%s",
+             "https://mcp.example/.well-known/oauth-protected-resource/mcp");
+    snprintf(d.scope, sizeof d.scope, "%s", "mcp:read mcp:write");
+    mg_auth_challenge(&d, h, sizeof h);
+    assert_string_equal(h, "Bearer realm=\"mcpgate\", error=\"invalid_token\", error_description=\"token "
+                           "expired\", resource_metadata=\"https://mcp.example/.well-known/"
+                           "oauth-protected-resource/mcp\", scope=\"mcp:read mcp:write\"");
+    char small[30];
+    mg_auth_challenge(&d, small, sizeof small); /* cut, still terminated */
+    assert_int_equal(strlen(small), sizeof small - 1);
+}
+
 int main(void)
 {
     json_set_alloc_funcs(counting_malloc, counting_free); /* test_discovery_frees */
@@ -874,6 +899,7 @@ int main(void)
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_runtime_loop_closes),
         cmocka_unit_test(test_discovery_frees),
+        cmocka_unit_test(test_challenge_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
