@@ -273,3 +273,83 @@ const char *mg_cfg_suggest(const char *key, const char *const *known)
     }
     return best;
 }
+
+/* ---- walking one object by a table ---- */
+
+static void unknown(mg_cfg_t *c, const mg_cfg_object_t *o, const char *key)
+{
+    const char *known[64];
+    size_t n = 0;
+    for (const mg_cfg_field_t *f = o->fields; f->key != NULL && n < 63; f++)
+        known[n++] = f->key;
+    known[n] = NULL;
+    const char *near = (o->flags & MG_CFG_SUGGEST) ? mg_cfg_suggest(key, known) : NULL;
+    if (o->known == NULL || near != NULL) {
+        mg_cfg_unknown_key(c, o->where, key, known, o->nlisted ? o->nlisted : n, 512, o->flags);
+        return;
+    }
+    char q[80];
+    (c->quote != NULL ? c->quote : mg_cfg_quote)(key, q, sizeof q);
+    mg_cfg_errf(c, "%s: unknown key \"%s\" (known: %s)", o->where, q, o->known);
+}
+
+/* Reads v by f's type into dst; 0 or -1 (reported). */
+static int read_field(mg_cfg_t *c, const mg_cfg_field_t *f, const char *where, const json_t *v, void *dst)
+{
+    char *base = dst;
+    uint64_t n;
+    switch (f->type) {
+    case MG_CFG_T_NONE:
+        return 0;
+    case MG_CFG_T_STRING:
+        return mg_cfg_string(c, where, v, f->flags, (char **)(base + f->off));
+    case MG_CFG_T_STRINGS:
+        return mg_cfg_string_array(c, where, v, f->flags, (char ***)(base + f->off),
+                                   (size_t *)(base + f->off_n));
+    case MG_CFG_T_BOOL:
+        return mg_cfg_bool(c, where, v, f->flags, (int *)(base + f->off));
+    case MG_CFG_T_U64:
+        return mg_cfg_uint(c, where, v, f->lo, f->hi, f->flags, (uint64_t *)(base + f->off));
+    case MG_CFG_T_UNSIGNED:
+        if (mg_cfg_uint(c, where, v, f->lo, f->hi, f->flags, &n) != 0)
+            return -1;
+        *(unsigned *)(base + f->off) = (unsigned)n;
+        return 0;
+    case MG_CFG_T_SIZE:
+        if (mg_cfg_uint(c, where, v, f->lo, f->hi, f->flags, &n) != 0)
+            return -1;
+        *(size_t *)(base + f->off) = (size_t)n;
+        return 0;
+    case MG_CFG_T_NUMBER:
+        if (!json_is_number(v) || json_number_value(v) < (double)f->lo ||
+            json_number_value(v) > (double)f->hi)
+            return -1; /* the check says what is wanted */
+        *(double *)(base + f->off) = json_number_value(v);
+        return 0;
+    }
+    return -1;
+}
+
+int mg_cfg_walk(mg_cfg_t *c, const mg_cfg_object_t *o, const json_t *obj, void *dst, void *arg)
+{
+    if (!json_is_object(obj))
+        return -1;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        const mg_cfg_field_t *f = o->fields;
+        while (f->key != NULL && strcmp(f->key, key) != 0)
+            f++;
+        if (f->key == NULL) {
+            unknown(c, o, key);
+            continue;
+        }
+        char where[256];
+        snprintf(where, sizeof where, "%s.%s", o->where, f->key);
+        int ok = read_field(c, f, where, v, dst) == 0;
+        if (f->check != NULL)
+            f->check(c, where, v, ok, dst, arg);
+    }
+    return 0;
+}

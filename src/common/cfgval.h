@@ -86,4 +86,58 @@ void mg_cfg_unknown_key(mg_cfg_t *c, const char *where, const char *key, const c
  * is close enough to be a plausible typo. */
 const char *mg_cfg_suggest(const char *key, const char *const *known);
 
+/* ---- walking one object by a table of its keys ---- */
+
+/* What a key's value is read as (the reader above that reads it), into the field at off of dst. */
+typedef enum mg_cfg_type {
+    MG_CFG_T_NONE = 0, /* no typed read: only check runs (a key the section reads its own way) */
+    MG_CFG_T_STRING,   /* char *: mg_cfg_string (flags) */
+    MG_CFG_T_STRINGS,  /* char ** at off, size_t count at off_n: mg_cfg_string_array (flags) */
+    MG_CFG_T_BOOL,     /* int: mg_cfg_bool (flags) */
+    MG_CFG_T_U64,      /* uint64_t: mg_cfg_uint lo..hi (flags) */
+    MG_CFG_T_UNSIGNED, /* unsigned: mg_cfg_uint lo..hi (flags); hi must fit */
+    MG_CFG_T_SIZE,     /* size_t: mg_cfg_uint lo..hi (flags) */
+    MG_CFG_T_NUMBER,   /* double in lo..hi: any JSON number; check reports the problem when not one */
+} mg_cfg_type_t;
+
+/* One key of an object section. where is "<section>.<key>" (the readers' and check's prefix). */
+typedef struct mg_cfg_field {
+    const char *key;
+    mg_cfg_type_t type;
+    size_t off, off_n;
+    uint64_t lo, hi;
+    int flags;
+    /*
+     * NULL, or runs after the typed read succeeded (ok 1) or failed (ok 0; for MG_CFG_T_NONE always
+     * 1): further rules on the value (v: the JSON value, dst: the section's struct, arg: the walk's).
+     */
+    void (*check)(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg);
+} mg_cfg_field_t;
+
+/* An object section: its name, its keys (ended by a NULL key) and how an unknown key is told. */
+typedef struct mg_cfg_object {
+    const char *where;
+    const mg_cfg_field_t *fields;
+    /* Unknown key with no near known key (MG_CFG_SUGGEST in flags): known != NULL gives
+     * " (known: <known>)"; else mg_cfg_unknown_key's "(known keys: <first nlisted>)". */
+    const char *known;
+    size_t nlisted;
+    int flags;
+} mg_cfg_object_t;
+
+/* Helpers for a table: a field of struct type T. */
+#define MG_CFG_AT(T, f) offsetof(T, f)
+#define MG_CFG_FIELD_END                                                                                     \
+    {                                                                                                        \
+        NULL, MG_CFG_T_NONE, 0, 0, 0, 0, 0, NULL                                                             \
+    }
+
+/*
+ * Walks object obj by table o: every key found in o->fields is read into dst by its type and then
+ * checked; any other key is reported as unknown. Problems are reported and the walk goes on, in
+ * obj's key order. Returns 0, or -1 when obj is not an object (nothing reported: the caller's
+ * message names the shape it expects).
+ */
+int mg_cfg_walk(mg_cfg_t *c, const mg_cfg_object_t *o, const json_t *obj, void *dst, void *arg);
+
 #endif

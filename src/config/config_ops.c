@@ -18,10 +18,51 @@
 #define MIN_KEY 16
 #define MAX_KEY 1024
 
-static const char *const journal_keys[] = {
-    "path",       "arguments", "hmacKey", "maxBytes", "checkpointEvery", "checkpointIntervalMs",
-    "queueBytes", NULL};
-static const char *const metrics_keys[] = {"listen", NULL};
+static void hmac_key_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    const char *k = ((mg_journal_config_t *)dst)->hmac_key;
+    if (ok && (strlen(k) < MIN_KEY || strlen(k) > MAX_KEY))
+        mg_cfg_errf(
+            c,
+            "%s: must be %d to %d bytes (generate one with: openssl rand -base64 32 > journal.key, then "
+            "\"${file:/path/journal.key}\")",
+            where, MIN_KEY, MAX_KEY);
+}
+
+static void max_bytes_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    uint64_t n = ((mg_journal_config_t *)dst)->max_bytes;
+    if (n > 0 && n < 4096)
+        mg_cfg_errf(c, "%s: must be 0 (never rotate) or at least 4096", where);
+}
+
+#define J(f) MG_CFG_AT(mg_journal_config_t, f)
+static const mg_cfg_field_t journal_fields[] = {
+    {"path", MG_CFG_T_STRING, J(path), 0, 0, 0, MG_CFG_NONEMPTY, NULL},
+    {"arguments", MG_CFG_T_BOOL, J(arguments), 0, 0, 0, MG_CFG_KIND, NULL},
+    {"hmacKey", MG_CFG_T_STRING, J(hmac_key), 0, 0, 0, 0, hmac_key_check},
+    {"maxBytes", MG_CFG_T_U64, J(max_bytes), 0, 0, 1ull << 40, 0, max_bytes_check},
+    {"checkpointEvery", MG_CFG_T_UNSIGNED, J(checkpoint_every), 0, 1, 1000000, 0, NULL},
+    {"checkpointIntervalMs", MG_CFG_T_U64, J(checkpoint_ms), 0, 100, 3600000, 0, NULL},
+    {"queueBytes", MG_CFG_T_U64, J(queue_bytes), 0, 65536, 1ull << 32, 0, NULL},
+    MG_CFG_FIELD_END,
+};
+#undef J
+static const mg_cfg_object_t journal_object = {"gateway.journal", journal_fields, NULL, 0, MG_CFG_SUGGEST};
+
+static void listen_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    const char *l = ((mg_config_t *)dst)->metrics_listen;
+    char why[160], q[80];
+    if (ok && mg__config_listen_check(l, NULL, 0, NULL, why, sizeof why) != 0)
+        mg_cfg_errf(c, "%s: '%s' is not host:port: %s", where, mg_cfg_quote(l, q, sizeof q), why);
+}
+
+static const mg_cfg_field_t metrics_fields[] = {
+    {"listen", MG_CFG_T_STRING, MG_CFG_AT(mg_config_t, metrics_listen), 0, 0, 0, 0, listen_check},
+    MG_CFG_FIELD_END,
+};
+static const mg_cfg_object_t metrics_object = {"gateway.metrics", metrics_fields, NULL, 0, MG_CFG_SUGGEST};
 
 static void parse_journal(mg__config_ctx_t *ctx, mg_journal_config_t *j, const json_t *obj)
 {
@@ -36,39 +77,7 @@ static void parse_journal(mg__config_ctx_t *ctx, mg_journal_config_t *j, const j
     j->checkpoint_every = 1000;
     j->checkpoint_ms = 10000;
     j->queue_bytes = 16ull * 1024 * 1024;
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
-        uint64_t x;
-        if (strcmp(key, "path") == 0) {
-            mg_cfg_string(&ctx->rd, "gateway.journal.path", v, MG_CFG_NONEMPTY, &j->path);
-        } else if (strcmp(key, "arguments") == 0) {
-            mg_cfg_bool(&ctx->rd, "gateway.journal.arguments", v, MG_CFG_KIND, &j->arguments);
-        } else if (strcmp(key, "hmacKey") == 0) {
-            if (mg_cfg_string(&ctx->rd, "gateway.journal.hmacKey", v, 0, &j->hmac_key) == 0 &&
-                (strlen(j->hmac_key) < MIN_KEY || strlen(j->hmac_key) > MAX_KEY))
-                mg__config_errf(ctx,
-                                "gateway.journal.hmacKey: must be %d to %d bytes (generate one with: openssl "
-                                "rand -base64 32 > journal.key, then \"${file:/path/journal.key}\")",
-                                MIN_KEY, MAX_KEY);
-        } else if (strcmp(key, "maxBytes") == 0) {
-            mg_cfg_uint(&ctx->rd, "gateway.journal.maxBytes", v, 0, 1ull << 40, 0, &j->max_bytes);
-            if (j->max_bytes > 0 && j->max_bytes < 4096) {
-                mg__config_errf(ctx, "gateway.journal.maxBytes: must be 0 (never rotate) or at least 4096");
-            }
-        } else if (strcmp(key, "checkpointEvery") == 0) {
-            if (mg_cfg_uint(&ctx->rd, "gateway.journal.checkpointEvery", v, 1, 1000000, 0, &x) == 0)
-                j->checkpoint_every = (unsigned)x;
-        } else if (strcmp(key, "checkpointIntervalMs") == 0) {
-            mg_cfg_uint(&ctx->rd, "gateway.journal.checkpointIntervalMs", v, 100, 3600000, 0,
-                        &j->checkpoint_ms);
-        } else if (strcmp(key, "queueBytes") == 0) {
-            mg_cfg_uint(&ctx->rd, "gateway.journal.queueBytes", v, 65536, 1ull << 32, 0, &j->queue_bytes);
-        } else {
-            mg_cfg_unknown_key(&ctx->rd, "gateway.journal", key, journal_keys, 7, 512, MG_CFG_SUGGEST);
-        }
-    }
+    mg_cfg_walk(&ctx->rd, &journal_object, obj, j, ctx);
     if (j->path == NULL)
         mg__config_errf(ctx, "gateway.journal: \"path\" is required (the file the journal is written to)");
 }
@@ -80,27 +89,11 @@ void mg__config_parse_ops(mg__config_ctx_t *ctx, mg_config_t *cfg, const char *k
     } else if (strcmp(key, "watchConfig") == 0) {
         mg_cfg_bool(&ctx->rd, "gateway.watchConfig", v, MG_CFG_KIND, &cfg->watch_config);
     } else if (strcmp(key, "metrics") == 0) {
-        if (!json_is_object(v)) {
+        if (mg_cfg_walk(&ctx->rd, &metrics_object, v, cfg, ctx) != 0)
             mg__config_errf(ctx,
                             "gateway.metrics: must be an object, not %s (e.g. {\"listen\": "
                             "\"127.0.0.1:9090\"})",
                             mg_cfg_kind(v));
-            return;
-        }
-        const char *k;
-        json_t *x;
-        json_object_foreach((json_t *)v, k, x)
-        {
-            char why[160], q[80];
-            if (strcmp(k, "listen") == 0) {
-                if (mg_cfg_string(&ctx->rd, "gateway.metrics.listen", x, 0, &cfg->metrics_listen) == 0 &&
-                    mg__config_listen_check(cfg->metrics_listen, NULL, 0, NULL, why, sizeof why) != 0)
-                    mg__config_errf(ctx, "gateway.metrics.listen: '%s' is not host:port: %s",
-                                    mg_cfg_quote(cfg->metrics_listen, q, sizeof q), why);
-            } else {
-                mg_cfg_unknown_key(&ctx->rd, "gateway.metrics", k, metrics_keys, 1, 512, MG_CFG_SUGGEST);
-            }
-        }
     }
 }
 

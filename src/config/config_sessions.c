@@ -18,18 +18,6 @@
 
 #define MIN_SECRET 16
 
-static const char *const sessions_keys[] = {"store",     "password",  "sentinelPassword",
-                                            "keyPrefix", "advertise", "secret",
-                                            "timeoutMs", "migrate",   NULL};
-
-/* Expanded string value of gateway.sessions.<key> into *dst; returns 0 or -1 (reported). */
-static int str(mg__config_ctx_t *ctx, const char *key, const json_t *v, char **dst)
-{
-    char where[64];
-    snprintf(where, sizeof where, "gateway.sessions.%s", key);
-    return mg_cfg_string(&ctx->rd, where, v, 0, dst);
-}
-
 int mg__config_sessions_check(mg__config_ctx_t *ctx, const char *where, const char *spec)
 {
     char why[300];
@@ -41,62 +29,69 @@ int mg__config_sessions_check(mg__config_ctx_t *ctx, const char *where, const ch
     return 0;
 }
 
+static void store_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    if (ok)
+        mg__config_sessions_check(arg, where, ((mg_sessions_config_t *)dst)->store);
+}
+
+static void key_prefix_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    const char *p = ((mg_sessions_config_t *)dst)->key_prefix;
+    char q[80];
+    if (!ok)
+        return;
+    size_t n = strlen(p);
+    if (n == 0 || n > 64 ||
+        strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-{}") != n)
+        mg_cfg_errf(c, "%s: '%s' is not valid: use 1 to 64 characters from A-Z a-z 0-9 : _ . - { }", where,
+                    mg_cfg_quote(p, q, sizeof q));
+}
+
+static void advertise_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    const char *a = ((mg_sessions_config_t *)dst)->advertise;
+    char why[160], q[80];
+    if (ok && mg__config_listen_check(a, NULL, 0, NULL, why, sizeof why) != 0)
+        mg_cfg_errf(c, "%s: '%s' is not host:port: %s", where, mg_cfg_quote(a, q, sizeof q), why);
+}
+
+static void secret_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    if (ok && strlen(((mg_sessions_config_t *)dst)->secret) < MIN_SECRET)
+        mg_cfg_errf(c, "%s: must be at least %d characters (generate one with: openssl rand -base64 32)",
+                    where, MIN_SECRET);
+}
+
+/* "migrate": true by default; stored inverted (no_migrate). */
+static void migrate_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    int on = 1;
+    if (mg_cfg_bool(c, where, v, 0, &on) == 0)
+        ((mg_sessions_config_t *)dst)->no_migrate = !on;
+}
+
+#define S(f) MG_CFG_AT(mg_sessions_config_t, f)
+static const mg_cfg_field_t sessions_fields[] = {
+    {"store", MG_CFG_T_STRING, S(store), 0, 0, 0, 0, store_check},
+    {"password", MG_CFG_T_STRING, S(password), 0, 0, 0, 0, NULL},
+    {"sentinelPassword", MG_CFG_T_STRING, S(sentinel_password), 0, 0, 0, 0, NULL},
+    {"keyPrefix", MG_CFG_T_STRING, S(key_prefix), 0, 0, 0, 0, key_prefix_check},
+    {"advertise", MG_CFG_T_STRING, S(advertise), 0, 0, 0, 0, advertise_check},
+    {"secret", MG_CFG_T_STRING, S(secret), 0, 0, 0, 0, secret_check},
+    {"timeoutMs", MG_CFG_T_U64, S(timeout_ms), 0, 100, 60000, 0, NULL},
+    {"migrate", MG_CFG_T_NONE, 0, 0, 0, 0, 0, migrate_read},
+    MG_CFG_FIELD_END,
+};
+#undef S
+static const mg_cfg_object_t sessions_object = {
+    "gateway.sessions", sessions_fields,
+    "store, password, sentinelPassword, keyPrefix, advertise, secret, timeoutMs, migrate", 0, MG_CFG_SUGGEST};
+
 void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj)
 {
-    mg_sessions_config_t *s = &cfg->sessions;
-    if (!json_is_object(obj)) {
+    if (mg_cfg_walk(&ctx->rd, &sessions_object, obj, &cfg->sessions, ctx) != 0)
         mg__config_errf(ctx, "gateway.sessions: must be an object, not %s", mg_cfg_kind(obj));
-        return;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
-        char why[160], q[80];
-        if (strcmp(key, "store") == 0) {
-            if (str(ctx, key, v, &s->store) == 0)
-                mg__config_sessions_check(ctx, "gateway.sessions.store", s->store);
-        } else if (strcmp(key, "password") == 0) {
-            str(ctx, key, v, &s->password);
-        } else if (strcmp(key, "sentinelPassword") == 0) {
-            str(ctx, key, v, &s->sentinel_password);
-        } else if (strcmp(key, "keyPrefix") == 0) {
-            if (str(ctx, key, v, &s->key_prefix) == 0) {
-                size_t n = strlen(s->key_prefix);
-                if (n == 0 || n > 64 ||
-                    strspn(s->key_prefix,
-                           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-{}") != n)
-                    mg__config_errf(ctx,
-                                    "gateway.sessions.keyPrefix: '%s' is not valid: use 1 to 64 characters "
-                                    "from A-Z a-z 0-9 : _ . - { }",
-                                    mg_cfg_quote(s->key_prefix, q, sizeof q));
-            }
-        } else if (strcmp(key, "advertise") == 0) {
-            if (str(ctx, key, v, &s->advertise) == 0 &&
-                mg__config_listen_check(s->advertise, NULL, 0, NULL, why, sizeof why) != 0)
-                mg__config_errf(ctx, "gateway.sessions.advertise: '%s' is not host:port: %s",
-                                mg_cfg_quote(s->advertise, q, sizeof q), why);
-        } else if (strcmp(key, "secret") == 0) {
-            if (str(ctx, key, v, &s->secret) == 0 && strlen(s->secret) < MIN_SECRET)
-                mg__config_errf(ctx,
-                                "gateway.sessions.secret: must be at least %d characters (generate one with: "
-                                "openssl rand -base64 32)",
-                                MIN_SECRET);
-        } else if (strcmp(key, "timeoutMs") == 0) {
-            mg_cfg_uint(&ctx->rd, "gateway.sessions.timeoutMs", v, 100, 60000, 0, &s->timeout_ms);
-        } else if (strcmp(key, "migrate") == 0) {
-            int on = 1;
-            if (mg_cfg_bool(&ctx->rd, "gateway.sessions.migrate", v, 0, &on) == 0)
-                s->no_migrate = !on;
-        } else {
-            const char *near = mg_cfg_suggest(key, sessions_keys);
-            mg__config_errf(ctx, "gateway.sessions: unknown key \"%s\"%s%s%s", mg_cfg_quote(key, q, sizeof q),
-                            near ? "; did you mean \""
-                                 : " (known: store, password, sentinelPassword, keyPrefix, "
-                                   "advertise, secret, timeoutMs, migrate)",
-                            near ? near : "", near ? "\"?" : "");
-        }
-    }
 }
 
 void mg__config_sessions_dispose(mg_sessions_config_t *s)

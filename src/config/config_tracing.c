@@ -16,7 +16,31 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const tracing_keys[] = {"endpoint", "sampleRatio", NULL};
+static void endpoint_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    const char *e = ((mg_tracing_config_t *)dst)->endpoint;
+    if (ok && strncasecmp(e, "http://", 7) != 0 && strncasecmp(e, "https://", 8) != 0)
+        mg_cfg_errf(c,
+                    "%s: must be an http:// or https:// URL (the collector's OTLP/HTTP traces endpoint, "
+                    "e.g. http://collector:4318/v1/traces)",
+                    where);
+}
+
+static void ratio_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    if (!ok)
+        mg_cfg_errf(
+            c, "%s: must be a number from 0 to 1 (the share of new traces recorded; 1 records every one)",
+            where);
+}
+
+static const mg_cfg_field_t tracing_fields[] = {
+    {"endpoint", MG_CFG_T_STRING, MG_CFG_AT(mg_tracing_config_t, endpoint), 0, 0, 0, 0, endpoint_check},
+    {"sampleRatio", MG_CFG_T_NUMBER, MG_CFG_AT(mg_tracing_config_t, sample_ratio), 0, 0, 1, 0, ratio_check},
+    MG_CFG_FIELD_END,
+};
+static const mg_cfg_object_t tracing_object = {"gateway.tracing", tracing_fields, "endpoint, sampleRatio", 0,
+                                               MG_CFG_SUGGEST};
 
 void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj)
 {
@@ -29,31 +53,7 @@ void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const jso
         return;
     }
     t->sample_ratio = 1.0;
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
-        char q[80];
-        if (strcmp(key, "endpoint") == 0) {
-            if (mg_cfg_string(&ctx->rd, "gateway.tracing.endpoint", v, 0, &t->endpoint) == 0 &&
-                strncasecmp(t->endpoint, "http://", 7) != 0 && strncasecmp(t->endpoint, "https://", 8) != 0)
-                mg__config_errf(
-                    ctx, "gateway.tracing.endpoint: must be an http:// or https:// URL (the "
-                         "collector's OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces)");
-        } else if (strcmp(key, "sampleRatio") == 0) {
-            if (!json_is_number(v) || json_number_value(v) < 0.0 || json_number_value(v) > 1.0)
-                mg__config_errf(ctx,
-                                "gateway.tracing.sampleRatio: must be a number from 0 to 1 (the share of "
-                                "new traces recorded; 1 records every one)");
-            else
-                t->sample_ratio = json_number_value(v);
-        } else {
-            const char *near = mg_cfg_suggest(key, tracing_keys);
-            mg__config_errf(ctx, "gateway.tracing: unknown key \"%s\"%s%s%s", mg_cfg_quote(key, q, sizeof q),
-                            near ? "; did you mean \"" : " (known: endpoint, sampleRatio)", near ? near : "",
-                            near ? "\"?" : "");
-        }
-    }
+    mg_cfg_walk(&ctx->rd, &tracing_object, obj, t, ctx);
     if (t->endpoint == NULL)
         mg__config_errf(ctx,
                         "gateway.tracing: \"endpoint\" is required (the collector's OTLP/HTTP traces URL, "
