@@ -285,7 +285,8 @@ static void unknown(mg_cfg_t *c, const mg_cfg_object_t *o, const char *key)
     known[n] = NULL;
     const char *near = (o->flags & MG_CFG_SUGGEST) ? mg_cfg_suggest(key, known) : NULL;
     if (o->known == NULL || near != NULL) {
-        mg_cfg_unknown_key(c, o->where, key, known, o->nlisted ? o->nlisted : n, 512, o->flags);
+        mg_cfg_unknown_key(c, o->where, key, known, o->nlisted ? o->nlisted : n,
+                           o->listcap ? o->listcap : 512, o->flags);
         return;
     }
     char q[80];
@@ -294,29 +295,31 @@ static void unknown(mg_cfg_t *c, const mg_cfg_object_t *o, const char *key)
 }
 
 /* Reads v by f's type into dst; 0 or -1 (reported). */
-static int read_field(mg_cfg_t *c, const mg_cfg_field_t *f, const char *where, const json_t *v, void *dst)
+static int read_field(mg_cfg_t *c, const mg_cfg_field_t *f, int extra, const char *where, const json_t *v,
+                      void *dst)
 {
     char *base = dst;
     uint64_t n;
+    int flags = f->flags | extra;
     switch (f->type) {
     case MG_CFG_T_NONE:
         return 0;
     case MG_CFG_T_STRING:
-        return mg_cfg_string(c, where, v, f->flags, (char **)(base + f->off));
+        return mg_cfg_string(c, where, v, flags, (char **)(base + f->off));
     case MG_CFG_T_STRINGS:
-        return mg_cfg_string_array(c, where, v, f->flags, (char ***)(base + f->off),
+        return mg_cfg_string_array(c, where, v, flags, (char ***)(base + f->off),
                                    (size_t *)(base + f->off_n));
     case MG_CFG_T_BOOL:
-        return mg_cfg_bool(c, where, v, f->flags, (int *)(base + f->off));
+        return mg_cfg_bool(c, where, v, flags, (int *)(base + f->off));
     case MG_CFG_T_U64:
-        return mg_cfg_uint(c, where, v, f->lo, f->hi, f->flags, (uint64_t *)(base + f->off));
+        return mg_cfg_uint(c, where, v, f->lo, f->hi, flags, (uint64_t *)(base + f->off));
     case MG_CFG_T_UNSIGNED:
-        if (mg_cfg_uint(c, where, v, f->lo, f->hi, f->flags, &n) != 0)
+        if (mg_cfg_uint(c, where, v, f->lo, f->hi, flags, &n) != 0)
             return -1;
         *(unsigned *)(base + f->off) = (unsigned)n;
         return 0;
     case MG_CFG_T_SIZE:
-        if (mg_cfg_uint(c, where, v, f->lo, f->hi, f->flags, &n) != 0)
+        if (mg_cfg_uint(c, where, v, f->lo, f->hi, flags, &n) != 0)
             return -1;
         *(size_t *)(base + f->off) = (size_t)n;
         return 0;
@@ -347,7 +350,7 @@ int mg_cfg_walk(mg_cfg_t *c, const mg_cfg_object_t *o, const json_t *obj, void *
         }
         char where[256];
         snprintf(where, sizeof where, "%s.%s", o->where, f->key);
-        int ok = read_field(c, f, where, v, dst) == 0;
+        int ok = read_field(c, f, o->extra, where, v, dst) == 0;
         if (f->check != NULL)
             f->check(c, where, v, ok, dst, arg);
     }

@@ -121,8 +121,10 @@ typedef struct mg_cfg_object {
     /* Unknown key with no near known key (MG_CFG_SUGGEST in flags): known != NULL gives
      * " (known: <known>)"; else mg_cfg_unknown_key's "(known keys: <first nlisted>)". */
     const char *known;
-    size_t nlisted;
-    int flags;
+    size_t nlisted; /* 0 = every key */
+    int flags;      /* MG_CFG_SUGGEST: "did you mean" the nearest known key */
+    size_t listcap; /* bytes of the "(known keys: ...)" list; 0 = 512 */
+    int extra;      /* flags added to every field's (MG_CFG_LENIENT for a lenient parse) */
 } mg_cfg_object_t;
 
 /* Helpers for a table: a field of struct type T. */

@@ -333,6 +333,26 @@ static const char *const oauth_keys[] = {"issuer",
                                          "introspection",
                                          NULL};
 
+static void endpoint_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    char why[160];
+    const char *url = ((mg_auth_oauth_config_t *)dst)->introspection_endpoint;
+    if (ok && url != NULL && mg_auth_url_check(url, why, sizeof why) != 0)
+        mg_cfg_errf(c, "%s: %s", where, why);
+}
+
+#define O(f) MG_CFG_AT(mg_auth_oauth_config_t, f)
+static const mg_cfg_field_t introspection_fields[] = {
+    {"endpoint", MG_CFG_T_STRING, O(introspection_endpoint), 0, 0, 0, MG_CFG_NONEMPTY, endpoint_check},
+    {"client_id", MG_CFG_T_STRING, O(client_id), 0, 0, 0, MG_CFG_NONEMPTY, NULL},
+    {"client_secret", MG_CFG_T_STRING, O(client_secret), 0, 0, 0, MG_CFG_NONEMPTY, NULL},
+    {"cache_s", MG_CFG_T_U64, O(introspection_cache_s), 0, 0, 3600, MG_CFG_SECONDS, NULL},
+    MG_CFG_FIELD_END,
+};
+#undef O
+static const mg_cfg_object_t introspection_object = {
+    "gateway.auth.oauth.introspection", introspection_fields, NULL, (size_t)-1, 0, 512, 0};
+
 static void parse_introspection(pctx_t *p, mg_auth_oauth_config_t *o, const json_t *v)
 {
     const char *w = "gateway.auth.oauth.introspection";
@@ -342,28 +362,7 @@ static void parse_introspection(pctx_t *p, mg_auth_oauth_config_t *o, const json
         return;
     }
     o->introspection = 1;
-    const char *key;
-    json_t *val;
-    char ww[128], why[160];
-    json_object_foreach((json_t *)v, key, val)
-    {
-        snprintf(ww, sizeof ww, "%s.%s", w, key);
-        if (strcmp(key, "endpoint") == 0) {
-            o->introspection_endpoint = get_str(p, val, ww, 1);
-            if (o->introspection_endpoint &&
-                mg_auth_url_check(o->introspection_endpoint, why, sizeof why) != 0)
-                errf(p, "%s: %s", ww, why);
-        } else if (strcmp(key, "client_id") == 0) {
-            o->client_id = get_str(p, val, ww, 1);
-        } else if (strcmp(key, "client_secret") == 0) {
-            o->client_secret = get_str(p, val, ww, 1);
-        } else if (strcmp(key, "cache_s") == 0) {
-            get_secs(p, val, ww, 0, 3600, &o->introspection_cache_s);
-        } else {
-            unknown(p, w, key,
-                    (const char *const[]){"endpoint", "client_id", "client_secret", "cache_s", NULL});
-        }
-    }
+    mg_cfg_walk(&p->c, &introspection_object, v, o, p);
     if (o->client_id == NULL || o->client_secret == NULL)
         errf(p,
              "%s: client_id and client_secret are required (the gateway authenticates to the introspection "

@@ -181,6 +181,13 @@ static void unknown_key(mg__config_ctx_t *ctx, const char *where, const char *ke
 
 /* ---------------------------------------------------------------- gateway */
 
+static const mg_cfg_field_t audit_fields[] = {
+    {"trustedPublishers", MG_CFG_T_STRINGS, MG_CFG_AT(mg_config_t, audit_publishers),
+     MG_CFG_AT(mg_config_t, naudit_publishers), 0, 0, MG_CFG_HINT, NULL},
+    MG_CFG_FIELD_END,
+};
+static const mg_cfg_object_t audit_object = {"gateway.audit", audit_fields, NULL, 1, MG_CFG_SUGGEST, 0, 0};
+
 static void parse_limits(mg__config_ctx_t *ctx, mg_limits_t *l, const json_t *obj)
 {
     if (!json_is_object(obj)) {
@@ -321,20 +328,9 @@ static void parse_gateway(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t 
                 }
             }
         } else if (strcmp(key, "audit") == 0) { /* `mcpgate audit --config` (src/audit/) */
-            static const char *const audit_keys[] = {"trustedPublishers", NULL};
-            const char *ak;
-            json_t *av;
-            if (!json_is_object(v))
+            if (mg_cfg_walk(RD, &audit_object, v, cfg, ctx) != 0)
                 mg__config_errf(ctx, "gateway.audit: must be an object like {\"trustedPublishers\": "
                                      "[\"@modelcontextprotocol/\"]}");
-            json_object_foreach(v, ak, av)
-            {
-                if (strcmp(ak, "trustedPublishers") == 0)
-                    mg_cfg_string_array(RD, "gateway.audit.trustedPublishers", av, MG_CFG_HINT,
-                                        &cfg->audit_publishers, &cfg->naudit_publishers);
-                else
-                    unknown_key(ctx, "gateway.audit", ak, audit_keys, 1);
-            }
         } else if (strcmp(key, "logLevel") == 0) {
             mg_log_level_t lvl;
             if (mg_cfg_string(RD, "gateway.logLevel", v, 0, &cfg->log_level) == 0 &&

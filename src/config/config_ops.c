@@ -48,7 +48,8 @@ static const mg_cfg_field_t journal_fields[] = {
     MG_CFG_FIELD_END,
 };
 #undef J
-static const mg_cfg_object_t journal_object = {"gateway.journal", journal_fields, NULL, 0, MG_CFG_SUGGEST};
+static const mg_cfg_object_t journal_object = {
+    "gateway.journal", journal_fields, NULL, 0, MG_CFG_SUGGEST, 0, 0};
 
 static void listen_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
 {
@@ -62,7 +63,8 @@ static const mg_cfg_field_t metrics_fields[] = {
     {"listen", MG_CFG_T_STRING, MG_CFG_AT(mg_config_t, metrics_listen), 0, 0, 0, 0, listen_check},
     MG_CFG_FIELD_END,
 };
-static const mg_cfg_object_t metrics_object = {"gateway.metrics", metrics_fields, NULL, 0, MG_CFG_SUGGEST};
+static const mg_cfg_object_t metrics_object = {
+    "gateway.metrics", metrics_fields, NULL, 0, MG_CFG_SUGGEST, 0, 0};
 
 static void parse_journal(mg__config_ctx_t *ctx, mg_journal_config_t *j, const json_t *obj)
 {

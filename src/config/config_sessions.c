@@ -85,8 +85,13 @@ static const mg_cfg_field_t sessions_fields[] = {
 };
 #undef S
 static const mg_cfg_object_t sessions_object = {
-    "gateway.sessions", sessions_fields,
-    "store, password, sentinelPassword, keyPrefix, advertise, secret, timeoutMs, migrate", 0, MG_CFG_SUGGEST};
+    "gateway.sessions",
+    sessions_fields,
+    "store, password, sentinelPassword, keyPrefix, advertise, secret, timeoutMs, migrate",
+    0,
+    MG_CFG_SUGGEST,
+    0,
+    0};
 
 void mg__config_parse_sessions(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj)
 {

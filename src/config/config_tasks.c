@@ -29,9 +29,13 @@ static const mg_cfg_field_t tasks_fields[] = {
 };
 #undef T
 static const mg_cfg_object_t tasks_object = {
-    "gateway.tasks", tasks_fields,
-    "enabled, ttlMs, pollIntervalMs, maxPerPrincipal, maxResultBytes, callTimeoutMs, maxStoredBytes", 0,
-    MG_CFG_SUGGEST};
+    "gateway.tasks",
+    tasks_fields,
+    "enabled, ttlMs, pollIntervalMs, maxPerPrincipal, maxResultBytes, callTimeoutMs, maxStoredBytes",
+    0,
+    MG_CFG_SUGGEST,
+    0,
+    0};
 
 void mg__config_tasks_default(mg_tasks_config_t *t)
 {

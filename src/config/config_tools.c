@@ -20,17 +20,6 @@
 #define MAX_GLOBS        10000
 #define MAX_SEARCH_LIMIT 50
 
-static const char *const tools_keys_all[] = {"mode",    "always",      "allow",    "deny",
-                                             "compact", "searchLimit", "profiles", "defaultProfile",
-                                             "tenants", "scopes",      NULL};
-static const char *const profile_keys[] = {"allow", "deny", "mode", "always", NULL};
-static const char *const filter_keys[] = {"allow", "deny", NULL};
-
-static void unknown(mg__config_ctx_t *ctx, const char *where, const char *key, const char *const *known)
-{
-    mg_cfg_unknown_key(&ctx->rd, where, key, known, (size_t)-1, 256, MG_CFG_SUGGEST);
-}
-
 /* Appends the globs of array v to *vec (NULL-terminated, *n entries). Returns 0 or -1 (reported). */
 static int read_globs(mg__config_ctx_t *ctx, const char *where, const json_t *v, char ***vec, size_t *n)
 {
@@ -76,19 +65,6 @@ static int read_globs(mg__config_ctx_t *ctx, const char *where, const json_t *v,
     return rc;
 }
 
-/* {"allow": [...], "deny": [...]} (plus the profile keys when `known` allows them). */
-static void read_filter_key(mg__config_ctx_t *ctx, const char *where, const char *key, const json_t *v,
-                            mg_tool_filter_t *f)
-{
-    char w[192];
-    snprintf(w, sizeof w, "%s.%s", where, key);
-    if (strcmp(key, "allow") == 0) {
-        read_globs(ctx, w, v, &f->allow, &f->nallow);
-    } else {
-        read_globs(ctx, w, v, &f->deny, &f->ndeny);
-    }
-}
-
 static int read_mode(mg__config_ctx_t *ctx, const char *where, const json_t *v, mg_tools_mode_t *out)
 {
     const char *m = json_string_value(v);
@@ -105,6 +81,60 @@ static int read_mode(mg__config_ctx_t *ctx, const char *where, const json_t *v, 
     }
     return 0;
 }
+
+/* ---- the {allow, deny} objects and profiles, walked by table (common/cfgval.h) ---- */
+
+static void allow_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_tool_filter_t *f = dst;
+    read_globs(arg, where, v, &f->allow, &f->nallow);
+}
+
+static void deny_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_tool_filter_t *f = dst;
+    read_globs(arg, where, v, &f->deny, &f->ndeny);
+}
+
+static const mg_cfg_field_t filter_fields[] = {
+    {"allow", MG_CFG_T_NONE, 0, 0, 0, 0, 0, allow_read},
+    {"deny", MG_CFG_T_NONE, 0, 0, 0, 0, 0, deny_read},
+    MG_CFG_FIELD_END,
+};
+
+/* Walks a filter object v named where into f (v must be an object). */
+static void walk_filter(mg__config_ctx_t *ctx, const char *where, const json_t *v, mg_tool_filter_t *f)
+{
+    mg_cfg_object_t o = {where, filter_fields, NULL, (size_t)-1, MG_CFG_SUGGEST, 256, 0};
+    mg_cfg_walk(&ctx->rd, &o, v, f, ctx);
+}
+
+static void profile_filter(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_tool_profile_t *p = dst;
+    (strcmp(strrchr(where, '.') + 1, "allow") == 0 ? allow_read : deny_read)(c, where, v, ok, &p->filter,
+                                                                             arg);
+}
+
+static void profile_mode(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    read_mode(arg, where, v, &((mg_tool_profile_t *)dst)->mode);
+}
+
+static void profile_always(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_tool_profile_t *p = dst;
+    p->has_always = 1;
+    read_globs(arg, where, v, &p->always, &p->nalways);
+}
+
+static const mg_cfg_field_t profile_fields[] = {
+    {"allow", MG_CFG_T_NONE, 0, 0, 0, 0, 0, profile_filter},
+    {"deny", MG_CFG_T_NONE, 0, 0, 0, 0, 0, profile_filter},
+    {"mode", MG_CFG_T_NONE, 0, 0, 0, 0, 0, profile_mode},
+    {"always", MG_CFG_T_NONE, 0, 0, 0, 0, 0, profile_always},
+    MG_CFG_FIELD_END,
+};
 
 static int name_ok(const char *k)
 {
@@ -146,23 +176,8 @@ static void read_profiles(mg__config_ctx_t *ctx, mg_tools_config_t *t, const jso
         mg_tool_profile_t *p = &t->profiles[t->nprofiles++];
         p->mode = MG_TOOLS_INHERIT;
         p->name = mg__config_strdup(ctx, name);
-        const char *key;
-        json_t *x;
-        json_object_foreach(v, key, x)
-        {
-            char w[224];
-            snprintf(w, sizeof w, "%s.%s", where, key);
-            if (strcmp(key, "allow") == 0 || strcmp(key, "deny") == 0) {
-                read_filter_key(ctx, where, key, x, &p->filter);
-            } else if (strcmp(key, "mode") == 0) {
-                read_mode(ctx, w, x, &p->mode);
-            } else if (strcmp(key, "always") == 0) {
-                p->has_always = 1;
-                read_globs(ctx, w, x, &p->always, &p->nalways);
-            } else {
-                unknown(ctx, where, key, profile_keys);
-            }
-        }
+        mg_cfg_object_t o = {where, profile_fields, NULL, (size_t)-1, MG_CFG_SUGGEST, 256, 0};
+        mg_cfg_walk(&ctx->rd, &o, v, p, ctx);
     }
 }
 
@@ -198,18 +213,72 @@ static void read_rules(mg__config_ctx_t *ctx, const char *what, const json_t *ob
         }
         mg_tool_rule_t *r = &(*out)[(*n)++];
         r->key = mg__config_strdup(ctx, key);
-        const char *k;
-        json_t *x;
-        json_object_foreach(v, k, x)
-        {
-            if (strcmp(k, "allow") == 0 || strcmp(k, "deny") == 0) {
-                read_filter_key(ctx, where, k, x, &r->filter);
-            } else {
-                unknown(ctx, where, k, filter_keys);
-            }
-        }
+        walk_filter(ctx, where, v, &r->filter);
     }
 }
+
+/* ---- gateway.tools, walked by table ---- */
+
+static void tools_mode(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    read_mode(arg, where, v, &((mg_tools_config_t *)dst)->mode);
+}
+
+static void tools_always(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_tools_config_t *t = dst;
+    read_globs(arg, where, v, &t->always, &t->nalways);
+}
+
+static void tools_filter(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_tools_config_t *t = dst;
+    (strcmp(strrchr(where, '.') + 1, "allow") == 0 ? allow_read : deny_read)(c, where, v, ok, &t->filter,
+                                                                             arg);
+}
+
+static void tools_profiles(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    read_profiles(arg, dst, v);
+}
+
+static void tools_default_profile(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst,
+                                  void *arg)
+{
+    mg_tools_config_t *t = dst;
+    if (!json_is_string(v)) {
+        mg_cfg_errf(c, "%s: must be the name of a profile (a string)", where);
+    } else {
+        free(t->default_profile);
+        t->default_profile = mg__config_strdup(arg, json_string_value(v));
+    }
+}
+
+static void tools_rules(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_tools_config_t *t = dst;
+    if (strcmp(strrchr(where, '.') + 1, "tenants") == 0)
+        read_rules(arg, "tenants", v, &t->tenants, &t->ntenants);
+    else
+        read_rules(arg, "scopes", v, &t->scopes, &t->nscopes);
+}
+
+static const mg_cfg_field_t tools_fields[] = {
+    {"mode", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tools_mode},
+    {"always", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tools_always},
+    {"allow", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tools_filter},
+    {"deny", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tools_filter},
+    {"compact", MG_CFG_T_BOOL, MG_CFG_AT(mg_tools_config_t, compact), 0, 0, 0, 0, NULL},
+    {"searchLimit", MG_CFG_T_UNSIGNED, MG_CFG_AT(mg_tools_config_t, search_limit), 0, 1, MAX_SEARCH_LIMIT, 0,
+     NULL},
+    {"profiles", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tools_profiles},
+    {"defaultProfile", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tools_default_profile},
+    {"tenants", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tools_rules},
+    {"scopes", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tools_rules},
+    MG_CFG_FIELD_END,
+};
+static const mg_cfg_object_t tools_object = {"gateway.tools", tools_fields, NULL, (size_t)-1,
+                                             MG_CFG_SUGGEST,  256,          0};
 
 void mg__config_parse_tools(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj)
 {
@@ -218,42 +287,7 @@ void mg__config_parse_tools(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_
         mg__config_errf(ctx, "gateway.tools: must be an object like {\"mode\": \"lazy\", \"always\": [...]}");
         return;
     }
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
-        char where[96];
-        snprintf(where, sizeof where, "gateway.tools.%s", key);
-        if (strcmp(key, "mode") == 0) {
-            read_mode(ctx, where, v, &t->mode);
-        } else if (strcmp(key, "always") == 0) {
-            read_globs(ctx, where, v, &t->always, &t->nalways);
-        } else if (strcmp(key, "allow") == 0 || strcmp(key, "deny") == 0) {
-            read_filter_key(ctx, "gateway.tools", key, v, &t->filter);
-        } else if (strcmp(key, "compact") == 0) {
-            mg_cfg_bool(&ctx->rd, where, v, 0, &t->compact);
-        } else if (strcmp(key, "searchLimit") == 0) {
-            uint64_t x;
-            if (mg_cfg_uint(&ctx->rd, where, v, 1, MAX_SEARCH_LIMIT, 0, &x) == 0) {
-                t->search_limit = (unsigned)x;
-            }
-        } else if (strcmp(key, "profiles") == 0) {
-            read_profiles(ctx, t, v);
-        } else if (strcmp(key, "defaultProfile") == 0) {
-            if (!json_is_string(v)) {
-                mg__config_errf(ctx, "%s: must be the name of a profile (a string)", where);
-            } else {
-                free(t->default_profile);
-                t->default_profile = mg__config_strdup(ctx, json_string_value(v));
-            }
-        } else if (strcmp(key, "tenants") == 0) {
-            read_rules(ctx, "tenants", v, &t->tenants, &t->ntenants);
-        } else if (strcmp(key, "scopes") == 0) {
-            read_rules(ctx, "scopes", v, &t->scopes, &t->nscopes);
-        } else {
-            unknown(ctx, "gateway.tools", key, tools_keys_all);
-        }
-    }
+    mg_cfg_walk(&ctx->rd, &tools_object, obj, t, ctx);
     if (t->default_profile != NULL) {
         int found = 0;
         for (size_t i = 0; i < t->nprofiles; i++) {
@@ -285,19 +319,7 @@ void mg__config_parse_server_tools(mg__config_ctx_t *ctx, const char *sw, const 
                         where);
         return;
     }
-    const char *k;
-    json_t *x;
-    json_object_foreach((json_t *)v, k, x)
-    {
-        if (strcmp(k, "allow") == 0 || strcmp(k, "deny") == 0) {
-            char w[224];
-            snprintf(w, sizeof w, "%s.%s", where, k);
-            read_globs(ctx, w, x, strcmp(k, "allow") == 0 ? &f->allow : &f->deny,
-                       strcmp(k, "allow") == 0 ? &f->nallow : &f->ndeny);
-        } else {
-            unknown(ctx, where, k, filter_keys);
-        }
-    }
+    walk_filter(ctx, where, v, f);
 }
 
 void mg__config_tool_filter_dispose(mg_tool_filter_t *f)

@@ -39,8 +39,8 @@ static const mg_cfg_field_t tracing_fields[] = {
     {"sampleRatio", MG_CFG_T_NUMBER, MG_CFG_AT(mg_tracing_config_t, sample_ratio), 0, 0, 1, 0, ratio_check},
     MG_CFG_FIELD_END,
 };
-static const mg_cfg_object_t tracing_object = {"gateway.tracing", tracing_fields, "endpoint, sampleRatio", 0,
-                                               MG_CFG_SUGGEST};
+static const mg_cfg_object_t tracing_object = {
+    "gateway.tracing", tracing_fields, "endpoint, sampleRatio", 0, MG_CFG_SUGGEST, 0, 0};
 
 void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj)
 {

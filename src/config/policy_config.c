@@ -217,9 +217,18 @@ static int origin_ok(const char *s)
     return 1;
 }
 
+#define C(f) MG_CFG_AT(mg_cors_config_t, f)
+static const mg_cfg_field_t cors_fields[] = {
+    {"allowedOrigins", MG_CFG_T_STRINGS, C(origins), C(norigins), 0, 0, 0, NULL},
+    {"allowCredentials", MG_CFG_T_BOOL, C(allow_credentials), 0, 0, 0, MG_CFG_KIND, NULL},
+    {"maxAgeSeconds", MG_CFG_T_UNSIGNED, C(max_age_s), 0, 0, 86400, MG_CFG_HINT, NULL},
+    MG_CFG_FIELD_END,
+};
+#undef C
+static const mg_cfg_object_t cors_object = {"gateway.cors", cors_fields, NULL, 0, 0, 300, 0};
+
 static void parse_cors(mg_policy_config_t *pc, const json_t *v, const mg_policy_config_ops_t *ops)
 {
-    static const char *const keys[] = {"allowedOrigins", "allowCredentials", "maxAgeSeconds", NULL};
     mg_cors_config_t *c = &pc->cors;
     if (!json_is_object(v)) {
         errf(ops,
@@ -229,24 +238,8 @@ static void parse_cors(mg_policy_config_t *pc, const json_t *v, const mg_policy_
         return;
     }
     c->enabled = 1;
-    const char *k;
-    json_t *x;
-    json_object_foreach((json_t *)v, k, x)
-    {
-        char w[80];
-        snprintf(w, sizeof w, "gateway.cors.%s", k);
-        if (strcmp(k, "allowedOrigins") == 0) {
-            get_str_array(ops, w, x, 0, &c->origins, &c->norigins);
-        } else if (strcmp(k, "allowCredentials") == 0) {
-            get_bool(ops, w, x, &c->allow_credentials);
-        } else if (strcmp(k, "maxAgeSeconds") == 0) {
-            uint64_t n;
-            if (get_uint(ops, w, x, 0, 86400, &n) == 0)
-                c->max_age_s = (unsigned)n;
-        } else {
-            unknown(ops, "gateway.cors", k, keys);
-        }
-    }
+    mg_cfg_t rd = reader(ops);
+    mg_cfg_walk(&rd, &cors_object, v, c, NULL);
     if (c->norigins == 0) {
         errf(ops, "gateway.cors.allowedOrigins: list at least one origin (e.g. \"https://app.example.com\"); "
                   "remove gateway.cors to keep CORS off");
@@ -270,36 +263,34 @@ static void parse_cors(mg_policy_config_t *pc, const json_t *v, const mg_policy_
 
 /* ---- gateway.rateLimits ---- */
 
+/* A limit as written: perSeconds becomes the rule's per_ms. */
+typedef struct rule_in {
+    uint64_t requests, per, burst;
+} rule_in_t;
+
+static const mg_cfg_field_t rule_fields[] = {
+    {"requests", MG_CFG_T_U64, MG_CFG_AT(rule_in_t, requests), 0, 1, 1000000, MG_CFG_HINT, NULL},
+    {"perSeconds", MG_CFG_T_U64, MG_CFG_AT(rule_in_t, per), 0, 1, 86400, MG_CFG_HINT, NULL},
+    {"burst", MG_CFG_T_U64, MG_CFG_AT(rule_in_t, burst), 0, 1, 1000000, MG_CFG_HINT, NULL},
+    MG_CFG_FIELD_END,
+};
+
 static int parse_rule(const mg_policy_config_ops_t *ops, const char *where, const json_t *v,
                       mg_rate_rule_t *r)
 {
-    static const char *const keys[] = {"requests", "perSeconds", "burst", NULL};
     if (!json_is_object(v)) {
         errf(ops, "%s: must be an object like {\"requests\": 60, \"perSeconds\": 60}, not %s", where,
              mg_cfg_kind(v));
         return -1;
     }
-    uint64_t per = 1;
-    int rc = 0;
-    r->requests = 0;
-    r->burst = 0;
-    const char *k;
-    json_t *x;
-    json_object_foreach((json_t *)v, k, x)
-    {
-        char w[200];
-        snprintf(w, sizeof w, "%s.%s", where, k);
-        if (strcmp(k, "requests") == 0)
-            rc |= get_uint(ops, w, x, 1, 1000000, &r->requests);
-        else if (strcmp(k, "perSeconds") == 0)
-            rc |= get_uint(ops, w, x, 1, 86400, &per);
-        else if (strcmp(k, "burst") == 0)
-            rc |= get_uint(ops, w, x, 1, 1000000, &r->burst);
-        else {
-            unknown(ops, where, k, keys);
-            rc = -1;
-        }
-    }
+    rule_in_t in = {0, 1, 0};
+    mg_cfg_t rd = reader(ops);
+    mg_cfg_object_t o = {where, rule_fields, NULL, 0, 0, 300, 0};
+    mg_cfg_walk(&rd, &o, v, &in, NULL);
+    int rc = rd.bad ? -1 : 0;
+    r->requests = in.requests;
+    r->burst = in.burst;
+    uint64_t per = in.per;
     if (r->requests == 0) {
         errf(ops, "%s: \"requests\" is required (tokens per perSeconds)", where);
         return -1;

@@ -176,6 +176,38 @@ static void parse_tenants(mg__config_ctx_t *ctx, mg_remote_config_t *r, const ch
     }
 }
 
+/* What the clientSecret reader needs of the parse (it keeps where the secret came from). */
+typedef struct auth_walk {
+    mg__config_ctx_t *ctx;
+    int lenient;
+} auth_walk_t;
+
+static void secret_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    const auth_walk_t *w = arg;
+    mg_remote_auth_t *a = dst;
+    if (!json_is_string(v))
+        mg_cfg_errf(c, "%s: must be a string", where);
+    else
+        mg__config_expand(w->ctx, json_string_value(v), where, w->lenient, &a->client_secret,
+                          &a->secret_source);
+}
+
+#define A(f) MG_CFG_AT(mg_remote_auth_t, f)
+static const mg_cfg_field_t auth_fields[] = {
+    {"type", MG_CFG_T_NONE, 0, 0, 0, 0, 0, NULL}, /* read first, by parse_auth */
+    {"tokenUrl", MG_CFG_T_STRING, A(token_url), 0, 0, 0, MG_CFG_NONEMPTY, NULL},
+    {"issuer", MG_CFG_T_STRING, A(issuer), 0, 0, 0, MG_CFG_NONEMPTY, NULL},
+    {"clientId", MG_CFG_T_STRING, A(client_id), 0, 0, 0, MG_CFG_NONEMPTY, NULL},
+    {"clientSecret", MG_CFG_T_NONE, 0, 0, 0, 0, 0, secret_read},
+    {"scope", MG_CFG_T_STRING, A(scope), 0, 0, 0, MG_CFG_NONEMPTY, NULL},
+    {"resource", MG_CFG_T_STRING, A(resource), 0, 0, 0, MG_CFG_NONEMPTY, NULL},
+    MG_CFG_FIELD_END,
+};
+#undef A
+/* where ("<server>: auth") and extra (lenient) are set per parse */
+static const mg_cfg_object_t auth_object = {NULL, auth_fields, NULL, 7, MG_CFG_SUGGEST, 0, 0};
+
 /* "auth": {"type": "client_credentials", "tokenUrl" | "issuer", "clientId", "clientSecret", "scope",
  * "resource"}. */
 static void parse_auth(mg__config_ctx_t *ctx, mg_remote_config_t *r, const char *sw, const json_t *v,
@@ -202,37 +234,12 @@ static void parse_auth(mg__config_ctx_t *ctx, mg_remote_config_t *r, const char 
     }
     r->auth = a;
     a->exchange = strcmp(type, "token_exchange") == 0;
-    static const char *const known[] = {"type",         "tokenUrl", "issuer",   "clientId",
-                                        "clientSecret", "scope",    "resource", NULL};
-    const char *key;
-    json_t *x;
-    json_object_foreach((json_t *)v, key, x)
-    {
-        snprintf(where, sizeof where, "%s: auth.%s", sw, key);
-        int fl = MG_CFG_NONEMPTY | (lenient ? MG_CFG_LENIENT : 0);
-        if (strcmp(key, "type") == 0) {
-            continue;
-        } else if (strcmp(key, "tokenUrl") == 0) {
-            mg_cfg_string(RD, where, x, fl, &a->token_url);
-        } else if (strcmp(key, "issuer") == 0) {
-            mg_cfg_string(RD, where, x, fl, &a->issuer);
-        } else if (strcmp(key, "clientId") == 0) {
-            mg_cfg_string(RD, where, x, fl, &a->client_id);
-        } else if (strcmp(key, "clientSecret") == 0) {
-            if (!json_is_string(x))
-                mg__config_errf(ctx, "%s: must be a string", where);
-            else
-                mg__config_expand(ctx, json_string_value(x), where, lenient, &a->client_secret,
-                                  &a->secret_source);
-        } else if (strcmp(key, "scope") == 0) {
-            mg_cfg_string(RD, where, x, fl, &a->scope);
-        } else if (strcmp(key, "resource") == 0) {
-            mg_cfg_string(RD, where, x, fl, &a->resource);
-        } else {
-            snprintf(where, sizeof where, "%s: auth", sw);
-            mg_cfg_unknown_key(RD, where, key, known, 7, 512, MG_CFG_SUGGEST);
-        }
-    }
+    snprintf(where, sizeof where, "%s: auth", sw);
+    mg_cfg_object_t o = auth_object;
+    o.where = where;
+    o.extra = lenient ? MG_CFG_LENIENT : 0;
+    auth_walk_t w = {ctx, lenient};
+    mg_cfg_walk(RD, &o, v, a, &w);
     const char *urls[] = {a->token_url, a->issuer};
     for (int i = 0; i < 2; i++)
         if (urls[i] != NULL && strncasecmp(urls[i], "https://", 8) != 0 &&

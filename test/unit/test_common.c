@@ -374,12 +374,165 @@ static void test_cfg_readers(void **state)
     assert_string_equal(mg_cfg_kind(NULL), "null");
 }
 
+/* ---- mg_cfg_walk: one object section read by its table ---- */
+
+typedef struct walk_sec {
+    char *name;
+    char **tags;
+    size_t ntags;
+    int on;
+    uint64_t ms;
+    unsigned count;
+    size_t bytes;
+    double ratio;
+    int checked, ok_seen, custom;
+} walk_sec_t;
+
+static void walk_name_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    walk_sec_t *w = dst;
+    w->checked++;
+    w->ok_seen = ok;
+    assert_ptr_equal(arg, &cfg_nmsgs); /* the walk's arg reaches every check */
+    if (ok && strcmp(w->name, "bad") == 0)
+        mg_cfg_errf(c, "%s: must not be \"bad\"", where);
+}
+
+static void walk_custom(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    ((walk_sec_t *)dst)->custom = (int)json_integer_value(v) * 2;
+}
+
+static void walk_ratio(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    if (!ok)
+        mg_cfg_errf(c, "%s: must be a number from 0 to 1", where);
+}
+
+#define W(f) MG_CFG_AT(walk_sec_t, f)
+static const mg_cfg_field_t walk_fields[] = {
+    {"name", MG_CFG_T_STRING, W(name), 0, 0, 0, MG_CFG_NONEMPTY, walk_name_check},
+    {"tags", MG_CFG_T_STRINGS, W(tags), W(ntags), 0, 0, MG_CFG_LONE, NULL},
+    {"on", MG_CFG_T_BOOL, W(on), 0, 0, 0, MG_CFG_KIND, NULL},
+    {"ms", MG_CFG_T_U64, W(ms), 0, 10, 1000, 0, NULL},
+    {"count", MG_CFG_T_UNSIGNED, W(count), 0, 1, 9, MG_CFG_HINT, NULL},
+    {"bytes", MG_CFG_T_SIZE, W(bytes), 0, 0, 4096, 0, NULL},
+    {"ratio", MG_CFG_T_NUMBER, W(ratio), 0, 0, 1, 0, walk_ratio},
+    {"custom", MG_CFG_T_NONE, 0, 0, 0, 0, 0, walk_custom},
+    MG_CFG_FIELD_END,
+};
+#undef W
+
+static void walk_sec_free(walk_sec_t *w)
+{
+    free(w->name);
+    mg_cfg_strings_free(w->tags, w->ntags);
+    memset(w, 0, sizeof *w);
+}
+
+static void test_cfg_walk(void **state)
+{
+    mg_cfg_t c = {NULL, cfg_err, cfg_expand, NULL, 0, 0};
+    mg_cfg_object_t o = {"sec", walk_fields, "name, tags, ...", 0, MG_CFG_SUGGEST, 0, 0};
+    walk_sec_t w = {0};
+    json_t *v;
+    cfg_nmsgs = 0;
+
+    /* every type read into its field, checks run after the read */
+    v = J("{\"name\": \"${X}\", \"tags\": \"solo\", \"on\": true, \"ms\": 20, \"count\": 3, \"bytes\": 4096,"
+          " \"ratio\": 0.5, \"custom\": 21}");
+    assert_int_equal(mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs), 0);
+    json_decref(v);
+    assert_int_equal(cfg_nmsgs, 0);
+    assert_false(c.bad);
+    assert_string_equal(w.name, "ex");
+    assert_int_equal(w.ntags, 1);
+    assert_string_equal(w.tags[0], "solo");
+    assert_true(w.on);
+    assert_int_equal(w.ms, 20);
+    assert_int_equal(w.count, 3);
+    assert_int_equal(w.bytes, 4096);
+    assert_true(w.ratio == 0.5);
+    assert_int_equal(w.custom, 42);
+    assert_int_equal(w.checked, 1);
+    assert_true(w.ok_seen);
+    walk_sec_free(&w);
+
+    /* problems: reported with "<section>.<key>", the walk goes on; a failed read leaves the field and
+     * still runs the check with ok 0 */
+    w.ms = 7;
+    v = J("{\"ms\": 5}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    CFG_EXPECT("sec.ms: must be a whole number from 10 to 1000");
+    assert_int_equal(w.ms, 7);
+    v = J("{\"count\": \"3\"}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    CFG_EXPECT("sec.count: must be a whole number from 1 to 9 (remove the quotes)");
+    v = J("{\"on\": 1}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    CFG_EXPECT("sec.on: must be true or false, not a number");
+    v = J("{\"ratio\": 2}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    CFG_EXPECT("sec.ratio: must be a number from 0 to 1");
+    v = J("{\"name\": \"\"}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    CFG_EXPECT("sec.name: must not be empty");
+    assert_int_equal(w.checked, 1);
+    assert_false(w.ok_seen);
+    v = J("{\"name\": \"bad\"}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    CFG_EXPECT("sec.name: must not be \"bad\"");
+    walk_sec_free(&w);
+
+    /* unknown keys: did you mean, else the section's own list, else the table's keys */
+    v = J("{\"nmae\": 1}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    CFG_EXPECT("sec: unknown key \"nmae\"; did you mean \"name\"?");
+    v = J("{\"zzzzzzzz\": 1}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    CFG_EXPECT("sec: unknown key \"zzzzzzzz\" (known: name, tags, ...)");
+    o.known = NULL;
+    o.nlisted = 2;
+    v = J("{\"zzzzzzzz\": 1}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    CFG_EXPECT("sec: unknown key \"zzzzzzzz\" (known keys: name, tags)");
+    o.flags = 0; /* no suggestion */
+    v = J("{\"nmae\": 1}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    CFG_EXPECT("sec: unknown key \"nmae\" (known keys: name, tags)");
+
+    /* extra flags reach every field: lenient expansion */
+    o.extra = MG_CFG_LENIENT;
+    v = J("{\"name\": \"${X}\"}");
+    mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs);
+    json_decref(v);
+    assert_string_equal(w.name, "lenient");
+    walk_sec_free(&w);
+
+    /* not an object: -1 and nothing reported (the caller names the shape it wants) */
+    v = J("[1]");
+    assert_int_equal(mg_cfg_walk(&c, &o, v, &w, &cfg_nmsgs), -1);
+    json_decref(v);
+    assert_int_equal(cfg_nmsgs, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_map),          cmocka_unit_test(test_sse_format),
         cmocka_unit_test(test_store_memory), cmocka_unit_test(test_log_limit),
         cmocka_unit_test(test_hex_sha256),   cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_glob),         cmocka_unit_test(test_cfg_readers)};
+        cmocka_unit_test(test_glob),         cmocka_unit_test(test_cfg_readers),
+        cmocka_unit_test(test_cfg_walk)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
