@@ -7,7 +7,9 @@
  * A reader reports "<where>: <problem>" through the sink, sets bad, and returns -1; the walk goes
  * on. The texts are those the parsers have always printed (tests and users rely on them): where
  * a parser's wording differs, a flag names the variant. Values are never put in messages, only
- * their JSON kind, so a secret cannot leak. Read next: cfgval.c; config/config_int.h.
+ * their JSON kind, so a secret cannot leak. mg_cfg_walk() walks one object section by a table of
+ * its keys (type, offset, bounds, check), so a parser states its keys instead of looping over them.
+ * Read next: cfgval.c; config/config_int.h.
  */
 #ifndef MG_CFGVAL_H
 #define MG_CFGVAL_H
