@@ -317,22 +317,6 @@ static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 
 /* ---- oauth ---- */
 
-static const char *const oauth_keys[] = {"issuer",
-                                         "audience",
-                                         "jwks_uri",
-                                         "required_scopes",
-                                         "algorithms",
-                                         "clock_skew_s",
-                                         "max_token_lifetime_s",
-                                         "tenant_claim",
-                                         "tenant",
-                                         "scope_claim",
-                                         "subject_claim",
-                                         "jwks_refresh_s",
-                                         "jwks_min_refresh_interval_s",
-                                         "introspection",
-                                         NULL};
-
 static void endpoint_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
 {
     char why[160];
@@ -370,6 +354,90 @@ static void parse_introspection(pctx_t *p, mg_auth_oauth_config_t *o, const json
              w);
 }
 
+static void issuer_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    char why[160];
+    const char *url = ((mg_auth_oauth_config_t *)dst)->issuer;
+    if (ok && url != NULL && mg_auth_url_check(url, why, sizeof why) != 0)
+        mg_cfg_errf(c, "%s: %s", where, why);
+}
+
+static void jwks_uri_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    char why[160];
+    const char *url = ((mg_auth_oauth_config_t *)dst)->jwks_uri;
+    if (ok && url != NULL && mg_auth_url_check(url, why, sizeof why) != 0)
+        mg_cfg_errf(c, "%s: %s", where, why);
+}
+
+static void scopes_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    const mg_auth_oauth_config_t *o = dst;
+    for (size_t k = 0; k < o->nrequired; k++)
+        if (!scope_ok(o->required_scopes[k]))
+            mg_cfg_errf(c, "%s[%zu]: a scope is printable ASCII without spaces, quotes or backslashes", where,
+                        k);
+}
+
+static void algorithms_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_auth_oauth_config_t *o = dst;
+    size_t n = 0;
+    char **list = get_strs(arg, v, where, &n, 0);
+    o->algorithms = 0;
+    for (size_t k = 0; k < n; k++) {
+        unsigned bit = mg_auth_alg_bit(list[k]);
+        char b[40];
+        if (bit == 0)
+            errf(arg,
+                 "%s[%zu]: \"%s\" is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, "
+                 "ES256, ES384, ES512 or EdDSA; \"none\" and HMAC (HS*) are never accepted: an HMAC "
+                 "key would have to be shared with the gateway)",
+                 where, k, q(list[k], b, sizeof b));
+        o->algorithms |= bit;
+    }
+    free_strs(list);
+    if (n == 0)
+        mg_cfg_errf(c, "%s: must list at least one algorithm", where);
+}
+
+static void tenant_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    const char *t = ((mg_auth_oauth_config_t *)dst)->tenant;
+    if (ok && t != NULL && !name_ok(t))
+        mg_cfg_errf(c, "%s: use 1 to 64 characters from A-Z a-z 0-9 _ . -", where);
+}
+
+static void introspection_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    parse_introspection(arg, dst, v);
+}
+
+#define O(f) MG_CFG_AT(mg_auth_oauth_config_t, f)
+#define STR  MG_CFG_NONEMPTY
+#define RAW  (MG_CFG_NONEMPTY | MG_CFG_RAW)
+static const mg_cfg_field_t oauth_fields[] = {
+    {"issuer", MG_CFG_T_STRING, O(issuer), 0, 0, 0, STR, issuer_check},
+    {"audience", MG_CFG_T_STRINGS, O(audiences), O(naudiences), 0, 0, STR | MG_CFG_LONE, NULL},
+    {"jwks_uri", MG_CFG_T_STRING, O(jwks_uri), 0, 0, 0, STR, jwks_uri_check},
+    {"required_scopes", MG_CFG_T_STRINGS, O(required_scopes), O(nrequired), 0, 0, STR, scopes_check},
+    {"algorithms", MG_CFG_T_NONE, 0, 0, 0, 0, 0, algorithms_read},
+    {"clock_skew_s", MG_CFG_T_U64, O(clock_skew_s), 0, 0, 300, MG_CFG_SECONDS, NULL},
+    {"max_token_lifetime_s", MG_CFG_T_U64, O(max_lifetime_s), 0, 1, 31 * 86400, MG_CFG_SECONDS, NULL},
+    {"tenant_claim", MG_CFG_T_STRING, O(tenant_claim), 0, 0, 0, RAW, NULL},
+    {"tenant", MG_CFG_T_STRING, O(tenant), 0, 0, 0, STR, tenant_check},
+    {"scope_claim", MG_CFG_T_STRING, O(scope_claim), 0, 0, 0, RAW, NULL},
+    {"subject_claim", MG_CFG_T_STRING, O(subject_claim), 0, 0, 0, RAW, NULL},
+    {"jwks_refresh_s", MG_CFG_T_U64, O(jwks_refresh_s), 0, 10, 7 * 86400, MG_CFG_SECONDS, NULL},
+    {"jwks_min_refresh_interval_s", MG_CFG_T_U64, O(jwks_min_interval_s), 0, 0, 3600, MG_CFG_SECONDS, NULL},
+    {"introspection", MG_CFG_T_NONE, 0, 0, 0, 0, 0, introspection_read},
+    MG_CFG_FIELD_END,
+};
+#undef O
+#undef STR
+#undef RAW
+static const mg_cfg_object_t oauth_object = {"gateway.auth.oauth", oauth_fields, NULL, (size_t)-1, 0, 512, 0};
+
 static void parse_oauth(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 {
     const char *w = "gateway.auth.oauth";
@@ -385,70 +453,7 @@ static void parse_oauth(pctx_t *p, mg_auth_config_t *c, const json_t *v)
     o->jwks_refresh_s = 3600;
     o->jwks_min_interval_s = 30;
     o->introspection_cache_s = 60;
-    const char *key;
-    json_t *val;
-    char ww[128], why[160];
-    json_object_foreach((json_t *)v, key, val)
-    {
-        snprintf(ww, sizeof ww, "%s.%s", w, key);
-        if (strcmp(key, "issuer") == 0) {
-            o->issuer = get_str(p, val, ww, 1);
-            if (o->issuer && mg_auth_url_check(o->issuer, why, sizeof why) != 0)
-                errf(p, "%s: %s", ww, why);
-        } else if (strcmp(key, "audience") == 0) {
-            o->audiences = get_strs(p, val, ww, &o->naudiences, 1);
-        } else if (strcmp(key, "jwks_uri") == 0) {
-            o->jwks_uri = get_str(p, val, ww, 1);
-            if (o->jwks_uri && mg_auth_url_check(o->jwks_uri, why, sizeof why) != 0)
-                errf(p, "%s: %s", ww, why);
-        } else if (strcmp(key, "required_scopes") == 0) {
-            o->required_scopes = get_strs(p, val, ww, &o->nrequired, 0);
-            for (size_t k = 0; k < o->nrequired; k++)
-                if (!scope_ok(o->required_scopes[k]))
-                    errf(p, "%s[%zu]: a scope is printable ASCII without spaces, quotes or backslashes", ww,
-                         k);
-        } else if (strcmp(key, "algorithms") == 0) {
-            size_t n = 0;
-            char **list = get_strs(p, val, ww, &n, 0);
-            o->algorithms = 0;
-            for (size_t k = 0; k < n; k++) {
-                unsigned bit = mg_auth_alg_bit(list[k]);
-                char b[40];
-                if (bit == 0)
-                    errf(p,
-                         "%s[%zu]: \"%s\" is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, "
-                         "ES256, ES384, ES512 or EdDSA; \"none\" and HMAC (HS*) are never accepted: an HMAC "
-                         "key would have to be shared with the gateway)",
-                         ww, k, q(list[k], b, sizeof b));
-                o->algorithms |= bit;
-            }
-            free_strs(list);
-            if (n == 0)
-                errf(p, "%s: must list at least one algorithm", ww);
-        } else if (strcmp(key, "clock_skew_s") == 0) {
-            get_secs(p, val, ww, 0, 300, &o->clock_skew_s);
-        } else if (strcmp(key, "max_token_lifetime_s") == 0) {
-            get_secs(p, val, ww, 1, 31 * 86400, &o->max_lifetime_s);
-        } else if (strcmp(key, "tenant_claim") == 0) {
-            o->tenant_claim = get_str(p, val, ww, 0);
-        } else if (strcmp(key, "tenant") == 0) {
-            o->tenant = get_str(p, val, ww, 1);
-            if (o->tenant && !name_ok(o->tenant))
-                errf(p, "%s: use 1 to 64 characters from A-Z a-z 0-9 _ . -", ww);
-        } else if (strcmp(key, "scope_claim") == 0) {
-            o->scope_claim = get_str(p, val, ww, 0);
-        } else if (strcmp(key, "subject_claim") == 0) {
-            o->subject_claim = get_str(p, val, ww, 0);
-        } else if (strcmp(key, "jwks_refresh_s") == 0) {
-            get_secs(p, val, ww, 10, 7 * 86400, &o->jwks_refresh_s);
-        } else if (strcmp(key, "jwks_min_refresh_interval_s") == 0) {
-            get_secs(p, val, ww, 0, 3600, &o->jwks_min_interval_s);
-        } else if (strcmp(key, "introspection") == 0) {
-            parse_introspection(p, o, val);
-        } else {
-            unknown(p, w, key, oauth_keys);
-        }
-    }
+    mg_cfg_walk(&p->c, &oauth_object, v, o, p);
     if (o->issuer == NULL && json_object_get(v, "issuer") == NULL)
         errf(p,
              "%s: \"issuer\" is required (the exact \"iss\" of the access tokens, e.g. "
