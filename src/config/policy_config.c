@@ -166,9 +166,39 @@ static int parse_scan_mode(const mg_policy_config_ops_t *ops, const char *where,
 
 /* ---- gateway.scan ---- */
 
+static void scan_mode_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    parse_scan_mode(arg, where, v, &((mg_policy_config_t *)dst)->scan.mode);
+}
+
+static void block_at_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    if (mg_severity_parse(json_string_value(v), &((mg_policy_config_t *)dst)->scan.block_at) != 0)
+        mg_cfg_errf(c, "%s: must be one of info, low, medium, high, critical", where);
+}
+
+static void rules_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_policy_config_t *pc = dst;
+    free(pc->scan.rules_file);
+    pc->scan.rules_file = get_str(arg, where, v, 0);
+    struct stat st;
+    if (pc->scan.rules_file != NULL && stat(pc->scan.rules_file, &st) != 0)
+        mg_cfg_errf(c, "%s: the rules file cannot be read", where);
+}
+
+static const mg_cfg_field_t scan_fields[] = {
+    {"mode", MG_CFG_T_NONE, 0, 0, 0, 0, 0, scan_mode_read},
+    {"blockSeverity", MG_CFG_T_NONE, 0, 0, 0, 0, 0, block_at_read},
+    {"rules", MG_CFG_T_NONE, 0, 0, 0, 0, 0, rules_read},
+    {"disable", MG_CFG_T_STRINGS, MG_CFG_AT(mg_policy_config_t, scan.disable),
+     MG_CFG_AT(mg_policy_config_t, scan.ndisable), 0, 0, 0, NULL},
+    MG_CFG_FIELD_END,
+};
+static const mg_cfg_object_t scan_object = {"gateway.scan", scan_fields, NULL, (size_t)-1, 0, 300, 0};
+
 static void parse_scan(mg_policy_config_t *pc, const json_t *v, const mg_policy_config_ops_t *ops)
 {
-    static const char *const keys[] = {"mode", "blockSeverity", "rules", "disable", NULL};
     if (json_is_string(v)) {
         parse_scan_mode(ops, "gateway.scan", v, &pc->scan.mode);
         return;
@@ -177,29 +207,8 @@ static void parse_scan(mg_policy_config_t *pc, const json_t *v, const mg_policy_
         errf(ops, "gateway.scan: must be \"block\", \"warn\", \"off\" or an object, not %s", mg_cfg_kind(v));
         return;
     }
-    const char *k;
-    json_t *x;
-    json_object_foreach((json_t *)v, k, x)
-    {
-        char w[80];
-        snprintf(w, sizeof w, "gateway.scan.%s", k);
-        if (strcmp(k, "mode") == 0) {
-            parse_scan_mode(ops, w, x, &pc->scan.mode);
-        } else if (strcmp(k, "blockSeverity") == 0) {
-            if (mg_severity_parse(json_string_value(x), &pc->scan.block_at) != 0)
-                errf(ops, "%s: must be one of info, low, medium, high, critical", w);
-        } else if (strcmp(k, "rules") == 0) {
-            free(pc->scan.rules_file);
-            pc->scan.rules_file = get_str(ops, w, x, 0);
-            struct stat st;
-            if (pc->scan.rules_file != NULL && stat(pc->scan.rules_file, &st) != 0)
-                errf(ops, "%s: the rules file cannot be read", w);
-        } else if (strcmp(k, "disable") == 0) {
-            get_str_array(ops, w, x, 0, &pc->scan.disable, &pc->scan.ndisable);
-        } else {
-            unknown(ops, "gateway.scan", k, keys);
-        }
-    }
+    mg_cfg_t rd = reader(ops);
+    mg_cfg_walk(&rd, &scan_object, v, pc, (void *)ops);
 }
 
 /* ---- gateway.cors ---- */
