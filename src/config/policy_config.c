@@ -310,62 +310,75 @@ static int parse_rule(const mg_policy_config_ops_t *ops, const char *where, cons
     return rc;
 }
 
+static void principal_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_rate_config_t *rc = dst;
+    rc->has_principal = parse_rule(arg, where, v, &rc->principal) == 0;
+}
+
+static void tenant_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_rate_config_t *rc = dst;
+    rc->has_tenant = parse_rule(arg, where, v, &rc->tenant) == 0;
+}
+
+static void tools_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_rate_config_t *rc = dst;
+    if (!json_is_object(v)) {
+        mg_cfg_errf(c,
+                    "%s: must be an object mapping tool-name globs to limits, e.g. {\"github__*\": "
+                    "{\"requests\": 30, \"perSeconds\": 60}}",
+                    where);
+        return;
+    }
+    rc->tools = calloc(json_object_size(v) + 1, sizeof *rc->tools);
+    const char *glob;
+    json_t *r;
+    json_object_foreach((json_t *)v, glob, r)
+    {
+        char w2[200], q[80];
+        snprintf(w2, sizeof w2, "%s.%s", where, quote(glob, q, sizeof q));
+        mg_rate_rule_t *t = &rc->tools[rc->ntools];
+        if (parse_rule(arg, w2, r, t) == 0) {
+            t->glob = strdup(glob);
+            rc->ntools++;
+        }
+    }
+}
+
+static void store_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    const char *st = ((mg_rate_config_t *)dst)->store;
+    if (ok && strcmp(st, "local") != 0 && strcmp(st, "redis") != 0 && strcmp(st, "shared") != 0)
+        mg_cfg_errf(c,
+                    "%s: must be \"local\" (each replica counts on its own) or \"shared\" (buckets shared by "
+                    "every replica, in the Redis or PostgreSQL of gateway.sessions.store; \"redis\" is the "
+                    "same); unset = \"shared\" when sessions are shared, else \"local\"",
+                    where);
+}
+
+static const mg_cfg_field_t rate_fields[] = {
+    {"methods", MG_CFG_T_STRINGS, MG_CFG_AT(mg_rate_config_t, methods), MG_CFG_AT(mg_rate_config_t, nmethods),
+     0, 0, 0, NULL},
+    {"principal", MG_CFG_T_NONE, 0, 0, 0, 0, 0, principal_read},
+    {"tenant", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tenant_read},
+    {"tools", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tools_read},
+    {"store", MG_CFG_T_STRING, MG_CFG_AT(mg_rate_config_t, store), 0, 0, 0, 0, store_check},
+    MG_CFG_FIELD_END,
+};
+static const mg_cfg_object_t rate_object = {"gateway.rateLimits", rate_fields, NULL, (size_t)-1, 0, 300, 0};
+
 static void parse_rate(mg_policy_config_t *pc, const json_t *v, const mg_policy_config_ops_t *ops)
 {
-    static const char *const keys[] = {"methods", "principal", "tenant", "tools", "store", NULL};
     mg_rate_config_t *rc = &pc->rate;
     if (!json_is_object(v)) {
         errf(ops, "gateway.rateLimits: must be an object, not %s", mg_cfg_kind(v));
         return;
     }
     rc->enabled = 1;
-    const char *k;
-    json_t *x;
-    json_object_foreach((json_t *)v, k, x)
-    {
-        char w[80];
-        snprintf(w, sizeof w, "gateway.rateLimits.%s", k);
-        if (strcmp(k, "methods") == 0) {
-            get_str_array(ops, w, x, 0, &rc->methods, &rc->nmethods);
-        } else if (strcmp(k, "principal") == 0) {
-            rc->has_principal = parse_rule(ops, w, x, &rc->principal) == 0;
-        } else if (strcmp(k, "tenant") == 0) {
-            rc->has_tenant = parse_rule(ops, w, x, &rc->tenant) == 0;
-        } else if (strcmp(k, "tools") == 0) {
-            if (!json_is_object(x)) {
-                errf(ops,
-                     "%s: must be an object mapping tool-name globs to limits, e.g. {\"github__*\": "
-                     "{\"requests\": 30, \"perSeconds\": 60}}",
-                     w);
-                continue;
-            }
-            rc->tools = calloc(json_object_size(x) + 1, sizeof *rc->tools);
-            const char *glob;
-            json_t *r;
-            json_object_foreach(x, glob, r)
-            {
-                char w2[200], q[80];
-                snprintf(w2, sizeof w2, "%s.%s", w, quote(glob, q, sizeof q));
-                mg_rate_rule_t *t = &rc->tools[rc->ntools];
-                if (parse_rule(ops, w2, r, t) == 0) {
-                    t->glob = strdup(glob);
-                    rc->ntools++;
-                }
-            }
-        } else if (strcmp(k, "store") == 0) {
-            free(rc->store);
-            rc->store = get_str(ops, w, x, 0);
-            if (rc->store != NULL && strcmp(rc->store, "local") != 0 && strcmp(rc->store, "redis") != 0 &&
-                strcmp(rc->store, "shared") != 0)
-                errf(ops,
-                     "%s: must be \"local\" (each replica counts on its own) or \"shared\" (buckets shared "
-                     "by every replica, in the Redis or PostgreSQL of gateway.sessions.store; \"redis\" is "
-                     "the same); unset = \"shared\" when sessions are shared, else \"local\"",
-                     w);
-        } else {
-            unknown(ops, "gateway.rateLimits", k, keys);
-        }
-    }
+    mg_cfg_t rd = reader(ops);
+    mg_cfg_walk(&rd, &rate_object, v, rc, (void *)ops);
     if (rc->methods == NULL) {
         rc->methods = calloc(2, sizeof *rc->methods);
         if (rc->methods != NULL && (rc->methods[0] = strdup("tools/call")) != NULL)
