@@ -372,6 +372,31 @@ int mg__config_remote_key(const char *key)
     return in_list(key, remote_keys) || in_list(key, stdio_only);
 }
 
+/* The CIDRs of allowCidrs, once read as text (a failed read parses nothing). */
+static void cidrs_parse(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_egress_config_t *e = dst;
+    if (!ok)
+        return;
+    e->allow = calloc(e->nallow + 1, sizeof *e->allow);
+    if (e->allow == NULL) {
+        ((mg__config_ctx_t *)arg)->nomem = 1;
+        return;
+    }
+    for (size_t i = 0; i < e->nallow; i++) {
+        char why[160];
+        if (mg_cidr_parse(e->allow_text[i], &e->allow[i], why, sizeof why) != 0)
+            mg_cfg_errf(c, "%s[%zu]: %s", where, i, why);
+    }
+}
+
+static const mg_cfg_field_t egress_fields[] = {
+    {"allowCidrs", MG_CFG_T_STRINGS, MG_CFG_AT(mg_egress_config_t, allow_text),
+     MG_CFG_AT(mg_egress_config_t, nallow), 0, 0, MG_CFG_RAW, cidrs_parse},
+    MG_CFG_FIELD_END,
+};
+static const mg_cfg_object_t egress_object = {"gateway.egress", egress_fields, NULL, 1, MG_CFG_SUGGEST, 0, 0};
+
 void mg__config_parse_egress(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *v)
 {
     mg_egress_config_t *e = &cfg->egress;
@@ -381,29 +406,7 @@ void mg__config_parse_egress(mg__config_ctx_t *ctx, mg_config_t *cfg, const json
                         mg_cfg_kind(v));
         return;
     }
-    const char *key;
-    json_t *x;
-    json_object_foreach((json_t *)v, key, x)
-    {
-        if (strcmp(key, "allowCidrs") != 0) {
-            static const char *const known[] = {"allowCidrs", NULL};
-            mg_cfg_unknown_key(RD, "gateway.egress", key, known, 1, 512, MG_CFG_SUGGEST);
-            continue;
-        }
-        if (mg_cfg_string_array(RD, "gateway.egress.allowCidrs", x, MG_CFG_RAW, &e->allow_text, &e->nallow) !=
-            0)
-            continue;
-        e->allow = calloc(e->nallow + 1, sizeof *e->allow);
-        if (e->allow == NULL) {
-            ctx->nomem = 1;
-            return;
-        }
-        for (size_t i = 0; i < e->nallow; i++) {
-            char why[160];
-            if (mg_cidr_parse(e->allow_text[i], &e->allow[i], why, sizeof why) != 0)
-                mg__config_errf(ctx, "gateway.egress.allowCidrs[%zu]: %s", i, why);
-        }
-    }
+    mg_cfg_walk(RD, &egress_object, v, e, ctx);
 }
 
 const mg_remote_tenant_t *mg_remote_config_tenant(const mg_remote_config_t *r, const char *tenant)
