@@ -176,11 +176,6 @@ static void free_strs(char **v)
     free(v);
 }
 
-static int get_secs(pctx_t *p, const json_t *v, const char *where, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    return mg_cfg_uint(&p->c, where, v, lo, hi, MG_CFG_SECONDS, out);
-}
-
 static int name_ok(const char *s)
 {
     size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
@@ -531,6 +526,58 @@ static void parse_rules(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 
 /* ---- the auth object ---- */
 
+static void tokens_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    parse_tokens(arg, dst, v);
+}
+
+static void oauth_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    parse_oauth(arg, dst, v);
+}
+
+static void rules_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    parse_rules(arg, dst, v);
+}
+
+static void resource_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    char why[160];
+    const char *url = ((mg_auth_config_t *)dst)->resource;
+    if (ok && url != NULL && mg_auth_url_check(url, why, sizeof why) != 0)
+        mg_cfg_errf(c, "%s: %s", where, why);
+}
+
+#define A(f) MG_CFG_AT(mg_auth_config_t, f)
+static const mg_cfg_field_t failure_fields[] = {
+    {"max", MG_CFG_T_UNSIGNED, A(fail_max), 0, 1, 1000000, MG_CFG_SECONDS, NULL},
+    {"window_s", MG_CFG_T_U64, A(fail_window_s), 0, 1, 86400, MG_CFG_SECONDS, NULL},
+    {"block_s", MG_CFG_T_U64, A(fail_block_s), 0, 1, 86400, MG_CFG_SECONDS, NULL},
+    MG_CFG_FIELD_END,
+};
+static const mg_cfg_object_t failure_object = {
+    "gateway.auth.failure_limit", failure_fields, NULL, (size_t)-1, 0, 512, 0};
+
+static void failure_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    if (mg_cfg_walk(c, &failure_object, v, dst, arg) != 0)
+        mg_cfg_errf(c, "%s: must be an object {max, window_s, block_s}, not %s", where, mg_cfg_kind(v));
+}
+
+static const mg_cfg_field_t auth_fields[] = {
+    {"tokens", MG_CFG_T_NONE, 0, 0, 0, 0, 0, tokens_read},
+    {"oauth", MG_CFG_T_NONE, 0, 0, 0, 0, 0, oauth_read},
+    {"resource", MG_CFG_T_STRING, A(resource), 0, 0, 0, MG_CFG_NONEMPTY, resource_check},
+    {"scopes_supported", MG_CFG_T_STRINGS, A(scopes_supported), A(nscopes_supported), 0, 0, MG_CFG_NONEMPTY,
+     NULL},
+    {"rules", MG_CFG_T_NONE, 0, 0, 0, 0, 0, rules_read},
+    {"failure_limit", MG_CFG_T_NONE, 0, 0, 0, 0, 0, failure_read},
+    MG_CFG_FIELD_END,
+};
+#undef A
+static const mg_cfg_object_t auth_object = {"gateway.auth", auth_fields, NULL, (size_t)-1, 0, 512, 0};
+
 mg_auth_config_t *mg_auth_config_parse(const json_t *v, const mg_auth_config_ops_t *ops)
 {
     pctx_t p = {{NULL, sink_err, NULL, q, 0, 0}, ops};
@@ -546,53 +593,8 @@ mg_auth_config_t *mg_auth_config_parse(const json_t *v, const mg_auth_config_ops
     c->fail_max = 20;
     c->fail_window_s = 60;
     c->fail_block_s = 60;
-    const char *key;
-    json_t *val;
-    char ww[96], why[160];
-    json_object_foreach((json_t *)v, key, val)
-    {
-        snprintf(ww, sizeof ww, "gateway.auth.%s", key);
-        if (strcmp(key, "tokens") == 0) {
-            parse_tokens(&p, c, val);
-        } else if (strcmp(key, "oauth") == 0) {
-            parse_oauth(&p, c, val);
-        } else if (strcmp(key, "resource") == 0) {
-            c->resource = get_str(&p, val, ww, 1);
-            if (c->resource && mg_auth_url_check(c->resource, why, sizeof why) != 0)
-                errf(&p, "%s: %s", ww, why);
-        } else if (strcmp(key, "scopes_supported") == 0) {
-            c->scopes_supported = get_strs(&p, val, ww, &c->nscopes_supported, 0);
-        } else if (strcmp(key, "rules") == 0) {
-            parse_rules(&p, c, val);
-        } else if (strcmp(key, "failure_limit") == 0) {
-            if (!json_is_object(val)) {
-                errf(&p, "%s: must be an object {max, window_s, block_s}, not %s", ww, mg_cfg_kind(val));
-                continue;
-            }
-            const char *k2;
-            json_t *v2;
-            json_object_foreach(val, k2, v2)
-            {
-                char w2[128];
-                uint64_t x = 0;
-                snprintf(w2, sizeof w2, "%s.%s", ww, k2);
-                if (strcmp(k2, "max") == 0) {
-                    if (get_secs(&p, v2, w2, 1, 1000000, &x) == 0)
-                        c->fail_max = (unsigned)x;
-                } else if (strcmp(k2, "window_s") == 0) {
-                    get_secs(&p, v2, w2, 1, 86400, &c->fail_window_s);
-                } else if (strcmp(k2, "block_s") == 0) {
-                    get_secs(&p, v2, w2, 1, 86400, &c->fail_block_s);
-                } else {
-                    unknown(&p, ww, k2, (const char *const[]){"max", "window_s", "block_s", NULL});
-                }
-            }
-        } else {
-            unknown(&p, "gateway.auth", key,
-                    (const char *const[]){"tokens", "oauth", "resource", "scopes_supported", "rules",
-                                          "failure_limit", NULL});
-        }
-    }
+    char why[160];
+    mg_cfg_walk(&p.c, &auth_object, v, c, &p);
     if (c->ntokens == 0 && c->oauth == NULL && json_object_get(v, "tokens") == NULL &&
         json_object_get(v, "oauth") == NULL)
         errf(&p,
