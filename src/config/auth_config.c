@@ -606,6 +606,7 @@ mg_auth_config_t *mg_auth_config_parse(const json_t *v, const mg_auth_config_ops
             mg_auth_url_check(o->audiences[0], why, sizeof why) == 0)
             c->resource = strdup(o->audiences[0]);
         if (o->naudiences == 0 && c->resource != NULL) {
+            free_strs(o->audiences); /* every entry was refused: an empty vector */
             o->audiences = calloc(2, sizeof *o->audiences);
             o->audiences[0] = strdup(c->resource);
             o->naudiences = 1;
