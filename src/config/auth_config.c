@@ -312,12 +312,17 @@ static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 
 /* ---- oauth ---- */
 
-static void endpoint_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+/* A URL key of a table (read as a string): reported when mg_auth_url_check refuses it. */
+static void url_ok(mg_cfg_t *c, const char *where, int ok, const char *url)
 {
     char why[160];
-    const char *url = ((mg_auth_oauth_config_t *)dst)->introspection_endpoint;
     if (ok && url != NULL && mg_auth_url_check(url, why, sizeof why) != 0)
         mg_cfg_errf(c, "%s: %s", where, why);
+}
+
+static void endpoint_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    url_ok(c, where, ok, ((mg_auth_oauth_config_t *)dst)->introspection_endpoint);
 }
 
 #define O(f) MG_CFG_AT(mg_auth_oauth_config_t, f)
@@ -351,18 +356,12 @@ static void parse_introspection(pctx_t *p, mg_auth_oauth_config_t *o, const json
 
 static void issuer_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
 {
-    char why[160];
-    const char *url = ((mg_auth_oauth_config_t *)dst)->issuer;
-    if (ok && url != NULL && mg_auth_url_check(url, why, sizeof why) != 0)
-        mg_cfg_errf(c, "%s: %s", where, why);
+    url_ok(c, where, ok, ((mg_auth_oauth_config_t *)dst)->issuer);
 }
 
 static void jwks_uri_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
 {
-    char why[160];
-    const char *url = ((mg_auth_oauth_config_t *)dst)->jwks_uri;
-    if (ok && url != NULL && mg_auth_url_check(url, why, sizeof why) != 0)
-        mg_cfg_errf(c, "%s: %s", where, why);
+    url_ok(c, where, ok, ((mg_auth_oauth_config_t *)dst)->jwks_uri);
 }
 
 static void scopes_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
@@ -543,10 +542,7 @@ static void rules_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, 
 
 static void resource_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
 {
-    char why[160];
-    const char *url = ((mg_auth_config_t *)dst)->resource;
-    if (ok && url != NULL && mg_auth_url_check(url, why, sizeof why) != 0)
-        mg_cfg_errf(c, "%s: %s", where, why);
+    url_ok(c, where, ok, ((mg_auth_config_t *)dst)->resource);
 }
 
 #define A(f) MG_CFG_AT(mg_auth_config_t, f)
