@@ -10,7 +10,7 @@ import { connect, textOf } from './lib/client.mjs';
 import { redisCmd, requireBinaries, startRedis, startReplicas, waitStore } from './lib/cluster.mjs';
 import { everythingServer, testserver } from './lib/gateway.mjs';
 import { scaled, sleep, test, waitFor } from './lib/harness.mjs';
-import { ACCEPT_BOTH, call, initSession, notification, request, rpc, sessionHeaders } from './lib/http.mjs';
+import { ACCEPT_BOTH, call, eventJson, initSession, notification, request, rpc, sessionHeaders } from './lib/http.mjs';
 
 const V = '2026-07-28';
 const EXT = 'io.modelcontextprotocol/tasks';
@@ -31,6 +31,34 @@ async function modern(url, method, params = {}, { caps = { extensions: { [EXT]: 
   const r = await request(url, { headers: { ...h, ...headers }, body });
   const msgs = await r.messages({ timeout: 10000 });
   return { status: r.status, headers: r.headers, response: msgs.find((m) => m && m.id === body.id) };
+}
+
+// subscriptions/listen (2026-07-28) naming task ids: every message of the stream is collected in
+// `got` as it comes; `ack` resolves with the acknowledgement (or the HTTP error's body).
+async function listen(url, taskIds, { caps = { extensions: { [EXT]: {} } }, headers = {} } = {}) {
+  const body = rpc('subscriptions/listen', {
+    notifications: { taskIds },
+    _meta: {
+      'io.modelcontextprotocol/protocolVersion': V,
+      'io.modelcontextprotocol/clientCapabilities': caps,
+      'io.modelcontextprotocol/clientInfo': { name: 'e2e-tasks', version: '1' },
+    },
+  });
+  const h = { Accept: ACCEPT_BOTH, 'MCP-Protocol-Version': V, 'Mcp-Method': 'subscriptions/listen', ...headers };
+  const r = await request(url, { headers: h, body });
+  if (!r.isSSE) return { status: r.status, error: (await r.json()).error, close() {} };
+  const got = [];
+  (async () => {
+    for (;;) {
+      const ev = await r.next(3600000).catch(() => null);
+      if (!ev) return;
+      const m = eventJson(ev);
+      if (m) got.push(m);
+    }
+  })();
+  await waitFor(() => got.length > 0, { what: 'the subscription acknowledgement' });
+  const tasks = (id) => got.filter((m) => m.method === 'notifications/tasks' && m.params.taskId === id).map((m) => m.params);
+  return { status: r.status, subId: body.id, got, ack: got[0], tasks, close: () => r.close() };
 }
 
 // Polls tasks/get (SDK client) until the status is terminal.
@@ -255,6 +283,61 @@ test('2026-07-28: discover names the extension; a required tool without it is -3
     what: 'failing_job to complete',
   });
   assert.equal(got.result.isError, true, 'a tool error is a completed task with isError');
+});
+
+test('2026-07-28: subscriptions/listen with taskIds hears notifications/tasks for its own tasks only, input_required to completed', async (t) => {
+  const alice = tokenNew(['--tenant', 'acme', '--name', 'alice']);
+  const bob = tokenNew(['--tenant', 'acme', '--name', 'bob']);
+  const gw = await t.gateway({
+    config: { mcpServers: { test: testserver() }, gateway: { auth: { tokens: [alice.entry, bob.entry] } } },
+  });
+  const asA = { headers: bearer(alice.token) };
+  const asB = { headers: bearer(bob.token) };
+  const withInput = { elicitation: {}, extensions: { [EXT]: {} } };
+  const slow = (await modern(gw.url, 'tools/call', { name: 'slow_compute', arguments: { seconds: 1, label: 'heard' } }, asA)).response.result;
+  const ask = (await modern(gw.url, 'tools/call', { name: 'confirm_delete', arguments: { filename: 'l.txt' } }, { ...asA, caps: withInput })).response.result;
+  const bobs = (await modern(gw.url, 'tools/call', { name: 'slow_compute', arguments: { seconds: 1, label: 'bobs' } }, asB)).response.result;
+  for (const r of [slow, ask, bobs]) assert.equal(r?.resultType, 'task', JSON.stringify(r));
+  // Without the extension the request is refused, as the extension says.
+  const noExt = await listen(gw.url, [slow.taskId], { caps: {}, ...asA });
+  assert.equal(noExt.status, 400);
+  assert.equal(noExt.error.code, -32021);
+  assert.deepEqual(noExt.error.data.requiredCapabilities, { extensions: { [EXT]: {} } });
+  // Bob's id, an unknown one and a malformed one are left out of the ack: only alice's are watched.
+  const l = await listen(gw.url, [slow.taskId, bobs.taskId, 'f'.repeat(32), 'nope', ask.taskId, slow.taskId], asA);
+  t.defer(() => l.close());
+  assert.equal(l.ack.method, 'notifications/subscriptions/acknowledged');
+  assert.equal(l.ack.params._meta['io.modelcontextprotocol/subscriptionId'], l.subId);
+  assert.deepEqual(l.ack.params.notifications.taskIds.sort(), [slow.taskId, ask.taskId].sort());
+  // The current state right after the ack, then each change: the DetailedTask, with the subscription id.
+  await waitFor(() => l.tasks(ask.taskId).some((p) => p.status === 'input_required'), { what: 'input_required on the stream' });
+  const need = l.tasks(ask.taskId).find((p) => p.status === 'input_required');
+  const key = Object.keys(need.inputRequests)[0];
+  assert.equal(need.inputRequests[key].method, 'elicitation/create');
+  assert.equal(need._meta['io.modelcontextprotocol/subscriptionId'], l.subId);
+  await modern(gw.url, 'tasks/update', { taskId: ask.taskId, inputResponses: { [key]: { action: 'accept', content: { confirm: true } } } }, asA);
+  await waitFor(() => l.tasks(ask.taskId).some((p) => p.status === 'completed'), { what: 'the answered task to be heard completed' });
+  await waitFor(() => l.tasks(slow.taskId).some((p) => p.status === 'completed'), { what: 'the slow task to be heard completed' });
+  const done = l.tasks(slow.taskId).find((p) => p.status === 'completed');
+  assert.equal(done.result.content[0].text, 'slow_compute heard finished after 1 s');
+  assert.equal(typeof done.ttlMs, 'number');
+  assert.ok(done.lastUpdatedAt >= done.createdAt);
+  // Each state once; a finished task is not heard again; no progress or log messages on the stream.
+  const states = l.tasks(slow.taskId).map((p) => p.status);
+  assert.deepEqual(states, [...new Set(states)], JSON.stringify(states));
+  assert.equal(l.tasks(bobs.taskId).length, 0, "another principal's task was heard");
+  assert.ok(l.got.every((m) => m.method !== 'notifications/progress' && m.method !== 'notifications/message'));
+  // A task that ended before anyone listened: its final state right after the ack.
+  const late = await listen(gw.url, [slow.taskId], asA);
+  t.defer(() => late.close());
+  await waitFor(() => late.tasks(slow.taskId).length === 1, { what: 'the finished task\'s state' });
+  assert.equal(late.tasks(slow.taskId)[0].status, 'completed');
+  // Bob listening to alice's task gets an ack without it, and hears nothing.
+  const spy = await listen(gw.url, [ask.taskId], asB);
+  t.defer(() => spy.close());
+  assert.deepEqual(spy.ack.params.notifications.taskIds, []);
+  await sleep(300);
+  assert.equal(spy.got.length, 1);
 });
 
 test("server-everything: simulate-research-query (taskSupport required) through the gateway, for every client", async (t) => {
