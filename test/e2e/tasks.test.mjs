@@ -434,6 +434,10 @@ test('3 replicas + Redis: a task is read, answered and cancelled on any replica;
   const withInput = { elicitation: {}, extensions: { [EXT]: {} } };
   const q = await ask(c, 'tools/call', { name: 'confirm_delete', arguments: { filename: 'x.txt' } }, withInput);
   const idQ = q.response.result.taskId;
+  // A listener on b hears the task running on c (broadcast "ts", read from the store on b).
+  const heard = await listen(b.url, [idQ, id], auth);
+  t.defer(() => heard.close());
+  assert.deepEqual(heard.ack.params.notifications.taskIds.sort(), [idQ, id].sort());
   let st;
   await waitFor(async () => (st = (await ask(b, 'tasks/get', { taskId: idQ })).response.result).status === 'input_required', {
     what: 'the task on c to ask for input',
@@ -445,6 +449,8 @@ test('3 replicas + Redis: a task is read, answered and cancelled on any replica;
     what: 'the answered task to complete',
   });
   assert.match(st.result.content[0].text, /x\.txt/);
+  await waitFor(() => heard.tasks(idQ).some((p) => p.status === 'completed'), { what: "b's listener to hear c's task complete" });
+  assert.ok(heard.tasks(idQ).some((p) => p.status === 'input_required'), JSON.stringify(heard.tasks(idQ)));
   // Cancelled on b: the call on c stops (its upstream's inflight drops), a reports cancelled.
   const onC = await ask(c, 'tools/call', { name: 'slow_compute', arguments: { seconds: 60, label: 'owned-by-c' } });
   const idC = onC.response.result.taskId;
@@ -464,6 +470,9 @@ test('3 replicas + Redis: a task is read, answered and cancelled on any replica;
   assert.equal(got.status, 'failed');
   assert.match(got.error.message, /replica running this task stopped/);
   assert.equal((await ask(c, 'tasks/get', { taskId: id })).response.result.status, 'failed');
+  // b's listener hears the dead owner's task fail too (its watched tasks are read again).
+  await waitFor(() => heard.tasks(id).some((p) => p.status === 'failed'), { timeout: scaled(10000), what: "the dead owner's task to be heard failed" });
+  assert.match(heard.tasks(id).find((p) => p.status === 'failed').error.message, /replica running this task stopped/);
   // The store holds the record, never the token.
   const rec = await redisCmd(redis.port, ['GET', `mcpgate:t:${id}`]);
   assert.ok(typeof rec === 'string' && rec.includes(id), `no record for the task: ${rec}`);
