@@ -85,6 +85,41 @@ async function startTask(client, name, args, ttl = 60000) {
   throw new Error('the stream ended without a task');
 }
 
+// The issue's long call: 30 s, as a task; the client goes away, a new connection polls it later.
+// It mostly waits, so it runs in the background (run.mjs): its 30 s overlap the tests after it.
+test(
+  'SDK task API: a 30 s call as a task; its client disconnects; a new connection polls it later to its result',
+  async (t) => {
+    const SECONDS = 30;
+    const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
+    const a = await connect(gw.url);
+    await a.client.listTools();
+    const t0 = Date.now();
+    const taskId = await startTask(a.client, 'slow_compute', { seconds: SECONDS, label: 'thirty' }, 600000);
+    await a.client.close(); // gone: no DELETE, no cancellation
+    // Halfway through, another connection finds it still running.
+    await sleep(SECONDS * 500);
+    const b = await connect(gw.url);
+    const mid = await b.client.experimental.tasks.getTask(taskId);
+    assert.equal(mid.status, 'working', JSON.stringify(mid));
+    await b.client.close();
+    // Later, a third connection polls (at the task's pollInterval) until it ends.
+    await sleep(Math.max(0, SECONDS * 1000 - (Date.now() - t0)));
+    const c = await connect(gw.url);
+    t.defer(() => c.close());
+    let last;
+    await waitFor(
+      async () => ['completed', 'failed', 'cancelled'].includes((last = await c.client.experimental.tasks.getTask(taskId)).status),
+      { timeout: scaled(30000), interval: mid.pollInterval, what: 'the 30 s task to end' },
+    );
+    assert.equal(last.status, 'completed', JSON.stringify(last));
+    assert.ok(Date.now() - t0 >= SECONDS * 1000, 'the task ended before its 30 s');
+    const res = await c.client.experimental.tasks.getTaskResult(taskId, CallToolResultSchema);
+    assert.equal(textOf(res), `slow_compute thirty finished after ${SECONDS} s`);
+  },
+  { timeout: 90000, background: true },
+);
+
 test('SDK task API: a slow call as a task outlives its client; a new connection polls it to its result', async (t) => {
   const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
   const a = await connect(gw.url);
