@@ -444,7 +444,8 @@ test("server-everything: cancelling a bridged call cancels the upstream's own ta
   const n = await request(gw.url, { headers: sessionHeaders(sess), body: notification('notifications/cancelled', { requestId: req.id }) });
   assert.equal(n.status, 202);
   await waitFor(() => /"method":"tasks\/cancel"/.test(readRecord(rec)), { what: "tasks/cancel for the upstream's task" });
-  assert.match(readRecord(rec), /"method":"notifications\/cancelled"/);
+  // (a separate write to the upstream's stdin, which tee records separately: waited for too)
+  await waitFor(() => /"method":"notifications\/cancelled"/.test(readRecord(rec)), { what: 'notifications/cancelled for its request' });
   await (await pending).text();
 });
 
