@@ -270,6 +270,9 @@ struct mg_call {
     int up_task;
     char up_task_id[128];
     int task_waiting; /* a 2025-11-25 tasks/result waiting for its task (tasks.c) */
+    /* notifications/cancelled came while the call waited for a step with no upstream request
+     * yet (a list fetch, the upstream's start): it ends when that step comes back (call_run). */
+    int cancel_asked;
 };
 
 typedef struct mg_listener {

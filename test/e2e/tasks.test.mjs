@@ -196,6 +196,39 @@ test('2025-11-25: the session that created a task hears notifications/tasks/stat
   assert.ok(last.lastUpdatedAt >= last.createdAt);
 });
 
+test('notifications/cancelled while a call waits for its tool list ends the call: no task, nothing reaches the upstream', async (t) => {
+  // The upstream's answers after its first one (initialize) come 2 s late: the tool list a
+  // task-augmented call needs (taskSupport) is still on its way when the client cancels.
+  const rec = recordFile(t);
+  const gw = await t.gateway({
+    config: {
+      mcpServers: {
+        test: {
+          command: '/bin/sh',
+          args: ['-c', 'tee -a "$MG_REC" | "$MG_TS" | { IFS= read -r l; printf "%s\\n" "$l"; sleep 2; exec cat; }'],
+          env: { MG_REC: rec, MG_TS: process.env.MG_TESTSERVER || testserver().command },
+        },
+      },
+    },
+  });
+  const sess = await initSession(gw.url);
+  const req = rpc('tools/call', { name: 'slow_compute', arguments: { seconds: 1, label: 'never' }, task: { ttl: 60000 } });
+  const pending = request(gw.url, { headers: sessionHeaders(sess), body: req, timeout: scaled(15000) });
+  await waitFor(() => /"method":"tools\/list"/.test(readRecord(rec)), { what: 'the tool list fetch' });
+  const n = await request(gw.url, { headers: sessionHeaders(sess), body: notification('notifications/cancelled', { requestId: req.id }) });
+  assert.equal(n.status, 202);
+  const r = await pending;
+  const body = await r.text();
+  assert.ok(!body.includes('"taskId"'), `the cancelled call became a task: ${body}`);
+  // Once a later call is answered, the list has come (the upstream answers in order): the
+  // cancelled call is gone, the upstream never got it.
+  const after = await call(gw.url, sess, 'tools/call', { name: 'echo', arguments: { message: 'after' } }, { timeout: scaled(10000) });
+  assert.equal(after.response.result?.content?.[0]?.text, 'after', JSON.stringify(after.response));
+  assert.ok(!/"label":"never"/.test(readRecord(rec)), 'the cancelled call reached the upstream');
+  const m = await (await fetch(`${gw.base}/metrics`)).text();
+  assert.match(m, /^mcpgate_tasks_created_total 0$/m);
+});
+
 test('SIGTERM: a waiting tasks/result is answered at once; a running task does not keep the gateway past its grace period', async (t) => {
   const gw = await t.gateway({
     config: { mcpServers: { test: testserver() }, gateway: { limits: { shutdownGraceMs: 1500 } } },
