@@ -9,7 +9,8 @@
  *   |                                       | listener's principal (of the first WATCH_MAX) are |
  *   |                                       | acknowledged (taskIds), then told their state     |
  *   |                                       | at once; others' and unknown ids are left out     |
- *   | a task's record is written (tasks.c)  | listeners here that watch it are told; with a     |
+ *   | a task's record is stored (tasks.c,   | listeners here that watch it are told; with a     |
+ *   | the write's callback; a cancel's)     |                                                  |
  *   |                                       | cluster, "ts" {id} goes to every replica, whose   |
  *   |                                       | watchers read the record and tell it              |
  *   | every CHECK_MS (cluster only)         | unfinished watched tasks are read again: an owner |
