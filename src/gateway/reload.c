@@ -336,6 +336,58 @@ static int auth_expanded_differs(const mg_auth_config_t *a, const mg_auth_config
            !str_same(x->client_id, y->client_id) || !str_same(x->client_secret, y->client_secret);
 }
 
+/* Pool p forgets its lists (the next listing fetches, compares and scans them anew) and, when
+ * ready, has its instructions checked again. */
+static void pool_lists_drop(mg_gateway_t *gw, mg_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    mg__pool_invalidate(p, -1);
+    if (mg_upstream_state(p->up) == MG_UPSTREAM_READY)
+        mg_policy_upstream_ready(gw->policy, p);
+}
+
+/* Every pool of server i: shared, per tenant, the sessions' own. */
+static void server_lists_drop(mg_gateway_t *gw, size_t i)
+{
+    mg_gw_server_t *srv = &gw->servers[i];
+    pool_lists_drop(gw, srv->shared);
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&srv->tenants, &pos, &key, &val))
+        pool_lists_drop(gw, val);
+    pos = 0;
+    while (mg_map_next(&gw->sessions, &pos, &key, &val))
+        pool_lists_drop(gw, ((mg_session_t *)val)->pools[i]);
+}
+
+/* Pinning, the lockfile (re-read from disk: a file `mcpgate lock --update` rewrote counts) and
+ * scanning for next. Servers whose pins or modes changed drop their cached lists; *changed gets
+ * mg_policy_reload_pins' bits, and "lockfile" goes into applied when the file changed. Returns 0,
+ * or an error (logged; nothing changed). */
+static int reload_pins(mg_gateway_t *gw, const mg_config_t *next, json_t *applied, int *changed)
+{
+    unsigned char *which = calloc(gw->server_cap ? gw->server_cap : 1, 1);
+    if (which == NULL)
+        return MG_ENOMEM;
+    char why[600];
+    int rc = mg_policy_reload_pins(gw->policy, next, which, changed, why, sizeof why);
+    if (rc != 0) {
+        mg_log_json(MG_LOG_ERROR, "reload: the lockfile or the scan rules could not be loaded",
+                    json_pack("{s:s}", "error", why));
+        free(which);
+        return rc;
+    }
+    for (size_t i = 0; i < gw->nservers; i++)
+        if (which[i])
+            server_lists_drop(gw, i);
+    free(which);
+    if (*changed & MG_POLICY_PINS_LOCKFILE) /* the file's content (or which file) changed */
+        json_array_append_new(applied, json_string("lockfile"));
+    return 0;
+}
+
 /* The auth runtime for next's gateway.auth (*out NULL when next has none): a new generation
  * sharing the running one's record of request principals (auth.h mg_auth_next). Returns 0 or
  * MG_ENOMEM. */
@@ -442,7 +494,9 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
                 continue; /* applied by main.c */
             char what[120];
             snprintf(what, sizeof what, "gateway.%s", key);
-            int is_hot = strcmp(key, "tools") == 0 ||
+            int is_hot = strcmp(key, "tools") == 0 || strcmp(key, "cors") == 0 || /* read per request */
+                         strcmp(key, "pinning") == 0 || strcmp(key, "lockFile") == 0 ||
+                         strcmp(key, "scan") == 0 || /* mg_policy_reload_pins */
                          (strcmp(key, "limits") == 0 &&
                           gw->cfg->limits.max_body_bytes == next->limits.max_body_bytes &&
                           gw->cfg->limits.http_idle_timeout_ms == next->limits.http_idle_timeout_ms) ||
@@ -458,7 +512,7 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
         json_array_append_new(hot, json_string("gateway.auth"));
         auth_swap = 1;
     }
-    int gateway_needed = 0;
+    int gateway_needed = 0, pins_changed = 0;
     size_t ni;
     json_t *nv;
     json_array_foreach(needed, ni, nv) gateway_needed |= strncmp(json_string_value(nv), "gateway.", 8) == 0;
@@ -466,6 +520,8 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
         /* tool filters, profiles, modes, request-time limits, auth rules: next request */
         mg_auth_t *fresh = NULL;
         int rc = auth_swap ? auth_generation(gw, next, &fresh) : 0;
+        if (rc == 0)
+            rc = reload_pins(gw, next, hot, &pins_changed);
         if (rc == 0)
             rc = mg_policy_set_config(gw->policy, next); /* rate limits and CORS: next request */
         if (rc != 0) {
@@ -483,7 +539,7 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
     }
     json_t *applied = hot;
     if (json_array_size(restarted) > 0 || json_array_size(applied) > 0 || json_array_size(added) > 0 ||
-        json_array_size(removed) > 0) /* catalogs may have changed */
+        json_array_size(removed) > 0 || pins_changed) /* catalogs may have changed */
         for (int kind = 0; kind < MG_LIST_COUNT; kind++)
             if (kind != MG_LIST_TEMPLATES)
                 mg__catalog_list_changed(gw, NULL, (mg_list_kind_t)kind);
