@@ -89,6 +89,7 @@ static uv_fs_event_t lock_watch; /* the lockfile's directory, when it is not the
 static int lock_watching;
 static char lock_dir[PATH_MAX]; /* the lockfile's directory and name ("" = no lockfile) */
 static char lock_base[NAME_MAX + 1];
+static int listen_loopback;      /* the main listener is on a loopback address (the auth rule of serve) */
 static uv_prepare_t log_flusher; /* writes the deferred log lines before the loop blocks */
 
 static void log_flush_cb(uv_prepare_t *h)
@@ -356,6 +357,16 @@ static void reload_config(const char *trigger)
         return;
     }
     mg_config_errors_dispose(&errs);
+    if (!listen_loopback && !serve_opts->allow_unauth && !next->allow_unauthenticated && next->auth == NULL) {
+        /* the start's rule holds for a reload: a reload never opens the gateway to everyone */
+        mg_gateway_reload_failed(gateway, path, NULL,
+                                 "gateway.auth is gone but the gateway listens on a non-loopback address: "
+                                 "anyone who can reach it could call every tool; keep gateway.auth, or "
+                                 "restart with --allow-unauthenticated if something in front authenticates");
+        mg_config_dispose(next);
+        free(next);
+        return;
+    }
     char pwhy[600];
     if (mg_policy_validate(next, pwhy, sizeof pwhy) != 0) { /* lockfile, scan rules */
         mg_gateway_reload_failed(gateway, path, NULL, pwhy);
@@ -513,6 +524,7 @@ static int cmd_serve(const opts_t *o)
         mg_config_dispose(&cfg); /* ASan builds report what is not freed at exit, and exit 1 */
         return 2;
     }
+    listen_loopback = loopback;
     /* A valid gateway.auth (checked by the config parser) authenticates every request. */
     if (!loopback && !o->allow_unauth && !cfg.allow_unauthenticated && cfg.auth == NULL) {
         fprintf(

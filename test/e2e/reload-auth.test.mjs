@@ -138,3 +138,21 @@ test('reload: a changed OAuth issuer applies to the next request; a request wait
   await reloaded(gw, 2);
   assert.equal((await callTool(gw.url, s, bearer(tok1), 'echo', { message: 'e' }, 6)).msg.result?.content?.[0]?.text, 'e');
 });
+
+test('reload: removing gateway.auth from a gateway on a non-loopback address is refused whole', async (t) => {
+  const tok = newToken();
+  const c = configDir(t, undefined, 'mcpgate-reload-auth-');
+  fs.writeFileSync(c.file, JSON.stringify({ mcpServers: { test: testserver() }, gateway: { auth: { tokens: [{ name: 'ci', sha256: sha(tok) }] } } }));
+  const port = await freePort();
+  const gw = await t.gateway({ port, args: ['--config', c.file, '--listen', `0.0.0.0:${port}`] });
+  fs.writeFileSync(c.file, JSON.stringify({ mcpServers: { test: testserver() } }));
+  gw.proc.kill('SIGHUP');
+  await gw.waitLog((l) => /^reload failed/.test(l.msg) && l.problems.some((p) => /gateway\.auth is gone/.test(p)), {
+    what: 'the refused reload',
+  });
+  const rz = (await gw.readyz()).json;
+  assert.equal(rz.config.reloadFailures, 1);
+  assert.equal(rz.config.reloads, 0);
+  const r = await callTool(gw.url, null, {}, 'echo', { message: 'x' }, 1);
+  assert.equal(r.status, 401, 'the gateway stopped asking for a token');
+});
