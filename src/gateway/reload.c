@@ -538,8 +538,11 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
         json_array_clear(hot);
     }
     json_t *applied = hot;
-    if (json_array_size(restarted) > 0 || json_array_size(applied) > 0 || json_array_size(added) > 0 ||
-        json_array_size(removed) > 0 || pins_changed) /* catalogs may have changed */
+    /* "lockfile" alone (its content changed, no server's pins did) changes no catalog */
+    size_t keys_applied = json_array_size(applied) - ((pins_changed & MG_POLICY_PINS_LOCKFILE) ? 1 : 0);
+    if (json_array_size(restarted) > 0 || keys_applied > 0 || json_array_size(added) > 0 ||
+        json_array_size(removed) > 0 ||
+        (pins_changed & MG_POLICY_PINS_SERVERS)) /* catalogs may have changed */
         for (int kind = 0; kind < MG_LIST_COUNT; kind++)
             if (kind != MG_LIST_TEMPLATES)
                 mg__catalog_list_changed(gw, NULL, (mg_list_kind_t)kind);
