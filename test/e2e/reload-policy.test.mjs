@@ -145,3 +145,24 @@ test('reload: gateway.scan and gateway.cors apply to the next listing and prefli
   await again.text();
   assert.equal(again.status, 405, 'gateway.cors removed by a reload still answered preflights');
 });
+
+test('reload: watchConfig notices the lockfile beside the config (its default place)', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpgate-reload-pol-'));
+  t.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cat = writeCatalog(dir, 'Search the documentation.');
+  const file = path.join(dir, 'config.json');
+  fs.writeFileSync(file, JSON.stringify({ mcpServers: { docs: testserver(['--catalog', cat]) }, gateway: { watchConfig: true } }));
+  assert.equal(mcpgate(['lock', '--config', file]).status, 0);
+  const lockFile = path.join(dir, 'config.lock');
+  const lock = JSON.parse(fs.readFileSync(lockFile, 'utf8'));
+  const gw = await t.gateway({ args: ['--config', file] });
+  const s = await initSession(gw.url);
+  assert.deepEqual(await toolNames(gw, s), ['get_page', 'search_docs']);
+  // Another file of the directory changing is not a reload.
+  fs.writeFileSync(path.join(dir, 'notes.txt'), 'x');
+  delete lock.servers.docs.tools.get_page;
+  fs.writeFileSync(lockFile, JSON.stringify(lock, null, 2));
+  await reloaded(gw, 1, 'the lockfile beside the config');
+  assert.deepEqual(await toolNames(gw, s), ['search_docs']);
+  assert.equal((await gw.readyz()).json.config.reloads, 1, 'a file that is neither the config nor the lockfile caused a reload');
+});
