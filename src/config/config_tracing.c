@@ -1,6 +1,8 @@
 /*
  * config_tracing.c - "gateway.tracing": OpenTelemetry traces exported over OTLP/HTTP
- * ({"endpoint": URL, "sampleRatio": 0..1}). Off when absent.
+ * ({"endpoint": URL, "sampleRatio": 0..1, "protocol": "http/json" | "http/protobuf",
+ * "headers": {"Name": "value with ${env:X} / ${file:/path}"}}). Off when absent. Header values are
+ * secrets (a collector's API key): expanded, never quoted in a message.
  *
  * Same rules as config.c: every problem is reported through mg__config_errf() and the walk goes
  * on; strings are expanded (${env:...}); the endpoint is never quoted in a message (it may carry
@@ -16,7 +18,78 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const tracing_keys[] = {"endpoint", "sampleRatio", NULL};
+static const char *const tracing_keys[] = {"endpoint", "sampleRatio", "protocol", "headers", NULL};
+
+/* "headers": {"Name": "value"} into t->headers; values expanded, never quoted. */
+static void parse_headers(mg__config_ctx_t *ctx, mg_tracing_config_t *t, const json_t *v)
+{
+    static const char *const reserved[] = {"content-type", "content-length", "host", "transfer-encoding",
+                                           "connection",   "user-agent",     NULL};
+    if (!json_is_object(v)) {
+        mg__config_errf(ctx,
+                        "gateway.tracing.headers: must be an object like {\"Authorization\": \"Bearer "
+                        "${file:/run/secrets/otlp}\"}, not %s",
+                        mg_cfg_kind(v));
+        return;
+    }
+    size_t cap = json_object_size(v);
+    if (cap == 0)
+        return;
+    if (cap > 16) { /* MG_TRACE_HEADERS_MAX (trace.h) */
+        mg__config_errf(ctx, "gateway.tracing.headers: at most 16 headers, not %zu", cap);
+        return;
+    }
+    t->headers = calloc(cap, sizeof *t->headers);
+    if (t->headers == NULL) {
+        ctx->nomem = 1;
+        return;
+    }
+    const char *name;
+    json_t *hv;
+    json_object_foreach((json_t *)v, name, hv)
+    {
+        char where[200], q[80];
+        snprintf(where, sizeof where, "gateway.tracing.headers \"%s\"", mg_cfg_quote(name, q, sizeof q));
+        int ok = name[0] != '\0';
+        for (const char *p = name; *p && ok; p++)
+            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 strchr("!#$%&'*+-.^_`|~", *p) != NULL;
+        if (!ok) {
+            mg__config_errf(ctx, "%s: not a valid header name (letters, digits and -_. only)", where);
+            continue;
+        }
+        int taken = 0;
+        for (size_t i = 0; reserved[i] != NULL; i++)
+            taken |= strcasecmp(name, reserved[i]) == 0;
+        if (taken) {
+            mg__config_errf(ctx, "%s: is set by the exporter itself; remove it", where);
+            continue;
+        }
+        if (!json_is_string(hv)) {
+            mg__config_errf(ctx, "%s: must be a string, not %s", where, mg_cfg_kind(hv));
+            continue;
+        }
+        mg_kv_t *kv = &t->headers[t->nheaders];
+        if (mg__config_expand(ctx, json_string_value(hv), where, 0, &kv->value, &kv->source) != 0)
+            continue;
+        if (strpbrk(kv->value, "\r\n") != NULL || kv->value[0] == '\0') {
+            /* the value is a secret: say where it came from, never what it is */
+            mg__config_errf(ctx, "%s: the value (from %s) is empty or holds a line break", where, kv->source);
+            free(kv->value);
+            free(kv->source);
+            kv->value = kv->source = NULL;
+            continue;
+        }
+        kv->key = mg__config_strdup(ctx, name);
+        if (kv->key == NULL) {
+            free(kv->value);
+            free(kv->source);
+            kv->value = kv->source = NULL;
+            continue;
+        }
+        t->nheaders++;
+    }
+}
 
 void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj)
 {
@@ -47,11 +120,23 @@ void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const jso
                                 "new traces recorded; 1 records every one)");
             else
                 t->sample_ratio = json_number_value(v);
+        } else if (strcmp(key, "protocol") == 0) {
+            const char *p = json_string_value(v);
+            if (p != NULL && strcmp(p, "http/json") == 0)
+                t->protobuf = 0;
+            else if (p != NULL && strcmp(p, "http/protobuf") == 0)
+                t->protobuf = 1;
+            else
+                mg__config_errf(ctx, "gateway.tracing.protocol: must be \"http/json\" (the default) or "
+                                     "\"http/protobuf\" (OTLP/HTTP binary, what most collectors expect on "
+                                     "port 4318)");
+        } else if (strcmp(key, "headers") == 0) {
+            parse_headers(ctx, t, v);
         } else {
             const char *near = mg_cfg_suggest(key, tracing_keys);
             mg__config_errf(ctx, "gateway.tracing: unknown key \"%s\"%s%s%s", mg_cfg_quote(key, q, sizeof q),
-                            near ? "; did you mean \"" : " (known: endpoint, sampleRatio)", near ? near : "",
-                            near ? "\"?" : "");
+                            near ? "; did you mean \"" : " (known: endpoint, sampleRatio, protocol, headers)",
+                            near ? near : "", near ? "\"?" : "");
         }
     }
     if (t->endpoint == NULL)
@@ -62,6 +147,14 @@ void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const jso
 
 void mg__config_tracing_dispose(mg_tracing_config_t *t)
 {
+    for (size_t i = 0; i < t->nheaders; i++) {
+        free(t->headers[i].key);
+        if (t->headers[i].value != NULL)
+            memset(t->headers[i].value, 0, strlen(t->headers[i].value));
+        free(t->headers[i].value);
+        free(t->headers[i].source);
+    }
+    free(t->headers);
     free(t->endpoint);
     memset(t, 0, sizeof(*t));
 }

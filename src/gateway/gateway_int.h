@@ -342,6 +342,7 @@ struct mg_gateway {
     /* gateway.tracing (src/trace/): NULL when off. trace_ambient: the span of the HTTP request whose
      * phase is running (pipeline.c sets it around each phase), the parent of exchanges made then. */
     mg_trace_t *trace;
+    int trace_drained; /* the shutdown's last export of spans is done (finish_shutdown) */
     mg_span_t *trace_ambient;
     /* era_sse.c: notices legacy HTTP+SSE clients that went away; exists while such sessions do */
     struct mg_sse_probe *sse_probe;
