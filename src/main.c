@@ -85,6 +85,11 @@ static const opts_t *serve_opts;   /* what `serve` was started with: a reload re
 static uv_fs_event_t config_watch; /* gateway.watchConfig */
 static uv_timer_t config_settle;   /* a burst of file events becomes one reload */
 static int watching;
+static uv_fs_event_t lock_watch; /* the lockfile's directory, when it is not the config's */
+static int lock_watching;
+static char lock_dir[PATH_MAX]; /* the lockfile's directory and name ("" = no lockfile) */
+static char lock_base[NAME_MAX + 1];
+static int listen_loopback;      /* the main listener is on a loopback address (the auth rule of serve) */
 static uv_prepare_t log_flusher; /* writes the deferred log lines before the loop blocks */
 
 static void log_flush_cb(uv_prepare_t *h)
@@ -328,6 +333,8 @@ static int cmd_check(const opts_t *o)
     return problems > 0 ? 1 : 0;
 }
 
+static void watch_lock(uv_loop_t *l, const mg_config_t *cfg);
+
 /* SIGHUP, `mcpgate reload`, gateway.watchConfig: the file is read and validated whole; on any problem
  * the running configuration stays (gateway/reload.c logs and counts it). */
 static void reload_config(const char *trigger)
@@ -350,6 +357,16 @@ static void reload_config(const char *trigger)
         return;
     }
     mg_config_errors_dispose(&errs);
+    if (!listen_loopback && !serve_opts->allow_unauth && !next->allow_unauthenticated && next->auth == NULL) {
+        /* the start's rule holds for a reload: a reload never opens the gateway to everyone */
+        mg_gateway_reload_failed(gateway, path, NULL,
+                                 "gateway.auth is gone but the gateway listens on a non-loopback address: "
+                                 "anyone who can reach it could call every tool; keep gateway.auth, or "
+                                 "restart with --allow-unauthenticated if something in front authenticates");
+        mg_config_dispose(next);
+        free(next);
+        return;
+    }
     char pwhy[600];
     if (mg_policy_validate(next, pwhy, sizeof pwhy) != 0) { /* lockfile, scan rules */
         mg_gateway_reload_failed(gateway, path, NULL, pwhy);
@@ -361,7 +378,9 @@ static void reload_config(const char *trigger)
     if (serve_opts->log_level == NULL && next->log_level != NULL &&
         mg_log_level_parse(next->log_level, &lvl) == 0)
         mg_log_set_level(lvl);
-    mg_gateway_reload(gateway, next);
+    if (watching)
+        watch_lock(loop, next);
+    mg_gateway_reload(gateway, next); /* takes next */
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -378,17 +397,66 @@ static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int sta
 {
     const char *base = strrchr(serve_opts->config, '/');
     base = base ? base + 1 : serve_opts->config;
-    if (status == 0 && filename != NULL && strcmp(filename, base) != 0)
-        return; /* another file of the directory */
+    if (status == 0 && filename != NULL) {
+        int is_config = h == &config_watch && strcmp(filename, base) == 0;
+        int is_lock = lock_base[0] != '\0' && strcmp(filename, lock_base) == 0 &&
+                      (h == &lock_watch || !lock_watching); /* beside the config, or in its own directory */
+        if (!is_config && !is_lock)
+            return; /* another file of the directory */
+    }
     uv_timer_start(&config_settle, settle_cb, 300, 0);
 }
 
-/* gateway.watchConfig: the config's directory is watched (editors replace the file by renaming). */
-static void watch_config(uv_loop_t *l)
+/* gateway.watchConfig: the lockfile of cfg is watched too (`mcpgate lock --update` rewrites it by
+ * renaming): through the config's directory watch when it sits there, else its own directory's.
+ * Called at start and after each reload (gateway.lockFile may have moved it). */
+static void watch_lock(uv_loop_t *l, const mg_config_t *cfg)
+{
+    char *path = mg_policy_lock_path(cfg);
+    char dirbuf[PATH_MAX], cdir[PATH_MAX], lbuf[PATH_MAX];
+    snprintf(dirbuf, sizeof dirbuf, "%s", serve_opts->config);
+    snprintf(cdir, sizeof cdir, "%s", dirname(dirbuf));
+    snprintf(lbuf, sizeof lbuf, "%s", path ? path : "");
+    const char *ldir = path ? dirname(lbuf) : "";
+    if (path != NULL) {
+        const char *b = strrchr(path, '/');
+        snprintf(lock_base, sizeof lock_base, "%s", b ? b + 1 : path);
+    } else {
+        lock_base[0] = '\0';
+    }
+    free(path);
+    int elsewhere = lock_base[0] != '\0' && strcmp(ldir, cdir) != 0;
+    if (lock_watching && (!elsewhere || strcmp(ldir, lock_dir) != 0)) {
+        uv_fs_event_stop(&lock_watch);
+        lock_watching = 0;
+    }
+    if (!elsewhere || lock_watching)
+        return;
+    snprintf(lock_dir, sizeof lock_dir, "%s", ldir);
+    static int inited;
+    if (!inited)
+        uv_fs_event_init(l, &lock_watch);
+    inited = 1;
+    int r = uv_fs_event_start(&lock_watch, watch_cb, lock_dir, 0);
+    if (r != 0) {
+        mg_log_json(MG_LOG_WARN,
+                    "gateway.watchConfig: cannot watch the lockfile's directory; reload with SIGHUP after "
+                    "mcpgate lock",
+                    json_pack("{s:s,s:s}", "directory", lock_dir, "error", uv_strerror(r)));
+        return;
+    }
+    uv_unref((uv_handle_t *)&lock_watch);
+    lock_watching = 1;
+}
+
+/* gateway.watchConfig: the config's directory is watched (editors replace the file by renaming),
+ * and the lockfile's (watch_lock). */
+static void watch_config(uv_loop_t *l, const mg_config_t *cfg)
 {
     char dirbuf[PATH_MAX];
     snprintf(dirbuf, sizeof dirbuf, "%s", serve_opts->config);
     const char *dir = dirname(dirbuf);
+    watch_lock(l, cfg);
     uv_timer_init(l, &config_settle);
     uv_unref((uv_handle_t *)&config_settle);
     uv_fs_event_init(l, &config_watch);
@@ -423,6 +491,8 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_signal_stop(&sig_hup); /* no reload while stopping */
     if (watching)
         uv_fs_event_stop(&config_watch);
+    if (lock_watching)
+        uv_fs_event_stop(&lock_watch);
     mg_server_drain(server); /* keeps accepting: /readyz 503, /healthz 200, /mcp 503 until exit */
     if (admin_server != NULL)
         mg_server_drain(admin_server);
@@ -454,6 +524,7 @@ static int cmd_serve(const opts_t *o)
         mg_config_dispose(&cfg); /* ASan builds report what is not freed at exit, and exit 1 */
         return 2;
     }
+    listen_loopback = loopback;
     /* A valid gateway.auth (checked by the config parser) authenticates every request. */
     if (!loopback && !o->allow_unauth && !cfg.allow_unauthenticated && cfg.auth == NULL) {
         fprintf(
@@ -572,7 +643,7 @@ static int cmd_serve(const opts_t *o)
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
     uv_unref((uv_handle_t *)&sig_hup);
     if (cfg.watch_config && o->config != NULL)
-        watch_config(loop);
+        watch_config(loop, &cfg);
 
     /* Log lines of one loop iteration go out in one write(2) (common/log.h), flushed before the
      * loop waits for events, at exit() and below. */

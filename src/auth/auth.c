@@ -54,11 +54,16 @@ typedef struct principal_hook {
     char key[24];
 } principal_hook_t;
 
+/* h->a: the generation that authenticated the request, referenced until h2o disposes it (NULL
+ * once mg_auth_free() detached it, or when it could not be recorded). */
 static void principal_hook_dispose(void *v)
 {
     principal_hook_t *h = v;
-    if (h->a != NULL && mg_map_get(&h->a->by_req, h->key) == h)
-        mg_map_del(&h->a->by_req, h->key);
+    if (h->a != NULL) {
+        if (mg_map_get(&h->a->family->by_req, h->key) == h)
+            mg_map_del(&h->a->family->by_req, h->key);
+        mg_auth_unref(h->a);
+    }
     mg_principal_unref(h->p);
 }
 
@@ -68,7 +73,7 @@ mg_principal_t *mg_auth_principal_of(mg_auth_t *a, h2o_req_t *req)
         return NULL;
     char key[24];
     snprintf(key, sizeof key, "%p", (void *)req);
-    principal_hook_t *h = mg_map_get(&a->by_req, key);
+    principal_hook_t *h = mg_map_get(&a->family->by_req, key);
     return h != NULL ? h->p : NULL;
 }
 
@@ -237,7 +242,7 @@ static void fail(mg_auth_t *a, h2o_req_t *req, const char *addr, const char *why
                  void *data)
 {
     uint64_t now = uv_now(a->loop);
-    if (mg__rate_fail(&a->rate, addr, now, a->cfg->fail_max, a->cfg->fail_window_s * 1000,
+    if (mg__rate_fail(&a->family->rate, addr, now, a->cfg->fail_max, a->cfg->fail_window_s * 1000,
                       a->cfg->fail_block_s * 1000))
         mg_log_json(MG_LOG_WARN, "client blocked after repeated authentication failures",
                     json_pack("{s:s,s:I}", "client", addr, "seconds", (json_int_t)a->cfg->fail_block_s));
@@ -326,11 +331,12 @@ static void go_on(h2o_req_t *req, mg_principal_t *p, mg_auth_done_cb cb, void *d
 static void attach_and_go(mg_auth_t *a, h2o_req_t *req, mg_principal_t *p, mg_auth_done_cb cb, void *data)
 {
     principal_hook_t *h = h2o_mem_alloc_shared(&req->pool, sizeof *h, principal_hook_dispose);
-    h->a = a;
+    h->a = NULL;
     h->p = mg_principal_ref(p);
     snprintf(h->key, sizeof h->key, "%p", (void *)req);
-    if (mg_map_set(&a->by_req, h->key, h) != 0)
-        h->a = NULL; /* out of memory: the era sees no principal and refuses what needs one */
+    if (mg_map_set(&a->family->by_req, h->key, h) == 0)
+        h->a = mg_auth_ref(a); /* the request holds the generation that authenticated it */
+    /* else out of memory: the era sees no principal and refuses what needs one */
     go_on(req, p, cb, data);
 }
 
@@ -457,7 +463,7 @@ static mg_auth_waiter_t *waiter_new(mg_auth_t *a, h2o_req_t *req, const char *ad
     memcpy(w->token, tok, len);
     w->token[len] = '\0';
     w->len = len;
-    w->a = a;
+    w->a = mg_auth_ref(a); /* a reload meanwhile: the request finishes on this generation */
     w->req = req;
     w->cb = cb;
     w->data = data;
@@ -475,8 +481,10 @@ static void waiter_free(mg_auth_waiter_t *w)
     /* An introspection in flight owns the waiter until its callback (which frees it). */
     OPENSSL_cleanse(w->token, w->len);
     free(w->token);
-    w->a->nwaiters--;
+    mg_auth_t *a = w->a;
+    a->nwaiters--;
     free(w);
+    mg_auth_unref(a); /* may retire a: released later, from its timer's close callback */
 }
 
 static void unavailable(h2o_req_t *req, const char *what, mg_auth_done_cb cb, void *data)
@@ -535,7 +543,7 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
     }
     char addr[48];
     client_addr(req, addr, sizeof addr);
-    uint64_t wait_s = mg__rate_blocked(&a->rate, addr, uv_now(a->loop));
+    uint64_t wait_s = mg__rate_blocked(&a->family->rate, addr, uv_now(a->loop));
     if (wait_s > 0) {
         refuse_later(req, MG_EAUTHBACKOFF,
                      "Too Many Requests: too many failed authentication attempts from this address; wait for "
@@ -633,19 +641,18 @@ void mg_auth_phase(mg_auth_t *a, h2o_req_t *req, mg_auth_done_cb cb, void *data)
 
 /* ---------------------------------------------------------------- lifetime */
 
-int mg_auth_new(uv_loop_t *loop, const mg_auth_config_t *cfg, mg_auth_t **out)
+static mg_auth_t *generation_new(uv_loop_t *loop, mg_auth_family_t *fam, const mg_auth_config_t *cfg)
 {
     mg_auth_t *a = calloc(1, sizeof *a);
     if (a == NULL)
-        return MG_ENOMEM;
+        return NULL;
     a->loop = loop;
     a->cfg = cfg;
-    if (mg__rate_init(&a->rate, MG_AUTH_RATE_SLOTS) != 0 || mg_fetch_new(loop, &a->fetch) != 0) {
-        mg__rate_dispose(&a->rate);
+    a->refs = 1;
+    if (mg_fetch_new(loop, &a->fetch) != 0) {
         free(a);
-        return MG_ENOMEM;
+        return NULL;
     }
-    mg_map_init(&a->by_req);
     uv_timer_init(loop, &a->refresh_timer);
     a->refresh_timer.data = a;
     if (cfg->oauth != NULL) {
@@ -653,6 +660,39 @@ int mg_auth_new(uv_loop_t *loop, const mg_auth_config_t *cfg, mg_auth_t **out)
             a->jwks_uri = strdup(cfg->oauth->jwks_uri);
         if (cfg->oauth->introspection_endpoint != NULL)
             a->introspection_uri = strdup(cfg->oauth->introspection_endpoint);
+    }
+    a->family = fam;
+    a->gen_next = fam->gens;
+    fam->gens = a;
+    fam->ngens++;
+    return a;
+}
+
+int mg_auth_new(uv_loop_t *loop, const mg_auth_config_t *cfg, mg_auth_t **out)
+{
+    return mg_auth_next(loop, NULL, cfg, out);
+}
+
+int mg_auth_next(uv_loop_t *loop, mg_auth_t *prev, const mg_auth_config_t *cfg, mg_auth_t **out)
+{
+    mg_auth_family_t *fam = prev != NULL ? prev->family : NULL;
+    if (fam == NULL) {
+        fam = calloc(1, sizeof *fam);
+        if (fam == NULL)
+            return MG_ENOMEM;
+        if (mg__rate_init(&fam->rate, MG_AUTH_RATE_SLOTS) != 0) {
+            free(fam);
+            return MG_ENOMEM;
+        }
+        mg_map_init(&fam->by_req);
+    }
+    mg_auth_t *a = generation_new(loop, fam, cfg);
+    if (a == NULL) {
+        if (prev == NULL) {
+            mg__rate_dispose(&fam->rate);
+            free(fam);
+        }
+        return MG_ENOMEM;
     }
     *out = a;
     return 0;
@@ -664,9 +704,10 @@ void mg_auth_start(mg_auth_t *a)
         mg__jwks_start(a);
 }
 
-void mg_auth_stop(mg_auth_t *a)
+/* Stops one generation: no more fetches or timers; requests waiting on it get 503. */
+static void generation_stop(mg_auth_t *a)
 {
-    if (a == NULL || a->stopping)
+    if (a->stopping)
         return;
     a->stopping = 1;
     uv_timer_stop(&a->refresh_timer);
@@ -678,31 +719,97 @@ void mg_auth_stop(mg_auth_t *a)
     mg__auth_keys_settled(a); /* answers waiting requests 503 */
 }
 
-static void closed_cb(uv_handle_t *h)
+static void family_free(mg_auth_family_t *fam)
 {
-    free(h->data);
+    /* Requests still holding a principal hook (process exit) must not reach back into it. */
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&fam->by_req, &pos, &key, &val))
+        ((principal_hook_t *)val)->a = NULL;
+    mg_map_dispose(&fam->by_req);
+    mg__rate_dispose(&fam->rate);
+    free(fam);
+}
+
+static void generation_closed_cb(uv_handle_t *h)
+{
+    mg_auth_t *a = h->data;
+    mg_auth_family_t *fam = a->family;
+    mg_fetch_free(a->fetch);
+    mg__introspect_dispose(a);
+    json_decref(a->metadata);
+    json_decref(a->keys);
+    free(a->jwks_uri);
+    free(a->introspection_uri);
+    free(a);
+    if (--fam->ngens == 0)
+        family_free(fam);
+}
+
+/* No reference left (or shutdown): stopped now, released from the close callback, so a caller
+ * inside one of a's own callbacks (a fetch ending, a waiter freed) never sees it vanish. */
+static void generation_retire(mg_auth_t *a)
+{
+    if (a->retired)
+        return;
+    a->retired = 1;
+    generation_stop(a);
+    for (mg_auth_t **pp = &a->family->gens; *pp != NULL; pp = &(*pp)->gen_next)
+        if (*pp == a) {
+            *pp = a->gen_next;
+            break;
+        }
+    uv_close((uv_handle_t *)&a->refresh_timer, generation_closed_cb);
+}
+
+mg_auth_t *mg_auth_ref(mg_auth_t *a)
+{
+    if (a != NULL)
+        a->refs++;
+    return a;
+}
+
+void mg_auth_unref(mg_auth_t *a)
+{
+    if (a == NULL || --a->refs > 0)
+        return;
+    generation_retire(a);
+}
+
+void mg_auth_stop(mg_auth_t *a)
+{
+    if (a == NULL)
+        return;
+    for (mg_auth_t *g = a->family->gens; g != NULL;) {
+        mg_auth_ref(g); /* answering its waiters must not retire it under this loop */
+        generation_stop(g);
+        mg_auth_t *next = g->gen_next;
+        mg_auth_unref(g);
+        g = next;
+    }
 }
 
 void mg_auth_free(mg_auth_t *a)
 {
     if (a == NULL)
         return;
+    mg_auth_family_t *fam = a->family;
     mg_auth_stop(a);
-    mg_fetch_free(a->fetch);
-    mg__introspect_dispose(a);
-    mg__rate_dispose(&a->rate);
-    json_decref(a->metadata);
-    json_decref(a->keys);
-    free(a->jwks_uri);
-    free(a->introspection_uri);
-    /* Requests still holding a principal hook (process exit) must not reach back into a. */
+    /* Requests still holding a principal hook (process exit) let go of their generation. */
     size_t pos = 0;
     const char *key;
     void *val;
-    while (mg_map_next(&a->by_req, &pos, &key, &val))
-        ((principal_hook_t *)val)->a = NULL;
-    mg_map_dispose(&a->by_req);
-    uv_close((uv_handle_t *)&a->refresh_timer, closed_cb);
+    while (mg_map_next(&fam->by_req, &pos, &key, &val)) {
+        principal_hook_t *h = val;
+        mg_auth_t *g = h->a;
+        h->a = NULL;
+        mg_auth_unref(g);
+    }
+    mg_map_dispose(&fam->by_req);
+    mg_map_init(&fam->by_req);
+    while (fam->gens != NULL)
+        generation_retire(fam->gens);
 }
 
 /* ---------------------------------------------------------------- /.well-known/ */

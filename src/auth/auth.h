@@ -43,13 +43,34 @@ void mg_principal_unref(mg_principal_t *p);
 int mg_principal_same(const mg_principal_t *a, const mg_principal_t *b);
 int mg_principal_has_scope(const mg_principal_t *p, const char *scope);
 
-/* Creates the runtime for cfg (borrowed; must outlive it). Returns 0 or MG_ENOMEM. */
+/* Creates the runtime for cfg (borrowed; must outlive it), with one reference (the caller's).
+ * Returns 0 or MG_ENOMEM. */
 int mg_auth_new(uv_loop_t *loop, const mg_auth_config_t *cfg, mg_auth_t **out);
+/*
+ * A reload: the next generation of prev's runtime, for cfg (borrowed; must outlive it), with one
+ * reference (the caller's). It shares prev's record of which request has which principal, so
+ * mg_auth_principal_of() on the newest generation finds the principal of a request an older one
+ * authenticated, and prev's failed-credential blocks. Keys, issuer metadata and introspection
+ * results are not shared (the issuer may have changed): the new generation fetches its own. prev
+ * NULL is mg_auth_new(). Returns 0 or MG_ENOMEM.
+ *
+ * Lifetime: every request the auth phase is working on, or has authenticated, holds a reference
+ * to the generation it started with; the caller drops its own with mg_auth_unref() when it
+ * switches to the new generation. The old one keeps serving those requests (a JWKS wait or an
+ * introspection round trip finishes against the old issuer) and is retired when the last of them
+ * ends: stopped and released later from a close callback (never inside its own callback).
+ */
+int mg_auth_next(uv_loop_t *loop, mg_auth_t *prev, const mg_auth_config_t *cfg, mg_auth_t **out);
+mg_auth_t *mg_auth_ref(mg_auth_t *a);
+void mg_auth_unref(mg_auth_t *a);
 /* Starts issuer discovery and the first JWKS fetch in the background (oauth only). */
 void mg_auth_start(mg_auth_t *a);
-/* Shutdown: cancels fetches, answers waiting requests 503, stops timers. */
+/* Shutdown: cancels fetches, answers waiting requests 503, stops timers; for every generation of
+ * a's family. */
 void mg_auth_stop(mg_auth_t *a);
-/* After stop: closes handles; memory is released from the close callbacks. */
+/* Shutdown, after stop: every generation of a's family is released whatever its references
+ * (requests still alive see no principal from then on); handles close, memory goes from the close
+ * callbacks. */
 void mg_auth_free(mg_auth_t *a);
 
 /*

@@ -52,9 +52,28 @@ typedef struct mg_auth_introspected {
     uint64_t expires_ms;
 } mg_auth_introspected_t;
 
+/* What every generation of one gateway's auth runtime shares (a reload makes a new generation,
+ * mg_auth_next): the principals attached to requests, whichever generation authenticated them,
+ * and the failed-credential table, so a reload neither loses a request's principal nor lifts a
+ * block. Freed with its last generation. */
+typedef struct mg_auth_family {
+    mg_map_t by_req;     /* "%p" of an h2o request -> its principal hook (auth.c) */
+    mg_auth_rate_t rate; /* failed credentials per client address */
+    mg_auth_t *gens;     /* generations not yet retired, newest first (a->gen_next) */
+    unsigned ngens;      /* generations whose memory is not yet released */
+} mg_auth_family_t;
+
+/* One generation: the runtime built for one gateway.auth configuration. Referenced by the
+ * gateway (the current one), by every request it authenticated (its principal hook, until h2o
+ * disposes the request) and by every request waiting on it (keys, introspection). At zero
+ * references it is retired: stopped, and released from its timer's close callback. */
 struct mg_auth {
     uv_loop_t *loop;
     const mg_auth_config_t *cfg;
+    int refs;
+    int retired;
+    mg_auth_family_t *family;
+    mg_auth_t *gen_next;
     mg_fetch_t *fetch;
     int stopping;
     /* issuer metadata and keys */
@@ -72,12 +91,9 @@ struct mg_auth {
     uv_timer_t refresh_timer;
     mg_auth_waiter_t *key_waiters; /* requests waiting for the key refresh */
     unsigned nwaiters;
-    /* failed credentials per client address */
-    mg_auth_rate_t rate;
     /* introspection results by token hash */
     mg_auth_introspected_t *icache;
     size_t icount, icap;
-    mg_map_t by_req; /* "%p" of an h2o request -> its principal hook (auth.c) */
 };
 
 /* ---- token.c ---- */

@@ -144,6 +144,9 @@ typedef struct mg_sessions_config {
 typedef struct mg_tracing_config {
     char *endpoint;      /* "endpoint": the collector's OTLP/HTTP traces URL */
     double sample_ratio; /* "sampleRatio": 0..1, share of new traces recorded; default 1 */
+    int protobuf;        /* "protocol": "http/protobuf" (1) or "http/json" (0, the default) */
+    mg_kv_t *headers;    /* "headers": sent with every export (collector credentials); secrets */
+    size_t nheaders;
 } mg_tracing_config_t;
 /* "gateway.journal": the tamper-evident call journal (obs/journal.h, docs/operations.md). */
 typedef struct mg_journal_config {

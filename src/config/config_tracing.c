@@ -1,6 +1,8 @@
 /*
  * config_tracing.c - "gateway.tracing": OpenTelemetry traces exported over OTLP/HTTP
- * ({"endpoint": URL, "sampleRatio": 0..1}). Off when absent.
+ * ({"endpoint": URL, "sampleRatio": 0..1, "protocol": "http/json" | "http/protobuf",
+ * "headers": {"Name": "value with ${env:X} / ${file:/path}"}}). Off when absent. Header values are
+ * secrets (a collector's API key): expanded, never quoted in a message.
  *
  * Same rules as config.c: every problem is reported through mg__config_errf() and the walk goes
  * on; strings are expanded (${env:...}); the endpoint is never quoted in a message (it may carry
@@ -15,6 +17,77 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* "headers": {"Name": "value"} into t->headers; values expanded, never quoted. */
+static void parse_headers(mg__config_ctx_t *ctx, mg_tracing_config_t *t, const json_t *v)
+{
+    static const char *const reserved[] = {"content-type", "content-length", "host", "transfer-encoding",
+                                           "connection",   "user-agent",     NULL};
+    if (!json_is_object(v)) {
+        mg__config_errf(ctx,
+                        "gateway.tracing.headers: must be an object like {\"Authorization\": \"Bearer "
+                        "${file:/run/secrets/otlp}\"}, not %s",
+                        mg_cfg_kind(v));
+        return;
+    }
+    size_t cap = json_object_size(v);
+    if (cap == 0)
+        return;
+    if (cap > 16) { /* MG_TRACE_HEADERS_MAX (trace.h) */
+        mg__config_errf(ctx, "gateway.tracing.headers: at most 16 headers, not %zu", cap);
+        return;
+    }
+    t->headers = calloc(cap, sizeof *t->headers);
+    if (t->headers == NULL) {
+        ctx->nomem = 1;
+        return;
+    }
+    const char *name;
+    json_t *hv;
+    json_object_foreach((json_t *)v, name, hv)
+    {
+        char where[200], q[80];
+        snprintf(where, sizeof where, "gateway.tracing.headers \"%s\"", mg_cfg_quote(name, q, sizeof q));
+        int ok = name[0] != '\0';
+        for (const char *p = name; *p && ok; p++)
+            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 strchr("!#$%&'*+-.^_`|~", *p) != NULL;
+        if (!ok) {
+            mg__config_errf(ctx, "%s: not a valid header name (letters, digits and -_. only)", where);
+            continue;
+        }
+        int taken = 0;
+        for (size_t i = 0; reserved[i] != NULL; i++)
+            taken |= strcasecmp(name, reserved[i]) == 0;
+        if (taken) {
+            mg__config_errf(ctx, "%s: is set by the exporter itself; remove it", where);
+            continue;
+        }
+        if (!json_is_string(hv)) {
+            mg__config_errf(ctx, "%s: must be a string, not %s", where, mg_cfg_kind(hv));
+            continue;
+        }
+        mg_kv_t *kv = &t->headers[t->nheaders];
+        if (mg__config_expand(ctx, json_string_value(hv), where, 0, &kv->value, &kv->source) != 0)
+            continue;
+        if (strpbrk(kv->value, "\r\n") != NULL || kv->value[0] == '\0') {
+            /* the value is a secret: say where it came from, never what it is */
+            mg__config_errf(ctx, "%s: the value (from %s) is empty or holds a line break", where, kv->source);
+            free(kv->value);
+            free(kv->source);
+            kv->value = kv->source = NULL;
+            continue;
+        }
+        kv->key = mg__config_strdup(ctx, name);
+        if (kv->key == NULL) {
+            free(kv->value);
+            free(kv->source);
+            kv->value = kv->source = NULL;
+            continue;
+        }
+        t->nheaders++;
+    }
+}
 
 static void endpoint_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
 {
@@ -34,13 +107,35 @@ static void ratio_check(mg_cfg_t *c, const char *where, const json_t *v, int ok,
             where);
 }
 
+static void protocol_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    mg_tracing_config_t *t = dst;
+    const char *p = json_string_value(v);
+    if (p != NULL && strcmp(p, "http/json") == 0)
+        t->protobuf = 0;
+    else if (p != NULL && strcmp(p, "http/protobuf") == 0)
+        t->protobuf = 1;
+    else
+        mg_cfg_errf(c,
+                    "%s: must be \"http/json\" (the default) or \"http/protobuf\" (OTLP/HTTP binary, what "
+                    "most collectors expect on port 4318)",
+                    where);
+}
+
+static void headers_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
+{
+    parse_headers(arg, dst, v);
+}
+
 static const mg_cfg_field_t tracing_fields[] = {
     {"endpoint", MG_CFG_T_STRING, MG_CFG_AT(mg_tracing_config_t, endpoint), 0, 0, 0, 0, endpoint_check},
     {"sampleRatio", MG_CFG_T_NUMBER, MG_CFG_AT(mg_tracing_config_t, sample_ratio), 0, 0, 1, 0, ratio_check},
+    {"protocol", MG_CFG_T_NONE, 0, 0, 0, 0, 0, protocol_read},
+    {"headers", MG_CFG_T_NONE, 0, 0, 0, 0, 0, headers_read},
     MG_CFG_FIELD_END,
 };
 static const mg_cfg_object_t tracing_object = {
-    "gateway.tracing", tracing_fields, "endpoint, sampleRatio", 0, MG_CFG_SUGGEST, 0, 0};
+    "gateway.tracing", tracing_fields, "endpoint, sampleRatio, protocol, headers", 0, MG_CFG_SUGGEST, 0, 0};
 
 void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *obj)
 {
@@ -62,6 +157,14 @@ void mg__config_parse_tracing(mg__config_ctx_t *ctx, mg_config_t *cfg, const jso
 
 void mg__config_tracing_dispose(mg_tracing_config_t *t)
 {
+    for (size_t i = 0; i < t->nheaders; i++) {
+        free(t->headers[i].key);
+        if (t->headers[i].value != NULL)
+            memset(t->headers[i].value, 0, strlen(t->headers[i].value));
+        free(t->headers[i].value);
+        free(t->headers[i].source);
+    }
+    free(t->headers);
     free(t->endpoint);
     memset(t, 0, sizeof(*t));
 }

@@ -3,7 +3,8 @@
  * (a DELETE, a client's cancellation, list_changed of shared children) and messages for one
  * replica on its inbox "i:<replica>" (the client's answer to a server->client request that
  * replica issued, roots/list_changed for the owner of the session's children, a task's cancellation
- * or input for the replica running it). A message another
+ * or input for the replica running it). A task's record that changed is broadcast ("ts", its id
+ * only) so that subscriptions/listen streams on any replica hear it (tasks_listen.c). A message another
  * replica sent is applied with `replaying` set so that it is not sent on again. The formats:
  * cluster_int.h. Read next: cluster_int.h, dispatch.c (mg__dispatch_client_message).
  */
@@ -139,6 +140,16 @@ void mg__cluster_task_send(mg_gateway_t *gw, const char *replica, json_t *m)
     send_to(cl, replica, m);
 }
 
+void mg__cluster_task_broadcast(mg_gateway_t *gw, json_t *m)
+{
+    mg_cluster_t *cl = CL(gw);
+    if (cl == NULL) {
+        json_decref(m);
+        return;
+    }
+    mg__cluster_broadcast(cl, m);
+}
+
 static void handle_bus_message(mg_cluster_t *cl, const char *payload, size_t len)
 {
     mg_gateway_t *gw = cl->gw;
@@ -157,6 +168,11 @@ static void handle_bus_message(mg_cluster_t *cl, const char *payload, size_t len
     if (from != NULL && strcmp(from, cl->replica) == 0) {
         json_decref(m);
         return; /* our own broadcast: already handled here */
+    }
+    if (strcmp(t, "ts") == 0) { /* a task's record changed: its listeners here read it */
+        mg__task_listen_remote(gw, json_string_value(json_object_get(m, "id")));
+        json_decref(m);
+        return;
     }
     if (strcmp(t, "task") == 0) { /* for a task running here (tasks.c checks it) */
         mg__task_remote(gw, m);

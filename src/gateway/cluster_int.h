@@ -73,6 +73,10 @@
  *   | "msg"    | i:<replica> | scope, session, msg       | applies a client message: the answer  |
  *   |          |             |                           | to its "mg-<replica>-N" request, or   |
  *   |          |             |                           | roots/list_changed for the owner      |
+ *   | "task"   | i:<replica> | op (cancel|update), id,   | cancels / answers input of the task   |
+ *   |          |             | principal, inputResponses | it runs (tasks.c)                     |
+ *   | "ts"     | all         | id                        | listeners watching the task read its  |
+ *   |          |             |                           | record and tell it (tasks_listen.c)   |
  *
  * Internal endpoint (HTTP, header KEY_HEADER = gateway.sessions.secret on every request):
  *

@@ -1679,6 +1679,10 @@ static void call_phase_span(mg_call_t *c)
 /* Runs c's phases from c->phase until one ends the call or waits. */
 static void call_run(mg_call_t *c)
 {
+    if (c->cancel_asked && c->task == NULL && !c->finished) {
+        call_drop(c, "cancelled by the client"); /* while it waited (notifications/cancelled) */
+        return;
+    }
     while (c->phase < NCALL_PHASES) {
         call_phase_span(c);
         call_rc_t rc = call_phases[c->phase].run(c);
@@ -1863,8 +1867,12 @@ int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, 
         for (mg_call_t *c = s->calls; c != NULL; c = c->next) {
             if (rid == NULL || c->finished || !json_equal(rid, c->client_id))
                 continue;
-            if (c->ureq == NULL && c->fwd == NULL && c->rate_job == NULL)
+            if (c->ureq == NULL && c->fwd == NULL && c->rate_job == NULL) {
+                /* waiting for a step that holds c (a list fetch): ended when it comes back */
+                if (c->task == NULL)
+                    c->cancel_asked = 1;
                 break;
+            }
             up_task_cancel(c);
             if (c->ureq != NULL) {
                 mg_upstream_req_t *u = c->ureq;

@@ -16,6 +16,7 @@
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
+#include "../common/str.h"
 #include "../http/status.h"
 #include "gateway_int.h"
 #include "../jsonrpc/jsonrpc.h"
@@ -333,8 +334,18 @@ static void listener_release(mg_listener_t *l)
             mg_upstream_request(p->up, m, 0, ignore_cb, NULL, NULL, NULL);
         }
     }
+    json_object_del(l->filter, "resourceSubscriptions");
+    if (l->reads > 0)
+        l->gone = 1; /* a task read is in flight: the last one frees l (tasks_listen.c) */
+    else
+        mg__modern_listener_free(l);
+}
+
+void mg__modern_listener_free(mg_listener_t *l)
+{
     json_decref(l->sub_id);
     json_decref(l->filter);
+    json_decref(l->tasks);
     free(l);
 }
 
@@ -345,6 +356,16 @@ static void listener_gone_cb(mg_sse_conn_t *conn, void *data)
     listener_release(l);
 }
 
+void mg__modern_listener_ack(mg_listener_t *l)
+{
+    json_t *ack = mg_rpc_notification(
+        "notifications/subscriptions/acknowledged",
+        json_pack("{s:O,s:{s:O}}", "notifications", l->filter, "_meta", META_SUBID, l->sub_id));
+    listener_push(l, ack);
+    json_decref(ack);
+    l->acked = 1;
+}
+
 static void open_listener(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t start_ms)
 {
     json_t *want = json_object_get(mg_rpc_params(msg), "notifications");
@@ -353,6 +374,31 @@ static void open_listener(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_
                        "Invalid params: subscriptions/listen needs params.notifications (an object)", NULL,
                        mg_rpc_id(msg), start_ms);
         return;
+    }
+    /* Task status notifications (the tasks extension): the request must declare the extension. */
+    json_t *task_ids = json_object_get(want, "taskIds");
+    if (task_ids != NULL) {
+        int bad = !json_is_array(task_ids);
+        size_t i;
+        json_t *v;
+        json_array_foreach(task_ids, i, v) bad |= !json_is_string(v);
+        if (bad) {
+            mg__http_error(gw, req, MG_EPARAMS,
+                           "Invalid params: notifications.taskIds must be an array of task ids (strings)",
+                           NULL, mg_rpc_id(msg), start_ms);
+            return;
+        }
+        json_t *caps = json_object_get(meta_of(msg), META_CAPS);
+        if (json_object_get(json_object_get(caps, "extensions"), "io.modelcontextprotocol/tasks") == NULL) {
+            mg__http_error(
+                gw, req, MG_ECAPABILITY,
+                "Missing required client capability: task status notifications (notifications.taskIds) "
+                "need the io.modelcontextprotocol/tasks extension in _meta " META_CAPS ".extensions",
+                json_pack("{s:{s:{s:{}}}}", "requiredCapabilities", "extensions",
+                          "io.modelcontextprotocol/tasks"),
+                mg_rpc_id(msg), start_ms);
+            return;
+        }
     }
     json_t *honoured = json_object();
     const char *flags[] = {"toolsListChanged", "promptsListChanged", "resourcesListChanged"};
@@ -386,15 +432,34 @@ static void open_listener(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_
     l->gw = gw;
     l->sub_id = json_incref(mg_rpc_id(msg));
     l->filter = honoured;
+    const mg_principal_t *who = mg_auth_principal_of(gw->auth, req);
+    mg_strlcpy(l->principal, sizeof l->principal, who != NULL ? who->key : "");
     l->next = gw->listeners;
     gw->listeners = l;
     l->conn = mg_sse_conn_start(req, NULL, 0, listener_gone_cb, l);
-    json_t *ack = mg_rpc_notification(
-        "notifications/subscriptions/acknowledged",
-        json_pack("{s:O,s:{s:O}}", "notifications", honoured, "_meta", META_SUBID, l->sub_id));
-    listener_push(l, ack);
-    json_decref(ack);
     mg__http_log(gw, "POST", "subscriptions/listen", NULL, NULL, 200, start_ms);
+    if (task_ids != NULL)
+        mg__task_listen(l, task_ids); /* acknowledges once the ids are read */
+    else
+        mg__modern_listener_ack(l);
+}
+
+void mg__modern_listener_send(mg_listener_t *l, const json_t *msg)
+{
+    json_t *n = mg_json_deep_copy(msg);
+    json_t *params = json_object_get(n, "params");
+    if (!json_is_object(params)) {
+        params = json_object();
+        json_object_set_new(n, "params", params);
+    }
+    json_t *meta = json_object_get(params, "_meta");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(params, "_meta", meta);
+    }
+    json_object_set(meta, META_SUBID, l->sub_id);
+    listener_push(l, n);
+    json_decref(n);
 }
 
 void mg__modern_listeners_notify(mg_gateway_t *gw, unsigned kinds, const char *updated_uri, const json_t *msg)
@@ -403,7 +468,9 @@ void mg__modern_listeners_notify(mg_gateway_t *gw, unsigned kinds, const char *u
                                                  "resourcesListChanged", "resourcesListChanged"};
     for (mg_listener_t *l = gw->listeners; l != NULL; l = l->next) {
         int send = 0;
-        if (updated_uri != NULL) {
+        if (!l->acked) {
+            continue; /* the acknowledgement comes first */
+        } else if (updated_uri != NULL) {
             size_t i;
             json_t *u;
             json_array_foreach(json_object_get(l->filter, "resourceSubscriptions"), i,
@@ -414,22 +481,8 @@ void mg__modern_listeners_notify(mg_gateway_t *gw, unsigned kinds, const char *u
                 if ((kinds & (1u << k)) && json_is_true(json_object_get(l->filter, flag_of[k])))
                     send = 1;
         }
-        if (!send)
-            continue;
-        json_t *n = mg_json_deep_copy(msg);
-        json_t *params = json_object_get(n, "params");
-        if (!json_is_object(params)) {
-            params = json_object();
-            json_object_set_new(n, "params", params);
-        }
-        json_t *meta = json_object_get(params, "_meta");
-        if (!json_is_object(meta)) {
-            meta = json_object();
-            json_object_set_new(params, "_meta", meta);
-        }
-        json_object_set(meta, META_SUBID, l->sub_id);
-        listener_push(l, n);
-        json_decref(n);
+        if (send)
+            mg__modern_listener_send(l, msg);
     }
 }
 

@@ -108,7 +108,18 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     /* gateway.tracing (src/trace/): spans exported over OTLP/HTTP; off when absent. */
     if (cfg->tracing.endpoint != NULL &&
         mg_trace_new(loop, cfg->tracing.endpoint, cfg->tracing.sample_ratio, &gw->trace) != 0)
-        return MG_ENOMEM; /* startup only: the process exits */
+        return MG_ENOMEM;    /* startup only: the process exits */
+    if (gw->trace != NULL) { /* "protocol" and "headers" (collector credentials) */
+        const char *hs[2 * MG_TRACE_HEADERS_MAX];
+        size_t nh =
+            cfg->tracing.nheaders < MG_TRACE_HEADERS_MAX ? cfg->tracing.nheaders : MG_TRACE_HEADERS_MAX;
+        for (size_t i = 0; i < nh; i++) {
+            hs[2 * i] = cfg->tracing.headers[i].key;
+            hs[2 * i + 1] = cfg->tracing.headers[i].value;
+        }
+        if (mg_trace_set_export(gw->trace, cfg->tracing.protobuf, hs, nh) != 0)
+            return MG_ENOMEM; /* startup only: the process exits */
+    }
     if (mg__status_new(gw) != 0 || mg__reload_new(gw) != 0)
         return MG_ENOMEM;
     memcpy(gw->config_digest, cfg->digest, sizeof gw->config_digest);
@@ -316,9 +327,23 @@ static void journal_closed_cb(void *data)
     }
 }
 
+static void finish_shutdown(mg_gateway_t *gw);
+
+static void trace_drained_cb(void *data)
+{
+    finish_shutdown(data);
+}
+
 static void finish_shutdown(mg_gateway_t *gw)
 {
     uv_timer_stop(&gw->shutdown_timer);
+    if (gw->trace != NULL && !gw->trace_drained) {
+        /* spans that ended during the grace period (calls finishing, sessions closing) go out
+         * too: a last export, waited for at most MG_TRACE_DRAIN_MS */
+        gw->trace_drained = 1;
+        mg_trace_drain(gw->trace, MG_TRACE_DRAIN_MS, trace_drained_cb, gw);
+        return;
+    }
     if (gw->journal != NULL) { /* its last checkpoint reaches the disk before done_cb */
         struct mg_journal *j = gw->journal;
         gw->journal = NULL;

@@ -265,6 +265,9 @@ struct mg_call {
     int up_task;
     char up_task_id[128];
     int task_waiting; /* a 2025-11-25 tasks/result waiting for its task (tasks.c) */
+    /* notifications/cancelled came while the call waited for a step with no upstream request
+     * yet (a list fetch, the upstream's start): it ends when that step comes back (call_run). */
+    int cancel_asked;
 };
 
 typedef struct mg_listener {
@@ -273,6 +276,17 @@ typedef struct mg_listener {
     json_t *sub_id; /* id of the subscriptions/listen request */
     json_t *filter; /* honoured SubscriptionFilter */
     struct mg_listener *next;
+    /* Task status notifications (tasks_listen.c): the principal's key ("" without auth): only its
+     * tasks are watched; tasks: id -> signature of the state last told (NULL = none watched);
+     * reads: task store reads in flight (the ack waits for the first ones); acked: the ack is
+     * out, notifications may follow; gone: the stream closed while reads were in flight (the
+     * last one frees it); check_at: loop clock, watched tasks are read again then (cluster). */
+    char principal[65];
+    json_t *tasks;
+    int reads;
+    int acked;
+    int gone;
+    uint64_t check_at;
 } mg_listener_t;
 
 struct mg_gateway {
@@ -323,6 +337,7 @@ struct mg_gateway {
     /* gateway.tracing (src/trace/): NULL when off. trace_ambient: the span of the HTTP request whose
      * phase is running (pipeline.c sets it around each phase), the parent of exchanges made then. */
     mg_trace_t *trace;
+    int trace_drained; /* the shutdown's last export of spans is done (finish_shutdown) */
     mg_span_t *trace_ambient;
     /* era_sse.c: notices legacy HTTP+SSE clients that went away; exists while such sessions do */
     struct mg_sse_probe *sse_probe;
@@ -547,6 +562,12 @@ void mg__modern_listeners_notify(mg_gateway_t *gw, unsigned kinds, const char *u
                                  const json_t *msg);
 void mg__modern_listeners_close(mg_gateway_t *gw);
 void mg__modern_listeners_keepalive(mg_gateway_t *gw);
+/* Sends msg (borrowed) on l's stream with l's subscription id in params._meta. */
+void mg__modern_listener_send(mg_listener_t *l, const json_t *msg);
+/* The acknowledgement of l (its honoured filter); notifications may follow. */
+void mg__modern_listener_ack(mg_listener_t *l);
+/* Frees l: unlinked, its stream gone, no task read in flight. */
+void mg__modern_listener_free(mg_listener_t *l);
 void mg__modern_init(mg_gateway_t *gw);
 void mg__modern_dispose(mg_gateway_t *gw);
 /* Frees what mg__modern_init() made (from mg_gateway_free(), after shutdown). */
@@ -669,6 +690,31 @@ void mg__task_promote(mg_call_t *c);
 json_t *mg__tasks_legacy_caps(mg_gateway_t *gw);
 /* cluster: a task message from another replica (cancel or input for a task running here). */
 void mg__task_remote(mg_gateway_t *gw, const json_t *m);
+/* Reads the record of id (an owner that died is read as failed, with why). The store's contract:
+ * 0 and cb once, or an error and no cb. */
+int mg__task_read(mg_gateway_t *gw, const char *id, mg_task_store_cb cb, void *data);
+/* tasks/get of 2026-07-28 for rec (DetailedTask, without resultType). NEW reference. */
+json_t *mg__task_detailed(const json_t *rec);
+/* Starts the tasks timer (tasks.c; it calls mg__task_listen_tick while it runs). */
+void mg__tasks_timer_need(mg_gateway_t *gw);
+
+/* ---- tasks_listen.c: notifications/tasks on subscriptions/listen (2026-07-28) ---- */
+/* l watches the task ids of ids (borrowed array; its principal's only, at most 64): each is read,
+ * then l is acknowledged with the ids it got (filter taskIds) and told their current state. */
+void mg__task_listen(mg_listener_t *l, const json_t *ids);
+/* rec (borrowed) was written here: the listeners of this replica that watch it hear its state
+ * when it changed; with a cluster, other replicas are told to read it (broadcast "ts"). */
+void mg__task_listen_changed(mg_gateway_t *gw, const json_t *rec, int announce);
+/* The state of rec that listeners are told about once: its status (input_required: with its
+ * input request keys), into out (truncated to n). */
+void mg__task_sig(const json_t *rec, char *out, size_t n);
+/* cluster: replica "from" wrote task id: its watchers here read and tell it. */
+void mg__task_listen_remote(mg_gateway_t *gw, const char *id);
+/* The tasks timer: watched tasks are read again every few seconds with a cluster (an owner that
+ * died, a lost message). Returns 1 while there is something to watch. */
+int mg__task_listen_tick(mg_gateway_t *gw, uint64_t now);
+/* A broadcast to every replica (cluster_bus.c; m stolen; nothing without a cluster). */
+void mg__cluster_task_broadcast(mg_gateway_t *gw, json_t *m);
 
 /* ---- catalog.c ---- */
 int mg__pool_new(mg_gateway_t *gw, mg_gw_server_t *srv, mg_session_t *owner, const char *tenant,

@@ -17,10 +17,14 @@
  *   isolation, pinning or scan changed: removed and added under the same name (a new slot).
  *   Sessions get list_changed when any of these happened.
  *   gateway.tools, gateway.limits (but maxBodyBytes and httpIdleTimeoutMs, which the HTTP front
- *              holds), gateway.rateLimits (unless its store kind changes) and gateway.auth.rules (nothing
- *              else of auth changed) are read per request through gw->cfg and the policy's cfg:
- *              they apply to the next request by switching both to the new configuration, when
- *              no other gateway key changed.
+ *              holds), gateway.rateLimits (unless its store kind changes) and gateway.auth.rules are
+ *              read per request through gw->cfg and the policy's cfg: they apply to the next
+ *              request by switching both to the new configuration, when no other gateway key
+ *              changed.
+ *   gateway.auth (tokens, oauth, introspection, resource; or what their ${env:}/${file:}
+ *              references expand to): a new generation of the auth runtime (auth.h mg_auth_next)
+ *              serves the next request; requests in flight hold the generation they started with
+ *              and finish on it (swap_auth).
  *   the other gateway.* keys (and logLevel, applied by main.c), and servers past the spare slots:
  *              reported in the log and in /readyz ("restartNeeded"), not applied.
  * Every configuration ever applied is kept until exit (pools and calls in flight point into it),
@@ -282,8 +286,9 @@ static int key_differs(const json_t *a, const json_t *b, const char *key)
     return (x == NULL) != (y == NULL) || (x != NULL && !json_equal(x, y));
 }
 
-/* gateway.auth applies by switching the config when only its rules changed (they are read per
- * request); tokens, OAuth and the rest live in the auth runtime built at start. */
+/* 1 when gateway.auth changed only in its rules (read per request through gw->cfg): the running
+ * auth runtime stays. Any other change (tokens, oauth, introspection, resource...) makes a new
+ * generation of the runtime (swap_auth). */
 static int auth_rules_only(const json_t *ga, const json_t *gb)
 {
     const json_t *a = json_object_get(ga, "auth"), *b = json_object_get(gb, "auth");
@@ -299,6 +304,120 @@ static int auth_rules_only(const json_t *ga, const json_t *gb)
     json_decref(ca);
     json_decref(cb);
     return same;
+}
+
+static int str_same(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* 1 when what gateway.auth's ${env:}/${file:} references expand to differs although the entry as
+ * written is the same: a token hash, an issuer or an introspection secret rotated in a file. */
+static int auth_expanded_differs(const mg_auth_config_t *a, const mg_auth_config_t *b)
+{
+    if (a == NULL || b == NULL)
+        return a != b;
+    if (a->ntokens != b->ntokens || !str_same(a->resource, b->resource))
+        return 1;
+    for (size_t i = 0; i < a->ntokens; i++)
+        if (memcmp(a->tokens[i].sha256, b->tokens[i].sha256, sizeof a->tokens[i].sha256) != 0 ||
+            !str_same(a->tokens[i].name, b->tokens[i].name) ||
+            !str_same(a->tokens[i].tenant, b->tokens[i].tenant))
+            return 1;
+    const mg_auth_oauth_config_t *x = a->oauth, *y = b->oauth;
+    if (x == NULL || y == NULL)
+        return x != y;
+    if (x->naudiences != y->naudiences)
+        return 1;
+    for (size_t i = 0; i < x->naudiences; i++)
+        if (!str_same(x->audiences[i], y->audiences[i]))
+            return 1;
+    return !str_same(x->issuer, y->issuer) || !str_same(x->jwks_uri, y->jwks_uri) ||
+           !str_same(x->introspection_endpoint, y->introspection_endpoint) ||
+           !str_same(x->client_id, y->client_id) || !str_same(x->client_secret, y->client_secret);
+}
+
+/* Pool p forgets its lists (the next listing fetches, compares and scans them anew) and, when
+ * ready, has its instructions checked again. */
+static void pool_lists_drop(mg_gateway_t *gw, mg_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    mg__pool_invalidate(p, -1);
+    if (mg_upstream_state(p->up) == MG_UPSTREAM_READY)
+        mg_policy_upstream_ready(gw->policy, p->srv->index, mg_upstream_init_result(p->up));
+}
+
+/* Every pool of server i: shared, per tenant, the sessions' own. */
+static void server_lists_drop(mg_gateway_t *gw, size_t i)
+{
+    mg_gw_server_t *srv = &gw->servers[i];
+    pool_lists_drop(gw, srv->shared);
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&srv->tenants, &pos, &key, &val))
+        pool_lists_drop(gw, val);
+    pos = 0;
+    while (mg_map_next(&gw->sessions, &pos, &key, &val))
+        pool_lists_drop(gw, ((mg_session_t *)val)->pools[i]);
+}
+
+/* Pinning, the lockfile (re-read from disk: a file `mcpgate lock --update` rewrote counts) and
+ * scanning for next. Servers whose pins or modes changed drop their cached lists; *changed gets
+ * mg_policy_reload_pins' bits, and "lockfile" goes into applied when the file changed. Returns 0,
+ * or an error (logged; nothing changed). */
+static int reload_pins(mg_gateway_t *gw, const mg_config_t *next, json_t *applied, int *changed)
+{
+    unsigned char *which = calloc(gw->server_cap ? gw->server_cap : 1, 1);
+    const mg_server_config_t **entries = calloc(gw->server_cap ? gw->server_cap : 1, sizeof *entries);
+    if (which == NULL || entries == NULL) {
+        free(which);
+        free(entries);
+        return MG_ENOMEM;
+    }
+    for (size_t i = 0; i < gw->nservers; i++) /* the policy's view of the slots: plain entries */
+        entries[i] = gw->servers[i].removed ? NULL : gw->servers[i].cfg;
+    char why[600];
+    int rc = mg_policy_reload_pins(gw->policy, next, entries, which, changed, why, sizeof why);
+    free(entries);
+    if (rc != 0) {
+        mg_log_json(MG_LOG_ERROR, "reload: the lockfile or the scan rules could not be loaded",
+                    json_pack("{s:s}", "error", why));
+        free(which);
+        return rc;
+    }
+    for (size_t i = 0; i < gw->nservers; i++)
+        if (which[i])
+            server_lists_drop(gw, i);
+    free(which);
+    if (*changed & MG_POLICY_PINS_LOCKFILE) /* the file's content (or which file) changed */
+        json_array_append_new(applied, json_string("lockfile"));
+    return 0;
+}
+
+/* The auth runtime for next's gateway.auth (*out NULL when next has none): a new generation
+ * sharing the running one's record of request principals (auth.h mg_auth_next). Returns 0 or
+ * MG_ENOMEM. */
+static int auth_generation(mg_gateway_t *gw, const mg_config_t *next, mg_auth_t **out)
+{
+    *out = NULL;
+    if (next->auth == NULL)
+        return 0;
+    return mg_auth_next(gw->loop, gw->auth, next->auth, out);
+}
+
+/* From now on the auth phase uses fresh. Requests the running generation is authenticating or
+ * has authenticated hold it: they finish on it, and it is retired when the last one ends. A
+ * session stays bound to its principal: a principal compares equal across generations when its
+ * source, issuer, tenant and subject are the same (mg_principal_t.key); a new issuer makes new
+ * principals, so sessions of the old issuer's users are not theirs any more (404). */
+static void swap_auth(mg_gateway_t *gw, mg_auth_t *fresh)
+{
+    mg_auth_t *old = gw->auth;
+    gw->auth = fresh;
+    mg_auth_start(fresh); /* issuer discovery and JWKS in the background */
+    mg_auth_unref(old);
 }
 
 void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
@@ -371,6 +490,7 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
      * changed, since the other keys live in runtime state built at start (auth, policy, store...). */
     const json_t *ga = gw->cfg->raw_gateway, *gb = next->raw_gateway;
     json_t *hot = json_array();
+    int auth_swap = 0;
     for (int side = 0; side < 2; side++) {
         const char *key;
         json_t *v;
@@ -382,26 +502,43 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
                 continue; /* applied by main.c */
             char what[120];
             snprintf(what, sizeof what, "gateway.%s", key);
-            int is_hot = strcmp(key, "tools") == 0 ||
+            int is_hot = strcmp(key, "tools") == 0 || strcmp(key, "cors") == 0 || /* read per request */
+                         strcmp(key, "pinning") == 0 || strcmp(key, "lockFile") == 0 ||
+                         strcmp(key, "scan") == 0 || /* mg_policy_reload_pins */
                          (strcmp(key, "limits") == 0 &&
                           gw->cfg->limits.max_body_bytes == next->limits.max_body_bytes &&
                           gw->cfg->limits.http_idle_timeout_ms == next->limits.http_idle_timeout_ms) ||
                          (strcmp(key, "rateLimits") == 0 &&
                           mg_policy_rate_reloadable(gw->policy, next, gw->cluster != NULL)) ||
-                         (strcmp(key, "auth") == 0 && auth_rules_only(ga, gb));
+                         strcmp(key, "auth") == 0; /* rules: gw->cfg; the rest: swap_auth() */
+            if (strcmp(key, "auth") == 0 && !auth_rules_only(ga, gb))
+                auth_swap = 1;
             json_array_append_new(is_hot ? hot : needed, json_string(what));
         }
     }
-    int gateway_needed = 0;
+    if (!key_differs(ga, gb, "auth") && auth_expanded_differs(gw->cfg->auth, next->auth)) {
+        json_array_append_new(hot, json_string("gateway.auth"));
+        auth_swap = 1;
+    }
+    int gateway_needed = 0, pins_changed = 0;
     size_t ni;
     json_t *nv;
     json_array_foreach(needed, ni, nv) gateway_needed |= strncmp(json_string_value(nv), "gateway.", 8) == 0;
     if (!gateway_needed) {
         /* tool filters, profiles, modes, request-time limits, auth rules: next request */
-        if (mg_policy_set_config(gw->policy, next) != 0) { /* rate limits and CORS: next request */
-            json_array_extend(needed, hot); /* out of memory for the rate store: nothing switched */
+        mg_auth_t *fresh = NULL;
+        int rc = auth_swap ? auth_generation(gw, next, &fresh) : 0;
+        if (rc == 0)
+            rc = reload_pins(gw, next, hot, &pins_changed);
+        if (rc == 0)
+            rc = mg_policy_set_config(gw->policy, next); /* rate limits and CORS: next request */
+        if (rc != 0) {
+            json_array_extend(needed, hot); /* out of memory: nothing switched */
             json_array_clear(hot);
+            mg_auth_unref(fresh);
         } else {
+            if (auth_swap) /* tokens, issuer, keys, introspection: the next request's auth phase */
+                swap_auth(gw, fresh);
             gw->cfg = next;
         }
     } else {
@@ -409,8 +546,11 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
         json_array_clear(hot);
     }
     json_t *applied = hot;
-    if (json_array_size(restarted) > 0 || json_array_size(applied) > 0 || json_array_size(added) > 0 ||
-        json_array_size(removed) > 0) /* catalogs may have changed */
+    /* "lockfile" alone (its content changed, no server's pins did) changes no catalog */
+    size_t keys_applied = json_array_size(applied) - ((pins_changed & MG_POLICY_PINS_LOCKFILE) ? 1 : 0);
+    if (json_array_size(restarted) > 0 || keys_applied > 0 || json_array_size(added) > 0 ||
+        json_array_size(removed) > 0 ||
+        (pins_changed & MG_POLICY_PINS_SERVERS)) /* catalogs may have changed */
         for (int kind = 0; kind < MG_LIST_COUNT; kind++)
             if (kind != MG_LIST_TEMPLATES)
                 mg__catalog_list_changed(gw, NULL, (mg_list_kind_t)kind);

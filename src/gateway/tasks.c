@@ -60,18 +60,19 @@
 struct mg_task {
     mg_gateway_t *gw;
     char id[33];
-    json_t *rec;       /* this replica's copy of the record: the newest state */
-    mg_call_t *call;   /* NULL once the call ended */
-    int created;       /* the store accepted the record */
-    int forward;       /* at creation: the call is still to be forwarded (phase "forward") */
-    int writing;       /* an update is in flight */
-    int dirty;         /* rec changed meanwhile: write again */
-    int ended;         /* the call ended before the record existed: pending is its outcome */
-    int settled;       /* the store's record is terminal and rec is it: nothing more to write */
-    uint64_t retry_at; /* a write failed (store unreachable): written again then (loop clock) */
-    char session[64];  /* 2025-11-25: the session that created it (status notifications), or "" */
-    char told[16];     /* the last status that session was told */
-    json_t *pending;   /* ... (NULL = cancelled), or the upstream's answer held during creation */
+    json_t *rec;        /* this replica's copy of the record: the newest state */
+    mg_call_t *call;    /* NULL once the call ended */
+    int created;        /* the store accepted the record */
+    int forward;        /* at creation: the call is still to be forwarded (phase "forward") */
+    int writing;        /* an update is in flight */
+    int dirty;          /* rec changed meanwhile: write again */
+    int ended;          /* the call ended before the record existed: pending is its outcome */
+    int settled;        /* the store's record is terminal and rec is it: nothing more to write */
+    uint64_t retry_at;  /* a write failed (store unreachable): written again then (loop clock) */
+    char session[64];   /* 2025-11-25: the session that created it (status notifications), or "" */
+    char told[16];      /* the last status that session was told */
+    char announced[80]; /* the stored state listeners were last told of (mg__task_sig) */
+    json_t *pending;    /* ... (NULL = cancelled), or the upstream's answer held during creation */
 };
 
 typedef struct mg_task_waiter {
@@ -160,6 +161,32 @@ static json_t *detailed(const json_t *rec)
     return t;
 }
 
+json_t *mg__task_detailed(const json_t *rec)
+{
+    return detailed(rec);
+}
+
+int mg__task_read(mg_gateway_t *gw, const char *id, mg_task_store_cb cb, void *data)
+{
+    return gw->task_store->ops->get(gw->task_store, id, WHY_OWNER_GONE, cb, data);
+}
+
+void mg__task_sig(const json_t *rec, char *out, size_t n)
+{
+    const char *st = str(rec, "status");
+    size_t len = (size_t)snprintf(out, n, "%s", st);
+    if (strcmp(st, "input_required") != 0)
+        return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(rec, "inputRequests"), k, v)
+    {
+        if (len >= n)
+            break;
+        len += (size_t)snprintf(out + len, n - len, ":%s", k);
+    }
+}
+
 /* ---- the owner's record: writes ---- */
 
 static void task_free(mg_task_t *t)
@@ -185,6 +212,15 @@ static void written_cb(void *data, int err, json_t *stored)
 {
     mg_task_t *t = data;
     t->writing = 0;
+    if (stored != NULL && (err == 0 || err == MG_EBUSY)) {
+        /* listeners (2026-07-28) hear what is stored, here and on every replica */
+        char sig[sizeof t->announced];
+        mg__task_sig(stored, sig, sizeof sig);
+        if (strcmp(sig, t->announced) != 0) {
+            mg_strlcpy(t->announced, sizeof t->announced, sig);
+            mg__task_listen_changed(t->gw, stored, 1);
+        }
+    }
     if (err == MG_EBUSY && stored != NULL) {
         /* Terminal in the store (cancelled on another replica, or failed as its owner was thought
          * gone): that stays; the call here has nothing more to do. */
@@ -495,6 +531,11 @@ static void timer_need(mg_gateway_t *gw)
         uv_timer_start(&gw->task_timer, tick_cb, TICK_MS, TICK_MS);
 }
 
+void mg__tasks_timer_need(mg_gateway_t *gw)
+{
+    timer_need(gw);
+}
+
 int mg__task_phase(mg_call_t *c)
 {
     mg_gateway_t *gw = c->gw;
@@ -789,6 +830,8 @@ static void cancel_done_cb(void *data, int err, json_t *stored)
         mg__dispatch_fail(c, MG_ESTOREDOWN, "the task store is unavailable; retry shortly", NULL);
         return;
     }
+    if (stored != NULL)
+        mg__task_listen_changed(c->gw, stored, 1);
     if (c->modern)
         answer(c, json_object());
     else if (stored != NULL)
@@ -1003,6 +1046,7 @@ static void tick_cb(uv_timer_t *timer)
         }
         pp = &w->next;
     }
+    busy |= mg__task_listen_tick(gw, now);
     if (!busy)
         uv_timer_stop(timer);
 }

@@ -212,22 +212,40 @@ static int take_scanner(const mg_config_t *cfg, mg_scanner_t **out, char *why, s
 
 static void collect_cb(mg_metrics_out_t *out, void *data);
 
+/* Server sc's effective pinning and scanning under cfg and lock (legacy: the lock is a shared
+ * mcpgate.lock), and its entry in the lock (borrowed from lock, NULL = absent). */
+static void server_modes(const mg_config_t *cfg, const json_t *lock, const char *legacy,
+                         const mg_server_config_t *sc, mg_pin_mode_t *pin, mg_scan_mode_t *scan,
+                         const json_t **entry)
+{
+    mg_pin_mode_t m = mg_policy_pin_mode(cfg, sc);
+    *entry = lock ? json_object_get(json_object_get(lock, "servers"), sc->name) : NULL;
+    /* A shared legacy mcpgate.lock says nothing about a server it does not list (another
+     * config's lock run wrote it): such a server is unpinned, as without a lockfile. */
+    int locked = lock != NULL && (legacy == NULL || *entry != NULL);
+    *pin = m == MG_PIN_UNSET ? (locked ? MG_PIN_BLOCK : MG_PIN_OFF) : m;
+    if (lock == NULL && *pin == MG_PIN_WARN)
+        *pin = MG_PIN_OFF; /* nothing to compare with; said in the policy log line */
+    *scan = mg_policy_scan_mode(cfg, sc);
+}
+
+static void server_log(mg_policy_t *pol, const mg_server_config_t *sc, size_t i);
+
 /* Fills pol->servers[i] for server entry sc and logs its policy line. */
 static void server_init(mg_policy_t *pol, size_t i, const mg_server_config_t *sc)
 {
     pin_server_t *ps = &pol->servers[i];
     ps->name = sc->name;
-    mg_pin_mode_t m = mg_policy_pin_mode(pol->cfg, sc);
-    ps->lock = pol->lock ? json_object_get(json_object_get(pol->lock, "servers"), sc->name) : NULL;
-    /* A shared legacy mcpgate.lock says nothing about a server it does not list (another
-     * config's lock run wrote it): such a server is unpinned, as without a lockfile. */
-    int locked = pol->lock != NULL && (pol->lock_legacy == NULL || ps->lock != NULL);
-    ps->pin = m == MG_PIN_UNSET ? (locked ? MG_PIN_BLOCK : MG_PIN_OFF) : m;
-    if (pol->lock == NULL && ps->pin == MG_PIN_WARN)
-        ps->pin = MG_PIN_OFF; /* nothing to compare with; said in the log line below */
-    ps->scan = mg_policy_scan_mode(pol->cfg, sc);
+    server_modes(pol->cfg, pol->lock, pol->lock_legacy, sc, &ps->pin, &ps->scan, &ps->lock);
     ps->tool_names = json_object();
     ps->instr = "unchecked";
+    server_log(pol, sc, i);
+}
+
+/* The "policy" log line of server i (or the warning that the lock does not list it). */
+static void server_log(mg_policy_t *pol, const mg_server_config_t *sc, size_t i)
+{
+    pin_server_t *ps = &pol->servers[i];
     json_t *f =
         json_pack("{s:s,s:s,s:s,s:s}", "upstream", sc->name, "pinning", mg_pin_mode_name(ps->pin), "lock",
                   pol->lock == NULL  ? "no lockfile"
@@ -335,6 +353,81 @@ int mg_policy_set_config(mg_policy_t *pol, const mg_config_t *cfg)
         (pol->rl = mg_rl_store_local_new(MAX_BUCKETS)) == NULL)
         return MG_ENOMEM;
     pol->cfg = cfg;
+    return 0;
+}
+
+int mg_policy_reload_pins(mg_policy_t *pol, const mg_config_t *next, const mg_server_config_t *const *entries,
+                          unsigned char *changed, int *any, char *why, size_t n)
+{
+    *any = 0;
+    if (pol == NULL)
+        return 0;
+    json_t *lock = NULL;
+    char *path = NULL, *legacy = NULL;
+    if (load_lock(next, &lock, &path, &legacy, why, n) != 0)
+        return MG_ECONFIG;
+    char *ka = scan_key(pol->cfg), *kb = scan_key(next);
+    if (ka == NULL || kb == NULL) {
+        free(ka);
+        free(kb);
+        json_decref(lock);
+        free(path);
+        free(legacy);
+        snprintf(why, n, "out of memory");
+        return MG_ENOMEM;
+    }
+    int scan_same = strcmp(ka, kb) == 0 && need_scanner(pol->cfg) == need_scanner(next);
+    free(ka);
+    free(kb);
+    /* a new scanner first: the only step that can fail on a valid config (the rules file changed) */
+    mg_scanner_t *sc = NULL;
+    int lazy = 0;
+    if (!scan_same) {
+        lazy = builtin_rules_only(next) && need_scanner(next);
+        if (!lazy && make_scanner(next, &sc, why, n) != 0) {
+            json_decref(lock);
+            free(path);
+            free(legacy);
+            return MG_ECONFIG;
+        }
+    }
+    if ((lock == NULL) != (pol->lock == NULL) || (lock != NULL && !json_equal(lock, pol->lock)) ||
+        (path == NULL) != (pol->lock_path == NULL) || (path != NULL && strcmp(path, pol->lock_path) != 0))
+        *any |= MG_POLICY_PINS_LOCKFILE;
+    mg_severity_t block_at = next->policy ? next->policy->scan.block_at : MG_SEV_HIGH;
+    int scanning_changed = !scan_same || block_at != pol->block_at;
+    for (size_t i = 0; i < pol->n; i++) {
+        changed[i] = 0;
+        if (pol->servers[i].removed || entries[i] == NULL)
+            continue;
+        pin_server_t *ps = &pol->servers[i];
+        mg_pin_mode_t pin;
+        mg_scan_mode_t scan;
+        const json_t *entry;
+        server_modes(next, lock, legacy, entries[i], &pin, &scan, &entry);
+        changed[i] = pin != ps->pin || scan != ps->scan || (scanning_changed && scan != MG_SCAN_OFF) ||
+                     (entry == NULL) != (ps->lock == NULL) || (entry != NULL && !json_equal(entry, ps->lock));
+        ps->pin = pin;
+        ps->scan = scan;
+        ps->lock = entry; /* into lock, which replaces pol->lock below */
+        if (changed[i])
+            *any |= MG_POLICY_PINS_SERVERS;
+    }
+    json_decref(pol->lock);
+    free(pol->lock_path);
+    free(pol->lock_legacy);
+    pol->lock = lock;
+    pol->lock_path = path;
+    pol->lock_legacy = legacy;
+    if (!scan_same) {
+        mg_scanner_free(pol->scanner);
+        pol->scanner = sc;
+        pol->scanner_lazy = lazy;
+    }
+    pol->block_at = block_at;
+    for (size_t i = 0; i < pol->n; i++)
+        if (changed[i])
+            server_log(pol, entries[i], i);
     return 0;
 }
 

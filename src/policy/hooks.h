@@ -55,6 +55,22 @@ int mg_policy_rate_reloadable(const mg_policy_t *pol, const mg_config_t *next, i
  * they were off) and CORS read it from the next request. 0 or MG_ENOMEM (pol unchanged). */
 int mg_policy_set_config(mg_policy_t *pol, const mg_config_t *cfg);
 
+/*
+ * A reload to next (before the gateway switches to it): re-reads the lockfile (next's path, so a
+ * file rewritten on disk counts too), applies next's pinning and scan settings, and recomputes each
+ * live server's pin and scan state. entries[i] is server slot i's config entry now (NULL for a
+ * removed slot; pol's server count entries, borrowed for the call). changed[i] (pol's server count entries)
+ * is set to 1 for every server whose pins, pin mode or scanning changed, and *any gets MG_POLICY_PINS_SERVERS
+ * when one did (the caller drops those servers' cached lists so that their next listing is compared and
+ * scanned anew) and MG_POLICY_PINS_LOCKFILE when the lockfile's content or path changed. Returns 0;
+ * MG_ECONFIG (the lockfile or scan rules do not load) or MG_ENOMEM with a sentence in why, and then
+ * nothing changed.
+ */
+#define MG_POLICY_PINS_SERVERS  1
+#define MG_POLICY_PINS_LOCKFILE 2
+int mg_policy_reload_pins(mg_policy_t *pol, const mg_config_t *next, const mg_server_config_t *const *entries,
+                          unsigned char *changed, int *any, char *why, size_t n);
+
 /* A list of server i was fetched (by any of its pools): compare, scan, log, and remove blocked
  * entries from items (in place). */
 void mg_policy_list_fetched(mg_policy_t *pol, size_t i, mg_list_kind_t kind, json_t *items);

@@ -413,6 +413,20 @@ static int op_run(mg_pg_t *p, const char *order, int stmt, int n, const char *co
     return e;
 }
 
+/* op_run for a statement whose first parameter is the key "<prefix><kind><name>": v[0] is set here
+ * (v has n entries, the rest filled by the caller). */
+static int key_run(mg_pg_t *p, const char *kind, const char *name, int stmt, int n, const char **v, op_fn fn,
+                   const op_t *op)
+{
+    char *k = key_of(p, kind, name);
+    if (k == NULL)
+        return MG_ENOMEM;
+    v[0] = k;
+    int e = op_run(p, NULL, stmt, n, v, fn, op);
+    free(k);
+    return e;
+}
+
 static int res_err(const PGresult *res)
 {
     return mg__pg_ok(res) ? 0 : MG_EIO;
@@ -511,42 +525,22 @@ static int ps_put(mg_store_t *st, const char *id, const json_t *record, uint64_t
 
 static int ps_get(mg_store_t *st, const char *id, mg_store_get_cb cb, void *data)
 {
-    mg_pg_t *p = P(st);
-    char *k = key_of(p, "s:", id);
-    if (k == NULL)
-        return MG_ENOMEM;
-    const char *v[] = {k};
-    op_t op = {.get_cb = cb, .data = data};
-    int e = op_run(p, NULL, S_GET, 1, v, record_done, &op);
-    free(k);
-    return e;
+    const char *v[1];
+    return key_run(P(st), "s:", id, S_GET, 1, v, record_done, &(op_t){.get_cb = cb, .data = data});
 }
 
 static int ps_touch(mg_store_t *st, const char *id, uint64_t ttl_ms, mg_store_done_cb cb, void *data)
 {
-    mg_pg_t *p = P(st);
-    char *k = key_of(p, "s:", id), ttl[24];
-    if (k == NULL)
-        return MG_ENOMEM;
+    char ttl[24];
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
-    const char *v[] = {k, ttl};
-    op_t op = {.done_cb = cb, .data = data};
-    int e = op_run(p, NULL, S_TOUCH, 2, v, rows_done, &op);
-    free(k);
-    return e;
+    const char *v[] = {NULL, ttl};
+    return key_run(P(st), "s:", id, S_TOUCH, 2, v, rows_done, &(op_t){.done_cb = cb, .data = data});
 }
 
 static int ps_del(mg_store_t *st, const char *id, mg_store_done_cb cb, void *data)
 {
-    mg_pg_t *p = P(st);
-    char *k = key_of(p, "s:", id);
-    if (k == NULL)
-        return MG_ENOMEM;
-    const char *v[] = {k};
-    op_t op = {.done_cb = cb, .data = data};
-    int e = op_run(p, NULL, S_DEL, 1, v, plain_done, &op);
-    free(k);
-    return e;
+    const char *v[1];
+    return key_run(P(st), "s:", id, S_DEL, 1, v, plain_done, &(op_t){.done_cb = cb, .data = data});
 }
 
 static size_t ps_count(mg_store_t *st)
@@ -607,15 +601,8 @@ static int ps_patch(mg_store_t *st, const char *id, const json_t *patch, mg_stor
 static int ps_owner_cas(mg_store_t *st, const char *id, const char *expect, const char *value,
                         mg_store_done_cb cb, void *data)
 {
-    mg_pg_t *p = P(st);
-    char *k = key_of(p, "s:", id);
-    if (k == NULL)
-        return MG_ENOMEM;
-    const char *v[] = {k, expect ? expect : "", value ? value : ""};
-    op_t op = {.done_cb = cb, .data = data};
-    int e = op_run(p, NULL, S_CAS, 3, v, cas_done, &op);
-    free(k);
-    return e;
+    const char *v[] = {NULL, expect ? expect : "", value ? value : ""};
+    return key_run(P(st), "s:", id, S_CAS, 3, v, cas_done, &(op_t){.done_cb = cb, .data = data});
 }
 
 static int ps_ready(mg_store_t *st)
@@ -769,30 +756,17 @@ static void range_done(mg_pg_t *p, PGresult *res, op_t *q)
 static int pb_range(mg_bus_t *bv, const char *key, uint64_t after, unsigned max, mg_bus_range_cb cb,
                     void *data)
 {
-    mg_pg_t *p = PB(bv);
-    char *k = key_of(p, "", key), a[24], m[16];
-    if (k == NULL)
-        return MG_ENOMEM;
+    char a[24], m[16];
     snprintf(a, sizeof a, "%llu", (unsigned long long)after);
     snprintf(m, sizeof m, "%u", max ? max : 100000);
-    const char *v[] = {k, a, m};
-    op_t op = {.range_cb = cb, .data = data};
-    int e = op_run(p, NULL, S_RANGE, 3, v, range_done, &op);
-    free(k);
-    return e;
+    const char *v[] = {NULL, a, m};
+    return key_run(PB(bv), "", key, S_RANGE, 3, v, range_done, &(op_t){.range_cb = cb, .data = data});
 }
 
 static int pb_last(mg_bus_t *bv, const char *key, mg_bus_append_cb cb, void *data)
 {
-    mg_pg_t *p = PB(bv);
-    char *k = key_of(p, "", key);
-    if (k == NULL)
-        return MG_ENOMEM;
-    const char *v[] = {k};
-    op_t op = {.seq_cb = cb, .data = data};
-    int e = op_run(p, NULL, S_LAST, 1, v, seq_done, &op);
-    free(k);
-    return e;
+    const char *v[1];
+    return key_run(PB(bv), "", key, S_LAST, 1, v, seq_done, &(op_t){.seq_cb = cb, .data = data});
 }
 
 static void bus_done(mg_pg_t *p, PGresult *res, op_t *q)
@@ -804,16 +778,10 @@ static void bus_done(mg_pg_t *p, PGresult *res, op_t *q)
 static int pb_set(mg_bus_t *bv, const char *key, const char *value, uint64_t ttl_ms, mg_bus_done_cb cb,
                   void *data)
 {
-    mg_pg_t *p = PB(bv);
-    char *k = key_of(p, "", key), t[24];
-    if (k == NULL)
-        return MG_ENOMEM;
+    char t[24];
     snprintf(t, sizeof t, "%llu", (unsigned long long)ttl_ms);
-    const char *v[] = {k, value, t};
-    op_t op = {.bus_done_cb = cb, .data = data};
-    int e = op_run(p, NULL, S_SET, 3, v, bus_done, &op);
-    free(k);
-    return e;
+    const char *v[] = {NULL, value, t};
+    return key_run(PB(bv), "", key, S_SET, 3, v, bus_done, &(op_t){.bus_done_cb = cb, .data = data});
 }
 
 static void value_done(mg_pg_t *p, PGresult *res, op_t *q)
@@ -824,15 +792,8 @@ static void value_done(mg_pg_t *p, PGresult *res, op_t *q)
 
 static int pb_get(mg_bus_t *bv, const char *key, mg_bus_value_cb cb, void *data)
 {
-    mg_pg_t *p = PB(bv);
-    char *k = key_of(p, "", key);
-    if (k == NULL)
-        return MG_ENOMEM;
-    const char *v[] = {k};
-    op_t op = {.value_cb = cb, .data = data};
-    int e = op_run(p, NULL, S_GETV, 1, v, value_done, &op);
-    free(k);
-    return e;
+    const char *v[1];
+    return key_run(PB(bv), "", key, S_GETV, 1, v, value_done, &(op_t){.value_cb = cb, .data = data});
 }
 
 static int pb_del(mg_bus_t *bv, const char *const *keys, size_t nkeys, mg_bus_done_cb cb, void *data)

@@ -1,18 +1,19 @@
 /*
  * export.c - ended spans to the collector: a bounded queue, drained every second (or as soon as a
- * batch is full) by one OTLP/HTTP JSON POST at a time through the outbound client (http/client.h:
- * libcurl on the loop). A request never waits for it: a full queue drops the span and counts it; a
- * failed export (collector down, timeout, non-2xx) drops its batch and counts it. Nothing is
- * retried: traces are best effort, memory is bounded.
- * Metrics: mcpgate_trace_spans_total{outcome="exported|dropped|failed"},
- * mcpgate_trace_exports_failed_total, mcpgate_trace_queue_spans.
- * Read next: trace_int.h (the body's format), trace.c.
+ * batch is full) by one OTLP/HTTP POST at a time (JSON, or protobuf: otlp_pb.h) through the outbound client
+ * (http/client.h: libcurl on the loop). A request never waits for it: a full queue drops the span and counts
+ * it; a failed export (collector down, timeout, non-2xx) drops its batch and counts it. Nothing is retried:
+ * traces are best effort, memory is bounded. Metrics:
+ * mcpgate_trace_spans_total{outcome="exported|dropped|failed"}, mcpgate_trace_exports_failed_total,
+ * mcpgate_trace_queue_spans. Read next: trace_int.h (the body's format), trace.c.
  */
 #include "trace_int.h"
+#include "otlp_pb.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../obs/metrics.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +39,14 @@ static void collect_cb(mg_metrics_out_t *out, void *data)
     mg_metrics_sample(out, "mcpgate_trace_queue_spans", NULL, (double)t->count);
 }
 
+static void drain_check(mg_trace_t *t);
+
 static void timer_cb(uv_timer_t *h)
 {
-    export_now(h->data);
+    mg_trace_t *t = h->data;
+    export_now(t);
+    if (t->drain_cb != NULL)
+        drain_check(t);
 }
 
 int mg__trace_export_init(mg_trace_t *t)
@@ -112,8 +118,10 @@ static void done_cb(void *data, int err, int status, const char *why)
                                   "failures", (json_int_t)t->exports_failed));
     }
     t->inflight = 0;
-    if (t->count >= MG__TRACE_BATCH_MAX)
+    if (t->count >= MG__TRACE_BATCH_MAX || (t->drain_cb != NULL && t->count > 0))
         export_now(t);
+    if (t->drain_cb != NULL)
+        drain_check(t);
 }
 
 /* Releases the n oldest spans of the queue (and the blocks that held only them). */
@@ -137,6 +145,61 @@ static void queue_drop(mg_trace_t *t, size_t n)
     }
 }
 
+/* POSTs body (borrowed; NULL: out of memory) of n spans with the configured headers. */
+static void send_body(mg_trace_t *t, const char *body, size_t len, const char *ctype, size_t n)
+{
+    const char *stack[2 * 10];
+    size_t nh = 2 + t->nheaders;
+    const char **hdrs = nh <= 10 ? stack : malloc(2 * nh * sizeof *hdrs);
+    if (hdrs != NULL) {
+        hdrs[0] = "content-type";
+        hdrs[1] = ctype;
+        hdrs[2] = "user-agent";
+        hdrs[3] = "mcpgate/" MG_VERSION;
+        for (size_t i = 0; i < 2 * t->nheaders; i++)
+            hdrs[4 + i] = t->headers[i];
+    }
+    mg_http_req_t r = {.url = t->endpoint,
+                       .headers = hdrs,
+                       .nheaders = nh,
+                       .body = body,
+                       .len = len,
+                       .timeout_ms = MG__TRACE_TIMEOUT_MS,
+                       .connect_timeout_ms = 2000,
+                       .max_body = 64 * 1024};
+    int rc = body != NULL && hdrs != NULL ? mg_http_request(t->http, &r, NULL, NULL, done_cb, t, &t->call)
+                                          : MG_ENOMEM;
+    if (hdrs != stack)
+        free(hdrs);
+    if (rc != 0) {
+        t->call = NULL;
+        t->spans_failed += n;
+        t->exports_failed++;
+        return;
+    }
+    t->inflight = n;
+}
+
+/* The n oldest spans as one OTLP/HTTP binary request (otlp_pb.h): each span's JSON text turned
+ * into its protobuf form here, on the export timer, never on a request's path. */
+static void export_protobuf(mg_trace_t *t, size_t n)
+{
+    const char *texts[MG__TRACE_BATCH_MAX];
+    size_t lens[MG__TRACE_BATCH_MAX], skipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        const mg__trace_item_t *it = &t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX];
+        texts[i] = it->text;
+        lens[i] = it->len;
+    }
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, NULL, 0, (size_t)n * MG__TRACE_SPAN_MAX + 4096);
+    int rc = mg_otlp_pb_request(texts, lens, n, &b, &skipped);
+    queue_drop(t, n);
+    t->spans_failed += skipped; /* cannot happen: trace.c writes every span in the shape read here */
+    send_body(t, rc == 0 ? b.p : NULL, b.len, "application/x-protobuf", n - skipped);
+    mg_jbuf_dispose(&b);
+}
+
 static void export_now(mg_trace_t *t)
 {
     size_t n = t->count;
@@ -151,6 +214,10 @@ static void export_now(mg_trace_t *t)
     }
     if (n > MG__TRACE_BATCH_MAX)
         n = MG__TRACE_BATCH_MAX;
+    if (t->protobuf) {
+        export_protobuf(t, n);
+        return;
+    }
     /* The body around the spans' own text (trace_int.h). */
     static const char head[] =
         "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
@@ -176,30 +243,54 @@ static void export_now(mg_trace_t *t)
         memcpy(o, tail, sizeof tail);
     }
     queue_drop(t, n);
-    const char *hdrs[] = {"content-type", "application/json", "user-agent", ("mcpgate/" MG_VERSION)};
-    mg_http_req_t r = {.url = t->endpoint,
-                       .headers = hdrs,
-                       .nheaders = 2,
-                       .body = text,
-                       .len = len,
-                       .timeout_ms = MG__TRACE_TIMEOUT_MS,
-                       .connect_timeout_ms = 2000,
-                       .max_body = 64 * 1024};
-    int rc = text != NULL ? mg_http_request(t->http, &r, NULL, NULL, done_cb, t, &t->call) : MG_ENOMEM;
+    send_body(t, text, len, "application/json", n);
     free(text);
-    if (rc != 0) {
-        t->call = NULL;
-        t->spans_failed += n;
-        t->exports_failed++;
-        return;
-    }
-    t->inflight = n;
 }
 
 void mg_trace_flush(mg_trace_t *t)
 {
     if (t != NULL)
         export_now(t);
+}
+
+int mg_trace_set_export(mg_trace_t *t, int protobuf, const char *const *headers, size_t n)
+{
+    char **h = n > 0 ? calloc(2 * n, sizeof *h) : NULL;
+    if (n > 0 && h == NULL)
+        return MG_ENOMEM;
+    for (size_t i = 0; i < 2 * n; i++) {
+        if ((h[i] = strdup(headers[i])) == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(h[j]);
+            free(h);
+            return MG_ENOMEM;
+        }
+    }
+    t->protobuf = protobuf;
+    t->headers = h;
+    t->nheaders = n;
+    return 0;
+}
+
+/* Draining: done when nothing is queued or in flight, or at the deadline. */
+static void drain_check(mg_trace_t *t)
+{
+    if ((t->count > 0 || t->call != NULL) && uv_now(t->loop) < t->drain_deadline)
+        return;
+    void (*cb)(void *) = t->drain_cb;
+    t->drain_cb = NULL;
+    uv_unref((uv_handle_t *)&t->timer);
+    uv_timer_start(&t->timer, timer_cb, MG__TRACE_FLUSH_MS, MG__TRACE_FLUSH_MS);
+    cb(t->drain_data);
+}
+
+void mg_trace_drain(mg_trace_t *t, uint64_t wait_ms, void (*drained_cb)(void *data), void *data)
+{
+    t->drain_cb = drained_cb;
+    t->drain_data = data;
+    t->drain_deadline = uv_now(t->loop) + wait_ms;
+    uv_ref((uv_handle_t *)&t->timer);           /* the loop waits for the drain */
+    uv_timer_start(&t->timer, timer_cb, 0, 20); /* exports now, then checks every 20 ms */
 }
 
 static void closed_cb(uv_handle_t *h)
@@ -225,6 +316,13 @@ void mg__trace_export_dispose(mg_trace_t *t)
     free(t->blk);
     free(t->spare);
     t->blk = t->spare = NULL;
+    for (size_t i = 0; i < 2 * t->nheaders; i++) {
+        OPENSSL_cleanse(t->headers[i], strlen(t->headers[i]));
+        free(t->headers[i]);
+    }
+    free(t->headers);
+    t->headers = NULL;
+    t->nheaders = 0;
     mg__trace_free_spans(t);
     uv_timer_stop(&t->timer);
     uv_close((uv_handle_t *)&t->timer, closed_cb);

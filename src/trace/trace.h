@@ -23,6 +23,11 @@
 typedef struct mg_trace mg_trace_t;
 typedef struct mg_span mg_span_t;
 
+/* The shutdown's last export waits at most this long for the collector (mg_trace_drain). */
+#define MG_TRACE_DRAIN_MS 2000
+/* gateway.tracing.headers: at most this many. */
+#define MG_TRACE_HEADERS_MAX 16
+
 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
 #define MG_TRACEPARENT_LEN 55
 #define MG_TRACESTATE_MAX  512
@@ -51,8 +56,18 @@ int mg_trace_ctx_parse(const char *traceparent, size_t len, const char *tracesta
  * sample_ratio 0..1 for traces without a sampled parent. Returns 0, or MG_ENOMEM. The HTTP client
  * (libcurl) is loaded at the first export. */
 int mg_trace_new(uv_loop_t *loop, const char *endpoint, double sample_ratio, mg_trace_t **out);
+/* gateway.tracing "protocol" and "headers": protobuf 1 sends OTLP/HTTP binary protobuf
+ * (Content-Type application/x-protobuf, otlp_pb.h) instead of OTLP/JSON; headers: n name/value
+ * pairs (2n strings, copied) added to every export request, e.g. the collector's credentials
+ * (never logged). Returns 0 or MG_ENOMEM (then nothing changed). */
+int mg_trace_set_export(mg_trace_t *t, int protobuf, const char *const *headers, size_t n);
 /* Sends what is queued now (best effort; the shutdown calls it). */
 void mg_trace_flush(mg_trace_t *t);
+/* The end of a shutdown: exports everything queued (batch after batch) and calls done_cb(data)
+ * once, from the loop (never inside this call), when the queue is empty and no export is in flight,
+ * or after wait_ms, whichever comes first (t not NULL). Spans ending meanwhile are exported too.
+ * Call mg_trace_free() afterwards. */
+void mg_trace_drain(mg_trace_t *t, uint64_t wait_ms, void (*done_cb)(void *data), void *data);
 /* Cancels the export in flight, drops the queue, closes the handles (memory goes from their close
  * callbacks: run the loop afterwards). NULL is ignored. */
 void mg_trace_free(mg_trace_t *t);

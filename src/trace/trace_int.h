@@ -69,6 +69,14 @@ struct mg_trace {
     unsigned nfree;
     /* counters (metrics: export.c) */
     uint64_t spans_started, spans_exported, spans_dropped, spans_failed, exports_failed;
+    /* export.c: gateway.tracing "protocol" and "headers" (mg_trace_set_export) */
+    int protobuf;   /* OTLP/HTTP binary (otlp_pb.h) instead of JSON */
+    char **headers; /* name, value, name, value...: 2 * nheaders strings (values are secrets) */
+    size_t nheaders;
+    /* export.c: mg_trace_drain() under way: done_cb pending until the queue is empty or deadline */
+    void (*drain_cb)(void *data);
+    void *drain_data;
+    uint64_t drain_deadline;
 };
 
 struct mg_span {

@@ -4,7 +4,8 @@
 //   node run.mjs [FILE.test.mjs ...] [--grep TEXT] [--bail]
 //
 // Runs every test/e2e/*.test.mjs (or the files given), one test at a time, each under its own
-// timeout. Prints one line per test and ends with `e2e: N passed, N failed[, N skipped]`; exits 1
+// timeout; a test registered with {background: true} starts when reached and runs alongside the
+// rest (awaited before the summary; a stray error while it runs is counted to the test in front). Prints one line per test and ends with `e2e: N passed, N failed[, N skipped]`; exits 1
 // when anything failed. Environment:
 //   MG_BINARY             gateway binary (default ../../build/mcpgate from this directory)
 //   MG_TESTSERVER         stdio fixture server (default ../../build/mcpgate-testserver)
@@ -43,6 +44,7 @@ let failed = 0;
 let skipped = 0;
 const failures = [];
 const started = Date.now();
+const background = []; // runOne promises of {background: true} tests
 
 function reason(e) {
   if (e instanceof Error) return e.message.split('\n')[0];
@@ -53,7 +55,7 @@ async function runOne(tc) {
   const label = `${path.basename(tc.file, '.test.mjs')} > ${tc.name}`;
   const t = new TestContext(tc.name);
   t.strays = [];
-  current = t;
+  if (!tc.background) current = t;
   const t0 = Date.now();
   let err = null;
   let timer;
@@ -73,7 +75,7 @@ async function runOne(tc) {
   const skip = err instanceof SkipError;
   const problems = await t.finish(Boolean(err) && !skip);
   if (!err && problems.length) err = new Error(problems.join('; '));
-  current = null;
+  if (!tc.background) current = null;
   const ms = Date.now() - t0;
   if (skip) {
     skipped++;
@@ -109,10 +111,15 @@ outer: for (const file of files) {
   }
   for (const tc of tests) {
     if (grep && !`${path.basename(file)} ${tc.name}`.includes(grep)) continue;
+    if (tc.background) {
+      background.push(runOne(tc));
+      continue;
+    }
     const ok = await runOne(tc);
     if (!ok && bail) break outer;
   }
 }
+await Promise.all(background);
 
 for (const e of strays) {
   failed++;

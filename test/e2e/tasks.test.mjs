@@ -10,7 +10,7 @@ import { connect, textOf } from './lib/client.mjs';
 import { redisCmd, requireBinaries, startRedis, startReplicas, waitStore } from './lib/cluster.mjs';
 import { everythingServer, testserver } from './lib/gateway.mjs';
 import { scaled, sleep, test, waitFor } from './lib/harness.mjs';
-import { ACCEPT_BOTH, call, initSession, notification, request, rpc, sessionHeaders } from './lib/http.mjs';
+import { ACCEPT_BOTH, call, eventJson, initSession, notification, request, rpc, sessionHeaders } from './lib/http.mjs';
 
 const V = '2026-07-28';
 const EXT = 'io.modelcontextprotocol/tasks';
@@ -31,6 +31,34 @@ async function modern(url, method, params = {}, { caps = { extensions: { [EXT]: 
   const r = await request(url, { headers: { ...h, ...headers }, body });
   const msgs = await r.messages({ timeout: 10000 });
   return { status: r.status, headers: r.headers, response: msgs.find((m) => m && m.id === body.id) };
+}
+
+// subscriptions/listen (2026-07-28) naming task ids: every message of the stream is collected in
+// `got` as it comes; `ack` resolves with the acknowledgement (or the HTTP error's body).
+async function listen(url, taskIds, { caps = { extensions: { [EXT]: {} } }, headers = {} } = {}) {
+  const body = rpc('subscriptions/listen', {
+    notifications: { taskIds },
+    _meta: {
+      'io.modelcontextprotocol/protocolVersion': V,
+      'io.modelcontextprotocol/clientCapabilities': caps,
+      'io.modelcontextprotocol/clientInfo': { name: 'e2e-tasks', version: '1' },
+    },
+  });
+  const h = { Accept: ACCEPT_BOTH, 'MCP-Protocol-Version': V, 'Mcp-Method': 'subscriptions/listen', ...headers };
+  const r = await request(url, { headers: h, body });
+  if (!r.isSSE) return { status: r.status, error: (await r.json()).error, close() {} };
+  const got = [];
+  (async () => {
+    for (;;) {
+      const ev = await r.next(3600000).catch(() => null);
+      if (!ev) return;
+      const m = eventJson(ev);
+      if (m) got.push(m);
+    }
+  })();
+  await waitFor(() => got.length > 0, { what: 'the subscription acknowledgement' });
+  const tasks = (id) => got.filter((m) => m.method === 'notifications/tasks' && m.params.taskId === id).map((m) => m.params);
+  return { status: r.status, subId: body.id, got, ack: got[0], tasks, close: () => r.close() };
 }
 
 // Polls tasks/get (SDK client) until the status is terminal.
@@ -56,6 +84,41 @@ async function startTask(client, name, args, ttl = 60000) {
   }
   throw new Error('the stream ended without a task');
 }
+
+// The issue's long call: 30 s, as a task; the client goes away, a new connection polls it later.
+// It mostly waits, so it runs in the background (run.mjs): its 30 s overlap the tests after it.
+test(
+  'SDK task API: a 30 s call as a task; its client disconnects; a new connection polls it later to its result',
+  async (t) => {
+    const SECONDS = 30;
+    const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
+    const a = await connect(gw.url);
+    await a.client.listTools();
+    const t0 = Date.now();
+    const taskId = await startTask(a.client, 'slow_compute', { seconds: SECONDS, label: 'thirty' }, 600000);
+    await a.client.close(); // gone: no DELETE, no cancellation
+    // Halfway through, another connection finds it still running.
+    await sleep(SECONDS * 500);
+    const b = await connect(gw.url);
+    const mid = await b.client.experimental.tasks.getTask(taskId);
+    assert.equal(mid.status, 'working', JSON.stringify(mid));
+    await b.client.close();
+    // Later, a third connection polls (at the task's pollInterval) until it ends.
+    await sleep(Math.max(0, SECONDS * 1000 - (Date.now() - t0)));
+    const c = await connect(gw.url);
+    t.defer(() => c.close());
+    let last;
+    await waitFor(
+      async () => ['completed', 'failed', 'cancelled'].includes((last = await c.client.experimental.tasks.getTask(taskId)).status),
+      { timeout: scaled(30000), interval: mid.pollInterval, what: 'the 30 s task to end' },
+    );
+    assert.equal(last.status, 'completed', JSON.stringify(last));
+    assert.ok(Date.now() - t0 >= SECONDS * 1000, 'the task ended before its 30 s');
+    const res = await c.client.experimental.tasks.getTaskResult(taskId, CallToolResultSchema);
+    assert.equal(textOf(res), `slow_compute thirty finished after ${SECONDS} s`);
+  },
+  { timeout: 90000, background: true },
+);
 
 test('SDK task API: a slow call as a task outlives its client; a new connection polls it to its result', async (t) => {
   const gw = await t.gateway({ config: { mcpServers: { test: testserver() } } });
@@ -131,6 +194,39 @@ test('2025-11-25: the session that created a task hears notifications/tasks/stat
   const last = seen.filter((p) => p.taskId === taskId).pop();
   assert.equal(typeof last.ttl, 'number');
   assert.ok(last.lastUpdatedAt >= last.createdAt);
+});
+
+test('notifications/cancelled while a call waits for its tool list ends the call: no task, nothing reaches the upstream', async (t) => {
+  // The upstream's answers after its first one (initialize) come 2 s late: the tool list a
+  // task-augmented call needs (taskSupport) is still on its way when the client cancels.
+  const rec = recordFile(t);
+  const gw = await t.gateway({
+    config: {
+      mcpServers: {
+        test: {
+          command: '/bin/sh',
+          args: ['-c', 'tee -a "$MG_REC" | "$MG_TS" | { IFS= read -r l; printf "%s\\n" "$l"; sleep 2; exec cat; }'],
+          env: { MG_REC: rec, MG_TS: process.env.MG_TESTSERVER || testserver().command },
+        },
+      },
+    },
+  });
+  const sess = await initSession(gw.url);
+  const req = rpc('tools/call', { name: 'slow_compute', arguments: { seconds: 1, label: 'never' }, task: { ttl: 60000 } });
+  const pending = request(gw.url, { headers: sessionHeaders(sess), body: req, timeout: scaled(15000) });
+  await waitFor(() => /"method":"tools\/list"/.test(readRecord(rec)), { what: 'the tool list fetch' });
+  const n = await request(gw.url, { headers: sessionHeaders(sess), body: notification('notifications/cancelled', { requestId: req.id }) });
+  assert.equal(n.status, 202);
+  const r = await pending;
+  const body = await r.text();
+  assert.ok(!body.includes('"taskId"'), `the cancelled call became a task: ${body}`);
+  // Once a later call is answered, the list has come (the upstream answers in order): the
+  // cancelled call is gone, the upstream never got it.
+  const after = await call(gw.url, sess, 'tools/call', { name: 'echo', arguments: { message: 'after' } }, { timeout: scaled(10000) });
+  assert.equal(after.response.result?.content?.[0]?.text, 'after', JSON.stringify(after.response));
+  assert.ok(!/"label":"never"/.test(readRecord(rec)), 'the cancelled call reached the upstream');
+  const m = await (await fetch(`${gw.base}/metrics`)).text();
+  assert.match(m, /^mcpgate_tasks_created_total 0$/m);
 });
 
 test('SIGTERM: a waiting tasks/result is answered at once; a running task does not keep the gateway past its grace period', async (t) => {
@@ -257,6 +353,61 @@ test('2026-07-28: discover names the extension; a required tool without it is -3
   assert.equal(got.result.isError, true, 'a tool error is a completed task with isError');
 });
 
+test('2026-07-28: subscriptions/listen with taskIds hears notifications/tasks for its own tasks only, input_required to completed', async (t) => {
+  const alice = tokenNew(['--tenant', 'acme', '--name', 'alice']);
+  const bob = tokenNew(['--tenant', 'acme', '--name', 'bob']);
+  const gw = await t.gateway({
+    config: { mcpServers: { test: testserver() }, gateway: { auth: { tokens: [alice.entry, bob.entry] } } },
+  });
+  const asA = { headers: bearer(alice.token) };
+  const asB = { headers: bearer(bob.token) };
+  const withInput = { elicitation: {}, extensions: { [EXT]: {} } };
+  const slow = (await modern(gw.url, 'tools/call', { name: 'slow_compute', arguments: { seconds: 1, label: 'heard' } }, asA)).response.result;
+  const ask = (await modern(gw.url, 'tools/call', { name: 'confirm_delete', arguments: { filename: 'l.txt' } }, { ...asA, caps: withInput })).response.result;
+  const bobs = (await modern(gw.url, 'tools/call', { name: 'slow_compute', arguments: { seconds: 1, label: 'bobs' } }, asB)).response.result;
+  for (const r of [slow, ask, bobs]) assert.equal(r?.resultType, 'task', JSON.stringify(r));
+  // Without the extension the request is refused, as the extension says.
+  const noExt = await listen(gw.url, [slow.taskId], { caps: {}, ...asA });
+  assert.equal(noExt.status, 400);
+  assert.equal(noExt.error.code, -32021);
+  assert.deepEqual(noExt.error.data.requiredCapabilities, { extensions: { [EXT]: {} } });
+  // Bob's id, an unknown one and a malformed one are left out of the ack: only alice's are watched.
+  const l = await listen(gw.url, [slow.taskId, bobs.taskId, 'f'.repeat(32), 'nope', ask.taskId, slow.taskId], asA);
+  t.defer(() => l.close());
+  assert.equal(l.ack.method, 'notifications/subscriptions/acknowledged');
+  assert.equal(l.ack.params._meta['io.modelcontextprotocol/subscriptionId'], l.subId);
+  assert.deepEqual(l.ack.params.notifications.taskIds.sort(), [slow.taskId, ask.taskId].sort());
+  // The current state right after the ack, then each change: the DetailedTask, with the subscription id.
+  await waitFor(() => l.tasks(ask.taskId).some((p) => p.status === 'input_required'), { what: 'input_required on the stream' });
+  const need = l.tasks(ask.taskId).find((p) => p.status === 'input_required');
+  const key = Object.keys(need.inputRequests)[0];
+  assert.equal(need.inputRequests[key].method, 'elicitation/create');
+  assert.equal(need._meta['io.modelcontextprotocol/subscriptionId'], l.subId);
+  await modern(gw.url, 'tasks/update', { taskId: ask.taskId, inputResponses: { [key]: { action: 'accept', content: { confirm: true } } } }, asA);
+  await waitFor(() => l.tasks(ask.taskId).some((p) => p.status === 'completed'), { what: 'the answered task to be heard completed' });
+  await waitFor(() => l.tasks(slow.taskId).some((p) => p.status === 'completed'), { what: 'the slow task to be heard completed' });
+  const done = l.tasks(slow.taskId).find((p) => p.status === 'completed');
+  assert.equal(done.result.content[0].text, 'slow_compute heard finished after 1 s');
+  assert.equal(typeof done.ttlMs, 'number');
+  assert.ok(done.lastUpdatedAt >= done.createdAt);
+  // Each state once; a finished task is not heard again; no progress or log messages on the stream.
+  const states = l.tasks(slow.taskId).map((p) => p.status);
+  assert.deepEqual(states, [...new Set(states)], JSON.stringify(states));
+  assert.equal(l.tasks(bobs.taskId).length, 0, "another principal's task was heard");
+  assert.ok(l.got.every((m) => m.method !== 'notifications/progress' && m.method !== 'notifications/message'));
+  // A task that ended before anyone listened: its final state right after the ack.
+  const late = await listen(gw.url, [slow.taskId], asA);
+  t.defer(() => late.close());
+  await waitFor(() => late.tasks(slow.taskId).length === 1, { what: 'the finished task\'s state' });
+  assert.equal(late.tasks(slow.taskId)[0].status, 'completed');
+  // Bob listening to alice's task gets an ack without it, and hears nothing.
+  const spy = await listen(gw.url, [ask.taskId], asB);
+  t.defer(() => spy.close());
+  assert.deepEqual(spy.ack.params.notifications.taskIds, []);
+  await sleep(300);
+  assert.equal(spy.got.length, 1);
+});
+
 test("server-everything: simulate-research-query (taskSupport required) through the gateway, for every client", async (t) => {
   const gw = await t.gateway({ config: { mcpServers: { everything: everythingServer() } } });
   const c = await connect(gw.url);
@@ -326,7 +477,8 @@ test("server-everything: cancelling a bridged call cancels the upstream's own ta
   const n = await request(gw.url, { headers: sessionHeaders(sess), body: notification('notifications/cancelled', { requestId: req.id }) });
   assert.equal(n.status, 202);
   await waitFor(() => /"method":"tasks\/cancel"/.test(readRecord(rec)), { what: "tasks/cancel for the upstream's task" });
-  assert.match(readRecord(rec), /"method":"notifications\/cancelled"/);
+  // (a separate write to the upstream's stdin, which tee records separately: waited for too)
+  await waitFor(() => /"method":"notifications\/cancelled"/.test(readRecord(rec)), { what: 'notifications/cancelled for its request' });
   await (await pending).text();
 });
 
@@ -351,6 +503,10 @@ test('3 replicas + Redis: a task is read, answered and cancelled on any replica;
   const withInput = { elicitation: {}, extensions: { [EXT]: {} } };
   const q = await ask(c, 'tools/call', { name: 'confirm_delete', arguments: { filename: 'x.txt' } }, withInput);
   const idQ = q.response.result.taskId;
+  // A listener on b hears the task running on c (broadcast "ts", read from the store on b).
+  const heard = await listen(b.url, [idQ, id], auth);
+  t.defer(() => heard.close());
+  assert.deepEqual(heard.ack.params.notifications.taskIds.sort(), [idQ, id].sort());
   let st;
   await waitFor(async () => (st = (await ask(b, 'tasks/get', { taskId: idQ })).response.result).status === 'input_required', {
     what: 'the task on c to ask for input',
@@ -362,6 +518,8 @@ test('3 replicas + Redis: a task is read, answered and cancelled on any replica;
     what: 'the answered task to complete',
   });
   assert.match(st.result.content[0].text, /x\.txt/);
+  await waitFor(() => heard.tasks(idQ).some((p) => p.status === 'completed'), { what: "b's listener to hear c's task complete" });
+  assert.ok(heard.tasks(idQ).some((p) => p.status === 'input_required'), JSON.stringify(heard.tasks(idQ)));
   // Cancelled on b: the call on c stops (its upstream's inflight drops), a reports cancelled.
   const onC = await ask(c, 'tools/call', { name: 'slow_compute', arguments: { seconds: 60, label: 'owned-by-c' } });
   const idC = onC.response.result.taskId;
@@ -381,6 +539,9 @@ test('3 replicas + Redis: a task is read, answered and cancelled on any replica;
   assert.equal(got.status, 'failed');
   assert.match(got.error.message, /replica running this task stopped/);
   assert.equal((await ask(c, 'tasks/get', { taskId: id })).response.result.status, 'failed');
+  // b's listener hears the dead owner's task fail too (its watched tasks are read again).
+  await waitFor(() => heard.tasks(id).some((p) => p.status === 'failed'), { timeout: scaled(10000), what: "the dead owner's task to be heard failed" });
+  assert.match(heard.tasks(id).find((p) => p.status === 'failed').error.message, /replica running this task stopped/);
   // The store holds the record, never the token.
   const rec = await redisCmd(redis.port, ['GET', `mcpgate:t:${id}`]);
   assert.ok(typeof rec === 'string' && rec.includes(id), `no record for the task: ${rec}`);

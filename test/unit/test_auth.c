@@ -677,6 +677,43 @@ static void test_runtime_loop_closes(void **state)
     mg_auth_config_free(c);
 }
 
+static void test_generations_share_family_and_retire(void **state)
+{
+    /* A reload's next generation shares the family (request principals, failed-credential table);
+     * the old one is retired when its last reference goes, released from a close callback; the loop
+     * closes clean after the last generation is freed. */
+    mg_auth_config_t *c1 = parse("{\"tokens\": [{\"name\": \"a\", \"sha256\": "
+                                 "\"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"}]}");
+    mg_auth_config_t *c2 = parse("{\"oauth\": {\"issuer\": \"http://127.0.0.1:1/realms/x\", \"audience\": "
+                                 "\"http://127.0.0.1:2/mcp\"}}");
+    assert_non_null(c1);
+    assert_non_null(c2);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_auth_t *a = NULL, *b = NULL;
+    assert_int_equal(mg_auth_new(&loop, c1, &a), 0);
+    assert_int_equal(mg_auth_next(&loop, a, c2, &b), 0);
+    assert_ptr_equal(a->family, b->family);
+    assert_int_equal(b->family->ngens, 2);
+    assert_ptr_equal(b->family->gens, b); /* newest first */
+    mg_auth_start(b);
+    /* a request still holds the old generation: unref by the gateway does not retire it */
+    mg_auth_ref(a);
+    mg_auth_unref(a);
+    assert_false(a->retired);
+    mg_auth_unref(a); /* the request ended */
+    assert_true(a->retired);
+    assert_ptr_equal(b->family->gens, b);
+    assert_null(b->gen_next);
+    uv_run(&loop, UV_RUN_NOWAIT); /* a's close callback: released */
+    assert_int_equal(b->family->ngens, 1);
+    mg_auth_free(b);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    mg_auth_config_free(c1);
+    mg_auth_config_free(c2);
+}
+
 /* ---------------------------------------------------------------- discovery against a local IdP */
 
 /* jansson blocks allocated and not yet freed: main() installs these before any JSON exists. */
@@ -898,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_policy),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_runtime_loop_closes),
+        cmocka_unit_test(test_generations_share_family_and_retire),
         cmocka_unit_test(test_discovery_frees),
         cmocka_unit_test(test_challenge_format),
     };

@@ -1,7 +1,10 @@
 // Minimal test registry and per-test context shared by run.mjs and the *.test.mjs files.
 //
-// A test file calls test(name, fn, {timeout}) at import time; run.mjs imports the file, takes the
-// registered tests and runs them one after the other. fn receives a context `t`:
+// A test file calls test(name, fn, {timeout, background}) at import time; run.mjs imports the
+// file, takes the registered tests and runs them one after the other. A `background` test (one
+// that mostly waits, e.g. for a 30 s tool call) starts when its file is reached and runs alongside
+// the tests that follow, in this file and the next ones; run.mjs awaits it before its summary, so
+// its wait costs no wall time. fn receives a context `t`:
 //   t.gateway(opts)   start build/mcpgate (see gateway.mjs); stopped with SIGTERM at the end of
 //                     the test, which fails unless it exits 0. Its stderr is printed on failure.
 //   t.defer(fn)       cleanup, run LIFO after the test whatever its outcome.
@@ -30,7 +33,7 @@ export function scaled(ms) {
 }
 
 export function test(name, fn, opts = {}) {
-  registry.push({ name, fn, file: currentFile, timeout: scaled(opts.timeout ?? 30000) });
+  registry.push({ name, fn, file: currentFile, timeout: scaled(opts.timeout ?? 30000), background: Boolean(opts.background) });
 }
 
 export function sleep(ms) {

@@ -14,7 +14,7 @@ import { waitFor } from './harness.mjs';
 // Reads an OTLP ExportTraceServiceRequest in the JSON mapping: every span flattened with its
 // resource's service.name. Throws on anything that is not that shape.
 export function parseExport(body) {
-  const req = JSON.parse(body);
+  const req = typeof body === 'string' ? JSON.parse(body) : body;
   if (!Array.isArray(req.resourceSpans)) throw new Error(`no resourceSpans in ${body.slice(0, 200)}`);
   const out = [];
   for (const rs of req.resourceSpans) {
@@ -38,8 +38,123 @@ export function parseExport(body) {
   return out;
 }
 
+// A minimal protobuf reader for the OTLP messages (opentelemetry-proto field numbers; wire types
+// 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32). Yields [fieldNumber, wireType, value]:
+// value is a BigInt for 0/1/5 and a Buffer for 2. Throws on anything truncated or unknown.
+function* fields(buf) {
+  let pos = 0;
+  const varint = () => {
+    let r = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      if (pos >= buf.length || shift > 63n) throw new Error('truncated or overlong varint');
+      const b = buf[pos++];
+      r |= BigInt(b & 0x7f) << shift;
+      if (!(b & 0x80)) return r;
+    }
+  };
+  while (pos < buf.length) {
+    const tag = Number(varint());
+    const num = tag >>> 3;
+    const wire = tag & 7;
+    if (wire === 0) yield [num, wire, varint()];
+    else if (wire === 1) {
+      if (pos + 8 > buf.length) throw new Error('truncated fixed64');
+      yield [num, wire, buf.readBigUInt64LE(pos)];
+      pos += 8;
+    } else if (wire === 5) {
+      if (pos + 4 > buf.length) throw new Error('truncated fixed32');
+      yield [num, wire, BigInt(buf.readUInt32LE(pos))];
+      pos += 4;
+    } else if (wire === 2) {
+      const n = Number(varint());
+      if (pos + n > buf.length) throw new Error('truncated length-delimited field');
+      yield [num, wire, buf.subarray(pos, pos + n)];
+      pos += n;
+    } else throw new Error(`wire type ${wire} is not used by OTLP`);
+  }
+}
+
+const toInt64 = (u) => BigInt.asIntN(64, u);
+
+function anyValue(buf) {
+  for (const [n, , v] of fields(buf)) {
+    if (n === 1) return { stringValue: v.toString('utf8') };
+    if (n === 2) return { boolValue: v !== 0n };
+    if (n === 3) return { intValue: toInt64(v).toString() };
+    if (n === 4) {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(v);
+      return { doubleValue: b.readDoubleLE(0) };
+    }
+  }
+  return {};
+}
+
+function keyValue(buf) {
+  const kv = {};
+  for (const [n, , v] of fields(buf)) {
+    if (n === 1) kv.key = v.toString('utf8');
+    if (n === 2) kv.value = anyValue(v);
+  }
+  return kv;
+}
+
+function span(buf) {
+  const s = { attributes: [] };
+  for (const [n, w, v] of fields(buf)) {
+    if (n === 1) s.traceId = v.toString('hex');
+    else if (n === 2) s.spanId = v.toString('hex');
+    else if (n === 3) s.traceState = v.toString('utf8');
+    else if (n === 4 && v.length > 0) s.parentSpanId = v.toString('hex');
+    else if (n === 5) s.name = v.toString('utf8');
+    else if (n === 6) s.kind = Number(v);
+    else if (n === 7 && w === 1) s.startTimeUnixNano = v.toString();
+    else if (n === 8 && w === 1) s.endTimeUnixNano = v.toString();
+    else if (n === 9) s.attributes.push(keyValue(v));
+    else if (n === 15) {
+      const st = {};
+      for (const [sn, , sv] of fields(v)) {
+        if (sn === 2) st.message = sv.toString('utf8');
+        if (sn === 3) st.code = Number(sv);
+      }
+      if (st.code || st.message) s.status = st; // STATUS_CODE_UNSET is no status, as in JSON
+    }
+  }
+  return s;
+}
+
+// Reads an OTLP ExportTraceServiceRequest in the binary protobuf encoding into the JSON mapping's
+// shape ({resourceSpans: [{resource, scopeSpans: [{scope, spans}]}]}): ids as lowercase hex,
+// times and int64 values as decimal strings.
+export function decodeExportProtobuf(buf) {
+  const req = { resourceSpans: [] };
+  for (const [n, , rsBuf] of fields(buf)) {
+    if (n !== 1) continue;
+    const rs = { resource: { attributes: [] }, scopeSpans: [] };
+    for (const [rn, , rv] of fields(rsBuf)) {
+      if (rn === 1) for (const [an, , av] of fields(rv)) if (an === 1) rs.resource.attributes.push(keyValue(av));
+      if (rn === 2) {
+        const ss = { scope: {}, spans: [] };
+        for (const [sn, , sv] of fields(rv)) {
+          if (sn === 1) {
+            for (const [cn, , cv] of fields(sv)) {
+              if (cn === 1) ss.scope.name = cv.toString('utf8');
+              if (cn === 2) ss.scope.version = cv.toString('utf8');
+            }
+          }
+          if (sn === 2) ss.spans.push(span(sv));
+        }
+        rs.scopeSpans.push(ss);
+      }
+    }
+    req.resourceSpans.push(rs);
+  }
+  return req;
+}
+
 // Starts the receiver: {url, spans, bodies, requests, waitSpans(pred), close()}. status: what it
-// answers (200 by default).
+// answers (200 by default). A body sent as application/x-protobuf is decoded
+// (decodeExportProtobuf); every body keeps its request headers.
 export async function startReceiver(t, { status = 200 } = {}) {
   const port = await freePort();
   const spans = [];
@@ -50,10 +165,12 @@ export async function startReceiver(t, { status = 200 } = {}) {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       requests++;
-      const body = Buffer.concat(chunks).toString('utf8');
-      bodies.push({ body, contentType: req.headers['content-type'], path: req.url });
+      const raw = Buffer.concat(chunks);
+      const proto = req.headers['content-type'] === 'application/x-protobuf';
+      const body = proto ? raw.toString('latin1') : raw.toString('utf8'); // protobuf: bytes, greppable
+      bodies.push({ body, contentType: req.headers['content-type'], path: req.url, headers: req.headers });
       try {
-        spans.push(...parseExport(body));
+        spans.push(...parseExport(proto ? decodeExportProtobuf(raw) : body));
       } catch (e) {
         bodies.at(-1).error = e.message;
       }
