@@ -874,9 +874,30 @@ static void test_hooks_plain_data(void **state)
     assert_true(mg_policy_instructions_allowed(pol, 0));
     json_decref(init);
 
+    /* a reload: the slots' entries as plain data; a removed slot (NULL) is skipped */
+    mg_config_t next;
+    const char *json2 =
+        "{\"mcpServers\": {\"a\": {\"command\": \"a\", \"scan\": \"off\"}, \"b\": {\"command\": "
+        "\"b\"}}}";
+    assert_int_equal(mg_config_parse_opts(json2, "/nonexistent-mg-dir/t.json", NULL, &o, &next, &errs), 0);
+    const mg_server_config_t *same[2] = {&cfg.servers[0], &cfg.servers[1]};
+    unsigned char changed[2] = {9, 9};
+    int any = -1;
+    assert_int_equal(mg_policy_reload_pins(pol, &cfg, same, changed, &any, why, sizeof why), 0);
+    assert_int_equal(any, 0);
+    assert_int_equal(changed[0], 0);
+    assert_int_equal(changed[1], 0);
+    const mg_server_config_t *entries[2] = {&next.servers[0], NULL};
+    assert_int_equal(mg_policy_reload_pins(pol, &next, entries, changed, &any, why, sizeof why), 0);
+    assert_int_equal(changed[0], 1); /* scan block -> off */
+    assert_int_equal(changed[1], 0); /* removed: not looked at */
+    assert_true(any & MG_POLICY_PINS_SERVERS);
+    assert_false(mg_policy_gates_calls(pol, 0));
+
     mg_policy_server_removed(pol, 1);
     mg_policy_server_removed(pol, 7); /* unknown slot: ignored */
     mg_policy_free(pol);
+    mg_config_dispose(&next);
     mg_config_dispose(&cfg);
     mg_config_errors_dispose(&errs);
 }
