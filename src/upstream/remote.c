@@ -1784,10 +1784,10 @@ static void op_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_
     r->init_x = NULL;
     xchg_free(r->get_x);
     r->get_x = NULL;
-    mg_http_cancel(r->token_call);
+    mg__egress_cancel(r->token_call);
     r->token_call = NULL;
     for (te_entry_t *e = r->te; e != NULL; e = e->next) {
-        mg_http_cancel(e->call);
+        mg__egress_cancel(e->call);
         e->call = NULL;
     }
     uv_timer_stop(&r->timer);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -147,6 +148,57 @@ test('SSRF guard: loopback by name or address is refused without gateway.egress.
   const rz2 = await waitReadyz(gw2, (j) => j.upstreams[0].error);
   assert.match(rz2.upstreams[0].error, /redirect \(HTTP 302\).*not followed/);
   assert.ok(u.log.every((x) => x.path === '/redirect'));
+});
+
+test('SSRF guard on credential endpoints: a token URL, an issuer and a token-exchange endpoint outside allowCidrs are refused; a discovery document naming another origin is not followed', async (t) => {
+  const u = await upstream(t);
+  // a "credential server" on 127.0.0.2 (loopback, but not inside the allowance below): discovery + token
+  const trap = { log: [] };
+  const srv = http.createServer((req, res) => {
+    trap.log.push(req.url);
+    res.setHeader('content-type', 'application/json');
+    if (req.url.startsWith('/.well-known/')) res.end(JSON.stringify({ issuer: trap.base, token_endpoint: `${trap.base}/token` }));
+    else res.end(JSON.stringify({ access_token: 'trap-token', token_type: 'Bearer', expires_in: 3600 }));
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.2', r));
+  t.defer(() => new Promise((r) => srv.close(r)));
+  trap.base = `http://127.0.0.2:${srv.address().port}`;
+  // an allowed issuer whose metadata names the metadata address as its token endpoint
+  const meta = http.createServer((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ issuer: `http://127.0.0.1:${meta.address().port}`, token_endpoint: 'http://169.254.169.254/latest/token' }));
+  });
+  await new Promise((r) => meta.listen(0, '127.0.0.1', r));
+  t.defer(() => new Promise((r) => meta.close(r)));
+  const cc = { type: 'client_credentials', clientId: 'gw', clientSecret: 's3cret-value' };
+  const only = { egress: { allowCidrs: ['127.0.0.1/32'] } };
+  const gw = await t.gateway({
+    config: {
+      mcpServers: {
+        tokenurl: { url: u.url, auth: { ...cc, tokenUrl: `${trap.base}/token` } },
+        issuer: { url: u.url, auth: { ...cc, issuer: trap.base } },
+        exchange: { url: u.url, auth: { ...cc, type: 'token_exchange', tokenUrl: `${trap.base}/token` } },
+        othorigin: { url: u.url, auth: { ...cc, issuer: `http://127.0.0.1:${meta.address().port}` } },
+      },
+      gateway: only,
+    },
+  });
+  const rz = await waitReadyz(gw, (j) => j.upstreams.every((x) => x.error));
+  const err = Object.fromEntries(rz.upstreams.map((x) => [x.name, x.error]));
+  assert.match(err.tokenurl, /token endpoint http:\/\/127\.0\.0\.2:\d+\/token could not be reached: 127\.0\.0\.2: refused: .*127\.0\.0\.2 \(loopback\).*gateway\.egress\.allowCidrs/);
+  assert.match(err.exchange, /token endpoint .* could not be reached: .*127\.0\.0\.2 \(loopback\)/);
+  assert.match(err.issuer, /issuer http:\/\/127\.0\.0\.2:\d+'s metadata could not be fetched: .*127\.0\.0\.2 \(loopback\).*allowCidrs/);
+  assert.match(err.othorigin, /names a token_endpoint of another origin \(http:\/\/169\.254\.169\.254\/latest\/token\); it is not used/);
+  assert.deepEqual(trap.log, [], 'nothing reached the address outside allowCidrs');
+  assert.ok(!gw.stderrText().includes('s3cret-value'), 'the client secret in the log');
+
+  // the control: with 127.0.0.0/8 allowed, the same token URL is used (the guard, not the network, refused)
+  const gw2 = await t.gateway({
+    config: { mcpServers: { tokenurl: { url: u.url, auth: { ...cc, tokenUrl: `${trap.base}/token` } } }, gateway: LOOPBACK },
+  });
+  await waitReadyz(gw2, (j) => j.upstreams[0].state === 'ready');
+  assert.deepEqual(trap.log, ['/token']);
+  assert.ok(u.log.some((x) => x.headers && x.headers.authorization === 'Bearer trap-token'), 'the token was used');
 });
 
 test('faults: upstream down at start then up, 5xx, slow first byte, endless SSE, 100 MB body, dying mid-stream, 404 on the session', async (t) => {
