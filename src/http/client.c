@@ -20,6 +20,9 @@
 #include <strings.h>
 
 #define MAX_HEAD (16u * 1024)
+/* Finished calls kept per client for the next request: a libcurl easy handle is several KiB with its
+ * buffers, and a fresh one per request was the first cost of a remote upstream's hop. */
+#define SPARE_MAX 16u
 
 typedef struct sock_ctx sock_ctx_t;
 
@@ -33,6 +36,8 @@ struct mg_http_client {
     int in_curl;           /* inside curl_multi_socket_action: defer adds and removals */
     int depth;             /* inside poll_cb / timer_cb: defer the teardown */
     int closing;
+    mg_http_call_t *spare; /* finished calls kept for reuse: easy handle (reset) and header buffer */
+    unsigned nspare;
 };
 
 struct mg_http_call {
@@ -78,6 +83,31 @@ static void call_unlink(mg_http_call_t *c)
     c->next = c->prev = NULL;
 }
 
+/* A call out of the multi and every list: kept as a spare (its easy handle reset: no option, header
+ * list or pinned address of this request survives) or freed. */
+static void call_release(mg_http_call_t *c)
+{
+    mg_http_client_t *cl = c->cl;
+    curl_slist_free_all(c->headers);
+    curl_slist_free_all(c->resolve);
+    if (c->easy != NULL && !cl->closing && cl->nspare < SPARE_MAX) {
+        CURL *easy = c->easy;
+        char *head = c->head;
+        curl_easy_reset(easy);
+        memset(c, 0, sizeof *c);
+        c->cl = cl;
+        c->easy = easy;
+        c->head = head;
+        c->next = cl->spare;
+        cl->spare = c;
+        cl->nspare++;
+        return;
+    }
+    curl_easy_cleanup(c->easy);
+    free(c->head);
+    free(c);
+}
+
 /* Removes the transfer from the multi (closing an unfinished exchange's connection) and frees it.
  * Never from inside a curl callback. */
 static void call_free(mg_http_call_t *c)
@@ -85,11 +115,7 @@ static void call_free(mg_http_call_t *c)
     call_unlink(c);
     if (c->added)
         curl_multi_remove_handle(c->cl->multi, c->easy);
-    curl_easy_cleanup(c->easy);
-    curl_slist_free_all(c->headers);
-    curl_slist_free_all(c->resolve);
-    free(c->head);
-    free(c);
+    call_release(c);
 }
 
 static void handle_closed_cb(uv_handle_t *h)
@@ -121,6 +147,14 @@ static void teardown(mg_http_client_t *cl)
 {
     while (cl->calls != NULL)
         call_free(cl->calls);
+    while (cl->spare != NULL) {
+        mg_http_call_t *c = cl->spare;
+        cl->spare = c->next;
+        curl_easy_cleanup(c->easy);
+        free(c->head);
+        free(c);
+    }
+    cl->nspare = 0;
     curl_multi_cleanup(cl->multi); /* closes the cached connections (their polls: CURL_POLL_REMOVE) */
     cl->multi = NULL;
     while (cl->socks != NULL)
@@ -168,11 +202,7 @@ static void finish(mg_http_call_t *c, CURLcode rc)
         c->cancelled = 1;
         c->done_cb(c->data, err, (int)status, why);
     }
-    curl_easy_cleanup(c->easy);
-    curl_slist_free_all(c->headers);
-    curl_slist_free_all(c->resolve);
-    free(c->head);
-    free(c);
+    call_release(c);
 }
 
 /* Queued adds and cancelled calls, once libcurl has returned. */
@@ -450,21 +480,25 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
         return MG_EINVAL;
     if (cl->closing)
         return MG_ECLOSED;
-    mg_http_call_t *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return MG_ENOMEM;
-    c->cl = cl;
+    mg_http_call_t *c = cl->spare;
+    if (c != NULL) {
+        cl->spare = c->next;
+        cl->nspare--;
+        c->next = NULL;
+    } else {
+        c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return MG_ENOMEM;
+        c->cl = cl;
+        c->easy = curl_easy_init();
+    }
     c->head_cb = head_cb;
     c->body_cb = body_cb;
     c->done_cb = done_cb;
     c->data = data;
     c->max = r->max_body;
-    c->easy = curl_easy_init();
     if (c->easy == NULL || set_headers(c, r) != 0) {
-        curl_easy_cleanup(c->easy);
-        curl_slist_free_all(c->headers);
-        curl_slist_free_all(c->resolve);
-        free(c);
+        call_release(c);
         return MG_ENOMEM;
     }
     CURL *e = c->easy;
@@ -511,18 +545,12 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
         bad |= curl_easy_setopt(e, CURLOPT_PASSWORD, r->basic_pass) != CURLE_OK;
     }
     if (bad) {
-        curl_easy_cleanup(e);
-        curl_slist_free_all(c->headers);
-        curl_slist_free_all(c->resolve);
-        free(c);
+        call_release(c);
         return MG_ENOMEM;
     }
     if (!cl->in_curl) {
         if (curl_multi_add_handle(cl->multi, e) != CURLM_OK) {
-            curl_easy_cleanup(e);
-            curl_slist_free_all(c->headers);
-            curl_slist_free_all(c->resolve);
-            free(c);
+            call_release(c);
             return MG_ENOMEM;
         }
         c->added = 1;
@@ -534,6 +562,18 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
     if (out != NULL)
         *out = c;
     return 0;
+}
+
+const char *mg_http_call_version(const mg_http_call_t *c)
+{
+    long v = 0;
+    if (c == NULL || c->easy == NULL || curl_easy_getinfo(c->easy, CURLINFO_HTTP_VERSION, &v) != CURLE_OK)
+        return NULL;
+    return v == CURL_HTTP_VERSION_2_0   ? "h2"
+           : v == CURL_HTTP_VERSION_1_1 ? "http/1.1"
+           : v == CURL_HTTP_VERSION_1_0 ? "http/1.0"
+           : v == CURL_HTTP_VERSION_3   ? "h3"
+                                        : NULL;
 }
 
 void mg_http_cancel(mg_http_call_t *c)

@@ -677,6 +677,9 @@ static size_t max_response(const remote_t *r)
 static void head_cb(void *data, int status, const char *headers, size_t len)
 {
     xchg_t *x = data;
+    const char *hv = mg_http_call_version(x->call);
+    if (hv != NULL) /* the version negotiated (ALPN on TLS: h2 where the server offers it) */
+        x->r->http_version = hv;
     if (x->dead)
         return;
     x->status = status;
@@ -1851,6 +1854,7 @@ static void op_status(const mg_upstream_t *up, mg_upstream_status_t *out)
     out->inflight = r->nqueued + r->ninflight;
     out->ready = r->phase == PH_READY;
     out->era = r->era;
+    out->http = r->http_version;
     out->breaker = r->phase == PH_FAILED ? "refused" : r->breaker_open ? "open" : "closed";
 }
 

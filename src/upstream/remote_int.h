@@ -184,6 +184,7 @@ struct remote {
     int started, stopping, stopped_called, failures, breaker_open, get_unsupported;
     uint32_t generation;
     char *session_id, *protocol, *era;
+    const char *http_version; /* the HTTP version the last response came over ("h2", "http/1.1"), or NULL */
     json_t *init_result;
     char *last_error, *client_error;
     unsigned restarts;

@@ -3,7 +3,7 @@
 // The upstream is fixtures/remote-upstream.mjs (in this process; it records every request it
 // receives) or @modelcontextprotocol/server-everything in its streamableHttp mode.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -78,6 +78,7 @@ test('a remote Streamable HTTP server: tools, progress on an SSE answer, elicita
   assert.equal(rz.upstreams[0].kind, 'remote');
   assert.equal(rz.upstreams[0].breaker, 'closed');
   assert.match(rz.upstreams[0].era, /^2025-11-25 \(Streamable HTTP\)$/);
+  assert.equal(rz.upstreams[0].http, 'http/1.1');
   assert.ok(!gw.stderrText().includes('static-key-123'), 'a header value reached the log');
   // stopping the gateway ends the upstream session with DELETE
   await gw.stop();
@@ -274,11 +275,11 @@ test('a mixed config: a stdio server and server-everything over Streamable HTTP 
   const cfg = writeConfig(config);
   t.defer(() => cfg.remove());
   const out = execFileSync(MG_BINARY, ['check', '--config', cfg.file, '--probe'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  assert.match(out, /everything: remote, state ready, era 2025-\d\d-\d\d \(Streamable HTTP\), \d+ tools/);
+  assert.match(out, /everything: remote, state ready, era 2025-\d\d-\d\d \(Streamable HTTP\), over http\/1\.1, \d+ tools/);
   assert.match(out, /local: stdio, state ready, era [0-9-]+ \(stdio\), \d+ tools/);
 });
 
-test('TLS: a test CA given as "ca" verifies the server; without it the certificate is refused', async (t) => {
+test('TLS: a test CA given as "ca" verifies the server; without it the certificate is refused; HTTP/2 where the server offers it', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mg-tls-'));
   t.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
   const sh = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
@@ -286,17 +287,40 @@ test('TLS: a test CA given as "ca" verifies the server; without it the certifica
   sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-keyout', 'srv.key', '-out', 'srv.csr']);
   fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
   sh(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem']);
-  const u = await upstream(t, { tls: { cert: fs.readFileSync(path.join(dir, 'srv.pem')), key: fs.readFileSync(path.join(dir, 'srv.key')) } });
+  const tls = { cert: fs.readFileSync(path.join(dir, 'srv.pem')), key: fs.readFileSync(path.join(dir, 'srv.key')) };
+  const u = await upstream(t, { tls });
+  const u2 = await upstream(t, { tls, h2: true }); // offers h2 by ALPN, accepts HTTP/1.1 too
+  const ca = path.join(dir, 'ca.pem');
   const gw = await t.gateway({
     config: {
-      mcpServers: { good: { url: u.url, ca: path.join(dir, 'ca.pem') }, bad: { url: u.url } },
+      mcpServers: { good: { url: u.url, ca }, bad: { url: u.url }, two: { url: u2.url, ca } },
       gateway: LOOPBACK,
     },
   });
-  const rz = await waitReadyz(gw, (j) => j.upstreams.find((x) => x.name === 'good').state === 'ready' && j.upstreams.find((x) => x.name === 'bad').error);
-  assert.match(rz.upstreams.find((x) => x.name === 'bad').error, /certificate|SSL|issuer/i);
+  const up = (j, n) => j.upstreams.find((x) => x.name === n);
+  const rz = await waitReadyz(gw, (j) => up(j, 'good').state === 'ready' && up(j, 'two').state === 'ready' && up(j, 'bad').error);
+  assert.match(up(rz, 'bad').error, /certificate|SSL|issuer/i);
+  assert.equal(up(rz, 'two').http, 'h2', 'HTTP/2 is used where the server offers it');
+  assert.equal(up(rz, 'good').http, 'http/1.1', 'an HTTP/1.1-only TLS server');
   const cl = await client(t, gw);
   assert.equal(textOf(await cl.callTool({ name: 'good__echo', arguments: { text: 'tls' } })), 'tls');
+  // over h2: a call, and one answered as an SSE stream (progress notifications, then the result)
+  assert.equal(textOf(await cl.callTool({ name: 'two__echo', arguments: { text: 'h2' } })), 'h2');
+  const progress = [];
+  const pr = await cl.request({ method: 'tools/call', params: { name: 'two__progress', arguments: { steps: 2 } } }, CallToolResultSchema, {
+    onprogress: (p) => progress.push(p.progress),
+  });
+  assert.equal(textOf(pr), 'done');
+  assert.deepEqual(progress, [1, 2]);
+  const posts = u2.log.filter((x) => x.method === 'POST');
+  assert.ok(posts.length >= 3 && posts.every((x) => x.httpVersion === '2.0'), JSON.stringify(posts.map((x) => x.httpVersion)));
+  const status = await (await fetch(`${gw.base}/status`)).text();
+  assert.match(status, /Streamable HTTP\), h2/);
+  const pc = writeConfig({ mcpServers: { two: { url: u2.url, ca } }, gateway: LOOPBACK });
+  t.defer(() => pc.remove());
+  // async: the fixture answers from this process
+  const out = await new Promise((res, rej) => execFile(MG_BINARY, ['check', '--probe', '--config', pc.file], { encoding: 'utf8' }, (e, so) => (e ? rej(e) : res(so))));
+  assert.match(out, /two: remote, state ready, era 2025-11-25 \(Streamable HTTP\), over h2, \d+ tools/);
 });
 
 test('config: remote entries are checked (bad type, stdio keys, URL credentials, tenantCredentials without tenant isolation, bad CIDR)', async () => {
