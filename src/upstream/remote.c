@@ -1345,10 +1345,11 @@ static int discovered(remote_t *r, json_t *result)
         found |= sv != NULL && strcmp(sv, MODERN_VERSION) == 0;
         session_era |= sv != NULL && strncmp(sv, "2025-", 5) == 0;
     }
-    /* A server that speaks both eras gets a session (initialize): the gateway does not yet turn
-     * subscriptions into subscriptions/listen for the clients of a stateless upstream, while a
-     * session carries server->client requests, logging and subscriptions as they are (docs/eras.md,
-     * "Remote upstreams"; input_required is relayed by remote_mrtr.c). */
+    /* A server that speaks both eras gets a session (initialize): the versioning page lets a
+     * dual-era server take initialize as the legacy era for that session, a session carries
+     * server->client requests, logging and subscriptions as they are, and a server whose tools keep
+     * state per session refuses stateless calls, which a discover result does not announce
+     * (ADR 0009; docs/eras.md, "Remote upstreams"). */
     if (!found || session_era)
         return 0;
     json_t *caps = json_object_get(result, "capabilities");
