@@ -38,7 +38,7 @@ test('a 2025 client answers a 2026-only upstream\'s input_required as elicitatio
     capabilities: { elicitation: {} },
     setup: (c) =>
       c.setRequestHandler(ElicitRequestSchema, async (r) => {
-        asked.push(r.params.message);
+        asked.push(r.params._meta === undefined ? r.params.message : `a gateway hint reached the client: ${JSON.stringify(r.params._meta)}`);
         return r.params.message === 'your name?' ? { action: 'accept', content: { name: 'Ada' } } : { action: 'accept', content: {} };
       }),
   });
@@ -124,11 +124,14 @@ test('a 2026-07-28 client gets the gateway\'s own input_required for each round;
   assert.equal(first.resultType, 'input_required', JSON.stringify(first));
   const [k1, r1] = Object.entries(first.inputRequests)[0];
   assert.equal(r1.params.message, 'your name?');
+  assert.equal(k1, 'name', "the upstream's own input key");
+  assert.equal(r1.params._meta, undefined, 'a gateway hint reached the client');
   assert.notEqual(first.requestState, 'r1', 'the upstream\'s state reached the client');
   const second = (await call({ requestState: first.requestState, inputResponses: { [k1]: { action: 'accept', content: { name: 'Grace' } } } })).response.result;
   assert.equal(second.resultType, 'input_required', JSON.stringify(second));
   const [k2, r2] = Object.entries(second.inputRequests)[0];
   assert.equal(r2.params.message, 'confirm Grace?');
+  assert.equal(k2, 'confirm');
   const third = (await call({ requestState: second.requestState, inputResponses: { [k2]: { action: 'decline' } } })).response.result;
   assert.equal(third.resultType, 'complete');
   assert.equal(third.content[0].text, 'modern ask: Grace decline');
