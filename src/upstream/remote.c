@@ -21,7 +21,8 @@
  * operations. Over a 2026-07-28 upstream, input_required results are relayed as server->client requests
  * by remote_mrtr.c; ping, logging/setLevel and resources/(un)subscribe are answered here (the revision
  * has none of them) and the subscriptions/listen stream takes the GET stream's place.
- * Tokens (client credentials, token exchange) are remote_auth.c's. Wire table and records:
+ * Tokens (client credentials, token exchange) are remote_auth.c's, fetched under the SSRF guard by
+ * remote_egress.c. Wire table and records:
  * remote_int.h. Read next: remote_conn.c (guard, SSE parser), remote_auth.c, http/client.h,
  * docs/adr/0009-remote-upstreams.md.
  */

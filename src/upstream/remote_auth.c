@@ -1,7 +1,9 @@
 /*
  * remote_auth.c - the remote upstream's credentials from an identity provider (config "auth"): the
  * gateway's own token by OAuth client credentials, and RFC 8693 token exchange per caller. Called by
- * remote.c (before the handshake, before each request, after a 401); what waits for a token stays in
+ * remote.c (before the handshake, before each request, after a 401); every fetch (discovery, token,
+ * exchange) goes through mg__egress_request() (remote_egress.c: the SSRF guard, the address pinned,
+ * no redirects). What waits for a token stays in
  * the upstream's queue and goes on through mg__remote_drain_queue() or the handshake. Tokens and the
  * client secret are never logged. Read next: remote.c, docs/configuration.md ("Remote servers").
  */

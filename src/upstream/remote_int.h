@@ -3,7 +3,8 @@
  * the upstream interface; remote_conn.c: URL parsing, the SSRF guard and its pinned address, the SSE
  * event parser). Everything runs on the loop thread.
  *
- * remote_auth.c: the gateway's own OAuth token and RFC 8693 token exchange.
+ * remote_auth.c: the gateway's own OAuth token and RFC 8693 token exchange, every fetch of which
+ * goes through remote_egress.c (the same SSRF guard, resolved and pinned per request).
  *
  * Wire (client side of MCP Streamable HTTP, 2025-03-26 .. 2025-11-25):
  *
