@@ -10,8 +10,9 @@
  * sweep after curl_multi_socket_action() returns does the rest. Idle connections stay in the
  * multi's connection cache (keep-alive) and keep their uv_poll_t (watching READABLE only, stopped
  * if the server closes it) until libcurl closes the socket (CURLOPT_CLOSESOCKETFUNCTION), so a
- * reused connection costs no new handle; finished calls keep their easy handle for the next one. libcurl itself is loaded on first use (common/lazylib.c).
- * Handles are freed from their close callbacks; the client from the last one.
+ * reused connection costs no new handle; finished calls keep their easy handle for the next one.
+ * libcurl itself is loaded on first use (common/lazylib.c). Handles are freed from their close
+ * callbacks; the client from the last one.
  */
 #include "client.h"
 #include "../common/err.h"
