@@ -65,6 +65,9 @@ void mg_http_client_free(mg_http_client_t *cl);
  * call is cancelled. Everything in r is copied. */
 int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_cb head_cb,
                     mg_http_body_cb body_cb, mg_http_done_cb done_cb, void *data, mg_http_call_t **out);
+/* The HTTP version the call's connection speaks: "h2", "http/1.1", "http/1.0", "h3", or NULL when
+ * not known yet. Meaningful from head_cb on (the version of the response being delivered). */
+const char *mg_http_call_version(const mg_http_call_t *c);
 /* Ends a call: its callbacks never run again; an unfinished exchange's connection is closed (the
  * server sees the client go away). NULL is ignored. */
 void mg_http_cancel(mg_http_call_t *c);

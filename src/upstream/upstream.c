@@ -636,6 +636,7 @@ static void stdio_status(const mg_upstream_t *up, mg_upstream_status_t *out)
                                   up->nqueued + up->ninflight,
                                   ready,
                                   NULL,
+                                  NULL,
                                   NULL};
 }
 

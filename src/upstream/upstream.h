@@ -120,6 +120,7 @@ typedef struct mg_upstream_status {
     unsigned restarts, inflight, ready;
     const char *era;     /* remote: the protocol era found, e.g. "2025-11-25 (Streamable HTTP)"; NULL */
     const char *breaker; /* remote: the circuit breaker, "closed" | "open" | "refused"; NULL for stdio */
+    const char *http;    /* remote: the HTTP version of its last response ("h2", "http/1.1"); NULL */
 } mg_upstream_status_t;
 
 /*
@@ -255,6 +256,9 @@ const char *mg_upstream_kind(const mg_upstream_t *up);
  * start at all: SSRF guard, a tenant without a credential). NULL for stdio. */
 const char *mg_upstream_era(const mg_upstream_t *up);
 const char *mg_upstream_breaker(const mg_upstream_t *up);
+/* Remote upstreams: the HTTP version its responses come over ("h2" where the server offers HTTP/2 on
+ * TLS, "http/1.1"), NULL before the first response and for stdio. */
+const char *mg_upstream_http_version(const mg_upstream_t *up);
 mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up);
 const char *mg_upstream_state_name(mg_upstream_state_t s);
 /* Borrowed InitializeResult of the most recently initialized child (NULL until one is ready; kept

@@ -533,6 +533,41 @@ static void test_keepalive_reuse(void **state)
     teardown(&f);
 }
 
+/* The server closes a kept-alive idle connection: the client's loop does not spin on the closed
+ * socket (its handle is kept between transfers), and the next request opens a new connection. */
+static void test_idle_closed_by_server(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/json");
+    got_t first = {0}, second = {0};
+    start(f.cl, u, &first, 0, 0);
+    run_until(&f.loop, &first.dones);
+    assert_int_equal(first.err, 0);
+    while (f.srv.conns != NULL) /* the server side of the idle connection goes away */
+        conn_close(f.srv.conns);
+    int flag = 0;
+    unsigned turns = 0;
+    uv_timer_t t;
+    uv_timer_init(&f.loop, &t);
+    t.data = &flag;
+    uv_timer_start(&t, guard_cb, 300, 0);
+    while (!flag) {
+        uv_run(&f.loop, UV_RUN_ONCE);
+        turns++;
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_true(turns < 50); /* a readable closed socket watched level-triggered would spin */
+    start(f.cl, u, &second, 0, 0);
+    run_until(&f.loop, &second.dones);
+    assert_int_equal(second.err, 0);
+    assert_int_equal(second.status, 200);
+    assert_int_equal(f.srv.accepts, 2);
+    teardown(&f);
+}
+
 static void test_deadline(void **state)
 {
     fixture_t f;
@@ -686,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_chunked_length_and_close),
         cmocka_unit_test(test_sse_streamed),
         cmocka_unit_test(test_keepalive_reuse),
+        cmocka_unit_test(test_idle_closed_by_server),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_cancel_at_once),
         cmocka_unit_test(test_cancel_from_callback),
