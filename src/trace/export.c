@@ -158,11 +158,18 @@ static void export_now(mg_trace_t *t)
         "{\"stringValue\":\"" MG_VERSION "\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":"
         "\"mcpgate\",\"version\":\"" MG_VERSION "\"},\"spans\":[";
     static const char tail[] = "]}]}]}";
-    /* One allocation of the body's exact size, then one copy per span. */
+    /* The body is written into the buffer of the previous export (grown when too small), one copy
+     * per span; the HTTP client sends it from there (body_kept: the next export starts after done_cb). */
     size_t len = sizeof head - 1 + sizeof tail - 1 + (n - 1);
     for (size_t i = 0; i < n; i++)
         len += t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].len;
-    char *text = malloc(len + 1), *o = text;
+    if (len + 1 > t->body_cap) {
+        free(t->body);
+        t->body_cap = len + 1 > 2 * t->body_cap ? len + 1 : 2 * t->body_cap;
+        if ((t->body = malloc(t->body_cap)) == NULL)
+            t->body_cap = 0;
+    }
+    char *text = t->body, *o = text;
     if (text != NULL) {
         memcpy(o, head, sizeof head - 1);
         o += sizeof head - 1;
@@ -182,11 +189,11 @@ static void export_now(mg_trace_t *t)
                        .nheaders = 2,
                        .body = text,
                        .len = len,
+                       .body_kept = 1,
                        .timeout_ms = MG__TRACE_TIMEOUT_MS,
                        .connect_timeout_ms = 2000,
                        .max_body = 64 * 1024};
     int rc = text != NULL ? mg_http_request(t->http, &r, NULL, NULL, done_cb, t, &t->call) : MG_ENOMEM;
-    free(text);
     if (rc != 0) {
         t->call = NULL;
         t->spans_failed += n;
@@ -219,6 +226,9 @@ void mg__trace_export_dispose(mg_trace_t *t)
     }
     mg_http_client_free(t->http);
     t->http = NULL;
+    free(t->body); /* no export uses it any more: cancelled above */
+    t->body = NULL;
+    t->body_cap = 0;
     queue_drop(t, t->count);
     free(t->ring);
     t->ring = NULL;

@@ -63,6 +63,9 @@ struct mg_trace {
     mg_http_client_t *http; /* created at the first export */
     mg_http_call_t *call;   /* the export in flight, or NULL */
     size_t inflight;        /* spans in the export in flight */
+    char *body;             /* the export's body, kept for the next one (sent without a copy: new
+                               pages for every export cost more than writing the spans) */
+    size_t body_cap;
     int freeing;
     /* trace.c: ended spans kept for reuse */
     struct mg_span *free_spans;
