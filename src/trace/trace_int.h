@@ -31,7 +31,9 @@
 #define MG__TRACE_FLUSH_MS   1000        /* export period */
 #define MG__TRACE_TIMEOUT_MS 5000        /* one export request, whole */
 #define MG__TRACE_SPAN_MAX   (16 * 1024) /* text of one span; a longer one is dropped */
-#define MG__TRACE_FREE_SPANS 64          /* ended spans kept for reuse (trace.c) */
+#define MG__TRACE_FREE_SPANS                                                                                 \
+    1024 /* ended spans kept for reuse (trace.c): about the most open at once                                \
+          (3 per call in flight); beyond it a span is a ~2 KiB malloc/free */
 
 /* Queued span texts live in blocks of MG__TRACE_BLOCK bytes, appended in order and released in
  * order (export.c): a block is freed (or kept as the spare) when its last span leaves the queue. */
