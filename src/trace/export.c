@@ -68,10 +68,12 @@ static char *block_room(mg_trace_t *t, size_t n)
         b->used = 0;
         return b->data;
     }
-    b = t->spare != NULL ? t->spare : malloc(sizeof *b);
-    if (b == NULL)
+    if ((b = t->spare) != NULL) {
+        t->spare = b->next_spare;
+        t->nspare--;
+    } else if ((b = malloc(sizeof *b)) == NULL) {
         return NULL;
-    t->spare = NULL;
+    }
     b->refs = b->used = 0;
     t->blk = b; /* the previous one is freed when its last span leaves (queue_drop) */
     return b->data;
@@ -127,9 +129,11 @@ static void queue_drop(mg_trace_t *t, size_t n)
         if (--b->refs == 0) {
             if (b == t->blk)
                 b->used = 0;
-            else if (t->spare == NULL)
+            else if (t->nspare < MG__TRACE_SPARE_BLOCKS) {
+                b->next_spare = t->spare;
                 t->spare = b;
-            else
+                t->nspare++;
+            } else
                 free(b);
         }
         t->head = (t->head + 1) % MG__TRACE_QUEUE_MAX;
@@ -233,8 +237,13 @@ void mg__trace_export_dispose(mg_trace_t *t)
     free(t->ring);
     t->ring = NULL;
     free(t->blk);
-    free(t->spare);
-    t->blk = t->spare = NULL;
+    while (t->spare != NULL) {
+        mg__trace_block_t *b = t->spare;
+        t->spare = b->next_spare;
+        free(b);
+    }
+    t->nspare = 0;
+    t->blk = NULL;
     mg__trace_free_spans(t);
     uv_timer_stop(&t->timer);
     uv_close((uv_handle_t *)&t->timer, closed_cb);
