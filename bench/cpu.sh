@@ -15,7 +15,8 @@
 # machine's load drifts over all of them alike. After the last rep a summary gives, per target, the
 # median gateway-process CPU per call - utime+stime from /proc/PID/stat (all its threads; the
 # upstream child apart) and the same from /proc/PID/task/*/schedstat (nanoseconds: no 10 ms ticks)
-# - and its ratio to the first target's median of the same run: for #16's goal run
+# - its ratio to the first target's median, and the median of the per-rep ratios (target over the
+# first target in the same rep: the steadier figure when the load drifts). For #16's goal run
 #   REPS=5 bench/cpu.sh gateway-instant traced journal traced-journal
 # Usage: bench/cpu.sh [gateway gateway-instant bare traced journal traced-journal]
 #        (default: gateway gateway-instant bare)
@@ -130,7 +131,9 @@ EOF
     done
 done
 
-# The summary: medians per target and their ratio to the first target's (the same run).
+# The summary: medians per target and their ratio to the first target's (the same run), and the
+# median of the per-rep ratios (each rep's figure over the same rep's first target: the load of the
+# moment cancels out, the steadier figure on a shared machine).
 python3 - "$WORK/lines.txt" $TARGETS <<'EOF'
 import statistics, sys
 res = {}
@@ -143,11 +146,12 @@ if not order:
     sys.exit(0)
 base = order[0]
 bt = statistics.median(x[0] for x in res[base]); bs = statistics.median(x[1] for x in res[base])
-print("\ngateway process CPU per call, median of %d interleaved reps (utime+stime | schedstat), ratio to %s:" %
-      (len(res[base]), base))
+print("\ngateway process CPU per call, median of %d interleaved reps: utime+stime | schedstat (ratio to %s) | "
+      "median of per-rep ratios:" % (len(res[base]), base))
 for t in order:
     mt = statistics.median(x[0] for x in res[t]); ms = statistics.median(x[1] for x in res[t])
-    print("  %-16s %6.2f us  %+6.1f%%  | %6.2f us  %+6.1f%%   reps: %s" % (
+    pr = [a[1] / b[1] for a, b in zip(res[t], res[base]) if b[1] > 0]
+    print("  %-16s %6.2f us  %+6.1f%%  | %6.2f us  %+6.1f%%  | %+6.1f%%   reps: %s" % (
         t, mt, 100 * (mt / bt - 1) if bt else 0, ms, 100 * (ms / bs - 1) if bs else 0,
-        " ".join("%.2f" % x[1] for x in res[t])))
+        100 * (statistics.median(pr) - 1) if pr else 0, " ".join("%.2f" % x[1] for x in res[t])))
 EOF
