@@ -572,7 +572,8 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
     }
     if (r->body != NULL) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
-        bad |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, r->body) != CURLE_OK;
+        bad |= curl_easy_setopt(e, r->body_kept ? CURLOPT_POSTFIELDS : CURLOPT_COPYPOSTFIELDS, r->body) !=
+               CURLE_OK;
     }
     if (r->method != NULL && strcmp(r->method, r->body != NULL ? "POST" : "GET") != 0)
         bad |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method) != CURLE_OK;

@@ -435,6 +435,34 @@ static void test_json_post(void **state)
     teardown(&f);
 }
 
+/* body_kept: the body is sent from the caller's buffer, not a copy (the trace exporter keeps one
+ * buffer for every export): what the buffer holds when the request goes out is what is sent, and
+ * the buffer serves the next request once done_cb ran. */
+static void test_body_kept(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/json");
+    size_t n = 50000; /* above libcurl's single-send size: sent from the buffer in pieces */
+    char *body = malloc(n + 1);
+    for (int round = 0; round < 2; round++) {
+        memset(body, 'a', n);
+        body[n] = '\0';
+        mg_http_req_t r = {.url = u, .body = body, .len = n, .body_kept = 1, .timeout_ms = 2000};
+        got_t g = {0};
+        assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &g, NULL), 0);
+        for (size_t i = 0; i < n; i++) /* not copied: the bytes as they are now go out */
+            body[i] = (char)('a' + (i * 7 + (size_t)round) % 26);
+        run_until(&f.loop, &g.dones);
+        assert_int_equal(g.err, 0);
+        assert_int_equal(g.len, n);
+        assert_memory_equal(g.body, body, n);
+    }
+    free(body);
+    teardown(&f);
+}
+
 /* A large body goes at once (no "Expect: 100-continue" wait), with the caller's Host. */
 static void test_large_post_and_host(void **state)
 {
@@ -718,6 +746,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_post),
         cmocka_unit_test(test_large_post_and_host),
+        cmocka_unit_test(test_body_kept),
         cmocka_unit_test(test_chunked_length_and_close),
         cmocka_unit_test(test_sse_streamed),
         cmocka_unit_test(test_keepalive_reuse),
