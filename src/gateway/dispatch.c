@@ -15,6 +15,7 @@
 #include "../common/log.h"
 #include "../common/str.h"
 #include "../jsonrpc/jsonrpc.h"
+#include "../jsonrpc/rpcraw.h"
 #include "gateway_int.h"
 #include "auth_hooks.h"
 #include "../policy/hooks.h"
@@ -264,8 +265,9 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
 }
 
 /* The one completion of a call: answers through its exchange and releases it. resp borrowed;
- * NULL ends the call unanswered (call_drop). */
-static void call_finish(mg_call_t *c, const json_t *resp)
+ * NULL ends the call unanswered (call_drop). raw (call_finish_raw): the answer is an upstream's
+ * result kept as bytes, and resp only its outcome's stand-in (outcome_of_raw). */
+static void call_end(mg_call_t *c, const json_t *resp, const mg_rpc_raw_t *raw)
 {
     if (c->finished)
         return;
@@ -299,7 +301,9 @@ static void call_finish(mg_call_t *c, const json_t *resp)
         mg__exchange_abandon(c->x); /* cancelled: no answer */
         mg__exchange_unref(c->x);
     } else if (c->x != NULL) {
-        if (c->modern) {
+        if (raw != NULL) {
+            mg__exchange_respond_raw(c->x, raw, c->client_id);
+        } else if (c->modern) {
             json_t *d = mg_json_deep_copy(resp);
             mg__modern_decorate(c, d);
             mg__exchange_respond(c->x, d);
@@ -320,6 +324,37 @@ static void call_finish(mg_call_t *c, const json_t *resp)
     json_decref(c->prefill);
     free(c);
     mg__session_unref(s);
+}
+
+static void call_finish(mg_call_t *c, const json_t *resp)
+{
+    call_end(c, resp, NULL);
+}
+
+/*
+ * What call_end's readers of the outcome see of a raw result: {"result":{}} or, when the result
+ * says "isError":true, {"result":{"isError":true}} (mg__call_outcome reads nothing more). Made once
+ * and kept for the process's life (constants, never modified). The hooks that read more of a
+ * response (spans, the journal, tasks, the 2026 decoration) make raw_applies() false.
+ */
+static const json_t *outcome_of_raw(const mg_rpc_raw_t *raw)
+{
+    static json_t *plain, *tool_error;
+    json_t **slot = raw->is_error ? &tool_error : &plain;
+    if (*slot == NULL)
+        *slot =
+            raw->is_error ? json_pack("{s:{s:b}}", "result", "isError", 1) : json_pack("{s:{}}", "result");
+    return *slot;
+}
+
+/* 1 when call c may answer an upstream's result as bytes: nothing on its way out reads or changes
+ * the response (no span, task, journal, 2026 decoration, replica relay) and its exchange answers
+ * with one plain JSON body. Checked when the result arrives: an SSE switch may have happened. */
+static int raw_applies(const mg_call_t *c)
+{
+    return c->x != NULL && !c->modern && c->span == NULL && c->up_span == NULL && c->task == NULL &&
+           !c->task_want && !c->task_waiting && c->up_task == 0 && c->fwd == NULL && c->gw->journal == NULL &&
+           mg__exchange_plain(c->x);
 }
 
 static void call_result(mg_call_t *c, json_t *result /* stolen */)
@@ -1056,6 +1091,33 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
     json_decref(r);
 }
 
+/* The upstream's result as bytes (mg_upstream_raw_cb): answered with the client's id spliced in, or,
+ * when something on the way out needs the tree after all, parsed and given to done_cb. */
+static void raw_done_cb(mg_upstream_req_t *ureq, const mg_rpc_raw_t *raw, void *data)
+{
+    mg_call_t *c = data;
+    if (c->ureq == NULL)
+        return; /* the call already finished (session closed) */
+    if (!raw_applies(c)) {
+        json_t *m = mg_json_loadb(raw->p, raw->len, 0); /* canonical text: only ENOMEM fails */
+        if (m != NULL)
+            done_cb(ureq, 0, m, NULL, data);
+        else
+            done_cb(ureq, MG_ENOMEM, NULL, "out of memory reading the upstream's response", data);
+        json_decref(m);
+        return;
+    }
+    const json_t *stand_in = outcome_of_raw(raw);
+    if (stand_in == NULL) { /* no memory for the constant: the tree path answers */
+        json_t *m = mg_json_loadb(raw->p, raw->len, 0);
+        done_cb(ureq, m != NULL ? 0 : MG_ENOMEM, m, m != NULL ? NULL : "out of memory", data);
+        json_decref(m);
+        return;
+    }
+    c->ureq = NULL;
+    call_end(c, stand_in, raw);
+}
+
 /* 1 when pool's upstream runs tools/call as tasks (2025-11-25 capability tasks.requests.tools.call). */
 static int upstream_takes_tasks(mg_pool_t *pool)
 {
@@ -1127,6 +1189,8 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         caller.max_ms = ttl;
     if (c->span != NULL && msg != NULL)
         up_span_start(c, pool, params);
+    if (c->x != NULL && !c->modern && c->span == NULL && c->up_task == 0 && c->gw->journal == NULL)
+        caller.raw_cb = raw_done_cb; /* a plain result may come back as bytes (raw_applies decides) */
     int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);
     free(bearer);
     if (r != 0) {

@@ -790,6 +790,26 @@ static void fail_unreadable(mg__child_t *child, const char *line, size_t len)
     free(m);
 }
 
+/* A result for a request whose caller takes bytes (raw_cb), in canonical form: handed over without
+ * building a tree. Returns 1 when it took the line; 0 leaves it to the tree path (anything else:
+ * not canonical, not a result, the initialize response, inside the API, a caller without raw_cb). */
+static int take_raw(mg__child_t *child, const char *line, size_t len)
+{
+    mg_rpc_raw_t raw;
+    if (child->up->api_depth > 0 || mg_rpc_raw_scan(line, len, &raw) != 0)
+        return 0;
+    if (!raw.has_result || raw.has_error || raw.has_method || !raw.id_is_int)
+        return 0;
+    if (child->state == MG__CHILD_INIT && raw.id == child->init_id)
+        return 0;
+    mg_upstream_req_t *req = mg__idtable_get(&child->table, raw.id);
+    if (req == NULL || req->raw_cb == NULL)
+        return 0;
+    mg__req_detach(req);
+    mg__req_complete_raw(req, &raw);
+    return 1;
+}
+
 static void on_stdout_line(void *ctx, const char *line, size_t len, int truncated)
 {
     mg__child_t *child = ctx;
@@ -797,6 +817,8 @@ static void on_stdout_line(void *ctx, const char *line, size_t len, int truncate
     while (i < len && (line[i] == ' ' || line[i] == '\t'))
         i++;
     if (i == len)
+        return;
+    if (take_raw(child, line, len))
         return;
     json_t *msg = mg_json_loadb(line, len, 0); /* json_loadb(0), faster (common/json.h) */
     if (!json_is_object(msg)) {

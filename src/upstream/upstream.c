@@ -240,6 +240,15 @@ void mg__req_complete(mg_upstream_req_t *req, int err, json_t *response, const c
     deliver(req, err, response, message);
 }
 
+void mg__req_complete_raw(mg_upstream_req_t *req, const mg_rpc_raw_t *raw)
+{
+    req->state = MG__REQ_DONE;
+    req->child = NULL;
+    uv_timer_stop(&req->timer);
+    req->raw_cb(req, raw, req->data);
+    uv_close((uv_handle_t *)&req->timer, req_close_cb);
+}
+
 void mg__req_detach(mg_upstream_req_t *req)
 {
     mg_upstream_t *up = req->up;
@@ -662,6 +671,8 @@ static int stdio_request_as(mg_upstream_t *up, const mg_upstream_caller_t *calle
 {
     mg_upstream_req_t *req = NULL;
     int rc = stdio_request(up, msg, timeout_ms, done_cb, related_cb, data, &req);
+    if (rc == 0 && caller != NULL)
+        req->raw_cb = caller->raw_cb;
     if (rc == 0 && caller != NULL && caller->max_ms != 0) {
         req->max_ms = caller->max_ms; /* the timer re-arms for whichever deadline comes first */
         uv_timer_start(&req->timer, req_timer_cb, min_u64(req->timeout_ms, req->max_ms), 0);

@@ -316,6 +316,7 @@ struct mg_upstream_req {
     uv_timer_t timer;
     mg_upstream_done_cb done_cb;
     mg_upstream_related_cb related_cb;
+    mg_upstream_raw_cb raw_cb; /* the caller takes a canonical result as bytes (or NULL) */
     void *data;
     int waiting; /* the caller waits for client input on its behalf (mg_upstream_req_set_waiting) */
     int d_err;   /* deferred completion */
@@ -363,6 +364,9 @@ void mg__req_detach(mg_upstream_req_t *req);
 /* Completes a detached or TAKEN request: done_cb now, or deferred when inside an API call.
  * response borrowed; message copied (NULL -> mg_strerror(err)). */
 void mg__req_complete(mg_upstream_req_t *req, int err, json_t *response, const char *message);
+/* Completes a detached request with raw's bytes through req->raw_cb (set; not inside the API:
+ * api_depth == 0). */
+void mg__req_complete_raw(mg_upstream_req_t *req, const mg_rpc_raw_t *raw);
 /* Moves every request in flight on child to `out` as TAKEN. */
 void mg__child_take_inflight(mg__child_t *child, mg__list_t *out);
 /* Completes every request of a TAKEN list. */
