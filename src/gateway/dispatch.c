@@ -1674,7 +1674,10 @@ static call_rc_t phase_forward(mg_call_t *c)
     /* A shallow copy: only its "name" changes here, and upstream.c copies params/_meta before it
      * replaces a progress token (objects shared with the client's request are never modified). */
     json_t *params = mg_json_copy(c->params);
-    if (params == NULL || json_object_set_new(params, "name", json_string(c->route_original)) != 0) {
+    const char *name = json_string_value(json_object_get(params, "name"));
+    int same = name != NULL && strcmp(name, c->route_original) == 0; /* no prefix to take off */
+    if (params == NULL ||
+        (!same && json_object_set_new(params, "name", json_string(c->route_original)) != 0)) {
         json_decref(params);
         call_error(c, MG_ENOMEM, mg_strerror(MG_ENOMEM), NULL);
         return CALL_DONE;

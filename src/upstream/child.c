@@ -251,6 +251,15 @@ int mg__child_write_deferred(mg__child_t *child, const json_t *msg)
     if (s == NULL)
         return MG_ENOMEM;
     s[len++] = '\n';
+    return mg__child_write_line_deferred(child, s, len);
+}
+
+int mg__child_write_line_deferred(mg__child_t *child, char *s, size_t len)
+{
+    if (!writable(child)) {
+        free(s);
+        return MG_ECLOSED;
+    }
     if (child->wlen == 0 && child->wbuf == NULL) { /* the common case: one line, no copy */
         child->wbuf = s;
         child->wlen = child->wcap = len;
@@ -261,8 +270,12 @@ int mg__child_write_deferred(mg__child_t *child, const json_t *msg)
                 ncap *= 2;
             char *nb = realloc(child->wbuf, ncap);
             if (nb == NULL) {
-                free(s);
-                return mg__child_write(child, msg); /* flushes, then writes at once */
+                mg__child_flush(child); /* flushes, then writes at once */
+                if (!writable(child)) {
+                    free(s);
+                    return MG_ECLOSED;
+                }
+                return write_bytes(child, s, len);
             }
             child->wbuf = nb;
             child->wcap = ncap;
@@ -273,6 +286,44 @@ int mg__child_write_deferred(mg__child_t *child, const json_t *msg)
     }
     mg__up_arm_flush(child->up);
     return 0;
+}
+
+char *mg__request_line(const json_t *msg, int64_t id, size_t *len)
+{
+    char stack[1024];
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, stack, sizeof stack, SIZE_MAX / 4);
+    int has_rpc = 0, has_id = 0;
+    mg_jbuf_put(&b, "{", 1);
+    for (void *it = json_object_iter((json_t *)msg); it != NULL && !b.err;
+         it = json_object_iter_next((json_t *)msg, it)) {
+        const char *k = json_object_iter_key(it);
+        size_t kn = json_object_iter_key_len(it);
+        if (b.len > 1)
+            mg_jbuf_put(&b, ",", 1);
+        mg_jbuf_put_str(&b, k, kn);
+        mg_jbuf_put(&b, ":", 1);
+        if (kn == 7 && memcmp(k, "jsonrpc", 7) == 0) {
+            mg_jbuf_put(&b, "\"2.0\"", 5);
+            has_rpc = 1;
+        } else if (kn == 2 && memcmp(k, "id", 2) == 0) {
+            mg_jbuf_put_int(&b, id);
+            has_id = 1;
+        } else {
+            mg_jbuf_put_json(&b, json_object_iter_value(it));
+        }
+    }
+    if (!has_rpc)
+        mg_jbuf_put(&b, b.len > 1 ? ",\"jsonrpc\":\"2.0\"" : "\"jsonrpc\":\"2.0\"", b.len > 1 ? 16 : 15);
+    if (!has_id) {
+        mg_jbuf_put(&b, ",\"id\":", 6);
+        mg_jbuf_put_int(&b, id);
+    }
+    mg_jbuf_put(&b, "}", 1);
+    char *s = mg_jbuf_steal(&b, len);
+    if (s != NULL)
+        s[(*len)++] = '\n'; /* the NUL slot becomes the newline */
+    return s;
 }
 
 void mg__child_flush(mg__child_t *child)

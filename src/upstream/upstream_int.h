@@ -400,6 +400,13 @@ int mg__child_write(mg__child_t *child, const json_t *msg);
  * of the child instead of one each. 0 or MG_ECLOSED / MG_ENOMEM; write errors surface at the flush
  * (the child becomes DYING). */
 int mg__child_write_deferred(mg__child_t *child, const json_t *msg);
+/* The same for a line already written (s malloc'd, STOLEN; len with its newline). */
+int mg__child_write_line_deferred(mg__child_t *child, char *s, size_t len);
+/* The line of request msg (borrowed, an object) with our id: what setting "jsonrpc" to "2.0" and
+ * "id" to id (each in place when present, else appended in that order) and dumping would write,
+ * without changing msg; "\n"-terminated. A NEW malloc'd string (*len counts the newline), or NULL
+ * (no memory, or a string that is not UTF-8, as mg_json_dump). */
+char *mg__request_line(const json_t *msg, int64_t id, size_t *len);
 /* Sends the deferred lines now (nothing when none). */
 void mg__child_flush(mg__child_t *child);
 /* Sends notifications/cancelled {requestId, reason?} (best effort). */
