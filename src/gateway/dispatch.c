@@ -1151,13 +1151,21 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
     }
     /* {"jsonrpc":"2.0","method":method,"params":params}: json_pack("{s:s,s:s,s:o}") without parsing
      * a format per call */
+    static json_t *v20; /* "2.0": one immutable string for every message (never freed) */
+    if (v20 == NULL)
+        v20 = json_string_nocheck("2.0");
+    json_t *method = json_object_get(c->msg, "method"); /* the client's, when it is the same */
+    method = json_is_string(method) && strcmp(json_string_value(method), c->method) == 0
+                 ? json_incref(method)
+                 : json_string(c->method);
     json_t *msg = json_object();
     if (params == NULL)
         params = json_object();
     if (msg == NULL) {
         json_decref(params);
-    } else if ((json_object_set_new_nocheck(msg, "jsonrpc", json_string_nocheck("2.0")) |
-                json_object_set_new(msg, "method", json_string(c->method)) |
+        json_decref(method);
+    } else if ((json_object_set_new_nocheck(msg, "jsonrpc", json_incref(v20)) |
+                json_object_set_new_nocheck(msg, "method", method) |
                 json_object_set_new_nocheck(msg, "params", params)) != 0) { /* each consumes its value */
         json_decref(msg);
         msg = NULL; /* mg_upstream_request() answers MG_EINVAL, as it did when json_pack() failed */
