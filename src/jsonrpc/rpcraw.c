@@ -24,12 +24,28 @@ static unsigned hex_val(unsigned char c)
     return c <= '9' ? (unsigned)(c - '0') : (unsigned)(c - 'A' + 10);
 }
 
+/* 1 for a byte a string holds as is (printable ASCII but '"' and '\\'); 0 for the others. */
+static const unsigned char plain[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    R16(0), R16(0), /* 0x00-0x1F */
+    1,      1,      0,      1,      1,      1,      1,      1,
+    1,      1,      1,      1,      1,      1,      1,      1, /* 0x20-0x2F: '"' */
+    R16(1), R16(1),                                            /* 0x30-0x4F */
+    1,      1,      1,      1,      1,      1,      1,      1,
+    1,      1,      1,      1,      0,      1,      1,      1, /* 0x50-0x5F: '\\' */
+    R16(1), R16(1),                                            /* 0x60-0x7F */
+    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0),
+#undef R16
+};
+
 /* A string at s->p (on '"'); leaves s->p after its closing quote. 0 when canonical. */
 static int scan_string(scan_t *s)
 {
     const unsigned char *p = s->p + 1, *end = s->end, *start = p;
     int high = 0;
     for (;;) {
+        while (p < end && plain[*p])
+            p++;
         if (p >= end)
             return -1;
         unsigned char c = *p;
