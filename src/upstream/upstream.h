@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "../jsonrpc/rpcraw.h"
 
 typedef struct mg_upstream mg_upstream_t;
 typedef struct mg_upstream_req mg_upstream_req_t;
@@ -81,6 +82,15 @@ typedef void (*mg_upstream_done_cb)(mg_upstream_req_t *req, int err, json_t *res
  */
 typedef void (*mg_upstream_related_cb)(mg_upstream_req_t *req, mg_upstream_origin_t origin, json_t *msg,
                                        void *data);
+
+/*
+ * Completion with the response as bytes (mg_upstream_caller_t.raw_cb), called instead of done_cb
+ * (exactly one of the two is called): when the response is a result ("result", no "error") whose
+ * text is canonical (jsonrpc/rpcraw.h), so that writing raw with the client's id in place of ours
+ * gives the bytes the tree path would. raw (borrowed) and its bytes are valid during the call only.
+ * An implementation that cannot (remote) calls done_cb as before.
+ */
+typedef void (*mg_upstream_raw_cb)(mg_upstream_req_t *req, const mg_rpc_raw_t *raw, void *data);
 
 typedef struct mg_upstream_opts {
     const mg_server_config_t *server; /* borrowed; must outlive the upstream */
@@ -148,6 +158,8 @@ typedef struct mg_upstream_caller {
     /* This request's hard cap in ms instead of limits.maxRequestMs (0: that one): a call the
      * gateway runs as a task is bounded by the task's TTL, not by the cap of plain calls. */
     uint64_t max_ms;
+    /* Optional: a result may arrive as bytes through raw_cb instead of through done_cb (above). */
+    mg_upstream_raw_cb raw_cb;
 } mg_upstream_caller_t;
 
 typedef struct mg_upstream_ops {
