@@ -3,6 +3,8 @@
  * bytes. Oracles: mg_json_loadb accepts exactly what json_loadb accepts (flags 0 and
  * JSON_REJECT_DUPLICATES), the trees are json_equal, and mg_json_dump writes exactly
  * json_dumps(JSON_COMPACT)'s bytes for them. Any difference aborts with both results printed.
+ * jsonrpc/rpcraw.h: a text mg_rpc_raw_scan takes as canonical loads, dumps back to itself, and its
+ * "id" and "result" spans are the dumps of those members; splicing an id equals the tree path.
  * Read next: src/common/json.h, test/unit/test_json.c (the same oracles on generated texts).
  */
 #include <stdint.h>
@@ -11,10 +13,62 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "jsonrpc/rpcraw.h"
+
+/* The dump of v equals bytes p[0..n). */
+static int dumps_to(const json_t *v, const char *p, size_t n)
+{
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, NULL, 0, (size_t)1 << 30);
+    mg_jbuf_put_json(&b, v);
+    int ok = b.err == 0 && b.len == n && memcmp(b.p, p, n) == 0;
+    mg_jbuf_dispose(&b);
+    return ok;
+}
+
+static void check_raw(const char *text, size_t size)
+{
+    mg_rpc_raw_t raw;
+    if (mg_rpc_raw_scan(text, size, &raw) != 0)
+        return;
+    json_t *tree = mg_json_loadb(text, size, 0);
+    if (tree == NULL || !dumps_to(tree, raw.p, raw.len)) {
+        fprintf(stderr, "rpcraw took a text that does not round-trip\n");
+        abort();
+    }
+    json_t *id = json_object_get(tree, "id"), *res = json_object_get(tree, "result");
+    if ((id != NULL) != raw.has_id || (res != NULL) != raw.has_result ||
+        (json_object_get(tree, "error") != NULL) != raw.has_error ||
+        (json_object_get(tree, "method") != NULL) != raw.has_method ||
+        (id != NULL && !dumps_to(id, raw.p + raw.id_off, raw.id_len)) ||
+        (res != NULL && !dumps_to(res, raw.p + raw.result_off, raw.result_len)) ||
+        (id != NULL && raw.id_is_int != json_is_integer(id)) ||
+        (raw.id_is_int && raw.id != json_integer_value(id)) ||
+        (res != NULL &&
+         raw.is_error != (json_is_object(res) && json_is_true(json_object_get(res, "isError"))))) {
+        fprintf(stderr, "rpcraw envelope differs from the tree\n");
+        abort();
+    }
+    if (raw.has_id) {
+        json_t *cid = json_string("client");
+        json_object_set(tree, "id", cid);
+        mg_jbuf_t b;
+        mg_jbuf_init(&b, NULL, 0, (size_t)1 << 30);
+        mg_rpc_raw_put_with_id(&b, &raw, cid);
+        if (b.err != 0 || !dumps_to(tree, b.p, b.len)) {
+            fprintf(stderr, "rpcraw id splice differs from the tree path\n");
+            abort();
+        }
+        mg_jbuf_dispose(&b);
+        json_decref(cid);
+    }
+    json_decref(tree);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
+    check_raw(text, size);
     for (int dup = 0; dup < 2; dup++) {
         json_t *want = json_loadb(text, size, dup ? JSON_REJECT_DUPLICATES : 0, NULL);
         json_t *got = mg_json_loadb(text, size, dup ? MG_JSON_REJECT_DUPLICATES : 0);

@@ -236,8 +236,9 @@ static int probe_servers(const mg_config_t *cfg)
             printf("    %s: %s, state down: PROBLEM: %s\n", l[i].cfg->name, kind, l[i].error);
             failed++;
         } else {
-            printf("    %s: %s, state ready, era %s, %zu tools\n", l[i].cfg->name, kind,
-                   l[i].era ? l[i].era : "unknown", json_array_size(l[i].lists[0]));
+            printf("    %s: %s, state ready, era %s%s%s, %zu tools\n", l[i].cfg->name, kind,
+                   l[i].era ? l[i].era : "unknown", l[i].http ? ", over " : "", l[i].http ? l[i].http : "",
+                   json_array_size(l[i].lists[0]));
         }
     }
     mg_upstream_listings_free(l, n);

@@ -1,12 +1,18 @@
 /*
- * codec.c - hex, SHA-256 (OpenSSL EVP) and base64 (codec.h). The base64 codec is a small table
- * implementation: OpenSSL's EVP_EncodeBlock/EVP_DecodeBlock speak standard base64 with padding
- * only, and accept '=' inside the data.
+ * codec.c - hex, SHA-256 (OpenSSL's SHA256_* functions) and base64 (codec.h). The base64 codec is a small
+ * table implementation: OpenSSL's EVP_EncodeBlock/EVP_DecodeBlock speak standard base64 with padding only,
+ * and accept '=' inside the data.
  */
 #include "codec.h"
 
+/* SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP, but EVP_DigestInit_ex2
+ * frees and allocates its provider context on every digest in 3.0 (even on a kept EVP_MD_CTX): two
+ * allocations and the allocator's consolidation per digest, more than hashing a journal line. The
+ * SHA256_* functions run the same code (SHA extensions when the CPU has them) with the state on the
+ * stack. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 static const char hexdig[] = "0123456789abcdef";
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -22,21 +28,11 @@ void mg_hex_encode(const unsigned char *in, size_t n, char *out)
 
 void mg_sha256(const void *data, size_t len, unsigned char md[MG_SHA256_BYTES])
 {
-    /* Fetched once: EVP_sha256() makes OpenSSL 3 look the implementation up on every digest, which
-     * costs more than hashing a short input (the call journal hashes every line). The context is
-     * kept per thread too: a new one per digest (EVP_Digest) costs an allocation, its provider
-     * context's and their release, as much as hashing a 100-byte input. */
-    static EVP_MD *sha256;
-    static _Thread_local EVP_MD_CTX *ctx;
-    if (sha256 == NULL)
-        sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    const EVP_MD *md_type = sha256 != NULL ? sha256 : EVP_sha256();
-    unsigned int mdlen = 0;
-    if (ctx == NULL)
-        ctx = EVP_MD_CTX_new();
-    if (ctx == NULL || EVP_DigestInit_ex2(ctx, md_type, NULL) != 1 || EVP_DigestUpdate(ctx, data, len) != 1 ||
-        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
-        EVP_Digest(data, len, md, &mdlen, md_type, NULL);
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, data, len);
+    SHA256_Final(md, &ctx);
+    OPENSSL_cleanse(&ctx, sizeof ctx);
 }
 
 void mg_sha256_hex(const void *data, size_t len, char out[MG_SHA256_HEX])

@@ -94,6 +94,12 @@ void curl_easy_cleanup(CURL *h)
     fn(h);
 }
 
+void curl_easy_reset(CURL *h)
+{
+    REAL(curl_lib, void (*)(CURL *), "curl_easy_reset", return );
+    fn(h);
+}
+
 /* One argument after the option, typed by the option's range (curl.h: CURLOPTTYPE_*). */
 CURLcode curl_easy_setopt(CURL *h, CURLoption option, ...)
 {

@@ -15,6 +15,7 @@
 #include "../common/log.h"
 #include "../common/str.h"
 #include "../jsonrpc/jsonrpc.h"
+#include "../jsonrpc/rpcraw.h"
 #include "gateway_int.h"
 #include "auth_hooks.h"
 #include "../policy/hooks.h"
@@ -264,8 +265,9 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
 }
 
 /* The one completion of a call: answers through its exchange and releases it. resp borrowed;
- * NULL ends the call unanswered (call_drop). */
-static void call_finish(mg_call_t *c, const json_t *resp)
+ * NULL ends the call unanswered (call_drop). raw (call_finish_raw): the answer is an upstream's
+ * result kept as bytes, and resp only its outcome's stand-in (outcome_of_raw). */
+static void call_end(mg_call_t *c, const json_t *resp, const mg_rpc_raw_t *raw)
 {
     if (c->finished)
         return;
@@ -299,7 +301,9 @@ static void call_finish(mg_call_t *c, const json_t *resp)
         mg__exchange_abandon(c->x); /* cancelled: no answer */
         mg__exchange_unref(c->x);
     } else if (c->x != NULL) {
-        if (c->modern) {
+        if (raw != NULL) {
+            mg__exchange_respond_raw(c->x, raw, c->client_id);
+        } else if (c->modern) {
             json_t *d = mg_json_deep_copy(resp);
             mg__modern_decorate(c, d);
             mg__exchange_respond(c->x, d);
@@ -320,6 +324,37 @@ static void call_finish(mg_call_t *c, const json_t *resp)
     json_decref(c->prefill);
     free(c);
     mg__session_unref(s);
+}
+
+static void call_finish(mg_call_t *c, const json_t *resp)
+{
+    call_end(c, resp, NULL);
+}
+
+/*
+ * What call_end's readers of the outcome see of a raw result: {"result":{}} or, when the result
+ * says "isError":true, {"result":{"isError":true}} (mg__call_outcome reads nothing more). Made once
+ * and kept for the process's life (constants, never modified). The hooks that read more of a
+ * response (spans, the journal, tasks, the 2026 decoration) make raw_applies() false.
+ */
+static const json_t *outcome_of_raw(const mg_rpc_raw_t *raw)
+{
+    static json_t *plain, *tool_error;
+    json_t **slot = raw->is_error ? &tool_error : &plain;
+    if (*slot == NULL)
+        *slot =
+            raw->is_error ? json_pack("{s:{s:b}}", "result", "isError", 1) : json_pack("{s:{}}", "result");
+    return *slot;
+}
+
+/* 1 when call c may answer an upstream's result as bytes: nothing on its way out reads or changes
+ * the response (no span, task, journal, 2026 decoration, replica relay) and its exchange answers
+ * with one plain JSON body. Checked when the result arrives: an SSE switch may have happened. */
+static int raw_applies(const mg_call_t *c)
+{
+    return c->x != NULL && !c->modern && c->span == NULL && c->up_span == NULL && c->task == NULL &&
+           !c->task_want && !c->task_waiting && c->up_task == 0 && c->fwd == NULL && c->gw->journal == NULL &&
+           mg__exchange_plain(c->x);
 }
 
 static void call_result(mg_call_t *c, json_t *result /* stolen */)
@@ -482,6 +517,16 @@ static void route_server_request(mg_gateway_t *gw, mg_session_t *s, mg_call_t *c
     s->outreqs = o;
     json_t *copy = mg_json_copy(msg);
     json_object_set_new(copy, "id", json_string(o->down_id));
+    json_t *pmeta = json_object_get(mg_rpc_params(msg), "_meta");
+    if (json_object_get(pmeta, "io.mcpgate/inputKey") !=
+        NULL) { /* a 2026-07-28 input's key: not for a session */
+        json_t *params = mg_json_deep_copy(mg_rpc_params(msg));
+        json_t *m = json_object_get(params, "_meta");
+        json_object_del(m, "io.mcpgate/inputKey");
+        if (json_object_size(m) == 0)
+            json_object_del(params, "_meta");
+        json_object_set_new(copy, "params", params);
+    }
     if (call != NULL)
         mg__exchange_related(call->x, copy);
     else
@@ -1056,6 +1101,33 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
     json_decref(r);
 }
 
+/* The upstream's result as bytes (mg_upstream_raw_cb): answered with the client's id spliced in, or,
+ * when something on the way out needs the tree after all, parsed and given to done_cb. */
+static void raw_done_cb(mg_upstream_req_t *ureq, const mg_rpc_raw_t *raw, void *data)
+{
+    mg_call_t *c = data;
+    if (c->ureq == NULL)
+        return; /* the call already finished (session closed) */
+    if (!raw_applies(c)) {
+        json_t *m = mg_json_loadb(raw->p, raw->len, 0); /* canonical text: only ENOMEM fails */
+        if (m != NULL)
+            done_cb(ureq, 0, m, NULL, data);
+        else
+            done_cb(ureq, MG_ENOMEM, NULL, "out of memory reading the upstream's response", data);
+        json_decref(m);
+        return;
+    }
+    const json_t *stand_in = outcome_of_raw(raw);
+    if (stand_in == NULL) { /* no memory for the constant: the tree path answers */
+        json_t *m = mg_json_loadb(raw->p, raw->len, 0);
+        done_cb(ureq, m != NULL ? 0 : MG_ENOMEM, m, m != NULL ? NULL : "out of memory", data);
+        json_decref(m);
+        return;
+    }
+    c->ureq = NULL;
+    call_end(c, stand_in, raw);
+}
+
 /* 1 when pool's upstream runs tools/call as tasks (2025-11-25 capability tasks.requests.tools.call). */
 static int upstream_takes_tasks(mg_pool_t *pool)
 {
@@ -1089,13 +1161,21 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
     }
     /* {"jsonrpc":"2.0","method":method,"params":params}: json_pack("{s:s,s:s,s:o}") without parsing
      * a format per call */
+    static json_t *v20; /* "2.0": one immutable string for every message (never freed) */
+    if (v20 == NULL)
+        v20 = json_string_nocheck("2.0");
+    json_t *method = json_object_get(c->msg, "method"); /* the client's, when it is the same */
+    method = json_is_string(method) && strcmp(json_string_value(method), c->method) == 0
+                 ? json_incref(method)
+                 : json_string(c->method);
     json_t *msg = json_object();
     if (params == NULL)
         params = json_object();
     if (msg == NULL) {
         json_decref(params);
-    } else if ((json_object_set_new_nocheck(msg, "jsonrpc", json_string_nocheck("2.0")) |
-                json_object_set_new(msg, "method", json_string(c->method)) |
+        json_decref(method);
+    } else if ((json_object_set_new_nocheck(msg, "jsonrpc", json_incref(v20)) |
+                json_object_set_new_nocheck(msg, "method", method) |
                 json_object_set_new_nocheck(msg, "params", params)) != 0) { /* each consumes its value */
         json_decref(msg);
         msg = NULL; /* mg_upstream_request() answers MG_EINVAL, as it did when json_pack() failed */
@@ -1127,6 +1207,8 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         caller.max_ms = ttl;
     if (c->span != NULL && msg != NULL)
         up_span_start(c, pool, params);
+    if (c->x != NULL && !c->modern && c->span == NULL && c->up_task == 0 && c->gw->journal == NULL)
+        caller.raw_cb = raw_done_cb; /* a plain result may come back as bytes (raw_applies decides) */
     int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);
     free(bearer);
     if (r != 0) {
@@ -1621,8 +1703,18 @@ static call_rc_t phase_forward(mg_call_t *c)
 {
     /* A shallow copy: only its "name" changes here, and upstream.c copies params/_meta before it
      * replaces a progress token (objects shared with the client's request are never modified). */
-    json_t *params = mg_json_copy(c->params);
-    if (params == NULL || json_object_set_new(params, "name", json_string(c->route_original)) != 0) {
+    const char *name = json_string_value(json_object_get(c->params, "name"));
+    int same = name != NULL && strcmp(name, c->route_original) == 0; /* no prefix to take off */
+    /* Nothing changes the client's params on the way to a stdio child when the name stays, no task
+     * or 2026 field is taken off or added and no span writes _meta (forward()), and the child's line
+     * is written from it without touching it (upstream.c copies before it replaces a progress
+     * token): then it is shared, not copied. A remote upstream adds its _meta in place: a copy. */
+    int share = same && c->span == NULL && !c->modern && c->task_support <= 0 &&
+                json_object_get(c->params, "task") == NULL &&
+                strcmp(mg_upstream_kind(c->route_pool->up), "stdio") == 0;
+    json_t *params = share ? json_incref(c->params) : mg_json_copy(c->params);
+    if (params == NULL ||
+        (!same && json_object_set_new(params, "name", json_string(c->route_original)) != 0)) {
         json_decref(params);
         call_error(c, MG_ENOMEM, mg_strerror(MG_ENOMEM), NULL);
         return CALL_DONE;

@@ -282,6 +282,8 @@ json_t *mg_gateway_readyz(mg_gateway_t *gw, int *ready)
                 json_object_set_new(u, "breaker", json_string(mg_upstream_breaker(up)));
                 if (mg_upstream_era(up) != NULL)
                     json_object_set_new(u, "era", json_string(mg_upstream_era(up)));
+                if (mg_upstream_http_version(up) != NULL)
+                    json_object_set_new(u, "http", json_string(mg_upstream_http_version(up)));
             }
             if (mg_upstream_last_error(up) != NULL && st != MG_UPSTREAM_READY)
                 json_object_set_new(u, "error", json_string(mg_upstream_last_error(up)));

@@ -514,6 +514,13 @@ int mg__exchange_stream(mg_exchange_t *x);
 void mg__exchange_related(mg_exchange_t *x, const json_t *msg);
 /* The response to one of x's requests. msg borrowed. */
 void mg__exchange_respond(mg_exchange_t *x, const json_t *msg);
+/* 1 when x answers its one request as a plain JSON body (no SSE stream, batch or replica relay):
+ * then mg__exchange_respond_raw may answer it. */
+int mg__exchange_plain(const mg_exchange_t *x);
+/* mg__exchange_respond for a plain x with an upstream's result kept as bytes: raw's object with
+ * id (borrowed) in place of its "id" (jsonrpc/rpcraw.h); the same bytes mg__exchange_respond writes
+ * for the parsed response. */
+void mg__exchange_respond_raw(mg_exchange_t *x, const mg_rpc_raw_t *raw, const json_t *id);
 /* One of x's requests ends unanswered (cancelled): the stream or HTTP response ends without it. */
 void mg__exchange_abandon(mg_exchange_t *x);
 

@@ -9,6 +9,7 @@
 #include "../common/log.h"
 #include "../http/status.h"
 #include "../jsonrpc/jsonrpc.h"
+#include "../jsonrpc/rpcraw.h"
 #include "../policy/hooks.h"
 #include "gateway_int.h"
 
@@ -331,6 +332,55 @@ void mg__exchange_respond(mg_exchange_t *x, const json_t *msg)
         mg__http_send_json(x->req, x->status ? x->status : 200, msg, hdrs, x->retry_after > 0 ? 1 : 0);
     }
     exchange_log_done(x, x->req != NULL ? (x->status ? x->status : 200) : 499);
+}
+
+int mg__exchange_plain(const mg_exchange_t *x)
+{
+    return x->relay == NULL && x->stream == NULL && !x->batch && x->req != NULL;
+}
+
+void mg__exchange_respond_raw(mg_exchange_t *x, const mg_rpc_raw_t *raw, const json_t *id)
+{
+    if (x->pending > 0)
+        x->pending--;
+    h2o_req_t *req = x->req;
+    char ibuf[64];
+    mg_jbuf_t ib; /* the client's id as text: small, on the stack unless it is a long string */
+    mg_jbuf_init(&ib, ibuf, sizeof ibuf, raw->len + 64u * 1024);
+    if (id != NULL)
+        mg_jbuf_put_json(&ib, id);
+    else
+        mg_jbuf_put(&ib, "null", 4);
+    int status = x->status ? x->status : 200;
+    if (ib.err != 0) {
+        mg__http_send_body(req, 500, "text/plain", "out of memory\n", 14, NULL, 0);
+        status = 500;
+    } else {
+        /* built in the request's pool, where h2o would copy it anyway */
+        size_t after = raw->id_off + raw->id_len, len = raw->id_off + ib.len + (raw->len - after);
+        char *body = h2o_mem_alloc_pool(&req->pool, len);
+        memcpy(body, raw->p, raw->id_off);
+        memcpy(body + raw->id_off, ib.p, ib.len);
+        memcpy(body + raw->id_off + ib.len, raw->p + after, raw->len - after);
+        static h2o_generator_t gen = {NULL, NULL};
+        req->res.status = status;
+        req->res.reason = mg_http_reason(status);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("application/json"));
+        if (x->retry_after > 0) {
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", x->retry_after);
+            h2o_iovec_t v = h2o_strdup(&req->pool, ra, strlen(ra));
+            h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, NULL, v.base,
+                                  v.len);
+        }
+        h2o_iovec_t b = h2o_iovec_init(body, len);
+        req->res.content_length = len;
+        h2o_start_response(req, &gen);
+        h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
+    }
+    mg_jbuf_dispose(&ib);
+    exchange_log_done(x, status);
 }
 
 /*

@@ -394,6 +394,13 @@ static void upstream_rows(mg_gateway_t *gw, page_t *pg)
         int ready = up != NULL && mg_upstream_state(up) == MG_UPSTREAM_READY;
         const char *cls = up == NULL ? "muted" : ready ? "ok" : "bad";
         const char *era = json_string_value(json_object_get(mg_upstream_init_result(up), "protocolVersion"));
+        char rera[160]; /* a remote server: its era and the HTTP version it answers over */
+        if (up != NULL && mg_upstream_era(up) != NULL) {
+            snprintf(rera, sizeof rera, "%s%s%s", mg_upstream_era(up),
+                     mg_upstream_http_version(up) ? ", " : "",
+                     mg_upstream_http_version(up) ? mg_upstream_http_version(up) : "");
+            era = rera;
+        }
         int locked;
         const char *pin = mg_policy_pin_state(gw->policy, i, &locked);
         json_t *pj = json_object();
@@ -407,7 +414,7 @@ static void upstream_rows(mg_gateway_t *gw, page_t *pg)
         esc(pg, srv->cfg->name, 0);
         putf(pg, "</code></td><td>%s</td><td class=\"%s\">%s</td><td>",
              mg_isolation_name(srv->cfg->isolation), cls, state);
-        esc(pg, era ? era : "-", 32);
+        esc(pg, era ? era : "-", 64);
         putf(pg,
              "</td><td class=\"n\">%u</td><td class=\"n\">%u</td><td class=\"n\">%llu</td><td "
              "class=\"n\">%llu</td>"

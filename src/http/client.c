@@ -8,18 +8,25 @@
  * inside its own callbacks (head/body are delivered from its header and write callbacks), so while
  * `in_curl` is set, mg_http_request() only queues the call and mg_http_cancel() only marks it; the
  * sweep after curl_multi_socket_action() returns does the rest. Idle connections stay in the
- * multi's connection cache (keep-alive). libcurl itself is loaded on first use (common/lazylib.c).
- * Handles are freed from their close callbacks; the client from the last one.
+ * multi's connection cache (keep-alive) and keep their uv_poll_t (watching READABLE only, stopped
+ * if the server closes it) until libcurl closes the socket (CURLOPT_CLOSESOCKETFUNCTION), so a
+ * reused connection costs no new handle; finished calls keep their easy handle for the next one.
+ * libcurl itself is loaded on first use (common/lazylib.c). Handles are freed from their close
+ * callbacks; the client from the last one.
  */
 #include "client.h"
 #include "../common/err.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
 #define MAX_HEAD (16u * 1024)
+/* Finished calls kept per client for the next request: a libcurl easy handle is several KiB with its
+ * buffers, and a fresh one per request was the first cost of a remote upstream's hop. */
+#define SPARE_MAX 16u
 
 typedef struct sock_ctx sock_ctx_t;
 
@@ -33,6 +40,8 @@ struct mg_http_client {
     int in_curl;           /* inside curl_multi_socket_action: defer adds and removals */
     int depth;             /* inside poll_cb / timer_cb: defer the teardown */
     int closing;
+    mg_http_call_t *spare; /* finished calls kept for reuse: easy handle (reset) and header buffer */
+    unsigned nspare;
 };
 
 struct mg_http_call {
@@ -58,6 +67,7 @@ struct mg_http_call {
 struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
+    int idle; /* curl stopped watching it (a kept-alive connection): READABLE only, not given to curl */
     mg_http_client_t *cl;
     sock_ctx_t *next, *prev;
 };
@@ -78,6 +88,31 @@ static void call_unlink(mg_http_call_t *c)
     c->next = c->prev = NULL;
 }
 
+/* A call out of the multi and every list: kept as a spare (its easy handle reset: no option, header
+ * list or pinned address of this request survives) or freed. */
+static void call_release(mg_http_call_t *c)
+{
+    mg_http_client_t *cl = c->cl;
+    curl_slist_free_all(c->headers);
+    curl_slist_free_all(c->resolve);
+    if (c->easy != NULL && !cl->closing && cl->nspare < SPARE_MAX) {
+        CURL *easy = c->easy;
+        char *head = c->head;
+        curl_easy_reset(easy);
+        memset(c, 0, sizeof *c);
+        c->cl = cl;
+        c->easy = easy;
+        c->head = head;
+        c->next = cl->spare;
+        cl->spare = c;
+        cl->nspare++;
+        return;
+    }
+    curl_easy_cleanup(c->easy);
+    free(c->head);
+    free(c);
+}
+
 /* Removes the transfer from the multi (closing an unfinished exchange's connection) and frees it.
  * Never from inside a curl callback. */
 static void call_free(mg_http_call_t *c)
@@ -85,11 +120,7 @@ static void call_free(mg_http_call_t *c)
     call_unlink(c);
     if (c->added)
         curl_multi_remove_handle(c->cl->multi, c->easy);
-    curl_easy_cleanup(c->easy);
-    curl_slist_free_all(c->headers);
-    curl_slist_free_all(c->resolve);
-    free(c->head);
-    free(c);
+    call_release(c);
 }
 
 static void handle_closed_cb(uv_handle_t *h)
@@ -121,6 +152,14 @@ static void teardown(mg_http_client_t *cl)
 {
     while (cl->calls != NULL)
         call_free(cl->calls);
+    while (cl->spare != NULL) {
+        mg_http_call_t *c = cl->spare;
+        cl->spare = c->next;
+        curl_easy_cleanup(c->easy);
+        free(c->head);
+        free(c);
+    }
+    cl->nspare = 0;
     curl_multi_cleanup(cl->multi); /* closes the cached connections (their polls: CURL_POLL_REMOVE) */
     cl->multi = NULL;
     while (cl->socks != NULL)
@@ -168,11 +207,7 @@ static void finish(mg_http_call_t *c, CURLcode rc)
         c->cancelled = 1;
         c->done_cb(c->data, err, (int)status, why);
     }
-    curl_easy_cleanup(c->easy);
-    curl_slist_free_all(c->headers);
-    curl_slist_free_all(c->resolve);
-    free(c->head);
-    free(c);
+    call_release(c);
 }
 
 /* Queued adds and cancelled calls, once libcurl has returned. */
@@ -231,6 +266,10 @@ static void action(mg_http_client_t *cl, curl_socket_t fd, int flags)
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
     sock_ctx_t *s = (sock_ctx_t *)h;
+    if (s->idle) { /* the server closed (or wrote on) an idle connection: curl sees it on reuse */
+        uv_poll_stop(&s->poll);
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -266,12 +305,26 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
         if (s != NULL) {
             if (cl->multi != NULL)
                 curl_multi_assign(cl->multi, fd, NULL);
-            sock_close(s);
+            /* Kept until curl closes the socket (close_socket_cb): a connection going back to the
+             * cache comes back with its handle, instead of a new one (and epoll calls) per request */
+            s->idle = 1;
+            if (!uv_is_active((uv_handle_t *)&s->poll))
+                return 0;
+            uv_poll_start(&s->poll, UV_READABLE, poll_cb);
         }
         return 0;
     }
     if (cl->closing)
         return -1;
+    if (s == NULL) /* a connection from the cache: its handle is still here */
+        for (sock_ctx_t *k = cl->socks; k != NULL; k = k->next)
+            if (k->fd == fd && k->idle) {
+                s = k;
+                curl_multi_assign(cl->multi, fd, s);
+                break;
+            }
+    if (s != NULL)
+        s->idle = 0;
     if (s == NULL) {
         s = calloc(1, sizeof *s);
         if (s == NULL)
@@ -296,6 +349,18 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
         events |= UV_WRITABLE;
     uv_poll_start(&s->poll, events, poll_cb);
     return 0;
+}
+
+/* libcurl closes a socket: its handle goes first (nothing of the loop may watch a closed fd). */
+static int close_socket_cb(void *clientp, curl_socket_t fd)
+{
+    mg_http_client_t *cl = clientp;
+    for (sock_ctx_t *s = cl->socks; s != NULL; s = s->next)
+        if (s->fd == fd) {
+            sock_close(s);
+            break;
+        }
+    return close(fd);
 }
 
 /* ---- response ---- */
@@ -450,21 +515,25 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
         return MG_EINVAL;
     if (cl->closing)
         return MG_ECLOSED;
-    mg_http_call_t *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return MG_ENOMEM;
-    c->cl = cl;
+    mg_http_call_t *c = cl->spare;
+    if (c != NULL) {
+        cl->spare = c->next;
+        cl->nspare--;
+        c->next = NULL;
+    } else {
+        c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return MG_ENOMEM;
+        c->cl = cl;
+        c->easy = curl_easy_init();
+    }
     c->head_cb = head_cb;
     c->body_cb = body_cb;
     c->done_cb = done_cb;
     c->data = data;
     c->max = r->max_body;
-    c->easy = curl_easy_init();
     if (c->easy == NULL || set_headers(c, r) != 0) {
-        curl_easy_cleanup(c->easy);
-        curl_slist_free_all(c->headers);
-        curl_slist_free_all(c->resolve);
-        free(c);
+        call_release(c);
         return MG_ENOMEM;
     }
     CURL *e = c->easy;
@@ -479,6 +548,8 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, cl);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
@@ -501,7 +572,8 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
     }
     if (r->body != NULL) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
-        bad |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, r->body) != CURLE_OK;
+        bad |= curl_easy_setopt(e, r->body_kept ? CURLOPT_POSTFIELDS : CURLOPT_COPYPOSTFIELDS, r->body) !=
+               CURLE_OK;
     }
     if (r->method != NULL && strcmp(r->method, r->body != NULL ? "POST" : "GET") != 0)
         bad |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method) != CURLE_OK;
@@ -511,18 +583,12 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
         bad |= curl_easy_setopt(e, CURLOPT_PASSWORD, r->basic_pass) != CURLE_OK;
     }
     if (bad) {
-        curl_easy_cleanup(e);
-        curl_slist_free_all(c->headers);
-        curl_slist_free_all(c->resolve);
-        free(c);
+        call_release(c);
         return MG_ENOMEM;
     }
     if (!cl->in_curl) {
         if (curl_multi_add_handle(cl->multi, e) != CURLM_OK) {
-            curl_easy_cleanup(e);
-            curl_slist_free_all(c->headers);
-            curl_slist_free_all(c->resolve);
-            free(c);
+            call_release(c);
             return MG_ENOMEM;
         }
         c->added = 1;
@@ -534,6 +600,18 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
     if (out != NULL)
         *out = c;
     return 0;
+}
+
+const char *mg_http_call_version(const mg_http_call_t *c)
+{
+    long v = 0;
+    if (c == NULL || c->easy == NULL || curl_easy_getinfo(c->easy, CURLINFO_HTTP_VERSION, &v) != CURLE_OK)
+        return NULL;
+    return v == CURL_HTTP_VERSION_2_0   ? "h2"
+           : v == CURL_HTTP_VERSION_1_1 ? "http/1.1"
+           : v == CURL_HTTP_VERSION_1_0 ? "http/1.0"
+           : v == CURL_HTTP_VERSION_3   ? "h3"
+                                        : NULL;
 }
 
 void mg_http_cancel(mg_http_call_t *c)

@@ -38,8 +38,10 @@ typedef struct mg_http_req {
     const char *method;   /* NULL: POST when body != NULL, else GET; or "DELETE", "PUT"... */
     const char **headers; /* name, value pairs; a "host" pair replaces the URL's Host */
     size_t nheaders;
-    const char *body; /* copied; NULL = no body */
+    const char *body; /* copied (unless body_kept); NULL = no body */
     size_t len;
+    int body_kept;    /* 1: body is not copied; the caller keeps it valid and unchanged until done_cb
+                         starts or the call is cancelled (a large body sent often: no copy, no new pages) */
     const char *basic_user; /* HTTP Basic authentication (both or neither) */
     const char *basic_pass;
     long timeout_ms;         /* the whole exchange; 0 = 30 s; < 0 = none (long-lived streams) */
@@ -62,9 +64,12 @@ void mg_http_client_free(mg_http_client_t *cl);
 /* Starts one request. Returns 0 (done_cb runs later, exactly once unless cancelled) or MG_EINVAL
  * (no URL, a scheme other than http/https, no done_cb) / MG_ENOMEM / MG_ECLOSED (the client is
  * being freed): then nothing is called. *out (may be NULL) is valid until done_cb starts or the
- * call is cancelled. Everything in r is copied. */
+ * call is cancelled. Everything in r is copied (the body not with body_kept). */
 int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_cb head_cb,
                     mg_http_body_cb body_cb, mg_http_done_cb done_cb, void *data, mg_http_call_t **out);
+/* The HTTP version the call's connection speaks: "h2", "http/1.1", "http/1.0", "h3", or NULL when
+ * not known yet. Meaningful from head_cb on (the version of the response being delivered). */
+const char *mg_http_call_version(const mg_http_call_t *c);
 /* Ends a call: its callbacks never run again; an unfinished exchange's connection is closed (the
  * server sees the client go away). NULL is ignored. */
 void mg_http_cancel(mg_http_call_t *c);

@@ -38,6 +38,7 @@
 #define ROTATED_DIGITS 12
 #define FLUSH_MS       10          /* lines wait at most this long for a write to start... */
 #define FLUSH_BYTES    (64 * 1024) /* ...or until this many are queued: few wakeups per second */
+#define SPARE_CHUNKS   8           /* written chunks kept for reuse (CHUNK_MIN bytes each) */
 
 typedef struct chunk {
     struct chunk *next;
@@ -67,6 +68,9 @@ struct mg_journal {
     /* the queue */
     chunk_t *head, *tail; /* loop-owned */
     chunk_t *work_list;   /* the work item's while busy */
+    chunk_t *spare;       /* written chunks of CHUNK_MIN bytes, for reuse (loop-owned): a 64 KiB
+                             malloc and free per batch cost the allocator a consolidation each */
+    unsigned nspare;
     size_t queued;
     int busy;
     int work_err; /* errno of the work item's failure, 0 = none */
@@ -220,6 +224,13 @@ static void maybe_finish(mg_journal_t *j)
         free(c);
     }
     j->tail = NULL;
+    while (j->spare != NULL) {
+        chunk_t *c = j->spare;
+        j->spare = c->next;
+        free(c->buf);
+        free(c);
+    }
+    j->nspare = 0;
     if (j->fd >= 0)
         close(j->fd);
     j->fd = -1;
@@ -229,6 +240,21 @@ static void maybe_finish(mg_journal_t *j)
     uv_close((uv_handle_t *)&j->cp_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&j->retry_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&j->flush_timer, handle_closed_cb);
+}
+
+/* A written chunk: kept for reuse when it has the usual size and few are kept, else freed. */
+static void chunk_release(mg_journal_t *j, chunk_t *c)
+{
+    if (c->cap == CHUNK_MIN && j->nspare < SPARE_CHUNKS && !j->closing) {
+        c->len = c->done = 0;
+        c->rotate_after = 0;
+        c->next = j->spare;
+        j->spare = c;
+        j->nspare++;
+        return;
+    }
+    free(c->buf);
+    free(c);
 }
 
 static void after_work_cb(uv_work_t *w, int status)
@@ -243,8 +269,7 @@ static void after_work_cb(uv_work_t *w, int status)
     for (chunk_t *c = j->work_list; c != NULL;) {
         chunk_t *next = c->next;
         if (c->done == c->len && !c->rotate_after) {
-            free(c->buf);
-            free(c);
+            chunk_release(j, c);
         } else {
             c->next = NULL;
             if (rest_tail != NULL)
@@ -341,26 +366,25 @@ static int queue_put(mg_journal_t *j, const char *s, size_t n)
 {
     chunk_t *t = j->tail;
     if (t == NULL || t->rotate_after || t->len + n > t->cap) {
-        size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
-        if (t != NULL && !t->rotate_after && t->len + n <= 4 * CHUNK_MIN) {
-            char *g = realloc(t->buf, t->len + n > 2 * t->cap ? t->len + n : 2 * t->cap);
-            if (g == NULL)
-                return MG_ENOMEM;
-            t->buf = g;
-            t->cap = t->len + n > 2 * t->cap ? t->len + n : 2 * t->cap;
+        chunk_t *c = j->spare;
+        if (c != NULL && n <= CHUNK_MIN) {
+            j->spare = c->next;
+            j->nspare--;
+            c->next = NULL;
         } else {
-            chunk_t *c = calloc(1, sizeof(*c));
+            size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
+            c = calloc(1, sizeof(*c));
             if (c == NULL || (c->buf = malloc(cap)) == NULL) {
                 free(c);
                 return MG_ENOMEM;
             }
             c->cap = cap;
-            if (t != NULL)
-                t->next = c;
-            else
-                j->head = c;
-            j->tail = t = c;
         }
+        if (t != NULL)
+            t->next = c;
+        else
+            j->head = c;
+        j->tail = t = c;
     }
     memcpy(t->buf + t->len, s, n);
     t->len += n;

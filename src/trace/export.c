@@ -74,10 +74,12 @@ static char *block_room(mg_trace_t *t, size_t n)
         b->used = 0;
         return b->data;
     }
-    b = t->spare != NULL ? t->spare : malloc(sizeof *b);
-    if (b == NULL)
+    if ((b = t->spare) != NULL) {
+        t->spare = b->next_spare;
+        t->nspare--;
+    } else if ((b = malloc(sizeof *b)) == NULL) {
         return NULL;
-    t->spare = NULL;
+    }
     b->refs = b->used = 0;
     t->blk = b; /* the previous one is freed when its last span leaves (queue_drop) */
     return b->data;
@@ -135,9 +137,11 @@ static void queue_drop(mg_trace_t *t, size_t n)
         if (--b->refs == 0) {
             if (b == t->blk)
                 b->used = 0;
-            else if (t->spare == NULL)
+            else if (t->nspare < MG__TRACE_SPARE_BLOCKS) {
+                b->next_spare = t->spare;
                 t->spare = b;
-            else
+                t->nspare++;
+            } else
                 free(b);
         }
         t->head = (t->head + 1) % MG__TRACE_QUEUE_MAX;
@@ -145,8 +149,9 @@ static void queue_drop(mg_trace_t *t, size_t n)
     }
 }
 
-/* POSTs body (borrowed; NULL: out of memory) of n spans with the configured headers. */
-static void send_body(mg_trace_t *t, const char *body, size_t len, const char *ctype, size_t n)
+/* POSTs body (NULL: out of memory) of n spans with the configured headers. kept: body is t->body,
+ * sent from where it is (it stays untouched until done_cb); otherwise it is borrowed and copied. */
+static void send_body(mg_trace_t *t, const char *body, size_t len, const char *ctype, size_t n, int kept)
 {
     const char *stack[2 * 10];
     size_t nh = 2 + t->nheaders;
@@ -164,6 +169,7 @@ static void send_body(mg_trace_t *t, const char *body, size_t len, const char *c
                        .nheaders = nh,
                        .body = body,
                        .len = len,
+                       .body_kept = kept,
                        .timeout_ms = MG__TRACE_TIMEOUT_MS,
                        .connect_timeout_ms = 2000,
                        .max_body = 64 * 1024};
@@ -196,7 +202,7 @@ static void export_protobuf(mg_trace_t *t, size_t n)
     int rc = mg_otlp_pb_request(texts, lens, n, &b, &skipped);
     queue_drop(t, n);
     t->spans_failed += skipped; /* cannot happen: trace.c writes every span in the shape read here */
-    send_body(t, rc == 0 ? b.p : NULL, b.len, "application/x-protobuf", n - skipped);
+    send_body(t, rc == 0 ? b.p : NULL, b.len, "application/x-protobuf", n - skipped, 0);
     mg_jbuf_dispose(&b);
 }
 
@@ -225,11 +231,18 @@ static void export_now(mg_trace_t *t)
         "{\"stringValue\":\"" MG_VERSION "\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":"
         "\"mcpgate\",\"version\":\"" MG_VERSION "\"},\"spans\":[";
     static const char tail[] = "]}]}]}";
-    /* One allocation of the body's exact size, then one copy per span. */
+    /* The body is written into the buffer of the previous export (grown when too small), one copy
+     * per span; the HTTP client sends it from there (body_kept: the next export starts after done_cb). */
     size_t len = sizeof head - 1 + sizeof tail - 1 + (n - 1);
     for (size_t i = 0; i < n; i++)
         len += t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].len;
-    char *text = malloc(len + 1), *o = text;
+    if (len + 1 > t->body_cap) {
+        free(t->body);
+        t->body_cap = len + 1 > 2 * t->body_cap ? len + 1 : 2 * t->body_cap;
+        if ((t->body = malloc(t->body_cap)) == NULL)
+            t->body_cap = 0;
+    }
+    char *text = t->body, *o = text;
     if (text != NULL) {
         memcpy(o, head, sizeof head - 1);
         o += sizeof head - 1;
@@ -243,8 +256,7 @@ static void export_now(mg_trace_t *t)
         memcpy(o, tail, sizeof tail);
     }
     queue_drop(t, n);
-    send_body(t, text, len, "application/json", n);
-    free(text);
+    send_body(t, text, len, "application/json", n, 1);
 }
 
 void mg_trace_flush(mg_trace_t *t)
@@ -310,12 +322,20 @@ void mg__trace_export_dispose(mg_trace_t *t)
     }
     mg_http_client_free(t->http);
     t->http = NULL;
+    free(t->body); /* no export uses it any more: cancelled above */
+    t->body = NULL;
+    t->body_cap = 0;
     queue_drop(t, t->count);
     free(t->ring);
     t->ring = NULL;
     free(t->blk);
-    free(t->spare);
-    t->blk = t->spare = NULL;
+    while (t->spare != NULL) {
+        mg__trace_block_t *b = t->spare;
+        t->spare = b->next_spare;
+        free(b);
+    }
+    t->nspare = 0;
+    t->blk = NULL;
     for (size_t i = 0; i < 2 * t->nheaders; i++) {
         OPENSSL_cleanse(t->headers[i], strlen(t->headers[i]));
         free(t->headers[i]);

@@ -372,7 +372,13 @@ void mg_span_set_int(mg_span_t *s, const char *key, long long value)
     char *o = attr_open(s, key, 24, 1);
     if (o == NULL)
         return;
-    o = put_u64(o, (uint64_t)value); /* int64 as a decimal string (OTLP/JSON) */
+    char *q = o; /* int64 as a signed, quoted decimal string (OTLP/JSON) */
+    o = put_u64(o, value < 0 ? 0 - (uint64_t)value : (uint64_t)value);
+    if (value < 0) { /* the sign goes after the opening quote */
+        memmove(q + 2, q + 1, (size_t)(o - q - 1));
+        q[1] = '-';
+        o++;
+    }
     done(&s->b, LIT(o, "}}"));
 }
 

@@ -31,14 +31,20 @@
 #define MG__TRACE_FLUSH_MS   1000        /* export period */
 #define MG__TRACE_TIMEOUT_MS 5000        /* one export request, whole */
 #define MG__TRACE_SPAN_MAX   (16 * 1024) /* text of one span; a longer one is dropped */
-#define MG__TRACE_FREE_SPANS 64          /* ended spans kept for reuse (trace.c) */
+#define MG__TRACE_FREE_SPANS                                                                                 \
+    1024 /* ended spans kept for reuse (trace.c): about the most open at once                                \
+          (3 per call in flight); beyond it a span is a ~2 KiB malloc/free */
 
 /* Queued span texts live in blocks of MG__TRACE_BLOCK bytes, appended in order and released in
- * order (export.c): a block is freed (or kept as the spare) when its last span leaves the queue. */
-#define MG__TRACE_BLOCK (64 * 1024)
+ * order (export.c): a block is kept for reuse (up to MG__TRACE_SPARE_BLOCKS, about one export's worth)
+ * or freed when its last span leaves the queue. A malloc and free of 64 KiB per block cost the
+ * allocator a consolidation of its fast bins each. */
+#define MG__TRACE_BLOCK        (64 * 1024)
+#define MG__TRACE_SPARE_BLOCKS 8
 
 typedef struct mg__trace_block {
-    size_t refs; /* queued spans whose text is here */
+    struct mg__trace_block *next_spare; /* on the tracer's list of empty blocks */
+    size_t refs;                        /* queued spans whose text is here */
     size_t used;
     char data[MG__TRACE_BLOCK];
 } mg__trace_block_t;
@@ -58,11 +64,15 @@ struct mg_trace {
     /* export.c: a ring of ended spans */
     mg__trace_item_t *ring;
     size_t head, count;
-    mg__trace_block_t *blk, *spare; /* the block being filled; an empty one kept for reuse */
+    mg__trace_block_t *blk, *spare; /* the block being filled; empty ones kept for reuse (a list) */
+    unsigned nspare;
     uv_timer_t timer;
     mg_http_client_t *http; /* created at the first export */
     mg_http_call_t *call;   /* the export in flight, or NULL */
     size_t inflight;        /* spans in the export in flight */
+    char *body;             /* the export's body, kept for the next one (sent without a copy: new
+                               pages for every export cost more than writing the spans) */
+    size_t body_cap;
     int freeing;
     /* trace.c: ended spans kept for reuse */
     struct mg_span *free_spans;

@@ -251,6 +251,15 @@ int mg__child_write_deferred(mg__child_t *child, const json_t *msg)
     if (s == NULL)
         return MG_ENOMEM;
     s[len++] = '\n';
+    return mg__child_write_line_deferred(child, s, len);
+}
+
+int mg__child_write_line_deferred(mg__child_t *child, char *s, size_t len)
+{
+    if (!writable(child)) {
+        free(s);
+        return MG_ECLOSED;
+    }
     if (child->wlen == 0 && child->wbuf == NULL) { /* the common case: one line, no copy */
         child->wbuf = s;
         child->wlen = child->wcap = len;
@@ -261,8 +270,12 @@ int mg__child_write_deferred(mg__child_t *child, const json_t *msg)
                 ncap *= 2;
             char *nb = realloc(child->wbuf, ncap);
             if (nb == NULL) {
-                free(s);
-                return mg__child_write(child, msg); /* flushes, then writes at once */
+                mg__child_flush(child); /* flushes, then writes at once */
+                if (!writable(child)) {
+                    free(s);
+                    return MG_ECLOSED;
+                }
+                return write_bytes(child, s, len);
             }
             child->wbuf = nb;
             child->wcap = ncap;
@@ -273,6 +286,44 @@ int mg__child_write_deferred(mg__child_t *child, const json_t *msg)
     }
     mg__up_arm_flush(child->up);
     return 0;
+}
+
+char *mg__request_line(const json_t *msg, int64_t id, size_t *len)
+{
+    char stack[1024];
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, stack, sizeof stack, SIZE_MAX / 4);
+    int has_rpc = 0, has_id = 0;
+    mg_jbuf_put(&b, "{", 1);
+    for (void *it = json_object_iter((json_t *)msg); it != NULL && !b.err;
+         it = json_object_iter_next((json_t *)msg, it)) {
+        const char *k = json_object_iter_key(it);
+        size_t kn = json_object_iter_key_len(it);
+        if (b.len > 1)
+            mg_jbuf_put(&b, ",", 1);
+        mg_jbuf_put_str(&b, k, kn);
+        mg_jbuf_put(&b, ":", 1);
+        if (kn == 7 && memcmp(k, "jsonrpc", 7) == 0) {
+            mg_jbuf_put(&b, "\"2.0\"", 5);
+            has_rpc = 1;
+        } else if (kn == 2 && memcmp(k, "id", 2) == 0) {
+            mg_jbuf_put_int(&b, id);
+            has_id = 1;
+        } else {
+            mg_jbuf_put_json(&b, json_object_iter_value(it));
+        }
+    }
+    if (!has_rpc)
+        mg_jbuf_put(&b, b.len > 1 ? ",\"jsonrpc\":\"2.0\"" : "\"jsonrpc\":\"2.0\"", b.len > 1 ? 16 : 15);
+    if (!has_id) {
+        mg_jbuf_put(&b, ",\"id\":", 6);
+        mg_jbuf_put_int(&b, id);
+    }
+    mg_jbuf_put(&b, "}", 1);
+    char *s = mg_jbuf_steal(&b, len);
+    if (s != NULL)
+        s[(*len)++] = '\n'; /* the NUL slot becomes the newline */
+    return s;
 }
 
 void mg__child_flush(mg__child_t *child)
@@ -790,6 +841,26 @@ static void fail_unreadable(mg__child_t *child, const char *line, size_t len)
     free(m);
 }
 
+/* A result for a request whose caller takes bytes (raw_cb), in canonical form: handed over without
+ * building a tree. Returns 1 when it took the line; 0 leaves it to the tree path (anything else:
+ * not canonical, not a result, the initialize response, inside the API, a caller without raw_cb). */
+static int take_raw(mg__child_t *child, const char *line, size_t len)
+{
+    mg_rpc_raw_t raw;
+    if (child->up->api_depth > 0 || mg_rpc_raw_scan(line, len, &raw) != 0)
+        return 0;
+    if (!raw.has_result || raw.has_error || raw.has_method || !raw.id_is_int)
+        return 0;
+    if (child->state == MG__CHILD_INIT && raw.id == child->init_id)
+        return 0;
+    mg_upstream_req_t *req = mg__idtable_get(&child->table, raw.id);
+    if (req == NULL || req->raw_cb == NULL)
+        return 0;
+    mg__req_detach(req);
+    mg__req_complete_raw(req, &raw);
+    return 1;
+}
+
 static void on_stdout_line(void *ctx, const char *line, size_t len, int truncated)
 {
     mg__child_t *child = ctx;
@@ -797,6 +868,8 @@ static void on_stdout_line(void *ctx, const char *line, size_t len, int truncate
     while (i < len && (line[i] == ' ' || line[i] == '\t'))
         i++;
     if (i == len)
+        return;
+    if (take_raw(child, line, len))
         return;
     json_t *msg = mg_json_loadb(line, len, 0); /* json_loadb(0), faster (common/json.h) */
     if (!json_is_object(msg)) {

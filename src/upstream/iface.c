@@ -155,6 +155,11 @@ const char *mg_upstream_era(const mg_upstream_t *up)
     return status_of(up).era;
 }
 
+const char *mg_upstream_http_version(const mg_upstream_t *up)
+{
+    return status_of(up).http;
+}
+
 const char *mg_upstream_breaker(const mg_upstream_t *up)
 {
     return status_of(up).breaker;

@@ -115,6 +115,8 @@ static void state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data)
         const char *pv = json_string_value(json_object_get(ir, "protocolVersion"));
         if (mg_upstream_era(up) != NULL)
             s->out->era = strdup(mg_upstream_era(up));
+        if (mg_upstream_http_version(up) != NULL)
+            s->out->http = strdup(mg_upstream_http_version(up));
         else if (pv != NULL)
             s->out->era = mg__fmt("%s (stdio)", pv);
         json_t *caps = json_object_get(ir, "capabilities");
@@ -230,6 +232,7 @@ void mg_upstream_listings_free(mg_upstream_listing_t *l, size_t n)
             json_decref(l[i].lists[k]);
         free(l[i].instructions);
         free(l[i].era);
+        free(l[i].http);
         free(l[i].error);
     }
     free(l);

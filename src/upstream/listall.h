@@ -36,6 +36,7 @@ typedef struct mg_upstream_listing {
     json_t *lists[MG_UPSTREAM_LIST_MAX]; /* owned: one array per method, pages joined */
     char *instructions;                  /* owned: initialize's instructions, NULL if none */
     char *era;                           /* owned: a remote server's era (mg_upstream_era), or NULL */
+    char *http;                          /* owned: a remote server's HTTP version, or NULL */
     char *error;                         /* owned: why it could not be listed, NULL if listed */
 } mg_upstream_listing_t;
 

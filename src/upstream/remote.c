@@ -21,7 +21,8 @@
  * operations. Over a 2026-07-28 upstream, input_required results are relayed as server->client requests
  * by remote_mrtr.c; ping, logging/setLevel and resources/(un)subscribe are answered here (the revision
  * has none of them) and the subscriptions/listen stream takes the GET stream's place.
- * Tokens (client credentials, token exchange) are remote_auth.c's. Wire table and records:
+ * Tokens (client credentials, token exchange) are remote_auth.c's, fetched under the SSRF guard by
+ * remote_egress.c. Wire table and records:
  * remote_int.h. Read next: remote_conn.c (guard, SSE parser), remote_auth.c, http/client.h,
  * docs/adr/0009-remote-upstreams.md.
  */
@@ -677,6 +678,9 @@ static size_t max_response(const remote_t *r)
 static void head_cb(void *data, int status, const char *headers, size_t len)
 {
     xchg_t *x = data;
+    const char *hv = mg_http_call_version(x->call);
+    if (hv != NULL) /* the version negotiated (ALPN on TLS: h2 where the server offers it) */
+        x->r->http_version = hv;
     if (x->dead)
         return;
     x->status = status;
@@ -1342,10 +1346,11 @@ static int discovered(remote_t *r, json_t *result)
         found |= sv != NULL && strcmp(sv, MODERN_VERSION) == 0;
         session_era |= sv != NULL && strncmp(sv, "2025-", 5) == 0;
     }
-    /* A server that speaks both eras gets a session (initialize): the gateway does not yet turn
-     * subscriptions into subscriptions/listen for the clients of a stateless upstream, while a
-     * session carries server->client requests, logging and subscriptions as they are (docs/eras.md,
-     * "Remote upstreams"; input_required is relayed by remote_mrtr.c). */
+    /* A server that speaks both eras gets a session (initialize): the versioning page lets a
+     * dual-era server take initialize as the legacy era for that session, a session carries
+     * server->client requests, logging and subscriptions as they are, and a server whose tools keep
+     * state per session refuses stateless calls, which a discover result does not announce
+     * (ADR 0009; docs/eras.md, "Remote upstreams"). */
     if (!found || session_era)
         return 0;
     json_t *caps = json_object_get(result, "capabilities");
@@ -1784,10 +1789,10 @@ static void op_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_
     r->init_x = NULL;
     xchg_free(r->get_x);
     r->get_x = NULL;
-    mg_http_cancel(r->token_call);
+    mg__egress_cancel(r->token_call);
     r->token_call = NULL;
     for (te_entry_t *e = r->te; e != NULL; e = e->next) {
-        mg_http_cancel(e->call);
+        mg__egress_cancel(e->call);
         e->call = NULL;
     }
     uv_timer_stop(&r->timer);
@@ -1851,6 +1856,7 @@ static void op_status(const mg_upstream_t *up, mg_upstream_status_t *out)
     out->inflight = r->nqueued + r->ninflight;
     out->ready = r->phase == PH_READY;
     out->era = r->era;
+    out->http = r->http_version;
     out->breaker = r->phase == PH_FAILED ? "refused" : r->breaker_open ? "open" : "closed";
 }
 

@@ -1,7 +1,9 @@
 /*
  * remote_auth.c - the remote upstream's credentials from an identity provider (config "auth"): the
  * gateway's own token by OAuth client credentials, and RFC 8693 token exchange per caller. Called by
- * remote.c (before the handshake, before each request, after a 401); what waits for a token stays in
+ * remote.c (before the handshake, before each request, after a 401); every fetch (discovery, token,
+ * exchange) goes through mg__egress_request() (remote_egress.c: the SSRF guard, the address pinned,
+ * no redirects). What waits for a token stays in
  * the upstream's queue and goes on through mg__remote_drain_queue() or the handshake. Tokens and the
  * client secret are never logged. Read next: remote.c, docs/configuration.md ("Remote servers").
  */
@@ -70,7 +72,7 @@ void mg__remote_te_free_all(remote_t *r)
     while (r->te != NULL) {
         te_entry_t *e = r->te;
         r->te = e->next;
-        mg_http_cancel(e->call);
+        mg__egress_cancel(e->call);
         free(e->hdr);
         free(e->subject);
         free(e->buf);
@@ -114,9 +116,13 @@ static void te_done_cb(void *data, int err, int status, const char *why)
         return;
     }
     const char *oe = json_string_value(json_object_get(j, "error"));
-    char *m =
-        mg__fmt("the token exchange for the '%s' server refused the caller's token (%s%s%s)", r->server->name,
-                err ? (why ? why : mg_strerror(err)) : "HTTP status", oe ? ": " : "", oe ? oe : "");
+    char *m = err != 0
+                  ? mg__fmt("the gateway could not reach the token endpoint of the '%s' server to exchange "
+                            "the caller's token; ask the gateway's operator",
+                            r->server->name)
+                  : mg__fmt("the token exchange for the '%s' server refused the caller's token (HTTP "
+                            "status%s%s)",
+                            r->server->name, oe ? ": " : "", oe ? oe : "");
     mg_log_limited(&r->lim, uv_now(r->loop), MG_LOG_WARN, "remote upstream token exchange failed",
                    json_pack("{s:s,s:i,s:s}", "upstream", r->server->name, "status", status, "error",
                              oe ? oe : (why ? why : "")));
@@ -155,7 +161,7 @@ void mg__remote_te_fetch(remote_t *r, te_entry_t *e, const char *subject)
     hr.max_body = 64 * 1024;
     hr.basic_user = a->client_id;
     hr.basic_pass = a->client_secret;
-    if (mg_http_request(r->http, &hr, NULL, te_body_cb, te_done_cb, e, &e->call) != 0)
+    if (mg__egress_request(r->loop, r->http, r->egress, &hr, te_body_cb, te_done_cb, e, &e->call) != 0)
         e->call = NULL;
 }
 
@@ -235,6 +241,15 @@ static void token_done_cb(void *data, int err, int status, const char *why)
             mg__remote_token_fetch(r);
             return;
         }
+        if (status == 200 && te != NULL) { /* another origin: never followed (nor guarded into) */
+            token_settled(r, mg__fmt("upstream '%s': auth: %s's metadata names a token_endpoint of another "
+                                     "origin (%.200s); it is not used: the token endpoint must be on the "
+                                     "issuer's origin, or set auth.tokenUrl",
+                                     name, iss, te));
+            json_decref(j);
+            r->tried_oidc = 0;
+            return;
+        }
         json_decref(j);
         if (!r->tried_oidc && err == 0) { /* RFC 8414 first, then OpenID discovery */
             r->tried_oidc = 1;
@@ -243,17 +258,23 @@ static void token_done_cb(void *data, int err, int status, const char *why)
             return;
         }
         r->tried_oidc = 0;
-        token_settled(
-            r, mg__fmt("upstream '%s': auth: no token_endpoint of the issuer's origin in %s's metadata (%s)",
-                       name, iss, err ? (why ? why : mg_strerror(err)) : "HTTP status or document"));
+        if (err != 0)
+            token_settled(r, mg__fmt("upstream '%s': auth: the issuer %s's metadata could not be fetched: %s",
+                                     name, iss, why ? why : mg_strerror(err)));
+        else
+            token_settled(r, mg__fmt("upstream '%s': auth: no token_endpoint in %s's metadata (HTTP %d)",
+                                     name, iss, status));
         return;
     }
     const char *tok = json_string_value(json_object_get(j, "access_token"));
     if (err != 0 || status != 200 || tok == NULL || tok[0] == '\0' || strpbrk(tok, "\r\n") != NULL) {
         const char *oe = json_string_value(json_object_get(j, "error"));
-        token_settled(r, mg__fmt("upstream '%s': auth: the token endpoint %s answered %s%d%s%s", name,
-                                 r->token_endpoint, err ? (why ? why : mg_strerror(err)) : "HTTP ",
-                                 err ? 0 : status, oe ? ": " : "", oe ? oe : ""));
+        if (err != 0)
+            token_settled(r, mg__fmt("upstream '%s': auth: the token endpoint %s could not be reached: %s",
+                                     name, r->token_endpoint, why ? why : mg_strerror(err)));
+        else
+            token_settled(r, mg__fmt("upstream '%s': auth: the token endpoint %s answered HTTP %d%s%s", name,
+                                     r->token_endpoint, status, oe ? ": " : "", oe ? oe : ""));
         json_decref(j);
         return;
     }
@@ -329,7 +350,8 @@ void mg__remote_token_fetch(remote_t *r)
         hr.basic_pass = a->client_secret;
     }
     r->token_fetching = 1;
-    if (mg_http_request(r->http, &hr, NULL, token_body_cb, token_done_cb, r, &r->token_call) != 0) {
+    if (mg__egress_request(r->loop, r->http, r->egress, &hr, token_body_cb, token_done_cb, r,
+                           &r->token_call) != 0) {
         r->token_fetching = 0;
         token_settled(r, mg__fmt("upstream '%s': auth: could not send the token request", r->server->name));
     }

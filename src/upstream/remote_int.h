@@ -3,7 +3,8 @@
  * the upstream interface; remote_conn.c: URL parsing, the SSRF guard and its pinned address, the SSE
  * event parser). Everything runs on the loop thread.
  *
- * remote_auth.c: the gateway's own OAuth token and RFC 8693 token exchange.
+ * remote_auth.c: the gateway's own OAuth token and RFC 8693 token exchange, every fetch of which
+ * goes through remote_egress.c (the same SSRF guard, resolved and pinned per request).
  *
  * Wire (client side of MCP Streamable HTTP, 2025-03-26 .. 2025-11-25):
  *
@@ -55,6 +56,25 @@ int mg__url_parse(const char *url, mg__url_t *out);
  */
 int mg__egress_pick(const struct addrinfo *ai, const struct mg_egress_config *egress, char *addr, size_t n,
                     char *why, size_t whylen);
+
+/* ---- remote_egress.c: a credential fetch under the SSRF guard ---- */
+
+typedef struct mg__egress_call mg__egress_call_t;
+
+/*
+ * One HTTP request (r as for mg_http_request(); everything in it is copied) to a URL the guard must
+ * check first: its host is resolved, mg__egress_pick() chooses an allowed address and the request is
+ * pinned to it; environment proxies are not used. Returns 0 and then calls done_cb exactly once,
+ * never from inside this call (err MG_EFORBIDDEN with why naming the refused address, its class and
+ * the allowCidrs remedy; MG_ENOTFOUND when the host does not resolve; else as mg_http_request's),
+ * unless cancelled first; or returns MG_EINVAL (not an http(s) URL) / MG_ENOMEM and calls nothing.
+ * *out (may be NULL) is valid until done_cb starts or the call is cancelled.
+ */
+int mg__egress_request(uv_loop_t *loop, mg_http_client_t *http, const struct mg_egress_config *egress,
+                       const mg_http_req_t *r, mg_http_body_cb body_cb, mg_http_done_cb done_cb, void *data,
+                       mg__egress_call_t **out);
+/* Ends a call: no callback runs after it. NULL is ignored. */
+void mg__egress_cancel(mg__egress_call_t *c);
 
 /* ---- remote_conn.c: SSE parser ---- */
 
@@ -165,6 +185,7 @@ struct remote {
     int started, stopping, stopped_called, failures, breaker_open, get_unsupported;
     uint32_t generation;
     char *session_id, *protocol, *era;
+    const char *http_version; /* the HTTP version the last response came over ("h2", "http/1.1"), or NULL */
     json_t *init_result;
     char *last_error, *client_error;
     unsigned restarts;
@@ -190,7 +211,7 @@ struct remote {
     uint64_t token_refresh_ms;
     unsigned tokens_fetched;
     int token_fetching, wait_token, tried_oidc;
-    mg_http_call_t *token_call;
+    mg__egress_call_t *token_call;
     te_entry_t *te; /* token exchange: exchanged tokens by caller */
     json_t *subs;   /* 2026-07-28: the URIs subscribed through resources/subscribe (uri -> true), which
                        the subscriptions/listen stream (get_x) asks for; NULL when none yet */
@@ -203,7 +224,7 @@ struct te_entry {
     char *subject; /* the caller's token while the exchange runs (freed after) */
     char *hdr;     /* "Bearer <exchanged>" or NULL */
     uint64_t refresh_ms;
-    mg_http_call_t *call;
+    mg__egress_call_t *call;
     char *buf;
     size_t len;
     te_entry_t *next;

@@ -183,9 +183,15 @@ int mg__remote_mrtr_take(rreq_t *q, json_t *response)
         char ids[32];
         snprintf(ids, sizeof ids, "%" PRId64, id);
         json_t *params = json_object_get(ir, "params");
+        params = json_is_object(params) ? mg_json_deep_copy(params) : json_object();
+        /* the upstream's key, for a 2026-07-28 client to answer under (the gateway's hint, removed
+         * before any client sees the request; a key the gateway cannot use gets one of its own) */
+        json_t *pm = json_object_get(params, "_meta");
+        if (params != NULL && !json_is_object(pm))
+            json_object_set_new(params, "_meta", pm = json_object());
+        json_object_set_new(pm, "io.mcpgate/inputKey", json_string(key));
         json_t *msg = json_pack("{s:s,s:I,s:O,s:o}", "jsonrpc", "2.0", "id", (json_int_t)id, "method",
-                                json_object_get(ir, "method"), "params",
-                                params != NULL ? mg_json_deep_copy(params) : json_object());
+                                json_object_get(ir, "method"), "params", params);
         if (msg == NULL || json_object_set_new(m->asked, ids, json_string(key)) != 0) {
             json_decref(msg);
             json_decref(out);

@@ -240,6 +240,15 @@ void mg__req_complete(mg_upstream_req_t *req, int err, json_t *response, const c
     deliver(req, err, response, message);
 }
 
+void mg__req_complete_raw(mg_upstream_req_t *req, const mg_rpc_raw_t *raw)
+{
+    req->state = MG__REQ_DONE;
+    req->child = NULL;
+    uv_timer_stop(&req->timer);
+    req->raw_cb(req, raw, req->data);
+    uv_close((uv_handle_t *)&req->timer, req_close_cb);
+}
+
 void mg__req_detach(mg_upstream_req_t *req)
 {
     mg_upstream_t *up = req->up;
@@ -323,8 +332,20 @@ static void send_req(mg__child_t *child, mg_upstream_req_t *req)
     mg_upstream_t *up = child->up;
     mg__slot_t *slot = &up->slots[child->slot];
     int64_t id = slot->next_id++;
-    json_t *line = prepare(req, id);
-    if (line == NULL || mg__idtable_put(&child->table, id, req) != 0) {
+    /* Without a progress token to replace, the line is written straight from the caller's message
+     * (same bytes as prepare() + dump, no copy of a shared message); else prepare() builds it. */
+    char *text = NULL;
+    size_t tlen = 0;
+    json_t *line = NULL;
+    if (req->progress_token == NULL) {
+        text = mg__request_line(req->msg, id, &tlen);
+        json_decref(req->msg);
+        req->msg = NULL;
+    } else {
+        line = prepare(req, id);
+    }
+    if ((text == NULL && line == NULL) || mg__idtable_put(&child->table, id, req) != 0) {
+        free(text);
         json_decref(line);
         req->state = MG__REQ_TAKEN;
         char *m = mg__fmt("out of memory while sending to upstream '%s'", up->server->name);
@@ -343,7 +364,8 @@ static void send_req(mg__child_t *child, mg_upstream_req_t *req)
     /* Sent with the other requests of this loop iteration (mg__child_write_deferred). A write
      * failure makes the child DYING; this request then fails when it exits. Out of memory leaves
      * the child as it was: only this request fails. */
-    int r = mg__child_write_deferred(child, line);
+    int r = text != NULL ? mg__child_write_line_deferred(child, text, tlen)
+                         : mg__child_write_deferred(child, line);
     json_decref(line);
     if (r == MG_ENOMEM) {
         mg__req_detach(req);
@@ -636,6 +658,7 @@ static void stdio_status(const mg_upstream_t *up, mg_upstream_status_t *out)
                                   up->nqueued + up->ninflight,
                                   ready,
                                   NULL,
+                                  NULL,
                                   NULL};
 }
 
@@ -662,6 +685,8 @@ static int stdio_request_as(mg_upstream_t *up, const mg_upstream_caller_t *calle
 {
     mg_upstream_req_t *req = NULL;
     int rc = stdio_request(up, msg, timeout_ms, done_cb, related_cb, data, &req);
+    if (rc == 0 && caller != NULL)
+        req->raw_cb = caller->raw_cb;
     if (rc == 0 && caller != NULL && caller->max_ms != 0) {
         req->max_ms = caller->max_ms; /* the timer re-arms for whichever deadline comes first */
         uv_timer_start(&req->timer, req_timer_cb, min_u64(req->timeout_ms, req->max_ms), 0);

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "../jsonrpc/rpcraw.h"
 
 typedef struct mg_upstream mg_upstream_t;
 typedef struct mg_upstream_req mg_upstream_req_t;
@@ -82,6 +83,15 @@ typedef void (*mg_upstream_done_cb)(mg_upstream_req_t *req, int err, json_t *res
 typedef void (*mg_upstream_related_cb)(mg_upstream_req_t *req, mg_upstream_origin_t origin, json_t *msg,
                                        void *data);
 
+/*
+ * Completion with the response as bytes (mg_upstream_caller_t.raw_cb), called instead of done_cb
+ * (exactly one of the two is called): when the response is a result ("result", no "error") whose
+ * text is canonical (jsonrpc/rpcraw.h), so that writing raw with the client's id in place of ours
+ * gives the bytes the tree path would. raw (borrowed) and its bytes are valid during the call only.
+ * An implementation that cannot (remote) calls done_cb as before.
+ */
+typedef void (*mg_upstream_raw_cb)(mg_upstream_req_t *req, const mg_rpc_raw_t *raw, void *data);
+
 typedef struct mg_upstream_opts {
     const mg_server_config_t *server; /* borrowed; must outlive the upstream */
     const mg_limits_t *limits;        /* borrowed; max_line_bytes, max_inflight_per_upstream, timeouts */
@@ -120,6 +130,7 @@ typedef struct mg_upstream_status {
     unsigned restarts, inflight, ready;
     const char *era;     /* remote: the protocol era found, e.g. "2025-11-25 (Streamable HTTP)"; NULL */
     const char *breaker; /* remote: the circuit breaker, "closed" | "open" | "refused"; NULL for stdio */
+    const char *http;    /* remote: the HTTP version of its last response ("h2", "http/1.1"); NULL */
 } mg_upstream_status_t;
 
 /*
@@ -147,6 +158,8 @@ typedef struct mg_upstream_caller {
     /* This request's hard cap in ms instead of limits.maxRequestMs (0: that one): a call the
      * gateway runs as a task is bounded by the task's TTL, not by the cap of plain calls. */
     uint64_t max_ms;
+    /* Optional: a result may arrive as bytes through raw_cb instead of through done_cb (above). */
+    mg_upstream_raw_cb raw_cb;
 } mg_upstream_caller_t;
 
 typedef struct mg_upstream_ops {
@@ -255,6 +268,9 @@ const char *mg_upstream_kind(const mg_upstream_t *up);
  * start at all: SSRF guard, a tenant without a credential). NULL for stdio. */
 const char *mg_upstream_era(const mg_upstream_t *up);
 const char *mg_upstream_breaker(const mg_upstream_t *up);
+/* Remote upstreams: the HTTP version its responses come over ("h2" where the server offers HTTP/2 on
+ * TLS, "http/1.1"), NULL before the first response and for stdio. */
+const char *mg_upstream_http_version(const mg_upstream_t *up);
 mg_upstream_state_t mg_upstream_state(const mg_upstream_t *up);
 const char *mg_upstream_state_name(mg_upstream_state_t s);
 /* Borrowed InitializeResult of the most recently initialized child (NULL until one is ready; kept

@@ -316,6 +316,7 @@ struct mg_upstream_req {
     uv_timer_t timer;
     mg_upstream_done_cb done_cb;
     mg_upstream_related_cb related_cb;
+    mg_upstream_raw_cb raw_cb; /* the caller takes a canonical result as bytes (or NULL) */
     void *data;
     int waiting; /* the caller waits for client input on its behalf (mg_upstream_req_set_waiting) */
     int d_err;   /* deferred completion */
@@ -363,6 +364,9 @@ void mg__req_detach(mg_upstream_req_t *req);
 /* Completes a detached or TAKEN request: done_cb now, or deferred when inside an API call.
  * response borrowed; message copied (NULL -> mg_strerror(err)). */
 void mg__req_complete(mg_upstream_req_t *req, int err, json_t *response, const char *message);
+/* Completes a detached request with raw's bytes through req->raw_cb (set; not inside the API:
+ * api_depth == 0). */
+void mg__req_complete_raw(mg_upstream_req_t *req, const mg_rpc_raw_t *raw);
 /* Moves every request in flight on child to `out` as TAKEN. */
 void mg__child_take_inflight(mg__child_t *child, mg__list_t *out);
 /* Completes every request of a TAKEN list. */
@@ -396,6 +400,13 @@ int mg__child_write(mg__child_t *child, const json_t *msg);
  * of the child instead of one each. 0 or MG_ECLOSED / MG_ENOMEM; write errors surface at the flush
  * (the child becomes DYING). */
 int mg__child_write_deferred(mg__child_t *child, const json_t *msg);
+/* The same for a line already written (s malloc'd, STOLEN; len with its newline). */
+int mg__child_write_line_deferred(mg__child_t *child, char *s, size_t len);
+/* The line of request msg (borrowed, an object) with our id: what setting "jsonrpc" to "2.0" and
+ * "id" to id (each in place when present, else appended in that order) and dumping would write,
+ * without changing msg; "\n"-terminated. A NEW malloc'd string (*len counts the newline), or NULL
+ * (no memory, or a string that is not UTF-8, as mg_json_dump). */
+char *mg__request_line(const json_t *msg, int64_t id, size_t *len);
 /* Sends the deferred lines now (nothing when none). */
 void mg__child_flush(mg__child_t *child);
 /* Sends notifications/cancelled {requestId, reason?} (best effort). */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
 import { connect, textOf } from './lib/client.mjs';
-import { ACCEPT_BOTH, request, rpc } from './lib/http.mjs';
+import { ACCEPT_BOTH, call, initSession, request, rpc } from './lib/http.mjs';
 import { waitReadyz } from './lib/gateway.mjs';
 import { sleep, test, waitFor } from './lib/harness.mjs';
 
@@ -38,7 +38,7 @@ test('a 2025 client answers a 2026-only upstream\'s input_required as elicitatio
     capabilities: { elicitation: {} },
     setup: (c) =>
       c.setRequestHandler(ElicitRequestSchema, async (r) => {
-        asked.push(r.params.message);
+        asked.push(r.params._meta === undefined ? r.params.message : `a gateway hint reached the client: ${JSON.stringify(r.params._meta)}`);
         return r.params.message === 'your name?' ? { action: 'accept', content: { name: 'Ada' } } : { action: 'accept', content: {} };
       }),
   });
@@ -124,11 +124,14 @@ test('a 2026-07-28 client gets the gateway\'s own input_required for each round;
   assert.equal(first.resultType, 'input_required', JSON.stringify(first));
   const [k1, r1] = Object.entries(first.inputRequests)[0];
   assert.equal(r1.params.message, 'your name?');
+  assert.equal(k1, 'name', "the upstream's own input key");
+  assert.equal(r1.params._meta, undefined, 'a gateway hint reached the client');
   assert.notEqual(first.requestState, 'r1', 'the upstream\'s state reached the client');
   const second = (await call({ requestState: first.requestState, inputResponses: { [k1]: { action: 'accept', content: { name: 'Grace' } } } })).response.result;
   assert.equal(second.resultType, 'input_required', JSON.stringify(second));
   const [k2, r2] = Object.entries(second.inputRequests)[0];
   assert.equal(r2.params.message, 'confirm Grace?');
+  assert.equal(k2, 'confirm');
   const third = (await call({ requestState: second.requestState, inputResponses: { [k2]: { action: 'decline' } } })).response.result;
   assert.equal(third.resultType, 'complete');
   assert.equal(third.content[0].text, 'modern ask: Grace decline');
@@ -149,6 +152,26 @@ test('ping and logging/setLevel of a 2025 client are answered by the gateway; th
   assert.ok(!u.log.some((x) => /"(ping|logging\/setLevel)"/.test(x.body)), 'ping or logging/setLevel reached a 2026-only upstream');
   const err = gw.logs().filter((l) => l.level === 'warn' || l.level === 'error');
   assert.deepEqual(err.filter((l) => /logging|ping/.test(JSON.stringify(l))), []);
+});
+
+test('ping, logging/setLevel and resources/subscribe sent while a per-session 2026-only upstream is still being discovered are answered by the gateway too', async (t) => {
+  const u = await startRemoteUpstream({ modern: true, discoverDelayMs: 1000 });
+  t.defer(() => u.close());
+  const gw = await t.gateway({ config: { mcpServers: { m: { url: u.url, isolation: 'session' } }, gateway: LOOPBACK } });
+  const sess = await initSession(gw.url);
+  // at once, while the session's upstream is still in server/discover
+  const t1 = Date.now();
+  const rs = await Promise.all([
+    call(gw.url, sess, 'ping', {}),
+    call(gw.url, sess, 'logging/setLevel', { level: 'warning' }),
+    call(gw.url, sess, 'resources/subscribe', { uri: 'test://doc' }),
+  ]);
+  for (const r of rs) assert.deepEqual(r.response.result, {}, JSON.stringify(r.response));
+  assert.ok(u.discoveredAt > t1, 'the premise: the requests were sent before server/discover was answered');
+  const c = await call(gw.url, sess, 'tools/call', { name: 'logs', arguments: {} });
+  assert.equal(c.response.result.content[0].text, 'level warning', JSON.stringify(c.response));
+  assert.ok(!u.log.some((x) => /"(ping|logging\/setLevel|resources\/(un)?subscribe)"/.test(x.body)), 'a removed method reached the 2026-only upstream');
+  await waitFor(() => u.log.some((x) => x.body.includes('"subscriptions/listen"') && x.body.includes('test://doc')), { what: 'a listen stream for test://doc' });
 });
 
 test('resources/subscribe of a 2025 client becomes the 2026-only upstream\'s subscriptions/listen; updates reach the subscribed session only', async (t) => {

@@ -3,9 +3,10 @@
 // The upstream is fixtures/remote-upstream.mjs (in this process; it records every request it
 // receives) or @modelcontextprotocol/server-everything in its streamableHttp mode.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,6 +78,7 @@ test('a remote Streamable HTTP server: tools, progress on an SSE answer, elicita
   assert.equal(rz.upstreams[0].kind, 'remote');
   assert.equal(rz.upstreams[0].breaker, 'closed');
   assert.match(rz.upstreams[0].era, /^2025-11-25 \(Streamable HTTP\)$/);
+  assert.equal(rz.upstreams[0].http, 'http/1.1');
   assert.ok(!gw.stderrText().includes('static-key-123'), 'a header value reached the log');
   // stopping the gateway ends the upstream session with DELETE
   await gw.stop();
@@ -147,6 +149,57 @@ test('SSRF guard: loopback by name or address is refused without gateway.egress.
   const rz2 = await waitReadyz(gw2, (j) => j.upstreams[0].error);
   assert.match(rz2.upstreams[0].error, /redirect \(HTTP 302\).*not followed/);
   assert.ok(u.log.every((x) => x.path === '/redirect'));
+});
+
+test('SSRF guard on credential endpoints: a token URL, an issuer and a token-exchange endpoint outside allowCidrs are refused; a discovery document naming another origin is not followed', async (t) => {
+  const u = await upstream(t);
+  // a "credential server" on 127.0.0.2 (loopback, but not inside the allowance below): discovery + token
+  const trap = { log: [] };
+  const srv = http.createServer((req, res) => {
+    trap.log.push(req.url);
+    res.setHeader('content-type', 'application/json');
+    if (req.url.startsWith('/.well-known/')) res.end(JSON.stringify({ issuer: trap.base, token_endpoint: `${trap.base}/token` }));
+    else res.end(JSON.stringify({ access_token: 'trap-token', token_type: 'Bearer', expires_in: 3600 }));
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.2', r));
+  t.defer(() => new Promise((r) => srv.close(r)));
+  trap.base = `http://127.0.0.2:${srv.address().port}`;
+  // an allowed issuer whose metadata names the metadata address as its token endpoint
+  const meta = http.createServer((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ issuer: `http://127.0.0.1:${meta.address().port}`, token_endpoint: 'http://169.254.169.254/latest/token' }));
+  });
+  await new Promise((r) => meta.listen(0, '127.0.0.1', r));
+  t.defer(() => new Promise((r) => meta.close(r)));
+  const cc = { type: 'client_credentials', clientId: 'gw', clientSecret: 's3cret-value' };
+  const only = { egress: { allowCidrs: ['127.0.0.1/32'] } };
+  const gw = await t.gateway({
+    config: {
+      mcpServers: {
+        tokenurl: { url: u.url, auth: { ...cc, tokenUrl: `${trap.base}/token` } },
+        issuer: { url: u.url, auth: { ...cc, issuer: trap.base } },
+        exchange: { url: u.url, auth: { ...cc, type: 'token_exchange', tokenUrl: `${trap.base}/token` } },
+        othorigin: { url: u.url, auth: { ...cc, issuer: `http://127.0.0.1:${meta.address().port}` } },
+      },
+      gateway: only,
+    },
+  });
+  const rz = await waitReadyz(gw, (j) => j.upstreams.every((x) => x.error));
+  const err = Object.fromEntries(rz.upstreams.map((x) => [x.name, x.error]));
+  assert.match(err.tokenurl, /token endpoint http:\/\/127\.0\.0\.2:\d+\/token could not be reached: 127\.0\.0\.2: refused: .*127\.0\.0\.2 \(loopback\).*gateway\.egress\.allowCidrs/);
+  assert.match(err.exchange, /token endpoint .* could not be reached: .*127\.0\.0\.2 \(loopback\)/);
+  assert.match(err.issuer, /issuer http:\/\/127\.0\.0\.2:\d+'s metadata could not be fetched: .*127\.0\.0\.2 \(loopback\).*allowCidrs/);
+  assert.match(err.othorigin, /names a token_endpoint of another origin \(http:\/\/169\.254\.169\.254\/latest\/token\); it is not used/);
+  assert.deepEqual(trap.log, [], 'nothing reached the address outside allowCidrs');
+  assert.ok(!gw.stderrText().includes('s3cret-value'), 'the client secret in the log');
+
+  // the control: with 127.0.0.0/8 allowed, the same token URL is used (the guard, not the network, refused)
+  const gw2 = await t.gateway({
+    config: { mcpServers: { tokenurl: { url: u.url, auth: { ...cc, tokenUrl: `${trap.base}/token` } } }, gateway: LOOPBACK },
+  });
+  await waitReadyz(gw2, (j) => j.upstreams[0].state === 'ready');
+  assert.deepEqual(trap.log, ['/token']);
+  assert.ok(u.log.some((x) => x.headers && x.headers.authorization === 'Bearer trap-token'), 'the token was used');
 });
 
 test('faults: upstream down at start then up, 5xx, slow first byte, endless SSE, 100 MB body, dying mid-stream, 404 on the session', async (t) => {
@@ -222,11 +275,11 @@ test('a mixed config: a stdio server and server-everything over Streamable HTTP 
   const cfg = writeConfig(config);
   t.defer(() => cfg.remove());
   const out = execFileSync(MG_BINARY, ['check', '--config', cfg.file, '--probe'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  assert.match(out, /everything: remote, state ready, era 2025-\d\d-\d\d \(Streamable HTTP\), \d+ tools/);
+  assert.match(out, /everything: remote, state ready, era 2025-\d\d-\d\d \(Streamable HTTP\), over http\/1\.1, \d+ tools/);
   assert.match(out, /local: stdio, state ready, era [0-9-]+ \(stdio\), \d+ tools/);
 });
 
-test('TLS: a test CA given as "ca" verifies the server; without it the certificate is refused', async (t) => {
+test('TLS: a test CA given as "ca" verifies the server; without it the certificate is refused; HTTP/2 where the server offers it', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mg-tls-'));
   t.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
   const sh = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
@@ -234,17 +287,40 @@ test('TLS: a test CA given as "ca" verifies the server; without it the certifica
   sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-keyout', 'srv.key', '-out', 'srv.csr']);
   fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
   sh(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem']);
-  const u = await upstream(t, { tls: { cert: fs.readFileSync(path.join(dir, 'srv.pem')), key: fs.readFileSync(path.join(dir, 'srv.key')) } });
+  const tls = { cert: fs.readFileSync(path.join(dir, 'srv.pem')), key: fs.readFileSync(path.join(dir, 'srv.key')) };
+  const u = await upstream(t, { tls });
+  const u2 = await upstream(t, { tls, h2: true }); // offers h2 by ALPN, accepts HTTP/1.1 too
+  const ca = path.join(dir, 'ca.pem');
   const gw = await t.gateway({
     config: {
-      mcpServers: { good: { url: u.url, ca: path.join(dir, 'ca.pem') }, bad: { url: u.url } },
+      mcpServers: { good: { url: u.url, ca }, bad: { url: u.url }, two: { url: u2.url, ca } },
       gateway: LOOPBACK,
     },
   });
-  const rz = await waitReadyz(gw, (j) => j.upstreams.find((x) => x.name === 'good').state === 'ready' && j.upstreams.find((x) => x.name === 'bad').error);
-  assert.match(rz.upstreams.find((x) => x.name === 'bad').error, /certificate|SSL|issuer/i);
+  const up = (j, n) => j.upstreams.find((x) => x.name === n);
+  const rz = await waitReadyz(gw, (j) => up(j, 'good').state === 'ready' && up(j, 'two').state === 'ready' && up(j, 'bad').error);
+  assert.match(up(rz, 'bad').error, /certificate|SSL|issuer/i);
+  assert.equal(up(rz, 'two').http, 'h2', 'HTTP/2 is used where the server offers it');
+  assert.equal(up(rz, 'good').http, 'http/1.1', 'an HTTP/1.1-only TLS server');
   const cl = await client(t, gw);
   assert.equal(textOf(await cl.callTool({ name: 'good__echo', arguments: { text: 'tls' } })), 'tls');
+  // over h2: a call, and one answered as an SSE stream (progress notifications, then the result)
+  assert.equal(textOf(await cl.callTool({ name: 'two__echo', arguments: { text: 'h2' } })), 'h2');
+  const progress = [];
+  const pr = await cl.request({ method: 'tools/call', params: { name: 'two__progress', arguments: { steps: 2 } } }, CallToolResultSchema, {
+    onprogress: (p) => progress.push(p.progress),
+  });
+  assert.equal(textOf(pr), 'done');
+  assert.deepEqual(progress, [1, 2]);
+  const posts = u2.log.filter((x) => x.method === 'POST');
+  assert.ok(posts.length >= 3 && posts.every((x) => x.httpVersion === '2.0'), JSON.stringify(posts.map((x) => x.httpVersion)));
+  const status = await (await fetch(`${gw.base}/status`)).text();
+  assert.match(status, /Streamable HTTP\), h2/);
+  const pc = writeConfig({ mcpServers: { two: { url: u2.url, ca } }, gateway: LOOPBACK });
+  t.defer(() => pc.remove());
+  // async: the fixture answers from this process
+  const out = await new Promise((res, rej) => execFile(MG_BINARY, ['check', '--probe', '--config', pc.file], { encoding: 'utf8' }, (e, so) => (e ? rej(e) : res(so))));
+  assert.match(out, /two: remote, state ready, era 2025-11-25 \(Streamable HTTP\), over h2, \d+ tools/);
 });
 
 test('config: remote entries are checked (bad type, stdio keys, URL credentials, tenantCredentials without tenant isolation, bad CIDR)', async () => {

@@ -435,6 +435,34 @@ static void test_json_post(void **state)
     teardown(&f);
 }
 
+/* body_kept: the body is sent from the caller's buffer, not a copy (the trace exporter keeps one
+ * buffer for every export): what the buffer holds when the request goes out is what is sent, and
+ * the buffer serves the next request once done_cb ran. */
+static void test_body_kept(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/json");
+    size_t n = 50000; /* above libcurl's single-send size: sent from the buffer in pieces */
+    char *body = malloc(n + 1);
+    for (int round = 0; round < 2; round++) {
+        memset(body, 'a', n);
+        body[n] = '\0';
+        mg_http_req_t r = {.url = u, .body = body, .len = n, .body_kept = 1, .timeout_ms = 2000};
+        got_t g = {0};
+        assert_int_equal(mg_http_request(f.cl, &r, head_cb, body_cb, done_cb, &g, NULL), 0);
+        for (size_t i = 0; i < n; i++) /* not copied: the bytes as they are now go out */
+            body[i] = (char)('a' + (i * 7 + (size_t)round) % 26);
+        run_until(&f.loop, &g.dones);
+        assert_int_equal(g.err, 0);
+        assert_int_equal(g.len, n);
+        assert_memory_equal(g.body, body, n);
+    }
+    free(body);
+    teardown(&f);
+}
+
 /* A large body goes at once (no "Expect: 100-continue" wait), with the caller's Host. */
 static void test_large_post_and_host(void **state)
 {
@@ -530,6 +558,41 @@ static void test_keepalive_reuse(void **state)
     assert_int_equal(second.status, 200);
     assert_int_equal(f.srv.requests, 2);
     assert_int_equal(f.srv.accepts, 1);
+    teardown(&f);
+}
+
+/* The server closes a kept-alive idle connection: the client's loop does not spin on the closed
+ * socket (its handle is kept between transfers), and the next request opens a new connection. */
+static void test_idle_closed_by_server(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/json");
+    got_t first = {0}, second = {0};
+    start(f.cl, u, &first, 0, 0);
+    run_until(&f.loop, &first.dones);
+    assert_int_equal(first.err, 0);
+    while (f.srv.conns != NULL) /* the server side of the idle connection goes away */
+        conn_close(f.srv.conns);
+    int flag = 0;
+    unsigned turns = 0;
+    uv_timer_t t;
+    uv_timer_init(&f.loop, &t);
+    t.data = &flag;
+    uv_timer_start(&t, guard_cb, 300, 0);
+    while (!flag) {
+        uv_run(&f.loop, UV_RUN_ONCE);
+        turns++;
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_true(turns < 50); /* a readable closed socket watched level-triggered would spin */
+    start(f.cl, u, &second, 0, 0);
+    run_until(&f.loop, &second.dones);
+    assert_int_equal(second.err, 0);
+    assert_int_equal(second.status, 200);
+    assert_int_equal(f.srv.accepts, 2);
     teardown(&f);
 }
 
@@ -683,9 +746,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_post),
         cmocka_unit_test(test_large_post_and_host),
+        cmocka_unit_test(test_body_kept),
         cmocka_unit_test(test_chunked_length_and_close),
         cmocka_unit_test(test_sse_streamed),
         cmocka_unit_test(test_keepalive_reuse),
+        cmocka_unit_test(test_idle_closed_by_server),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_cancel_at_once),
         cmocka_unit_test(test_cancel_from_callback),

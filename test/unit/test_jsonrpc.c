@@ -7,11 +7,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
+#include "common/json.h"
 #include "jsonrpc/jsonrpc.h"
+#include "jsonrpc/rpcraw.h"
 
 static mg_rpc_kind_t kind_of(const char *text)
 {
@@ -211,13 +214,157 @@ static void test_count(void **state)
     assert_int_equal(size.values, 5);
 }
 
+/* ---- rpcraw.h: the envelope kept as bytes ---- */
+
+/* The oracle every accepted text must pass: jansson-equivalent load accepts it, its dump is the
+ * text itself (trimmed), and splicing an id gives what the tree path writes after setting it. */
+static void raw_agrees(const char *text, const mg_rpc_raw_t *raw)
+{
+    json_t *tree = mg_json_loadb(text, strlen(text), 0);
+    assert_non_null(tree);
+    size_t n = 0;
+    char *dump = mg_json_dump(tree, &n);
+    assert_non_null(dump);
+    assert_int_equal(n, raw->len);
+    assert_memory_equal(dump, raw->p, n);
+    free(dump);
+    if (raw->has_id) {
+        json_t *ids[] = {json_string("client-\"id\"\n"), json_integer(-12), json_null(), json_real(1.5)};
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+            json_t *t = mg_json_copy(tree);
+            json_object_set(t, "id", ids[i]);
+            char *want = mg_json_dump(t, NULL);
+            mg_jbuf_t b;
+            mg_jbuf_init(&b, NULL, 0, 1 << 20);
+            mg_rpc_raw_put_with_id(&b, raw, ids[i]);
+            char *got = mg_jbuf_steal(&b, NULL);
+            assert_non_null(want);
+            assert_non_null(got);
+            assert_string_equal(got, want);
+            free(want);
+            free(got);
+            json_decref(t);
+            json_decref(ids[i]);
+        }
+    }
+    json_decref(tree);
+}
+
+static int raw_ok(const char *text, mg_rpc_raw_t *raw)
+{
+    if (mg_rpc_raw_scan(text, strlen(text), raw) != 0)
+        return 0;
+    raw_agrees(text, raw);
+    return 1;
+}
+
+static void test_raw_envelope(void **state)
+{
+    (void)state;
+    mg_rpc_raw_t r;
+    const char *t = " {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[{\"type\":\"text\",\"text\":"
+                    "\"h\\u001Fi\\n\xc3\xa9\"}]"
+                    ",\"id\":\"inner\",\"isError\":false}}\r\n";
+    assert_true(raw_ok(t, &r));
+    assert_true(r.has_id && r.id_is_int && r.has_result);
+    assert_false(r.has_error || r.has_method || r.is_error);
+    assert_int_equal(r.id, 7);
+    assert_memory_equal(r.p + r.id_off, "7", 1);
+    assert_int_equal(r.id_len, 1);
+    assert_memory_equal(r.p + r.result_off, "{\"content\"", 10); /* the top-level id, not the inner one */
+
+    assert_true(raw_ok("{\"result\":{\"isError\":true},\"id\":-9223372036854775808}", &r));
+    assert_true(r.is_error && r.id_is_int);
+    assert_true(r.id == INT64_MIN);
+    assert_true(raw_ok("{\"result\":{\"x\":{\"isError\":true}},\"id\":1}", &r));
+    assert_false(r.is_error); /* only the result's own member counts */
+    assert_true(raw_ok("{\"id\":\"abc\",\"result\":[]}", &r));
+    assert_true(r.has_id && !r.id_is_int);
+    assert_true(raw_ok("{\"id\":null,\"error\":{\"code\":-32600,\"message\":\"x\"}}", &r));
+    assert_true(r.has_error && !r.id_is_int && !r.has_result);
+    assert_true(raw_ok("{\"method\":\"notifications/progress\",\"params\":{\"id\":1}}", &r));
+    assert_true(r.has_method && !r.has_id);
+    assert_true(raw_ok("{}", &r));
+    assert_true(raw_ok("{\"a\":[true,false,null,0,-1,\"\",{},[[]]]}", &r));
+}
+
+static void test_raw_refuses(void **state)
+{
+    (void)state;
+    mg_rpc_raw_t r;
+    static const char *const refused[] = {
+        "{\"id\": 1}",                             /* whitespace inside */
+        "{ \"id\":1}",                             /* */
+        "{\"id\":1.0}",                            /* reals: jansson's %.17g */
+        "{\"id\":1e3}",                            /* */
+        "{\"id\":-0}",                             /* dumps as 0 */
+        "{\"id\":01}",                             /* not JSON */
+        "{\"id\":9223372036854775808}",            /* past int64 */
+        "{\"id\":-9223372036854775809}",           /* */
+        "{\"id\":99999999999999999999999999}",     /* */
+        "{\"i\\u0064\":1}",                        /* an escaped key hiding "id" */
+        "{\"id\":1,\"id\":2}",                     /* duplicate keys: jansson keeps the last */
+        "{\"result\":{\"a\":1,\"a\":2},\"id\":1}", /* at any depth */
+        "{\"a\":\"\\/\"}",                         /* escapes jansson does not write */
+        "{\"a\":\"\\u0041\"}",                     /* */
+        "{\"a\":\"\\u00e9\"}",                     /* */
+        "{\"a\":\"\\u001f\"}",                     /* lower-case hex */
+        "{\"a\":\"\\u000A\"}",                     /* \n has a short form */
+        "{\"a\":\"\\u0000\"}",                     /* jansson refuses NUL */
+        "{\"a\":\"\\ud83d\\ude00\"}",              /* */
+        "{\"a\":\"\x01\"}",                        /* a raw control */
+        "{\"a\":\"\xff\"}",                        /* invalid UTF-8 */
+        "{\"a\":\"\xc3\"}",                        /* truncated UTF-8 */
+        "{\"a\":\"\xed\xa0\x80\"}",                /* an encoded surrogate */
+        "{\"a\":tru}",                             /* */
+        "{\"a\":\"x}",                             /* unterminated */
+        "{\"a\":1",                                /* */
+        "{\"a\":1}x",                              /* trailing bytes */
+        "{\"a\":1}{}",                             /* */
+        "[{\"id\":1}]",                            /* a batch: not an object */
+        "\"id\"",                                  /* */
+        "",                                        /* */
+        "{\"a\":[1,]}",                            /* */
+        "{,}",                                     /* */
+        "{\"a\"1}",                                /* */
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if (mg_rpc_raw_scan(refused[i], strlen(refused[i]), &r) == 0)
+            fail_msg("accepted: %s", refused[i]);
+    }
+    /* nesting and member counts past the bounds are refused (the tree path takes them) */
+    char deep[200] = "{\"a\":";
+    for (int i = 0; i < MG_RPC_RAW_MAX_DEPTH; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < MG_RPC_RAW_MAX_DEPTH; i++)
+        strcat(deep, "]");
+    strcat(deep, "}");
+    assert_int_equal(mg_rpc_raw_scan(deep, strlen(deep), &r), MG_EINVAL);
+    char wide[1024] = "{";
+    for (int i = 0; i <= MG_RPC_RAW_MAX_KEYS; i++) {
+        char m[16];
+        snprintf(m, sizeof m, "%s\"k%d\":%d", i ? "," : "", i, i);
+        strcat(wide, m);
+    }
+    strcat(wide, "}");
+    assert_int_equal(mg_rpc_raw_scan(wide, strlen(wide), &r), MG_EINVAL);
+    json_t *w = mg_json_loadb(wide, strlen(wide), 0);
+    assert_non_null(w); /* valid, just not taken as bytes */
+    json_decref(w);
+    /* a length that stops mid-text is honoured (the line buffer is not NUL-terminated) */
+    const char *t = "{\"id\":1,\"result\":{}}";
+    assert_int_equal(mg_rpc_raw_scan(t, strlen(t) - 1, &r), MG_EINVAL);
+    assert_int_equal(mg_rpc_raw_scan(t, strlen(t), &r), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),     cmocka_unit_test(test_depth),
         cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_builders),
         cmocka_unit_test(test_err_table),    cmocka_unit_test(test_err_wire),
-        cmocka_unit_test(test_count),
+        cmocka_unit_test(test_count),        cmocka_unit_test(test_raw_envelope),
+        cmocka_unit_test(test_raw_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

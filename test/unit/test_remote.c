@@ -1,7 +1,8 @@
 /*
  * test_remote.c - unit tests of the remote upstream's pure parts: CIDR blocks and the SSRF guard's
  * address classes (common/cidr.c), the guard over a resolved address list and URL splitting
- * (upstream/remote_conn.c), and the SSE event parser fed in pieces. The remote upstream itself runs
+ * (upstream/remote_conn.c), the SSE event parser fed in pieces, and credential fetches refused by the
+ * guard before any connection (upstream/remote_egress.c). The remote upstream itself runs
  * against real servers in test/e2e/remote.test.mjs. Read next: src/upstream/remote_int.h.
  */
 #include <setjmp.h>
@@ -21,7 +22,10 @@
 #include "common/cidr.h"
 #include "common/err.h"
 #include "config/remote_config.h"
+#include "http/client.h"
 #include "upstream/remote_int.h"
+
+#include <uv.h>
 
 static int addr_of(const char *text, int *family, uint8_t *a)
 {
@@ -254,12 +258,81 @@ static void test_tenant_lookup(void **state)
     assert_null(mg_remote_config_tenant(NULL, "acme"));
 }
 
+/* ---- mg__egress_request: credential fetches under the guard (no connection is ever made here) ---- */
+
+typedef struct {
+    int calls, err;
+    char why[1024];
+} egress_seen_t;
+
+static void egress_done_cb(void *data, int err, int status, const char *why)
+{
+    egress_seen_t *s = data;
+    (void)status;
+    s->calls++;
+    s->err = err;
+    snprintf(s->why, sizeof s->why, "%s", why ? why : "");
+}
+
+static void client_closed_run(uv_loop_t *loop, mg_http_client_t *cl)
+{
+    mg_http_client_free(cl);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static void test_egress_request(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    mg_http_client_t *cl = NULL;
+    if (mg_http_client_new(&loop, &cl) != 0) { /* libcurl missing: nothing to test */
+        uv_loop_close(&loop);
+        skip();
+    }
+    struct mg_egress_config none = {0};
+    const char *h[2] = {"accept", "application/json"};
+    mg_http_req_t hr = {.url = "http://169.254.169.254/latest/token",
+                        .headers = h,
+                        .nheaders = 1,
+                        .body = "grant_type=client_credentials",
+                        .len = 29,
+                        .basic_user = "id",
+                        .basic_pass = "pw"};
+    egress_seen_t meta = {0}, lo = {0}, cancelled = {0};
+    mg__egress_call_t *c = NULL;
+    assert_int_equal(mg__egress_request(&loop, cl, &none, &hr, NULL, egress_done_cb, &meta, &c), 0);
+    assert_non_null(c);
+    assert_int_equal(meta.calls, 0);     /* never from inside the call */
+    hr.url = "http://localhost:9/token"; /* a name: resolved, then refused */
+    assert_int_equal(mg__egress_request(&loop, cl, &none, &hr, NULL, egress_done_cb, &lo, NULL), 0);
+    hr.url = "http://10.1.2.3/token";
+    assert_int_equal(mg__egress_request(&loop, cl, &none, &hr, NULL, egress_done_cb, &cancelled, &c), 0);
+    mg__egress_cancel(c); /* while resolving: its callback never runs */
+    hr.url = "ftp://example.com/";
+    assert_int_equal(mg__egress_request(&loop, cl, &none, &hr, NULL, egress_done_cb, &cancelled, NULL),
+                     MG_EINVAL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(meta.calls, 1);
+    assert_int_equal(meta.err, MG_EFORBIDDEN);
+    assert_non_null(strstr(meta.why, "169.254.169.254 (metadata)"));
+    assert_non_null(strstr(meta.why, "allowCidrs"));
+    assert_int_equal(lo.calls, 1);
+    assert_int_equal(lo.err, MG_EFORBIDDEN);
+    assert_non_null(strstr(meta.why, "refused"));
+    assert_non_null(strstr(lo.why, "(loopback)"));
+    assert_int_equal(cancelled.calls, 0);
+    client_closed_run(&loop, cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forbidden_classes), cmocka_unit_test(test_cidr_parse_match),
         cmocka_unit_test(test_egress_pick),       cmocka_unit_test(test_url_parse),
         cmocka_unit_test(test_sse_parser),        cmocka_unit_test(test_tenant_lookup),
+        cmocka_unit_test(test_egress_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1411,6 +1411,53 @@ static void test_list_all(void **state)
     mg_config_dispose(&cfg);
 }
 
+/* mg__request_line writes what setting "jsonrpc" and "id" on the message and dumping it wrote
+ * (the tree path it replaces), and leaves the message as it was. */
+static void test_request_line(void **state)
+{
+    (void)state;
+    static const char *const msgs[] = {
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"id\":3,\"s\":\"\\u00e9\\n\"}}}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"arguments\":{}}}",
+        "{\"id\":\"client\",\"method\":\"ping\",\"jsonrpc\":\"1.0\"}",
+        "{\"method\":\"m\",\"params\":[1,2.5,null,true,{\"a\":[]}],\"id\":null}",
+        "{\"method\":\"m\"}",
+    };
+    const int64_t ids[] = {0, 1, -7, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
+            json_t *msg = json_loads(msgs[i], 0, NULL);
+            assert_non_null(msg);
+            char *before = json_dumps(msg, JSON_COMPACT);
+            size_t len = 0;
+            char *line = mg__request_line(msg, ids[k], &len);
+            assert_non_null(line);
+            char *after = json_dumps(msg, JSON_COMPACT);
+            assert_string_equal(before, after); /* msg untouched */
+            json_t *t = json_deep_copy(msg);
+            json_object_set_new(t, "jsonrpc", json_string("2.0"));
+            json_object_set_new(t, "id", json_integer(ids[k]));
+            char *want = json_dumps(t, JSON_COMPACT);
+            assert_int_equal(len, strlen(want) + 1);
+            assert_memory_equal(line, want, len - 1);
+            assert_int_equal(line[len - 1], '\n');
+            free(want);
+            json_decref(t);
+            free(line);
+            free(before);
+            free(after);
+            json_decref(msg);
+        }
+    }
+    /* a string that is not UTF-8 cannot be written: NULL, as mg_json_dump */
+    json_t *bad = json_object();
+    json_object_set_new(bad, "method", json_stringn_nocheck("\xff", 1));
+    size_t len = 0;
+    assert_null(mg__request_line(bad, 1, &len));
+    json_decref(bad);
+}
+
 int main(void)
 {
     const char *ts = getenv("MG_TESTSERVER");
@@ -1432,6 +1479,7 @@ int main(void)
         cmocka_unit_test(test_list_all),
         cmocka_unit_test(test_idtable),
         cmocka_unit_test(test_idscan),
+        cmocka_unit_test(test_request_line),
         cmocka_unit_test(test_linebuf),
         cmocka_unit_test(test_utf8_clean),
         cmocka_unit_test(test_command_resolve),
