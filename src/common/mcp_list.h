@@ -2,7 +2,7 @@
  * mcp_list.h - the four MCP lists the gateway merges and checks (tools, prompts, resources,
  * resource templates): their kind and the key of their result array. Plain data, shared by the
  * catalog, the policy and the gateway so that none of them names another's structures.
- * Read next: catalog/ (merging), policy/hooks.h (pinning and scanning of fetched lists).
+ * Read next: gateway/catalog.c (merging), policy/hooks.h (pinning and scanning of fetched lists).
  */
 #ifndef MG_COMMON_MCP_LIST_H
 #define MG_COMMON_MCP_LIST_H

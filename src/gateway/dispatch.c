@@ -7,7 +7,7 @@
  * unsubscribe (by URI), completion/complete (by ref). Messages from upstreams related to a call go
  * back on that call's exchange; server->client requests get a gateway id ("mg-N") and the client's
  * answer is routed back to the child that asked. Every call ends in call_finish(), exactly once.
- * Read next: catalog/catalog.c (lists, names, routes).
+ * Read next: gateway/catalog.c (lists, names, routes).
  */
 #include "../common/codec.h"
 #include "../common/err.h"

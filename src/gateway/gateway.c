@@ -1,7 +1,7 @@
 /*
  * gateway.c - the runtime's lifetime: build servers and shared pools from the config, start
  * them, the session sweeper and SSE keep-alives, /readyz, and graceful shutdown.
- * Read next: gateway/era_legacy.c (the request path) and catalog/catalog.c (pools).
+ * Read next: gateway/era_legacy.c (the request path) and gateway/catalog.c (pools).
  */
 #include "gateway_int.h"
 #include "../policy/hooks.h"

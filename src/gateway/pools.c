@@ -2,9 +2,9 @@
  * pools.c - which pool serves a session (shared, per tenant, or the session's own, created on first
  * use; with a shared store only on the replica that may own the session's children), and the
  * list_changed fan-out to sessions and 2026-07-28 listeners (debounced 50 ms; with a shared store,
- * to every replica through cluster_bus.c). The catalog (catalog/catalog.c) reports into these through
+ * to every replica through cluster_bus.c). The catalog (gateway/catalog.c) reports into these through
  * the pool sink (gw->pool_sink) and never calls them by name.
- * Read next: catalog/catalog.c (pools and their lists), gateway/session.c (sessions).
+ * Read next: gateway/catalog.c (pools and their lists), gateway/session.c (sessions).
  */
 #include "../common/log.h"
 #include "../jsonrpc/jsonrpc.h"

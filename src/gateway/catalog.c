@@ -11,11 +11,12 @@
  * dead upstream never empties the catalog. What a pool's upstream reports (unattributed messages,
  * a list that changed, the pool gone) goes to the sink the gateway registered (gw->pool_sink):
  * which sessions hear of it is the gateway's business (gateway/pools.c), not the catalog's.
- * Read next: gateway/dispatch.c.
+ * It lives in gateway/ because it reads the gateway's pool, server and session structures
+ * (gateway_int.h); it calls nothing of the gateway by name. Read next: gateway/dispatch.c.
  */
 #include "../common/err.h"
 #include "../common/log.h"
-#include "../gateway/gateway_int.h"
+#include "gateway_int.h"
 #include "../policy/hooks.h"
 #include "../jsonrpc/jsonrpc.h"
 
