@@ -15,7 +15,9 @@
 
 #include <ctype.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* Growable string with a hard cap. */
 typedef struct sbuf {
@@ -311,4 +313,71 @@ int mg__config_expand(mg__config_ctx_t *ctx, const char *in, const char *where, 
         free(src.b.p);
     }
     return 0;
+}
+
+static int header_token(const char *n)
+{
+    if (n[0] == '\0')
+        return 0;
+    for (const char *p = n; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *p) != NULL))
+            return 0;
+    return 1;
+}
+
+void mg__config_headers(mg__config_ctx_t *ctx, const char *at, const json_t *v, int lenient,
+                        const mg__headers_rules_t *rules, mg_kv_t **out, size_t *n)
+{
+    if (!json_is_object(v)) {
+        mg__config_errf(ctx, "%s: must be an object like %s, not %s", at, rules->example, mg_cfg_kind(v));
+        return;
+    }
+    size_t cap = json_object_size(v);
+    if (cap == 0)
+        return;
+    if (rules->max > 0 && cap > rules->max) {
+        mg__config_errf(ctx, "%s: at most %zu headers, not %zu", at, rules->max, cap);
+        return;
+    }
+    *out = calloc(cap, sizeof **out);
+    if (*out == NULL) {
+        ctx->nomem = 1;
+        return;
+    }
+    const char *name;
+    json_t *hv;
+    json_object_foreach((json_t *)v, name, hv)
+    {
+        char where[256], q[80];
+        snprintf(where, sizeof where, "%s \"%s\"", at, mg_cfg_quote(name, q, sizeof q));
+        if (!header_token(name)) {
+            mg__config_errf(ctx, "%s: not a valid header name (letters, digits and -_. only)", where);
+            continue;
+        }
+        int taken = 0;
+        for (size_t i = 0; rules->reserved[i] != NULL; i++)
+            taken |= strcasecmp(name, rules->reserved[i]) == 0;
+        if (taken) {
+            mg__config_errf(ctx, "%s: %s", where, rules->taken);
+            continue;
+        }
+        if (!json_is_string(hv)) {
+            mg__config_errf(ctx, "%s: must be a string, not %s", where, mg_cfg_kind(hv));
+            continue;
+        }
+        mg_kv_t *kv = &(*out)[*n];
+        if (mg__config_expand(ctx, json_string_value(hv), where, lenient, &kv->value, &kv->source) != 0)
+            continue;
+        int bad = strpbrk(kv->value, "\r\n") != NULL || kv->value[0] == '\0';
+        if (bad) /* a secret: say where it came from, never what it is */
+            mg__config_errf(ctx, "%s: the value (from %s) is empty or holds a line break", where, kv->source);
+        if (bad || (kv->key = mg__config_strdup(ctx, name)) == NULL) {
+            free(kv->value);
+            free(kv->source);
+            kv->value = kv->source = NULL;
+            continue;
+        }
+        (*n)++;
+    }
 }

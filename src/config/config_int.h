@@ -90,6 +90,22 @@ int mg__config_read_file(const char *path, size_t max, char **out, size_t *len, 
 int mg__config_expand(mg__config_ctx_t *ctx, const char *in, const char *where, int lenient, char **out,
                       char **source);
 
+/* What a headers map may hold (mg__config_headers). */
+typedef struct mg__headers_rules {
+    const char *const *reserved; /* names the gateway sets itself (any case), NULL-terminated */
+    const char *taken;           /* why a reserved name is refused ("is set by ...; remove it") */
+    const char *example;         /* the shape shown when the value is not an object */
+    size_t max;                  /* most headers accepted; 0: no bound */
+} mg__headers_rules_t;
+
+/* A {"Name": "value with ${env:X} / ${file:/path}"} map at `at` (e.g. "gateway.tracing.headers")
+ * into *out / *n (NEW array of expanded values kept with their source). Names must be RFC 9110
+ * tokens and not reserved; values are secrets: expanded like env values, never quoted in a message,
+ * refused when empty or holding a line break. lenient: as mg__config_expand. Problems go through
+ * ctx and the walk goes on. */
+void mg__config_headers(mg__config_ctx_t *ctx, const char *at, const json_t *v, int lenient,
+                        const mg__headers_rules_t *rules, mg_kv_t **out, size_t *n);
+
 /* ---- config_tools.c ---- */
 /* "gateway.tools" into cfg->tools (including the defaultProfile check). */
 void mg__config_parse_tools(mg__config_ctx_t *ctx, mg_config_t *cfg, const json_t *v);

@@ -18,77 +18,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* "headers": {"Name": "value"} into t->headers; values expanded, never quoted. */
-static void parse_headers(mg__config_ctx_t *ctx, mg_tracing_config_t *t, const json_t *v)
-{
-    static const char *const reserved[] = {"content-type", "content-length", "host", "transfer-encoding",
-                                           "connection",   "user-agent",     NULL};
-    if (!json_is_object(v)) {
-        mg__config_errf(ctx,
-                        "gateway.tracing.headers: must be an object like {\"Authorization\": \"Bearer "
-                        "${file:/run/secrets/otlp}\"}, not %s",
-                        mg_cfg_kind(v));
-        return;
-    }
-    size_t cap = json_object_size(v);
-    if (cap == 0)
-        return;
-    if (cap > 16) { /* MG_TRACE_HEADERS_MAX (trace.h) */
-        mg__config_errf(ctx, "gateway.tracing.headers: at most 16 headers, not %zu", cap);
-        return;
-    }
-    t->headers = calloc(cap, sizeof *t->headers);
-    if (t->headers == NULL) {
-        ctx->nomem = 1;
-        return;
-    }
-    const char *name;
-    json_t *hv;
-    json_object_foreach((json_t *)v, name, hv)
-    {
-        char where[200], q[80];
-        snprintf(where, sizeof where, "gateway.tracing.headers \"%s\"", mg_cfg_quote(name, q, sizeof q));
-        int ok = name[0] != '\0';
-        for (const char *p = name; *p && ok; p++)
-            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                 strchr("!#$%&'*+-.^_`|~", *p) != NULL;
-        if (!ok) {
-            mg__config_errf(ctx, "%s: not a valid header name (letters, digits and -_. only)", where);
-            continue;
-        }
-        int taken = 0;
-        for (size_t i = 0; reserved[i] != NULL; i++)
-            taken |= strcasecmp(name, reserved[i]) == 0;
-        if (taken) {
-            mg__config_errf(ctx, "%s: is set by the exporter itself; remove it", where);
-            continue;
-        }
-        if (!json_is_string(hv)) {
-            mg__config_errf(ctx, "%s: must be a string, not %s", where, mg_cfg_kind(hv));
-            continue;
-        }
-        mg_kv_t *kv = &t->headers[t->nheaders];
-        if (mg__config_expand(ctx, json_string_value(hv), where, 0, &kv->value, &kv->source) != 0)
-            continue;
-        if (strpbrk(kv->value, "\r\n") != NULL || kv->value[0] == '\0') {
-            /* the value is a secret: say where it came from, never what it is */
-            mg__config_errf(ctx, "%s: the value (from %s) is empty or holds a line break", where, kv->source);
-            free(kv->value);
-            free(kv->source);
-            kv->value = kv->source = NULL;
-            continue;
-        }
-        kv->key = mg__config_strdup(ctx, name);
-        if (kv->key == NULL) {
-            free(kv->value);
-            free(kv->source);
-            kv->value = kv->source = NULL;
-            continue;
-        }
-        t->nheaders++;
-    }
-}
-
 static void endpoint_check(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
 {
     const char *e = ((mg_tracing_config_t *)dst)->endpoint;
@@ -124,7 +53,16 @@ static void protocol_read(mg_cfg_t *c, const char *where, const json_t *v, int o
 
 static void headers_read(mg_cfg_t *c, const char *where, const json_t *v, int ok, void *dst, void *arg)
 {
-    parse_headers(arg, dst, v);
+    static const char *const reserved[] = {"content-type", "content-length", "host", "transfer-encoding",
+                                           "connection",   "user-agent",     NULL};
+    static const mg__headers_rules_t rules = {
+        .reserved = reserved,
+        .taken = "is set by the exporter itself; remove it",
+        .example = "{\"Authorization\": \"Bearer ${file:/run/secrets/otlp}\"}",
+        .max = 16, /* MG_TRACE_HEADERS_MAX (trace.h) */
+    };
+    mg_tracing_config_t *t = dst;
+    mg__config_headers(arg, "gateway.tracing.headers", v, 0, &rules, &t->headers, &t->nheaders);
 }
 
 static const mg_cfg_field_t tracing_fields[] = {

@@ -48,8 +48,10 @@ static int in_list(const char *key, const char *const *list)
     return 0;
 }
 
-/* A header name: an RFC 9110 token. Hop-by-hop and framing headers are ours to set. */
-static int header_name_ok(const char *n, char *why, size_t whylen)
+/* "headers" of a remote server or of one tenant's credentials: hop-by-hop and framing headers, and
+ * those carrying the MCP transport, are the gateway's to set. */
+static void parse_headers(mg__config_ctx_t *ctx, const char *sw, const char *what, const json_t *v,
+                          int lenient, mg_kv_t **out, size_t *n)
 {
     static const char *const reserved[] = {"host",
                                            "content-length",
@@ -64,77 +66,14 @@ static int header_name_ok(const char *n, char *why, size_t whylen)
                                            "te",
                                            "keep-alive",
                                            NULL};
-    if (n[0] == '\0') {
-        snprintf(why, whylen, "an empty header name");
-        return 0;
-    }
-    for (const char *p = n; *p; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", *p) != NULL)) {
-            snprintf(why, whylen, "not a valid header name (letters, digits and -_. only)");
-            return 0;
-        }
-    }
-    for (size_t i = 0; reserved[i] != NULL; i++) {
-        if (strcasecmp(n, reserved[i]) == 0) {
-            snprintf(why, whylen, "is set by the gateway itself (it carries the MCP transport): remove it");
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* "headers": {"Name": "value with ${env:X}"} into *out. */
-static void parse_headers(mg__config_ctx_t *ctx, const char *sw, const char *what, const json_t *v,
-                          int lenient, mg_kv_t **out, size_t *n)
-{
-    if (!json_is_object(v)) {
-        mg__config_errf(ctx,
-                        "%s: %s must be an object like {\"Authorization\": \"Bearer ${env:TOKEN}\"}, not %s",
-                        sw, what, mg_cfg_kind(v));
-        return;
-    }
-    size_t cap = json_object_size(v);
-    if (cap == 0)
-        return;
-    *out = calloc(cap, sizeof **out);
-    if (*out == NULL) {
-        ctx->nomem = 1;
-        return;
-    }
-    const char *name;
-    json_t *hv;
-    json_object_foreach((json_t *)v, name, hv)
-    {
-        char where[256], why[160], q[80];
-        snprintf(where, sizeof where, "%s: %s \"%s\"", sw, what, mg_cfg_quote(name, q, sizeof q));
-        if (!header_name_ok(name, why, sizeof why)) {
-            mg__config_errf(ctx, "%s: %s", where, why);
-            continue;
-        }
-        if (!json_is_string(hv)) {
-            mg__config_errf(ctx, "%s: must be a string, not %s", where, mg_cfg_kind(hv));
-            continue;
-        }
-        mg_kv_t *kv = &(*out)[*n];
-        if (mg__config_expand(ctx, json_string_value(hv), where, lenient, &kv->value, &kv->source) != 0)
-            continue;
-        if (strpbrk(kv->value, "\r\n") != NULL || kv->value[0] == '\0') {
-            /* the value is a secret: say where it came from, never what it is */
-            mg__config_errf(ctx, "%s: the value (from %s) is empty or holds a line break", where, kv->source);
-            free(kv->value);
-            free(kv->source);
-            kv->value = kv->source = NULL;
-            continue;
-        }
-        kv->key = mg__config_strdup(ctx, name);
-        if (kv->key == NULL) {
-            free(kv->value);
-            free(kv->source);
-            continue;
-        }
-        (*n)++;
-    }
+    static const mg__headers_rules_t rules = {
+        .reserved = reserved,
+        .taken = "is set by the gateway itself (it carries the MCP transport): remove it",
+        .example = "{\"Authorization\": \"Bearer ${env:TOKEN}\"}",
+    };
+    char at[256];
+    snprintf(at, sizeof at, "%s: %s", sw, what);
+    mg__config_headers(ctx, at, v, lenient, &rules, out, n);
 }
 
 static void parse_tenants(mg__config_ctx_t *ctx, mg_remote_config_t *r, const char *sw, const json_t *v,

@@ -247,6 +247,28 @@ static void test_remote_entries(void **state)
         "\"auth\": {\"type\": \"client_credentials\", \"tokenUrl\": \"https://idp/token\", "
         "\"clientId\": \"c\", \"clientSecret\": \"s\"}}}}",
         "server 'r': headers \"Authorization\" and auth both give the credential");
+    /* One headers reader (config_expand.c) for remote servers, tenants' credentials and the tracer. */
+    assert_one_error(
+        "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"headers\": {\"Mcp-Session-Id\": \"x\"}}}}",
+        "server 'r': headers \"Mcp-Session-Id\": is set by the gateway itself");
+    assert_one_error("{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"headers\": {\"a b\": \"x\"}}}}",
+                     "server 'r': headers \"a b\": not a valid header name");
+    assert_one_error("{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"headers\": [\"X: y\"]}}}",
+                     "server 'r': headers: must be an object like", "not an array");
+    assert_one_error("{\"servers\": {\"r\": {\"url\": \"https://x/mcp\", \"isolation\": \"tenant\", "
+                     "\"tenantCredentials\": {\"a\": "
+                     "{\"headers\": {\"X\": 1}}}}}}",
+                     "server 'r': tenantCredentials \"a\" headers \"X\": must be a string, not a number");
+    assert_one_error("{\"servers\": {\"a\": {\"command\": \"x\"}}, \"gateway\": {\"tracing\": {\"endpoint\": "
+                     "\"http://c/v1/traces\", \"headers\": {\"User-Agent\": \"x\"}}}}",
+                     "gateway.tracing.headers \"User-Agent\": is set by the exporter itself");
+    char many[2048] =
+        "{\"servers\": {\"a\": {\"command\": \"x\"}}, \"gateway\": {\"tracing\": {\"endpoint\": "
+        "\"http://c/v1/traces\", \"headers\": {";
+    for (int i = 0; i < 17; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"X-%d\": \"v\"", i ? ", " : "", i);
+    strcat(many, "}}}}");
+    assert_one_error(many, "gateway.tracing.headers: at most 16 headers, not 17");
     assert_one_error(
         "{\"servers\": {\"r\": {\"url\": \"https://x/mcp\"}}, \"gateway\": {\"egress\": {\"allowCidrs\": "
         "[\"localhost\"]}}}",
