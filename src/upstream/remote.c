@@ -787,7 +787,7 @@ static void body_part(xchg_t *x, const char *bytes, size_t len)
         return;
     }
     if (x->len + len + 1 > x->cap) {
-        size_t c = x->cap ? x->cap : 4096;
+        size_t c = x->cap ? x->cap : 512; /* most answers fit: a small block malloc keeps in its cache */
         while (c < x->len + len + 1)
             c *= 2;
         char *n = realloc(x->buf, c);
