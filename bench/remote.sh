@@ -75,21 +75,35 @@ place() {
     LG_CPUS=$up
 }
 
-run() { # label port -> one JSON line
+cpu_ns() { # PID... -> nanoseconds on CPU so far, every thread of each (/proc/PID/task/*/schedstat)
+    local p
+    for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done | awk '{s += $1} END {printf "%.0f", s}'
+}
+run() { # label port placement -> one JSON line (and the CPU per call of the gateway and the upstream side)
+    local ups g0 u0
+    ups="$UP_PID $(pgrep -P "$UP_PID" | tr '\n' ' ')"
+    g0=$(cpu_ns "$GW_PID")
+    u0=$(cpu_ns $ups)
     taskset -c "$LG_CPUS" "$BUILD/mcpgate-bench" --url "http://127.0.0.1:$2/mcp" --sessions "$SESSIONS" --calls "$CALLS" --label "$1" --json
+    echo "$(($(cpu_ns "$GW_PID") - g0)) $(($(cpu_ns $ups) - u0))" >>"$WORK/cpu-$1-$3.txt"
 }
 for i in $(seq "$ROUNDS"); do
     for pl in $PLACEMENTS; do
         place "$pl"
-        run direct "$UP_PORT" >>"$WORK/direct-$pl.jsonl"
-        run gateway "$GW_PORT" >>"$WORK/gateway-$pl.jsonl"
+        run direct "$UP_PORT" "$pl" >>"$WORK/direct-$pl.jsonl"
+        run gateway "$GW_PORT" "$pl" >>"$WORK/gateway-$pl.jsonl"
     done
 done
 
 for pl in $PLACEMENTS; do
-node - "$WORK/direct-$pl.jsonl" "$WORK/gateway-$pl.jsonl" "$SESSIONS" "$CALLS" "$ROUNDS" "$pl" <<'JS'
+node - "$WORK/direct-$pl.jsonl" "$WORK/gateway-$pl.jsonl" "$SESSIONS" "$CALLS" "$ROUNDS" "$pl" \
+    "$WORK/cpu-gateway-$pl.txt" "$WORK/cpu-direct-$pl.txt" <<'JS'
 const fs = require('fs');
-const [d, g, sessions, calls, rounds, placement] = process.argv.slice(2);
+const [d, g, sessions, calls, rounds, placement, cg, cd] = process.argv.slice(2);
+const cpu = (f, k) => { // median CPU us per call of column k (0 gateway, 1 upstream + child)
+  const v = fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => Number(l.split(' ')[k]) / 1000 / (sessions * calls));
+  return v.sort((a, b) => a - b)[Math.floor(v.length / 2)].toFixed(1);
+};
 const load = (f) => fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const median = (rs) => [...rs].sort((a, b) => a.calls.per_s - b.calls.per_s)[Math.floor(rs.length / 2)];
 const D = median(load(d)), G = median(load(g));
@@ -103,6 +117,8 @@ console.log('| target | calls/s | p50 ms | p99 ms | failed |\n|---|---|---|---|-
 console.log(row('straight to the upstream (mcpgate + testserver)', D));
 console.log(row('mcpgate -> remote upstream', G));
 console.log(`\nratio ${(G.calls.per_s / D.calls.per_s).toFixed(2)}x of the upstream's calls/s; ` +
-  `p50 added ${(G.calls.latency_ms.p50 - D.calls.latency_ms.p50).toFixed(3)} ms, p99 added ${(G.calls.latency_ms.p99 - D.calls.latency_ms.p99).toFixed(3)} ms\n`);
+  `p50 added ${(G.calls.latency_ms.p50 - D.calls.latency_ms.p50).toFixed(3)} ms, p99 added ${(G.calls.latency_ms.p99 - D.calls.latency_ms.p99).toFixed(3)} ms`);
+console.log(`CPU per call (median): gateway ${cpu(cg, 0)} us; upstream + child ${cpu(cd, 1)} us direct, ` +
+  `${cpu(cg, 1)} us behind the gateway\n`);
 JS
 done
