@@ -81,13 +81,13 @@ cpu_ns() { # PID... -> nanoseconds on CPU so far, every thread of each (/proc/PI
 }
 run() { # label port placement -> one JSON line (and the CPU per call of the gateway and the upstream side)
     local ups g0 u0
-    ups="$UP_PID $(pgrep -P "$UP_PID" | tr '\n' ' ')"
+    mapfile -t ups < <(echo "$UP_PID"; pgrep -P "$UP_PID")
     g0=$(cpu_ns "$GW_PID")
-    u0=$(cpu_ns $ups)
+    u0=$(cpu_ns "${ups[@]}")
     taskset -c "$LG_CPUS" "$BUILD/mcpgate-bench" --url "http://127.0.0.1:$2/mcp" --sessions "$SESSIONS" --calls "$CALLS" --label "$1" --json
-    echo "$(($(cpu_ns "$GW_PID") - g0)) $(($(cpu_ns $ups) - u0))" >>"$WORK/cpu-$1-$3.txt"
+    echo "$(($(cpu_ns "$GW_PID") - g0)) $(($(cpu_ns "${ups[@]}") - u0))" >>"$WORK/cpu-$1-$3.txt"
 }
-for i in $(seq "$ROUNDS"); do
+for _ in $(seq "$ROUNDS"); do
     for pl in $PLACEMENTS; do
         place "$pl"
         run direct "$UP_PORT" "$pl" >>"$WORK/direct-$pl.jsonl"
