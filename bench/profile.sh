@@ -14,11 +14,13 @@
 #                receiver (python3, answers 200): the cost of tracing is the difference per call
 #                (TRACE_RATIO=0.1 bench/profile.sh instant-traced: another ratio)
 #   traced-journal the gateway target with tracing (as gateway-traced) and the journal both on
+#   remote       build/mcpgate fronting a remote Streamable HTTP upstream (a native mcpgate serving
+#                build/mcpgate-testserver, as bench/remote.sh): the remote hop's cost per call
 # Method: warm up, then callgrind_control -z / -d around two closed-loop runs of SESSIONS sessions
 # x K1 and x K2 calls; Ir per call = (Ir(K2) - Ir(K1)) / (SESSIONS x (K2 - K1)), so session setup
 # and teardown cancel out. Prints one line per target, writes the profiles (flat, self and
 # inclusive, per call) to $OUT/<target>.txt and the raw callgrind files to $OUT/.
-# Usage: bench/profile.sh [gateway testserver instant instant-child bare instant-traced gateway-traced]
+# Usage: bench/profile.sh [gateway testserver instant instant-child bare instant-traced gateway-traced remote]
 #        (default: the first five)
 #        BUILD=build-perf SESSIONS=10 K1=100 K2=300 LOG_LEVEL=info OUT=/tmp/prof bench/profile.sh
 # Needs valgrind and python3. Read next: bench/results/ (figures recorded with this script).
@@ -104,6 +106,30 @@ gateway_with() { # NAME UPSTREAM_COMMAND...   (GW_EXTRA: the config's "gateway" 
     wait "$pid" 2>/dev/null || true
 }
 
+remote_target() { # the gateway under callgrind with one {"url": ...} entry; its upstream native
+    local up gw cfg upid
+    up=$(port)
+    gw=$(port)
+    python3 -c 'import json,sys; print(json.dumps({"mcpServers": {"ts": {"command": sys.argv[1]}}, "gateway": {"logLevel": "warn"}}))' \
+        "$BUILD/mcpgate-testserver" >"$OUT/remote-upstream.json"
+    "$BUILD/mcpgate" serve --config "$OUT/remote-upstream.json" --listen "127.0.0.1:$up" --log-level warn \
+        >"$OUT/remote-upstream.log" 2>&1 &
+    upid=$!
+    PIDS+=("$upid")
+    wait_http "$up" /healthz
+    cfg=$OUT/remote.json
+    python3 -c 'import json,sys; print(json.dumps({"mcpServers": {"ts": {"url": sys.argv[1], "type": "http"}}, "gateway": {"egress": {"allowCidrs": ["127.0.0.0/8"]}}}))' \
+        "http://127.0.0.1:$up/mcp" >"$cfg"
+    "${VG[@]}" --callgrind-out-file="$OUT/cg.remote.%p" "$BUILD/mcpgate" serve --config "$cfg" \
+        --listen "127.0.0.1:$gw" --log-level "$LOG_LEVEL" >"$OUT/remote.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_http "$gw" /healthz
+    measure remote "$pid" "http://127.0.0.1:$gw/mcp"
+    kill -TERM "$pid" "$upid"
+    wait "$pid" "$upid" 2>/dev/null || true
+}
+
 child_target() { # NAME BINARY: the upstream child under callgrind, behind a native mcpgate
     local name=$1 bin=$2 p gpid tpid
     p=$(port)
@@ -154,6 +180,7 @@ for t in $TARGETS; do
         GW_EXTRA="{\"journal\": {\"path\": \"$OUT/journal.jsonl\", \"hmacKey\": \"\${file:$OUT/journal.key}\"}}"
         gateway_with journal "$BUILD/mcpgate-testserver" ;;
     instant) gateway_with instant "$BUILD/mcpgate-instant" ;;
+    remote) remote_target ;;
     testserver) child_target testserver "$BUILD/mcpgate-testserver" ;;
     instant-child) child_target instant-child "$BUILD/mcpgate-instant" ;;
     bare)
@@ -167,7 +194,7 @@ for t in $TARGETS; do
         kill -TERM "$pid"
         wait "$pid" 2>/dev/null || true
         ;;
-    *) echo "profile.sh: unknown target '$t' (gateway journal traced-journal testserver instant instant-child bare instant-traced gateway-traced)" >&2; exit 2 ;;
+    *) echo "profile.sh: unknown target '$t' (gateway journal traced-journal remote testserver instant instant-child bare instant-traced gateway-traced)" >&2; exit 2 ;;
     esac
 done
 echo "profiles: $OUT/<target>.txt"

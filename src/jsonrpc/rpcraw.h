@@ -23,7 +23,8 @@
  * as bytes, which is exact because a canonical key has one spelling (an escaped "i\u0064" is
  * refused, so it can never hide a second "id").
  *
- * Who calls: upstream/child.c on each line a child writes; gateway/dispatch.c and reply.c write the
+ * Who calls: upstream/child.c on each line a child writes, upstream/remote.c on each answer of a
+ * remote upstream (a JSON body or one SSE event); gateway/dispatch.c and reply.c write the
  * client's answer with mg_rpc_raw_put_with_id. Tests: test/unit/test_jsonrpc.c (hostile texts),
  * fuzz/fuzz_json.c (differential against mg_json_loadb + mg_json_dump). Read next: jsonrpc.h.
  */

@@ -124,6 +124,7 @@ typedef struct xchg {
     int status, sse, got_head;
     char *buf; /* JSON body */
     size_t len, cap;
+    char *body; /* X_REQ: the POST's body, kept by libcurl without a copy (body_kept) until x is freed */
     mg__sse_parser_t sse_p;
     int answered; /* the response arrived (X_REQ / X_INIT) */
     int busy;     /* inside one of its callbacks: xchg_free() only marks it dead */
@@ -144,6 +145,7 @@ struct rreq {
     xchg_t *x;
     mg_upstream_done_cb done_cb;
     mg_upstream_related_cb related_cb;
+    mg_upstream_raw_cb raw_cb; /* the caller takes a canonical result as bytes (or NULL) */
     void *data;
     int d_err; /* deferred completion */
     json_t *d_response;

@@ -88,7 +88,9 @@ typedef void (*mg_upstream_related_cb)(mg_upstream_req_t *req, mg_upstream_origi
  * (exactly one of the two is called): when the response is a result ("result", no "error") whose
  * text is canonical (jsonrpc/rpcraw.h), so that writing raw with the client's id in place of ours
  * gives the bytes the tree path would. raw (borrowed) and its bytes are valid during the call only.
- * An implementation that cannot (remote) calls done_cb as before.
+ * Both implementations do: stdio for a child's line, remote for an answer's JSON body or SSE event
+ * (not on a 2026-07-28 upstream, whose result may be input_required, nor over HTTP+SSE); whatever
+ * is not canonical still goes to done_cb as a tree.
  */
 typedef void (*mg_upstream_raw_cb)(mg_upstream_req_t *req, const mg_rpc_raw_t *raw, void *data);
 

@@ -576,3 +576,41 @@ test('a call carries its W3C trace context to a remote upstream as traceparent/t
   assert.equal(bad.headers.traceparent, undefined);
   assert.equal(bad.headers['x-injected'], undefined);
 });
+
+test("a remote result reaches the client as the upstream wrote it, with the client's id (integer or string): JSON or one SSE event, canonical text or not, isError; an answer to another id is not taken", async (t) => {
+  const u = await upstream(t);
+  const gw = await t.gateway({ config: { mcpServers: { r: { url: u.url } }, gateway: LOOPBACK } });
+  const post = async (msg, sid) => {
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    if (sid) Object.assign(headers, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+    const r = await fetch(gw.url, { method: 'POST', headers, body: JSON.stringify(msg) });
+    const text = await r.text();
+    const sse = (r.headers.get('content-type') || '').startsWith('text/event-stream');
+    const body = sse
+      ? text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6))).find((m) => m.id !== undefined)
+      : text ? JSON.parse(text) : null;
+    return { sid: r.headers.get('mcp-session-id'), body, text };
+  };
+  const { sid } = await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+  assert.ok(sid, 'a session');
+  await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, sid);
+  const bodies = {
+    canonical: String.raw`{"jsonrpc":"2.0","id":{ID},"result":{"content":[{"type":"text","text":"café \"q\"\n\u001F"}]}}`,
+    spaced: String.raw`{ "jsonrpc": "2.0", "id": {ID}, "result": { "content": [{"type":"text","text":"a\/b \u00e9"}], "score": 1.5 } }`,
+    isError: String.raw`{"jsonrpc":"2.0","id":{ID},"result":{"content":[{"type":"text","text":"no"}],"isError":true}}`,
+    idFirst: String.raw`{"id":{ID},"result":{"content":[]},"jsonrpc":"2.0"}`,
+  };
+  for (const [name, body] of Object.entries(bodies))
+    for (const sse of [false, true])
+      for (const id of [7, 's-1']) {
+        const r = await post({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'bytes', arguments: { body, sse } } }, sid);
+        const want = JSON.parse(body.replaceAll('{ID}', '1')).result;
+        assert.deepEqual(r.body?.id, id, `${name} sse=${sse} id=${id}: ${r.text.slice(0, 300)}`);
+        assert.deepEqual(r.body?.result, want, `${name} sse=${sse} id=${id}: ${r.text.slice(0, 300)}`);
+      }
+  // a result for an id the gateway did not send: not this call's answer
+  const other = await post({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'bytes', arguments: { body: '{"jsonrpc":"2.0","id":987654,"result":{"content":[]}}' } } }, sid);
+  assert.equal(other.body?.id, 9);
+  assert.ok(other.body?.error && !other.body.result, other.text.slice(0, 300));
+  assert.match(other.body.error.message, /without a response/);
+});
