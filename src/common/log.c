@@ -99,20 +99,24 @@ void mg_log_defer(int on)
 
 /* Writes b's line (plus "\n"): with one write(2), or appended to the deferred lines (warnings
  * and errors are written at once, after what waits, in order). */
+static void emit_bytes(const char *p, size_t len, mg_log_level_t level)
+{
+    if (deferred && level < MG_LOG_WARN && len <= DEFER_CAP) {
+        if (npending + len > DEFER_CAP)
+            mg_log_flush();
+        memcpy(pending + npending, p, len);
+        npending += len;
+    } else {
+        mg_log_flush();
+        write_all(p, len);
+    }
+}
+
 static void emit(mg_jbuf_t *b, mg_log_level_t level)
 {
     mg_jbuf_put(b, "}\n", 2);
-    if (b->err == 0) {
-        if (deferred && level < MG_LOG_WARN && b->len <= DEFER_CAP) {
-            if (npending + b->len > DEFER_CAP)
-                mg_log_flush();
-            memcpy(pending + npending, b->p, b->len);
-            npending += b->len;
-        } else {
-            mg_log_flush();
-            write_all(b->p, b->len);
-        }
-    }
+    if (b->err == 0)
+        emit_bytes(b->p, b->len, level);
     mg_jbuf_dispose(b);
 }
 
@@ -178,10 +182,115 @@ void mg_log_json(mg_log_level_t level, const char *msg, json_t *fields)
     emit(&b, level);
 }
 
+/* ---- the fast path of mg_log_fields: plain text into one fixed buffer ---- */
+
+/* 1 for the bytes a JSON string holds as they are and that need no UTF-8 check: printable ASCII
+ * (and DEL, which jansson does not escape) except '"' and '\\'. */
+static const unsigned char plain_byte[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    R16(0), R16(0),                                                          /* 0x00-0x1F: controls */
+    1,      1,      0,      1,      1,      1,      1,      1,      1, 1, 1, /* 0x20-0x2A: '"' */
+    1,      1,      1,      1,      1,                                       /* 0x2B-0x2F */
+    R16(1), R16(1),                                                          /* 0x30-0x4F */
+    1,      1,      1,      1,      1,      1,      1,      1,      1, 1, 1, /* 0x50-0x5A */
+    1,      0,      1,      1,      1,                                       /* 0x5B-0x5F: '\\' */
+    R16(1), R16(1),                                                          /* 0x60-0x7F */
+    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0),          /* 0x80-0xFF: UTF-8 */
+#undef R16
+};
+
+/* Appends the NUL-terminated s at o, quoted when `quote`; returns the new end, or NULL when s has
+ * a byte that is not plain or does not fit before end (the caller then takes the general path).
+ * One pass, copying as it checks: the texts are short (keys, a method name, a session hash). */
+static inline char *put_plain(char *o, const char *end, const char *s, int quote)
+{
+    if (quote) {
+        if (o >= end)
+            return NULL;
+        *o++ = '"';
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (o >= end || !plain_byte[*p])
+            return NULL;
+        *o++ = (char)*p;
+    }
+    if (quote) {
+        if (o >= end)
+            return NULL;
+        *o++ = '"';
+    }
+    return o;
+}
+
+/* Appends v in decimal; returns the new end or NULL when it does not fit. */
+static char *put_num(char *o, const char *end, long long v)
+{
+    char d[24];
+    size_t k = sizeof d;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        d[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        d[--k] = '-';
+    size_t n = sizeof d - k;
+    if ((size_t)(end - o) < n)
+        return NULL;
+    memcpy(o, d + k, n);
+    return o + n;
+}
+
+/* Appends the whole line for mg_log_fields (plus "}\n") into out; returns its length, or 0 when
+ * some text is not plain or the line does not fit (then the general path writes it). */
+static size_t fields_plain(char *out, size_t cap, mg_log_level_t level, const char *msg,
+                           const mg_log_field_t *f, size_t n)
+{
+    char ts[32];
+    timestamp(ts);
+    char *o = out, *end = out + cap - 2;
+    static const char open[] = "{\"time\":\"";
+    memcpy(o, open, sizeof open - 1);
+    o += sizeof open - 1;
+    size_t tlen = strlen(ts); /* digits and "-:T.Z" only: written as they are */
+    if ((size_t)(end - o) < tlen + 10)
+        return 0;
+    memcpy(o, ts, tlen);
+    o += tlen;
+    memcpy(o, "\",\"level\":", 10);
+    o += 10;
+    if ((o = put_plain(o, end, level_names[level], 1)) == NULL || end - o < 7)
+        return 0;
+    memcpy(o, ",\"msg\":", 7);
+    o += 7;
+    if ((o = put_plain(o, end, msg ? msg : "", 1)) == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (end - o < 1)
+            return 0;
+        *o++ = ',';
+        if ((o = put_plain(o, end, f[i].key, 1)) == NULL || end - o < 1)
+            return 0;
+        *o++ = ':';
+        o = f[i].str != NULL ? put_plain(o, end, f[i].str, 1) : put_num(o, end, f[i].num);
+        if (o == NULL)
+            return 0;
+    }
+    *o++ = '}';
+    *o++ = '\n';
+    return (size_t)(o - out);
+}
+
 void mg_log_fields(mg_log_level_t level, const char *msg, const mg_log_field_t *f, size_t n)
 {
     if (!mg_log_enabled(level))
         return;
+    char line[512];
+    size_t len = fields_plain(line, sizeof line, level, msg, f, n);
+    if (len > 0) {
+        emit_bytes(line, len, level);
+        return;
+    }
     char stack[512];
     mg_jbuf_t b;
     mg_jbuf_init(&b, stack, sizeof stack, 16u * 1024u * 1024u);

@@ -32,7 +32,7 @@ static int port_ok(const char *h, size_t len, size_t n)
     if (h[n] != ':' || len - n > 6)
         return 0;
     for (size_t i = n + 1; i < len; i++)
-        if (!isdigit((unsigned char)h[i]))
+        if (h[i] < '0' || h[i] > '9')
             return 0;
     return 1;
 }
@@ -53,7 +53,7 @@ int mg_origin_is_loopback_host(const char *host, size_t len)
                     return 0;
                 dots++;
                 digits = octet = 0;
-            } else if (!isdigit((unsigned char)host[i]) || ++digits > 3 ||
+            } else if (host[i] < '0' || host[i] > '9' || ++digits > 3 ||
                        (octet = octet * 10 + (host[i] - '0')) > 255) {
                 return 0;
             }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,6 +517,41 @@ static void test_log_lines(void **state)
     assert_string_equal(got, want);
     free(want);
     json_decref(jf);
+    /* the edges of the plain fast path: DEL, the int64 extremes, a line longer than its buffer, a
+     * key and a message that need escapes, every printable byte */
+    char longv[700], printable[96];
+    memset(longv, 'x', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    for (int c = 0x20; c < 0x7f; c++)
+        printable[c - 0x20] = (char)c;
+    printable[0x7f - 0x20] = '\x7f';
+    printable[sizeof printable - 1] = '\0';
+    struct {
+        const char *msg;
+        mg_log_field_t f[3];
+        size_t n;
+    } edges[] = {
+        {"request", {{"method", "a\x7f", 0}, {"n", NULL, LLONG_MIN}, {"m", NULL, LLONG_MAX}}, 3},
+        {"request", {{"method", longv, 0}, {"status", NULL, 0}}, 2},
+        {"re\"quest", {{"k\"ey", "v", 0}, {"status", NULL, -1}}, 2},
+        {"request", {{"all", printable, 0}}, 1},
+        {"", {{"", "", 0}}, 1},
+    };
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        jf = json_object();
+        for (size_t k = 0; k < edges[i].n; k++)
+            json_object_set_new(jf, edges[i].f[k].key,
+                                edges[i].f[k].str ? json_string(edges[i].f[k].str)
+                                                  : json_integer((json_int_t)edges[i].f[k].num));
+        want = old_line("info", edges[i].msg, jf);
+        mg_log_fields(MG_LOG_INFO, edges[i].msg, edges[i].f, edges[i].n);
+        got = read_line();
+        assert_non_null(got);
+        untime(got);
+        assert_string_equal(got, want);
+        free(want);
+        json_decref(jf);
+    }
     /* a value that is not UTF-8: json_pack() failed, the line had no fields */
     mg_log_field_t h[] = {{"http", "P\xffST", 0}};
     want = old_line("info", "request", NULL);

@@ -47,6 +47,29 @@ static void test_classify(void **state)
                      MG_RPC_INVALID);
     assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":\"x\"}}"), MG_RPC_INVALID);
     assert_int_equal(kind_of("[1]"), MG_RPC_INVALID);
+    /* members are found by their exact names: near misses and names with a NUL are other members */
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"ID\":1,\"method\":\"ping\"}"), MG_RPC_NOTIFICATION);
+    json_t *nul = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method", "ping");
+    json_object_setn_new(nul, "id\0x", 4, json_integer(1));
+    assert_int_equal(mg_rpc_classify(nul, NULL), MG_RPC_NOTIFICATION);
+    json_object_del(nul, "jsonrpc");
+    json_object_setn_new(nul, "jsonrpc\0", 8, json_string("2.0"));
+    assert_int_equal(mg_rpc_classify(nul, NULL), MG_RPC_INVALID);
+    json_decref(nul);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"methods\":\"x\",\"result\":{}}"),
+                     MG_RPC_RESPONSE);
+    assert_int_equal(kind_of("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"errors\":1,\"param\":3}"),
+                     MG_RPC_REQUEST);
+    /* more members than the walk takes: the same answers by lookup */
+    assert_int_equal(kind_of("{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"jsonrpc\":\"2.0\",\"id\":1,"
+                             "\"method\":\"x\",\"params\":{}}"),
+                     MG_RPC_REQUEST);
+    assert_int_equal(kind_of("{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"jsonrpc\":\"2.0\",\"id\":1,"
+                             "\"method\":\"x\",\"params\":3}"),
+                     MG_RPC_INVALID);
+    assert_int_equal(kind_of("{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"jsonrpc\":\"2.0\",\"id\":1,"
+                             "\"result\":{},\"error\":{\"code\":1}}"),
+                     MG_RPC_INVALID);
     const char *why = NULL;
     json_t *j = json_loads("{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"ping\"}", 0, NULL);
     mg_rpc_classify(j, &why);
