@@ -8,9 +8,7 @@
  * inside its own callbacks (head/body are delivered from its header and write callbacks), so while
  * `in_curl` is set, mg_http_request() only queues the call and mg_http_cancel() only marks it; the
  * sweep after curl_multi_socket_action() returns does the rest. Idle connections stay in the
- * multi's connection cache (keep-alive) and keep their uv_poll_t (watching READABLE only, stopped
- * if the server closes it) until libcurl closes the socket (CURLOPT_CLOSESOCKETFUNCTION), so a
- * reused connection costs no new handle; finished calls keep their easy handle for the next one.
+ * multi's connection cache (keep-alive); finished calls keep their easy handle for the next one.
  * libcurl itself is loaded on first use (common/lazylib.c). Handles are freed from their close
  * callbacks; the client from the last one.
  */
@@ -19,7 +17,6 @@
 
 #include <curl/curl.h>
 #include <stdlib.h>
-#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
@@ -67,7 +64,6 @@ struct mg_http_call {
 struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
-    int idle; /* curl stopped watching it (a kept-alive connection): READABLE only, not given to curl */
     mg_http_client_t *cl;
     sock_ctx_t *next, *prev;
 };
@@ -266,10 +262,6 @@ static void action(mg_http_client_t *cl, curl_socket_t fd, int flags)
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
     sock_ctx_t *s = (sock_ctx_t *)h;
-    if (s->idle) { /* the server closed (or wrote on) an idle connection: curl sees it on reuse */
-        uv_poll_stop(&s->poll);
-        return;
-    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -305,26 +297,12 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
         if (s != NULL) {
             if (cl->multi != NULL)
                 curl_multi_assign(cl->multi, fd, NULL);
-            /* Kept until curl closes the socket (close_socket_cb): a connection going back to the
-             * cache comes back with its handle, instead of a new one (and epoll calls) per request */
-            s->idle = 1;
-            if (!uv_is_active((uv_handle_t *)&s->poll))
-                return 0;
-            uv_poll_start(&s->poll, UV_READABLE, poll_cb);
+            sock_close(s);
         }
         return 0;
     }
     if (cl->closing)
         return -1;
-    if (s == NULL) /* a connection from the cache: its handle is still here */
-        for (sock_ctx_t *k = cl->socks; k != NULL; k = k->next)
-            if (k->fd == fd && k->idle) {
-                s = k;
-                curl_multi_assign(cl->multi, fd, s);
-                break;
-            }
-    if (s != NULL)
-        s->idle = 0;
     if (s == NULL) {
         s = calloc(1, sizeof *s);
         if (s == NULL)
@@ -349,18 +327,6 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
         events |= UV_WRITABLE;
     uv_poll_start(&s->poll, events, poll_cb);
     return 0;
-}
-
-/* libcurl closes a socket: its handle goes first (nothing of the loop may watch a closed fd). */
-static int close_socket_cb(void *clientp, curl_socket_t fd)
-{
-    mg_http_client_t *cl = clientp;
-    for (sock_ctx_t *s = cl->socks; s != NULL; s = s->next)
-        if (s->fd == fd) {
-            sock_close(s);
-            break;
-        }
-    return close(fd);
 }
 
 /* ---- response ---- */
@@ -548,8 +514,6 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, cl);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
