@@ -325,7 +325,8 @@ struct mg_gateway {
     int handles_closing;
     mg_cluster_t *cluster;                      /* NULL in one process (no shared store) */
     const mg_session_source_t *sessions_source; /* local table or shared store (session.c) */
-    /* Where the pools' upstream events go (catalog.c calls it; the catalog never calls the gateway by name). */
+    /* Where the pools' upstream events go (catalog.c calls it; the catalog never calls the gateway by name).
+     */
     struct {
         void (*message)(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin, json_t *msg);
         /* a list of a pool changed (only: the pool's owning session, NULL = every session) */

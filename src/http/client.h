@@ -40,8 +40,8 @@ typedef struct mg_http_req {
     size_t nheaders;
     const char *body; /* copied (unless body_kept); NULL = no body */
     size_t len;
-    int body_kept;    /* 1: body is not copied; the caller keeps it valid and unchanged until done_cb
-                         starts or the call is cancelled (a large body sent often: no copy, no new pages) */
+    int body_kept;          /* 1: body is not copied; the caller keeps it valid and unchanged until done_cb
+                               starts or the call is cancelled (a large body sent often: no copy, no new pages) */
     const char *basic_user; /* HTTP Basic authentication (both or neither) */
     const char *basic_pass;
     long timeout_ms;         /* the whole exchange; 0 = 30 s; < 0 = none (long-lived streams) */
