@@ -107,6 +107,8 @@ static void pool_stopped_cb(mg_upstream_t *up, void *data)
     for (int k = 0; k < MG_LIST_COUNT; k++)
         json_decref(p->lists[k]);
     json_decref(p->subs);
+    json_decref(p->support_list);
+    mg_map_dispose(&p->support_map);
     free(p->tenant);
     free(p);
     if (owner != NULL)

@@ -92,6 +92,10 @@ struct mg_pool {
     json_t *acc[MG_LIST_COUNT];               /* pages collected by the fetch in progress */
     unsigned pages[MG_LIST_COUNT];
     json_t *subs; /* uri -> number of sessions subscribed through this pool */
+    /* tasks.c: tool name -> execution.taskSupport (1 optional, 2 required; absent: forbidden) of
+     * support_list, the tools list it was read from (held, so its address cannot come back) */
+    json_t *support_list;
+    mg_map_t support_map;
     int was_ready;
     int stopping;
 };

@@ -500,20 +500,34 @@ static int task_create(mg_call_t *c, int forward)
 
 /* ---- the call phase ---- */
 
-/* The routed tool's execution.taskSupport in tools (its pool's list; NULL = unknown: none). */
-static void support_of(mg_call_t *c, const json_t *tools)
+/* The routed tool's execution.taskSupport in tools (its pool's list; NULL = unknown: none). The
+ * pool keeps a map of the tools that support tasks, read once per list it fetched, so a call costs
+ * one lookup however many tools the server has. */
+static void support_of(mg_call_t *c, json_t *tools)
 {
+    mg_pool_t *p = c->route_pool;
     c->task_support = 0;
-    size_t i;
-    json_t *tool;
-    json_array_foreach(tools, i, tool)
-    {
-        if (strcmp(str(tool, "name"), c->route_original) != 0)
-            continue;
-        const char *ts = str(json_object_get(tool, "execution"), "taskSupport");
-        c->task_support = strcmp(ts, "required") == 0 ? 2 : strcmp(ts, "optional") == 0 ? 1 : 0;
-        break;
+    if (tools == NULL)
+        return;
+    if (p->support_list != tools) {
+        mg_map_dispose(&p->support_map);
+        mg_map_init(&p->support_map);
+        json_decref(p->support_list);
+        p->support_list = json_incref(tools);
+        size_t i;
+        json_t *tool;
+        json_array_foreach(tools, i, tool)
+        {
+            const char *ts = str(json_object_get(tool, "execution"), "taskSupport");
+            intptr_t v = strcmp(ts, "required") == 0 ? 2 : strcmp(ts, "optional") == 0 ? 1 : 0;
+            if (v != 0 && mg_map_set(&p->support_map, str(tool, "name"), (void *)v) != 0) {
+                json_decref(p->support_list); /* out of memory: read again next time */
+                p->support_list = NULL;
+                break;
+            }
+        }
     }
+    c->task_support = (int)(intptr_t)mg_map_get(&p->support_map, c->route_original);
 }
 
 static void support_cb(mg_pool_t *p, mg_list_kind_t kind, json_t *tools, void *data)
