@@ -517,16 +517,8 @@ static void route_server_request(mg_gateway_t *gw, mg_session_t *s, mg_call_t *c
     s->outreqs = o;
     json_t *copy = mg_json_copy(msg);
     json_object_set_new(copy, "id", json_string(o->down_id));
-    json_t *pmeta = json_object_get(mg_rpc_params(msg), "_meta");
-    if (json_object_get(pmeta, "io.mcpgate/inputKey") !=
-        NULL) { /* a 2026-07-28 input's key: not for a session */
-        json_t *params = mg_json_deep_copy(mg_rpc_params(msg));
-        json_t *m = json_object_get(params, "_meta");
-        json_object_del(m, "io.mcpgate/inputKey");
-        if (json_object_size(m) == 0)
-            json_object_del(params, "_meta");
-        json_object_set_new(copy, "params", params);
-    }
+    /* A params._meta["io.mcpgate/inputKey"] hint stays: a session client may itself be a gateway
+     * (mcpgate chained behind mcpgate) that serves a 2026-07-28 client under that key. */
     if (call != NULL)
         mg__exchange_related(call->x, copy);
     else

@@ -38,7 +38,9 @@ test('a 2025 client answers a 2026-only upstream\'s input_required as elicitatio
     capabilities: { elicitation: {} },
     setup: (c) =>
       c.setRequestHandler(ElicitRequestSchema, async (r) => {
-        asked.push(r.params._meta === undefined ? r.params.message : `a gateway hint reached the client: ${JSON.stringify(r.params._meta)}`);
+        // Only the input-key hint may ride along (a chained gateway serving a 2026 client needs it).
+        const meta = Object.keys(r.params._meta ?? {}).filter((k) => k !== 'io.mcpgate/inputKey');
+        asked.push(meta.length === 0 ? r.params.message : `an unexpected _meta reached the client: ${JSON.stringify(r.params._meta)}`);
         return r.params.message === 'your name?' ? { action: 'accept', content: { name: 'Ada' } } : { action: 'accept', content: {} };
       }),
   });
