@@ -1,0 +1,123 @@
+// Hot reload sends list_changed only to the sessions whose catalog can have changed: two
+// sessions of two tenants (gateway.auth.rules give each one server of its own and one shared
+// server) listen on their GET streams while the config changes. A server only one tenant can see
+// changes: that session hears it, the other does not. A rule for one tenant changes: only its
+// session hears it. A gateway.tools filter for one tenant: only its session hears tools changed.
+// The shared server changes: both hear it.
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { testserver } from './lib/gateway.mjs';
+import { scaled, sleep, test, waitFor } from './lib/harness.mjs';
+import { eventJson, initSession, request, sessionHeaders } from './lib/http.mjs';
+import { configDir } from './lib/policy.mjs';
+
+function token() {
+  const t = 'mgt_' + crypto.randomBytes(32).toString('base64url');
+  return { t, sha256: crypto.createHash('sha256').update(t).digest('hex') };
+}
+
+// Every notification method the GET stream brings, in order, until stop().
+function listen(get) {
+  const got = [];
+  let stopped = false;
+  (async () => {
+    while (!stopped) {
+      let ev;
+      try {
+        ev = await get.next(scaled(500));
+      } catch {
+        continue; // no event within the slice: look again
+      }
+      if (ev === null) return;
+      const m = eventJson(ev);
+      if (m?.method) got.push(m.method);
+    }
+  })();
+  return {
+    got,
+    stop() {
+      stopped = true;
+      get.close();
+    },
+  };
+}
+
+test('reload: list_changed goes only to the sessions whose catalog changed', async (t) => {
+  const a = token(), b = token();
+  const c = configDir(t, undefined, 'mcpgate-reload-lc-');
+  const base = {
+    servers: { common: ['--name', 'common'], onlya: ['--name', 'onlya'], onlyb: ['--name', 'onlyb'] },
+    rules: { a: ['common', 'onlya'], b: ['common', 'onlyb'] },
+    tools: undefined,
+  };
+  const write = (v) =>
+    fs.writeFileSync(
+      c.file,
+      JSON.stringify({
+        mcpServers: Object.fromEntries(Object.entries(v.servers).map(([k, args]) => [k, testserver(args)])),
+        gateway: {
+          limits: { shutdownGraceMs: 2000 },
+          auth: {
+            tokens: [
+              { name: 'a', sha256: a.sha256, tenant: 'ta', scopes: [] },
+              { name: 'b', sha256: b.sha256, tenant: 'tb', scopes: [] },
+            ],
+            rules: [
+              { tenant: 'ta', allow: v.rules.a },
+              { tenant: 'tb', allow: v.rules.b },
+            ],
+          },
+          ...(v.tools ? { tools: v.tools } : {}),
+        },
+      }),
+    );
+  write(base);
+  const gw = await t.gateway({ args: ['--config', c.file] });
+  const open = async (tok) => {
+    const headers = { Authorization: `Bearer ${tok.t}` };
+    const s = await initSession(gw.url, { headers });
+    const get = await request(gw.url, { method: 'GET', headers: sessionHeaders(s, headers), timeout: scaled(120000) });
+    assert.equal(get.status, 200);
+    return listen(get);
+  };
+  const la = await open(a), lb = await open(b);
+  let reloads = 0;
+  // Reloads to v; returns once the sessions that should hear tools/list_changed did, and a
+  // bounded wait after it brought the others nothing.
+  const step = async (what, v, hear) => {
+    const from = { a: la.got.length, b: lb.got.length };
+    write(v);
+    gw.proc.kill('SIGHUP');
+    reloads++;
+    await waitFor(async () => (await gw.readyz()).json.config.reloads === reloads, { timeout: 10000, what: `${what}: the reload` });
+    const since = (l, k) => l.got.slice(from[k]);
+    await waitFor(() => hear.every((k) => since(k === 'a' ? la : lb, k).includes('notifications/tools/list_changed')), {
+      timeout: 5000,
+      what: `${what}: tools/list_changed to ${hear.join(' and ')}`,
+    });
+    await sleep(scaled(600)); // the former fan-out was debounced 50 ms: ample time to show up
+    for (const k of ['a', 'b'])
+      if (!hear.includes(k))
+        assert.deepEqual(since(k === 'a' ? la : lb, k), [], `${what}: session ${k} was told its lists changed`);
+  };
+  // A server only tenant a sees changes (a restart with another entry): a hears it, b does not.
+  const v1 = { ...base, servers: { ...base.servers, onlya: ['--name', 'onlya-2'] } };
+  await step('onlya changed', v1, ['a']);
+  // A rule for tenant b changes: b hears it.
+  const v2 = { ...v1, rules: { ...v1.rules, b: ['common', 'onlyb', 'onlya/echo'] } };
+  await step('the rule of tenant b changed', v2, ['b']);
+  // gateway.tools hides a tool from tenant a only: a hears tools changed.
+  const v3 = { ...v2, tools: { tenants: { ta: { deny: ['common__echo'] } } } };
+  await step('the tool filter of tenant a changed', v3, ['a']);
+  // The server everyone sees changes: both hear it.
+  const v4 = { ...v3, servers: { ...v3.servers, common: ['--name', 'common-2'] } };
+  await step('common changed', v4, ['a', 'b']);
+  // A server only b could see is removed: b hears it.
+  const v5 = { ...v4, servers: { common: v4.servers.common, onlya: v4.servers.onlya } };
+  await step('onlyb removed', v5, ['b']);
+  const logs = gw.logs().filter((l) => l.msg === 'configuration reloaded');
+  assert.deepEqual(logs.map((l) => l.sessionsNotified), [1, 1, 1, 2, 1]);
+  la.stop();
+  lb.stop();
+}, { timeout: 60000 });
