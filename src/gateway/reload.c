@@ -43,6 +43,7 @@
 #include "../common/str.h"
 #include "../obs/metrics.h"
 #include "../policy/hooks.h"
+#include "../toolsearch/runtime.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -429,6 +430,17 @@ static void swap_auth(mg_gateway_t *gw, mg_auth_t *fresh)
     mg_auth_unref(old);
 }
 
+/* Each session's tool profile becomes the one of the same name in the configuration now running
+ * (a profile changed in the file applies to the sessions that chose it, from their next request). */
+static void rebind_profiles(mg_gateway_t *gw)
+{
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&gw->sessions, &pos, &key, &val))
+        mg_toolsearch_session_rebind(((mg_session_t *)val)->ts, &gw->cfg->tools);
+}
+
 void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
 {
     struct mg_reload *r = gw->reload;
@@ -555,6 +567,7 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
             if (auth_swap) /* tokens, issuer, keys, introspection: the next request's auth phase */
                 swap_auth(gw, fresh);
             gw->cfg = next;
+            rebind_profiles(gw);
         }
     } else {
         json_array_extend(needed, hot); /* not applied either: they would mix two configurations */

@@ -3,13 +3,14 @@
 // server) listen on their GET streams while the config changes. A server only one tenant can see
 // changes: that session hears it, the other does not. A rule for one tenant changes: only its
 // session hears it. A gateway.tools filter for one tenant: only its session hears tools changed.
-// The shared server changes: both hear it.
+// The profile one session chose changes: only it hears tools changed, and its next tools/list
+// follows the new profile. The shared server changes: both hear it.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { testserver } from './lib/gateway.mjs';
 import { scaled, sleep, test, waitFor } from './lib/harness.mjs';
-import { eventJson, initSession, request, sessionHeaders } from './lib/http.mjs';
+import { call, eventJson, initSession, request, sessionHeaders } from './lib/http.mjs';
 import { configDir } from './lib/policy.mjs';
 
 function token() {
@@ -49,7 +50,7 @@ test('reload: list_changed goes only to the sessions whose catalog changed', asy
   const base = {
     servers: { common: ['--name', 'common'], onlya: ['--name', 'onlya'], onlyb: ['--name', 'onlyb'] },
     rules: { a: ['common', 'onlya'], b: ['common', 'onlyb'] },
-    tools: undefined,
+    tools: { profiles: { pa: { deny: ['none'] }, pb: { deny: ['none'] } } },
   };
   const write = (v) =>
     fs.writeFileSync(
@@ -68,20 +69,22 @@ test('reload: list_changed goes only to the sessions whose catalog changed', asy
               { tenant: 'tb', allow: v.rules.b },
             ],
           },
-          ...(v.tools ? { tools: v.tools } : {}),
+          tools: v.tools,
         },
       }),
     );
   write(base);
   const gw = await t.gateway({ args: ['--config', c.file] });
-  const open = async (tok) => {
+  const open = async (tok, profile) => {
     const headers = { Authorization: `Bearer ${tok.t}` };
-    const s = await initSession(gw.url, { headers });
+    const s = await initSession(`${gw.url}?profile=${profile}`, { headers });
     const get = await request(gw.url, { method: 'GET', headers: sessionHeaders(s, headers), timeout: scaled(120000) });
     assert.equal(get.status, 200);
-    return listen(get);
+    return { ...listen(get), s, headers };
   };
-  const la = await open(a), lb = await open(b);
+  const la = await open(a, 'pa'), lb = await open(b, 'pb');
+  const tools = async (l) =>
+    (await call(gw.url, l.s, 'tools/list', {}, { headers: l.headers })).response.result.tools.map((x) => x.name).sort();
   let reloads = 0;
   // Reloads to v; returns once the sessions that should hear tools/list_changed did, and a
   // bounded wait after it brought the others nothing.
@@ -108,16 +111,22 @@ test('reload: list_changed goes only to the sessions whose catalog changed', asy
   const v2 = { ...v1, rules: { ...v1.rules, b: ['common', 'onlyb', 'onlya/echo'] } };
   await step('the rule of tenant b changed', v2, ['b']);
   // gateway.tools hides a tool from tenant a only: a hears tools changed.
-  const v3 = { ...v2, tools: { tenants: { ta: { deny: ['common__echo'] } } } };
+  const v3 = { ...v2, tools: { ...v2.tools, tenants: { ta: { deny: ['common__echo'] } } } };
   await step('the tool filter of tenant a changed', v3, ['a']);
+  assert.ok(!(await tools(la)).includes('common__echo'));
+  assert.ok((await tools(lb)).includes('common__echo'));
+  // The profile session b chose hides a tool: b hears it, and lists without it.
+  const v3b = { ...v3, tools: { ...v3.tools, profiles: { ...v3.tools.profiles, pb: { deny: ['common__echo'] } } } };
+  await step('the profile of session b changed', v3b, ['b']);
+  assert.ok(!(await tools(lb)).includes('common__echo'), 'the changed profile did not apply to the session that chose it');
   // The server everyone sees changes: both hear it.
-  const v4 = { ...v3, servers: { ...v3.servers, common: ['--name', 'common-2'] } };
+  const v4 = { ...v3b, servers: { ...v3b.servers, common: ['--name', 'common-2'] } };
   await step('common changed', v4, ['a', 'b']);
   // A server only b could see is removed: b hears it.
   const v5 = { ...v4, servers: { common: v4.servers.common, onlya: v4.servers.onlya } };
   await step('onlyb removed', v5, ['b']);
   const logs = gw.logs().filter((l) => l.msg === 'configuration reloaded');
-  assert.deepEqual(logs.map((l) => l.sessionsNotified), [1, 1, 1, 2, 1]);
+  assert.deepEqual(logs.map((l) => l.sessionsNotified), [1, 1, 1, 1, 2, 1]);
   la.stop();
   lb.stop();
 }, { timeout: 60000 });
