@@ -4,10 +4,13 @@
 // changes: that session hears it, the other does not. A rule for one tenant changes: only its
 // session hears it. A gateway.tools filter for one tenant: only its session hears tools changed.
 // The profile one session chose changes: only it hears tools changed, and its next tools/list
-// follows the new profile. The shared server changes: both hear it.
+// follows the new profile. The shared server changes: both hear it. With replicas sharing
+// sessions, each replica tells the GET streams it serves, once per reload that concerns them.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
+import { requireBinaries, startRedis, waitStore } from './lib/cluster.mjs';
 import { testserver } from './lib/gateway.mjs';
 import { scaled, sleep, test, waitFor } from './lib/harness.mjs';
 import { call, eventJson, initSession, request, sessionHeaders } from './lib/http.mjs';
@@ -127,6 +130,69 @@ test('reload: list_changed goes only to the sessions whose catalog changed', asy
   await step('onlyb removed', v5, ['b']);
   const logs = gw.logs().filter((l) => l.msg === 'configuration reloaded');
   assert.deepEqual(logs.map((l) => l.sessionsNotified), [1, 1, 1, 1, 2, 1]);
+  la.stop();
+  lb.stop();
+}, { timeout: 60000 });
+
+test('reload with 2 replicas sharing sessions: each tells the GET streams it serves, once, and only the sessions concerned', async (t) => {
+  requireBinaries(t, 'redis-server');
+  const redis = await startRedis(t);
+  const a = token(), b = token();
+  const c = configDir(t, undefined, 'mcpgate-reload-lc-rep-');
+  const files = ['r0.json', 'r1.json'].map((n) => path.join(c.dir, n));
+  const write = (servers) => {
+    for (const f of files)
+      fs.writeFileSync(
+        f,
+        JSON.stringify({
+          mcpServers: Object.fromEntries(Object.entries(servers).map(([k, args]) => [k, testserver(args)])),
+          gateway: {
+            sessions: { store: redis.url(0), secret: 'e2e-cluster-secret-0123456789' },
+            auth: {
+              tokens: [
+                { name: 'a', sha256: a.sha256, tenant: 'ta', scopes: [] },
+                { name: 'b', sha256: b.sha256, tenant: 'tb', scopes: [] },
+              ],
+              rules: [
+                { tenant: 'ta', allow: ['common', 'onlya'] },
+                { tenant: 'tb', allow: ['common', 'onlyb'] },
+              ],
+            },
+          },
+        }),
+      );
+  };
+  const servers = { common: ['--name', 'common'], onlya: ['--name', 'onlya'], onlyb: ['--name', 'onlyb'] };
+  write(servers);
+  const gws = [];
+  for (const f of files) gws.push(await t.gateway({ args: ['--config', f] }));
+  await waitStore(gws, true);
+  // Each session is made on one replica and listens on the other.
+  const open = async (tok, made, listens) => {
+    const headers = { Authorization: `Bearer ${tok.t}` };
+    const s = await initSession(gws[made].url, { headers });
+    const get = await request(gws[listens].url, { method: 'GET', headers: sessionHeaders(s, headers), timeout: scaled(120000) });
+    assert.equal(get.status, 200);
+    return listen(get);
+  };
+  const la = await open(a, 0, 1), lb = await open(b, 1, 0);
+  await sleep(scaled(300)); // the followers catch up with the store
+  let reloads = 0;
+  const step = async (what, next, hear) => {
+    const from = { a: la.got.length, b: lb.got.length };
+    write(next);
+    for (const g of gws) g.proc.kill('SIGHUP');
+    reloads++;
+    for (const g of gws)
+      await waitFor(async () => (await g.readyz()).json.config.reloads === reloads, { timeout: 10000, what: `${what}: the reload` });
+    const told = (k) => (k === 'a' ? la : lb).got.slice(from[k]).filter((m) => m === 'notifications/tools/list_changed').length;
+    await waitFor(() => hear.every((k) => told(k) > 0), { timeout: 5000, what: `${what}: tools/list_changed to ${hear.join(' and ')}` });
+    await sleep(scaled(600));
+    for (const k of ['a', 'b']) assert.equal(told(k), hear.includes(k) ? 1 : 0, `${what}: session ${k} was told ${told(k)} times`);
+  };
+  const v1 = { ...servers, onlya: ['--name', 'onlya-2'] };
+  await step('onlya changed', v1, ['a']);
+  await step('common changed', { ...v1, common: ['--name', 'common-2'] }, ['a', 'b']);
   la.stop();
   lb.stop();
 }, { timeout: 60000 });
