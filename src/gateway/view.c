@@ -3,13 +3,15 @@
  * lists, each hashed (SHA-256 of a canonical JSON document), and the reload's targeted
  * list_changed built on them.
  *
- * The document, per session:
+ * The document, per session and kind (tools, prompts, resources with their templates):
  *   servers  [name, changed, prefix] for each live slot gateway.auth.rules leave something of to
- *            the session's principal (mg_auth_policy_may_see); changed is the reload's mark for a
- *            slot whose entry or pins changed (the lists it serves may differ)
+ *            the session's principal (mg_auth_policy_may_see) and that may offer the kind (the
+ *            pool serving the session is not known to lack the capability: a ready pool's
+ *            initialize result says); changed is the reload's mark for a slot whose entry or pins
+ *            changed (the lists it serves may differ)
  *   rules    null without gateway.auth.rules, else the allow/deny lists of the rules that apply
  *            to the principal, in order (a rule for another tenant or scope is not there)
- *   tools    (the tools print only) gateway.tools as written, with "profiles" narrowed to the
+ *   tools    (the tools document only) gateway.tools as written, with "profiles" narrowed to the
  *            session's profile, "tenants" to its tenant's entry (or "*"), "scopes" to its scopes'
  *            entries and whether any exist, "defaultProfile" left out (it is read at initialize)
  * Read next: view.h, reload.c.
@@ -24,10 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* one hash per kind: tools, prompts, resources (templates count as resources) */
 typedef struct print {
-    unsigned char tools[MG_SHA256_BYTES];
-    unsigned char other[MG_SHA256_BYTES];
+    unsigned char md[MG_LIST_TEMPLATES][MG_SHA256_BYTES];
 } print_t;
+
+static const char *cap_names[MG_LIST_TEMPLATES] = {"tools", "prompts", "resources"};
 
 struct mg_view_snap {
     mg_map_t by_id; /* session id -> print_t (owned) */
@@ -52,12 +56,36 @@ static json_t *rules_view(const mg_auth_config_t *cfg, const mg_principal_t *p)
     return out;
 }
 
-static json_t *servers_view(const mg_gateway_t *gw, const mg_principal_t *p, const unsigned char *changed)
+/* The pool that serves s for slot i if it exists (never creates one), else NULL. */
+static mg_pool_t *pool_of(const mg_gateway_t *gw, const mg_session_t *s, size_t i)
+{
+    const mg_gw_server_t *srv = &gw->servers[i];
+    if (srv->shared != NULL)
+        return srv->shared;
+    if (srv->cfg->isolation == MG_ISOLATION_TENANT)
+        return mg_map_get(&srv->tenants, mg__tenant_of(s->principal));
+    return s->pools != NULL ? s->pools[i] : NULL;
+}
+
+/* 0 when the pool serving s for slot i is known not to offer kind (ready, and its initialize
+ * result has no capability for it); 1 when it does or may (not started, starting, restarted). */
+static int may_offer(const mg_gateway_t *gw, const mg_session_t *s, size_t i, int kind)
+{
+    mg_pool_t *p = pool_of(gw, s, i);
+    if (p == NULL || p->up == NULL || mg_upstream_state(p->up) != MG_UPSTREAM_READY)
+        return 1;
+    const json_t *caps = json_object_get(mg_upstream_init_result(p->up), "capabilities");
+    return !json_is_object(caps) || json_object_get(caps, cap_names[kind]) != NULL;
+}
+
+static json_t *servers_view(const mg_gateway_t *gw, const mg_session_t *s, int kind,
+                            const unsigned char *changed)
 {
     json_t *out = json_array();
     for (size_t i = 0; out != NULL && i < gw->nservers; i++) {
         const mg_gw_server_t *srv = &gw->servers[i];
-        if (srv->removed || !mg_auth_policy_may_see(gw->cfg->auth, p, srv->cfg->name))
+        if (srv->removed || !mg_auth_policy_may_see(gw->cfg->auth, s->principal, srv->cfg->name) ||
+            !may_offer(gw, s, i, kind))
             continue;
         json_array_append_new(out, json_pack("[s,b,s]", srv->cfg->name, changed != NULL && changed[i],
                                              srv->prefix ? srv->prefix : ""));
@@ -110,15 +138,15 @@ static int hash_doc(const json_t *doc, unsigned char md[MG_SHA256_BYTES])
 /* s's prints under gw's running state. 0 or MG_ENOMEM. */
 static int print_of(const mg_gateway_t *gw, const mg_session_t *s, const unsigned char *changed, print_t *out)
 {
-    json_t *doc = json_pack("{s:o,s:o}", "servers", servers_view(gw, s->principal, changed), "rules",
-                            rules_view(gw->cfg->auth, s->principal));
-    int rc = doc != NULL ? hash_doc(doc, out->other) : MG_ENOMEM;
-    json_t *tv = rc == 0 ? tools_view(gw, s) : NULL;
-    if (rc == 0 && (tv == NULL || json_object_set_new(doc, "tools", tv) != 0))
-        rc = MG_ENOMEM;
-    if (rc == 0)
-        rc = hash_doc(doc, out->tools);
-    json_decref(doc);
+    json_t *rules = rules_view(gw->cfg->auth, s->principal);
+    int rc = rules != NULL ? 0 : MG_ENOMEM;
+    for (int k = 0; k < MG_LIST_TEMPLATES && rc == 0; k++) {
+        json_t *doc = json_pack("{s:o,s:O,s:o}", "servers", servers_view(gw, s, k, changed), "rules", rules,
+                                "tools", k == MG_LIST_TOOLS ? tools_view(gw, s) : json_null());
+        rc = doc != NULL ? hash_doc(doc, out->md[k]) : MG_ENOMEM;
+        json_decref(doc);
+    }
+    json_decref(rules);
     return rc;
 }
 
@@ -170,10 +198,9 @@ size_t mg__view_snap_notify(mg_gateway_t *gw, mg_view_snap_t *snap, const unsign
         unsigned bits = (1u << MG_LIST_TOOLS) | (1u << MG_LIST_PROMPTS) | (1u << MG_LIST_RESOURCES);
         if (before != NULL && print_of(gw, s, changed, &after) == 0) {
             bits = 0;
-            if (memcmp(before->tools, after.tools, sizeof after.tools) != 0)
-                bits |= 1u << MG_LIST_TOOLS;
-            if (memcmp(before->other, after.other, sizeof after.other) != 0)
-                bits |= (1u << MG_LIST_PROMPTS) | (1u << MG_LIST_RESOURCES);
+            for (int k = 0; k < MG_LIST_TEMPLATES; k++)
+                if (memcmp(before->md[k], after.md[k], sizeof after.md[k]) != 0)
+                    bits |= 1u << k;
         }
         if (bits == 0)
             continue;

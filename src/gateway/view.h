@@ -4,7 +4,8 @@
  * follow from the servers it can see (live slots that gateway.auth.rules leave something of for its
  * principal, their entries, pins and tool-name prefixes), the rules that apply to its principal,
  * and for tools the parts of gateway.tools that reach it (filters, mode, always, its profile, its
- * tenant's and scopes' entries). The fingerprint hashes these inputs, not the lists (which would
+ * tenant's and scopes' entries); a server counts for a kind unless its running pool declared no
+ * such capability. The fingerprint hashes these inputs, not the lists (which would
  * need every upstream asked), so a change it sees may leave a list as it was: such a session is
  * notified anyway (a spare list_changed costs a tools/list; a missing one leaves a stale catalog).
  * Read next: view.c, reload.c (mg_gateway_reload), docs/operations.md (Reload).

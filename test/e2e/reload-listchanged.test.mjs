@@ -51,8 +51,13 @@ test('reload: list_changed goes only to the sessions whose catalog changed', asy
   const a = token(), b = token();
   const c = configDir(t, undefined, 'mcpgate-reload-lc-');
   const base = {
-    servers: { common: ['--name', 'common'], onlya: ['--name', 'onlya'], onlyb: ['--name', 'onlyb'] },
-    rules: { a: ['common', 'onlya'], b: ['common', 'onlyb'] },
+    servers: {
+      common: ['--name', 'common'],
+      onlya: ['--name', 'onlya'],
+      onlyb: ['--name', 'onlyb'],
+      toolsa: ['--name', 'toolsa', '--tools-only'],
+    },
+    rules: { a: ['common', 'onlya', 'toolsa'], b: ['common', 'onlyb'] },
     tools: { profiles: { pa: { deny: ['none'] }, pb: { deny: ['none'] } } },
   };
   const write = (v) =>
@@ -106,6 +111,7 @@ test('reload: list_changed goes only to the sessions whose catalog changed', asy
     for (const k of ['a', 'b'])
       if (!hear.includes(k))
         assert.deepEqual(since(k === 'a' ? la : lb, k), [], `${what}: session ${k} was told its lists changed`);
+    return { a: since(la, 'a'), b: since(lb, 'b') };
   };
   // A server only tenant a sees changes (a restart with another entry): a hears it, b does not.
   const v1 = { ...base, servers: { ...base.servers, onlya: ['--name', 'onlya-2'] } };
@@ -126,10 +132,15 @@ test('reload: list_changed goes only to the sessions whose catalog changed', asy
   const v4 = { ...v3b, servers: { ...v3b.servers, common: ['--name', 'common-2'] } };
   await step('common changed', v4, ['a', 'b']);
   // A server only b could see is removed: b hears it.
-  const v5 = { ...v4, servers: { common: v4.servers.common, onlya: v4.servers.onlya } };
+  const v5 = { ...v4, servers: { common: v4.servers.common, onlya: v4.servers.onlya, toolsa: v4.servers.toolsa } };
   await step('onlyb removed', v5, ['b']);
+  // A server that offers tools alone is removed: its session hears of tools, not of prompts or
+  // resources.
+  const { toolsa, ...v6servers } = v5.servers;
+  const heard = await step('toolsa removed', { ...v5, servers: v6servers }, ['a']);
+  assert.deepEqual(heard.a, ['notifications/tools/list_changed']);
   const logs = gw.logs().filter((l) => l.msg === 'configuration reloaded');
-  assert.deepEqual(logs.map((l) => l.sessionsNotified), [1, 1, 1, 1, 2, 1]);
+  assert.deepEqual(logs.map((l) => l.sessionsNotified), [1, 1, 1, 1, 2, 1, 1]);
   la.stop();
   lb.stop();
 }, { timeout: 60000 });
