@@ -5,13 +5,12 @@
  *
  * The document, per session and kind (tools, prompts, resources with their templates):
  *   servers  [name, changed, prefix] for each live slot gateway.auth.rules leave something of to
- *            the session's principal (mg_auth_policy_may_see) and that may offer the kind (the
- *            pool serving the session is not known to lack the capability: a ready pool's
- *            initialize result says); changed is the reload's mark for a slot whose entry or pins
- *            changed (the lists it serves may differ)
- *   rules    null without gateway.auth.rules, else the allow/deny lists of the rules that apply
- *            to the principal, in order (a rule for another tenant or scope is not there)
- *   tools    (the tools document only) gateway.tools as written, with "profiles" narrowed to the
+ *            the session's principal (mg_auth_policy_may_see) and that may offer the kind (its
+ *            shared or tenant pool is not known to lack the capability: a ready pool's initialize
+ *            result says; a session's own pools are not looked at); changed is the reload's mark for a slot
+ * whose entry or pins changed (the lists it serves may differ) rules    null without gateway.auth.rules, else
+ * the allow/deny lists of the rules that apply to the principal, in order (a rule for another tenant or scope
+ * is not there) tools    (the tools document only) gateway.tools as written, with "profiles" narrowed to the
  *            session's profile, "tenants" to its tenant's entry (or "*"), "scopes" to its scopes'
  *            entries and whether any exist, "defaultProfile" left out (it is read at initialize)
  * Read next: view.h, reload.c.
@@ -56,7 +55,9 @@ static json_t *rules_view(const mg_auth_config_t *cfg, const mg_principal_t *p)
     return out;
 }
 
-/* The pool that serves s for slot i if it exists (never creates one), else NULL. */
+/* The shared or tenant pool that serves s for slot i if it exists (never creates one), else NULL.
+ * A session's own pools are not looked at: the print stays a function of the principal and the
+ * profile (print_cached), and such a server counts for every kind. */
 static mg_pool_t *pool_of(const mg_gateway_t *gw, const mg_session_t *s, size_t i)
 {
     const mg_gw_server_t *srv = &gw->servers[i];
@@ -64,7 +65,7 @@ static mg_pool_t *pool_of(const mg_gateway_t *gw, const mg_session_t *s, size_t 
         return srv->shared;
     if (srv->cfg->isolation == MG_ISOLATION_TENANT)
         return mg_map_get(&srv->tenants, mg__tenant_of(s->principal));
-    return s->pools != NULL ? s->pools[i] : NULL;
+    return NULL;
 }
 
 /* 0 when the pool serving s for slot i is known not to offer kind (ready, and its initialize
@@ -150,6 +151,49 @@ static int print_of(const mg_gateway_t *gw, const mg_session_t *s, const unsigne
     return rc;
 }
 
+/* The prints depend on the session only through its principal (tenant, scopes, the rules that
+ * apply) and its profile: sessions alike share one computation per pass. memo: key -> print_t. */
+static int print_cached(const mg_gateway_t *gw, const mg_session_t *s, const unsigned char *changed,
+                        mg_map_t *memo, print_t *out)
+{
+    const mg_principal_t *p = s->principal;
+    const mg_tool_profile_t *prof = mg_toolsearch_session_profile(s->ts);
+    size_t len = 80 + (prof != NULL && prof->name ? strlen(prof->name) : 0);
+    for (size_t i = 0; p != NULL && i < p->nscopes; i++)
+        len += strlen(p->scopes[i]) + 1;
+    char *key = malloc(len);
+    if (key == NULL)
+        return print_of(gw, s, changed, out);
+    size_t n = (size_t)snprintf(key, len, "%s|%s|", p ? p->key : "-", prof && prof->name ? prof->name : "");
+    for (size_t i = 0; p != NULL && i < p->nscopes && n < len; i++)
+        n += (size_t)snprintf(key + n, len - n, " %s", p->scopes[i]);
+    const print_t *hit = mg_map_get(memo, key);
+    if (hit != NULL) {
+        *out = *hit;
+        free(key);
+        return 0;
+    }
+    int rc = print_of(gw, s, changed, out);
+    print_t *keep = rc == 0 ? malloc(sizeof *keep) : NULL;
+    if (keep != NULL) {
+        *keep = *out;
+        if (mg_map_set(memo, key, keep) != 0)
+            free(keep);
+    }
+    free(key);
+    return rc;
+}
+
+static void memo_dispose(mg_map_t *memo)
+{
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(memo, &pos, &key, &val))
+        free(val);
+    mg_map_dispose(memo);
+}
+
 static void snap_free(mg_view_snap_t *snap)
 {
     size_t pos = 0;
@@ -167,6 +211,8 @@ mg_view_snap_t *mg__view_snap_take(mg_gateway_t *gw)
     if (snap == NULL)
         return NULL;
     mg_map_init(&snap->by_id);
+    mg_map_t memo;
+    mg_map_init(&memo);
     size_t pos = 0;
     const char *key;
     void *val;
@@ -175,12 +221,15 @@ mg_view_snap_t *mg__view_snap_take(mg_gateway_t *gw)
         if (s->closing || s == gw->stateless)
             continue;
         print_t *pr = malloc(sizeof *pr);
-        if (pr == NULL || print_of(gw, s, NULL, pr) != 0 || mg_map_set(&snap->by_id, key, pr) != 0) {
+        if (pr == NULL || print_cached(gw, s, NULL, &memo, pr) != 0 ||
+            mg_map_set(&snap->by_id, key, pr) != 0) {
             free(pr);
             snap_free(snap);
+            memo_dispose(&memo);
             return NULL;
         }
     }
+    memo_dispose(&memo);
     return snap;
 }
 
@@ -189,6 +238,8 @@ size_t mg__view_snap_notify(mg_gateway_t *gw, mg_view_snap_t *snap, const unsign
     size_t notified = 0, pos = 0;
     const char *key;
     void *val;
+    mg_map_t memo;
+    mg_map_init(&memo);
     while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
         mg_session_t *s = val;
         if (s->closing || s == gw->stateless)
@@ -196,7 +247,7 @@ size_t mg__view_snap_notify(mg_gateway_t *gw, mg_view_snap_t *snap, const unsign
         const print_t *before = snap != NULL ? mg_map_get(&snap->by_id, key) : NULL;
         print_t after;
         unsigned bits = (1u << MG_LIST_TOOLS) | (1u << MG_LIST_PROMPTS) | (1u << MG_LIST_RESOURCES);
-        if (before != NULL && print_of(gw, s, changed, &after) == 0) {
+        if (before != NULL && print_cached(gw, s, changed, &memo, &after) == 0) {
             bits = 0;
             for (int k = 0; k < MG_LIST_TEMPLATES; k++)
                 if (memcmp(before->md[k], after.md[k], sizeof after.md[k]) != 0)
@@ -209,5 +260,6 @@ size_t mg__view_snap_notify(mg_gateway_t *gw, mg_view_snap_t *snap, const unsign
     }
     if (snap != NULL)
         snap_free(snap);
+    memo_dispose(&memo);
     return notified;
 }
