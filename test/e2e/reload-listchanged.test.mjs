@@ -107,7 +107,7 @@ test('reload: list_changed goes only to the sessions whose catalog changed', asy
       timeout: 5000,
       what: `${what}: tools/list_changed to ${hear.join(' and ')}`,
     });
-    await sleep(scaled(600)); // the former fan-out was debounced 50 ms: ample time to show up
+    await sleep(scaled(400)); // the former fan-out was debounced 50 ms: ample time to show up
     for (const k of ['a', 'b'])
       if (!hear.includes(k))
         assert.deepEqual(since(k === 'a' ? la : lb, k), [], `${what}: session ${k} was told its lists changed`);
@@ -198,7 +198,7 @@ test('reload with 2 replicas sharing sessions: each tells the GET streams it ser
       await waitFor(async () => (await g.readyz()).json.config.reloads === reloads, { timeout: 10000, what: `${what}: the reload` });
     const told = (k) => (k === 'a' ? la : lb).got.slice(from[k]).filter((m) => m === 'notifications/tools/list_changed').length;
     await waitFor(() => hear.every((k) => told(k) > 0), { timeout: 5000, what: `${what}: tools/list_changed to ${hear.join(' and ')}` });
-    await sleep(scaled(600));
+    await sleep(scaled(400));
     for (const k of ['a', 'b']) assert.equal(told(k), hear.includes(k) ? 1 : 0, `${what}: session ${k} was told ${told(k)} times`);
   };
   const v1 = { ...servers, onlya: ['--name', 'onlya-2'] };
