@@ -130,6 +130,13 @@ int mg_auth_handle_well_known(mg_auth_t *a, h2o_req_t *req);
 int mg_auth_policy_allows(const mg_auth_config_t *cfg, const mg_principal_t *p, const char *server,
                           const char *item);
 
+/* 1 when rule r applies to principal p (its tenant and scope, when set, are p's). */
+int mg_auth_policy_rule_applies(const mg_auth_rule_t *r, const mg_principal_t *p);
+/* 0 when no item of upstream `server` can be allowed to p (rules exist, and none matching p allows
+ * a pattern of that server, or one denies the server as a whole); 1 when some item may be. What a
+ * reload uses to tell whether a session can see a server at all (gateway/view.c). */
+int mg_auth_policy_may_see(const mg_auth_config_t *cfg, const mg_principal_t *p, const char *server);
+
 /* `mcpgate token ...` (cli.h): `token new --tenant T --scope S [--name N]`, `token hash`. */
 int mg_cli_token(int argc, char **argv);
 

@@ -34,7 +34,7 @@ static int pattern_matches(const char *pat, const char *server, const char *item
     return mg_glob_match(slash + 1, item);
 }
 
-static int rule_applies(const mg_auth_rule_t *r, const mg_principal_t *p)
+int mg_auth_policy_rule_applies(const mg_auth_rule_t *r, const mg_principal_t *p)
 {
     if (r->tenant != NULL && (p == NULL || strcmp(r->tenant, p->tenant) != 0))
         return 0;
@@ -51,7 +51,7 @@ int mg_auth_policy_allows(const mg_auth_config_t *cfg, const mg_principal_t *p, 
     int allowed = 0;
     for (size_t i = 0; i < cfg->nrules; i++) {
         const mg_auth_rule_t *r = &cfg->rules[i];
-        if (!rule_applies(r, p))
+        if (!mg_auth_policy_rule_applies(r, p))
             continue;
         for (size_t k = 0; k < r->ndeny; k++)
             if (pattern_matches(r->deny[k], server, item))
@@ -60,4 +60,35 @@ int mg_auth_policy_allows(const mg_auth_config_t *cfg, const mg_principal_t *p, 
             allowed = pattern_matches(r->allow[k], server, item);
     }
     return allowed;
+}
+
+/* Does the server part of pattern pat match server? */
+static int server_part_matches(const char *pat, const char *server)
+{
+    const char *slash = strchr(pat, '/');
+    char spat[256];
+    size_t sl = slash ? (size_t)(slash - pat) : strlen(pat);
+    if (sl >= sizeof spat)
+        return 0;
+    memcpy(spat, pat, sl);
+    spat[sl] = '\0';
+    return mg_glob_match(spat, server);
+}
+
+int mg_auth_policy_may_see(const mg_auth_config_t *cfg, const mg_principal_t *p, const char *server)
+{
+    if (cfg == NULL || cfg->nrules == 0)
+        return 1;
+    int may = 0;
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        const mg_auth_rule_t *r = &cfg->rules[i];
+        if (!mg_auth_policy_rule_applies(r, p))
+            continue;
+        for (size_t k = 0; k < r->ndeny; k++)
+            if (pattern_matches(r->deny[k], server, NULL))
+                return 0;
+        for (size_t k = 0; !may && k < r->nallow; k++)
+            may = server_part_matches(r->allow[k], server);
+    }
+    return may;
 }

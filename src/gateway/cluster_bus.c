@@ -41,14 +41,16 @@ void mg__cluster_list_changed(mg_gateway_t *gw, unsigned bits)
     mg__cluster_broadcast(CL(gw), json_pack("{s:s,s:i}", "t", "lc", "bits", (int)bits));
 }
 
-static void on_list_changed(mg_cluster_t *cl, unsigned bits)
+/* list_changed of bits to the streams this replica feeds: of session only, or (only NULL) of
+ * every session and 2026-07-28 listener. */
+static void local_list_changed(mg_gateway_t *gw, mg_session_t *only, unsigned bits)
 {
-    mg_gateway_t *gw = cl->gw;
     for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
         if (!(bits & (1u << k)))
             continue;
         json_t *n = mg_rpc_notification(changed_methods[k], NULL);
-        mg__modern_listeners_notify(gw, 1u << k, NULL, n);
+        if (only == NULL)
+            mg__modern_listeners_notify(gw, 1u << k, NULL, n);
         size_t len;
         char *text = mg_rpc_dump(n, &len);
         char *buf = NULL;
@@ -56,21 +58,33 @@ static void on_list_changed(mg_cluster_t *cl, unsigned bits)
         if (text != NULL && mg_sse_format(&buf, &blen, &cap, NULL, text, len, 0) == 0) {
             size_t pos = 0;
             const char *key;
-            void *val;
-            while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
+            void *val = only;
+            while (only != NULL || mg_map_next(&gw->sessions, &pos, &key, &val)) {
                 if (!mg__session_shared(val)) { /* a legacy HTTP+SSE session: its own stream */
                     mg__session_notify(val, n);
-                    continue;
+                } else {
+                    mg_follow_t *f = mg__cluster_get_follower(val);
+                    if (f != NULL && f->synced)
+                        mg__cluster_follow_write(f, buf, blen);
                 }
-                mg_follow_t *f = mg__cluster_get_follower(val);
-                if (f != NULL && f->synced)
-                    mg__cluster_follow_write(f, buf, blen);
+                if (only != NULL)
+                    break;
             }
         }
         json_decref(n);
         free(buf);
         free(text);
     }
+}
+
+static void on_list_changed(mg_cluster_t *cl, unsigned bits)
+{
+    local_list_changed(cl->gw, NULL, bits);
+}
+
+void mg__cluster_list_changed_local(mg_gateway_t *gw, mg_session_t *s, unsigned bits)
+{
+    local_list_changed(gw, s, bits);
 }
 
 /* ---- messages for other replicas ---- */

@@ -457,6 +457,9 @@ void mg__cluster_session_closing(mg_session_t *s);
 void mg__cluster_keepalive(mg_gateway_t *gw);
 /* Debounced list_changed of shared children: to every replica's GET streams and listeners. */
 void mg__cluster_list_changed(mg_gateway_t *gw, unsigned bits);
+/* list_changed of bits to shared session s's GET stream if this replica follows it (a reload's:
+ * every replica reloads and tells its own followers; nothing crosses the bus). */
+void mg__cluster_list_changed_local(mg_gateway_t *gw, mg_session_t *s, unsigned bits);
 /* A task message (stolen) for the replica running the task (its inbox; cluster_bus.c). */
 void mg__cluster_task_send(mg_gateway_t *gw, const char *replica, json_t *m);
 /* A client's answer to "mg-<other replica>-N": sent to that replica; returns 1 when sent. */
@@ -754,5 +757,9 @@ mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t 
 /* list_changed of kind to session only, or (debounced) to every session and listener; the pool
  * sink's list_changed. */
 void mg__catalog_list_changed(mg_gateway_t *gw, mg_session_t *only, mg_list_kind_t kind);
+/* list_changed of each kind in bits (1 << mg_list_kind_t) to session s only, at once: on this
+ * replica's stream of s (a shared session's: the GET stream this replica follows, if any); s NULL:
+ * to this replica's 2026-07-28 listeners. */
+void mg__catalog_list_changed_to(mg_gateway_t *gw, mg_session_t *s, unsigned bits);
 
 #endif

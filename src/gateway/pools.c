@@ -3,7 +3,8 @@
  * use; with a shared store only on the replica that may own the session's children), and the
  * list_changed fan-out to sessions and 2026-07-28 listeners (debounced 50 ms; with a shared store,
  * to every replica through cluster_bus.c). The catalog (gateway/catalog.c) reports into these through
- * the pool sink (gw->pool_sink) and never calls them by name.
+ * the pool sink (gw->pool_sink) and never calls them by name. A reload notifies the sessions whose
+ * view changed one by one (mg__catalog_list_changed_to, from view.c).
  * Read next: gateway/catalog.c (pools and their lists), gateway/session.c (sessions).
  */
 #include "../common/log.h"
@@ -101,4 +102,25 @@ void mg__catalog_list_changed(mg_gateway_t *gw, mg_session_t *only, mg_list_kind
     if (gw->list_changed_pending == 0)
         uv_timer_start(&gw->debounce_timer, debounce_cb, 50, 0);
     gw->list_changed_pending |= 1u << kind;
+}
+
+void mg__catalog_list_changed_to(mg_gateway_t *gw, mg_session_t *s, unsigned bits)
+{
+    if (bits & (1u << MG_LIST_TEMPLATES))
+        bits = (bits & ~(1u << MG_LIST_TEMPLATES)) | (1u << MG_LIST_RESOURCES);
+    if (s == NULL) { /* stateless callers hold no view of their own: every listener hears it */
+        for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
+            if (!(bits & (1u << k)))
+                continue;
+            json_t *n = mg_rpc_notification(changed_methods[k], NULL);
+            mg__modern_listeners_notify(gw, 1u << k, NULL, n);
+            json_decref(n);
+        }
+        return;
+    }
+    if (gw->cluster != NULL && mg__session_shared(s)) { /* the stream this replica follows, if any */
+        mg__cluster_list_changed_local(gw, s, bits);
+        return;
+    }
+    notify_sessions(gw, s, bits);
 }

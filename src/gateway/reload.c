@@ -15,7 +15,10 @@
  *   removed    its slot is marked removed: routes and lists skip it at once; its pools drain (the
  *              sessions' own pools of it too, stopped when idle or at the grace time).
  *   isolation, pinning or scan changed: removed and added under the same name (a new slot).
- *   Sessions get list_changed when any of these happened.
+ *   A session gets list_changed of a kind when what it is listed of that kind can have changed:
+ *   a server it can see changed, was added or removed, or the rules, tool filters or pins that
+ *   reach it did (view.c compares each session's inputs before and after). 2026-07-28 listeners
+ *   get it when anything of the catalog changed.
  *   gateway.tools, gateway.limits (but maxBodyBytes and httpIdleTimeoutMs, which the HTTP front
  *              holds), gateway.rateLimits (unless its store kind changes) and gateway.auth.rules are
  *              read per request through gw->cfg and the policy's cfg: they apply to the next
@@ -32,6 +35,7 @@
  * Read next: gateway.c (readyz), main.c (the triggers).
  */
 #include "gateway_int.h"
+#include "view.h"
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../config/policy_config.h"
@@ -39,6 +43,7 @@
 #include "../common/str.h"
 #include "../obs/metrics.h"
 #include "../policy/hooks.h"
+#include "../toolsearch/runtime.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -365,9 +370,11 @@ static void server_lists_drop(mg_gateway_t *gw, size_t i)
 
 /* Pinning, the lockfile (re-read from disk: a file `mcpgate lock --update` rewrote counts) and
  * scanning for next. Servers whose pins or modes changed drop their cached lists; *changed gets
- * mg_policy_reload_pins' bits, and "lockfile" goes into applied when the file changed. Returns 0,
+ * mg_policy_reload_pins' bits, slots[i] is set for each such server (slots may be NULL), and
+ * "lockfile" goes into applied when the file changed. Returns 0,
  * or an error (logged; nothing changed). */
-static int reload_pins(mg_gateway_t *gw, const mg_config_t *next, json_t *applied, int *changed)
+static int reload_pins(mg_gateway_t *gw, const mg_config_t *next, json_t *applied, int *changed,
+                       unsigned char *slots)
 {
     unsigned char *which = calloc(gw->server_cap ? gw->server_cap : 1, 1);
     const mg_server_config_t **entries = calloc(gw->server_cap ? gw->server_cap : 1, sizeof *entries);
@@ -388,8 +395,11 @@ static int reload_pins(mg_gateway_t *gw, const mg_config_t *next, json_t *applie
         return rc;
     }
     for (size_t i = 0; i < gw->nservers; i++)
-        if (which[i])
+        if (which[i]) {
             server_lists_drop(gw, i);
+            if (slots != NULL)
+                slots[i] = 1;
+        }
     free(which);
     if (*changed & MG_POLICY_PINS_LOCKFILE) /* the file's content (or which file) changed */
         json_array_append_new(applied, json_string("lockfile"));
@@ -420,6 +430,17 @@ static void swap_auth(mg_gateway_t *gw, mg_auth_t *fresh)
     mg_auth_unref(old);
 }
 
+/* Each session's tool profile becomes the one of the same name in the configuration now running
+ * (a profile changed in the file applies to the sessions that chose it, from their next request). */
+static void rebind_profiles(mg_gateway_t *gw)
+{
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&gw->sessions, &pos, &key, &val))
+        mg_toolsearch_session_rebind(((mg_session_t *)val)->ts, &gw->cfg->tools);
+}
+
 void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
 {
     struct mg_reload *r = gw->reload;
@@ -433,6 +454,10 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
     k->cfg = next;
     k->next = kept;
     kept = k;
+    /* what each session is listed, before: list_changed goes to those whose view changes (without
+     * memory for either, to every session) */
+    unsigned char *slots_changed = calloc(gw->server_cap ? gw->server_cap : 1, 1); /* entry or pins */
+    mg_view_snap_t *views = slots_changed != NULL ? mg__view_snap_take(gw) : NULL;
     json_t *unchanged = json_array(), *restarted = json_array(), *needed = json_array();
     json_t *added = json_array(), *removed = json_array();
     /* servers, by name. Removed first, so a replaced entry's old slot is gone before its new one. */
@@ -462,6 +487,8 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
         if (srv != NULL && sc->isolation == srv->cfg->isolation &&
             !key_differs(srv->cfg->raw, sc->raw, "pinning") && !key_differs(srv->cfg->raw, sc->raw, "scan")) {
             restart_server(r, srv, sc);
+            if (slots_changed != NULL)
+                slots_changed[srv->index] = 1;
             json_array_append_new(restarted, json_string(sc->name));
             continue;
         }
@@ -529,7 +556,7 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
         mg_auth_t *fresh = NULL;
         int rc = auth_swap ? auth_generation(gw, next, &fresh) : 0;
         if (rc == 0)
-            rc = reload_pins(gw, next, hot, &pins_changed);
+            rc = reload_pins(gw, next, hot, &pins_changed, slots_changed);
         if (rc == 0)
             rc = mg_policy_set_config(gw->policy, next); /* rate limits and CORS: next request */
         if (rc != 0) {
@@ -540,6 +567,7 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
             if (auth_swap) /* tokens, issuer, keys, introspection: the next request's auth phase */
                 swap_auth(gw, fresh);
             gw->cfg = next;
+            rebind_profiles(gw);
         }
     } else {
         json_array_extend(needed, hot); /* not applied either: they would mix two configurations */
@@ -550,18 +578,20 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
     size_t keys_applied = json_array_size(applied) - ((pins_changed & MG_POLICY_PINS_LOCKFILE) ? 1 : 0);
     if (json_array_size(restarted) > 0 || keys_applied > 0 || json_array_size(added) > 0 ||
         json_array_size(removed) > 0 ||
-        (pins_changed & MG_POLICY_PINS_SERVERS)) /* catalogs may have changed */
-        for (int kind = 0; kind < MG_LIST_COUNT; kind++)
-            if (kind != MG_LIST_TEMPLATES)
-                mg__catalog_list_changed(gw, NULL, (mg_list_kind_t)kind);
+        (pins_changed & MG_POLICY_PINS_SERVERS)) /* 2026-07-28 listeners: some catalog may have changed */
+        mg__catalog_list_changed_to(
+            gw, NULL, (1u << MG_LIST_TOOLS) | (1u << MG_LIST_PROMPTS) | (1u << MG_LIST_RESOURCES));
+    /* sessions: each whose view changed, of the kinds that changed (view.h) */
+    size_t notified = mg__view_snap_notify(gw, views, slots_changed);
+    free(slots_changed);
     mg_strlcpy(gw->config_digest, sizeof gw->config_digest, next->digest);
     json_decref(r->restart_needed);
     r->restart_needed = json_incref(needed);
     r->ok++;
     mg_log_json(MG_LOG_INFO, "configuration reloaded",
-                json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:O}", "digest", next->digest, "unchanged", unchanged,
+                json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:O,s:I}", "digest", next->digest, "unchanged", unchanged,
                           "restarted", restarted, "added", added, "removed", removed, "applied", applied,
-                          "restartNeeded", needed));
+                          "restartNeeded", needed, "sessionsNotified", (json_int_t)notified));
     if (json_array_size(needed) > 0) {
         char m[600];
         size_t n =

@@ -126,6 +126,15 @@ const mg_tool_profile_t *mg_toolsearch_session_profile(const mg_toolsearch_sessi
     return st != NULL ? st->profile : NULL;
 }
 
+void mg_toolsearch_session_rebind(mg_toolsearch_session_t *st, const mg_tools_config_t *tc)
+{
+    if (st == NULL || st->profile == NULL)
+        return;
+    const mg_tool_profile_t *p = mg_toolsearch_profile_find(tc, st->profile->name);
+    if (p != NULL)
+        st->profile = p;
+}
+
 const json_t *mg_toolsearch_session_added(const mg_toolsearch_session_t *st)
 {
     return st != NULL ? st->added : NULL;

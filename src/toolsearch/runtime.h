@@ -49,6 +49,10 @@ mg_toolsearch_session_t *mg_toolsearch_session_new(const mg_tools_config_t *tc, 
 void mg_toolsearch_session_free(mg_toolsearch_session_t *st);
 /* The session's profile (NULL = none). st may be NULL. */
 const mg_tool_profile_t *mg_toolsearch_session_profile(const mg_toolsearch_session_t *st);
+/* After a reload: st's profile becomes the one of the same name in tc, when tc has it (a session
+ * whose profile was removed keeps the one it chose; it never falls back to seeing more). st may
+ * be NULL. */
+void mg_toolsearch_session_rebind(mg_toolsearch_session_t *st, const mg_tools_config_t *tc);
 /* {exposed name: true} of the tools its searches added (borrowed; NULL = none yet). st may be NULL. */
 const json_t *mg_toolsearch_session_added(const mg_toolsearch_session_t *st);
 

@@ -606,6 +606,26 @@ static void test_policy(void **state)
     assert_false(mg_auth_policy_allows(c, NULL, "fs", "read_file"));
     /* no rules: everything */
     assert_true(mg_auth_policy_allows(NULL, NULL, "fs", "x"));
+    /* which servers a principal can see anything of (a reload's list_changed targeting) */
+    assert_true(mg_auth_policy_may_see(c, acme, "github"));
+    assert_true(mg_auth_policy_may_see(c, acme, "fs")); /* "fs/read_*" allows part of it */
+    assert_false(mg_auth_policy_may_see(c, acme, "slack"));
+    assert_true(mg_auth_policy_may_see(c, globex, "fs"));
+    assert_false(mg_auth_policy_may_see(c, globex, "github"));
+    assert_true(mg_auth_policy_may_see(c, acme_admin, "slack")); /* "*" */
+    assert_false(mg_auth_policy_may_see(c, nobody, "fs"));
+    assert_false(mg_auth_policy_may_see(c, NULL, "fs"));
+    assert_true(mg_auth_policy_may_see(NULL, NULL, "fs"));
+    assert_true(mg_auth_policy_rule_applies(&c->rules[0], acme));
+    assert_false(mg_auth_policy_rule_applies(&c->rules[0], globex));
+    assert_false(mg_auth_policy_rule_applies(&c->rules[1], acme));
+    assert_true(mg_auth_policy_rule_applies(&c->rules[1], acme_admin));
+    mg_auth_config_t *d = parse("{\"tokens\": [], \"rules\": [{\"allow\": [\"*\"], \"deny\": [\"vault/*\", "
+                                "\"db/drop_*\"]}]}");
+    assert_non_null(d);
+    assert_false(mg_auth_policy_may_see(d, acme, "vault")); /* denied as a whole */
+    assert_true(mg_auth_policy_may_see(d, acme, "db"));     /* denied in part only */
+    mg_auth_config_free(d);
     mg_principal_unref(acme);
     mg_principal_unref(acme_admin);
     mg_principal_unref(globex);
