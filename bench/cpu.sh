@@ -16,7 +16,9 @@
 # median gateway-process CPU per call - utime+stime from /proc/PID/stat (all its threads; the
 # upstream child apart) and the same from /proc/PID/task/*/schedstat (nanoseconds: no 10 ms ticks)
 # - its ratio to the first target's median, and the median of the per-rep ratios (target over the
-# first target in the same rep: the steadier figure when the load drifts). For #16's goal run
+# first target in the same rep: the steadier figure when the load drifts), then the loop thread's
+# own CPU per call alone (work moved to other threads, e.g. the journal's writer, leaves it). For
+# #16's goal run
 #   REPS=5 bench/cpu.sh gateway-instant traced journal traced-journal
 # Usage: bench/cpu.sh [gateway gateway-instant bare traced journal traced-journal]
 #        (default: gateway gateway-instant bare)
@@ -40,12 +42,14 @@ TPID=""
 RPID=""
 trap '[[ -n $TPID ]] && kill -TERM -- "-$TPID" 2>/dev/null; [[ -n $RPID ]] && kill -TERM "$RPID" 2>/dev/null; rm -rf "$WORK"' EXIT
 
-stat_of() { # PIDS(comma-separated) -> "pid:utime:stime:sched_ns:vol:invol ..." (clock ticks; ns on CPU,
-    local p  # all threads; the main (loop) thread's voluntary and involuntary context switches)
+stat_of() { # PIDS(comma-separated) -> "pid:utime:stime:sched_ns:vol:invol:loop_ns ..." (clock ticks; ns on
+    local p  # CPU, all threads; the main (loop) thread's voluntary and involuntary context switches, and
+             # its own ns on CPU)
     for p in ${1//,/ }; do
         awk '{printf "%s:%d:%d:", $1, $14, $15}' "/proc/$p/stat"
         cat /proc/"$p"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f:", s}'
-        awk '/^voluntary_ctxt/ {v = $2} /^nonvoluntary_ctxt/ {n = $2} END {printf "%d:%d ", v, n}' "/proc/$p/task/$p/status"
+        awk '/^voluntary_ctxt/ {v = $2} /^nonvoluntary_ctxt/ {n = $2} END {printf "%d:%d:", v, n}' "/proc/$p/task/$p/status"
+        awk '{printf "%.0f ", $1}' "/proc/$p/task/$p/schedstat"
     done
 }
 
@@ -117,13 +121,13 @@ b = {x.split(":")[0]: x.split(":")[1:] for x in s1.split()}
 rows = [(p, [int(v) - int(w) for v, w in zip(b[p], a[p])]) for p in b if p in a]
 split = "; ".join("%s user %.1f kernel %.1f" % ("target" if i == 0 else "child", d[0] * 1e4 / n, d[1] * 1e4 / n)
                   for i, (p, d) in enumerate(rows))
-g = rows[0][1] + [0, 0, 0]
+g = rows[0][1] + [0, 0, 0, 0]
 print("%-16s %6d calls %8.0f calls/s  cpu %5.1f us/call  ctx-switches %.2f/call (loop thread: %.2f voluntary, "
-      "%.2f involuntary)  (%s us/call)%s" %
+      "%.2f involuntary, %.2f us/call on CPU)  (%s us/call)%s" %
       (name, c["ok"], c["per_s"], ev.get("task-clock", 0) * 1000 / n, ev.get("context-switches", 0) / n,
-       g[3] / n, g[4] / n, split,
+       g[3] / n, g[4] / n, g[5] / 1e3 / n, split,
        "  spans " + spans if spans else ""))
-print("#RESULT %s %.3f %.3f %d" % (name, (g[0] + g[1]) * 1e4 / n, g[2] / 1e3 / n, c["ok"]))
+print("#RESULT %s %.3f %.3f %d %.3f" % (name, (g[0] + g[1]) * 1e4 / n, g[2] / 1e3 / n, c["ok"], g[5] / 1e3 / n))
 EOF
         kill -TERM -- "-$TPID" 2>/dev/null || true
         wait "$TPID" 2>/dev/null || true
@@ -139,8 +143,8 @@ import statistics, sys
 res = {}
 for line in open(sys.argv[1]):
     if line.startswith("#RESULT "):
-        _, name, ticks, sched, n = line.split()
-        res.setdefault(name, []).append((float(ticks), float(sched)))
+        _, name, ticks, sched, n, loop = line.split()
+        res.setdefault(name, []).append((float(ticks), float(sched), float(loop)))
 order = [t for t in dict.fromkeys(sys.argv[2:]) if t in res]
 if not order:
     sys.exit(0)
@@ -154,4 +158,9 @@ for t in order:
     print("  %-16s %6.2f us  %+6.1f%%  | %6.2f us  %+6.1f%%  | %+6.1f%%   reps: %s" % (
         t, mt, 100 * (mt / bt - 1) if bt else 0, ms, 100 * (ms / bs - 1) if bs else 0,
         100 * (statistics.median(pr) - 1) if pr else 0, " ".join("%.2f" % x[1] for x in res[t])))
+print("loop thread alone (schedstat), median of the per-rep ratios:")
+for t in order:
+    pr = [a[2] / b[2] for a, b in zip(res[t], res[base]) if b[2] > 0]
+    print("  %-16s %6.2f us  %+6.1f%%   reps: %s" % (t, statistics.median(x[2] for x in res[t]),
+          100 * (statistics.median(pr) - 1) if pr else 0, " ".join("%.2f" % x[2] for x in res[t])))
 EOF

@@ -163,32 +163,32 @@ static void call_span_start(mg_call_t *c)
     mg_span_set_str(sp, "network.transport", "tcp");
 }
 
-/* Outcome attributes of a span from the answer resp (NULL: cancelled). */
-static void span_outcome(mg_span_t *sp, const json_t *resp)
+/* Outcome attributes of a span from the answer's outcome (mg__call_outcome: looked up once per
+ * call, shared with the journal and /status). */
+static void span_outcome(mg_span_t *sp, mg__outcome_t o, int code)
 {
     if (sp == NULL)
         return;
-    json_t *err = json_object_get(resp, "error");
-    char code[24];
-    if (resp == NULL) {
+    char text[24];
+    if (o == MG__OUTCOME_CANCELLED) {
         mg_span_set_str(sp, "error.type", "cancelled");
         mg_span_set_error(sp, "cancelled");
-    } else if (err != NULL) {
+    } else if (o == MG__OUTCOME_ERROR || o == MG__OUTCOME_REFUSED) {
         /* The code only: an upstream's message may quote the arguments. */
-        snprintf(code, sizeof code, "%lld", (long long)json_integer_value(json_object_get(err, "code")));
-        mg_span_set_str(sp, "rpc.response.status_code", code);
-        mg_span_set_str(sp, "error.type", code);
-        mg_span_set_error(sp, code);
-    } else if (json_is_true(json_object_get(json_object_get(resp, "result"), "isError"))) {
+        snprintf(text, sizeof text, "%d", code);
+        mg_span_set_str(sp, "rpc.response.status_code", text);
+        mg_span_set_str(sp, "error.type", text);
+        mg_span_set_error(sp, text);
+    } else if (o == MG__OUTCOME_TOOL_ERROR) {
         mg_span_set_str(sp, "error.type", "tool_error");
         mg_span_set_error(sp, "tool_error");
     }
 }
 
-static void call_spans_end(mg_call_t *c, const json_t *resp)
+static void call_spans_end(mg_call_t *c, mg__outcome_t o, int code)
 {
     mg_span_end(c->phase_span);
-    span_outcome(c->up_span, resp);
+    span_outcome(c->up_span, o, code);
     mg_span_end(c->up_span);
     mg_span_end(c->round_span);
     c->phase_span = c->up_span = c->round_span = NULL;
@@ -197,7 +197,7 @@ static void call_spans_end(mg_call_t *c, const json_t *resp)
     const mg_pool_t *p = c->pool != NULL ? c->pool : c->route_pool;
     if (p != NULL)
         mg_span_set_str(c->span, "mcpgate.server", p->srv->cfg->name);
-    span_outcome(c->span, resp);
+    span_outcome(c->span, o, code);
     mg_span_end(c->span);
     c->span = NULL;
 }
@@ -272,9 +272,11 @@ static void call_end(mg_call_t *c, const json_t *resp, const mg_rpc_raw_t *raw)
     if (c->finished)
         return;
     c->finished = 1;
-    call_spans_end(c, resp);
-    mg__journal_call_end(c, resp);
-    mg__status_call_end(c, resp);
+    int code;
+    mg__outcome_t oc = mg__call_outcome(c, resp, &code); /* once, for the spans, journal and /status */
+    call_spans_end(c, oc, code);
+    mg__journal_call_end(c, oc, code);
+    mg__status_call_end(c, resp, oc, code);
     if (c->rate_job != NULL)
         mg_policy_rate_cancel(&c->rate_job); /* its shared-store answer is dropped */
     if (c->fwd != NULL)
@@ -1060,7 +1062,9 @@ static void done_cb(mg_upstream_req_t *ureq, int err, json_t *response, const ch
     c->ureq = NULL;
     if (c->up_span != NULL) { /* the upstream answered: its client span ends here */
         json_t *e = err != 0 ? mg_rpc_error(NULL, mg_err_jsonrpc_code(err), "", NULL) : NULL;
-        span_outcome(c->up_span, e != NULL ? e : response);
+        int code;
+        mg__outcome_t o = mg__call_outcome(c, e != NULL ? e : response, &code);
+        span_outcome(c->up_span, o == MG__OUTCOME_REFUSED ? MG__OUTCOME_ERROR : o, code);
         json_decref(e);
         mg_span_end(c->up_span);
         c->up_span = NULL;

@@ -631,8 +631,9 @@ const char *mg__outcome_name(mg__outcome_t o);
 const char *mg__call_server(const mg_call_t *c);
 int mg__status_new(mg_gateway_t *gw);
 void mg__status_free(mg_gateway_t *gw);
-/* From call_finish() for the calls mg__journal_call_start() timed. */
-void mg__status_call_end(mg_call_t *c, const json_t *resp);
+/* From call_finish() for the calls mg__journal_call_start() timed; o and code: mg__call_outcome() of
+ * resp, looked up once per call (the spans and the journal take the same). */
+void mg__status_call_end(mg_call_t *c, const json_t *resp, mg__outcome_t o, int code);
 /* The /status page (NEW, *len bytes) and its Content-Security-Policy into csp; NULL when too big. */
 char *mg__status_html(mg_gateway_t *gw, size_t *len, char *csp, size_t csplen);
 
@@ -656,8 +657,8 @@ int mg__server_prefixes(mg_gateway_t *gw, void (*keep)(mg_gateway_t *, char *));
  * journal on, the request's trace id. */
 void mg__journal_call_start(mg_call_t *c);
 /* From call_finish(): one "call" record for tools/call, prompts/get, resources/read and
- * completion/complete (resp borrowed; NULL = cancelled). */
-void mg__journal_call_end(mg_call_t *c, const json_t *resp);
+ * completion/complete; o and code: mg__call_outcome() of the answer (cancelled: unanswered). */
+void mg__journal_call_end(mg_call_t *c, mg__outcome_t o, int code);
 /* Runs c's call phases again from the current one (advance 0) or the next (advance 1): how an
  * asynchronous step of a phase outside dispatch.c (tasks.c) goes on. */
 void mg__dispatch_run(mg_call_t *c, int advance);

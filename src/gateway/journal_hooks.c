@@ -126,7 +126,7 @@ static void put_kv_plain(mg_jbuf_t *b, const char *k, size_t kl, const char *val
 }
 
 /* The record is written as JSON text directly (no jansson tree): it is built on every call. */
-void mg__journal_call_end(mg_call_t *c, const json_t *resp)
+void mg__journal_call_end(mg_call_t *c, mg__outcome_t o, int code)
 {
     mg_gateway_t *gw = c->gw;
     if (gw->journal == NULL || c->start_ns == 0)
@@ -157,8 +157,6 @@ void mg__journal_call_end(mg_call_t *c, const json_t *resp)
         mg_jbuf_put(&b, ab.p, ab.len);
     }
     mg_jbuf_dispose(&ab);
-    int code;
-    mg__outcome_t o = mg__call_outcome(c, resp, &code);
     put_kv_plain(&b, K("outcome"), mg__outcome_name(o));
     if (o == MG__OUTCOME_ERROR || o == MG__OUTCOME_REFUSED) {
         put_key(&b, K("code"));

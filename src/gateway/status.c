@@ -111,13 +111,11 @@ static void wall_time(char *out, size_t n)
     strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-void mg__status_call_end(mg_call_t *c, const json_t *resp)
+void mg__status_call_end(mg_call_t *c, const json_t *resp, mg__outcome_t o, int code)
 {
     struct mg_status *st = c->gw->status;
     if (st == NULL || c->start_ns == 0)
         return;
-    int code;
-    mg__outcome_t o = mg__call_outcome(c, resp, &code);
     const char *server = mg__call_server(c);
     srv_stats_t *s = stats_of(st, server);
     if (s == NULL)

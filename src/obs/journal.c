@@ -1,11 +1,16 @@
 /*
- * journal.c - the journal writer (journal.h): the chain on the loop, the writes on libuv's
- * threadpool, one work item at a time.
+ * journal.c - the journal writer (journal.h): lines formatted on the loop; the chain (each line's
+ * "prev" hash, checkpoint HMACs) and the writes on libuv's threadpool, one work item at a time.
  *
- * Ownership: `pending` (chunks of formatted lines) belongs to the loop; while `busy`, `work_list`
- * and the file descriptor belong to the work item, and the loop touches neither until its
- * after-work callback. A chunk may end with a rotation (rotate_after): the worker renames the live
- * file and opens a new one right after writing it. Read next: journal_verify.c.
+ * The loop writes a line with 64 '0's where "prev" (and a checkpoint's "hmac") go; the work item,
+ * which takes lines in order anyway, fills them in just before writing (chain_lines()): the line
+ * hashes and HMACs cost the loop nothing.
+ *
+ * Ownership: `pending` (chunks of formatted lines) belongs to the loop; while `busy`, `work_list`,
+ * the file descriptor and the chain's last hash (`prev`, set by the loop only at open) belong to the
+ * work item, and the loop touches none of them until its after-work callback. A chunk may end with a rotation
+ * (rotate_after): the worker renames the live file and opens a new one right after writing it. Read next:
+ * journal_verify.c.
  */
 #include "journal.h"
 #include "metrics.h"
@@ -44,6 +49,7 @@ typedef struct chunk {
     struct chunk *next;
     char *buf;
     size_t len, cap, done; /* done: bytes written so far */
+    size_t chained;        /* bytes whose lines have their prev (and hmac) filled in (work item) */
     int rotate_after;      /* then rename PATH to PATH.<rotate_seq> and open a new PATH */
     uint64_t rotate_seq;   /* first seq of the file being closed */
 } chunk_t;
@@ -57,7 +63,7 @@ struct mg_journal {
     unsigned cp_every;
     uint64_t cp_ms;
     size_t queue_cap;
-    /* the chain (loop) */
+    /* the chain: seq on the loop; prev (the last line's hash) on the work item once open */
     uint64_t seq;
     char prev[MG_SHA256_HEX];
     uint64_t file_bytes;     /* the live file's size once everything queued is written */
@@ -138,6 +144,45 @@ static void rotated_name(const char *path, uint64_t seq, char *out, size_t n)
     snprintf(out, n, "%s.%0*" PRIu64, path, ROTATED_DIGITS, seq);
 }
 
+void mg_journal_checkpoint_mac(const unsigned char *key, size_t keylen, uint64_t seq, const char *prev_hex,
+                               char out[65]);
+
+#define PREV_AT "{\"seq\":"
+#define PREV_IS ",\"prev\":\""
+#define CP_KIND "\",\"kind\":\"checkpoint\","
+#define HMAC_IS ",\"hmac\":\""
+
+/* Fills in the prev hash (and a checkpoint's HMAC) of the lines of c not done yet, and chains them
+ * (work item). Every line is the loop's emit_text(): {"seq":N,"prev":"<64>","time":"...",
+ * "kind":"...", ...}\n, and a checkpoint with a key ends in ,"hmac":"<64>"}. */
+static void chain_lines(mg_journal_t *j, chunk_t *c)
+{
+    while (c->chained < c->len) {
+        char *line = c->buf + c->chained;
+        char *nl = memchr(line, '\n', c->len - c->chained);
+        size_t len = (size_t)(nl - line); /* the loop queues whole lines only */
+        uint64_t seq = 0;
+        size_t p = sizeof PREV_AT - 1;
+        while (line[p] >= '0' && line[p] <= '9')
+            seq = seq * 10 + (uint64_t)(line[p++] - '0');
+        char *prev = line + p + sizeof PREV_IS - 1;
+        memcpy(prev, j->prev, 64);
+        if (j->keylen > 0 && len > 64 + 2 + sizeof HMAC_IS - 1) {
+            const char *kind = memchr(prev + 64 + 10, '"', len - (size_t)(prev + 64 + 10 - line));
+            char *mac = line + len - 2 - 64;
+            if (kind != NULL && memcmp(kind, CP_KIND, sizeof CP_KIND - 1) == 0 &&
+                memcmp(mac - (sizeof HMAC_IS - 1), HMAC_IS, sizeof HMAC_IS - 1) == 0) {
+                char m[65];
+                mg_journal_checkpoint_mac(j->key, j->keylen, seq, j->prev, m);
+                memcpy(mac, m, 64);
+                OPENSSL_cleanse(m, sizeof m);
+            }
+        }
+        mg_sha256_hex(line, len, j->prev);
+        c->chained += len + 1;
+    }
+}
+
 /* Called with the path in data (read-only while busy). */
 static void work_cb(uv_work_t *w)
 {
@@ -145,6 +190,8 @@ static void work_cb(uv_work_t *w)
     j->work_err = 0;
     j->work_written = 0;
     j->work_rotated = 0;
+    for (chunk_t *c = j->work_list; c != NULL; c = c->next)
+        chain_lines(j, c); /* once per line, whatever the writes below do */
     if (j->fd < 0 && (j->fd = open_live(j->path)) < 0) {
         j->work_err = errno;
         j->work_what = "open";
@@ -246,7 +293,7 @@ static void maybe_finish(mg_journal_t *j)
 static void chunk_release(mg_journal_t *j, chunk_t *c)
 {
     if (c->cap == CHUNK_MIN && j->nspare < SPARE_CHUNKS && !j->closing) {
-        c->len = c->done = 0;
+        c->len = c->done = c->chained = 0;
         c->rotate_after = 0;
         c->next = j->spare;
         j->spare = c;
@@ -455,7 +502,7 @@ static int emit_text(mg_journal_t *j, const char *kind, const char *members, siz
         head[hn++] = seqs[--sl];
     memcpy(head + hn, ",\"prev\":\"", 9);
     hn += 9;
-    memcpy(head + hn, j->prev, 64);
+    memset(head + hn, '0', 64); /* filled in by the work item (chain_lines) */
     hn += 64;
     memcpy(head + hn, "\",\"time\":\"", 10);
     hn += 10;
@@ -489,7 +536,6 @@ static int emit_text(mg_journal_t *j, const char *kind, const char *members, siz
     line[len] = '\n';
     int r = queue_put(j, line, len + 1);
     if (r == 0) {
-        mg_sha256_hex(line, len, j->prev);
         j->seq++;
         j->st.seq = j->seq;
         j->st.records++;
@@ -521,24 +567,29 @@ static int emit_text(mg_journal_t *j, const char *kind, const char *members, siz
     return 0;
 }
 
-void mg_journal_checkpoint_mac(const unsigned char *key, size_t keylen, uint64_t seq, const char *prev_hex,
-                               char out[65]);
-
+/* A checkpoint line: "reason", and with a key "hmac" last, its 64 '0's filled in by the work item
+ * (chain_lines: HMAC over this line's seq and prev). reason is one of this file's words. */
 static void checkpoint(mg_journal_t *j, const char *reason)
 {
-    json_t *f = json_object();
-    json_object_set_new(f, "reason", json_string(reason));
+    char m[128];
+    size_t n = 0, rl = strlen(reason);
+    memcpy(m, "\"reason\":\"", 10);
+    n = 10;
+    memcpy(m + n, reason, rl);
+    n += rl;
+    m[n++] = '"';
     if (j->keylen > 0) {
-        char mac[65];
-        mg_journal_checkpoint_mac(j->key, j->keylen, j->seq + 1, j->prev, mac);
-        json_object_set_new(f, "hmac", json_string(mac));
+        memcpy(m + n, HMAC_IS, sizeof HMAC_IS - 1);
+        n += sizeof HMAC_IS - 1;
+        memset(m + n, '0', 64);
+        n += 64;
+        m[n++] = '"';
     }
     int was = j->rotating;
     j->rotating = 1; /* a checkpoint never triggers another */
-    emit(j, "checkpoint", f, 1);
+    emit_text(j, "checkpoint", m, n, 1);
     j->rotating = was;
     j->since_cp = 0;
-    json_decref(f);
 }
 
 static void cp_timer_cb(uv_timer_t *h)

@@ -26,9 +26,9 @@
  * last line, renames PATH to PATH.<seq of its first line, 12 digits> and opens a new PATH whose
  * first line continues the chain. Lexical order of the rotated names is chain order.
  *
- * Writing: lines are formatted and hashed on the loop (so chain order is the order of
- * mg_journal_append calls) and queued; one libuv work item at a time writes the queue, renames
- * and reopens on the threadpool. The queue is bounded (queue_bytes): a record that does not fit
+ * Writing: lines are formatted on the loop (so chain order is the order of mg_journal_append
+ * calls) and queued; one libuv work item at a time fills in their prev hashes and checkpoint HMACs
+ * (in queue order), writes the queue, renames and reopens on the threadpool. The queue is bounded (queue_bytes): a record that does not fit
  * is dropped, counted (mcpgate_journal_dropped_total), logged (rate-limited), and the next
  * accepted record is preceded by a "gap" line. A failed write (disk full, I/O error) is counted
  * and retried every second from where it stopped; new records queue meanwhile up to the bound.

@@ -1,7 +1,8 @@
 /*
  * test_journal.c - the call journal (src/obs/journal.c, journal_verify.c): the chain across
  * rotated files and restarts, HMAC checkpoints, every kind of tampering verify must catch, a full
- * queue (gap line) and a failing disk (counted, never blocking, close within its deadline).
+ * queue (gap line), a failing disk (counted, never blocking, close within its deadline), and the
+ * chain filled in by the writer across failed and retried writes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,9 +11,11 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "obs/journal.h"
@@ -347,6 +350,51 @@ static void test_disk_full(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The writer fills in prev hashes and HMACs (journal.c chain_lines): writes that fail halfway
+ * (a file size limit: EFBIG), lines appended to the chunk the failed write gave back, then writes
+ * that work again must still give a chain that verifies, each line chained once. */
+static void test_chain_across_failed_writes(void **state)
+{
+    fixture_t *f = *state;
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_journal_opts_t o = {
+        .path = f->path, .key = KEY, .keylen = sizeof KEY - 1, .checkpoint_every = 5, .queue_bytes = 1 << 20};
+    mg_journal_t *j = NULL;
+    char why[300];
+    assert_int_equal(mg_journal_open(&loop, &o, NULL, &j, why, sizeof why), 0);
+    lim = old;
+    lim.rlim_cur = 1500; /* a few lines fit, then writes fail */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    json_t *r = json_pack("{s:s,s:s}", "method", "tools/call", "name", "echo");
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(mg_journal_append(j, "call", r), 0);
+    mg_journal_stats_t st;
+    for (int i = 0; i < 500 && (mg_journal_get_stats(j, &st), st.write_errors == 0); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(st.write_errors > 0);
+    assert_true(st.bytes_written > 0); /* some lines made it before the limit */
+    for (int i = 0; i < 20; i++)       /* into the chunk the failed write gave back */
+        assert_int_equal(mg_journal_append(j, "call", r), 0);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    for (int i = 0; i < 500 && (mg_journal_get_stats(j, &st), st.failing || st.queued_bytes > 0); i++)
+        uv_run(&loop, UV_RUN_ONCE); /* the retry (1 s) writes the rest */
+    assert_int_equal(st.failing, 0);
+    json_decref(r);
+    int done = 0;
+    mg_journal_close(j, 2000, closed_cb, &done);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(done, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    signal(SIGXFSZ, was);
+    char out[4096];
+    assert_int_equal(verify(f->path, KEY, 0, out, sizeof out), 0);
+    assert_non_null(strstr(out, "intact: "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +407,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_gap, setup, teardown),
         cmocka_unit_test(test_disk_full),
+        cmocka_unit_test_setup_teardown(test_chain_across_failed_writes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
