@@ -64,9 +64,16 @@ static void envelope_of(const json_t *msg, envelope_t *e)
 
 mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why)
 {
+    const char *method;
+    return mg_rpc_classify_method(msg, why, &method);
+}
+
+mg_rpc_kind_t mg_rpc_classify_method(const json_t *msg, const char **why, const char **method_out)
+{
     const char *dummy;
     if (why == NULL)
         why = &dummy;
+    *method_out = NULL;
     if (!json_is_object(msg)) {
         *why = "a JSON-RPC message must be a JSON object";
         return MG_RPC_INVALID;
@@ -94,12 +101,15 @@ mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why)
             *why = "a request must not carry \"result\" or \"error\"";
             return MG_RPC_INVALID;
         }
-        if (id == NULL)
+        if (id == NULL) {
+            *method_out = json_string_value(method);
             return MG_RPC_NOTIFICATION;
+        }
         if (!id_valid(id)) {
             *why = "\"id\" must be a string or an integer (never null)";
             return MG_RPC_INVALID;
         }
+        *method_out = json_string_value(method);
         return MG_RPC_REQUEST;
     }
     const json_t *result = e.result;

@@ -27,6 +27,9 @@ typedef enum mg_rpc_kind {
  * When invalid and why != NULL, *why is a static sentence saying what is wrong.
  */
 mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why);
+/* The same, and *method = the "method" string (borrowed from msg) of a request or notification,
+ * NULL otherwise: what mg_rpc_method(msg) returns then, without a second lookup. */
+mg_rpc_kind_t mg_rpc_classify_method(const json_t *msg, const char **why, const char **method);
 
 /* The bounds one body is measured against before jansson builds anything (gateway.limits). */
 typedef struct mg_rpc_limits {

@@ -21,6 +21,14 @@ static mg_rpc_kind_t kind_of(const char *text)
     json_t *j = json_loads(text, 0, NULL);
     assert_non_null(j);
     mg_rpc_kind_t k = mg_rpc_classify(j, NULL);
+    /* mg_rpc_classify_method: the same kind, and the "method" string mg_rpc_method reads (the
+     * same pointer) for a request or notification, NULL for anything else */
+    const char *m = "unset";
+    assert_int_equal(mg_rpc_classify_method(j, NULL, &m), k);
+    if (k == MG_RPC_REQUEST || k == MG_RPC_NOTIFICATION)
+        assert_ptr_equal(m, mg_rpc_method(j));
+    else
+        assert_null(m);
     json_decref(j);
     return k;
 }
@@ -52,6 +60,10 @@ static void test_classify(void **state)
     json_t *nul = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method", "ping");
     json_object_setn_new(nul, "id\0x", 4, json_integer(1));
     assert_int_equal(mg_rpc_classify(nul, NULL), MG_RPC_NOTIFICATION);
+    json_object_setn_new(nul, "method\0y", 8, json_string("other"));
+    const char *m = NULL;
+    assert_int_equal(mg_rpc_classify_method(nul, NULL, &m), MG_RPC_NOTIFICATION);
+    assert_string_equal(m, "ping");
     json_object_del(nul, "jsonrpc");
     json_object_setn_new(nul, "jsonrpc\0", 8, json_string("2.0"));
     assert_int_equal(mg_rpc_classify(nul, NULL), MG_RPC_INVALID);
