@@ -214,6 +214,20 @@ json_t *mg_rpc_parse(const char *buf, size_t len, const mg_rpc_limits_t *lim, in
         *err = MG_EPARSE;
         return NULL;
     }
+    /* One pass: read while counting what mg_rpc_scan counts, stopping at a bound passed. Whatever
+     * it refuses takes the two passes below, which say which bound (or that the text is not JSON)
+     * exactly as before; what it accepts, they accept with the same tree and counts. Raw NUL
+     * bytes go to the two passes (mg_json_loadb's NUL quirk, common/json.c). */
+    if (memchr(buf, '\0', len) == NULL) {
+        const mg_json_bounds_t b = {lim->max_depth, lim->max_items, lim->max_values};
+        json_t *v =
+            mg_json_loadb_bounded(buf, len, MG_JSON_REJECT_DUPLICATES, &b, &size->items, &size->values);
+        if (v != NULL) {
+            *err = 0;
+            return v;
+        }
+        size->items = size->values = 0;
+    }
     if ((*err = mg_rpc_scan(buf, len, lim, size)) != 0)
         return NULL;
     /* No JSON_ALLOW_NUL: an escaped \u0000 inside a string is rejected; raw NUL bytes end the text. */
