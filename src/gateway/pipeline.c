@@ -299,8 +299,9 @@ static phase_rc_t parse_post(mg_request_t *r)
                       r->start_ms);
         return DONE;
     }
-    /* Bound the work one POST can ask for before jansson builds anything (one scan of the bytes): a
-     * 4 MiB batch of 72,000 pings, or an array of 2 million numbers, cost 50-80 MB of heap to parse. */
+    /* Bound the work one POST can ask for: a 4 MiB batch of 72,000 pings, or an array of 2 million
+     * numbers, cost 50-80 MB of heap to parse. mg_rpc_parse counts while it reads and stops at the
+     * first bound passed (no more tree than a body within the bounds may cost; ADR 0015). */
     const mg_limits_t *lim = &gw->cfg->limits;
     if (req->entity.len >= TRIM_BODY_BYTES) { /* heap back to the OS once the request is gone */
         mg_gateway_t **hook = h2o_mem_alloc_shared(&req->pool, sizeof *hook, trim_hook_dispose);
