@@ -366,7 +366,30 @@ typedef struct parser {
     const unsigned char *p, *end;
     int flags;
     unsigned depth;
+    /* mg_json_loadb_bounded (NULL otherwise): the bounds, and the counts mg_rpc_scan keeps
+     * (containers open, elements of a top-level array, values), updated at the same bytes. */
+    const mg_json_bounds_t *b;
+    unsigned cdepth;
+    int top_array;
+    size_t items, values;
 } parser_t;
+
+/* A container opens ('{' or '['): 0 when a bound is passed (then nothing more is built). */
+static int bound_open(parser_t *ps)
+{
+    ps->values++;
+    return ++ps->cdepth <= ps->b->max_depth && ps->items <= ps->b->max_items &&
+           ps->values <= ps->b->max_values;
+}
+
+/* A ',' between members or elements: 0 when a bound is passed. */
+static int bound_comma(parser_t *ps)
+{
+    ps->values++;
+    if (ps->top_array && ps->cdepth == 1)
+        ps->items++;
+    return ps->items <= ps->b->max_items && ps->values <= ps->b->max_values;
+}
 
 static json_t *parse_value(parser_t *ps);
 
@@ -592,6 +615,8 @@ static json_t *parse_number(parser_t *ps)
 
 static json_t *parse_object(parser_t *ps)
 {
+    if (ps->b != NULL && !bound_open(ps))
+        return NULL;
     json_t *obj = json_object();
     if (obj == NULL)
         return NULL;
@@ -599,6 +624,7 @@ static json_t *parse_object(parser_t *ps)
     skip_ws(ps);
     if (ps->p < ps->end && *ps->p == '}') {
         ps->p++;
+        ps->cdepth--;
         return obj;
     }
     for (;;) {
@@ -628,12 +654,15 @@ static json_t *parse_object(parser_t *ps)
         free(heap);
         skip_ws(ps);
         if (ps->p < ps->end && *ps->p == ',') {
+            if (ps->b != NULL && !bound_comma(ps))
+                goto fail;
             ps->p++;
             skip_ws(ps);
             continue;
         }
         if (ps->p < ps->end && *ps->p == '}') {
             ps->p++;
+            ps->cdepth--;
             return obj;
         }
         goto fail;
@@ -645,6 +674,8 @@ fail:
 
 static json_t *parse_array(parser_t *ps)
 {
+    if (ps->b != NULL && !bound_open(ps))
+        return NULL;
     json_t *arr = json_array();
     if (arr == NULL)
         return NULL;
@@ -652,6 +683,7 @@ static json_t *parse_array(parser_t *ps)
     skip_ws(ps);
     if (ps->p < ps->end && *ps->p == ']') {
         ps->p++;
+        ps->cdepth--;
         return arr;
     }
     for (;;) {
@@ -660,12 +692,15 @@ static json_t *parse_array(parser_t *ps)
             goto fail;
         skip_ws(ps);
         if (ps->p < ps->end && *ps->p == ',') {
+            if (ps->b != NULL && !bound_comma(ps))
+                goto fail;
             ps->p++;
             skip_ws(ps);
             continue;
         }
         if (ps->p < ps->end && *ps->p == ']') {
             ps->p++;
+            ps->cdepth--;
             return arr;
         }
         goto fail;
@@ -734,7 +769,7 @@ json_t *mg_json_loadb(const char *buf, size_t len, int flags)
 {
     if (buf == NULL)
         return NULL;
-    parser_t ps = {(const unsigned char *)buf, (const unsigned char *)buf + len, flags, 0};
+    parser_t ps = {(const unsigned char *)buf, (const unsigned char *)buf + len, flags, 0, NULL, 0, 0, 0, 0};
     skip_ws(&ps);
     if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))
         return NULL;
@@ -746,6 +781,36 @@ json_t *mg_json_loadb(const char *buf, size_t len, int flags)
         json_decref(v);
         return NULL;
     }
+    return v;
+}
+
+json_t *mg_json_loadb_bounded(const char *buf, size_t len, int flags, const mg_json_bounds_t *bounds,
+                              size_t *items, size_t *values)
+{
+    if (buf == NULL)
+        return NULL;
+    parser_t ps = {
+        (const unsigned char *)buf, (const unsigned char *)buf + len, flags, 0, bounds, 0, 0, 0, 1};
+    skip_ws(&ps);
+    if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))
+        return NULL;
+    if (*ps.p == '[') { /* as mg_rpc_scan: a top-level array counts one item unless it is empty */
+        const unsigned char *q = ps.p + 1;
+        while (q < ps.end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+            q++;
+        ps.top_array = 1;
+        ps.items = q < ps.end && *q != ']';
+    }
+    json_t *v = parse_value(&ps);
+    if (v == NULL)
+        return NULL;
+    skip_ws(&ps);
+    if (ps.p != ps.end) {
+        json_decref(v);
+        return NULL;
+    }
+    *items = ps.items;
+    *values = ps.values;
     return v;
 }
 

@@ -72,6 +72,23 @@ int mg_json_utf8_valid(const char *s, size_t n);
  * Returns a NEW reference, or NULL when jansson would have failed (or on ENOMEM). */
 json_t *mg_json_loadb(const char *buf, size_t len, int flags);
 
+/* Bounds for mg_json_loadb_bounded (jsonrpc.h's mg_rpc_limits_t, gateway.limits). */
+typedef struct mg_json_bounds {
+    unsigned max_depth; /* objects and arrays open at once */
+    size_t max_items;   /* elements of a top-level array */
+    size_t max_values;  /* opening brackets + commas + 1 */
+} mg_json_bounds_t;
+
+/*
+ * mg_json_loadb, counting while it reads what mg_rpc_scan (jsonrpc.h) counts in a separate pass:
+ * containers open, elements of a top-level array (*items) and values (*values). NULL as soon as a
+ * count passes its bound (nothing more is built) and wherever mg_json_loadb returns NULL; no error
+ * says which: callers that report it run mg_rpc_scan then. A text it accepts is one mg_rpc_scan
+ * passes with the same counts and mg_json_loadb reads to the same tree (fuzz/fuzz_jsonrpc.c).
+ */
+json_t *mg_json_loadb_bounded(const char *buf, size_t len, int flags, const mg_json_bounds_t *bounds,
+                              size_t *items, size_t *values);
+
 /* json_copy / json_deep_copy that never return a partial value: jansson's copies skip members whose
  * insertion failed for lack of memory. Returns a NEW reference, or NULL on ENOMEM. Use these, not
  * jansson's, in the gateway (scripts/checksrc.sh). */

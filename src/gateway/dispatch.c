@@ -233,7 +233,8 @@ static void up_span_start(mg_call_t *c, mg_pool_t *pool, json_t *params)
 
 /* ---- calls ---- */
 
-static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg)
+static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg,
+                           const char *method /* msg's, or NULL: read it */)
 {
     mg_call_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -242,7 +243,7 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
     c->s = s;
     c->x = x;
     c->client_id = json_incref(mg_rpc_id(msg));
-    mg_strlcpy(c->method, sizeof c->method, mg_rpc_method(msg));
+    mg_strlcpy(c->method, sizeof c->method, method != NULL ? method : mg_rpc_method(msg));
     c->params = json_incref(mg_rpc_params(msg));
     c->msg = json_incref(msg);
     c->caps = json_incref(s->caps);
@@ -1121,6 +1122,7 @@ static void raw_done_cb(mg_upstream_req_t *ureq, const mg_rpc_raw_t *raw, void *
         return;
     }
     c->ureq = NULL;
+    c->raw_outcome = 1 + (raw->is_error ? MG__OUTCOME_TOOL_ERROR : MG__OUTCOME_RESULT);
     call_end(c, stand_in, raw);
 }
 
@@ -1789,7 +1791,13 @@ void mg__dispatch_run(mg_call_t *c, int advance)
 
 void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg)
 {
-    mg_call_t *c = call_new(gw, s, x, msg);
+    mg__dispatch_request_m(gw, s, x, msg, NULL);
+}
+
+void mg__dispatch_request_m(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg,
+                            const char *method)
+{
+    mg_call_t *c = call_new(gw, s, x, msg, method);
     if (c == NULL) {
         json_t *r = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_ENOMEM), "out of memory", NULL);
         mg__exchange_respond(x, r);
@@ -1803,7 +1811,7 @@ void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, j
 
 void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t *caps, int log_rank)
 {
-    mg_call_t *c = call_new(gw, gw->stateless, x, msg);
+    mg_call_t *c = call_new(gw, gw->stateless, x, msg, NULL);
     if (c == NULL) {
         json_t *r = mg_rpc_error(mg_rpc_id(msg), mg_err_jsonrpc_code(MG_ENOMEM), "out of memory", NULL);
         mg__exchange_respond(x, r);

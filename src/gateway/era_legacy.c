@@ -121,10 +121,12 @@ void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64
 /* ---- POST ---- */
 
 /* A POST on session s once the pipeline parsed, classified and admitted it (gateway/pipeline.c):
- * kinds[i] is the kind of message i, nreq of them are requests. Answers: 202 when nothing but
+ * kinds[i] is the kind of message i, nreq of them are requests; method0: not a batch, the
+ * message's "method" (NULL for a response). Answers: 202 when nothing but
  * notifications and responses came, else one exchange through which every request answers. */
 void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *body, int batch, size_t n,
-                     const mg_rpc_kind_t *kinds, size_t nreq, int accept_sse, uint64_t start_ms)
+                     const mg_rpc_kind_t *kinds, size_t nreq, const char *method0, int accept_sse,
+                     uint64_t start_ms)
 {
     /* Notifications and responses first (they are answered by the 202 or ride along). */
     for (size_t i = 0; i < n; i++) {
@@ -141,7 +143,7 @@ void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *
     }
     if (nreq == 0) {
         mg__http_send_body(req, 202, NULL, "", 0, NULL, 0);
-        const char *meth = batch ? "batch" : mg_rpc_method(body);
+        const char *meth = batch ? "batch" : method0;
         mg__http_log(gw, "POST", meth ? meth : "response", NULL, s->hash, 202, start_ms);
         return;
     }
@@ -162,8 +164,8 @@ void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *
         if (kinds[i] != MG_RPC_REQUEST)
             continue;
         if (!batch)
-            mg_strlcpy(x->method, sizeof x->method, mg_rpc_method(m));
-        mg__dispatch_request(gw, s, x, m);
+            mg_strlcpy(x->method, sizeof x->method, method0);
+        mg__dispatch_request_m(gw, s, x, m, batch ? NULL : method0);
     }
     mg__exchange_unref(x);
 }

@@ -257,6 +257,7 @@ struct mg_call {
     uint64_t start_ns;   /* uv_hrtime() at call_new */
     char trace_id[33];   /* W3C trace id of the request (traceparent), "" when none */
     const char *refusal; /* the rule that refused the call (static), NULL = none */
+    int raw_outcome;     /* answered as bytes (dispatch.c raw_done_cb): 1 + its mg__outcome_t, else 0 */
     /* Tasks (tasks.c): the tool's execution.taskSupport once looked up (-1 = not yet, 0 = none or
      * forbidden, 1 = optional, 2 = required); the task the call runs for (NULL = a plain call);
      * task_want: becomes a task at promote_at (ms, loop clock) unless it asked for input first;
@@ -535,7 +536,8 @@ void mg__exchange_abandon(mg_exchange_t *x);
 /* ---- gateway/era_legacy.c: the session era's handlers, called by the pipeline (pipeline.c) ---- */
 void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t start_ms);
 void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *body, int batch, size_t n,
-                     const mg_rpc_kind_t *kinds, size_t nreq, int accept_sse, uint64_t start_ms);
+                     const mg_rpc_kind_t *kinds, size_t nreq, const char *method0, int accept_sse,
+                     uint64_t start_ms);
 /* 1 (and answered 405) when a GET or DELETE without a session names 2026-07-28. */
 int mg__legacy_refuse_sessionless(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms);
 /* The local GET: the session's GET stream or a resumption from its rings. */
@@ -591,6 +593,9 @@ void mg__modern_free(mg_gateway_t *gw);
 /* ---- dispatch.c ---- */
 /* Handles one client request (method+id); replies through x. */
 void mg__dispatch_request(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg);
+/* The same with msg's "method" already read (borrowed from msg; NULL: read it). */
+void mg__dispatch_request_m(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg,
+                            const char *method);
 /* Same for a 2026-07-28 request: caps from _meta, log level from _meta (-1 = none). */
 void mg__dispatch_modern(mg_gateway_t *gw, mg_exchange_t *x, json_t *msg, json_t *caps, int log_rank);
 /* Resumes a parked call with the retry's exchange; responses (borrowed) go upstream. */

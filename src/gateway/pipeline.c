@@ -62,6 +62,9 @@ typedef struct mg_request {
     int waiting;    /* an asynchronous step of the current phase is pending */
     int loopback_bound;
     uint64_t start_ms;
+    /* The request headers the phases read (headers_scan, once): first value, seen and dup bits. */
+    h2o_iovec_t hv[5];
+    unsigned hseen, hdup;
     http_method_t method;
     transport_t transport;
     /* parse (POST) */
@@ -71,7 +74,8 @@ typedef struct mg_request {
     mg_rpc_kind_t *kinds;
     mg_rpc_kind_t kinds_stack[16];
     int accept_sse;
-    int claim; /* shared store: the request may need the session's isolation "session" children */
+    const char *method0; /* not a batch: the message's "method" (in body), NULL for a response */
+    int claim;           /* shared store: the request may need the session's isolation "session" children */
     /* session */
     int looked_up;
     int lookup_status; /* 200, 404 or 503 */
@@ -83,6 +87,55 @@ typedef struct mg_request {
 } mg_request_t;
 
 typedef phase_rc_t (*phase_fn)(mg_request_t *r);
+
+/* Indexes in mg_request_t.hv of the headers the phases read. */
+enum { H_ORIGIN, H_CTYPE, H_ACCEPT, H_SESSION, H_VERSION, H_COUNT };
+
+/* Finds the headers of hv[] in one pass over h2o's list instead of one walk (two with the dup
+ * check) per lookup: the same answers as mg__req_header (h2o keeps names in lower case; equal
+ * bytes), the first value of each and whether the name came again. */
+static void headers_scan(mg_request_t *r)
+{
+    const h2o_headers_t *h = &r->req->headers;
+    for (size_t i = 0; i < h->size; i++) {
+        const h2o_iovec_t *n = h->entries[i].name;
+        int k;
+        switch (n->len) {
+        case 6:
+            k = memcmp(n->base, "origin", 6) == 0   ? H_ORIGIN
+                : memcmp(n->base, "accept", 6) == 0 ? H_ACCEPT
+                                                    : -1;
+            break;
+        case 12:
+            k = memcmp(n->base, "content-type", 12) == 0 ? H_CTYPE : -1;
+            break;
+        case 14:
+            k = memcmp(n->base, "mcp-session-id", 14) == 0 ? H_SESSION : -1;
+            break;
+        case 20:
+            k = memcmp(n->base, "mcp-protocol-version", 20) == 0 ? H_VERSION : -1;
+            break;
+        default:
+            k = -1;
+        }
+        if (k < 0)
+            continue;
+        if (r->hseen & (1u << k)) {
+            r->hdup |= 1u << k;
+        } else {
+            r->hseen |= 1u << k;
+            r->hv[k] = h->entries[i].value;
+        }
+    }
+}
+
+/* Header k as mg__req_header(req, name, dup) would answer it. */
+static h2o_iovec_t header(const mg_request_t *r, int k, int *dup)
+{
+    if (dup != NULL)
+        *dup = (r->hdup >> k) & 1;
+    return (r->hseen >> k) & 1 ? r->hv[k] : h2o_iovec_init(NULL, 0);
+}
 
 static void request_unref(mg_request_t *r)
 {
@@ -138,7 +191,7 @@ static phase_rc_t phase_origin(mg_request_t *r)
         return DONE;
     }
     int dup = 0;
-    h2o_iovec_t origin = mg__req_header(req, "origin", &dup);
+    h2o_iovec_t origin = header(r, H_ORIGIN, &dup);
     if (dup || !mg_origin_origin_allowed(&rules, origin.base, origin.len)) {
         mg__http_fail(gw, req, MG_EORIGIN, "Forbidden: Origin is not allowed (see gateway.allowedOrigins)",
                       r->start_ms);
@@ -154,7 +207,7 @@ static phase_rc_t phase_cors(mg_request_t *r)
     if (!mg_policy_cors_enabled(r->gw->policy))
         return NEXT; /* off: OPTIONS gets 405 in parse */
     h2o_req_t *req = r->req;
-    h2o_iovec_t origin = mg__req_header(req, "origin", NULL);
+    h2o_iovec_t origin = header(r, H_ORIGIN, NULL);
     h2o_iovec_t m = mg__req_header(req, "access-control-request-method", NULL);
     h2o_iovec_t hs = mg__req_header(req, "access-control-request-headers", NULL);
     mg_policy_cors_decision_t d;
@@ -228,7 +281,7 @@ static phase_rc_t parse_post(mg_request_t *r)
                       r->start_ms);
         return DONE;
     }
-    h2o_iovec_t ctype = mg__req_header(req, "content-type", NULL);
+    h2o_iovec_t ctype = header(r, H_CTYPE, NULL);
     /* The media type, then nothing or parameters: "application/jsonx" is not JSON. */
     if (ctype.base == NULL || ctype.len < 16 || strncasecmp(ctype.base, "application/json", 16) != 0 ||
         (ctype.len > 16 && ctype.base[16] != ';' && ctype.base[16] != ' ' && ctype.base[16] != '\t')) {
@@ -236,7 +289,7 @@ static phase_rc_t parse_post(mg_request_t *r)
                       r->start_ms);
         return DONE;
     }
-    h2o_iovec_t accept = mg__req_header(req, "accept", NULL);
+    h2o_iovec_t accept = header(r, H_ACCEPT, NULL);
     int accept_json = mg__accepts(accept, "application/json");
     r->accept_sse = mg__accepts(accept, "text/event-stream");
     /* /messages answers 202 whatever the client accepts: its answers go out on the /sse stream. */
@@ -246,8 +299,9 @@ static phase_rc_t parse_post(mg_request_t *r)
                       r->start_ms);
         return DONE;
     }
-    /* Bound the work one POST can ask for before jansson builds anything (one scan of the bytes): a
-     * 4 MiB batch of 72,000 pings, or an array of 2 million numbers, cost 50-80 MB of heap to parse. */
+    /* Bound the work one POST can ask for: a 4 MiB batch of 72,000 pings, or an array of 2 million
+     * numbers, cost 50-80 MB of heap to parse. mg_rpc_parse counts while it reads and stops at the
+     * first bound passed (no more tree than a body within the bounds may cost; ADR 0015). */
     const mg_limits_t *lim = &gw->cfg->limits;
     if (req->entity.len >= TRIM_BODY_BYTES) { /* heap back to the OS once the request is gone */
         mg_gateway_t **hook = h2o_mem_alloc_shared(&req->pool, sizeof *hook, trim_hook_dispose);
@@ -295,8 +349,8 @@ static phase_rc_t parse_post(mg_request_t *r)
     int has_init = 0;
     for (size_t i = 0; i < r->n; i++) {
         json_t *m = r->batch ? json_array_get(r->body, i) : r->body;
-        const char *why = NULL;
-        mg_rpc_kind_t k = r->kinds[i] = mg_rpc_classify(m, &why);
+        const char *why = NULL, *meth = NULL;
+        mg_rpc_kind_t k = r->kinds[i] = mg_rpc_classify_method(m, &why, &meth);
         if (k == MG_RPC_INVALID) {
             char msg[200];
             snprintf(msg, sizeof msg, "Invalid Request: %s", why);
@@ -312,7 +366,8 @@ static phase_rc_t parse_post(mg_request_t *r)
         }
         if (k == MG_RPC_REQUEST)
             r->nreq++;
-        const char *meth = mg_rpc_method(m);
+        if (!r->batch)
+            r->method0 = meth;
         if (meth != NULL && strcmp(meth, "initialize") == 0)
             has_init = 1;
     }
@@ -472,7 +527,7 @@ static phase_rc_t phase_session(mg_request_t *r)
         return session_sse(r);
     if (!r->looked_up) {
         int dup = 0;
-        h2o_iovec_t sid = mg__req_header(req, "mcp-session-id", &dup);
+        h2o_iovec_t sid = header(r, H_SESSION, &dup);
         if (sid.base == NULL) {
             mg__http_fail(gw, req, MG_EREQUEST,
                           "Bad Request: Mcp-Session-Id header is required (send initialize first to get one)",
@@ -516,7 +571,7 @@ static phase_rc_t phase_session(mg_request_t *r)
         return DONE;
     }
     int dup = 0;
-    h2o_iovec_t pv = mg__req_header(req, "mcp-protocol-version", &dup);
+    h2o_iovec_t pv = header(r, H_VERSION, &dup);
     if (pv.base != NULL) {
         char v[32];
         mg_strlcpyn(v, sizeof v, pv.base, pv.len);
@@ -566,8 +621,8 @@ static phase_rc_t phase_route(mg_request_t *r)
     else if (r->transport == T_SSE_POST)
         mg__sse_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->start_ms);
     else if (r->method == M_POST)
-        mg__legacy_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->accept_sse,
-                        r->start_ms);
+        mg__legacy_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->method0,
+                        r->accept_sse, r->start_ms);
     else if (r->method == M_GET)
         r->gw->sessions_source->get(r->s, r->req, r->start_ms);
     else
@@ -696,6 +751,7 @@ static int handle(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound, transpor
     r->loopback_bound = loopback_bound;
     r->transport = transport;
     r->start_ms = mg_gateway_now_ms();
+    headers_scan(r);
     if (gw->trace != NULL)
         request_span(r);
     r->kinds = r->kinds_stack;

@@ -72,6 +72,8 @@ mg__outcome_t mg__call_outcome(const mg_call_t *c, const json_t *resp, int *code
     *code = 0;
     if (resp == NULL)
         return MG__OUTCOME_CANCELLED;
+    if (c->raw_outcome != 0) /* a result passed as bytes: its scan already read "isError" */
+        return (mg__outcome_t)(c->raw_outcome - 1);
     json_t *err = json_object_get(resp, "error");
     if (err != NULL) {
         *code = (int)json_integer_value(json_object_get(err, "code"));

@@ -64,9 +64,16 @@ static void envelope_of(const json_t *msg, envelope_t *e)
 
 mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why)
 {
+    const char *method;
+    return mg_rpc_classify_method(msg, why, &method);
+}
+
+mg_rpc_kind_t mg_rpc_classify_method(const json_t *msg, const char **why, const char **method_out)
+{
     const char *dummy;
     if (why == NULL)
         why = &dummy;
+    *method_out = NULL;
     if (!json_is_object(msg)) {
         *why = "a JSON-RPC message must be a JSON object";
         return MG_RPC_INVALID;
@@ -94,12 +101,15 @@ mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why)
             *why = "a request must not carry \"result\" or \"error\"";
             return MG_RPC_INVALID;
         }
-        if (id == NULL)
+        if (id == NULL) {
+            *method_out = json_string_value(method);
             return MG_RPC_NOTIFICATION;
+        }
         if (!id_valid(id)) {
             *why = "\"id\" must be a string or an integer (never null)";
             return MG_RPC_INVALID;
         }
+        *method_out = json_string_value(method);
         return MG_RPC_REQUEST;
     }
     const json_t *result = e.result;
@@ -203,6 +213,20 @@ json_t *mg_rpc_parse(const char *buf, size_t len, const mg_rpc_limits_t *lim, in
     if (buf == NULL || len == 0) { /* an empty POST body has no buffer at all (found by fuzz_http.c) */
         *err = MG_EPARSE;
         return NULL;
+    }
+    /* One pass: read while counting what mg_rpc_scan counts, stopping at a bound passed. Whatever
+     * it refuses takes the two passes below, which say which bound (or that the text is not JSON)
+     * exactly as before; what it accepts, they accept with the same tree and counts. Raw NUL
+     * bytes go to the two passes (mg_json_loadb's NUL quirk, common/json.c). */
+    if (memchr(buf, '\0', len) == NULL) {
+        const mg_json_bounds_t b = {lim->max_depth, lim->max_items, lim->max_values};
+        json_t *v =
+            mg_json_loadb_bounded(buf, len, MG_JSON_REJECT_DUPLICATES, &b, &size->items, &size->values);
+        if (v != NULL) {
+            *err = 0;
+            return v;
+        }
+        size->items = size->values = 0;
     }
     if ((*err = mg_rpc_scan(buf, len, lim, size)) != 0)
         return NULL;

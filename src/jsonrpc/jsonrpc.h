@@ -27,6 +27,9 @@ typedef enum mg_rpc_kind {
  * When invalid and why != NULL, *why is a static sentence saying what is wrong.
  */
 mg_rpc_kind_t mg_rpc_classify(const json_t *msg, const char **why);
+/* The same, and *method = the "method" string (borrowed from msg) of a request or notification,
+ * NULL otherwise: what mg_rpc_method(msg) returns then, without a second lookup. */
+mg_rpc_kind_t mg_rpc_classify_method(const json_t *msg, const char **why, const char **method);
 
 /* The bounds one body is measured against before jansson builds anything (gateway.limits). */
 typedef struct mg_rpc_limits {
@@ -53,6 +56,8 @@ int mg_rpc_scan(const char *buf, size_t len, const mg_rpc_limits_t *lim, mg_rpc_
  * Parses a body: mg_rpc_scan against lim, then jansson (rejecting NUL bytes, invalid UTF-8 and
  * duplicate keys). Returns a NEW reference (object or array), or NULL with *err = MG_EPARSE,
  * MG_ETOODEEP or MG_EREQUEST (then *size, when not NULL, holds the counts that passed a bound).
+ * A body within the bounds is read in one pass (mg_json_loadb_bounded); any other goes through
+ * the scan, then jansson, so that the error is the scan's.
  */
 json_t *mg_rpc_parse(const char *buf, size_t len, const mg_rpc_limits_t *lim, int *err, mg_rpc_size_t *size);
 

@@ -21,6 +21,14 @@ static mg_rpc_kind_t kind_of(const char *text)
     json_t *j = json_loads(text, 0, NULL);
     assert_non_null(j);
     mg_rpc_kind_t k = mg_rpc_classify(j, NULL);
+    /* mg_rpc_classify_method: the same kind, and the "method" string mg_rpc_method reads (the
+     * same pointer) for a request or notification, NULL for anything else */
+    const char *m = "unset";
+    assert_int_equal(mg_rpc_classify_method(j, NULL, &m), k);
+    if (k == MG_RPC_REQUEST || k == MG_RPC_NOTIFICATION)
+        assert_ptr_equal(m, mg_rpc_method(j));
+    else
+        assert_null(m);
     json_decref(j);
     return k;
 }
@@ -52,6 +60,10 @@ static void test_classify(void **state)
     json_t *nul = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method", "ping");
     json_object_setn_new(nul, "id\0x", 4, json_integer(1));
     assert_int_equal(mg_rpc_classify(nul, NULL), MG_RPC_NOTIFICATION);
+    json_object_setn_new(nul, "method\0y", 8, json_string("other"));
+    const char *m = NULL;
+    assert_int_equal(mg_rpc_classify_method(nul, NULL, &m), MG_RPC_NOTIFICATION);
+    assert_string_equal(m, "ping");
     json_object_del(nul, "jsonrpc");
     json_object_setn_new(nul, "jsonrpc\0", 8, json_string("2.0"));
     assert_int_equal(mg_rpc_classify(nul, NULL), MG_RPC_INVALID);
@@ -78,6 +90,103 @@ static void test_classify(void **state)
 }
 
 static const mg_rpc_limits_t LIM64 = {64, 100, 100000};
+
+/* mg_rpc_parse as it was before the one-pass read (scan, NUL check, mg_json_loadb): the oracle. */
+static json_t *two_pass(const char *buf, size_t len, const mg_rpc_limits_t *lim, int *err,
+                        mg_rpc_size_t *size)
+{
+    size->items = size->values = 0;
+    if ((*err = mg_rpc_scan(buf, len, lim, size)) != 0)
+        return NULL;
+    json_t *v = memchr(buf, '\0', len) != NULL ? NULL : mg_json_loadb(buf, len, MG_JSON_REJECT_DUPLICATES);
+    *err = v != NULL ? 0 : MG_EPARSE;
+    return v;
+}
+
+/* Bodies at, under and over every bound, and hostile ones: the one pass answers as the two passes
+ * (error, counts, tree bytes), so a client sees the same status and message either way. */
+static void test_parse_one_pass(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+        "\"arguments\":{\"message\":\"hi\"}}}",
+        " \t\r\n{ \"a\" : [ 1 , 2 , { \"b\" : [ ] } ] , \"c\" : { } } \n",
+        "[{\"jsonrpc\":\"2.0\",\"method\":\"a\"},{\"jsonrpc\":\"2.0\",\"method\":\"b\"},{}]",
+        "[ ]",
+        "[ 1 ]",
+        "[1,2,3]",
+        "[[1,2],[3,4]]",
+        "{}",
+        "[]",
+        "[[[[[[]]]]]]",
+        "{\"a\":{\"b\":{\"c\":{}}}}",
+        "{\"s\":\"[,{,\\\",]\"}",       /* brackets and commas inside a string are not counted */
+        "{\"s\":\"\\\\\",\"t\":[1,2]}", /* an escaped backslash ends before the quote */
+        "{\"a\":1,\"a\":2}",            /* duplicate key */
+        "{\"a\":\"\xff\"}",             /* invalid UTF-8 */
+        "{\"a\":\"\\u0000\"}",          /* escaped NUL */
+        "{\"a\":[1,2,3,4,5,6,7,8,9,10",
+        "[1,2,",
+        "{\"a\" 1}",
+        "[1 2]",
+        "{\"a\":1}x",
+        "{\"a\":1}{}",
+        "42",
+        "\"s\"",
+        "",
+        "   ",
+        "[,]",
+        "[1,,2]",
+        "{,}",
+        "{\"a\":1,}",
+        "[1,]",
+        "]",
+        "}",
+        "[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]",
+        "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30]",
+        "[1,2,3,\"x\",{\"a\":[1,2,3,4,5,6,7,8,9]},[[[[[[[[[[]]]]]]]]]]]",
+    };
+    static const mg_rpc_limits_t bounds[] = {
+        {64, 100, 100000}, {1, 100, 100000}, {2, 100, 100000}, {3, 1, 100},   {5, 2, 4},
+        {5, 3, 5},         {64, 30, 31},     {64, 29, 100},    {64, 100, 30}, {20, 100, 100000},
+        {19, 100, 100000}, {64, 0, 100000},  {64, 100, 1},     {64, 100, 2},
+    };
+    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++)
+        for (size_t l = 0; l < sizeof bounds / sizeof bounds[0]; l++) {
+            size_t len = strlen(texts[t]);
+            int e1 = -1, e2 = -1;
+            mg_rpc_size_t s1, s2;
+            json_t *a = mg_rpc_parse(texts[t], len, &bounds[l], &e1, &s1);
+            json_t *b = len == 0 ? NULL : two_pass(texts[t], len, &bounds[l], &e2, &s2);
+            if (len == 0) {
+                e2 = MG_EPARSE;
+                s2.items = s2.values = 0;
+            }
+            assert_int_equal(e1, e2);
+            assert_int_equal(s1.items, s2.items);
+            assert_int_equal(s1.values, s2.values);
+            assert_int_equal(a == NULL, b == NULL);
+            if (a != NULL) {
+                char *d1 = mg_json_dump(a, NULL), *d2 = mg_json_dump(b, NULL);
+                assert_string_equal(d1, d2);
+                free(d1);
+                free(d2);
+            }
+            json_decref(a);
+            json_decref(b);
+        }
+    /* a raw NUL byte goes to the two passes (mg_json_loadb's NUL quirk) */
+    int err = 0;
+    assert_null(mg_rpc_parse("[1,2]\0", 6, &LIM64, &err, NULL));
+    assert_int_equal(err, MG_EPARSE);
+    /* the bound is checked while reading: an over-long batch is refused with the scan's counts */
+    mg_rpc_size_t sz;
+    const mg_rpc_limits_t two = {64, 2, 100000};
+    assert_null(mg_rpc_parse("[{},{},{},{}]", 13, &two, &err, &sz));
+    assert_int_equal(err, MG_EREQUEST);
+    assert_int_equal(sz.items, 3);
+}
 
 static void test_depth(void **state)
 {
@@ -383,11 +492,11 @@ static void test_raw_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify),     cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_builders),
-        cmocka_unit_test(test_err_table),    cmocka_unit_test(test_err_wire),
-        cmocka_unit_test(test_count),        cmocka_unit_test(test_raw_envelope),
-        cmocka_unit_test(test_raw_refuses),
+        cmocka_unit_test(test_classify),     cmocka_unit_test(test_parse_one_pass),
+        cmocka_unit_test(test_depth),        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_builders),     cmocka_unit_test(test_err_table),
+        cmocka_unit_test(test_err_wire),     cmocka_unit_test(test_count),
+        cmocka_unit_test(test_raw_envelope), cmocka_unit_test(test_raw_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
