@@ -7,7 +7,7 @@
 // shows that the same pipelining of a good request does get the second response.
 import assert from 'node:assert/strict';
 import { testserver } from './lib/gateway.mjs';
-import { test } from './lib/harness.mjs';
+import { scaled, test } from './lib/harness.mjs';
 import { rawResponses } from './lib/raw.mjs';
 
 const CONFIG = { mcpServers: { test: testserver() } };
@@ -43,7 +43,7 @@ test('ambiguous framing or Host: 400, connection closed, the smuggled request ne
   const failures = [];
   for (const p of PATHS) {
     for (const [name, make] of CASES) {
-      const r = await rawResponses(gw.port, make(p) + SMUGGLED, { timeout: 500 });
+      const r = await rawResponses(gw.port, make(p) + SMUGGLED, { timeout: scaled(2000) }) // ends at the close: the bound only matters on failure;
       const lines = r.responses.map((x) => x.statusLine);
       const what = `${name} on ${p}: got ${JSON.stringify(lines)}, closed ${r.closed}`;
       if (r.responses.length !== 1) failures.push(`${what} (the smuggled request was answered)`);
