@@ -50,7 +50,9 @@ struct mg_http_call {
     mg_http_body_cb body_cb;
     mg_http_done_cb done_cb;
     void *data;
-    char *head; /* header lines of the current block */
+    char *head;   /* header lines of the current block */
+    CURLU *uh;    /* the parsed URL of the last request on this handle (CURLOPT_CURLU), kept with it */
+    char *uh_url; /* that URL as given, to know when uh still matches */
     size_t headlen;
     size_t got, max;
     int added;     /* in the multi */
@@ -84,6 +86,15 @@ static void call_unlink(mg_http_call_t *c)
     c->next = c->prev = NULL;
 }
 
+static void call_dispose(mg_http_call_t *c)
+{
+    curl_easy_cleanup(c->easy);
+    curl_url_cleanup(c->uh);
+    free(c->uh_url);
+    free(c->head);
+    free(c);
+}
+
 /* A call out of the multi and every list: kept as a spare (its easy handle reset: no option, header
  * list or pinned address of this request survives) or freed. */
 static void call_release(mg_http_call_t *c)
@@ -93,20 +104,21 @@ static void call_release(mg_http_call_t *c)
     curl_slist_free_all(c->resolve);
     if (c->easy != NULL && !cl->closing && cl->nspare < SPARE_MAX) {
         CURL *easy = c->easy;
-        char *head = c->head;
+        char *head = c->head, *uh_url = c->uh_url;
+        CURLU *uh = c->uh;
         curl_easy_reset(easy);
         memset(c, 0, sizeof *c);
         c->cl = cl;
         c->easy = easy;
         c->head = head;
+        c->uh = uh;
+        c->uh_url = uh_url;
         c->next = cl->spare;
         cl->spare = c;
         cl->nspare++;
         return;
     }
-    curl_easy_cleanup(c->easy);
-    free(c->head);
-    free(c);
+    call_dispose(c);
 }
 
 /* Removes the transfer from the multi (closing an unfinished exchange's connection) and frees it.
@@ -151,9 +163,7 @@ static void teardown(mg_http_client_t *cl)
     while (cl->spare != NULL) {
         mg_http_call_t *c = cl->spare;
         cl->spare = c->next;
-        curl_easy_cleanup(c->easy);
-        free(c->head);
-        free(c);
+        call_dispose(c);
     }
     cl->nspare = 0;
     curl_multi_cleanup(cl->multi); /* closes the cached connections (their polls: CURL_POLL_REMOVE) */
@@ -473,6 +483,29 @@ static int set_headers(mg_http_call_t *c, const mg_http_req_t *r)
     return 0;
 }
 
+/* 1 when c->uh holds url parsed. libcurl parses a CURLOPT_URL string afresh on every transfer
+ * (parse, then print it back normalised: ~10 k instructions); a handle given as CURLOPT_CURLU is
+ * only copied. A spare keeps its parsed URL, so a client with one upstream parses it once. The
+ * URL's host still goes through CURLOPT_RESOLVE when pinned: the parse does not resolve anything.
+ * 0 (libcurl then parses the string and reports what is wrong with it) when it does not parse. */
+static int url_parsed(mg_http_call_t *c, const char *url)
+{
+    if (c->uh != NULL && strcmp(c->uh_url, url) == 0)
+        return 1;
+    curl_url_cleanup(c->uh);
+    free(c->uh_url);
+    c->uh = curl_url();
+    c->uh_url = strdup(url);
+    if (c->uh == NULL || c->uh_url == NULL || curl_url_set(c->uh, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        curl_url_cleanup(c->uh);
+        free(c->uh_url);
+        c->uh = NULL;
+        c->uh_url = NULL;
+        return 0;
+    }
+    return 1;
+}
+
 int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_cb head_cb,
                     mg_http_body_cb body_cb, mg_http_done_cb done_cb, void *data, mg_http_call_t **out)
 {
@@ -506,7 +539,10 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
     long timeout = r->timeout_ms == 0 ? 30000L : r->timeout_ms < 0 ? 0L : r->timeout_ms;
     long connect = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : timeout > 0 ? timeout : 30000L;
     int bad = 0;
-    bad |= curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK;
+    if (url_parsed(c, r->url))
+        bad |= curl_easy_setopt(e, CURLOPT_CURLU, c->uh) != CURLE_OK;
+    else
+        bad |= curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, c) != CURLE_OK;
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
