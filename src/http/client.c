@@ -39,6 +39,7 @@ struct mg_http_client {
     int closing;
     mg_http_call_t *spare; /* finished calls kept for reuse: easy handle (reset) and header buffer */
     unsigned nspare;
+    char *pinned; /* the CURLOPT_RESOLVE entry in the multi's DNS cache, see pin_needed() */
 };
 
 struct mg_http_call {
@@ -166,6 +167,8 @@ static void teardown(mg_http_client_t *cl)
         call_dispose(c);
     }
     cl->nspare = 0;
+    free(cl->pinned);
+    cl->pinned = NULL;
     curl_multi_cleanup(cl->multi); /* closes the cached connections (their polls: CURL_POLL_REMOVE) */
     cl->multi = NULL;
     while (cl->socks != NULL)
@@ -187,10 +190,36 @@ void mg_http_client_free(mg_http_client_t *cl)
 
 /* ---- finishing ---- */
 
+/* After a transfer that loaded its pinned address (c->resolve): that entry is in the multi's DNS
+ * cache for good once the transfer connected to it, so later requests with the same pin need not
+ * load it again (pin_needed()). Recorded only when the connection's address is the pinned one. */
+static void pin_loaded(mg_http_call_t *c, CURLcode rc)
+{
+    mg_http_client_t *cl = c->cl;
+    const char *ip = NULL, *entry = c->resolve->data;
+    size_t n = strlen(entry);
+    /* the address: after the last ':' ("host:port:192.0.2.1") or in brackets ("host:port:[2001:db8::1]") */
+    const char *addr = n > 0 && entry[n - 1] == ']' ? strrchr(entry, '[') : strrchr(entry, ':');
+    if (rc != CURLE_OK || addr == NULL || curl_easy_getinfo(c->easy, CURLINFO_PRIMARY_IP, &ip) != CURLE_OK ||
+        ip == NULL)
+        return;
+    addr++;
+    size_t alen = entry[n - 1] == ']' ? (size_t)(entry + n - 1 - addr) : strlen(addr);
+    if (strlen(ip) != alen || memcmp(ip, addr, alen) != 0)
+        return;
+    char *copy = strdup(entry);
+    if (copy == NULL)
+        return;
+    free(cl->pinned);
+    cl->pinned = copy;
+}
+
 static void finish(mg_http_call_t *c, CURLcode rc)
 {
     long status = 0;
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (c->resolve != NULL)
+        pin_loaded(c, rc);
     call_unlink(c);
     curl_multi_remove_handle(c->cl->multi, c->easy); /* before the callback: it may start requests */
     c->added = 0;
@@ -506,6 +535,24 @@ static int url_parsed(mg_http_call_t *c, const char *url)
     return 1;
 }
 
+/* 1 when a request pinned to `resolve` ("host:port:address") must hand it to libcurl. A
+ * CURLOPT_RESOLVE entry goes into the multi's DNS cache as a permanent entry (it never expires, and
+ * a later entry for the same host:port replaces it), and libcurl parses the list on every transfer
+ * that sets it (~2.5 k instructions). So it is set again only when it is not the entry a finished
+ * transfer of this client connected through (cl->pinned). Setting another pin forgets cl->pinned
+ * first: until that transfer has connected, nobody relies on the cache, so every new connection
+ * still goes to its own request's pinned address. */
+static int pin_needed(mg_http_client_t *cl, const char *resolve)
+{
+    if (resolve == NULL)
+        return 0;
+    if (cl->pinned != NULL && strcmp(cl->pinned, resolve) == 0)
+        return 0;
+    free(cl->pinned);
+    cl->pinned = NULL;
+    return 1;
+}
+
 int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_cb head_cb,
                     mg_http_body_cb body_cb, mg_http_done_cb done_cb, void *data, mg_http_call_t **out)
 {
@@ -562,7 +609,7 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body);
     if (r->ca_file != NULL)
         bad |= curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file) != CURLE_OK;
-    if (r->resolve != NULL) {
+    if (pin_needed(cl, r->resolve)) {
         c->resolve = curl_slist_append(NULL, r->resolve);
         bad |= c->resolve == NULL || curl_easy_setopt(e, CURLOPT_RESOLVE, c->resolve) != CURLE_OK;
     }
