@@ -720,6 +720,57 @@ static void test_pinned_address(void **state)
     teardown(&f);
 }
 
+/* One request on the client, run to its end; returns the head the server received. */
+static const char *one(fixture_t *f, mg_http_req_t *r)
+{
+    got_t g = {0};
+    assert_int_equal(mg_http_request(f->cl, r, head_cb, body_cb, done_cb, &g, &g.call), 0);
+    run_until(&f->loop, &g.dones);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.status, 200);
+    return f->srv.last;
+}
+
+/* Requests of every kind in a row reuse one easy handle: nothing of a request (method, body,
+ * headers, credentials) reaches the next one. */
+static void test_reuse_keeps_nothing(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/json");
+    const char *hdrs[] = {"x-first", "1"};
+    const char *body = "{\"a\":1}";
+    mg_http_req_t post = {.url = u, .headers = hdrs, .nheaders = 1, .body = body, .len = strlen(body)};
+    const char *h = one(&f, &post);
+    assert_non_null(strstr(h, "POST /json HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nx-first: 1\r\n"));
+    mg_http_req_t get = {.url = u};
+    h = one(&f, &get);
+    assert_non_null(strstr(h, "GET /json HTTP/1.1\r\n"));
+    assert_null(strcasestr(h, "x-first"));
+    assert_null(strcasestr(h, "content-length"));
+    mg_http_req_t del = {.url = u, .method = "DELETE", .basic_user = "user", .basic_pass = "secret"};
+    h = one(&f, &del);
+    assert_non_null(strstr(h, "DELETE /json HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nauthorization: basic "));
+    h = one(&f, &get);
+    assert_non_null(strstr(h, "GET /json HTTP/1.1\r\n"));
+    assert_null(strcasestr(h, "authorization"));
+    mg_http_req_t del2 = {.url = u, .method = "DELETE"};
+    h = one(&f, &del2);
+    assert_non_null(strstr(h, "DELETE /json HTTP/1.1\r\n"));
+    h = one(&f, &get);
+    assert_non_null(strstr(h, "GET /json HTTP/1.1\r\n"));
+    mg_http_req_t post2 = {.url = u, .body = "{}", .len = 2, .body_kept = 1};
+    h = one(&f, &post2);
+    assert_non_null(strstr(h, "POST /json HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\ncontent-length: 2\r\n"));
+    assert_null(strcasestr(h, "x-first"));
+    assert_int_equal(f.srv.accepts, 1); /* one kept-alive connection throughout */
+    teardown(&f);
+}
+
 static void test_size_bounds(void **state)
 {
     fixture_t f;
@@ -795,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_cancel_from_callback),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_pinned_address),
+        cmocka_unit_test(test_reuse_keeps_nothing),
         cmocka_unit_test(test_size_bounds),
         cmocka_unit_test(test_refused_arguments),
         cmocka_unit_test(test_free_with_calls),
