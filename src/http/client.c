@@ -8,7 +8,9 @@
  * inside its own callbacks (head/body are delivered from its header and write callbacks), so while
  * `in_curl` is set, mg_http_request() only queues the call and mg_http_cancel() only marks it; the
  * sweep after curl_multi_socket_action() returns does the rest. Idle connections stay in the
- * multi's connection cache (keep-alive); finished calls keep their easy handle for the next one.
+ * multi's connection cache (keep-alive); finished calls keep their easy handle for the next one,
+ * with the options every request sets alike, the parsed URL (CURLOPT_CURLU) and, per client, the
+ * pinned address already in the multi's DNS cache (configure(), url_parsed(), pin_needed()).
  * libcurl itself is loaded on first use (common/lazylib.c). Handles are freed from their close
  * callbacks; the client from the last one.
  */
