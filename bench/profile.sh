@@ -16,6 +16,8 @@
 #   traced-journal the gateway target with tracing (as gateway-traced) and the journal both on
 #   remote       build/mcpgate fronting a remote Streamable HTTP upstream (a native mcpgate serving
 #                build/mcpgate-testserver, as bench/remote.sh): the remote hop's cost per call
+#                (REMOTE_HOST=localhost: the upstream's URL names a host, so its requests are pinned
+#                to the resolved address, as for any upstream not given by IP)
 # Method: warm up, then callgrind_control -z / -d around two closed-loop runs of SESSIONS sessions
 # x K1 and x K2 calls; Ir per call = (Ir(K2) - Ir(K1)) / (SESSIONS x (K2 - K1)), so session setup
 # and teardown cancel out. Prints one line per target, writes the profiles (flat, self and
@@ -119,7 +121,7 @@ remote_target() { # the gateway under callgrind with one {"url": ...} entry; its
     wait_http "$up" /healthz
     cfg=$OUT/remote.json
     python3 -c 'import json,sys; print(json.dumps({"mcpServers": {"ts": {"url": sys.argv[1], "type": "http"}}, "gateway": {"egress": {"allowCidrs": ["127.0.0.0/8"]}}}))' \
-        "http://127.0.0.1:$up/mcp" >"$cfg"
+        "http://${REMOTE_HOST:-127.0.0.1}:$up/mcp" >"$cfg"
     "${VG[@]}" --callgrind-out-file="$OUT/cg.remote.%p" "$BUILD/mcpgate" serve --config "$cfg" \
         --listen "127.0.0.1:$gw" --log-level "$LOG_LEVEL" >"$OUT/remote.log" 2>&1 &
     local pid=$!

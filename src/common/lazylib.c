@@ -146,6 +146,25 @@ void curl_free(void *p)
     fn(p);
 }
 
+CURLU *curl_url(void)
+{
+    REAL(curl_lib, CURLU * (*)(void), "curl_url", return NULL);
+    return fn();
+}
+
+void curl_url_cleanup(CURLU *u)
+{
+    REAL(curl_lib, void (*)(CURLU *), "curl_url_cleanup", return );
+    fn(u);
+}
+
+CURLUcode curl_url_set(CURLU *u, CURLUPart what, const char *part, unsigned int flags)
+{
+    REAL(curl_lib, CURLUcode(*)(CURLU *, CURLUPart, const char *, unsigned int), "curl_url_set",
+         return CURLUE_OUT_OF_MEMORY);
+    return fn(u, what, part, flags);
+}
+
 struct curl_slist *curl_slist_append(struct curl_slist *list, const char *s)
 {
     REAL(curl_lib, struct curl_slist * (*)(struct curl_slist *, const char *), "curl_slist_append",

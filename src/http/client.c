@@ -8,7 +8,9 @@
  * inside its own callbacks (head/body are delivered from its header and write callbacks), so while
  * `in_curl` is set, mg_http_request() only queues the call and mg_http_cancel() only marks it; the
  * sweep after curl_multi_socket_action() returns does the rest. Idle connections stay in the
- * multi's connection cache (keep-alive); finished calls keep their easy handle for the next one.
+ * multi's connection cache (keep-alive); finished calls keep their easy handle for the next one,
+ * with the options every request sets alike, the parsed URL (CURLOPT_CURLU) and, per client, the
+ * pinned address already in the multi's DNS cache (configure(), url_parsed(), pin_needed()).
  * libcurl itself is loaded on first use (common/lazylib.c). Handles are freed from their close
  * callbacks; the client from the last one.
  */
@@ -39,6 +41,7 @@ struct mg_http_client {
     int closing;
     mg_http_call_t *spare; /* finished calls kept for reuse: easy handle (reset) and header buffer */
     unsigned nspare;
+    char *pinned; /* the CURLOPT_RESOLVE entry in the multi's DNS cache, see pin_needed() */
 };
 
 struct mg_http_call {
@@ -50,7 +53,14 @@ struct mg_http_call {
     mg_http_body_cb body_cb;
     mg_http_done_cb done_cb;
     void *data;
-    char *head; /* header lines of the current block */
+    char *head;   /* header lines of the current block */
+    CURLU *uh;    /* the parsed URL of the last request on this handle (CURLOPT_CURLU), kept with it */
+    char *uh_url; /* that URL as given, to know when uh still matches */
+    /* The easy handle's options that outlive a request, see configure(): set since its last reset
+     * (and no option that must not survive, such as credentials); with these CA file and proxy. */
+    int configured;
+    char *cfg_ca;
+    int cfg_env_proxy;
     size_t headlen;
     size_t got, max;
     int added;     /* in the multi */
@@ -84,29 +94,56 @@ static void call_unlink(mg_http_call_t *c)
     c->next = c->prev = NULL;
 }
 
-/* A call out of the multi and every list: kept as a spare (its easy handle reset: no option, header
- * list or pinned address of this request survives) or freed. */
+static void call_dispose(mg_http_call_t *c)
+{
+    curl_easy_cleanup(c->easy);
+    curl_url_cleanup(c->uh);
+    free(c->uh_url);
+    free(c->cfg_ca);
+    free(c->head);
+    free(c);
+}
+
+/* A call out of the multi and every list: kept as a spare or freed. A spare's handle keeps the
+ * options every request sets alike (configure()); its header list and pinned address are gone
+ * (unset before their lists are freed), and a handle that carried credentials (basic auth) or
+ * whose setup failed half-way is reset: no option of this request survives there. */
 static void call_release(mg_http_call_t *c)
 {
     mg_http_client_t *cl = c->cl;
-    curl_slist_free_all(c->headers);
-    curl_slist_free_all(c->resolve);
     if (c->easy != NULL && !cl->closing && cl->nspare < SPARE_MAX) {
         CURL *easy = c->easy;
-        char *head = c->head;
-        curl_easy_reset(easy);
+        char *head = c->head, *uh_url = c->uh_url, *cfg_ca = c->cfg_ca;
+        CURLU *uh = c->uh;
+        int configured = c->configured, env_proxy = c->cfg_env_proxy;
+        if (configured) {
+            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+            curl_easy_setopt(easy, CURLOPT_RESOLVE, NULL);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL); /* frees a copied body */
+        } else {
+            curl_easy_reset(easy);
+            free(cfg_ca);
+            cfg_ca = NULL;
+        }
+        curl_slist_free_all(c->headers);
+        curl_slist_free_all(c->resolve);
         memset(c, 0, sizeof *c);
         c->cl = cl;
         c->easy = easy;
         c->head = head;
+        c->uh = uh;
+        c->uh_url = uh_url;
+        c->configured = configured;
+        c->cfg_ca = cfg_ca;
+        c->cfg_env_proxy = env_proxy;
         c->next = cl->spare;
         cl->spare = c;
         cl->nspare++;
         return;
     }
-    curl_easy_cleanup(c->easy);
-    free(c->head);
-    free(c);
+    curl_slist_free_all(c->headers);
+    curl_slist_free_all(c->resolve);
+    call_dispose(c);
 }
 
 /* Removes the transfer from the multi (closing an unfinished exchange's connection) and frees it.
@@ -151,11 +188,11 @@ static void teardown(mg_http_client_t *cl)
     while (cl->spare != NULL) {
         mg_http_call_t *c = cl->spare;
         cl->spare = c->next;
-        curl_easy_cleanup(c->easy);
-        free(c->head);
-        free(c);
+        call_dispose(c);
     }
     cl->nspare = 0;
+    free(cl->pinned);
+    cl->pinned = NULL;
     curl_multi_cleanup(cl->multi); /* closes the cached connections (their polls: CURL_POLL_REMOVE) */
     cl->multi = NULL;
     while (cl->socks != NULL)
@@ -177,10 +214,36 @@ void mg_http_client_free(mg_http_client_t *cl)
 
 /* ---- finishing ---- */
 
+/* After a transfer that loaded its pinned address (c->resolve): that entry is in the multi's DNS
+ * cache for good once the transfer connected to it, so later requests with the same pin need not
+ * load it again (pin_needed()). Recorded only when the connection's address is the pinned one. */
+static void pin_loaded(mg_http_call_t *c, CURLcode rc)
+{
+    mg_http_client_t *cl = c->cl;
+    const char *ip = NULL, *entry = c->resolve->data;
+    size_t n = strlen(entry);
+    /* the address: after the last ':' ("host:port:192.0.2.1") or in brackets ("host:port:[2001:db8::1]") */
+    const char *addr = n > 0 && entry[n - 1] == ']' ? strrchr(entry, '[') : strrchr(entry, ':');
+    if (rc != CURLE_OK || addr == NULL || curl_easy_getinfo(c->easy, CURLINFO_PRIMARY_IP, &ip) != CURLE_OK ||
+        ip == NULL)
+        return;
+    addr++;
+    size_t alen = entry[n - 1] == ']' ? (size_t)(entry + n - 1 - addr) : strlen(addr);
+    if (strlen(ip) != alen || memcmp(ip, addr, alen) != 0)
+        return;
+    char *copy = strdup(entry);
+    if (copy == NULL)
+        return;
+    free(cl->pinned);
+    cl->pinned = copy;
+}
+
 static void finish(mg_http_call_t *c, CURLcode rc)
 {
     long status = 0;
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (c->resolve != NULL)
+        pin_loaded(c, rc);
     call_unlink(c);
     curl_multi_remove_handle(c->cl->multi, c->easy); /* before the callback: it may start requests */
     c->added = 0;
@@ -473,6 +536,90 @@ static int set_headers(mg_http_call_t *c, const mg_http_req_t *r)
     return 0;
 }
 
+/* 1 when c->uh holds url parsed. libcurl parses a CURLOPT_URL string afresh on every transfer
+ * (parse, then print it back normalised: ~10 k instructions); a handle given as CURLOPT_CURLU is
+ * only copied. A spare keeps its parsed URL, so a client with one upstream parses it once. The
+ * URL's host still goes through CURLOPT_RESOLVE when pinned: the parse does not resolve anything.
+ * 0 (libcurl then parses the string and reports what is wrong with it) when it does not parse. */
+static int url_parsed(mg_http_call_t *c, const char *url)
+{
+    if (c->uh != NULL && strcmp(c->uh_url, url) == 0)
+        return 1;
+    curl_url_cleanup(c->uh);
+    free(c->uh_url);
+    c->uh = curl_url();
+    c->uh_url = strdup(url);
+    if (c->uh == NULL || c->uh_url == NULL || curl_url_set(c->uh, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        curl_url_cleanup(c->uh);
+        free(c->uh_url);
+        c->uh = NULL;
+        c->uh_url = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+/* 1 when a request pinned to `resolve` ("host:port:address") must hand it to libcurl. A
+ * CURLOPT_RESOLVE entry goes into the multi's DNS cache as a permanent entry (it never expires, and
+ * a later entry for the same host:port replaces it), and libcurl parses the list on every transfer
+ * that sets it (~2.5 k instructions). So it is set again only when it is not the entry a finished
+ * transfer of this client connected through (cl->pinned). Setting another pin forgets cl->pinned
+ * first: until that transfer has connected, nobody relies on the cache, so every new connection
+ * still goes to its own request's pinned address. */
+static int pin_needed(mg_http_client_t *cl, const char *resolve)
+{
+    if (resolve == NULL)
+        return 0;
+    if (cl->pinned != NULL && strcmp(cl->pinned, resolve) == 0)
+        return 0;
+    free(cl->pinned);
+    cl->pinned = NULL;
+    return 1;
+}
+
+/* 1 when c's handle was configured for requests like r (same CA file, same proxy rule). */
+static int configured_as(const mg_http_call_t *c, const mg_http_req_t *r)
+{
+    if (r->env_proxy != c->cfg_env_proxy)
+        return 0;
+    if (r->ca_file == NULL || c->cfg_ca == NULL)
+        return r->ca_file == c->cfg_ca;
+    return strcmp(r->ca_file, c->cfg_ca) == 0;
+}
+
+/* Resets c's handle and sets the options every request of its kind sets alike: callbacks, no
+ * redirects, http(s) only, TCP_NODELAY, the proxy rule and the CA file. A spare keeps them for
+ * the next request (curl_easy_reset and these ~15 options were ~6 k instructions per request);
+ * the options that differ between requests are set by mg_http_request() every time. Returns
+ * nonzero when an option could not be set. */
+static int configure(mg_http_call_t *c, const mg_http_req_t *r)
+{
+    CURL *e = c->easy;
+    int bad = 0;
+    curl_easy_reset(e);
+    c->configured = 0;
+    free(c->cfg_ca);
+    c->cfg_ca = NULL;
+    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, c) != CURLE_OK;
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    if (!r->env_proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, ""); /* not even from the environment */
+    c->cfg_env_proxy = r->env_proxy;
+    if (r->ca_file != NULL) {
+        c->cfg_ca = strdup(r->ca_file);
+        bad |= c->cfg_ca == NULL || curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file) != CURLE_OK;
+    }
+    return bad;
+}
+
 int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_cb head_cb,
                     mg_http_body_cb body_cb, mg_http_done_cb done_cb, void *data, mg_http_call_t **out)
 {
@@ -505,51 +652,56 @@ int mg_http_request(mg_http_client_t *cl, const mg_http_req_t *r, mg_http_head_c
     CURL *e = c->easy;
     long timeout = r->timeout_ms == 0 ? 30000L : r->timeout_ms < 0 ? 0L : r->timeout_ms;
     long connect = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : timeout > 0 ? timeout : 30000L;
-    int bad = 0;
-    bad |= curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, c) != CURLE_OK;
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    int reused = c->configured, bad = 0;
+    if (!c->configured || !configured_as(c, r)) {
+        bad |= configure(c, r);
+        reused = 0;
+    }
+    c->configured = 0; /* until every option of this request is set */
+    if (url_parsed(c, r->url)) {
+        bad |= curl_easy_setopt(e, CURLOPT_CURLU, c->uh) != CURLE_OK;
+    } else {
+        curl_easy_setopt(e, CURLOPT_CURLU, NULL); /* it would take precedence over the string */
+        bad |= curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK;
+    }
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-    if (!r->env_proxy)
-        curl_easy_setopt(e, CURLOPT_PROXY, ""); /* not even from the environment */
-    if (r->max_body > 0)
-        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body);
-    if (r->ca_file != NULL)
-        bad |= curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file) != CURLE_OK;
-    if (r->resolve != NULL) {
+    if (reused || r->max_body > 0)
+        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body); /* 0: no limit */
+    if (pin_needed(cl, r->resolve)) {
         c->resolve = curl_slist_append(NULL, r->resolve);
         bad |= c->resolve == NULL || curl_easy_setopt(e, CURLOPT_RESOLVE, c->resolve) != CURLE_OK;
     }
-    if (r->idle_ms > 0) {
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (r->idle_ms + 999) / 1000);
+    if (reused || r->idle_ms > 0) {
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, r->idle_ms > 0 ? 1L : 0L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, r->idle_ms > 0 ? (r->idle_ms + 999) / 1000 : 0L);
     }
     if (r->body != NULL) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
         bad |= curl_easy_setopt(e, r->body_kept ? CURLOPT_POSTFIELDS : CURLOPT_COPYPOSTFIELDS, r->body) !=
                CURLE_OK;
+    } else if (reused) { /* back to a GET without a body (POSTFIELDS NULL alone would mean POST) */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     }
     if (r->method != NULL && strcmp(r->method, r->body != NULL ? "POST" : "GET") != 0)
         bad |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method) != CURLE_OK;
+    else if (reused)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    int sticky = 0;
     if (r->basic_user != NULL && r->basic_pass != NULL) {
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
         bad |= curl_easy_setopt(e, CURLOPT_USERNAME, r->basic_user) != CURLE_OK;
         bad |= curl_easy_setopt(e, CURLOPT_PASSWORD, r->basic_pass) != CURLE_OK;
+        sticky = 1; /* credentials: the handle is reset after this request */
     }
     if (bad) {
         call_release(c);
         return MG_ENOMEM;
     }
+    c->configured = !sticky;
     if (!cl->in_curl) {
         if (curl_multi_add_handle(cl->multi, e) != CURLM_OK) {
             call_release(c);

@@ -681,6 +681,96 @@ static void test_refused(void **state)
     teardown(&f);
 }
 
+/* A pinned request (resolve) connects to the pinned address on every new connection, also when
+ * the client no longer hands the same pin to libcurl (it stays in the multi's DNS cache), and a
+ * changed pin is honoured at once. The host name does not resolve: only the pin can reach it. */
+static void pinned_get(fixture_t *f, const char *u, const char *pin, got_t *g)
+{
+    mg_http_req_t r = {.url = u, .resolve = pin};
+    assert_int_equal(mg_http_request(f->cl, &r, head_cb, body_cb, done_cb, g, &g->call), 0);
+    run_until(&f->loop, &g->dones);
+    while (f->srv.conns != NULL) /* the next request needs a new connection */
+        conn_close(f->srv.conns);
+    run_for(&f->loop, 20);
+}
+
+static void test_pinned_address(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128], pin[128], other[128];
+    snprintf(u, sizeof u, "http://pinned.invalid:%d/json", f.srv.port);
+    snprintf(pin, sizeof pin, "pinned.invalid:%d:127.0.0.1", f.srv.port);
+    snprintf(other, sizeof other, "pinned.invalid:%d:127.0.0.2", f.srv.port); /* nobody listens */
+    got_t g[5] = {{0}};
+    pinned_get(&f, u, pin, &g[0]);
+    pinned_get(&f, u, pin, &g[1]);
+    pinned_get(&f, u, pin, &g[2]);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g[i].err, 0);
+        assert_int_equal(g[i].status, 200);
+    }
+    assert_int_equal(f.srv.accepts, 3);
+    pinned_get(&f, u, other, &g[3]); /* the new pin, not the one in the cache */
+    assert_int_equal(g[3].err, MG_EIO);
+    assert_int_equal(f.srv.accepts, 3);
+    pinned_get(&f, u, pin, &g[4]);
+    assert_int_equal(g[4].err, 0);
+    assert_int_equal(f.srv.accepts, 4);
+    teardown(&f);
+}
+
+/* One request on the client, run to its end; returns the head the server received. */
+static const char *one(fixture_t *f, mg_http_req_t *r)
+{
+    got_t g = {0};
+    assert_int_equal(mg_http_request(f->cl, r, head_cb, body_cb, done_cb, &g, &g.call), 0);
+    run_until(&f->loop, &g.dones);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.status, 200);
+    return f->srv.last;
+}
+
+/* Requests of every kind in a row reuse one easy handle: nothing of a request (method, body,
+ * headers, credentials) reaches the next one. */
+static void test_reuse_keeps_nothing(void **state)
+{
+    fixture_t f;
+    setup(&f);
+    char u[128];
+    url(&f, u, sizeof u, "/json");
+    const char *hdrs[] = {"x-first", "1"};
+    const char *body = "{\"a\":1}";
+    mg_http_req_t post = {.url = u, .headers = hdrs, .nheaders = 1, .body = body, .len = strlen(body)};
+    const char *h = one(&f, &post);
+    assert_non_null(strstr(h, "POST /json HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nx-first: 1\r\n"));
+    mg_http_req_t get = {.url = u};
+    h = one(&f, &get);
+    assert_non_null(strstr(h, "GET /json HTTP/1.1\r\n"));
+    assert_null(strcasestr(h, "x-first"));
+    assert_null(strcasestr(h, "content-length"));
+    mg_http_req_t del = {.url = u, .method = "DELETE", .basic_user = "user", .basic_pass = "secret"};
+    h = one(&f, &del);
+    assert_non_null(strstr(h, "DELETE /json HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\nauthorization: basic "));
+    h = one(&f, &get);
+    assert_non_null(strstr(h, "GET /json HTTP/1.1\r\n"));
+    assert_null(strcasestr(h, "authorization"));
+    mg_http_req_t del2 = {.url = u, .method = "DELETE"};
+    h = one(&f, &del2);
+    assert_non_null(strstr(h, "DELETE /json HTTP/1.1\r\n"));
+    h = one(&f, &get);
+    assert_non_null(strstr(h, "GET /json HTTP/1.1\r\n"));
+    mg_http_req_t post2 = {.url = u, .body = "{}", .len = 2, .body_kept = 1};
+    h = one(&f, &post2);
+    assert_non_null(strstr(h, "POST /json HTTP/1.1\r\n"));
+    assert_non_null(strcasestr(h, "\r\ncontent-length: 2\r\n"));
+    assert_null(strcasestr(h, "x-first"));
+    assert_int_equal(f.srv.accepts, 1); /* one kept-alive connection throughout */
+    teardown(&f);
+}
+
 static void test_size_bounds(void **state)
 {
     fixture_t f;
@@ -755,6 +845,8 @@ int main(void)
         cmocka_unit_test(test_cancel_at_once),
         cmocka_unit_test(test_cancel_from_callback),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_pinned_address),
+        cmocka_unit_test(test_reuse_keeps_nothing),
         cmocka_unit_test(test_size_bounds),
         cmocka_unit_test(test_refused_arguments),
         cmocka_unit_test(test_free_with_calls),
