@@ -28,11 +28,11 @@
  *
  * Writing: lines are formatted on the loop (so chain order is the order of mg_journal_append
  * calls) and queued; one libuv work item at a time fills in their prev hashes and checkpoint HMACs
- * (in queue order), writes the queue, renames and reopens on the threadpool. The queue is bounded (queue_bytes): a record that does not fit
- * is dropped, counted (mcpgate_journal_dropped_total), logged (rate-limited), and the next
- * accepted record is preceded by a "gap" line. A failed write (disk full, I/O error) is counted
- * and retried every second from where it stopped; new records queue meanwhile up to the bound.
- * Nothing here ever blocks a request.
+ * (in queue order), writes the queue, renames and reopens on the threadpool. The queue is bounded
+ * (queue_bytes): a record that does not fit is dropped, counted (mcpgate_journal_dropped_total), logged
+ * (rate-limited), and the next accepted record is preceded by a "gap" line. A failed write (disk full, I/O
+ * error) is counted and retried every second from where it stopped; new records queue meanwhile up to the
+ * bound. Nothing here ever blocks a request.
  */
 #ifndef MG_JOURNAL_H
 #define MG_JOURNAL_H
