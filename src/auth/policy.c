@@ -14,24 +14,33 @@
 
 #include <string.h>
 
-/* Does pattern pat match (server, item)? item NULL = the server as a whole (only "server" or
- * "server/ *" patterns match then). */
-static int pattern_matches(const char *pat, const char *server, const char *item)
+/* Does the server part of pattern pat (before any '/') match server? *item_pat: the item part
+ * after the '/', or NULL for a "server" pattern. */
+static int server_part_matches(const char *pat, const char *server, const char **item_pat)
 {
     const char *slash = strchr(pat, '/');
     char spat[256];
     size_t sl = slash ? (size_t)(slash - pat) : strlen(pat);
+    *item_pat = slash ? slash + 1 : NULL;
     if (sl >= sizeof spat)
         return 0;
     memcpy(spat, pat, sl);
     spat[sl] = '\0';
-    if (!mg_glob_match(spat, server))
+    return mg_glob_match(spat, server);
+}
+
+/* Does pattern pat match (server, item)? item NULL = the server as a whole (only "server" or
+ * "server/ *" patterns match then). */
+static int pattern_matches(const char *pat, const char *server, const char *item)
+{
+    const char *ipat;
+    if (!server_part_matches(pat, server, &ipat))
         return 0;
-    if (slash == NULL)
+    if (ipat == NULL)
         return 1;
     if (item == NULL)
-        return strcmp(slash + 1, "*") == 0;
-    return mg_glob_match(slash + 1, item);
+        return strcmp(ipat, "*") == 0;
+    return mg_glob_match(ipat, item);
 }
 
 int mg_auth_policy_rule_applies(const mg_auth_rule_t *r, const mg_principal_t *p)
@@ -43,12 +52,16 @@ int mg_auth_policy_rule_applies(const mg_auth_rule_t *r, const mg_principal_t *p
     return 1;
 }
 
-int mg_auth_policy_allows(const mg_auth_config_t *cfg, const mg_principal_t *p, const char *server,
-                          const char *item)
+/* The rules' verdict on (server, item) for p: deny wins, else some applicable rule must allow.
+ * any_item: an allow pattern counts when its server part matches (some item of the server may be
+ * allowed); a deny pattern still needs to cover the server as a whole (item NULL). */
+static int decide(const mg_auth_config_t *cfg, const mg_principal_t *p, const char *server, const char *item,
+                  int any_item)
 {
     if (cfg == NULL || cfg->nrules == 0)
         return 1;
     int allowed = 0;
+    const char *ipat;
     for (size_t i = 0; i < cfg->nrules; i++) {
         const mg_auth_rule_t *r = &cfg->rules[i];
         if (!mg_auth_policy_rule_applies(r, p))
@@ -57,38 +70,19 @@ int mg_auth_policy_allows(const mg_auth_config_t *cfg, const mg_principal_t *p, 
             if (pattern_matches(r->deny[k], server, item))
                 return 0;
         for (size_t k = 0; !allowed && k < r->nallow; k++)
-            allowed = pattern_matches(r->allow[k], server, item);
+            allowed = any_item ? server_part_matches(r->allow[k], server, &ipat)
+                               : pattern_matches(r->allow[k], server, item);
     }
     return allowed;
 }
 
-/* Does the server part of pattern pat match server? */
-static int server_part_matches(const char *pat, const char *server)
+int mg_auth_policy_allows(const mg_auth_config_t *cfg, const mg_principal_t *p, const char *server,
+                          const char *item)
 {
-    const char *slash = strchr(pat, '/');
-    char spat[256];
-    size_t sl = slash ? (size_t)(slash - pat) : strlen(pat);
-    if (sl >= sizeof spat)
-        return 0;
-    memcpy(spat, pat, sl);
-    spat[sl] = '\0';
-    return mg_glob_match(spat, server);
+    return decide(cfg, p, server, item, 0);
 }
 
 int mg_auth_policy_may_see(const mg_auth_config_t *cfg, const mg_principal_t *p, const char *server)
 {
-    if (cfg == NULL || cfg->nrules == 0)
-        return 1;
-    int may = 0;
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        const mg_auth_rule_t *r = &cfg->rules[i];
-        if (!mg_auth_policy_rule_applies(r, p))
-            continue;
-        for (size_t k = 0; k < r->ndeny; k++)
-            if (pattern_matches(r->deny[k], server, NULL))
-                return 0;
-        for (size_t k = 0; !may && k < r->nallow; k++)
-            may = server_part_matches(r->allow[k], server);
-    }
-    return may;
+    return decide(cfg, p, server, NULL, 1);
 }
