@@ -765,6 +765,20 @@ static json_t *parse_value(parser_t *ps)
     return v;
 }
 
+/* The document's value, with nothing but whitespace after it; NULL otherwise. */
+static json_t *parse_document(parser_t *ps)
+{
+    json_t *v = parse_value(ps);
+    if (v == NULL)
+        return NULL;
+    skip_ws(ps);
+    if (ps->p != ps->end) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
 json_t *mg_json_loadb(const char *buf, size_t len, int flags)
 {
     if (buf == NULL)
@@ -773,15 +787,7 @@ json_t *mg_json_loadb(const char *buf, size_t len, int flags)
     skip_ws(&ps);
     if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))
         return NULL;
-    json_t *v = parse_value(&ps);
-    if (v == NULL)
-        return NULL;
-    skip_ws(&ps);
-    if (ps.p != ps.end) {
-        json_decref(v);
-        return NULL;
-    }
-    return v;
+    return parse_document(&ps);
 }
 
 json_t *mg_json_loadb_bounded(const char *buf, size_t len, int flags, const mg_json_bounds_t *bounds,
@@ -801,14 +807,9 @@ json_t *mg_json_loadb_bounded(const char *buf, size_t len, int flags, const mg_j
         ps.top_array = 1;
         ps.items = q < ps.end && *q != ']';
     }
-    json_t *v = parse_value(&ps);
+    json_t *v = parse_document(&ps);
     if (v == NULL)
         return NULL;
-    skip_ws(&ps);
-    if (ps.p != ps.end) {
-        json_decref(v);
-        return NULL;
-    }
     *items = ps.items;
     *values = ps.values;
     return v;
