@@ -43,7 +43,7 @@ test('ambiguous framing or Host: 400, connection closed, the smuggled request ne
   const failures = [];
   for (const p of PATHS) {
     for (const [name, make] of CASES) {
-      const r = await rawResponses(gw.port, make(p) + SMUGGLED, { timeout: scaled(2000) }) // ends at the close: the bound only matters on failure;
+      const r = await rawResponses(gw.port, make(p) + SMUGGLED, { timeout: scaled(2000) }); // ends at the close: the bound only matters on failure
       const lines = r.responses.map((x) => x.statusLine);
       const what = `${name} on ${p}: got ${JSON.stringify(lines)}, closed ${r.closed}`;
       if (r.responses.length !== 1) failures.push(`${what} (the smuggled request was answered)`);
