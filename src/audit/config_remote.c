@@ -3,7 +3,8 @@
  * by itself (pure, unit-tested): plain http:// to a host beyond loopback, a credential in the URL's
  * query, where its header values come from, whether the gateway mints its own tokens (auth); then
  * the SSRF guard the gateway applies (the URL's host resolved here, every address judged as
- * upstream/remote_conn.c does: a public one, or one inside gateway.egress.allowCidrs); and only when
+ * upstream/remote_conn.c does: a public one, or one inside gateway.egress.allowCidrs), and the same
+ * for its credential endpoint (auth.tokenUrl, or auth.issuer); and only when
  * both allow it, the URL probes (probe_url.c) with the entry's static headers as the credential.
  *
  * Secrets: header values go to the entry's URL only (as the Authorization bearer or as the headers
@@ -195,18 +196,25 @@ void mg_audit_remote_config(mg_audit_report_t *rep, const mg_server_config_t *s,
                      "no credential configured for this server");
 }
 
-int mg_audit_remote_egress(mg_audit_report_t *rep, const mg_server_config_t *s, const mg_egress_config_t *eg)
+/* The SSRF guard's verdict on one URL the gateway fetches for server s: `what` names it in the
+ * evidence ("" for the server's own URL, "auth.tokenUrl " ...). 0 when an address is allowed. */
+static int egress_one(mg_audit_report_t *rep, const mg_server_config_t *s, const char *url, const char *what,
+                      const char *refusal, const mg_egress_config_t *eg)
 {
     char host[256];
     int https = 0;
-    if (mg_audit_url_host(s->remote->url, host, sizeof host, &https) != 0)
+    if (mg_audit_url_host(url, host, sizeof host, &https) != 0) {
+        if (what[0] != '\0')
+            mg_audit_add(rep, "transport.egress", s->name, MG_AUDIT_FAIL, "%sis not an http(s) URL: %s", what,
+                         refusal);
         return -1;
+    }
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_socktype = SOCK_STREAM;
     int rc = getaddrinfo(host, NULL, &hints, &ai);
     if (rc != 0) {
-        mg_audit_add(rep, "transport.egress", s->name, MG_AUDIT_FAIL, "%s does not resolve: %s; not probed",
-                     host, gai_strerror(rc));
+        mg_audit_add(rep, "transport.egress", s->name, MG_AUDIT_FAIL, "%s%s does not resolve: %s; %s", what,
+                     host, gai_strerror(rc), refusal);
         return -1;
     }
     char first[INET6_ADDRSTRLEN + 40] = "";
@@ -224,8 +232,8 @@ int mg_audit_remote_egress(mg_audit_report_t *rep, const mg_server_config_t *s, 
         const char *cls = mg_audit_egress_refused(a->ai_family, bytes, eg);
         if (cls == NULL) {
             const char *own = mg_cidr_forbidden(a->ai_family, bytes);
-            mg_audit_add(rep, "transport.egress", s->name, MG_AUDIT_PASS, "%s resolves to %s (%s)", host, txt,
-                         own ? "inside gateway.egress.allowCidrs" : "public");
+            mg_audit_add(rep, "transport.egress", s->name, MG_AUDIT_PASS, "%s%s resolves to %s (%s)", what,
+                         host, txt, own ? "inside gateway.egress.allowCidrs" : "public");
             ok = 1;
         } else if (first[0] == '\0') {
             snprintf(first, sizeof first, "%s (%s)", txt, cls);
@@ -234,10 +242,28 @@ int mg_audit_remote_egress(mg_audit_report_t *rep, const mg_server_config_t *s, 
     freeaddrinfo(ai);
     if (!ok)
         mg_audit_add(rep, "transport.egress", s->name, MG_AUDIT_FAIL,
-                     "%s resolves to %s and gateway.egress.allowCidrs does not allow it: the gateway "
-                     "refuses to connect (SSRF guard); not probed",
-                     host, first[0] ? first : "no usable address");
+                     "%s%s resolves to %s and gateway.egress.allowCidrs does not allow it: %s", what, host,
+                     first[0] ? first : "no usable address", refusal);
     return ok ? 0 : -1;
+}
+
+int mg_audit_remote_egress(mg_audit_report_t *rep, const mg_server_config_t *s, const mg_egress_config_t *eg)
+{
+    int rc =
+        egress_one(rep, s, s->remote->url, "", "the gateway refuses to connect (SSRF guard); not probed", eg);
+    /* The credential endpoints go through the same guard (upstream/remote_egress.c): one it refuses
+     * means every call of this server fails for want of a token, although the server itself is
+     * reachable. Issuer discovery is judged at the issuer; the token_endpoint it names is only
+     * known at run time (the gateway refuses one on another origin). */
+    const mg_remote_auth_t *a = s->remote->auth;
+    if (a != NULL && a->token_url != NULL)
+        egress_one(rep, s, a->token_url, "auth.tokenUrl ",
+                   "the gateway refuses to fetch tokens there (SSRF guard), so every call fails", eg);
+    else if (a != NULL && a->issuer != NULL)
+        egress_one(
+            rep, s, a->issuer, "auth.issuer ",
+            "the gateway refuses to discover the token endpoint there (SSRF guard), so every call fails", eg);
+    return rc;
 }
 
 /* Checks the gateway's own listing answers for a remote server (config_audit.c), or that the

@@ -290,6 +290,10 @@ test('audit --config: remote entries: the entry\'s own checks, the SSRF guard, t
     private: { url: 'https://10.1.2.3/mcp' },
     qtoken: { url: `http://127.0.0.1:${u.port}/mcp?api_key=query-secret-31d7` },
     oauth: { url: 'https://192.0.2.11/mcp', auth: { type: 'client_credentials', tokenUrl: 'https://192.0.2.11/token', clientId: 'gw', clientSecret: `\${file:${tok}}` } },
+    // Credential endpoints go through the same guard: a private token URL, a metadata issuer, an allowed one.
+    tokpriv: { url: 'https://10.1.2.4/mcp', auth: { type: 'client_credentials', tokenUrl: 'https://10.9.8.7/token', clientId: 'gw', clientSecret: `\${file:${tok}}` } },
+    issmeta: { url: 'https://10.1.2.5/mcp', auth: { type: 'client_credentials', issuer: 'https://169.254.169.254', clientId: 'gw', clientSecret: `\${file:${tok}}` } },
+    tokok: { url: 'https://10.1.2.6/mcp', auth: { type: 'client_credentials', tokenUrl: 'http://127.0.0.1:9/token', clientId: 'gw', clientSecret: `\${file:${tok}}` } },
   };
   const c = configDir(t, { mcpServers, gateway: { egress: { allowCidrs: ['127.0.0.1/32'] } } });
   const r = await audit(['--config', c.file, '--json', '--fail-on', 'never', '--timeout', String(scaled(4000)), '--rate', '100']);
@@ -319,6 +323,16 @@ test('audit --config: remote entries: the entry\'s own checks, the SSRF guard, t
   assert.equal(get('transport.egress', 'private').status, 'fail');
   assert.match(get('transport.egress', 'private').evidence, /10\.1\.2\.3 \(private\).*not probed/);
   assert.equal(get('transport.streamable-http', 'private').status, 'skip');
+  const egress = (server) => doc.checks.filter((x) => x.id === 'transport.egress' && x.server === server);
+  const cred = (server) => egress(server).find((x) => /^auth\.(tokenUrl|issuer) /.test(x.evidence)) || { status: 'absent' };
+  assert.equal(cred('tokpriv').status, 'fail');
+  assert.match(cred('tokpriv').evidence, /auth\.tokenUrl 10\.9\.8\.7 resolves to 10\.9\.8\.7 \(private\).*every call fails/);
+  assert.equal(cred('issmeta').status, 'fail');
+  assert.match(cred('issmeta').evidence, /auth\.issuer 169\.254\.169\.254 .*every call fails/);
+  assert.equal(cred('tokok').status, 'pass');
+  assert.match(cred('tokok').evidence, /auth\.tokenUrl 127\.0\.0\.1 .*allowCidrs/);
+  assert.equal(cred('good').status, 'absent'); // no auth: only its URL is judged
+  assert.equal(egress('tokpriv')[0].status, 'fail'); // its own URL first, judged apart
   assert.equal(get('transport.streamable-http', 'qtoken').status, 'skip');
   // Probed with its credential: served, and refused without it.
   assert.equal(get('transport.streamable-http', 'good').status, 'pass');
