@@ -532,6 +532,8 @@ void mg_gateway_reload(mg_gateway_t *gw, mg_config_t *next)
             int is_hot = strcmp(key, "tools") == 0 || strcmp(key, "cors") == 0 || /* read per request */
                          strcmp(key, "pinning") == 0 || strcmp(key, "lockFile") == 0 ||
                          strcmp(key, "scan") == 0 || /* mg_policy_reload_pins */
+                         strcmp(key, "allowedHosts") == 0 ||
+                         strcmp(key, "allowedOrigins") == 0 || /* the origin phase reads gw->cfg */
                          (strcmp(key, "limits") == 0 &&
                           gw->cfg->limits.max_body_bytes == next->limits.max_body_bytes &&
                           gw->cfg->limits.http_idle_timeout_ms == next->limits.http_idle_timeout_ms) ||

@@ -154,19 +154,48 @@ test('reload: gateway.tools and limits apply to the next request; other gateway 
   assert.ok(!(await names()).some((n) => n.endsWith('sleep')), 'gateway.tools.deny did not apply to the next tools/list');
   assert.equal(await callTool(gw.url, s, 'one__sleep', 'x', 7) !== null, true, 'a denied tool could still be called');
   assert.equal(await callTool(gw.url, s, 'two__echo', 'hi', 8), null);
-  // A key held in runtime state (auth) changes: listed, and then nothing of gateway.* is switched.
+  // A key held in runtime state (the legacy SSE routes) changes: listed, and then nothing of gateway.* is switched.
   save({
     mcpServers: { one: testserver() },
-    gateway: { watchConfig: true, tools: { deny: ['echo'] }, allowedHosts: ['mcp.example.com'] },
+    gateway: { watchConfig: true, tools: { deny: ['echo'] }, legacySse: true },
   });
   rz = await waitFor(async () => {
     const j = await readyz(gw);
     return j.config.reloads === 2 && j;
   }, { timeout: scaled(10000), what: 'the second reload' });
-  assert.deepEqual(rz.config.restartNeeded.sort(), ['gateway.allowedHosts', 'gateway.limits', 'gateway.tools']);
+  assert.deepEqual(rz.config.restartNeeded.sort(), ['gateway.legacySse', 'gateway.limits', 'gateway.tools']);
   // "two" removed: one server again, its tools without a prefix; gateway.* not half-applied.
   assert.ok((await names()).includes('echo'), 'a half-applied gateway section');
   assert.ok(!(await names()).some((n) => n.startsWith('two__')), 'the removed server is still listed');
+});
+
+test('reload: gateway.allowedHosts and allowedOrigins apply to the next request', async (t) => {
+  const c = configDir(t, undefined, 'mcpgate-reload-');
+  const write = (gateway) => fs.writeFileSync(c.file, JSON.stringify({ mcpServers: { one: testserver() }, gateway }));
+  write({});
+  const gw = await t.gateway({ args: ['--config', c.file] });
+  const port = new URL(gw.url).port;
+  const init = (headers) => request(gw.url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...headers },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'reload-origin', version: '1' } } }),
+  });
+  const APP = 'https://app.example.com';
+  const before = [await init({ Host: `mcp.example.com:${port}` }), await init({ Origin: APP })];
+  assert.deepEqual(before.map((r) => r.status), [403, 403]);
+  const session = await initSession(gw.url);
+  write({ allowedHosts: ['mcp.example.com'], allowedOrigins: [APP] });
+  gw.proc.kill('SIGHUP');
+  await waitFor(async () => (await readyz(gw)).config.reloads === 1, { timeout: scaled(10000), what: 'the reload' });
+  assert.deepEqual((await readyz(gw)).config.restartNeeded, []);
+  const after = [await init({ Host: `mcp.example.com:${port}` }), await init({ Origin: APP }), await init({ Origin: 'https://evil.example' })];
+  assert.deepEqual(after.map((r) => r.status), [200, 200, 403]);
+  assert.equal(await callTool(gw.url, session, 'echo', 'still here', 2), null); // the running session is untouched
+  // And back: the next request is checked against the new lists again.
+  write({});
+  gw.proc.kill('SIGHUP');
+  await waitFor(async () => (await readyz(gw)).config.reloads === 2, { timeout: scaled(10000), what: 'the second reload' });
+  assert.equal((await init({ Origin: APP })).status, 403);
 });
 
 test('reload: a server added under load joins the catalog; a removed one leaves it while its call in flight completes', async (t) => {
