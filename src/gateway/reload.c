@@ -20,10 +20,10 @@
  *   reach it did (view.c compares each session's inputs before and after). 2026-07-28 listeners
  *   get it when anything of the catalog changed.
  *   gateway.tools, gateway.limits (but maxBodyBytes and httpIdleTimeoutMs, which the HTTP front
- *              holds), gateway.rateLimits (unless its store kind changes) and gateway.auth.rules are
- *              read per request through gw->cfg and the policy's cfg: they apply to the next
- *              request by switching both to the new configuration, when no other gateway key
- *              changed.
+ *              holds), gateway.rateLimits (unless its store kind changes), gateway.allowedHosts,
+ *              gateway.allowedOrigins and gateway.auth.rules are read per request through gw->cfg
+ *              and the policy's cfg: they apply to the next request by switching both to the new
+ *              configuration, when no other gateway key changed.
  *   gateway.auth (tokens, oauth, introspection, resource; or what their ${env:}/${file:}
  *              references expand to): a new generation of the auth runtime (auth.h mg_auth_next)
  *              serves the next request; requests in flight hold the generation they started with
