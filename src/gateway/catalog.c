@@ -49,7 +49,7 @@ static void on_state_cb(mg_upstream_t *up, mg_upstream_state_t state, void *data
         if (had || mg_upstream_restarts(up) > 0) /* came back: its tools may differ */
             for (int k = 0; k < MG_LIST_COUNT; k += 1)
                 if (k != MG_LIST_TEMPLATES)
-                    p->gw->pool_sink.list_changed(p->gw, p->owner, (mg_list_kind_t)k);
+                    p->gw->pool_sink.list_changed(p->gw, p, (mg_list_kind_t)k);
     } else if (state != MG_UPSTREAM_READY) {
         p->was_ready = 0;
     }

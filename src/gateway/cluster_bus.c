@@ -36,55 +36,126 @@ static const char *changed_methods[MG_LIST_COUNT] = {
     "notifications/tools/list_changed", "notifications/prompts/list_changed",
     "notifications/resources/list_changed", "notifications/resources/list_changed"};
 
-void mg__cluster_list_changed(mg_gateway_t *gw, unsigned bits)
+/* On the bus: {"t":"lc","bits":union,"changes":[{"server":NAME,"tenant":T?,"bits":B}...]}. Servers
+ * go by name (slots differ between replicas); "bits" alone (all, or a change no replica can place)
+ * reaches everyone. */
+void mg__cluster_list_changed(mg_gateway_t *gw, const mg_lc_change_t *ch, size_t n, unsigned all)
 {
-    mg__cluster_broadcast(CL(gw), json_pack("{s:s,s:i}", "t", "lc", "bits", (int)bits));
+    json_t *changes = json_array();
+    unsigned bits = all;
+    for (size_t i = 0; i < n; i++) {
+        bits |= ch[i].bits;
+        json_array_append_new(changes,
+                              json_pack("{s:s,s:s?,s:i}", "server", gw->servers[ch[i].slot].cfg->name,
+                                        "tenant", ch[i].tenant, "bits", (int)ch[i].bits));
+    }
+    mg__cluster_broadcast(CL(gw), json_pack("{s:s,s:i,s:i,s:o}", "t", "lc", "bits", (int)bits, "all",
+                                            (int)all, "changes", changes));
 }
 
-/* list_changed of bits to the streams this replica feeds: of session only, or (only NULL) of
- * every session and 2026-07-28 listener. */
-static void local_list_changed(mg_gateway_t *gw, mg_session_t *only, unsigned bits)
+typedef struct {
+    mg_gateway_t *gw;
+    const mg_lc_change_t *ch;
+    size_t n;
+    unsigned all; /* kinds for everyone */
+} reach_t;
+
+static unsigned reach_kinds(void *arg, const mg_principal_t *p)
 {
-    for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
-        if (!(bits & (1u << k)))
-            continue;
-        json_t *n = mg_rpc_notification(changed_methods[k], NULL);
-        if (only == NULL)
-            mg__modern_listeners_notify(gw, 1u << k, NULL, n);
-        size_t len;
-        char *text = mg_rpc_dump(n, &len);
-        char *buf = NULL;
-        size_t blen = 0, cap = 0;
-        if (text != NULL && mg_sse_format(&buf, &blen, &cap, NULL, text, len, 0) == 0) {
-            size_t pos = 0;
-            const char *key;
-            void *val = only;
-            while (only != NULL || mg_map_next(&gw->sessions, &pos, &key, &val)) {
-                if (!mg__session_shared(val)) { /* a legacy HTTP+SSE session: its own stream */
-                    mg__session_notify(val, n);
-                } else {
-                    mg_follow_t *f = mg__cluster_get_follower(val);
-                    if (f != NULL && f->synced)
-                        mg__cluster_follow_write(f, buf, blen);
+    const reach_t *r = arg;
+    return r->all | mg__lc_kinds_for(r->gw, r->ch, r->n, p);
+}
+
+/* list_changed to the streams this replica feeds: of session only (the kinds in r->all), or (only
+ * NULL) of every session and 2026-07-28 listener the changes in r reach. */
+static void local_list_changed(mg_gateway_t *gw, mg_session_t *only, const reach_t *r)
+{
+    if (only == NULL)
+        mg__modern_listeners_changed(gw, reach_kinds, (void *)r);
+    char *text[MG_LIST_TEMPLATES] = {0}, *buf[MG_LIST_TEMPLATES] = {0};
+    size_t blen[MG_LIST_TEMPLATES] = {0};
+    size_t pos = 0;
+    const char *key;
+    void *val = only;
+    while (only != NULL || mg_map_next(&gw->sessions, &pos, &key, &val)) {
+        mg_session_t *s = val;
+        unsigned bits = only != NULL ? r->all : reach_kinds((void *)r, s->principal);
+        for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
+            if (!(bits & (1u << k)))
+                continue;
+            json_t *n = mg_rpc_notification(changed_methods[k], NULL);
+            if (!mg__session_shared(s)) { /* a legacy HTTP+SSE session: its own stream */
+                mg__session_notify(s, n);
+            } else {
+                size_t len, cap = 0;
+                if (text[k] == NULL && (text[k] = mg_rpc_dump(n, &len)) != NULL &&
+                    mg_sse_format(&buf[k], &blen[k], &cap, NULL, text[k], len, 0) != 0) {
+                    free(buf[k]);
+                    buf[k] = NULL;
                 }
-                if (only != NULL)
-                    break;
+                mg_follow_t *f = mg__cluster_get_follower(s);
+                if (f != NULL && f->synced && buf[k] != NULL)
+                    mg__cluster_follow_write(f, buf[k], blen[k]);
             }
+            json_decref(n);
         }
-        json_decref(n);
-        free(buf);
-        free(text);
+        if (only != NULL)
+            break;
+    }
+    for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
+        free(text[k]);
+        free(buf[k]);
     }
 }
 
-static void on_list_changed(mg_cluster_t *cl, unsigned bits)
+/* A "lc" message: each change placed on this replica's slot of the server it names; one that
+ * names no server this replica has (configs differ during a rollout), or a message without
+ * changes, reaches everyone with its kinds. */
+static void on_list_changed(mg_cluster_t *cl, const json_t *m)
 {
-    local_list_changed(cl->gw, NULL, bits);
+    mg_gateway_t *gw = cl->gw;
+    const json_t *changes = json_object_get(m, "changes");
+    reach_t r = {gw, NULL, 0, (unsigned)json_integer_value(json_object_get(m, "all"))};
+    if (!json_is_array(changes)) {
+        r.all = (unsigned)json_integer_value(json_object_get(m, "bits"));
+        local_list_changed(gw, NULL, &r);
+        return;
+    }
+    size_t n = json_array_size(changes);
+    mg_lc_change_t *ch = calloc(n ? n : 1, sizeof *ch);
+    if (ch == NULL) {
+        r.all = (unsigned)json_integer_value(json_object_get(m, "bits"));
+        local_list_changed(gw, NULL, &r);
+        return;
+    }
+    size_t i;
+    const json_t *c;
+    json_array_foreach(changes, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "server"));
+        unsigned bits = (unsigned)json_integer_value(json_object_get(c, "bits"));
+        size_t slot = gw->nservers;
+        for (size_t k = 0; name != NULL && k < gw->nservers && slot == gw->nservers; k++)
+            if (!gw->servers[k].removed && strcmp(gw->servers[k].cfg->name, name) == 0)
+                slot = k;
+        if (slot == gw->nservers) {
+            r.all |= bits;
+            continue;
+        }
+        ch[r.n].slot = slot;
+        ch[r.n].tenant = (char *)json_string_value(json_object_get(c, "tenant"));
+        ch[r.n].bits = bits;
+        r.n++;
+    }
+    r.ch = ch;
+    local_list_changed(gw, NULL, &r);
+    free(ch);
 }
 
 void mg__cluster_list_changed_local(mg_gateway_t *gw, mg_session_t *s, unsigned bits)
 {
-    local_list_changed(gw, s, bits);
+    reach_t r = {gw, NULL, 0, bits};
+    local_list_changed(gw, s, &r);
 }
 
 /* ---- messages for other replicas ---- */
@@ -175,7 +246,7 @@ static void handle_bus_message(mg_cluster_t *cl, const char *payload, size_t len
         return;
     }
     if (strcmp(t, "lc") == 0) {
-        on_list_changed(cl, (unsigned)json_integer_value(json_object_get(m, "bits")));
+        on_list_changed(cl, m);
         json_decref(m);
         return;
     }

@@ -537,18 +537,18 @@ static int handle_global_notification(mg_gateway_t *gw, mg_pool_t *pool, const j
         return 0;
     if (strcmp(m, "notifications/tools/list_changed") == 0) {
         mg__pool_invalidate(pool, MG_LIST_TOOLS);
-        mg__catalog_list_changed(gw, only, MG_LIST_TOOLS);
+        mg__pool_list_changed(gw, pool, MG_LIST_TOOLS);
         return 1;
     }
     if (strcmp(m, "notifications/prompts/list_changed") == 0) {
         mg__pool_invalidate(pool, MG_LIST_PROMPTS);
-        mg__catalog_list_changed(gw, only, MG_LIST_PROMPTS);
+        mg__pool_list_changed(gw, pool, MG_LIST_PROMPTS);
         return 1;
     }
     if (strcmp(m, "notifications/resources/list_changed") == 0) {
         mg__pool_invalidate(pool, MG_LIST_RESOURCES);
         mg__pool_invalidate(pool, MG_LIST_TEMPLATES);
-        mg__catalog_list_changed(gw, only, MG_LIST_RESOURCES);
+        mg__pool_list_changed(gw, pool, MG_LIST_RESOURCES);
         return 1;
     }
     if (strcmp(m, "notifications/resources/updated") == 0) {

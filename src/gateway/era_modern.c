@@ -346,6 +346,7 @@ void mg__modern_listener_free(mg_listener_t *l)
     json_decref(l->sub_id);
     json_decref(l->filter);
     json_decref(l->tasks);
+    mg_principal_unref(l->who);
     free(l);
 }
 
@@ -434,6 +435,7 @@ static void open_listener(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_
     l->filter = honoured;
     const mg_principal_t *who = mg_auth_principal_of(gw->auth, req);
     mg_strlcpy(l->principal, sizeof l->principal, who != NULL ? who->key : "");
+    l->who = who != NULL ? mg_principal_ref((mg_principal_t *)who) : NULL;
     l->next = gw->listeners;
     gw->listeners = l;
     l->conn = mg_sse_conn_start(req, NULL, 0, listener_gone_cb, l);
@@ -462,10 +464,31 @@ void mg__modern_listener_send(mg_listener_t *l, const json_t *msg)
     json_decref(n);
 }
 
+static const char *flag_of[MG_LIST_COUNT] = {"toolsListChanged", "promptsListChanged", "resourcesListChanged",
+                                             "resourcesListChanged"};
+
+void mg__modern_listeners_changed(mg_gateway_t *gw, unsigned (*kinds_of)(void *arg, const mg_principal_t *p),
+                                  void *arg)
+{
+    static const char *methods[MG_LIST_TEMPLATES] = {"notifications/tools/list_changed",
+                                                     "notifications/prompts/list_changed",
+                                                     "notifications/resources/list_changed"};
+    for (mg_listener_t *l = gw->listeners; l != NULL; l = l->next) {
+        if (!l->acked)
+            continue; /* the acknowledgement comes first */
+        unsigned kinds = kinds_of(arg, l->who);
+        for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
+            if (!(kinds & (1u << k)) || !json_is_true(json_object_get(l->filter, flag_of[k])))
+                continue;
+            json_t *n = mg_rpc_notification(methods[k], NULL);
+            mg__modern_listener_send(l, n);
+            json_decref(n);
+        }
+    }
+}
+
 void mg__modern_listeners_notify(mg_gateway_t *gw, unsigned kinds, const char *updated_uri, const json_t *msg)
 {
-    static const char *flag_of[MG_LIST_COUNT] = {"toolsListChanged", "promptsListChanged",
-                                                 "resourcesListChanged", "resourcesListChanged"};
     for (mg_listener_t *l = gw->listeners; l != NULL; l = l->next) {
         int send = 0;
         if (!l->acked) {

@@ -75,7 +75,7 @@ int mg_gateway_new(uv_loop_t *loop, const mg_config_t *cfg, mg_gateway_t **out)
     gw->loop = loop;
     gw->sessions_source = &mg__sessions_local;
     gw->pool_sink.message = mg__dispatch_upstream_message;
-    gw->pool_sink.list_changed = mg__catalog_list_changed; /* gateway/pools.c */
+    gw->pool_sink.list_changed = mg__pool_list_changed; /* gateway/pools.c */
     gw->pool_sink.gone = mg__session_pool_gone;
     gw->cfg = cfg;
     mg_map_init(&gw->sessions);
@@ -473,6 +473,9 @@ void mg_gateway_free(mg_gateway_t *gw)
         mg_map_dispose(&gw->servers[i].tenants);
     }
     free(gw->servers);
+    for (size_t i = 0; i < gw->nlc_pending; i++)
+        free(gw->lc_pending[i].tenant);
+    free(gw->lc_pending);
     mg__tasks_free(gw);
     mg__cluster_free(gw);
     if (gw->store)

@@ -287,6 +287,7 @@ typedef struct mg_listener {
      * out, notifications may follow; gone: the stream closed while reads were in flight (the
      * last one frees it); check_at: loop clock, watched tasks are read again then (cluster). */
     char principal[65];
+    mg_principal_t *who; /* held (NULL without auth): whose catalog the list_changed it hears is */
     json_t *tasks;
     int reads;
     int acked;
@@ -317,7 +318,11 @@ struct mg_gateway {
     uv_timer_t sweep_timer;
     uv_timer_t debounce_timer;
     uv_timer_t keepalive_timer;
-    unsigned list_changed_pending; /* bit per mg_list_kind_t */
+    /* list_changed of pools waiting for the debounce (pools.c): per server slot and tenant, the
+     * kinds; lc_all: kinds for everyone (out of memory recording one) */
+    struct mg_lc_change *lc_pending;
+    size_t nlc_pending, lc_cap;
+    unsigned lc_all;
     int shutting_down;
     unsigned live_calls;
     uint64_t calls_total;
@@ -334,8 +339,8 @@ struct mg_gateway {
      */
     struct {
         void (*message)(mg_gateway_t *gw, mg_pool_t *pool, mg_upstream_origin_t origin, json_t *msg);
-        /* a list of a pool changed (only: the pool's owning session, NULL = every session) */
-        void (*list_changed)(mg_gateway_t *gw, mg_session_t *only, mg_list_kind_t kind);
+        /* a list of a pool changed */
+        void (*list_changed)(mg_gateway_t *gw, mg_pool_t *pool, mg_list_kind_t kind);
         /* a session's own pool finished stopping (slot i of its pools) */
         void (*gone)(mg_session_t *s, size_t i);
     } pool_sink;
@@ -456,8 +461,9 @@ void mg__cluster_event_id(mg_gateway_t *gw, const mg_stream_t *st, uint64_t seq,
 void mg__cluster_stream_event(mg_stream_t *st, uint64_t seq, const char *data, size_t len, int end);
 void mg__cluster_session_closing(mg_session_t *s);
 void mg__cluster_keepalive(mg_gateway_t *gw);
-/* Debounced list_changed of shared children: to every replica's GET streams and listeners. */
-void mg__cluster_list_changed(mg_gateway_t *gw, unsigned bits);
+/* Debounced list_changed of shared and tenant children: to every replica's GET streams and
+ * listeners that the changes reach (mg__lc_kinds_for), everyone for the kinds in all. */
+void mg__cluster_list_changed(mg_gateway_t *gw, const struct mg_lc_change *ch, size_t n, unsigned all);
 /* list_changed of bits to shared session s's GET stream if this replica follows it (a reload's:
  * every replica reloads and tells its own followers; nothing crosses the bus). */
 void mg__cluster_list_changed_local(mg_gateway_t *gw, mg_session_t *s, unsigned bits);
@@ -574,6 +580,10 @@ json_t *mg__modern_discover_result(mg_gateway_t *gw);
  * annotations; otherwise -1 with a sentence in why. */
 int mg__modern_check_params(mg_exchange_t *x, const json_t *tool, const json_t *arguments, char *why,
                             size_t n);
+/* list_changed to each acked listener of the kinds kinds_of(arg, its principal) gives that its
+ * filter asks for (one notification per kind). */
+void mg__modern_listeners_changed(mg_gateway_t *gw, unsigned (*kinds_of)(void *arg, const mg_principal_t *p),
+                                  void *arg);
 /* Notifications for listeners: kind bit (1<<mg_list_kind_t) or a resources/updated uri. */
 void mg__modern_listeners_notify(mg_gateway_t *gw, unsigned kinds, const char *updated_uri,
                                  const json_t *msg);
@@ -760,9 +770,23 @@ long mg__catalog_route_uri(mg_gateway_t *gw, mg_session_t *s, const char *uri);
  * the shared pool, the tenant's pool or the session's own, created on first use. NULL when none
  * may serve (isolation "session" without a session, start failure). */
 mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t *p, size_t i);
-/* list_changed of kind to session only, or (debounced) to every session and listener; the pool
- * sink's list_changed. */
+/* list_changed of kind to session only, at once. */
 void mg__catalog_list_changed(mg_gateway_t *gw, mg_session_t *only, mg_list_kind_t kind);
+/* A pool's list of kind changed (the pool sink's list_changed): its owning session at once, or,
+ * debounced, the sessions and listeners it reaches: those whose principal may see the server
+ * (gateway.auth.rules) and, for a tenant's pool, of that tenant only. */
+void mg__pool_list_changed(mg_gateway_t *gw, mg_pool_t *pool, mg_list_kind_t kind);
+/* One pool's change: the kinds (1 << mg_list_kind_t) of server slot's lists, in the pool of
+ * tenant (NULL: the shared pool). */
+typedef struct mg_lc_change {
+    size_t slot;
+    char *tenant;
+    unsigned bits;
+} mg_lc_change_t;
+/* The kinds of ch[0..n) that reach principal p: its server is live and not wholly hidden from p by
+ * gateway.auth.rules, and a tenant pool's is p's tenant. */
+unsigned mg__lc_kinds_for(const mg_gateway_t *gw, const mg_lc_change_t *ch, size_t n,
+                          const mg_principal_t *p);
 /* list_changed of each kind in bits (1 << mg_list_kind_t) to session s only, at once: on this
  * replica's stream of s (a shared session's: the GET stream this replica follows, if any); s NULL:
  * to this replica's 2026-07-28 listeners. */

@@ -1,8 +1,10 @@
 /*
  * pools.c - which pool serves a session (shared, per tenant, or the session's own, created on first
  * use; with a shared store only on the replica that may own the session's children), and the
- * list_changed fan-out to sessions and 2026-07-28 listeners (debounced 50 ms; with a shared store,
- * to every replica through cluster_bus.c). The catalog (gateway/catalog.c) reports into these through
+ * list_changed fan-out to the sessions and 2026-07-28 listeners a change reaches (its server
+ * visible to their principal under gateway.auth.rules; a tenant pool's to its tenant only;
+ * debounced 50 ms; with a shared store, to every replica through cluster_bus.c, which judges its
+ * own streams the same way). The catalog (gateway/catalog.c) reports into these through
  * the pool sink (gw->pool_sink) and never calls them by name. A reload notifies the sessions whose
  * view changed one by one (mg__catalog_list_changed_to, from view.c).
  * Read next: gateway/catalog.c (pools and their lists), gateway/session.c (sessions).
@@ -59,49 +61,117 @@ static const char *changed_methods[MG_LIST_COUNT] = {
     "notifications/tools/list_changed", "notifications/prompts/list_changed",
     "notifications/resources/list_changed", "notifications/resources/list_changed"};
 
-static void notify_sessions(mg_gateway_t *gw, mg_session_t *only, unsigned bits)
+unsigned mg__lc_kinds_for(const mg_gateway_t *gw, const mg_lc_change_t *ch, size_t n, const mg_principal_t *p)
+{
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((bits | ch[i].bits) == bits)
+            continue;
+        const mg_gw_server_t *srv = &gw->servers[ch[i].slot];
+        if (srv->removed || (ch[i].tenant != NULL && strcmp(ch[i].tenant, mg__tenant_of(p)) != 0) ||
+            !mg_auth_policy_may_see(gw->cfg->auth, p, srv->cfg->name))
+            continue;
+        bits |= ch[i].bits;
+    }
+    return bits;
+}
+
+/* list_changed of each kind in bits to session s. */
+static void notify_session(mg_session_t *s, unsigned bits)
 {
     for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
         if (!(bits & (1u << k)))
             continue;
         json_t *n = mg_rpc_notification(changed_methods[k], NULL);
-        if (only != NULL) {
-            mg__session_notify(only, n);
-        } else {
-            mg__modern_listeners_notify(gw, 1u << k, NULL, n);
-            size_t pos = 0;
-            const char *key;
-            void *val;
-            while (mg_map_next(&gw->sessions, &pos, &key, &val))
-                mg__session_notify(val, n);
-        }
+        mg__session_notify(s, n);
         json_decref(n);
     }
+}
+
+typedef struct {
+    mg_gateway_t *gw;
+    const mg_lc_change_t *ch;
+    size_t n;
+    unsigned all;
+} reach_t;
+
+static unsigned reach_kinds(void *arg, const mg_principal_t *p)
+{
+    reach_t *r = arg;
+    return r->all | mg__lc_kinds_for(r->gw, r->ch, r->n, p);
+}
+
+static void pending_clear(mg_gateway_t *gw)
+{
+    for (size_t i = 0; i < gw->nlc_pending; i++)
+        free(gw->lc_pending[i].tenant);
+    gw->nlc_pending = 0;
+    gw->lc_all = 0;
 }
 
 static void debounce_cb(uv_timer_t *t)
 {
     mg_gateway_t *gw = t->data;
-    unsigned bits = gw->list_changed_pending;
-    gw->list_changed_pending = 0;
     if (gw->cluster != NULL) { /* every replica's clients: cluster_bus.c delivers it, here too */
-        mg__cluster_list_changed(gw, bits);
+        mg__cluster_list_changed(gw, gw->lc_pending, gw->nlc_pending, gw->lc_all);
+        pending_clear(gw);
         return;
     }
-    notify_sessions(gw, NULL, bits);
+    reach_t r = {gw, gw->lc_pending, gw->nlc_pending, gw->lc_all};
+    mg__modern_listeners_changed(gw, reach_kinds, &r);
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
+        mg_session_t *s = val;
+        notify_session(s, reach_kinds(&r, s->principal));
+    }
+    pending_clear(gw);
 }
 
 void mg__catalog_list_changed(mg_gateway_t *gw, mg_session_t *only, mg_list_kind_t kind)
 {
+    (void)gw;
+    notify_session(only, 1u << (kind == MG_LIST_TEMPLATES ? MG_LIST_RESOURCES : kind));
+}
+
+void mg__pool_list_changed(mg_gateway_t *gw, mg_pool_t *pool, mg_list_kind_t kind)
+{
     if (kind == MG_LIST_TEMPLATES)
         kind = MG_LIST_RESOURCES;
-    if (only != NULL) {
-        notify_sessions(gw, only, 1u << kind);
+    if (pool->owner != NULL) {
+        notify_session(pool->owner, 1u << kind);
         return;
     }
-    if (gw->list_changed_pending == 0)
+    if (gw->nlc_pending == 0 && gw->lc_all == 0)
         uv_timer_start(&gw->debounce_timer, debounce_cb, 50, 0);
-    gw->list_changed_pending |= 1u << kind;
+    for (size_t i = 0; i < gw->nlc_pending; i++) {
+        mg_lc_change_t *c = &gw->lc_pending[i];
+        if (c->slot == pool->srv->index && (c->tenant == NULL) == (pool->tenant == NULL) &&
+            (c->tenant == NULL || strcmp(c->tenant, pool->tenant) == 0)) {
+            c->bits |= 1u << kind;
+            return;
+        }
+    }
+    if (gw->nlc_pending == gw->lc_cap) {
+        size_t cap = gw->lc_cap ? 2 * gw->lc_cap : 8;
+        mg_lc_change_t *grown = realloc(gw->lc_pending, cap * sizeof *grown);
+        if (grown == NULL) {
+            gw->lc_all |= 1u << kind; /* cannot tell whom it reaches: everyone is told */
+            return;
+        }
+        gw->lc_pending = grown;
+        gw->lc_cap = cap;
+    }
+    mg_lc_change_t *c = &gw->lc_pending[gw->nlc_pending];
+    c->slot = pool->srv->index;
+    c->bits = 1u << kind;
+    c->tenant = NULL;
+    if (pool->tenant != NULL && (c->tenant = strdup(pool->tenant)) == NULL) {
+        gw->lc_all |= 1u << kind;
+        return;
+    }
+    gw->nlc_pending++;
 }
 
 void mg__catalog_list_changed_to(mg_gateway_t *gw, mg_session_t *s, unsigned bits)
@@ -122,5 +192,5 @@ void mg__catalog_list_changed_to(mg_gateway_t *gw, mg_session_t *s, unsigned bit
         mg__cluster_list_changed_local(gw, s, bits);
         return;
     }
-    notify_sessions(gw, s, bits);
+    notify_session(s, bits);
 }

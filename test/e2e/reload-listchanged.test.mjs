@@ -13,38 +13,12 @@ import path from 'node:path';
 import { requireBinaries, startRedis, waitStore } from './lib/cluster.mjs';
 import { testserver } from './lib/gateway.mjs';
 import { scaled, sleep, test, waitFor } from './lib/harness.mjs';
-import { call, eventJson, initSession, request, sessionHeaders } from './lib/http.mjs';
+import { call, collectMethods as listen, initSession, request, sessionHeaders } from './lib/http.mjs';
 import { configDir } from './lib/policy.mjs';
 
 function token() {
   const t = 'mgt_' + crypto.randomBytes(32).toString('base64url');
   return { t, sha256: crypto.createHash('sha256').update(t).digest('hex') };
-}
-
-// Every notification method the GET stream brings, in order, until stop().
-function listen(get) {
-  const got = [];
-  let stopped = false;
-  (async () => {
-    while (!stopped) {
-      let ev;
-      try {
-        ev = await get.next(scaled(500));
-      } catch {
-        continue; // no event within the slice: look again
-      }
-      if (ev === null) return;
-      const m = eventJson(ev);
-      if (m?.method) got.push(m.method);
-    }
-  })();
-  return {
-    got,
-    stop() {
-      stopped = true;
-      get.close();
-    },
-  };
 }
 
 test('reload: list_changed goes only to the sessions whose catalog changed', async (t) => {

@@ -271,3 +271,29 @@ export async function deleteSession(url, sess) {
   await r.text();
   return r.status;
 }
+
+// Every notification method the GET stream brings, in order, until stop().
+export function collectMethods(get, slice = 500) {
+  const got = [];
+  let stopped = false;
+  (async () => {
+    while (!stopped) {
+      let ev;
+      try {
+        ev = await get.next(slice);
+      } catch {
+        continue; // no event within the slice: look again
+      }
+      if (ev === null) return;
+      const m = eventJson(ev);
+      if (m?.method) got.push(m.method);
+    }
+  })();
+  return {
+    got,
+    stop() {
+      stopped = true;
+      get.close();
+    },
+  };
+}
