@@ -521,7 +521,22 @@ static void route_server_request(mg_gateway_t *gw, mg_session_t *s, mg_call_t *c
     json_t *copy = mg_json_copy(msg);
     json_object_set_new(copy, "id", json_string(o->down_id));
     /* A params._meta["io.mcpgate/inputKey"] hint stays: a session client may itself be a gateway
-     * (mcpgate chained behind mcpgate) that serves a 2026-07-28 client under that key. */
+     * (mcpgate chained behind mcpgate) that serves a 2026-07-28 client under that key. The
+     * relatedRequestId hint goes: it names the upstream's id space, which the client does not
+     * share (a chained gateway would match it against its own ids); the stream carries the relation. */
+    json_t *meta = json_object_get(mg_rpc_params(msg), "_meta");
+    if (json_object_get(meta, "io.mcpgate/relatedRequestId") != NULL) {
+        json_t *params = mg_json_copy(mg_rpc_params(msg));
+        json_t *m2 = mg_json_copy(meta);
+        json_object_del(m2, "io.mcpgate/relatedRequestId");
+        if (json_object_size(m2) > 0)
+            json_object_set_new(params, "_meta", m2);
+        else {
+            json_decref(m2);
+            json_object_del(params, "_meta");
+        }
+        json_object_set_new(copy, "params", params);
+    }
     if (call != NULL)
         mg__exchange_related(call->x, copy);
     else

@@ -217,6 +217,8 @@ test('elicitation: upstream elicitation/create is routed to the client', async (
   const r = await client.callTool({ name: 'test_elicitation', arguments: { message: 'who are you?' } });
   assert.equal(seen.length, 1);
   assert.equal(seen[0].message, 'who are you?');
+  // The upstream's io.mcpgate/relatedRequestId hint is for the gateway: it names ids the client never saw.
+  assert.equal(seen[0]._meta?.['io.mcpgate/relatedRequestId'], undefined, JSON.stringify(seen[0]._meta));
   assert.ok(!r.isError, JSON.stringify(r));
   assert.ok(JSON.stringify(r.content).includes('e2e-user'), JSON.stringify(r));
 });
