@@ -196,6 +196,35 @@ test('2025-11-25: the session that created a task hears notifications/tasks/stat
   assert.ok(last.lastUpdatedAt >= last.createdAt);
 });
 
+test('2025-11-25 with 2 replicas sharing sessions: a task made through one replica is heard on the GET stream the other serves', async (t) => {
+  requireBinaries(t, 'redis-server');
+  const redis = await startRedis(t);
+  const [a, b] = await startReplicas(t, 2, { redisUrl: redis.url(), config: { mcpServers: { test: testserver() } } });
+  await waitStore([a, b], true);
+  const s = await initSession(a.url, { protocolVersion: '2025-11-25' });
+  const get = await request(b.url, { method: 'GET', headers: sessionHeaders(s), timeout: scaled(60000) });
+  assert.equal(get.status, 200);
+  const seen = [];
+  (async () => {
+    for (;;) {
+      const ev = await get.next(3600000).catch(() => null);
+      if (!ev) return;
+      const m = eventJson(ev);
+      if (m) seen.push(m);
+    }
+  })();
+  t.defer(() => get.close());
+  await sleep(scaled(300)); // b's follower catches up with the store
+  const r = await call(a.url, s, 'tools/call', { name: 'slow_compute', arguments: { seconds: 1, label: 'across' }, task: { ttl: 60000 } });
+  const taskId = r.response.result?.task?.taskId;
+  assert.ok(taskId, JSON.stringify(r.response));
+  const statuses = () => seen.filter((m) => m.method === 'notifications/tasks/status' && m.params?.taskId === taskId).map((m) => m.params.status);
+  await waitFor(() => statuses().includes('completed'), { timeout: scaled(10000), what: `completed on b's GET stream (heard: ${JSON.stringify(statuses())})` });
+  // And the result is read through b.
+  const res = await call(b.url, s, 'tasks/result', { taskId });
+  assert.match(JSON.stringify(res.response.result), /across/);
+});
+
 test('notifications/cancelled while a call waits for its tool list ends the call: no task, nothing reaches the upstream', async (t) => {
   // The upstream's answers after its first one (initialize) come 2 s late: the tool list a
   // task-augmented call needs (taskSupport) is still on its way when the client cancels.
