@@ -223,12 +223,14 @@ static void up_span_start(mg_call_t *c, mg_pool_t *pool, json_t *params)
         json_decref(m);
         return;
     }
-    json_object_set_new(m, "traceparent", json_string(tp));
-    if (mg_span_tracestate(sp) != NULL)
-        json_object_set_new(m, "tracestate", json_string(mg_span_tracestate(sp)));
-    else
+    /* ASCII keys and values (tracestate: printable ASCII, mg_trace_ctx_parse): no UTF-8 checks */
+    const char *ts = mg_span_tracestate(sp);
+    json_object_set_new_nocheck(m, "traceparent", json_stringn_nocheck(tp, MG_TRACEPARENT_LEN));
+    if (ts != NULL)
+        json_object_set_new_nocheck(m, "tracestate", json_stringn_nocheck(ts, strlen(ts)));
+    else if (json_object_size(m) > 1)
         json_object_del(m, "tracestate");
-    json_object_set_new(params, "_meta", m);
+    json_object_set_new_nocheck(params, "_meta", m);
 }
 
 /* ---- calls ---- */
