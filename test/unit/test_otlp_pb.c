@@ -274,6 +274,124 @@ static void test_records_equal_reference(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A deterministic generator for the randomized spans below. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* A random UTF-8 string into out (cap >= 4 * n + 1): plain ASCII, quotes and backslashes, control
+ * characters, DEL, 2- to 4-byte sequences, by chance. */
+static void rnd_text(char *out, size_t n)
+{
+    static const char *const pieces[] = {"a",
+                                         "Z",
+                                         "7",
+                                         " ",
+                                         "/",
+                                         "\"",
+                                         "\\",
+                                         "\n",
+                                         "\t",
+                                         "\x01",
+                                         "\x1f",
+                                         "\x7f",
+                                         "\xc3\xa9",
+                                         "\xe6\x97\xa5",
+                                         "\xf0\x9f\x98\x80",
+                                         "{",
+                                         "}"};
+    size_t plain_only = rnd() % 3 == 0, o = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = pieces[plain_only ? rnd() % 5 : rnd() % (sizeof pieces / sizeof pieces[0])];
+        size_t l = strlen(p);
+        memcpy(out + o, p, l);
+        o += l;
+    }
+    out[o] = '\0';
+}
+
+/* Randomized spans (names, tracestate, attributes of every class, ints of every width, status with
+ * and without text): the records encoded straight to protobuf give the bytes the reference reader
+ * gives from their JSON, and the JSON reads back (jansson) as what was set. */
+static void test_records_random(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_trace_t *t;
+    assert_int_equal(mg_trace_new(&loop, "http://127.0.0.1:9/v1/traces", 1.0, &t), 0);
+    static const char tp[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    mg_trace_ctx_t ctx;
+    assert_int_equal(mg_trace_ctx_parse(tp, sizeof tp - 1, "k=v\"1", 5, &ctx), 0);
+    enum { SPANS = 400, ATTRS = 12 };
+    static char names[SPANS][4 * 24 + 1], vals[SPANS][ATTRS][4 * 40 + 1], errs[SPANS][4 * 16 + 1];
+    static long long ints[SPANS][ATTRS];
+    static int kinds[SPANS][ATTRS], nattrs[SPANS], has_err[SPANS];
+    for (int i = 0; i < SPANS; i++) {
+        rnd_text(names[i], rnd() % 24);
+        mg_span_t *s =
+            mg_span_start(t, names[i], (mg_span_kind_t)(1 + rnd() % 3), NULL, rnd() % 2 ? &ctx : NULL);
+        assert_non_null(s);
+        nattrs[i] = (int)(rnd() % ATTRS);
+        for (int a = 0; a < nattrs[i]; a++) {
+            char key[16];
+            snprintf(key, sizeof key, "k.%d", a);
+            if ((kinds[i][a] = (int)(rnd() % 2)) == 0) {
+                rnd_text(vals[i][a], rnd() % 40);
+                mg_span_set_str(s, key, vals[i][a]);
+            } else {
+                int shift = (int)(rnd() % 64);
+                ints[i][a] = (long long)(rnd() >> shift) * (rnd() % 2 ? 1 : -1);
+                mg_span_set_int(s, key, ints[i][a]);
+            }
+        }
+        if ((has_err[i] = (int)(rnd() % 3 == 0)) != 0) {
+            rnd_text(errs[i], rnd() % 16);
+            mg_span_set_error(s, errs[i]);
+        }
+        mg_span_end(s);
+    }
+    assert_int_equal(t->count, SPANS);
+    assert_int_equal(t->spans_dropped, 0);
+    for (size_t i = 0; i < SPANS; i++) {
+        size_t len;
+        char *text = record_json(t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].rec, &len);
+        json_t *j = json_loadb(text, len, 0, NULL);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "name")), names[i]);
+        json_t *attrs = json_object_get(j, "attributes");
+        assert_int_equal(json_array_size(attrs), nattrs[i]);
+        for (int a = 0; a < nattrs[i]; a++) {
+            json_t *v = json_object_get(json_array_get(attrs, a), "value");
+            if (kinds[i][a] == 0) {
+                assert_string_equal(json_string_value(json_object_get(v, "stringValue")), vals[i][a]);
+            } else {
+                char want[24];
+                snprintf(want, sizeof want, "%lld", ints[i][a]);
+                assert_string_equal(json_string_value(json_object_get(v, "intValue")), want);
+            }
+        }
+        json_t *st = json_object_get(j, "status");
+        if (has_err[i])
+            assert_string_equal(json_string_value(json_object_get(st, "message")), errs[i]);
+        else
+            assert_null(st);
+        json_decref(j);
+        free(text);
+    }
+    for (size_t n = 1; n <= 64; n *= 4)
+        assert_same_as_reference(t, n);
+    assert_same_as_reference(t, SPANS);
+    mg_trace_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_request_from_tracer(void **state)
 {
     (void)state;
@@ -335,6 +453,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_span_fields), cmocka_unit_test(test_root_span_and_bad_text),
-        cmocka_unit_test(test_request_from_tracer), cmocka_unit_test(test_records_equal_reference)};
+        cmocka_unit_test(test_request_from_tracer), cmocka_unit_test(test_records_equal_reference),
+        cmocka_unit_test(test_records_random)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
