@@ -223,12 +223,14 @@ static void up_span_start(mg_call_t *c, mg_pool_t *pool, json_t *params)
         json_decref(m);
         return;
     }
-    json_object_set_new(m, "traceparent", json_string(tp));
-    if (mg_span_tracestate(sp) != NULL)
-        json_object_set_new(m, "tracestate", json_string(mg_span_tracestate(sp)));
-    else
+    /* ASCII keys and values (tracestate: printable ASCII, mg_trace_ctx_parse): no UTF-8 checks */
+    const char *ts = mg_span_tracestate(sp);
+    json_object_set_new_nocheck(m, "traceparent", json_stringn_nocheck(tp, MG_TRACEPARENT_LEN));
+    if (ts != NULL)
+        json_object_set_new_nocheck(m, "tracestate", json_stringn_nocheck(ts, strlen(ts)));
+    else if (json_object_size(m) > 1)
         json_object_del(m, "tracestate");
-    json_object_set_new(params, "_meta", m);
+    json_object_set_new_nocheck(params, "_meta", m);
 }
 
 /* ---- calls ---- */
@@ -337,8 +339,9 @@ static void call_finish(mg_call_t *c, const json_t *resp)
 /*
  * What call_end's readers of the outcome see of a raw result: {"result":{}} or, when the result
  * says "isError":true, {"result":{"isError":true}} (mg__call_outcome reads nothing more). Made once
- * and kept for the process's life (constants, never modified). The hooks that read more of a
- * response (spans, the journal, tasks, the 2026 decoration) make raw_applies() false.
+ * and kept for the process's life (constants, never modified). Spans and the journal read only the
+ * outcome, so they keep the raw path; the hooks that read more of a response (tasks, the 2026
+ * decoration) make raw_applies() false.
  */
 static const json_t *outcome_of_raw(const mg_rpc_raw_t *raw)
 {
@@ -350,14 +353,14 @@ static const json_t *outcome_of_raw(const mg_rpc_raw_t *raw)
     return *slot;
 }
 
-/* 1 when call c may answer an upstream's result as bytes: nothing on its way out reads or changes
- * the response (no span, task, journal, 2026 decoration, replica relay) and its exchange answers
- * with one plain JSON body. Checked when the result arrives: an SSE switch may have happened. */
+/* 1 when call c may answer an upstream's result as bytes: nothing on its way out reads more than
+ * the outcome or changes the response (no task, 2026 decoration, replica relay; spans and the
+ * journal take the outcome from the scan) and its exchange answers with one plain JSON body.
+ * Checked when the result arrives: an SSE switch may have happened. */
 static int raw_applies(const mg_call_t *c)
 {
-    return c->x != NULL && !c->modern && c->span == NULL && c->up_span == NULL && c->task == NULL &&
-           !c->task_want && !c->task_waiting && c->up_task == 0 && c->fwd == NULL && c->gw->journal == NULL &&
-           mg__exchange_plain(c->x);
+    return c->x != NULL && !c->modern && c->task == NULL && !c->task_want && !c->task_waiting &&
+           c->up_task == 0 && c->fwd == NULL && mg__exchange_plain(c->x);
 }
 
 static void call_result(mg_call_t *c, json_t *result /* stolen */)
@@ -1220,7 +1223,7 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         caller.max_ms = ttl;
     if (c->span != NULL && msg != NULL)
         up_span_start(c, pool, params);
-    if (c->x != NULL && !c->modern && c->span == NULL && c->up_task == 0 && c->gw->journal == NULL)
+    if (c->x != NULL && !c->modern && c->up_task == 0)
         caller.raw_cb = raw_done_cb; /* a plain result may come back as bytes (raw_applies decides) */
     int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);
     free(bearer);

@@ -408,8 +408,9 @@ static void retry_cb(uv_timer_t *h)
         uv_prepare_start(&j->kick, kick_cb);
 }
 
-/* Appends bytes to the queue's last chunk (a new one when it ends with a rotation). */
-static int queue_put(mg_journal_t *j, const char *s, size_t n)
+/* Room for n bytes at the end of the queue's last chunk (a new one when it is full or ends with a
+ * rotation), or NULL (no memory). The caller writes them and then calls queue_commit(j, n). */
+static char *queue_room(mg_journal_t *j, size_t n)
 {
     chunk_t *t = j->tail;
     if (t == NULL || t->rotate_after || t->len + n > t->cap) {
@@ -423,7 +424,7 @@ static int queue_put(mg_journal_t *j, const char *s, size_t n)
             c = calloc(1, sizeof(*c));
             if (c == NULL || (c->buf = malloc(cap)) == NULL) {
                 free(c);
-                return MG_ENOMEM;
+                return NULL;
             }
             c->cap = cap;
         }
@@ -433,10 +434,13 @@ static int queue_put(mg_journal_t *j, const char *s, size_t n)
             j->head = c;
         j->tail = t = c;
     }
-    memcpy(t->buf + t->len, s, n);
-    t->len += n;
+    return t->buf + t->len;
+}
+
+static void queue_commit(mg_journal_t *j, size_t n)
+{
+    j->tail->len += n;
     j->queued += n;
-    return 0;
 }
 
 /* UTC with milliseconds; the date and time part is formatted once per second. */
@@ -526,27 +530,20 @@ static int emit_text(mg_journal_t *j, const char *kind, const char *members, siz
                                  "dropped_total", (json_int_t)j->st.dropped));
         return MG_EBUSY;
     }
-    char stack[2048];
-    char *line = len + 1 <= sizeof stack ? stack : malloc(len + 1);
+    char *line = queue_room(j, len + 1); /* written in place: the chunk is what the work item writes */
     if (line == NULL)
         return MG_ENOMEM;
     memcpy(line, head, hn);
     memcpy(line + hn, members, mlen);
     line[len - 1] = '}';
     line[len] = '\n';
-    int r = queue_put(j, line, len + 1);
-    if (r == 0) {
-        j->seq++;
-        j->st.seq = j->seq;
-        j->st.records++;
-        j->file_bytes += len + 1;
-        if (strcmp(kind, "checkpoint") != 0)
-            j->since_cp++;
-    }
-    if (line != stack)
-        free(line);
-    if (r != 0)
-        return r;
+    queue_commit(j, len + 1);
+    j->seq++;
+    j->st.seq = j->seq;
+    j->st.records++;
+    j->file_bytes += len + 1;
+    if (strcmp(kind, "checkpoint") != 0)
+        j->since_cp++;
     if (!j->closing)
         schedule(j);
     if (j->rotating)

@@ -2,10 +2,11 @@
  * export.c - ended spans to the collector: a bounded queue, drained every second (or as soon as a
  * batch is full) by one OTLP/HTTP POST at a time (JSON, or protobuf: otlp_pb.h) through the outbound client
  * (http/client.h: libcurl on the loop). A request never waits for it: a full queue drops the span and counts
- * it; a failed export (collector down, timeout, non-2xx) drops its batch and counts it. Nothing is retried:
- * traces are best effort, memory is bounded. Metrics:
+ * it; a failed export (collector down, timeout, non-2xx) drops its batch and counts it. Spans are queued
+ * as records (span_rec.h) and encoded, a batch at a time, into one body kept between exports. Nothing is
+ * retried: traces are best effort, memory is bounded. Metrics:
  * mcpgate_trace_spans_total{outcome="exported|dropped|failed"}, mcpgate_trace_exports_failed_total,
- * mcpgate_trace_queue_spans. Read next: trace_int.h (the body's format), trace.c.
+ * mcpgate_trace_queue_spans. Read next: trace_int.h (the body's format), span_rec.h, trace.c.
  */
 #include "trace_int.h"
 #include "otlp_pb.h"
@@ -85,21 +86,25 @@ static char *block_room(mg_trace_t *t, size_t n)
     return b->data;
 }
 
-void mg__trace_queue(mg_trace_t *t, const char *text, size_t len)
+void mg__trace_queue(mg_trace_t *t, const mg_span_t *s)
 {
-    char *copy;
-    if (text == NULL || t->freeing || t->count >= MG__TRACE_QUEUE_MAX ||
-        (copy = block_room(t, len + 1)) == NULL) {
+    size_t data = s->b.len, len = MG__SPAN_REC_ALIGN(sizeof(mg__span_rec_t) + data + s->h.error_len);
+    char *o;
+    if (s->bad || s->b.err || t->freeing || t->count >= MG__TRACE_QUEUE_MAX ||
+        (o = block_room(t, len)) == NULL) {
         t->spans_dropped++;
         return;
     }
-    memcpy(copy, text, len);
-    copy[len] = '\0';
-    t->blk->used += len + 1;
+    mg__span_rec_t *r = (mg__span_rec_t *)(void *)o; /* blocks and records are 8-aligned */
+    *r = s->h;
+    r->len = (uint32_t)len;
+    memcpy(o + sizeof *r, s->b.p, data);
+    if (s->h.has_error)
+        memcpy(o + sizeof *r + data, s->error, s->h.error_len);
+    t->blk->used += len;
     t->blk->refs++;
     mg__trace_item_t *it = &t->ring[(t->head + t->count++) % MG__TRACE_QUEUE_MAX];
-    it->text = copy;
-    it->len = len;
+    it->rec = r;
     it->blk = t->blk;
     if (t->count >= MG__TRACE_BATCH_MAX && t->call == NULL)
         uv_timer_start(&t->timer, timer_cb, 0, MG__TRACE_FLUSH_MS); /* a full batch: on the next turn */
@@ -132,7 +137,7 @@ static void queue_drop(mg_trace_t *t, size_t n)
     for (size_t i = 0; i < n; i++) {
         mg__trace_item_t *it = &t->ring[t->head];
         mg__trace_block_t *b = it->blk;
-        it->text = NULL;
+        it->rec = NULL;
         it->blk = NULL;
         if (--b->refs == 0) {
             if (b == t->blk)
@@ -186,24 +191,31 @@ static void send_body(mg_trace_t *t, const char *body, size_t len, const char *c
     t->inflight = n;
 }
 
-/* The n oldest spans as one OTLP/HTTP binary request (otlp_pb.h): each span's JSON text turned
- * into its protobuf form here, on the export timer, never on a request's path. */
-static void export_protobuf(mg_trace_t *t, size_t n)
+int mg__trace_encode(const mg_trace_t *t, size_t n, mg_jbuf_t *b)
 {
-    const char *texts[MG__TRACE_BATCH_MAX];
-    size_t lens[MG__TRACE_BATCH_MAX], skipped = 0;
-    for (size_t i = 0; i < n; i++) {
-        const mg__trace_item_t *it = &t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX];
-        texts[i] = it->text;
-        lens[i] = it->len;
+    if (t->protobuf) {
+        const mg__span_rec_t *recs[MG__TRACE_BATCH_MAX];
+        if (n > MG__TRACE_BATCH_MAX)
+            n = MG__TRACE_BATCH_MAX;
+        for (size_t i = 0; i < n; i++)
+            recs[i] = t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].rec;
+        return mg_otlp_pb_request_recs(recs, n, b);
     }
-    mg_jbuf_t b;
-    mg_jbuf_init(&b, NULL, 0, (size_t)n * MG__TRACE_SPAN_MAX + 4096);
-    int rc = mg_otlp_pb_request(texts, lens, n, &b, &skipped);
-    queue_drop(t, n);
-    t->spans_failed += skipped; /* cannot happen: trace.c writes every span in the shape read here */
-    send_body(t, rc == 0 ? b.p : NULL, b.len, "application/x-protobuf", n - skipped, 0);
-    mg_jbuf_dispose(&b);
+    /* The body around the spans (trace_int.h). */
+    static const char head[] =
+        "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
+        "\"value\":{\"stringValue\":\"mcpgate\"}},{\"key\":\"service.version\",\"value\":"
+        "{\"stringValue\":\"" MG_VERSION "\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":"
+        "\"mcpgate\",\"version\":\"" MG_VERSION "\"},\"spans\":[";
+    static const char tail[] = "]}]}]}";
+    mg_jbuf_put(b, head, sizeof head - 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            mg_jbuf_put(b, ",", 1);
+        mg__span_rec_json(t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].rec, b);
+    }
+    mg_jbuf_put(b, tail, sizeof tail - 1);
+    return b->err;
 }
 
 static void export_now(mg_trace_t *t)
@@ -220,43 +232,19 @@ static void export_now(mg_trace_t *t)
     }
     if (n > MG__TRACE_BATCH_MAX)
         n = MG__TRACE_BATCH_MAX;
-    if (t->protobuf) {
-        export_protobuf(t, n);
-        return;
-    }
-    /* The body around the spans' own text (trace_int.h). */
-    static const char head[] =
-        "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
-        "\"value\":{\"stringValue\":\"mcpgate\"}},{\"key\":\"service.version\",\"value\":"
-        "{\"stringValue\":\"" MG_VERSION "\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":"
-        "\"mcpgate\",\"version\":\"" MG_VERSION "\"},\"spans\":[";
-    static const char tail[] = "]}]}]}";
-    /* The body is written into the buffer of the previous export (grown when too small), one copy
-     * per span; the HTTP client sends it from there (body_kept: the next export starts after done_cb). */
-    size_t len = sizeof head - 1 + sizeof tail - 1 + (n - 1);
-    for (size_t i = 0; i < n; i++)
-        len += t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].len;
-    if (len + 1 > t->body_cap) {
+    /* The records are encoded into the buffer of the previous export (grown when too small); the
+     * HTTP client sends it from there (body_kept: the next export starts after done_cb). */
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, t->body, t->body_cap, n * (6 * (size_t)MG__TRACE_SPAN_MAX + 1024) + 4096);
+    int rc = mg__trace_encode(t, n, &b);
+    if (b.p != t->body) { /* grown: the new buffer is kept instead */
         free(t->body);
-        t->body_cap = len + 1 > 2 * t->body_cap ? len + 1 : 2 * t->body_cap;
-        if ((t->body = malloc(t->body_cap)) == NULL)
-            t->body_cap = 0;
-    }
-    char *text = t->body, *o = text;
-    if (text != NULL) {
-        memcpy(o, head, sizeof head - 1);
-        o += sizeof head - 1;
-        for (size_t i = 0; i < n; i++) {
-            const mg__trace_item_t *it = &t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX];
-            if (i > 0)
-                *o++ = ',';
-            memcpy(o, it->text, it->len);
-            o += it->len;
-        }
-        memcpy(o, tail, sizeof tail);
+        t->body = b.p;
+        t->body_cap = b.cap;
     }
     queue_drop(t, n);
-    send_body(t, text, len, "application/json", n, 1);
+    send_body(t, rc == 0 ? b.p : NULL, b.len, t->protobuf ? "application/x-protobuf" : "application/json", n,
+              1);
 }
 
 void mg_trace_flush(mg_trace_t *t)

@@ -286,3 +286,182 @@ int mg_otlp_pb_request(const char *const *texts, const size_t *lens, size_t n, m
     mg_jbuf_dispose(&resource_spans);
     return out->err;
 }
+
+/* ---- from span records (span_rec.h): what the exporter sends ----
+ * Sizes first, then bytes: a nested message's length is known before it is written, so the body is
+ * written once, straight into out, with no scratch buffers. The bytes are those that
+ * mg_otlp_pb_request() makes from the same spans' OTLP/JSON text (test_otlp_pb compares them). */
+
+static inline size_t vsize(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* A length-delimited field of n bytes with a one-byte tag (every field number here is < 16). */
+static inline size_t lsize(size_t n)
+{
+    return 1 + vsize(n) + n;
+}
+
+static inline uint8_t *w_varint(uint8_t *o, uint64_t v)
+{
+    while (v >= 0x80) {
+        *o++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *o++ = (uint8_t)v;
+    return o;
+}
+
+static inline uint8_t *w_len(uint8_t *o, unsigned field, size_t n)
+{
+    *o++ = (uint8_t)(field << 3 | WT_LEN);
+    return w_varint(o, n);
+}
+
+static inline uint8_t *w_bytes(uint8_t *o, unsigned field, const void *p, size_t n)
+{
+    o = w_len(o, field, n);
+    memcpy(o, p, n);
+    return o + n;
+}
+
+static inline uint8_t *w_fixed64(uint8_t *o, unsigned field, uint64_t v)
+{
+    *o++ = (uint8_t)(field << 3 | WT_I64);
+    for (int i = 0; i < 8; i++)
+        *o++ = (uint8_t)(v >> (8 * i));
+    return o;
+}
+
+/* AnyValue of a: string_value (1) or int_value (3). */
+static inline size_t any_size(const mg__span_attr_t *a)
+{
+    return a->type == 'i' ? 1 + vsize((uint64_t)a->i) : lsize(a->slen);
+}
+
+/* KeyValue of a: key (1), value (2). */
+static inline size_t kv_size(const mg__span_attr_t *a)
+{
+    return lsize(a->klen) + lsize(any_size(a));
+}
+
+static size_t status_size(const mg__span_rec_t *r)
+{
+    return (r->error_len > 0 ? lsize(r->error_len) : 0) + 2; /* message (2), code (3) = ERROR */
+}
+
+/* The Span message's size (without its own tag and length). */
+static size_t span_size(const mg__span_rec_t *r)
+{
+    size_t n = lsize(16) + lsize(8) + (r->state_len > 0 ? lsize(r->state_len) : 0) +
+               (r->has_parent ? lsize(8) : 0) + lsize(r->name_len) + (r->kind > 0 ? 1 + vsize(r->kind) : 0) +
+               9 + 9;
+    const char *p = mg__span_rec_attrs(r);
+    for (uint32_t i = 0; i < r->nattrs; i++) {
+        mg__span_attr_t a;
+        p = mg__span_rec_attr_next(p, &a);
+        n += lsize(kv_size(&a));
+    }
+    if (r->has_error)
+        n += lsize(status_size(r));
+    return n;
+}
+
+static uint8_t *span_write(uint8_t *o, const mg__span_rec_t *r)
+{
+    const char *d = mg__span_rec_data(r);
+    o = w_bytes(o, 1, r->trace_id, 16);
+    o = w_bytes(o, 2, r->span_id, 8);
+    if (r->state_len > 0)
+        o = w_bytes(o, 3, d + r->name_len, r->state_len);
+    if (r->has_parent)
+        o = w_bytes(o, 4, r->parent_id, 8);
+    o = w_bytes(o, 5, d, r->name_len);
+    if (r->kind > 0) {
+        *o++ = 6 << 3 | WT_VARINT;
+        o = w_varint(o, r->kind);
+    }
+    o = w_fixed64(o, 7, r->start_ns);
+    o = w_fixed64(o, 8, r->end_ns);
+    const char *p = mg__span_rec_attrs(r);
+    for (uint32_t i = 0; i < r->nattrs; i++) {
+        mg__span_attr_t a;
+        p = mg__span_rec_attr_next(p, &a);
+        o = w_len(o, 9, kv_size(&a));
+        o = w_bytes(o, 1, a.key, a.klen);
+        o = w_len(o, 2, any_size(&a));
+        if (a.type == 'i') {
+            *o++ = 3 << 3 | WT_VARINT;
+            o = w_varint(o, (uint64_t)a.i);
+        } else {
+            o = w_bytes(o, 1, a.str, a.slen);
+        }
+    }
+    if (r->has_error) {
+        o = w_len(o, 15, status_size(r));
+        if (r->error_len > 0)
+            o = w_bytes(o, 2, p, r->error_len);
+        *o++ = 3 << 3 | WT_VARINT;
+        *o++ = 2; /* STATUS_CODE_ERROR */
+    }
+    return o;
+}
+
+/* KeyValue{key, AnyValue{string_value}} of a resource attribute. */
+static size_t res_attr_size(const char *key, const char *value)
+{
+    return lsize(strlen(key)) + lsize(lsize(strlen(value)));
+}
+
+static uint8_t *res_attr_write(uint8_t *o, const char *key, const char *value)
+{
+    o = w_len(o, 1, res_attr_size(key, value));
+    o = w_bytes(o, 1, key, strlen(key));
+    o = w_len(o, 2, lsize(strlen(value)));
+    return w_bytes(o, 1, value, strlen(value));
+}
+
+int mg_otlp_pb_request_recs(const mg__span_rec_t *const *recs, size_t n, mg_jbuf_t *out)
+{
+    size_t stack[512], *sizes = n <= 512 ? stack : malloc(n * sizeof *sizes);
+    if (sizes == NULL) {
+        out->err = MG_ENOMEM;
+        return out->err;
+    }
+    static const char name[] = "mcpgate", version[] = MG_VERSION;
+    size_t scope = lsize(sizeof name - 1) + lsize(sizeof version - 1);
+    size_t ss = lsize(scope);
+    for (size_t i = 0; i < n; i++) {
+        sizes[i] = span_size(recs[i]);
+        ss += lsize(sizes[i]);
+    }
+    size_t resource =
+        lsize(res_attr_size("service.name", name)) + lsize(res_attr_size("service.version", version));
+    size_t rs = lsize(resource) + lsize(ss);
+    size_t total = lsize(rs);
+    if (mg_jbuf_reserve(out, total) == 0) {
+        uint8_t *o = (uint8_t *)out->p + out->len, *start = o;
+        o = w_len(o, 1, rs); /* ExportTraceServiceRequest.resource_spans */
+        o = w_len(o, 1, resource);
+        o = res_attr_write(o, "service.name", name);
+        o = res_attr_write(o, "service.version", version);
+        o = w_len(o, 2, ss); /* ResourceSpans.scope_spans */
+        o = w_len(o, 1, scope);
+        o = w_bytes(o, 1, name, sizeof name - 1);
+        o = w_bytes(o, 2, version, sizeof version - 1);
+        for (size_t i = 0; i < n; i++) {
+            o = w_len(o, 2, sizes[i]);
+            o = span_write(o, recs[i]);
+        }
+        out->len += (size_t)(o - start);
+    }
+    if (sizes != stack)
+        free(sizes);
+    return out->err;
+}

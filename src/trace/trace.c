@@ -5,7 +5,7 @@
  * sampled); a child of a remote context follows its sampled flag; a new trace is sampled with
  * gateway.tracing.sampleRatio. Ids come from a xorshift128+ generator seeded from the CSPRNG: they
  * must be unique and unpredictable enough for correlation, not secrets.
- * Read next: trace_int.h (the span's OTLP form), export.c.
+ * Read next: span_rec.h (the record a span becomes), export.c.
  */
 #include "trace_int.h"
 #include "../common/codec.h"
@@ -72,8 +72,6 @@ int mg_trace_ctx_parse(const char *tp, size_t len, const char *ts, size_t slen, 
 
 /* ---- the tracer ---- */
 
-static void hexpair_init(void);
-
 static uint64_t next_rand(mg_trace_t *t)
 {
     uint64_t s1 = t->rng[0];
@@ -92,7 +90,7 @@ int mg_trace_new(uv_loop_t *loop, const char *endpoint, double ratio, mg_trace_t
         return MG_ENOMEM;
     }
     t->loop = loop;
-    hexpair_init();
+    mg__span_rec_tables_init();
     if (RAND_bytes((unsigned char *)t->rng, sizeof t->rng) != 1 || (t->rng[0] | t->rng[1]) == 0)
         t->rng[0] = (uint64_t)time(NULL) | 1;
     t->ratio_all = ratio >= 1.0;
@@ -126,100 +124,33 @@ uint64_t mg_trace_now_ns(void)
 }
 
 /*
- * Writing a span's text. Spans are written on every sampled call, so the common case takes a fast
- * path: the fixed parts are literals of known length copied into room reserved once (room()), ids
- * go through a byte-pair hex table, numbers are formatted by hand, and a value that is plain ASCII
- * is copied without going through the escaper. Anything else (a value to escape or validate as
- * UTF-8, text beyond the span's inline storage) takes mg_jbuf's general path.
+ * Writing a span's record (span_rec.h). Spans are written on every sampled call: the header's
+ * fields are set in place, and each attribute is a few bytes of type and length plus two copies
+ * (key, value) into the span's inline storage. A value is looked at once: plain ASCII is marked so
+ * (the JSON encoder copies it as is), anything else is checked as UTF-8 here.
  */
-#define LIT(o, s) (memcpy((o), (s), sizeof(s) - 1), (o) + sizeof(s) - 1)
 
-static char hexpair[256][2];     /* "00".."ff", filled by mg_trace_new() */
-static unsigned char plain[256]; /* 1: printable ASCII other than '"' and '\\' (copied as is) */
-
-static void hexpair_init(void)
+/* 1: plain ASCII (no escape needed), 0: other UTF-8, -1: not UTF-8. */
+static int text_class(const char *v, size_t n)
 {
-    static const char d[] = "0123456789abcdef";
-    for (int i = 0; i < 256; i++) {
-        hexpair[i][0] = d[i >> 4];
-        hexpair[i][1] = d[i & 15];
-        plain[i] = i >= 0x20 && i < 0x80 && i != '"' && i != '\\';
-    }
+    size_t i = 0;
+    while (i < n && mg__span_plain[(unsigned char)v[i]])
+        i++;
+    if (i == n)
+        return 1;
+    return mg_json_utf8_valid(v + i, n - i) ? 0 : -1;
 }
 
-/* Direct room for n more bytes at the end of b's text (its own spare bytes kept), grown when needed;
- * NULL when it cannot be (b->err is set: the span is dropped at its end). */
+/* Direct room for n more bytes at the end of b's data, grown when needed; NULL when it cannot be
+ * (b->err is set: the span is dropped at its end). */
 static inline char *room(mg_jbuf_t *b, size_t n)
 {
     if (b->err == 0 && b->len + n + 2 <= b->cap && b->len + n <= b->max)
         return b->p + b->len;
-    return mg_jbuf_reserve(b, n) == 0 ? b->p + b->len : NULL; /* NULL: err set (too long, no memory) */
+    if (b->err == 0 && b->len + n > b->max)
+        b->err = MG_ETOOBIG;
+    return mg_jbuf_reserve(b, n) == 0 ? b->p + b->len : NULL;
 }
-
-static inline void done(mg_jbuf_t *b, const char *o)
-{
-    b->len = (size_t)(o - b->p);
-}
-
-/* An id as a quoted lowercase hex string. */
-static inline char *put_hex(char *o, const uint8_t *id, size_t n)
-{
-    *o++ = '"';
-    for (size_t i = 0; i < n; i++, o += 2)
-        memcpy(o, hexpair[id[i]], 2);
-    *o++ = '"';
-    return o;
-}
-
-/* A uint64 as a quoted decimal string (OTLP/JSON's int64 and fixed64), two digits at a time. */
-static inline char *put_u64(char *o, uint64_t v)
-{
-    static const char pairs[] =
-        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-        "8081828384858687888990919293949596979899";
-    char tmp[20];
-    size_t n = 0;
-    while (v >= 100) {
-        n += 2;
-        memcpy(tmp + sizeof tmp - n, pairs + 2 * (v % 100), 2);
-        v /= 100;
-    }
-    if (v >= 10) {
-        n += 2;
-        memcpy(tmp + sizeof tmp - n, pairs + 2 * v, 2);
-    } else {
-        tmp[sizeof tmp - ++n] = (char)('0' + v);
-    }
-    *o++ = '"';
-    memcpy(o, tmp + sizeof tmp - n, n);
-    o += n;
-    *o++ = '"';
-    return o;
-}
-
-/* A JSON string: copied with its quotes when plain printable ASCII without '"' or '\\' and room
- * remains, else through the escaper (which also validates UTF-8). */
-static void put_str(mg_jbuf_t *b, const char *v, size_t n)
-{
-    char *o = room(b, n + 2);
-    if (o != NULL) {
-        size_t i = 0;
-        while (i < n && plain[(unsigned char)v[i]])
-            i++;
-        if (i == n) {
-            *o++ = '"';
-            memcpy(o, v, n);
-            o[n] = '"';
-            done(b, o + n + 1);
-            return;
-        }
-    }
-    mg_jbuf_put_str(b, v, n);
-}
-
-/* The most bytes start() writes besides name and tracestate. */
-#define START_FIXED 200
 
 /* A span from the tracer's free list (spans are reused: one is started per phase of every sampled
  * call), else the heap. */
@@ -270,57 +201,48 @@ mg_span_t *mg_span_start_at(mg_trace_t *t, const char *name, mg_span_kind_t kind
     if (s == NULL)
         return NULL;
     s->t = t;
-    s->nattrs = 0;
+    s->bad = 0;
     s->state = s->error = NULL;
+    s->error_len = 0;
+    mg__span_rec_t *h = &s->h;
+    h->nattrs = 0;
+    h->has_parent = 0;
+    h->kind = (uint8_t)kind;
     uint64_t id = next_rand(t) | 1; /* never all zero */
-    memcpy(s->span_id, &id, 8);
-    const uint8_t *pid = NULL;
+    memcpy(h->span_id, &id, 8);
     const char *state = NULL;
     if (parent != NULL) {
-        memcpy(s->trace_id, parent->trace_id, 16);
-        pid = parent->span_id;
+        memcpy(h->trace_id, parent->h.trace_id, 16);
+        memcpy(h->parent_id, parent->h.span_id, 8);
+        h->has_parent = 1;
         state = parent->state;
     } else if (remote != NULL) {
-        memcpy(s->trace_id, remote->trace_id, 16);
-        pid = remote->span_id;
+        memcpy(h->trace_id, remote->trace_id, 16);
+        memcpy(h->parent_id, remote->span_id, 8);
+        h->has_parent = 1;
         state = remote->state[0] ? remote->state : NULL;
     } else {
         uint64_t a = next_rand(t), b = next_rand(t) | 1;
-        memcpy(s->trace_id, &a, 8);
-        memcpy(s->trace_id + 8, &b, 8);
+        memcpy(h->trace_id, &a, 8);
+        memcpy(h->trace_id + 8, &b, 8);
     }
-    mg_jbuf_t *b = &s->b;
-    mg_jbuf_init(b, s->inl, sizeof s->inl, MG__TRACE_SPAN_MAX);
-    char *o = b->p; /* inline storage: room for START_FIXED */
-    o = LIT(o, "{\"traceId\":");
-    o = put_hex(o, s->trace_id, 16);
-    o = LIT(o, ",\"spanId\":");
-    o = put_hex(o, s->span_id, 8);
-    if (pid != NULL) {
-        o = LIT(o, ",\"parentSpanId\":");
-        o = put_hex(o, pid, 8);
+    h->start_ns = start_ns ? start_ns : mg_trace_now_ns();
+    if (name == NULL)
+        name = "";
+    size_t nlen = strlen(name), slen = state ? strlen(state) : 0;
+    mg_jbuf_init(&s->b, s->inl, sizeof s->inl, MG__TRACE_SPAN_MAX);
+    char *o = room(&s->b, nlen + slen);
+    if (o != NULL) {
+        memcpy(o, name, nlen);
+        if (state != NULL) /* (memcpy's arguments are never NULL) */
+            memcpy(o + nlen, state, slen);
+        s->b.len += nlen + slen;
     }
-    if (state != NULL) {
-        s->state = strdup(state);
-        o = LIT(o, ",\"traceState\":");
-    }
-    done(b, o);
-    if (state != NULL)
-        put_str(b, state, strlen(state));
-    size_t nlen = name ? strlen(name) : 0;
-    if ((o = room(b, 9)) != NULL) {
-        o = LIT(o, ",\"name\":");
-        done(b, o);
-    }
-    put_str(b, name ? name : "", nlen);
-    if ((o = room(b, 80)) != NULL) {
-        o = LIT(o, ",\"kind\":");
-        *o++ = (char)('0' + kind % 10);
-        o = LIT(o, ",\"startTimeUnixNano\":");
-        o = put_u64(o, start_ns ? start_ns : mg_trace_now_ns());
-        o = LIT(o, ",\"attributes\":[");
-        done(b, o);
-    }
+    h->name_len = (uint32_t)nlen;
+    h->state_len = (uint32_t)slen;
+    if (state != NULL && (s->state = strdup(state)) == NULL)
+        s->b.err = MG_ENOMEM;
+    s->bad = text_class(name, nlen) < 0; /* tracestate: printable ASCII (mg_trace_ctx_parse) */
     t->spans_started++;
     return s;
 }
@@ -331,55 +253,55 @@ mg_span_t *mg_span_start(mg_trace_t *t, const char *name, mg_span_kind_t kind, c
     return mg_span_start_at(t, name, kind, parent, remote, 0);
 }
 
-/* Keys are the callers' ASCII constants (semantic-convention names): written as they are, with the
- * value's opening (kind: "stringValue" or "intValue"). NULL when there is no room (err set). */
-static char *attr_open(mg_span_t *s, const char *key, size_t extra, int is_int)
+/* Opens an attribute: its type and key, with room for vlen more bytes of value. Returns where the
+ * value goes, or NULL when there is no room (err set: the span is dropped at its end). */
+static char *attr_open(mg_span_t *s, char type, const char *key, size_t vlen)
 {
     size_t klen = strlen(key);
-    char *o = room(&s->b, klen + 40 + extra);
+    if (klen > UINT16_MAX) {
+        s->bad = 1;
+        return NULL;
+    }
+    char *o = room(&s->b, 3 + klen + vlen);
     if (o == NULL)
         return NULL;
-    if (s->nattrs++)
-        *o++ = ',';
-    o = LIT(o, "{\"key\":\"");
-    memcpy(o, key, klen);
-    o += klen;
-    if (is_int)
-        o = LIT(o, "\",\"value\":{\"intValue\":");
-    else
-        o = LIT(o, "\",\"value\":{\"stringValue\":");
-    return o;
+    uint16_t k16 = (uint16_t)klen;
+    o[0] = type;
+    memcpy(o + 1, &k16, 2);
+    memcpy(o + 3, key, klen);
+    s->h.nattrs++;
+    return o + 3 + klen;
 }
 
 void mg_span_set_str(mg_span_t *s, const char *key, const char *value)
 {
     if (s == NULL || key == NULL || value == NULL)
         return;
-    mg_jbuf_t *b = &s->b;
-    char *o = attr_open(s, key, 0, 0);
+    size_t n = strlen(value);
+    int cls = text_class(value, n);
+    if (cls < 0) {
+        s->bad = 1; /* not UTF-8: the span is dropped at its end */
+        return;
+    }
+    char *o = attr_open(s, cls ? 's' : 'e', key, 4 + n);
     if (o == NULL)
         return;
-    done(b, o);
-    put_str(b, value, strlen(value)); /* not UTF-8: the span is dropped at its end */
-    if ((o = room(b, 2)) != NULL)
-        done(b, LIT(o, "}}"));
+    uint32_t n32 = (uint32_t)n;
+    memcpy(o, &n32, 4);
+    memcpy(o + 4, value, n);
+    s->b.len = (size_t)(o + 4 + n - s->b.p);
 }
 
 void mg_span_set_int(mg_span_t *s, const char *key, long long value)
 {
     if (s == NULL || key == NULL)
         return;
-    char *o = attr_open(s, key, 24, 1);
+    char *o = attr_open(s, 'i', key, 8);
     if (o == NULL)
         return;
-    char *q = o; /* int64 as a signed, quoted decimal string (OTLP/JSON) */
-    o = put_u64(o, value < 0 ? 0 - (uint64_t)value : (uint64_t)value);
-    if (value < 0) { /* the sign goes after the opening quote */
-        memmove(q + 2, q + 1, (size_t)(o - q - 1));
-        q[1] = '-';
-        o++;
-    }
-    done(&s->b, LIT(o, "}}"));
+    int64_t v = (int64_t)value;
+    memcpy(o, &v, 8);
+    s->b.len = (size_t)(o + 8 - s->b.p);
 }
 
 void mg_span_set_error(mg_span_t *s, const char *description)
@@ -388,28 +310,26 @@ void mg_span_set_error(mg_span_t *s, const char *description)
         return;
     free(s->error);
     s->error = strdup(description ? description : "");
+    s->error_len = s->error ? strlen(s->error) : 0;
+    if (s->error == NULL)
+        s->b.err = MG_ENOMEM;
 }
 
 void mg_span_end(mg_span_t *s)
 {
     if (s == NULL)
         return;
-    mg_jbuf_t *b = &s->b;
-    char *o = room(b, 48);
-    if (o != NULL) {
-        o = LIT(o, "],\"endTimeUnixNano\":");
-        o = put_u64(o, mg_trace_now_ns());
-        done(b, o);
-    }
+    s->h.end_ns = mg_trace_now_ns();
     if (s->error != NULL) {
-        static const char st[] = ",\"status\":{\"code\":2,\"message\":";
-        mg_jbuf_put(b, st, sizeof st - 1);
-        put_str(b, s->error, strlen(s->error));
-        mg_jbuf_put(b, "}", 1);
+        s->h.has_error = 1;
+        s->h.error_len = (uint32_t)s->error_len;
+        if (text_class(s->error, s->error_len) < 0 || s->b.len + s->error_len > MG__TRACE_SPAN_MAX)
+            s->bad = 1;
+    } else {
+        s->h.has_error = 0;
+        s->h.error_len = 0;
     }
-    mg_jbuf_put(b, "}", 1);
-    /* b->err: too long, not UTF-8 or no memory (dropped and counted) */
-    mg__trace_queue(s->t, b->err ? NULL : b->p, b->len);
+    mg__trace_queue(s->t, s); /* s->bad, s->b.err: dropped and counted */
     free(s->error);
     free(s->state);
     span_release(s);
@@ -420,9 +340,9 @@ int mg_span_traceparent(const mg_span_t *s, char *out, size_t cap)
     if (s == NULL || cap < MG_TRACEPARENT_LEN + 1)
         return 0;
     memcpy(out, "00-", 3);
-    mg_hex_encode(s->trace_id, 16, out + 3);
+    mg_hex_encode(s->h.trace_id, 16, out + 3);
     out[35] = '-';
-    mg_hex_encode(s->span_id, 8, out + 36);
+    mg_hex_encode(s->h.span_id, 8, out + 36);
     memcpy(out + 52, "-01", 4);
     return 1;
 }
@@ -436,7 +356,7 @@ int mg_span_trace_id(const mg_span_t *s, char out[33])
 {
     if (s == NULL)
         return 0;
-    mg_hex_encode(s->trace_id, 16, out);
+    mg_hex_encode(s->h.trace_id, 16, out);
     return 1;
 }
 
@@ -444,8 +364,8 @@ int mg_span_context(const mg_span_t *s, mg_trace_ctx_t *out)
 {
     if (s == NULL)
         return 0;
-    memcpy(out->trace_id, s->trace_id, 16);
-    memcpy(out->span_id, s->span_id, 8);
+    memcpy(out->trace_id, s->h.trace_id, 16);
+    memcpy(out->span_id, s->h.span_id, 8);
     out->flags = 1;
     size_t n = s->state ? strlen(s->state) : 0; /* a remote tracestate: at most MG_TRACESTATE_MAX */
     if (n >= sizeof out->state)

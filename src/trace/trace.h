@@ -10,8 +10,10 @@
  * Attributes are the caller's choice; this layer knows no MCP (the gateway sets the OpenTelemetry
  * MCP semantic-convention attributes: docs/operations.md#tracing). Never put argument values,
  * tokens or raw session ids in a span.
- * Read next: export.c (the queue and OTLP JSON), gateway/pipeline.c and gateway/dispatch.c (where
- * spans start: the phase tables).
+ * A span is written as a compact binary record (span_rec.h) and encoded as OTLP/JSON or protobuf
+ * only by the exporter, a batch at a time (ADR 0018).
+ * Read next: export.c (the queue and its export), span_rec.h, gateway/pipeline.c and
+ * gateway/dispatch.c (where spans start: the phase tables).
  */
 #ifndef MG_TRACE_H
 #define MG_TRACE_H

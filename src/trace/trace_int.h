@@ -2,40 +2,34 @@
  * trace_int.h - the tracer's state, shared by trace.c (context, spans, sampling) and export.c (the
  * queue and its export). Not a public contract.
  *
- * A span is written directly as the text of its OTLP/JSON object (opentelemetry-proto, trace/v1,
- * JSON mapping), in this order, no jansson tree on the way (tracing at ratio 1 must stay cheap):
+ * A span is written on the request path as a compact binary record (span_rec.h: ids, times and
+ * kind in a header; name, tracestate, typed attributes and status text by length), copied into the
+ * export queue when it ends. The exporter encodes a batch of records as OTLP/JSON (span_rec.c) or
+ * OTLP/protobuf (otlp_pb.c) into one body, on its timer: the request path writes no JSON and no
+ * protobuf (ADR 0018).
  *
- *   field               value
- *   traceId, spanId     lowercase hex (32, 16)
- *   parentSpanId        lowercase hex (16); absent on a root
- *   traceState          the remote parent's tracestate, passed on; absent when none
- *   name                as given
- *   kind                1 internal, 2 server, 3 client
- *   startTimeUnixNano   decimal string (uint64 nanoseconds since the epoch)
- *   attributes          [{"key": k, "value": {"stringValue": v} | {"intValue": "decimal"}}]
- *   endTimeUnixNano     decimal string
- *   status              {"code": 2, "message": m} on error; absent (unset) otherwise
- *
- * The export body is {"resourceSpans": [{"resource": {"attributes": [service.name = "mcpgate",
- * service.version]}, "scopeSpans": [{"scope": {"name": "mcpgate", "version"}, "spans": [...]}]}]}.
+ * The JSON export body is {"resourceSpans": [{"resource": {"attributes": [service.name =
+ * "mcpgate", service.version]}, "scopeSpans": [{"scope": {"name": "mcpgate", "version"},
+ * "spans": [...]}]}]}; the protobuf body is the same message (otlp_pb.h).
  */
 #ifndef MG_TRACE_INT_H
 #define MG_TRACE_INT_H
 
 #include "../common/json.h"
 #include "../http/client.h"
+#include "span_rec.h"
 #include "trace.h"
 
 #define MG__TRACE_QUEUE_MAX  2048        /* ended spans waiting for export; beyond: dropped, counted */
 #define MG__TRACE_BATCH_MAX  512         /* spans per export request */
 #define MG__TRACE_FLUSH_MS   1000        /* export period */
 #define MG__TRACE_TIMEOUT_MS 5000        /* one export request, whole */
-#define MG__TRACE_SPAN_MAX   (16 * 1024) /* text of one span; a longer one is dropped */
+#define MG__TRACE_SPAN_MAX   (16 * 1024) /* data of one span record; a longer one is dropped */
 #define MG__TRACE_FREE_SPANS                                                                                 \
     1024 /* ended spans kept for reuse (trace.c): about the most open at once                                \
           (3 per call in flight); beyond it a span is a ~2 KiB malloc/free */
 
-/* Queued span texts live in blocks of MG__TRACE_BLOCK bytes, appended in order and released in
+/* Queued span records live in blocks of MG__TRACE_BLOCK bytes, appended in order and released in
  * order (export.c): a block is kept for reuse (up to MG__TRACE_SPARE_BLOCKS, about one export's worth)
  * or freed when its last span leaves the queue. A malloc and free of 64 KiB per block cost the
  * allocator a consolidation of its fast bins each. */
@@ -44,14 +38,13 @@
 
 typedef struct mg__trace_block {
     struct mg__trace_block *next_spare; /* on the tracer's list of empty blocks */
-    size_t refs;                        /* queued spans whose text is here */
+    size_t refs;                        /* queued spans whose record is here */
     size_t used;
     char data[MG__TRACE_BLOCK];
 } mg__trace_block_t;
 
 typedef struct mg__trace_item {
-    char *text; /* one span's JSON object, NUL-terminated, in blk */
-    size_t len;
+    const mg__span_rec_t *rec; /* one span's record, in blk */
     mg__trace_block_t *blk;
 } mg__trace_item_t;
 
@@ -91,23 +84,26 @@ struct mg_trace {
 
 struct mg_span {
     mg_trace_t *t;
-    uint8_t trace_id[16];
-    uint8_t span_id[8];
-    unsigned nattrs;
-    mg_jbuf_t b;               /* the span's JSON text so far: up to the attributes written */
-    char *state;               /* tracestate passed on (malloc'd) or NULL */
-    char *error;               /* status message (malloc'd) when the status is ERROR, else NULL */
+    mg__span_rec_t h; /* the record's header so far (ids, kind, start, lengths) */
+    mg_jbuf_t b;      /* the record's data so far: name, tracestate, attributes */
+    int bad;          /* a text not UTF-8: dropped at the end */
+    char *state;      /* tracestate passed on (malloc'd) or NULL */
+    char *error;      /* status message (malloc'd) when the status is ERROR, else NULL */
+    size_t error_len;
     struct mg_span *next_free; /* on the tracer's free list */
-    char inl[2048];            /* b's first storage: a span's whole text, usually */
+    char inl[1024];            /* b's first storage: a span's whole data, usually */
 };
 
 /* trace.c: frees the spans kept for reuse. */
 void mg__trace_free_spans(mg_trace_t *t);
 
 /* export.c */
-/* Copies text (a span's JSON object; NULL: the span could not be written) into the queue, or counts
- * a drop. */
-void mg__trace_queue(mg_trace_t *t, const char *text, size_t len);
+/* Copies the record of s (its header, its data, then its status text) into the queue, or counts a
+ * drop (s->bad or s->b.err: the span could not be written; the queue is full). */
+void mg__trace_queue(mg_trace_t *t, const mg_span_t *s);
+/* Appends the export body of the n oldest queued spans (n <= count) to b: OTLP/JSON, or protobuf
+ * when t->protobuf. Returns b's error. (export.c; the unit tests read the queue with it.) */
+int mg__trace_encode(const mg_trace_t *t, size_t n, mg_jbuf_t *b);
 int mg__trace_export_init(mg_trace_t *t);
 void mg__trace_export_dispose(mg_trace_t *t);
 

@@ -124,13 +124,25 @@ test('_meta.traceparent parents the call; errors carry the JSON-RPC code; sample
     arguments: {},
     _meta: { traceparent: `00-${metaTrace}-${metaParent}-01` },
   });
+  // A tool error (a result with isError, answered from the upstream's bytes): both spans say so.
+  const toolErr = await call(gw.url, plain, 'tools/call', {
+    name: 'test_error_handling',
+    arguments: {},
+    _meta: { traceparent: `00-${metaTrace}-${metaParent}-01` },
+  });
+  assert.equal(toolErr.response.result?.isError, true, JSON.stringify(toolErr.response));
   // A context whose sampled flag is off: nothing.
   await call(gw.url, plain, 'tools/call', {
     name: 'echo',
     arguments: { message: 'not sampled' },
     _meta: { traceparent: `00-${'1'.repeat(32)}-${'2'.repeat(16)}-00` },
   });
-  const spans = await rcv.waitSpans((s) => byName(s, 'tools/call no_such_tool', 2).length === 1 && byName(s, 'tools/call echo', 3).length >= 1);
+  const spans = await rcv.waitSpans(
+    (s) =>
+      byName(s, 'tools/call no_such_tool', 2).length === 1 &&
+      byName(s, 'tools/call echo', 3).length >= 1 &&
+      byName(s, 'tools/call test_error_handling', 3).length === 1,
+  );
   await sleep(1500); // one more export period: nothing else may arrive
   const server = byName(spans, 'tools/call echo', 2);
   assert.equal(server.length, 1, `only the _meta-sampled call is traced: ${spans.map((s) => `${s.name}/${s.traceId}`)}`);
@@ -142,6 +154,11 @@ test('_meta.traceparent parents the call; errors carry the JSON-RPC code; sample
   assert.equal(bad.status?.code, 2);
   assert.equal(bad.attrs['rpc.response.status_code'], '-32602');
   assert.equal(bad.attrs['error.type'], '-32602');
+  for (const kind of [2, 3]) {
+    const te = byName(spans, 'tools/call test_error_handling', kind)[0];
+    assert.equal(te?.status?.code, 2, `kind ${kind}: ${JSON.stringify(te)}`);
+    assert.equal(te.attrs['error.type'], 'tool_error');
+  }
   // Invalid contexts are ignored, not trusted.
   const before = spans.length;
   await call(gw.url, plain, 'tools/call', {

@@ -13,11 +13,13 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
 #include "trace/otlp_pb.h"
 #include "trace/trace_int.h"
+#include "trace_spans.h"
 
 /* ---- a minimal protobuf reader: one field at a time ---- */
 
@@ -190,6 +192,206 @@ static void test_root_span_and_bad_text(void **state)
     mg_jbuf_dispose(&b);
 }
 
+/* A record's OTLP/JSON text (span_rec.h): NEW malloc'd. */
+static char *record_json(const mg__span_rec_t *r, size_t *len)
+{
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, NULL, 0, 1 << 24);
+    mg__span_rec_json(r, &b);
+    assert_int_equal(b.err, 0);
+    char *text = mg_jbuf_steal(&b, len);
+    assert_non_null(text);
+    return text;
+}
+
+/* The first n queued records, encoded straight to protobuf and through their OTLP/JSON text by
+ * the reference reader (the encoder before records): the same bytes. */
+static void assert_same_as_reference(const mg_trace_t *t, size_t n)
+{
+    const mg__span_rec_t **recs = calloc(n, sizeof *recs);
+    const char **texts = calloc(n, sizeof *texts);
+    size_t *lens = calloc(n, sizeof *lens);
+    assert_true(recs != NULL && texts != NULL && lens != NULL);
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].rec;
+        texts[i] = record_json(recs[i], &lens[i]);
+    }
+    mg_jbuf_t want, got;
+    mg_jbuf_init(&want, NULL, 0, 1 << 26);
+    mg_jbuf_init(&got, NULL, 0, 1 << 26);
+    size_t skipped = 9;
+    assert_int_equal(mg_otlp_pb_request(texts, lens, n, &want, &skipped), 0);
+    assert_int_equal(skipped, 0);
+    assert_int_equal(mg_otlp_pb_request_recs(recs, n, &got), 0);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.p, want.p, want.len);
+    for (size_t i = 0; i < n; i++)
+        free((char *)texts[i]);
+    free(recs);
+    free(texts);
+    free(lens);
+    mg_jbuf_dispose(&want);
+    mg_jbuf_dispose(&got);
+}
+
+static void test_records_equal_reference(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_trace_t *t;
+    assert_int_equal(mg_trace_new(&loop, "http://127.0.0.1:9/v1/traces", 1.0, &t), 0);
+    trace_spans_make(t);
+    assert_int_equal(t->count, TRACE_SPANS_QUEUED);
+    for (size_t n = 1; n <= TRACE_SPANS_QUEUED; n++)
+        assert_same_as_reference(t, n);
+    /* the export path: mg__trace_encode with protobuf on gives the same body */
+    mg_jbuf_t a, b;
+    mg_jbuf_init(&a, NULL, 0, 1 << 24);
+    mg_jbuf_init(&b, NULL, 0, 1 << 24);
+    t->protobuf = 1;
+    assert_int_equal(mg__trace_encode(t, t->count, &a), 0);
+    const mg__span_rec_t *recs[TRACE_SPANS_QUEUED];
+    for (size_t i = 0; i < TRACE_SPANS_QUEUED; i++)
+        recs[i] = t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].rec;
+    assert_int_equal(mg_otlp_pb_request_recs(recs, TRACE_SPANS_QUEUED, &b), 0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    mg_jbuf_dispose(&a);
+    mg_jbuf_dispose(&b);
+    /* a batch longer than the encoder's stack of sizes (512), lengths of several varint bytes */
+    static char v[300];
+    memset(v, 'a', sizeof v - 1);
+    for (int i = 0; i < 700; i++) {
+        mg_span_t *s = mg_span_start(t, i % 2 ? "odd" : "even", MG_SPAN_CLIENT, NULL, NULL);
+        mg_span_set_str(s, "v", v);
+        mg_span_set_int(s, "i", (long long)i * -1000003);
+        mg_span_end(s);
+    }
+    assert_same_as_reference(t, t->count);
+    mg_trace_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A deterministic generator for the randomized spans below. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* A random UTF-8 string into out (cap >= 4 * n + 1): plain ASCII, quotes and backslashes, control
+ * characters, DEL, 2- to 4-byte sequences, by chance. */
+static void rnd_text(char *out, size_t n)
+{
+    static const char *const pieces[] = {"a",
+                                         "Z",
+                                         "7",
+                                         " ",
+                                         "/",
+                                         "\"",
+                                         "\\",
+                                         "\n",
+                                         "\t",
+                                         "\x01",
+                                         "\x1f",
+                                         "\x7f",
+                                         "\xc3\xa9",
+                                         "\xe6\x97\xa5",
+                                         "\xf0\x9f\x98\x80",
+                                         "{",
+                                         "}"};
+    size_t plain_only = rnd() % 3 == 0, o = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = pieces[plain_only ? rnd() % 5 : rnd() % (sizeof pieces / sizeof pieces[0])];
+        size_t l = strlen(p);
+        memcpy(out + o, p, l);
+        o += l;
+    }
+    out[o] = '\0';
+}
+
+/* Randomized spans (names, tracestate, attributes of every class, ints of every width, status with
+ * and without text): the records encoded straight to protobuf give the bytes the reference reader
+ * gives from their JSON, and the JSON reads back (jansson) as what was set. */
+static void test_records_random(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_trace_t *t;
+    assert_int_equal(mg_trace_new(&loop, "http://127.0.0.1:9/v1/traces", 1.0, &t), 0);
+    static const char tp[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    mg_trace_ctx_t ctx;
+    assert_int_equal(mg_trace_ctx_parse(tp, sizeof tp - 1, "k=v\"1", 5, &ctx), 0);
+    enum { SPANS = 400, ATTRS = 12 };
+    static char names[SPANS][4 * 24 + 1], vals[SPANS][ATTRS][4 * 40 + 1], errs[SPANS][4 * 16 + 1];
+    static long long ints[SPANS][ATTRS];
+    static int kinds[SPANS][ATTRS], nattrs[SPANS], has_err[SPANS];
+    for (int i = 0; i < SPANS; i++) {
+        rnd_text(names[i], rnd() % 24);
+        mg_span_t *s =
+            mg_span_start(t, names[i], (mg_span_kind_t)(1 + rnd() % 3), NULL, rnd() % 2 ? &ctx : NULL);
+        assert_non_null(s);
+        nattrs[i] = (int)(rnd() % ATTRS);
+        for (int a = 0; a < nattrs[i]; a++) {
+            char key[16];
+            snprintf(key, sizeof key, "k.%d", a);
+            if ((kinds[i][a] = (int)(rnd() % 2)) == 0) {
+                rnd_text(vals[i][a], rnd() % 40);
+                mg_span_set_str(s, key, vals[i][a]);
+            } else {
+                int shift = (int)(rnd() % 64);
+                ints[i][a] = (long long)(rnd() >> shift) * (rnd() % 2 ? 1 : -1);
+                mg_span_set_int(s, key, ints[i][a]);
+            }
+        }
+        if ((has_err[i] = (int)(rnd() % 3 == 0)) != 0) {
+            rnd_text(errs[i], rnd() % 16);
+            mg_span_set_error(s, errs[i]);
+        }
+        mg_span_end(s);
+    }
+    assert_int_equal(t->count, SPANS);
+    assert_int_equal(t->spans_dropped, 0);
+    for (size_t i = 0; i < SPANS; i++) {
+        size_t len;
+        char *text = record_json(t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].rec, &len);
+        json_t *j = json_loadb(text, len, 0, NULL);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "name")), names[i]);
+        json_t *attrs = json_object_get(j, "attributes");
+        assert_int_equal(json_array_size(attrs), nattrs[i]);
+        for (int a = 0; a < nattrs[i]; a++) {
+            json_t *v = json_object_get(json_array_get(attrs, a), "value");
+            if (kinds[i][a] == 0) {
+                assert_string_equal(json_string_value(json_object_get(v, "stringValue")), vals[i][a]);
+            } else {
+                char want[24];
+                snprintf(want, sizeof want, "%lld", ints[i][a]);
+                assert_string_equal(json_string_value(json_object_get(v, "intValue")), want);
+            }
+        }
+        json_t *st = json_object_get(j, "status");
+        if (has_err[i])
+            assert_string_equal(json_string_value(json_object_get(st, "message")), errs[i]);
+        else
+            assert_null(st);
+        json_decref(j);
+        free(text);
+    }
+    for (size_t n = 1; n <= 64; n *= 4)
+        assert_same_as_reference(t, n);
+    assert_same_as_reference(t, SPANS);
+    mg_trace_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_request_from_tracer(void **state)
 {
     (void)state;
@@ -206,10 +408,9 @@ static void test_request_from_tracer(void **state)
     assert_int_equal(t->count, 2);
     const char *texts[3];
     size_t lens[3];
-    for (size_t i = 0; i < 2; i++) {
-        texts[i] = t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].text;
-        lens[i] = t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].len;
-    }
+    char *own[2];
+    for (size_t i = 0; i < 2; i++)
+        texts[i] = own[i] = record_json(t->ring[(t->head + i) % MG__TRACE_QUEUE_MAX].rec, &lens[i]);
     texts[2] = "not json";
     lens[2] = 8;
     mg_jbuf_t b;
@@ -241,6 +442,8 @@ static void test_request_from_tracer(void **state)
             assert_true(find(f.p, f.len, 2, &sid) && sid.len == 8 && memcmp(sid.p, parent.p, 8) == 0);
     assert_int_equal(n, 2);
     mg_jbuf_dispose(&b);
+    free(own[0]);
+    free(own[1]);
     mg_trace_free(t);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -248,8 +451,9 @@ static void test_request_from_tracer(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_span_fields),
-                                       cmocka_unit_test(test_root_span_and_bad_text),
-                                       cmocka_unit_test(test_request_from_tracer)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_span_fields), cmocka_unit_test(test_root_span_and_bad_text),
+        cmocka_unit_test(test_request_from_tracer), cmocka_unit_test(test_records_equal_reference),
+        cmocka_unit_test(test_records_random)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

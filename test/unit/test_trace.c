@@ -11,9 +11,11 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "trace/trace_int.h"
+#include "trace_spans.h"
 
 #define TP "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -45,6 +47,28 @@ static void test_parse(void **state)
     /* a tracestate with a control character is dropped, the context kept */
     assert_int_equal(mg_trace_ctx_parse(TP, strlen(TP), "a=1\n", 4, &c), 0);
     assert_string_equal(c.state, "");
+}
+
+/* The OTLP/JSON text of the k-th queued span's record: NEW malloc'd. */
+static char *queued_json(const mg_trace_t *t, size_t k)
+{
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, NULL, 0, 1 << 24);
+    mg__span_rec_json(t->ring[(t->head + k) % MG__TRACE_QUEUE_MAX].rec, &b);
+    assert_int_equal(b.err, 0);
+    size_t len;
+    char *text = mg_jbuf_steal(&b, &len);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), len);
+    return text;
+}
+
+static json_t *queued(const mg_trace_t *t, size_t k)
+{
+    char *text = queued_json(t, k);
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    return j;
 }
 
 static const char *attr(json_t *span, const char *key)
@@ -93,10 +117,10 @@ static void test_spans(void **state)
     mg_span_set_str(NULL, "k", "v");
     mg_span_end(NULL);
     assert_int_equal(mg_span_traceparent(NULL, tp, sizeof tp), 0);
-    /* the queue holds the child first, then the root, each the text of its OTLP JSON object */
+    /* the queue holds the child first, then the root, each the record of its OTLP JSON object */
     assert_int_equal(t->count, 2);
-    json_t *cj = json_loads(t->ring[t->head].text, 0, NULL);
-    json_t *rj = json_loads(t->ring[(t->head + 1) % MG__TRACE_QUEUE_MAX].text, 0, NULL);
+    json_t *cj = queued(t, 0);
+    json_t *rj = queued(t, 1);
     assert_non_null(cj);
     assert_non_null(rj);
     assert_string_equal(json_string_value(json_object_get(cj, "spanId")), child_id);
@@ -169,9 +193,7 @@ static void test_span_text(void **state)
     assert_int_equal(t->spans_dropped, 1);
     assert_int_equal(t->count, 3);
     for (size_t k = 0; k < 3; k++) {
-        const mg__trace_item_t *it = &t->ring[(t->head + k) % MG__TRACE_QUEUE_MAX];
-        assert_int_equal(strlen(it->text), it->len);
-        json_t *j = json_loads(it->text, 0, NULL);
+        json_t *j = queued(t, k);
         assert_non_null(j);
         assert_string_equal(json_string_value(json_object_get(j, "name")), k ? "again" : "root \"quoted\"");
         assert_null(json_object_get(j, "parentSpanId"));
@@ -199,9 +221,91 @@ static void test_span_text(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The records of trace_spans.h as OTLP/JSON: byte for byte the text the encoder before records
+ * wrote (end times aside, which take the clock), one span at a time and as a whole export body. */
+static void test_records_json_golden(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_trace_t *t;
+    assert_int_equal(mg_trace_new(&loop, "http://127.0.0.1:9/v1/traces", 1.0, &t), 0);
+    trace_spans_make(t);
+    assert_int_equal(t->count, TRACE_SPANS_QUEUED);
+    assert_int_equal(t->spans_dropped, TRACE_SPANS_DROPPED);
+    mg_jbuf_t body;
+    mg_jbuf_init(&body, NULL, 0, 1 << 24);
+    assert_int_equal(mg__trace_encode(t, t->count, &body), 0);
+    assert_int_equal(mg_jbuf_reserve(&body, 1), 0);
+    body.p[body.len] = '\0';
+    const char *at = body.p;
+    for (size_t k = 0; k < TRACE_SPANS_QUEUED; k++) {
+        char *text = queued_json(t, k);
+        /* the span's text is in the body as it is, in queue order */
+        const char *in = strstr(at, text);
+        assert_non_null(in);
+        at = in + strlen(text);
+        /* end time: 19 digits, not before the start; then masked as in the golden text */
+        static const char key[] = "\"endTimeUnixNano\":\"";
+        char *e = strstr(text, key);
+        assert_non_null(e);
+        e += sizeof key - 1;
+        char *q = strchr(e, '"');
+        assert_non_null(q);
+        if (strstr(text, "\"startTimeUnixNano\":\"17") != NULL)
+            assert_int_equal(q - e, 19);
+        *e = 'E';
+        memmove(e + 1, q, strlen(q) + 1);
+        assert_string_equal(text, trace_spans_golden[k]);
+        free(text);
+    }
+    json_t *j = json_loads(body.p, 0, NULL); /* the body: one resource, one scope, the spans */
+    assert_non_null(j);
+    json_t *rs = json_array_get(json_object_get(j, "resourceSpans"), 0);
+    json_t *ss = json_array_get(json_object_get(rs, "scopeSpans"), 0);
+    assert_int_equal(json_array_size(json_object_get(ss, "spans")), TRACE_SPANS_QUEUED);
+    json_decref(j);
+    mg_jbuf_dispose(&body);
+    mg_trace_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A span whose data would pass MG__TRACE_SPAN_MAX is dropped and counted, not cut short. */
+static void test_record_too_long(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_trace_t *t;
+    assert_int_equal(mg_trace_new(&loop, "http://127.0.0.1:9/v1/traces", 1.0, &t), 0);
+    static char v[5000];
+    memset(v, 'v', sizeof v - 1);
+    mg_span_t *s = mg_span_start(t, "long", MG_SPAN_INTERNAL, NULL, NULL);
+    for (int i = 0; i < 4; i++)
+        mg_span_set_str(s, "k", v);
+    mg_span_end(s);
+    assert_int_equal(t->count, 0);
+    assert_int_equal(t->spans_dropped, 1);
+    s = mg_span_start(t, "error too long", MG_SPAN_INTERNAL, NULL, NULL);
+    for (int i = 0; i < 3; i++)
+        mg_span_set_str(s, "k", v);
+    mg_span_set_error(s, v);
+    mg_span_end(s);
+    assert_int_equal(t->count, 0);
+    assert_int_equal(t->spans_dropped, 2);
+    mg_trace_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_parse), cmocka_unit_test(test_spans),
-                                       cmocka_unit_test(test_queue_bound), cmocka_unit_test(test_span_text)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_parse),
+                                       cmocka_unit_test(test_spans),
+                                       cmocka_unit_test(test_queue_bound),
+                                       cmocka_unit_test(test_span_text),
+                                       cmocka_unit_test(test_records_json_golden),
+                                       cmocka_unit_test(test_record_too_long)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
