@@ -1431,7 +1431,7 @@ static void test_request_line(void **state)
             assert_non_null(msg);
             char *before = json_dumps(msg, JSON_COMPACT);
             size_t len = 0;
-            char *line = mg__request_line(msg, ids[k], &len);
+            char *line = mg__request_line(msg, ids[k], NULL, &len);
             assert_non_null(line);
             char *after = json_dumps(msg, JSON_COMPACT);
             assert_string_equal(before, after); /* msg untouched */
@@ -1454,8 +1454,60 @@ static void test_request_line(void **state)
     json_t *bad = json_object();
     json_object_set_new(bad, "method", json_stringn_nocheck("\xff", 1));
     size_t len = 0;
-    assert_null(mg__request_line(bad, 1, &len));
+    assert_null(mg__request_line(bad, 1, NULL, &len));
     json_decref(bad);
+}
+
+/* The line with the client's params text lent (mg_upstream_caller_t.params_text, read by
+ * mg_json_loadb_bounded as the gateway reads a body) is the line dumped from the tree, byte for
+ * byte; the text is used only for the very object it stands for. */
+static void test_request_line_params_text(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"bench-1\"}}}",
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"x\",\"arguments\":{\"n\":-12,\"z\":0,\"b\":[true,false,null,{}],\"u\":"
+        "\"\xc3\xa9/\x7f\"}},\"id\":\"s\"}",
+        "{\"params\":{},\"method\":\"m\",\"id\":2}",
+        "{\"method\":\"m\",\"params\":[1,2,[],{\"a\":{\"b\":[]}}],\"id\":3}",
+    };
+    const mg_json_bounds_t bounds = {64, 100, 10000};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        size_t items = 0, values = 0;
+        mg_json_span_t span = {.key = "params"};
+        json_t *msg = mg_json_loadb_bounded(bodies[i], strlen(bodies[i]), MG_JSON_REJECT_DUPLICATES, &bounds,
+                                            &items, &values, &span);
+        assert_non_null(msg);
+        assert_non_null(span.p); /* all canonical */
+        json_t *params = json_object_get(msg, "params");
+        mg_upstream_caller_t as = {.params_of = params, .params_text = span.p, .params_len = span.len};
+        size_t len = 0, tlen = 0;
+        char *line = mg__request_line(msg, 42, &as, &len);
+        char *tree = mg__request_line(msg, 42, NULL, &tlen);
+        assert_non_null(line);
+        assert_non_null(tree);
+        assert_int_equal(len, tlen);
+        assert_memory_equal(line, tree, len);
+        free(line);
+        /* the text is what gets written (not a dump that happens to match) ... */
+        as.params_text = "[\"lent\"]";
+        as.params_len = 8;
+        line = mg__request_line(msg, 42, &as, &len);
+        assert_non_null(strstr(line, "\"params\":[\"lent\"]"));
+        free(line);
+        /* ... and only for the object it stands for */
+        json_t *other = json_object();
+        as.params_of = other;
+        line = mg__request_line(msg, 42, &as, &len);
+        assert_int_equal(len, tlen);
+        assert_memory_equal(line, tree, len);
+        free(line);
+        json_decref(other);
+        free(tree);
+        json_decref(msg);
+    }
 }
 
 int main(void)
@@ -1480,6 +1532,7 @@ int main(void)
         cmocka_unit_test(test_idtable),
         cmocka_unit_test(test_idscan),
         cmocka_unit_test(test_request_line),
+        cmocka_unit_test(test_request_line_params_text),
         cmocka_unit_test(test_linebuf),
         cmocka_unit_test(test_utf8_clean),
         cmocka_unit_test(test_command_resolve),
