@@ -375,6 +375,7 @@ typedef struct parser {
     /* mg_json_span_t (json.h): the member to report, and whether everything read since the start
      * of its value is canonical (cleared by whitespace, escapes, reals, -0, the NUL quirk). */
     mg_json_span_t *span;
+    size_t span_klen;
     int canon;
 } parser_t;
 
@@ -657,8 +658,8 @@ static json_t *parse_object(parser_t *ps)
         ps->p++;
         skip_ws(ps);
         /* The reported member of the top-level object: its value's bytes, when canonical. */
-        int capture = ps->span != NULL && ps->cdepth == 1 && !ps->top_array &&
-                      strlen(ps->span->key) == klen && memcmp(ps->span->key, key, klen) == 0;
+        int capture = ps->span != NULL && ps->cdepth == 1 && !ps->top_array && ps->span_klen == klen &&
+                      memcmp(ps->span->key, key, klen) == 0;
         const unsigned char *vstart = ps->p;
         if (capture)
             ps->canon = 1; /* from its first byte on */
@@ -670,6 +671,7 @@ static json_t *parse_object(parser_t *ps)
         if (capture && ps->canon) {
             ps->span->p = (const char *)vstart;
             ps->span->len = (size_t)(ps->p - vstart);
+            ps->span->v = v;
         }
         free(heap);
         skip_ws(ps);
@@ -818,6 +820,7 @@ json_t *mg_json_loadb_bounded(const char *buf, size_t len, int flags, const mg_j
     if (span != NULL) {
         span->p = NULL;
         span->len = 0;
+        span->v = NULL;
     }
     if (buf == NULL)
         return NULL;
@@ -826,7 +829,8 @@ json_t *mg_json_loadb_bounded(const char *buf, size_t len, int flags, const mg_j
                    .flags = flags,
                    .b = bounds,
                    .values = 1,
-                   .span = (flags & MG_JSON_REJECT_DUPLICATES) ? span : NULL};
+                   .span = (flags & MG_JSON_REJECT_DUPLICATES) ? span : NULL,
+                   .span_klen = span != NULL ? strlen(span->key) : 0};
     skip_ws(&ps);
     if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))
         return NULL;
@@ -842,6 +846,7 @@ json_t *mg_json_loadb_bounded(const char *buf, size_t len, int flags, const mg_j
         if (span != NULL) {
             span->p = NULL;
             span->len = 0;
+            span->v = NULL;
         }
         return NULL;
     }

@@ -92,6 +92,7 @@ typedef struct mg_json_span {
     const char *p;   /* out: its value's first byte in the buffer read, or NULL: absent, not
                       * canonical, the top level is not an object, or the read failed */
     size_t len;      /* out: the value's length in bytes (0 when p is NULL) */
+    const json_t *v; /* out: the value read from them (borrowed from the tree returned), or NULL */
 } mg_json_span_t;
 
 /*

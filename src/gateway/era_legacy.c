@@ -160,8 +160,8 @@ void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *
     if (batch)
         snprintf(x->method, sizeof x->method, "batch");
     mg__exchange_ref(x); /* hold while dispatching: a call may finish synchronously */
-    if (!batch && params_text != NULL && params_text->p != NULL && json_is_object(mg_rpc_params(body))) {
-        x->params_of = mg_rpc_params(body);
+    if (!batch && params_text != NULL && params_text->p != NULL && json_is_object(params_text->v)) {
+        x->params_of = params_text->v;
         x->params_text = params_text->p;
         x->params_len = params_text->len;
         x->params_members = json_object_size(x->params_of);

@@ -497,6 +497,8 @@ json_t *mg__cluster_status(mg_gateway_t *gw, int *ready);
 h2o_iovec_t mg__req_header(h2o_req_t *req, const char *name, int *dup);
 /* 1 when the Accept value lists type, its major type with a wildcard subtype, or any type. */
 int mg__accepts(h2o_iovec_t accept, const char *type);
+/* Both questions in one pass over the value: bit 0 set when it admits a, bit 1 when it admits b. */
+unsigned mg__accepts_two(h2o_iovec_t accept, const char *a, const char *b);
 void mg__http_send_body(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len,
                         const char **hdrs, size_t nhdrs);
 void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs);

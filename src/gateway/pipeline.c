@@ -291,8 +291,9 @@ static phase_rc_t parse_post(mg_request_t *r)
         return DONE;
     }
     h2o_iovec_t accept = header(r, H_ACCEPT, NULL);
-    int accept_json = mg__accepts(accept, "application/json");
-    r->accept_sse = mg__accepts(accept, "text/event-stream");
+    unsigned admits = mg__accepts_two(accept, "application/json", "text/event-stream");
+    int accept_json = (admits & 1) != 0;
+    r->accept_sse = (admits & 2) != 0;
     /* /messages answers 202 whatever the client accepts: its answers go out on the /sse stream. */
     if (r->transport == T_MCP && (!accept_json || !r->accept_sse)) {
         mg__http_fail(gw, req, MG_ENOTACCEPTABLE,

@@ -216,6 +216,7 @@ json_t *mg_rpc_parse_params(const char *buf, size_t len, const mg_rpc_limits_t *
         params->key = "params";
         params->p = NULL;
         params->len = 0;
+        params->v = NULL;
     }
     mg_rpc_size_t local;
     if (size == NULL)

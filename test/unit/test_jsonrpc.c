@@ -151,6 +151,7 @@ static void test_parse_params_text(void **state)
         } else {
             assert_non_null(p);
             assert_non_null(span.p);
+            assert_ptr_equal(span.v, p); /* the value read from those bytes */
             mg_jbuf_t b;
             mg_jbuf_init(&b, NULL, 0, 1 << 20);
             mg_jbuf_put_json(&b, p);
