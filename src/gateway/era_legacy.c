@@ -156,7 +156,8 @@ void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *
     x->batch = batch;
     x->accept_sse = accept_sse;
     x->pending = (unsigned)nreq;
-    x->results = json_array();
+    if (batch) /* the answers collected for one JSON array (a single answer is sent as it comes) */
+        x->results = json_array();
     if (batch)
         snprintf(x->method, sizeof x->method, "batch");
     mg__exchange_ref(x); /* hold while dispatching: a call may finish synchronously */
