@@ -262,6 +262,24 @@ static int submit(h_t *h, call_t *c, json_t *msg, uint64_t timeout_ms)
     return rc;
 }
 
+/* submit() with the caller lending msg's params as text (their dump: canonical), as the gateway
+ * does for a client's canonical params (mg_upstream_caller_t.params_text). */
+static int submit_lent(h_t *h, call_t *c, json_t *msg, uint64_t timeout_ms)
+{
+    json_t *params = json_object_get(msg, "params");
+    size_t len = 0;
+    char *text = mg_json_dump(params, &len);
+    assert_non_null(text);
+    mg_upstream_caller_t as = {.params_of = params, .params_text = text, .params_len = len};
+    c->h = h;
+    c->t_start = uv_hrtime();
+    in_api = 1;
+    int rc = mg_upstream_request_as(h->up, &as, msg, timeout_ms, done_cb, related_cb, c, &c->req);
+    in_api = 0;
+    free(text); /* lent for the call only */
+    return rc;
+}
+
 static const char *result_text(const json_t *response)
 {
     return json_string_value(json_object_get(
@@ -760,6 +778,22 @@ static void test_sleep_timeout_and_progress(void **state)
     /* the child saw our token (its upstream id), not the caller's */
     assert_true(file_contains(tee, "\"progressToken\":3"));
     assert_false(file_contains(tee, "tok-B"));
+
+    /* 2b. the same with the params lent as text: the token is still replaced (the text holds
+     * "_meta", so the line is built, not copied) */
+    call_t b2 = {0};
+    m = json_pack("{s:s, s:{s:s, s:{s:i, s:i}, s:{s:s}}}", "method", "tools/call", "params", "name", "sleep",
+                  "arguments", "ms", 300, "progressEveryMs", 100, "_meta", "progressToken", "tok-L");
+    assert_int_equal(submit_lent(&h, &b2, m, 1000), 0);
+    assert_true(wait_int(&h, &b2.done, 1, 3000));
+    assert_int_equal(b2.err, 0);
+    assert_true(b2.nrelated >= 1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(b2.related[0], "params"), "progressToken")),
+        "tok-L");
+    assert_true(file_contains(tee, "\"progressToken\":4"));
+    assert_false(file_contains(tee, "tok-L"));
+    call_reset(&b2);
 
     /* 3. progress never extends past limits.max_request_ms */
     call_t c = {0};
