@@ -400,7 +400,7 @@ static json_t *parse_value(parser_t *ps);
 
 static inline void skip_ws(parser_t *ps)
 {
-    if (ps->p < ps->end && *ps->p > ' ')
+    if (ps->p<ps->end && * ps->p> ' ')
         return; /* the common case: a token, not whitespace (one test instead of four) */
     const unsigned char *p0 = ps->p;
     while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
@@ -640,6 +640,15 @@ static json_t *parse_object(parser_t *ps)
         ps->cdepth--;
         return obj;
     }
+    /* The duplicate check without a hash lookup for small objects: the first keys read, while all
+     * of them were unescaped (pointers into the input, valid for the whole read), are compared
+     * here; once one is escaped or there are more, jansson's lookup (the object holds every key). */
+    struct {
+        const char *k;
+        size_t n;
+    } seen[4];
+    size_t nseen = 0;
+    int by_list = 1;
     for (;;) {
         if (ps->p >= ps->end || *ps->p != '"')
             goto fail;
@@ -648,9 +657,21 @@ static json_t *parse_object(parser_t *ps)
         const char *key = parse_string(ps, &klen, scratch, sizeof scratch, &heap);
         if (key == NULL)
             goto fail;
-        if ((ps->flags & MG_JSON_REJECT_DUPLICATES) && json_object_getn(obj, key, klen) != NULL) {
-            free(heap);
-            goto fail;
+        if (ps->flags & MG_JSON_REJECT_DUPLICATES) {
+            int dup = 0;
+            if (by_list && key != scratch && heap == NULL && nseen < sizeof seen / sizeof seen[0]) {
+                for (size_t i = 0; i < nseen && !dup; i++)
+                    dup = seen[i].n == klen && memcmp(seen[i].k, key, klen) == 0;
+                seen[nseen].k = key;
+                seen[nseen++].n = klen;
+            } else {
+                by_list = 0;
+                dup = json_object_getn(obj, key, klen) != NULL;
+            }
+            if (dup) {
+                free(heap);
+                goto fail;
+            }
         }
         skip_ws(ps);
         if (ps->p >= ps->end || *ps->p != ':') {
