@@ -5,6 +5,8 @@
  * json_dumps(JSON_COMPACT)'s bytes for them. Any difference aborts with both results printed.
  * jsonrpc/rpcraw.h: a text mg_rpc_raw_scan takes as canonical loads, dumps back to itself, and its
  * "id" and "result" spans are the dumps of those members; splicing an id equals the tree path.
+ * mg_json_span_t: the span mg_json_loadb_bounded reports for a top-level member is that member's
+ * dump, and a text that dumps back to itself has every member reported.
  * Read next: src/common/json.h, test/unit/test_json.c (the same oracles on generated texts).
  */
 #include <stdint.h>
@@ -65,10 +67,70 @@ static void check_raw(const char *text, size_t size)
     json_decref(tree);
 }
 
+/* A real anywhere in v (the reader reports no span holding one, even where it dumps as read). */
+static int has_real(const json_t *v)
+{
+    if (json_is_real(v))
+        return 1;
+    const char *k;
+    size_t i;
+    json_t *x;
+    int found = 0;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, x) found |= has_real(x);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) found |= has_real(x);
+    }
+    return found;
+}
+
+/* The span of the top-level object's last member (mg_json_span_t) against its dump; a text that
+ * dumps back to itself with no escape and no real must have it reported. */
+static void check_span(const char *text, size_t size)
+{
+    json_t *tree = mg_json_loadb(text, size, MG_JSON_REJECT_DUPLICATES);
+    if (!json_is_object(tree) || json_object_size(tree) == 0) {
+        json_decref(tree);
+        return;
+    }
+    const char *key = NULL;
+    size_t klen = 0;
+    for (void *it = json_object_iter(tree); it != NULL; it = json_object_iter_next(tree, it)) {
+        key = json_object_iter_key(it);
+        klen = json_object_iter_key_len(it);
+    }
+    char *name = strndup(key, klen);
+    if (name == NULL || strlen(name) != klen) { /* a key with a NUL cannot be named */
+        free(name);
+        json_decref(tree);
+        return;
+    }
+    const mg_json_bounds_t bounds = {1u << 20, SIZE_MAX, SIZE_MAX};
+    size_t items = 0, values = 0;
+    mg_json_span_t span = {.key = name};
+    json_t *got =
+        mg_json_loadb_bounded(text, size, MG_JSON_REJECT_DUPLICATES, &bounds, &items, &values, &span);
+    char *self = mg_json_dump(tree, NULL);
+    int canonical = self != NULL && strlen(self) == size && memcmp(self, text, size) == 0 &&
+                    memchr(text, '\\', size) == NULL && !has_real(tree);
+    if (got == NULL || !json_equal(got, tree) ||
+        (span.p != NULL && !dumps_to(json_object_get(tree, name), span.p, span.len)) ||
+        (canonical && span.p == NULL)) {
+        fprintf(stderr, "span of member '%s' differs from its dump (or is missing from a canonical text)\n",
+                name);
+        abort();
+    }
+    free(self);
+    free(name);
+    json_decref(got);
+    json_decref(tree);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
     check_raw(text, size);
+    check_span(text, size);
     for (int dup = 0; dup < 2; dup++) {
         json_t *want = json_loadb(text, size, dup ? JSON_REJECT_DUPLICATES : 0, NULL);
         json_t *got = mg_json_loadb(text, size, dup ? MG_JSON_REJECT_DUPLICATES : 0);

@@ -372,6 +372,11 @@ typedef struct parser {
     unsigned cdepth;
     int top_array;
     size_t items, values;
+    /* mg_json_span_t (json.h): the member to report, and whether everything read since the start
+     * of its value is canonical (cleared by whitespace, escapes, reals, -0, the NUL quirk). */
+    mg_json_span_t *span;
+    size_t span_klen;
+    int canon;
 } parser_t;
 
 /* A container opens ('{' or '['): 0 when a bound is passed (then nothing more is built). */
@@ -395,8 +400,13 @@ static json_t *parse_value(parser_t *ps);
 
 static inline void skip_ws(parser_t *ps)
 {
+    if (ps->p<ps->end && * ps->p> ' ')
+        return; /* the common case: a token, not whitespace (one test instead of four) */
+    const unsigned char *p0 = ps->p;
     while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
         ps->p++;
+    if (ps->p != p0)
+        ps->canon = 0; /* the dumper writes no whitespace */
 }
 
 static int hexval(unsigned char c)
@@ -495,6 +505,7 @@ static const char *parse_string(parser_t *ps, size_t *out_len, char *scratch, si
         *out_len = raw;
         return (const char *)start;
     }
+    ps->canon = 0; /* the dumper escapes only what must be (and as it chooses): not these bytes */
     char *out = scratch;
     if (raw > scratch_n) {
         out = malloc(raw);
@@ -588,6 +599,8 @@ static json_t *parse_number(parser_t *ps)
         real = 1;
     }
     ps->p = p;
+    if (real || (neg && p - start == 2 && start[1] == '0'))
+        ps->canon = 0; /* reals dump as jansson formats them; "-0" dumps as "0" */
     if (!real) {
         uint64_t u = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
         for (const unsigned char *d = start + neg; d < p; d++) {
@@ -627,6 +640,15 @@ static json_t *parse_object(parser_t *ps)
         ps->cdepth--;
         return obj;
     }
+    /* The duplicate check without a hash lookup for small objects: the first keys read, while all
+     * of them were unescaped (pointers into the input, valid for the whole read), are compared
+     * here; once one is escaped or there are more, jansson's lookup (the object holds every key). */
+    struct {
+        const char *k;
+        size_t n;
+    } seen[4];
+    size_t nseen = 0;
+    int by_list = 1;
     for (;;) {
         if (ps->p >= ps->end || *ps->p != '"')
             goto fail;
@@ -635,9 +657,21 @@ static json_t *parse_object(parser_t *ps)
         const char *key = parse_string(ps, &klen, scratch, sizeof scratch, &heap);
         if (key == NULL)
             goto fail;
-        if ((ps->flags & MG_JSON_REJECT_DUPLICATES) && json_object_getn(obj, key, klen) != NULL) {
-            free(heap);
-            goto fail;
+        if (ps->flags & MG_JSON_REJECT_DUPLICATES) {
+            int dup = 0;
+            if (by_list && key != scratch && heap == NULL && nseen < sizeof seen / sizeof seen[0]) {
+                for (size_t i = 0; i < nseen && !dup; i++)
+                    dup = seen[i].n == klen && memcmp(seen[i].k, key, klen) == 0;
+                seen[nseen].k = key;
+                seen[nseen++].n = klen;
+            } else {
+                by_list = 0;
+                dup = json_object_getn(obj, key, klen) != NULL;
+            }
+            if (dup) {
+                free(heap);
+                goto fail;
+            }
         }
         skip_ws(ps);
         if (ps->p >= ps->end || *ps->p != ':') {
@@ -646,10 +680,21 @@ static json_t *parse_object(parser_t *ps)
         }
         ps->p++;
         skip_ws(ps);
+        /* The reported member of the top-level object: its value's bytes, when canonical. */
+        int capture = ps->span != NULL && ps->cdepth == 1 && !ps->top_array && ps->span_klen == klen &&
+                      memcmp(ps->span->key, key, klen) == 0;
+        const unsigned char *vstart = ps->p;
+        if (capture)
+            ps->canon = 1; /* from its first byte on */
         json_t *v = parse_value(ps);
         if (v == NULL || json_object_setn_new_nocheck(obj, key, klen, v) != 0) {
             free(heap);
             goto fail;
+        }
+        if (capture && ps->canon) {
+            ps->span->p = (const char *)vstart;
+            ps->span->len = (size_t)(ps->p - vstart);
+            ps->span->v = v;
         }
         free(heap);
         skip_ws(ps);
@@ -759,8 +804,10 @@ static json_t *parse_value(parser_t *ps)
         /* jansson quirk, kept: the byte read ahead to end a number or a literal is pushed back into
          * a one-character buffer where a NUL reads as "empty", so one NUL right after one is skipped. */
         if (!json_is_object(v) && !json_is_array(v) && !json_is_string(v) && ps->p < ps->end &&
-            *ps->p == '\0')
+            *ps->p == '\0') {
             ps->p++;
+            ps->canon = 0;
+        }
     }
     return v;
 }
@@ -783,7 +830,7 @@ json_t *mg_json_loadb(const char *buf, size_t len, int flags)
 {
     if (buf == NULL)
         return NULL;
-    parser_t ps = {(const unsigned char *)buf, (const unsigned char *)buf + len, flags, 0, NULL, 0, 0, 0, 0};
+    parser_t ps = {.p = (const unsigned char *)buf, .end = (const unsigned char *)buf + len, .flags = flags};
     skip_ws(&ps);
     if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))
         return NULL;
@@ -791,12 +838,22 @@ json_t *mg_json_loadb(const char *buf, size_t len, int flags)
 }
 
 json_t *mg_json_loadb_bounded(const char *buf, size_t len, int flags, const mg_json_bounds_t *bounds,
-                              size_t *items, size_t *values)
+                              size_t *items, size_t *values, mg_json_span_t *span)
 {
+    if (span != NULL) {
+        span->p = NULL;
+        span->len = 0;
+        span->v = NULL;
+    }
     if (buf == NULL)
         return NULL;
-    parser_t ps = {
-        (const unsigned char *)buf, (const unsigned char *)buf + len, flags, 0, bounds, 0, 0, 0, 1};
+    parser_t ps = {.p = (const unsigned char *)buf,
+                   .end = (const unsigned char *)buf + len,
+                   .flags = flags,
+                   .b = bounds,
+                   .values = 1,
+                   .span = (flags & MG_JSON_REJECT_DUPLICATES) ? span : NULL,
+                   .span_klen = span != NULL ? strlen(span->key) : 0};
     skip_ws(&ps);
     if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))
         return NULL;
@@ -808,8 +865,14 @@ json_t *mg_json_loadb_bounded(const char *buf, size_t len, int flags, const mg_j
         ps.items = q < ps.end && *q != ']';
     }
     json_t *v = parse_document(&ps);
-    if (v == NULL)
+    if (v == NULL) {
+        if (span != NULL) {
+            span->p = NULL;
+            span->len = 0;
+            span->v = NULL;
+        }
         return NULL;
+    }
     *items = ps.items;
     *values = ps.values;
     return v;

@@ -80,14 +80,32 @@ typedef struct mg_json_bounds {
 } mg_json_bounds_t;
 
 /*
+ * A member of the top-level object whose value's text mg_json_loadb_bounded reports when it is
+ * canonical: exactly the bytes mg_json_dump (mg_jbuf_put_json for a scalar) writes for the value
+ * read from it, so that a writer may copy them instead of dumping the tree. Canonical means: no
+ * whitespace inside, no escape in any string or key, integers only (no fraction or exponent) and
+ * never "-0"; the reader's NUL quirk (below) also disqualifies. Object members then dump in the
+ * order they were read, and strings without escapes dump as they are (common/json.c str_class).
+ */
+typedef struct mg_json_span {
+    const char *key; /* in: the member's name (NUL-terminated, no escapes) */
+    const char *p;   /* out: its value's first byte in the buffer read, or NULL: absent, not
+                      * canonical, the top level is not an object, or the read failed */
+    size_t len;      /* out: the value's length in bytes (0 when p is NULL) */
+    const json_t *v; /* out: the value read from them (borrowed from the tree returned), or NULL */
+} mg_json_span_t;
+
+/*
  * mg_json_loadb, counting while it reads what mg_rpc_scan (jsonrpc.h) counts in a separate pass:
  * containers open, elements of a top-level array (*items) and values (*values). NULL as soon as a
  * count passes its bound (nothing more is built) and wherever mg_json_loadb returns NULL; no error
  * says which: callers that report it run mg_rpc_scan then. A text it accepts is one mg_rpc_scan
  * passes with the same counts and mg_json_loadb reads to the same tree (fuzz/fuzz_jsonrpc.c).
+ * span (may be NULL): see mg_json_span_t; reported only with MG_JSON_REJECT_DUPLICATES (a later
+ * duplicate key would leave fewer members in the tree than in the text).
  */
 json_t *mg_json_loadb_bounded(const char *buf, size_t len, int flags, const mg_json_bounds_t *bounds,
-                              size_t *items, size_t *values);
+                              size_t *items, size_t *values, mg_json_span_t *span);
 
 /* json_copy / json_deep_copy that never return a partial value: jansson's copies skip members whose
  * insertion failed for lack of memory. Returns a NEW reference, or NULL on ENOMEM. Use these, not

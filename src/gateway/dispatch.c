@@ -1225,6 +1225,16 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         up_span_start(c, pool, params);
     if (c->x != NULL && !c->modern && c->up_task == 0)
         caller.raw_cb = raw_done_cb; /* a plain result may come back as bytes (raw_applies decides) */
+    /* The client's params as it sent them (canonical text, lent during its dispatch): copied into
+     * the child's line instead of dumped when the message still holds that very object with the
+     * members it was read with (phase_forward shares it only when nothing changes it; this checks
+     * that nothing was taken off or added). */
+    if (msg != NULL && c->x != NULL && c->x->params_text != NULL && params == c->x->params_of &&
+        json_object_size(params) == c->x->params_members) {
+        caller.params_of = params;
+        caller.params_text = c->x->params_text;
+        caller.params_len = c->x->params_len;
+    }
     int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);
     free(bearer);
     if (r != 0) {

@@ -209,6 +209,13 @@ struct mg_exchange {
     /* gateway.tracing: the HTTP request's span as the parent of this exchange's calls (owned), NULL
      * when not traced. A copy: calls may outlive the HTTP request's span. */
     mg_trace_ctx_t *trace_parent;
+    /* A single request's "params" as canonical text (common/json.h mg_json_span_t: bytes of the
+     * request body, exactly what the dumper writes for params_of, which had params_members members
+     * then): set only while mg__legacy_post dispatches, since the body's bytes are not kept past it;
+     * forward() hands them to the upstream when its message still holds that object unchanged. */
+    const json_t *params_of;
+    const char *params_text;
+    size_t params_len, params_members;
 };
 
 struct mg_call {
@@ -496,6 +503,8 @@ json_t *mg__cluster_status(mg_gateway_t *gw, int *ready);
 h2o_iovec_t mg__req_header(h2o_req_t *req, const char *name, int *dup);
 /* 1 when the Accept value lists type, its major type with a wildcard subtype, or any type. */
 int mg__accepts(h2o_iovec_t accept, const char *type);
+/* Both questions in one pass over the value: bit 0 set when it admits a, bit 1 when it admits b. */
+unsigned mg__accepts_two(h2o_iovec_t accept, const char *a, const char *b);
 void mg__http_send_body(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len,
                         const char **hdrs, size_t nhdrs);
 void mg__http_send_json(h2o_req_t *req, int status, const json_t *msg, const char **hdrs, size_t nhdrs);
@@ -542,8 +551,8 @@ void mg__exchange_abandon(mg_exchange_t *x);
 /* ---- gateway/era_legacy.c: the session era's handlers, called by the pipeline (pipeline.c) ---- */
 void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t start_ms);
 void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *body, int batch, size_t n,
-                     const mg_rpc_kind_t *kinds, size_t nreq, const char *method0, int accept_sse,
-                     uint64_t start_ms);
+                     const mg_rpc_kind_t *kinds, size_t nreq, const char *method0,
+                     const mg_json_span_t *params_text, int accept_sse, uint64_t start_ms);
 /* 1 (and answered 405) when a GET or DELETE without a session names 2026-07-28. */
 int mg__legacy_refuse_sessionless(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms);
 /* The local GET: the session's GET stream or a resumption from its rings. */

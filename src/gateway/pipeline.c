@@ -74,8 +74,9 @@ typedef struct mg_request {
     mg_rpc_kind_t *kinds;
     mg_rpc_kind_t kinds_stack[16];
     int accept_sse;
-    const char *method0; /* not a batch: the message's "method" (in body), NULL for a response */
-    int claim;           /* shared store: the request may need the session's isolation "session" children */
+    const char *method0;        /* not a batch: the message's "method" (in body), NULL for a response */
+    mg_json_span_t params_text; /* its "params" as canonical text (in req->entity), p NULL: none */
+    int claim; /* shared store: the request may need the session's isolation "session" children */
     /* session */
     int looked_up;
     int lookup_status; /* 200, 404 or 503 */
@@ -290,8 +291,9 @@ static phase_rc_t parse_post(mg_request_t *r)
         return DONE;
     }
     h2o_iovec_t accept = header(r, H_ACCEPT, NULL);
-    int accept_json = mg__accepts(accept, "application/json");
-    r->accept_sse = mg__accepts(accept, "text/event-stream");
+    unsigned admits = mg__accepts_two(accept, "application/json", "text/event-stream");
+    int accept_json = (admits & 1) != 0;
+    r->accept_sse = (admits & 2) != 0;
     /* /messages answers 202 whatever the client accepts: its answers go out on the /sse stream. */
     if (r->transport == T_MCP && (!accept_json || !r->accept_sse)) {
         mg__http_fail(gw, req, MG_ENOTACCEPTABLE,
@@ -310,7 +312,7 @@ static phase_rc_t parse_post(mg_request_t *r)
     const mg_rpc_limits_t bounds = {lim->max_json_depth, lim->max_batch_items, lim->max_json_values};
     mg_rpc_size_t size;
     int perr = 0;
-    r->body = mg_rpc_parse(req->entity.base, req->entity.len, &bounds, &perr, &size);
+    r->body = mg_rpc_parse_params(req->entity.base, req->entity.len, &bounds, &perr, &size, &r->params_text);
     if (r->body == NULL) {
         char msg[300];
         if (perr == MG_EREQUEST && size.items > lim->max_batch_items)
@@ -622,7 +624,7 @@ static phase_rc_t phase_route(mg_request_t *r)
         mg__sse_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->start_ms);
     else if (r->method == M_POST)
         mg__legacy_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->method0,
-                        r->accept_sse, r->start_ms);
+                        &r->params_text, r->accept_sse, r->start_ms);
     else if (r->method == M_GET)
         r->gw->sessions_source->get(r->s, r->req, r->start_ms);
     else

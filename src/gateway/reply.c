@@ -130,14 +130,22 @@ void mg__http_fail(mg_gateway_t *gw, h2o_req_t *req, int err, const char *messag
     answer_error(gw, req, err, message, NULL, NULL, m, start_ms);
 }
 
-int mg__accepts(h2o_iovec_t accept, const char *type)
+/* The media range p[0..n) admits type: the type itself, its major type with "*", or any type. */
+static int range_admits(const char *p, size_t n, const char *type)
+{
+    const char *slash = strchr(type, '/');
+    size_t major = (size_t)(slash - type);
+    return (n == strlen(type) && strncasecmp(p, type, n) == 0) || (n == 3 && strncmp(p, "*/*", 3) == 0) ||
+           (n == major + 2 && strncasecmp(p, type, major) == 0 && p[major] == '/' && p[major + 1] == '*');
+}
+
+unsigned mg__accepts_two(h2o_iovec_t accept, const char *a, const char *b)
 {
     if (accept.base == NULL)
         return 0;
-    const char *slash = strchr(type, '/');
-    size_t major = (size_t)(slash - type);
+    unsigned found = 0;
     const char *p = accept.base, *end = accept.base + accept.len;
-    while (p < end) {
+    while (p < end && found != 3) {
         while (p < end && (*p == ' ' || *p == ','))
             p++;
         const char *q = p;
@@ -146,14 +154,20 @@ int mg__accepts(h2o_iovec_t accept, const char *type)
         size_t n = (size_t)(q - p);
         while (n > 0 && p[n - 1] == ' ')
             n--;
-        if ((n == strlen(type) && strncasecmp(p, type, n) == 0) || (n == 3 && strncmp(p, "*/*", 3) == 0) ||
-            (n == major + 2 && strncasecmp(p, type, major) == 0 && p[major] == '/' && p[major + 1] == '*'))
-            return 1;
+        if (!(found & 1) && range_admits(p, n, a))
+            found |= 1;
+        if (!(found & 2) && range_admits(p, n, b))
+            found |= 2;
         while (q < end && *q != ',')
             q++;
         p = q;
     }
-    return 0;
+    return found;
+}
+
+int mg__accepts(h2o_iovec_t accept, const char *type)
+{
+    return mg__accepts_two(accept, type, type) != 0;
 }
 
 void mg__http_add_header(h2o_req_t *req, const char *name, const char *value)

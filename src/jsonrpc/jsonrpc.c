@@ -206,6 +206,18 @@ int mg_rpc_scan(const char *buf, size_t len, const mg_rpc_limits_t *lim, mg_rpc_
 
 json_t *mg_rpc_parse(const char *buf, size_t len, const mg_rpc_limits_t *lim, int *err, mg_rpc_size_t *size)
 {
+    return mg_rpc_parse_params(buf, len, lim, err, size, NULL);
+}
+
+json_t *mg_rpc_parse_params(const char *buf, size_t len, const mg_rpc_limits_t *lim, int *err,
+                            mg_rpc_size_t *size, mg_json_span_t *params)
+{
+    if (params != NULL) {
+        params->key = "params";
+        params->p = NULL;
+        params->len = 0;
+        params->v = NULL;
+    }
     mg_rpc_size_t local;
     if (size == NULL)
         size = &local;
@@ -220,8 +232,8 @@ json_t *mg_rpc_parse(const char *buf, size_t len, const mg_rpc_limits_t *lim, in
      * bytes go to the two passes (mg_json_loadb's NUL quirk, common/json.c). */
     if (memchr(buf, '\0', len) == NULL) {
         const mg_json_bounds_t b = {lim->max_depth, lim->max_items, lim->max_values};
-        json_t *v =
-            mg_json_loadb_bounded(buf, len, MG_JSON_REJECT_DUPLICATES, &b, &size->items, &size->values);
+        json_t *v = mg_json_loadb_bounded(buf, len, MG_JSON_REJECT_DUPLICATES, &b, &size->items,
+                                          &size->values, params);
         if (v != NULL) {
             *err = 0;
             return v;

@@ -9,6 +9,8 @@
 #ifndef MG_JSONRPC_H
 #define MG_JSONRPC_H
 
+#include "../common/json.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -60,6 +62,15 @@ int mg_rpc_scan(const char *buf, size_t len, const mg_rpc_limits_t *lim, mg_rpc_
  * the scan, then jansson, so that the error is the scan's.
  */
 json_t *mg_rpc_parse(const char *buf, size_t len, const mg_rpc_limits_t *lim, int *err, mg_rpc_size_t *size);
+
+/*
+ * mg_rpc_parse, also giving the text of a single message's "params" when the one pass read the
+ * body and that text is canonical (common/json.h mg_json_span_t: the bytes mg_json_dump writes
+ * for the value built from them); params->p is NULL otherwise (a batch, no params, whitespace,
+ * escapes, reals, a body the two passes read). Sets params->key. The bytes point into buf.
+ */
+json_t *mg_rpc_parse_params(const char *buf, size_t len, const mg_rpc_limits_t *lim, int *err,
+                            mg_rpc_size_t *size, mg_json_span_t *params);
 
 /* {"jsonrpc":"2.0","id":id,"result":result}. id borrowed (copied); result STOLEN. */
 json_t *mg_rpc_result(const json_t *id, json_t *result);

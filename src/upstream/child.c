@@ -288,8 +288,9 @@ int mg__child_write_line_deferred(mg__child_t *child, char *s, size_t len)
     return 0;
 }
 
-char *mg__request_line(const json_t *msg, int64_t id, size_t *len)
+char *mg__request_line(const json_t *msg, int64_t id, const mg_upstream_caller_t *as, size_t *len)
 {
+    const json_t *params_of = as != NULL && as->params_text != NULL ? as->params_of : NULL;
     char stack[1024];
     mg_jbuf_t b;
     mg_jbuf_init(&b, stack, sizeof stack, SIZE_MAX / 4);
@@ -309,6 +310,9 @@ char *mg__request_line(const json_t *msg, int64_t id, size_t *len)
         } else if (kn == 2 && memcmp(k, "id", 2) == 0) {
             mg_jbuf_put_int(&b, id);
             has_id = 1;
+        } else if (params_of != NULL && json_object_iter_value(it) == params_of && kn == 6 &&
+                   memcmp(k, "params", 6) == 0) {
+            mg_jbuf_put(&b, as->params_text, as->params_len); /* its dump, already written */
         } else {
             mg_jbuf_put_json(&b, json_object_iter_value(it));
         }

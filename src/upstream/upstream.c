@@ -327,7 +327,9 @@ static json_t *prepare(mg_upstream_req_t *req, int64_t id)
     return msg;
 }
 
-static void send_req(mg__child_t *child, mg_upstream_req_t *req)
+/* as (may be NULL): the caller of a request sent during its mg_upstream_request_as() call, whose
+ * params text the line may copy (mg__request_line). */
+static void send_req(mg__child_t *child, mg_upstream_req_t *req, const mg_upstream_caller_t *as)
 {
     mg_upstream_t *up = child->up;
     mg__slot_t *slot = &up->slots[child->slot];
@@ -338,7 +340,7 @@ static void send_req(mg__child_t *child, mg_upstream_req_t *req)
     size_t tlen = 0;
     json_t *line = NULL;
     if (req->progress_token == NULL) {
-        text = mg__request_line(req->msg, id, &tlen);
+        text = mg__request_line(req->msg, id, as, &tlen);
         json_decref(req->msg);
         req->msg = NULL;
     } else {
@@ -395,7 +397,7 @@ static void drain_queue(mg_upstream_t *up)
         mg_upstream_req_t *req = mg__container_of(up->queue.next, mg_upstream_req_t, link);
         mg__list_remove(&req->link);
         up->nqueued--;
-        send_req(c, req);
+        send_req(c, req, NULL);
     }
 }
 
@@ -458,8 +460,10 @@ static void req_timer_cb(uv_timer_t *t)
     free(m);
 }
 
-static int stdio_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
-                         mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+/* stdio_request and stdio_request_as: as (may be NULL) is lent to a line written at once. */
+static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg, uint64_t timeout_ms,
+                  mg_upstream_done_cb done_cb, mg_upstream_related_cb related_cb, void *data,
+                  mg_upstream_req_t **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -505,7 +509,7 @@ static int stdio_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg
     up->api_depth++;
     mg__child_t *c = mg__list_empty(&up->queue) ? pick_child(up) : NULL;
     if (c != NULL) {
-        send_req(c, req);
+        send_req(c, req, as);
     } else {
         req->state = MG__REQ_QUEUED;
         mg__list_push(&up->queue, &req->link);
@@ -515,6 +519,12 @@ static int stdio_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg
     if (out != NULL)
         *out = req;
     return 0;
+}
+
+static int stdio_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                         mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+{
+    return submit(up, NULL, msg, timeout_ms, done_cb, related_cb, data, out);
 }
 
 static void stdio_cancel(mg_upstream_req_t *req, const char *reason)
@@ -678,13 +688,14 @@ static void stdio_req_set_waiting(mg_upstream_req_t *req, int waiting)
     req->waiting = waiting;
 }
 
-/* A child needs nothing of the caller but the request's own hard cap (caller->max_ms). */
+/* A child needs nothing of the caller but the request's own hard cap (caller->max_ms), its raw_cb
+ * and, for a line written at once, the params text it lends (mg__request_line). */
 static int stdio_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg,
                             uint64_t timeout_ms, mg_upstream_done_cb done_cb,
                             mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
 {
     mg_upstream_req_t *req = NULL;
-    int rc = stdio_request(up, msg, timeout_ms, done_cb, related_cb, data, &req);
+    int rc = submit(up, caller, msg, timeout_ms, done_cb, related_cb, data, &req);
     if (rc == 0 && caller != NULL)
         req->raw_cb = caller->raw_cb;
     if (rc == 0 && caller != NULL && caller->max_ms != 0) {

@@ -162,6 +162,13 @@ typedef struct mg_upstream_caller {
     uint64_t max_ms;
     /* Optional: a result may arrive as bytes through raw_cb instead of through done_cb (above). */
     mg_upstream_raw_cb raw_cb;
+    /* Optional (NULL: none): the text of the message's "params", borrowed for this call only:
+     * params_text[0..params_len) are exactly the bytes mg_json_dump writes for params_of (common/json.h
+     * mg_json_span_t), which must be the message's "params" member. A stdio line written during
+     * this call copies them instead of dumping it; anything else ignores them. */
+    const json_t *params_of;
+    const char *params_text;
+    size_t params_len;
 } mg_upstream_caller_t;
 
 typedef struct mg_upstream_ops {

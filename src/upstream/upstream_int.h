@@ -404,9 +404,11 @@ int mg__child_write_deferred(mg__child_t *child, const json_t *msg);
 int mg__child_write_line_deferred(mg__child_t *child, char *s, size_t len);
 /* The line of request msg (borrowed, an object) with our id: what setting "jsonrpc" to "2.0" and
  * "id" to id (each in place when present, else appended in that order) and dumping would write,
- * without changing msg; "\n"-terminated. A NEW malloc'd string (*len counts the newline), or NULL
- * (no memory, or a string that is not UTF-8, as mg_json_dump). */
-char *mg__request_line(const json_t *msg, int64_t id, size_t *len);
+ * without changing msg; "\n"-terminated. as (may be NULL): when as->params_text is set and msg's
+ * "params" is as->params_of, those bytes are written for it instead of its dump (the same bytes by
+ * the caller's contract). A NEW malloc'd string (*len counts the newline), or NULL (no memory, or a
+ * string that is not UTF-8, as mg_json_dump). */
+char *mg__request_line(const json_t *msg, int64_t id, const mg_upstream_caller_t *as, size_t *len);
 /* Sends the deferred lines now (nothing when none). */
 void mg__child_flush(mg__child_t *child);
 /* Sends notifications/cancelled {requestId, reason?} (best effort). */

@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
+#include "gateway/gateway_int.h" /* mg__accepts_two */
 
 /* ---- allocation faults ---- */
 
@@ -581,6 +582,38 @@ static void test_allocation_failures(void **state)
     json_set_alloc_funcs(malloc, free);
 }
 
+/* Accept values: which of application/json (bit 0) and text/event-stream (bit 1) each admits, in
+ * one pass (the POST check) and one type at a time (GET, /sse). */
+static void test_accepts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        unsigned want;
+    } cases[] = {
+        {"application/json, text/event-stream", 3},
+        {"text/event-stream,application/json", 3},
+        {"application/json", 1},
+        {"text/event-stream;q=0.9", 2},
+        {"*/*", 3},
+        {"application/*, text/*", 3},
+        {"APPLICATION/JSON ,  Text/Event-Stream ", 3},
+        {"application/jsonx, text/event-streams", 0},
+        {"text/html; q=1, application/json;charset=utf-8", 1},
+        {"application/json-seq, text/*;q=0.1", 2},
+        {"", 0},
+        {",,, ,", 0},
+        {"*/json", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        h2o_iovec_t v = h2o_iovec_init(cases[i].value, strlen(cases[i].value));
+        assert_int_equal(mg__accepts_two(v, "application/json", "text/event-stream"), cases[i].want);
+        assert_int_equal(mg__accepts(v, "application/json"), (cases[i].want & 1) != 0);
+        assert_int_equal(mg__accepts(v, "text/event-stream"), (cases[i].want & 2) != 0);
+    }
+    assert_int_equal(mg__accepts_two(h2o_iovec_init(NULL, 0), "application/json", "text/event-stream"), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -592,13 +625,10 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_initialize_and_list),
-        cmocka_unit_test(test_call_json),
-        cmocka_unit_test(test_sse_switch),
-        cmocka_unit_test(test_resume),
-        cmocka_unit_test(test_cancel),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_accepts),   cmocka_unit_test(test_initialize_and_list),
+        cmocka_unit_test(test_call_json), cmocka_unit_test(test_sse_switch),
+        cmocka_unit_test(test_resume),    cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_errors),    cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,6 +103,67 @@ static json_t *two_pass(const char *buf, size_t len, const mg_rpc_limits_t *lim,
     return v;
 }
 
+/* mg_rpc_parse_params: a single message's "params" text is reported exactly when it is what the
+ * dumper writes for the params read (then the bytes equal that dump), and never otherwise. */
+static void test_parse_params_text(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int canonical; /* 1: params reported */
+    } cases[] = {
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+         "\"arguments\":{\"message\":\"hi\"}}}",
+         1},
+        {" {\"id\" : 1, \"method\":\"m\",\"params\":{\"a\":[1,-2,0,true,false,null,\"\xc3\xa9/\"]}} ", 1},
+        {"{\"params\":{},\"method\":\"m\"}", 1},
+        {"{\"params\":[],\"method\":\"m\"}", 1},
+        {"{\"method\":\"m\",\"params\":\"s\"}", 1},
+        {"{\"method\":\"m\",\"params\":7}", 1},
+        {"{\"method\":\"m\",\"id\":\"\\u0041\",\"params\":{\"a\":1}}", 1}, /* escapes outside params */
+        {"{\"method\":\"m\",\"params\":{\"a\": 1}}", 0},                   /* whitespace inside */
+        {"{\"method\":\"m\",\"params\":{\"a\":1 }}", 0},
+        {"{\"method\":\"m\",\"params\":{\"a\":[1,\n2]}}", 0},
+        {"{\"method\":\"m\",\"params\":{\"a\":\"\\n\"}}", 0}, /* an escape the dumper writes too */
+        {"{\"method\":\"m\",\"params\":{\"a\":\"\\/\"}}", 0}, /* one it does not */
+        {"{\"method\":\"m\",\"params\":{\"\\u0061\":1}}", 0}, /* in a key */
+        {"{\"method\":\"m\",\"params\":{\"a\":1.5}}", 0},
+        {"{\"method\":\"m\",\"params\":{\"a\":1e3}}", 0},
+        {"{\"method\":\"m\",\"params\":{\"a\":-0}}", 0},
+        {"{\"method\":\"m\",\"params\":{\"a\":{\"b\":[{\"c\":1.0}]}}}", 0},
+        {"{\"method\":\"m\"}", 0},                             /* no params */
+        {"{\"method\":\"m\",\"x\":{\"params\":{}}}", 0},       /* not top level */
+        {"[{\"method\":\"m\",\"params\":{}}]", 0},             /* a batch */
+        {"{\"method\":\"m\",\"params\":{},\"params\":{}}", 0}, /* refused: duplicate */
+        {"{\"method\":\"m\",\"params\":{\"a\":1}", 0},         /* refused: truncated */
+    };
+    const mg_rpc_limits_t lim = {64, 100, 100000};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *text = cases[i].text;
+        int err = -1;
+        mg_rpc_size_t size;
+        mg_json_span_t span = {.p = text};
+        json_t *v = mg_rpc_parse_params(text, strlen(text), &lim, &err, &size, &span);
+        json_t *p = json_is_object(v) ? json_object_get(v, "params") : NULL;
+        if (!cases[i].canonical) {
+            assert_null(span.p);
+            assert_int_equal(span.len, 0);
+        } else {
+            assert_non_null(p);
+            assert_non_null(span.p);
+            assert_ptr_equal(span.v, p); /* the value read from those bytes */
+            mg_jbuf_t b;
+            mg_jbuf_init(&b, NULL, 0, 1 << 20);
+            mg_jbuf_put_json(&b, p);
+            assert_int_equal(b.err, 0);
+            assert_int_equal(b.len, span.len);
+            assert_memory_equal(b.p, span.p, span.len);
+            mg_jbuf_dispose(&b);
+        }
+        json_decref(v);
+    }
+}
+
 /* Bodies at, under and over every bound, and hostile ones: the one pass answers as the two passes
  * (error, counts, tree bytes), so a client sees the same status and message either way. */
 static void test_parse_one_pass(void **state)
@@ -492,11 +553,17 @@ static void test_raw_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify),     cmocka_unit_test(test_parse_one_pass),
-        cmocka_unit_test(test_depth),        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_builders),     cmocka_unit_test(test_err_table),
-        cmocka_unit_test(test_err_wire),     cmocka_unit_test(test_count),
-        cmocka_unit_test(test_raw_envelope), cmocka_unit_test(test_raw_refuses),
+        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_parse_one_pass),
+        cmocka_unit_test(test_parse_params_text),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_builders),
+        cmocka_unit_test(test_err_table),
+        cmocka_unit_test(test_err_wire),
+        cmocka_unit_test(test_count),
+        cmocka_unit_test(test_raw_envelope),
+        cmocka_unit_test(test_raw_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -262,6 +262,24 @@ static int submit(h_t *h, call_t *c, json_t *msg, uint64_t timeout_ms)
     return rc;
 }
 
+/* submit() with the caller lending msg's params as text (their dump: canonical), as the gateway
+ * does for a client's canonical params (mg_upstream_caller_t.params_text). */
+static int submit_lent(h_t *h, call_t *c, json_t *msg, uint64_t timeout_ms)
+{
+    json_t *params = json_object_get(msg, "params");
+    size_t len = 0;
+    char *text = mg_json_dump(params, &len);
+    assert_non_null(text);
+    mg_upstream_caller_t as = {.params_of = params, .params_text = text, .params_len = len};
+    c->h = h;
+    c->t_start = uv_hrtime();
+    in_api = 1;
+    int rc = mg_upstream_request_as(h->up, &as, msg, timeout_ms, done_cb, related_cb, c, &c->req);
+    in_api = 0;
+    free(text); /* lent for the call only */
+    return rc;
+}
+
 static const char *result_text(const json_t *response)
 {
     return json_string_value(json_object_get(
@@ -760,6 +778,22 @@ static void test_sleep_timeout_and_progress(void **state)
     /* the child saw our token (its upstream id), not the caller's */
     assert_true(file_contains(tee, "\"progressToken\":3"));
     assert_false(file_contains(tee, "tok-B"));
+
+    /* 2b. the same with the params lent as text: the token is still replaced (the text holds
+     * "_meta", so the line is built, not copied) */
+    call_t b2 = {0};
+    m = json_pack("{s:s, s:{s:s, s:{s:i, s:i}, s:{s:s}}}", "method", "tools/call", "params", "name", "sleep",
+                  "arguments", "ms", 300, "progressEveryMs", 100, "_meta", "progressToken", "tok-L");
+    assert_int_equal(submit_lent(&h, &b2, m, 1000), 0);
+    assert_true(wait_int(&h, &b2.done, 1, 3000));
+    assert_int_equal(b2.err, 0);
+    assert_true(b2.nrelated >= 1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(b2.related[0], "params"), "progressToken")),
+        "tok-L");
+    assert_true(file_contains(tee, "\"progressToken\":4"));
+    assert_false(file_contains(tee, "tok-L"));
+    call_reset(&b2);
 
     /* 3. progress never extends past limits.max_request_ms */
     call_t c = {0};
@@ -1431,7 +1465,7 @@ static void test_request_line(void **state)
             assert_non_null(msg);
             char *before = json_dumps(msg, JSON_COMPACT);
             size_t len = 0;
-            char *line = mg__request_line(msg, ids[k], &len);
+            char *line = mg__request_line(msg, ids[k], NULL, &len);
             assert_non_null(line);
             char *after = json_dumps(msg, JSON_COMPACT);
             assert_string_equal(before, after); /* msg untouched */
@@ -1454,8 +1488,60 @@ static void test_request_line(void **state)
     json_t *bad = json_object();
     json_object_set_new(bad, "method", json_stringn_nocheck("\xff", 1));
     size_t len = 0;
-    assert_null(mg__request_line(bad, 1, &len));
+    assert_null(mg__request_line(bad, 1, NULL, &len));
     json_decref(bad);
+}
+
+/* The line with the client's params text lent (mg_upstream_caller_t.params_text, read by
+ * mg_json_loadb_bounded as the gateway reads a body) is the line dumped from the tree, byte for
+ * byte; the text is used only for the very object it stands for. */
+static void test_request_line_params_text(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"bench-1\"}}}",
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"x\",\"arguments\":{\"n\":-12,\"z\":0,\"b\":[true,false,null,{}],\"u\":"
+        "\"\xc3\xa9/\x7f\"}},\"id\":\"s\"}",
+        "{\"params\":{},\"method\":\"m\",\"id\":2}",
+        "{\"method\":\"m\",\"params\":[1,2,[],{\"a\":{\"b\":[]}}],\"id\":3}",
+    };
+    const mg_json_bounds_t bounds = {64, 100, 10000};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        size_t items = 0, values = 0;
+        mg_json_span_t span = {.key = "params"};
+        json_t *msg = mg_json_loadb_bounded(bodies[i], strlen(bodies[i]), MG_JSON_REJECT_DUPLICATES, &bounds,
+                                            &items, &values, &span);
+        assert_non_null(msg);
+        assert_non_null(span.p); /* all canonical */
+        json_t *params = json_object_get(msg, "params");
+        mg_upstream_caller_t as = {.params_of = params, .params_text = span.p, .params_len = span.len};
+        size_t len = 0, tlen = 0;
+        char *line = mg__request_line(msg, 42, &as, &len);
+        char *tree = mg__request_line(msg, 42, NULL, &tlen);
+        assert_non_null(line);
+        assert_non_null(tree);
+        assert_int_equal(len, tlen);
+        assert_memory_equal(line, tree, len);
+        free(line);
+        /* the text is what gets written (not a dump that happens to match) ... */
+        as.params_text = "[\"lent\"]";
+        as.params_len = 8;
+        line = mg__request_line(msg, 42, &as, &len);
+        assert_non_null(strstr(line, "\"params\":[\"lent\"]"));
+        free(line);
+        /* ... and only for the object it stands for */
+        json_t *other = json_object();
+        as.params_of = other;
+        line = mg__request_line(msg, 42, &as, &len);
+        assert_int_equal(len, tlen);
+        assert_memory_equal(line, tree, len);
+        free(line);
+        json_decref(other);
+        free(tree);
+        json_decref(msg);
+    }
 }
 
 int main(void)
@@ -1480,6 +1566,7 @@ int main(void)
         cmocka_unit_test(test_idtable),
         cmocka_unit_test(test_idscan),
         cmocka_unit_test(test_request_line),
+        cmocka_unit_test(test_request_line_params_text),
         cmocka_unit_test(test_linebuf),
         cmocka_unit_test(test_utf8_clean),
         cmocka_unit_test(test_command_resolve),
