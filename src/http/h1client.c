@@ -428,6 +428,8 @@ static void send_req(mg_h1_call_t *c)
         return;
     }
     k->writing = 1;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&k->tcp) == 0)
+        c->written = 1; /* all of it is with the kernel: the server may act on it from now on */
 }
 
 /* The call's timer: the nearest of its deadlines. */
