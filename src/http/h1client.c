@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #define MAX_HEAD   (16u * 1024)               /* the header block, as client.h */
@@ -34,12 +35,24 @@
 
 typedef struct conn conn_t;
 
+/* Where a request goes, from its URL and pin. */
+typedef struct target {
+    char host[260]; /* as in the URL, brackets included for IPv6 */
+    unsigned port;
+    const char *path; /* into the URL: from its '/' or '?', up to a '#' */
+    size_t path_off;  /* path - url */
+    size_t pathlen;
+    struct sockaddr_storage addr;
+} target_t;
+
 struct mg_h1_client {
     uv_loop_t *loop;
     conn_t *conns; /* open connections, busy and idle */
     unsigned nidle;
-    unsigned nopen;     /* connections whose handles are not closed yet */
-    mg_h1_call_t *dead; /* calls ended inside a callback: freed on the way out */
+    unsigned nopen;          /* connections whose handles are not closed yet */
+    mg_h1_call_t *dead;      /* calls ended inside a callback: freed on the way out */
+    char *t_url, *t_resolve; /* the last request's URL and pin, parsed into t_last (target_get()) */
+    target_t t_last;
     int depth;
     int closing;
 };
@@ -72,7 +85,7 @@ struct mg_h1_call {
     const char *body; /* body_kept: the caller's */
     size_t blen;
     struct sockaddr_storage addr;
-    char where[80]; /* "127.0.0.1 port 8080", for messages */
+    char where[80]; /* "127.0.0.1 port 8080", for messages: written when one is (where_fill()) */
     uint64_t deadline, connect_deadline, idle_ms, last_rx;
     size_t max_body, got;
     int idempotent, head_only;
@@ -111,8 +124,11 @@ static void call_drop(mg_h1_call_t *c)
 
 static void client_maybe_free(mg_h1_client_t *cl)
 {
-    if (cl->closing && cl->depth == 0 && cl->nopen == 0)
+    if (cl->closing && cl->depth == 0 && cl->nopen == 0) {
+        free(cl->t_url);
+        free(cl->t_resolve);
         free(cl);
+    }
 }
 
 static void enter(mg_h1_client_t *cl)
@@ -192,10 +208,28 @@ static void finish(mg_h1_call_t *c, int err, const char *why)
     call_drop(c);
 }
 
+/* The call's address as text, for a message. */
+static const char *where_fill(mg_h1_call_t *c)
+{
+    char ip[64] = "";
+    unsigned port;
+    if (c->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)&c->addr;
+        uv_ip6_name(a, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+    } else {
+        const struct sockaddr_in *a = (const void *)&c->addr;
+        uv_ip4_name(a, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+    }
+    snprintf(c->where, sizeof c->where, "%s port %u", ip, port);
+    return c->where;
+}
+
 /* finish() with a message naming the address: FMT has a %s for it, then one for ARG. */
 #define finish_fmt(c, err, FMT, arg)                                                                         \
     do {                                                                                                     \
-        snprintf((c)->why, sizeof(c)->why, FMT, (c)->where, (arg));                                          \
+        snprintf((c)->why, sizeof(c)->why, FMT, where_fill(c), (arg));                                       \
         finish((c), (err), (c)->why);                                                                        \
     } while (0)
 
@@ -576,14 +610,6 @@ static int conn_start(mg_h1_call_t *c)
 
 /* ---- targets ---- */
 
-typedef struct target {
-    char host[260]; /* as in the URL, brackets included for IPv6 */
-    unsigned port;
-    const char *path; /* into the URL: from its '/' or '?', up to a '#' */
-    size_t pathlen;
-    struct sockaddr_storage addr;
-} target_t;
-
 /* Parses an IP address (IPv6 in brackets or not) with port into sa. Returns 0 or -1. */
 static int ip_parse(const char *s, size_t n, unsigned port, struct sockaddr_storage *sa)
 {
@@ -646,6 +672,7 @@ static int target_parse(const mg_http_req_t *r, target_t *t)
         t->port = (unsigned)p;
     }
     t->path = ae;
+    t->path_off = (size_t)(ae - r->url);
     t->pathlen = strcspn(ae, "#");
     for (size_t i = 0; i < t->pathlen; i++) /* what goes on the request line: visible ASCII only */
         if ((unsigned char)ae[i] <= 0x20 || (unsigned char)ae[i] >= 0x7f)
@@ -664,10 +691,43 @@ static int target_parse(const mg_http_req_t *r, target_t *t)
     return ip_parse(t->host, strlen(t->host), t->port, &t->addr) == 0 ? 0 : MG_EINVAL;
 }
 
-int mg_h1_accepts(const mg_http_req_t *r)
+static int same_str(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+/* target_parse() through the client's one-entry cache: an upstream sends every request to the same
+ * URL and pin, parsed once. */
+static int target_get(mg_h1_client_t *cl, const mg_http_req_t *r, target_t *t)
+{
+    if (r == NULL || r->url == NULL || r->basic_user != NULL || r->env_proxy)
+        return MG_EINVAL;
+    if (cl->t_url != NULL && strcmp(cl->t_url, r->url) == 0 && same_str(cl->t_resolve, r->resolve)) {
+        *t = cl->t_last;
+        t->path = r->url + t->path_off;
+        return 0;
+    }
+    int rc = target_parse(r, t);
+    if (rc != 0)
+        return rc;
+    char *u = strdup(r->url), *res = r->resolve ? strdup(r->resolve) : NULL;
+    if (u == NULL || (r->resolve != NULL && res == NULL)) {
+        free(u);
+        free(res);
+        return 0; /* not cached: parsed again next time */
+    }
+    free(cl->t_url);
+    free(cl->t_resolve);
+    cl->t_url = u;
+    cl->t_resolve = res;
+    cl->t_last = *t;
+    return 0;
+}
+
+int mg_h1_accepts(mg_h1_client_t *cl, const mg_http_req_t *r)
 {
     target_t t;
-    return target_parse(r, &t) == 0;
+    return cl != NULL && target_get(cl, r, &t) == 0;
 }
 
 /* ---- public ---- */
@@ -700,14 +760,19 @@ void mg_h1_client_free(mg_h1_client_t *cl)
     leave(cl);
 }
 
-static int token_ok(const char *s)
+/* 1 when s is an RFC 9110 token (a method or a header name); *len gets its length. */
+static int token_ok(const char *s, size_t *len)
 {
-    if (*s == '\0')
-        return 0;
-    for (; *s; s++)
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", *s))
-            return 0;
-    return 1;
+    static unsigned char tchar[256];
+    if (!tchar['a']) {
+        for (int ch = 0x21; ch < 0x7f; ch++)
+            tchar[ch] = strchr("()<>@,;:\\\"/[]?={}", ch) == NULL;
+    }
+    const char *p = s;
+    while (tchar[(unsigned char)*p])
+        p++;
+    *len = (size_t)(p - s);
+    return *p == '\0' && p > s;
 }
 
 static int value_ok(const char *s)
@@ -715,12 +780,29 @@ static int value_ok(const char *s)
     return strpbrk(s, "\r\n") == NULL;
 }
 
-/* Framing headers are this client's: a caller's Content-Length, Transfer-Encoding or Connection
- * would contradict the request as written. */
-static int framing_header(const char *name)
+/* 1 for the headers this client writes itself: Host (the caller's replaces the URL's, see
+ * mg_h1_request), and the framing ones (a caller's Content-Length, Transfer-Encoding or Connection
+ * would contradict the request as written). */
+static int own_header(const char *name, size_t nl)
 {
-    return strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
-           strcasecmp(name, "connection") == 0;
+    return (nl == 4 && strcasecmp(name, "host") == 0) ||
+           (nl == 14 && strcasecmp(name, "content-length") == 0) ||
+           (nl == 17 && strcasecmp(name, "transfer-encoding") == 0) ||
+           (nl == 10 && strcasecmp(name, "connection") == 0);
+}
+
+/* Writes v in decimal at p; returns the digits written. */
+static size_t put_dec(char *p, uint64_t v)
+{
+    char d[24];
+    size_t n = 0;
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++)
+        p[i] = d[n - 1 - i];
+    return n;
 }
 
 static size_t put(char *p, const char *s, size_t n)
@@ -737,18 +819,19 @@ int mg_h1_request(mg_h1_client_t *cl, const mg_http_req_t *r, mg_http_head_cb he
     if (cl->closing)
         return MG_ECLOSED;
     target_t t;
-    if (target_parse(r, &t) != 0)
+    if (target_get(cl, r, &t) != 0)
         return MG_EINVAL;
     const char *method = r->method ? r->method : r->body ? "POST" : "GET";
-    if (!token_ok(method))
+    size_t ml, nl;
+    if (!token_ok(method, &ml))
         return MG_EINVAL;
     const char *host_hdr = NULL;
     size_t need = strlen(method) + 1 + (t.pathlen ? t.pathlen : 1) + 11 + 8 + sizeof t.host + 8 + 2;
     for (size_t i = 0; i < r->nheaders; i++) {
         const char *n = r->headers[2 * i], *v = r->headers[2 * i + 1];
-        if (!token_ok(n) || !value_ok(v))
+        if (!token_ok(n, &nl) || !value_ok(v))
             return MG_EINVAL;
-        if (strcasecmp(n, "host") == 0)
+        if (nl == 4 && strcasecmp(n, "host") == 0)
             host_hdr = v;
         need += strlen(n) + strlen(v) + 4;
     }
@@ -761,7 +844,7 @@ int mg_h1_request(mg_h1_client_t *cl, const mg_http_req_t *r, mg_http_head_cb he
         return MG_ENOMEM;
     }
     /* the request head: what libcurl wrote for the same request, without its defaults */
-    size_t n = 0, ml = strlen(method);
+    size_t n = 0;
     n += put(o + n, method, ml);
     o[n++] = ' ';
     if (t.pathlen == 0 || t.path[0] == '?')
@@ -772,22 +855,28 @@ int mg_h1_request(mg_h1_client_t *cl, const mg_http_req_t *r, mg_http_head_cb he
         n += put(o + n, host_hdr, strlen(host_hdr));
     } else {
         n += put(o + n, t.host, strlen(t.host));
-        if (t.port != 80)
-            n += (size_t)snprintf(o + n, need - n, ":%u", t.port);
+        if (t.port != 80) {
+            o[n++] = ':';
+            n += put_dec(o + n, t.port);
+        }
     }
     n += put(o + n, "\r\n", 2);
     for (size_t i = 0; i < r->nheaders; i++) {
         const char *hn = r->headers[2 * i], *hv = r->headers[2 * i + 1];
-        if (strcasecmp(hn, "host") == 0 || framing_header(hn))
+        size_t hl = strlen(hn);
+        if (own_header(hn, hl))
             continue;
-        n += put(o + n, hn, strlen(hn));
+        n += put(o + n, hn, hl);
         n += put(o + n, *hv ? ": " : ":", *hv ? 2 : 1);
         n += put(o + n, hv, strlen(hv));
         n += put(o + n, "\r\n", 2);
     }
     size_t blen = r->body != NULL ? r->len : 0;
-    if (with_len)
-        n += (size_t)snprintf(o + n, need - n, "Content-Length: %zu\r\n", blen);
+    if (with_len) {
+        n += put(o + n, "Content-Length: ", 16);
+        n += put_dec(o + n, blen);
+        n += put(o + n, "\r\n", 2);
+    }
     n += put(o + n, "\r\n", 2);
     if (r->body != NULL && !r->body_kept && blen > 0)
         n += put(o + n, r->body, blen);
@@ -801,12 +890,6 @@ int mg_h1_request(mg_h1_client_t *cl, const mg_http_req_t *r, mg_http_head_cb he
     c->done_cb = done_cb;
     c->data = data;
     c->addr = t.addr;
-    char ip[64] = "";
-    if (t.addr.ss_family == AF_INET6)
-        uv_ip6_name((const struct sockaddr_in6 *)&t.addr, ip, sizeof ip);
-    else
-        uv_ip4_name((const struct sockaddr_in *)&t.addr, ip, sizeof ip);
-    snprintf(c->where, sizeof c->where, "%s port %u", ip, t.port);
     c->max_body = r->max_body;
     c->head_only = strcmp(method, "HEAD") == 0;
     c->idempotent = c->head_only || strcmp(method, "GET") == 0 || strcmp(method, "PUT") == 0 ||

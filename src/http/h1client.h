@@ -34,9 +34,9 @@ int mg_h1_client_new(uv_loop_t *loop, mg_h1_client_t **out);
  * callback, so run the loop afterwards. May be called from a callback. NULL is ignored. */
 void mg_h1_client_free(mg_h1_client_t *cl);
 
-/* 1 when r can go through this client: an http:// URL whose host is an IP literal or is pinned by
+/* 1 when r can go through cl (the URL and pin parsed once per client, cached): an http:// URL whose host is an IP literal or is pinned by
  * r->resolve (same host and port), no basic auth, no environment proxy. */
-int mg_h1_accepts(const mg_http_req_t *r);
+int mg_h1_accepts(mg_h1_client_t *cl, const mg_http_req_t *r);
 
 /* Starts one request (see the contract above). Returns 0, or MG_EINVAL (mg_h1_accepts() says no, a
  * header name or value holding CR, LF or NUL, no done_cb) / MG_ENOMEM / MG_ECLOSED (the client is

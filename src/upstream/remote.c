@@ -132,7 +132,7 @@ static void req_free_cb(uv_handle_t *h)
 
 static int lean(const remote_t *r, const mg_http_req_t *hr)
 {
-    return r->h1 != NULL && !r->sse_mode && hr->body != NULL && mg_h1_accepts(hr);
+    return r->h1 != NULL && !r->sse_mode && hr->body != NULL && mg_h1_accepts(r->h1, hr);
 }
 
 /* As mg_http_request(); the call goes to x->call or x->h1 (x may be NULL: not kept). */

@@ -833,7 +833,7 @@ static void test_pinned_and_refused_arguments(void **state)
     snprintf(pin, sizeof pin, "upstream.invalid:%d:127.0.0.1", f->srv.port);
     snprintf(other, sizeof other, "elsewhere.invalid:%d:127.0.0.1", f->srv.port);
     mg_http_req_t r = {.url = u, .resolve = pin};
-    assert_true(mg_h1_accepts(&r));
+    assert_true(mg_h1_accepts(f->cl, &r));
     got_t *g = calloc(1, sizeof *g);
     assert_int_equal(mg_h1_request(f->cl, &r, head_cb, body_cb, done_cb, g, &g->call), 0);
     run_until(&f->loop, &g->dones);
@@ -854,11 +854,11 @@ static void test_pinned_and_refused_arguments(void **state)
         {.url = NULL},
     };
     for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
-        assert_false(mg_h1_accepts(&no[i]));
+        assert_false(mg_h1_accepts(f->cl, &no[i]));
         assert_int_equal(mg_h1_request(f->cl, &no[i], head_cb, body_cb, done_cb, g, NULL), MG_EINVAL);
     }
     mg_http_req_t v6 = {.url = "http://[::1]:8080/"};
-    assert_true(mg_h1_accepts(&v6));
+    assert_true(mg_h1_accepts(f->cl, &v6));
     const char *inject[] = {"X-A", "1\r\nX-Injected: 2"};
     mg_http_req_t bad = {.url = url(f, "/json"), .headers = inject, .nheaders = 1};
     assert_int_equal(mg_h1_request(f->cl, &bad, head_cb, body_cb, done_cb, g, NULL), MG_EINVAL);
