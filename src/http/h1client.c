@@ -557,16 +557,16 @@ static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_sto
     return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
 }
 
-/* Gives c a connection: an idle one to its address that is still open, or a new one. Returns 0
- * (the request goes out now or once connected; a connect error found at once is delivered from
- * the timer), or a libuv error when no handle could be made (nothing to close, nothing called). */
+/* Gives c a connection: an idle one to its address that is still open (not for a retry), or a new one.
+ * Returns 0 (the request goes out now or once connected; a connect error found at once is delivered from the
+ * timer), or a libuv error when no handle could be made (nothing to close, nothing called). */
 static int conn_start(mg_h1_call_t *c)
 {
     mg_h1_client_t *cl = c->cl;
     conn_t *k, *next;
     c->state = S_HEAD;
     c->rx = 0;
-    for (k = cl->conns; k != NULL; k = next) {
+    for (k = c->tries > 0 ? NULL : cl->conns; k != NULL; k = next) { /* a retry: a new one */
         next = k->next;
         if (k->call != NULL || !same_addr(&k->addr, &c->addr))
             continue;
