@@ -27,11 +27,12 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
-#define MAX_HEAD   (16u * 1024)               /* the header block, as client.h */
-#define HEAD_BOUND (MAX_HEAD + 1024u)         /* with the status line */
-#define RBUF       (HEAD_BOUND + 16u * 1024u) /* one read */
-#define IDLE_MAX   64u                        /* idle connections kept per client */
-#define IDLE_MS    60000u                     /* an idle connection is closed after this long */
+#define MAX_HEAD    (16u * 1024)               /* the header block, as client.h */
+#define HEAD_BOUND  (MAX_HEAD + 1024u)         /* with the status line */
+#define RBUF        (HEAD_BOUND + 16u * 1024u) /* one read */
+#define IDLE_MAX    64u                        /* idle connections kept per client */
+#define IDLE_MS     60000u                     /* an idle connection is closed after this long */
+#define KEEP_MIN_MS 250u /* ... or after 3/4 of the server's Keep-Alive timeout, at least this */
 
 typedef struct conn conn_t;
 
@@ -90,7 +91,8 @@ struct mg_h1_call {
     size_t max_body, got;
     int idempotent, head_only;
     int tries, written, rx, state, status, minor, head_done, close_after;
-    int pending_err; /* an error found while starting: delivered from the timer */
+    uint64_t keep_ms; /* how long the connection may stay idle after this response (Keep-Alive) */
+    int pending_err;  /* an error found while starting: delivered from the timer */
     int cancelled, finished;
     uint64_t left;
     mg_h1_chunks_t ch;
@@ -199,7 +201,7 @@ static void finish(mg_h1_call_t *c, int err, const char *why)
             c->conn = NULL;
             k->reused = 1;
             cl->nidle++;
-            uv_timer_start(&k->timer, conn_timer_cb, IDLE_MS, 0);
+            uv_timer_start(&k->timer, conn_timer_cb, c->keep_ms, 0);
         } else {
             conn_close(k);
         }
@@ -357,6 +359,13 @@ static void on_bytes(mg_h1_call_t *c)
         c->minor = h.minor;
         c->head_done = 1;
         c->close_after = h.close;
+        /* a server that says how long it keeps an idle connection closes it then: stop using it at
+         * three quarters of that (at least KEEP_MIN_MS: "timeout=0" is what Node says for less
+         * than a second), so that no request is sent into its close */
+        c->keep_ms = IDLE_MS;
+        if (h.keep_alive_s >= 0 && (uint64_t)h.keep_alive_s * 750 < IDLE_MS)
+            c->keep_ms =
+                (uint64_t)h.keep_alive_s * 750 < KEEP_MIN_MS ? KEEP_MIN_MS : (uint64_t)h.keep_alive_s * 750;
         if (c->head_only || h.status == 204 || h.status == 304) {
             c->state = S_LEN;
             c->left = 0;

@@ -14,7 +14,8 @@
  * What it does not do (mg_h1_accepts() says no, the caller uses client.h): TLS, proxies, basic
  * auth, a host name without a pinned address (`resolve`, or an IP literal: it never resolves
  * names, so it connects exactly where the SSRF guard said), redirects (never followed anywhere).
- * Reuse: an idle connection is checked before use (a peek: the server may have closed it); a
+ * Reuse: an idle connection is checked before use (a peek: the server may have closed it) and
+ * closed at 3/4 of the server's Keep-Alive timeout when it announced one (60 s otherwise); a
  * request whose reused connection dies before any response byte is sent again on a fresh one when
  * nothing of it was written, or when its method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS);
  * a response not read to its end never leaves its connection reusable. Read next: h1client.c,
@@ -34,8 +35,8 @@ int mg_h1_client_new(uv_loop_t *loop, mg_h1_client_t **out);
  * callback, so run the loop afterwards. May be called from a callback. NULL is ignored. */
 void mg_h1_client_free(mg_h1_client_t *cl);
 
-/* 1 when r can go through cl (the URL and pin parsed once per client, cached): an http:// URL whose host is an IP literal or is pinned by
- * r->resolve (same host and port), no basic auth, no environment proxy. */
+/* 1 when r can go through cl (the URL and pin parsed once per client, cached): an http:// URL whose host is
+ * an IP literal or is pinned by r->resolve (same host and port), no basic auth, no environment proxy. */
 int mg_h1_accepts(mg_h1_client_t *cl, const mg_http_req_t *r);
 
 /* Starts one request (see the contract above). Returns 0, or MG_EINVAL (mg_h1_accepts() says no, a

@@ -50,6 +50,23 @@ static int list_has(const char *v, size_t vl, const char *tok)
     return 0;
 }
 
+/* The "timeout=N" parameter of a Keep-Alive value (RFC 2068 19.7.1.1, what servers still send), in
+ * seconds; -1 when absent or not a number. */
+static long keep_alive_timeout(const char *v, size_t vl)
+{
+    for (size_t i = 0; i + 8 <= vl; i++) {
+        if ((i == 0 || v[i - 1] == ' ' || v[i - 1] == ',' || v[i - 1] == '\t') &&
+            strncasecmp(v + i, "timeout=", 8) == 0) {
+            long n = 0;
+            size_t j = i + 8, d = 0;
+            for (; j < vl && v[j] >= '0' && v[j] <= '9' && d < 9; j++, d++)
+                n = n * 10 + (v[j] - '0');
+            return d > 0 ? n : -1;
+        }
+    }
+    return -1;
+}
+
 static long fail(const char **why, const char *text)
 {
     *why = text;
@@ -86,7 +103,8 @@ long mg_h1_head_parse(const char *buf, size_t len, size_t max, mg_h1_head_t *out
         return fail(why, "the response's status code is not three digits from 100 to 599");
     mg_h1_head_t h = {.minor = buf[7] - '0',
                       .status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0'),
-                      .content_length = -1};
+                      .content_length = -1,
+                      .keep_alive_s = -1};
     const char *p = s + 3;
     for (; *p != '\r'; p++) /* the reason phrase: HTAB, SP, VCHAR, obs-text */
         if ((unsigned char)*p < 0x20 && *p != '\t')
@@ -138,6 +156,8 @@ long mg_h1_head_parse(const char *buf, size_t len, size_t max, mg_h1_head_t *out
         } else if (name_is(p, nl, "connection")) {
             if (list_has(v, vl, "close"))
                 h.close = 1;
+        } else if (name_is(p, nl, "keep-alive")) {
+            h.keep_alive_s = keep_alive_timeout(v, vl);
         }
         p = eol + 2;
     }

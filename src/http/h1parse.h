@@ -24,6 +24,7 @@ typedef struct mg_h1_head {
     int64_t content_length; /* -1: none */
     int chunked;            /* Transfer-Encoding: chunked */
     int close;              /* Connection: close, or HTTP/1.0: no other response on this connection */
+    long keep_alive_s;      /* Keep-Alive: timeout=N (seconds the server keeps it idle), or -1 */
 } mg_h1_head_t;
 
 /* Parses the response head at the start of buf[0..len). Returns the head's length in bytes (status

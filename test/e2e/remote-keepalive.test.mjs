@@ -1,7 +1,8 @@
 // The keep-alive pool of a plain http:// remote upstream (src/http/h1client.c, ADR 0017): calls
 // reuse connections, and an upstream that closes idle connections (Node's keepAliveTimeout, as
-// most servers do) costs nothing but a new connection: no call fails, not even the ones that
-// cannot be repeated (tools/call).
+// most servers do; it says so in Keep-Alive: timeout=N, and the client stops using a connection
+// before that) costs nothing but a new connection: no call fails, not even the ones that cannot
+// be repeated (tools/call).
 import assert from 'node:assert/strict';
 import { startRemoteUpstream } from './fixtures/remote-upstream.mjs';
 import { connect, textOf } from './lib/client.mjs';
@@ -10,7 +11,7 @@ import { sleep, test } from './lib/harness.mjs';
 test('a plain http:// upstream: calls reuse its connections; idle connections it closes are replaced without failing a call', async (t) => {
   const u = await startRemoteUpstream();
   t.defer(() => u.close());
-  u.server.keepAliveTimeout = 100; // the upstream closes a connection idle this long (Node: ~1.1 s)
+  u.server.keepAliveTimeout = 100; // "Keep-Alive: timeout=0"; Node closes an idle connection after ~1.1 s
   let conns = 0;
   u.server.on('connection', () => conns++);
   const gw = await t.gateway({ config: { mcpServers: { r: { url: u.url } }, gateway: { egress: { allowCidrs: ['127.0.0.0/8'] } } } });
@@ -26,7 +27,7 @@ test('a plain http:// upstream: calls reuse its connections; idle connections it
   const base = conns;
   for (let i = 1; i <= 30; i++) await call(i); // back to back: one connection serves them all
   assert.ok(conns - base <= 1, `30 sequential calls opened ${conns - base} connections`);
-  await sleep(1400); // the upstream closes the idle connection
+  await sleep(1400); // the idle connection is closed (by the client at 250 ms, or by the upstream)
   const before = conns;
   await call(100);
   assert.ok(conns > before, 'a new connection after the upstream closed the idle one');

@@ -49,6 +49,11 @@ static void test_head_parse(void **state)
     assert_true(h.chunked);
     assert_true(h.close);
     assert_int_equal(h.content_length, -1);
+    const char ka[] = "HTTP/1.1 200 OK\r\nKeep-Alive: max=5, Timeout=7\r\n\r\n";
+    assert_int_equal(mg_h1_head_parse(ka, strlen(ka), 4096, &h, &why), strlen(ka));
+    assert_int_equal(h.keep_alive_s, 7);
+    assert_int_equal(mg_h1_head_parse(ok, strlen(ok), 4096, &h, &why), strlen(ok) - 4);
+    assert_int_equal(h.keep_alive_s, -1);
     const char h10[] = "HTTP/1.0 204\r\n\r\n";
     assert_int_equal(mg_h1_head_parse(h10, strlen(h10), 4096, &h, &why), strlen(h10));
     assert_true(h.close);
@@ -307,6 +312,8 @@ static void respond(conn_t *c, const char *path, const char *method, size_t blen
     } else if (strcmp(path, "/closeidle") == 0) { /* keep-alive as far as the head says, then closed */
         send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         close_after_writes(c);
+    } else if (strcmp(path, "/ka1") == 0) { /* kept for a second, the server says (and does no more) */
+        send_str(c, "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1, max=100\r\nContent-Length: 2\r\n\r\nok");
     } else if (strcmp(path, "/dropnext") == 0) {
         send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         c->drop_next = 1;
@@ -748,6 +755,17 @@ static void test_stale_connections(void **state)
     post(f, "/json", "x", &g[0]);
     assert_int_equal(g[0].err, 0);
     assert_int_equal(f->srv.accepts, 3); /* /closeidle went on the second one */
+    /* a server that keeps idle connections for a second: reused at once, but not after 3/4 of it,
+     * and closed by the client then (no request is sent into the server's close) */
+    get(f, "/ka1", &g[0]);
+    int acc0 = f->srv.accepts, closed0 = f->srv.closed;
+    get(f, "/ka1", &g[0]);
+    assert_int_equal(f->srv.accepts, acc0);
+    run_for(&f->loop, 900);
+    assert_int_equal(f->srv.closed, closed0 + 1);
+    get(f, "/ka1", &g[0]);
+    assert_int_equal(g[0].err, 0);
+    assert_int_equal(f->srv.accepts, acc0 + 1);
     /* a reused connection dropped under a GET: sent again on a fresh one */
     get(f, "/dropnext", &g[0]);
     int acc = f->srv.accepts, req = f->srv.requests;
