@@ -122,14 +122,51 @@ static void req_free_cb(uv_handle_t *h)
     handle_closed_cb((uv_handle_t *)&r->timer); /* counts one of r's handles */
 }
 
+/* ---- the exchange's HTTP call: which client ----
+ *
+ * POSTs (requests, initialize, server/discover, notifications and responses) to a plain http://
+ * URL, pinned or by IP literal, go through the lean HTTP/1.1 client (http/h1client.h, ADR 0017):
+ * the hot path, without libcurl's per-transfer work. Everything else stays on libcurl (client.h):
+ * https:// (TLS, ALPN and HTTP/2), the GET stream, DELETE, and the 2024-11-05 HTTP+SSE transport.
+ * Both take the same request record and callbacks and keep the same contract. */
+
+static int lean(const remote_t *r, const mg_http_req_t *hr)
+{
+    return r->h1 != NULL && !r->sse_mode && hr->body != NULL && mg_h1_accepts(r->h1, hr);
+}
+
+/* As mg_http_request(); the call goes to x->call or x->h1 (x may be NULL: not kept). */
+static int x_request(remote_t *r, xchg_t *x, const mg_http_req_t *hr, mg_http_head_cb head,
+                     mg_http_body_cb body, mg_http_done_cb done, void *data)
+{
+    if (lean(r, hr))
+        return mg_h1_request(r->h1, hr, head, body, done, data, x ? &x->h1 : NULL);
+    return mg_http_request(r->http, hr, head, body, done, data, x ? &x->call : NULL);
+}
+
+/* Cancels the exchange's HTTP call, if any. */
+static void x_cancel(xchg_t *x)
+{
+    mg_http_cancel(x->call);
+    x->call = NULL;
+    mg_h1_cancel(x->h1);
+    x->h1 = NULL;
+}
+
+/* The call ended (its done_cb runs): nothing left to cancel. */
+static void x_ended(xchg_t *x)
+{
+    x->call = NULL;
+    x->h1 = NULL;
+}
+
 /* Ends the exchange (its HTTP call is cancelled) and frees it, or, inside one of its callbacks,
  * marks it dead: the callback frees it on the way out (xchg_leave). */
 static void xchg_free(xchg_t *x)
 {
     if (x == NULL)
         return;
-    mg_http_cancel(x->call);
-    x->call = NULL;
+    x_cancel(x);
     x->req = NULL;
     if (x->busy > 0) {
         x->dead = 1;
@@ -419,7 +456,7 @@ static int post_message(remote_t *r, const json_t *msg)
     hr.body = body;
     hr.len = blen;
     hr.max_body = 64 * 1024;
-    int rc = mg_http_request(r->http, &hr, NULL, NULL, post_done_cb, r, NULL);
+    int rc = x_request(r, NULL, &hr, NULL, NULL, post_done_cb, r);
     free(body);
     return rc;
 }
@@ -707,7 +744,7 @@ static size_t max_response(const remote_t *r)
 static void head_cb(void *data, int status, const char *headers, size_t len)
 {
     xchg_t *x = data;
-    const char *hv = mg_http_call_version(x->call);
+    const char *hv = x->h1 != NULL ? mg_h1_call_version(x->h1) : mg_http_call_version(x->call);
     if (hv != NULL) /* the version negotiated (ALPN on TLS: h2 where the server offers it) */
         x->r->http_version = hv;
     if (x->dead)
@@ -766,11 +803,9 @@ static void body_part(xchg_t *x, const char *bytes, size_t len)
                 fmt("the '%s' server sent an event larger than %zu bytes", r->server->name, max_response(r));
             req_finish_later(x->req, MG_ETOOBIG, NULL, m);
             free(m);
-            mg_http_cancel(x->call);
-            x->call = NULL;
+            x_cancel(x);
         } else if (rc != 0 && x->kind == X_GET) {
-            mg_http_cancel(x->call);
-            x->call = NULL;
+            x_cancel(x);
             uv_timer_start(&r->get_timer, get_timer_cb, GET_RETRY_MS, 0);
         }
         return; /* bytes alone (comments, keep-alives) do not reset the timeout: progress does */
@@ -782,8 +817,7 @@ static void body_part(xchg_t *x, const char *bytes, size_t len)
             req_finish_later(x->req, MG_ETOOBIG, NULL, m);
             free(m);
         }
-        mg_http_cancel(x->call);
-        x->call = NULL;
+        x_cancel(x);
         return;
     }
     if (x->len + len + 1 > x->cap) {
@@ -837,7 +871,7 @@ static void req_done_cb(void *data, int err, int status, const char *why)
     xchg_t *x = data;
     remote_t *r = x->r;
     rreq_t *q = x->req;
-    x->call = NULL; /* done: nothing left to cancel */
+    x_ended(x); /* done: nothing left to cancel */
     if (q == NULL || q->done) {
         if (q == NULL)
             xchg_free(x);
@@ -1050,7 +1084,7 @@ static void send_req(rreq_t *q)
         if (trace_header_ok(ts, 512))
             add_hdr(&hr, h, "tracestate", ts);
     }
-    int rc = body ? mg_http_request(r->http, &hr, head_cb, body_cb, req_done_cb, x, &x->call) : MG_ENOMEM;
+    int rc = body ? x_request(r, x, &hr, head_cb, body_cb, req_done_cb, x) : MG_ENOMEM;
     json_decref(m);
     free(name);
     x->body = body;
@@ -1117,7 +1151,7 @@ static void get_done_cb(void *data, int err, int status, const char *why)
 {
     xchg_t *x = data;
     remote_t *r = x->r;
-    x->call = NULL;
+    x_ended(x);
     if (r->get_x == x)
         r->get_x = NULL;
     long retry = x->sse && x->sse_p.retry_ms >= 0 ? x->sse_p.retry_ms : GET_RETRY_MS;
@@ -1268,7 +1302,7 @@ static void init_done_cb(void *data, int err, int status, const char *why)
 {
     xchg_t *x = data;
     remote_t *r = x->r;
-    x->call = NULL;
+    x_ended(x);
     r->init_x = NULL;
     if (!x->sse && err == 0 && status >= 200 && status < 300 && x->len > 0) {
         x->buf[x->len] = '\0';
@@ -1351,7 +1385,7 @@ static void send_initialize(remote_t *r)
     fill_req(r, &hr, h, 0, (long)r->server->request_timeout_ms);
     hr.body = body;
     hr.len = strlen(body);
-    int rc = mg_http_request(r->http, &hr, head_cb, body_cb, init_done_cb, x, &x->call);
+    int rc = x_request(r, x, &hr, head_cb, body_cb, init_done_cb, x);
     free(body);
     if (rc != 0) {
         free(x);
@@ -1409,7 +1443,7 @@ static void discover_done_cb(void *data, int err, int status, const char *why)
 {
     xchg_t *x = data;
     remote_t *r = x->r;
-    x->call = NULL;
+    x_ended(x);
     r->init_x = NULL;
     if (!x->sse && err == 0 && status >= 200 && status < 300 && x->len > 0) {
         x->buf[x->len] = '\0';
@@ -1460,7 +1494,7 @@ static void send_discover(remote_t *r)
     add_hdr(&hr, h, "mcp-method", "server/discover");
     hr.body = body;
     hr.len = strlen(body);
-    int rc = mg_http_request(r->http, &hr, head_cb, body_cb, discover_done_cb, x, &x->call);
+    int rc = x_request(r, x, &hr, head_cb, body_cb, discover_done_cb, x);
     free(body);
     if (rc != 0) {
         free(x);
@@ -1798,6 +1832,8 @@ static void delete_done_cb(void *data, int err, int status, const char *why)
     r->delete_pending = 0;
     mg_http_client_free(r->http); /* from its own callback: allowed (client.h) */
     r->http = NULL;
+    mg_h1_client_free(r->h1);
+    r->h1 = NULL;
     uv_close((uv_handle_t *)&r->timer, handle_closed_cb);
     uv_close((uv_handle_t *)&r->get_timer, handle_closed_cb);
 }
@@ -1855,6 +1891,8 @@ static void op_stop(mg_upstream_t *up, uint64_t grace_ms, void (*stopped_cb)(mg_
 static void op_free(mg_upstream_t *up)
 {
     remote_t *r = (remote_t *)up;
+    mg_h1_client_free(r->h1); /* NULL once stopped (delete_done_cb) */
+    r->h1 = NULL;
     json_decref(r->subs);
     json_decref(r->init_result);
     free(r->session_id);
@@ -2020,6 +2058,8 @@ int mg__remote_new(uv_loop_t *loop, const struct mg_upstream_opts *opts,
     else
         r->shown[shown_len] = '\0';
     int rc = mg_http_client_new(loop, &r->http);
+    if (rc == 0)
+        rc = mg_h1_client_new(loop, &r->h1);
     if (rc != 0) {
         op_free((mg_upstream_t *)r);
         return rc;

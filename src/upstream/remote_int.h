@@ -34,6 +34,7 @@
 #include "../config/config.h"
 #include "../config/remote_config.h"
 #include "../http/client.h"
+#include "../http/h1client.h"
 #include "upstream.h"
 
 /* ---- remote_conn.c: URL, guard ---- */
@@ -119,8 +120,9 @@ typedef enum { X_REQ = 0, X_INIT, X_GET, X_DISCOVER } xkind_t;
 typedef struct xchg {
     remote_t *r;
     xkind_t kind;
-    rreq_t *req; /* X_REQ */
-    mg_http_call_t *call;
+    rreq_t *req;          /* X_REQ */
+    mg_http_call_t *call; /* the exchange's HTTP call: libcurl's, or (h1) the lean client's */
+    mg_h1_call_t *h1;
     int status, sse, got_head;
     char *buf; /* JSON body */
     size_t len, cap;
@@ -178,6 +180,7 @@ struct remote {
     mg_upstream_hooks_t hooks;
     void *hooks_data;
     mg_http_client_t *http;
+    mg_h1_client_t *h1; /* POSTs to an http:// URL (the hot path): the lean client (http/h1client.h) */
     mg__url_t url;
     char pin[320];     /* "host:port:address" for CURLOPT_RESOLVE, "" for an IP literal */
     const char **hdrs; /* static headers then the tenant's, name/value pairs (values borrowed) */
