@@ -246,7 +246,9 @@ static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, 
     c->x = x;
     c->client_id = json_incref(mg_rpc_id(msg));
     mg_strlcpy(c->method, sizeof c->method, method != NULL ? method : mg_rpc_method(msg));
-    c->params = json_incref(mg_rpc_params(msg));
+    /* the lent body's "params" is params_of (ADR 0019): no lookup */
+    c->params = json_incref(x->params_of != NULL && msg == x->params_msg ? (json_t *)x->params_of
+                                                                         : mg_rpc_params(msg));
     c->msg = json_incref(msg);
     c->caps = json_incref(s->caps);
     c->log_rank = s->log_rank;
@@ -1144,6 +1146,30 @@ static void raw_done_cb(mg_upstream_req_t *ureq, const mg_rpc_raw_t *raw, void *
     call_end(c, stand_in, raw);
 }
 
+unsigned mg__params_keys(const json_t *params)
+{
+    if (!json_is_object(params) || json_object_size(params) > 8)
+        return 0;
+    unsigned keys = MG__PK_KNOWN;
+    for (void *it = json_object_iter((json_t *)params); it != NULL;
+         it = json_object_iter_next((json_t *)params, it)) {
+        const char *k = json_object_iter_key(it);
+        if (k[0] == '_' && strcmp(k, "_meta") == 0) /* (the first byte spares most calls) */
+            keys |= MG__PK_META;
+        else if (k[0] == 't' && strcmp(k, "task") == 0)
+            keys |= MG__PK_TASK;
+    }
+    return keys;
+}
+
+int mg__params_lack(const mg_call_t *c, const json_t *params, unsigned bit)
+{
+    const mg_exchange_t *x = c->x;
+    return x != NULL && x->params_of != NULL && params == x->params_of &&
+           json_object_size(params) == x->params_members &&
+           (x->params_keys & (MG__PK_KNOWN | bit)) == MG__PK_KNOWN;
+}
+
 /* 1 when pool's upstream runs tools/call as tasks (2025-11-25 capability tasks.requests.tools.call). */
 static int upstream_takes_tasks(mg_pool_t *pool)
 {
@@ -1162,7 +1188,8 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
     if (c->task != NULL || c->task_want || c->task_support > 0)
         timeout = c->gw->cfg->tasks.call_timeout_ms; /* a long call: idle timeout; its cap is below */
     if (params != NULL && strcmp(c->method, "tools/call") == 0) {
-        json_object_del(params, "task"); /* the client's task request is the gateway's business */
+        if (!mg__params_lack(c, params, MG__PK_TASK))
+            json_object_del(params, "task"); /* the client's task request is the gateway's business */
         if (c->task_support > 0 && (c->task != NULL || c->task_want || c->task_support == 2) &&
             upstream_takes_tasks(pool)) {
             /* The upstream runs it as its task; the gateway asks for the outcome (up_task_step). */
@@ -1234,6 +1261,7 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         caller.params_of = params;
         caller.params_text = c->x->params_text;
         caller.params_len = c->x->params_len;
+        caller.params_no_meta = mg__params_lack(c, params, MG__PK_META);
     }
     int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);
     free(bearer);
@@ -1736,7 +1764,7 @@ static call_rc_t phase_forward(mg_call_t *c)
      * is written from it without touching it (upstream.c copies before it replaces a progress
      * token): then it is shared, not copied. A remote upstream adds its _meta in place: a copy. */
     int share = same && c->span == NULL && !c->modern && c->task_support <= 0 &&
-                json_object_get(c->params, "task") == NULL &&
+                (mg__params_lack(c, c->params, MG__PK_TASK) || json_object_get(c->params, "task") == NULL) &&
                 strcmp(mg_upstream_kind(c->route_pool->up), "stdio") == 0;
     json_t *params = share ? json_incref(c->params) : mg_json_copy(c->params);
     if (params == NULL ||

@@ -123,11 +123,13 @@ void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64
 /* A POST on session s once the pipeline parsed, classified and admitted it (gateway/pipeline.c):
  * kinds[i] is the kind of message i, nreq of them are requests; method0: not a batch, the
  * message's "method" (NULL for a response); params_text (may be NULL): not a batch, the canonical
- * text of its "params" (mg_rpc_parse_params), lent to the calls dispatched here. Answers: 202 when nothing
- * but notifications and responses came, else one exchange through which every request answers. */
+ * text of its "params" (mg_rpc_parse_params), lent to the calls dispatched here, and params_keys its
+ * mg__params_keys. Answers: 202 when nothing but notifications and responses came, else one
+ * exchange through which every request answers. */
 void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *body, int batch, size_t n,
                      const mg_rpc_kind_t *kinds, size_t nreq, const char *method0,
-                     const mg_json_span_t *params_text, int accept_sse, uint64_t start_ms)
+                     const mg_json_span_t *params_text, unsigned params_keys, int accept_sse,
+                     uint64_t start_ms)
 {
     /* Notifications and responses first (they are answered by the 202 or ride along). */
     for (size_t i = 0; i < n; i++) {
@@ -166,6 +168,8 @@ void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *
         x->params_text = params_text->p;
         x->params_len = params_text->len;
         x->params_members = json_object_size(x->params_of);
+        x->params_keys = params_keys;
+        x->params_msg = body;
     }
     for (size_t i = 0; i < n; i++) {
         json_t *m = batch ? json_array_get(body, i) : body;
@@ -177,6 +181,7 @@ void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *
     }
     x->params_of = NULL; /* the body's bytes are lent for the dispatch only */
     x->params_text = NULL;
+    x->params_msg = NULL;
     mg__exchange_unref(x);
 }
 

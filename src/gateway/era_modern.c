@@ -68,9 +68,10 @@ static json_t *meta_of(const json_t *msg)
     return json_object_get(json_object_get(msg, "params"), "_meta");
 }
 
-int mg__modern_detect(h2o_req_t *req, const json_t *msg)
+int mg__modern_detect(h2o_req_t *req, const json_t *msg, unsigned params_keys)
 {
-    if (json_object_get(meta_of(msg), META_VERSION) != NULL)
+    int no_meta = (params_keys & (MG__PK_KNOWN | MG__PK_META)) == MG__PK_KNOWN;
+    if (!no_meta && json_object_get(meta_of(msg), META_VERSION) != NULL)
         return 1;
     if (header(req, "mcp-session-id", NULL).base != NULL)
         return 0;

@@ -216,6 +216,8 @@ struct mg_exchange {
     const json_t *params_of;
     const char *params_text;
     size_t params_len, params_members;
+    unsigned params_keys;     /* mg__params_keys(params_of) */
+    const json_t *params_msg; /* the message whose "params" params_of is */
 };
 
 struct mg_call {
@@ -552,7 +554,8 @@ void mg__exchange_abandon(mg_exchange_t *x);
 void mg__legacy_initialize(mg_gateway_t *gw, h2o_req_t *req, json_t *msg, uint64_t start_ms);
 void mg__legacy_post(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, json_t *body, int batch, size_t n,
                      const mg_rpc_kind_t *kinds, size_t nreq, const char *method0,
-                     const mg_json_span_t *params_text, int accept_sse, uint64_t start_ms);
+                     const mg_json_span_t *params_text, unsigned params_keys, int accept_sse,
+                     uint64_t start_ms);
 /* 1 (and answered 405) when a GET or DELETE without a session names 2026-07-28. */
 int mg__legacy_refuse_sessionless(mg_gateway_t *gw, h2o_req_t *req, uint64_t start_ms);
 /* The local GET: the session's GET stream or a resumption from its rings. */
@@ -576,7 +579,9 @@ void mg__sse_session_free(mg_session_t *s);
 /* Handles a POST that carries a 2026-07-28 request or notification. body borrowed. */
 void mg__modern_post(mg_gateway_t *gw, h2o_req_t *req, json_t *body, uint64_t start_ms);
 /* 1 when the message or the headers select the stateless era. */
-int mg__modern_detect(h2o_req_t *req, const json_t *msg);
+/* params_keys: mg__params_keys of msg's "params" (0: unknown), which spares the _meta lookups when
+ * it has no "_meta" member. */
+int mg__modern_detect(h2o_req_t *req, const json_t *msg, unsigned params_keys);
 /* Adds resultType / cache hints / serverInfo to a modern response in place; maps errors. */
 void mg__modern_decorate(mg_call_t *c, json_t *resp);
 /* Sealed requestState for a parked call (malloc'd). */
@@ -629,6 +634,17 @@ void mg__dispatch_exchange_gone(mg_exchange_t *x);
 /* Ends call c with resp (borrowed) / with the error err (MG_E*; data stolen): its one completion. */
 void mg__dispatch_finish(mg_call_t *c, const json_t *resp);
 void mg__dispatch_fail(mg_call_t *c, int err, const char *message, json_t *data);
+/* Which of the members the path asks about a call's params object has, from one walk over its
+ * members instead of a lookup per question: MG__PK_KNOWN | MG__PK_META ("_meta") | MG__PK_TASK
+ * ("task"); 0 (unknown) when params is not an object or has more than 8 members. */
+#define MG__PK_KNOWN 1u
+#define MG__PK_META  2u
+#define MG__PK_TASK  4u
+unsigned mg__params_keys(const json_t *params);
+/* 1 when params (c->params, or that very object shared on the way) certainly has no member of kind
+ * bit (MG__PK_META, MG__PK_TASK): it is the object lent to c's exchange (params_of, ADR 0019) with
+ * the members it was read with, and its params_keys say so. 0 when it may: the caller looks it up. */
+int mg__params_lack(const mg_call_t *c, const json_t *params, unsigned bit);
 /* Handles a client notification or a response to a server->client request; returns 0 or an error. */
 int mg__dispatch_client_message(mg_gateway_t *gw, mg_session_t *s, json_t *msg, const char **why);
 /* A message of pool's upstream attributed to no call (msg borrowed): the pool sink's message

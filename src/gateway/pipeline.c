@@ -76,6 +76,7 @@ typedef struct mg_request {
     int accept_sse;
     const char *method0;        /* not a batch: the message's "method" (in body), NULL for a response */
     mg_json_span_t params_text; /* its "params" as canonical text (in req->entity), p NULL: none */
+    unsigned params_keys;       /* mg__params_keys of that "params" when p is set, else 0 */
     int claim; /* shared store: the request may need the session's isolation "session" children */
     /* session */
     int looked_up;
@@ -313,6 +314,8 @@ static phase_rc_t parse_post(mg_request_t *r)
     mg_rpc_size_t size;
     int perr = 0;
     r->body = mg_rpc_parse_params(req->entity.base, req->entity.len, &bounds, &perr, &size, &r->params_text);
+    /* the questions the path asks of a lent params, answered in one walk (gateway_int.h) */
+    r->params_keys = r->params_text.p != NULL ? mg__params_keys(r->params_text.v) : 0;
     if (r->body == NULL) {
         char msg[300];
         if (perr == MG_EREQUEST && size.items > lim->max_batch_items)
@@ -384,7 +387,7 @@ static phase_rc_t parse_post(mg_request_t *r)
     }
     /* A 2026-07-28 request (even an initialize, which that revision removed: 404) goes to the
      * stateless era; an initialize without 2026 markers starts a session. */
-    if (!r->batch && mg__modern_detect(req, r->body)) {
+    if (!r->batch && mg__modern_detect(req, r->body, r->params_keys)) {
         mg__modern_post(gw, req, r->body, r->start_ms);
         return DONE;
     }
@@ -624,7 +627,7 @@ static phase_rc_t phase_route(mg_request_t *r)
         mg__sse_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->start_ms);
     else if (r->method == M_POST)
         mg__legacy_post(r->gw, r->req, r->s, r->body, r->batch, r->n, r->kinds, r->nreq, r->method0,
-                        &r->params_text, r->accept_sse, r->start_ms);
+                        &r->params_text, r->params_keys, r->accept_sse, r->start_ms);
     else if (r->method == M_GET)
         r->gw->sessions_source->get(r->s, r->req, r->start_ms);
     else

@@ -556,9 +556,10 @@ int mg__task_phase(mg_call_t *c)
     if (strcmp(c->method, "tools/call") != 0 || !gw->cfg->tasks.enabled || c->task != NULL ||
         gw->shutting_down)
         return 0;
-    int wants =
-        c->modern ? ext_declared(c)
-                  : c->s->rank >= MG_VERSION_2025_11_25 && json_is_object(json_object_get(c->params, "task"));
+    int wants = c->modern
+                    ? ext_declared(c)
+                    : c->s->rank >= MG_VERSION_2025_11_25 && !mg__params_lack(c, c->params, MG__PK_TASK) &&
+                          json_is_object(json_object_get(c->params, "task"));
     if (c->task_support < 0 && (wants || c->modern)) {
         mg__pool_list(c->route_pool, MG_LIST_TOOLS, support_cb, c); /* modern: verify fetched it */
         return 1;

@@ -492,7 +492,11 @@ static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg
     req->data = data;
     req->origin.child = UINT32_MAX;
     mg__list_init(&req->link);
-    json_t *tok = json_object_get(json_object_get(json_object_get(msg, "params"), "_meta"), "progressToken");
+    /* as->params_of is msg's "params" (upstream.h): without "_meta" it holds no progress token */
+    json_t *tok =
+        as != NULL && as->params_text != NULL && as->params_no_meta
+            ? NULL
+            : json_object_get(json_object_get(json_object_get(msg, "params"), "_meta"), "progressToken");
     if (json_is_string(tok) || json_is_integer(tok))
         req->progress_token = json_incref(tok);
     req->timeout_ms = timeout_ms ? timeout_ms : up->default_timeout_ms;

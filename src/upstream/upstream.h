@@ -169,6 +169,9 @@ typedef struct mg_upstream_caller {
     const json_t *params_of;
     const char *params_text;
     size_t params_len;
+    /* With params_text: 1 when params_of has no "_meta" member, so no progress token (spares the
+     * stdio upstream its lookups); 0: it may. */
+    int params_no_meta;
 } mg_upstream_caller_t;
 
 typedef struct mg_upstream_ops {

@@ -59,3 +59,37 @@ test('tools/call params: the same line to the child for canonical, spaced, escap
   for (const l of lines.slice(0, texts.length + 1)) assert.equal(strip(l), want);
   assert.equal(strip(lines[texts.length + 1]), '{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"r":1.5}}');
 });
+
+// The path skips its "_meta" and "task" lookups for a lent params whose members it walked once:
+// a progress token and a task request in canonical params must still be seen, and a params with
+// more members than that walk takes (or "task" only inside arguments) must still be read.
+test('tools/call params: a canonical _meta.progressToken is replaced and a task member taken off', async (t) => {
+  const rec = recordFile(t);
+  const gw = await t.gateway({ config: { mcpServers: { test: recordedTestserver(rec) } } });
+  const sess = await initSession(gw.url, { protocolVersion: '2025-03-26' });
+  const many = Array.from({ length: 8 }, (_, i) => `"x${i}":${i}`).join(',');
+  const cases = [
+    { params: `{"name":"echo","arguments":{"message":"p1"},"_meta":{"progressToken":"client-tok"}}`, tok: true },
+    { params: `{"_meta":{"progressToken":77},"name":"echo","arguments":{"message":"p2"}}`, tok: true },
+    { params: `{"name":"echo","arguments":{"message":"p3"},"task":{"ttl":1000}}`, task: true },
+    { params: `{"name":"echo","arguments":{"message":"p4","task":{"ttl":5}}}`, nested: true },
+    { params: `{"name":"echo",${many},"arguments":{"message":"p5"},"_meta":{"progressToken":"t5"}}`, tok: true },
+  ];
+  for (let i = 0; i < cases.length; i++)
+    await post(gw, sess, `{"jsonrpc":"2.0","id":${2000 + i},"method":"tools/call","params":${cases[i].params}}`, [2000 + i]);
+  const calls = () =>
+    readRecord(rec)
+      .split('\n')
+      .filter((l) => l.includes('"method":"tools/call"'))
+      .map((l) => JSON.parse(l));
+  await waitFor(() => calls().length >= cases.length, { what: 'every call written to the upstream' });
+  const lines = calls();
+  for (let i = 0; i < cases.length; i++) {
+    const m = lines[i];
+    assert.equal(m.params.arguments.message, `p${i + 1}`);
+    if (cases[i].tok) assert.equal(m.params._meta?.progressToken, m.id, `the gateway's token, not the client's: ${JSON.stringify(m)}`);
+    else assert.equal(m.params._meta, undefined);
+    if (cases[i].task) assert.equal(m.params.task, undefined, 'the client task request stays with the gateway');
+    if (cases[i].nested) assert.deepEqual(m.params.arguments.task, { ttl: 5 }, 'arguments are the tool\'s business');
+  }
+});
