@@ -341,14 +341,13 @@ static int trace_header_ok(const char *v, size_t max)
 
 #define MODERN_VERSION "2026-07-28"
 
-/* 2026-07-28: the _meta every request carries (protocol version, client capabilities and info). */
-static void modern_meta(remote_t *r, json_t *m, json_t *caps, const char *log_level)
+void mg__remote_modern_meta(json_t *m, const json_t *caps, const char *log_level, const char *client_name,
+                            const char *client_version)
 {
-    json_t *params = json_object_get(m, "params");
-    if (!json_is_object(params)) {
-        params = json_object();
-        json_object_set_new(m, "params", params);
-    }
+    json_t *params = json_object_get(m, "params"); /* the caller's: ours is a copy (upstream.h) */
+    params = json_is_object(params) ? mg_json_copy(params) : json_object();
+    if (params == NULL || json_object_set_new(m, "params", params) != 0)
+        return; /* ENOMEM: the request goes without its _meta */
     json_t *meta = json_object_get(params, "_meta");
     if (!json_is_object(meta)) {
         meta = json_object();
@@ -361,9 +360,15 @@ static void modern_meta(remote_t *r, json_t *m, json_t *caps, const char *log_le
     json_object_set_new(meta, "io.modelcontextprotocol/clientCapabilities",
                         caps != NULL ? mg_json_deep_copy(caps) : json_object());
     json_object_set_new(meta, "io.modelcontextprotocol/clientInfo",
-                        json_pack("{s:s,s:s}", "name", r->client_name, "version", r->client_version));
+                        json_pack("{s:s,s:s}", "name", client_name, "version", client_version));
     if (log_level != NULL && json_object_get(meta, "io.modelcontextprotocol/logLevel") == NULL)
         json_object_set_new(meta, "io.modelcontextprotocol/logLevel", json_string(log_level));
+}
+
+/* 2026-07-28: the _meta every request carries (protocol version, client capabilities and info). */
+static void modern_meta(remote_t *r, json_t *m, json_t *caps, const char *log_level)
+{
+    mg__remote_modern_meta(m, caps, log_level, r->client_name, r->client_version);
 }
 
 /* A session-era upstream: the 2026-07-28 request _meta a translated client request may carry

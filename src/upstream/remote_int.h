@@ -284,6 +284,13 @@ void mg__remote_mrtr_free(struct mg__mrtr *m);
  * "params" and nothing is to be stripped from it, is copied as that member's dump instead of
  * dumping it: byte-for-byte the same body. msg is not modified. NEW malloc'd, NUL-terminated, its
  * length in *len; NULL on ENOMEM. */
+/* 2026-07-28: the _meta every request carries (protocol version, the client capabilities caps or
+ * {}, client info, and log_level when given and the caller set none) added to m's params. m is the
+ * request's own object; its params and their _meta are replaced by copies, never modified, as the
+ * caller may share them (upstream.h). On ENOMEM, m goes without it. */
+void mg__remote_modern_meta(json_t *m, const json_t *caps, const char *log_level, const char *client_name,
+                            const char *client_version);
+
 char *mg__remote_body(const json_t *msg, int64_t id, const json_t *params_of, const char *params_text,
                       size_t params_len, size_t *len);
 

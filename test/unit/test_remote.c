@@ -438,13 +438,63 @@ static void test_request_body_lent_params(void **state)
     body_same("{\"method\":\"tools/list\",\"params\":{}}", 6, 1);
 }
 
+/* A 2026-07-28 request's _meta goes into copies: the params and _meta objects the caller shares with
+ * the message (a shallow copy of its own) are not modified. */
+static void test_modern_meta_copies(void **state)
+{
+    (void)state;
+    json_error_t e;
+    json_t *msg = json_loads(
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"_meta\":{\"progressToken\":1}}}", 0, &e);
+    json_t *bare = json_loads("{\"method\":\"tools/call\",\"params\":{\"name\":\"y\"}}", 0, &e);
+    assert_non_null(msg);
+    assert_non_null(bare);
+    char *before = json_dumps(msg, JSON_COMPACT);
+    char *bare_before = json_dumps(bare, JSON_COMPACT);
+    json_t *caps = json_pack("{s:{}}", "sampling");
+    json_t *pairs[2][2] = {{msg, mg_json_copy(msg)}, {bare, mg_json_copy(bare)}};
+    for (int i = 0; i < 2; i++) {
+        json_t *m = pairs[i][1];
+        assert_non_null(m);
+        mg__remote_modern_meta(m, caps, "info", "mcpgate", "1.2.3");
+        json_t *meta = json_object_get(json_object_get(m, "params"), "_meta");
+        assert_string_equal(
+            json_string_value(json_object_get(meta, "io.modelcontextprotocol/protocolVersion")),
+            "2026-07-28");
+        assert_non_null(
+            json_object_get(json_object_get(meta, "io.modelcontextprotocol/clientCapabilities"), "sampling"));
+        assert_string_equal(json_string_value(json_object_get(meta, "io.modelcontextprotocol/logLevel")),
+                            "info");
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(meta, "io.modelcontextprotocol/clientInfo"), "version")),
+                            "1.2.3");
+        if (i == 0)
+            assert_true(json_integer_value(json_object_get(meta, "progressToken")) == 1);
+        assert_true(json_object_get(m, "params") != json_object_get(pairs[i][0], "params"));
+    }
+    char *after = json_dumps(msg, JSON_COMPACT);
+    char *bare_after = json_dumps(bare, JSON_COMPACT);
+    assert_string_equal(before, after);
+    assert_string_equal(bare_before, bare_after);
+    for (int i = 0; i < 2; i++)
+        json_decref(pairs[i][1]);
+    free(before);
+    free(after);
+    free(bare_before);
+    free(bare_after);
+    json_decref(caps);
+    json_decref(msg);
+    json_decref(bare);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_forbidden_classes), cmocka_unit_test(test_cidr_parse_match),
-        cmocka_unit_test(test_egress_pick),       cmocka_unit_test(test_url_parse),
-        cmocka_unit_test(test_sse_parser),        cmocka_unit_test(test_tenant_lookup),
-        cmocka_unit_test(test_egress_request),    cmocka_unit_test(test_request_body_lent_params),
+        cmocka_unit_test(test_forbidden_classes),  cmocka_unit_test(test_cidr_parse_match),
+        cmocka_unit_test(test_egress_pick),        cmocka_unit_test(test_url_parse),
+        cmocka_unit_test(test_sse_parser),         cmocka_unit_test(test_tenant_lookup),
+        cmocka_unit_test(test_egress_request),     cmocka_unit_test(test_request_body_lent_params),
+        cmocka_unit_test(test_modern_meta_copies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
