@@ -34,6 +34,7 @@
 #include "../http/client.h"
 #include "remote_int.h"
 #include "upstream.h"
+#include "upstream_int.h"
 
 #include <netdb.h>
 #include <stdarg.h>
@@ -112,6 +113,7 @@ static void req_free_cb(uv_handle_t *h)
     rreq_t *q = h->data;
     remote_t *r = q->r;
     json_decref(q->msg);
+    free(q->params_text);
     json_decref(q->d_response);
     free(q->d_message);
     free(q->subject);
@@ -339,14 +341,13 @@ static int trace_header_ok(const char *v, size_t max)
 
 #define MODERN_VERSION "2026-07-28"
 
-/* 2026-07-28: the _meta every request carries (protocol version, client capabilities and info). */
-static void modern_meta(remote_t *r, json_t *m, json_t *caps, const char *log_level)
+void mg__remote_modern_meta(json_t *m, const json_t *caps, const char *log_level, const char *client_name,
+                            const char *client_version)
 {
-    json_t *params = json_object_get(m, "params");
-    if (!json_is_object(params)) {
-        params = json_object();
-        json_object_set_new(m, "params", params);
-    }
+    json_t *params = json_object_get(m, "params"); /* the caller's: ours is a copy (upstream.h) */
+    params = json_is_object(params) ? mg_json_copy(params) : json_object();
+    if (params == NULL || json_object_set_new(m, "params", params) != 0)
+        return; /* ENOMEM: the request goes without its _meta */
     json_t *meta = json_object_get(params, "_meta");
     if (!json_is_object(meta)) {
         meta = json_object();
@@ -359,9 +360,15 @@ static void modern_meta(remote_t *r, json_t *m, json_t *caps, const char *log_le
     json_object_set_new(meta, "io.modelcontextprotocol/clientCapabilities",
                         caps != NULL ? mg_json_deep_copy(caps) : json_object());
     json_object_set_new(meta, "io.modelcontextprotocol/clientInfo",
-                        json_pack("{s:s,s:s}", "name", r->client_name, "version", r->client_version));
+                        json_pack("{s:s,s:s}", "name", client_name, "version", client_version));
     if (log_level != NULL && json_object_get(meta, "io.modelcontextprotocol/logLevel") == NULL)
         json_object_set_new(meta, "io.modelcontextprotocol/logLevel", json_string(log_level));
+}
+
+/* 2026-07-28: the _meta every request carries (protocol version, client capabilities and info). */
+static void modern_meta(remote_t *r, json_t *m, json_t *caps, const char *log_level)
+{
+    mg__remote_modern_meta(m, caps, log_level, r->client_name, r->client_version);
 }
 
 /* A session-era upstream: the 2026-07-28 request _meta a translated client request may carry
@@ -399,6 +406,46 @@ static void strip_modern_meta(json_t *m)
         json_object_set(params, "_meta", meta);
     json_decref(meta);
     json_object_set_new(m, "params", params);
+}
+
+/* 1 when params carry a 2026-07-28 _meta key that strip_modern_meta() would drop. */
+static int has_modern_meta(const json_t *params)
+{
+    json_t *meta = json_object_get(params, "_meta");
+    if (!json_is_object(meta))
+        return 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(meta, k, v)
+    {
+        if (strncmp(k, "io.modelcontextprotocol/", 24) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+char *mg__remote_body(const json_t *msg, int64_t id, const json_t *params_of, const char *params_text,
+                      size_t params_len, size_t *len)
+{
+    const json_t *params = json_object_get(msg, "params");
+    if (!has_modern_meta(params)) { /* written as the stdio line is, without copying the message */
+        mg_upstream_caller_t as = {
+            .params_of = params_of, .params_text = params_text, .params_len = params_len};
+        int lent = params_text != NULL && params_of != NULL && params == params_of;
+        char *s = mg__request_line(msg, id, lent ? &as : NULL, len);
+        if (s != NULL)
+            s[--*len] = '\0'; /* its newline */
+        return s;
+    }
+    json_t *m = mg_json_copy((json_t *)msg);
+    if (m == NULL)
+        return NULL;
+    json_object_set_new(m, "jsonrpc", json_string("2.0"));
+    json_object_set_new(m, "id", json_integer(id));
+    strip_modern_meta(m);
+    char *body = mg_json_dump(m, len); /* json_dumps(JSON_COMPACT), faster (common/json.h) */
+    json_decref(m);
+    return body;
 }
 
 /* An Mcp-Name value: as is when it is printable ASCII, else "=?base64?...?=". NEW malloc'd. */
@@ -1031,22 +1078,24 @@ static void send_req(rreq_t *q)
         te_hdr = e->hdr;
     }
     xchg_t *x = calloc(1, sizeof *x);
-    json_t *m = mg_json_copy(q->msg);
-    if (x == NULL || m == NULL) {
+    json_t *m = r->modern ? mg_json_copy(q->msg) : NULL; /* 2026-07-28: _meta is added to a copy */
+    if (x == NULL || (r->modern && m == NULL)) {
         free(x);
         json_decref(m);
         mg__remote_req_finish(q, MG_ENOMEM, NULL, NULL);
         return;
     }
     q->id = r->next_id++;
-    json_object_set_new(m, "jsonrpc", json_string("2.0"));
-    json_object_set_new(m, "id", json_integer(q->id));
-    if (r->modern)
-        modern_meta(r, m, q->caps, q->log_level);
-    else
-        strip_modern_meta(m);
     size_t blen = 0;
-    char *body = mg_json_dump(m, &blen); /* json_dumps(JSON_COMPACT), faster (common/json.h) */
+    char *body;
+    if (r->modern) {
+        json_object_set_new(m, "jsonrpc", json_string("2.0"));
+        json_object_set_new(m, "id", json_integer(q->id));
+        modern_meta(r, m, q->caps, q->log_level);
+        body = mg_json_dump(m, &blen); /* json_dumps(JSON_COMPACT), faster (common/json.h) */
+    } else { /* the caller's params text when it lent one, without copying or dumping the message */
+        body = mg__remote_body(q->msg, q->id, q->params_of, q->params_text, q->params_len, &blen);
+    }
     x->r = r;
     x->kind = X_REQ;
     x->req = q;
@@ -1076,7 +1125,7 @@ static void send_req(rreq_t *q)
     }
     /* W3C trace context (gateway.tracing writes it into _meta; a client may have): also as headers,
      * where an HTTP server's tracing looks for it. Only printable values of sane length go out. */
-    json_t *tmeta = json_object_get(json_object_get(m, "params"), "_meta");
+    json_t *tmeta = json_object_get(json_object_get(m != NULL ? m : q->msg, "params"), "_meta");
     const char *tp = json_string_value(json_object_get(tmeta, "traceparent"));
     const char *ts = json_string_value(json_object_get(tmeta, "tracestate"));
     if (trace_header_ok(tp, 55)) {
@@ -1703,6 +1752,14 @@ static int op_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, 
         if (caller->max_ms != 0)
             q->max_ms = caller->max_ms; /* read when the request is sent (deferred to the loop) */
         q->translate = caller->translate_inputs;
+        json_t *params = json_object_get(q->msg, "params"); /* the caller's object (a shallow copy) */
+        if (caller->params_text != NULL && params != NULL && params == caller->params_of &&
+            (q->params_text = malloc(caller->params_len + 1)) != NULL) { /* lent for this call only */
+            memcpy(q->params_text, caller->params_text, caller->params_len);
+            q->params_text[caller->params_len] = '\0';
+            q->params_len = caller->params_len;
+            q->params_of = params;
+        }
         if (caller->log_level != NULL)
             q->log_level = strdup(caller->log_level); /* NULL on ENOMEM: no logs asked */
         if (json_is_object(caller->client_capabilities)) {

@@ -161,6 +161,11 @@ struct rreq {
     int translate;         /* 2026-07-28: input_required is relayed to the caller (remote_mrtr.c) */
     char *log_level;       /* 2026-07-28: the caller's logging level for _meta (owned), or NULL */
     struct mg__mrtr *mrtr; /* the input rounds of a translated request (remote_mrtr.c), or NULL */
+    /* The caller's lent text of msg's "params" (mg_upstream_caller_t.params_text), copied (owned),
+     * and the params object it is the dump of; NULL when none was lent or params were replaced. */
+    char *params_text;
+    size_t params_len;
+    const json_t *params_of;
 };
 
 struct remote {
@@ -272,6 +277,22 @@ int mg__remote_mrtr_take(rreq_t *q, json_t *response);
 int mg__remote_mrtr_answer(remote_t *r, const json_t *msg);
 /* Frees q's rounds (q->mrtr may be NULL). */
 void mg__remote_mrtr_free(struct mg__mrtr *m);
+
+/* The body of a request to a session-era upstream (remote.c send_req): msg (its "id" absent or
+ * replaced) with "jsonrpc":"2.0" and "id":id, the 2026-07-28 _meta keys stripped from its params,
+ * in mg_json_dump's compact form. params_text[0..params_len) (or NULL), when params_of is msg's
+ * "params" and nothing is to be stripped from it, is copied as that member's dump instead of
+ * dumping it: byte-for-byte the same body. msg is not modified. NEW malloc'd, NUL-terminated, its
+ * length in *len; NULL on ENOMEM. */
+/* 2026-07-28: the _meta every request carries (protocol version, the client capabilities caps or
+ * {}, client info, and log_level when given and the caller set none) added to m's params. m is the
+ * request's own object; its params and their _meta are replaced by copies, never modified, as the
+ * caller may share them (upstream.h). On ENOMEM, m goes without it. */
+void mg__remote_modern_meta(json_t *m, const json_t *caps, const char *log_level, const char *client_name,
+                            const char *client_version);
+
+char *mg__remote_body(const json_t *msg, int64_t id, const json_t *params_of, const char *params_text,
+                      size_t params_len, size_t *len);
 
 /* ---- remote_auth.c: the gateway's token (client credentials) and token exchange (RFC 8693) ---- */
 /* 1 when no token is needed or the current one is not due for renewal. */

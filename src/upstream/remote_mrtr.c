@@ -266,6 +266,9 @@ int mg__remote_mrtr_answer(remote_t *r, const json_t *msg)
         else
             json_object_del(params, "requestState");
         json_object_set_new(q->msg, "params", params);
+        free(q->params_text); /* the lent text was of the params just replaced */
+        q->params_text = NULL;
+        q->params_of = NULL;
         mg__remote_req_resend(q);
         return 1;
     }

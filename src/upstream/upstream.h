@@ -165,7 +165,9 @@ typedef struct mg_upstream_caller {
     /* Optional (NULL: none): the text of the message's "params", borrowed for this call only:
      * params_text[0..params_len) are exactly the bytes mg_json_dump writes for params_of (common/json.h
      * mg_json_span_t), which must be the message's "params" member. A stdio line written during
-     * this call copies them instead of dumping it; anything else ignores them. */
+     * this call copies them instead of dumping it, as does the body of a request to a session-era
+     * remote upstream (remote.c keeps a copy of the text until the request is sent); anything else
+     * ignores them. */
     const json_t *params_of;
     const char *params_text;
     size_t params_len;

@@ -21,6 +21,7 @@
 
 #include "common/cidr.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "config/remote_config.h"
 #include "http/client.h"
 #include "upstream/remote_int.h"
@@ -326,13 +327,174 @@ static void test_egress_request(void **state)
     client_closed_run(&loop, cl);
 }
 
+/* The tree path the body's writer bypasses: the message copied, jsonrpc and id set, the 2026-07-28
+ * _meta keys taken out of its params (an emptied _meta with them), dumped. */
+static char *body_oracle(const json_t *msg, int64_t id, size_t *len)
+{
+    json_t *m = mg_json_deep_copy(msg);
+    assert_non_null(m);
+    json_object_set_new(m, "jsonrpc", json_string("2.0"));
+    json_object_set_new(m, "id", json_integer(id));
+    json_t *params = json_object_get(m, "params");
+    json_t *meta = json_object_get(params, "_meta");
+    if (json_is_object(meta)) {
+        int found = 0;
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(meta, tmp, k, v)
+        {
+            if (strncmp(k, "io.modelcontextprotocol/", 24) == 0) {
+                json_object_del(meta, k);
+                found = 1;
+            }
+        }
+        if (found && json_object_size(meta) == 0)
+            json_object_del(params, "_meta");
+    }
+    char *s = mg_json_dump(m, len);
+    json_decref(m);
+    return s;
+}
+
+/* The body of a request to a session-era upstream, with and without the caller's lent params text:
+ * exactly the bytes of the tree path (body_oracle). */
+static void body_same(const char *msg_text, int64_t id, int expect_fast)
+{
+    json_error_t e;
+    json_t *msg = json_loads(msg_text, 0, &e);
+    assert_non_null(msg);
+    json_t *params = json_object_get(msg, "params");
+    size_t plen = 0, glen = 0, flen = 0;
+    char *ptext = params != NULL ? mg_json_dump(params, &plen) : NULL;
+    char *before = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *general = mg__remote_body(msg, id, NULL, NULL, 0, &glen);
+    char *fast = mg__remote_body(msg, id, params, ptext, plen, &flen);
+    size_t olen = 0;
+    char *oracle = body_oracle(msg, id, &olen);
+    assert_non_null(general);
+    assert_non_null(fast);
+    assert_string_equal(general, oracle);
+    assert_int_equal(glen, olen);
+    assert_int_equal(flen, glen);
+    assert_int_equal(strlen(general), glen);
+    assert_string_equal(fast, general);
+    char *after = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_string_equal(before, after); /* msg is not modified */
+    json_t *sent = json_loads(general, 0, &e);
+    assert_non_null(sent);
+    assert_string_equal(json_string_value(json_object_get(sent, "jsonrpc")), "2.0");
+    assert_true(json_integer_value(json_object_get(sent, "id")) == id);
+    json_t *meta = json_object_get(json_object_get(sent, "params"), "_meta");
+    assert_null(json_object_get(meta, "io.modelcontextprotocol/protocolVersion"));
+    if (params != NULL) { /* a lent text is what goes: the fast path was taken, or declined */
+        char *other = mg__remote_body(msg, id, params, "{\"lent\":1}", 10, &flen);
+        assert_non_null(other);
+        assert_int_equal(strstr(other, "\"params\":{\"lent\":1}") != NULL, expect_fast);
+        free(other);
+        json_t *elsewhere = json_object(); /* lent for another object: ignored */
+        other = mg__remote_body(msg, id, elsewhere, "{\"lent\":1}", 10, &flen);
+        assert_string_equal(other, general);
+        free(other);
+        json_decref(elsewhere);
+    }
+    json_decref(sent);
+    free(before);
+    free(after);
+    free(general);
+    free(fast);
+    free(oracle);
+    free(ptext);
+    json_decref(msg);
+}
+
+static void test_request_body_lent_params(void **state)
+{
+    (void)state;
+    body_same(
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"bench-1\"}}}",
+        7, 1);
+    body_same(
+        "{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{\"name\":\"e\\u00e9\\u2028\\\"\\\\/\\n"
+        "\\u0001\",\"arguments\":{\"n\":-12345678901234,\"r\":1.5e-7,\"t\":true,\"z\":null,\"a\":[],\"o\":{},"
+        "\"k\\ud83d\\ude00\":[1,[2,{\"x\":\"y\"}]]}}}",
+        INT64_MAX, 1);
+    body_same("{\"method\":\"tools/call\",\"id\":\"client-7\",\"params\":{\"name\":\"x\"},\"extra\":[1,2]}",
+              0, 1);
+    body_same(
+        "{\"params\":{\"_meta\":{\"progressToken\":3,\"traceparent\":\"00-0af7651916cd43dd8448eb211c80319c-"
+        "b7ad6b7169203331-01\"},\"name\":\"x\"},\"method\":\"tools/call\"}",
+        42, 1);
+    /* a 2026-07-28 _meta key is stripped: the lent text is not the params that go */
+    body_same("{\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"_meta\":{\"io.modelcontextprotocol/"
+              "protocolVersion\":\"2026-07-28\",\"progressToken\":\"p\"}}}",
+              3, 0);
+    body_same(
+        "{\"method\":\"tools/call\",\"params\":{\"_meta\":{\"io.modelcontextprotocol/clientInfo\":{}}}}", 4,
+        0);
+    body_same("{\"method\":\"ping\"}", 5, 0);
+    body_same("{\"method\":\"x/y\",\"jsonrpc\":\"1.0\",\"params\":[1,\"a\",{\"b\":null}]}", 9, 1);
+    body_same("{\"method\":\"notifications/x\",\"params\":null,\"jsonrpc\":\"2.0\"}", -1, 1);
+    body_same("{\"method\":\"tools/list\",\"params\":{}}", 6, 1);
+}
+
+/* A 2026-07-28 request's _meta goes into copies: the params and _meta objects the caller shares with
+ * the message (a shallow copy of its own) are not modified. */
+static void test_modern_meta_copies(void **state)
+{
+    (void)state;
+    json_error_t e;
+    json_t *msg = json_loads(
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"_meta\":{\"progressToken\":1}}}", 0, &e);
+    json_t *bare = json_loads("{\"method\":\"tools/call\",\"params\":{\"name\":\"y\"}}", 0, &e);
+    assert_non_null(msg);
+    assert_non_null(bare);
+    char *before = json_dumps(msg, JSON_COMPACT);
+    char *bare_before = json_dumps(bare, JSON_COMPACT);
+    json_t *caps = json_pack("{s:{}}", "sampling");
+    json_t *pairs[2][2] = {{msg, mg_json_copy(msg)}, {bare, mg_json_copy(bare)}};
+    for (int i = 0; i < 2; i++) {
+        json_t *m = pairs[i][1];
+        assert_non_null(m);
+        mg__remote_modern_meta(m, caps, "info", "mcpgate", "1.2.3");
+        json_t *meta = json_object_get(json_object_get(m, "params"), "_meta");
+        assert_string_equal(
+            json_string_value(json_object_get(meta, "io.modelcontextprotocol/protocolVersion")),
+            "2026-07-28");
+        assert_non_null(
+            json_object_get(json_object_get(meta, "io.modelcontextprotocol/clientCapabilities"), "sampling"));
+        assert_string_equal(json_string_value(json_object_get(meta, "io.modelcontextprotocol/logLevel")),
+                            "info");
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(meta, "io.modelcontextprotocol/clientInfo"), "version")),
+                            "1.2.3");
+        if (i == 0)
+            assert_true(json_integer_value(json_object_get(meta, "progressToken")) == 1);
+        assert_true(json_object_get(m, "params") != json_object_get(pairs[i][0], "params"));
+    }
+    char *after = json_dumps(msg, JSON_COMPACT);
+    char *bare_after = json_dumps(bare, JSON_COMPACT);
+    assert_string_equal(before, after);
+    assert_string_equal(bare_before, bare_after);
+    for (int i = 0; i < 2; i++)
+        json_decref(pairs[i][1]);
+    free(before);
+    free(after);
+    free(bare_before);
+    free(bare_after);
+    json_decref(caps);
+    json_decref(msg);
+    json_decref(bare);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_forbidden_classes), cmocka_unit_test(test_cidr_parse_match),
-        cmocka_unit_test(test_egress_pick),       cmocka_unit_test(test_url_parse),
-        cmocka_unit_test(test_sse_parser),        cmocka_unit_test(test_tenant_lookup),
-        cmocka_unit_test(test_egress_request),
+        cmocka_unit_test(test_forbidden_classes),  cmocka_unit_test(test_cidr_parse_match),
+        cmocka_unit_test(test_egress_pick),        cmocka_unit_test(test_url_parse),
+        cmocka_unit_test(test_sse_parser),         cmocka_unit_test(test_tenant_lookup),
+        cmocka_unit_test(test_egress_request),     cmocka_unit_test(test_request_body_lent_params),
+        cmocka_unit_test(test_modern_meta_copies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
