@@ -1759,13 +1759,13 @@ static call_rc_t phase_forward(mg_call_t *c)
      * replaces a progress token (objects shared with the client's request are never modified). */
     const char *name = json_string_value(json_object_get(c->params, "name"));
     int same = name != NULL && strcmp(name, c->route_original) == 0; /* no prefix to take off */
-    /* Nothing changes the client's params on the way to a stdio child when the name stays, no task
-     * or 2026 field is taken off or added and no span writes _meta (forward()), and the child's line
-     * is written from it without touching it (upstream.c copies before it replaces a progress
-     * token): then it is shared, not copied. A remote upstream adds its _meta in place: a copy. */
+    /* Nothing changes the client's params on the way to the upstream when the name stays, no task
+     * or 2026 field is taken off or added and no span writes _meta (forward()), and the upstream
+     * writes its request from it without touching it (upstream.c copies before it replaces a
+     * progress token; remote.c copies before it adds or strips 2026-07-28 _meta keys or MRTR
+     * fields): then it is shared, not copied. */
     int share = same && c->span == NULL && !c->modern && c->task_support <= 0 &&
-                (mg__params_lack(c, c->params, MG__PK_TASK) || json_object_get(c->params, "task") == NULL) &&
-                strcmp(mg_upstream_kind(c->route_pool->up), "stdio") == 0;
+                (mg__params_lack(c, c->params, MG__PK_TASK) || json_object_get(c->params, "task") == NULL);
     json_t *params = share ? json_incref(c->params) : mg_json_copy(c->params);
     if (params == NULL ||
         (!same && json_object_set_new(params, "name", json_string(c->route_original)) != 0)) {
