@@ -53,25 +53,12 @@ void mg__cluster_list_changed(mg_gateway_t *gw, const mg_lc_change_t *ch, size_t
                                             (int)all, "changes", changes));
 }
 
-typedef struct {
-    mg_gateway_t *gw;
-    const mg_lc_change_t *ch;
-    size_t n;
-    unsigned all; /* kinds for everyone */
-} reach_t;
-
-static unsigned reach_kinds(void *arg, const mg_principal_t *p)
-{
-    const reach_t *r = arg;
-    return r->all | mg__lc_kinds_for(r->gw, r->ch, r->n, p);
-}
-
 /* list_changed to the streams this replica feeds: of session only (the kinds in r->all), or (only
  * NULL) of every session and 2026-07-28 listener the changes in r reach. */
-static void local_list_changed(mg_gateway_t *gw, mg_session_t *only, const reach_t *r)
+static void local_list_changed(mg_gateway_t *gw, mg_session_t *only, const mg_lc_reach_t *r)
 {
     if (only == NULL)
-        mg__modern_listeners_changed(gw, reach_kinds, (void *)r);
+        mg__modern_listeners_changed(gw, mg__lc_reach_kinds, (void *)r);
     char *text[MG_LIST_TEMPLATES] = {0}, *buf[MG_LIST_TEMPLATES] = {0};
     size_t blen[MG_LIST_TEMPLATES] = {0};
     size_t pos = 0;
@@ -79,7 +66,7 @@ static void local_list_changed(mg_gateway_t *gw, mg_session_t *only, const reach
     void *val = only;
     while (only != NULL || mg_map_next(&gw->sessions, &pos, &key, &val)) {
         mg_session_t *s = val;
-        unsigned bits = only != NULL ? r->all : reach_kinds((void *)r, s->principal);
+        unsigned bits = only != NULL ? r->all : mg__lc_reach_kinds((void *)r, s->principal);
         for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
             if (!(bits & (1u << k)))
                 continue;
@@ -115,7 +102,7 @@ static void on_list_changed(mg_cluster_t *cl, const json_t *m)
 {
     mg_gateway_t *gw = cl->gw;
     const json_t *changes = json_object_get(m, "changes");
-    reach_t r = {gw, NULL, 0, (unsigned)json_integer_value(json_object_get(m, "all"))};
+    mg_lc_reach_t r = {gw, NULL, 0, (unsigned)json_integer_value(json_object_get(m, "all"))};
     if (!json_is_array(changes)) {
         r.all = (unsigned)json_integer_value(json_object_get(m, "bits"));
         local_list_changed(gw, NULL, &r);
@@ -154,7 +141,7 @@ static void on_list_changed(mg_cluster_t *cl, const json_t *m)
 
 void mg__cluster_list_changed_local(mg_gateway_t *gw, mg_session_t *s, unsigned bits)
 {
-    reach_t r = {gw, NULL, 0, bits};
+    mg_lc_reach_t r = {gw, NULL, 0, bits};
     local_list_changed(gw, s, &r);
 }
 

@@ -471,7 +471,7 @@ void mg__cluster_stream_event(mg_stream_t *st, uint64_t seq, const char *data, s
 void mg__cluster_session_closing(mg_session_t *s);
 void mg__cluster_keepalive(mg_gateway_t *gw);
 /* Debounced list_changed of shared and tenant children: to every replica's GET streams and
- * listeners that the changes reach (mg__lc_kinds_for), everyone for the kinds in all. */
+ * listeners that the changes reach (mg__lc_reach_kinds), everyone for the kinds in all. */
 void mg__cluster_list_changed(mg_gateway_t *gw, const struct mg_lc_change *ch, size_t n, unsigned all);
 /* list_changed of bits to shared session s's GET stream if this replica follows it (a reload's:
  * every replica reloads and tells its own followers; nothing crosses the bus). */
@@ -808,10 +808,16 @@ typedef struct mg_lc_change {
     char *tenant;
     unsigned bits;
 } mg_lc_change_t;
-/* The kinds of ch[0..n) that reach principal p: its server is live and not wholly hidden from p by
- * gateway.auth.rules, and a tenant pool's is p's tenant. */
-unsigned mg__lc_kinds_for(const mg_gateway_t *gw, const mg_lc_change_t *ch, size_t n,
-                          const mg_principal_t *p);
+/* Changes ch[0..n) of gw's servers, plus kinds for everyone (all). */
+typedef struct mg_lc_reach {
+    const mg_gateway_t *gw;
+    const mg_lc_change_t *ch;
+    size_t n;
+    unsigned all;
+} mg_lc_reach_t;
+/* The kinds of reach (an mg_lc_reach_t) that reach principal p: all, and each change whose server
+ * is live and not wholly hidden from p by gateway.auth.rules, and whose tenant pool is p's tenant. */
+unsigned mg__lc_reach_kinds(void *reach, const mg_principal_t *p);
 /* list_changed of each kind in bits (1 << mg_list_kind_t) to session s only, at once: on this
  * replica's stream of s (a shared session's: the GET stream this replica follows, if any); s NULL:
  * to this replica's 2026-07-28 listeners. */

@@ -61,17 +61,18 @@ static const char *changed_methods[MG_LIST_COUNT] = {
     "notifications/tools/list_changed", "notifications/prompts/list_changed",
     "notifications/resources/list_changed", "notifications/resources/list_changed"};
 
-unsigned mg__lc_kinds_for(const mg_gateway_t *gw, const mg_lc_change_t *ch, size_t n, const mg_principal_t *p)
+unsigned mg__lc_reach_kinds(void *reach, const mg_principal_t *p)
 {
-    unsigned bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        if ((bits | ch[i].bits) == bits)
+    const mg_lc_reach_t *r = reach;
+    unsigned bits = r->all;
+    for (size_t i = 0; i < r->n; i++) {
+        if ((bits | r->ch[i].bits) == bits)
             continue;
-        const mg_gw_server_t *srv = &gw->servers[ch[i].slot];
-        if (srv->removed || (ch[i].tenant != NULL && strcmp(ch[i].tenant, mg__tenant_of(p)) != 0) ||
-            !mg_auth_policy_may_see(gw->cfg->auth, p, srv->cfg->name))
+        const mg_gw_server_t *srv = &r->gw->servers[r->ch[i].slot];
+        if (srv->removed || (r->ch[i].tenant != NULL && strcmp(r->ch[i].tenant, mg__tenant_of(p)) != 0) ||
+            !mg_auth_policy_may_see(r->gw->cfg->auth, p, srv->cfg->name))
             continue;
-        bits |= ch[i].bits;
+        bits |= r->ch[i].bits;
     }
     return bits;
 }
@@ -86,19 +87,6 @@ static void notify_session(mg_session_t *s, unsigned bits)
         mg__session_notify(s, n);
         json_decref(n);
     }
-}
-
-typedef struct {
-    mg_gateway_t *gw;
-    const mg_lc_change_t *ch;
-    size_t n;
-    unsigned all;
-} reach_t;
-
-static unsigned reach_kinds(void *arg, const mg_principal_t *p)
-{
-    reach_t *r = arg;
-    return r->all | mg__lc_kinds_for(r->gw, r->ch, r->n, p);
 }
 
 static void pending_clear(mg_gateway_t *gw)
@@ -117,14 +105,14 @@ static void debounce_cb(uv_timer_t *t)
         pending_clear(gw);
         return;
     }
-    reach_t r = {gw, gw->lc_pending, gw->nlc_pending, gw->lc_all};
-    mg__modern_listeners_changed(gw, reach_kinds, &r);
+    mg_lc_reach_t r = {gw, gw->lc_pending, gw->nlc_pending, gw->lc_all};
+    mg__modern_listeners_changed(gw, mg__lc_reach_kinds, &r);
     size_t pos = 0;
     const char *key;
     void *val;
     while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
         mg_session_t *s = val;
-        notify_session(s, reach_kinds(&r, s->principal));
+        notify_session(s, mg__lc_reach_kinds(&r, s->principal));
     }
     pending_clear(gw);
 }
