@@ -13,6 +13,15 @@
 #define MG_SHA256_BYTES 32
 #define MG_SHA256_HEX   (2 * MG_SHA256_BYTES + 1) /* 64 hex digits and the NUL */
 
+/* The value of hex digit c (0-9, a-f, A-F), or -1 for any other character. */
+static inline int mg_hex_digit(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
 /* Writes the 2*n lowercase hex digits of in[0..n) and a NUL into out (2*n + 1 bytes). */
 void mg_hex_encode(const unsigned char *in, size_t n, char *out);
 

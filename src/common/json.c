@@ -5,6 +5,7 @@
  * Read next: jsonrpc/jsonrpc.c (mg_rpc_parse, mg_rpc_dump), test/unit/test_json.c.
  */
 #include "json.h"
+#include "codec.h"
 #include "err.h"
 
 #include <errno.h>
@@ -409,23 +410,12 @@ static inline void skip_ws(parser_t *ps)
         ps->canon = 0; /* the dumper writes no whitespace */
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Four hex digits at p (bounds checked by the caller). */
 static int32_t hex4(const unsigned char *p)
 {
     int32_t v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
+        int h = mg_hex_digit(p[i]);
         if (h < 0)
             return -1;
         v = (v << 4) | h;

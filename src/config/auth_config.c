@@ -9,6 +9,7 @@
  */
 #include "auth_config.h"
 #include "../common/cfgval.h"
+#include "../common/codec.h"
 #include "config.h"
 
 #include <ctype.h>
@@ -200,14 +201,6 @@ static void unknown(pctx_t *p, const char *where, const char *key, const char *c
 
 /* ---- tokens ---- */
 
-static int hexval(int c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
 {
     if (!json_is_array(v)) {
@@ -245,7 +238,7 @@ static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
                 size_t n = h ? strlen(h) : 0;
                 int good = n == 64;
                 for (size_t k = 0; good && k < 64; k++)
-                    good = hexval(h[k]) >= 0;
+                    good = mg_hex_digit(h[k]) >= 0;
                 if (!good) {
                     errf(p,
                          "%s: must be the 64 hex digits of the token's SHA-256 (mcpgate token new prints it)",
@@ -254,7 +247,7 @@ static void parse_tokens(pctx_t *p, mg_auth_config_t *c, const json_t *v)
                     continue;
                 }
                 for (size_t k = 0; k < 32; k++)
-                    tc->sha256[k] = (unsigned char)(hexval(h[2 * k]) << 4 | hexval(h[2 * k + 1]));
+                    tc->sha256[k] = (unsigned char)(mg_hex_digit(h[2 * k]) << 4 | mg_hex_digit(h[2 * k + 1]));
                 have_hash = 1;
             } else if (strcmp(key, "tenant") == 0) {
                 tc->tenant = get_str(p, val, ww, 0);

@@ -4,6 +4,7 @@
  * scan per read and one parse.
  */
 #include "h1parse.h"
+#include "../common/codec.h"
 #include "../common/err.h"
 
 #include <string.h>
@@ -191,17 +192,6 @@ void mg_h1_chunks_init(mg_h1_chunks_t *d)
     memset(d, 0, sizeof *d);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 long mg_h1_chunks_next(mg_h1_chunks_t *d, const char *in, size_t len, const char **data, size_t *dlen,
                        const char **why)
 {
@@ -212,7 +202,7 @@ long mg_h1_chunks_next(mg_h1_chunks_t *d, const char *in, size_t len, const char
         char ch = in[i];
         switch (d->state) {
         case C_SIZE: {
-            int v = hexval(ch);
+            int v = mg_hex_digit(ch);
             if (v >= 0) {
                 if (++d->ndig > 15)
                     return fail(why, "a chunk size of the response is too large");
