@@ -23,6 +23,7 @@
 #include "common/err.h"
 #include "http/h1client.h"
 #include "http/h1parse.h"
+#include "loop_run.h"
 
 /* ---- the parser ---- */
 
@@ -500,41 +501,6 @@ static void done_cb(void *data, int err, int status, const char *why)
             mg_h1_request(g->cl, &g->then_req, head_cb, body_cb, done_cb, g->then, &g->then->call), 0);
         assert_int_equal(g->then->dones, 0);
     }
-}
-
-/* Sets the flag and stops the loop: a timer due at the top of uv_run(UV_RUN_ONCE) runs before the
- * poll, which would then wait with no timer left (a slow run, as under ASan, hit that). */
-static void guard_cb(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-    uv_stop(t->loop);
-}
-
-static void run_until(uv_loop_t *loop, int *flag)
-{
-    int expired = 0;
-    uv_timer_t guard;
-    uv_timer_init(loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, guard_cb, 5000, 0);
-    while (!*flag && !expired)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    assert_false(expired);
-}
-
-static void run_for(uv_loop_t *loop, uint64_t ms)
-{
-    int flag = 0;
-    uv_timer_t t;
-    uv_timer_init(loop, &t);
-    t.data = &flag;
-    uv_timer_start(&t, guard_cb, ms, 0);
-    while (!flag)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
 }
 
 typedef struct fixture {

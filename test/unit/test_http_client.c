@@ -20,6 +20,7 @@
 
 #include "common/err.h"
 #include "http/client.h"
+#include "loop_run.h"
 
 /* ---- the scripted server ---- */
 
@@ -339,40 +340,6 @@ static void start(mg_http_client_t *cl, const char *url, got_t *g, long timeout_
     assert_int_equal(mg_http_request(cl, &r, head_cb, body_cb, done_cb, g, &g->call), 0);
 }
 
-static void guard_cb(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-/* Runs the loop until *flag is set (or 5 s pass: a failure). */
-static void run_until(uv_loop_t *loop, int *flag)
-{
-    int expired = 0;
-    uv_timer_t guard;
-    uv_timer_init(loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, guard_cb, 5000, 0);
-    while (!*flag && !expired)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    assert_false(expired);
-}
-
-/* Lets the loop run for ms (to see that nothing more happens). */
-static void run_for(uv_loop_t *loop, uint64_t ms)
-{
-    int flag = 0;
-    uv_timer_t t;
-    uv_timer_init(loop, &t);
-    t.data = &flag;
-    uv_timer_start(&t, guard_cb, ms, 0);
-    while (!flag)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-}
-
 typedef struct fixture {
     uv_loop_t loop;
     srv_t srv;
@@ -580,7 +547,7 @@ static void test_idle_closed_by_server(void **state)
     uv_timer_t t;
     uv_timer_init(&f.loop, &t);
     t.data = &flag;
-    uv_timer_start(&t, guard_cb, 300, 0);
+    uv_timer_start(&t, loop_guard_cb, 300, 0);
     while (!flag) {
         uv_run(&f.loop, UV_RUN_ONCE);
         turns++;
