@@ -59,8 +59,20 @@ static void local_list_changed(mg_gateway_t *gw, mg_session_t *only, const mg_lc
 {
     if (only == NULL)
         mg__modern_listeners_changed(gw, mg__lc_reach_kinds, (void *)r);
-    char *text[MG_LIST_TEMPLATES] = {0}, *buf[MG_LIST_TEMPLATES] = {0};
+    /* each kind's notification, and its SSE event for the streams followed here, made once */
+    json_t *note[MG_LIST_TEMPLATES];
+    char *buf[MG_LIST_TEMPLATES] = {0};
     size_t blen[MG_LIST_TEMPLATES] = {0};
+    for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
+        note[k] = mg_rpc_notification(changed_methods[k], NULL);
+        size_t len, cap = 0;
+        char *text = mg_rpc_dump(note[k], &len);
+        if (text == NULL || mg_sse_format(&buf[k], &blen[k], &cap, NULL, text, len, 0) != 0) {
+            free(buf[k]);
+            buf[k] = NULL;
+        }
+        free(text);
+    }
     size_t pos = 0;
     const char *key;
     void *val = only;
@@ -70,27 +82,19 @@ static void local_list_changed(mg_gateway_t *gw, mg_session_t *only, const mg_lc
         for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
             if (!(bits & (1u << k)))
                 continue;
-            json_t *n = mg_rpc_notification(changed_methods[k], NULL);
             if (!mg__session_shared(s)) { /* a legacy HTTP+SSE session: its own stream */
-                mg__session_notify(s, n);
+                mg__session_notify(s, note[k]);
             } else {
-                size_t len, cap = 0;
-                if (text[k] == NULL && (text[k] = mg_rpc_dump(n, &len)) != NULL &&
-                    mg_sse_format(&buf[k], &blen[k], &cap, NULL, text[k], len, 0) != 0) {
-                    free(buf[k]);
-                    buf[k] = NULL;
-                }
                 mg_follow_t *f = mg__cluster_get_follower(s);
                 if (f != NULL && f->synced && buf[k] != NULL)
                     mg__cluster_follow_write(f, buf[k], blen[k]);
             }
-            json_decref(n);
         }
         if (only != NULL)
             break;
     }
     for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
-        free(text[k]);
+        json_decref(note[k]);
         free(buf[k]);
     }
 }

@@ -474,6 +474,7 @@ void mg__modern_listeners_changed(mg_gateway_t *gw, unsigned (*kinds_of)(void *a
     static const char *methods[MG_LIST_TEMPLATES] = {"notifications/tools/list_changed",
                                                      "notifications/prompts/list_changed",
                                                      "notifications/resources/list_changed"};
+    json_t *note[MG_LIST_TEMPLATES] = {0}; /* each kind's, made on first use */
     for (mg_listener_t *l = gw->listeners; l != NULL; l = l->next) {
         if (!l->acked)
             continue; /* the acknowledgement comes first */
@@ -481,11 +482,13 @@ void mg__modern_listeners_changed(mg_gateway_t *gw, unsigned (*kinds_of)(void *a
         for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
             if (!(kinds & (1u << k)) || !json_is_true(json_object_get(l->filter, flag_of[k])))
                 continue;
-            json_t *n = mg_rpc_notification(methods[k], NULL);
-            mg__modern_listener_send(l, n);
-            json_decref(n);
+            if (note[k] == NULL)
+                note[k] = mg_rpc_notification(methods[k], NULL);
+            mg__modern_listener_send(l, note[k]);
         }
     }
+    for (int k = 0; k < MG_LIST_TEMPLATES; k++)
+        json_decref(note[k]);
 }
 
 void mg__modern_listeners_notify(mg_gateway_t *gw, unsigned kinds, const char *updated_uri, const json_t *msg)

@@ -77,16 +77,31 @@ unsigned mg__lc_reach_kinds(void *reach, const mg_principal_t *p)
     return bits;
 }
 
-/* list_changed of each kind in bits to session s. */
-static void notify_session(mg_session_t *s, unsigned bits)
+/* list_changed of each kind in bits to session s; note[k] holds kind k's notification, made on
+ * first use and kept for the next session (notes_free). */
+static void notify_session(mg_session_t *s, unsigned bits, json_t *note[MG_LIST_TEMPLATES])
 {
     for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
         if (!(bits & (1u << k)))
             continue;
-        json_t *n = mg_rpc_notification(changed_methods[k], NULL);
-        mg__session_notify(s, n);
-        json_decref(n);
+        if (note[k] == NULL)
+            note[k] = mg_rpc_notification(changed_methods[k], NULL);
+        mg__session_notify(s, note[k]);
     }
+}
+
+static void notes_free(json_t *note[MG_LIST_TEMPLATES])
+{
+    for (int k = 0; k < MG_LIST_TEMPLATES; k++)
+        json_decref(note[k]);
+}
+
+/* list_changed of each kind in bits to session s alone. */
+static void notify_one(mg_session_t *s, unsigned bits)
+{
+    json_t *note[MG_LIST_TEMPLATES] = {0};
+    notify_session(s, bits, note);
+    notes_free(note);
 }
 
 static void pending_clear(mg_gateway_t *gw)
@@ -107,20 +122,22 @@ static void debounce_cb(uv_timer_t *t)
     }
     mg_lc_reach_t r = {gw, gw->lc_pending, gw->nlc_pending, gw->lc_all};
     mg__modern_listeners_changed(gw, mg__lc_reach_kinds, &r);
+    json_t *note[MG_LIST_TEMPLATES] = {0};
     size_t pos = 0;
     const char *key;
     void *val;
     while (mg_map_next(&gw->sessions, &pos, &key, &val)) {
         mg_session_t *s = val;
-        notify_session(s, mg__lc_reach_kinds(&r, s->principal));
+        notify_session(s, mg__lc_reach_kinds(&r, s->principal), note);
     }
+    notes_free(note);
     pending_clear(gw);
 }
 
 void mg__catalog_list_changed(mg_gateway_t *gw, mg_session_t *only, mg_list_kind_t kind)
 {
     (void)gw;
-    notify_session(only, 1u << (kind == MG_LIST_TEMPLATES ? MG_LIST_RESOURCES : kind));
+    notify_one(only, 1u << (kind == MG_LIST_TEMPLATES ? MG_LIST_RESOURCES : kind));
 }
 
 void mg__pool_list_changed(mg_gateway_t *gw, mg_pool_t *pool, mg_list_kind_t kind)
@@ -128,7 +145,7 @@ void mg__pool_list_changed(mg_gateway_t *gw, mg_pool_t *pool, mg_list_kind_t kin
     if (kind == MG_LIST_TEMPLATES)
         kind = MG_LIST_RESOURCES;
     if (pool->owner != NULL) {
-        notify_session(pool->owner, 1u << kind);
+        notify_one(pool->owner, 1u << kind);
         return;
     }
     if (gw->nlc_pending == 0 && gw->lc_all == 0)
@@ -180,5 +197,5 @@ void mg__catalog_list_changed_to(mg_gateway_t *gw, mg_session_t *s, unsigned bit
         mg__cluster_list_changed_local(gw, s, bits);
         return;
     }
-    notify_session(s, bits);
+    notify_one(s, bits);
 }
