@@ -24,4 +24,12 @@ static inline const char *mg_list_key(mg_list_kind_t k)
                                     : "resourceTemplates";
 }
 
+/* The notification that kind k's list changed (resource templates share the resources one). */
+static inline const char *mg_list_changed_method(mg_list_kind_t k)
+{
+    return k == MG_LIST_TOOLS     ? "notifications/tools/list_changed"
+           : k == MG_LIST_PROMPTS ? "notifications/prompts/list_changed"
+                                  : "notifications/resources/list_changed";
+}
+
 #endif

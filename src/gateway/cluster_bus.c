@@ -32,10 +32,6 @@ void mg__cluster_broadcast(mg_cluster_t *cl, json_t *m /* stolen */)
 
 /* ---- list_changed from any replica's shared children ---- */
 
-static const char *changed_methods[MG_LIST_COUNT] = {
-    "notifications/tools/list_changed", "notifications/prompts/list_changed",
-    "notifications/resources/list_changed", "notifications/resources/list_changed"};
-
 /* On the bus: {"t":"lc","bits":union,"changes":[{"server":NAME,"tenant":T?,"bits":B}...]}. Servers
  * go by name (slots differ between replicas); "bits" alone (all, or a change no replica can place)
  * reaches everyone. */
@@ -64,7 +60,7 @@ static void local_list_changed(mg_gateway_t *gw, mg_session_t *only, const mg_lc
     char *buf[MG_LIST_TEMPLATES] = {0};
     size_t blen[MG_LIST_TEMPLATES] = {0};
     for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
-        note[k] = mg_rpc_notification(changed_methods[k], NULL);
+        note[k] = mg_rpc_notification(mg_list_changed_method((mg_list_kind_t)k), NULL);
         size_t len, cap = 0;
         char *text = mg_rpc_dump(note[k], &len);
         if (text == NULL || mg_sse_format(&buf[k], &blen[k], &cap, NULL, text, len, 0) != 0) {

@@ -471,9 +471,6 @@ static const char *flag_of[MG_LIST_COUNT] = {"toolsListChanged", "promptsListCha
 void mg__modern_listeners_changed(mg_gateway_t *gw, unsigned (*kinds_of)(void *arg, const mg_principal_t *p),
                                   void *arg)
 {
-    static const char *methods[MG_LIST_TEMPLATES] = {"notifications/tools/list_changed",
-                                                     "notifications/prompts/list_changed",
-                                                     "notifications/resources/list_changed"};
     json_t *note[MG_LIST_TEMPLATES] = {0}; /* each kind's, made on first use */
     for (mg_listener_t *l = gw->listeners; l != NULL; l = l->next) {
         if (!l->acked)
@@ -483,7 +480,7 @@ void mg__modern_listeners_changed(mg_gateway_t *gw, unsigned (*kinds_of)(void *a
             if (!(kinds & (1u << k)) || !json_is_true(json_object_get(l->filter, flag_of[k])))
                 continue;
             if (note[k] == NULL)
-                note[k] = mg_rpc_notification(methods[k], NULL);
+                note[k] = mg_rpc_notification(mg_list_changed_method((mg_list_kind_t)k), NULL);
             mg__modern_listener_send(l, note[k]);
         }
     }

@@ -57,10 +57,6 @@ mg_pool_t *mg__pool_for(mg_gateway_t *gw, mg_session_t *s, const mg_principal_t 
 
 /* ---- list_changed fan-out, debounced ---- */
 
-static const char *changed_methods[MG_LIST_COUNT] = {
-    "notifications/tools/list_changed", "notifications/prompts/list_changed",
-    "notifications/resources/list_changed", "notifications/resources/list_changed"};
-
 unsigned mg__lc_reach_kinds(void *reach, const mg_principal_t *p)
 {
     const mg_lc_reach_t *r = reach;
@@ -85,7 +81,7 @@ static void notify_session(mg_session_t *s, unsigned bits, json_t *note[MG_LIST_
         if (!(bits & (1u << k)))
             continue;
         if (note[k] == NULL)
-            note[k] = mg_rpc_notification(changed_methods[k], NULL);
+            note[k] = mg_rpc_notification(mg_list_changed_method((mg_list_kind_t)k), NULL);
         mg__session_notify(s, note[k]);
     }
 }
@@ -187,7 +183,7 @@ void mg__catalog_list_changed_to(mg_gateway_t *gw, mg_session_t *s, unsigned bit
         for (int k = 0; k < MG_LIST_TEMPLATES; k++) {
             if (!(bits & (1u << k)))
                 continue;
-            json_t *n = mg_rpc_notification(changed_methods[k], NULL);
+            json_t *n = mg_rpc_notification(mg_list_changed_method((mg_list_kind_t)k), NULL);
             mg__modern_listeners_notify(gw, 1u << k, NULL, n);
             json_decref(n);
         }
