@@ -11,6 +11,7 @@
 #include "config/auth_config.h"
 #include "cli/cli.h"
 #include "common/err.h"
+#include "common/json_alloc.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
@@ -670,6 +671,7 @@ static int cmd_serve(const opts_t *o)
 
 int main(int argc, char **argv)
 {
+    mg_json_alloc_install(); /* before anything uses jansson (common/json_alloc.h) */
     /* Internal: the exec wrapper of sandboxed children (src/upstream/sandbox.h), not a user command. */
     if (argc > 1 && strcmp(argv[1], "__sandbox-exec") == 0)
         return mg_sandbox_exec_main(argc - 1, argv + 1);

@@ -13,6 +13,7 @@
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
+#include "../common/mem.h"
 #include "../common/str.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "../jsonrpc/rpcraw.h"
@@ -238,7 +239,7 @@ static void up_span_start(mg_call_t *c, mg_pool_t *pool, json_t *params)
 static mg_call_t *call_new(mg_gateway_t *gw, mg_session_t *s, mg_exchange_t *x, json_t *msg,
                            const char *method /* msg's, or NULL: read it */)
 {
-    mg_call_t *c = calloc(1, sizeof(*c));
+    mg_call_t *c = mg_zalloc(sizeof(*c));
     if (c == NULL)
         return NULL;
     c->gw = gw;

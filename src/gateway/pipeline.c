@@ -28,6 +28,7 @@
 #include "../auth/auth.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../common/mem.h"
 #include "../common/str.h"
 #include "../http/origin.h"
 #include "../http/query.h"
@@ -743,7 +744,7 @@ static void request_span(mg_request_t *r)
 
 static int handle(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound, transport_t transport)
 {
-    mg_request_t *r = calloc(1, sizeof *r);
+    mg_request_t *r = mg_zalloc(sizeof *r);
     if (r == NULL) {
         mg__http_send_body(req, 503, "text/plain", "out of memory\n", 14, NULL, 0);
         return 0;

@@ -7,6 +7,7 @@
  */
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../common/mem.h"
 #include "../http/status.h"
 #include "../jsonrpc/jsonrpc.h"
 #include "../jsonrpc/rpcraw.h"
@@ -252,7 +253,7 @@ static void req_disposed(void *p)
 
 mg_exchange_t *mg__exchange_new(mg_gateway_t *gw, h2o_req_t *req, mg_session_t *s, uint64_t start_ms)
 {
-    mg_exchange_t *x = calloc(1, sizeof(*x));
+    mg_exchange_t *x = mg_zalloc(sizeof(*x));
     if (x == NULL)
         return NULL;
     x->refs = 1; /* held by the h2o request until it is disposed */

@@ -19,6 +19,7 @@
 #include "../common/err.h"
 #include "../common/json.h"
 #include "../common/log.h"
+#include "../common/mem.h"
 
 char *mg__fmt(const char *fmt, ...)
 {
@@ -480,7 +481,7 @@ static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg
         json_decref(msg);
         return MG_EBUSY;
     }
-    mg_upstream_req_t *req = calloc(1, sizeof *req);
+    mg_upstream_req_t *req = mg_zalloc(sizeof *req);
     if (req == NULL) {
         json_decref(msg);
         return MG_ENOMEM;

@@ -1,7 +1,7 @@
 /*
  * test_common.c - the hash map, hex/SHA-256/base64 (codec.h), globs, the typed config
- * readers (cfgval.h), SSE framing, the memory session store
- * and the log rate limit.
+ * readers (cfgval.h), SSE framing, the memory session store, the log rate limit, the jansson block
+ * cache (json_alloc.h) and mg_zalloc (mem.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +19,10 @@
 #include "common/codec.h"
 #include "common/err.h"
 #include "common/glob.h"
+#include "common/json_alloc.h"
 #include "common/log.h"
 #include "common/map.h"
+#include "common/mem.h"
 #include "http/sse.h"
 #include "memory_backends.h"
 #include "session/store.h"
@@ -526,13 +530,126 @@ static void test_cfg_walk(void **state)
     assert_int_equal(cfg_nmsgs, 0);
 }
 
+/* ---- json_alloc.h: every block fits its request, reuse, the bound, libc interplay, threads ---- */
+
+static void *free_on_thread(void *arg)
+{
+    mg_json_free(arg); /* kept on this thread's list, not the caller's */
+    size_t *kept = malloc(sizeof *kept);
+    *kept = mg_json_alloc_kept();
+    return kept;
+}
+
+static void test_json_alloc(void **state)
+{
+    (void)state;
+    size_t base = mg_json_alloc_kept();
+    /* every size, small and big: the block is at least as large as asked, and writable */
+    void *b[300];
+    for (size_t n = 0; n < 300; n++) {
+        b[n] = mg_json_alloc(n);
+        assert_non_null(b[n]);
+        assert_true(malloc_usable_size(b[n]) >= n);
+        memset(b[n], 0xA5, n);
+    }
+    for (size_t n = 0; n < 300; n++)
+        mg_json_free(b[n]);
+    size_t kept = mg_json_alloc_kept();
+    assert_true(kept > base);        /* small ones kept ... */
+    assert_true(kept - base <= 137); /* ... those of 137 bytes or more were freed (classes end at 136) */
+    /* reuse: a freed block comes back for a request of its class, and it fits */
+    void *p = mg_json_alloc(40);
+    mg_json_free(p);
+    size_t k1 = mg_json_alloc_kept();
+    void *q = mg_json_alloc(33);
+    assert_ptr_equal(p, q);
+    assert_int_equal(mg_json_alloc_kept(), k1 - 1);
+    assert_true(malloc_usable_size(q) >= 33);
+    memset(q, 0, 33);
+    free(q); /* a block handed out is a plain malloc block: libc may free it */
+    /* a plain malloc block may be given back, and is reused only where it fits */
+    char *m = malloc(100);
+    mg_json_free(m);
+    for (size_t n = 0; n <= 136; n += 8) {
+        void *r = mg_json_alloc(n);
+        assert_true(malloc_usable_size(r) >= n);
+        mg_json_free(r);
+    }
+    /* the bound: at most MG_JSON_ALLOC_KEEP blocks per class */
+    enum { MANY = MG_JSON_ALLOC_KEEP * 2 };
+    void *many[MANY];
+    size_t before = mg_json_alloc_kept();
+    for (size_t i = 0; i < MANY; i++)
+        many[i] = malloc(24);
+    for (size_t i = 0; i < MANY; i++)
+        mg_json_free(many[i]);
+    assert_true(mg_json_alloc_kept() - before <= MG_JSON_ALLOC_KEEP);
+    mg_json_free(NULL);
+    /* lists are per thread */
+    void *t = mg_json_alloc(24);
+    size_t here = mg_json_alloc_kept();
+    pthread_t th;
+    void *ret = NULL;
+    assert_int_equal(pthread_create(&th, NULL, free_on_thread, t), 0);
+    assert_int_equal(pthread_join(th, &ret), 0);
+    assert_int_equal(*(size_t *)ret, 1);
+    free(ret);
+    assert_int_equal(mg_json_alloc_kept(), here);
+}
+
+/* jansson through the cache (what main() installs): trees built, copied and freed; json_dumps'
+ * text freed with free(), as its callers do */
+static void test_json_alloc_jansson(void **state)
+{
+    (void)state;
+    json_set_alloc_funcs(mg_json_alloc, mg_json_free);
+    for (int round = 0; round < 50; round++) {
+        json_t *v = json_pack("{s:s,s:I,s:{s:s,s:[s,i,o]}}", "jsonrpc", "2.0", "id", (json_int_t)round,
+                              "params", "name", "echo", "arguments",
+                              "a string long enough to need a bigger block", round, json_object());
+        assert_non_null(v);
+        json_t *c = json_deep_copy(v);
+        assert_true(json_equal(v, c));
+        char *text = json_dumps(c, JSON_COMPACT);
+        assert_non_null(text);
+        json_t *back = json_loads(text, 0, NULL);
+        assert_true(json_equal(back, v));
+        free(text);
+        json_decref(back);
+        json_decref(c);
+        json_decref(v);
+    }
+    json_set_alloc_funcs(malloc, free); /* blocks kept by the list stay valid malloc blocks */
+}
+
+static void test_zalloc(void **state)
+{
+    (void)state;
+    for (size_t n = 1; n < 2000; n += 97) {
+        unsigned char *p = malloc(n);
+        memset(p, 0xFF, n);
+        free(p); /* likely reused next: mg_zalloc must clear what it gets */
+        unsigned char *z = mg_zalloc(n);
+        assert_non_null(z);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(z[i], 0);
+        free(z);
+    }
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_map),          cmocka_unit_test(test_sse_format),
-        cmocka_unit_test(test_store_memory), cmocka_unit_test(test_log_limit),
-        cmocka_unit_test(test_hex_sha256),   cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_glob),         cmocka_unit_test(test_cfg_readers),
-        cmocka_unit_test(test_cfg_walk)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_map),
+                                       cmocka_unit_test(test_sse_format),
+                                       cmocka_unit_test(test_store_memory),
+                                       cmocka_unit_test(test_log_limit),
+                                       cmocka_unit_test(test_hex_sha256),
+                                       cmocka_unit_test(test_base64),
+                                       cmocka_unit_test(test_glob),
+                                       cmocka_unit_test(test_cfg_readers),
+                                       cmocka_unit_test(test_cfg_walk),
+                                       cmocka_unit_test(test_json_alloc),
+                                       cmocka_unit_test(test_json_alloc_jansson),
+                                       cmocka_unit_test(test_zalloc)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
