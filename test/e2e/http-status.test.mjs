@@ -25,10 +25,15 @@ const REASONS = {
 };
 const ping = (id = 1) => ({ jsonrpc: '2.0', id, method: 'ping' });
 
+// Every answer also names the gateway once ("server: mcpgate", added by src/http/server.c on_req
+// since h2o's own server_name is off): noted per status line, checked at the end.
+const unnamed = [];
 async function statusLine(port, bytes) {
   const r = await rawResponses(port, bytes, { timeout: 3000, max: 1 });
   assert.ok(r.responses.length >= 1, `no response to ${bytes.toString('latin1').split('\r\n')[0]}`);
-  return r.responses[0].statusLine;
+  const { statusLine: line, headers } = r.responses[0];
+  if (headers.server !== 'mcpgate') unnamed.push(`${line}: server ${JSON.stringify(headers.server)}`);
+  return line;
 }
 
 test('every status line has its standard reason phrase (204 400 401 403 404 405 406 413 415 429 503)', async (t) => {
@@ -74,4 +79,5 @@ test('every status line has its standard reason phrase (204 400 401 403 404 405 
     .filter(([code, reason]) => got[code] !== `HTTP/1.1 ${code} ${reason}`)
     .map(([code, reason]) => `${code}: got ${JSON.stringify(got[code])}, want "HTTP/1.1 ${code} ${reason}"`);
   assert.deepEqual(wrong, [], wrong.join('\n'));
+  assert.deepEqual(unnamed, [], `each answer carries "server: mcpgate" once:\n${unnamed.join('\n')}`);
 });
