@@ -1203,27 +1203,8 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
         json_object_del(params, "inputResponses");
         json_object_del(params, "requestState");
     }
-    /* {"jsonrpc":"2.0","method":method,"params":params}: json_pack("{s:s,s:s,s:o}") without parsing
-     * a format per call */
-    static json_t *v20; /* "2.0": one immutable string for every message (never freed) */
-    if (v20 == NULL)
-        v20 = json_string_nocheck("2.0");
-    json_t *method = json_object_get(c->msg, "method"); /* the client's, when it is the same */
-    method = json_is_string(method) && strcmp(json_string_value(method), c->method) == 0
-                 ? json_incref(method)
-                 : json_string(c->method);
-    json_t *msg = json_object();
     if (params == NULL)
         params = json_object();
-    if (msg == NULL) {
-        json_decref(params);
-        json_decref(method);
-    } else if ((json_object_set_new_nocheck(msg, "jsonrpc", json_incref(v20)) |
-                json_object_set_new_nocheck(msg, "method", method) |
-                json_object_set_new_nocheck(msg, "params", params)) != 0) { /* each consumes its value */
-        json_decref(msg);
-        msg = NULL; /* mg_upstream_request() answers MG_EINVAL, as it did when json_pack() failed */
-    }
     /* the caller's token, for upstreams that act on its behalf (token exchange); never sent as is */
     mg_upstream_caller_t caller = {.subject_token = NULL};
     char *bearer = NULL;
@@ -1249,7 +1230,7 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
     uint64_t ttl = c->gw->cfg->tasks.ttl_ms;
     if ((c->task != NULL || c->task_want) && ttl > c->gw->cfg->limits.max_request_ms)
         caller.max_ms = ttl;
-    if (c->span != NULL && msg != NULL)
+    if (c->span != NULL && params != NULL)
         up_span_start(c, pool, params);
     if (c->x != NULL && !c->modern && c->up_task == 0)
         caller.raw_cb = raw_done_cb; /* a plain result may come back as bytes (raw_applies decides) */
@@ -1257,14 +1238,15 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
      * the child's line instead of dumped when the message still holds that very object with the
      * members it was read with (phase_forward shares it only when nothing changes it; this checks
      * that nothing was taken off or added). */
-    if (msg != NULL && c->x != NULL && c->x->params_text != NULL && params == c->x->params_of &&
+    if (params != NULL && c->x != NULL && c->x->params_text != NULL && params == c->x->params_of &&
         json_object_size(params) == c->x->params_members) {
         caller.params_of = params;
         caller.params_text = c->x->params_text;
         caller.params_len = c->x->params_len;
         caller.params_no_meta = mg__params_lack(c, params, MG__PK_META);
     }
-    int r = mg_upstream_request_as(pool->up, &caller, msg, timeout, done_cb, related_cb, c, &c->ureq);
+    /* {"jsonrpc":"2.0","method":method,"params":params}, built only where the upstream needs it */
+    int r = mg_upstream_call(pool->up, &caller, c->method, params, timeout, done_cb, related_cb, c, &c->ureq);
     free(bearer);
     if (r != 0) {
         c->ureq = NULL;

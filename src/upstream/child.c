@@ -330,6 +330,30 @@ char *mg__request_line(const json_t *msg, int64_t id, const mg_upstream_caller_t
     return s;
 }
 
+char *mg__request_line_parts(const char *method, const json_t *params, int64_t id,
+                             const mg_upstream_caller_t *as, size_t *len)
+{
+    char stack[1024];
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, stack, sizeof stack, SIZE_MAX / 4);
+    mg_jbuf_put(&b, "{\"jsonrpc\":\"2.0\",\"method\":", 26);
+    mg_jbuf_put_str(&b, method, strlen(method));
+    mg_jbuf_put(&b, ",\"params\":", 10);
+    if (params == NULL)
+        mg_jbuf_put(&b, "{}", 2);
+    else if (as != NULL && as->params_text != NULL && params == as->params_of)
+        mg_jbuf_put(&b, as->params_text, as->params_len); /* its dump, already written */
+    else
+        mg_jbuf_put_json(&b, params);
+    mg_jbuf_put(&b, ",\"id\":", 6);
+    mg_jbuf_put_int(&b, id);
+    mg_jbuf_put(&b, "}", 1);
+    char *s = mg_jbuf_steal(&b, len);
+    if (s != NULL)
+        s[(*len)++] = '\n'; /* the NUL slot becomes the newline */
+    return s;
+}
+
 void mg__child_flush(mg__child_t *child)
 {
     if (child->wlen == 0)

@@ -43,6 +43,46 @@ int mg_upstream_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller
     return OPS(up)->request_as(up, caller, msg, timeout_ms, done_cb, related_cb, data, out);
 }
 
+json_t *mg_upstream_msg(const char *method, json_t *params)
+{
+    /* json_pack("{s:s,s:s,s:o}") without parsing a format per call */
+    static json_t *v20; /* "2.0": one immutable string for every message (never freed) */
+    if (v20 == NULL)
+        v20 = json_string_nocheck("2.0");
+    json_t *m = json_string(method);
+    json_t *msg = json_object();
+    if (params == NULL)
+        params = json_object();
+    if (msg == NULL || m == NULL || params == NULL) {
+        json_decref(msg);
+        json_decref(m);
+        json_decref(params);
+        return NULL;
+    }
+    if ((json_object_set_new_nocheck(msg, "jsonrpc", json_incref(v20)) |
+         json_object_set_new_nocheck(msg, "method", m) |
+         json_object_set_new_nocheck(msg, "params", params)) != 0) {
+        json_decref(msg); /* each set consumed its value */
+        return NULL;
+    }
+    return msg;
+}
+
+int mg_upstream_call(mg_upstream_t *up, const mg_upstream_caller_t *caller, const char *method,
+                     json_t *params, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                     mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+{
+    if (OPS(up)->call != NULL)
+        return OPS(up)->call(up, caller, method, params, timeout_ms, done_cb, related_cb, data, out);
+    json_t *msg = method != NULL ? mg_upstream_msg(method, params) : (json_decref(params), NULL);
+    if (msg == NULL) {
+        if (out != NULL)
+            *out = NULL;
+        return method != NULL ? MG_ENOMEM : MG_EINVAL;
+    }
+    return mg_upstream_request_as(up, caller, msg, timeout_ms, done_cb, related_cb, data, out);
+}
+
 void mg_upstream_cancel(mg_upstream_req_t *req, const char *reason)
 {
     if (req != NULL) /* NULL is a no-op, as the contract says */

@@ -2029,8 +2029,13 @@ static int op_origin(const mg_upstream_req_t *req, mg_upstream_origin_t *out)
 }
 
 const mg_upstream_ops_t mg__remote_ops = {
-    "remote",  op_start, op_request, op_send,  op_broadcast,   op_stop,   op_free,
-    op_status, op_pids,  op_cancel,  op_touch, op_set_waiting, op_origin, op_request_as,
+    "remote", op_start,  op_request, op_send,        op_broadcast, op_stop,       op_free, op_status,
+    op_pids,  op_cancel, op_touch,   op_set_waiting, op_origin,    op_request_as, NULL, /* call:
+                                                                                           mg_upstream_call
+                                                                                           builds the message
+                                                                                           (a remote request
+                                                                                           is always queued)
+                                                                                         */
 };
 
 /* The header vector: static headers, then the tenant's (a tenant's header replaces a static one of

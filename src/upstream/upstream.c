@@ -329,8 +329,11 @@ static json_t *prepare(mg_upstream_req_t *req, int64_t id)
 }
 
 /* as (may be NULL): the caller of a request sent during its mg_upstream_request_as() call, whose
- * params text the line may copy (mg__request_line). */
-static void send_req(mg__child_t *child, mg_upstream_req_t *req, const mg_upstream_caller_t *as)
+ * params text the line may copy (mg__request_line). A request without a message (req->msg NULL:
+ * given by its parts to mg_upstream_call, no progress token) is written from method and params
+ * (STOLEN). */
+static void send_req(mg__child_t *child, mg_upstream_req_t *req, const mg_upstream_caller_t *as,
+                     const char *method, json_t *params)
 {
     mg_upstream_t *up = child->up;
     mg__slot_t *slot = &up->slots[child->slot];
@@ -340,7 +343,10 @@ static void send_req(mg__child_t *child, mg_upstream_req_t *req, const mg_upstre
     char *text = NULL;
     size_t tlen = 0;
     json_t *line = NULL;
-    if (req->progress_token == NULL) {
+    if (req->msg == NULL) {
+        text = mg__request_line_parts(method, params, id, as, &tlen);
+        json_decref(params);
+    } else if (req->progress_token == NULL) {
         text = mg__request_line(req->msg, id, as, &tlen);
         json_decref(req->msg);
         req->msg = NULL;
@@ -398,7 +404,7 @@ static void drain_queue(mg_upstream_t *up)
         mg_upstream_req_t *req = mg__container_of(up->queue.next, mg_upstream_req_t, link);
         mg__list_remove(&req->link);
         up->nqueued--;
-        send_req(c, req, NULL);
+        send_req(c, req, NULL, NULL, NULL);
     }
 }
 
@@ -461,29 +467,48 @@ static void req_timer_cb(uv_timer_t *t)
     free(m);
 }
 
-/* stdio_request and stdio_request_as: as (may be NULL) is lent to a line written at once. */
-static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg, uint64_t timeout_ms,
-                  mg_upstream_done_cb done_cb, mg_upstream_related_cb related_cb, void *data,
-                  mg_upstream_req_t **out)
+/* stdio_request, stdio_request_as and stdio_call: the request is msg, or (msg NULL) method and
+ * params (mg_upstream_call), written from those parts when it goes to a child at once with no
+ * progress token to replace, else made into a message first. as (may be NULL) is lent to a line
+ * written at once. msg and params are STOLEN. */
+static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg, const char *method,
+                  json_t *params, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                  mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
 {
     if (out != NULL)
         *out = NULL;
-    if (up == NULL || done_cb == NULL || !json_is_object(msg) ||
-        !json_is_string(json_object_get(msg, "method"))) {
+    int rc = 0;
+    if (up == NULL || done_cb == NULL ||
+        (msg != NULL ? !json_is_object(msg) || !json_is_string(json_object_get(msg, "method"))
+                     : method == NULL))
+        rc = MG_EINVAL;
+    else if (up->stopping)
+        rc = MG_ECLOSED;
+    else if (up->nqueued + up->ninflight >= up->max_pending)
+        rc = MG_EBUSY;
+    if (rc != 0) {
         json_decref(msg);
-        return MG_EINVAL;
+        json_decref(params);
+        return rc;
     }
-    if (up->stopping) {
-        json_decref(msg);
-        return MG_ECLOSED;
-    }
-    if (up->nqueued + up->ninflight >= up->max_pending) {
-        json_decref(msg);
-        return MG_EBUSY;
+    /* as->params_of is the request's "params" (upstream.h): without "_meta" it holds no progress token */
+    json_t *tok =
+        as != NULL && as->params_text != NULL && as->params_no_meta
+            ? NULL
+            : json_object_get(json_object_get(msg != NULL ? json_object_get(msg, "params") : params, "_meta"),
+                              "progressToken");
+    tok = json_is_string(tok) || json_is_integer(tok) ? tok : NULL; /* borrowed from params */
+    mg__child_t *c = mg__list_empty(&up->queue) ? pick_child(up) : NULL;
+    if (msg == NULL && (c == NULL || tok != NULL)) { /* queued, or prepare() replaces the token */
+        msg = mg_upstream_msg(method, params);
+        params = NULL;
+        if (msg == NULL)
+            return MG_ENOMEM;
     }
     mg_upstream_req_t *req = mg_zalloc(sizeof *req);
     if (req == NULL) {
         json_decref(msg);
+        json_decref(params);
         return MG_ENOMEM;
     }
     req->up = up;
@@ -493,13 +518,7 @@ static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg
     req->data = data;
     req->origin.child = UINT32_MAX;
     mg__list_init(&req->link);
-    /* as->params_of is msg's "params" (upstream.h): without "_meta" it holds no progress token */
-    json_t *tok =
-        as != NULL && as->params_text != NULL && as->params_no_meta
-            ? NULL
-            : json_object_get(json_object_get(json_object_get(msg, "params"), "_meta"), "progressToken");
-    if (json_is_string(tok) || json_is_integer(tok))
-        req->progress_token = json_incref(tok);
+    req->progress_token = json_incref(tok);
     req->timeout_ms = timeout_ms ? timeout_ms : up->default_timeout_ms;
     req->max_ms = up->max_request_ms;
     req->start_ms = req->touch_ms = uv_now(up->loop);
@@ -512,9 +531,8 @@ static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg
     uv_timer_start(&req->timer, req_timer_cb, first, 0);
 
     up->api_depth++;
-    mg__child_t *c = mg__list_empty(&up->queue) ? pick_child(up) : NULL;
     if (c != NULL) {
-        send_req(c, req, as);
+        send_req(c, req, as, method, params);
     } else {
         req->state = MG__REQ_QUEUED;
         mg__list_push(&up->queue, &req->link);
@@ -529,7 +547,7 @@ static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg
 static int stdio_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
                          mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
 {
-    return submit(up, NULL, msg, timeout_ms, done_cb, related_cb, data, out);
+    return submit(up, NULL, msg, NULL, NULL, timeout_ms, done_cb, related_cb, data, out);
 }
 
 static void stdio_cancel(mg_upstream_req_t *req, const char *reason)
@@ -695,12 +713,12 @@ static void stdio_req_set_waiting(mg_upstream_req_t *req, int waiting)
 
 /* A child needs nothing of the caller but the request's own hard cap (caller->max_ms), its raw_cb
  * and, for a line written at once, the params text it lends (mg__request_line). */
-static int stdio_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg,
-                            uint64_t timeout_ms, mg_upstream_done_cb done_cb,
-                            mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+static int submit_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg, const char *method,
+                     json_t *params, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                     mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
 {
     mg_upstream_req_t *req = NULL;
-    int rc = submit(up, caller, msg, timeout_ms, done_cb, related_cb, data, &req);
+    int rc = submit(up, caller, msg, method, params, timeout_ms, done_cb, related_cb, data, &req);
     if (rc == 0 && caller != NULL)
         req->raw_cb = caller->raw_cb;
     if (rc == 0 && caller != NULL && caller->max_ms != 0) {
@@ -712,9 +730,23 @@ static int stdio_request_as(mg_upstream_t *up, const mg_upstream_caller_t *calle
     return rc;
 }
 
+static int stdio_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg,
+                            uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                            mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+{
+    return submit_as(up, caller, msg, NULL, NULL, timeout_ms, done_cb, related_cb, data, out);
+}
+
+static int stdio_call(mg_upstream_t *up, const mg_upstream_caller_t *caller, const char *method,
+                      json_t *params, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                      mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
+{
+    return submit_as(up, caller, NULL, method, params, timeout_ms, done_cb, related_cb, data, out);
+}
+
 /* The stdio child pool as an implementation of the upstream interface (upstream.h). */
 const mg_upstream_ops_t mg__stdio_ops = {
     "stdio",          stdio_start,      stdio_request, stdio_send,   stdio_broadcast, stdio_stop,
     stdio_free,       stdio_status,     stdio_pids,    stdio_cancel, stdio_req_touch, stdio_req_set_waiting,
-    stdio_req_origin, stdio_request_as,
+    stdio_req_origin, stdio_request_as, stdio_call,
 };

@@ -196,6 +196,10 @@ typedef struct mg_upstream_ops {
     int (*request_as)(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg, uint64_t timeout_ms,
                       mg_upstream_done_cb done_cb, mg_upstream_related_cb related_cb, void *data,
                       mg_upstream_req_t **out);
+    /* mg_upstream_call(); NULL: the message is built and given to request_as (or request). */
+    int (*call)(mg_upstream_t *up, const mg_upstream_caller_t *caller, const char *method, json_t *params,
+                uint64_t timeout_ms, mg_upstream_done_cb done_cb, mg_upstream_related_cb related_cb,
+                void *data, mg_upstream_req_t **out);
 } mg_upstream_ops_t;
 
 /* Creates the pool (no process started yet). Returns 0 or MG_ENOMEM/MG_EINVAL. The env block
@@ -229,6 +233,18 @@ int mg_upstream_request(mg_upstream_t *up, json_t *msg, uint64_t timeout_ms, mg_
 int mg_upstream_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, json_t *msg,
                            uint64_t timeout_ms, mg_upstream_done_cb done_cb,
                            mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
+
+/* mg_upstream_request_as() of {"jsonrpc":"2.0","method":method,"params":params}, given by its parts:
+ * same contract (params STOLEN, may be NULL for {}; method borrowed for this call). A kind that
+ * writes the request at once (a stdio child free now) writes it from the parts without building
+ * the message (~1k instructions per tools/call); every other case builds it (mg_upstream_msg). */
+int mg_upstream_call(mg_upstream_t *up, const mg_upstream_caller_t *caller, const char *method,
+                     json_t *params, uint64_t timeout_ms, mg_upstream_done_cb done_cb,
+                     mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out);
+
+/* {"jsonrpc":"2.0","method":method,"params":params} (params STOLEN, NULL for {}): a NEW reference,
+ * or NULL on ENOMEM or a method that is not UTF-8 (params released then). */
+json_t *mg_upstream_msg(const char *method, json_t *params);
 
 /* Cancels: sends notifications/cancelled to the child (if the request was sent) and calls done_cb
  * with MG_ECANCELLED synchronously, inside this call. `reason` may be NULL. No-op if already

@@ -409,6 +409,10 @@ int mg__child_write_line_deferred(mg__child_t *child, char *s, size_t len);
  * the caller's contract). A NEW malloc'd string (*len counts the newline), or NULL (no memory, or a
  * string that is not UTF-8, as mg_json_dump). */
 char *mg__request_line(const json_t *msg, int64_t id, const mg_upstream_caller_t *as, size_t *len);
+/* mg__request_line() of {"jsonrpc":"2.0","method":method,"params":params} (params NULL: {}),
+ * written from the parts (both borrowed) without that message: the same bytes. */
+char *mg__request_line_parts(const char *method, const json_t *params, int64_t id,
+                             const mg_upstream_caller_t *as, size_t *len);
 /* Sends the deferred lines now (nothing when none). */
 void mg__child_flush(mg__child_t *child);
 /* Sends notifications/cancelled {requestId, reason?} (best effort). */

@@ -1544,6 +1544,55 @@ static void test_request_line_params_text(void **state)
     }
 }
 
+/* mg__request_line_parts (mg_upstream_call's line) writes the very bytes mg__request_line writes for
+ * the message mg_upstream_msg makes of the same parts: params of every shape, NULL params, lent
+ * text, methods with escapes and UTF-8. */
+static void test_request_line_parts(void **state)
+{
+    (void)state;
+    static const char *const params_texts[] = {
+        "{\"name\":\"echo\",\"arguments\":{\"message\":\"bench-1\"}}",
+        "{\"name\":\"x\",\"arguments\":{\"n\":-12,\"r\":1.5,\"b\":[true,false,null,{}],\"u\":\"\\u00e9\\n\\\"\"}}",
+        "{}",
+        "{\"_meta\":{\"progressToken\":\"t\"},\"name\":\"y\"}",
+        "[1,2,[],{\"a\":{\"b\":[]}}]",
+        NULL, /* no params: {} */
+    };
+    static const char *const methods[] = {"tools/call", "m", "x/\"q\"\\", "caf\xc3\xa9"};
+    for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
+        for (size_t i = 0; i < sizeof params_texts / sizeof params_texts[0]; i++) {
+            json_t *params = params_texts[i] != NULL ? json_loads(params_texts[i], 0, NULL) : NULL;
+            assert_true(params_texts[i] == NULL || params != NULL);
+            json_t *msg = mg_upstream_msg(methods[m], json_incref(params));
+            assert_non_null(msg);
+            size_t len = 0, plen = 0;
+            char *want = mg__request_line(msg, 7, NULL, &len);
+            char *got = mg__request_line_parts(methods[m], params, 7, NULL, &plen);
+            assert_non_null(want);
+            assert_non_null(got);
+            assert_int_equal(plen, len);
+            assert_memory_equal(got, want, len);
+            free(got);
+            if (params != NULL) { /* a lent text is written for its own object only */
+                mg_upstream_caller_t as = {.params_of = params, .params_text = "[\"lent\"]", .params_len = 8};
+                got = mg__request_line_parts(methods[m], params, 7, &as, &plen);
+                assert_non_null(strstr(got, ",\"params\":[\"lent\"],\"id\":7}"));
+                free(got);
+                json_t *other = json_object();
+                as.params_of = other;
+                got = mg__request_line_parts(methods[m], params, 7, &as, &plen);
+                assert_int_equal(plen, len);
+                assert_memory_equal(got, want, len);
+                free(got);
+                json_decref(other);
+            }
+            free(want);
+            json_decref(msg);
+            json_decref(params);
+        }
+    }
+}
+
 int main(void)
 {
     const char *ts = getenv("MG_TESTSERVER");
@@ -1567,6 +1616,7 @@ int main(void)
         cmocka_unit_test(test_idscan),
         cmocka_unit_test(test_request_line),
         cmocka_unit_test(test_request_line_params_text),
+        cmocka_unit_test(test_request_line_parts),
         cmocka_unit_test(test_linebuf),
         cmocka_unit_test(test_utf8_clean),
         cmocka_unit_test(test_command_resolve),
