@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #define MIN_BLOCK 24 /* the smallest usable size glibc gives on 64-bit; class k holds >= 24 + 16k */
@@ -13,6 +14,41 @@ typedef struct kept {
 
 static __thread kept_t *lists[MG_JSON_ALLOC_CLASSES];
 static __thread unsigned counts[MG_JSON_ALLOC_CLASSES];
+static __thread int registered; /* this thread's lists are freed when it exits */
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+/* A thread's exit: its kept blocks go back to malloc. */
+static void thread_exit(void *unused)
+{
+    (void)unused;
+    for (size_t k = 0; k < MG_JSON_ALLOC_CLASSES; k++) {
+        while (lists[k] != NULL) {
+            kept_t *b = lists[k];
+            lists[k] = b->next;
+            free(b);
+        }
+        counts[k] = 0;
+    }
+}
+
+static void exit_key_make(void)
+{
+    if (pthread_key_create(&exit_key, thread_exit) != 0)
+        exit_key = (pthread_key_t)-1;
+}
+
+/* 1 when this thread may keep blocks: its exit will free them (asked once per thread). */
+static int may_keep(void)
+{
+    if (registered == 0) {
+        pthread_once(&exit_once, exit_key_make);
+        registered =
+            exit_key != (pthread_key_t)-1 && pthread_setspecific(exit_key, &registered) == 0 ? 1 : -1;
+    }
+    return registered > 0;
+}
 
 void *mg_json_alloc(size_t n)
 {
@@ -34,7 +70,7 @@ void mg_json_free(void *p)
     size_t u = malloc_usable_size(p);
     if (u >= MIN_BLOCK) {
         size_t k = (u - MIN_BLOCK) / 16; /* rounded down: every request of class k fits */
-        if (k < MG_JSON_ALLOC_CLASSES && counts[k] < MG_JSON_ALLOC_KEEP) {
+        if (k < MG_JSON_ALLOC_CLASSES && counts[k] < MG_JSON_ALLOC_KEEP && (registered > 0 || may_keep())) {
             kept_t *b = p;
             b->next = lists[k];
             lists[k] = b;

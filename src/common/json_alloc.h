@@ -15,8 +15,8 @@
  *   it has (rounded down to a class: 24 + 16k bytes, k < MG_JSON_ALLOC_CLASSES) and reused only
  *   for a request that fits it; bigger ones go straight to malloc()/free().
  * - Lists are per thread (no locks); each holds at most MG_JSON_ALLOC_KEEP blocks, the rest are
- *   freed. A thread's list lives as long as the thread (the loop thread and libuv's pool threads
- *   live as long as the process): at most classes x keep x 136 bytes per thread (~140 KiB).
+ *   freed: at most classes x keep x 136 bytes per thread (~140 KiB). A thread's blocks are freed
+ *   when it exits (a pthread key's destructor); the loop thread's stay until the process ends.
  * - mg_json_alloc_install() is called once, first thing in main(). With MG_SANITIZE or MG_FUZZING
  *   it installs nothing, so AddressSanitizer sees every jansson free as it happens.
  * Tests: test/unit/test_json_alloc.c.
