@@ -1652,6 +1652,7 @@ static call_rc_t route_by_name(mg_call_t *c, const char *name, mg_list_kind_t ki
     c->route_index = (size_t)i;
     c->route_kind = kind;
     c->route_original = original; /* points into c->params' name: lives as long as the call */
+    c->route_name = name;
     c->route_pool = p;
     return CALL_NEXT;
 }
@@ -1740,7 +1741,7 @@ static call_rc_t phase_forward(mg_call_t *c)
 {
     /* A shallow copy: only its "name" changes here, and upstream.c copies params/_meta before it
      * replaces a progress token (objects shared with the client's request are never modified). */
-    const char *name = json_string_value(json_object_get(c->params, "name"));
+    const char *name = c->route_name; /* c->params' "name", as route_by_name read it */
     int same = name != NULL && strcmp(name, c->route_original) == 0; /* no prefix to take off */
     /* Nothing changes the client's params on the way to the upstream when the name stays, no task
      * or 2026 field is taken off or added and no span writes _meta (forward()), and the upstream

@@ -251,6 +251,7 @@ struct mg_call {
     size_t route_index;         /* server index */
     mg_list_kind_t route_kind;  /* MG_LIST_TOOLS or MG_LIST_PROMPTS */
     const char *route_original; /* the name the upstream knows (points into params' name) */
+    const char *route_name;     /* params' "name" as routed (borrowed from params, never changed) */
     mg_pool_t *route_pool;
     int finished;
     struct mg_policy_rate_job *rate_job; /* a rate-limit take in flight (policy/hooks.h); call_finish
