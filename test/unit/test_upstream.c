@@ -841,6 +841,109 @@ static void test_sleep_timeout_and_progress(void **state)
     unlink(tee);
 }
 
+/* mg_upstream_call(): the request given by its parts reaches the child as the same line a message
+ * would have made, on each of its paths: queued before the child is ready (the message is built),
+ * written at once from the parts (lent text or dumped params), NULL params, a progress token to
+ * replace (the message is built); no method is refused without a callback. */
+static int submit_call(h_t *h, call_t *c, const char *method, json_t *params, const mg_upstream_caller_t *as)
+{
+    c->h = h;
+    c->t_start = uv_hrtime();
+    in_api = 1;
+    int rc = mg_upstream_call(h->up, as, method, params, 0, done_cb, related_cb, c, &c->req);
+    in_api = 0;
+    return rc;
+}
+
+static void test_call_parts(void **state)
+{
+    (void)state;
+    char tee[] = "/tmp/mg-upstream-tee-XXXXXX";
+    int fd = mkstemp(tee);
+    assert_true(fd >= 0);
+    close(fd);
+    h_t h;
+    h_init(&h, "parts", "sh", 1);
+    h_arg(&h, "-c");
+    h_arg(&h, "tee \"$MG_TEE\" | exec \"$MG_TS\"");
+    h_env(&h, "MG_TEE", tee);
+    h_env(&h, "MG_TS", testserver);
+    h_new(&h);
+    /* queued: no child yet */
+    call_t q = {0};
+    q.expect_text = "queued";
+    assert_int_equal(submit_call(&h, &q, "tools/call",
+                                 json_pack("{s:s,s:{s:s}}", "name", "echo", "arguments", "message", "queued"),
+                                 NULL),
+                     0);
+    h_start(&h);
+    assert_true(wait_int(&h, &q.done, 1, 10000));
+    assert_int_equal(q.err, 0);
+    assert_string_equal(result_text(q.response), "queued");
+    /* written at once from the parts, the params dumped */
+    call_t d = {0};
+    assert_int_equal(
+        submit_call(&h, &d, "tools/call",
+                    json_pack("{s:s,s:{s:s}}", "name", "echo", "arguments", "message", "dumped \"q\""), NULL),
+        0);
+    assert_true(wait_int(&h, &d.done, 1, 5000));
+    assert_int_equal(d.err, 0);
+    assert_string_equal(result_text(d.response), "dumped \"q\"");
+    /* written at once, the params lent as text (what the gateway lends: their dump) */
+    call_t l = {0};
+    json_t *lp = json_pack("{s:s,s:{s:s}}", "name", "echo", "arguments", "message", "lent");
+    size_t len = 0;
+    char *text = mg_json_dump(lp, &len);
+    mg_upstream_caller_t as = {.params_of = lp, .params_text = text, .params_len = len, .params_no_meta = 1};
+    assert_int_equal(submit_call(&h, &l, "tools/call", lp, &as), 0);
+    free(text); /* lent for the call only */
+    assert_true(wait_int(&h, &l.done, 1, 5000));
+    assert_int_equal(l.err, 0);
+    assert_string_equal(result_text(l.response), "lent");
+    /* NULL params: {} */
+    call_t n = {0};
+    assert_int_equal(submit_call(&h, &n, "tools/list", NULL, NULL), 0);
+    assert_true(wait_int(&h, &n.done, 1, 5000));
+    assert_int_equal(n.err, 0);
+    assert_non_null(json_object_get(json_object_get(n.response, "result"), "tools"));
+    /* a progress token: replaced by ours in the line, the caller's on the way back */
+    call_t p = {0};
+    assert_int_equal(submit_call(&h, &p, "tools/call",
+                                 json_pack("{s:s,s:{},s:{s:s}}", "name", "test_tool_with_progress",
+                                           "arguments", "_meta", "progressToken", "tok-P"),
+                                 NULL),
+                     0);
+    assert_true(wait_int(&h, &p.done, 1, 5000));
+    assert_int_equal(p.err, 0);
+    assert_true(p.nrelated >= 1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(p.related[0], "params"), "progressToken")),
+        "tok-P");
+    /* no method: refused, params released, no callback */
+    call_t bad = {0};
+    assert_int_equal(submit_call(&h, &bad, NULL, json_object(), NULL), MG_EINVAL);
+    run_for(&h, 50);
+    assert_int_equal(bad.done, 0);
+    /* the lines the child got: the message's bytes in each case (ids 2.. after initialize's 1) */
+    assert_true(file_contains(tee, "{\"jsonrpc\":\"2.0\",\"method\":\"tools/"
+                                   "call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":"
+                                   "\"queued\"}},\"id\":"));
+    assert_true(file_contains(tee, "\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"dumped "
+                                   "\\\"q\\\"\"}},\"id\":"));
+    assert_true(file_contains(tee, "{\"jsonrpc\":\"2.0\",\"method\":\"tools/"
+                                   "call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":"
+                                   "\"lent\"}},\"id\":"));
+    assert_true(file_contains(tee, "{\"jsonrpc\":\"2.0\",\"method\":\"tools/list\",\"params\":{},\"id\":"));
+    assert_false(file_contains(tee, "tok-P"));
+    call_reset(&q);
+    call_reset(&d);
+    call_reset(&l);
+    call_reset(&n);
+    call_reset(&p);
+    h_finish(&h, 2000);
+    unlink(tee);
+}
+
 static void test_crash_then_restart(void **state)
 {
     h_t h;
@@ -1552,7 +1655,8 @@ static void test_request_line_parts(void **state)
     (void)state;
     static const char *const params_texts[] = {
         "{\"name\":\"echo\",\"arguments\":{\"message\":\"bench-1\"}}",
-        "{\"name\":\"x\",\"arguments\":{\"n\":-12,\"r\":1.5,\"b\":[true,false,null,{}],\"u\":\"\\u00e9\\n\\\"\"}}",
+        "{\"name\":\"x\",\"arguments\":{\"n\":-12,\"r\":1.5,\"b\":[true,false,null,{}],\"u\":"
+        "\"\\u00e9\\n\\\"\"}}",
         "{}",
         "{\"_meta\":{\"progressToken\":\"t\"},\"name\":\"y\"}",
         "[1,2,[],{\"a\":{\"b\":[]}}]",
@@ -1624,6 +1728,7 @@ int main(void)
         cmocka_unit_test(test_echo_1000),
         cmocka_unit_test(test_large_messages),
         cmocka_unit_test(test_sleep_timeout_and_progress),
+        cmocka_unit_test(test_call_parts),
         cmocka_unit_test(test_crash_then_restart),
         cmocka_unit_test(test_command_not_found),
         cmocka_unit_test(test_bad_cwd),
