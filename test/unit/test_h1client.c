@@ -1,7 +1,7 @@
 /*
  * test_h1client.c - the lean HTTP/1.1 client (src/http/h1client.c) and its response parser
  * (src/http/h1parse.c). The parser directly: strict heads, chunked bodies fed at every split point.
- * The client against a scripted HTTP/1.1 server on the same loop (this file), which counts
+ * The client against a scripted HTTP/1.1 server on the same loop (support/script_srv.h), which counts
  * connections and requests, keeps the last request as it arrived, and writes some responses in
  * pieces on a timer (split reads): request head and headers as sent, keep-alive reuse, 1xx skipped,
  * HEAD/204/304 without a body, chunked edge cases, size bounds, early close, a connection the
@@ -24,6 +24,7 @@
 #include "http/h1client.h"
 #include "http/h1parse.h"
 #include "loop_run.h"
+#include "script_srv.h"
 
 /* ---- the parser ---- */
 
@@ -164,93 +165,7 @@ static void test_chunks(void **state)
     assert_int_equal(mg_h1_chunks_next(&d, longext, sizeof longext, &data, &dlen, &why), MG_EIO);
 }
 
-/* ---- the scripted server ---- */
-
-typedef struct srv srv_t;
-typedef struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    srv_t *s;
-    char buf[65536];
-    size_t len;
-    int served;        /* requests answered on this connection */
-    int drop_next;     /* close on the next request without answering */
-    const char **plan; /* pieces still to write (split responses), one per timer tick */
-    int handles, closing;
-    struct conn *next;
-} conn_t;
-
-struct srv {
-    uv_loop_t *loop;
-    uv_tcp_t tcp;
-    int port;
-    int accepts, requests, closed;
-    char last[8192]; /* the last request: head and body */
-    conn_t *conns;
-};
-
-static void conn_closed_cb(uv_handle_t *h)
-{
-    conn_t *c = h->data;
-    if (--c->handles == 0)
-        free(c);
-}
-
-static void conn_close(conn_t *c)
-{
-    if (c->closing)
-        return;
-    c->closing = 1;
-    c->s->closed++;
-    for (conn_t **p = &c->s->conns; *p != NULL; p = &(*p)->next)
-        if (*p == c) {
-            *p = c->next;
-            break;
-        }
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, conn_closed_cb);
-    uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
-}
-
-static void written_cb(uv_write_t *w, int status)
-{
-    (void)status;
-    free(w->data);
-    free(w);
-}
-
-static void send_bytes(conn_t *c, const char *p, size_t n)
-{
-    if (c->closing)
-        return;
-    uv_write_t *w = malloc(sizeof *w);
-    char *copy = malloc(n ? n : 1);
-    memcpy(copy, p, n);
-    w->data = copy;
-    uv_buf_t b = uv_buf_init(copy, (unsigned)n);
-    assert_int_equal(uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, written_cb), 0);
-}
-
-static void send_str(conn_t *c, const char *s)
-{
-    send_bytes(c, s, strlen(s));
-}
-
-static void close_after_write_cb(uv_write_t *w, int status)
-{
-    (void)status;
-    conn_t *c = w->data;
-    free(w);
-    conn_close(c);
-}
-
-static void close_after_writes(conn_t *c)
-{
-    uv_write_t *w = malloc(sizeof *w);
-    w->data = c;
-    uv_buf_t b = uv_buf_init("", 0);
-    assert_int_equal(uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, close_after_write_cb), 0);
-}
+/* ---- the scripted server (support/script_srv.h): what it answers ---- */
 
 /* A chunked response whose framing is cut at awkward places: in the size, between CR and LF, in
  * the data, in the trailer. */
@@ -268,39 +183,39 @@ static const char *EARLY[] = {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n
 
 static void plan_cb(uv_timer_t *t)
 {
-    conn_t *c = t->data;
+    script_conn_t *c = t->data;
     if (c->plan == NULL || *c->plan == NULL)
         return;
     if (**c->plan == '\0') { /* "": close here */
         c->plan = NULL;
-        conn_close(c);
+        script_close(c);
         return;
     }
-    send_str(c, *c->plan++);
+    script_send_str(c, *c->plan++);
     uv_timer_start(&c->timer, plan_cb, 5, 0);
 }
 
-static void respond(conn_t *c, const char *path, const char *method, size_t blen)
+static void respond(script_conn_t *c, const char *method, const char *path, const char *body, size_t blen)
 {
     char head[512];
     if (strcmp(path, "/json") == 0 || strcmp(path, "/json?q=1") == 0) {
         if (strcmp(method, "HEAD") == 0) {
-            send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
+            script_send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
             return;
         }
         snprintf(head, sizeof head,
                  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
                  (size_t)9 + blen);
-        send_str(c, head);
-        send_str(c, "{\"echo\":\"");
-        send_bytes(c, c->s->last + strlen(c->s->last) - blen, blen);
+        script_send_str(c, head);
+        script_send_str(c, "{\"echo\":\"");
+        script_send(c, body, blen);
     } else if (strcmp(path, "/continue") == 0) {
-        send_str(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
-                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        script_send_str(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                           "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     } else if (strcmp(path, "/204") == 0) {
-        send_str(c, "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n");
+        script_send_str(c, "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n");
     } else if (strcmp(path, "/304") == 0) {
-        send_str(c, "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n");
+        script_send_str(c, "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n");
     } else if (strcmp(path, "/split") == 0) {
         c->plan = SPLIT;
         plan_cb(&c->timer);
@@ -308,141 +223,53 @@ static void respond(conn_t *c, const char *path, const char *method, size_t blen
         c->plan = EARLY;
         plan_cb(&c->timer);
     } else if (strcmp(path, "/close") == 0) {
-        send_str(c, "HTTP/1.1 200 OK\r\n\r\nuntil-close");
-        close_after_writes(c);
+        script_send_str(c, "HTTP/1.1 200 OK\r\n\r\nuntil-close");
+        script_close_after_writes(c);
     } else if (strcmp(path, "/closeidle") == 0) { /* keep-alive as far as the head says, then closed */
-        send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        close_after_writes(c);
+        script_send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        script_close_after_writes(c);
     } else if (strcmp(path, "/ka1") == 0) { /* kept for a second, the server says (and does no more) */
-        send_str(c, "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1, max=100\r\nContent-Length: 2\r\n\r\nok");
+        script_send_str(c,
+                        "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1, max=100\r\nContent-Length: 2\r\n\r\nok");
     } else if (strcmp(path, "/dropnext") == 0) {
-        send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        script_send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         c->drop_next = 1;
     } else if (strcmp(path, "/empty") == 0) {
-        conn_close(c);
+        script_close(c);
     } else if (strcmp(path, "/big") == 0) {
         size_t n = 100000;
         char *b = malloc(n);
         memset(b, 'x', n);
         snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
-        send_str(c, head);
-        send_bytes(c, b, n);
+        script_send_str(c, head);
+        script_send(c, b, n);
         free(b);
     } else if (strcmp(path, "/bigchunked") == 0) {
-        send_str(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        script_send_str(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         char chunk[1024];
         memset(chunk, 'y', sizeof chunk);
         for (int i = 0; i < 50; i++) {
-            send_str(c, "400\r\n");
-            send_bytes(c, chunk, sizeof chunk);
-            send_str(c, "\r\n");
+            script_send_str(c, "400\r\n");
+            script_send(c, chunk, sizeof chunk);
+            script_send_str(c, "\r\n");
         }
-        send_str(c, "0\r\n\r\n");
+        script_send_str(c, "0\r\n\r\n");
     } else if (strcmp(path, "/bighead") == 0) {
-        send_str(c, "HTTP/1.1 200 OK\r\n");
+        script_send_str(c, "HTTP/1.1 200 OK\r\n");
         char line[1100];
         memset(line, 'h', sizeof line);
         memcpy(line, "X-Filler: ", 10);
         memcpy(line + 1020, "\r\n", 3);
         for (int i = 0; i < 20; i++)
-            send_str(c, line);
-        send_str(c, "Content-Length: 0\r\n\r\n");
+            script_send_str(c, line);
+        script_send_str(c, "Content-Length: 0\r\n\r\n");
     } else if (strcmp(path, "/smuggle") == 0) {
-        send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+        script_send_str(
+            c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
     } else if (strcmp(path, "/extra") == 0) { /* a body longer than its length: not reused */
-        send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n");
+        script_send_str(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n");
     }
     /* "/hang" and anything else: no answer */
-}
-
-static void serve(conn_t *c)
-{
-    for (;;) {
-        c->buf[c->len] = '\0';
-        char *end = strstr(c->buf, "\r\n\r\n");
-        if (end == NULL)
-            return;
-        size_t hlen = (size_t)(end - c->buf) + 4, blen = 0;
-        const char *cl = strcasestr(c->buf, "\r\ncontent-length:");
-        if (cl != NULL && cl < end)
-            blen = strtoul(cl + 17, NULL, 10);
-        if (c->len < hlen + blen)
-            return;
-        char path[256] = "", method[16] = "";
-        sscanf(c->buf, "%15s %255s", method, path);
-        snprintf(c->s->last, sizeof c->s->last, "%.*s", (int)(hlen + blen), c->buf);
-        c->s->requests++;
-        memmove(c->buf, c->buf + hlen + blen, c->len - hlen - blen);
-        c->len -= hlen + blen;
-        if (c->drop_next) {
-            conn_close(c);
-            return;
-        }
-        c->served++;
-        respond(c, path, method, blen);
-        if (c->closing)
-            return;
-    }
-}
-
-static void srv_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    (void)suggested;
-    conn_t *c = h->data;
-    b->base = c->buf + c->len;
-    b->len = sizeof c->buf - 1 - c->len;
-}
-
-static void srv_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
-{
-    (void)b;
-    conn_t *c = st->data;
-    if (n < 0) {
-        conn_close(c);
-        return;
-    }
-    c->len += (size_t)n;
-    serve(c);
-}
-
-static void srv_accept_cb(uv_stream_t *l, int status)
-{
-    (void)status;
-    srv_t *s = l->data;
-    conn_t *c = calloc(1, sizeof *c);
-    c->s = s;
-    uv_tcp_init(s->loop, &c->tcp);
-    uv_timer_init(s->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles = 2;
-    assert_int_equal(uv_accept(l, (uv_stream_t *)&c->tcp), 0);
-    c->next = s->conns;
-    s->conns = c;
-    s->accepts++;
-    uv_read_start((uv_stream_t *)&c->tcp, srv_alloc_cb, srv_read_cb);
-}
-
-static void srv_start(srv_t *s, uv_loop_t *loop)
-{
-    memset(s, 0, sizeof *s);
-    s->loop = loop;
-    struct sockaddr_in a;
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    uv_tcp_init(loop, &s->tcp);
-    s->tcp.data = s;
-    assert_int_equal(uv_tcp_bind(&s->tcp, (struct sockaddr *)&a, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&s->tcp, 16, srv_accept_cb), 0);
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len);
-    s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
-static void srv_stop(srv_t *s)
-{
-    while (s->conns != NULL)
-        conn_close(s->conns);
-    uv_close((uv_handle_t *)&s->tcp, NULL);
 }
 
 /* ---- the client side ---- */
@@ -505,7 +332,7 @@ static void done_cb(void *data, int err, int status, const char *why)
 
 typedef struct fixture {
     uv_loop_t loop;
-    srv_t srv;
+    script_srv_t srv;
     mg_h1_client_t *cl;
     char url[40][128];
     int nurl;
@@ -515,14 +342,14 @@ static void setup(fixture_t *f)
 {
     memset(f, 0, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    srv_start(&f->srv, &f->loop);
+    script_srv_start(&f->srv, &f->loop, respond);
     assert_int_equal(mg_h1_client_new(&f->loop, &f->cl), 0);
 }
 
 static void teardown(fixture_t *f)
 {
     mg_h1_client_free(f->cl);
-    srv_stop(&f->srv);
+    script_srv_stop(&f->srv);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
 }

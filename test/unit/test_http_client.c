@@ -1,6 +1,6 @@
 /*
  * test_http_client.c - the one outbound HTTP client (src/http/client.c) against a real server on
- * loopback: a small scripted HTTP/1.1 server on the same libuv loop (this file), so each case can
+ * loopback: a small scripted HTTP/1.1 server on the same libuv loop (support/script_srv.h), so each case can
  * count connections, see the request as it arrived, and write a response in pieces. Covers the
  * callback rule (never from inside mg_http_request, done exactly once, nothing after cancel),
  * bodies by length, chunked and until-close, SSE read as it arrives, keep-alive reuse, deadline,
@@ -21,134 +21,51 @@
 #include "common/err.h"
 #include "http/client.h"
 #include "loop_run.h"
+#include "script_srv.h"
 
-/* ---- the scripted server ---- */
-
-typedef struct srv srv_t;
-typedef struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    srv_t *s;
-    char buf[65536];
-    size_t len;
-    int step; /* /sse: events written so far */
-    int handles;
-    int closing;
-    struct conn *next;
-} conn_t;
-
-struct srv {
-    uv_loop_t *loop;
-    uv_tcp_t tcp;
-    int port;
-    int accepts, requests, closed;
-    char last[8192]; /* the last request's head */
-    conn_t *conns;
-};
-
-static void conn_closed_cb(uv_handle_t *h)
-{
-    conn_t *c = h->data;
-    if (--c->handles == 0)
-        free(c);
-}
-
-static void conn_close(conn_t *c)
-{
-    if (c->closing)
-        return;
-    c->closing = 1;
-    c->s->closed++;
-    srv_t *s = c->s;
-    for (conn_t **p = &s->conns; *p != NULL; p = &(*p)->next)
-        if (*p == c) {
-            *p = c->next;
-            break;
-        }
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, conn_closed_cb);
-    uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
-}
-
-static void written_cb(uv_write_t *w, int status)
-{
-    free(w->data);
-    free(w);
-}
-
-static void send_bytes(conn_t *c, const char *p, size_t n)
-{
-    if (c->closing)
-        return;
-    uv_write_t *w = malloc(sizeof *w);
-    char *copy = malloc(n);
-    memcpy(copy, p, n);
-    w->data = copy;
-    uv_buf_t b = uv_buf_init(copy, (unsigned)n);
-    assert_int_equal(uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, written_cb), 0);
-}
-
-static void send_str(conn_t *c, const char *s)
-{
-    send_bytes(c, s, strlen(s));
-}
-
-static void close_after_write_cb(uv_write_t *w, int status)
-{
-    conn_t *c = w->data;
-    free(w);
-    conn_close(c);
-}
-
-/* Closes once everything queued before has been written. */
-static void close_after_writes(conn_t *c)
-{
-    uv_write_t *w = malloc(sizeof *w);
-    w->data = c;
-    uv_buf_t b = uv_buf_init("", 0);
-    assert_int_equal(uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, close_after_write_cb), 0);
-}
+/* ---- the scripted server (support/script_srv.h): what it answers ---- */
 
 static const char SSE1[] = "data: {\"n\":1}\n\n";
 static const char SSE2[] = "data: {\"n\":2}\n\n";
 
 static void sse_step_cb(uv_timer_t *t)
 {
-    conn_t *c = t->data;
+    script_conn_t *c = t->data;
     char chunk[128];
     if (c->step == 1) {
         snprintf(chunk, sizeof chunk, "%zx\r\n%s\r\n", strlen(SSE2), SSE2);
-        send_str(c, chunk);
+        script_send_str(c, chunk);
         c->step = 2;
         uv_timer_start(&c->timer, sse_step_cb, 30, 0);
     } else if (c->step == 2) {
-        send_str(c, "0\r\n\r\n");
+        script_send_str(c, "0\r\n\r\n");
         c->step = 3;
     }
 }
 
-static void respond(conn_t *c, const char *path, const char *body, size_t blen)
+static void respond(script_conn_t *c, const char *method, const char *path, const char *body, size_t blen)
 {
+    (void)method;
     char head[512];
     if (strcmp(path, "/json") == 0) {
         snprintf(head, sizeof head,
                  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n", blen);
-        send_str(c, head);
-        send_bytes(c, body, blen);
+        script_send_str(c, head);
+        script_send(c, body, blen);
     } else if (strcmp(path, "/chunked") == 0) {
-        send_str(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n3\r\nlo "
-                    "\r\n5\r\nworld\r\n0\r\n\r\n");
+        script_send_str(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n3\r\nlo "
+                           "\r\n5\r\nworld\r\n0\r\n\r\n");
     } else if (strcmp(path, "/missing") == 0) {
-        send_str(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\ngone");
+        script_send_str(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\ngone");
     } else if (strcmp(path, "/close") == 0) {
-        send_str(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close");
-        close_after_writes(c);
+        script_send_str(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close");
+        script_close_after_writes(c);
     } else if (strcmp(path, "/sse") == 0) {
         char chunk[128];
-        send_str(c,
-                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+        script_send_str(
+            c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
         snprintf(chunk, sizeof chunk, "%zx\r\n%s\r\n", strlen(SSE1), SSE1);
-        send_str(c, chunk);
+        script_send_str(c, chunk);
         c->step = 1;
         uv_timer_start(&c->timer, sse_step_cb, 30, 0);
     } else if (strcmp(path, "/big") == 0) {
@@ -156,117 +73,30 @@ static void respond(conn_t *c, const char *path, const char *body, size_t blen)
         char *b = malloc(n);
         memset(b, 'x', n);
         snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
-        send_str(c, head);
-        send_bytes(c, b, n);
+        script_send_str(c, head);
+        script_send(c, b, n);
         free(b);
     } else if (strcmp(path, "/bigchunked") == 0) {
-        send_str(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        script_send_str(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         char chunk[1100];
         memset(chunk, 'y', sizeof chunk);
         for (int i = 0; i < 50; i++) {
-            send_str(c, "400\r\n");
-            send_bytes(c, chunk, 1024);
-            send_str(c, "\r\n");
+            script_send_str(c, "400\r\n");
+            script_send(c, chunk, 1024);
+            script_send_str(c, "\r\n");
         }
-        send_str(c, "0\r\n\r\n");
+        script_send_str(c, "0\r\n\r\n");
     } else if (strcmp(path, "/bighead") == 0) {
-        send_str(c, "HTTP/1.1 200 OK\r\n");
+        script_send_str(c, "HTTP/1.1 200 OK\r\n");
         char line[1100];
         memset(line, 'h', sizeof line);
         memcpy(line, "X-Filler: ", 10);
         memcpy(line + 1020, "\r\n", 3);
         for (int i = 0; i < 20; i++)
-            send_str(c, line);
-        send_str(c, "Content-Length: 0\r\n\r\n");
+            script_send_str(c, line);
+        script_send_str(c, "Content-Length: 0\r\n\r\n");
     }
     /* "/hang" and anything else: no answer */
-}
-
-/* Serves every complete request in the buffer (keep-alive: the connection stays open). */
-static void serve(conn_t *c)
-{
-    for (;;) {
-        c->buf[c->len] = '\0';
-        char *end = strstr(c->buf, "\r\n\r\n");
-        if (end == NULL)
-            return;
-        size_t hlen = (size_t)(end - c->buf) + 4;
-        size_t blen = 0;
-        const char *cl = strcasestr(c->buf, "\r\ncontent-length:");
-        if (cl != NULL && cl < end)
-            blen = strtoul(cl + 17, NULL, 10);
-        if (c->len < hlen + blen)
-            return;
-        char path[256] = "";
-        sscanf(c->buf, "%*s %255s", path);
-        snprintf(c->s->last, sizeof c->s->last, "%.*s", (int)hlen, c->buf);
-        c->s->requests++;
-        char *body = malloc(blen + 1);
-        memcpy(body, c->buf + hlen, blen);
-        memmove(c->buf, c->buf + hlen + blen, c->len - hlen - blen);
-        c->len -= hlen + blen;
-        respond(c, path, body, blen);
-        free(body);
-        if (c->closing)
-            return;
-    }
-}
-
-static void srv_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    conn_t *c = h->data;
-    b->base = c->buf + c->len;
-    b->len = sizeof c->buf - 1 - c->len;
-}
-
-static void srv_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
-{
-    conn_t *c = st->data;
-    if (n < 0) {
-        conn_close(c);
-        return;
-    }
-    c->len += (size_t)n;
-    serve(c);
-}
-
-static void srv_accept_cb(uv_stream_t *l, int status)
-{
-    srv_t *s = l->data;
-    conn_t *c = calloc(1, sizeof *c);
-    c->s = s;
-    uv_tcp_init(s->loop, &c->tcp);
-    uv_timer_init(s->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles = 2;
-    assert_int_equal(uv_accept(l, (uv_stream_t *)&c->tcp), 0);
-    c->next = s->conns;
-    s->conns = c;
-    s->accepts++;
-    uv_read_start((uv_stream_t *)&c->tcp, srv_alloc_cb, srv_read_cb);
-}
-
-static void srv_start(srv_t *s, uv_loop_t *loop)
-{
-    memset(s, 0, sizeof *s);
-    s->loop = loop;
-    struct sockaddr_in a;
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    uv_tcp_init(loop, &s->tcp);
-    s->tcp.data = s;
-    assert_int_equal(uv_tcp_bind(&s->tcp, (struct sockaddr *)&a, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&s->tcp, 16, srv_accept_cb), 0);
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len);
-    s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
-static void srv_stop(srv_t *s)
-{
-    while (s->conns != NULL)
-        conn_close(s->conns);
-    uv_close((uv_handle_t *)&s->tcp, NULL);
 }
 
 /* ---- the client side ---- */
@@ -279,7 +109,7 @@ typedef struct got {
     size_t len;
     mg_http_call_t *call;
     int cancel_on_body; /* cancel the call from its first body_cb */
-    srv_t *srv;
+    script_srv_t *srv;
     int server_step_at_first_body;
     struct got *then; /* started from done_cb (keep-alive) or body_cb (request from a callback) */
     const char *then_url;
@@ -342,7 +172,7 @@ static void start(mg_http_client_t *cl, const char *url, got_t *g, long timeout_
 
 typedef struct fixture {
     uv_loop_t loop;
-    srv_t srv;
+    script_srv_t srv;
     mg_http_client_t *cl;
     char base[64];
 } fixture_t;
@@ -351,7 +181,7 @@ static void setup(fixture_t *f)
 {
     memset(f, 0, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    srv_start(&f->srv, &f->loop);
+    script_srv_start(&f->srv, &f->loop, respond);
     snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", f->srv.port);
     assert_int_equal(mg_http_client_new(&f->loop, &f->cl), 0);
 }
@@ -359,7 +189,7 @@ static void setup(fixture_t *f)
 static void teardown(fixture_t *f)
 {
     mg_http_client_free(f->cl);
-    srv_stop(&f->srv);
+    script_srv_stop(&f->srv);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
 }
@@ -541,7 +371,7 @@ static void test_idle_closed_by_server(void **state)
     run_until(&f.loop, &first.dones);
     assert_int_equal(first.err, 0);
     while (f.srv.conns != NULL) /* the server side of the idle connection goes away */
-        conn_close(f.srv.conns);
+        script_close(f.srv.conns);
     int flag = 0;
     unsigned turns = 0;
     uv_timer_t t;
@@ -657,7 +487,7 @@ static void pinned_get(fixture_t *f, const char *u, const char *pin, got_t *g)
     assert_int_equal(mg_http_request(f->cl, &r, head_cb, body_cb, done_cb, g, &g->call), 0);
     run_until(&f->loop, &g->dones);
     while (f->srv.conns != NULL) /* the next request needs a new connection */
-        conn_close(f->srv.conns);
+        script_close(f->srv.conns);
     run_for(&f->loop, 20);
 }
 
