@@ -281,6 +281,64 @@ static size_t fields_plain(char *out, size_t cap, mg_log_level_t level, const ch
     return (size_t)(o - out);
 }
 
+/* Appends the literal lit (its sizeof - 1 bytes); NULL when it does not fit before end. */
+#define PUT_LIT(o, end, lit)                                                                                 \
+    ((o) != NULL && (size_t)((end) - (o)) >= sizeof(lit) - 1                                                 \
+         ? (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)                                      \
+         : NULL)
+
+void mg_log_request(const char *http, const char *method, int status, long long latency_ms,
+                    const char *upstream, const char *session)
+{
+    if (!mg_log_enabled(MG_LOG_INFO))
+        return;
+    http = http != NULL ? http : "";
+    method = method != NULL ? method : "";
+    /* The line mg_log_fields writes for these fields, its keys written as the constants they are. */
+    char line[512], ts[32];
+    timestamp(ts);
+    char *o = line, *end = line + sizeof line - 2;
+    size_t tlen = strlen(ts);
+    o = PUT_LIT(o, end, "{\"time\":\"");
+    if (o != NULL && (size_t)(end - o) >= tlen) {
+        memcpy(o, ts, tlen);
+        o += tlen;
+    } else {
+        o = NULL;
+    }
+    o = PUT_LIT(o, end, "\",\"level\":\"info\",\"msg\":\"request\",\"http\":");
+    o = o != NULL ? put_plain(o, end, http, 1) : NULL;
+    o = PUT_LIT(o, end, ",\"method\":");
+    o = o != NULL ? put_plain(o, end, method, 1) : NULL;
+    o = PUT_LIT(o, end, ",\"status\":");
+    o = o != NULL ? put_num(o, end, status) : NULL;
+    o = PUT_LIT(o, end, ",\"latency_ms\":");
+    o = o != NULL ? put_num(o, end, latency_ms) : NULL;
+    if (upstream != NULL) {
+        o = PUT_LIT(o, end, ",\"upstream\":");
+        o = o != NULL ? put_plain(o, end, upstream, 1) : NULL;
+    }
+    if (session != NULL) {
+        o = PUT_LIT(o, end, ",\"session\":");
+        o = o != NULL ? put_plain(o, end, session, 1) : NULL;
+    }
+    if (o != NULL) {
+        *o++ = '}';
+        *o++ = '\n';
+        emit_bytes(line, (size_t)(o - line), MG_LOG_INFO);
+        return;
+    }
+    /* a value that needs escapes, or a line over 512 bytes: the general path */
+    mg_log_field_t f[6] = {
+        {"http", http, 0}, {"method", method, 0}, {"status", NULL, status}, {"latency_ms", NULL, latency_ms}};
+    size_t n = 4;
+    if (upstream != NULL)
+        f[n++] = (mg_log_field_t){"upstream", upstream, 0};
+    if (session != NULL)
+        f[n++] = (mg_log_field_t){"session", session, 0};
+    mg_log_fields(MG_LOG_INFO, "request", f, n);
+}
+
 void mg_log_fields(mg_log_level_t level, const char *msg, const mg_log_field_t *f, size_t n)
 {
     if (!mg_log_enabled(level))

@@ -39,6 +39,15 @@ typedef struct mg_log_field {
 void mg_log_fields(mg_log_level_t level, const char *msg, const mg_log_field_t *f, size_t n);
 
 /*
+ * The access log line, at info: exactly what mg_log_fields(MG_LOG_INFO, "request", {http, method,
+ * status, latency_ms[, upstream][, session]}) writes (upstream and session left out when NULL;
+ * http and method NULL are written as ""), with its keys written as constants instead of checked
+ * per byte.
+ */
+void mg_log_request(const char *http, const char *method, int status, long long latency_ms,
+                    const char *upstream, const char *session);
+
+/*
  * Deferred mode (on: mcpgate serve; off by default): debug and info lines are kept in a 64 KiB
  * buffer and written by mg_log_flush() (the server calls it once per loop iteration, before the
  * loop blocks) or when the buffer is full; warnings and errors flush it and are written at once.

@@ -70,16 +70,8 @@ void mg__http_log(mg_gateway_t *gw, const char *http_method, const char *method,
     if (!mg_log_enabled(MG_LOG_INFO))
         return;
     /* Once per request: the line mg_log_json() would write, without building a jansson tree. */
-    mg_log_field_t f[6] = {{"http", http_method, 0},
-                           {"method", method ? method : "", 0},
-                           {"status", NULL, status},
-                           {"latency_ms", NULL, (long long)(mg_gateway_now_ms() - start_ms)}};
-    size_t n = 4;
-    if (upstream != NULL && upstream[0] != '\0')
-        f[n++] = (mg_log_field_t){"upstream", upstream, 0};
-    if (session != NULL)
-        f[n++] = (mg_log_field_t){"session", session, 0};
-    mg_log_fields(MG_LOG_INFO, "request", f, n);
+    mg_log_request(http_method, method ? method : "", status, (long long)(mg_gateway_now_ms() - start_ms),
+                   upstream != NULL && upstream[0] != '\0' ? upstream : NULL, session);
 }
 
 /* The one way an HTTP error with a JSON-RPC body is answered (hdrs: nhdrs name/value pairs to add)

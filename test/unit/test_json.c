@@ -563,6 +563,44 @@ static void test_log_lines(void **state)
         free(want);
         json_decref(jf);
     }
+    /* mg_log_request: the very line mg_log_fields writes for the same fields (plain values, values
+     * that need escapes or are not UTF-8, fields left out, a line over the fast path's buffer) */
+    struct {
+        const char *http, *method, *upstream, *session;
+        int status;
+        long long latency;
+    } rq[] = {
+        {"POST", "tools/call", "ts", "0123456789abcdef0123456789abcdef", 200, 3},
+        {"GET", "stream", NULL, "0123456789ab", 204, 0},
+        {"POST", "initialize", NULL, NULL, 400, -1},
+        {"DELETE", "", "up", NULL, 0, LLONG_MAX},
+        {"POST", "a\"b\\c\x01\xc3\xa9", "u\"p", "s\n", 500, 12},
+        {"POST", "tools/call", "\x7f", "\xff", 429, 1},
+        {"P\xffST", "m", NULL, NULL, 200, 1},
+        {"POST", longv, "ts", "s", 200, 1},
+    };
+    for (size_t i = 0; i < sizeof rq / sizeof rq[0]; i++) {
+        mg_log_field_t rf[6] = {{"http", rq[i].http, 0},
+                                {"method", rq[i].method, 0},
+                                {"status", NULL, rq[i].status},
+                                {"latency_ms", NULL, rq[i].latency}};
+        size_t rn = 4;
+        if (rq[i].upstream != NULL)
+            rf[rn++] = (mg_log_field_t){"upstream", rq[i].upstream, 0};
+        if (rq[i].session != NULL)
+            rf[rn++] = (mg_log_field_t){"session", rq[i].session, 0};
+        mg_log_fields(MG_LOG_INFO, "request", rf, rn);
+        want = read_line();
+        assert_non_null(want);
+        want = strdup(want); /* read_line's buffer is reused */
+        untime(want);
+        mg_log_request(rq[i].http, rq[i].method, rq[i].status, rq[i].latency, rq[i].upstream, rq[i].session);
+        got = read_line();
+        assert_non_null(got);
+        untime(got);
+        assert_string_equal(got, want);
+        free(want);
+    }
     /* a value that is not UTF-8: json_pack() failed, the line had no fields */
     mg_log_field_t h[] = {{"http", "P\xffST", 0}};
     want = old_line("info", "request", NULL);
