@@ -291,6 +291,7 @@ int mg__child_write_line_deferred(mg__child_t *child, char *s, size_t len)
 char *mg__request_line(const json_t *msg, int64_t id, const mg_upstream_caller_t *as, size_t *len)
 {
     const json_t *params_of = as != NULL && as->params_text != NULL ? as->params_of : NULL;
+    int traced = as != NULL && as->traceparent != NULL;
     char stack[1024];
     mg_jbuf_t b;
     mg_jbuf_init(&b, stack, sizeof stack, SIZE_MAX / 4);
@@ -310,6 +311,20 @@ char *mg__request_line(const json_t *msg, int64_t id, const mg_upstream_caller_t
         } else if (kn == 2 && memcmp(k, "id", 2) == 0) {
             mg_jbuf_put_int(&b, id);
             has_id = 1;
+        } else if (traced && kn == 6 && memcmp(k, "params", 6) == 0) {
+            /* an object without "_meta" (mg__trace_splices): the trace context is its last member */
+            const json_t *v = json_object_iter_value(it);
+            if (params_of != NULL && v == params_of)
+                mg_jbuf_put(&b, as->params_text, as->params_len);
+            else
+                mg_jbuf_put_json(&b, v);
+            if (!b.err && b.len > 0 && b.p[b.len - 1] == '}') {
+                b.len--; /* reopened: "{}" -> "{", "{...}" -> "{...," */
+                if (b.p[b.len - 1] != '{')
+                    mg_jbuf_put(&b, ",", 1);
+                mg__trace_meta_put(&b, as->traceparent, as->tracestate);
+                mg_jbuf_put(&b, "}", 1);
+            }
         } else if (params_of != NULL && json_object_iter_value(it) == params_of && kn == 6 &&
                    memcmp(k, "params", 6) == 0) {
             mg_jbuf_put(&b, as->params_text, as->params_len); /* its dump, already written */

@@ -480,6 +480,21 @@ static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg
         json_decref(msg);
         return MG_EBUSY;
     }
+    /* The child it goes to now (none: queued). The trace context (as->traceparent) is written into
+     * the line sent now when params has no _meta (hence no progress token either), else merged into
+     * the message (a queued request is sent after as is gone). */
+    mg__child_t *c = mg__list_empty(&up->queue) ? pick_child(up) : NULL;
+    mg_upstream_caller_t plain;
+    if (as != NULL && as->traceparent != NULL && (c == NULL || !mg__trace_splices(msg, as))) {
+        if (mg__upstream_trace_tree(msg, as->traceparent, as->tracestate) != 0) {
+            json_decref(msg);
+            return MG_ENOMEM;
+        }
+        plain = *as;
+        plain.traceparent = plain.tracestate = NULL;
+        plain.params_text = NULL; /* it was the text of the params just replaced */
+        as = &plain;
+    }
     mg_upstream_req_t *req = calloc(1, sizeof *req);
     if (req == NULL) {
         json_decref(msg);
@@ -511,7 +526,6 @@ static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg
     uv_timer_start(&req->timer, req_timer_cb, first, 0);
 
     up->api_depth++;
-    mg__child_t *c = mg__list_empty(&up->queue) ? pick_child(up) : NULL;
     if (c != NULL) {
         send_req(c, req, as);
     } else {

@@ -94,6 +94,13 @@ test('a tools/call yields a server span under the caller, child spans for phases
     .map((l) => JSON.parse(l))
     .find((m) => m.method === 'tools/call');
   assert.equal(line.params._meta.traceparent, `00-${client.traceId}-${up.spanId}-01`);
+  // ... as the last member of the client's params, as written (the line's text, not a re-dump)
+  const raw = readRecord(rec).split('\n').find((l) => l.includes('"method":"tools/call"'));
+  const ts = line.params._meta.tracestate === undefined ? '' : `,"tracestate":${JSON.stringify(line.params._meta.tracestate)}`;
+  assert.ok(
+    raw.includes(`"params":{"name":"echo","arguments":{"message":"${SECRET_ARG}"},"_meta":{"traceparent":"00-${client.traceId}-${up.spanId}-01"${ts}}}`),
+    raw,
+  );
   // Never argument values, tokens or the session id in what was exported.
   const all = rcv.bodies.map((b) => b.body).join('\n');
   assert.ok(!all.includes(SECRET_ARG), 'an argument value was exported');
