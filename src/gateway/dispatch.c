@@ -129,7 +129,7 @@ static void call_span_start(mg_call_t *c)
 {
     mg_trace_ctx_t meta_ctx;
     const mg_trace_ctx_t *parent = c->x != NULL ? c->x->trace_parent : NULL;
-    json_t *meta = json_object_get(c->params, "_meta");
+    json_t *meta = mg__params_lack(c, c->params, MG__PK_META) ? NULL : json_object_get(c->params, "_meta");
     const char *tp = json_string_value(json_object_get(meta, "traceparent"));
     const char *ts = json_string_value(json_object_get(meta, "tracestate"));
     if (tp != NULL && mg_trace_ctx_parse(tp, strlen(tp), ts, ts ? strlen(ts) : 0, &meta_ctx) == 0)
