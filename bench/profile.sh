@@ -12,7 +12,8 @@
 #   instant-traced, gateway-traced
 #                instant / gateway with gateway.tracing at sampleRatio 1 exporting to a local OTLP
 #                receiver (python3, answers 200): the cost of tracing is the difference per call
-#                (TRACE_RATIO=0.1 bench/profile.sh instant-traced: another ratio)
+#                (TRACE_RATIO=0.1 bench/profile.sh instant-traced: another ratio;
+#                TRACE_PROTOCOL=http/protobuf: the protobuf export, default http/json)
 #   traced-journal the gateway target with tracing (as gateway-traced) and the journal both on
 #   remote       build/mcpgate fronting a remote Streamable HTTP upstream (a native mcpgate serving
 #                build/mcpgate-testserver, as bench/remote.sh): the remote hop's cost per call
@@ -163,7 +164,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$p" >/dev/null 2>&1 &
     PIDS+=("$!")
-    GW_EXTRA="{\"tracing\": {\"endpoint\": \"http://127.0.0.1:$p/v1/traces\", \"sampleRatio\": ${TRACE_RATIO:-1}}}"
+    GW_EXTRA="{\"tracing\": {\"endpoint\": \"http://127.0.0.1:$p/v1/traces\", \"sampleRatio\": ${TRACE_RATIO:-1}, \"protocol\": \"${TRACE_PROTOCOL:-http/json}\"}}"
 }
 
 for t in $TARGETS; do

@@ -130,7 +130,7 @@ static void call_span_start(mg_call_t *c)
 {
     mg_trace_ctx_t meta_ctx;
     const mg_trace_ctx_t *parent = c->x != NULL ? c->x->trace_parent : NULL;
-    json_t *meta = json_object_get(c->params, "_meta");
+    json_t *meta = mg__params_lack(c, c->params, MG__PK_META) ? NULL : json_object_get(c->params, "_meta");
     const char *tp = json_string_value(json_object_get(meta, "traceparent"));
     const char *ts = json_string_value(json_object_get(meta, "tracestate"));
     if (tp != NULL && mg_trace_ctx_parse(tp, strlen(tp), ts, ts ? strlen(ts) : 0, &meta_ctx) == 0)
@@ -203,35 +203,27 @@ static void call_spans_end(mg_call_t *c, mg__outcome_t o, int code)
     c->span = NULL;
 }
 
-/* The upstream request's client span; its context goes into params._meta (params owned by the
- * caller, _meta copied: it may be shared with the client's request). */
-static void up_span_start(mg_call_t *c, mg_pool_t *pool, json_t *params)
+/* The upstream request's client span. Its context (traceparent into tp, tracestate) goes to the
+ * upstream with the request (mg_upstream_caller_t: written into params._meta there, the client's
+ * params left as they are). 1 with tp filled and *ts set (NULL: none), 0 when no span. */
+static int up_span_start(mg_call_t *c, mg_pool_t *pool, const json_t *params, char tp[MG_TRACEPARENT_LEN + 1],
+                         const char **ts)
 {
     const char *target = span_target(c) != NULL ? json_string_value(json_object_get(params, "name")) : NULL;
-    char name[192], tp[MG_TRACEPARENT_LEN + 1];
+    char name[192];
     span_name(c->method, target, name, sizeof name);
     mg_span_t *sp = c->up_span = mg_span_start(c->gw->trace, name, MG_SPAN_CLIENT, c->span, NULL);
     if (sp == NULL)
-        return;
+        return 0;
     mg_span_set_str(sp, "mcp.method.name", c->method);
     if (target != NULL)
         mg_span_set_str(sp, c->method[0] == 't' ? "gen_ai.tool.name" : "gen_ai.prompt.name", target);
     mg_span_set_str(sp, "mcpgate.server", pool->srv->cfg->name);
     mg_span_set_str(sp, "network.transport", "pipe");
-    json_t *meta = json_object_get(params, "_meta");
-    json_t *m = json_is_object(meta) ? mg_json_copy(meta) : json_object();
-    if (m == NULL || !mg_span_traceparent(sp, tp, sizeof tp)) {
-        json_decref(m);
-        return;
-    }
-    /* ASCII keys and values (tracestate: printable ASCII, mg_trace_ctx_parse): no UTF-8 checks */
-    const char *ts = mg_span_tracestate(sp);
-    json_object_set_new_nocheck(m, "traceparent", json_stringn_nocheck(tp, MG_TRACEPARENT_LEN));
-    if (ts != NULL)
-        json_object_set_new_nocheck(m, "tracestate", json_stringn_nocheck(ts, strlen(ts)));
-    else if (json_object_size(m) > 1)
-        json_object_del(m, "tracestate");
-    json_object_set_new_nocheck(params, "_meta", m);
+    if (!mg_span_traceparent(sp, tp, MG_TRACEPARENT_LEN + 1))
+        return 0;
+    *ts = mg_span_tracestate(sp);
+    return 1;
 }
 
 /* ---- calls ---- */
@@ -1230,8 +1222,9 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
     uint64_t ttl = c->gw->cfg->tasks.ttl_ms;
     if ((c->task != NULL || c->task_want) && ttl > c->gw->cfg->limits.max_request_ms)
         caller.max_ms = ttl;
-    if (c->span != NULL && params != NULL)
-        up_span_start(c, pool, params);
+    char tp[MG_TRACEPARENT_LEN + 1];
+    if (c->span != NULL && params != NULL && up_span_start(c, pool, params, tp, &caller.tracestate))
+        caller.traceparent = tp;
     if (c->x != NULL && !c->modern && c->up_task == 0)
         caller.raw_cb = raw_done_cb; /* a plain result may come back as bytes (raw_applies decides) */
     /* The client's params as it sent them (canonical text, lent during its dispatch): copied into
@@ -1743,12 +1736,12 @@ static call_rc_t phase_forward(mg_call_t *c)
      * replaces a progress token (objects shared with the client's request are never modified). */
     const char *name = c->route_name; /* c->params' "name", as route_by_name read it */
     int same = name != NULL && strcmp(name, c->route_original) == 0; /* no prefix to take off */
-    /* Nothing changes the client's params on the way to the upstream when the name stays, no task
-     * or 2026 field is taken off or added and no span writes _meta (forward()), and the upstream
-     * writes its request from it without touching it (upstream.c copies before it replaces a
-     * progress token; remote.c copies before it adds or strips 2026-07-28 _meta keys or MRTR
-     * fields): then it is shared, not copied. */
-    int share = same && c->span == NULL && !c->modern && c->task_support <= 0 &&
+    /* Nothing changes the client's params on the way to the upstream when the name stays and no
+     * task or 2026 field is taken off or added, and the upstream writes its request from it without
+     * touching it (upstream.c copies before it replaces a progress token; remote.c copies before it
+     * adds or strips 2026-07-28 _meta keys or MRTR fields; a span's trace context is written into
+     * the line or merged into copies, upstream/trace_meta.c): then it is shared, not copied. */
+    int share = same && !c->modern && c->task_support <= 0 &&
                 (mg__params_lack(c, c->params, MG__PK_TASK) || json_object_get(c->params, "task") == NULL);
     json_t *params = share ? json_incref(c->params) : mg_json_copy(c->params);
     if (params == NULL ||

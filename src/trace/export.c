@@ -1,7 +1,8 @@
 /*
  * export.c - ended spans to the collector: a bounded queue, drained every second (or as soon as a
- * batch is full) by one OTLP/HTTP POST at a time (JSON, or protobuf: otlp_pb.h) through the outbound client
- * (http/client.h: libcurl on the loop). A request never waits for it: a full queue drops the span and counts
+ * batch is full) by one OTLP/HTTP POST at a time (JSON, or protobuf: otlp_pb.h) through an outbound client:
+ * http/h1client.h for an http:// endpoint given by IP (ADR 0020), else http/client.h (libcurl on the
+ * loop). A request never waits for it: a full queue drops the span and counts
  * it; a failed export (collector down, timeout, non-2xx) drops its batch and counts it. Spans are queued
  * as records (span_rec.h) and encoded, a batch at a time, into one body kept between exports. Nothing is
  * retried: traces are best effort, memory is bounded. Metrics:
@@ -20,6 +21,12 @@
 #include <string.h>
 
 static void export_now(mg_trace_t *t);
+
+/* 1 while an export is in flight (through either client). */
+static int exporting(const mg_trace_t *t)
+{
+    return t->call != NULL || t->h1call != NULL;
+}
 
 static void collect_cb(mg_metrics_out_t *out, void *data)
 {
@@ -106,7 +113,7 @@ void mg__trace_queue(mg_trace_t *t, const mg_span_t *s)
     mg__trace_item_t *it = &t->ring[(t->head + t->count++) % MG__TRACE_QUEUE_MAX];
     it->rec = r;
     it->blk = t->blk;
-    if (t->count >= MG__TRACE_BATCH_MAX && t->call == NULL)
+    if (t->count >= MG__TRACE_BATCH_MAX && !exporting(t))
         uv_timer_start(&t->timer, timer_cb, 0, MG__TRACE_FLUSH_MS); /* a full batch: on the next turn */
 }
 
@@ -114,6 +121,7 @@ static void done_cb(void *data, int err, int status, const char *why)
 {
     mg_trace_t *t = data;
     t->call = NULL;
+    t->h1call = NULL;
     if (err == 0 && status >= 200 && status < 300) {
         t->spans_exported += t->inflight;
     } else {
@@ -178,12 +186,19 @@ static void send_body(mg_trace_t *t, const char *body, size_t len, const char *c
                        .timeout_ms = MG__TRACE_TIMEOUT_MS,
                        .connect_timeout_ms = 2000,
                        .max_body = 64 * 1024};
-    int rc = body != NULL && hdrs != NULL ? mg_http_request(t->http, &r, NULL, NULL, done_cb, t, &t->call)
-                                          : MG_ENOMEM;
+    int rc = body == NULL || hdrs == NULL ? MG_ENOMEM
+             : t->h1_ok                   ? mg_h1_request(t->h1, &r, NULL, NULL, done_cb, t, &t->h1call)
+                                          : MG_EINVAL;
+    if (rc == MG_EINVAL) { /* not for the lean client (another endpoint, a header it refuses): libcurl */
+        if (t->http == NULL && mg_http_client_new(t->loop, &t->http) != 0)
+            t->http = NULL; /* libcurl missing (logged by the client) */
+        rc = t->http != NULL ? mg_http_request(t->http, &r, NULL, NULL, done_cb, t, &t->call) : MG_EINVAL;
+    }
     if (hdrs != stack)
         free(hdrs);
     if (rc != 0) {
         t->call = NULL;
+        t->h1call = NULL;
         t->spans_failed += n;
         t->exports_failed++;
         return;
@@ -221,9 +236,14 @@ int mg__trace_encode(const mg_trace_t *t, size_t n, mg_jbuf_t *b)
 static void export_now(mg_trace_t *t)
 {
     size_t n = t->count;
-    if (t->call != NULL || n == 0 || t->freeing)
+    if (exporting(t) || n == 0 || t->freeing)
         return;
-    if (t->http == NULL && mg_http_client_new(t->loop, &t->http) != 0) {
+    if (!t->h1_checked) { /* an http:// endpoint given by IP: the lean client, without libcurl's costs */
+        mg_http_req_t probe = {.url = t->endpoint};
+        t->h1_checked = 1;
+        t->h1_ok = mg_h1_client_new(t->loop, &t->h1) == 0 && mg_h1_accepts(t->h1, &probe);
+    }
+    if (!t->h1_ok && t->http == NULL && mg_http_client_new(t->loop, &t->http) != 0) {
         t->http = NULL; /* libcurl missing (logged by the client): nothing can be sent */
         t->spans_failed += n;
         t->exports_failed++;
@@ -275,7 +295,7 @@ int mg_trace_set_export(mg_trace_t *t, int protobuf, const char *const *headers,
 /* Draining: done when nothing is queued or in flight, or at the deadline. */
 static void drain_check(mg_trace_t *t)
 {
-    if ((t->count > 0 || t->call != NULL) && uv_now(t->loop) < t->drain_deadline)
+    if ((t->count > 0 || exporting(t)) && uv_now(t->loop) < t->drain_deadline)
         return;
     void (*cb)(void *) = t->drain_cb;
     t->drain_cb = NULL;
@@ -308,8 +328,14 @@ void mg__trace_export_dispose(mg_trace_t *t)
         mg_http_cancel(t->call);
         t->call = NULL;
     }
+    if (t->h1call != NULL) {
+        mg_h1_cancel(t->h1call);
+        t->h1call = NULL;
+    }
     mg_http_client_free(t->http);
     t->http = NULL;
+    mg_h1_client_free(t->h1); /* its memory goes at its connections' close callbacks */
+    t->h1 = NULL;
     free(t->body); /* no export uses it any more: cancelled above */
     t->body = NULL;
     t->body_cap = 0;

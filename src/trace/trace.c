@@ -277,8 +277,16 @@ void mg_span_set_str(mg_span_t *s, const char *key, const char *value)
 {
     if (s == NULL || key == NULL || value == NULL)
         return;
-    size_t n = strlen(value);
-    int cls = text_class(value, n);
+    /* Its length and text_class() in one pass for the usual plain value (NUL is not plain: the
+     * scan stops there or at the first byte to look at closer). */
+    size_t n = 0;
+    while (mg__span_plain[(unsigned char)value[n]])
+        n++;
+    int cls = 1;
+    if (value[n] != '\0') {
+        n += strlen(value + n);
+        cls = text_class(value, n);
+    }
     if (cls < 0) {
         s->bad = 1; /* not UTF-8: the span is dropped at its end */
         return;

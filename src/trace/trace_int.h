@@ -17,6 +17,7 @@
 
 #include "../common/json.h"
 #include "../http/client.h"
+#include "../http/h1client.h"
 #include "span_rec.h"
 #include "trace.h"
 
@@ -60,8 +61,11 @@ struct mg_trace {
     mg__trace_block_t *blk, *spare; /* the block being filled; empty ones kept for reuse (a list) */
     unsigned nspare;
     uv_timer_t timer;
-    mg_http_client_t *http; /* created at the first export */
-    mg_http_call_t *call;   /* the export in flight, or NULL */
+    mg_http_client_t *http; /* libcurl: created at the first export that needs it */
+    mg_http_call_t *call;   /* the export in flight through it, or NULL */
+    mg_h1_client_t *h1;     /* the lean HTTP/1.1 client (ADR 0020): an http:// endpoint given by IP */
+    mg_h1_call_t *h1call;   /* the export in flight through it, or NULL */
+    int h1_checked, h1_ok;  /* mg_h1_accepts() asked once: the endpoint and headers never change */
     size_t inflight;        /* spans in the export in flight */
     char *body;             /* the export's body, kept for the next one (sent without a copy: new
                                pages for every export cost more than writing the spans) */

@@ -288,9 +288,38 @@ int mg__child_write_line_deferred(mg__child_t *child, char *s, size_t len)
     return 0;
 }
 
+/* A request's params v (NULL: {}): as->params_text when v is as->params_of (its dump, already
+ * written), else its dump; then, with as->traceparent, the trace context as its last member (v an
+ * object without "_meta": mg__trace_splices). */
+static void put_params(mg_jbuf_t *b, const json_t *v, const mg_upstream_caller_t *as)
+{
+    if (v == NULL)
+        mg_jbuf_put(b, "{}", 2);
+    else if (as != NULL && as->params_text != NULL && v == as->params_of)
+        mg_jbuf_put(b, as->params_text, as->params_len);
+    else
+        mg_jbuf_put_json(b, v);
+    if (as != NULL && as->traceparent != NULL && !b->err && b->len > 0 && b->p[b->len - 1] == '}') {
+        b->len--; /* reopened: "{}" -> "{", "{...}" -> "{...," */
+        if (b->p[b->len - 1] != '{')
+            mg_jbuf_put(b, ",", 1);
+        mg__trace_meta_put(b, as->traceparent, as->tracestate);
+        mg_jbuf_put(b, "}", 1);
+    }
+}
+
+/* Closes the line's object: a NEW string with its newline (*len counts it), or NULL. */
+static char *line_end(mg_jbuf_t *b, size_t *len)
+{
+    mg_jbuf_put(b, "}", 1);
+    char *s = mg_jbuf_steal(b, len);
+    if (s != NULL)
+        s[(*len)++] = '\n'; /* the NUL slot becomes the newline */
+    return s;
+}
+
 char *mg__request_line(const json_t *msg, int64_t id, const mg_upstream_caller_t *as, size_t *len)
 {
-    const json_t *params_of = as != NULL && as->params_text != NULL ? as->params_of : NULL;
     char stack[1024];
     mg_jbuf_t b;
     mg_jbuf_init(&b, stack, sizeof stack, SIZE_MAX / 4);
@@ -310,9 +339,8 @@ char *mg__request_line(const json_t *msg, int64_t id, const mg_upstream_caller_t
         } else if (kn == 2 && memcmp(k, "id", 2) == 0) {
             mg_jbuf_put_int(&b, id);
             has_id = 1;
-        } else if (params_of != NULL && json_object_iter_value(it) == params_of && kn == 6 &&
-                   memcmp(k, "params", 6) == 0) {
-            mg_jbuf_put(&b, as->params_text, as->params_len); /* its dump, already written */
+        } else if (kn == 6 && memcmp(k, "params", 6) == 0) {
+            put_params(&b, json_object_iter_value(it), as);
         } else {
             mg_jbuf_put_json(&b, json_object_iter_value(it));
         }
@@ -323,11 +351,7 @@ char *mg__request_line(const json_t *msg, int64_t id, const mg_upstream_caller_t
         mg_jbuf_put(&b, ",\"id\":", 6);
         mg_jbuf_put_int(&b, id);
     }
-    mg_jbuf_put(&b, "}", 1);
-    char *s = mg_jbuf_steal(&b, len);
-    if (s != NULL)
-        s[(*len)++] = '\n'; /* the NUL slot becomes the newline */
-    return s;
+    return line_end(&b, len);
 }
 
 char *mg__request_line_parts(const char *method, const json_t *params, int64_t id,
@@ -339,19 +363,10 @@ char *mg__request_line_parts(const char *method, const json_t *params, int64_t i
     mg_jbuf_put(&b, "{\"jsonrpc\":\"2.0\",\"method\":", 26);
     mg_jbuf_put_str(&b, method, strlen(method));
     mg_jbuf_put(&b, ",\"params\":", 10);
-    if (params == NULL)
-        mg_jbuf_put(&b, "{}", 2);
-    else if (as != NULL && as->params_text != NULL && params == as->params_of)
-        mg_jbuf_put(&b, as->params_text, as->params_len); /* its dump, already written */
-    else
-        mg_jbuf_put_json(&b, params);
+    put_params(&b, params, as);
     mg_jbuf_put(&b, ",\"id\":", 6);
     mg_jbuf_put_int(&b, id);
-    mg_jbuf_put(&b, "}", 1);
-    char *s = mg_jbuf_steal(&b, len);
-    if (s != NULL)
-        s[(*len)++] = '\n'; /* the NUL slot becomes the newline */
-    return s;
+    return line_end(&b, len);
 }
 
 void mg__child_flush(mg__child_t *child)

@@ -38,8 +38,13 @@ int mg_upstream_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller
                            uint64_t timeout_ms, mg_upstream_done_cb done_cb,
                            mg_upstream_related_cb related_cb, void *data, mg_upstream_req_t **out)
 {
-    if (OPS(up)->request_as == NULL) /* this kind has no use for the caller */
+    if (OPS(up)->request_as == NULL) { /* this kind has no use for the caller but its trace context */
+        if (caller != NULL && mg__upstream_trace_tree(msg, caller->traceparent, caller->tracestate) != 0) {
+            json_decref(msg);
+            return MG_ENOMEM;
+        }
         return OPS(up)->request(up, msg, timeout_ms, done_cb, related_cb, data, out);
+    }
     return OPS(up)->request_as(up, caller, msg, timeout_ms, done_cb, related_cb, data, out);
 }
 

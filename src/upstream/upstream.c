@@ -497,13 +497,31 @@ static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg
             ? NULL
             : json_object_get(json_object_get(msg != NULL ? json_object_get(msg, "params") : params, "_meta"),
                               "progressToken");
-    tok = json_is_string(tok) || json_is_integer(tok) ? tok : NULL; /* borrowed from params */
+    tok = json_is_string(tok) || json_is_integer(tok) ? tok : NULL; /* borrowed: the copies below keep it */
+    /* The child it goes to now (none: queued). The trace context (as->traceparent) is written into
+     * the line sent now when params is an object without _meta (hence no progress token either),
+     * else merged into the message (a queued request is sent after as is gone). */
     mg__child_t *c = mg__list_empty(&up->queue) ? pick_child(up) : NULL;
-    if (msg == NULL && (c == NULL || tok != NULL)) { /* queued, or prepare() replaces the token */
+    int traced = as != NULL && as->traceparent != NULL;
+    int splice =
+        traced && c != NULL && mg__trace_splices(msg != NULL ? json_object_get(msg, "params") : params, as);
+    /* parts become a message when queued, when prepare() replaces a token, or for the tree merge */
+    if (msg == NULL && (c == NULL || tok != NULL || (traced && !splice))) {
         msg = mg_upstream_msg(method, params);
         params = NULL;
         if (msg == NULL)
             return MG_ENOMEM;
+    }
+    mg_upstream_caller_t plain;
+    if (traced && !splice) {
+        if (mg__upstream_trace_tree(msg, as->traceparent, as->tracestate) != 0) {
+            json_decref(msg);
+            return MG_ENOMEM;
+        }
+        plain = *as;
+        plain.traceparent = plain.tracestate = NULL;
+        plain.params_text = NULL; /* it was the text of the params just replaced */
+        as = &plain;
     }
     mg_upstream_req_t *req = mg_zalloc(sizeof *req);
     if (req == NULL) {

@@ -174,6 +174,14 @@ typedef struct mg_upstream_caller {
     /* With params_text: 1 when params_of has no "_meta" member, so no progress token (spares the
      * stdio upstream its lookups); 0: it may. */
     int params_no_meta;
+    /* Optional (NULL: none): the W3C trace context of this request (gateway.tracing's client span
+     * for it), borrowed for this call only. The request goes out with params._meta.traceparent set
+     * to it and params._meta.tracestate set to tracestate, or removed when tracestate is NULL; every
+     * other _meta key is kept, and objects of msg are copied, never changed. A stdio line written
+     * during this call whose params (an object) has no "_meta" gets the two written into its text
+     * (params_text too); anything else merges them into a copy of params (mg__upstream_trace_tree). */
+    const char *traceparent;
+    const char *tracestate;
 } mg_upstream_caller_t;
 
 typedef struct mg_upstream_ops {

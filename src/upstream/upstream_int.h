@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "upstream.h"
+#include "../common/json.h"
 #include "../common/log.h"
 
 /*
@@ -406,13 +407,30 @@ int mg__child_write_line_deferred(mg__child_t *child, char *s, size_t len);
  * "id" to id (each in place when present, else appended in that order) and dumping would write,
  * without changing msg; "\n"-terminated. as (may be NULL): when as->params_text is set and msg's
  * "params" is as->params_of, those bytes are written for it instead of its dump (the same bytes by
- * the caller's contract). A NEW malloc'd string (*len counts the newline), or NULL (no memory, or a
- * string that is not UTF-8, as mg_json_dump). */
+ * the caller's contract). When as->traceparent is set, msg's "params" must be an object without a
+ * "_meta" member (mg__trace_splices says so): "_meta":{"traceparent":..,"tracestate":..} is written
+ * as its last member, the bytes mg__upstream_trace_tree() and a dump would give. A NEW malloc'd
+ * string (*len counts the newline), or NULL (no memory, or a string that is not UTF-8, as
+ * mg_json_dump). */
 char *mg__request_line(const json_t *msg, int64_t id, const mg_upstream_caller_t *as, size_t *len);
 /* mg__request_line() of {"jsonrpc":"2.0","method":method,"params":params} (params NULL: {}),
- * written from the parts (both borrowed) without that message: the same bytes. */
+ * written from the parts (both borrowed) without that message: the same bytes, the trace context
+ * included (as->traceparent: params must be an object without "_meta", mg__trace_splices). */
 char *mg__request_line_parts(const char *method, const json_t *params, int64_t id,
                              const mg_upstream_caller_t *as, size_t *len);
+/* 1 when mg__request_line (or _parts) may write as->traceparent/tracestate into the line of a
+ * request whose "params" is params: an object without a "_meta" member (as->params_no_meta answers
+ * for the lent params_of without a lookup); 0 otherwise, NULL included (the caller merges them into
+ * the tree: mg__upstream_trace_tree). */
+int mg__trace_splices(const json_t *params, const mg_upstream_caller_t *as);
+/* Appends "_meta":{"traceparent":..[,"tracestate":..]} (the member, as a dump writes it) to b. */
+void mg__trace_meta_put(mg_jbuf_t *b, const char *traceparent, const char *tracestate);
+/* Merges a request's trace context (mg_upstream_caller_t.traceparent, tracestate: tracestate NULL
+ * removes one) into msg's params._meta: params and _meta are replaced by shallow copies (they may be
+ * shared with the caller's objects; msg itself is the upstream's), other _meta keys kept, a missing
+ * params or _meta created; params that is not an object is left as it is. 0, or MG_ENOMEM (msg
+ * unchanged). traceparent NULL: nothing to do. */
+int mg__upstream_trace_tree(json_t *msg, const char *traceparent, const char *tracestate);
 /* Sends the deferred lines now (nothing when none). */
 void mg__child_flush(mg__child_t *child);
 /* Sends notifications/cancelled {requestId, reason?} (best effort). */

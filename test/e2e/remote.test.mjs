@@ -17,6 +17,7 @@ import { startIdp } from './lib/idp.mjs';
 import { connect, textOf } from './lib/client.mjs';
 import { EVERYTHING_JS, MG_BINARY, freePort, testserver, waitReadyz, writeConfig } from './lib/gateway.mjs';
 import { sleep, test, waitFor } from './lib/harness.mjs';
+import { startReceiver } from './lib/otlp.mjs';
 
 const LOOPBACK = { egress: { allowCidrs: ['127.0.0.0/8'] } };
 
@@ -575,6 +576,35 @@ test('a call carries its W3C trace context to a remote upstream as traceparent/t
   const bad = u.log.find((x) => x.method === 'POST' && x.body.includes('"bad"'));
   assert.equal(bad.headers.traceparent, undefined);
   assert.equal(bad.headers['x-injected'], undefined);
+});
+
+test('with gateway.tracing, a remote call carries its upstream span\'s context in _meta and as headers; a client\'s _meta keys are kept', async (t) => {
+  const u = await upstream(t);
+  const rcv = await startReceiver(t);
+  const gw = await t.gateway({
+    config: { mcpServers: { r: { url: u.url } }, gateway: { ...LOOPBACK, tracing: { endpoint: rcv.url, sampleRatio: 1 } } },
+  });
+  const trace = crypto.randomBytes(16).toString('hex');
+  const parent = crypto.randomBytes(8).toString('hex');
+  const headers = { traceparent: `00-${trace}-${parent}-01`, tracestate: 'vendor=abc' };
+  const cl = await client(t, gw, { requestInit: { headers } });
+  const seen = [];
+  for (const [text, opts] of [['plain', undefined], ['progress', { onprogress: () => {} }]]) {
+    assert.equal(textOf(await cl.callTool({ name: 'echo', arguments: { text } }, undefined, opts)), text);
+    const post = u.log.find((x) => x.method === 'POST' && x.body.includes(`"${text}"`));
+    assert.ok(post, 'the call reached the upstream');
+    const params = JSON.parse(post.body).params;
+    const tp = params._meta.traceparent;
+    assert.match(tp, new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`), 'the call\'s trace, the gateway\'s span');
+    assert.notEqual(tp.split('-')[2], parent);
+    assert.equal(post.headers.traceparent, tp, 'the header carries what _meta carries');
+    assert.equal(params._meta.tracestate, 'vendor=abc');
+    assert.equal(post.headers.tracestate, 'vendor=abc');
+    if (opts) assert.ok(params._meta.progressToken !== undefined, `the client's progressToken is kept: ${post.body}`);
+    else assert.deepEqual(Object.keys(params), ['name', 'arguments', '_meta'], post.body);
+    seen.push(tp);
+  }
+  assert.notEqual(seen[0], seen[1], 'each call has its own upstream span');
 });
 
 test("a remote result reaches the client as the upstream wrote it, with the client's id (integer or string): JSON or one SSE event, canonical text or not, isError; an answer to another id is not taken", async (t) => {

@@ -94,6 +94,13 @@ test('a tools/call yields a server span under the caller, child spans for phases
     .map((l) => JSON.parse(l))
     .find((m) => m.method === 'tools/call');
   assert.equal(line.params._meta.traceparent, `00-${client.traceId}-${up.spanId}-01`);
+  // ... as the last member of the client's params, as written (the line's text, not a re-dump)
+  const raw = readRecord(rec).split('\n').find((l) => l.includes('"method":"tools/call"'));
+  const ts = line.params._meta.tracestate === undefined ? '' : `,"tracestate":${JSON.stringify(line.params._meta.tracestate)}`;
+  assert.ok(
+    raw.includes(`"params":{"name":"echo","arguments":{"message":"${SECRET_ARG}"},"_meta":{"traceparent":"00-${client.traceId}-${up.spanId}-01"${ts}}}`),
+    raw,
+  );
   // Never argument values, tokens or the session id in what was exported.
   const all = rcv.bodies.map((b) => b.body).join('\n');
   assert.ok(!all.includes(SECRET_ARG), 'an argument value was exported');
@@ -300,6 +307,25 @@ test('an unreachable collector costs a counter, never a call', async (t) => {
   assert.ok(failed > 0, `mcpgate_trace_exports_failed_total: ${failed}`);
   assert.ok((await metric(gw, 'mcpgate_trace_spans_total', '{outcome="failed"}')) > 0);
   await gw.waitLog((l) => l.msg === 'trace export failed; spans of this batch are dropped', { what: 'one warn line' });
+});
+
+test('an endpoint named by host (libcurl) and one given by IP (the lean HTTP/1.1 client) both receive the spans', async (t) => {
+  for (const host of ['localhost', '127.0.0.1']) {
+    const rcv = await startReceiver(t);
+    const gw = await t.gateway({
+      config: { mcpServers: { test: testserver() }, gateway: { tracing: { endpoint: rcv.url.replace('127.0.0.1', host), sampleRatio: 1 } } },
+    });
+    const sess = await initSession(gw.url);
+    const { response } = await call(gw.url, sess, 'tools/call', { name: 'echo', arguments: { message: host } });
+    assert.equal(response.result.content[0].text, host);
+    const spans = await rcv.waitSpans((s) => byName(s, 'tools/call echo', 3).length === 1, `the upstream span via ${host}`);
+    assert.equal(byName(spans, 'tools/call echo', 2).length, 1);
+    const b = rcv.bodies.find((x) => x.body.includes('tools/call echo'));
+    assert.equal(b.contentType, 'application/json');
+    assert.equal(b.headers['content-length'], String(Buffer.byteLength(b.body)), 'a body of the length announced');
+    assert.match(b.headers['user-agent'], /^mcpgate\//);
+    await waitFor(async () => (await metric(gw, 'mcpgate_trace_spans_total', '{outcome="exported"}')) >= 3, { what: 'exported spans counted' });
+  }
 });
 
 test('config: tracing needs an http(s) endpoint and a ratio in 0..1', async (t) => {

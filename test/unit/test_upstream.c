@@ -1677,6 +1677,29 @@ static void test_request_line_parts(void **state)
             assert_int_equal(plen, len);
             assert_memory_equal(got, want, len);
             free(got);
+            if (json_is_object(params) && json_object_get(params, "_meta") == NULL) {
+                /* with a trace context: the message's line with it, lent text or not */
+                const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+                size_t dlen = 0;
+                char *pt = mg_json_dump(params, &dlen);
+                mg_upstream_caller_t ts = {.traceparent = tp, .tracestate = i % 2 ? "v=1" : NULL};
+                for (int lent = 0; lent < 2; lent++) {
+                    ts.params_of = lent ? params : NULL;
+                    ts.params_text = lent ? pt : NULL;
+                    ts.params_len = lent ? dlen : 0;
+                    size_t tl = 0, pl = 0;
+                    char *tw = mg__request_line(msg, 7, &ts, &tl);
+                    char *tg = mg__request_line_parts(methods[m], params, 7, &ts, &pl);
+                    assert_non_null(tw);
+                    assert_non_null(tg);
+                    assert_int_equal(pl, tl);
+                    assert_memory_equal(tg, tw, tl);
+                    assert_non_null(memmem(tg, pl, tp, strlen(tp)));
+                    free(tw);
+                    free(tg);
+                }
+                free(pt);
+            }
             if (params != NULL) { /* a lent text is written for its own object only */
                 mg_upstream_caller_t as = {.params_of = params, .params_text = "[\"lent\"]", .params_len = 8};
                 got = mg__request_line_parts(methods[m], params, 7, &as, &plen);
@@ -1695,6 +1718,222 @@ static void test_request_line_parts(void **state)
             json_decref(params);
         }
     }
+}
+
+/* The trace context written into a line's text (mg__request_line with as->traceparent, when
+ * mg__trace_splices says so) against the tree path (mg__upstream_trace_tree, then the line): the same
+ * bytes, for lent text and for a dumped params, over params shapes and tracestates; shapes with a
+ * _meta (or no object) take the tree, which keeps the client's keys and never changes its objects. */
+static void test_trace_meta_splice(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"bench-1\"}}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{}}",
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"x\"},\"id\":\"s\"}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":{},\"name\":\"x\"},\"id\":3}",
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"x\",\"arguments\":{\"n\":-12,\"b\":[true,null,{}],\"u\":\"\xc3\xa9/"
+        "\x7f\"},"
+        "\"z\":{}},\"id\":4}",
+        "{\"method\":\"resources/read\",\"params\":{\"uri\":\"file:///a\"},\"id\":5}",
+        /* with a _meta: the tree path */
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"echo\",\"_meta\":{\"progressToken\":\"p1\"},\"arguments\":{}},\"id\":"
+        "6}",
+        "{\"method\":\"tools/call\",\"params\":{\"_meta\":{\"traceparent\":\"00-"
+        "0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\",\"tracestate\":\"old=1\",\"x\":2},\"name\":"
+        "\"echo\"},\"id\":7}",
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"_meta\":{}},\"id\":8}",
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"_meta\":5},\"id\":9}",
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"echo\",\"_meta\":{\"tracestate\":\"c=1\"}},\"id\":10}",
+        /* no object to write into */
+        "{\"method\":\"m\",\"params\":[1,{\"a\":[]}],\"id\":11}",
+        "{\"method\":\"ping\",\"id\":12}",
+    };
+    static const char *const states[] = {NULL, "vendor=abc", "a=x\"y\\\\z,b=1"};
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const mg_json_bounds_t bounds = {64, 100, 10000};
+    int spliced = 0;
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        for (size_t j = 0; j < sizeof states / sizeof states[0]; j++) {
+            size_t items = 0, values = 0;
+            mg_json_span_t span = {.key = "params"};
+            json_t *msg = mg_json_loadb_bounded(bodies[i], strlen(bodies[i]), MG_JSON_REJECT_DUPLICATES,
+                                                &bounds, &items, &values, &span);
+            assert_non_null(msg);
+            json_t *params = json_object_get(msg, "params");
+            size_t blen = 0;
+            char *before = mg_json_dump(msg, &blen); /* the caller's objects, never changed */
+            assert_non_null(before);
+            /* the tree path: a copy of the message (the upstream's own), merged, then its line */
+            json_t *copy = mg_json_copy(msg);
+            assert_int_equal(mg__upstream_trace_tree(copy, tp, states[j]), 0);
+            size_t tlen = 0;
+            char *tree = mg__request_line(copy, 42, NULL, &tlen);
+            assert_non_null(tree);
+            char *tz = realloc(tree, tlen + 1); /* the line ends in its newline: a string for strstr */
+            assert_non_null(tz);
+            tree = tz;
+            tree[tlen] = '\0';
+            mg_upstream_caller_t as = {.params_of = params,
+                                       .params_text = span.p,
+                                       .params_len = span.len,
+                                       .params_no_meta = json_object_get(params, "_meta") == NULL,
+                                       .traceparent = tp,
+                                       .tracestate = states[j]};
+            int has_meta = json_is_object(params) && json_object_get(params, "_meta") != NULL;
+            assert_int_equal(mg__trace_splices(json_object_get(msg, "params"), &as),
+                             json_is_object(params) && !has_meta);
+            if (mg__trace_splices(json_object_get(msg, "params"), &as)) {
+                spliced++;
+                assert_non_null(span.p); /* all canonical */
+                size_t len = 0;
+                char *line = mg__request_line(msg, 42, &as, &len); /* the lent text, spliced */
+                assert_non_null(line);
+                assert_int_equal(len, tlen);
+                assert_memory_equal(line, tree, len);
+                free(line);
+                as.params_text = NULL; /* dumped, then spliced */
+                line = mg__request_line(msg, 42, &as, &len);
+                assert_non_null(line);
+                assert_int_equal(len, tlen);
+                assert_memory_equal(line, tree, len);
+                free(line);
+            }
+            /* what the upstream gets, written out for the shapes whose answer is known */
+            char want[512];
+            const char *ts = states[j] != NULL ? ",\"tracestate\":\"vendor=abc\"" : "";
+            if (j <= 1 && i == 1) {
+                snprintf(want, sizeof want, "\"params\":{\"_meta\":{\"traceparent\":\"%s\"%s}}", tp, ts);
+                assert_non_null(strstr(tree, want));
+            } else if (j <= 1 && i == 0) {
+                snprintf(want, sizeof want,
+                         "\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"bench-1\"},\"_meta\":{"
+                         "\"traceparent\":\"%s\"%s}}",
+                         tp, ts);
+                assert_non_null(strstr(tree, want));
+            } else if (j <= 1 && i == 6) { /* the client's keys first, in their order */
+                snprintf(want, sizeof want,
+                         "\"_meta\":{\"progressToken\":\"p1\",\"traceparent\":\"%s\"%s},\"arguments\":{}}",
+                         tp, ts);
+                assert_non_null(strstr(tree, want));
+            } else if (j <= 1 && i == 7) { /* ours replace the client's; its stale tracestate goes */
+                snprintf(want, sizeof want, "\"_meta\":{\"traceparent\":\"%s\"%s,\"x\":2}", tp,
+                         states[j] != NULL ? ",\"tracestate\":\"vendor=abc\"" : "");
+                assert_non_null(strstr(tree, want));
+            } else if (j == 0 && i == 10) {
+                snprintf(want, sizeof want, "\"_meta\":{\"traceparent\":\"%s\"}", tp);
+                assert_non_null(strstr(tree, want));
+            } else if (j == 2 && i == 2) { /* a tracestate's quote and backslash escaped */
+                assert_non_null(strstr(tree, "\"tracestate\":\"a=x\\\"y\\\\\\\\z,b=1\"}}"));
+            } else if (i == 11) {
+                assert_null(strstr(tree, "traceparent"));
+            } else if (i == 12) {
+                snprintf(want, sizeof want, "\"params\":{\"_meta\":{\"traceparent\":\"%s\"", tp);
+                assert_non_null(strstr(tree, want));
+            }
+            size_t alen = 0;
+            char *after = mg_json_dump(msg, &alen);
+            assert_non_null(after);
+            assert_string_equal(before, after);
+            free(before);
+            free(after);
+            free(tree);
+            json_decref(copy);
+            json_decref(msg);
+        }
+    }
+    assert_int_equal(spliced, 6 * 3);
+    /* no traceparent: nothing to do */
+    json_t *m = json_pack("{s:s,s:{}}", "method", "m", "params");
+    json_t *p = json_object_get(m, "params");
+    assert_int_equal(mg__upstream_trace_tree(m, NULL, "x=1"), 0);
+    assert_ptr_equal(json_object_get(m, "params"), p);
+    assert_int_equal(json_object_size(p), 0);
+    json_decref(m);
+}
+
+/* A traced request through the pool: sent at once (params without _meta: the line's text gets the
+ * context) and queued before the child is ready (merged into the message), the same bytes reach the
+ * child; with a client's progressToken the context is merged and the token still replaced. */
+static void test_trace_meta_requests(void **state)
+{
+    (void)state;
+    char tee[] = "/tmp/mg-upstream-tee-XXXXXX";
+    int fd = mkstemp(tee);
+    assert_true(fd >= 0);
+    close(fd);
+    h_t h;
+    h_init(&h, "traced", "sh", 1);
+    h_arg(&h, "-c");
+    h_arg(&h, "tee \"$MG_TEE\" | exec \"$MG_TS\"");
+    h_env(&h, "MG_TEE", tee);
+    h_env(&h, "MG_TS", testserver);
+    h_new(&h);
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    call_t c[3] = {{0}};
+    for (int i = 0; i < 2; i++) {
+        /* 0: queued (not started yet), 1: sent at once (after ready); both lent as text */
+        if (i == 1) {
+            h_start(&h);
+            assert_true(wait_int(&h, &c[0].done, 1, 10000));
+            assert_true(run_until(&h, all_ready, &h, 10000));
+        }
+        char arg[32];
+        snprintf(arg, sizeof arg, "traced-%d", i);
+        json_t *msg = tool_call("echo", json_pack("{s:s}", "message", arg));
+        json_t *params = json_object_get(msg, "params");
+        size_t len = 0;
+        char *text = mg_json_dump(params, &len);
+        assert_non_null(text);
+        mg_upstream_caller_t as = {.params_of = params,
+                                   .params_text = text,
+                                   .params_len = len,
+                                   .params_no_meta = 1,
+                                   .traceparent = tp,
+                                   .tracestate = "v=1"};
+        c[i].h = &h;
+        c[i].expect_text = i == 0 ? "traced-0" : "traced-1";
+        in_api = 1;
+        assert_int_equal(mg_upstream_request_as(h.up, &as, msg, 5000, done_cb, related_cb, &c[i], &c[i].req),
+                         0);
+        in_api = 0;
+        free(text);
+    }
+    assert_true(wait_int(&h, &c[1].done, 1, 5000));
+    run_for(&h, 50);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(c[i].err, 0);
+        assert_string_equal(result_text(c[i].response), i == 0 ? "traced-0" : "traced-1");
+        char want[256];
+        snprintf(want, sizeof want,
+                 "\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"traced-%d\"},\"_meta\":{"
+                 "\"traceparent\":\"%s\",\"tracestate\":\"v=1\"}}",
+                 i, tp);
+        assert_true(file_contains(tee, want));
+    }
+    /* a client's _meta: merged (its progress token kept, then replaced by ours on the wire) */
+    json_t *m = json_pack("{s:s, s:{s:s, s:{s:s}, s:{s:s}}}", "method", "tools/call", "params", "name",
+                          "echo", "arguments", "message", "traced-2", "_meta", "progressToken", "tok-T");
+    mg_upstream_caller_t as = {.traceparent = tp};
+    c[2].h = &h;
+    in_api = 1;
+    assert_int_equal(mg_upstream_request_as(h.up, &as, m, 5000, done_cb, related_cb, &c[2], &c[2].req), 0);
+    in_api = 0;
+    assert_true(wait_int(&h, &c[2].done, 1, 5000));
+    assert_int_equal(c[2].err, 0);
+    run_for(&h, 50);
+    char want[256];
+    snprintf(want, sizeof want, "\"_meta\":{\"progressToken\":4,\"traceparent\":\"%s\"}}", tp);
+    assert_true(file_contains(tee, want));
+    assert_false(file_contains(tee, "tok-T"));
+    for (int i = 0; i < 3; i++)
+        call_reset(&c[i]);
+    h_finish(&h, 2000);
+    unlink(tee);
 }
 
 int main(void)
@@ -1721,6 +1960,8 @@ int main(void)
         cmocka_unit_test(test_request_line),
         cmocka_unit_test(test_request_line_params_text),
         cmocka_unit_test(test_request_line_parts),
+        cmocka_unit_test(test_trace_meta_splice),
+        cmocka_unit_test(test_trace_meta_requests),
         cmocka_unit_test(test_linebuf),
         cmocka_unit_test(test_utf8_clean),
         cmocka_unit_test(test_command_resolve),
