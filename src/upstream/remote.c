@@ -1743,15 +1743,10 @@ static int op_request_as(mg_upstream_t *up, const mg_upstream_caller_t *caller, 
     remote_t *r = (remote_t *)up;
     mg_upstream_req_t *req = NULL;
     mg_upstream_caller_t plain;
-    if (caller != NULL && caller->traceparent != NULL) { /* into params._meta (the header reads it there) */
-        if (mg__upstream_trace_tree(msg, caller->traceparent, caller->tracestate) != 0) {
-            json_decref(msg);
-            return MG_ENOMEM;
-        }
-        plain = *caller;
-        plain.traceparent = plain.tracestate = NULL;
-        plain.params_text = NULL; /* it was the text of the params just replaced */
-        caller = &plain;
+    /* the trace context into params._meta (the traceparent header reads it there) */
+    if (caller != NULL && caller->traceparent != NULL && mg__trace_merge_caller(msg, &caller, &plain) != 0) {
+        json_decref(msg);
+        return MG_ENOMEM;
     }
     int rc = op_request(up, msg, timeout_ms, done_cb, related_cb, data, &req);
     if (rc == 0 && caller != NULL && caller->subject_token != NULL && r->rc->auth != NULL &&

@@ -64,3 +64,14 @@ int mg__upstream_trace_tree(json_t *msg, const char *traceparent, const char *tr
     }
     return json_object_set_new_nocheck(msg, "params", p) != 0 ? MG_ENOMEM : 0; /* consumed p */
 }
+
+int mg__trace_merge_caller(json_t *msg, const mg_upstream_caller_t **as, mg_upstream_caller_t *plain)
+{
+    if (mg__upstream_trace_tree(msg, (*as)->traceparent, (*as)->tracestate) != 0)
+        return MG_ENOMEM;
+    *plain = **as;
+    plain->traceparent = plain->tracestate = NULL;
+    plain->params_text = NULL; /* it was the text of the params just replaced */
+    *as = plain;
+    return 0;
+}

@@ -513,15 +513,9 @@ static int submit(mg_upstream_t *up, const mg_upstream_caller_t *as, json_t *msg
             return MG_ENOMEM;
     }
     mg_upstream_caller_t plain;
-    if (traced && !splice) {
-        if (mg__upstream_trace_tree(msg, as->traceparent, as->tracestate) != 0) {
-            json_decref(msg);
-            return MG_ENOMEM;
-        }
-        plain = *as;
-        plain.traceparent = plain.tracestate = NULL;
-        plain.params_text = NULL; /* it was the text of the params just replaced */
-        as = &plain;
+    if (traced && !splice && mg__trace_merge_caller(msg, &as, &plain) != 0) {
+        json_decref(msg);
+        return MG_ENOMEM;
     }
     mg_upstream_req_t *req = mg_zalloc(sizeof *req);
     if (req == NULL) {

@@ -431,6 +431,10 @@ void mg__trace_meta_put(mg_jbuf_t *b, const char *traceparent, const char *trace
  * params or _meta created; params that is not an object is left as it is. 0, or MG_ENOMEM (msg
  * unchanged). traceparent NULL: nothing to do. */
 int mg__upstream_trace_tree(json_t *msg, const char *traceparent, const char *tracestate);
+/* mg__upstream_trace_tree() with *as's context (as->traceparent set), then *as points at plain: a
+ * copy of the caller without the context and without the params text (the text of the params just
+ * replaced). 0, or MG_ENOMEM (msg and *as unchanged; msg stays the caller's to release). */
+int mg__trace_merge_caller(json_t *msg, const mg_upstream_caller_t **as, mg_upstream_caller_t *plain);
 /* Sends the deferred lines now (nothing when none). */
 void mg__child_flush(mg__child_t *child);
 /* Sends notifications/cancelled {requestId, reason?} (best effort). */
