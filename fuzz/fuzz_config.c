@@ -76,7 +76,9 @@ static void check_valid(const mg_config_t *c)
         abort();
     for (size_t i = 0; i < c->nservers; i++) {
         const mg_server_config_t *s = &c->servers[i];
-        if (s->name == NULL || s->command == NULL || s->args == NULL || s->instances < 1 || s->instances > 64)
+        /* a stdio server has its command; a remote one ("url", s->remote) has none */
+        if (s->name == NULL || (s->command == NULL && s->remote == NULL) || s->args == NULL ||
+            s->instances < 1 || s->instances > 64)
             abort();
         for (size_t k = 0; k < s->nargs; k++)
             if (s->args[k] == NULL)
