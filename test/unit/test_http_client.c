@@ -46,6 +46,8 @@ static void sse_step_cb(uv_timer_t *t)
 static void respond(script_conn_t *c, const char *method, const char *path, const char *body, size_t blen)
 {
     (void)method;
+    if (script_send_big(c, path))
+        return; /* /big, /bigchunked, /bighead */
     char head[512];
     if (strcmp(path, "/json") == 0) {
         snprintf(head, sizeof head,
@@ -68,33 +70,6 @@ static void respond(script_conn_t *c, const char *method, const char *path, cons
         script_send_str(c, chunk);
         c->step = 1;
         uv_timer_start(&c->timer, sse_step_cb, 30, 0);
-    } else if (strcmp(path, "/big") == 0) {
-        size_t n = 100000;
-        char *b = malloc(n);
-        memset(b, 'x', n);
-        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
-        script_send_str(c, head);
-        script_send(c, b, n);
-        free(b);
-    } else if (strcmp(path, "/bigchunked") == 0) {
-        script_send_str(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-        char chunk[1100];
-        memset(chunk, 'y', sizeof chunk);
-        for (int i = 0; i < 50; i++) {
-            script_send_str(c, "400\r\n");
-            script_send(c, chunk, 1024);
-            script_send_str(c, "\r\n");
-        }
-        script_send_str(c, "0\r\n\r\n");
-    } else if (strcmp(path, "/bighead") == 0) {
-        script_send_str(c, "HTTP/1.1 200 OK\r\n");
-        char line[1100];
-        memset(line, 'h', sizeof line);
-        memcpy(line, "X-Filler: ", 10);
-        memcpy(line + 1020, "\r\n", 3);
-        for (int i = 0; i < 20; i++)
-            script_send_str(c, line);
-        script_send_str(c, "Content-Length: 0\r\n\r\n");
     }
     /* "/hang" and anything else: no answer */
 }

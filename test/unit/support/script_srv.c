@@ -58,6 +58,41 @@ void script_send_str(script_conn_t *c, const char *s)
     script_send(c, s, strlen(s));
 }
 
+int script_send_big(script_conn_t *c, const char *path)
+{
+    if (strcmp(path, "/big") == 0) {
+        size_t n = 100000;
+        char head[128], *b = malloc(n);
+        memset(b, 'x', n);
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+        script_send_str(c, head);
+        script_send(c, b, n);
+        free(b);
+    } else if (strcmp(path, "/bigchunked") == 0) {
+        script_send_str(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        char chunk[1024];
+        memset(chunk, 'y', sizeof chunk);
+        for (int i = 0; i < 50; i++) {
+            script_send_str(c, "400\r\n");
+            script_send(c, chunk, sizeof chunk);
+            script_send_str(c, "\r\n");
+        }
+        script_send_str(c, "0\r\n\r\n");
+    } else if (strcmp(path, "/bighead") == 0) {
+        script_send_str(c, "HTTP/1.1 200 OK\r\n");
+        char line[1100];
+        memset(line, 'h', sizeof line);
+        memcpy(line, "X-Filler: ", 10);
+        memcpy(line + 1020, "\r\n", 3);
+        for (int i = 0; i < 20; i++)
+            script_send_str(c, line);
+        script_send_str(c, "Content-Length: 0\r\n\r\n");
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static void close_after_write_cb(uv_write_t *w, int status)
 {
     (void)status;

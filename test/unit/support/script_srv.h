@@ -55,5 +55,9 @@ void script_close(script_conn_t *c);
 void script_close_after_writes(script_conn_t *c);
 void script_send(script_conn_t *c, const char *p, size_t n);
 void script_send_str(script_conn_t *c, const char *s);
+/* The answers over the clients' size bounds, when path is one of them (returns 1; else 0, nothing
+ * sent): "/big" a 100,000-byte body by Content-Length, "/bigchunked" 50 chunks of 1 KiB, "/bighead"
+ * 20 KiB of headers. */
+int script_send_big(script_conn_t *c, const char *path);
 
 #endif
