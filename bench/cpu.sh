@@ -26,6 +26,11 @@
 #        BUILD=build SESSIONS=50 CALLS=800 LOG_LEVEL=info REPS=1 bench/cpu.sh
 #        GATEWAY_JSON='{"journal": {"path": "/tmp/j.jsonl"}}' bench/cpu.sh gateway-instant
 #        (GATEWAY_JSON: the config's "gateway" object for gateway and gateway-instant, default {})
+#        EVENTS=syscalls:sys_enter_write,syscalls:sys_enter_futex bench/cpu.sh traced   (more perf
+#        events, printed per call: where a feature's system calls come from)
+#        PERF_RECORD=DIR bench/cpu.sh traced-journal   (also a sampled profile of each run, perf record
+#        -e cpu-clock -g, into DIR/<target>.<rep>.data: native, SHA-NI and the kernel included; the
+#        profiler's own cost inflates that run's CPU figures)
 # Needs perf (software events only: works where hardware counters do not) and python3. The
 # user/kernel split comes from /proc/PID/stat (10 ms ticks: use enough calls that a run takes a
 # second of CPU or more). The traced targets also print spans exported/dropped (/metrics): a drop
@@ -99,10 +104,18 @@ for rep in $(seq 1 "$REPS"); do
         [[ $t = traced* ]] && sleep 1.2 # the first export (it creates the HTTP client) falls before the run
         pids=$(echo "$TPID" $(pgrep -P "$TPID" || true) | tr ' ' ',')
         s0=$(stat_of "$pids")
-        perf stat -x, -e task-clock,context-switches -p "$pids" -o "$WORK/perf.txt" -- \
+        PRPID=""
+        if [[ -n ${PERF_RECORD:-} ]]; then # a sampled profile of the target's process (not its child)
+            mkdir -p "$PERF_RECORD"
+            perf record -q -F 2999 -e cpu-clock -g -p "$TPID" -o "$PERF_RECORD/$t.$rep.data" 2>/dev/null &
+            PRPID=$!
+            sleep 0.3
+        fi
+        perf stat -x, -e "task-clock,context-switches${EVENTS:+,$EVENTS}" -p "$pids" -o "$WORK/perf.txt" -- \
             taskset -c 1 "$BUILD/mcpgate-bench" --url "$url" --sessions "$SESSIONS" --calls "$CALLS" \
             --args '{"message":"bench-{n}"}' --json "${raw[@]}" >"$WORK/out.json" 2>/dev/null || true
         s1=$(stat_of "$pids")
+        [[ -n $PRPID ]] && { kill -INT "$PRPID"; wait "$PRPID" 2>/dev/null || true; }
         spans=""
         if [[ $t = traced* ]]; then
             sleep 1.2 # the last batch leaves
@@ -128,6 +141,9 @@ print("%-16s %6d calls %8.0f calls/s  cpu %5.1f us/call  ctx-switches %.2f/call 
       (name, c["ok"], c["per_s"], ev.get("task-clock", 0) * 1000 / n, ev.get("context-switches", 0) / n,
        g[3] / n, g[4] / n, g[5] / 1e3 / n, split,
        "  spans " + spans if spans else ""))
+extra = [k for k in ev if k not in ("task-clock", "context-switches")]
+if extra:
+    print("  %-14s per call: %s" % (name, ", ".join("%s %.2f" % (k.replace("syscalls:sys_enter_", ""), ev[k] / n) for k in extra)))
 print("#RESULT %s %.3f %.3f %d %.3f" % (name, (g[0] + g[1]) * 1e4 / n, g[2] / 1e3 / n, c["ok"], g[5] / 1e3 / n))
 EOF
         kill -TERM -- "-$TPID" 2>/dev/null || true
