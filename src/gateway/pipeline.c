@@ -52,6 +52,9 @@ typedef enum http_method { M_POST, M_GET, M_DELETE } http_method_t;
  * (gateway.legacySse, era_sse.c): GET /sse opens a session, POST /messages?sessionId= talks to it. */
 typedef enum transport { T_MCP, T_SSE_OPEN, T_SSE_POST } transport_t;
 
+/* The request headers the phases read, by index into mg_request_t.hv (headers_scan). */
+enum { H_ORIGIN, H_CTYPE, H_ACCEPT, H_SESSION, H_VERSION, H_TRACEPARENT, H_TRACESTATE, H_COUNT };
+
 /* One request on /mcp, from accept to its hand-over. Lives while h2o's request lives and while an
  * asynchronous step (auth, session lookup) is pending; its parsed body dies with it. */
 typedef struct mg_request {
@@ -64,7 +67,7 @@ typedef struct mg_request {
     int loopback_bound;
     uint64_t start_ms;
     /* The request headers the phases read (headers_scan, once): first value, seen and dup bits. */
-    h2o_iovec_t hv[5];
+    h2o_iovec_t hv[H_COUNT];
     unsigned hseen, hdup;
     http_method_t method;
     transport_t transport;
@@ -92,7 +95,6 @@ typedef struct mg_request {
 typedef phase_rc_t (*phase_fn)(mg_request_t *r);
 
 /* Indexes in mg_request_t.hv of the headers the phases read. */
-enum { H_ORIGIN, H_CTYPE, H_ACCEPT, H_SESSION, H_VERSION, H_COUNT };
 
 /* Finds the headers of hv[] in one pass over h2o's list instead of one walk (two with the dup
  * check) per lookup: the same answers as mg__req_header (h2o keeps names in lower case; equal
@@ -111,6 +113,12 @@ static void headers_scan(mg_request_t *r)
             break;
         case 12:
             k = memcmp(n->base, "content-type", 12) == 0 ? H_CTYPE : -1;
+            break;
+        case 10:
+            k = memcmp(n->base, "tracestate", 10) == 0 ? H_TRACESTATE : -1;
+            break;
+        case 11:
+            k = memcmp(n->base, "traceparent", 11) == 0 ? H_TRACEPARENT : -1;
             break;
         case 14:
             k = memcmp(n->base, "mcp-session-id", 14) == 0 ? H_SESSION : -1;
@@ -718,8 +726,8 @@ static void request_span(mg_request_t *r)
 {
     h2o_req_t *req = r->req;
     int dup = 0, sdup = 0;
-    h2o_iovec_t tp = mg__req_header(req, "traceparent", &dup);
-    h2o_iovec_t ts = mg__req_header(req, "tracestate", &sdup);
+    h2o_iovec_t tp = header(r, H_TRACEPARENT, &dup);
+    h2o_iovec_t ts = header(r, H_TRACESTATE, &sdup);
     mg_trace_ctx_t ctx;
     int remote = tp.base != NULL && !dup &&
                  mg_trace_ctx_parse(tp.base, tp.len, sdup ? NULL : ts.base, ts.len, &ctx) == 0;

@@ -255,9 +255,8 @@ mg_span_t *mg_span_start(mg_trace_t *t, const char *name, mg_span_kind_t kind, c
 
 /* Opens an attribute: its type and key, with room for vlen more bytes of value. Returns where the
  * value goes, or NULL when there is no room (err set: the span is dropped at its end). */
-static char *attr_open(mg_span_t *s, char type, const char *key, size_t vlen)
+static char *attr_open(mg_span_t *s, char type, const char *key, size_t klen, size_t vlen)
 {
-    size_t klen = strlen(key);
     if (klen > UINT16_MAX) {
         s->bad = 1;
         return NULL;
@@ -273,7 +272,7 @@ static char *attr_open(mg_span_t *s, char type, const char *key, size_t vlen)
     return o + 3 + klen;
 }
 
-void mg_span_set_str(mg_span_t *s, const char *key, const char *value)
+void mg__span_set_strn(mg_span_t *s, const char *key, size_t klen, const char *value)
 {
     if (s == NULL || key == NULL || value == NULL)
         return;
@@ -291,7 +290,7 @@ void mg_span_set_str(mg_span_t *s, const char *key, const char *value)
         s->bad = 1; /* not UTF-8: the span is dropped at its end */
         return;
     }
-    char *o = attr_open(s, cls ? 's' : 'e', key, 4 + n);
+    char *o = attr_open(s, cls ? 's' : 'e', key, klen, 4 + n);
     if (o == NULL)
         return;
     uint32_t n32 = (uint32_t)n;
@@ -304,7 +303,7 @@ void mg_span_set_int(mg_span_t *s, const char *key, long long value)
 {
     if (s == NULL || key == NULL)
         return;
-    char *o = attr_open(s, 'i', key, 8);
+    char *o = attr_open(s, 'i', key, strlen(key), 8);
     if (o == NULL)
         return;
     int64_t v = (int64_t)value;

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 typedef struct mg_trace mg_trace_t;
@@ -88,7 +89,12 @@ mg_span_t *mg_span_start_at(mg_trace_t *t, const char *name, mg_span_kind_t kind
 uint64_t mg_trace_now_ns(void);
 /* Attributes: key is an ASCII name without quotes or backslashes (a semantic-convention name);
  * value any UTF-8 (a span with a value that is not UTF-8 is dropped when it ends). */
-void mg_span_set_str(mg_span_t *s, const char *key, const char *value);
+void mg__span_set_strn(mg_span_t *s, const char *key, size_t klen, const char *value);
+static inline void mg_span_set_str(mg_span_t *s, const char *key, const char *value)
+{
+    if (key != NULL) /* inline: a literal key's length is known at compile time */
+        mg__span_set_strn(s, key, strlen(key), value);
+}
 void mg_span_set_int(mg_span_t *s, const char *key, long long value);
 /* Status ERROR with a description (copied; CR/LF and the rest are as given: never a secret). */
 void mg_span_set_error(mg_span_t *s, const char *description);

@@ -174,7 +174,10 @@ static void test_span_text(void **state)
     mg_trace_t *t;
     assert_int_equal(mg_trace_new(&loop, "http://127.0.0.1:9/v1/traces", 1.0, &t), 0);
     static const long long ints[] = {
-        0, 9, 10, 99, 100, 12345, -1, -5, 9223372036854775807LL, -9223372036854775807LL - 1};
+        0, 9, 10, 99, 100, 12345, -1, -5, 9223372036854775807LL, -9223372036854775807LL - 1,
+        /* around the eight-digit steps of the writer */
+        9999999, 99999999, 100000000, 100000001, -100000000, 1234567890123456LL, 9999999999999999LL,
+        10000000000000000LL, 1765000000123456789LL, 1000000000000000000LL};
     static char big[6000];
     memset(big, 'x', sizeof big - 1);
     for (int round = 0; round < 3; round++) { /* rounds 2 and 3 reuse ended spans */
@@ -187,11 +190,23 @@ static void test_span_text(void **state)
         mg_span_set_error(s, "boom");
         mg_span_end(s);
     }
+    /* Start times of every width: the text is the number's decimal digits. */
+    static const uint64_t starts[] = {
+        1, 9, 10, 99999999, 100000000, 4294967296, 1765000000000000007ull, 18446744073709551615ull};
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
+        mg_span_t *s = mg_span_start_at(t, "at", MG_SPAN_INTERNAL, NULL, NULL, starts[i]);
+        mg_span_end(s);
+        json_t *j = queued(t, t->count - 1);
+        char want[24];
+        snprintf(want, sizeof want, "%llu", (unsigned long long)starts[i]);
+        assert_string_equal(json_string_value(json_object_get(j, "startTimeUnixNano")), want);
+        json_decref(j);
+    }
     mg_span_t *bad = mg_span_start(t, "bad", MG_SPAN_INTERNAL, NULL, NULL);
     mg_span_set_str(bad, "v", "\xff");
     mg_span_end(bad); /* not UTF-8: dropped and counted */
     assert_int_equal(t->spans_dropped, 1);
-    assert_int_equal(t->count, 3);
+    assert_int_equal(t->count, 3 + sizeof starts / sizeof starts[0]);
     for (size_t k = 0; k < 3; k++) {
         json_t *j = queued(t, k);
         assert_non_null(j);
