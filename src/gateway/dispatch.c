@@ -150,10 +150,19 @@ static void call_span_start(mg_call_t *c)
         mg_span_set_str(sp, "gen_ai.operation.name", "execute_tool");
     if (c->client_id != NULL)
         mg_span_set_str(sp, "jsonrpc.request.id", id_text(c->client_id, idb, sizeof idb));
-    int modern = c->s == c->gw->stateless; /* c->modern is set after call_new() */
-    mg_span_set_str(sp, "mcp.protocol.version", modern ? MG_MODERN_VERSION : c->s->version);
-    if (!modern)
-        mg_span_set_str(sp, "mcp.session.id", c->s->hash); /* a hash: the id is a credential */
+    mg_session_t *s = c->s;
+    int modern = s == c->gw->stateless; /* c->modern is set after call_new() */
+    const char *kv[] = {"mcp.protocol.version", modern ? MG_MODERN_VERSION : s->version,
+                        "mcp.session.id",       modern ? NULL : s->hash, /* a hash: the id is a credential */
+                        "network.transport",    "tcp"};
+    if (s->version[0] == '\0' && !modern) { /* not initialized yet: nothing to keep */
+        for (size_t i = 0; i < 3; i++)
+            mg_span_set_str(sp, kv[2 * i], kv[2 * i + 1]);
+    } else { /* the same for every call of the session: a set made at its first traced call */
+        if (s->span_attrs == NULL)
+            s->span_attrs = mg_span_attrs_new(kv, 3);
+        mg_span_add_attrs(sp, s->span_attrs);
+    }
     if (c->principal != NULL) {
         char ph[13];
         mg_strlcpy(ph, sizeof ph, c->principal->key);
@@ -161,7 +170,6 @@ static void call_span_start(mg_call_t *c)
         if (c->principal->tenant != NULL && c->principal->tenant[0])
             mg_span_set_str(sp, "mcpgate.tenant", c->principal->tenant);
     }
-    mg_span_set_str(sp, "network.transport", "tcp");
 }
 
 /* Outcome attributes of a span from the answer's outcome (mg__call_outcome: looked up once per
@@ -218,8 +226,13 @@ static int up_span_start(mg_call_t *c, mg_pool_t *pool, const json_t *params, ch
     mg_span_set_str(sp, "mcp.method.name", c->method);
     if (target != NULL)
         mg_span_set_str(sp, c->method[0] == 't' ? "gen_ai.tool.name" : "gen_ai.prompt.name", target);
-    mg_span_set_str(sp, "mcpgate.server", pool->srv->cfg->name);
-    mg_span_set_str(sp, "network.transport", "pipe");
+    mg_gw_server_t *srv = pool->srv;
+    if (srv->span_attrs == NULL) { /* the set naming the server: made again when a reload changes it */
+        const char *kv[] = {"mcpgate.server", srv->cfg->name, "network.transport",
+                            srv->cfg->remote != NULL ? "tcp" : "pipe"};
+        srv->span_attrs = mg_span_attrs_new(kv, 2);
+    }
+    mg_span_add_attrs(sp, srv->span_attrs);
     if (!mg_span_traceparent(sp, tp, MG_TRACEPARENT_LEN + 1))
         return 0;
     *ts = mg_span_tracestate(sp);

@@ -816,6 +816,7 @@ void mg__modern_free(mg_gateway_t *gw)
         json_decref(s->client_info);
         json_decref(s->subs);
         free(s->pools);
+        mg_span_attrs_free(s->span_attrs);
         free(s);
         gw->stateless = NULL;
     }

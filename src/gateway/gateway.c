@@ -470,6 +470,7 @@ void mg_gateway_free(mg_gateway_t *gw)
     mg__reload_free(gw);
     for (size_t i = 0; i < gw->nservers; i++) {
         free(gw->servers[i].prefix);
+        mg_span_attrs_free(gw->servers[i].span_attrs);
         mg_map_dispose(&gw->servers[i].tenants);
     }
     free(gw->servers);
@@ -486,6 +487,8 @@ void mg_gateway_free(mg_gateway_t *gw)
     mg_policy_free(gw->policy);
     mg_auth_free(gw->auth);
     mg_trace_free(gw->trace);
+    for (size_t i = 0; i < sizeof gw->trace_http_attrs / sizeof gw->trace_http_attrs[0]; i++)
+        mg_span_attrs_free(gw->trace_http_attrs[i]);
     /* Timer handles are embedded: the struct is freed from the last close callback. */
     gw->handles_closing = 8;
     uv_close((uv_handle_t *)&gw->task_timer, handle_closed_cb);

@@ -109,6 +109,9 @@ struct mg_gw_server {
     uint64_t unrouted_notes; /* notifications from its children no client got (metrics) */
     uint64_t unrouted_reqs;  /* server->client requests refused for want of evidence (metrics) */
     int removed;             /* a reload removed it: no pool serves it, routes skip it (reload.c) */
+    /* gateway.tracing: the upstream span's attributes naming it (dispatch.c; freed when a reload
+     * gives it another entry: reload.c) */
+    mg_span_attrs_t *span_attrs;
 };
 
 /* Slots servers[] has beyond the servers enabled at start, for servers reloads add (reload.c). */
@@ -150,6 +153,8 @@ struct mg_session {
     char id[64];
     char hash[16]; /* first 12 hex of SHA-256(id): the only form that is logged */
     char version[16];
+    mg_span_attrs_t
+        *span_attrs; /* gateway.tracing: the call span's attributes of this session (dispatch.c) */
     int rank;
     json_t *caps;
     json_t *client_info;
@@ -360,6 +365,8 @@ struct mg_gateway {
     mg_trace_t *trace;
     int trace_drained; /* the shutdown's last export of spans is done (finish_shutdown) */
     mg_span_t *trace_ambient;
+    /* pipeline.c: the HTTP span's attributes, one set per method, endpoint and HTTP version */
+    mg_span_attrs_t *trace_http_attrs[3 * 3 * 2];
     /* era_sse.c: notices legacy HTTP+SSE clients that went away; exists while such sessions do */
     struct mg_sse_probe *sse_probe;
     struct mg_journal *journal; /* gateway.journal (obs/journal.h), NULL = off */

@@ -744,10 +744,25 @@ static void request_span(mg_request_t *r)
     r->span = mg_span_start(r->gw->trace, name, MG_SPAN_SERVER, NULL, remote ? &ctx : NULL);
     if (r->span == NULL)
         return;
-    mg_span_set_str(r->span, "http.request.method", method);
-    mg_span_set_str(r->span, "http.route", path);
-    mg_span_set_str(r->span, "network.protocol.name", "http");
-    mg_span_set_str(r->span, "network.protocol.version", req->version >= 0x200 ? "2" : "1.1");
+    const char *version = req->version >= 0x200 ? "2" : "1.1";
+    int m = strcmp(method, "POST") == 0     ? 0
+            : strcmp(method, "GET") == 0    ? 1
+            : strcmp(method, "DELETE") == 0 ? 2
+                                            : -1;
+    const char *kv[] = {
+        "http.request.method",      method, "http.route", path, "network.protocol.name", "http",
+        "network.protocol.version", version};
+    if (m < 0) { /* another method (405): its own attributes */
+        for (size_t i = 0; i < 4; i++)
+            mg_span_set_str(r->span, kv[2 * i], kv[2 * i + 1]);
+        return;
+    }
+    /* the same four for every request of a kind: a set made at the first */
+    mg_span_attrs_t **set =
+        &r->gw->trace_http_attrs[(m * 3 + (int)r->transport) * 2 + (req->version >= 0x200)];
+    if (*set == NULL)
+        *set = mg_span_attrs_new(kv, 4);
+    mg_span_add_attrs(r->span, *set);
 }
 
 static int handle(mg_gateway_t *gw, h2o_req_t *req, int loopback_bound, transport_t transport)

@@ -197,6 +197,8 @@ static void restart_server(struct mg_reload *r, mg_gw_server_t *srv, const mg_se
     mg_gateway_t *gw = r->gw;
     mg_pool_t *old = srv->shared;
     srv->cfg = sc;
+    mg_span_attrs_free(srv->span_attrs); /* its spans' attributes follow the entry (dispatch.c) */
+    srv->span_attrs = NULL;
     if (old != NULL) {
         srv->shared = NULL;
         if (mg__pool_new(gw, srv, NULL, NULL, &srv->shared) != 0) {

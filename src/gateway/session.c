@@ -133,6 +133,7 @@ static void session_free(mg_session_t *s)
     mg__toolsearch_session_close(s);
     mg__sse_session_free(s);
     free(s->pools);
+    mg_span_attrs_free(s->span_attrs);
     free(s);
 }
 

@@ -253,29 +253,31 @@ mg_span_t *mg_span_start(mg_trace_t *t, const char *name, mg_span_kind_t kind, c
     return mg_span_start_at(t, name, kind, parent, remote, 0);
 }
 
-/* Opens an attribute: its type and key, with room for vlen more bytes of value. Returns where the
- * value goes, or NULL when there is no room (err set: the span is dropped at its end). */
-static char *attr_open(mg_span_t *s, char type, const char *key, size_t klen, size_t vlen)
+/* Opens an attribute in b (a span's record data, or a set's): its type and key, with room for vlen
+ * more bytes of value, counted in *nattrs. Returns where the value goes, or NULL: a key too long
+ * (*bad set), or no room (b->err set). Either way the span is dropped at its end. */
+static char *attr_open(mg_jbuf_t *b, uint32_t *nattrs, int *bad, char type, const char *key, size_t klen,
+                       size_t vlen)
 {
     if (klen > UINT16_MAX) {
-        s->bad = 1;
+        *bad = 1;
         return NULL;
     }
-    char *o = room(&s->b, 3 + klen + vlen);
+    char *o = room(b, 3 + klen + vlen);
     if (o == NULL)
         return NULL;
     uint16_t k16 = (uint16_t)klen;
     o[0] = type;
     memcpy(o + 1, &k16, 2);
     memcpy(o + 3, key, klen);
-    s->h.nattrs++;
+    (*nattrs)++;
     return o + 3 + klen;
 }
 
-void mg__span_set_strn(mg_span_t *s, const char *key, size_t klen, const char *value)
+/* A string attribute into b (see attr_open); a value that is not UTF-8 sets *bad instead. */
+static void attr_str(mg_jbuf_t *b, uint32_t *nattrs, int *bad, const char *key, size_t klen,
+                     const char *value)
 {
-    if (s == NULL || key == NULL || value == NULL)
-        return;
     /* Its length and text_class() in one pass for the usual plain value (NUL is not plain: the
      * scan stops there or at the first byte to look at closer). */
     size_t n = 0;
@@ -287,23 +289,80 @@ void mg__span_set_strn(mg_span_t *s, const char *key, size_t klen, const char *v
         cls = text_class(value, n);
     }
     if (cls < 0) {
-        s->bad = 1; /* not UTF-8: the span is dropped at its end */
+        *bad = 1; /* not UTF-8: the span is dropped at its end */
         return;
     }
-    char *o = attr_open(s, cls ? 's' : 'e', key, klen, 4 + n);
+    char *o = attr_open(b, nattrs, bad, cls ? 's' : 'e', key, klen, 4 + n);
     if (o == NULL)
         return;
     uint32_t n32 = (uint32_t)n;
     memcpy(o, &n32, 4);
     memcpy(o + 4, value, n);
-    s->b.len = (size_t)(o + 4 + n - s->b.p);
+    b->len = (size_t)(o + 4 + n - b->p);
+}
+
+void mg__span_set_strn(mg_span_t *s, const char *key, size_t klen, const char *value)
+{
+    if (s == NULL || key == NULL || value == NULL)
+        return;
+    attr_str(&s->b, &s->h.nattrs, &s->bad, key, klen, value);
+}
+
+/* A set of string attributes as the record bytes mg_span_set_str writes for each, in order. */
+struct mg_span_attrs {
+    uint32_t nattrs;
+    int bad; /* a value not UTF-8, or a key too long: a span given this set is dropped */
+    size_t len;
+    char data[];
+};
+
+mg_span_attrs_t *mg_span_attrs_new(const char *const *kv, size_t n)
+{
+    mg_jbuf_t b;
+    mg_jbuf_init(&b, NULL, 0, MG__TRACE_SPAN_MAX);
+    uint32_t nattrs = 0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (kv[2 * i] != NULL && kv[2 * i + 1] != NULL)
+            attr_str(&b, &nattrs, &bad, kv[2 * i], strlen(kv[2 * i]), kv[2 * i + 1]);
+    mg_span_attrs_t *a = b.err == 0 ? malloc(sizeof *a + b.len) : NULL;
+    if (a != NULL) {
+        a->nattrs = nattrs;
+        a->bad = bad;
+        a->len = b.len;
+        if (b.len > 0)
+            memcpy(a->data, b.p, b.len);
+    }
+    mg_jbuf_dispose(&b);
+    return a;
+}
+
+void mg_span_attrs_free(mg_span_attrs_t *a)
+{
+    free(a);
+}
+
+void mg_span_add_attrs(mg_span_t *s, const mg_span_attrs_t *a)
+{
+    if (s == NULL)
+        return;
+    if (a == NULL || a->bad) {
+        s->bad = 1; /* as a value set one by one that could not be written */
+        return;
+    }
+    char *o = room(&s->b, a->len);
+    if (o == NULL)
+        return;
+    memcpy(o, a->data, a->len);
+    s->b.len += a->len;
+    s->h.nattrs += a->nattrs;
 }
 
 void mg_span_set_int(mg_span_t *s, const char *key, long long value)
 {
     if (s == NULL || key == NULL)
         return;
-    char *o = attr_open(s, 'i', key, strlen(key), 8);
+    char *o = attr_open(&s->b, &s->h.nattrs, &s->bad, 'i', key, strlen(key), 8);
     if (o == NULL)
         return;
     int64_t v = (int64_t)value;

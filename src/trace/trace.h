@@ -96,6 +96,15 @@ static inline void mg_span_set_str(mg_span_t *s, const char *key, const char *va
         mg__span_set_strn(s, key, strlen(key), value);
 }
 void mg_span_set_int(mg_span_t *s, const char *key, long long value);
+/* A set of string attributes written once for many spans (values that repeat: a server's name, a
+ * session's protocol version): kv holds n key/value pairs (2n strings; a pair with a NULL value is
+ * left out), copied. mg_span_add_attrs(s, a) gives s the same record bytes as mg_span_set_str for
+ * each pair in order, in one copy. NULL when memory ran out; a span given NULL, or a set with a
+ * value that is not UTF-8, is dropped and counted when it ends (as with mg_span_set_str). */
+typedef struct mg_span_attrs mg_span_attrs_t;
+mg_span_attrs_t *mg_span_attrs_new(const char *const *kv, size_t n);
+void mg_span_attrs_free(mg_span_attrs_t *a);
+void mg_span_add_attrs(mg_span_t *s, const mg_span_attrs_t *a);
 /* Status ERROR with a description (copied; CR/LF and the rest are as given: never a secret). */
 void mg_span_set_error(mg_span_t *s, const char *description);
 /* Ends and frees s; it is queued for export (or dropped and counted when the queue is full). */

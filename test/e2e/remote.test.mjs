@@ -605,6 +605,15 @@ test('with gateway.tracing, a remote call carries its upstream span\'s context i
     seen.push(tp);
   }
   assert.notEqual(seen[0], seen[1], 'each call has its own upstream span');
+  // The upstream spans themselves: a remote upstream is reached over TCP, not a pipe.
+  const ids = seen.map((tp) => tp.split('-')[2]);
+  const spans = await rcv.waitSpans((all) => ids.every((id) => all.some((x) => x.spanId === id)), 'the upstream spans');
+  for (const id of ids) {
+    const up = spans.find((x) => x.spanId === id);
+    assert.equal(up.kind, 3, 'a client span');
+    assert.equal(up.attrs['network.transport'], 'tcp');
+    assert.equal(up.attrs['mcpgate.server'], 'r');
+  }
 });
 
 test("a remote result reaches the client as the upstream wrote it, with the client's id (integer or string): JSON or one SSE event, canonical text or not, isError; an answer to another id is not taken", async (t) => {

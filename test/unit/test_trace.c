@@ -236,6 +236,85 @@ static void test_span_text(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The data of queued record k (after its header): name, tracestate, attributes, status text. */
+static void queued_data(const mg_trace_t *t, size_t k, const char **data, size_t *len, uint32_t *nattrs)
+{
+    const mg__span_rec_t *r = t->ring[(t->head + k) % MG__TRACE_QUEUE_MAX].rec;
+    const char *end = mg__span_rec_attrs(r);
+    for (uint32_t i = 0; i < r->nattrs; i++) {
+        mg__span_attr_t a;
+        end = mg__span_rec_attr_next(end, &a);
+    }
+    *data = mg__span_rec_data(r);
+    *len = (size_t)(end - *data);
+    *nattrs = r->nattrs;
+}
+
+/* A set of attributes (mg_span_attrs_new, mg_span_add_attrs) gives a span the very record bytes that
+ * setting its pairs one by one gives: plain, escaped and empty values, a pair left out, sets mixed
+ * with single attributes. A set with a value that is not UTF-8, or none (memory ran out), drops the
+ * span as a single such value does. */
+static void test_span_attrs_set(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mg_trace_t *t;
+    assert_int_equal(mg_trace_new(&loop, "http://127.0.0.1:9/v1/traces", 1.0, &t), 0);
+    const char *kv[] = {
+        "mcpgate.server", "files", "network.transport", "pipe", "left.out", NULL, "esc", "a\"b\n\xc3\xa9",
+        "empty",          ""};
+    size_t n = sizeof kv / sizeof kv[0] / 2;
+    mg_span_attrs_t *set = mg_span_attrs_new(kv, n);
+    assert_non_null(set);
+    for (int way = 0; way < 2; way++) { /* 0: one by one; 1: the set */
+        mg_span_t *s = mg_span_start(t, "tools/call x", MG_SPAN_CLIENT, NULL, NULL);
+        mg_span_set_str(s, "mcp.method.name", "tools/call");
+        for (int twice = 0; twice < 2; twice++) { /* a set is not used up */
+            if (way == 0)
+                for (size_t i = 0; i < n; i++)
+                    mg_span_set_str(s, kv[2 * i], kv[2 * i + 1]);
+            else
+                mg_span_add_attrs(s, set);
+            mg_span_set_int(s, "n", 7);
+        }
+        mg_span_end(s);
+    }
+    assert_int_equal(t->count, 2);
+    const char *d0, *d1;
+    size_t l0, l1;
+    uint32_t n0, n1;
+    queued_data(t, 0, &d0, &l0, &n0);
+    queued_data(t, 1, &d1, &l1, &n1);
+    assert_int_equal(n0, 1 + 2 * (n - 1 + 1)); /* the method, then twice the 4 pairs kept and n */
+    assert_int_equal(n1, n0);
+    assert_int_equal(l1, l0);
+    assert_memory_equal(d1, d0, l0);
+    json_t *j = queued(t, 1);
+    assert_string_equal(attr(j, "esc"), "a\"b\n\xc3\xa9");
+    assert_string_equal(attr(j, "empty"), "");
+    assert_null(attr(j, "left.out"));
+    json_decref(j);
+    /* A set with a value that is not UTF-8, and no set at all: the span is dropped and counted. */
+    const char *badkv[] = {"ok", "fine", "v", "\xff"};
+    mg_span_attrs_t *bad = mg_span_attrs_new(badkv, 2);
+    assert_non_null(bad);
+    mg_span_t *s = mg_span_start(t, "bad set", MG_SPAN_INTERNAL, NULL, NULL);
+    mg_span_add_attrs(s, bad);
+    mg_span_end(s);
+    s = mg_span_start(t, "no set", MG_SPAN_INTERNAL, NULL, NULL);
+    mg_span_add_attrs(s, NULL);
+    mg_span_end(s);
+    assert_int_equal(t->count, 2);
+    assert_int_equal(t->spans_dropped, 2);
+    mg_span_add_attrs(NULL, set); /* tracing off: nothing */
+    mg_span_attrs_free(bad);
+    mg_span_attrs_free(set);
+    mg_trace_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* The records of trace_spans.h as OTLP/JSON: byte for byte the text the encoder before records
  * wrote (end times aside, which take the clock), one span at a time and as a whole export body. */
 static void test_records_json_golden(void **state)
@@ -316,11 +395,10 @@ static void test_record_too_long(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_parse),
-                                       cmocka_unit_test(test_spans),
-                                       cmocka_unit_test(test_queue_bound),
-                                       cmocka_unit_test(test_span_text),
-                                       cmocka_unit_test(test_records_json_golden),
-                                       cmocka_unit_test(test_record_too_long)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse),          cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_queue_bound),    cmocka_unit_test(test_span_text),
+        cmocka_unit_test(test_span_attrs_set), cmocka_unit_test(test_records_json_golden),
+        cmocka_unit_test(test_record_too_long)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
