@@ -52,37 +52,61 @@ static inline void put_digits8(char *o, uint32_t v)
     memcpy(o + 6, pairs + 2 * (b % 100), 2);
 }
 
+/* The number of decimal digits of v (1..20): from its bit length, then one comparison. */
+static inline size_t digits_of(uint64_t v)
+{
+    static const uint64_t pow10[20] = {1u,
+                                       10u,
+                                       100u,
+                                       1000u,
+                                       10000u,
+                                       100000u,
+                                       1000000u,
+                                       10000000u,
+                                       100000000u,
+                                       1000000000u,
+                                       10000000000u,
+                                       100000000000u,
+                                       1000000000000u,
+                                       10000000000000u,
+                                       100000000000000u,
+                                       1000000000000000u,
+                                       10000000000000000u,
+                                       100000000000000000u,
+                                       1000000000000000000u,
+                                       10000000000000000000u};
+    if (v == 0)
+        return 1;
+    size_t n = (size_t)(64 - __builtin_clzll(v)) * 1233 >> 12; /* floor(bits * log10(2)) */
+    return n + (n < 20 && v >= pow10[n]);
+}
+
 /* A uint64 as a quoted decimal string (OTLP/JSON's int64 and fixed64); neg: with a '-' after the
- * opening quote. Eight digits at a time while there are more than eight (a time in nanoseconds has
- * 19: two such steps), then two at a time. */
+ * opening quote. Written from its last digit back: eight at a time while more than eight are left
+ * (a time in nanoseconds has 19: two such steps), then two at a time. */
 static inline char *put_u64(char *o, uint64_t v, int neg)
 {
-    char tmp[24];
-    size_t n = 0;
+    *o++ = '"';
+    if (neg)
+        *o++ = '-';
+    char *end = o + digits_of(v), *p = end;
     while (v >= 100000000u) {
-        n += 8;
-        put_digits8(tmp + sizeof tmp - n, (uint32_t)(v % 100000000u));
+        p -= 8;
+        put_digits8(p, (uint32_t)(v % 100000000u));
         v /= 100000000u;
     }
     uint32_t w = (uint32_t)v;
     while (w >= 100) {
-        n += 2;
-        memcpy(tmp + sizeof tmp - n, pairs + 2 * (w % 100), 2);
+        p -= 2;
+        memcpy(p, pairs + 2 * (w % 100), 2);
         w /= 100;
     }
-    if (w >= 10) {
-        n += 2;
-        memcpy(tmp + sizeof tmp - n, pairs + 2 * w, 2);
-    } else {
-        tmp[sizeof tmp - ++n] = (char)('0' + w);
-    }
-    *o++ = '"';
-    if (neg)
-        *o++ = '-';
-    memcpy(o, tmp + sizeof tmp - n, n);
-    o += n;
-    *o++ = '"';
-    return o;
+    if (w >= 10)
+        memcpy(p - 2, pairs + 2 * w, 2);
+    else
+        p[-1] = (char)('0' + w);
+    *end = '"';
+    return end + 1;
 }
 
 /* A JSON string at o (room reserved for its escaped form): copied with its quotes when plain,

@@ -190,10 +190,20 @@ static void test_span_text(void **state)
         mg_span_set_error(s, "boom");
         mg_span_end(s);
     }
-    /* Start times of every width: the text is the number's decimal digits. */
-    static const uint64_t starts[] = {
-        1, 9, 10, 99999999, 100000000, 4294967296, 1765000000000000007ull, 18446744073709551615ull};
-    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
+    /* Start times of every width, around every power of ten: the text is the number's digits. */
+    uint64_t starts[64];
+    size_t nstarts = 0;
+    for (uint64_t p = 10;; p *= 10) {
+        starts[nstarts++] = p - 1;
+        starts[nstarts++] = p;
+        starts[nstarts++] = p + 1;
+        if (p > UINT64_MAX / 10)
+            break;
+    }
+    starts[nstarts++] = 1;
+    starts[nstarts++] = 4294967296u;
+    starts[nstarts++] = UINT64_MAX;
+    for (size_t i = 0; i < nstarts; i++) {
         mg_span_t *s = mg_span_start_at(t, "at", MG_SPAN_INTERNAL, NULL, NULL, starts[i]);
         mg_span_end(s);
         json_t *j = queued(t, t->count - 1);
@@ -206,7 +216,7 @@ static void test_span_text(void **state)
     mg_span_set_str(bad, "v", "\xff");
     mg_span_end(bad); /* not UTF-8: dropped and counted */
     assert_int_equal(t->spans_dropped, 1);
-    assert_int_equal(t->count, 3 + sizeof starts / sizeof starts[0]);
+    assert_int_equal(t->count, 3 + nstarts);
     for (size_t k = 0; k < 3; k++) {
         json_t *j = queued(t, k);
         assert_non_null(j);
