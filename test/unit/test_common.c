@@ -189,6 +189,20 @@ static void test_hex_sha256(void **state)
     assert_string_equal(hex, "0001abff");
     mg_hex_encode(NULL, 0, hex);
     assert_string_equal(hex, "");
+    /* every byte value at every place of a four-byte step, and every length up to 40 */
+    unsigned char in[40];
+    char out[2 * sizeof in + 1], want[2 * sizeof in + 1];
+    for (int round = 0; round < 256; round++) {
+        for (size_t i = 0; i < sizeof in; i++)
+            in[i] = (unsigned char)(round + 37 * i);
+        for (size_t n = 0; n <= sizeof in; n++) {
+            for (size_t i = 0; i < n; i++)
+                snprintf(want + 2 * i, 3, "%02x", in[i]);
+            want[2 * n] = '\0';
+            mg_hex_encode(in, n, out);
+            assert_string_equal(out, want);
+        }
+    }
     mg_sha256_hex("", 0, hex);
     assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     mg_sha256_hex("abc", 3, hex);
