@@ -31,6 +31,7 @@
 #        PERF_RECORD=DIR bench/cpu.sh traced-journal   (also a sampled profile of each run, perf record
 #        -e cpu-clock -g, into DIR/<target>.<rep>.data: native, SHA-NI and the kernel included; the
 #        profiler's own cost inflates that run's CPU figures)
+#        (PERF_CALLGRAPH="--call-graph dwarf" PERF_FREQ=499: whole call chains without frame pointers)
 # Needs perf (software events only: works where hardware counters do not) and python3. The
 # user/kernel split comes from /proc/PID/stat (10 ms ticks: use enough calls that a run takes a
 # second of CPU or more). The traced targets also print spans exported/dropped (/metrics): a drop
@@ -107,7 +108,7 @@ for rep in $(seq 1 "$REPS"); do
         PRPID=""
         if [[ -n ${PERF_RECORD:-} ]]; then # a sampled profile of the target's process (not its child)
             mkdir -p "$PERF_RECORD"
-            perf record -q -F 2999 -e cpu-clock -g -p "$TPID" -o "$PERF_RECORD/$t.$rep.data" 2>/dev/null &
+            perf record -q -F "${PERF_FREQ:-2999}" -e cpu-clock ${PERF_CALLGRAPH:--g} -p "$TPID" -o "$PERF_RECORD/$t.$rep.data" 2>/dev/null &
             PRPID=$!
             sleep 0.3
         fi
