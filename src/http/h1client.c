@@ -639,7 +639,9 @@ static int ip_parse(const char *s, size_t n, unsigned port, struct sockaddr_stor
     return -1;
 }
 
-static int target_parse(const mg_http_req_t *r, target_t *t)
+/* The URL of r into t (host, port, path) and, when addr, its address: r->resolve's pin for that host
+ * and port, or the host as an IP literal. */
+static int target_parse_as(const mg_http_req_t *r, target_t *t, int addr)
 {
     if (r == NULL || r->url == NULL || r->basic_user != NULL || r->env_proxy)
         return MG_EINVAL;
@@ -686,6 +688,8 @@ static int target_parse(const mg_http_req_t *r, target_t *t)
     for (size_t i = 0; i < t->pathlen; i++) /* what goes on the request line: visible ASCII only */
         if ((unsigned char)ae[i] <= 0x20 || (unsigned char)ae[i] >= 0x7f)
             return MG_EINVAL;
+    if (!addr)
+        return 0;
     if (r->resolve != NULL) { /* "host:port:address", for this host and port only */
         size_t hl = strlen(t->host);
         const char *res = r->resolve, *p = res + hl;
@@ -698,6 +702,11 @@ static int target_parse(const mg_http_req_t *r, target_t *t)
         return ip_parse(pe + 1, strlen(pe + 1), t->port, &t->addr) == 0 ? 0 : MG_EINVAL;
     }
     return ip_parse(t->host, strlen(t->host), t->port, &t->addr) == 0 ? 0 : MG_EINVAL;
+}
+
+static int target_parse(const mg_http_req_t *r, target_t *t)
+{
+    return target_parse_as(r, t, 1);
 }
 
 static int same_str(const char *a, const char *b)
@@ -737,6 +746,17 @@ int mg_h1_accepts(mg_h1_client_t *cl, const mg_http_req_t *r)
 {
     target_t t;
     return cl != NULL && target_get(cl, r, &t) == 0;
+}
+
+int mg_h1_url_host(const char *url, char *host, size_t n, unsigned *port)
+{
+    mg_http_req_t r = {.url = url};
+    target_t t;
+    if (target_parse_as(&r, &t, 0) != 0 || strlen(t.host) >= n)
+        return MG_EINVAL;
+    memcpy(host, t.host, strlen(t.host) + 1);
+    *port = t.port;
+    return 0;
 }
 
 /* ---- public ---- */

@@ -39,6 +39,12 @@ void mg_h1_client_free(mg_h1_client_t *cl);
  * an IP literal or is pinned by r->resolve (same host and port), no basic auth, no environment proxy. */
 int mg_h1_accepts(mg_h1_client_t *cl, const mg_http_req_t *r);
 
+/* The host (as the URL writes it: an IPv6 address in brackets) and port of an http:// URL the
+ * client can take once that host is pinned (mg_http_req_t.resolve "host:port:address"): for a
+ * caller that resolves the name itself. Returns 0, or MG_EINVAL (not http://, user info, a bad
+ * port, a host longer than n - 1). */
+int mg_h1_url_host(const char *url, char *host, size_t n, unsigned *port);
+
 /* Starts one request (see the contract above). Returns 0, or MG_EINVAL (mg_h1_accepts() says no, a
  * header name or value holding CR, LF or NUL, no done_cb) / MG_ENOMEM / MG_ECLOSED (the client is
  * being freed): then nothing is called. *out (may be NULL) is valid until done_cb starts or the

@@ -2,10 +2,13 @@
  * export.c - ended spans to the collector: a bounded queue, drained every second (or as soon as a
  * batch is full) by one OTLP/HTTP POST at a time (JSON, or protobuf: otlp_pb.h) through an outbound client:
  * http/h1client.h for an http:// endpoint given by IP (ADR 0020), else http/client.h (libcurl on the
- * loop). A request never waits for it: a full queue drops the span and counts
- * it; a failed export (collector down, timeout, non-2xx) drops its batch and counts it. Spans are queued
- * as records (span_rec.h) and encoded, a batch at a time, into one body kept between exports. Nothing is
- * retried: traces are best effort, memory is bounded. Metrics:
+ * loop). An http:// endpoint named by host goes through the lean client too: its name is looked up
+ * on the thread pool (uv_getaddrinfo), the first address is pinned for the requests (h1client.h never
+ * resolves), and it is looked up again every minute and after an export through it failed; until the
+ * first answer, and when the name cannot be resolved, libcurl sends. A request never waits for it: a full
+ * queue drops the span and counts it; a failed export (collector down, timeout, non-2xx) drops its batch and
+ * counts it. Spans are queued as records (span_rec.h) and encoded, a batch at a time, into one body kept
+ * between exports. Nothing is retried: traces are best effort, memory is bounded. Metrics:
  * mcpgate_trace_spans_total{outcome="exported|dropped|failed"}, mcpgate_trace_exports_failed_total,
  * mcpgate_trace_queue_spans. Read next: trace_int.h (the body's format), span_rec.h, trace.c.
  */
@@ -15,6 +18,7 @@
 #include "../common/log.h"
 #include "../obs/metrics.h"
 
+#include <netdb.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,11 +121,107 @@ void mg__trace_queue(mg_trace_t *t, const mg_span_t *s)
         uv_timer_start(&t->timer, timer_cb, 0, MG__TRACE_FLUSH_MS); /* a full batch: on the next turn */
 }
 
+/* ---- an endpoint named by host: its address, looked up and pinned ---- */
+
+/* One lookup; its tracer may be freed meanwhile (t NULL: the answer is thrown away). */
+struct mg__trace_lookup {
+    uv_getaddrinfo_t gai;
+    mg_trace_t *t;
+};
+
+/* Pins address i of the last lookup. Returns 0, or MG_ENOMEM (the pin stays as it was). */
+static int pin_addr(mg_trace_t *t, unsigned i)
+{
+    const char *addr = t->addrs[i];
+    size_t n = strlen(t->pin_host) + strlen(addr) + 16;
+    char *pin = malloc(n);
+    if (pin == NULL)
+        return MG_ENOMEM;
+    snprintf(pin, n, strchr(addr, ':') ? "%s:%u:[%s]" : "%s:%u:%s", t->pin_host, t->pin_port, addr);
+    free(t->pin);
+    t->pin = pin;
+    t->addr_i = i;
+    return 0;
+}
+
+static void lookup_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
+{
+    struct mg__trace_lookup *l = g->data;
+    mg_trace_t *t = l->t;
+    unsigned n = 0;
+    char addrs[4][48];
+    for (const struct addrinfo *a = status == 0 ? ai : NULL; a != NULL && n < 4; a = a->ai_next) {
+        char *o = addrs[n];
+        if (a->ai_family == AF_INET)
+            uv_ip4_name((const struct sockaddr_in *)(const void *)a->ai_addr, o, sizeof addrs[0]);
+        else if (a->ai_family == AF_INET6)
+            uv_ip6_name((const struct sockaddr_in6 *)(const void *)a->ai_addr, o, sizeof addrs[0]);
+        else
+            continue;
+        int seen = 0; /* each address once (the answer repeats it per socket type and protocol) */
+        for (unsigned k = 0; k < n; k++)
+            seen |= strcmp(addrs[k], o) == 0;
+        n += !seen;
+    }
+    uv_freeaddrinfo(ai);
+    free(l);
+    if (t == NULL)
+        return; /* the tracer went first */
+    t->lookup = NULL;
+    t->pin_ms = uv_now(t->loop);
+    unsigned keep = 0; /* the address pinned now when the answer still has it and it did not fail */
+    for (unsigned k = 0; k < n && t->pin != NULL && !t->pin_stale; k++)
+        if (strcmp(addrs[k], t->addrs[t->addr_i]) == 0)
+            keep = k;
+    t->pin_stale = 0;
+    memcpy(t->addrs, addrs, sizeof addrs);
+    t->naddrs = n;
+    if (n == 0 || pin_addr(t, keep) != 0) { /* no answer: libcurl sends (it looks the name up itself)
+                                               until the next try */
+        free(t->pin);
+        t->pin = NULL;
+        t->naddrs = 0;
+    }
+    if (t->count > 0)
+        export_now(t);
+}
+
+/* Starts a lookup of the endpoint's name when it is due: none yet, a minute old, or an export through
+ * the pin failed. Nothing when one is under way. */
+static void lookup_due(mg_trace_t *t)
+{
+    if (t->lookup != NULL || t->freeing)
+        return;
+    uint64_t now = uv_now(t->loop);
+    if (t->pin_ms != 0 && !t->pin_stale && now - t->pin_ms < MG__TRACE_PIN_MS)
+        return;
+    struct mg__trace_lookup *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return;
+    l->t = t;
+    l->gai.data = l;
+    char port[8];
+    snprintf(port, sizeof port, "%u", t->pin_port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+    if (uv_getaddrinfo(t->loop, &l->gai, lookup_cb, t->pin_host, port, &hints) != 0) {
+        free(l);
+        t->pin_ms = now; /* not now: again in a minute */
+        return;
+    }
+    t->lookup = l;
+}
+
 static void done_cb(void *data, int err, int status, const char *why)
 {
     mg_trace_t *t = data;
     t->call = NULL;
     t->h1call = NULL;
+    if (t->via_pin && err == MG_EIO) { /* connect failed or the connection broke: the name's next
+                                          address, or a new lookup when none is left */
+        if (t->addr_i + 1 >= t->naddrs || pin_addr(t, t->addr_i + 1) != 0)
+            t->pin_stale = 1;
+    }
+    t->via_pin = 0;
     if (err == 0 && status >= 200 && status < 300) {
         t->spans_exported += t->inflight;
     } else {
@@ -186,9 +286,12 @@ static void send_body(mg_trace_t *t, const char *body, size_t len, const char *c
                        .timeout_ms = MG__TRACE_TIMEOUT_MS,
                        .connect_timeout_ms = 2000,
                        .max_body = 64 * 1024};
-    int rc = body == NULL || hdrs == NULL ? MG_ENOMEM
-             : t->h1_ok                   ? mg_h1_request(t->h1, &r, NULL, NULL, done_cb, t, &t->h1call)
-                                          : MG_EINVAL;
+    if (!t->h1_ok && t->named && t->pin != NULL)
+        r.resolve = t->pin; /* an endpoint named by host: its pinned address */
+    int rc = body == NULL || hdrs == NULL    ? MG_ENOMEM
+             : t->h1_ok || r.resolve != NULL ? mg_h1_request(t->h1, &r, NULL, NULL, done_cb, t, &t->h1call)
+                                             : MG_EINVAL;
+    t->via_pin = rc == 0 && r.resolve != NULL;
     if (rc == MG_EINVAL) { /* not for the lean client (another endpoint, a header it refuses): libcurl */
         if (t->http == NULL && mg_http_client_new(t->loop, &t->http) != 0)
             t->http = NULL; /* libcurl missing (logged by the client) */
@@ -242,8 +345,17 @@ static void export_now(mg_trace_t *t)
         mg_http_req_t probe = {.url = t->endpoint};
         t->h1_checked = 1;
         t->h1_ok = mg_h1_client_new(t->loop, &t->h1) == 0 && mg_h1_accepts(t->h1, &probe);
+        /* named by host: the lean client once the name is looked up and pinned */
+        t->named = !t->h1_ok && t->h1 != NULL &&
+                   mg_h1_url_host(t->endpoint, t->pin_host, sizeof t->pin_host, &t->pin_port) == 0;
     }
-    if (!t->h1_ok && t->http == NULL && mg_http_client_new(t->loop, &t->http) != 0) {
+    if (t->named) {
+        lookup_due(t);
+        if (t->pin == NULL && t->lookup != NULL)
+            return; /* the name's address first: lookup_cb exports */
+    }
+    if (!t->h1_ok && !(t->named && t->pin != NULL) && t->http == NULL &&
+        mg_http_client_new(t->loop, &t->http) != 0) {
         t->http = NULL; /* libcurl missing (logged by the client): nothing can be sent */
         t->spans_failed += n;
         t->exports_failed++;
@@ -336,6 +448,13 @@ void mg__trace_export_dispose(mg_trace_t *t)
     t->http = NULL;
     mg_h1_client_free(t->h1); /* its memory goes at its connections' close callbacks */
     t->h1 = NULL;
+    if (t->lookup != NULL) { /* its callback runs later (cancelled or not) and frees it alone */
+        t->lookup->t = NULL;
+        uv_cancel((uv_req_t *)&t->lookup->gai);
+        t->lookup = NULL;
+    }
+    free(t->pin);
+    t->pin = NULL;
     free(t->body); /* no export uses it any more: cancelled above */
     t->body = NULL;
     t->body_cap = 0;

@@ -25,6 +25,7 @@
 #define MG__TRACE_BATCH_MAX  512         /* spans per export request */
 #define MG__TRACE_FLUSH_MS   1000        /* export period */
 #define MG__TRACE_TIMEOUT_MS 5000        /* one export request, whole */
+#define MG__TRACE_PIN_MS     60000       /* an endpoint named by host is looked up again this often */
 #define MG__TRACE_SPAN_MAX   (16 * 1024) /* data of one span record; a longer one is dropped */
 #define MG__TRACE_FREE_SPANS                                                                                 \
     1024 /* ended spans kept for reuse (trace.c): about the most open at once                                \
@@ -66,9 +67,22 @@ struct mg_trace {
     mg_h1_client_t *h1;     /* the lean HTTP/1.1 client (ADR 0020): an http:// endpoint given by IP */
     mg_h1_call_t *h1call;   /* the export in flight through it, or NULL */
     int h1_checked, h1_ok;  /* mg_h1_accepts() asked once: the endpoint and headers never change */
-    size_t inflight;        /* spans in the export in flight */
-    char *body;             /* the export's body, kept for the next one (sent without a copy: new
-                               pages for every export cost more than writing the spans) */
+    /* An http:// endpoint named by host (export.c): the lean client too, pinned to an address
+     * resolved on the thread pool (h1client.h never resolves), again after MG__TRACE_PIN_MS or a
+     * failed export through it. */
+    int named;                       /* the endpoint is such a URL (host and port below) */
+    char pin_host[256];              /* its host */
+    unsigned pin_port;               /* its port */
+    char addrs[4][48];               /* the name's addresses as the lookup gave them (text) */
+    unsigned naddrs, addr_i;         /* how many; the one pinned */
+    char *pin;                       /* "host:port:address" (mg_http_req_t.resolve), NULL: none yet */
+    uint64_t pin_ms;                 /* uv_now() when pinned, or when the last lookup failed */
+    int pin_stale;                   /* exports failed through every address: look the name up again */
+    int via_pin;                     /* the export in flight went through the pin */
+    struct mg__trace_lookup *lookup; /* the lookup under way, or NULL */
+    size_t inflight;                 /* spans in the export in flight */
+    char *body;                      /* the export's body, kept for the next one (sent without a copy: new
+                                        pages for every export cost more than writing the spans) */
     size_t body_cap;
     int freeing;
     /* trace.c: ended spans kept for reuse */

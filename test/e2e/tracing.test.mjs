@@ -3,6 +3,7 @@
 // names, MCP semantic-convention attributes, the context the upstream receives, sampling, and an
 // unreachable collector costing only a counter.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { bearer, readRecord, recordFile, recordedTestserver, tokenNew } from './lib/auth.mjs';
 import { spawnSync } from 'node:child_process';
 import { MG_BINARY, freePort, testserver, writeConfig } from './lib/gateway.mjs';
@@ -309,7 +310,7 @@ test('an unreachable collector costs a counter, never a call', async (t) => {
   await gw.waitLog((l) => l.msg === 'trace export failed; spans of this batch are dropped', { what: 'one warn line' });
 });
 
-test('an endpoint named by host (libcurl) and one given by IP (the lean HTTP/1.1 client) both receive the spans', async (t) => {
+test('an endpoint named by host (looked up and pinned) and one given by IP both go through the lean HTTP/1.1 client: libcurl is never loaded', async (t) => {
   for (const host of ['localhost', '127.0.0.1']) {
     const rcv = await startReceiver(t);
     const gw = await t.gateway({
@@ -325,7 +326,35 @@ test('an endpoint named by host (libcurl) and one given by IP (the lean HTTP/1.1
     assert.equal(b.headers['content-length'], String(Buffer.byteLength(b.body)), 'a body of the length announced');
     assert.match(b.headers['user-agent'], /^mcpgate\//);
     await waitFor(async () => (await metric(gw, 'mcpgate_trace_spans_total', '{outcome="exported"}')) >= 3, { what: 'exported spans counted' });
+    // libcurl is loaded at its first use (common/lazylib.c): the export never needed it
+    const maps = fs.readFileSync(`/proc/${gw.pid}/maps`, 'utf8');
+    assert.ok(!/libcurl/.test(maps), `libcurl was loaded for an export to ${host}`);
   }
+});
+
+test('an endpoint named by host that is down at first: exports fail and are counted, calls do not; once it is up, spans arrive', async (t) => {
+  const port = await freePort();
+  const gw = await t.gateway({
+    config: {
+      mcpServers: { test: testserver() },
+      gateway: { tracing: { endpoint: `http://localhost:${port}/v1/traces`, sampleRatio: 1 } },
+    },
+  });
+  const sess = await initSession(gw.url);
+  const calls = async (tag) => {
+    for (let i = 0; i < 5; i++) {
+      const { response } = await call(gw.url, sess, 'tools/call', { name: 'echo', arguments: { message: `${tag}${i}` } });
+      assert.equal(response.result.content[0].text, `${tag}${i}`);
+    }
+  };
+  await calls('down');
+  await waitFor(async () => (await metric(gw, 'mcpgate_trace_exports_failed_total')) > 0, { what: 'a failed export counted' });
+  const rcv = await startReceiver(t, { port });
+  await calls('up');
+  // the failed address is looked up again, and the next exports reach the collector
+  await rcv.waitSpans((s) => byName(s, 'tools/call echo', 3).length >= 1, 'spans after the collector came up');
+  const maps = fs.readFileSync(`/proc/${gw.pid}/maps`, 'utf8');
+  assert.ok(!/libcurl/.test(maps), 'libcurl was loaded');
 });
 
 test('config: tracing needs an http(s) endpoint and a ratio in 0..1', async (t) => {

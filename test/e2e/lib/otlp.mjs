@@ -153,10 +153,10 @@ export function decodeExportProtobuf(buf) {
 }
 
 // Starts the receiver: {url, spans, bodies, requests, waitSpans(pred), close()}. status: what it
-// answers (200 by default). A body sent as application/x-protobuf is decoded
-// (decodeExportProtobuf); every body keeps its request headers.
-export async function startReceiver(t, { status = 200 } = {}) {
-  const port = await freePort();
+// answers (200 by default); port: where it listens (a free one by default). A body sent as
+// application/x-protobuf is decoded (decodeExportProtobuf); every body keeps its request headers.
+export async function startReceiver(t, { status = 200, port: at } = {}) {
+  const port = at ?? (await freePort());
   const spans = [];
   const bodies = [];
   let requests = 0;
