@@ -9,7 +9,8 @@
 # gateway-instant setup with operations features on (the cost of tracing and the journal, #16):
 #   traced          gateway.tracing at sampleRatio TRACE_RATIO (default 1) exporting to a local
 #                   OTLP/HTTP receiver (mcpgate-bare on the load generator's core: not counted),
-#                   protocol TRACE_PROTOCOL (default http/json; http/protobuf)
+#                   protocol TRACE_PROTOCOL (default http/json; http/protobuf), host TRACE_HOST
+#                   (default 127.0.0.1; localhost: the collector named by host)
 #   journal         gateway.journal on (HMAC checkpoints)
 #   traced-journal  both
 # Reps are interleaved (A B A B ...: every target once per rep, in the order given) so the
@@ -71,7 +72,7 @@ receiver() {
 }
 
 head -c 32 /dev/urandom | base64 >"$WORK/journal.key"
-TRACING='{"endpoint": "http://127.0.0.1:RPORT/v1/traces", "sampleRatio": '"${TRACE_RATIO:-1}"', "protocol": "'"${TRACE_PROTOCOL:-http/json}"'"}'
+TRACING='{"endpoint": "http://'"${TRACE_HOST:-127.0.0.1}"':RPORT/v1/traces", "sampleRatio": '"${TRACE_RATIO:-1}"', "protocol": "'"${TRACE_PROTOCOL:-http/json}"'"}'
 JOURNAL='{"path": "'$WORK'/journal.jsonl", "hmacKey": "${file:'$WORK'/journal.key}"}'
 
 for rep in $(seq 1 "$REPS"); do

@@ -13,7 +13,8 @@
 #                instant / gateway with gateway.tracing at sampleRatio 1 exporting to a local OTLP
 #                receiver (python3, answers 200): the cost of tracing is the difference per call
 #                (TRACE_RATIO=0.1 bench/profile.sh instant-traced: another ratio;
-#                TRACE_PROTOCOL=http/protobuf: the protobuf export, default http/json)
+#                TRACE_PROTOCOL=http/protobuf: the protobuf export, default http/json;
+#                TRACE_HOST=localhost: the collector named by host, default 127.0.0.1)
 #   traced-journal the gateway target with tracing (as gateway-traced) and the journal both on
 #   remote       build/mcpgate fronting a remote Streamable HTTP upstream (a native mcpgate serving
 #                build/mcpgate-testserver, as bench/remote.sh): the remote hop's cost per call
@@ -164,7 +165,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$p" >/dev/null 2>&1 &
     PIDS+=("$!")
-    GW_EXTRA="{\"tracing\": {\"endpoint\": \"http://127.0.0.1:$p/v1/traces\", \"sampleRatio\": ${TRACE_RATIO:-1}, \"protocol\": \"${TRACE_PROTOCOL:-http/json}\"}}"
+    GW_EXTRA="{\"tracing\": {\"endpoint\": \"http://${TRACE_HOST:-127.0.0.1}:$p/v1/traces\", \"sampleRatio\": ${TRACE_RATIO:-1}, \"protocol\": \"${TRACE_PROTOCOL:-http/json}\"}}"
 }
 
 for t in $TARGETS; do
