@@ -143,11 +143,18 @@ static void call_span_start(mg_call_t *c)
     mg_span_t *sp = c->span = mg_span_start(c->gw->trace, name, MG_SPAN_SERVER, NULL, parent);
     if (sp == NULL)
         return;
-    mg_span_set_str(sp, "mcp.method.name", c->method);
+    if (strcmp(c->method, "tools/call") == 0) { /* the commonest: its two constant attributes as a set */
+        mg_span_attrs_t **set = &c->gw->trace_tool_attrs;
+        if (*set == NULL) {
+            const char *kv[] = {"mcp.method.name", "tools/call", "gen_ai.operation.name", "execute_tool"};
+            *set = mg_span_attrs_new(kv, 2);
+        }
+        mg_span_add_attrs(sp, *set);
+    } else {
+        mg_span_set_str(sp, "mcp.method.name", c->method);
+    }
     if (target != NULL)
         mg_span_set_str(sp, c->method[0] == 't' ? "gen_ai.tool.name" : "gen_ai.prompt.name", target);
-    if (strcmp(c->method, "tools/call") == 0)
-        mg_span_set_str(sp, "gen_ai.operation.name", "execute_tool");
     if (c->client_id != NULL)
         mg_span_set_str(sp, "jsonrpc.request.id", id_text(c->client_id, idb, sizeof idb));
     mg_session_t *s = c->s;
@@ -196,10 +203,13 @@ static void span_outcome(mg_span_t *sp, mg__outcome_t o, int code)
 
 static void call_spans_end(mg_call_t *c, mg__outcome_t o, int code)
 {
-    mg_span_end(c->phase_span);
+    if (c->span == NULL && c->up_span == NULL && c->phase_span == NULL && c->round_span == NULL)
+        return;
+    uint64_t now = mg_trace_now_ns(); /* they end together: one clock read */
+    mg_span_end_at(c->phase_span, now);
     span_outcome(c->up_span, o, code);
-    mg_span_end(c->up_span);
-    mg_span_end(c->round_span);
+    mg_span_end_at(c->up_span, now);
+    mg_span_end_at(c->round_span, now);
     c->phase_span = c->up_span = c->round_span = NULL;
     if (c->span == NULL)
         return;
@@ -207,7 +217,7 @@ static void call_spans_end(mg_call_t *c, mg__outcome_t o, int code)
     if (p != NULL)
         mg_span_set_str(c->span, "mcpgate.server", p->srv->cfg->name);
     span_outcome(c->span, o, code);
-    mg_span_end(c->span);
+    mg_span_end_at(c->span, now);
     c->span = NULL;
 }
 

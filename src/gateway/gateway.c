@@ -489,6 +489,7 @@ void mg_gateway_free(mg_gateway_t *gw)
     mg_trace_free(gw->trace);
     for (size_t i = 0; i < sizeof gw->trace_http_attrs / sizeof gw->trace_http_attrs[0]; i++)
         mg_span_attrs_free(gw->trace_http_attrs[i]);
+    mg_span_attrs_free(gw->trace_tool_attrs);
     /* Timer handles are embedded: the struct is freed from the last close callback. */
     gw->handles_closing = 8;
     uv_close((uv_handle_t *)&gw->task_timer, handle_closed_cb);

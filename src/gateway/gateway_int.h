@@ -367,6 +367,7 @@ struct mg_gateway {
     mg_span_t *trace_ambient;
     /* pipeline.c: the HTTP span's attributes, one set per method, endpoint and HTTP version */
     mg_span_attrs_t *trace_http_attrs[3 * 3 * 2];
+    mg_span_attrs_t *trace_tool_attrs; /* dispatch.c: a tools/call span's method and operation name */
     /* era_sse.c: notices legacy HTTP+SSE clients that went away; exists while such sessions do */
     struct mg_sse_probe *sse_probe;
     struct mg_journal *journal; /* gateway.journal (obs/journal.h), NULL = off */

@@ -383,9 +383,15 @@ void mg_span_set_error(mg_span_t *s, const char *description)
 
 void mg_span_end(mg_span_t *s)
 {
+    if (s != NULL)
+        mg_span_end_at(s, mg_trace_now_ns());
+}
+
+void mg_span_end_at(mg_span_t *s, uint64_t end_ns)
+{
     if (s == NULL)
         return;
-    s->h.end_ns = mg_trace_now_ns();
+    s->h.end_ns = end_ns;
     if (s->error != NULL) {
         s->h.has_error = 1;
         s->h.error_len = (uint32_t)s->error_len;

@@ -109,6 +109,9 @@ void mg_span_add_attrs(mg_span_t *s, const mg_span_attrs_t *a);
 void mg_span_set_error(mg_span_t *s, const char *description);
 /* Ends and frees s; it is queued for export (or dropped and counted when the queue is full). */
 void mg_span_end(mg_span_t *s);
+/* The same with an end time read earlier (mg_trace_now_ns()): spans that end together, one clock
+ * read. */
+void mg_span_end_at(mg_span_t *s, uint64_t end_ns);
 
 /* The traceparent that makes the receiver a child of s, into out (MG_TRACEPARENT_LEN + 1 bytes).
  * Returns 1, or 0 when s is NULL (nothing written): for params._meta of requests to upstreams and
