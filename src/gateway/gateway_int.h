@@ -183,6 +183,10 @@ struct mg_session {
     char owner[40];       /* replica running its isolation "session" children; "!id" once lost; "" none */
     uint64_t seen_ms;     /* last request verified on this replica */
     mg_follow_t *follows; /* SSE connections fed from its logs (GET stream, streams resumed here) */
+    /* The call journal's "session" and "client" members for this session's calls (journal_hooks.c:
+     * its hash and clientInfo never change), written at its first journaled call; NULL until then. */
+    char *journal_members;
+    size_t journal_members_len;
 };
 
 struct mg_exchange {

@@ -125,6 +125,8 @@ void mg__journal_call_start(mg_call_t *c)
 /* The journal's name of what was called (borrowed from params), "" when none. */
 static const char *name_of(const mg_call_t *c)
 {
+    if (c->route_name != NULL) /* tools/call, prompts/get once routed: params' "name" as read */
+        return c->route_name;
     const char *m = c->method;
     if (strcmp(m, "resources/read") == 0)
         return json_string_value(json_object_get(c->params, "uri")) ?: "";
@@ -164,6 +166,38 @@ static void put_kv_plain(mg_jbuf_t *b, const char *k, size_t kl, const char *val
     memcpy(o + kl + 1, value, vl);
     o[kl + 1 + vl] = '"';
     b->len += kl + vl + 2;
+}
+
+/* The record's "session" (s's hash; none for the stateless session) and "client" (name and
+ * version of ci, a clientInfo object) members. */
+static void put_session_client(mg_jbuf_t *b, const mg_gateway_t *gw, const mg_session_t *s, const json_t *ci)
+{
+    if (s != NULL && s != gw->stateless)
+        put_kv_plain(b, K("session"), s->hash);
+    const char *cname = json_string_value(json_object_get(ci, "name"));
+    const char *cver = json_string_value(json_object_get(ci, "version"));
+    if (cname != NULL) {
+        put_key(b, K("client"));
+        mg_jbuf_put(b, "{\"name\":", 8);
+        mg_jbuf_put_str(b, cname, strlen(cname));
+        mg_jbuf_put(b, K("version"));
+        mg_jbuf_put_str(b, cver ? cver : "", cver ? strlen(cver) : 0);
+        mg_jbuf_put(b, "}", 1);
+    }
+}
+
+/* A session-era call's "session" and "client" members: the same text for every call of s, written
+ * once and kept with it (s->journal_members); NULL when it could not be (written per call then). */
+static const char *session_members(const mg_gateway_t *gw, mg_session_t *s)
+{
+    if (s->journal_members == NULL) {
+        char storage[256];
+        mg_jbuf_t sb;
+        mg_jbuf_init(&sb, storage, sizeof storage, 64u * 1024 * 1024);
+        put_session_client(&sb, gw, s, s->client_info);
+        s->journal_members = mg_jbuf_steal(&sb, &s->journal_members_len);
+    }
+    return s->journal_members;
 }
 
 /* The record is written as JSON text directly (no jansson tree): it is built on every call. */
@@ -216,24 +250,18 @@ void mg__journal_call_end(mg_call_t *c, mg__outcome_t o, int code)
         put_kv(&b, K("tenant"), p->tenant ? p->tenant : "");
     }
     mg_session_t *s = c->s;
-    if (s != NULL && s != gw->stateless)
-        put_kv_plain(&b, K("session"), s->hash);
-    const json_t *ci = s != NULL ? s->client_info : NULL;
-    if (c->modern) { /* 2026-07-28: clientInfo travels in each request's _meta */
-        json_t *mci =
-            json_object_get(json_object_get(c->params, "_meta"), "io.modelcontextprotocol/clientInfo");
-        if (json_is_object(mci))
-            ci = mci;
-    }
-    const char *cname = json_string_value(json_object_get(ci, "name"));
-    const char *cver = json_string_value(json_object_get(ci, "version"));
-    if (cname != NULL) {
-        put_key(&b, K("client"));
-        mg_jbuf_put(&b, "{\"name\":", 8);
-        mg_jbuf_put_str(&b, cname, strlen(cname));
-        mg_jbuf_put(&b, K("version"));
-        mg_jbuf_put_str(&b, cver ? cver : "", cver ? strlen(cver) : 0);
-        mg_jbuf_put(&b, "}", 1);
+    const char *sm = !c->modern && s != NULL && s != gw->stateless ? session_members(gw, s) : NULL;
+    if (sm != NULL) {
+        mg_jbuf_put(&b, sm, s->journal_members_len);
+    } else {
+        const json_t *ci = s != NULL ? s->client_info : NULL;
+        if (c->modern) { /* 2026-07-28: clientInfo travels in each request's _meta */
+            json_t *mci =
+                json_object_get(json_object_get(c->params, "_meta"), "io.modelcontextprotocol/clientInfo");
+            if (json_is_object(mci))
+                ci = mci;
+        }
+        put_session_client(&b, gw, s, ci);
     }
     put_kv_plain(&b, K("trace"), c->trace_id);
     if (b.err == 0)

@@ -650,9 +650,22 @@ static int args_sha_same(const char *body, size_t len, const char *member)
  * UTF-8 and characters the dumper escapes, member names that look like the one searched. */
 static json_t *random_value(unsigned *seed, int depth)
 {
-    static const char *const strs[] = {"", "a", "arguments", "argument", "{\"a\":[1,2]}", "}],", ":",
-                                       "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\\", "\"", "\n\t",
-                                       "\x01", "/", "[", "<>&'", "a b"};
+    static const char *const strs[] = {"",
+                                       "a",
+                                       "arguments",
+                                       "argument",
+                                       "{\"a\":[1,2]}",
+                                       "}],",
+                                       ":",
+                                       "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                                       "\\",
+                                       "\"",
+                                       "\n\t",
+                                       "\x01",
+                                       "/",
+                                       "[",
+                                       "<>&'",
+                                       "a b"};
     int k = depth >= 4 ? rand_r(seed) % 5 : rand_r(seed) % 8;
     switch (k) {
     case 0:
@@ -690,10 +703,13 @@ static void test_journal_args_sha(void **state)
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
         "\"arguments\":{\"message\":\"hi\"}}}",
         "{\"method\":\"tools/call\",\"params\":{\"arguments\":{\"b\":1,\"a\":2},\"name\":\"x\"}}", /* order */
-        "{\"method\":\"tools/call\",\"params\":{\"name\":\"arguments\",\"x\":{\"arguments\":1},\"arguments\":[1]}}",
-        "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"arguments\":{\"s\":\"}],{[:\\\"\"}}}", /* escape */
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"arguments\",\"x\":{\"arguments\":1},\"arguments\":[1]}}",
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"arguments\":{\"s\":\"}],{[:\\\"\"}}}", /* escape
+                                                                                                         */
         "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"arguments\":{\"s\":\"}],{[:,\"}}}",
-        "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"arguments\":{\"s\":\"caf\xc3\xa9\xf0\x9f\x98\x80\"}}}",
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"e\",\"arguments\":{\"s\":\"caf\xc3\xa9\xf0\x9f\x98\x80\"}}}",
         "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"arguments\":{\"s\":\"caf\\u00e9\"}}}",
         "{\"method\":\"tools/call\",\"params\":{\"arguments\":{\"n\":[0,-1,9223372036854775807,-42]}}}",
         "{\"method\":\"tools/call\",\"params\":{\"arguments\":{\"n\":1.0}}}", /* a real: the tree */
@@ -708,7 +724,8 @@ static void test_journal_args_sha(void **state)
         "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\"}}", /* none */
         "{\"method\":\"tools/call\",\"params\":{}}",
         "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"arguments\": {\"a\":1}}}", /* whitespace */
-        "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"_meta\":{\"progressToken\":1},\"arguments\":{\"a\":1}}}",
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"e\",\"_meta\":{\"progressToken\":1},\"arguments\":{\"a\":1}}}",
         "{\"method\":\"completion/complete\",\"params\":{\"ref\":{\"type\":\"ref/prompt\",\"name\":\"p\"},"
         "\"argument\":{\"name\":\"arg\",\"value\":\"v\"}}}",
         "{\"method\":\"tools/call\",\"params\":[1,2]}",
@@ -798,10 +815,10 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accepts),   cmocka_unit_test(test_initialize_and_list),
-        cmocka_unit_test(test_call_json), cmocka_unit_test(test_sse_switch),
-        cmocka_unit_test(test_resume),    cmocka_unit_test(test_cancel),
-        cmocka_unit_test(test_errors),    cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_accepts),          cmocka_unit_test(test_initialize_and_list),
+        cmocka_unit_test(test_call_json),        cmocka_unit_test(test_sse_switch),
+        cmocka_unit_test(test_resume),           cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_errors),           cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_journal_args_sha), cmocka_unit_test(test_text_member_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
