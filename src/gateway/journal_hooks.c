@@ -66,6 +66,18 @@ static const char *arguments_key(const mg_call_t *c)
 /* SHA-256 of nothing: no arguments, or arguments that cannot be written. */
 static const char empty_sha[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+/* args (may be NULL) as compact JSON into ab (initialised by the caller, bound ARGS_MAX) and its
+ * digest into hex: of nothing when absent or when it cannot be written (ab->err then). */
+static void dump_args(const json_t *args, mg_jbuf_t *ab, char hex[MG_SHA256_HEX])
+{
+    if (args != NULL)
+        mg_jbuf_put_json(ab, args);
+    if (ab->err == 0 && ab->len > 0)
+        mg_sha256_hex(ab->p, ab->len, hex);
+    else
+        memcpy(hex, empty_sha, sizeof empty_sha);
+}
+
 void mg__journal_args_sha(const json_t *params, const char *text, size_t len, const char *member,
                           char hex[MG_SHA256_HEX])
 {
@@ -81,16 +93,10 @@ void mg__journal_args_sha(const json_t *params, const char *text, size_t len, co
         memcpy(hex, empty_sha, sizeof empty_sha);
         return;
     }
-    const json_t *args = json_object_get(params, member);
     mg_jbuf_t ab;
     char astorage[1024];
     mg_jbuf_init(&ab, astorage, sizeof astorage, ARGS_MAX);
-    if (args != NULL)
-        mg_jbuf_put_json(&ab, args);
-    if (ab.err == 0 && ab.len > 0)
-        mg_sha256_hex(ab.p, ab.len, hex);
-    else
-        memcpy(hex, empty_sha, sizeof empty_sha);
+    dump_args(json_object_get(params, member), &ab, hex);
     mg_jbuf_dispose(&ab);
 }
 
@@ -221,13 +227,8 @@ void mg__journal_call_end(mg_call_t *c, mg__outcome_t o, int code)
         mg_jbuf_t ab;
         char astorage[1024];
         mg_jbuf_init(&ab, astorage, sizeof astorage, ARGS_MAX);
-        if (args != NULL)
-            mg_jbuf_put_json(&ab, args);
         char hex[MG_SHA256_HEX];
-        if (ab.err == 0 && ab.len > 0)
-            mg_sha256_hex(ab.p, ab.len, hex);
-        else
-            memcpy(hex, empty_sha, sizeof empty_sha);
+        dump_args(args, &ab, hex);
         put_kv_plain(&b, K("argsSha256"), hex);
         if (gw->cfg->journal.arguments && args != NULL && ab.err == 0) {
             put_key(&b, K("arguments"));
