@@ -84,6 +84,27 @@ static int has_real(const json_t *v)
     return found;
 }
 
+/* mg_json_text_member on a canonical object text p[0..len) read to obj: every member (a name
+ * without NUL) is found with its dump's bytes, and a name that is not a member is absent. */
+static void check_members(const json_t *obj, const char *p, size_t len)
+{
+    const char *k, *v;
+    size_t vl;
+    json_t *x;
+    json_object_foreach((json_t *)obj, k, x)
+    {
+        if (mg_json_text_member(p, len, k, &v, &vl) != 1 || !dumps_to(x, v, vl)) {
+            fprintf(stderr, "member '%s' of a canonical text: not found, or not its dump\n", k);
+            abort();
+        }
+    }
+    if (json_object_get(obj, "\x7f-absent") == NULL &&
+        mg_json_text_member(p, len, "\x7f-absent", &v, &vl) != 0) {
+        fprintf(stderr, "a member absent from a canonical text was found\n");
+        abort();
+    }
+}
+
 /* The span of the top-level object's last member (mg_json_span_t) against its dump; a text that
  * dumps back to itself with no escape and no real must have it reported. */
 static void check_span(const char *text, size_t size)
@@ -120,6 +141,10 @@ static void check_span(const char *text, size_t size)
                 name);
         abort();
     }
+    if (canonical)
+        check_members(tree, text, size);
+    if (span.p != NULL && json_is_object(span.v))
+        check_members(span.v, span.p, span.len);
     free(self);
     free(name);
     json_decref(got);

@@ -361,6 +361,67 @@ char *mg_json_dump(const json_t *v, size_t *len)
     return mg_jbuf_steal(&b, len);
 }
 
+/* ---- members of a canonical text ---- */
+
+/* Where the value starting at t[i] ends inside its object (the index of the ',' or '}' after it),
+ * or 0 when the text ends first or a bracket does not fit. */
+static size_t text_value_end(const char *t, size_t len, size_t i)
+{
+    size_t depth = 0;
+    while (i < len) {
+        char ch = t[i];
+        if (ch == '"') { /* no escapes: the next quote ends it */
+            const char *q = memchr(t + i + 1, '"', len - i - 1);
+            if (q == NULL)
+                return 0;
+            i = (size_t)(q - t) + 1;
+            continue;
+        }
+        if (depth == 0 && (ch == ',' || ch == '}'))
+            return i;
+        if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth == 0)
+                return 0;
+            depth--;
+        }
+        i++;
+    }
+    return 0;
+}
+
+int mg_json_text_member(const char *text, size_t len, const char *key, const char **vp, size_t *vlen)
+{
+    size_t kl = strlen(key);
+    *vp = NULL;
+    *vlen = 0;
+    if (len < 2 || text[0] != '{' || text[len - 1] != '}')
+        return -1;
+    if (len == 2)
+        return 0;
+    size_t i = 1;
+    for (;;) {
+        if (text[i] != '"')
+            return -1;
+        const char *q = memchr(text + i + 1, '"', len - i - 1);
+        if (q == NULL || (size_t)(q - text) + 2 >= len || q[1] != ':')
+            return -1;
+        size_t k = i + 1, klen = (size_t)(q - text) - k, v = (size_t)(q - text) + 2;
+        size_t end = text_value_end(text, len, v);
+        if (end <= v)
+            return -1;
+        if (klen == kl && memcmp(text + k, key, kl) == 0) {
+            *vp = text + v;
+            *vlen = end - v;
+            return 1;
+        }
+        if (text[end] == '}')
+            return end == len - 1 ? 0 : -1;
+        i = end + 1;
+    }
+}
+
 /* ---- reader ---- */
 
 typedef struct parser {

@@ -96,6 +96,15 @@ typedef struct mg_json_span {
 } mg_json_span_t;
 
 /*
+ * The value's bytes of member key of a canonical object text (an mg_json_span_t's bytes: no
+ * whitespace, no escape anywhere, so a string runs from its '"' to the next '"'): *vp and *vlen.
+ * Since the text is what the dumper writes for the object read from it, the bytes are what
+ * mg_jbuf_put_json writes for that member's value. Returns 1 found, 0 absent, -1 when the text is
+ * not an object of that shape (the caller then takes the tree). O(len); reads no tree.
+ */
+int mg_json_text_member(const char *text, size_t len, const char *key, const char **vp, size_t *vlen);
+
+/*
  * mg_json_loadb, counting while it reads what mg_rpc_scan (jsonrpc.h) counts in a separate pass:
  * containers open, elements of a top-level array (*items) and values (*values). NULL as soon as a
  * count passes its bound (nothing more is built) and wherever mg_json_loadb returns NULL; no error

@@ -188,6 +188,10 @@ struct mg_session {
     char owner[40];       /* replica running its isolation "session" children; "!id" once lost; "" none */
     uint64_t seen_ms;     /* last request verified on this replica */
     mg_follow_t *follows; /* SSE connections fed from its logs (GET stream, streams resumed here) */
+    /* The call journal's "session" and "client" members for this session's calls (journal_hooks.c:
+     * its hash and clientInfo never change), written at its first journaled call; NULL until then. */
+    char *journal_members;
+    size_t journal_members_len;
 };
 
 struct mg_exchange {
@@ -271,6 +275,7 @@ struct mg_call {
     /* The call journal (journal_hooks.c), set only when gateway.journal is on: */
     uint64_t start_ns;   /* uv_hrtime() at call_new */
     char trace_id[33];   /* W3C trace id of the request (traceparent), "" when none */
+    char args_sha[65];   /* the journal's argsSha256, taken at call_new ("": at the end) */
     const char *refusal; /* the rule that refused the call (static), NULL = none */
     int raw_outcome;     /* answered as bytes (dispatch.c raw_done_cb): 1 + its mg__outcome_t, else 0 */
     /* Tasks (tasks.c): the tool's execution.taskSupport once looked up (-1 = not yet, 0 = none or
@@ -705,6 +710,12 @@ int mg__server_prefixes(mg_gateway_t *gw, void (*keep)(mg_gateway_t *, char *));
 /* From call_new(): notes the start time of the calls below (status.c times them) and, with the
  * journal on, the request's trace id. */
 void mg__journal_call_start(mg_call_t *c);
+/* The journal's argsSha256 (64 hex digits and the NUL into hex): SHA-256 of the compact JSON of
+ * params' member (arguments, or a completion's argument), or of nothing when it is absent or cannot
+ * be written. text (may be NULL): params' canonical text (ADR 0019, what the dumper writes for
+ * params), whose bytes are hashed without dumping the tree; the same digest either way. */
+void mg__journal_args_sha(const json_t *params, const char *text, size_t len, const char *member,
+                          char hex[65]);
 /* From call_finish(): one "call" record for tools/call, prompts/get, resources/read and
  * completion/complete; o and code: mg__call_outcome() of the answer (cancelled: unanswered). */
 void mg__journal_call_end(mg_call_t *c, mg__outcome_t o, int code);

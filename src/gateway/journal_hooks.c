@@ -55,6 +55,51 @@ static void trace_of(const char *tp, size_t len, char out[33])
     out[32] = '\0';
 }
 
+/* The member of params whose SHA-256 the record carries. */
+static const char *arguments_key(const mg_call_t *c)
+{
+    return strcmp(c->method, "completion/complete") == 0 ? "argument" : "arguments";
+}
+
+#define ARGS_MAX (64u * 1024 * 1024) /* the record's bound: larger arguments hash as nothing */
+
+/* SHA-256 of nothing: no arguments, or arguments that cannot be written. */
+static const char empty_sha[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/* args (may be NULL) as compact JSON into ab (initialised by the caller, bound ARGS_MAX) and its
+ * digest into hex: of nothing when absent or when it cannot be written (ab->err then). */
+static void dump_args(const json_t *args, mg_jbuf_t *ab, char hex[MG_SHA256_HEX])
+{
+    if (args != NULL)
+        mg_jbuf_put_json(ab, args);
+    if (ab->err == 0 && ab->len > 0)
+        mg_sha256_hex(ab->p, ab->len, hex);
+    else
+        memcpy(hex, empty_sha, sizeof empty_sha);
+}
+
+void mg__journal_args_sha(const json_t *params, const char *text, size_t len, const char *member,
+                          char hex[MG_SHA256_HEX])
+{
+    /* The canonical text holds the member's dump as it is: hash those bytes (no tree walk). */
+    const char *v;
+    size_t vl;
+    int found = text != NULL ? mg_json_text_member(text, len, member, &v, &vl) : -1;
+    if (found == 1 && vl <= ARGS_MAX) {
+        mg_sha256_hex(v, vl, hex);
+        return;
+    }
+    if (found == 0) {
+        memcpy(hex, empty_sha, sizeof empty_sha);
+        return;
+    }
+    mg_jbuf_t ab;
+    char astorage[1024];
+    mg_jbuf_init(&ab, astorage, sizeof astorage, ARGS_MAX);
+    dump_args(json_object_get(params, member), &ab, hex);
+    mg_jbuf_dispose(&ab);
+}
+
 void mg__journal_call_start(mg_call_t *c)
 {
     if (!journaled(c->method))
@@ -62,9 +107,18 @@ void mg__journal_call_start(mg_call_t *c)
     c->start_ns = uv_hrtime();
     if (c->gw->journal == NULL)
         return;
+    /* The arguments' hash now, while the client's params text is lent (ADR 0019): its bytes are
+     * hashed as they are, when params is still the object read from them with its members. */
+    if (!c->gw->cfg->journal.arguments) {
+        const mg_exchange_t *x = c->x;
+        int lent = x != NULL && x->params_text != NULL && c->params == x->params_of &&
+                   json_object_size(c->params) == x->params_members;
+        mg__journal_args_sha(c->params, lent ? x->params_text : NULL, lent ? x->params_len : 0,
+                             arguments_key(c), c->args_sha);
+    }
     if (mg_span_trace_id(c->span, c->trace_id))
         return; /* traced: the call's own trace (the caller's, or a new one) */
-    json_t *meta = json_object_get(c->params, "_meta");
+    json_t *meta = mg__params_lack(c, c->params, MG__PK_META) ? NULL : json_object_get(c->params, "_meta");
     const char *tp = json_string_value(json_object_get(meta, "traceparent"));
     if (tp != NULL) {
         trace_of(tp, strlen(tp), c->trace_id);
@@ -77,6 +131,8 @@ void mg__journal_call_start(mg_call_t *c)
 /* The journal's name of what was called (borrowed from params), "" when none. */
 static const char *name_of(const mg_call_t *c)
 {
+    if (c->route_name != NULL) /* tools/call, prompts/get once routed: params' "name" as read */
+        return c->route_name;
     const char *m = c->method;
     if (strcmp(m, "resources/read") == 0)
         return json_string_value(json_object_get(c->params, "uri")) ?: "";
@@ -86,13 +142,6 @@ static const char *name_of(const mg_call_t *c)
         return n ? n : json_string_value(json_object_get(ref, "uri")) ?: "";
     }
     return json_string_value(json_object_get(c->params, "name")) ?: "";
-}
-
-static const json_t *arguments_of(const mg_call_t *c)
-{
-    if (strcmp(c->method, "completion/complete") == 0)
-        return json_object_get(c->params, "argument");
-    return json_object_get(c->params, "arguments");
 }
 
 /* Member names are literals written with their quotes, colon and comma in one copy: K("name")
@@ -125,6 +174,38 @@ static void put_kv_plain(mg_jbuf_t *b, const char *k, size_t kl, const char *val
     b->len += kl + vl + 2;
 }
 
+/* The record's "session" (s's hash; none for the stateless session) and "client" (name and
+ * version of ci, a clientInfo object) members. */
+static void put_session_client(mg_jbuf_t *b, const mg_gateway_t *gw, const mg_session_t *s, const json_t *ci)
+{
+    if (s != NULL && s != gw->stateless)
+        put_kv_plain(b, K("session"), s->hash);
+    const char *cname = json_string_value(json_object_get(ci, "name"));
+    const char *cver = json_string_value(json_object_get(ci, "version"));
+    if (cname != NULL) {
+        put_key(b, K("client"));
+        mg_jbuf_put(b, "{\"name\":", 8);
+        mg_jbuf_put_str(b, cname, strlen(cname));
+        mg_jbuf_put(b, K("version"));
+        mg_jbuf_put_str(b, cver ? cver : "", cver ? strlen(cver) : 0);
+        mg_jbuf_put(b, "}", 1);
+    }
+}
+
+/* A session-era call's "session" and "client" members: the same text for every call of s, written
+ * once and kept with it (s->journal_members); NULL when it could not be (written per call then). */
+static const char *session_members(const mg_gateway_t *gw, mg_session_t *s)
+{
+    if (s->journal_members == NULL) {
+        char storage[256];
+        mg_jbuf_t sb;
+        mg_jbuf_init(&sb, storage, sizeof storage, 64u * 1024 * 1024);
+        put_session_client(&sb, gw, s, s->client_info);
+        s->journal_members = mg_jbuf_steal(&sb, &s->journal_members_len);
+    }
+    return s->journal_members;
+}
+
 /* The record is written as JSON text directly (no jansson tree): it is built on every call. */
 void mg__journal_call_end(mg_call_t *c, mg__outcome_t o, int code)
 {
@@ -137,26 +218,24 @@ void mg__journal_call_end(mg_call_t *c, mg__outcome_t o, int code)
     put_kv_plain(&b, "\"method\":", sizeof "\"method\":" - 1, c->method); /* first: no comma */
     put_kv(&b, K("server"), mg__call_server(c));
     put_kv(&b, K("name"), name_of(c));
-    /* arguments as compact JSON in the client's key order: hashed, and written only when asked */
-    const json_t *args = arguments_of(c);
-    mg_jbuf_t ab;
-    char astorage[1024];
-    mg_jbuf_init(&ab, astorage, sizeof astorage, 64u * 1024 * 1024);
-    if (args != NULL)
-        mg_jbuf_put_json(&ab, args);
-    /* SHA-256 of nothing, when there are no arguments (or they cannot be written): a constant */
-    static const char empty_sha[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-    char hex[MG_SHA256_HEX];
-    if (ab.err == 0 && ab.len > 0)
-        mg_sha256_hex(ab.p, ab.len, hex);
-    else
-        memcpy(hex, empty_sha, sizeof empty_sha);
-    put_kv_plain(&b, K("argsSha256"), hex);
-    if (gw->cfg->journal.arguments && args != NULL && ab.err == 0) {
-        put_key(&b, K("arguments"));
-        mg_jbuf_put(&b, ab.p, ab.len);
+    /* arguments as compact JSON in the client's key order: hashed (at call_new when only the hash
+     * is recorded), and written only when asked */
+    if (c->args_sha[0] != '\0') {
+        put_kv_plain(&b, K("argsSha256"), c->args_sha);
+    } else {
+        const json_t *args = json_object_get(c->params, arguments_key(c));
+        mg_jbuf_t ab;
+        char astorage[1024];
+        mg_jbuf_init(&ab, astorage, sizeof astorage, ARGS_MAX);
+        char hex[MG_SHA256_HEX];
+        dump_args(args, &ab, hex);
+        put_kv_plain(&b, K("argsSha256"), hex);
+        if (gw->cfg->journal.arguments && args != NULL && ab.err == 0) {
+            put_key(&b, K("arguments"));
+            mg_jbuf_put(&b, ab.p, ab.len);
+        }
+        mg_jbuf_dispose(&ab);
     }
-    mg_jbuf_dispose(&ab);
     put_kv_plain(&b, K("outcome"), mg__outcome_name(o));
     if (o == MG__OUTCOME_ERROR || o == MG__OUTCOME_REFUSED) {
         put_key(&b, K("code"));
@@ -172,24 +251,18 @@ void mg__journal_call_end(mg_call_t *c, mg__outcome_t o, int code)
         put_kv(&b, K("tenant"), p->tenant ? p->tenant : "");
     }
     mg_session_t *s = c->s;
-    if (s != NULL && s != gw->stateless)
-        put_kv_plain(&b, K("session"), s->hash);
-    const json_t *ci = s != NULL ? s->client_info : NULL;
-    if (c->modern) { /* 2026-07-28: clientInfo travels in each request's _meta */
-        json_t *mci =
-            json_object_get(json_object_get(c->params, "_meta"), "io.modelcontextprotocol/clientInfo");
-        if (json_is_object(mci))
-            ci = mci;
-    }
-    const char *cname = json_string_value(json_object_get(ci, "name"));
-    const char *cver = json_string_value(json_object_get(ci, "version"));
-    if (cname != NULL) {
-        put_key(&b, K("client"));
-        mg_jbuf_put(&b, "{\"name\":", 8);
-        mg_jbuf_put_str(&b, cname, strlen(cname));
-        mg_jbuf_put(&b, K("version"));
-        mg_jbuf_put_str(&b, cver ? cver : "", cver ? strlen(cver) : 0);
-        mg_jbuf_put(&b, "}", 1);
+    const char *sm = !c->modern && s != NULL && s != gw->stateless ? session_members(gw, s) : NULL;
+    if (sm != NULL) {
+        mg_jbuf_put(&b, sm, s->journal_members_len);
+    } else {
+        const json_t *ci = s != NULL ? s->client_info : NULL;
+        if (c->modern) { /* 2026-07-28: clientInfo travels in each request's _meta */
+            json_t *mci =
+                json_object_get(json_object_get(c->params, "_meta"), "io.modelcontextprotocol/clientInfo");
+            if (json_is_object(mci))
+                ci = mci;
+        }
+        put_session_client(&b, gw, s, ci);
     }
     put_kv_plain(&b, K("trace"), c->trace_id);
     if (b.err == 0)

@@ -132,6 +132,7 @@ static void session_free(mg_session_t *s)
     mg_principal_unref(s->principal);
     mg__toolsearch_session_close(s);
     mg__sse_session_free(s);
+    free(s->journal_members);
     free(s->pools);
     mg_span_attrs_free(s->span_attrs);
     free(s);

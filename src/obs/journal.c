@@ -41,8 +41,8 @@
 #define DEFAULT_CP_MS  10000
 #define DEFAULT_QUEUE  (16u * 1024 * 1024)
 #define ROTATED_DIGITS 12
-#define FLUSH_MS       10          /* lines wait at most this long for a write to start... */
-#define FLUSH_BYTES    (64 * 1024) /* ...or until this many are queued: few wakeups per second */
+#define FLUSH_MS       50           /* lines wait at most this long for a write to start... */
+#define FLUSH_BYTES    (256 * 1024) /* ...or until this many are queued: few wakeups per second */
 #define SPARE_CHUNKS   8           /* written chunks kept for reuse (CHUNK_MIN bytes each) */
 
 typedef struct chunk {

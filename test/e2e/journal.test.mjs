@@ -113,6 +113,12 @@ test(`${SESSIONS} sessions x ${CALLS} calls: the chain verifies across rotated f
     ref: { type: 'ref/prompt', name: 'test_prompt_with_arguments' },
     argument: { name: 'arg1', value: 'completion-secret' },
   }, 5);
+  // argsSha256 is the SHA-256 of the arguments' compact JSON whether the request's params text is
+  // hashed as sent (no whitespace, no escapes) or the arguments are written again (escapes).
+  const argsCanonical = { message: 'caf\u00e9 \u20ac [}{,:]', n: [1, -2, { b: null }], t: true, e: {} };
+  const argsEscaped = { s: 'q"uote\\ /', n: [3] };
+  await rpcCall(gw.url, sess, auth, 'tools/call', { name: 'no_such_tool', arguments: argsCanonical }, 6);
+  await rpcCall(gw.url, sess, auth, 'tools/call', { name: 'no_such_tool', arguments: argsEscaped }, 7);
   const { code } = await gw.stop();
   assert.equal(code, 0);
 
@@ -138,6 +144,13 @@ test(`${SESSIONS} sessions x ${CALLS} calls: the chain verifies across rotated f
   assert.equal(echo.server, 'test');
   assert.equal(echo.client.name, 'mcpgate-e2e-raw');
   assert.match(echo.argsSha256, /^[0-9a-f]{64}$/);
+  const sha = (v) => crypto.createHash('sha256').update(JSON.stringify(v)).digest('hex');
+  const unknownArgs = calls.filter((r) => r.name === 'no_such_tool' && r.trace === '').map((r) => r.argsSha256);
+  assert.deepEqual(unknownArgs, [sha(argsCanonical), sha(argsEscaped)]);
+  // each session's records carry its own hash and the client's name (written once per session)
+  const echoes = calls.filter((r) => r.name === 'echo');
+  assert.equal(new Set(echoes.map((r) => r.session)).size, SESSIONS);
+  assert.ok(echoes.every((r) => /^[0-9a-f]{12}$/.test(r.session) && r.client.name === 'mcpgate-e2e-raw'));
   const read = calls.find((r) => r.method === 'resources/read');
   assert.equal(read.argsSha256, crypto.createHash('sha256').update('').digest('hex'), 'no arguments: the hash of nothing');
   assert.ok(Number.isInteger(echo.us));

@@ -35,7 +35,9 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
-#include "gateway/gateway_int.h" /* mg__accepts_two */
+#include "gateway/gateway_int.h" /* mg__accepts_two, mg__journal_args_sha */
+#include "common/codec.h"
+#include "jsonrpc/jsonrpc.h"
 
 /* ---- allocation faults ---- */
 
@@ -614,6 +616,194 @@ static void test_accepts(void **state)
     assert_int_equal(mg__accepts_two(h2o_iovec_init(NULL, 0), "application/json", "text/event-stream"), 0);
 }
 
+/* ---- the journal's argsSha256: the canonical text's bytes against the tree's dump ---- */
+
+/* Reads body as the pipeline does (the lent "params" text, ADR 0019) and checks that the digest
+ * from the text equals the digest from the tree for member; returns 1 when the text was used. */
+static int args_sha_same(const char *body, size_t len, const char *member)
+{
+    const mg_rpc_limits_t lim = {64, 100, 1000000};
+    int err = -1;
+    mg_rpc_size_t size;
+    mg_json_span_t span = {.key = "params"};
+    json_t *msg = mg_rpc_parse_params(body, len, &lim, &err, &size, &span);
+    json_t *params = json_object_get(msg, "params");
+    char tree[65], text[65];
+    mg__journal_args_sha(params, NULL, 0, member, tree);
+    int used = span.p != NULL && json_is_object(span.v);
+    if (used) {
+        const char *v;
+        size_t vl;
+        int found = mg_json_text_member(span.p, span.len, member, &v, &vl);
+        assert_int_not_equal(found, -1); /* a canonical object always scans */
+        assert_int_equal(found, json_object_get(params, member) != NULL);
+        mg__journal_args_sha(params, span.p, span.len, member, text);
+        if (strcmp(text, tree) != 0)
+            fail_msg("argsSha256 differs for %.*s: text %s, tree %s", (int)len, body, text, tree);
+    }
+    assert_int_equal(strlen(tree), 64);
+    json_decref(msg);
+    return used;
+}
+
+/* A random value for the bodies below: nested, every type, strings with JSON's punctuation, raw
+ * UTF-8 and characters the dumper escapes, member names that look like the one searched. */
+static json_t *random_value(unsigned *seed, int depth)
+{
+    static const char *const strs[] = {"",
+                                       "a",
+                                       "arguments",
+                                       "argument",
+                                       "{\"a\":[1,2]}",
+                                       "}],",
+                                       ":",
+                                       "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                                       "\\",
+                                       "\"",
+                                       "\n\t",
+                                       "\x01",
+                                       "/",
+                                       "[",
+                                       "<>&'",
+                                       "a b"};
+    int k = depth >= 4 ? rand_r(seed) % 5 : rand_r(seed) % 8;
+    switch (k) {
+    case 0:
+        return json_null();
+    case 1:
+        return json_boolean(rand_r(seed) % 2);
+    case 2: {
+        static const json_int_t ints[] = {0, 1, -1, 42, -987654321, INT64_MAX, INT64_MIN + 1};
+        return json_integer(ints[rand_r(seed) % 7]);
+    }
+    case 3:
+        return rand_r(seed) % 8 == 0 ? json_real(rand_r(seed) % 3 == 0 ? 1.5 : 1e300)
+                                     : json_string(strs[rand_r(seed) % 16]);
+    case 4:
+        return json_string(strs[rand_r(seed) % 16]);
+    case 5: {
+        json_t *a = json_array();
+        for (int i = rand_r(seed) % 4; i > 0; i--)
+            json_array_append_new(a, random_value(seed, depth + 1));
+        return a;
+    }
+    default: {
+        json_t *o = json_object();
+        for (int i = rand_r(seed) % 5; i > 0; i--)
+            json_object_set_new(o, strs[rand_r(seed) % 16], random_value(seed, depth + 1));
+        return o;
+    }
+    }
+}
+
+static void test_journal_args_sha(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+        "\"arguments\":{\"message\":\"hi\"}}}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":{\"b\":1,\"a\":2},\"name\":\"x\"}}", /* order */
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"arguments\",\"x\":{\"arguments\":1},\"arguments\":[1]}}",
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"arguments\":{\"s\":\"}],{[:\\\"\"}}}", /* escape
+                                                                                                         */
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"arguments\":{\"s\":\"}],{[:,\"}}}",
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"e\",\"arguments\":{\"s\":\"caf\xc3\xa9\xf0\x9f\x98\x80\"}}}",
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"arguments\":{\"s\":\"caf\\u00e9\"}}}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":{\"n\":[0,-1,9223372036854775807,-42]}}}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":{\"n\":1.0}}}", /* a real: the tree */
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":{\"n\":-0}}}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":{\"a\":{\"b\":{\"c\":[[[{}]]]}}},\"z\":1}}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":null}}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":\"s\"}}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":7,\"name\":\"e\"}}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":true}}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":{}}}",
+        "{\"method\":\"tools/call\",\"params\":{\"arguments\":[]}}",
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\"}}", /* none */
+        "{\"method\":\"tools/call\",\"params\":{}}",
+        "{\"method\":\"tools/call\",\"params\":{\"name\":\"e\",\"arguments\": {\"a\":1}}}", /* whitespace */
+        "{\"method\":\"tools/"
+        "call\",\"params\":{\"name\":\"e\",\"_meta\":{\"progressToken\":1},\"arguments\":{\"a\":1}}}",
+        "{\"method\":\"completion/complete\",\"params\":{\"ref\":{\"type\":\"ref/prompt\",\"name\":\"p\"},"
+        "\"argument\":{\"name\":\"arg\",\"value\":\"v\"}}}",
+        "{\"method\":\"tools/call\",\"params\":[1,2]}",
+        "{\"method\":\"tools/call\"}",
+    };
+    int used = 0;
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        used += args_sha_same(bodies[i], strlen(bodies[i]), "arguments");
+        args_sha_same(bodies[i], strlen(bodies[i]), "argument");
+    }
+    assert_true(used >= 15);
+    /* the digest itself: of the compact text, and of nothing when absent */
+    char hex[65];
+    json_t *p = json_pack("{s:{s:s}}", "arguments", "message", "hi");
+    mg__journal_args_sha(p, NULL, 0, "arguments", hex);
+    char want[MG_SHA256_HEX];
+    mg_sha256_hex("{\"message\":\"hi\"}", 16, want);
+    assert_string_equal(hex, want);
+    mg__journal_args_sha(p, NULL, 0, "argument", hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    json_decref(p);
+    /* many random shapes, as a client would send them (canonical or not) */
+    unsigned seed = 16;
+    int canon = 0;
+    for (int i = 0; i < 3000; i++) {
+        json_t *params = json_object();
+        for (int m = rand_r(&seed) % 5; m > 0; m--)
+            json_object_set_new(params, rand_r(&seed) % 3 ? "name" : "x", random_value(&seed, 1));
+        if (rand_r(&seed) % 6 != 0)
+            json_object_set_new(params, "arguments", random_value(&seed, 1));
+        for (int m = rand_r(&seed) % 3; m > 0; m--)
+            json_object_set_new(params, rand_r(&seed) % 2 ? "z" : "arg", random_value(&seed, 1));
+        json_t *msg = json_pack("{s:s,s:i,s:s,s:o}", "jsonrpc", "2.0", "id", i, "method", "tools/call",
+                                "params", params);
+        char *body = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        canon += args_sha_same(body, strlen(body), "arguments");
+        free(body);
+        json_decref(msg);
+    }
+    assert_true(canon > 300); /* the text was used often enough to mean something */
+}
+
+/* mg_json_text_member on texts of the wrong shape: -1, never a guess. */
+static void test_text_member_shapes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int want;
+        const char *value;
+    } cases[] = {
+        {"{\"a\":1,\"arguments\":{\"x\":[1,\"]\"]},\"b\":2}", 1, "{\"x\":[1,\"]\"]}"},
+        {"{\"arguments\":\"}\"}", 1, "\"}\""},
+        {"{}", 0, NULL},
+        {"{\"a\":1}", 0, NULL},
+        {"{\"a\":{\"arguments\":1}}", 0, NULL},
+        {"[1]", -1, NULL},
+        {"{\"a\":1", -1, NULL},
+        {"{\"a\":}", -1, NULL},
+        {"{\"a\":1,}", -1, NULL},
+        {"{\"a\":[1}", -1, NULL},
+        {"{\"a\":\"x}", -1, NULL},
+        {"{\"a\" :1}", -1, NULL},
+        {"{\"a\":1}}", -1, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *v;
+        size_t vl;
+        int r = mg_json_text_member(cases[i].text, strlen(cases[i].text), "arguments", &v, &vl);
+        if (r != cases[i].want)
+            fail_msg("%s: %d, want %d", cases[i].text, r, cases[i].want);
+        if (r == 1) {
+            assert_int_equal(vl, strlen(cases[i].value));
+            assert_memory_equal(v, cases[i].value, vl);
+        }
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -625,10 +815,11 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accepts),   cmocka_unit_test(test_initialize_and_list),
-        cmocka_unit_test(test_call_json), cmocka_unit_test(test_sse_switch),
-        cmocka_unit_test(test_resume),    cmocka_unit_test(test_cancel),
-        cmocka_unit_test(test_errors),    cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_accepts),          cmocka_unit_test(test_initialize_and_list),
+        cmocka_unit_test(test_call_json),        cmocka_unit_test(test_sse_switch),
+        cmocka_unit_test(test_resume),           cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_errors),           cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_journal_args_sha), cmocka_unit_test(test_text_member_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
