@@ -3,12 +3,13 @@
  * batch is full) by one OTLP/HTTP POST at a time (JSON, or protobuf: otlp_pb.h) through an outbound client:
  * http/h1client.h for an http:// endpoint given by IP (ADR 0020), else http/client.h (libcurl on the
  * loop). An http:// endpoint named by host goes through the lean client too: its name is looked up
- * on the thread pool (uv_getaddrinfo), the first address is pinned for the requests (h1client.h never
- * resolves), and it is looked up again every minute and after an export through it failed; until the
- * first answer, and when the name cannot be resolved, libcurl sends. A request never waits for it: a full
- * queue drops the span and counts it; a failed export (collector down, timeout, non-2xx) drops its batch and
- * counts it. Spans are queued as records (span_rec.h) and encoded, a batch at a time, into one body kept
- * between exports. Nothing is retried: traces are best effort, memory is bounded. Metrics:
+ * on the thread pool (uv_getaddrinfo) and an address of the answer pinned for the requests (h1client.h
+ * never resolves): the same one while it works, the next one after an export through it failed, a new
+ * lookup when none is left and every minute. Exports wait for the first answer; when the name cannot be
+ * resolved, libcurl sends (it looks the name up itself) until the next lookup. A request never waits for it:
+ * a full queue drops the span and counts it; a failed export (collector down, timeout, non-2xx) drops its
+ * batch and counts it. Spans are queued as records (span_rec.h) and encoded, a batch at a time, into one body
+ * kept between exports. Nothing is retried: traces are best effort, memory is bounded. Metrics:
  * mcpgate_trace_spans_total{outcome="exported|dropped|failed"}, mcpgate_trace_exports_failed_total,
  * mcpgate_trace_queue_spans. Read next: trace_int.h (the body's format), span_rec.h, trace.c.
  */
