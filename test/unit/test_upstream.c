@@ -112,6 +112,24 @@ static void h_env(h_t *h, const char *k, const char *v)
     h->srv.nenv++;
 }
 
+/* The sh command line of a test server behind `tee`: every line the child is sent is also written
+ * to the file $MG_TEE (h_init_tee). Server arguments may follow. */
+#define TEE_TS "tee \"$MG_TEE\" | exec \"$MG_TS\""
+
+/* h as that test server: tee is a mkstemp template ("/tmp/...-XXXXXX"), filled in and created
+ * empty here; the caller unlinks it. */
+static void h_init_tee(h_t *h, const char *name, char *tee, const char *script)
+{
+    int fd = mkstemp(tee);
+    assert_true(fd >= 0);
+    close(fd);
+    h_init(h, name, "sh", 1);
+    h_arg(h, "-c");
+    h_arg(h, script);
+    h_env(h, "MG_TEE", tee);
+    h_env(h, "MG_TS", testserver);
+}
+
 static void h_new(h_t *h)
 {
     mg_upstream_opts_t o = {&h->srv, &h->lim, "mcpgate-test", "0.0.1", h->exclusive, NULL, NULL};
@@ -731,15 +749,8 @@ static void test_large_messages(void **state)
 static void test_sleep_timeout_and_progress(void **state)
 {
     char tee[] = "/tmp/mg-upstream-tee-XXXXXX";
-    int fd = mkstemp(tee);
-    assert_true(fd >= 0);
-    close(fd);
     h_t h;
-    h_init(&h, "sleepy", "sh", 1);
-    h_arg(&h, "-c");
-    h_arg(&h, "tee \"$MG_TEE\" | exec \"$MG_TS\"");
-    h_env(&h, "MG_TEE", tee);
-    h_env(&h, "MG_TS", testserver);
+    h_init_tee(&h, "sleepy", tee, TEE_TS);
     h.lim.max_request_ms = 1500;
     h_new(&h);
     h_start(&h);
@@ -859,15 +870,8 @@ static void test_call_parts(void **state)
 {
     (void)state;
     char tee[] = "/tmp/mg-upstream-tee-XXXXXX";
-    int fd = mkstemp(tee);
-    assert_true(fd >= 0);
-    close(fd);
     h_t h;
-    h_init(&h, "parts", "sh", 1);
-    h_arg(&h, "-c");
-    h_arg(&h, "tee \"$MG_TEE\" | exec \"$MG_TS\"");
-    h_env(&h, "MG_TEE", tee);
-    h_env(&h, "MG_TS", testserver);
+    h_init_tee(&h, "parts", tee, TEE_TS);
     h_new(&h);
     /* queued: no child yet */
     call_t q = {0};
@@ -1181,15 +1185,8 @@ static void test_env_isolation(void **state)
 static void test_busy_and_cancel(void **state)
 {
     char tee[] = "/tmp/mg-upstream-tee-XXXXXX";
-    int fd = mkstemp(tee);
-    assert_true(fd >= 0);
-    close(fd);
     h_t h;
-    h_init(&h, "busy", "sh", 1);
-    h_arg(&h, "-c");
-    h_arg(&h, "tee \"$MG_TEE\" | exec \"$MG_TS\"");
-    h_env(&h, "MG_TEE", tee);
-    h_env(&h, "MG_TS", testserver);
+    h_init_tee(&h, "busy", tee, TEE_TS);
     h.lim.max_inflight_per_upstream = 3;
     h_new(&h);
     call_t q = {0}; /* queued before start, cancelled while queued */
@@ -1291,15 +1288,8 @@ static void test_attribution_evidence(void **state)
 {
     for (int exclusive = 0; exclusive <= 1; exclusive++) {
         char tee[] = "/tmp/mg-upstream-tee-XXXXXX";
-        int fd = mkstemp(tee);
-        assert_true(fd >= 0);
-        close(fd);
         h_t h;
-        h_init(&h, "sampler", "sh", 1);
-        h_arg(&h, "-c");
-        h_arg(&h, "tee \"$MG_TEE\" | exec \"$MG_TS\" --no-hints");
-        h_env(&h, "MG_TEE", tee);
-        h_env(&h, "MG_TS", testserver);
+        h_init_tee(&h, "sampler", tee, TEE_TS " --no-hints");
         h.exclusive = exclusive;
         h_new(&h);
         h_start(&h);
@@ -1863,15 +1853,8 @@ static void test_trace_meta_requests(void **state)
 {
     (void)state;
     char tee[] = "/tmp/mg-upstream-tee-XXXXXX";
-    int fd = mkstemp(tee);
-    assert_true(fd >= 0);
-    close(fd);
     h_t h;
-    h_init(&h, "traced", "sh", 1);
-    h_arg(&h, "-c");
-    h_arg(&h, "tee \"$MG_TEE\" | exec \"$MG_TS\"");
-    h_env(&h, "MG_TEE", tee);
-    h_env(&h, "MG_TS", testserver);
+    h_init_tee(&h, "traced", tee, TEE_TS);
     h_new(&h);
     const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     call_t c[3] = {{0}};
