@@ -43,7 +43,7 @@
 #define ROTATED_DIGITS 12
 #define FLUSH_MS       50           /* lines wait at most this long for a write to start... */
 #define FLUSH_BYTES    (256 * 1024) /* ...or until this many are queued: few wakeups per second */
-#define SPARE_CHUNKS   8           /* written chunks kept for reuse (CHUNK_MIN bytes each) */
+#define SPARE_CHUNKS   8            /* written chunks kept for reuse (CHUNK_MIN bytes each) */
 
 typedef struct chunk {
     struct chunk *next;
