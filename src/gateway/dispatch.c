@@ -1178,12 +1178,18 @@ unsigned mg__params_keys(const json_t *params)
     return keys;
 }
 
-int mg__params_lack(const mg_call_t *c, const json_t *params, unsigned bit)
+const mg_exchange_t *mg__params_lent(const mg_call_t *c, const json_t *params)
 {
     const mg_exchange_t *x = c->x;
-    return x != NULL && x->params_of != NULL && params == x->params_of &&
-           json_object_size(params) == x->params_members &&
-           (x->params_keys & (MG__PK_KNOWN | bit)) == MG__PK_KNOWN;
+    if (x == NULL || x->params_of == NULL || params != x->params_of)
+        return NULL;
+    return json_object_size(params) == x->params_members ? x : NULL; /* nothing taken off or added */
+}
+
+int mg__params_lack(const mg_call_t *c, const json_t *params, unsigned bit)
+{
+    const mg_exchange_t *x = mg__params_lent(c, params);
+    return x != NULL && (x->params_keys & (MG__PK_KNOWN | bit)) == MG__PK_KNOWN;
 }
 
 /* 1 when pool's upstream runs tools/call as tasks (2025-11-25 capability tasks.requests.tools.call). */
@@ -1254,11 +1260,11 @@ static void forward(mg_call_t *c, mg_pool_t *pool, json_t *params /* stolen */)
      * the child's line instead of dumped when the message still holds that very object with the
      * members it was read with (phase_forward shares it only when nothing changes it; this checks
      * that nothing was taken off or added). */
-    if (params != NULL && c->x != NULL && c->x->params_text != NULL && params == c->x->params_of &&
-        json_object_size(params) == c->x->params_members) {
+    const mg_exchange_t *lent = mg__params_lent(c, params);
+    if (lent != NULL) {
         caller.params_of = params;
-        caller.params_text = c->x->params_text;
-        caller.params_len = c->x->params_len;
+        caller.params_text = lent->params_text;
+        caller.params_len = lent->params_len;
         caller.params_no_meta = mg__params_lack(c, params, MG__PK_META);
     }
     /* {"jsonrpc":"2.0","method":method,"params":params}, built only where the upstream needs it */

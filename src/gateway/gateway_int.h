@@ -655,6 +655,10 @@ void mg__dispatch_fail(mg_call_t *c, int err, const char *message, json_t *data)
 #define MG__PK_META  2u
 #define MG__PK_TASK  4u
 unsigned mg__params_keys(const json_t *params);
+/* c's exchange when params (c->params, or that very object shared on the way) is the object lent to
+ * it (params_of, ADR 0019) with the members it was read with, so params_text is its dump as it is;
+ * else NULL. */
+const mg_exchange_t *mg__params_lent(const mg_call_t *c, const json_t *params);
 /* 1 when params (c->params, or that very object shared on the way) certainly has no member of kind
  * bit (MG__PK_META, MG__PK_TASK): it is the object lent to c's exchange (params_of, ADR 0019) with
  * the members it was read with, and its params_keys say so. 0 when it may: the caller looks it up. */

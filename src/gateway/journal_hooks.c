@@ -110,10 +110,8 @@ void mg__journal_call_start(mg_call_t *c)
     /* The arguments' hash now, while the client's params text is lent (ADR 0019): its bytes are
      * hashed as they are, when params is still the object read from them with its members. */
     if (!c->gw->cfg->journal.arguments) {
-        const mg_exchange_t *x = c->x;
-        int lent = x != NULL && x->params_text != NULL && c->params == x->params_of &&
-                   json_object_size(c->params) == x->params_members;
-        mg__journal_args_sha(c->params, lent ? x->params_text : NULL, lent ? x->params_len : 0,
+        const mg_exchange_t *lent = mg__params_lent(c, c->params);
+        mg__journal_args_sha(c->params, lent ? lent->params_text : NULL, lent ? lent->params_len : 0,
                              arguments_key(c), c->args_sha);
     }
     if (mg_span_trace_id(c->span, c->trace_id))
